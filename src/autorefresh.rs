@@ -1,0 +1,1 @@
+//! Renewal loop + proxy + child for --auto-refresh (STUB).

@@ -1,0 +1,1 @@
+//! Command line splitting (STUB: owned by the config work item).

@@ -1,0 +1,1 @@
+//! Daemon mode (STUB: owned by the daemon/status work item).

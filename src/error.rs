@@ -1,0 +1,241 @@
+//! The one error type of the library and its mapping to exit codes.
+//!
+//! Every fallible library function returns [`Error`]. `main` maps it once to a one-line message
+//! (`woci: error: …`) and [`Error::exit_code`]. Messages never contain a token, refresh token,
+//! client secret, passphrase or key: variants carry only names, paths, HTTP statuses and the
+//! server's `error` / `error_description` fields (which never echo secrets).
+
+use std::path::PathBuf;
+
+/// Exit codes woci itself uses. Any other code came from the child (`oci` or `--exec`).
+pub mod exit {
+    /// Runtime failure that fits no other class (I/O on a healthy file system, internal bug).
+    pub const FAILURE: u8 = 1;
+    /// Bad command line or configuration (missing/invalid manager INI keys, bad URL, bad flag).
+    pub const CONFIG: u8 = 2;
+    /// An interactive login is needed but cannot happen (no TTY, `--no-browser` timeout, user denied).
+    pub const LOGIN: u8 = 3;
+    /// The identity provider rejected the refresh token or the client (`invalid_grant`, `invalid_client`).
+    pub const IDP_REJECTED: u8 = 4;
+    /// The OCI identity domain rejected the token exchange.
+    pub const EXCHANGE_REJECTED: u8 = 5;
+    /// Network failure or timeout after bounded retries (IdP, identity domain or auth service unreachable, 5xx).
+    pub const NETWORK: u8 = 6;
+    /// A local file (token, key, config, refresh token) is corrupt or unreadable; it was left untouched.
+    pub const CORRUPT_FILE: u8 = 7;
+    /// The encrypted refresh token cannot be decrypted (wrong or missing passphrase, tampered file).
+    pub const REFRESH_TOKEN_LOCKED: u8 = 8;
+    /// The OCI session cannot be renewed any more (`sess_exp` passed, auth service answered 401).
+    pub const SESSION_EXPIRED: u8 = 9;
+    /// Another woci holds the profile lock for too long, or a daemon is already running.
+    pub const BUSY: u8 = 10;
+    /// The `oci` program (or `--exec` program) could not be executed.
+    pub const NOT_EXECUTABLE: u8 = 126;
+    /// The `oci` program (or `--exec` program) was not found.
+    pub const NOT_FOUND: u8 = 127;
+}
+
+/// Library result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in woci, classified by what the user has to do about it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// Bad command line or configuration.
+    #[error("{0}")]
+    Config(String),
+
+    /// A login is required but cannot be performed here, or it failed.
+    #[error("{0}")]
+    Login(String),
+
+    /// The IdP's token endpoint answered with an OAuth error.
+    #[error("identity provider rejected the {what}: {error}{}", describe(.description))]
+    IdpRejected {
+        /// What was presented: "refresh token", "authorization code", "client credentials".
+        what: &'static str,
+        /// OAuth `error` code, e.g. `invalid_grant`.
+        error: String,
+        /// OAuth `error_description`, if any.
+        description: Option<String>,
+    },
+
+    /// The identity domain's token exchange answered with an error.
+    #[error("token exchange rejected (HTTP {status}): {error}{}", describe(.description))]
+    ExchangeRejected {
+        /// HTTP status.
+        status: u16,
+        /// OAuth `error` code, or a short summary when the body was not OAuth JSON.
+        error: String,
+        /// `error_description`, if any.
+        description: Option<String>,
+    },
+
+    /// The network failed, timed out or the server kept answering 5xx.
+    #[error("{service} unreachable at `{url}`: {reason}")]
+    Network {
+        /// Which service: "identity provider", "token exchange", "OCI auth service".
+        service: &'static str,
+        /// The URL without query (never contains secrets).
+        url: String,
+        /// Why, already summarized (timeout, connection refused, HTTP 503 after 3 attempts).
+        reason: String,
+    },
+
+    /// A server answered 2xx with a body that is not what the protocol says.
+    #[error("{service} sent an invalid response: {reason}")]
+    Protocol {
+        /// Which service.
+        service: &'static str,
+        /// What was wrong (never includes the body itself).
+        reason: String,
+    },
+
+    /// A local file is corrupt. It is never overwritten because of this error.
+    #[error("corrupt file `{}`: {reason}", path.display())]
+    CorruptFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The refresh token file is encrypted and cannot be decrypted.
+    #[error("cannot decrypt refresh token `{}`: {reason}", path.display())]
+    RefreshTokenLocked {
+        /// The refresh token file.
+        path: PathBuf,
+        /// Wrong passphrase, no passphrase given, damaged envelope.
+        reason: String,
+    },
+
+    /// The OCI session can no longer be renewed.
+    #[error("{0}")]
+    SessionExpired(String),
+
+    /// A lock could not be taken in time, or a daemon already runs.
+    #[error("{0}")]
+    Busy(String),
+
+    /// The program to run was not found.
+    #[error("`{program}` not found: {hint}")]
+    ProgramNotFound {
+        /// The program name or path.
+        program: String,
+        /// Which setting chooses it.
+        hint: String,
+    },
+
+    /// The program to run exists but could not be executed.
+    #[error("cannot execute `{program}`: {reason}")]
+    ProgramNotExecutable {
+        /// The program name or path.
+        program: String,
+        /// The OS error.
+        reason: String,
+    },
+
+    /// I/O on a file or directory.
+    #[error("{action} `{}`: {source}", path.display())]
+    Io {
+        /// "cannot read", "cannot write", …
+        action: &'static str,
+        /// The path involved.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Anything else (internal).
+    #[error("{0}")]
+    Other(String),
+}
+
+fn describe(description: &Option<String>) -> String {
+    match description {
+        Some(d) if !d.is_empty() => format!(" ({d})"),
+        _ => String::new(),
+    }
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Config(_) => exit::CONFIG,
+            Error::Login(_) => exit::LOGIN,
+            Error::IdpRejected { .. } => exit::IDP_REJECTED,
+            Error::ExchangeRejected { .. } => exit::EXCHANGE_REJECTED,
+            Error::Network { .. } | Error::Protocol { .. } => exit::NETWORK,
+            Error::CorruptFile { .. } => exit::CORRUPT_FILE,
+            Error::RefreshTokenLocked { .. } => exit::REFRESH_TOKEN_LOCKED,
+            Error::SessionExpired(_) => exit::SESSION_EXPIRED,
+            Error::Busy(_) => exit::BUSY,
+            Error::ProgramNotFound { .. } => exit::NOT_FOUND,
+            Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
+            Error::Io { .. } | Error::Other(_) => exit::FAILURE,
+        }
+    }
+
+    /// True when the IdP said the refresh token is no good, so an interactive login is the way out.
+    pub fn needs_login(&self) -> bool {
+        matches!(self, Error::IdpRejected { error, .. } if error == "invalid_grant")
+    }
+
+    /// True for failures worth retrying later (network, 5xx), as opposed to rejections.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Network { .. })
+    }
+
+    /// Shorthand for an [`Error::Io`].
+    pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io { action, path: path.into(), source }
+    }
+
+    /// Shorthand for an [`Error::CorruptFile`].
+    pub fn corrupt(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Error::CorruptFile { path: path.into(), reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_are_distinct_per_class() {
+        let errors = [
+            Error::Config("x".into()),
+            Error::Login("x".into()),
+            Error::IdpRejected { what: "refresh token", error: "invalid_grant".into(), description: None },
+            Error::ExchangeRejected { status: 400, error: "invalid_request".into(), description: None },
+            Error::Network { service: "s", url: "u".into(), reason: "r".into() },
+            Error::corrupt("/p", "r"),
+            Error::RefreshTokenLocked { path: "/p".into(), reason: "r".into() },
+            Error::SessionExpired("x".into()),
+            Error::Busy("x".into()),
+            Error::ProgramNotFound { program: "oci".into(), hint: "h".into() },
+            Error::Other("x".into()),
+        ];
+        let mut codes: Vec<u8> = errors.iter().map(Error::exit_code).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn rejection_message_includes_description() {
+        let e = Error::IdpRejected {
+            what: "refresh token",
+            error: "invalid_grant".into(),
+            description: Some("grant request is invalid".into()),
+        };
+        assert_eq!(
+            e.to_string(),
+            "identity provider rejected the refresh token: invalid_grant (grant request is invalid)"
+        );
+        assert!(e.needs_login());
+    }
+}

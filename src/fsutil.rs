@@ -1,0 +1,163 @@
+//! File-system primitives with the guarantees session files need: private permissions (files
+//! 0600, folders 0700), atomic replacement (temp file in the same folder, fsync, rename, fsync of
+//! the folder) and cross-process locks that never hang forever.
+
+use crate::error::{Error, Result};
+use fs4::fs_std::FileExt;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+#[cfg(unix)]
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+
+/// Creates `dir` (and parents) if needed and makes `dir` itself 0700.
+pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+    #[cfg(unix)]
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+        .map_err(|e| Error::io("cannot set permissions on", dir, e))?;
+    Ok(())
+}
+
+/// Atomically replaces `path` with `contents`, mode 0600. Readers see the old or the new file,
+/// never a partial one; a crash leaves at most a stray `.tmp` file.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
+    let result = (|| {
+        let mut opts = OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        let mut f = opts.open(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        f.write_all(contents).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Reads a file, mapping errors to [`Error::Io`]. `Ok(None)` when it does not exist.
+pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match fs::read(path) {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("cannot read", path, e)),
+    }
+}
+
+/// An exclusive advisory lock on a file, released on drop.
+#[derive(Debug)]
+pub struct FileLock {
+    file: File,
+    path: PathBuf,
+}
+
+impl FileLock {
+    /// Takes the lock, polling until `timeout`; [`Error::Busy`] if another process keeps it.
+    pub fn acquire(path: &Path, timeout: Duration) -> Result<FileLock> {
+        let lock = Self::open(path)?;
+        let deadline = Instant::now() + timeout;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match FileExt::try_lock_exclusive(&lock.file) {
+                Ok(true) => return Ok(lock),
+                Ok(false) => {}
+                Err(e) => return Err(Error::io("cannot lock", path, e)),
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::Busy(format!(
+                    "another woci process has held `{}` for more than {}s",
+                    path.display(),
+                    timeout.as_secs()
+                )));
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Takes the lock only if it is free right now.
+    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
+        let lock = Self::open(path)?;
+        match FileExt::try_lock_exclusive(&lock.file) {
+            Ok(true) => Ok(Some(lock)),
+            Ok(false) => Ok(None),
+            Err(e) => Err(Error::io("cannot lock", path, e)),
+        }
+    }
+
+    fn open(path: &Path) -> Result<FileLock> {
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        let file = opts.open(path).map_err(|e| Error::io("cannot open lock file", path, e))?;
+        Ok(FileLock { file, path: path.to_owned() })
+    }
+
+    /// The locked file (e.g. to write a pid into it).
+    pub fn file(&self) -> &File {
+        &self.file
+    }
+
+    /// The lock file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        let _ = FileExt::unlock(&self.file);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atomic_write_is_private_and_replaces() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("token");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"two");
+        #[cfg(unix)]
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    fn private_dir_is_0700() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("a/b");
+        ensure_private_dir(&d).unwrap();
+        #[cfg(unix)]
+        assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn lock_is_exclusive_and_times_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("lock");
+        let held = FileLock::acquire(&p, Duration::from_secs(1)).unwrap();
+        assert!(FileLock::try_acquire(&p).unwrap().is_none());
+        let err = FileLock::acquire(&p, Duration::from_millis(50)).unwrap_err();
+        assert!(matches!(err, Error::Busy(_)));
+        drop(held);
+        assert!(FileLock::try_acquire(&p).unwrap().is_some());
+    }
+}

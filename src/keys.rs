@@ -1,0 +1,196 @@
+//! The profile's RSA key pair: created once (2048 bits), stored PKCS#8, reused for every token
+//! exchange so that processes which cache the key (Go SDK, Terraform) keep working after a renewal.
+//! Also the encodings OCI wants: base64 DER SPKI for the exchange, MD5 fingerprint for the config,
+//! JWK for comparison with a UPST's `jwk` claim.
+
+use crate::error::{Error, Result};
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine;
+use md5::{Digest, Md5};
+use rsa::pkcs1::DecodeRsaPrivateKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use std::path::Path;
+
+/// Bits of a key woci creates.
+pub const KEY_BITS: usize = 2048;
+
+/// An RSA key pair.
+#[derive(Clone)]
+pub struct KeyPair {
+    private: RsaPrivateKey,
+    public: RsaPublicKey,
+}
+
+impl std::fmt::Debug for KeyPair {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "KeyPair({})", self.fingerprint())
+    }
+}
+
+impl KeyPair {
+    /// Generates a new 2048-bit key pair.
+    pub fn generate() -> Result<KeyPair> {
+        let private = RsaPrivateKey::new(&mut rand::thread_rng(), KEY_BITS)
+            .map_err(|e| Error::Other(format!("cannot generate RSA key: {e}")))?;
+        Ok(Self::from_private(private))
+    }
+
+    /// Wraps an existing private key.
+    pub fn from_private(private: RsaPrivateKey) -> KeyPair {
+        let public = private.to_public_key();
+        KeyPair { private, public }
+    }
+
+    /// Parses a PEM private key (PKCS#8 or PKCS#1), ignoring text after the PEM footer such as the
+    /// `OCI_API_KEY` marker `oci session authenticate` appends.
+    pub fn from_pem(pem: &str) -> std::result::Result<KeyPair, String> {
+        for (begin, end, pkcs8) in [
+            ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", true),
+            ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", false),
+        ] {
+            let Some(start) = pem.find(begin) else { continue };
+            let Some(stop) = pem[start..].find(end) else {
+                return Err("PEM footer missing".into());
+            };
+            let block = &pem[start..start + stop + end.len()];
+            let key = if pkcs8 {
+                RsaPrivateKey::from_pkcs8_pem(block).map_err(|e| e.to_string())?
+            } else {
+                RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| e.to_string())?
+            };
+            return Ok(Self::from_private(key));
+        }
+        if pem.contains("ENCRYPTED PRIVATE KEY") {
+            return Err("the key is encrypted with a passphrase, which woci does not support".into());
+        }
+        Err("no RSA private key PEM block found".into())
+    }
+
+    /// Reads a key file; a damaged file is [`Error::CorruptFile`].
+    pub fn load(path: &Path) -> Result<KeyPair> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read key", path, e))?;
+        Self::from_pem(&text).map_err(|reason| Error::corrupt(path, reason))
+    }
+
+    /// The private key.
+    pub fn private(&self) -> &RsaPrivateKey {
+        &self.private
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &RsaPublicKey {
+        &self.public
+    }
+
+    /// PKCS#8 PEM of the private key (zeroized on drop).
+    pub fn private_pem(&self) -> Result<zeroize::Zeroizing<String>> {
+        self.private
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| Error::Other(format!("cannot encode key: {e}")))
+    }
+
+    /// PEM SubjectPublicKeyInfo of the public key.
+    pub fn public_pem(&self) -> String {
+        self.public.to_public_key_pem(LineEnding::LF).unwrap_or_default()
+    }
+
+    /// DER SubjectPublicKeyInfo.
+    pub fn spki_der(&self) -> Vec<u8> {
+        self.public.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
+    }
+
+    /// Standard base64 (padded, one line) of the DER SPKI: the token exchange's `public_key`.
+    pub fn spki_b64(&self) -> String {
+        STANDARD.encode(self.spki_der())
+    }
+
+    /// OCI fingerprint: MD5 of the DER SPKI, lowercase hex pairs joined by `:`.
+    pub fn fingerprint(&self) -> String {
+        fingerprint_of(&self.public)
+    }
+
+    /// The public key's JWK modulus and exponent (base64url), for matching a UPST's `jwk` claim.
+    pub fn jwk_n_e(&self) -> (String, String) {
+        jwk_n_e(&self.public)
+    }
+}
+
+/// OCI fingerprint of a public key.
+pub fn fingerprint_of(public: &RsaPublicKey) -> String {
+    let der = public.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
+    Md5::digest(der).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+}
+
+/// JWK `n` and `e` (base64url, no padding) of a public key.
+pub fn jwk_n_e(public: &RsaPublicKey) -> (String, String) {
+    (URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()))
+}
+
+/// Parses the public key from a UPST's `jwk` claim (a JSON string holding an RSA JWK).
+pub fn public_key_from_jwk_json(jwk: &str) -> std::result::Result<RsaPublicKey, String> {
+    #[derive(serde::Deserialize)]
+    struct Jwk {
+        n: String,
+        e: String,
+    }
+    let j: Jwk = serde_json::from_str(jwk).map_err(|e| format!("jwk is not an RSA JWK: {e}"))?;
+    let dec = |s: &str| URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| "jwk is not base64url".to_owned());
+    let n = rsa::BigUint::from_bytes_be(&dec(&j.n)?);
+    let e = rsa::BigUint::from_bytes_be(&dec(&j.e)?);
+    RsaPublicKey::new(n, e).map_err(|e| format!("jwk is not a valid RSA key: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    pub(crate) fn test_key() -> &'static KeyPair {
+        static KEY: OnceLock<KeyPair> = OnceLock::new();
+        KEY.get_or_init(|| KeyPair::generate().unwrap())
+    }
+
+    #[test]
+    fn pem_round_trip_tolerates_oci_api_key_suffix() {
+        let k = test_key();
+        let pem = format!("{}OCI_API_KEY", k.private_pem().unwrap().as_str());
+        let back = KeyPair::from_pem(&pem).unwrap();
+        assert_eq!(back.fingerprint(), k.fingerprint());
+    }
+
+    #[test]
+    fn fingerprint_shape() {
+        let fp = test_key().fingerprint();
+        assert_eq!(fp.len(), 47);
+        assert_eq!(fp.matches(':').count(), 15);
+        assert_eq!(fp, fp.to_lowercase());
+    }
+
+    #[test]
+    fn spki_b64_is_one_padded_line_of_der() {
+        let k = test_key();
+        let b = k.spki_b64();
+        assert!(!b.contains('\n'));
+        assert!(b.starts_with("MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"));
+        let pem_body: String = k.public_pem().lines().filter(|l| !l.starts_with("-----")).collect();
+        assert_eq!(b, pem_body);
+    }
+
+    #[test]
+    fn jwk_round_trip() {
+        let k = test_key();
+        let (n, e) = k.jwk_n_e();
+        let json = serde_json::json!({"kty":"RSA","n":n,"e":e}).to_string();
+        let p = public_key_from_jwk_json(&json).unwrap();
+        assert_eq!(fingerprint_of(&p), k.fingerprint());
+    }
+
+    #[test]
+    fn rejects_garbage_and_encrypted_keys() {
+        assert!(KeyPair::from_pem("hello").is_err());
+        let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
+        assert!(KeyPair::from_pem(enc).unwrap_err().contains("passphrase"));
+    }
+}

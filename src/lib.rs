@@ -1,0 +1,45 @@
+//! woci: a drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the profile's OCI session token
+//! (UPST) valid — before `oci` starts, and with `--auto-refresh` while it runs, through a local
+//! re-signing proxy that swaps the fresh token into each request's OCI signature.
+//!
+//! `main.rs` only calls [`app::main`]. The modules, by responsibility:
+//! - command line: [`cli`] (splitting woci options from `oci` arguments), [`settings`] (CLI + env +
+//!   manager INI → one plain struct), [`manager_config`] (`woci_manager.ini`), [`oci_config`]
+//!   (`~/.oci/config` read and upsert)
+//! - tokens: [`jwt`] (claims, freshness), [`keys`] (the stable RSA key pair), [`store`] (session
+//!   folder files), [`crypto`] (refresh token at rest)
+//! - protocols: [`http`] (client, retries), [`oidc`] (refresh grant, Authorization Code + PKCE
+//!   login), [`exchange`] (access token → UPST), [`session_refresh`] (OCI auth service refresh),
+//!   [`signer`] (OCI HTTP signatures)
+//! - orchestration: [`renew`] (the locked "make the session valid" step), [`child`] (running `oci`
+//!   or any program), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
+//!   proxy), [`daemon`], [`status`]
+//! - plumbing: [`error`], [`secret`], [`clock`], [`fsutil`], [`logging`]
+
+pub mod app;
+pub mod autorefresh;
+pub mod child;
+pub mod cli;
+pub mod clock;
+pub mod crypto;
+pub mod daemon;
+pub mod error;
+pub mod exchange;
+pub mod fsutil;
+pub mod http;
+pub mod jwt;
+pub mod keys;
+pub mod logging;
+pub mod manager_config;
+pub mod oci_config;
+pub mod oidc;
+pub mod proxy;
+pub mod renew;
+pub mod secret;
+pub mod session_refresh;
+pub mod settings;
+pub mod signer;
+pub mod status;
+pub mod store;
+
+pub use error::{Error, Result};

@@ -1,0 +1,1 @@
+//! woci_manager.ini (STUB: owned by the config work item).

@@ -1,0 +1,1 @@
+//! ~/.oci/config read and upsert (STUB: owned by the config work item).

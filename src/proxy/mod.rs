@@ -1,0 +1,1 @@
+//! The re-signing proxy (STUB: owned by the proxy work item).

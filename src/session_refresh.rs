@@ -1,0 +1,12 @@
+//! OCI auth service session refresh (STUB: owned by the proxy work item).
+use crate::clock::Clock;
+use crate::error::Result;
+use crate::http::Http;
+use crate::keys::KeyPair;
+use crate::secret::SecretString;
+use url::Url;
+
+/// `POST {auth_endpoint}/v1/authentication/refresh` signed with the current token and key.
+pub async fn refresh_session(_http: &Http, _auth_endpoint: &Url, _current: &SecretString, _key: &KeyPair, _clock: &dyn Clock) -> Result<SecretString> {
+    unimplemented!("session_refresh::refresh_session")
+}

@@ -1,0 +1,1 @@
+//! OCI HTTP request signatures (STUB: owned by the proxy work item).

@@ -1,0 +1,1 @@
+//! Session status report (STUB: owned by the daemon/status work item).
