@@ -75,3 +75,16 @@ pub struct Invocation {
 pub fn parse(_args: Vec<OsString>) -> Result<Invocation> {
     unimplemented!("cli::parse")
 }
+
+/// Help text (stub).
+pub fn help_text() -> String {
+    unimplemented!()
+}
+/// Completions (stub).
+pub fn completions(_shell: clap_complete::Shell) -> String {
+    unimplemented!()
+}
+/// Man page (stub).
+pub fn man_page() -> Vec<u8> {
+    unimplemented!()
+}

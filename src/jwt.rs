@@ -121,6 +121,19 @@ impl Freshness {
     }
 }
 
+/// The safety window actually used for a token: the configured one, but at most half the token's
+/// lifetime, so a window longer than the lifetime (600 s against a 5 s test token, or a short
+/// `--no-browser` session) cannot make every fresh token look stale and loop renewals.
+pub fn effective_window(claims: &UpstClaims, window: Duration) -> Duration {
+    match claims.iat {
+        Some(iat) if claims.exp > iat => {
+            let half = Duration::from_secs(u64::try_from((claims.exp - iat) / 2).unwrap_or(0));
+            window.min(half)
+        }
+        _ => window,
+    }
+}
+
 /// Classifies a token expiring at `exp` (epoch seconds) at time `now` with a safety `window`.
 pub fn freshness(exp: i64, now: SystemTime, window: Duration) -> Freshness {
     let now = crate::clock::unix_secs(now);
@@ -174,6 +187,15 @@ mod tests {
         assert_eq!(parse_sess_exp(&s), Some(1_762_622_395));
         assert_eq!(parse_sess_exp("1762622395"), Some(1_762_622_395));
         assert_eq!(parse_sess_exp("tomorrow"), None);
+    }
+
+    #[test]
+    fn window_is_capped_at_half_the_lifetime() {
+        let c = |iat, exp| UpstClaims { exp, iat, sub: None, tenant: None, sess_exp: None, jti: None, jwk: None };
+        let w = Duration::from_secs(600);
+        assert_eq!(effective_window(&c(Some(0), 3600), w), w);
+        assert_eq!(effective_window(&c(Some(100), 110), w), Duration::from_secs(5));
+        assert_eq!(effective_window(&c(None, 110), w), w);
     }
 
     #[test]

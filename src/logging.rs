@@ -1,1 +1,48 @@
-//! Logging setup (STUB).
+//! Logging: human-readable lines on stderr only (stdout belongs to `oci`), filtered by `RUST_LOG`,
+//! else `--debug`, else `--log-level` / INI `log_level` (Python names like `WARNING` accepted),
+//! else warnings only. Secrets never reach a log call (they are `SecretString`, whose Debug is
+//! redacted), so no output filter is needed.
+
+use tracing_subscriber::EnvFilter;
+
+/// Maps a Python-style or Rust-style level name to a tracing directive for woci's own crate.
+pub fn directive(level: &str) -> Option<String> {
+    let l = match level.trim().to_ascii_lowercase().as_str() {
+        "trace" => "trace",
+        "debug" => "debug",
+        "info" => "info",
+        "warn" | "warning" => "warn",
+        "error" | "critical" | "fatal" => "error",
+        "off" | "none" => "off",
+        _ => return None,
+    };
+    Some(format!("woci={l}"))
+}
+
+/// Installs the subscriber. Call once, early.
+pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>) {
+    let filter = match rust_log.filter(|s| !s.is_empty()) {
+        Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("woci=warn")),
+        None if debug => EnvFilter::new("woci=debug"),
+        None => EnvFilter::new(log_level.and_then(directive).unwrap_or_else(|| "woci=warn".into())),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_level_names() {
+        assert_eq!(directive("WARNING").as_deref(), Some("woci=warn"));
+        assert_eq!(directive("Info").as_deref(), Some("woci=info"));
+        assert_eq!(directive("CRITICAL").as_deref(), Some("woci=error"));
+        assert_eq!(directive("loud"), None);
+    }
+}

@@ -10,3 +10,8 @@ use url::Url;
 pub async fn refresh_session(_http: &Http, _auth_endpoint: &Url, _current: &SecretString, _key: &KeyPair, _clock: &dyn Clock) -> Result<SecretString> {
     unimplemented!("session_refresh::refresh_session")
 }
+
+/// `https://auth.{region}.{realm domain}`.
+pub fn auth_endpoint_for_region(_region: &str) -> Result<Url> {
+    unimplemented!("session_refresh::auth_endpoint_for_region")
+}

@@ -1,1 +1,251 @@
-//! Session folder store (STUB).
+//! The session folder `~/.oci/sessions/<profile>/`, in the layout `oci session authenticate`, the
+//! Python woci, the SDKs and Terraform share: `token` (UPST, no trailing newline),
+//! `oci_api_key.pem` (PKCS#8) + `oci_api_key_public.pem`, `refresh_token` (plain, or the
+//! [`crate::crypto`] envelope), plus woci's `.lock` and daemon files. Folder 0700, files 0600,
+//! every write atomic.
+
+use crate::crypto;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, FileLock};
+use crate::jwt::{self, UpstClaims};
+use crate::keys::KeyPair;
+use crate::secret::SecretString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// File name of the key woci creates.
+pub const KEY_FILE: &str = "oci_api_key.pem";
+/// File name of the public key woci writes beside it.
+pub const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
+/// The Python woci's key file name, honoured when present.
+pub const PY_WOCI_KEY_FILE: &str = "private_key.pem";
+
+/// The session folder of one profile.
+#[derive(Debug, Clone)]
+pub struct SessionStore {
+    profile: String,
+    dir: PathBuf,
+}
+
+/// What the stored refresh token looks like, without decrypting it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefreshTokenState {
+    /// No refresh token file.
+    Absent,
+    /// Plain text.
+    Plain,
+    /// Encrypted envelope.
+    Encrypted,
+}
+
+impl SessionStore {
+    /// The store of `profile` under `home/.oci/sessions`.
+    pub fn new(home: &Path, profile: &str) -> Result<SessionStore> {
+        crate::settings::validate_profile(profile)?;
+        Ok(SessionStore { profile: profile.to_owned(), dir: home.join(".oci").join("sessions").join(profile) })
+    }
+
+    /// The profile name.
+    pub fn profile(&self) -> &str {
+        &self.profile
+    }
+
+    /// The folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `token`.
+    pub fn token_path(&self) -> PathBuf {
+        self.dir.join("token")
+    }
+
+    /// `refresh_token`.
+    pub fn refresh_token_path(&self) -> PathBuf {
+        self.dir.join("refresh_token")
+    }
+
+    /// `.lock`, the renewal lock.
+    pub fn lock_path(&self) -> PathBuf {
+        self.dir.join(".lock")
+    }
+
+    /// `woci_refresh.pid` (same name as the Python woci).
+    pub fn pid_path(&self) -> PathBuf {
+        self.dir.join("woci_refresh.pid")
+    }
+
+    /// `woci-daemon.log`.
+    pub fn daemon_log_path(&self) -> PathBuf {
+        self.dir.join("woci-daemon.log")
+    }
+
+    /// `woci-daemon.json`, the daemon's last known state.
+    pub fn daemon_state_path(&self) -> PathBuf {
+        self.dir.join("woci-daemon.json")
+    }
+
+    /// Creates the folder (0700) if needed.
+    pub fn ensure_dir(&self) -> Result<()> {
+        fsutil::ensure_private_dir(&self.dir)
+    }
+
+    /// Takes the per-profile renewal lock (waits at most `timeout`).
+    pub fn lock(&self, timeout: Duration) -> Result<FileLock> {
+        self.ensure_dir()?;
+        FileLock::acquire(&self.lock_path(), timeout)
+    }
+
+    /// Reads the UPST at `path` (the config's `security_token_file`, or [`Self::token_path`]).
+    /// `Ok(None)` when absent or empty; a token that does not decode is [`Error::CorruptFile`].
+    pub fn read_token_at(path: &Path) -> Result<Option<(SecretString, UpstClaims)>> {
+        let Some(bytes) = fsutil::read_optional(path)? else { return Ok(None) };
+        let text = String::from_utf8(bytes).map_err(|_| Error::corrupt(path, "not UTF-8 text"))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Ok(None);
+        }
+        let claims = jwt::decode_upst(token).map_err(|e| Error::corrupt(path, e.to_string()))?;
+        Ok(Some((SecretString::from(token), claims)))
+    }
+
+    /// Reads this profile's `token`.
+    pub fn read_token(&self) -> Result<Option<(SecretString, UpstClaims)>> {
+        Self::read_token_at(&self.token_path())
+    }
+
+    /// Writes `token` atomically, without a trailing newline (readers do not strip it).
+    pub fn write_token(&self, token: &SecretString) -> Result<()> {
+        self.ensure_dir()?;
+        fsutil::write_atomic(&self.token_path(), token.expose().as_bytes())
+    }
+
+    /// The key pair to bind UPSTs to: the profile's configured `key_file` if it exists, else the
+    /// Python woci's `private_key.pem`, else `oci_api_key.pem`, created on first use. Returns the
+    /// key and its path. A damaged key file is an error, never silently replaced.
+    pub fn load_or_create_key(&self, configured: Option<&Path>) -> Result<(KeyPair, PathBuf)> {
+        let candidates = configured
+            .map(Path::to_path_buf)
+            .into_iter()
+            .chain([self.dir.join(PY_WOCI_KEY_FILE), self.dir.join(KEY_FILE)]);
+        for path in candidates {
+            if path.is_file() {
+                return Ok((KeyPair::load(&path)?, path));
+            }
+        }
+        self.ensure_dir()?;
+        let key = KeyPair::generate()?;
+        let path = self.dir.join(KEY_FILE);
+        fsutil::write_atomic(&self.dir.join(PUBLIC_KEY_FILE), key.public_pem().as_bytes())?;
+        fsutil::write_atomic(&path, key.private_pem()?.as_bytes())?;
+        tracing::info!(profile = %self.profile, fingerprint = %key.fingerprint(), "created a new session key pair");
+        Ok((key, path))
+    }
+
+    /// Whether a refresh token is stored, and how.
+    pub fn refresh_token_state(&self) -> Result<RefreshTokenState> {
+        match fsutil::read_optional(&self.refresh_token_path())? {
+            None => Ok(RefreshTokenState::Absent),
+            Some(b) if String::from_utf8_lossy(&b).trim().is_empty() => Ok(RefreshTokenState::Absent),
+            Some(b) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => Ok(RefreshTokenState::Encrypted),
+            Some(_) => Ok(RefreshTokenState::Plain),
+        }
+    }
+
+    /// Reads the refresh token, decrypting it with `passphrase` when it is an envelope.
+    pub fn read_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
+        let path = self.refresh_token_path();
+        let Some(bytes) = fsutil::read_optional(&path)? else { return Ok(None) };
+        let text = SecretString::from(String::from_utf8(bytes).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?);
+        let trimmed = text.expose().trim();
+        if trimmed.is_empty() {
+            return Ok(None);
+        }
+        if !crypto::is_envelope(trimmed) {
+            if trimmed.starts_with('{') {
+                return Err(Error::corrupt(&path, "looks like JSON but is not a woci encryption envelope"));
+            }
+            return Ok(Some(SecretString::from(trimmed)));
+        }
+        let Some(pass) = passphrase else {
+            return Err(Error::RefreshTokenLocked {
+                path,
+                reason: "it is encrypted; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"
+                    .into(),
+            });
+        };
+        crypto::open(trimmed, pass)
+            .map(Some)
+            .map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
+    }
+
+    /// Stores a refresh token, encrypted when a non-empty passphrase is given.
+    pub fn write_refresh_token(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<()> {
+        self.ensure_dir()?;
+        let content = match passphrase {
+            Some(p) if !p.expose().is_empty() => SecretString::from(crypto::seal(token, p)),
+            _ => token.clone(),
+        };
+        fsutil::write_atomic(&self.refresh_token_path(), content.expose().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    fn upst(exp: i64) -> String {
+        format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp},"tenant":"t"}}"#)))
+    }
+
+    #[test]
+    fn token_round_trip_without_newline() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        assert!(s.read_token().unwrap().is_none());
+        s.write_token(&SecretString::from(upst(5))).unwrap();
+        let raw = std::fs::read(s.token_path()).unwrap();
+        assert!(!raw.ends_with(b"\n"));
+        assert_eq!(s.read_token().unwrap().unwrap().1.exp, 5);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(s.dir()).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700);
+        }
+    }
+
+    #[test]
+    fn corrupt_token_is_reported_not_replaced() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        s.ensure_dir().unwrap();
+        std::fs::write(s.token_path(), "garbage").unwrap();
+        let e = s.read_token().unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::CORRUPT_FILE);
+        assert_eq!(std::fs::read_to_string(s.token_path()).unwrap(), "garbage");
+    }
+
+    #[test]
+    fn key_is_created_once_and_reused() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let (k1, p1) = s.load_or_create_key(None).unwrap();
+        let (k2, p2) = s.load_or_create_key(None).unwrap();
+        assert_eq!(p1, p2);
+        assert_eq!(k1.fingerprint(), k2.fingerprint());
+        assert!(s.dir().join(PUBLIC_KEY_FILE).is_file());
+    }
+
+    #[test]
+    fn plain_refresh_token_round_trip() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Absent);
+        s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+        assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Plain);
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-1");
+    }
+}
