@@ -1,0 +1,227 @@
+//! Shared harness for the integration tests: a temporary HOME, the emulator on 127.0.0.1, a
+//! manager INI pointing at it, a stand-in `oci` that records its argv and environment, and a
+//! `woci` command with a clean, explicit environment (this machine exports CA and proxy variables
+//! that must not leak into the tests).
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tempfile::TempDir;
+use woci_emulator::{Config, Emulator};
+
+/// Variables removed from every child so the machine's settings cannot change a test's outcome.
+pub const SCRUBBED_ENV: &[&str] = &[
+    "OCI_CLI_PROFILE",
+    "OCI_CLI_CONFIG_FILE",
+    "OCI_CLI_REGION",
+    "OCI_CLI_AUTH",
+    "OCI_CLI_CERT_BUNDLE",
+    "WOCI_MANAGER_CONFIG",
+    "WOCI_OCI_COMMAND",
+    "WOCI_AUTH_ENDPOINT",
+    "WOCI_RESIGN_HOSTS",
+    "BROWSER",
+    "RUST_LOG",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "HTTP_PROXY",
+    "http_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "CURL_CA_BUNDLE",
+];
+
+/// The system CA bundle, set explicitly for every child.
+pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
+
+pub struct World {
+    pub home: TempDir,
+    pub emu: Emulator,
+    pub profile: String,
+    pub cfg: Config,
+    pub fake_oci: PathBuf,
+    pub oci_out: PathBuf,
+    pub browser: PathBuf,
+}
+
+impl World {
+    /// Emulator (plain HTTP) + HOME + manager INI for profile `P`.
+    pub async fn new() -> World {
+        Self::with_config(Config::default()).await
+    }
+
+    pub async fn with_config(cfg: Config) -> World {
+        let emu = Emulator::start(cfg.clone()).await.expect("emulator starts");
+        let home = tempfile::tempdir().unwrap();
+        let bin = home.path().join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        let oci_out = home.path().join("oci-argv");
+        let fake_oci = bin.join("oci");
+        write_exec(
+            &fake_oci,
+            r#"#!/bin/sh
+out="${FAKE_OCI_OUT:?}"
+: > "$out"
+for a in "$@"; do printf '%s\n' "$a" >> "$out"; done
+printf 'ENV HTTPS_PROXY=%s\n' "${HTTPS_PROXY:-}" >> "$out"
+printf 'ENV OCI_CLI_PROFILE=%s\n' "${OCI_CLI_PROFILE:-}" >> "$out"
+exit "${FAKE_OCI_EXIT:-0}"
+"#,
+        );
+        // A headless "browser": follows the authorize redirect to woci's loopback callback.
+        let browser = bin.join("browser");
+        write_exec(&browser, "#!/bin/sh\nexec curl -sfL -o /dev/null \"$1\"\n");
+        let w = World { home, emu, profile: "P".into(), cfg, fake_oci, oci_out, browser };
+        w.write_manager_ini(&[]);
+        w
+    }
+
+    pub fn home(&self) -> &Path {
+        self.home.path()
+    }
+
+    pub fn oci_dir(&self) -> PathBuf {
+        self.home().join(".oci")
+    }
+
+    pub fn session_dir(&self) -> PathBuf {
+        self.oci_dir().join("sessions").join(&self.profile)
+    }
+
+    pub fn token_path(&self) -> PathBuf {
+        self.session_dir().join("token")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.oci_dir().join("config")
+    }
+
+    pub fn manager_ini_path(&self) -> PathBuf {
+        self.oci_dir().join("woci_manager.ini")
+    }
+
+    /// Writes `~/.oci/woci_manager.ini` for the profile, with `overrides` (key, value) applied.
+    pub fn write_manager_ini(&self, overrides: &[(&str, &str)]) {
+        let mut keys: Vec<(String, String)> = vec![
+            ("authz_base_url".into(), self.emu.authorize_url().to_string()),
+            ("token_url".into(), self.emu.token_url().to_string()),
+            ("token_exchange_url".into(), self.emu.exchange_url().to_string()),
+            ("auth_client_id".into(), self.cfg.idp_client_id.clone()),
+            ("client_id".into(), self.cfg.exchange_client_id.clone()),
+            ("client_secret".into(), self.cfg.exchange_client_secret.clone()),
+            ("scope".into(), "openid offline_access".into()),
+            ("redirect_port".into(), free_port().to_string()),
+            ("region".into(), "us-ashburn-1".into()),
+        ];
+        if let Some(s) = &self.cfg.idp_client_secret {
+            keys.push(("auth_client_secret".into(), s.clone()));
+        }
+        for (k, v) in overrides {
+            keys.retain(|(key, _)| key != k);
+            if !v.is_empty() {
+                keys.push(((*k).into(), (*v).into()));
+            }
+        }
+        let mut ini = String::from("[COMMON]\nlog_level = INFO\n\n");
+        ini.push_str(&format!("[{}]\n", self.profile));
+        for (k, v) in keys {
+            ini.push_str(&format!("{k} = {v}\n"));
+        }
+        std::fs::create_dir_all(self.oci_dir()).unwrap();
+        std::fs::write(self.manager_ini_path(), ini).unwrap();
+    }
+
+    /// A `woci` command with HOME, the stand-in `oci` and a clean environment.
+    pub fn woci(&self) -> Command {
+        let mut c = Command::cargo_bin("woci").unwrap();
+        for k in SCRUBBED_ENV {
+            c.env_remove(k);
+        }
+        c.env("HOME", self.home())
+            .env("WOCI_OCI_COMMAND", &self.fake_oci)
+            .env("FAKE_OCI_OUT", &self.oci_out)
+            .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+            .env("SSL_CERT_FILE", SYSTEM_CA)
+            .timeout(Duration::from_secs(120));
+        c
+    }
+
+    /// Like [`World::woci`] with the headless browser enabled.
+    pub fn woci_with_browser(&self) -> Command {
+        let mut c = self.woci();
+        c.env("BROWSER", &self.browser);
+        c
+    }
+
+    /// The argv the stand-in `oci` received (without the ENV lines).
+    pub fn oci_argv(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.oci_out)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| !l.starts_with("ENV "))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Seeds a refresh token issued by the emulator; returns it.
+    pub fn seed_refresh_token(&self) -> String {
+        let rt = self.emu.issue_refresh_token();
+        std::fs::create_dir_all(self.session_dir()).unwrap();
+        std::fs::write(self.session_dir().join("refresh_token"), &rt).unwrap();
+        rt
+    }
+
+    /// Writes a syntactically valid UPST expiring `exp_in` seconds from now (negative = past).
+    pub fn seed_token(&self, exp_in: i64) -> String {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        let token = fake_jwt(&format!(
+            r#"{{"sub":"ocid1.user.oc1..seed","tenant":"ocid1.tenancy.oc1..seed","iat":{},"exp":{},"jti":"seed"}}"#,
+            now - 3000,
+            now + exp_in
+        ));
+        std::fs::create_dir_all(self.session_dir()).unwrap();
+        std::fs::write(self.token_path(), &token).unwrap();
+        token
+    }
+
+    pub fn read(&self, p: &Path) -> String {
+        std::fs::read_to_string(p).unwrap_or_default()
+    }
+}
+
+pub fn fake_jwt(payload: &str) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    format!("eyJhbGciOiJSUzI1NiJ9.{}.c2lnbmF0dXJl", URL_SAFE_NO_PAD.encode(payload))
+}
+
+pub fn write_exec(path: &Path, content: &str) {
+    std::fs::write(path, content).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs a blocking assert_cmd invocation off the async runtime (the emulator keeps serving).
+pub async fn run(mut cmd: Command) -> std::process::Output {
+    tokio::task::spawn_blocking(move || cmd.output().expect("woci runs")).await.unwrap()
+}
+
+/// Asserts none of `secrets` appears in `text`.
+pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
+    for s in secrets {
+        if s.len() >= 8 {
+            assert!(!text.contains(s), "a secret leaked into the output:\n{text}");
+        }
+    }
+}

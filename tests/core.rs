@@ -1,0 +1,370 @@
+//! The core job (issue: keep the session valid, then run `oci`), exercised with the real `woci`
+//! binary against the in-repo emulator and a stand-in `oci` that records its argv.
+
+mod common;
+
+use common::*;
+use std::collections::HashSet;
+use woci_emulator::{Config, Endpoint, Fault};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_token_means_no_network_call_and_args_pass_through() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "object", "put", "--bucket-name", "b", "--file", "f with space", "--client-id", "kept"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        w.oci_argv(),
+        ["--profile", "P", "--auth", "security_token", "os", "object", "put", "--bucket-name", "b", "--file", "f with space", "--client-id", "kept"]
+    );
+    assert_eq!(w.emu.stats().requests, 0, "a valid token must not cause any request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn given_profile_and_auth_are_not_added_again() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--profile", "P", "os", "ns", "get", "--auth", "security_token"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.oci_argv(), ["--profile", "P", "os", "ns", "get", "--auth", "security_token"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_makes_one_refresh_and_one_exchange_and_stores_rotation() {
+    let w = World::new().await;
+    let old_token = w.seed_token(-10);
+    let old_rt = w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--debug", "os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.exchanges), (1, 1));
+
+    let token = w.read(&w.token_path());
+    assert_ne!(token, old_token);
+    assert!(!token.ends_with('\n'));
+    let rt = w.read(&w.session_dir().join("refresh_token"));
+    assert!(!rt.is_empty() && rt != old_rt, "the rotated refresh token is stored");
+
+    let config = w.read(&w.config_path());
+    for key in ["fingerprint=", "key_file=", "security_token_file=", "tenancy=", "region=us-ashburn-1"] {
+        assert!(config.contains(key), "config lacks {key}:\n{config}");
+    }
+    assert!(w.session_dir().join("oci_api_key.pem").is_file());
+    assert_no_secrets(&stderr(&out), &[&token, &rt, &old_rt, &w.cfg.exchange_client_secret]);
+
+    // The key pair is stable across renewals.
+    let fp = |c: &str| c.lines().find(|l| l.starts_with("fingerprint")).map(str::to_owned);
+    let first = fp(&config);
+    w.seed_token(-10);
+    let again = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(fp(&w.read(&w.config_path())), first);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_upsert_keeps_other_profiles_and_comments() {
+    let w = World::new().await;
+    let original = "# my settings\n[DEFAULT]\nregion=eu-frankfurt-1\n\n[other]\nuser=ocid1.user..x # keep\nkey_file=/k.pem\n";
+    std::fs::write(w.config_path(), original).unwrap();
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = w.read(&w.config_path());
+    assert!(config.starts_with(original), "existing lines changed:\n{config}");
+    assert!(config.contains("[P]"));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(w.config_path()).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invalid_grant_falls_back_to_a_headless_login() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    std::fs::write(w.session_dir().join("refresh_token"), "revoked-or-unknown-refresh-token").unwrap();
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (1, 1, 1));
+    assert_ne!(w.read(&w.session_dir().join("refresh_token")), "revoked-or-unknown-refresh-token");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_authenticate_forces_a_login_and_is_not_forwarded() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().auth_code_grants, 1);
+    assert!(!w.oci_out.exists(), "session authenticate must not run oci");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_refresh_forces_a_renewal_of_a_valid_token() {
+    let w = World::new().await;
+    let old = w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["session", "refresh"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants, 1);
+    assert_ne!(w.read(&w.token_path()), old);
+    assert!(!w.oci_out.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_concurrent_calls_on_an_expired_token_make_one_refresh() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut tasks = Vec::new();
+    for i in 0..30 {
+        let mut c = w.woci();
+        c.env("FAKE_OCI_OUT", w.home().join(format!("argv-{i}")));
+        c.args(["os", "ns", "get"]);
+        tasks.push(run(c));
+    }
+    let outs = futures_util::future::join_all(tasks).await;
+    for o in &outs {
+        assert!(o.status.success(), "{}", stderr(o));
+    }
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.exchanges), (1, 1), "30 calls, one renewal");
+    let tokens: HashSet<String> = (0..30).map(|_| w.read(&w.token_path())).collect();
+    assert_eq!(tokens.len(), 1);
+}
+
+// ---- error paths: exit code, one line, good state untouched ----
+
+struct Snapshot(Vec<(std::path::PathBuf, Option<Vec<u8>>)>);
+
+fn snapshot(w: &World) -> Snapshot {
+    let paths = [w.token_path(), w.session_dir().join("refresh_token"), w.config_path(), w.session_dir().join("oci_api_key.pem")];
+    Snapshot(paths.iter().map(|p| (p.clone(), std::fs::read(p).ok())).collect())
+}
+
+fn assert_unchanged(before: &Snapshot, w: &World) {
+    for (p, b) in &before.0 {
+        assert_eq!(&std::fs::read(p).ok(), b, "{} changed after a failed renewal", p.display());
+    }
+}
+
+async fn expect_failure(w: &World, code: i32, needle: &str) -> String {
+    let before = snapshot(w);
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("woci: error:")).count(), 1, "{err}");
+    assert!(!w.oci_out.exists(), "oci must not run after a failed renewal");
+    assert_unchanged(&before, w);
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_configuration_is_exit_2() {
+    let w = World::new().await;
+    w.write_manager_ini(&[("client_secret", ""), ("token_url", "")]);
+    w.seed_token(-10);
+    expect_failure(&w, 2, "missing required options").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_rejecting_the_client_is_exit_4() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.write_manager_ini(&[("auth_client_id", "not-a-client")]);
+    expect_failure(&w, 4, "identity provider rejected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exchange_rejection_is_exit_5_with_description() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    let rt = w.seed_refresh_token();
+    w.write_manager_ini(&[("client_secret", "wrong-exchange-secret")]);
+    let err = expect_failure_allowing_rt_rotation(&w, 5, "token exchange rejected").await;
+    assert_no_secrets(&err, &[&rt, "wrong-exchange-secret"]);
+}
+
+/// Like [`expect_failure`], but the refresh token may rotate: the refresh grant succeeded before
+/// the exchange failed, and keeping the spent one would lose the session.
+async fn expect_failure_allowing_rt_rotation(w: &World, code: i32, needle: &str) -> String {
+    let token = std::fs::read(w.token_path()).ok();
+    let config = std::fs::read(w.config_path()).ok();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(err.contains(needle), "expected `{needle}` in: {err}");
+    assert_eq!(std::fs::read(w.token_path()).ok(), token);
+    assert_eq!(std::fs::read(w.config_path()).ok(), config);
+    err
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_idp_is_exit_6_and_bounded() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.write_manager_ini(&[("token_url", &format!("http://127.0.0.1:{}/token", free_port()))]);
+    expect_failure(&w, 6, "unreachable").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idp_5xx_is_retried_then_exit_6() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    expect_failure(&w, 6, "HTTP 503").await;
+    assert!(w.emu.stats().refresh_grants_attempted() >= 2, "the 503 was retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_token_file_is_exit_7() {
+    let w = World::new().await;
+    std::fs::create_dir_all(w.session_dir()).unwrap();
+    std::fs::write(w.token_path(), "not a jwt").unwrap();
+    expect_failure(&w, 7, "corrupt file").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_key_file_is_exit_7() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    std::fs::write(w.session_dir().join("oci_api_key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    expect_failure(&w, 7, "oci_api_key.pem").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_oci_config_is_exit_7() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    std::fs::write(w.config_path(), "this line is outside any section\n[P]\n").unwrap();
+    expect_failure(&w, 7, "config").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_refresh_token_without_passphrase_is_exit_8() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    std::fs::create_dir_all(w.session_dir()).unwrap();
+    std::fs::write(
+        w.session_dir().join("refresh_token"),
+        r#"{"enc":"AESGCM","kdf":"PBKDF2-HMAC-SHA256","iter":200000,"salt":"AAAAAAAAAAAAAAAAAAAAAA==","nonce":"AAAAAAAAAAAAAAAA","ct":"AAAAAAAAAAAAAAAAAAAAAAAA"}"#,
+    )
+    .unwrap();
+    expect_failure(&w, 8, "refresh-token-passphrase").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_refresh_token_and_no_terminal_is_exit_3_without_hanging() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    expect_failure(&w, 3, "woci session authenticate").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_oci_is_exit_127_naming_the_setting() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let out = run({
+        let mut c = w.woci();
+        c.env("WOCI_OCI_COMMAND", "/nonexistent/oci");
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(127));
+    assert!(stderr(&out).contains("WOCI_OCI_COMMAND"), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oci_exit_code_passes_through() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let out = run({
+        let mut c = w.woci();
+        c.env("FAKE_OCI_EXIT", "42");
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(42));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn other_auth_modes_pass_straight_through() {
+    let w = World::new().await;
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--auth", "api_key", "os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.oci_argv(), ["--auth", "api_key", "os", "ns", "get"]);
+    assert_eq!(w.emu.stats().requests, 0);
+}
+
+#[allow(dead_code)]
+fn _config_is_used(_: Config) {}
