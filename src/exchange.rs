@@ -1,8 +1,22 @@
-//! Identity-domain token exchange (STUB: owned by the oidc/exchange work item).
-use crate::error::Result;
+//! Identity-domain token exchange (protocol.md §1): an IdP access token (JWT) becomes an OCI UPST
+//! bound to our public key.
+//!
+//! `POST <token_exchange_url>` with HTTP Basic `base64(client_id:client_secret)` and the form
+//! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`,
+//! `requested_token_type=urn:oci:token-type:oci-upst`, `subject_token=<access token>`,
+//! `subject_token_type=jwt`, `public_key=<std base64 DER SPKI>`; the UPST comes back in `token`.
+
+use crate::error::{Error, Result};
 use crate::http::Http;
+use crate::oidc::{basic_auth, read_body, scrub};
 use crate::secret::SecretString;
+use reqwest::header::{ACCEPT, AUTHORIZATION};
+use serde::Deserialize;
 use url::Url;
+
+const SERVICE: &str = "token exchange";
+const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const REQUESTED_TOKEN_TYPE: &str = "urn:oci:token-type:oci-upst";
 
 /// The OCI identity domain confidential app used for the exchange.
 #[derive(Debug, Clone)]
@@ -16,6 +30,297 @@ pub struct ExchangeConfig {
 }
 
 /// Exchanges an IdP access token for a UPST bound to `public_key_b64` (base64 DER SPKI).
-pub async fn exchange(_http: &Http, _cfg: &ExchangeConfig, _access_token: &SecretString, _public_key_b64: &str) -> Result<SecretString> {
-    unimplemented!("exchange::exchange")
+pub async fn exchange(
+    http: &Http,
+    cfg: &ExchangeConfig,
+    access_token: &SecretString,
+    public_key_b64: &str,
+) -> Result<SecretString> {
+    let auth = basic_auth(&cfg.client_id, &cfg.client_secret)?;
+    let form = [
+        ("grant_type", GRANT_TYPE),
+        ("requested_token_type", REQUESTED_TOKEN_TYPE),
+        ("subject_token", access_token.expose().as_str()),
+        ("subject_token_type", "jwt"),
+        ("public_key", public_key_b64),
+    ];
+    let resp = http
+        .send(SERVICE, &cfg.url, |c| {
+            c.post(cfg.url.clone())
+                .header(AUTHORIZATION, auth.clone())
+                .header(ACCEPT, "application/json")
+                .form(&form)
+        })
+        .await?;
+    let (status, body) = read_body(resp, SERVICE, &cfg.url).await?;
+    classify(
+        status,
+        &body,
+        &[access_token.expose(), cfg.client_secret.expose()],
+    )
+}
+
+#[derive(Deserialize)]
+struct ExchangeBody {
+    token: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+/// Turns the exchange answer into a UPST or a classified error (never quoting the body).
+fn classify(status: u16, body: &[u8], secrets: &[&str]) -> Result<SecretString> {
+    if (200..300).contains(&status) {
+        let parsed: ExchangeBody = serde_json::from_slice(body).map_err(|_| Error::Protocol {
+            service: SERVICE,
+            reason: format!("HTTP {status} without a JSON body"),
+        })?;
+        let token = parsed
+            .token
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| Error::Protocol {
+                service: SERVICE,
+                reason: "the response has no `token` field".into(),
+            })?;
+        let token = SecretString::new(token);
+        crate::jwt::decode_upst(token.expose()).map_err(|e| Error::Protocol {
+            service: SERVICE,
+            reason: format!("the returned token is not a UPST with `exp`: {e}"),
+        })?;
+        return Ok(token);
+    }
+    if (400..500).contains(&status) {
+        return Err(match serde_json::from_slice::<OAuthError>(body) {
+            Ok(e) => Error::ExchangeRejected {
+                status,
+                error: scrub(&e.error, secrets),
+                description: e
+                    .error_description
+                    .map(|d| scrub(&d, secrets))
+                    .filter(|d| !d.is_empty()),
+            },
+            Err(_) => Error::ExchangeRejected {
+                status,
+                error: format!("HTTP {status}"),
+                description: None,
+            },
+        });
+    }
+    Err(Error::Protocol {
+        service: SERVICE,
+        reason: format!("unexpected HTTP {status}; check `token_exchange_url`"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::HttpOptions;
+    use crate::oidc::mock::{MockServer, Reply};
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+    use serde_json::json;
+    use std::time::Duration;
+
+    const SECRET: &str = "exchange-client-secret-XYZ";
+    const ACCESS: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.access-sig-QWERTY";
+    const PUBKEY: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA+/x=";
+
+    fn upst() -> String {
+        let payload = URL_SAFE_NO_PAD.encode(
+            br#"{"exp":1900000000,"sub":"ocid1.user.oc1..a","tenant":"ocid1.tenancy.oc1..t"}"#,
+        );
+        format!("eyJhbGciOiJSUzI1NiJ9.{payload}.upst-sig")
+    }
+
+    fn http() -> Http {
+        Http::new(HttpOptions {
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn cfg(server: &MockServer) -> ExchangeConfig {
+        ExchangeConfig {
+            url: server.url("/oauth2/v1/token"),
+            client_id: "wif-app".into(),
+            client_secret: SecretString::from(SECRET),
+        }
+    }
+
+    async fn run(server: &MockServer) -> Result<SecretString> {
+        exchange(&http(), &cfg(server), &SecretString::from(ACCESS), PUBKEY).await
+    }
+
+    #[tokio::test]
+    async fn sends_the_exact_form_and_basic_auth() {
+        let token = upst();
+        let t = token.clone();
+        let server = MockServer::start(move |_, _| Reply::json(200, json!({ "token": t }))).await;
+        let got = run(&server).await.unwrap();
+        assert_eq!(got.expose(), &token);
+        let reqs = server.requests();
+        assert_eq!(reqs.len(), 1);
+        let r = &reqs[0];
+        assert_eq!(r.method, "POST");
+        assert_eq!(r.path, "/oauth2/v1/token");
+        assert_eq!(
+            r.header("content-type").as_deref(),
+            Some("application/x-www-form-urlencoded")
+        );
+        let expected_auth = format!("Basic {}", STANDARD.encode(format!("wif-app:{SECRET}")));
+        assert_eq!(r.header("authorization"), Some(expected_auth));
+        assert_eq!(
+            r.form(),
+            vec![
+                ("grant_type".to_owned(), GRANT_TYPE.to_owned()),
+                (
+                    "requested_token_type".to_owned(),
+                    REQUESTED_TOKEN_TYPE.to_owned()
+                ),
+                ("subject_token".to_owned(), ACCESS.to_owned()),
+                ("subject_token_type".to_owned(), "jwt".to_owned()),
+                ("public_key".to_owned(), PUBKEY.to_owned()),
+            ]
+        );
+        // `+`, `/` and `=` of the standard base64 key are form-encoded on the wire.
+        assert!(
+            r.body
+                .contains("public_key=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA%2B%2Fx%3D"),
+            "{}",
+            r.body
+        );
+    }
+
+    #[tokio::test]
+    async fn oauth_error_is_exchange_rejected() {
+        let server = MockServer::start(|_, _| {
+            Reply::json(
+                400,
+                json!({"error": "invalid_request", "error_description": "Invalid JWT"}),
+            )
+        })
+        .await;
+        let err = run(&server).await.unwrap_err();
+        match &err {
+            Error::ExchangeRejected {
+                status,
+                error,
+                description,
+            } => {
+                assert_eq!(*status, 400);
+                assert_eq!(error, "invalid_request");
+                assert_eq!(description.as_deref(), Some("Invalid JWT"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(err.exit_code(), crate::error::exit::EXCHANGE_REJECTED);
+        assert_eq!(server.requests().len(), 1, "4xx is not retried");
+    }
+
+    #[tokio::test]
+    async fn non_json_4xx_is_summarized() {
+        let server = MockServer::start(|_, _| Reply::text(401, "<html>denied</html>")).await;
+        let err = run(&server).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::ExchangeRejected { status: 401, error, description: None } if error == "HTTP 401"),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("denied"));
+    }
+
+    #[tokio::test]
+    async fn retries_5xx_then_succeeds() {
+        let token = upst();
+        let server = MockServer::start(move |_, n| {
+            if n == 0 {
+                Reply::text(503, "busy")
+            } else {
+                Reply::json(200, json!({ "token": token.clone() }))
+            }
+        })
+        .await;
+        run(&server).await.unwrap();
+        assert_eq!(server.requests().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn persistent_5xx_is_network_error() {
+        let server = MockServer::start(|_, _| Reply::text(500, "oops")).await;
+        let err = run(&server).await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::Network {
+                    service: "token exchange",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(server.requests().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn missing_token_field_and_bad_token_are_protocol_errors() {
+        let server =
+            MockServer::start(|_, _| Reply::json(200, json!({"access_token": "x.y.z"}))).await;
+        let err = run(&server).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol { reason, .. } if reason.contains("`token`")),
+            "{err:?}"
+        );
+
+        let server =
+            MockServer::start(|_, _| Reply::json(200, json!({"token": "opaque-token"}))).await;
+        let err = run(&server).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::Protocol { reason, .. } if reason.contains("not a UPST")),
+            "{err:?}"
+        );
+        assert!(!err.to_string().contains("opaque-token"));
+
+        let no_exp = format!("a.{}.c", URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#));
+        let server =
+            MockServer::start(move |_, _| Reply::json(200, json!({ "token": no_exp.clone() })))
+                .await;
+        assert!(matches!(
+            run(&server).await.unwrap_err(),
+            Error::Protocol { .. }
+        ));
+
+        let server = MockServer::start(|_, _| Reply::text(200, "not json")).await;
+        assert!(matches!(
+            run(&server).await.unwrap_err(),
+            Error::Protocol { .. }
+        ));
+    }
+
+    #[tokio::test]
+    async fn no_secret_in_any_error() {
+        let bodies: Vec<Reply> = vec![
+            Reply::json(
+                400,
+                json!({"error": "invalid_client", "error_description": format!("bad secret {SECRET} for token {ACCESS}")}),
+            ),
+            Reply::text(400, &format!("echo {SECRET} {ACCESS}")),
+            Reply::text(200, &format!("{{ broken {ACCESS}")),
+            Reply::json(200, json!({ "token": format!("{SECRET}.{ACCESS}") })),
+            Reply::text(500, SECRET),
+        ];
+        for reply in bodies {
+            let server = MockServer::start(move |_, _| reply.clone()).await;
+            let err = run(&server).await.unwrap_err();
+            let shown = format!("{err} {err:?}");
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(!shown.contains(ACCESS), "{shown}");
+            assert!(!shown.contains("access-sig-QWERTY"), "{shown}");
+        }
+    }
 }

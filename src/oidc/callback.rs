@@ -1,0 +1,147 @@
+//! The loopback HTTP server that receives the authorization response at `/callback`.
+//!
+//! One GET to `/callback` ends the wait: with a code and the right `state` it yields the code;
+//! with `error=…`, a wrong `state` or no code it yields an [`Error::Login`]. Any other path gets a
+//! 404 and the wait goes on (browsers ask for `/favicon.ico`).
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+const DONE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>woci</title></head>\
+<body><h1>Login complete</h1><p>You can close this window and return to the terminal.</p></body></html>";
+const FAILED_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>woci</title></head>\
+<body><h1>Login failed</h1><p>See the terminal for details. You can close this window.</p></body></html>";
+const NOT_FOUND_PAGE: &str = "not found";
+
+/// Binds the loopback listener; a taken port is a configuration error naming `redirect_port`.
+pub(super) async fn bind(port: u16) -> Result<TcpListener> {
+    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
+            "the port is already in use (another login running?)".to_owned()
+        } else {
+            e.to_string()
+        };
+        Error::Config(format!(
+            "cannot listen on 127.0.0.1:{port} for the login callback: {why}; free the port or set another `redirect_port` (it must match a redirect URI registered at the IdP)"
+        ))
+    })
+}
+
+/// What one request to the listener means.
+pub(super) struct Handled {
+    pub status: StatusCode,
+    pub page: &'static str,
+    /// `Some` when the wait is over.
+    pub outcome: Option<Result<SecretString>>,
+}
+
+/// Decides the answer to a request for `path_and_query` (pure, so it is unit-tested directly).
+pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> Handled {
+    if path != "/callback" {
+        return Handled {
+            status: StatusCode::NOT_FOUND,
+            page: NOT_FOUND_PAGE,
+            outcome: None,
+        };
+    }
+    let mut code = None;
+    let mut state = None;
+    let mut error = None;
+    let mut description = None;
+    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        match k.as_ref() {
+            "code" => code = Some(v.into_owned()),
+            "state" => state = Some(v.into_owned()),
+            "error" => error = Some(v.into_owned()),
+            "error_description" => description = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    let fail = |msg: String| Handled {
+        status: StatusCode::BAD_REQUEST,
+        page: FAILED_PAGE,
+        outcome: Some(Err(Error::Login(msg))),
+    };
+    if let Some(error) = error {
+        let error = super::scrub(&error, &[]);
+        let detail = description
+            .map(|d| super::scrub(&d, &[]))
+            .filter(|d| !d.is_empty());
+        return fail(match detail {
+            Some(d) => format!("the identity provider refused the login: {error} ({d})"),
+            None => format!("the identity provider refused the login: {error}"),
+        });
+    }
+    if state.as_deref() != Some(expected_state) {
+        return fail(
+            "login callback `state` mismatch (a stale or forged request); run `woci session authenticate` again".into(),
+        );
+    }
+    match code.filter(|c| !c.is_empty()) {
+        Some(code) => Handled {
+            status: StatusCode::OK,
+            page: DONE_PAGE,
+            outcome: Some(Ok(SecretString::new(code))),
+        },
+        None => fail("login callback carried no authorization code".into()),
+    }
+}
+
+/// Accepts connections until a request ends the wait, then lets in-flight answers finish (at
+/// most 2 s) and closes everything.
+pub(super) async fn serve(listener: TcpListener, expected_state: String) -> Result<SecretString> {
+    let (tx, mut rx) = mpsc::channel::<Result<SecretString>>(1);
+    let mut conns = JoinSet::new();
+    let state = std::sync::Arc::new(expected_state);
+    let outcome = loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else { continue };
+                let tx = tx.clone();
+                let state = state.clone();
+                let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
+                    let handled = handle(req.uri().path(), req.uri().query(), &state);
+                    let tx = tx.clone();
+                    async move {
+                        if let Some(outcome) = handled.outcome {
+                            let _ = tx.try_send(outcome);
+                        }
+                        let resp = Response::builder()
+                            .status(handled.status)
+                            .header("content-type", "text/html; charset=utf-8")
+                            .header("cache-control", "no-store")
+                            .header("connection", "close")
+                            .body(Full::new(Bytes::from_static(handled.page.as_bytes())))
+                            .expect("static response");
+                        Ok::<_, Infallible>(resp)
+                    }
+                });
+                conns.spawn(async move {
+                    let _ = http1::Builder::new()
+                        .keep_alive(false)
+                        .serve_connection(TokioIo::new(stream), svc)
+                        .await;
+                });
+            }
+            Some(outcome) = rx.recv() => break outcome,
+        }
+    };
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while conns.join_next().await.is_some() {}
+    })
+    .await;
+    conns.abort_all();
+    outcome
+}

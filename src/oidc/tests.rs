@@ -1,0 +1,642 @@
+use super::mock::{MockServer, Recorded, Reply};
+use super::*;
+use crate::http::HttpOptions;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::sync::Mutex;
+
+const CLIENT_SECRET: &str = "auth-client-secret-S3CR3T";
+const REFRESH: &str = "refresh-token-RT-0123456789";
+const ACCESS: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.access-sig-ZXCV";
+const CODE: &str = "auth-code-123";
+
+fn http() -> Http {
+    Http::new(HttpOptions {
+        attempts: 3,
+        backoff: Duration::from_millis(1),
+        ..Default::default()
+    })
+    .unwrap()
+}
+
+fn cfg(server: &MockServer, secret: Option<&str>) -> IdpConfig {
+    IdpConfig {
+        authorize_url: server.url("/oauth2/v1/authorize"),
+        token_url: server.url("/oauth2/v1/token"),
+        client_id: "woci-cli".into(),
+        client_secret: secret.map(SecretString::from),
+        scopes: vec!["openid".into(), "offline_access".into()],
+        redirect_port: 0,
+    }
+}
+
+fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
+    v.iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+async fn refresh_with(
+    reply: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
+) -> (MockServer, Result<IdpTokens>) {
+    let server = MockServer::start(reply).await;
+    let r = refresh(
+        &http(),
+        &cfg(&server, Some(CLIENT_SECRET)),
+        &SecretString::from(REFRESH),
+    )
+    .await;
+    (server, r)
+}
+
+// ---------------------------------------------------------------------------------------------
+// refresh
+
+#[tokio::test]
+async fn refresh_sends_the_python_form_with_basic_auth() {
+    let (server, r) = refresh_with(|_, _| {
+        Reply::json(
+            200,
+            json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 3600}),
+        )
+    })
+    .await;
+    let tokens = r.unwrap();
+    assert_eq!(tokens.access_token.expose(), ACCESS);
+    assert!(tokens.refresh_token.is_none());
+    assert!(tokens.refresh_expires_in.is_none());
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 1);
+    let req = &reqs[0];
+    assert_eq!(req.method, "POST");
+    assert_eq!(req.path, "/oauth2/v1/token");
+    assert_eq!(
+        req.header("content-type").as_deref(),
+        Some("application/x-www-form-urlencoded")
+    );
+    // base64("woci-cli:auth-client-secret-S3CR3T")
+    assert_eq!(
+        req.header("authorization").as_deref(),
+        Some("Basic d29jaS1jbGk6YXV0aC1jbGllbnQtc2VjcmV0LVMzQ1IzVA==")
+    );
+    assert_eq!(
+        req.form(),
+        pairs(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", REFRESH),
+            ("client_id", "woci-cli")
+        ])
+    );
+    assert!(
+        req.form_value("scope").is_none(),
+        "the Python woci sends no scope on refresh"
+    );
+}
+
+#[tokio::test]
+async fn refresh_of_a_public_client_sends_no_authorization() {
+    let server = MockServer::start(|_, _| Reply::json(200, json!({"access_token": ACCESS}))).await;
+    refresh(&http(), &cfg(&server, None), &SecretString::from(REFRESH))
+        .await
+        .unwrap();
+    let req = &server.requests()[0];
+    assert_eq!(req.header("authorization"), None);
+    assert_eq!(req.form_value("client_id").as_deref(), Some("woci-cli"));
+}
+
+#[tokio::test]
+async fn refresh_returns_rotated_refresh_token_and_its_lifetime() {
+    let (_s, r) = refresh_with(|_, _| {
+        Reply::json(200, json!({"access_token": ACCESS, "refresh_token": "rt-rotated", "refresh_expires_in": 86400}))
+    })
+    .await;
+    let t = r.unwrap();
+    assert_eq!(t.refresh_token.unwrap().expose(), "rt-rotated");
+    assert_eq!(t.refresh_expires_in, Some(Duration::from_secs(86400)));
+}
+
+#[tokio::test]
+async fn invalid_grant_means_log_in_again() {
+    let (server, r) = refresh_with(|_, _| {
+        Reply::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": "refresh token expired"}),
+        )
+    })
+    .await;
+    let err = r.unwrap_err();
+    assert!(err.needs_login(), "{err:?}");
+    assert!(
+        matches!(&err, Error::IdpRejected { what: "refresh token", error, description: Some(d) } if error == "invalid_grant" && d == "refresh token expired"),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), crate::error::exit::IDP_REJECTED);
+    assert_eq!(server.requests().len(), 1, "4xx is not retried");
+}
+
+#[tokio::test]
+async fn invalid_client_is_rejected_without_login_hint() {
+    let (_s, r) = refresh_with(|_, _| Reply::json(401, json!({"error": "invalid_client"}))).await;
+    let err = r.unwrap_err();
+    assert!(!err.needs_login());
+    assert!(
+        matches!(&err, Error::IdpRejected { error, .. } if error == "invalid_client"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("auth_client_secret"), "{err}");
+}
+
+#[tokio::test]
+async fn server_error_is_retried_then_succeeds() {
+    let (server, r) = refresh_with(|_, n| {
+        if n == 0 {
+            Reply::text(500, "temporarily broken")
+        } else {
+            Reply::json(200, json!({"access_token": ACCESS}))
+        }
+    })
+    .await;
+    r.unwrap();
+    assert_eq!(server.requests().len(), 2);
+}
+
+#[tokio::test]
+async fn persistent_server_error_is_a_network_error() {
+    let (server, r) = refresh_with(|_, _| Reply::text(502, "bad gateway")).await;
+    let err = r.unwrap_err();
+    assert!(err.is_transient(), "{err:?}");
+    assert_eq!(server.requests().len(), 3);
+}
+
+#[tokio::test]
+async fn malformed_json_is_a_protocol_error() {
+    let (_s, r) = refresh_with(|_, _| Reply::text(200, "{\"access_token\": ")).await;
+    assert!(matches!(
+        r.unwrap_err(),
+        Error::Protocol {
+            service: "identity provider",
+            ..
+        }
+    ));
+    let (_s, r) = refresh_with(|_, _| Reply::json(200, json!({"token_type": "Bearer"}))).await;
+    let err = r.unwrap_err();
+    assert!(err.to_string().contains("`access_token`"), "{err}");
+}
+
+#[tokio::test]
+async fn non_oauth_4xx_is_summarized() {
+    let (_s, r) = refresh_with(|_, _| Reply::text(404, "<html>no such page</html>")).await;
+    let err = r.unwrap_err();
+    assert!(
+        matches!(&err, Error::IdpRejected { error, .. } if error == "HTTP 404"),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("no such page"));
+}
+
+#[tokio::test]
+async fn opaque_access_token_is_rejected_with_a_hint() {
+    let (_s, r) =
+        refresh_with(|_, _| Reply::json(200, json!({"access_token": "00Dxx0000001gPL!opaque"})))
+            .await;
+    let err = r.unwrap_err();
+    assert!(matches!(err, Error::Protocol { .. }));
+    let msg = err.to_string();
+    assert!(
+        msg.contains("JWT access tokens") && msg.contains("Okta"),
+        "{msg}"
+    );
+    assert!(!msg.contains("00Dxx0000001gPL"), "{msg}");
+}
+
+#[tokio::test]
+async fn no_secret_appears_in_any_refresh_error() {
+    let replies = vec![
+        Reply::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": format!("token {REFRESH} revoked")}),
+        ),
+        Reply::json(
+            401,
+            json!({"error": "invalid_client", "error_description": format!("secret {CLIENT_SECRET} wrong")}),
+        ),
+        Reply::text(
+            400,
+            &format!("refresh_token={REFRESH}&secret={CLIENT_SECRET}"),
+        ),
+        Reply::text(200, &format!("{{\"access_token\": \"{ACCESS}\"")),
+        Reply::json(
+            200,
+            json!({"access_token": format!("{REFRESH}{CLIENT_SECRET}")}),
+        ),
+        Reply::text(503, &format!("{REFRESH} {CLIENT_SECRET} {ACCESS}")),
+        Reply::redirect(&format!("https://idp.example/?{REFRESH}")),
+    ];
+    for reply in replies {
+        let (_s, r) = refresh_with(move |_, _| reply.clone()).await;
+        let err = r.unwrap_err();
+        let shown = format!("{err} | {err:?}");
+        for secret in [REFRESH, CLIENT_SECRET, ACCESS, "access-sig-ZXCV"] {
+            assert!(!shown.contains(secret), "{secret} leaked: {shown}");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// login
+
+#[derive(Clone, Copy, PartialEq)]
+enum Idp {
+    Good,
+    WrongState,
+    Denied,
+    NoRefreshToken,
+}
+
+/// A mock IdP: `/authorize` redirects to the request's `redirect_uri` like a real IdP after the
+/// user logged in; `/token` checks the code, the redirect URI and the PKCE verifier.
+async fn mock_idp(mode: Idp) -> MockServer {
+    let challenge: Arc<Mutex<Option<String>>> = Arc::default();
+    MockServer::start(move |req, _| match req.path.as_str() {
+        "/oauth2/v1/authorize" => {
+            *challenge.lock().unwrap() = req.query_value("code_challenge");
+            let redirect = req.query_value("redirect_uri").unwrap();
+            let state = req.query_value("state").unwrap();
+            let query = match mode {
+                Idp::WrongState => format!("code={CODE}&state=forged"),
+                Idp::Denied => "error=access_denied&error_description=User+denied+the+request".to_owned(),
+                _ => format!("code={CODE}&state={state}"),
+            };
+            Reply::redirect(&format!("{redirect}?{query}"))
+        }
+        "/oauth2/v1/token" => {
+            let verifier = req.form_value("code_verifier").unwrap_or_default();
+            let computed = URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()));
+            let ok = req.form_value("grant_type").as_deref() == Some("authorization_code")
+                && req.form_value("code").as_deref() == Some(CODE)
+                && challenge.lock().unwrap().as_deref() == Some(computed.as_str())
+                && req.form_value("redirect_uri").is_some_and(|r| r.starts_with("http://127.0.0.1:") && r.ends_with("/callback"));
+            if !ok {
+                return Reply::json(400, json!({"error": "invalid_grant", "error_description": "bad code or verifier"}));
+            }
+            if mode == Idp::NoRefreshToken {
+                Reply::json(200, json!({"access_token": ACCESS, "token_type": "Bearer"}))
+            } else {
+                Reply::json(200, json!({"access_token": ACCESS, "refresh_token": REFRESH, "token_type": "Bearer"}))
+            }
+        }
+        _ => Reply::text(404, "not found"),
+    })
+    .await
+}
+
+type Seen = Arc<Mutex<Vec<(u16, String)>>>;
+
+/// A test "browser": optionally GETs some stray path on the callback server first, then the
+/// authorization URL, and follows the IdP's redirect to the callback. Records what the callback
+/// server answered.
+fn test_browser(seen: Seen, stray_first: bool) -> UrlHook {
+    Arc::new(move |url: &Url| {
+        let url = url.clone();
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            let c = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap();
+            let resp = c.get(url).send().await.unwrap();
+            let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
+            if stray_first {
+                let stray = location.join("/favicon.ico").unwrap();
+                let r = c.get(stray).send().await.unwrap();
+                let status = r.status().as_u16();
+                let text = r.text().await.unwrap_or_default();
+                seen.lock().unwrap().push((status, text));
+            }
+            let r = c.get(location).send().await.unwrap();
+            let status = r.status().as_u16();
+            let text = r.text().await.unwrap_or_default();
+            seen.lock().unwrap().push((status, text));
+        });
+    })
+}
+
+fn opts(hook: Option<UrlHook>, timeout: Duration) -> LoginOptions {
+    LoginOptions {
+        open_browser: true,
+        // Must never run: the hook replaces the browser.
+        browser_command: Some("/nonexistent/woci-test-browser".into()),
+        timeout,
+        interactive: true,
+        profile: "myprofile".into(),
+        on_url: hook,
+    }
+}
+
+#[tokio::test]
+async fn login_happy_path_with_pkce_and_state() {
+    let idp = mock_idp(Idp::Good).await;
+    let seen: Seen = Arc::default();
+    let tokens = login(
+        &http(),
+        &cfg(&idp, Some(CLIENT_SECRET)),
+        &opts(
+            Some(test_browser(seen.clone(), true)),
+            Duration::from_secs(20),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tokens.access_token.expose(), ACCESS);
+    assert_eq!(tokens.refresh_token.unwrap().expose(), REFRESH);
+
+    let reqs = idp.requests();
+    let authz = reqs
+        .iter()
+        .find(|r| r.path == "/oauth2/v1/authorize")
+        .unwrap();
+    assert_eq!(authz.query_value("response_type").as_deref(), Some("code"));
+    assert_eq!(authz.query_value("client_id").as_deref(), Some("woci-cli"));
+    assert_eq!(
+        authz.query_value("scope").as_deref(),
+        Some("openid offline_access")
+    );
+    assert_eq!(
+        authz.query_value("code_challenge_method").as_deref(),
+        Some("S256")
+    );
+    assert!(authz.query_value("state").is_some_and(|s| s.len() >= 16));
+    let redirect_uri = authz.query_value("redirect_uri").unwrap();
+
+    let token_req = reqs.iter().find(|r| r.path == "/oauth2/v1/token").unwrap();
+    let form = token_req.form();
+    let keys: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "grant_type",
+            "code",
+            "redirect_uri",
+            "client_id",
+            "code_verifier"
+        ]
+    );
+    assert_eq!(token_req.form_value("redirect_uri"), Some(redirect_uri));
+    assert_eq!(
+        token_req.form_value("client_id").as_deref(),
+        Some("woci-cli")
+    );
+    assert!(token_req
+        .header("authorization")
+        .is_some_and(|a| a.starts_with("Basic ")));
+
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, 404, "stray paths get 404 and the wait goes on");
+    assert_eq!(seen[1].0, 200);
+    assert!(seen[1].1.contains("close this window"), "{}", seen[1].1);
+}
+
+#[tokio::test]
+async fn login_state_mismatch_fails() {
+    let idp = mock_idp(Idp::WrongState).await;
+    let seen: Seen = Arc::default();
+    let err = login(
+        &http(),
+        &cfg(&idp, None),
+        &opts(
+            Some(test_browser(seen.clone(), false)),
+            Duration::from_secs(20),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(&err, Error::Login(m) if m.contains("state")),
+        "{err:?}"
+    );
+    assert!(
+        idp.requests().iter().all(|r| r.path != "/oauth2/v1/token"),
+        "no code redemption after a mismatch"
+    );
+    // The callback page was answered before the listener closed.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(seen.lock().unwrap().first().map(|s| s.0), Some(400));
+}
+
+#[tokio::test]
+async fn login_access_denied_is_reported() {
+    let idp = mock_idp(Idp::Denied).await;
+    let err = login(
+        &http(),
+        &cfg(&idp, None),
+        &opts(
+            Some(test_browser(Arc::default(), false)),
+            Duration::from_secs(20),
+        ),
+    )
+    .await
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Login(_)));
+    assert!(
+        msg.contains("access_denied") && msg.contains("User denied the request"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn login_without_refresh_token_names_offline_access() {
+    let idp = mock_idp(Idp::NoRefreshToken).await;
+    let err = login(
+        &http(),
+        &cfg(&idp, None),
+        &opts(
+            Some(test_browser(Arc::default(), false)),
+            Duration::from_secs(20),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("offline_access"), "{err}");
+}
+
+#[tokio::test]
+async fn login_times_out() {
+    let idp = mock_idp(Idp::Good).await;
+    let nothing: UrlHook = Arc::new(|_| {});
+    let started = std::time::Instant::now();
+    let err = login(
+        &http(),
+        &cfg(&idp, None),
+        &opts(Some(nothing), Duration::from_millis(300)),
+    )
+    .await
+    .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(
+        matches!(&err, Error::Login(m) if m.starts_with("no login completed within 1s")),
+        "{err:?}"
+    );
+    assert_eq!(err.exit_code(), crate::error::exit::LOGIN);
+}
+
+#[tokio::test]
+async fn login_port_in_use_names_the_port_and_setting() {
+    let idp = mock_idp(Idp::Good).await;
+    let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let mut c = cfg(&idp, None);
+    c.redirect_port = port;
+    let called = Arc::new(Mutex::new(false));
+    let flag = called.clone();
+    let hook: UrlHook = Arc::new(move |_| *flag.lock().unwrap() = true);
+    let err = login(&http(), &c, &opts(Some(hook), Duration::from_secs(5)))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Config(_)), "{err:?}");
+    assert!(
+        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("`redirect_port`"),
+        "{msg}"
+    );
+    assert!(
+        !*called.lock().unwrap(),
+        "no URL is shown before the listener is bound"
+    );
+}
+
+#[tokio::test]
+async fn login_refuses_when_not_interactive() {
+    let idp = mock_idp(Idp::Good).await;
+    let called = Arc::new(Mutex::new(false));
+    let flag = called.clone();
+    let hook: UrlHook = Arc::new(move |_| *flag.lock().unwrap() = true);
+    let mut o = opts(Some(hook), Duration::from_secs(5));
+    o.interactive = false;
+    let err = login(&http(), &cfg(&idp, None), &o).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, Error::Login(_)));
+    assert!(
+        msg.contains("`myprofile`") && msg.contains("woci session authenticate"),
+        "{msg}"
+    );
+    assert!(!*called.lock().unwrap());
+    assert!(idp.requests().is_empty());
+}
+
+#[tokio::test]
+async fn login_code_rejected_by_token_endpoint() {
+    // The IdP redirects with a code the token endpoint does not accept.
+    let server = MockServer::start(|req, _| match req.path.as_str() {
+        "/oauth2/v1/authorize" => {
+            let redirect = req.query_value("redirect_uri").unwrap();
+            let state = req.query_value("state").unwrap();
+            Reply::redirect(&format!("{redirect}?code=stale&state={state}"))
+        }
+        _ => Reply::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": "code stale was used"}),
+        ),
+    })
+    .await;
+    let err = login(
+        &http(),
+        &cfg(&server, None),
+        &opts(
+            Some(test_browser(Arc::default(), false)),
+            Duration::from_secs(20),
+        ),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            Error::IdpRejected {
+                what: "authorization code",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        !err.to_string().contains("stale"),
+        "the code itself is scrubbed: {err}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// pieces
+
+#[test]
+fn callback_handler_classifies_requests() {
+    let h = callback::handle("/favicon.ico", None, "st");
+    assert_eq!(h.status.as_u16(), 404);
+    assert!(h.outcome.is_none());
+    let h = callback::handle("/callback", Some("code=abc&state=st"), "st");
+    assert_eq!(h.status.as_u16(), 200);
+    assert_eq!(h.outcome.unwrap().unwrap().expose(), "abc");
+    let h = callback::handle("/callback", Some("code=abc"), "st");
+    assert!(matches!(h.outcome, Some(Err(Error::Login(_)))));
+    let h = callback::handle("/callback", Some("state=st"), "st");
+    assert!(matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("no authorization code")));
+    let h = callback::handle(
+        "/callback",
+        Some("error=login_required%0Aevil&state=st"),
+        "st",
+    );
+    assert!(
+        matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("login_required evil") && !m.contains('\n'))
+    );
+}
+
+#[test]
+fn browser_launch_failure_is_reported_not_fatal() {
+    let url = Url::parse("http://127.0.0.1:1/x").unwrap();
+    let err = browser::launch(
+        Some(std::ffi::OsStr::new("/nonexistent/woci-browser")),
+        &url,
+    )
+    .unwrap_err();
+    assert!(err.contains("/nonexistent/woci-browser"), "{err}");
+}
+
+#[test]
+fn browser_gets_the_url_as_its_only_argument() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("args");
+    let script = dir.path().join("browser.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$#\" \"$1\" > '{}'\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let url = Url::parse("http://127.0.0.1:1/authorize?a=1&b=two words;$(id)").unwrap();
+    browser::launch(Some(script.as_os_str()), &url).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !out.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let got = std::fs::read_to_string(&out).unwrap();
+    assert_eq!(got, format!("1\n{}\n", url.as_str()));
+}
+
+#[test]
+fn scrub_removes_secrets_and_control_characters() {
+    assert_eq!(
+        scrub("bad abcd1234 here\r\n", &["abcd1234"]),
+        "bad [redacted] here"
+    );
+    assert_eq!(scrub(&"x".repeat(400), &[]).chars().count(), 301);
+}
