@@ -334,6 +334,8 @@ impl Renewer {
             browser_command: s.browser_command.clone(),
             timeout: s.login_timeout,
             interactive: self.interactive(),
+            profile: s.profile.clone(),
+            on_url: None,
         };
         oidc::login(http, idp, &opts).await
     }
