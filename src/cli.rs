@@ -86,7 +86,10 @@ pub enum Command {
     /// Ensure the session, then run `oci` with these arguments (untouched, in order).
     Oci(Vec<OsString>),
     /// `--exec -- program args…`.
-    Exec { program: OsString, args: Vec<OsString> },
+    Exec {
+        program: OsString,
+        args: Vec<OsString>,
+    },
     /// `session authenticate`: force a fresh interactive login; not forwarded.
     SessionAuthenticate,
     /// `session refresh`: force a renewal now; not forwarded.
@@ -192,7 +195,16 @@ const fn opt(
     heading: &'static str,
     help: &'static str,
 ) -> Opt {
-    Opt { id, long, short: None, value, scope, heading, help, hidden: false }
+    Opt {
+        id,
+        long,
+        short: None,
+        value,
+        scope,
+        heading,
+        help,
+        hidden: false,
+    }
 }
 
 use Scope::{Anywhere, Leading};
@@ -222,11 +234,11 @@ pub const OPTIONS: &[Opt] = &[
     opt(Id::AuthClientSecret, "auth-client-secret", Some("SECRET"), Anywhere, H_IDP,
         "Client secret of the login application, if it has one"),
     opt(Id::ClientId, "client-id", Some("ID"), Leading, H_IDP,
-        "Client id of the OCI token exchange application (only before the first oci word)"),
+        "Client id of the OCI token exchange application"),
     opt(Id::ClientSecret, "client-secret", Some("SECRET"), Leading, H_IDP,
-        "Client secret of the token exchange application (only before the first oci word)"),
+        "Client secret of the token exchange application"),
     opt(Id::Scope, "scope", Some("SCOPES"), Leading, H_IDP,
-        "Scopes to request, space separated; must include offline_access (only before the first oci word)"),
+        "Scopes to request, space separated; must include offline_access"),
     opt(Id::RedirectPort, "redirect-port", Some("PORT"), Anywhere, H_IDP,
         "Loopback port of the login callback http://127.0.0.1:PORT/callback"),
     opt(Id::AutoRefresh, "auto-refresh", None, Anywhere, H_LONG,
@@ -238,7 +250,7 @@ pub const OPTIONS: &[Opt] = &[
     opt(Id::Status, "status", None, Anywhere, H_DAEMON,
         "Show the profile's session state; the exit code says whether it is usable"),
     opt(Id::Json, "json", None, Leading, H_DAEMON,
-        "With --status: print JSON (only before the first oci word)"),
+        "With --status: print JSON"),
     opt(Id::Daemon, "daemon", None, Anywhere, H_DAEMON,
         "Start a background process that keeps the profile's session valid"),
     opt(Id::DaemonStatus, "daemon-status", None, Anywhere, H_DAEMON,
@@ -250,9 +262,9 @@ pub const OPTIONS: &[Opt] = &[
         ..opt(Id::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)")
     },
     opt(Id::LogLevel, "log-level", Some("LEVEL"), Leading, H_INFO,
-        "woci's log level: error, warn, info, debug, trace [default: warn; RUST_LOG wins] (only before the first oci word)"),
+        "woci's log level: error, warn, info, debug, trace [default: warn; RUST_LOG wins]"),
     opt(Id::Debug, "debug", None, Leading, H_INFO,
-        "Show woci's flow (secrets redacted); also passed to oci (only before the first oci word)"),
+        "Show woci's flow (secrets redacted); also passed on to oci"),
     opt(Id::Completions, "completions", Some("SHELL"), Leading, H_INFO,
         "Print shell completions: bash, zsh, fish, elvish, powershell"),
     opt(Id::Man, "man", None, Leading, H_INFO, "Print the man page (roff)"),
@@ -322,16 +334,22 @@ fn build_command(with_hidden: bool) -> clap::Command {
         .after_long_help(RULES)
         .max_term_width(100);
     for o in OPTIONS.iter().filter(|o| with_hidden || !o.hidden) {
-        let mut arg = Arg::new(o.long).long(o.long).help(o.help).help_heading(o.heading).hide(o.hidden);
+        let mut arg = Arg::new(o.long)
+            .long(o.long)
+            .help(o.help)
+            .help_heading(o.heading)
+            .hide(o.hidden);
         if let Some(c) = o.short {
             arg = arg.short(c);
         }
         arg = match (o.id, o.value) {
             (Id::Help, _) => arg.action(ArgAction::Help),
             (Id::Version, _) => arg.action(ArgAction::Version),
-            (Id::Completions, Some(v)) => {
-                arg.value_name(v).action(ArgAction::Set).value_parser(clap::value_parser!(clap_complete::Shell))
-            }
+            (Id::Completions, Some(v)) => arg
+                .value_name(v)
+                .action(ArgAction::Set)
+                .value_parser(clap::value_parser!(clap_complete::Shell))
+                .hide_possible_values(true),
             (_, Some(v)) => arg.value_name(v).action(ArgAction::Set),
             (_, None) => arg.action(ArgAction::SetTrue),
         };
@@ -350,7 +368,7 @@ fn build_command(with_hidden: bool) -> clap::Command {
 
 /// Help text.
 pub fn help_text() -> String {
-    command().render_long_help().to_string()
+    command().render_help().to_string()
 }
 
 /// Completions for `shell`.
@@ -372,7 +390,11 @@ pub fn man_page() -> Vec<u8> {
 /// Splits argv (without argv[0]).
 pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
     if args.is_empty() {
-        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command: Command::Help });
+        return Ok(Invocation {
+            options: WociOptions::default(),
+            oci: OciView::default(),
+            command: Command::Help,
+        });
     }
     let mut st = State::default();
     let mut forwarded: Vec<OsString> = Vec::new();
@@ -387,12 +409,15 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
         if let Some((name, inline)) = split_option(&arg) {
             if let Some(o) = find(&name).filter(|o| o.scope == Anywhere || !seen_word) {
                 let value = match (o.value, inline) {
-                    (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(o)))),
+                    (None, Some(_)) => {
+                        return Err(usage(format!("`{}` takes no value", display(o))))
+                    }
                     (None, None) => None,
                     (Some(_), Some(v)) => Some(v),
-                    (Some(_), None) => {
-                        Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(o))))?)
-                    }
+                    (Some(_), None) => Some(
+                        it.next()
+                            .ok_or_else(|| usage(format!("`{}` needs a value", display(o))))?,
+                    ),
                 };
                 st.apply(o, value)?;
                 if o.id == Id::Debug {
@@ -400,8 +425,11 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
                 }
                 continue;
             }
-            let value_follows =
-                !seen_word && inline.is_none() && name.strip_prefix("--").is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n));
+            let value_follows = !seen_word
+                && inline.is_none()
+                && name
+                    .strip_prefix("--")
+                    .is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n));
             forwarded.push(arg);
             if value_follows {
                 if let Some(v) = it.next() {
@@ -437,7 +465,8 @@ impl State {
         let o_ = &mut self.options;
         let text = || -> Result<String> {
             let v = value.clone().unwrap_or_default();
-            v.into_string().map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
+            v.into_string()
+                .map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
         };
         match o.id {
             Id::ManagerConfig => o_.manager_config = value.clone().map(PathBuf::from),
@@ -454,8 +483,11 @@ impl State {
             Id::RedirectPort => {
                 let v = text()?;
                 let port = v.trim().parse::<u16>().ok().filter(|p| *p != 0);
-                o_.redirect_port =
-                    Some(port.ok_or_else(|| usage(format!("`--redirect-port` must be a port number 1-65535, got `{v}`")))?);
+                o_.redirect_port = Some(port.ok_or_else(|| {
+                    usage(format!(
+                        "`--redirect-port` must be a port number 1-65535, got `{v}`"
+                    ))
+                })?);
             }
             Id::RefreshSafetyWindow => o_.refresh_safety_window = Some(seconds(o, &text()?)?),
             Id::LoginTimeout => o_.login_timeout = Some(seconds(o, &text()?)?),
@@ -498,7 +530,11 @@ impl State {
             None
         };
         if let Some(command) = informational {
-            return Ok(Invocation { options: self.options, oci: OciView::default(), command });
+            return Ok(Invocation {
+                options: self.options,
+                oci: OciView::default(),
+                command,
+            });
         }
 
         let actions: Vec<&str> = [
@@ -519,17 +555,29 @@ impl State {
 
         if self.exec {
             let Some(mut rest) = after.filter(|r| !r.is_empty()) else {
-                return Err(usage("`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]..."));
+                return Err(usage(
+                    "`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]...",
+                ));
             };
             check_exec_leftovers(&forwarded)?;
             let oci = read_oci_view(&forwarded)?;
             let program = rest.remove(0);
-            return Ok(Invocation { options: self.options, oci, command: Command::Exec { program, args: rest } });
+            return Ok(Invocation {
+                options: self.options,
+                oci,
+                command: Command::Exec {
+                    program,
+                    args: rest,
+                },
+            });
         }
 
         if let Some(action) = actions.first() {
             if let Some(w) = words.first() {
-                return Err(usage(format!("`{action}` takes no oci command, got `{}`", w.to_string_lossy())));
+                return Err(usage(format!(
+                    "`{action}` takes no oci command, got `{}`",
+                    w.to_string_lossy()
+                )));
             }
             if after.as_ref().is_some_and(|a| !a.is_empty()) {
                 return Err(usage(format!("`{action}` takes no arguments after `--`")));
@@ -542,23 +590,38 @@ impl State {
                 _ => Command::StopDaemon,
             };
             let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation { options: self.options, oci, command });
+            return Ok(Invocation {
+                options: self.options,
+                oci,
+                command,
+            });
         }
 
-        let session = match (words.first().and_then(|w| w.to_str()), words.get(1).and_then(|w| w.to_str())) {
+        let session = match (
+            words.first().and_then(|w| w.to_str()),
+            words.get(1).and_then(|w| w.to_str()),
+        ) {
             (Some("session"), Some("authenticate")) => Some(Command::SessionAuthenticate),
             (Some("session"), Some("refresh")) => Some(Command::SessionRefresh),
             _ => None,
         };
         if let Some(command) = session {
             let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation { options: self.options, oci, command });
+            return Ok(Invocation {
+                options: self.options,
+                oci,
+                command,
+            });
         }
 
         let mut all = forwarded;
         all.extend(after.unwrap_or_default());
         let oci = read_oci_view(&all)?;
-        Ok(Invocation { options: self.options, oci, command: Command::Oci(all) })
+        Ok(Invocation {
+            options: self.options,
+            oci,
+            command: Command::Oci(all),
+        })
     }
 }
 
@@ -571,9 +634,12 @@ fn display(o: &Opt) -> String {
 }
 
 fn seconds(o: &Opt, v: &str) -> Result<u64> {
-    v.trim()
-        .parse()
-        .map_err(|_| usage(format!("`{}` must be a whole number of seconds, got `{v}`", display(o))))
+    v.trim().parse().map_err(|_| {
+        usage(format!(
+            "`{}` must be a whole number of seconds, got `{v}`",
+            display(o)
+        ))
+    })
 }
 
 fn find(name: &str) -> Option<&'static Opt> {
@@ -581,7 +647,9 @@ fn find(name: &str) -> Option<&'static Opt> {
         OPTIONS.iter().find(|o| o.long == long)
     } else {
         let mut chars = name.strip_prefix('-')?.chars();
-        let (c, None) = (chars.next()?, chars.next()) else { return None };
+        let (c, None) = (chars.next()?, chars.next()) else {
+            return None;
+        };
         OPTIONS.iter().find(|o| o.short == Some(c))
     }
 }
@@ -625,7 +693,13 @@ fn oci_words(args: &[OsString]) -> Vec<&OsString> {
         let a = &args[i];
         i += 1;
         match split_option(a) {
-            Some((name, None)) if name.strip_prefix("--").is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n)) => i += 1,
+            Some((name, None))
+                if name
+                    .strip_prefix("--")
+                    .is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n)) =>
+            {
+                i += 1
+            }
             Some(_) => {}
             None => words.push(a),
         }
@@ -657,7 +731,14 @@ fn check_exec_leftovers(forwarded: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-const VIEW_OPTIONS: &[&str] = &["--profile", "--config-file", "--region", "--auth", "--cert-bundle", "--endpoint"];
+const VIEW_OPTIONS: &[&str] = &[
+    "--profile",
+    "--config-file",
+    "--region",
+    "--auth",
+    "--cert-bundle",
+    "--endpoint",
+];
 
 /// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
 /// (both forms; the last one wins, as in `oci`). The arguments are not changed.
@@ -667,7 +748,9 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     while i < args.len() {
         let a = &args[i];
         i += 1;
-        let Some((name, inline)) = split_option(a) else { continue };
+        let Some((name, inline)) = split_option(a) else {
+            continue;
+        };
         if !VIEW_OPTIONS.contains(&name.as_str()) {
             continue;
         }
@@ -683,7 +766,10 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
             },
         };
         let text = || {
-            value.clone().into_string().map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")))
+            value
+                .clone()
+                .into_string()
+                .map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")))
         };
         match name.as_str() {
             "--profile" => view.profile = Some(text()?),
@@ -737,15 +823,46 @@ mod tests {
 
     #[test]
     fn shared_name_after_first_word_goes_to_oci() {
-        let inv = p(&["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
-        assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
+        let inv = p(&[
+            "os",
+            "object",
+            "put",
+            "--bucket-name",
+            "b",
+            "--file",
+            "f",
+            "--client-id",
+            "x",
+        ]);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "os",
+                "object",
+                "put",
+                "--bucket-name",
+                "b",
+                "--file",
+                "f",
+                "--client-id",
+                "x"
+            ]
+        );
         assert_eq!(inv.options.client_id, None);
         for name in ["--client-secret", "--scope", "--log-level"] {
             let inv = p(&["iam", "x", name, "v"]);
             assert_eq!(oci_args(&inv), ["iam", "x", name, "v"]);
             assert_eq!(inv.options, WociOptions::default(), "{name}");
         }
-        for flag in ["--json", "--help", "-h", "--version", "-v", "--exec", "--man"] {
+        for flag in [
+            "--json",
+            "--help",
+            "-h",
+            "--version",
+            "-v",
+            "--exec",
+            "--man",
+        ] {
             let inv = p(&["os", "ns", "get", flag]);
             assert_eq!(oci_args(&inv), ["os", "ns", "get", flag]);
         }
@@ -758,7 +875,15 @@ mod tests {
         let inv = p(&["--client-id", "x", "os", "ns", "get"]);
         assert_eq!(inv.options.client_id.as_deref(), Some("x"));
         assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
-        let inv = p(&["--client-secret=s", "--scope", "openid offline_access", "--log-level=debug", "os", "ns", "get"]);
+        let inv = p(&[
+            "--client-secret=s",
+            "--scope",
+            "openid offline_access",
+            "--log-level=debug",
+            "os",
+            "ns",
+            "get",
+        ]);
         assert_eq!(inv.options.client_secret.as_deref(), Some("s"));
         assert_eq!(inv.options.scope.as_deref(), Some("openid offline_access"));
         assert_eq!(inv.options.log_level.as_deref(), Some("debug"));
@@ -768,27 +893,73 @@ mod tests {
     #[test]
     fn oci_option_values_are_not_words() {
         // `P` and `table` are values, so `--client-id` is still before the first word.
-        let inv = p(&["--profile", "P", "--output", "table", "--client-id", "x", "os", "ns", "get"]);
+        let inv = p(&[
+            "--profile",
+            "P",
+            "--output",
+            "table",
+            "--client-id",
+            "x",
+            "os",
+            "ns",
+            "get",
+        ]);
         assert_eq!(inv.options.client_id.as_deref(), Some("x"));
-        assert_eq!(oci_args(&inv), ["--profile", "P", "--output", "table", "os", "ns", "get"]);
+        assert_eq!(
+            oci_args(&inv),
+            ["--profile", "P", "--output", "table", "os", "ns", "get"]
+        );
         assert_eq!(inv.oci.profile.as_deref(), Some("P"));
     }
 
     #[test]
     fn woci_only_options_anywhere_both_forms() {
         let inv = p(&[
-            "os", "object", "put", "--auto-refresh", "--bucket-name", "b", "--token-url", "https://idp/token",
-            "--redirect-port=8181", "--file", "f", "--manager-config", "/m.ini", "--refresh-safety-window", "900",
-            "--no-resign-proxy", "--no-browser", "--login-timeout=30", "--refresh-token-passphrase-env", "PW",
-            "--refresh-token-passphrase-prompt", "--authz-base-url=https://idp/authorize", "--token-exchange-url",
-            "https://dom/token", "--auth-client-id", "a", "--auth-client-secret=sec",
+            "os",
+            "object",
+            "put",
+            "--auto-refresh",
+            "--bucket-name",
+            "b",
+            "--token-url",
+            "https://idp/token",
+            "--redirect-port=8181",
+            "--file",
+            "f",
+            "--manager-config",
+            "/m.ini",
+            "--refresh-safety-window",
+            "900",
+            "--no-resign-proxy",
+            "--no-browser",
+            "--login-timeout=30",
+            "--refresh-token-passphrase-env",
+            "PW",
+            "--refresh-token-passphrase-prompt",
+            "--authz-base-url=https://idp/authorize",
+            "--token-exchange-url",
+            "https://dom/token",
+            "--auth-client-id",
+            "a",
+            "--auth-client-secret=sec",
         ]);
-        assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f"]);
+        assert_eq!(
+            oci_args(&inv),
+            ["os", "object", "put", "--bucket-name", "b", "--file", "f"]
+        );
         let o = &inv.options;
-        assert!(o.auto_refresh && o.no_resign_proxy && o.no_browser && o.refresh_token_passphrase_prompt);
+        assert!(
+            o.auto_refresh
+                && o.no_resign_proxy
+                && o.no_browser
+                && o.refresh_token_passphrase_prompt
+        );
         assert_eq!(o.token_url.as_deref(), Some("https://idp/token"));
         assert_eq!(o.redirect_port, Some(8181));
-        assert_eq!(o.manager_config.as_deref(), Some(std::path::Path::new("/m.ini")));
+        assert_eq!(
+            o.manager_config.as_deref(),
+            Some(std::path::Path::new("/m.ini"))
+        );
         assert_eq!(o.refresh_safety_window, Some(900));
         assert_eq!(o.login_timeout, Some(30));
         assert_eq!(o.refresh_token_passphrase_env.as_deref(), Some("PW"));
@@ -800,8 +971,18 @@ mod tests {
 
     #[test]
     fn values_may_contain_equals_and_start_with_dash() {
-        let inv = p(&["--token-url=https://idp/token?a=b", "--auth-client-secret", "-secret-", "os", "ns", "get"]);
-        assert_eq!(inv.options.token_url.as_deref(), Some("https://idp/token?a=b"));
+        let inv = p(&[
+            "--token-url=https://idp/token?a=b",
+            "--auth-client-secret",
+            "-secret-",
+            "os",
+            "ns",
+            "get",
+        ]);
+        assert_eq!(
+            inv.options.token_url.as_deref(),
+            Some("https://idp/token?a=b")
+        );
         assert_eq!(inv.options.auth_client_secret.as_deref(), Some("-secret-"));
         assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
     }
@@ -809,14 +990,34 @@ mod tests {
     #[test]
     fn profile_and_friends_are_read_but_kept() {
         let inv = p(&[
-            "--profile=P", "os", "ns", "get", "--region", "us-phoenix-1", "--config-file=/c", "--auth", "security_token",
-            "--cert-bundle", "/ca.pem", "--endpoint=https://e",
+            "--profile=P",
+            "os",
+            "ns",
+            "get",
+            "--region",
+            "us-phoenix-1",
+            "--config-file=/c",
+            "--auth",
+            "security_token",
+            "--cert-bundle",
+            "/ca.pem",
+            "--endpoint=https://e",
         ]);
         assert_eq!(
             oci_args(&inv),
             [
-                "--profile=P", "os", "ns", "get", "--region", "us-phoenix-1", "--config-file=/c", "--auth",
-                "security_token", "--cert-bundle", "/ca.pem", "--endpoint=https://e",
+                "--profile=P",
+                "os",
+                "ns",
+                "get",
+                "--region",
+                "us-phoenix-1",
+                "--config-file=/c",
+                "--auth",
+                "security_token",
+                "--cert-bundle",
+                "/ca.pem",
+                "--endpoint=https://e",
             ]
         );
         assert_eq!(
@@ -840,28 +1041,80 @@ mod tests {
 
     #[test]
     fn dashdash_ends_woci_options() {
-        let inv = p(&["--auto-refresh", "--", "os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
+        let inv = p(&[
+            "--auto-refresh",
+            "--",
+            "os",
+            "ns",
+            "get",
+            "--auto-refresh",
+            "--client-id",
+            "x",
+            "--",
+            "y",
+        ]);
         assert!(inv.options.auto_refresh);
-        assert_eq!(oci_args(&inv), ["os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "os",
+                "ns",
+                "get",
+                "--auto-refresh",
+                "--client-id",
+                "x",
+                "--",
+                "y"
+            ]
+        );
         assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);
         assert_eq!(oci_args(&p(&["--", "--version"])), ["--version"]);
         // oci's options after `--` are still read (oci sees them).
-        assert_eq!(p(&["--", "--profile", "Q", "os", "ns", "get"]).oci.profile.as_deref(), Some("Q"));
+        assert_eq!(
+            p(&["--", "--profile", "Q", "os", "ns", "get"])
+                .oci
+                .profile
+                .as_deref(),
+            Some("Q")
+        );
         // `session refresh` after `--` is oci's own.
-        assert_eq!(oci_args(&p(&["--", "session", "refresh"])), ["session", "refresh"]);
+        assert_eq!(
+            oci_args(&p(&["--", "session", "refresh"])),
+            ["session", "refresh"]
+        );
     }
 
     #[test]
     fn exec_takes_the_program_after_dashdash() {
-        let inv = p(&["--exec", "--profile", "P", "--auto-refresh", "--", "terraform", "plan", "--client-id", "x", "--"]);
+        let inv = p(&[
+            "--exec",
+            "--profile",
+            "P",
+            "--auto-refresh",
+            "--",
+            "terraform",
+            "plan",
+            "--client-id",
+            "x",
+            "--",
+        ]);
         assert_eq!(
             inv.command,
-            Command::Exec { program: "terraform".into(), args: os(&["plan", "--client-id", "x", "--"]) }
+            Command::Exec {
+                program: "terraform".into(),
+                args: os(&["plan", "--client-id", "x", "--"])
+            }
         );
         assert!(inv.options.auto_refresh);
         assert_eq!(inv.oci.profile.as_deref(), Some("P"));
         let inv = p(&["--debug", "--region=r", "--exec", "--", "./script.sh"]);
-        assert_eq!(inv.command, Command::Exec { program: "./script.sh".into(), args: vec![] });
+        assert_eq!(
+            inv.command,
+            Command::Exec {
+                program: "./script.sh".into(),
+                args: vec![]
+            }
+        );
         assert!(inv.options.debug);
         assert_eq!(inv.oci.region.as_deref(), Some("r"));
     }
@@ -897,9 +1150,15 @@ mod tests {
         let inv = p(&["session", "--profile=P", "authenticate"]);
         assert_eq!(inv.command, Command::SessionAuthenticate);
         assert_eq!(inv.oci.profile.as_deref(), Some("P"));
-        assert_eq!(oci_args(&p(&["session", "validate", "--profile", "P"])), ["session", "validate", "--profile", "P"]);
+        assert_eq!(
+            oci_args(&p(&["session", "validate", "--profile", "P"])),
+            ["session", "validate", "--profile", "P"]
+        );
         assert_eq!(oci_args(&p(&["session"])), ["session"]);
-        assert_eq!(oci_args(&p(&["os", "session", "refresh"])), ["os", "session", "refresh"]);
+        assert_eq!(
+            oci_args(&p(&["os", "session", "refresh"])),
+            ["os", "session", "refresh"]
+        );
     }
 
     #[test]
@@ -909,9 +1168,18 @@ mod tests {
         assert_eq!(p(&["--profile", "P", "--help"]).command, Command::Help);
         assert_eq!(p(&["--version"]).command, Command::Version);
         assert_eq!(p(&["-v"]).command, Command::Version);
-        assert_eq!(p(&["--completions", "bash"]).command, Command::Completions(clap_complete::Shell::Bash));
-        assert_eq!(p(&["--completions=zsh"]).command, Command::Completions(clap_complete::Shell::Zsh));
-        assert_eq!(p(&["--completions", "fish"]).command, Command::Completions(clap_complete::Shell::Fish));
+        assert_eq!(
+            p(&["--completions", "bash"]).command,
+            Command::Completions(clap_complete::Shell::Bash)
+        );
+        assert_eq!(
+            p(&["--completions=zsh"]).command,
+            Command::Completions(clap_complete::Shell::Zsh)
+        );
+        assert_eq!(
+            p(&["--completions", "fish"]).command,
+            Command::Completions(clap_complete::Shell::Fish)
+        );
         assert_eq!(p(&["--man"]).command, Command::Man);
         assert_eq!(p(&["--help", "--version"]).command, Command::Help);
     }
@@ -929,7 +1197,10 @@ mod tests {
         assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon);
         assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
         assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
-        assert_eq!(p(&["--daemon-run", "--profile", "P"]).command, Command::DaemonRun);
+        assert_eq!(
+            p(&["--daemon-run", "--profile", "P"]).command,
+            Command::DaemonRun
+        );
     }
 
     #[test]
@@ -960,8 +1231,27 @@ mod tests {
 
     #[test]
     fn unknown_options_and_lookalikes_go_to_oci() {
-        let inv = p(&["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
-        assert_eq!(oci_args(&inv), ["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
+        let inv = p(&[
+            "--auto-refreshx",
+            "--profile-name",
+            "X",
+            "-d",
+            "--tokenurl=1",
+            "-",
+            "os",
+        ]);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "--auto-refreshx",
+                "--profile-name",
+                "X",
+                "-d",
+                "--tokenurl=1",
+                "-",
+                "os"
+            ]
+        );
         assert_eq!(inv.options, WociOptions::default());
         assert_eq!(inv.oci.profile, None);
     }
@@ -997,15 +1287,33 @@ mod tests {
         let inv = parse(args.clone()).unwrap();
         assert!(inv.options.auto_refresh);
         assert_eq!(inv.command, Command::Oci(args[1..].to_vec()));
-        assert_eq!(inv.oci.config_file.as_deref().map(|p| p.as_os_str().as_bytes()), Some(&b"/tmp/\xff"[..]));
+        assert_eq!(
+            inv.oci
+                .config_file
+                .as_deref()
+                .map(|p| p.as_os_str().as_bytes()),
+            Some(&b"/tmp/\xff"[..])
+        );
         // A non-UTF-8 manager config path is fine; a non-UTF-8 URL or profile is not.
         let mut mc = b"--manager-config=/x/".to_vec();
         mc.push(0xff);
         let inv = parse(vec![OsString::from_vec(mc), OsString::from("os")]).unwrap();
-        assert_eq!(inv.options.manager_config.unwrap().as_os_str().as_bytes(), b"/x/\xff");
-        let e = parse(vec![OsString::from("--token-url"), OsString::from_vec(b"\xff".to_vec())]).unwrap_err();
+        assert_eq!(
+            inv.options.manager_config.unwrap().as_os_str().as_bytes(),
+            b"/x/\xff"
+        );
+        let e = parse(vec![
+            OsString::from("--token-url"),
+            OsString::from_vec(b"\xff".to_vec()),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("`--token-url`"), "{e}");
-        let e = parse(vec![OsString::from("--profile"), OsString::from_vec(b"\xff".to_vec()), "os".into()]).unwrap_err();
+        let e = parse(vec![
+            OsString::from("--profile"),
+            OsString::from_vec(b"\xff".to_vec()),
+            "os".into(),
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("`--profile`"), "{e}");
     }
 
@@ -1016,12 +1324,26 @@ mod tests {
         longs.dedup();
         assert_eq!(longs.len(), OPTIONS.len(), "duplicate long names");
         // Names oci uses are never woci's anywhere.
-        for shared in ["client-id", "client-secret", "scope", "log-level", "json", "help", "version", "debug", "exec"] {
+        for shared in [
+            "client-id",
+            "client-secret",
+            "scope",
+            "log-level",
+            "json",
+            "help",
+            "version",
+            "debug",
+            "exec",
+        ] {
             let o = OPTIONS.iter().find(|o| o.long == shared).unwrap();
             assert_eq!(o.scope, Scope::Leading, "{shared}");
         }
         for o in OPTIONS {
-            assert!(!OCI_VALUE_OPTIONS.contains(&o.long), "{} is an oci global option", o.long);
+            assert!(
+                !OCI_VALUE_OPTIONS.contains(&o.long),
+                "{} is an oci global option",
+                o.long
+            );
         }
         command().debug_assert();
     }
@@ -1030,7 +1352,11 @@ mod tests {
     fn help_describes_options_and_the_rule() {
         let h = help_text();
         for o in OPTIONS.iter().filter(|o| !o.hidden) {
-            assert!(h.contains(&format!("--{}", o.long)), "help lacks --{}", o.long);
+            assert!(
+                h.contains(&format!("--{}", o.long)),
+                "help lacks --{}",
+                o.long
+            );
         }
         assert!(!h.contains("--daemon-run"), "hidden option shown");
         assert!(h.contains("woci -- --help") && h.contains("oci --help"));
@@ -1040,12 +1366,19 @@ mod tests {
 
     #[test]
     fn completions_generate_for_each_shell() {
-        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
             let c = completions(shell);
             assert!(c.contains("woci"), "{shell:?}");
             assert!(c.contains("auto-refresh"), "{shell:?}");
             assert!(c.contains("manager-config"), "{shell:?}");
-            assert!(!c.contains("daemon-run"), "{shell:?} shows the hidden option");
+            assert!(
+                !c.contains("daemon-run"),
+                "{shell:?} shows the hidden option"
+            );
         }
     }
 
