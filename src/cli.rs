@@ -19,8 +19,9 @@
 //!    `--client-id x` on, `woci --client-id x os ns get` takes it. `--debug` before the first word
 //!    turns on woci's debug logs *and* stays in the `oci` arguments.
 //! 3. **`--`** ends woci's options. Everything after it goes to `oci` verbatim (`woci -- --help`
-//!    shows `oci`'s help); the `--` itself is not passed on. With `--exec` the program and its
-//!    arguments follow `--`: `woci --exec -- terraform plan`.
+//!    shows `oci`'s help). A `--` before the first oci word is woci's and is not passed on; a
+//!    later one is `oci`'s and is passed on (it still ends woci's options). With `--exec` the
+//!    program and its arguments follow `--`: `woci --exec -- terraform plan`.
 //! 4. **Everything else** reaches `oci` unchanged and in order (as `OsString`, so non-UTF-8
 //!    arguments survive). woci reads, but never removes, `--profile`, `--config-file`,
 //!    `--region`, `--auth`, `--cert-bundle` and `--endpoint` (both forms, anywhere) into
@@ -306,7 +307,7 @@ How arguments are split:
     oci word (the first argument that is neither an option nor an option's value); after it they
     go to oci. `--debug` there is also passed on to oci.
   - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program
-    and its arguments).
+    and its arguments). A `--` after the first oci word is itself passed on to oci.
   - Everything else goes to oci unchanged and in order. woci reads, but never removes, --profile,
     --config-file, --region, --auth, --cert-bundle and --endpoint.
   - `woci session authenticate` forces a new login and `woci session refresh` a renewal now;
@@ -403,6 +404,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
     let mut it = args.into_iter();
     while let Some(arg) = it.next() {
         if arg == "--" {
+            if seen_word {
+                // oci's own `--`: passed on, and nothing after it is woci's.
+                forwarded.push(arg);
+            }
             after_dashdash = Some(it.by_ref().collect());
             break;
         }
@@ -1076,6 +1081,21 @@ mod tests {
                 .profile
                 .as_deref(),
             Some("Q")
+        );
+        // A `--` after the first oci word is oci's: passed on, and it still ends woci's options.
+        let inv = p(&[
+            "os",
+            "ns",
+            "get",
+            "--auto-refresh",
+            "--",
+            "--no-browser",
+            "x",
+        ]);
+        assert!(inv.options.auto_refresh && !inv.options.no_browser);
+        assert_eq!(
+            oci_args(&inv),
+            ["os", "ns", "get", "--", "--no-browser", "x"]
         );
         // `session refresh` after `--` is oci's own.
         assert_eq!(
