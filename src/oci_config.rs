@@ -626,6 +626,20 @@ security_token_file=/other/token
     }
 
     #[test]
+    fn upsert_after_a_header_without_newline_and_colon_values() {
+        assert_eq!(upsert_str("[p]", "p", &[("k", "v")]), "[p]\nk=v\n");
+        let text = "[p]\nkey_file=C:\\keys\\k.pem\nfingerprint: aa:bb:cc\n";
+        assert_eq!(
+            read_str(text, "p").unwrap(),
+            map(&[("key_file", "C:\\keys\\k.pem"), ("fingerprint", "aa:bb:cc")])
+        );
+        assert_eq!(
+            upsert_str(text, "p", &[("fingerprint", "dd:ee")]),
+            "[p]\nkey_file=C:\\keys\\k.pem\nfingerprint: dd:ee\n"
+        );
+    }
+
+    #[test]
     fn upsert_into_empty_text() {
         assert_eq!(upsert_str("", "DEFAULT", &[("k", "v")]), "[DEFAULT]\nk=v\n");
     }
