@@ -54,24 +54,77 @@ pub struct Event {
     pub fault: Option<String>,
 }
 
-/// Counters since start.
+/// Counters since start. Requests to `/_emulator/...` are not counted.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Stats {
+    /// Every request served (admin endpoints excepted), including faulted ones.
     pub requests: u64,
+    /// Requests per endpoint (`idp_token`, `exchange`, `object_storage`, ...).
+    pub requests_by_endpoint: BTreeMap<String, u64>,
+    /// Authorization-code grants that issued tokens.
     pub auth_code_grants: u64,
+    pub auth_code_grants_rejected: u64,
+    /// Refresh-token grants the IdP answered itself: issued tokens or refused the grant
+    /// (`invalid_grant`, `invalid_client`). Injected faults are not counted here; see
+    /// [`Stats::refresh_grants_attempted`].
     pub refresh_grants: u64,
+    /// Refresh-token grants that issued tokens.
+    pub refresh_grants_issued: u64,
+    /// Refresh-token grants refused (`invalid_grant`, `invalid_client`, ...).
     pub refresh_grants_rejected: u64,
+    /// Every request to the token endpoint with `grant_type=refresh_token`, faults included.
+    pub refresh_grant_requests: u64,
+    /// Token exchanges that issued a UPST.
     pub exchanges: u64,
     pub exchanges_rejected: u64,
+    /// Successful `/v1/authentication/refresh` calls.
     pub session_refreshes: u64,
     pub session_refreshes_rejected: u64,
     pub object_storage_requests: u64,
+    /// Single-part `PutObject`s stored.
+    pub objects_put: u64,
+    /// `UploadPart`s stored.
     pub parts_uploaded: u64,
+    /// `CommitMultipartUpload`s that assembled an object.
     pub objects_committed: u64,
-    /// Count of 401 responses by reason (`upst_expired`, `bad_signature`, ...).
+    /// Distinct `jti`s of the UPSTs that signed accepted Object Storage requests, in order of
+    /// first use.
+    pub os_jtis: Vec<String>,
+    /// All 401 responses.
+    pub unauthorized: u64,
+    /// 401 responses by reason (`upst_expired`, `bad_signature`, `stale_date`, ...).
     pub unauthorized_by_reason: BTreeMap<String, u64>,
-    /// Count of injected faults by endpoint.
+    /// Injected faults by endpoint.
     pub faults_injected: BTreeMap<String, u64>,
+}
+
+impl Stats {
+    /// Requests with `grant_type=refresh_token`, including ones answered by an injected fault.
+    pub fn refresh_grants_attempted(&self) -> u64 {
+        self.refresh_grant_requests
+    }
+
+    /// 401s recorded with `reason`.
+    pub fn unauthorized_for(&self, reason: &str) -> u64 {
+        self.unauthorized_by_reason.get(reason).copied().unwrap_or(0)
+    }
+}
+
+impl Endpoint {
+    /// The snake_case name used in JSON and stats maps.
+    pub fn name(self) -> &'static str {
+        match self {
+            Endpoint::Discovery => "discovery",
+            Endpoint::Jwks => "jwks",
+            Endpoint::Authorize => "authorize",
+            Endpoint::IdpToken => "idp_token",
+            Endpoint::Exchange => "exchange",
+            Endpoint::SessionRefresh => "session_refresh",
+            Endpoint::ObjectStorage => "object_storage",
+            Endpoint::Admin => "admin",
+            Endpoint::Other => "other",
+        }
+    }
 }
 
 /// Per-response annotation that handlers attach as a response extension; the recording
@@ -102,16 +155,17 @@ impl Recorder {
         {
             let mut stats = self.stats.lock().unwrap();
             stats.requests += 1;
+            *stats.requests_by_endpoint.entry(event.endpoint.name().to_string()).or_default() += 1;
             if event.endpoint == Endpoint::ObjectStorage {
                 stats.object_storage_requests += 1;
             }
             if event.status == 401 {
+                stats.unauthorized += 1;
                 let reason = event.reason.clone().unwrap_or_else(|| "unknown".into());
                 *stats.unauthorized_by_reason.entry(reason).or_default() += 1;
             }
             if event.fault.is_some() {
-                let key = serde_json::to_value(event.endpoint).ok().and_then(|v| v.as_str().map(String::from));
-                *stats.faults_injected.entry(key.unwrap_or_default()).or_default() += 1;
+                *stats.faults_injected.entry(event.endpoint.name().to_string()).or_default() += 1;
             }
         }
         let mut events = self.events.lock().unwrap();
@@ -122,6 +176,14 @@ impl Recorder {
     /// Applies `f` to the counters.
     pub fn count(&self, f: impl FnOnce(&mut Stats)) {
         f(&mut self.stats.lock().unwrap());
+    }
+
+    /// Notes that `jti` signed an accepted Object Storage request.
+    pub fn os_jti(&self, jti: &str) {
+        let mut stats = self.stats.lock().unwrap();
+        if !stats.os_jtis.iter().any(|j| j == jti) {
+            stats.os_jtis.push(jti.to_string());
+        }
     }
 
     pub fn events(&self) -> Vec<Event> {

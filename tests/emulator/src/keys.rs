@@ -99,3 +99,13 @@ pub fn from_spki_b64(b64: &str) -> Result<RsaPublicKey, &'static str> {
         .map_err(|_| "public_key is not base64")?;
     from_spki_der(&der)
 }
+
+/// Accepts a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) or the bare base64 DER SPKI.
+pub fn from_pem_or_spki_b64(s: &str) -> Result<RsaPublicKey, &'static str> {
+    let body: String = s
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect::<Vec<_>>()
+        .join("");
+    from_spki_b64(&body)
+}

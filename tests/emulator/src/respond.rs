@@ -45,7 +45,8 @@ pub fn oci_error(status: StatusCode, code: &str, message: &str, mut info: EventI
 }
 
 /// Turns an injected fault into a response. `oauth` selects the OAuth error shape for 5xx.
-pub fn fault_response(endpoint: Endpoint, action: &FaultAction, oauth: bool) -> Response {
+pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
+    let oauth = matches!(endpoint, Endpoint::IdpToken | Endpoint::Exchange | Endpoint::Authorize);
     let mut info = EventInfo::new(endpoint);
     info.fault = Some(format!("{action:?}"));
     match action {
@@ -69,10 +70,36 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction, oauth: bool) -> 
             resp.extensions_mut().insert(DropConnection);
             annotate(resp, info)
         }
-        // Endpoint-specific actions are handled by their handlers; elsewhere they are no-ops
-        // and never reach here.
-        FaultAction::None | FaultAction::InvalidGrant | FaultAction::AccessDenied => {
+        FaultAction::InvalidGrant => {
+            let mut resp =
+                oauth_error(endpoint, StatusCode::BAD_REQUEST, "invalid_grant", "the grant is invalid (injected fault)");
+            resp.extensions_mut().insert(info);
+            resp
+        }
+        // `/authorize` handles AccessDenied itself (it needs the redirect URI).
+        FaultAction::None | FaultAction::AccessDenied => {
             oci_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "unexpected fault", info)
         }
     }
+}
+
+/// A JSON response with an `opc-request-id`, as OCI services answer.
+pub fn oci_json(status: StatusCode, body: &serde_json::Value, info: EventInfo) -> Response {
+    let mut resp = (status, axum::Json(body)).into_response();
+    resp.headers_mut().insert("opc-request-id", HeaderValue::from_str(&request_id()).expect("ascii"));
+    annotate(resp, info)
+}
+
+/// The 401 every OCI service answers for an unauthenticated request; `reason` goes to the
+/// event record, not to the client.
+pub fn not_authenticated(endpoint: Endpoint, reason: &str, jti: Option<String>) -> Response {
+    let mut info = EventInfo::new(endpoint);
+    info.reason = Some(reason.to_string());
+    info.jti = jti;
+    oci_error(
+        StatusCode::UNAUTHORIZED,
+        "NotAuthenticated",
+        "The required information to complete authentication was not provided or was incorrect.",
+        info,
+    )
 }

@@ -17,8 +17,9 @@ use crate::objectstorage::ObjectStore;
 
 pub struct State {
     pub cfg: Config,
-    pub base_url: Url,
-    /// `iss` of IdP tokens: the base URL without a trailing slash.
+    /// `http(s)://127.0.0.1:<port>` without a trailing slash.
+    pub base: String,
+    /// `iss` of IdP tokens (= `base`).
     pub issuer: String,
     pub idp_key: SigningKeyPair,
     pub oci_key: SigningKeyPair,
@@ -30,17 +31,23 @@ pub struct State {
     pub external_keys: tokio::sync::Mutex<HashMap<String, HashMap<String, RsaPublicKey>>>,
     part_delay_ms: AtomicU64,
     put_delay_ms: AtomicU64,
+    upst_ttl_ms: AtomicU64,
+}
+
+fn ms(d: Duration) -> u64 {
+    d.as_millis().min(u64::MAX as u128) as u64
 }
 
 impl State {
-    pub fn new(cfg: Config, base_url: Url, idp_key: SigningKeyPair, oci_key: SigningKeyPair) -> Self {
-        let issuer = base_url.as_str().trim_end_matches('/').to_string();
-        let part_delay_ms = AtomicU64::new(cfg.part_delay.as_millis() as u64);
-        let put_delay_ms = AtomicU64::new(cfg.put_delay.as_millis() as u64);
+    pub fn new(cfg: Config, base_url: &Url, idp_key: SigningKeyPair, oci_key: SigningKeyPair) -> Self {
+        let base = base_url.as_str().trim_end_matches('/').to_string();
         State {
+            part_delay_ms: AtomicU64::new(ms(cfg.part_delay)),
+            put_delay_ms: AtomicU64::new(ms(cfg.put_delay)),
+            upst_ttl_ms: AtomicU64::new(ms(cfg.upst_ttl)),
             cfg,
-            base_url,
-            issuer,
+            issuer: base.clone(),
+            base,
             idp_key,
             oci_key,
             idp: Mutex::default(),
@@ -48,8 +55,6 @@ impl State {
             faults: Faults::default(),
             recorder: Recorder::default(),
             external_keys: tokio::sync::Mutex::default(),
-            part_delay_ms,
-            put_delay_ms,
         }
     }
 
@@ -61,13 +66,25 @@ impl State {
         Duration::from_millis(self.put_delay_ms.load(Ordering::Relaxed))
     }
 
-    pub fn set_delays(&self, part: Option<Duration>, put: Option<Duration>) {
-        if let Some(d) = part {
-            self.part_delay_ms.store(d.as_millis() as u64, Ordering::Relaxed);
-        }
-        if let Some(d) = put {
-            self.put_delay_ms.store(d.as_millis() as u64, Ordering::Relaxed);
-        }
+    pub fn upst_ttl(&self) -> Duration {
+        Duration::from_millis(self.upst_ttl_ms.load(Ordering::Relaxed))
+    }
+
+    pub fn set_part_delay(&self, d: Duration) {
+        self.part_delay_ms.store(ms(d), Ordering::Relaxed);
+    }
+
+    pub fn set_put_delay(&self, d: Duration) {
+        self.put_delay_ms.store(ms(d), Ordering::Relaxed);
+    }
+
+    pub fn set_upst_ttl(&self, d: Duration) {
+        self.upst_ttl_ms.store(ms(d), Ordering::Relaxed);
+    }
+
+    /// `exp` for a UPST minted now (whole seconds, at least one second ahead).
+    pub fn upst_exp(&self) -> i64 {
+        now_secs() + (self.upst_ttl().as_secs_f64().ceil() as i64).max(1)
     }
 }
 
