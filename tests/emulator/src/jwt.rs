@@ -40,7 +40,9 @@ impl Parsed {
             return Err("not a compact JWS");
         };
         let decode_json = |part: &str| -> Result<Value, &'static str> {
-            let raw = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).map_err(|_| "bad base64url")?;
+            let raw = URL_SAFE_NO_PAD
+                .decode(part.trim_end_matches('='))
+                .map_err(|_| "bad base64url")?;
             serde_json::from_slice(&raw).map_err(|_| "bad JSON")
         };
         let header = decode_json(h)?;
@@ -48,8 +50,15 @@ impl Parsed {
         if !claims.is_object() {
             return Err("claims are not an object");
         }
-        let signature = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| "bad signature encoding")?;
-        Ok(Parsed { header, claims, signing_input: format!("{h}.{c}"), signature })
+        let signature = URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| "bad signature encoding")?;
+        Ok(Parsed {
+            header,
+            claims,
+            signing_input: format!("{h}.{c}"),
+            signature,
+        })
     }
 
     pub fn kid(&self) -> Option<&str> {

@@ -22,7 +22,11 @@ impl SigningKeyPair {
     pub fn new(private: RsaPrivateKey, kid_prefix: &str) -> Self {
         let public = private.to_public_key();
         let kid = format!("{kid_prefix}_{}", &fingerprint_hex(&public)[..16]);
-        SigningKeyPair { private, public, kid }
+        SigningKeyPair {
+            private,
+            public,
+            kid,
+        }
     }
 
     /// The public JWK as served in a JWKS.
@@ -44,18 +48,23 @@ pub fn generate() -> RsaPrivateKey {
 /// `Config::fresh_keys` asks for new ones.
 pub fn cached_pair() -> (RsaPrivateKey, RsaPrivateKey) {
     static KEYS: OnceLock<(RsaPrivateKey, RsaPrivateKey)> = OnceLock::new();
-    KEYS.get_or_init(|| std::thread::scope(|s| {
-        let a = s.spawn(generate);
-        let b = generate();
-        (a.join().expect("keygen thread"), b)
-    }))
+    KEYS.get_or_init(|| {
+        std::thread::scope(|s| {
+            let a = s.spawn(generate);
+            let b = generate();
+            (a.join().expect("keygen thread"), b)
+        })
+    })
     .clone()
 }
 
 /// SHA-256 of the DER SPKI, lowercase hex.
 pub fn fingerprint_hex(key: &RsaPublicKey) -> String {
     let der = key.to_public_key_der().expect("SPKI encoding");
-    Sha256::digest(der.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(der.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// `{"kid","n","e","kty"}` with base64url (unpadded) modulus and exponent.
@@ -74,8 +83,13 @@ pub fn from_jwk(jwk: &Value) -> Result<RsaPublicKey, &'static str> {
         return Err("jwk kty is not RSA");
     }
     let part = |name: &str| -> Result<BigUint, &'static str> {
-        let s = jwk.get(name).and_then(Value::as_str).ok_or("jwk lacks n or e")?;
-        let raw = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| "jwk n/e not base64url")?;
+        let s = jwk
+            .get(name)
+            .and_then(Value::as_str)
+            .ok_or("jwk lacks n or e")?;
+        let raw = URL_SAFE_NO_PAD
+            .decode(s.trim_end_matches('='))
+            .map_err(|_| "jwk n/e not base64url")?;
         Ok(BigUint::from_bytes_be(&raw))
     };
     RsaPublicKey::new(part("n")?, part("e")?).map_err(|_| "jwk is not a valid RSA key")
@@ -83,7 +97,8 @@ pub fn from_jwk(jwk: &Value) -> Result<RsaPublicKey, &'static str> {
 
 /// Parses DER SubjectPublicKeyInfo; requires RSA with a modulus of at least 2048 bits.
 pub fn from_spki_der(der: &[u8]) -> Result<RsaPublicKey, &'static str> {
-    let key = RsaPublicKey::from_public_key_der(der).map_err(|_| "not an RSA SubjectPublicKeyInfo")?;
+    let key =
+        RsaPublicKey::from_public_key_der(der).map_err(|_| "not an RSA SubjectPublicKeyInfo")?;
     if key.n().bits() < 2048 {
         return Err("RSA key shorter than 2048 bits");
     }
@@ -95,7 +110,9 @@ pub fn from_spki_b64(b64: &str) -> Result<RsaPublicKey, &'static str> {
     let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
     let der = STANDARD
         .decode(&cleaned)
-        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
+        .or_else(|_| {
+            base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('='))
+        })
         .map_err(|_| "public_key is not base64")?;
     from_spki_der(&der)
 }
