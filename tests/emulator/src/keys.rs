@@ -43,19 +43,78 @@ pub fn generate() -> RsaPrivateKey {
     RsaPrivateKey::new(&mut rand::thread_rng(), 2048).expect("RSA key generation")
 }
 
-/// Two process-wide keys (IdP, OCI). RSA key generation is slow in debug builds, and many
-/// in-process emulators are started by the test suites, so they share these unless
-/// `Config::fresh_keys` asks for new ones.
+/// Two shared keys (IdP, OCI). RSA key generation takes seconds in debug builds and many
+/// emulators are started by the test suites, so they share these unless `Config::fresh_keys`
+/// asks for new ones: once per process, and across processes through a key cache directory
+/// (`$WOCI_EMULATOR_KEY_CACHE`, else `target/woci-emulator-keys` of this workspace; created
+/// 0700, files 0600). These are test keys that protect nothing.
 pub fn cached_pair() -> (RsaPrivateKey, RsaPrivateKey) {
     static KEYS: OnceLock<(RsaPrivateKey, RsaPrivateKey)> = OnceLock::new();
     KEYS.get_or_init(|| {
-        std::thread::scope(|s| {
+        let dir = cache_dir();
+        if let Some(pair) = dir.as_deref().and_then(load_pair) {
+            return pair;
+        }
+        let pair = std::thread::scope(|s| {
             let a = s.spawn(generate);
             let b = generate();
             (a.join().expect("keygen thread"), b)
-        })
+        });
+        if let Some(dir) = dir {
+            if let Err(e) = store_pair(&dir, &pair) {
+                tracing::debug!("cannot cache emulator keys in {}: {e}", dir.display());
+            }
+        }
+        pair
     })
     .clone()
+}
+
+fn cache_dir() -> Option<std::path::PathBuf> {
+    match std::env::var_os("WOCI_EMULATOR_KEY_CACHE") {
+        Some(d) if d.is_empty() => None,
+        Some(d) => Some(d.into()),
+        None => Some(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../target/woci-emulator-keys"),
+        ),
+    }
+}
+
+const CACHE_FILES: [&str; 2] = ["idp.pem", "oci.pem"];
+
+fn load_pair(dir: &std::path::Path) -> Option<(RsaPrivateKey, RsaPrivateKey)> {
+    use rsa::pkcs8::DecodePrivateKey as _;
+    let load = |name: &str| {
+        let pem = std::fs::read_to_string(dir.join(name)).ok()?;
+        RsaPrivateKey::from_pkcs8_pem(&pem).ok()
+    };
+    Some((load(CACHE_FILES[0])?, load(CACHE_FILES[1])?))
+}
+
+fn store_pair(dir: &std::path::Path, pair: &(RsaPrivateKey, RsaPrivateKey)) -> std::io::Result<()> {
+    use rsa::pkcs8::EncodePrivateKey as _;
+    use std::io::Write as _;
+    #[cfg(unix)]
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    builder.mode(0o700);
+    builder.create(dir)?;
+    for (name, key) in CACHE_FILES.iter().zip([&pair.0, &pair.1]) {
+        let pem = key
+            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
+            .map_err(std::io::Error::other)?;
+        let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        opts.open(&tmp)?.write_all(pem.as_bytes())?;
+        std::fs::rename(&tmp, dir.join(name))?;
+    }
+    Ok(())
 }
 
 /// SHA-256 of the DER SPKI, lowercase hex.
