@@ -1100,3 +1100,168 @@ async fn tls_serves_with_the_generated_ca_and_admin_reports_stats() {
     assert!(http().get(e.base_url()).send().await.is_err());
     e.shutdown();
 }
+
+#[tokio::test]
+async fn login_form_checks_the_password_before_issuing_a_code() {
+    let e = Emulator::start(Config {
+        login_mode: crate::LoginMode::LoginForm,
+        ..Config::default()
+    })
+    .await
+    .unwrap();
+    let (_, challenge) = pkce();
+    let form_page = authorize(&e, &challenge, REDIRECT).await;
+    assert_eq!(form_page.status(), 200);
+    let html = form_page.text().await.unwrap();
+    assert!(html.contains("name=\"code_challenge\"") && html.contains("name=\"password\""));
+    let login = |password: &'static str| {
+        let e = &e;
+        let challenge = challenge.clone();
+        async move {
+            http()
+                .post(e.base_url().join("oauth2/v1/authorize/login").unwrap())
+                .form(&[
+                    ("response_type", "code"),
+                    ("client_id", "woci-idp-client"),
+                    ("redirect_uri", REDIRECT),
+                    ("scope", "openid offline_access"),
+                    ("state", "st-123"),
+                    ("code_challenge", challenge.as_str()),
+                    ("code_challenge_method", "S256"),
+                    ("username", "alice@example.com"),
+                    ("password", password),
+                ])
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let wrong = login("guess").await;
+    assert_eq!(wrong.status(), 200);
+    assert!(wrong.headers().get("location").is_none());
+    let ok = login("alice-password").await;
+    assert_eq!(ok.status(), 302);
+    let p = location_params(&ok);
+    assert!(p.contains_key("code"));
+    assert_eq!(p["state"], "st-123");
+}
+
+#[tokio::test]
+async fn admin_api_sets_faults_and_settings_over_http() {
+    let e = emu().await;
+    let admin = |path: &str| e.base_url().join(path).unwrap();
+    let fault = json!({"endpoint": "exchange", "fault": {"action": {"kind": "status", "status": 502}, "count": 1}});
+    assert_eq!(
+        http()
+            .post(admin("_emulator/faults"))
+            .json(&fault)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let secret = e.config().exchange_client_secret.clone();
+    assert_eq!(
+        exchange(&e, &e.issue_access_token(), &secret)
+            .await
+            .status(),
+        502
+    );
+    assert_eq!(
+        exchange(&e, &e.issue_access_token(), &secret)
+            .await
+            .status(),
+        200,
+        "count 1 spent"
+    );
+    let settings = json!({"upst_ttl_ms": 7000});
+    assert_eq!(
+        http()
+            .post(admin("_emulator/settings"))
+            .json(&settings)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let token = exchange(&e, &e.issue_access_token(), &secret)
+        .await
+        .json::<Value>()
+        .await
+        .unwrap();
+    let c = crate::jwt::Parsed::parse(token["token"].as_str().unwrap())
+        .unwrap()
+        .claims;
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 7);
+    let events: Value = http()
+        .get(admin("_emulator/events"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let statuses: Vec<u64> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ev| ev["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [502, 200, 200]);
+    let rt: Value = http()
+        .post(admin("_emulator/refresh-token"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let rt = rt["refresh_token"].as_str().unwrap();
+    assert_eq!(
+        http()
+            .post(admin("_emulator/revoke"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let resp = token_req(
+        &e,
+        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
+        Some("woci-idp-secret"),
+    )
+    .await;
+    assert_eq!(resp.status(), 400, "revoked over the admin API");
+    assert_eq!(
+        http()
+            .post(admin("_emulator/faults"))
+            .json(&json!({"nonsense": 1}))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+}
+
+#[tokio::test]
+async fn shutdown_stops_serving() {
+    let e = emu().await;
+    let url = e.discovery_url();
+    assert_eq!(http().get(url.clone()).send().await.unwrap().status(), 200);
+    e.shutdown();
+    e.stopped().await;
+    // The listener is gone once the accept loop has seen the flag.
+    let mut refused = false;
+    for _ in 0..50 {
+        if http().get(url.clone()).send().await.is_err() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(refused, "the emulator still answers after shutdown");
+}
