@@ -67,7 +67,7 @@ pub struct Config {
     /// Keep only sizes and hashes of object content (GetObject then answers 501).
     pub discard_bodies: bool,
     pub trusted_issuers: Vec<TrustedIssuer>,
-    /// Generate new IdP/OCI keys instead of the per-process cached pair.
+    /// Generate new IdP/OCI keys instead of the shared, cached pair (see `keys::cached_pair`).
     pub fresh_keys: bool,
     /// Allowed `date` skew for signed requests (OCI: 5 minutes).
     pub max_clock_skew: Duration,

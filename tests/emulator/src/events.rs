@@ -46,7 +46,9 @@ pub struct Event {
     pub query: Option<String>,
     /// HTTP status; `0` when the connection was dropped by a fault.
     pub status: u16,
-    /// For signed requests: `jti` of the UPST in the `keyId` (when it could be decoded).
+    /// Object Storage (and rejected session refreshes): `jti` of the UPST in the signature's
+    /// `keyId`, when it could be decoded. Successful exchanges and session refreshes: `jti` of
+    /// the UPST issued.
     pub jti: Option<String>,
     /// Why a request was rejected (401 reasons, OAuth error codes, object storage codes).
     pub reason: Option<String>,
