@@ -1,14 +1,512 @@
-//! OCI auth service session refresh (STUB: owned by the proxy work item).
+//! OCI auth service session refresh, for profiles made by `oci session authenticate` (no IdP):
+//! `POST {auth endpoint}/v1/authentication/refresh` with `{"currentToken": …}`, signed with the
+//! session itself (keyId `ST$<current token>`, the profile key, all six body headers), answered by
+//! `{"token": …}` bound to the same key (protocol.md §3.3).
+//!
+//! Also the default auth endpoint of a region, `https://auth.{region}.{realm domain}`.
+
 use crate::clock::Clock;
-use crate::error::Result;
-use crate::http::Http;
+use crate::error::{Error, Result};
+use crate::http::{redact_url, Http};
 use crate::keys::KeyPair;
 use crate::secret::SecretString;
+use crate::signer;
+use http::Method;
 use url::Url;
+use zeroize::Zeroizing;
+
+const SERVICE: &str = "OCI auth service";
+
+/// Longest server error text quoted in a message.
+const MAX_QUOTED: usize = 200;
 
 /// `POST {auth_endpoint}/v1/authentication/refresh` signed with the current token and key.
-pub async fn refresh_session(_http: &Http, _auth_endpoint: &Url, _current: &SecretString, _key: &KeyPair, _clock: &dyn Clock) -> Result<SecretString> {
-    unimplemented!("session_refresh::refresh_session")
+///
+/// 2xx with a `token` → the new token. 401 → [`Error::SessionExpired`] (the session reached its
+/// server-side limit or was terminated; only a new `session authenticate` helps). Any other 4xx →
+/// [`Error::Protocol`] naming the status and OCI's `code`. Network failures and 5xx are retried by
+/// [`Http::send`] and end as [`Error::Network`].
+pub async fn refresh_session(
+    http: &Http,
+    auth_endpoint: &Url,
+    current: &SecretString,
+    key: &KeyPair,
+    clock: &dyn Clock,
+) -> Result<SecretString> {
+    let url = refresh_url(auth_endpoint)?;
+    let body = Zeroizing::new(
+        serde_json::json!({ "currentToken": current.expose() })
+            .to_string()
+            .into_bytes(),
+    );
+    let key_id = signer::key_id_for_token(current);
+    let sign = || {
+        signer::sign_request(
+            &Method::POST,
+            &url,
+            &body,
+            Some("application/json"),
+            key,
+            &key_id,
+            clock,
+        )
+    };
+    // Signed once up front so that a URL that cannot be signed is an error, not a panic; each
+    // attempt signs again so that retries carry a fresh `date`.
+    let first = sign()?;
+    let response = http
+        .send(SERVICE, &url, |client| {
+            let headers = sign().unwrap_or_else(|_| first.clone());
+            client
+                .post(url.clone())
+                .headers(headers)
+                .body(body.to_vec())
+        })
+        .await?;
+    let status = response.status();
+    let text = Zeroizing::new(response.text().await.map_err(|_| Error::Network {
+        service: SERVICE,
+        url: redact_url(&url),
+        reason: "connection dropped while reading the response".into(),
+    })?);
+    if status.is_success() {
+        return parse_token(&text);
+    }
+    if status == http::StatusCode::UNAUTHORIZED {
+        return Err(Error::SessionExpired(
+            "the OCI session can no longer be refreshed (the auth service answered 401: it expired or was terminated); \
+             run `woci session authenticate` (or `oci session authenticate`) for this profile"
+                .into(),
+        ));
+    }
+    Err(Error::Protocol {
+        service: SERVICE,
+        reason: format!(
+            "session refresh failed with HTTP {}{}",
+            status.as_u16(),
+            describe_oci_error(&text)
+        ),
+    })
+}
+
+fn refresh_url(auth_endpoint: &Url) -> Result<Url> {
+    if auth_endpoint.cannot_be_a_base() || auth_endpoint.host_str().is_none() {
+        return Err(Error::Config(format!(
+            "invalid auth endpoint `{}`",
+            redact_url(auth_endpoint)
+        )));
+    }
+    let mut url = auth_endpoint.clone();
+    let path = format!(
+        "{}/v1/authentication/refresh",
+        auth_endpoint.path().trim_end_matches('/')
+    );
+    url.set_path(&path);
+    url.set_query(None);
+    Ok(url)
+}
+
+fn parse_token(text: &str) -> Result<SecretString> {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        token: Option<String>,
+    }
+    let invalid = |reason: &str| Error::Protocol {
+        service: SERVICE,
+        reason: reason.to_owned(),
+    };
+    let answer: Answer =
+        serde_json::from_str(text).map_err(|_| invalid("the refresh answer is not JSON"))?;
+    let token = SecretString::new(
+        answer
+            .token
+            .ok_or_else(|| invalid("the refresh answer has no `token`"))?,
+    );
+    let t = token.expose();
+    if t.is_empty()
+        || t.chars().any(char::is_whitespace)
+        || crate::jwt::decode_claims::<serde_json::Value>(t).is_err()
+    {
+        return Err(invalid("the refreshed `token` is not a JWT"));
+    }
+    Ok(token)
+}
+
+/// ` (code: message)` from an OCI error body `{"code": …, "message": …}`, shortened; empty when the
+/// body is something else (which is never quoted, it could be anything).
+fn describe_oci_error(text: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct OciError {
+        code: Option<String>,
+        message: Option<String>,
+    }
+    let Ok(e) = serde_json::from_str::<OciError>(text) else {
+        return String::new();
+    };
+    let mut s = [e.code, e.message]
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ");
+    if s.is_empty() {
+        return s;
+    }
+    if s.len() > MAX_QUOTED {
+        let cut = (0..=MAX_QUOTED)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        s.truncate(cut);
+        s.push('…');
+    }
+    format!(" ({s})")
+}
+
+/// The realm's second-level domain (protocol.md §3.3), for a realm key such as `oc1`.
+pub fn realm_domain(realm: &str) -> Option<String> {
+    let realm = realm.to_ascii_lowercase();
+    let n: u32 = realm.strip_prefix("oc")?.parse().ok()?;
+    Some(match n {
+        1 => "oraclecloud.com".into(),
+        2 | 3 => "oraclegovcloud.com".into(),
+        4 => "oraclegovcloud.uk".into(),
+        19 => "oraclecloud.eu".into(),
+        n if n >= 8 => format!("oraclecloud{n}.com"),
+        _ => return None,
+    })
+}
+
+/// The realm of a well-known region identifier; `oc1` for every other region (the OCI SDK's default
+/// too, when no region metadata says otherwise).
+pub fn realm_for_region(region: &str) -> &'static str {
+    let region = region.to_ascii_lowercase();
+    match region.as_str() {
+        "us-langley-1" | "us-luke-1" => "oc2",
+        r if r.starts_with("us-gov-") => "oc3",
+        r if r.starts_with("uk-gov-") => "oc4",
+        "ap-chiyoda-1" | "ap-ibaraki-1" => "oc8",
+        _ => "oc1",
+    }
+}
+
+/// `https://auth.{region}.{realm domain}`. A region containing `.` is taken as a full domain
+/// (`https://auth.{region}`), as the OCI SDK does.
+pub fn auth_endpoint_for_region(region: &str) -> Result<Url> {
+    let region = region.trim().to_ascii_lowercase();
+    let valid = !region.is_empty()
+        && region
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+    if !valid {
+        return Err(Error::Config(format!(
+            "invalid region `{region}`: expected an identifier such as `us-ashburn-1`"
+        )));
+    }
+    let host = if region.contains('.') {
+        format!("auth.{region}")
+    } else {
+        let domain =
+            realm_domain(realm_for_region(&region)).unwrap_or_else(|| "oraclecloud.com".into());
+        format!("auth.{region}.{domain}")
+    };
+    Url::parse(&format!("https://{host}"))
+        .map_err(|e| Error::Config(format!("invalid region `{region}`: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::http::HttpOptions;
+    use crate::signer::tests::test_key;
+    use crate::signer::SignatureHeader;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use http::HeaderMap;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    fn jwt(sub: &str) -> String {
+        let h = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256"}"#);
+        let c = URL_SAFE_NO_PAD.encode(format!(r#"{{"sub":"{sub}","exp":1700003600}}"#));
+        format!("{h}.{c}.c2ln")
+    }
+
+    /// A received request: method, target, headers, body.
+    struct Received {
+        method: Method,
+        target: String,
+        headers: HeaderMap,
+        body: Vec<u8>,
+    }
+
+    /// Answers one request per canned response, in order, then stops; returns what it received.
+    async fn canned_server(
+        answers: Vec<(u16, String)>,
+    ) -> (Url, tokio::task::JoinHandle<Vec<Received>>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/base/", listener.local_addr().unwrap())).unwrap();
+        let task = tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for (status, body) in answers {
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                let head_end = loop {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                    if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break i + 4;
+                    }
+                };
+                let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+                let mut lines = head.split("\r\n");
+                let mut first = lines.next().unwrap().split(' ');
+                let method: Method = first.next().unwrap().parse().unwrap();
+                let target = first.next().unwrap().to_owned();
+                let mut headers = HeaderMap::new();
+                for line in lines.filter(|l| !l.is_empty()) {
+                    let (k, v) = line.split_once(':').unwrap();
+                    headers.append(
+                        http::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
+                        v.trim().parse().unwrap(),
+                    );
+                }
+                let len: usize = headers
+                    .get("content-length")
+                    .map(|v| v.to_str().unwrap().parse().unwrap())
+                    .unwrap_or(0);
+                while buf.len() < head_end + len {
+                    let n = s.read(&mut chunk).await.unwrap();
+                    buf.extend_from_slice(&chunk[..n]);
+                }
+                let reason = if status == 200 { "OK" } else { "X" };
+                let resp = format!(
+                    "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                s.write_all(resp.as_bytes()).await.unwrap();
+                seen.push(Received {
+                    method,
+                    target,
+                    headers,
+                    body: buf[head_end..head_end + len].to_vec(),
+                });
+            }
+            seen
+        });
+        (url, task)
+    }
+
+    fn http() -> Http {
+        Http::new(HttpOptions {
+            attempts: 2,
+            backoff: Duration::from_millis(1),
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn refresh_sends_a_verifiable_session_signature_and_returns_the_new_token() {
+        let new = jwt("new");
+        let (url, server) = canned_server(vec![(200, format!(r#"{{"token":"{new}"}}"#))]).await;
+        let current = SecretString::new(jwt("old"));
+        let got = refresh_session(
+            &http(),
+            &url,
+            &current,
+            test_key(),
+            &ManualClock::at(1_700_000_000),
+        )
+        .await
+        .unwrap();
+        assert_eq!(got.expose(), &new);
+
+        let seen = server.await.unwrap();
+        let r = &seen[0];
+        assert_eq!(r.method, Method::POST);
+        assert_eq!(r.target, "/base/v1/authentication/refresh");
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({ "currentToken": current.expose() })
+        );
+        let sig = SignatureHeader::parse(r.headers["authorization"].to_str().unwrap()).unwrap();
+        assert_eq!(sig.key_id(), format!("ST${}", current.expose()));
+        assert_eq!(
+            sig.param("headers"),
+            Some("date (request-target) host content-length content-type x-content-sha256")
+        );
+        assert_eq!(r.headers["date"], "Tue, 14 Nov 2023 22:13:20 GMT");
+        assert_eq!(
+            r.headers["host"],
+            url.host_str().unwrap().to_owned() + ":" + &url.port().unwrap().to_string()
+        );
+        let text =
+            signer::signing_string(&r.method, &r.target, &r.headers, &sig.headers()).unwrap();
+        assert!(
+            signer::verify(test_key().public(), &text, sig.signature()),
+            "signature must verify"
+        );
+        // The digest covers exactly the body that was sent.
+        let mut tampered = r.headers.clone();
+        tampered.insert(
+            "x-content-sha256",
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+                .parse()
+                .unwrap(),
+        );
+        let text = signer::signing_string(&r.method, &r.target, &tampered, &sig.headers()).unwrap();
+        assert!(!signer::verify(test_key().public(), &text, sig.signature()));
+    }
+
+    #[tokio::test]
+    async fn answers_are_classified() {
+        let current = SecretString::new(jwt("old"));
+        let clock = ManualClock::at(1_700_000_000);
+        let cases: Vec<(u16, &str, u8, &str)> = vec![
+            (
+                401,
+                r#"{"code":"NotAuthenticated","message":"x"}"#,
+                crate::error::exit::SESSION_EXPIRED,
+                "session authenticate",
+            ),
+            (
+                400,
+                r#"{"code":"InvalidParameter","message":"bad"}"#,
+                crate::error::exit::NETWORK,
+                "HTTP 400 (InvalidParameter: bad)",
+            ),
+            (
+                404,
+                "<html>not json</html>",
+                crate::error::exit::NETWORK,
+                "HTTP 404",
+            ),
+            (
+                200,
+                r#"{"nope":1}"#,
+                crate::error::exit::NETWORK,
+                "no `token`",
+            ),
+            (
+                200,
+                r#"{"token":"not a jwt"}"#,
+                crate::error::exit::NETWORK,
+                "not a JWT",
+            ),
+            (200, "garbage", crate::error::exit::NETWORK, "not JSON"),
+        ];
+        for (status, body, code, needle) in cases {
+            let (url, _server) = canned_server(vec![(status, body.to_owned())]).await;
+            let err = refresh_session(&http(), &url, &current, test_key(), &clock)
+                .await
+                .unwrap_err();
+            assert_eq!(err.exit_code(), code, "{status} {body}: {err}");
+            let msg = err.to_string();
+            assert!(msg.contains(needle), "{msg}");
+            assert!(
+                !msg.contains(current.expose()),
+                "the token must not appear in errors"
+            );
+            assert!(!msg.contains("<html>"), "unknown bodies are not quoted");
+        }
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_then_network() {
+        let new = jwt("new");
+        let (url, server) = canned_server(vec![
+            (503, "{}".into()),
+            (200, format!(r#"{{"token":"{new}"}}"#)),
+        ])
+        .await;
+        let got = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1))
+            .await
+            .unwrap();
+        assert_eq!(got.expose(), &new);
+        assert_eq!(server.await.unwrap().len(), 2);
+
+        let (url, _server) = canned_server(vec![(503, "{}".into()), (502, "{}".into())]).await;
+        let err = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Network { .. }), "{err}");
+    }
+
+    #[test]
+    fn auth_endpoints_per_realm() {
+        let cases = [
+            ("us-ashburn-1", "https://auth.us-ashburn-1.oraclecloud.com/"),
+            ("US-Phoenix-1", "https://auth.us-phoenix-1.oraclecloud.com/"),
+            (
+                "us-langley-1",
+                "https://auth.us-langley-1.oraclegovcloud.com/",
+            ),
+            ("us-luke-1", "https://auth.us-luke-1.oraclegovcloud.com/"),
+            (
+                "us-gov-ashburn-1",
+                "https://auth.us-gov-ashburn-1.oraclegovcloud.com/",
+            ),
+            (
+                "uk-gov-london-1",
+                "https://auth.uk-gov-london-1.oraclegovcloud.uk/",
+            ),
+            (
+                "ap-chiyoda-1",
+                "https://auth.ap-chiyoda-1.oraclecloud8.com/",
+            ),
+            (
+                "ap-ibaraki-1",
+                "https://auth.ap-ibaraki-1.oraclecloud8.com/",
+            ),
+            (
+                "my-region.example.com",
+                "https://auth.my-region.example.com/",
+            ),
+        ];
+        for (region, want) in cases {
+            assert_eq!(
+                auth_endpoint_for_region(region).unwrap().as_str(),
+                want,
+                "{region}"
+            );
+        }
+        assert!(auth_endpoint_for_region("").is_err());
+        assert!(auth_endpoint_for_region("us ashburn").is_err());
+        assert_eq!(realm_domain("oc10").as_deref(), Some("oraclecloud10.com"));
+        assert_eq!(realm_domain("oc19").as_deref(), Some("oraclecloud.eu"));
+        assert_eq!(realm_domain("oc3").as_deref(), Some("oraclegovcloud.com"));
+        assert_eq!(realm_domain("oc5"), None);
+        assert_eq!(realm_domain("x1"), None);
+    }
+
+    #[test]
+    fn refresh_url_appends_to_any_base_path() {
+        for (base, want) in [
+            (
+                "https://auth.x.example",
+                "https://auth.x.example/v1/authentication/refresh",
+            ),
+            (
+                "https://auth.x.example/",
+                "https://auth.x.example/v1/authentication/refresh",
+            ),
+            (
+                "http://127.0.0.1:9/oci/?q=1",
+                "http://127.0.0.1:9/oci/v1/authentication/refresh",
+            ),
+        ] {
+            assert_eq!(
+                refresh_url(&Url::parse(base).unwrap()).unwrap().as_str(),
+                want
+            );
+        }
+        assert!(refresh_url(&Url::parse("mailto:x@y").unwrap()).is_err());
+    }
 }
 
 /// `https://auth.{region}.{realm domain}`.
