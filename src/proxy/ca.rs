@@ -138,18 +138,16 @@ pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
     out
 }
 
-/// The roots the child would have trusted without the proxy: the contents of `user_bundles` (the
-/// user's `REQUESTS_CA_BUNDLE` / `SSL_CERT_FILE`) when given, else the system roots.
+/// The roots the child needs besides the per-run CA: the user's own bundles (`REQUESTS_CA_BUNDLE`,
+/// `SSL_CERT_FILE`, `--cert-bundle`; they point at private CAs such as a corporate one) followed by
+/// the system roots, so that tunnelled hosts verify whichever variable the child reads.
 pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
-    if !user_bundles.is_empty() {
-        let mut out = String::new();
-        for path in user_bundles {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
-            out.push_str(text.trim_end());
-            out.push('\n');
-        }
-        return Ok(out);
+    let mut out = String::new();
+    for path in user_bundles {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+        out.push_str(text.trim_end());
+        out.push('\n');
     }
     let native = rustls_native_certs::load_native_certs();
     if native.certs.is_empty() {
@@ -158,31 +156,42 @@ pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
             "no system root certificates found; tunnelled hosts may fail to verify"
         );
     }
-    Ok(der_to_pem(&native.certs))
+    out.push_str(&der_to_pem(&native.certs));
+    Ok(out)
 }
 
-/// The CA bundle file handed to the child; removed on drop.
+/// The CA bundle handed to the child: a file (0600) in a private folder (0700) of its own, both
+/// removed by [`BundleFile::remove`] or on drop.
 #[derive(Debug)]
 pub struct BundleFile {
+    dir: PathBuf,
     path: PathBuf,
 }
 
 impl BundleFile {
-    /// Writes `pem` to a new, unpredictable file in `dir` with mode 0600 (never follows or reuses an
-    /// existing file).
-    pub fn create(dir: &Path, pem: &str) -> Result<BundleFile> {
+    /// Creates a new, unpredictably named private folder in `parent` (never an existing one) and
+    /// writes `pem` to `ca-bundle.pem` in it.
+    pub fn create(parent: &Path, pem: &str) -> Result<BundleFile> {
         let mut name = [0u8; 12];
         rand::Rng::fill(&mut rand::thread_rng(), &mut name[..]);
         let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-        let path = dir.join(format!("woci-proxy-ca-{hex}.pem"));
+        let dir = parent.join(format!("woci-proxy-{hex}"));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .map_err(|e| Error::io("cannot create", &dir, e))?;
+        let path = dir.join("ca-bundle.pem");
+        // From here on, drop cleans up whatever exists.
+        let bundle = BundleFile { dir, path };
         let mut options = std::fs::OpenOptions::new();
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let mut file = options
-            .open(&path)
-            .map_err(|e| Error::io("cannot create", &path, e))?;
-        let bundle = BundleFile { path };
+            .open(&bundle.path)
+            .map_err(|e| Error::io("cannot create", &bundle.path, e))?;
         file.write_all(pem.as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| Error::io("cannot write", &bundle.path, e))?;
@@ -194,13 +203,23 @@ impl BundleFile {
         &self.path
     }
 
-    /// Removes the file now (idempotent).
+    /// The private folder holding it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes the file and its folder now (idempotent).
     pub fn remove(&self) {
-        match std::fs::remove_file(&self.path) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => {
-                tracing::warn!(path = %self.path.display(), error = %e, "cannot remove the proxy CA bundle")
+        for result in [
+            std::fs::remove_file(&self.path),
+            std::fs::remove_dir(&self.dir),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.dir.display(), error = %e, "cannot remove the proxy CA bundle")
+                }
             }
         }
     }
@@ -229,21 +248,28 @@ mod tests {
 
     #[test]
     fn bundle_file_is_private_and_removed_on_drop() {
-        let dir = tempfile::tempdir().unwrap();
+        let parent = tempfile::tempdir().unwrap();
         let ca = Ca::new().unwrap();
-        let file = BundleFile::create(dir.path(), &ca.cert_pem()).unwrap();
+        let file = BundleFile::create(parent.path(), &ca.cert_pem()).unwrap();
         let path = file.path().to_owned();
+        let dir = file.dir().to_owned();
+        assert_eq!(path.parent(), Some(dir.as_path()));
+        assert_eq!(dir.parent(), Some(parent.path()));
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(
-                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
-                0o600
-            );
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&dir), 0o700);
         }
         assert_eq!(std::fs::read_to_string(&path).unwrap(), ca.cert_pem());
+        let second = BundleFile::create(parent.path(), "x").unwrap();
+        assert_ne!(second.dir(), dir, "each run gets its own folder");
         drop(file);
-        assert!(!path.exists());
+        assert!(!path.exists() && !dir.exists());
+        second.remove();
+        second.remove();
+        assert!(!second.dir().exists());
     }
 
     #[test]
@@ -258,10 +284,16 @@ mod tests {
     }
 
     #[test]
-    fn user_bundles_replace_system_roots() {
+    fn user_bundles_come_first_then_system_roots() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.pem");
         std::fs::write(&p, "PEM-A\n\n").unwrap();
-        assert_eq!(child_roots_pem(&[p.clone(), p]).unwrap(), "PEM-A\nPEM-A\n");
+        let roots = child_roots_pem(&[p.clone(), p]).unwrap();
+        assert!(roots.starts_with("PEM-A\nPEM-A\n"), "{roots}");
+        assert_eq!(
+            roots.len() - "PEM-A\nPEM-A\n".len(),
+            child_roots_pem(&[]).unwrap().len()
+        );
+        assert!(child_roots_pem(&[dir.path().join("missing.pem")]).is_err());
     }
 }

@@ -147,14 +147,6 @@ impl NoProxy {
         }
     }
 
-    /// The list from `NO_PROXY` / `no_proxy` in this process's environment.
-    pub fn from_env() -> NoProxy {
-        let v = std::env::var("NO_PROXY")
-            .or_else(|_| std::env::var("no_proxy"))
-            .unwrap_or_default();
-        NoProxy::parse(&v)
-    }
-
     /// The list as the comma-separated text reqwest understands.
     pub fn as_list(&self) -> String {
         self.entries.join(",")

@@ -33,6 +33,7 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use rsa::RsaPublicKey;
+use std::collections::HashMap;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -62,21 +63,22 @@ pub struct ProxyConfig {
     /// CONNECT targets that are opened and re-signed; others are tunnelled.
     pub resign_hosts: HostMatcher,
     /// Extra PEM roots for upstream TLS besides the system roots (the user's `REQUESTS_CA_BUNDLE`,
-    /// `SSL_CERT_FILE`, `oci --cert-bundle`). When non-empty, they also replace the system roots in
-    /// the child's CA bundle, as they would have for the child without the proxy.
+    /// `SSL_CERT_FILE`, `oci --cert-bundle`). The child's CA bundle holds them too, beside the
+    /// system roots and the per-run CA.
     pub upstream_ca_files: Vec<PathBuf>,
     /// The user's own HTTPS proxy (`http://[user:pass@]host:port`), used for every upstream
     /// connection except `no_proxy` hosts.
     pub upstream_proxy: Option<Url>,
     /// The user's `NO_PROXY`.
     pub no_proxy: NoProxy,
-    /// Where the 0600 CA bundle file for the child goes (removed on shutdown or drop).
+    /// Where the proxy creates its private (0700) folder holding the 0600 CA bundle file for the
+    /// child; both are removed on shutdown or drop.
     pub temp_dir: PathBuf,
 }
 
 impl ProxyConfig {
     /// A config for OCI realm hosts plus `extra_hosts`, with the user's upstream proxy, `NO_PROXY`
-    /// and CA files left empty (see [`ProxyConfig::with_env_upstream`]).
+    /// and CA files left empty (see [`ProxyConfig::with_upstream_from_env`]).
     pub fn new(
         public_key: RsaPublicKey,
         extra_hosts: &[String],
@@ -92,26 +94,67 @@ impl ProxyConfig {
         }
     }
 
-    /// Takes the upstream proxy and `NO_PROXY` from woci's own environment (which is the user's):
-    /// `HTTPS_PROXY`, `https_proxy`, then `ALL_PROXY`, `all_proxy`. Fails on an unparsable URL.
-    pub fn with_env_upstream(mut self) -> Result<ProxyConfig> {
+    /// Takes the user's upstream proxy and `NO_PROXY` from `env` (woci's environment, which is the
+    /// user's): `HTTPS_PROXY`, `https_proxy`, then `ALL_PROXY`, `all_proxy`. Fails on an unparsable
+    /// URL.
+    pub fn with_upstream_from_env(mut self, env: &HashMap<String, String>) -> Result<ProxyConfig> {
         let value = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
             .iter()
-            .find_map(|k| std::env::var(k).ok().filter(|v| !v.trim().is_empty()));
+            .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()));
         if let Some(v) = value {
+            let v = v.trim();
             let v = if v.contains("://") {
-                v
+                v.to_owned()
             } else {
                 format!("http://{v}")
             };
-            let url = Url::parse(v.trim()).map_err(|e| {
-                Error::Config(format!("invalid HTTPS_PROXY in the environment: {e}"))
+            // The URL may carry credentials: the error names neither it nor the parse detail.
+            let url = Url::parse(&v).map_err(|_| {
+                Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into())
             })?;
             self.upstream_proxy = Some(url);
         }
-        self.no_proxy = NoProxy::from_env();
+        let no_proxy = ["NO_PROXY", "no_proxy"]
+            .iter()
+            .find_map(|k| env.get(*k))
+            .cloned()
+            .unwrap_or_default();
+        self.no_proxy = NoProxy::parse(&no_proxy);
         Ok(self)
     }
+}
+
+/// Starts the proxy for the renewer's profile: the public key of the profile's key pair (the one
+/// `oci` signs with), OCI realm hosts plus the settings' `resign_hosts`, upstream roots from the
+/// settings' `extra_ca_files` (those that exist), the user's `HTTPS_PROXY`/`NO_PROXY`, and the CA
+/// bundle in a private folder under the system temp folder. `token` carries the current session
+/// token (the renewal loop publishes each new one).
+pub async fn start_for_profile(
+    renewer: &crate::renew::Renewer,
+    token: watch::Receiver<SecretString>,
+) -> Result<ProxyHandle> {
+    let settings = renewer.settings();
+    let key = renewer.profile_key()?;
+    let mut cfg = ProxyConfig::new(
+        key.public().clone(),
+        &settings.resign_hosts,
+        std::env::temp_dir(),
+    )
+    .with_upstream_from_env(renewer.env())?;
+    cfg.upstream_ca_files = settings
+        .extra_ca_files
+        .iter()
+        .filter(|p| p.is_file())
+        .cloned()
+        .collect();
+    tracing::debug!(
+        profile = %settings.profile,
+        extra_hosts = settings.resign_hosts.len(),
+        extra_ca_files = cfg.upstream_ca_files.len(),
+        upstream_proxy = cfg.upstream_proxy.is_some(),
+        "starting the re-signing proxy"
+    );
+    start(cfg, token).await
 }
 
 /// Counters since start. Values are counts only, never request data.
