@@ -94,6 +94,27 @@ impl ProxyConfig {
         }
     }
 
+    /// The configuration woci runs with: OCI realm hosts plus `resign_hosts` (settings
+    /// `resign_hosts` / `WOCI_RESIGN_HOSTS`), upstream roots from `extra_ca_files` (those that
+    /// exist, as for woci's own client), the user's `HTTPS_PROXY`/`NO_PROXY` from `env`, and the
+    /// private bundle folder under `temp_dir`.
+    pub fn for_settings(
+        public_key: RsaPublicKey,
+        resign_hosts: &[String],
+        extra_ca_files: &[PathBuf],
+        env: &HashMap<String, String>,
+        temp_dir: impl Into<PathBuf>,
+    ) -> Result<ProxyConfig> {
+        let mut cfg =
+            ProxyConfig::new(public_key, resign_hosts, temp_dir).with_upstream_from_env(env)?;
+        cfg.upstream_ca_files = extra_ca_files
+            .iter()
+            .filter(|p| p.is_file())
+            .cloned()
+            .collect();
+        Ok(cfg)
+    }
+
     /// Takes the user's upstream proxy and `NO_PROXY` from `env` (woci's environment, which is the
     /// user's): `HTTPS_PROXY`, `https_proxy`, then `ALL_PROXY`, `all_proxy`. Fails on an unparsable
     /// URL.
@@ -125,28 +146,21 @@ impl ProxyConfig {
 }
 
 /// Starts the proxy for the renewer's profile: the public key of the profile's key pair (the one
-/// `oci` signs with), OCI realm hosts plus the settings' `resign_hosts`, upstream roots from the
-/// settings' `extra_ca_files` (those that exist), the user's `HTTPS_PROXY`/`NO_PROXY`, and the CA
-/// bundle in a private folder under the system temp folder. `token` carries the current session
-/// token (the renewal loop publishes each new one).
+/// `oci` signs with) and [`ProxyConfig::for_settings`]. `token` carries the current session token
+/// (the renewal loop publishes each new one).
 pub async fn start_for_profile(
     renewer: &crate::renew::Renewer,
     token: watch::Receiver<SecretString>,
 ) -> Result<ProxyHandle> {
     let settings = renewer.settings();
     let key = renewer.profile_key()?;
-    let mut cfg = ProxyConfig::new(
+    let cfg = ProxyConfig::for_settings(
         key.public().clone(),
         &settings.resign_hosts,
+        &settings.extra_ca_files,
+        renewer.env(),
         std::env::temp_dir(),
-    )
-    .with_upstream_from_env(renewer.env())?;
-    cfg.upstream_ca_files = settings
-        .extra_ca_files
-        .iter()
-        .filter(|p| p.is_file())
-        .cloned()
-        .collect();
+    )?;
     tracing::debug!(
         profile = %settings.profile,
         extra_hosts = settings.resign_hosts.len(),
@@ -390,5 +404,59 @@ impl Drop for ProxyHandle {
     fn drop(&mut self) {
         let _ = self.shutdown.send(true);
         // The bundle file is removed by its own Drop.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_settings_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let key = crate::signer::tests::test_key().public().clone();
+        let env: HashMap<String, String> = [
+            ("https_proxy", "corp-proxy.example:3128"),
+            ("NO_PROXY", "internal.example,10.0.0.0/8"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let cfg = ProxyConfig::for_settings(
+            key.clone(),
+            &["localhost:8443".to_owned()],
+            &[ca.clone(), dir.path().join("missing.pem")],
+            &env,
+            dir.path(),
+        )
+        .unwrap();
+        assert!(cfg
+            .resign_hosts
+            .matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
+        assert!(cfg.resign_hosts.matches("localhost", 8443));
+        assert!(!cfg.resign_hosts.matches("localhost", 443));
+        assert!(!cfg.resign_hosts.matches("github.com", 443));
+        assert_eq!(cfg.upstream_ca_files, vec![ca]);
+        assert_eq!(
+            cfg.upstream_proxy.as_ref().map(Url::as_str),
+            Some("http://corp-proxy.example:3128/")
+        );
+        assert!(cfg.no_proxy.bypass("a.internal.example", 443));
+        assert!(!cfg
+            .no_proxy
+            .bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));
+        assert_eq!(cfg.temp_dir, dir.path());
+
+        let none =
+            ProxyConfig::for_settings(key.clone(), &[], &[], &HashMap::new(), dir.path()).unwrap();
+        assert!(none.upstream_proxy.is_none() && none.upstream_ca_files.is_empty());
+        let bad: HashMap<String, String> =
+            [("HTTPS_PROXY".to_owned(), "http://us er:pw@[bad".to_owned())].into();
+        let err = ProxyConfig::for_settings(key, &[], &[], &bad, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw"), "{err}");
     }
 }
