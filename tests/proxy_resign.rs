@@ -11,7 +11,8 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use sha2::{Digest, Sha256};
 use std::convert::Infallible;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{watch, Barrier};
@@ -83,6 +84,79 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
 
 const PARALLEL: usize = 15;
 
+/// The streamed upload: `BIG_MIB` MiB, of which the client may be at most `WINDOW_MIB` MiB ahead
+/// of what the upstream has received.
+const BIG_PATH: &str = "/n/ns/b/bucket/o/big";
+const BIG_MIB: usize = 128;
+const WINDOW_MIB: usize = 48;
+
+/// The token the child signed with (A), the current one (B), a later renewal (C). Distinctive, so
+/// that the log check below cannot miss them.
+const TOKEN_A: &str = "eyJhbGciOiJSUzI1NiJ9.tokenA-7f3c9e2b.c2lnQQ";
+const TOKEN_B: &str = "eyJhbGciOiJSUzI1NiJ9.tokenB-2d81aa5f.c2lnQg";
+const TOKEN_C: &str = "eyJhbGciOiJSUzI1NiJ9.tokenC-91bb04e7.c2lnQw";
+
+fn st(token: &str) -> String {
+    format!("ST${token}")
+}
+
+/// Everything any `tracing` event of this test process writes, at every level.
+fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        tracing_subscriber::fmt()
+            .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+            .with_ansi(false)
+            .with_writer(move || LogSink(sink.clone()))
+            .init();
+        buf
+    })
+    .clone()
+}
+
+struct LogSink(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The debug logs name what happened but hold no token, proxy secret or signature.
+fn assert_logs_hold_no_secrets(s: &Setup, signatures: &[String]) {
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.contains("session token swapped"),
+        "debug logs were not captured:\n{logs}"
+    );
+    let url = s.handle.proxy_url();
+    let secret = Url::parse(url.expose())
+        .unwrap()
+        .password()
+        .unwrap()
+        .to_owned();
+    for (what, needle) in [
+        ("token A", TOKEN_A),
+        ("token B", TOKEN_B),
+        ("token C", TOKEN_C),
+        ("proxy secret", &secret),
+    ] {
+        assert!(!logs.contains(needle), "{what} leaked into the logs");
+    }
+    for sig in signatures {
+        assert!(
+            !logs.contains(sig.as_str()),
+            "a signature leaked into the logs"
+        );
+    }
+}
+
 /// What the upstream received.
 #[derive(Debug, Clone)]
 struct Seen {
@@ -98,6 +172,8 @@ struct Upstream {
     ca_file: tempfile::NamedTempFile,
     leaf_der: Vec<u8>,
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Body bytes of `/big` received so far, counted frame by frame as they arrive.
+    big_received: Arc<AtomicU64>,
 }
 
 impl Upstream {
@@ -121,7 +197,9 @@ async fn upstream_handle(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Seen>>>,
     barrier: Arc<Barrier>,
+    big_received: Arc<AtomicU64>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
+    let is_big = req.uri().path() == BIG_PATH;
     let (parts, mut body) = req.into_parts();
     let mut hasher = Sha256::new();
     let mut len = 0u64;
@@ -130,6 +208,9 @@ async fn upstream_handle(
         if let Some(data) = frame.data_ref() {
             hasher.update(data);
             len += data.len() as u64;
+            if is_big {
+                big_received.fetch_add(data.len() as u64, Ordering::SeqCst);
+            }
         }
     }
     if parts.uri.path() == "/parallel" {
@@ -194,6 +275,8 @@ async fn start_upstream() -> Upstream {
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let barrier = Arc::new(Barrier::new(PARALLEL));
+    let big_received = Arc::new(AtomicU64::new(0));
+    let big2 = big_received.clone();
     let seen2 = seen.clone();
     tokio::spawn(async move {
         loop {
@@ -201,12 +284,14 @@ async fn start_upstream() -> Upstream {
             let acceptor = acceptor.clone();
             let seen = seen2.clone();
             let barrier = barrier.clone();
+            let big = big2.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let svc =
-                    service_fn(move |req| upstream_handle(req, seen.clone(), barrier.clone()));
+                let svc = service_fn(move |req| {
+                    upstream_handle(req, seen.clone(), barrier.clone(), big.clone())
+                });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), svc)
                     .await;
@@ -218,6 +303,7 @@ async fn start_upstream() -> Upstream {
         ca_file,
         leaf_der: leaf.der().to_vec(),
         seen,
+        big_received,
     }
 }
 
@@ -244,7 +330,7 @@ async fn setup() -> Setup {
         no_proxy: NoProxy::default(),
         temp_dir: tmp.path().to_owned(),
     };
-    let (token_tx, token_rx) = watch::channel(SecretString::from("new"));
+    let (token_tx, token_rx) = watch::channel(SecretString::from(TOKEN_B));
     let handle = proxy::start(cfg, token_rx).await.unwrap();
     let child = child_client(&handle, true);
     Setup {
@@ -365,18 +451,19 @@ fn key_id(seen: &Seen) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn proxy_resigns_tunnels_rejects_and_streams() {
+    captured_logs();
     let s = setup().await;
 
-    // (a) Signed by the profile key with ST$old: the upstream sees ST$new, the signature still
+    // (a) Signed by the profile key with token A: the upstream sees token B, the signature still
     // verifies against the same key, and nothing else changed.
-    signed_get(&s, "localhost", "a", &s.profile, "ST$old").await;
+    signed_get(&s, "localhost", "a", &s.profile, &st(TOKEN_A)).await;
     let peer = peer_cert_via_proxy(&s, "localhost").await;
     assert_ne!(
         peer, s.upstream.leaf_der,
         "an opened host must be served by the per-run CA"
     );
     let a = s.upstream.case("a");
-    assert_eq!(key_id(&a), "ST$new");
+    assert_eq!(key_id(&a), st(TOKEN_B));
     assert!(
         verifies(&a, &s.profile),
         "swapped request must still verify"
@@ -401,7 +488,7 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         body,
         None,
         &s.profile,
-        &"ST$old".into(),
+        &st(TOKEN_A).into(),
         &date(),
     )
     .unwrap();
@@ -416,14 +503,14 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     let post = s.upstream.case("a-post");
-    assert_eq!(key_id(&post), "ST$new");
+    assert_eq!(key_id(&post), st(TOKEN_B));
     assert!(verifies(&post, &s.profile));
     assert_eq!(post.len, body.len() as u64);
 
     // (b) Signed by another key: forwarded untouched.
-    signed_get(&s, "localhost", "b", &s.other, "ST$old").await;
+    signed_get(&s, "localhost", "b", &s.other, &st(TOKEN_A)).await;
     let b = s.upstream.case("b");
-    assert_eq!(key_id(&b), "ST$old");
+    assert_eq!(key_id(&b), st(TOKEN_A));
     assert!(verifies(&b, &s.other));
     // An API-key signature by the profile key: untouched too.
     signed_get(
@@ -480,7 +567,7 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     // (d) A host not in resign_hosts (same server as 127.0.0.1): tunnelled, the child talks TLS
     // with the real upstream and the request arrives unchanged.
     let tunnels_before = s.handle.stats().tunnels;
-    signed_get(&s, "127.0.0.1", "d", &s.profile, "ST$old").await;
+    signed_get(&s, "127.0.0.1", "d", &s.profile, &st(TOKEN_A)).await;
     assert_eq!(s.handle.stats().tunnels, tunnels_before + 1);
     let peer = peer_cert_via_proxy(&s, "127.0.0.1").await;
     assert_eq!(
@@ -488,60 +575,69 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         "a tunnelled host must present the upstream's own certificate"
     );
     let d = s.upstream.case("d");
-    assert_eq!(key_id(&d), "ST$old");
+    assert_eq!(key_id(&d), st(TOKEN_A));
     assert!(verifies(&d, &s.profile));
 
-    // (e) A 64 MiB streamed PUT (signed like `put_object`: date (request-target) host) arrives
-    // intact, re-signed.
-    let size: usize = 64 << 20;
+    // (e) A 128 MiB streamed PUT, signed as `oci os object put` signs parts (`date
+    // (request-target) host`, body unsigned), arrives intact and re-signed. Streaming with bounded
+    // memory, shown structurally: before sending MiB k the client waits until the upstream has
+    // received k - 48 MiB. A proxy that buffered the body would never pass anything upstream
+    // before the client finished, so the upload would stall at 48 MiB (and hit the hang guard);
+    // passing means at most 48 MiB were ever in flight between client and upstream.
+    let size = BIG_MIB << 20;
     let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i * 31 % 251) as u8).collect();
     let mut expected = Sha256::new();
-    for _ in 0..64 {
+    for _ in 0..BIG_MIB {
         expected.update(&chunk);
     }
     let expected = hex(&expected.finalize());
-    let url = Url::parse(&format!(
-        "https://localhost:{}/n/ns/b/bucket/o/big",
-        s.upstream.port
-    ))
-    .unwrap();
-    let mut headers = signer::sign_request(
-        &Method::GET,
-        &url,
-        b"",
-        None,
-        &s.profile,
-        &"ST$old".into(),
-        &date(),
-    )
-    .unwrap();
+    let url = Url::parse(&format!("https://localhost:{}{BIG_PATH}", s.upstream.port)).unwrap();
+    let mut headers = HeaderMap::new();
+    headers.insert("date", "Tue, 14 Nov 2023 22:13:20 GMT".parse().unwrap());
+    headers.insert(
+        "host",
+        format!("localhost:{}", s.upstream.port).parse().unwrap(),
+    );
     headers.insert("content-length", size.to_string().parse().unwrap());
-    let chunk = Bytes::from(chunk);
-    let stream =
-        futures_util::stream::iter((0..64).map(move |_| Ok::<_, std::io::Error>(chunk.clone())));
-    // sign_request signed a GET; re-sign the same three headers for PUT.
-    let text = signer::signing_string(
-        &Method::PUT,
-        "/n/ns/b/bucket/o/big",
-        &headers,
-        &signer::HEADERS_NO_BODY,
-    )
-    .unwrap();
-    let sig = signer::sign_string(s.profile.private(), &text);
+    headers.insert("content-type", "application/octet-stream".parse().unwrap());
+    let text =
+        signer::signing_string(&Method::PUT, BIG_PATH, &headers, &signer::HEADERS_NO_BODY).unwrap();
+    let big_signature = signer::sign_string(s.profile.private(), &text);
     headers.insert(
         "authorization",
-        signer::authorization_value("ST$old", &signer::HEADERS_NO_BODY, &sig)
+        signer::authorization_value(&st(TOKEN_A), &signer::HEADERS_NO_BODY, &big_signature)
             .parse()
             .unwrap(),
     );
-    let resp = s
+    let chunk = Bytes::from(chunk);
+    let received = s.upstream.big_received.clone();
+    let max_ahead = Arc::new(AtomicU64::new(0));
+    let max_ahead2 = max_ahead.clone();
+    let stream = futures_util::stream::unfold(0usize, move |k| {
+        let (chunk, received, max_ahead) = (chunk.clone(), received.clone(), max_ahead2.clone());
+        async move {
+            if k == BIG_MIB {
+                return None;
+            }
+            let need = (k.saturating_sub(WINDOW_MIB) as u64) << 20;
+            while received.load(Ordering::SeqCst) < need {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let ahead = ((k as u64) << 20) - received.load(Ordering::SeqCst).min((k as u64) << 20);
+            max_ahead.fetch_max(ahead, Ordering::SeqCst);
+            Some((Ok::<_, std::io::Error>(chunk), k + 1))
+        }
+    });
+    let upload = s
         .child
         .put(url)
         .headers(headers)
         .header("x-test-case", "e")
         .body(reqwest::Body::wrap_stream(stream))
-        .send()
+        .send();
+    let resp = tokio::time::timeout(Duration::from_secs(600), upload)
         .await
+        .expect("the streamed upload stalled: the proxy buffers request bodies")
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), format!("{size} {expected}"));
@@ -549,8 +645,9 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     assert_eq!((e.len, e.sha256.as_str()), (size as u64, expected.as_str()));
     assert_eq!(e.headers["content-length"], size.to_string());
     assert!(e.headers.get("transfer-encoding").is_none());
-    assert_eq!(key_id(&e), "ST$new");
+    assert_eq!(key_id(&e), st(TOKEN_B));
     assert!(verifies(&e, &s.profile));
+    assert!(max_ahead.load(Ordering::SeqCst) <= (WINDOW_MIB as u64) << 20);
 
     // 15 parallel uploads: the upstream answers only when all 15 are in, so a proxy that
     // serialized them would hang (bounded by the timeout, not a timing assertion).
@@ -583,21 +680,60 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     );
     assert_eq!(stats.upstream_errors, 0);
 
-    // (f) After shutdown the CA bundle file is gone and the port is closed.
+    let signatures: Vec<String> = [&a, &post, &b, &e]
+        .iter()
+        .map(|seen| {
+            SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap())
+                .unwrap()
+                .signature()
+                .to_owned()
+        })
+        .collect();
+    assert_logs_hold_no_secrets(&s, &signatures);
+
+    // (f) The CA bundle: our CA first, then the upstream CA the user trusts, then the system roots;
+    // a 0600 file in a 0700 folder of its own inside the configured temp folder. After shutdown
+    // both are gone and the port is closed.
     let bundle = s.handle.ca_bundle_path().to_owned();
+    let bundle_dir = bundle.parent().unwrap().to_owned();
+    assert_eq!(bundle_dir.parent(), Some(s._tmp.path()));
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&bundle), 0o600);
+        assert_eq!(mode(&bundle_dir), 0o700);
+    }
+    let pem = std::fs::read(&bundle).unwrap();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
+        .map(Result::unwrap)
+        .collect();
+    let upstream_ca = std::fs::read(s.upstream.ca_file.path()).unwrap();
+    let upstream_ca = rustls_pemfile::certs(&mut upstream_ca.as_slice())
+        .next()
+        .unwrap()
+        .unwrap();
+    assert_eq!(certs[1], upstream_ca);
+    assert!(
+        certs.len() > 2,
+        "the system roots are missing from the child's bundle"
+    );
     let addr = s.handle.addr();
-    assert!(bundle.exists());
     s.handle.shutdown().await;
     assert!(!bundle.exists(), "CA bundle must be removed at shutdown");
+    assert!(
+        !bundle_dir.exists(),
+        "the bundle folder must be removed at shutdown"
+    );
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
 #[tokio::test]
 async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
+    captured_logs();
     let s = setup().await;
-    s._token_tx.send(SecretString::from("newer")).unwrap();
-    signed_get(&s, "localhost", "renewed", &s.profile, "ST$old").await;
-    assert_eq!(key_id(&s.upstream.case("renewed")), "ST$newer");
+    s._token_tx.send(SecretString::from(TOKEN_C)).unwrap();
+    signed_get(&s, "localhost", "renewed", &s.profile, &st(TOKEN_A)).await;
+    assert_eq!(key_id(&s.upstream.case("renewed")), st(TOKEN_C));
 
     // Non-CONNECT requests are refused.
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr())
