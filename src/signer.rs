@@ -89,9 +89,7 @@ impl SignatureHeader {
     /// Parameters may come in any order, separated by `,` with optional spaces; unknown ones are
     /// kept. `keyId` and `signature` are required.
     pub fn parse(value: &str) -> Result<SignatureHeader, SignError> {
-        let scheme_end = value
-            .find(|c: char| c == ' ')
-            .ok_or(SignError::Malformed("no scheme"))?;
+        let scheme_end = value.find(' ').ok_or(SignError::Malformed("no scheme"))?;
         if !value[..scheme_end].eq_ignore_ascii_case("Signature") {
             return Err(SignError::Malformed("scheme is not `Signature`"));
         }

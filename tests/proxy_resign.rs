@@ -635,7 +635,7 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         .header("x-test-case", "e")
         .body(reqwest::Body::wrap_stream(stream))
         .send();
-    let resp = tokio::time::timeout(Duration::from_secs(600), upload)
+    let resp = tokio::time::timeout(Duration::from_secs(300), upload)
         .await
         .expect("the streamed upload stalled: the proxy buffers request bodies")
         .unwrap();

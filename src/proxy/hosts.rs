@@ -57,7 +57,7 @@ impl HostMatcher {
             return true;
         }
         let wanted = format!("{}:{port}", bracket_ipv6(&host));
-        self.extra.iter().any(|e| *e == wanted)
+        self.extra.contains(&wanted)
     }
 }
 
