@@ -407,7 +407,10 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         .expect("the streamed upload stalled: the proxy buffers request bodies")
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.text().await.unwrap(), format!("{size} {expected}"));
+    assert_eq!(
+        resp.text().await.unwrap(),
+        format!(r#"{{"len":{size},"sha256":"{expected}"}}"#)
+    );
     let e = s.upstream.case("e");
     assert_eq!((e.len, e.sha256.as_str()), (size as u64, expected.as_str()));
     assert_eq!(e.headers["content-length"], size.to_string());

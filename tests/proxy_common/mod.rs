@@ -144,7 +144,8 @@ pub async fn upstream_handle(
         barrier.wait().await;
     }
     let sha256 = hex(&hasher.finalize());
-    let answer = format!("{len} {sha256}");
+    // JSON, so that `oci` commands can parse the answer (unknown fields are ignored).
+    let answer = format!(r#"{{"len":{len},"sha256":"{sha256}"}}"#);
     seen.lock().unwrap().push(Seen {
         method: parts.method,
         target: parts
@@ -156,7 +157,12 @@ pub async fn upstream_handle(
         len,
         sha256,
     });
-    Ok(Response::new(Full::new(Bytes::from(answer))))
+    let mut response = Response::new(Full::new(Bytes::from(answer)));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
 }
 
 pub fn hex(b: &[u8]) -> String {
