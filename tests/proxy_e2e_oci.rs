@@ -267,3 +267,57 @@ async fn the_oci_cli_gets_its_token_swapped_through_the_proxy() {
     handle.shutdown().await;
     assert!(!bundle.exists());
 }
+
+/// Python 3.13 verifies with `VERIFY_X509_STRICT` by default (OpenSSL's RFC 5280 checks on the
+/// CA and leaf extensions); the per-run CA and its leaves must pass it with the `oci` CLI's own
+/// Python, whatever version that is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_run_ca_passes_strict_x509_verification_in_python() {
+    let python = oci_program().with_file_name("python");
+    assert!(
+        python.is_file(),
+        "no `python` beside `oci` at `{}`",
+        python.display()
+    );
+    let upstream = start_upstream().await;
+    let key = KeyPair::from_pem(PROFILE_KEY_PEM).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let (handle, _tx) = start_proxy(&upstream, &key, "t", tmp.path()).await;
+    let url = url::Url::parse(handle.proxy_url().expose()).unwrap();
+    let script = r#"
+import base64, http.client, os, ssl
+ctx = ssl.create_default_context(cafile=os.environ["BUNDLE"])
+ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+c = http.client.HTTPSConnection("127.0.0.1", int(os.environ["PROXY_PORT"]), context=ctx)
+creds = base64.b64encode(os.environ["PROXY_CREDS"].encode()).decode()
+c.set_tunnel("localhost", int(os.environ["UPSTREAM_PORT"]), headers={"Proxy-Authorization": "Basic " + creds})
+c.request("GET", "/strict", headers={"x-test-case": "strict"})
+r = c.getresponse()
+assert r.status == 200, r.status
+r.read()
+"#;
+    let out = tokio::task::block_in_place(|| {
+        Command::new(&python)
+            .env_clear()
+            .env("BUNDLE", handle.ca_bundle_path())
+            .env("PROXY_PORT", handle.addr().port().to_string())
+            .env(
+                "PROXY_CREDS",
+                format!("{}:{}", url.username(), url.password().unwrap()),
+            )
+            .env("UPSTREAM_PORT", upstream.port.to_string())
+            .env("REQUESTS_CA_BUNDLE", handle.ca_bundle_path())
+            .env("SSL_CERT_FILE", handle.ca_bundle_path())
+            .args(["-c", script])
+            .output()
+            .unwrap()
+    });
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(upstream.case("strict").target, "/strict");
+    assert_eq!(handle.stats().opened, 1);
+    handle.shutdown().await;
+}
