@@ -104,8 +104,9 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
 }
 
 /// True for hosts in an OCI realm: `*.oraclecloud.com`, `*.oraclegovcloud.com`,
-/// `*.oraclegovcloud.uk`, `*.oraclecloud.eu`, `*.oraclecloudNN.com`, `*.customer-oci.com`, and any
-/// host with an inner `oci` label (`*.oci.<domain>`, e.g. dual-stack `*.ds.oci.oraclecloud.com`).
+/// `*.oraclegovcloud.uk`, `*.oraclecloud.eu`, `*.oraclecloudNN.com` and `*.customer-oci.com`
+/// (dual-stack `*.ds.oci.oraclecloud.com` included). Nothing broader: an opened host loses
+/// end-to-end TLS with the child, so other hosts are tunnelled.
 pub fn is_oci_realm_host(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
     let labels: Vec<&str> = host.split('.').collect();
@@ -118,14 +119,10 @@ pub fn is_oci_realm_host(host: &str) -> bool {
     }
     // oraclecloudNN.com (oc8, oc9, oc10, oc14, …).
     let sld = labels[labels.len() - 2];
-    if labels[labels.len() - 1] == "com" {
-        if let Some(digits) = sld.strip_prefix("oraclecloud") {
-            if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                return true;
-            }
-        }
-    }
-    labels[1..labels.len() - 1].contains(&"oci")
+    labels[labels.len() - 1] == "com"
+        && sld
+            .strip_prefix("oraclecloud")
+            .is_some_and(|digits| !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The user's `NO_PROXY` list: `*`, exact hosts, domain suffixes (`.example.com` or
@@ -245,6 +242,8 @@ mod tests {
             "x.oraclecloudx.com",
             "x.oraclecloud.com.",
             "oci.example",
+            "x.oci.example.com",
+            "api.oci.github.io",
         ] {
             assert_eq!(is_oci_realm_host(h), h == "x.oraclecloud.com.", "{h}");
         }

@@ -13,6 +13,12 @@
 //! [`listener`] (front door, proxy authentication), [`mitm`] (opened tunnels), [`resign`] (the
 //! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels).
 //!
+//! Limits: a child that ignores `HTTPS_PROXY` is not re-signed. `oci raw-request` is one: it
+//! builds its own session with `trust_env = False`, so it connects directly (verified with
+//! `REQUESTS_CA_BUNDLE`, which still holds the user's roots) and keeps its start-up token. Every
+//! service command (`oci os …`, `oci compute …`) goes through the proxy
+//! (`tests/proxy_e2e_oci.rs`).
+//!
 //! Security: listens on 127.0.0.1 only; every request must carry the per-run secret (128 bits) in
 //! `Proxy-Authorization`; the CA key never leaves memory; tokens, the secret and signatures are
 //! never logged (debug logs name host, method, path without query, and counts).
