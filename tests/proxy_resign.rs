@@ -563,3 +563,86 @@ fn base64_basic(user: &str, pass: &str) -> String {
         base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
     )
 }
+
+/// `start_for_profile` (what `--auto-refresh` calls) builds the proxy from the profile: the key in
+/// the config's `key_file`, `WOCI_RESIGN_HOSTS`, the user's `REQUESTS_CA_BUNDLE` for upstream
+/// TLS, all from the renewer's environment, not this process's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
+    captured_logs();
+    let upstream = start_upstream().await;
+    let profile = KeyPair::from_pem(PROFILE_KEY_PEM).unwrap();
+    let other = KeyPair::from_pem(OTHER_KEY_PEM).unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let oci_dir = home.path().join(".oci");
+    std::fs::create_dir_all(&oci_dir).unwrap();
+    let key_file = oci_dir.join("session_key.pem");
+    std::fs::write(&key_file, profile.private_pem().unwrap().as_bytes()).unwrap();
+    std::fs::write(
+        oci_dir.join("config"),
+        format!(
+            "[DEFAULT]\nregion=us-ashburn-1\nkey_file={}\nsecurity_token_file=~/.oci/token\n",
+            key_file.display()
+        ),
+    )
+    .unwrap();
+    let env: woci::settings::Env = [
+        ("HOME", home.path().to_str().unwrap().to_owned()),
+        ("WOCI_RESIGN_HOSTS", format!("localhost:{}", upstream.port)),
+        (
+            "REQUESTS_CA_BUNDLE",
+            upstream.ca_file.path().to_str().unwrap().to_owned(),
+        ),
+        ("WOCI_AUTH_ENDPOINT", "http://127.0.0.1:9".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let inv = woci::cli::parse(vec!["os".into(), "ns".into(), "get".into()]).unwrap();
+    let settings = woci::settings::Settings::resolve(&inv, &env).unwrap();
+    let renewer = woci::renew::Renewer::new(
+        Arc::new(settings),
+        Arc::new(env),
+        Arc::new(woci::clock::SystemClock),
+    )
+    .unwrap();
+    let (_tx, rx) = watch::channel(SecretString::from(TOKEN_B));
+    let handle = proxy::start_for_profile(&renewer, rx).await.unwrap();
+    assert_eq!(
+        handle.ca_bundle_path().parent().unwrap().parent(),
+        Some(std::env::temp_dir().as_path())
+    );
+
+    let child = child_client(&handle, true);
+    for (case, key) in [("profile-a", &profile), ("profile-b", &other)] {
+        let url = Url::parse(&format!(
+            "https://localhost:{}/20160918/instances",
+            upstream.port
+        ))
+        .unwrap();
+        let headers = signer::sign_request(
+            &Method::GET,
+            &url,
+            b"",
+            None,
+            key,
+            &st(TOKEN_A).into(),
+            &date(),
+        )
+        .unwrap();
+        let resp = child
+            .get(url)
+            .headers(headers)
+            .header("x-test-case", case)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{case}");
+    }
+    assert_eq!(key_id(&upstream.case("profile-a")), st(TOKEN_B));
+    assert!(verifies(&upstream.case("profile-a"), &profile));
+    assert_eq!(key_id(&upstream.case("profile-b")), st(TOKEN_A));
+    let bundle_dir = handle.ca_bundle_path().parent().unwrap().to_owned();
+    handle.shutdown().await;
+    assert!(!bundle_dir.exists());
+}
