@@ -377,20 +377,24 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
             .unwrap(),
     );
     let chunk = Bytes::from(chunk);
-    let received = s.upstream.big_received.clone();
+    let progress = s.upstream.progress.clone();
     let max_ahead = Arc::new(AtomicU64::new(0));
     let max_ahead2 = max_ahead.clone();
     let stream = futures_util::stream::unfold(0usize, move |k| {
-        let (chunk, received, max_ahead) = (chunk.clone(), received.clone(), max_ahead2.clone());
+        let (chunk, progress, max_ahead) = (chunk.clone(), progress.clone(), max_ahead2.clone());
         async move {
             if k == BIG_MIB {
                 return None;
             }
             let need = (k.saturating_sub(WINDOW_MIB) as u64) << 20;
-            while received.load(Ordering::SeqCst) < need {
+            while progress.big_received.load(Ordering::SeqCst) < need {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let ahead = ((k as u64) << 20) - received.load(Ordering::SeqCst).min((k as u64) << 20);
+            let ahead = ((k as u64) << 20)
+                - progress
+                    .big_received
+                    .load(Ordering::SeqCst)
+                    .min((k as u64) << 20);
             max_ahead.fetch_max(ahead, Ordering::SeqCst);
             Some((Ok::<_, std::io::Error>(chunk), k + 1))
         }
@@ -418,6 +422,56 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     assert_eq!(key_id(&e), st(TOKEN_B));
     assert!(verifies(&e, &s.profile));
     assert!(max_ahead.load(Ordering::SeqCst) <= (WINDOW_MIB as u64) << 20);
+
+    // A 112 MiB download streams back the same way: the upstream sends MiB k only after the
+    // client has read k - 48 MiB, so a proxy buffering responses would stall it.
+    let url = Url::parse(&format!(
+        "https://localhost:{}{DOWNLOAD_PATH}",
+        s.upstream.port
+    ))
+    .unwrap();
+    let headers = signer::sign_request(
+        &Method::GET,
+        &url,
+        b"",
+        None,
+        &s.profile,
+        &st(TOKEN_A).into(),
+        &date(),
+    )
+    .unwrap();
+    let download = async {
+        let mut resp = s
+            .child
+            .get(url)
+            .headers(headers)
+            .header("x-test-case", "download")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.content_length(), Some((DOWNLOAD_MIB as u64) << 20));
+        let mut offset = 0usize;
+        let mut wrong = 0usize;
+        while let Some(chunk) = resp.chunk().await.unwrap() {
+            wrong += chunk
+                .iter()
+                .enumerate()
+                .filter(|(i, b)| **b != download_byte((offset + i) % (1 << 20)))
+                .count();
+            offset += chunk.len();
+            s.upstream
+                .progress
+                .download_received
+                .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+        }
+        (offset, wrong)
+    };
+    let (got, wrong) = tokio::time::timeout(Duration::from_secs(300), download)
+        .await
+        .expect("the streamed download stalled: the proxy buffers responses");
+    assert_eq!((got, wrong), (DOWNLOAD_MIB << 20, 0));
+    assert_eq!(key_id(&s.upstream.case("download")), st(TOKEN_B));
 
     // 15 parallel uploads: the upstream answers only when all 15 are in, so a proxy that
     // serialized them would hang (bounded by the timeout, not a timing assertion).

@@ -4,7 +4,9 @@
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, Response};
-use http_body_util::{BodyExt, Full};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -83,6 +85,9 @@ pub const PARALLEL: usize = 15;
 pub const BIG_PATH: &str = "/n/ns/b/bucket/o/big";
 pub const BIG_MIB: usize = 128;
 pub const WINDOW_MIB: usize = 48;
+/// The streamed download: `DOWNLOAD_MIB` MiB, paced like the upload.
+pub const DOWNLOAD_PATH: &str = "/n/ns/b/bucket/o/download";
+pub const DOWNLOAD_MIB: usize = 112;
 
 #[derive(Debug, Clone)]
 pub struct Seen {
@@ -98,8 +103,17 @@ pub struct Upstream {
     pub ca_file: tempfile::NamedTempFile,
     pub leaf_der: Vec<u8>,
     pub seen: Arc<Mutex<Vec<Seen>>>,
-    /// Body bytes of `/big` received so far, counted frame by frame as they arrive.
-    pub big_received: Arc<AtomicU64>,
+    /// Streaming progress of the big transfers.
+    pub progress: Arc<Progress>,
+}
+
+/// How far the big transfers got, counted frame by frame.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Body bytes of the `BIG_PATH` upload the upstream has received.
+    pub big_received: AtomicU64,
+    /// Bytes of the `DOWNLOAD_PATH` answer the client has received (the test counts them).
+    pub download_received: AtomicU64,
 }
 
 impl Upstream {
@@ -123,9 +137,10 @@ pub async fn upstream_handle(
     req: Request<Incoming>,
     seen: Arc<Mutex<Vec<Seen>>>,
     barrier: Arc<Barrier>,
-    big_received: Arc<AtomicU64>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+    progress: Arc<Progress>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
     let is_big = req.uri().path() == BIG_PATH;
+    let is_download = req.uri().path() == DOWNLOAD_PATH;
     let (parts, mut body) = req.into_parts();
     let mut hasher = Sha256::new();
     let mut len = 0u64;
@@ -135,7 +150,9 @@ pub async fn upstream_handle(
             hasher.update(data);
             len += data.len() as u64;
             if is_big {
-                big_received.fetch_add(data.len() as u64, Ordering::SeqCst);
+                progress
+                    .big_received
+                    .fetch_add(data.len() as u64, Ordering::SeqCst);
             }
         }
     }
@@ -157,12 +174,45 @@ pub async fn upstream_handle(
         len,
         sha256,
     });
-    let mut response = Response::new(Full::new(Bytes::from(answer)));
+    if is_download {
+        return Ok(download(progress));
+    }
+    let mut response = Response::new(Full::new(Bytes::from(answer)).boxed());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("application/json"),
     );
     Ok(response)
+}
+
+/// `DOWNLOAD_MIB` MiB of `download_byte(i)`, where MiB k is sent only once the client has received
+/// k - `WINDOW_MIB` MiB: a proxy that buffered responses would stall it.
+fn download(progress: Arc<Progress>) -> Response<BoxBody<Bytes, Infallible>> {
+    let chunk = Bytes::from((0..1 << 20).map(download_byte).collect::<Vec<u8>>());
+    let frames = futures_util::stream::unfold(0usize, move |k| {
+        let (chunk, progress) = (chunk.clone(), progress.clone());
+        async move {
+            if k == DOWNLOAD_MIB {
+                return None;
+            }
+            let need = (k.saturating_sub(WINDOW_MIB) as u64) << 20;
+            while progress.download_received.load(Ordering::SeqCst) < need {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            Some((Ok::<_, Infallible>(Frame::data(chunk)), k + 1))
+        }
+    });
+    let mut response = Response::new(StreamBody::new(frames).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(DOWNLOAD_MIB << 20),
+    );
+    response
+}
+
+/// Byte `i` of every MiB of the download.
+pub fn download_byte(i: usize) -> u8 {
+    (i * 7 % 241) as u8
 }
 
 pub fn hex(b: &[u8]) -> String {
@@ -207,8 +257,8 @@ pub async fn start_upstream() -> Upstream {
     let port = listener.local_addr().unwrap().port();
     let seen = Arc::new(Mutex::new(Vec::new()));
     let barrier = Arc::new(Barrier::new(PARALLEL));
-    let big_received = Arc::new(AtomicU64::new(0));
-    let big2 = big_received.clone();
+    let progress = Arc::new(Progress::default());
+    let progress2 = progress.clone();
     let seen2 = seen.clone();
     tokio::spawn(async move {
         loop {
@@ -216,13 +266,13 @@ pub async fn start_upstream() -> Upstream {
             let acceptor = acceptor.clone();
             let seen = seen2.clone();
             let barrier = barrier.clone();
-            let big = big2.clone();
+            let progress = progress2.clone();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
                 let svc = service_fn(move |req| {
-                    upstream_handle(req, seen.clone(), barrier.clone(), big.clone())
+                    upstream_handle(req, seen.clone(), barrier.clone(), progress.clone())
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(tls), svc)
@@ -235,7 +285,7 @@ pub async fn start_upstream() -> Upstream {
         ca_file,
         leaf_der: leaf.der().to_vec(),
         seen,
-        big_received,
+        progress,
     }
 }
 
