@@ -332,7 +332,8 @@ pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
     let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_path, e))?;
     let exe = std::env::current_exe().map_err(|e| Error::Other(format!("cannot find the woci executable: {e}")))?;
     let mut cmd = std::process::Command::new(&exe);
-    cmd.args(daemon_args(&args)).stdin(std::process::Stdio::null()).stdout(log).stderr(log2);
+    // NO_COLOR: the log is a file, not a terminal.
+    cmd.args(daemon_args(&args)).env("NO_COLOR", "1").stdin(std::process::Stdio::null()).stdout(log).stderr(log2);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -434,83 +435,91 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
             return Err(e);
         }
     };
-    let result: Result<()> = runtime.block_on(async {
-        let session = renewer.ensure(Force::No).await?;
-        let window = renewer.settings().window;
-        let next = now() + secs(autorefresh::next_renewal_in(&session.claims, now(), window));
-        save(&|s| {
-            s.phase = Phase::Running;
-            s.last_renewal = Some(now());
-            s.token_exp = Some(session.claims.exp);
-            s.next_renewal = Some(next);
-        });
-        log_event(
-            now(),
-            &format!("running; token expires {}, next renewal {}", fmt_utc(session.claims.exp), fmt_utc(next)),
-        );
+    let run = std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let session = renewer.ensure(Force::No).await?;
+            let window = renewer.settings().window;
+            let next = now() + secs(autorefresh::next_renewal_in(&session.claims, now(), window));
+            save(&|s| {
+                s.phase = Phase::Running;
+                s.last_renewal = Some(now());
+                s.token_exp = Some(session.claims.exp);
+                s.next_renewal = Some(next);
+            });
+            log_event(
+                now(),
+                &format!("running; token expires {}, next renewal {}", fmt_utc(session.claims.exp), fmt_utc(next)),
+            );
 
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let signals = tokio::spawn(async move {
-            if let Some(name) = wait_for_stop_signal().await {
-                tracing::debug!(signal = name, "stop signal");
-                let _ = stop_tx.send(());
-                return Some(name);
-            }
-            None
-        });
-        let rotation = tokio::spawn({
-            let log_path = log_path.clone();
-            async move {
-                loop {
-                    tokio::time::sleep(LOG_CHECK_EVERY).await;
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let signals = tokio::spawn(async move {
+                if let Some(name) = wait_for_stop_signal().await {
+                    tracing::debug!(signal = name, "stop signal");
+                    let _ = stop_tx.send(());
+                    return Some(name);
+                }
+                None
+            });
+            let rotation = tokio::spawn({
+                let log_path = log_path.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(LOG_CHECK_EVERY).await;
+                        rotate_own_log(&log_path);
+                    }
+                }
+            });
+            let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
+            let events = {
+                let save = save.clone();
+                let renewer = renewer.clone();
+                let log_path = log_path.clone();
+                move |ev: LoopEvent| {
+                    let t = renewer.clock().unix();
+                    match ev {
+                        LoopEvent::Renewed { exp, next } => {
+                            save(&|s| {
+                                s.last_renewal = Some(t);
+                                s.token_exp = Some(exp);
+                                s.next_renewal = Some(next);
+                                s.last_error = None;
+                                s.last_error_at = None;
+                            });
+                            log_event(
+                                t,
+                                &format!("session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next)),
+                            );
+                        }
+                        LoopEvent::Failed { error, retry_in } => {
+                            let next = t + secs(retry_in);
+                            save(&|s| {
+                                s.last_error = Some(error.clone());
+                                s.last_error_at = Some(t);
+                                s.next_renewal = Some(next);
+                            });
+                            log_event(t, &format!("renewal failed, retrying in {}: {error}", fmt_secs(secs(retry_in))));
+                        }
+                    }
                     rotate_own_log(&log_path);
                 }
-            }
-        });
-        let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
-        let events = {
-            let save = save.clone();
-            let renewer = renewer.clone();
-            let log_path = log_path.clone();
-            move |ev: LoopEvent| {
-                let t = renewer.clock().unix();
-                match ev {
-                    LoopEvent::Renewed { exp, next } => {
-                        save(&|s| {
-                            s.last_renewal = Some(t);
-                            s.token_exp = Some(exp);
-                            s.next_renewal = Some(next);
-                            s.last_error = None;
-                            s.last_error_at = None;
-                        });
-                        log_event(t, &format!("session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next)));
-                    }
-                    LoopEvent::Failed { error, retry_in } => {
-                        let next = t + secs(retry_in);
-                        save(&|s| {
-                            s.last_error = Some(error.clone());
-                            s.last_error_at = Some(t);
-                            s.next_renewal = Some(next);
-                        });
-                        log_event(t, &format!("renewal failed, retrying in {}: {error}", fmt_secs(secs(retry_in))));
-                    }
+            };
+            let outcome = autorefresh::renewal_loop(renewer.clone(), session, tx, stop_rx, events).await;
+            rotation.abort();
+            let signal = if outcome.is_ok() { signals.await.ok().flatten() } else { None };
+            match outcome {
+                Ok(()) => {
+                    let reason = format!("stopped by {}", signal.unwrap_or("request"));
+                    record_exit(&save, now(), &reason, 0);
+                    log_event(now(), &reason);
+                    Ok(())
                 }
-                rotate_own_log(&log_path);
+                Err(e) => Err(e),
             }
-        };
-        let outcome = autorefresh::renewal_loop(renewer.clone(), session, tx, stop_rx, events).await;
-        rotation.abort();
-        let signal = if outcome.is_ok() { signals.await.ok().flatten() } else { None };
-        match outcome {
-            Ok(()) => {
-                let reason = format!("stopped by {}", signal.unwrap_or("request"));
-                record_exit(&save, now(), &reason, 0);
-                log_event(now(), &reason);
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        })
     });
+    // A bug must not leave the state file saying "running".
+    let result = std::panic::catch_unwind(run)
+        .unwrap_or_else(|_| Err(Error::Other("internal error (panic); see the log above".into())));
     runtime.shutdown_timeout(Duration::from_secs(1));
     let code = match result {
         Ok(()) => 0,

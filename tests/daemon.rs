@@ -37,9 +37,10 @@ impl Drop for DaemonGuard {
     }
 }
 
+/// `woci ARGS --profile P` (the harness names no profile; `DEFAULT` would be used otherwise).
 async fn woci(w: &World, args: &[&str]) -> Output {
     let mut c = w.woci();
-    c.args(args);
+    c.args(args).args(["--profile", "P"]);
     run(c).await
 }
 
@@ -151,7 +152,7 @@ async fn renews_short_lived_tokens_then_exits_when_the_refresh_token_is_revoked(
     let w = World::with_config(Config { upst_ttl: Duration::from_secs(6), ..Config::default() }).await;
     w.seed_token(-10);
     let first_rt = w.seed_refresh_token();
-    let (_guard, pid) = start(&w).await;
+    let (_guard, _pid) = start(&w).await;
     assert_eq!(w.emu.stats().exchanges, 1, "`--daemon` renewed the expired token before detaching");
 
     // The 6 s token is renewed at half-life by the daemon, repeatedly.
@@ -243,7 +244,7 @@ async fn session_refresh_profile_daemon_exits_at_sess_exp() {
 
     let out = {
         let mut c = w.woci();
-        c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).arg("--daemon");
+        c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).args(["--daemon", "--profile", "P"]);
         run(c).await
     };
     assert_eq!(out.status.code(), Some(0), "{}\nlog:\n{}", stderr(&out), log(&w));
@@ -251,7 +252,13 @@ async fn session_refresh_profile_daemon_exits_at_sess_exp() {
     let _guard = DaemonGuard(Some(pid));
 
     wait_for(&w, "the daemon to stop at `sess_exp`", || daemon_gone(&w)).await;
-    assert!(w.emu.stats().session_refreshes >= 1, "the daemon refreshed the session before its end");
+    assert!(
+        w.emu.stats().session_refreshes >= 1,
+        "the daemon refreshed the session before its end: {:?}\nstate: {}\nlog:\n{}",
+        w.emu.stats(),
+        state(&w),
+        log(&w)
+    );
     let st = state(&w);
     assert_eq!(st["phase"], "exited", "{st}");
     assert_eq!(st["exit_code"], 9, "{st}");

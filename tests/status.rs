@@ -17,7 +17,7 @@ fn stdout(o: &Output) -> String {
 
 async fn status(w: &World, json: bool, env: &[(&str, &str)], extra: &[&str]) -> Output {
     let mut c = w.woci();
-    c.arg("--status");
+    c.args(["--status", "--profile", "P"]);
     if json {
         c.arg("--json");
     }
