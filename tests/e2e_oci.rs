@@ -1,0 +1,209 @@
+//! End to end with the real `oci` CLI (PyPI `oci-cli`, installed by `scripts/setup-e2e`) against
+//! the emulator over TLS: the re-signing proxy keeps a long multipart upload alive across many
+//! short-lived session tokens, and the same upload without the proxy dies with 401.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use woci_emulator::Config;
+
+const MIB: usize = 1024 * 1024;
+
+/// The real `oci` CLI installed by `scripts/setup-e2e`; missing means the suite fails, loudly.
+fn oci_cli() -> PathBuf {
+    let p = std::env::var_os("WOCI_TEST_OCI")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".e2e/venv/bin/oci"));
+    assert!(p.is_file(), "the real `oci` CLI is missing at `{}`: run scripts/setup-e2e", p.display());
+    p
+}
+
+/// Emulator with TLS and short-lived UPSTs, a seeded refresh token, and the real `oci`.
+struct Upload {
+    w: World,
+    ca_file: PathBuf,
+    data: PathBuf,
+    data_hash: String,
+}
+
+async fn upload_world(upst_ttl: Duration, part_delay: Duration, size: usize) -> Upload {
+    let cfg = Config { tls: true, upst_ttl, part_delay, ..Config::default() };
+    let w = World::with_config(cfg).await;
+    w.seed_refresh_token();
+    let ca_file = w.home().join("emulator-ca.pem");
+    std::fs::write(&ca_file, w.emu.ca_pem().expect("TLS emulator has a CA")).unwrap();
+    let data = w.home().join("blob.bin");
+    // Incompressible, deterministic content so a bad part cannot hash equal by accident.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let bytes: Vec<u8> = (0..size)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    std::fs::write(&data, &bytes).unwrap();
+    let data_hash = sha256_hex(&bytes);
+    Upload { w, ca_file, data, data_hash }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+impl Upload {
+    fn host(&self) -> String {
+        let ep = self.w.emu.os_endpoint();
+        ep.trim_start_matches("https://").trim_end_matches('/').to_owned()
+    }
+
+    /// `woci` running the real `oci`, trusting the emulator's CA, re-signing its host.
+    fn woci(&self) -> assert_cmd::Command {
+        let mut c = self.w.woci();
+        c.env("WOCI_OCI_COMMAND", oci_cli())
+            .env("REQUESTS_CA_BUNDLE", &self.ca_file)
+            .env("SSL_CERT_FILE", &self.ca_file)
+            .env("WOCI_RESIGN_HOSTS", self.host())
+            .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
+            .timeout(Duration::from_secs(600));
+        c
+    }
+
+    fn os_args(&self, verb: &[&str]) -> Vec<String> {
+        let mut v: Vec<String> = ["os", "object"].iter().chain(verb).map(|s| s.to_string()).collect();
+        v.extend([
+            "--endpoint".into(),
+            self.w.emu.os_endpoint(),
+            "--namespace".into(),
+            self.w.cfg.namespace.clone(),
+            "--bucket-name".into(),
+            "e2e".into(),
+        ]);
+        v
+    }
+
+    fn put_args(&self, name: &str) -> Vec<String> {
+        let mut v = self.os_args(&["put"]);
+        v.extend(
+            [
+                "--name",
+                name,
+                "--file",
+                self.data.to_str().unwrap(),
+                "--part-size",
+                "1",
+                "--parallel-upload-count",
+                "3",
+                "--force",
+            ]
+            .map(String::from),
+        );
+        v
+    }
+
+    async fn download_hash(&self, name: &str) -> String {
+        let dest = self.w.home().join(format!("{name}.down"));
+        let mut args = self.os_args(&["get"]);
+        args.extend(["--name".into(), name.into(), "--file".into(), dest.to_str().unwrap().into()]);
+        let out = run({
+            let mut c = self.woci();
+            c.args(&args);
+            c
+        })
+        .await;
+        assert!(out.status.success(), "download failed: {}", stderr(&out));
+        sha256_hex(&std::fs::read(&dest).unwrap())
+    }
+}
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn file_mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn real_oci_ns_get_after_a_renewal() {
+    let u = upload_world(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    let out = run({
+        let mut c = u.woci();
+        c.args(["os", "ns", "get", "--endpoint", &u.w.emu.os_endpoint()]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains(&u.w.cfg.namespace), "oci printed: {stdout}");
+    let st = u.w.emu.stats();
+    assert_eq!((st.refresh_grants, st.exchanges), (1, 1));
+    assert_eq!(file_mode(&u.w.token_path()), 0o600);
+    assert_eq!(file_mode(&u.w.session_dir()), 0o700);
+}
+
+/// The heart of the product: a multipart upload lasting more than five token lifetimes succeeds,
+/// its requests are signed with at least three different tokens, no request gets a 401, and the
+/// downloaded copy is identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_refresh_upload_outlives_five_token_lifetimes() {
+    let ttl = Duration::from_secs(5);
+    // 30 parts of 1 MiB, 3 in parallel, each answered after 3 s: at least 30 s of upload.
+    let u = upload_world(ttl, Duration::from_secs(3), 30 * MIB).await;
+    let started = std::time::Instant::now();
+    let out = run({
+        let mut c = u.woci();
+        c.arg("--auto-refresh").args(u.put_args("big"));
+        c
+    })
+    .await;
+    let elapsed = started.elapsed();
+    assert!(out.status.success(), "upload failed: {}", stderr(&out));
+    assert!(elapsed > ttl * 5, "the upload must outlive 5 token lifetimes to prove anything (took {elapsed:?})");
+
+    let st = u.w.emu.stats();
+    assert_eq!(st.unauthorized, 0, "no request may be refused: {:?}", st.unauthorized_by_reason);
+    assert!(st.os_jtis.len() >= 3, "requests were signed with {} tokens: {:?}", st.os_jtis.len(), st.os_jtis);
+    assert!(st.parts_uploaded >= 30, "{} parts", st.parts_uploaded);
+    eprintln!("upload took {elapsed:?}, signed with {} tokens, {} refresh grants", st.os_jtis.len(), st.refresh_grants);
+    assert_eq!(u.download_hash("big").await, u.data_hash);
+    assert_no_secrets(&stderr(&out), &[&u.w.read(&u.w.token_path()), &u.w.cfg.exchange_client_secret]);
+}
+
+/// The control experiment: the same upload without the proxy fails with 401 once the token it
+/// started with expires. Without this, the test above could pass for the wrong reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn without_the_proxy_the_same_upload_dies_with_401() {
+    let ttl = Duration::from_secs(5);
+    let u = upload_world(ttl, Duration::from_secs(3), 30 * MIB).await;
+    let out = run({
+        let mut c = u.woci();
+        c.args(["--auto-refresh", "--no-resign-proxy"]).args(u.put_args("big"));
+        c
+    })
+    .await;
+    assert!(!out.status.success(), "the upload cannot survive without the proxy");
+    let st = u.w.emu.stats();
+    assert!(st.unauthorized > 0, "the failure must be a 401 from the service");
+    assert!(stderr(&out).contains("NotAuthenticated"), "oci reports the 401: {}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn oci_exit_code_and_output_pass_through_the_proxy() {
+    let u = upload_world(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    let mut args = u.os_args(&["head"]);
+    args.extend(["--name".into(), "does-not-exist".into()]);
+    let out = run({
+        let mut c = u.woci();
+        c.arg("--auto-refresh").args(&args);
+        c
+    })
+    .await;
+    // oci exits non-zero on a 404 and says so on stderr; woci adds nothing and changes nothing.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+}
