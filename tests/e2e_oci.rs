@@ -207,3 +207,48 @@ async fn oci_exit_code_and_output_pass_through_the_proxy() {
     // oci exits non-zero on a 404 and says so on stderr; woci adds nothing and changes nothing.
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
+
+/// A profile made by `oci session authenticate` (key + UPST, no identity provider): woci renews it
+/// through OCI's session refresh, the long upload survives, and woci says up front when the
+/// session itself (`sess_exp`) ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn session_authenticate_profile_upload_survives_through_session_refresh() {
+    let ttl = Duration::from_secs(5);
+    let u = upload_world(ttl, Duration::from_secs(3), 30 * MIB).await;
+    let w = &u.w;
+    // No IdP for this profile: remove the manager INI and the refresh token.
+    std::fs::remove_file(w.manager_ini_path()).unwrap();
+    let _ = std::fs::remove_file(w.session_dir().join("refresh_token"));
+    let key = woci::keys::KeyPair::generate().unwrap();
+    let key_file = w.session_dir().join("oci_api_key.pem");
+    std::fs::write(&key_file, key.private_pem().unwrap().as_bytes()).unwrap();
+    let token = w.emu.issue_upst(&key.public_pem(), ttl);
+    std::fs::write(w.token_path(), &token).unwrap();
+    std::fs::write(
+        w.config_path(),
+        format!(
+            "[P]\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\nsecurity_token_file={}\n",
+            key.fingerprint(),
+            key_file.display(),
+            w.cfg.tenancy_ocid,
+            w.token_path().display()
+        ),
+    )
+    .unwrap();
+
+    let out = run({
+        let mut c = u.woci();
+        c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).arg("--auto-refresh").args(u.put_args("big"));
+        c
+    })
+    .await;
+    assert!(out.status.success(), "upload failed: {}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.exchanges), (0, 0), "no IdP is involved");
+    assert!(st.session_refreshes >= 3, "{} session refreshes", st.session_refreshes);
+    assert_eq!(st.unauthorized, 0, "{:?}", st.unauthorized_by_reason);
+    assert!(st.os_jtis.len() >= 3, "signed with {} tokens", st.os_jtis.len());
+    assert!(stderr(&out).contains("sess_exp"), "woci warns when the session ends: {}", stderr(&out));
+    assert_eq!(u.download_hash("big").await, u.data_hash);
+    assert_no_secrets(&stderr(&out), &[&token, &w.read(&w.token_path())]);
+}
