@@ -1,0 +1,133 @@
+//! `--auto-refresh` / `--exec` process handling with the real binary: the child gets the proxy
+//! settings, signals reach it, its exit code is woci's, and nothing is left behind.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A world whose session is renewed once (so the profile's key pair exists), with a private TMPDIR.
+async fn world() -> (World, tempfile::TempDir) {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let tmp = tempfile::tempdir().unwrap();
+    (w, tmp)
+}
+
+fn woci_std(w: &World, tmp: &Path) -> Command {
+    let mut c = Command::new(assert_cmd::cargo::cargo_bin("woci"));
+    for k in SCRUBBED_ENV {
+        c.env_remove(k);
+    }
+    c.env("HOME", w.home())
+        .env("OCI_CLI_PROFILE", &w.profile)
+        .env("TMPDIR", tmp)
+        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+        .env("SSL_CERT_FILE", SYSTEM_CA)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+fn wait_for(path: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "{} never appeared", path.display());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // Signal 0 checks existence; a zombie of ours would still count, so reap first.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn dir_is_empty(p: &Path) -> bool {
+    std::fs::read_dir(p).unwrap().next().is_none()
+}
+
+const CHILD: &str = r#"
+echo $$ > "$OUT/pid"
+printf '%s\n' "$HTTPS_PROXY" > "$OUT/proxy"
+printf '%s\n' "$REQUESTS_CA_BUNDLE" > "$OUT/bundle"
+stat -c %a "$REQUESTS_CA_BUNDLE" > "$OUT/bundle_mode"
+trap 'echo "$SIG" > "$OUT/got"; exit 42' "$SIG"
+touch "$OUT/ready"
+while :; do sleep 0.05; done
+"#;
+
+async fn signal_reaches_child(sig: i32, name: &str) {
+    let (w, tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("OUT", out.path()).env("SIG", name).args(["--auto-refresh", "--exec", "--", "sh", "-c", CHILD]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    let child_pid: i32 = std::fs::read_to_string(out.path().join("pid")).unwrap().trim().parse().unwrap();
+
+    // While it runs: the child talks through the proxy and trusts a private 0600 bundle.
+    let proxy = std::fs::read_to_string(out.path().join("proxy")).unwrap();
+    assert!(proxy.starts_with("http://") && proxy.contains("@127.0.0.1:"), "HTTPS_PROXY={proxy}");
+    let bundle = std::fs::read_to_string(out.path().join("bundle")).unwrap();
+    assert!(bundle.trim().starts_with(tmp.path().to_str().unwrap()), "bundle {bundle} is under TMPDIR");
+    assert_eq!(std::fs::read_to_string(out.path().join("bundle_mode")).unwrap().trim(), "600");
+
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(status.status.code(), Some(42), "woci exits with the child's code: {}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap().trim(), name, "the child got the signal");
+    assert!(!alive(child_pid), "the child is gone");
+    assert!(dir_is_empty(tmp.path()), "temporary files were left behind: {:?}", std::fs::read_dir(tmp.path()).unwrap().collect::<Vec<_>>());
+    assert!(!String::from_utf8_lossy(&status.stderr).contains(proxy.trim()), "the proxy secret is not logged");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_reaches_the_child() {
+    signal_reaches_child(libc::SIGTERM, "TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_reaches_the_child() {
+    signal_reaches_child(libc::SIGINT, "INT").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reaches_the_child() {
+    signal_reaches_child(libc::SIGHUP, "HUP").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_exit_code_and_argv_are_the_childs() {
+    let (w, tmp) = world().await;
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.args(["--exec", "--", "sh", "-c", "printf '%s|' \"$@\"; exit 7", "sh", "--profile", "x y", "--client-id"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "--profile|x y|--client-id|", "arguments after -- are the program's, untouched");
+    assert!(dir_is_empty(tmp.path()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_resign_proxy_gives_the_child_no_proxy() {
+    let (w, tmp) = world().await;
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.args(["--auto-refresh", "--no-resign-proxy", "--exec", "--", "sh", "-c", "printf '[%s]' \"$HTTPS_PROXY\""]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_program_is_127_and_leaves_nothing_behind() {
+    let (w, tmp) = world().await;
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.args(["--auto-refresh", "--exec", "--", "/nonexistent/program"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(dir_is_empty(tmp.path()));
+}
