@@ -33,8 +33,8 @@ pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(300);
 pub enum RenewMode {
     /// OIDC refresh grant (or login) at the IdP, then the identity-domain token exchange.
     Idp {
-        /// The IdP client.
-        idp: IdpConfig,
+        /// The IdP client (boxed: it dwarfs the other variant).
+        idp: Box<IdpConfig>,
         /// The exchange client.
         exchange: ExchangeConfig,
     },
@@ -325,14 +325,14 @@ fn resolve_mode(o: &WociOptions, m: &ManagerConfig, env: &Env, profile: &str) ->
         .ok_or_else(|| Error::Config(format!("`redirect_port` must be a port number 1-65535, got `{}`", get("redirect_port"))))?;
     let scopes: Vec<String> = get("scope").split_whitespace().map(str::to_owned).collect();
     Ok(RenewMode::Idp {
-        idp: IdpConfig {
+        idp: Box::new(IdpConfig {
             authorize_url: parse_url(&get("authz_base_url"), "authz_base_url")?,
             token_url,
             client_id: get("auth_client_id"),
             client_secret: pick(&o.auth_client_secret, "auth_client_secret").map(SecretString::from),
             scopes,
             redirect_port,
-        },
+        }),
         exchange: ExchangeConfig {
             url: exchange_url,
             client_id: get("client_id"),
