@@ -404,7 +404,7 @@ async fn woci_login_then_refresh(auth: ClientAuth) {
     let opts = LoginOptions {
         open_browser: true,
         browser_command: Some(peers::login_driver().into_os_string()),
-        timeout: Duration::from_secs(120),
+        timeout: Duration::from_secs(60),
         interactive: true,
         profile: "E2E".into(),
         on_url: None,
