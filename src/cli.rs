@@ -1,6 +1,47 @@
-//! Command line splitting (STUB: types fixed, `parse` owned by the config work item).
-use crate::error::Result;
-use std::ffi::OsString;
+//! Command line splitting: woci's own options out, everything else to `oci`, untouched and in order.
+//!
+//! `woci [WOCI OPTIONS] <oci args…>` must stay a drop-in `oci`, so the splitting follows one rule
+//! (also printed by `woci --help`):
+//!
+//! 1. **woci-only options** — names no `oci` command uses (`--manager-config`, `--authz-base-url`,
+//!    `--token-url`, `--token-exchange-url`, `--auth-client-id`, `--auth-client-secret`,
+//!    `--redirect-port`, `--refresh-safety-window`, `--auto-refresh`, `--no-resign-proxy`,
+//!    `--no-browser`, `--login-timeout`, `--refresh-token-passphrase-env`,
+//!    `--refresh-token-passphrase-prompt`, `--daemon`, `--daemon-status`, `--stop-daemon`,
+//!    `--status`, hidden `--daemon-run`) — are recognized anywhere before `--`, as `--opt value`
+//!    or `--opt=value`.
+//! 2. **Shared names** — options an `oci` command may also have (`--client-id`, `--client-secret`,
+//!    `--scope`, `--log-level`, `--json`, `--debug`, `--exec`, `-h`/`--help`, `-v`/`--version`,
+//!    `--completions`, `--man`) — are woci's only *before the first oci word*: the first argument
+//!    that does not start with `-` and is not the value of an option. (woci knows which of
+//!    `oci`'s global options take a value, e.g. `--profile P`, `--output table`.) After that word
+//!    they belong to `oci`: `woci os object put --bucket-name b --client-id x` passes
+//!    `--client-id x` on, `woci --client-id x os ns get` takes it. `--debug` before the first word
+//!    turns on woci's debug logs *and* stays in the `oci` arguments.
+//! 3. **`--`** ends woci's options. Everything after it goes to `oci` verbatim (`woci -- --help`
+//!    shows `oci`'s help). A `--` before the first oci word is woci's and is not passed on; a
+//!    later one is `oci`'s and is passed on (it still ends woci's options). With `--exec` the
+//!    program and its arguments follow `--`: `woci --exec -- terraform plan`.
+//! 4. **Everything else** reaches `oci` unchanged and in order (as `OsString`, so non-UTF-8
+//!    arguments survive). woci reads, but never removes, `--profile`, `--config-file`,
+//!    `--region`, `--auth`, `--cert-bundle` and `--endpoint` (both forms, anywhere) into
+//!    [`OciView`].
+//! 5. `session authenticate` / `session refresh` as the oci words (options such as `--profile`
+//!    may surround them) become [`Command::SessionAuthenticate`] / [`Command::SessionRefresh`]
+//!    and are not forwarded; other `session …` commands (e.g. `session validate`) go to `oci`.
+//!    No arguments at all show woci's help.
+//!
+//! A missing value, a bad number, an unknown `--completions` shell, a flag given a value, or
+//! commands that cannot be combined are [`Error::Config`] (exit 2), one line naming the option.
+//!
+//! The splitting is hand-written: clap cannot pass unknown options through in order while
+//! recognizing some names only before the first positional word. clap still describes woci's
+//! options — [`command`] builds one `clap::Command` from the same [`OPTIONS`] table the splitter
+//! uses, and `--help`, completions and the man page are generated from it.
+
+use crate::error::{Error, Result};
+use clap::{Arg, ArgAction};
+use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 /// woci's own options. `None`/`false` = not given on the command line.
@@ -46,7 +87,10 @@ pub enum Command {
     /// Ensure the session, then run `oci` with these arguments (untouched, in order).
     Oci(Vec<OsString>),
     /// `--exec -- program args…`.
-    Exec { program: OsString, args: Vec<OsString> },
+    Exec {
+        program: OsString,
+        args: Vec<OsString>,
+    },
     /// `session authenticate`: force a fresh interactive login; not forwarded.
     SessionAuthenticate,
     /// `session refresh`: force a renewal now; not forwarded.
@@ -71,20 +115,1300 @@ pub struct Invocation {
     pub command: Command,
 }
 
-/// Splits argv (without argv[0]).
-pub fn parse(_args: Vec<OsString>) -> Result<Invocation> {
-    unimplemented!("cli::parse")
+/// Where an option is woci's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// No `oci` command uses the name: woci's anywhere before `--`.
+    Anywhere,
+    /// An `oci` command may use the name: woci's only before the first oci word.
+    Leading,
 }
 
-/// Help text (stub).
+/// Which option (the splitter's key into [`OPTIONS`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub enum Id {
+    ManagerConfig,
+    AuthzBaseUrl,
+    TokenUrl,
+    TokenExchangeUrl,
+    AuthClientId,
+    AuthClientSecret,
+    ClientId,
+    ClientSecret,
+    Scope,
+    RedirectPort,
+    RefreshSafetyWindow,
+    AutoRefresh,
+    NoResignProxy,
+    Exec,
+    NoBrowser,
+    LoginTimeout,
+    PassphraseEnv,
+    PassphrasePrompt,
+    Status,
+    Json,
+    Daemon,
+    DaemonStatus,
+    StopDaemon,
+    DaemonRun,
+    LogLevel,
+    Debug,
+    Completions,
+    Man,
+    Help,
+    Version,
+}
+
+/// One woci option: the single description the splitter, `--help`, completions and the man page
+/// share.
+#[derive(Debug, Clone, Copy)]
+pub struct Opt {
+    /// Which option.
+    pub id: Id,
+    /// Long name without the leading `--`.
+    pub long: &'static str,
+    /// Short name, if any.
+    pub short: Option<char>,
+    /// `Some(VALUE_NAME)` when the option takes a value.
+    pub value: Option<&'static str>,
+    /// Where it is woci's.
+    pub scope: Scope,
+    /// Help heading.
+    pub heading: &'static str,
+    /// One-line help.
+    pub help: &'static str,
+    /// Not shown in help, completions or the man page.
+    pub hidden: bool,
+}
+
+const H_IDP: &str = "Identity provider (override woci_manager.ini)";
+const H_SESSION: &str = "Session";
+const H_LONG: &str = "Long-running commands";
+const H_DAEMON: &str = "Daemon and status";
+const H_INFO: &str = "Output and information";
+
+const fn opt(
+    id: Id,
+    long: &'static str,
+    value: Option<&'static str>,
+    scope: Scope,
+    heading: &'static str,
+    help: &'static str,
+) -> Opt {
+    Opt {
+        id,
+        long,
+        short: None,
+        value,
+        scope,
+        heading,
+        help,
+        hidden: false,
+    }
+}
+
+use Scope::{Anywhere, Leading};
+
+/// woci's options, in help order.
+pub const OPTIONS: &[Opt] = &[
+    opt(Id::ManagerConfig, "manager-config", Some("PATH"), Anywhere, H_SESSION,
+        "woci_manager.ini to use (else $WOCI_MANAGER_CONFIG, woci_manager.ini beside the OCI config file, ~/.oci/woci_manager.ini)"),
+    opt(Id::RefreshSafetyWindow, "refresh-safety-window", Some("SECONDS"), Anywhere, H_SESSION,
+        "Renew when the session token expires within this many seconds [default: 60, with --auto-refresh 600]"),
+    opt(Id::NoBrowser, "no-browser", None, Anywhere, H_SESSION,
+        "Print the login URL instead of opening a browser"),
+    opt(Id::LoginTimeout, "login-timeout", Some("SECONDS"), Anywhere, H_SESSION,
+        "How long to wait for the browser login [default: 300]"),
+    opt(Id::PassphraseEnv, "refresh-token-passphrase-env", Some("VAR"), Anywhere, H_SESSION,
+        "Encrypt the stored refresh token with the passphrase in this environment variable"),
+    opt(Id::PassphrasePrompt, "refresh-token-passphrase-prompt", None, Anywhere, H_SESSION,
+        "Ask for the refresh token passphrase on the terminal"),
+    opt(Id::AuthzBaseUrl, "authz-base-url", Some("URL"), Anywhere, H_IDP,
+        "The IdP's authorization endpoint (full URL)"),
+    opt(Id::TokenUrl, "token-url", Some("URL"), Anywhere, H_IDP,
+        "The IdP's token endpoint"),
+    opt(Id::TokenExchangeUrl, "token-exchange-url", Some("URL"), Anywhere, H_IDP,
+        "The OCI identity domain's token endpoint for the exchange [default: --token-url]"),
+    opt(Id::AuthClientId, "auth-client-id", Some("ID"), Anywhere, H_IDP,
+        "Client id of the login (authorization code + refresh) application"),
+    opt(Id::AuthClientSecret, "auth-client-secret", Some("SECRET"), Anywhere, H_IDP,
+        "Client secret of the login application, if it has one"),
+    opt(Id::ClientId, "client-id", Some("ID"), Leading, H_IDP,
+        "Client id of the OCI token exchange application"),
+    opt(Id::ClientSecret, "client-secret", Some("SECRET"), Leading, H_IDP,
+        "Client secret of the token exchange application"),
+    opt(Id::Scope, "scope", Some("SCOPES"), Leading, H_IDP,
+        "Scopes to request, space separated; must include offline_access"),
+    opt(Id::RedirectPort, "redirect-port", Some("PORT"), Anywhere, H_IDP,
+        "Loopback port of the login callback http://127.0.0.1:PORT/callback"),
+    opt(Id::AutoRefresh, "auto-refresh", None, Anywhere, H_LONG,
+        "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
+    opt(Id::NoResignProxy, "no-resign-proxy", None, Anywhere, H_LONG,
+        "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy"),
+    opt(Id::Exec, "exec", None, Leading, H_LONG,
+        "Run the program after `--` instead of oci, with the same session handling: woci --exec -- terraform plan"),
+    opt(Id::Status, "status", None, Anywhere, H_DAEMON,
+        "Show the profile's session state; the exit code says whether it is usable"),
+    opt(Id::Json, "json", None, Leading, H_DAEMON,
+        "With --status: print JSON"),
+    opt(Id::Daemon, "daemon", None, Anywhere, H_DAEMON,
+        "Start a background process that keeps the profile's session valid"),
+    opt(Id::DaemonStatus, "daemon-status", None, Anywhere, H_DAEMON,
+        "Show whether the profile's daemon runs (exit 0) or not (exit 1)"),
+    opt(Id::StopDaemon, "stop-daemon", None, Anywhere, H_DAEMON,
+        "Stop the profile's daemon (exit 0 stopped, 1 none running)"),
+    Opt {
+        hidden: true,
+        ..opt(Id::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)")
+    },
+    opt(Id::LogLevel, "log-level", Some("LEVEL"), Leading, H_INFO,
+        "woci's log level: error, warn, info, debug, trace [default: warn; RUST_LOG wins]"),
+    opt(Id::Debug, "debug", None, Leading, H_INFO,
+        "Show woci's flow (secrets redacted); also passed on to oci"),
+    opt(Id::Completions, "completions", Some("SHELL"), Leading, H_INFO,
+        "Print shell completions: bash, zsh, fish, elvish, powershell"),
+    opt(Id::Man, "man", None, Leading, H_INFO, "Print the man page (roff)"),
+    Opt { short: Some('h'), ..opt(Id::Help, "help", None, Leading, H_INFO, "Print this help (oci's help: woci -- --help)") },
+    Opt { short: Some('v'), ..opt(Id::Version, "version", None, Leading, H_INFO, "Print woci's version") },
+];
+
+/// `oci`'s global options that take a value: their values are not oci words. (oci-cli
+/// `cli_root.py`, plus `--proxy`, `--connection-timeout`, `--read-timeout` of newer versions.)
+const OCI_VALUE_OPTIONS: &[&str] = &[
+    "config-file",
+    "profile",
+    "cli-rc-file",
+    "defaults-file",
+    "opc-request-id",
+    "opc-client-request-id",
+    "request-id",
+    "region",
+    "endpoint",
+    "cert-bundle",
+    "output",
+    "query",
+    "auth",
+    "auth-purpose",
+    "generate-param-json-input",
+    "max-retries",
+    "proxy",
+    "connection-timeout",
+    "read-timeout",
+];
+
+const ABOUT: &str = "Drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the profile's OCI session token (UPST) valid, then runs `oci`";
+
+const RULES: &str = "\
+How arguments are split:
+  - woci's own options above are recognized anywhere before `--`, as `--opt value` or `--opt=value`.
+  - Names that oci commands also use (--client-id, --client-secret, --scope, --log-level, --json,
+    --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only before the first
+    oci word (the first argument that is neither an option nor an option's value); after it they
+    go to oci. `--debug` there is also passed on to oci.
+  - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program
+    and its arguments). A `--` after the first oci word is itself passed on to oci.
+  - Everything else goes to oci unchanged and in order. woci reads, but never removes, --profile,
+    --config-file, --region, --auth, --cert-bundle and --endpoint.
+  - `woci session authenticate` forces a new login and `woci session refresh` a renewal now;
+    neither runs oci. Other `session` commands go to oci.
+
+oci's own help: `woci -- --help` or `oci --help`.";
+
+/// The one clap description of woci's command line, built from [`OPTIONS`].
+pub fn command() -> clap::Command {
+    build_command(true)
+}
+
+fn build_command(with_hidden: bool) -> clap::Command {
+    let mut cmd = clap::Command::new("woci")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about(ABOUT)
+        .override_usage(
+            "woci [WOCI OPTIONS] [OCI ARGS]...\n       \
+             woci [WOCI OPTIONS] --exec -- <PROGRAM> [ARGS]...\n       \
+             woci [WOCI OPTIONS] session authenticate|refresh",
+        )
+        .disable_help_flag(true)
+        .disable_version_flag(true)
+        .after_help(RULES)
+        .after_long_help(RULES)
+        .max_term_width(100);
+    for o in OPTIONS.iter().filter(|o| with_hidden || !o.hidden) {
+        let mut arg = Arg::new(o.long)
+            .long(o.long)
+            .help(o.help)
+            .help_heading(o.heading)
+            .hide(o.hidden);
+        if let Some(c) = o.short {
+            arg = arg.short(c);
+        }
+        arg = match (o.id, o.value) {
+            (Id::Help, _) => arg.action(ArgAction::Help),
+            (Id::Version, _) => arg.action(ArgAction::Version),
+            (Id::Completions, Some(v)) => arg
+                .value_name(v)
+                .action(ArgAction::Set)
+                .value_parser(clap::value_parser!(clap_complete::Shell))
+                .hide_possible_values(true),
+            (_, Some(v)) => arg.value_name(v).action(ArgAction::Set),
+            (_, None) => arg.action(ArgAction::SetTrue),
+        };
+        cmd = cmd.arg(arg);
+    }
+    cmd.arg(
+        Arg::new("oci_args")
+            .value_name("OCI ARGS")
+            .num_args(0..)
+            .trailing_var_arg(true)
+            .allow_hyphen_values(true)
+            .value_parser(clap::value_parser!(OsString))
+            .help("Arguments for oci, passed on unchanged and in order"),
+    )
+}
+
+/// Help text.
 pub fn help_text() -> String {
-    unimplemented!()
+    command().render_help().to_string()
 }
-/// Completions (stub).
-pub fn completions(_shell: clap_complete::Shell) -> String {
-    unimplemented!()
+
+/// Completions for `shell`.
+pub fn completions(shell: clap_complete::Shell) -> String {
+    let mut buf = Vec::new();
+    // Hidden options stay out (clap_complete's bash generator would list them).
+    clap_complete::generate(shell, &mut build_command(false), "woci", &mut buf);
+    String::from_utf8_lossy(&buf).into_owned()
 }
-/// Man page (stub).
+
+/// The man page (roff).
 pub fn man_page() -> Vec<u8> {
-    unimplemented!()
+    let mut buf = Vec::new();
+    // Writing to a Vec cannot fail.
+    let _ = clap_mangen::Man::new(command()).render(&mut buf);
+    buf
+}
+
+/// Splits argv (without argv[0]).
+pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
+    if args.is_empty() {
+        return Ok(Invocation {
+            options: WociOptions::default(),
+            oci: OciView::default(),
+            command: Command::Help,
+        });
+    }
+    let mut st = State::default();
+    let mut forwarded: Vec<OsString> = Vec::new();
+    let mut after_dashdash: Option<Vec<OsString>> = None;
+    let mut seen_word = false;
+    let mut it = args.into_iter();
+    while let Some(arg) = it.next() {
+        if arg == "--" {
+            if seen_word {
+                // oci's own `--`: passed on, and nothing after it is woci's.
+                forwarded.push(arg);
+            }
+            after_dashdash = Some(it.by_ref().collect());
+            break;
+        }
+        if let Some((name, inline)) = split_option(&arg) {
+            if let Some(o) = find(&name).filter(|o| o.scope == Anywhere || !seen_word) {
+                let value = match (o.value, inline) {
+                    (None, Some(_)) => {
+                        return Err(usage(format!("`{}` takes no value", display(o))))
+                    }
+                    (None, None) => None,
+                    (Some(_), Some(v)) => Some(v),
+                    (Some(_), None) => Some(
+                        it.next()
+                            .ok_or_else(|| usage(format!("`{}` needs a value", display(o))))?,
+                    ),
+                };
+                st.apply(o, value)?;
+                if o.id == Id::Debug {
+                    forwarded.push(arg);
+                }
+                continue;
+            }
+            let value_follows = !seen_word
+                && inline.is_none()
+                && name
+                    .strip_prefix("--")
+                    .is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n));
+            forwarded.push(arg);
+            if value_follows {
+                if let Some(v) = it.next() {
+                    forwarded.push(v);
+                }
+            }
+            continue;
+        }
+        seen_word = true;
+        forwarded.push(arg);
+    }
+    st.finish(forwarded, after_dashdash)
+}
+
+/// Parse state: the options plus the command flags.
+#[derive(Default)]
+struct State {
+    options: WociOptions,
+    help: bool,
+    version: bool,
+    completions: Option<clap_complete::Shell>,
+    man: bool,
+    exec: bool,
+    status: bool,
+    daemon: bool,
+    daemon_run: bool,
+    daemon_status: bool,
+    stop_daemon: bool,
+}
+
+impl State {
+    fn apply(&mut self, o: &Opt, value: Option<OsString>) -> Result<()> {
+        let o_ = &mut self.options;
+        let text = || -> Result<String> {
+            let v = value.clone().unwrap_or_default();
+            v.into_string()
+                .map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
+        };
+        match o.id {
+            Id::ManagerConfig => o_.manager_config = value.clone().map(PathBuf::from),
+            Id::AuthzBaseUrl => o_.authz_base_url = Some(text()?),
+            Id::TokenUrl => o_.token_url = Some(text()?),
+            Id::TokenExchangeUrl => o_.token_exchange_url = Some(text()?),
+            Id::AuthClientId => o_.auth_client_id = Some(text()?),
+            Id::AuthClientSecret => o_.auth_client_secret = Some(text()?),
+            Id::ClientId => o_.client_id = Some(text()?),
+            Id::ClientSecret => o_.client_secret = Some(text()?),
+            Id::Scope => o_.scope = Some(text()?),
+            Id::LogLevel => o_.log_level = Some(text()?),
+            Id::PassphraseEnv => o_.refresh_token_passphrase_env = Some(text()?),
+            Id::RedirectPort => {
+                let v = text()?;
+                let port = v.trim().parse::<u16>().ok().filter(|p| *p != 0);
+                o_.redirect_port = Some(port.ok_or_else(|| {
+                    usage(format!(
+                        "`--redirect-port` must be a port number 1-65535, got `{v}`"
+                    ))
+                })?);
+            }
+            Id::RefreshSafetyWindow => o_.refresh_safety_window = Some(seconds(o, &text()?)?),
+            Id::LoginTimeout => o_.login_timeout = Some(seconds(o, &text()?)?),
+            Id::AutoRefresh => o_.auto_refresh = true,
+            Id::NoResignProxy => o_.no_resign_proxy = true,
+            Id::NoBrowser => o_.no_browser = true,
+            Id::PassphrasePrompt => o_.refresh_token_passphrase_prompt = true,
+            Id::Json => o_.json = true,
+            Id::Debug => o_.debug = true,
+            Id::Exec => self.exec = true,
+            Id::Status => self.status = true,
+            Id::Daemon => self.daemon = true,
+            Id::DaemonStatus => self.daemon_status = true,
+            Id::StopDaemon => self.stop_daemon = true,
+            Id::DaemonRun => self.daemon_run = true,
+            Id::Man => self.man = true,
+            Id::Help => self.help = true,
+            Id::Version => self.version = true,
+            Id::Completions => {
+                let v = text()?;
+                let shell = <clap_complete::Shell as clap::ValueEnum>::from_str(v.trim(), true).map_err(|_| {
+                    usage(format!("`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"))
+                })?;
+                self.completions = Some(shell);
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(self, forwarded: Vec<OsString>, after: Option<Vec<OsString>>) -> Result<Invocation> {
+        let informational = if self.help {
+            Some(Command::Help)
+        } else if self.version {
+            Some(Command::Version)
+        } else if let Some(shell) = self.completions {
+            Some(Command::Completions(shell))
+        } else if self.man {
+            Some(Command::Man)
+        } else {
+            None
+        };
+        if let Some(command) = informational {
+            return Ok(Invocation {
+                options: self.options,
+                oci: OciView::default(),
+                command,
+            });
+        }
+
+        let actions: Vec<&str> = [
+            (self.exec, "--exec"),
+            (self.status, "--status"),
+            (self.daemon, "--daemon"),
+            (self.daemon_run, "--daemon-run"),
+            (self.daemon_status, "--daemon-status"),
+            (self.stop_daemon, "--stop-daemon"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        if let [a, b, ..] = actions[..] {
+            return Err(usage(format!("`{a}` and `{b}` cannot be combined")));
+        }
+        let words = oci_words(&forwarded);
+
+        if self.exec {
+            let Some(mut rest) = after.filter(|r| !r.is_empty()) else {
+                return Err(usage(
+                    "`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]...",
+                ));
+            };
+            check_exec_leftovers(&forwarded)?;
+            let oci = read_oci_view(&forwarded)?;
+            let program = rest.remove(0);
+            return Ok(Invocation {
+                options: self.options,
+                oci,
+                command: Command::Exec {
+                    program,
+                    args: rest,
+                },
+            });
+        }
+
+        if let Some(action) = actions.first() {
+            if let Some(w) = words.first() {
+                return Err(usage(format!(
+                    "`{action}` takes no oci command, got `{}`",
+                    w.to_string_lossy()
+                )));
+            }
+            if after.as_ref().is_some_and(|a| !a.is_empty()) {
+                return Err(usage(format!("`{action}` takes no arguments after `--`")));
+            }
+            let command = match *action {
+                "--status" => Command::Status,
+                "--daemon" => Command::Daemon,
+                "--daemon-run" => Command::DaemonRun,
+                "--daemon-status" => Command::DaemonStatus,
+                _ => Command::StopDaemon,
+            };
+            let oci = read_oci_view(&forwarded)?;
+            return Ok(Invocation {
+                options: self.options,
+                oci,
+                command,
+            });
+        }
+
+        let session = match (
+            words.first().and_then(|w| w.to_str()),
+            words.get(1).and_then(|w| w.to_str()),
+        ) {
+            (Some("session"), Some("authenticate")) => Some(Command::SessionAuthenticate),
+            (Some("session"), Some("refresh")) => Some(Command::SessionRefresh),
+            _ => None,
+        };
+        if let Some(command) = session {
+            let oci = read_oci_view(&forwarded)?;
+            return Ok(Invocation {
+                options: self.options,
+                oci,
+                command,
+            });
+        }
+
+        let mut all = forwarded;
+        all.extend(after.unwrap_or_default());
+        let oci = read_oci_view(&all)?;
+        Ok(Invocation {
+            options: self.options,
+            oci,
+            command: Command::Oci(all),
+        })
+    }
+}
+
+fn usage(msg: impl Into<String>) -> Error {
+    Error::Config(msg.into())
+}
+
+fn display(o: &Opt) -> String {
+    format!("--{}", o.long)
+}
+
+fn seconds(o: &Opt, v: &str) -> Result<u64> {
+    v.trim().parse().map_err(|_| {
+        usage(format!(
+            "`{}` must be a whole number of seconds, got `{v}`",
+            display(o)
+        ))
+    })
+}
+
+fn find(name: &str) -> Option<&'static Opt> {
+    if let Some(long) = name.strip_prefix("--") {
+        OPTIONS.iter().find(|o| o.long == long)
+    } else {
+        let mut chars = name.strip_prefix('-')?.chars();
+        let (c, None) = (chars.next()?, chars.next()) else {
+            return None;
+        };
+        OPTIONS.iter().find(|o| o.short == Some(c))
+    }
+}
+
+/// `--name[=value]` → (`--name`, value); `-x…` → (`-x…`, None); anything else (words, `-`) → None.
+/// The name must be UTF-8 (woci's and oci's names are); the value keeps its bytes.
+fn split_option(arg: &OsStr) -> Option<(String, Option<OsString>)> {
+    let bytes = arg.as_encoded_bytes();
+    if bytes.len() < 2 || bytes[0] != b'-' {
+        return None;
+    }
+    if bytes[1] != b'-' {
+        return Some((arg.to_string_lossy().into_owned(), None));
+    }
+    match bytes.iter().position(|&b| b == b'=') {
+        Some(i) => {
+            let name = std::str::from_utf8(&bytes[..i]).ok()?.to_owned();
+            Some((name, Some(os_from_bytes(&bytes[i + 1..]))))
+        }
+        None => Some((arg.to_string_lossy().into_owned(), None)),
+    }
+}
+
+#[cfg(unix)]
+fn os_from_bytes(b: &[u8]) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    OsStr::from_bytes(b).to_owned()
+}
+
+#[cfg(not(unix))]
+fn os_from_bytes(b: &[u8]) -> OsString {
+    OsString::from(String::from_utf8_lossy(b).into_owned())
+}
+
+/// The positional words of the `oci` arguments (values of oci's value-taking global options and
+/// `--debug` skipped).
+fn oci_words(args: &[OsString]) -> Vec<&OsString> {
+    let mut words = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        match split_option(a) {
+            Some((name, None))
+                if name
+                    .strip_prefix("--")
+                    .is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n)) =>
+            {
+                i += 1
+            }
+            Some(_) => {}
+            None => words.push(a),
+        }
+    }
+    words
+}
+
+/// With `--exec`, only the profile-selecting oci options (and `--debug`) may come before `--`.
+fn check_exec_leftovers(forwarded: &[OsString]) -> Result<()> {
+    let mut i = 0;
+    while i < forwarded.len() {
+        let a = &forwarded[i];
+        i += 1;
+        match split_option(a) {
+            Some((name, inline)) if VIEW_OPTIONS.contains(&name.as_str()) => {
+                if inline.is_none() {
+                    i += 1;
+                }
+            }
+            Some((name, None)) if name == "--debug" => {}
+            _ => {
+                return Err(usage(format!(
+                    "`{}` cannot come before `--` with `--exec`; put the program and its arguments after `--`",
+                    a.to_string_lossy()
+                )))
+            }
+        }
+    }
+    Ok(())
+}
+
+const VIEW_OPTIONS: &[&str] = &[
+    "--profile",
+    "--config-file",
+    "--region",
+    "--auth",
+    "--cert-bundle",
+    "--endpoint",
+];
+
+/// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
+/// (both forms; the last one wins, as in `oci`). The arguments are not changed.
+fn read_oci_view(args: &[OsString]) -> Result<OciView> {
+    let mut view = OciView::default();
+    let mut i = 0;
+    while i < args.len() {
+        let a = &args[i];
+        i += 1;
+        let Some((name, inline)) = split_option(a) else {
+            continue;
+        };
+        if !VIEW_OPTIONS.contains(&name.as_str()) {
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => match args.get(i) {
+                Some(v) => {
+                    i += 1;
+                    v.clone()
+                }
+                // oci reports the missing value itself.
+                None => continue,
+            },
+        };
+        let text = || {
+            value
+                .clone()
+                .into_string()
+                .map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")))
+        };
+        match name.as_str() {
+            "--profile" => view.profile = Some(text()?),
+            "--config-file" => view.config_file = Some(PathBuf::from(value)),
+            "--region" => view.region = Some(text()?),
+            "--auth" => view.auth = Some(text()?),
+            "--cert-bundle" => view.cert_bundle = Some(PathBuf::from(value)),
+            _ => view.endpoint = Some(text()?),
+        }
+    }
+    Ok(view)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn os(args: &[&str]) -> Vec<OsString> {
+        args.iter().map(OsString::from).collect()
+    }
+
+    fn p(args: &[&str]) -> Invocation {
+        parse(os(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn oci_args(inv: &Invocation) -> Vec<String> {
+        match &inv.command {
+            Command::Oci(a) => a.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
+            other => panic!("expected Command::Oci, got {other:?}"),
+        }
+    }
+
+    fn err(args: &[&str]) -> String {
+        let e = parse(os(args)).expect_err(&format!("{args:?} should fail"));
+        assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{e}");
+        e.to_string()
+    }
+
+    #[test]
+    fn no_args_is_help() {
+        assert_eq!(parse(vec![]).unwrap().command, Command::Help);
+    }
+
+    #[test]
+    fn plain_oci_command_passes_through() {
+        let inv = p(&["os", "ns", "get"]);
+        assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+        assert_eq!(inv.options, WociOptions::default());
+        assert_eq!(inv.oci, OciView::default());
+    }
+
+    #[test]
+    fn shared_name_after_first_word_goes_to_oci() {
+        let inv = p(&[
+            "os",
+            "object",
+            "put",
+            "--bucket-name",
+            "b",
+            "--file",
+            "f",
+            "--client-id",
+            "x",
+        ]);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "os",
+                "object",
+                "put",
+                "--bucket-name",
+                "b",
+                "--file",
+                "f",
+                "--client-id",
+                "x"
+            ]
+        );
+        assert_eq!(inv.options.client_id, None);
+        for name in ["--client-secret", "--scope", "--log-level"] {
+            let inv = p(&["iam", "x", name, "v"]);
+            assert_eq!(oci_args(&inv), ["iam", "x", name, "v"]);
+            assert_eq!(inv.options, WociOptions::default(), "{name}");
+        }
+        for flag in [
+            "--json",
+            "--help",
+            "-h",
+            "--version",
+            "-v",
+            "--exec",
+            "--man",
+        ] {
+            let inv = p(&["os", "ns", "get", flag]);
+            assert_eq!(oci_args(&inv), ["os", "ns", "get", flag]);
+        }
+        let inv = p(&["os", "ns", "get", "--completions", "bash"]);
+        assert_eq!(oci_args(&inv), ["os", "ns", "get", "--completions", "bash"]);
+    }
+
+    #[test]
+    fn shared_name_before_first_word_is_woci() {
+        let inv = p(&["--client-id", "x", "os", "ns", "get"]);
+        assert_eq!(inv.options.client_id.as_deref(), Some("x"));
+        assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+        let inv = p(&[
+            "--client-secret=s",
+            "--scope",
+            "openid offline_access",
+            "--log-level=debug",
+            "os",
+            "ns",
+            "get",
+        ]);
+        assert_eq!(inv.options.client_secret.as_deref(), Some("s"));
+        assert_eq!(inv.options.scope.as_deref(), Some("openid offline_access"));
+        assert_eq!(inv.options.log_level.as_deref(), Some("debug"));
+        assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+    }
+
+    #[test]
+    fn oci_option_values_are_not_words() {
+        // `P` and `table` are values, so `--client-id` is still before the first word.
+        let inv = p(&[
+            "--profile",
+            "P",
+            "--output",
+            "table",
+            "--client-id",
+            "x",
+            "os",
+            "ns",
+            "get",
+        ]);
+        assert_eq!(inv.options.client_id.as_deref(), Some("x"));
+        assert_eq!(
+            oci_args(&inv),
+            ["--profile", "P", "--output", "table", "os", "ns", "get"]
+        );
+        assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+    }
+
+    #[test]
+    fn woci_only_options_anywhere_both_forms() {
+        let inv = p(&[
+            "os",
+            "object",
+            "put",
+            "--auto-refresh",
+            "--bucket-name",
+            "b",
+            "--token-url",
+            "https://idp/token",
+            "--redirect-port=8181",
+            "--file",
+            "f",
+            "--manager-config",
+            "/m.ini",
+            "--refresh-safety-window",
+            "900",
+            "--no-resign-proxy",
+            "--no-browser",
+            "--login-timeout=30",
+            "--refresh-token-passphrase-env",
+            "PW",
+            "--refresh-token-passphrase-prompt",
+            "--authz-base-url=https://idp/authorize",
+            "--token-exchange-url",
+            "https://dom/token",
+            "--auth-client-id",
+            "a",
+            "--auth-client-secret=sec",
+        ]);
+        assert_eq!(
+            oci_args(&inv),
+            ["os", "object", "put", "--bucket-name", "b", "--file", "f"]
+        );
+        let o = &inv.options;
+        assert!(
+            o.auto_refresh
+                && o.no_resign_proxy
+                && o.no_browser
+                && o.refresh_token_passphrase_prompt
+        );
+        assert_eq!(o.token_url.as_deref(), Some("https://idp/token"));
+        assert_eq!(o.redirect_port, Some(8181));
+        assert_eq!(
+            o.manager_config.as_deref(),
+            Some(std::path::Path::new("/m.ini"))
+        );
+        assert_eq!(o.refresh_safety_window, Some(900));
+        assert_eq!(o.login_timeout, Some(30));
+        assert_eq!(o.refresh_token_passphrase_env.as_deref(), Some("PW"));
+        assert_eq!(o.authz_base_url.as_deref(), Some("https://idp/authorize"));
+        assert_eq!(o.token_exchange_url.as_deref(), Some("https://dom/token"));
+        assert_eq!(o.auth_client_id.as_deref(), Some("a"));
+        assert_eq!(o.auth_client_secret.as_deref(), Some("sec"));
+    }
+
+    #[test]
+    fn values_may_contain_equals_and_start_with_dash() {
+        let inv = p(&[
+            "--token-url=https://idp/token?a=b",
+            "--auth-client-secret",
+            "-secret-",
+            "os",
+            "ns",
+            "get",
+        ]);
+        assert_eq!(
+            inv.options.token_url.as_deref(),
+            Some("https://idp/token?a=b")
+        );
+        assert_eq!(inv.options.auth_client_secret.as_deref(), Some("-secret-"));
+        assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+    }
+
+    #[test]
+    fn profile_and_friends_are_read_but_kept() {
+        let inv = p(&[
+            "--profile=P",
+            "os",
+            "ns",
+            "get",
+            "--region",
+            "us-phoenix-1",
+            "--config-file=/c",
+            "--auth",
+            "security_token",
+            "--cert-bundle",
+            "/ca.pem",
+            "--endpoint=https://e",
+        ]);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "--profile=P",
+                "os",
+                "ns",
+                "get",
+                "--region",
+                "us-phoenix-1",
+                "--config-file=/c",
+                "--auth",
+                "security_token",
+                "--cert-bundle",
+                "/ca.pem",
+                "--endpoint=https://e",
+            ]
+        );
+        assert_eq!(
+            inv.oci,
+            OciView {
+                profile: Some("P".into()),
+                config_file: Some("/c".into()),
+                region: Some("us-phoenix-1".into()),
+                auth: Some("security_token".into()),
+                cert_bundle: Some("/ca.pem".into()),
+                endpoint: Some("https://e".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn last_profile_wins_like_oci() {
+        let inv = p(&["--profile", "A", "os", "ns", "get", "--profile", "B"]);
+        assert_eq!(inv.oci.profile.as_deref(), Some("B"));
+    }
+
+    #[test]
+    fn dashdash_ends_woci_options() {
+        let inv = p(&[
+            "--auto-refresh",
+            "--",
+            "os",
+            "ns",
+            "get",
+            "--auto-refresh",
+            "--client-id",
+            "x",
+            "--",
+            "y",
+        ]);
+        assert!(inv.options.auto_refresh);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "os",
+                "ns",
+                "get",
+                "--auto-refresh",
+                "--client-id",
+                "x",
+                "--",
+                "y"
+            ]
+        );
+        assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);
+        assert_eq!(oci_args(&p(&["--", "--version"])), ["--version"]);
+        // oci's options after `--` are still read (oci sees them).
+        assert_eq!(
+            p(&["--", "--profile", "Q", "os", "ns", "get"])
+                .oci
+                .profile
+                .as_deref(),
+            Some("Q")
+        );
+        // A `--` after the first oci word is oci's: passed on, and it still ends woci's options.
+        let inv = p(&[
+            "os",
+            "ns",
+            "get",
+            "--auto-refresh",
+            "--",
+            "--no-browser",
+            "x",
+        ]);
+        assert!(inv.options.auto_refresh && !inv.options.no_browser);
+        assert_eq!(
+            oci_args(&inv),
+            ["os", "ns", "get", "--", "--no-browser", "x"]
+        );
+        // `session refresh` after `--` is oci's own.
+        assert_eq!(
+            oci_args(&p(&["--", "session", "refresh"])),
+            ["session", "refresh"]
+        );
+    }
+
+    #[test]
+    fn exec_takes_the_program_after_dashdash() {
+        let inv = p(&[
+            "--exec",
+            "--profile",
+            "P",
+            "--auto-refresh",
+            "--",
+            "terraform",
+            "plan",
+            "--client-id",
+            "x",
+            "--",
+        ]);
+        assert_eq!(
+            inv.command,
+            Command::Exec {
+                program: "terraform".into(),
+                args: os(&["plan", "--client-id", "x", "--"])
+            }
+        );
+        assert!(inv.options.auto_refresh);
+        assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+        let inv = p(&["--debug", "--region=r", "--exec", "--", "./script.sh"]);
+        assert_eq!(
+            inv.command,
+            Command::Exec {
+                program: "./script.sh".into(),
+                args: vec![]
+            }
+        );
+        assert!(inv.options.debug);
+        assert_eq!(inv.oci.region.as_deref(), Some("r"));
+    }
+
+    #[test]
+    fn exec_errors() {
+        assert!(err(&["--exec"]).contains("`--exec`"));
+        assert!(err(&["--exec", "terraform", "plan"]).contains("`--exec`"));
+        assert!(err(&["--exec", "--"]).contains("`--exec`"));
+        assert!(err(&["--exec", "--output", "json", "--", "x"]).contains("`--output`"));
+        // After the first word, `--exec` is oci's.
+        assert_eq!(oci_args(&p(&["os", "--exec"])), ["os", "--exec"]);
+    }
+
+    #[test]
+    fn debug_before_first_word_is_both() {
+        let inv = p(&["--debug", "os", "ns", "get"]);
+        assert!(inv.options.debug);
+        assert_eq!(oci_args(&inv), ["--debug", "os", "ns", "get"]);
+        let inv = p(&["os", "ns", "get", "--debug"]);
+        assert!(!inv.options.debug);
+        assert_eq!(oci_args(&inv), ["os", "ns", "get", "--debug"]);
+    }
+
+    #[test]
+    fn session_commands() {
+        let inv = p(&["session", "authenticate"]);
+        assert_eq!(inv.command, Command::SessionAuthenticate);
+        let inv = p(&["--profile", "P", "session", "refresh", "--region", "r"]);
+        assert_eq!(inv.command, Command::SessionRefresh);
+        assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+        assert_eq!(inv.oci.region.as_deref(), Some("r"));
+        let inv = p(&["session", "--profile=P", "authenticate"]);
+        assert_eq!(inv.command, Command::SessionAuthenticate);
+        assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+        assert_eq!(
+            oci_args(&p(&["session", "validate", "--profile", "P"])),
+            ["session", "validate", "--profile", "P"]
+        );
+        assert_eq!(oci_args(&p(&["session"])), ["session"]);
+        assert_eq!(
+            oci_args(&p(&["os", "session", "refresh"])),
+            ["os", "session", "refresh"]
+        );
+    }
+
+    #[test]
+    fn informational_commands() {
+        assert_eq!(p(&["--help"]).command, Command::Help);
+        assert_eq!(p(&["-h"]).command, Command::Help);
+        assert_eq!(p(&["--profile", "P", "--help"]).command, Command::Help);
+        assert_eq!(p(&["--version"]).command, Command::Version);
+        assert_eq!(p(&["-v"]).command, Command::Version);
+        assert_eq!(
+            p(&["--completions", "bash"]).command,
+            Command::Completions(clap_complete::Shell::Bash)
+        );
+        assert_eq!(
+            p(&["--completions=zsh"]).command,
+            Command::Completions(clap_complete::Shell::Zsh)
+        );
+        assert_eq!(
+            p(&["--completions", "fish"]).command,
+            Command::Completions(clap_complete::Shell::Fish)
+        );
+        assert_eq!(p(&["--man"]).command, Command::Man);
+        assert_eq!(p(&["--help", "--version"]).command, Command::Help);
+    }
+
+    #[test]
+    fn status_and_daemon_commands() {
+        let inv = p(&["--status", "--json", "--profile", "P"]);
+        assert_eq!(inv.command, Command::Status);
+        assert!(inv.options.json);
+        assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+        // `--json` before `--status` too; `--profile P` is an option and its value, not a word.
+        let inv = p(&["--profile", "P", "--json", "--status"]);
+        assert_eq!(inv.command, Command::Status);
+        assert!(inv.options.json);
+        assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon);
+        assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
+        assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
+        assert_eq!(
+            p(&["--daemon-run", "--profile", "P"]).command,
+            Command::DaemonRun
+        );
+    }
+
+    #[test]
+    fn conflicting_commands() {
+        assert!(err(&["--daemon", "--stop-daemon"]).contains("cannot be combined"));
+        assert!(err(&["--status", "--daemon-status"]).contains("cannot be combined"));
+        assert!(err(&["--exec", "--status", "--", "x"]).contains("cannot be combined"));
+        assert!(err(&["--status", "os", "ns", "get"]).contains("`os`"));
+        assert!(err(&["--daemon", "--", "x"]).contains("after `--`"));
+    }
+
+    #[test]
+    fn usage_errors_name_the_option() {
+        assert!(err(&["--token-url"]).contains("`--token-url` needs a value"));
+        assert!(err(&["os", "ns", "get", "--manager-config"]).contains("`--manager-config`"));
+        assert!(err(&["--redirect-port", "abc"]).contains("`--redirect-port`"));
+        assert!(err(&["--redirect-port=0"]).contains("`--redirect-port`"));
+        assert!(err(&["--redirect-port=70000"]).contains("`--redirect-port`"));
+        assert!(err(&["--refresh-safety-window", "10m"]).contains("`--refresh-safety-window`"));
+        assert!(err(&["--login-timeout=-1"]).contains("`--login-timeout`"));
+        assert!(err(&["--completions", "tcsh"]).contains("`--completions`"));
+        assert!(err(&["--completions"]).contains("`--completions` needs a value"));
+        assert!(err(&["--auto-refresh=yes", "os"]).contains("`--auto-refresh` takes no value"));
+        for e in [err(&["--token-url"]), err(&["--redirect-port", "x"])] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn unknown_options_and_lookalikes_go_to_oci() {
+        let inv = p(&[
+            "--auto-refreshx",
+            "--profile-name",
+            "X",
+            "-d",
+            "--tokenurl=1",
+            "-",
+            "os",
+        ]);
+        assert_eq!(
+            oci_args(&inv),
+            [
+                "--auto-refreshx",
+                "--profile-name",
+                "X",
+                "-d",
+                "--tokenurl=1",
+                "-",
+                "os"
+            ]
+        );
+        assert_eq!(inv.options, WociOptions::default());
+        assert_eq!(inv.oci.profile, None);
+    }
+
+    #[test]
+    fn last_value_wins_for_woci_options() {
+        let inv = p(&["--token-url", "a", "os", "--token-url=b"]);
+        assert_eq!(inv.options.token_url.as_deref(), Some("b"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_utf8_arguments_survive() {
+        use std::os::unix::ffi::{OsStrExt, OsStringExt};
+        let bad = OsString::from_vec(b"caf\xe9.txt".to_vec());
+        let mut eq = b"--file=".to_vec();
+        eq.extend_from_slice(b"\xff\xfe");
+        let bad_eq = OsString::from_vec(eq);
+        let mut cfg = b"--config-file=/tmp/".to_vec();
+        cfg.extend_from_slice(b"\xff");
+        let cfg = OsString::from_vec(cfg);
+        let args = vec![
+            OsString::from("--auto-refresh"),
+            OsString::from("os"),
+            OsString::from("object"),
+            OsString::from("put"),
+            OsString::from("--file"),
+            bad.clone(),
+            bad_eq.clone(),
+            cfg.clone(),
+            OsString::from_vec(b"\xff".to_vec()),
+        ];
+        let inv = parse(args.clone()).unwrap();
+        assert!(inv.options.auto_refresh);
+        assert_eq!(inv.command, Command::Oci(args[1..].to_vec()));
+        assert_eq!(
+            inv.oci
+                .config_file
+                .as_deref()
+                .map(|p| p.as_os_str().as_bytes()),
+            Some(&b"/tmp/\xff"[..])
+        );
+        // A non-UTF-8 manager config path is fine; a non-UTF-8 URL or profile is not.
+        let mut mc = b"--manager-config=/x/".to_vec();
+        mc.push(0xff);
+        let inv = parse(vec![OsString::from_vec(mc), OsString::from("os")]).unwrap();
+        assert_eq!(
+            inv.options.manager_config.unwrap().as_os_str().as_bytes(),
+            b"/x/\xff"
+        );
+        let e = parse(vec![
+            OsString::from("--token-url"),
+            OsString::from_vec(b"\xff".to_vec()),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("`--token-url`"), "{e}");
+        let e = parse(vec![
+            OsString::from("--profile"),
+            OsString::from_vec(b"\xff".to_vec()),
+            "os".into(),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("`--profile`"), "{e}");
+    }
+
+    #[test]
+    fn options_table_is_consistent() {
+        let mut longs: Vec<&str> = OPTIONS.iter().map(|o| o.long).collect();
+        longs.sort_unstable();
+        longs.dedup();
+        assert_eq!(longs.len(), OPTIONS.len(), "duplicate long names");
+        // Names oci uses are never woci's anywhere.
+        for shared in [
+            "client-id",
+            "client-secret",
+            "scope",
+            "log-level",
+            "json",
+            "help",
+            "version",
+            "debug",
+            "exec",
+        ] {
+            let o = OPTIONS.iter().find(|o| o.long == shared).unwrap();
+            assert_eq!(o.scope, Scope::Leading, "{shared}");
+        }
+        for o in OPTIONS {
+            assert!(
+                !OCI_VALUE_OPTIONS.contains(&o.long),
+                "{} is an oci global option",
+                o.long
+            );
+        }
+        command().debug_assert();
+    }
+
+    #[test]
+    fn help_describes_options_and_the_rule() {
+        let h = help_text();
+        let flat = h.split_whitespace().collect::<Vec<_>>().join(" ");
+        for o in OPTIONS.iter().filter(|o| !o.hidden) {
+            assert!(
+                h.contains(&format!("--{}", o.long)),
+                "help lacks --{}",
+                o.long
+            );
+        }
+        assert!(!h.contains("--daemon-run"), "hidden option shown");
+        assert!(h.contains("woci -- --help") && h.contains("oci --help"));
+        assert!(flat.contains("first oci word"), "{h}");
+        assert!(flat.contains("woci session authenticate"), "{h}");
+    }
+
+    #[test]
+    fn completions_generate_for_each_shell() {
+        for shell in [
+            clap_complete::Shell::Bash,
+            clap_complete::Shell::Zsh,
+            clap_complete::Shell::Fish,
+        ] {
+            let c = completions(shell);
+            assert!(c.contains("woci"), "{shell:?}");
+            assert!(c.contains("auto-refresh"), "{shell:?}");
+            assert!(c.contains("manager-config"), "{shell:?}");
+            assert!(
+                !c.contains("daemon-run"),
+                "{shell:?} shows the hidden option"
+            );
+        }
+    }
+
+    #[test]
+    fn man_page_renders() {
+        let m = String::from_utf8(man_page()).unwrap();
+        assert!(m.contains(".TH woci"), "{}", &m[..m.len().min(200)]);
+        assert!(m.contains("auto\\-refresh"));
+        let flat = m.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(flat.contains("first oci word"), "{m}");
+    }
 }

@@ -1,7 +1,28 @@
-//! woci_manager.ini (STUB: types fixed, implementation owned by the config work item).
-use crate::error::Result;
+//! `woci_manager.ini`: where it is, and the selected profile's keys.
+//!
+//! Compatible with the Python woci (gtrevorrow/OCI-CLI-Tools):
+//! - path precedence: `--manager-config` > `WOCI_MANAGER_CONFIG` > `woci_manager.ini` beside the
+//!   OCI config file > `~/.oci/woci_manager.ini`. A path given by flag or environment must be
+//!   readable (else a configuration error, exit 2); an auto-discovered one that cannot be read is
+//!   ignored.
+//! - `[COMMON]` holds shared keys; the profile's own section (`[<profile>]`, section names are
+//!   case-sensitive) is merged over it, so the profile wins. `[DEFAULT]` is an ordinary section:
+//!   it is the profile section of the `DEFAULT` profile and is not inherited by other profiles.
+//! - Python `configparser` syntax: `key = value` or `key: value`, keys case-insensitive (stored
+//!   lowercase), values trimmed, whole-line comments starting with `;` or `#`, no inline comments,
+//!   indented continuation lines, and its basic interpolation (`%%` is a literal `%`, `%(key)s`
+//!   is another key of the same section). A `%` in any other position is kept literally.
+//!   Keys before the first section header make the file invalid, as they do for `configparser`.
+
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+/// The manager INI's file name, looked for beside the OCI config file and in `~/.oci/`.
+pub const FILE_NAME: &str = "woci_manager.ini";
+
+/// The section merged under every profile's section.
+pub const COMMON_SECTION: &str = "COMMON";
 
 /// Where the manager INI path came from; decides whether an unreadable file is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -16,6 +37,21 @@ pub enum Source {
     Home,
 }
 
+impl Source {
+    fn describe(self) -> &'static str {
+        match self {
+            Source::Flag => "given by `--manager-config`",
+            Source::Env => "given by `WOCI_MANAGER_CONFIG`",
+            Source::BesideOciConfig => "found beside the OCI config file",
+            Source::Home => "found in `~/.oci`",
+        }
+    }
+
+    fn explicit(self) -> bool {
+        matches!(self, Source::Flag | Source::Env)
+    }
+}
+
 /// The selected profile's keys: `[COMMON]` with the profile's section merged over it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ManagerConfig {
@@ -28,18 +64,419 @@ pub struct ManagerConfig {
 }
 
 impl ManagerConfig {
-    /// A key's value, if set and non-empty.
+    /// A key's value, if set and non-empty. `key` is matched case-insensitively.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.values.get(key).map(String::as_str).filter(|v| !v.trim().is_empty())
+        let v = match self.values.get(key) {
+            Some(v) => Some(v),
+            None => self.values.get(&key.to_ascii_lowercase()),
+        };
+        v.map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 }
 
 /// Finds the manager INI by precedence: flag > env > beside the OCI config > `~/.oci/`.
-pub fn locate(_flag: Option<&Path>, _env: Option<&Path>, _oci_config_file: &Path, _home: &Path) -> Option<(PathBuf, Source)> {
-    unimplemented!("manager_config::locate")
+///
+/// Flag and environment paths are returned as given (whether or not they exist: [`load`] reports
+/// a missing one); the two discovered locations only when they are files.
+pub fn locate(
+    flag: Option<&Path>,
+    env: Option<&Path>,
+    oci_config_file: &Path,
+    home: &Path,
+) -> Option<(PathBuf, Source)> {
+    if let Some(p) = flag.filter(|p| !p.as_os_str().is_empty()) {
+        return Some((p.to_owned(), Source::Flag));
+    }
+    if let Some(p) = env.filter(|p| !p.as_os_str().is_empty()) {
+        return Some((p.to_owned(), Source::Env));
+    }
+    let beside = match oci_config_file.parent() {
+        Some(dir) => dir.join(FILE_NAME),
+        None => PathBuf::from(FILE_NAME),
+    };
+    if beside.is_file() {
+        return Some((beside, Source::BesideOciConfig));
+    }
+    let in_home = home.join(".oci").join(FILE_NAME);
+    if in_home.is_file() {
+        return Some((in_home, Source::Home));
+    }
+    None
 }
 
 /// Loads the merged section for `profile`.
-pub fn load(_path: &Path, _source: Source, _profile: &str) -> Result<ManagerConfig> {
-    unimplemented!("manager_config::load")
+///
+/// A file given by flag or environment that cannot be read is a configuration error; a discovered
+/// one that cannot be read yields an empty config. A file that can be read but is not valid INI is
+/// a configuration error whatever its source.
+pub fn load(path: &Path, source: Source, profile: &str) -> Result<ManagerConfig> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if source.explicit() => {
+            return Err(Error::Config(format!(
+                "cannot read the manager config `{}` {}: {}",
+                path.display(),
+                source.describe(),
+                io_reason(&e)
+            )))
+        }
+        Err(e) => {
+            tracing::debug!(path = %path.display(), error = %e, "ignoring unreadable manager config");
+            return Ok(ManagerConfig::default());
+        }
+    };
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::Config(format!(
+            "manager config `{}` ({}) is not valid UTF-8",
+            path.display(),
+            source.describe()
+        ))
+    })?;
+    let mut cfg = parse_str(&text, profile).map_err(|reason| {
+        Error::Config(format!(
+            "invalid manager config `{}`: {reason}",
+            path.display()
+        ))
+    })?;
+    cfg.path = Some(path.to_owned());
+    Ok(cfg)
+}
+
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
+/// Parses INI text and merges `[COMMON]` under `[profile]`. `path` is left `None`.
+pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig, String> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let opt = ini::ParseOption {
+        enabled_quote: false,
+        enabled_escape: false,
+        enabled_indented_mutiline_value: true,
+        enabled_preserve_key_leading_whitespace: false,
+    };
+    let parsed = ini::Ini::load_from_str_opt(text, opt).map_err(|e| e.to_string())?;
+    if let Some((key, _)) = parsed.general_section().iter().next() {
+        return Err(format!("key `{key}` appears before any `[section]` header"));
+    }
+
+    let mut common: BTreeMap<String, String> = BTreeMap::new();
+    let mut own: BTreeMap<String, String> = BTreeMap::new();
+    let mut has_profile_section = false;
+    for (name, props) in parsed.iter() {
+        let Some(name) = name else { continue };
+        let name = name.trim();
+        if let Some((junk, _)) = props.iter().find_map(|(k, _)| k.split_once('\n')) {
+            return Err(format!(
+                "line `{}` in section `[{name}]` is not `key = value`",
+                junk.trim()
+            ));
+        }
+        let target = if name == profile {
+            has_profile_section = true;
+            &mut own
+        } else if name == COMMON_SECTION {
+            &mut common
+        } else {
+            continue;
+        };
+        for (k, v) in props.iter() {
+            target.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
+        }
+    }
+    // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
+    let common = interpolate(&common);
+    let own = interpolate(&own);
+    let mut values = common;
+    values.extend(own);
+    Ok(ManagerConfig {
+        path: None,
+        has_profile_section,
+        values,
+    })
+}
+
+/// `configparser`'s basic interpolation within one section: `%%` → `%`, `%(key)s` → that key's
+/// (interpolated) value. Anything else, including unknown keys, stays literal.
+fn interpolate(raw: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    raw.iter()
+        .map(|(k, v)| (k.clone(), expand(v, raw, 0)))
+        .collect()
+}
+
+fn expand(value: &str, raw: &BTreeMap<String, String>, depth: usize) -> String {
+    if !value.contains('%') || depth > 10 {
+        return value.to_owned();
+    }
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(i) = rest.find('%') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        if let Some(tail) = after.strip_prefix('%') {
+            out.push('%');
+            rest = tail;
+        } else if let Some(inner) = after.strip_prefix('(') {
+            match inner.find(")s") {
+                Some(end) if raw.contains_key(&inner[..end].to_ascii_lowercase()) => {
+                    let referenced = &raw[&inner[..end].to_ascii_lowercase()];
+                    out.push_str(&expand(referenced, raw, depth + 1));
+                    rest = &inner[end + 2..];
+                }
+                _ => {
+                    out.push('%');
+                    rest = after;
+                }
+            }
+        } else {
+            out.push('%');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    const SAMPLE: &str = "\
+; woci manager config
+# another comment
+[COMMON]
+redirect_port = 8181
+log_level = INFO
+scope = openid offline_access
+
+[myprofile]
+authz_base_url = https://idp.example/oauth2/v1/authorize
+Token_URL: https://idp.example/oauth2/v1/token
+LOG_LEVEL = debug
+client_secret = a%%b
+
+[other]
+token_url = https://other.example/token
+";
+
+    #[test]
+    fn profile_section_wins_over_common() {
+        let c = parse_str(SAMPLE, "myprofile").unwrap();
+        assert!(c.has_profile_section);
+        assert_eq!(c.get("redirect_port"), Some("8181"));
+        assert_eq!(c.get("log_level"), Some("debug"));
+        assert_eq!(c.get("scope"), Some("openid offline_access"));
+        assert_eq!(
+            c.get("token_url"),
+            Some("https://idp.example/oauth2/v1/token")
+        );
+        assert_eq!(
+            c.get("authz_base_url"),
+            Some("https://idp.example/oauth2/v1/authorize")
+        );
+        // Keys are stored lowercase; lookups are case-insensitive.
+        assert!(c.values.contains_key("token_url"));
+        assert_eq!(
+            c.get("TOKEN_URL"),
+            Some("https://idp.example/oauth2/v1/token")
+        );
+        // `%%` is a literal `%`, as with configparser's interpolation.
+        assert_eq!(c.get("client_secret"), Some("a%b"));
+    }
+
+    #[test]
+    fn unknown_profile_gets_common_only() {
+        let c = parse_str(SAMPLE, "nope").unwrap();
+        assert!(!c.has_profile_section);
+        assert_eq!(c.get("redirect_port"), Some("8181"));
+        assert_eq!(c.get("token_url"), None);
+    }
+
+    #[test]
+    fn section_names_are_case_sensitive() {
+        let c = parse_str(SAMPLE, "MyProfile").unwrap();
+        assert!(!c.has_profile_section);
+        assert_eq!(c.get("authz_base_url"), None);
+    }
+
+    #[test]
+    fn default_section_is_ordinary() {
+        let text = "[DEFAULT]\ntoken_url = https://d/token\n[p]\nscope = s\n";
+        let d = parse_str(text, "DEFAULT").unwrap();
+        assert!(d.has_profile_section);
+        assert_eq!(d.get("token_url"), Some("https://d/token"));
+        let p = parse_str(text, "p").unwrap();
+        assert_eq!(p.get("token_url"), None);
+        assert_eq!(p.get("scope"), Some("s"));
+    }
+
+    #[test]
+    fn empty_values_are_absent_for_get() {
+        let c = parse_str("[p]\nclient_secret =\nscope =   \n", "p").unwrap();
+        assert_eq!(c.get("client_secret"), None);
+        assert_eq!(c.get("scope"), None);
+        assert!(c.values.contains_key("client_secret"));
+    }
+
+    #[test]
+    fn empty_profile_value_overrides_common() {
+        // The merged map holds the profile's empty value, so `get` says "not set".
+        let c = parse_str("[COMMON]\nregion = r1\n[p]\nregion =\n", "p").unwrap();
+        assert_eq!(c.get("region"), None);
+    }
+
+    #[test]
+    fn values_are_trimmed_and_inline_semicolons_kept() {
+        let c = parse_str("[p]\n  scope   =   openid offline_access   \nurl = http://x/?a=1;b=2 # not a comment\n", "p").unwrap();
+        assert_eq!(c.get("scope"), Some("openid offline_access"));
+        assert_eq!(c.get("url"), Some("http://x/?a=1;b=2 # not a comment"));
+    }
+
+    #[test]
+    fn crlf_and_bom() {
+        let c = parse_str("\u{feff}[p]\r\nscope = a b\r\nredirect_port=1\r\n", "p").unwrap();
+        assert_eq!(c.get("scope"), Some("a b"));
+        assert_eq!(c.get("redirect_port"), Some("1"));
+    }
+
+    #[test]
+    fn interpolation_of_other_keys() {
+        let c = parse_str("[p]\nbase = https://idp\ntoken_url = %(base)s/token\nodd = 100% sure\nmissing = %(nope)s\n", "p").unwrap();
+        assert_eq!(c.get("token_url"), Some("https://idp/token"));
+        assert_eq!(c.get("odd"), Some("100% sure"));
+        assert_eq!(c.get("missing"), Some("%(nope)s"));
+    }
+
+    #[test]
+    fn duplicate_sections_merge_in_order() {
+        let c = parse_str("[p]\na = 1\nb = 1\n[q]\n[p]\nb = 2\n", "p").unwrap();
+        assert_eq!(c.get("a"), Some("1"));
+        assert_eq!(c.get("b"), Some("2"));
+    }
+
+    #[test]
+    fn a_line_without_a_delimiter_is_invalid() {
+        let err = parse_str("[q]\njunk line\nk = v\n[p]\n", "p").unwrap_err();
+        assert!(err.contains("`junk line`") && err.contains("[q]"), "{err}");
+    }
+
+    #[test]
+    fn indented_lines_continue_the_value() {
+        let c = parse_str("[p]\nscope = openid\n  offline_access\nz = 1\n", "p").unwrap();
+        assert_eq!(c.get("scope"), Some("openid\noffline_access"));
+        assert_eq!(c.get("z"), Some("1"));
+    }
+
+    #[test]
+    fn keys_before_a_section_are_invalid() {
+        let err = parse_str("token_url = x\n[p]\n", "p").unwrap_err();
+        assert!(err.contains("token_url"), "{err}");
+    }
+
+    #[test]
+    fn locate_precedence() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let cfgdir = dir.path().join("cfg");
+        fs::create_dir_all(home.join(".oci")).unwrap();
+        fs::create_dir_all(&cfgdir).unwrap();
+        let oci_config = cfgdir.join("config");
+        let flag = dir.path().join("flag.ini");
+        let env = dir.path().join("env.ini");
+
+        // Nothing exists → None.
+        assert_eq!(locate(None, None, &oci_config, &home), None);
+
+        let home_ini = home.join(".oci").join(FILE_NAME);
+        fs::write(&home_ini, "[COMMON]\n").unwrap();
+        assert_eq!(
+            locate(None, None, &oci_config, &home),
+            Some((home_ini.clone(), Source::Home))
+        );
+
+        let beside = cfgdir.join(FILE_NAME);
+        fs::write(&beside, "[COMMON]\n").unwrap();
+        assert_eq!(
+            locate(None, None, &oci_config, &home),
+            Some((beside.clone(), Source::BesideOciConfig))
+        );
+
+        // Explicit paths win even when they do not exist (load reports that).
+        assert_eq!(
+            locate(None, Some(&env), &oci_config, &home),
+            Some((env.clone(), Source::Env))
+        );
+        assert_eq!(
+            locate(Some(&flag), Some(&env), &oci_config, &home),
+            Some((flag.clone(), Source::Flag))
+        );
+        // An empty flag/env value counts as not given.
+        assert_eq!(
+            locate(Some(Path::new("")), Some(Path::new("")), &oci_config, &home),
+            Some((beside, Source::BesideOciConfig))
+        );
+    }
+
+    #[test]
+    fn locate_ignores_a_folder_named_like_the_ini() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
+        assert_eq!(
+            locate(
+                None,
+                None,
+                &dir.path().join("config"),
+                &dir.path().join("nohome")
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn explicit_missing_file_is_a_config_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.ini");
+        for source in [Source::Flag, Source::Env] {
+            let err = load(&missing, source, "p").unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
+            let msg = err.to_string();
+            assert!(
+                msg.contains("missing.ini") && msg.contains("no such file"),
+                "{msg}"
+            );
+        }
+        for source in [Source::BesideOciConfig, Source::Home] {
+            assert_eq!(
+                load(&missing, source, "p").unwrap(),
+                ManagerConfig::default()
+            );
+        }
+    }
+
+    #[test]
+    fn load_reads_and_records_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        fs::write(&p, SAMPLE).unwrap();
+        let c = load(&p, Source::Home, "myprofile").unwrap();
+        assert_eq!(c.path.as_deref(), Some(p.as_path()));
+        assert_eq!(c.get("redirect_port"), Some("8181"));
+    }
+
+    #[test]
+    fn invalid_ini_is_a_config_error_even_when_discovered() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join(FILE_NAME);
+        fs::write(&p, "scope = x\n").unwrap();
+        let err = load(&p, Source::Home, "p").unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
+        assert!(err.to_string().contains(FILE_NAME), "{err}");
+        fs::write(&p, b"[p]\nscope = \xff\n").unwrap();
+        assert!(load(&p, Source::Home, "p").is_err());
+    }
 }

@@ -1,15 +1,749 @@
-//! ~/.oci/config (STUB: signatures fixed, implementation owned by the config work item).
-use crate::error::Result;
+//! `~/.oci/config`: read a profile the way `oci` does, and upsert keys in one profile while
+//! keeping every other byte of the file.
+//!
+//! The format is Python `configparser` as the OCI CLI and SDK use it (`interpolation=None`,
+//! `default_section="DEFAULT"`): `[section]` headers (case-sensitive), `key = value` or
+//! `key: value` (keys case-insensitive, values trimmed), whole-line `#`/`;` comments, indented
+//! continuation lines, and `[DEFAULT]` keys inherited by every profile. Like the SDK, duplicate
+//! sections are merged and a later duplicate key wins.
+//!
+//! A file `configparser` would reject (a key before any section header, a line that is neither a
+//! header, a comment nor `key = value`, invalid UTF-8) is a [`Error::CorruptFile`] and is never
+//! rewritten. [`upsert_profile`] only rewrites the lines of the keys it sets (keeping each line's
+//! own `key = ` spelling and spacing), inserts missing keys after the profile's last key, or
+//! appends the section at the end; it keeps the file's line endings (LF or CRLF) and writes
+//! atomically with mode 0600, through a symlink to its target.
+
+use crate::error::{Error, Result};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The section every profile inherits from.
+pub const DEFAULT_SECTION: &str = "DEFAULT";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    /// Blank or whitespace-only.
+    Blank,
+    /// `#` or `;` comment.
+    Comment,
+    /// `[name]`.
+    Section(String),
+    /// `key = value`; `value_at` is the byte offset in the line where the value starts (after the
+    /// delimiter and the whitespace following it).
+    Key {
+        key: String,
+        value: String,
+        value_at: usize,
+    },
+    /// An indented line continuing the value of the key above.
+    Continuation,
+}
+
+#[derive(Debug, Clone)]
+struct Line<'a> {
+    /// The line without its line ending.
+    text: &'a str,
+    /// `"\n"`, `"\r\n"` or `""` (last line without a newline).
+    eol: &'a str,
+    kind: Kind,
+    /// The section this line belongs to (index into `Parsed::sections`), if any.
+    section: Option<usize>,
+}
+
+#[derive(Debug)]
+struct Parsed<'a> {
+    lines: Vec<Line<'a>>,
+    /// Section names, in order of appearance (duplicates kept).
+    sections: Vec<String>,
+}
+
+impl Parsed<'_> {
+    /// Keys of every occurrence of `name`, in file order, continuation lines joined with `\n`.
+    fn section_values(&self, name: &str) -> Option<BTreeMap<String, String>> {
+        let mut found = false;
+        let mut out = BTreeMap::new();
+        let mut current: Option<String> = None;
+        for line in &self.lines {
+            let in_section = line.section.is_some_and(|s| self.sections[s] == name);
+            match &line.kind {
+                Kind::Section(n) if n == name => found = true,
+                Kind::Key { key, value, .. } if in_section => {
+                    out.insert(key.clone(), value.clone());
+                    current = Some(key.clone());
+                    continue;
+                }
+                Kind::Continuation if in_section => {
+                    if let Some(v) = current.as_ref().and_then(|k| out.get_mut(k)) {
+                        v.push('\n');
+                        v.push_str(line.text.trim());
+                    }
+                    continue;
+                }
+                Kind::Blank | Kind::Comment => continue,
+                _ => {}
+            }
+            current = None;
+        }
+        found.then_some(out)
+    }
+}
+
+fn split_lines(text: &str) -> Vec<(&str, &str)> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while !rest.is_empty() {
+        match rest.find('\n') {
+            Some(i) => {
+                let (line, eol) = if i > 0 && rest.as_bytes()[i - 1] == b'\r' {
+                    (&rest[..i - 1], &rest[i - 1..=i])
+                } else {
+                    (&rest[..i], &rest[i..=i])
+                };
+                out.push((line, eol));
+                rest = &rest[i + 1..];
+            }
+            None => {
+                out.push((rest, ""));
+                rest = "";
+            }
+        }
+    }
+    out
+}
+
+fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
+    let mut lines = Vec::new();
+    let mut sections: Vec<String> = Vec::new();
+    // Indentation of the current key's line, while a key can take continuation lines.
+    let mut key_indent: Option<usize> = None;
+    for (n, (raw, eol)) in split_lines(text).into_iter().enumerate() {
+        let body = if n == 0 {
+            raw.strip_prefix('\u{feff}').unwrap_or(raw)
+        } else {
+            raw
+        };
+        let offset = raw.len() - body.len();
+        let trimmed = body.trim();
+        let indent = body.len() - body.trim_start().len();
+        let section = sections.len().checked_sub(1);
+        let kind = if trimmed.is_empty() {
+            Kind::Blank
+        } else if trimmed.starts_with('#') || trimmed.starts_with(';') {
+            Kind::Comment
+        } else if key_indent.is_some_and(|k| indent > k) {
+            Kind::Continuation
+        } else if trimmed.starts_with('[') && trimmed.rfind(']').is_some_and(|i| i > 1) {
+            let name = &trimmed[1..trimmed.rfind(']').unwrap_or(1)];
+            sections.push(name.to_owned());
+            key_indent = None;
+            lines.push(Line {
+                text: raw,
+                eol,
+                kind: Kind::Section(name.to_owned()),
+                section: Some(sections.len() - 1),
+            });
+            continue;
+        } else {
+            if section.is_none() {
+                return Err(format!("line {} is outside any `[profile]` section", n + 1));
+            }
+            let Some(d) = body.find(['=', ':']) else {
+                return Err(format!("line {} is not `key = value`", n + 1));
+            };
+            let key = body[..d].trim();
+            if key.is_empty() {
+                return Err(format!(
+                    "line {} has no key before `{}`",
+                    n + 1,
+                    &body[d..=d]
+                ));
+            }
+            let after = &body[d + 1..];
+            let value_at = offset + d + 1 + (after.len() - after.trim_start().len());
+            key_indent = Some(indent);
+            Kind::Key {
+                key: key.to_ascii_lowercase(),
+                value: after.trim().to_owned(),
+                value_at,
+            }
+        };
+        lines.push(Line {
+            text: raw,
+            eol,
+            kind,
+            section,
+        });
+    }
+    Ok(Parsed { lines, sections })
+}
+
+fn read_text(path: &Path) -> Result<Option<String>> {
+    let Some(bytes) = crate::fsutil::read_optional(path)? else {
+        return Ok(None);
+    };
+    String::from_utf8(bytes)
+        .map(Some)
+        .map_err(|_| Error::corrupt(path, "not valid UTF-8"))
+}
 
 /// A profile's keys as `oci` sees them (the `[DEFAULT]` section's keys under the profile's own).
-pub fn read_profile(_path: &Path, _profile: &str) -> Result<Option<BTreeMap<String, String>>> {
-    unimplemented!("oci_config::read_profile")
+///
+/// `Ok(None)` when the file does not exist or has no such profile (for `DEFAULT`: no `[DEFAULT]`
+/// section). Keys are lowercase.
+pub fn read_profile(path: &Path, profile: &str) -> Result<Option<BTreeMap<String, String>>> {
+    let Some(text) = read_text(path)? else {
+        return Ok(None);
+    };
+    let parsed = parse(&text).map_err(|reason| Error::corrupt(path, reason))?;
+    let defaults = parsed.section_values(DEFAULT_SECTION);
+    if profile == DEFAULT_SECTION {
+        return Ok(defaults);
+    }
+    Ok(parsed.section_values(profile).map(|own| {
+        let mut merged = defaults.unwrap_or_default();
+        merged.extend(own);
+        merged
+    }))
 }
 
 /// Sets `entries` in `[profile]` (creating the file/section if needed), keeping every other line,
 /// comment, key and profile as it was; atomic write, mode 0600.
-pub fn upsert_profile(_path: &Path, _profile: &str, _entries: &[(&str, &str)]) -> Result<()> {
-    unimplemented!("oci_config::upsert_profile")
+///
+/// A key present in the profile has its line(s) rewritten in place (continuation lines of the
+/// old value are dropped); a missing key is inserted after the profile's last key. A key set only
+/// in `[DEFAULT]` is added to the profile, leaving `[DEFAULT]` alone. Nothing is written when the
+/// file already says all of it.
+pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> Result<()> {
+    validate(profile, entries)?;
+    let target = resolve_symlink(path);
+    let existing = read_text(&target)?;
+    let text = existing.as_deref().unwrap_or("");
+    let parsed = parse(text).map_err(|reason| Error::corrupt(&target, reason))?;
+    let updated = render_upsert(&parsed, text, profile, entries);
+    if existing.as_deref() == Some(updated.as_str()) {
+        return Ok(());
+    }
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            crate::fsutil::ensure_private_dir(dir)?;
+        }
+    }
+    crate::fsutil::write_atomic(&target, updated.as_bytes())
+}
+
+fn validate(profile: &str, entries: &[(&str, &str)]) -> Result<()> {
+    let bad_profile = profile.trim() != profile
+        || profile.is_empty()
+        || profile.contains(['\n', '\r', '[', ']'])
+        || profile.starts_with(['#', ';']);
+    if bad_profile {
+        return Err(Error::Config(format!(
+            "invalid profile name `{}` for the OCI config",
+            profile.escape_debug()
+        )));
+    }
+    for (k, v) in entries {
+        let bad_key = k.is_empty()
+            || k.trim() != *k
+            || k.contains(['=', ':', '\n', '\r'])
+            || k.starts_with(['[', '#', ';']);
+        if bad_key {
+            return Err(Error::Config(format!(
+                "invalid OCI config key `{}`",
+                k.escape_debug()
+            )));
+        }
+        if v.contains(['\n', '\r']) {
+            return Err(Error::Config(format!(
+                "the value for OCI config key `{k}` contains a line break"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Writes go to a symlink's target, so a linked `~/.oci/config` stays a link.
+fn resolve_symlink(path: &Path) -> PathBuf {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => {
+            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
+        }
+        _ => path.to_owned(),
+    }
+}
+
+fn render_upsert(
+    parsed: &Parsed<'_>,
+    text: &str,
+    profile: &str,
+    entries: &[(&str, &str)],
+) -> String {
+    let eol = parsed
+        .lines
+        .iter()
+        .map(|l| l.eol)
+        .find(|e| !e.is_empty())
+        .unwrap_or("\n");
+    let in_profile = |l: &Line<'_>| l.section.is_some_and(|s| parsed.sections[s] == profile);
+
+    // Replacement text per line (None = drop the line), and lines to insert after a line.
+    let mut replace: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    let mut missing: Vec<(&str, &str)> = Vec::new();
+    for (key, value) in entries {
+        let lkey = key.to_ascii_lowercase();
+        let mut found = false;
+        let mut in_match = false;
+        for (i, line) in parsed.lines.iter().enumerate() {
+            match &line.kind {
+                Kind::Key {
+                    key: k, value_at, ..
+                } if in_profile(line) && *k == lkey => {
+                    found = true;
+                    in_match = true;
+                    replace.insert(i, Some(format!("{}{}", &line.text[..*value_at], value)));
+                }
+                Kind::Continuation if in_match => {
+                    replace.insert(i, None);
+                }
+                Kind::Blank | Kind::Comment => {}
+                _ => in_match = false,
+            }
+        }
+        if !found && !missing.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
+            missing.push((key, value));
+        }
+    }
+    // Later duplicates in `entries` win, as they would if applied one after the other.
+    let missing: Vec<(&str, &str)> = missing
+        .iter()
+        .map(|(k, _)| {
+            let v = entries
+                .iter()
+                .rev()
+                .find(|(ek, _)| ek.eq_ignore_ascii_case(k))
+                .map_or("", |(_, v)| *v);
+            (*k, v)
+        })
+        .collect();
+
+    // Where missing keys go: after the last key (or header) of the profile's last occurrence.
+    let last_header = parsed
+        .lines
+        .iter()
+        .rposition(|l| l.kind == Kind::Section(profile.to_owned()));
+    let insert_after = last_header.map(|h| {
+        let mut at = h;
+        for (i, line) in parsed.lines.iter().enumerate().skip(h + 1) {
+            match line.kind {
+                Kind::Section(_) => break,
+                Kind::Key { .. } | Kind::Continuation => at = i,
+                Kind::Blank | Kind::Comment => {}
+            }
+        }
+        at
+    });
+
+    let mut out = String::with_capacity(text.len() + 256);
+    for (i, line) in parsed.lines.iter().enumerate() {
+        match replace.get(&i) {
+            Some(None) => continue,
+            Some(Some(new)) => out.push_str(new),
+            None => out.push_str(line.text),
+        }
+        let inserting = insert_after == Some(i) && !missing.is_empty();
+        out.push_str(if line.eol.is_empty() && inserting {
+            eol
+        } else {
+            line.eol
+        });
+        if inserting {
+            for (k, v) in &missing {
+                out.push_str(&format!("{k}={v}{eol}"));
+            }
+        }
+    }
+    if last_header.is_none() && !missing.is_empty() {
+        if !out.is_empty() {
+            if !out.ends_with('\n') {
+                out.push_str(eol);
+            }
+            if !parsed.lines.last().is_some_and(|l| l.kind == Kind::Blank) {
+                out.push_str(eol);
+            }
+        }
+        out.push_str(&format!("[{profile}]{eol}"));
+        for (k, v) in &missing {
+            out.push_str(&format!("{k}={v}{eol}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    fn upsert_str(text: &str, profile: &str, entries: &[(&str, &str)]) -> String {
+        let parsed = parse(text).unwrap();
+        render_upsert(&parsed, text, profile, entries)
+    }
+
+    fn read_str(text: &str, profile: &str) -> Option<BTreeMap<String, String>> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        fs::write(&p, text).unwrap();
+        read_profile(&p, profile).unwrap()
+    }
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    const CONFIG: &str = "\
+# my OCI config
+[DEFAULT]
+user=ocid1.user.default
+region = us-ashburn-1
+
+; work profile
+[work]
+key_file = /old/key.pem
+Fingerprint: aa:bb
+tenancy=ocid1.tenancy.work
+
+[other]
+key_file=/other/key.pem
+security_token_file=/other/token
+";
+
+    #[test]
+    fn read_inherits_default() {
+        let work = read_str(CONFIG, "work").unwrap();
+        assert_eq!(
+            work,
+            map(&[
+                ("user", "ocid1.user.default"),
+                ("region", "us-ashburn-1"),
+                ("key_file", "/old/key.pem"),
+                ("fingerprint", "aa:bb"),
+                ("tenancy", "ocid1.tenancy.work"),
+            ])
+        );
+        assert_eq!(
+            read_str(CONFIG, "DEFAULT").unwrap(),
+            map(&[("user", "ocid1.user.default"), ("region", "us-ashburn-1")])
+        );
+        assert_eq!(read_str(CONFIG, "missing"), None);
+        assert_eq!(read_str("[p]\nk=v\n", "DEFAULT"), None);
+    }
+
+    #[test]
+    fn read_missing_file_is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            read_profile(&dir.path().join("nope"), "DEFAULT").unwrap(),
+            None
+        );
+    }
+
+    #[test]
+    fn read_profile_overrides_default_and_later_keys_win() {
+        let text = "[DEFAULT]\nregion=a\n[p]\nregion=b\nregion=c\n[p]\nextra=1\n";
+        assert_eq!(
+            read_str(text, "p").unwrap(),
+            map(&[("region", "c"), ("extra", "1")])
+        );
+    }
+
+    #[test]
+    fn read_continuation_lines() {
+        let text = "[p]\nkey_file = /a\n  /b\n# comment\n\tmore\nnext = 1\n";
+        assert_eq!(
+            read_str(text, "p").unwrap(),
+            map(&[("key_file", "/a\n/b\nmore"), ("next", "1")])
+        );
+    }
+
+    #[test]
+    fn read_values_trimmed_crlf_bom() {
+        let text = "\u{feff}[p]\r\n  key_file  =  /a b  \r\nregion:us\r\n";
+        assert_eq!(
+            read_str(text, "p").unwrap(),
+            map(&[("key_file", "/a b"), ("region", "us")])
+        );
+    }
+
+    #[test]
+    fn corrupt_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        for bad in ["user=x\n[p]\n", "[p]\njust words\n", "[p]\n= value\n"] {
+            fs::write(&p, bad).unwrap();
+            let err = read_profile(&p, "p").unwrap_err();
+            assert_eq!(
+                err.exit_code(),
+                crate::error::exit::CORRUPT_FILE,
+                "{bad:?}: {err}"
+            );
+            let err = upsert_profile(&p, "p", &[("k", "v")]).unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit::CORRUPT_FILE);
+            assert_eq!(fs::read_to_string(&p).unwrap(), bad, "left untouched");
+        }
+        fs::write(&p, b"[p]\nk=\xff\n").unwrap();
+        assert_eq!(
+            read_profile(&p, "p").unwrap_err().exit_code(),
+            crate::error::exit::CORRUPT_FILE
+        );
+    }
+
+    #[test]
+    fn upsert_rewrites_only_the_given_keys() {
+        let out = upsert_str(
+            CONFIG,
+            "work",
+            &[
+                ("key_file", "/new/key.pem"),
+                ("fingerprint", "cc:dd"),
+                ("security_token_file", "/new/token"),
+            ],
+        );
+        let expected = "\
+# my OCI config
+[DEFAULT]
+user=ocid1.user.default
+region = us-ashburn-1
+
+; work profile
+[work]
+key_file = /new/key.pem
+Fingerprint: cc:dd
+tenancy=ocid1.tenancy.work
+security_token_file=/new/token
+
+[other]
+key_file=/other/key.pem
+security_token_file=/other/token
+";
+        assert_eq!(out, expected);
+    }
+
+    #[test]
+    fn upsert_key_only_in_default_is_added_to_the_profile() {
+        let out = upsert_str(CONFIG, "work", &[("region", "eu-frankfurt-1")]);
+        assert!(
+            out.contains("region = us-ashburn-1\n"),
+            "DEFAULT untouched:\n{out}"
+        );
+        assert!(
+            out.contains("tenancy=ocid1.tenancy.work\nregion=eu-frankfurt-1\n\n[other]"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn upsert_default_profile() {
+        let out = upsert_str(
+            CONFIG,
+            "DEFAULT",
+            &[("region", "eu-frankfurt-1"), ("tenancy", "t")],
+        );
+        assert!(out.starts_with("# my OCI config\n[DEFAULT]\nuser=ocid1.user.default\nregion = eu-frankfurt-1\ntenancy=t\n\n; work profile\n"), "{out}");
+        // The work profile's own tenancy is not touched.
+        assert!(out.contains("tenancy=ocid1.tenancy.work\n"));
+    }
+
+    #[test]
+    fn upsert_appends_a_new_section() {
+        let out = upsert_str(CONFIG, "new", &[("key_file", "/k"), ("region", "r")]);
+        assert_eq!(out, format!("{CONFIG}\n[new]\nkey_file=/k\nregion=r\n"));
+    }
+
+    #[test]
+    fn upsert_without_trailing_newline() {
+        let text = "[p]\nkey_file=/a";
+        assert_eq!(
+            upsert_str(text, "p", &[("region", "r")]),
+            "[p]\nkey_file=/a\nregion=r\n"
+        );
+        assert_eq!(
+            upsert_str(text, "p", &[("key_file", "/b")]),
+            "[p]\nkey_file=/b"
+        );
+        assert_eq!(
+            upsert_str(text, "q", &[("k", "v")]),
+            "[p]\nkey_file=/a\n\n[q]\nk=v\n"
+        );
+    }
+
+    #[test]
+    fn upsert_keeps_crlf() {
+        let text = "[p]\r\nkey_file = /a\r\n\r\n[q]\r\nx=1\r\n";
+        assert_eq!(
+            upsert_str(text, "p", &[("key_file", "/b"), ("region", "r")]),
+            "[p]\r\nkey_file = /b\r\nregion=r\r\n\r\n[q]\r\nx=1\r\n"
+        );
+        assert_eq!(
+            upsert_str(text, "z", &[("k", "v")]),
+            format!("{text}\r\n[z]\r\nk=v\r\n")
+        );
+    }
+
+    #[test]
+    fn upsert_ignores_same_keys_in_other_sections() {
+        let text =
+            "[a]\nkey_file=/a\n[b]\n# key_file=/commented\nkey_file_2=/x\n[c]\nkey_file=/c\n";
+        let out = upsert_str(text, "b", &[("key_file", "/b")]);
+        assert_eq!(out, "[a]\nkey_file=/a\n[b]\n# key_file=/commented\nkey_file_2=/x\nkey_file=/b\n[c]\nkey_file=/c\n");
+    }
+
+    #[test]
+    fn upsert_empty_section_and_trailing_comments() {
+        let text = "[p]\n# only a comment\n\n[q]\n";
+        assert_eq!(
+            upsert_str(text, "p", &[("k", "v")]),
+            "[p]\nk=v\n# only a comment\n\n[q]\n"
+        );
+        let text = "[p]\na=1\n# trailing comment\n\n";
+        assert_eq!(
+            upsert_str(text, "p", &[("b", "2")]),
+            "[p]\na=1\nb=2\n# trailing comment\n\n"
+        );
+    }
+
+    #[test]
+    fn upsert_replaces_duplicates_and_drops_continuations() {
+        let text = "[p]\nkey_file = /a\n   /continued\nKEY_FILE=/dup\n[p]\nkey_file=/third\nz=1\n";
+        let out = upsert_str(text, "p", &[("key_file", "/new")]);
+        assert_eq!(
+            out,
+            "[p]\nkey_file = /new\nKEY_FILE=/new\n[p]\nkey_file=/new\nz=1\n"
+        );
+    }
+
+    #[test]
+    fn upsert_after_a_header_without_newline_and_colon_values() {
+        assert_eq!(upsert_str("[p]", "p", &[("k", "v")]), "[p]\nk=v\n");
+        let text = "[p]\nkey_file=C:\\keys\\k.pem\nfingerprint: aa:bb:cc\n";
+        assert_eq!(
+            read_str(text, "p").unwrap(),
+            map(&[("key_file", "C:\\keys\\k.pem"), ("fingerprint", "aa:bb:cc")])
+        );
+        assert_eq!(
+            upsert_str(text, "p", &[("fingerprint", "dd:ee")]),
+            "[p]\nkey_file=C:\\keys\\k.pem\nfingerprint: dd:ee\n"
+        );
+    }
+
+    #[test]
+    fn upsert_into_empty_text() {
+        assert_eq!(upsert_str("", "DEFAULT", &[("k", "v")]), "[DEFAULT]\nk=v\n");
+    }
+
+    #[test]
+    fn upsert_then_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        fs::write(&p, CONFIG).unwrap();
+        upsert_profile(
+            &p,
+            "work",
+            &[("key_file", "/k"), ("region", "r"), ("tenancy", "t")],
+        )
+        .unwrap();
+        let work = read_profile(&p, "work").unwrap().unwrap();
+        assert_eq!(work["key_file"], "/k");
+        assert_eq!(work["region"], "r");
+        assert_eq!(work["tenancy"], "t");
+        assert_eq!(work["user"], "ocid1.user.default");
+        assert_eq!(
+            read_profile(&p, "other").unwrap().unwrap()["key_file"],
+            "/other/key.pem"
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn upsert_creates_file_and_folder_privately() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("new").join("config");
+        upsert_profile(&p, "DEFAULT", &[("key_file", "/k")]).unwrap();
+        assert_eq!(fs::read_to_string(&p).unwrap(), "[DEFAULT]\nkey_file=/k\n");
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert_eq!(
+            fs::metadata(p.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn upsert_existing_file_becomes_0600_and_symlink_stays() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real-config");
+        fs::write(&real, "[p]\na=1\n").unwrap();
+        fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        upsert_profile(&link, "p", &[("a", "2")]).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), "[p]\na=2\n");
+        assert_eq!(
+            fs::metadata(&real).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn upsert_without_changes_does_not_write() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        fs::write(&p, "[p]\na = 1\n").unwrap();
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+        upsert_profile(&p, "p", &[("a", "1")]).unwrap();
+        // Not rewritten: the mode is still the user's.
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+    }
+
+    #[test]
+    fn invalid_names_and_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        for (profile, k, v) in [
+            ("a]b", "k", "v"),
+            ("", "k", "v"),
+            ("p", "a=b", "v"),
+            ("p", "", "v"),
+            ("p", "k", "x\ny"),
+        ] {
+            let err = upsert_profile(&p, profile, &[(k, v)]).unwrap_err();
+            assert_eq!(
+                err.exit_code(),
+                crate::error::exit::CONFIG,
+                "{profile:?} {k:?} {v:?}"
+            );
+        }
+        assert!(!p.exists());
+    }
 }

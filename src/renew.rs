@@ -106,6 +106,29 @@ impl Renewer {
         self.clock.as_ref()
     }
 
+    /// The process environment the settings were resolved from (the user's `HTTPS_PROXY`,
+    /// `NO_PROXY`, … for the re-signing proxy).
+    pub fn env(&self) -> &crate::settings::Env {
+        &self.env
+    }
+
+    /// The key pair the profile's requests are signed with: the config's `key_file` (what `oci`
+    /// signs with); for IdP profiles without one, the session folder's key, as a renewal picks it.
+    /// Profiles renewed through session refresh need `key_file`.
+    pub fn profile_key(&self) -> Result<KeyPair> {
+        let profile = self.config_profile()?;
+        let configured = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings.home));
+        match (&self.settings.mode, configured) {
+            (_, Some(path)) if path.is_file() => KeyPair::load(&path),
+            (RenewMode::Idp { .. }, configured) => Ok(self.store.load_or_create_key(configured.as_deref())?.0),
+            (RenewMode::SessionRefresh { .. }, _) => Err(Error::Config(format!(
+                "profile `{}` has no readable `key_file` in `{}`",
+                self.settings.profile,
+                self.settings.oci_config_file.display()
+            ))),
+        }
+    }
+
     /// The profile as the OCI config has it (empty if absent).
     pub fn config_profile(&self) -> Result<BTreeMap<String, String>> {
         Ok(oci_config::read_profile(&self.settings.oci_config_file, &self.settings.profile)?.unwrap_or_default())

@@ -1,27 +1,468 @@
-//! The re-signing proxy (STUB: owned by the proxy work item; `start_for_profile` is the glue).
-use crate::error::Result;
-use crate::renew::Renewer;
+//! The local re-signing HTTPS proxy behind `--auto-refresh` (peers.md §0 and §4.3).
+//!
+//! The Python `oci` CLI reads its session token once and signs every request with it, so a long
+//! command outlives its token. woci runs `oci` with `HTTPS_PROXY` pointing here. For OCI hosts
+//! (and configured extra hosts) the proxy terminates the CONNECT tunnel with a certificate from an
+//! ephemeral per-run CA that the child trusts through its CA bundle variables, and for each request
+//! whose signature verifies with the profile's public key and whose keyId is `ST$<token>`, replaces
+//! the token by the current one. The signing string never covers `keyId`, so the child's signature
+//! stays valid and the request is otherwise forwarded byte for byte. Every other CONNECT is a plain
+//! TCP tunnel.
+//!
+//! Submodules: [`hosts`] (what gets opened, `NO_PROXY`), [`ca`] (per-run CA, bundle file),
+//! [`listener`] (front door, proxy authentication), [`mitm`] (opened tunnels), [`resign`] (the
+//! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels).
+//!
+//! Limits: a child that ignores `HTTPS_PROXY` is not re-signed. `oci raw-request` is one: it
+//! builds its own session with `trust_env = False`, so it connects directly (verified with
+//! `REQUESTS_CA_BUNDLE`, which still holds the user's roots) and keeps its start-up token. Every
+//! service command (`oci os …`, `oci compute …`) goes through the proxy
+//! (`tests/proxy_e2e_oci.rs`).
+//!
+//! Security: listens on 127.0.0.1 only; every request must carry the per-run secret (128 bits) in
+//! `Proxy-Authorization`; the CA key never leaves memory; tokens, the secret and signatures are
+//! never logged (debug logs name host, method, path without query, and counts).
+
+pub mod ca;
+pub mod forward;
+pub mod hosts;
+mod listener;
+mod mitm;
+pub mod resign;
+pub mod tunnel;
+
+pub use hosts::{HostMatcher, NoProxy};
+
+use crate::error::{Error, Result};
 use crate::secret::SecretString;
+use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty};
+use rsa::RsaPublicKey;
+use std::collections::HashMap;
 use std::ffi::OsString;
+use std::future::Future;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use url::Url;
 
-/// A running proxy (stub).
-#[derive(Debug)]
-pub struct ProxyHandle;
+/// Boxed error of streamed bodies.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// The body type of every response the proxy produces.
+pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
-impl ProxyHandle {
-    /// Variables for the child.
-    pub fn child_env(&self) -> Vec<(OsString, OsString)> {
-        Vec::new()
-    }
-    /// Variables to remove from the child's environment.
-    pub fn env_removals(&self) -> Vec<OsString> {
-        Vec::new()
-    }
-    /// Stops the proxy.
-    pub async fn shutdown(self) {}
+pub(crate) fn empty_body() -> ProxyBody {
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
-/// Starts the proxy for the renewer's profile.
-pub async fn start_for_profile(_renewer: &Renewer, _token: tokio::sync::watch::Receiver<SecretString>) -> Result<ProxyHandle> {
-    unimplemented!("proxy")
+/// What the proxy needs to know.
+#[derive(Debug, Clone)]
+pub struct ProxyConfig {
+    /// The profile's public key: only requests whose signature verifies with it get the new token.
+    pub public_key: RsaPublicKey,
+    /// CONNECT targets that are opened and re-signed; others are tunnelled.
+    pub resign_hosts: HostMatcher,
+    /// Extra PEM roots for upstream TLS besides the system roots (the user's `REQUESTS_CA_BUNDLE`,
+    /// `SSL_CERT_FILE`, `oci --cert-bundle`). The child's CA bundle holds them too, beside the
+    /// system roots and the per-run CA.
+    pub upstream_ca_files: Vec<PathBuf>,
+    /// The user's own HTTPS proxy (`http://[user:pass@]host:port`), used for every upstream
+    /// connection except `no_proxy` hosts.
+    pub upstream_proxy: Option<Url>,
+    /// The user's `NO_PROXY`.
+    pub no_proxy: NoProxy,
+    /// Where the proxy creates its private (0700) folder holding the 0600 CA bundle file for the
+    /// child; both are removed on shutdown or drop.
+    pub temp_dir: PathBuf,
+}
+
+impl ProxyConfig {
+    /// A config for OCI realm hosts plus `extra_hosts`, with the user's upstream proxy, `NO_PROXY`
+    /// and CA files left empty (see [`ProxyConfig::with_upstream_from_env`]).
+    pub fn new(
+        public_key: RsaPublicKey,
+        extra_hosts: &[String],
+        temp_dir: impl Into<PathBuf>,
+    ) -> ProxyConfig {
+        ProxyConfig {
+            public_key,
+            resign_hosts: HostMatcher::oci_and(extra_hosts),
+            upstream_ca_files: Vec::new(),
+            upstream_proxy: None,
+            no_proxy: NoProxy::default(),
+            temp_dir: temp_dir.into(),
+        }
+    }
+
+    /// The configuration woci runs with: OCI realm hosts plus `resign_hosts` (settings
+    /// `resign_hosts` / `WOCI_RESIGN_HOSTS`), upstream roots from `extra_ca_files` (those that
+    /// exist, as for woci's own client), the user's `HTTPS_PROXY`/`NO_PROXY` from `env`, and the
+    /// private bundle folder under `temp_dir`.
+    pub fn for_settings(
+        public_key: RsaPublicKey,
+        resign_hosts: &[String],
+        extra_ca_files: &[PathBuf],
+        env: &HashMap<String, String>,
+        temp_dir: impl Into<PathBuf>,
+    ) -> Result<ProxyConfig> {
+        let mut cfg =
+            ProxyConfig::new(public_key, resign_hosts, temp_dir).with_upstream_from_env(env)?;
+        cfg.upstream_ca_files = extra_ca_files
+            .iter()
+            .filter(|p| p.is_file())
+            .cloned()
+            .collect();
+        Ok(cfg)
+    }
+
+    /// Takes the user's upstream proxy and `NO_PROXY` from `env` (woci's environment, which is the
+    /// user's): `HTTPS_PROXY`, `https_proxy`, then `ALL_PROXY`, `all_proxy`. Fails on an unparsable
+    /// URL.
+    pub fn with_upstream_from_env(mut self, env: &HashMap<String, String>) -> Result<ProxyConfig> {
+        let value = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()));
+        if let Some(v) = value {
+            let v = v.trim();
+            let v = if v.contains("://") {
+                v.to_owned()
+            } else {
+                format!("http://{v}")
+            };
+            // The URL may carry credentials: the error names neither it nor the parse detail.
+            let url = Url::parse(&v).map_err(|_| {
+                Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into())
+            })?;
+            self.upstream_proxy = Some(url);
+        }
+        let no_proxy = ["NO_PROXY", "no_proxy"]
+            .iter()
+            .find_map(|k| env.get(*k))
+            .cloned()
+            .unwrap_or_default();
+        self.no_proxy = NoProxy::parse(&no_proxy);
+        Ok(self)
+    }
+}
+
+/// Starts the proxy for the renewer's profile: the public key of the profile's key pair (the one
+/// `oci` signs with) and [`ProxyConfig::for_settings`]. `token` carries the current session token
+/// (the renewal loop publishes each new one).
+pub async fn start_for_profile(
+    renewer: &crate::renew::Renewer,
+    token: watch::Receiver<SecretString>,
+) -> Result<ProxyHandle> {
+    let settings = renewer.settings();
+    let key = renewer.profile_key()?;
+    let cfg = ProxyConfig::for_settings(
+        key.public().clone(),
+        &settings.resign_hosts,
+        &settings.extra_ca_files,
+        renewer.env(),
+        std::env::temp_dir(),
+    )?;
+    tracing::debug!(
+        profile = %settings.profile,
+        extra_hosts = settings.resign_hosts.len(),
+        extra_ca_files = cfg.upstream_ca_files.len(),
+        upstream_proxy = cfg.upstream_proxy.is_some(),
+        "starting the re-signing proxy"
+    );
+    start(cfg, token).await
+}
+
+/// Counters since start. Values are counts only, never request data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProxyStats {
+    /// Authenticated CONNECT requests.
+    pub connects: u64,
+    /// CONNECTs opened for re-signing.
+    pub opened: u64,
+    /// CONNECTs tunnelled untouched.
+    pub tunnels: u64,
+    /// HTTP requests seen inside opened tunnels.
+    pub requests: u64,
+    /// Requests whose session token was swapped.
+    pub swapped: u64,
+    /// Requests forwarded untouched (not ours, no `ST$`, signature not by the profile key).
+    pub untouched: u64,
+    /// Requests rejected for missing or wrong proxy credentials.
+    pub rejected_auth: u64,
+    /// Upstream connections or requests that failed (answered 502).
+    pub upstream_errors: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    connects: AtomicU64,
+    opened: AtomicU64,
+    tunnels: AtomicU64,
+    requests: AtomicU64,
+    swapped: AtomicU64,
+    untouched: AtomicU64,
+    rejected_auth: AtomicU64,
+    upstream_errors: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> ProxyStats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ProxyStats {
+            connects: g(&self.connects),
+            opened: g(&self.opened),
+            tunnels: g(&self.tunnels),
+            requests: g(&self.requests),
+            swapped: g(&self.swapped),
+            untouched: g(&self.untouched),
+            rejected_auth: g(&self.rejected_auth),
+            upstream_errors: g(&self.upstream_errors),
+        }
+    }
+}
+
+/// State shared by all connection tasks.
+pub(crate) struct Shared {
+    public_key: RsaPublicKey,
+    resign_hosts: HostMatcher,
+    ca: ca::Ca,
+    forwarder: forward::Forwarder,
+    upstream: tunnel::Upstream,
+    token: watch::Receiver<SecretString>,
+    /// `woci:<secret>`, what `Proxy-Authorization: Basic` must decode to.
+    expected_credentials: Vec<u8>,
+    stats: Counters,
+    shutdown: watch::Receiver<bool>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.expected_credentials);
+    }
+}
+
+/// Runs `fut` on its own task until it finishes or the proxy shuts down (or its handle is dropped).
+pub(crate) fn spawn_until_shutdown<F>(shutdown: &watch::Receiver<bool>, fut: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = fut => {}
+            () = stopped(&mut shutdown) => {}
+        }
+    });
+}
+
+/// Resolves once shutdown is signalled or the handle is gone. (A helper so that the watch `Ref`,
+/// which is not `Send`, never lives across an await in a spawned future.)
+pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
+/// A running proxy. Dropping it stops the proxy and removes the CA bundle file too; prefer
+/// [`ProxyHandle::shutdown`], which also waits for the listener to stop.
+pub struct ProxyHandle {
+    addr: SocketAddr,
+    secret: SecretString,
+    bundle: ca::BundleFile,
+    shutdown: watch::Sender<bool>,
+    join: Option<JoinHandle<()>>,
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for ProxyHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProxyHandle")
+            .field("addr", &self.addr)
+            .field("ca_bundle", &self.bundle.path())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the proxy on `127.0.0.1:0`. `token` carries the current session token; each request
+/// reads the latest value.
+pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Result<ProxyHandle> {
+    let ca = ca::Ca::new()?;
+    let roots = ca::child_roots_pem(&cfg.upstream_ca_files)?;
+    let bundle = ca::BundleFile::create(&cfg.temp_dir, &format!("{}{roots}", ca.cert_pem()))?;
+    let forwarder = forward::Forwarder::new(
+        &cfg.upstream_ca_files,
+        cfg.upstream_proxy.as_ref(),
+        &cfg.no_proxy,
+    )?;
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .map_err(|e| {
+            Error::Other(format!(
+                "cannot start the re-signing proxy on 127.0.0.1: {e}"
+            ))
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Other(format!("cannot start the re-signing proxy: {e}")))?;
+
+    let mut raw = [0u8; 16];
+    rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw[..]);
+    let secret = SecretString::new(raw.iter().map(|b| format!("{b:02x}")).collect());
+    zeroize::Zeroize::zeroize(&mut raw);
+
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let shared = Arc::new(Shared {
+        public_key: cfg.public_key,
+        resign_hosts: cfg.resign_hosts,
+        ca,
+        forwarder,
+        upstream: tunnel::Upstream {
+            proxy: cfg.upstream_proxy,
+            no_proxy: cfg.no_proxy,
+        },
+        token,
+        expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
+        stats: Counters::default(),
+        shutdown: shutdown_rx,
+    });
+    let join = tokio::spawn(listener::accept_loop(listener, shared.clone()));
+    tracing::debug!(%addr, "re-signing proxy listening");
+    Ok(ProxyHandle {
+        addr,
+        secret,
+        bundle,
+        shutdown: shutdown_tx,
+        join: Some(join),
+        shared,
+    })
+}
+
+impl ProxyHandle {
+    /// The listening address (127.0.0.1, ephemeral port).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The proxy URL with credentials, `http://woci:<secret>@127.0.0.1:<port>`. Holds the per-run
+    /// secret: pass it to the child's environment only.
+    pub fn proxy_url(&self) -> SecretString {
+        SecretString::new(format!(
+            "http://woci:{}@{}",
+            self.secret.expose(),
+            self.addr
+        ))
+    }
+
+    /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).
+    pub fn ca_bundle_path(&self) -> &Path {
+        self.bundle.path()
+    }
+
+    /// Variables to set for the child: `HTTPS_PROXY`/`https_proxy` (the proxy URL with the secret)
+    /// and `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`,
+    /// `OCI_CLI_CERT_BUNDLE` (the bundle file; the last one because the CLI prefers it over
+    /// `REQUESTS_CA_BUNDLE`).
+    pub fn child_env(&self) -> Vec<(OsString, OsString)> {
+        let url = self.proxy_url();
+        let bundle = self.bundle.path().as_os_str().to_owned();
+        let mut env: Vec<(OsString, OsString)> = ["HTTPS_PROXY", "https_proxy"]
+            .iter()
+            .map(|k| (OsString::from(k), OsString::from(url.expose())))
+            .collect();
+        for k in [
+            "REQUESTS_CA_BUNDLE",
+            "SSL_CERT_FILE",
+            "CURL_CA_BUNDLE",
+            "NODE_EXTRA_CA_CERTS",
+            "OCI_CLI_CERT_BUNDLE",
+        ] {
+            env.push((k.into(), bundle.clone()));
+        }
+        env
+    }
+
+    /// Variables to remove from the child's environment: `NO_PROXY`/`no_proxy` (a bypassed OCI host
+    /// would miss the re-signing; the proxy honours the list itself for upstream connections).
+    pub fn env_removals(&self) -> Vec<OsString> {
+        vec!["NO_PROXY".into(), "no_proxy".into()]
+    }
+
+    /// Counters since start.
+    pub fn stats(&self) -> ProxyStats {
+        self.shared.stats.snapshot()
+    }
+
+    /// Stops the listener and every connection, and removes the CA bundle file.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        if let Some(join) = self.join.take() {
+            let _ = join.await;
+        }
+        self.bundle.remove();
+        tracing::debug!(stats = ?self.stats(), "re-signing proxy stopped");
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+        // The bundle file is removed by its own Drop.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_from_settings_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca = dir.path().join("ca.pem");
+        std::fs::write(&ca, "x").unwrap();
+        let key = crate::signer::tests::test_key().public().clone();
+        let env: HashMap<String, String> = [
+            ("https_proxy", "corp-proxy.example:3128"),
+            ("NO_PROXY", "internal.example,10.0.0.0/8"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let cfg = ProxyConfig::for_settings(
+            key.clone(),
+            &["localhost:8443".to_owned()],
+            &[ca.clone(), dir.path().join("missing.pem")],
+            &env,
+            dir.path(),
+        )
+        .unwrap();
+        assert!(cfg
+            .resign_hosts
+            .matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
+        assert!(cfg.resign_hosts.matches("localhost", 8443));
+        assert!(!cfg.resign_hosts.matches("localhost", 443));
+        assert!(!cfg.resign_hosts.matches("github.com", 443));
+        assert_eq!(cfg.upstream_ca_files, vec![ca]);
+        assert_eq!(
+            cfg.upstream_proxy.as_ref().map(Url::as_str),
+            Some("http://corp-proxy.example:3128/")
+        );
+        assert!(cfg.no_proxy.bypass("a.internal.example", 443));
+        assert!(!cfg
+            .no_proxy
+            .bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));
+        assert_eq!(cfg.temp_dir, dir.path());
+
+        let none =
+            ProxyConfig::for_settings(key.clone(), &[], &[], &HashMap::new(), dir.path()).unwrap();
+        assert!(none.upstream_proxy.is_none() && none.upstream_ca_files.is_empty());
+        let bad: HashMap<String, String> =
+            [("HTTPS_PROXY".to_owned(), "http://us er:pw@[bad".to_owned())].into();
+        let err = ProxyConfig::for_settings(key, &[], &[], &bad, dir.path())
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("pw"), "{err}");
+    }
 }

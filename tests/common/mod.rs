@@ -141,6 +141,7 @@ exit "${FAKE_OCI_EXIT:-0}"
             c.env_remove(k);
         }
         c.env("HOME", self.home())
+            .env("OCI_CLI_PROFILE", &self.profile)
             .env("WOCI_OCI_COMMAND", &self.fake_oci)
             .env("FAKE_OCI_OUT", &self.oci_out)
             .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)

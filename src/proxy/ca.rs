@@ -1,0 +1,299 @@
+//! The ephemeral per-run certificate authority.
+//!
+//! Each proxy run creates a fresh CA (ECDSA P-256, key only in memory, gone when woci exits), and
+//! signs one leaf certificate per opened host on demand. The child trusts the CA through a CA bundle
+//! file (0600, removed at shutdown) that also holds the roots it would otherwise have used, so hosts
+//! that are only tunnelled still verify.
+
+use crate::error::{Error, Result};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    KeyPair, KeyUsagePurpose,
+};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use rustls::ServerConfig;
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// A per-run CA plus a cache of TLS server configurations, one per host.
+pub struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    /// All leaves share one key: generating a key per host buys nothing, the CA is per run anyway.
+    leaf_key: KeyPair,
+    cache: Mutex<HashMap<String, Arc<ServerConfig>>>,
+}
+
+impl std::fmt::Debug for Ca {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ca([per-run])")
+    }
+}
+
+fn cert_error(e: rcgen::Error) -> Error {
+    Error::Other(format!(
+        "cannot create the proxy certificate authority: {e}"
+    ))
+}
+
+impl Ca {
+    /// Creates a fresh CA.
+    pub fn new() -> Result<Ca> {
+        let key = KeyPair::generate().map_err(cert_error)?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, "woci per-run proxy CA");
+        dn.push(DnType::OrganizationName, "woci");
+        params.distinguished_name = dn;
+        // Path length 0: this CA signs leaves only. Strict verifiers (Python 3.13's
+        // VERIFY_X509_STRICT) want keyCertSign and a critical basicConstraints, which rcgen emits.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let cert = params.self_signed(&key).map_err(cert_error)?;
+        let leaf_key = KeyPair::generate().map_err(cert_error)?;
+        Ok(Ca {
+            cert,
+            key,
+            leaf_key,
+            cache: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    /// The TLS server configuration presenting a leaf for `host` (a DNS name or an IP address,
+    /// which becomes an IP SAN). Cached per host for the whole run.
+    pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if let Some(cfg) = self
+            .cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&host)
+        {
+            return Ok(cfg.clone());
+        }
+        let mut params = CertificateParams::new(vec![host.clone()]).map_err(cert_error)?;
+        params.distinguished_name = DistinguishedName::new();
+        params
+            .distinguished_name
+            .push(DnType::CommonName, host.as_str());
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.use_authority_key_identifier_extension = true;
+        let leaf = params
+            .signed_by(&self.leaf_key, &self.cert, &self.key)
+            .map_err(cert_error)?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
+        let mut cfg =
+            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?
+                .with_no_client_auth()
+                .with_single_cert(vec![leaf.der().clone(), self.cert_der()], key)
+                .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?;
+        // We serve HTTP/1.1 only inside the tunnel; announcing it keeps clients off HTTP/2.
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let cfg = Arc::new(cfg);
+        self.cache
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(host, cfg.clone());
+        Ok(cfg)
+    }
+}
+
+/// PEM text of DER certificates.
+pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
+    let mut out = String::new();
+    for cert in certs {
+        out.push_str("-----BEGIN CERTIFICATE-----\n");
+        let b64 = STANDARD.encode(cert.as_ref());
+        for chunk in b64.as_bytes().chunks(64) {
+            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
+            out.push('\n');
+        }
+        out.push_str("-----END CERTIFICATE-----\n");
+    }
+    out
+}
+
+/// The roots the child needs besides the per-run CA: the user's own bundles (`REQUESTS_CA_BUNDLE`,
+/// `SSL_CERT_FILE`, `--cert-bundle`; they point at private CAs such as a corporate one) followed by
+/// the system roots, so that tunnelled hosts verify whichever variable the child reads.
+pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
+    let mut out = String::new();
+    for path in user_bundles {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+        out.push_str(text.trim_end());
+        out.push('\n');
+    }
+    let native = rustls_native_certs::load_native_certs();
+    if native.certs.is_empty() {
+        tracing::warn!(
+            errors = native.errors.len(),
+            "no system root certificates found; tunnelled hosts may fail to verify"
+        );
+    }
+    out.push_str(&der_to_pem(&native.certs));
+    Ok(out)
+}
+
+/// The CA bundle handed to the child: a file (0600) in a private folder (0700) of its own, both
+/// removed by [`BundleFile::remove`] or on drop.
+#[derive(Debug)]
+pub struct BundleFile {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl BundleFile {
+    /// Creates a new, unpredictably named private folder in `parent` (never an existing one) and
+    /// writes `pem` to `ca-bundle.pem` in it.
+    pub fn create(parent: &Path, pem: &str) -> Result<BundleFile> {
+        let mut name = [0u8; 12];
+        rand::Rng::fill(&mut rand::thread_rng(), &mut name[..]);
+        let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = parent.join(format!("woci-proxy-{hex}"));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&dir)
+            .map_err(|e| Error::io("cannot create", &dir, e))?;
+        let path = dir.join("ca-bundle.pem");
+        // From here on, drop cleans up whatever exists.
+        let bundle = BundleFile { dir, path };
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options
+            .open(&bundle.path)
+            .map_err(|e| Error::io("cannot create", &bundle.path, e))?;
+        file.write_all(pem.as_bytes())
+            .and_then(|_| file.sync_all())
+            .map_err(|e| Error::io("cannot write", &bundle.path, e))?;
+        Ok(bundle)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The private folder holding it.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Removes the file and its folder now (idempotent).
+    pub fn remove(&self) {
+        for result in [
+            std::fs::remove_file(&self.path),
+            std::fs::remove_dir(&self.dir),
+        ] {
+            match result {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    tracing::warn!(path = %self.dir.display(), error = %e, "cannot remove the proxy CA bundle")
+                }
+            }
+        }
+    }
+}
+
+impl Drop for BundleFile {
+    fn drop(&mut self) {
+        self.remove();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leaf_configs_are_cached_per_host() {
+        let ca = Ca::new().unwrap();
+        let a = ca.server_config("Example.COM").unwrap();
+        let b = ca.server_config("example.com").unwrap();
+        assert!(Arc::ptr_eq(&a, &b));
+        let ip = ca.server_config("127.0.0.1").unwrap();
+        assert!(!Arc::ptr_eq(&a, &ip));
+        assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    #[test]
+    fn bundle_file_is_private_and_removed_on_drop() {
+        let parent = tempfile::tempdir().unwrap();
+        let ca = Ca::new().unwrap();
+        let file = BundleFile::create(parent.path(), &ca.cert_pem()).unwrap();
+        let path = file.path().to_owned();
+        let dir = file.dir().to_owned();
+        assert_eq!(path.parent(), Some(dir.as_path()));
+        assert_eq!(dir.parent(), Some(parent.path()));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(&dir), 0o700);
+        }
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), ca.cert_pem());
+        let second = BundleFile::create(parent.path(), "x").unwrap();
+        assert_ne!(second.dir(), dir, "each run gets its own folder");
+        drop(file);
+        assert!(!path.exists() && !dir.exists());
+        second.remove();
+        second.remove();
+        assert!(!second.dir().exists());
+    }
+
+    #[test]
+    fn der_to_pem_round_trips() {
+        let ca = Ca::new().unwrap();
+        let pem = der_to_pem(&[ca.cert_der()]);
+        let mut reader = std::io::Cursor::new(pem.as_bytes());
+        let back: Vec<_> = rustls_pemfile::certs(&mut reader)
+            .collect::<std::result::Result<_, _>>()
+            .unwrap();
+        assert_eq!(back, vec![ca.cert_der()]);
+    }
+
+    #[test]
+    fn user_bundles_come_first_then_system_roots() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.pem");
+        std::fs::write(&p, "PEM-A\n\n").unwrap();
+        let roots = child_roots_pem(&[p.clone(), p]).unwrap();
+        assert!(roots.starts_with("PEM-A\nPEM-A\n"), "{roots}");
+        assert_eq!(
+            roots.len() - "PEM-A\nPEM-A\n".len(),
+            child_roots_pem(&[]).unwrap().len()
+        );
+        assert!(child_roots_pem(&[dir.path().join("missing.pem")]).is_err());
+    }
+}

@@ -1,0 +1,211 @@
+//! The proxy's front door: one task per client connection on 127.0.0.1, HTTP/1.1 with upgrades,
+//! `Proxy-Authorization` checked on every request, then CONNECT dispatched to [`super::mitm`]
+//! (hosts to re-sign) or a plain tunnel (everything else).
+//!
+//! Plain (non-CONNECT) proxy requests get 405: woci only sets `HTTPS_PROXY` for the child, so a
+//! plain request means some other program picked the proxy up; forwarding cleartext HTTP would
+//! add nothing and widen what the proxy does.
+
+use super::forward::text_response;
+use super::hosts::split_host_port;
+use super::{spawn_until_shutdown, ProxyBody, Shared};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::header::{HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
+use http::{Method, Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+/// Accepts clients until shutdown.
+pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let mut shutdown = shared.shutdown.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let s = shared.clone();
+                    spawn_until_shutdown(&shared.shutdown, serve_client(stream, s));
+                }
+                Err(e) => {
+                    // EMFILE and friends: back off instead of spinning; the listener stays up.
+                    tracing::warn!(error = %e, "proxy cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            () = super::stopped(&mut shutdown) => break,
+        }
+    }
+    tracing::debug!("proxy listener stopped");
+}
+
+async fn serve_client(stream: TcpStream, shared: Arc<Shared>) {
+    let _ = stream.set_nodelay(true);
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        async move { Ok::<_, Infallible>(handle(req, shared).await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .serve_connection(TokioIo::new(stream), svc)
+        .with_upgrades()
+        .await
+    {
+        tracing::debug!(error = %e, "proxy client connection ended with an error");
+    }
+}
+
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<ProxyBody> {
+    if !authorized(
+        req.headers().get(PROXY_AUTHORIZATION),
+        &shared.expected_credentials,
+    ) {
+        shared.stats.rejected_auth.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(method = %req.method(), "proxy request without valid credentials rejected");
+        let mut resp = text_response(
+            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
+            "woci proxy: authentication required",
+        );
+        resp.headers_mut().insert(
+            PROXY_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"woci\""),
+        );
+        return resp;
+    }
+    if req.method() != Method::CONNECT {
+        return text_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "woci proxy: only CONNECT (HTTPS) is supported",
+        );
+    }
+    let Some((host, port)) = req
+        .uri()
+        .authority()
+        .and_then(|a| split_host_port(a.as_str()))
+    else {
+        return text_response(
+            StatusCode::BAD_REQUEST,
+            "woci proxy: CONNECT needs host:port",
+        );
+    };
+    let host = host.to_ascii_lowercase();
+    shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+
+    if shared.resign_hosts.matches(&host, port) {
+        tracing::debug!(%host, port, "opening CONNECT for re-signing");
+        shared.stats.opened.fetch_add(1, Ordering::Relaxed);
+        let s = shared.clone();
+        spawn_until_shutdown(&shared.shutdown, async move {
+            match hyper::upgrade::on(req).await {
+                Ok(upgraded) => super::mitm::serve(upgraded, host, port, s).await,
+                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+            }
+        });
+        return text_response_empty(StatusCode::OK);
+    }
+
+    // Tunnel: connect first so that an unreachable host is a 502 the child can report.
+    tracing::debug!(%host, port, "tunnelling CONNECT");
+    let upstream = match shared.upstream.connect(&host, port).await {
+        Ok(s) => s,
+        Err(e) => {
+            shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%host, port, error = %e, "tunnel upstream unreachable");
+            return text_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("woci proxy: cannot reach {host}:{port}: {e}"),
+            );
+        }
+    };
+    shared.stats.tunnels.fetch_add(1, Ordering::Relaxed);
+    spawn_until_shutdown(&shared.shutdown, async move {
+        let mut upstream = upstream;
+        let _ = upstream.set_nodelay(true);
+        match hyper::upgrade::on(req).await {
+            Ok(upgraded) => {
+                let mut client = TokioIo::new(upgraded);
+                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                    tracing::debug!(error = %e, "tunnel ended with an error");
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
+        }
+    });
+    text_response_empty(StatusCode::OK)
+}
+
+fn text_response_empty(status: StatusCode) -> Response<ProxyBody> {
+    let mut resp = Response::new(super::empty_body());
+    *resp.status_mut() = status;
+    resp
+}
+
+/// Checks `Basic base64(user:secret)` against the expected `woci:<secret>` in constant time.
+fn authorized(value: Option<&HeaderValue>, expected: &[u8]) -> bool {
+    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let Some((scheme, b64)) = value.trim().split_once(' ') else {
+        return false;
+    };
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return false;
+    }
+    let Ok(given) = STANDARD.decode(b64.trim()) else {
+        return false;
+    };
+    constant_time_eq(&given, expected)
+}
+
+/// Equality whose time does not depend on where the first difference is (the length is public).
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_check() {
+        let expected = b"woci:0123abcd";
+        let ok = format!("Basic {}", STANDARD.encode("woci:0123abcd"));
+        assert!(authorized(
+            Some(&HeaderValue::from_str(&ok).unwrap()),
+            expected
+        ));
+        let lower = format!("basic  {}", STANDARD.encode("woci:0123abcd"));
+        assert!(authorized(
+            Some(&HeaderValue::from_str(&lower).unwrap()),
+            expected
+        ));
+        for bad in ["", "Basic", "Basic !!!", "Bearer d29jaTowMTIzYWJjZA=="] {
+            assert!(
+                !authorized(Some(&HeaderValue::from_str(bad).unwrap()), expected),
+                "{bad}"
+            );
+        }
+        let wrong = format!("Basic {}", STANDARD.encode("woci:0123abce"));
+        assert!(!authorized(
+            Some(&HeaderValue::from_str(&wrong).unwrap()),
+            expected
+        ));
+        assert!(!authorized(None, expected));
+    }
+
+    #[test]
+    fn constant_time_eq_basics() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

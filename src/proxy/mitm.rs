@@ -1,0 +1,99 @@
+//! An opened CONNECT: TLS terminated with a per-run-CA leaf for the CONNECT host, HTTP/1.1 served
+//! on it, each request re-signed when it qualifies ([`super::resign`]) and forwarded upstream.
+
+use super::forward::text_response;
+use super::resign::resign;
+use super::{ProxyBody, Shared};
+use http::header::AUTHORIZATION;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
+
+/// Serves one opened tunnel until the child closes it.
+pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: Arc<Shared>) {
+    let config = match shared.ca.server_config(&host) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(%host, error = %e, "cannot create a certificate for the opened host");
+            return;
+        }
+    };
+    let tls = match TlsAcceptor::from(config)
+        .accept(TokioIo::new(upgraded))
+        .await
+    {
+        Ok(tls) => tls,
+        Err(e) => {
+            // Usually the child does not trust the per-run CA (its CA bundle was overridden).
+            tracing::warn!(%host, error = %e, "TLS handshake with the child failed");
+            return;
+        }
+    };
+    let host: Arc<str> = host.into();
+    let svc = service_fn(move |req| {
+        let shared = shared.clone();
+        let host = host.clone();
+        async move { Ok::<_, Infallible>(handle(req, &host, port, &shared).await) }
+    });
+    if let Err(e) = http1::Builder::new()
+        .serve_connection(TokioIo::new(tls), svc)
+        .await
+    {
+        tracing::debug!(error = %e, "opened connection ended with an error");
+    }
+}
+
+async fn handle(
+    mut req: Request<Incoming>,
+    host: &str,
+    port: u16,
+    shared: &Shared,
+) -> Response<ProxyBody> {
+    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    let target = req
+        .uri()
+        .path_and_query()
+        .map(|pq| pq.as_str())
+        .unwrap_or("/")
+        .to_owned();
+    // The token is read per request so that a renewal applies to the very next request.
+    // Cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal.
+    let token = shared.token.borrow().clone();
+    let outcome = resign(
+        req.method(),
+        &target,
+        req.headers(),
+        &shared.public_key,
+        &token,
+    );
+    drop(token);
+    match outcome {
+        Ok(value) => {
+            req.headers_mut().insert(AUTHORIZATION, value);
+            shared.stats.swapped.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%host, method = %req.method(), path = req.uri().path(), "session token swapped");
+        }
+        Err(why) => {
+            shared.stats.untouched.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%host, method = %req.method(), path = req.uri().path(), reason = why.label(), "forwarded untouched");
+        }
+    }
+    match shared.forwarder.forward(host, port, req).await {
+        Ok(resp) => resp,
+        Err(reason) => {
+            shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%host, port, %reason, "upstream request failed");
+            text_response(
+                StatusCode::BAD_GATEWAY,
+                &format!("woci proxy: upstream {host}:{port} failed: {reason}"),
+            )
+        }
+    }
+}

@@ -1,0 +1,267 @@
+//! `woci --daemon`, `--daemon-status`, `--stop-daemon` with the real binary against the emulator:
+//! start, status, duplicate start, stop, stale pid file, renewal with short token lifetimes, and
+//! the daemon ending by itself (with its reason recorded) when renewal becomes impossible.
+//!
+//! Every daemon a test starts is stopped by a guard (SIGKILL by the pid it reported) even when
+//! the test fails. Waits poll the daemon's files up to a generous deadline; nothing asserts speed.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+use woci_emulator::Config;
+
+const DEADLINE: Duration = Duration::from_secs(90);
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Kills the daemon (by the pid it reported) when the test ends, passed or not.
+struct DaemonGuard(Option<i32>);
+
+impl Drop for DaemonGuard {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0 {
+            // SAFETY: kill(2) on the pid our own `woci --daemon` reported; ESRCH when already gone.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+            }
+        }
+    }
+}
+
+/// `woci ARGS --profile P` (the harness names no profile; `DEFAULT` would be used otherwise).
+async fn woci(w: &World, args: &[&str]) -> Output {
+    let mut c = w.woci();
+    c.args(args).args(["--profile", "P"]);
+    run(c).await
+}
+
+/// Starts the daemon and returns its guard and pid.
+async fn start(w: &World) -> (DaemonGuard, i32) {
+    let out = woci(w, &["--daemon"]).await;
+    let pid: i32 = stdout(&out).trim().parse().unwrap_or_else(|_| {
+        panic!("`woci --daemon` printed no pid (exit {:?}):\n{}\nlog:\n{}", out.status.code(), stderr(&out), log(w))
+    });
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("daemon started for profile `P` (pid {pid})")), "{}", stderr(&out));
+    (DaemonGuard(Some(pid)), pid)
+}
+
+fn state_path(w: &World) -> PathBuf {
+    w.session_dir().join("woci-daemon.json")
+}
+
+fn state(w: &World) -> serde_json::Value {
+    serde_json::from_str(&w.read(&state_path(w))).unwrap_or(serde_json::Value::Null)
+}
+
+fn log(w: &World) -> String {
+    w.read(&w.session_dir().join("woci-daemon.log"))
+}
+
+/// Polls `cond` until it holds or the deadline passes (then fails with `what` and the log).
+async fn wait_for(w: &World, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; state: {}\nlog:\n{}", state(w), log(w));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_status_duplicate_stop() {
+    let w = World::new().await;
+    let token = w.seed_token(3600);
+    let rt = w.seed_refresh_token();
+    let (_guard, pid) = start(&w).await;
+
+    assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")).trim(), pid.to_string());
+    let st = state(&w);
+    assert_eq!(st["pid"], pid);
+    assert_eq!(st["phase"], "running");
+    assert_eq!(st["profile"], "P");
+    assert!(st["next_renewal"].as_i64().is_some(), "{st}");
+    assert_eq!(w.emu.stats().requests, 0, "a valid token needs no renewal at start");
+
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains(&format!("daemon: running for profile `P` (pid {pid})")), "{text}");
+    assert!(text.contains("uptime") && text.contains("next renewal:") && text.contains("last error: none"), "{text}");
+
+    // `--status` shows the daemon too.
+    let out = woci(&w, &["--status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(v["daemon"]["running"], true);
+    assert_eq!(v["daemon"]["pid"], pid);
+
+    let dup = woci(&w, &["--daemon"]).await;
+    assert_eq!(dup.status.code(), Some(10), "{}", stderr(&dup));
+    assert!(stderr(&dup).contains(&format!("already running for profile `P` (pid {pid})")), "{}", stderr(&dup));
+    assert!(alive(pid), "the duplicate start must not disturb the running daemon");
+
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("stopped the daemon of profile `P` (pid {pid})")), "{}", stderr(&out));
+    let st = state(&w);
+    assert_eq!(st["phase"], "exited");
+    assert_eq!(st["exit_reason"], "stopped by SIGTERM");
+    assert_eq!(st["exit_code"], 0);
+
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("not running") && stdout(&out).contains("stopped by SIGTERM"), "{}", stdout(&out));
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(1), "nothing left to stop");
+
+    assert_no_secrets(&log(&w), &[&token, &rt, &w.cfg.exchange_client_secret]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stale_pid_file_is_ignored() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    // A pid file left by a crashed daemon (nobody holds its lock).
+    std::fs::write(w.session_dir().join("woci_refresh.pid"), "999999\n").unwrap();
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("stale pid file (pid 999999, not locked) ignored"), "{}", stdout(&out));
+
+    let (_guard, pid) = start(&w).await;
+    assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")).trim(), pid.to_string());
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renews_short_lived_tokens_then_exits_when_the_refresh_token_is_revoked() {
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(6), ..Config::default() }).await;
+    w.seed_token(-10);
+    let first_rt = w.seed_refresh_token();
+    let (_guard, _pid) = start(&w).await;
+    assert_eq!(w.emu.stats().exchanges, 1, "`--daemon` renewed the expired token before detaching");
+
+    // The 6 s token is renewed at half-life by the daemon, repeatedly.
+    wait_for(&w, "two renewals by the daemon", || w.emu.stats().exchanges >= 3).await;
+    let st = state(&w);
+    assert!(st["last_renewal"].as_i64().is_some() && st["token_exp"].as_i64().is_some(), "{st}");
+
+    // Revoked refresh token: the daemon cannot log in, so it exits and says why.
+    w.emu.revoke_refresh_tokens();
+    wait_for(&w, "the daemon to exit", || daemon_gone(&w)).await;
+    let st = state(&w);
+    assert_eq!(st["phase"], "exited", "{st}");
+    assert_eq!(st["exit_code"], 3, "{st}");
+    let reason = st["exit_reason"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason.contains("renewal is no longer possible") && reason.contains("woci session authenticate"),
+        "{reason}"
+    );
+
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("renewal is no longer possible"), "{}", stdout(&out));
+
+    let out = woci(&w, &["--status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    assert_eq!(v["daemon"]["running"], false);
+    assert_eq!(v["daemon"]["exit_code"], 3);
+
+    let token = w.read(&w.token_path());
+    let rt = w.read(&w.session_dir().join("refresh_token"));
+    assert_no_secrets(&log(&w), &[&token, &rt, &first_rt, &w.cfg.exchange_client_secret]);
+}
+
+/// The daemon is not our child (it was detached and may linger as a zombie until some init reaps
+/// it), so "gone" means its pid lock is free.
+fn daemon_gone(w: &World) -> bool {
+    !pid_locked(&w.session_dir().join("woci_refresh.pid"))
+}
+
+fn pid_locked(path: &Path) -> bool {
+    use fs4::fs_std::FileExt;
+    let Ok(f) = std::fs::OpenOptions::new().read(true).write(true).open(path) else { return false };
+    match FileExt::try_lock_exclusive(&f) {
+        Ok(true) => {
+            let _ = FileExt::unlock(&f);
+            false
+        }
+        _ => true,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_refresh_profile_daemon_exits_at_sess_exp() {
+    let w = World::with_config(Config {
+        upst_ttl: Duration::from_secs(3),
+        session_max: Duration::from_secs(8),
+        ..Config::default()
+    })
+    .await;
+    // A profile from `oci session authenticate`: no IdP in the manager INI, key + token in the config.
+    w.write_manager_ini(&[
+        ("authz_base_url", ""),
+        ("token_url", ""),
+        ("token_exchange_url", ""),
+        ("auth_client_id", ""),
+        ("auth_client_secret", ""),
+        ("client_id", ""),
+        ("client_secret", ""),
+        ("scope", ""),
+        ("redirect_port", ""),
+    ]);
+    let key = woci::keys::KeyPair::generate().unwrap();
+    std::fs::create_dir_all(w.session_dir()).unwrap();
+    let key_path = w.session_dir().join("oci_api_key.pem");
+    std::fs::write(&key_path, key.private_pem().unwrap().as_bytes()).unwrap();
+    let token = w.emu.issue_upst(&key.public_pem(), Duration::from_secs(3));
+    std::fs::write(w.token_path(), &token).unwrap();
+    std::fs::write(
+        w.config_path(),
+        format!(
+            "[P]\nregion=us-ashburn-1\nkey_file={}\nsecurity_token_file={}\nfingerprint={}\ntenancy={}\n",
+            key_path.display(),
+            w.token_path().display(),
+            key.fingerprint(),
+            w.cfg.tenancy_ocid
+        ),
+    )
+    .unwrap();
+
+    let out = {
+        let mut c = w.woci();
+        c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).args(["--daemon", "--profile", "P"]);
+        run(c).await
+    };
+    assert_eq!(out.status.code(), Some(0), "{}\nlog:\n{}", stderr(&out), log(&w));
+    let pid: i32 = stdout(&out).trim().parse().expect("pid on stdout");
+    let _guard = DaemonGuard(Some(pid));
+
+    wait_for(&w, "the daemon to stop at `sess_exp`", || daemon_gone(&w)).await;
+    assert!(
+        w.emu.stats().session_refreshes >= 1,
+        "the daemon refreshed the session before its end: {:?}\nstate: {}\nlog:\n{}",
+        w.emu.stats(),
+        state(&w),
+        log(&w)
+    );
+    let st = state(&w);
+    assert_eq!(st["phase"], "exited", "{st}");
+    assert_eq!(st["exit_code"], 9, "{st}");
+    assert!(st["exit_reason"].as_str().unwrap_or_default().contains("oci session authenticate"), "{st}");
+    assert_no_secrets(&log(&w), &[&token, &w.read(&w.token_path())]);
+}

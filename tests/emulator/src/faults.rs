@@ -1,0 +1,154 @@
+//! Fault injection per endpoint: latency, 5xx, malformed JSON, dropped connections,
+//! forced `invalid_grant`, forced `access_denied`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::events::Endpoint;
+
+/// What to do to a request instead of (or after a delay, before) serving it normally.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum FaultAction {
+    /// Serve normally (use with `latency_ms` for a pure delay).
+    #[default]
+    None,
+    /// Answer with this status and an OCI/OAuth-shaped JSON error body.
+    Status { status: u16 },
+    /// Answer `200` with a body that is not JSON.
+    MalformedJson,
+    /// Close the connection without writing a response.
+    DropConnection,
+    /// Answer `400 {"error":"invalid_grant"}` (token endpoints).
+    InvalidGrant,
+    /// `/authorize` redirects back with `error=access_denied`.
+    AccessDenied,
+}
+
+/// A fault for one endpoint. Build with the constructors and refine with [`Fault::times`] /
+/// [`Fault::with_latency`]:
+/// `emu.set_fault(Endpoint::IdpToken, Fault::status(503).times(2))`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fault {
+    /// Added before the request is handled.
+    #[serde(default)]
+    pub latency_ms: u64,
+    #[serde(default)]
+    pub action: FaultAction,
+    /// How many requests the fault affects before it disappears; `None` = every request.
+    #[serde(default)]
+    pub count: Option<u32>,
+}
+
+impl Fault {
+    pub fn new(action: FaultAction) -> Self {
+        Fault {
+            latency_ms: 0,
+            action,
+            count: None,
+        }
+    }
+
+    /// Answer with `status` (OAuth error JSON on token endpoints, OCI error JSON elsewhere).
+    pub fn status(status: u16) -> Self {
+        Self::new(FaultAction::Status { status })
+    }
+
+    /// Serve normally after `latency`.
+    pub fn latency(latency: Duration) -> Self {
+        Self::new(FaultAction::None).with_latency(latency)
+    }
+
+    /// `200` with a body that is not JSON.
+    pub fn malformed_json() -> Self {
+        Self::new(FaultAction::MalformedJson)
+    }
+
+    /// Close the connection without a response.
+    pub fn drop_connection() -> Self {
+        Self::new(FaultAction::DropConnection)
+    }
+
+    /// `400 {"error":"invalid_grant"}`.
+    pub fn invalid_grant() -> Self {
+        Self::new(FaultAction::InvalidGrant)
+    }
+
+    /// `/authorize` answers `error=access_denied` to the redirect URI.
+    pub fn access_denied() -> Self {
+        Self::new(FaultAction::AccessDenied)
+    }
+
+    /// Only the next `n` requests are affected.
+    pub fn times(mut self, n: u32) -> Self {
+        self.count = Some(n);
+        self
+    }
+
+    /// Adds a delay before the action.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency_ms = latency.as_millis().min(u64::MAX as u128) as u64;
+        self
+    }
+}
+
+#[derive(Default)]
+pub struct Faults {
+    active: Mutex<HashMap<Endpoint, Fault>>,
+}
+
+impl Faults {
+    pub fn set(&self, endpoint: Endpoint, fault: Fault) {
+        let mut active = self.active.lock().unwrap();
+        if fault.count == Some(0) {
+            active.remove(&endpoint);
+        } else {
+            active.insert(endpoint, fault);
+        }
+    }
+
+    pub fn clear(&self) {
+        self.active.lock().unwrap().clear();
+    }
+
+    /// Takes one use of the endpoint's fault, if any (the caller applies latency and action).
+    pub fn take(&self, endpoint: Endpoint) -> Option<Fault> {
+        let mut active = self.active.lock().unwrap();
+        let fault = active.get_mut(&endpoint)?;
+        let taken = fault.clone();
+        if let Some(n) = fault.count.as_mut() {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                active.remove(&endpoint);
+            }
+        }
+        Some(taken)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_limits_the_fault() {
+        let f = Faults::default();
+        f.set(Endpoint::IdpToken, Fault::status(503).times(2));
+        assert_eq!(
+            f.take(Endpoint::IdpToken).unwrap().action,
+            FaultAction::Status { status: 503 }
+        );
+        assert!(f.take(Endpoint::Exchange).is_none());
+        assert!(f.take(Endpoint::IdpToken).is_some());
+        assert!(f.take(Endpoint::IdpToken).is_none());
+        f.set(Endpoint::Exchange, Fault::drop_connection());
+        for _ in 0..5 {
+            assert!(f.take(Endpoint::Exchange).is_some());
+        }
+        f.clear();
+        assert!(f.take(Endpoint::Exchange).is_none());
+    }
+}

@@ -1,0 +1,304 @@
+//! Shared by the proxy tests: the profile and other test keys, and a local TLS "OCI" upstream
+//! (own test CA, HTTP/1.1) that records what it receives.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, StreamBody};
+use hyper::body::Frame;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::Barrier;
+use woci::keys::KeyPair;
+use woci::signer::{self, SignatureHeader};
+
+pub const PROFILE_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQCr/hcFD6k1dWf6
+CBPt6cqdKnXkThb8L/ERPn0mDgb5qqVIvUA18hHWx7rd6sH6ELJW6gkLF1Dp7eaF
+l/7B4vnu56GD/ehkMRFJRlrG9GSvNI/6t3ugHHERXGy7FYfmK6+DNvyUUzviacUE
+BNYq90RGXhGg0ygcNZ7h0thHYPKx4E/OMKytpHu7a/HZLIggp3Gs8pfwXtYwMQob
+JVCvM/TGLzN43IX8PQCYOdz1hJKvhtAIE7hioMSEox2ysPV05xnyM7pqL+yxLx/n
+lonqEDnGRupi2PBDTR7RJJbhUgDsvN/vuIJ1WbppsI280sI548kVfnGVACuHR2r4
+9+MRxMJpAgMBAAECggEAOtPd680/gxl1RwAcUPP2aWtsh3puQjPjsJI/HBUQLbVA
+c3DH1avGjkAimmUBlBbB6RiDn1eKRXkpr+gdKxQHiL+RbyQZqKtfzkBSLFrLVWIV
+HRxFHK6dveJvDk5+/StUDP1xxwnxIbArwwQkfO22XJswTGHtBjkQ7wy/DSsL1+rg
+XHbHwCj7a2NnIaA7gC6yMR74Rmv2Q9f6uDpcQO5fOONkuyDfN48sG4Z8ClgxXLsK
+bC/5NbxPH43B18CZHUZ1t29WIP4QWHC6bm+WlfqmFsaRAaOC65mItIWlVZs/mlSf
+rNN1Jkx9TXeHBakMTWM+4npOcw9i1MgWdVaBzklGQQKBgQDyJRu+5JwTEQtLCkV0
+7Hw7+Yiug3QyA0C4hOtt7g8N2YK8RLMUI3XS2FTZzniQ4GAevXB96GXVowo9bkQs
+Pz4UMLTmRrl7mv5tfmfbMgJoZCcBZqH8T2BABDc1I7VOmr3Dl5jzhuF9A7eJ6zWr
+DoTZPW+d7CR7DjyB7CRvFOJbmwKBgQC11WcbkgYVeZpdS3AnHcJ69NELiKSDGq+m
+Xp6EVq0IGQvgSdel09zhnPbVR1dW50/oNbAj79fW/cXPk4SH0VkjBCIIB3UluqHF
+m1FX3DhBYOI+Csf8XlAKrVWbK8oi0PF5hKw8OkhTB3Ko2mI66QvWvryW13ppWDW5
+Bbv7hCiESwKBgQC3NpKmvizFVGkaDxx8mo5phqX/fSEG0mU+9/t2guBLF1+O+eAR
+hb8ZmGujHVEmNU8lEysxaQzcN2+BCZR1ciiTeEL31V10g9KsoC8Or+kYeWb17WT1
+Fk36QfZPs8P0RKr+eg7VfCHSyGQv65MA6YxlHtH8SHdV0HDB0R3EGqYmrwKBgQC1
+D/IjDw4F1lfy7IqaONUOsLd0n7UJY8pihTedmd2lAaPEzGLzGnuJIU7c47RBsgXs
+uYFS16J6z6po34EJ6Vm0N4pXqm1pi2VJKzcdoQlXeMzwcLXhRFy5tQ5YfItEjgDW
+O1lyg6q/Gtx+7S8BcEw8oyORpLGdMpwUSHR+qIPb7wKBgQC/hRoIttiWezX6FnnB
+eQkurwRsilyM9eRRUptJ7qIYn9FzY2fYFCH5n2EBmx0s8sNA4NSV2ymDj8xQqAJ+
+arICY4R10CGUkANSZR9HqpkkcCNnlvVeah0NcfWd3jREatXk4WhZHcT3MIzTHm0H
+6gESgOGvVAZdyVSWMNspmdZEYw==
+-----END PRIVATE KEY-----
+";
+pub const OTHER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
+MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDVhjDMXgCtfQz9
+T2Ooflu81YuxVcmnCNxLR+bHjA8xG32U2j/9aYUvubAau6tIRHonM60awOZF7654
+AZXJ93aAwchvJbk5ZOrq3ouUvBrVoXgNzw/Dyytb4099Dc7uK2R7fzpdDxq4nAMy
+zXIt4aYfTWLECp0pLM0+bJsz2e2KEb7IoOQZiQ4OGFVXX+K/osCq3Lc0ndTL76MI
+g5rbvrvOlQegtbAjL0ITeCxceqe6DUqUpRaWsPcTxJ+HZInzQVMDctb7P2BS6Ujd
+tRqxz4qU3Aj7jM7M826GgZdgzcZTqSD4Qae73wm5JKzUedlTLXWxRjCvfSDlLvMp
+WeIAyZbJAgMBAAECggEAE7QDyb/84QVyjudmA1TRo02zS8RmTL8REPNMFOrUNgxa
+3ML896Xmj95bJURfDFahTP/EP/0/4oE5AMLorw/iRARduf/ppSWuVcj+aVWoRkFV
+ojSSuFcFo7+IhLoi97BSX+EAIjk0Fofy9Zumpxw055uM+xkdooCLWfDMq463EC/i
+snBWqrvkpPs3VLIceoba85SCI/ie6gFo7eCMr86jBF7z8evlyvwfd4fNbV4u5o3F
+QaNAXWHLMzEXO+wG3NmeqEzHqbkwN0lBEXYGIXX3TxljnLZbxQUrzS2Eu2rqsinO
+lqfRa81aGGac3XBPJWDGzc7bXDa7bMUKYOlDzCuSNwKBgQD/FaAn1AUaGSkSvnIN
+IEythu4an3Hv2uUOEbJfw3deyj2nNIHrFhZ1Wa2O29npo+jP2KAc5gD0jiOLG8fx
+JPEAJNP0qrQVOd2WJbJFBFGePJdbbFUF9vJON+735YUfnI4j/3tn25y/VYQ9YQ3q
+LKtZBEMOWltnBshJfWqF8kLWXwKBgQDWSmEDmN0bu4n3/eRohzbbLkippJGvc0gi
+fMwrZVnOYWiSME9MHWtTvFdTu4cOnLp31rAfJeAt/0GwU67vgZFCjeA5bsvZ/TFb
+snuftKROd2/jt+ZW4nPPVUTM3RsOK48y4fDEr6aZeZaEvc/arNnF3xVqCggcDoMl
+SCHfmtGT1wKBgQCqjaAO4UEkCQygXrvNMPpzz9Ll9BPvRpF+TbDRPNVUiK6eXIo9
+UABmKDbWXQMfp5tjVTkA+XxMB7mWKlYOUx/cc8NQRM6xnoYc/Ulrwg58WZDt7MoQ
+eePbDqT2FP1kfH3BbfHqKDlu6NPJYlo2Z/WNSD85moqgoTVLhdKyip/LywKBgCYr
+1aAoaKp5+5ebOEaOX20nj3X4hKL2LBFIna3VPewPWetAg7+RNf8Se5PEwcgOjwCt
+022Y95f58h+QqIatU8zBLQHOBK3t9g7Zej/2k5YOnHW52mP7rpluHPVJJXqes8Fi
+kdrXVxvblr5KeW4AgEJI/K2I3+zvgNjxQmdsUoy9AoGAWT+KxDHODoabxtzBU+T6
+KkiHK8I3Ca/cPKK/tNkNMlBgwwLtuEIOH+X4CaecXkGWAvH2JesIfU1sbnuUnEQD
+vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
+1m7kBLp5nEtOBYmJmZGIEqA=
+-----END PRIVATE KEY-----
+";
+
+pub const PARALLEL: usize = 15;
+
+/// The streamed upload: `BIG_MIB` MiB, of which the client may be at most `WINDOW_MIB` MiB ahead
+/// of what the upstream has received.
+pub const BIG_PATH: &str = "/n/ns/b/bucket/o/big";
+pub const BIG_MIB: usize = 128;
+pub const WINDOW_MIB: usize = 48;
+/// The streamed download: `DOWNLOAD_MIB` MiB, paced like the upload.
+pub const DOWNLOAD_PATH: &str = "/n/ns/b/bucket/o/download";
+pub const DOWNLOAD_MIB: usize = 112;
+
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: Method,
+    pub target: String,
+    pub headers: HeaderMap,
+    pub len: u64,
+    pub sha256: String,
+}
+
+pub struct Upstream {
+    pub port: u16,
+    pub ca_file: tempfile::NamedTempFile,
+    pub leaf_der: Vec<u8>,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    /// Streaming progress of the big transfers.
+    pub progress: Arc<Progress>,
+}
+
+/// How far the big transfers got, counted frame by frame.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Body bytes of the `BIG_PATH` upload the upstream has received.
+    pub big_received: AtomicU64,
+    /// Bytes of the `DOWNLOAD_PATH` answer the client has received (the test counts them).
+    pub download_received: AtomicU64,
+}
+
+impl Upstream {
+    pub fn case(&self, name: &str) -> Seen {
+        let seen = self.seen.lock().unwrap();
+        let found: Vec<&Seen> = seen
+            .iter()
+            .filter(|s| s.headers.get("x-test-case").is_some_and(|v| v == name))
+            .collect();
+        assert_eq!(
+            found.len(),
+            1,
+            "upstream saw case {name} {} times",
+            found.len()
+        );
+        found[0].clone()
+    }
+}
+
+pub async fn upstream_handle(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    barrier: Arc<Barrier>,
+    progress: Arc<Progress>,
+) -> Result<Response<BoxBody<Bytes, Infallible>>, Infallible> {
+    let is_big = req.uri().path() == BIG_PATH;
+    let is_download = req.uri().path() == DOWNLOAD_PATH;
+    let (parts, mut body) = req.into_parts();
+    let mut hasher = Sha256::new();
+    let mut len = 0u64;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.expect("request body frame");
+        if let Some(data) = frame.data_ref() {
+            hasher.update(data);
+            len += data.len() as u64;
+            if is_big {
+                progress
+                    .big_received
+                    .fetch_add(data.len() as u64, Ordering::SeqCst);
+            }
+        }
+    }
+    if parts.uri.path() == "/parallel" {
+        // Answers only once all parallel uploads have arrived: serialization would hang here.
+        barrier.wait().await;
+    }
+    let sha256 = hex(&hasher.finalize());
+    // JSON, so that `oci` commands can parse the answer (unknown fields are ignored).
+    let answer = format!(r#"{{"len":{len},"sha256":"{sha256}"}}"#);
+    seen.lock().unwrap().push(Seen {
+        method: parts.method,
+        target: parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_owned())
+            .unwrap_or_default(),
+        headers: parts.headers,
+        len,
+        sha256,
+    });
+    if is_download {
+        return Ok(download(progress));
+    }
+    let mut response = Response::new(Full::new(Bytes::from(answer)).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}
+
+/// `DOWNLOAD_MIB` MiB of `download_byte(i)`, where MiB k is sent only once the client has received
+/// k - `WINDOW_MIB` MiB: a proxy that buffered responses would stall it.
+fn download(progress: Arc<Progress>) -> Response<BoxBody<Bytes, Infallible>> {
+    let chunk = Bytes::from((0..1 << 20).map(download_byte).collect::<Vec<u8>>());
+    let frames = futures_util::stream::unfold(0usize, move |k| {
+        let (chunk, progress) = (chunk.clone(), progress.clone());
+        async move {
+            if k == DOWNLOAD_MIB {
+                return None;
+            }
+            let need = (k.saturating_sub(WINDOW_MIB) as u64) << 20;
+            while progress.download_received.load(Ordering::SeqCst) < need {
+                tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+            }
+            Some((Ok::<_, Infallible>(Frame::data(chunk)), k + 1))
+        }
+    });
+    let mut response = Response::new(StreamBody::new(frames).boxed());
+    response.headers_mut().insert(
+        http::header::CONTENT_LENGTH,
+        http::HeaderValue::from(DOWNLOAD_MIB << 20),
+    );
+    response
+}
+
+/// Byte `i` of every MiB of the download.
+pub fn download_byte(i: usize) -> u8 {
+    (i * 7 % 241) as u8
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub async fn start_upstream() -> Upstream {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, IsCa, KeyPair as RcKey, KeyUsagePurpose,
+    };
+    let ca_key = RcKey::generate().unwrap();
+    let mut ca_params = CertificateParams::default();
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "woci test upstream CA");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = RcKey::generate().unwrap();
+    let leaf_params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+
+    let mut ca_file = tempfile::NamedTempFile::new().unwrap();
+    std::io::Write::write_all(&mut ca_file, ca.pem().as_bytes()).unwrap();
+
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone()], key)
+    .unwrap();
+    tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let barrier = Arc::new(Barrier::new(PARALLEL));
+    let progress = Arc::new(Progress::default());
+    let progress2 = progress.clone();
+    let seen2 = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let acceptor = acceptor.clone();
+            let seen = seen2.clone();
+            let barrier = barrier.clone();
+            let progress = progress2.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(move |req| {
+                    upstream_handle(req, seen.clone(), barrier.clone(), progress.clone())
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), svc)
+                    .await;
+            });
+        }
+    });
+    Upstream {
+        port,
+        ca_file,
+        leaf_der: leaf.der().to_vec(),
+        seen,
+        progress,
+    }
+}
+
+pub fn verifies(seen: &Seen, key: &KeyPair) -> bool {
+    let sig = SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap()).unwrap();
+    let text =
+        signer::signing_string(&seen.method, &seen.target, &seen.headers, &sig.headers()).unwrap();
+    signer::verify(key.public(), &text, sig.signature())
+}
+
+pub fn key_id(seen: &Seen) -> String {
+    SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap())
+        .unwrap()
+        .key_id()
+        .to_owned()
+}

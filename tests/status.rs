@@ -1,0 +1,204 @@
+//! `woci --status [--json]` with the real binary: one test per session state, checking the exit
+//! code, the JSON fields and the text, that no request reaches the emulator, that the renewal
+//! lock is not needed, and that no token or refresh token is ever printed.
+
+mod common;
+
+use common::*;
+use std::process::Output;
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+async fn status(w: &World, json: bool, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    let mut c = w.woci();
+    c.args(["--status", "--profile", "P"]);
+    if json {
+        c.arg("--json");
+    }
+    c.args(extra);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run(c).await
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(o), stderr(o)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn valid_token() {
+    let w = World::new().await;
+    let token = w.seed_token(3600);
+    let rt = w.seed_refresh_token();
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["profile"], "P");
+    assert_eq!(v["usable"], true);
+    assert_eq!(v["next_action"], "none");
+    assert_eq!(v["renewal"], "idp");
+    assert_eq!(v["token"]["state"], "valid");
+    assert_eq!(v["token"]["user"], "ocid1.user.oc1..seed");
+    assert_eq!(v["token"]["tenancy"], "ocid1.tenancy.oc1..seed");
+    let left = v["token"]["expires_in"].as_i64().unwrap();
+    assert!((3500..=3600).contains(&left), "{left}");
+    assert_eq!(v["refresh_token"]["stored"], true);
+    assert_eq!(v["refresh_token"]["encrypted"], false);
+    assert_eq!(v["daemon"]["running"], false);
+
+    let text = status(&w, false, &[], &[]).await;
+    assert_eq!(text.status.code(), Some(0));
+    let t = stdout(&text);
+    for needle in [
+        "profile: P",
+        "session token: valid",
+        "user:    ocid1.user.oc1..seed",
+        "refresh token: stored, not encrypted",
+        "daemon: not running",
+        "next call: nothing",
+        "usable: yes (exit 0)",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?}:\n{t}");
+    }
+    for o in [&out, &text] {
+        assert_no_secrets(&format!("{}{}", stdout(o), stderr(o)), &[&token, &rt]);
+    }
+    assert_eq!(w.emu.stats().requests, 0, "--status makes no network call");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_token_with_refresh_token_is_usable_and_not_renewed() {
+    let w = World::new().await;
+    let token = w.seed_token(-30);
+    let rt = w.seed_refresh_token();
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["token"]["state"], "expired");
+    assert_eq!(v["next_action"], "refresh");
+    assert!(v["token"]["expires_in"].as_i64().unwrap() < 0);
+    assert_eq!(w.read(&w.token_path()), token, "--status never renews");
+    assert_eq!(w.emu.stats().requests, 0);
+    assert_no_secrets(&stdout(&out), &[&token, &rt]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_refresh_token_means_login_exit_3() {
+    let w = World::new().await;
+    w.seed_token(-30);
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["next_action"], "login");
+    assert_eq!(v["usable"], false);
+    assert_eq!(v["refresh_token"]["stored"], false);
+
+    // No token at all.
+    std::fs::remove_file(w.token_path()).unwrap();
+    let out = status(&w, false, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert!(stdout(&out).contains("session token: missing"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("next call: login"), "{}", stdout(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encrypted_refresh_token_with_right_wrong_and_no_passphrase() {
+    let w = World::new().await;
+    w.seed_token(-30);
+    let rt = w.emu.issue_refresh_token();
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"pass-phrase-1".into());
+    std::fs::write(w.session_dir().join("refresh_token"), &sealed).unwrap();
+    let var = ["--refresh-token-passphrase-env", "WOCI_TEST_RT_PASS"];
+
+    let out = status(&w, true, &[("WOCI_TEST_RT_PASS", "pass-phrase-1")], &var).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["refresh_token"]["encrypted"], true);
+    assert_eq!(v["refresh_token"]["passphrase"], "env");
+    assert_eq!(v["refresh_token"]["decryptable"], true);
+    assert_eq!(v["next_action"], "refresh");
+
+    let out = status(&w, true, &[("WOCI_TEST_RT_PASS", "pass-phrase-2")], &var).await;
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert_eq!(json(&out)["refresh_token"]["decryptable"], false);
+    assert_eq!(json(&out)["next_action"], "impossible");
+
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(8), "no passphrase configured");
+    assert_eq!(json(&out)["refresh_token"]["passphrase"], "none");
+
+    let out = status(&w, true, &[], &var).await;
+    assert_eq!(out.status.code(), Some(2), "the passphrase variable is not set");
+
+    assert_eq!(std::fs::read_to_string(w.session_dir().join("refresh_token")).unwrap(), sealed, "file untouched");
+    assert_eq!(w.emu.stats().requests, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupt_token_is_exit_7() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    std::fs::write(w.token_path(), "not-a-jwt-secretish-content").unwrap();
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["token"]["state"], "corrupt");
+    assert!(!stdout(&out).contains("not-a-jwt-secretish-content"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profile_without_idp_and_expired_session_is_exit_9() {
+    let w = World::new().await;
+    w.write_manager_ini(&[
+        ("authz_base_url", ""),
+        ("token_url", ""),
+        ("token_exchange_url", ""),
+        ("auth_client_id", ""),
+        ("auth_client_secret", ""),
+        ("client_id", ""),
+        ("client_secret", ""),
+        ("scope", ""),
+        ("redirect_port", ""),
+    ]);
+    w.seed_token(-30);
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["renewal"], "session_refresh");
+    assert_eq!(v["next_action"], "impossible");
+    assert!(v["reason"].as_str().unwrap().contains("oci session authenticate --profile P"), "{v}");
+
+    // Still valid but inside the window: a session refresh would do.
+    w.seed_token(30);
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["next_action"], "session_refresh");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_does_not_wait_for_the_renewal_lock() {
+    use fs4::fs_std::FileExt;
+    let w = World::new().await;
+    w.seed_token(-30);
+    w.seed_refresh_token();
+    let lock = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(w.session_dir().join(".lock"))
+        .unwrap();
+    assert!(FileExt::try_lock_exclusive(&lock).unwrap());
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(json(&out)["next_action"], "refresh");
+    FileExt::unlock(&lock).unwrap();
+}
