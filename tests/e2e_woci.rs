@@ -372,3 +372,79 @@ async fn auto_refresh_multipart_put_through_real_oci_outlives_tokens() {
         "the downloaded object is the uploaded file"
     );
 }
+
+/// The stored refresh token was spent elsewhere (another machine, a copied profile): the real
+/// provider answers `invalid_grant` and revokes the grant, and woci falls back to a fresh
+/// login (through `BROWSER`), then carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spent_refresh_token_falls_back_to_a_login() {
+    let s = Setup::start(Config::default()).await;
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE])
+        .await;
+    let rt1 = s.read("refresh_token");
+
+    // Someone else uses the stored refresh token first; it rotates away from woci.
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", rt1.as_str()),
+        ("client_id", s.idp.client_id.as_str()),
+    ];
+    let resp = reqwest::Client::new()
+        .post(&s.idp.token_endpoint)
+        .basic_auth(&s.idp.client_id, s.idp.client_secret.as_deref())
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200, "the out-of-band refresh works");
+
+    let upst1 = claims(&s.read("token"));
+    let out = s
+        .run_ok(&["session", "refresh", "--profile", PROFILE])
+        .await;
+    let rt2 = s.read("refresh_token");
+    assert!(
+        !rt2.is_empty() && rt2 != rt1,
+        "a new refresh token from the new login"
+    );
+    assert_ne!(claims(&s.read("token"))["jti"], upst1["jti"], "a new UPST");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("login"),
+        "woci says it had to log in again:\n{stderr}"
+    );
+
+    // The new session works with the real oci.
+    let os = s.emu.os_endpoint();
+    let out = s.run_ok(&s.os_args(&os, &["os", "ns", "get"])).await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.emu.namespace()));
+}
+
+/// The provider is down when a renewal is due: woci fails with the network exit code (6), names
+/// the provider, and leaves the token and refresh token as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_provider_fails_cleanly_and_keeps_the_session_files() {
+    let mut s = Setup::start(Config::default()).await;
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE])
+        .await;
+    let (rt, token) = (s.read("refresh_token"), s.read("token"));
+    s.idp.stop();
+
+    let mut cmd = s.woci(&["session", "refresh", "--profile", PROFILE]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(6),
+        "network failure exit code; stderr:\n{stderr}"
+    );
+    assert!(stderr.contains("identity provider"), "{stderr}");
+    assert_eq!(
+        s.read("refresh_token"),
+        rt,
+        "the refresh token is untouched"
+    );
+    assert_eq!(s.read("token"), token, "the token is untouched");
+}

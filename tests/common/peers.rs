@@ -304,6 +304,12 @@ impl NodeIdp {
         }
     }
 
+    /// Stops the provider now (it stays stopped; the endpoints refuse connections).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// What the provider wrote to stderr so far (warnings, `server_error`s, debug lines).
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
