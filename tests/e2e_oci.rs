@@ -3,22 +3,17 @@
 //! short-lived session tokens, and the same upload without the proxy dies with 401.
 
 mod common;
+#[path = "common/peers.rs"]
+mod peers;
 
 use common::*;
+use peers::oci_cli;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use woci_emulator::Config;
 
 const MIB: usize = 1024 * 1024;
 
-/// The real `oci` CLI installed by `scripts/setup-e2e`; missing means the suite fails, loudly.
-fn oci_cli() -> PathBuf {
-    let p = std::env::var_os("WOCI_TEST_OCI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".e2e/venv/bin/oci"));
-    assert!(p.is_file(), "the real `oci` CLI is missing at `{}`: run scripts/setup-e2e", p.display());
-    p
-}
 
 /// Emulator with TLS and short-lived UPSTs, a seeded refresh token, and the real `oci`.
 struct Upload {

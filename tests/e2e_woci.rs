@@ -31,7 +31,11 @@ impl Setup {
     /// The real IdP, the emulator (TLS, trusting the IdP) and a HOME whose manager INI points
     /// woci at both, with the real `oci` as `oci_command`.
     async fn start(cfg: Config) -> Setup {
-        let idp = NodeIdp::start(IdpOptions::default());
+        let idp = NodeIdp::start(IdpOptions {
+            // The provider's own default: `offline_access` needs `prompt=consent`, which woci sends.
+            strict_offline_access: true,
+            ..IdpOptions::default()
+        });
         let cfg = Config {
             tls: true,
             trusted_issuers: vec![TrustedIssuer {

@@ -4,8 +4,7 @@
 //! signature that still verifies. The same commands without the proxy deliver token A, so the
 //! swap is the proxy's doing.
 //!
-//! Needs the `oci` program: `WOCI_TEST_OCI`, else `.e2e/venv/bin/oci` in the repository
-//! (`python3 -m venv .e2e/venv && .e2e/venv/bin/pip install oci-cli==3.95.1`). Without it the
+//! Needs the real `oci` CLI that `scripts/setup-e2e` installs into `.e2e/venv`. Without it the
 //! test fails, naming what is missing; it never skips.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -18,21 +17,11 @@ use woci::keys::KeyPair;
 use woci::proxy::{self, HostMatcher, NoProxy, ProxyConfig, ProxyHandle};
 use woci::secret::SecretString;
 
+#[path = "common/peers.rs"]
+mod peers;
 mod proxy_common;
 use proxy_common::*;
 
-fn oci_program() -> PathBuf {
-    let candidate = std::env::var_os("WOCI_TEST_OCI")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".e2e/venv/bin/oci"));
-    assert!(
-        candidate.is_file(),
-        "the real `oci` CLI is missing at `{}`: install it with `python3 -m venv .e2e/venv && \
-         .e2e/venv/bin/pip install oci-cli==3.95.1`, or point `WOCI_TEST_OCI` at an `oci` program",
-        candidate.display()
-    );
-    candidate
-}
 
 /// A UPST-shaped JWT the CLI accepts (it decodes `exp` without checking the signature).
 fn jwt(name: &str) -> String {
@@ -86,7 +75,7 @@ fn profile(key: &KeyPair, token: &str) -> Profile {
 
 /// Runs `oci <args> --config-file … --auth security_token` with a clean environment plus `env`.
 fn run_oci(p: &Profile, env: &[(OsString, OsString)], args: &[&str]) {
-    let mut cmd = Command::new(oci_program());
+    let mut cmd = Command::new(peers::oci_cli());
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", p.home.path())
@@ -180,7 +169,7 @@ fn run_case(p: &Profile, base: &str, upload: &Path, case: &str, env: &[(OsString
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_oci_cli_gets_its_token_swapped_through_the_proxy() {
-    oci_program();
+    peers::oci_cli();
     let upstream = start_upstream().await;
     let key = KeyPair::from_pem(PROFILE_KEY_PEM).unwrap();
     let (token_a, token_b) = (jwt("A"), jwt("B"));
@@ -273,7 +262,7 @@ async fn the_oci_cli_gets_its_token_swapped_through_the_proxy() {
 /// Python, whatever version that is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_run_ca_passes_strict_x509_verification_in_python() {
-    let python = oci_program().with_file_name("python");
+    let python = peers::oci_cli().with_file_name("python");
     assert!(
         python.is_file(),
         "no `python` beside `oci` at `{}`",

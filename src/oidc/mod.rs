@@ -158,11 +158,16 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     let client = BasicClient::new(ClientId::new(cfg.client_id.clone()))
         .set_auth_uri(AuthUrl::from_url(cfg.authorize_url.clone()))
         .set_redirect_uri(redirect);
-    let (auth_url, state) = client
+    let mut request = client
         .authorize_url(CsrfToken::new_random)
         .add_scopes(cfg.scopes.iter().cloned().map(Scope::new))
-        .set_pkce_challenge(challenge)
-        .url();
+        .set_pkce_challenge(challenge);
+    // OIDC Core §11: a provider may ignore `offline_access` (no refresh token) unless the user
+    // was asked for consent; strict providers such as oidc-provider do exactly that.
+    if cfg.scopes.iter().any(|s| s == "offline_access") {
+        request = request.add_extra_param("prompt", "consent");
+    }
+    let (auth_url, state) = request.url();
 
     let secs = opts.timeout.as_secs().max(1);
     eprintln!(
