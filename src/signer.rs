@@ -359,35 +359,7 @@ pub(crate) mod tests {
     use std::sync::OnceLock;
 
     /// A fixed 2048-bit test key (generating one in a debug build takes seconds).
-    pub(crate) const TEST_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvwIBADANBgkqhkiG9w0BAQEFAASCBKkwggSlAgEAAoIBAQCr/hcFD6k1dWf6
-CBPt6cqdKnXkThb8L/ERPn0mDgb5qqVIvUA18hHWx7rd6sH6ELJW6gkLF1Dp7eaF
-l/7B4vnu56GD/ehkMRFJRlrG9GSvNI/6t3ugHHERXGy7FYfmK6+DNvyUUzviacUE
-BNYq90RGXhGg0ygcNZ7h0thHYPKx4E/OMKytpHu7a/HZLIggp3Gs8pfwXtYwMQob
-JVCvM/TGLzN43IX8PQCYOdz1hJKvhtAIE7hioMSEox2ysPV05xnyM7pqL+yxLx/n
-lonqEDnGRupi2PBDTR7RJJbhUgDsvN/vuIJ1WbppsI280sI548kVfnGVACuHR2r4
-9+MRxMJpAgMBAAECggEAOtPd680/gxl1RwAcUPP2aWtsh3puQjPjsJI/HBUQLbVA
-c3DH1avGjkAimmUBlBbB6RiDn1eKRXkpr+gdKxQHiL+RbyQZqKtfzkBSLFrLVWIV
-HRxFHK6dveJvDk5+/StUDP1xxwnxIbArwwQkfO22XJswTGHtBjkQ7wy/DSsL1+rg
-XHbHwCj7a2NnIaA7gC6yMR74Rmv2Q9f6uDpcQO5fOONkuyDfN48sG4Z8ClgxXLsK
-bC/5NbxPH43B18CZHUZ1t29WIP4QWHC6bm+WlfqmFsaRAaOC65mItIWlVZs/mlSf
-rNN1Jkx9TXeHBakMTWM+4npOcw9i1MgWdVaBzklGQQKBgQDyJRu+5JwTEQtLCkV0
-7Hw7+Yiug3QyA0C4hOtt7g8N2YK8RLMUI3XS2FTZzniQ4GAevXB96GXVowo9bkQs
-Pz4UMLTmRrl7mv5tfmfbMgJoZCcBZqH8T2BABDc1I7VOmr3Dl5jzhuF9A7eJ6zWr
-DoTZPW+d7CR7DjyB7CRvFOJbmwKBgQC11WcbkgYVeZpdS3AnHcJ69NELiKSDGq+m
-Xp6EVq0IGQvgSdel09zhnPbVR1dW50/oNbAj79fW/cXPk4SH0VkjBCIIB3UluqHF
-m1FX3DhBYOI+Csf8XlAKrVWbK8oi0PF5hKw8OkhTB3Ko2mI66QvWvryW13ppWDW5
-Bbv7hCiESwKBgQC3NpKmvizFVGkaDxx8mo5phqX/fSEG0mU+9/t2guBLF1+O+eAR
-hb8ZmGujHVEmNU8lEysxaQzcN2+BCZR1ciiTeEL31V10g9KsoC8Or+kYeWb17WT1
-Fk36QfZPs8P0RKr+eg7VfCHSyGQv65MA6YxlHtH8SHdV0HDB0R3EGqYmrwKBgQC1
-D/IjDw4F1lfy7IqaONUOsLd0n7UJY8pihTedmd2lAaPEzGLzGnuJIU7c47RBsgXs
-uYFS16J6z6po34EJ6Vm0N4pXqm1pi2VJKzcdoQlXeMzwcLXhRFy5tQ5YfItEjgDW
-O1lyg6q/Gtx+7S8BcEw8oyORpLGdMpwUSHR+qIPb7wKBgQC/hRoIttiWezX6FnnB
-eQkurwRsilyM9eRRUptJ7qIYn9FzY2fYFCH5n2EBmx0s8sNA4NSV2ymDj8xQqAJ+
-arICY4R10CGUkANSZR9HqpkkcCNnlvVeah0NcfWd3jREatXk4WhZHcT3MIzTHm0H
-6gESgOGvVAZdyVSWMNspmdZEYw==
------END PRIVATE KEY-----
-";
+    pub(crate) const TEST_KEY_PEM: &str = include_str!("../tests/fixtures/test_key.pem");
     /// A second, unrelated fixed test key.
     pub(crate) const OTHER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
 MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDVhjDMXgCtfQz9

@@ -4,8 +4,8 @@
 //! at the peer; the woci tests then run woci's own login and refresh against it.
 //! Missing peers fail these tests with what to install; nothing is skipped.
 
-#[path = "common/peers.rs"]
-mod peers;
+mod common;
+use common::peers;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;

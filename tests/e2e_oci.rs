@@ -3,10 +3,9 @@
 //! short-lived session tokens, and the same upload without the proxy dies with 401.
 
 mod common;
-#[path = "common/peers.rs"]
-mod peers;
 
 use common::*;
+use common::peers;
 use peers::oci_cli;
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -6,8 +6,8 @@
 //! `os object put` under `--auto-refresh` that outlives several UPSTs, downloaded back and
 //! compared. `scripts/setup-e2e` installs the peers; without them these tests fail.
 
-#[path = "common/peers.rs"]
-mod peers;
+mod common;
+use common::peers;
 
 use peers::{IdpOptions, NodeIdp};
 use serde_json::Value;

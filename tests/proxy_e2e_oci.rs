@@ -17,8 +17,8 @@ use woci::keys::KeyPair;
 use woci::proxy::{self, HostMatcher, NoProxy, ProxyConfig, ProxyHandle};
 use woci::secret::SecretString;
 
-#[path = "common/peers.rs"]
-mod peers;
+mod common;
+use common::peers;
 mod proxy_common;
 use proxy_common::*;
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 use tempfile::TempDir;
 use woci_emulator::{Config, Emulator};
 
+pub mod peers;
+
 /// Variables removed from every child so the machine's settings cannot change a test's outcome.
 pub const SCRUBBED_ENV: &[&str] = &[
     "OCI_CLI_PROFILE",
@@ -32,6 +34,8 @@ pub const SCRUBBED_ENV: &[&str] = &[
     "NO_PROXY",
     "no_proxy",
     "CURL_CA_BUNDLE",
+    "OCI_CLI_RC_FILE",
+    "NODE_OPTIONS",
 ];
 
 /// The system CA bundle, set explicitly for every child.

@@ -4,8 +4,7 @@
 //! usable as woci's `BROWSER`). A missing peer panics with what is missing and how to install it:
 //! these tests fail, they never skip.
 //!
-//! Use from a test file: `#[path = "common/peers.rs"] mod peers;`.
-#![allow(dead_code)]
+//! Use from a test file: `mod common; use common::peers;`.
 
 use serde::Deserialize;
 use std::ffi::OsString;
@@ -18,30 +17,7 @@ use std::time::Duration;
 /// The `oci-cli` version `scripts/setup-e2e` installs.
 pub const OCI_CLI_VERSION: &str = "3.95.1";
 
-/// The system CA bundle, set explicitly for every peer (this machine exports CA variables that
-/// must not decide a test's outcome).
-pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
-
-/// Variables removed from every peer's environment.
-pub const PEER_SCRUBBED_ENV: &[&str] = &[
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-    "NO_PROXY",
-    "no_proxy",
-    "OCI_CLI_PROFILE",
-    "OCI_CLI_CONFIG_FILE",
-    "OCI_CLI_REGION",
-    "OCI_CLI_AUTH",
-    "OCI_CLI_CERT_BUNDLE",
-    "OCI_CLI_RC_FILE",
-    "CURL_CA_BUNDLE",
-    "NODE_OPTIONS",
-    "BROWSER",
-];
+pub use super::{SCRUBBED_ENV as PEER_SCRUBBED_ENV, SYSTEM_CA};
 
 const SETUP: &str = "run scripts/setup-e2e";
 
