@@ -249,19 +249,34 @@ fn open_log(path: &Path) -> Result<File> {
     opts.open(path).map_err(|e| Error::io("cannot open", path, e))
 }
 
-/// The daemon's own argv: the invocation's, with `--daemon` replaced by [`DAEMON_RUN_FLAG`].
-pub fn daemon_args(args: &[OsString]) -> Vec<OsString> {
+/// The daemon's own argv: the invocation's, with `--daemon` replaced by [`DAEMON_RUN_FLAG`]
+/// followed by `extra` (options only the daemon gets).
+pub fn daemon_args(args: &[OsString], extra: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + extra.len());
     let mut replaced = false;
-    args.iter()
-        .map(|a| {
-            if !replaced && a == "--daemon" {
-                replaced = true;
-                OsString::from(DAEMON_RUN_FLAG)
-            } else {
-                a.clone()
-            }
-        })
-        .collect()
+    for a in args {
+        if !replaced && a == "--daemon" {
+            replaced = true;
+            out.push(OsString::from(DAEMON_RUN_FLAG));
+            out.extend(extra.iter().cloned());
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The daemon renews with the `--auto-refresh` safety window (600 s, capped at half a token's
+/// lifetime) unless the user chose one, so an IdP outage of a few minutes does not let the token
+/// lapse for the programs that rely on the daemon.
+fn daemon_window_args(args: &[OsString], settings: &crate::settings::Settings) -> Vec<OsString> {
+    let given = args.iter().any(|a| a.to_str().is_some_and(|s| s.starts_with("--refresh-safety-window")))
+        || settings.manager.get("refresh_safety_window").is_some()
+        || settings.auto_refresh;
+    if given {
+        return Vec::new();
+    }
+    vec!["--refresh-safety-window".into(), crate::settings::DEFAULT_AUTO_WINDOW.as_secs().to_string().into()]
 }
 
 /// Formats epoch seconds as `2025-11-08T17:19:55Z`.
@@ -333,7 +348,12 @@ pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
     let exe = std::env::current_exe().map_err(|e| Error::Other(format!("cannot find the woci executable: {e}")))?;
     let mut cmd = std::process::Command::new(&exe);
     // NO_COLOR: the log is a file, not a terminal.
-    cmd.args(daemon_args(&args)).env("NO_COLOR", "1").stdin(std::process::Stdio::null()).stdout(log).stderr(log2);
+    let extra = daemon_window_args(&args, renewer.settings());
+    cmd.args(daemon_args(&args, &extra))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -894,10 +914,14 @@ mod tests {
     }
 
     #[test]
-    fn daemon_args_replace_only_the_first_daemon_flag() {
-        let a: Vec<OsString> = ["--daemon", "--profile", "P", "--daemon"].iter().map(OsString::from).collect();
-        let b: Vec<OsString> = daemon_args(&a);
-        assert_eq!(b, ["--daemon-run", "--profile", "P", "--daemon"].iter().map(OsString::from).collect::<Vec<_>>());
+    fn daemon_args_replace_only_the_first_daemon_flag_and_add_extras_there() {
+        let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        let a = os(&["--profile", "P", "--daemon", "--daemon"]);
+        assert_eq!(daemon_args(&a, &[]), os(&["--profile", "P", "--daemon-run", "--daemon"]));
+        assert_eq!(
+            daemon_args(&a, &os(&["--refresh-safety-window", "600"])),
+            os(&["--profile", "P", "--daemon-run", "--refresh-safety-window", "600", "--daemon"])
+        );
     }
 
     #[test]
