@@ -82,7 +82,8 @@ pub async fn renewal_loop(
                         tx.send_replace(s.token.clone());
                     }
                     let next = renewer.clock().unix()
-                        + i64::try_from(next_renewal_in(&s.claims, renewer.clock().unix(), window).as_secs()).unwrap_or(0);
+                        + i64::try_from(next_renewal_in(&s.claims, renewer.clock().unix(), window).as_secs())
+                            .unwrap_or(0);
                     on_event(LoopEvent::Renewed { exp: s.claims.exp, next });
                     current = s;
                     break;
@@ -180,6 +181,10 @@ mod tests {
     fn only_transient_failures_are_retried() {
         assert!(is_retryable(&Error::Network { service: "s", url: "u".into(), reason: "r".into() }));
         assert!(!is_retryable(&Error::SessionExpired("x".into())));
-        assert!(!is_retryable(&Error::IdpRejected { what: "refresh token", error: "invalid_grant".into(), description: None }));
+        assert!(!is_retryable(&Error::IdpRejected {
+            what: "refresh token",
+            error: "invalid_grant".into(),
+            description: None
+        }));
     }
 }

@@ -43,7 +43,9 @@ impl ChildSpec {
     fn spawn_error(&self, e: io::Error) -> Error {
         let program = self.program.to_string_lossy().into_owned();
         match e.kind() {
-            io::ErrorKind::NotFound => Error::ProgramNotFound { program, hint: format!("install it or set {}", self.program_source) },
+            io::ErrorKind::NotFound => {
+                Error::ProgramNotFound { program, hint: format!("install it or set {}", self.program_source) }
+            }
             _ => Error::ProgramNotExecutable { program, reason: e.to_string() },
         }
     }
@@ -136,7 +138,8 @@ impl Running {
         }
         #[cfg(not(unix))]
         {
-            let status = self.child.wait().await.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?;
+            let status =
+                self.child.wait().await.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?;
             Ok(exit_code(status))
         }
     }
@@ -190,7 +193,8 @@ mod tests {
 
     #[tokio::test]
     async fn missing_program_is_127_with_the_setting_named() {
-        let spec = ChildSpec { program: "woci-no-such-program".into(), program_source: "`WOCI_OCI_COMMAND`".into(), ..sh("") };
+        let spec =
+            ChildSpec { program: "woci-no-such-program".into(), program_source: "`WOCI_OCI_COMMAND`".into(), ..sh("") };
         let e = spawn(&spec).unwrap_err();
         assert_eq!(e.exit_code(), 127);
         assert!(e.to_string().contains("`WOCI_OCI_COMMAND`"), "{e}");

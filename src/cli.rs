@@ -196,16 +196,7 @@ const fn opt(
     heading: &'static str,
     help: &'static str,
 ) -> Opt {
-    Opt {
-        id,
-        long,
-        short: None,
-        value,
-        scope,
-        heading,
-        help,
-        hidden: false,
-    }
+    Opt { id, long, short: None, value, scope, heading, help, hidden: false }
 }
 
 use Scope::{Anywhere, Leading};
@@ -335,11 +326,7 @@ fn build_command(with_hidden: bool) -> clap::Command {
         .after_long_help(RULES)
         .max_term_width(100);
     for o in OPTIONS.iter().filter(|o| with_hidden || !o.hidden) {
-        let mut arg = Arg::new(o.long)
-            .long(o.long)
-            .help(o.help)
-            .help_heading(o.heading)
-            .hide(o.hidden);
+        let mut arg = Arg::new(o.long).long(o.long).help(o.help).help_heading(o.heading).hide(o.hidden);
         if let Some(c) = o.short {
             arg = arg.short(c);
         }
@@ -391,11 +378,7 @@ pub fn man_page() -> Vec<u8> {
 /// Splits argv (without argv[0]).
 pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
     if args.is_empty() {
-        return Ok(Invocation {
-            options: WociOptions::default(),
-            oci: OciView::default(),
-            command: Command::Help,
-        });
+        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command: Command::Help });
     }
     let mut st = State::default();
     let mut forwarded: Vec<OsString> = Vec::new();
@@ -414,15 +397,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
         if let Some((name, inline)) = split_option(&arg) {
             if let Some(o) = find(&name).filter(|o| o.scope == Anywhere || !seen_word) {
                 let value = match (o.value, inline) {
-                    (None, Some(_)) => {
-                        return Err(usage(format!("`{}` takes no value", display(o))))
-                    }
+                    (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(o)))),
                     (None, None) => None,
                     (Some(_), Some(v)) => Some(v),
-                    (Some(_), None) => Some(
-                        it.next()
-                            .ok_or_else(|| usage(format!("`{}` needs a value", display(o))))?,
-                    ),
+                    (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(o))))?),
                 };
                 st.apply(o, value)?;
                 if o.id == Id::Debug {
@@ -432,9 +410,7 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
             }
             let value_follows = !seen_word
                 && inline.is_none()
-                && name
-                    .strip_prefix("--")
-                    .is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n));
+                && name.strip_prefix("--").is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n));
             forwarded.push(arg);
             if value_follows {
                 if let Some(v) = it.next() {
@@ -470,8 +446,7 @@ impl State {
         let o_ = &mut self.options;
         let text = || -> Result<String> {
             let v = value.clone().unwrap_or_default();
-            v.into_string()
-                .map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
+            v.into_string().map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
         };
         match o.id {
             Id::ManagerConfig => o_.manager_config = value.clone().map(PathBuf::from),
@@ -488,11 +463,9 @@ impl State {
             Id::RedirectPort => {
                 let v = text()?;
                 let port = v.trim().parse::<u16>().ok().filter(|p| *p != 0);
-                o_.redirect_port = Some(port.ok_or_else(|| {
-                    usage(format!(
-                        "`--redirect-port` must be a port number 1-65535, got `{v}`"
-                    ))
-                })?);
+                o_.redirect_port = Some(
+                    port.ok_or_else(|| usage(format!("`--redirect-port` must be a port number 1-65535, got `{v}`")))?,
+                );
             }
             Id::RefreshSafetyWindow => o_.refresh_safety_window = Some(seconds(o, &text()?)?),
             Id::LoginTimeout => o_.login_timeout = Some(seconds(o, &text()?)?),
@@ -514,7 +487,9 @@ impl State {
             Id::Completions => {
                 let v = text()?;
                 let shell = <clap_complete::Shell as clap::ValueEnum>::from_str(v.trim(), true).map_err(|_| {
-                    usage(format!("`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"))
+                    usage(format!(
+                        "`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"
+                    ))
                 })?;
                 self.completions = Some(shell);
             }
@@ -535,11 +510,7 @@ impl State {
             None
         };
         if let Some(command) = informational {
-            return Ok(Invocation {
-                options: self.options,
-                oci: OciView::default(),
-                command,
-            });
+            return Ok(Invocation { options: self.options, oci: OciView::default(), command });
         }
 
         let actions: Vec<&str> = [
@@ -560,29 +531,17 @@ impl State {
 
         if self.exec {
             let Some(mut rest) = after.filter(|r| !r.is_empty()) else {
-                return Err(usage(
-                    "`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]...",
-                ));
+                return Err(usage("`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]..."));
             };
             check_exec_leftovers(&forwarded)?;
             let oci = read_oci_view(&forwarded)?;
             let program = rest.remove(0);
-            return Ok(Invocation {
-                options: self.options,
-                oci,
-                command: Command::Exec {
-                    program,
-                    args: rest,
-                },
-            });
+            return Ok(Invocation { options: self.options, oci, command: Command::Exec { program, args: rest } });
         }
 
         if let Some(action) = actions.first() {
             if let Some(w) = words.first() {
-                return Err(usage(format!(
-                    "`{action}` takes no oci command, got `{}`",
-                    w.to_string_lossy()
-                )));
+                return Err(usage(format!("`{action}` takes no oci command, got `{}`", w.to_string_lossy())));
             }
             if after.as_ref().is_some_and(|a| !a.is_empty()) {
                 return Err(usage(format!("`{action}` takes no arguments after `--`")));
@@ -595,38 +554,23 @@ impl State {
                 _ => Command::StopDaemon,
             };
             let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation {
-                options: self.options,
-                oci,
-                command,
-            });
+            return Ok(Invocation { options: self.options, oci, command });
         }
 
-        let session = match (
-            words.first().and_then(|w| w.to_str()),
-            words.get(1).and_then(|w| w.to_str()),
-        ) {
+        let session = match (words.first().and_then(|w| w.to_str()), words.get(1).and_then(|w| w.to_str())) {
             (Some("session"), Some("authenticate")) => Some(Command::SessionAuthenticate),
             (Some("session"), Some("refresh")) => Some(Command::SessionRefresh),
             _ => None,
         };
         if let Some(command) = session {
             let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation {
-                options: self.options,
-                oci,
-                command,
-            });
+            return Ok(Invocation { options: self.options, oci, command });
         }
 
         let mut all = forwarded;
         all.extend(after.unwrap_or_default());
         let oci = read_oci_view(&all)?;
-        Ok(Invocation {
-            options: self.options,
-            oci,
-            command: Command::Oci(all),
-        })
+        Ok(Invocation { options: self.options, oci, command: Command::Oci(all) })
     }
 }
 
@@ -639,12 +583,7 @@ fn display(o: &Opt) -> String {
 }
 
 fn seconds(o: &Opt, v: &str) -> Result<u64> {
-    v.trim().parse().map_err(|_| {
-        usage(format!(
-            "`{}` must be a whole number of seconds, got `{v}`",
-            display(o)
-        ))
-    })
+    v.trim().parse().map_err(|_| usage(format!("`{}` must be a whole number of seconds, got `{v}`", display(o))))
 }
 
 fn find(name: &str) -> Option<&'static Opt> {
@@ -698,13 +637,7 @@ fn oci_words(args: &[OsString]) -> Vec<&OsString> {
         let a = &args[i];
         i += 1;
         match split_option(a) {
-            Some((name, None))
-                if name
-                    .strip_prefix("--")
-                    .is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n)) =>
-            {
-                i += 1
-            }
+            Some((name, None)) if name.strip_prefix("--").is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n)) => i += 1,
             Some(_) => {}
             None => words.push(a),
         }
@@ -736,14 +669,7 @@ fn check_exec_leftovers(forwarded: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-const VIEW_OPTIONS: &[&str] = &[
-    "--profile",
-    "--config-file",
-    "--region",
-    "--auth",
-    "--cert-bundle",
-    "--endpoint",
-];
+const VIEW_OPTIONS: &[&str] = &["--profile", "--config-file", "--region", "--auth", "--cert-bundle", "--endpoint"];
 
 /// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
 /// (both forms; the last one wins, as in `oci`). The arguments are not changed.
@@ -770,12 +696,8 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
                 None => continue,
             },
         };
-        let text = || {
-            value
-                .clone()
-                .into_string()
-                .map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")))
-        };
+        let text =
+            || value.clone().into_string().map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")));
         match name.as_str() {
             "--profile" => view.profile = Some(text()?),
             "--config-file" => view.config_file = Some(PathBuf::from(value)),
@@ -828,46 +750,15 @@ mod tests {
 
     #[test]
     fn shared_name_after_first_word_goes_to_oci() {
-        let inv = p(&[
-            "os",
-            "object",
-            "put",
-            "--bucket-name",
-            "b",
-            "--file",
-            "f",
-            "--client-id",
-            "x",
-        ]);
-        assert_eq!(
-            oci_args(&inv),
-            [
-                "os",
-                "object",
-                "put",
-                "--bucket-name",
-                "b",
-                "--file",
-                "f",
-                "--client-id",
-                "x"
-            ]
-        );
+        let inv = p(&["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
+        assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
         assert_eq!(inv.options.client_id, None);
         for name in ["--client-secret", "--scope", "--log-level"] {
             let inv = p(&["iam", "x", name, "v"]);
             assert_eq!(oci_args(&inv), ["iam", "x", name, "v"]);
             assert_eq!(inv.options, WociOptions::default(), "{name}");
         }
-        for flag in [
-            "--json",
-            "--help",
-            "-h",
-            "--version",
-            "-v",
-            "--exec",
-            "--man",
-        ] {
+        for flag in ["--json", "--help", "-h", "--version", "-v", "--exec", "--man"] {
             let inv = p(&["os", "ns", "get", flag]);
             assert_eq!(oci_args(&inv), ["os", "ns", "get", flag]);
         }
@@ -880,15 +771,7 @@ mod tests {
         let inv = p(&["--client-id", "x", "os", "ns", "get"]);
         assert_eq!(inv.options.client_id.as_deref(), Some("x"));
         assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
-        let inv = p(&[
-            "--client-secret=s",
-            "--scope",
-            "openid offline_access",
-            "--log-level=debug",
-            "os",
-            "ns",
-            "get",
-        ]);
+        let inv = p(&["--client-secret=s", "--scope", "openid offline_access", "--log-level=debug", "os", "ns", "get"]);
         assert_eq!(inv.options.client_secret.as_deref(), Some("s"));
         assert_eq!(inv.options.scope.as_deref(), Some("openid offline_access"));
         assert_eq!(inv.options.log_level.as_deref(), Some("debug"));
@@ -898,22 +781,9 @@ mod tests {
     #[test]
     fn oci_option_values_are_not_words() {
         // `P` and `table` are values, so `--client-id` is still before the first word.
-        let inv = p(&[
-            "--profile",
-            "P",
-            "--output",
-            "table",
-            "--client-id",
-            "x",
-            "os",
-            "ns",
-            "get",
-        ]);
+        let inv = p(&["--profile", "P", "--output", "table", "--client-id", "x", "os", "ns", "get"]);
         assert_eq!(inv.options.client_id.as_deref(), Some("x"));
-        assert_eq!(
-            oci_args(&inv),
-            ["--profile", "P", "--output", "table", "os", "ns", "get"]
-        );
+        assert_eq!(oci_args(&inv), ["--profile", "P", "--output", "table", "os", "ns", "get"]);
         assert_eq!(inv.oci.profile.as_deref(), Some("P"));
     }
 
@@ -948,23 +818,12 @@ mod tests {
             "a",
             "--auth-client-secret=sec",
         ]);
-        assert_eq!(
-            oci_args(&inv),
-            ["os", "object", "put", "--bucket-name", "b", "--file", "f"]
-        );
+        assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f"]);
         let o = &inv.options;
-        assert!(
-            o.auto_refresh
-                && o.no_resign_proxy
-                && o.no_browser
-                && o.refresh_token_passphrase_prompt
-        );
+        assert!(o.auto_refresh && o.no_resign_proxy && o.no_browser && o.refresh_token_passphrase_prompt);
         assert_eq!(o.token_url.as_deref(), Some("https://idp/token"));
         assert_eq!(o.redirect_port, Some(8181));
-        assert_eq!(
-            o.manager_config.as_deref(),
-            Some(std::path::Path::new("/m.ini"))
-        );
+        assert_eq!(o.manager_config.as_deref(), Some(std::path::Path::new("/m.ini")));
         assert_eq!(o.refresh_safety_window, Some(900));
         assert_eq!(o.login_timeout, Some(30));
         assert_eq!(o.refresh_token_passphrase_env.as_deref(), Some("PW"));
@@ -976,18 +835,8 @@ mod tests {
 
     #[test]
     fn values_may_contain_equals_and_start_with_dash() {
-        let inv = p(&[
-            "--token-url=https://idp/token?a=b",
-            "--auth-client-secret",
-            "-secret-",
-            "os",
-            "ns",
-            "get",
-        ]);
-        assert_eq!(
-            inv.options.token_url.as_deref(),
-            Some("https://idp/token?a=b")
-        );
+        let inv = p(&["--token-url=https://idp/token?a=b", "--auth-client-secret", "-secret-", "os", "ns", "get"]);
+        assert_eq!(inv.options.token_url.as_deref(), Some("https://idp/token?a=b"));
         assert_eq!(inv.options.auth_client_secret.as_deref(), Some("-secret-"));
         assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
     }
@@ -1046,95 +895,33 @@ mod tests {
 
     #[test]
     fn dashdash_ends_woci_options() {
-        let inv = p(&[
-            "--auto-refresh",
-            "--",
-            "os",
-            "ns",
-            "get",
-            "--auto-refresh",
-            "--client-id",
-            "x",
-            "--",
-            "y",
-        ]);
+        let inv = p(&["--auto-refresh", "--", "os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
         assert!(inv.options.auto_refresh);
-        assert_eq!(
-            oci_args(&inv),
-            [
-                "os",
-                "ns",
-                "get",
-                "--auto-refresh",
-                "--client-id",
-                "x",
-                "--",
-                "y"
-            ]
-        );
+        assert_eq!(oci_args(&inv), ["os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
         assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);
         assert_eq!(oci_args(&p(&["--", "--version"])), ["--version"]);
         // oci's options after `--` are still read (oci sees them).
-        assert_eq!(
-            p(&["--", "--profile", "Q", "os", "ns", "get"])
-                .oci
-                .profile
-                .as_deref(),
-            Some("Q")
-        );
+        assert_eq!(p(&["--", "--profile", "Q", "os", "ns", "get"]).oci.profile.as_deref(), Some("Q"));
         // A `--` after the first oci word is oci's: passed on, and it still ends woci's options.
-        let inv = p(&[
-            "os",
-            "ns",
-            "get",
-            "--auto-refresh",
-            "--",
-            "--no-browser",
-            "x",
-        ]);
+        let inv = p(&["os", "ns", "get", "--auto-refresh", "--", "--no-browser", "x"]);
         assert!(inv.options.auto_refresh && !inv.options.no_browser);
-        assert_eq!(
-            oci_args(&inv),
-            ["os", "ns", "get", "--", "--no-browser", "x"]
-        );
+        assert_eq!(oci_args(&inv), ["os", "ns", "get", "--", "--no-browser", "x"]);
         // `session refresh` after `--` is oci's own.
-        assert_eq!(
-            oci_args(&p(&["--", "session", "refresh"])),
-            ["session", "refresh"]
-        );
+        assert_eq!(oci_args(&p(&["--", "session", "refresh"])), ["session", "refresh"]);
     }
 
     #[test]
     fn exec_takes_the_program_after_dashdash() {
-        let inv = p(&[
-            "--exec",
-            "--profile",
-            "P",
-            "--auto-refresh",
-            "--",
-            "terraform",
-            "plan",
-            "--client-id",
-            "x",
-            "--",
-        ]);
+        let inv =
+            p(&["--exec", "--profile", "P", "--auto-refresh", "--", "terraform", "plan", "--client-id", "x", "--"]);
         assert_eq!(
             inv.command,
-            Command::Exec {
-                program: "terraform".into(),
-                args: os(&["plan", "--client-id", "x", "--"])
-            }
+            Command::Exec { program: "terraform".into(), args: os(&["plan", "--client-id", "x", "--"]) }
         );
         assert!(inv.options.auto_refresh);
         assert_eq!(inv.oci.profile.as_deref(), Some("P"));
         let inv = p(&["--debug", "--region=r", "--exec", "--", "./script.sh"]);
-        assert_eq!(
-            inv.command,
-            Command::Exec {
-                program: "./script.sh".into(),
-                args: vec![]
-            }
-        );
+        assert_eq!(inv.command, Command::Exec { program: "./script.sh".into(), args: vec![] });
         assert!(inv.options.debug);
         assert_eq!(inv.oci.region.as_deref(), Some("r"));
     }
@@ -1170,15 +957,9 @@ mod tests {
         let inv = p(&["session", "--profile=P", "authenticate"]);
         assert_eq!(inv.command, Command::SessionAuthenticate);
         assert_eq!(inv.oci.profile.as_deref(), Some("P"));
-        assert_eq!(
-            oci_args(&p(&["session", "validate", "--profile", "P"])),
-            ["session", "validate", "--profile", "P"]
-        );
+        assert_eq!(oci_args(&p(&["session", "validate", "--profile", "P"])), ["session", "validate", "--profile", "P"]);
         assert_eq!(oci_args(&p(&["session"])), ["session"]);
-        assert_eq!(
-            oci_args(&p(&["os", "session", "refresh"])),
-            ["os", "session", "refresh"]
-        );
+        assert_eq!(oci_args(&p(&["os", "session", "refresh"])), ["os", "session", "refresh"]);
     }
 
     #[test]
@@ -1188,18 +969,9 @@ mod tests {
         assert_eq!(p(&["--profile", "P", "--help"]).command, Command::Help);
         assert_eq!(p(&["--version"]).command, Command::Version);
         assert_eq!(p(&["-v"]).command, Command::Version);
-        assert_eq!(
-            p(&["--completions", "bash"]).command,
-            Command::Completions(clap_complete::Shell::Bash)
-        );
-        assert_eq!(
-            p(&["--completions=zsh"]).command,
-            Command::Completions(clap_complete::Shell::Zsh)
-        );
-        assert_eq!(
-            p(&["--completions", "fish"]).command,
-            Command::Completions(clap_complete::Shell::Fish)
-        );
+        assert_eq!(p(&["--completions", "bash"]).command, Command::Completions(clap_complete::Shell::Bash));
+        assert_eq!(p(&["--completions=zsh"]).command, Command::Completions(clap_complete::Shell::Zsh));
+        assert_eq!(p(&["--completions", "fish"]).command, Command::Completions(clap_complete::Shell::Fish));
         assert_eq!(p(&["--man"]).command, Command::Man);
         assert_eq!(p(&["--help", "--version"]).command, Command::Help);
     }
@@ -1217,10 +989,7 @@ mod tests {
         assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon);
         assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
         assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
-        assert_eq!(
-            p(&["--daemon-run", "--profile", "P"]).command,
-            Command::DaemonRun
-        );
+        assert_eq!(p(&["--daemon-run", "--profile", "P"]).command, Command::DaemonRun);
     }
 
     #[test]
@@ -1251,27 +1020,8 @@ mod tests {
 
     #[test]
     fn unknown_options_and_lookalikes_go_to_oci() {
-        let inv = p(&[
-            "--auto-refreshx",
-            "--profile-name",
-            "X",
-            "-d",
-            "--tokenurl=1",
-            "-",
-            "os",
-        ]);
-        assert_eq!(
-            oci_args(&inv),
-            [
-                "--auto-refreshx",
-                "--profile-name",
-                "X",
-                "-d",
-                "--tokenurl=1",
-                "-",
-                "os"
-            ]
-        );
+        let inv = p(&["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
+        assert_eq!(oci_args(&inv), ["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
         assert_eq!(inv.options, WociOptions::default());
         assert_eq!(inv.oci.profile, None);
     }
@@ -1307,33 +1057,16 @@ mod tests {
         let inv = parse(args.clone()).unwrap();
         assert!(inv.options.auto_refresh);
         assert_eq!(inv.command, Command::Oci(args[1..].to_vec()));
-        assert_eq!(
-            inv.oci
-                .config_file
-                .as_deref()
-                .map(|p| p.as_os_str().as_bytes()),
-            Some(&b"/tmp/\xff"[..])
-        );
+        assert_eq!(inv.oci.config_file.as_deref().map(|p| p.as_os_str().as_bytes()), Some(&b"/tmp/\xff"[..]));
         // A non-UTF-8 manager config path is fine; a non-UTF-8 URL or profile is not.
         let mut mc = b"--manager-config=/x/".to_vec();
         mc.push(0xff);
         let inv = parse(vec![OsString::from_vec(mc), OsString::from("os")]).unwrap();
-        assert_eq!(
-            inv.options.manager_config.unwrap().as_os_str().as_bytes(),
-            b"/x/\xff"
-        );
-        let e = parse(vec![
-            OsString::from("--token-url"),
-            OsString::from_vec(b"\xff".to_vec()),
-        ])
-        .unwrap_err();
+        assert_eq!(inv.options.manager_config.unwrap().as_os_str().as_bytes(), b"/x/\xff");
+        let e = parse(vec![OsString::from("--token-url"), OsString::from_vec(b"\xff".to_vec())]).unwrap_err();
         assert!(e.to_string().contains("`--token-url`"), "{e}");
-        let e = parse(vec![
-            OsString::from("--profile"),
-            OsString::from_vec(b"\xff".to_vec()),
-            "os".into(),
-        ])
-        .unwrap_err();
+        let e =
+            parse(vec![OsString::from("--profile"), OsString::from_vec(b"\xff".to_vec()), "os".into()]).unwrap_err();
         assert!(e.to_string().contains("`--profile`"), "{e}");
     }
 
@@ -1344,26 +1077,12 @@ mod tests {
         longs.dedup();
         assert_eq!(longs.len(), OPTIONS.len(), "duplicate long names");
         // Names oci uses are never woci's anywhere.
-        for shared in [
-            "client-id",
-            "client-secret",
-            "scope",
-            "log-level",
-            "json",
-            "help",
-            "version",
-            "debug",
-            "exec",
-        ] {
+        for shared in ["client-id", "client-secret", "scope", "log-level", "json", "help", "version", "debug", "exec"] {
             let o = OPTIONS.iter().find(|o| o.long == shared).unwrap();
             assert_eq!(o.scope, Scope::Leading, "{shared}");
         }
         for o in OPTIONS {
-            assert!(
-                !OCI_VALUE_OPTIONS.contains(&o.long),
-                "{} is an oci global option",
-                o.long
-            );
+            assert!(!OCI_VALUE_OPTIONS.contains(&o.long), "{} is an oci global option", o.long);
         }
         command().debug_assert();
     }
@@ -1373,11 +1092,7 @@ mod tests {
         let h = help_text();
         let flat = h.split_whitespace().collect::<Vec<_>>().join(" ");
         for o in OPTIONS.iter().filter(|o| !o.hidden) {
-            assert!(
-                h.contains(&format!("--{}", o.long)),
-                "help lacks --{}",
-                o.long
-            );
+            assert!(h.contains(&format!("--{}", o.long)), "help lacks --{}", o.long);
         }
         assert!(!h.contains("--daemon-run"), "hidden option shown");
         assert!(h.contains("woci -- --help") && h.contains("oci --help"));
@@ -1387,19 +1102,12 @@ mod tests {
 
     #[test]
     fn completions_generate_for_each_shell() {
-        for shell in [
-            clap_complete::Shell::Bash,
-            clap_complete::Shell::Zsh,
-            clap_complete::Shell::Fish,
-        ] {
+        for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
             let c = completions(shell);
             assert!(c.contains("woci"), "{shell:?}");
             assert!(c.contains("auto-refresh"), "{shell:?}");
             assert!(c.contains("manager-config"), "{shell:?}");
-            assert!(
-                !c.contains("daemon-run"),
-                "{shell:?} shows the hidden option"
-            );
+            assert!(!c.contains("daemon-run"), "{shell:?} shows the hidden option");
         }
     }
 

@@ -46,18 +46,11 @@ pub async fn exchange(
     ];
     let resp = http
         .send(SERVICE, &cfg.url, |c| {
-            c.post(cfg.url.clone())
-                .header(AUTHORIZATION, auth.clone())
-                .header(ACCEPT, "application/json")
-                .form(&form)
+            c.post(cfg.url.clone()).header(AUTHORIZATION, auth.clone()).header(ACCEPT, "application/json").form(&form)
         })
         .await?;
     let (status, body) = read_body(resp, SERVICE, &cfg.url).await?;
-    classify(
-        status,
-        &body,
-        &[access_token.expose(), cfg.client_secret.expose()],
-    )
+    classify(status, &body, &[access_token.expose(), cfg.client_secret.expose()])
 }
 
 #[derive(Deserialize)]
@@ -75,17 +68,12 @@ struct OAuthError {
 /// Turns the exchange answer into a UPST or a classified error (never quoting the body).
 fn classify(status: u16, body: &[u8], secrets: &[&str]) -> Result<SecretString> {
     if (200..300).contains(&status) {
-        let parsed: ExchangeBody = serde_json::from_slice(body).map_err(|_| Error::Protocol {
-            service: SERVICE,
-            reason: format!("HTTP {status} without a JSON body"),
-        })?;
+        let parsed: ExchangeBody = serde_json::from_slice(body)
+            .map_err(|_| Error::Protocol { service: SERVICE, reason: format!("HTTP {status} without a JSON body") })?;
         let token = parsed
             .token
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Protocol {
-                service: SERVICE,
-                reason: "the response has no `token` field".into(),
-            })?;
+            .ok_or_else(|| Error::Protocol { service: SERVICE, reason: "the response has no `token` field".into() })?;
         let token = SecretString::new(token);
         crate::jwt::decode_upst(token.expose()).map_err(|e| Error::Protocol {
             service: SERVICE,
@@ -98,22 +86,12 @@ fn classify(status: u16, body: &[u8], secrets: &[&str]) -> Result<SecretString> 
             Ok(e) => Error::ExchangeRejected {
                 status,
                 error: scrub(&e.error, secrets),
-                description: e
-                    .error_description
-                    .map(|d| scrub(&d, secrets))
-                    .filter(|d| !d.is_empty()),
+                description: e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty()),
             },
-            Err(_) => Error::ExchangeRejected {
-                status,
-                error: format!("HTTP {status}"),
-                description: None,
-            },
+            Err(_) => Error::ExchangeRejected { status, error: format!("HTTP {status}"), description: None },
         });
     }
-    Err(Error::Protocol {
-        service: SERVICE,
-        reason: format!("unexpected HTTP {status}; check `token_exchange_url`"),
-    })
+    Err(Error::Protocol { service: SERVICE, reason: format!("unexpected HTTP {status}; check `token_exchange_url`") })
 }
 
 #[cfg(test)]
@@ -131,19 +109,13 @@ mod tests {
     const PUBKEY: &str = "MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA+/x=";
 
     fn upst() -> String {
-        let payload = URL_SAFE_NO_PAD.encode(
-            br#"{"exp":1900000000,"sub":"ocid1.user.oc1..a","tenant":"ocid1.tenancy.oc1..t"}"#,
-        );
+        let payload =
+            URL_SAFE_NO_PAD.encode(br#"{"exp":1900000000,"sub":"ocid1.user.oc1..a","tenant":"ocid1.tenancy.oc1..t"}"#);
         format!("eyJhbGciOiJSUzI1NiJ9.{payload}.upst-sig")
     }
 
     fn http() -> Http {
-        Http::new(HttpOptions {
-            attempts: 3,
-            backoff: Duration::from_millis(1),
-            ..Default::default()
-        })
-        .unwrap()
+        Http::new(HttpOptions { attempts: 3, backoff: Duration::from_millis(1), ..Default::default() }).unwrap()
     }
 
     fn cfg(server: &MockServer) -> ExchangeConfig {
@@ -170,50 +142,32 @@ mod tests {
         let r = &reqs[0];
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/oauth2/v1/token");
-        assert_eq!(
-            r.header("content-type").as_deref(),
-            Some("application/x-www-form-urlencoded")
-        );
+        assert_eq!(r.header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
         let expected_auth = format!("Basic {}", STANDARD.encode(format!("wif-app:{SECRET}")));
         assert_eq!(r.header("authorization"), Some(expected_auth));
         assert_eq!(
             r.form(),
             vec![
                 ("grant_type".to_owned(), GRANT_TYPE.to_owned()),
-                (
-                    "requested_token_type".to_owned(),
-                    REQUESTED_TOKEN_TYPE.to_owned()
-                ),
+                ("requested_token_type".to_owned(), REQUESTED_TOKEN_TYPE.to_owned()),
                 ("subject_token".to_owned(), ACCESS.to_owned()),
                 ("subject_token_type".to_owned(), "jwt".to_owned()),
                 ("public_key".to_owned(), PUBKEY.to_owned()),
             ]
         );
         // `+`, `/` and `=` of the standard base64 key are form-encoded on the wire.
-        assert!(
-            r.body
-                .contains("public_key=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA%2B%2Fx%3D"),
-            "{}",
-            r.body
-        );
+        assert!(r.body.contains("public_key=MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA%2B%2Fx%3D"), "{}", r.body);
     }
 
     #[tokio::test]
     async fn oauth_error_is_exchange_rejected() {
         let server = MockServer::start(|_, _| {
-            Reply::json(
-                400,
-                json!({"error": "invalid_request", "error_description": "Invalid JWT"}),
-            )
+            Reply::json(400, json!({"error": "invalid_request", "error_description": "Invalid JWT"}))
         })
         .await;
         let err = run(&server).await.unwrap_err();
         match &err {
-            Error::ExchangeRejected {
-                status,
-                error,
-                description,
-            } => {
+            Error::ExchangeRejected { status, error, description } => {
                 assert_eq!(*status, 400);
                 assert_eq!(error, "invalid_request");
                 assert_eq!(description.as_deref(), Some("Invalid JWT"));
@@ -254,52 +208,27 @@ mod tests {
     async fn persistent_5xx_is_network_error() {
         let server = MockServer::start(|_, _| Reply::text(500, "oops")).await;
         let err = run(&server).await.unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Error::Network {
-                    service: "token exchange",
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, Error::Network { service: "token exchange", .. }), "{err:?}");
         assert_eq!(server.requests().len(), 3);
     }
 
     #[tokio::test]
     async fn missing_token_field_and_bad_token_are_protocol_errors() {
-        let server =
-            MockServer::start(|_, _| Reply::json(200, json!({"access_token": "x.y.z"}))).await;
+        let server = MockServer::start(|_, _| Reply::json(200, json!({"access_token": "x.y.z"}))).await;
         let err = run(&server).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::Protocol { reason, .. } if reason.contains("`token`")),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Error::Protocol { reason, .. } if reason.contains("`token`")), "{err:?}");
 
-        let server =
-            MockServer::start(|_, _| Reply::json(200, json!({"token": "opaque-token"}))).await;
+        let server = MockServer::start(|_, _| Reply::json(200, json!({"token": "opaque-token"}))).await;
         let err = run(&server).await.unwrap_err();
-        assert!(
-            matches!(&err, Error::Protocol { reason, .. } if reason.contains("not a UPST")),
-            "{err:?}"
-        );
+        assert!(matches!(&err, Error::Protocol { reason, .. } if reason.contains("not a UPST")), "{err:?}");
         assert!(!err.to_string().contains("opaque-token"));
 
         let no_exp = format!("a.{}.c", URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#));
-        let server =
-            MockServer::start(move |_, _| Reply::json(200, json!({ "token": no_exp.clone() })))
-                .await;
-        assert!(matches!(
-            run(&server).await.unwrap_err(),
-            Error::Protocol { .. }
-        ));
+        let server = MockServer::start(move |_, _| Reply::json(200, json!({ "token": no_exp.clone() }))).await;
+        assert!(matches!(run(&server).await.unwrap_err(), Error::Protocol { .. }));
 
         let server = MockServer::start(|_, _| Reply::text(200, "not json")).await;
-        assert!(matches!(
-            run(&server).await.unwrap_err(),
-            Error::Protocol { .. }
-        ));
+        assert!(matches!(run(&server).await.unwrap_err(), Error::Protocol { .. }));
     }
 
     #[tokio::test]

@@ -58,9 +58,7 @@ impl Http {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let client = builder
-            .build()
-            .map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))?;
+        let client = builder.build().map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))?;
         Ok(Http { client, options })
     }
 
@@ -88,11 +86,7 @@ impl Http {
                 backoff *= 2;
             }
         }
-        Err(Error::Network {
-            service,
-            url: redact_url(url),
-            reason: format!("{last} after {attempts} attempt(s)"),
-        })
+        Err(Error::Network { service, url: redact_url(url), reason: format!("{last} after {attempts} attempt(s)") })
     }
 }
 
@@ -149,7 +143,8 @@ mod tests {
     #[tokio::test]
     async fn unreachable_host_is_a_bounded_network_error() {
         // Port 9 on loopback: nothing listens, so every attempt is refused at once.
-        let http = Http::new(HttpOptions { attempts: 2, backoff: Duration::from_millis(1), ..Default::default() }).unwrap();
+        let http =
+            Http::new(HttpOptions { attempts: 2, backoff: Duration::from_millis(1), ..Default::default() }).unwrap();
         let url = Url::parse("http://127.0.0.1:9/token").unwrap();
         let err = http.send("identity provider", &url, |c| c.post(url.clone())).await.unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::NETWORK);

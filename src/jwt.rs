@@ -66,9 +66,7 @@ pub fn decode_claims<T: DeserializeOwned>(token: &str) -> Result<T, JwtError> {
     if parts.len() != 3 {
         return Err(JwtError::Segments(parts.len()));
     }
-    let payload = URL_SAFE_NO_PAD
-        .decode(parts[1].trim_end_matches('='))
-        .map_err(|_| JwtError::Base64)?;
+    let payload = URL_SAFE_NO_PAD.decode(parts[1].trim_end_matches('=')).map_err(|_| JwtError::Base64)?;
     serde_json::from_slice(&payload).map_err(|e| JwtError::Json(e.to_string()))
 }
 
@@ -158,7 +156,9 @@ mod tests {
 
     #[test]
     fn decodes_upst_claims() {
-        let t = jwt(r#"{"exp":2000,"iat":1000,"sub":"ocid1.user..u","tenant":"ocid1.tenancy..t","sess_exp":"Sat, 08 Nov 2025 17:19:55 UTC","jti":"j1","jwk":"{}","extra":1}"#);
+        let t = jwt(
+            r#"{"exp":2000,"iat":1000,"sub":"ocid1.user..u","tenant":"ocid1.tenancy..t","sess_exp":"Sat, 08 Nov 2025 17:19:55 UTC","jti":"j1","jwk":"{}","extra":1}"#,
+        );
         let c = decode_upst(&t).unwrap();
         assert_eq!(c.exp, 2000);
         assert_eq!(c.tenant.as_deref(), Some("ocid1.tenancy..t"));
@@ -204,10 +204,7 @@ mod tests {
         let w = Duration::from_secs(60);
         assert_eq!(freshness(1000, at(1000), w), Freshness::Expired);
         assert_eq!(freshness(1000, at(1001), w), Freshness::Expired);
-        assert_eq!(
-            freshness(1000, at(940), w),
-            Freshness::ExpiringSoon { remaining: Duration::from_secs(60) }
-        );
+        assert_eq!(freshness(1000, at(940), w), Freshness::ExpiringSoon { remaining: Duration::from_secs(60) });
         assert!(freshness(1000, at(939), w).is_fresh());
     }
 }

@@ -86,9 +86,7 @@ impl KeyPair {
 
     /// PKCS#8 PEM of the private key (zeroized on drop).
     pub fn private_pem(&self) -> Result<zeroize::Zeroizing<String>> {
-        self.private
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| Error::Other(format!("cannot encode key: {e}")))
+        self.private.to_pkcs8_pem(LineEnding::LF).map_err(|e| Error::Other(format!("cannot encode key: {e}")))
     }
 
     /// PEM SubjectPublicKeyInfo of the public key.

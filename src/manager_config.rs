@@ -126,18 +126,10 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<ManagerConfig>
         }
     };
     let text = String::from_utf8(bytes).map_err(|_| {
-        Error::Config(format!(
-            "manager config `{}` ({}) is not valid UTF-8",
-            path.display(),
-            source.describe()
-        ))
+        Error::Config(format!("manager config `{}` ({}) is not valid UTF-8", path.display(), source.describe()))
     })?;
-    let mut cfg = parse_str(&text, profile).map_err(|reason| {
-        Error::Config(format!(
-            "invalid manager config `{}`: {reason}",
-            path.display()
-        ))
-    })?;
+    let mut cfg = parse_str(&text, profile)
+        .map_err(|reason| Error::Config(format!("invalid manager config `{}`: {reason}", path.display())))?;
     cfg.path = Some(path.to_owned());
     Ok(cfg)
 }
@@ -171,10 +163,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig
         let Some(name) = name else { continue };
         let name = name.trim();
         if let Some((junk, _)) = props.iter().find_map(|(k, _)| k.split_once('\n')) {
-            return Err(format!(
-                "line `{}` in section `[{name}]` is not `key = value`",
-                junk.trim()
-            ));
+            return Err(format!("line `{}` in section `[{name}]` is not `key = value`", junk.trim()));
         }
         let target = if name == profile {
             has_profile_section = true;
@@ -193,19 +182,13 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig
     let own = interpolate(&own);
     let mut values = common;
     values.extend(own);
-    Ok(ManagerConfig {
-        path: None,
-        has_profile_section,
-        values,
-    })
+    Ok(ManagerConfig { path: None, has_profile_section, values })
 }
 
 /// `configparser`'s basic interpolation within one section: `%%` → `%`, `%(key)s` → that key's
 /// (interpolated) value. Anything else, including unknown keys, stays literal.
 fn interpolate(raw: &BTreeMap<String, String>) -> BTreeMap<String, String> {
-    raw.iter()
-        .map(|(k, v)| (k.clone(), expand(v, raw, 0)))
-        .collect()
+    raw.iter().map(|(k, v)| (k.clone(), expand(v, raw, 0))).collect()
 }
 
 fn expand(value: &str, raw: &BTreeMap<String, String>, depth: usize) -> String {
@@ -271,20 +254,11 @@ token_url = https://other.example/token
         assert_eq!(c.get("redirect_port"), Some("8181"));
         assert_eq!(c.get("log_level"), Some("debug"));
         assert_eq!(c.get("scope"), Some("openid offline_access"));
-        assert_eq!(
-            c.get("token_url"),
-            Some("https://idp.example/oauth2/v1/token")
-        );
-        assert_eq!(
-            c.get("authz_base_url"),
-            Some("https://idp.example/oauth2/v1/authorize")
-        );
+        assert_eq!(c.get("token_url"), Some("https://idp.example/oauth2/v1/token"));
+        assert_eq!(c.get("authz_base_url"), Some("https://idp.example/oauth2/v1/authorize"));
         // Keys are stored lowercase; lookups are case-insensitive.
         assert!(c.values.contains_key("token_url"));
-        assert_eq!(
-            c.get("TOKEN_URL"),
-            Some("https://idp.example/oauth2/v1/token")
-        );
+        assert_eq!(c.get("TOKEN_URL"), Some("https://idp.example/oauth2/v1/token"));
         // `%%` is a literal `%`, as with configparser's interpolation.
         assert_eq!(c.get("client_secret"), Some("a%b"));
     }
@@ -332,7 +306,9 @@ token_url = https://other.example/token
 
     #[test]
     fn values_are_trimmed_and_inline_semicolons_kept() {
-        let c = parse_str("[p]\n  scope   =   openid offline_access   \nurl = http://x/?a=1;b=2 # not a comment\n", "p").unwrap();
+        let c =
+            parse_str("[p]\n  scope   =   openid offline_access   \nurl = http://x/?a=1;b=2 # not a comment\n", "p")
+                .unwrap();
         assert_eq!(c.get("scope"), Some("openid offline_access"));
         assert_eq!(c.get("url"), Some("http://x/?a=1;b=2 # not a comment"));
     }
@@ -346,7 +322,11 @@ token_url = https://other.example/token
 
     #[test]
     fn interpolation_of_other_keys() {
-        let c = parse_str("[p]\nbase = https://idp\ntoken_url = %(base)s/token\nodd = 100% sure\nmissing = %(nope)s\n", "p").unwrap();
+        let c = parse_str(
+            "[p]\nbase = https://idp\ntoken_url = %(base)s/token\nodd = 100% sure\nmissing = %(nope)s\n",
+            "p",
+        )
+        .unwrap();
         assert_eq!(c.get("token_url"), Some("https://idp/token"));
         assert_eq!(c.get("odd"), Some("100% sure"));
         assert_eq!(c.get("missing"), Some("%(nope)s"));
@@ -394,27 +374,15 @@ token_url = https://other.example/token
 
         let home_ini = home.join(".oci").join(FILE_NAME);
         fs::write(&home_ini, "[COMMON]\n").unwrap();
-        assert_eq!(
-            locate(None, None, &oci_config, &home),
-            Some((home_ini.clone(), Source::Home))
-        );
+        assert_eq!(locate(None, None, &oci_config, &home), Some((home_ini.clone(), Source::Home)));
 
         let beside = cfgdir.join(FILE_NAME);
         fs::write(&beside, "[COMMON]\n").unwrap();
-        assert_eq!(
-            locate(None, None, &oci_config, &home),
-            Some((beside.clone(), Source::BesideOciConfig))
-        );
+        assert_eq!(locate(None, None, &oci_config, &home), Some((beside.clone(), Source::BesideOciConfig)));
 
         // Explicit paths win even when they do not exist (load reports that).
-        assert_eq!(
-            locate(None, Some(&env), &oci_config, &home),
-            Some((env.clone(), Source::Env))
-        );
-        assert_eq!(
-            locate(Some(&flag), Some(&env), &oci_config, &home),
-            Some((flag.clone(), Source::Flag))
-        );
+        assert_eq!(locate(None, Some(&env), &oci_config, &home), Some((env.clone(), Source::Env)));
+        assert_eq!(locate(Some(&flag), Some(&env), &oci_config, &home), Some((flag.clone(), Source::Flag)));
         // An empty flag/env value counts as not given.
         assert_eq!(
             locate(Some(Path::new("")), Some(Path::new("")), &oci_config, &home),
@@ -426,15 +394,7 @@ token_url = https://other.example/token
     fn locate_ignores_a_folder_named_like_the_ini() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
-        assert_eq!(
-            locate(
-                None,
-                None,
-                &dir.path().join("config"),
-                &dir.path().join("nohome")
-            ),
-            None
-        );
+        assert_eq!(locate(None, None, &dir.path().join("config"), &dir.path().join("nohome")), None);
     }
 
     #[test]
@@ -445,16 +405,10 @@ token_url = https://other.example/token
             let err = load(&missing, source, "p").unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
             let msg = err.to_string();
-            assert!(
-                msg.contains("missing.ini") && msg.contains("no such file"),
-                "{msg}"
-            );
+            assert!(msg.contains("missing.ini") && msg.contains("no such file"), "{msg}");
         }
         for source in [Source::BesideOciConfig, Source::Home] {
-            assert_eq!(
-                load(&missing, source, "p").unwrap(),
-                ManagerConfig::default()
-            );
+            assert_eq!(load(&missing, source, "p").unwrap(), ManagerConfig::default());
         }
     }
 

@@ -31,11 +31,7 @@ enum Kind {
     Section(String),
     /// `key = value`; `value_at` is the byte offset in the line where the value starts (after the
     /// delimiter and the whitespace following it).
-    Key {
-        key: String,
-        value: String,
-        value_at: usize,
-    },
+    Key { key: String, value: String, value_at: usize },
     /// An indented line continuing the value of the key above.
     Continuation,
 }
@@ -118,11 +114,7 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
     // Indentation of the current key's line, while a key can take continuation lines.
     let mut key_indent: Option<usize> = None;
     for (n, (raw, eol)) in split_lines(text).into_iter().enumerate() {
-        let body = if n == 0 {
-            raw.strip_prefix('\u{feff}').unwrap_or(raw)
-        } else {
-            raw
-        };
+        let body = if n == 0 { raw.strip_prefix('\u{feff}').unwrap_or(raw) } else { raw };
         let offset = raw.len() - body.len();
         let trimmed = body.trim();
         let indent = body.len() - body.trim_start().len();
@@ -153,27 +145,14 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
             };
             let key = body[..d].trim();
             if key.is_empty() {
-                return Err(format!(
-                    "line {} has no key before `{}`",
-                    n + 1,
-                    &body[d..=d]
-                ));
+                return Err(format!("line {} has no key before `{}`", n + 1, &body[d..=d]));
             }
             let after = &body[d + 1..];
             let value_at = offset + d + 1 + (after.len() - after.trim_start().len());
             key_indent = Some(indent);
-            Kind::Key {
-                key: key.to_ascii_lowercase(),
-                value: after.trim().to_owned(),
-                value_at,
-            }
+            Kind::Key { key: key.to_ascii_lowercase(), value: after.trim().to_owned(), value_at }
         };
-        lines.push(Line {
-            text: raw,
-            eol,
-            kind,
-            section,
-        });
+        lines.push(Line { text: raw, eol, kind, section });
     }
     Ok(Parsed { lines, sections })
 }
@@ -182,9 +161,7 @@ fn read_text(path: &Path) -> Result<Option<String>> {
     let Some(bytes) = crate::fsutil::read_optional(path)? else {
         return Ok(None);
     };
-    String::from_utf8(bytes)
-        .map(Some)
-        .map_err(|_| Error::corrupt(path, "not valid UTF-8"))
+    String::from_utf8(bytes).map(Some).map_err(|_| Error::corrupt(path, "not valid UTF-8"))
 }
 
 /// A profile's keys as `oci` sees them (the `[DEFAULT]` section's keys under the profile's own).
@@ -238,26 +215,16 @@ fn validate(profile: &str, entries: &[(&str, &str)]) -> Result<()> {
         || profile.contains(['\n', '\r', '[', ']'])
         || profile.starts_with(['#', ';']);
     if bad_profile {
-        return Err(Error::Config(format!(
-            "invalid profile name `{}` for the OCI config",
-            profile.escape_debug()
-        )));
+        return Err(Error::Config(format!("invalid profile name `{}` for the OCI config", profile.escape_debug())));
     }
     for (k, v) in entries {
-        let bad_key = k.is_empty()
-            || k.trim() != *k
-            || k.contains(['=', ':', '\n', '\r'])
-            || k.starts_with(['[', '#', ';']);
+        let bad_key =
+            k.is_empty() || k.trim() != *k || k.contains(['=', ':', '\n', '\r']) || k.starts_with(['[', '#', ';']);
         if bad_key {
-            return Err(Error::Config(format!(
-                "invalid OCI config key `{}`",
-                k.escape_debug()
-            )));
+            return Err(Error::Config(format!("invalid OCI config key `{}`", k.escape_debug())));
         }
         if v.contains(['\n', '\r']) {
-            return Err(Error::Config(format!(
-                "the value for OCI config key `{k}` contains a line break"
-            )));
+            return Err(Error::Config(format!("the value for OCI config key `{k}` contains a line break")));
         }
     }
     Ok(())
@@ -266,25 +233,13 @@ fn validate(profile: &str, entries: &[(&str, &str)]) -> Result<()> {
 /// Writes go to a symlink's target, so a linked `~/.oci/config` stays a link.
 fn resolve_symlink(path: &Path) -> PathBuf {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => {
-            std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned())
-        }
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
         _ => path.to_owned(),
     }
 }
 
-fn render_upsert(
-    parsed: &Parsed<'_>,
-    text: &str,
-    profile: &str,
-    entries: &[(&str, &str)],
-) -> String {
-    let eol = parsed
-        .lines
-        .iter()
-        .map(|l| l.eol)
-        .find(|e| !e.is_empty())
-        .unwrap_or("\n");
+fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&str, &str)]) -> String {
+    let eol = parsed.lines.iter().map(|l| l.eol).find(|e| !e.is_empty()).unwrap_or("\n");
     let in_profile = |l: &Line<'_>| l.section.is_some_and(|s| parsed.sections[s] == profile);
 
     // Replacement text per line (None = drop the line), and lines to insert after a line.
@@ -296,9 +251,7 @@ fn render_upsert(
         let mut in_match = false;
         for (i, line) in parsed.lines.iter().enumerate() {
             match &line.kind {
-                Kind::Key {
-                    key: k, value_at, ..
-                } if in_profile(line) && *k == lkey => {
+                Kind::Key { key: k, value_at, .. } if in_profile(line) && *k == lkey => {
                     found = true;
                     in_match = true;
                     replace.insert(i, Some(format!("{}{}", &line.text[..*value_at], value)));
@@ -318,20 +271,13 @@ fn render_upsert(
     let missing: Vec<(&str, &str)> = missing
         .iter()
         .map(|(k, _)| {
-            let v = entries
-                .iter()
-                .rev()
-                .find(|(ek, _)| ek.eq_ignore_ascii_case(k))
-                .map_or("", |(_, v)| *v);
+            let v = entries.iter().rev().find(|(ek, _)| ek.eq_ignore_ascii_case(k)).map_or("", |(_, v)| *v);
             (*k, v)
         })
         .collect();
 
     // Where missing keys go: after the last key (or header) of the profile's last occurrence.
-    let last_header = parsed
-        .lines
-        .iter()
-        .rposition(|l| l.kind == Kind::Section(profile.to_owned()));
+    let last_header = parsed.lines.iter().rposition(|l| l.kind == Kind::Section(profile.to_owned()));
     let insert_after = last_header.map(|h| {
         let mut at = h;
         for (i, line) in parsed.lines.iter().enumerate().skip(h + 1) {
@@ -352,11 +298,7 @@ fn render_upsert(
             None => out.push_str(line.text),
         }
         let inserting = insert_after == Some(i) && !missing.is_empty();
-        out.push_str(if line.eol.is_empty() && inserting {
-            eol
-        } else {
-            line.eol
-        });
+        out.push_str(if line.eol.is_empty() && inserting { eol } else { line.eol });
         if inserting {
             for (k, v) in &missing {
                 out.push_str(&format!("{k}={v}{eol}"));
@@ -398,10 +340,7 @@ mod tests {
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
     }
 
     const CONFIG: &str = "\
@@ -445,37 +384,25 @@ security_token_file=/other/token
     #[test]
     fn read_missing_file_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(
-            read_profile(&dir.path().join("nope"), "DEFAULT").unwrap(),
-            None
-        );
+        assert_eq!(read_profile(&dir.path().join("nope"), "DEFAULT").unwrap(), None);
     }
 
     #[test]
     fn read_profile_overrides_default_and_later_keys_win() {
         let text = "[DEFAULT]\nregion=a\n[p]\nregion=b\nregion=c\n[p]\nextra=1\n";
-        assert_eq!(
-            read_str(text, "p").unwrap(),
-            map(&[("region", "c"), ("extra", "1")])
-        );
+        assert_eq!(read_str(text, "p").unwrap(), map(&[("region", "c"), ("extra", "1")]));
     }
 
     #[test]
     fn read_continuation_lines() {
         let text = "[p]\nkey_file = /a\n  /b\n# comment\n\tmore\nnext = 1\n";
-        assert_eq!(
-            read_str(text, "p").unwrap(),
-            map(&[("key_file", "/a\n/b\nmore"), ("next", "1")])
-        );
+        assert_eq!(read_str(text, "p").unwrap(), map(&[("key_file", "/a\n/b\nmore"), ("next", "1")]));
     }
 
     #[test]
     fn read_values_trimmed_crlf_bom() {
         let text = "\u{feff}[p]\r\n  key_file  =  /a b  \r\nregion:us\r\n";
-        assert_eq!(
-            read_str(text, "p").unwrap(),
-            map(&[("key_file", "/a b"), ("region", "us")])
-        );
+        assert_eq!(read_str(text, "p").unwrap(), map(&[("key_file", "/a b"), ("region", "us")]));
     }
 
     #[test]
@@ -485,20 +412,13 @@ security_token_file=/other/token
         for bad in ["user=x\n[p]\n", "[p]\njust words\n", "[p]\n= value\n"] {
             fs::write(&p, bad).unwrap();
             let err = read_profile(&p, "p").unwrap_err();
-            assert_eq!(
-                err.exit_code(),
-                crate::error::exit::CORRUPT_FILE,
-                "{bad:?}: {err}"
-            );
+            assert_eq!(err.exit_code(), crate::error::exit::CORRUPT_FILE, "{bad:?}: {err}");
             let err = upsert_profile(&p, "p", &[("k", "v")]).unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CORRUPT_FILE);
             assert_eq!(fs::read_to_string(&p).unwrap(), bad, "left untouched");
         }
         fs::write(&p, b"[p]\nk=\xff\n").unwrap();
-        assert_eq!(
-            read_profile(&p, "p").unwrap_err().exit_code(),
-            crate::error::exit::CORRUPT_FILE
-        );
+        assert_eq!(read_profile(&p, "p").unwrap_err().exit_code(), crate::error::exit::CORRUPT_FILE);
     }
 
     #[test]
@@ -506,11 +426,7 @@ security_token_file=/other/token
         let out = upsert_str(
             CONFIG,
             "work",
-            &[
-                ("key_file", "/new/key.pem"),
-                ("fingerprint", "cc:dd"),
-                ("security_token_file", "/new/token"),
-            ],
+            &[("key_file", "/new/key.pem"), ("fingerprint", "cc:dd"), ("security_token_file", "/new/token")],
         );
         let expected = "\
 # my OCI config
@@ -535,23 +451,13 @@ security_token_file=/other/token
     #[test]
     fn upsert_key_only_in_default_is_added_to_the_profile() {
         let out = upsert_str(CONFIG, "work", &[("region", "eu-frankfurt-1")]);
-        assert!(
-            out.contains("region = us-ashburn-1\n"),
-            "DEFAULT untouched:\n{out}"
-        );
-        assert!(
-            out.contains("tenancy=ocid1.tenancy.work\nregion=eu-frankfurt-1\n\n[other]"),
-            "{out}"
-        );
+        assert!(out.contains("region = us-ashburn-1\n"), "DEFAULT untouched:\n{out}");
+        assert!(out.contains("tenancy=ocid1.tenancy.work\nregion=eu-frankfurt-1\n\n[other]"), "{out}");
     }
 
     #[test]
     fn upsert_default_profile() {
-        let out = upsert_str(
-            CONFIG,
-            "DEFAULT",
-            &[("region", "eu-frankfurt-1"), ("tenancy", "t")],
-        );
+        let out = upsert_str(CONFIG, "DEFAULT", &[("region", "eu-frankfurt-1"), ("tenancy", "t")]);
         assert!(out.starts_with("# my OCI config\n[DEFAULT]\nuser=ocid1.user.default\nregion = eu-frankfurt-1\ntenancy=t\n\n; work profile\n"), "{out}");
         // The work profile's own tenancy is not touched.
         assert!(out.contains("tenancy=ocid1.tenancy.work\n"));
@@ -566,18 +472,9 @@ security_token_file=/other/token
     #[test]
     fn upsert_without_trailing_newline() {
         let text = "[p]\nkey_file=/a";
-        assert_eq!(
-            upsert_str(text, "p", &[("region", "r")]),
-            "[p]\nkey_file=/a\nregion=r\n"
-        );
-        assert_eq!(
-            upsert_str(text, "p", &[("key_file", "/b")]),
-            "[p]\nkey_file=/b"
-        );
-        assert_eq!(
-            upsert_str(text, "q", &[("k", "v")]),
-            "[p]\nkey_file=/a\n\n[q]\nk=v\n"
-        );
+        assert_eq!(upsert_str(text, "p", &[("region", "r")]), "[p]\nkey_file=/a\nregion=r\n");
+        assert_eq!(upsert_str(text, "p", &[("key_file", "/b")]), "[p]\nkey_file=/b");
+        assert_eq!(upsert_str(text, "q", &[("k", "v")]), "[p]\nkey_file=/a\n\n[q]\nk=v\n");
     }
 
     #[test]
@@ -587,16 +484,12 @@ security_token_file=/other/token
             upsert_str(text, "p", &[("key_file", "/b"), ("region", "r")]),
             "[p]\r\nkey_file = /b\r\nregion=r\r\n\r\n[q]\r\nx=1\r\n"
         );
-        assert_eq!(
-            upsert_str(text, "z", &[("k", "v")]),
-            format!("{text}\r\n[z]\r\nk=v\r\n")
-        );
+        assert_eq!(upsert_str(text, "z", &[("k", "v")]), format!("{text}\r\n[z]\r\nk=v\r\n"));
     }
 
     #[test]
     fn upsert_ignores_same_keys_in_other_sections() {
-        let text =
-            "[a]\nkey_file=/a\n[b]\n# key_file=/commented\nkey_file_2=/x\n[c]\nkey_file=/c\n";
+        let text = "[a]\nkey_file=/a\n[b]\n# key_file=/commented\nkey_file_2=/x\n[c]\nkey_file=/c\n";
         let out = upsert_str(text, "b", &[("key_file", "/b")]);
         assert_eq!(out, "[a]\nkey_file=/a\n[b]\n# key_file=/commented\nkey_file_2=/x\nkey_file=/b\n[c]\nkey_file=/c\n");
     }
@@ -604,35 +497,23 @@ security_token_file=/other/token
     #[test]
     fn upsert_empty_section_and_trailing_comments() {
         let text = "[p]\n# only a comment\n\n[q]\n";
-        assert_eq!(
-            upsert_str(text, "p", &[("k", "v")]),
-            "[p]\nk=v\n# only a comment\n\n[q]\n"
-        );
+        assert_eq!(upsert_str(text, "p", &[("k", "v")]), "[p]\nk=v\n# only a comment\n\n[q]\n");
         let text = "[p]\na=1\n# trailing comment\n\n";
-        assert_eq!(
-            upsert_str(text, "p", &[("b", "2")]),
-            "[p]\na=1\nb=2\n# trailing comment\n\n"
-        );
+        assert_eq!(upsert_str(text, "p", &[("b", "2")]), "[p]\na=1\nb=2\n# trailing comment\n\n");
     }
 
     #[test]
     fn upsert_replaces_duplicates_and_drops_continuations() {
         let text = "[p]\nkey_file = /a\n   /continued\nKEY_FILE=/dup\n[p]\nkey_file=/third\nz=1\n";
         let out = upsert_str(text, "p", &[("key_file", "/new")]);
-        assert_eq!(
-            out,
-            "[p]\nkey_file = /new\nKEY_FILE=/new\n[p]\nkey_file=/new\nz=1\n"
-        );
+        assert_eq!(out, "[p]\nkey_file = /new\nKEY_FILE=/new\n[p]\nkey_file=/new\nz=1\n");
     }
 
     #[test]
     fn upsert_after_a_header_without_newline_and_colon_values() {
         assert_eq!(upsert_str("[p]", "p", &[("k", "v")]), "[p]\nk=v\n");
         let text = "[p]\nkey_file=C:\\keys\\k.pem\nfingerprint: aa:bb:cc\n";
-        assert_eq!(
-            read_str(text, "p").unwrap(),
-            map(&[("key_file", "C:\\keys\\k.pem"), ("fingerprint", "aa:bb:cc")])
-        );
+        assert_eq!(read_str(text, "p").unwrap(), map(&[("key_file", "C:\\keys\\k.pem"), ("fingerprint", "aa:bb:cc")]));
         assert_eq!(
             upsert_str(text, "p", &[("fingerprint", "dd:ee")]),
             "[p]\nkey_file=C:\\keys\\k.pem\nfingerprint: dd:ee\n"
@@ -649,21 +530,13 @@ security_token_file=/other/token
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config");
         fs::write(&p, CONFIG).unwrap();
-        upsert_profile(
-            &p,
-            "work",
-            &[("key_file", "/k"), ("region", "r"), ("tenancy", "t")],
-        )
-        .unwrap();
+        upsert_profile(&p, "work", &[("key_file", "/k"), ("region", "r"), ("tenancy", "t")]).unwrap();
         let work = read_profile(&p, "work").unwrap().unwrap();
         assert_eq!(work["key_file"], "/k");
         assert_eq!(work["region"], "r");
         assert_eq!(work["tenancy"], "t");
         assert_eq!(work["user"], "ocid1.user.default");
-        assert_eq!(
-            read_profile(&p, "other").unwrap().unwrap()["key_file"],
-            "/other/key.pem"
-        );
+        assert_eq!(read_profile(&p, "other").unwrap().unwrap()["key_file"], "/other/key.pem");
     }
 
     #[cfg(unix)]
@@ -674,18 +547,8 @@ security_token_file=/other/token
         let p = dir.path().join("new").join("config");
         upsert_profile(&p, "DEFAULT", &[("key_file", "/k")]).unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "[DEFAULT]\nkey_file=/k\n");
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
-        assert_eq!(
-            fs::metadata(p.parent().unwrap())
-                .unwrap()
-                .permissions()
-                .mode()
-                & 0o777,
-            0o700
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(fs::metadata(p.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
     }
 
     #[cfg(unix)]
@@ -699,15 +562,9 @@ security_token_file=/other/token
         let link = dir.path().join("config");
         std::os::unix::fs::symlink(&real, &link).unwrap();
         upsert_profile(&link, "p", &[("a", "2")]).unwrap();
-        assert!(fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&real).unwrap(), "[p]\na=2\n");
-        assert_eq!(
-            fs::metadata(&real).unwrap().permissions().mode() & 0o777,
-            0o600
-        );
+        assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o600);
     }
 
     #[cfg(unix)]
@@ -720,29 +577,18 @@ security_token_file=/other/token
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
         upsert_profile(&p, "p", &[("a", "1")]).unwrap();
         // Not rewritten: the mode is still the user's.
-        assert_eq!(
-            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
-            0o640
-        );
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
     }
 
     #[test]
     fn invalid_names_and_values_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config");
-        for (profile, k, v) in [
-            ("a]b", "k", "v"),
-            ("", "k", "v"),
-            ("p", "a=b", "v"),
-            ("p", "", "v"),
-            ("p", "k", "x\ny"),
-        ] {
+        for (profile, k, v) in
+            [("a]b", "k", "v"), ("", "k", "v"), ("p", "a=b", "v"), ("p", "", "v"), ("p", "k", "x\ny")]
+        {
             let err = upsert_profile(&p, profile, &[(k, v)]).unwrap_err();
-            assert_eq!(
-                err.exit_code(),
-                crate::error::exit::CONFIG,
-                "{profile:?} {k:?} {v:?}"
-            );
+            assert_eq!(err.exit_code(), crate::error::exit::CONFIG, "{profile:?} {k:?} {v:?}");
         }
         assert!(!p.exists());
     }

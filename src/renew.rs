@@ -81,7 +81,15 @@ impl Renewer {
     /// A renewer for the settings' profile.
     pub fn new(settings: Arc<Settings>, env: Arc<crate::settings::Env>, clock: SharedClock) -> Result<Renewer> {
         let store = SessionStore::new(&settings.home, &settings.profile)?;
-        Ok(Renewer { settings, store, clock, env, http: OnceCell::new(), passphrase: OnceCell::new(), allow_login: true })
+        Ok(Renewer {
+            settings,
+            store,
+            clock,
+            env,
+            http: OnceCell::new(),
+            passphrase: OnceCell::new(),
+            allow_login: true,
+        })
     }
 
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused
@@ -270,17 +278,23 @@ impl Renewer {
                 )));
             }
         }
-        let key_path = profile
-            .get("key_file")
-            .map(|p| expand_home(p.trim(), &self.settings.home))
-            .ok_or_else(|| Error::Config(format!("profile `{name}` has no `key_file` in `{}`", self.settings.oci_config_file.display())))?;
+        let key_path =
+            profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings.home)).ok_or_else(|| {
+                Error::Config(format!(
+                    "profile `{name}` has no `key_file` in `{}`",
+                    self.settings.oci_config_file.display()
+                ))
+            })?;
         let key = KeyPair::load(&key_path)?;
         let endpoint = match auth_endpoint {
             Some(u) => u.clone(),
             None => {
-                let region = self.settings.region.clone().or_else(|| profile.get("region").cloned()).ok_or_else(|| {
-                    Error::Config(format!("profile `{name}` has no region; set `region` in the OCI config or pass `--region`"))
-                })?;
+                let region =
+                    self.settings.region.clone().or_else(|| profile.get("region").cloned()).ok_or_else(|| {
+                        Error::Config(format!(
+                            "profile `{name}` has no region; set `region` in the OCI config or pass `--region`"
+                        ))
+                    })?;
                 session_refresh::auth_endpoint_for_region(&region)?
             }
         };
@@ -294,15 +308,23 @@ impl Renewer {
 
     /// A new UPST must decode, not be expired, and (when it says) be bound to our key.
     fn check_new_token(&self, upst: &SecretString, key: &KeyPair) -> Result<UpstClaims> {
-        let claims = jwt::decode_upst(upst.expose())
-            .map_err(|e| Error::Protocol { service: "token exchange", reason: format!("the new session token is not a JWT: {e}") })?;
+        let claims = jwt::decode_upst(upst.expose()).map_err(|e| Error::Protocol {
+            service: "token exchange",
+            reason: format!("the new session token is not a JWT: {e}"),
+        })?;
         if claims.exp <= self.clock.unix() {
-            return Err(Error::Protocol { service: "token exchange", reason: "the new session token is already expired (check the clock)".into() });
+            return Err(Error::Protocol {
+                service: "token exchange",
+                reason: "the new session token is already expired (check the clock)".into(),
+            });
         }
         if let Some(jwk) = &claims.jwk {
             if let Ok(bound) = keys::public_key_from_jwk_json(jwk) {
                 if keys::fingerprint_of(&bound) != key.fingerprint() {
-                    return Err(Error::Protocol { service: "token exchange", reason: "the new session token is bound to a different public key".into() });
+                    return Err(Error::Protocol {
+                        service: "token exchange",
+                        reason: "the new session token is bound to a different public key".into(),
+                    });
                 }
             }
         }
@@ -372,7 +394,8 @@ impl Renewer {
     pub async fn http(&self) -> Result<&Http> {
         self.http
             .get_or_try_init(|| async {
-                let existing: Vec<PathBuf> = self.settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
+                let existing: Vec<PathBuf> =
+                    self.settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
                 Http::new(HttpOptions { extra_ca_files: existing, ..HttpOptions::default() })
             })
             .await
@@ -385,9 +408,9 @@ impl Renewer {
                 match &self.settings.passphrase {
                     PassphraseSource::None => Ok(None),
                     PassphraseSource::Env(var) => match self.env.get(var) {
-                        None => Err(Error::Config(format!(
-                            "`{var}` (named by `refresh_token_passphrase_env`) is not set"
-                        ))),
+                        None => {
+                            Err(Error::Config(format!("`{var}` (named by `refresh_token_passphrase_env`) is not set")))
+                        }
                         Some(v) if v.is_empty() => {
                             tracing::warn!("`{var}` is empty; the refresh token is stored unencrypted");
                             Ok(None)
@@ -395,7 +418,8 @@ impl Renewer {
                         Some(v) => Ok(Some(SecretString::from(v.as_str()))),
                     },
                     PassphraseSource::Prompt => {
-                        let prompt = format!("woci: refresh token passphrase for profile `{}`: ", self.settings.profile);
+                        let prompt =
+                            format!("woci: refresh token passphrase for profile `{}`: ", self.settings.profile);
                         let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
                             .await
                             .map_err(|e| Error::Other(e.to_string()))?

@@ -34,33 +34,16 @@ pub async fn refresh_session(
     clock: &dyn Clock,
 ) -> Result<SecretString> {
     let url = refresh_url(auth_endpoint)?;
-    let body = Zeroizing::new(
-        serde_json::json!({ "currentToken": current.expose() })
-            .to_string()
-            .into_bytes(),
-    );
+    let body = Zeroizing::new(serde_json::json!({ "currentToken": current.expose() }).to_string().into_bytes());
     let key_id = signer::key_id_for_token(current);
-    let sign = || {
-        signer::sign_request(
-            &Method::POST,
-            &url,
-            &body,
-            Some("application/json"),
-            key,
-            &key_id,
-            clock,
-        )
-    };
+    let sign = || signer::sign_request(&Method::POST, &url, &body, Some("application/json"), key, &key_id, clock);
     // Signed once up front so that a URL that cannot be signed is an error, not a panic; each
     // attempt signs again so that retries carry a fresh `date`.
     let first = sign()?;
     let response = http
         .send(SERVICE, &url, |client| {
             let headers = sign().unwrap_or_else(|_| first.clone());
-            client
-                .post(url.clone())
-                .headers(headers)
-                .body(body.to_vec())
+            client.post(url.clone()).headers(headers).body(body.to_vec())
         })
         .await?;
     let status = response.status();
@@ -81,26 +64,16 @@ pub async fn refresh_session(
     }
     Err(Error::Protocol {
         service: SERVICE,
-        reason: format!(
-            "session refresh failed with HTTP {}{}",
-            status.as_u16(),
-            describe_oci_error(&text)
-        ),
+        reason: format!("session refresh failed with HTTP {}{}", status.as_u16(), describe_oci_error(&text)),
     })
 }
 
 fn refresh_url(auth_endpoint: &Url) -> Result<Url> {
     if auth_endpoint.cannot_be_a_base() || auth_endpoint.host_str().is_none() {
-        return Err(Error::Config(format!(
-            "invalid auth endpoint `{}`",
-            redact_url(auth_endpoint)
-        )));
+        return Err(Error::Config(format!("invalid auth endpoint `{}`", redact_url(auth_endpoint))));
     }
     let mut url = auth_endpoint.clone();
-    let path = format!(
-        "{}/v1/authentication/refresh",
-        auth_endpoint.path().trim_end_matches('/')
-    );
+    let path = format!("{}/v1/authentication/refresh", auth_endpoint.path().trim_end_matches('/'));
     url.set_path(&path);
     url.set_query(None);
     Ok(url)
@@ -111,21 +84,11 @@ fn parse_token(text: &str) -> Result<SecretString> {
     struct Answer {
         token: Option<String>,
     }
-    let invalid = |reason: &str| Error::Protocol {
-        service: SERVICE,
-        reason: reason.to_owned(),
-    };
-    let answer: Answer =
-        serde_json::from_str(text).map_err(|_| invalid("the refresh answer is not JSON"))?;
-    let token = SecretString::new(
-        answer
-            .token
-            .ok_or_else(|| invalid("the refresh answer has no `token`"))?,
-    );
+    let invalid = |reason: &str| Error::Protocol { service: SERVICE, reason: reason.to_owned() };
+    let answer: Answer = serde_json::from_str(text).map_err(|_| invalid("the refresh answer is not JSON"))?;
+    let token = SecretString::new(answer.token.ok_or_else(|| invalid("the refresh answer has no `token`"))?);
     let t = token.expose();
-    if t.is_empty()
-        || t.chars().any(char::is_whitespace)
-        || crate::jwt::decode_claims::<serde_json::Value>(t).is_err()
+    if t.is_empty() || t.chars().any(char::is_whitespace) || crate::jwt::decode_claims::<serde_json::Value>(t).is_err()
     {
         return Err(invalid("the refreshed `token` is not a JWT"));
     }
@@ -143,20 +106,12 @@ fn describe_oci_error(text: &str) -> String {
     let Ok(e) = serde_json::from_str::<OciError>(text) else {
         return String::new();
     };
-    let mut s = [e.code, e.message]
-        .into_iter()
-        .flatten()
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>()
-        .join(": ");
+    let mut s = [e.code, e.message].into_iter().flatten().filter(|p| !p.is_empty()).collect::<Vec<_>>().join(": ");
     if s.is_empty() {
         return s;
     }
     if s.len() > MAX_QUOTED {
-        let cut = (0..=MAX_QUOTED)
-            .rev()
-            .find(|&i| s.is_char_boundary(i))
-            .unwrap_or(0);
+        let cut = (0..=MAX_QUOTED).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
         s.truncate(cut);
         s.push('…');
     }
@@ -223,10 +178,7 @@ pub fn realm_domain(realm: &str) -> Option<String> {
 /// The region a short code names (`iad` → `us-ashburn-1`); other input is returned lowercased.
 pub fn canonical_region(region: &str) -> String {
     let region = region.trim().to_ascii_lowercase();
-    REGION_SHORT_NAMES
-        .iter()
-        .find(|(short, _)| *short == region)
-        .map_or(region, |(_, long)| (*long).to_owned())
+    REGION_SHORT_NAMES.iter().find(|(short, _)| *short == region).map_or(region, |(_, long)| (*long).to_owned())
 }
 
 /// The realm of a region identifier (or short code); `oc1` for regions the SDK does not place
@@ -234,10 +186,7 @@ pub fn canonical_region(region: &str) -> String {
 /// another realm needs `auth_endpoint` / `WOCI_AUTH_ENDPOINT`.
 pub fn realm_for_region(region: &str) -> &'static str {
     let region = canonical_region(region);
-    REGION_REALMS
-        .iter()
-        .find(|(r, _)| *r == region)
-        .map_or("oc1", |(_, realm)| realm)
+    REGION_REALMS.iter().find(|(r, _)| *r == region).map_or("oc1", |(_, realm)| realm)
 }
 
 /// `https://auth.{region}.{realm domain}`, the OCI SDK's `endpoint_for("auth", region)`. Short
@@ -247,24 +196,18 @@ pub fn auth_endpoint_for_region(region: &str) -> Result<Url> {
     let region = region.trim().to_ascii_lowercase();
     let valid = !region.is_empty()
         && !region.starts_with(['.', '-'])
-        && region
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+        && region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
     if !valid {
-        return Err(Error::Config(format!(
-            "invalid region `{region}`: expected an identifier such as `us-ashburn-1`"
-        )));
+        return Err(Error::Config(format!("invalid region `{region}`: expected an identifier such as `us-ashburn-1`")));
     }
     let host = if region.contains('.') {
         format!("auth.{region}")
     } else {
         let region = canonical_region(&region);
-        let domain =
-            realm_domain(realm_for_region(&region)).unwrap_or_else(|| "oraclecloud.com".into());
+        let domain = realm_domain(realm_for_region(&region)).unwrap_or_else(|| "oraclecloud.com".into());
         format!("auth.{region}.{domain}")
     };
-    Url::parse(&format!("https://{host}"))
-        .map_err(|e| Error::Config(format!("invalid region `{region}`: {e}")))
+    Url::parse(&format!("https://{host}")).map_err(|e| Error::Config(format!("invalid region `{region}`: {e}")))
 }
 
 #[cfg(test)]
@@ -296,9 +239,7 @@ mod tests {
     }
 
     /// Answers one request per canned response, in order, then stops; returns what it received.
-    async fn canned_server(
-        answers: Vec<(u16, String)>,
-    ) -> (Url, tokio::task::JoinHandle<Vec<Received>>) {
+    async fn canned_server(answers: Vec<(u16, String)>) -> (Url, tokio::task::JoinHandle<Vec<Received>>) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = Url::parse(&format!("http://{}/base/", listener.local_addr().unwrap())).unwrap();
         let task = tokio::spawn(async move {
@@ -322,15 +263,11 @@ mod tests {
                 let mut headers = HeaderMap::new();
                 for line in lines.filter(|l| !l.is_empty()) {
                     let (k, v) = line.split_once(':').unwrap();
-                    headers.append(
-                        http::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(),
-                        v.trim().parse().unwrap(),
-                    );
+                    headers
+                        .append(http::HeaderName::from_bytes(k.trim().as_bytes()).unwrap(), v.trim().parse().unwrap());
                 }
-                let len: usize = headers
-                    .get("content-length")
-                    .map(|v| v.to_str().unwrap().parse().unwrap())
-                    .unwrap_or(0);
+                let len: usize =
+                    headers.get("content-length").map(|v| v.to_str().unwrap().parse().unwrap()).unwrap_or(0);
                 while buf.len() < head_end + len {
                     let n = s.read(&mut chunk).await.unwrap();
                     buf.extend_from_slice(&chunk[..n]);
@@ -341,12 +278,7 @@ mod tests {
                     body.len()
                 );
                 s.write_all(resp.as_bytes()).await.unwrap();
-                seen.push(Received {
-                    method,
-                    target,
-                    headers,
-                    body: buf[head_end..head_end + len].to_vec(),
-                });
+                seen.push(Received { method, target, headers, body: buf[head_end..head_end + len].to_vec() });
             }
             seen
         });
@@ -354,12 +286,7 @@ mod tests {
     }
 
     fn http() -> Http {
-        Http::new(HttpOptions {
-            attempts: 2,
-            backoff: Duration::from_millis(1),
-            ..Default::default()
-        })
-        .unwrap()
+        Http::new(HttpOptions { attempts: 2, backoff: Duration::from_millis(1), ..Default::default() }).unwrap()
     }
 
     #[tokio::test]
@@ -367,15 +294,7 @@ mod tests {
         let new = jwt("new");
         let (url, server) = canned_server(vec![(200, format!(r#"{{"token":"{new}"}}"#))]).await;
         let current = SecretString::new(jwt("old"));
-        let got = refresh_session(
-            &http(),
-            &url,
-            &current,
-            test_key(),
-            &ManualClock::at(1_700_000_000),
-        )
-        .await
-        .unwrap();
+        let got = refresh_session(&http(), &url, &current, test_key(), &ManualClock::at(1_700_000_000)).await.unwrap();
         assert_eq!(got.expose(), &new);
 
         let seen = server.await.unwrap();
@@ -383,10 +302,7 @@ mod tests {
         assert_eq!(r.method, Method::POST);
         assert_eq!(r.target, "/base/v1/authentication/refresh");
         let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
-        assert_eq!(
-            body,
-            serde_json::json!({ "currentToken": current.expose() })
-        );
+        assert_eq!(body, serde_json::json!({ "currentToken": current.expose() }));
         let sig = SignatureHeader::parse(r.headers["authorization"].to_str().unwrap()).unwrap();
         assert_eq!(sig.key_id(), format!("ST${}", current.expose()));
         assert_eq!(
@@ -394,24 +310,12 @@ mod tests {
             Some("date (request-target) host content-length content-type x-content-sha256")
         );
         assert_eq!(r.headers["date"], "Tue, 14 Nov 2023 22:13:20 GMT");
-        assert_eq!(
-            r.headers["host"],
-            url.host_str().unwrap().to_owned() + ":" + &url.port().unwrap().to_string()
-        );
-        let text =
-            signer::signing_string(&r.method, &r.target, &r.headers, &sig.headers()).unwrap();
-        assert!(
-            signer::verify(test_key().public(), &text, sig.signature()),
-            "signature must verify"
-        );
+        assert_eq!(r.headers["host"], url.host_str().unwrap().to_owned() + ":" + &url.port().unwrap().to_string());
+        let text = signer::signing_string(&r.method, &r.target, &r.headers, &sig.headers()).unwrap();
+        assert!(signer::verify(test_key().public(), &text, sig.signature()), "signature must verify");
         // The digest covers exactly the body that was sent.
         let mut tampered = r.headers.clone();
-        tampered.insert(
-            "x-content-sha256",
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-                .parse()
-                .unwrap(),
-        );
+        tampered.insert("x-content-sha256", "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=".parse().unwrap());
         let text = signer::signing_string(&r.method, &r.target, &tampered, &sig.headers()).unwrap();
         assert!(!signer::verify(test_key().public(), &text, sig.signature()));
     }
@@ -433,38 +337,18 @@ mod tests {
                 crate::error::exit::NETWORK,
                 "HTTP 400 (InvalidParameter: bad)",
             ),
-            (
-                404,
-                "<html>not json</html>",
-                crate::error::exit::NETWORK,
-                "HTTP 404",
-            ),
-            (
-                200,
-                r#"{"nope":1}"#,
-                crate::error::exit::NETWORK,
-                "no `token`",
-            ),
-            (
-                200,
-                r#"{"token":"not a jwt"}"#,
-                crate::error::exit::NETWORK,
-                "not a JWT",
-            ),
+            (404, "<html>not json</html>", crate::error::exit::NETWORK, "HTTP 404"),
+            (200, r#"{"nope":1}"#, crate::error::exit::NETWORK, "no `token`"),
+            (200, r#"{"token":"not a jwt"}"#, crate::error::exit::NETWORK, "not a JWT"),
             (200, "garbage", crate::error::exit::NETWORK, "not JSON"),
         ];
         for (status, body, code, needle) in cases {
             let (url, _server) = canned_server(vec![(status, body.to_owned())]).await;
-            let err = refresh_session(&http(), &url, &current, test_key(), &clock)
-                .await
-                .unwrap_err();
+            let err = refresh_session(&http(), &url, &current, test_key(), &clock).await.unwrap_err();
             assert_eq!(err.exit_code(), code, "{status} {body}: {err}");
             let msg = err.to_string();
             assert!(msg.contains(needle), "{msg}");
-            assert!(
-                !msg.contains(current.expose()),
-                "the token must not appear in errors"
-            );
+            assert!(!msg.contains(current.expose()), "the token must not appear in errors");
             assert!(!msg.contains("<html>"), "unknown bodies are not quoted");
         }
     }
@@ -472,21 +356,13 @@ mod tests {
     #[tokio::test]
     async fn server_errors_are_retried_then_network() {
         let new = jwt("new");
-        let (url, server) = canned_server(vec![
-            (503, "{}".into()),
-            (200, format!(r#"{{"token":"{new}"}}"#)),
-        ])
-        .await;
-        let got = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1))
-            .await
-            .unwrap();
+        let (url, server) = canned_server(vec![(503, "{}".into()), (200, format!(r#"{{"token":"{new}"}}"#))]).await;
+        let got = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1)).await.unwrap();
         assert_eq!(got.expose(), &new);
         assert_eq!(server.await.unwrap().len(), 2);
 
         let (url, _server) = canned_server(vec![(503, "{}".into()), (502, "{}".into())]).await;
-        let err = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1))
-            .await
-            .unwrap_err();
+        let err = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1)).await.unwrap_err();
         assert!(matches!(err, Error::Network { .. }), "{err}");
     }
 
@@ -495,82 +371,35 @@ mod tests {
         let cases = [
             ("us-ashburn-1", "https://auth.us-ashburn-1.oraclecloud.com/"),
             ("US-Phoenix-1", "https://auth.us-phoenix-1.oraclecloud.com/"),
-            (
-                "us-langley-1",
-                "https://auth.us-langley-1.oraclegovcloud.com/",
-            ),
+            ("us-langley-1", "https://auth.us-langley-1.oraclegovcloud.com/"),
             ("us-luke-1", "https://auth.us-luke-1.oraclegovcloud.com/"),
-            (
-                "us-gov-ashburn-1",
-                "https://auth.us-gov-ashburn-1.oraclegovcloud.com/",
-            ),
-            (
-                "uk-gov-london-1",
-                "https://auth.uk-gov-london-1.oraclegovcloud.uk/",
-            ),
-            (
-                "ap-chiyoda-1",
-                "https://auth.ap-chiyoda-1.oraclecloud8.com/",
-            ),
-            (
-                "ap-ibaraki-1",
-                "https://auth.ap-ibaraki-1.oraclecloud8.com/",
-            ),
-            (
-                "my-region.example.com",
-                "https://auth.my-region.example.com/",
-            ),
+            ("us-gov-ashburn-1", "https://auth.us-gov-ashburn-1.oraclegovcloud.com/"),
+            ("uk-gov-london-1", "https://auth.uk-gov-london-1.oraclegovcloud.uk/"),
+            ("ap-chiyoda-1", "https://auth.ap-chiyoda-1.oraclecloud8.com/"),
+            ("ap-ibaraki-1", "https://auth.ap-ibaraki-1.oraclecloud8.com/"),
+            ("my-region.example.com", "https://auth.my-region.example.com/"),
         ];
         for (region, want) in cases {
-            assert_eq!(
-                auth_endpoint_for_region(region).unwrap().as_str(),
-                want,
-                "{region}"
-            );
+            assert_eq!(auth_endpoint_for_region(region).unwrap().as_str(), want, "{region}");
         }
         for (region, want) in [
             ("iad", "https://auth.us-ashburn-1.oraclecloud.com/"),
-            (
-                "us-gov-chicago-1",
-                "https://auth.us-gov-chicago-1.oraclegovcloud.com/",
-            ),
-            (
-                "eu-frankfurt-2",
-                "https://auth.eu-frankfurt-2.oraclecloud.eu/",
-            ),
-            (
-                "eu-frankfurt-1",
-                "https://auth.eu-frankfurt-1.oraclecloud.com/",
-            ),
+            ("us-gov-chicago-1", "https://auth.us-gov-chicago-1.oraclegovcloud.com/"),
+            ("eu-frankfurt-2", "https://auth.eu-frankfurt-2.oraclecloud.eu/"),
+            ("eu-frankfurt-1", "https://auth.eu-frankfurt-1.oraclecloud.com/"),
             ("me-ibri-1", "https://auth.me-ibri-1.oraclecloud9.com/"),
-            (
-                "ap-dcc-canberra-1",
-                "https://auth.ap-dcc-canberra-1.oraclecloud10.com/",
-            ),
-            (
-                "us-ashburn-2",
-                "https://auth.us-ashburn-2.oraclecloud42.com/",
-            ),
-            (
-                "some-new-region-1",
-                "https://auth.some-new-region-1.oraclecloud.com/",
-            ),
+            ("ap-dcc-canberra-1", "https://auth.ap-dcc-canberra-1.oraclecloud10.com/"),
+            ("us-ashburn-2", "https://auth.us-ashburn-2.oraclecloud42.com/"),
+            ("some-new-region-1", "https://auth.some-new-region-1.oraclecloud.com/"),
         ] {
-            assert_eq!(
-                auth_endpoint_for_region(region).unwrap().as_str(),
-                want,
-                "{region}"
-            );
+            assert_eq!(auth_endpoint_for_region(region).unwrap().as_str(), want, "{region}");
         }
         // Every realm the table names has a domain.
         for (region, realm) in REGION_REALMS {
             assert!(realm_domain(realm).is_some(), "{region} {realm}");
         }
         for (_, region) in REGION_SHORT_NAMES {
-            assert!(
-                !region.contains(|c: char| c.is_ascii_uppercase()),
-                "{region}"
-            );
+            assert!(!region.contains(|c: char| c.is_ascii_uppercase()), "{region}");
         }
         assert!(auth_endpoint_for_region("").is_err());
         assert!(auth_endpoint_for_region(".evil").is_err());
@@ -586,23 +415,11 @@ mod tests {
     #[test]
     fn refresh_url_appends_to_any_base_path() {
         for (base, want) in [
-            (
-                "https://auth.x.example",
-                "https://auth.x.example/v1/authentication/refresh",
-            ),
-            (
-                "https://auth.x.example/",
-                "https://auth.x.example/v1/authentication/refresh",
-            ),
-            (
-                "http://127.0.0.1:9/oci/?q=1",
-                "http://127.0.0.1:9/oci/v1/authentication/refresh",
-            ),
+            ("https://auth.x.example", "https://auth.x.example/v1/authentication/refresh"),
+            ("https://auth.x.example/", "https://auth.x.example/v1/authentication/refresh"),
+            ("http://127.0.0.1:9/oci/?q=1", "http://127.0.0.1:9/oci/v1/authentication/refresh"),
         ] {
-            assert_eq!(
-                refresh_url(&Url::parse(base).unwrap()).unwrap().as_str(),
-                want
-            );
+            assert_eq!(refresh_url(&Url::parse(base).unwrap()).unwrap().as_str(), want);
         }
         assert!(refresh_url(&Url::parse("mailto:x@y").unwrap()).is_err());
     }

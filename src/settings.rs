@@ -137,15 +137,11 @@ impl Settings {
             .map(|p| expand_tilde(&p, &home));
         let locate_base = explicit_config.clone().unwrap_or_else(|| default_oci_config.clone());
         let env_manager = env_nonempty(env, "WOCI_MANAGER_CONFIG").map(PathBuf::from);
-        let manager = match manager_config::locate(
-            o.manager_config.as_deref(),
-            env_manager.as_deref(),
-            &locate_base,
-            &home,
-        ) {
-            Some((path, source)) => manager_config::load(&expand_tilde(&path, &home), source, &profile)?,
-            None => ManagerConfig::default(),
-        };
+        let manager =
+            match manager_config::locate(o.manager_config.as_deref(), env_manager.as_deref(), &locate_base, &home) {
+                Some((path, source)) => manager_config::load(&expand_tilde(&path, &home), source, &profile)?,
+                None => ManagerConfig::default(),
+            };
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
@@ -317,12 +313,9 @@ fn resolve_mode(o: &WociOptions, m: &ManagerConfig, env: &Env, profile: &str) ->
         Some(u) => parse_url(&u, "token_exchange_url")?,
         None => token_url.clone(),
     };
-    let redirect_port: u16 = get("redirect_port")
-        .trim()
-        .parse()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| Error::Config(format!("`redirect_port` must be a port number 1-65535, got `{}`", get("redirect_port"))))?;
+    let redirect_port: u16 = get("redirect_port").trim().parse().ok().filter(|p| *p != 0).ok_or_else(|| {
+        Error::Config(format!("`redirect_port` must be a port number 1-65535, got `{}`", get("redirect_port")))
+    })?;
     let scopes: Vec<String> = get("scope").split_whitespace().map(str::to_owned).collect();
     Ok(RenewMode::Idp {
         idp: Box::new(IdpConfig {
@@ -438,7 +431,8 @@ mod tests {
         ] {
             m.values.insert(k.into(), v.into());
         }
-        let RenewMode::Idp { idp, exchange } = resolve_mode(&WociOptions::default(), &m, &Env::new(), "P").unwrap() else {
+        let RenewMode::Idp { idp, exchange } = resolve_mode(&WociOptions::default(), &m, &Env::new(), "P").unwrap()
+        else {
             panic!("expected idp mode")
         };
         assert_eq!(exchange.url, idp.token_url);

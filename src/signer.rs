@@ -38,14 +38,8 @@ pub const REQUEST_TARGET: &str = "(request-target)";
 pub const HEADERS_NO_BODY: [&str; 3] = ["date", REQUEST_TARGET, "host"];
 
 /// Header list for POST, PUT and PATCH.
-pub const HEADERS_WITH_BODY: [&str; 6] = [
-    "date",
-    REQUEST_TARGET,
-    "host",
-    "content-length",
-    "content-type",
-    "x-content-sha256",
-];
+pub const HEADERS_WITH_BODY: [&str; 6] =
+    ["date", REQUEST_TARGET, "host", "content-length", "content-type", "x-content-sha256"];
 
 /// Why a signature header or signing string could not be handled. Never contains header values.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -131,10 +125,7 @@ impl SignatureHeader {
                 return Err(SignError::Malformed("garbage after a quoted value"));
             }
         }
-        let header = SignatureHeader {
-            raw: value.to_owned(),
-            params,
-        };
+        let header = SignatureHeader { raw: value.to_owned(), params };
         if header.param("keyId").is_none() {
             return Err(SignError::Malformed("no keyId"));
         }
@@ -146,17 +137,12 @@ impl SignatureHeader {
 
     /// A parameter's value (names compared case-sensitively, as the draft specifies).
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, r)| &self.raw[r.clone()])
+        self.params.iter().find(|(n, _)| n == name).map(|(_, r)| &self.raw[r.clone()])
     }
 
     /// All parameters in their original order.
     pub fn params(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.params
-            .iter()
-            .map(|(n, r)| (n.as_str(), &self.raw[r.clone()]))
+        self.params.iter().map(|(n, r)| (n.as_str(), &self.raw[r.clone()]))
     }
 
     /// The `keyId` (for sessions `ST$<token>`: a secret).
@@ -178,10 +164,7 @@ impl SignatureHeader {
     /// absent is `date`.
     pub fn headers(&self) -> Vec<String> {
         match self.param("headers") {
-            Some(h) => h
-                .split_ascii_whitespace()
-                .map(str::to_ascii_lowercase)
-                .collect(),
+            Some(h) => h.split_ascii_whitespace().map(str::to_ascii_lowercase).collect(),
             None => vec!["date".to_owned()],
         }
     }
@@ -194,12 +177,7 @@ impl SignatureHeader {
     /// The header value with the `keyId` value replaced by `new_key_id`; every other byte
     /// (parameter order, spacing, the signature) is kept.
     pub fn with_key_id(&self, new_key_id: &str) -> String {
-        let range = self
-            .params
-            .iter()
-            .find(|(n, _)| n == "keyId")
-            .map(|(_, r)| r.clone())
-            .unwrap_or(0..0);
+        let range = self.params.iter().find(|(n, _)| n == "keyId").map(|(_, r)| r.clone()).unwrap_or(0..0);
         let mut out = String::with_capacity(self.raw.len() + new_key_id.len());
         out.push_str(&self.raw[..range.start]);
         out.push_str(new_key_id);
@@ -210,9 +188,7 @@ impl SignatureHeader {
 
 /// The token of a session keyId `ST$<token>`; `None` for API-key keyIds.
 pub fn session_token_from_key_id(key_id: &str) -> Option<&str> {
-    key_id
-        .strip_prefix(SESSION_KEY_ID_PREFIX)
-        .filter(|t| !t.is_empty())
+    key_id.strip_prefix(SESSION_KEY_ID_PREFIX).filter(|t| !t.is_empty())
 }
 
 /// The keyId for a session token: `ST$<token>`.
@@ -234,10 +210,7 @@ pub fn signing_string<S: AsRef<str>>(
     for name in names {
         let name = name.as_ref().to_ascii_lowercase();
         if name == REQUEST_TARGET {
-            lines.push(format!(
-                "{REQUEST_TARGET}: {} {target}",
-                method.as_str().to_ascii_lowercase()
-            ));
+            lines.push(format!("{REQUEST_TARGET}: {} {target}", method.as_str().to_ascii_lowercase()));
             continue;
         }
         let mut values = headers.get_all(name.as_str()).iter().peekable();
@@ -246,11 +219,7 @@ pub fn signing_string<S: AsRef<str>>(
         }
         let mut joined = Vec::new();
         for v in values {
-            joined.push(
-                v.to_str()
-                    .map_err(|_| SignError::InvalidHeader(name.clone()))?
-                    .trim(),
-            );
+            joined.push(v.to_str().map_err(|_| SignError::InvalidHeader(name.clone()))?.trim());
         }
         lines.push(format!("{name}: {}", joined.join(", ")));
     }
@@ -265,9 +234,7 @@ pub fn verify(public_key: &RsaPublicKey, signing_string: &str, signature_b64: &s
     let Ok(signature) = Signature::try_from(raw.as_slice()) else {
         return false;
     };
-    VerifyingKey::<Sha256>::new(public_key.clone())
-        .verify(signing_string.as_bytes(), &signature)
-        .is_ok()
+    VerifyingKey::<Sha256>::new(public_key.clone()).verify(signing_string.as_bytes(), &signature).is_ok()
 }
 
 /// Signs `signing_string` with RSASSA-PKCS1-v1_5 SHA-256; returns standard base64.
@@ -277,11 +244,7 @@ pub fn sign_string(private_key: &RsaPrivateKey, signing_string: &str) -> String 
 }
 
 /// Formats an `Authorization` value with OCI's usual parameter order.
-pub fn authorization_value<S: AsRef<str>>(
-    key_id: &str,
-    headers: &[S],
-    signature_b64: &str,
-) -> String {
+pub fn authorization_value<S: AsRef<str>>(key_id: &str, headers: &[S], signature_b64: &str) -> String {
     let names: Vec<&str> = headers.iter().map(AsRef::as_ref).collect();
     format!(
         "Signature version=\"1\",keyId=\"{key_id}\",algorithm=\"rsa-sha256\",headers=\"{}\",signature=\"{signature_b64}\"",
@@ -319,16 +282,8 @@ pub fn sign_request(
     let with_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
     let names: &[&str] = if with_body {
         insert(&mut headers, "content-length", &body.len().to_string())?;
-        insert(
-            &mut headers,
-            "content-type",
-            content_type.unwrap_or("application/json"),
-        )?;
-        insert(
-            &mut headers,
-            "x-content-sha256",
-            &STANDARD.encode(Sha256::digest(body)),
-        )?;
+        insert(&mut headers, "content-type", content_type.unwrap_or("application/json"))?;
+        insert(&mut headers, "x-content-sha256", &STANDARD.encode(Sha256::digest(body)))?;
         &HEADERS_WITH_BODY
     } else {
         &HEADERS_NO_BODY
@@ -411,14 +366,8 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
     #[test]
     fn docs_example_get_signing_string() {
         let mut h = HeaderMap::new();
-        h.insert(
-            "date",
-            HeaderValue::from_static("Thu, 05 Jan 2014 21:31:40 GMT"),
-        );
-        h.insert(
-            "host",
-            HeaderValue::from_static("iaas.us-ashburn-1.oraclecloud.com"),
-        );
+        h.insert("date", HeaderValue::from_static("Thu, 05 Jan 2014 21:31:40 GMT"));
+        h.insert("host", HeaderValue::from_static("iaas.us-ashburn-1.oraclecloud.com"));
         let s = signing_string(
             &Method::GET,
             "/20160918/instances?compartmentId=ocid1.compartment.oc1..aaaa",
@@ -459,37 +408,19 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
         assert_eq!(auth.key_id(), "ST$abc");
         assert_eq!(auth.algorithm(), Some("rsa-sha256"));
         assert_eq!(auth.headers(), HEADERS_WITH_BODY.map(String::from).to_vec());
-        let rebuilt = signing_string(
-            &Method::POST,
-            "/v1/authentication/refresh?x=1",
-            &h,
-            &auth.headers(),
-        )
-        .unwrap();
+        let rebuilt = signing_string(&Method::POST, "/v1/authentication/refresh?x=1", &h, &auth.headers()).unwrap();
         assert_eq!(rebuilt, expected);
         assert!(verify(test_key().public(), &expected, auth.signature()));
         // Empty-body digest from protocol.md §4.
         let e = sign_request(&Method::PUT, &url, b"", None, test_key(), &key_id, &clock).unwrap();
-        assert_eq!(
-            e["x-content-sha256"],
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
+        assert_eq!(e["x-content-sha256"], "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     }
 
     #[test]
     fn get_signs_three_headers_and_default_port_is_omitted() {
         let clock = ManualClock::at(DOCS_DATE);
         let url = Url::parse("https://objectstorage.us-ashburn-1.oraclecloud.com:443/n/").unwrap();
-        let h = sign_request(
-            &Method::GET,
-            &url,
-            b"",
-            None,
-            test_key(),
-            &"k".into(),
-            &clock,
-        )
-        .unwrap();
+        let h = sign_request(&Method::GET, &url, b"", None, test_key(), &"k".into(), &clock).unwrap();
         assert_eq!(h["host"], "objectstorage.us-ashburn-1.oraclecloud.com");
         assert!(h.get("content-length").is_none());
         let auth = SignatureHeader::parse(h["authorization"].to_str().unwrap()).unwrap();
@@ -505,8 +436,7 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
     }
 
     fn verifies(h: &HeaderMap, auth: &SignatureHeader, public: &RsaPublicKey) -> bool {
-        let s =
-            signing_string(&Method::GET, "/20160918/instances?c=1", h, &auth.headers()).unwrap();
+        let s = signing_string(&Method::GET, "/20160918/instances?c=1", h, &auth.headers()).unwrap();
         verify(public, &s, auth.signature())
     }
 
@@ -514,19 +444,12 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
     fn round_trip_and_tampering() {
         let (h, auth) = signed_get(test_key(), "ST$old");
         assert!(verifies(&h, &auth, test_key().public()));
-        assert!(
-            !verifies(&h, &auth, other_key().public()),
-            "another key must not verify"
-        );
+        assert!(!verifies(&h, &auth, other_key().public()), "another key must not verify");
         let mut tampered = headers_of(&h);
         tampered.insert("host", HeaderValue::from_static("evil.example"));
         assert!(!verifies(&tampered, &auth, test_key().public()));
-        let s =
-            signing_string(&Method::GET, "/20160918/instances?c=2", &h, &auth.headers()).unwrap();
-        assert!(
-            !verify(test_key().public(), &s, auth.signature()),
-            "changed query must fail"
-        );
+        let s = signing_string(&Method::GET, "/20160918/instances?c=2", &h, &auth.headers()).unwrap();
+        assert!(!verify(test_key().public(), &s, auth.signature()), "changed query must fail");
         assert!(!verify(test_key().public(), &s, "not base64!"));
     }
 
@@ -552,10 +475,7 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
         assert_eq!(a.params().count(), 6);
         assert_eq!(a.with_key_id("ST$n"), v.replace("ST$tok", "ST$n"));
         assert_eq!(a.headers(), vec!["date", "(request-target)", "host"]);
-        assert!(
-            !format!("{a:?}").contains("tok"),
-            "Debug must not show the keyId"
-        );
+        assert!(!format!("{a:?}").contains("tok"), "Debug must not show the keyId");
     }
 
     #[test]
@@ -581,10 +501,7 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
         h.insert("x-date", HeaderValue::from_static("d"));
         h.append("x-multi", HeaderValue::from_static("a"));
         h.append("x-multi", HeaderValue::from_static("b"));
-        assert_eq!(
-            signing_string(&Method::GET, "/", &h, &["X-Date", "x-multi"]).unwrap(),
-            "x-date: d\nx-multi: a, b"
-        );
+        assert_eq!(signing_string(&Method::GET, "/", &h, &["X-Date", "x-multi"]).unwrap(), "x-date: d\nx-multi: a, b");
     }
 
     /// Requests signed by the OCI Python SDK 2.189.0 (`oci.auth.signers.SecurityTokenSigner` with
@@ -655,11 +572,7 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
             assert_eq!(parsed.session_token(), Some(SDK_TOKEN));
             assert_eq!(parsed.param("version"), Some("1"));
             let text = signing_string(&v.method, v.target, &h, &parsed.headers()).unwrap();
-            assert!(
-                verify(test_key().public(), &text, parsed.signature()),
-                "{} must verify",
-                v.method
-            );
+            assert!(verify(test_key().public(), &text, parsed.signature()), "{} must verify", v.method);
             assert!(!verify(other_key().public(), &text, parsed.signature()));
             assert_eq!(
                 sign_string(test_key().private(), &text),
@@ -677,21 +590,11 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
     #[test]
     fn our_signer_matches_the_python_sdk() {
         // The refresh POST above, signed by woci: same headers, same signature as the SDK's.
-        let url = Url::parse("https://auth.us-ashburn-1.oraclecloud.com/v1/authentication/refresh")
-            .unwrap();
+        let url = Url::parse("https://auth.us-ashburn-1.oraclecloud.com/v1/authentication/refresh").unwrap();
         let body = format!(r#"{{"currentToken": "{SDK_TOKEN}"}}"#);
         let clock = ManualClock::at(1_700_000_000);
         let key_id = SecretString::from(format!("ST${SDK_TOKEN}"));
-        let h = sign_request(
-            &Method::POST,
-            &url,
-            body.as_bytes(),
-            None,
-            test_key(),
-            &key_id,
-            &clock,
-        )
-        .unwrap();
+        let h = sign_request(&Method::POST, &url, body.as_bytes(), None, test_key(), &key_id, &clock).unwrap();
         let sdk = &sdk_vectors()[1];
         for (k, v) in sdk.headers {
             assert_eq!(h[*k], *v, "{k}");
@@ -705,10 +608,7 @@ vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
     fn session_token_helpers() {
         assert_eq!(session_token_from_key_id("ST$abc"), Some("abc"));
         assert_eq!(session_token_from_key_id("ST$"), None);
-        assert_eq!(
-            session_token_from_key_id("ocid1.tenancy/ocid1.user/aa:bb"),
-            None
-        );
+        assert_eq!(session_token_from_key_id("ocid1.tenancy/ocid1.user/aa:bb"), None);
         assert_eq!(key_id_for_token(&"abc".into()).expose(), "ST$abc");
     }
 }

@@ -170,13 +170,12 @@ impl SessionStore {
         let Some(pass) = passphrase else {
             return Err(Error::RefreshTokenLocked {
                 path,
-                reason: "it is encrypted; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"
-                    .into(),
+                reason:
+                    "it is encrypted; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"
+                        .into(),
             });
         };
-        crypto::open(trimmed, pass)
-            .map(Some)
-            .map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
+        crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
     }
 
     /// Stores a refresh token, encrypted when a non-empty passphrase is given.

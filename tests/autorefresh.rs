@@ -79,10 +79,19 @@ async fn signal_reaches_child(sig: i32, name: &str) {
 
     unsafe { libc::kill(child.id() as i32, sig) };
     let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    assert_eq!(status.status.code(), Some(42), "woci exits with the child's code: {}", String::from_utf8_lossy(&status.stderr));
+    assert_eq!(
+        status.status.code(),
+        Some(42),
+        "woci exits with the child's code: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
     assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap().trim(), name, "the child got the signal");
     assert!(!alive(child_pid), "the child is gone");
-    assert!(dir_is_empty(tmp.path()), "temporary files were left behind: {:?}", std::fs::read_dir(tmp.path()).unwrap().collect::<Vec<_>>());
+    assert!(
+        dir_is_empty(tmp.path()),
+        "temporary files were left behind: {:?}",
+        std::fs::read_dir(tmp.path()).unwrap().collect::<Vec<_>>()
+    );
     assert!(!String::from_utf8_lossy(&status.stderr).contains(proxy.trim()), "the proxy secret is not logged");
 }
 
@@ -108,7 +117,11 @@ async fn exec_exit_code_and_argv_are_the_childs() {
     cmd.args(["--exec", "--", "sh", "-c", "printf '%s|' \"$@\"; exit 7", "sh", "--profile", "x y", "--client-id"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(out.status.code(), Some(7), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "--profile|x y|--client-id|", "arguments after -- are the program's, untouched");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "--profile|x y|--client-id|",
+        "arguments after -- are the program's, untouched"
+    );
     assert!(dir_is_empty(tmp.path()));
 }
 

@@ -24,7 +24,21 @@ async fn valid_token_means_no_network_call_and_args_pass_through() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         w.oci_argv(),
-        ["--profile", "P", "--auth", "security_token", "os", "object", "put", "--bucket-name", "b", "--file", "f with space", "--client-id", "kept"]
+        [
+            "--profile",
+            "P",
+            "--auth",
+            "security_token",
+            "os",
+            "object",
+            "put",
+            "--bucket-name",
+            "b",
+            "--file",
+            "f with space",
+            "--client-id",
+            "kept"
+        ]
     );
     assert_eq!(w.emu.stats().requests, 0, "a valid token must not cause any request");
 }
@@ -88,7 +102,8 @@ async fn expired_token_makes_one_refresh_and_one_exchange_and_stores_rotation() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn config_upsert_keeps_other_profiles_and_comments() {
     let w = World::new().await;
-    let original = "# my settings\n[DEFAULT]\nregion=eu-frankfurt-1\n\n[other]\nuser=ocid1.user..x # keep\nkey_file=/k.pem\n";
+    let original =
+        "# my settings\n[DEFAULT]\nregion=eu-frankfurt-1\n\n[other]\nuser=ocid1.user..x # keep\nkey_file=/k.pem\n";
     std::fs::write(w.config_path(), original).unwrap();
     w.seed_token(-10);
     w.seed_refresh_token();
@@ -186,7 +201,12 @@ async fn thirty_concurrent_calls_on_an_expired_token_make_one_refresh() {
 struct Snapshot(Vec<(std::path::PathBuf, Option<Vec<u8>>)>);
 
 fn snapshot(w: &World) -> Snapshot {
-    let paths = [w.token_path(), w.session_dir().join("refresh_token"), w.config_path(), w.session_dir().join("oci_api_key.pem")];
+    let paths = [
+        w.token_path(),
+        w.session_dir().join("refresh_token"),
+        w.config_path(),
+        w.session_dir().join("oci_api_key.pem"),
+    ];
     Snapshot(paths.iter().map(|p| (p.clone(), std::fs::read(p).ok())).collect())
 }
 
@@ -297,7 +317,11 @@ async fn corrupt_key_file_is_exit_7() {
     let w = World::new().await;
     w.seed_token(-10);
     w.seed_refresh_token();
-    std::fs::write(w.session_dir().join("oci_api_key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n").unwrap();
+    std::fs::write(
+        w.session_dir().join("oci_api_key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     expect_failure(&w, 7, "oci_api_key.pem").await;
 }
 

@@ -46,13 +46,8 @@ impl Callback {
                 }
             }
             let head = String::from_utf8_lossy(&head).into_owned();
-            let target = head
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let _ =
-                s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
+            let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+            let _ = s.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok");
             let _ = tx.send(target);
         });
         Callback { port, rx }
@@ -65,17 +60,12 @@ impl Callback {
     /// The query of the request the callback received; `None` if none arrived (only called after
     /// the driver exited, so anything it delivered is already here).
     fn received(&self) -> Option<Url> {
-        self.rx
-            .recv_timeout(Duration::from_secs(5))
-            .ok()
-            .map(|t| Url::parse(&format!("http://127.0.0.1{t}")).unwrap())
+        self.rx.recv_timeout(Duration::from_secs(5)).ok().map(|t| Url::parse(&format!("http://127.0.0.1{t}")).unwrap())
     }
 }
 
 fn query(url: &Url, key: &str) -> Option<String> {
-    url.query_pairs()
-        .find(|(k, _)| k == key)
-        .map(|(_, v)| v.into_owned())
+    url.query_pairs().find(|(k, _)| k == key).map(|(_, v)| v.into_owned())
 }
 
 fn random_b64(n: usize) -> String {
@@ -91,12 +81,7 @@ fn pkce() -> (String, String) {
     (verifier, challenge)
 }
 
-fn authorize_url(
-    idp: &NodeIdp,
-    redirect_uri: &str,
-    state: &str,
-    challenge: Option<&str>,
-) -> String {
+fn authorize_url(idp: &NodeIdp, redirect_uri: &str, state: &str, challenge: Option<&str>) -> String {
     let mut u = Url::parse(&idp.authorization_endpoint).unwrap();
     u.query_pairs_mut()
         .append_pair("response_type", "code")
@@ -105,43 +90,26 @@ fn authorize_url(
         .append_pair("scope", "openid offline_access")
         .append_pair("state", state);
     if let Some(c) = challenge {
-        u.query_pairs_mut()
-            .append_pair("code_challenge", c)
-            .append_pair("code_challenge_method", "S256");
+        u.query_pairs_mut().append_pair("code_challenge", c).append_pair("code_challenge_method", "S256");
     }
     u.to_string()
 }
 
 /// Runs the login driver on `url`; returns (success, stderr).
 fn drive(idp: &NodeIdp, url: &str) -> (bool, String) {
-    let out = idp
-        .driver_command(url)
-        .output()
-        .expect("the login driver runs");
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let out = idp.driver_command(url).output().expect("the login driver runs");
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// POSTs a form to the token endpoint with the client's Basic auth; returns (status, JSON body).
 async fn token_request(idp: &NodeIdp, form: &[(&str, &str)]) -> (u16, Value) {
     let mut req = reqwest::Client::new().post(&idp.token_endpoint).form(form);
     if let Some(secret) = &idp.client_secret {
-        req = req.header(
-            "authorization",
-            format!(
-                "Basic {}",
-                STANDARD.encode(format!("{}:{secret}", idp.client_id))
-            ),
-        );
+        req = req.header("authorization", format!("Basic {}", STANDARD.encode(format!("{}:{secret}", idp.client_id))));
     }
     let resp = req.send().await.expect("token endpoint reachable");
     let status = resp.status().as_u16();
-    let body = resp
-        .json::<Value>()
-        .await
-        .expect("token endpoint answers JSON");
+    let body = resp.json::<Value>().await.expect("token endpoint answers JSON");
     (status, body)
 }
 
@@ -152,12 +120,7 @@ async fn verify_access_token(idp: &NodeIdp, token: &str) -> Value {
     assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
     assert_eq!(header.typ.as_deref(), Some("at+jwt"));
     let kid = header.kid.expect("the access token names its key");
-    let jwks: Value = reqwest::get(&idp.jwks_uri)
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let jwks: Value = reqwest::get(&idp.jwks_uri).await.unwrap().json().await.unwrap();
     let jwk = jwks["keys"]
         .as_array()
         .unwrap()
@@ -165,17 +128,13 @@ async fn verify_access_token(idp: &NodeIdp, token: &str) -> Value {
         .find(|k| k["kid"] == kid.as_str())
         .unwrap_or_else(|| panic!("kid {kid} not in the JWKS {jwks}"));
     assert_eq!(jwk["kty"], "RSA");
-    let key = jsonwebtoken::DecodingKey::from_rsa_components(
-        jwk["n"].as_str().unwrap(),
-        jwk["e"].as_str().unwrap(),
-    )
-    .unwrap();
+    let key =
+        jsonwebtoken::DecodingKey::from_rsa_components(jwk["n"].as_str().unwrap(), jwk["e"].as_str().unwrap()).unwrap();
     let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     v.set_issuer(&[&idp.issuer]);
     v.set_audience(&[&idp.resource]);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    let data = jsonwebtoken::decode::<Value>(token, &key, &v)
-        .expect("the access token verifies against the JWKS");
+    let data = jsonwebtoken::decode::<Value>(token, &key, &v).expect("the access token verifies against the JWKS");
 
     // The same token with one payload byte changed must not verify: the check above is real.
     let mut parts: Vec<String> = token.split('.').map(str::to_owned).collect();
@@ -183,10 +142,7 @@ async fn verify_access_token(idp: &NodeIdp, token: &str) -> Value {
     let last = payload.len() - 2;
     payload[last] ^= 0x01;
     parts[1] = URL_SAFE_NO_PAD.encode(payload);
-    assert!(
-        jsonwebtoken::decode::<Value>(&parts.join("."), &key, &v).is_err(),
-        "a tampered token verified"
-    );
+    assert!(jsonwebtoken::decode::<Value>(&parts.join("."), &key, &v).is_err(), "a tampered token verified");
     data.claims
 }
 
@@ -195,39 +151,19 @@ fn login_code(idp: &NodeIdp) -> (String, String, String) {
     let cb = Callback::start();
     let (verifier, challenge) = pkce();
     let state = random_b64(16);
-    let (ok, err) = drive(
-        idp,
-        &authorize_url(idp, &cb.redirect_uri(), &state, Some(&challenge)),
-    );
-    assert!(
-        ok,
-        "the login driver failed: {err}\nIdP log:\n{}",
-        idp.log()
-    );
-    let got = cb
-        .received()
-        .expect("the driver delivered the redirect to the callback");
+    let (ok, err) = drive(idp, &authorize_url(idp, &cb.redirect_uri(), &state, Some(&challenge)));
+    assert!(ok, "the login driver failed: {err}\nIdP log:\n{}", idp.log());
+    let got = cb.received().expect("the driver delivered the redirect to the callback");
     assert_eq!(got.path(), "/callback");
-    assert_eq!(
-        query(&got, "state").as_deref(),
-        Some(state.as_str()),
-        "state round-trips"
-    );
-    assert_eq!(
-        query(&got, "iss").as_deref(),
-        Some(idp.issuer.as_str()),
-        "RFC 9207 iss in the redirect"
-    );
+    assert_eq!(query(&got, "state").as_deref(), Some(state.as_str()), "state round-trips");
+    assert_eq!(query(&got, "iss").as_deref(), Some(idp.issuer.as_str()), "RFC 9207 iss in the redirect");
     let code = query(&got, "code").expect("the redirect carries a code");
     (code, cb.redirect_uri(), verifier)
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn real_idp_code_pkce_refresh_rotation_and_jwt_access_tokens() {
-    let idp = NodeIdp::start(IdpOptions {
-        access_token_ttl: Some(Duration::from_secs(120)),
-        ..Default::default()
-    });
+    let idp = NodeIdp::start(IdpOptions { access_token_ttl: Some(Duration::from_secs(120)), ..Default::default() });
     let (code, redirect_uri, verifier) = login_code(&idp);
 
     let exchange = |code: String, redirect_uri: String, verifier: String| {
@@ -251,11 +187,7 @@ async fn real_idp_code_pkce_refresh_rotation_and_jwt_access_tokens() {
         async move {
             token_request(
                 idp,
-                &[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", &rt),
-                    ("client_id", &idp.client_id),
-                ],
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", &idp.client_id)],
             )
             .await
         }
@@ -263,34 +195,21 @@ async fn real_idp_code_pkce_refresh_rotation_and_jwt_access_tokens() {
 
     // PKCE is enforced: a wrong verifier is refused, and the same code then works with the right one.
     let (status, body) = exchange(code.clone(), redirect_uri.clone(), random_b64(48)).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     let (status, tokens) = exchange(code, redirect_uri, verifier).await;
     assert_eq!(status, 200, "{tokens}\nIdP log:\n{}", idp.log());
     let at1 = tokens["access_token"].as_str().unwrap().to_owned();
-    let rt1 = tokens["refresh_token"]
-        .as_str()
-        .expect("offline_access yields a refresh token")
-        .to_owned();
+    let rt1 = tokens["refresh_token"].as_str().expect("offline_access yields a refresh token").to_owned();
     assert_eq!(tokens["expires_in"], 120);
     let c1 = verify_access_token(&idp, &at1).await;
     assert_eq!(c1["sub"], "user-alice");
     assert_eq!(c1["client_id"], idp.client_id.as_str());
-    assert_eq!(
-        c1["exp"].as_i64().unwrap() - c1["iat"].as_i64().unwrap(),
-        120
-    );
+    assert_eq!(c1["exp"].as_i64().unwrap() - c1["iat"].as_i64().unwrap(), 120);
 
     // Refresh: a new access token (JWT, new jti) and a rotated refresh token.
     let (status, refreshed) = refresh(rt1.clone()).await;
     assert_eq!(status, 200, "{refreshed}");
-    let rt2 = refreshed["refresh_token"]
-        .as_str()
-        .expect("the refresh token rotates")
-        .to_owned();
+    let rt2 = refreshed["refresh_token"].as_str().expect("the refresh token rotates").to_owned();
     assert_ne!(rt1, rt2);
     let c2 = verify_access_token(&idp, refreshed["access_token"].as_str().unwrap()).await;
     assert_ne!(c1["jti"], c2["jti"]);
@@ -298,17 +217,9 @@ async fn real_idp_code_pkce_refresh_rotation_and_jwt_access_tokens() {
 
     // Reusing the spent refresh token fails and revokes the whole grant, so rt2 dies too.
     let (status, body) = refresh(rt1).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     let (status, body) = refresh(rt2).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 
     // A code is single use; replaying it also revokes what it issued.
     let (code, redirect_uri, verifier) = login_code(&idp);
@@ -316,17 +227,9 @@ async fn real_idp_code_pkce_refresh_rotation_and_jwt_access_tokens() {
     assert_eq!(status, 200, "{tokens}");
     let rt3 = tokens["refresh_token"].as_str().unwrap().to_owned();
     let (status, body) = exchange(code, redirect_uri, verifier).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
     let (status, body) = refresh(rt3).await;
-    assert_eq!(
-        (status, body["error"].as_str()),
-        (400, Some("invalid_grant")),
-        "{body}"
-    );
+    assert_eq!((status, body["error"].as_str()), (400, Some("invalid_grant")), "{body}");
 }
 
 #[test]
@@ -339,9 +242,7 @@ fn login_driver_reports_provider_errors_and_bad_passwords() {
     let (ok, err) = drive(&idp, &authorize_url(&idp, &cb.redirect_uri(), "s1", None));
     assert!(!ok, "the driver succeeded without PKCE");
     assert!(err.contains("invalid_request"), "driver stderr: {err}");
-    let got = cb
-        .received()
-        .expect("the error redirect reached the callback");
+    let got = cb.received().expect("the error redirect reached the callback");
     assert_eq!(query(&got, "error").as_deref(), Some("invalid_request"));
     assert_eq!(query(&got, "code"), None);
 
@@ -349,29 +250,15 @@ fn login_driver_reports_provider_errors_and_bad_passwords() {
     let cb = Callback::start();
     let (_, challenge) = pkce();
     let out = idp
-        .driver_command(&authorize_url(
-            &idp,
-            &cb.redirect_uri(),
-            "s2",
-            Some(&challenge),
-        ))
+        .driver_command(&authorize_url(&idp, &cb.redirect_uri(), "s2", Some(&challenge)))
         .env("IDP_PASSWORD", "not-the-password")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(
-        err.contains("asked for the password again"),
-        "driver stderr: {err}"
-    );
-    assert!(
-        !err.contains("not-the-password"),
-        "the driver printed the password: {err}"
-    );
-    assert!(
-        cb.rx.try_recv().is_err(),
-        "a failed login reached the callback"
-    );
+    assert!(err.contains("asked for the password again"), "driver stderr: {err}");
+    assert!(!err.contains("not-the-password"), "the driver printed the password: {err}");
+    assert!(cb.rx.try_recv().is_err(), "a failed login reached the callback");
 }
 
 fn woci_idp_config(idp: &NodeIdp) -> IdpConfig {
@@ -388,19 +275,13 @@ fn woci_idp_config(idp: &NodeIdp) -> IdpConfig {
 /// woci's own Authorization Code + PKCE login (the login driver as `BROWSER`) and refresh grant
 /// against the real provider, for a confidential and a public client.
 async fn woci_login_then_refresh(auth: ClientAuth) {
-    let idp = NodeIdp::start(IdpOptions {
-        client_auth: auth,
-        ..Default::default()
-    });
+    let idp = NodeIdp::start(IdpOptions { client_auth: auth, ..Default::default() });
     assert_eq!(idp.client_secret.is_none(), auth == ClientAuth::None);
     let http = woci::http::Http::new(woci::http::HttpOptions::default()).unwrap();
     let cfg = woci_idp_config(&idp);
     // The driver inherits this process's environment; the provider's default user is the
     // driver's default, so nothing has to be set here.
-    assert_eq!(
-        (idp.username.as_str(), idp.password.as_str()),
-        ("alice", "wonderland-e2e")
-    );
+    assert_eq!((idp.username.as_str(), idp.password.as_str()), ("alice", "wonderland-e2e"));
     let opts = LoginOptions {
         open_browser: true,
         browser_command: Some(peers::login_driver().into_os_string()),
@@ -411,24 +292,13 @@ async fn woci_login_then_refresh(auth: ClientAuth) {
     };
     let tokens = woci::oidc::login(&http, &cfg, &opts)
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "woci login against oidc-provider failed: {e}\nIdP log:\n{}",
-                idp.log()
-            )
-        });
+        .unwrap_or_else(|e| panic!("woci login against oidc-provider failed: {e}\nIdP log:\n{}", idp.log()));
     let claims = verify_access_token(&idp, tokens.access_token.expose()).await;
     assert_eq!(claims["sub"], "user-alice");
-    let rt1 = tokens
-        .refresh_token
-        .expect("a refresh token from the login");
+    let rt1 = tokens.refresh_token.expect("a refresh token from the login");
 
-    let refreshed = woci::oidc::refresh(&http, &cfg, &rt1)
-        .await
-        .expect("woci's refresh grant works");
-    let rt2 = refreshed
-        .refresh_token
-        .expect("the provider rotated the refresh token");
+    let refreshed = woci::oidc::refresh(&http, &cfg, &rt1).await.expect("woci's refresh grant works");
+    let rt2 = refreshed.refresh_token.expect("the provider rotated the refresh token");
     assert_ne!(rt1.expose(), rt2.expose());
     let c2 = verify_access_token(&idp, refreshed.access_token.expose()).await;
     assert_ne!(claims["jti"], c2["jti"]);
@@ -436,9 +306,7 @@ async fn woci_login_then_refresh(auth: ClientAuth) {
     // The spent token is refused as `invalid_grant`, which woci classifies as a rejection.
     match woci::oidc::refresh(&http, &cfg, &rt1).await {
         Err(woci::Error::IdpRejected { error, .. }) => assert_eq!(error, "invalid_grant"),
-        other => panic!(
-            "reusing a spent refresh token: expected IdpRejected(invalid_grant), got {other:?}"
-        ),
+        other => panic!("reusing a spent refresh token: expected IdpRejected(invalid_grant), got {other:?}"),
     }
 }
 
@@ -455,19 +323,9 @@ async fn woci_logs_in_and_refreshes_against_the_real_idp_public_client() {
 #[test]
 fn real_oci_cli_is_installed_at_the_pinned_version() {
     let home = tempfile::tempdir().unwrap();
-    let out = peers::oci_command(home.path())
-        .arg("--version")
-        .output()
-        .expect("oci runs");
-    assert!(
-        out.status.success(),
-        "oci --version failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        peers::OCI_CLI_VERSION
-    );
+    let out = peers::oci_command(home.path()).arg("--version").output().expect("oci runs");
+    assert!(out.status.success(), "oci --version failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), peers::OCI_CLI_VERSION);
 }
 
 /// The real `oci` with `--auth security_token` sends a request signed with `keyId="ST$<token>"`
@@ -480,15 +338,8 @@ fn real_oci_cli_signs_with_the_session_token() {
     std::fs::create_dir_all(&oci_dir).unwrap();
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     let key_path = oci_dir.join("key.pem");
-    std::fs::write(
-        &key_path,
-        key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes(),
-    )
-    .unwrap();
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    std::fs::write(&key_path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let token = format!(
         "eyJhbGciOiJSUzI1NiJ9.{}.c2lnbmF0dXJl",
         URL_SAFE_NO_PAD.encode(format!(
@@ -533,35 +384,18 @@ fn real_oci_cli_signs_with_the_session_token() {
     });
 
     let out = peers::oci_command(home.path())
-        .args([
-            "os",
-            "ns",
-            "get",
-            "--profile",
-            "E2E",
-            "--auth",
-            "security_token",
-        ])
+        .args(["os", "ns", "get", "--profile", "E2E", "--auth", "security_token"])
         .args(["--endpoint", &format!("http://127.0.0.1:{port}")])
         .output()
         .expect("oci runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "oci failed: {}\n{stdout}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "oci failed: {}\n{stdout}", String::from_utf8_lossy(&out.stderr));
     let data: Value = serde_json::from_str(&stdout).expect("oci prints JSON");
     assert_eq!(data["data"], "woci-e2e-namespace");
 
-    let head = rx
-        .recv_timeout(Duration::from_secs(5))
-        .expect("oci reached the endpoint");
+    let head = rx.recv_timeout(Duration::from_secs(5)).expect("oci reached the endpoint");
     let lower = head.to_ascii_lowercase();
-    assert!(
-        head.starts_with("GET /n/ HTTP/1.1") || head.starts_with("GET /n HTTP/1.1"),
-        "{head}"
-    );
+    assert!(head.starts_with("GET /n/ HTTP/1.1") || head.starts_with("GET /n HTTP/1.1"), "{head}");
     let auth = head
         .lines()
         .find(|l| l.to_ascii_lowercase().starts_with("authorization:"))

@@ -4,15 +4,14 @@
 
 mod common;
 
-use common::*;
 use common::peers;
+use common::*;
 use peers::oci_cli;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use woci_emulator::Config;
 
 const MIB: usize = 1024 * 1024;
-
 
 /// Emulator with TLS and short-lived UPSTs, a seeded refresh token, and the real `oci`.
 struct Upload {

@@ -53,10 +53,7 @@ impl Setup {
         let ca_file = home.path().join("emulator-ca.pem");
         std::fs::write(&ca_file, emu.ca_pem().expect("TLS emulator has a CA")).unwrap();
         let os = emu.os_endpoint();
-        let hostport = os
-            .trim_start_matches("https://")
-            .trim_end_matches('/')
-            .to_owned();
+        let hostport = os.trim_start_matches("https://").trim_end_matches('/').to_owned();
         let c = emu.config();
         let mut ini = format!(
             "[{PROFILE}]\n\
@@ -85,26 +82,12 @@ impl Setup {
         );
         ini.push('\n');
         std::fs::write(oci_dir.join("woci_manager.ini"), ini).unwrap();
-        std::fs::write(
-            oci_dir.join("config"),
-            format!("[{PROFILE}]\nregion = us-ashburn-1\n"),
-        )
-        .unwrap();
-        Setup {
-            idp,
-            emu,
-            home,
-            ca_file,
-        }
+        std::fs::write(oci_dir.join("config"), format!("[{PROFILE}]\nregion = us-ashburn-1\n")).unwrap();
+        Setup { idp, emu, home, ca_file }
     }
 
     fn session_file(&self, name: &str) -> PathBuf {
-        self.home
-            .path()
-            .join(".oci")
-            .join("sessions")
-            .join(PROFILE)
-            .join(name)
+        self.home.path().join(".oci").join("sessions").join(PROFILE).join(name)
     }
 
     fn read(&self, name: &str) -> String {
@@ -116,13 +99,7 @@ impl Setup {
     fn woci(&self, args: &[&str]) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_woci"));
         peers::peer_env(&mut c);
-        for k in [
-            "WOCI_MANAGER_CONFIG",
-            "WOCI_OCI_COMMAND",
-            "WOCI_AUTH_ENDPOINT",
-            "WOCI_RESIGN_HOSTS",
-            "RUST_LOG",
-        ] {
+        for k in ["WOCI_MANAGER_CONFIG", "WOCI_OCI_COMMAND", "WOCI_AUTH_ENDPOINT", "WOCI_RESIGN_HOSTS", "RUST_LOG"] {
             c.env_remove(k);
         }
         c.args(args)
@@ -139,9 +116,7 @@ impl Setup {
     /// Runs woci off the async runtime (the emulator keeps serving) and asserts success.
     async fn run_ok(&self, args: &[&str]) -> Output {
         let mut cmd = self.woci(args);
-        let out = tokio::task::spawn_blocking(move || cmd.output().expect("woci runs"))
-            .await
-            .unwrap();
+        let out = tokio::task::spawn_blocking(move || cmd.output().expect("woci runs")).await.unwrap();
         if !out.status.success() {
             panic!(
                 "woci {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}\nIdP log:\n{}",
@@ -157,22 +132,12 @@ impl Setup {
 
     /// No token, refresh token or client secret in woci's or oci's output.
     fn assert_no_secrets(&self, out: &Output) {
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let mut secrets = vec![
-            self.read("token"),
-            self.read("refresh_token"),
-            self.emu.config().exchange_client_secret.clone(),
-        ];
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        let mut secrets =
+            vec![self.read("token"), self.read("refresh_token"), self.emu.config().exchange_client_secret.clone()];
         secrets.extend(self.idp.client_secret.clone());
         for s in secrets.iter().filter(|s| s.len() >= 8) {
-            assert!(
-                !text.contains(s.as_str()),
-                "a secret leaked into woci's output:\n{text}"
-            );
+            assert!(!text.contains(s.as_str()), "a secret leaked into woci's output:\n{text}");
         }
     }
 
@@ -184,30 +149,18 @@ impl Setup {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 fn claims(jwt: &str) -> Value {
     use base64::Engine;
     let payload = jwt.split('.').nth(1).expect("a JWT");
-    serde_json::from_slice(
-        &base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload)
-            .unwrap(),
-    )
-    .unwrap()
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
 fn sha256(p: &Path) -> String {
     let bytes = std::fs::read(p).unwrap();
-    Sha256::digest(&bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Login through the real provider, exchange at the emulator, real `oci os ns get`; then a forced
@@ -217,24 +170,13 @@ async fn login_refresh_exchange_and_real_oci_ns_get() {
     let s = Setup::start(Config::default()).await;
     let os = s.emu.os_endpoint();
 
-    s.run_ok(&["session", "authenticate", "--profile", PROFILE])
-        .await;
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE]).await;
     let rt1 = s.read("refresh_token");
     let upst1 = s.read("token");
-    assert!(
-        !rt1.is_empty(),
-        "the login stored the provider's refresh token"
-    );
+    assert!(!rt1.is_empty(), "the login stored the provider's refresh token");
     let c1 = claims(&upst1);
-    assert_eq!(
-        c1["sub"],
-        s.emu.config().user_ocid.as_str(),
-        "the UPST is for the identity domain's user: {c1}"
-    );
-    assert!(
-        c1["jwk"].is_string(),
-        "the UPST binds woci's public key: {c1}"
-    );
+    assert_eq!(c1["sub"], s.emu.config().user_ocid.as_str(), "the UPST is for the identity domain's user: {c1}");
+    assert!(c1["jwk"].is_string(), "the UPST binds woci's public key: {c1}");
     let st = s.emu.stats();
     assert_eq!(st.exchanges, 1);
     // The subject token came from the real provider: the emulator's own IdP issued nothing.
@@ -248,8 +190,7 @@ async fn login_refresh_exchange_and_real_oci_ns_get() {
     assert_eq!(st.os_jtis, vec![c1["jti"].as_str().unwrap().to_owned()]);
 
     // Forced renewal: the provider rotates the refresh token, woci stores the new one.
-    s.run_ok(&["session", "refresh", "--profile", PROFILE])
-        .await;
+    s.run_ok(&["session", "refresh", "--profile", PROFILE]).await;
     let rt2 = s.read("refresh_token");
     let c2 = claims(&s.read("token"));
     assert_ne!(rt1, rt2, "the rotated refresh token was stored");
@@ -262,11 +203,8 @@ async fn login_refresh_exchange_and_real_oci_ns_get() {
     assert_eq!(s.emu.stats().unauthorized, 0);
 
     // The refresh token woci rotated away is spent at the provider (reuse detection).
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", rt1.as_str()),
-        ("client_id", s.idp.client_id.as_str()),
-    ];
+    let form =
+        [("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", s.idp.client_id.as_str())];
     let resp = reqwest::Client::new()
         .post(&s.idp.token_endpoint)
         .basic_auth(&s.idp.client_id, s.idp.client_secret.as_deref())
@@ -291,8 +229,7 @@ async fn auto_refresh_multipart_put_through_real_oci_outlives_tokens() {
     .await;
     let os = s.emu.os_endpoint();
     let ns = s.emu.namespace();
-    s.run_ok(&["session", "authenticate", "--profile", PROFILE])
-        .await;
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE]).await;
 
     let file = s.home.path().join("upload.bin");
     let mut data = vec![0u8; 12 * 1024 * 1024];
@@ -327,30 +264,15 @@ async fn auto_refresh_multipart_put_through_real_oci_outlives_tokens() {
     ))
     .await;
     let after = s.emu.stats();
-    assert_eq!(
-        after.parts_uploaded - before.parts_uploaded,
-        12,
-        "a 12-part multipart upload"
-    );
+    assert_eq!(after.parts_uploaded - before.parts_uploaded, 12, "a 12-part multipart upload");
     assert_eq!(after.objects_committed - before.objects_committed, 1);
-    assert_eq!(
-        after.unauthorized, 0,
-        "no request was refused: {:?}",
-        after.unauthorized_by_reason
-    );
-    let upload_jtis: Vec<_> = after
-        .os_jtis
-        .iter()
-        .filter(|j| !before.os_jtis.contains(j))
-        .collect();
+    assert_eq!(after.unauthorized, 0, "no request was refused: {:?}", after.unauthorized_by_reason);
+    let upload_jtis: Vec<_> = after.os_jtis.iter().filter(|j| !before.os_jtis.contains(j)).collect();
     assert!(
         upload_jtis.len() >= 2,
         "the upload outlived its first UPST, so later parts must be signed with renewed ones; jtis: {upload_jtis:?}"
     );
-    assert!(
-        after.exchanges > before.exchanges,
-        "woci renewed during the upload"
-    );
+    assert!(after.exchanges > before.exchanges, "woci renewed during the upload");
 
     let back = s.home.path().join("download.bin");
     s.run_ok(&s.os_args(
@@ -370,11 +292,7 @@ async fn auto_refresh_multipart_put_through_real_oci_outlives_tokens() {
         ],
     ))
     .await;
-    assert_eq!(
-        sha256(&back),
-        sha256(&file),
-        "the downloaded object is the uploaded file"
-    );
+    assert_eq!(sha256(&back), sha256(&file), "the downloaded object is the uploaded file");
 }
 
 /// The stored refresh token was spent elsewhere (another machine, a copied profile): the real
@@ -383,16 +301,12 @@ async fn auto_refresh_multipart_put_through_real_oci_outlives_tokens() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn spent_refresh_token_falls_back_to_a_login() {
     let s = Setup::start(Config::default()).await;
-    s.run_ok(&["session", "authenticate", "--profile", PROFILE])
-        .await;
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE]).await;
     let rt1 = s.read("refresh_token");
 
     // Someone else uses the stored refresh token first; it rotates away from woci.
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", rt1.as_str()),
-        ("client_id", s.idp.client_id.as_str()),
-    ];
+    let form =
+        [("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", s.idp.client_id.as_str())];
     let resp = reqwest::Client::new()
         .post(&s.idp.token_endpoint)
         .basic_auth(&s.idp.client_id, s.idp.client_secret.as_deref())
@@ -403,20 +317,12 @@ async fn spent_refresh_token_falls_back_to_a_login() {
     assert_eq!(resp.status().as_u16(), 200, "the out-of-band refresh works");
 
     let upst1 = claims(&s.read("token"));
-    let out = s
-        .run_ok(&["session", "refresh", "--profile", PROFILE])
-        .await;
+    let out = s.run_ok(&["session", "refresh", "--profile", PROFILE]).await;
     let rt2 = s.read("refresh_token");
-    assert!(
-        !rt2.is_empty() && rt2 != rt1,
-        "a new refresh token from the new login"
-    );
+    assert!(!rt2.is_empty() && rt2 != rt1, "a new refresh token from the new login");
     assert_ne!(claims(&s.read("token"))["jti"], upst1["jti"], "a new UPST");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("login"),
-        "woci says it had to log in again:\n{stderr}"
-    );
+    assert!(stderr.contains("login"), "woci says it had to log in again:\n{stderr}");
 
     // The new session works with the real oci.
     let os = s.emu.os_endpoint();
@@ -429,26 +335,15 @@ async fn spent_refresh_token_falls_back_to_a_login() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_provider_fails_cleanly_and_keeps_the_session_files() {
     let mut s = Setup::start(Config::default()).await;
-    s.run_ok(&["session", "authenticate", "--profile", PROFILE])
-        .await;
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE]).await;
     let (rt, token) = (s.read("refresh_token"), s.read("token"));
     s.idp.stop();
 
     let mut cmd = s.woci(&["session", "refresh", "--profile", PROFILE]);
-    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
-        .await
-        .unwrap();
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(6),
-        "network failure exit code; stderr:\n{stderr}"
-    );
+    assert_eq!(out.status.code(), Some(6), "network failure exit code; stderr:\n{stderr}");
     assert!(stderr.contains("identity provider"), "{stderr}");
-    assert_eq!(
-        s.read("refresh_token"),
-        rt,
-        "the refresh token is untouched"
-    );
+    assert_eq!(s.read("refresh_token"), rt, "the refresh token is untouched");
     assert_eq!(s.read("token"), token, "the token is untouched");
 }

@@ -22,22 +22,15 @@ use common::peers;
 mod proxy_common;
 use proxy_common::*;
 
-
 /// A UPST-shaped JWT the CLI accepts (it decodes `exp` without checking the signature).
 fn jwt(name: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"test"}"#);
     let claims = URL_SAFE_NO_PAD.encode(format!(
         r#"{{"sub":"ocid1.user.oc1..u","tenant":"ocid1.tenancy.oc1..t","ptype":"user","iat":{now},"exp":{},"jti":"{name}"}}"#,
         now + 3600
     ));
-    format!(
-        "{header}.{claims}.{}",
-        URL_SAFE_NO_PAD.encode(format!("signature-{name}"))
-    )
+    format!("{header}.{claims}.{}", URL_SAFE_NO_PAD.encode(format!("signature-{name}")))
 }
 
 struct Profile {
@@ -90,25 +83,15 @@ fn run_oci(p: &Profile, env: &[(OsString, OsString)], args: &[&str]) {
         cmd.env(k, v);
     }
     let out = cmd.output().expect("cannot run oci");
-    assert!(
-        out.status.success(),
-        "oci {args:?} failed ({}):\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "oci {args:?} failed ({}):\n{}", out.status, String::from_utf8_lossy(&out.stderr));
 }
 
 /// The environment of a child without the proxy: it trusts the upstream's CA directly.
 fn direct_env(ca: &Path) -> Vec<(OsString, OsString)> {
-    [
-        "REQUESTS_CA_BUNDLE",
-        "SSL_CERT_FILE",
-        "CURL_CA_BUNDLE",
-        "NODE_EXTRA_CA_CERTS",
-    ]
-    .iter()
-    .map(|k| (OsString::from(k), ca.as_os_str().to_owned()))
-    .collect()
+    ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"]
+        .iter()
+        .map(|k| (OsString::from(k), ca.as_os_str().to_owned()))
+        .collect()
 }
 
 async fn start_proxy(
@@ -195,63 +178,30 @@ async fn the_oci_cli_gets_its_token_swapped_through_the_proxy() {
 
     // The commands ran one after the other, so the upstream saw them in that order.
     let seen = upstream.seen.lock().unwrap().clone();
-    let order: Vec<String> = ["get", "post", "put"]
-        .iter()
-        .flat_map(|op| [format!("{op}-proxy"), format!("{op}-direct")])
-        .collect();
+    let order: Vec<String> =
+        ["get", "post", "put"].iter().flat_map(|op| [format!("{op}-proxy"), format!("{op}-direct")]).collect();
     assert_eq!(seen.len(), order.len(), "{seen:?}");
-    let case =
-        |name: String| -> Seen { seen[order.iter().position(|o| *o == name).unwrap()].clone() };
+    let case = |name: String| -> Seen { seen[order.iter().position(|o| *o == name).unwrap()].clone() };
     let want_a = format!("ST${token_a}");
     let want_b = format!("ST${token_b}");
     for (via, key_id_wanted) in [("proxy", &want_b), ("direct", &want_a)] {
         for op in ["get", "post", "put"] {
             let seen = case(format!("{op}-{via}"));
-            assert_eq!(
-                &key_id(&seen),
-                key_id_wanted,
-                "{} {} via {via}",
-                seen.method,
-                seen.target
-            );
-            assert!(
-                verifies(&seen, &key),
-                "{} {} via {via} must verify",
-                seen.method,
-                seen.target
-            );
+            assert_eq!(&key_id(&seen), key_id_wanted, "{} {} via {via}", seen.method, seen.target);
+            assert!(verifies(&seen, &key), "{} {} via {via} must verify", seen.method, seen.target);
         }
     }
     let post = case("post-proxy".into());
-    assert_eq!(
-        (post.method.as_str(), post.target.as_str()),
-        ("POST", "/n/ns/b")
-    );
-    assert!(
-        post.headers.contains_key("x-content-sha256"),
-        "the CLI signs POST bodies"
-    );
+    assert_eq!((post.method.as_str(), post.target.as_str()), ("POST", "/n/ns/b"));
+    assert!(post.headers.contains_key("x-content-sha256"), "the CLI signs POST bodies");
     let put = case("put-proxy".into());
-    assert_eq!(
-        (put.method.as_str(), put.target.as_str()),
-        ("PUT", "/n/ns/b/bk/o/object-proxy")
-    );
+    assert_eq!((put.method.as_str(), put.target.as_str()), ("PUT", "/n/ns/b/bk/o/object-proxy"));
     assert_eq!(put.len, data.len() as u64);
-    assert_eq!(
-        put.sha256,
-        hex(&<sha2::Sha256 as sha2::Digest>::digest(&data))
-    );
+    assert_eq!(put.sha256, hex(&<sha2::Sha256 as sha2::Digest>::digest(&data)));
     assert_eq!(case("get-proxy".into()).target, "/n");
-    assert_eq!(
-        case("put-direct".into()).target,
-        "/n/ns/b/bk/o/object-direct"
-    );
+    assert_eq!(case("put-direct".into()).target, "/n/ns/b/bk/o/object-direct");
     let stats = handle.stats();
-    assert_eq!(
-        (stats.swapped, stats.untouched, stats.upstream_errors),
-        (3, 0, 0),
-        "{stats:?}"
-    );
+    assert_eq!((stats.swapped, stats.untouched, stats.upstream_errors), (3, 0, 0), "{stats:?}");
     let bundle = handle.ca_bundle_path().to_owned();
     handle.shutdown().await;
     assert!(!bundle.exists());
@@ -263,11 +213,7 @@ async fn the_oci_cli_gets_its_token_swapped_through_the_proxy() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_per_run_ca_passes_strict_x509_verification_in_python() {
     let python = peers::oci_cli().with_file_name("python");
-    assert!(
-        python.is_file(),
-        "no `python` beside `oci` at `{}`",
-        python.display()
-    );
+    assert!(python.is_file(), "no `python` beside `oci` at `{}`", python.display());
     let upstream = start_upstream().await;
     let key = KeyPair::from_pem(PROFILE_KEY_PEM).unwrap();
     let tmp = tempfile::tempdir().unwrap();
@@ -290,10 +236,7 @@ r.read()
             .env_clear()
             .env("BUNDLE", handle.ca_bundle_path())
             .env("PROXY_PORT", handle.addr().port().to_string())
-            .env(
-                "PROXY_CREDS",
-                format!("{}:{}", url.username(), url.password().unwrap()),
-            )
+            .env("PROXY_CREDS", format!("{}:{}", url.username(), url.password().unwrap()))
             .env("UPSTREAM_PORT", upstream.port.to_string())
             .env("REQUESTS_CA_BUNDLE", handle.ca_bundle_path())
             .env("SSL_CERT_FILE", handle.ca_bundle_path())
@@ -301,11 +244,7 @@ r.read()
             .output()
             .unwrap()
     });
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(upstream.case("strict").target, "/strict");
     assert_eq!(handle.stats().opened, 1);
     handle.shutdown().await;

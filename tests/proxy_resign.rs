@@ -61,29 +61,15 @@ impl std::io::Write for LogSink {
 /// The debug logs name what happened but hold no token, proxy secret or signature.
 fn assert_logs_hold_no_secrets(s: &Setup, signatures: &[String]) {
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
-    assert!(
-        logs.contains("session token swapped"),
-        "debug logs were not captured:\n{logs}"
-    );
+    assert!(logs.contains("session token swapped"), "debug logs were not captured:\n{logs}");
     let url = s.handle.proxy_url();
-    let secret = Url::parse(url.expose())
-        .unwrap()
-        .password()
-        .unwrap()
-        .to_owned();
-    for (what, needle) in [
-        ("token A", TOKEN_A),
-        ("token B", TOKEN_B),
-        ("token C", TOKEN_C),
-        ("proxy secret", &secret),
-    ] {
+    let secret = Url::parse(url.expose()).unwrap().password().unwrap().to_owned();
+    for (what, needle) in [("token A", TOKEN_A), ("token B", TOKEN_B), ("token C", TOKEN_C), ("proxy secret", &secret)]
+    {
         assert!(!logs.contains(needle), "{what} leaked into the logs");
     }
     for sig in signatures {
-        assert!(
-            !logs.contains(sig.as_str()),
-            "a signature leaked into the logs"
-        );
+        assert!(!logs.contains(sig.as_str()), "a signature leaked into the logs");
     }
 }
 
@@ -114,24 +100,13 @@ async fn setup() -> Setup {
     let (token_tx, token_rx) = watch::channel(SecretString::from(TOKEN_B));
     let handle = proxy::start(cfg, token_rx).await.unwrap();
     let child = child_client(&handle, true);
-    Setup {
-        upstream,
-        handle,
-        child,
-        profile,
-        other,
-        _tmp: tmp,
-        _token_tx: token_tx,
-    }
+    Setup { upstream, handle, child, profile, other, _tmp: tmp, _token_tx: token_tx }
 }
 
 /// The stand-in for `oci`: configured only from the proxy's child environment.
 fn child_client(handle: &proxy::ProxyHandle, with_secret: bool) -> reqwest::Client {
-    let env: std::collections::HashMap<String, String> = handle
-        .child_env()
-        .into_iter()
-        .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
-        .collect();
+    let env: std::collections::HashMap<String, String> =
+        handle.child_env().into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
     let mut proxy_url = Url::parse(&env["HTTPS_PROXY"]).unwrap();
     if !with_secret {
         proxy_url.set_password(None).unwrap();
@@ -160,16 +135,8 @@ async fn signed_get(s: &Setup, host: &str, case: &str, key: &KeyPair, key_id: &s
         s.upstream.port
     ))
     .unwrap();
-    let headers =
-        signer::sign_request(&Method::GET, &url, b"", None, key, &key_id.into(), &date()).unwrap();
-    let resp = s
-        .child
-        .get(url)
-        .headers(headers)
-        .header("x-test-case", case)
-        .send()
-        .await
-        .unwrap();
+    let headers = signer::sign_request(&Method::GET, &url, b"", None, key, &key_id.into(), &date()).unwrap();
+    let resp = s.child.get(url).headers(headers).header("x-test-case", case).send().await.unwrap();
     assert_eq!(resp.status(), 200, "case {case}");
     resp.bytes().await.unwrap();
 }
@@ -177,42 +144,36 @@ async fn signed_get(s: &Setup, host: &str, case: &str, key: &KeyPair, key_id: &s
 /// CONNECTs by hand and does a TLS handshake trusting only the proxy's CA bundle; returns the
 /// certificate the other end presented (reqwest does not expose it through a proxy tunnel).
 async fn peer_cert_via_proxy(s: &Setup, host: &str) -> Vec<u8> {
-    let mut tcp = tokio::net::TcpStream::connect(s.handle.addr())
-        .await
-        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
     let env: Vec<_> = s.handle.child_env();
     let url = Url::parse(env[0].1.to_str().unwrap()).unwrap();
     let creds = base64_basic(url.username(), url.password().unwrap());
     let port = s.upstream.port;
-    tcp.write_all(format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Authorization: {creds}\r\n\r\n").as_bytes()).await.unwrap();
+    tcp.write_all(
+        format!("CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\nProxy-Authorization: {creds}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut head = Vec::new();
     let mut byte = [0u8; 1];
     while !head.ends_with(b"\r\n\r\n") {
         tcp.read_exact(&mut byte).await.unwrap();
         head.push(byte[0]);
     }
-    assert!(
-        head.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&head)
-    );
+    assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
     let mut roots = rustls::RootCertStore::empty();
     let bundle = std::fs::read(s.handle.ca_bundle_path()).unwrap();
     for cert in rustls_pemfile::certs(&mut bundle.as_slice()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config))
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
@@ -225,49 +186,21 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     // verifies against the same key, and nothing else changed.
     signed_get(&s, "localhost", "a", &s.profile, &st(TOKEN_A)).await;
     let peer = peer_cert_via_proxy(&s, "localhost").await;
-    assert_ne!(
-        peer, s.upstream.leaf_der,
-        "an opened host must be served by the per-run CA"
-    );
+    assert_ne!(peer, s.upstream.leaf_der, "an opened host must be served by the per-run CA");
     let a = s.upstream.case("a");
     assert_eq!(key_id(&a), st(TOKEN_B));
-    assert!(
-        verifies(&a, &s.profile),
-        "swapped request must still verify"
-    );
-    assert_eq!(
-        a.target,
-        "/20160918/instances?compartmentId=ocid1.compartment.oc1..a%2Cb"
-    );
+    assert!(verifies(&a, &s.profile), "swapped request must still verify");
+    assert_eq!(a.target, "/20160918/instances?compartmentId=ocid1.compartment.oc1..a%2Cb");
     assert_eq!(a.headers["host"], format!("localhost:{}", s.upstream.port));
     assert_eq!(a.headers["date"], "Tue, 14 Nov 2023 22:13:20 GMT");
 
     // A signed POST with body headers as `oci` sends them.
-    let url = Url::parse(&format!(
-        "https://localhost:{}/20160918/vcns",
-        s.upstream.port
-    ))
-    .unwrap();
+    let url = Url::parse(&format!("https://localhost:{}/20160918/vcns", s.upstream.port)).unwrap();
     let body = br#"{"cidrBlock":"10.0.0.0/16"}"#;
-    let headers = signer::sign_request(
-        &Method::POST,
-        &url,
-        body,
-        None,
-        &s.profile,
-        &st(TOKEN_A).into(),
-        &date(),
-    )
-    .unwrap();
-    let resp = s
-        .child
-        .post(url)
-        .headers(headers)
-        .header("x-test-case", "a-post")
-        .body(body.to_vec())
-        .send()
-        .await
-        .unwrap();
+    let headers =
+        signer::sign_request(&Method::POST, &url, body, None, &s.profile, &st(TOKEN_A).into(), &date()).unwrap();
+    let resp =
+        s.child.post(url).headers(headers).header("x-test-case", "a-post").body(body.to_vec()).send().await.unwrap();
     assert_eq!(resp.status(), 200);
     let post = s.upstream.case("a-post");
     assert_eq!(key_id(&post), st(TOKEN_B));
@@ -280,36 +213,16 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     assert_eq!(key_id(&b), st(TOKEN_A));
     assert!(verifies(&b, &s.other));
     // An API-key signature by the profile key: untouched too.
-    signed_get(
-        &s,
-        "localhost",
-        "b-api",
-        &s.profile,
-        "ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb",
-    )
-    .await;
-    assert_eq!(
-        key_id(&s.upstream.case("b-api")),
-        "ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb"
-    );
+    signed_get(&s, "localhost", "b-api", &s.profile, "ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb").await;
+    assert_eq!(key_id(&s.upstream.case("b-api")), "ocid1.tenancy.oc1..t/ocid1.user.oc1..u/aa:bb");
 
     // (c) Without the secret, or with a wrong one: 407.
     let no_secret = child_client(&s.handle, false);
     let url = format!("https://localhost:{}/x", s.upstream.port);
-    assert!(no_secret
-        .get(&url)
-        .header("x-test-case", "c")
-        .send()
-        .await
-        .is_err());
+    assert!(no_secret.get(&url).header("x-test-case", "c").send().await.is_err());
     for auth in [None, Some("Basic d29jaTp3cm9uZw==")] {
-        let mut tcp = tokio::net::TcpStream::connect(s.handle.addr())
-            .await
-            .unwrap();
-        let mut req = format!(
-            "CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n",
-            s.upstream.port
-        );
+        let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
+        let mut req = format!("CONNECT localhost:{0} HTTP/1.1\r\nHost: localhost:{0}\r\n", s.upstream.port);
         if let Some(a) = auth {
             req.push_str(&format!("Proxy-Authorization: {a}\r\n"));
         }
@@ -319,17 +232,9 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         let n = tcp.read(&mut buf).await.unwrap();
         let head = String::from_utf8_lossy(&buf[..n]);
         assert!(head.starts_with("HTTP/1.1 407"), "{head}");
-        assert!(
-            head.to_ascii_lowercase()
-                .contains("proxy-authenticate: basic"),
-            "{head}"
-        );
+        assert!(head.to_ascii_lowercase().contains("proxy-authenticate: basic"), "{head}");
     }
-    assert!(
-        s.handle.stats().rejected_auth >= 3,
-        "{:?}",
-        s.handle.stats()
-    );
+    assert!(s.handle.stats().rejected_auth >= 3, "{:?}", s.handle.stats());
 
     // (d) A host not in resign_hosts (same server as 127.0.0.1): tunnelled, the child talks TLS
     // with the real upstream and the request arrives unchanged.
@@ -337,10 +242,7 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     signed_get(&s, "127.0.0.1", "d", &s.profile, &st(TOKEN_A)).await;
     assert_eq!(s.handle.stats().tunnels, tunnels_before + 1);
     let peer = peer_cert_via_proxy(&s, "127.0.0.1").await;
-    assert_eq!(
-        peer, s.upstream.leaf_der,
-        "a tunnelled host must present the upstream's own certificate"
-    );
+    assert_eq!(peer, s.upstream.leaf_der, "a tunnelled host must present the upstream's own certificate");
     let d = s.upstream.case("d");
     assert_eq!(key_id(&d), st(TOKEN_A));
     assert!(verifies(&d, &s.profile));
@@ -361,20 +263,14 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     let url = Url::parse(&format!("https://localhost:{}{BIG_PATH}", s.upstream.port)).unwrap();
     let mut headers = HeaderMap::new();
     headers.insert("date", "Tue, 14 Nov 2023 22:13:20 GMT".parse().unwrap());
-    headers.insert(
-        "host",
-        format!("localhost:{}", s.upstream.port).parse().unwrap(),
-    );
+    headers.insert("host", format!("localhost:{}", s.upstream.port).parse().unwrap());
     headers.insert("content-length", size.to_string().parse().unwrap());
     headers.insert("content-type", "application/octet-stream".parse().unwrap());
-    let text =
-        signer::signing_string(&Method::PUT, BIG_PATH, &headers, &signer::HEADERS_NO_BODY).unwrap();
+    let text = signer::signing_string(&Method::PUT, BIG_PATH, &headers, &signer::HEADERS_NO_BODY).unwrap();
     let big_signature = signer::sign_string(s.profile.private(), &text);
     headers.insert(
         "authorization",
-        signer::authorization_value(&st(TOKEN_A), &signer::HEADERS_NO_BODY, &big_signature)
-            .parse()
-            .unwrap(),
+        signer::authorization_value(&st(TOKEN_A), &signer::HEADERS_NO_BODY, &big_signature).parse().unwrap(),
     );
     let chunk = Bytes::from(chunk);
     let progress = s.upstream.progress.clone();
@@ -390,31 +286,19 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
             while progress.big_received.load(Ordering::SeqCst) < need {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            let ahead = ((k as u64) << 20)
-                - progress
-                    .big_received
-                    .load(Ordering::SeqCst)
-                    .min((k as u64) << 20);
+            let ahead = ((k as u64) << 20) - progress.big_received.load(Ordering::SeqCst).min((k as u64) << 20);
             max_ahead.fetch_max(ahead, Ordering::SeqCst);
             Some((Ok::<_, std::io::Error>(chunk), k + 1))
         }
     });
-    let upload = s
-        .child
-        .put(url)
-        .headers(headers)
-        .header("x-test-case", "e")
-        .body(reqwest::Body::wrap_stream(stream))
-        .send();
+    let upload =
+        s.child.put(url).headers(headers).header("x-test-case", "e").body(reqwest::Body::wrap_stream(stream)).send();
     let resp = tokio::time::timeout(Duration::from_secs(300), upload)
         .await
         .expect("the streamed upload stalled: the proxy buffers request bodies")
         .unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.text().await.unwrap(),
-        format!(r#"{{"len":{size},"sha256":"{expected}"}}"#)
-    );
+    assert_eq!(resp.text().await.unwrap(), format!(r#"{{"len":{size},"sha256":"{expected}"}}"#));
     let e = s.upstream.case("e");
     assert_eq!((e.len, e.sha256.as_str()), (size as u64, expected.as_str()));
     assert_eq!(e.headers["content-length"], size.to_string());
@@ -425,45 +309,19 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
 
     // A 112 MiB download streams back the same way: the upstream sends MiB k only after the
     // client has read k - 48 MiB, so a proxy buffering responses would stall it.
-    let url = Url::parse(&format!(
-        "https://localhost:{}{DOWNLOAD_PATH}",
-        s.upstream.port
-    ))
-    .unwrap();
-    let headers = signer::sign_request(
-        &Method::GET,
-        &url,
-        b"",
-        None,
-        &s.profile,
-        &st(TOKEN_A).into(),
-        &date(),
-    )
-    .unwrap();
+    let url = Url::parse(&format!("https://localhost:{}{DOWNLOAD_PATH}", s.upstream.port)).unwrap();
+    let headers =
+        signer::sign_request(&Method::GET, &url, b"", None, &s.profile, &st(TOKEN_A).into(), &date()).unwrap();
     let download = async {
-        let mut resp = s
-            .child
-            .get(url)
-            .headers(headers)
-            .header("x-test-case", "download")
-            .send()
-            .await
-            .unwrap();
+        let mut resp = s.child.get(url).headers(headers).header("x-test-case", "download").send().await.unwrap();
         assert_eq!(resp.status(), 200);
         assert_eq!(resp.content_length(), Some((DOWNLOAD_MIB as u64) << 20));
         let mut offset = 0usize;
         let mut wrong = 0usize;
         while let Some(chunk) = resp.chunk().await.unwrap() {
-            wrong += chunk
-                .iter()
-                .enumerate()
-                .filter(|(i, b)| **b != download_byte((offset + i) % (1 << 20)))
-                .count();
+            wrong += chunk.iter().enumerate().filter(|(i, b)| **b != download_byte((offset + i) % (1 << 20))).count();
             offset += chunk.len();
-            s.upstream
-                .progress
-                .download_received
-                .fetch_add(chunk.len() as u64, Ordering::SeqCst);
+            s.upstream.progress.download_received.fetch_add(chunk.len() as u64, Ordering::SeqCst);
         }
         (offset, wrong)
     };
@@ -490,27 +348,18 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
             resp.bytes().await.unwrap();
         }
     });
-    tokio::time::timeout(
-        Duration::from_secs(120),
-        futures_util::future::join_all(uploads),
-    )
-    .await
-    .expect("parallel uploads were serialized by the proxy");
+    tokio::time::timeout(Duration::from_secs(120), futures_util::future::join_all(uploads))
+        .await
+        .expect("parallel uploads were serialized by the proxy");
 
     let stats = s.handle.stats();
-    assert!(
-        stats.swapped >= 3 && stats.untouched >= 2 + PARALLEL as u64,
-        "{stats:?}"
-    );
+    assert!(stats.swapped >= 3 && stats.untouched >= 2 + PARALLEL as u64, "{stats:?}");
     assert_eq!(stats.upstream_errors, 0);
 
     let signatures: Vec<String> = [&a, &post, &b, &e]
         .iter()
         .map(|seen| {
-            SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap())
-                .unwrap()
-                .signature()
-                .to_owned()
+            SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap()).unwrap().signature().to_owned()
         })
         .collect();
     assert_logs_hold_no_secrets(&s, &signatures);
@@ -528,26 +377,15 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
         assert_eq!(mode(&bundle_dir), 0o700);
     }
     let pem = std::fs::read(&bundle).unwrap();
-    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice())
-        .map(Result::unwrap)
-        .collect();
+    let certs: Vec<_> = rustls_pemfile::certs(&mut pem.as_slice()).map(Result::unwrap).collect();
     let upstream_ca = std::fs::read(s.upstream.ca_file.path()).unwrap();
-    let upstream_ca = rustls_pemfile::certs(&mut upstream_ca.as_slice())
-        .next()
-        .unwrap()
-        .unwrap();
+    let upstream_ca = rustls_pemfile::certs(&mut upstream_ca.as_slice()).next().unwrap().unwrap();
     assert_eq!(certs[1], upstream_ca);
-    assert!(
-        certs.len() > 2,
-        "the system roots are missing from the child's bundle"
-    );
+    assert!(certs.len() > 2, "the system roots are missing from the child's bundle");
     let addr = s.handle.addr();
     s.handle.shutdown().await;
     assert!(!bundle.exists(), "CA bundle must be removed at shutdown");
-    assert!(
-        !bundle_dir.exists(),
-        "the bundle folder must be removed at shutdown"
-    );
+    assert!(!bundle_dir.exists(), "the bundle folder must be removed at shutdown");
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
@@ -560,13 +398,16 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
     assert_eq!(key_id(&s.upstream.case("renewed")), st(TOKEN_C));
 
     // Non-CONNECT requests are refused.
-    let mut tcp = tokio::net::TcpStream::connect(s.handle.addr())
-        .await
-        .unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
     let env: Vec<_> = s.handle.child_env();
     let url = Url::parse(env[0].1.to_str().unwrap()).unwrap();
     let creds = base64_basic(url.username(), url.password().unwrap());
-    tcp.write_all(format!("GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: {creds}\r\n\r\n").as_bytes()).await.unwrap();
+    tcp.write_all(
+        format!("GET http://example.test/ HTTP/1.1\r\nHost: example.test\r\nProxy-Authorization: {creds}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let mut buf = vec![0u8; 512];
     let n = tcp.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 405"));
@@ -575,47 +416,35 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let closed_port = closed.local_addr().unwrap().port();
     drop(closed);
-    let mut tcp = tokio::net::TcpStream::connect(s.handle.addr())
-        .await
-        .unwrap();
-    tcp.write_all(format!("CONNECT 127.0.0.1:{closed_port} HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {creds}\r\n\r\n").as_bytes()).await.unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
+    tcp.write_all(
+        format!("CONNECT 127.0.0.1:{closed_port} HTTP/1.1\r\nHost: x\r\nProxy-Authorization: {creds}\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
     let n = tcp.read(&mut buf).await.unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 502"));
 
     // The child environment: proxy URL on loopback, every CA variable on the bundle file.
-    let env: std::collections::HashMap<String, String> = s
-        .handle
-        .child_env()
-        .into_iter()
-        .map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap()))
-        .collect();
+    let env: std::collections::HashMap<String, String> =
+        s.handle.child_env().into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
     assert!(
         env["https_proxy"].starts_with("http://woci:")
             && env["https_proxy"].ends_with(&format!("@{}", s.handle.addr()))
     );
-    for k in [
-        "REQUESTS_CA_BUNDLE",
-        "SSL_CERT_FILE",
-        "CURL_CA_BUNDLE",
-        "NODE_EXTRA_CA_CERTS",
-    ] {
+    for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
         assert_eq!(env[k], s.handle.ca_bundle_path().to_str().unwrap());
     }
     assert_eq!(s.handle.env_removals(), vec!["NO_PROXY", "no_proxy"]);
     let handle_debug = format!("{:?}", s.handle);
-    assert!(
-        !handle_debug.contains(url.password().unwrap()),
-        "Debug must not show the secret"
-    );
+    assert!(!handle_debug.contains(url.password().unwrap()), "Debug must not show the secret");
     s.handle.shutdown().await;
 }
 
 fn base64_basic(user: &str, pass: &str) -> String {
     use base64::Engine;
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}"))
-    )
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{pass}")))
 }
 
 /// `start_for_profile` (what `--auto-refresh` calls) builds the proxy from the profile: the key in
@@ -634,19 +463,13 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     std::fs::write(&key_file, profile.private_pem().unwrap().as_bytes()).unwrap();
     std::fs::write(
         oci_dir.join("config"),
-        format!(
-            "[DEFAULT]\nregion=us-ashburn-1\nkey_file={}\nsecurity_token_file=~/.oci/token\n",
-            key_file.display()
-        ),
+        format!("[DEFAULT]\nregion=us-ashburn-1\nkey_file={}\nsecurity_token_file=~/.oci/token\n", key_file.display()),
     )
     .unwrap();
     let env: woci::settings::Env = [
         ("HOME", home.path().to_str().unwrap().to_owned()),
         ("WOCI_RESIGN_HOSTS", format!("localhost:{}", upstream.port)),
-        (
-            "REQUESTS_CA_BUNDLE",
-            upstream.ca_file.path().to_str().unwrap().to_owned(),
-        ),
+        ("REQUESTS_CA_BUNDLE", upstream.ca_file.path().to_str().unwrap().to_owned()),
         ("WOCI_AUTH_ENDPOINT", "http://127.0.0.1:9".to_owned()),
     ]
     .into_iter()
@@ -654,43 +477,17 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     .collect();
     let inv = woci::cli::parse(vec!["os".into(), "ns".into(), "get".into()]).unwrap();
     let settings = woci::settings::Settings::resolve(&inv, &env).unwrap();
-    let renewer = woci::renew::Renewer::new(
-        Arc::new(settings),
-        Arc::new(env),
-        Arc::new(woci::clock::SystemClock),
-    )
-    .unwrap();
+    let renewer =
+        woci::renew::Renewer::new(Arc::new(settings), Arc::new(env), Arc::new(woci::clock::SystemClock)).unwrap();
     let (_tx, rx) = watch::channel(SecretString::from(TOKEN_B));
     let handle = proxy::start_for_profile(&renewer, rx).await.unwrap();
-    assert_eq!(
-        handle.ca_bundle_path().parent().unwrap().parent(),
-        Some(std::env::temp_dir().as_path())
-    );
+    assert_eq!(handle.ca_bundle_path().parent().unwrap().parent(), Some(std::env::temp_dir().as_path()));
 
     let child = child_client(&handle, true);
     for (case, key) in [("profile-a", &profile), ("profile-b", &other)] {
-        let url = Url::parse(&format!(
-            "https://localhost:{}/20160918/instances",
-            upstream.port
-        ))
-        .unwrap();
-        let headers = signer::sign_request(
-            &Method::GET,
-            &url,
-            b"",
-            None,
-            key,
-            &st(TOKEN_A).into(),
-            &date(),
-        )
-        .unwrap();
-        let resp = child
-            .get(url)
-            .headers(headers)
-            .header("x-test-case", case)
-            .send()
-            .await
-            .unwrap();
+        let url = Url::parse(&format!("https://localhost:{}/20160918/instances", upstream.port)).unwrap();
+        let headers = signer::sign_request(&Method::GET, &url, b"", None, key, &st(TOKEN_A).into(), &date()).unwrap();
+        let resp = child.get(url).headers(headers).header("x-test-case", case).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{case}");
     }
     assert_eq!(key_id(&upstream.case("profile-a")), st(TOKEN_B));

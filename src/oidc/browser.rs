@@ -32,9 +32,7 @@ pub(super) fn launch(command: Option<&OsStr>, url: &Url) -> Result<(), String> {
         .map_err(|e| format!("`{shown}`: {e}"))?;
     std::thread::spawn(move || match child.wait() {
         Ok(status) if !status.success() => {
-            tracing::warn!(
-                "browser command `{shown}` exited with {status}; open the URL above by hand"
-            );
+            tracing::warn!("browser command `{shown}` exited with {status}; open the URL above by hand");
         }
         _ => {}
     });

@@ -49,11 +49,7 @@ pub(super) struct Handled {
 /// Decides the answer to a request for `path_and_query` (pure, so it is unit-tested directly).
 pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> Handled {
     if path != "/callback" {
-        return Handled {
-            status: StatusCode::NOT_FOUND,
-            page: NOT_FOUND_PAGE,
-            outcome: None,
-        };
+        return Handled { status: StatusCode::NOT_FOUND, page: NOT_FOUND_PAGE, outcome: None };
     }
     let mut code = None;
     let mut state = None;
@@ -75,9 +71,7 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
     };
     if let Some(error) = error {
         let error = super::scrub(&error, &[]);
-        let detail = description
-            .map(|d| super::scrub(&d, &[]))
-            .filter(|d| !d.is_empty());
+        let detail = description.map(|d| super::scrub(&d, &[])).filter(|d| !d.is_empty());
         return fail(match detail {
             Some(d) => format!("the identity provider refused the login: {error} ({d})"),
             None => format!("the identity provider refused the login: {error}"),
@@ -89,11 +83,7 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
         );
     }
     match code.filter(|c| !c.is_empty()) {
-        Some(code) => Handled {
-            status: StatusCode::OK,
-            page: DONE_PAGE,
-            outcome: Some(Ok(SecretString::new(code))),
-        },
+        Some(code) => Handled { status: StatusCode::OK, page: DONE_PAGE, outcome: Some(Ok(SecretString::new(code))) },
         None => fail("login callback carried no authorization code".into()),
     }
 }
@@ -138,10 +128,7 @@ pub(super) async fn serve(listener: TcpListener, expected_state: String) -> Resu
         }
     };
     drop(listener);
-    let _ = tokio::time::timeout(Duration::from_secs(2), async {
-        while conns.join_next().await.is_some() {}
-    })
-    .await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), async { while conns.join_next().await.is_some() {} }).await;
     conns.abort_all();
     outcome
 }

@@ -24,23 +24,15 @@ pub(crate) struct Recorded {
 
 impl Recorded {
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     }
 
     pub fn form(&self) -> Vec<(String, String)> {
-        url::form_urlencoded::parse(self.body.as_bytes())
-            .into_owned()
-            .collect()
+        url::form_urlencoded::parse(self.body.as_bytes()).into_owned().collect()
     }
 
     pub fn form_value(&self, key: &str) -> Option<String> {
-        self.form()
-            .into_iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.form().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     pub fn query_value(&self, key: &str) -> Option<String> {
@@ -61,27 +53,15 @@ pub(crate) struct Reply {
 
 impl Reply {
     pub fn json(status: u16, value: serde_json::Value) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: value.to_string(),
-        }
+        Reply { status, headers: vec![("content-type".into(), "application/json".into())], body: value.to_string() }
     }
 
     pub fn text(status: u16, body: &str) -> Reply {
-        Reply {
-            status,
-            headers: vec![("content-type".into(), "text/plain".into())],
-            body: body.into(),
-        }
+        Reply { status, headers: vec![("content-type".into(), "text/plain".into())], body: body.into() }
     }
 
     pub fn redirect(location: &str) -> Reply {
-        Reply {
-            status: 302,
-            headers: vec![("location".into(), location.into())],
-            body: String::new(),
-        }
+        Reply { status: 302, headers: vec![("location".into(), location.into())], body: String::new() }
     }
 }
 
@@ -117,11 +97,7 @@ impl MockServer {
                     let handler = handler.clone();
                     async move {
                         let (parts, body) = req.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
+                        let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
                         let rec = Recorded {
                             method: parts.method.to_string(),
                             path: parts.uri.path().to_owned(),
@@ -129,9 +105,7 @@ impl MockServer {
                             headers: parts
                                 .headers
                                 .iter()
-                                .map(|(k, v)| {
-                                    (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned())
-                                })
+                                .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or("").to_owned()))
                                 .collect(),
                             body: String::from_utf8_lossy(&body).into_owned(),
                         };
@@ -149,17 +123,11 @@ impl MockServer {
                     }
                 });
                 tokio::spawn(async move {
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), svc)
-                        .await;
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
                 });
             }
         });
-        MockServer {
-            base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(),
-            requests,
-            task,
-        }
+        MockServer { base: Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap(), requests, task }
     }
 
     /// `http://127.0.0.1:<port><path>`.

@@ -119,11 +119,7 @@ impl fmt::Debug for LoginOptions {
 /// Refresh-token grant: `grant_type=refresh_token`, `refresh_token`, `client_id` (+ Basic auth
 /// when the client has a secret). A rotated refresh token comes back in
 /// [`IdpTokens::refresh_token`].
-pub async fn refresh(
-    http: &Http,
-    cfg: &IdpConfig,
-    refresh_token: &SecretString,
-) -> Result<IdpTokens> {
+pub async fn refresh(http: &Http, cfg: &IdpConfig, refresh_token: &SecretString) -> Result<IdpTokens> {
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token.expose().as_str()),
@@ -146,10 +142,8 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
         )));
     }
     let listener = callback::bind(cfg.redirect_port).await?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| Error::Login(format!("cannot read the login listener address: {e}")))?
-        .port();
+    let port =
+        listener.local_addr().map_err(|e| Error::Login(format!("cannot read the login listener address: {e}")))?.port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");
     let redirect = RedirectUrl::new(redirect_uri.clone())
         .map_err(|e| Error::Other(format!("invalid redirect URI `{redirect_uri}`: {e}")))?;
@@ -170,10 +164,7 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     let (auth_url, state) = request.url();
 
     let secs = opts.timeout.as_secs().max(1);
-    eprintln!(
-        "woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n",
-        opts.profile
-    );
+    eprintln!("woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n", opts.profile);
     if let Some(hook) = &opts.on_url {
         hook(&auth_url);
     } else if opts.open_browser {
@@ -192,14 +183,7 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
         ("client_id", cfg.client_id.as_str()),
         ("code_verifier", verifier.secret().as_str()),
     ];
-    let tokens = token_request(
-        http,
-        cfg,
-        "authorization code",
-        &form,
-        &[code.expose(), verifier.secret()],
-    )
-    .await?;
+    let tokens = token_request(http, cfg, "authorization code", &form, &[code.expose(), verifier.secret()]).await?;
     if tokens.refresh_token.is_none() {
         return Err(Error::Config(format!(
             "the identity provider issued no refresh token for profile `{}`; add `offline_access` to `scope` and allow the refresh token grant for client `{}`",
@@ -210,11 +194,7 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
 }
 
 /// Serves the callback until a code arrives, the callback reports an error, or `timeout` passes.
-async fn wait_for_code(
-    listener: tokio::net::TcpListener,
-    state: String,
-    timeout: Duration,
-) -> Result<SecretString> {
+async fn wait_for_code(listener: tokio::net::TcpListener, state: String, timeout: Duration) -> Result<SecretString> {
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
     let reminders = std::io::stderr().is_terminal();
@@ -256,18 +236,11 @@ async fn token_request(
     form: &[(&str, &str)],
     secrets: &[&str],
 ) -> Result<IdpTokens> {
-    let auth = cfg
-        .client_secret
-        .as_ref()
-        .map(|s| basic_auth(&cfg.client_id, s))
-        .transpose()?;
+    let auth = cfg.client_secret.as_ref().map(|s| basic_auth(&cfg.client_id, s)).transpose()?;
     let url = &cfg.token_url;
     let resp = http
         .send(SERVICE, url, |c| {
-            let mut b = c
-                .post(url.clone())
-                .header(ACCEPT, "application/json")
-                .form(form);
+            let mut b = c.post(url.clone()).header(ACCEPT, "application/json").form(form);
             if let Some(a) = &auth {
                 b = b.header(AUTHORIZATION, a.clone());
             }
@@ -283,11 +256,7 @@ async fn token_request(
 }
 
 /// Reads a response body; a dropped connection is a network error.
-pub(crate) async fn read_body(
-    resp: reqwest::Response,
-    service: &'static str,
-    url: &Url,
-) -> Result<(u16, Vec<u8>)> {
+pub(crate) async fn read_body(resp: reqwest::Response, service: &'static str, url: &Url) -> Result<(u16, Vec<u8>)> {
     let status = resp.status().as_u16();
     let body = resp.bytes().await.map_err(|_| Error::Network {
         service,
@@ -308,26 +277,16 @@ struct TokenBody {
 
 /// Turns a token endpoint answer into tokens or a classified error. Never puts the body itself
 /// into an error; server `error_description`s are scrubbed of `secrets` and shortened.
-fn classify_token_response(
-    status: u16,
-    body: &[u8],
-    what: &'static str,
-    secrets: &[&str],
-) -> Result<IdpTokens> {
+fn classify_token_response(status: u16, body: &[u8], what: &'static str, secrets: &[&str]) -> Result<IdpTokens> {
     if (200..300).contains(&status) {
         let parsed: TokenBody = serde_json::from_slice(body).map_err(|_| Error::Protocol {
             service: SERVICE,
-            reason: format!(
-                "the token endpoint answered HTTP {status} without a JSON token response"
-            ),
+            reason: format!("the token endpoint answered HTTP {status} without a JSON token response"),
         })?;
-        let access = parsed
-            .access_token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Protocol {
-                service: SERVICE,
-                reason: "the token response has no `access_token`".into(),
-            })?;
+        let access = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
+            service: SERVICE,
+            reason: "the token response has no `access_token`".into(),
+        })?;
         if !looks_like_jwt(&access) {
             return Err(Error::Protocol {
                 service: SERVICE,
@@ -341,10 +300,7 @@ fn classify_token_response(
         });
         return Ok(IdpTokens {
             access_token: SecretString::new(access),
-            refresh_token: parsed
-                .refresh_token
-                .filter(|t| !t.is_empty())
-                .map(SecretString::new),
+            refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
             refresh_expires_in: refresh_expires_in.map(Duration::from_secs),
         });
     }
@@ -352,10 +308,7 @@ fn classify_token_response(
         return Err(match serde_json::from_slice::<BasicErrorResponse>(body) {
             Ok(err) => {
                 let code = err.error().as_ref().to_owned();
-                let mut description = err
-                    .error_description()
-                    .map(|d| scrub(d, secrets))
-                    .filter(|d| !d.is_empty());
+                let mut description = err.error_description().map(|d| scrub(d, secrets)).filter(|d| !d.is_empty());
                 if description.is_none() {
                     description = match err.error() {
                         BasicErrorResponseType::InvalidGrant if what == "refresh token" => {
@@ -367,18 +320,12 @@ fn classify_token_response(
                         _ => None,
                     };
                 }
-                Error::IdpRejected {
-                    what,
-                    error: scrub(&code, secrets),
-                    description,
-                }
+                Error::IdpRejected { what, error: scrub(&code, secrets), description }
             }
             Err(_) => Error::IdpRejected {
                 what,
                 error: format!("HTTP {status}"),
-                description: Some(
-                    "the token endpoint answered without an OAuth error; check `token_url`".into(),
-                ),
+                description: Some("the token endpoint answered without an OAuth error; check `token_url`".into()),
             },
         });
     }
@@ -401,10 +348,7 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         s = s.replace(secret, "[redacted]");
     }
-    let s: String = s
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
+    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let s = s.trim();
     if s.chars().count() > 300 {
         let cut: String = s.chars().take(300).collect();

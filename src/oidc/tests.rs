@@ -12,12 +12,7 @@ const ACCESS: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1c2VyIn0.access-sig-ZXCV";
 const CODE: &str = "auth-code-123";
 
 fn http() -> Http {
-    Http::new(HttpOptions {
-        attempts: 3,
-        backoff: Duration::from_millis(1),
-        ..Default::default()
-    })
-    .unwrap()
+    Http::new(HttpOptions { attempts: 3, backoff: Duration::from_millis(1), ..Default::default() }).unwrap()
 }
 
 fn cfg(server: &MockServer, secret: Option<&str>) -> IdpConfig {
@@ -32,21 +27,14 @@ fn cfg(server: &MockServer, secret: Option<&str>) -> IdpConfig {
 }
 
 fn pairs(v: &[(&str, &str)]) -> Vec<(String, String)> {
-    v.iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect()
+    v.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect()
 }
 
 async fn refresh_with(
     reply: impl Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
 ) -> (MockServer, Result<IdpTokens>) {
     let server = MockServer::start(reply).await;
-    let r = refresh(
-        &http(),
-        &cfg(&server, Some(CLIENT_SECRET)),
-        &SecretString::from(REFRESH),
-    )
-    .await;
+    let r = refresh(&http(), &cfg(&server, Some(CLIENT_SECRET)), &SecretString::from(REFRESH)).await;
     (server, r)
 }
 
@@ -56,10 +44,7 @@ async fn refresh_with(
 #[tokio::test]
 async fn refresh_sends_the_python_form_with_basic_auth() {
     let (server, r) = refresh_with(|_, _| {
-        Reply::json(
-            200,
-            json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 3600}),
-        )
+        Reply::json(200, json!({"access_token": ACCESS, "token_type": "Bearer", "expires_in": 3600}))
     })
     .await;
     let tokens = r.unwrap();
@@ -71,35 +56,20 @@ async fn refresh_sends_the_python_form_with_basic_auth() {
     let req = &reqs[0];
     assert_eq!(req.method, "POST");
     assert_eq!(req.path, "/oauth2/v1/token");
-    assert_eq!(
-        req.header("content-type").as_deref(),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(req.header("content-type").as_deref(), Some("application/x-www-form-urlencoded"));
     // base64("woci-cli:auth-client-secret-S3CR3T")
-    assert_eq!(
-        req.header("authorization").as_deref(),
-        Some("Basic d29jaS1jbGk6YXV0aC1jbGllbnQtc2VjcmV0LVMzQ1IzVA==")
-    );
+    assert_eq!(req.header("authorization").as_deref(), Some("Basic d29jaS1jbGk6YXV0aC1jbGllbnQtc2VjcmV0LVMzQ1IzVA=="));
     assert_eq!(
         req.form(),
-        pairs(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", REFRESH),
-            ("client_id", "woci-cli")
-        ])
+        pairs(&[("grant_type", "refresh_token"), ("refresh_token", REFRESH), ("client_id", "woci-cli")])
     );
-    assert!(
-        req.form_value("scope").is_none(),
-        "the Python woci sends no scope on refresh"
-    );
+    assert!(req.form_value("scope").is_none(), "the Python woci sends no scope on refresh");
 }
 
 #[tokio::test]
 async fn refresh_of_a_public_client_sends_no_authorization() {
     let server = MockServer::start(|_, _| Reply::json(200, json!({"access_token": ACCESS}))).await;
-    refresh(&http(), &cfg(&server, None), &SecretString::from(REFRESH))
-        .await
-        .unwrap();
+    refresh(&http(), &cfg(&server, None), &SecretString::from(REFRESH)).await.unwrap();
     let req = &server.requests()[0];
     assert_eq!(req.header("authorization"), None);
     assert_eq!(req.form_value("client_id").as_deref(), Some("woci-cli"));
@@ -119,10 +89,7 @@ async fn refresh_returns_rotated_refresh_token_and_its_lifetime() {
 #[tokio::test]
 async fn invalid_grant_means_log_in_again() {
     let (server, r) = refresh_with(|_, _| {
-        Reply::json(
-            400,
-            json!({"error": "invalid_grant", "error_description": "refresh token expired"}),
-        )
+        Reply::json(400, json!({"error": "invalid_grant", "error_description": "refresh token expired"}))
     })
     .await;
     let err = r.unwrap_err();
@@ -140,10 +107,7 @@ async fn invalid_client_is_rejected_without_login_hint() {
     let (_s, r) = refresh_with(|_, _| Reply::json(401, json!({"error": "invalid_client"}))).await;
     let err = r.unwrap_err();
     assert!(!err.needs_login());
-    assert!(
-        matches!(&err, Error::IdpRejected { error, .. } if error == "invalid_client"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::IdpRejected { error, .. } if error == "invalid_client"), "{err:?}");
     assert!(err.to_string().contains("auth_client_secret"), "{err}");
 }
 
@@ -172,13 +136,7 @@ async fn persistent_server_error_is_a_network_error() {
 #[tokio::test]
 async fn malformed_json_is_a_protocol_error() {
     let (_s, r) = refresh_with(|_, _| Reply::text(200, "{\"access_token\": ")).await;
-    assert!(matches!(
-        r.unwrap_err(),
-        Error::Protocol {
-            service: "identity provider",
-            ..
-        }
-    ));
+    assert!(matches!(r.unwrap_err(), Error::Protocol { service: "identity provider", .. }));
     let (_s, r) = refresh_with(|_, _| Reply::json(200, json!({"token_type": "Bearer"}))).await;
     let err = r.unwrap_err();
     assert!(err.to_string().contains("`access_token`"), "{err}");
@@ -188,48 +146,31 @@ async fn malformed_json_is_a_protocol_error() {
 async fn non_oauth_4xx_is_summarized() {
     let (_s, r) = refresh_with(|_, _| Reply::text(404, "<html>no such page</html>")).await;
     let err = r.unwrap_err();
-    assert!(
-        matches!(&err, Error::IdpRejected { error, .. } if error == "HTTP 404"),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::IdpRejected { error, .. } if error == "HTTP 404"), "{err:?}");
     assert!(!err.to_string().contains("no such page"));
 }
 
 #[tokio::test]
 async fn opaque_access_token_is_rejected_with_a_hint() {
-    let (_s, r) =
-        refresh_with(|_, _| Reply::json(200, json!({"access_token": "00Dxx0000001gPL!opaque"})))
-            .await;
+    let (_s, r) = refresh_with(|_, _| Reply::json(200, json!({"access_token": "00Dxx0000001gPL!opaque"}))).await;
     let err = r.unwrap_err();
     assert!(matches!(err, Error::Protocol { .. }));
     let msg = err.to_string();
-    assert!(
-        msg.contains("JWT access tokens") && msg.contains("Okta"),
-        "{msg}"
-    );
+    assert!(msg.contains("JWT access tokens") && msg.contains("Okta"), "{msg}");
     assert!(!msg.contains("00Dxx0000001gPL"), "{msg}");
 }
 
 #[tokio::test]
 async fn no_secret_appears_in_any_refresh_error() {
     let replies = vec![
-        Reply::json(
-            400,
-            json!({"error": "invalid_grant", "error_description": format!("token {REFRESH} revoked")}),
-        ),
+        Reply::json(400, json!({"error": "invalid_grant", "error_description": format!("token {REFRESH} revoked")})),
         Reply::json(
             401,
             json!({"error": "invalid_client", "error_description": format!("secret {CLIENT_SECRET} wrong")}),
         ),
-        Reply::text(
-            400,
-            &format!("refresh_token={REFRESH}&secret={CLIENT_SECRET}"),
-        ),
+        Reply::text(400, &format!("refresh_token={REFRESH}&secret={CLIENT_SECRET}")),
         Reply::text(200, &format!("{{\"access_token\": \"{ACCESS}\"")),
-        Reply::json(
-            200,
-            json!({"access_token": format!("{REFRESH}{CLIENT_SECRET}")}),
-        ),
+        Reply::json(200, json!({"access_token": format!("{REFRESH}{CLIENT_SECRET}")})),
         Reply::text(503, &format!("{REFRESH} {CLIENT_SECRET} {ACCESS}")),
         Reply::redirect(&format!("https://idp.example/?{REFRESH}")),
     ];
@@ -276,9 +217,14 @@ async fn mock_idp(mode: Idp) -> MockServer {
             let ok = req.form_value("grant_type").as_deref() == Some("authorization_code")
                 && req.form_value("code").as_deref() == Some(CODE)
                 && challenge.lock().unwrap().as_deref() == Some(computed.as_str())
-                && req.form_value("redirect_uri").is_some_and(|r| r.starts_with("http://127.0.0.1:") && r.ends_with("/callback"));
+                && req
+                    .form_value("redirect_uri")
+                    .is_some_and(|r| r.starts_with("http://127.0.0.1:") && r.ends_with("/callback"));
             if !ok {
-                return Reply::json(400, json!({"error": "invalid_grant", "error_description": "bad code or verifier"}));
+                return Reply::json(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": "bad code or verifier"}),
+                );
             }
             if mode == Idp::NoRefreshToken {
                 Reply::json(200, json!({"access_token": ACCESS, "token_type": "Bearer"}))
@@ -301,10 +247,7 @@ fn test_browser(seen: Seen, stray_first: bool) -> UrlHook {
         let url = url.clone();
         let seen = seen.clone();
         tokio::spawn(async move {
-            let c = reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap();
+            let c = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
             let resp = c.get(url).send().await.unwrap();
             let location = Url::parse(resp.headers()["location"].to_str().unwrap()).unwrap();
             if stray_first {
@@ -341,10 +284,7 @@ async fn login_happy_path_with_pkce_and_state() {
     let tokens = login(
         &http(),
         &cfg(&idp, Some(CLIENT_SECRET)),
-        &opts(
-            Some(test_browser(seen.clone(), true)),
-            Duration::from_secs(20),
-        ),
+        &opts(Some(test_browser(seen.clone(), true)), Duration::from_secs(20)),
     )
     .await
     .unwrap();
@@ -352,44 +292,21 @@ async fn login_happy_path_with_pkce_and_state() {
     assert_eq!(tokens.refresh_token.unwrap().expose(), REFRESH);
 
     let reqs = idp.requests();
-    let authz = reqs
-        .iter()
-        .find(|r| r.path == "/oauth2/v1/authorize")
-        .unwrap();
+    let authz = reqs.iter().find(|r| r.path == "/oauth2/v1/authorize").unwrap();
     assert_eq!(authz.query_value("response_type").as_deref(), Some("code"));
     assert_eq!(authz.query_value("client_id").as_deref(), Some("woci-cli"));
-    assert_eq!(
-        authz.query_value("scope").as_deref(),
-        Some("openid offline_access")
-    );
-    assert_eq!(
-        authz.query_value("code_challenge_method").as_deref(),
-        Some("S256")
-    );
+    assert_eq!(authz.query_value("scope").as_deref(), Some("openid offline_access"));
+    assert_eq!(authz.query_value("code_challenge_method").as_deref(), Some("S256"));
     assert!(authz.query_value("state").is_some_and(|s| s.len() >= 16));
     let redirect_uri = authz.query_value("redirect_uri").unwrap();
 
     let token_req = reqs.iter().find(|r| r.path == "/oauth2/v1/token").unwrap();
     let form = token_req.form();
     let keys: Vec<&str> = form.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        keys,
-        [
-            "grant_type",
-            "code",
-            "redirect_uri",
-            "client_id",
-            "code_verifier"
-        ]
-    );
+    assert_eq!(keys, ["grant_type", "code", "redirect_uri", "client_id", "code_verifier"]);
     assert_eq!(token_req.form_value("redirect_uri"), Some(redirect_uri));
-    assert_eq!(
-        token_req.form_value("client_id").as_deref(),
-        Some("woci-cli")
-    );
-    assert!(token_req
-        .header("authorization")
-        .is_some_and(|a| a.starts_with("Basic ")));
+    assert_eq!(token_req.form_value("client_id").as_deref(), Some("woci-cli"));
+    assert!(token_req.header("authorization").is_some_and(|a| a.starts_with("Basic ")));
 
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2, "{seen:?}");
@@ -402,24 +319,11 @@ async fn login_happy_path_with_pkce_and_state() {
 async fn login_state_mismatch_fails() {
     let idp = mock_idp(Idp::WrongState).await;
     let seen: Seen = Arc::default();
-    let err = login(
-        &http(),
-        &cfg(&idp, None),
-        &opts(
-            Some(test_browser(seen.clone(), false)),
-            Duration::from_secs(20),
-        ),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(&err, Error::Login(m) if m.contains("state")),
-        "{err:?}"
-    );
-    assert!(
-        idp.requests().iter().all(|r| r.path != "/oauth2/v1/token"),
-        "no code redemption after a mismatch"
-    );
+    let err = login(&http(), &cfg(&idp, None), &opts(Some(test_browser(seen.clone(), false)), Duration::from_secs(20)))
+        .await
+        .unwrap_err();
+    assert!(matches!(&err, Error::Login(m) if m.contains("state")), "{err:?}");
+    assert!(idp.requests().iter().all(|r| r.path != "/oauth2/v1/token"), "no code redemption after a mismatch");
     // The callback page was answered before the listener closed.
     tokio::time::sleep(Duration::from_millis(50)).await;
     assert_eq!(seen.lock().unwrap().first().map(|s| s.0), Some(400));
@@ -428,37 +332,22 @@ async fn login_state_mismatch_fails() {
 #[tokio::test]
 async fn login_access_denied_is_reported() {
     let idp = mock_idp(Idp::Denied).await;
-    let err = login(
-        &http(),
-        &cfg(&idp, None),
-        &opts(
-            Some(test_browser(Arc::default(), false)),
-            Duration::from_secs(20),
-        ),
-    )
-    .await
-    .unwrap_err();
+    let err =
+        login(&http(), &cfg(&idp, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
+            .await
+            .unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Login(_)));
-    assert!(
-        msg.contains("access_denied") && msg.contains("User denied the request"),
-        "{msg}"
-    );
+    assert!(msg.contains("access_denied") && msg.contains("User denied the request"), "{msg}");
 }
 
 #[tokio::test]
 async fn login_without_refresh_token_names_offline_access() {
     let idp = mock_idp(Idp::NoRefreshToken).await;
-    let err = login(
-        &http(),
-        &cfg(&idp, None),
-        &opts(
-            Some(test_browser(Arc::default(), false)),
-            Duration::from_secs(20),
-        ),
-    )
-    .await
-    .unwrap_err();
+    let err =
+        login(&http(), &cfg(&idp, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
+            .await
+            .unwrap_err();
     assert!(err.to_string().contains("offline_access"), "{err}");
 }
 
@@ -467,18 +356,9 @@ async fn login_times_out() {
     let idp = mock_idp(Idp::Good).await;
     let nothing: UrlHook = Arc::new(|_| {});
     let started = std::time::Instant::now();
-    let err = login(
-        &http(),
-        &cfg(&idp, None),
-        &opts(Some(nothing), Duration::from_millis(300)),
-    )
-    .await
-    .unwrap_err();
+    let err = login(&http(), &cfg(&idp, None), &opts(Some(nothing), Duration::from_millis(300))).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(
-        matches!(&err, Error::Login(m) if m.starts_with("no login completed within 1s")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, Error::Login(m) if m.starts_with("no login completed within 1s")), "{err:?}");
     assert_eq!(err.exit_code(), crate::error::exit::LOGIN);
 }
 
@@ -492,19 +372,11 @@ async fn login_port_in_use_names_the_port_and_setting() {
     let called = Arc::new(Mutex::new(false));
     let flag = called.clone();
     let hook: UrlHook = Arc::new(move |_| *flag.lock().unwrap() = true);
-    let err = login(&http(), &c, &opts(Some(hook), Duration::from_secs(5)))
-        .await
-        .unwrap_err();
+    let err = login(&http(), &c, &opts(Some(hook), Duration::from_secs(5))).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
-    assert!(
-        msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("`redirect_port`"),
-        "{msg}"
-    );
-    assert!(
-        !*called.lock().unwrap(),
-        "no URL is shown before the listener is bound"
-    );
+    assert!(msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("`redirect_port`"), "{msg}");
+    assert!(!*called.lock().unwrap(), "no URL is shown before the listener is bound");
 }
 
 #[tokio::test]
@@ -518,10 +390,7 @@ async fn login_refuses_when_not_interactive() {
     let err = login(&http(), &cfg(&idp, None), &o).await.unwrap_err();
     let msg = err.to_string();
     assert!(matches!(err, Error::Login(_)));
-    assert!(
-        msg.contains("`myprofile`") && msg.contains("woci session authenticate"),
-        "{msg}"
-    );
+    assert!(msg.contains("`myprofile`") && msg.contains("woci session authenticate"), "{msg}");
     assert!(!*called.lock().unwrap());
     assert!(idp.requests().is_empty());
 }
@@ -535,36 +404,15 @@ async fn login_code_rejected_by_token_endpoint() {
             let state = req.query_value("state").unwrap();
             Reply::redirect(&format!("{redirect}?code=stale&state={state}"))
         }
-        _ => Reply::json(
-            400,
-            json!({"error": "invalid_grant", "error_description": "code stale was used"}),
-        ),
+        _ => Reply::json(400, json!({"error": "invalid_grant", "error_description": "code stale was used"})),
     })
     .await;
-    let err = login(
-        &http(),
-        &cfg(&server, None),
-        &opts(
-            Some(test_browser(Arc::default(), false)),
-            Duration::from_secs(20),
-        ),
-    )
-    .await
-    .unwrap_err();
-    assert!(
-        matches!(
-            &err,
-            Error::IdpRejected {
-                what: "authorization code",
-                ..
-            }
-        ),
-        "{err:?}"
-    );
-    assert!(
-        !err.to_string().contains("stale"),
-        "the code itself is scrubbed: {err}"
-    );
+    let err =
+        login(&http(), &cfg(&server, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
+            .await
+            .unwrap_err();
+    assert!(matches!(&err, Error::IdpRejected { what: "authorization code", .. }), "{err:?}");
+    assert!(!err.to_string().contains("stale"), "the code itself is scrubbed: {err}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -582,24 +430,14 @@ fn callback_handler_classifies_requests() {
     assert!(matches!(h.outcome, Some(Err(Error::Login(_)))));
     let h = callback::handle("/callback", Some("state=st"), "st");
     assert!(matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("no authorization code")));
-    let h = callback::handle(
-        "/callback",
-        Some("error=login_required%0Aevil&state=st"),
-        "st",
-    );
-    assert!(
-        matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("login_required evil") && !m.contains('\n'))
-    );
+    let h = callback::handle("/callback", Some("error=login_required%0Aevil&state=st"), "st");
+    assert!(matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("login_required evil") && !m.contains('\n')));
 }
 
 #[test]
 fn browser_launch_failure_is_reported_not_fatal() {
     let url = Url::parse("http://127.0.0.1:1/x").unwrap();
-    let err = browser::launch(
-        Some(std::ffi::OsStr::new("/nonexistent/woci-browser")),
-        &url,
-    )
-    .unwrap_err();
+    let err = browser::launch(Some(std::ffi::OsStr::new("/nonexistent/woci-browser")), &url).unwrap_err();
     assert!(err.contains("/nonexistent/woci-browser"), "{err}");
 }
 
@@ -608,14 +446,7 @@ fn browser_gets_the_url_as_its_only_argument() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("args");
     let script = dir.path().join("browser.sh");
-    std::fs::write(
-        &script,
-        format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$#\" \"$1\" > '{}'\n",
-            out.display()
-        ),
-    )
-    .unwrap();
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s\\n' \"$#\" \"$1\" > '{}'\n", out.display())).unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -634,9 +465,6 @@ fn browser_gets_the_url_as_its_only_argument() {
 
 #[test]
 fn scrub_removes_secrets_and_control_characters() {
-    assert_eq!(
-        scrub("bad abcd1234 here\r\n", &["abcd1234"]),
-        "bad [redacted] here"
-    );
+    assert_eq!(scrub("bad abcd1234 here\r\n", &["abcd1234"]), "bad [redacted] here");
     assert_eq!(scrub(&"x".repeat(400), &[]).chars().count(), 301);
 }

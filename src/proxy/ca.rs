@@ -9,8 +9,8 @@ use crate::error::{Error, Result};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use rustls::ServerConfig;
@@ -35,9 +35,7 @@ impl std::fmt::Debug for Ca {
 }
 
 fn cert_error(e: rcgen::Error) -> Error {
-    Error::Other(format!(
-        "cannot create the proxy certificate authority: {e}"
-    ))
+    Error::Other(format!("cannot create the proxy certificate authority: {e}"))
 }
 
 impl Ca {
@@ -52,19 +50,11 @@ impl Ca {
         // Path length 0: this CA signs leaves only. Strict verifiers (Python 3.13's
         // VERIFY_X509_STRICT) want keyCertSign and a critical basicConstraints, which rcgen emits.
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key).map_err(cert_error)?;
         let leaf_key = KeyPair::generate().map_err(cert_error)?;
-        Ok(Ca {
-            cert,
-            key,
-            leaf_key,
-            cache: Mutex::new(HashMap::new()),
-        })
+        Ok(Ca { cert, key, leaf_key, cache: Mutex::new(HashMap::new()) })
     }
 
     /// The CA certificate, PEM.
@@ -80,45 +70,29 @@ impl Ca {
     /// The TLS server configuration presenting a leaf for `host` (a DNS name or an IP address,
     /// which becomes an IP SAN). Cached per host for the whole run.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        if let Some(cfg) = self
-            .cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&host)
-        {
+        let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+        if let Some(cfg) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&host) {
             return Ok(cfg.clone());
         }
         let mut params = CertificateParams::new(vec![host.clone()]).map_err(cert_error)?;
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, host.as_str());
+        params.distinguished_name.push(DnType::CommonName, host.as_str());
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
-        let leaf = params
-            .signed_by(&self.leaf_key, &self.cert, &self.key)
-            .map_err(cert_error)?;
+        let leaf = params.signed_by(&self.leaf_key, &self.cert, &self.key).map_err(cert_error)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
-        let mut cfg =
-            ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()
-                .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?
-                .with_no_client_auth()
-                .with_single_cert(vec![leaf.der().clone(), self.cert_der()], key)
-                .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?;
+        let mut cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(vec![leaf.der().clone(), self.cert_der()], key)
+            .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?;
         // We serve HTTP/1.1 only inside the tunnel; announcing it keeps clients off HTTP/2.
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let cfg = Arc::new(cfg);
-        self.cache
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(host, cfg.clone());
+        self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(host, cfg.clone());
         Ok(cfg)
     }
 }
@@ -144,8 +118,7 @@ pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
 pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
     let mut out = String::new();
     for path in user_bundles {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read CA bundle", path, e))?;
         out.push_str(text.trim_end());
         out.push('\n');
     }
@@ -179,9 +152,7 @@ impl BundleFile {
         let mut builder = std::fs::DirBuilder::new();
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder
-            .create(&dir)
-            .map_err(|e| Error::io("cannot create", &dir, e))?;
+        builder.create(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
         let path = dir.join("ca-bundle.pem");
         // From here on, drop cleans up whatever exists.
         let bundle = BundleFile { dir, path };
@@ -189,9 +160,7 @@ impl BundleFile {
         options.write(true).create_new(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options
-            .open(&bundle.path)
-            .map_err(|e| Error::io("cannot create", &bundle.path, e))?;
+        let mut file = options.open(&bundle.path).map_err(|e| Error::io("cannot create", &bundle.path, e))?;
         file.write_all(pem.as_bytes())
             .and_then(|_| file.sync_all())
             .map_err(|e| Error::io("cannot write", &bundle.path, e))?;
@@ -210,10 +179,7 @@ impl BundleFile {
 
     /// Removes the file and its folder now (idempotent).
     pub fn remove(&self) {
-        for result in [
-            std::fs::remove_file(&self.path),
-            std::fs::remove_dir(&self.dir),
-        ] {
+        for result in [std::fs::remove_file(&self.path), std::fs::remove_dir(&self.dir)] {
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -277,9 +243,7 @@ mod tests {
         let ca = Ca::new().unwrap();
         let pem = der_to_pem(&[ca.cert_der()]);
         let mut reader = std::io::Cursor::new(pem.as_bytes());
-        let back: Vec<_> = rustls_pemfile::certs(&mut reader)
-            .collect::<std::result::Result<_, _>>()
-            .unwrap();
+        let back: Vec<_> = rustls_pemfile::certs(&mut reader).collect::<std::result::Result<_, _>>().unwrap();
         assert_eq!(back, vec![ca.cert_der()]);
     }
 
@@ -290,10 +254,7 @@ mod tests {
         std::fs::write(&p, "PEM-A\n\n").unwrap();
         let roots = child_roots_pem(&[p.clone(), p]).unwrap();
         assert!(roots.starts_with("PEM-A\nPEM-A\n"), "{roots}");
-        assert_eq!(
-            roots.len() - "PEM-A\nPEM-A\n".len(),
-            child_roots_pem(&[]).unwrap().len()
-        );
+        assert_eq!(roots.len() - "PEM-A\nPEM-A\n".len(), child_roots_pem(&[]).unwrap().len());
         assert!(child_roots_pem(&[dir.path().join("missing.pem")]).is_err());
     }
 }

@@ -43,11 +43,7 @@ pub struct Forwarder {
 impl Forwarder {
     /// Builds the client: system roots plus `extra_ca_files`, through `proxy` (except `no_proxy`
     /// hosts) or direct. woci's own environment is not consulted here: the caller passes the proxy.
-    pub fn new(
-        extra_ca_files: &[PathBuf],
-        proxy: Option<&Url>,
-        no_proxy: &NoProxy,
-    ) -> Result<Forwarder> {
+    pub fn new(extra_ca_files: &[PathBuf], proxy: Option<&Url>, no_proxy: &NoProxy) -> Result<Forwarder> {
         let mut builder = reqwest::Client::builder()
             .use_rustls_tls()
             .redirect(reqwest::redirect::Policy::none())
@@ -67,18 +63,11 @@ impl Forwarder {
         }
         if let Some(url) = proxy {
             let p = reqwest::Proxy::https(url.as_str())
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "invalid upstream proxy `{}`: {e}",
-                        crate::http::redact_url(url)
-                    ))
-                })?
+                .map_err(|e| Error::Config(format!("invalid upstream proxy `{}`: {e}", crate::http::redact_url(url))))?
                 .no_proxy(reqwest::NoProxy::from_string(&no_proxy.as_list()));
             builder = builder.proxy(p);
         }
-        let client = builder
-            .build()
-            .map_err(|e| Error::Other(format!("cannot build the proxy's HTTP client: {e}")))?;
+        let client = builder.build().map_err(|e| Error::Other(format!("cannot build the proxy's HTTP client: {e}")))?;
         Ok(Forwarder { client })
     }
 
@@ -91,18 +80,10 @@ impl Forwarder {
         req: Request<Incoming>,
     ) -> std::result::Result<Response<ProxyBody>, String> {
         let (parts, body) = req.into_parts();
-        let target = parts
-            .uri
-            .path_and_query()
-            .map(|pq| pq.as_str())
-            .unwrap_or("/");
-        let authority = if host.contains(':') {
-            format!("[{host}]:{port}")
-        } else {
-            format!("{host}:{port}")
-        };
-        let url = Url::parse(&format!("https://{authority}{target}"))
-            .map_err(|_| "invalid request target".to_owned())?;
+        let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
+        let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
+        let url =
+            Url::parse(&format!("https://{authority}{target}")).map_err(|_| "invalid request target".to_owned())?;
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(header::EXPECT);
@@ -158,15 +139,11 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// A small text response from the proxy itself.
 pub fn text_response(status: StatusCode, text: &str) -> Response<ProxyBody> {
-    let body: ProxyBody = http_body_util::Full::new(Bytes::from(format!("{text}\n")))
-        .map_err(|never| match never {})
-        .boxed();
+    let body: ProxyBody =
+        http_body_util::Full::new(Bytes::from(format!("{text}\n"))).map_err(|never| match never {}).boxed();
     let mut resp = Response::new(body);
     *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        header::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    resp.headers_mut().insert(header::CONTENT_TYPE, header::HeaderValue::from_static("text/plain; charset=utf-8"));
     resp
 }
 
@@ -178,37 +155,17 @@ mod tests {
     #[test]
     fn strips_hop_by_hop_but_keeps_signed_headers() {
         let mut h = HeaderMap::new();
-        h.insert(
-            header::CONNECTION,
-            HeaderValue::from_static("keep-alive, x-conn-only, authorization"),
-        );
+        h.insert(header::CONNECTION, HeaderValue::from_static("keep-alive, x-conn-only, authorization"));
         h.insert("x-conn-only", HeaderValue::from_static("1"));
-        h.insert(
-            header::TRANSFER_ENCODING,
-            HeaderValue::from_static("chunked"),
-        );
-        h.insert(
-            header::PROXY_AUTHORIZATION,
-            HeaderValue::from_static("Basic x"),
-        );
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Signature x"),
-        );
+        h.insert(header::TRANSFER_ENCODING, HeaderValue::from_static("chunked"));
+        h.insert(header::PROXY_AUTHORIZATION, HeaderValue::from_static("Basic x"));
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Signature x"));
         h.insert(header::HOST, HeaderValue::from_static("h"));
         h.insert(header::CONTENT_LENGTH, HeaderValue::from_static("5"));
         h.insert("x-content-sha256", HeaderValue::from_static("abc"));
         strip_hop_by_hop(&mut h);
         let mut names: Vec<&str> = h.keys().map(HeaderName::as_str).collect();
         names.sort_unstable();
-        assert_eq!(
-            names,
-            [
-                "authorization",
-                "content-length",
-                "host",
-                "x-content-sha256"
-            ]
-        );
+        assert_eq!(names, ["authorization", "content-length", "host", "x-content-sha256"]);
     }
 }

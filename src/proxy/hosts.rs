@@ -32,10 +32,7 @@ impl HostMatcher {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        HostMatcher {
-            oci_realms: true,
-            extra: normalize_entries(extra),
-        }
+        HostMatcher { oci_realms: true, extra: normalize_entries(extra) }
     }
 
     /// Only the given entries, no realm domains (tests, or a deliberately narrow setup).
@@ -44,10 +41,7 @@ impl HostMatcher {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        HostMatcher {
-            oci_realms: false,
-            extra: normalize_entries(extra),
-        }
+        HostMatcher { oci_realms: false, extra: normalize_entries(extra) }
     }
 
     /// True when requests to `host:port` are opened and re-signed.
@@ -136,11 +130,7 @@ impl NoProxy {
     /// Parses a comma (or space) separated list.
     pub fn parse(list: &str) -> NoProxy {
         NoProxy {
-            entries: list
-                .split([',', ' '])
-                .map(|e| e.trim().to_ascii_lowercase())
-                .filter(|e| !e.is_empty())
-                .collect(),
+            entries: list.split([',', ' ']).map(|e| e.trim().to_ascii_lowercase()).filter(|e| !e.is_empty()).collect(),
         }
     }
 
@@ -151,11 +141,7 @@ impl NoProxy {
 
     /// True when `host:port` must be reached directly, not through the upstream proxy.
     pub fn bypass(&self, host: &str, port: u16) -> bool {
-        let host = host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .trim_end_matches('.')
-            .to_ascii_lowercase();
+        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
         let ip: Option<IpAddr> = host.parse().ok();
         self.entries.iter().any(|entry| {
             if entry == "*" {
@@ -163,13 +149,7 @@ impl NoProxy {
             }
             let (name, entry_port) = match split_host_port(entry) {
                 Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (
-                    entry
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .to_owned(),
-                    None,
-                ),
+                None => (entry.trim_start_matches('[').trim_end_matches(']').to_owned(), None),
             };
             if entry_port.is_some_and(|p| p != port) {
                 return false;
@@ -186,29 +166,18 @@ impl NoProxy {
 fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
     match s.split_once('/') {
         Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-        None => s
-            .parse()
-            .ok()
-            .map(|ip: IpAddr| (ip, if ip.is_ipv4() { 32 } else { 128 })),
+        None => s.parse().ok().map(|ip: IpAddr| (ip, if ip.is_ipv4() { 32 } else { 128 })),
     }
 }
 
 fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
             u32::from(a) & mask == u32::from(n) & mask
         }
         (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - bits)
-            };
+            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
             u128::from(a) & mask == u128::from(n) & mask
         }
         _ => false,

@@ -51,47 +51,24 @@ async fn serve_client(stream: TcpStream, shared: Arc<Shared>) {
         let shared = shared.clone();
         async move { Ok::<_, Infallible>(handle(req, shared).await) }
     });
-    if let Err(e) = http1::Builder::new()
-        .serve_connection(TokioIo::new(stream), svc)
-        .with_upgrades()
-        .await
-    {
+    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades().await {
         tracing::debug!(error = %e, "proxy client connection ended with an error");
     }
 }
 
 async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<ProxyBody> {
-    if !authorized(
-        req.headers().get(PROXY_AUTHORIZATION),
-        &shared.expected_credentials,
-    ) {
+    if !authorized(req.headers().get(PROXY_AUTHORIZATION), &shared.expected_credentials) {
         shared.stats.rejected_auth.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %req.method(), "proxy request without valid credentials rejected");
-        let mut resp = text_response(
-            StatusCode::PROXY_AUTHENTICATION_REQUIRED,
-            "woci proxy: authentication required",
-        );
-        resp.headers_mut().insert(
-            PROXY_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"woci\""),
-        );
+        let mut resp = text_response(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "woci proxy: authentication required");
+        resp.headers_mut().insert(PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"woci\""));
         return resp;
     }
     if req.method() != Method::CONNECT {
-        return text_response(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "woci proxy: only CONNECT (HTTPS) is supported",
-        );
+        return text_response(StatusCode::METHOD_NOT_ALLOWED, "woci proxy: only CONNECT (HTTPS) is supported");
     }
-    let Some((host, port)) = req
-        .uri()
-        .authority()
-        .and_then(|a| split_host_port(a.as_str()))
-    else {
-        return text_response(
-            StatusCode::BAD_REQUEST,
-            "woci proxy: CONNECT needs host:port",
-        );
+    let Some((host, port)) = req.uri().authority().and_then(|a| split_host_port(a.as_str())) else {
+        return text_response(StatusCode::BAD_REQUEST, "woci proxy: CONNECT needs host:port");
     };
     let host = host.to_ascii_lowercase();
     shared.stats.connects.fetch_add(1, Ordering::Relaxed);
@@ -116,10 +93,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<ProxyBo
         Err(e) => {
             shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%host, port, error = %e, "tunnel upstream unreachable");
-            return text_response(
-                StatusCode::BAD_GATEWAY,
-                &format!("woci proxy: cannot reach {host}:{port}: {e}"),
-            );
+            return text_response(StatusCode::BAD_GATEWAY, &format!("woci proxy: cannot reach {host}:{port}: {e}"));
         }
     };
     shared.stats.tunnels.fetch_add(1, Ordering::Relaxed);
@@ -179,26 +153,14 @@ mod tests {
     fn basic_credentials_check() {
         let expected = b"woci:0123abcd";
         let ok = format!("Basic {}", STANDARD.encode("woci:0123abcd"));
-        assert!(authorized(
-            Some(&HeaderValue::from_str(&ok).unwrap()),
-            expected
-        ));
+        assert!(authorized(Some(&HeaderValue::from_str(&ok).unwrap()), expected));
         let lower = format!("basic  {}", STANDARD.encode("woci:0123abcd"));
-        assert!(authorized(
-            Some(&HeaderValue::from_str(&lower).unwrap()),
-            expected
-        ));
+        assert!(authorized(Some(&HeaderValue::from_str(&lower).unwrap()), expected));
         for bad in ["", "Basic", "Basic !!!", "Bearer d29jaTowMTIzYWJjZA=="] {
-            assert!(
-                !authorized(Some(&HeaderValue::from_str(bad).unwrap()), expected),
-                "{bad}"
-            );
+            assert!(!authorized(Some(&HeaderValue::from_str(bad).unwrap()), expected), "{bad}");
         }
         let wrong = format!("Basic {}", STANDARD.encode("woci:0123abce"));
-        assert!(!authorized(
-            Some(&HeaderValue::from_str(&wrong).unwrap()),
-            expected
-        ));
+        assert!(!authorized(Some(&HeaderValue::from_str(&wrong).unwrap()), expected));
         assert!(!authorized(None, expected));
     }
 

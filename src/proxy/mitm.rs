@@ -25,10 +25,7 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
             return;
         }
     };
-    let tls = match TlsAcceptor::from(config)
-        .accept(TokioIo::new(upgraded))
-        .await
-    {
+    let tls = match TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await {
         Ok(tls) => tls,
         Err(e) => {
             // Usually the child does not trust the per-run CA (its CA bundle was overridden).
@@ -42,37 +39,18 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
         let host = host.clone();
         async move { Ok::<_, Infallible>(handle(req, &host, port, &shared).await) }
     });
-    if let Err(e) = http1::Builder::new()
-        .serve_connection(TokioIo::new(tls), svc)
-        .await
-    {
+    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await {
         tracing::debug!(error = %e, "opened connection ended with an error");
     }
 }
 
-async fn handle(
-    mut req: Request<Incoming>,
-    host: &str,
-    port: u16,
-    shared: &Shared,
-) -> Response<ProxyBody> {
+async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shared) -> Response<ProxyBody> {
     shared.stats.requests.fetch_add(1, Ordering::Relaxed);
-    let target = req
-        .uri()
-        .path_and_query()
-        .map(|pq| pq.as_str())
-        .unwrap_or("/")
-        .to_owned();
+    let target = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_owned();
     // The token is read per request so that a renewal applies to the very next request.
     // Cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal.
     let token = shared.token.borrow().clone();
-    let outcome = resign(
-        req.method(),
-        &target,
-        req.headers(),
-        &shared.public_key,
-        &token,
-    );
+    let outcome = resign(req.method(), &target, req.headers(), &shared.public_key, &token);
     drop(token);
     match outcome {
         Ok(value) => {
@@ -90,10 +68,7 @@ async fn handle(
         Err(reason) => {
             shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(%host, port, %reason, "upstream request failed");
-            text_response(
-                StatusCode::BAD_GATEWAY,
-                &format!("woci proxy: upstream {host}:{port} failed: {reason}"),
-            )
+            text_response(StatusCode::BAD_GATEWAY, &format!("woci proxy: upstream {host}:{port} failed: {reason}"))
         }
     }
 }

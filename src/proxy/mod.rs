@@ -56,9 +56,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 pub type ProxyBody = BoxBody<Bytes, BoxError>;
 
 pub(crate) fn empty_body() -> ProxyBody {
-    Empty::<Bytes>::new()
-        .map_err(|never| match never {})
-        .boxed()
+    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
 }
 
 /// What the proxy needs to know.
@@ -85,11 +83,7 @@ pub struct ProxyConfig {
 impl ProxyConfig {
     /// A config for OCI realm hosts plus `extra_hosts`, with the user's upstream proxy, `NO_PROXY`
     /// and CA files left empty (see [`ProxyConfig::with_upstream_from_env`]).
-    pub fn new(
-        public_key: RsaPublicKey,
-        extra_hosts: &[String],
-        temp_dir: impl Into<PathBuf>,
-    ) -> ProxyConfig {
+    pub fn new(public_key: RsaPublicKey, extra_hosts: &[String], temp_dir: impl Into<PathBuf>) -> ProxyConfig {
         ProxyConfig {
             public_key,
             resign_hosts: HostMatcher::oci_and(extra_hosts),
@@ -111,13 +105,8 @@ impl ProxyConfig {
         env: &HashMap<String, String>,
         temp_dir: impl Into<PathBuf>,
     ) -> Result<ProxyConfig> {
-        let mut cfg =
-            ProxyConfig::new(public_key, resign_hosts, temp_dir).with_upstream_from_env(env)?;
-        cfg.upstream_ca_files = extra_ca_files
-            .iter()
-            .filter(|p| p.is_file())
-            .cloned()
-            .collect();
+        let mut cfg = ProxyConfig::new(public_key, resign_hosts, temp_dir).with_upstream_from_env(env)?;
+        cfg.upstream_ca_files = extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
         Ok(cfg)
     }
 
@@ -130,22 +119,13 @@ impl ProxyConfig {
             .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()));
         if let Some(v) = value {
             let v = v.trim();
-            let v = if v.contains("://") {
-                v.to_owned()
-            } else {
-                format!("http://{v}")
-            };
+            let v = if v.contains("://") { v.to_owned() } else { format!("http://{v}") };
             // The URL may carry credentials: the error names neither it nor the parse detail.
-            let url = Url::parse(&v).map_err(|_| {
-                Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into())
-            })?;
+            let url = Url::parse(&v)
+                .map_err(|_| Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into()))?;
             self.upstream_proxy = Some(url);
         }
-        let no_proxy = ["NO_PROXY", "no_proxy"]
-            .iter()
-            .find_map(|k| env.get(*k))
-            .cloned()
-            .unwrap_or_default();
+        let no_proxy = ["NO_PROXY", "no_proxy"].iter().find_map(|k| env.get(*k)).cloned().unwrap_or_default();
         self.no_proxy = NoProxy::parse(&no_proxy);
         Ok(self)
     }
@@ -292,21 +272,11 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
     let ca = ca::Ca::new()?;
     let roots = ca::child_roots_pem(&cfg.upstream_ca_files)?;
     let bundle = ca::BundleFile::create(&cfg.temp_dir, &format!("{}{roots}", ca.cert_pem()))?;
-    let forwarder = forward::Forwarder::new(
-        &cfg.upstream_ca_files,
-        cfg.upstream_proxy.as_ref(),
-        &cfg.no_proxy,
-    )?;
+    let forwarder = forward::Forwarder::new(&cfg.upstream_ca_files, cfg.upstream_proxy.as_ref(), &cfg.no_proxy)?;
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
-        .map_err(|e| {
-            Error::Other(format!(
-                "cannot start the re-signing proxy on 127.0.0.1: {e}"
-            ))
-        })?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Other(format!("cannot start the re-signing proxy: {e}")))?;
+        .map_err(|e| Error::Other(format!("cannot start the re-signing proxy on 127.0.0.1: {e}")))?;
+    let addr = listener.local_addr().map_err(|e| Error::Other(format!("cannot start the re-signing proxy: {e}")))?;
 
     let mut raw = [0u8; 16];
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw[..]);
@@ -319,10 +289,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         resign_hosts: cfg.resign_hosts,
         ca,
         forwarder,
-        upstream: tunnel::Upstream {
-            proxy: cfg.upstream_proxy,
-            no_proxy: cfg.no_proxy,
-        },
+        upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy },
         token,
         expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
         stats: Counters::default(),
@@ -330,14 +297,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
     });
     let join = tokio::spawn(listener::accept_loop(listener, shared.clone()));
     tracing::debug!(%addr, "re-signing proxy listening");
-    Ok(ProxyHandle {
-        addr,
-        secret,
-        bundle,
-        shutdown: shutdown_tx,
-        join: Some(join),
-        shared,
-    })
+    Ok(ProxyHandle { addr, secret, bundle, shutdown: shutdown_tx, join: Some(join), shared })
 }
 
 impl ProxyHandle {
@@ -349,11 +309,7 @@ impl ProxyHandle {
     /// The proxy URL with credentials, `http://woci:<secret>@127.0.0.1:<port>`. Holds the per-run
     /// secret: pass it to the child's environment only.
     pub fn proxy_url(&self) -> SecretString {
-        SecretString::new(format!(
-            "http://woci:{}@{}",
-            self.secret.expose(),
-            self.addr
-        ))
+        SecretString::new(format!("http://woci:{}@{}", self.secret.expose(), self.addr))
     }
 
     /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).
@@ -368,17 +324,10 @@ impl ProxyHandle {
     pub fn child_env(&self) -> Vec<(OsString, OsString)> {
         let url = self.proxy_url();
         let bundle = self.bundle.path().as_os_str().to_owned();
-        let mut env: Vec<(OsString, OsString)> = ["HTTPS_PROXY", "https_proxy"]
-            .iter()
-            .map(|k| (OsString::from(k), OsString::from(url.expose())))
-            .collect();
-        for k in [
-            "REQUESTS_CA_BUNDLE",
-            "SSL_CERT_FILE",
-            "CURL_CA_BUNDLE",
-            "NODE_EXTRA_CA_CERTS",
-            "OCI_CLI_CERT_BUNDLE",
-        ] {
+        let mut env: Vec<(OsString, OsString)> =
+            ["HTTPS_PROXY", "https_proxy"].iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
+        for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "OCI_CLI_CERT_BUNDLE"]
+        {
             env.push((k.into(), bundle.clone()));
         }
         env
@@ -423,13 +372,11 @@ mod tests {
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "x").unwrap();
         let key = crate::signer::tests::test_key().public().clone();
-        let env: HashMap<String, String> = [
-            ("https_proxy", "corp-proxy.example:3128"),
-            ("NO_PROXY", "internal.example,10.0.0.0/8"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let env: HashMap<String, String> =
+            [("https_proxy", "corp-proxy.example:3128"), ("NO_PROXY", "internal.example,10.0.0.0/8")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
         let cfg = ProxyConfig::for_settings(
             key.clone(),
             &["localhost:8443".to_owned()],
@@ -438,31 +385,20 @@ mod tests {
             dir.path(),
         )
         .unwrap();
-        assert!(cfg
-            .resign_hosts
-            .matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
+        assert!(cfg.resign_hosts.matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert!(cfg.resign_hosts.matches("localhost", 8443));
         assert!(!cfg.resign_hosts.matches("localhost", 443));
         assert!(!cfg.resign_hosts.matches("github.com", 443));
         assert_eq!(cfg.upstream_ca_files, vec![ca]);
-        assert_eq!(
-            cfg.upstream_proxy.as_ref().map(Url::as_str),
-            Some("http://corp-proxy.example:3128/")
-        );
+        assert_eq!(cfg.upstream_proxy.as_ref().map(Url::as_str), Some("http://corp-proxy.example:3128/"));
         assert!(cfg.no_proxy.bypass("a.internal.example", 443));
-        assert!(!cfg
-            .no_proxy
-            .bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));
+        assert!(!cfg.no_proxy.bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert_eq!(cfg.temp_dir, dir.path());
 
-        let none =
-            ProxyConfig::for_settings(key.clone(), &[], &[], &HashMap::new(), dir.path()).unwrap();
+        let none = ProxyConfig::for_settings(key.clone(), &[], &[], &HashMap::new(), dir.path()).unwrap();
         assert!(none.upstream_proxy.is_none() && none.upstream_ca_files.is_empty());
-        let bad: HashMap<String, String> =
-            [("HTTPS_PROXY".to_owned(), "http://us er:pw@[bad".to_owned())].into();
-        let err = ProxyConfig::for_settings(key, &[], &[], &bad, dir.path())
-            .unwrap_err()
-            .to_string();
+        let bad: HashMap<String, String> = [("HTTPS_PROXY".to_owned(), "http://us er:pw@[bad".to_owned())].into();
+        let err = ProxyConfig::for_settings(key, &[], &[], &bad, dir.path()).unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");
     }
 }

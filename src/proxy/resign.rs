@@ -55,23 +55,18 @@ pub fn resign(
     };
     let value = value.to_str().map_err(|_| Untouched::NotOciSignature)?;
     let sig = SignatureHeader::parse(value).map_err(|_| Untouched::NotOciSignature)?;
-    if !sig
-        .algorithm()
-        .is_none_or(|a| a.eq_ignore_ascii_case("rsa-sha256"))
-    {
+    if !sig.algorithm().is_none_or(|a| a.eq_ignore_ascii_case("rsa-sha256")) {
         return Err(Untouched::NotOciSignature);
     }
     if sig.session_token().is_none() {
         return Err(Untouched::NotSession);
     }
-    let text = signer::signing_string(method, target, headers, &sig.headers())
-        .map_err(|_| Untouched::Unverifiable)?;
+    let text = signer::signing_string(method, target, headers, &sig.headers()).map_err(|_| Untouched::Unverifiable)?;
     if !signer::verify(public_key, &text, sig.signature()) {
         return Err(Untouched::BadSignature);
     }
     let new_key_id = format!("{SESSION_KEY_ID_PREFIX}{}", token.expose());
-    let mut new_value = HeaderValue::from_str(&sig.with_key_id(&new_key_id))
-        .map_err(|_| Untouched::NotOciSignature)?;
+    let mut new_value = HeaderValue::from_str(&sig.with_key_id(&new_key_id)).map_err(|_| Untouched::NotOciSignature)?;
     new_value.set_sensitive(true);
     Ok(new_value)
 }
@@ -119,45 +114,21 @@ mod tests {
         let pk = test_key().public();
         let t: SecretString = "new".into();
         let other = signed(other_key(), "ST$old");
-        assert_eq!(
-            resign(&Method::PUT, TARGET, &other, pk, &t),
-            Err(Untouched::BadSignature)
-        );
+        assert_eq!(resign(&Method::PUT, TARGET, &other, pk, &t), Err(Untouched::BadSignature));
         let api = signed(test_key(), "ocid1.tenancy.oc1..a/ocid1.user.oc1..b/aa:bb");
-        assert_eq!(
-            resign(&Method::PUT, TARGET, &api, pk, &t),
-            Err(Untouched::NotSession)
-        );
+        assert_eq!(resign(&Method::PUT, TARGET, &api, pk, &t), Err(Untouched::NotSession));
         let h = signed(test_key(), "ST$old");
-        assert_eq!(
-            resign(&Method::PUT, "/n/ns/b/bk/o/y?uploadId=1", &h, pk, &t),
-            Err(Untouched::BadSignature)
-        );
-        assert_eq!(
-            resign(&Method::POST, TARGET, &h, pk, &t),
-            Err(Untouched::BadSignature)
-        );
+        assert_eq!(resign(&Method::PUT, "/n/ns/b/bk/o/y?uploadId=1", &h, pk, &t), Err(Untouched::BadSignature));
+        assert_eq!(resign(&Method::POST, TARGET, &h, pk, &t), Err(Untouched::BadSignature));
         let mut missing = h.clone();
         missing.remove("x-content-sha256");
-        assert_eq!(
-            resign(&Method::PUT, TARGET, &missing, pk, &t),
-            Err(Untouched::Unverifiable)
-        );
+        assert_eq!(resign(&Method::PUT, TARGET, &missing, pk, &t), Err(Untouched::Unverifiable));
         let mut twice = h.clone();
         twice.append(AUTHORIZATION, HeaderValue::from_static("Basic eA=="));
-        assert_eq!(
-            resign(&Method::PUT, TARGET, &twice, pk, &t),
-            Err(Untouched::NoAuthorization)
-        );
-        assert_eq!(
-            resign(&Method::PUT, TARGET, &HeaderMap::new(), pk, &t),
-            Err(Untouched::NoAuthorization)
-        );
+        assert_eq!(resign(&Method::PUT, TARGET, &twice, pk, &t), Err(Untouched::NoAuthorization));
+        assert_eq!(resign(&Method::PUT, TARGET, &HeaderMap::new(), pk, &t), Err(Untouched::NoAuthorization));
         let mut bearer = h.clone();
         bearer.insert(AUTHORIZATION, HeaderValue::from_static("Bearer x"));
-        assert_eq!(
-            resign(&Method::PUT, TARGET, &bearer, pk, &t),
-            Err(Untouched::NotOciSignature)
-        );
+        assert_eq!(resign(&Method::PUT, TARGET, &bearer, pk, &t), Err(Untouched::NotOciSignature));
     }
 }

@@ -27,16 +27,8 @@ impl Upstream {
     /// Opens a TCP stream to `host:port`, through the user's proxy unless `NO_PROXY` says otherwise.
     pub async fn connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {
         match &self.proxy {
-            Some(proxy) if !self.no_proxy.bypass(host, port) => {
-                connect_via_proxy(proxy, host, port).await
-            }
-            _ => {
-                timed(TcpStream::connect((
-                    host.trim_start_matches('[').trim_end_matches(']'),
-                    port,
-                )))
-                .await
-            }
+            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
+            _ => timed(TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))).await,
         }
     }
 }
@@ -55,15 +47,10 @@ async fn connect_via_proxy(proxy: &Url, host: &str, port: u16) -> io::Result<Tcp
             proxy.scheme()
         )));
     }
-    let proxy_host = proxy
-        .host_str()
-        .ok_or_else(|| io::Error::other("upstream proxy URL has no host"))?;
+    let proxy_host = proxy.host_str().ok_or_else(|| io::Error::other("upstream proxy URL has no host"))?;
     let proxy_port = proxy.port_or_known_default().unwrap_or(80);
-    let mut stream = timed(TcpStream::connect((
-        proxy_host.trim_start_matches('[').trim_end_matches(']'),
-        proxy_port,
-    )))
-    .await?;
+    let mut stream =
+        timed(TcpStream::connect((proxy_host.trim_start_matches('[').trim_end_matches(']'), proxy_port))).await?;
     let authority = if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
     } else {
@@ -84,9 +71,7 @@ async fn connect_via_proxy(proxy: &Url, host: &str, port: u16) -> io::Result<Tcp
         let mut byte = [0u8; 1];
         while !buf.ends_with(b"\r\n\r\n") {
             if buf.len() >= MAX_RESPONSE_HEAD || stream.read(&mut byte).await? == 0 {
-                return Err(io::Error::other(
-                    "upstream proxy closed the connection during CONNECT",
-                ));
+                return Err(io::Error::other("upstream proxy closed the connection during CONNECT"));
             }
             buf.push(byte[0]);
         }
@@ -97,10 +82,7 @@ async fn connect_via_proxy(proxy: &Url, host: &str, port: u16) -> io::Result<Tcp
     let status = String::from_utf8_lossy(status_line);
     let code = status.split_whitespace().nth(1).unwrap_or_default();
     if !code.starts_with('2') {
-        return Err(io::Error::other(format!(
-            "upstream proxy refused CONNECT: {}",
-            status.trim()
-        )));
+        return Err(io::Error::other(format!("upstream proxy refused CONNECT: {}", status.trim())));
     }
     Ok(stream)
 }
@@ -111,10 +93,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' && i + 2 < b.len() {
-            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3])
-                .ok()
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
+            if let Some(v) = std::str::from_utf8(&b[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                 out.push(v);
                 i += 3;
                 continue;
@@ -150,9 +129,7 @@ mod tests {
                 s.read_exact(&mut byte).await.unwrap();
                 head.push(byte[0]);
             }
-            s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\nhello")
-                .await
-                .unwrap();
+            s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\nhello").await.unwrap();
             String::from_utf8(head).unwrap()
         });
         let up = Upstream {
@@ -164,17 +141,8 @@ mod tests {
         s.read_exact(&mut hello).await.unwrap();
         assert_eq!(&hello, b"hello");
         let head = server.await.unwrap();
-        assert!(
-            head.starts_with("CONNECT example.test:443 HTTP/1.1\r\n"),
-            "{head}"
-        );
-        assert!(
-            head.contains(&format!(
-                "Proxy-Authorization: Basic {}",
-                STANDARD.encode("u@x:p")
-            )),
-            "{head}"
-        );
+        assert!(head.starts_with("CONNECT example.test:443 HTTP/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("Proxy-Authorization: Basic {}", STANDARD.encode("u@x:p"))), "{head}");
     }
 
     #[tokio::test]
@@ -187,25 +155,17 @@ mod tests {
                 let mut buf = [0u8; 1024];
                 let n = s.read(&mut buf).await.unwrap();
                 if buf[..n].starts_with(b"CONNECT") {
-                    s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n")
-                        .await
-                        .unwrap();
+                    s.write_all(b"HTTP/1.1 403 Forbidden\r\n\r\n").await.unwrap();
                 }
             }
         });
         let proxy = Some(Url::parse(&format!("http://{addr}")).unwrap());
-        let up = Upstream {
-            proxy: proxy.clone(),
-            no_proxy: NoProxy::default(),
-        };
+        let up = Upstream { proxy: proxy.clone(), no_proxy: NoProxy::default() };
         let err = up.connect("example.test", 443).await.unwrap_err();
         assert!(err.to_string().contains("403"), "{err}");
         // With NO_PROXY covering the target, the proxy is not used: a direct connect to the
         // listener itself succeeds.
-        let direct = Upstream {
-            proxy,
-            no_proxy: NoProxy::parse("127.0.0.1"),
-        };
+        let direct = Upstream { proxy, no_proxy: NoProxy::parse("127.0.0.1") };
         direct.connect("127.0.0.1", addr.port()).await.unwrap();
     }
 }

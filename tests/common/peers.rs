@@ -33,53 +33,31 @@ pub fn idp_dir() -> PathBuf {
 
 /// The real `oci` CLI in `.e2e/venv`.
 pub fn oci_cli() -> PathBuf {
-    let p = repo_root()
-        .join(".e2e")
-        .join("venv")
-        .join("bin")
-        .join("oci");
+    let p = repo_root().join(".e2e").join("venv").join("bin").join("oci");
     if !p.is_file() {
-        panic!(
-            "{SETUP}: the real oci CLI (PyPI oci-cli {OCI_CLI_VERSION}) is missing: {} does not exist",
-            p.display()
-        );
+        panic!("{SETUP}: the real oci CLI (PyPI oci-cli {OCI_CLI_VERSION}) is missing: {} does not exist", p.display());
     }
     p
 }
 
 /// The Node.js program (`NODE` or `node` on PATH).
 pub fn node() -> OsString {
-    let node = std::env::var_os("NODE")
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "node".into());
-    match Command::new(&node)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output()
-    {
+    let node = std::env::var_os("NODE").filter(|n| !n.is_empty()).unwrap_or_else(|| "node".into());
+    match Command::new(&node).arg("--version").stdin(Stdio::null()).output() {
         Ok(out) if out.status.success() => node,
         Ok(out) => panic!(
             "{SETUP}: Node.js is missing: `{} --version` failed: {}",
             node.to_string_lossy(),
             String::from_utf8_lossy(&out.stderr).trim()
         ),
-        Err(e) => panic!(
-            "{SETUP}: Node.js is missing: cannot run `{}`: {e}",
-            node.to_string_lossy()
-        ),
+        Err(e) => panic!("{SETUP}: Node.js is missing: cannot run `{}`: {e}", node.to_string_lossy()),
     }
 }
 
 fn require_node_modules() {
-    let pkg = idp_dir()
-        .join("node_modules")
-        .join("oidc-provider")
-        .join("package.json");
+    let pkg = idp_dir().join("node_modules").join("oidc-provider").join("package.json");
     if !pkg.is_file() {
-        panic!(
-            "{SETUP}: npm oidc-provider is missing: {} does not exist (npm ci in tests/e2e/idp)",
-            pkg.display()
-        );
+        panic!("{SETUP}: npm oidc-provider is missing: {} does not exist (npm ci in tests/e2e/idp)", pkg.display());
     }
 }
 
@@ -90,11 +68,7 @@ pub fn login_driver() -> PathBuf {
     require_node_modules();
     let _ = node();
     let p = idp_dir().join("login-driver.mjs");
-    assert!(
-        p.is_file(),
-        "{} is missing from the repository",
-        p.display()
-    );
+    assert!(p.is_file(), "{} is missing from the repository", p.display());
     p
 }
 
@@ -104,9 +78,7 @@ pub fn peer_env(cmd: &mut Command) -> &mut Command {
     for k in PEER_SCRUBBED_ENV {
         cmd.env_remove(k);
     }
-    cmd.env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
-        .env("SSL_CERT_FILE", SYSTEM_CA)
-        .env("NODE_EXTRA_CA_CERTS", SYSTEM_CA)
+    cmd.env("REQUESTS_CA_BUNDLE", SYSTEM_CA).env("SSL_CERT_FILE", SYSTEM_CA).env("NODE_EXTRA_CA_CERTS", SYSTEM_CA)
 }
 
 /// How the IdP's client authenticates at the token endpoint.
@@ -191,10 +163,7 @@ impl NodeIdp {
                     ClientAuth::None => "none",
                 },
             )
-            .env(
-                "IDP_STRICT_OFFLINE_ACCESS",
-                if opts.strict_offline_access { "1" } else { "0" },
-            )
+            .env("IDP_STRICT_OFFLINE_ACCESS", if opts.strict_offline_access { "1" } else { "0" })
             .env("IDP_DEBUG", if opts.debug { "1" } else { "0" })
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -202,25 +171,15 @@ impl NodeIdp {
         for (k, v) in [
             ("IDP_CLIENT_ID", opts.client_id.clone()),
             ("IDP_CLIENT_SECRET", opts.client_secret.clone()),
-            (
-                "IDP_ACCESS_TOKEN_TTL",
-                opts.access_token_ttl
-                    .map(|d| d.as_secs().max(1).to_string()),
-            ),
-            (
-                "IDP_REFRESH_TOKEN_TTL",
-                opts.refresh_token_ttl
-                    .map(|d| d.as_secs().max(1).to_string()),
-            ),
+            ("IDP_ACCESS_TOKEN_TTL", opts.access_token_ttl.map(|d| d.as_secs().max(1).to_string())),
+            ("IDP_REFRESH_TOKEN_TTL", opts.refresh_token_ttl.map(|d| d.as_secs().max(1).to_string())),
         ] {
             match v {
                 Some(v) => cmd.env(k, v),
                 None => cmd.env_remove(k),
             };
         }
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("{SETUP}: cannot start node server.mjs: {e}"));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("{SETUP}: cannot start node server.mjs: {e}"));
 
         let log = Arc::new(Mutex::new(String::new()));
         let mut stderr = child.stderr.take().unwrap();
@@ -231,9 +190,7 @@ impl NodeIdp {
                 if n == 0 {
                     break;
                 }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+                sink.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
         let stdout = child.stdout.take().unwrap();
@@ -262,9 +219,8 @@ impl NodeIdp {
                 );
             }
         };
-        let ready: Ready = serde_json::from_str(line.trim()).unwrap_or_else(|e| {
-            panic!("the Node IdP printed an unexpected ready line ({e}): {line}")
-        });
+        let ready: Ready = serde_json::from_str(line.trim())
+            .unwrap_or_else(|e| panic!("the Node IdP printed an unexpected ready line ({e}): {line}"));
         NodeIdp {
             issuer: ready.issuer,
             authorization_endpoint: ready.authorization_endpoint,
@@ -293,19 +249,14 @@ impl NodeIdp {
 
     /// The environment the login driver needs to log in as this provider's user.
     pub fn driver_env(&self) -> [(&'static str, String); 2] {
-        [
-            ("IDP_USERNAME", self.username.clone()),
-            ("IDP_PASSWORD", self.password.clone()),
-        ]
+        [("IDP_USERNAME", self.username.clone()), ("IDP_PASSWORD", self.password.clone())]
     }
 
     /// A `Command` running the login driver on `authorize_url`, with a clean environment.
     pub fn driver_command(&self, authorize_url: &str) -> Command {
         let mut cmd = Command::new(login_driver());
         peer_env(&mut cmd);
-        cmd.arg(authorize_url)
-            .envs(self.driver_env())
-            .stdin(Stdio::null());
+        cmd.arg(authorize_url).envs(self.driver_env()).stdin(Stdio::null());
         cmd
     }
 }
@@ -321,8 +272,6 @@ impl Drop for NodeIdp {
 pub fn oci_command(home: &Path) -> Command {
     let mut cmd = Command::new(oci_cli());
     peer_env(&mut cmd);
-    cmd.env("HOME", home)
-        .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
-        .stdin(Stdio::null());
+    cmd.env("HOME", home).env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True").stdin(Stdio::null());
     cmd
 }

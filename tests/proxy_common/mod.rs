@@ -92,16 +92,9 @@ pub struct Progress {
 impl Upstream {
     pub fn case(&self, name: &str) -> Seen {
         let seen = self.seen.lock().unwrap();
-        let found: Vec<&Seen> = seen
-            .iter()
-            .filter(|s| s.headers.get("x-test-case").is_some_and(|v| v == name))
-            .collect();
-        assert_eq!(
-            found.len(),
-            1,
-            "upstream saw case {name} {} times",
-            found.len()
-        );
+        let found: Vec<&Seen> =
+            seen.iter().filter(|s| s.headers.get("x-test-case").is_some_and(|v| v == name)).collect();
+        assert_eq!(found.len(), 1, "upstream saw case {name} {} times", found.len());
         found[0].clone()
     }
 }
@@ -123,9 +116,7 @@ pub async fn upstream_handle(
             hasher.update(data);
             len += data.len() as u64;
             if is_big {
-                progress
-                    .big_received
-                    .fetch_add(data.len() as u64, Ordering::SeqCst);
+                progress.big_received.fetch_add(data.len() as u64, Ordering::SeqCst);
             }
         }
     }
@@ -138,11 +129,7 @@ pub async fn upstream_handle(
     let answer = format!(r#"{{"len":{len},"sha256":"{sha256}"}}"#);
     seen.lock().unwrap().push(Seen {
         method: parts.method,
-        target: parts
-            .uri
-            .path_and_query()
-            .map(|p| p.as_str().to_owned())
-            .unwrap_or_default(),
+        target: parts.uri.path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default(),
         headers: parts.headers,
         len,
         sha256,
@@ -151,10 +138,7 @@ pub async fn upstream_handle(
         return Ok(download(progress));
     }
     let mut response = Response::new(Full::new(Bytes::from(answer)).boxed());
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     Ok(response)
 }
 
@@ -176,10 +160,7 @@ fn download(progress: Arc<Progress>) -> Response<BoxBody<Bytes, Infallible>> {
         }
     });
     let mut response = Response::new(StreamBody::new(frames).boxed());
-    response.headers_mut().insert(
-        http::header::CONTENT_LENGTH,
-        http::HeaderValue::from(DOWNLOAD_MIB << 20),
-    );
+    response.headers_mut().insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(DOWNLOAD_MIB << 20));
     response
 }
 
@@ -193,37 +174,27 @@ pub fn hex(b: &[u8]) -> String {
 }
 
 pub async fn start_upstream() -> Upstream {
-    use rcgen::{
-        BasicConstraints, CertificateParams, DnType, IsCa, KeyPair as RcKey, KeyUsagePurpose,
-    };
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair as RcKey, KeyUsagePurpose};
     let ca_key = RcKey::generate().unwrap();
     let mut ca_params = CertificateParams::default();
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "woci test upstream CA");
+    ca_params.distinguished_name.push(DnType::CommonName, "woci test upstream CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![
-        KeyUsagePurpose::KeyCertSign,
-        KeyUsagePurpose::DigitalSignature,
-    ];
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::DigitalSignature];
     let ca = ca_params.self_signed(&ca_key).unwrap();
     let leaf_key = RcKey::generate().unwrap();
-    let leaf_params =
-        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let leaf_params = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
 
     let mut ca_file = tempfile::NamedTempFile::new().unwrap();
     std::io::Write::write_all(&mut ca_file, ca.pem().as_bytes()).unwrap();
 
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into());
-    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(vec![leaf.der().clone()], key)
-    .unwrap();
+    let mut tls = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone()], key)
+        .unwrap();
     tls.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -244,34 +215,20 @@ pub async fn start_upstream() -> Upstream {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
-                let svc = service_fn(move |req| {
-                    upstream_handle(req, seen.clone(), barrier.clone(), progress.clone())
-                });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(tls), svc)
-                    .await;
+                let svc = service_fn(move |req| upstream_handle(req, seen.clone(), barrier.clone(), progress.clone()));
+                let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
             });
         }
     });
-    Upstream {
-        port,
-        ca_file,
-        leaf_der: leaf.der().to_vec(),
-        seen,
-        progress,
-    }
+    Upstream { port, ca_file, leaf_der: leaf.der().to_vec(), seen, progress }
 }
 
 pub fn verifies(seen: &Seen, key: &KeyPair) -> bool {
     let sig = SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap()).unwrap();
-    let text =
-        signer::signing_string(&seen.method, &seen.target, &seen.headers, &sig.headers()).unwrap();
+    let text = signer::signing_string(&seen.method, &seen.target, &seen.headers, &sig.headers()).unwrap();
     signer::verify(key.public(), &text, sig.signature())
 }
 
 pub fn key_id(seen: &Seen) -> String {
-    SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap())
-        .unwrap()
-        .key_id()
-        .to_owned()
+    SignatureHeader::parse(seen.headers["authorization"].to_str().unwrap()).unwrap().key_id().to_owned()
 }

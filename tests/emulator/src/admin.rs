@@ -80,10 +80,6 @@ pub async fn handle(state: &State, req: &Req) -> Response {
             let rt = state.idp.lock().unwrap().issue_refresh_token(&state.cfg);
             axum::Json(json!({"refresh_token": rt})).into_response()
         }
-        _ => (
-            StatusCode::NOT_FOUND,
-            axum::Json(Value::String("no such admin route".into())),
-        )
-            .into_response(),
+        _ => (StatusCode::NOT_FOUND, axum::Json(Value::String("no such admin route".into()))).into_response(),
     }
 }

@@ -26,19 +26,9 @@ pub fn refresh(state: &State, req: &Req) -> Response {
 fn handle(state: &State, req: &Req) -> Response {
     const EP: Endpoint = Endpoint::SessionRefresh;
     if req.method != Method::POST {
-        return oci_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "NotAllowed",
-            "POST required",
-            EventInfo::new(EP),
-        );
+        return oci_error(StatusCode::METHOD_NOT_ALLOWED, "NotAllowed", "POST required", EventInfo::new(EP));
     }
-    let signed = SignedRequest {
-        method: &req.method,
-        target: req.target(),
-        headers: &req.headers,
-        body: &req.body,
-    };
+    let signed = SignedRequest { method: &req.method, target: req.target(), headers: &req.headers, body: &req.body };
     let current = match signature::verify(&signed, &state.oci_key, state.cfg.max_clock_skew, true) {
         Ok(u) => u,
         Err(rej) => return not_authenticated(EP, rej.reason, rej.jti),
@@ -48,23 +38,13 @@ fn handle(state: &State, req: &Req) -> Response {
         Err(_) => {
             let mut info = EventInfo::new(EP);
             info.jti = Some(current.jti.clone());
-            return oci_error(
-                StatusCode::BAD_REQUEST,
-                "InvalidParameter",
-                "body is not JSON",
-                info,
-            );
+            return oci_error(StatusCode::BAD_REQUEST, "InvalidParameter", "body is not JSON", info);
         }
     };
     let Some(presented) = body.get("currentToken").and_then(Value::as_str) else {
         let mut info = EventInfo::new(EP);
         info.jti = Some(current.jti.clone());
-        return oci_error(
-            StatusCode::BAD_REQUEST,
-            "InvalidParameter",
-            "currentToken is required",
-            info,
-        );
+        return oci_error(StatusCode::BAD_REQUEST, "InvalidParameter", "currentToken is required", info);
     };
     if presented != current.token {
         return not_authenticated(EP, "current_token_mismatch", Some(current.jti));
@@ -74,14 +54,8 @@ fn handle(state: &State, req: &Req) -> Response {
         return not_authenticated(EP, "session_expired", Some(current.jti));
     }
     let exp = state.upst_exp().min(current.sess_exp);
-    let token = upst::mint(
-        &state.oci_key,
-        &current.sub,
-        &current.tenant,
-        &current.jwk_claim,
-        exp,
-        &current.sess_exp_str,
-    );
+    let token =
+        upst::mint(&state.oci_key, &current.sub, &current.tenant, &current.jwk_claim, exp, &current.sess_exp_str);
     let mut info = EventInfo::new(EP);
     info.jti = upst::peek_jti(&token);
     oci_json(StatusCode::OK, &json!({"token": token}), info)

@@ -114,16 +114,10 @@ impl Config {
         if !self.allow_loopback_any_port {
             return false;
         }
-        ["http://127.0.0.1:", "http://localhost:"]
-            .iter()
-            .any(|prefix| {
-                uri.strip_prefix(prefix)
-                    .and_then(|rest| rest.strip_suffix("/callback"))
-                    .is_some_and(|port| {
-                        !port.is_empty()
-                            && port.len() <= 5
-                            && port.parse::<u16>().is_ok_and(|p| p > 0)
-                    })
-            })
+        ["http://127.0.0.1:", "http://localhost:"].iter().any(|prefix| {
+            uri.strip_prefix(prefix)
+                .and_then(|rest| rest.strip_suffix("/callback"))
+                .is_some_and(|port| !port.is_empty() && port.len() <= 5 && port.parse::<u16>().is_ok_and(|p| p > 0))
+        })
     }
 }

@@ -108,10 +108,7 @@ impl Stats {
 
     /// 401s recorded with `reason`.
     pub fn unauthorized_for(&self, reason: &str) -> u64 {
-        self.unauthorized_by_reason
-            .get(reason)
-            .copied()
-            .unwrap_or(0)
+        self.unauthorized_by_reason.get(reason).copied().unwrap_or(0)
     }
 }
 
@@ -144,12 +141,7 @@ pub struct EventInfo {
 
 impl EventInfo {
     pub fn new(endpoint: Endpoint) -> Self {
-        EventInfo {
-            endpoint,
-            jti: None,
-            reason: None,
-            fault: None,
-        }
+        EventInfo { endpoint, jti: None, reason: None, fault: None }
     }
 }
 
@@ -161,17 +153,11 @@ pub struct Recorder {
 
 impl Recorder {
     pub fn record(&self, mut event: Event) {
-        event.time_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0);
+        event.time_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0);
         {
             let mut stats = self.stats.lock().unwrap();
             stats.requests += 1;
-            *stats
-                .requests_by_endpoint
-                .entry(event.endpoint.name().to_string())
-                .or_default() += 1;
+            *stats.requests_by_endpoint.entry(event.endpoint.name().to_string()).or_default() += 1;
             if event.endpoint == Endpoint::ObjectStorage {
                 stats.object_storage_requests += 1;
             }
@@ -181,10 +167,7 @@ impl Recorder {
                 *stats.unauthorized_by_reason.entry(reason).or_default() += 1;
             }
             if event.fault.is_some() {
-                *stats
-                    .faults_injected
-                    .entry(event.endpoint.name().to_string())
-                    .or_default() += 1;
+                *stats.faults_injected.entry(event.endpoint.name().to_string()).or_default() += 1;
             }
         }
         let mut events = self.events.lock().unwrap();

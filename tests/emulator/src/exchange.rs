@@ -36,11 +36,7 @@ pub async fn handle(state: &State, req: &Req) -> Response {
 
 async fn exchange(state: &State, req: &Req) -> Response {
     if req.method != Method::POST {
-        return err(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            "POST required",
-        );
+        return err(StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "POST required");
     }
     let cfg = &state.cfg;
     // client_secret_basic only, as the identity domain's confidential app is used by every SDK.
@@ -50,23 +46,14 @@ async fn exchange(state: &State, req: &Req) -> Response {
                 || secret_eq(&form_decode(&secret), &cfg.exchange_client_secret))
     });
     if !client_ok {
-        let mut r = err(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed.",
-        );
-        r.headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
+        let mut r = err(StatusCode::UNAUTHORIZED, "invalid_client", "Client authentication failed.");
+        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic"));
         return r;
     }
     let form = req.form();
     let field = |k: &str| form.get(k).map(String::as_str).unwrap_or("");
     if field("grant_type") != GRANT_TYPE {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant_type must be token-exchange",
-        );
+        return err(StatusCode::BAD_REQUEST, "unsupported_grant_type", "grant_type must be token-exchange");
     }
     if field("requested_token_type") != UPST_TYPE {
         return err(
@@ -76,31 +63,15 @@ async fn exchange(state: &State, req: &Req) -> Response {
         );
     }
     if field("subject_token_type") != "jwt" {
-        return err(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "subject_token_type must be jwt",
-        );
+        return err(StatusCode::BAD_REQUEST, "invalid_request", "subject_token_type must be jwt");
     }
     let bound_key = match keys::from_spki_b64(field("public_key")) {
         Ok(k) => k,
-        Err(e) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                &format!("Invalid public_key: {e}"),
-            )
-        }
+        Err(e) => return err(StatusCode::BAD_REQUEST, "invalid_request", &format!("Invalid public_key: {e}")),
     };
     let subject = match verify_subject(state, field("subject_token")).await {
         Ok(sub) => sub,
-        Err(reason) => {
-            return err(
-                StatusCode::BAD_REQUEST,
-                "invalid_grant",
-                &format!("Invalid JWT: {reason}"),
-            )
-        }
+        Err(reason) => return err(StatusCode::BAD_REQUEST, "invalid_grant", &format!("Invalid JWT: {reason}")),
     };
     tracing::debug!(subject, "token exchange");
     let sess_exp = upst::format_sess_exp(now_secs() + cfg.session_max.as_secs() as i64);
@@ -115,16 +86,14 @@ async fn exchange(state: &State, req: &Req) -> Response {
     let mut info = EventInfo::new(Endpoint::Exchange);
     info.jti = upst::peek_jti(&token);
     let mut resp = axum::Json(json!({"token": token})).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     annotate(resp, info)
 }
 
 /// Verifies the subject JWT: RS256 under the emulator IdP's key or a trusted issuer's JWKS,
 /// not expired, not before `nbf`. Returns its `sub`.
 async fn verify_subject(state: &State, token: &str) -> Result<String, String> {
-    let parsed =
-        Parsed::parse(token).map_err(|e| format!("Unable to parse subject_token ({e})"))?;
+    let parsed = Parsed::parse(token).map_err(|e| format!("Unable to parse subject_token ({e})"))?;
     let iss = parsed.str_claim("iss").ok_or("no iss claim")?.to_string();
     let key = if iss == state.issuer {
         state.idp_key.public.clone()
@@ -133,9 +102,7 @@ async fn verify_subject(state: &State, token: &str) -> Result<String, String> {
     } else {
         return Err(format!("issuer `{iss}` is not trusted"));
     };
-    parsed
-        .verify(&key)
-        .map_err(|e| format!("signature verification failed ({e})"))?;
+    parsed.verify(&key).map_err(|e| format!("signature verification failed ({e})"))?;
     let now = now_secs();
     let exp = parsed.int_claim("exp").ok_or("no exp claim")?;
     if exp <= now {
@@ -147,11 +114,7 @@ async fn verify_subject(state: &State, token: &str) -> Result<String, String> {
     Ok(parsed.str_claim("sub").ok_or("no sub claim")?.to_string())
 }
 
-async fn external_key(
-    state: &State,
-    trusted: &TrustedIssuer,
-    kid: Option<&str>,
-) -> Result<RsaPublicKey, String> {
+async fn external_key(state: &State, trusted: &TrustedIssuer, kid: Option<&str>) -> Result<RsaPublicKey, String> {
     let mut cache = state.external_keys.lock().await;
     let pick = |keys: &HashMap<String, RsaPublicKey>| -> Option<RsaPublicKey> {
         match kid {
@@ -166,12 +129,7 @@ async fn external_key(
     let doc = match (&trusted.jwks, &trusted.jwks_url) {
         (Some(doc), _) => doc.clone(),
         (None, Some(url)) => fetch_jwks(url, trusted.ca_pem.as_deref()).await?,
-        (None, None) => {
-            return Err(format!(
-                "no keys configured for issuer `{}`",
-                trusted.issuer
-            ))
-        }
+        (None, None) => return Err(format!("no keys configured for issuer `{}`", trusted.issuer)),
     };
     let keys = parse_jwks(&doc);
     let found = pick(&keys);
@@ -181,26 +139,12 @@ async fn external_key(
 
 fn parse_jwks(doc: &Value) -> HashMap<String, RsaPublicKey> {
     let mut out = HashMap::new();
-    for (i, jwk) in doc
-        .get("keys")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        if jwk
-            .get("use")
-            .and_then(Value::as_str)
-            .is_some_and(|u| u != "sig")
-        {
+    for (i, jwk) in doc.get("keys").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        if jwk.get("use").and_then(Value::as_str).is_some_and(|u| u != "sig") {
             continue;
         }
         if let Ok(k) = keys::from_jwk(jwk) {
-            let kid = jwk
-                .get("kid")
-                .and_then(Value::as_str)
-                .map(String::from)
-                .unwrap_or_else(|| format!("#{i}"));
+            let kid = jwk.get("kid").and_then(Value::as_str).map(String::from).unwrap_or_else(|| format!("#{i}"));
             out.insert(kid, k);
         }
     }
@@ -209,27 +153,15 @@ fn parse_jwks(doc: &Value) -> HashMap<String, RsaPublicKey> {
 
 async fn fetch_jwks(url: &url::Url, ca_pem: Option<&str>) -> Result<Value, String> {
     // No proxy: the JWKS is on 127.0.0.1 in tests, and this machine exports proxy variables.
-    let mut builder = reqwest::Client::builder()
-        .no_proxy()
-        .timeout(std::time::Duration::from_secs(10));
+    let mut builder = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(10));
     if let Some(pem) = ca_pem {
-        let cert = reqwest::Certificate::from_pem(pem.as_bytes())
-            .map_err(|e| format!("bad CA for JWKS: {e}"))?;
+        let cert = reqwest::Certificate::from_pem(pem.as_bytes()).map_err(|e| format!("bad CA for JWKS: {e}"))?;
         builder = builder.add_root_certificate(cert);
     }
     let client = builder.build().map_err(|e| format!("HTTP client: {e}"))?;
-    let resp = client
-        .get(url.clone())
-        .send()
-        .await
-        .map_err(|e| format!("cannot fetch JWKS {url}: {e}"))?;
+    let resp = client.get(url.clone()).send().await.map_err(|e| format!("cannot fetch JWKS {url}: {e}"))?;
     if !resp.status().is_success() {
-        return Err(format!(
-            "JWKS {url} answered HTTP {}",
-            resp.status().as_u16()
-        ));
+        return Err(format!("JWKS {url} answered HTTP {}", resp.status().as_u16()));
     }
-    resp.json::<Value>()
-        .await
-        .map_err(|e| format!("JWKS {url} is not JSON: {e}"))
+    resp.json::<Value>().await.map_err(|e| format!("JWKS {url} is not JSON: {e}"))
 }

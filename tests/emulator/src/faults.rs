@@ -45,11 +45,7 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(action: FaultAction) -> Self {
-        Fault {
-            latency_ms: 0,
-            action,
-            count: None,
-        }
+        Fault { latency_ms: 0, action, count: None }
     }
 
     /// Answer with `status` (OAuth error JSON on token endpoints, OCI error JSON elsewhere).
@@ -137,10 +133,7 @@ mod tests {
     fn times_limits_the_fault() {
         let f = Faults::default();
         f.set(Endpoint::IdpToken, Fault::status(503).times(2));
-        assert_eq!(
-            f.take(Endpoint::IdpToken).unwrap().action,
-            FaultAction::Status { status: 503 }
-        );
+        assert_eq!(f.take(Endpoint::IdpToken).unwrap().action, FaultAction::Status { status: 503 });
         assert!(f.take(Endpoint::Exchange).is_none());
         assert!(f.take(Endpoint::IdpToken).is_some());
         assert!(f.take(Endpoint::IdpToken).is_none());

@@ -61,14 +61,7 @@ impl IdpStore {
         self.next_family
     }
 
-    fn mint_refresh_token(
-        &mut self,
-        cfg: &Config,
-        family: u64,
-        client_id: &str,
-        sub: &str,
-        scope: &str,
-    ) -> String {
+    fn mint_refresh_token(&mut self, cfg: &Config, family: u64, client_id: &str, sub: &str, scope: &str) -> String {
         let rt = random_token(32);
         self.refresh_tokens.insert(
             rt.clone(),
@@ -87,13 +80,7 @@ impl IdpStore {
     /// A refresh token starting a new family, for the configured user and IdP client.
     pub fn issue_refresh_token(&mut self, cfg: &Config) -> String {
         let family = self.new_family();
-        self.mint_refresh_token(
-            cfg,
-            family,
-            &cfg.idp_client_id,
-            &cfg.username,
-            "openid offline_access",
-        )
+        self.mint_refresh_token(cfg, family, &cfg.idp_client_id, &cfg.username, "openid offline_access")
     }
 
     pub fn revoke_all(&mut self) {
@@ -117,17 +104,11 @@ pub fn discovery(state: &State) -> Response {
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "scopes_supported": ["openid", "offline_access", "profile", "email"],
     });
-    annotate(
-        axum::Json(doc).into_response(),
-        EventInfo::new(Endpoint::Discovery),
-    )
+    annotate(axum::Json(doc).into_response(), EventInfo::new(Endpoint::Discovery))
 }
 
 pub fn jwks(state: &State) -> Response {
-    annotate(
-        axum::Json(json!({"keys": [state.idp_key.jwk()]})).into_response(),
-        EventInfo::new(Endpoint::Jwks),
-    )
+    annotate(axum::Json(json!({"keys": [state.idp_key.jwk()]})).into_response(), EventInfo::new(Endpoint::Jwks))
 }
 
 /// An RS256 access token (JWT) as the token endpoint issues it.
@@ -168,30 +149,18 @@ fn id_token(state: &State, sub: &str, client_id: &str, nonce: Option<&str>) -> S
 fn page(status: StatusCode, reason: &str, text: &str) -> Response {
     let mut info = EventInfo::new(Endpoint::Authorize);
     info.reason = Some(reason.to_string());
-    let html = format!(
-        "<!doctype html><title>Login error</title><h1>{}</h1>",
-        html_escape(text)
-    );
+    let html = format!("<!doctype html><title>Login error</title><h1>{}</h1>", html_escape(text));
     annotate((status, Html(html)).into_response(), info)
 }
 
 fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
 fn redirect(redirect_uri: &str, params: &[(&str, &str)], reason: Option<&str>) -> Response {
     let mut url = match url::Url::parse(redirect_uri) {
         Ok(u) => u,
-        Err(_) => {
-            return page(
-                StatusCode::BAD_REQUEST,
-                "invalid_redirect_uri",
-                "invalid redirect_uri",
-            )
-        }
+        Err(_) => return page(StatusCode::BAD_REQUEST, "invalid_redirect_uri", "invalid redirect_uri"),
     };
     {
         let mut q = url.query_pairs_mut();
@@ -200,10 +169,7 @@ fn redirect(redirect_uri: &str, params: &[(&str, &str)], reason: Option<&str>) -
         }
     }
     let mut resp = StatusCode::FOUND.into_response();
-    resp.headers_mut().insert(
-        header::LOCATION,
-        HeaderValue::from_str(url.as_str()).expect("URL is ASCII"),
-    );
+    resp.headers_mut().insert(header::LOCATION, HeaderValue::from_str(url.as_str()).expect("URL is ASCII"));
     let mut info = EventInfo::new(Endpoint::Authorize);
     info.reason = reason.map(String::from);
     annotate(resp, info)
@@ -230,17 +196,10 @@ impl AuthzRequest {
 }
 
 /// Client and redirect URI problems are shown to the user, never redirected (RFC 6749 §4.1.2.1).
-fn validate_client(
-    state: &State,
-    params: HashMap<String, String>,
-) -> Result<AuthzRequest, Response> {
+fn validate_client(state: &State, params: HashMap<String, String>) -> Result<AuthzRequest, Response> {
     let client_id = params.get("client_id").map(String::as_str).unwrap_or("");
     if client_id != state.cfg.idp_client_id {
-        return Err(page(
-            StatusCode::BAD_REQUEST,
-            "invalid_client",
-            "unknown client_id",
-        ));
+        return Err(page(StatusCode::BAD_REQUEST, "invalid_client", "unknown client_id"));
     }
     let redirect_uri = params.get("redirect_uri").cloned().unwrap_or_default();
     if !state.cfg.redirect_uri_allowed(&redirect_uri) {
@@ -250,24 +209,14 @@ fn validate_client(
             "redirect_uri is not registered for this client",
         ));
     }
-    Ok(AuthzRequest {
-        params,
-        redirect_uri,
-    })
+    Ok(AuthzRequest { params, redirect_uri })
 }
 
 fn validate_rest(a: &AuthzRequest) -> Result<(), Response> {
     if a.params.get("response_type").map(String::as_str) != Some("code") {
-        return Err(a.error(
-            "unsupported_response_type",
-            "only response_type=code is supported",
-        ));
+        return Err(a.error("unsupported_response_type", "only response_type=code is supported"));
     }
-    let challenge = a
-        .params
-        .get("code_challenge")
-        .map(String::as_str)
-        .unwrap_or("");
+    let challenge = a.params.get("code_challenge").map(String::as_str).unwrap_or("");
     if challenge.len() < 43 || challenge.len() > 128 {
         return Err(a.error("invalid_request", "PKCE code_challenge is required"));
     }
@@ -301,11 +250,7 @@ fn issue_code(state: &State, a: &AuthzRequest) -> Response {
 
 fn login_form(a: &AuthzRequest, message: Option<&str>) -> Response {
     let mut hidden = String::new();
-    let mut keys: Vec<_> = a
-        .params
-        .keys()
-        .filter(|k| !matches!(k.as_str(), "username" | "password"))
-        .collect();
+    let mut keys: Vec<_> = a.params.keys().filter(|k| !matches!(k.as_str(), "username" | "password")).collect();
     keys.sort();
     for k in keys {
         hidden.push_str(&format!(
@@ -314,9 +259,7 @@ fn login_form(a: &AuthzRequest, message: Option<&str>) -> Response {
             html_escape(&a.params[k])
         ));
     }
-    let msg = message
-        .map(|m| format!("<p class=\"error\">{}</p>", html_escape(m)))
-        .unwrap_or_default();
+    let msg = message.map(|m| format!("<p class=\"error\">{}</p>", html_escape(m))).unwrap_or_default();
     let html = format!(
         "<!doctype html><title>woci emulator login</title><h1>Sign in</h1>{msg}\
          <form method=\"post\" action=\"/oauth2/v1/authorize/login\">\n{hidden}\
@@ -335,13 +278,7 @@ pub fn authorize(state: &State, req: &Req) -> Response {
         (&Method::GET, false) => req.query(),
         (&Method::POST, true) => req.form(),
         (&Method::POST, false) => req.form(),
-        _ => {
-            return page(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                "method not allowed",
-            )
-        }
+        _ => return page(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "method not allowed"),
     };
     let a = match validate_client(state, params) {
         Ok(a) => a,
@@ -351,14 +288,8 @@ pub fn authorize(state: &State, req: &Req) -> Response {
         return r;
     }
     if login_post {
-        let user_ok = a
-            .params
-            .get("username")
-            .is_some_and(|u| u == &state.cfg.username);
-        let pass_ok = a
-            .params
-            .get("password")
-            .is_some_and(|p| secret_eq(p, &state.cfg.password));
+        let user_ok = a.params.get("username").is_some_and(|u| u == &state.cfg.username);
+        let pass_ok = a.params.get("password").is_some_and(|p| secret_eq(p, &state.cfg.password));
         if !(user_ok && pass_ok) {
             return login_form(&a, Some("wrong username or password"));
         }
@@ -372,11 +303,7 @@ pub fn authorize(state: &State, req: &Req) -> Response {
 
 /// The `AccessDenied` fault: the user declined.
 pub fn access_denied(state: &State, req: &Req) -> Response {
-    let params = if req.method == Method::GET {
-        req.query()
-    } else {
-        req.form()
-    };
+    let params = if req.method == Method::GET { req.query() } else { req.form() };
     let mut resp = match validate_client(state, params) {
         Ok(a) => a.error("access_denied", "the user denied the request"),
         Err(r) => r,
@@ -390,43 +317,22 @@ pub fn access_denied(state: &State, req: &Req) -> Response {
 // ---------------------------------------------------------------- /token
 
 fn invalid_client(description: &str) -> Response {
-    let mut resp = oauth_error(
-        Endpoint::IdpToken,
-        StatusCode::UNAUTHORIZED,
-        "invalid_client",
-        description,
-    );
-    resp.headers_mut().insert(
-        header::WWW_AUTHENTICATE,
-        HeaderValue::from_static("Basic realm=\"woci-emulator\""),
-    );
+    let mut resp = oauth_error(Endpoint::IdpToken, StatusCode::UNAUTHORIZED, "invalid_client", description);
+    resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"woci-emulator\""));
     resp
 }
 
 fn invalid_grant(description: &str) -> Response {
-    oauth_error(
-        Endpoint::IdpToken,
-        StatusCode::BAD_REQUEST,
-        "invalid_grant",
-        description,
-    )
+    oauth_error(Endpoint::IdpToken, StatusCode::BAD_REQUEST, "invalid_grant", description)
 }
 
 /// client_secret_basic, client_secret_post, or a public client (`client_id` only) when the
 /// configured client has no secret.
-fn authenticate_client(
-    state: &State,
-    req: &Req,
-    form: &HashMap<String, String>,
-) -> Result<String, Response> {
+fn authenticate_client(state: &State, req: &Req, form: &HashMap<String, String>) -> Result<String, Response> {
     let cfg = &state.cfg;
     let (id, secret) = match req.basic_auth() {
         Some((id, secret)) => {
-            let id = if id == cfg.idp_client_id {
-                id
-            } else {
-                form_decode(&id)
-            };
+            let id = if id == cfg.idp_client_id { id } else { form_decode(&id) };
             let secret_ok = cfg
                 .idp_client_secret
                 .as_deref()
@@ -435,11 +341,9 @@ fn authenticate_client(
         }
         None => {
             let id = form.get("client_id").cloned().unwrap_or_default();
-            let secret_ok = form.get("client_secret").map(|given| {
-                cfg.idp_client_secret
-                    .as_deref()
-                    .is_some_and(|s| secret_eq(given, s))
-            });
+            let secret_ok = form
+                .get("client_secret")
+                .map(|given| cfg.idp_client_secret.as_deref().is_some_and(|s| secret_eq(given, s)));
             (id, secret_ok)
         }
     };
@@ -447,16 +351,12 @@ fn authenticate_client(
         return Err(invalid_client("unknown client"));
     }
     if form.get("client_id").is_some_and(|fid| *fid != id) {
-        return Err(invalid_client(
-            "client_id does not match the authenticated client",
-        ));
+        return Err(invalid_client("client_id does not match the authenticated client"));
     }
     match (cfg.idp_client_secret.is_some(), secret) {
         (true, Some(true)) | (false, None) => Ok(id),
         (true, None) => Err(invalid_client("client authentication required")),
-        (_, Some(false)) | (false, Some(true)) => {
-            Err(invalid_client("client authentication failed"))
-        }
+        (_, Some(false)) | (false, Some(true)) => Err(invalid_client("client authentication failed")),
     }
 }
 
@@ -481,37 +381,23 @@ fn token_response(
         body["id_token"] = json!(id_token(state, sub, client_id, nonce));
     }
     let mut resp = axum::Json(body).into_response();
-    resp.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     annotate(resp, EventInfo::new(Endpoint::IdpToken))
 }
 
 pub fn token(state: &State, req: &Req) -> Response {
     if req.method != Method::POST {
-        return oauth_error(
-            Endpoint::IdpToken,
-            StatusCode::METHOD_NOT_ALLOWED,
-            "invalid_request",
-            "POST required",
-        );
+        return oauth_error(Endpoint::IdpToken, StatusCode::METHOD_NOT_ALLOWED, "invalid_request", "POST required");
     }
     let form = req.form();
     let grant = form.get("grant_type").map(String::as_str).unwrap_or("");
     let resp = match grant {
         "authorization_code" => authorization_code(state, req, &form),
         "refresh_token" => refresh_grant(state, req, &form),
-        "" => oauth_error(
-            Endpoint::IdpToken,
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "grant_type is required",
-        ),
-        _ => oauth_error(
-            Endpoint::IdpToken,
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "unsupported grant_type",
-        ),
+        "" => oauth_error(Endpoint::IdpToken, StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
+        _ => {
+            oauth_error(Endpoint::IdpToken, StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type")
+        }
     };
     let ok = resp.status().is_success();
     match grant {
@@ -555,9 +441,7 @@ fn authorization_code(state: &State, req: &Req, form: &HashMap<String, String>) 
         return invalid_grant("redirect_uri does not match the authorization request");
     }
     let verifier = form.get("code_verifier").map(String::as_str).unwrap_or("");
-    let valid_chars = verifier
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
+    let valid_chars = verifier.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b));
     if verifier.len() < 43 || verifier.len() > 128 || !valid_chars {
         return invalid_grant("code_verifier is missing or malformed");
     }
@@ -572,14 +456,7 @@ fn authorization_code(state: &State, req: &Req, form: &HashMap<String, String>) 
         .any(|s| s == "offline_access")
         .then(|| idp.mint_refresh_token(&state.cfg, family, &client_id, &ac.sub, &ac.scope));
     drop(idp);
-    token_response(
-        state,
-        &ac.sub,
-        &client_id,
-        &ac.scope,
-        rt,
-        ac.nonce.as_deref(),
-    )
+    token_response(state, &ac.sub, &client_id, &ac.scope, rt, ac.nonce.as_deref())
 }
 
 fn refresh_grant(state: &State, req: &Req, form: &HashMap<String, String>) -> Response {
@@ -592,14 +469,8 @@ fn refresh_grant(state: &State, req: &Req, form: &HashMap<String, String>) -> Re
     let Some(rec) = idp.refresh_tokens.get(&presented) else {
         return invalid_grant("unknown refresh token");
     };
-    let (family, spent, owner, sub, scope, expires) = (
-        rec.family,
-        rec.spent,
-        rec.client_id.clone(),
-        rec.sub.clone(),
-        rec.scope.clone(),
-        rec.expires,
-    );
+    let (family, spent, owner, sub, scope, expires) =
+        (rec.family, rec.spent, rec.client_id.clone(), rec.sub.clone(), rec.scope.clone(), rec.expires);
     if idp.revoked.contains(&family) {
         return invalid_grant("refresh token revoked");
     }

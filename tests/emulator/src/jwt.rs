@@ -14,11 +14,8 @@ use sha2::Sha256;
 /// Signs `claims` as a compact RS256 JWS with header `{"alg":"RS256","typ":"JWT","kid":kid}`.
 pub fn sign(key: &RsaPrivateKey, kid: &str, claims: &Value) -> String {
     let header = json!({"alg": "RS256", "typ": "JWT", "kid": kid});
-    let signing_input = format!(
-        "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(claims.to_string())
-    );
+    let signing_input =
+        format!("{}.{}", URL_SAFE_NO_PAD.encode(header.to_string()), URL_SAFE_NO_PAD.encode(claims.to_string()));
     let signer = SigningKey::<Sha256>::new(key.clone());
     let sig = signer.sign(signing_input.as_bytes());
     format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(sig.to_bytes()))
@@ -40,9 +37,7 @@ impl Parsed {
             return Err("not a compact JWS");
         };
         let decode_json = |part: &str| -> Result<Value, &'static str> {
-            let raw = URL_SAFE_NO_PAD
-                .decode(part.trim_end_matches('='))
-                .map_err(|_| "bad base64url")?;
+            let raw = URL_SAFE_NO_PAD.decode(part.trim_end_matches('=')).map_err(|_| "bad base64url")?;
             serde_json::from_slice(&raw).map_err(|_| "bad JSON")
         };
         let header = decode_json(h)?;
@@ -50,15 +45,8 @@ impl Parsed {
         if !claims.is_object() {
             return Err("claims are not an object");
         }
-        let signature = URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .map_err(|_| "bad signature encoding")?;
-        Ok(Parsed {
-            header,
-            claims,
-            signing_input: format!("{h}.{c}"),
-            signature,
-        })
+        let signature = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| "bad signature encoding")?;
+        Ok(Parsed { header, claims, signing_input: format!("{h}.{c}"), signature })
     }
 
     pub fn kid(&self) -> Option<&str> {

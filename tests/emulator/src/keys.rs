@@ -22,11 +22,7 @@ impl SigningKeyPair {
     pub fn new(private: RsaPrivateKey, kid_prefix: &str) -> Self {
         let public = private.to_public_key();
         let kid = format!("{kid_prefix}_{}", &fingerprint_hex(&public)[..16]);
-        SigningKeyPair {
-            private,
-            public,
-            kid,
-        }
+        SigningKeyPair { private, public, kid }
     }
 
     /// The public JWK as served in a JWKS.
@@ -74,10 +70,7 @@ fn cache_dir() -> Option<std::path::PathBuf> {
     match std::env::var_os("WOCI_EMULATOR_KEY_CACHE") {
         Some(d) if d.is_empty() => None,
         Some(d) => Some(d.into()),
-        None => Some(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../target/woci-emulator-keys"),
-        ),
+        None => Some(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/woci-emulator-keys")),
     }
 }
 
@@ -103,9 +96,7 @@ fn store_pair(dir: &std::path::Path, pair: &(RsaPrivateKey, RsaPrivateKey)) -> s
     builder.mode(0o700);
     builder.create(dir)?;
     for (name, key) in CACHE_FILES.iter().zip([&pair.0, &pair.1]) {
-        let pem = key
-            .to_pkcs8_pem(rsa::pkcs8::LineEnding::LF)
-            .map_err(std::io::Error::other)?;
+        let pem = key.to_pkcs8_pem(rsa::pkcs8::LineEnding::LF).map_err(std::io::Error::other)?;
         let tmp = dir.join(format!("{name}.{}.tmp", std::process::id()));
         let mut opts = std::fs::OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -120,10 +111,7 @@ fn store_pair(dir: &std::path::Path, pair: &(RsaPrivateKey, RsaPrivateKey)) -> s
 /// SHA-256 of the DER SPKI, lowercase hex.
 pub fn fingerprint_hex(key: &RsaPublicKey) -> String {
     let der = key.to_public_key_der().expect("SPKI encoding");
-    Sha256::digest(der.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    Sha256::digest(der.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `{"kid","n","e","kty"}` with base64url (unpadded) modulus and exponent.
@@ -142,13 +130,8 @@ pub fn from_jwk(jwk: &Value) -> Result<RsaPublicKey, &'static str> {
         return Err("jwk kty is not RSA");
     }
     let part = |name: &str| -> Result<BigUint, &'static str> {
-        let s = jwk
-            .get(name)
-            .and_then(Value::as_str)
-            .ok_or("jwk lacks n or e")?;
-        let raw = URL_SAFE_NO_PAD
-            .decode(s.trim_end_matches('='))
-            .map_err(|_| "jwk n/e not base64url")?;
+        let s = jwk.get(name).and_then(Value::as_str).ok_or("jwk lacks n or e")?;
+        let raw = URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).map_err(|_| "jwk n/e not base64url")?;
         Ok(BigUint::from_bytes_be(&raw))
     };
     RsaPublicKey::new(part("n")?, part("e")?).map_err(|_| "jwk is not a valid RSA key")
@@ -156,8 +139,7 @@ pub fn from_jwk(jwk: &Value) -> Result<RsaPublicKey, &'static str> {
 
 /// Parses DER SubjectPublicKeyInfo; requires RSA with a modulus of at least 2048 bits.
 pub fn from_spki_der(der: &[u8]) -> Result<RsaPublicKey, &'static str> {
-    let key =
-        RsaPublicKey::from_public_key_der(der).map_err(|_| "not an RSA SubjectPublicKeyInfo")?;
+    let key = RsaPublicKey::from_public_key_der(der).map_err(|_| "not an RSA SubjectPublicKeyInfo")?;
     if key.n().bits() < 2048 {
         return Err("RSA key shorter than 2048 bits");
     }
@@ -169,19 +151,13 @@ pub fn from_spki_b64(b64: &str) -> Result<RsaPublicKey, &'static str> {
     let cleaned: String = b64.chars().filter(|c| !c.is_whitespace()).collect();
     let der = STANDARD
         .decode(&cleaned)
-        .or_else(|_| {
-            base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('='))
-        })
+        .or_else(|_| base64::engine::general_purpose::STANDARD_NO_PAD.decode(cleaned.trim_end_matches('=')))
         .map_err(|_| "public_key is not base64")?;
     from_spki_der(&der)
 }
 
 /// Accepts a PEM `PUBLIC KEY` (SubjectPublicKeyInfo) or the bare base64 DER SPKI.
 pub fn from_pem_or_spki_b64(s: &str) -> Result<RsaPublicKey, &'static str> {
-    let body: String = s
-        .lines()
-        .filter(|l| !l.starts_with("-----"))
-        .collect::<Vec<_>>()
-        .join("");
+    let body: String = s.lines().filter(|l| !l.starts_with("-----")).collect::<Vec<_>>().join("");
     from_spki_b64(&body)
 }

@@ -82,28 +82,24 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", cfg.port))
             .await
             .map_err(|e| StartError(format!("cannot bind 127.0.0.1:{}: {e}", cfg.port)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError(e.to_string()))?;
-        let tls = if cfg.tls {
-            Some(tls::generate().map_err(StartError)?)
-        } else {
-            None
-        };
+        let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
+        let tls = if cfg.tls { Some(tls::generate().map_err(StartError)?) } else { None };
         let scheme = if tls.is_some() { "https" } else { "http" };
-        let base_url =
-            Url::parse(&format!("{scheme}://127.0.0.1:{}/", addr.port())).expect("valid URL");
+        let base_url = Url::parse(&format!("{scheme}://127.0.0.1:{}/", addr.port())).expect("valid URL");
 
         let fresh = cfg.fresh_keys;
-        let (idp_priv, oci_priv) = tokio::task::spawn_blocking(move || {
-            if fresh {
-                (keys::generate(), keys::generate())
-            } else {
-                keys::cached_pair()
-            }
-        })
-        .await
-        .map_err(|e| StartError(format!("key generation: {e}")))?;
+        let (idp_priv, oci_priv) =
+            tokio::task::spawn_blocking(
+                move || {
+                    if fresh {
+                        (keys::generate(), keys::generate())
+                    } else {
+                        keys::cached_pair()
+                    }
+                },
+            )
+            .await
+            .map_err(|e| StartError(format!("key generation: {e}")))?;
         let state = Arc::new(State::new(
             cfg,
             &base_url,
@@ -113,26 +109,13 @@ impl Emulator {
 
         let (stop, stop_rx) = watch::channel(false);
         let ca_pem = tls.as_ref().map(|t| t.ca_pem.clone());
-        tokio::spawn(serve(
-            listener,
-            tls.map(|t| t.acceptor),
-            state.clone(),
-            stop_rx,
-        ));
+        tokio::spawn(serve(listener, tls.map(|t| t.acceptor), state.clone(), stop_rx));
         tracing::info!(base_url = %base_url, "emulator listening");
-        Ok(Emulator {
-            state,
-            addr,
-            base_url,
-            ca_pem,
-            stop,
-        })
+        Ok(Emulator { state, addr, base_url, ca_pem, stop })
     }
 
     fn url(&self, path: &str) -> Url {
-        self.base_url
-            .join(path.trim_start_matches('/'))
-            .expect("valid URL")
+        self.base_url.join(path.trim_start_matches('/')).expect("valid URL")
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -231,21 +214,12 @@ impl Emulator {
 
     /// A fresh refresh token (new family) for the configured user and IdP client.
     pub fn issue_refresh_token(&self) -> String {
-        self.state
-            .idp
-            .lock()
-            .unwrap()
-            .issue_refresh_token(&self.state.cfg)
+        self.state.idp.lock().unwrap().issue_refresh_token(&self.state.cfg)
     }
 
     /// An IdP access token (RS256 JWT) for the configured user, as the token endpoint issues.
     pub fn issue_access_token(&self) -> String {
-        idp::access_token(
-            &self.state,
-            &self.state.cfg.username,
-            &self.state.cfg.idp_client_id,
-            "openid offline_access",
-        )
+        idp::access_token(&self.state, &self.state.cfg.username, &self.state.cfg.idp_client_id, "openid offline_access")
     }
 
     /// Revokes every refresh token issued so far (they then fail with `invalid_grant`).
@@ -259,11 +233,9 @@ impl Emulator {
     /// # Panics
     /// If `public_key` is not an RSA public key of at least 2048 bits.
     pub fn issue_upst(&self, public_key: &str, ttl: Duration) -> String {
-        let key = keys::from_pem_or_spki_b64(public_key)
-            .expect("an RSA public key (PEM SPKI or base64 DER SPKI)");
+        let key = keys::from_pem_or_spki_b64(public_key).expect("an RSA public key (PEM SPKI or base64 DER SPKI)");
         let exp = state::now_secs() + ttl.as_secs().max(1) as i64;
-        let sess_exp =
-            upst::format_sess_exp(state::now_secs() + self.state.cfg.session_max.as_secs() as i64);
+        let sess_exp = upst::format_sess_exp(state::now_secs() + self.state.cfg.session_max.as_secs() as i64);
         upst::mint(
             &self.state.oci_key,
             &self.state.cfg.user_ocid,
@@ -286,12 +258,7 @@ impl Emulator {
 
     /// Stored object bytes (`None` when absent or stored with `discard_bodies`).
     pub fn object(&self, bucket: &str, name: &str) -> Option<Vec<u8>> {
-        self.state
-            .objects
-            .lock()
-            .unwrap()
-            .get(bucket, name)
-            .map(|o| o.data.to_vec())
+        self.state.objects.lock().unwrap().get(bucket, name).map(|o| o.data.to_vec())
     }
 }
 
@@ -360,39 +327,25 @@ where
         let state = state.clone();
         async move { handle(state, req).await }
     });
-    if let Err(e) = hyper::server::conn::http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(io, svc)
-        .await
-    {
+    if let Err(e) = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc).await {
         tracing::debug!("connection ended: {e}");
     }
 }
 
 /// Reads the body, routes, applies faults, records the event. An `Err` makes hyper close the
 /// connection without answering (the drop-connection fault).
-async fn handle(
-    state: Arc<State>,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> Result<Response, std::io::Error> {
+async fn handle(state: Arc<State>, req: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
         Err(e) => return Err(std::io::Error::other(e)),
     };
-    let req = Req {
-        method: parts.method,
-        uri: parts.uri,
-        headers: parts.headers,
-        body,
-    };
+    let req = Req { method: parts.method, uri: parts.uri, headers: parts.headers, body };
     let endpoint = route(&req);
     if endpoint == Endpoint::Admin {
         return Ok(admin::handle(&state, &req).await);
     }
-    if endpoint == Endpoint::IdpToken
-        && req.form().get("grant_type").map(String::as_str) == Some("refresh_token")
-    {
+    if endpoint == Endpoint::IdpToken && req.form().get("grant_type").map(String::as_str) == Some("refresh_token") {
         state.recorder.count(|s| s.refresh_grant_requests += 1);
     }
 
@@ -403,20 +356,14 @@ async fn handle(
             }
             match fault.action {
                 FaultAction::None => dispatch(&state, endpoint, &req).await,
-                FaultAction::AccessDenied if endpoint == Endpoint::Authorize => {
-                    idp::access_denied(&state, &req)
-                }
+                FaultAction::AccessDenied if endpoint == Endpoint::Authorize => idp::access_denied(&state, &req),
                 action => respond::fault_response(endpoint, &action),
             }
         }
         None => dispatch(&state, endpoint, &req).await,
     };
 
-    let info = resp
-        .extensions()
-        .get::<EventInfo>()
-        .cloned()
-        .unwrap_or_else(|| EventInfo::new(endpoint));
+    let info = resp.extensions().get::<EventInfo>().cloned().unwrap_or_else(|| EventInfo::new(endpoint));
     let dropped = resp.extensions().get::<DropConnection>().is_some();
     state.recorder.record(Event {
         seq: 0,
@@ -431,9 +378,7 @@ async fn handle(
         fault: info.fault,
     });
     if dropped {
-        return Err(std::io::Error::other(
-            "connection dropped by an injected fault",
-        ));
+        return Err(std::io::Error::other("connection dropped by an injected fault"));
     }
     Ok(resp)
 }
@@ -441,9 +386,7 @@ async fn handle(
 fn route(req: &Req) -> Endpoint {
     let path = req.path();
     match path {
-        "/.well-known/openid-configuration" | "/oauth2/v1/.well-known/openid-configuration" => {
-            Endpoint::Discovery
-        }
+        "/.well-known/openid-configuration" | "/oauth2/v1/.well-known/openid-configuration" => Endpoint::Discovery,
         "/oauth2/v1/keys" => Endpoint::Jwks,
         "/oauth2/v1/authorize" | "/oauth2/v1/authorize/login" => Endpoint::Authorize,
         "/oauth2/v1/token" => Endpoint::IdpToken,
@@ -468,12 +411,7 @@ async fn dispatch(state: &Arc<State>, endpoint: Endpoint, req: &Req) -> Response
             if req.method == Method::HEAD {
                 return StatusCode::NOT_FOUND.into_response();
             }
-            respond::oci_error(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                "no such route",
-                EventInfo::new(Endpoint::Other),
-            )
+            respond::oci_error(StatusCode::NOT_FOUND, "NotFound", "no such route", EventInfo::new(Endpoint::Other))
         }
     }
 }

@@ -70,23 +70,15 @@ struct Args {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s
-        .find(|c: char| !c.is_ascii_digit() && c != '.')
-        .unwrap_or(s.len());
+    let split = s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration `{s}` (e.g. 500ms, 5s, 10m, 1h)"))?;
+    let n: f64 = num.parse().map_err(|_| format!("invalid duration `{s}` (e.g. 500ms, 5s, 10m, 1h)"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "" | "s" => n,
         "m" => n * 60.0,
         "h" => n * 3600.0,
-        _ => {
-            return Err(format!(
-                "invalid duration unit in `{s}` (use ms, s, m or h)"
-            ))
-        }
+        _ => return Err(format!("invalid duration unit in `{s}` (use ms, s, m or h)")),
     };
     Ok(Duration::from_secs_f64(secs))
 }
@@ -100,16 +92,14 @@ fn fail(msg: String) -> ! {
 async fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
 
-    let ca_for_jwks = args.trust_issuer_ca.as_ref().map(|p| {
-        std::fs::read_to_string(p)
-            .unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display())))
-    });
+    let ca_for_jwks = args
+        .trust_issuer_ca
+        .as_ref()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| fail(format!("cannot read {}: {e}", p.display()))));
     let mut cfg = Config {
         tls: args.tls,
         port: args.port,
@@ -118,11 +108,7 @@ async fn main() {
         put_delay: args.put_delay,
         session_max: args.session_max,
         access_token_ttl: args.access_token_ttl,
-        login_mode: if args.login_form {
-            LoginMode::LoginForm
-        } else {
-            LoginMode::AutoApprove
-        },
+        login_mode: if args.login_form { LoginMode::LoginForm } else { LoginMode::AutoApprove },
         discard_bodies: args.discard_bodies,
         redirect_uris: args.redirect_uri.clone(),
         ..Config::default()
@@ -143,12 +129,10 @@ async fn main() {
     }
     for spec in &args.trust_issuer {
         let Some((iss, jwks)) = spec.split_once('=') else {
-            fail(format!(
-                "--trust-issuer expects ISSUER=JWKS_URL, got `{spec}`"
-            ));
+            fail(format!("--trust-issuer expects ISSUER=JWKS_URL, got `{spec}`"));
         };
-        let jwks_url = url::Url::parse(jwks)
-            .unwrap_or_else(|e| fail(format!("--trust-issuer: bad JWKS URL `{jwks}`: {e}")));
+        let jwks_url =
+            url::Url::parse(jwks).unwrap_or_else(|e| fail(format!("--trust-issuer: bad JWKS URL `{jwks}`: {e}")));
         cfg.trusted_issuers.push(TrustedIssuer {
             issuer: iss.to_string(),
             jwks_url: Some(jwks_url),
@@ -157,15 +141,12 @@ async fn main() {
         });
     }
 
-    let emu = Emulator::start(cfg.clone())
-        .await
-        .unwrap_or_else(|e| fail(e.to_string()));
+    let emu = Emulator::start(cfg.clone()).await.unwrap_or_else(|e| fail(e.to_string()));
 
     if let Some(path) = &args.state_file {
         let ca_file = emu.ca_pem().map(|pem| {
             let p = path.with_extension("ca.pem");
-            std::fs::write(&p, pem)
-                .unwrap_or_else(|e| fail(format!("cannot write {}: {e}", p.display())));
+            std::fs::write(&p, pem).unwrap_or_else(|e| fail(format!("cannot write {}: {e}", p.display())));
             p
         });
         let state = serde_json::json!({

@@ -82,8 +82,7 @@ fn parse_path(path: &str, namespace: &str) -> Result<Op, Response> {
     let rest = path.strip_prefix("/n/").unwrap_or_default();
     let mut it = rest.splitn(5, '/');
     let (ns, b, bucket, kind, name) = (it.next(), it.next(), it.next(), it.next(), it.next());
-    let not_found =
-        |code: &str, msg: &str| oci_error(StatusCode::NOT_FOUND, code, msg, EventInfo::new(EP));
+    let not_found = |code: &str, msg: &str| oci_error(StatusCode::NOT_FOUND, code, msg, EventInfo::new(EP));
     let Some(ns) = ns.map(path_decode) else {
         return Err(not_found("NotFound", "no such route"));
     };
@@ -93,22 +92,14 @@ fn parse_path(path: &str, namespace: &str) -> Result<Op, Response> {
     if ns != namespace {
         return Err(not_found(
             "NamespaceNotFound",
-            &format!(
-                "Either the namespace '{ns}' does not exist or you are not authorized to view it"
-            ),
+            &format!("Either the namespace '{ns}' does not exist or you are not authorized to view it"),
         ));
     }
     let bucket = path_decode(bucket.unwrap_or_default());
     match (kind, name) {
-        (Some("o"), Some(n)) if !n.is_empty() => Ok(Op::Object {
-            bucket,
-            name: path_decode(n),
-        }),
+        (Some("o"), Some(n)) if !n.is_empty() => Ok(Op::Object { bucket, name: path_decode(n) }),
         (Some("u"), None) | (Some("u"), Some("")) => Ok(Op::Uploads { bucket }),
-        (Some("u"), Some(n)) => Ok(Op::Upload {
-            bucket,
-            name: path_decode(n),
-        }),
+        (Some("u"), Some(n)) => Ok(Op::Upload { bucket, name: path_decode(n) }),
         _ => Err(not_found("NotFound", "no such route")),
     }
 }
@@ -125,44 +116,31 @@ pub async fn handle(state: &State, req: &Req) -> Response {
         }
     };
     // PutObject and UploadPart are signed without the body headers (SDK `enforce_content_headers=False`).
-    let body_unsigned =
-        req.method == Method::PUT && matches!(op, Op::Object { .. } | Op::Upload { .. });
+    let body_unsigned = req.method == Method::PUT && matches!(op, Op::Object { .. } | Op::Upload { .. });
     let jti = match authenticate(state, req, !body_unsigned) {
         Ok(jti) => jti,
         Err(r) => return r,
     };
     let q = req.query();
     let resp = match (&req.method, op) {
-        (&Method::GET, Op::GetNamespace) => oci_json(
-            StatusCode::OK,
-            &json!(state.cfg.namespace),
-            EventInfo::new(EP),
-        ),
+        (&Method::GET, Op::GetNamespace) => oci_json(StatusCode::OK, &json!(state.cfg.namespace), EventInfo::new(EP)),
         (&Method::PUT, Op::Object { bucket, name }) => put_object(state, req, bucket, name).await,
         (&Method::GET, Op::Object { bucket, name }) => get_object(state, req, &bucket, &name, true),
-        (&Method::HEAD, Op::Object { bucket, name }) => {
-            get_object(state, req, &bucket, &name, false)
-        }
+        (&Method::HEAD, Op::Object { bucket, name }) => get_object(state, req, &bucket, &name, false),
         (&Method::DELETE, Op::Object { bucket, name }) => delete_object(state, &bucket, &name),
         (&Method::POST, Op::Uploads { bucket }) => create_upload(state, req, bucket),
         (&Method::GET, Op::Uploads { bucket }) => list_uploads(state, &bucket),
-        (&Method::PUT, Op::Upload { bucket, name }) => {
-            upload_part(state, req, &q, &bucket, &name).await
-        }
+        (&Method::PUT, Op::Upload { bucket, name }) => upload_part(state, req, &q, &bucket, &name).await,
         (&Method::GET, Op::Upload { bucket, name }) => list_parts(state, &q, &bucket, &name),
         (&Method::POST, Op::Upload { bucket, name }) => commit(state, req, &q, &bucket, &name),
         (&Method::DELETE, Op::Upload { bucket, name }) => abort(state, &q, &bucket, &name),
-        _ => oci_error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "MethodNotAllowed",
-            "method not allowed here",
-            EventInfo::new(EP),
-        ),
+        _ => {
+            oci_error(StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", "method not allowed here", EventInfo::new(EP))
+        }
     };
     let mut resp = with_jti(resp, jti);
     if let Some(id) = req.headers.get("opc-client-request-id") {
-        resp.headers_mut()
-            .insert("opc-client-request-id", id.clone());
+        resp.headers_mut().insert("opc-client-request-id", id.clone());
     }
     resp
 }
@@ -180,18 +158,8 @@ fn with_jti(mut resp: Response, jti: String) -> Response {
 }
 
 fn authenticate(state: &State, req: &Req, require_body_headers: bool) -> Result<String, Response> {
-    let signed = SignedRequest {
-        method: &req.method,
-        target: req.target(),
-        headers: &req.headers,
-        body: &req.body,
-    };
-    match signature::verify(
-        &signed,
-        &state.oci_key,
-        state.cfg.max_clock_skew,
-        require_body_headers,
-    ) {
+    let signed = SignedRequest { method: &req.method, target: req.target(), headers: &req.headers, body: &req.body };
+    match signature::verify(&signed, &state.oci_key, state.cfg.max_clock_skew, require_body_headers) {
         Ok(upst) => {
             state.recorder.os_jti(&upst.jti);
             Ok(upst.jti)
@@ -217,15 +185,9 @@ fn check_content_md5(req: &Req, md5_b64: &str) -> Result<(), Response> {
 
 fn base_headers(resp: &mut Response, etag: &str, last_modified: SystemTime) {
     let h = resp.headers_mut();
-    h.insert(
-        "opc-request-id",
-        HeaderValue::from_str(&request_id()).expect("ascii"),
-    );
+    h.insert("opc-request-id", HeaderValue::from_str(&request_id()).expect("ascii"));
     h.insert(header::ETAG, HeaderValue::from_str(etag).expect("ascii"));
-    h.insert(
-        header::LAST_MODIFIED,
-        HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"),
-    );
+    h.insert(header::LAST_MODIFIED, HeaderValue::from_str(&httpdate::fmt_http_date(last_modified)).expect("ascii"));
 }
 
 fn hv(s: &str) -> HeaderValue {
@@ -245,12 +207,7 @@ async fn put_object(state: &State, req: &Req, bucket: String, name: String) -> R
     let mut store = state.objects.lock().unwrap();
     let existing = store.objects.get(&key);
     if req.header("if-none-match") == Some("*") && existing.is_some() {
-        return oci_error(
-            StatusCode::CONFLICT,
-            "IfNoneMatchFailed",
-            "The object already exists",
-            EventInfo::new(EP),
-        );
+        return oci_error(StatusCode::CONFLICT, "IfNoneMatchFailed", "The object already exists", EventInfo::new(EP));
     }
     if let Some(want) = req.header("if-match") {
         if existing.map(|o| o.etag.as_str()) != Some(want) {
@@ -269,19 +226,12 @@ async fn put_object(state: &State, req: &Req, bucket: String, name: String) -> R
         key,
         Object {
             size: req.body.len() as u64,
-            data: if discard {
-                Bytes::new()
-            } else {
-                req.body.clone()
-            },
+            data: if discard { Bytes::new() } else { req.body.clone() },
             discarded: discard,
             content_md5: Some(md5_b64.clone()),
             multipart_md5: None,
             etag: etag.clone(),
-            content_type: req
-                .header("content-type")
-                .unwrap_or("application/octet-stream")
-                .to_string(),
+            content_type: req.header("content-type").unwrap_or("application/octet-stream").to_string(),
             last_modified: now,
         },
     );
@@ -309,10 +259,7 @@ fn parse_range(value: &str, size: u64) -> Option<Result<(u64, u64), ()>> {
             (size.saturating_sub(n), size - 1)
         }
         (s, "") => (s.parse().ok()?, size.saturating_sub(1)),
-        (s, e) => (
-            s.parse().ok()?,
-            e.parse::<u64>().ok()?.min(size.saturating_sub(1)),
-        ),
+        (s, e) => (s.parse().ok()?, e.parse::<u64>().ok()?.min(size.saturating_sub(1))),
     };
     if r.0 >= size || r.0 > r.1 {
         return Some(Err(()));
@@ -326,8 +273,7 @@ fn get_object(state: &State, req: &Req, bucket: &str, name: &str, with_body: boo
         drop(store);
         if !with_body {
             let mut resp = StatusCode::NOT_FOUND.into_response();
-            resp.headers_mut()
-                .insert("opc-request-id", hv(&request_id()));
+            resp.headers_mut().insert("opc-request-id", hv(&request_id()));
             let mut info = EventInfo::new(EP);
             info.reason = Some("ObjectNotFound".into());
             return annotate(resp, info);
@@ -364,18 +310,13 @@ fn get_object(state: &State, req: &Req, bucket: &str, name: &str, with_body: boo
                 "The requested range is not satisfiable",
                 EventInfo::new(EP),
             );
-            resp.headers_mut()
-                .insert(header::CONTENT_RANGE, hv(&format!("bytes */{}", obj.size)));
+            resp.headers_mut().insert(header::CONTENT_RANGE, hv(&format!("bytes */{}", obj.size)));
             return resp;
         }
         None => (StatusCode::OK, 0, obj.size),
     };
     let len = end - start;
-    let body = if with_body {
-        Body::from(obj.data.slice(start as usize..end as usize))
-    } else {
-        Body::empty()
-    };
+    let body = if with_body { Body::from(obj.data.slice(start as usize..end as usize)) } else { Body::empty() };
     let mut resp = (status, body).into_response();
     base_headers(&mut resp, &obj.etag, obj.last_modified);
     let h = resp.headers_mut();
@@ -384,10 +325,7 @@ fn get_object(state: &State, req: &Req, bucket: &str, name: &str, with_body: boo
     h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     h.insert("storage-tier", HeaderValue::from_static("Standard"));
     if status == StatusCode::PARTIAL_CONTENT {
-        h.insert(
-            header::CONTENT_RANGE,
-            hv(&format!("bytes {start}-{}/{}", end - 1, obj.size)),
-        );
+        h.insert(header::CONTENT_RANGE, hv(&format!("bytes {start}-{}/{}", end - 1, obj.size)));
     }
     if let Some(md5) = &obj.content_md5 {
         h.insert("content-md5", hv(md5));
@@ -399,12 +337,7 @@ fn get_object(state: &State, req: &Req, bucket: &str, name: &str, with_body: boo
 }
 
 fn delete_object(state: &State, bucket: &str, name: &str) -> Response {
-    let removed = state
-        .objects
-        .lock()
-        .unwrap()
-        .objects
-        .remove(&(bucket.to_string(), name.to_string()));
+    let removed = state.objects.lock().unwrap().objects.remove(&(bucket.to_string(), name.to_string()));
     if removed.is_none() {
         return oci_error(
             StatusCode::NOT_FOUND,
@@ -414,17 +347,13 @@ fn delete_object(state: &State, bucket: &str, name: &str) -> Response {
         );
     }
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert("opc-request-id", hv(&request_id()));
+    resp.headers_mut().insert("opc-request-id", hv(&request_id()));
     annotate(resp, EventInfo::new(EP))
 }
 
 fn rfc3339(t: SystemTime) -> String {
     // httpdate has no RFC 3339; build it from the civil date.
-    let secs = t
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0) as i64;
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
     let (days, rem) = (secs.div_euclid(86400), secs.rem_euclid(86400));
     // Howard Hinnant's days-from-civil inverse.
     let z = days + 719_468;
@@ -436,12 +365,7 @@ fn rfc3339(t: SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000Z", rem / 3600, rem % 3600 / 60, rem % 60)
 }
 
 fn upload_json(state: &State, id: &str, u: &Upload) -> Value {
@@ -460,11 +384,7 @@ fn create_upload(state: &State, req: &Req, bucket: String) -> Response {
         Ok(v) => v,
         Err(_) => return bad_request("InvalidParameter", "The request body is not valid JSON"),
     };
-    let Some(object) = body
-        .get("object")
-        .and_then(Value::as_str)
-        .filter(|o| !o.is_empty())
-    else {
+    let Some(object) = body.get("object").and_then(Value::as_str).filter(|o| !o.is_empty()) else {
         return bad_request("InvalidParameter", "object is required");
     };
     let id = uuid::Uuid::new_v4().to_string();
@@ -472,11 +392,7 @@ fn create_upload(state: &State, req: &Req, bucket: String) -> Response {
         bucket,
         object: object.to_string(),
         created: SystemTime::now(),
-        content_type: body
-            .get("contentType")
-            .and_then(Value::as_str)
-            .unwrap_or("application/octet-stream")
-            .to_string(),
+        content_type: body.get("contentType").and_then(Value::as_str).unwrap_or("application/octet-stream").to_string(),
         parts: BTreeMap::new(),
     };
     let doc = upload_json(state, &id, &upload);
@@ -486,27 +402,15 @@ fn create_upload(state: &State, req: &Req, bucket: String) -> Response {
 
 fn list_uploads(state: &State, bucket: &str) -> Response {
     let store = state.objects.lock().unwrap();
-    let mut list: Vec<(&String, &Upload)> = store
-        .uploads
-        .iter()
-        .filter(|(_, u)| u.bucket == bucket)
-        .collect();
+    let mut list: Vec<(&String, &Upload)> = store.uploads.iter().filter(|(_, u)| u.bucket == bucket).collect();
     list.sort_by_key(|(_, u)| u.created);
-    let docs: Vec<Value> = list
-        .into_iter()
-        .map(|(id, u)| upload_json(state, id, u))
-        .collect();
+    let docs: Vec<Value> = list.into_iter().map(|(id, u)| upload_json(state, id, u)).collect();
     drop(store);
     oci_json(StatusCode::OK, &Value::Array(docs), EventInfo::new(EP))
 }
 
 fn no_such_upload(id: &str) -> Response {
-    oci_error(
-        StatusCode::NOT_FOUND,
-        "NoSuchUpload",
-        &format!("The upload '{id}' does not exist"),
-        EventInfo::new(EP),
-    )
+    oci_error(StatusCode::NOT_FOUND, "NoSuchUpload", &format!("The upload '{id}' does not exist"), EventInfo::new(EP))
 }
 
 fn find_upload<'a>(
@@ -522,22 +426,10 @@ fn find_upload<'a>(
     }
 }
 
-async fn upload_part(
-    state: &State,
-    req: &Req,
-    q: &HashMap<String, String>,
-    bucket: &str,
-    name: &str,
-) -> Response {
-    let Some(num) = q
-        .get("uploadPartNum")
-        .and_then(|n| n.parse::<u32>().ok())
-        .filter(|n| (1..=10_000).contains(n))
+async fn upload_part(state: &State, req: &Req, q: &HashMap<String, String>, bucket: &str, name: &str) -> Response {
+    let Some(num) = q.get("uploadPartNum").and_then(|n| n.parse::<u32>().ok()).filter(|n| (1..=10_000).contains(n))
     else {
-        return bad_request(
-            "InvalidParameter",
-            "uploadPartNum must be between 1 and 10000",
-        );
+        return bad_request("InvalidParameter", "uploadPartNum must be between 1 and 10000");
     };
     {
         let mut store = state.objects.lock().unwrap();
@@ -565,11 +457,7 @@ async fn upload_part(
         upload.parts.insert(
             num,
             Part {
-                data: if discard {
-                    Bytes::new()
-                } else {
-                    req.body.clone()
-                },
+                data: if discard { Bytes::new() } else { req.body.clone() },
                 size: req.body.len() as u64,
                 md5_raw: raw,
                 etag: etag.clone(),
@@ -610,13 +498,7 @@ pub fn multipart_md5<'a>(part_md5s: impl IntoIterator<Item = &'a [u8; 16]>) -> S
     format!("{}-{n}", STANDARD.encode(h.finalize()))
 }
 
-fn commit(
-    state: &State,
-    req: &Req,
-    q: &HashMap<String, String>,
-    bucket: &str,
-    name: &str,
-) -> Response {
+fn commit(state: &State, req: &Req, q: &HashMap<String, String>, bucket: &str, name: &str) -> Response {
     let body: Value = match serde_json::from_slice(&req.body) {
         Ok(v) => v,
         Err(_) => return bad_request("InvalidParameter", "The request body is not valid JSON"),
@@ -626,10 +508,7 @@ fn commit(
     };
     let mut wanted: Vec<(u32, String)> = Vec::new();
     for p in to_commit {
-        let num = p
-            .get("partNum")
-            .and_then(Value::as_u64)
-            .and_then(|n| u32::try_from(n).ok());
+        let num = p.get("partNum").and_then(Value::as_u64).and_then(|n| u32::try_from(n).ok());
         let etag = p.get("etag").and_then(Value::as_str);
         match (num, etag) {
             (Some(n), Some(e)) => wanted.push((n, e.to_string())),
@@ -651,22 +530,13 @@ fn commit(
     for (n, etag) in &wanted {
         match upload.parts.get(n) {
             Some(p) if &p.etag == etag => {}
-            Some(_) => {
-                return bad_request(
-                    "InvalidUploadPart",
-                    &format!("part {n}: the etag does not match"),
-                )
-            }
+            Some(_) => return bad_request("InvalidUploadPart", &format!("part {n}: the etag does not match")),
             None => return bad_request("InvalidUploadPart", &format!("part {n} was not uploaded")),
         }
     }
     let parts: Vec<&Part> = wanted.iter().map(|(n, _)| &upload.parts[n]).collect();
     let size: u64 = parts.iter().map(|p| p.size).sum();
-    let mut data = Vec::with_capacity(if state.cfg.discard_bodies {
-        0
-    } else {
-        size as usize
-    });
+    let mut data = Vec::with_capacity(if state.cfg.discard_bodies { 0 } else { size as usize });
     if !state.cfg.discard_bodies {
         for p in &parts {
             data.extend_from_slice(&p.data);
@@ -707,8 +577,7 @@ fn abort(state: &State, q: &HashMap<String, String>, bucket: &str, name: &str) -
     store.uploads.remove(&id);
     drop(store);
     let mut resp = StatusCode::NO_CONTENT.into_response();
-    resp.headers_mut()
-        .insert("opc-request-id", hv(&request_id()));
+    resp.headers_mut().insert("opc-request-id", hv(&request_id()));
     annotate(resp, EventInfo::new(EP))
 }
 
@@ -740,9 +609,6 @@ mod tests {
         let b = md5_raw(b"world");
         let mut cat = a.to_vec();
         cat.extend_from_slice(&b);
-        assert_eq!(
-            multipart_md5([&a, &b]),
-            format!("{}-2", STANDARD.encode(md5_raw(&cat)))
-        );
+        assert_eq!(multipart_md5([&a, &b]), format!("{}-2", STANDARD.encode(md5_raw(&cat))));
     }
 }

@@ -25,14 +25,7 @@ impl Req {
     }
 
     pub fn query(&self) -> HashMap<String, String> {
-        self.uri
-            .query()
-            .map(|q| {
-                url::form_urlencoded::parse(q.as_bytes())
-                    .into_owned()
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.uri.query().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
     }
 
     /// `application/x-www-form-urlencoded` body fields (first value wins).
@@ -65,10 +58,7 @@ impl Req {
 
 /// Percent-decodes a form-encoded credential (`+` is a space).
 pub fn form_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
+    url::form_urlencoded::parse(format!("x={s}").as_bytes()).next().map(|(_, v)| v.into_owned()).unwrap_or_default()
 }
 
 /// Percent-decodes a path segment (`+` stays `+`).
@@ -93,11 +83,7 @@ pub fn path_decode(s: &str) -> String {
 
 /// Constant-time-ish string comparison for secrets.
 pub fn secret_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]

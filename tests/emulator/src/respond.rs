@@ -22,16 +22,10 @@ pub fn annotate(mut resp: Response, info: EventInfo) -> Response {
 }
 
 /// OAuth error JSON `{"error","error_description"}`.
-pub fn oauth_error(
-    endpoint: Endpoint,
-    status: StatusCode,
-    error: &str,
-    description: &str,
-) -> Response {
+pub fn oauth_error(endpoint: Endpoint, status: StatusCode, error: &str, description: &str) -> Response {
     let body = json!({"error": error, "error_description": description});
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut()
-        .insert("cache-control", HeaderValue::from_static("no-store"));
+    resp.headers_mut().insert("cache-control", HeaderValue::from_static("no-store"));
     let mut info = EventInfo::new(endpoint);
     info.reason = Some(error.to_string());
     annotate(resp, info)
@@ -43,10 +37,7 @@ pub fn oci_error(status: StatusCode, code: &str, message: &str, mut info: EventI
     let rid = request_id();
     let body = json!({"code": code, "message": message});
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        "opc-request-id",
-        HeaderValue::from_str(&rid).expect("ascii"),
-    );
+    resp.headers_mut().insert("opc-request-id", HeaderValue::from_str(&rid).expect("ascii"));
     if info.reason.is_none() {
         info.reason = Some(code.to_string());
     }
@@ -55,10 +46,7 @@ pub fn oci_error(status: StatusCode, code: &str, message: &str, mut info: EventI
 
 /// Turns an injected fault into a response. `oauth` selects the OAuth error shape for 5xx.
 pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
-    let oauth = matches!(
-        endpoint,
-        Endpoint::IdpToken | Endpoint::Exchange | Endpoint::Authorize
-    );
+    let oauth = matches!(endpoint, Endpoint::IdpToken | Endpoint::Exchange | Endpoint::Authorize);
     let mut info = EventInfo::new(endpoint);
     info.fault = Some(format!("{action:?}"));
     match action {
@@ -67,20 +55,14 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
             let mut resp = if oauth {
                 oauth_error(endpoint, status, "server_error", "injected fault")
             } else {
-                oci_error(
-                    status,
-                    "InternalServerError",
-                    "injected fault",
-                    EventInfo::new(endpoint),
-                )
+                oci_error(status, "InternalServerError", "injected fault", EventInfo::new(endpoint))
             };
             resp.extensions_mut().insert(info);
             resp
         }
         FaultAction::MalformedJson => {
             let mut resp = (StatusCode::OK, "{\"token\": <<not json").into_response();
-            resp.headers_mut()
-                .insert("content-type", HeaderValue::from_static("application/json"));
+            resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
             annotate(resp, info)
         }
         FaultAction::DropConnection => {
@@ -99,22 +81,16 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
             resp
         }
         // `/authorize` handles AccessDenied itself (it needs the redirect URI).
-        FaultAction::None | FaultAction::AccessDenied => oci_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "InternalServerError",
-            "unexpected fault",
-            info,
-        ),
+        FaultAction::None | FaultAction::AccessDenied => {
+            oci_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "unexpected fault", info)
+        }
     }
 }
 
 /// A JSON response with an `opc-request-id`, as OCI services answer.
 pub fn oci_json(status: StatusCode, body: &serde_json::Value, info: EventInfo) -> Response {
     let mut resp = (status, axum::Json(body)).into_response();
-    resp.headers_mut().insert(
-        "opc-request-id",
-        HeaderValue::from_str(&request_id()).expect("ascii"),
-    );
+    resp.headers_mut().insert("opc-request-id", HeaderValue::from_str(&request_id()).expect("ascii"));
     annotate(resp, info)
 }
 

@@ -49,10 +49,7 @@ pub fn parse_authorization(value: &str) -> Option<HashMap<String, String>> {
         let after = s[eq + 1..].strip_prefix('"')?;
         let end = after.find('"')?;
         params.insert(key, after[..end].to_string());
-        s = after[end + 1..]
-            .trim_start()
-            .trim_start_matches(',')
-            .trim_start();
+        s = after[end + 1..].trim_start().trim_start_matches(',').trim_start();
     }
     Some(params)
 }
@@ -73,26 +70,17 @@ pub fn verify(
         .to_str()
         .map_err(|_| Rejection::new("malformed_authorization"))?;
     let params = parse_authorization(auth).ok_or(Rejection::new("malformed_authorization"))?;
-    let key_id = params
-        .get("keyId")
-        .ok_or(Rejection::new("malformed_authorization"))?;
-    let signature_b64 = params
-        .get("signature")
-        .ok_or(Rejection::new("malformed_authorization"))?;
+    let key_id = params.get("keyId").ok_or(Rejection::new("malformed_authorization"))?;
+    let signature_b64 = params.get("signature").ok_or(Rejection::new("malformed_authorization"))?;
     if params.get("version").is_some_and(|v| v != "1") {
         return Err(Rejection::new("unsupported_signature_version"));
     }
     if params.get("algorithm").is_some_and(|a| a != "rsa-sha256") {
         return Err(Rejection::new("unsupported_algorithm"));
     }
-    let token = key_id
-        .strip_prefix("ST$")
-        .ok_or(Rejection::new("unsupported_key_id"))?;
+    let token = key_id.strip_prefix("ST$").ok_or(Rejection::new("unsupported_key_id"))?;
     let jti = upst::peek_jti(token);
-    let reject = |reason: &'static str| Rejection {
-        reason,
-        jti: jti.clone(),
-    };
+    let reject = |reason: &'static str| Rejection { reason, jti: jti.clone() };
 
     let upst = upst::verify(oci_key, token).map_err(reject)?;
 
@@ -121,11 +109,7 @@ pub fn verify(
     let mut lines = Vec::with_capacity(header_list.len());
     for name in &header_list {
         let value = if name == "(request-target)" {
-            format!(
-                "{} {}",
-                req.method.as_str().to_ascii_lowercase(),
-                req.target
-            )
+            format!("{} {}", req.method.as_str().to_ascii_lowercase(), req.target)
         } else {
             let values: Vec<&str> = req
                 .headers
@@ -143,45 +127,28 @@ pub fn verify(
     }
     let signing_string = lines.join("\n");
 
-    let sig_bytes = STANDARD
-        .decode(signature_b64)
-        .map_err(|_| reject("malformed_authorization"))?;
+    let sig_bytes = STANDARD.decode(signature_b64).map_err(|_| reject("malformed_authorization"))?;
     let sig = Signature::try_from(sig_bytes.as_slice()).map_err(|_| reject("bad_signature"))?;
     VerifyingKey::<Sha256>::new(upst.bound_key.clone())
         .verify(signing_string.as_bytes(), &sig)
         .map_err(|_| reject("bad_signature"))?;
 
     // Only after the signature holds do we judge the (now authentic) date and body headers.
-    let date = req
-        .headers
-        .get(date_name)
-        .and_then(|v| v.to_str().ok())
-        .ok_or(reject("malformed_date"))?;
+    let date = req.headers.get(date_name).and_then(|v| v.to_str().ok()).ok_or(reject("malformed_date"))?;
     let date = httpdate::parse_http_date(date).map_err(|_| reject("malformed_date"))?;
     let now = SystemTime::now();
-    let skew = now
-        .duration_since(date)
-        .or_else(|_| date.duration_since(now))
-        .unwrap_or_default();
+    let skew = now.duration_since(date).or_else(|_| date.duration_since(now)).unwrap_or_default();
     if skew > max_skew {
         return Err(reject("stale_date"));
     }
     if signed("x-content-sha256") {
-        let sent = req
-            .headers
-            .get("x-content-sha256")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let sent = req.headers.get("x-content-sha256").and_then(|v| v.to_str().ok()).unwrap_or("");
         if sent != STANDARD.encode(Sha256::digest(req.body)) {
             return Err(reject("body_hash_mismatch"));
         }
     }
     if signed("content-length") {
-        let sent = req
-            .headers
-            .get("content-length")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("");
+        let sent = req.headers.get("content-length").and_then(|v| v.to_str().ok()).unwrap_or("");
         if sent.parse::<usize>().ok() != Some(req.body.len()) {
             return Err(reject("content_length_mismatch"));
         }

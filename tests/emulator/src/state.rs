@@ -39,12 +39,7 @@ fn ms(d: Duration) -> u64 {
 }
 
 impl State {
-    pub fn new(
-        cfg: Config,
-        base_url: &Url,
-        idp_key: SigningKeyPair,
-        oci_key: SigningKeyPair,
-    ) -> Self {
+    pub fn new(cfg: Config, base_url: &Url, idp_key: SigningKeyPair, oci_key: SigningKeyPair) -> Self {
         let base = base_url.as_str().trim_end_matches('/').to_string();
         State {
             part_delay_ms: AtomicU64::new(ms(cfg.part_delay)),
@@ -95,8 +90,5 @@ impl State {
 
 /// Seconds since the Unix epoch.
 pub fn now_secs() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

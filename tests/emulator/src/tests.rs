@@ -28,11 +28,7 @@ fn spki_b64(key: &RsaPrivateKey) -> String {
 }
 
 fn http() -> reqwest::Client {
-    reqwest::Client::builder()
-        .no_proxy()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
+    reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap()
 }
 
 struct Signed<'a> {
@@ -76,67 +72,38 @@ impl<'a> Signed<'a> {
         };
         let mut h: Vec<(String, String)> = vec![
             ("date".into(), httpdate::fmt_http_date(self.date)),
-            (
-                "(request-target)".into(),
-                format!("{} {target}", self.method.as_str().to_lowercase()),
-            ),
+            ("(request-target)".into(), format!("{} {target}", self.method.as_str().to_lowercase())),
             ("host".into(), host),
         ];
         if self.body_headers {
             h.push(("content-length".into(), self.body.len().to_string()));
             h.push(("content-type".into(), self.content_type.into()));
-            h.push((
-                "x-content-sha256".into(),
-                STANDARD.encode(Sha256::digest(&self.body)),
-            ));
+            h.push(("x-content-sha256".into(), STANDARD.encode(Sha256::digest(&self.body))));
         }
-        let signing_string = h
-            .iter()
-            .map(|(k, v)| format!("{k}: {v}"))
-            .collect::<Vec<_>>()
-            .join("\n");
+        let signing_string = h.iter().map(|(k, v)| format!("{k}: {v}")).collect::<Vec<_>>().join("\n");
         let sig = SigningKey::<sha2::Sha256>::new(key.clone()).sign(signing_string.as_bytes());
-        let names = h
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .collect::<Vec<_>>()
-            .join(" ");
+        let names = h.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>().join(" ");
         let auth = format!(
             "Signature algorithm=\"rsa-sha256\",headers=\"{names}\",keyId=\"ST${token}\",signature=\"{}\",version=\"1\"",
             STANDARD.encode(sig.to_bytes())
         );
         let mut out = HeaderMap::new();
         for (k, v) in h.iter().filter(|(k, _)| k != "(request-target)") {
-            out.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            out.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         if !self.body_headers && !self.body.is_empty() {
-            out.insert(
-                "content-type",
-                HeaderValue::from_static("application/octet-stream"),
-            );
+            out.insert("content-type", HeaderValue::from_static("application/octet-stream"));
         }
         out.insert("authorization", HeaderValue::from_str(&auth).unwrap());
         for (k, v) in &self.extra {
-            out.insert(
-                HeaderName::from_bytes(k.as_bytes()).unwrap(),
-                HeaderValue::from_str(v).unwrap(),
-            );
+            out.insert(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
         }
         out
     }
 
     async fn send(self, token: &str, key: &RsaPrivateKey) -> reqwest::Response {
         let headers = self.headers(token, key);
-        http()
-            .request(self.method, &self.url)
-            .headers(headers)
-            .body(self.body)
-            .send()
-            .await
-            .unwrap()
+        http().request(self.method, &self.url).headers(headers).body(self.body).send().await.unwrap()
     }
 }
 
@@ -154,10 +121,7 @@ fn ns_url(e: &Emulator) -> String {
 
 async fn error_code(resp: reqwest::Response) -> (StatusCode, Option<String>, Value) {
     let status = resp.status();
-    let rid = resp
-        .headers()
-        .get("opc-request-id")
-        .map(|v| v.to_str().unwrap().to_string());
+    let rid = resp.headers().get("opc-request-id").map(|v| v.to_str().unwrap().to_string());
     let body: Value = resp.json().await.unwrap_or(Value::Null);
     (status, rid, body)
 }
@@ -172,18 +136,13 @@ fn last_reason(e: &Emulator) -> Option<String> {
 async fn a_correctly_signed_request_is_accepted_and_its_jti_recorded() {
     let e = emu().await;
     let token = upst_for_client(&e);
-    let resp = Signed::new(Method::GET, ns_url(&e))
-        .send(&token, &client_key())
-        .await;
+    let resp = Signed::new(Method::GET, ns_url(&e)).send(&token, &client_key()).await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("opc-request-id"));
     assert_eq!(resp.json::<Value>().await.unwrap(), json!("emulatorns"));
     let jti = crate::upst::peek_jti(&token).unwrap();
     assert_eq!(e.stats().os_jtis, vec![jti.clone()]);
-    assert_eq!(
-        e.events().last().unwrap().jti.as_deref(),
-        Some(jti.as_str())
-    );
+    assert_eq!(e.events().last().unwrap().jti.as_deref(), Some(jti.as_str()));
 }
 
 #[tokio::test]
@@ -192,20 +151,8 @@ async fn expired_upst_is_not_authenticated() {
     let s = &e.state;
     let jwk = crate::upst::jwk_claim(&client_key().to_public_key());
     let now = crate::state::now_secs();
-    let token = crate::upst::mint(
-        &s.oci_key,
-        "u",
-        "t",
-        &jwk,
-        now - 1,
-        &crate::upst::format_sess_exp(now + 3600),
-    );
-    let (status, rid, body) = error_code(
-        Signed::new(Method::GET, ns_url(&e))
-            .send(&token, &client_key())
-            .await,
-    )
-    .await;
+    let token = crate::upst::mint(&s.oci_key, "u", "t", &jwk, now - 1, &crate::upst::format_sess_exp(now + 3600));
+    let (status, rid, body) = error_code(Signed::new(Method::GET, ns_url(&e)).send(&token, &client_key()).await).await;
     assert_eq!(status, 401);
     assert!(rid.is_some(), "401s carry opc-request-id");
     assert_eq!(body["code"], "NotAuthenticated");
@@ -220,16 +167,8 @@ async fn signature_by_another_key_than_the_bound_one_is_rejected() {
     let e = emu().await;
     let token = upst_for_client(&e);
     let other = e.state.idp_key.private.clone();
-    let (status, _, body) = error_code(
-        Signed::new(Method::GET, ns_url(&e))
-            .send(&token, &other)
-            .await,
-    )
-    .await;
-    assert_eq!(
-        (status, body["code"].as_str()),
-        (StatusCode::UNAUTHORIZED, Some("NotAuthenticated"))
-    );
+    let (status, _, body) = error_code(Signed::new(Method::GET, ns_url(&e)).send(&token, &other).await).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("NotAuthenticated")));
     assert_eq!(last_reason(&e).as_deref(), Some("bad_signature"));
 }
 
@@ -239,17 +178,9 @@ async fn upst_not_signed_by_oci_is_rejected() {
     let jwk = crate::upst::jwk_claim(&client_key().to_public_key());
     let now = crate::state::now_secs();
     // Same claims, signed by the IdP key instead of the auth service's key.
-    let forged = crate::upst::mint(
-        &e.state.idp_key,
-        "u",
-        "t",
-        &jwk,
-        now + 600,
-        &crate::upst::format_sess_exp(now + 3600),
-    );
-    let resp = Signed::new(Method::GET, ns_url(&e))
-        .send(&forged, &client_key())
-        .await;
+    let forged =
+        crate::upst::mint(&e.state.idp_key, "u", "t", &jwk, now + 600, &crate::upst::format_sess_exp(now + 3600));
+    let resp = Signed::new(Method::GET, ns_url(&e)).send(&forged, &client_key()).await;
     assert_eq!(resp.status(), 401);
     assert_eq!(last_reason(&e).as_deref(), Some("upst_bad_signature"));
 }
@@ -263,17 +194,9 @@ async fn tampered_signed_header_or_target_is_rejected() {
     let mut headers = req.headers(&token, &client_key());
     headers.insert(
         "date",
-        HeaderValue::from_str(&httpdate::fmt_http_date(
-            SystemTime::now() + Duration::from_secs(2),
-        ))
-        .unwrap(),
+        HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2))).unwrap(),
     );
-    let resp = http()
-        .get(ns_url(&e))
-        .headers(headers)
-        .send()
-        .await
-        .unwrap();
+    let resp = http().get(ns_url(&e)).headers(headers).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(last_reason(&e).as_deref(), Some("bad_signature"));
     // The signature replayed on another path.
@@ -286,13 +209,7 @@ async fn tampered_signed_header_or_target_is_rejected() {
     let url = format!("{}/n/emulatorns/b/b/u", e.os_endpoint());
     let req = Signed::new(Method::POST, &url).body(r#"{"object":"a"}"#, true);
     let headers = req.headers(&token, &client_key());
-    let resp = http()
-        .post(&url)
-        .headers(headers)
-        .body(r#"{"object":"b"}"#)
-        .send()
-        .await
-        .unwrap();
+    let resp = http().post(&url).headers(headers).body(r#"{"object":"b"}"#).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(last_reason(&e).as_deref(), Some("body_hash_mismatch"));
 }
@@ -302,20 +219,11 @@ async fn post_without_signed_body_headers_is_rejected_but_put_object_is_not() {
     let e = emu().await;
     let token = upst_for_client(&e);
     let url = format!("{}/n/emulatorns/b/b/u", e.os_endpoint());
-    let resp = Signed::new(Method::POST, &url)
-        .body(r#"{"object":"a"}"#, false)
-        .send(&token, &client_key())
-        .await;
+    let resp = Signed::new(Method::POST, &url).body(r#"{"object":"a"}"#, false).send(&token, &client_key()).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        last_reason(&e).as_deref(),
-        Some("required_header_not_signed")
-    );
+    assert_eq!(last_reason(&e).as_deref(), Some("required_header_not_signed"));
     let url = format!("{}/n/emulatorns/b/b/o/a", e.os_endpoint());
-    let resp = Signed::new(Method::PUT, &url)
-        .body("data", false)
-        .send(&token, &client_key())
-        .await;
+    let resp = Signed::new(Method::PUT, &url).body("data", false).send(&token, &client_key()).await;
     assert_eq!(resp.status(), 200);
 }
 
@@ -355,9 +263,7 @@ async fn multipart_upload_round_trips_with_md5_headers() {
     let base = format!("{}/n/emulatorns/b/bucket", e.os_endpoint());
     let name = "dir/file name.bin";
     let enc = "dir%2Ffile%20name.bin";
-    let parts: Vec<Vec<u8>> = (0..3u8)
-        .map(|i| (0..100_000u32).map(|j| (j as u8) ^ i).collect())
-        .collect();
+    let parts: Vec<Vec<u8>> = (0..3u8).map(|i| (0..100_000u32).map(|j| (j as u8) ^ i).collect()).collect();
 
     let created = Signed::new(Method::POST, format!("{base}/u"))
         .body(json!({"object": name}).to_string(), true)
@@ -371,29 +277,17 @@ async fn multipart_upload_round_trips_with_md5_headers() {
     let mut commit = Vec::new();
     // Upload out of order, as the SDK's parallel uploader may.
     for i in [2usize, 0, 1] {
-        let mut req = Signed::new(
-            Method::PUT,
-            format!(
-                "{base}/u/{enc}?uploadId={upload_id}&uploadPartNum={}",
-                i + 1
-            ),
-        )
-        .body(parts[i].clone(), false);
+        let mut req = Signed::new(Method::PUT, format!("{base}/u/{enc}?uploadId={upload_id}&uploadPartNum={}", i + 1))
+            .body(parts[i].clone(), false);
         req.extra.push(("content-md5", md5_b64(&parts[i])));
         let resp = req.send(&token, &key).await;
         assert_eq!(resp.status(), 200);
-        assert_eq!(
-            resp.headers()["opc-content-md5"].to_str().unwrap(),
-            md5_b64(&parts[i])
-        );
+        assert_eq!(resp.headers()["opc-content-md5"].to_str().unwrap(), md5_b64(&parts[i]));
         commit.push((i + 1, resp.headers()["etag"].to_str().unwrap().to_string()));
     }
     // A part with a wrong Content-MD5 is refused.
-    let mut bad = Signed::new(
-        Method::PUT,
-        format!("{base}/u/{enc}?uploadId={upload_id}&uploadPartNum=4"),
-    )
-    .body("x", false);
+    let mut bad =
+        Signed::new(Method::PUT, format!("{base}/u/{enc}?uploadId={upload_id}&uploadPartNum=4")).body("x", false);
     bad.extra.push(("content-md5", md5_b64(b"y")));
     assert_eq!(bad.send(&token, &key).await.status(), 400);
 
@@ -403,18 +297,14 @@ async fn multipart_upload_round_trips_with_md5_headers() {
         .json()
         .await
         .unwrap();
-    let nums: Vec<u64> = listed
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|p| p["partNumber"].as_u64().unwrap())
-        .collect();
+    let nums: Vec<u64> = listed.as_array().unwrap().iter().map(|p| p["partNumber"].as_u64().unwrap()).collect();
     assert_eq!(nums, [1, 2, 3]);
     assert_eq!(listed[0]["md5"], md5_b64(&parts[0]));
     assert_eq!(listed[0]["size"], 100_000);
 
     commit.sort();
-    let body = json!({"partsToCommit": commit.iter().map(|(n, e)| json!({"partNum": n, "etag": e})).collect::<Vec<_>>()});
+    let body =
+        json!({"partsToCommit": commit.iter().map(|(n, e)| json!({"partNum": n, "etag": e})).collect::<Vec<_>>()});
     let resp = Signed::new(Method::POST, format!("{base}/u/{enc}?uploadId={upload_id}"))
         .body(body.to_string(), true)
         .send(&token, &key)
@@ -423,39 +313,24 @@ async fn multipart_upload_round_trips_with_md5_headers() {
     // oci_cli.cli_util.checksum_hashlib: md5 over the raw part digests, base64, "-<parts>".
     let raw: Vec<u8> = parts.iter().flat_map(|p| Md5::digest(p).to_vec()).collect();
     let expected = format!("{}-3", STANDARD.encode(Md5::digest(&raw)));
-    assert_eq!(
-        resp.headers()["opc-multipart-md5"].to_str().unwrap(),
-        expected
-    );
+    assert_eq!(resp.headers()["opc-multipart-md5"].to_str().unwrap(), expected);
 
-    let got = Signed::new(Method::GET, format!("{base}/o/{enc}"))
-        .send(&token, &key)
-        .await;
+    let got = Signed::new(Method::GET, format!("{base}/o/{enc}")).send(&token, &key).await;
     assert_eq!(got.status(), 200);
-    assert_eq!(
-        got.headers()["opc-multipart-md5"].to_str().unwrap(),
-        expected
-    );
+    assert_eq!(got.headers()["opc-multipart-md5"].to_str().unwrap(), expected);
     let bytes = got.bytes().await.unwrap();
     assert_eq!(bytes.to_vec(), parts.concat());
-    let head = Signed::new(Method::HEAD, format!("{base}/o/{enc}"))
-        .send(&token, &key)
-        .await;
+    let head = Signed::new(Method::HEAD, format!("{base}/o/{enc}")).send(&token, &key).await;
     assert_eq!(head.status(), 200);
     assert_eq!(head.headers()["content-length"], "300000");
     let mut ranged = Signed::new(Method::GET, format!("{base}/o/{enc}"));
     ranged.extra.push(("range", "bytes=99990-100009".into()));
     let ranged = ranged.send(&token, &key).await;
     assert_eq!(ranged.status(), 206);
-    assert_eq!(
-        ranged.bytes().await.unwrap().to_vec(),
-        parts.concat()[99_990..100_010].to_vec()
-    );
+    assert_eq!(ranged.bytes().await.unwrap().to_vec(), parts.concat()[99_990..100_010].to_vec());
 
     // The upload is gone after the commit.
-    let gone = Signed::new(Method::GET, format!("{base}/u/{enc}?uploadId={upload_id}"))
-        .send(&token, &key)
-        .await;
+    let gone = Signed::new(Method::GET, format!("{base}/u/{enc}?uploadId={upload_id}")).send(&token, &key).await;
     assert_eq!(gone.status(), 404);
     let st = e.stats();
     assert_eq!((st.parts_uploaded, st.objects_committed), (3, 1));
@@ -469,45 +344,19 @@ async fn single_put_get_head_and_abort() {
     let key = client_key();
     let base = format!("{}/n/emulatorns/b/any-bucket", e.os_endpoint());
     let data = b"hello object storage".to_vec();
-    let resp = Signed::new(Method::PUT, format!("{base}/o/hello.txt"))
-        .body(data.clone(), false)
-        .send(&token, &key)
-        .await;
+    let resp =
+        Signed::new(Method::PUT, format!("{base}/o/hello.txt")).body(data.clone(), false).send(&token, &key).await;
     assert_eq!(resp.status(), 200);
-    assert_eq!(
-        resp.headers()["opc-content-md5"].to_str().unwrap(),
-        md5_b64(&data)
-    );
+    assert_eq!(resp.headers()["opc-content-md5"].to_str().unwrap(), md5_b64(&data));
     assert!(resp.headers().contains_key("etag"));
-    let got = Signed::new(Method::GET, format!("{base}/o/hello.txt"))
-        .send(&token, &key)
-        .await;
-    assert_eq!(
-        got.headers()["content-md5"].to_str().unwrap(),
-        md5_b64(&data)
-    );
+    let got = Signed::new(Method::GET, format!("{base}/o/hello.txt")).send(&token, &key).await;
+    assert_eq!(got.headers()["content-md5"].to_str().unwrap(), md5_b64(&data));
     assert_eq!(got.bytes().await.unwrap().to_vec(), data);
-    let missing = Signed::new(Method::GET, format!("{base}/o/nope"))
-        .send(&token, &key)
-        .await;
+    let missing = Signed::new(Method::GET, format!("{base}/o/nope")).send(&token, &key).await;
     let (status, _, body) = error_code(missing).await;
-    assert_eq!(
-        (status.as_u16(), body["code"].as_str()),
-        (404, Some("ObjectNotFound"))
-    );
-    assert_eq!(
-        Signed::new(Method::HEAD, format!("{base}/o/nope"))
-            .send(&token, &key)
-            .await
-            .status(),
-        404
-    );
-    let wrong_ns = Signed::new(
-        Method::GET,
-        format!("{}/n/otherns/b/x/o/y", e.os_endpoint()),
-    )
-    .send(&token, &key)
-    .await;
+    assert_eq!((status.as_u16(), body["code"].as_str()), (404, Some("ObjectNotFound")));
+    assert_eq!(Signed::new(Method::HEAD, format!("{base}/o/nope")).send(&token, &key).await.status(), 404);
+    let wrong_ns = Signed::new(Method::GET, format!("{}/n/otherns/b/x/o/y", e.os_endpoint())).send(&token, &key).await;
     assert_eq!(wrong_ns.status(), 404);
 
     let created: Value = Signed::new(Method::POST, format!("{base}/u"))
@@ -518,13 +367,9 @@ async fn single_put_get_head_and_abort() {
         .await
         .unwrap();
     let id = created["uploadId"].as_str().unwrap();
-    let abort = Signed::new(Method::DELETE, format!("{base}/u/big?uploadId={id}"))
-        .send(&token, &key)
-        .await;
+    let abort = Signed::new(Method::DELETE, format!("{base}/u/big?uploadId={id}")).send(&token, &key).await;
     assert_eq!(abort.status(), 204);
-    let again = Signed::new(Method::DELETE, format!("{base}/u/big?uploadId={id}"))
-        .send(&token, &key)
-        .await;
+    let again = Signed::new(Method::DELETE, format!("{base}/u/big?uploadId={id}")).send(&token, &key).await;
     assert_eq!(again.status(), 404);
 }
 
@@ -537,55 +382,28 @@ async fn session_refresh_issues_a_new_token_bound_to_the_same_key_until_sess_exp
     let token = upst_for_client(&e);
     let url = format!("{}/v1/authentication/refresh", e.auth_endpoint());
     let body = json!({"currentToken": token}).to_string();
-    let resp = Signed::new(Method::POST, &url)
-        .body(body, true)
-        .send(&token, &key)
-        .await;
+    let resp = Signed::new(Method::POST, &url).body(body, true).send(&token, &key).await;
     assert_eq!(resp.status(), 200);
-    let new = resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let (old_u, new_u) = (
-        crate::upst::verify(&e.state.oci_key, &token).unwrap(),
-        crate::upst::verify(&e.state.oci_key, &new).unwrap(),
-    );
+    let new = resp.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
+    let (old_u, new_u) =
+        (crate::upst::verify(&e.state.oci_key, &token).unwrap(), crate::upst::verify(&e.state.oci_key, &new).unwrap());
     assert_ne!(old_u.jti, new_u.jti);
     assert_eq!(old_u.jwk_claim, new_u.jwk_claim);
     assert_eq!(old_u.sess_exp_str, new_u.sess_exp_str);
     // The new token works.
-    assert_eq!(
-        Signed::new(Method::GET, ns_url(&e))
-            .send(&new, &key)
-            .await
-            .status(),
-        200
-    );
+    assert_eq!(Signed::new(Method::GET, ns_url(&e)).send(&new, &key).await.status(), 200);
 
     // Past sess_exp: 401.
     let jwk = crate::upst::jwk_claim(&key.to_public_key());
     let now = crate::state::now_secs();
-    let ending = crate::upst::mint(
-        &e.state.oci_key,
-        "u",
-        "t",
-        &jwk,
-        now + 600,
-        &crate::upst::format_sess_exp(now - 1),
-    );
+    let ending = crate::upst::mint(&e.state.oci_key, "u", "t", &jwk, now + 600, &crate::upst::format_sess_exp(now - 1));
     let resp = Signed::new(Method::POST, &url)
         .body(json!({"currentToken": ending}).to_string(), true)
         .send(&ending, &key)
         .await;
     assert_eq!(resp.status(), 401);
     assert_eq!(last_reason(&e).as_deref(), Some("session_expired"));
-    assert_eq!(
-        (
-            e.stats().session_refreshes,
-            e.stats().session_refreshes_rejected
-        ),
-        (1, 1)
-    );
+    assert_eq!((e.stats().session_refreshes, e.stats().session_refreshes_rejected), (1, 1));
 }
 
 // ------------------------------------------------------------------ IdP
@@ -613,11 +431,7 @@ async fn authorize(e: &Emulator, challenge: &str, redirect: &str) -> reqwest::Re
 
 fn location_params(resp: &reqwest::Response) -> std::collections::HashMap<String, String> {
     let loc = resp.headers()["location"].to_str().unwrap();
-    url::Url::parse(loc)
-        .unwrap()
-        .query_pairs()
-        .into_owned()
-        .collect()
+    url::Url::parse(loc).unwrap().query_pairs().into_owned().collect()
 }
 
 async fn token_req(e: &Emulator, form: &[(&str, &str)], secret: Option<&str>) -> reqwest::Response {
@@ -659,17 +473,8 @@ async fn authorization_code_with_pkce_issues_rs256_tokens() {
     // The code is single use.
     let again = token_req(&e, &form, Some(&secret)).await;
     assert_eq!(again.status(), 400);
-    assert_eq!(
-        again.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
-    assert_eq!(
-        (
-            e.stats().auth_code_grants,
-            e.stats().auth_code_grants_rejected
-        ),
-        (1, 1)
-    );
+    assert_eq!(again.json::<Value>().await.unwrap()["error"], "invalid_grant");
+    assert_eq!((e.stats().auth_code_grants, e.stats().auth_code_grants_rejected), (1, 1));
 }
 
 #[tokio::test]
@@ -681,20 +486,12 @@ async fn pkce_mismatch_is_invalid_grant() {
     let secret = e.config().idp_client_secret.clone().unwrap();
     let resp = token_req(
         &e,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", &code),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", &wrong),
-        ],
+        &[("grant_type", "authorization_code"), ("code", &code), ("redirect_uri", REDIRECT), ("code_verifier", &wrong)],
         Some(&secret),
     )
     .await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
     // Without PKCE the authorize request itself is refused (redirected with an error).
     let resp = authorize(&e, "", REDIRECT).await;
     assert_eq!(location_params(&resp)["error"], "invalid_request");
@@ -708,12 +505,7 @@ async fn wrong_redirect_uri_is_refused_at_authorize_and_at_the_token_endpoint() 
     let resp = authorize(&e, &challenge, "http://evil.example/callback").await;
     assert_eq!(resp.status(), 400);
     assert!(resp.headers().get("location").is_none());
-    assert_eq!(
-        authorize(&e, &challenge, "http://127.0.0.1:43123/other")
-            .await
-            .status(),
-        400
-    );
+    assert_eq!(authorize(&e, &challenge, "http://127.0.0.1:43123/other").await.status(), 400);
     // Redeeming with another redirect_uri than the authorization request's.
     let code = login_code(&e, &challenge).await;
     let secret = e.config().idp_client_secret.clone().unwrap();
@@ -729,59 +521,33 @@ async fn wrong_redirect_uri_is_refused_at_authorize_and_at_the_token_endpoint() 
     )
     .await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
 }
 
 #[tokio::test]
 async fn wrong_client_secret_is_invalid_client() {
     let e = emu().await;
     let rt = e.issue_refresh_token();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", rt.as_str()),
-    ];
+    let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str())];
     let resp = token_req(&e, &form, Some("wrong-secret")).await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_client"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
     // No credentials at all for a confidential client.
     let resp = token_req(
         &e,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt),
-            ("client_id", "woci-idp-client"),
-        ],
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", "woci-idp-client")],
         None,
     )
     .await;
     assert_eq!(resp.status(), 401);
     // An unknown client.
-    let resp = http()
-        .post(e.token_url())
-        .basic_auth("not-a-client", Some("x"))
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = http().post(e.token_url()).basic_auth("not-a-client", Some("x")).form(&form).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     // The refresh token was not spent by the failures.
     let secret = e.config().idp_client_secret.clone().unwrap();
     assert_eq!(token_req(&e, &form, Some(&secret)).await.status(), 200);
     let st = e.stats();
-    assert_eq!(
-        (
-            st.refresh_grants,
-            st.refresh_grants_issued,
-            st.refresh_grants_rejected
-        ),
-        (4, 1, 3)
-    );
+    assert_eq!((st.refresh_grants, st.refresh_grants_issued, st.refresh_grants_rejected), (4, 1, 3));
 }
 
 #[tokio::test]
@@ -793,74 +559,39 @@ async fn reusing_a_rotated_refresh_token_revokes_the_family() {
     let refresh = |rt: String| {
         let e = &e;
         let secret = secret.clone();
-        async move {
-            token_req(
-                e,
-                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-                Some(&secret),
-            )
-            .await
-        }
+        async move { token_req(e, &[("grant_type", "refresh_token"), ("refresh_token", &rt)], Some(&secret)).await }
     };
     let r = refresh(rt1.clone()).await;
     assert_eq!(r.status(), 200);
-    let rt2 = r.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let rt2 = r.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(rt1, rt2, "refresh tokens rotate");
     // Replay of the spent token...
     let replay = refresh(rt1).await;
     assert_eq!(replay.status(), 400);
-    assert_eq!(
-        replay.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(replay.json::<Value>().await.unwrap()["error"], "invalid_grant");
     // ...revokes its successor too, but not other families.
     assert_eq!(refresh(rt2).await.status(), 400);
     assert_eq!(refresh(unrelated.clone()).await.status(), 200);
     e.revoke_refresh_tokens();
     let fresh = e.issue_refresh_token();
-    assert_eq!(
-        refresh(fresh).await.status(),
-        200,
-        "tokens issued after a revocation work"
-    );
+    assert_eq!(refresh(fresh).await.status(), 200, "tokens issued after a revocation work");
 }
 
 #[tokio::test]
 async fn public_client_needs_no_secret_but_the_right_client_id() {
-    let cfg = Config {
-        idp_client_secret: None,
-        ..Config::default()
-    };
+    let cfg = Config { idp_client_secret: None, ..Config::default() };
     let e = Emulator::start(cfg).await.unwrap();
     let rt = e.issue_refresh_token();
     let ok = token_req(
         &e,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt),
-            ("client_id", "woci-idp-client"),
-        ],
+        &[("grant_type", "refresh_token"), ("refresh_token", &rt), ("client_id", "woci-idp-client")],
         None,
     )
     .await;
     assert_eq!(ok.status(), 200);
-    let rt2 = ok.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let bad = token_req(
-        &e,
-        &[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", &rt2),
-            ("client_id", "other"),
-        ],
-        None,
-    )
-    .await;
+    let rt2 = ok.json::<Value>().await.unwrap()["refresh_token"].as_str().unwrap().to_string();
+    let bad =
+        token_req(&e, &[("grant_type", "refresh_token"), ("refresh_token", &rt2), ("client_id", "other")], None).await;
     assert_eq!(bad.status(), 401);
 }
 
@@ -888,47 +619,21 @@ async fn exchange_issues_a_upst_with_the_documented_claims() {
     let at = e.issue_access_token();
     let resp = exchange(&e, &at, &e.config().exchange_client_secret).await;
     assert_eq!(resp.status(), 200);
-    let token = resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let token = resp.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
     let p = crate::jwt::Parsed::parse(&token).unwrap();
     let c = &p.claims;
     assert_eq!(c["sub"], e.config().user_ocid);
     assert_eq!(c["tenant"], e.config().tenancy_ocid);
     assert!(c["iat"].is_i64() && c["exp"].is_i64());
-    assert_eq!(
-        c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(),
-        3600
-    );
-    assert!(
-        crate::upst::parse_sess_exp(c["sess_exp"].as_str().unwrap()).is_some(),
-        "sess_exp is a date string"
-    );
+    assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 3600);
+    assert!(crate::upst::parse_sess_exp(c["sess_exp"].as_str().unwrap()).is_some(), "sess_exp is a date string");
     assert!(c["sess_exp"].as_str().unwrap().ends_with(" UTC"));
-    let jwk: Value =
-        serde_json::from_str(c["jwk"].as_str().expect("jwk is a JSON string")).unwrap();
-    assert_eq!(
-        crate::keys::from_jwk(&jwk).unwrap(),
-        client_key().to_public_key()
-    );
+    let jwk: Value = serde_json::from_str(c["jwk"].as_str().expect("jwk is a JSON string")).unwrap();
+    assert_eq!(crate::keys::from_jwk(&jwk).unwrap(), client_key().to_public_key());
     // Each exchange has its own jti, and the token signs requests.
-    let again = exchange(&e, &at, &e.config().exchange_client_secret)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    assert_ne!(
-        crate::upst::peek_jti(again["token"].as_str().unwrap()),
-        crate::upst::peek_jti(&token)
-    );
-    assert_eq!(
-        Signed::new(Method::GET, ns_url(&e))
-            .send(&token, &client_key())
-            .await
-            .status(),
-        200
-    );
+    let again = exchange(&e, &at, &e.config().exchange_client_secret).await.json::<Value>().await.unwrap();
+    assert_ne!(crate::upst::peek_jti(again["token"].as_str().unwrap()), crate::upst::peek_jti(&token));
+    assert_eq!(Signed::new(Method::GET, ns_url(&e)).send(&token, &client_key()).await.status(), 200);
     assert_eq!(e.stats().exchanges, 2);
 }
 
@@ -938,23 +643,15 @@ async fn exchange_rejects_bad_client_secret_expired_and_untrusted_jwts() {
     let at = e.issue_access_token();
     let resp = exchange(&e, &at, "wrong").await;
     assert_eq!(resp.status(), 401);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_client"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_client");
 
     let secret = e.config().exchange_client_secret.clone();
     let now = crate::state::now_secs();
-    let sign =
-        |claims: Value| crate::jwt::sign(&e.state.idp_key.private, &e.state.idp_key.kid, &claims);
-    let expired =
-        sign(json!({"iss": e.issuer(), "sub": "alice", "iat": now - 100, "exp": now - 1}));
+    let sign = |claims: Value| crate::jwt::sign(&e.state.idp_key.private, &e.state.idp_key.kid, &claims);
+    let expired = sign(json!({"iss": e.issuer(), "sub": "alice", "iat": now - 100, "exp": now - 1}));
     let resp = exchange(&e, &expired, &secret).await;
     assert_eq!(resp.status(), 400);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["error"],
-        "invalid_grant"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "invalid_grant");
     let untrusted = sign(json!({"iss": "https://other.example", "sub": "alice", "exp": now + 100}));
     assert_eq!(exchange(&e, &untrusted, &secret).await.status(), 400);
     let forged = crate::jwt::sign(
@@ -1002,10 +699,7 @@ async fn faults_status_malformed_drop_and_times() {
     let e = emu().await;
     let secret = e.config().idp_client_secret.clone().unwrap();
     let rt = e.issue_refresh_token();
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", rt.as_str()),
-    ];
+    let form = [("grant_type", "refresh_token"), ("refresh_token", rt.as_str())];
     e.set_fault(Endpoint::IdpToken, Fault::status(503).times(2));
     assert_eq!(token_req(&e, &form, Some(&secret)).await.status(), 503);
     assert_eq!(token_req(&e, &form, Some(&secret)).await.status(), 503);
@@ -1014,72 +708,37 @@ async fn faults_status_malformed_drop_and_times() {
     assert_eq!(resp.status(), 200);
     assert!(resp.json::<Value>().await.is_err());
     e.set_fault(Endpoint::IdpToken, Fault::drop_connection().times(1));
-    assert!(http()
-        .post(e.token_url())
-        .basic_auth("woci-idp-client", Some(&secret))
-        .form(&form)
-        .send()
-        .await
-        .is_err());
+    assert!(http().post(e.token_url()).basic_auth("woci-idp-client", Some(&secret)).form(&form).send().await.is_err());
     e.set_fault(Endpoint::IdpToken, Fault::invalid_grant());
     assert_eq!(token_req(&e, &form, Some(&secret)).await.status(), 400);
     e.clear_faults();
-    assert_eq!(
-        token_req(&e, &form, Some(&secret)).await.status(),
-        200,
-        "faults did not spend the token"
-    );
+    assert_eq!(token_req(&e, &form, Some(&secret)).await.status(), 200, "faults did not spend the token");
     let st = e.stats();
     assert_eq!(st.refresh_grants_attempted(), 6);
     assert_eq!(st.refresh_grants, 1);
     assert_eq!(st.faults_injected.get("idp_token"), Some(&5));
-    assert_eq!(
-        e.events().iter().filter(|ev| ev.status == 0).count(),
-        1,
-        "the dropped connection is recorded"
-    );
+    assert_eq!(e.events().iter().filter(|ev| ev.status == 0).count(), 1, "the dropped connection is recorded");
 }
 
 #[tokio::test]
 async fn upst_ttl_is_adjustable_at_runtime() {
     let e = emu().await;
     e.set_upst_ttl(Duration::from_secs(5));
-    let resp = exchange(
-        &e,
-        &e.issue_access_token(),
-        &e.config().exchange_client_secret,
-    )
-    .await;
-    let token = resp.json::<Value>().await.unwrap()["token"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let resp = exchange(&e, &e.issue_access_token(), &e.config().exchange_client_secret).await;
+    let token = resp.json::<Value>().await.unwrap()["token"].as_str().unwrap().to_string();
     let c = crate::jwt::Parsed::parse(&token).unwrap().claims;
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 5);
 }
 
 #[tokio::test]
 async fn tls_serves_with_the_generated_ca_and_admin_reports_stats() {
-    let e = Emulator::start(Config {
-        tls: true,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let e = Emulator::start(Config { tls: true, ..Config::default() }).await.unwrap();
     assert_eq!(e.base_url().scheme(), "https");
     let ca = reqwest::Certificate::from_pem(e.ca_pem().unwrap().as_bytes()).unwrap();
-    let client = reqwest::Client::builder()
-        .no_proxy()
-        .tls_built_in_root_certs(false)
-        .add_root_certificate(ca)
-        .build()
-        .unwrap();
+    let client =
+        reqwest::Client::builder().no_proxy().tls_built_in_root_certs(false).add_root_certificate(ca).build().unwrap();
     let doc: Value = client
-        .get(
-            e.base_url()
-                .join(".well-known/openid-configuration")
-                .unwrap(),
-        )
+        .get(e.base_url().join(".well-known/openid-configuration").unwrap())
         .send()
         .await
         .unwrap()
@@ -1087,14 +746,8 @@ async fn tls_serves_with_the_generated_ca_and_admin_reports_stats() {
         .await
         .unwrap();
     assert_eq!(doc["issuer"], e.issuer());
-    let stats: Value = client
-        .get(e.base_url().join("_emulator/stats").unwrap())
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let stats: Value =
+        client.get(e.base_url().join("_emulator/stats").unwrap()).send().await.unwrap().json().await.unwrap();
     assert_eq!(stats["requests"], 1, "admin requests are not counted");
     // Without the CA the connection fails.
     assert!(http().get(e.base_url()).send().await.is_err());
@@ -1103,12 +756,7 @@ async fn tls_serves_with_the_generated_ca_and_admin_reports_stats() {
 
 #[tokio::test]
 async fn login_form_checks_the_password_before_issuing_a_code() {
-    let e = Emulator::start(Config {
-        login_mode: crate::LoginMode::LoginForm,
-        ..Config::default()
-    })
-    .await
-    .unwrap();
+    let e = Emulator::start(Config { login_mode: crate::LoginMode::LoginForm, ..Config::default() }).await.unwrap();
     let (_, challenge) = pkce();
     let form_page = authorize(&e, &challenge, REDIRECT).await;
     assert_eq!(form_page.status(), 200);
@@ -1151,98 +799,25 @@ async fn admin_api_sets_faults_and_settings_over_http() {
     let e = emu().await;
     let admin = |path: &str| e.base_url().join(path).unwrap();
     let fault = json!({"endpoint": "exchange", "fault": {"action": {"kind": "status", "status": 502}, "count": 1}});
-    assert_eq!(
-        http()
-            .post(admin("_emulator/faults"))
-            .json(&fault)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
+    assert_eq!(http().post(admin("_emulator/faults")).json(&fault).send().await.unwrap().status(), 200);
     let secret = e.config().exchange_client_secret.clone();
-    assert_eq!(
-        exchange(&e, &e.issue_access_token(), &secret)
-            .await
-            .status(),
-        502
-    );
-    assert_eq!(
-        exchange(&e, &e.issue_access_token(), &secret)
-            .await
-            .status(),
-        200,
-        "count 1 spent"
-    );
+    assert_eq!(exchange(&e, &e.issue_access_token(), &secret).await.status(), 502);
+    assert_eq!(exchange(&e, &e.issue_access_token(), &secret).await.status(), 200, "count 1 spent");
     let settings = json!({"upst_ttl_ms": 7000});
-    assert_eq!(
-        http()
-            .post(admin("_emulator/settings"))
-            .json(&settings)
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let token = exchange(&e, &e.issue_access_token(), &secret)
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
-    let c = crate::jwt::Parsed::parse(token["token"].as_str().unwrap())
-        .unwrap()
-        .claims;
+    assert_eq!(http().post(admin("_emulator/settings")).json(&settings).send().await.unwrap().status(), 200);
+    let token = exchange(&e, &e.issue_access_token(), &secret).await.json::<Value>().await.unwrap();
+    let c = crate::jwt::Parsed::parse(token["token"].as_str().unwrap()).unwrap().claims;
     assert_eq!(c["exp"].as_i64().unwrap() - c["iat"].as_i64().unwrap(), 7);
-    let events: Value = http()
-        .get(admin("_emulator/events"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let statuses: Vec<u64> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|ev| ev["status"].as_u64().unwrap())
-        .collect();
+    let events: Value = http().get(admin("_emulator/events")).send().await.unwrap().json().await.unwrap();
+    let statuses: Vec<u64> = events.as_array().unwrap().iter().map(|ev| ev["status"].as_u64().unwrap()).collect();
     assert_eq!(statuses, [502, 200, 200]);
-    let rt: Value = http()
-        .post(admin("_emulator/refresh-token"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let rt: Value = http().post(admin("_emulator/refresh-token")).send().await.unwrap().json().await.unwrap();
     let rt = rt["refresh_token"].as_str().unwrap();
-    assert_eq!(
-        http()
-            .post(admin("_emulator/revoke"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        200
-    );
-    let resp = token_req(
-        &e,
-        &[("grant_type", "refresh_token"), ("refresh_token", rt)],
-        Some("woci-idp-secret"),
-    )
-    .await;
+    assert_eq!(http().post(admin("_emulator/revoke")).send().await.unwrap().status(), 200);
+    let resp = token_req(&e, &[("grant_type", "refresh_token"), ("refresh_token", rt)], Some("woci-idp-secret")).await;
     assert_eq!(resp.status(), 400, "revoked over the admin API");
     assert_eq!(
-        http()
-            .post(admin("_emulator/faults"))
-            .json(&json!({"nonsense": 1}))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        http().post(admin("_emulator/faults")).json(&json!({"nonsense": 1})).send().await.unwrap().status(),
         400
     );
 }

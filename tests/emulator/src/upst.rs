@@ -81,18 +81,13 @@ pub type Reason = &'static str;
 
 /// Best-effort `jti` without verification (for event records of rejected requests).
 pub fn peek_jti(token: &str) -> Option<String> {
-    Parsed::parse(token)
-        .ok()?
-        .str_claim("jti")
-        .map(String::from)
+    Parsed::parse(token).ok()?.str_claim("jti").map(String::from)
 }
 
 /// Verifies signature (emulator OCI key), issuer and expiry, and decodes the bound key.
 pub fn verify(oci_key: &SigningKeyPair, token: &str) -> Result<Upst, Reason> {
     let parsed = Parsed::parse(token).map_err(|_| "upst_malformed")?;
-    parsed
-        .verify(&oci_key.public)
-        .map_err(|_| "upst_bad_signature")?;
+    parsed.verify(&oci_key.public).map_err(|_| "upst_bad_signature")?;
     if parsed.str_claim("iss") != Some(ISSUER) {
         return Err("upst_bad_issuer");
     }
@@ -104,18 +99,12 @@ pub fn verify(oci_key: &SigningKeyPair, token: &str) -> Result<Upst, Reason> {
     let jwk_claim = parsed.str_claim("jwk").ok_or("upst_no_jwk")?.to_string();
     let jwk: Value = serde_json::from_str(&jwk_claim).map_err(|_| "upst_bad_jwk")?;
     let bound_key = keys::from_jwk(&jwk).map_err(|_| "upst_bad_jwk")?;
-    let sess_exp_str = parsed
-        .str_claim("sess_exp")
-        .ok_or("upst_malformed")?
-        .to_string();
+    let sess_exp_str = parsed.str_claim("sess_exp").ok_or("upst_malformed")?.to_string();
     let sess_exp = parse_sess_exp(&sess_exp_str).ok_or("upst_malformed")?;
     Ok(Upst {
         token: token.to_string(),
         sub: parsed.str_claim("sub").ok_or("upst_malformed")?.to_string(),
-        tenant: parsed
-            .str_claim("tenant")
-            .ok_or("upst_malformed")?
-            .to_string(),
+        tenant: parsed.str_claim("tenant").ok_or("upst_malformed")?.to_string(),
         jti: parsed.str_claim("jti").unwrap_or_default().to_string(),
         sess_exp,
         sess_exp_str,

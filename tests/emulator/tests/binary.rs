@@ -22,19 +22,9 @@ async fn binary_writes_its_state_file_serves_tls_and_exits_cleanly_on_sigterm() 
     std::fs::create_dir_all(&dir.0).unwrap();
     let state_file = dir.0.join("state.json");
     let mut child = Command::new(env!("CARGO_BIN_EXE_woci-emulator"))
-        .args([
-            "--tls",
-            "--upst-ttl",
-            "5s",
-            "--part-delay",
-            "10ms",
-            "--state-file",
-        ])
+        .args(["--tls", "--upst-ttl", "5s", "--part-delay", "10ms", "--state-file"])
         .arg(&state_file)
-        .args([
-            "--trust-issuer",
-            "http://127.0.0.1:9/issuer=http://127.0.0.1:9/jwks",
-        ])
+        .args(["--trust-issuer", "http://127.0.0.1:9/issuer=http://127.0.0.1:9/jwks"])
         .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
         .env("SSL_CERT_FILE", SYSTEM_CA)
         .env_remove("CURL_CA_BUNDLE")
@@ -74,10 +64,7 @@ async fn binary_writes_its_state_file_serves_tls_and_exits_cleanly_on_sigterm() 
     ] {
         assert!(st[key].is_string(), "state file lacks `{key}`: {st}");
     }
-    assert!(st["base_url"]
-        .as_str()
-        .unwrap()
-        .starts_with("https://127.0.0.1:"));
+    assert!(st["base_url"].as_str().unwrap().starts_with("https://127.0.0.1:"));
 
     let ca = std::fs::read(st["ca_file"].as_str().unwrap()).unwrap();
     let client = reqwest::Client::builder()
@@ -89,42 +76,24 @@ async fn binary_writes_its_state_file_serves_tls_and_exits_cleanly_on_sigterm() 
     // The refresh token in the state file works.
     let resp = client
         .post(st["token_url"].as_str().unwrap())
-        .basic_auth(
-            st["idp_client_id"].as_str().unwrap(),
-            st["idp_client_secret"].as_str(),
-        )
-        .form(&[
-            ("grant_type", "refresh_token"),
-            ("refresh_token", st["refresh_token"].as_str().unwrap()),
-        ])
+        .basic_auth(st["idp_client_id"].as_str().unwrap(), st["idp_client_secret"].as_str())
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", st["refresh_token"].as_str().unwrap())])
         .send()
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
     let stats: Value = client
-        .get(format!(
-            "{}/_emulator/stats",
-            st["base_url"].as_str().unwrap()
-        ))
+        .get(format!("{}/_emulator/stats", st["base_url"].as_str().unwrap()))
         .send()
         .await
         .unwrap()
         .json()
         .await
         .unwrap();
-    assert_eq!(
-        (stats["requests"].as_u64(), stats["refresh_grants"].as_u64()),
-        (Some(1), Some(1))
-    );
+    assert_eq!((stats["requests"].as_u64(), stats["refresh_grants"].as_u64()), (Some(1), Some(1)));
 
     let pid = child.id().to_string();
-    assert!(Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap()
-        .success());
-    let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
     assert!(status.success(), "exit after SIGTERM: {status}");
 }
