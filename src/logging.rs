@@ -3,7 +3,12 @@
 //! else warnings only. Secrets never reach a log call (they are `SecretString`, whose Debug is
 //! redacted), so no output filter is needed.
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
+
+fn use_colour(stderr_is_terminal: bool, no_color: bool) -> bool {
+    stderr_is_terminal && !no_color
+}
 
 /// Maps a Python-style or Rust-style level name to a tracing directive for woci's own crate.
 pub fn directive(level: &str) -> Option<String> {
@@ -29,6 +34,8 @@ pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal and unless NO_COLOR (no-color.org): CI logs and files stay plain.
+        .with_ansi(use_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").is_some()))
         .with_target(false)
         .without_time()
         .try_init();
@@ -37,6 +44,13 @@ pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn colour_only_on_a_terminal_without_no_color() {
+        assert!(use_colour(true, false));
+        assert!(!use_colour(false, false));
+        assert!(!use_colour(true, true));
+    }
 
     #[test]
     fn python_level_names() {
