@@ -243,6 +243,8 @@ impl Renewer {
             // exchange below fails.
             let passphrase = self.passphrase().await?;
             self.store.write_refresh_token(rt, passphrase.as_ref())?;
+            let expiry = tokens.refresh_expires_in.map(|d| self.clock.unix() + d.as_secs() as i64);
+            self.store.write_refresh_token_expiry(expiry)?;
             tracing::debug!(profile = %self.settings.profile, "stored the refresh token");
         }
 

@@ -529,6 +529,9 @@ pub fn gather(renewer: &Renewer) -> Result<Inputs> {
             None => (None, None),
         },
     };
+    // A JWT refresh token says its own expiry; otherwise use what the IdP said when it issued it.
+    let expires_at =
+        expires_at.or_else(|| (state != RefreshTokenState::Absent).then(|| store.refresh_token_expiry()).flatten());
     Ok(Inputs {
         profile: settings.profile.clone(),
         token_path,

@@ -65,6 +65,32 @@ impl SessionStore {
         self.dir.join("refresh_token")
     }
 
+    /// When the IdP said the refresh token expires (unix seconds, not a secret). A file of its own
+    /// so `refresh_token` keeps the Python woci's format.
+    pub fn refresh_token_expiry_path(&self) -> PathBuf {
+        self.dir.join("refresh_token.expires")
+    }
+
+    /// Records (or, with `None`, forgets) the refresh token's expiry.
+    pub fn write_refresh_token_expiry(&self, unix: Option<i64>) -> Result<()> {
+        let path = self.refresh_token_expiry_path();
+        match unix {
+            Some(t) => {
+                self.ensure_dir()?;
+                fsutil::write_atomic(&path, t.to_string().as_bytes())
+            }
+            None => match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("cannot remove", path, e)),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    /// The recorded refresh token expiry, if any (an unreadable record counts as none).
+    pub fn refresh_token_expiry(&self) -> Option<i64> {
+        std::fs::read_to_string(self.refresh_token_expiry_path()).ok()?.trim().parse().ok()
+    }
+
     /// `.lock`, the renewal lock.
     pub fn lock_path(&self) -> PathBuf {
         self.dir.join(".lock")
@@ -194,6 +220,18 @@ mod tests {
     use super::*;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine;
+
+    #[test]
+    fn refresh_token_expiry_is_recorded_and_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(dir.path(), "P").unwrap();
+        assert_eq!(s.refresh_token_expiry(), None);
+        s.write_refresh_token_expiry(Some(1_900_000_000)).unwrap();
+        assert_eq!(s.refresh_token_expiry(), Some(1_900_000_000));
+        s.write_refresh_token_expiry(None).unwrap();
+        assert_eq!(s.refresh_token_expiry(), None);
+        s.write_refresh_token_expiry(None).unwrap();
+    }
 
     fn upst(exp: i64) -> String {
         format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp},"tenant":"t"}}"#)))

@@ -202,3 +202,22 @@ async fn status_does_not_wait_for_the_renewal_lock() {
     assert_eq!(json(&out)["next_action"], "refresh");
     FileExt::unlock(&lock).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_token_expiry_from_the_idp_is_shown() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let renew = run({
+        let mut c = w.woci();
+        c.args(["session", "refresh"]);
+        c
+    })
+    .await;
+    assert!(renew.status.success(), "{}", stderr(&renew));
+    let v = json(&status(&w, true, &[], &[]).await);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let at = v["refresh_token"]["expires_at"].as_i64().expect("the IdP's refresh_expires_in is recorded");
+    let ttl = w.cfg.refresh_token_ttl.as_secs() as i64;
+    assert!((now + ttl - 120..=now + ttl).contains(&at), "expires_at {at}, expected about now + {ttl}");
+}

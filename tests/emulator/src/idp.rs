@@ -376,6 +376,8 @@ fn token_response(
     });
     if let Some(rt) = rt {
         body["refresh_token"] = json!(rt);
+        // As Keycloak and others do; IdPs that omit it are covered by woci's unit tests.
+        body["refresh_expires_in"] = json!(state.cfg.refresh_token_ttl.as_secs());
     }
     if scope.split_whitespace().any(|s| s == "openid") {
         body["id_token"] = json!(id_token(state, sub, client_id, nonce));
