@@ -85,6 +85,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
+    setup_with(None).await
+}
+
+async fn setup_with(upstream_proxy: Option<Url>) -> Setup {
     let upstream = start_upstream().await;
     let profile = KeyPair::from_pem(PROFILE_KEY_PEM).unwrap();
     let other = KeyPair::from_pem(OTHER_KEY_PEM).unwrap();
@@ -93,7 +97,7 @@ async fn setup() -> Setup {
         public_key: profile.public().clone(),
         resign_hosts: HostMatcher::only([format!("localhost:{}", upstream.port)]),
         upstream_ca_files: vec![upstream.ca_file.path().to_owned()],
-        upstream_proxy: None,
+        upstream_proxy,
         no_proxy: NoProxy::default(),
         temp_dir: tmp.path().to_owned(),
     };
@@ -496,4 +500,56 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     let bundle_dir = handle.ca_bundle_path().parent().unwrap().to_owned();
     handle.shutdown().await;
     assert!(!bundle_dir.exists());
+}
+
+/// The user's own corporate proxy: a minimal CONNECT proxy that records each request head and
+/// tunnels the bytes.
+async fn start_corporate_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else { return };
+            let record = record.clone();
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if client.read_exact(&mut byte).await.is_err() {
+                        return;
+                    }
+                    head.push(byte[0]);
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let target = head.split_whitespace().nth(1).unwrap_or_default().to_owned();
+                record.lock().unwrap().push(head);
+                let Ok(mut server) = tokio::net::TcpStream::connect(target.replace("localhost", "127.0.0.1")).await
+                else {
+                    let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n").await;
+                    return;
+                };
+                let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n").await;
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    (port, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn resigned_requests_go_through_the_users_own_proxy() {
+    let (port, seen) = start_corporate_proxy().await;
+    let corporate = Url::parse(&format!("http://corp-user:corp-pass@127.0.0.1:{port}")).unwrap();
+    let s = setup_with(Some(corporate)).await;
+    signed_get(&s, "localhost", "via-corp", &s.profile, &st(TOKEN_A)).await;
+    let got = s.upstream.case("via-corp");
+    assert_eq!(key_id(&got), st(TOKEN_B), "re-signed on the way");
+    assert!(verifies(&got, &s.profile));
+    let heads = seen.lock().unwrap().clone();
+    assert_eq!(heads.len(), 1, "one upstream connection, through the corporate proxy: {heads:?}");
+    assert!(heads[0].starts_with(&format!("CONNECT localhost:{} ", s.upstream.port)), "{}", heads[0]);
+    // Basic corp-user:corp-pass
+    assert!(heads[0].contains("Basic Y29ycC11c2VyOmNvcnAtcGFzcw=="), "the user's proxy credentials are sent");
 }
