@@ -1,0 +1,279 @@
+//! The daemon's files: the locked pid file, the JSON state file and the bounded log, plus the
+//! small formatting helpers `--status` shares. No process management here (see the parent module).
+
+use super::DAEMON_RUN_FLAG;
+use crate::error::{Error, Result};
+use crate::fsutil::{self, FileLock};
+use crate::store::SessionStore;
+use fs4::fs_std::FileExt;
+use serde::{Deserialize, Serialize};
+use std::ffi::OsString;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where the daemon is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    /// Took the pid lock, making sure the session is valid.
+    #[default]
+    Starting,
+    /// Renewing.
+    Running,
+    /// Gone; `exit_reason` says why.
+    Exited,
+}
+
+/// The content of `woci-daemon.json`. Times are seconds since the Unix epoch. Field names are
+/// stable: `--status --json` embeds them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct DaemonState {
+    /// The daemon's process id.
+    pub pid: u32,
+    /// The profile.
+    pub profile: String,
+    /// woci version of the daemon.
+    pub version: String,
+    /// Life phase.
+    pub phase: Phase,
+    /// Start time.
+    pub started: i64,
+    /// Last successful renewal check (a new token, or the current one still good).
+    pub last_renewal: Option<i64>,
+    /// Expiry of the token the daemon last saw.
+    pub token_exp: Option<i64>,
+    /// When the daemon will check next.
+    pub next_renewal: Option<i64>,
+    /// The last failure (cleared by the next success).
+    pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<i64>,
+    /// Exit time.
+    pub exited: Option<i64>,
+    /// Why it exited.
+    pub exit_reason: Option<String>,
+    /// Its exit code.
+    pub exit_code: Option<u8>,
+}
+
+/// What the pid file says right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PidProbe {
+    /// Nobody holds the lock. `stale_pid` is the pid a crashed or killed daemon left behind.
+    NotRunning {
+        /// The pid in an unlocked pid file, if any.
+        stale_pid: Option<u32>,
+    },
+    /// A daemon holds the lock (`pid` is `None` only in the instant before it writes it).
+    Running {
+        /// The daemon's pid.
+        pid: Option<u32>,
+    },
+}
+
+/// The daemon as `--status` and `--daemon-status` see it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DaemonInfo {
+    /// Lock probe.
+    pub probe: PidProbe,
+    /// The state file, if present and readable.
+    pub state: Option<DaemonState>,
+    /// Why the state file could not be read, if it exists but is damaged.
+    pub state_error: Option<String>,
+}
+
+impl DaemonInfo {
+    /// True when a daemon holds the pid lock.
+    pub fn running(&self) -> bool {
+        matches!(self.probe, PidProbe::Running { .. })
+    }
+
+    /// The running daemon's pid (from the pid file, else from the state file).
+    pub fn pid(&self) -> Option<u32> {
+        match self.probe {
+            PidProbe::Running { pid: Some(p) } => Some(p),
+            PidProbe::Running { pid: None } => self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0),
+            PidProbe::NotRunning { .. } => None,
+        }
+    }
+}
+
+/// Parses the pid file content (the Python woci writes the bare number, maybe with a newline).
+pub fn parse_pid(content: &str) -> Option<u32> {
+    content.trim().parse::<u32>().ok().filter(|p| *p > 1)
+}
+
+/// Checks the pid file without creating it: locked means a daemon lives. Holds the lock for an
+/// instant only when it is free.
+pub fn probe(pid_path: &Path) -> Result<PidProbe> {
+    let mut file = match OpenOptions::new().read(true).write(true).open(pid_path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PidProbe::NotRunning { stale_pid: None }),
+        Err(e) => return Err(Error::io("cannot open", pid_path, e)),
+    };
+    let mut content = String::new();
+    // A pid file that is not text is as good as empty.
+    let _ = file.read_to_string(&mut content);
+    let pid = parse_pid(&content);
+    match FileExt::try_lock_exclusive(&file) {
+        Ok(true) => {
+            let _ = FileExt::unlock(&file);
+            Ok(PidProbe::NotRunning { stale_pid: pid })
+        }
+        Ok(false) => Ok(PidProbe::Running { pid }),
+        Err(e) => Err(Error::io("cannot lock", pid_path, e)),
+    }
+}
+
+/// Reads `woci-daemon.json`. `Ok(None)` when absent; a damaged file is [`Error::CorruptFile`].
+pub fn read_state(path: &Path) -> Result<Option<DaemonState>> {
+    let Some(bytes) = fsutil::read_optional(path)? else { return Ok(None) };
+    serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::corrupt(path, format!("not daemon state JSON: {e}")))
+}
+
+/// Writes `woci-daemon.json` atomically.
+pub fn write_state(path: &Path, state: &DaemonState) -> Result<()> {
+    let mut json = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(format!("cannot encode state: {e}")))?;
+    json.push(b'\n');
+    fsutil::write_atomic(path, &json)
+}
+
+/// The daemon of a session folder, as files say. Never fails on a damaged state file.
+pub fn inspect(store: &SessionStore) -> Result<DaemonInfo> {
+    let probe = probe(&store.pid_path())?;
+    let (state, state_error) = match read_state(&store.daemon_state_path()) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    Ok(DaemonInfo { probe, state, state_error })
+}
+
+/// Takes the pid lock for the daemon's life and writes `pid` into the file (in place).
+pub fn claim_pid_file(store: &SessionStore, pid: u32, wait: Duration) -> Result<FileLock> {
+    store.ensure_dir()?;
+    let path = store.pid_path();
+    let lock = FileLock::acquire(&path, wait).map_err(|e| match e {
+        Error::Busy(_) => already_running(store, probe(&path).ok()),
+        other => other,
+    })?;
+    let mut f = lock.file();
+    f.set_len(0).map_err(|e| Error::io("cannot write", &path, e))?;
+    f.seek(SeekFrom::Start(0)).map_err(|e| Error::io("cannot write", &path, e))?;
+    writeln!(f, "{pid}").map_err(|e| Error::io("cannot write", &path, e))?;
+    f.sync_all().map_err(|e| Error::io("cannot sync", &path, e))?;
+    Ok(lock)
+}
+
+/// Empties the pid file while still holding its lock (clean exit).
+pub(super) fn release_pid_file(lock: FileLock) {
+    let _ = lock.file().set_len(0);
+    drop(lock);
+}
+
+pub(super) fn already_running(store: &SessionStore, probe: Option<PidProbe>) -> Error {
+    let pid = match probe {
+        Some(PidProbe::Running { pid: Some(p) }) => format!(" (pid {p})"),
+        _ => String::new(),
+    };
+    Error::Busy(format!(
+        "a woci daemon is already running for profile `{}`{pid}; stop it with `woci --stop-daemon --profile {}`",
+        store.profile(),
+        store.profile()
+    ))
+}
+
+/// Rotates `log` to `log.1` when it is larger than `max` bytes. Returns whether it rotated.
+pub fn rotate_log_if_needed(log: &Path, max: u64) -> Result<bool> {
+    match std::fs::metadata(log) {
+        Ok(m) if m.len() > max => {
+            let old = rotated_path(log);
+            std::fs::rename(log, &old).map_err(|e| Error::io("cannot rotate", log, e))?;
+            Ok(true)
+        }
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(Error::io("cannot read", log, e)),
+    }
+}
+
+/// `woci-daemon.log.1`.
+pub fn rotated_path(log: &Path) -> PathBuf {
+    let mut s = log.as_os_str().to_owned();
+    s.push(".1");
+    PathBuf::from(s)
+}
+
+pub(super) fn open_log(path: &Path) -> Result<File> {
+    let mut opts = OpenOptions::new();
+    opts.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path).map_err(|e| Error::io("cannot open", path, e))
+}
+
+/// The daemon's own argv: the invocation's, with `--daemon` replaced by [`DAEMON_RUN_FLAG`]
+/// followed by `extra` (options only the daemon gets).
+pub fn daemon_args(args: &[OsString], extra: &[OsString]) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len() + extra.len());
+    let mut replaced = false;
+    for a in args {
+        if !replaced && a == "--daemon" {
+            replaced = true;
+            out.push(OsString::from(DAEMON_RUN_FLAG));
+            out.extend(extra.iter().cloned());
+        } else {
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
+/// The daemon renews with the `--auto-refresh` safety window (600 s, capped at half a token's
+/// lifetime) unless the user chose one, so an IdP outage of a few minutes does not let the token
+/// lapse for the programs that rely on the daemon.
+pub(super) fn daemon_window_args(args: &[OsString], settings: &crate::settings::Settings) -> Vec<OsString> {
+    let given = args.iter().any(|a| a.to_str().is_some_and(|s| s.starts_with("--refresh-safety-window")))
+        || settings.manager.get("refresh_safety_window").is_some()
+        || settings.auto_refresh;
+    if given {
+        return Vec::new();
+    }
+    vec!["--refresh-safety-window".into(), crate::settings::DEFAULT_AUTO_WINDOW.as_secs().to_string().into()]
+}
+
+/// Formats epoch seconds as `2025-11-08T17:19:55Z`.
+pub fn fmt_utc(unix: i64) -> String {
+    let days = unix.div_euclid(86_400);
+    let secs = unix.rem_euclid(86_400);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs % 3600) / 60, secs % 60)
+}
+
+/// Formats a duration in seconds as `1h02m03s` / `4m05s` / `6s` (negative: `-4m05s`).
+pub fn fmt_secs(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s:02}s")
+    } else {
+        format!("{sign}{s}s")
+    }
+}

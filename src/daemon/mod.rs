@@ -1,0 +1,507 @@
+//! Daemon mode: `woci --daemon` keeps one profile's session renewed in a detached process until it
+//! is stopped or renewal becomes impossible; `--daemon-status` and `--stop-daemon` inspect and end
+//! it.
+//!
+//! Files in the session folder (see [`crate::store`]):
+//! - `woci_refresh.pid` — the daemon's pid, under an exclusive advisory lock held for the daemon's
+//!   whole life. "A daemon runs" means "someone holds that lock"; a pid file nobody locks is stale
+//!   (the daemon crashed or was killed) and is ignored. The file is never replaced (that would
+//!   break the lock), only rewritten in place, and emptied on a clean exit.
+//! - `woci-daemon.json` — [`DaemonState`], written atomically at start, after every renewal or
+//!   failure, and at exit with the reason; what `--status` and `--daemon-status` show.
+//! - `woci-daemon.log` — the daemon's stderr (woci's log lines plus one timestamped line per
+//!   daemon event), rotated to `woci-daemon.log.1` beyond [`LOG_MAX_BYTES`]. No secrets: tokens
+//!   are `SecretString` and never logged.
+//!
+//! Exit codes: `--daemon` 0 started, 10 ([`exit::BUSY`]) already running, else the error's code;
+//! `--daemon-status` 0 running, 1 not running; `--stop-daemon` 0 stopped, 1 none running.
+
+use crate::autorefresh::{self, LoopEvent};
+use crate::error::{exit, Error, Result};
+use crate::renew::{Force, Renewer};
+use crate::secret::SecretString;
+use crate::settings::PassphraseSource;
+use crate::store::SessionStore;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The hidden flag that makes a woci process the daemon itself.
+pub const DAEMON_RUN_FLAG: &str = "--daemon-run";
+/// The log is rotated when it grows past this size; one old file (`.1`) is kept.
+pub const LOG_MAX_BYTES: u64 = 1024 * 1024;
+/// How long `--daemon` waits for the detached process to report that it runs.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long `--stop-daemon` waits after SIGTERM before SIGKILL (the Python woci waits 5 s).
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// How long the daemon waits for the pid lock a probing `--status` may hold for a moment.
+const PID_LOCK_WAIT: Duration = Duration::from_secs(2);
+/// How often the daemon checks its log size.
+const LOG_CHECK_EVERY: Duration = Duration::from_secs(60);
+
+mod files;
+pub use files::*;
+
+fn err_line(msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+}
+
+/// `woci --daemon`: makes sure the session is valid (a login may happen here, on the terminal),
+/// then starts the detached daemon and waits until it reports that it runs.
+pub fn start(renewer: &Renewer) -> Result<u8> {
+    start_with_args(renewer, std::env::args_os().skip(1).collect())
+}
+
+/// [`start`] with the invocation's arguments given.
+pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
+    let store = renewer.store();
+    let profile = store.profile().to_owned();
+    if renewer.settings().passphrase == PassphraseSource::Prompt {
+        return Err(Error::Config(format!(
+            "the daemon cannot ask for the refresh token passphrase of profile `{profile}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt"
+        )));
+    }
+    let info = inspect(store)?;
+    if info.running() {
+        return Err(already_running(store, Some(info.probe)));
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(renewer.ensure(Force::No))?;
+    drop(runtime);
+
+    store.ensure_dir()?;
+    let log_path = store.daemon_log_path();
+    rotate_log_if_needed(&log_path, LOG_MAX_BYTES)?;
+    let log = open_log(&log_path)?;
+    let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_path, e))?;
+    let exe = std::env::current_exe().map_err(|e| Error::Other(format!("cannot find the woci executable: {e}")))?;
+    let mut cmd = std::process::Command::new(&exe);
+    // NO_COLOR: the log is a file, not a terminal.
+    let extra = daemon_window_args(&args, renewer.settings());
+    cmd.args(daemon_args(&args, &extra))
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(log)
+        .stderr(log2);
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setsid(2) is async-signal-safe; it detaches the daemon from the terminal's
+        // session so closing the terminal does not send it SIGHUP.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setsid() == -1 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::ProgramNotExecutable { program: exe.display().to_string(), reason: e.to_string() })?;
+    let pid = child.id();
+    let deadline = Instant::now() + READY_TIMEOUT;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let code = crate::child::exit_code(status);
+            let reason = read_state(&store.daemon_state_path())
+                .ok()
+                .flatten()
+                .filter(|s| s.pid == pid)
+                .and_then(|s| s.exit_reason)
+                .unwrap_or_else(|| format!("see `{}`", log_path.display()));
+            err_line(&format!("woci: error: the daemon for profile `{profile}` exited at once: {reason}"));
+            return Ok(if code == 0 { exit::FAILURE } else { code });
+        }
+        if let Ok(Some(s)) = read_state(&store.daemon_state_path()) {
+            if s.pid == pid && s.phase == Phase::Running {
+                break;
+            }
+        }
+        if Instant::now() >= deadline {
+            err_line(&format!(
+                "woci: the daemon for profile `{profile}` (pid {pid}) did not report ready within {}s; see `{}`",
+                READY_TIMEOUT.as_secs(),
+                log_path.display()
+            ));
+            return Ok(exit::FAILURE);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = writeln!(std::io::stdout().lock(), "{pid}");
+    err_line(&format!("woci: daemon started for profile `{profile}` (pid {pid}); log: `{}`", log_path.display()));
+    Ok(0)
+}
+
+/// Appends one timestamped daemon line to the log (stderr is the log file in the daemon).
+fn log_event(clock_now: i64, msg: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{} woci-daemon[{}]: {msg}", fmt_utc(clock_now), std::process::id());
+}
+
+/// The detached daemon process (`--daemon-run`): holds the pid lock, renews until stopped
+/// (SIGTERM, SIGINT, SIGHUP) or until renewal becomes impossible, records why it ended.
+pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
+    // A background process must never start an interactive login.
+    let renewer = match Arc::try_unwrap(renewer) {
+        Ok(r) => Arc::new(r.without_login()),
+        Err(_) => return Err(Error::Other("internal: the daemon's renewer is shared".into())),
+    };
+    let store = renewer.store().clone();
+    let pid = std::process::id();
+    let lock = claim_pid_file(&store, pid, PID_LOCK_WAIT)?;
+    let state_path = store.daemon_state_path();
+    let log_path = store.daemon_log_path();
+    let now = || renewer.clock().unix();
+    let state = Arc::new(Mutex::new(DaemonState {
+        pid,
+        profile: store.profile().to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        phase: Phase::Starting,
+        started: now(),
+        ..DaemonState::default()
+    }));
+    let save = {
+        let state = state.clone();
+        let path = state_path.clone();
+        move |f: &dyn Fn(&mut DaemonState)| {
+            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut s);
+            if let Err(e) = write_state(&path, &s) {
+                tracing::warn!("cannot record the daemon state: {e}");
+            }
+        }
+    };
+    save(&|_| {});
+    log_event(now(), &format!("starting for profile `{}`", store.profile()));
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            let e = Error::Other(format!("cannot start the async runtime: {e}"));
+            record_exit(&save, now(), &e.to_string(), e.exit_code());
+            release_pid_file(lock);
+            return Err(e);
+        }
+    };
+    let run = std::panic::AssertUnwindSafe(|| {
+        runtime.block_on(async {
+            let session = renewer.ensure(Force::No).await?;
+            let window = renewer.settings().window;
+            let next = now() + secs(autorefresh::next_renewal_in(&session.claims, now(), window));
+            save(&|s| {
+                s.phase = Phase::Running;
+                s.last_renewal = Some(now());
+                s.token_exp = Some(session.claims.exp);
+                s.next_renewal = Some(next);
+            });
+            log_event(
+                now(),
+                &format!("running; token expires {}, next renewal {}", fmt_utc(session.claims.exp), fmt_utc(next)),
+            );
+
+            let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+            let signals = tokio::spawn(async move {
+                if let Some(name) = wait_for_stop_signal().await {
+                    tracing::debug!(signal = name, "stop signal");
+                    let _ = stop_tx.send(());
+                    return Some(name);
+                }
+                None
+            });
+            let rotation = tokio::spawn({
+                let log_path = log_path.clone();
+                async move {
+                    loop {
+                        tokio::time::sleep(LOG_CHECK_EVERY).await;
+                        rotate_own_log(&log_path);
+                    }
+                }
+            });
+            let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
+            let events = {
+                let save = save.clone();
+                let renewer = renewer.clone();
+                let log_path = log_path.clone();
+                move |ev: LoopEvent| {
+                    let t = renewer.clock().unix();
+                    match ev {
+                        LoopEvent::Renewed { exp, next } => {
+                            save(&|s| {
+                                s.last_renewal = Some(t);
+                                s.token_exp = Some(exp);
+                                s.next_renewal = Some(next);
+                                s.last_error = None;
+                                s.last_error_at = None;
+                            });
+                            log_event(
+                                t,
+                                &format!("session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next)),
+                            );
+                        }
+                        LoopEvent::Failed { error, retry_in } => {
+                            let next = t + secs(retry_in);
+                            save(&|s| {
+                                s.last_error = Some(error.clone());
+                                s.last_error_at = Some(t);
+                                s.next_renewal = Some(next);
+                            });
+                            log_event(t, &format!("renewal failed, retrying in {}: {error}", fmt_secs(secs(retry_in))));
+                        }
+                    }
+                    rotate_own_log(&log_path);
+                }
+            };
+            let outcome = autorefresh::renewal_loop(renewer.clone(), session, tx, stop_rx, events).await;
+            rotation.abort();
+            let signal = if outcome.is_ok() { signals.await.ok().flatten() } else { None };
+            match outcome {
+                Ok(()) => {
+                    let reason = format!("stopped by {}", signal.unwrap_or("request"));
+                    record_exit(&save, now(), &reason, 0);
+                    log_event(now(), &reason);
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        })
+    });
+    // A bug must not leave the state file saying "running".
+    let result = std::panic::catch_unwind(run)
+        .unwrap_or_else(|_| Err(Error::Other("internal error (panic); see the log above".into())));
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    let code = match result {
+        Ok(()) => 0,
+        Err(e) => {
+            let reason = format!("renewal is no longer possible: {e}");
+            record_exit(&save, now(), &reason, e.exit_code());
+            log_event(now(), &reason);
+            e.exit_code()
+        }
+    };
+    release_pid_file(lock);
+    Ok(code)
+}
+
+fn record_exit(save: &impl Fn(&dyn Fn(&mut DaemonState)), at: i64, reason: &str, code: u8) {
+    save(&|s| {
+        s.phase = Phase::Exited;
+        s.exited = Some(at);
+        s.exit_reason = Some(reason.to_owned());
+        s.exit_code = Some(code);
+        s.next_renewal = None;
+    });
+}
+
+fn secs(d: Duration) -> i64 {
+    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// Waits for SIGTERM, SIGINT or SIGHUP; returns its name (`None` if no handler could be set).
+async fn wait_for_stop_signal() -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok()?;
+        let mut int = signal(SignalKind::interrupt()).ok()?;
+        let mut hup = signal(SignalKind::hangup()).ok()?;
+        tokio::select! {
+            _ = term.recv() => Some("SIGTERM"),
+            _ = int.recv() => Some("SIGINT"),
+            _ = hup.recv() => Some("SIGHUP"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.ok().map(|_| "Ctrl-C")
+    }
+}
+
+/// In the daemon: rotates the log when it is too big and points stdout/stderr at the new file.
+fn rotate_own_log(log_path: &Path) {
+    match rotate_log_if_needed(log_path, LOG_MAX_BYTES) {
+        Ok(true) => {
+            #[cfg(unix)]
+            if let Ok(f) = open_log(log_path) {
+                use std::os::unix::io::AsRawFd;
+                // SAFETY: dup2 onto the process's own stdout/stderr descriptors with a valid fd.
+                unsafe {
+                    libc::dup2(f.as_raw_fd(), 1);
+                    libc::dup2(f.as_raw_fd(), 2);
+                }
+            }
+        }
+        Ok(false) => {}
+        Err(e) => tracing::warn!("cannot rotate the daemon log: {e}"),
+    }
+}
+
+/// `woci --daemon-status`: exit 0 when a daemon runs, 1 when not.
+pub fn status(renewer: &Renewer) -> Result<u8> {
+    let store = renewer.store();
+    let info = inspect(store)?;
+    let now = renewer.clock().unix();
+    let mut out = String::new();
+    describe(&mut out, store.profile(), &info, now);
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    Ok(if info.running() { 0 } else { exit::FAILURE })
+}
+
+/// The `--daemon-status` text (also used by `--status`).
+pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
+    use std::fmt::Write as _;
+    let state = info.state.as_ref();
+    if info.running() {
+        let pid = info.pid().map(|p| p.to_string()).unwrap_or_else(|| "?".into());
+        let _ = writeln!(out, "daemon: running for profile `{profile}` (pid {pid})");
+        if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
+            let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));
+            if let Some(t) = s.last_renewal {
+                let _ = writeln!(out, "  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t));
+            }
+            if let Some(t) = s.token_exp {
+                let _ = writeln!(out, "  token expires: {} (in {})", fmt_utc(t), fmt_secs(t - now));
+            }
+            if let Some(t) = s.next_renewal {
+                let _ = writeln!(out, "  next renewal: {} (in {})", fmt_utc(t), fmt_secs(t - now));
+            }
+            match (&s.last_error, s.last_error_at) {
+                (Some(e), Some(t)) => {
+                    let _ = writeln!(out, "  last error: {e} ({} ago)", fmt_secs(now - t));
+                }
+                (Some(e), None) => {
+                    let _ = writeln!(out, "  last error: {e}");
+                }
+                _ => {
+                    let _ = writeln!(out, "  last error: none");
+                }
+            }
+        }
+    } else {
+        let _ = writeln!(out, "daemon: not running for profile `{profile}`");
+        if let PidProbe::NotRunning { stale_pid: Some(p) } = info.probe {
+            let _ = writeln!(out, "  stale pid file (pid {p}, not locked) ignored");
+        }
+        if let Some(s) = state {
+            if let (Some(t), Some(r)) = (s.exited, &s.exit_reason) {
+                let code = s.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
+                let _ = writeln!(out, "  last daemon (pid {}) exited {}: {r}{code}", s.pid, fmt_utc(t));
+            } else if s.pid != 0 {
+                let _ =
+                    writeln!(out, "  last daemon (pid {}) ended without recording a reason (killed or crashed)", s.pid);
+            }
+        }
+    }
+    if let Some(e) = &info.state_error {
+        let _ = writeln!(out, "  warning: {e}");
+    }
+}
+
+/// `woci --stop-daemon`: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Exit 0 stopped, 1 none.
+pub fn stop(renewer: &Renewer) -> Result<u8> {
+    stop_with_grace(renewer.store(), STOP_GRACE, renewer.clock().unix())
+}
+
+/// [`stop`] with the grace period given.
+pub fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -> Result<u8> {
+    let profile = store.profile();
+    let pid_path = store.pid_path();
+    let pid = match probe(&pid_path)? {
+        PidProbe::NotRunning { .. } => {
+            err_line(&format!("woci: no daemon running for profile `{profile}`"));
+            return Ok(exit::FAILURE);
+        }
+        PidProbe::Running { pid: Some(p) } => p,
+        PidProbe::Running { pid: None } => {
+            // Started an instant ago; its pid is about to be written.
+            std::thread::sleep(Duration::from_millis(200));
+            match probe(&pid_path)? {
+                PidProbe::Running { pid: Some(p) } => p,
+                PidProbe::NotRunning { .. } => {
+                    err_line(&format!("woci: no daemon running for profile `{profile}`"));
+                    return Ok(exit::FAILURE);
+                }
+                PidProbe::Running { pid: None } => {
+                    return Err(Error::corrupt(&pid_path, "locked by a daemon but holds no pid"));
+                }
+            }
+        }
+    };
+    signal(pid, Signal::Term)?;
+    if wait_released(&pid_path, grace)? {
+        err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
+        return Ok(0);
+    }
+    err_line(&format!("woci: the daemon (pid {pid}) did not stop within {}s; killing it", grace.as_secs()));
+    signal(pid, Signal::Kill)?;
+    if !wait_released(&pid_path, Duration::from_secs(5))? {
+        return Err(Error::Other(format!("the daemon of profile `{profile}` (pid {pid}) survived SIGKILL")));
+    }
+    let state_path = store.daemon_state_path();
+    if let Ok(Some(mut s)) = read_state(&state_path) {
+        if s.pid == pid && s.phase != Phase::Exited {
+            s.phase = Phase::Exited;
+            s.exited = Some(now);
+            s.exit_reason = Some(format!("killed by `--stop-daemon` after {}s without stopping", grace.as_secs()));
+            s.exit_code = None;
+            s.next_renewal = None;
+            let _ = write_state(&state_path, &s);
+        }
+    }
+    err_line(&format!("woci: killed the daemon of profile `{profile}` (pid {pid})"));
+    Ok(0)
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Term,
+    Kill,
+}
+
+fn signal(pid: u32, sig: Signal) -> Result<()> {
+    #[cfg(unix)]
+    {
+        let num = match sig {
+            Signal::Term => libc::SIGTERM,
+            Signal::Kill => libc::SIGKILL,
+        };
+        let Ok(raw) = libc::pid_t::try_from(pid) else {
+            return Err(Error::Other(format!("invalid daemon pid {pid}")));
+        };
+        // SAFETY: kill(2) on the pid of the process that holds the pid lock right now.
+        if unsafe { libc::kill(raw, num) } == -1 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}")));
+            }
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (pid, sig);
+        Err(Error::Other("`--stop-daemon` needs a Unix system".into()))
+    }
+}
+
+/// Waits until nobody holds the pid lock; true if released within `timeout`.
+fn wait_released(pid_path: &Path, timeout: Duration) -> Result<bool> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let PidProbe::NotRunning { .. } = probe(pid_path)? {
+            return Ok(true);
+        }
+        if Instant::now() >= deadline {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[cfg(test)]
+mod tests;

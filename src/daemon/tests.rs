@@ -1,0 +1,264 @@
+use super::*;
+
+fn store() -> (tempfile::TempDir, SessionStore) {
+    let home = tempfile::tempdir().unwrap();
+    let s = SessionStore::new(home.path(), "P").unwrap();
+    (home, s)
+}
+
+#[test]
+fn no_pid_file_means_not_running_and_probe_creates_nothing() {
+    let (_h, s) = store();
+    assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { stale_pid: None });
+    assert!(!s.dir().exists(), "probing must not create the session folder");
+    let info = inspect(&s).unwrap();
+    assert!(!info.running());
+    assert_eq!(info.pid(), None);
+    assert!(info.state.is_none());
+}
+
+#[test]
+fn claimed_pid_file_is_running_with_pid_and_a_second_claim_is_busy() {
+    let (_h, s) = store();
+    let lock = claim_pid_file(&s, 4242, Duration::from_millis(10)).unwrap();
+    assert_eq!(std::fs::read_to_string(s.pid_path()).unwrap(), "4242\n");
+    assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::Running { pid: Some(4242) });
+    let e = claim_pid_file(&s, 999, Duration::from_millis(50)).unwrap_err();
+    assert_eq!(e.exit_code(), exit::BUSY);
+    assert!(e.to_string().contains("already running for profile `P` (pid 4242)"), "{e}");
+    // The losing claim did not overwrite the pid.
+    assert_eq!(std::fs::read_to_string(s.pid_path()).unwrap(), "4242\n");
+    release_pid_file(lock);
+    assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { stale_pid: None });
+}
+
+#[test]
+fn unlocked_pid_file_is_stale_and_can_be_claimed() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    std::fs::write(s.pid_path(), "31337\n").unwrap();
+    assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { stale_pid: Some(31337) });
+    let lock = claim_pid_file(&s, 77, Duration::from_millis(10)).unwrap();
+    assert_eq!(std::fs::read_to_string(s.pid_path()).unwrap(), "77\n");
+    drop(lock);
+    // Killed daemon (lock released without emptying the file): stale again.
+    assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { stale_pid: Some(77) });
+}
+
+#[test]
+fn pid_parsing_accepts_python_format_and_rejects_junk() {
+    assert_eq!(parse_pid("1234"), Some(1234));
+    assert_eq!(parse_pid(" 1234\n"), Some(1234));
+    assert_eq!(parse_pid(""), None);
+    assert_eq!(parse_pid("1"), None);
+    assert_eq!(parse_pid("-5"), None);
+    assert_eq!(parse_pid("12ab"), None);
+}
+
+#[test]
+fn state_file_round_trips_with_stable_field_names() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let st = DaemonState {
+        pid: 10,
+        profile: "P".into(),
+        version: "0.1.0".into(),
+        phase: Phase::Running,
+        started: 100,
+        last_renewal: Some(110),
+        token_exp: Some(3700),
+        next_renewal: Some(3100),
+        last_error: Some("identity provider unreachable at `http://x/`: timeout".into()),
+        last_error_at: Some(105),
+        exited: None,
+        exit_reason: None,
+        exit_code: None,
+    };
+    write_state(&s.daemon_state_path(), &st).unwrap();
+    assert_eq!(read_state(&s.daemon_state_path()).unwrap(), Some(st));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s.daemon_state_path()).unwrap()).unwrap();
+    let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "exit_code",
+            "exit_reason",
+            "exited",
+            "last_error",
+            "last_error_at",
+            "last_renewal",
+            "next_renewal",
+            "phase",
+            "pid",
+            "profile",
+            "started",
+            "token_exp",
+            "version"
+        ]
+    );
+    assert_eq!(v["phase"], "running");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.daemon_state_path()).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+}
+
+#[test]
+fn damaged_state_file_is_reported_not_fatal() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    std::fs::write(s.daemon_state_path(), "{nope").unwrap();
+    assert_eq!(read_state(&s.daemon_state_path()).unwrap_err().exit_code(), exit::CORRUPT_FILE);
+    let info = inspect(&s).unwrap();
+    assert!(info.state.is_none());
+    assert!(info.state_error.unwrap().contains("woci-daemon.json"));
+    // Missing fields default (older or partial files).
+    std::fs::write(s.daemon_state_path(), r#"{"pid": 5, "phase": "exited", "exit_reason": "x"}"#).unwrap();
+    let st = read_state(&s.daemon_state_path()).unwrap().unwrap();
+    assert_eq!((st.pid, st.phase, st.exit_reason.as_deref()), (5, Phase::Exited, Some("x")));
+}
+
+#[test]
+fn log_rotates_past_the_limit_keeping_one_old_file() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let log = s.daemon_log_path();
+    assert!(!rotate_log_if_needed(&log, 10).unwrap(), "absent log");
+    std::fs::write(&log, "0123456789").unwrap();
+    assert!(!rotate_log_if_needed(&log, 10).unwrap(), "at the limit");
+    std::fs::write(&log, "first-generation-0").unwrap();
+    assert!(rotate_log_if_needed(&log, 10).unwrap());
+    assert!(!log.exists());
+    assert_eq!(std::fs::read_to_string(rotated_path(&log)).unwrap(), "first-generation-0");
+    std::fs::write(&log, "second-generation").unwrap();
+    assert!(rotate_log_if_needed(&log, 10).unwrap());
+    assert_eq!(std::fs::read_to_string(rotated_path(&log)).unwrap(), "second-generation");
+    assert_eq!(rotated_path(&log).file_name().unwrap(), "woci-daemon.log.1");
+}
+
+#[test]
+fn daemon_args_replace_only_the_first_daemon_flag_and_add_extras_there() {
+    let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+    let a = os(&["--profile", "P", "--daemon", "--daemon"]);
+    assert_eq!(daemon_args(&a, &[]), os(&["--profile", "P", "--daemon-run", "--daemon"]));
+    assert_eq!(
+        daemon_args(&a, &os(&["--refresh-safety-window", "600"])),
+        os(&["--profile", "P", "--daemon-run", "--refresh-safety-window", "600", "--daemon"])
+    );
+}
+
+#[test]
+fn utc_and_duration_formatting() {
+    assert_eq!(fmt_utc(0), "1970-01-01T00:00:00Z");
+    assert_eq!(fmt_utc(1_762_622_395), "2025-11-08T17:19:55Z");
+    assert_eq!(fmt_utc(951_782_400), "2000-02-29T00:00:00Z");
+    assert_eq!(fmt_utc(-1), "1969-12-31T23:59:59Z");
+    assert_eq!(fmt_secs(0), "0s");
+    assert_eq!(fmt_secs(65), "1m05s");
+    assert_eq!(fmt_secs(3723), "1h02m03s");
+    assert_eq!(fmt_secs(-65), "-1m05s");
+}
+
+#[test]
+fn describe_running_and_exited_daemons() {
+    let running = DaemonInfo {
+        probe: PidProbe::Running { pid: Some(10) },
+        state: Some(DaemonState {
+            pid: 10,
+            phase: Phase::Running,
+            started: 1000,
+            next_renewal: Some(1600),
+            last_error: Some("oops".into()),
+            last_error_at: Some(1100),
+            ..Default::default()
+        }),
+        state_error: None,
+    };
+    let mut out = String::new();
+    describe(&mut out, "P", &running, 1200);
+    assert!(out.contains("daemon: running for profile `P` (pid 10)"), "{out}");
+    assert!(out.contains("uptime 3m20s"), "{out}");
+    assert!(out.contains("next renewal: 1970-01-01T00:26:40Z (in 6m40s)"), "{out}");
+    assert!(out.contains("last error: oops (1m40s ago)"), "{out}");
+
+    let exited = DaemonInfo {
+        probe: PidProbe::NotRunning { stale_pid: Some(10) },
+        state: Some(DaemonState {
+            pid: 10,
+            phase: Phase::Exited,
+            exited: Some(2000),
+            exit_reason: Some("renewal is no longer possible: x".into()),
+            exit_code: Some(9),
+            ..Default::default()
+        }),
+        state_error: None,
+    };
+    let mut out = String::new();
+    describe(&mut out, "P", &exited, 2100);
+    assert!(out.contains("daemon: not running for profile `P`"), "{out}");
+    assert!(out.contains("stale pid file (pid 10, not locked) ignored"), "{out}");
+    assert!(out.contains("exited 1970-01-01T00:33:20Z: renewal is no longer possible: x, exit code 9"), "{out}");
+}
+
+#[test]
+fn stop_without_daemon_is_exit_1_and_touches_nothing() {
+    let (_h, s) = store();
+    assert_eq!(stop_with_grace(&s, Duration::from_millis(10), 0).unwrap(), exit::FAILURE);
+    assert!(!s.dir().exists());
+}
+
+/// A real process holding the lock like a daemon: `--stop-daemon` SIGTERMs it and returns once
+/// the kernel released the lock; a process ignoring SIGTERM is killed after the grace period.
+#[cfg(target_os = "linux")]
+fn lock_holder(s: &SessionStore, ignore_term: bool) -> std::process::Child {
+    // The shell opens the pid file on fd 9, `flock` locks that open file, then the shell
+    // becomes `sleep` (same pid), which keeps fd 9 and so the lock.
+    let trap = if ignore_term { "trap '' TERM; " } else { "" };
+    let child = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(r#"{trap}exec 9>>"$1"; flock 9 || exit 3; echo $$ > "$1"; exec sleep 60"#))
+        .arg("sh")
+        .arg(s.pid_path())
+        .spawn()
+        .expect("sh runs");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe(&s.pid_path()).unwrap() != (PidProbe::Running { pid: Some(child.id()) }) {
+        assert!(Instant::now() < deadline, "the helper never took the lock (is util-linux `flock` installed?)");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stop_terminates_the_lock_holder() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let mut child = lock_holder(&s, false);
+    assert_eq!(stop_with_grace(&s, Duration::from_secs(30), 0).unwrap(), 0);
+    assert!(matches!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { .. }));
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGTERM));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stop_kills_a_holder_that_ignores_sigterm_and_records_it() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let mut child = lock_holder(&s, true);
+    let st = DaemonState { pid: child.id(), phase: Phase::Running, ..Default::default() };
+    write_state(&s.daemon_state_path(), &st).unwrap();
+    assert_eq!(stop_with_grace(&s, Duration::from_millis(300), 1234).unwrap(), 0);
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(status.signal(), Some(libc::SIGKILL));
+    let st = read_state(&s.daemon_state_path()).unwrap().unwrap();
+    assert_eq!(st.phase, Phase::Exited);
+    assert_eq!(st.exited, Some(1234));
+    assert!(st.exit_reason.unwrap().contains("killed by `--stop-daemon`"));
+}
