@@ -1,0 +1,405 @@
+use super::*;
+
+fn os(args: &[&str]) -> Vec<OsString> {
+    args.iter().map(OsString::from).collect()
+}
+
+fn p(args: &[&str]) -> Invocation {
+    parse(os(args)).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+}
+
+fn oci_args(inv: &Invocation) -> Vec<String> {
+    match &inv.command {
+        Command::Oci(a) => a.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
+        other => panic!("expected Command::Oci, got {other:?}"),
+    }
+}
+
+fn err(args: &[&str]) -> String {
+    let e = parse(os(args)).expect_err(&format!("{args:?} should fail"));
+    assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{e}");
+    e.to_string()
+}
+
+#[test]
+fn no_args_is_help() {
+    assert_eq!(parse(vec![]).unwrap().command, Command::Help);
+}
+
+#[test]
+fn plain_oci_command_passes_through() {
+    let inv = p(&["os", "ns", "get"]);
+    assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+    assert_eq!(inv.options, WociOptions::default());
+    assert_eq!(inv.oci, OciView::default());
+}
+
+#[test]
+fn shared_name_after_first_word_goes_to_oci() {
+    let inv = p(&["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
+    assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
+    assert_eq!(inv.options.client_id, None);
+    for name in ["--client-secret", "--scope", "--log-level"] {
+        let inv = p(&["iam", "x", name, "v"]);
+        assert_eq!(oci_args(&inv), ["iam", "x", name, "v"]);
+        assert_eq!(inv.options, WociOptions::default(), "{name}");
+    }
+    for flag in ["--json", "--help", "-h", "--version", "-v", "--exec", "--man"] {
+        let inv = p(&["os", "ns", "get", flag]);
+        assert_eq!(oci_args(&inv), ["os", "ns", "get", flag]);
+    }
+    let inv = p(&["os", "ns", "get", "--completions", "bash"]);
+    assert_eq!(oci_args(&inv), ["os", "ns", "get", "--completions", "bash"]);
+}
+
+#[test]
+fn shared_name_before_first_word_is_woci() {
+    let inv = p(&["--client-id", "x", "os", "ns", "get"]);
+    assert_eq!(inv.options.client_id.as_deref(), Some("x"));
+    assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+    let inv = p(&["--client-secret=s", "--scope", "openid offline_access", "--log-level=debug", "os", "ns", "get"]);
+    assert_eq!(inv.options.client_secret.as_deref(), Some("s"));
+    assert_eq!(inv.options.scope.as_deref(), Some("openid offline_access"));
+    assert_eq!(inv.options.log_level.as_deref(), Some("debug"));
+    assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+}
+
+#[test]
+fn oci_option_values_are_not_words() {
+    // `P` and `table` are values, so `--client-id` is still before the first word.
+    let inv = p(&["--profile", "P", "--output", "table", "--client-id", "x", "os", "ns", "get"]);
+    assert_eq!(inv.options.client_id.as_deref(), Some("x"));
+    assert_eq!(oci_args(&inv), ["--profile", "P", "--output", "table", "os", "ns", "get"]);
+    assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+}
+
+#[test]
+fn woci_only_options_anywhere_both_forms() {
+    let inv = p(&[
+        "os",
+        "object",
+        "put",
+        "--auto-refresh",
+        "--bucket-name",
+        "b",
+        "--token-url",
+        "https://idp/token",
+        "--redirect-port=8181",
+        "--file",
+        "f",
+        "--manager-config",
+        "/m.ini",
+        "--refresh-safety-window",
+        "900",
+        "--no-resign-proxy",
+        "--no-browser",
+        "--login-timeout=30",
+        "--refresh-token-passphrase-env",
+        "PW",
+        "--refresh-token-passphrase-prompt",
+        "--authz-base-url=https://idp/authorize",
+        "--token-exchange-url",
+        "https://dom/token",
+        "--auth-client-id",
+        "a",
+        "--auth-client-secret=sec",
+    ]);
+    assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f"]);
+    let o = &inv.options;
+    assert!(o.auto_refresh && o.no_resign_proxy && o.no_browser && o.refresh_token_passphrase_prompt);
+    assert_eq!(o.token_url.as_deref(), Some("https://idp/token"));
+    assert_eq!(o.redirect_port, Some(8181));
+    assert_eq!(o.manager_config.as_deref(), Some(std::path::Path::new("/m.ini")));
+    assert_eq!(o.refresh_safety_window, Some(900));
+    assert_eq!(o.login_timeout, Some(30));
+    assert_eq!(o.refresh_token_passphrase_env.as_deref(), Some("PW"));
+    assert_eq!(o.authz_base_url.as_deref(), Some("https://idp/authorize"));
+    assert_eq!(o.token_exchange_url.as_deref(), Some("https://dom/token"));
+    assert_eq!(o.auth_client_id.as_deref(), Some("a"));
+    assert_eq!(o.auth_client_secret.as_deref(), Some("sec"));
+}
+
+#[test]
+fn values_may_contain_equals_and_start_with_dash() {
+    let inv = p(&["--token-url=https://idp/token?a=b", "--auth-client-secret", "-secret-", "os", "ns", "get"]);
+    assert_eq!(inv.options.token_url.as_deref(), Some("https://idp/token?a=b"));
+    assert_eq!(inv.options.auth_client_secret.as_deref(), Some("-secret-"));
+    assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
+}
+
+#[test]
+fn profile_and_friends_are_read_but_kept() {
+    let inv = p(&[
+        "--profile=P",
+        "os",
+        "ns",
+        "get",
+        "--region",
+        "us-phoenix-1",
+        "--config-file=/c",
+        "--auth",
+        "security_token",
+        "--cert-bundle",
+        "/ca.pem",
+        "--endpoint=https://e",
+    ]);
+    assert_eq!(
+        oci_args(&inv),
+        [
+            "--profile=P",
+            "os",
+            "ns",
+            "get",
+            "--region",
+            "us-phoenix-1",
+            "--config-file=/c",
+            "--auth",
+            "security_token",
+            "--cert-bundle",
+            "/ca.pem",
+            "--endpoint=https://e",
+        ]
+    );
+    assert_eq!(
+        inv.oci,
+        OciView {
+            profile: Some("P".into()),
+            config_file: Some("/c".into()),
+            region: Some("us-phoenix-1".into()),
+            auth: Some("security_token".into()),
+            cert_bundle: Some("/ca.pem".into()),
+            endpoint: Some("https://e".into()),
+        }
+    );
+}
+
+#[test]
+fn last_profile_wins_like_oci() {
+    let inv = p(&["--profile", "A", "os", "ns", "get", "--profile", "B"]);
+    assert_eq!(inv.oci.profile.as_deref(), Some("B"));
+}
+
+#[test]
+fn dashdash_ends_woci_options() {
+    let inv = p(&["--auto-refresh", "--", "os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
+    assert!(inv.options.auto_refresh);
+    assert_eq!(oci_args(&inv), ["os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
+    assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);
+    assert_eq!(oci_args(&p(&["--", "--version"])), ["--version"]);
+    // oci's options after `--` are still read (oci sees them).
+    assert_eq!(p(&["--", "--profile", "Q", "os", "ns", "get"]).oci.profile.as_deref(), Some("Q"));
+    // A `--` after the first oci word is oci's: passed on, and it still ends woci's options.
+    let inv = p(&["os", "ns", "get", "--auto-refresh", "--", "--no-browser", "x"]);
+    assert!(inv.options.auto_refresh && !inv.options.no_browser);
+    assert_eq!(oci_args(&inv), ["os", "ns", "get", "--", "--no-browser", "x"]);
+    // `session refresh` after `--` is oci's own.
+    assert_eq!(oci_args(&p(&["--", "session", "refresh"])), ["session", "refresh"]);
+}
+
+#[test]
+fn exec_takes_the_program_after_dashdash() {
+    let inv = p(&["--exec", "--profile", "P", "--auto-refresh", "--", "terraform", "plan", "--client-id", "x", "--"]);
+    assert_eq!(
+        inv.command,
+        Command::Exec { program: "terraform".into(), args: os(&["plan", "--client-id", "x", "--"]) }
+    );
+    assert!(inv.options.auto_refresh);
+    assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+    let inv = p(&["--debug", "--region=r", "--exec", "--", "./script.sh"]);
+    assert_eq!(inv.command, Command::Exec { program: "./script.sh".into(), args: vec![] });
+    assert!(inv.options.debug);
+    assert_eq!(inv.oci.region.as_deref(), Some("r"));
+}
+
+#[test]
+fn exec_errors() {
+    assert!(err(&["--exec"]).contains("`--exec`"));
+    assert!(err(&["--exec", "terraform", "plan"]).contains("`--exec`"));
+    assert!(err(&["--exec", "--"]).contains("`--exec`"));
+    assert!(err(&["--exec", "--output", "json", "--", "x"]).contains("`--output`"));
+    // After the first word, `--exec` is oci's.
+    assert_eq!(oci_args(&p(&["os", "--exec"])), ["os", "--exec"]);
+}
+
+#[test]
+fn debug_before_first_word_is_both() {
+    let inv = p(&["--debug", "os", "ns", "get"]);
+    assert!(inv.options.debug);
+    assert_eq!(oci_args(&inv), ["--debug", "os", "ns", "get"]);
+    let inv = p(&["os", "ns", "get", "--debug"]);
+    assert!(!inv.options.debug);
+    assert_eq!(oci_args(&inv), ["os", "ns", "get", "--debug"]);
+}
+
+#[test]
+fn session_commands() {
+    let inv = p(&["session", "authenticate"]);
+    assert_eq!(inv.command, Command::SessionAuthenticate);
+    let inv = p(&["--profile", "P", "session", "refresh", "--region", "r"]);
+    assert_eq!(inv.command, Command::SessionRefresh);
+    assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+    assert_eq!(inv.oci.region.as_deref(), Some("r"));
+    let inv = p(&["session", "--profile=P", "authenticate"]);
+    assert_eq!(inv.command, Command::SessionAuthenticate);
+    assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+    assert_eq!(oci_args(&p(&["session", "validate", "--profile", "P"])), ["session", "validate", "--profile", "P"]);
+    assert_eq!(oci_args(&p(&["session"])), ["session"]);
+    assert_eq!(oci_args(&p(&["os", "session", "refresh"])), ["os", "session", "refresh"]);
+}
+
+#[test]
+fn informational_commands() {
+    assert_eq!(p(&["--help"]).command, Command::Help);
+    assert_eq!(p(&["-h"]).command, Command::Help);
+    assert_eq!(p(&["--profile", "P", "--help"]).command, Command::Help);
+    assert_eq!(p(&["--version"]).command, Command::Version);
+    assert_eq!(p(&["-v"]).command, Command::Version);
+    assert_eq!(p(&["--completions", "bash"]).command, Command::Completions(clap_complete::Shell::Bash));
+    assert_eq!(p(&["--completions=zsh"]).command, Command::Completions(clap_complete::Shell::Zsh));
+    assert_eq!(p(&["--completions", "fish"]).command, Command::Completions(clap_complete::Shell::Fish));
+    assert_eq!(p(&["--man"]).command, Command::Man);
+    assert_eq!(p(&["--help", "--version"]).command, Command::Help);
+}
+
+#[test]
+fn status_and_daemon_commands() {
+    let inv = p(&["--status", "--json", "--profile", "P"]);
+    assert_eq!(inv.command, Command::Status);
+    assert!(inv.options.json);
+    assert_eq!(inv.oci.profile.as_deref(), Some("P"));
+    // `--json` before `--status` too; `--profile P` is an option and its value, not a word.
+    let inv = p(&["--profile", "P", "--json", "--status"]);
+    assert_eq!(inv.command, Command::Status);
+    assert!(inv.options.json);
+    assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon);
+    assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
+    assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
+    assert_eq!(p(&["--daemon-run", "--profile", "P"]).command, Command::DaemonRun);
+}
+
+#[test]
+fn conflicting_commands() {
+    assert!(err(&["--daemon", "--stop-daemon"]).contains("cannot be combined"));
+    assert!(err(&["--status", "--daemon-status"]).contains("cannot be combined"));
+    assert!(err(&["--exec", "--status", "--", "x"]).contains("cannot be combined"));
+    assert!(err(&["--status", "os", "ns", "get"]).contains("`os`"));
+    assert!(err(&["--daemon", "--", "x"]).contains("after `--`"));
+}
+
+#[test]
+fn usage_errors_name_the_option() {
+    assert!(err(&["--token-url"]).contains("`--token-url` needs a value"));
+    assert!(err(&["os", "ns", "get", "--manager-config"]).contains("`--manager-config`"));
+    assert!(err(&["--redirect-port", "abc"]).contains("`--redirect-port`"));
+    assert!(err(&["--redirect-port=0"]).contains("`--redirect-port`"));
+    assert!(err(&["--redirect-port=70000"]).contains("`--redirect-port`"));
+    assert!(err(&["--refresh-safety-window", "10m"]).contains("`--refresh-safety-window`"));
+    assert!(err(&["--login-timeout=-1"]).contains("`--login-timeout`"));
+    assert!(err(&["--completions", "tcsh"]).contains("`--completions`"));
+    assert!(err(&["--completions"]).contains("`--completions` needs a value"));
+    assert!(err(&["--auto-refresh=yes", "os"]).contains("`--auto-refresh` takes no value"));
+    for e in [err(&["--token-url"]), err(&["--redirect-port", "x"])] {
+        assert!(!e.contains('\n'), "one line: {e}");
+    }
+}
+
+#[test]
+fn unknown_options_and_lookalikes_go_to_oci() {
+    let inv = p(&["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
+    assert_eq!(oci_args(&inv), ["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
+    assert_eq!(inv.options, WociOptions::default());
+    assert_eq!(inv.oci.profile, None);
+}
+
+#[test]
+fn last_value_wins_for_woci_options() {
+    let inv = p(&["--token-url", "a", "os", "--token-url=b"]);
+    assert_eq!(inv.options.token_url.as_deref(), Some("b"));
+}
+
+#[cfg(unix)]
+#[test]
+fn non_utf8_arguments_survive() {
+    use std::os::unix::ffi::{OsStrExt, OsStringExt};
+    let bad = OsString::from_vec(b"caf\xe9.txt".to_vec());
+    let mut eq = b"--file=".to_vec();
+    eq.extend_from_slice(b"\xff\xfe");
+    let bad_eq = OsString::from_vec(eq);
+    let mut cfg = b"--config-file=/tmp/".to_vec();
+    cfg.extend_from_slice(b"\xff");
+    let cfg = OsString::from_vec(cfg);
+    let args = vec![
+        OsString::from("--auto-refresh"),
+        OsString::from("os"),
+        OsString::from("object"),
+        OsString::from("put"),
+        OsString::from("--file"),
+        bad.clone(),
+        bad_eq.clone(),
+        cfg.clone(),
+        OsString::from_vec(b"\xff".to_vec()),
+    ];
+    let inv = parse(args.clone()).unwrap();
+    assert!(inv.options.auto_refresh);
+    assert_eq!(inv.command, Command::Oci(args[1..].to_vec()));
+    assert_eq!(inv.oci.config_file.as_deref().map(|p| p.as_os_str().as_bytes()), Some(&b"/tmp/\xff"[..]));
+    // A non-UTF-8 manager config path is fine; a non-UTF-8 URL or profile is not.
+    let mut mc = b"--manager-config=/x/".to_vec();
+    mc.push(0xff);
+    let inv = parse(vec![OsString::from_vec(mc), OsString::from("os")]).unwrap();
+    assert_eq!(inv.options.manager_config.unwrap().as_os_str().as_bytes(), b"/x/\xff");
+    let e = parse(vec![OsString::from("--token-url"), OsString::from_vec(b"\xff".to_vec())]).unwrap_err();
+    assert!(e.to_string().contains("`--token-url`"), "{e}");
+    let e = parse(vec![OsString::from("--profile"), OsString::from_vec(b"\xff".to_vec()), "os".into()]).unwrap_err();
+    assert!(e.to_string().contains("`--profile`"), "{e}");
+}
+
+#[test]
+fn options_table_is_consistent() {
+    let mut longs: Vec<&str> = OPTIONS.iter().map(|o| o.long).collect();
+    longs.sort_unstable();
+    longs.dedup();
+    assert_eq!(longs.len(), OPTIONS.len(), "duplicate long names");
+    // Names oci uses are never woci's anywhere.
+    for shared in ["client-id", "client-secret", "scope", "log-level", "json", "help", "version", "debug", "exec"] {
+        let o = OPTIONS.iter().find(|o| o.long == shared).unwrap();
+        assert_eq!(o.scope, Scope::Leading, "{shared}");
+    }
+    for o in OPTIONS {
+        assert!(!OCI_VALUE_OPTIONS.contains(&o.long), "{} is an oci global option", o.long);
+    }
+    command().debug_assert();
+}
+
+#[test]
+fn help_describes_options_and_the_rule() {
+    let h = help_text();
+    let flat = h.split_whitespace().collect::<Vec<_>>().join(" ");
+    for o in OPTIONS.iter().filter(|o| !o.hidden) {
+        assert!(h.contains(&format!("--{}", o.long)), "help lacks --{}", o.long);
+    }
+    assert!(!h.contains("--daemon-run"), "hidden option shown");
+    assert!(h.contains("woci -- --help") && h.contains("oci --help"));
+    assert!(flat.contains("first oci word"), "{h}");
+    assert!(flat.contains("woci session authenticate"), "{h}");
+}
+
+#[test]
+fn completions_generate_for_each_shell() {
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish] {
+        let c = completions(shell);
+        assert!(c.contains("woci"), "{shell:?}");
+        assert!(c.contains("auto-refresh"), "{shell:?}");
+        assert!(c.contains("manager-config"), "{shell:?}");
+        assert!(!c.contains("daemon-run"), "{shell:?} shows the hidden option");
+    }
+}
+
+#[test]
+fn man_page_renders() {
+    let m = String::from_utf8(man_page()).unwrap();
+    assert!(m.contains(".TH woci"), "{}", &m[..m.len().min(200)]);
+    assert!(m.contains("auto\\-refresh"));
+    let flat = m.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(flat.contains("first oci word"), "{m}");
+}

@@ -1,0 +1,232 @@
+use super::*;
+use crate::daemon::{DaemonState, Phase};
+
+const NOW: i64 = 1_800_000_000;
+
+fn claims(iat: i64, exp: i64) -> UpstClaims {
+    UpstClaims {
+        exp,
+        iat: Some(iat),
+        sub: Some("ocid1.user.oc1..u".into()),
+        tenant: Some("ocid1.tenancy.oc1..t".into()),
+        sess_exp: None,
+        jti: None,
+        jwk: None,
+    }
+}
+
+fn no_daemon() -> DaemonInfo {
+    DaemonInfo { probe: PidProbe::NotRunning { stale_pid: None }, state: None, state_error: None }
+}
+
+fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inputs {
+    Inputs {
+        profile: "P".into(),
+        token_path: "/h/.oci/sessions/P/token".into(),
+        token,
+        window: Duration::from_secs(60),
+        renewal,
+        refresh: RefreshInput { state: rt, passphrase: PassphraseInput::None, decryptable: None, expires_at: None },
+        daemon: no_daemon(),
+    }
+}
+
+fn valid() -> TokenInput {
+    TokenInput::Present(claims(NOW - 600, NOW + 3000))
+}
+fn expiring() -> TokenInput {
+    TokenInput::Present(claims(NOW - 3570, NOW + 30))
+}
+fn expired() -> TokenInput {
+    TokenInput::Present(claims(NOW - 4000, NOW - 400))
+}
+
+fn decide_of(i: &Inputs) -> (NextAction, u8) {
+    let r = assess(i, NOW);
+    assert_eq!(r.usable, r.exit_code == 0);
+    (r.next_action, r.exit_code)
+}
+
+#[test]
+fn valid_token_needs_nothing_whatever_the_refresh_token() {
+    for rt in [RefreshTokenState::Absent, RefreshTokenState::Plain, RefreshTokenState::Encrypted] {
+        for kind in [RenewalKind::Idp, RenewalKind::SessionRefresh] {
+            let r = assess(&inputs(valid(), kind, rt), NOW);
+            assert_eq!((r.next_action, r.exit_code), (NextAction::None, 0));
+            assert_eq!(r.token.state, "valid");
+            assert_eq!(r.token.expires_in, Some(3000));
+            assert!(r.reason.contains("valid for 50m00s"), "{}", r.reason);
+        }
+    }
+}
+
+#[test]
+fn idp_profile_with_a_stale_token() {
+    for tok in [expiring(), expired(), TokenInput::Missing] {
+        assert_eq!(
+            decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Plain)),
+            (NextAction::Refresh, 0)
+        );
+        assert_eq!(
+            decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Absent)),
+            (NextAction::Login, exit::LOGIN)
+        );
+        let mut i = inputs(tok, RenewalKind::Idp, RefreshTokenState::Plain);
+        i.refresh.expires_at = Some(NOW - 1);
+        assert_eq!(decide_of(&i), (NextAction::Login, exit::LOGIN), "expired refresh token");
+        i.refresh.expires_at = Some(NOW + 86_400);
+        assert_eq!(decide_of(&i), (NextAction::Refresh, 0));
+    }
+    assert_eq!(assess(&inputs(expiring(), RenewalKind::Idp, RefreshTokenState::Plain), NOW).token.state, "expiring");
+    assert_eq!(assess(&inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain), NOW).token.state, "expired");
+}
+
+#[test]
+fn encrypted_refresh_token_and_its_passphrase() {
+    let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Encrypted);
+    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::REFRESH_TOKEN_LOCKED), "no passphrase configured");
+    i.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: false };
+    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::CONFIG));
+    assert!(assess(&i, NOW).reason.contains("`WOCI_RT_PASSPHRASE`"));
+    i.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: true };
+    i.refresh.decryptable = Some(false);
+    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::REFRESH_TOKEN_LOCKED), "wrong passphrase");
+    i.refresh.decryptable = Some(true);
+    assert_eq!(decide_of(&i), (NextAction::Refresh, 0));
+    i.refresh.passphrase = PassphraseInput::Prompt;
+    i.refresh.decryptable = None;
+    assert_eq!(decide_of(&i), (NextAction::Refresh, 0));
+    let r = assess(&i, NOW);
+    assert!(r.refresh_token.stored && r.refresh_token.encrypted);
+    assert_eq!(r.refresh_token.passphrase, "prompt");
+}
+
+#[test]
+fn session_refresh_profile() {
+    let plain = RefreshTokenState::Absent;
+    assert_eq!(decide_of(&inputs(expiring(), RenewalKind::SessionRefresh, plain)), (NextAction::SessionRefresh, 0));
+    assert_eq!(
+        decide_of(&inputs(expired(), RenewalKind::SessionRefresh, plain)),
+        (NextAction::Impossible, exit::SESSION_EXPIRED)
+    );
+    assert_eq!(
+        decide_of(&inputs(TokenInput::Missing, RenewalKind::SessionRefresh, plain)),
+        (NextAction::Impossible, exit::SESSION_EXPIRED)
+    );
+    let mut c = claims(NOW - 3570, NOW + 30);
+    c.sess_exp = Some(serde_json::Value::String(jwt::format_sess_exp(NOW - 5)));
+    let i = inputs(TokenInput::Present(c), RenewalKind::SessionRefresh, plain);
+    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::SESSION_EXPIRED));
+    let r = assess(&i, NOW);
+    assert!(r.reason.contains("sess_exp") && r.reason.contains("oci session authenticate --profile P"), "{}", r.reason);
+    assert_eq!(r.token.session_expires_at, Some(NOW - 5));
+}
+
+#[test]
+fn corrupt_token_is_exit_7() {
+    let i = inputs(TokenInput::Corrupt("not a JWT".into()), RenewalKind::Idp, RefreshTokenState::Plain);
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), (NextAction::Impossible, exit::CORRUPT_FILE));
+    assert_eq!(r.token.state, "corrupt");
+    assert_eq!(r.token.error.as_deref(), Some("not a JWT"));
+}
+
+#[test]
+fn window_is_capped_for_short_tokens() {
+    // A 10-second token with 8 s left is valid (the 60 s window is capped at half the lifetime).
+    let i = inputs(TokenInput::Present(claims(NOW - 2, NOW + 8)), RenewalKind::Idp, RefreshTokenState::Absent);
+    assert_eq!(decide_of(&i), (NextAction::None, 0));
+}
+
+#[test]
+fn daemon_section_uses_only_matching_state() {
+    let mut i = inputs(valid(), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.daemon = DaemonInfo {
+        probe: PidProbe::Running { pid: Some(42) },
+        state: Some(DaemonState {
+            pid: 42,
+            phase: Phase::Running,
+            started: NOW - 100,
+            last_renewal: Some(NOW - 50),
+            next_renewal: Some(NOW + 500),
+            token_exp: Some(NOW + 3000),
+            ..Default::default()
+        }),
+        state_error: None,
+    };
+    let d = assess(&i, NOW).daemon;
+    assert!(d.running);
+    assert_eq!((d.pid, d.uptime, d.next_renewal, d.exit_reason), (Some(42), Some(100), Some(NOW + 500), None));
+
+    i.daemon = DaemonInfo {
+        probe: PidProbe::NotRunning { stale_pid: Some(42) },
+        state: Some(DaemonState {
+            pid: 42,
+            phase: Phase::Exited,
+            started: NOW - 100,
+            exit_reason: Some("renewal is no longer possible: x".into()),
+            exit_code: Some(4),
+            ..Default::default()
+        }),
+        state_error: None,
+    };
+    let d = assess(&i, NOW).daemon;
+    assert!(!d.running);
+    assert_eq!((d.pid, d.stale_pid, d.uptime, d.exit_code), (None, Some(42), None, Some(4)));
+    assert_eq!(d.exit_reason.as_deref(), Some("renewal is no longer possible: x"));
+}
+
+#[test]
+fn json_field_names_are_stable() {
+    let r = assess(&inputs(valid(), RenewalKind::Idp, RefreshTokenState::Plain), NOW);
+    let v = serde_json::to_value(&r).unwrap();
+    let keys = |v: &serde_json::Value| {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k.join(",")
+    };
+    assert_eq!(keys(&v), "daemon,exit_code,next_action,now,profile,reason,refresh_token,renewal,schema,token,usable");
+    assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
+    assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,passphrase,stored");
+    assert_eq!(
+        keys(&v["daemon"]),
+        "exit_code,exit_reason,last_error,last_renewal,next_renewal,pid,running,stale_pid,started,token_expires_at,uptime"
+    );
+    assert_eq!(v["next_action"], "none");
+    assert_eq!(v["renewal"], "idp");
+    assert_eq!(v["schema"], 1);
+    assert_eq!(v["token"]["user"], "ocid1.user.oc1..u");
+    assert_eq!(v["token"]["tenancy"], "ocid1.tenancy.oc1..t");
+}
+
+#[test]
+fn text_report_mentions_every_section() {
+    let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Encrypted);
+    i.refresh.passphrase = PassphraseInput::Env { var: "V".into(), set: true };
+    i.refresh.decryptable = Some(true);
+    let r = assess(&i, NOW);
+    let t = render_text(&r, &i.daemon);
+    for needle in [
+        "profile: P",
+        "session token: expired (`/h/.oci/sessions/P/token`)",
+        "expires: 2027-01-15T07:53:20Z (6m40s ago)",
+        "user:    ocid1.user.oc1..u",
+        "tenancy: ocid1.tenancy.oc1..t",
+        "refresh token: stored, encrypted (passphrase: env, passphrase opens it)",
+        "daemon: not running for profile `P`",
+        "next call: refresh",
+        "usable: yes (exit 0)",
+    ] {
+        assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
+    }
+}
+
+/// A refresh token that is a JWT tells its expiry; an opaque one does not.
+#[test]
+fn jwt_refresh_token_expiry() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let rt = SecretString::from(format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(r#"{"exp":1900000000}"#)));
+    assert_eq!(jwt_exp(&rt), Some(1_900_000_000));
+    assert_eq!(jwt_exp(&SecretString::from("opaque-refresh-token")), None);
+}
