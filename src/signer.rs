@@ -316,35 +316,7 @@ pub(crate) mod tests {
     /// A fixed 2048-bit test key (generating one in a debug build takes seconds).
     pub(crate) const TEST_KEY_PEM: &str = include_str!("../tests/fixtures/test_key.pem");
     /// A second, unrelated fixed test key.
-    pub(crate) const OTHER_KEY_PEM: &str = "-----BEGIN PRIVATE KEY-----
-MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQDVhjDMXgCtfQz9
-T2Ooflu81YuxVcmnCNxLR+bHjA8xG32U2j/9aYUvubAau6tIRHonM60awOZF7654
-AZXJ93aAwchvJbk5ZOrq3ouUvBrVoXgNzw/Dyytb4099Dc7uK2R7fzpdDxq4nAMy
-zXIt4aYfTWLECp0pLM0+bJsz2e2KEb7IoOQZiQ4OGFVXX+K/osCq3Lc0ndTL76MI
-g5rbvrvOlQegtbAjL0ITeCxceqe6DUqUpRaWsPcTxJ+HZInzQVMDctb7P2BS6Ujd
-tRqxz4qU3Aj7jM7M826GgZdgzcZTqSD4Qae73wm5JKzUedlTLXWxRjCvfSDlLvMp
-WeIAyZbJAgMBAAECggEAE7QDyb/84QVyjudmA1TRo02zS8RmTL8REPNMFOrUNgxa
-3ML896Xmj95bJURfDFahTP/EP/0/4oE5AMLorw/iRARduf/ppSWuVcj+aVWoRkFV
-ojSSuFcFo7+IhLoi97BSX+EAIjk0Fofy9Zumpxw055uM+xkdooCLWfDMq463EC/i
-snBWqrvkpPs3VLIceoba85SCI/ie6gFo7eCMr86jBF7z8evlyvwfd4fNbV4u5o3F
-QaNAXWHLMzEXO+wG3NmeqEzHqbkwN0lBEXYGIXX3TxljnLZbxQUrzS2Eu2rqsinO
-lqfRa81aGGac3XBPJWDGzc7bXDa7bMUKYOlDzCuSNwKBgQD/FaAn1AUaGSkSvnIN
-IEythu4an3Hv2uUOEbJfw3deyj2nNIHrFhZ1Wa2O29npo+jP2KAc5gD0jiOLG8fx
-JPEAJNP0qrQVOd2WJbJFBFGePJdbbFUF9vJON+735YUfnI4j/3tn25y/VYQ9YQ3q
-LKtZBEMOWltnBshJfWqF8kLWXwKBgQDWSmEDmN0bu4n3/eRohzbbLkippJGvc0gi
-fMwrZVnOYWiSME9MHWtTvFdTu4cOnLp31rAfJeAt/0GwU67vgZFCjeA5bsvZ/TFb
-snuftKROd2/jt+ZW4nPPVUTM3RsOK48y4fDEr6aZeZaEvc/arNnF3xVqCggcDoMl
-SCHfmtGT1wKBgQCqjaAO4UEkCQygXrvNMPpzz9Ll9BPvRpF+TbDRPNVUiK6eXIo9
-UABmKDbWXQMfp5tjVTkA+XxMB7mWKlYOUx/cc8NQRM6xnoYc/Ulrwg58WZDt7MoQ
-eePbDqT2FP1kfH3BbfHqKDlu6NPJYlo2Z/WNSD85moqgoTVLhdKyip/LywKBgCYr
-1aAoaKp5+5ebOEaOX20nj3X4hKL2LBFIna3VPewPWetAg7+RNf8Se5PEwcgOjwCt
-022Y95f58h+QqIatU8zBLQHOBK3t9g7Zej/2k5YOnHW52mP7rpluHPVJJXqes8Fi
-kdrXVxvblr5KeW4AgEJI/K2I3+zvgNjxQmdsUoy9AoGAWT+KxDHODoabxtzBU+T6
-KkiHK8I3Ca/cPKK/tNkNMlBgwwLtuEIOH+X4CaecXkGWAvH2JesIfU1sbnuUnEQD
-vavlu1/bKmdBir9MoDV8H2/T0hzlu8VryOmghQoZCQYnwRSlKz1RInGy1ros9UIU
-1m7kBLp5nEtOBYmJmZGIEqA=
------END PRIVATE KEY-----
-";
+    pub(crate) const OTHER_KEY_PEM: &str = include_str!("../tests/fixtures/other_key.pem");
 
     pub(crate) fn test_key() -> &'static KeyPair {
         static KEY: OnceLock<KeyPair> = OnceLock::new();

@@ -212,35 +212,7 @@ async fn session_refresh_profile_daemon_exits_at_sess_exp() {
         ..Config::default()
     })
     .await;
-    // A profile from `oci session authenticate`: no IdP in the manager INI, key + token in the config.
-    w.write_manager_ini(&[
-        ("authz_base_url", ""),
-        ("token_url", ""),
-        ("token_exchange_url", ""),
-        ("auth_client_id", ""),
-        ("auth_client_secret", ""),
-        ("client_id", ""),
-        ("client_secret", ""),
-        ("scope", ""),
-        ("redirect_port", ""),
-    ]);
-    let key = woci::keys::KeyPair::generate().unwrap();
-    std::fs::create_dir_all(w.session_dir()).unwrap();
-    let key_path = w.session_dir().join("oci_api_key.pem");
-    std::fs::write(&key_path, key.private_pem().unwrap().as_bytes()).unwrap();
-    let token = w.emu.issue_upst(&key.public_pem(), Duration::from_secs(3));
-    std::fs::write(w.token_path(), &token).unwrap();
-    std::fs::write(
-        w.config_path(),
-        format!(
-            "[P]\nregion=us-ashburn-1\nkey_file={}\nsecurity_token_file={}\nfingerprint={}\ntenancy={}\n",
-            key_path.display(),
-            w.token_path().display(),
-            key.fingerprint(),
-            w.cfg.tenancy_ocid
-        ),
-    )
-    .unwrap();
+    let (_key, token) = w.seed_session_profile(Duration::from_secs(3));
 
     let out = {
         let mut c = w.woci();

@@ -209,25 +209,8 @@ async fn session_authenticate_profile_upload_survives_through_session_refresh() 
     let ttl = Duration::from_secs(5);
     let u = upload_world(ttl, Duration::from_secs(3), 30 * MIB).await;
     let w = &u.w;
-    // No IdP for this profile: remove the manager INI and the refresh token.
-    std::fs::remove_file(w.manager_ini_path()).unwrap();
+    let (_key, token) = w.seed_session_profile(ttl);
     let _ = std::fs::remove_file(w.session_dir().join("refresh_token"));
-    let key = woci::keys::KeyPair::generate().unwrap();
-    let key_file = w.session_dir().join("oci_api_key.pem");
-    std::fs::write(&key_file, key.private_pem().unwrap().as_bytes()).unwrap();
-    let token = w.emu.issue_upst(&key.public_pem(), ttl);
-    std::fs::write(w.token_path(), &token).unwrap();
-    std::fs::write(
-        w.config_path(),
-        format!(
-            "[P]\nfingerprint={}\nkey_file={}\ntenancy={}\nregion=us-ashburn-1\nsecurity_token_file={}\n",
-            key.fingerprint(),
-            key_file.display(),
-            w.cfg.tenancy_ocid,
-            w.token_path().display()
-        ),
-    )
-    .unwrap();
 
     let out = run({
         let mut c = u.woci();

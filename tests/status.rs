@@ -157,17 +157,7 @@ async fn corrupt_token_is_exit_7() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn profile_without_idp_and_expired_session_is_exit_9() {
     let w = World::new().await;
-    w.write_manager_ini(&[
-        ("authz_base_url", ""),
-        ("token_url", ""),
-        ("token_exchange_url", ""),
-        ("auth_client_id", ""),
-        ("auth_client_secret", ""),
-        ("client_id", ""),
-        ("client_secret", ""),
-        ("scope", ""),
-        ("redirect_port", ""),
-    ]);
+    w.drop_idp_settings();
     w.seed_token(-30);
     let out = status(&w, true, &[], &[]).await;
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));

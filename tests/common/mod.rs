@@ -192,6 +192,47 @@ exit "${FAKE_OCI_EXIT:-0}"
         token
     }
 
+    /// Removes every identity-provider key from the manager INI: the profile is renewed through
+    /// OCI's session refresh, like one made by `oci session authenticate`.
+    pub fn drop_idp_settings(&self) {
+        self.write_manager_ini(&[
+            ("authz_base_url", ""),
+            ("token_url", ""),
+            ("token_exchange_url", ""),
+            ("auth_client_id", ""),
+            ("auth_client_secret", ""),
+            ("client_id", ""),
+            ("client_secret", ""),
+            ("scope", ""),
+            ("redirect_port", ""),
+        ]);
+    }
+
+    /// An `oci session authenticate`-style profile: no IdP, a key pair in the session folder, a
+    /// UPST from the emulator bound to it (valid for `ttl`), and the config entries `oci` needs.
+    pub fn seed_session_profile(&self, ttl: Duration) -> (woci::keys::KeyPair, String) {
+        self.drop_idp_settings();
+        let key = woci::keys::KeyPair::generate().unwrap();
+        std::fs::create_dir_all(self.session_dir()).unwrap();
+        let key_path = self.session_dir().join("oci_api_key.pem");
+        std::fs::write(&key_path, key.private_pem().unwrap().as_bytes()).unwrap();
+        let token = self.emu.issue_upst(&key.public_pem(), ttl);
+        std::fs::write(self.token_path(), &token).unwrap();
+        std::fs::write(
+            self.config_path(),
+            format!(
+                "[{}]\nregion=us-ashburn-1\nkey_file={}\nsecurity_token_file={}\nfingerprint={}\ntenancy={}\n",
+                self.profile,
+                key_path.display(),
+                self.token_path().display(),
+                key.fingerprint(),
+                self.cfg.tenancy_ocid
+            ),
+        )
+        .unwrap();
+        (key, token)
+    }
+
     pub fn read(&self, p: &Path) -> String {
         std::fs::read_to_string(p).unwrap_or_default()
     }
