@@ -143,10 +143,21 @@ pub struct NodeIdp {
 }
 
 impl NodeIdp {
-    /// Starts the provider and waits (up to 60 s) for its ready line. Panics, with the
-    /// provider's stderr, when it cannot start.
+    /// Starts the provider and waits (up to 60 s) for its ready line. A provider that does not
+    /// come up is started once more (saying so on stderr, with its output); a second failure
+    /// panics with the provider's stderr.
     pub fn start(opts: IdpOptions) -> NodeIdp {
         require_node_modules();
+        match Self::try_start(&opts) {
+            Ok(idp) => idp,
+            Err(first) => {
+                eprintln!("NodeIdp: the provider did not start, starting it once more: {first}");
+                Self::try_start(&opts).unwrap_or_else(|second| panic!("{second}"))
+            }
+        }
+    }
+
+    fn try_start(opts: &IdpOptions) -> Result<NodeIdp, String> {
         let mut cmd = Command::new(node());
         peer_env(&mut cmd);
         cmd.current_dir(idp_dir())
@@ -208,7 +219,7 @@ impl NodeIdp {
                 let _ = child.kill();
                 let _ = child.wait();
                 std::thread::sleep(Duration::from_millis(100));
-                panic!(
+                return Err(format!(
                     "the Node IdP (tests/e2e/idp/server.mjs) did not start ({}); its stderr:\n{}",
                     match other {
                         Err(_) => "no ready line within 60 s".to_string(),
@@ -216,12 +227,12 @@ impl NodeIdp {
                         Ok(Ok(_)) => "it exited".to_string(),
                     },
                     log.lock().unwrap()
-                );
+                ));
             }
         };
         let ready: Ready = serde_json::from_str(line.trim())
             .unwrap_or_else(|e| panic!("the Node IdP printed an unexpected ready line ({e}): {line}"));
-        NodeIdp {
+        Ok(NodeIdp {
             issuer: ready.issuer,
             authorization_endpoint: ready.authorization_endpoint,
             token_endpoint: ready.token_endpoint,
@@ -233,7 +244,7 @@ impl NodeIdp {
             resource: ready.resource,
             child,
             log,
-        }
+        })
     }
 
     /// Stops the provider now (it stays stopped; the endpoints refuse connections).

@@ -249,8 +249,18 @@ const discovery = {
 };
 // Cross-check against the provider's own discovery document, so the routes above cannot drift.
 {
-  const r = await fetch(`${issuer}/.well-known/openid-configuration`);
-  const doc = await r.json();
+  // Bounded and retried: a self-request must never leave the caller waiting for a ready line.
+  let doc;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const r = await fetch(`${issuer}/.well-known/openid-configuration`, { signal: AbortSignal.timeout(5000) });
+      doc = await r.json();
+      break;
+    } catch (err) {
+      console.error(`server.mjs: discovery self-check attempt ${attempt} failed: ${err.message}`);
+      if (attempt === 3) process.exit(1);
+    }
+  }
   for (const k of Object.keys(discovery)) {
     if (doc[k] !== discovery[k]) {
       console.error(`server.mjs: discovery ${k} is ${doc[k]}, expected ${discovery[k]}`);
