@@ -207,12 +207,14 @@ fn pid_locked(path: &Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_refresh_profile_daemon_exits_at_sess_exp() {
     let w = World::with_config(Config {
-        upst_ttl: Duration::from_secs(3),
-        session_max: Duration::from_secs(8),
+        // Tokens of 6 s renewed about 2 s before expiry leave room for a loaded CI machine (with
+        // 3 s tokens the 1 s margin was once missed); the session ends after 14 s.
+        upst_ttl: Duration::from_secs(6),
+        session_max: Duration::from_secs(14),
         ..Config::default()
     })
     .await;
-    let (_key, token) = w.seed_session_profile(Duration::from_secs(3));
+    let (_key, token) = w.seed_session_profile(Duration::from_secs(6));
 
     let out = {
         let mut c = w.woci();
