@@ -17,19 +17,10 @@ async fn world() -> (World, tempfile::TempDir) {
     (w, tmp)
 }
 
+/// `woci` with the harness's environment, a private TMPDIR and piped output.
 fn woci_std(w: &World, tmp: &Path) -> Command {
-    let mut c = Command::new(assert_cmd::cargo::cargo_bin("woci"));
-    for k in SCRUBBED_ENV {
-        c.env_remove(k);
-    }
-    c.env("HOME", w.home())
-        .env("OCI_CLI_PROFILE", &w.profile)
-        .env("TMPDIR", tmp)
-        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
-        .env("SSL_CERT_FILE", SYSTEM_CA)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+    let mut c = w.woci_std();
+    c.env("TMPDIR", tmp).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     c
 }
 

@@ -28,6 +28,22 @@ struct Setup {
 }
 
 impl Setup {
+    /// A refresh grant at the provider made outside woci, as another client holding the token would.
+    async fn refresh_grant_by_hand(&self, refresh_token: &str) -> reqwest::Response {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+            ("client_id", self.idp.client_id.as_str()),
+        ];
+        reqwest::Client::new()
+            .post(&self.idp.token_endpoint)
+            .basic_auth(&self.idp.client_id, self.idp.client_secret.as_deref())
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The real IdP, the emulator (TLS, trusting the IdP) and a HOME whose manager INI points
     /// woci at both, with the real `oci` as `oci_command`.
     async fn start(cfg: Config) -> Setup {
@@ -203,15 +219,7 @@ async fn login_refresh_exchange_and_real_oci_ns_get() {
     assert_eq!(s.emu.stats().unauthorized, 0);
 
     // The refresh token woci rotated away is spent at the provider (reuse detection).
-    let form =
-        [("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", s.idp.client_id.as_str())];
-    let resp = reqwest::Client::new()
-        .post(&s.idp.token_endpoint)
-        .basic_auth(&s.idp.client_id, s.idp.client_secret.as_deref())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.refresh_grant_by_hand(&rt1).await;
     assert_eq!(resp.status().as_u16(), 400);
 }
 
@@ -305,15 +313,7 @@ async fn spent_refresh_token_falls_back_to_a_login() {
     let rt1 = s.read("refresh_token");
 
     // Someone else uses the stored refresh token first; it rotates away from woci.
-    let form =
-        [("grant_type", "refresh_token"), ("refresh_token", rt1.as_str()), ("client_id", s.idp.client_id.as_str())];
-    let resp = reqwest::Client::new()
-        .post(&s.idp.token_endpoint)
-        .basic_auth(&s.idp.client_id, s.idp.client_secret.as_deref())
-        .form(&form)
-        .send()
-        .await
-        .unwrap();
+    let resp = s.refresh_grant_by_hand(&rt1).await;
     assert_eq!(resp.status().as_u16(), 200, "the out-of-band refresh works");
 
     let upst1 = claims(&s.read("token"));

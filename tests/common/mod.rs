@@ -140,7 +140,15 @@ exit "${FAKE_OCI_EXIT:-0}"
 
     /// A `woci` command with HOME, the stand-in `oci` and a clean environment.
     pub fn woci(&self) -> Command {
-        let mut c = Command::cargo_bin("woci").unwrap();
+        let mut c = Command::from_std(self.woci_std());
+        c.timeout(Duration::from_secs(120));
+        c
+    }
+
+    /// The same `woci` as a plain [`std::process::Command`], for tests that spawn it and signal
+    /// it while it runs.
+    pub fn woci_std(&self) -> std::process::Command {
+        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("woci"));
         for k in SCRUBBED_ENV {
             c.env_remove(k);
         }
@@ -149,8 +157,7 @@ exit "${FAKE_OCI_EXIT:-0}"
             .env("WOCI_OCI_COMMAND", &self.fake_oci)
             .env("FAKE_OCI_OUT", &self.oci_out)
             .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
-            .env("SSL_CERT_FILE", SYSTEM_CA)
-            .timeout(Duration::from_secs(120));
+            .env("SSL_CERT_FILE", SYSTEM_CA);
         c
     }
 
