@@ -43,11 +43,6 @@ async fn upload_world(upst_ttl: Duration, part_delay: Duration, size: usize) -> 
     Upload { w, ca_file, data, data_hash }
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
-}
-
 impl Upload {
     fn host(&self) -> String {
         let ep = self.w.emu.os_endpoint();
@@ -109,7 +104,7 @@ impl Upload {
         })
         .await;
         assert!(out.status.success(), "download failed: {}", stderr(&out));
-        sha256_hex(&std::fs::read(&dest).unwrap())
+        sha256_file(&dest)
     }
 }
 

@@ -8,11 +8,11 @@
 
 mod common;
 use common::peers;
+use common::{free_port, sha256_file};
 
 use peers::{IdpOptions, NodeIdp};
 use serde_json::Value;
-use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 use tempfile::TempDir;
@@ -164,19 +164,10 @@ impl Setup {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 fn claims(jwt: &str) -> Value {
     use base64::Engine;
     let payload = jwt.split('.').nth(1).expect("a JWT");
     serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
-}
-
-fn sha256(p: &Path) -> String {
-    let bytes = std::fs::read(p).unwrap();
-    Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Login through the real provider, exchange at the emulator, real `oci os ns get`; then a forced
@@ -300,7 +291,7 @@ async fn auto_refresh_multipart_put_through_real_oci_outlives_tokens() {
         ],
     ))
     .await;
-    assert_eq!(sha256(&back), sha256(&file), "the downloaded object is the uploaded file");
+    assert_eq!(sha256_file(&back), sha256_file(&file), "the downloaded object is the uploaded file");
 }
 
 /// The stored refresh token was spent elsewhere (another machine, a copied profile): the real

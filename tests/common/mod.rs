@@ -260,6 +260,17 @@ pub fn write_exec(path: &Path, content: &str) {
     }
 }
 
+/// Lowercase hex SHA-256, to compare uploaded and downloaded objects.
+pub fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// [`sha256_hex`] of a file's contents.
+pub fn sha256_file(p: &Path) -> String {
+    sha256_hex(&std::fs::read(p).unwrap())
+}
+
 /// A port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
