@@ -10,14 +10,15 @@ use crate::child::{self, ChildSpec};
 use crate::cli::{self, Command};
 use crate::clock::SystemClock;
 use crate::error::{Error, Result};
-use crate::renew::{Action, Force, Renewer, Session};
+use crate::renew::{Force, Renewer, Session};
 use crate::settings::{Env, Settings};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-/// Entry point of the binary.
+/// Entry point of the binary: the one place that reads the command line and the environment.
+#[allow(clippy::disallowed_methods, reason = "the process's inputs are read here once")]
 pub fn main() -> ExitCode {
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
     let env: Env =
@@ -33,14 +34,27 @@ pub fn main() -> ExitCode {
 
 /// Runs one invocation; returns the exit code.
 pub fn run(args: Vec<OsString>, env: Env) -> Result<u8> {
-    let inv = cli::parse(args)?;
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
+    let mut inv = cli::parse(args)?;
     if let Some(code) = run_informational(&inv.command)? {
         return Ok(code);
     }
+    if inv.command == Command::DaemonRun {
+        // The daemon's settings come through its stdin, never its command line.
+        inv = crate::daemon::DaemonSpec::read_from(std::io::stdin().lock())?.invocation();
+    }
     let settings = Arc::new(Settings::resolve(&inv, &env)?);
-    crate::logging::init(settings.log_level.as_deref(), settings.debug, env.get("RUST_LOG").map(String::as_str));
-    let env = Arc::new(env);
-    let renewer = Arc::new(Renewer::new(settings.clone(), env.clone(), Arc::new(SystemClock))?);
+    crate::logging::init(
+        settings.log_level.as_deref(),
+        settings.debug,
+        env.get("RUST_LOG").map(String::as_str),
+        env.contains_key("NO_COLOR"),
+    );
+    for w in &settings.warnings {
+        tracing::warn!("{w}");
+    }
+    let renewer = Arc::new(Renewer::new(settings.clone(), Arc::new(SystemClock))?);
 
     match inv.command {
         Command::Oci(args) => run_oci(&renewer, args),
@@ -52,13 +66,13 @@ pub fn run(args: Vec<OsString>, env: Env) -> Result<u8> {
                 remove_env: Vec::new(),
                 program_source: "the program after `--exec`".into(),
             };
-            let session = ensure(&renewer, Force::No)?;
+            let session = ensure_or_keep(&renewer)?;
             supervised(renewer, session, spec)
         }
         Command::SessionAuthenticate => report_session(&renewer, ensure(&renewer, Force::Login)?),
         Command::SessionRefresh => report_session(&renewer, ensure(&renewer, Force::Renew)?),
         Command::Status => crate::status::run(&renewer, inv.options.json),
-        Command::Daemon => crate::daemon::start(&renewer),
+        Command::Daemon => crate::daemon::start(&renewer, &inv),
         Command::DaemonRun => crate::daemon::run_foreground(renewer),
         Command::DaemonStatus => crate::daemon::status(&renewer),
         Command::StopDaemon => crate::daemon::stop(&renewer),
@@ -99,21 +113,29 @@ fn run_oci(renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
         tracing::debug!(auth = ?settings.auth, "not a security_token command; running oci as is");
         return Err(child::exec(&spec));
     }
-    let session = ensure(renewer, Force::No)?;
+    let session = ensure_or_keep(renewer)?;
     if settings.auto_refresh {
         return supervised(renewer.clone(), session, spec);
     }
     Err(child::exec(&spec))
 }
 
-/// The session, without a runtime when the stored token is good.
+/// The session for a forced renewal or login (`session refresh` / `session authenticate`).
 fn ensure(renewer: &Arc<Renewer>, force: Force) -> Result<Session> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    current_thread()?.block_on(renewer.ensure(force))
+}
+
+/// The session for a call that runs a command (keeps a still-valid token when renewal fails).
+fn ensure_or_keep(renewer: &Arc<Renewer>) -> Result<Session> {
+    // `ensure` returns before any await point when the token is fresh, so this is cheap.
+    current_thread()?.block_on(renewer.ensure_or_keep())
+}
+
+fn current_thread() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    // `ensure` returns before any await point when the token is fresh, so this is cheap.
-    runtime.block_on(renewer.ensure(force))
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
 fn supervised(renewer: Arc<Renewer>, session: Session, spec: ChildSpec) -> Result<u8> {
@@ -143,13 +165,7 @@ fn exec_env(settings: &Settings, env: &Env) -> Vec<(OsString, OsString)> {
 
 fn report_session(renewer: &Renewer, session: Session) -> Result<u8> {
     let left = session.claims.exp - renewer.clock().unix();
-    let how = match session.action {
-        Action::Reused => "is valid",
-        Action::RenewedByOther => "was renewed by another woci",
-        Action::Refreshed => "was refreshed",
-        Action::LoggedIn => "was created by a new login",
-        Action::SessionRefreshed => "was refreshed through the OCI auth service",
-    };
+    let how = crate::renew::describe(session.action);
     let _ = writeln!(
         std::io::stderr().lock(),
         "woci: session of profile `{}` {how}; valid for {}m{:02}s",

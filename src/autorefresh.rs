@@ -10,8 +10,9 @@
 
 use crate::child::{self, ChildSpec};
 use crate::error::{Error, Result};
+use crate::http::Backoff;
 use crate::jwt;
-use crate::renew::{Force, Renewer, Session};
+use crate::renew::{Action, Force, Renewer, Session};
 use crate::secret::SecretString;
 use crate::settings::RenewMode;
 use std::sync::Arc;
@@ -74,9 +75,10 @@ pub async fn renewal_loop(
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => return Ok(()),
         }
-        let mut retry = FIRST_RETRY;
+        let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
         loop {
             match renewer.ensure(Force::No).await {
+                Ok(s) if s.action == Action::KeptAfterFailure => unreachable!("ensure never keeps a stale token"),
                 Ok(s) => {
                     if s.token != current.token {
                         tx.send_replace(s.token.clone());
@@ -89,13 +91,13 @@ pub async fn renewal_loop(
                     break;
                 }
                 Err(e) if is_retryable(&e) => {
-                    tracing::warn!(retry_in_s = retry.as_secs(), "session renewal failed, will retry: {e}");
+                    let retry = backoff.next_delay();
+                    tracing::warn!("session renewal failed, retrying in {}s: {e}", retry.as_secs());
                     on_event(LoopEvent::Failed { error: e.to_string(), retry_in: retry });
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}
                         _ = &mut stop => return Ok(()),
                     }
-                    retry = (retry * 2).min(MAX_RETRY);
                 }
                 Err(e) => {
                     tracing::error!("session renewal is no longer possible: {e}");
@@ -110,11 +112,18 @@ pub async fn renewal_loop(
 pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: ChildSpec, resign: bool) -> Result<u8> {
     warn_if_session_ends_soon(&renewer, &session);
     let (tx, rx) = watch::channel(session.token.clone());
-    let proxy = if resign { Some(crate::proxy::start_for_profile(&renewer, rx).await?) } else { None };
+    let proxy = if resign {
+        let key = renewer.profile_key()?;
+        Some(crate::proxy::start_for_profile(renewer.settings(), key.public().clone(), rx).await?)
+    } else {
+        None
+    };
     if let Some(p) = &proxy {
         spec.set_env.extend(p.child_env());
         spec.remove_env.extend(p.env_removals());
     }
+    // From here on a signal is the child's: woci forwards it and ends when the child does.
+    crate::critical::supervise();
     let running = match child::spawn(&spec) {
         Ok(r) => r,
         Err(e) => {

@@ -63,6 +63,7 @@ pub fn exec(spec: &ChildSpec) -> Error {
 #[cfg(not(unix))]
 pub fn exec(spec: &ChildSpec) -> Error {
     match spec.command().status() {
+        #[allow(clippy::disallowed_methods, reason = "exec failed after a fallback spawn; see harden")]
         Ok(s) => std::process::exit(i32::from(exit_code(s))),
         Err(e) => spec.spawn_error(e),
     }

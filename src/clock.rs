@@ -25,11 +25,17 @@ pub fn unix_secs(t: SystemTime) -> i64 {
     }
 }
 
+/// Milliseconds since the Unix epoch (0 before 1970).
+pub fn unix_millis(t: SystemTime) -> i64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
 /// The real clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods, reason = "the one place that reads the real clock")]
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }

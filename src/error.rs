@@ -148,6 +148,16 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A condition with its own exit code, found without trying (a plan that cannot be carried
+    /// out), or repeated from a renewal another woci just failed.
+    #[error("{message}")]
+    Blocked {
+        /// The exit code.
+        code: u8,
+        /// The message.
+        message: String,
+    },
+
     /// Anything else (internal).
     #[error("{0}")]
     Other(String),
@@ -175,6 +185,7 @@ impl Error {
             Error::Busy(_) => exit::BUSY,
             Error::ProgramNotFound { .. } => exit::NOT_FOUND,
             Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
+            Error::Blocked { code, .. } => *code,
             Error::Io { .. } | Error::Other(_) => exit::FAILURE,
         }
     }

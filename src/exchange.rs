@@ -7,10 +7,9 @@
 //! `subject_token_type=jwt`, `public_key=<std base64 DER SPKI>`; the UPST comes back in `token`.
 
 use crate::error::{Error, Result};
-use crate::http::Http;
-use crate::oidc::{basic_auth, read_body, scrub};
+use crate::http::{Http, Retry};
 use crate::secret::SecretString;
-use reqwest::header::{ACCEPT, AUTHORIZATION};
+use crate::token_endpoint::{self, Endpoint};
 use serde::Deserialize;
 use url::Url;
 
@@ -29,28 +28,25 @@ pub struct ExchangeConfig {
     pub client_secret: SecretString,
 }
 
-/// Exchanges an IdP access token for a UPST bound to `public_key_b64` (base64 DER SPKI).
+/// Exchanges a JWT (an IdP access token, or a CI platform's OIDC token) for a UPST bound to
+/// `public_key_b64` (base64 DER SPKI). The exchange rotates nothing, so it is retried like any
+/// idempotent request.
 pub async fn exchange(
     http: &Http,
     cfg: &ExchangeConfig,
-    access_token: &SecretString,
+    subject_token: &SecretString,
     public_key_b64: &str,
 ) -> Result<SecretString> {
-    let auth = basic_auth(&cfg.client_id, &cfg.client_secret)?;
     let form = [
         ("grant_type", GRANT_TYPE),
         ("requested_token_type", REQUESTED_TOKEN_TYPE),
-        ("subject_token", access_token.expose().as_str()),
+        ("subject_token", subject_token.expose().as_str()),
         ("subject_token_type", "jwt"),
         ("public_key", public_key_b64),
     ];
-    let resp = http
-        .send(SERVICE, &cfg.url, |c| {
-            c.post(cfg.url.clone()).header(AUTHORIZATION, auth.clone()).header(ACCEPT, "application/json").form(&form)
-        })
-        .await?;
-    let (status, body) = read_body(resp, SERVICE, &cfg.url).await?;
-    classify(status, &body, &[access_token.expose(), cfg.client_secret.expose()])
+    let client = token_endpoint::Client { id: &cfg.client_id, secret: Some(&cfg.client_secret) };
+    let body = token_endpoint::post(http, Endpoint::Exchange, &cfg.url, client, &form, Retry::Idempotent).await?;
+    parse(&body)
 }
 
 #[derive(Deserialize)]
@@ -58,40 +54,19 @@ struct ExchangeBody {
     token: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct OAuthError {
-    error: String,
-    #[serde(default)]
-    error_description: Option<String>,
-}
-
-/// Turns the exchange answer into a UPST or a classified error (never quoting the body).
-fn classify(status: u16, body: &[u8], secrets: &[&str]) -> Result<SecretString> {
-    if (200..300).contains(&status) {
-        let parsed: ExchangeBody = serde_json::from_slice(body)
-            .map_err(|_| Error::Protocol { service: SERVICE, reason: format!("HTTP {status} without a JSON body") })?;
-        let token = parsed
-            .token
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| Error::Protocol { service: SERVICE, reason: "the response has no `token` field".into() })?;
-        let token = SecretString::new(token);
-        crate::jwt::decode_upst(token.expose()).map_err(|e| Error::Protocol {
-            service: SERVICE,
-            reason: format!("the returned token is not a UPST with `exp`: {e}"),
-        })?;
-        return Ok(token);
-    }
-    if (400..500).contains(&status) {
-        return Err(match serde_json::from_slice::<OAuthError>(body) {
-            Ok(e) => Error::ExchangeRejected {
-                status,
-                error: scrub(&e.error, secrets),
-                description: e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty()),
-            },
-            Err(_) => Error::ExchangeRejected { status, error: format!("HTTP {status}"), description: None },
-        });
-    }
-    Err(Error::Protocol { service: SERVICE, reason: format!("unexpected HTTP {status}; check `token_exchange_url`") })
+/// A 2xx answer must carry a UPST with `exp` in `token` (the body is never quoted).
+fn parse(body: &[u8]) -> Result<SecretString> {
+    let parsed: ExchangeBody = token_endpoint::parse_json(Endpoint::Exchange, body)?;
+    let token = parsed
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| Error::Protocol { service: SERVICE, reason: "the response has no `token` field".into() })?;
+    let token = SecretString::new(token);
+    crate::jwt::decode_upst(token.expose()).map_err(|e| Error::Protocol {
+        service: SERVICE,
+        reason: format!("the returned token is not a UPST with `exp`: {e}"),
+    })?;
+    Ok(token)
 }
 
 #[cfg(test)]

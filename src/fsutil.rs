@@ -47,6 +47,47 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     result
 }
 
+/// Expands a leading `~` (alone or as `~/…`) to `home`, as `oci` does for paths in its config.
+pub fn expand_home(p: &str, home: &Path) -> PathBuf {
+    match p {
+        "~" => home.to_owned(),
+        _ => match p.strip_prefix("~/") {
+            Some(rest) => home.join(rest),
+            None => PathBuf::from(p),
+        },
+    }
+}
+
+/// Whether `dir` can take a small write now: a probe file is created, synced and removed, and the
+/// file system has at least `room` bytes free.
+pub fn check_writable(dir: &Path, room: u64) -> Result<()> {
+    let probe = dir.join(format!(".probe.{}", std::process::id()));
+    let result = (|| {
+        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&probe)?;
+        f.write_all(&[0u8; 512])?;
+        f.sync_all()
+    })();
+    let _ = fs::remove_file(&probe);
+    result.map_err(|e| Error::io("cannot write in", dir, e))?;
+    match fs4::available_space(dir) {
+        Ok(free) if free < room => Err(Error::io(
+            "not enough free space in",
+            dir,
+            std::io::Error::new(std::io::ErrorKind::StorageFull, format!("{free} bytes free")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The real user id (0 where there is none), for per-user folder names.
+pub fn user_id() -> u32 {
+    #[cfg(unix)]
+    // SAFETY: getuid(2) cannot fail and touches no memory.
+    return unsafe { libc::getuid() };
+    #[cfg(not(unix))]
+    0
+}
+
 /// Reads a file, mapping errors to [`Error::Io`]. `Ok(None)` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {
@@ -84,6 +125,14 @@ impl FileLock {
             }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// Takes the lock like [`Self::acquire`]; also says whether another process held it first.
+    pub fn acquire_noting_wait(path: &Path, timeout: Duration) -> Result<(FileLock, bool)> {
+        match Self::try_acquire(path)? {
+            Some(lock) => Ok((lock, false)),
+            None => Ok((Self::acquire(path, timeout)?, true)),
         }
     }
 

@@ -4,11 +4,18 @@
 //! redacted), so no output filter is needed.
 
 use std::io::IsTerminal;
+use tracing::Level;
+use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
+use tracing_subscriber::fmt::FmtContext;
+use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::EnvFilter;
 
 fn use_colour(stderr_is_terminal: bool, no_color: bool) -> bool {
     stderr_is_terminal && !no_color
 }
+
+/// The level names `--log-level` / `log_level` accept.
+pub const LEVELS: &[&str] = &["trace", "debug", "info", "warning", "warn", "error", "critical", "off"];
 
 /// Maps a Python-style or Rust-style level name to a tracing directive for woci's own crate.
 pub fn directive(level: &str) -> Option<String> {
@@ -25,7 +32,7 @@ pub fn directive(level: &str) -> Option<String> {
 }
 
 /// Installs the subscriber. Call once, early.
-pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>) {
+pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool) {
     let filter = match rust_log.filter(|s| !s.is_empty()) {
         Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("woci=warn")),
         None if debug => EnvFilter::new("woci=debug"),
@@ -35,10 +42,67 @@ pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         // Colours only on a terminal and unless NO_COLOR (no-color.org): CI logs and files stay plain.
-        .with_ansi(use_colour(std::io::stderr().is_terminal(), std::env::var_os("NO_COLOR").is_some()))
-        .with_target(false)
-        .without_time()
+        .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
+        .event_format(WociLine)
         .try_init();
+}
+
+/// One line per event, like every other line woci prints: `woci: warning: …`, `woci: error: …`,
+/// `woci: …` (info), `woci: debug: …`, then the event's fields as `(key=value, …)`.
+struct WociLine;
+
+impl<S, N> FormatEvent<S, N> for WociLine
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error: ",
+            Level::WARN => "warning: ",
+            Level::INFO => "",
+            Level::DEBUG => "debug: ",
+            Level::TRACE => "trace: ",
+        };
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        write!(w, "woci: {level}{}", fields.message)?;
+        if !fields.rest.is_empty() {
+            write!(w, " ({})", fields.rest.join(", "))?;
+        }
+        let _ = ctx;
+        writeln!(w)
+    }
+}
+
+/// The message and the other fields of an event, as text (never a secret: see the module doc).
+#[derive(Default)]
+struct Fields {
+    message: String,
+    rest: Vec<String>,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        if field.name() == "message" {
+            self.message = value.to_owned();
+        } else {
+            self.rest.push(format!("{}={value}", field.name()));
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "message" {
+            self.message = format!("{value:?}");
+        } else {
+            self.rest.push(format!("{}={value:?}", field.name()));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -24,6 +24,43 @@ pub const FILE_NAME: &str = "woci_manager.ini";
 /// The section merged under every profile's section.
 pub const COMMON_SECTION: &str = "COMMON";
 
+/// Every key woci (and the Python woci) reads from a manager INI section. Anything else is
+/// probably a typo: it is reported with the closest known key, and otherwise ignored.
+pub const KNOWN_KEYS: &[&str] = &[
+    "auth_client_id",
+    "auth_client_secret",
+    "auth_endpoint",
+    "authz_base_url",
+    "auto_refresh",
+    "client_id",
+    "client_secret",
+    "config_file",
+    "device_authorization_url",
+    "log_level",
+    "login_flow",
+    "login_timeout",
+    "native_oke",
+    "oci_command",
+    "oci_container_args",
+    "oci_container_image",
+    "oci_container_runtime",
+    "redirect_port",
+    "refresh_safety_window",
+    "refresh_token_passphrase_env",
+    "refresh_token_passphrase_prompt",
+    "refresh_token_reuse_grace",
+    "region",
+    "resign_hosts",
+    "scope",
+    "subject_token_audience",
+    "subject_token_source",
+    "token_exchange_url",
+    "token_url",
+];
+
+/// Keys whose values are secrets (never shown by `Debug`).
+const SECRET_KEYS: &[&str] = &["auth_client_secret", "client_secret"];
+
 /// Where the manager INI path came from; decides whether an unreadable file is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
@@ -53,7 +90,7 @@ impl Source {
 }
 
 /// The selected profile's keys: `[COMMON]` with the profile's section merged over it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct ManagerConfig {
     /// The file read, if any.
     pub path: Option<PathBuf>,
@@ -63,7 +100,42 @@ pub struct ManagerConfig {
     pub values: BTreeMap<String, String>,
 }
 
+impl std::fmt::Debug for ManagerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let values: BTreeMap<&str, &str> = self
+            .values
+            .iter()
+            .map(|(k, v)| (k.as_str(), if SECRET_KEYS.contains(&k.as_str()) { "[redacted]" } else { v.as_str() }))
+            .collect();
+        f.debug_struct("ManagerConfig")
+            .field("path", &self.path)
+            .field("has_profile_section", &self.has_profile_section)
+            .field("values", &values)
+            .finish()
+    }
+}
+
 impl ManagerConfig {
+    /// One warning per key no woci reads, with the closest known key when there is one.
+    pub fn unknown_key_warnings(&self) -> Vec<String> {
+        let file = self.path.as_ref().map_or_else(|| "the manager config".to_owned(), |p| format!("`{}`", p.display()));
+        self.values
+            .keys()
+            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
+            .map(|k| {
+                let best = KNOWN_KEYS
+                    .iter()
+                    .map(|known| (strsim::jaro_winkler(k, known), *known))
+                    .max_by(|a, b| a.0.total_cmp(&b.0))
+                    .filter(|(score, _)| *score > 0.8);
+                match best {
+                    Some((_, known)) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
+                    None => format!("unknown key `{k}` in {file} (ignored)"),
+                }
+            })
+            .collect()
+    }
+
     /// A key's value, if set and non-empty. `key` is matched case-insensitively.
     pub fn get(&self, key: &str) -> Option<&str> {
         let v = match self.values.get(key) {
@@ -151,7 +223,8 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig
         enabled_indented_mutiline_value: true,
         enabled_preserve_key_leading_whitespace: false,
     };
-    let parsed = ini::Ini::load_from_str_opt(text, opt).map_err(|e| e.to_string())?;
+    let parsed = ini::Ini::load_from_str_opt(text, opt)
+        .map_err(|e| format!("line {}: expected `key = value` or `[section]`", e.line))?;
     if let Some((key, _)) = parsed.general_section().iter().next() {
         return Err(format!("key `{key}` appears before any `[section]` header"));
     }

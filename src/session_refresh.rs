@@ -3,11 +3,11 @@
 //! session itself (keyId `ST$<current token>`, the profile key, all six body headers), answered by
 //! `{"token": …}` bound to the same key (protocol.md §3.3).
 //!
-//! Also the default auth endpoint of a region, `https://auth.{region}.{realm domain}`.
+//! The default auth endpoint of a region comes from [`crate::realm::auth_endpoint_for_region`].
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
-use crate::http::{redact_url, Http};
+use crate::http::{redact_url, Http, Request, Retry};
 use crate::keys::KeyPair;
 use crate::secret::SecretString;
 use crate::signer;
@@ -25,7 +25,7 @@ const MAX_QUOTED: usize = 200;
 /// 2xx with a `token` → the new token. 401 → [`Error::SessionExpired`] (the session reached its
 /// server-side limit or was terminated; only a new `session authenticate` helps). Any other 4xx →
 /// [`Error::Protocol`] naming the status and OCI's `code`. Network failures and 5xx are retried by
-/// [`Http::send`] and end as [`Error::Network`].
+/// [`Http::execute`] and end as [`Error::Network`].
 pub async fn refresh_session(
     http: &Http,
     auth_endpoint: &Url,
@@ -36,22 +36,15 @@ pub async fn refresh_session(
     let url = refresh_url(auth_endpoint)?;
     let body = Zeroizing::new(serde_json::json!({ "currentToken": current.expose() }).to_string().into_bytes());
     let key_id = signer::key_id_for_token(current);
-    let sign = || signer::sign_request(&Method::POST, &url, &body, Some("application/json"), key, &key_id, clock);
-    // Signed once up front so that a URL that cannot be signed is an error, not a panic; each
-    // attempt signs again so that retries carry a fresh `date`.
-    let first = sign()?;
-    let response = http
-        .send(SERVICE, &url, |client| {
-            let headers = sign().unwrap_or_else(|_| first.clone());
-            client.post(url.clone()).headers(headers).body(body.to_vec())
-        })
-        .await?;
-    let status = response.status();
-    let text = Zeroizing::new(response.text().await.map_err(|_| Error::Network {
-        service: SERVICE,
-        url: redact_url(&url),
-        reason: "connection dropped while reading the response".into(),
-    })?);
+    // Each attempt signs again so that retries carry a fresh `date`. The refresh rotates nothing
+    // that a resend could spend, so ordinary retries apply.
+    let make = |timeout| -> Result<Request> {
+        let headers = signer::sign_request(&Method::POST, &url, &body, Some("application/json"), key, &key_id, clock)?;
+        Ok(Request { method: Method::POST, url: url.clone(), headers, body: body.clone(), timeout })
+    };
+    let response = http.execute(SERVICE, Retry::Idempotent, make).await?;
+    let status = http::StatusCode::from_u16(response.status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+    let text = Zeroizing::new(String::from_utf8_lossy(&response.body).into_owned());
     if status.is_success() {
         return parse_token(&text);
     }
@@ -116,98 +109,6 @@ fn describe_oci_error(text: &str) -> String {
         s.push('…');
     }
     format!(" ({s})")
-}
-
-/// Regions outside `oc1` and their realm, as the OCI Python SDK 2.189.0 lists them
-/// (`oci/regions_definitions.py` `REGION_REALMS`); every other region is `oc1`.
-#[rustfmt::skip]
-const REGION_REALMS: &[(&str, &str)] = &[
-    ("ap-chiyoda-1", "oc8"), ("ap-chuncheon-2", "oc35"), ("ap-dcc-canberra-1", "oc10"), ("ap-dcc-gazipur-1", "oc15"),
-    ("ap-ibaraki-1", "oc8"), ("ap-seoul-2", "oc35"), ("ap-suwon-1", "oc35"), ("eu-budapest-1", "oc51"),
-    ("eu-crissier-1", "oc24"), ("eu-dcc-dublin-1", "oc14"), ("eu-dcc-dublin-2", "oc14"), ("eu-dcc-milan-1", "oc14"),
-    ("eu-dcc-milan-2", "oc14"), ("eu-dcc-rating-1", "oc14"), ("eu-dcc-rating-2", "oc14"), ("eu-dcc-zurich-1", "oc24"),
-    ("eu-frankfurt-2", "oc19"), ("eu-jovanovac-1", "oc20"), ("eu-madrid-2", "oc19"), ("me-abudhabi-2", "oc29"),
-    ("me-abudhabi-3", "oc26"), ("me-abudhabi-4", "oc29"), ("me-alain-1", "oc26"), ("me-alrayyan-1", "oc21"),
-    ("me-dcc-doha-1", "oc21"), ("me-dcc-muscat-1", "oc9"), ("me-ibri-1", "oc9"), ("sa-riodejaneiro-1", "oc52"),
-    ("uk-gov-cardiff-1", "oc4"), ("uk-gov-london-1", "oc4"), ("us-ashburn-2", "oc42"), ("us-gov-ashburn-1", "oc3"),
-    ("us-gov-chicago-1", "oc3"), ("us-gov-phoenix-1", "oc3"), ("us-langley-1", "oc2"), ("us-luke-1", "oc2"),
-    ("us-newark-1", "oc42"), ("us-somerset-1", "oc23"), ("us-thames-1", "oc23"),
-];
-
-/// Region short codes (`iad`, `phx`, …) and the region they name (`REGIONS_SHORT_NAMES`).
-#[rustfmt::skip]
-const REGION_SHORT_NAMES: &[(&str, &str)] = &[
-    ("aga", "us-saltlake-2"), ("ahu", "me-abudhabi-3"), ("ams", "eu-amsterdam-1"), ("arn", "eu-stockholm-1"),
-    ("auh", "me-abudhabi-1"), ("avf", "eu-crissier-1"), ("avz", "eu-dcc-zurich-1"), ("beg", "eu-jovanovac-1"),
-    ("bgy", "eu-dcc-milan-1"), ("bno", "ap-chuncheon-2"), ("bog", "sa-bogota-1"), ("bom", "ap-mumbai-1"),
-    ("brs", "uk-gov-cardiff-1"), ("cdg", "eu-paris-1"), ("cwl", "uk-cardiff-1"), ("dac", "ap-dcc-gazipur-1"),
-    ("dln", "ap-suwon-1"), ("doh", "me-dcc-doha-1"), ("dtm", "eu-dcc-rating-2"), ("dtz", "ap-seoul-2"),
-    ("dus", "eu-dcc-rating-1"), ("dxb", "me-dubai-1"), ("ebb", "us-somerset-1"), ("ebl", "us-thames-1"),
-    ("fra", "eu-frankfurt-1"), ("gru", "sa-saopaulo-1"), ("hnw", "sa-riodejaneiro-1"), ("hsg", "ap-batam-1"),
-    ("hyd", "ap-hyderabad-1"), ("iad", "us-ashburn-1"), ("ibr", "me-ibri-1"), ("icn", "ap-seoul-1"),
-    ("jbp", "ap-kulai-2"), ("jed", "me-jeddah-1"), ("jnb", "af-johannesburg-1"), ("jsk", "eu-budapest-1"),
-    ("kix", "ap-osaka-1"), ("lej", "af-casablanca-1"), ("lfi", "us-langley-1"), ("lhr", "uk-london-1"),
-    ("lin", "eu-milan-1"), ("ltn", "uk-gov-london-1"), ("luf", "us-luke-1"), ("mad", "eu-madrid-1"),
-    ("mct", "me-dcc-muscat-1"), ("mel", "ap-melbourne-1"), ("mrs", "eu-marseille-1"), ("mty", "mx-monterrey-1"),
-    ("mtz", "il-jerusalem-1"), ("mxp", "eu-dcc-milan-2"), ("nja", "ap-chiyoda-1"), ("nrq", "eu-turin-1"),
-    ("nrt", "ap-tokyo-1"), ("onm", "ap-delhi-1"), ("ord", "us-chicago-1"), ("orf", "eu-madrid-3"),
-    ("ork", "eu-dcc-dublin-1"), ("pgc", "us-newark-1"), ("phx", "us-phoenix-1"), ("pia", "us-gov-chicago-1"),
-    ("qro", "mx-queretaro-1"), ("rba", "me-alain-1"), ("ric", "us-gov-ashburn-1"), ("rkt", "me-abudhabi-2"),
-    ("ruh", "me-riyadh-1"), ("scl", "sa-santiago-1"), ("shj", "me-abudhabi-4"), ("sin", "ap-singapore-1"),
-    ("sjc", "us-sanjose-1"), ("snn", "eu-dcc-dublin-2"), ("str", "eu-frankfurt-2"), ("syd", "ap-sydney-1"),
-    ("tus", "us-gov-phoenix-1"), ("ukb", "ap-ibaraki-1"), ("vap", "sa-valparaiso-1"), ("vcp", "sa-vinhedo-1"),
-    ("vll", "eu-madrid-2"), ("vve", "me-alrayyan-1"), ("wga", "ap-dcc-canberra-1"), ("xsp", "ap-singapore-2"),
-    ("yny", "ap-chuncheon-1"), ("yul", "ca-montreal-1"), ("yxj", "us-ashburn-2"), ("yyz", "ca-toronto-1"),
-    ("zrh", "eu-zurich-1"),
-];
-
-/// The realm's second-level domain (protocol.md §3.3), for a realm key such as `oc1`.
-pub fn realm_domain(realm: &str) -> Option<String> {
-    let realm = realm.to_ascii_lowercase();
-    let n: u32 = realm.strip_prefix("oc")?.parse().ok()?;
-    Some(match n {
-        1 => "oraclecloud.com".into(),
-        2 | 3 => "oraclegovcloud.com".into(),
-        4 => "oraclegovcloud.uk".into(),
-        19 => "oraclecloud.eu".into(),
-        n if n >= 8 => format!("oraclecloud{n}.com"),
-        _ => return None,
-    })
-}
-
-/// The region a short code names (`iad` → `us-ashburn-1`); other input is returned lowercased.
-pub fn canonical_region(region: &str) -> String {
-    let region = region.trim().to_ascii_lowercase();
-    REGION_SHORT_NAMES.iter().find(|(short, _)| *short == region).map_or(region, |(_, long)| (*long).to_owned())
-}
-
-/// The realm of a region identifier (or short code); `oc1` for regions the SDK does not place
-/// elsewhere (the SDK's default too, when no region metadata says otherwise). A new region of
-/// another realm needs `auth_endpoint` / `WOCI_AUTH_ENDPOINT`.
-pub fn realm_for_region(region: &str) -> &'static str {
-    let region = canonical_region(region);
-    REGION_REALMS.iter().find(|(r, _)| *r == region).map_or("oc1", |(_, realm)| realm)
-}
-
-/// `https://auth.{region}.{realm domain}`, the OCI SDK's `endpoint_for("auth", region)`. Short
-/// codes are expanded; a region containing `.` is taken as a full domain (`https://auth.{region}`),
-/// as the SDK does.
-pub fn auth_endpoint_for_region(region: &str) -> Result<Url> {
-    let region = region.trim().to_ascii_lowercase();
-    let valid = !region.is_empty()
-        && !region.starts_with(['.', '-'])
-        && region.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
-    if !valid {
-        return Err(Error::Config(format!("invalid region `{region}`: expected an identifier such as `us-ashburn-1`")));
-    }
-    let host = if region.contains('.') {
-        format!("auth.{region}")
-    } else {
-        let region = canonical_region(&region);
-        let domain = realm_domain(realm_for_region(&region)).unwrap_or_else(|| "oraclecloud.com".into());
-        format!("auth.{region}.{domain}")
-    };
-    Url::parse(&format!("https://{host}")).map_err(|e| Error::Config(format!("invalid region `{region}`: {e}")))
 }
 
 #[cfg(test)]
@@ -364,52 +265,6 @@ mod tests {
         let (url, _server) = canned_server(vec![(503, "{}".into()), (502, "{}".into())]).await;
         let err = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1)).await.unwrap_err();
         assert!(matches!(err, Error::Network { .. }), "{err}");
-    }
-
-    #[test]
-    fn auth_endpoints_per_realm() {
-        let cases = [
-            ("us-ashburn-1", "https://auth.us-ashburn-1.oraclecloud.com/"),
-            ("US-Phoenix-1", "https://auth.us-phoenix-1.oraclecloud.com/"),
-            ("us-langley-1", "https://auth.us-langley-1.oraclegovcloud.com/"),
-            ("us-luke-1", "https://auth.us-luke-1.oraclegovcloud.com/"),
-            ("us-gov-ashburn-1", "https://auth.us-gov-ashburn-1.oraclegovcloud.com/"),
-            ("uk-gov-london-1", "https://auth.uk-gov-london-1.oraclegovcloud.uk/"),
-            ("ap-chiyoda-1", "https://auth.ap-chiyoda-1.oraclecloud8.com/"),
-            ("ap-ibaraki-1", "https://auth.ap-ibaraki-1.oraclecloud8.com/"),
-            ("my-region.example.com", "https://auth.my-region.example.com/"),
-        ];
-        for (region, want) in cases {
-            assert_eq!(auth_endpoint_for_region(region).unwrap().as_str(), want, "{region}");
-        }
-        for (region, want) in [
-            ("iad", "https://auth.us-ashburn-1.oraclecloud.com/"),
-            ("us-gov-chicago-1", "https://auth.us-gov-chicago-1.oraclegovcloud.com/"),
-            ("eu-frankfurt-2", "https://auth.eu-frankfurt-2.oraclecloud.eu/"),
-            ("eu-frankfurt-1", "https://auth.eu-frankfurt-1.oraclecloud.com/"),
-            ("me-ibri-1", "https://auth.me-ibri-1.oraclecloud9.com/"),
-            ("ap-dcc-canberra-1", "https://auth.ap-dcc-canberra-1.oraclecloud10.com/"),
-            ("us-ashburn-2", "https://auth.us-ashburn-2.oraclecloud42.com/"),
-            ("some-new-region-1", "https://auth.some-new-region-1.oraclecloud.com/"),
-        ] {
-            assert_eq!(auth_endpoint_for_region(region).unwrap().as_str(), want, "{region}");
-        }
-        // Every realm the table names has a domain.
-        for (region, realm) in REGION_REALMS {
-            assert!(realm_domain(realm).is_some(), "{region} {realm}");
-        }
-        for (_, region) in REGION_SHORT_NAMES {
-            assert!(!region.contains(|c: char| c.is_ascii_uppercase()), "{region}");
-        }
-        assert!(auth_endpoint_for_region("").is_err());
-        assert!(auth_endpoint_for_region(".evil").is_err());
-        assert!(auth_endpoint_for_region("a/b").is_err());
-        assert!(auth_endpoint_for_region("us ashburn").is_err());
-        assert_eq!(realm_domain("oc10").as_deref(), Some("oraclecloud10.com"));
-        assert_eq!(realm_domain("oc19").as_deref(), Some("oraclecloud.eu"));
-        assert_eq!(realm_domain("oc3").as_deref(), Some("oraclegovcloud.com"));
-        assert_eq!(realm_domain("oc5"), None);
-        assert_eq!(realm_domain("x1"), None);
     }
 
     #[test]

@@ -5,14 +5,20 @@
 //! (`[COMMON]` merged under the profile's section) > default. The profile is `--profile` (from the
 //! `oci` arguments) > `OCI_CLI_PROFILE` > `DEFAULT`; the OCI config file is `--config-file` >
 //! `OCI_CLI_CONFIG_FILE` > INI `config_file` > `~/.oci/config`.
+//!
+//! This module and [`crate::app`] are the only readers of the process environment (the snapshot
+//! [`Env`]): everything the rest of woci needs from it (passphrase, proxy, terminal, browser) is
+//! resolved here into typed fields. [`Settings::origins`] records where each woci setting came
+//! from, for messages and `--status`.
 
 use crate::cli::{Invocation, OciView, WociOptions};
 use crate::error::{Error, Result};
 use crate::exchange::ExchangeConfig;
 use crate::manager_config::{self, ManagerConfig};
 use crate::oidc::IdpConfig;
+use crate::realm::NoProxy;
 use crate::secret::SecretString;
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -43,6 +49,9 @@ pub enum RenewMode {
         /// Explicit auth service base URL (`auth_endpoint` / `WOCI_AUTH_ENDPOINT`); else from region.
         auth_endpoint: Option<Url>,
     },
+    /// The woci settings of the profile are incomplete or invalid (why). Only commands that never
+    /// renew (`--status`, `--daemon-status`, `--stop-daemon`) get this far; `--status` reports it.
+    Unusable(String),
 }
 
 /// Where the refresh token passphrase comes from.
@@ -51,7 +60,12 @@ pub enum PassphraseSource {
     /// Refresh tokens are stored in plain text (mode 0600).
     None,
     /// The named environment variable holds it.
-    Env(String),
+    Env {
+        /// The variable's name.
+        var: String,
+        /// Its value, when set and not empty.
+        value: Option<SecretString>,
+    },
     /// Ask on the terminal.
     Prompt,
 }
@@ -106,6 +120,48 @@ pub struct Settings {
     pub resign_hosts: Vec<String>,
     /// What the `oci` arguments said.
     pub oci: OciView,
+    /// A person can be asked to log in: stderr is a terminal, or a `BROWSER` command is set.
+    pub interactive: bool,
+    /// The user's HTTPS proxy (`HTTPS_PROXY`, `https_proxy`, `ALL_PROXY`, `all_proxy`), for woci's
+    /// own requests and the re-signing proxy's upstream connections.
+    pub upstream_proxy: Option<Url>,
+    /// The user's `NO_PROXY`.
+    pub no_proxy: NoProxy,
+    /// Where each woci setting came from (key → origin), for messages and `--status`.
+    pub origins: BTreeMap<&'static str, Origin>,
+    /// Warnings found while resolving (unknown INI keys), printed once logging is set up.
+    pub warnings: Vec<String>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag.
+    Flag(&'static str),
+    /// An environment variable.
+    Env(&'static str),
+    /// The manager INI (its path).
+    Ini(PathBuf),
+    /// woci's default.
+    Default,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Origin::Flag(name) => write!(f, "the `{name}` flag"),
+            Origin::Env(var) => write!(f, "the `{var}` environment variable"),
+            Origin::Ini(path) => write!(f, "`{}`", path.display()),
+            Origin::Default => f.write_str("woci's default"),
+        }
+    }
+}
+
+/// Facts about the process woci runs in that settings depend on but cannot read from [`Env`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Terminal {
+    /// stderr is a terminal.
+    pub stderr: bool,
 }
 
 impl Settings {
@@ -118,6 +174,7 @@ impl Settings {
             .map(PathBuf::from)
             .or_else(dirs::home_dir)
             .ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
+        let mut origins: BTreeMap<&'static str, Origin> = BTreeMap::new();
 
         let profile_on_cli = inv.oci.profile.is_some();
         let profile = inv
@@ -142,6 +199,8 @@ impl Settings {
                 Some((path, source)) => manager_config::load(&expand_tilde(&path, &home), source, &profile)?,
                 None => ManagerConfig::default(),
             };
+        let ini_origin = || manager.path.clone().map_or(Origin::Default, Origin::Ini);
+        let warnings = manager.unknown_key_warnings();
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
@@ -162,18 +221,35 @@ impl Settings {
         let auto_refresh = o.auto_refresh || parse_bool(manager.get("auto_refresh"), "auto_refresh")?;
         let default_window = if auto_refresh { DEFAULT_AUTO_WINDOW } else { DEFAULT_WINDOW };
         let window = match o.refresh_safety_window {
-            Some(s) => Duration::from_secs(s),
+            Some(s) => {
+                origins.insert("refresh_safety_window", Origin::Flag("--refresh-safety-window"));
+                Duration::from_secs(s)
+            }
             None => match manager.get("refresh_safety_window") {
-                Some(v) => Duration::from_secs(parse_u64(v, "refresh_safety_window")?),
+                Some(v) => {
+                    origins.insert("refresh_safety_window", ini_origin());
+                    Duration::from_secs(parse_u64(v, "refresh_safety_window")?)
+                }
                 None => default_window,
             },
         };
 
-        let mode = resolve_mode(o, &manager, env, &profile)?;
+        let mode = match resolve_mode(o, &manager, env, &profile) {
+            Ok(mode) => mode,
+            // Commands that never renew still work (and `--status` says what is wrong).
+            Err(Error::Config(why)) if inv.command.never_renews() => RenewMode::Unusable(why),
+            Err(e) => return Err(e),
+        };
+        if let RenewMode::Idp { .. } = mode {
+            let origin = if o.token_url.is_some() { Origin::Flag("--token-url") } else { ini_origin() };
+            origins.insert("token_url", origin);
+        }
 
         let (oci_command, oci_command_source) = if let Some(c) = env_nonempty(env, "WOCI_OCI_COMMAND") {
+            origins.insert("oci_command", Origin::Env("WOCI_OCI_COMMAND"));
             (OsString::from(c), "the `WOCI_OCI_COMMAND` environment variable")
         } else if let Some(c) = manager.get("oci_command") {
+            origins.insert("oci_command", ini_origin());
             (OsString::from(c), "`oci_command` in the manager config")
         } else {
             (OsString::from("oci"), "`oci_command` in the manager config or `WOCI_OCI_COMMAND`")
@@ -188,7 +264,10 @@ impl Settings {
             .clone()
             .or_else(|| manager.get("refresh_token_passphrase_env").map(str::to_owned))
         {
-            PassphraseSource::Env(var)
+            // Set but empty means "store unencrypted" (a renewal warns); unset is an error when
+            // the refresh token is encrypted.
+            let value = env.get(&var).map(|v| SecretString::from(v.as_str()));
+            PassphraseSource::Env { var, value }
         } else {
             PassphraseSource::None
         };
@@ -222,6 +301,33 @@ impl Settings {
             .map(|s| s.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
             .unwrap_or_default();
 
+        let log_level = o.log_level.clone().or_else(|| manager.get("log_level").map(str::to_owned));
+        if let Some(l) = &log_level {
+            if crate::logging::directive(l).is_none() {
+                return Err(Error::Config(format!(
+                    "invalid log level `{l}`; valid levels: {}",
+                    crate::logging::LEVELS.join(", ")
+                )));
+            }
+        }
+
+        let upstream_proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()))
+            .map(|v| {
+                let v = v.trim();
+                let v = if v.contains("://") { v.to_owned() } else { format!("http://{v}") };
+                // The URL may carry credentials: the error names neither it nor the parse detail.
+                Url::parse(&v).map_err(|_| Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into()))
+            })
+            .transpose()?;
+        let no_proxy =
+            NoProxy::parse(&["NO_PROXY", "no_proxy"].iter().find_map(|k| env.get(*k)).cloned().unwrap_or_default());
+
+        let browser_command = env_nonempty(env, "BROWSER").map(OsString::from);
+        use std::io::IsTerminal;
+        let interactive = std::io::stderr().is_terminal() || browser_command.is_some();
+
         Ok(Settings {
             profile,
             profile_on_cli,
@@ -237,15 +343,20 @@ impl Settings {
             oci_command,
             oci_command_source,
             open_browser: !o.no_browser,
-            browser_command: env_nonempty(env, "BROWSER").map(OsString::from),
+            browser_command,
             login_timeout,
             passphrase,
-            log_level: o.log_level.clone().or_else(|| manager.get("log_level").map(str::to_owned)),
+            log_level,
             debug: o.debug,
             extra_ca_files,
             resign_hosts,
             oci: inv.oci.clone(),
             manager,
+            interactive,
+            upstream_proxy,
+            no_proxy,
+            origins,
+            warnings,
         })
     }
 
@@ -287,7 +398,7 @@ fn resolve_mode(o: &WociOptions, m: &ManagerConfig, env: &Env, profile: &str) ->
         ("token_url", pick(&o.token_url, "token_url")),
         ("auth_client_id", pick(&o.auth_client_id, "auth_client_id")),
         ("client_id", pick(&o.client_id, "client_id")),
-        ("client_secret", pick(&o.client_secret, "client_secret")),
+        ("client_secret", pick(&exposed(&o.client_secret), "client_secret")),
         ("scope", pick(&o.scope, "scope")),
         ("redirect_port", o.redirect_port.map(|p| p.to_string()).or_else(|| m.get("redirect_port").map(str::to_owned))),
     ];
@@ -317,14 +428,19 @@ fn resolve_mode(o: &WociOptions, m: &ManagerConfig, env: &Env, profile: &str) ->
         Error::Config(format!("`redirect_port` must be a port number 1-65535, got `{}`", get("redirect_port")))
     })?;
     let scopes: Vec<String> = get("scope").split_whitespace().map(str::to_owned).collect();
+    let reuse_grace = Duration::from_secs(match m.get("refresh_token_reuse_grace") {
+        Some(v) => parse_u64(v, "refresh_token_reuse_grace")?,
+        None => 0,
+    });
     Ok(RenewMode::Idp {
         idp: Box::new(IdpConfig {
             authorize_url: parse_url(&get("authz_base_url"), "authz_base_url")?,
             token_url,
             client_id: get("auth_client_id"),
-            client_secret: pick(&o.auth_client_secret, "auth_client_secret").map(SecretString::from),
+            client_secret: pick(&exposed(&o.auth_client_secret), "auth_client_secret").map(SecretString::from),
             scopes,
             redirect_port,
+            reuse_grace,
         }),
         exchange: ExchangeConfig {
             url: exchange_url,
@@ -334,12 +450,33 @@ fn resolve_mode(o: &WociOptions, m: &ManagerConfig, env: &Env, profile: &str) ->
     })
 }
 
+/// A service URL: `https://`, or `http://` to a loopback address (tests, local emulators) — a
+/// token or secret must never cross a network in clear text.
+/// A flag's secret as plain text, for merging with the INI's (which holds plain text too); it is
+/// wrapped again before it leaves this module.
+fn exposed(s: &Option<SecretString>) -> Option<String> {
+    s.as_ref().map(|s| s.expose().clone())
+}
+
 fn parse_url(s: &str, key: &str) -> Result<Url> {
     let u = Url::parse(s.trim()).map_err(|e| Error::Config(format!("`{key}` is not a valid URL ({e}): `{s}`")))?;
-    if u.scheme() != "http" && u.scheme() != "https" {
-        return Err(Error::Config(format!("`{key}` must start with http:// or https://, got `{s}`")));
+    match u.scheme() {
+        "https" => Ok(u),
+        "http" if is_loopback(&u) => Ok(u),
+        "http" => Err(Error::Config(format!(
+            "`{key}` must use https:// (http:// is accepted only for 127.0.0.1, ::1 and localhost), got `{s}`"
+        ))),
+        _ => Err(Error::Config(format!("`{key}` must start with https://, got `{s}`"))),
     }
-    Ok(u)
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
 }
 
 fn parse_bool(v: Option<&str>, key: &str) -> Result<bool> {
@@ -368,10 +505,11 @@ fn expand_tilde(p: &Path, home: &Path) -> PathBuf {
     }
 }
 
-/// Profile names become folder names under `~/.oci/sessions`: refuse ones that would escape it.
+/// Profile names become folder names under `~/.oci/sessions` and appear in one-line messages:
+/// refuse ones that would escape the folder or break a line.
 pub fn validate_profile(p: &str) -> Result<()> {
-    if p.is_empty() || p == "." || p == ".." || p.contains(['/', '\\', '\0']) {
-        return Err(Error::Config(format!("invalid profile name `{p}`")));
+    if p.is_empty() || p == "." || p == ".." || p.contains(['/', '\\', '\0']) || p.chars().any(char::is_control) {
+        return Err(Error::Config(format!("invalid profile name `{}`", p.escape_debug())));
     }
     Ok(())
 }
@@ -413,7 +551,7 @@ mod tests {
         let env = Env::from([("WOCI_AUTH_ENDPOINT".to_owned(), "http://127.0.0.1:1".to_owned())]);
         match resolve_mode(&WociOptions::default(), &ManagerConfig::default(), &env, "P").unwrap() {
             RenewMode::SessionRefresh { auth_endpoint } => assert!(auth_endpoint.is_some()),
-            RenewMode::Idp { .. } => panic!("expected session refresh"),
+            _ => panic!("expected session refresh"),
         }
     }
 

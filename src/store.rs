@@ -122,6 +122,64 @@ impl SessionStore {
         FileLock::acquire(&self.lock_path(), timeout)
     }
 
+    /// [`Self::lock`], also saying whether another process held it first.
+    pub fn lock_noting_wait(&self, timeout: Duration) -> Result<(FileLock, bool)> {
+        self.ensure_dir()?;
+        FileLock::acquire_noting_wait(&self.lock_path(), timeout)
+    }
+
+    /// `.last_failure`, beside the lock: the last renewal failure, for callers that waited on it.
+    pub fn failure_path(&self) -> PathBuf {
+        self.dir.join(".last_failure")
+    }
+
+    /// Records a failed renewal (best effort: a failure to record is only logged).
+    pub fn record_failure(&self, record: &FailureRecord) {
+        let write = || -> Result<()> {
+            let json = serde_json::to_vec(record).map_err(|e| Error::Other(e.to_string()))?;
+            fsutil::write_atomic(&self.failure_path(), &json)
+        };
+        if let Err(e) = write() {
+            tracing::debug!("cannot record the renewal failure: {e}");
+        }
+    }
+
+    /// The recorded failure if it happened at or after `since_ms` (epoch milliseconds).
+    pub fn failure_since(&self, since_ms: i64) -> Option<FailureRecord> {
+        let bytes = std::fs::read(self.failure_path()).ok()?;
+        serde_json::from_slice::<FailureRecord>(&bytes).ok().filter(|r| r.at >= since_ms)
+    }
+
+    /// Forgets the recorded failure (after a success).
+    pub fn clear_failure(&self) {
+        let _ = std::fs::remove_file(self.failure_path());
+    }
+
+    /// Fails when the session folder cannot take the new refresh token right now (read-only,
+    /// full), before a refresh token is spent.
+    pub fn check_writable(&self) -> Result<()> {
+        self.ensure_dir()?;
+        fsutil::check_writable(&self.dir, 64 * 1024)
+    }
+
+    /// Where a refresh token that could not be stored in the session folder is kept instead: a
+    /// private folder of this user under the system's temporary folder (usually another file
+    /// system).
+    pub fn rescue_path(&self) -> PathBuf {
+        let uid = fsutil::user_id();
+        std::env::temp_dir().join(format!("woci-rescue-{uid}")).join(format!("{}.refresh_token", self.profile))
+    }
+
+    /// Saves a refresh token to [`Self::rescue_path`] (encrypted like the stored one).
+    pub fn write_rescue(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<PathBuf> {
+        let path = self.rescue_path();
+        if let Some(dir) = path.parent() {
+            fsutil::ensure_private_dir(dir)?;
+        }
+        fsutil::write_atomic(&path, seal(token, passphrase).expose().as_bytes())?;
+        Ok(path)
+    }
+
     /// Reads the UPST at `path` (the config's `security_token_file`, or [`Self::token_path`]).
     /// `Ok(None)` when absent or empty; a token that does not decode is [`Error::CorruptFile`].
     pub fn read_token_at(path: &Path) -> Result<Option<(SecretString, UpstClaims)>> {
@@ -168,9 +226,16 @@ impl SessionStore {
         Ok((key, path))
     }
 
+    /// Whether the session folder holds a key pair ([`Self::load_or_create_key`] would load one).
+    pub fn has_key(&self) -> bool {
+        [PY_WOCI_KEY_FILE, KEY_FILE].iter().any(|f| self.dir.join(f).is_file())
+    }
+
     /// Whether a refresh token is stored, and how.
     pub fn refresh_token_state(&self) -> Result<RefreshTokenState> {
-        match fsutil::read_optional(&self.refresh_token_path())? {
+        let rescue = self.rescue_path();
+        let path = if rescue.is_file() { rescue } else { self.refresh_token_path() };
+        match fsutil::read_optional(&path)? {
             None => Ok(RefreshTokenState::Absent),
             Some(b) if String::from_utf8_lossy(&b).trim().is_empty() => Ok(RefreshTokenState::Absent),
             Some(b) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => Ok(RefreshTokenState::Encrypted),
@@ -178,9 +243,26 @@ impl SessionStore {
         }
     }
 
-    /// Reads the refresh token, decrypting it with `passphrase` when it is an envelope.
+    /// Reads the refresh token, decrypting it with `passphrase` when it is an envelope. A rescued
+    /// refresh token (see [`Self::write_rescue`]) is newer than the stored one: it is moved back
+    /// into the session folder when that works, and used either way.
     pub fn read_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
-        let path = self.refresh_token_path();
+        let rescue = self.rescue_path();
+        if rescue.is_file() {
+            let token = self.read_refresh_token_at(&rescue, passphrase)?;
+            if let Some(t) = &token {
+                if self.write_refresh_token(t, passphrase).is_ok() {
+                    let _ = std::fs::remove_file(&rescue);
+                    tracing::info!("moved the rescued refresh token back into `{}`", self.dir.display());
+                }
+                return Ok(token);
+            }
+        }
+        self.read_refresh_token_at(&self.refresh_token_path(), passphrase)
+    }
+
+    fn read_refresh_token_at(&self, path: &Path, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
+        let path = path.to_owned();
         let Some(bytes) = fsutil::read_optional(&path)? else { return Ok(None) };
         let text = SecretString::from(String::from_utf8(bytes).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?);
         let trimmed = text.expose().trim();
@@ -207,11 +289,33 @@ impl SessionStore {
     /// Stores a refresh token, encrypted when a non-empty passphrase is given.
     pub fn write_refresh_token(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<()> {
         self.ensure_dir()?;
-        let content = match passphrase {
-            Some(p) if !p.expose().is_empty() => SecretString::from(crypto::seal(token, p)),
-            _ => token.clone(),
-        };
-        fsutil::write_atomic(&self.refresh_token_path(), content.expose().as_bytes())
+        fsutil::write_atomic(&self.refresh_token_path(), seal(token, passphrase).expose().as_bytes())
+    }
+}
+
+/// The refresh token as stored: encrypted when a non-empty passphrase is given.
+fn seal(token: &SecretString, passphrase: Option<&SecretString>) -> SecretString {
+    match passphrase {
+        Some(p) if !p.expose().is_empty() => SecretString::from(crypto::seal(token, p)),
+        _ => token.clone(),
+    }
+}
+
+/// A failed renewal, recorded beside the lock (no secrets: the message is an error's text).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FailureRecord {
+    /// When it failed, epoch milliseconds.
+    pub at: i64,
+    /// The failing call's exit code.
+    pub exit_code: u8,
+    /// Its message.
+    pub message: String,
+}
+
+impl FailureRecord {
+    /// The error a waiting caller reports: the same message and exit code.
+    pub fn into_error(self) -> Error {
+        Error::Blocked { code: self.exit_code, message: self.message }
     }
 }
 

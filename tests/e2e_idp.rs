@@ -269,6 +269,7 @@ fn woci_idp_config(idp: &NodeIdp) -> IdpConfig {
         client_secret: idp.client_secret.clone().map(SecretString::from),
         scopes: vec!["openid".into(), "offline_access".into()],
         redirect_port: 0,
+        reuse_grace: std::time::Duration::ZERO,
     }
 }
 
@@ -339,7 +340,7 @@ fn real_oci_cli_signs_with_the_session_token() {
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     let key_path = oci_dir.join("key.pem");
     std::fs::write(&key_path, key.to_pkcs8_pem(LineEnding::LF).unwrap().as_bytes()).unwrap();
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = common::unix_now() as u64;
     let token = format!(
         "eyJhbGciOiJSUzI1NiJ9.{}.c2lnbmF0dXJl",
         URL_SAFE_NO_PAD.encode(format!(

@@ -24,7 +24,7 @@ use proxy_common::*;
 
 /// A UPST-shaped JWT the CLI accepts (it decodes `exp` without checking the signature).
 fn jwt(name: &str) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = common::unix_now() as u64;
     let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"RS256","kid":"test"}"#);
     let claims = URL_SAFE_NO_PAD.encode(format!(
         r#"{{"sub":"ocid1.user.oc1..u","tenant":"ocid1.tenancy.oc1..t","ptype":"user","iat":{now},"exp":{},"jti":"{name}"}}"#,
@@ -67,6 +67,7 @@ fn profile(key: &KeyPair, token: &str) -> Profile {
 }
 
 /// Runs `oci <args> --config-file … --auth security_token` with a clean environment plus `env`.
+#[allow(clippy::disallowed_methods, reason = "the child gets the test's PATH")]
 fn run_oci(p: &Profile, env: &[(OsString, OsString)], args: &[&str]) {
     let mut cmd = Command::new(peers::oci_cli());
     cmd.env_clear()

@@ -481,10 +481,10 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     .collect();
     let inv = woci::cli::parse(vec!["os".into(), "ns".into(), "get".into()]).unwrap();
     let settings = woci::settings::Settings::resolve(&inv, &env).unwrap();
-    let renewer =
-        woci::renew::Renewer::new(Arc::new(settings), Arc::new(env), Arc::new(woci::clock::SystemClock)).unwrap();
+    let renewer = woci::renew::Renewer::new(Arc::new(settings), Arc::new(woci::clock::SystemClock)).unwrap();
     let (_tx, rx) = watch::channel(SecretString::from(TOKEN_B));
-    let handle = proxy::start_for_profile(&renewer, rx).await.unwrap();
+    let key = renewer.profile_key().unwrap();
+    let handle = proxy::start_for_profile(renewer.settings(), key.public().clone(), rx).await.unwrap();
     assert_eq!(handle.ca_bundle_path().parent().unwrap().parent(), Some(std::env::temp_dir().as_path()));
 
     let child = child_client(&handle, true);

@@ -206,7 +206,7 @@ async fn refresh_token_expiry_from_the_idp_is_shown() {
     .await;
     assert!(renew.status.success(), "{}", stderr(&renew));
     let v = json(&status(&w, true, &[], &[]).await);
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let now = unix_now();
     let at = v["refresh_token"]["expires_at"].as_i64().expect("the IdP's refresh_expires_in is recorded");
     let ttl = w.cfg.refresh_token_ttl.as_secs() as i64;
     assert!((now + ttl - 120..=now + ttl).contains(&at), "expires_at {at}, expected about now + {ttl}");

@@ -40,21 +40,27 @@
 //! uses, and `--help`, completions and the man page are generated from it.
 
 use crate::error::{Error, Result};
+use crate::secret::SecretString;
 use clap::{Arg, ArgAction};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
-/// woci's own options. `None`/`false` = not given on the command line.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// woci's own options. `None`/`false` = not given on the command line. The client secrets are
+/// [`SecretString`]s (never in `Debug`); serde carries them only through the daemon's stdin
+/// (`daemon::DaemonSpec`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct WociOptions {
     pub manager_config: Option<PathBuf>,
     pub authz_base_url: Option<String>,
     pub token_url: Option<String>,
     pub token_exchange_url: Option<String>,
     pub auth_client_id: Option<String>,
-    pub auth_client_secret: Option<String>,
+    #[serde(with = "crate::secret::serde_option")]
+    pub auth_client_secret: Option<SecretString>,
     pub client_id: Option<String>,
-    pub client_secret: Option<String>,
+    #[serde(with = "crate::secret::serde_option")]
+    pub client_secret: Option<SecretString>,
     pub scope: Option<String>,
     pub redirect_port: Option<u16>,
     pub log_level: Option<String>,
@@ -71,7 +77,8 @@ pub struct WociOptions {
 }
 
 /// What the `oci` arguments say about the profile; read only, the arguments are never changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct OciView {
     pub profile: Option<String>,
     pub config_file: Option<PathBuf>,
@@ -105,6 +112,13 @@ pub enum Command {
     DaemonRun,
     DaemonStatus,
     StopDaemon,
+}
+
+impl Command {
+    /// Commands that only look (or stop a daemon): incomplete woci settings do not stop them.
+    pub fn never_renews(&self) -> bool {
+        matches!(self, Command::Status | Command::DaemonStatus | Command::StopDaemon)
+    }
 }
 
 /// A parsed command line.
@@ -454,9 +468,9 @@ impl State {
             Id::TokenUrl => o_.token_url = Some(text()?),
             Id::TokenExchangeUrl => o_.token_exchange_url = Some(text()?),
             Id::AuthClientId => o_.auth_client_id = Some(text()?),
-            Id::AuthClientSecret => o_.auth_client_secret = Some(text()?),
+            Id::AuthClientSecret => o_.auth_client_secret = Some(SecretString::new(text()?)),
             Id::ClientId => o_.client_id = Some(text()?),
-            Id::ClientSecret => o_.client_secret = Some(text()?),
+            Id::ClientSecret => o_.client_secret = Some(SecretString::new(text()?)),
             Id::Scope => o_.scope = Some(text()?),
             Id::LogLevel => o_.log_level = Some(text()?),
             Id::PassphraseEnv => o_.refresh_token_passphrase_env = Some(text()?),

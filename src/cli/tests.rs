@@ -58,7 +58,7 @@ fn shared_name_before_first_word_is_woci() {
     assert_eq!(inv.options.client_id.as_deref(), Some("x"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
     let inv = p(&["--client-secret=s", "--scope", "openid offline_access", "--log-level=debug", "os", "ns", "get"]);
-    assert_eq!(inv.options.client_secret.as_deref(), Some("s"));
+    assert_eq!(inv.options.client_secret.as_ref().map(|s| s.expose().as_str()), Some("s"));
     assert_eq!(inv.options.scope.as_deref(), Some("openid offline_access"));
     assert_eq!(inv.options.log_level.as_deref(), Some("debug"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
@@ -116,14 +116,14 @@ fn woci_only_options_anywhere_both_forms() {
     assert_eq!(o.authz_base_url.as_deref(), Some("https://idp/authorize"));
     assert_eq!(o.token_exchange_url.as_deref(), Some("https://dom/token"));
     assert_eq!(o.auth_client_id.as_deref(), Some("a"));
-    assert_eq!(o.auth_client_secret.as_deref(), Some("sec"));
+    assert_eq!(o.auth_client_secret.as_ref().map(|s| s.expose().as_str()), Some("sec"));
 }
 
 #[test]
 fn values_may_contain_equals_and_start_with_dash() {
     let inv = p(&["--token-url=https://idp/token?a=b", "--auth-client-secret", "-secret-", "os", "ns", "get"]);
     assert_eq!(inv.options.token_url.as_deref(), Some("https://idp/token?a=b"));
-    assert_eq!(inv.options.auth_client_secret.as_deref(), Some("-secret-"));
+    assert_eq!(inv.options.auth_client_secret.as_ref().map(|s| s.expose().as_str()), Some("-secret-"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
 }
 

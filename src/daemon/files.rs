@@ -1,13 +1,11 @@
 //! The daemon's files: the locked pid file, the JSON state file and the bounded log, plus the
 //! small formatting helpers `--status` shares. No process management here (see the parent module).
 
-use super::DAEMON_RUN_FLAG;
 use crate::error::{Error, Result};
 use crate::fsutil::{self, FileLock};
 use crate::store::SessionStore;
 use fs4::fs_std::FileExt;
 use serde::{Deserialize, Serialize};
-use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -215,36 +213,6 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
         opts.mode(0o600);
     }
     opts.open(path).map_err(|e| Error::io("cannot open", path, e))
-}
-
-/// The daemon's own argv: the invocation's, with `--daemon` replaced by [`DAEMON_RUN_FLAG`]
-/// followed by `extra` (options only the daemon gets).
-pub fn daemon_args(args: &[OsString], extra: &[OsString]) -> Vec<OsString> {
-    let mut out = Vec::with_capacity(args.len() + extra.len());
-    let mut replaced = false;
-    for a in args {
-        if !replaced && a == "--daemon" {
-            replaced = true;
-            out.push(OsString::from(DAEMON_RUN_FLAG));
-            out.extend(extra.iter().cloned());
-        } else {
-            out.push(a.clone());
-        }
-    }
-    out
-}
-
-/// The daemon renews with the `--auto-refresh` safety window (600 s, capped at half a token's
-/// lifetime) unless the user chose one, so an IdP outage of a few minutes does not let the token
-/// lapse for the programs that rely on the daemon.
-pub(super) fn daemon_window_args(args: &[OsString], settings: &crate::settings::Settings) -> Vec<OsString> {
-    let given = args.iter().any(|a| a.to_str().is_some_and(|s| s.starts_with("--refresh-safety-window")))
-        || settings.manager.get("refresh_safety_window").is_some()
-        || settings.auto_refresh;
-    if given {
-        return Vec::new();
-    }
-    vec!["--refresh-safety-window".into(), crate::settings::DEFAULT_AUTO_WINDOW.as_secs().to_string().into()]
 }
 
 /// Formats epoch seconds as `2025-11-08T17:19:55Z`.

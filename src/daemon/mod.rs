@@ -22,7 +22,6 @@ use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
 use crate::settings::PassphraseSource;
 use crate::store::SessionStore;
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -42,23 +41,22 @@ const PID_LOCK_WAIT: Duration = Duration::from_secs(2);
 const LOG_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 mod files;
+mod spec;
 pub use files::*;
+pub use spec::DaemonSpec;
 
 fn err_line(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{msg}");
 }
 
 /// `woci --daemon`: makes sure the session is valid (a login may happen here, on the terminal),
-/// then starts the detached daemon and waits until it reports that it runs.
-pub fn start(renewer: &Renewer) -> Result<u8> {
-    start_with_args(renewer, std::env::args_os().skip(1).collect())
-}
-
-/// [`start`] with the invocation's arguments given.
-pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
+/// then starts the detached daemon, hands it its [`DaemonSpec`] through its stdin, and waits
+/// until it reports that it runs. Prints nothing on stdout; one `woci:` line on stderr names the
+/// pid and the log.
+pub fn start(renewer: &Renewer, inv: &crate::cli::Invocation) -> Result<u8> {
     let store = renewer.store();
     let profile = store.profile().to_owned();
-    if renewer.settings().passphrase == PassphraseSource::Prompt {
+    if matches!(renewer.settings().passphrase, PassphraseSource::Prompt) {
         return Err(Error::Config(format!(
             "the daemon cannot ask for the refresh token passphrase of profile `{profile}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt"
         )));
@@ -82,12 +80,7 @@ pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
     let exe = std::env::current_exe().map_err(|e| Error::Other(format!("cannot find the woci executable: {e}")))?;
     let mut cmd = std::process::Command::new(&exe);
     // NO_COLOR: the log is a file, not a terminal.
-    let extra = daemon_window_args(&args, renewer.settings());
-    cmd.args(daemon_args(&args, &extra))
-        .env("NO_COLOR", "1")
-        .stdin(std::process::Stdio::null())
-        .stdout(log)
-        .stderr(log2);
+    cmd.arg(DAEMON_RUN_FLAG).env("NO_COLOR", "1").stdin(std::process::Stdio::piped()).stdout(log).stderr(log2);
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
@@ -106,6 +99,10 @@ pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
         .spawn()
         .map_err(|e| Error::ProgramNotExecutable { program: exe.display().to_string(), reason: e.to_string() })?;
     let pid = child.id();
+    if let Some(stdin) = child.stdin.take() {
+        // Dropped at the end of the statement: the daemon sees end of input.
+        DaemonSpec::for_invocation(inv, renewer.settings()).write_to(stdin)?;
+    }
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
         if let Ok(Some(status)) = child.try_wait() {
@@ -134,6 +131,7 @@ pub fn start_with_args(renewer: &Renewer, args: Vec<OsString>) -> Result<u8> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    // The pid on stdout, for scripts (`pid=$(woci --daemon)`); the human line on stderr.
     let _ = writeln!(std::io::stdout().lock(), "{pid}");
     err_line(&format!("woci: daemon started for profile `{profile}` (pid {pid}); log: `{}`", log_path.display()));
     Ok(0)
@@ -155,6 +153,8 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
     let store = renewer.store().clone();
     let pid = std::process::id();
     let lock = claim_pid_file(&store, pid, PID_LOCK_WAIT)?;
+    // Stop signals end the renewal loop between renewals, never inside one.
+    crate::critical::supervise();
     let state_path = store.daemon_state_path();
     let log_path = store.daemon_log_path();
     let now = || renewer.clock().unix();
@@ -191,6 +191,9 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
     };
     let run = std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
+            // Handlers first: a stop signal that arrives once the state says "running" must be
+            // caught, not end the daemon by its default action.
+            let stop_signals = StopSignals::install()?;
             let session = renewer.ensure(Force::No).await?;
             let window = renewer.settings().window;
             let next = now() + secs(autorefresh::next_renewal_in(&session.claims, now(), window));
@@ -207,7 +210,7 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
 
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let signals = tokio::spawn(async move {
-                if let Some(name) = wait_for_stop_signal().await {
+                if let Some(name) = stop_signals.wait().await {
                     tracing::debug!(signal = name, "stop signal");
                     let _ = stop_tx.send(());
                     return Some(name);
@@ -303,22 +306,40 @@ fn secs(d: Duration) -> i64 {
 }
 
 /// Waits for SIGTERM, SIGINT or SIGHUP; returns its name (`None` if no handler could be set).
-async fn wait_for_stop_signal() -> Option<&'static str> {
+/// SIGTERM, SIGINT and SIGHUP, caught from the moment they are installed.
+struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).ok()?;
-        let mut int = signal(SignalKind::interrupt()).ok()?;
-        let mut hup = signal(SignalKind::hangup()).ok()?;
-        tokio::select! {
-            _ = term.recv() => Some("SIGTERM"),
-            _ = int.recv() => Some("SIGINT"),
-            _ = hup.recv() => Some("SIGHUP"),
+    streams: [tokio::signal::unix::Signal; 3],
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let make = |k| signal(k).map_err(|e| Error::Other(format!("cannot handle signals: {e}")));
+            Ok(StopSignals {
+                streams: [make(SignalKind::terminate())?, make(SignalKind::interrupt())?, make(SignalKind::hangup())?],
+            })
         }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
     }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.ok().map(|_| "Ctrl-C")
+
+    async fn wait(self) -> Option<&'static str> {
+        #[cfg(unix)]
+        {
+            let [mut term, mut int, mut hup] = self.streams;
+            tokio::select! {
+                _ = term.recv() => Some("SIGTERM"),
+                _ = int.recv() => Some("SIGINT"),
+                _ = hup.recv() => Some("SIGHUP"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            tokio::signal::ctrl_c().await.ok().map(|_| "Ctrl-C")
+        }
     }
 }
 

@@ -140,14 +140,23 @@ fn log_rotates_past_the_limit_keeping_one_old_file() {
 }
 
 #[test]
-fn daemon_args_replace_only_the_first_daemon_flag_and_add_extras_there() {
-    let os = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-    let a = os(&["--profile", "P", "--daemon", "--daemon"]);
-    assert_eq!(daemon_args(&a, &[]), os(&["--profile", "P", "--daemon-run", "--daemon"]));
-    assert_eq!(
-        daemon_args(&a, &os(&["--refresh-safety-window", "600"])),
-        os(&["--profile", "P", "--daemon-run", "--refresh-safety-window", "600", "--daemon"])
-    );
+fn the_spec_travels_through_a_pipe_with_its_secrets_and_never_prints_them() {
+    let inv = crate::cli::parse(
+        ["--client-secret", "s3cret-value", "--profile", "P", "--daemon"]
+            .iter()
+            .map(std::ffi::OsString::from)
+            .collect(),
+    )
+    .unwrap();
+    let spec = DaemonSpec { options: inv.options.clone(), oci: inv.oci.clone() };
+    let mut pipe = Vec::new();
+    spec.write_to(&mut pipe).unwrap();
+    let back = DaemonSpec::read_from(pipe.as_slice()).unwrap();
+    assert_eq!(back, spec);
+    assert_eq!(back.options.client_secret.as_ref().map(|s| s.expose().as_str()), Some("s3cret-value"));
+    assert_eq!(back.clone().invocation().command, crate::cli::Command::DaemonRun);
+    assert!(!format!("{back:?}").contains("s3cret-value"));
+    assert!(DaemonSpec::read_from(&b"--profile P"[..]).is_err());
 }
 
 #[test]

@@ -6,9 +6,9 @@
 //! (`base64(client_id:client_secret)`, standard alphabet, not form-encoded) is added. The refresh
 //! grant sends no `scope` (the Python woci does not either).
 //!
-//! The `oauth2` crate supplies the PKCE verifier/challenge, the `state` value, the authorization
-//! URL and the typed OAuth error body; the requests themselves go through [`Http::send`] so that
-//! woci's retry policy and error classification apply.
+//! The `oauth2` crate supplies the PKCE verifier/challenge, the `state` value and the
+//! authorization URL; the requests themselves go through [`token_endpoint::post`], woci's one
+//! token-endpoint client (retry rules, body cap, classification, scrubbing).
 
 mod browser;
 mod callback;
@@ -18,13 +18,12 @@ pub(crate) mod mock;
 mod tests;
 
 use crate::error::{Error, Result};
-use crate::http::Http;
+use crate::http::{Http, Retry};
 use crate::secret::SecretString;
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
-use oauth2::basic::{BasicClient, BasicErrorResponse, BasicErrorResponseType};
+pub(crate) use crate::token_endpoint::scrub;
+use crate::token_endpoint::{self, Endpoint};
+use oauth2::basic::BasicClient;
 use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
-use reqwest::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::fmt;
@@ -55,6 +54,9 @@ pub struct IdpConfig {
     /// Loopback port for `http://127.0.0.1:<port>/callback`. `0` picks a free port (tests, IdPs
     /// that accept any loopback port per RFC 8252).
     pub redirect_port: u16,
+    /// `refresh_token_reuse_grace`: how long after sending a refresh grant the IdP still accepts
+    /// the same refresh token (0: it must never be sent twice).
+    pub reuse_grace: Duration,
 }
 
 /// Tokens from the IdP's token endpoint.
@@ -125,7 +127,7 @@ pub async fn refresh(http: &Http, cfg: &IdpConfig, refresh_token: &SecretString)
         ("refresh_token", refresh_token.expose().as_str()),
         ("client_id", cfg.client_id.as_str()),
     ];
-    token_request(http, cfg, "refresh token", &form, &[refresh_token.expose()]).await
+    token_request(http, cfg, "refresh token", &form, Retry::Rotating { grace: cfg.reuse_grace }).await
 }
 
 /// Authorization Code + PKCE (S256) login through a loopback listener.
@@ -174,7 +176,7 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     }
     eprintln!("woci: waiting up to {secs}s for the login to complete at {redirect_uri}");
 
-    let code = wait_for_code(listener, state.secret().clone(), opts.timeout).await?;
+    let code = wait_for_code(listener, state.secret().clone(), opts.timeout, &opts.profile).await?;
 
     let form = [
         ("grant_type", "authorization_code"),
@@ -183,7 +185,9 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
         ("client_id", cfg.client_id.as_str()),
         ("code_verifier", verifier.secret().as_str()),
     ];
-    let tokens = token_request(http, cfg, "authorization code", &form, &[code.expose(), verifier.secret()]).await?;
+    // A code is single-use too: once sent, it is not sent again (no grace).
+    let retry = Retry::Rotating { grace: Duration::ZERO };
+    let tokens = token_request(http, cfg, "authorization code", &form, retry).await?;
     if tokens.refresh_token.is_none() {
         return Err(Error::Config(format!(
             "the identity provider issued no refresh token for profile `{}`; add `offline_access` to `scope` and allow the refresh token grant for client `{}`",
@@ -194,7 +198,12 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
 }
 
 /// Serves the callback until a code arrives, the callback reports an error, or `timeout` passes.
-async fn wait_for_code(listener: tokio::net::TcpListener, state: String, timeout: Duration) -> Result<SecretString> {
+async fn wait_for_code(
+    listener: tokio::net::TcpListener,
+    state: String,
+    timeout: Duration,
+    profile: &str,
+) -> Result<SecretString> {
     let start = tokio::time::Instant::now();
     let deadline = start + timeout;
     let reminders = std::io::stderr().is_terminal();
@@ -206,7 +215,7 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, timeout
             outcome = &mut serve => return outcome,
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(Error::Login(format!(
-                    "no login completed within {}s; run `woci session authenticate` to try again",
+                    "no login completed within {}s; run `woci session authenticate --profile {profile}` to try again",
                     timeout.as_secs().max(1)
                 )));
             }
@@ -218,52 +227,18 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, timeout
     }
 }
 
-/// `Authorization: Basic base64(id:secret)` (standard alphabet, id and secret as is, like Python
-/// `requests`), marked sensitive so it never shows in debug output.
-pub(crate) fn basic_auth(client_id: &str, secret: &SecretString) -> Result<HeaderValue> {
-    let encoded = STANDARD.encode(format!("{client_id}:{}", secret.expose()));
-    let mut value = HeaderValue::from_str(&format!("Basic {encoded}"))
-        .map_err(|_| Error::Config("client credentials cannot be sent in an HTTP header".into()))?;
-    value.set_sensitive(true);
-    Ok(value)
-}
-
-/// POSTs `form` to the token endpoint and classifies the answer.
+/// POSTs `form` to the IdP's token endpoint (through [`token_endpoint::post`]) and reads the tokens.
 async fn token_request(
     http: &Http,
     cfg: &IdpConfig,
     what: &'static str,
     form: &[(&str, &str)],
-    secrets: &[&str],
+    retry: Retry,
 ) -> Result<IdpTokens> {
-    let auth = cfg.client_secret.as_ref().map(|s| basic_auth(&cfg.client_id, s)).transpose()?;
-    let url = &cfg.token_url;
-    let resp = http
-        .send(SERVICE, url, |c| {
-            let mut b = c.post(url.clone()).header(ACCEPT, "application/json").form(form);
-            if let Some(a) = &auth {
-                b = b.header(AUTHORIZATION, a.clone());
-            }
-            b
-        })
-        .await?;
-    let (status, body) = read_body(resp, SERVICE, url).await?;
-    let mut all: Vec<&str> = secrets.to_vec();
-    if let Some(s) = &cfg.client_secret {
-        all.push(s.expose());
-    }
-    classify_token_response(status, &body, what, &all)
-}
-
-/// Reads a response body; a dropped connection is a network error.
-pub(crate) async fn read_body(resp: reqwest::Response, service: &'static str, url: &Url) -> Result<(u16, Vec<u8>)> {
-    let status = resp.status().as_u16();
-    let body = resp.bytes().await.map_err(|_| Error::Network {
-        service,
-        url: crate::http::redact_url(url),
-        reason: format!("connection dropped while reading the HTTP {status} response"),
-    })?;
-    Ok((status, body.to_vec()))
+    let client = token_endpoint::Client { id: &cfg.client_id, secret: cfg.client_secret.as_ref() };
+    let endpoint = Endpoint::Idp { what };
+    let body = token_endpoint::post(http, endpoint, &cfg.token_url, client, form, retry).await?;
+    parse_tokens(&body)
 }
 
 #[derive(Deserialize)]
@@ -275,63 +250,28 @@ struct TokenBody {
     refresh_expires_in: Option<serde_json::Value>,
 }
 
-/// Turns a token endpoint answer into tokens or a classified error. Never puts the body itself
-/// into an error; server `error_description`s are scrubbed of `secrets` and shortened.
-fn classify_token_response(status: u16, body: &[u8], what: &'static str, secrets: &[&str]) -> Result<IdpTokens> {
-    if (200..300).contains(&status) {
-        let parsed: TokenBody = serde_json::from_slice(body).map_err(|_| Error::Protocol {
-            service: SERVICE,
-            reason: format!("the token endpoint answered HTTP {status} without a JSON token response"),
-        })?;
-        let access = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
-            service: SERVICE,
-            reason: "the token response has no `access_token`".into(),
-        })?;
-        if !looks_like_jwt(&access) {
-            return Err(Error::Protocol {
-                service: SERVICE,
-                reason: "the access token is not a JWT; the IdP must issue JWT access tokens for the OCI token exchange (Okta org authorization servers issue opaque ones: use a custom authorization server)".into(),
-            });
-        }
-        let refresh_expires_in = parsed.refresh_expires_in.and_then(|v| match v {
-            serde_json::Value::Number(n) => n.as_u64(),
-            serde_json::Value::String(s) => s.trim().parse().ok(),
-            _ => None,
-        });
-        return Ok(IdpTokens {
-            access_token: SecretString::new(access),
-            refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
-            refresh_expires_in: refresh_expires_in.map(Duration::from_secs),
-        });
-    }
-    if (400..500).contains(&status) {
-        return Err(match serde_json::from_slice::<BasicErrorResponse>(body) {
-            Ok(err) => {
-                let code = err.error().as_ref().to_owned();
-                let mut description = err.error_description().map(|d| scrub(d, secrets)).filter(|d| !d.is_empty());
-                if description.is_none() {
-                    description = match err.error() {
-                        BasicErrorResponseType::InvalidGrant if what == "refresh token" => {
-                            Some("the refresh token is expired or revoked; log in again".into())
-                        }
-                        BasicErrorResponseType::InvalidClient => {
-                            Some("check `auth_client_id` and `auth_client_secret`".into())
-                        }
-                        _ => None,
-                    };
-                }
-                Error::IdpRejected { what, error: scrub(&code, secrets), description }
-            }
-            Err(_) => Error::IdpRejected {
-                what,
-                error: format!("HTTP {status}"),
-                description: Some("the token endpoint answered without an OAuth error; check `token_url`".into()),
-            },
-        });
-    }
-    Err(Error::Protocol {
+/// Reads a 2xx token response. Never puts the body itself into an error.
+fn parse_tokens(body: &[u8]) -> Result<IdpTokens> {
+    let parsed: TokenBody = token_endpoint::parse_json(Endpoint::Idp { what: "" }, body)?;
+    let access = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
         service: SERVICE,
-        reason: format!("the token endpoint answered HTTP {status}; check `token_url`"),
+        reason: "the token response has no `access_token`".into(),
+    })?;
+    if !looks_like_jwt(&access) {
+        return Err(Error::Protocol {
+            service: SERVICE,
+            reason: "the access token is not a JWT; the IdP must issue JWT access tokens for the OCI token exchange (Okta org authorization servers issue opaque ones: use a custom authorization server)".into(),
+        });
+    }
+    let refresh_expires_in = parsed.refresh_expires_in.and_then(|v| match v {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    });
+    Ok(IdpTokens {
+        access_token: SecretString::new(access),
+        refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
+        refresh_expires_in: refresh_expires_in.map(Duration::from_secs),
     })
 }
 
@@ -339,21 +279,4 @@ fn classify_token_response(status: u16, body: &[u8], what: &'static str, secrets
 fn looks_like_jwt(token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
     parts.len() == 3 && parts.iter().all(|p| !p.is_empty())
-}
-
-/// Makes server-provided text safe for a one-line error: removes any secret we sent, control
-/// characters, and cuts it to 300 characters.
-pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
-    let mut s = text.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        s = s.replace(secret, "[redacted]");
-    }
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-    let s = s.trim();
-    if s.chars().count() > 300 {
-        let cut: String = s.chars().take(300).collect();
-        format!("{cut}…")
-    } else {
-        s.to_owned()
-    }
 }

@@ -2,6 +2,7 @@ use super::mock::{MockServer, Recorded, Reply};
 use super::*;
 use crate::http::HttpOptions;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::sync::Mutex;
@@ -23,6 +24,7 @@ fn cfg(server: &MockServer, secret: Option<&str>) -> IdpConfig {
         client_secret: secret.map(SecretString::from),
         scopes: vec!["openid".into(), "offline_access".into()],
         redirect_port: 0,
+        reuse_grace: std::time::Duration::ZERO,
     }
 }
 
@@ -112,25 +114,34 @@ async fn invalid_client_is_rejected_without_login_hint() {
 }
 
 #[tokio::test]
-async fn server_error_is_retried_then_succeeds() {
-    let (server, r) = refresh_with(|_, n| {
+async fn a_server_error_after_the_grant_was_sent_is_resent_only_within_the_reuse_grace() {
+    let flaky = |_: &_, n: usize| {
         if n == 0 {
             Reply::text(500, "temporarily broken")
         } else {
             Reply::json(200, json!({"access_token": ACCESS}))
         }
-    })
-    .await;
-    r.unwrap();
+    };
+    // Without a grace the refresh token may be spent: it is not sent again.
+    let (server, r) = refresh_with(flaky).await;
+    assert!(r.unwrap_err().is_transient());
+    assert_eq!(server.requests().len(), 1);
+    // Within the IdP's reuse grace one resend is safe.
+    let server = MockServer::start(flaky).await;
+    let mut c = cfg(&server, Some(CLIENT_SECRET));
+    c.reuse_grace = Duration::from_secs(60);
+    refresh(&http(), &c, &SecretString::from(REFRESH)).await.unwrap();
     assert_eq!(server.requests().len(), 2);
 }
 
 #[tokio::test]
 async fn persistent_server_error_is_a_network_error() {
-    let (server, r) = refresh_with(|_, _| Reply::text(502, "bad gateway")).await;
-    let err = r.unwrap_err();
+    let server = MockServer::start(|_, _| Reply::text(502, "bad gateway")).await;
+    let mut c = cfg(&server, Some(CLIENT_SECRET));
+    c.reuse_grace = Duration::from_secs(60);
+    let err = refresh(&http(), &c, &SecretString::from(REFRESH)).await.unwrap_err();
     assert!(err.is_transient(), "{err:?}");
-    assert_eq!(server.requests().len(), 3);
+    assert_eq!(server.requests().len(), 2, "one resend within the grace, never more");
 }
 
 #[tokio::test]

@@ -39,7 +39,6 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use rsa::RsaPublicKey;
-use std::collections::HashMap;
 use std::ffi::OsString;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -82,7 +81,7 @@ pub struct ProxyConfig {
 
 impl ProxyConfig {
     /// A config for OCI realm hosts plus `extra_hosts`, with the user's upstream proxy, `NO_PROXY`
-    /// and CA files left empty (see [`ProxyConfig::with_upstream_from_env`]).
+    /// and CA files left empty (see [`ProxyConfig::for_settings`]).
     pub fn new(public_key: RsaPublicKey, extra_hosts: &[String], temp_dir: impl Into<PathBuf>) -> ProxyConfig {
         ProxyConfig {
             public_key,
@@ -96,57 +95,30 @@ impl ProxyConfig {
 
     /// The configuration woci runs with: OCI realm hosts plus `resign_hosts` (settings
     /// `resign_hosts` / `WOCI_RESIGN_HOSTS`), upstream roots from `extra_ca_files` (those that
-    /// exist, as for woci's own client), the user's `HTTPS_PROXY`/`NO_PROXY` from `env`, and the
-    /// private bundle folder under `temp_dir`.
+    /// exist, as for woci's own client), the user's `HTTPS_PROXY`/`NO_PROXY` as the settings
+    /// resolved them, and the private bundle folder under `temp_dir`.
     pub fn for_settings(
         public_key: RsaPublicKey,
-        resign_hosts: &[String],
-        extra_ca_files: &[PathBuf],
-        env: &HashMap<String, String>,
+        settings: &crate::settings::Settings,
         temp_dir: impl Into<PathBuf>,
-    ) -> Result<ProxyConfig> {
-        let mut cfg = ProxyConfig::new(public_key, resign_hosts, temp_dir).with_upstream_from_env(env)?;
-        cfg.upstream_ca_files = extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
-        Ok(cfg)
-    }
-
-    /// Takes the user's upstream proxy and `NO_PROXY` from `env` (woci's environment, which is the
-    /// user's): `HTTPS_PROXY`, `https_proxy`, then `ALL_PROXY`, `all_proxy`. Fails on an unparsable
-    /// URL.
-    pub fn with_upstream_from_env(mut self, env: &HashMap<String, String>) -> Result<ProxyConfig> {
-        let value = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-            .iter()
-            .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()));
-        if let Some(v) = value {
-            let v = v.trim();
-            let v = if v.contains("://") { v.to_owned() } else { format!("http://{v}") };
-            // The URL may carry credentials: the error names neither it nor the parse detail.
-            let url = Url::parse(&v)
-                .map_err(|_| Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into()))?;
-            self.upstream_proxy = Some(url);
-        }
-        let no_proxy = ["NO_PROXY", "no_proxy"].iter().find_map(|k| env.get(*k)).cloned().unwrap_or_default();
-        self.no_proxy = NoProxy::parse(&no_proxy);
-        Ok(self)
+    ) -> ProxyConfig {
+        let mut cfg = ProxyConfig::new(public_key, &settings.resign_hosts, temp_dir);
+        cfg.upstream_ca_files = settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
+        cfg.upstream_proxy = settings.upstream_proxy.clone();
+        cfg.no_proxy = settings.no_proxy.clone();
+        cfg
     }
 }
 
-/// Starts the proxy for the renewer's profile: the public key of the profile's key pair (the one
-/// `oci` signs with) and [`ProxyConfig::for_settings`]. `token` carries the current session token
-/// (the renewal loop publishes each new one).
+/// Starts the proxy for a profile: its public key (the key `oci` signs with) and
+/// [`ProxyConfig::for_settings`]. `token` carries the current session token (the renewal loop
+/// publishes each new one).
 pub async fn start_for_profile(
-    renewer: &crate::renew::Renewer,
+    settings: &crate::settings::Settings,
+    public_key: RsaPublicKey,
     token: watch::Receiver<SecretString>,
 ) -> Result<ProxyHandle> {
-    let settings = renewer.settings();
-    let key = renewer.profile_key()?;
-    let cfg = ProxyConfig::for_settings(
-        key.public().clone(),
-        &settings.resign_hosts,
-        &settings.extra_ca_files,
-        renewer.env(),
-        std::env::temp_dir(),
-    )?;
+    let cfg = ProxyConfig::for_settings(public_key, settings, std::env::temp_dir());
     tracing::debug!(
         profile = %settings.profile,
         extra_hosts = settings.resign_hosts.len(),
@@ -368,23 +340,28 @@ mod tests {
 
     #[test]
     fn config_from_settings_and_environment() {
+        use std::collections::HashMap;
         let dir = tempfile::tempdir().unwrap();
         let ca = dir.path().join("ca.pem");
         std::fs::write(&ca, "x").unwrap();
         let key = crate::signer::tests::test_key().public().clone();
-        let env: HashMap<String, String> =
-            [("https_proxy", "corp-proxy.example:3128"), ("NO_PROXY", "internal.example,10.0.0.0/8")]
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), v.to_owned()))
-                .collect();
-        let cfg = ProxyConfig::for_settings(
-            key.clone(),
-            &["localhost:8443".to_owned()],
-            &[ca.clone(), dir.path().join("missing.pem")],
-            &env,
-            dir.path(),
-        )
+        let settings = |pairs: &[(&str, &str)]| {
+            let mut env: HashMap<String, String> =
+                pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+            env.insert("HOME".into(), dir.path().display().to_string());
+            let inv = crate::cli::parse(vec!["os".into(), "ns".into(), "get".into()]).unwrap();
+            crate::settings::Settings::resolve(&inv, &env)
+        };
+        let missing = dir.path().join("missing.pem").display().to_string();
+        let s = settings(&[
+            ("https_proxy", "corp-proxy.example:3128"),
+            ("NO_PROXY", "internal.example,10.0.0.0/8"),
+            ("WOCI_RESIGN_HOSTS", "localhost:8443"),
+            ("REQUESTS_CA_BUNDLE", &ca.display().to_string()),
+            ("SSL_CERT_FILE", &missing),
+        ])
         .unwrap();
+        let cfg = ProxyConfig::for_settings(key.clone(), &s, dir.path());
         assert!(cfg.resign_hosts.matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert!(cfg.resign_hosts.matches("localhost", 8443));
         assert!(!cfg.resign_hosts.matches("localhost", 443));
@@ -395,10 +372,9 @@ mod tests {
         assert!(!cfg.no_proxy.bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert_eq!(cfg.temp_dir, dir.path());
 
-        let none = ProxyConfig::for_settings(key.clone(), &[], &[], &HashMap::new(), dir.path()).unwrap();
+        let none = ProxyConfig::for_settings(key, &settings(&[]).unwrap(), dir.path());
         assert!(none.upstream_proxy.is_none() && none.upstream_ca_files.is_empty());
-        let bad: HashMap<String, String> = [("HTTPS_PROXY".to_owned(), "http://us er:pw@[bad".to_owned())].into();
-        let err = ProxyConfig::for_settings(key, &[], &[], &bad, dir.path()).unwrap_err().to_string();
+        let err = settings(&[("HTTPS_PROXY", "http://us er:pw@[bad")]).unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");
     }
 }

@@ -25,84 +25,40 @@
 //! `last_renewal`, `next_renewal`, `token_expires_at`, `last_error`, `exit_reason`, `exit_code`}.
 
 use crate::daemon::{self, DaemonInfo, PidProbe};
-use crate::error::{exit, Error, Result};
+use crate::error::{Error, Result};
 use crate::jwt::{self, Freshness, UpstClaims};
-use crate::renew::Renewer;
+use crate::renew::facts::SessionFacts;
+pub use crate::renew::facts::{PassphraseInput, RefreshInput, RenewalKind, TokenInput};
+use crate::renew::plan::{plan, Plan};
+use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
-use crate::settings::{PassphraseSource, RenewMode};
+use crate::settings::PassphraseSource;
 use crate::store::RefreshTokenState;
 use serde::Serialize;
 use std::io::Write;
-use std::path::PathBuf;
 use std::time::{Duration, UNIX_EPOCH};
 
-/// The token file, as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenInput {
-    /// Absent or empty.
-    Missing,
-    /// Present but not a UPST (the reason, never the content).
-    Corrupt(String),
-    /// A decodable UPST.
-    Present(UpstClaims),
-}
-
-/// How the profile renews.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RenewalKind {
-    /// IdP refresh grant / login, then token exchange.
-    Idp,
-    /// OCI auth service session refresh (no IdP configured).
-    SessionRefresh,
-}
-
-/// Where the passphrase would come from.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PassphraseInput {
-    /// None configured.
-    None,
-    /// An environment variable, and whether it is set (non-empty).
-    Env {
-        /// Variable name.
-        var: String,
-        /// Whether it has a non-empty value.
-        set: bool,
-    },
-    /// Asked on the terminal at the next call.
-    Prompt,
-}
-
-/// The refresh token, as read without the network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RefreshInput {
-    /// Absent / plain / encrypted.
-    pub state: RefreshTokenState,
-    /// The passphrase source.
-    pub passphrase: PassphraseInput,
-    /// `Some(true/false)` when decryption was attempted with the environment's passphrase.
-    pub decryptable: Option<bool>,
-    /// Its `exp`, when the refresh token is a JWT that could be read.
-    pub expires_at: Option<i64>,
-}
-
-/// Everything [`assess`] looks at.
+/// Everything [`assess`] looks at: the renewal facts (the same the next call reads) and the
+/// daemon. Derefs to the facts.
 #[derive(Debug, Clone)]
 pub struct Inputs {
-    /// Profile name.
-    pub profile: String,
-    /// Token file path (for display).
-    pub token_path: PathBuf,
-    /// The token.
-    pub token: TokenInput,
-    /// The configured safety window.
-    pub window: Duration,
-    /// Renewal kind.
-    pub renewal: RenewalKind,
-    /// The refresh token.
-    pub refresh: RefreshInput,
+    /// The renewal facts.
+    pub facts: SessionFacts,
     /// The daemon.
     pub daemon: DaemonInfo,
+}
+
+impl std::ops::Deref for Inputs {
+    type Target = SessionFacts;
+    fn deref(&self) -> &SessionFacts {
+        &self.facts
+    }
+}
+
+impl std::ops::DerefMut for Inputs {
+    fn deref_mut(&mut self) -> &mut SessionFacts {
+        &mut self.facts
+    }
 }
 
 /// What the next woci call would do.
@@ -111,6 +67,8 @@ pub struct Inputs {
 pub enum NextAction {
     /// Reuse the token.
     None,
+    /// Reuse the token after writing the OCI config entries an earlier run left out.
+    FinishConfig,
     /// IdP refresh grant + token exchange.
     Refresh,
     /// Interactive browser login.
@@ -290,105 +248,19 @@ fn token_report(inp: &Inputs, now: i64) -> TokenReport {
     }
 }
 
+/// What the next call does: [`plan`], the executor's own decision.
 fn decide(inp: &Inputs, now: i64) -> (NextAction, u8, String) {
-    let p = &inp.profile;
-    let claims = match &inp.token {
-        TokenInput::Corrupt(e) => {
-            return (
-                NextAction::Impossible,
-                exit::CORRUPT_FILE,
-                format!(
-                "the token file `{}` is damaged ({e}); move it away and run `woci session authenticate --profile {p}`",
-                inp.token_path.display()
-            ),
-            )
-        }
-        TokenInput::Missing => None,
-        TokenInput::Present(c) => {
-            if let Freshness::Fresh { remaining } = freshness(c, inp.window, now) {
-                return (
-                    NextAction::None,
-                    0,
-                    format!("the session token is valid for {}", daemon::fmt_secs(secs(remaining))),
-                );
-            }
-            Some(c)
-        }
+    let d = plan(&inp.facts, Force::No, now);
+    let action = match d.plan {
+        Plan::Reuse { .. } => NextAction::None,
+        Plan::FinishConfig { .. } => NextAction::FinishConfig,
+        Plan::Refresh => NextAction::Refresh,
+        Plan::Login => NextAction::Login,
+        Plan::SessionRefresh => NextAction::SessionRefresh,
+        Plan::Impossible { .. } => NextAction::Impossible,
     };
-    let why = match claims {
-        None => "there is no session token".to_owned(),
-        Some(c) if c.exp <= now => format!("the session token expired {} ago", daemon::fmt_secs(now - c.exp)),
-        Some(c) => format!("the session token expires in {}, inside the safety window", daemon::fmt_secs(c.exp - now)),
-    };
-    match inp.renewal {
-        RenewalKind::SessionRefresh => {
-            let cannot = |what: String| {
-                (
-                    NextAction::Impossible,
-                    exit::SESSION_EXPIRED,
-                    format!("{what}; profile `{p}` has no identity provider, so run `oci session authenticate --profile {p}`"),
-                )
-            };
-            let Some(c) = claims else { return cannot(why) };
-            if c.exp <= now {
-                return cannot(format!("{why} and OCI cannot refresh an expired session"));
-            }
-            if let Some(end) = c.session_expiry().filter(|end| *end <= now) {
-                return cannot(format!("the OCI session reached its end (`sess_exp` {})", daemon::fmt_utc(end)));
-            }
-            (NextAction::SessionRefresh, 0, format!("{why}; the next call refreshes it through the OCI auth service"))
-        }
-        RenewalKind::Idp => {
-            let r = &inp.refresh;
-            let login = |what: String| {
-                (
-                    NextAction::Login,
-                    exit::LOGIN,
-                    format!("{what}; the next call opens a browser login (or run `woci session authenticate --profile {p}`)"),
-                )
-            };
-            if r.state == RefreshTokenState::Absent {
-                return login(format!("{why} and no refresh token is stored"));
-            }
-            if let Some(exp) = r.expires_at.filter(|e| *e <= now) {
-                return login(format!("{why} and the refresh token expired {}", daemon::fmt_utc(exp)));
-            }
-            if r.state == RefreshTokenState::Encrypted {
-                match &r.passphrase {
-                    PassphraseInput::None => {
-                        return (
-                            NextAction::Impossible,
-                            exit::REFRESH_TOKEN_LOCKED,
-                            format!("{why} and the refresh token is encrypted but no passphrase is configured; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"),
-                        )
-                    }
-                    PassphraseInput::Env { var, set: false } => {
-                        return (
-                            NextAction::Impossible,
-                            exit::CONFIG,
-                            format!("{why} and the refresh token is encrypted, but `{var}` (the passphrase variable) is not set"),
-                        )
-                    }
-                    PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => {
-                        return (
-                            NextAction::Impossible,
-                            exit::REFRESH_TOKEN_LOCKED,
-                            format!("{why} and the passphrase in `{var}` does not open the encrypted refresh token (wrong passphrase or damaged file)"),
-                        )
-                    }
-                    PassphraseInput::Prompt => {
-                        return (
-                            NextAction::Refresh,
-                            0,
-                            format!("{why}; the next call asks for the passphrase and uses the stored refresh token"),
-                        )
-                    }
-                    PassphraseInput::Env { .. } => {}
-                }
-            }
-            (NextAction::Refresh, 0, format!("{why}; the next call uses the stored refresh token"))
-        }
-    }
+    let code = d.exit_code();
+    (action, code, d.reason)
 }
 
 fn daemon_report(info: &DaemonInfo, now: i64) -> DaemonReport {
@@ -413,10 +285,6 @@ fn daemon_report(info: &DaemonInfo, now: i64) -> DaemonReport {
         exit_reason: last.and_then(|s| s.exit_reason.clone()),
         exit_code: last.and_then(|s| s.exit_code),
     }
-}
-
-fn secs(d: Duration) -> i64 {
-    i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
 /// The text form.
@@ -476,6 +344,7 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     let action = match r.next_action {
         NextAction::None => "nothing",
+        NextAction::FinishConfig => "finish the OCI config",
         NextAction::Refresh => "refresh",
         NextAction::Login => "login",
         NextAction::SessionRefresh => "session refresh",
@@ -486,39 +355,18 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     o
 }
 
-/// Gathers the inputs from files (no network, no lock, no prompt).
+/// Gathers the inputs from files (no network, no lock, no prompt): the renewal facts, plus what
+/// only `--status` looks at — whether the environment's passphrase opens an encrypted refresh
+/// token, and a JWT refresh token's own expiry.
 pub fn gather(renewer: &Renewer) -> Result<Inputs> {
     let settings = renewer.settings();
     let store = renewer.store();
-    let profile = renewer.config_profile()?;
-    let token_path = renewer.token_path(&profile);
-    let token = match crate::store::SessionStore::read_token_at(&token_path) {
-        Ok(None) => TokenInput::Missing,
-        Ok(Some((_, claims))) => TokenInput::Present(claims),
-        Err(Error::CorruptFile { reason, .. }) => TokenInput::Corrupt(reason),
-        Err(e) => TokenInput::Corrupt(e.to_string()),
-    };
-    let renewal = match settings.mode {
-        RenewMode::Idp { .. } => RenewalKind::Idp,
-        RenewMode::SessionRefresh { .. } => RenewalKind::SessionRefresh,
-    };
-    let state = store.refresh_token_state()?;
-    // Only the environment source is read here; a prompt is never shown by `--status`.
+    let mut facts = renewer.facts()?;
     let env_pass = match &settings.passphrase {
-        PassphraseSource::Env(_) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .build()
-                .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-            runtime.block_on(renewer.passphrase()).ok().flatten()
-        }
+        PassphraseSource::Env { value: Some(v), .. } if !v.expose().is_empty() => Some(v.clone()),
         _ => None,
     };
-    let passphrase = match &settings.passphrase {
-        PassphraseSource::None => PassphraseInput::None,
-        PassphraseSource::Env(var) => PassphraseInput::Env { var: var.clone(), set: env_pass.is_some() },
-        PassphraseSource::Prompt => PassphraseInput::Prompt,
-    };
-    let (decryptable, expires_at) = match state {
+    let (decryptable, jwt_expiry) = match facts.refresh.state {
         RefreshTokenState::Absent => (None, None),
         RefreshTokenState::Plain => (None, store.read_refresh_token(None).ok().flatten().and_then(|rt| jwt_exp(&rt))),
         RefreshTokenState::Encrypted => match &env_pass {
@@ -529,18 +377,10 @@ pub fn gather(renewer: &Renewer) -> Result<Inputs> {
             None => (None, None),
         },
     };
-    // A JWT refresh token says its own expiry; otherwise use what the IdP said when it issued it.
-    let expires_at =
-        expires_at.or_else(|| (state != RefreshTokenState::Absent).then(|| store.refresh_token_expiry()).flatten());
-    Ok(Inputs {
-        profile: settings.profile.clone(),
-        token_path,
-        token,
-        window: settings.window,
-        renewal,
-        refresh: RefreshInput { state, passphrase, decryptable, expires_at },
-        daemon: daemon::inspect(store)?,
-    })
+    facts.refresh.decryptable = decryptable;
+    // A JWT refresh token says its own expiry; otherwise what the IdP said when it issued it.
+    facts.refresh.expires_at = jwt_expiry.or(facts.refresh.expires_at);
+    Ok(Inputs { facts, daemon: daemon::inspect(store)? })
 }
 
 /// `exp` of a refresh token that is a JWT (some IdPs issue those); opaque tokens have none.

@@ -1,5 +1,7 @@
 use super::*;
 use crate::daemon::{DaemonState, Phase};
+use crate::error::exit;
+use crate::renew::facts::SessionFacts;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -20,15 +22,7 @@ fn no_daemon() -> DaemonInfo {
 }
 
 fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inputs {
-    Inputs {
-        profile: "P".into(),
-        token_path: "/h/.oci/sessions/P/token".into(),
-        token,
-        window: Duration::from_secs(60),
-        renewal,
-        refresh: RefreshInput { state: rt, passphrase: PassphraseInput::None, decryptable: None, expires_at: None },
-        daemon: no_daemon(),
-    }
+    Inputs { facts: SessionFacts::for_tests(token, renewal, rt), daemon: no_daemon() }
 }
 
 fn valid() -> TokenInput {

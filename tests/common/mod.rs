@@ -186,9 +186,31 @@ exit "${FAKE_OCI_EXIT:-0}"
         rt
     }
 
-    /// Writes a syntactically valid UPST expiring `exp_in` seconds from now (negative = past).
+    /// Writes a syntactically valid UPST expiring `exp_in` seconds from now (negative = past), with
+    /// what a renewal leaves beside it: the session key pair and, when there is no OCI config
+    /// yet, the profile's entries in it.
     pub fn seed_token(&self, exp_in: i64) -> String {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+        std::fs::create_dir_all(self.session_dir()).unwrap();
+        let key_path = self.session_dir().join("oci_api_key.pem");
+        let pem = include_str!("../fixtures/test_key.pem");
+        std::fs::write(&key_path, pem).unwrap();
+        #[cfg(unix)]
+        std::fs::set_permissions(&key_path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        if !self.config_path().exists() {
+            let key = woci::keys::KeyPair::from_pem(pem).unwrap();
+            std::fs::write(
+                self.config_path(),
+                format!(
+                    "[{}]\nkey_file={}\nsecurity_token_file={}\nfingerprint={}\n",
+                    self.profile,
+                    key_path.display(),
+                    self.token_path().display(),
+                    key.fingerprint()
+                ),
+            )
+            .unwrap();
+        }
+        let now = unix_now();
         let token = fake_jwt(&format!(
             r#"{{"sub":"ocid1.user.oc1..seed","tenant":"ocid1.tenancy.oc1..seed","iat":{},"exp":{},"jti":"seed"}}"#,
             now - 3000,
@@ -288,4 +310,10 @@ pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
             assert!(!text.contains(s), "a secret leaked into the output:\n{text}");
         }
     }
+}
+
+/// Seconds since the Unix epoch, from the real clock (tests run against real processes).
+#[allow(clippy::disallowed_methods, reason = "tests compare against the real clock of the processes they run")]
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }

@@ -41,6 +41,7 @@ pub fn oci_cli() -> PathBuf {
 }
 
 /// The Node.js program (`NODE` or `node` on PATH).
+#[allow(clippy::disallowed_methods, reason = "the test harness reads its own environment")]
 pub fn node() -> OsString {
     let node = std::env::var_os("NODE").filter(|n| !n.is_empty()).unwrap_or_else(|| "node".into());
     match Command::new(&node).arg("--version").stdin(Stdio::null()).output() {

@@ -3,6 +3,10 @@
 //! `--state-file PATH` writes the URLs, credentials, namespace and a fresh refresh token as JSON
 //! once listening (read by the demo script and the e2e suites).
 
+// The emulator plays servers with real clocks and its own knobs: the woci crate's conventions
+// (clock, environment, exit point; see clippy.toml) are not its own.
+#![allow(clippy::disallowed_methods)]
+
 use std::path::PathBuf;
 use std::time::Duration;
 

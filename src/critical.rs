@@ -1,0 +1,152 @@
+//! Signals around the refresh-token rotation. Between sending a refresh grant and durably storing
+//! the rotated refresh token, a Ctrl-C (SIGINT), a cancelled CI job (SIGTERM) or a closed
+//! terminal (SIGHUP) would spend the old refresh token and drop the new one, sending the user
+//! back to the browser. [`hold`] returns a guard: while it lives those signals are only noted;
+//! when it drops, a noted signal is acted on at once with its default action (the process ends
+//! as the signal says, after the new refresh token is safe).
+//!
+//! Outside a held section a plain call keeps the default behaviour (the signal ends woci at once).
+//! Once a child runs ([`supervise`]), woci's own handlers forward signals to the child and woci
+//! ends when the child does, so nothing is re-raised. SIGKILL cannot be held: the remaining
+//! window is between the IdP's answer and the fsync of the new refresh token.
+
+#[cfg(unix)]
+mod imp {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::SigId;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex, OnceLock};
+
+    const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+
+    struct Installed {
+        /// The first signal noted inside a held section (0: none).
+        pending: Arc<AtomicUsize>,
+        /// True outside a held section: the default action runs at once.
+        outside: Arc<AtomicBool>,
+        /// The default-action registrations, removed once a child is supervised.
+        defaults: Vec<SigId>,
+    }
+
+    static STATE: OnceLock<Mutex<Installed>> = OnceLock::new();
+    static SUPERVISED: AtomicBool = AtomicBool::new(false);
+    static DEPTH: AtomicUsize = AtomicUsize::new(0);
+
+    fn state() -> &'static Mutex<Installed> {
+        STATE.get_or_init(|| {
+            let pending = Arc::new(AtomicUsize::new(0));
+            let outside = Arc::new(AtomicBool::new(true));
+            let mut defaults = Vec::new();
+            for sig in SIGNALS {
+                if let Err(e) = register_pending(sig, &pending) {
+                    tracing::debug!("cannot watch signal {sig}: {e}");
+                }
+                if !SUPERVISED.load(Ordering::SeqCst) {
+                    match signal_hook::flag::register_conditional_default(sig, outside.clone()) {
+                        Ok(id) => defaults.push(id),
+                        Err(e) => tracing::debug!("cannot keep the default action of signal {sig}: {e}"),
+                    }
+                }
+            }
+            Mutex::new(Installed { pending, outside, defaults })
+        })
+    }
+
+    /// Notes the first signal of a held section (async-signal-safe: one compare-exchange).
+    fn register_pending(sig: i32, pending: &Arc<AtomicUsize>) -> std::io::Result<SigId> {
+        let pending = pending.clone();
+        let value = usize::try_from(sig).unwrap_or(0);
+        // SAFETY: the action only does an atomic compare-exchange, which is async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                let _ = pending.compare_exchange(0, value, Ordering::SeqCst, Ordering::SeqCst);
+            })
+        }
+    }
+
+    /// See the module doc.
+    #[must_use = "signals are held only while the guard lives"]
+    pub struct Held(());
+
+    pub fn hold() -> Held {
+        let st = state().lock().unwrap_or_else(|p| p.into_inner());
+        if DEPTH.fetch_add(1, Ordering::SeqCst) == 0 {
+            st.pending.store(0, Ordering::SeqCst);
+            st.outside.store(false, Ordering::SeqCst);
+        }
+        Held(())
+    }
+
+    impl Drop for Held {
+        fn drop(&mut self) {
+            if DEPTH.fetch_sub(1, Ordering::SeqCst) != 1 {
+                return;
+            }
+            let st = state().lock().unwrap_or_else(|p| p.into_inner());
+            st.outside.store(true, Ordering::SeqCst);
+            let sig = st.pending.swap(0, Ordering::SeqCst);
+            if sig != 0 && !SUPERVISED.load(Ordering::SeqCst) {
+                let sig = i32::try_from(sig).unwrap_or(SIGTERM);
+                tracing::debug!("acting on signal {sig}, held while the refresh token was stored");
+                let _ = signal_hook::low_level::emulate_default_handler(sig);
+            }
+        }
+    }
+
+    pub fn supervise() {
+        SUPERVISED.store(true, Ordering::SeqCst);
+        if let Some(st) = STATE.get() {
+            let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
+            for id in st.defaults.drain(..) {
+                signal_hook::low_level::unregister(id);
+            }
+        }
+    }
+
+    /// `FAILPOINTS` actions of the test build: a signal name raises it, `abort` aborts.
+    #[cfg(feature = "failpoints")]
+    pub fn failpoint_action(arg: Option<&str>) {
+        let sig = match arg {
+            Some("SIGINT") => SIGINT,
+            Some("SIGTERM") => SIGTERM,
+            Some("SIGHUP") => SIGHUP,
+            Some("SIGKILL") => signal_hook::consts::SIGKILL,
+            _ => std::process::abort(),
+        };
+        let _ = signal_hook::low_level::raise(sig);
+    }
+}
+
+#[cfg(not(unix))]
+mod imp {
+    /// No signals to hold on this platform.
+    pub struct Held(());
+    pub fn hold() -> Held {
+        Held(())
+    }
+    pub fn supervise() {}
+    #[cfg(feature = "failpoints")]
+    pub fn failpoint_action(_arg: Option<&str>) {
+        std::process::abort()
+    }
+}
+
+#[cfg(feature = "failpoints")]
+pub use imp::failpoint_action;
+pub use imp::{hold, supervise, Held};
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_held_signal_waits_for_the_guard() {
+        // Supervised: the drop notes but does not re-raise, so the test process survives.
+        supervise();
+        let held = hold();
+        signal_hook::low_level::raise(signal_hook::consts::SIGHUP).unwrap();
+        let nested = hold();
+        drop(nested);
+        drop(held);
+    }
+}

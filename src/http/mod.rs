@@ -1,0 +1,448 @@
+//! woci's own HTTP requests (IdP, token exchange, OCI auth service): a small [`Transport`] trait,
+//! so protocol code is unit-tested without sockets; its reqwest implementation ([`ReqwestTransport`]:
+//! rustls with the system roots plus configured CA files, no redirects, bounded bodies, the
+//! user's proxy with woci's own `NO_PROXY` rules); and [`Http::execute`], the one retry policy.
+//!
+//! Retry rules ([`Retry`]): a request that provably never reached the server (refused, DNS, TLS
+//! handshake, connect timeout) may be sent again freely, up to the attempt limit. A request that
+//! was sent — a timeout, a reset, a cut body or a 5xx — is resent only when it rotates nothing
+//! ([`Retry::Idempotent`]: token exchange, session refresh). A refresh grant
+//! ([`Retry::Rotating`]) spends the refresh token it carries, so once it was sent it is resent at
+//! most once, and only within the IdP's reuse grace; its one attempt gets a generous timeout,
+//! since a late answer beats a spent token.
+
+mod reqwest_transport;
+
+pub use reqwest_transport::ReqwestTransport;
+
+use crate::error::{Error, Result};
+use crate::realm::NoProxy;
+use http::{HeaderMap, Method};
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use url::Url;
+use zeroize::Zeroizing;
+
+/// One request, fully built (the retry loop builds a new one per attempt).
+#[derive(Debug)]
+pub struct Request {
+    /// Method.
+    pub method: Method,
+    /// URL.
+    pub url: Url,
+    /// Headers (secret ones marked sensitive).
+    pub headers: HeaderMap,
+    /// Body (may hold secrets: zeroized on drop).
+    pub body: Zeroizing<Vec<u8>>,
+    /// Total time this attempt may take, body included.
+    pub timeout: Duration,
+}
+
+/// A complete answer.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: u16,
+    /// The whole body, at most [`HttpOptions::max_body`] bytes.
+    pub body: Zeroizing<Vec<u8>>,
+}
+
+/// Why an attempt produced no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Failure {
+    /// The request provably never reached the server (refused, DNS, TLS handshake, connect timeout).
+    NotSent(String),
+    /// It was sent, but no complete answer came (timeout, reset, connection dropped mid-body).
+    Lost(String),
+    /// The answer was larger than [`HttpOptions::max_body`].
+    TooLarge(usize),
+}
+
+/// The future a [`Transport`] returns.
+pub type SendFuture<'a> = Pin<Box<dyn Future<Output = std::result::Result<Response, Failure>> + Send + 'a>>;
+
+/// Sends one request. Implementations never retry and never follow redirects.
+pub trait Transport: Send + Sync + fmt::Debug {
+    /// Sends `req` and reads the whole answer (bounded by `max_body`).
+    fn send(&self, req: Request, max_body: usize) -> SendFuture<'_>;
+}
+
+/// How a request may be repeated (see the module doc).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// Rotates nothing: bounded attempts with backoff for every transient failure.
+    Idempotent,
+    /// Spends a refresh token: once sent, at most one resend, only while the first send is less
+    /// than `grace` old (the IdP's refresh-token reuse grace).
+    Rotating {
+        /// `refresh_token_reuse_grace`.
+        grace: Duration,
+    },
+}
+
+/// Client settings. Defaults: 10 s connect, 30 s per attempt (90 s for a refresh grant), 3
+/// attempts, 500 ms first backoff, 1 MiB bodies.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Connect timeout per attempt.
+    pub connect_timeout: Duration,
+    /// Total time per attempt, body included.
+    pub timeout: Duration,
+    /// Total time of a refresh-grant attempt ([`Retry::Rotating`]).
+    pub rotating_timeout: Duration,
+    /// Attempts for transient failures (at least 1).
+    pub attempts: u32,
+    /// First backoff; doubles per attempt.
+    pub backoff: Duration,
+    /// Largest body read; a longer answer is an error.
+    pub max_body: usize,
+    /// Extra PEM CA bundles to trust besides the system roots (e.g. `REQUESTS_CA_BUNDLE`).
+    pub extra_ca_files: Vec<PathBuf>,
+    /// The user's HTTPS proxy (`HTTPS_PROXY`), if any.
+    pub proxy: Option<Url>,
+    /// Hosts reached directly despite `proxy` (`NO_PROXY`).
+    pub no_proxy: NoProxy,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(10),
+            timeout: Duration::from_secs(30),
+            rotating_timeout: Duration::from_secs(90),
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+            max_body: 1024 * 1024,
+            extra_ca_files: Vec::new(),
+            proxy: None,
+            no_proxy: NoProxy::default(),
+        }
+    }
+}
+
+impl HttpOptions {
+    /// The longest one [`Http::execute`] call can take with these options (for the README's bound
+    /// and for tests): every attempt at its full timeout plus the backoffs between them.
+    pub fn worst_case(&self, retry: Retry) -> Duration {
+        let attempts = self.attempts.max(1);
+        let backoffs: Duration = (0..attempts.saturating_sub(1)).map(|i| self.backoff * 2u32.pow(i)).sum();
+        match retry {
+            Retry::Idempotent => self.timeout * attempts + backoffs,
+            // Unsent attempts end by the connect timeout; at most two are sent.
+            Retry::Rotating { .. } => {
+                self.connect_timeout * attempts.saturating_sub(1) + self.rotating_timeout * 2 + backoffs
+            }
+        }
+    }
+}
+
+/// A transport plus the retry policy.
+#[derive(Debug, Clone)]
+pub struct Http {
+    transport: Arc<dyn Transport>,
+    /// The settings it was built with.
+    pub options: HttpOptions,
+}
+
+impl Http {
+    /// The reqwest client. Unreadable or invalid CA files are configuration errors.
+    pub fn new(options: HttpOptions) -> Result<Http> {
+        let transport = ReqwestTransport::new(&options)?;
+        Ok(Http { transport: Arc::new(transport), options })
+    }
+
+    /// Any transport (tests use canned answers).
+    pub fn with_transport(transport: Arc<dyn Transport>, options: HttpOptions) -> Http {
+        Http { transport, options }
+    }
+
+    /// Sends the request built by `make` (called once per attempt, so each attempt can carry a
+    /// fresh signature date) under `retry`. Returns the first answer below 500; failures after
+    /// the last allowed attempt become [`Error::Network`] naming `service`.
+    pub async fn execute<F>(&self, service: &'static str, retry: Retry, make: F) -> Result<Response>
+    where
+        F: Fn(Duration) -> Result<Request>,
+    {
+        let opts = &self.options;
+        let attempts = opts.attempts.max(1);
+        let timeout = match retry {
+            Retry::Idempotent => opts.timeout,
+            Retry::Rotating { .. } => opts.rotating_timeout,
+        };
+        let mut backoff = Backoff::new(opts.backoff, opts.backoff * 2u32.pow(attempts));
+        let mut first_sent: Option<tokio::time::Instant> = None;
+        let mut sent = 0u32;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let req = make(timeout)?;
+            let url = redact_url(&req.url);
+            let host = req.url.host_str().unwrap_or("?").to_owned();
+            let started = tokio::time::Instant::now();
+            let (reason, was_sent) = match self.transport.send(req, opts.max_body).await {
+                Ok(r) if r.status < 500 => return Ok(r),
+                Ok(r) => (format!("HTTP {}", r.status), true),
+                Err(Failure::NotSent(r)) => (r, false),
+                Err(Failure::Lost(r)) => (r, true),
+                Err(Failure::TooLarge(max)) => {
+                    return Err(Error::Protocol {
+                        service,
+                        reason: format!("the answer from `{url}` is larger than {} KiB", max / 1024),
+                    })
+                }
+            };
+            if was_sent {
+                sent += 1;
+                first_sent.get_or_insert(started);
+            }
+            let again = attempt < attempts
+                && match retry {
+                    Retry::Idempotent => true,
+                    Retry::Rotating { grace } => {
+                        !was_sent || (sent == 1 && first_sent.is_some_and(|t| t.elapsed() < grace))
+                    }
+                };
+            if !again {
+                let why = match retry {
+                    Retry::Rotating { grace } if was_sent && attempt < attempts => format!(
+                        "{reason}; the refresh token was sent, so it is not sent again after {}s (`refresh_token_reuse_grace` = {}s)",
+                        first_sent.map_or(0, |t| t.elapsed().as_secs()),
+                        grace.as_secs()
+                    ),
+                    _ => format!("{reason} after {attempt} attempt(s)"),
+                };
+                return Err(Error::Network { service, url, reason: why });
+            }
+            tracing::warn!("retrying {host} ({}/{attempts}): {reason}", attempt + 1);
+            tokio::time::sleep(backoff.next_delay()).await;
+        }
+    }
+}
+
+/// Exponential backoff: `first`, then doubling, capped at `max`. The one schedule woci retries on
+/// (requests here, renewals in the auto-refresh loop and the daemon).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    next: Duration,
+    max: Duration,
+}
+
+impl Backoff {
+    /// Starts at `first`.
+    pub fn new(first: Duration, max: Duration) -> Backoff {
+        Backoff { next: first.min(max), max }
+    }
+
+    /// The delay before the next try.
+    pub fn next_delay(&mut self) -> Duration {
+        let d = self.next;
+        self.next = (self.next * 2).min(self.max);
+        d
+    }
+}
+
+/// The URL without query string or user info, for messages.
+pub fn redact_url(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    u.to_string()
+}
+
+/// Parses all certificates of a PEM bundle.
+pub fn load_pem_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::Config(format!("invalid CA bundle `{}`: {e}", path.display())))?;
+    if certs.is_empty() {
+        return Err(Error::Config(format!("CA bundle `{}` holds no certificate", path.display())));
+    }
+    Ok(certs)
+}
+
+/// A [`Transport`] with scripted answers, for unit tests of protocol code.
+#[cfg(test)]
+pub(crate) mod fake {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// One scripted outcome.
+    pub(crate) type Outcome = std::result::Result<(u16, String), Failure>;
+
+    /// What a request looked like (body as text; tests only).
+    #[derive(Debug, Clone)]
+    pub(crate) struct Seen {
+        pub url: Url,
+        pub headers: HeaderMap,
+        pub body: String,
+        pub timeout: Duration,
+    }
+
+    impl Seen {
+        pub fn form_value(&self, key: &str) -> Option<String> {
+            url::form_urlencoded::parse(self.body.as_bytes()).into_owned().find(|(k, _)| k == key).map(|(_, v)| v)
+        }
+    }
+
+    type Handler = Box<dyn Fn(&Seen, usize) -> Outcome + Send + Sync>;
+
+    /// Answers each request with `handler(request, n)` (n counts requests to that path).
+    pub(crate) struct FakeTransport {
+        handler: Handler,
+        seen: Mutex<Vec<Seen>>,
+    }
+
+    impl fmt::Debug for FakeTransport {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("FakeTransport")
+        }
+    }
+
+    impl FakeTransport {
+        pub fn new(handler: impl Fn(&Seen, usize) -> Outcome + Send + Sync + 'static) -> Arc<FakeTransport> {
+            Arc::new(FakeTransport { handler: Box::new(handler), seen: Mutex::new(Vec::new()) })
+        }
+
+        pub fn seen(&self) -> Vec<Seen> {
+            self.seen.lock().unwrap().clone()
+        }
+
+        pub fn count(&self, path: &str) -> usize {
+            self.seen().iter().filter(|s| s.url.path() == path).count()
+        }
+    }
+
+    impl Transport for FakeTransport {
+        fn send(&self, req: Request, max_body: usize) -> SendFuture<'_> {
+            let seen = Seen {
+                url: req.url.clone(),
+                headers: req.headers.clone(),
+                body: String::from_utf8_lossy(&req.body).into_owned(),
+                timeout: req.timeout,
+            };
+            let n = {
+                let mut all = self.seen.lock().unwrap();
+                let n = all.iter().filter(|s| s.url.path() == seen.url.path()).count();
+                all.push(seen.clone());
+                n
+            };
+            let out = (self.handler)(&seen, n);
+            Box::pin(async move {
+                let (status, body) = out?;
+                if body.len() > max_body {
+                    return Err(Failure::TooLarge(max_body));
+                }
+                Ok(Response { status, body: Zeroizing::new(body.into_bytes()) })
+            })
+        }
+    }
+
+    /// Options for tests: no real waiting between attempts.
+    pub(crate) fn options() -> HttpOptions {
+        HttpOptions { backoff: Duration::from_millis(1), ..HttpOptions::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fake::{options, FakeTransport};
+    use super::*;
+
+    fn get(url: &str) -> impl Fn(Duration) -> Result<Request> + '_ {
+        move |timeout| {
+            Ok(Request {
+                method: Method::POST,
+                url: Url::parse(url).unwrap(),
+                headers: HeaderMap::new(),
+                body: Zeroizing::new(Vec::new()),
+                timeout,
+            })
+        }
+    }
+
+    #[test]
+    fn redacts_query_and_credentials() {
+        let u = Url::parse("https://user:pw@idp.example/token?refresh_token=abc#frag").unwrap();
+        assert_eq!(redact_url(&u), "https://idp.example/token");
+    }
+
+    #[tokio::test]
+    async fn unreachable_host_is_a_bounded_network_error() {
+        // Port 9 on loopback: nothing listens, so every attempt is refused at once.
+        let http =
+            Http::new(HttpOptions { attempts: 2, backoff: Duration::from_millis(1), ..Default::default() }).unwrap();
+        let err =
+            http.execute("identity provider", Retry::Idempotent, get("http://127.0.0.1:9/token")).await.unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::NETWORK);
+        assert!(err.to_string().contains("after 2 attempt(s)"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn idempotent_requests_retry_every_transient_failure() {
+        let t = FakeTransport::new(|_, n| match n {
+            0 => Err(Failure::Lost("timed out".into())),
+            1 => Ok((503, String::new())),
+            _ => Ok((200, "ok".into())),
+        });
+        let http = Http::with_transport(t.clone(), options());
+        let r = http.execute("token exchange", Retry::Idempotent, get("https://x.example/t")).await.unwrap();
+        assert_eq!(r.status, 200);
+        assert_eq!(t.count("/t"), 3);
+    }
+
+    #[tokio::test]
+    async fn a_sent_refresh_grant_is_not_resent_without_grace() {
+        for failure in [Err(Failure::Lost("connection reset".into())), Ok((502, String::new()))] {
+            let t = FakeTransport::new(move |_, _| failure.clone());
+            let http = Http::with_transport(t.clone(), options());
+            let retry = Retry::Rotating { grace: Duration::ZERO };
+            let err = http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap_err();
+            assert_eq!(t.count("/token"), 1, "sent once, never again");
+            assert!(err.to_string().contains("not sent again"), "{err}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sent_refresh_grant_is_resent_once_within_grace() {
+        let t = FakeTransport::new(|_, _| Err(Failure::Lost("timed out".into())));
+        let http = Http::with_transport(t.clone(), options());
+        let retry = Retry::Rotating { grace: Duration::from_secs(60) };
+        http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap_err();
+        assert_eq!(t.count("/token"), 2, "one resend, not two");
+    }
+
+    #[tokio::test]
+    async fn an_unsent_refresh_grant_is_retried_freely_with_the_generous_timeout() {
+        let t = FakeTransport::new(|_, n| match n {
+            0 | 1 => Err(Failure::NotSent("connection refused".into())),
+            _ => Ok((200, "{}".into())),
+        });
+        let http = Http::with_transport(t.clone(), options());
+        let retry = Retry::Rotating { grace: Duration::ZERO };
+        http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap();
+        assert_eq!(t.count("/token"), 3);
+        assert!(t.seen().iter().all(|s| s.timeout == options().rotating_timeout));
+    }
+
+    #[tokio::test]
+    async fn oversized_answers_are_a_protocol_error() {
+        let t = FakeTransport::new(|_, _| Ok((200, "x".repeat(2048))));
+        let http = Http::with_transport(t, HttpOptions { max_body: 1024, ..options() });
+        let err = http.execute("identity provider", Retry::Idempotent, get("https://idp.example/t")).await.unwrap_err();
+        assert!(matches!(err, Error::Protocol { .. }), "{err:?}");
+        assert!(err.to_string().contains("larger than 1 KiB"), "{err}");
+    }
+
+    #[test]
+    fn worst_case_bounds() {
+        let o = HttpOptions::default();
+        assert_eq!(o.worst_case(Retry::Idempotent), Duration::from_millis(91_500));
+        assert_eq!(o.worst_case(Retry::Rotating { grace: Duration::ZERO }), Duration::from_millis(201_500));
+    }
+}

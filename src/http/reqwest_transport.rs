@@ -1,0 +1,111 @@
+//! The [`Transport`] woci uses for real: reqwest with rustls, the system roots plus configured CA
+//! files, no redirects, the user's proxy with woci's own `NO_PROXY` rules ([`crate::realm::NoProxy`],
+//! the same ones the re-signing proxy applies), and bodies read chunk by chunk up to a cap.
+
+use super::{Failure, HttpOptions, Request, Response, SendFuture, Transport};
+use crate::error::{Error, Result};
+use zeroize::Zeroizing;
+
+/// reqwest behind [`Transport`].
+#[derive(Debug, Clone)]
+pub struct ReqwestTransport {
+    client: reqwest::Client,
+}
+
+impl ReqwestTransport {
+    /// Builds the client. Unreadable or invalid CA files are configuration errors.
+    pub fn new(options: &HttpOptions) -> Result<ReqwestTransport> {
+        let mut builder = reqwest::Client::builder()
+            .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(options.connect_timeout)
+            .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
+            // woci's settings carry the user's proxy; reqwest must not read the environment itself.
+            .no_proxy();
+        if let Some(proxy) = options.proxy.clone() {
+            let no_proxy = options.no_proxy.clone();
+            builder = builder.proxy(reqwest::Proxy::custom(move |url| {
+                let host = url.host_str()?;
+                let port = url.port_or_known_default()?;
+                (!no_proxy.bypass(host, port)).then(|| proxy.clone())
+            }));
+        }
+        for path in &options.extra_ca_files {
+            for cert in super::load_pem_certs(path)? {
+                builder = builder.add_root_certificate(cert);
+            }
+        }
+        let client = builder.build().map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))?;
+        Ok(ReqwestTransport { client })
+    }
+}
+
+impl Transport for ReqwestTransport {
+    fn send(&self, req: Request, max_body: usize) -> SendFuture<'_> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + req.timeout;
+            let builder = self
+                .client
+                .request(req.method, req.url)
+                .headers(req.headers)
+                .timeout(req.timeout)
+                .body(req.body.to_vec());
+            let mut resp = builder.send().await.map_err(classify)?;
+            let status = resp.status().as_u16();
+            let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));
+            loop {
+                // reqwest's timeout covers the body too; the deadline is belt and braces.
+                let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+                    .await
+                    .map_err(|_| Failure::Lost("timed out while reading the answer".into()))?
+                    .map_err(|e| {
+                        Failure::Lost(format!(
+                            "connection dropped while reading the HTTP {status} answer: {}",
+                            describe(&e)
+                        ))
+                    })?;
+                let Some(chunk) = chunk else { break };
+                if body.len() + chunk.len() > max_body {
+                    return Err(Failure::TooLarge(max_body));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(Response { status, body })
+        })
+    }
+}
+
+/// Connect-phase errors (refused, DNS, TLS handshake, connect timeout, proxy CONNECT refused) mean
+/// the request never reached the server; everything else may have.
+fn classify(e: reqwest::Error) -> Failure {
+    if e.is_connect() {
+        Failure::NotSent(describe(&e))
+    } else {
+        Failure::Lost(describe(&e))
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        return "timed out".into();
+    }
+    if e.is_connect() {
+        // The source chain says "connection refused" / "dns error"; it never holds request data.
+        let mut s = String::from("cannot connect");
+        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+        while let Some(inner) = src {
+            s = format!("cannot connect: {inner}");
+            src = inner.source();
+        }
+        return s;
+    }
+    // The innermost cause (e.g. "connection reset by peer"), never a URL: reqwest's own Display
+    // includes the URL, which may carry a query.
+    let mut s = String::from("connection dropped");
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(inner) = src {
+        s = inner.to_string();
+        src = inner.source();
+    }
+    s
+}

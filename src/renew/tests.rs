@@ -1,0 +1,283 @@
+//! The executor through the HTTP trait: real files in a temporary home, scripted answers from
+//! the IdP and the token exchange, no sockets.
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::error::exit;
+use crate::http::fake::FakeTransport;
+use crate::http::Failure;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use serde_json::json;
+use std::collections::HashMap;
+
+const NOW: u64 = 1_800_000_000;
+
+fn jwt(payload: serde_json::Value) -> String {
+    format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(payload.to_string()))
+}
+
+fn upst(exp: u64) -> String {
+    jwt(json!({"exp": exp, "iat": exp - 3600, "sub": "ocid1.user.oc1..u", "tenant": "ocid1.tenancy.oc1..t"}))
+}
+
+struct World {
+    home: tempfile::TempDir,
+    clock: ManualClock,
+}
+
+impl World {
+    fn new(ini_extra: &str) -> World {
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+        std::fs::write(
+            home.path().join(".oci/woci_manager.ini"),
+            format!(
+                "[P]\nauthz_base_url = https://idp.example/authorize\ntoken_url = https://idp.example/token\n\
+                 token_exchange_url = https://domain.example/oauth2/v1/token\nauth_client_id = app\n\
+                 client_id = wif\nclient_secret = wif-secret\nscope = openid offline_access\nredirect_port = 8181\n{ini_extra}"
+            ),
+        )
+        .unwrap();
+        World { home, clock: ManualClock::at(NOW) }
+    }
+
+    fn settings(&self, args: &[&str]) -> Settings {
+        let env: HashMap<String, String> = [("HOME".to_owned(), self.home.path().display().to_string())].into();
+        let mut all = vec!["--profile", "P"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["os", "ns", "get"]);
+        let inv = crate::cli::parse(all.iter().map(Into::into).collect()).unwrap();
+        let mut s = Settings::resolve(&inv, &env).unwrap();
+        s.interactive = false;
+        s
+    }
+
+    fn renewer(&self, transport: Arc<FakeTransport>) -> Renewer {
+        self.renewer_with(&[], transport)
+    }
+
+    fn renewer_with(&self, args: &[&str], transport: Arc<FakeTransport>) -> Renewer {
+        Renewer::new(Arc::new(self.settings(args)), Arc::new(self.clock.clone())).unwrap().with_transport(transport)
+    }
+
+    fn store(&self) -> SessionStore {
+        SessionStore::new(self.home.path(), "P").unwrap()
+    }
+
+    fn write_token(&self, exp: u64) {
+        self.store().write_token(&SecretString::from(upst(exp))).unwrap();
+    }
+
+    fn refresh_token(&self) -> Option<String> {
+        self.store().read_refresh_token(None).unwrap().map(|t| t.expose().clone())
+    }
+
+    fn config(&self) -> String {
+        std::fs::read_to_string(self.home.path().join(".oci/config")).unwrap_or_default()
+    }
+}
+
+/// IdP and exchange that work: the refresh grant rotates `rt-N` to `rt-N+1`.
+fn working() -> Arc<FakeTransport> {
+    FakeTransport::new(|req, n| match req.url.path() {
+        "/token" => Ok((
+            200,
+            json!({"access_token": jwt(json!({"sub": "u"})), "refresh_token": format!("rt-{}", n + 2)}).to_string(),
+        )),
+        "/oauth2/v1/token" => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
+        p => panic!("unexpected request to {p}"),
+    })
+}
+
+#[tokio::test]
+async fn a_valid_token_is_reused_without_any_request() {
+    let w = World::new("");
+    w.write_token(NOW + 3000);
+    let t = working();
+    std::fs::write(
+        w.home.path().join(".oci/config"),
+        "[P]\nkey_file = k\nsecurity_token_file = ~/.oci/sessions/P/token\nfingerprint = f\n",
+    )
+    .unwrap();
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!(s.action, Action::Reused);
+    assert!(t.seen().is_empty());
+}
+
+#[tokio::test]
+async fn refresh_rotates_the_refresh_token_exchanges_and_writes_token_and_config() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working();
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!(s.action, Action::Refreshed);
+    assert_eq!(s.claims.exp, (NOW + 3600) as i64);
+    assert_eq!((t.count("/token"), t.count("/oauth2/v1/token")), (1, 1));
+    let grant = &t.seen()[0];
+    assert_eq!(grant.form_value("grant_type").as_deref(), Some("refresh_token"));
+    assert_eq!(grant.form_value("refresh_token").as_deref(), Some("rt-1"));
+    assert_eq!(grant.timeout, HttpOptions::default().rotating_timeout, "a refresh grant gets the generous timeout");
+    let exchange = &t.seen()[1];
+    assert_eq!(exchange.form_value("public_key"), Some(w.store().load_or_create_key(None).unwrap().0.spki_b64()));
+    assert_eq!(w.refresh_token().as_deref(), Some("rt-2"));
+    let config = w.config();
+    for key in ["[P]", "key_file", "security_token_file", "fingerprint", "tenancy=ocid1.tenancy.oc1..t"] {
+        assert!(config.contains(key), "{key} in {config}");
+    }
+    // The next call reuses it.
+    let again = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!(again.action, Action::Reused);
+    assert_eq!(t.seen().len(), 2);
+}
+
+#[tokio::test]
+async fn a_token_written_without_its_config_is_completed_by_the_next_call_without_a_login() {
+    let w = World::new("");
+    // What a run killed between writing the token and the config leaves: key and token.
+    let (key, _) = w.store().load_or_create_key(None).unwrap();
+    w.write_token(NOW + 3000);
+    assert!(w.config().is_empty());
+    let t = working();
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!(s.action, Action::Reused);
+    assert!(t.seen().is_empty(), "no network to finish a config");
+    assert!(w.config().contains(&format!("fingerprint={}", key.fingerprint())), "{}", w.config());
+    assert!(w.renewer(t.clone()).facts().unwrap().config_current);
+
+    // A token with no key pair beside it is no session: it is renewed, not completed.
+    let w = World::new("");
+    w.write_token(NOW + 3000);
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let s = w.renewer(working()).ensure(Force::No).await.unwrap();
+    assert_eq!(s.action, Action::Refreshed);
+}
+
+#[tokio::test]
+async fn a_failed_exchange_keeps_the_rotated_refresh_token_and_the_old_token() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    w.write_token(NOW + 30);
+    let before = std::fs::read(w.store().token_path()).unwrap();
+    let t = FakeTransport::new(|req, _| match req.url.path() {
+        "/token" => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
+        _ => Ok((400, json!({"error": "invalid_request", "error_description": "Invalid JWT"}).to_string())),
+    });
+    let err = w.renewer(t).ensure(Force::No).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::EXCHANGE_REJECTED);
+    assert_eq!(w.refresh_token().as_deref(), Some("rt-2"), "the spent token's successor is kept");
+    assert_eq!(std::fs::read(w.store().token_path()).unwrap(), before);
+    let f = w.store().failure_since(0).expect("the failure is recorded for waiting callers");
+    assert_eq!((f.exit_code, f.message), (exit::EXCHANGE_REJECTED, err.to_string()));
+}
+
+#[tokio::test]
+async fn a_lost_refresh_reply_is_not_resent_without_a_reuse_grace() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = FakeTransport::new(|_, _| Err(Failure::Lost("connection reset".into())));
+    let err = w.renewer(t.clone()).ensure(Force::No).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::NETWORK);
+    assert_eq!(t.count("/token"), 1, "a sent refresh token is never sent twice by default");
+    assert!(err.to_string().contains("refresh_token_reuse_grace"), "{err}");
+    assert_eq!(w.refresh_token().as_deref(), Some("rt-1"));
+}
+
+#[tokio::test]
+async fn within_the_reuse_grace_a_lost_reply_is_resent_once() {
+    let w = World::new("refresh_token_reuse_grace = 60\n");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = FakeTransport::new(|req, n| match (req.url.path(), n) {
+        ("/token", 0) => Err(Failure::Lost("timed out".into())),
+        ("/token", _) => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
+        _ => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
+    });
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
+    assert_eq!(w.refresh_token().as_deref(), Some("rt-2"));
+}
+
+#[tokio::test]
+async fn a_refused_refresh_token_needs_a_login_which_a_non_interactive_call_refuses() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = FakeTransport::new(|_, _| Ok((400, json!({"error": "invalid_grant"}).to_string())));
+    let err = w.renewer(t.clone()).ensure(Force::No).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::LOGIN);
+    assert!(err.to_string().contains("no terminal"), "{err}");
+    assert_eq!(t.count("/token"), 1);
+}
+
+#[tokio::test]
+async fn a_failed_renewal_keeps_a_token_that_still_has_minutes_left() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    w.write_token(NOW + 300);
+    let t = FakeTransport::new(|_, _| Err(Failure::NotSent("connection refused".into())));
+    // The auto-refresh window (600 s) makes a 5-minute token due for renewal.
+    let r = w.renewer_with(&["--refresh-safety-window", "600"], t.clone());
+    assert_eq!(r.ensure(Force::No).await.unwrap_err().exit_code(), exit::NETWORK);
+    let kept = r.ensure_or_keep().await.unwrap();
+    assert_eq!(kept.action, Action::KeptAfterFailure);
+    // Less than a minute left: the failure stands.
+    w.write_token(NOW + 50);
+    assert_eq!(r.ensure_or_keep().await.unwrap_err().exit_code(), exit::NETWORK);
+}
+
+#[tokio::test]
+async fn a_named_but_missing_key_file_is_an_error_not_a_new_key() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let config = w.home.path().join(".oci/config");
+    std::fs::write(&config, "[P]\nkey_file = ~/.oci/gone.pem\n").unwrap();
+    let t = working();
+    let err = w.renewer(t.clone()).ensure(Force::No).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::CONFIG);
+    assert!(err.to_string().contains("gone.pem"), "{err}");
+    assert!(t.seen().is_empty(), "nothing spent");
+    assert_eq!(std::fs::read_to_string(&config).unwrap(), "[P]\nkey_file = ~/.oci/gone.pem\n");
+    assert_eq!(w.refresh_token().as_deref(), Some("rt-1"));
+}
+
+#[tokio::test]
+async fn session_refresh_profiles_renew_through_the_auth_service() {
+    let w = World::new("");
+    // No IdP section for profile S: it renews through the OCI auth service.
+    let key = crate::signer::tests::test_key();
+    let key_path = w.home.path().join(".oci/s_key.pem");
+    std::fs::write(&key_path, key.private_pem().unwrap().as_bytes()).unwrap();
+    let token_path = w.home.path().join(".oci/s_token");
+    std::fs::write(&token_path, upst(NOW + 30)).unwrap();
+    std::fs::write(
+        w.home.path().join(".oci/config"),
+        format!(
+            "[S]\nkey_file = {}\nsecurity_token_file = {}\nregion = us-ashburn-1\n",
+            key_path.display(),
+            token_path.display()
+        ),
+    )
+    .unwrap();
+    let t = FakeTransport::new(|req, _| {
+        assert_eq!(req.url.as_str(), "https://auth.us-ashburn-1.oraclecloud.com/v1/authentication/refresh");
+        Ok((200, json!({"token": upst(NOW + 3600)}).to_string()))
+    });
+    let env: HashMap<String, String> = [("HOME".to_owned(), w.home.path().display().to_string())].into();
+    let inv = crate::cli::parse(["--profile", "S", "os", "ns", "get"].iter().map(Into::into).collect()).unwrap();
+    let settings = Arc::new(Settings::resolve(&inv, &env).unwrap());
+    let r = Renewer::new(settings, Arc::new(w.clock.clone())).unwrap().with_transport(t.clone());
+    let s = r.ensure(Force::No).await.unwrap();
+    assert_eq!(s.action, Action::SessionRefreshed);
+    assert_eq!(std::fs::read_to_string(&token_path).unwrap(), upst(NOW + 3600));
+    assert_eq!(t.seen().len(), 1);
+}
+
+#[test]
+fn a_rescued_refresh_token_is_used_and_moved_back() {
+    let w = World::new("");
+    let store = w.store();
+    store.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
+    let rescue = store.write_rescue(&SecretString::from("rt-new"), None).unwrap();
+    assert_eq!(store.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+    assert!(!rescue.exists(), "moved back into the session folder");
+    assert_eq!(store.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+}

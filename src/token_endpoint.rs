@@ -1,0 +1,258 @@
+//! The one client for every form POST woci makes to a token endpoint: the IdP's refresh grant and
+//! code redemption, the identity domain's token exchange, and the grants still to come (device
+//! code, subject tokens). It owns, once for all of them:
+//! - client authentication: `client_id` in the form, plus HTTP Basic `base64(id:secret)` (standard
+//!   alphabet, as Python `requests` sends it) when the client has a secret;
+//! - the body cap, timeouts and retry rules of [`Http::execute`] ([`Retry::Rotating`] for grants
+//!   that spend a refresh token);
+//! - classification: 2xx → the JSON body; a 4xx OAuth error → [`Error::IdpRejected`] or
+//!   [`Error::ExchangeRejected`] (`invalid_grant` vs `invalid_client` vs the rest); 5xx and
+//!   network failures → [`Error::Network`] after the retries;
+//! - scrubbing: no error text ever carries a secret that was sent (form secrets, the client
+//!   secret, the Basic header value), whatever the server echoes.
+
+use crate::error::{Error, Result};
+use crate::http::{Http, Request, Retry};
+use crate::secret::SecretString;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use http::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderMap, Method};
+use serde::Deserialize;
+use url::Url;
+use zeroize::Zeroizing;
+
+/// Form fields whose values are secrets (scrubbed from any error text).
+const SECRET_FIELDS: &[&str] =
+    &["refresh_token", "code", "code_verifier", "subject_token", "client_secret", "device_code", "assertion"];
+
+/// Which endpoint is asked: decides the service name in errors and how rejections are classified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// The IdP's token endpoint; `what` names what was presented ("refresh token", …).
+    Idp {
+        /// "refresh token", "authorization code", "device code".
+        what: &'static str,
+    },
+    /// The identity domain's token exchange.
+    Exchange,
+}
+
+impl Endpoint {
+    /// The service name used in errors.
+    pub fn service(self) -> &'static str {
+        match self {
+            Endpoint::Idp { .. } => "identity provider",
+            Endpoint::Exchange => "token exchange",
+        }
+    }
+
+    fn setting(self) -> &'static str {
+        match self {
+            Endpoint::Idp { .. } => "token_url",
+            Endpoint::Exchange => "token_exchange_url",
+        }
+    }
+}
+
+/// The OAuth client making the request.
+#[derive(Debug, Clone, Copy)]
+pub struct Client<'a> {
+    /// `client_id`.
+    pub id: &'a str,
+    /// The client secret (confidential clients).
+    pub secret: Option<&'a SecretString>,
+}
+
+/// POSTs `form` to `url` and returns the 2xx body, or a classified, scrubbed error.
+pub async fn post(
+    http: &Http,
+    endpoint: Endpoint,
+    url: &Url,
+    client: Client<'_>,
+    form: &[(&str, &str)],
+    retry: Retry,
+) -> Result<Zeroizing<Vec<u8>>> {
+    let basic = client.secret.map(|s| basic_value(client.id, s));
+    let body = Zeroizing::new(url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish());
+    let mut secrets: Vec<&str> =
+        form.iter().filter(|(k, _)| SECRET_FIELDS.contains(k)).map(|(_, v)| *v).collect::<Vec<_>>();
+    if let Some(s) = client.secret {
+        secrets.push(s.expose());
+    }
+    if let Some(b) = &basic {
+        secrets.push(b.expose());
+    }
+    let make = |timeout| -> Result<Request> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(b) = &basic {
+            let mut v = HeaderValue::from_str(&format!("Basic {}", b.expose()))
+                .map_err(|_| Error::Config("client credentials cannot be sent in an HTTP header".into()))?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        Ok(Request {
+            method: Method::POST,
+            url: url.clone(),
+            headers,
+            body: Zeroizing::new(body.as_bytes().to_vec()),
+            timeout,
+        })
+    };
+    let resp = http.execute(endpoint.service(), retry, make).await?;
+    classify(endpoint, resp.status, resp.body, &secrets)
+}
+
+/// `base64(id:secret)`, the credentials of an HTTP Basic header.
+fn basic_value(client_id: &str, secret: &SecretString) -> SecretString {
+    SecretString::new(STANDARD.encode(format!("{client_id}:{}", secret.expose())))
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+}
+
+fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: &[&str]) -> Result<Zeroizing<Vec<u8>>> {
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    if !(400..500).contains(&status) {
+        return Err(Error::Protocol {
+            service: endpoint.service(),
+            reason: format!("the token endpoint answered HTTP {status}; check `{}`", endpoint.setting()),
+        });
+    }
+    let oauth = serde_json::from_slice::<OAuthError>(&body).ok();
+    Err(match (endpoint, oauth) {
+        (Endpoint::Idp { what }, Some(e)) => {
+            let mut description = e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty());
+            if description.is_none() {
+                description = match e.error.as_str() {
+                    "invalid_grant" if what == "refresh token" => {
+                        Some("the refresh token is expired or revoked; log in again".into())
+                    }
+                    "invalid_client" => Some("check `auth_client_id` and `auth_client_secret`".into()),
+                    _ => None,
+                };
+            }
+            Error::IdpRejected { what, error: scrub(&e.error, secrets), description }
+        }
+        (Endpoint::Idp { what }, None) => Error::IdpRejected {
+            what,
+            error: format!("HTTP {status}"),
+            description: Some("the token endpoint answered without an OAuth error; check `token_url`".into()),
+        },
+        (Endpoint::Exchange, Some(e)) => Error::ExchangeRejected {
+            status,
+            error: scrub(&e.error, secrets),
+            description: e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty()),
+        },
+        (Endpoint::Exchange, None) => {
+            Error::ExchangeRejected { status, error: format!("HTTP {status}"), description: None }
+        }
+    })
+}
+
+/// Makes server-provided text safe for a one-line error: removes any secret we sent, control
+/// characters, and cuts it to 300 characters.
+pub fn scrub(text: &str, secrets: &[&str]) -> String {
+    let mut s = text.to_owned();
+    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+        s = s.replace(secret, "[redacted]");
+    }
+    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+    let s = s.trim();
+    if s.chars().count() > 300 {
+        let cut: String = s.chars().take(300).collect();
+        format!("{cut}…")
+    } else {
+        s.to_owned()
+    }
+}
+
+/// Parses a 2xx JSON body, or names the endpoint and what was wrong (never quoting the body).
+pub fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T> {
+    serde_json::from_slice(body).map_err(|_| Error::Protocol {
+        service: endpoint.service(),
+        reason: match endpoint {
+            Endpoint::Idp { .. } => "the token endpoint answered HTTP 200 without a JSON token response".into(),
+            Endpoint::Exchange => "HTTP 200 without a JSON body".into(),
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::fake::{options, FakeTransport};
+
+    const SECRET: &str = "client-secret-XYZ";
+
+    async fn run(endpoint: Endpoint, status: u16, body: String) -> Result<Zeroizing<Vec<u8>>> {
+        let t = FakeTransport::new(move |_, _| Ok((status, body.clone())));
+        let http = Http::with_transport(t, options());
+        let secret = SecretString::from(SECRET);
+        let client = Client { id: "app", secret: Some(&secret) };
+        let url = Url::parse("https://idp.example/token").unwrap();
+        let form = [("grant_type", "refresh_token"), ("refresh_token", "rt-SECRET-123"), ("client_id", "app")];
+        post(&http, endpoint, &url, client, &form, Retry::Rotating { grace: std::time::Duration::ZERO }).await
+    }
+
+    #[tokio::test]
+    async fn sends_form_and_basic_auth() {
+        let t = FakeTransport::new(|_, _| Ok((200, "{}".into())));
+        let http = Http::with_transport(t.clone(), options());
+        let secret = SecretString::from(SECRET);
+        let url = Url::parse("https://idp.example/token").unwrap();
+        let form = [("grant_type", "x"), ("a b", "c+d/=")];
+        post(&http, Endpoint::Exchange, &url, Client { id: "app", secret: Some(&secret) }, &form, Retry::Idempotent)
+            .await
+            .unwrap();
+        let seen = &t.seen()[0];
+        assert_eq!(seen.body, "grant_type=x&a+b=c%2Bd%2F%3D");
+        let auth = seen.headers.get(AUTHORIZATION).unwrap();
+        assert!(auth.is_sensitive());
+        assert_eq!(auth.to_str().unwrap(), format!("Basic {}", STANDARD.encode(format!("app:{SECRET}"))));
+    }
+
+    #[tokio::test]
+    async fn rejections_are_classified_per_endpoint() {
+        let idp = Endpoint::Idp { what: "refresh token" };
+        let e = run(idp, 400, r#"{"error":"invalid_grant"}"#.into()).await.unwrap_err();
+        assert!(e.needs_login(), "{e}");
+        assert!(e.to_string().contains("expired or revoked"), "{e}");
+        let e = run(idp, 401, r#"{"error":"invalid_client"}"#.into()).await.unwrap_err();
+        assert!(!e.needs_login());
+        assert!(e.to_string().contains("auth_client_secret"), "{e}");
+        let e = run(Endpoint::Exchange, 400, r#"{"error":"invalid_request"}"#.into()).await.unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::EXCHANGE_REJECTED);
+        let e = run(idp, 302, String::new()).await.unwrap_err();
+        assert!(matches!(e, Error::Protocol { .. }), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn no_sent_secret_survives_in_an_error() {
+        let basic = STANDARD.encode(format!("app:{SECRET}"));
+        let echo = format!(
+            r#"{{"error":"invalid_request","error_description":"got Basic {basic} secret {SECRET} rt rt-SECRET-123"}}"#
+        );
+        for endpoint in [Endpoint::Idp { what: "refresh token" }, Endpoint::Exchange] {
+            let e = run(endpoint, 400, echo.clone()).await.unwrap_err();
+            let shown = format!("{e} {e:?}");
+            for s in [basic.as_str(), SECRET, "rt-SECRET-123"] {
+                assert!(!shown.contains(s), "{shown}");
+            }
+        }
+    }
+
+    #[test]
+    fn scrub_cuts_and_cleans() {
+        assert_eq!(scrub("a\nb secret1234", &["secret1234"]), "a b [redacted]");
+        assert_eq!(scrub(&"x".repeat(400), &[]).chars().count(), 301);
+    }
+}
