@@ -1,0 +1,102 @@
+//! Never lose the session (issue 11), the renewal-centre half: slow and failing identity
+//! providers, many callers at once, a full disk. The real `woci` binary against the emulator.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use woci_emulator::{Endpoint, Fault};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_waiting_on_a_failed_renewal_fail_fast_with_its_message() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503).with_latency(Duration::from_millis(1500)));
+    let calls: Vec<_> = (0..12)
+        .map(|_| {
+            let mut c = w.woci();
+            c.args(["os", "ns", "get"]);
+            tokio::spawn(run(c))
+        })
+        .collect();
+    let mut messages = Vec::new();
+    for call in calls {
+        let out = call.await.unwrap();
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+        messages.push(stderr(&out).lines().last().unwrap_or_default().to_owned());
+    }
+    let attempts = w.emu.stats().refresh_grants_attempted();
+    assert!(attempts <= 2, "{attempts} refresh grants for 12 callers: the waiting ones must not repeat the renewal");
+    assert!(messages.iter().all(|m| m.contains("HTTP 503")), "{messages:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_idp_answer_is_waited_for_not_resent() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    // Longer than an ordinary request may take (30 s), shorter than a refresh grant may (90 s).
+    w.emu.set_fault(Endpoint::IdpToken, Fault::latency(Duration::from_secs(35)).times(1));
+    let started = Instant::now();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(35));
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), 1, "the refresh token was sent once");
+}
+
+/// Runs `script` as root of a private mount namespace (`unshare -Urm`), so that it can mount a
+/// tiny file system over the session folder without touching the machine.
+fn in_mount_namespace(w: &World, script: &str) -> std::process::Output {
+    let c = w.woci_std();
+    let woci = c.get_program().to_owned();
+    let mut sh = std::process::Command::new("unshare");
+    sh.args(["-Urm", "--", "sh", "-euc", script, "sh"]).arg(woci).arg(w.session_dir());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.output().expect("unshare (util-linux) runs")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_disk_stops_the_renewal_before_the_refresh_token_is_spent() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    let rt = w.seed_refresh_token();
+    let before: Vec<_> = ["token", "refresh_token"].iter().map(|f| w.read(&w.session_dir().join(f))).collect();
+    // Copy the session folder onto a 64 KiB tmpfs, fill it, and renew there.
+    let out = in_mount_namespace(
+        &w,
+        r#"woci="$1"; dir="$2"; tmp=$(mktemp -d); cp -a "$dir"/. "$tmp"/
+           mount -t tmpfs -o size=64k tmpfs "$dir"; cp -a "$tmp"/. "$dir"/
+           dd if=/dev/zero of="$dir/filler" bs=1k count=100 2>/dev/null || true
+           "$woci" os ns get; echo "unreachable: woci succeeded" >&2"#,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough free space") || err.contains("No space left"), "{err}");
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), 0, "nothing was spent: {err}");
+    // Outside the namespace (disk with room) the session is intact and renews.
+    let after: Vec<_> = ["token", "refresh_token"].iter().map(|f| w.read(&w.session_dir().join(f))).collect();
+    assert_eq!(before, after);
+    assert_eq!(after[1], rt);
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
