@@ -1,14 +1,17 @@
 //! `woci --status [--json]`: what the profile's session looks like and what the next woci call
 //! would do, from local files only — no network, no renewal lock, no prompt, never a token.
 //!
-//! The decision is the pure function [`assess`] over what the files say ([`Inputs`]) and the
-//! time, so every session state is unit-tested without a clock or a server.
+//! The decision is the renewal plan itself ([`crate::renew::plan::plan`]) over the same facts the
+//! next call reads, so status cannot disagree with the call; [`assess`] is pure over [`Inputs`]
+//! and the time.
 //!
-//! Exit code (also `exit_code` in the JSON):
+//! Exit code (also `exit_code` in the JSON) — the code the next call would exit with, or 0 when
+//! it works without a person:
 //! - `0` — usable: the token is valid, or the next call renews it without a person
 //!   (refresh grant or OCI session refresh; a refused refresh token only shows at that call);
 //! - `3` ([`exit::LOGIN`]) — the next call needs an interactive login;
-//! - `2` ([`exit::CONFIG`]) — the passphrase variable named by the configuration is not set;
+//! - `2` ([`exit::CONFIG`]) — the woci settings are incomplete, the passphrase variable named by
+//!   the configuration is not set, or the OCI config lacks a profile that has no IdP;
 //! - `7` ([`exit::CORRUPT_FILE`]) — the token file is damaged;
 //! - `8` ([`exit::REFRESH_TOKEN_LOCKED`]) — the encrypted refresh token cannot be decrypted
 //!   (no passphrase configured, or the configured one does not open it);
@@ -16,15 +19,18 @@
 //!   any more (token expired, `sess_exp` reached, or no token): run `oci session authenticate`.
 //!
 //! JSON (`"schema": 1`; times are seconds since the Unix epoch, durations in seconds):
-//! `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `refresh` | `login` |
-//! `session_refresh` | `impossible`), `reason`, `renewal` (`idp` | `session_refresh`),
+//! `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `finish_config` | `refresh` |
+//! `login` | `session_refresh` | `impossible`), `reason`, `renewal` (`idp` | `session_refresh`),
 //! `token` {`path`, `state` (`valid` | `expiring` | `expired` | `missing` | `corrupt`),
 //! `issued_at`, `expires_at`, `expires_in`, `session_expires_at`, `user`, `tenancy`, `error`},
 //! `refresh_token` {`stored`, `encrypted`, `passphrase` (`none` | `env` | `prompt`),
 //! `decryptable`, `expires_at`}, `daemon` {`running`, `pid`, `stale_pid`, `started`, `uptime`,
-//! `last_renewal`, `next_renewal`, `token_expires_at`, `last_error`, `exit_reason`, `exit_code`}.
+//! `last_renewal`, `next_renewal`, `token_expires_at`, `last_error`, `exit_reason`, `exit_code`},
+//! `settings` {setting: where it came from} for the woci settings not at their default.
 
 use crate::daemon::{self, DaemonInfo, PidProbe};
+#[cfg(doc)]
+use crate::error::exit;
 use crate::error::{Error, Result};
 use crate::jwt::{self, Freshness, UpstClaims};
 use crate::renew::facts::SessionFacts;
@@ -46,6 +52,8 @@ pub struct Inputs {
     pub facts: SessionFacts,
     /// The daemon.
     pub daemon: DaemonInfo,
+    /// Where the woci settings came from (setting → origin, in words).
+    pub origins: std::collections::BTreeMap<String, String>,
 }
 
 impl std::ops::Deref for Inputs {
@@ -169,6 +177,8 @@ pub struct Report {
     pub refresh_token: RefreshReport,
     /// Daemon.
     pub daemon: DaemonReport,
+    /// Where the woci settings that differ from the defaults came from (setting → origin).
+    pub settings: std::collections::BTreeMap<String, String>,
 }
 
 /// Computes the report. Pure: same inputs and `now`, same report.
@@ -197,6 +207,7 @@ pub fn assess(inp: &Inputs, now: i64) -> Report {
             expires_at: inp.refresh.expires_at,
         },
         daemon: daemon_report(&inp.daemon, now),
+        settings: inp.origins.clone(),
     }
 }
 
@@ -342,6 +353,9 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         }
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
+    for (setting, origin) in &r.settings {
+        let _ = writeln!(o, "setting: `{setting}` from {origin}");
+    }
     let action = match r.next_action {
         NextAction::None => "nothing",
         NextAction::FinishConfig => "finish the OCI config",
@@ -380,7 +394,8 @@ pub fn gather(renewer: &Renewer) -> Result<Inputs> {
     facts.refresh.decryptable = decryptable;
     // A JWT refresh token says its own expiry; otherwise what the IdP said when it issued it.
     facts.refresh.expires_at = jwt_expiry.or(facts.refresh.expires_at);
-    Ok(Inputs { facts, daemon: daemon::inspect(store)? })
+    let origins = settings.origins.iter().map(|(k, o)| ((*k).to_owned(), o.to_string())).collect();
+    Ok(Inputs { facts, daemon: daemon::inspect(store)?, origins })
 }
 
 /// `exp` of a refresh token that is a JWT (some IdPs issue those); opaque tokens have none.

@@ -22,7 +22,7 @@ fn no_daemon() -> DaemonInfo {
 }
 
 fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inputs {
-    Inputs { facts: SessionFacts::for_tests(token, renewal, rt), daemon: no_daemon() }
+    Inputs { facts: SessionFacts::for_tests(token, renewal, rt), daemon: no_daemon(), origins: Default::default() }
 }
 
 fn valid() -> TokenInput {
@@ -179,7 +179,10 @@ fn json_field_names_are_stable() {
         k.sort();
         k.join(",")
     };
-    assert_eq!(keys(&v), "daemon,exit_code,next_action,now,profile,reason,refresh_token,renewal,schema,token,usable");
+    assert_eq!(
+        keys(&v),
+        "daemon,exit_code,next_action,now,profile,reason,refresh_token,renewal,schema,settings,token,usable"
+    );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,passphrase,stored");
     assert_eq!(
