@@ -125,7 +125,7 @@ impl Renewer {
     /// Profiles renewed through session refresh need `key_file`.
     pub fn profile_key(&self) -> Result<KeyPair> {
         let profile = self.config_profile()?;
-        let configured = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings.home));
+        let configured = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings));
         match (&self.settings.mode, configured) {
             (_, Some(path)) if path.is_file() => KeyPair::load(&path),
             (RenewMode::Idp { .. }, configured) => Ok(self.store.load_or_create_key(configured.as_deref())?.0),
@@ -147,7 +147,7 @@ impl Renewer {
         profile
             .get("security_token_file")
             .filter(|p| !p.trim().is_empty())
-            .map(|p| expand_home(p.trim(), &self.settings.home))
+            .map(|p| expand_home(p.trim(), &self.settings))
             .unwrap_or_else(|| self.store.token_path())
     }
 
@@ -215,7 +215,7 @@ impl Renewer {
         token_path: &Path,
         force: Force,
     ) -> Result<Session> {
-        let configured_key = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings.home));
+        let configured_key = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings));
         let (key, key_path) = self.store.load_or_create_key(configured_key.as_deref())?;
         let http = self.http().await?;
 
@@ -280,13 +280,12 @@ impl Renewer {
                 )));
             }
         }
-        let key_path =
-            profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings.home)).ok_or_else(|| {
-                Error::Config(format!(
-                    "profile `{name}` has no `key_file` in `{}`",
-                    self.settings.oci_config_file.display()
-                ))
-            })?;
+        let key_path = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings)).ok_or_else(|| {
+            Error::Config(format!(
+                "profile `{name}` has no `key_file` in `{}`",
+                self.settings.oci_config_file.display()
+            ))
+        })?;
         let key = KeyPair::load(&key_path)?;
         let endpoint = match auth_endpoint {
             Some(u) => u.clone(),
@@ -350,8 +349,8 @@ impl Renewer {
         let Some((key, key_path)) = key else { return Ok(()) };
         let mut entries: Vec<(&str, String)> = vec![
             ("fingerprint", key.fingerprint()),
-            ("key_file", key_path.display().to_string()),
-            ("security_token_file", token_path.display().to_string()),
+            ("key_file", crate::container::config_value(key_path, &self.settings)),
+            ("security_token_file", crate::container::config_value(token_path, &self.settings)),
         ];
         if let Some(t) = &claims.tenant {
             entries.push(("tenancy", t.clone()));
@@ -435,9 +434,7 @@ impl Renewer {
     }
 }
 
-fn expand_home(p: &str, home: &Path) -> PathBuf {
-    match p.strip_prefix("~/") {
-        Some(rest) => home.join(rest),
-        None => PathBuf::from(p),
-    }
+/// A path from the OCI config on the host: `~/…`, and `/oracle/.oci/…` written inside a container.
+fn expand_home(p: &str, settings: &Settings) -> PathBuf {
+    crate::container::host_path(p, &settings.home, &settings.oci_config_file)
 }

@@ -106,6 +106,8 @@ pub struct Settings {
     pub resign_hosts: Vec<String>,
     /// What the `oci` arguments said.
     pub oci: OciView,
+    /// Container mode (`oci_container_image`): `oci` runs from this image instead of `oci_command`.
+    pub container: Option<crate::container::ContainerSpec>,
 }
 
 impl Settings {
@@ -245,6 +247,7 @@ impl Settings {
             extra_ca_files,
             resign_hosts,
             oci: inv.oci.clone(),
+            container: crate::container::ContainerSpec::resolve(&manager, env)?,
             manager,
         })
     }
