@@ -335,12 +335,10 @@ pub fn attach_proxy(
 ) -> Result<()> {
     let Some(kind) = is_container_run(spec) else { return Ok(()) };
     let mut add: Vec<OsString> = Vec::new();
-    let user_network = spec.args.iter().any(|a| {
-        let a = a.to_string_lossy();
-        a == "--network" || a == "--net" || a.starts_with("--network=") || a.starts_with("--net=")
-    });
+    let user_network = user_network(&spec.args);
     match route {
-        ProxyRoute::HostNetwork if user_network => tracing::warn!(
+        ProxyRoute::HostNetwork if user_network.as_deref() == Some("host") => {}
+        ProxyRoute::HostNetwork if user_network.is_some() => tracing::warn!(
             "the container command chooses its own network; the re-signing proxy listens on the host's 127.0.0.1 and needs `--network host`"
         ),
         ProxyRoute::HostNetwork => add.extend(["--network", "host"].map(OsString::from)),
@@ -367,6 +365,20 @@ pub fn attach_proxy(
     add.push(volume(ca_bundle, ca_bundle, true)?);
     spec.args.splice(1..1, add);
     Ok(())
+}
+
+/// The network a container command asks for itself (`--network X`, `--net X`, `--network=X`).
+fn user_network(args: &[OsString]) -> Option<String> {
+    let mut it = args.iter().map(|a| a.to_string_lossy());
+    while let Some(a) = it.next() {
+        if a == "--network" || a == "--net" {
+            return Some(it.next().map(|v| v.into_owned()).unwrap_or_default());
+        }
+        if let Some(v) = a.strip_prefix("--network=").or_else(|| a.strip_prefix("--net=")) {
+            return Some(v.to_owned());
+        }
+    }
+    None
 }
 
 /// How a file woci writes is recorded in the OCI config: a file under `~/.oci` as `~/.oci/…` when
@@ -546,9 +558,11 @@ mod tests {
         assert!(!strs(&d.args).contains(&"--network".to_owned()));
         assert_eq!(d.set_env[0].1, "http://woci:s3cret@host.containers.internal:4000");
 
-        let mut user_net = child("docker", &["run", "--network=bridge", "img"]);
-        attach_proxy(&mut user_net, &[], Path::new("/b"), ProxyRoute::HostNetwork).unwrap();
-        assert_eq!(strs(&user_net.args).iter().filter(|a| a.starts_with("--net")).count(), 1);
+        for net in [&["--network=bridge"][..], &["--net", "host"][..]] {
+            let mut user_net = child("docker", &[&["run"][..], net, &["img"][..]].concat());
+            attach_proxy(&mut user_net, &[], Path::new("/b"), ProxyRoute::HostNetwork).unwrap();
+            assert_eq!(strs(&user_net.args).iter().filter(|a| a.starts_with("--net")).count(), 1);
+        }
 
         for (program, args) in [("oci", vec!["os"]), ("docker", vec!["ps"]), ("dockerd", vec!["run"])] {
             let mut other = child(program, &args);
