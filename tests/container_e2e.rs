@@ -156,9 +156,10 @@ impl Stand {
     async fn download_hash(&self, name: &str) -> String {
         let mut args = self.os_args(&["get"]);
         args.extend(["--name".into(), name.into(), "--file".into(), format!("/backup/{name}.down")]);
+        // Through the proxy too: the container's own network does not reach the host's loopback.
         let out = run({
             let mut c = self.woci();
-            c.args(&args);
+            c.arg("--auto-refresh").args(&args);
             c
         })
         .await;
@@ -383,7 +384,7 @@ async fn term_reaches_oci_in_the_container() {
     s.w.seed_refresh_token();
     let mut c = s.woci_std();
     c.arg("--auto-refresh").args(s.put_args("big")).stderr(std::process::Stdio::piped());
-    let mut child = c.spawn().unwrap();
+    let child = c.spawn().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     while s.w.emu.stats().object_storage_requests == 0 {
         assert!(Instant::now() < deadline, "the upload never started: {}", s.runtime_argvs());
