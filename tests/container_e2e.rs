@@ -398,3 +398,62 @@ async fn term_reaches_oci_in_the_container() {
     assert_eq!(status.status.code(), Some(128 + 15), "{}", stderr(&status));
     assert!(s.w.emu.stats().parts_uploaded < 12, "the upload was cut short");
 }
+
+/// `--exec` of the user's own `docker run …` command: woci wires that container to the proxy too
+/// (host networking, the proxy's variables by name, the CA bundle mounted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_of_a_docker_run_command_goes_through_the_proxy() {
+    let s = stand(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    s.w.seed_refresh_token();
+    let oci_dir = s.w.oci_dir();
+    let out = run({
+        let mut c = s.woci();
+        c.args(["--exec", "--", "docker", "run", "--rm", "-i", "-v"])
+            .arg(format!("{}:/oracle/.oci", oci_dir.display()))
+            .args(["-e", "HOME=/oracle", "-e", "OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", IMAGE])
+            .args(["--profile", "P", "--auth", "security_token", "os", "ns", "get", "--endpoint"])
+            .arg(s.w.emu.os_endpoint());
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.w.cfg.namespace));
+    let argv = s.runtime_argvs();
+    assert!(argv.starts_with("['run', '--network', 'host', '-e', 'HTTPS_PROXY'"), "{argv}");
+    assert!(!argv.contains("woci:"), "{argv}");
+}
+
+/// Bad container settings are one line naming the setting, with the documented exit code, and
+/// nothing runs; a runtime that is not installed is 127 naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bad_container_settings_are_named() {
+    let s = stand(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    s.w.seed_token(3600);
+    for (key, value, exit) in [
+        ("oci_container_runtime", "nerdctl", 2),
+        ("oci_container_args", "-v '/unbalanced", 2),
+        ("oci_container_image", "two words", 2),
+    ] {
+        s.write_ini(&[(key, value)]);
+        let out = run({
+            let mut c = s.woci();
+            c.args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(exit), "{key}: {err}");
+        assert!(err.starts_with("woci: error: ") && err.contains(&format!("`{key}`")), "{key}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
+    s.write_ini(&[]);
+    let out = run({
+        let mut c = s.woci();
+        c.env("PATH", "/nonexistent").args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(127), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`oci_container_runtime`"), "{}", stderr(&out));
+    assert_eq!(s.runtime_argvs(), "", "nothing ran");
+}
