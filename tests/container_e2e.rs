@@ -457,3 +457,37 @@ async fn bad_container_settings_are_named() {
     assert!(stderr(&out).contains("`oci_container_runtime`"), "{}", stderr(&out));
     assert_eq!(s.runtime_argvs(), "", "nothing ran");
 }
+
+/// The stand-in itself: what the tests above rely on it to enforce. Host files outside the volumes
+/// are invisible, volumes sit at their container paths (read-only when asked), the environment is
+/// the image's plus `-e`, and the host's loopback is out of reach without `--network host`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stand_in_enforces_what_a_container_enforces() {
+    let s = stand(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    let port = s.w.emu.os_endpoint().rsplit(':').next().unwrap().trim_end_matches('/').to_owned();
+    let probe = format!(
+        r#"test -e {home} && echo host-visible
+test -f /backup/blob.bin && echo volume-ok
+touch /backup/x 2>/dev/null && echo volume-writable
+echo "home=$HOME secret=${{WOCI_PROBE_SECRET:-none}} passed=$PASSED"
+/opt/oci-cli/bin/python3 -c 'import socket; socket.create_connection(("127.0.0.1", {port}), 2); print("loopback-reached")' 2>/dev/null
+true"#,
+        home = s.w.home().display()
+    );
+    let shell = |network: &[&str]| {
+        let mut c = std::process::Command::new(s.bin.join("docker"));
+        c.arg("run").args(network).arg("-v").arg(format!("{}:/backup:ro", s.backup.display()));
+        c.args(["-e", "PASSED=yes", "--entrypoint", "/bin/sh", IMAGE, "-c", &probe])
+            .env("WOCI_PROBE_SECRET", "leak")
+            .env("HOME", s.w.home())
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::block_in_place(|| shell(&[]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(text, "volume-ok\nhome=/oracle secret=none passed=yes\n", "private network: {text}");
+    let out = tokio::task::block_in_place(|| shell(&["--network", "host"]));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("loopback-reached"), "host network: {text}");
+}
