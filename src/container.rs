@@ -75,10 +75,8 @@ pub struct ContainerSpec {
 /// What a container command needs to know about the host.
 #[derive(Debug, Clone)]
 pub struct HostContext {
-    /// `--user UID:GID`.
-    pub uid: u32,
-    /// Group id.
-    pub gid: u32,
+    /// `--user UID:GID` (Unix; on Windows the image's user runs, as Docker Desktop does).
+    pub user: Option<(u32, u32)>,
     /// Whether stdin is a terminal (`-t`).
     pub tty: bool,
     /// The working directory, mounted at the same path.
@@ -104,9 +102,7 @@ impl HostContext {
         oci_env.sort();
         let oci_home = home.join(".oci");
         Ok(HostContext {
-            // SAFETY: getuid/getgid cannot fail and touch no memory.
-            uid: unsafe { libc::getuid() },
-            gid: unsafe { libc::getgid() },
+            user: current_user(),
             tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             cwd,
             oci_config_file: oci_config_file.to_owned(),
@@ -115,6 +111,17 @@ impl HostContext {
             proxied,
         })
     }
+}
+
+#[cfg(unix)]
+fn current_user() -> Option<(u32, u32)> {
+    // SAFETY: getuid/getgid cannot fail and touch no memory.
+    Some(unsafe { (libc::getuid(), libc::getgid()) })
+}
+
+#[cfg(not(unix))]
+fn current_user() -> Option<(u32, u32)> {
+    None
 }
 
 /// The variables [`attach_proxy`] sets; the user's own `-e` for them would fight the proxy's.
@@ -167,8 +174,10 @@ impl ContainerSpec {
         if host.tty {
             a.push("-t".into());
         }
-        a.push("--user".into());
-        a.push(format!("{}:{}", host.uid, host.gid).into());
+        if let Some((uid, gid)) = host.user {
+            a.push("--user".into());
+            a.push(format!("{uid}:{gid}").into());
+        }
         let config_dir = host.oci_config_file.parent().unwrap_or(Path::new("/"));
         let mut mounts: Vec<(PathBuf, PathBuf)> = vec![(config_dir.to_owned(), PathBuf::from(CONTAINER_OCI_DIR))];
         if config_dir != Path::new(CONTAINER_OCI_DIR) {
@@ -434,8 +443,7 @@ mod tests {
 
     fn host(tty: bool, proxied: bool) -> HostContext {
         HostContext {
-            uid: 1000,
-            gid: 100,
+            user: Some((1000, 100)),
             tty,
             cwd: "/work/dir".into(),
             oci_config_file: "/home/u/.oci/config".into(),
