@@ -1,4 +1,4 @@
-#!/bin/sh
+#!/usr/bin/env bash
 # The nightly backup of the people who run `oci` from the official container image, with woci.
 #
 # Before (dies with 401 NotAuthenticated once the session token the upload started with expires,
@@ -16,7 +16,7 @@
 #
 # Environment: B (bucket), NS (namespace), R (region), F (file name in TEMP_DIR),
 # OCI_CLI_PROFILE (the profile; default DEFAULT).
-set -eu
+set -euo pipefail   # the exit code is woci's (oci's), not tee's: systemd and cron see a failed upload
 : "${B:?bucket}" "${NS:?namespace}" "${R:?region}" "${F:?file name}"
 
 woci --auto-refresh \
