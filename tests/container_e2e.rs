@@ -377,26 +377,39 @@ async fn control_without_host_networking_the_upload_dies() {
     assert!(stderr(&out).contains("needs `--network host`"), "woci says why: {}", stderr(&out));
 }
 
-/// TERM reaches `oci` in the container: woci forwards it to the runtime, whose process is `oci`'s.
+/// TERM and INT reach `oci` in the container: woci forwards them to the runtime, whose process
+/// is `oci`'s. TERM kills it (143, as for a local `oci`); INT stops it the way Ctrl-C would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn term_reaches_oci_in_the_container() {
-    let s = stand(Duration::from_secs(3600), Duration::from_secs(3), 12 * MIB).await;
-    s.w.seed_refresh_token();
-    let mut c = s.woci_std();
-    c.arg("--auto-refresh").args(s.put_args("big")).stderr(std::process::Stdio::piped());
-    let child = c.spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while s.w.emu.stats().object_storage_requests == 0 {
-        assert!(Instant::now() < deadline, "the upload never started: {}", s.runtime_argvs());
-        tokio::time::sleep(Duration::from_millis(200)).await;
+async fn term_and_int_reach_oci_in_the_container() {
+    for (signal, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
+        let s = stand(Duration::from_secs(3600), Duration::from_secs(3), 12 * MIB).await;
+        s.w.seed_refresh_token();
+        let mut c = s.woci_std();
+        c.arg("--auto-refresh").args(s.put_args("big")).stderr(std::process::Stdio::piped());
+        let child = c.spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while s.w.emu.stats().object_storage_requests == 0 {
+            assert!(Instant::now() < deadline, "the upload never started: {}", s.runtime_argvs());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let started = Instant::now();
+        // SAFETY: kill(2) on the child we spawned.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20), "oci stopped on {name}");
+        let expected = if signal == libc::SIGTERM { vec![128 + 15] } else { vec![1, 128 + 2] };
+        assert!(
+            out.status.code().is_some_and(|c| expected.contains(&c)),
+            "{name}: exit {:?}: {}",
+            out.status.code(),
+            stderr(&out)
+        );
+        // `oci` itself is gone, not orphaned: no part arrives after woci exited.
+        let parts = s.w.emu.stats().parts_uploaded;
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert_eq!(s.w.emu.stats().parts_uploaded, parts, "{name}: oci kept uploading after woci exited");
+        assert!(parts < 12, "{name}: the upload was cut short");
     }
-    let started = Instant::now();
-    // SAFETY: kill(2) on the child we spawned.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    assert!(started.elapsed() < Duration::from_secs(20), "oci stopped on TERM");
-    assert_eq!(status.status.code(), Some(128 + 15), "{}", stderr(&status));
-    assert!(s.w.emu.stats().parts_uploaded < 12, "the upload was cut short");
 }
 
 /// `--exec` of the user's own `docker run …` command: woci wires that container to the proxy too
