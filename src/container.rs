@@ -175,6 +175,11 @@ impl ContainerSpec {
             a.push("-t".into());
         }
         if let Some((uid, gid)) = host.user {
+            // Rootless Podman maps container uids to subordinate ids: without keep-id, the user's own
+            // 0600 files in the mounted folders would belong to someone else in the container.
+            if self.kind == RuntimeKind::Podman && uid != 0 {
+                a.extend(["--userns", "keep-id"].map(OsString::from));
+            }
             a.push("--user".into());
             a.push(format!("{uid}:{gid}").into());
         }
@@ -505,6 +510,17 @@ mod tests {
         assert_eq!(&s[..4], ["run", "--rm", "-i", "-t"]);
         assert!(!s.iter().any(|a| a.contains("REQUESTS_CA_BUNDLE") || a.contains("HTTPS_PROXY")), "{s:?}");
         assert!(s.windows(2).any(|w| w == ["-v", "/d:/b"]) && s.contains(&"--env=FOO=1".to_owned()), "{s:?}");
+    }
+
+    #[test]
+    fn rootless_podman_keeps_the_users_id() {
+        let podman = ContainerSpec { runtime: "podman".into(), kind: RuntimeKind::Podman, ..spec(&[]) };
+        let s = strs(&podman.run_args(&host(false, false), vec![]).unwrap());
+        assert_eq!(&s[3..7], ["--userns", "keep-id", "--user", "1000:100"]);
+        let mut root = host(false, false);
+        root.user = Some((0, 0));
+        assert!(!strs(&podman.run_args(&root, vec![]).unwrap()).contains(&"--userns".to_owned()));
+        assert!(!strs(&spec(&[]).run_args(&host(false, false), vec![]).unwrap()).contains(&"--userns".to_owned()));
     }
 
     #[test]
