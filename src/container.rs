@@ -83,8 +83,8 @@ pub struct HostContext {
     pub cwd: PathBuf,
     /// The OCI config file (its folder is mounted at [`CONTAINER_OCI_DIR`]).
     pub oci_config_file: PathBuf,
-    /// Other host folders woci keeps files in (the session folder root, `~/.oci`), mounted at their
-    /// own paths when they exist and differ from the config folder.
+    /// Other host folders woci keeps files in (`~/.oci`, the session folders' root), mounted at
+    /// their own paths when they are not inside the config folder.
     pub extra_dirs: Vec<PathBuf>,
     /// Names of the `OCI_CLI_*` variables set in woci's environment, passed on by name.
     pub oci_env: Vec<String>,
@@ -100,13 +100,19 @@ impl HostContext {
             .map_err(|e| Error::Other(format!("cannot read the current directory for the container: {e}")))?;
         let mut oci_env: Vec<String> = env.keys().filter(|k| k.starts_with("OCI_CLI_")).cloned().collect();
         oci_env.sort();
+        // woci keeps its session folders in `~/.oci`. When the config lives elsewhere, that folder
+        // is mounted too; it is made now (0700, as woci would at the first renewal) because a
+        // runtime creates a missing bind source owned by root.
         let oci_home = home.join(".oci");
+        if oci_config_file.parent() != Some(oci_home.as_path()) && !oci_home.is_dir() {
+            crate::fsutil::ensure_private_dir(&oci_home)?;
+        }
         Ok(HostContext {
             user: current_user(),
             tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             cwd,
             oci_config_file: oci_config_file.to_owned(),
-            extra_dirs: if oci_home.is_dir() { vec![oci_home] } else { Vec::new() },
+            extra_dirs: vec![oci_home],
             oci_env,
             proxied,
         })

@@ -504,3 +504,36 @@ true"#,
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("loopback-reached"), "host network: {text}");
 }
+
+/// An OCI config outside `~/.oci` (`OCI_CLI_CONFIG_FILE`, as the reporters' `OCI_CONFIG_DIR`): its
+/// folder is mounted at `/oracle/.oci` and at its own path, woci's session folder at its own path,
+/// so the absolute paths woci records there work in the container too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn config_outside_the_home_oci_folder_works_in_the_container() {
+    let s = stand(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    s.w.seed_refresh_token();
+    let cfg_dir = s.w.home().join("oci-config");
+    std::fs::create_dir_all(&cfg_dir).unwrap();
+    let cfg = cfg_dir.join("config");
+    std::fs::write(&cfg, "[P]\nregion = us-ashburn-1\n").unwrap();
+    s.write_ini(&[("oci_container_args", &format!("--network host {}", s.user_args()))]);
+    std::fs::copy(s.w.manager_ini_path(), cfg_dir.join("woci_manager.ini")).unwrap();
+    let out = run({
+        let mut c = s.woci();
+        c.env("OCI_CLI_CONFIG_FILE", &cfg).args(["os", "ns", "get", "--endpoint", &s.w.emu.os_endpoint()]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&s.w.cfg.namespace));
+    let written = std::fs::read_to_string(&cfg).unwrap();
+    assert_eq!(
+        config_value(&written, "security_token_file"),
+        Some(s.w.token_path().display().to_string()),
+        "outside ~/.oci, woci records host paths (mounted at the same path): {written}"
+    );
+    let argv = s.runtime_argvs();
+    for v in [format!("{}:/oracle/.oci", cfg_dir.display()), "'-e', 'OCI_CLI_CONFIG_FILE'".to_owned()] {
+        assert!(argv.contains(&v), "{v} in {argv}");
+    }
+}
