@@ -57,7 +57,7 @@ pub fn run(args: Vec<OsString>, env: Env) -> Result<u8> {
     let renewer = Arc::new(Renewer::new(settings.clone(), Arc::new(SystemClock))?);
 
     match inv.command {
-        Command::Oci(args) => run_oci(&renewer, args),
+        Command::Oci(args) => run_oci(&renewer, &env, args),
         Command::Exec { program, args } => {
             let spec = ChildSpec {
                 program,
@@ -98,16 +98,19 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
     }
 }
 
-fn run_oci(renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
+fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8> {
     let settings = renewer.settings();
     let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
     full.extend(args);
-    let spec = ChildSpec {
-        program: settings.oci_command.clone(),
-        args: full,
-        set_env: Vec::new(),
-        remove_env: Vec::new(),
-        program_source: settings.oci_command_source.to_owned(),
+    let spec = match crate::container::oci_child(settings, env, &full)? {
+        Some(container) => container,
+        None => ChildSpec {
+            program: settings.oci_command.clone(),
+            args: full,
+            set_env: Vec::new(),
+            remove_env: Vec::new(),
+            program_source: settings.oci_command_source.to_owned(),
+        },
     };
     if !settings.manages_session() {
         tracing::debug!(auth = ?settings.auth, "not a security_token command; running oci as is");

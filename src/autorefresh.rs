@@ -121,6 +121,12 @@ pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: C
     if let Some(p) = &proxy {
         spec.set_env.extend(p.child_env());
         spec.remove_env.extend(p.env_removals());
+        crate::container::attach_proxy(
+            &mut spec,
+            &p.child_env(),
+            p.ca_bundle_path(),
+            crate::container::ProxyRoute::for_this_host(),
+        )?;
     }
     // From here on a signal is the child's: woci forwards it and ends when the child does.
     crate::critical::supervise();

@@ -12,8 +12,8 @@
 //!   login), [`exchange`] (access token → UPST), [`session_refresh`] (OCI auth service refresh),
 //!   [`signer`] (OCI HTTP signatures)
 //! - orchestration: [`renew`] (the locked "make the session valid" step), [`child`] (running `oci`
-//!   or any program), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
-//!   proxy), [`daemon`], [`status`]
+//!   or any program), [`container`] (`oci` from a container image), [`autorefresh`] (renewal loop
+//!   + proxy + child), [`proxy`] (the re-signing proxy), [`daemon`], [`status`]
 //! - plumbing: [`error`], [`secret`], [`clock`], [`fsutil`], [`logging`]
 
 pub mod app;
@@ -21,6 +21,7 @@ pub mod autorefresh;
 pub mod child;
 pub mod cli;
 pub mod clock;
+pub mod container;
 pub mod critical;
 pub mod crypto;
 pub mod daemon;

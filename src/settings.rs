@@ -131,6 +131,8 @@ pub struct Settings {
     pub origins: BTreeMap<&'static str, Origin>,
     /// Warnings found while resolving (unknown INI keys), printed once logging is set up.
     pub warnings: Vec<String>,
+    /// Container mode (`oci_container_image`): `oci` runs from this image instead of `oci_command`.
+    pub container: Option<crate::container::ContainerSpec>,
 }
 
 /// Where a setting's value came from.
@@ -155,13 +157,6 @@ impl std::fmt::Display for Origin {
             Origin::Default => f.write_str("woci's default"),
         }
     }
-}
-
-/// Facts about the process woci runs in that settings depend on but cannot read from [`Env`].
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Terminal {
-    /// stderr is a terminal.
-    pub stderr: bool,
 }
 
 impl Settings {
@@ -351,6 +346,7 @@ impl Settings {
             extra_ca_files,
             resign_hosts,
             oci: inv.oci.clone(),
+            container: crate::container::ContainerSpec::resolve(&manager, env)?,
             manager,
             interactive,
             upstream_proxy,

@@ -4,7 +4,6 @@
 //! lock, no prompt; [`super::plan::plan`] turns these facts into a decision.
 
 use crate::error::{Error, Result};
-use crate::fsutil::expand_home;
 use crate::jwt::UpstClaims;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode, Settings};
@@ -51,7 +50,8 @@ impl OciProfile {
             return Ok((state, OciProfile::default()));
         };
         let text = |k: &str| raw.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-        let path = |k: &str| text(k).map(|v| expand_home(&v, home));
+        // `~/…`, and `/oracle/.oci/…` written by `oci` inside the official container image.
+        let path = |k: &str| text(k).map(|v| crate::container::host_path(&v, home, config_file));
         Ok((
             ConfigState::Present,
             OciProfile {

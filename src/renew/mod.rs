@@ -421,8 +421,8 @@ impl Renewer {
     fn write_config(&self, facts: &SessionFacts, claims: &UpstClaims, key: &KeyPair, key_path: &Path) -> Result<()> {
         let mut entries: Vec<(&str, String)> = vec![
             ("fingerprint", key.fingerprint()),
-            ("key_file", key_path.display().to_string()),
-            ("security_token_file", facts.token_path.display().to_string()),
+            ("key_file", crate::container::config_value(key_path, &self.settings)),
+            ("security_token_file", crate::container::config_value(&facts.token_path, &self.settings)),
         ];
         if let Some(t) = &claims.tenant {
             entries.push(("tenancy", t.clone()));
