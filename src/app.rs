@@ -149,6 +149,7 @@ fn report_session(renewer: &Renewer, session: Session) -> Result<u8> {
         Action::Refreshed => "was refreshed",
         Action::LoggedIn => "was created by a new login",
         Action::SessionRefreshed => "was refreshed through the OCI auth service",
+        Action::Federated => "was minted from the subject token source",
     };
     let _ = writeln!(
         std::io::stderr().lock(),

@@ -25,6 +25,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod exchange;
+pub mod federation;
 pub mod fsutil;
 pub mod http;
 pub mod jwt;
@@ -41,5 +42,6 @@ pub mod settings;
 pub mod signer;
 pub mod status;
 pub mod store;
+pub mod subject_token;
 
 pub use error::{Error, Result};

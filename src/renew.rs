@@ -52,6 +52,8 @@ pub enum Action {
     LoggedIn,
     /// OCI auth service session refresh.
     SessionRefreshed,
+    /// A JWT from the subject token source exchanged (CI / workload federation).
+    Federated,
 }
 
 /// A valid session.
@@ -128,7 +130,9 @@ impl Renewer {
         let configured = profile.get("key_file").map(|p| expand_home(p.trim(), &self.settings.home));
         match (&self.settings.mode, configured) {
             (_, Some(path)) if path.is_file() => KeyPair::load(&path),
-            (RenewMode::Idp { .. }, configured) => Ok(self.store.load_or_create_key(configured.as_deref())?.0),
+            (RenewMode::Idp { .. } | RenewMode::Federated { .. }, configured) => {
+                Ok(self.store.load_or_create_key(configured.as_deref())?.0)
+            }
             (RenewMode::SessionRefresh { .. }, _) => Err(Error::Config(format!(
                 "profile `{}` has no readable `key_file` in `{}`",
                 self.settings.profile,
@@ -180,6 +184,9 @@ impl Renewer {
 
         match &self.settings.mode {
             RenewMode::Idp { idp, exchange } => self.renew_via_idp(idp, exchange, &profile, &token_path, force).await,
+            RenewMode::Federated { source, audience, exchange } => {
+                crate::federation::renew(self, source, audience, exchange, &profile, &token_path).await
+            }
             RenewMode::SessionRefresh { auth_endpoint } => {
                 if force == Force::Login {
                     return Err(Error::Config(format!(
@@ -309,7 +316,7 @@ impl Renewer {
     }
 
     /// A new UPST must decode, not be expired, and (when it says) be bound to our key.
-    fn check_new_token(&self, upst: &SecretString, key: &KeyPair) -> Result<UpstClaims> {
+    pub(crate) fn check_new_token(&self, upst: &SecretString, key: &KeyPair) -> Result<UpstClaims> {
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| Error::Protocol {
             service: "token exchange",
             reason: format!("the new session token is not a JWT: {e}"),
@@ -333,7 +340,7 @@ impl Renewer {
         Ok(claims)
     }
 
-    fn persist(
+    pub(crate) fn persist(
         &self,
         upst: &SecretString,
         claims: &UpstClaims,
@@ -435,7 +442,7 @@ impl Renewer {
     }
 }
 
-fn expand_home(p: &str, home: &Path) -> PathBuf {
+pub(crate) fn expand_home(p: &str, home: &Path) -> PathBuf {
     match p.strip_prefix("~/") {
         Some(rest) => home.join(rest),
         None => PathBuf::from(p),

@@ -43,6 +43,16 @@ pub enum RenewMode {
         /// Explicit auth service base URL (`auth_endpoint` / `WOCI_AUTH_ENDPOINT`); else from region.
         auth_endpoint: Option<Url>,
     },
+    /// CI / workload federation (`subject_token_source`): a fresh JWT from the source is
+    /// exchanged at every renewal; no refresh token, no login ([`crate::federation`]).
+    Federated {
+        /// Where the JWT comes from.
+        source: crate::subject_token::SubjectTokenSource,
+        /// `audience` asked of the GitHub Actions ID-token service (`subject_token_audience`).
+        audience: String,
+        /// The exchange client.
+        exchange: ExchangeConfig,
+    },
 }
 
 /// Where the refresh token passphrase comes from.
@@ -169,7 +179,10 @@ impl Settings {
             },
         };
 
-        let mode = resolve_mode(o, &manager, env, &profile)?;
+        let mode = match crate::federation::resolve_mode(o, &manager, &home, &profile)? {
+            Some(federated) => federated,
+            None => resolve_mode(o, &manager, env, &profile)?,
+        };
 
         let (oci_command, oci_command_source) = if let Some(c) = env_nonempty(env, "WOCI_OCI_COMMAND") {
             (OsString::from(c), "the `WOCI_OCI_COMMAND` environment variable")
@@ -413,7 +426,7 @@ mod tests {
         let env = Env::from([("WOCI_AUTH_ENDPOINT".to_owned(), "http://127.0.0.1:1".to_owned())]);
         match resolve_mode(&WociOptions::default(), &ManagerConfig::default(), &env, "P").unwrap() {
             RenewMode::SessionRefresh { auth_endpoint } => assert!(auth_endpoint.is_some()),
-            RenewMode::Idp { .. } => panic!("expected session refresh"),
+            _ => panic!("expected session refresh"),
         }
     }
 

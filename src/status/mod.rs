@@ -55,6 +55,8 @@ pub enum RenewalKind {
     Idp,
     /// OCI auth service session refresh (no IdP configured).
     SessionRefresh,
+    /// A JWT from `subject_token_source` exchanged (CI / workload federation).
+    Federated,
 }
 
 /// Where the passphrase would come from.
@@ -321,6 +323,9 @@ fn decide(inp: &Inputs, now: i64) -> (NextAction, u8, String) {
         Some(c) => format!("the session token expires in {}, inside the safety window", daemon::fmt_secs(c.exp - now)),
     };
     match inp.renewal {
+        RenewalKind::Federated => {
+            (NextAction::Refresh, 0, format!("{why}; the next call exchanges a new JWT from the subject token source"))
+        }
         RenewalKind::SessionRefresh => {
             let cannot = |what: String| {
                 (
@@ -472,6 +477,9 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         RenewalKind::SessionRefresh => {
             let _ = writeln!(o, "renewal: OCI session refresh (no identity provider configured)");
         }
+        RenewalKind::Federated => {
+            let _ = writeln!(o, "renewal: token exchange of a JWT from `subject_token_source` (no refresh token)");
+        }
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     let action = match r.next_action {
@@ -500,6 +508,7 @@ pub fn gather(renewer: &Renewer) -> Result<Inputs> {
     };
     let renewal = match settings.mode {
         RenewMode::Idp { .. } => RenewalKind::Idp,
+        RenewMode::Federated { .. } => RenewalKind::Federated,
         RenewMode::SessionRefresh { .. } => RenewalKind::SessionRefresh,
     };
     let state = store.refresh_token_state()?;
