@@ -391,6 +391,9 @@ impl Renewer {
             profile: s.profile.clone(),
             on_url: None,
         };
+        if oidc::device::should_use_device(&s.device, &self.env, std::io::stderr().is_terminal()) {
+            return oidc::device::login(http, idp, &s.device, &opts).await;
+        }
         oidc::login(http, idp, &opts).await
     }
 

@@ -103,6 +103,8 @@ pub struct Settings {
     pub browser_command: Option<OsString>,
     /// Login wait.
     pub login_timeout: Duration,
+    /// Device-code login: `login_flow`, `--device-code`, `device_authorization_url`.
+    pub device: crate::oidc::device::DeviceSettings,
     /// Refresh token passphrase source.
     pub passphrase: PassphraseSource,
     /// Log filter (`--log-level` / INI `log_level`), before `RUST_LOG`.
@@ -252,6 +254,7 @@ impl Settings {
             open_browser: !o.no_browser,
             browser_command: env_nonempty(env, "BROWSER").map(OsString::from),
             login_timeout,
+            device: crate::oidc::device::resolve(o, &manager)?,
             passphrase,
             log_level: o.log_level.clone().or_else(|| manager.get("log_level").map(str::to_owned)),
             debug: o.debug,

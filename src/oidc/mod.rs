@@ -12,6 +12,7 @@
 
 mod browser;
 mod callback;
+pub mod device;
 #[cfg(test)]
 pub(crate) mod mock;
 #[cfg(test)]
