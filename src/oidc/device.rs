@@ -27,6 +27,8 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
 const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 /// Added to the interval at each `slow_down` (RFC 8628 §3.5).
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
+/// How long past `expires_in` woci keeps polling.
+const EXPIRY_GRACE: Duration = Duration::from_secs(2);
 
 /// Which interactive login to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -144,8 +146,9 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceSettings, opts: &Lo
             }
         }
     }
+    // One poll after the code's end, so the IdP's `expired_token` is what the user reads.
     let limit = match auth.expires_in {
-        Some(e) => opts.timeout.min(Duration::from_secs(e.max(1))),
+        Some(e) => opts.timeout.min(Duration::from_secs(e.max(1)) + EXPIRY_GRACE),
         None => opts.timeout,
     };
     eprintln!("woci: waiting up to {}s for the login to complete (login timeout {secs}s)", limit.as_secs().max(1));
