@@ -135,3 +135,41 @@ async fn without_a_terminal_the_device_login_fails_at_once() {
     assert!(stderr(&out).contains("no terminal"), "{}", stderr(&out));
     assert_eq!(w.emu.stats().requests, 0, "nothing is asked of the IdP");
 }
+
+/// A terminal (a pty from util-linux `script`) but no way to open a browser (an SSH session, no
+/// `BROWSER`): woci chooses the device login by itself, with no flag and no INI key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_without_a_browser_gets_a_device_login_by_itself() {
+    let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
+    let woci = assert_cmd::cargo::cargo_bin("woci");
+    let mut c = std::process::Command::new("script");
+    for k in SCRUBBED_ENV {
+        c.env_remove(k);
+    }
+    c.env("HOME", w.home())
+        .env("OCI_CLI_PROFILE", &w.profile)
+        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+        .env("SSL_CERT_FILE", SYSTEM_CA)
+        .env("SSH_CONNECTION", "10.0.0.2 50000 10.0.0.1 22")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["-qefc", &format!("'{}' session authenticate", woci.display()), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    // The person on another device: approve the code once woci asked for one.
+    let started = Instant::now();
+    while w.emu.device_pending().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "woci never asked for a device code");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = w.emu.device_pending().remove(0);
+    assert_eq!(w.emu.device_decide(Some(&code), woci_emulator::DeviceDecision::Approve), 1);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}\n{}", stderr(&out));
+    assert!(shown.contains(&code), "the user code is shown on the terminal: {shown}");
+    assert_eq!(w.emu.stats().device_grants, 1);
+    assert_eq!(w.emu.stats().auth_code_grants, 0, "no browser login was attempted");
+}

@@ -96,14 +96,15 @@ async fn github_actions_source_mints_a_session_and_a_fresh_jwt_per_renewal() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn flag_overrides_the_ini_and_env_source_works() {
+async fn flag_overrides_the_ini_and_env_source_works_and_debug_shows_no_token() {
     let w = World::new().await;
     // The INI names a file that does not exist; the flag wins.
     write_federated_ini(&w, "file:/nonexistent/never-read", &[]);
     let jwt = w.emu.issue_actions_token(AUD, 300);
     let out = run({
         let mut c = woci(&w);
-        c.env("CI_JOB_JWT", &jwt).args(["--subject-token-source", "env:CI_JOB_JWT", "os", "ns", "get"]);
+        // `--debug` shows woci's whole flow: the JWT and the UPST must still not appear.
+        c.env("CI_JOB_JWT", &jwt).args(["--debug", "--subject-token-source", "env:CI_JOB_JWT", "os", "ns", "get"]);
         c
     })
     .await;
