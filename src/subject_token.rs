@@ -88,10 +88,13 @@ impl SubjectTokenSource {
                 };
                 Ok(SubjectTokenSource::File(path))
             }
+            // The command line itself stays out of the message: its arguments may hold credentials.
             "command" => match shlex::split(rest) {
                 Some(argv) if !argv.is_empty() => Ok(SubjectTokenSource::Command { line: rest.to_owned(), argv }),
-                Some(_) => Err(bad("names no command")),
-                None => Err(bad("has unbalanced quotes")),
+                Some(_) => Err(Error::Config(format!("`{setting}` names no command after `command:`"))),
+                None => {
+                    Err(Error::Config(format!("`{setting}`: the command line after `command:` has unbalanced quotes")))
+                }
             },
             _ => Err(bad("is not a subject token source")),
         }
@@ -281,10 +284,15 @@ mod tests {
         assert_eq!(parse("file:~/tok").unwrap(), SubjectTokenSource::File("/home/u/tok".into()));
         let SubjectTokenSource::Command { argv, .. } = parse("command:my-idp --aud 'a b'").unwrap() else { panic!() };
         assert_eq!(argv, ["my-idp", "--aud", "a b"]);
-        for bad in ["gitlab", "env:", "env:1X", "env:A-B", "file:", "command:", "command:'x", "s3:bucket"] {
+        for bad in ["gitlab", "env:", "env:1X", "env:A-B", "file:", "s3:bucket"] {
             let e = parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{bad}");
             assert!(e.to_string().contains("`env:NAME`") && e.to_string().contains("subject_token_source"), "{e}");
+        }
+        for bad in ["command:", "command:fetch --secret 's3cr3t"] {
+            let e = parse(bad).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{bad}");
+            assert!(e.to_string().contains("command:") && !e.to_string().contains("s3cr3t"), "{e}");
         }
     }
 
