@@ -29,6 +29,9 @@ pub mod exit {
     pub const SESSION_EXPIRED: u8 = 9;
     /// Another woci holds the profile lock for too long, or a daemon is already running.
     pub const BUSY: u8 = 10;
+    /// The subject token source (`subject_token_source`) could not give a usable JWT: variable
+    /// unset, file missing, command failed, ID-token service refused, or the JWT is expired.
+    pub const SUBJECT_TOKEN: u8 = 11;
     /// The `oci` program (or `--exec` program) could not be executed.
     pub const NOT_EXECUTABLE: u8 = 126;
     /// The `oci` program (or `--exec` program) was not found.
@@ -118,6 +121,28 @@ pub enum Error {
     #[error("{0}")]
     Busy(String),
 
+    /// The subject token source could not give a usable JWT (CI OIDC federation).
+    #[error("subject token source `{source_name}`: {reason}")]
+    SubjectToken {
+        /// The source as configured, e.g. `env:CI_JOB_JWT` (never the token).
+        source_name: String,
+        /// What went wrong, naming the variable, file or command.
+        reason: String,
+    },
+
+    /// The token exchange rejected the JWT from a subject token source.
+    #[error("token exchange rejected the JWT from subject token source `{source_name}` (HTTP {status}): {error}{}", describe(.description))]
+    SubjectTokenRejected {
+        /// The source as configured.
+        source_name: String,
+        /// HTTP status.
+        status: u16,
+        /// OAuth `error` code.
+        error: String,
+        /// `error_description`, if any.
+        description: Option<String>,
+    },
+
     /// The program to run was not found.
     #[error("`{program}` not found: {hint}")]
     ProgramNotFound {
@@ -183,6 +208,8 @@ impl Error {
             Error::RefreshTokenLocked { .. } => exit::REFRESH_TOKEN_LOCKED,
             Error::SessionExpired(_) => exit::SESSION_EXPIRED,
             Error::Busy(_) => exit::BUSY,
+            Error::SubjectToken { .. } => exit::SUBJECT_TOKEN,
+            Error::SubjectTokenRejected { .. } => exit::EXCHANGE_REJECTED,
             Error::ProgramNotFound { .. } => exit::NOT_FOUND,
             Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
             Error::Blocked { code, .. } => *code,
@@ -227,6 +254,7 @@ mod tests {
             Error::RefreshTokenLocked { path: "/p".into(), reason: "r".into() },
             Error::SessionExpired("x".into()),
             Error::Busy("x".into()),
+            Error::SubjectToken { source_name: "env:X".into(), reason: "r".into() },
             Error::ProgramNotFound { program: "oci".into(), hint: "h".into() },
             Error::Other("x".into()),
         ];

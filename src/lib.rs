@@ -27,6 +27,7 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod exchange;
+pub mod federation;
 pub mod fsutil;
 pub mod http;
 pub mod jwt;
@@ -44,6 +45,7 @@ pub mod settings;
 pub mod signer;
 pub mod status;
 pub mod store;
+pub mod subject_token;
 pub mod token_endpoint;
 
 pub use error::{Error, Result};

@@ -52,6 +52,18 @@ pub enum RenewMode {
     /// The woci settings of the profile are incomplete or invalid (why). Only commands that never
     /// renew (`--status`, `--daemon-status`, `--stop-daemon`) get this far; `--status` reports it.
     Unusable(String),
+    /// CI / workload federation (`subject_token_source`): a fresh JWT from the source is
+    /// exchanged at every renewal; no refresh token, no login ([`crate::federation`]).
+    Federated {
+        /// Where the JWT comes from.
+        source: crate::subject_token::SubjectTokenSource,
+        /// The environment variables the source reads.
+        env: crate::subject_token::SourceEnv,
+        /// `audience` asked of the GitHub Actions ID-token service (`subject_token_audience`).
+        audience: String,
+        /// The exchange client.
+        exchange: ExchangeConfig,
+    },
 }
 
 /// Where the refresh token passphrase comes from.
@@ -107,6 +119,10 @@ pub struct Settings {
     pub browser_command: Option<OsString>,
     /// Login wait.
     pub login_timeout: Duration,
+    /// Device-code login: `login_flow`, `--device-code`, `device_authorization_url`.
+    pub device: crate::oidc::device::DeviceSettings,
+    /// A login uses a device code (asked for, or a terminal without a browser here).
+    pub device_login: bool,
     /// Refresh token passphrase source.
     pub passphrase: PassphraseSource,
     /// Log filter (`--log-level` / INI `log_level`), before `RUST_LOG`.
@@ -229,7 +245,9 @@ impl Settings {
             },
         };
 
-        let mode = match resolve_mode(o, &manager, env, &profile) {
+        let mode = crate::federation::resolve_mode(o, &manager, env, &home, &profile)
+            .and_then(|federated| federated.map_or_else(|| resolve_mode(o, &manager, env, &profile), Ok));
+        let mode = match mode {
             Ok(mode) => mode,
             // Commands that never renew still work (and `--status` says what is wrong).
             Err(Error::Config(why)) if inv.command.never_renews() => RenewMode::Unusable(why),
@@ -320,6 +338,7 @@ impl Settings {
             NoProxy::parse(&["NO_PROXY", "no_proxy"].iter().find_map(|k| env.get(*k)).cloned().unwrap_or_default());
 
         let browser_command = env_nonempty(env, "BROWSER").map(OsString::from);
+        let device = crate::oidc::device::resolve(o, &manager)?;
         use std::io::IsTerminal;
         let interactive = std::io::stderr().is_terminal() || browser_command.is_some();
 
@@ -340,6 +359,8 @@ impl Settings {
             open_browser: !o.no_browser,
             browser_command,
             login_timeout,
+            device_login: crate::oidc::device::should_use_device(&device, env, std::io::stderr().is_terminal()),
+            device,
             passphrase,
             log_level,
             debug: o.debug,
@@ -454,7 +475,7 @@ fn exposed(s: &Option<SecretString>) -> Option<String> {
     s.as_ref().map(|s| s.expose().clone())
 }
 
-fn parse_url(s: &str, key: &str) -> Result<Url> {
+pub(crate) fn parse_url(s: &str, key: &str) -> Result<Url> {
     let u = Url::parse(s.trim()).map_err(|e| Error::Config(format!("`{key}` is not a valid URL ({e}): `{s}`")))?;
     match u.scheme() {
         "https" => Ok(u),

@@ -36,13 +36,15 @@ pub enum Endpoint {
     },
     /// The identity domain's token exchange.
     Exchange,
+    /// The IdP's device authorization endpoint (RFC 8628 §3.1).
+    DeviceAuthorization,
 }
 
 impl Endpoint {
     /// The service name used in errors.
     pub fn service(self) -> &'static str {
         match self {
-            Endpoint::Idp { .. } => "identity provider",
+            Endpoint::Idp { .. } | Endpoint::DeviceAuthorization => "identity provider",
             Endpoint::Exchange => "token exchange",
         }
     }
@@ -51,6 +53,7 @@ impl Endpoint {
         match self {
             Endpoint::Idp { .. } => "token_url",
             Endpoint::Exchange => "token_exchange_url",
+            Endpoint::DeviceAuthorization => "device_authorization_url",
         }
     }
 }
@@ -128,6 +131,10 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         });
     }
     let oauth = serde_json::from_slice::<OAuthError>(&body).ok();
+    let endpoint = match endpoint {
+        Endpoint::DeviceAuthorization => Endpoint::Idp { what: "device authorization request" },
+        e => e,
+    };
     Err(match (endpoint, oauth) {
         (Endpoint::Idp { what }, Some(e)) => {
             let mut description = e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty());
@@ -145,7 +152,11 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         (Endpoint::Idp { what }, None) => Error::IdpRejected {
             what,
             error: format!("HTTP {status}"),
-            description: Some("the token endpoint answered without an OAuth error; check `token_url`".into()),
+            description: Some(if what == "device authorization request" {
+                "the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow".into()
+            } else {
+                "the token endpoint answered without an OAuth error; check `token_url`".into()
+            }),
         },
         (Endpoint::Exchange, Some(e)) => Error::ExchangeRejected {
             status,
@@ -155,6 +166,7 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         (Endpoint::Exchange, None) => {
             Error::ExchangeRejected { status, error: format!("HTTP {status}"), description: None }
         }
+        (Endpoint::DeviceAuthorization, _) => unreachable!("mapped to Idp above"),
     })
 }
 
@@ -182,6 +194,9 @@ pub fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, body: &[u8
         reason: match endpoint {
             Endpoint::Idp { .. } => "the token endpoint answered HTTP 200 without a JSON token response".into(),
             Endpoint::Exchange => "HTTP 200 without a JSON body".into(),
+            Endpoint::DeviceAuthorization => {
+                "the device authorization answer lacks `device_code`, `user_code` or `verification_uri`".into()
+            }
         },
     })
 }

@@ -59,6 +59,7 @@ impl Setup {
                 jwks_url: Some(url::Url::parse(&idp.jwks_uri).unwrap()),
                 jwks: None,
                 ca_pem: None,
+                audience: None,
             }],
             ..cfg
         };

@@ -62,6 +62,10 @@ pub struct WociOptions {
     #[serde(with = "crate::secret::serde_option")]
     pub client_secret: Option<SecretString>,
     pub scope: Option<String>,
+    /// `--subject-token-source SOURCE` (CI / workload federation).
+    pub subject_token_source: Option<String>,
+    /// `--device-code`: log in with the device authorization grant.
+    pub device_code: bool,
     pub redirect_port: Option<u16>,
     pub log_level: Option<String>,
     pub refresh_safety_window: Option<u64>,
@@ -152,6 +156,8 @@ pub enum Id {
     ClientSecret,
     Scope,
     RedirectPort,
+    SubjectTokenSource,
+    DeviceCode,
     RefreshSafetyWindow,
     AutoRefresh,
     NoResignProxy,
@@ -223,6 +229,8 @@ pub const OPTIONS: &[Opt] = &[
         "Renew when the session token expires within this many seconds [default: 60, with --auto-refresh 600]"),
     opt(Id::NoBrowser, "no-browser", None, Anywhere, H_SESSION,
         "Print the login URL instead of opening a browser"),
+    opt(Id::DeviceCode, "device-code", None, Anywhere, H_SESSION,
+        "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine"),
     opt(Id::LoginTimeout, "login-timeout", Some("SECONDS"), Anywhere, H_SESSION,
         "How long to wait for the browser login [default: 300]"),
     opt(Id::PassphraseEnv, "refresh-token-passphrase-env", Some("VAR"), Anywhere, H_SESSION,
@@ -247,6 +255,8 @@ pub const OPTIONS: &[Opt] = &[
         "Scopes to request, space separated; must include offline_access"),
     opt(Id::RedirectPort, "redirect-port", Some("PORT"), Anywhere, H_IDP,
         "Loopback port of the login callback http://127.0.0.1:PORT/callback"),
+    opt(Id::SubjectTokenSource, "subject-token-source", Some("SOURCE"), Anywhere, H_IDP,
+        "Mint sessions from a CI/workload JWT, no login: github-actions, env:NAME, file:PATH or command:CMDLINE"),
     opt(Id::AutoRefresh, "auto-refresh", None, Anywhere, H_LONG,
         "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
     opt(Id::NoResignProxy, "no-resign-proxy", None, Anywhere, H_LONG,
@@ -472,6 +482,8 @@ impl State {
             Id::ClientId => o_.client_id = Some(text()?),
             Id::ClientSecret => o_.client_secret = Some(SecretString::new(text()?)),
             Id::Scope => o_.scope = Some(text()?),
+            Id::SubjectTokenSource => o_.subject_token_source = Some(text()?),
+            Id::DeviceCode => o_.device_code = true,
             Id::LogLevel => o_.log_level = Some(text()?),
             Id::PassphraseEnv => o_.refresh_token_passphrase_env = Some(text()?),
             Id::RedirectPort => {

@@ -223,6 +223,22 @@ impl Http {
     }
 }
 
+impl Http {
+    /// A GET with `headers`, retried like any idempotent request.
+    pub async fn get(&self, service: &'static str, url: &Url, headers: HeaderMap) -> Result<Response> {
+        self.execute(service, Retry::Idempotent, |timeout| {
+            Ok(Request {
+                method: Method::GET,
+                url: url.clone(),
+                headers: headers.clone(),
+                body: Zeroizing::new(Vec::new()),
+                timeout,
+            })
+        })
+        .await
+    }
+}
+
 /// Exponential backoff: `first`, then doubling, capped at `max`. The one schedule woci retries on
 /// (requests here, renewals in the auto-refresh loop and the daemon).
 #[derive(Debug, Clone)]

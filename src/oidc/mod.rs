@@ -12,6 +12,7 @@
 
 mod browser;
 mod callback;
+pub mod device;
 #[cfg(test)]
 pub(crate) mod mock;
 #[cfg(test)]
@@ -33,7 +34,7 @@ use std::time::Duration;
 use url::Url;
 
 /// Service name used in errors for the IdP.
-const SERVICE: &str = "identity provider";
+pub(crate) const SERVICE: &str = "identity provider";
 
 /// How often the login wait prints a "still waiting" line when stderr is a terminal.
 const REMINDER_EVERY: Duration = Duration::from_secs(30);
@@ -228,7 +229,7 @@ async fn wait_for_code(
 }
 
 /// POSTs `form` to the IdP's token endpoint (through [`token_endpoint::post`]) and reads the tokens.
-async fn token_request(
+pub(crate) async fn token_request(
     http: &Http,
     cfg: &IdpConfig,
     what: &'static str,

@@ -85,6 +85,8 @@ pub enum RenewalKind {
     Idp,
     /// OCI auth service session refresh (no IdP configured).
     SessionRefresh,
+    /// A fresh JWT from a subject token source, exchanged (CI / workload federation).
+    Federated,
 }
 
 /// Where the passphrase would come from.
@@ -167,6 +169,7 @@ impl SessionFacts {
         let (renewal, unusable) = match &settings.mode {
             RenewMode::Idp { .. } => (RenewalKind::Idp, None),
             RenewMode::SessionRefresh { .. } => (RenewalKind::SessionRefresh, None),
+            RenewMode::Federated { .. } => (RenewalKind::Federated, None),
             RenewMode::Unusable(why) => (RenewalKind::Idp, Some(why.clone())),
         };
         let state = store.refresh_token_state()?;
@@ -178,7 +181,7 @@ impl SessionFacts {
             PassphraseSource::Prompt => PassphraseInput::Prompt,
         };
         let expires_at = (state != RefreshTokenState::Absent).then(|| store.refresh_token_expiry()).flatten();
-        let config_current = renewal != RenewalKind::Idp
+        let config_current = renewal == RenewalKind::SessionRefresh
             || (oci.key_file.is_some() && oci.security_token_file.is_some() && oci.fingerprint.is_some());
         let key_present = match &oci.key_file {
             Some(p) => p.is_file(),

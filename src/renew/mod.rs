@@ -59,6 +59,8 @@ pub enum Action {
     LoggedIn,
     /// OCI auth service session refresh.
     SessionRefreshed,
+    /// A JWT from the subject token source exchanged (CI / workload federation).
+    Federated,
     /// Renewal failed, and the current token is still valid for a while: used as it is.
     KeptAfterFailure,
 }
@@ -142,7 +144,7 @@ impl Renewer {
     pub fn profile_key(&self) -> Result<KeyPair> {
         let facts = self.facts()?;
         match &self.settings.mode {
-            RenewMode::Idp { .. } => Ok(self.idp_key(&facts)?.0),
+            RenewMode::Idp { .. } | RenewMode::Federated { .. } => Ok(self.idp_key(&facts)?.0),
             _ => self.session_key(&facts),
         }
     }
@@ -184,6 +186,7 @@ impl Renewer {
             Plan::Refresh => self.renew_via_idp(&facts, false).await,
             Plan::Login => self.renew_via_idp(&facts, true).await,
             Plan::SessionRefresh => self.renew_via_session_refresh(&facts, current).await,
+            Plan::Exchange => crate::federation::renew(self, &facts).await,
             Plan::Impossible { .. } => Err(decision.into_error()),
         };
         match &result {
@@ -231,7 +234,7 @@ impl Renewer {
 
     async fn finish_config(&self, facts: &SessionFacts, current: CurrentToken) -> Result<Session> {
         let session = reused(facts, current, Action::Reused)?;
-        if let RenewMode::Idp { .. } = self.settings.mode {
+        if let RenewMode::Idp { .. } | RenewMode::Federated { .. } = self.settings.mode {
             let (key, key_path) = self.idp_key(facts)?;
             self.write_config(facts, &session.claims, &key, &key_path)?;
             tracing::info!(profile = %self.settings.profile, "finished the OCI config entries an earlier run left out");
@@ -241,7 +244,7 @@ impl Renewer {
 
     /// The IdP profile's key: the configured `key_file` (which must exist: a named but missing key
     /// is never silently replaced), else the session folder's, created on first use.
-    fn idp_key(&self, facts: &SessionFacts) -> Result<(KeyPair, PathBuf)> {
+    pub(crate) fn idp_key(&self, facts: &SessionFacts) -> Result<(KeyPair, PathBuf)> {
         if let Some(path) = &facts.oci.key_file {
             if !path.exists() {
                 return Err(Error::Config(format!(
@@ -384,7 +387,7 @@ impl Renewer {
     }
 
     /// A new UPST must decode, not be expired, and (when it says) be bound to our key.
-    fn check_new_token(&self, upst: &SecretString, key: &KeyPair) -> Result<UpstClaims> {
+    pub(crate) fn check_new_token(&self, upst: &SecretString, key: &KeyPair) -> Result<UpstClaims> {
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| Error::Protocol {
             service: "token exchange",
             reason: format!("the new session token is not a JWT: {e}"),
@@ -408,7 +411,7 @@ impl Renewer {
         Ok(claims)
     }
 
-    fn write_token(&self, facts: &SessionFacts, upst: &SecretString) -> Result<()> {
+    pub(crate) fn write_token(&self, facts: &SessionFacts, upst: &SecretString) -> Result<()> {
         if facts.token_path.parent() == Some(self.store.dir()) {
             self.store.ensure_dir()?;
         }
@@ -418,7 +421,13 @@ impl Renewer {
     }
 
     /// Upserts woci's entries of an IdP profile (nothing is written when they are already there).
-    fn write_config(&self, facts: &SessionFacts, claims: &UpstClaims, key: &KeyPair, key_path: &Path) -> Result<()> {
+    pub(crate) fn write_config(
+        &self,
+        facts: &SessionFacts,
+        claims: &UpstClaims,
+        key: &KeyPair,
+        key_path: &Path,
+    ) -> Result<()> {
         let mut entries: Vec<(&str, String)> = vec![
             ("fingerprint", key.fingerprint()),
             ("key_file", crate::container::config_value(key_path, &self.settings)),
@@ -456,7 +465,11 @@ impl Renewer {
         };
         self.store.check_writable()?;
         let _held = critical::hold();
-        let tokens = oidc::login(http, idp, &opts).await?;
+        let tokens = if s.device_login {
+            oidc::device::login(http, idp, &s.device, &opts).await?
+        } else {
+            oidc::login(http, idp, &opts).await?
+        };
         self.keep_refresh_token(&tokens, self.passphrase().await?.as_ref()).await;
         Ok(tokens)
     }
@@ -526,6 +539,7 @@ fn describe_action(a: Action) -> &'static str {
         Action::Refreshed => "was refreshed",
         Action::LoggedIn => "was created by a new login",
         Action::SessionRefreshed => "was refreshed through the OCI auth service",
+        Action::Federated => "was minted from the subject token source",
         Action::KeptAfterFailure => "could not be renewed; the current token is still valid",
     }
 }

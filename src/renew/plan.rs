@@ -32,6 +32,8 @@ pub enum Plan {
     Login,
     /// OCI auth service session refresh (profiles without an IdP).
     SessionRefresh,
+    /// A fresh JWT from the subject token source, exchanged for a session token (federation).
+    Exchange,
     /// Nothing woci can do by itself; the exit code says why.
     Impossible {
         /// The exit code of the call (see [`crate::error::exit`]).
@@ -61,7 +63,7 @@ impl Decision {
     /// it needs an interactive login, the blocking error's code otherwise.
     pub fn exit_code(&self) -> u8 {
         match self.plan {
-            Plan::Reuse { .. } | Plan::FinishConfig { .. } | Plan::Refresh | Plan::SessionRefresh => 0,
+            Plan::Reuse { .. } | Plan::FinishConfig { .. } | Plan::Refresh | Plan::SessionRefresh | Plan::Exchange => 0,
             Plan::Login => exit::LOGIN,
             Plan::Impossible { exit_code } => exit_code,
         }
@@ -115,7 +117,11 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
                         );
                     }
                     // A token without a key it can be bound to is no session at all.
-                    return idp_plan(f, force, format!("{valid}, but no key pair for it exists"), now);
+                    let why = format!("{valid}, but no key pair for it exists");
+                    if f.renewal == RenewalKind::Federated {
+                        return Decision::new(Plan::Exchange, why);
+                    }
+                    return idp_plan(f, force, why, now);
                 }
             }
             Some(c)
@@ -133,6 +139,14 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
     match f.renewal {
         RenewalKind::SessionRefresh => session_refresh_plan(f, force, claims, why, now),
         RenewalKind::Idp => idp_plan(f, force, why, now),
+        RenewalKind::Federated if force == Force::Login => Decision::impossible(
+            exit::CONFIG,
+            format!("profile `{}` mints its session from `subject_token_source` and never logs in", f.profile),
+        ),
+        RenewalKind::Federated => Decision::new(
+            Plan::Exchange,
+            format!("{why}; the next call exchanges a fresh token from the subject token source"),
+        ),
     }
 }
 

@@ -83,6 +83,8 @@ pub enum NextAction {
     Login,
     /// OCI auth service session refresh.
     SessionRefresh,
+    /// A fresh JWT from the subject token source, exchanged.
+    Exchange,
     /// Nothing woci can do by itself.
     Impossible,
 }
@@ -268,6 +270,7 @@ fn decide(inp: &Inputs, now: i64) -> (NextAction, u8, String) {
         Plan::Refresh => NextAction::Refresh,
         Plan::Login => NextAction::Login,
         Plan::SessionRefresh => NextAction::SessionRefresh,
+        Plan::Exchange => NextAction::Exchange,
         Plan::Impossible { .. } => NextAction::Impossible,
     };
     let code = d.exit_code();
@@ -351,6 +354,9 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         RenewalKind::SessionRefresh => {
             let _ = writeln!(o, "renewal: OCI session refresh (no identity provider configured)");
         }
+        RenewalKind::Federated => {
+            let _ = writeln!(o, "renewal: token exchange of a JWT from `subject_token_source` (no refresh token)");
+        }
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     for (setting, origin) in &r.settings {
@@ -362,6 +368,7 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         NextAction::Refresh => "refresh",
         NextAction::Login => "login",
         NextAction::SessionRefresh => "session refresh",
+        NextAction::Exchange => "exchange a token from the subject token source",
         NextAction::Impossible => "impossible",
     };
     let _ = writeln!(o, "next call: {action} — {}", r.reason);

@@ -110,6 +110,12 @@ pub struct IdpOptions {
     pub strict_offline_access: bool,
     /// Log every request to the IdP log.
     pub debug: bool,
+    /// Device flow: the announced polling `interval` (default 5 s).
+    pub device_interval: Option<Duration>,
+    /// Device flow: device code lifetime (default 600 s).
+    pub device_code_ttl: Option<Duration>,
+    /// Device flow: forced `slow_down` answers per device code.
+    pub device_slow_down: u32,
 }
 
 #[derive(Debug, Deserialize)]
@@ -185,6 +191,9 @@ impl NodeIdp {
             ("IDP_CLIENT_SECRET", opts.client_secret.clone()),
             ("IDP_ACCESS_TOKEN_TTL", opts.access_token_ttl.map(|d| d.as_secs().max(1).to_string())),
             ("IDP_REFRESH_TOKEN_TTL", opts.refresh_token_ttl.map(|d| d.as_secs().max(1).to_string())),
+            ("IDP_DEVICE_INTERVAL", opts.device_interval.map(|d| d.as_secs().max(1).to_string())),
+            ("IDP_DEVICE_CODE_TTL", opts.device_code_ttl.map(|d| d.as_secs().max(1).to_string())),
+            ("IDP_DEVICE_SLOW_DOWN", Some(opts.device_slow_down.to_string())),
         ] {
             match v {
                 Some(v) => cmd.env(k, v),

@@ -33,6 +33,7 @@ enum Want {
     Refresh,
     Login,
     SessionRefresh,
+    Exchange,
     Impossible,
 }
 
@@ -43,6 +44,7 @@ fn kind(p: Plan) -> Want {
         Plan::Refresh => Want::Refresh,
         Plan::Login => Want::Login,
         Plan::SessionRefresh => Want::SessionRefresh,
+        Plan::Exchange => Want::Exchange,
         Plan::Impossible { .. } => Want::Impossible,
     }
 }
@@ -82,7 +84,7 @@ fn row(
 fn decision_table() {
     use Force::{Login as FLogin, No, Renew};
     use RefreshTokenState::{Absent, Encrypted, Plain};
-    use RenewalKind::{Idp, SessionRefresh as Sr};
+    use RenewalKind::{Federated as Fed, Idp, SessionRefresh as Sr};
     let rows = vec![
         row("valid idp token", valid(), Idp, Plain, none, No, Want::Reuse, 0, "valid for 50m00s"),
         row("valid token, no refresh token", valid(), Idp, Absent, none, No, Want::Reuse, 0, "valid"),
@@ -307,6 +309,45 @@ fn decision_table() {
             Want::Impossible,
             exit::CONFIG,
             "missing `client_secret`",
+        ),
+        row("federated, valid", valid(), Fed, Absent, none, No, Want::Reuse, 0, "valid"),
+        row("federated, expired", expired(), Fed, Absent, none, No, Want::Exchange, 0, "subject token source"),
+        row("federated, no token", TokenInput::Missing, Fed, Absent, none, No, Want::Exchange, 0, ""),
+        row(
+            "federated, config lacks entries",
+            valid(),
+            Fed,
+            Absent,
+            |f| f.config_current = false,
+            No,
+            Want::FinishConfig,
+            0,
+            "",
+        ),
+        row(
+            "federated, token without a key",
+            valid(),
+            Fed,
+            Absent,
+            |f| {
+                f.config_current = false;
+                f.key_present = false
+            },
+            No,
+            Want::Exchange,
+            0,
+            "no key pair",
+        ),
+        row(
+            "federated, login asked",
+            valid(),
+            Fed,
+            Absent,
+            none,
+            FLogin,
+            Want::Impossible,
+            exit::CONFIG,
+            "never logs in",
         ),
         row(
             "short token, capped window",

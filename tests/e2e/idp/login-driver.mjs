@@ -11,10 +11,15 @@
 // server.mjs), LOGIN_DRIVER_DEBUG=1 to trace each step on stderr (never the password).
 // Exit status: 0 when the callback received a `code`; 1 with a one-line reason otherwise
 // (an `error` redirect is still delivered to the callback first, so the client can report it).
+//
+// Device flow (RFC 8628): given the provider's `verification_uri_complete`, it confirms the code,
+// logs in and stops at the success page (exit 0). LOGIN_DRIVER_DECISION=deny aborts at the
+// confirmation instead (exit 0 once the provider took the abort).
 
 const username = process.env.IDP_USERNAME || 'alice';
 const password = process.env.IDP_PASSWORD || 'wonderland-e2e';
 const debug = process.env.LOGIN_DRIVER_DEBUG === '1';
+const deny = process.env.LOGIN_DRIVER_DECISION === 'deny';
 const MAX_STEPS = 25;
 
 function fail(msg) {
@@ -130,7 +135,14 @@ async function main() {
   const jar = new Jar();
   let request = { method: 'GET', url: start, body: undefined };
   let passwordsSent = 0;
+  // 0: no abort; 1: the abort is the next request; 2: it was sent.
+  let abort = 0;
   for (let step = 0; step < MAX_STEPS; step += 1) {
+    if (abort === 2) {
+      trace('device code confirmation aborted');
+      return;
+    }
+    if (abort === 1) abort = 2;
     const { method, url, body } = request;
     if (new URL(url).origin !== idpOrigin) {
       // The client's redirect URI: deliver the result exactly once, like a browser would.
@@ -161,9 +173,18 @@ async function main() {
     }
     const text = await res.text();
     const form = (res.headers.get('content-type') ?? '').includes('html') ? fillForm(text, url) : undefined;
+    if (!form && /Sign-in Success/i.test(text)) {
+      trace('device login complete');
+      return;
+    }
     if (!form) {
       const snippet = text.replace(/<[^>]*>/g, ' ').replace(/\s+/g, ' ').trim().slice(0, 300);
       fail(`HTTP ${res.status} at ${new URL(url).pathname} with no form to submit: ${snippet}`);
+    }
+    if (form.fields.has('confirm') && form.fields.has('user_code') && deny) {
+      form.fields.delete('confirm');
+      form.fields.set('abort', 'yes');
+      abort = 1;
     }
     if (form.wantsPassword) {
       passwordsSent += 1;

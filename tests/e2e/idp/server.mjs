@@ -8,7 +8,11 @@
 //   - access tokens are RS256 JWTs (resource indicators with a default resource), `iss` = issuer,
 //     verifiable through `jwks_uri`;
 //   - one test user with a password, logged in through a tiny HTML form (`login-driver.mjs`
-//     completes it headlessly); consent is granted automatically.
+//     completes it headlessly); consent is granted automatically;
+//   - the device authorization grant (RFC 8628, oidc-provider's `deviceFlow` feature) at
+//     `/device/auth`, verified at `/device`; polling faster than `interval` (or the first
+//     IDP_DEVICE_SLOW_DOWN polls of each code) is answered `slow_down`, after which the interval
+//     grows by 5 s, as RFC 8628 §3.5 describes (oidc-provider itself never says `slow_down`).
 //
 // Usage: node server.mjs [--port N]      (N = 0 or absent: a free port)
 // Prints one JSON line when listening:
@@ -29,7 +33,11 @@
 //   IDP_STRICT_OFFLINE_ACCESS=1  oidc-provider's default: a refresh token only when `offline_access`
 //                            survives the authorization request, which needs `prompt=consent`
 //                            (OIDC Core §11); default here: always for this client, as most IdPs do
+//   IDP_DEVICE_INTERVAL      seconds between device-code polls announced as `interval` (default 5)
+//   IDP_DEVICE_CODE_TTL      device code lifetime in seconds (default 600)
+//   IDP_DEVICE_SLOW_DOWN     forced `slow_down` answers per device code (default 0)
 //   IDP_DEBUG=1              log each request to stderr
+// GET /_test/device-stats answers {"slow_downs", "pending_polls", "expired_polls"} (for the tests).
 import { createServer } from 'node:http';
 import { generateKeyPairSync, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
 import Provider, { errors } from 'oidc-provider';
@@ -69,6 +77,10 @@ const refreshTokenTtl = seconds('IDP_REFRESH_TOKEN_TTL', 86400);
 const resource = process.env.IDP_RESOURCE || 'urn:woci:e2e:oci';
 const strictOffline = process.env.IDP_STRICT_OFFLINE_ACCESS === '1';
 const debug = process.env.IDP_DEBUG === '1';
+const deviceInterval = seconds('IDP_DEVICE_INTERVAL', 5);
+const deviceCodeTtl = seconds('IDP_DEVICE_CODE_TTL', 600);
+const deviceSlowDown = Number(process.env.IDP_DEVICE_SLOW_DOWN || 0);
+const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
 // The account id is stable per username, like a real directory.
 const accountId = `user-${username}`;
@@ -91,7 +103,7 @@ const configuration = {
     application_type: 'native',
     // Native client: any loopback port matches (RFC 8252 §7.3), the path must be `/callback`.
     redirect_uris: ['http://127.0.0.1/callback', 'http://localhost/callback'],
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token', DEVICE_GRANT],
     response_types: ['code'],
     token_endpoint_auth_method: clientAuth,
   }],
@@ -109,6 +121,7 @@ const configuration = {
     Interaction: 600,
     Session: 3600,
     Grant: refreshTokenTtl,
+    DeviceCode: deviceCodeTtl,
   },
   expiresWithSession: () => false,
   issueRefreshToken: async (ctx, client, code) => client.grantTypeAllowed('refresh_token')
@@ -116,6 +129,7 @@ const configuration = {
   features: {
     devInteractions: { enabled: false },
     revocation: { enabled: true },
+    deviceFlow: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => resource,
@@ -164,6 +178,34 @@ const provider = new Provider(issuer, configuration);
 // Served over plain http on 127.0.0.1; nothing sits in front of it.
 provider.proxy = false;
 provider.on('server_error', (ctx, err) => console.error('server.mjs: server_error:', err));
+
+// RFC 8628 polling discipline on top of oidc-provider's device grant: announce `interval`, answer
+// `slow_down` to polls that come too fast (or the first IDP_DEVICE_SLOW_DOWN ones), growing that
+// code's interval by 5 s each time.
+provider.on('device_authorization.success', (ctx, body) => { body.interval = deviceInterval; });
+const devicePolls = new Map();
+const deviceStats = { slow_downs: 0, pending_polls: 0, expired_polls: 0 };
+provider.use(async (ctx, next) => {
+  await next();
+  const params = ctx.oidc?.params;
+  if (ctx.method !== 'POST' || params?.grant_type !== DEVICE_GRANT) return;
+  if (ctx.body?.error === 'expired_token') deviceStats.expired_polls += 1;
+  if (ctx.body?.error !== 'authorization_pending') return;
+  const now = Date.now();
+  const s = devicePolls.get(params.device_code) ?? { last: 0, interval: deviceInterval * 1000, forced: deviceSlowDown };
+  const tooFast = s.last > 0 && now - s.last + 100 < s.interval;
+  s.last = now;
+  devicePolls.set(params.device_code, s);
+  if (s.forced > 0 || tooFast) {
+    s.forced = Math.max(0, s.forced - 1);
+    s.interval += 5000;
+    deviceStats.slow_downs += 1;
+    ctx.status = 400;
+    ctx.body = { error: 'slow_down', error_description: 'you are polling too quickly and should back off at a reasonable rate' };
+    return;
+  }
+  deviceStats.pending_polls += 1;
+});
 
 const escapeHtml = (s) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
@@ -232,6 +274,10 @@ async function interaction(req, res, uid, action) {
 const oidc = provider.callback();
 http.on('request', async (req, res) => {
   if (debug) console.error(`server.mjs: ${req.method} ${req.url}`);
+  if (req.url === '/_test/device-stats') {
+    res.writeHead(200, { 'content-type': 'application/json' });
+    return res.end(JSON.stringify(deviceStats));
+  }
   const m = /^\/interaction\/([^/?]+)(?:\/(login|confirm))?(?:\?.*)?$/.exec(req.url);
   if (!m) return oidc(req, res);
   try {
@@ -246,6 +292,7 @@ const discovery = {
   authorization_endpoint: `${issuer}/auth`,
   token_endpoint: `${issuer}/token`,
   jwks_uri: `${issuer}/jwks`,
+  device_authorization_endpoint: `${issuer}/device/auth`,
 };
 // Cross-check against the provider's own discovery document, so the routes above cannot drift.
 {

@@ -8,6 +8,9 @@
 //! - `POST /_emulator/settings` `{"upst_ttl_ms":5000,"part_delay_ms":200,"put_delay_ms":0}`
 //! - `POST /_emulator/revoke` revokes every refresh token
 //! - `POST /_emulator/refresh-token` → `{"refresh_token": "..."}` (a new family)
+//! - `POST /_emulator/device` `{"action":"approve"|"deny"|"expire","user_code"?:"WDJB-MJHT"}` →
+//!   `{"matched": n}` (every pending device grant when `user_code` is absent)
+//! - `GET /_emulator/device` → `{"pending": ["WDJB-MJHT", ...]}`
 
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +35,14 @@ struct Settings {
     upst_ttl_ms: Option<u64>,
     part_delay_ms: Option<u64>,
     put_delay_ms: Option<u64>,
+    /// Forced `slow_down` answers for device grants created from now on.
+    device_slow_down: Option<u32>,
+}
+
+#[derive(Deserialize)]
+struct DeviceRequest {
+    action: String,
+    user_code: Option<String>,
 }
 
 fn bad(msg: &str) -> Response {
@@ -70,7 +81,27 @@ pub async fn handle(state: &State, req: &Req) -> Response {
             if let Some(ms) = s.put_delay_ms {
                 state.set_put_delay(Duration::from_millis(ms));
             }
+            if let Some(n) = s.device_slow_down {
+                state.devices.lock().unwrap().slow_down = n;
+            }
             axum::Json(json!({"ok": true})).into_response()
+        }
+        (&Method::GET, "/_emulator/device") => {
+            axum::Json(json!({"pending": state.devices.lock().unwrap().pending()})).into_response()
+        }
+        (&Method::POST, "/_emulator/device") => {
+            use crate::device::Decision;
+            let Ok(r) = serde_json::from_slice::<DeviceRequest>(&req.body) else {
+                return bad("expected {\"action\":\"approve\"|\"deny\"|\"expire\",\"user_code\"?:..}");
+            };
+            let decision = match r.action.as_str() {
+                "approve" => Decision::Approve,
+                "deny" => Decision::Deny,
+                "expire" => Decision::Expire,
+                _ => return bad("action must be approve, deny or expire"),
+            };
+            let n = state.devices.lock().unwrap().decide(r.user_code.as_deref(), decision);
+            axum::Json(json!({"matched": n})).into_response()
         }
         (&Method::POST, "/_emulator/revoke") => {
             state.idp.lock().unwrap().revoke_all();

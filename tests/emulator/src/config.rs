@@ -17,7 +17,7 @@ pub enum LoginMode {
 }
 
 /// An external issuer whose JWTs the token exchange accepts as `subject_token`.
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TrustedIssuer {
     /// Exact `iss` claim value.
     pub issuer: String,
@@ -27,6 +27,57 @@ pub struct TrustedIssuer {
     pub jwks: Option<serde_json::Value>,
     /// Extra CA (PEM) trusted when fetching `jwks_url` over HTTPS.
     pub ca_pem: Option<String>,
+    /// When set, the JWT's `aud` (a string, or an array) must contain this value.
+    #[serde(default)]
+    pub audience: Option<String>,
+}
+
+/// The stand-in for the GitHub Actions OIDC ID-token service (`/_actions/idtoken`).
+#[derive(Clone, Debug)]
+pub struct ActionsConfig {
+    /// The bearer token a job holds (`ACTIONS_ID_TOKEN_REQUEST_TOKEN`).
+    pub request_token: String,
+    /// `sub` of the JWTs (GitHub: `repo:<owner>/<repo>:ref:<ref>`).
+    pub sub: String,
+    /// Lifetime of the JWTs.
+    pub token_ttl: Duration,
+    /// When set, the token exchange trusts this issuer for JWTs whose `aud` contains this value.
+    pub trusted_audience: Option<String>,
+}
+
+impl Default for ActionsConfig {
+    fn default() -> Self {
+        ActionsConfig {
+            request_token: "emulator-actions-request-token".into(),
+            sub: "repo:acme/app:ref:refs/heads/main".into(),
+            token_ttl: Duration::from_secs(300),
+            trusted_audience: Some("https://cloud.oracle.com".into()),
+        }
+    }
+}
+
+/// The device authorization grant (RFC 8628) of the emulated IdP.
+#[derive(Clone, Debug)]
+pub struct DeviceConfig {
+    /// `interval` answered to the client.
+    pub interval: Duration,
+    /// Lifetime of a device code.
+    pub code_ttl: Duration,
+    /// The verification page approves at once (`decision=deny` in its query denies).
+    pub auto_approve: bool,
+    /// This many polls are answered `slow_down` before the normal answers.
+    pub slow_down: u32,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        DeviceConfig {
+            interval: Duration::from_secs(5),
+            code_ttl: Duration::from_secs(600),
+            auto_approve: true,
+            slow_down: 0,
+        }
+    }
 }
 
 /// Everything configurable; `Config::default()` is a working plain-HTTP setup.
@@ -71,6 +122,10 @@ pub struct Config {
     pub fresh_keys: bool,
     /// Allowed `date` skew for signed requests (OCI: 5 minutes).
     pub max_clock_skew: Duration,
+    /// The GitHub Actions ID-token service stand-in.
+    pub actions: ActionsConfig,
+    /// The device authorization grant.
+    pub device: DeviceConfig,
 }
 
 impl Default for Config {
@@ -101,6 +156,8 @@ impl Default for Config {
             trusted_issuers: Vec::new(),
             fresh_keys: false,
             max_clock_skew: Duration::from_secs(300),
+            actions: ActionsConfig::default(),
+            device: DeviceConfig::default(),
         }
     }
 }

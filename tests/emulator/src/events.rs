@@ -25,6 +25,12 @@ pub enum Endpoint {
     SessionRefresh,
     /// `/n/...`
     ObjectStorage,
+    /// `/_actions/idtoken` and its JWKS (the GitHub Actions ID-token service stand-in)
+    ActionsIdToken,
+    /// `/oauth2/v1/device_authorization`
+    DeviceAuthorization,
+    /// `/oauth2/v1/device` (the verification page)
+    DeviceVerify,
     /// `/_emulator/...`
     Admin,
     /// anything else (404)
@@ -98,6 +104,24 @@ pub struct Stats {
     pub unauthorized_by_reason: BTreeMap<String, u64>,
     /// Injected faults by endpoint.
     pub faults_injected: BTreeMap<String, u64>,
+    /// JWTs the GitHub Actions ID-token stand-in issued.
+    #[serde(default)]
+    pub actions_id_tokens: u64,
+    /// Device authorization requests answered.
+    #[serde(default)]
+    pub device_authorizations: u64,
+    /// Device-code grants that issued tokens.
+    #[serde(default)]
+    pub device_grants: u64,
+    /// Polls answered `authorization_pending`.
+    #[serde(default)]
+    pub device_polls_pending: u64,
+    /// Polls answered `slow_down`.
+    #[serde(default)]
+    pub device_slow_downs: u64,
+    /// Polls answered `expired_token`.
+    #[serde(default)]
+    pub device_polls_expired: u64,
 }
 
 impl Stats {
@@ -123,6 +147,9 @@ impl Endpoint {
             Endpoint::Exchange => "exchange",
             Endpoint::SessionRefresh => "session_refresh",
             Endpoint::ObjectStorage => "object_storage",
+            Endpoint::ActionsIdToken => "actions_id_token",
+            Endpoint::DeviceAuthorization => "device_authorization",
+            Endpoint::DeviceVerify => "device_verify",
             Endpoint::Admin => "admin",
             Endpoint::Other => "other",
         }

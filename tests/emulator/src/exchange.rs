@@ -95,14 +95,29 @@ async fn exchange(state: &State, req: &Req) -> Response {
 async fn verify_subject(state: &State, token: &str) -> Result<String, String> {
     let parsed = Parsed::parse(token).map_err(|e| format!("Unable to parse subject_token ({e})"))?;
     let iss = parsed.str_claim("iss").ok_or("no iss claim")?.to_string();
-    let key = if iss == state.issuer {
-        state.idp_key.public.clone()
+    let (key, audience) = if iss == state.issuer {
+        (state.idp_key.public.clone(), None)
+    } else if let (true, Some(aud)) = (iss == crate::actions::issuer(state), &state.cfg.actions.trusted_audience) {
+        if parsed.kid() != Some(crate::actions::kid(state).as_str()) {
+            return Err("no such key in the issuer's JWKS".into());
+        }
+        (state.idp_key.public.clone(), Some(aud.clone()))
     } else if let Some(trusted) = state.cfg.trusted_issuers.iter().find(|t| t.issuer == iss) {
-        external_key(state, trusted, parsed.kid()).await?
+        (external_key(state, trusted, parsed.kid()).await?, trusted.audience.clone())
     } else {
         return Err(format!("issuer `{iss}` is not trusted"));
     };
     parsed.verify(&key).map_err(|e| format!("signature verification failed ({e})"))?;
+    if let Some(want) = audience {
+        let ok = match parsed.claims.get("aud") {
+            Some(Value::String(a)) => *a == want,
+            Some(Value::Array(v)) => v.iter().any(|a| a.as_str() == Some(want.as_str())),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("aud does not contain `{want}`"));
+        }
+    }
     let now = now_secs();
     let exp = parsed.int_claim("exp").ok_or("no exp claim")?;
     if exp <= now {

@@ -49,7 +49,7 @@ pub struct IdpStore {
     next_family: u64,
 }
 
-fn random_token(bytes: usize) -> String {
+pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::thread_rng().fill_bytes(&mut buf);
     URL_SAFE_NO_PAD.encode(buf)
@@ -83,6 +83,12 @@ impl IdpStore {
         self.mint_refresh_token(cfg, family, &cfg.idp_client_id, &cfg.username, "openid offline_access")
     }
 
+    /// A refresh token starting a new family for `client_id` / `sub` (the device grant).
+    pub fn issue_refresh_token_for(&mut self, cfg: &Config, client_id: &str, sub: &str, scope: &str) -> String {
+        let family = self.new_family();
+        self.mint_refresh_token(cfg, family, client_id, sub, scope)
+    }
+
     pub fn revoke_all(&mut self) {
         let families: Vec<u64> = self.refresh_tokens.values().map(|r| r.family).collect();
         self.revoked.extend(families);
@@ -95,9 +101,10 @@ pub fn discovery(state: &State) -> Response {
         "issuer": state.issuer,
         "authorization_endpoint": format!("{b}/oauth2/v1/authorize"),
         "token_endpoint": format!("{b}/oauth2/v1/token"),
+        "device_authorization_endpoint": format!("{b}{}", crate::device::AUTHORIZATION_PATH),
         "jwks_uri": format!("{b}/oauth2/v1/keys"),
         "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", crate::device::GRANT_TYPE],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256"],
         "code_challenge_methods_supported": ["S256"],
@@ -328,7 +335,11 @@ fn invalid_grant(description: &str) -> Response {
 
 /// client_secret_basic, client_secret_post, or a public client (`client_id` only) when the
 /// configured client has no secret.
-fn authenticate_client(state: &State, req: &Req, form: &HashMap<String, String>) -> Result<String, Response> {
+pub(crate) fn authenticate_client(
+    state: &State,
+    req: &Req,
+    form: &HashMap<String, String>,
+) -> Result<String, Response> {
     let cfg = &state.cfg;
     let (id, secret) = match req.basic_auth() {
         Some((id, secret)) => {
@@ -360,7 +371,7 @@ fn authenticate_client(state: &State, req: &Req, form: &HashMap<String, String>)
     }
 }
 
-fn token_response(
+pub(crate) fn token_response(
     state: &State,
     sub: &str,
     client_id: &str,
@@ -396,6 +407,7 @@ pub fn token(state: &State, req: &Req) -> Response {
     let resp = match grant {
         "authorization_code" => authorization_code(state, req, &form),
         "refresh_token" => refresh_grant(state, req, &form),
+        crate::device::GRANT_TYPE => crate::device::token_grant(state, req, &form),
         "" => oauth_error(Endpoint::IdpToken, StatusCode::BAD_REQUEST, "invalid_request", "grant_type is required"),
         _ => {
             oauth_error(Endpoint::IdpToken, StatusCode::BAD_REQUEST, "unsupported_grant_type", "unsupported grant_type")

@@ -5,7 +5,11 @@
 //! Routes (all under [`Emulator::base_url`]):
 //! - IdP: `/.well-known/openid-configuration`, `/oauth2/v1/keys`, `/oauth2/v1/authorize`
 //!   (+ `/oauth2/v1/authorize/login`), `/oauth2/v1/token` (`authorization_code`, `refresh_token`);
-//! - identity domain token exchange: `/domain/oauth2/v1/token`;
+//!   (+ `urn:ietf:params:oauth:grant-type:device_code`), `/oauth2/v1/device_authorization`,
+//!   `/oauth2/v1/device` (device verification page);
+//! - identity domain token exchange: `/domain/oauth2/v1/token` (subjects from the IdP, trusted
+//!   issuers and the GitHub Actions stand-in);
+//! - GitHub Actions ID-token service stand-in: `/_actions/idtoken`, `/_actions/.well-known/jwks`;
 //! - auth service: `/v1/authentication/refresh`;
 //! - Object Storage: `/n/...`;
 //! - admin: `/_emulator/stats`, `/_emulator/events`, `/_emulator/faults`, `/_emulator/settings`.
@@ -16,9 +20,11 @@
 // Handlers return early with a ready `Response` as the error; boxing them buys nothing here.
 #![allow(clippy::result_large_err)]
 
+mod actions;
 mod admin;
 mod authsvc;
 pub mod config;
+mod device;
 pub mod events;
 mod exchange;
 pub mod faults;
@@ -32,6 +38,8 @@ mod signature;
 mod state;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_nobrowser;
 mod tls;
 mod upst;
 
@@ -46,7 +54,8 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
 use url::Url;
 
-pub use config::{Config, LoginMode, TrustedIssuer};
+pub use config::{ActionsConfig, Config, DeviceConfig, LoginMode, TrustedIssuer};
+pub use device::Decision as DeviceDecision;
 pub use events::{Endpoint, Event, Stats};
 pub use faults::{Fault, FaultAction};
 
@@ -249,6 +258,44 @@ impl Emulator {
         )
     }
 
+    /// The GitHub Actions ID-token URL a job sees in `ACTIONS_ID_TOKEN_REQUEST_URL` (it has a
+    /// query already, as GitHub's does, so the audience is appended with `&`).
+    pub fn actions_id_token_url(&self) -> String {
+        format!("{}{}?api-version=2.0", self.state.base, actions::ID_TOKEN_PATH)
+    }
+
+    /// The bearer token a job sees in `ACTIONS_ID_TOKEN_REQUEST_TOKEN`.
+    pub fn actions_request_token(&self) -> String {
+        self.state.cfg.actions.request_token.clone()
+    }
+
+    /// `iss` of the GitHub Actions stand-in's JWTs.
+    pub fn actions_issuer(&self) -> String {
+        actions::issuer(&self.state)
+    }
+
+    /// A JWT as the GitHub Actions stand-in mints it, for `audience`, valid for `ttl_secs`
+    /// (negative: already expired). Not counted in the stats.
+    pub fn issue_actions_token(&self, audience: &str, ttl_secs: i64) -> String {
+        actions::mint(&self.state, audience, ttl_secs)
+    }
+
+    /// The device authorization endpoint.
+    pub fn device_authorization_url(&self) -> Url {
+        self.url(device::AUTHORIZATION_PATH)
+    }
+
+    /// Approves, denies or expires the pending device grant with `user_code` (all pending ones
+    /// when `None`); returns how many matched.
+    pub fn device_decide(&self, user_code: Option<&str>, decision: DeviceDecision) -> usize {
+        self.state.devices.lock().unwrap().decide(user_code, decision)
+    }
+
+    /// User codes of pending device grants.
+    pub fn device_pending(&self) -> Vec<String> {
+        self.state.devices.lock().unwrap().pending()
+    }
+
     /// Stops accepting and closes open connections. Idempotent.
     pub fn shutdown(&self) {
         let _ = self.stop.send(true);
@@ -393,6 +440,9 @@ fn route(req: &Req) -> Endpoint {
         "/oauth2/v1/keys" => Endpoint::Jwks,
         "/oauth2/v1/authorize" | "/oauth2/v1/authorize/login" => Endpoint::Authorize,
         "/oauth2/v1/token" => Endpoint::IdpToken,
+        device::AUTHORIZATION_PATH => Endpoint::DeviceAuthorization,
+        device::VERIFY_PATH => Endpoint::DeviceVerify,
+        actions::ID_TOKEN_PATH | actions::JWKS_PATH => Endpoint::ActionsIdToken,
         EXCHANGE_PATH => Endpoint::Exchange,
         "/v1/authentication/refresh" => Endpoint::SessionRefresh,
         _ if path == "/n" || path.starts_with("/n/") => Endpoint::ObjectStorage,
@@ -408,6 +458,10 @@ async fn dispatch(state: &Arc<State>, endpoint: Endpoint, req: &Req) -> Response
         Endpoint::Authorize => idp::authorize(state, req),
         Endpoint::IdpToken => idp::token(state, req),
         Endpoint::Exchange => exchange::handle(state, req).await,
+        Endpoint::DeviceAuthorization => device::authorize(state, req),
+        Endpoint::DeviceVerify => device::verify(state, req),
+        Endpoint::ActionsIdToken if req.path() == actions::JWKS_PATH => actions::jwks(state),
+        Endpoint::ActionsIdToken => actions::id_token(state, req),
         Endpoint::SessionRefresh => authsvc::refresh(state, req),
         Endpoint::ObjectStorage => objectstorage::handle(state, req).await,
         Endpoint::Admin | Endpoint::Other => {

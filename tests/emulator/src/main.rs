@@ -142,6 +142,7 @@ async fn main() {
             jwks_url: Some(jwks_url),
             jwks: None,
             ca_pem: ca_for_jwks.clone(),
+            audience: None,
         });
     }
 
@@ -161,6 +162,10 @@ async fn main() {
             "os_endpoint": emu.os_endpoint(),
             "auth_endpoint": emu.auth_endpoint(),
             "jwks_url": emu.jwks_url().as_str(),
+            "device_authorization_url": emu.device_authorization_url().as_str(),
+            "actions_id_token_url": emu.actions_id_token_url(),
+            "actions_request_token": emu.actions_request_token(),
+            "actions_issuer": emu.actions_issuer(),
             "issuer": emu.issuer(),
             "ca_file": ca_file.as_ref().map(|p| p.display().to_string()),
             "idp_client_id": cfg.idp_client_id,

@@ -29,6 +29,8 @@ pub struct State {
     pub recorder: Recorder,
     /// Keys of trusted external issuers, by issuer then kid.
     pub external_keys: tokio::sync::Mutex<HashMap<String, HashMap<String, RsaPublicKey>>>,
+    /// Device authorization grants.
+    pub devices: Mutex<crate::device::DeviceStore>,
     part_delay_ms: AtomicU64,
     put_delay_ms: AtomicU64,
     upst_ttl_ms: AtomicU64,
@@ -41,6 +43,7 @@ fn ms(d: Duration) -> u64 {
 impl State {
     pub fn new(cfg: Config, base_url: &Url, idp_key: SigningKeyPair, oci_key: SigningKeyPair) -> Self {
         let base = base_url.as_str().trim_end_matches('/').to_string();
+        let devices = Mutex::new(crate::device::DeviceStore::new(cfg.device.slow_down));
         State {
             part_delay_ms: AtomicU64::new(ms(cfg.part_delay)),
             put_delay_ms: AtomicU64::new(ms(cfg.put_delay)),
@@ -55,6 +58,7 @@ impl State {
             faults: Faults::default(),
             recorder: Recorder::default(),
             external_keys: tokio::sync::Mutex::default(),
+            devices,
         }
     }
 

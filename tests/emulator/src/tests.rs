@@ -682,6 +682,7 @@ async fn exchange_trusts_a_configured_external_issuer_via_its_jwks_url() {
             jwks_url: Some(idp.jwks_url()),
             jwks: None,
             ca_pem: None,
+            audience: None,
         }],
         ..Config::default()
     };

@@ -1,0 +1,175 @@
+//! Device-code login (RFC 8628) with the real `woci` binary against the emulator's device
+//! authorization grant: approve, deny, expire, slow_down, the login timeout, discovery of the
+//! endpoint, and the non-interactive refusal. `BROWSER` stands in for the person on another
+//! device: woci hands it the `verification_uri_complete`.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use woci_emulator::{Config, DeviceConfig};
+
+fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+async fn world(device: DeviceConfig) -> World {
+    World::with_config(Config { device, ..Config::default() }).await
+}
+
+fn fast() -> DeviceConfig {
+    DeviceConfig { interval: Duration::from_secs(1), ..DeviceConfig::default() }
+}
+
+/// A "person on another device": opens the verification page with `suffix` appended to the URL.
+fn person(w: &World, suffix: &str) -> std::path::PathBuf {
+    let p = w.home().join("bin").join("person");
+    write_exec(&p, &format!("#!/bin/sh\nexec curl -s -o /dev/null \"$1{suffix}\"\n"));
+    p
+}
+
+fn authenticate(w: &World, browser: Option<&std::path::Path>, args: &[&str]) -> assert_cmd::Command {
+    let mut c = w.woci();
+    if let Some(b) = browser {
+        c.env("BROWSER", b);
+    }
+    c.args(args).args(["session", "authenticate"]).timeout(Duration::from_secs(60));
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn approved_device_login_stores_the_refresh_token_and_exchanges() {
+    let w = world(fast()).await;
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code"])).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("{}oauth2/v1/device", w.emu.base_url())), "prints the verification URI: {err}");
+    assert!(err.contains("enter the code"), "{err}");
+    let rt = w.read(&w.session_dir().join("refresh_token"));
+    assert!(!rt.is_empty(), "the refresh token is stored");
+    let st = w.emu.stats();
+    assert_eq!((st.device_authorizations, st.device_grants, st.exchanges), (1, 1, 1));
+    assert_eq!(st.requests_by_endpoint.get("discovery"), Some(&1), "the endpoint was discovered from token_url");
+    assert_no_secrets(&err, &[&rt, &w.read(&w.token_path()), &w.cfg.exchange_client_secret]);
+    // The next renewal uses the stored refresh token as for any login.
+    let out = run({
+        let mut c = w.woci();
+        c.args(["session", "refresh"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants_issued, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ini_login_flow_and_configured_endpoint_need_no_discovery() {
+    let w = world(fast()).await;
+    w.write_manager_ini(&[
+        ("login_flow", "device"),
+        ("device_authorization_url", w.emu.device_authorization_url().as_str()),
+    ]);
+    let out = run(authenticate(&w, Some(&person(&w, "")), &[])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!(st.device_grants, 1);
+    assert_eq!(st.requests_by_endpoint.get("discovery"), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn denied_device_login_exits_3() {
+    let w = world(fast()).await;
+    let out = run(authenticate(&w, Some(&person(&w, "&decision=deny")), &["--device-code"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was denied"), "{}", stderr(&out));
+    assert!(!w.session_dir().join("refresh_token").exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_device_code_exits_3() {
+    let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
+    // Nobody approves; an administrator expires the code instead.
+    let expire = w.home().join("bin").join("expire");
+    write_exec(
+        &expire,
+        &format!(
+            "#!/bin/sh\nexec curl -s -o /dev/null -H 'content-type: application/json' -d '{{\"action\":\"expire\"}}' '{}_emulator/device'\n",
+            w.emu.base_url()
+        ),
+    );
+    let out = run(authenticate(&w, Some(&expire), &["--device-code"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("device code expired"), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().device_polls_expired, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_down_adds_five_seconds_and_still_succeeds() {
+    let w = world(DeviceConfig { slow_down: 1, ..fast() }).await;
+    let started = Instant::now();
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!(st.device_slow_downs, 1, "woci polled no faster than the grown interval");
+    assert_eq!(st.device_grants, 1);
+    assert!(started.elapsed() >= Duration::from_secs(1 + 6), "1 s, then 6 s after slow_down: {:?}", started.elapsed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_timeout_bounds_the_wait() {
+    let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
+    let started = Instant::now();
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code", "--login-timeout", "3"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no login completed within 3s"), "{}", stderr(&out));
+    let took = started.elapsed();
+    assert!(took >= Duration::from_secs(3) && took < Duration::from_secs(10), "{took:?}");
+    assert!(w.emu.stats().device_polls_pending >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_terminal_the_device_login_fails_at_once() {
+    let w = world(fast()).await;
+    let out = run(authenticate(&w, None, &["--device-code"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no terminal"), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().requests, 0, "nothing is asked of the IdP");
+}
+
+/// A terminal (a pty from util-linux `script`) but no way to open a browser (an SSH session, no
+/// `BROWSER`): woci chooses the device login by itself, with no flag and no INI key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terminal_without_a_browser_gets_a_device_login_by_itself() {
+    let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
+    let woci = assert_cmd::cargo::cargo_bin("woci");
+    let mut c = std::process::Command::new("script");
+    for k in SCRUBBED_ENV {
+        c.env_remove(k);
+    }
+    c.env("HOME", w.home())
+        .env("OCI_CLI_PROFILE", &w.profile)
+        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+        .env("SSL_CERT_FILE", SYSTEM_CA)
+        .env("SSH_CONNECTION", "10.0.0.2 50000 10.0.0.1 22")
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .args(["-qefc", &format!("'{}' session authenticate", woci.display()), "/dev/null"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    // The person on another device: approve the code once woci asked for one.
+    let started = Instant::now();
+    while w.emu.device_pending().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(30), "woci never asked for a device code");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let code = w.emu.device_pending().remove(0);
+    assert_eq!(w.emu.device_decide(Some(&code), woci_emulator::DeviceDecision::Approve), 1);
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}\n{}", stderr(&out));
+    assert!(shown.contains(&code), "the user code is shown on the terminal: {shown}");
+    assert_eq!(w.emu.stats().device_grants, 1);
+    assert_eq!(w.emu.stats().auth_code_grants, 0, "no browser login was attempted");
+}
