@@ -86,6 +86,7 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
 
 fn run_oci(renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
     let settings = renewer.settings();
+    let oke = if settings.native_oke { crate::oke::recognize(&args, renewer.env()) } else { None };
     let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
     full.extend(args);
     let spec = ChildSpec {
@@ -100,6 +101,11 @@ fn run_oci(renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
         return Err(child::exec(&spec));
     }
     let session = ensure(renewer, Force::No)?;
+    if let Some(req) = oke {
+        if let Some(code) = crate::oke::answer(renewer, &session, &req)? {
+            return Ok(code);
+        }
+    }
     if settings.auto_refresh {
         return supervised(renewer.clone(), session, spec);
     }

@@ -106,6 +106,8 @@ pub struct Settings {
     pub resign_hosts: Vec<String>,
     /// What the `oci` arguments said.
     pub oci: OciView,
+    /// Answer `ce cluster generate-token` natively (INI `native_oke`, default on; `--no-native`).
+    pub native_oke: bool,
 }
 
 impl Settings {
@@ -245,6 +247,8 @@ impl Settings {
             extra_ca_files,
             resign_hosts,
             oci: inv.oci.clone(),
+            native_oke: !o.no_native
+                && manager.get("native_oke").map_or(Ok(true), |v| parse_bool(Some(v), "native_oke"))?,
             manager,
         })
     }
