@@ -21,10 +21,12 @@ use crate::secret::SecretString;
 use crate::session_refresh::{realm_domain, realm_for_region};
 use crate::settings::Env;
 use crate::signer::{self, HEADERS_NO_BODY, REQUEST_TARGET};
+use base64::engine::general_purpose::STANDARD;
 use base64::engine::general_purpose::URL_SAFE;
 use base64::Engine;
 use std::ffi::OsString;
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long kubectl may cache the token (oci-cli's `timedelta(minutes=4)`).
@@ -111,14 +113,63 @@ pub fn cluster_request_url(region: &str, cluster_id: &str) -> String {
     format!("https://containerengine.{region}.{domain}/cluster_request/{cluster_id}")
 }
 
+/// The key that signs the token. ring signs an RSA-2048 PKCS#1 v1.5 signature several times faster
+/// than the `rsa` crate, and a kubectl call waits for it; keys ring refuses (small exponents,
+/// unusual sizes) are signed by the `rsa` crate. Both give the same bytes: the scheme is
+/// deterministic.
+pub enum TokenKey {
+    /// A key ring accepts.
+    Ring(ring::signature::RsaKeyPair),
+    /// Any other RSA key.
+    Rsa(KeyPair),
+}
+
+impl TokenKey {
+    /// Parses a PEM private key (PKCS#8 or PKCS#1, text around it ignored, as `oci` does).
+    pub fn from_pem(pem: &str) -> std::result::Result<TokenKey, String> {
+        let der = rustls_pemfile::private_key(&mut pem.as_bytes()).ok().flatten();
+        let ring_key = match &der {
+            Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k)) => {
+                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).ok()
+            }
+            Some(rustls::pki_types::PrivateKeyDer::Pkcs1(k)) => {
+                ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()).ok()
+            }
+            _ => None,
+        };
+        match ring_key {
+            Some(k) => Ok(TokenKey::Ring(k)),
+            None => KeyPair::from_pem(pem).map(TokenKey::Rsa),
+        }
+    }
+
+    /// Standard base64 of the RSASSA-PKCS1-v1_5 SHA-256 signature of `text`.
+    pub fn sign(&self, text: &str) -> std::result::Result<String, String> {
+        match self {
+            TokenKey::Rsa(k) => Ok(signer::sign_string(k.private(), text)),
+            TokenKey::Ring(k) => {
+                let mut signature = vec![0; k.public().modulus_len()];
+                k.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    text.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| "RSA signing failed".to_owned())?;
+                Ok(STANDARD.encode(signature))
+            }
+        }
+    }
+}
+
 /// The token: the cluster request URL signed at `now` by `key` for `upst`, with the signature's
 /// `authorization` and `date` as query parameters, base64url with padding.
-pub fn token(url: &str, key: &KeyPair, upst: &SecretString, now: SystemTime) -> Result<SecretString> {
+pub fn token(url: &str, key: &TokenKey, upst: &SecretString, now: SystemTime) -> Result<SecretString> {
     let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("invalid cluster URL `{url}`: {e}")))?;
     let host = signer::host_header(&parsed).ok_or_else(|| Error::Config(format!("cluster URL `{url}` has no host")))?;
     let date = httpdate::fmt_http_date(now);
     let signing_string = format!("date: {date}\n{REQUEST_TARGET}: get {}\nhost: {host}", parsed.path());
-    let signature = signer::sign_string(key.private(), &signing_string);
+    let signature = key.sign(&signing_string).map_err(Error::Other)?;
     // oci-cli's parameter order (`_PatchedHeaderSigner.HEADER_SIGNER_TEMPLATE`).
     let authorization = format!(
         "Signature algorithm=\"rsa-sha256\",headers=\"{}\",keyId=\"{}{}\",signature=\"{signature}\",version=\"1\"",
@@ -174,8 +225,9 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 /// Answers a recognized request after the session check: prints the ExecCredential and returns
-/// exit code 0. `None` when woci cannot reproduce what `oci` would do (no region, a key woci
-/// cannot read, e.g. one with a passphrase); the caller then runs `oci`.
+/// exit code 0. `None` when woci cannot reproduce what `oci` would do (no region, no `key_file`,
+/// a key woci cannot read, e.g. one with a passphrase); the caller then runs `oci`, which reports
+/// any problem itself. The key is the profile's `key_file`, the one `oci` signs with.
 pub fn answer(renewer: &Renewer, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
     let profile = renewer.config_profile()?;
     if profile.get("pass_phrase").is_some_and(|p| !p.is_empty()) {
@@ -191,13 +243,18 @@ pub fn answer(renewer: &Renewer, session: &Session, req: &TokenRequest) -> Resul
         tracing::debug!("no usable region; generate-token goes to oci");
         return Ok(None);
     };
-    let key = match renewer.profile_key() {
-        Ok(k) => k,
-        Err(e) => {
-            tracing::debug!("cannot use the profile's key natively ({e}); generate-token goes to oci");
-            return Ok(None);
-        }
+    let Some(key_file) = profile.get("key_file").map(|p| expand_home(p.trim(), &renewer.settings().home)) else {
+        tracing::debug!("the profile has no key_file; generate-token goes to oci");
+        return Ok(None);
     };
+    let key =
+        match std::fs::read_to_string(&key_file).map_err(|e| e.to_string()).and_then(|pem| TokenKey::from_pem(&pem)) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::debug!("cannot use `{}` natively ({e}); generate-token goes to oci", key_file.display());
+                return Ok(None);
+            }
+        };
     let now = renewer.clock().now();
     let url = cluster_request_url(&region, &req.cluster_id);
     let credential = exec_credential(&token(&url, &key, &session.token, now)?, now);
@@ -207,6 +264,14 @@ pub fn answer(renewer: &Renewer, session: &Session, req: &TokenRequest) -> Resul
         .and_then(|()| out.flush())
         .map_err(|e| Error::Other(format!("cannot write the ExecCredential to stdout: {e}")))?;
     Ok(Some(0))
+}
+
+/// `~/…` against the home folder (Python's `expanduser`, as `oci` reads `key_file`).
+fn expand_home(p: &str, home: &Path) -> PathBuf {
+    match p.strip_prefix("~/") {
+        Some(rest) => home.join(rest),
+        None => PathBuf::from(p),
+    }
 }
 
 #[cfg(test)]

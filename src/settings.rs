@@ -247,8 +247,8 @@ impl Settings {
             extra_ca_files,
             resign_hosts,
             oci: inv.oci.clone(),
-            native_oke: !o.no_native
-                && manager.get("native_oke").map_or(Ok(true), |v| parse_bool(Some(v), "native_oke"))?,
+            native_oke: manager.get("native_oke").map_or(Ok(true), |v| parse_bool(Some(v), "native_oke"))?
+                && !o.no_native,
             manager,
         })
     }

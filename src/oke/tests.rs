@@ -116,7 +116,9 @@ fn token_is_a_signed_presigned_url() {
     let now = UNIX_EPOCH + Duration::from_secs(DOCS_DATE);
     let url = cluster_request_url("us-ashburn-1", CLUSTER);
     let upst = SecretString::from("eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln");
-    let token = token(&url, test_key(), &upst, now).unwrap();
+    let key = TokenKey::from_pem(crate::signer::tests::TEST_KEY_PEM).unwrap();
+    assert!(matches!(key, TokenKey::Ring(_)));
+    let token = token(&url, &key, &upst, now).unwrap();
     assert_eq!(token.expose().len() % 4, 0, "padded");
     let decoded = String::from_utf8(URL_SAFE.decode(token.expose()).unwrap()).unwrap();
     let parsed = url::Url::parse(&decoded).unwrap();
@@ -161,4 +163,21 @@ fn timestamps_match_python_isoformat() {
     );
     assert_eq!(python_utc_isoformat(UNIX_EPOCH), "1970-01-01T00:00:00Z");
     assert_eq!(python_utc_isoformat(UNIX_EPOCH + Duration::from_secs(1_798_761_599)), "2026-12-31T23:59:59Z");
+}
+
+#[test]
+fn ring_and_rsa_crate_sign_the_same_bytes() {
+    let text = "date: Sun, 05 Jan 2014 21:31:40 GMT\n(request-target): get /cluster_request/x\nhost: h";
+    let want = signer::sign_string(test_key().private(), text);
+    let pkcs8 = TokenKey::from_pem(crate::signer::tests::TEST_KEY_PEM).unwrap();
+    assert!(matches!(pkcs8, TokenKey::Ring(_)));
+    assert_eq!(pkcs8.sign(text).unwrap(), want);
+    use rsa::pkcs1::EncodeRsaPrivateKey;
+    let pkcs1 = test_key().private().to_pkcs1_pem(rsa::pkcs8::LineEnding::LF).unwrap();
+    // `oci session authenticate` appends a marker after the PEM block.
+    let pkcs1 = TokenKey::from_pem(&format!("{}\nOCI_API_KEY\n", pkcs1.as_str())).unwrap();
+    assert!(matches!(pkcs1, TokenKey::Ring(_)));
+    assert_eq!(pkcs1.sign(text).unwrap(), want);
+    assert_eq!(TokenKey::Rsa(test_key().clone()).sign(text).unwrap(), want);
+    assert!(TokenKey::from_pem("no key here").is_err());
 }
