@@ -100,6 +100,7 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
 
 fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8> {
     let settings = renewer.settings();
+    let oke = if settings.native_oke { crate::oke::recognize(&args, env) } else { None };
     let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
     full.extend(args);
     let spec = match crate::container::oci_child(settings, env, &full)? {
@@ -117,6 +118,11 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
         return Err(child::exec(&spec));
     }
     let session = ensure_or_keep(renewer)?;
+    if let Some(req) = oke {
+        if let Some(code) = crate::oke::answer(renewer, env, &session, &req)? {
+            return Ok(code);
+        }
+    }
     if settings.auto_refresh {
         return supervised(renewer.clone(), session, spec);
     }

@@ -10,7 +10,7 @@
 //!   folder files), [`crypto`] (refresh token at rest)
 //! - protocols: [`http`] (client, retries), [`oidc`] (refresh grant, Authorization Code + PKCE
 //!   login), [`exchange`] (access token → UPST), [`session_refresh`] (OCI auth service refresh),
-//!   [`signer`] (OCI HTTP signatures)
+//!   [`signer`] (OCI HTTP signatures), [`oke`] (native OKE `generate-token`)
 //! - orchestration: [`renew`] (the locked "make the session valid" step), [`child`] (running `oci`
 //!   or any program), [`container`] (`oci` from a container image), [`autorefresh`] (renewal loop
 //!   + proxy + child), [`proxy`] (the re-signing proxy), [`daemon`], [`status`]
@@ -36,6 +36,7 @@ pub mod logging;
 pub mod manager_config;
 pub mod oci_config;
 pub mod oidc;
+pub mod oke;
 pub mod proxy;
 pub mod realm;
 pub mod renew;

@@ -149,6 +149,8 @@ pub struct Settings {
     pub warnings: Vec<String>,
     /// Container mode (`oci_container_image`): `oci` runs from this image instead of `oci_command`.
     pub container: Option<crate::container::ContainerSpec>,
+    /// Answer `ce cluster generate-token` natively (INI `native_oke`, default on; `--no-native`).
+    pub native_oke: bool,
 }
 
 /// Where a setting's value came from.
@@ -368,6 +370,8 @@ impl Settings {
             resign_hosts,
             oci: inv.oci.clone(),
             container: crate::container::ContainerSpec::resolve(&manager, env)?,
+            native_oke: manager.get("native_oke").map_or(Ok(true), |v| parse_bool(Some(v), "native_oke"))?
+                && !o.no_native,
             manager,
             interactive,
             upstream_proxy,

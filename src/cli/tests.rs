@@ -403,3 +403,13 @@ fn man_page_renders() {
     let flat = m.split_whitespace().collect::<Vec<_>>().join(" ");
     assert!(flat.contains("first oci word"), "{m}");
 }
+
+#[test]
+fn no_native_is_wocis_anywhere_and_not_passed_on() {
+    let args = ["ce", "cluster", "generate-token", "--cluster-id", "c", "--no-native", "--region", "r"];
+    let inv = p(&args);
+    assert!(inv.options.no_native);
+    assert_eq!(oci_args(&inv), ["ce", "cluster", "generate-token", "--cluster-id", "c", "--region", "r"]);
+    assert!(!p(&args[..5]).options.no_native);
+    assert!(err(&["--no-native=yes", "os", "ns", "get"]).contains("--no-native"));
+}

@@ -285,10 +285,15 @@ impl Renewer {
             match self.store.read_refresh_token(passphrase.as_ref())? {
                 Some(rt) => match self.refresh_grant(http, idp, &rt, passphrase.as_ref()).await {
                     Ok(t) => (t, Action::Refreshed),
-                    Err(e) if e.needs_login() => {
-                        tracing::warn!(profile = %self.settings.profile, "the identity provider refused the stored refresh token ({e}); a new login is needed");
+                    Err(e) if e.needs_login() && self.allow_login && self.settings.interactive => {
+                        tracing::warn!(
+                            "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
+                            self.settings.profile
+                        );
                         (self.login(http, idp).await?, Action::LoggedIn)
                     }
+                    // No one to log in: one line that says both why and what to do.
+                    Err(e) if e.needs_login() => return Err(self.login_impossible(Some(&e))),
                     Err(e) => return Err(e),
                 },
                 None => (self.login(http, idp).await?, Action::LoggedIn),
@@ -447,13 +452,24 @@ impl Renewer {
         Ok(())
     }
 
+    /// Why a needed login cannot happen here (a background renewal, or no terminal).
+    fn login_impossible(&self, cause: Option<&Error>) -> Error {
+        let p = &self.settings.profile;
+        let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
+        if !self.allow_login {
+            return Error::Login(format!(
+                "profile `{p}` needs a new login{cause}, which a background renewal cannot do; run `woci session authenticate --profile {p}`"
+            ));
+        }
+        Error::Login(format!(
+            "interactive login required for profile `{p}`{cause} but no terminal is attached; run `woci session authenticate --profile {p}` in a terminal"
+        ))
+    }
+
     async fn login(&self, http: &Http, idp: &oidc::IdpConfig) -> Result<IdpTokens> {
         let s = &self.settings;
         if !self.allow_login {
-            return Err(Error::Login(format!(
-                "profile `{}` needs a new login, which a background renewal cannot do; run `woci session authenticate --profile {}`",
-                s.profile, s.profile
-            )));
+            return Err(self.login_impossible(None));
         }
         let opts = LoginOptions {
             open_browser: s.open_browser,

@@ -31,6 +31,8 @@ pub enum Endpoint {
     DeviceAuthorization,
     /// `/oauth2/v1/device` (the verification page)
     DeviceVerify,
+    /// `/oke/v1/tokenreviews`
+    OkeTokenReview,
     /// `/_emulator/...`
     Admin,
     /// anything else (404)
@@ -98,6 +100,10 @@ pub struct Stats {
     /// Distinct `jti`s of the UPSTs that signed accepted Object Storage requests, in order of
     /// first use.
     pub os_jtis: Vec<String>,
+    /// OKE tokens the token review accepted.
+    pub oke_tokens_accepted: u64,
+    /// OKE tokens it rejected, by reason (`stale_date`, `upst_expired`, `bad_signature`, ...).
+    pub oke_tokens_rejected: BTreeMap<String, u64>,
     /// All 401 responses.
     pub unauthorized: u64,
     /// 401 responses by reason (`upst_expired`, `bad_signature`, `stale_date`, ...).
@@ -150,6 +156,7 @@ impl Endpoint {
             Endpoint::ActionsIdToken => "actions_id_token",
             Endpoint::DeviceAuthorization => "device_authorization",
             Endpoint::DeviceVerify => "device_verify",
+            Endpoint::OkeTokenReview => "oke_token_review",
             Endpoint::Admin => "admin",
             Endpoint::Other => "other",
         }

@@ -12,6 +12,8 @@
 //! - GitHub Actions ID-token service stand-in: `/_actions/idtoken`, `/_actions/.well-known/jwks`;
 //! - auth service: `/v1/authentication/refresh`;
 //! - Object Storage: `/n/...`;
+//! - OKE token review (what a cluster's API server does with a `generate-token` token):
+//!   `/oke/v1/tokenreviews`;
 //! - admin: `/_emulator/stats`, `/_emulator/events`, `/_emulator/faults`, `/_emulator/settings`.
 
 // The emulator plays servers with real clocks and its own knobs: the woci crate's conventions
@@ -32,6 +34,7 @@ mod idp;
 mod jwt;
 mod keys;
 mod objectstorage;
+mod oke;
 mod req;
 mod respond;
 mod signature;
@@ -173,6 +176,20 @@ impl Emulator {
     /// Object Storage endpoint for `oci --endpoint` (no trailing slash).
     pub fn os_endpoint(&self) -> String {
         self.state.base.clone()
+    }
+
+    /// The OKE token review endpoint (`POST`, a Kubernetes `TokenReview`; `?cluster=OCID`
+    /// optional).
+    pub fn oke_token_review_url(&self) -> Url {
+        self.url(oke::TOKEN_REVIEW_PATH)
+    }
+
+    /// Checks an OKE token in-process, as the token review endpoint does: the UPST's `sub`, or
+    /// the rejection reason (`stale_date`, `upst_expired`, `bad_signature`, `foreign_cluster`, …).
+    pub fn check_oke_token(&self, token: &str, cluster: Option<&str>) -> Result<String, String> {
+        oke::check_token(&self.state.oci_key, token, cluster, self.state.cfg.max_clock_skew)
+            .map(|u| u.sub)
+            .map_err(|r| r.reason.to_owned())
     }
 
     /// Auth service base for `/v1/authentication/refresh` (no trailing slash).
@@ -445,6 +462,7 @@ fn route(req: &Req) -> Endpoint {
         actions::ID_TOKEN_PATH | actions::JWKS_PATH => Endpoint::ActionsIdToken,
         EXCHANGE_PATH => Endpoint::Exchange,
         "/v1/authentication/refresh" => Endpoint::SessionRefresh,
+        oke::TOKEN_REVIEW_PATH => Endpoint::OkeTokenReview,
         _ if path == "/n" || path.starts_with("/n/") => Endpoint::ObjectStorage,
         _ if path.starts_with("/_emulator/") => Endpoint::Admin,
         _ => Endpoint::Other,
@@ -464,6 +482,7 @@ async fn dispatch(state: &Arc<State>, endpoint: Endpoint, req: &Req) -> Response
         Endpoint::ActionsIdToken => actions::id_token(state, req),
         Endpoint::SessionRefresh => authsvc::refresh(state, req),
         Endpoint::ObjectStorage => objectstorage::handle(state, req).await,
+        Endpoint::OkeTokenReview => oke::review(state, req),
         Endpoint::Admin | Endpoint::Other => {
             if req.method == Method::HEAD {
                 return StatusCode::NOT_FOUND.into_response();

@@ -1,0 +1,269 @@
+//! Native `ce cluster generate-token`: the kubeconfig `exec` plugin of OKE clusters, answered
+//! without starting Python (protocol.md §5, oci-cli 3.95.1 `containerengine_cli_extended.py`).
+//!
+//! The token is a pre-signed `GET https://containerengine.{region}.{realm domain}/cluster_request/{cluster}`:
+//! the request is signed like any OCI GET (`date (request-target) host`, keyId `ST$<UPST>`), then
+//! its `authorization` and `date` headers become query parameters (Python `urlencode`), and the
+//! whole URL is base64url-encoded with padding. The ExecCredential printed is byte for byte the
+//! text `oci` prints, with an expiry 4 minutes ahead.
+//!
+//! Only the exact command `oci ce cluster create-kubeconfig` writes (plus `--profile`,
+//! `--config-file`, `--auth security_token`, `--region`) is recognized ([`recognize`]); anything
+//! else — another auth type, `--from-json`, an option woci does not know, an environment variable
+//! that changes the key or token `oci` would sign with — goes to the real `oci` unchanged.
+//!
+//! Where `oci` hardcodes `oraclecloud.com`, regions of other realms get their realm's domain.
+
+use crate::error::{Error, Result};
+use crate::keys::KeyPair;
+use crate::realm::{realm_domain, realm_for_region};
+use crate::renew::{Renewer, Session};
+use crate::secret::SecretString;
+use crate::settings::Env;
+use crate::signer::{self, HEADERS_NO_BODY, REQUEST_TARGET};
+use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::URL_SAFE;
+use base64::Engine;
+use std::ffi::OsString;
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// How long kubectl may cache the token (oci-cli's `timedelta(minutes=4)`).
+pub const TOKEN_LIFETIME: Duration = Duration::from_secs(240);
+
+/// Variables with which `oci` would sign with another key or token than the profile's
+/// (`cli_constants.OCI_CONFIG_ENV_VARS`); any of them set sends the command to `oci`.
+const SIGNER_ENV: &[&str] = &[
+    "OCI_CLI_KEY_FILE",
+    "OCI_CLI_KEY_CONTENT",
+    "OCI_CLI_PASSPHRASE",
+    "OCI_CLI_SECURITY_TOKEN_FILE",
+    "OCI_CLI_DELEGATION_TOKEN_FILE",
+];
+
+/// A recognized `ce cluster generate-token` call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRequest {
+    /// `--cluster-id`.
+    pub cluster_id: String,
+    /// `--region` from the command line (else `OCI_CLI_REGION`, else the profile's `region`).
+    pub region: Option<String>,
+}
+
+/// Recognizes `ce cluster generate-token --cluster-id ID [--region R] [--profile P]
+/// [--config-file F] [--auth security_token]` in any order, each as `--opt value` or
+/// `--opt=value` (the last one wins, as with click). `None` for anything else.
+pub fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
+    if SIGNER_ENV.iter().any(|k| env.get(*k).is_some_and(|v| !v.is_empty())) {
+        return None;
+    }
+    let mut words = Vec::new();
+    let mut cluster_id = None;
+    let mut region = None;
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let arg = arg.to_str()?;
+        if !arg.starts_with('-') {
+            words.push(arg);
+            continue;
+        }
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (arg, None),
+        };
+        if !matches!(name, "--cluster-id" | "--region" | "--profile" | "--config-file" | "--auth") {
+            return None;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => it.next()?.to_str()?,
+        };
+        match name {
+            "--cluster-id" => cluster_id = Some(value),
+            "--region" => region = Some(value),
+            "--auth" if value != "security_token" => return None,
+            _ => {}
+        }
+    }
+    if words != ["ce", "cluster", "generate-token"] {
+        return None;
+    }
+    // oci rejects an empty id with a usage error, and would percent-encode unusual characters in
+    // the URL path: leave both to oci.
+    let cluster_id = cluster_id.filter(|c| !c.is_empty() && c.bytes().all(is_ocid_byte))?;
+    if region.is_some_and(|r| !valid_region(r)) {
+        return None;
+    }
+    Some(TokenRequest { cluster_id: cluster_id.to_owned(), region: region.map(str::to_owned) })
+}
+
+fn is_ocid_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
+}
+
+fn valid_region(r: &str) -> bool {
+    !r.is_empty() && r.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// `https://containerengine.{region}.{realm domain}/cluster_request/{cluster_id}`; `oc1`
+/// (`oraclecloud.com`) for regions the realm table does not know, as `oci` always does.
+pub fn cluster_request_url(region: &str, cluster_id: &str) -> String {
+    let domain = realm_domain(realm_for_region(region)).unwrap_or_else(|| "oraclecloud.com".into());
+    format!("https://containerengine.{region}.{domain}/cluster_request/{cluster_id}")
+}
+
+/// The key that signs the token. ring signs an RSA-2048 PKCS#1 v1.5 signature several times faster
+/// than the `rsa` crate, and a kubectl call waits for it; keys ring refuses (small exponents,
+/// unusual sizes) are signed by the `rsa` crate. Both give the same bytes: the scheme is
+/// deterministic.
+pub enum TokenKey {
+    /// A key ring accepts.
+    Ring(ring::signature::RsaKeyPair),
+    /// Any other RSA key.
+    Rsa(KeyPair),
+}
+
+impl TokenKey {
+    /// Parses a PEM private key (PKCS#8 or PKCS#1, text around it ignored, as `oci` does).
+    pub fn from_pem(pem: &str) -> std::result::Result<TokenKey, String> {
+        let der = rustls_pemfile::private_key(&mut pem.as_bytes()).ok().flatten();
+        let ring_key = match &der {
+            Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k)) => {
+                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).ok()
+            }
+            Some(rustls::pki_types::PrivateKeyDer::Pkcs1(k)) => {
+                ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()).ok()
+            }
+            _ => None,
+        };
+        match ring_key {
+            Some(k) => Ok(TokenKey::Ring(k)),
+            None => KeyPair::from_pem(pem).map(TokenKey::Rsa),
+        }
+    }
+
+    /// Standard base64 of the RSASSA-PKCS1-v1_5 SHA-256 signature of `text`.
+    pub fn sign(&self, text: &str) -> std::result::Result<String, String> {
+        match self {
+            TokenKey::Rsa(k) => Ok(signer::sign_string(k.private(), text)),
+            TokenKey::Ring(k) => {
+                let mut signature = vec![0; k.public().modulus_len()];
+                k.sign(
+                    &ring::signature::RSA_PKCS1_SHA256,
+                    &ring::rand::SystemRandom::new(),
+                    text.as_bytes(),
+                    &mut signature,
+                )
+                .map_err(|_| "RSA signing failed".to_owned())?;
+                Ok(STANDARD.encode(signature))
+            }
+        }
+    }
+}
+
+/// The token: the cluster request URL signed at `now` by `key` for `upst`, with the signature's
+/// `authorization` and `date` as query parameters, base64url with padding.
+pub fn token(url: &str, key: &TokenKey, upst: &SecretString, now: SystemTime) -> Result<SecretString> {
+    let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("invalid cluster URL `{url}`: {e}")))?;
+    let host = signer::host_header(&parsed).ok_or_else(|| Error::Config(format!("cluster URL `{url}` has no host")))?;
+    let date = httpdate::fmt_http_date(now);
+    let signing_string = format!("date: {date}\n{REQUEST_TARGET}: get {}\nhost: {host}", parsed.path());
+    let signature = key.sign(&signing_string).map_err(Error::Other)?;
+    // oci-cli's parameter order (`_PatchedHeaderSigner.HEADER_SIGNER_TEMPLATE`).
+    let authorization = format!(
+        "Signature algorithm=\"rsa-sha256\",headers=\"{}\",keyId=\"{}{}\",signature=\"{signature}\",version=\"1\"",
+        HEADERS_NO_BODY.join(" "),
+        signer::SESSION_KEY_ID_PREFIX,
+        upst.expose()
+    );
+    let full = format!("{url}?authorization={}&date={}", quote_plus(&authorization), quote_plus(&date));
+    Ok(SecretString::new(URL_SAFE.encode(full)))
+}
+
+/// Python's `urllib.parse.quote_plus` for the characters a signature and a date hold. The
+/// WHATWG form encoder differs from Python only in `*` (kept) and `~` (escaped), neither of which
+/// occurs in base64, JWTs, header names or HTTP dates.
+fn quote_plus(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// The ExecCredential exactly as oci-cli 3.95.1 prints it (its template, then `click.echo`'s
+/// newline), expiring [`TOKEN_LIFETIME`] after `now`.
+pub fn exec_credential(token: &SecretString, now: SystemTime) -> SecretString {
+    let expiration = python_utc_isoformat(now + TOKEN_LIFETIME);
+    SecretString::new(format!(
+        "\n{{\n    \"apiVersion\": \"client.authentication.k8s.io/v1beta1\",\n    \"kind\": \"ExecCredential\",\n    \"status\": {{\n        \"token\": \"{}\",\n        \"expirationTimestamp\": \"{expiration}\"\n    }}\n}}\n    \n",
+        token.expose()
+    ))
+}
+
+/// `datetime.utcnow().isoformat('T') + "Z"`: microseconds, omitted when zero (as Python does).
+fn python_utc_isoformat(t: SystemTime) -> String {
+    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    let (y, m, day) = civil_from_days(days);
+    let base = format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    match d.subsec_micros() {
+        0 => format!("{base}Z"),
+        us => format!("{base}.{us:06}Z"),
+    }
+}
+
+/// Proleptic Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Answers a recognized request after the session check: prints the ExecCredential and returns
+/// exit code 0. `None` when woci cannot reproduce what `oci` would do (no region, no `key_file`,
+/// a key woci cannot read, e.g. one with a passphrase); the caller then runs `oci`, which reports
+/// any problem itself. The key is the profile's `key_file`, the one `oci` signs with.
+pub fn answer(renewer: &Renewer, env: &Env, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
+    let profile = renewer.facts()?.oci;
+    if profile.raw.get("pass_phrase").is_some_and(|p| !p.is_empty()) {
+        tracing::debug!("the profile's key has a passphrase; generate-token goes to oci");
+        return Ok(None);
+    }
+    let region = req
+        .region
+        .clone()
+        .or_else(|| env.get("OCI_CLI_REGION").filter(|r| !r.is_empty()).cloned())
+        .or_else(|| profile.region.clone());
+    let Some(region) = region.filter(|r| valid_region(r)) else {
+        tracing::debug!("no usable region; generate-token goes to oci");
+        return Ok(None);
+    };
+    let Some(key_file) = profile.key_file else {
+        tracing::debug!("the profile has no key_file; generate-token goes to oci");
+        return Ok(None);
+    };
+    let key =
+        match std::fs::read_to_string(&key_file).map_err(|e| e.to_string()).and_then(|pem| TokenKey::from_pem(&pem)) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::debug!("cannot use `{}` natively ({e}); generate-token goes to oci", key_file.display());
+                return Ok(None);
+            }
+        };
+    let now = renewer.clock().now();
+    let url = cluster_request_url(&region, &req.cluster_id);
+    let credential = exec_credential(&token(&url, &key, &session.token, now)?, now);
+    tracing::debug!(%url, "answered generate-token natively");
+    let mut out = std::io::stdout().lock();
+    out.write_all(credential.expose().as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::Other(format!("cannot write the ExecCredential to stdout: {e}")))?;
+    Ok(Some(0))
+}
+
+#[cfg(test)]
+mod tests;
