@@ -183,7 +183,7 @@ impl Renewer {
             RenewMode::SessionRefresh { auth_endpoint } => {
                 if force == Force::Login {
                     return Err(Error::Config(format!(
-                        "profile `{}` has no identity provider in the manager config, so woci cannot log in; run `oci session authenticate --profile {}` or add the profile to `woci_manager.ini`",
+                        "profile `{}` has no identity provider in the manager config, so woci cannot log in; run `command oci session authenticate --profile {}` or add the profile to `woci_manager.ini`",
                         self.settings.profile, self.settings.profile
                     )));
                 }
@@ -264,19 +264,19 @@ impl Renewer {
         let name = &self.settings.profile;
         let Some((current, claims)) = SessionStore::read_token_at(token_path)? else {
             return Err(Error::Config(format!(
-                "profile `{name}` has no session token and no identity provider in the manager config; run `oci session authenticate --profile {name}` or add the profile to `woci_manager.ini`"
+                "profile `{name}` has no session token and no identity provider in the manager config; run `command oci session authenticate --profile {name}` or add the profile to `woci_manager.ini`"
             )));
         };
         let now = self.clock.unix();
         if claims.exp <= now {
             return Err(Error::SessionExpired(format!(
-                "the session token of profile `{name}` expired and OCI cannot refresh an expired session; run `oci session authenticate --profile {name}`"
+                "the session token of profile `{name}` expired and OCI cannot refresh an expired session; run `command oci session authenticate --profile {name}`"
             )));
         }
         if let Some(end) = claims.session_expiry() {
             if end <= now {
                 return Err(Error::SessionExpired(format!(
-                    "the OCI session of profile `{name}` reached its end (`sess_exp`); run `oci session authenticate --profile {name}`"
+                    "the OCI session of profile `{name}` reached its end (`sess_exp`); run `command oci session authenticate --profile {name}`"
                 )));
             }
         }

@@ -140,16 +140,19 @@ pub async fn start_for_profile(
 ) -> Result<ProxyHandle> {
     let settings = renewer.settings();
     let key = renewer.profile_key()?;
+    // The service endpoint oci was told to use (`--endpoint`, `oci_cli_rc`) is re-signed too.
+    let mut resign_hosts = settings.resign_hosts.clone();
+    resign_hosts.extend(settings.endpoint.as_deref().and_then(hosts::endpoint_authority));
     let cfg = ProxyConfig::for_settings(
         key.public().clone(),
-        &settings.resign_hosts,
+        &resign_hosts,
         &settings.extra_ca_files,
         renewer.env(),
         std::env::temp_dir(),
     )?;
     tracing::debug!(
         profile = %settings.profile,
-        extra_hosts = settings.resign_hosts.len(),
+        extra_hosts = resign_hosts.len(),
         extra_ca_files = cfg.upstream_ca_files.len(),
         upstream_proxy = cfg.upstream_proxy.is_some(),
         "starting the re-signing proxy"
@@ -289,7 +292,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         resign_hosts: cfg.resign_hosts,
         ca,
         forwarder,
-        upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy },
+        upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy, ..Default::default() },
         token,
         expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
         stats: Counters::default(),
@@ -337,6 +340,16 @@ impl ProxyHandle {
     /// would miss the re-signing; the proxy honours the list itself for upstream connections).
     pub fn env_removals(&self) -> Vec<OsString> {
         vec!["NO_PROXY".into(), "no_proxy".into()]
+    }
+
+    /// The `host:port`s tunnelled without re-signing so far.
+    pub fn untouched_hosts(&self) -> Vec<String> {
+        self.shared.upstream.untouched()
+    }
+
+    /// One line for a child that failed after using tunnelled hosts ([`tunnel::untouched_hint`]).
+    pub fn untouched_hint(&self) -> Option<String> {
+        tunnel::untouched_hint(&self.untouched_hosts())
     }
 
     /// Counters since start.

@@ -13,7 +13,7 @@
 //! - `8` ([`exit::REFRESH_TOKEN_LOCKED`]) — the encrypted refresh token cannot be decrypted
 //!   (no passphrase configured, or the configured one does not open it);
 //! - `9` ([`exit::SESSION_EXPIRED`]) — a profile without an IdP whose session cannot be refreshed
-//!   any more (token expired, `sess_exp` reached, or no token): run `oci session authenticate`.
+//!   any more (token expired, `sess_exp` reached, or no token): run `command oci session authenticate`.
 //!
 //! JSON (`"schema": 1`; times are seconds since the Unix epoch, durations in seconds):
 //! `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `refresh` | `login` |
@@ -326,7 +326,7 @@ fn decide(inp: &Inputs, now: i64) -> (NextAction, u8, String) {
                 (
                     NextAction::Impossible,
                     exit::SESSION_EXPIRED,
-                    format!("{what}; profile `{p}` has no identity provider, so run `oci session authenticate --profile {p}`"),
+                    format!("{what}; profile `{p}` has no identity provider, so run `command oci session authenticate --profile {p}`"),
                 )
             };
             let Some(c) = claims else { return cannot(why) };
