@@ -47,6 +47,7 @@
 //! uses, and `--help`, completions and the man page are generated from it.
 
 pub mod oci_globals;
+pub mod reference;
 
 use crate::error::{Error, Result};
 use clap::{Arg, ArgAction};
@@ -366,11 +367,20 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The man page (roff).
+/// The man page (roff): clap's sections, then EXIT STATUS, ENVIRONMENT and FILES from
+/// [`reference`] (the README's tables).
 pub fn man_page() -> Vec<u8> {
+    let man = clap_mangen::Man::new(command());
     let mut buf = Vec::new();
     // Writing to a Vec cannot fail.
-    let _ = clap_mangen::Man::new(command()).render(&mut buf);
+    let _ = man.render_title(&mut buf);
+    let _ = man.render_name_section(&mut buf);
+    let _ = man.render_synopsis_section(&mut buf);
+    let _ = man.render_description_section(&mut buf);
+    let _ = man.render_options_section(&mut buf);
+    let _ = man.render_extra_section(&mut buf);
+    let _ = reference::man_sections().to_writer(&mut buf);
+    let _ = man.render_version_section(&mut buf);
     buf
 }
 
