@@ -124,8 +124,9 @@ async fn upload_to_an_endpoint_named_only_by_endpoint_is_resigned() {
     assert_eq!(sha256_file(&dest), sha256_hex(&bytes));
 }
 
-/// `ln -s woci ~/bin/oci` first on PATH, the real `oci` further down: `oci --version` and
-/// `oci --help` are the real oci's, and a command that needs a session returns at once.
+/// `ln -s woci ~/bin/oci` first on PATH, the real `oci` further down: `oci --version`,
+/// `oci --help` and a bare `oci` are the real oci's, and a command that needs a session returns
+/// at once.
 #[test]
 fn symlink_named_oci_runs_the_real_oci() {
     let home = tempfile::tempdir().unwrap();
@@ -137,8 +138,10 @@ fn symlink_named_oci_runs_the_real_oci() {
     let out = clean(&bin.join("oci"), home.path(), &path).arg("--version").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out).trim(), peers::OCI_CLI_VERSION, "the real oci's version");
-    let out = clean(&bin.join("oci"), home.path(), &path).arg("--help").output().unwrap();
-    assert!(out.status.success() && stdout(&out).contains("Usage: oci"), "{}", stderr(&out));
+    for args in [&["--help"][..], &[]] {
+        let out = clean(&bin.join("oci"), home.path(), &path).args(args).output().unwrap();
+        assert!(out.status.success() && stdout(&out).contains("Usage: oci"), "{args:?}: {}", stderr(&out));
+    }
 
     let started = Instant::now();
     let out = clean(&bin.join("oci"), home.path(), &path).args(["os", "ns", "get"]).output().unwrap();

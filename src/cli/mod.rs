@@ -398,7 +398,9 @@ pub fn invoked_as_oci(argv0: &OsStr) -> bool {
 /// Splits argv (without argv[0]); `as_oci` from [`invoked_as_oci`].
 pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
     if args.is_empty() {
-        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command: Command::Help });
+        // Bare `oci` prints oci's overview; bare `woci`, woci's help.
+        let command = if as_oci { Command::Passthrough(Vec::new()) } else { Command::Help };
+        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command });
     }
     let mut st = State::default();
     let mut forwarded: Vec<OsString> = Vec::new();

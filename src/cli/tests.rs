@@ -449,6 +449,7 @@ fn invoked_as_oci_help_and_version_are_ocis() {
             if flag.contains('h') { Command::Help } else { Command::Version }
         );
     }
+    assert_eq!(parse_as(vec![], true).unwrap().command, Command::Passthrough(vec![]));
     // woci's own options still work under the name `oci`.
     assert!(parse_as(os(&["--auto-refresh", "os", "ns", "get"]), true).unwrap().options.auto_refresh);
 }
