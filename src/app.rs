@@ -20,10 +20,12 @@ use std::sync::Arc;
 /// Entry point of the binary: the one place that reads the command line and the environment.
 #[allow(clippy::disallowed_methods, reason = "the process's inputs are read here once")]
 pub fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut argv = std::env::args_os();
+    let as_oci = argv.next().is_some_and(|a| cli::invoked_as_oci(&a));
+    let args: Vec<OsString> = argv.collect();
     let env: Env =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    match run(args, env) {
+    match run(args, env, as_oci) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "woci: error: {e}");
@@ -32,13 +34,21 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Runs one invocation; returns the exit code.
-pub fn run(args: Vec<OsString>, env: Env) -> Result<u8> {
+/// Runs one invocation (`as_oci`: started under the name `oci`); returns the exit code.
+pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let mut inv = cli::parse(args)?;
+    let mut inv = cli::parse_as(args, as_oci)?;
     if let Some(code) = run_informational(&inv.command)? {
         return Ok(code);
+    }
+    if let Command::Passthrough(args) = &inv.command {
+        // Unresolvable settings (no HOME, a broken INI) must not block help or `setup`.
+        let settings = Settings::resolve(&inv, &env).ok();
+        return passthrough(settings.as_ref(), &env, args.clone());
+    }
+    if matches!(inv.command, Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)) {
+        crate::oci_program::check_guard(&env)?;
     }
     if inv.command == Command::DaemonRun {
         // The daemon's settings come through its stdin, never its command line.
@@ -63,20 +73,26 @@ pub fn run(args: Vec<OsString>, env: Env) -> Result<u8> {
                 program,
                 args,
                 set_env: exec_env(&settings, &env),
-                remove_env: Vec::new(),
+                remove_env: vec![crate::oci_program::GUARD_VAR.into()],
                 program_source: "the program after `--exec`".into(),
             };
             let session = ensure_or_keep(&renewer)?;
             supervised(renewer, session, spec)
         }
-        Command::SessionAuthenticate => report_session(&renewer, ensure(&renewer, Force::Login)?),
-        Command::SessionRefresh => report_session(&renewer, ensure(&renewer, Force::Renew)?),
+        // Profiles without woci IdP settings are `oci session authenticate` profiles: oci's own.
+        Command::SessionAuthenticate(args) | Command::SessionRefresh(args) if !settings.has_idp() => {
+            passthrough(Some(&settings), &env, args)
+        }
+        Command::SessionAuthenticate(_) => report_session(&renewer, ensure(&renewer, Force::Login)?),
+        Command::SessionRefresh(_) => report_session(&renewer, ensure(&renewer, Force::Renew)?),
         Command::Status => crate::status::run(&renewer, inv.options.json),
         Command::Daemon => crate::daemon::start(&renewer, &inv),
         Command::DaemonRun => crate::daemon::run_foreground(renewer),
         Command::DaemonStatus => crate::daemon::status(&renewer),
         Command::StopDaemon => crate::daemon::stop(&renewer),
-        Command::Help | Command::Version | Command::Completions(_) | Command::Man => unreachable!("handled above"),
+        Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => {
+            unreachable!("handled above")
+        }
     }
 }
 
@@ -106,9 +122,9 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
     let spec = match crate::container::oci_child(settings, env, &full)? {
         Some(container) => container,
         None => ChildSpec {
-            program: settings.oci_command.clone(),
+            program: crate::oci_program::resolve(&settings.oci_command, env)?,
             args: full,
-            set_env: Vec::new(),
+            set_env: vec![crate::oci_program::guard_env()],
             remove_env: Vec::new(),
             program_source: settings.oci_command_source.to_owned(),
         },
@@ -126,6 +142,32 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
     if settings.auto_refresh {
         return supervised(renewer.clone(), session, spec);
     }
+    Err(child::exec(&spec))
+}
+
+/// Runs `oci` with `args` as they are: no session check, nothing added. The settings only choose
+/// the program (a container image too); without them (no HOME, a broken INI) `WOCI_OCI_COMMAND`
+/// or `oci` is used, so help and `setup` work on a machine with nothing configured yet.
+fn passthrough(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<u8> {
+    crate::oci_program::check_guard(env)?;
+    if let Some(mut spec) = settings.map(|s| crate::container::oci_child(s, env, &args)).transpose()?.flatten() {
+        spec.set_env.push(crate::oci_program::guard_env());
+        return Err(child::exec(&spec));
+    }
+    let (program, source) = match settings {
+        Some(s) => (s.oci_command.clone(), s.oci_command_source.to_owned()),
+        None => match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
+            Some(c) => (c.into(), "the `WOCI_OCI_COMMAND` environment variable".to_owned()),
+            None => ("oci".into(), "`oci_command` in the manager config or `WOCI_OCI_COMMAND`".to_owned()),
+        },
+    };
+    let spec = ChildSpec {
+        program: crate::oci_program::resolve(&program, env)?,
+        args,
+        set_env: vec![crate::oci_program::guard_env()],
+        remove_env: Vec::new(),
+        program_source: source,
+    };
     Err(child::exec(&spec))
 }
 

@@ -150,6 +150,11 @@ pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: C
         Ok(Ok(())) => {}
     }
     if let Some(p) = proxy {
+        if code.as_ref().is_ok_and(|c| *c != 0) {
+            if let Some(hint) = p.untouched_hint() {
+                eprintln!("woci: {hint}");
+            }
+        }
         p.shutdown().await;
     }
     code

@@ -3,7 +3,8 @@
 //! re-signing proxy that swaps the fresh token into each request's OCI signature.
 //!
 //! `main.rs` only calls [`app::main`]. The modules, by responsibility:
-//! - command line: [`cli`] (splitting woci options from `oci` arguments), [`settings`] (CLI + env +
+//! - command line: [`cli`] (splitting woci options from `oci` arguments), [`oci_program`] (the real
+//!   `oci`, never woci itself), [`oci_cli_rc`] (oci's own settings file), [`settings`] (CLI + env +
 //!   manager INI → one plain struct), [`manager_config`] (`woci_manager.ini`), [`oci_config`]
 //!   (`~/.oci/config` read and upsert)
 //! - tokens: [`jwt`] (claims, freshness), [`keys`] (the stable RSA key pair), [`store`] (session
@@ -34,7 +35,9 @@ pub mod jwt;
 pub mod keys;
 pub mod logging;
 pub mod manager_config;
+pub mod oci_cli_rc;
 pub mod oci_config;
+pub mod oci_program;
 pub mod oidc;
 pub mod oke;
 pub mod proxy;

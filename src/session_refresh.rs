@@ -51,7 +51,7 @@ pub async fn refresh_session(
     if status == http::StatusCode::UNAUTHORIZED {
         return Err(Error::SessionExpired(
             "the OCI session can no longer be refreshed (the auth service answered 401: it expired or was terminated); \
-             run `woci session authenticate` (or `oci session authenticate`) for this profile"
+             run `woci session authenticate` (or `command oci session authenticate`) for this profile"
                 .into(),
         ));
     }

@@ -134,6 +134,9 @@ pub struct Settings {
     pub extra_ca_files: Vec<PathBuf>,
     /// Extra `host[:port]` the proxy re-signs besides OCI realm hosts.
     pub resign_hosts: Vec<String>,
+    /// The service endpoint `oci` will use (`--endpoint` > `OCI_CLI_ENDPOINT` > `oci_cli_rc`):
+    /// the re-signing proxy re-signs its host.
+    pub endpoint: Option<String>,
     /// What the `oci` arguments said.
     pub oci: OciView,
     /// A person can be asked to log in: stderr is a terminal, or a `BROWSER` command is set.
@@ -190,12 +193,16 @@ impl Settings {
         let mut origins: BTreeMap<&'static str, Origin> = BTreeMap::new();
 
         let profile_on_cli = inv.oci.profile.is_some();
+        // oci's own `oci_cli_rc`: default_profile, and region/auth/endpoint/cert-bundle defaults.
+        let rc = crate::oci_cli_rc::load(inv.oci.cli_rc_file.as_deref(), env, &home)?;
         let profile = inv
             .oci
             .profile
             .clone()
             .or_else(|| env_nonempty(env, "OCI_CLI_PROFILE"))
+            .or_else(|| rc.default_profile())
             .unwrap_or_else(|| "DEFAULT".to_owned());
+        let rc_value = |key: &str| rc.value(&profile, &inv.oci.words, key);
         validate_profile(&profile)?;
 
         let default_oci_config = home.join(".oci").join("config");
@@ -228,8 +235,11 @@ impl Settings {
             .region
             .clone()
             .or_else(|| env_nonempty(env, "OCI_CLI_REGION"))
+            .or_else(|| rc_value("region"))
             .or_else(|| manager.get("region").map(str::to_owned));
-        let auth = inv.oci.auth.clone().or_else(|| env_nonempty(env, "OCI_CLI_AUTH"));
+        let auth = inv.oci.auth.clone().or_else(|| env_nonempty(env, "OCI_CLI_AUTH")).or_else(|| rc_value("auth"));
+        let endpoint =
+            inv.oci.endpoint.clone().or_else(|| env_nonempty(env, "OCI_CLI_ENDPOINT")).or_else(|| rc_value("endpoint"));
 
         let auto_refresh = o.auto_refresh || parse_bool(manager.get("auto_refresh"), "auto_refresh")?;
         let default_window = if auto_refresh { DEFAULT_AUTO_WINDOW } else { DEFAULT_WINDOW };
@@ -299,6 +309,7 @@ impl Settings {
         for p in [
             inv.oci.cert_bundle.clone(),
             env_nonempty(env, "OCI_CLI_CERT_BUNDLE").map(PathBuf::from),
+            rc_value("cert-bundle").map(PathBuf::from),
             env_nonempty(env, "REQUESTS_CA_BUNDLE").map(PathBuf::from),
             env_nonempty(env, "SSL_CERT_FILE").map(PathBuf::from),
         ]
@@ -368,6 +379,7 @@ impl Settings {
             debug: o.debug,
             extra_ca_files,
             resign_hosts,
+            endpoint,
             oci: inv.oci.clone(),
             container: crate::container::ContainerSpec::resolve(&manager, env)?,
             native_oke: manager.get("native_oke").map_or(Ok(true), |v| parse_bool(Some(v), "native_oke"))?
@@ -379,6 +391,11 @@ impl Settings {
             origins,
             warnings,
         })
+    }
+
+    /// Whether the profile has woci IdP settings (else it is an `oci session authenticate` profile).
+    pub fn has_idp(&self) -> bool {
+        matches!(self.mode, RenewMode::Idp { .. })
     }
 
     /// Whether woci manages the session at all: only for `security_token` auth (the default it adds).

@@ -44,18 +44,16 @@ async fn upload_world(upst_ttl: Duration, part_delay: Duration, size: usize) -> 
 }
 
 impl Upload {
-    fn host(&self) -> String {
-        let ep = self.w.emu.os_endpoint();
-        ep.trim_start_matches("https://").trim_end_matches('/').to_owned()
-    }
-
-    /// `woci` running the real `oci`, trusting the emulator's CA, re-signing its host.
+    /// `woci` running the real `oci`, trusting the emulator's CA. The emulator's host is re-signed
+    /// because the commands name it with `--endpoint`, as a user would: no `resign_hosts`. The
+    /// emulator is the auth service too (only used by profiles without an IdP, whose 5 s token
+    /// may need a refresh again by the time the download starts).
     fn woci(&self) -> assert_cmd::Command {
         let mut c = self.w.woci();
         c.env("WOCI_OCI_COMMAND", oci_cli())
+            .env("WOCI_AUTH_ENDPOINT", self.w.emu.auth_endpoint())
             .env("REQUESTS_CA_BUNDLE", &self.ca_file)
             .env("SSL_CERT_FILE", &self.ca_file)
-            .env("WOCI_RESIGN_HOSTS", self.host())
             .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
             .timeout(Duration::from_secs(600));
         c
@@ -209,7 +207,7 @@ async fn session_authenticate_profile_upload_survives_through_session_refresh() 
 
     let out = run({
         let mut c = u.woci();
-        c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).arg("--auto-refresh").args(u.put_args("big"));
+        c.arg("--auto-refresh").args(u.put_args("big"));
         c
     })
     .await;

@@ -69,8 +69,6 @@ impl Setup {
         std::fs::create_dir_all(&oci_dir).unwrap();
         let ca_file = home.path().join("emulator-ca.pem");
         std::fs::write(&ca_file, emu.ca_pem().expect("TLS emulator has a CA")).unwrap();
-        let os = emu.os_endpoint();
-        let hostport = os.trim_start_matches("https://").trim_end_matches('/').to_owned();
         let c = emu.config();
         let mut ini = format!(
             "[{PROFILE}]\n\
@@ -85,7 +83,6 @@ impl Setup {
              redirect_port = {}\n\
              region = us-ashburn-1\n\
              oci_command = {}\n\
-             resign_hosts = {hostport}\n\
              login_timeout = 60\n",
             idp.authorization_endpoint,
             idp.token_endpoint,

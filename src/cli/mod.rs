@@ -27,9 +27,16 @@
 //!    `--region`, `--auth`, `--cert-bundle` and `--endpoint` (both forms, anywhere) into
 //!    [`OciView`].
 //! 5. `session authenticate` / `session refresh` as the oci words (options such as `--profile`
-//!    may surround them) become [`Command::SessionAuthenticate`] / [`Command::SessionRefresh`]
-//!    and are not forwarded; other `session …` commands (e.g. `session validate`) go to `oci`.
+//!    may surround them) become [`Command::SessionAuthenticate`] / [`Command::SessionRefresh`]:
+//!    woci's own for profiles with woci IdP settings, `oci`'s otherwise (decided in `app`).
 //!    No arguments at all show woci's help.
+//! 6. **Session-free commands** go to `oci` as they are, with no session check
+//!    ([`Command::Passthrough`]): `-h`/`--help`/`-?` anywhere, `setup …`, every other
+//!    `session …`, `--generate-*-json-input`, and `--version` before the first word after `--`.
+//!    Started under the name `oci` ([`invoked_as_oci`]), `-h`/`--help`/`-v`/`--version` are oci's.
+//! 7. Before the first oci word, an option that is neither woci's nor one of oci's global options
+//!    ([`oci_globals::OCI_GLOBALS`]) is an error with a "did you mean" suggestion: a typo such as
+//!    `--auto-refesh` must not silently turn a woci feature off.
 //!
 //! A missing value, a bad number, an unknown `--completions` shell, a flag given a value, or
 //! commands that cannot be combined are [`Error::Config`] (exit 2), one line naming the option.
@@ -38,6 +45,9 @@
 //! recognizing some names only before the first positional word. clap still describes woci's
 //! options — [`command`] builds one `clap::Command` from the same [`OPTIONS`] table the splitter
 //! uses, and `--help`, completions and the man page are generated from it.
+
+pub mod oci_globals;
+pub mod reference;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -91,6 +101,11 @@ pub struct OciView {
     pub auth: Option<String>,
     pub cert_bundle: Option<PathBuf>,
     pub endpoint: Option<String>,
+    /// `--cli-rc-file` / `--defaults-file`: oci's `oci_cli_rc`.
+    pub cli_rc_file: Option<PathBuf>,
+    /// The oci command words (`os`, `object`, `put`), for `oci_cli_rc` keys such as
+    /// `os.object.put.endpoint`.
+    pub words: Vec<String>,
 }
 
 /// What to do.
@@ -103,10 +118,15 @@ pub enum Command {
         program: OsString,
         args: Vec<OsString>,
     },
-    /// `session authenticate`: force a fresh interactive login; not forwarded.
-    SessionAuthenticate,
-    /// `session refresh`: force a renewal now; not forwarded.
-    SessionRefresh,
+    /// Run `oci` with these arguments as they are, with no session check and nothing added:
+    /// commands that need no session (help, `setup`, `session` commands woci does not own,
+    /// `--generate-*-json-input`).
+    Passthrough(Vec<OsString>),
+    /// `session authenticate`: force a fresh interactive login for a profile with woci IdP
+    /// settings; without them the arguments go to `oci` ([`Command::Passthrough`]).
+    SessionAuthenticate(Vec<OsString>),
+    /// `session refresh`: force a renewal now (IdP profiles); otherwise as above.
+    SessionRefresh(Vec<OsString>),
     Help,
     Version,
     Completions(clap_complete::Shell),
@@ -292,30 +312,6 @@ pub const OPTIONS: &[Opt] = &[
     Opt { short: Some('v'), ..opt(Id::Version, "version", None, Leading, H_INFO, "Print woci's version") },
 ];
 
-/// `oci`'s global options that take a value: their values are not oci words. (oci-cli
-/// `cli_root.py`, plus `--proxy`, `--connection-timeout`, `--read-timeout` of newer versions.)
-const OCI_VALUE_OPTIONS: &[&str] = &[
-    "config-file",
-    "profile",
-    "cli-rc-file",
-    "defaults-file",
-    "opc-request-id",
-    "opc-client-request-id",
-    "request-id",
-    "region",
-    "endpoint",
-    "cert-bundle",
-    "output",
-    "query",
-    "auth",
-    "auth-purpose",
-    "generate-param-json-input",
-    "max-retries",
-    "proxy",
-    "connection-timeout",
-    "read-timeout",
-];
-
 const ABOUT: &str = "Drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the profile's OCI session token (UPST) valid, then runs `oci`";
 
 const RULES: &str = "\
@@ -329,8 +325,12 @@ How arguments are split:
     and its arguments). A `--` after the first oci word is itself passed on to oci.
   - Everything else goes to oci unchanged and in order. woci reads, but never removes, --profile,
     --config-file, --region, --auth, --cert-bundle and --endpoint.
-  - `woci session authenticate` forces a new login and `woci session refresh` a renewal now;
-    neither runs oci. Other `session` commands go to oci.
+  - Before the first oci word, an option that is neither woci's nor a global oci option is an
+    error (exit 2) with a suggestion: `--auto-refesh` is a typo, not an oci option.
+  - `woci session authenticate` forces a new login and `woci session refresh` a renewal now, for
+    profiles with woci IdP settings; for other profiles both are oci's. Commands that need no
+    session go to oci at once: help (-h/--help anywhere), `setup`, other `session` commands,
+    --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
 
 oci's own help: `woci -- --help` or `oci --help`.";
 
@@ -395,18 +395,40 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
-/// The man page (roff).
+/// The man page (roff): clap's sections, then EXIT STATUS, ENVIRONMENT and FILES from
+/// [`reference`] (the README's tables).
 pub fn man_page() -> Vec<u8> {
+    let man = clap_mangen::Man::new(command());
     let mut buf = Vec::new();
     // Writing to a Vec cannot fail.
-    let _ = clap_mangen::Man::new(command()).render(&mut buf);
+    let _ = man.render_title(&mut buf);
+    let _ = man.render_name_section(&mut buf);
+    let _ = man.render_synopsis_section(&mut buf);
+    let _ = man.render_description_section(&mut buf);
+    let _ = man.render_options_section(&mut buf);
+    let _ = man.render_extra_section(&mut buf);
+    let _ = reference::man_sections().to_writer(&mut buf);
+    let _ = man.render_version_section(&mut buf);
     buf
 }
 
-/// Splits argv (without argv[0]).
+/// Splits argv (without argv[0]) of `woci`.
 pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
+    parse_as(args, false)
+}
+
+/// Whether argv[0] says woci was started as `oci` (a symlink, copy or alias target named `oci`):
+/// then `-h`/`--help` and `-v`/`--version` are oci's.
+pub fn invoked_as_oci(argv0: &OsStr) -> bool {
+    std::path::Path::new(argv0).file_stem().is_some_and(|s| s == "oci")
+}
+
+/// Splits argv (without argv[0]); `as_oci` from [`invoked_as_oci`].
+pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
     if args.is_empty() {
-        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command: Command::Help });
+        // Bare `oci` prints oci's overview; bare `woci`, woci's help.
+        let command = if as_oci { Command::Passthrough(Vec::new()) } else { Command::Help };
+        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command });
     }
     let mut st = State::default();
     let mut forwarded: Vec<OsString> = Vec::new();
@@ -423,7 +445,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
             break;
         }
         if let Some((name, inline)) = split_option(&arg) {
-            if let Some(o) = find(&name).filter(|o| o.scope == Anywhere || !seen_word) {
+            let mine = find(&name)
+                .filter(|o| o.scope == Anywhere || !seen_word)
+                .filter(|o| !(as_oci && matches!(o.id, Id::Help | Id::Version)));
+            if let Some(o) = mine {
                 let value = match (o.value, inline) {
                     (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(o)))),
                     (None, None) => None,
@@ -436,9 +461,10 @@ pub fn parse(args: Vec<OsString>) -> Result<Invocation> {
                 }
                 continue;
             }
-            let value_follows = !seen_word
-                && inline.is_none()
-                && name.strip_prefix("--").is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n));
+            if !seen_word && oci_globals::find(&name).is_none() {
+                return Err(unknown_option(&name));
+            }
+            let value_follows = !seen_word && inline.is_none() && oci_globals::takes_value(&name);
             forwarded.push(arg);
             if value_follows {
                 if let Some(v) = it.next() {
@@ -588,21 +614,59 @@ impl State {
             return Ok(Invocation { options: self.options, oci, command });
         }
 
-        let session = match (words.first().and_then(|w| w.to_str()), words.get(1).and_then(|w| w.to_str())) {
-            (Some("session"), Some("authenticate")) => Some(Command::SessionAuthenticate),
-            (Some("session"), Some("refresh")) => Some(Command::SessionRefresh),
+        let owned = match (words.first().and_then(|w| w.to_str()), words.get(1).and_then(|w| w.to_str())) {
+            (Some("session"), Some("authenticate")) => Some(Command::SessionAuthenticate as fn(_) -> _),
+            (Some("session"), Some("refresh")) => Some(Command::SessionRefresh as fn(_) -> _),
             _ => None,
         };
-        if let Some(command) = session {
-            let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation { options: self.options, oci, command });
-        }
-
         let mut all = forwarded;
         all.extend(after.unwrap_or_default());
         let oci = read_oci_view(&all)?;
-        Ok(Invocation { options: self.options, oci, command: Command::Oci(all) })
+        let command = match owned {
+            Some(session) => session(all),
+            None if session_free(&all) => Command::Passthrough(all),
+            None => Command::Oci(all),
+        };
+        Ok(Invocation { options: self.options, oci, command })
     }
+}
+
+/// Whether `oci` needs no session for these arguments: help anywhere, `setup …`, `session …`
+/// commands woci does not own, `--generate-*-json-input`, or version/release info before the
+/// first word.
+fn session_free(args: &[OsString]) -> bool {
+    let words = oci_words(args);
+    let first = words.first().and_then(|w| w.to_str());
+    if matches!(first, Some("setup" | "session")) {
+        return true;
+    }
+    let mut before_word = true;
+    args.iter().any(|a| {
+        let Some((name, _)) = split_option(a) else {
+            before_word &= words.first().is_none_or(|w| *w != a);
+            return false;
+        };
+        matches!(name.as_str(), "-h" | "--help" | "-?")
+            || (name.starts_with("--generate-") && name.ends_with("-json-input"))
+            || (before_word && matches!(name.as_str(), "-v" | "--version" | "--release-info" | "--latest-version"))
+    })
+}
+
+/// An option before the first oci word that is neither woci's nor oci's.
+fn unknown_option(name: &str) -> Error {
+    let woci = OPTIONS.iter().filter(|o| !o.hidden).map(|o| o.long);
+    let known: Vec<String> = woci
+        .map(|l| format!("--{l}"))
+        .chain(oci_globals::OCI_GLOBALS.iter().flat_map(|g| g.names.iter().map(|n| (*n).to_owned())))
+        .collect();
+    let hint = match oci_globals::suggest(name, known.iter().map(String::as_str)) {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    };
+    usage(format!(
+        "unknown option `{name}`{hint}: it is neither a woci option (woci --help) nor a global oci option; \
+         options of an oci command go after the command"
+    ))
 }
 
 fn usage(msg: impl Into<String>) -> Error {
@@ -668,7 +732,7 @@ fn oci_words(args: &[OsString]) -> Vec<&OsString> {
         let a = &args[i];
         i += 1;
         match split_option(a) {
-            Some((name, None)) if name.strip_prefix("--").is_some_and(|n| OCI_VALUE_OPTIONS.contains(&n)) => i += 1,
+            Some((name, None)) if oci_globals::takes_value(&name) => i += 1,
             Some(_) => {}
             None => words.push(a),
         }
@@ -700,7 +764,16 @@ fn check_exec_leftovers(forwarded: &[OsString]) -> Result<()> {
     Ok(())
 }
 
-const VIEW_OPTIONS: &[&str] = &["--profile", "--config-file", "--region", "--auth", "--cert-bundle", "--endpoint"];
+const VIEW_OPTIONS: &[&str] = &[
+    "--profile",
+    "--config-file",
+    "--region",
+    "--auth",
+    "--cert-bundle",
+    "--endpoint",
+    "--cli-rc-file",
+    "--defaults-file",
+];
 
 /// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
 /// (both forms; the last one wins, as in `oci`). The arguments are not changed.
@@ -735,9 +808,11 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
             "--region" => view.region = Some(text()?),
             "--auth" => view.auth = Some(text()?),
             "--cert-bundle" => view.cert_bundle = Some(PathBuf::from(value)),
+            "--cli-rc-file" | "--defaults-file" => view.cli_rc_file = Some(PathBuf::from(value)),
             _ => view.endpoint = Some(text()?),
         }
     }
+    view.words = oci_words(args).iter().map(|w| w.to_string_lossy().into_owned()).collect();
     Ok(view)
 }
 

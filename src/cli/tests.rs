@@ -10,7 +10,7 @@ fn p(args: &[&str]) -> Invocation {
 
 fn oci_args(inv: &Invocation) -> Vec<String> {
     match &inv.command {
-        Command::Oci(a) => a.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
+        Command::Oci(a) | Command::Passthrough(a) => a.iter().map(|s| s.to_string_lossy().into_owned()).collect(),
         other => panic!("expected Command::Oci, got {other:?}"),
     }
 }
@@ -31,7 +31,7 @@ fn plain_oci_command_passes_through() {
     let inv = p(&["os", "ns", "get"]);
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
     assert_eq!(inv.options, WociOptions::default());
-    assert_eq!(inv.oci, OciView::default());
+    assert_eq!(inv.oci, OciView { words: vec!["os".into(), "ns".into(), "get".into()], ..OciView::default() });
 }
 
 #[test]
@@ -169,6 +169,8 @@ fn profile_and_friends_are_read_but_kept() {
             auth: Some("security_token".into()),
             cert_bundle: Some("/ca.pem".into()),
             endpoint: Some("https://e".into()),
+            cli_rc_file: None,
+            words: inv.oci.words.clone(),
         }
     );
 }
@@ -234,13 +236,13 @@ fn debug_before_first_word_is_both() {
 #[test]
 fn session_commands() {
     let inv = p(&["session", "authenticate"]);
-    assert_eq!(inv.command, Command::SessionAuthenticate);
+    assert_eq!(inv.command, Command::SessionAuthenticate(os(&["session", "authenticate"])));
     let inv = p(&["--profile", "P", "session", "refresh", "--region", "r"]);
-    assert_eq!(inv.command, Command::SessionRefresh);
+    assert_eq!(inv.command, Command::SessionRefresh(os(&["--profile", "P", "session", "refresh", "--region", "r"])));
     assert_eq!(inv.oci.profile.as_deref(), Some("P"));
     assert_eq!(inv.oci.region.as_deref(), Some("r"));
     let inv = p(&["session", "--profile=P", "authenticate"]);
-    assert_eq!(inv.command, Command::SessionAuthenticate);
+    assert!(matches!(inv.command, Command::SessionAuthenticate(_)));
     assert_eq!(inv.oci.profile.as_deref(), Some("P"));
     assert_eq!(oci_args(&p(&["session", "validate", "--profile", "P"])), ["session", "validate", "--profile", "P"]);
     assert_eq!(oci_args(&p(&["session"])), ["session"]);
@@ -304,9 +306,12 @@ fn usage_errors_name_the_option() {
 }
 
 #[test]
-fn unknown_options_and_lookalikes_go_to_oci() {
-    let inv = p(&["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
-    assert_eq!(oci_args(&inv), ["--auto-refreshx", "--profile-name", "X", "-d", "--tokenurl=1", "-", "os"]);
+fn lookalikes_after_the_first_word_go_to_oci() {
+    let inv = p(&["-d", "os", "--auto-refreshx", "--profile-name", "X", "--tokenurl=1", "-"]);
+    assert_eq!(oci_args(&inv), ["-d", "os", "--auto-refreshx", "--profile-name", "X", "--tokenurl=1", "-"]);
+    for lookalike in ["--auto-refreshx", "--profile-name", "--tokenurl=1"] {
+        err(&[lookalike, "os"]);
+    }
     assert_eq!(inv.options, WociOptions::default());
     assert_eq!(inv.oci.profile, None);
 }
@@ -365,8 +370,8 @@ fn options_table_is_consistent() {
         let o = OPTIONS.iter().find(|o| o.long == shared).unwrap();
         assert_eq!(o.scope, Scope::Leading, "{shared}");
     }
-    for o in OPTIONS {
-        assert!(!OCI_VALUE_OPTIONS.contains(&o.long), "{} is an oci global option", o.long);
+    for o in OPTIONS.iter().filter(|o| !matches!(o.id, Id::Help | Id::Version | Id::Debug)) {
+        assert!(oci_globals::find(&format!("--{}", o.long)).is_none(), "{} is an oci global option", o.long);
     }
     command().debug_assert();
 }
@@ -412,4 +417,76 @@ fn no_native_is_wocis_anywhere_and_not_passed_on() {
     assert_eq!(oci_args(&inv), ["ce", "cluster", "generate-token", "--cluster-id", "c", "--region", "r"]);
     assert!(!p(&args[..5]).options.no_native);
     assert!(err(&["--no-native=yes", "os", "ns", "get"]).contains("--no-native"));
+}
+
+fn passthrough(args: &[&str]) -> bool {
+    matches!(p(args).command, Command::Passthrough(_))
+}
+
+#[test]
+fn session_free_commands_skip_the_session() {
+    for args in [
+        &["--", "--help"][..],
+        &["os", "ns", "get", "--help"],
+        &["os", "ns", "get", "-h"],
+        &["--profile", "P", "os", "-?"],
+        &["setup", "config"],
+        &["session", "validate", "--profile", "P"],
+        &["session", "export", "--profile", "P", "--output-file", "x"],
+        &["session"],
+        &["--", "session", "authenticate", "--profile", "p", "--region", "r"],
+        &["os", "object", "put", "--generate-full-command-json-input"],
+        &["--generate-param-json-input", "x", "os", "object", "put"],
+        &["--", "--version"],
+    ] {
+        assert!(passthrough(args), "{args:?}");
+    }
+    for args in [&["os", "ns", "get"][..], &["os", "object", "get", "--name", "version"], &["session", "refresh"]] {
+        assert!(!passthrough(args), "{args:?}");
+    }
+    assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);
+}
+
+#[test]
+fn invoked_as_oci_help_and_version_are_ocis() {
+    assert!(invoked_as_oci(OsStr::new("/home/u/bin/oci")) && invoked_as_oci(OsStr::new("oci")));
+    assert!(!invoked_as_oci(OsStr::new("/usr/bin/woci")));
+    for flag in ["--help", "-h", "--version", "-v"] {
+        let inv = parse_as(os(&[flag]), true).unwrap();
+        assert_eq!(inv.command, Command::Passthrough(os(&[flag])), "{flag}");
+        assert_eq!(
+            parse(os(&[flag])).unwrap().command,
+            if flag.contains('h') { Command::Help } else { Command::Version }
+        );
+    }
+    assert_eq!(parse_as(vec![], true).unwrap().command, Command::Passthrough(vec![]));
+    // woci's own options still work under the name `oci`.
+    assert!(parse_as(os(&["--auto-refresh", "os", "ns", "get"]), true).unwrap().options.auto_refresh);
+}
+
+#[test]
+fn unknown_option_before_the_first_word_is_an_error_with_a_suggestion() {
+    let e = err(&["--auto-refesh", "os", "object", "put"]);
+    assert!(e.contains("`--auto-refesh`") && e.contains("did you mean `--auto-refresh`?"), "{e}");
+    let e = err(&["--profle", "P", "os", "ns", "get"]);
+    assert!(e.contains("did you mean `--profile`?"), "{e}");
+    let e = err(&["--zzzz", "os"]);
+    assert!(!e.contains("did you mean"), "{e}");
+    // oci's global options, every form, and anything after the first word or `--` pass.
+    for args in [
+        &["--no-retry", "--realm-specific-endpoint", "-d", "-i", "os", "ns", "get"][..],
+        &["--cli-rc-file", "x", "--defaults-file=y", "--enable-propagation", "True", "os"],
+        &["os", "object", "put", "--auto-refesh"],
+        &["--", "--anything", "os"],
+    ] {
+        p(args);
+    }
+}
+
+#[test]
+fn view_reads_the_rc_file_and_command_words() {
+    let inv = p(&["--cli-rc-file", "/r", "os", "object", "put", "--name", "n"]);
+    assert_eq!(inv.oci.cli_rc_file.as_deref(), Some(std::path::Path::new("/r")));
+    assert_eq!(inv.oci.words, ["os", "object", "put", "n"]);
+    assert_eq!(p(&["--defaults-file=/d", "os"]).oci.cli_rc_file.as_deref(), Some(std::path::Path::new("/d")));
 }

@@ -44,6 +44,16 @@ impl HostMatcher {
     }
 }
 
+/// The `host:port` of an `https://` service endpoint (`--endpoint`, `oci_cli_rc`), for the
+/// re-sign list; `None` for other schemes (the proxy only sees HTTPS) or an unparsable URL.
+pub fn endpoint_authority(endpoint: &str) -> Option<String> {
+    let url = url::Url::parse(endpoint.trim()).ok()?;
+    if url.scheme() != "https" {
+        return None;
+    }
+    Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
+}
+
 fn normalize_entries<I, S>(extra: I) -> Vec<String>
 where
     I: IntoIterator<Item = S>,
@@ -88,5 +98,15 @@ mod tests {
         let oci = HostMatcher::oci_and(Vec::<String>::new());
         assert!(oci.matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert!(!oci.matches("github.com", 443));
+    }
+    #[test]
+    fn endpoint_hosts() {
+        assert_eq!(endpoint_authority("https://localhost:8443/n/x").as_deref(), Some("localhost:8443"));
+        assert_eq!(endpoint_authority(" https://os.internal.example ").as_deref(), Some("os.internal.example:443"));
+        assert_eq!(endpoint_authority("https://[::1]:9").as_deref(), Some("[::1]:9"));
+        assert_eq!(endpoint_authority("http://localhost:8080"), None);
+        assert_eq!(endpoint_authority("not a url"), None);
+        let m = HostMatcher::oci_and(endpoint_authority("https://LocalHost:8443"));
+        assert!(m.matches("localhost", 8443) && !m.matches("localhost", 443));
     }
 }

@@ -94,7 +94,7 @@ impl ProxyConfig {
     }
 
     /// The configuration woci runs with: OCI realm hosts plus `resign_hosts` (settings
-    /// `resign_hosts` / `WOCI_RESIGN_HOSTS`), upstream roots from `extra_ca_files` (those that
+    /// `resign_hosts` / `WOCI_RESIGN_HOSTS`) and the `--endpoint` host, upstream roots from `extra_ca_files` (those that
     /// exist, as for woci's own client), the user's `HTTPS_PROXY`/`NO_PROXY` as the settings
     /// resolved them, and the private bundle folder under `temp_dir`.
     pub fn for_settings(
@@ -102,7 +102,10 @@ impl ProxyConfig {
         settings: &crate::settings::Settings,
         temp_dir: impl Into<PathBuf>,
     ) -> ProxyConfig {
-        let mut cfg = ProxyConfig::new(public_key, &settings.resign_hosts, temp_dir);
+        // The service endpoint oci was told to use (`--endpoint`, `oci_cli_rc`) is re-signed too.
+        let mut resign_hosts = settings.resign_hosts.clone();
+        resign_hosts.extend(settings.endpoint.as_deref().and_then(hosts::endpoint_authority));
+        let mut cfg = ProxyConfig::new(public_key, &resign_hosts, temp_dir);
         cfg.upstream_ca_files = settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
         cfg.upstream_proxy = settings.upstream_proxy.clone();
         cfg.no_proxy = settings.no_proxy.clone();
@@ -121,7 +124,7 @@ pub async fn start_for_profile(
     let cfg = ProxyConfig::for_settings(public_key, settings, std::env::temp_dir());
     tracing::debug!(
         profile = %settings.profile,
-        extra_hosts = settings.resign_hosts.len(),
+        extra_hosts = cfg.resign_hosts.extra.len(),
         extra_ca_files = cfg.upstream_ca_files.len(),
         upstream_proxy = cfg.upstream_proxy.is_some(),
         "starting the re-signing proxy"
@@ -261,7 +264,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         resign_hosts: cfg.resign_hosts,
         ca,
         forwarder,
-        upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy },
+        upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy, ..Default::default() },
         token,
         expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
         stats: Counters::default(),
@@ -309,6 +312,16 @@ impl ProxyHandle {
     /// would miss the re-signing; the proxy honours the list itself for upstream connections).
     pub fn env_removals(&self) -> Vec<OsString> {
         vec!["NO_PROXY".into(), "no_proxy".into()]
+    }
+
+    /// The `host:port`s tunnelled without re-signing so far.
+    pub fn untouched_hosts(&self) -> Vec<String> {
+        self.shared.upstream.untouched()
+    }
+
+    /// One line for a child that failed after using tunnelled hosts ([`tunnel::untouched_hint`]).
+    pub fn untouched_hint(&self) -> Option<String> {
+        tunnel::untouched_hint(&self.untouched_hosts())
     }
 
     /// Counters since start.

@@ -1,10 +1,14 @@
 //! Plain TCP tunnels for CONNECT targets the proxy does not open: bytes are copied both ways,
 //! untouched, directly or through the user's own HTTP proxy (CONNECT), honouring `NO_PROXY`.
+//! Each tunnelled `host:port` is logged once and remembered ([`Upstream::untouched`]), so that a
+//! child failing after talking to such a host can be told how to have it re-signed.
 
 use super::hosts::NoProxy;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
+use std::collections::BTreeSet;
 use std::io;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -21,16 +25,51 @@ pub struct Upstream {
     pub proxy: Option<Url>,
     /// Hosts reached directly even when `proxy` is set.
     pub no_proxy: NoProxy,
+    /// `host:port`s tunnelled so far (shared by clones).
+    pub seen: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl Upstream {
     /// Opens a TCP stream to `host:port`, through the user's proxy unless `NO_PROXY` says otherwise.
     pub async fn connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {
+        self.note(host, port);
         match &self.proxy {
             Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
             _ => timed(TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))).await,
         }
     }
+}
+
+impl Upstream {
+    /// Records a tunnelled target; the first time, says why it is not re-signed.
+    fn note(&self, host: &str, port: u16) {
+        let target = format!("{host}:{port}");
+        let first = self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false);
+        if first {
+            tracing::info!(
+                "proxy: `{target}` is tunnelled untouched (not an OCI host, so its requests keep the token they \
+                 were signed with); if it is an OCI endpoint, add it to `resign_hosts` in woci_manager.ini or \
+                 `WOCI_RESIGN_HOSTS`"
+            );
+        }
+    }
+
+    /// The `host:port`s tunnelled so far, sorted.
+    pub fn untouched(&self) -> Vec<String> {
+        self.seen.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
+    }
+}
+
+/// The one line said when a child fails after using hosts that were tunnelled, not re-signed.
+pub fn untouched_hint(hosts: &[String]) -> Option<String> {
+    if hosts.is_empty() {
+        return None;
+    }
+    let list = hosts.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "the program talked to {list} without re-signing (not OCI hosts); if a 401 came from there, add the host \
+         to `resign_hosts` in woci_manager.ini or `WOCI_RESIGN_HOSTS`"
+    ))
 }
 
 async fn timed<T>(fut: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
@@ -135,6 +174,7 @@ mod tests {
         let up = Upstream {
             proxy: Some(Url::parse(&format!("http://u%40x:p@{addr}")).unwrap()),
             no_proxy: NoProxy::default(),
+            ..Upstream::default()
         };
         let mut s = up.connect("example.test", 443).await.unwrap();
         let mut hello = [0u8; 5];
@@ -160,12 +200,19 @@ mod tests {
             }
         });
         let proxy = Some(Url::parse(&format!("http://{addr}")).unwrap());
-        let up = Upstream { proxy: proxy.clone(), no_proxy: NoProxy::default() };
+        let up = Upstream { proxy: proxy.clone(), ..Upstream::default() };
         let err = up.connect("example.test", 443).await.unwrap_err();
         assert!(err.to_string().contains("403"), "{err}");
         // With NO_PROXY covering the target, the proxy is not used: a direct connect to the
         // listener itself succeeds.
-        let direct = Upstream { proxy, no_proxy: NoProxy::parse("127.0.0.1") };
+        let direct = Upstream { proxy, no_proxy: NoProxy::parse("127.0.0.1"), ..Upstream::default() };
         direct.connect("127.0.0.1", addr.port()).await.unwrap();
+        // Every target is remembered once, for the hint after a failed child.
+        direct.connect("127.0.0.1", addr.port()).await.unwrap();
+        assert_eq!(direct.untouched(), [format!("127.0.0.1:{}", addr.port())]);
+        assert_eq!(up.untouched(), ["example.test:443"]);
+        let hint = untouched_hint(&up.untouched()).unwrap();
+        assert!(hint.contains("`example.test:443`") && hint.contains("`resign_hosts`"), "{hint}");
+        assert_eq!(untouched_hint(&[]), None);
     }
 }

@@ -16,7 +16,7 @@
 //! - `8` ([`exit::REFRESH_TOKEN_LOCKED`]) — the encrypted refresh token cannot be decrypted
 //!   (no passphrase configured, or the configured one does not open it);
 //! - `9` ([`exit::SESSION_EXPIRED`]) — a profile without an IdP whose session cannot be refreshed
-//!   any more (token expired, `sess_exp` reached, or no token): run `oci session authenticate`.
+//!   any more (token expired, `sess_exp` reached, or no token): run `command oci session authenticate`.
 //!
 //! JSON (`"schema": 1`; times are seconds since the Unix epoch, durations in seconds):
 //! `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `finish_config` | `refresh` |

@@ -1,0 +1,166 @@
+//! The reference tables shown twice: exit codes, environment variables and files. The man page's
+//! EXIT STATUS, ENVIRONMENT and FILES sections are rendered from them ([`man_sections`]), and a
+//! test checks that the README holds the same tables ([`markdown`]), so the two cannot drift.
+//!
+//! Text is Markdown-flavoured: `backticks` become bold in the man page.
+
+/// One row: the key (exit code, variable, path) and what it means.
+#[derive(Debug, Clone, Copy)]
+pub struct Row {
+    /// Code, variable name(s) or path, as shown (variables and paths in backticks).
+    pub key: &'static str,
+    /// One line.
+    pub meaning: &'static str,
+}
+
+const fn r(key: &'static str, meaning: &'static str) -> Row {
+    Row { key, meaning }
+}
+
+/// Exit codes of woci's own failures (when `oci` runs, its exit code is woci's).
+pub const EXIT_CODES: &[Row] = &[
+    r("1", "other failure (I/O)"),
+    r("2", "bad command line or configuration (missing keys, bad URL, unknown option or option value)"),
+    r(
+        "3",
+        "login needed but impossible (no terminal / timed out / the IdP returned `error=` / a device login was \
+         denied or its code expired)",
+    ),
+    r("4", "the IdP rejected the client or the grant (not `invalid_grant`, which falls back to a login)"),
+    r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
+    r("6", "network or protocol failure (after retries)"),
+    r("7", "a corrupt file: token, key, refresh token or `~/.oci/config` (left untouched)"),
+    r("8", "the refresh token is encrypted and no passphrase was given, or the passphrase is wrong"),
+    r("9", "the session cannot be renewed any more (`sess_exp` reached)"),
+    r("10", "busy: a daemon already runs for the profile"),
+    r(
+        "11",
+        "`subject_token_source` gave no usable JWT: variable unset or empty, file missing, command failed or timed \
+         out, ID-token service refused, JWT expired (the message names which)",
+    ),
+    r("126 / 127", "the `oci` program is not executable / not found (or only woci itself was found as `oci`)"),
+];
+
+/// Environment variables woci reads or sets.
+pub const ENVIRONMENT: &[Row] = &[
+    r("`WOCI_MANAGER_CONFIG`", "path of `woci_manager.ini`"),
+    r("`WOCI_OCI_COMMAND`", "the `oci` program to run (default `oci` on `PATH`, skipping woci itself)"),
+    r("`WOCI_OCI_CONTAINER_IMAGE`", "run `oci` from this container image (INI `oci_container_image`)"),
+    r("`WOCI_AUTH_ENDPOINT`", "OCI auth service base URL for session refresh (default from the region)"),
+    r(
+        "`WOCI_RESIGN_HOSTS`",
+        "extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host",
+    ),
+    r(
+        "`WOCI_ACTIVE`",
+        "set by woci (to its pid) for each `oci` it runs; a woci started with it set refuses to run `oci` again, \
+         so an `oci_command` that leads back to woci fails at once instead of looping",
+    ),
+    r("`BROWSER`", "command that opens the login URL (with a device code: the verification URL)"),
+    r(
+        "`SSH_CONNECTION`, `SSH_TTY`, `DISPLAY`, `WAYLAND_DISPLAY`",
+        "read to decide whether a browser can be opened here (else a device-code login)",
+    ),
+    r(
+        "`ACTIONS_ID_TOKEN_REQUEST_URL`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN`",
+        "read by `subject_token_source = github-actions` (set by GitHub for jobs with `id-token: write`)",
+    ),
+    r("`RUST_LOG`", "log filter (overrides `--log-level`)"),
+    r(
+        "`OCI_CLI_PROFILE`, `OCI_CLI_CONFIG_FILE`, `OCI_CLI_REGION`, `OCI_CLI_AUTH`, `OCI_CLI_ENDPOINT`, \
+         `OCI_CLI_CERT_BUNDLE`, `OCI_CLI_RC_FILE`",
+        "read as `oci` reads them, never changed",
+    ),
+];
+
+/// Files woci reads or writes.
+pub const FILES: &[Row] = &[
+    r(
+        "`~/.oci/config`",
+        "OCI config (or `--config-file`); woci sets only the profile's `key_file`, `security_token_file`, \
+         `fingerprint`, `tenancy` and `region`",
+    ),
+    r(
+        "`~/.oci/woci_manager.ini`",
+        "woci's settings per profile (or `--manager-config`, `WOCI_MANAGER_CONFIG`, or beside the OCI config file)",
+    ),
+    r(
+        "`~/.oci/oci_cli_rc`",
+        "oci's own settings, read only: `default_profile`, and a profile's `endpoint`, `region`, `auth`, \
+         `cert-bundle` (or `--cli-rc-file`, `OCI_CLI_RC_FILE`, `~/.oci/cli-defaults`, as `oci` looks)",
+    ),
+    r(
+        "`~/.oci/sessions/<profile>/`",
+        "the session (folder 0700, files 0600): `token`, the key pair, `refresh_token`, `.lock`, daemon pid, log and state",
+    ),
+];
+
+/// The table as the README writes it: a header row, then one row per entry.
+pub fn markdown(header: (&str, &str), rows: &[Row]) -> String {
+    let mut s = format!("| {} | {} |\n|---|---|\n", header.0, header.1);
+    for row in rows {
+        s.push_str(&format!("| {} | {} |\n", row.key, row.meaning));
+    }
+    s
+}
+
+/// The man page sections EXIT STATUS, ENVIRONMENT and FILES.
+pub fn man_sections() -> roff::Roff {
+    let mut roff = roff::Roff::new();
+    for (title, intro, rows) in [
+        ("EXIT STATUS", "When oci runs, its exit code is woci's. woci's own failures:", EXIT_CODES),
+        ("ENVIRONMENT", "", ENVIRONMENT),
+        ("FILES", "", FILES),
+    ] {
+        roff.control("SH", [title]);
+        if !intro.is_empty() {
+            roff.text([roff::roman(intro)]);
+        }
+        for row in rows {
+            roff.control("TP", []);
+            roff.text(inlines(row.key));
+            roff.text(inlines(row.meaning));
+        }
+    }
+    roff
+}
+
+/// `text with `code`` → roman and bold pieces.
+fn inlines(text: &str) -> Vec<roff::Inline> {
+    text.split('`')
+        .enumerate()
+        .filter(|(_, part)| !part.is_empty())
+        .map(|(i, part)| if i % 2 == 1 { roff::bold(part) } else { roff::roman(part) })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn readme_tables_match() {
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+        let missing: Vec<String> =
+            [(("code", "meaning"), EXIT_CODES), (("variable", "meaning"), ENVIRONMENT), (("file", "meaning"), FILES)]
+                .into_iter()
+                .map(|(header, rows)| markdown(header, rows))
+                .filter(|table| !readme.contains(table))
+                .collect();
+        assert!(
+            missing.is_empty(),
+            "README.md must hold these tables (from src/cli/reference.rs):\n{}",
+            missing.join("\n")
+        );
+    }
+
+    #[test]
+    fn man_sections_render_every_row() {
+        let text = man_sections().to_roff();
+        for title in ["EXIT STATUS", "ENVIRONMENT", "FILES"] {
+            assert!(text.contains(&format!(".SH \"{title}\"")) || text.contains(&format!(".SH {title}")), "{title}");
+        }
+        assert!(text.contains("WOCI_ACTIVE") && text.contains("oci_cli_rc") && text.contains("126 / 127"));
+        assert_eq!(inlines("a `b` c").len(), 3);
+    }
+}
