@@ -10,7 +10,8 @@
 //! TCP tunnel.
 //!
 //! Submodules: [`hosts`] (what gets opened, `NO_PROXY`), [`ca`] (per-run CA, bundle file),
-//! [`listener`] (front door, proxy authentication), [`mitm`] (opened tunnels), [`resign`] (the
+//! [`listener`] (front door, proxy authentication), [`limits`] (timeouts, connection caps,
+//! warning rate), [`mitm`] (opened tunnels), [`resign`] (the
 //! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels).
 //!
 //! Limits: a child that ignores `HTTPS_PROXY` is not re-signed. `oci raw-request` is one: it
@@ -26,12 +27,14 @@
 pub mod ca;
 pub mod forward;
 pub mod hosts;
+pub mod limits;
 mod listener;
 mod mitm;
 pub mod resign;
 pub mod tunnel;
 
 pub use hosts::{HostMatcher, NoProxy};
+pub use limits::Limits;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -78,6 +81,8 @@ pub struct ProxyConfig {
     /// Where the proxy creates its private (0700) folder holding the 0600 CA bundle file for the
     /// child; both are removed on shutdown or drop.
     pub temp_dir: PathBuf,
+    /// Timeouts and connection caps ([`Limits::for_this_process`] by default).
+    pub limits: Limits,
 }
 
 impl ProxyConfig {
@@ -91,6 +96,7 @@ impl ProxyConfig {
             upstream_proxy: None,
             no_proxy: NoProxy::default(),
             temp_dir: temp_dir.into(),
+            limits: Limits::for_this_process(),
         }
     }
 
@@ -218,6 +224,9 @@ pub(crate) struct Shared {
     expected_credentials: Vec<u8>,
     stats: Counters,
     shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    gate: limits::Gate,
+    warnings: limits::WarnLimiter,
 }
 
 impl Drop for Shared {
@@ -294,6 +303,9 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
         stats: Counters::default(),
         shutdown: shutdown_rx,
+        gate: limits::Gate::new(cfg.limits),
+        warnings: limits::WarnLimiter::new(cfg.limits.warn_interval),
+        limits: cfg.limits,
     });
     let join = tokio::spawn(listener::accept_loop(listener, shared.clone()));
     tracing::debug!(%addr, "re-signing proxy listening");
