@@ -45,14 +45,16 @@ pub fn run(args: Vec<OsString>, env: Env) -> Result<u8> {
     match inv.command {
         Command::Oci(args) => run_oci(&renewer, args),
         Command::Exec { program, args } => {
-            let spec = ChildSpec {
+            let mut spec = ChildSpec {
                 program,
                 args,
                 set_env: exec_env(&settings, &env),
-                remove_env: Vec::new(),
+                remove_env: child::private_env_names(&settings, &env),
                 program_source: "the program after `--exec`".into(),
+                redactor: None,
             };
             let session = ensure(&renewer, Force::No)?;
+            spec.redactor = crate::redact::for_child(&settings, &env, &[], Some(&session.token));
             supervised(renewer, session, spec)
         }
         Command::SessionAuthenticate => report_session(&renewer, ensure(&renewer, Force::Login)?),
@@ -88,22 +90,26 @@ fn run_oci(renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
     let settings = renewer.settings();
     let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
     full.extend(args);
-    let spec = ChildSpec {
+    let mut spec = ChildSpec {
         program: settings.oci_command.clone(),
+        remove_env: child::private_env_names(settings, renewer.env()),
+        redactor: crate::redact::for_child(settings, renewer.env(), &full, None),
         args: full,
         set_env: Vec::new(),
-        remove_env: Vec::new(),
         program_source: settings.oci_command_source.to_owned(),
     };
     if !settings.manages_session() {
         tracing::debug!(auth = ?settings.auth, "not a security_token command; running oci as is");
-        return Err(child::exec(&spec));
+        return child::exec(&spec);
     }
     let session = ensure(renewer, Force::No)?;
+    if let Some(r) = spec.redactor.as_mut() {
+        r.add_secret(session.token.expose());
+    }
     if settings.auto_refresh {
         return supervised(renewer.clone(), session, spec);
     }
-    Err(child::exec(&spec))
+    child::exec(&spec)
 }
 
 /// The session, without a runtime when the stored token is good.

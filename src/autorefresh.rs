@@ -114,6 +114,9 @@ pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: C
     if let Some(p) = &proxy {
         spec.set_env.extend(p.child_env());
         spec.remove_env.extend(p.env_removals());
+        if let Some(r) = spec.redactor.as_mut() {
+            p.add_secrets_to(r);
+        }
     }
     let running = match child::spawn(&spec) {
         Ok(r) => r,

@@ -12,7 +12,7 @@
 //!   login), [`exchange`] (access token → UPST), [`session_refresh`] (OCI auth service refresh),
 //!   [`signer`] (OCI HTTP signatures)
 //! - orchestration: [`renew`] (the locked "make the session valid" step), [`child`] (running `oci`
-//!   or any program), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
+//!   or any program; [`redact`] filters its output under `--debug`), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
 //!   proxy), [`daemon`], [`status`]
 //! - plumbing: [`error`], [`secret`], [`clock`], [`fsutil`], [`logging`]
 
@@ -34,6 +34,7 @@ pub mod manager_config;
 pub mod oci_config;
 pub mod oidc;
 pub mod proxy;
+pub mod redact;
 pub mod renew;
 pub mod secret;
 pub mod session_refresh;

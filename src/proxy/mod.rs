@@ -278,6 +278,7 @@ impl std::fmt::Debug for ProxyHandle {
 /// Starts the proxy on `127.0.0.1:0`. `token` carries the current session token; each request
 /// reads the latest value.
 pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Result<ProxyHandle> {
+    ca::sweep_stale(&cfg.temp_dir);
     let ca = ca::Ca::new()?;
     let roots = ca::child_roots_pem(&cfg.upstream_ca_files)?;
     let bundle = ca::BundleFile::create(&cfg.temp_dir, &format!("{}{roots}", ca.cert_pem()))?;
@@ -322,6 +323,13 @@ impl ProxyHandle {
     /// secret: pass it to the child's environment only.
     pub fn proxy_url(&self) -> SecretString {
         SecretString::new(format!("http://woci:{}@{}", self.secret.expose(), self.addr))
+    }
+
+    /// Makes `r` remove the per-run secret, alone and as the `Proxy-Authorization` value.
+    pub fn add_secrets_to(&self, r: &mut crate::redact::Redactor) {
+        use base64::Engine;
+        r.add_secret(self.secret.expose());
+        r.add_secret(&base64::engine::general_purpose::STANDARD.encode(format!("woci:{}", self.secret.expose())));
     }
 
     /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).
