@@ -240,7 +240,10 @@ impl Settings {
             browser_command: env_nonempty(env, "BROWSER").map(OsString::from),
             login_timeout,
             passphrase,
-            log_level: o.log_level.clone().or_else(|| manager.get("log_level").map(str::to_owned)),
+            log_level: match &o.log_level {
+                Some(l) => Some(l.clone()),
+                None => manager.get("log_level").map(|l| crate::logging::check_level(l, "`log_level`")).transpose()?,
+            },
             debug: o.debug,
             extra_ca_files,
             resign_hosts,

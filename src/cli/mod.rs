@@ -458,7 +458,7 @@ impl State {
             Id::ClientId => o_.client_id = Some(text()?),
             Id::ClientSecret => o_.client_secret = Some(text()?),
             Id::Scope => o_.scope = Some(text()?),
-            Id::LogLevel => o_.log_level = Some(text()?),
+            Id::LogLevel => o_.log_level = Some(crate::logging::check_level(&text()?, "`--log-level`")?),
             Id::PassphraseEnv => o_.refresh_token_passphrase_env = Some(text()?),
             Id::RedirectPort => {
                 let v = text()?;
