@@ -69,14 +69,20 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     match inv.command {
         Command::Oci(args) => run_oci(&renewer, &env, args),
         Command::Exec { program, args } => {
-            let spec = ChildSpec {
+            let mut spec = ChildSpec {
                 program,
                 args,
                 set_env: exec_env(&settings, &env),
-                remove_env: vec![crate::oci_program::GUARD_VAR.into()],
+                remove_env: {
+                    let mut v = child::private_env_names(&settings, &env);
+                    v.push(crate::oci_program::GUARD_VAR.into());
+                    v
+                },
                 program_source: "the program after `--exec`".into(),
+                redactor: None,
             };
             let session = ensure_or_keep(&renewer)?;
+            spec.redactor = crate::redact::for_child(&settings, &env, &[], Some(&session.token));
             supervised(renewer, session, spec)
         }
         // Profiles without woci IdP settings are `oci session authenticate` profiles: oci's own.
@@ -119,21 +125,27 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
     let oke = if settings.native_oke { crate::oke::recognize(&args, env) } else { None };
     let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
     full.extend(args);
-    let spec = match crate::container::oci_child(settings, env, &full)? {
+    let mut spec = match crate::container::oci_child(settings, env, &full)? {
         Some(container) => container,
         None => ChildSpec {
             program: crate::oci_program::resolve(&settings.oci_command, env)?,
-            args: full,
+            args: full.clone(),
             set_env: vec![crate::oci_program::guard_env()],
             remove_env: Vec::new(),
+            redactor: None,
             program_source: settings.oci_command_source.to_owned(),
         },
     };
+    spec.remove_env.extend(child::private_env_names(settings, env));
+    spec.redactor = crate::redact::for_child(settings, env, &full, None);
     if !settings.manages_session() {
         tracing::debug!(auth = ?settings.auth, "not a security_token command; running oci as is");
-        return Err(child::exec(&spec));
+        return child::exec(&spec);
     }
     let session = ensure_or_keep(renewer)?;
+    if let Some(r) = spec.redactor.as_mut() {
+        r.add_secret(session.token.expose());
+    }
     if let Some(req) = oke {
         if let Some(code) = crate::oke::answer(renewer, env, &session, &req)? {
             return Ok(code);
@@ -142,7 +154,7 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
     if settings.auto_refresh {
         return supervised(renewer.clone(), session, spec);
     }
-    Err(child::exec(&spec))
+    child::exec(&spec)
 }
 
 /// Runs `oci` with `args` as they are: no session check, nothing added. The settings only choose
@@ -152,7 +164,7 @@ fn passthrough(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> R
     crate::oci_program::check_guard(env)?;
     if let Some(mut spec) = settings.map(|s| crate::container::oci_child(s, env, &args)).transpose()?.flatten() {
         spec.set_env.push(crate::oci_program::guard_env());
-        return Err(child::exec(&spec));
+        return child::exec(&spec);
     }
     let (program, source) = match settings {
         Some(s) => (s.oci_command.clone(), s.oci_command_source.to_owned()),
@@ -166,9 +178,10 @@ fn passthrough(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> R
         args,
         set_env: vec![crate::oci_program::guard_env()],
         remove_env: Vec::new(),
+        redactor: None,
         program_source: source,
     };
-    Err(child::exec(&spec))
+    child::exec(&spec)
 }
 
 /// The session for a forced renewal or login (`session refresh` / `session authenticate`).

@@ -127,6 +127,9 @@ pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: C
             p.ca_bundle_path(),
             crate::container::ProxyRoute::for_this_host(),
         )?;
+        if let Some(r) = spec.redactor.as_mut() {
+            p.add_secrets_to(r);
+        }
     }
     // From here on a signal is the child's: woci forwards it and ends when the child does.
     crate::critical::supervise();

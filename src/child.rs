@@ -5,8 +5,19 @@
 //! stay (auto-refresh, proxy), [`run`] spawns it, forwards SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/
 //! SIGWINCH — and SIGINT when stdin is not a terminal, since a terminal's Ctrl-C already reaches the
 //! whole foreground process group — and returns its exit code (128+n when killed by signal n).
+//! The handlers are installed before the child is spawned, so no signal falls in between.
+//!
+//! A spawned child must not outlive woci for long: it talks to woci's proxy, which dies with
+//! woci. On Linux the child gets `PR_SET_PDEATHSIG` = SIGTERM (set in the forked child before
+//! `exec`; it fires when the spawning thread ends, and woci spawns from the thread that lives until
+//! exit). macOS has no parent-death signal; there the child finds the proxy gone at its next
+//! request and fails, which is the documented limit.
+//!
+//! With a [`Redactor`] (`--debug`), stdout and stderr are piped and relayed through it, so the
+//! program is spawned even where it would otherwise be exec'ed.
 
 use crate::error::{Error, Result};
+use crate::redact::Redactor;
 use std::ffi::OsString;
 use std::io;
 use std::process::{Command, ExitStatus};
@@ -25,6 +36,25 @@ pub struct ChildSpec {
     pub remove_env: Vec<OsString>,
     /// Which setting chose the program, for the not-found message.
     pub program_source: String,
+    /// Relay stdout/stderr through this (under `--debug`) instead of letting the child inherit
+    /// them.
+    pub redactor: Option<Redactor>,
+}
+
+/// woci's own secret-bearing variables, never passed to a child: the variable named by
+/// `refresh_token_passphrase_env` and every `WOCI_*PASSPHRASE*`.
+pub fn private_env_names(settings: &crate::settings::Settings, env: &crate::settings::Env) -> Vec<OsString> {
+    let mut names: Vec<OsString> = env
+        .keys()
+        .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))
+        .map(OsString::from)
+        .collect();
+    if let crate::settings::PassphraseSource::Env { var: name, .. } = &settings.passphrase {
+        names.push(name.into());
+    }
+    names.sort();
+    names.dedup();
+    names
 }
 
 impl ChildSpec {
@@ -51,37 +81,129 @@ impl ChildSpec {
     }
 }
 
-/// Replaces the current process with the program. Returns only on failure.
-#[cfg(unix)]
-pub fn exec(spec: &ChildSpec) -> Error {
-    use std::os::unix::process::CommandExt;
-    let e = spec.command().exec();
-    spec.spawn_error(e)
-}
-
-/// Without `exec`, run and exit with the child's code.
-#[cfg(not(unix))]
-pub fn exec(spec: &ChildSpec) -> Error {
-    match spec.command().status() {
-        #[allow(clippy::disallowed_methods, reason = "exec failed after a fallback spawn; see harden")]
-        Ok(s) => std::process::exit(i32::from(exit_code(s))),
-        Err(e) => spec.spawn_error(e),
+/// Runs the program in woci's place and returns its exit code. On Unix without a redactor woci
+/// *replaces itself* with it (`execvp`) and this returns only on failure; otherwise the program is
+/// spawned and waited for.
+pub fn exec(spec: &ChildSpec) -> Result<u8> {
+    #[cfg(unix)]
+    if spec.redactor.is_none() {
+        use std::os::unix::process::CommandExt;
+        let e = spec.command().exec();
+        return Err(spec.spawn_error(e));
     }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
+    runtime.block_on(run(spec))
 }
 
 /// A running child.
 #[derive(Debug)]
 pub struct Running {
     child: tokio::process::Child,
+    #[cfg(unix)]
+    signals: Signals,
+    relays: Vec<tokio::task::JoinHandle<()>>,
 }
 
-/// Spawns the program (stdio inherited).
+/// Signal listeners, installed before the child exists; each received signal is queued.
+#[cfg(unix)]
+#[derive(Debug)]
+struct Signals {
+    rx: tokio::sync::mpsc::UnboundedReceiver<(i32, bool)>,
+    listeners: Vec<tokio::task::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl Signals {
+    fn install() -> Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let forward_int = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+        let kinds = [
+            (SignalKind::terminate(), libc::SIGTERM, true),
+            (SignalKind::hangup(), libc::SIGHUP, true),
+            (SignalKind::quit(), libc::SIGQUIT, true),
+            (SignalKind::user_defined1(), libc::SIGUSR1, true),
+            (SignalKind::user_defined2(), libc::SIGUSR2, true),
+            (SignalKind::window_change(), libc::SIGWINCH, true),
+            (SignalKind::interrupt(), libc::SIGINT, forward_int),
+        ];
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(i32, bool)>();
+        let mut listeners = Vec::new();
+        for (kind, num, forward) in kinds {
+            let mut s = signal(kind).map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
+            let tx = tx.clone();
+            listeners.push(tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send((num, forward)).is_err() {
+                        break;
+                    }
+                }
+            }));
+        }
+        Ok(Signals { rx, listeners })
+    }
+}
+
+#[cfg(unix)]
+impl Drop for Signals {
+    fn drop(&mut self) {
+        for l in &self.listeners {
+            l.abort();
+        }
+    }
+}
+
+/// Spawns the program: signal handlers first, then the child (stdio inherited, or relayed through
+/// the spec's redactor).
 pub fn spawn(spec: &ChildSpec) -> Result<Running> {
+    #[cfg(unix)]
+    let signals = Signals::install()?;
     let mut cmd = tokio::process::Command::from(spec.command());
     cmd.kill_on_drop(false);
-    let child = cmd.spawn().map_err(|e| spec.spawn_error(e))?;
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid before the fork; in the child only async-signal-safe calls (prctl,
+        // getppid, kill, getpid).
+        let parent = unsafe { libc::getpid() };
+        unsafe {
+            cmd.pre_exec(move || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+                // woci died between fork and prctl: the signal would never come.
+                if libc::getppid() != parent {
+                    libc::kill(libc::getpid(), libc::SIGTERM);
+                }
+                Ok(())
+            });
+        }
+    }
+    if spec.redactor.is_some() {
+        cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    }
+    let mut child = cmd.spawn().map_err(|e| spec.spawn_error(e))?;
+    let mut relays = Vec::new();
+    if let Some(r) = &spec.redactor {
+        if let Some(out) = child.stdout.take() {
+            let r = r.clone();
+            relays.push(tokio::spawn(async move {
+                let _ = r.relay(out, tokio::io::stdout()).await;
+            }));
+        }
+        if let Some(err) = child.stderr.take() {
+            let r = r.clone();
+            relays.push(tokio::spawn(async move {
+                let _ = r.relay(err, tokio::io::stderr()).await;
+            }));
+        }
+    }
     tracing::debug!(pid = child.id(), program = %spec.program.to_string_lossy(), "started child");
-    Ok(Running { child })
+    Ok(Running {
+        child,
+        #[cfg(unix)]
+        signals,
+        relays,
+    })
 }
 
 impl Running {
@@ -92,37 +214,22 @@ impl Running {
 
     /// Waits for the child, forwarding signals to it; returns its exit code.
     pub async fn wait(mut self) -> Result<u8> {
+        let code = self.wait_child().await;
+        // The relays end at the child's EOF; a grandchild holding the pipes gets a moment only.
+        for r in std::mem::take(&mut self.relays) {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(2), r).await;
+        }
+        code
+    }
+
+    async fn wait_child(&mut self) -> Result<u8> {
         #[cfg(unix)]
         {
-            use tokio::signal::unix::{signal, SignalKind};
             let pid = self.child.id().and_then(|p| i32::try_from(p).ok());
-            let forward_int = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-            let kinds = [
-                (SignalKind::terminate(), libc::SIGTERM, true),
-                (SignalKind::hangup(), libc::SIGHUP, true),
-                (SignalKind::quit(), libc::SIGQUIT, true),
-                (SignalKind::user_defined1(), libc::SIGUSR1, true),
-                (SignalKind::user_defined2(), libc::SIGUSR2, true),
-                (SignalKind::window_change(), libc::SIGWINCH, true),
-                (SignalKind::interrupt(), libc::SIGINT, forward_int),
-            ];
-            let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(i32, bool)>();
-            let mut listeners = Vec::new();
-            for (kind, num, forward) in kinds {
-                let mut s = signal(kind).map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
-                let tx = tx.clone();
-                listeners.push(tokio::spawn(async move {
-                    while s.recv().await.is_some() {
-                        if tx.send((num, forward)).is_err() {
-                            break;
-                        }
-                    }
-                }));
-            }
             let status = loop {
                 tokio::select! {
                     status = self.child.wait() => break status,
-                    Some((num, forward)) = rx.recv() => {
+                    Some((num, forward)) = self.signals.rx.recv() => {
                         if let (true, Some(pid)) = (forward, pid) {
                             tracing::debug!(signal = num, pid, "forwarding signal to child");
                             // SAFETY: kill(2) with a pid we spawned and a valid signal number.
@@ -131,9 +238,6 @@ impl Running {
                     }
                 }
             };
-            for l in listeners {
-                l.abort();
-            }
             let status = status.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?;
             Ok(exit_code(status))
         }
@@ -177,6 +281,7 @@ mod tests {
             set_env: vec![("WOCI_T".into(), "v".into())],
             remove_env: vec!["WOCI_GONE".into()],
             program_source: "test".into(),
+            redactor: None,
         }
     }
 

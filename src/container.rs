@@ -249,6 +249,7 @@ impl ContainerSpec {
             args: self.run_args(host, oci_args)?,
             set_env: Vec::new(),
             remove_env: Vec::new(),
+            redactor: None,
             program_source: "`oci_container_runtime` in the manager config (or install docker or podman)".into(),
         })
     }
@@ -552,6 +553,7 @@ mod tests {
                 ("REQUESTS_CA_BUNDLE".into(), "/tmp/w/ca.pem".into()),
             ],
             remove_env: vec![],
+            redactor: None,
             program_source: "t".into(),
         }
     }

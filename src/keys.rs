@@ -13,8 +13,37 @@ use rsa::traits::PublicKeyParts;
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use std::path::Path;
 
-/// Bits of a key woci creates.
+/// Bits of a key woci creates, and the fewest it accepts (OCI's minimum).
 pub const KEY_BITS: usize = 2048;
+
+/// DER of the algorithm identifiers of key types woci cannot use, with their names: id-ecPublicKey
+/// (1.2.840.10045.2.1), Ed25519 (1.3.101.112), Ed448 (1.3.101.113), DSA (1.2.840.10040.4.1).
+const NOT_RSA: [(&[u8], &str); 4] = [
+    (&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01], "an EC key"),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x70], "an Ed25519 key"),
+    (&[0x06, 0x03, 0x2b, 0x65, 0x71], "an Ed448 key"),
+    (&[0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01], "a DSA key"),
+];
+
+/// What kind of non-RSA key a PEM holds, if it says so (its label or its PKCS#8 algorithm id).
+fn non_rsa_kind(pem: &str) -> Option<&'static str> {
+    if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
+        return Some("an EC key");
+    }
+    if pem.contains("-----BEGIN DSA PRIVATE KEY-----") {
+        return Some("a DSA key");
+    }
+    if pem.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
+        return Some("an OpenSSH-format key");
+    }
+    let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
+    let end = start + pem[start..].find("-----END")?;
+    let b64: String = pem[start..end].chars().filter(|c| !c.is_whitespace()).collect();
+    let der = STANDARD.decode(b64).ok()?;
+    // The algorithm identifier sits near the start of a PKCS#8 PrivateKeyInfo.
+    let head = &der[..der.len().min(64)];
+    NOT_RSA.iter().find(|(oid, _)| head.windows(oid.len()).any(|w| w == *oid)).map(|(_, name)| *name)
+}
 
 /// An RSA key pair.
 #[derive(Clone)]
@@ -59,6 +88,9 @@ impl KeyPair {
     /// Parses a PEM private key (PKCS#8 or PKCS#1), ignoring text after the PEM footer such as the
     /// `OCI_API_KEY` marker `oci session authenticate` appends.
     pub fn from_pem(pem: &str) -> std::result::Result<KeyPair, String> {
+        if let Some(kind) = non_rsa_kind(pem) {
+            return Err(format!("this is {kind}; OCI session keys must be RSA ({KEY_BITS} bits or more)"));
+        }
         for (begin, end, pkcs8) in [
             ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", true),
             ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", false),
@@ -73,6 +105,10 @@ impl KeyPair {
             } else {
                 RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| e.to_string())?
             };
+            let bits = key.size() * 8;
+            if bits < KEY_BITS {
+                return Err(format!("the RSA key has {bits} bits; OCI needs at least {KEY_BITS}"));
+            }
             return Ok(Self::from_private(key));
         }
         if pem.contains("ENCRYPTED PRIVATE KEY") {
@@ -201,6 +237,16 @@ mod tests {
     #[test]
     fn rejects_garbage_and_encrypted_keys() {
         assert!(KeyPair::from_pem("hello").is_err());
+        for (pem, kind) in [
+            (include_str!("../tests/fixtures/ec_p256_pkcs8.pem"), "EC"),
+            (include_str!("../tests/fixtures/ec_p256_sec1.pem"), "EC"),
+        ] {
+            let e = KeyPair::from_pem(pem).unwrap_err();
+            assert!(e.contains(&format!("an {kind} key")) && e.contains("must be RSA"), "{e}");
+            assert!(!e.contains("1.2.840.113549"), "not reported with RSA's algorithm id: {e}");
+        }
+        let e = KeyPair::from_pem(include_str!("../tests/fixtures/rsa_1024.pem")).unwrap_err();
+        assert!(e.contains("1024 bits") && e.contains("at least 2048"), "{e}");
         let enc = "-----BEGIN ENCRYPTED PRIVATE KEY-----\nAAAA\n-----END ENCRYPTED PRIVATE KEY-----\n";
         assert!(KeyPair::from_pem(enc).unwrap_err().contains("passphrase"));
     }

@@ -13,8 +13,9 @@
 //!   login), [`exchange`] (access token → UPST), [`session_refresh`] (OCI auth service refresh),
 //!   [`signer`] (OCI HTTP signatures), [`oke`] (native OKE `generate-token`)
 //! - orchestration: [`renew`] (the locked "make the session valid" step), [`child`] (running `oci`
-//!   or any program), [`container`] (`oci` from a container image), [`autorefresh`] (renewal loop
-//!   + proxy + child), [`proxy`] (the re-signing proxy), [`daemon`], [`status`]
+//!   or any program; [`redact`] filters its output under `--debug`), [`container`] (`oci` from a
+//!   container image), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
+//!   proxy), [`daemon`], [`status`]
 //! - plumbing: [`error`], [`secret`], [`clock`], [`fsutil`], [`logging`]
 
 pub mod app;
@@ -42,6 +43,7 @@ pub mod oidc;
 pub mod oke;
 pub mod proxy;
 pub mod realm;
+pub mod redact;
 pub mod renew;
 pub mod secret;
 pub mod session_refresh;

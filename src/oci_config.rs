@@ -4,8 +4,9 @@
 //! The format is Python `configparser` as the OCI CLI and SDK use it (`interpolation=None`,
 //! `default_section="DEFAULT"`): `[section]` headers (case-sensitive), `key = value` or
 //! `key: value` (keys case-insensitive, values trimmed), whole-line `#`/`;` comments, indented
-//! continuation lines, and `[DEFAULT]` keys inherited by every profile. Like the SDK, duplicate
-//! sections are merged and a later duplicate key wins.
+//! continuation lines, and `[DEFAULT]` keys inherited by every profile. A later duplicate key
+//! wins; a duplicate section is an error naming both lines, as `configparser` (strict) raises
+//! `DuplicateSectionError` for it and `oci` would fail on the file.
 //!
 //! A file `configparser` would reject (a key before any section header, a line that is neither a
 //! header, a comment nor `key = value`, invalid UTF-8) is a [`Error::CorruptFile`] and is never
@@ -111,6 +112,7 @@ fn split_lines(text: &str) -> Vec<(&str, &str)> {
 fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
     let mut lines = Vec::new();
     let mut sections: Vec<String> = Vec::new();
+    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     // Indentation of the current key's line, while a key can take continuation lines.
     let mut key_indent: Option<usize> = None;
     for (n, (raw, eol)) in split_lines(text).into_iter().enumerate() {
@@ -127,6 +129,13 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
             Kind::Continuation
         } else if trimmed.starts_with('[') && trimmed.rfind(']').is_some_and(|i| i > 1) {
             let name = &trimmed[1..trimmed.rfind(']').unwrap_or(1)];
+            if let Some(first) = first_line.insert(name.to_owned(), n + 1) {
+                return Err(format!(
+                    "section `[{}]` appears twice, at lines {first} and {}; merge them into one",
+                    name.escape_debug(),
+                    n + 1
+                ));
+            }
             sections.push(name.to_owned());
             key_indent = None;
             lines.push(Line {
@@ -389,7 +398,7 @@ security_token_file=/other/token
 
     #[test]
     fn read_profile_overrides_default_and_later_keys_win() {
-        let text = "[DEFAULT]\nregion=a\n[p]\nregion=b\nregion=c\n[p]\nextra=1\n";
+        let text = "[DEFAULT]\nregion=a\n[p]\nregion=b\nregion=c\nextra=1\n";
         assert_eq!(read_str(text, "p").unwrap(), map(&[("region", "c"), ("extra", "1")]));
     }
 
@@ -504,9 +513,24 @@ security_token_file=/other/token
 
     #[test]
     fn upsert_replaces_duplicates_and_drops_continuations() {
-        let text = "[p]\nkey_file = /a\n   /continued\nKEY_FILE=/dup\n[p]\nkey_file=/third\nz=1\n";
+        let text = "[p]\nkey_file = /a\n   /continued\nKEY_FILE=/dup\nkey_file=/third\nz=1\n";
         let out = upsert_str(text, "p", &[("key_file", "/new")]);
-        assert_eq!(out, "[p]\nkey_file = /new\nKEY_FILE=/new\n[p]\nkey_file=/new\nz=1\n");
+        assert_eq!(out, "[p]\nkey_file = /new\nKEY_FILE=/new\nkey_file=/new\nz=1\n");
+    }
+
+    #[test]
+    fn duplicate_sections_are_rejected_naming_both_lines_and_the_file_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config");
+        let text = "[DEFAULT]\nregion=x\n\n[P]\nregion=a\n# again\n[P]\nregion=b\n";
+        std::fs::write(&path, text).unwrap();
+        let e = read_profile(&path, "P").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::CORRUPT_FILE);
+        let m = e.to_string();
+        assert!(m.contains("`[P]`") && m.contains("lines 4 and 7"), "{m}");
+        assert!(upsert_profile(&path, "P", &[("key_file", "/k")]).is_err());
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "nothing changed on disk");
+        assert!(read_str("[P]\na=1\n[Q]\nb=2\n", "Q").is_some(), "distinct sections are fine");
     }
 
     #[test]

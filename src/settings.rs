@@ -327,16 +327,6 @@ impl Settings {
             .map(|s| s.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect())
             .unwrap_or_default();
 
-        let log_level = o.log_level.clone().or_else(|| manager.get("log_level").map(str::to_owned));
-        if let Some(l) = &log_level {
-            if crate::logging::directive(l).is_none() {
-                return Err(Error::Config(format!(
-                    "invalid log level `{l}`; valid levels: {}",
-                    crate::logging::LEVELS.join(", ")
-                )));
-            }
-        }
-
         let upstream_proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
             .iter()
             .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()))
@@ -375,7 +365,10 @@ impl Settings {
             device_login: crate::oidc::device::should_use_device(&device, env, std::io::stderr().is_terminal()),
             device,
             passphrase,
-            log_level,
+            log_level: match &o.log_level {
+                Some(l) => Some(l.clone()),
+                None => manager.get("log_level").map(|l| crate::logging::check_level(l, "`log_level`")).transpose()?,
+            },
             debug: o.debug,
             extra_ca_files,
             resign_hosts,

@@ -20,6 +20,41 @@ pub const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
 /// The Python woci's key file name, honoured when present.
 pub const PY_WOCI_KEY_FILE: &str = "private_key.pem";
 
+/// A `key_file` the OCI config names must exist: a missing one is an error, never silently
+/// replaced by a new key (which would also rewrite the config's `key_file` and `fingerprint`).
+pub fn require_configured_key(path: &Path, profile: &str) -> Result<()> {
+    if path.is_file() {
+        return Ok(());
+    }
+    Err(Error::Config(format!(
+        "the `key_file` of profile `{profile}` in the OCI config, `{}`, does not exist; restore it, or delete the \
+         `key_file` line so that woci creates a new key",
+        path.display()
+    )))
+}
+
+/// Warns (once per call, one line) about a private key that group or others can read. woci warns
+/// rather than refuses, like the `oci` CLI, because such keys are common and still work; the
+/// fix is in the message.
+pub fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                tracing::warn!(
+                    "private key `{}` is readable by other users (mode {mode:o}); run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
 /// The session folder of one profile.
 #[derive(Debug, Clone)]
 pub struct SessionStore {
@@ -111,9 +146,41 @@ impl SessionStore {
         self.dir.join("woci-daemon.json")
     }
 
-    /// Creates the folder (0700) if needed.
+    /// Creates the folder (0700) if needed, after [`Self::check_safe`].
     pub fn ensure_dir(&self) -> Result<()> {
+        self.check_safe()?;
         fsutil::ensure_private_dir(&self.dir)
+    }
+
+    /// Refuses a session folder that is a symbolic link (woci would write tokens and keys wherever
+    /// it points), and `~/.oci` or `~/.oci/sessions` writable by every user (they could swap the
+    /// folder or the config), as ssh refuses such a `~/.ssh` (world-writable; see below). Both are [`Error::Config`] (exit 2).
+    pub fn check_safe(&self) -> Result<()> {
+        if let Ok(meta) = std::fs::symlink_metadata(&self.dir) {
+            if meta.file_type().is_symlink() {
+                return Err(Error::Config(format!(
+                    "session folder `{}` is a symbolic link; woci does not follow it: replace it with a real folder",
+                    self.dir.display()
+                )));
+            }
+        }
+        #[cfg(unix)]
+        for folder in self.dir.ancestors().skip(1).take(2) {
+            use std::os::unix::fs::PermissionsExt;
+            let Ok(meta) = std::fs::metadata(folder) else { continue };
+            let mode = meta.permissions().mode();
+            // World-writable only: group-writable is the norm with per-user groups (umask 002), and
+            // a sticky folder (like /tmp) still keeps others from swapping entries.
+            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+                return Err(Error::Config(format!(
+                    "`{}` is writable by every user (mode {:o}); run `chmod o-w {}`",
+                    folder.display(),
+                    mode & 0o7777,
+                    folder.display()
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Takes the per-profile renewal lock (waits at most `timeout`).
@@ -208,13 +275,18 @@ impl SessionStore {
     /// Python woci's `private_key.pem`, else `oci_api_key.pem`, created on first use. Returns the
     /// key and its path. A damaged key file is an error, never silently replaced.
     pub fn load_or_create_key(&self, configured: Option<&Path>) -> Result<(KeyPair, PathBuf)> {
+        if let Some(path) = configured {
+            require_configured_key(path, &self.profile)?;
+        }
         let candidates = configured
             .map(Path::to_path_buf)
             .into_iter()
             .chain([self.dir.join(PY_WOCI_KEY_FILE), self.dir.join(KEY_FILE)]);
         for path in candidates {
             if path.is_file() {
-                return Ok((KeyPair::load(&path)?, path));
+                let key = KeyPair::load(&path)?;
+                warn_if_readable_by_others(&path);
+                return Ok((key, path));
             }
         }
         self.ensure_dir()?;
@@ -378,6 +450,51 @@ mod tests {
         assert_eq!(p1, p2);
         assert_eq!(k1.fingerprint(), k2.fingerprint());
         assert!(s.dir().join(PUBLIC_KEY_FILE).is_file());
+    }
+
+    #[test]
+    fn a_missing_configured_key_is_an_error_and_nothing_is_created() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let missing = home.path().join("keys").join("gone.pem");
+        let e = s.load_or_create_key(Some(&missing)).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+        assert!(e.to_string().contains("gone.pem") && e.to_string().contains("`key_file`"), "{e}");
+        assert!(!s.dir().exists(), "no key was created");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_session_folder_is_refused_and_not_followed() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir_all(home.path().join(".oci/sessions")).unwrap();
+        std::os::unix::fs::symlink(elsewhere.path(), home.path().join(".oci/sessions/P")).unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let e = s.lock(Duration::from_secs(1)).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert!(s.write_token(&SecretString::from("x.y.z")).is_err());
+        assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 0, "nothing written through the link");
+        assert_eq!(std::fs::metadata(elsewhere.path()).unwrap().permissions().mode() & 0o777, 0o755, "not chmod'ed");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_world_writable_oci_folder_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let oci = home.path().join(".oci");
+        std::fs::create_dir_all(&oci).unwrap();
+        std::fs::set_permissions(&oci, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let e = s.ensure_dir().unwrap_err();
+        assert!(e.to_string().contains("writable by every user") && e.to_string().contains("chmod o-w"), "{e}");
+        assert!(!oci.join("sessions").exists());
+        std::fs::set_permissions(&oci, std::fs::Permissions::from_mode(0o755)).unwrap();
+        s.ensure_dir().unwrap();
     }
 
     #[test]

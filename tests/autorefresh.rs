@@ -135,3 +135,59 @@ async fn a_missing_program_is_127_and_leaves_nothing_behind() {
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(dir_is_empty(tmp.path()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_kill_9_the_child_goes_and_the_next_start_sweeps_the_folder() {
+    let (w, tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("OUT", out.path()).env("SIG", "USR2").args(["--auto-refresh", "--exec", "--", "sh", "-c", CHILD]);
+    let mut woci = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    let child_pid: i32 = std::fs::read_to_string(out.path().join("pid")).unwrap().trim().parse().unwrap();
+    assert!(!dir_is_empty(tmp.path()), "the proxy folder exists while woci runs");
+
+    woci.kill().unwrap();
+    woci.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(child_pid) {
+        assert!(Instant::now() < deadline, "the child outlived woci by 10 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!dir_is_empty(tmp.path()), "kill -9 leaves the folder (nothing could remove it)");
+
+    let mut next = woci_std(&w, tmp.path());
+    next.args(["--auto-refresh", "--exec", "--", "sh", "-c", "ls \"$TMPDIR\" | grep -c woci-proxy-"]);
+    let o = tokio::task::spawn_blocking(move || next.output().unwrap()).await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1", "only the running woci's own folder is left");
+    assert!(dir_is_empty(tmp.path()), "and that one is removed at exit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn passphrase_variables_never_reach_the_child() {
+    let (w, tmp) = world().await;
+    w.write_manager_ini(&[("refresh_token_passphrase_env", "MY_RT_PASS")]);
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("MY_RT_PASS", "pass-phrase-one")
+        .env("WOCI_OTHER_PASSPHRASE", "pass-phrase-two")
+        .env("WOCI_KEEP", "kept")
+        .args(["--auto-refresh", "--exec", "--", "env"]);
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(stdout.contains("WOCI_KEEP=kept"), "other variables pass: {stdout}");
+    assert!(!stdout.contains("pass-phrase"), "{stdout}");
+    // The stand-in `oci` (plain exec path) sees none of them either.
+    let mut cmd = woci_std(&w, tmp.path());
+    let script = tmp.path().join("env-oci");
+    write_exec(&script, "#!/bin/sh\nenv\n");
+    cmd.env("MY_RT_PASS", "pass-phrase-one")
+        .env("WOCI_OTHER_PASSPHRASE", "pass-phrase-two")
+        .env("WOCI_OCI_COMMAND", &script)
+        .args(["os", "ns", "get"]);
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("pass-phrase"));
+}

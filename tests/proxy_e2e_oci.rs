@@ -108,6 +108,7 @@ async fn start_proxy(
         upstream_proxy: None,
         no_proxy: NoProxy::default(),
         temp_dir: tmp.to_owned(),
+        limits: proxy::Limits::default(),
     };
     let (tx, rx) = watch::channel(SecretString::from(token));
     (proxy::start(cfg, rx).await.unwrap(), tx)

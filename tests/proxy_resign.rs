@@ -100,6 +100,7 @@ async fn setup_with(upstream_proxy: Option<Url>) -> Setup {
         upstream_proxy,
         no_proxy: NoProxy::default(),
         temp_dir: tmp.path().to_owned(),
+        limits: proxy::Limits::default(),
     };
     let (token_tx, token_rx) = watch::channel(SecretString::from(TOKEN_B));
     let handle = proxy::start(cfg, token_rx).await.unwrap();

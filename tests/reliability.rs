@@ -100,3 +100,69 @@ async fn a_full_disk_stops_the_renewal_before_the_refresh_token_is_spent() {
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_idp_reply_within_the_reuse_grace_loses_nothing() {
+    // The IdP rotates refresh tokens and accepts the spent one again for 30 s (Okta's default
+    // rotation grace); woci is told the same.
+    let w = World::with_config(woci_emulator::Config {
+        refresh_reuse_grace: Duration::from_secs(30),
+        ..woci_emulator::Config::default()
+    })
+    .await;
+    w.write_manager_ini(&[("refresh_token_reuse_grace", "30")]);
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    // The grant is processed (the refresh token rotated), then the reply never arrives.
+    w.emu.set_fault(Endpoint::IdpToken, Fault::drop_reply().times(1));
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), 2, "one resend within the grace");
+
+    // The control: an IdP without a grace revokes the family on the resend, so woci does not
+    // resend; the call fails (exit 6), and since the reply was lost the session is lost too —
+    // the documented reason to set `refresh_token_reuse_grace` only to what the IdP allows.
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::drop_reply().times(1));
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), 1, "never resent without a grace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_idp_reply_is_cut_at_the_cap_with_bounded_memory() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    let rt = w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::endless_body());
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("larger than 1024 KiB"), "{err}");
+    assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the stored refresh token is untouched");
+    // Peak memory of the children this test ran (woci only): far below the 64 MiB goal.
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::zeroed();
+    // SAFETY: getrusage fills the struct it is given.
+    let rss_kib = unsafe {
+        libc::getrusage(libc::RUSAGE_CHILDREN, usage.as_mut_ptr());
+        usage.assume_init().ru_maxrss
+    };
+    assert!(rss_kib < 64 * 1024, "peak RSS {rss_kib} KiB");
+}

@@ -514,7 +514,8 @@ impl State {
             Id::Scope => o_.scope = Some(text()?),
             Id::SubjectTokenSource => o_.subject_token_source = Some(text()?),
             Id::DeviceCode => o_.device_code = true,
-            Id::LogLevel => o_.log_level = Some(text()?),
+
+            Id::LogLevel => o_.log_level = Some(crate::logging::check_level(&text()?, "`--log-level`")?),
             Id::PassphraseEnv => o_.refresh_token_passphrase_env = Some(text()?),
             Id::RedirectPort => {
                 let v = text()?;

@@ -20,7 +20,12 @@ const fn r(key: &'static str, meaning: &'static str) -> Row {
 /// Exit codes of woci's own failures (when `oci` runs, its exit code is woci's).
 pub const EXIT_CODES: &[Row] = &[
     r("1", "other failure (I/O)"),
-    r("2", "bad command line or configuration (missing keys, bad URL, unknown option or option value)"),
+    r(
+        "2",
+        "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
+         `--log-level LOUD`, a `key_file` the config names but that does not exist, a session folder that is a \
+         symlink, a world-writable `~/.oci`)",
+    ),
     r(
         "3",
         "login needed but impossible (no terminal / timed out / the IdP returned `error=` / a device login was \

@@ -1,8 +1,11 @@
 //! The loopback HTTP server that receives the authorization response at `/callback`.
 //!
-//! One GET to `/callback` ends the wait: with a code and the right `state` it yields the code;
-//! with `error=…`, a wrong `state` or no code it yields an [`Error::Login`]. Any other path gets a
-//! 404 and the wait goes on (browsers ask for `/favicon.ico`).
+//! `state` is checked first: a request to `/callback` with a missing or wrong `state` (a stale
+//! tab, another login's redirect, a local process guessing) gets a 400 page and the wait goes on
+//! until its timeout — it cannot end someone else's login, not even with `error=`. With the right
+//! `state`, a code ends the wait with the code, and `error=…` or a missing code with an
+//! [`Error::Login`]. Any other path gets a 404 and the wait goes on (browsers ask for
+//! `/favicon.ico`).
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -23,6 +26,9 @@ const DONE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><tit
 const FAILED_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>woci</title></head>\
 <body><h1>Login failed</h1><p>See the terminal for details. You can close this window.</p></body></html>";
 const NOT_FOUND_PAGE: &str = "not found";
+const WRONG_STATE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>woci</title></head>\
+<body><h1>Not this login</h1><p>This page does not belong to the login woci is waiting for (an old tab?). \
+The login goes on; finish it in the window woci opened.</p></body></html>";
 
 /// Binds the loopback listener; a taken port is a configuration error naming `redirect_port`.
 pub(super) async fn bind(port: u16) -> Result<TcpListener> {
@@ -69,6 +75,10 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
         page: FAILED_PAGE,
         outcome: Some(Err(Error::Login(msg))),
     };
+    if state.as_deref() != Some(expected_state) {
+        tracing::warn!("ignored a login callback with a missing or wrong `state` (an old tab?); still waiting");
+        return Handled { status: StatusCode::BAD_REQUEST, page: WRONG_STATE_PAGE, outcome: None };
+    }
     if let Some(error) = error {
         let error = super::scrub(&error, &[]);
         let detail = description.map(|d| super::scrub(&d, &[])).filter(|d| !d.is_empty());
@@ -76,11 +86,6 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
             Some(d) => format!("the identity provider refused the login: {error} ({d})"),
             None => format!("the identity provider refused the login: {error}"),
         });
-    }
-    if state.as_deref() != Some(expected_state) {
-        return fail(
-            "login callback `state` mismatch (a stale or forged request); run `woci session authenticate` again".into(),
-        );
     }
     match code.filter(|c| !c.is_empty()) {
         Some(code) => Handled { status: StatusCode::OK, page: DONE_PAGE, outcome: Some(Ok(SecretString::new(code))) },

@@ -137,7 +137,7 @@ pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
 /// removed by [`BundleFile::remove`] or on drop.
 #[derive(Debug)]
 pub struct BundleFile {
-    dir: PathBuf,
+    dir: tempfile::TempDir,
     path: PathBuf,
 }
 
@@ -145,15 +145,15 @@ impl BundleFile {
     /// Creates a new, unpredictably named private folder in `parent` (never an existing one) and
     /// writes `pem` to `ca-bundle.pem` in it.
     pub fn create(parent: &Path, pem: &str) -> Result<BundleFile> {
-        let mut name = [0u8; 12];
-        rand::Rng::fill(&mut rand::thread_rng(), &mut name[..]);
-        let hex: String = name.iter().map(|b| format!("{b:02x}")).collect();
-        let dir = parent.join(format!("woci-proxy-{hex}"));
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&dir).map_err(|e| Error::io("cannot create", &dir, e))?;
-        let path = dir.join("ca-bundle.pem");
+        // The pid tells a later woci whether the owner is gone (see `sweep_stale`); tempfile makes
+        // the folder 0700 under a random name and never reuses an existing one.
+        let prefix = format!("{STALE_PREFIX}{}-", std::process::id());
+        let dir = tempfile::Builder::new()
+            .prefix(&prefix)
+            .rand_bytes(16)
+            .tempdir_in(parent)
+            .map_err(|e| Error::io("cannot create a private folder in", parent, e))?;
+        let path = dir.path().join("ca-bundle.pem");
         // From here on, drop cleans up whatever exists.
         let bundle = BundleFile { dir, path };
         let mut options = std::fs::OpenOptions::new();
@@ -174,21 +174,84 @@ impl BundleFile {
 
     /// The private folder holding it.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.dir.path()
     }
 
     /// Removes the file and its folder now (idempotent).
     pub fn remove(&self) {
-        for result in [std::fs::remove_file(&self.path), std::fs::remove_dir(&self.dir)] {
+        for result in [std::fs::remove_file(&self.path), std::fs::remove_dir(self.dir.path())] {
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    tracing::warn!(path = %self.dir.display(), error = %e, "cannot remove the proxy CA bundle")
+                    tracing::warn!(path = %self.dir.path().display(), error = %e, "cannot remove the proxy CA bundle")
                 }
             }
         }
     }
+}
+
+/// Prefix of the per-run folders: `woci-proxy-<pid>-<random>`.
+const STALE_PREFIX: &str = "woci-proxy-";
+
+/// Removes `woci-proxy-<pid>-*` folders in `parent` that belong to this user and whose process is
+/// gone (a woci killed with SIGKILL cannot clean up). Symlinks and other users' folders are left
+/// alone; returns how many were removed.
+pub fn sweep_stale(parent: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(parent) else { return 0 };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(STALE_PREFIX))
+            .and_then(|rest| rest.split_once('-'))
+            .and_then(|(pid, _)| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
+        if !meta.is_dir() || !owned_by_me(&meta) || process_alive(pid) {
+            continue;
+        }
+        let files = std::fs::read_dir(&path).into_iter().flatten().flatten();
+        for f in files {
+            let _ = std::fs::remove_file(f.path());
+        }
+        if std::fs::remove_dir(&path).is_ok() {
+            tracing::debug!(path = %path.display(), pid, "removed the folder of a proxy whose woci is gone");
+            removed += 1;
+        }
+    }
+    removed
+}
+
+#[cfg(unix)]
+fn owned_by_me(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid has no preconditions.
+    meta.uid() == unsafe { libc::geteuid() }
+}
+
+#[cfg(not(unix))]
+fn owned_by_me(_meta: &std::fs::Metadata) -> bool {
+    true
+}
+
+#[cfg(unix)]
+fn process_alive(pid: u32) -> bool {
+    let Ok(pid) = i32::try_from(pid) else { return false };
+    if pid <= 0 {
+        return true;
+    }
+    // SAFETY: signal 0 only checks existence. EPERM means it exists (another user's process).
+    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
+}
+
+#[cfg(not(unix))]
+fn process_alive(_pid: u32) -> bool {
+    true
 }
 
 impl Drop for BundleFile {
@@ -236,6 +299,30 @@ mod tests {
         second.remove();
         second.remove();
         assert!(!second.dir().exists());
+    }
+
+    #[test]
+    fn stale_folders_of_dead_owners_are_swept_live_ones_kept() {
+        let parent = tempfile::tempdir().unwrap();
+        let live = BundleFile::create(parent.path(), "x").unwrap();
+        // A pid that cannot be running: beyond the kernel's pid_max.
+        let dead = parent.path().join("woci-proxy-2147483646-abcdef");
+        std::fs::create_dir(&dead).unwrap();
+        std::fs::write(dead.join("ca-bundle.pem"), "x").unwrap();
+        let unrelated = parent.path().join("woci-proxy-notapid");
+        std::fs::create_dir(&unrelated).unwrap();
+        #[cfg(unix)]
+        {
+            let target = tempfile::tempdir().unwrap();
+            std::fs::write(target.path().join("keep"), "x").unwrap();
+            std::os::unix::fs::symlink(target.path(), parent.path().join("woci-proxy-2147483645-link")).unwrap();
+            assert_eq!(sweep_stale(parent.path()), 1);
+            assert!(target.path().join("keep").exists(), "a symlink is not followed");
+        }
+        assert!(!dead.exists());
+        assert!(live.dir().exists() && unrelated.exists());
+        let name = live.dir().file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(name.starts_with(&format!("woci-proxy-{}-", std::process::id())), "{name}");
     }
 
     #[test]

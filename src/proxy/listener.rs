@@ -2,21 +2,28 @@
 //! `Proxy-Authorization` checked on every request, then CONNECT dispatched to [`super::mitm`]
 //! (hosts to re-sign) or a plain tunnel (everything else).
 //!
+//! Resources ([`super::limits`]): each connection is admitted by the gate (unauthenticated ones
+//! are the first to go when it is full), must send its request head within
+//! [`Limits::header_read`](super::Limits), and is closed after [`Limits::idle`](super::Limits)
+//! without traffic. A request without valid credentials gets 407 and the connection is closed at
+//! once: nothing is kept for a client that does not know the secret. Warnings are rate-limited.
+//!
 //! Plain (non-CONNECT) proxy requests get 405: woci only sets `HTTPS_PROXY` for the child, so a
 //! plain request means some other program picked the proxy up; forwarding cleartext HTTP would
 //! add nothing and widen what the proxy does.
 
 use super::forward::text_response;
 use super::hosts::split_host_port;
+use super::limits::{Admit, AuthMarker, IdleIo};
 use super::{spawn_until_shutdown, ProxyBody, Shared};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use http::header::{HeaderValue, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
+use http::header::{HeaderValue, CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION};
 use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -30,12 +37,35 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
-                    let s = shared.clone();
-                    spawn_until_shutdown(&shared.shutdown, serve_client(stream, s));
+                    let (how, admission) = shared.gate.admit();
+                    match (how, admission) {
+                        (Admit::Yes { evicted }, Some(admission)) => {
+                            if evicted > 0 {
+                                if let Some(n) = shared.warnings.allow("evict") {
+                                    tracing::warn!(
+                                        "proxy: too many connections without credentials, closing the oldest \
+                                         ({} in the last {}s)", n + 1, shared.limits.warn_interval.as_secs()
+                                    );
+                                }
+                            }
+                            let s = shared.clone();
+                            spawn_until_shutdown(&shared.shutdown, serve_client(stream, s, admission));
+                        }
+                        _ => {
+                            if let Some(n) = shared.warnings.allow("full") {
+                                tracing::warn!(
+                                    "proxy: {} connections open, refusing more ({} refused in the last {}s)",
+                                    shared.limits.max_connections, n + 1, shared.limits.warn_interval.as_secs()
+                                );
+                            }
+                        }
+                    }
                 }
                 Err(e) => {
                     // EMFILE and friends: back off instead of spinning; the listener stays up.
-                    tracing::warn!(error = %e, "proxy cannot accept a connection");
+                    if let Some(n) = shared.warnings.allow("accept") {
+                        tracing::warn!(error = %e, left_out = n, "proxy cannot accept a connection");
+                    }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },
@@ -45,25 +75,42 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     tracing::debug!("proxy listener stopped");
 }
 
-async fn serve_client(stream: TcpStream, shared: Arc<Shared>) {
+async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: super::limits::Admission) {
     let _ = stream.set_nodelay(true);
+    let marker = admission.marker();
+    let kicked = admission.marker();
+    // The stream owns the admission: an upgraded tunnel keeps its place until it closes.
+    let io = IdleIo::new(stream, shared.limits.idle, Some(admission));
+    let header_read = shared.limits.header_read;
     let svc = service_fn(move |req| {
         let shared = shared.clone();
-        async move { Ok::<_, Infallible>(handle(req, shared).await) }
+        let marker = marker.clone();
+        async move { Ok::<_, Infallible>(handle(req, shared, &marker).await) }
     });
-    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).with_upgrades().await {
-        tracing::debug!(error = %e, "proxy client connection ended with an error");
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read)
+        .serve_connection(TokioIo::new(io), svc)
+        .with_upgrades();
+    tokio::select! {
+        r = conn => if let Err(e) = r {
+            tracing::debug!(error = %e, "proxy client connection ended with an error");
+        },
+        () = kicked.kicked() => tracing::debug!("unauthenticated proxy connection closed to make room"),
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>) -> Response<ProxyBody> {
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &AuthMarker) -> Response<ProxyBody> {
     if !authorized(req.headers().get(PROXY_AUTHORIZATION), &shared.expected_credentials) {
         shared.stats.rejected_auth.fetch_add(1, Ordering::Relaxed);
         tracing::debug!(method = %req.method(), "proxy request without valid credentials rejected");
         let mut resp = text_response(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "woci proxy: authentication required");
         resp.headers_mut().insert(PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"woci\""));
+        // Nothing is kept for a client without the secret: hyper closes after this answer.
+        resp.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
         return resp;
     }
+    marker.authenticated();
     if req.method() != Method::CONNECT {
         return text_response(StatusCode::METHOD_NOT_ALLOWED, "woci proxy: only CONNECT (HTTPS) is supported");
     }
@@ -138,11 +185,7 @@ fn authorized(value: Option<&HeaderValue>, expected: &[u8]) -> bool {
 
 /// Equality whose time does not depend on where the first difference is (the length is public).
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
+    subtle::ConstantTimeEq::ct_eq(a, b).into()
 }
 
 #[cfg(test)]

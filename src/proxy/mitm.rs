@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -29,17 +29,24 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
         Ok(tls) => tls,
         Err(e) => {
             // Usually the child does not trust the per-run CA (its CA bundle was overridden).
-            tracing::warn!(%host, error = %e, "TLS handshake with the child failed");
+            if let Some(n) = shared.warnings.allow("tls") {
+                tracing::warn!(%host, error = %e, left_out = n, "TLS handshake with the child failed");
+            }
             return;
         }
     };
     let host: Arc<str> = host.into();
+    let header_read = shared.limits.tunnel_header_read;
     let svc = service_fn(move |req| {
         let shared = shared.clone();
         let host = host.clone();
         async move { Ok::<_, Infallible>(handle(req, &host, port, &shared).await) }
     });
-    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await {
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read)
+        .serve_connection(TokioIo::new(tls), svc);
+    if let Err(e) = conn.await {
         tracing::debug!(error = %e, "opened connection ended with an error");
     }
 }

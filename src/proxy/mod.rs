@@ -10,7 +10,8 @@
 //! TCP tunnel.
 //!
 //! Submodules: [`hosts`] (what gets opened, `NO_PROXY`), [`ca`] (per-run CA, bundle file),
-//! [`listener`] (front door, proxy authentication), [`mitm`] (opened tunnels), [`resign`] (the
+//! [`listener`] (front door, proxy authentication), [`limits`] (timeouts, connection caps,
+//! warning rate), [`mitm`] (opened tunnels), [`resign`] (the
 //! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels).
 //!
 //! Limits: a child that ignores `HTTPS_PROXY` is not re-signed. `oci raw-request` is one: it
@@ -26,12 +27,14 @@
 pub mod ca;
 pub mod forward;
 pub mod hosts;
+pub mod limits;
 mod listener;
 mod mitm;
 pub mod resign;
 pub mod tunnel;
 
 pub use hosts::{HostMatcher, NoProxy};
+pub use limits::Limits;
 
 use crate::error::{Error, Result};
 use crate::secret::SecretString;
@@ -77,6 +80,8 @@ pub struct ProxyConfig {
     /// Where the proxy creates its private (0700) folder holding the 0600 CA bundle file for the
     /// child; both are removed on shutdown or drop.
     pub temp_dir: PathBuf,
+    /// Timeouts and connection caps ([`Limits::for_this_process`] by default).
+    pub limits: Limits,
 }
 
 impl ProxyConfig {
@@ -90,6 +95,7 @@ impl ProxyConfig {
             upstream_proxy: None,
             no_proxy: NoProxy::default(),
             temp_dir: temp_dir.into(),
+            limits: Limits::for_this_process(),
         }
     }
 
@@ -193,6 +199,9 @@ pub(crate) struct Shared {
     expected_credentials: Vec<u8>,
     stats: Counters,
     shutdown: watch::Receiver<bool>,
+    limits: Limits,
+    gate: limits::Gate,
+    warnings: limits::WarnLimiter,
 }
 
 impl Drop for Shared {
@@ -244,6 +253,7 @@ impl std::fmt::Debug for ProxyHandle {
 /// Starts the proxy on `127.0.0.1:0`. `token` carries the current session token; each request
 /// reads the latest value.
 pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Result<ProxyHandle> {
+    ca::sweep_stale(&cfg.temp_dir);
     let ca = ca::Ca::new()?;
     let roots = ca::child_roots_pem(&cfg.upstream_ca_files)?;
     let bundle = ca::BundleFile::create(&cfg.temp_dir, &format!("{}{roots}", ca.cert_pem()))?;
@@ -269,6 +279,9 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
         stats: Counters::default(),
         shutdown: shutdown_rx,
+        gate: limits::Gate::new(cfg.limits),
+        warnings: limits::WarnLimiter::new(cfg.limits.warn_interval),
+        limits: cfg.limits,
     });
     let join = tokio::spawn(listener::accept_loop(listener, shared.clone()));
     tracing::debug!(%addr, "re-signing proxy listening");
@@ -285,6 +298,13 @@ impl ProxyHandle {
     /// secret: pass it to the child's environment only.
     pub fn proxy_url(&self) -> SecretString {
         SecretString::new(format!("http://woci:{}@{}", self.secret.expose(), self.addr))
+    }
+
+    /// Makes `r` remove the per-run secret, alone and as the `Proxy-Authorization` value.
+    pub fn add_secrets_to(&self, r: &mut crate::redact::Redactor) {
+        use base64::Engine;
+        r.add_secret(self.secret.expose());
+        r.add_secret(&base64::engine::general_purpose::STANDARD.encode(format!("woci:{}", self.secret.expose())));
     }
 
     /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).

@@ -4,7 +4,7 @@
 //! - `GET /_emulator/stats` → [`Stats`](crate::Stats) JSON
 //! - `GET /_emulator/events` → `[Event]` JSON
 //! - `POST /_emulator/faults` `{"endpoint":"idp_token","fault":{"action":{"kind":"status","status":503},"count":2,"latency_ms":0}}`,
-//!   or `{"clear":true}`
+//!   or `{"clear":true}`; the other actions and `reply_delay_ms` are in [`crate::FaultAction`]
 //! - `POST /_emulator/settings` `{"upst_ttl_ms":5000,"part_delay_ms":200,"put_delay_ms":0}`
 //! - `POST /_emulator/revoke` revokes every refresh token
 //! - `POST /_emulator/refresh-token` → `{"refresh_token": "..."}` (a new family)

@@ -90,6 +90,9 @@ pub struct Config {
     pub upst_ttl: Duration,
     pub access_token_ttl: Duration,
     pub refresh_token_ttl: Duration,
+    /// How long a rotated refresh token may still be presented (returning the same successor);
+    /// zero: any reuse revokes the family.
+    pub refresh_reuse_grace: Duration,
     /// Absolute session lifetime (`sess_exp` = session start + this).
     pub session_max: Duration,
     pub auth_code_ttl: Duration,
@@ -136,6 +139,7 @@ impl Default for Config {
             upst_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3600),
             refresh_token_ttl: Duration::from_secs(8 * 3600),
+            refresh_reuse_grace: Duration::ZERO,
             session_max: Duration::from_secs(24 * 3600),
             auth_code_ttl: Duration::from_secs(120),
             idp_client_id: "woci-idp-client".into(),

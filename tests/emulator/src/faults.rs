@@ -1,5 +1,8 @@
-//! Fault injection per endpoint: latency, 5xx, malformed JSON, dropped connections,
-//! forced `invalid_grant`, forced `access_denied`.
+//! Fault injection per endpoint: latency before or after the request is processed, 5xx,
+//! malformed JSON, dropped or reset connections (before or after processing), an endless
+//! chunked body, a reply dribbled one byte at a time, forced `invalid_grant`, forced
+//! `access_denied`. Set from tests with [`crate::Emulator::set_fault`] or over the admin API
+//! (`POST /_emulator/faults`, the JSON form of [`Fault`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -20,8 +23,20 @@ pub enum FaultAction {
     Status { status: u16 },
     /// Answer `200` with a body that is not JSON.
     MalformedJson,
-    /// Close the connection without writing a response.
+    /// Close the connection without writing a response (the request is not processed).
     DropConnection,
+    /// Process the request (a refresh grant rotates the token), then close the connection
+    /// without answering: the reply lost on the way back.
+    DropReply,
+    /// Reset the connection (TCP RST) without processing the request.
+    Reset,
+    /// Process the request, then reset the connection (TCP RST) instead of answering.
+    ResetReply,
+    /// Answer `200` with a chunked body that never ends (a hostile or broken server).
+    EndlessBody,
+    /// Process the request and send the reply one byte every `byte_interval_ms` (status line
+    /// and headers included): a slow header.
+    SlowReply { byte_interval_ms: u64 },
     /// Answer `400 {"error":"invalid_grant"}` (token endpoints).
     InvalidGrant,
     /// `/authorize` redirects back with `error=access_denied`.
@@ -36,6 +51,9 @@ pub struct Fault {
     /// Added before the request is handled.
     #[serde(default)]
     pub latency_ms: u64,
+    /// Added after the request was processed, before the reply is sent (a late answer).
+    #[serde(default)]
+    pub reply_delay_ms: u64,
     #[serde(default)]
     pub action: FaultAction,
     /// How many requests the fault affects before it disappears; `None` = every request.
@@ -45,7 +63,7 @@ pub struct Fault {
 
 impl Fault {
     pub fn new(action: FaultAction) -> Self {
-        Fault { latency_ms: 0, action, count: None }
+        Fault { latency_ms: 0, reply_delay_ms: 0, action, count: None }
     }
 
     /// Answer with `status` (OAuth error JSON on token endpoints, OCI error JSON elsewhere).
@@ -68,6 +86,36 @@ impl Fault {
         Self::new(FaultAction::DropConnection)
     }
 
+    /// Process the request, then close the connection without answering.
+    pub fn drop_reply() -> Self {
+        Self::new(FaultAction::DropReply)
+    }
+
+    /// Reset the connection without processing the request.
+    pub fn reset() -> Self {
+        Self::new(FaultAction::Reset)
+    }
+
+    /// Process the request, then reset the connection.
+    pub fn reset_reply() -> Self {
+        Self::new(FaultAction::ResetReply)
+    }
+
+    /// `200` with a chunked body that never ends.
+    pub fn endless_body() -> Self {
+        Self::new(FaultAction::EndlessBody)
+    }
+
+    /// Process the request, then send the reply one byte per `interval`.
+    pub fn slow_reply(interval: Duration) -> Self {
+        Self::new(FaultAction::SlowReply { byte_interval_ms: interval.as_millis().max(1) as u64 })
+    }
+
+    /// Process the request, then wait `delay` before answering.
+    pub fn reply_delay(delay: Duration) -> Self {
+        Self::new(FaultAction::None).with_reply_delay(delay)
+    }
+
     /// `400 {"error":"invalid_grant"}`.
     pub fn invalid_grant() -> Self {
         Self::new(FaultAction::InvalidGrant)
@@ -81,6 +129,12 @@ impl Fault {
     /// Only the next `n` requests are affected.
     pub fn times(mut self, n: u32) -> Self {
         self.count = Some(n);
+        self
+    }
+
+    /// Adds a delay between processing the request and answering.
+    pub fn with_reply_delay(mut self, delay: Duration) -> Self {
+        self.reply_delay_ms = delay.as_millis().min(u64::MAX as u128) as u64;
         self
     }
 
@@ -143,5 +197,25 @@ mod tests {
         }
         f.clear();
         assert!(f.take(Endpoint::Exchange).is_none());
+    }
+
+    #[test]
+    fn wire_faults_round_trip_through_the_admin_json() {
+        for fault in [
+            Fault::drop_reply(),
+            Fault::reset(),
+            Fault::reset_reply().times(1),
+            Fault::endless_body(),
+            Fault::slow_reply(Duration::from_millis(50)),
+            Fault::reply_delay(Duration::from_secs(35)).with_latency(Duration::from_millis(10)),
+        ] {
+            let json = serde_json::to_string(&fault).unwrap();
+            assert_eq!(serde_json::from_str::<Fault>(&json).unwrap(), fault, "{json}");
+        }
+        let parsed: Fault =
+            serde_json::from_str(r#"{"action":{"kind":"slow_reply","byte_interval_ms":20},"reply_delay_ms":5}"#)
+                .unwrap();
+        assert_eq!(parsed.action, FaultAction::SlowReply { byte_interval_ms: 20 });
+        assert_eq!((parsed.reply_delay_ms, parsed.latency_ms, parsed.count), (5, 0, None));
     }
 }

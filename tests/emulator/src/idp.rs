@@ -32,6 +32,9 @@ struct AuthCode {
 struct RefreshToken {
     family: u64,
     spent: bool,
+    /// When it was spent and what replaced it (for the reuse grace).
+    spent_at: Option<std::time::Instant>,
+    successor: Option<String>,
     client_id: String,
     sub: String,
     scope: String,
@@ -68,6 +71,8 @@ impl IdpStore {
             RefreshToken {
                 family,
                 spent: false,
+                spent_at: None,
+                successor: None,
                 client_id: client_id.to_string(),
                 sub: sub.to_string(),
                 scope: scope.to_string(),
@@ -485,8 +490,15 @@ fn refresh_grant(state: &State, req: &Req, form: &HashMap<String, String>) -> Re
     };
     let (family, spent, owner, sub, scope, expires) =
         (rec.family, rec.spent, rec.client_id.clone(), rec.sub.clone(), rec.scope.clone(), rec.expires);
+    let within_grace = rec.spent_at.is_some_and(|t| t.elapsed() < state.cfg.refresh_reuse_grace);
+    let successor = rec.successor.clone();
     if idp.revoked.contains(&family) {
         return invalid_grant("refresh token revoked");
+    }
+    if let (true, true, Some(successor)) = (spent, within_grace, successor) {
+        // Within the reuse grace (as Okta's rotation grace period): the same successor again.
+        drop(idp);
+        return token_response(state, &sub, &client_id, &scope, Some(successor), None);
     }
     if spent {
         // Reuse of a rotated token: assume theft and revoke the whole family.
@@ -499,10 +511,12 @@ fn refresh_grant(state: &State, req: &Req, form: &HashMap<String, String>) -> Re
     if expires <= now_secs() {
         return invalid_grant("refresh token expired");
     }
+    let rt = idp.mint_refresh_token(&state.cfg, family, &client_id, &sub, &scope);
     if let Some(rec) = idp.refresh_tokens.get_mut(&presented) {
         rec.spent = true;
+        rec.spent_at = Some(std::time::Instant::now());
+        rec.successor = Some(rt.clone());
     }
-    let rt = idp.mint_refresh_token(&state.cfg, family, &client_id, &sub, &scope);
     drop(idp);
     token_response(state, &sub, &client_id, &scope, Some(rt), None)
 }

@@ -29,6 +29,7 @@ pub mod config;
 mod device;
 pub mod events;
 mod exchange;
+mod faultio;
 pub mod faults;
 mod idp;
 mod jwt;
@@ -369,13 +370,14 @@ async fn serve(
         let tls = tls.clone();
         let mut stop = stop.clone();
         tokio::spawn(async move {
+            let (stream, ctl) = faultio::FaultIo::new(stream);
             let conn = async {
                 match tls {
                     Some(acceptor) => match acceptor.accept(stream).await {
-                        Ok(s) => serve_conn(TokioIo::new(s), state).await,
+                        Ok(s) => serve_conn(TokioIo::new(s), state, ctl).await,
                         Err(e) => tracing::debug!("TLS handshake failed: {e}"),
                     },
-                    None => serve_conn(TokioIo::new(stream), state).await,
+                    None => serve_conn(TokioIo::new(stream), state, ctl).await,
                 }
             };
             tokio::select! {
@@ -386,13 +388,14 @@ async fn serve(
     }
 }
 
-async fn serve_conn<I>(io: I, state: Arc<State>)
+async fn serve_conn<I>(io: I, state: Arc<State>, ctl: Arc<faultio::ConnCtl>)
 where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let svc = hyper::service::service_fn(move |req| {
         let state = state.clone();
-        async move { handle(state, req).await }
+        let ctl = ctl.clone();
+        async move { handle(state, req, &ctl).await }
     });
     if let Err(e) = hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(io, svc).await {
         tracing::debug!("connection ended: {e}");
@@ -400,8 +403,12 @@ where
 }
 
 /// Reads the body, routes, applies faults, records the event. An `Err` makes hyper close the
-/// connection without answering (the drop-connection fault).
-async fn handle(state: Arc<State>, req: hyper::Request<hyper::body::Incoming>) -> Result<Response, std::io::Error> {
+/// connection without answering (the drop and reset faults).
+async fn handle(
+    state: Arc<State>,
+    req: hyper::Request<hyper::body::Incoming>,
+    ctl: &faultio::ConnCtl,
+) -> Result<Response, std::io::Error> {
     let (parts, body) = req.into_parts();
     let body = match body.collect().await {
         Ok(b) => b.to_bytes(),
@@ -421,11 +428,24 @@ async fn handle(state: Arc<State>, req: hyper::Request<hyper::body::Incoming>) -
             if fault.latency_ms > 0 {
                 tokio::time::sleep(Duration::from_millis(fault.latency_ms)).await;
             }
-            match fault.action {
+            let resp = match fault.action.clone() {
                 FaultAction::None => dispatch(&state, endpoint, &req).await,
                 FaultAction::AccessDenied if endpoint == Endpoint::Authorize => idp::access_denied(&state, &req),
+                FaultAction::DropReply | FaultAction::ResetReply | FaultAction::SlowReply { .. } => {
+                    let resp = dispatch(&state, endpoint, &req).await;
+                    respond::after_processing(resp, endpoint, &fault.action)
+                }
                 action => respond::fault_response(endpoint, &action),
+            };
+            match fault.action {
+                FaultAction::Reset | FaultAction::ResetReply => ctl.reset_on_close(),
+                FaultAction::SlowReply { byte_interval_ms } => ctl.dribble(Duration::from_millis(byte_interval_ms)),
+                _ => {}
             }
+            if fault.reply_delay_ms > 0 {
+                tokio::time::sleep(Duration::from_millis(fault.reply_delay_ms)).await;
+            }
+            resp
         }
         None => dispatch(&state, endpoint, &req).await,
     };

@@ -44,6 +44,32 @@ pub fn oci_error(status: StatusCode, code: &str, message: &str, mut info: EventI
     annotate(resp, info)
 }
 
+/// Marks a response already produced by the handler with a fault that acts after processing:
+/// dropped or reset replies go nowhere, slow replies are annotated only.
+pub fn after_processing(mut resp: Response, endpoint: Endpoint, action: &FaultAction) -> Response {
+    let mut info = resp.extensions().get::<EventInfo>().cloned().unwrap_or_else(|| EventInfo::new(endpoint));
+    info.fault = Some(format!("{action:?}"));
+    if matches!(action, FaultAction::DropReply | FaultAction::ResetReply) {
+        resp.extensions_mut().insert(DropConnection);
+    }
+    annotate(resp, info)
+}
+
+/// A body that never ends: 64 KiB chunks of JSON-looking text, forever.
+struct Endless(bytes::Bytes);
+
+impl hyper::body::Body for Endless {
+    type Data = bytes::Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        _cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<bytes::Bytes>, Self::Error>>> {
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(self.0.clone()))))
+    }
+}
+
 /// Turns an injected fault into a response. `oauth` selects the OAuth error shape for 5xx.
 pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
     let oauth = matches!(endpoint, Endpoint::IdpToken | Endpoint::Exchange | Endpoint::Authorize);
@@ -65,7 +91,13 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
             resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
             annotate(resp, info)
         }
-        FaultAction::DropConnection => {
+        FaultAction::EndlessBody => {
+            let body = axum::body::Body::new(Endless(bytes::Bytes::from(vec![b'a'; 64 * 1024])));
+            let mut resp = Response::new(body);
+            resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+            annotate(resp, info)
+        }
+        FaultAction::DropConnection | FaultAction::Reset => {
             let mut resp = StatusCode::INTERNAL_SERVER_ERROR.into_response();
             resp.extensions_mut().insert(DropConnection);
             annotate(resp, info)
@@ -81,7 +113,11 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
             resp
         }
         // `/authorize` handles AccessDenied itself (it needs the redirect URI).
-        FaultAction::None | FaultAction::AccessDenied => {
+        FaultAction::None
+        | FaultAction::AccessDenied
+        | FaultAction::DropReply
+        | FaultAction::ResetReply
+        | FaultAction::SlowReply { .. } => {
             oci_error(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "unexpected fault", info)
         }
     }

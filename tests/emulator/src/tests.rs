@@ -721,6 +721,115 @@ async fn faults_status_malformed_drop_and_times() {
     assert_eq!(e.events().iter().filter(|ev| ev.status == 0).count(), 1, "the dropped connection is recorded");
 }
 
+/// Sends one refresh grant over a raw connection and returns what came back: the bytes, how
+/// many reads they took, and the error that ended the read (if any).
+async fn raw_refresh_grant(e: &Emulator, rt: &str) -> (Vec<u8>, usize, Option<std::io::ErrorKind>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let body = serde_urlencoded::to_string([("grant_type", "refresh_token"), ("refresh_token", rt)]).unwrap();
+    let auth = STANDARD.encode(format!("woci-idp-client:{}", e.config().idp_client_secret.clone().unwrap()));
+    let req = format!(
+        "POST /oauth2/v1/token HTTP/1.1\r\nhost: 127.0.0.1\r\nauthorization: Basic {auth}\r\n\
+         content-type: application/x-www-form-urlencoded\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let mut s = tokio::net::TcpStream::connect(e.addr()).await.unwrap();
+    s.write_all(req.as_bytes()).await.unwrap();
+    let (mut out, mut reads, mut buf) = (Vec::new(), 0, [0u8; 4096]);
+    loop {
+        match s.read(&mut buf).await {
+            Ok(0) => return (out, reads, None),
+            Ok(n) => {
+                reads += 1;
+                out.extend_from_slice(&buf[..n]);
+            }
+            Err(err) => return (out, reads, Some(err.kind())),
+        }
+    }
+}
+
+#[tokio::test]
+async fn drop_reply_and_reset_reply_process_the_grant_then_answer_nothing() {
+    let e = emu().await;
+    let secret = e.config().idp_client_secret.clone().unwrap();
+    for (fault, expect_err) in
+        [(Fault::drop_reply(), None), (Fault::reset_reply(), Some(std::io::ErrorKind::ConnectionReset))]
+    {
+        let rt = e.issue_refresh_token();
+        e.set_fault(Endpoint::IdpToken, fault.times(1));
+        let (out, _, err) = raw_refresh_grant(&e, &rt).await;
+        assert!(out.is_empty(), "no reply: {}", String::from_utf8_lossy(&out));
+        assert_eq!(err, expect_err);
+        let again =
+            token_req(&e, &[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())], Some(&secret)).await;
+        assert_eq!(again.status(), 400, "the grant was processed: the token is spent");
+    }
+    assert_eq!(e.stats().refresh_grants_issued, 2, "both faulted grants issued tokens");
+    assert_eq!(e.events().iter().filter(|ev| ev.status == 0 && ev.fault.is_some()).count(), 2);
+}
+
+#[tokio::test]
+async fn reset_before_processing_leaves_the_token_unspent() {
+    let e = emu().await;
+    let secret = e.config().idp_client_secret.clone().unwrap();
+    let rt = e.issue_refresh_token();
+    e.set_fault(Endpoint::IdpToken, Fault::reset().times(1));
+    let (out, _, err) = raw_refresh_grant(&e, &rt).await;
+    assert!(out.is_empty());
+    assert_eq!(err, Some(std::io::ErrorKind::ConnectionReset));
+    let again = token_req(&e, &[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())], Some(&secret)).await;
+    assert_eq!(again.status(), 200, "the reset request never reached the IdP logic");
+}
+
+#[tokio::test]
+async fn reply_delay_processes_first_and_answers_late() {
+    let e = emu().await;
+    let secret = e.config().idp_client_secret.clone().unwrap();
+    let rt = e.issue_refresh_token();
+    // A client that gives up before the delayed answer: the grant was processed anyway.
+    e.set_fault(Endpoint::IdpToken, Fault::reply_delay(Duration::from_secs(30)).times(1));
+    let impatient = reqwest::Client::builder().no_proxy().timeout(Duration::from_millis(300)).build().unwrap();
+    let r = impatient
+        .post(e.token_url())
+        .basic_auth("woci-idp-client", Some(&secret))
+        .form(&[("grant_type", "refresh_token"), ("refresh_token", rt.as_str())])
+        .send()
+        .await;
+    assert!(r.unwrap_err().is_timeout());
+    for _ in 0..100 {
+        if e.stats().refresh_grants_issued == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(e.stats().refresh_grants_issued, 1, "processed before the delay");
+}
+
+#[tokio::test]
+async fn slow_reply_dribbles_the_status_line_and_headers() {
+    let e = emu().await;
+    let rt = e.issue_refresh_token();
+    e.set_fault(Endpoint::IdpToken, Fault::slow_reply(Duration::from_millis(1)).times(1));
+    let (out, reads, err) = raw_refresh_grant(&e, &rt).await;
+    assert_eq!(err, None);
+    let text = String::from_utf8(out).unwrap();
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("\"refresh_token\""), "the full reply arrives in the end");
+    assert!(reads > 100, "one byte per write: {} bytes in {reads} reads", text.len());
+}
+
+#[tokio::test]
+async fn endless_body_never_ends() {
+    let e = emu().await;
+    e.set_fault(Endpoint::IdpToken, Fault::endless_body());
+    let mut resp = token_req(&e, &[("grant_type", "refresh_token"), ("refresh_token", "x")], None).await;
+    assert_eq!(resp.status(), 200);
+    assert!(resp.content_length().is_none(), "chunked");
+    let mut total = 0usize;
+    while total < 8 << 20 {
+        total += resp.chunk().await.unwrap().expect("the body does not end").len();
+    }
+}
+
 #[tokio::test]
 async fn upst_ttl_is_adjustable_at_runtime() {
     let e = emu().await;

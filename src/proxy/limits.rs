@@ -1,0 +1,427 @@
+//! What the proxy grants a local client before and after it authenticates, so that no local user
+//! can stall it or exhaust woci's file descriptors: a header-read timeout, an idle timeout on every
+//! client connection (tunnels included), a cap on connections, a smaller cap on connections that
+//! have not authenticated yet (the oldest is closed to make room), and warnings limited to one
+//! line per kind per interval.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::Notify;
+use tokio::time::{Instant, Sleep};
+
+/// The proxy's resource limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Time a client has to send its complete CONNECT request head.
+    pub header_read: Duration,
+    /// The same for requests inside an opened tunnel; hyper also counts the keep-alive wait for
+    /// the next request, so this is as long as a server's usual keep-alive.
+    pub tunnel_header_read: Duration,
+    /// A client connection (tunnel or opened) with no byte in either direction for this long is
+    /// closed. Generous: a slow upstream answer leaves the client side silent meanwhile.
+    pub idle: Duration,
+    /// Client connections at once; each costs up to two file descriptors (client + upstream).
+    pub max_connections: usize,
+    /// Connections that have not sent valid credentials yet; past it the oldest is closed.
+    pub max_unauthenticated: usize,
+    /// One warning line per kind per this interval (with the count of the ones left out).
+    pub warn_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits::for_fd_limit(1024)
+    }
+}
+
+impl Limits {
+    /// Limits that fit a process allowed `nofile` descriptors: half of what is left after a
+    /// reserve for woci's own files, the child's pipes and renewals goes to client connections
+    /// (each may need an upstream socket too).
+    pub fn for_fd_limit(nofile: u64) -> Limits {
+        let usable = usize::try_from(nofile.saturating_sub(128)).unwrap_or(usize::MAX);
+        let max_connections = (usable / 2).clamp(16, 4096);
+        Limits {
+            header_read: Duration::from_secs(10),
+            tunnel_header_read: Duration::from_secs(60),
+            idle: Duration::from_secs(600),
+            max_connections,
+            max_unauthenticated: (max_connections / 4).clamp(8, 128),
+            warn_interval: Duration::from_secs(10),
+        }
+    }
+
+    /// [`Limits::for_fd_limit`] with this process's soft `RLIMIT_NOFILE`.
+    pub fn for_this_process() -> Limits {
+        #[cfg(unix)]
+        {
+            let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+            // SAFETY: getrlimit writes into the struct we pass.
+            if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
+                // `rlim_t` is u64 on Linux and macOS but not on every Unix.
+                #[allow(clippy::useless_conversion)]
+                return Limits::for_fd_limit(u64::try_from(rl.rlim_cur).unwrap_or(u64::MAX));
+            }
+        }
+        Limits::default()
+    }
+}
+
+/// One admitted client connection. Dropping it frees its place.
+#[derive(Debug)]
+pub(crate) struct Admission {
+    slot: Arc<Slot>,
+    gate: Arc<GateInner>,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    authenticated: AtomicBool,
+    done: AtomicBool,
+    kicked: Notify,
+}
+
+#[derive(Debug)]
+struct GateInner {
+    limits: Limits,
+    active: AtomicUsize,
+    unauthenticated: Mutex<VecDeque<Arc<Slot>>>,
+}
+
+/// Admission control for client connections.
+#[derive(Debug, Clone)]
+pub(crate) struct Gate(Arc<GateInner>);
+
+/// Why a connection was not admitted, or what admitting it cost.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admit {
+    /// Admitted; `evicted` older unauthenticated connections were closed for it.
+    Yes { evicted: usize },
+    /// Every place is held by an authenticated connection.
+    Full,
+}
+
+impl Gate {
+    pub(crate) fn new(limits: Limits) -> Gate {
+        Gate(Arc::new(GateInner { limits, active: AtomicUsize::new(0), unauthenticated: Mutex::new(VecDeque::new()) }))
+    }
+
+    /// Admits a new (unauthenticated) connection, closing the oldest unauthenticated ones when
+    /// their cap or the connection cap is reached.
+    pub(crate) fn admit(&self) -> (Admit, Option<Admission>) {
+        let limits = self.0.limits;
+        let mut queue = self.0.unauthenticated.lock().unwrap_or_else(|p| p.into_inner());
+        queue.retain(|s| !s.authenticated.load(Ordering::SeqCst) && !s.done.load(Ordering::SeqCst));
+        let mut evicted = 0;
+        while queue.len() >= limits.max_unauthenticated
+            || (self.0.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections
+                && !queue.is_empty())
+        {
+            let Some(old) = queue.pop_front() else { break };
+            old.kicked.notify_one();
+            evicted += 1;
+        }
+        if self.0.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections {
+            return (Admit::Full, None);
+        }
+        let slot = Arc::new(Slot::default());
+        queue.push_back(slot.clone());
+        self.0.active.fetch_add(1, Ordering::SeqCst);
+        (Admit::Yes { evicted }, Some(Admission { slot, gate: self.0.clone() }))
+    }
+
+    /// Connections admitted and not yet closed.
+    #[cfg(test)]
+    pub(crate) fn active(&self) -> usize {
+        self.0.active.load(Ordering::SeqCst)
+    }
+}
+
+impl Admission {
+    /// The client sent valid credentials: it is no longer a candidate for eviction.
+    #[cfg(test)]
+    pub(crate) fn authenticated(&self) {
+        self.slot.authenticated.store(true, Ordering::SeqCst);
+    }
+
+    /// A handle the request handler keeps to mark the connection authenticated.
+    pub(crate) fn marker(&self) -> AuthMarker {
+        AuthMarker(self.slot.clone())
+    }
+
+    /// Resolves when the connection was chosen for eviction.
+    #[cfg(test)]
+    pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
+        self.slot.kicked.notified()
+    }
+}
+
+/// Marks its connection authenticated (see [`Admission::authenticated`]).
+#[derive(Debug, Clone)]
+pub(crate) struct AuthMarker(Arc<Slot>);
+
+impl AuthMarker {
+    pub(crate) fn authenticated(&self) {
+        self.0.authenticated.store(true, Ordering::SeqCst);
+    }
+
+    /// Resolves when the connection was chosen for eviction.
+    pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
+        self.0.kicked.notified()
+    }
+}
+
+impl Drop for Admission {
+    fn drop(&mut self) {
+        self.slot.done.store(true, Ordering::SeqCst);
+        self.gate.active.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// A client stream that fails with `TimedOut` after [`Limits::idle`] without a byte either way,
+/// and holds the connection's [`Admission`] for as long as the stream lives (upgraded tunnels
+/// included).
+pub(crate) struct IdleIo<T> {
+    inner: T,
+    idle: Duration,
+    last: Instant,
+    timer: Pin<Box<Sleep>>,
+    _admission: Option<Admission>,
+}
+
+impl<T> IdleIo<T> {
+    pub(crate) fn new(inner: T, idle: Duration, admission: Option<Admission>) -> IdleIo<T> {
+        let now = Instant::now();
+        IdleIo { inner, idle, last: now, timer: Box::pin(tokio::time::sleep_until(now + idle)), _admission: admission }
+    }
+
+    /// `Ready(Err)` once the connection has been idle for too long; re-arms the timer otherwise.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        loop {
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            let deadline = self.last + self.idle;
+            if Instant::now() >= deadline {
+                return Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "client connection idle for too long"));
+            }
+            self.timer.as_mut().reset(deadline);
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(r) => {
+                if buf.filled().len() > before {
+                    self.last = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.last = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(r) => {
+                if matches!(r, Ok(n) if n > 0) {
+                    self.last = Instant::now();
+                }
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.poll_idle(cx).map(Err),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// At most one warning line per kind per interval; the next line says how many were left out.
+#[derive(Debug)]
+pub(crate) struct WarnLimiter {
+    interval: Duration,
+    seen: Mutex<HashMap<&'static str, (Instant, u64)>>,
+}
+
+impl WarnLimiter {
+    pub(crate) fn new(interval: Duration) -> WarnLimiter {
+        WarnLimiter { interval, seen: Mutex::new(HashMap::new()) }
+    }
+
+    /// `Some(n)` when a line of this kind may be written now (`n` were left out since the last
+    /// one), `None` when it is to be left out.
+    pub(crate) fn allow(&self, kind: &'static str) -> Option<u64> {
+        self.allow_at(kind, Instant::now())
+    }
+
+    fn allow_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        match seen.get_mut(kind) {
+            Some((last, left_out)) if now.duration_since(*last) < self.interval => {
+                *left_out += 1;
+                None
+            }
+            Some((last, left_out)) => {
+                let n = *left_out;
+                *last = now;
+                *left_out = 0;
+                Some(n)
+            }
+            None => {
+                seen.insert(kind, (now, 0));
+                Some(0)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn small(max_connections: usize, max_unauthenticated: usize) -> Limits {
+        Limits { max_connections, max_unauthenticated, ..Limits::default() }
+    }
+
+    #[test]
+    fn limits_follow_the_descriptor_limit() {
+        let l = Limits::for_fd_limit(1024);
+        assert_eq!((l.max_connections, l.max_unauthenticated), (448, 112));
+        assert!(l.max_connections * 2 + 128 <= 1024);
+        assert_eq!(Limits::for_fd_limit(64).max_connections, 16);
+        assert_eq!(Limits::for_fd_limit(1 << 40).max_connections, 4096);
+    }
+
+    #[tokio::test]
+    async fn the_oldest_unauthenticated_connection_makes_room() {
+        let gate = Gate::new(small(100, 2));
+        let (_, a) = gate.admit();
+        let (_, b) = gate.admit();
+        let (a, b) = (a.unwrap(), b.unwrap());
+        b.authenticated();
+        let (how, c) = gate.admit();
+        assert_eq!(how, Admit::Yes { evicted: 0 }, "b is authenticated, so only a counts");
+        let (how, _d) = gate.admit();
+        assert_eq!(how, Admit::Yes { evicted: 1 });
+        // `a` was told to go (the permit is stored even though nobody waited yet).
+        tokio::time::timeout(Duration::from_secs(5), a.kicked()).await.expect("a is kicked");
+        let c = c.unwrap();
+        drop(a);
+        assert_eq!(gate.active(), 3);
+        drop(c);
+        assert_eq!(gate.active(), 2);
+    }
+
+    #[test]
+    fn authenticated_connections_are_never_evicted_and_fill_the_cap() {
+        let gate = Gate::new(small(3, 3));
+        let held: Vec<Admission> = (0..3)
+            .map(|_| {
+                let a = gate.admit().1.unwrap();
+                a.marker().authenticated();
+                a
+            })
+            .collect();
+        assert_eq!(gate.admit().0, Admit::Full);
+        drop(held);
+        assert_eq!(gate.active(), 0);
+        assert!(matches!(gate.admit().0, Admit::Yes { .. }));
+    }
+
+    #[test]
+    fn unauthenticated_connections_cannot_fill_the_cap() {
+        let gate = Gate::new(small(4, 4));
+        let mut held: Vec<Admission> = Vec::new();
+        for _ in 0..50 {
+            let (how, a) = gate.admit();
+            assert!(matches!(how, Admit::Yes { .. }), "{how:?}");
+            held.push(a.unwrap());
+            // Evicted connections end when their task sees the kick; here: drop them now.
+            held.retain(|a| !a.slot.kicked_for_test());
+        }
+        assert!(gate.active() <= 4, "{}", gate.active());
+    }
+
+    impl Slot {
+        fn kicked_for_test(&self) -> bool {
+            use std::task::Wake;
+            struct Noop;
+            impl Wake for Noop {
+                fn wake(self: Arc<Self>) {}
+            }
+            let waker = std::task::Waker::from(Arc::new(Noop));
+            let mut cx = Context::from_waker(&waker);
+            let fut = self.kicked.notified();
+            let mut fut = std::pin::pin!(fut);
+            fut.as_mut().poll(&mut cx).is_ready()
+        }
+    }
+
+    #[test]
+    fn warnings_are_limited_per_kind_with_a_count() {
+        let w = WarnLimiter::new(Duration::from_secs(10));
+        let t0 = Instant::now();
+        assert_eq!(w.allow_at("accept", t0), Some(0));
+        for i in 1..=335u64 {
+            assert_eq!(w.allow_at("accept", t0 + Duration::from_millis(i * 20)), None);
+        }
+        assert_eq!(w.allow_at("tls", t0 + Duration::from_secs(1)), Some(0), "kinds are separate");
+        assert_eq!(w.allow_at("accept", t0 + Duration::from_secs(10)), Some(335));
+        assert_eq!(w.allow_at("accept", t0 + Duration::from_secs(21)), Some(0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_connections_time_out_and_busy_ones_do_not() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut io = IdleIo::new(a, Duration::from_secs(600), None);
+        // Traffic every 5 minutes keeps it open.
+        for _ in 0..4 {
+            tokio::time::advance(Duration::from_secs(300)).await;
+            b.write_all(b"x").await.unwrap();
+            let mut buf = [0u8; 1];
+            io.read_exact(&mut buf).await.unwrap();
+        }
+        let mut buf = [0u8; 1];
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}

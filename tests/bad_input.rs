@@ -1,0 +1,150 @@
+//! Bad input with the real binary: each case is one `woci: error:` line with its documented exit
+//! code, spends no refresh token and changes nothing on disk.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+
+/// Every file under `root` with its content (`None` for folders and links), to compare before/after.
+/// The renewal lock (an empty `.lock` taken before the inputs are checked) is not state.
+fn snapshot(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_owned()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for e in entries.flatten() {
+            let p = e.path();
+            if p.file_name().is_some_and(|n| n == ".lock") {
+                continue;
+            }
+            let meta = std::fs::symlink_metadata(&p).unwrap();
+            if meta.is_dir() {
+                stack.push(p.clone());
+                out.push((p, None));
+            } else if meta.is_file() {
+                out.push((p.clone(), Some(std::fs::read(&p).unwrap())));
+            } else {
+                out.push((p, None));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Runs woci with an expired token and a stored refresh token; asserts the failure shape and that
+/// nothing was spent or changed. Returns the error line.
+async fn fails_cleanly(w: &World, args: &[&str], code: i32) -> String {
+    let before = snapshot(w.home());
+    let grants = w.emu.stats().refresh_grants_attempted();
+    let mut cmd = w.woci();
+    cmd.args(args);
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(code), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("woci: error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(stderr.trim_end().ends_with(errors[0]), "the error is the last line: {stderr}");
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), grants, "no refresh token was spent");
+    let after = snapshot(w.home());
+    if after != before {
+        let names =
+            |v: &[(PathBuf, Option<Vec<u8>>)]| v.iter().map(|(p, _)| p.display().to_string()).collect::<Vec<_>>();
+        panic!("something changed on disk:\nbefore {:?}\nafter {:?}", names(&before), names(&after));
+    }
+    assert!(w.oci_argv().is_empty(), "oci did not run");
+    errors[0].to_owned()
+}
+
+async fn world_with_key(pem: Option<&str>) -> (World, PathBuf) {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let key = w.oci_dir().join("my_key.pem");
+    if let Some(pem) = pem {
+        std::fs::write(&key, pem).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
+    }
+    std::fs::write(w.config_path(), format!("[P]\nregion = us-ashburn-1\nkey_file = {}\n", key.display())).unwrap();
+    (w, key)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_log_level_is_exit_2_listing_the_valid_ones() {
+    let w = World::new().await;
+    let line = fails_cleanly(&w, &["--log-level", "LOUD", "os", "ns", "get"], 2).await;
+    assert!(line.contains("`LOUD`") && line.contains("debug") && line.contains("warn"), "{line}");
+    w.write_manager_ini(&[("log_level", "LOUD")]);
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("`log_level`"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ec_key_is_named_as_such_before_any_request() {
+    let (w, _) = world_with_key(Some(include_str!("fixtures/ec_p256_pkcs8.pem"))).await;
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 7).await;
+    assert!(line.contains("EC key") && line.contains("RSA") && line.contains("my_key.pem"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_1024_bit_key_is_refused_before_the_refresh_token_is_spent() {
+    let (w, _) = world_with_key(Some(include_str!("fixtures/rsa_1024.pem"))).await;
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 7).await;
+    assert!(line.contains("1024 bits") && line.contains("2048"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_key_file_is_an_error_not_a_new_key() {
+    let (w, _) = world_with_key(None).await;
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("my_key.pem") && line.contains("does not exist"), "{line}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn duplicate_profile_sections_are_rejected_naming_both_lines() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    std::fs::write(w.config_path(), "[P]\nregion = us-ashburn-1\n\n[P]\nregion = eu-frankfurt-1\n").unwrap();
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 7).await;
+    assert!(line.contains("`[P]`") && line.contains("lines 1 and 4"), "{line}");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_session_folder_is_not_followed() {
+    let w = World::new().await;
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("refresh_token"), w.emu.issue_refresh_token()).unwrap();
+    std::fs::create_dir_all(w.oci_dir().join("sessions")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), w.session_dir()).unwrap();
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("symbolic link"), "{line}");
+    assert_eq!(std::fs::read_dir(elsewhere.path()).unwrap().count(), 1, "nothing written where it points");
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_writable_oci_folder_is_refused_a_readable_key_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let (w, key) = world_with_key(Some(include_str!("fixtures/test_key.pem"))).await;
+    std::fs::set_permissions(w.oci_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("writable by every user") && line.contains("chmod o-w"), "{line}");
+
+    std::fs::set_permissions(w.oci_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut cmd = w.woci();
+    cmd.args(["os", "ns", "get"]);
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "a readable key still works: {stderr}");
+    let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("readable by other users")).collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    assert!(warnings[0].contains("chmod 600"), "{stderr}");
+}
