@@ -85,16 +85,15 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
             spec.redactor = crate::redact::for_child(&settings, &env, &[], Some(&session.token));
             supervised(renewer, session, spec)
         }
-        // Profiles without woci IdP settings are `oci session authenticate` profiles: oci's own.
-        Command::SessionAuthenticate(args) | Command::SessionRefresh(args) if !settings.has_idp() => {
-            passthrough(Some(&settings), &env, args)
-        }
+        // Profiles without woci IdP settings are `oci session authenticate` profiles: logging in
+        // is oci's own; refreshing stays woci's (its lock, its `auth_endpoint`).
+        Command::SessionAuthenticate(args) if !settings.has_idp() => passthrough(Some(&settings), &env, args),
         Command::SessionAuthenticate(_) => report_session(&renewer, ensure(&renewer, Force::Login)?),
         Command::SessionRefresh(_) => report_session(&renewer, ensure(&renewer, Force::Renew)?),
         Command::Status => crate::status::run(&renewer, inv.options.json),
         Command::Daemon => crate::daemon::start(&renewer, &inv),
         Command::DaemonRun => crate::daemon::run_foreground(renewer),
-        Command::DaemonStatus => crate::daemon::status(&renewer),
+        Command::DaemonStatus => crate::daemon::status(&renewer, inv.options.json),
         Command::StopDaemon => crate::daemon::stop(&renewer),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => {
             unreachable!("handled above")

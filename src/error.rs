@@ -222,6 +222,20 @@ impl Error {
         matches!(self, Error::IdpRejected { error, .. } if error == "invalid_grant")
     }
 
+    /// True for failures that came from a server or a login (as opposed to local files and
+    /// settings): the ones worth sharing with callers that waited for them.
+    pub fn involved_the_network(&self) -> bool {
+        matches!(
+            self,
+            Error::Login(_)
+                | Error::IdpRejected { .. }
+                | Error::ExchangeRejected { .. }
+                | Error::Network { .. }
+                | Error::Protocol { .. }
+                | Error::SessionExpired(_)
+        ) || matches!(self, Error::SubjectToken { .. } | Error::SubjectTokenRejected { .. })
+    }
+
     /// True for failures worth retrying later (network, 5xx), as opposed to rejections.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Network { .. })

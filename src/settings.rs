@@ -388,7 +388,7 @@ impl Settings {
 
     /// Whether the profile has woci IdP settings (else it is an `oci session authenticate` profile).
     pub fn has_idp(&self) -> bool {
-        matches!(self.mode, RenewMode::Idp { .. })
+        matches!(self.mode, RenewMode::Idp { .. } | RenewMode::Federated { .. })
     }
 
     /// Whether woci manages the session at all: only for `security_token` auth (the default it adds).

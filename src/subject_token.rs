@@ -66,6 +66,28 @@ impl SourceEnv {
     }
 }
 
+impl SubjectTokenSource {
+    /// Why the source cannot give a token now, judged from local facts only (a variable unset, a
+    /// file missing); `None` when it may (a command or the ID-token service are only known by
+    /// asking). `--status` and the renewal plan use it; the renewal itself still asks the source.
+    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
+        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
+        match self {
+            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
+                .into_iter()
+                .find(|v| unset(v))
+                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)")),
+            SubjectTokenSource::Env(name) => {
+                unset(name).then(|| format!("the environment variable `{name}` is not set"))
+            }
+            SubjectTokenSource::File(p) => {
+                (!p.is_file()).then(|| format!("cannot read `{}`: no such file", p.display()))
+            }
+            SubjectTokenSource::Command { .. } => None,
+        }
+    }
+}
+
 /// Where the subject JWT comes from.
 #[derive(Clone, PartialEq, Eq)]
 pub enum SubjectTokenSource {

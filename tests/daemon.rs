@@ -101,6 +101,11 @@ async fn start_status_duplicate_stop() {
     let text = stdout(&out);
     assert!(text.contains(&format!("daemon: running for profile `P` (pid {pid})")), "{text}");
     assert!(text.contains("uptime") && text.contains("next renewal:") && text.contains("last error: none"), "{text}");
+    let out = woci(&w, &["--daemon-status", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--daemon-status --json is JSON");
+    assert_eq!((v["schema"].as_i64(), v["profile"].as_str()), (Some(1), Some("P")));
+    assert_eq!((v["daemon"]["running"].as_bool(), v["daemon"]["pid"].as_u64()), (Some(true), Some(pid as u64)));
 
     // `--status` shows the daemon too.
     let out = woci(&w, &["--status", "--json"]).await;

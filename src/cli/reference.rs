@@ -34,7 +34,11 @@ pub const EXIT_CODES: &[Row] = &[
     r("4", "the IdP rejected the client or the grant (not `invalid_grant`, which falls back to a login)"),
     r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
     r("6", "network or protocol failure (after retries)"),
-    r("7", "a corrupt file: token, key, refresh token or `~/.oci/config` (left untouched)"),
+    r(
+        "7",
+        "a corrupt or unusable file: token, key (also: not RSA, or under 2048 bits — checked before any request), \
+         refresh token or `~/.oci/config` (also: a `[profile]` section twice) (left untouched)",
+    ),
     r("8", "the refresh token is encrypted and no passphrase was given, or the passphrase is wrong"),
     r("9", "the session cannot be renewed any more (`sess_exp` reached)"),
     r("10", "busy: a daemon already runs for the profile"),

@@ -363,12 +363,25 @@ fn rotate_own_log(log_path: &Path) {
 }
 
 /// `woci --daemon-status`: exit 0 when a daemon runs, 1 when not.
-pub fn status(renewer: &Renewer) -> Result<u8> {
+/// `woci --daemon-status [--json]`: exit 0 when a daemon runs, 1 when none does. The JSON is
+/// `{"schema": 1, "profile", "now", "daemon": {…}}`, the `daemon` object of `--status --json`.
+pub fn status(renewer: &Renewer, json: bool) -> Result<u8> {
     let store = renewer.store();
     let info = inspect(store)?;
     let now = renewer.clock().unix();
     let mut out = String::new();
-    describe(&mut out, store.profile(), &info, now);
+    if json {
+        let v = serde_json::json!({
+            "schema": 1,
+            "profile": store.profile(),
+            "now": now,
+            "daemon": crate::status::daemon_report(&info, now),
+        });
+        out = serde_json::to_string_pretty(&v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
+        out.push('\n');
+    } else {
+        describe(&mut out, store.profile(), &info, now);
+    }
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
     Ok(if info.running() { 0 } else { exit::FAILURE })
 }

@@ -148,11 +148,11 @@ impl BundleFile {
         // The pid tells a later woci whether the owner is gone (see `sweep_stale`); tempfile makes
         // the folder 0700 under a random name and never reuses an existing one.
         let prefix = format!("{STALE_PREFIX}{}-", std::process::id());
-        let dir = tempfile::Builder::new()
-            .prefix(&prefix)
-            .rand_bytes(16)
-            .tempdir_in(parent)
-            .map_err(|e| Error::io("cannot create a private folder in", parent, e))?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).rand_bytes(16);
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+        let dir = builder.tempdir_in(parent).map_err(|e| Error::io("cannot create a private folder in", parent, e))?;
         let path = dir.path().join("ca-bundle.pem");
         // From here on, drop cleans up whatever exists.
         let bundle = BundleFile { dir, path };

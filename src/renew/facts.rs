@@ -146,6 +146,8 @@ pub struct SessionFacts {
     /// For IdP profiles: the config already names the key, the token file and the fingerprint
     /// (false after a run stopped between writing the token and the config).
     pub config_current: bool,
+    /// For federated profiles: why the subject token source cannot give a token now, if so.
+    pub source_problem: Option<String>,
     /// A key pair the token can be bound to exists (the configured `key_file`, or the session
     /// folder's): without one, a token cannot be used whatever it says.
     pub key_present: bool,
@@ -200,6 +202,12 @@ impl SessionFacts {
             refresh: RefreshInput { state, passphrase, decryptable: None, expires_at },
             config_current,
             key_present,
+            source_problem: match &settings.mode {
+                RenewMode::Federated { source, env, .. } => {
+                    source.local_problem(env).map(|p| format!("subject token source `{}`: {p}", source.describe()))
+                }
+                _ => None,
+            },
         };
         Ok((facts, CurrentToken(current)))
     }
@@ -228,6 +236,7 @@ impl SessionFacts {
             refresh: RefreshInput { state: rt, passphrase: PassphraseInput::None, decryptable: None, expires_at: None },
             config_current: true,
             key_present: true,
+            source_problem: None,
         }
     }
 }

@@ -200,10 +200,13 @@ impl Renewer {
                     crate::daemon::fmt_secs(left.max(0))
                 );
             }
-            Err(e) => {
+            // Waiting callers repeat local checks in no time; what they must not repeat is a
+            // round of requests (or a login) that just failed.
+            Err(e) if e.involved_the_network() => {
                 let at = crate::clock::unix_millis(self.clock.now());
                 self.store.record_failure(&FailureRecord { at, exit_code: e.exit_code(), message: e.to_string() });
             }
+            Err(_) => {}
         }
         result
     }

@@ -119,7 +119,7 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
                     // A token without a key it can be bound to is no session at all.
                     let why = format!("{valid}, but no key pair for it exists");
                     if f.renewal == RenewalKind::Federated {
-                        return Decision::new(Plan::Exchange, why);
+                        return federated_plan(f, force, why);
                     }
                     return idp_plan(f, force, why, now);
                 }
@@ -139,15 +139,22 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
     match f.renewal {
         RenewalKind::SessionRefresh => session_refresh_plan(f, force, claims, why, now),
         RenewalKind::Idp => idp_plan(f, force, why, now),
-        RenewalKind::Federated if force == Force::Login => Decision::impossible(
+        RenewalKind::Federated => federated_plan(f, force, why),
+    }
+}
+
+/// A federated profile never logs in; it can renew when its source can give a token.
+fn federated_plan(f: &SessionFacts, force: Force, why: String) -> Decision {
+    if force == Force::Login {
+        return Decision::impossible(
             exit::CONFIG,
             format!("profile `{}` mints its session from `subject_token_source` and never logs in", f.profile),
-        ),
-        RenewalKind::Federated => Decision::new(
-            Plan::Exchange,
-            format!("{why}; the next call exchanges a fresh token from the subject token source"),
-        ),
+        );
     }
+    if let Some(problem) = &f.source_problem {
+        return Decision::impossible(exit::SUBJECT_TOKEN, format!("{why}, and {problem}"));
+    }
+    Decision::new(Plan::Exchange, format!("{why}; the next call exchanges a fresh token from the subject token source"))
 }
 
 fn session_refresh_plan(

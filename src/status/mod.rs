@@ -277,7 +277,8 @@ fn decide(inp: &Inputs, now: i64) -> (NextAction, u8, String) {
     (action, code, d.reason)
 }
 
-fn daemon_report(info: &DaemonInfo, now: i64) -> DaemonReport {
+/// The daemon section (also `--daemon-status --json`).
+pub(crate) fn daemon_report(info: &DaemonInfo, now: i64) -> DaemonReport {
     let running = info.running();
     let pid = info.pid();
     // The state file describes the running daemon only if it is that daemon's.

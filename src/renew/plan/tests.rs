@@ -339,6 +339,17 @@ fn decision_table() {
             "no key pair",
         ),
         row(
+            "federated, source unavailable",
+            expired(),
+            Fed,
+            Absent,
+            |f| f.source_problem = Some("`TOK` is not set".into()),
+            No,
+            Want::Impossible,
+            exit::SUBJECT_TOKEN,
+            "`TOK` is not set",
+        ),
+        row(
             "federated, login asked",
             valid(),
             Fed,
