@@ -195,6 +195,23 @@ impl SessionStore {
         FileLock::acquire_noting_wait(&self.lock_path(), timeout)
     }
 
+    /// Removes the temp files of atomic writes that a killed woci left in the session folder
+    /// (`.<name>.<pid>.<rand>.tmp` whose pid is gone). Call with the renewal lock held.
+    pub fn sweep_stray_temp_files(&self) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(name) = name.to_str() else { continue };
+            if !(name.starts_with('.') && name.ends_with(".tmp")) {
+                continue;
+            }
+            let pid = name.rsplitn(3, '.').nth(2).and_then(|rest| rest.rsplit('.').next()?.parse::<u32>().ok());
+            if pid.is_some_and(|p| !fsutil::process_alive(p)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// `.last_failure`, beside the lock: the last renewal failure, for callers that waited on it.
     pub fn failure_path(&self) -> PathBuf {
         self.dir.join(".last_failure")
@@ -495,6 +512,21 @@ mod tests {
         assert!(!oci.join("sessions").exists());
         std::fs::set_permissions(&oci, std::fs::Permissions::from_mode(0o755)).unwrap();
         s.ensure_dir().unwrap();
+    }
+
+    #[test]
+    fn stray_temp_files_of_dead_writers_are_swept() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        s.ensure_dir().unwrap();
+        let dead = s.dir().join(".refresh_token.2147483646.0badc0de.tmp");
+        let live = s.dir().join(format!(".token.{}.0badc0de.tmp", std::process::id()));
+        let other = s.dir().join("token");
+        for f in [&dead, &live, &other] {
+            std::fs::write(f, "x").unwrap();
+        }
+        s.sweep_stray_temp_files();
+        assert!(!dead.exists() && live.exists() && other.exists());
     }
 
     #[test]

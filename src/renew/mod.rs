@@ -166,6 +166,7 @@ impl Renewer {
             .await
             .map_err(|e| Error::Other(format!("lock task failed: {e}")))??;
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
+        self.store.sweep_stray_temp_files();
         if waited {
             // A renewal that failed while this call waited fails this call too, at once.
             if let Some(f) = self.store.failure_since(asked_at) {
