@@ -258,7 +258,9 @@ fn idp_plan(f: &SessionFacts, force: Force, why: String, now: i64) -> Decision {
     Decision::new(Plan::Refresh, format!("{why}; the next call uses the stored refresh token"))
 }
 
-fn freshness(claims: &jwt::UpstClaims, window: Duration, now: i64) -> Freshness {
+/// How fresh a token with these claims is at `now` (epoch seconds), with the safety window capped
+/// at half its lifetime.
+pub(crate) fn freshness(claims: &jwt::UpstClaims, window: Duration, now: i64) -> Freshness {
     let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
     jwt::freshness(claims.exp, at, jwt::effective_window(claims, window))
 }

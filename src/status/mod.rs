@@ -32,17 +32,16 @@ use crate::daemon::{self, DaemonInfo, PidProbe};
 #[cfg(doc)]
 use crate::error::exit;
 use crate::error::{Error, Result};
-use crate::jwt::{self, Freshness, UpstClaims};
+use crate::jwt::{self, Freshness};
 use crate::renew::facts::SessionFacts;
 pub use crate::renew::facts::{PassphraseInput, RefreshInput, RenewalKind, TokenInput};
-use crate::renew::plan::{plan, Plan};
+use crate::renew::plan::{freshness, plan, Plan};
 use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
 use crate::settings::PassphraseSource;
 use crate::store::RefreshTokenState;
 use serde::Serialize;
 use std::io::Write;
-use std::time::{Duration, UNIX_EPOCH};
 
 /// Everything [`assess`] looks at: the renewal facts (the same the next call reads) and the
 /// daemon. Derefs to the facts.
@@ -211,11 +210,6 @@ pub fn assess(inp: &Inputs, now: i64) -> Report {
         daemon: daemon_report(&inp.daemon, now),
         settings: inp.origins.clone(),
     }
-}
-
-fn freshness(claims: &UpstClaims, window: Duration, now: i64) -> Freshness {
-    let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
-    jwt::freshness(claims.exp, at, jwt::effective_window(claims, window))
 }
 
 fn token_report(inp: &Inputs, now: i64) -> TokenReport {

@@ -1,6 +1,7 @@
 use super::*;
 use crate::daemon::{DaemonState, Phase};
 use crate::error::exit;
+use crate::jwt::UpstClaims;
 use crate::renew::facts::SessionFacts;
 
 const NOW: i64 = 1_800_000_000;
