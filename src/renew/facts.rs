@@ -146,6 +146,8 @@ pub struct SessionFacts {
     /// For IdP profiles: the config already names the key, the token file and the fingerprint
     /// (false after a run stopped between writing the token and the config).
     pub config_current: bool,
+    /// The manager INI that was read, if any, and whether it has a section for the profile.
+    pub manager_ini: Option<(PathBuf, bool)>,
     /// For federated profiles: why the subject token source cannot give a token now, if so.
     pub source_problem: Option<String>,
     /// A key pair the token can be bound to exists (the configured `key_file`, or the session
@@ -202,6 +204,7 @@ impl SessionFacts {
             refresh: RefreshInput { state, passphrase, decryptable: None, expires_at },
             config_current,
             key_present,
+            manager_ini: settings.manager.path.clone().map(|p| (p, settings.manager.has_profile_section)),
             source_problem: match &settings.mode {
                 RenewMode::Federated { source, env, .. } => {
                     source.local_problem(env).map(|p| format!("subject token source `{}`: {p}", source.describe()))
@@ -237,6 +240,7 @@ impl SessionFacts {
             config_current: true,
             key_present: true,
             source_problem: None,
+            manager_ini: None,
         }
     }
 }

@@ -167,7 +167,13 @@ fn session_refresh_plan(
     let p = &f.profile;
     let authenticate = format!("run `command oci session authenticate --profile {p}`");
     let config = f.config_file.display();
-    let no_idp = format!("profile `{p}` has no identity provider in woci's manager config");
+    let no_idp = match &f.manager_ini {
+        None => format!("profile `{p}` has no identity provider (no `woci_manager.ini` was found)"),
+        Some((ini, false)) => {
+            format!("profile `{p}` has no identity provider (`{}` has no `[{p}]` section)", ini.display())
+        }
+        Some((ini, true)) => format!("profile `{p}` has no identity provider settings in `{}`", ini.display()),
+    };
     let not_configured = match f.config {
         ConfigState::FileMissing => Some(format!("the OCI config `{config}` does not exist")),
         ConfigState::ProfileMissing => Some(format!("profile `{p}` is not in the OCI config `{config}`")),
