@@ -244,3 +244,31 @@ async fn session_refresh_profile_daemon_exits_at_sess_exp() {
     assert!(st["exit_reason"].as_str().unwrap_or_default().contains("oci session authenticate"), "{st}");
     assert_no_secrets(&log(&w), &[&token, &w.read(&w.token_path())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_given_as_flags_never_reach_the_daemons_command_line_and_control_needs_none() {
+    let w = World::new().await;
+    // The exchange app's secret only on the command line, as a user might pass it once.
+    w.write_manager_ini(&[("client_secret", "")]);
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let secret = w.cfg.exchange_client_secret.clone();
+    let out = woci(&w, &["--client-secret", &secret, "--daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid: i32 = stdout(&out).trim().parse().expect("the daemon's pid on stdout");
+    let _guard = DaemonGuard(Some(pid));
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("the daemon runs");
+    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+    assert!(!cmdline.contains(&secret), "the daemon's argv shows the secret: {cmdline}");
+    assert!(cmdline.contains("--daemon-run"), "{cmdline}");
+    // Control commands without the secret: status says what a call would lack, stop works.
+    let st = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(st.status.code(), Some(0), "{}", stderr(&st));
+    let status = woci(&w, &["--status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(v["daemon"]["running"], true);
+    assert!(v["reason"].as_str().unwrap_or_default().contains("`client_secret`"), "{v}");
+    let stop = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
+    assert_no_secrets(&format!("{}{}{}", stderr(&out), stderr(&st), stderr(&stop)), &[&secret]);
+}
