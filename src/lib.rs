@@ -9,10 +9,14 @@
 //!   (`~/.oci/config` read and upsert)
 //! - tokens: [`jwt`] (claims, freshness), [`keys`] (the stable RSA key pair), [`store`] (session
 //!   folder files), [`crypto`] (refresh token at rest)
-//! - protocols: [`http`] (client, retries), [`oidc`] (refresh grant, Authorization Code + PKCE
-//!   login), [`exchange`] (access token → UPST), [`session_refresh`] (OCI auth service refresh),
-//!   [`signer`] (OCI HTTP signatures), [`oke`] (native OKE `generate-token`)
-//! - orchestration: [`renew`] (the locked "make the session valid" step), [`child`] (running `oci`
+//! - protocols: [`http`] (the transport trait, the one retry policy), [`token_endpoint`] (the one
+//!   client for token-endpoint POSTs), [`oidc`] (refresh grant, Authorization Code + PKCE and
+//!   device-code login), [`exchange`] (a JWT → UPST), [`subject_token`] and [`federation`] (CI /
+//!   workload JWTs instead of a login), [`session_refresh`] (OCI auth service refresh), [`realm`]
+//!   (regions, realms, OCI hosts, `NO_PROXY`), [`signer`] (OCI HTTP signatures), [`oke`] (native
+//!   OKE `generate-token`)
+//! - orchestration: [`renew`] (the pure plan, and the locked executor that carries it out;
+//!   [`critical`] holds signals while a refresh token rotates), [`child`] (running `oci`
 //!   or any program; [`redact`] filters its output under `--debug`), [`container`] (`oci` from a
 //!   container image), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
 //!   proxy), [`daemon`], [`status`]
