@@ -429,8 +429,8 @@ pub fn config_value(p: &Path, settings: &crate::settings::Settings) -> String {
 /// `/oracle/.oci/…` (written by `oci` inside the container, where the config folder is mounted
 /// there) is the config file's folder. Other paths are left alone.
 pub fn host_path(p: &str, home: &Path, oci_config_file: &Path) -> PathBuf {
-    if let Some(rest) = p.strip_prefix("~/") {
-        return home.join(rest);
+    if p.starts_with('~') {
+        return crate::fsutil::expand_home(p, home);
     }
     if let Some(rest) = p.strip_prefix(CONTAINER_OCI_DIR).and_then(|r| r.strip_prefix('/')) {
         if let Some(dir) = oci_config_file.parent() {

@@ -47,14 +47,13 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     result
 }
 
-/// Expands a leading `~` (alone or as `~/…`) to `home`, as `oci` does for paths in its config.
-pub fn expand_home(p: &str, home: &Path) -> PathBuf {
-    match p {
-        "~" => home.to_owned(),
-        _ => match p.strip_prefix("~/") {
-            Some(rest) => home.join(rest),
-            None => PathBuf::from(p),
-        },
+/// Expands a leading `~` path component (`~` or `~/…`, not `~user`) to `home`, as `oci` and the
+/// shell do. The one expander for every path woci reads from flags, variables and files.
+pub fn expand_home(p: impl AsRef<Path>, home: &Path) -> PathBuf {
+    let p = p.as_ref();
+    match p.strip_prefix("~") {
+        Ok(rest) => home.join(rest),
+        Err(_) => p.to_owned(),
     }
 }
 
@@ -93,7 +92,11 @@ pub fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else { return false };
-        // SAFETY: kill(2) with signal 0 only checks for the process; it sends nothing.
+        if pid <= 0 {
+            return true; // not a single process: never treat it as gone
+        }
+        // SAFETY: kill(2) with signal 0 only checks for the process; it sends nothing. EPERM means
+        // it exists (another user's process).
         let r = unsafe { libc::kill(pid, 0) };
         r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
     }

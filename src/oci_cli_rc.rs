@@ -58,8 +58,8 @@ pub fn locate(flag: Option<&Path>, env: &Env, home: &Path, exists: impl Fn(&Path
     let oci_dir = home.join(".oci");
     let default = oci_dir.join("oci_cli_rc");
     let candidates = [
-        Some(flag.map_or_else(|| default.clone(), |f| expand_tilde(f, home))),
-        env.get("OCI_CLI_RC_FILE").filter(|v| !v.is_empty()).map(|v| expand_tilde(Path::new(v), home)),
+        Some(flag.map_or_else(|| default.clone(), |f| crate::fsutil::expand_home(f, home))),
+        env.get("OCI_CLI_RC_FILE").filter(|v| !v.is_empty()).map(|v| crate::fsutil::expand_home(Path::new(v), home)),
         Some(default.clone()),
         Some(oci_dir.join("cli-defaults")),
     ];
@@ -119,13 +119,6 @@ pub fn parse(text: &str) -> std::result::Result<CliRc, String> {
         last_key = Some(key);
     }
     Ok(rc)
-}
-
-fn expand_tilde(p: &Path, home: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => home.join(rest),
-        Err(_) => p.to_owned(),
-    }
 }
 
 #[cfg(test)]

@@ -211,12 +211,14 @@ impl Settings {
             .config_file
             .clone()
             .or_else(|| env_nonempty(env, "OCI_CLI_CONFIG_FILE").map(PathBuf::from))
-            .map(|p| expand_tilde(&p, &home));
+            .map(|p| crate::fsutil::expand_home(&p, &home));
         let locate_base = explicit_config.clone().unwrap_or_else(|| default_oci_config.clone());
         let env_manager = env_nonempty(env, "WOCI_MANAGER_CONFIG").map(PathBuf::from);
         let manager =
             match manager_config::locate(o.manager_config.as_deref(), env_manager.as_deref(), &locate_base, &home) {
-                Some((path, source)) => manager_config::load(&expand_tilde(&path, &home), source, &profile)?,
+                Some((path, source)) => {
+                    manager_config::load(&crate::fsutil::expand_home(&path, &home), source, &profile)?
+                }
                 None => ManagerConfig::default(),
             };
         let ini_origin = || manager.path.clone().map_or(Origin::Default, Origin::Ini);
@@ -225,7 +227,7 @@ impl Settings {
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
             None => match manager.get("config_file") {
-                Some(p) => (expand_tilde(Path::new(p), &home), false),
+                Some(p) => (crate::fsutil::expand_home(Path::new(p), &home), false),
                 None => (default_oci_config, true),
             },
         };
@@ -316,7 +318,7 @@ impl Settings {
         .into_iter()
         .flatten()
         {
-            let p = expand_tilde(&p, &home);
+            let p = crate::fsutil::expand_home(&p, &home);
             if !extra_ca_files.contains(&p) {
                 extra_ca_files.push(p);
             }
@@ -527,13 +529,6 @@ fn parse_u64(v: &str, key: &str) -> Result<u64> {
 
 fn env_nonempty(env: &Env, key: &str) -> Option<String> {
     env.get(key).filter(|v| !v.is_empty()).cloned()
-}
-
-fn expand_tilde(p: &Path, home: &Path) -> PathBuf {
-    match p.strip_prefix("~") {
-        Ok(rest) => home.join(rest),
-        Err(_) => p.to_owned(),
-    }
 }
 
 /// Profile names become folder names under `~/.oci/sessions` and appear in one-line messages:

@@ -134,11 +134,7 @@ impl SubjectTokenSource {
                 if rest.is_empty() {
                     return Err(bad("names no file"));
                 }
-                let path = match rest.strip_prefix("~/") {
-                    Some(r) => home.join(r),
-                    None => PathBuf::from(rest),
-                };
-                Ok(SubjectTokenSource::File(path))
+                Ok(SubjectTokenSource::File(crate::fsutil::expand_home(rest, home)))
             }
             // The command line itself stays out of the message: its arguments may hold credentials.
             "command" => match shlex::split(rest) {

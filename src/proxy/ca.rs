@@ -212,7 +212,7 @@ pub fn sweep_stale(parent: &Path) -> usize {
         };
         let path = entry.path();
         let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-        if !meta.is_dir() || !owned_by_me(&meta) || process_alive(pid) {
+        if !meta.is_dir() || !owned_by_me(&meta) || crate::fsutil::process_alive(pid) {
             continue;
         }
         let files = std::fs::read_dir(&path).into_iter().flatten().flatten();
@@ -236,21 +236,6 @@ fn owned_by_me(meta: &std::fs::Metadata) -> bool {
 
 #[cfg(not(unix))]
 fn owned_by_me(_meta: &std::fs::Metadata) -> bool {
-    true
-}
-
-#[cfg(unix)]
-fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = i32::try_from(pid) else { return false };
-    if pid <= 0 {
-        return true;
-    }
-    // SAFETY: signal 0 only checks existence. EPERM means it exists (another user's process).
-    unsafe { libc::kill(pid, 0) == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM) }
-}
-
-#[cfg(not(unix))]
-fn process_alive(_pid: u32) -> bool {
     true
 }
 
