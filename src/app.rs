@@ -124,17 +124,7 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
     let oke = if settings.native_oke { crate::oke::recognize(&args, env) } else { None };
     let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
     full.extend(args);
-    let mut spec = match crate::container::oci_child(settings, env, &full)? {
-        Some(container) => container,
-        None => ChildSpec {
-            program: crate::oci_program::resolve(&settings.oci_command, env)?,
-            args: full.clone(),
-            set_env: vec![crate::oci_program::guard_env()],
-            remove_env: Vec::new(),
-            redactor: None,
-            program_source: settings.oci_command_source.to_owned(),
-        },
-    };
+    let mut spec = oci_spec(Some(settings), env, full.clone())?;
     spec.remove_env.extend(child::private_env_names(settings, env));
     spec.redactor = crate::redact::for_child(settings, env, &full, None);
     if !settings.manages_session() {
@@ -161,9 +151,15 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
 /// or `oci` is used, so help and `setup` work on a machine with nothing configured yet.
 fn passthrough(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<u8> {
     crate::oci_program::check_guard(env)?;
+    child::exec(&oci_spec(settings, env, args)?)
+}
+
+/// The `oci` to run with `args`: the container image in container mode, else the program named
+/// by `oci_command` as found on PATH (never woci itself); with the self-recursion guard set.
+fn oci_spec(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<ChildSpec> {
     if let Some(mut spec) = settings.map(|s| crate::container::oci_child(s, env, &args)).transpose()?.flatten() {
         spec.set_env.push(crate::oci_program::guard_env());
-        return child::exec(&spec);
+        return Ok(spec);
     }
     let (program, source) = match settings {
         Some(s) => (s.oci_command.clone(), s.oci_command_source.to_owned()),
@@ -172,15 +168,14 @@ fn passthrough(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> R
             None => ("oci".into(), "`oci_command` in the manager config or `WOCI_OCI_COMMAND`".to_owned()),
         },
     };
-    let spec = ChildSpec {
+    Ok(ChildSpec {
         program: crate::oci_program::resolve(&program, env)?,
         args,
         set_env: vec![crate::oci_program::guard_env()],
         remove_env: Vec::new(),
         redactor: None,
         program_source: source,
-    };
-    child::exec(&spec)
+    })
 }
 
 /// The session for a forced renewal or login (`session refresh` / `session authenticate`).

@@ -233,7 +233,9 @@ impl Error {
                 | Error::Network { .. }
                 | Error::Protocol { .. }
                 | Error::SessionExpired(_)
-        ) || matches!(self, Error::SubjectToken { .. } | Error::SubjectTokenRejected { .. })
+                | Error::SubjectToken { .. }
+                | Error::SubjectTokenRejected { .. }
+        )
     }
 
     /// True for failures worth retrying later (network, 5xx), as opposed to rejections.

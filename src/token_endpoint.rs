@@ -49,6 +49,15 @@ impl Endpoint {
         }
     }
 
+    /// What was presented, for IdP rejections.
+    fn presented(self) -> &'static str {
+        match self {
+            Endpoint::Idp { what } => what,
+            Endpoint::DeviceAuthorization => "device authorization request",
+            Endpoint::Exchange => "subject token",
+        }
+    }
+
     fn setting(self) -> &'static str {
         match self {
             Endpoint::Idp { .. } => "token_url",
@@ -131,12 +140,9 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         });
     }
     let oauth = serde_json::from_slice::<OAuthError>(&body).ok();
-    let endpoint = match endpoint {
-        Endpoint::DeviceAuthorization => Endpoint::Idp { what: "device authorization request" },
-        e => e,
-    };
+    let what = endpoint.presented();
     Err(match (endpoint, oauth) {
-        (Endpoint::Idp { what }, Some(e)) => {
+        (Endpoint::Idp { .. } | Endpoint::DeviceAuthorization, Some(e)) => {
             let mut description = e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty());
             if description.is_none() {
                 description = match e.error.as_str() {
@@ -149,13 +155,12 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
             }
             Error::IdpRejected { what, error: scrub(&e.error, secrets), description }
         }
-        (Endpoint::Idp { what }, None) => Error::IdpRejected {
+        (Endpoint::Idp { .. } | Endpoint::DeviceAuthorization, None) => Error::IdpRejected {
             what,
             error: format!("HTTP {status}"),
-            description: Some(if what == "device authorization request" {
-                "the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow".into()
-            } else {
-                "the token endpoint answered without an OAuth error; check `token_url`".into()
+            description: Some(match endpoint {
+                Endpoint::DeviceAuthorization => "the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow".into(),
+                _ => "the token endpoint answered without an OAuth error; check `token_url`".into(),
             }),
         },
         (Endpoint::Exchange, Some(e)) => Error::ExchangeRejected {
@@ -166,7 +171,6 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         (Endpoint::Exchange, None) => {
             Error::ExchangeRejected { status, error: format!("HTTP {status}"), description: None }
         }
-        (Endpoint::DeviceAuthorization, _) => unreachable!("mapped to Idp above"),
     })
 }
 

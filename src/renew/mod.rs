@@ -197,7 +197,7 @@ impl Renewer {
                 tracing::info!(
                     "session of profile `{}` {}; valid for {}",
                     self.settings.profile,
-                    describe_action(s.action),
+                    describe(s.action),
                     crate::daemon::fmt_secs(left.max(0))
                 );
             }
@@ -552,7 +552,8 @@ fn reused(facts: &SessionFacts, current: CurrentToken, action: Action) -> Result
     }
 }
 
-fn describe_action(a: Action) -> &'static str {
+/// How a session became valid, in words (log lines, `session refresh` / `authenticate` reports).
+pub fn describe(a: Action) -> &'static str {
     match a {
         Action::Reused => "is valid",
         Action::RenewedByOther => "was renewed by another woci",
@@ -562,11 +563,6 @@ fn describe_action(a: Action) -> &'static str {
         Action::Federated => "was minted from the subject token source",
         Action::KeptAfterFailure => "could not be renewed; the current token is still valid",
     }
-}
-
-/// How a session became valid, for `session refresh` / `session authenticate` reports.
-pub fn describe(a: Action) -> &'static str {
-    describe_action(a)
 }
 
 /// Test-only fault injection (`--features failpoints`, `FAILPOINTS=name=return(SIGTERM)`):
