@@ -72,7 +72,6 @@ pub async fn renew(r: &Renewer, facts: &SessionFacts) -> Result<Session> {
         return Err(Error::Other("internal: federation without its settings".into()));
     };
     let (key, key_path) = r.idp_key(facts)?;
-    crate::keys::check_usable(&key, &key_path)?;
     let http = r.http().await?;
     let jwt = source.obtain(http, env.vars(), audience, r.clock()).await?;
     tracing::debug!(profile = %r.settings().profile, source = %source.describe(), "obtained a subject token");

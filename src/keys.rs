@@ -58,19 +58,6 @@ impl std::fmt::Debug for KeyPair {
     }
 }
 
-/// Fails before any network step for a key OCI will not bind a session to (shorter than 2048
-/// bits), so that no refresh token is spent on it.
-pub fn check_usable(key: &KeyPair, path: &Path) -> Result<()> {
-    let bits = key.public.size() * 8;
-    if bits < KEY_BITS {
-        return Err(Error::Config(format!(
-            "the key `{}` has {bits} bits; OCI needs RSA keys of at least {KEY_BITS} bits (move it away and let woci create one)",
-            path.display()
-        )));
-    }
-    Ok(())
-}
-
 impl KeyPair {
     /// Generates a new 2048-bit key pair.
     pub fn generate() -> Result<KeyPair> {

@@ -295,10 +295,7 @@ impl SessionStore {
         if let Some(path) = configured {
             require_configured_key(path, &self.profile)?;
         }
-        let candidates = configured
-            .map(Path::to_path_buf)
-            .into_iter()
-            .chain([self.dir.join(PY_WOCI_KEY_FILE), self.dir.join(KEY_FILE)]);
+        let candidates = configured.map(Path::to_path_buf).into_iter().chain(self.own_key_files());
         for path in candidates {
             if path.is_file() {
                 let key = KeyPair::load(&path)?;
@@ -317,7 +314,12 @@ impl SessionStore {
 
     /// Whether the session folder holds a key pair ([`Self::load_or_create_key`] would load one).
     pub fn has_key(&self) -> bool {
-        [PY_WOCI_KEY_FILE, KEY_FILE].iter().any(|f| self.dir.join(f).is_file())
+        self.own_key_files().iter().any(|f| f.is_file())
+    }
+
+    /// The session folder's key files, in the order they are used: the Python woci's, then woci's.
+    fn own_key_files(&self) -> [PathBuf; 2] {
+        [self.dir.join(PY_WOCI_KEY_FILE), self.dir.join(KEY_FILE)]
     }
 
     /// Whether a refresh token is stored, and how.

@@ -247,18 +247,9 @@ impl Renewer {
     }
 
     /// The IdP profile's key: the configured `key_file` (which must exist: a named but missing key
-    /// is never silently replaced), else the session folder's, created on first use.
+    /// is never silently replaced), else the session folder's, created on first use. Keys OCI
+    /// cannot bind a session to (not RSA, under 2048 bits) fail to load, before anything is spent.
     pub(crate) fn idp_key(&self, facts: &SessionFacts) -> Result<(KeyPair, PathBuf)> {
-        if let Some(path) = &facts.oci.key_file {
-            if !path.exists() {
-                return Err(Error::Config(format!(
-                    "the `key_file` `{}` of profile `{}` in `{}` does not exist; restore it, or remove the `key_file` line so that woci creates a key",
-                    path.display(),
-                    facts.profile,
-                    facts.config_file.display()
-                )));
-            }
-        }
         self.store.load_or_create_key(facts.oci.key_file.as_deref())
     }
 
@@ -278,7 +269,6 @@ impl Renewer {
             return Err(Error::Other("internal: IdP renewal without IdP settings".into()));
         };
         let (key, key_path) = self.idp_key(facts)?;
-        keys::check_usable(&key, &key_path)?;
         let http = self.http().await?;
         // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
         let passphrase = self.passphrase().await?;
