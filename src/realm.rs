@@ -166,11 +166,6 @@ impl NoProxy {
         }
     }
 
-    /// The list as the comma-separated text reqwest understands.
-    pub fn as_list(&self) -> String {
-        self.entries.join(",")
-    }
-
     /// True when `host:port` must be reached directly, not through the upstream proxy.
     pub fn bypass(&self, host: &str, port: u16) -> bool {
         let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();

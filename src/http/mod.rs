@@ -261,6 +261,18 @@ impl Backoff {
     }
 }
 
+/// The user's `HTTPS_PROXY` for a reqwest client, applied with woci's own `NO_PROXY` rules
+/// ([`NoProxy::bypass`]), so woci's requests and the re-signing proxy's upstream connections
+/// agree on which hosts go direct. Credentials in the URL are sent as `Proxy-Authorization`.
+pub fn user_proxy(proxy: &Url, no_proxy: &NoProxy) -> reqwest::Proxy {
+    let (proxy, no_proxy) = (proxy.clone(), no_proxy.clone());
+    reqwest::Proxy::custom(move |url| {
+        let host = url.host_str()?;
+        let port = url.port_or_known_default()?;
+        (url.scheme() == "https" && !no_proxy.bypass(host, port)).then(|| proxy.clone())
+    })
+}
+
 /// The URL without query string or user info, for messages.
 pub fn redact_url(url: &Url) -> String {
     let mut u = url.clone();

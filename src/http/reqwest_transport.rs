@@ -22,13 +22,8 @@ impl ReqwestTransport {
             .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
             // woci's settings carry the user's proxy; reqwest must not read the environment itself.
             .no_proxy();
-        if let Some(proxy) = options.proxy.clone() {
-            let no_proxy = options.no_proxy.clone();
-            builder = builder.proxy(reqwest::Proxy::custom(move |url| {
-                let host = url.host_str()?;
-                let port = url.port_or_known_default()?;
-                (!no_proxy.bypass(host, port)).then(|| proxy.clone())
-            }));
+        if let Some(proxy) = &options.proxy {
+            builder = builder.proxy(super::user_proxy(proxy, &options.no_proxy));
         }
         for path in &options.extra_ca_files {
             for cert in super::load_pem_certs(path)? {

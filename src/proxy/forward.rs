@@ -62,10 +62,7 @@ impl Forwarder {
             }
         }
         if let Some(url) = proxy {
-            let p = reqwest::Proxy::https(url.as_str())
-                .map_err(|e| Error::Config(format!("invalid upstream proxy `{}`: {e}", crate::http::redact_url(url))))?
-                .no_proxy(reqwest::NoProxy::from_string(&no_proxy.as_list()));
-            builder = builder.proxy(p);
+            builder = builder.proxy(crate::http::user_proxy(url, no_proxy));
         }
         let client = builder.build().map_err(|e| Error::Other(format!("cannot build the proxy's HTTP client: {e}")))?;
         Ok(Forwarder { client })
