@@ -1,14 +1,15 @@
-//! Top level: parse the command line, resolve settings, dispatch, and map any error to one line on
-//! stderr (`woci: error: …`) plus its exit code. This is the only place that decides the process
-//! exit status.
+//! Top level: parse the command line, resolve settings, build the invocation's [`Context`],
+//! dispatch, and map any error to one line on stderr (`woci: error: …`) plus its exit code. This
+//! is the only place that decides the process exit status.
 //!
 //! The common path — a valid token, then `oci` — builds no async runtime and touches no network:
 //! it reads the config and token, then replaces itself with `oci`.
 
 use crate::autorefresh;
-use crate::child::{self, ChildSpec};
-use crate::cli::{self, Command};
-use crate::clock::SystemClock;
+use crate::child::{self, ChildBuilder};
+use crate::cli::{self, Command, Invocation};
+use crate::clock::{fmt_secs, SystemClock};
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::renew::{Force, Renewer, Session};
 use crate::settings::{Env, Settings};
@@ -28,7 +29,7 @@ pub fn main() -> ExitCode {
     match run(args, env, as_oci) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let _ = writeln!(std::io::stderr().lock(), "woci: error: {e}");
+            let _ = writeln!(std::io::stderr().lock(), "woci: error: {}", crate::terminal::safe(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }
@@ -38,23 +39,37 @@ pub fn main() -> ExitCode {
 pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    let mut inv = cli::parse_as(args, as_oci)?;
+    let inv = cli::parse_as(args, as_oci)?;
     if let Some(code) = run_informational(&inv.command)? {
         return Ok(code);
     }
+    let hint = cli::typo_hint(&inv.oci);
+    dispatch(inv, env).map_err(|e| match hint {
+        // `woci os ns get --profle EMU` fails on profile `DEFAULT`: say why.
+        Some(h) => e.with_hint(&h),
+        None => e,
+    })
+}
+
+fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
     if let Command::Passthrough(args) = &inv.command {
         // Unresolvable settings (no HOME, a broken INI) must not block help or `setup`.
-        let settings = Settings::resolve(&inv, &env).ok();
-        return passthrough(settings.as_ref(), &env, args.clone());
+        let settings = Settings::resolve(&inv.flags, &inv.oci, &env, false).ok();
+        crate::oci_program::check_guard(&env)?;
+        return child::exec(&ChildBuilder::oci(settings.as_ref(), &env, args.clone())?.build()?);
     }
     if matches!(inv.command, Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)) {
         crate::oci_program::check_guard(&env)?;
     }
     if inv.command == Command::DaemonRun {
         // The daemon's settings come through its stdin, never its command line.
-        inv = crate::daemon::DaemonSpec::read_from(std::io::stdin().lock())?.invocation();
+        let spec = crate::daemon::DaemonSpec::read_from(std::io::stdin().lock())?;
+        inv = Invocation { flags: spec.flags, oci: spec.oci, command: Command::DaemonRun, json: false };
     }
-    let settings = Arc::new(Settings::resolve(&inv, &env)?);
+    if let Command::Status { all: true, .. } = inv.command {
+        return crate::status::run_all(&inv.flags, &inv.oci, &env, inv.json, Arc::new(SystemClock));
+    }
+    let settings = Settings::resolve(&inv.flags, &inv.oci, &env, inv.command.never_renews())?;
     crate::logging::init(
         settings.log_level.as_deref(),
         settings.debug,
@@ -64,40 +79,32 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     for w in &settings.warnings {
         tracing::warn!("{w}");
     }
-    let renewer = Arc::new(Renewer::new(settings.clone(), Arc::new(SystemClock))?);
+    let ctx = Context::new(settings, Arc::new(SystemClock), env)?;
+    let renewer = Arc::new(Renewer::new(&ctx));
+    let s = &ctx.settings;
 
     match inv.command {
-        Command::Oci(args) => run_oci(&renewer, &env, args),
+        Command::Oci(args) => run_oci(&ctx, &renewer, args),
         Command::Exec { program, args } => {
-            let mut spec = ChildSpec {
-                program,
-                args,
-                set_env: exec_env(&settings, &env),
-                remove_env: {
-                    let mut v = child::private_env_names(&settings, &env);
-                    v.push(crate::oci_program::GUARD_VAR.into());
-                    v
-                },
-                program_source: "the program after `--exec`".into(),
-                redactor: None,
-            };
             let session = ensure_or_keep(&renewer)?;
-            spec.redactor = crate::redact::for_child(&settings, &env, &[], Some(&session.token));
-            supervised(renewer, session, spec)
+            let redactor = crate::redact::for_child(s, &[], Some(&session.token), &ctx.env);
+            let builder = ChildBuilder::exec(s, &ctx.env, program, args).redactor(redactor);
+            supervised(&ctx, renewer, session, builder)
         }
         // Profiles without woci IdP settings are `oci session authenticate` profiles: logging in
         // is oci's own; refreshing stays woci's (its lock, its `auth_endpoint`).
-        Command::SessionAuthenticate(args) if !settings.has_idp() => passthrough(Some(&settings), &env, args),
-        Command::SessionAuthenticate(_) => report_session(&renewer, ensure(&renewer, Force::Login)?),
-        Command::SessionRefresh(_) => report_session(&renewer, ensure(&renewer, Force::Renew)?),
-        Command::Status => crate::status::run(&renewer, inv.options.json),
-        Command::Daemon => crate::daemon::start(&renewer, &inv),
-        Command::DaemonRun => crate::daemon::run_foreground(renewer),
-        Command::DaemonStatus => crate::daemon::status(&renewer, inv.options.json),
-        Command::StopDaemon => crate::daemon::stop(&renewer),
-        Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => {
-            unreachable!("handled above")
+        Command::SessionAuthenticate(args) if !s.has_idp() => {
+            child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.build()?)
         }
+        Command::SessionAuthenticate(_) => report_session(&ctx, ensure(&renewer, Force::Login)?),
+        Command::SessionRefresh(_) => report_session(&ctx, ensure(&renewer, Force::Renew)?),
+        Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
+        Command::Status { .. } => crate::status::run(&ctx, inv.json),
+        Command::Daemon => crate::daemon::start(&ctx, &renewer, crate::daemon::DaemonSpec::new(&inv.flags, &inv.oci, s)),
+        Command::DaemonRun => crate::daemon::run_foreground(&ctx),
+        Command::DaemonStatus => crate::daemon::status(&ctx, inv.json),
+        Command::StopDaemon => crate::daemon::stop(&ctx),
+        Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
     }
 }
 
@@ -119,72 +126,37 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
     }
 }
 
-fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8> {
-    let settings = renewer.settings();
-    let oke = if settings.native_oke { crate::oke::recognize(&args, env) } else { None };
-    let mut full = if settings.manages_session() { settings.oci_prefix_args() } else { Vec::new() };
+fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
+    let s = &ctx.settings;
+    if !s.manages_session() {
+        tracing::debug!(auth = ?s.auth, "not a security_token command; running oci as is");
+        let redactor = crate::redact::for_child(s, &args, None, &ctx.env);
+        return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
+    }
+    let oke = if s.native_oke { crate::oke::recognize(&args, &ctx.env) } else { None };
+    let mut full = s.oci_prefix_args();
     full.extend(args);
-    let mut spec = oci_spec(Some(settings), env, full.clone())?;
-    spec.remove_env.extend(child::private_env_names(settings, env));
-    spec.redactor = crate::redact::for_child(settings, env, &full, None);
-    if !settings.manages_session() {
-        tracing::debug!(auth = ?settings.auth, "not a security_token command; running oci as is");
-        return child::exec(&spec);
-    }
     let session = ensure_or_keep(renewer)?;
-    if let Some(r) = spec.redactor.as_mut() {
-        r.add_secret(session.token.expose());
-    }
     if let Some(req) = oke {
-        if let Some(code) = crate::oke::answer(renewer, env, &session, &req)? {
+        if let Some(code) = crate::oke::answer(ctx, &session, &req)? {
             return Ok(code);
         }
     }
-    if settings.auto_refresh {
-        return supervised(renewer.clone(), session, spec);
+    let redactor = crate::redact::for_child(s, &full, Some(&session.token), &ctx.env);
+    let builder = ChildBuilder::oci(Some(s), &ctx.env, full)?.redactor(redactor);
+    if s.auto_refresh {
+        return supervised(ctx, renewer.clone(), session, builder);
     }
-    child::exec(&spec)
-}
-
-/// Runs `oci` with `args` as they are: no session check, nothing added. The settings only choose
-/// the program (a container image too); without them (no HOME, a broken INI) `WOCI_OCI_COMMAND`
-/// or `oci` is used, so help and `setup` work on a machine with nothing configured yet.
-fn passthrough(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<u8> {
-    crate::oci_program::check_guard(env)?;
-    child::exec(&oci_spec(settings, env, args)?)
-}
-
-/// The `oci` to run with `args`: the container image in container mode, else the program named
-/// by `oci_command` as found on PATH (never woci itself); with the self-recursion guard set.
-fn oci_spec(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<ChildSpec> {
-    if let Some(mut spec) = settings.map(|s| crate::container::oci_child(s, env, &args)).transpose()?.flatten() {
-        spec.set_env.push(crate::oci_program::guard_env());
-        return Ok(spec);
-    }
-    let (program, source) = match settings {
-        Some(s) => (s.oci_command.clone(), s.oci_command_source.to_owned()),
-        None => match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
-            Some(c) => (c.into(), "the `WOCI_OCI_COMMAND` environment variable".to_owned()),
-            None => ("oci".into(), "`oci_command` in the manager config or `WOCI_OCI_COMMAND`".to_owned()),
-        },
-    };
-    Ok(ChildSpec {
-        program: crate::oci_program::resolve(&program, env)?,
-        args,
-        set_env: vec![crate::oci_program::guard_env()],
-        remove_env: Vec::new(),
-        redactor: None,
-        program_source: source,
-    })
+    child::exec(&builder.build()?)
 }
 
 /// The session for a forced renewal or login (`session refresh` / `session authenticate`).
-fn ensure(renewer: &Arc<Renewer>, force: Force) -> Result<Session> {
+fn ensure(renewer: &Renewer, force: Force) -> Result<Session> {
     current_thread()?.block_on(renewer.ensure(force))
 }
 
 /// The session for a call that runs a command (keeps a still-valid token when renewal fails).
-fn ensure_or_keep(renewer: &Arc<Renewer>) -> Result<Session> {
+fn ensure_or_keep(renewer: &Renewer) -> Result<Session> {
     // `ensure` returns before any await point when the token is fresh, so this is cheap.
     current_thread()?.block_on(renewer.ensure_or_keep())
 }
@@ -196,40 +168,22 @@ fn current_thread() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
-fn supervised(renewer: Arc<Renewer>, session: Session, spec: ChildSpec) -> Result<u8> {
-    let resign = renewer.settings().resign_proxy;
+fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: ChildBuilder) -> Result<u8> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(autorefresh::run_supervised(renewer, session, spec, resign))
+    runtime.block_on(autorefresh::run_supervised(ctx, renewer.clone(), session, builder))
 }
 
-/// Environment for `--exec` children: the profile and auth, so scripts calling `oci` or the SDKs
-/// pick the same session, unless the user already set them.
-fn exec_env(settings: &Settings, env: &Env) -> Vec<(OsString, OsString)> {
-    let mut v = Vec::new();
-    if !env.contains_key("OCI_CLI_PROFILE") {
-        v.push(("OCI_CLI_PROFILE".into(), settings.profile.clone().into()));
-    }
-    if !env.contains_key("OCI_CLI_AUTH") {
-        v.push(("OCI_CLI_AUTH".into(), "security_token".into()));
-    }
-    if !env.contains_key("OCI_CLI_CONFIG_FILE") {
-        v.push(("OCI_CLI_CONFIG_FILE".into(), settings.oci_config_file.clone().into_os_string()));
-    }
-    v
-}
-
-fn report_session(renewer: &Renewer, session: Session) -> Result<u8> {
-    let left = session.claims.exp - renewer.clock().unix();
-    let how = crate::renew::describe(session.action);
+fn report_session(ctx: &Context, session: Session) -> Result<u8> {
+    let left = (session.claims.exp - ctx.now()).max(0);
     let _ = writeln!(
         std::io::stderr().lock(),
-        "woci: session of profile `{}` {how}; valid for {}m{:02}s",
-        renewer.settings().profile,
-        left.max(0) / 60,
-        left.max(0) % 60
+        "woci: session of profile `{}` {}; valid for {}",
+        ctx.settings.profile,
+        session.action.describe(),
+        fmt_secs(left)
     );
     Ok(0)
 }

@@ -16,48 +16,158 @@
 //! With a [`Redactor`] (`--debug`), stdout and stderr are piped and relayed through it, so the
 //! program is spawned even where it would otherwise be exec'ed.
 
+use crate::container::{self, HostContext, ProxyRoute};
 use crate::error::{Error, Result};
+use crate::proxy::ChildEnv;
 use crate::redact::Redactor;
+use crate::settings::{ContainerConfig, Env, Settings};
 use std::ffi::OsString;
 use std::io;
 use std::process::{Command, ExitStatus};
 
-/// A program to run, with the environment changes woci makes. The argv never holds secrets; the
-/// proxy credentials travel in the environment.
+/// A program to run, with the environment changes woci makes: built once by [`ChildBuilder`] and
+/// not changed after. The argv never holds secrets; the proxy credentials travel in the
+/// environment.
 #[derive(Debug, Clone)]
 pub struct ChildSpec {
-    /// Program name (looked up on PATH) or path.
-    pub program: OsString,
-    /// Arguments.
-    pub args: Vec<OsString>,
-    /// Variables to set.
-    pub set_env: Vec<(OsString, OsString)>,
-    /// Variables to remove.
-    pub remove_env: Vec<OsString>,
-    /// Which setting chose the program, for the not-found message.
-    pub program_source: String,
-    /// Relay stdout/stderr through this (under `--debug`) instead of letting the child inherit
-    /// them.
-    pub redactor: Option<Redactor>,
+    program: OsString,
+    args: Vec<OsString>,
+    set_env: Vec<(OsString, OsString)>,
+    remove_env: Vec<OsString>,
+    program_source: String,
+    redactor: Option<Redactor>,
 }
 
-/// woci's own secret-bearing variables, never passed to a child: the variable named by
-/// `refresh_token_passphrase_env` and every `WOCI_*PASSPHRASE*`.
-pub fn private_env_names(settings: &crate::settings::Settings, env: &crate::settings::Env) -> Vec<OsString> {
-    let mut names: Vec<OsString> = env
-        .keys()
-        .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))
-        .map(OsString::from)
-        .collect();
-    if let crate::settings::PassphraseSource::Env { var: name, .. } = &settings.passphrase {
-        names.push(name.into());
+/// Builds the [`ChildSpec`] of `oci` (a local program, or a container run in container mode), of
+/// an `--exec` program, or of a passthrough `oci`: the program, the guard and environment changes,
+/// the `--debug` redactor, and — when the re-signing proxy runs — its variables, plus for a
+/// container run (woci's own, or a `docker|podman run` given to `--exec`) host networking, the
+/// variables passed by name and the CA bundle mounted.
+#[derive(Debug)]
+pub struct ChildBuilder {
+    program: OsString,
+    args: Vec<OsString>,
+    set_env: Vec<(OsString, OsString)>,
+    remove_env: Vec<OsString>,
+    program_source: String,
+    redactor: Option<Redactor>,
+    container: Option<(ContainerConfig, HostContext)>,
+    proxy: Option<ChildEnv>,
+}
+
+impl ChildBuilder {
+    /// `oci` with `args` as the settings choose it: the container image in container mode, else
+    /// `oci_command` as found on PATH (never woci itself); with the self-recursion guard. Without
+    /// settings (no HOME, a broken INI: help and `setup` still work) `WOCI_OCI_COMMAND` or `oci`.
+    pub fn oci(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<ChildBuilder> {
+        let mut b = match settings {
+            Some(s) => {
+                let mut b = ChildBuilder::program(s.oci_command.clone(), args, s.oci_command_source.clone());
+                b.remove_env = s.secret_env.iter().map(OsString::from).collect();
+                if let Some(c) = &s.container {
+                    let proxied = s.manages_session() && s.auto_refresh && s.resign_proxy;
+                    let host = HostContext::current(&s.oci_config_file, &s.home, env, proxied)?;
+                    b.program = c.runtime.clone();
+                    b.program_source = "`oci_container_runtime` in woci_manager.ini (or install docker or podman)".into();
+                    b.container = Some((c.clone(), host));
+                }
+                b
+            }
+            None => match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
+                Some(c) => ChildBuilder::program(c.into(), args, "the `WOCI_OCI_COMMAND` environment variable".into()),
+                None => ChildBuilder::program("oci".into(), args, "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".into()),
+            },
+        };
+        if b.container.is_none() {
+            b.program = crate::oci_program::resolve(&b.program, env)?;
+        }
+        b.set_env.push(crate::oci_program::guard_env());
+        Ok(b)
     }
-    names.sort();
-    names.dedup();
-    names
+
+    /// An `--exec` program: it gets the profile and auth, so scripts calling `oci` or the SDKs
+    /// pick the same session, unless the user set them; never woci's secret variables nor the
+    /// recursion guard (it may call woci).
+    pub fn exec(settings: &Settings, env: &Env, program: OsString, args: Vec<OsString>) -> ChildBuilder {
+        let mut b = ChildBuilder::program(program, args, "the program after `--exec`".into());
+        for (k, v) in [
+            ("OCI_CLI_PROFILE", OsString::from(&settings.profile)),
+            ("OCI_CLI_AUTH", "security_token".into()),
+            ("OCI_CLI_CONFIG_FILE", settings.oci_config_file.clone().into_os_string()),
+        ] {
+            if !env.contains_key(k) {
+                b.set_env.push((k.into(), v));
+            }
+        }
+        b.remove_env = settings.secret_env.iter().map(OsString::from).collect();
+        b.remove_env.push(crate::oci_program::GUARD_VAR.into());
+        b
+    }
+
+    fn program(program: OsString, args: Vec<OsString>, program_source: String) -> ChildBuilder {
+        ChildBuilder {
+            program,
+            args,
+            set_env: Vec::new(),
+            remove_env: Vec::new(),
+            program_source,
+            redactor: None,
+            container: None,
+            proxy: None,
+        }
+    }
+
+    /// Relays stdout/stderr through `redactor` (under `--debug`).
+    pub fn redactor(mut self, redactor: Option<Redactor>) -> ChildBuilder {
+        self.redactor = redactor;
+        self
+    }
+
+    /// Sends the child through the re-signing proxy.
+    pub fn proxy(mut self, env: ChildEnv) -> ChildBuilder {
+        self.proxy = Some(env);
+        self
+    }
+
+    /// The spec.
+    pub fn build(self) -> Result<ChildSpec> {
+        let ChildBuilder { program, mut args, mut set_env, mut remove_env, program_source, mut redactor, container, proxy } =
+            self;
+        if let Some((c, host)) = &container {
+            args = container::run_args(c, host, args)?;
+        }
+        if let Some(p) = proxy {
+            set_env.extend(p.set.iter().cloned());
+            remove_env.extend(p.remove.iter().cloned());
+            if let Some(r) = redactor.as_mut() {
+                for s in &p.secrets {
+                    r.add_secret(s.expose());
+                }
+            }
+            if let Some(kind) = container::is_container_run(&program, &args) {
+                container::attach_proxy(kind, &mut args, &mut set_env, &p, ProxyRoute::for_this_host())?;
+            }
+        }
+        Ok(ChildSpec { program, args, set_env, remove_env, program_source, redactor })
+    }
 }
 
 impl ChildSpec {
+    /// The program.
+    pub fn program(&self) -> &OsString {
+        &self.program
+    }
+
+    /// Its arguments.
+    pub fn args(&self) -> &[OsString] {
+        &self.args
+    }
+
+    /// Variables set for it.
+    pub fn set_env(&self) -> &[(OsString, OsString)] {
+        &self.set_env
+    }
+
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);

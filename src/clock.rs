@@ -40,6 +40,28 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 /// Milliseconds since the Unix epoch (0 before 1970).
+/// Formats epoch seconds as `2025-11-08T17:19:55Z`.
+pub fn fmt_utc(unix: i64) -> String {
+    let secs = unix.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(unix.div_euclid(86_400));
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs % 3600) / 60, secs % 60)
+}
+
+/// Formats a duration in seconds as `1h02m03s` / `4m05s` / `6s` (negative: `-4m05s`).
+pub fn fmt_secs(secs: i64) -> String {
+    let sign = if secs < 0 { "-" } else { "" };
+    let s = secs.unsigned_abs();
+    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
+    if h > 0 {
+        format!("{sign}{h}h{m:02}m{s:02}s")
+    } else if m > 0 {
+        format!("{sign}{m}m{s:02}s")
+    } else {
+        format!("{sign}{s}s")
+    }
+}
+
+/// Milliseconds since the epoch.
 pub fn unix_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -1,75 +1,31 @@
 //! Container mode: `oci` from a container image (`oci_container_image`), the way people run the
 //! official `oci-cli` image, with `--auto-refresh` working through the re-signing proxy.
 //!
-//! This module owns three things:
-//! - [`ContainerSpec::resolve`]: the settings `oci_container_image` (env `WOCI_OCI_CONTAINER_IMAGE`),
-//!   `oci_container_runtime` (`docker` | `podman`, default the first on `PATH`) and
-//!   `oci_container_args` (split as a shell would);
-//! - [`ContainerSpec::child_spec`]: the `RUNTIME run --rm -i [-t] --user UID:GID -v … -e HOME=/oracle
-//!   -w CWD ARGS… IMAGE OCI-ARGS…` command, and [`attach_proxy`], which wires a container command
-//!   (ours, or a `docker|podman run` given to `--exec`) to the re-signing proxy: host networking,
-//!   the proxy and CA variables passed by name (their values, which hold the proxy secret, travel in
-//!   the runtime's environment, never in its argv), the per-run CA bundle mounted read-only;
-//! - the path mapping between the host and the container: [`portable_path`] (what woci records in
-//!   the OCI config: `~/.oci/…`, valid on both sides) and [`host_path`] (what a config written inside
-//!   the container means on the host: `/oracle/.oci/…` is the config folder).
+//! This module owns the container command: [`run_args`] (the `RUNTIME run --rm -i [-t] --user
+//! UID:GID -v … -e HOME=/oracle -w CWD ARGS… IMAGE OCI-ARGS…` of the settings'
+//! [`ContainerConfig`]) and [`attach_proxy`], which wires a container command (woci's own, or a
+//! `docker|podman run` given to `--exec`) to the re-signing proxy: host networking, the proxy and
+//! CA variables passed by name (their values, which hold the proxy secret, travel in the runtime's
+//! environment, never in its argv), the per-run CA bundle mounted read-only. The child builder
+//! (`crate::child::ChildBuilder`) calls both; the settings are resolved in `crate::settings`, and
+//! host ↔ container path mapping is the OCI config's (`crate::oci_config`).
 //!
 //! The OCI config folder (the folder of the OCI config file) is mounted at `/oracle/.oci`, and also
 //! at its own path so that absolute host paths already in the config keep working in the container.
 
-use crate::child::ChildSpec;
 use crate::error::{Error, Result};
-use crate::manager_config::ManagerConfig;
-use crate::settings::Env;
+use crate::proxy::ChildEnv;
+use crate::settings::{ContainerConfig, Env, RuntimeKind, CONTAINER_HOME, CONTAINER_OCI_DIR};
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-/// The home the official image's user has; woci sets `HOME` to it (a runtime would otherwise pick
-/// `/` for a uid its passwd file does not list).
-pub const CONTAINER_HOME: &str = "/oracle";
-/// Where the OCI config folder is mounted in the container.
-pub const CONTAINER_OCI_DIR: &str = "/oracle/.oci";
-
-/// Which runtime runs the container.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RuntimeKind {
-    /// Docker (Engine or Desktop).
-    Docker,
-    /// Podman.
-    Podman,
-}
-
-impl RuntimeKind {
-    /// The name a container uses to reach the host where host networking is not available
-    /// (Docker Desktop, Podman machine).
-    pub fn host_gateway(self) -> &'static str {
-        match self {
-            RuntimeKind::Docker => "host.docker.internal",
-            RuntimeKind::Podman => "host.containers.internal",
-        }
+/// The name a container uses to reach the host where host networking is not available
+/// (Docker Desktop, Podman machine).
+fn host_gateway(kind: RuntimeKind) -> &'static str {
+    match kind {
+        RuntimeKind::Docker => "host.docker.internal",
+        RuntimeKind::Podman => "host.containers.internal",
     }
-
-    fn of_program(program: &OsStr) -> Option<RuntimeKind> {
-        let name = Path::new(program).file_name()?.to_str()?;
-        match name.strip_suffix(".exe").unwrap_or(name) {
-            "docker" => Some(RuntimeKind::Docker),
-            "podman" => Some(RuntimeKind::Podman),
-            _ => None,
-        }
-    }
-}
-
-/// The resolved container settings of a profile.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ContainerSpec {
-    /// The image (`oci_container_image`).
-    pub image: String,
-    /// The runtime program (`docker`, `podman`, or a path to one).
-    pub runtime: OsString,
-    /// Its kind.
-    pub kind: RuntimeKind,
-    /// Extra `run` arguments (`oci_container_args`), split as a shell would.
-    pub extra_args: Vec<String>,
 }
 
 /// What a container command needs to know about the host.
@@ -143,149 +99,73 @@ const PROXY_VARS: [&str; 9] = [
     "no_proxy",
 ];
 
-impl ContainerSpec {
-    /// The container settings from the environment and the manager INI; `None` without an image.
-    pub fn resolve(manager: &ManagerConfig, env: &Env) -> Result<Option<ContainerSpec>> {
-        let image = env
-            .get("WOCI_OCI_CONTAINER_IMAGE")
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-            .or_else(|| manager.get("oci_container_image").map(|s| s.trim().to_owned()));
-        let Some(image) = image else { return Ok(None) };
-        if image.starts_with('-') || image.contains(char::is_whitespace) {
-            return Err(Error::Config(format!("`oci_container_image` must be one image name, got `{image}`")));
-        }
-        let runtime = match manager.get("oci_container_runtime").map(str::trim) {
-            Some(r) => OsString::from(r),
-            None => default_runtime(env.get("PATH").map(String::as_str)),
-        };
-        let kind = RuntimeKind::of_program(&runtime).ok_or_else(|| {
-            Error::Config(format!(
-                "`oci_container_runtime` must be `docker` or `podman` (or a path to one), got `{}`",
-                runtime.to_string_lossy()
-            ))
-        })?;
-        let extra_args = match manager.get("oci_container_args") {
-            None => Vec::new(),
-            Some(a) => shlex::split(a).ok_or_else(|| {
-                Error::Config(format!("`oci_container_args` has unbalanced quotes or a trailing backslash: `{a}`"))
-            })?,
-        };
-        Ok(Some(ContainerSpec { image, runtime, kind, extra_args }))
+/// The `RUNTIME run …` arguments that run `oci` with `oci_args` in the container.
+pub fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
+    let mut a: Vec<OsString> = ["run", "--rm", "-i"].map(OsString::from).to_vec();
+    if host.tty {
+        a.push("-t".into());
     }
-
-    /// The `RUNTIME run …` arguments that run `oci` with `oci_args` in the container.
-    pub fn run_args(&self, host: &HostContext, oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
-        let mut a: Vec<OsString> = ["run", "--rm", "-i"].map(OsString::from).to_vec();
-        if host.tty {
-            a.push("-t".into());
+    if let Some((uid, gid)) = host.user {
+        // Rootless Podman maps container uids to subordinate ids: without keep-id, the user's own
+        // 0600 files in the mounted folders would belong to someone else in the container.
+        if c.kind == RuntimeKind::Podman && uid != 0 {
+            a.extend(["--userns", "keep-id"].map(OsString::from));
         }
-        if let Some((uid, gid)) = host.user {
-            // Rootless Podman maps container uids to subordinate ids: without keep-id, the user's own
-            // 0600 files in the mounted folders would belong to someone else in the container.
-            if self.kind == RuntimeKind::Podman && uid != 0 {
-                a.extend(["--userns", "keep-id"].map(OsString::from));
-            }
-            a.push("--user".into());
-            a.push(format!("{uid}:{gid}").into());
+        a.push("--user".into());
+        a.push(format!("{uid}:{gid}").into());
+    }
+    let config_dir = host.oci_config_file.parent().unwrap_or(Path::new("/"));
+    let mut mounts: Vec<(PathBuf, PathBuf)> = vec![(config_dir.to_owned(), PathBuf::from(CONTAINER_OCI_DIR))];
+    if config_dir != Path::new(CONTAINER_OCI_DIR) {
+        mounts.push((config_dir.to_owned(), config_dir.to_owned()));
+    }
+    for d in &host.extra_dirs {
+        if !d.starts_with(config_dir) && !mounts.iter().any(|(_, c)| c == d) {
+            mounts.push((d.clone(), d.clone()));
         }
-        let config_dir = host.oci_config_file.parent().unwrap_or(Path::new("/"));
-        let mut mounts: Vec<(PathBuf, PathBuf)> = vec![(config_dir.to_owned(), PathBuf::from(CONTAINER_OCI_DIR))];
-        if config_dir != Path::new(CONTAINER_OCI_DIR) {
-            mounts.push((config_dir.to_owned(), config_dir.to_owned()));
+    }
+    // `/` cannot be a mount target; a command started there has no files of its own to reach.
+    let cwd_mounted = host.cwd != Path::new("/");
+    if cwd_mounted && !mounts.iter().any(|(_, c)| c == &host.cwd) {
+        mounts.push((host.cwd.clone(), host.cwd.clone()));
+    }
+    for (src, dst) in &mounts {
+        a.push("-v".into());
+        a.push(volume(src, dst, false)?);
+    }
+    a.push("-e".into());
+    a.push(format!("HOME={CONTAINER_HOME}").into());
+    for k in &host.oci_env {
+        if !(host.proxied && PROXY_VARS.contains(&k.as_str())) {
+            a.push("-e".into());
+            a.push(k.into());
         }
-        for d in &host.extra_dirs {
-            if !d.starts_with(config_dir) && !mounts.iter().any(|(_, c)| c == d) {
-                mounts.push((d.clone(), d.clone()));
-            }
-        }
-        // `/` cannot be a mount target; a command started there has no files of its own to reach.
-        let cwd_mounted = host.cwd != Path::new("/");
-        if cwd_mounted && !mounts.iter().any(|(_, c)| c == &host.cwd) {
-            mounts.push((host.cwd.clone(), host.cwd.clone()));
-        }
-        for (src, dst) in &mounts {
-            a.push("-v".into());
-            a.push(volume(src, dst, false)?);
-        }
-        a.push("-e".into());
-        a.push(format!("HOME={CONTAINER_HOME}").into());
-        for k in &host.oci_env {
-            if !(host.proxied && PROXY_VARS.contains(&k.as_str())) {
-                a.push("-e".into());
-                a.push(k.into());
-            }
-        }
-        if cwd_mounted {
-            a.push("-w".into());
-            a.push(host.cwd.clone().into_os_string());
-        }
-        let mut user = self.extra_args.iter();
-        while let Some(arg) = user.next() {
-            if host.proxied {
-                if let Some(name) = env_option_name(arg, user.clone().next()) {
-                    if PROXY_VARS.contains(&name.as_str()) {
-                        tracing::warn!(
-                            "`oci_container_args` sets `{name}`, which --auto-refresh sets for its proxy; ignoring it"
-                        );
-                        if arg == "-e" || arg == "--env" {
-                            user.next();
-                        }
-                        continue;
+    }
+    if cwd_mounted {
+        a.push("-w".into());
+        a.push(host.cwd.clone().into_os_string());
+    }
+    let mut user = c.extra_args.iter();
+    while let Some(arg) = user.next() {
+        if host.proxied {
+            if let Some(name) = env_option_name(arg, user.clone().next()) {
+                if PROXY_VARS.contains(&name.as_str()) {
+                    tracing::warn!(
+                        "`oci_container_args` sets `{name}`, which --auto-refresh sets for its proxy; ignoring it"
+                    );
+                    if arg == "-e" || arg == "--env" {
+                        user.next();
                     }
+                    continue;
                 }
             }
-            a.push(arg.into());
         }
-        a.push(self.image.clone().into());
-        a.extend(oci_args);
-        Ok(a)
+        a.push(arg.into());
     }
-
-    /// The child to run instead of a local `oci`.
-    pub fn child_spec(&self, host: &HostContext, oci_args: Vec<OsString>) -> Result<ChildSpec> {
-        Ok(ChildSpec {
-            program: self.runtime.clone(),
-            args: self.run_args(host, oci_args)?,
-            set_env: Vec::new(),
-            remove_env: Vec::new(),
-            redactor: None,
-            program_source: "`oci_container_runtime` in the manager config (or install docker or podman)".into(),
-        })
+    a.push(c.image.clone().into());
+    a.extend(oci_args);
+    Ok(a)
     }
-}
-
-/// The child that runs `oci` with `oci_args` when the settings select container mode, else `None`.
-pub fn oci_child(settings: &crate::settings::Settings, env: &Env, oci_args: &[OsString]) -> Result<Option<ChildSpec>> {
-    let Some(c) = &settings.container else { return Ok(None) };
-    let proxied = settings.manages_session() && settings.auto_refresh && settings.resign_proxy;
-    let host = HostContext::current(&settings.oci_config_file, &settings.home, env, proxied)?;
-    c.child_spec(&host, oci_args.to_vec()).map(Some)
-}
-
-/// The first of `docker`, `podman` found on `path`; `docker` when neither is (running it then
-/// fails with "not found" naming `oci_container_runtime`).
-fn default_runtime(path: Option<&str>) -> OsString {
-    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
-    for name in ["docker", "podman"] {
-        if dirs.iter().any(|d| is_executable(&d.join(name))) {
-            return name.into();
-        }
-    }
-    "docker".into()
-}
-
-fn is_executable(p: &Path) -> bool {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
-    #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
-}
 
 /// `-v SRC:DST[:ro]`; a path with `:` cannot be written that way.
 fn volume(src: &Path, dst: &Path, ro: bool) -> Result<OsString> {
@@ -315,11 +195,11 @@ fn env_option_name(arg: &str, next: Option<&String>) -> Option<String> {
     Some(spec.split('=').next().unwrap_or(spec).to_owned())
 }
 
-/// Whether `spec` runs a container: `docker run …` or `podman run …` (woci's own container mode,
-/// or a container command given to `--exec`).
-pub fn is_container_run(spec: &ChildSpec) -> Option<RuntimeKind> {
-    let kind = RuntimeKind::of_program(&spec.program)?;
-    (spec.args.first().map(OsString::as_os_str) == Some(OsStr::new("run"))).then_some(kind)
+/// Whether `program args` runs a container: `docker run …` or `podman run …` (woci's own
+/// container mode, or a container command given to `--exec`).
+pub fn is_container_run(program: &OsStr, args: &[OsString]) -> Option<RuntimeKind> {
+    let kind = RuntimeKind::of_program(program)?;
+    (args.first().map(OsString::as_os_str) == Some(OsStr::new("run"))).then_some(kind)
 }
 
 /// How a container reaches the proxy listening on the host's 127.0.0.1.
@@ -343,20 +223,20 @@ impl ProxyRoute {
     }
 }
 
-/// Wires a container command to the re-signing proxy, after the proxy's variables (`proxy_env`)
-/// were added to `spec.set_env`: the variables are passed by name (`-e NAME`; the runtime copies the values from
-/// its own environment, so the proxy secret never appears in an argv), the CA bundle is mounted
-/// read-only at the path the variables name, and the container gets a route to the proxy. A spec
-/// that is not a container command is left alone.
+/// Wires a container command (`RUNTIME run …` in `args`) to the re-signing proxy, once the
+/// proxy's variables are in `set_env`: the variables are passed by name (`-e NAME`; the runtime
+/// copies the values from its own environment, so the proxy secret never appears in an argv), the
+/// CA bundle is mounted read-only at the path the variables name, and the container gets a route
+/// to the proxy.
 pub fn attach_proxy(
-    spec: &mut ChildSpec,
-    proxy_env: &[(OsString, OsString)],
-    ca_bundle: &Path,
+    kind: RuntimeKind,
+    args: &mut Vec<OsString>,
+    set_env: &mut [(OsString, OsString)],
+    proxy: &ChildEnv,
     route: ProxyRoute,
 ) -> Result<()> {
-    let Some(kind) = is_container_run(spec) else { return Ok(()) };
     let mut add: Vec<OsString> = Vec::new();
-    let user_network = user_network(&spec.args);
+    let user_network = user_network(args);
     match route {
         ProxyRoute::HostNetwork if user_network.as_deref() == Some("host") => {}
         ProxyRoute::HostNetwork if user_network.is_some() => tracing::warn!(
@@ -364,8 +244,8 @@ pub fn attach_proxy(
         ),
         ProxyRoute::HostNetwork => add.extend(["--network", "host"].map(OsString::from)),
         ProxyRoute::Gateway => {
-            let gateway = kind.host_gateway();
-            for (k, v) in &mut spec.set_env {
+            let gateway = host_gateway(kind);
+            for (k, v) in set_env.iter_mut() {
                 if k == "HTTPS_PROXY" || k == "https_proxy" {
                     *v = v.to_string_lossy().replace("@127.0.0.1:", &format!("@{gateway}:")).into();
                 }
@@ -373,7 +253,7 @@ pub fn attach_proxy(
         }
     }
     let mut names: Vec<&OsString> = Vec::new();
-    for (k, _) in proxy_env {
+    for (k, _) in &proxy.set {
         if !names.contains(&k) {
             names.push(k);
         }
@@ -383,8 +263,8 @@ pub fn attach_proxy(
         add.push(k.clone());
     }
     add.push("-v".into());
-    add.push(volume(ca_bundle, ca_bundle, true)?);
-    spec.args.splice(1..1, add);
+    add.push(volume(&proxy.ca_bundle, &proxy.ca_bundle, true)?);
+    args.splice(1..1, add);
     Ok(())
 }
 
@@ -402,50 +282,12 @@ fn user_network(args: &[OsString]) -> Option<String> {
     None
 }
 
-/// How a file woci writes is recorded in the OCI config: a file under `~/.oci` as `~/.oci/…` when
-/// the config lives in `~/.oci` (`oci` expands `~` itself, to the host's home on the host and to
-/// `/oracle` in the container, where `~/.oci` is mounted); any other path as it is.
-pub fn portable_path(p: &Path, home: &Path, oci_config_file: &Path) -> String {
-    let oci_home = home.join(".oci");
-    if oci_config_file.parent() == Some(oci_home.as_path()) {
-        if let Ok(rest) = p.strip_prefix(&oci_home) {
-            return Path::new("~/.oci").join(rest).display().to_string();
-        }
-    }
-    p.display().to_string()
-}
-
-/// The value woci records in the OCI config for a file it wrote: [`portable_path`] in container
-/// mode (the container reads the same config), the plain host path otherwise (as before, for the
-/// SDKs and tools that read the config on the host).
-pub fn config_value(p: &Path, settings: &crate::settings::Settings) -> String {
-    match settings.container {
-        Some(_) => portable_path(p, &settings.home, &settings.oci_config_file),
-        None => p.display().to_string(),
-    }
-}
-
-/// What a path found in the OCI config means on the host: `~/…` is the home folder, and
-/// `/oracle/.oci/…` (written by `oci` inside the container, where the config folder is mounted
-/// there) is the config file's folder. Other paths are left alone.
-pub fn host_path(p: &str, home: &Path, oci_config_file: &Path) -> PathBuf {
-    if p.starts_with('~') {
-        return crate::fsutil::expand_home(p, home);
-    }
-    if let Some(rest) = p.strip_prefix(CONTAINER_OCI_DIR).and_then(|r| r.strip_prefix('/')) {
-        if let Some(dir) = oci_config_file.parent() {
-            return dir.join(rest);
-        }
-    }
-    PathBuf::from(p)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn spec(extra: &[&str]) -> ContainerSpec {
-        ContainerSpec {
+    fn spec(extra: &[&str]) -> ContainerConfig {
+        ContainerConfig {
             image: "ghcr.io/oracle/oci-cli:latest".into(),
             runtime: "docker".into(),
             kind: RuntimeKind::Docker,
@@ -471,9 +313,12 @@ mod tests {
 
     #[test]
     fn run_args_are_exactly_what_the_issue_lists() {
-        let args = spec(&["-v", "/data:/backup"])
-            .run_args(&host(false, false), vec!["--profile".into(), "P".into(), "os".into(), "ns".into(), "get".into()])
-            .unwrap();
+        let args = run_args(
+            &spec(&["-v", "/data:/backup"]),
+            &host(false, false),
+            vec!["--profile".into(), "P".into(), "os".into(), "ns".into(), "get".into()],
+        )
+        .unwrap();
         assert_eq!(
             strs(&args),
             [
@@ -510,9 +355,8 @@ mod tests {
 
     #[test]
     fn a_terminal_gets_t_and_the_proxy_owns_its_variables() {
-        let args = spec(&["-e", "REQUESTS_CA_BUNDLE=/ca.pem", "--env=FOO=1", "-eHTTPS_PROXY=x", "-v", "/d:/b"])
-            .run_args(&host(true, true), vec![])
-            .unwrap();
+        let c = spec(&["-e", "REQUESTS_CA_BUNDLE=/ca.pem", "--env=FOO=1", "-eHTTPS_PROXY=x", "-v", "/d:/b"]);
+        let args = run_args(&c, &host(true, true), vec![]).unwrap();
         let s = strs(&args);
         assert_eq!(&s[..4], ["run", "--rm", "-i", "-t"]);
         assert!(!s.iter().any(|a| a.contains("REQUESTS_CA_BUNDLE") || a.contains("HTTPS_PROXY")), "{s:?}");
@@ -521,13 +365,13 @@ mod tests {
 
     #[test]
     fn rootless_podman_keeps_the_users_id() {
-        let podman = ContainerSpec { runtime: "podman".into(), kind: RuntimeKind::Podman, ..spec(&[]) };
-        let s = strs(&podman.run_args(&host(false, false), vec![]).unwrap());
+        let podman = ContainerConfig { runtime: "podman".into(), kind: RuntimeKind::Podman, ..spec(&[]) };
+        let s = strs(&run_args(&podman, &host(false, false), vec![]).unwrap());
         assert_eq!(&s[3..7], ["--userns", "keep-id", "--user", "1000:100"]);
         let mut root = host(false, false);
         root.user = Some((0, 0));
-        assert!(!strs(&podman.run_args(&root, vec![]).unwrap()).contains(&"--userns".to_owned()));
-        assert!(!strs(&spec(&[]).run_args(&host(false, false), vec![]).unwrap()).contains(&"--userns".to_owned()));
+        assert!(!strs(&run_args(&podman, &root, vec![]).unwrap()).contains(&"--userns".to_owned()));
+        assert!(!strs(&run_args(&spec(&[]), &host(false, false), vec![]).unwrap()).contains(&"--userns".to_owned()));
     }
 
     #[test]
@@ -535,26 +379,40 @@ mod tests {
         let mut h = host(false, false);
         h.oci_config_file = "/srv/oci/config".into();
         h.cwd = "/".into();
-        let s = strs(&spec(&[]).run_args(&h, vec![]).unwrap());
+        let s = strs(&run_args(&spec(&[]), &h, vec![]).unwrap());
         for v in ["/srv/oci:/oracle/.oci", "/srv/oci:/srv/oci", "/home/u/.oci:/home/u/.oci"] {
             assert!(s.iter().any(|a| a == v), "{v} in {s:?}");
         }
         assert!(!s.contains(&"-w".to_owned()), "no mount or workdir for `/`: {s:?}");
         h.cwd = "/a:b".into();
-        assert_eq!(spec(&[]).run_args(&h, vec![]).unwrap_err().exit_code(), crate::error::exit::CONFIG);
+        assert_eq!(run_args(&spec(&[]), &h, vec![]).unwrap_err().exit_code(), crate::error::exit::CONFIG);
     }
 
-    fn child(program: &str, args: &[&str]) -> ChildSpec {
-        ChildSpec {
+    struct Run {
+        program: OsString,
+        args: Vec<OsString>,
+        set_env: Vec<(OsString, OsString)>,
+    }
+
+    fn child(program: &str, args: &[&str]) -> Run {
+        Run {
             program: program.into(),
             args: args.iter().map(OsString::from).collect(),
             set_env: vec![
                 ("HTTPS_PROXY".into(), "http://woci:s3cret@127.0.0.1:4000".into()),
                 ("REQUESTS_CA_BUNDLE".into(), "/tmp/w/ca.pem".into()),
             ],
-            remove_env: vec![],
-            redactor: None,
-            program_source: "t".into(),
+        }
+    }
+
+    fn proxy(set: &[(OsString, OsString)], bundle: &str) -> ChildEnv {
+        ChildEnv { set: set.to_vec(), remove: vec![], ca_bundle: bundle.into(), secrets: vec![] }
+    }
+
+    /// Attaches the proxy when `run` is a container run, as the child builder does.
+    fn attach(run: &mut Run, set: &[(OsString, OsString)], bundle: &str, route: ProxyRoute) {
+        if let Some(kind) = is_container_run(&run.program, &run.args) {
+            attach_proxy(kind, &mut run.args, &mut run.set_env, &proxy(set, bundle), route).unwrap();
         }
     }
 
@@ -562,7 +420,7 @@ mod tests {
     fn proxy_wiring_passes_names_mounts_the_bundle_and_keeps_the_secret_out_of_argv() {
         let mut c = child("/usr/bin/docker", &["run", "--rm", "img", "os", "ns", "get"]);
         let e = c.set_env.clone();
-        attach_proxy(&mut c, &e, Path::new("/tmp/w/ca.pem"), ProxyRoute::HostNetwork).unwrap();
+        attach(&mut c, &e, "/tmp/w/ca.pem", ProxyRoute::HostNetwork);
         assert_eq!(
             strs(&c.args),
             [
@@ -586,75 +444,20 @@ mod tests {
 
         let mut d = child("podman", &["run", "img"]);
         let e = d.set_env.clone();
-        attach_proxy(&mut d, &e, Path::new("/tmp/w/ca.pem"), ProxyRoute::Gateway).unwrap();
+        attach(&mut d, &e, "/tmp/w/ca.pem", ProxyRoute::Gateway);
         assert!(!strs(&d.args).contains(&"--network".to_owned()));
         assert_eq!(d.set_env[0].1, "http://woci:s3cret@host.containers.internal:4000");
 
         for net in [&["--network=bridge"][..], &["--net", "host"][..]] {
             let mut user_net = child("docker", &[&["run"][..], net, &["img"][..]].concat());
-            attach_proxy(&mut user_net, &[], Path::new("/b"), ProxyRoute::HostNetwork).unwrap();
+            attach(&mut user_net, &[], "/b", ProxyRoute::HostNetwork);
             assert_eq!(strs(&user_net.args).iter().filter(|a| a.starts_with("--net")).count(), 1);
         }
 
         for (program, args) in [("oci", vec!["os"]), ("docker", vec!["ps"]), ("dockerd", vec!["run"])] {
             let mut other = child(program, &args);
-            attach_proxy(&mut other, &[], Path::new("/b"), ProxyRoute::HostNetwork).unwrap();
+            attach(&mut other, &[], "/b", ProxyRoute::HostNetwork);
             assert_eq!(strs(&other.args), args, "{program} is not a container run");
-        }
-    }
-
-    #[test]
-    fn paths_are_recorded_portably_and_read_back_on_the_host() {
-        let home = Path::new("/home/u");
-        let cfg = Path::new("/home/u/.oci/config");
-        let key = Path::new("/home/u/.oci/sessions/P/oci_api_key.pem");
-        assert_eq!(portable_path(key, home, cfg), "~/.oci/sessions/P/oci_api_key.pem");
-        assert_eq!(portable_path(Path::new("/elsewhere/k.pem"), home, cfg), "/elsewhere/k.pem");
-        // A config outside ~/.oci is not mounted where `~/.oci` points in the container.
-        assert_eq!(portable_path(key, home, Path::new("/srv/oci/config")), key.display().to_string());
-
-        assert_eq!(host_path("~/.oci/sessions/P/token", home, cfg), Path::new("/home/u/.oci/sessions/P/token"));
-        assert_eq!(host_path("/oracle/.oci/sessions/P/token", home, cfg), Path::new("/home/u/.oci/sessions/P/token"));
-        assert_eq!(
-            host_path("/oracle/.oci/sessions/P/token", home, Path::new("/srv/oci/config")),
-            Path::new("/srv/oci/sessions/P/token")
-        );
-        assert_eq!(host_path("/oracle/.ocix/t", home, cfg), Path::new("/oracle/.ocix/t"));
-        assert_eq!(host_path("/opt/keys/k.pem", home, cfg), Path::new("/opt/keys/k.pem"));
-    }
-
-    #[test]
-    fn settings_come_from_env_and_ini_and_bad_ones_are_named() {
-        let mut m = ManagerConfig::default();
-        assert_eq!(ContainerSpec::resolve(&m, &Env::new()).unwrap(), None);
-        m.values.insert("oci_container_image".into(), "ini/image".into());
-        m.values.insert("oci_container_runtime".into(), "/opt/bin/podman".into());
-        m.values.insert("oci_container_args".into(), r#"-v "/my data:/backup" --cpus 2"#.into());
-        let env = Env::from([("WOCI_OCI_CONTAINER_IMAGE".to_owned(), "env/image:1".to_owned())]);
-        let s = ContainerSpec::resolve(&m, &env).unwrap().unwrap();
-        assert_eq!((s.image.as_str(), s.kind), ("env/image:1", RuntimeKind::Podman));
-        assert_eq!(s.extra_args, ["-v", "/my data:/backup", "--cpus", "2"]);
-
-        m.values.insert("oci_container_args".into(), "-v '/unterminated".into());
-        let e = ContainerSpec::resolve(&m, &env).unwrap_err();
-        assert!(e.to_string().contains("`oci_container_args`"), "{e}");
-        m.values.insert("oci_container_runtime".into(), "nerdctl".into());
-        let e = ContainerSpec::resolve(&m, &env).unwrap_err();
-        assert!(e.to_string().contains("`oci_container_runtime`") && e.exit_code() == 2, "{e}");
-    }
-
-    #[test]
-    fn default_runtime_is_the_first_found() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().to_str().unwrap().to_owned();
-        assert_eq!(default_runtime(Some(&path)), "docker");
-        let podman = dir.path().join("podman");
-        std::fs::write(&podman, "").unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&podman, std::fs::Permissions::from_mode(0o755)).unwrap();
-            assert_eq!(default_runtime(Some(&path)), "podman");
         }
     }
 }

@@ -186,6 +186,15 @@ pub enum Error {
     /// Anything else (internal).
     #[error("{0}")]
     Other(String),
+
+    /// An error with a hint about its likely cause (a mistyped option), same exit code.
+    #[error("{source}; {hint}")]
+    Hinted {
+        /// The error.
+        source: Box<Error>,
+        /// The hint.
+        hint: String,
+    },
 }
 
 fn describe(description: &Option<String>) -> String {
@@ -213,8 +222,14 @@ impl Error {
             Error::ProgramNotFound { .. } => exit::NOT_FOUND,
             Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
             Error::Blocked { code, .. } => *code,
+            Error::Hinted { source, .. } => source.exit_code(),
             Error::Io { .. } | Error::Other(_) => exit::FAILURE,
         }
+    }
+
+    /// This error with `hint` appended (same exit code).
+    pub fn with_hint(self, hint: &str) -> Error {
+        Error::Hinted { source: Box::new(self), hint: hint.to_owned() }
     }
 
     /// True when the IdP said the refresh token is no good, so an interactive login is the way out.

@@ -11,22 +11,14 @@ use crate::http::{Http, Retry};
 use crate::secret::SecretString;
 use crate::token_endpoint::{self, Endpoint};
 use serde::Deserialize;
-use url::Url;
+
 
 const SERVICE: &str = "token exchange";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const REQUESTED_TOKEN_TYPE: &str = "urn:oci:token-type:oci-upst";
 
-/// The OCI identity domain confidential app used for the exchange.
-#[derive(Debug, Clone)]
-pub struct ExchangeConfig {
-    /// `token_exchange_url` (`https://idcs-…/oauth2/v1/token`).
-    pub url: Url,
-    /// `client_id`.
-    pub client_id: String,
-    /// `client_secret`.
-    pub client_secret: SecretString,
-}
+pub use crate::settings::ExchangeConfig;
+
 
 /// Exchanges a JWT (an IdP access token, or a CI platform's OIDC token) for a UPST bound to
 /// `public_key_b64` (base64 DER SPKI). The exchange rotates nothing, so it is retried like any

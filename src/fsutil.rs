@@ -107,6 +107,18 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// Whether `p` is a file this user could execute (Unix: any execute bit).
+pub fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
 /// Reads a file, mapping errors to [`Error::Io`]. `Ok(None)` when it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match fs::read(path) {

@@ -45,6 +45,42 @@ fn non_rsa_kind(pem: &str) -> Option<&'static str> {
     NOT_RSA.iter().find(|(oid, _)| head.windows(oid.len()).any(|w| w == *oid)).map(|(_, name)| *name)
 }
 
+/// Checks that `pem` holds an RSA private key OCI can use — PEM structure, algorithm, size —
+/// without loading it (no key validation or precomputation: cheap enough for every call).
+pub fn check_pem(pem: &str) -> std::result::Result<(), String> {
+    if let Some(kind) = non_rsa_kind(pem) {
+        return Err(format!("this is {kind}; OCI session keys must be RSA ({KEY_BITS} bits or more)"));
+    }
+    if pem.contains("ENCRYPTED") {
+        return Err("the key is encrypted with a passphrase, which woci does not support".into());
+    }
+    for (begin, end, pkcs8) in [
+        ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", true),
+        ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", false),
+    ] {
+        let Some(start) = pem.find(begin) else { continue };
+        let body = &pem[start + begin.len()..];
+        let Some(stop) = body.find(end) else { return Err("PEM footer missing".into()) };
+        let b64: String = body[..stop].chars().filter(|c| !c.is_whitespace()).collect();
+        let der = zeroize::Zeroizing::new(STANDARD.decode(b64).map_err(|_| "the PEM body is not base64".to_owned())?);
+        let info;
+        let rsa_der: &[u8] = if pkcs8 {
+            info = rsa::pkcs8::PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| e.to_string())?;
+            info.private_key
+        } else {
+            &der
+        };
+        let key = rsa::pkcs1::RsaPrivateKey::try_from(rsa_der).map_err(|e| e.to_string())?;
+        let m = key.modulus.as_bytes();
+        let bits = m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize);
+        if bits < KEY_BITS {
+            return Err(format!("the RSA key has {bits} bits; OCI needs at least {KEY_BITS}"));
+        }
+        return Ok(());
+    }
+    Err("no PEM private key found".into())
+}
+
 /// An RSA key pair.
 #[derive(Clone)]
 pub struct KeyPair {

@@ -193,6 +193,12 @@ pub fn read_profile(path: &Path, profile: &str) -> Result<Option<BTreeMap<String
     }))
 }
 
+/// The profiles (section names) of the config, in file order; for messages.
+pub fn profile_names(path: &Path) -> Result<Vec<String>> {
+    let Some(text) = read_text(path)? else { return Ok(Vec::new()) };
+    Ok(parse(&text).map_err(|reason| Error::corrupt(path, reason))?.sections)
+}
+
 /// Sets `entries` in `[profile]` (creating the file/section if needed), keeping every other line,
 /// comment, key and profile as it was; atomic write, mode 0600.
 ///
@@ -329,6 +335,44 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
         }
     }
     out
+}
+
+/// How a file woci writes is recorded in the OCI config: a file under `~/.oci` as `~/.oci/…` when
+/// the config lives in `~/.oci` (`oci` expands `~` itself, to the host's home on the host and to
+/// `/oracle` in the container, where `~/.oci` is mounted); any other path as it is.
+pub fn portable_path(p: &Path, home: &Path, oci_config_file: &Path) -> String {
+    let oci_home = home.join(".oci");
+    if oci_config_file.parent() == Some(oci_home.as_path()) {
+        if let Ok(rest) = p.strip_prefix(&oci_home) {
+            return Path::new("~/.oci").join(rest).display().to_string();
+        }
+    }
+    p.display().to_string()
+}
+
+/// The value woci records in the OCI config for a file it wrote: [`portable_path`] in container
+/// mode (the container reads the same config), the plain host path otherwise (as before, for the
+/// SDKs and tools that read the config on the host).
+pub fn config_value(p: &Path, settings: &crate::settings::Settings) -> String {
+    match settings.container {
+        Some(_) => portable_path(p, &settings.home, &settings.oci_config_file),
+        None => p.display().to_string(),
+    }
+}
+
+/// What a path found in the OCI config means on the host: `~/…` is the home folder, and
+/// `/oracle/.oci/…` (written by `oci` inside the container, where the config folder is mounted
+/// there) is the config file's folder. Other paths are left alone.
+pub fn host_path(p: &str, home: &Path, oci_config_file: &Path) -> PathBuf {
+    if p.starts_with('~') {
+        return crate::fsutil::expand_home(p, home);
+    }
+    if let Some(rest) = p.strip_prefix(crate::settings::CONTAINER_OCI_DIR).and_then(|r| r.strip_prefix('/')) {
+        if let Some(dir) = oci_config_file.parent() {
+            return dir.join(rest);
+        }
+    }
+    PathBuf::from(p)
 }
 
 #[cfg(test)]
@@ -616,4 +660,25 @@ security_token_file=/other/token
         }
         assert!(!p.exists());
     }
+
+    #[test]
+    fn paths_are_recorded_portably_and_read_back_on_the_host() {
+        let home = Path::new("/home/u");
+        let cfg = Path::new("/home/u/.oci/config");
+        let key = Path::new("/home/u/.oci/sessions/P/oci_api_key.pem");
+        assert_eq!(portable_path(key, home, cfg), "~/.oci/sessions/P/oci_api_key.pem");
+        assert_eq!(portable_path(Path::new("/elsewhere/k.pem"), home, cfg), "/elsewhere/k.pem");
+        // A config outside ~/.oci is not mounted where `~/.oci` points in the container.
+        assert_eq!(portable_path(key, home, Path::new("/srv/oci/config")), key.display().to_string());
+
+        assert_eq!(host_path("~/.oci/sessions/P/token", home, cfg), Path::new("/home/u/.oci/sessions/P/token"));
+        assert_eq!(host_path("/oracle/.oci/sessions/P/token", home, cfg), Path::new("/home/u/.oci/sessions/P/token"));
+        assert_eq!(
+            host_path("/oracle/.oci/sessions/P/token", home, Path::new("/srv/oci/config")),
+            Path::new("/srv/oci/sessions/P/token")
+        );
+        assert_eq!(host_path("/oracle/.ocix/t", home, cfg), Path::new("/oracle/.ocix/t"));
+        assert_eq!(host_path("/opt/keys/k.pem", home, cfg), Path::new("/opt/keys/k.pem"));
+    }
+
 }

@@ -17,7 +17,9 @@
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
 use crate::realm::{realm_domain, realm_for_region};
-use crate::renew::{Renewer, Session};
+use crate::context::Context;
+use crate::renew::facts::SessionFacts;
+use crate::renew::Session;
 use crate::secret::SecretString;
 use crate::settings::Env;
 use crate::signer::{self, HEADERS_NO_BODY, REQUEST_TARGET};
@@ -214,8 +216,9 @@ fn python_utc_isoformat(t: SystemTime) -> String {
 /// exit code 0. `None` when woci cannot reproduce what `oci` would do (no region, no `key_file`,
 /// a key woci cannot read, e.g. one with a passphrase); the caller then runs `oci`, which reports
 /// any problem itself. The key is the profile's `key_file`, the one `oci` signs with.
-pub fn answer(renewer: &Renewer, env: &Env, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
-    let profile = renewer.facts()?.oci;
+pub fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
+    let env = &ctx.env;
+    let profile = SessionFacts::read(&ctx.settings, &ctx.store)?.oci;
     if profile.raw.get("pass_phrase").is_some_and(|p| !p.is_empty()) {
         tracing::debug!("the profile's key has a passphrase; generate-token goes to oci");
         return Ok(None);
@@ -241,7 +244,7 @@ pub fn answer(renewer: &Renewer, env: &Env, session: &Session, req: &TokenReques
                 return Ok(None);
             }
         };
-    let now = renewer.clock().now();
+    let now = ctx.clock.now();
     let url = cluster_request_url(&region, &req.cluster_id);
     let credential = exec_credential(&token(&url, &key, &session.token, now)?, now);
     tracing::debug!(%url, "answered generate-token natively");

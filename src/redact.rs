@@ -182,29 +182,23 @@ fn replace_all(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
 
 /// The redactor for a child of this invocation, when its output must be filtered: woci's
 /// `--debug`, or `--debug`/`-d` among the `oci` arguments. It removes the patterns plus every
-/// secret woci knows here: the session token, the client secrets, the passphrase variables'
-/// values (the proxy adds its own secret when it starts).
+/// secret woci knows here: the session token, the client secrets, the values of woci's secret
+/// variables (the child builder adds the proxy's secret when the proxy runs).
 pub fn for_child(
     settings: &crate::settings::Settings,
-    env: &crate::settings::Env,
     oci_args: &[std::ffi::OsString],
     token: Option<&crate::secret::SecretString>,
+    env: &crate::settings::Env,
 ) -> Option<Redactor> {
     if !settings.debug && !oci_args_want_debug(oci_args) {
         return None;
     }
     let mut r = Redactor::new();
-    if let Some(t) = token {
-        r.add_secret(t.expose());
+    for s in token.into_iter().chain(settings.client_secrets()) {
+        r.add_secret(s.expose());
     }
-    if let crate::settings::RenewMode::Idp { idp, exchange } = &settings.mode {
-        if let Some(s) = &idp.client_secret {
-            r.add_secret(s.expose());
-        }
-        r.add_secret(exchange.client_secret.expose());
-    }
-    for name in crate::child::private_env_names(settings, env) {
-        if let Some(v) = name.to_str().and_then(|n| env.get(n)) {
+    for name in &settings.secret_env {
+        if let Some(v) = env.get(name) {
             r.add_secret(v);
         }
     }

@@ -312,9 +312,9 @@ impl SessionStore {
         Ok((key, path))
     }
 
-    /// Whether the session folder holds a key pair ([`Self::load_or_create_key`] would load one).
-    pub fn has_key(&self) -> bool {
-        self.own_key_files().iter().any(|f| f.is_file())
+    /// The session folder's key file that [`Self::load_or_create_key`] would load, if any.
+    pub fn own_key_file(&self) -> Option<PathBuf> {
+        self.own_key_files().into_iter().find(|f| f.exists())
     }
 
     /// The session folder's key files, in the order they are used: the Python woci's, then woci's.
@@ -350,6 +350,14 @@ impl SessionStore {
             }
         }
         self.read_refresh_token_at(&self.refresh_token_path(), passphrase)
+    }
+
+    /// The refresh token as [`Self::read_refresh_token`] would return it, without moving a rescued
+    /// one back (for `--status`, which changes nothing).
+    pub fn peek_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
+        let rescue = self.rescue_path();
+        let path = if rescue.is_file() { rescue } else { self.refresh_token_path() };
+        self.read_refresh_token_at(&path, passphrase)
     }
 
     fn read_refresh_token_at(&self, path: &Path, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {

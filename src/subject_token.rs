@@ -16,11 +16,9 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::http::Http;
 use crate::secret::SecretString;
-use crate::settings::Env;
+use crate::settings::{Env, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
-use std::fmt;
-use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 use url::Url;
@@ -32,136 +30,9 @@ pub const DEFAULT_AUDIENCE: &str = "https://cloud.oracle.com";
 /// How long a `command:` source may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
-const GH_URL_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
-const GH_TOKEN_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
 const GH_SERVICE: &str = "GitHub Actions ID-token service (`ACTIONS_ID_TOKEN_REQUEST_URL`)";
 
-/// The environment variables a source reads, captured once with the settings (woci reads the
-/// process environment only there). `Debug` shows the names, never the values.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct SourceEnv(Env);
-
-impl fmt::Debug for SourceEnv {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut names: Vec<&String> = self.0.keys().collect();
-        names.sort();
-        f.debug_tuple("SourceEnv").field(&names).finish()
-    }
-}
-
-impl SourceEnv {
-    /// The variables `source` reads, from `env`.
-    pub fn capture(source: &SubjectTokenSource, env: &Env) -> SourceEnv {
-        let names: Vec<&str> = match source {
-            SubjectTokenSource::GithubActions => vec![GH_URL_VAR, GH_TOKEN_VAR],
-            SubjectTokenSource::Env(name) => vec![name.as_str()],
-            SubjectTokenSource::File(_) | SubjectTokenSource::Command { .. } => Vec::new(),
-        };
-        SourceEnv(names.into_iter().filter_map(|n| Some((n.to_owned(), env.get(n)?.clone()))).collect())
-    }
-
-    /// The captured variables.
-    pub fn vars(&self) -> &Env {
-        &self.0
-    }
-}
-
 impl SubjectTokenSource {
-    /// Why the source cannot give a token now, judged from local facts only (a variable unset, a
-    /// file missing); `None` when it may (a command or the ID-token service are only known by
-    /// asking). `--status` and the renewal plan use it; the renewal itself still asks the source.
-    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
-        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
-        match self {
-            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
-                .into_iter()
-                .find(|v| unset(v))
-                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)")),
-            SubjectTokenSource::Env(name) => {
-                unset(name).then(|| format!("the environment variable `{name}` is not set"))
-            }
-            SubjectTokenSource::File(p) => {
-                (!p.is_file()).then(|| format!("cannot read `{}`: no such file", p.display()))
-            }
-            SubjectTokenSource::Command { .. } => None,
-        }
-    }
-}
-
-/// Where the subject JWT comes from.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SubjectTokenSource {
-    /// The GitHub Actions OIDC ID-token service.
-    GithubActions,
-    /// An environment variable.
-    Env(String),
-    /// A file, re-read at every renewal.
-    File(PathBuf),
-    /// A program run without a shell; `line` as configured, `argv` split from it.
-    Command {
-        /// The command line as configured.
-        line: String,
-        /// Program and arguments.
-        argv: Vec<String>,
-    },
-}
-
-/// The forms a source may take, for configuration errors.
-pub const VALID_FORMS: &str = "`github-actions`, `env:NAME`, `file:PATH` or `command:CMDLINE`";
-
-impl SubjectTokenSource {
-    /// Parses `github-actions`, `env:NAME`, `file:PATH` or `command:CMDLINE`; `setting` names
-    /// where the value came from (for the error).
-    pub fn parse(value: &str, setting: &str, home: &std::path::Path) -> Result<SubjectTokenSource> {
-        let v = value.trim();
-        let bad = |why: &str| Error::Config(format!("`{setting}` {why}: `{v}`; valid forms are {VALID_FORMS}"));
-        if v == "github-actions" {
-            return Ok(SubjectTokenSource::GithubActions);
-        }
-        let Some((kind, rest)) = v.split_once(':') else { return Err(bad("is not a subject token source")) };
-        let rest = rest.trim();
-        match kind.trim() {
-            "env" => {
-                let ok = !rest.is_empty()
-                    && rest.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
-                    && !rest.as_bytes()[0].is_ascii_digit();
-                if !ok {
-                    return Err(bad("names no valid environment variable"));
-                }
-                Ok(SubjectTokenSource::Env(rest.to_owned()))
-            }
-            "file" => {
-                if rest.is_empty() {
-                    return Err(bad("names no file"));
-                }
-                Ok(SubjectTokenSource::File(crate::fsutil::expand_home(rest, home)))
-            }
-            // The command line itself stays out of the message: its arguments may hold credentials.
-            "command" => match shlex::split(rest) {
-                Some(argv) if !argv.is_empty() => Ok(SubjectTokenSource::Command { line: rest.to_owned(), argv }),
-                Some(_) => Err(Error::Config(format!("`{setting}` names no command after `command:`"))),
-                None => {
-                    Err(Error::Config(format!("`{setting}`: the command line after `command:` has unbalanced quotes")))
-                }
-            },
-            _ => Err(bad("is not a subject token source")),
-        }
-    }
-
-    /// The source as shown in messages. A command shows only its program: its arguments may
-    /// carry credentials.
-    pub fn describe(&self) -> String {
-        match self {
-            SubjectTokenSource::GithubActions => "github-actions".into(),
-            SubjectTokenSource::Env(n) => format!("env:{n}"),
-            SubjectTokenSource::File(p) => format!("file:{}", p.display()),
-            SubjectTokenSource::Command { argv, .. } => {
-                let more = if argv.len() > 1 { " …" } else { "" };
-                format!("command:{}{more}", argv[0])
-            }
-        }
-    }
-
     fn fail(&self, reason: impl Into<String>) -> Error {
         Error::SubjectToken { source_name: self.describe(), reason: reason.into() }
     }
@@ -282,12 +153,6 @@ impl SubjectTokenSource {
     }
 }
 
-impl fmt::Debug for SubjectTokenSource {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "SubjectTokenSource({})", self.describe())
-    }
-}
-
 /// `$ACTIONS_ID_TOKEN_REQUEST_URL` with `audience=<aud>` appended (`&` when it has a query).
 pub fn id_token_url(raw: &str, audience: &str) -> std::result::Result<Url, url::ParseError> {
     let mut url = Url::parse(raw.trim())?;
@@ -321,31 +186,7 @@ mod tests {
     }
 
     fn parse(s: &str) -> Result<SubjectTokenSource> {
-        SubjectTokenSource::parse(s, "subject_token_source", Path::new("/home/u"))
-    }
-
-    #[test]
-    fn parses_every_form_and_lists_them_on_error() {
-        assert_eq!(parse("github-actions").unwrap(), SubjectTokenSource::GithubActions);
-        assert_eq!(parse("env:CI_JOB_JWT").unwrap(), SubjectTokenSource::Env("CI_JOB_JWT".into()));
-        assert_eq!(parse("file:~/tok").unwrap(), SubjectTokenSource::File("/home/u/tok".into()));
-        let SubjectTokenSource::Command { argv, .. } = parse("command:my-idp --aud 'a b'").unwrap() else { panic!() };
-        assert_eq!(argv, ["my-idp", "--aud", "a b"]);
-        for bad in ["gitlab", "env:", "env:1X", "env:A-B", "file:", "s3:bucket"] {
-            let e = parse(bad).unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{bad}");
-            assert!(e.to_string().contains("`env:NAME`") && e.to_string().contains("subject_token_source"), "{e}");
-        }
-        for bad in ["command:", "command:fetch --secret 's3cr3t"] {
-            let e = parse(bad).unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{bad}");
-            assert!(e.to_string().contains("command:") && !e.to_string().contains("s3cr3t"), "{e}");
-        }
-    }
-
-    #[test]
-    fn command_messages_show_only_the_program() {
-        assert_eq!(parse("command:fetch --secret s3cr3t").unwrap().describe(), "command:fetch …");
+        SubjectTokenSource::parse(s, Path::new("/home/u")).map_err(Error::Config)
     }
 
     #[test]

@@ -3,16 +3,14 @@
 //! `woci [WOCI OPTIONS] <oci args…>` must stay a drop-in `oci`, so the splitting follows one rule
 //! (also printed by `woci --help`):
 //!
-//! 1. **woci-only options** — names no `oci` command uses (`--manager-config`, `--authz-base-url`,
-//!    `--token-url`, `--token-exchange-url`, `--auth-client-id`, `--auth-client-secret`,
-//!    `--redirect-port`, `--refresh-safety-window`, `--auto-refresh`, `--no-resign-proxy`,
-//!    `--no-browser`, `--no-native`, `--login-timeout`, `--refresh-token-passphrase-env`,
-//!    `--refresh-token-passphrase-prompt`, `--daemon`, `--daemon-status`, `--stop-daemon`,
-//!    `--status`, hidden `--daemon-run`) — are recognized anywhere before `--`, as `--opt value`
-//!    or `--opt=value`.
-//! 2. **Shared names** — options an `oci` command may also have (`--client-id`, `--client-secret`,
-//!    `--scope`, `--log-level`, `--json`, `--debug`, `--exec`, `-h`/`--help`, `-v`/`--version`,
-//!    `--completions`, `--man`) — are woci's only *before the first oci word*: the first argument
+//! 1. **woci-only options** — names no `oci` command uses: the flags of the settings table
+//!    ([`crate::settings::table`]) whose scope is `Anywhere`, and `--status`, `--daemon`,
+//!    `--daemon-status`, `--stop-daemon`, hidden `--daemon-run` — are recognized anywhere before
+//!    `--`, as `--opt value` or `--opt=value`.
+//! 2. **Shared names** — options an `oci` command may also have (scope `Leading`: `--client-id`,
+//!    `--client-secret`, `--scope`, `--log-level`, `--debug`, `--json`, `--all`, `--prompt`,
+//!    `--exec`, `-h`/`--help`, `-v`/`--version`, `--completions`, `--man`) — are woci's only
+//!    *before the first oci word*: the first argument
 //!    that does not start with `-` and is not the value of an option. (woci knows which of
 //!    `oci`'s global options take a value, e.g. `--profile P`, `--output table`.) After that word
 //!    they belong to `oci`: `woci os object put --bucket-name b --client-id x` passes
@@ -43,70 +41,18 @@
 //!
 //! The splitting is hand-written: clap cannot pass unknown options through in order while
 //! recognizing some names only before the first positional word. clap still describes woci's
-//! options — [`command`] builds one `clap::Command` from the same [`OPTIONS`] table the splitter
+//! options — [`command`] builds one `clap::Command` from the same [`options`] the splitter
 //! uses, and `--help`, completions and the man page are generated from it.
 
 pub mod oci_globals;
 pub mod reference;
 
 use crate::error::{Error, Result};
-use crate::secret::SecretString;
+use crate::settings::table::{self, Def, FlagArg, Scope, H_DAEMON, H_INFO, H_LONG};
+use crate::settings::{Flags, Key, OciView};
 use clap::{Arg, ArgAction};
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
-
-/// woci's own options. `None`/`false` = not given on the command line. The client secrets are
-/// [`SecretString`]s (never in `Debug`); serde carries them only through the daemon's stdin
-/// (`daemon::DaemonSpec`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct WociOptions {
-    pub manager_config: Option<PathBuf>,
-    pub authz_base_url: Option<String>,
-    pub token_url: Option<String>,
-    pub token_exchange_url: Option<String>,
-    pub auth_client_id: Option<String>,
-    #[serde(with = "crate::secret::serde_option")]
-    pub auth_client_secret: Option<SecretString>,
-    pub client_id: Option<String>,
-    #[serde(with = "crate::secret::serde_option")]
-    pub client_secret: Option<SecretString>,
-    pub scope: Option<String>,
-    /// `--subject-token-source SOURCE` (CI / workload federation).
-    pub subject_token_source: Option<String>,
-    /// `--device-code`: log in with the device authorization grant.
-    pub device_code: bool,
-    pub redirect_port: Option<u16>,
-    pub log_level: Option<String>,
-    pub refresh_safety_window: Option<u64>,
-    pub auto_refresh: bool,
-    pub no_resign_proxy: bool,
-    pub no_browser: bool,
-    pub no_native: bool,
-    pub login_timeout: Option<u64>,
-    pub refresh_token_passphrase_env: Option<String>,
-    pub refresh_token_passphrase_prompt: bool,
-    pub json: bool,
-    /// `--debug` before the first oci word: woci debug logging (the flag is also passed to oci).
-    pub debug: bool,
-}
-
-/// What the `oci` arguments say about the profile; read only, the arguments are never changed.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct OciView {
-    pub profile: Option<String>,
-    pub config_file: Option<PathBuf>,
-    pub region: Option<String>,
-    pub auth: Option<String>,
-    pub cert_bundle: Option<PathBuf>,
-    pub endpoint: Option<String>,
-    /// `--cli-rc-file` / `--defaults-file`: oci's `oci_cli_rc`.
-    pub cli_rc_file: Option<PathBuf>,
-    /// The oci command words (`os`, `object`, `put`), for `oci_cli_rc` keys such as
-    /// `os.object.put.endpoint`.
-    pub words: Vec<String>,
-}
 
 /// What to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +61,9 @@ pub enum Command {
     Oci(Vec<OsString>),
     /// `--exec -- program args…`.
     Exec {
+        /// The program.
         program: OsString,
+        /// Its arguments.
         args: Vec<OsString>,
     },
     /// Run `oci` with these arguments as they are, with no session check and nothing added:
@@ -127,88 +75,76 @@ pub enum Command {
     SessionAuthenticate(Vec<OsString>),
     /// `session refresh`: force a renewal now (IdP profiles); otherwise as above.
     SessionRefresh(Vec<OsString>),
+    /// `--help`.
     Help,
+    /// `--version`.
     Version,
+    /// `--completions SHELL`.
     Completions(clap_complete::Shell),
+    /// `--man`.
     Man,
-    Status,
+    /// `--status` (`--all`: every profile; `--prompt`: one short line).
+    Status {
+        /// `--all`.
+        all: bool,
+        /// `--prompt`.
+        prompt: bool,
+    },
+    /// `--daemon`.
     Daemon,
     /// The detached daemon process itself (hidden `--daemon-run`).
     DaemonRun,
+    /// `--daemon-status`.
     DaemonStatus,
+    /// `--stop-daemon`.
     StopDaemon,
 }
 
 impl Command {
     /// Commands that only look (or stop a daemon): incomplete woci settings do not stop them.
     pub fn never_renews(&self) -> bool {
-        matches!(self, Command::Status | Command::DaemonStatus | Command::StopDaemon)
+        matches!(self, Command::Status { .. } | Command::DaemonStatus | Command::StopDaemon)
     }
 }
 
 /// A parsed command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invocation {
-    pub options: WociOptions,
+    /// woci's setting flags (parsed by the settings' rules at resolution).
+    pub flags: Flags,
+    /// What the `oci` arguments say.
     pub oci: OciView,
+    /// What to do.
     pub command: Command,
+    /// `--json`: machine-readable output of `--status` / `--daemon-status`.
+    pub json: bool,
 }
 
-/// Where an option is woci's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// No `oci` command uses the name: woci's anywhere before `--`.
-    Anywhere,
-    /// An `oci` command may use the name: woci's only before the first oci word.
-    Leading,
-}
-
-/// Which option (the splitter's key into [`OPTIONS`]).
+/// woci's options that are commands, not settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[allow(missing_docs)]
-pub enum Id {
-    ManagerConfig,
-    AuthzBaseUrl,
-    TokenUrl,
-    TokenExchangeUrl,
-    AuthClientId,
-    AuthClientSecret,
-    ClientId,
-    ClientSecret,
-    Scope,
-    RedirectPort,
-    SubjectTokenSource,
-    DeviceCode,
-    RefreshSafetyWindow,
-    AutoRefresh,
-    NoResignProxy,
+pub enum Cmd {
     Exec,
-    NoBrowser,
-    NoNative,
-    LoginTimeout,
-    PassphraseEnv,
-    PassphrasePrompt,
     Status,
+    All,
+    Prompt,
     Json,
     Daemon,
     DaemonStatus,
     StopDaemon,
     DaemonRun,
-    LogLevel,
-    Debug,
     Completions,
     Man,
     Help,
     Version,
 }
 
-/// One woci option: the single description the splitter, `--help`, completions and the man page
-/// share.
+/// One woci option as the splitter and clap see it: a setting's flag, or a command.
 #[derive(Debug, Clone, Copy)]
 pub struct Opt {
-    /// Which option.
-    pub id: Id,
-    /// Long name without the leading `--`.
+    /// The setting it sets, or the command it is.
+    pub what: What,
+    /// Long name without `--`.
     pub long: &'static str,
     /// Short name, if any.
     pub short: Option<char>,
@@ -224,93 +160,56 @@ pub struct Opt {
     pub hidden: bool,
 }
 
-const H_IDP: &str = "Identity provider (override woci_manager.ini)";
-const H_SESSION: &str = "Session";
-const H_LONG: &str = "Long-running commands";
-const H_DAEMON: &str = "Daemon and status";
-const H_INFO: &str = "Output and information";
+/// What an option does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum What {
+    /// Sets a setting (the switch's value, or the given one).
+    Setting(Key, Option<&'static str>),
+    /// A command or command modifier.
+    Cmd(Cmd),
+}
 
-const fn opt(
-    id: Id,
-    long: &'static str,
-    value: Option<&'static str>,
-    scope: Scope,
-    heading: &'static str,
-    help: &'static str,
-) -> Opt {
-    Opt { id, long, short: None, value, scope, heading, help, hidden: false }
+const fn cmd(c: Cmd, long: &'static str, value: Option<&'static str>, scope: Scope, heading: &'static str, help: &'static str) -> Opt {
+    Opt { what: What::Cmd(c), long, short: None, value, scope, heading, help, hidden: false }
 }
 
 use Scope::{Anywhere, Leading};
 
-/// woci's options, in help order.
-pub const OPTIONS: &[Opt] = &[
-    opt(Id::ManagerConfig, "manager-config", Some("PATH"), Anywhere, H_SESSION,
-        "woci_manager.ini to use (else $WOCI_MANAGER_CONFIG, woci_manager.ini beside the OCI config file, ~/.oci/woci_manager.ini)"),
-    opt(Id::RefreshSafetyWindow, "refresh-safety-window", Some("SECONDS"), Anywhere, H_SESSION,
-        "Renew when the session token expires within this many seconds [default: 60, with --auto-refresh 600]"),
-    opt(Id::NoBrowser, "no-browser", None, Anywhere, H_SESSION,
-        "Print the login URL instead of opening a browser"),
-    opt(Id::DeviceCode, "device-code", None, Anywhere, H_SESSION,
-        "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine"),
-    opt(Id::LoginTimeout, "login-timeout", Some("SECONDS"), Anywhere, H_SESSION,
-        "How long to wait for the browser login [default: 300]"),
-    opt(Id::PassphraseEnv, "refresh-token-passphrase-env", Some("VAR"), Anywhere, H_SESSION,
-        "Encrypt the stored refresh token with the passphrase in this environment variable"),
-    opt(Id::PassphrasePrompt, "refresh-token-passphrase-prompt", None, Anywhere, H_SESSION,
-        "Ask for the refresh token passphrase on the terminal"),
-    opt(Id::AuthzBaseUrl, "authz-base-url", Some("URL"), Anywhere, H_IDP,
-        "The IdP's authorization endpoint (full URL)"),
-    opt(Id::TokenUrl, "token-url", Some("URL"), Anywhere, H_IDP,
-        "The IdP's token endpoint"),
-    opt(Id::TokenExchangeUrl, "token-exchange-url", Some("URL"), Anywhere, H_IDP,
-        "The OCI identity domain's token endpoint for the exchange [default: --token-url]"),
-    opt(Id::AuthClientId, "auth-client-id", Some("ID"), Anywhere, H_IDP,
-        "Client id of the login (authorization code + refresh) application"),
-    opt(Id::AuthClientSecret, "auth-client-secret", Some("SECRET"), Anywhere, H_IDP,
-        "Client secret of the login application, if it has one"),
-    opt(Id::ClientId, "client-id", Some("ID"), Leading, H_IDP,
-        "Client id of the OCI token exchange application"),
-    opt(Id::ClientSecret, "client-secret", Some("SECRET"), Leading, H_IDP,
-        "Client secret of the token exchange application"),
-    opt(Id::Scope, "scope", Some("SCOPES"), Leading, H_IDP,
-        "Scopes to request, space separated; must include offline_access"),
-    opt(Id::RedirectPort, "redirect-port", Some("PORT"), Anywhere, H_IDP,
-        "Loopback port of the login callback http://127.0.0.1:PORT/callback"),
-    opt(Id::SubjectTokenSource, "subject-token-source", Some("SOURCE"), Anywhere, H_IDP,
-        "Mint sessions from a CI/workload JWT, no login: github-actions, env:NAME, file:PATH or command:CMDLINE"),
-    opt(Id::AutoRefresh, "auto-refresh", None, Anywhere, H_LONG,
-        "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
-    opt(Id::NoResignProxy, "no-resign-proxy", None, Anywhere, H_LONG,
-        "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy"),
-    opt(Id::Exec, "exec", None, Leading, H_LONG,
+/// woci's command options (the settings' flags come from the settings table).
+const COMMANDS: &[Opt] = &[
+    cmd(Cmd::Exec, "exec", None, Leading, H_LONG,
         "Run the program after `--` instead of oci, with the same session handling: woci --exec -- terraform plan"),
-    opt(Id::NoNative, "no-native", None, Anywhere, H_LONG,
-        "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)"),
-    opt(Id::Status, "status", None, Anywhere, H_DAEMON,
+    cmd(Cmd::Status, "status", None, Anywhere, H_DAEMON,
         "Show the profile's session state; the exit code says whether it is usable"),
-    opt(Id::Json, "json", None, Leading, H_DAEMON,
-        "With --status: print JSON"),
-    opt(Id::Daemon, "daemon", None, Anywhere, H_DAEMON,
-        "Start a background process that keeps the profile's session valid"),
-    opt(Id::DaemonStatus, "daemon-status", None, Anywhere, H_DAEMON,
+    cmd(Cmd::All, "all", None, Leading, H_DAEMON, "With --status: every profile woci knows"),
+    cmd(Cmd::Prompt, "prompt", None, Leading, H_DAEMON, "With --status: one short line for a shell prompt"),
+    cmd(Cmd::Json, "json", None, Leading, H_DAEMON, "With --status / --daemon-status: print JSON"),
+    cmd(Cmd::Daemon, "daemon", None, Anywhere, H_DAEMON, "Start a background process that keeps the profile's session valid"),
+    cmd(Cmd::DaemonStatus, "daemon-status", None, Anywhere, H_DAEMON,
         "Show whether the profile's daemon runs (exit 0) or not (exit 1)"),
-    opt(Id::StopDaemon, "stop-daemon", None, Anywhere, H_DAEMON,
-        "Stop the profile's daemon (exit 0 stopped, 1 none running)"),
-    Opt {
-        hidden: true,
-        ..opt(Id::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)")
-    },
-    opt(Id::LogLevel, "log-level", Some("LEVEL"), Leading, H_INFO,
-        "woci's log level: error, warn, info, debug, trace [default: warn; RUST_LOG wins]"),
-    opt(Id::Debug, "debug", None, Leading, H_INFO,
-        "Show woci's flow (secrets redacted); also passed on to oci"),
-    opt(Id::Completions, "completions", Some("SHELL"), Leading, H_INFO,
+    cmd(Cmd::StopDaemon, "stop-daemon", None, Anywhere, H_DAEMON, "Stop the profile's daemon (exit 0 stopped, 1 none running)"),
+    Opt { hidden: true, ..cmd(Cmd::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)") },
+    cmd(Cmd::Completions, "completions", Some("SHELL"), Leading, H_INFO,
         "Print shell completions: bash, zsh, fish, elvish, powershell"),
-    opt(Id::Man, "man", None, Leading, H_INFO, "Print the man page (roff)"),
-    Opt { short: Some('h'), ..opt(Id::Help, "help", None, Leading, H_INFO, "Print this help (oci's help: woci -- --help)") },
-    Opt { short: Some('v'), ..opt(Id::Version, "version", None, Leading, H_INFO, "Print woci's version") },
+    cmd(Cmd::Man, "man", None, Leading, H_INFO, "Print the man page (roff)"),
+    Opt { short: Some('h'), ..cmd(Cmd::Help, "help", None, Leading, H_INFO, "Print this help (oci's help: woci -- --help)") },
+    Opt { short: Some('v'), ..cmd(Cmd::Version, "version", None, Leading, H_INFO, "Print woci's version") },
 ];
+
+/// Every woci option, in help order: the settings' flags, then the commands.
+pub fn options() -> impl Iterator<Item = Opt> {
+    table::SETTINGS.iter().filter_map(setting_opt).chain(COMMANDS.iter().copied())
+}
+
+fn setting_opt(d: &'static Def) -> Option<Opt> {
+    let f = d.flag?;
+    let (value, sets) = match f.arg {
+        FlagArg::Value(v) => (Some(v), None),
+        FlagArg::Sets(v) => (None, Some(v)),
+    };
+    let help = f.help.unwrap_or(d.help);
+    Some(Opt { what: What::Setting(d.key, sets), long: f.long, short: None, value, scope: f.scope, heading: f.heading, help, hidden: false })
+}
 
 const ABOUT: &str = "Drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the profile's OCI session token (UPST) valid, then runs `oci`";
 
@@ -334,7 +233,7 @@ How arguments are split:
 
 oci's own help: `woci -- --help` or `oci --help`.";
 
-/// The one clap description of woci's command line, built from [`OPTIONS`].
+/// The one clap description of woci's command line, built from [`options`].
 pub fn command() -> clap::Command {
     build_command(true)
 }
@@ -353,15 +252,23 @@ fn build_command(with_hidden: bool) -> clap::Command {
         .after_help(RULES)
         .after_long_help(RULES)
         .max_term_width(100);
-    for o in OPTIONS.iter().filter(|o| with_hidden || !o.hidden) {
-        let mut arg = Arg::new(o.long).long(o.long).help(o.help).help_heading(o.heading).hide(o.hidden);
+    for o in options().filter(|o| with_hidden || !o.hidden) {
+        let help = match o.what {
+            What::Setting(key, None) => {
+                let d = table::def(key);
+                let default = if d.default.is_empty() { d.default_doc } else { d.default };
+                if default.is_empty() { o.help.to_owned() } else { format!("{} [default: {}]", o.help, default.replace('`', "")) }
+            }
+            _ => o.help.to_owned(),
+        };
+        let mut arg = Arg::new(o.long).long(o.long).help(help).help_heading(o.heading).hide(o.hidden);
         if let Some(c) = o.short {
             arg = arg.short(c);
         }
-        arg = match (o.id, o.value) {
-            (Id::Help, _) => arg.action(ArgAction::Help),
-            (Id::Version, _) => arg.action(ArgAction::Version),
-            (Id::Completions, Some(v)) => arg
+        arg = match (o.what, o.value) {
+            (What::Cmd(Cmd::Help), _) => arg.action(ArgAction::Help),
+            (What::Cmd(Cmd::Version), _) => arg.action(ArgAction::Version),
+            (What::Cmd(Cmd::Completions), Some(v)) => arg
                 .value_name(v)
                 .action(ArgAction::Set)
                 .value_parser(clap::value_parser!(clap_complete::Shell))
@@ -428,7 +335,7 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
     if args.is_empty() {
         // Bare `oci` prints oci's overview; bare `woci`, woci's help.
         let command = if as_oci { Command::Passthrough(Vec::new()) } else { Command::Help };
-        return Ok(Invocation { options: WociOptions::default(), oci: OciView::default(), command });
+        return Ok(Invocation { flags: Flags::default(), oci: OciView::default(), command, json: false });
     }
     let mut st = State::default();
     let mut forwarded: Vec<OsString> = Vec::new();
@@ -447,16 +354,16 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
         if let Some((name, inline)) = split_option(&arg) {
             let mine = find(&name)
                 .filter(|o| o.scope == Anywhere || !seen_word)
-                .filter(|o| !(as_oci && matches!(o.id, Id::Help | Id::Version)));
+                .filter(|o| !(as_oci && matches!(o.what, What::Cmd(Cmd::Help | Cmd::Version))));
             if let Some(o) = mine {
                 let value = match (o.value, inline) {
-                    (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(o)))),
+                    (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(&o)))),
                     (None, None) => None,
                     (Some(_), Some(v)) => Some(v),
-                    (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(o))))?),
+                    (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(&o))))?),
                 };
-                st.apply(o, value)?;
-                if o.id == Id::Debug {
+                st.apply(&o, value)?;
+                if o.what == What::Setting(Key::Debug, Some("true")) {
                     forwarded.push(arg);
                 }
                 continue;
@@ -479,16 +386,19 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
     st.finish(forwarded, after_dashdash)
 }
 
-/// Parse state: the options plus the command flags.
+/// Parse state: the setting flags plus the command flags.
 #[derive(Default)]
 struct State {
-    options: WociOptions,
+    flags: Flags,
     help: bool,
     version: bool,
     completions: Option<clap_complete::Shell>,
     man: bool,
     exec: bool,
     status: bool,
+    all: bool,
+    prompt: bool,
+    json: bool,
     daemon: bool,
     daemon_run: bool,
     daemon_status: bool,
@@ -497,59 +407,47 @@ struct State {
 
 impl State {
     fn apply(&mut self, o: &Opt, value: Option<OsString>) -> Result<()> {
-        let o_ = &mut self.options;
         let text = || -> Result<String> {
-            let v = value.clone().unwrap_or_default();
-            v.into_string().map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
+            value.clone().unwrap_or_default().into_string().map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
         };
-        match o.id {
-            Id::ManagerConfig => o_.manager_config = value.clone().map(PathBuf::from),
-            Id::AuthzBaseUrl => o_.authz_base_url = Some(text()?),
-            Id::TokenUrl => o_.token_url = Some(text()?),
-            Id::TokenExchangeUrl => o_.token_exchange_url = Some(text()?),
-            Id::AuthClientId => o_.auth_client_id = Some(text()?),
-            Id::AuthClientSecret => o_.auth_client_secret = Some(SecretString::new(text()?)),
-            Id::ClientId => o_.client_id = Some(text()?),
-            Id::ClientSecret => o_.client_secret = Some(SecretString::new(text()?)),
-            Id::Scope => o_.scope = Some(text()?),
-            Id::SubjectTokenSource => o_.subject_token_source = Some(text()?),
-            Id::DeviceCode => o_.device_code = true,
-
-            Id::LogLevel => o_.log_level = Some(crate::logging::check_level(&text()?, "`--log-level`")?),
-            Id::PassphraseEnv => o_.refresh_token_passphrase_env = Some(text()?),
-            Id::RedirectPort => {
-                let v = text()?;
-                let port = v.trim().parse::<u16>().ok().filter(|p| *p != 0);
-                o_.redirect_port = Some(
-                    port.ok_or_else(|| usage(format!("`--redirect-port` must be a port number 1-65535, got `{v}`")))?,
-                );
+        match o.what {
+            What::Setting(key, Some(sets)) => self.flags.set(key, sets),
+            // A path may be any bytes; everything else is text checked by its type's rule.
+            What::Setting(key, None) if table::def(key).kind == table::Kind::Path => {
+                self.flags.set(key, value.clone().unwrap_or_default())
             }
-            Id::RefreshSafetyWindow => o_.refresh_safety_window = Some(seconds(o, &text()?)?),
-            Id::LoginTimeout => o_.login_timeout = Some(seconds(o, &text()?)?),
-            Id::AutoRefresh => o_.auto_refresh = true,
-            Id::NoResignProxy => o_.no_resign_proxy = true,
-            Id::NoBrowser => o_.no_browser = true,
-            Id::NoNative => o_.no_native = true,
-            Id::PassphrasePrompt => o_.refresh_token_passphrase_prompt = true,
-            Id::Json => o_.json = true,
-            Id::Debug => o_.debug = true,
-            Id::Exec => self.exec = true,
-            Id::Status => self.status = true,
-            Id::Daemon => self.daemon = true,
-            Id::DaemonStatus => self.daemon_status = true,
-            Id::StopDaemon => self.stop_daemon = true,
-            Id::DaemonRun => self.daemon_run = true,
-            Id::Man => self.man = true,
-            Id::Help => self.help = true,
-            Id::Version => self.version = true,
-            Id::Completions => {
+            What::Setting(key, None) => {
                 let v = text()?;
-                let shell = <clap_complete::Shell as clap::ValueEnum>::from_str(v.trim(), true).map_err(|_| {
-                    usage(format!(
-                        "`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"
-                    ))
-                })?;
-                self.completions = Some(shell);
+                crate::settings::rules::check(table::def(key).kind, &v)
+                    .map_err(|why| usage(format!("`{}` {why}, got `{}`", display(o), v.escape_debug())))?;
+                self.flags.set(key, v);
+            }
+            What::Cmd(c) => {
+                let on = match c {
+                    Cmd::Exec => &mut self.exec,
+                    Cmd::Status => &mut self.status,
+                    Cmd::All => &mut self.all,
+                    Cmd::Prompt => &mut self.prompt,
+                    Cmd::Json => &mut self.json,
+                    Cmd::Daemon => &mut self.daemon,
+                    Cmd::DaemonStatus => &mut self.daemon_status,
+                    Cmd::StopDaemon => &mut self.stop_daemon,
+                    Cmd::DaemonRun => &mut self.daemon_run,
+                    Cmd::Man => &mut self.man,
+                    Cmd::Help => &mut self.help,
+                    Cmd::Version => &mut self.version,
+                    Cmd::Completions => {
+                        let v = text()?;
+                        let shell = <clap_complete::Shell as clap::ValueEnum>::from_str(v.trim(), true).map_err(|_| {
+                            usage(format!(
+                                "`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"
+                            ))
+                        })?;
+                        self.completions = Some(shell);
+                        return Ok(());
+                    }
+                };
+                *on = true;
             }
         }
         Ok(())
@@ -568,7 +466,13 @@ impl State {
             None
         };
         if let Some(command) = informational {
-            return Ok(Invocation { options: self.options, oci: OciView::default(), command });
+            return Ok(Invocation { flags: self.flags, oci: OciView::default(), command, json: self.json });
+        }
+        if (self.all || self.prompt) && !self.status {
+            return Err(usage(format!("`--{}` goes with `--status`", if self.all { "all" } else { "prompt" })));
+        }
+        if self.all && self.prompt {
+            return Err(usage("`--all` and `--prompt` cannot be combined"));
         }
 
         let actions: Vec<&str> = [
@@ -594,7 +498,7 @@ impl State {
             check_exec_leftovers(&forwarded)?;
             let oci = read_oci_view(&forwarded)?;
             let program = rest.remove(0);
-            return Ok(Invocation { options: self.options, oci, command: Command::Exec { program, args: rest } });
+            return Ok(Invocation { flags: self.flags, oci, command: Command::Exec { program, args: rest }, json: self.json });
         }
 
         if let Some(action) = actions.first() {
@@ -605,14 +509,14 @@ impl State {
                 return Err(usage(format!("`{action}` takes no arguments after `--`")));
             }
             let command = match *action {
-                "--status" => Command::Status,
+                "--status" => Command::Status { all: self.all, prompt: self.prompt },
                 "--daemon" => Command::Daemon,
                 "--daemon-run" => Command::DaemonRun,
                 "--daemon-status" => Command::DaemonStatus,
                 _ => Command::StopDaemon,
             };
             let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation { options: self.options, oci, command });
+            return Ok(Invocation { flags: self.flags, oci, command, json: self.json });
         }
 
         let owned = match (words.first().and_then(|w| w.to_str()), words.get(1).and_then(|w| w.to_str())) {
@@ -628,7 +532,7 @@ impl State {
             None if session_free(&all) => Command::Passthrough(all),
             None => Command::Oci(all),
         };
-        Ok(Invocation { options: self.options, oci, command })
+        Ok(Invocation { flags: self.flags, oci, command, json: self.json })
     }
 }
 
@@ -655,7 +559,7 @@ fn session_free(args: &[OsString]) -> bool {
 
 /// An option before the first oci word that is neither woci's nor oci's.
 fn unknown_option(name: &str) -> Error {
-    let woci = OPTIONS.iter().filter(|o| !o.hidden).map(|o| o.long);
+    let woci = options().filter(|o| !o.hidden).map(|o| o.long);
     let known: Vec<String> = woci
         .map(|l| format!("--{l}"))
         .chain(oci_globals::OCI_GLOBALS.iter().flat_map(|g| g.names.iter().map(|n| (*n).to_owned())))
@@ -678,19 +582,15 @@ fn display(o: &Opt) -> String {
     format!("--{}", o.long)
 }
 
-fn seconds(o: &Opt, v: &str) -> Result<u64> {
-    v.trim().parse().map_err(|_| usage(format!("`{}` must be a whole number of seconds, got `{v}`", display(o))))
-}
-
-fn find(name: &str) -> Option<&'static Opt> {
+fn find(name: &str) -> Option<Opt> {
     if let Some(long) = name.strip_prefix("--") {
-        OPTIONS.iter().find(|o| o.long == long)
+        options().find(|o| o.long == long)
     } else {
         let mut chars = name.strip_prefix('-')?.chars();
         let (c, None) = (chars.next()?, chars.next()) else {
             return None;
         };
-        OPTIONS.iter().find(|o| o.short == Some(c))
+        options().find(|o| o.short == Some(c))
     }
 }
 
@@ -814,7 +714,26 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
         }
     }
     view.words = oci_words(args).iter().map(|w| w.to_string_lossy().into_owned()).collect();
+    view.lookalike = args.iter().find_map(|a| {
+        let (name, _) = split_option(a)?;
+        if VIEW_OPTIONS.contains(&name.as_str()) || oci_globals::find(&name).is_some() {
+            return None;
+        }
+        VIEW_OPTIONS
+            .iter()
+            .map(|v| (strsim::jaro_winkler(&name, v), *v))
+            .filter(|(score, _)| *score >= 0.9)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, v)| (name, v.to_owned()))
+    });
     Ok(view)
+}
+
+/// A hint for errors when the command line has an option that looks like a mistyped
+/// profile-selecting option (`woci os ns get --profle EMU` fails on profile `DEFAULT`).
+pub fn typo_hint(oci: &OciView) -> Option<String> {
+    let (typed, meant) = oci.lookalike.as_ref()?;
+    Some(format!("the command line has `{typed}`: did you mean `{meant}`?"))
 }
 
 #[cfg(test)]

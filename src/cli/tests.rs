@@ -1,4 +1,5 @@
 use super::*;
+use crate::settings::Key;
 
 fn os(args: &[&str]) -> Vec<OsString> {
     args.iter().map(OsString::from).collect()
@@ -30,7 +31,7 @@ fn no_args_is_help() {
 fn plain_oci_command_passes_through() {
     let inv = p(&["os", "ns", "get"]);
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
-    assert_eq!(inv.options, WociOptions::default());
+    assert_eq!(inv.flags, Flags::default());
     assert_eq!(inv.oci, OciView { words: vec!["os".into(), "ns".into(), "get".into()], ..OciView::default() });
 }
 
@@ -38,11 +39,11 @@ fn plain_oci_command_passes_through() {
 fn shared_name_after_first_word_goes_to_oci() {
     let inv = p(&["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
     assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f", "--client-id", "x"]);
-    assert_eq!(inv.options.client_id, None);
+    assert_eq!(inv.flags.get(Key::ClientId), None);
     for name in ["--client-secret", "--scope", "--log-level"] {
         let inv = p(&["iam", "x", name, "v"]);
         assert_eq!(oci_args(&inv), ["iam", "x", name, "v"]);
-        assert_eq!(inv.options, WociOptions::default(), "{name}");
+        assert_eq!(inv.flags, Flags::default(), "{name}");
     }
     for flag in ["--json", "--help", "-h", "--version", "-v", "--exec", "--man"] {
         let inv = p(&["os", "ns", "get", flag]);
@@ -55,12 +56,12 @@ fn shared_name_after_first_word_goes_to_oci() {
 #[test]
 fn shared_name_before_first_word_is_woci() {
     let inv = p(&["--client-id", "x", "os", "ns", "get"]);
-    assert_eq!(inv.options.client_id.as_deref(), Some("x"));
+    assert_eq!(inv.flags.get(Key::ClientId), Some("x"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
     let inv = p(&["--client-secret=s", "--scope", "openid offline_access", "--log-level=debug", "os", "ns", "get"]);
-    assert_eq!(inv.options.client_secret.as_ref().map(|s| s.expose().as_str()), Some("s"));
-    assert_eq!(inv.options.scope.as_deref(), Some("openid offline_access"));
-    assert_eq!(inv.options.log_level.as_deref(), Some("debug"));
+    assert_eq!(inv.flags.get(Key::ClientSecret), Some("s"));
+    assert_eq!(inv.flags.get(Key::Scope), Some("openid offline_access"));
+    assert_eq!(inv.flags.get(Key::LogLevel), Some("debug"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
 }
 
@@ -68,7 +69,7 @@ fn shared_name_before_first_word_is_woci() {
 fn oci_option_values_are_not_words() {
     // `P` and `table` are values, so `--client-id` is still before the first word.
     let inv = p(&["--profile", "P", "--output", "table", "--client-id", "x", "os", "ns", "get"]);
-    assert_eq!(inv.options.client_id.as_deref(), Some("x"));
+    assert_eq!(inv.flags.get(Key::ClientId), Some("x"));
     assert_eq!(oci_args(&inv), ["--profile", "P", "--output", "table", "os", "ns", "get"]);
     assert_eq!(inv.oci.profile.as_deref(), Some("P"));
 }
@@ -105,25 +106,28 @@ fn woci_only_options_anywhere_both_forms() {
         "--auth-client-secret=sec",
     ]);
     assert_eq!(oci_args(&inv), ["os", "object", "put", "--bucket-name", "b", "--file", "f"]);
-    let o = &inv.options;
-    assert!(o.auto_refresh && o.no_resign_proxy && o.no_browser && o.refresh_token_passphrase_prompt);
-    assert_eq!(o.token_url.as_deref(), Some("https://idp/token"));
-    assert_eq!(o.redirect_port, Some(8181));
-    assert_eq!(o.manager_config.as_deref(), Some(std::path::Path::new("/m.ini")));
-    assert_eq!(o.refresh_safety_window, Some(900));
-    assert_eq!(o.login_timeout, Some(30));
-    assert_eq!(o.refresh_token_passphrase_env.as_deref(), Some("PW"));
-    assert_eq!(o.authz_base_url.as_deref(), Some("https://idp/authorize"));
-    assert_eq!(o.token_exchange_url.as_deref(), Some("https://dom/token"));
-    assert_eq!(o.auth_client_id.as_deref(), Some("a"));
-    assert_eq!(o.auth_client_secret.as_ref().map(|s| s.expose().as_str()), Some("sec"));
+    let o = &inv.flags;
+    assert_eq!(o.get(Key::AutoRefresh), Some("true"));
+    assert_eq!(o.get(Key::ResignProxy), Some("false"), "--no-resign-proxy");
+    assert_eq!(o.get(Key::OpenBrowser), Some("false"), "--no-browser");
+    assert_eq!(o.get(Key::PassphrasePrompt), Some("true"));
+    assert_eq!(o.get(Key::TokenUrl), Some("https://idp/token"));
+    assert_eq!(o.get(Key::RedirectPort), Some("8181"));
+    assert_eq!(o.get(Key::ManagerConfig), Some("/m.ini"));
+    assert_eq!(o.get(Key::RefreshSafetyWindow), Some("900"));
+    assert_eq!(o.get(Key::LoginTimeout), Some("30"));
+    assert_eq!(o.get(Key::PassphraseEnv), Some("PW"));
+    assert_eq!(o.get(Key::AuthzBaseUrl), Some("https://idp/authorize"));
+    assert_eq!(o.get(Key::TokenExchangeUrl), Some("https://dom/token"));
+    assert_eq!(o.get(Key::AuthClientId), Some("a"));
+    assert_eq!(o.get(Key::AuthClientSecret), Some("sec"));
 }
 
 #[test]
 fn values_may_contain_equals_and_start_with_dash() {
     let inv = p(&["--token-url=https://idp/token?a=b", "--auth-client-secret", "-secret-", "os", "ns", "get"]);
-    assert_eq!(inv.options.token_url.as_deref(), Some("https://idp/token?a=b"));
-    assert_eq!(inv.options.auth_client_secret.as_ref().map(|s| s.expose().as_str()), Some("-secret-"));
+    assert_eq!(inv.flags.get(Key::TokenUrl), Some("https://idp/token?a=b"));
+    assert_eq!(inv.flags.get(Key::AuthClientSecret), Some("-secret-"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get"]);
 }
 
@@ -171,6 +175,7 @@ fn profile_and_friends_are_read_but_kept() {
             endpoint: Some("https://e".into()),
             cli_rc_file: None,
             words: inv.oci.words.clone(),
+            lookalike: None,
         }
     );
 }
@@ -184,7 +189,7 @@ fn last_profile_wins_like_oci() {
 #[test]
 fn dashdash_ends_woci_options() {
     let inv = p(&["--auto-refresh", "--", "os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
-    assert!(inv.options.auto_refresh);
+    assert_eq!(inv.flags.get(Key::AutoRefresh), Some("true"));
     assert_eq!(oci_args(&inv), ["os", "ns", "get", "--auto-refresh", "--client-id", "x", "--", "y"]);
     assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);
     assert_eq!(oci_args(&p(&["--", "--version"])), ["--version"]);
@@ -192,7 +197,7 @@ fn dashdash_ends_woci_options() {
     assert_eq!(p(&["--", "--profile", "Q", "os", "ns", "get"]).oci.profile.as_deref(), Some("Q"));
     // A `--` after the first oci word is oci's: passed on, and it still ends woci's options.
     let inv = p(&["os", "ns", "get", "--auto-refresh", "--", "--no-browser", "x"]);
-    assert!(inv.options.auto_refresh && !inv.options.no_browser);
+    assert!(inv.flags.get(Key::AutoRefresh) == Some("true") && inv.flags.get(Key::OpenBrowser).is_none());
     assert_eq!(oci_args(&inv), ["os", "ns", "get", "--", "--no-browser", "x"]);
     // `session refresh` after `--` is oci's own.
     assert_eq!(oci_args(&p(&["--", "session", "refresh"])), ["session", "refresh"]);
@@ -205,11 +210,11 @@ fn exec_takes_the_program_after_dashdash() {
         inv.command,
         Command::Exec { program: "terraform".into(), args: os(&["plan", "--client-id", "x", "--"]) }
     );
-    assert!(inv.options.auto_refresh);
+    assert_eq!(inv.flags.get(Key::AutoRefresh), Some("true"));
     assert_eq!(inv.oci.profile.as_deref(), Some("P"));
     let inv = p(&["--debug", "--region=r", "--exec", "--", "./script.sh"]);
     assert_eq!(inv.command, Command::Exec { program: "./script.sh".into(), args: vec![] });
-    assert!(inv.options.debug);
+    assert_eq!(inv.flags.get(Key::Debug), Some("true"));
     assert_eq!(inv.oci.region.as_deref(), Some("r"));
 }
 
@@ -226,10 +231,10 @@ fn exec_errors() {
 #[test]
 fn debug_before_first_word_is_both() {
     let inv = p(&["--debug", "os", "ns", "get"]);
-    assert!(inv.options.debug);
+    assert_eq!(inv.flags.get(Key::Debug), Some("true"));
     assert_eq!(oci_args(&inv), ["--debug", "os", "ns", "get"]);
     let inv = p(&["os", "ns", "get", "--debug"]);
-    assert!(!inv.options.debug);
+    assert_eq!(inv.flags.get(Key::Debug), None);
     assert_eq!(oci_args(&inv), ["os", "ns", "get", "--debug"]);
 }
 
@@ -266,13 +271,13 @@ fn informational_commands() {
 #[test]
 fn status_and_daemon_commands() {
     let inv = p(&["--status", "--json", "--profile", "P"]);
-    assert_eq!(inv.command, Command::Status);
-    assert!(inv.options.json);
+    assert_eq!(inv.command, Command::Status { all: false, prompt: false });
+    assert!(inv.json);
     assert_eq!(inv.oci.profile.as_deref(), Some("P"));
     // `--json` before `--status` too; `--profile P` is an option and its value, not a word.
     let inv = p(&["--profile", "P", "--json", "--status"]);
-    assert_eq!(inv.command, Command::Status);
-    assert!(inv.options.json);
+    assert_eq!(inv.command, Command::Status { all: false, prompt: false });
+    assert!(inv.json);
     assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon);
     assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
     assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
@@ -295,7 +300,7 @@ fn usage_errors_name_the_option() {
     assert!(err(&["--redirect-port", "abc"]).contains("`--redirect-port`"));
     assert!(err(&["--redirect-port=0"]).contains("`--redirect-port`"));
     assert!(err(&["--redirect-port=70000"]).contains("`--redirect-port`"));
-    assert!(err(&["--refresh-safety-window", "10m"]).contains("`--refresh-safety-window`"));
+    assert!(err(&["--refresh-safety-window", "10x"]).contains("`--refresh-safety-window`"));
     assert!(err(&["--login-timeout=-1"]).contains("`--login-timeout`"));
     assert!(err(&["--completions", "tcsh"]).contains("`--completions`"));
     assert!(err(&["--completions"]).contains("`--completions` needs a value"));
@@ -312,14 +317,14 @@ fn lookalikes_after_the_first_word_go_to_oci() {
     for lookalike in ["--auto-refreshx", "--profile-name", "--tokenurl=1"] {
         err(&[lookalike, "os"]);
     }
-    assert_eq!(inv.options, WociOptions::default());
+    assert_eq!(inv.flags, Flags::default());
     assert_eq!(inv.oci.profile, None);
 }
 
 #[test]
 fn last_value_wins_for_woci_options() {
     let inv = p(&["--token-url", "a", "os", "--token-url=b"]);
-    assert_eq!(inv.options.token_url.as_deref(), Some("b"));
+    assert_eq!(inv.flags.get(Key::TokenUrl), Some("b"));
 }
 
 #[cfg(unix)]
@@ -345,14 +350,14 @@ fn non_utf8_arguments_survive() {
         OsString::from_vec(b"\xff".to_vec()),
     ];
     let inv = parse(args.clone()).unwrap();
-    assert!(inv.options.auto_refresh);
+    assert_eq!(inv.flags.get(Key::AutoRefresh), Some("true"));
     assert_eq!(inv.command, Command::Oci(args[1..].to_vec()));
     assert_eq!(inv.oci.config_file.as_deref().map(|p| p.as_os_str().as_bytes()), Some(&b"/tmp/\xff"[..]));
     // A non-UTF-8 manager config path is fine; a non-UTF-8 URL or profile is not.
     let mut mc = b"--manager-config=/x/".to_vec();
     mc.push(0xff);
     let inv = parse(vec![OsString::from_vec(mc), OsString::from("os")]).unwrap();
-    assert_eq!(inv.options.manager_config.unwrap().as_os_str().as_bytes(), b"/x/\xff");
+    assert_eq!(inv.flags.get_os(Key::ManagerConfig).unwrap().as_bytes(), b"/x/\xff");
     let e = parse(vec![OsString::from("--token-url"), OsString::from_vec(b"\xff".to_vec())]).unwrap_err();
     assert!(e.to_string().contains("`--token-url`"), "{e}");
     let e = parse(vec![OsString::from("--profile"), OsString::from_vec(b"\xff".to_vec()), "os".into()]).unwrap_err();
@@ -361,16 +366,16 @@ fn non_utf8_arguments_survive() {
 
 #[test]
 fn options_table_is_consistent() {
-    let mut longs: Vec<&str> = OPTIONS.iter().map(|o| o.long).collect();
+    let mut longs: Vec<&str> = options().map(|o| o.long).collect();
     longs.sort_unstable();
     longs.dedup();
-    assert_eq!(longs.len(), OPTIONS.len(), "duplicate long names");
+    assert_eq!(longs.len(), options().count(), "duplicate long names");
     // Names oci uses are never woci's anywhere.
     for shared in ["client-id", "client-secret", "scope", "log-level", "json", "help", "version", "debug", "exec"] {
-        let o = OPTIONS.iter().find(|o| o.long == shared).unwrap();
+        let o = options().find(|o| o.long == shared).unwrap();
         assert_eq!(o.scope, Scope::Leading, "{shared}");
     }
-    for o in OPTIONS.iter().filter(|o| !matches!(o.id, Id::Help | Id::Version | Id::Debug)) {
+    for o in options().filter(|o| !matches!(o.long, "help" | "version" | "debug")) {
         assert!(oci_globals::find(&format!("--{}", o.long)).is_none(), "{} is an oci global option", o.long);
     }
     command().debug_assert();
@@ -380,7 +385,7 @@ fn options_table_is_consistent() {
 fn help_describes_options_and_the_rule() {
     let h = help_text();
     let flat = h.split_whitespace().collect::<Vec<_>>().join(" ");
-    for o in OPTIONS.iter().filter(|o| !o.hidden) {
+    for o in options().filter(|o| !o.hidden) {
         assert!(h.contains(&format!("--{}", o.long)), "help lacks --{}", o.long);
     }
     assert!(!h.contains("--daemon-run"), "hidden option shown");
@@ -413,9 +418,9 @@ fn man_page_renders() {
 fn no_native_is_wocis_anywhere_and_not_passed_on() {
     let args = ["ce", "cluster", "generate-token", "--cluster-id", "c", "--no-native", "--region", "r"];
     let inv = p(&args);
-    assert!(inv.options.no_native);
+    assert_eq!(inv.flags.get(Key::NativeOke), Some("false"));
     assert_eq!(oci_args(&inv), ["ce", "cluster", "generate-token", "--cluster-id", "c", "--region", "r"]);
-    assert!(!p(&args[..5]).options.no_native);
+    assert_eq!(p(&args[..5]).flags.get(Key::NativeOke), None);
     assert!(err(&["--no-native=yes", "os", "ns", "get"]).contains("--no-native"));
 }
 
@@ -461,7 +466,7 @@ fn invoked_as_oci_help_and_version_are_ocis() {
     }
     assert_eq!(parse_as(vec![], true).unwrap().command, Command::Passthrough(vec![]));
     // woci's own options still work under the name `oci`.
-    assert!(parse_as(os(&["--auto-refresh", "os", "ns", "get"]), true).unwrap().options.auto_refresh);
+    assert_eq!(parse_as(os(&["--auto-refresh", "os", "ns", "get"]), true).unwrap().flags.get(Key::AutoRefresh), Some("true"));
 }
 
 #[test]
@@ -489,4 +494,13 @@ fn view_reads_the_rc_file_and_command_words() {
     assert_eq!(inv.oci.cli_rc_file.as_deref(), Some(std::path::Path::new("/r")));
     assert_eq!(inv.oci.words, ["os", "object", "put", "n"]);
     assert_eq!(p(&["--defaults-file=/d", "os"]).oci.cli_rc_file.as_deref(), Some(std::path::Path::new("/d")));
+}
+
+#[test]
+fn a_lookalike_of_a_profile_option_is_noticed_for_the_error_hint() {
+    let inv = p(&["os", "ns", "get", "--profle", "EMU"]);
+    assert_eq!(inv.oci.profile, None);
+    assert_eq!(typo_hint(&inv.oci).unwrap(), "the command line has `--profle`: did you mean `--profile`?");
+    assert_eq!(typo_hint(&p(&["os", "ns", "get", "--profile", "EMU"]).oci), None);
+    assert_eq!(typo_hint(&p(&["os", "object", "put", "--bucket-name", "b"]).oci), None);
 }

@@ -215,23 +215,54 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
     opts.open(path).map_err(|e| Error::io("cannot open", path, e))
 }
 
-/// Formats epoch seconds as `2025-11-08T17:19:55Z`.
-pub fn fmt_utc(unix: i64) -> String {
-    let secs = unix.rem_euclid(86_400);
-    let (y, m, d) = crate::clock::civil_from_days(unix.div_euclid(86_400));
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", secs / 3600, (secs % 3600) / 60, secs % 60)
+/// Daemon section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DaemonReport {
+    /// Holds the pid lock.
+    pub running: bool,
+    /// Its pid.
+    pub pid: Option<u32>,
+    /// Pid left in an unlocked pid file.
+    pub stale_pid: Option<u32>,
+    /// Start time of the running daemon.
+    pub started: Option<i64>,
+    /// Seconds since then.
+    pub uptime: Option<i64>,
+    /// Last successful renewal check.
+    pub last_renewal: Option<i64>,
+    /// Next renewal check.
+    pub next_renewal: Option<i64>,
+    /// Expiry of the token the daemon last saw.
+    pub token_expires_at: Option<i64>,
+    /// Last failure.
+    pub last_error: Option<String>,
+    /// Why the last daemon exited (when none runs).
+    pub exit_reason: Option<String>,
+    /// Its exit code.
+    pub exit_code: Option<u8>,
 }
 
-/// Formats a duration in seconds as `1h02m03s` / `4m05s` / `6s` (negative: `-4m05s`).
-pub fn fmt_secs(secs: i64) -> String {
-    let sign = if secs < 0 { "-" } else { "" };
-    let s = secs.unsigned_abs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{sign}{h}h{m:02}m{s:02}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{s:02}s")
-    } else {
-        format!("{sign}{s}s")
+/// The daemon section (also `--daemon-status --json`).
+pub fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
+    let running = info.running();
+    let pid = info.pid();
+    // The state file describes the running daemon only if it is that daemon's.
+    let live = info.state.as_ref().filter(|s| running && Some(s.pid) == pid);
+    let last = info.state.as_ref().filter(|_| !running);
+    DaemonReport {
+        running,
+        pid,
+        stale_pid: match info.probe {
+            PidProbe::NotRunning { stale_pid } => stale_pid,
+            PidProbe::Running { .. } => None,
+        },
+        started: live.map(|s| s.started),
+        uptime: live.map(|s| now - s.started),
+        last_renewal: live.and_then(|s| s.last_renewal),
+        next_renewal: live.and_then(|s| s.next_renewal),
+        token_expires_at: live.and_then(|s| s.token_exp),
+        last_error: info.state.as_ref().and_then(|s| s.last_error.clone()),
+        exit_reason: last.and_then(|s| s.exit_reason.clone()),
+        exit_code: last.and_then(|s| s.exit_code),
     }
 }

@@ -16,11 +16,13 @@
 //! Exit codes: `--daemon` 0 started, 10 ([`exit::BUSY`]) already running, else the error's code;
 //! `--daemon-status` 0 running, 1 not running; `--stop-daemon` 0 stopped, 1 none running.
 
-use crate::autorefresh::{self, LoopEvent};
+use crate::clock::{fmt_secs, fmt_utc};
+use crate::context::Context;
 use crate::error::{exit, Error, Result};
+use crate::renew::schedule::{self, LoopEvent};
 use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
-use crate::settings::PassphraseSource;
+use crate::settings::{PassphraseSource, RenewMode};
 use crate::store::SessionStore;
 use std::io::Write;
 use std::path::Path;
@@ -53,10 +55,10 @@ fn err_line(msg: &str) {
 /// then starts the detached daemon, hands it its [`DaemonSpec`] through its stdin, and waits
 /// until it reports that it runs. Prints nothing on stdout; one `woci:` line on stderr names the
 /// pid and the log.
-pub fn start(renewer: &Renewer, inv: &crate::cli::Invocation) -> Result<u8> {
-    let store = renewer.store();
+pub fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Result<u8> {
+    let store = &ctx.store;
     let profile = store.profile().to_owned();
-    if matches!(renewer.settings().passphrase, PassphraseSource::Prompt) {
+    if matches!(&ctx.settings.mode, RenewMode::Login(c) if c.passphrase == PassphraseSource::Prompt) {
         return Err(Error::Config(format!(
             "the daemon cannot ask for the refresh token passphrase of profile `{profile}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt"
         )));
@@ -101,7 +103,7 @@ pub fn start(renewer: &Renewer, inv: &crate::cli::Invocation) -> Result<u8> {
     let pid = child.id();
     if let Some(stdin) = child.stdin.take() {
         // Dropped at the end of the statement: the daemon sees end of input.
-        DaemonSpec::for_invocation(inv, renewer.settings()).write_to(stdin)?;
+        spec.write_to(stdin)?;
     }
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
@@ -144,20 +146,18 @@ fn log_event(clock_now: i64, msg: &str) {
 
 /// The detached daemon process (`--daemon-run`): holds the pid lock, renews until stopped
 /// (SIGTERM, SIGINT, SIGHUP) or until renewal becomes impossible, records why it ended.
-pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
+pub fn run_foreground(ctx: &Context) -> Result<u8> {
     // A background process must never start an interactive login.
-    let renewer = match Arc::try_unwrap(renewer) {
-        Ok(r) => Arc::new(r.without_login()),
-        Err(_) => return Err(Error::Other("internal: the daemon's renewer is shared".into())),
-    };
-    let store = renewer.store().clone();
+    let renewer = Arc::new(Renewer::new(ctx).without_login());
+    let store = ctx.store.clone();
     let pid = std::process::id();
     let lock = claim_pid_file(&store, pid, PID_LOCK_WAIT)?;
     // Stop signals end the renewal loop between renewals, never inside one.
     crate::critical::supervise();
     let state_path = store.daemon_state_path();
     let log_path = store.daemon_log_path();
-    let now = || renewer.clock().unix();
+    let clock = ctx.clock.clone();
+    let now = move || clock.unix();
     let state = Arc::new(Mutex::new(DaemonState {
         pid,
         profile: store.profile().to_owned(),
@@ -195,8 +195,8 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
             // caught, not end the daemon by its default action.
             let stop_signals = StopSignals::install()?;
             let session = renewer.ensure(Force::No).await?;
-            let window = renewer.settings().window;
-            let next = now() + secs(autorefresh::next_renewal_in(&session.claims, now(), window));
+            let window = ctx.settings.window;
+            let next = now() + secs(schedule::next_renewal_in(&session.claims, now(), window));
             save(&|s| {
                 s.phase = Phase::Running;
                 s.last_renewal = Some(now());
@@ -229,10 +229,10 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
             let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
             let events = {
                 let save = save.clone();
-                let renewer = renewer.clone();
+                let clock = ctx.clock.clone();
                 let log_path = log_path.clone();
                 move |ev: LoopEvent| {
-                    let t = renewer.clock().unix();
+                    let t = clock.unix();
                     match ev {
                         LoopEvent::Renewed { exp, next } => {
                             save(&|s| {
@@ -260,7 +260,7 @@ pub fn run_foreground(renewer: Arc<Renewer>) -> Result<u8> {
                     rotate_own_log(&log_path);
                 }
             };
-            let outcome = autorefresh::renewal_loop(renewer.clone(), session, tx, stop_rx, events).await;
+            let outcome = schedule::renewal_loop(renewer.clone(), window, session, tx, stop_rx, events).await;
             rotation.abort();
             let signal = if outcome.is_ok() { signals.await.ok().flatten() } else { None };
             match outcome {
@@ -365,17 +365,17 @@ fn rotate_own_log(log_path: &Path) {
 /// `woci --daemon-status`: exit 0 when a daemon runs, 1 when not.
 /// `woci --daemon-status [--json]`: exit 0 when a daemon runs, 1 when none does. The JSON is
 /// `{"schema": 1, "profile", "now", "daemon": {…}}`, the `daemon` object of `--status --json`.
-pub fn status(renewer: &Renewer, json: bool) -> Result<u8> {
-    let store = renewer.store();
+pub fn status(ctx: &Context, json: bool) -> Result<u8> {
+    let store = &ctx.store;
     let info = inspect(store)?;
-    let now = renewer.clock().unix();
+    let now = ctx.now();
     let mut out = String::new();
     if json {
         let v = serde_json::json!({
             "schema": 1,
             "profile": store.profile(),
             "now": now,
-            "daemon": crate::status::daemon_report(&info, now),
+            "daemon": report(&info, now),
         });
         out = serde_json::to_string_pretty(&v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
         out.push('\n');
@@ -437,8 +437,8 @@ pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
 }
 
 /// `woci --stop-daemon`: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Exit 0 stopped, 1 none.
-pub fn stop(renewer: &Renewer) -> Result<u8> {
-    stop_with_grace(renewer.store(), STOP_GRACE, renewer.clock().unix())
+pub fn stop(ctx: &Context) -> Result<u8> {
+    stop_with_grace(&ctx.store, STOP_GRACE, ctx.now())
 }
 
 /// [`stop`] with the grace period given.

@@ -148,13 +148,13 @@ fn the_spec_travels_through_a_pipe_with_its_secrets_and_never_prints_them() {
             .collect(),
     )
     .unwrap();
-    let spec = DaemonSpec { options: inv.options.clone(), oci: inv.oci.clone() };
+    let spec = DaemonSpec { flags: inv.flags.clone(), oci: inv.oci.clone() };
     let mut pipe = Vec::new();
     spec.write_to(&mut pipe).unwrap();
     let back = DaemonSpec::read_from(pipe.as_slice()).unwrap();
     assert_eq!(back, spec);
-    assert_eq!(back.options.client_secret.as_ref().map(|s| s.expose().as_str()), Some("s3cret-value"));
-    assert_eq!(back.clone().invocation().command, crate::cli::Command::DaemonRun);
+    assert_eq!(back.flags.get(crate::settings::Key::ClientSecret), Some("s3cret-value"));
+    assert_eq!(back.oci.profile.as_deref(), Some("P"));
     assert!(!format!("{back:?}").contains("s3cret-value"));
     assert!(DaemonSpec::read_from(&b"--profile P"[..]).is_err());
 }

@@ -2,7 +2,7 @@
 //! sessions, jump boxes, containers.
 //!
 //! Chosen by `login_flow = device` (INI) or `--device-code`, and automatically when a terminal is
-//! attached but no browser can be opened here ([`should_use_device`]). woci asks the device
+//! attached but no browser can be opened here (decided with the settings). woci asks the device
 //! authorization endpoint (`device_authorization_url`, else discovered: the token URL with its path
 //! cut back one segment at a time, each tried as `<prefix>/.well-known/openid-configuration`, the
 //! first document naming a `device_authorization_endpoint` wins), prints the verification URI and
@@ -11,11 +11,9 @@
 //! the code's `expires_in`. The tokens then follow the normal path (refresh token stored, exchange).
 
 use super::{token_request, IdpConfig, IdpTokens, LoginOptions};
-use crate::cli::WociOptions;
 use crate::error::{Error, Result};
 use crate::http::{Http, Retry};
-use crate::manager_config::ManagerConfig;
-use crate::settings::Env;
+use crate::settings::DeviceConfig;
 use crate::token_endpoint::{self, Endpoint};
 use http::header::{HeaderMap, HeaderValue, ACCEPT};
 use serde::Deserialize;
@@ -30,75 +28,6 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// How long past `expires_in` woci keeps polling.
 const EXPIRY_GRACE: Duration = Duration::from_secs(2);
-
-/// Which interactive login to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LoginFlow {
-    /// Browser when one can be opened here, else device code (when a terminal is attached).
-    #[default]
-    Auto,
-    /// Always the browser (Authorization Code + PKCE).
-    Browser,
-    /// Always the device code.
-    Device,
-}
-
-/// The device-login settings: `login_flow`, `--device-code`, `device_authorization_url`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DeviceSettings {
-    /// The flow asked for.
-    pub flow: LoginFlow,
-    /// The device authorization endpoint, when configured (else discovered).
-    pub authorization_url: Option<Url>,
-}
-
-/// Resolves `--device-code` > INI `login_flow` (`auto`, `browser`, `device`) and
-/// `device_authorization_url`.
-pub fn resolve(o: &WociOptions, m: &ManagerConfig) -> Result<DeviceSettings> {
-    let flow = if o.device_code {
-        LoginFlow::Device
-    } else {
-        match m.get("login_flow").map(|v| v.trim().to_ascii_lowercase()).as_deref() {
-            None | Some("auto") => LoginFlow::Auto,
-            Some("browser") => LoginFlow::Browser,
-            Some("device") | Some("device_code") => LoginFlow::Device,
-            Some(other) => {
-                return Err(Error::Config(format!("`login_flow` must be `auto`, `browser` or `device`, got `{other}`")))
-            }
-        }
-    };
-    let authorization_url = m
-        .get("device_authorization_url")
-        .map(|u| {
-            Url::parse(u.trim())
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"))
-                .ok_or_else(|| Error::Config(format!("`device_authorization_url` is not an http(s) URL: `{u}`")))
-        })
-        .transpose()?;
-    Ok(DeviceSettings { flow, authorization_url })
-}
-
-/// Whether the login should use a device code: asked for, or `Auto` with a terminal attached and
-/// no way to open a browser here (no `BROWSER`, and an SSH session, or Linux without a display).
-pub fn should_use_device(s: &DeviceSettings, env: &Env, terminal: bool) -> bool {
-    match s.flow {
-        LoginFlow::Device => true,
-        LoginFlow::Browser => false,
-        LoginFlow::Auto => terminal && !browser_possible(env, cfg!(target_os = "linux")),
-    }
-}
-
-fn browser_possible(env: &Env, linux: bool) -> bool {
-    let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
-    if set("BROWSER") {
-        return true;
-    }
-    if set("SSH_CONNECTION") || set("SSH_TTY") {
-        return false;
-    }
-    !linux || set("DISPLAY") || set("WAYLAND_DISPLAY")
-}
 
 #[derive(Deserialize)]
 struct Authorization {
@@ -115,7 +44,7 @@ struct Authorization {
 }
 
 /// The device login: authorization request, instructions on stderr, polling until tokens.
-pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceSettings, opts: &LoginOptions) -> Result<IdpTokens> {
+pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &LoginOptions) -> Result<IdpTokens> {
     if !opts.interactive {
         return Err(Error::Login(format!(
             "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate --device-code --profile {}` in a terminal",
@@ -260,48 +189,6 @@ async fn discover(http: &Http, token_url: &Url) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
-
-    #[test]
-    fn device_login_is_automatic_only_with_a_terminal_and_no_browser() {
-        let auto = DeviceSettings::default();
-        assert!(!browser_possible(&env(&[]), true), "Linux without a display");
-        assert!(browser_possible(&env(&[("DISPLAY", ":0")]), true));
-        assert!(browser_possible(&env(&[("WAYLAND_DISPLAY", "wayland-0")]), true));
-        assert!(
-            !browser_possible(&env(&[("DISPLAY", ":0"), ("SSH_CONNECTION", "1 2 3 4")]), true),
-            "X forwarding over SSH"
-        );
-        assert!(!browser_possible(&env(&[("SSH_TTY", "/dev/pts/1")]), false), "SSH to a Mac");
-        assert!(browser_possible(&env(&[("SSH_TTY", "/dev/pts/1"), ("BROWSER", "w3m")]), true));
-        assert!(browser_possible(&env(&[]), false), "macOS desktop");
-        let ssh = env(&[("SSH_CONNECTION", "1 2 3 4")]);
-        assert!(should_use_device(&auto, &ssh, true));
-        assert!(!should_use_device(&auto, &ssh, false), "no terminal: fail as before, never wait");
-        let browser = DeviceSettings { flow: LoginFlow::Browser, ..Default::default() };
-        assert!(!should_use_device(&browser, &ssh, true));
-        let device = DeviceSettings { flow: LoginFlow::Device, ..Default::default() };
-        assert!(should_use_device(&device, &env(&[("DISPLAY", ":0")]), true));
-    }
-
-    #[test]
-    fn settings_from_flag_and_ini() {
-        let mut m = ManagerConfig::default();
-        m.values.insert("login_flow".into(), "Device".into());
-        m.values.insert("device_authorization_url".into(), "https://idp/device".into());
-        let s = resolve(&WociOptions::default(), &m).unwrap();
-        assert_eq!(s.flow, LoginFlow::Device);
-        assert_eq!(s.authorization_url.unwrap().as_str(), "https://idp/device");
-        m.values.insert("login_flow".into(), "browser".into());
-        assert_eq!(resolve(&WociOptions::default(), &m).unwrap().flow, LoginFlow::Browser);
-        let o = WociOptions { device_code: true, ..Default::default() };
-        assert_eq!(resolve(&o, &m).unwrap().flow, LoginFlow::Device, "the flag wins");
-        m.values.insert("login_flow".into(), "qr".into());
-        assert_eq!(resolve(&WociOptions::default(), &m).unwrap_err().exit_code(), crate::error::exit::CONFIG);
-    }
 
     #[test]
     fn discovery_walks_up_the_token_path() {

@@ -39,26 +39,8 @@ pub(crate) const SERVICE: &str = "identity provider";
 /// How often the login wait prints a "still waiting" line when stderr is a terminal.
 const REMINDER_EVERY: Duration = Duration::from_secs(30);
 
-/// The IdP client registration woci uses (auth code + refresh).
-#[derive(Debug, Clone)]
-pub struct IdpConfig {
-    /// Full authorize endpoint URL (`authz_base_url`).
-    pub authorize_url: Url,
-    /// Token endpoint (`token_url`).
-    pub token_url: Url,
-    /// `auth_client_id`.
-    pub client_id: String,
-    /// `auth_client_secret` (public clients have none).
-    pub client_secret: Option<SecretString>,
-    /// Scopes (`scope`, space separated in the INI); must include `offline_access` for refresh tokens.
-    pub scopes: Vec<String>,
-    /// Loopback port for `http://127.0.0.1:<port>/callback`. `0` picks a free port (tests, IdPs
-    /// that accept any loopback port per RFC 8252).
-    pub redirect_port: u16,
-    /// `refresh_token_reuse_grace`: how long after sending a refresh grant the IdP still accepts
-    /// the same refresh token (0: it must never be sent twice).
-    pub reuse_grace: Duration,
-}
+pub use crate::settings::IdpConfig;
+
 
 /// Tokens from the IdP's token endpoint.
 #[derive(Debug)]

@@ -112,6 +112,9 @@ impl ProxyConfig {
         let mut resign_hosts = settings.resign_hosts.clone();
         resign_hosts.extend(settings.endpoint.as_deref().and_then(hosts::endpoint_authority));
         let mut cfg = ProxyConfig::new(public_key, &resign_hosts, temp_dir);
+        if let Some(max) = settings.proxy_max_connections {
+            cfg.limits = cfg.limits.with_max_connections(max);
+        }
         cfg.upstream_ca_files = settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
         cfg.upstream_proxy = settings.upstream_proxy.clone();
         cfg.no_proxy = settings.no_proxy.clone();
@@ -232,6 +235,20 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// A running proxy. Dropping it stops the proxy and removes the CA bundle file too; prefer
 /// [`ProxyHandle::shutdown`], which also waits for the listener to stop.
+/// What a child needs to use the proxy: the variables to set and remove, the CA bundle it must
+/// trust (containers get it mounted), and the secrets its output must never show.
+#[derive(Debug, Clone)]
+pub struct ChildEnv {
+    /// Variables to set (they carry the proxy secret: the child's environment only, never argv).
+    pub set: Vec<(OsString, OsString)>,
+    /// Variables to remove.
+    pub remove: Vec<OsString>,
+    /// The per-run CA bundle.
+    pub ca_bundle: PathBuf,
+    /// The proxy's secret (the `--debug` redactor removes it, in every encoding).
+    pub secrets: Vec<SecretString>,
+}
+
 pub struct ProxyHandle {
     addr: SocketAddr,
     secret: SecretString,
@@ -301,12 +318,6 @@ impl ProxyHandle {
     }
 
     /// Makes `r` remove the per-run secret, alone and as the `Proxy-Authorization` value.
-    pub fn add_secrets_to(&self, r: &mut crate::redact::Redactor) {
-        use base64::Engine;
-        r.add_secret(self.secret.expose());
-        r.add_secret(&base64::engine::general_purpose::STANDARD.encode(format!("woci:{}", self.secret.expose())));
-    }
-
     /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).
     pub fn ca_bundle_path(&self) -> &Path {
         self.bundle.path()
@@ -316,25 +327,25 @@ impl ProxyHandle {
     /// and `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`,
     /// `OCI_CLI_CERT_BUNDLE` (the bundle file; the last one because the CLI prefers it over
     /// `REQUESTS_CA_BUNDLE`).
-    pub fn child_env(&self) -> Vec<(OsString, OsString)> {
+    /// What a child needs to go through this proxy.
+    pub fn child_env(&self) -> ChildEnv {
         let url = self.proxy_url();
         let bundle = self.bundle.path().as_os_str().to_owned();
-        let mut env: Vec<(OsString, OsString)> =
+        let mut set: Vec<(OsString, OsString)> =
             ["HTTPS_PROXY", "https_proxy"].iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
         for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "OCI_CLI_CERT_BUNDLE"]
         {
-            env.push((k.into(), bundle.clone()));
+            set.push((k.into(), bundle.clone()));
         }
-        env
+        ChildEnv {
+            set,
+            // The user's NO_PROXY must not let OCI hosts bypass the proxy.
+            remove: vec!["NO_PROXY".into(), "no_proxy".into()],
+            ca_bundle: self.bundle.path().to_owned(),
+            secrets: vec![self.secret.clone()],
+        }
     }
 
-    /// Variables to remove from the child's environment: `NO_PROXY`/`no_proxy` (a bypassed OCI host
-    /// would miss the re-signing; the proxy honours the list itself for upstream connections).
-    pub fn env_removals(&self) -> Vec<OsString> {
-        vec!["NO_PROXY".into(), "no_proxy".into()]
-    }
-
-    /// The `host:port`s tunnelled without re-signing so far.
     pub fn untouched_hosts(&self) -> Vec<String> {
         self.shared.upstream.untouched()
     }
@@ -382,8 +393,7 @@ mod tests {
             let mut env: HashMap<String, String> =
                 pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
             env.insert("HOME".into(), dir.path().display().to_string());
-            let inv = crate::cli::parse(vec!["os".into(), "ns".into(), "get".into()]).unwrap();
-            crate::settings::Settings::resolve(&inv, &env)
+            crate::settings::Settings::resolve(&Default::default(), &Default::default(), &env, false)
         };
         let missing = dir.path().join("missing.pem").display().to_string();
         let s = settings(&[

@@ -1,14 +1,15 @@
 //! What renewal decisions look at, read once from local files: the profile's typed entries in
-//! `~/.oci/config` ([`OciProfile`]), the token, the refresh token (presence, encryption, expiry),
-//! how the profile renews and whether the config already carries woci's entries. No network, no
-//! lock, no prompt; [`super::plan::plan`] turns these facts into a decision.
+//! `~/.oci/config` ([`OciProfile`]), the token, the key, the refresh token (presence, encryption,
+//! expiry), the session folder's safety, how the profile renews and whether the config already
+//! carries woci's entries. No network, no lock, no prompt; [`super::plan::plan`] turns these facts
+//! into a decision — the same one for the call and for `--status`, so the two cannot disagree.
 
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
 use crate::jwt::UpstClaims;
+use crate::keys::KeyPair;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode, Settings};
 use crate::store::{RefreshTokenState, SessionStore};
-use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -31,12 +32,12 @@ pub struct OciProfile {
 }
 
 /// Whether the OCI config has the profile at all.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigState {
     /// The file does not exist.
     FileMissing,
-    /// The file exists but has no such profile.
-    ProfileMissing,
+    /// The file exists but has no such profile; the profiles it has.
+    ProfileMissing(Vec<String>),
     /// The profile is there.
     Present,
 }
@@ -46,12 +47,16 @@ impl OciProfile {
     /// section is a [`ConfigState`].
     pub fn read(config_file: &Path, profile: &str, home: &Path) -> Result<(ConfigState, OciProfile)> {
         let Some(raw) = crate::oci_config::read_profile(config_file, profile)? else {
-            let state = if config_file.exists() { ConfigState::ProfileMissing } else { ConfigState::FileMissing };
+            let state = if config_file.exists() {
+                ConfigState::ProfileMissing(crate::oci_config::profile_names(config_file).unwrap_or_default())
+            } else {
+                ConfigState::FileMissing
+            };
             return Ok((state, OciProfile::default()));
         };
         let text = |k: &str| raw.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         // `~/…`, and `/oracle/.oci/…` written by `oci` inside the official container image.
-        let path = |k: &str| text(k).map(|v| crate::container::host_path(&v, home, config_file));
+        let path = |k: &str| text(k).map(|v| crate::oci_config::host_path(&v, home, config_file));
         Ok((
             ConfigState::Present,
             OciProfile {
@@ -67,26 +72,39 @@ impl OciProfile {
 }
 
 /// The token file, as read.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum TokenInput {
     /// Absent or empty.
     Missing,
     /// Present but not a UPST (the reason, never the content).
     Corrupt(String),
     /// A decodable UPST.
-    Present(UpstClaims),
+    Present(Token),
 }
 
-/// How the profile renews.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RenewalKind {
-    /// IdP refresh grant / login, then token exchange.
-    Idp,
-    /// OCI auth service session refresh (no IdP configured).
-    SessionRefresh,
-    /// A fresh JWT from a subject token source, exchanged (CI / workload federation).
-    Federated,
+/// A readable session token.
+#[derive(Debug, Clone)]
+pub struct Token {
+    /// The UPST itself (a secret; facts are never printed whole outside tests).
+    pub secret: SecretString,
+    /// Its claims.
+    pub claims: UpstClaims,
+}
+
+/// The key a session is bound to, as found (checked without the cost of loading it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyState {
+    /// No key yet (an IdP profile's session folder key is created at the first renewal).
+    Missing,
+    /// A readable RSA key of sufficient size.
+    Usable,
+    /// A key that exists but cannot be used: why, and the exit code a call would have.
+    Unusable {
+        /// The message (names the file and the fix).
+        reason: String,
+        /// The exit code.
+        exit_code: u8,
+    },
 }
 
 /// Where the passphrase would come from.
@@ -122,9 +140,11 @@ pub struct RefreshInput {
 
 /// Everything a renewal decision looks at.
 #[derive(Debug, Clone)]
-pub struct SessionFacts {
+pub struct SessionFacts<'s> {
     /// Profile name.
     pub profile: String,
+    /// How the profile renews (its typed configuration).
+    pub mode: &'s RenewMode,
     /// The OCI config file.
     pub config_file: PathBuf,
     /// Whether it has the profile.
@@ -137,10 +157,6 @@ pub struct SessionFacts {
     pub token: TokenInput,
     /// The configured safety window.
     pub window: Duration,
-    /// Renewal kind.
-    pub renewal: RenewalKind,
-    /// Why the profile cannot renew at all (incomplete or invalid woci settings), if so.
-    pub unusable: Option<String>,
     /// The refresh token.
     pub refresh: RefreshInput,
     /// For IdP profiles: the config already names the key, the token file and the fingerprint
@@ -150,97 +166,212 @@ pub struct SessionFacts {
     pub manager_ini: Option<(PathBuf, bool)>,
     /// For federated profiles: why the subject token source cannot give a token now, if so.
     pub source_problem: Option<String>,
-    /// A key pair the token can be bound to exists (the configured `key_file`, or the session
-    /// folder's): without one, a token cannot be used whatever it says.
-    pub key_present: bool,
+    /// The key the session is bound to.
+    pub key: KeyState,
+    /// Why the session folder is not safe to use (a symlink, a world-writable `~/.oci`), if so.
+    pub unsafe_folder: Option<String>,
 }
 
-/// The token itself, kept beside the facts (never in them: facts are printed in tests).
-#[derive(Debug, Clone)]
-pub struct CurrentToken(pub Option<SecretString>);
-
-impl SessionFacts {
+impl<'s> SessionFacts<'s> {
     /// Reads the facts of the settings' profile.
-    pub fn read(settings: &Settings, store: &SessionStore) -> Result<(SessionFacts, CurrentToken)> {
+    pub fn read(settings: &'s Settings, store: &SessionStore) -> Result<SessionFacts<'s>> {
         let (config, oci) = OciProfile::read(&settings.oci_config_file, &settings.profile, &settings.home)?;
         let token_path = oci.security_token_file.clone().unwrap_or_else(|| store.token_path());
-        let (token, current) = match SessionStore::read_token_at(&token_path) {
-            Ok(None) => (TokenInput::Missing, None),
-            Ok(Some((t, claims))) => (TokenInput::Present(claims), Some(t)),
-            Err(Error::CorruptFile { reason, .. }) => (TokenInput::Corrupt(reason), None),
+        let token = match SessionStore::read_token_at(&token_path) {
+            Ok(None) => TokenInput::Missing,
+            Ok(Some((secret, claims))) => TokenInput::Present(Token { secret, claims }),
+            Err(Error::CorruptFile { reason, .. }) => TokenInput::Corrupt(reason),
             Err(e) => return Err(e),
         };
-        let (renewal, unusable) = match &settings.mode {
-            RenewMode::Idp { .. } => (RenewalKind::Idp, None),
-            RenewMode::SessionRefresh { .. } => (RenewalKind::SessionRefresh, None),
-            RenewMode::Federated { .. } => (RenewalKind::Federated, None),
-            RenewMode::Unusable(why) => (RenewalKind::Idp, Some(why.clone())),
-        };
         let state = store.refresh_token_state()?;
-        let passphrase = match &settings.passphrase {
-            PassphraseSource::None => PassphraseInput::None,
-            PassphraseSource::Env { var, value } => {
-                PassphraseInput::Env { var: var.clone(), set: value.as_ref().is_some_and(|v| !v.expose().is_empty()) }
-            }
-            PassphraseSource::Prompt => PassphraseInput::Prompt,
+        let passphrase = match &settings.mode {
+            RenewMode::Login(c) => match &c.passphrase {
+                PassphraseSource::None => PassphraseInput::None,
+                PassphraseSource::Env { var, value } => PassphraseInput::Env {
+                    var: var.clone(),
+                    set: value.as_ref().is_some_and(|v| !v.expose().is_empty()),
+                },
+                PassphraseSource::Prompt => PassphraseInput::Prompt,
+            },
+            _ => PassphraseInput::None,
         };
         let expires_at = (state != RefreshTokenState::Absent).then(|| store.refresh_token_expiry()).flatten();
-        let config_current = renewal == RenewalKind::SessionRefresh
+        let session_refresh = matches!(settings.mode, RenewMode::SessionRefresh(_));
+        let config_current = session_refresh
             || (oci.key_file.is_some() && oci.security_token_file.is_some() && oci.fingerprint.is_some());
-        let key_present = match &oci.key_file {
-            Some(p) => p.is_file(),
-            None => store.has_key(),
+        let fix_missing = if session_refresh {
+            format!("restore it, or run `command oci session authenticate --profile {}`", settings.profile)
+        } else {
+            "restore it, or delete the `key_file` line so that woci creates a new key".to_owned()
         };
-        let facts = SessionFacts {
+        let key = match &oci.key_file {
+            Some(p) => key_state(p, &settings.profile, &settings.oci_config_file, &fix_missing),
+            None if session_refresh => KeyState::Missing,
+            None => store
+                .own_key_file()
+                .map_or(KeyState::Missing, |p| key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing)),
+        };
+        Ok(SessionFacts {
             profile: settings.profile.clone(),
+            mode: &settings.mode,
             config_file: settings.oci_config_file.clone(),
             config,
             oci,
             token_path,
             token,
             window: settings.window,
-            renewal,
-            unusable,
             refresh: RefreshInput { state, passphrase, decryptable: None, expires_at },
             config_current,
-            key_present,
-            manager_ini: settings.manager.path.clone().map(|p| (p, settings.manager.has_profile_section)),
+            key,
+            manager_ini: settings.ini_file.clone(),
             source_problem: match &settings.mode {
-                RenewMode::Federated { source, env, .. } => {
-                    source.local_problem(env).map(|p| format!("subject token source `{}`: {p}", source.describe()))
+                RenewMode::Federated(c) => {
+                    c.source.local_problem(&c.env).map(|p| format!("subject token source `{}`: {p}", c.source.describe()))
                 }
                 _ => None,
             },
-        };
-        Ok((facts, CurrentToken(current)))
+            unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
+        })
     }
 
     /// The token's claims, when there is a readable token.
     pub fn claims(&self) -> Option<&UpstClaims> {
         match &self.token {
-            TokenInput::Present(c) => Some(c),
+            TokenInput::Present(t) => Some(&t.claims),
             _ => None,
         }
     }
 
-    /// Facts for tests: an IdP profile with a complete config and no token.
-    #[cfg(test)]
-    pub fn for_tests(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> SessionFacts {
-        SessionFacts {
-            profile: "P".into(),
-            config_file: "/h/.oci/config".into(),
-            config: ConfigState::Present,
-            oci: OciProfile { key_file: Some("/h/.oci/key.pem".into()), ..OciProfile::default() },
-            token_path: "/h/.oci/sessions/P/token".into(),
-            token,
-            window: Duration::from_secs(60),
-            renewal,
-            unusable: None,
-            refresh: RefreshInput { state: rt, passphrase: PassphraseInput::None, decryptable: None, expires_at: None },
-            config_current: true,
-            key_present: true,
-            source_problem: None,
-            manager_ini: None,
+    /// The key pair the profile's requests are signed with: the config's `key_file` (what `oci`
+    /// signs with); for IdP profiles without one, the session folder's, created on first use.
+    pub fn signing_key(&self, store: &SessionStore) -> Result<KeyPair> {
+        match (self.mode, &self.oci.key_file) {
+            (RenewMode::SessionRefresh(_), Some(p)) => KeyPair::load(p),
+            (RenewMode::SessionRefresh(_), None) => Err(Error::Config(format!(
+                "profile `{}` has no `key_file` in `{}`",
+                self.profile,
+                self.config_file.display()
+            ))),
+            _ => Ok(store.load_or_create_key(self.oci.key_file.as_deref())?.0),
+        }
+    }
+}
+
+/// Whether the key at `path` can be used, checked cheaply (its PEM structure and size, not the
+/// full key validation a signature needs), with the message and exit code a call would give.
+fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) -> KeyState {
+    let unusable = |exit_code, reason: String| KeyState::Unusable { reason, exit_code };
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => unusable(
+            exit::CONFIG,
+            format!(
+                "the `key_file` of profile `{profile}` in `{}`, `{}`, does not exist; {fix_missing}",
+                config_file.display(),
+                path.display()
+            ),
+        ),
+        Ok(m) if m.is_dir() => unusable(
+            exit::CONFIG,
+            format!("the `key_file` of profile `{profile}`, `{}`, is a folder, not a key file", path.display()),
+        ),
+        _ => match std::fs::read_to_string(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unusable(
+                exit::CORRUPT_FILE,
+                format!("cannot read the key `{}`: permission denied; as its owner run `chmod 600 {}`", path.display(), path.display()),
+            ),
+            Err(e) => unusable(exit::CORRUPT_FILE, format!("cannot read the key `{}`: {e}", path.display())),
+            Ok(pem) => match crate::keys::check_pem(&pem) {
+                Ok(()) => KeyState::Usable,
+                Err(why) => unusable(
+                    exit::CORRUPT_FILE,
+                    format!("corrupt file `{}`: {why}; restore the key or point `key_file` at a good one", path.display()),
+                ),
+            },
+        },
+    }
+}
+
+/// Facts and modes for the decision-table tests.
+#[cfg(test)]
+pub mod testing {
+    use super::*;
+    use crate::settings::*;
+
+    fn exchange() -> ExchangeConfig {
+        ExchangeConfig {
+            url: url::Url::parse("https://domain.example/oauth2/v1/token").unwrap(),
+            client_id: "c".into(),
+            client_secret: SecretString::from("s"),
+        }
+    }
+
+    /// A login profile's mode.
+    pub fn login() -> &'static RenewMode {
+        Box::leak(Box::new(RenewMode::Login(Box::new(LoginConfig {
+            idp: IdpConfig {
+                authorize_url: url::Url::parse("https://idp.example/authorize").unwrap(),
+                token_url: url::Url::parse("https://idp.example/token").unwrap(),
+                client_id: "a".into(),
+                client_secret: None,
+                scopes: vec!["openid".into(), "offline_access".into()],
+                redirect_port: 8181,
+                reuse_grace: Duration::ZERO,
+            },
+            exchange: exchange(),
+            device: DeviceConfig::default(),
+            device_login: false,
+            open_browser: true,
+            browser_command: None,
+            login_timeout: Duration::from_secs(300),
+            interactive: false,
+            passphrase: PassphraseSource::None,
+        }))))
+    }
+
+    /// A session-refresh profile's mode.
+    pub fn session_refresh() -> &'static RenewMode {
+        Box::leak(Box::new(RenewMode::SessionRefresh(SessionRefreshConfig::default())))
+    }
+
+    /// A federated profile's mode (`env:CI_JWT`).
+    pub fn federated() -> &'static RenewMode {
+        Box::leak(Box::new(RenewMode::Federated(Box::new(FederatedConfig {
+            source: SubjectTokenSource::Env("CI_JWT".into()),
+            env: SourceEnv::default(),
+            audience: "https://cloud.oracle.com".into(),
+            exchange: exchange(),
+        }))))
+    }
+
+    /// A token with these claims.
+    pub fn present(claims: UpstClaims) -> TokenInput {
+        TokenInput::Present(Token { secret: SecretString::from("test.token.value"), claims })
+    }
+
+    impl SessionFacts<'static> {
+        /// Facts for tests: a profile of `mode` with a complete config and a usable key.
+        pub fn for_tests(token: TokenInput, mode: &'static RenewMode, rt: RefreshTokenState) -> SessionFacts<'static> {
+            SessionFacts {
+                profile: "P".into(),
+                mode,
+                config_file: "/h/.oci/config".into(),
+                config: ConfigState::Present,
+                oci: OciProfile { key_file: Some("/h/.oci/key.pem".into()), ..OciProfile::default() },
+                token_path: "/h/.oci/sessions/P/token".into(),
+                token,
+                window: Duration::from_secs(60),
+                refresh: RefreshInput {
+                    state: rt,
+                    passphrase: PassphraseInput::None,
+                    decryptable: None,
+                    expires_at: None,
+                },
+                config_current: true,
+                key: KeyState::Usable,
+                source_problem: None,
+                manager_ini: None,
+                unsafe_folder: None,
+            }
         }
     }
 }

@@ -1,39 +1,44 @@
 //! The renewal decision, as one pure function: [`plan`] looks at [`SessionFacts`], what the
-//! caller asked for ([`Force`]) and the time, and says what happens next. The executor
-//! ([`super::Renewer`]) carries the plan out and `--status` reports it, so status always says
-//! what the next call will do.
+//! caller asked for ([`Force`]) and the time, and says what happens next — with the typed
+//! configuration of the profile's mode, so the executor ([`super::Renewer`]) carries the plan out
+//! without matching the mode again, and `--status` reports the very same decision.
 
-use super::facts::{ConfigState, PassphraseInput, RenewalKind, SessionFacts, TokenInput};
+use super::facts::{ConfigState, KeyState, PassphraseInput, SessionFacts, Token, TokenInput};
 use super::Force;
-use crate::daemon::{fmt_secs, fmt_utc};
+use crate::clock::{fmt_secs, fmt_utc};
 use crate::error::{exit, Error};
 use crate::jwt::{self, Freshness};
+use crate::settings::{FederatedConfig, LoginConfig, RenewMode, SessionRefreshConfig};
 use crate::store::RefreshTokenState;
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What happens next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Plan {
+#[derive(Debug, Clone, Copy)]
+pub enum Plan<'s> {
     /// The token is valid for longer than the safety window: use it as is.
     Reuse {
+        /// The token.
+        token: &'s Token,
         /// Time left until `exp`.
         remaining: Duration,
     },
     /// The token is valid, but `~/.oci/config` lacks woci's entries for the profile (an earlier
     /// run stopped between writing the token and the config): write them, then use the token.
     FinishConfig {
+        /// The token.
+        token: &'s Token,
         /// Time left until `exp`.
         remaining: Duration,
     },
     /// IdP refresh grant with the stored refresh token, then the token exchange (an interactive
     /// login follows if the IdP refuses the refresh token and a person is there).
-    Refresh,
+    Refresh(&'s LoginConfig),
     /// Interactive login at the IdP, then the token exchange.
-    Login,
-    /// OCI auth service session refresh (profiles without an IdP).
-    SessionRefresh,
+    Login(&'s LoginConfig),
+    /// OCI auth service session refresh of the current token (profiles without an IdP).
+    SessionRefresh(&'s SessionRefreshConfig, &'s Token),
     /// A fresh JWT from the subject token source, exchanged for a session token (federation).
-    Exchange,
+    Exchange(&'s FederatedConfig),
     /// Nothing woci can do by itself; the exit code says why.
     Impossible {
         /// The exit code of the call (see [`crate::error::exit`]).
@@ -41,21 +46,36 @@ pub enum Plan {
     },
 }
 
+impl Plan<'_> {
+    /// The plan's name in `--status` (text and JSON `next_action`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Plan::Reuse { .. } => "none",
+            Plan::FinishConfig { .. } => "finish_config",
+            Plan::Refresh(_) => "refresh",
+            Plan::Login(_) => "login",
+            Plan::SessionRefresh(..) => "session_refresh",
+            Plan::Exchange(_) => "exchange",
+            Plan::Impossible { .. } => "impossible",
+        }
+    }
+}
+
 /// A plan and why, in words (one line, no secrets).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Decision {
+#[derive(Debug, Clone)]
+pub struct Decision<'s> {
     /// What happens.
-    pub plan: Plan,
+    pub plan: Plan<'s>,
     /// Why.
     pub reason: String,
 }
 
-impl Decision {
-    fn new(plan: Plan, reason: impl Into<String>) -> Decision {
+impl<'s> Decision<'s> {
+    fn new(plan: Plan<'s>, reason: impl Into<String>) -> Decision<'s> {
         Decision { plan, reason: reason.into() }
     }
 
-    fn impossible(exit_code: u8, reason: impl Into<String>) -> Decision {
+    fn impossible(exit_code: u8, reason: impl Into<String>) -> Decision<'s> {
         Decision::new(Plan::Impossible { exit_code }, reason)
     }
 
@@ -63,33 +83,36 @@ impl Decision {
     /// it needs an interactive login, the blocking error's code otherwise.
     pub fn exit_code(&self) -> u8 {
         match self.plan {
-            Plan::Reuse { .. } | Plan::FinishConfig { .. } | Plan::Refresh | Plan::SessionRefresh | Plan::Exchange => 0,
-            Plan::Login => exit::LOGIN,
+            Plan::Login(_) => exit::LOGIN,
             Plan::Impossible { exit_code } => exit_code,
-        }
-    }
-
-    /// The error a call reports for an impossible plan.
-    pub fn into_error(self) -> Error {
-        let Plan::Impossible { exit_code } = self.plan else {
-            return Error::Other(format!("internal: `{:?}` is not an error", self.plan));
-        };
-        match exit_code {
-            exit::CORRUPT_FILE => Error::Blocked { code: exit_code, message: self.reason },
-            exit::SESSION_EXPIRED => Error::SessionExpired(self.reason),
-            exit::CONFIG => Error::Config(self.reason),
-            code => Error::Blocked { code, message: self.reason },
+            _ => 0,
         }
     }
 }
 
+/// The error a call reports for a plan that cannot be carried out.
+pub fn blocked(exit_code: u8, reason: String) -> Error {
+    match exit_code {
+        exit::SESSION_EXPIRED => Error::SessionExpired(reason),
+        exit::CONFIG => Error::Config(reason),
+        code => Error::Blocked { code, message: reason },
+    }
+}
+
 /// Decides what a call asking for `force` does at `now` (epoch seconds).
-pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
+pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s> {
     let p = &f.profile;
-    if let Some(why) = &f.unusable {
+    if let RenewMode::Unusable(why) = f.mode {
         return Decision::impossible(exit::CONFIG, why.clone());
     }
-    let claims = match &f.token {
+    // Like ssh, never use a session others could have swapped, whatever the token says.
+    if let Some(why) = &f.unsafe_folder {
+        return Decision::impossible(exit::CONFIG, why.clone());
+    }
+    if let KeyState::Unusable { reason, exit_code } = &f.key {
+        return Decision::impossible(*exit_code, reason.clone());
+    }
+    let token = match &f.token {
         TokenInput::Corrupt(e) if force == Force::No => {
             return Decision::impossible(
                 exit::CORRUPT_FILE,
@@ -100,16 +123,16 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
             )
         }
         TokenInput::Corrupt(_) | TokenInput::Missing => None,
-        TokenInput::Present(c) => {
+        TokenInput::Present(t) => {
             if force == Force::No {
-                if let Freshness::Fresh { remaining } = freshness(c, f.window, now) {
+                if let Freshness::Fresh { remaining } = freshness(&t.claims, f.window, now) {
                     let valid = format!("the session token is valid for {}", fmt_secs(secs(remaining)));
                     if f.config_current {
-                        return Decision::new(Plan::Reuse { remaining }, valid);
+                        return Decision::new(Plan::Reuse { token: t, remaining }, valid);
                     }
-                    if f.key_present {
+                    if f.key == KeyState::Usable {
                         return Decision::new(
-                            Plan::FinishConfig { remaining },
+                            Plan::FinishConfig { token: t, remaining },
                             format!(
                                 "{valid}, but `{}` lacks woci's entries for profile `{p}`; the next call writes them",
                                 f.config_file.display()
@@ -117,34 +140,38 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
                         );
                     }
                     // A token without a key it can be bound to is no session at all.
-                    let why = format!("{valid}, but no key pair for it exists");
-                    if f.renewal == RenewalKind::Federated {
-                        return federated_plan(f, force, why);
-                    }
-                    return idp_plan(f, force, why, now);
+                    return renew(f, force, None, format!("{valid}, but no key pair for it exists"), now);
                 }
             }
-            Some(c)
+            Some(t)
         }
     };
-    let why = match (force, claims) {
+    let why = match (force, token) {
         (Force::Login, _) => "a new login was asked for".to_owned(),
         (Force::Renew, _) => "a renewal was asked for".to_owned(),
         (Force::No, None) => "there is no session token".to_owned(),
-        (Force::No, Some(c)) if c.exp <= now => format!("the session token expired {} ago", fmt_secs(now - c.exp)),
-        (Force::No, Some(c)) => {
-            format!("the session token expires in {}, inside the safety window", fmt_secs(c.exp - now))
+        (Force::No, Some(t)) if t.claims.exp <= now => {
+            format!("the session token expired {} ago", fmt_secs(now - t.claims.exp))
+        }
+        (Force::No, Some(t)) => {
+            format!("the session token expires in {}, inside the safety window", fmt_secs(t.claims.exp - now))
         }
     };
-    match f.renewal {
-        RenewalKind::SessionRefresh => session_refresh_plan(f, force, claims, why, now),
-        RenewalKind::Idp => idp_plan(f, force, why, now),
-        RenewalKind::Federated => federated_plan(f, force, why),
+    renew(f, force, token, why, now)
+}
+
+/// The renewal the profile's mode makes.
+fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, why: String, now: i64) -> Decision<'s> {
+    match f.mode {
+        RenewMode::Login(cfg) => login_plan(f, cfg, force, why, now),
+        RenewMode::Federated(cfg) => federated_plan(f, cfg, force, why),
+        RenewMode::SessionRefresh(cfg) => session_refresh_plan(f, cfg, force, token, why, now),
+        RenewMode::Unusable(why) => Decision::impossible(exit::CONFIG, why.clone()),
     }
 }
 
 /// A federated profile never logs in; it can renew when its source can give a token.
-fn federated_plan(f: &SessionFacts, force: Force, why: String) -> Decision {
+fn federated_plan<'s>(f: &SessionFacts<'_>, cfg: &'s FederatedConfig, force: Force, why: String) -> Decision<'s> {
     if force == Force::Login {
         return Decision::impossible(
             exit::CONFIG,
@@ -154,16 +181,20 @@ fn federated_plan(f: &SessionFacts, force: Force, why: String) -> Decision {
     if let Some(problem) = &f.source_problem {
         return Decision::impossible(exit::SUBJECT_TOKEN, format!("{why}, and {problem}"));
     }
-    Decision::new(Plan::Exchange, format!("{why}; the next call exchanges a fresh token from the subject token source"))
+    Decision::new(
+        Plan::Exchange(cfg),
+        format!("{why}; the next call exchanges a fresh token from the subject token source"),
+    )
 }
 
-fn session_refresh_plan(
-    f: &SessionFacts,
+fn session_refresh_plan<'s>(
+    f: &SessionFacts<'_>,
+    cfg: &'s SessionRefreshConfig,
     force: Force,
-    claims: Option<&jwt::UpstClaims>,
+    token: Option<&'s Token>,
     why: String,
     now: i64,
-) -> Decision {
+) -> Decision<'s> {
     let p = &f.profile;
     let authenticate = format!("run `command oci session authenticate --profile {p}`");
     let config = f.config_file.display();
@@ -174,9 +205,15 @@ fn session_refresh_plan(
         }
         Some((ini, true)) => format!("profile `{p}` has no identity provider settings in `{}`", ini.display()),
     };
-    let not_configured = match f.config {
+    let not_configured = match &f.config {
         ConfigState::FileMissing => Some(format!("the OCI config `{config}` does not exist")),
-        ConfigState::ProfileMissing => Some(format!("profile `{p}` is not in the OCI config `{config}`")),
+        ConfigState::ProfileMissing(names) if names.is_empty() => {
+            Some(format!("profile `{p}` is not in the OCI config `{config}`, which has no profiles"))
+        }
+        ConfigState::ProfileMissing(names) => Some(format!(
+            "profile `{p}` is not in the OCI config `{config}` (it has {})",
+            names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
+        )),
         ConfigState::Present => None,
     };
     let setup = |what: String| {
@@ -193,16 +230,16 @@ fn session_refresh_plan(
     }
     let cannot =
         |what: String| Decision::impossible(exit::SESSION_EXPIRED, format!("{what}; {no_idp}, so {authenticate}"));
-    let Some(c) = claims else {
+    let Some(t) = token else {
         return match not_configured {
             Some(what) => setup(what),
             None => cannot(why),
         };
     };
-    if c.exp <= now {
+    if t.claims.exp <= now {
         return cannot(format!("{why} and OCI cannot refresh an expired session"));
     }
-    if let Some(end) = c.session_expiry().filter(|end| *end <= now) {
+    if let Some(end) = t.claims.session_expiry().filter(|end| *end <= now) {
         return cannot(format!("the OCI session reached its end (`sess_exp` {})", fmt_utc(end)));
     }
     if let Some(what) = not_configured {
@@ -211,15 +248,18 @@ fn session_refresh_plan(
     if f.oci.key_file.is_none() {
         return Decision::impossible(exit::CONFIG, format!("profile `{p}` has no `key_file` in `{config}`"));
     }
-    Decision::new(Plan::SessionRefresh, format!("{why}; the next call refreshes it through the OCI auth service"))
+    Decision::new(
+        Plan::SessionRefresh(cfg, t),
+        format!("{why}; the next call refreshes it through the OCI auth service"),
+    )
 }
 
-fn idp_plan(f: &SessionFacts, force: Force, why: String, now: i64) -> Decision {
+fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why: String, now: i64) -> Decision<'s> {
     let p = &f.profile;
     let r = &f.refresh;
     let login = |what: String| {
         Decision::new(
-            Plan::Login,
+            Plan::Login(cfg),
             format!("{what}; the next call opens a browser login (or run `woci session authenticate --profile {p}`)"),
         )
     };
@@ -254,19 +294,19 @@ fn idp_plan(f: &SessionFacts, force: Force, why: String, now: i64) -> Decision {
             }
             PassphraseInput::Prompt => {
                 return Decision::new(
-                    Plan::Refresh,
+                    Plan::Refresh(cfg),
                     format!("{why}; the next call asks for the passphrase and uses the stored refresh token"),
                 )
             }
             PassphraseInput::Env { .. } => {}
         }
     }
-    Decision::new(Plan::Refresh, format!("{why}; the next call uses the stored refresh token"))
+    Decision::new(Plan::Refresh(cfg), format!("{why}; the next call uses the stored refresh token"))
 }
 
 /// How fresh a token with these claims is at `now` (epoch seconds), with the safety window capped
 /// at half its lifetime.
-pub(crate) fn freshness(claims: &jwt::UpstClaims, window: Duration, now: i64) -> Freshness {
+pub fn freshness(claims: &jwt::UpstClaims, window: Duration, now: i64) -> Freshness {
     let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
     jwt::freshness(claims.exp, at, jwt::effective_window(claims, window))
 }

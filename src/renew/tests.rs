@@ -2,6 +2,7 @@
 //! the IdP and the token exchange, no sockets.
 
 use super::*;
+use crate::settings::Env;
 use crate::clock::ManualClock;
 use crate::error::exit;
 use crate::http::fake::FakeTransport;
@@ -48,8 +49,11 @@ impl World {
         all.extend_from_slice(args);
         all.extend_from_slice(&["os", "ns", "get"]);
         let inv = crate::cli::parse(all.iter().map(Into::into).collect()).unwrap();
-        let mut s = Settings::resolve(&inv, &env).unwrap();
-        s.interactive = false;
+        // Tests never have a person to log in (whatever the terminal says).
+        let mut s = Settings::resolve(&inv.flags, &inv.oci, &env, false).unwrap();
+        if let crate::settings::RenewMode::Login(c) = &mut s.mode {
+            c.interactive = false;
+        }
         s
     }
 
@@ -58,7 +62,11 @@ impl World {
     }
 
     fn renewer_with(&self, args: &[&str], transport: Arc<FakeTransport>) -> Renewer {
-        Renewer::new(Arc::new(self.settings(args)), Arc::new(self.clock.clone())).unwrap().with_transport(transport)
+        Renewer::new(&self.context(args)).with_transport(transport)
+    }
+
+    fn context(&self, args: &[&str]) -> Context {
+        Context::new(self.settings(args), Arc::new(self.clock.clone()), Env::new()).unwrap()
     }
 
     fn store(&self) -> SessionStore {
@@ -95,9 +103,11 @@ async fn a_valid_token_is_reused_without_any_request() {
     let w = World::new("");
     w.write_token(NOW + 3000);
     let t = working();
+    let key = w.home.path().join(".oci/k.pem");
+    std::fs::write(&key, crate::signer::tests::test_key().private_pem().unwrap().as_bytes()).unwrap();
     std::fs::write(
         w.home.path().join(".oci/config"),
-        "[P]\nkey_file = k\nsecurity_token_file = ~/.oci/sessions/P/token\nfingerprint = f\n",
+        format!("[P]\nkey_file = {}\nsecurity_token_file = ~/.oci/sessions/P/token\nfingerprint = f\n", key.display()),
     )
     .unwrap();
     let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
@@ -143,7 +153,8 @@ async fn a_token_written_without_its_config_is_completed_by_the_next_call_withou
     assert_eq!(s.action, Action::Reused);
     assert!(t.seen().is_empty(), "no network to finish a config");
     assert!(w.config().contains(&format!("fingerprint={}", key.fingerprint())), "{}", w.config());
-    assert!(w.renewer(t.clone()).facts().unwrap().config_current);
+    let ctx = w.context(&[]);
+    assert!(SessionFacts::read(&ctx.settings, &ctx.store).unwrap().config_current);
 
     // A token with no key pair beside it is no session: it is renewed, not completed.
     let w = World::new("");
@@ -263,8 +274,9 @@ async fn session_refresh_profiles_renew_through_the_auth_service() {
     });
     let env: HashMap<String, String> = [("HOME".to_owned(), w.home.path().display().to_string())].into();
     let inv = crate::cli::parse(["--profile", "S", "os", "ns", "get"].iter().map(Into::into).collect()).unwrap();
-    let settings = Arc::new(Settings::resolve(&inv, &env).unwrap());
-    let r = Renewer::new(settings, Arc::new(w.clock.clone())).unwrap().with_transport(t.clone());
+    let settings = Settings::resolve(&inv.flags, &inv.oci, &env, false).unwrap();
+    let ctx = Context::new(settings, Arc::new(w.clock.clone()), Env::new()).unwrap();
+    let r = Renewer::new(&ctx).with_transport(t.clone());
     let s = r.ensure(Force::No).await.unwrap();
     assert_eq!(s.action, Action::SessionRefreshed);
     assert_eq!(std::fs::read_to_string(&token_path).unwrap(), upst(NOW + 3600));

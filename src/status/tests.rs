@@ -2,7 +2,22 @@ use super::*;
 use crate::daemon::{DaemonState, Phase};
 use crate::error::exit;
 use crate::jwt::UpstClaims;
-use crate::renew::facts::SessionFacts;
+use crate::daemon::PidProbe;
+use crate::renew::facts::{testing, SessionFacts};
+use crate::settings::RenewMode;
+
+#[derive(Debug, Clone, Copy)]
+enum RenewalKind {
+    Idp,
+    SessionRefresh,
+}
+
+fn mode(k: RenewalKind) -> &'static RenewMode {
+    match k {
+        RenewalKind::Idp => testing::login(),
+        RenewalKind::SessionRefresh => testing::session_refresh(),
+    }
+}
 
 const NOW: i64 = 1_800_000_000;
 
@@ -22,21 +37,26 @@ fn no_daemon() -> DaemonInfo {
     DaemonInfo { probe: PidProbe::NotRunning { stale_pid: None }, state: None, state_error: None }
 }
 
-fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inputs {
-    Inputs { facts: SessionFacts::for_tests(token, renewal, rt), daemon: no_daemon(), origins: Default::default() }
+fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inputs<'static> {
+    Inputs {
+        facts: SessionFacts::for_tests(token, mode(renewal), rt),
+        daemon: no_daemon(),
+        origins: Default::default(),
+        fallback_profile: None,
+    }
 }
 
 fn valid() -> TokenInput {
-    TokenInput::Present(claims(NOW - 600, NOW + 3000))
+    testing::present(claims(NOW - 600, NOW + 3000))
 }
 fn expiring() -> TokenInput {
-    TokenInput::Present(claims(NOW - 3570, NOW + 30))
+    testing::present(claims(NOW - 3570, NOW + 30))
 }
 fn expired() -> TokenInput {
-    TokenInput::Present(claims(NOW - 4000, NOW - 400))
+    testing::present(claims(NOW - 4000, NOW - 400))
 }
 
-fn decide_of(i: &Inputs) -> (NextAction, u8) {
+fn decide_of(i: &Inputs<'_>) -> (&'static str, u8) {
     let r = assess(i, NOW);
     assert_eq!(r.usable, r.exit_code == 0);
     (r.next_action, r.exit_code)
@@ -47,7 +67,7 @@ fn valid_token_needs_nothing_whatever_the_refresh_token() {
     for rt in [RefreshTokenState::Absent, RefreshTokenState::Plain, RefreshTokenState::Encrypted] {
         for kind in [RenewalKind::Idp, RenewalKind::SessionRefresh] {
             let r = assess(&inputs(valid(), kind, rt), NOW);
-            assert_eq!((r.next_action, r.exit_code), (NextAction::None, 0));
+            assert_eq!((r.next_action, r.exit_code), ("none", 0));
             assert_eq!(r.token.state, "valid");
             assert_eq!(r.token.expires_in, Some(3000));
             assert!(r.reason.contains("valid for 50m00s"), "{}", r.reason);
@@ -60,17 +80,17 @@ fn idp_profile_with_a_stale_token() {
     for tok in [expiring(), expired(), TokenInput::Missing] {
         assert_eq!(
             decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Plain)),
-            (NextAction::Refresh, 0)
+            ("refresh", 0)
         );
         assert_eq!(
             decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Absent)),
-            (NextAction::Login, exit::LOGIN)
+            ("login", exit::LOGIN)
         );
         let mut i = inputs(tok, RenewalKind::Idp, RefreshTokenState::Plain);
-        i.refresh.expires_at = Some(NOW - 1);
-        assert_eq!(decide_of(&i), (NextAction::Login, exit::LOGIN), "expired refresh token");
-        i.refresh.expires_at = Some(NOW + 86_400);
-        assert_eq!(decide_of(&i), (NextAction::Refresh, 0));
+        i.facts.refresh.expires_at = Some(NOW - 1);
+        assert_eq!(decide_of(&i), ("login", exit::LOGIN), "expired refresh token");
+        i.facts.refresh.expires_at = Some(NOW + 86_400);
+        assert_eq!(decide_of(&i), ("refresh", 0));
     }
     assert_eq!(assess(&inputs(expiring(), RenewalKind::Idp, RefreshTokenState::Plain), NOW).token.state, "expiring");
     assert_eq!(assess(&inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain), NOW).token.state, "expired");
@@ -79,18 +99,18 @@ fn idp_profile_with_a_stale_token() {
 #[test]
 fn encrypted_refresh_token_and_its_passphrase() {
     let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Encrypted);
-    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::REFRESH_TOKEN_LOCKED), "no passphrase configured");
-    i.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: false };
-    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::CONFIG));
+    assert_eq!(decide_of(&i), ("impossible", exit::REFRESH_TOKEN_LOCKED), "no passphrase configured");
+    i.facts.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: false };
+    assert_eq!(decide_of(&i), ("impossible", exit::CONFIG));
     assert!(assess(&i, NOW).reason.contains("`WOCI_RT_PASSPHRASE`"));
-    i.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: true };
-    i.refresh.decryptable = Some(false);
-    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::REFRESH_TOKEN_LOCKED), "wrong passphrase");
-    i.refresh.decryptable = Some(true);
-    assert_eq!(decide_of(&i), (NextAction::Refresh, 0));
-    i.refresh.passphrase = PassphraseInput::Prompt;
-    i.refresh.decryptable = None;
-    assert_eq!(decide_of(&i), (NextAction::Refresh, 0));
+    i.facts.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: true };
+    i.facts.refresh.decryptable = Some(false);
+    assert_eq!(decide_of(&i), ("impossible", exit::REFRESH_TOKEN_LOCKED), "wrong passphrase");
+    i.facts.refresh.decryptable = Some(true);
+    assert_eq!(decide_of(&i), ("refresh", 0));
+    i.facts.refresh.passphrase = PassphraseInput::Prompt;
+    i.facts.refresh.decryptable = None;
+    assert_eq!(decide_of(&i), ("refresh", 0));
     let r = assess(&i, NOW);
     assert!(r.refresh_token.stored && r.refresh_token.encrypted);
     assert_eq!(r.refresh_token.passphrase, "prompt");
@@ -99,19 +119,19 @@ fn encrypted_refresh_token_and_its_passphrase() {
 #[test]
 fn session_refresh_profile() {
     let plain = RefreshTokenState::Absent;
-    assert_eq!(decide_of(&inputs(expiring(), RenewalKind::SessionRefresh, plain)), (NextAction::SessionRefresh, 0));
+    assert_eq!(decide_of(&inputs(expiring(), RenewalKind::SessionRefresh, plain)), ("session_refresh", 0));
     assert_eq!(
         decide_of(&inputs(expired(), RenewalKind::SessionRefresh, plain)),
-        (NextAction::Impossible, exit::SESSION_EXPIRED)
+        ("impossible", exit::SESSION_EXPIRED)
     );
     assert_eq!(
         decide_of(&inputs(TokenInput::Missing, RenewalKind::SessionRefresh, plain)),
-        (NextAction::Impossible, exit::SESSION_EXPIRED)
+        ("impossible", exit::SESSION_EXPIRED)
     );
     let mut c = claims(NOW - 3570, NOW + 30);
     c.sess_exp = Some(serde_json::Value::String(jwt::format_sess_exp(NOW - 5)));
-    let i = inputs(TokenInput::Present(c), RenewalKind::SessionRefresh, plain);
-    assert_eq!(decide_of(&i), (NextAction::Impossible, exit::SESSION_EXPIRED));
+    let i = inputs(testing::present(c), RenewalKind::SessionRefresh, plain);
+    assert_eq!(decide_of(&i), ("impossible", exit::SESSION_EXPIRED));
     let r = assess(&i, NOW);
     assert!(r.reason.contains("sess_exp") && r.reason.contains("oci session authenticate --profile P"), "{}", r.reason);
     assert_eq!(r.token.session_expires_at, Some(NOW - 5));
@@ -121,7 +141,7 @@ fn session_refresh_profile() {
 fn corrupt_token_is_exit_7() {
     let i = inputs(TokenInput::Corrupt("not a JWT".into()), RenewalKind::Idp, RefreshTokenState::Plain);
     let r = assess(&i, NOW);
-    assert_eq!((r.next_action, r.exit_code), (NextAction::Impossible, exit::CORRUPT_FILE));
+    assert_eq!((r.next_action, r.exit_code), ("impossible", exit::CORRUPT_FILE));
     assert_eq!(r.token.state, "corrupt");
     assert_eq!(r.token.error.as_deref(), Some("not a JWT"));
 }
@@ -129,8 +149,8 @@ fn corrupt_token_is_exit_7() {
 #[test]
 fn window_is_capped_for_short_tokens() {
     // A 10-second token with 8 s left is valid (the 60 s window is capped at half the lifetime).
-    let i = inputs(TokenInput::Present(claims(NOW - 2, NOW + 8)), RenewalKind::Idp, RefreshTokenState::Absent);
-    assert_eq!(decide_of(&i), (NextAction::None, 0));
+    let i = inputs(testing::present(claims(NOW - 2, NOW + 8)), RenewalKind::Idp, RefreshTokenState::Absent);
+    assert_eq!(decide_of(&i), ("none", 0));
 }
 
 #[test]
@@ -182,7 +202,7 @@ fn json_field_names_are_stable() {
     };
     assert_eq!(
         keys(&v),
-        "daemon,exit_code,next_action,now,profile,reason,refresh_token,renewal,schema,settings,token,usable"
+        "daemon,exit_code,fallback_profile,next_action,now,profile,reason,refresh_token,renewal,schema,settings,token,usable"
     );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,passphrase,stored");
@@ -200,8 +220,8 @@ fn json_field_names_are_stable() {
 #[test]
 fn text_report_mentions_every_section() {
     let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Encrypted);
-    i.refresh.passphrase = PassphraseInput::Env { var: "V".into(), set: true };
-    i.refresh.decryptable = Some(true);
+    i.facts.refresh.passphrase = PassphraseInput::Env { var: "V".into(), set: true };
+    i.facts.refresh.decryptable = Some(true);
     let r = assess(&i, NOW);
     let t = render_text(&r, &i.daemon);
     for needle in [

@@ -4,7 +4,8 @@
 use super::*;
 use crate::error::exit;
 use crate::jwt::UpstClaims;
-use crate::renew::facts::RefreshInput;
+use crate::renew::facts::{testing, KeyState, RefreshInput};
+use crate::settings::RenewMode;
 
 const NOW: i64 = 1_800_000_000;
 
@@ -12,44 +13,37 @@ fn claims(iat: i64, exp: i64) -> UpstClaims {
     UpstClaims { exp, iat: Some(iat), sub: None, tenant: None, sess_exp: None, jti: None, jwk: None }
 }
 fn valid() -> TokenInput {
-    TokenInput::Present(claims(NOW - 600, NOW + 3000))
+    testing::present(claims(NOW - 600, NOW + 3000))
 }
 fn expiring() -> TokenInput {
-    TokenInput::Present(claims(NOW - 3570, NOW + 30))
+    testing::present(claims(NOW - 3570, NOW + 30))
 }
 fn expired() -> TokenInput {
-    TokenInput::Present(claims(NOW - 4000, NOW - 400))
+    testing::present(claims(NOW - 4000, NOW - 400))
 }
 fn session_ended() -> TokenInput {
     let mut c = claims(NOW - 3570, NOW + 30);
     c.sess_exp = Some(serde_json::Value::String(jwt::format_sess_exp(NOW - 5)));
-    TokenInput::Present(c)
+    testing::present(c)
 }
 
+/// Which test mode a row uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Want {
-    Reuse,
-    FinishConfig,
-    Refresh,
-    Login,
+enum RenewalKind {
+    Idp,
     SessionRefresh,
-    Exchange,
-    Impossible,
+    Federated,
 }
 
-fn kind(p: Plan) -> Want {
-    match p {
-        Plan::Reuse { .. } => Want::Reuse,
-        Plan::FinishConfig { .. } => Want::FinishConfig,
-        Plan::Refresh => Want::Refresh,
-        Plan::Login => Want::Login,
-        Plan::SessionRefresh => Want::SessionRefresh,
-        Plan::Exchange => Want::Exchange,
-        Plan::Impossible { .. } => Want::Impossible,
+fn mode(k: RenewalKind) -> &'static RenewMode {
+    match k {
+        RenewalKind::Idp => testing::login(),
+        RenewalKind::SessionRefresh => testing::session_refresh(),
+        RenewalKind::Federated => testing::federated(),
     }
 }
 
-type Tweak = fn(&mut SessionFacts);
+type Tweak = fn(&mut SessionFacts<'static>);
 
 struct Row {
     name: &'static str,
@@ -58,12 +52,12 @@ struct Row {
     rt: RefreshTokenState,
     tweak: Tweak,
     force: Force,
-    want: Want,
+    want: &'static str,
     code: u8,
     reason_has: &'static str,
 }
 
-fn none(_: &mut SessionFacts) {}
+fn none(_: &mut SessionFacts<'static>) {}
 
 #[allow(clippy::too_many_arguments)]
 fn row(
@@ -73,7 +67,7 @@ fn row(
     rt: RefreshTokenState,
     tweak: Tweak,
     force: Force,
-    want: Want,
+    want: &'static str,
     code: u8,
     reason_has: &'static str,
 ) -> Row {
@@ -86,9 +80,9 @@ fn decision_table() {
     use RefreshTokenState::{Absent, Encrypted, Plain};
     use RenewalKind::{Federated as Fed, Idp, SessionRefresh as Sr};
     let rows = vec![
-        row("valid idp token", valid(), Idp, Plain, none, No, Want::Reuse, 0, "valid for 50m00s"),
-        row("valid token, no refresh token", valid(), Idp, Absent, none, No, Want::Reuse, 0, "valid"),
-        row("valid session-refresh token", valid(), Sr, Absent, none, No, Want::Reuse, 0, "valid"),
+        row("valid idp token", valid(), Idp, Plain, none, No, "none", 0, "valid for 50m00s"),
+        row("valid token, no refresh token", valid(), Idp, Absent, none, No, "none", 0, "valid"),
+        row("valid session-refresh token", valid(), Sr, Absent, none, No, "none", 0, "valid"),
         row(
             "config lacks woci's entries",
             valid(),
@@ -96,13 +90,13 @@ fn decision_table() {
             Plain,
             |f| f.config_current = false,
             No,
-            Want::FinishConfig,
+            "finish_config",
             0,
             "lacks woci's entries",
         ),
-        row("expiring + refresh token", expiring(), Idp, Plain, none, No, Want::Refresh, 0, "inside the safety window"),
-        row("expired + refresh token", expired(), Idp, Plain, none, No, Want::Refresh, 0, "expired 6m40s ago"),
-        row("missing + refresh token", TokenInput::Missing, Idp, Plain, none, No, Want::Refresh, 0, "no session token"),
+        row("expiring + refresh token", expiring(), Idp, Plain, none, No, "refresh", 0, "inside the safety window"),
+        row("expired + refresh token", expired(), Idp, Plain, none, No, "refresh", 0, "expired 6m40s ago"),
+        row("missing + refresh token", TokenInput::Missing, Idp, Plain, none, No, "refresh", 0, "no session token"),
         row(
             "no refresh token",
             expired(),
@@ -110,7 +104,7 @@ fn decision_table() {
             Absent,
             none,
             No,
-            Want::Login,
+            "login",
             exit::LOGIN,
             "no refresh token is stored",
         ),
@@ -121,7 +115,7 @@ fn decision_table() {
             Plain,
             |f| f.refresh.expires_at = Some(NOW - 1),
             No,
-            Want::Login,
+            "login",
             exit::LOGIN,
             "refresh token expired",
         ),
@@ -132,7 +126,7 @@ fn decision_table() {
             Plain,
             |f| f.refresh.expires_at = Some(NOW + 86_400),
             No,
-            Want::Refresh,
+            "refresh",
             0,
             "stored refresh token",
         ),
@@ -143,7 +137,7 @@ fn decision_table() {
             Encrypted,
             none,
             No,
-            Want::Impossible,
+            "impossible",
             exit::REFRESH_TOKEN_LOCKED,
             "no passphrase is configured",
         ),
@@ -154,7 +148,7 @@ fn decision_table() {
             Encrypted,
             |f| f.refresh.passphrase = PassphraseInput::Env { var: "V".into(), set: false },
             No,
-            Want::Impossible,
+            "impossible",
             exit::CONFIG,
             "`V`",
         ),
@@ -168,7 +162,7 @@ fn decision_table() {
                 f.refresh.decryptable = Some(false)
             },
             No,
-            Want::Impossible,
+            "impossible",
             exit::REFRESH_TOKEN_LOCKED,
             "does not open",
         ),
@@ -182,7 +176,7 @@ fn decision_table() {
                 f.refresh.decryptable = Some(true)
             },
             No,
-            Want::Refresh,
+            "refresh",
             0,
             "",
         ),
@@ -193,7 +187,7 @@ fn decision_table() {
             Encrypted,
             |f| f.refresh.passphrase = PassphraseInput::Prompt,
             No,
-            Want::Refresh,
+            "refresh",
             0,
             "asks for the passphrase",
         ),
@@ -204,7 +198,7 @@ fn decision_table() {
             Plain,
             none,
             No,
-            Want::Impossible,
+            "impossible",
             exit::CORRUPT_FILE,
             "corrupt file `/h/.oci/sessions/P/token`: not a JWT",
         ),
@@ -215,7 +209,7 @@ fn decision_table() {
             Plain,
             none,
             FLogin,
-            Want::Login,
+            "login",
             exit::LOGIN,
             "login was asked for",
         ),
@@ -226,12 +220,12 @@ fn decision_table() {
             Plain,
             none,
             Renew,
-            Want::Refresh,
+            "refresh",
             0,
             "renewal was asked for",
         ),
-        row("renewal asked, valid session token", valid(), Sr, Absent, none, Renew, Want::SessionRefresh, 0, ""),
-        row("login asked", valid(), Idp, Plain, none, FLogin, Want::Login, exit::LOGIN, ""),
+        row("renewal asked, valid session token", valid(), Sr, Absent, none, Renew, "session_refresh", 0, ""),
+        row("login asked", valid(), Idp, Plain, none, FLogin, "login", exit::LOGIN, ""),
         row(
             "no manager INI at all",
             TokenInput::Missing,
@@ -239,7 +233,7 @@ fn decision_table() {
             Absent,
             none,
             No,
-            Want::Impossible,
+            "impossible",
             exit::SESSION_EXPIRED,
             "no `woci_manager.ini` was found",
         ),
@@ -250,7 +244,7 @@ fn decision_table() {
             Absent,
             |f| f.manager_ini = Some(("/h/.oci/woci_manager.ini".into(), false)),
             No,
-            Want::Impossible,
+            "impossible",
             exit::SESSION_EXPIRED,
             "`/h/.oci/woci_manager.ini` has no `[P]` section",
         ),
@@ -261,11 +255,11 @@ fn decision_table() {
             Absent,
             none,
             FLogin,
-            Want::Impossible,
+            "impossible",
             exit::CONFIG,
             "cannot log in",
         ),
-        row("session refresh", expiring(), Sr, Absent, none, No, Want::SessionRefresh, 0, "OCI auth service"),
+        row("session refresh", expiring(), Sr, Absent, none, No, "session_refresh", 0, "OCI auth service"),
         row(
             "session expired",
             expired(),
@@ -273,7 +267,7 @@ fn decision_table() {
             Absent,
             none,
             No,
-            Want::Impossible,
+            "impossible",
             exit::SESSION_EXPIRED,
             "cannot refresh an expired session",
         ),
@@ -284,7 +278,7 @@ fn decision_table() {
             Absent,
             none,
             No,
-            Want::Impossible,
+            "impossible",
             exit::SESSION_EXPIRED,
             "command oci session authenticate --profile P",
         ),
@@ -295,7 +289,7 @@ fn decision_table() {
             Absent,
             none,
             No,
-            Want::Impossible,
+            "impossible",
             exit::SESSION_EXPIRED,
             "sess_exp",
         ),
@@ -306,7 +300,7 @@ fn decision_table() {
             Absent,
             |f| f.config = ConfigState::FileMissing,
             No,
-            Want::Impossible,
+            "impossible",
             exit::CONFIG,
             "`/h/.oci/config` does not exist",
         ),
@@ -315,9 +309,9 @@ fn decision_table() {
             TokenInput::Missing,
             Sr,
             Absent,
-            |f| f.config = ConfigState::ProfileMissing,
+            |f| f.config = ConfigState::ProfileMissing(vec![]),
             No,
-            Want::Impossible,
+            "impossible",
             exit::CONFIG,
             "not in the OCI config `/h/.oci/config`",
         ),
@@ -326,15 +320,15 @@ fn decision_table() {
             valid(),
             Idp,
             Plain,
-            |f| f.unusable = Some("missing `client_secret`".into()),
+            |f| f.mode = Box::leak(Box::new(RenewMode::Unusable("missing `client_secret`".into()))),
             No,
-            Want::Impossible,
+            "impossible",
             exit::CONFIG,
             "missing `client_secret`",
         ),
-        row("federated, valid", valid(), Fed, Absent, none, No, Want::Reuse, 0, "valid"),
-        row("federated, expired", expired(), Fed, Absent, none, No, Want::Exchange, 0, "subject token source"),
-        row("federated, no token", TokenInput::Missing, Fed, Absent, none, No, Want::Exchange, 0, ""),
+        row("federated, valid", valid(), Fed, Absent, none, No, "none", 0, "valid"),
+        row("federated, expired", expired(), Fed, Absent, none, No, "exchange", 0, "subject token source"),
+        row("federated, no token", TokenInput::Missing, Fed, Absent, none, No, "exchange", 0, ""),
         row(
             "federated, config lacks entries",
             valid(),
@@ -342,7 +336,7 @@ fn decision_table() {
             Absent,
             |f| f.config_current = false,
             No,
-            Want::FinishConfig,
+            "finish_config",
             0,
             "",
         ),
@@ -353,10 +347,10 @@ fn decision_table() {
             Absent,
             |f| {
                 f.config_current = false;
-                f.key_present = false
+                f.key = KeyState::Missing
             },
             No,
-            Want::Exchange,
+            "exchange",
             0,
             "no key pair",
         ),
@@ -367,7 +361,7 @@ fn decision_table() {
             Absent,
             |f| f.source_problem = Some("`TOK` is not set".into()),
             No,
-            Want::Impossible,
+            "impossible",
             exit::SUBJECT_TOKEN,
             "`TOK` is not set",
         ),
@@ -378,27 +372,27 @@ fn decision_table() {
             Absent,
             none,
             FLogin,
-            Want::Impossible,
+            "impossible",
             exit::CONFIG,
             "never logs in",
         ),
         row(
             "short token, capped window",
-            TokenInput::Present(claims(NOW - 2, NOW + 8)),
+            testing::present(claims(NOW - 2, NOW + 8)),
             Idp,
             Absent,
             none,
             No,
-            Want::Reuse,
+            "none",
             0,
             "",
         ),
     ];
     for r in rows {
-        let mut facts = SessionFacts::for_tests(r.token, r.renewal, r.rt);
+        let mut facts = SessionFacts::for_tests(r.token, mode(r.renewal), r.rt);
         (r.tweak)(&mut facts);
         let d = plan(&facts, r.force, NOW);
-        assert_eq!((kind(d.plan), d.exit_code()), (r.want, r.code), "{}: {}", r.name, d.reason);
+        assert_eq!((d.plan.name(), d.exit_code()), (r.want, r.code), "{}: {}", r.name, d.reason);
         assert!(d.reason.contains(r.reason_has), "{}: {:?} lacks {:?}", r.name, d.reason, r.reason_has);
         assert!(!d.reason.contains('\n'), "{}: one line", r.name);
     }
@@ -407,16 +401,17 @@ fn decision_table() {
 #[test]
 fn impossible_plans_become_errors_with_their_exit_code() {
     for (tweak, code) in [
-        ((|f: &mut SessionFacts| f.unusable = Some("x".into())) as Tweak, exit::CONFIG),
-        (|f: &mut SessionFacts| f.token = TokenInput::Corrupt("x".into()), exit::CORRUPT_FILE),
-        (|f: &mut SessionFacts| f.refresh.state = RefreshTokenState::Encrypted, exit::REFRESH_TOKEN_LOCKED),
-        (|f: &mut SessionFacts| f.renewal = RenewalKind::SessionRefresh, exit::SESSION_EXPIRED),
+        ((|f: &mut SessionFacts<'static>| f.mode = Box::leak(Box::new(RenewMode::Unusable("x".into())))) as Tweak, exit::CONFIG),
+        (|f: &mut SessionFacts<'static>| f.token = TokenInput::Corrupt("x".into()), exit::CORRUPT_FILE),
+        (|f: &mut SessionFacts<'static>| f.refresh.state = RefreshTokenState::Encrypted, exit::REFRESH_TOKEN_LOCKED),
+        (|f: &mut SessionFacts<'static>| f.mode = testing::session_refresh(), exit::SESSION_EXPIRED),
     ] {
-        let mut f = SessionFacts::for_tests(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
+        let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
         tweak(&mut f);
         let d = plan(&f, Force::No, NOW);
         let reason = d.reason.clone();
-        let e = d.into_error();
+        let Plan::Impossible { exit_code } = d.plan else { panic!("{reason}") };
+        let e = blocked(exit_code, d.reason);
         assert_eq!(e.exit_code(), code, "{reason}");
         assert_eq!(e.to_string(), reason);
     }
@@ -424,7 +419,7 @@ fn impossible_plans_become_errors_with_their_exit_code() {
 
 #[test]
 fn refresh_input_defaults_say_nothing_about_decryption() {
-    let f = SessionFacts::for_tests(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
+    let f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
     assert_eq!(
         f.refresh,
         RefreshInput {

@@ -1,4 +1,5 @@
-//! `woci_manager.ini`: where it is, and the selected profile's keys.
+//! `woci_manager.ini`: where it is, and the selected profile's keys (the known keys are the
+//! settings table's, [`super::table`]).
 //!
 //! Compatible with the Python woci (gtrevorrow/OCI-CLI-Tools):
 //! - path precedence: `--manager-config` > `WOCI_MANAGER_CONFIG` > `woci_manager.ini` beside the
@@ -15,6 +16,10 @@
 //!   Keys before the first section header make the file invalid, as they do for `configparser`.
 
 use crate::error::{Error, Result};
+
+fn is_secret(key: &str) -> bool {
+    super::table::SETTINGS.iter().any(|d| d.secret && d.name == key)
+}
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -23,43 +28,6 @@ pub const FILE_NAME: &str = "woci_manager.ini";
 
 /// The section merged under every profile's section.
 pub const COMMON_SECTION: &str = "COMMON";
-
-/// Every key woci (and the Python woci) reads from a manager INI section. Anything else is
-/// probably a typo: it is reported with the closest known key, and otherwise ignored.
-pub const KNOWN_KEYS: &[&str] = &[
-    "auth_client_id",
-    "auth_client_secret",
-    "auth_endpoint",
-    "authz_base_url",
-    "auto_refresh",
-    "client_id",
-    "client_secret",
-    "config_file",
-    "device_authorization_url",
-    "log_level",
-    "login_flow",
-    "login_timeout",
-    "native_oke",
-    "oci_command",
-    "oci_container_args",
-    "oci_container_image",
-    "oci_container_runtime",
-    "redirect_port",
-    "refresh_safety_window",
-    "refresh_token_passphrase_env",
-    "refresh_token_passphrase_prompt",
-    "refresh_token_reuse_grace",
-    "region",
-    "resign_hosts",
-    "scope",
-    "subject_token_audience",
-    "subject_token_source",
-    "token_exchange_url",
-    "token_url",
-];
-
-/// Keys whose values are secrets (never shown by `Debug`).
-const SECRET_KEYS: &[&str] = &["auth_client_secret", "client_secret"];
 
 /// Where the manager INI path came from; decides whether an unreadable file is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,49 +59,70 @@ impl Source {
 
 /// The selected profile's keys: `[COMMON]` with the profile's section merged over it.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct ManagerConfig {
+pub struct IniFile {
     /// The file read, if any.
     pub path: Option<PathBuf>,
     /// Whether the profile had its own section.
     pub has_profile_section: bool,
     /// Merged keys (lowercase).
     pub values: BTreeMap<String, String>,
+    /// Whether any section of the file sets a secret and the file is readable by group or others.
+    pub exposed_secrets: bool,
 }
 
-impl std::fmt::Debug for ManagerConfig {
+impl std::fmt::Debug for IniFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let values: BTreeMap<&str, &str> = self
             .values
             .iter()
-            .map(|(k, v)| (k.as_str(), if SECRET_KEYS.contains(&k.as_str()) { "[redacted]" } else { v.as_str() }))
+            .map(|(k, v)| (k.as_str(), if is_secret(k) { "[redacted]" } else { v.as_str() }))
             .collect();
-        f.debug_struct("ManagerConfig")
+        f.debug_struct("IniFile")
             .field("path", &self.path)
             .field("has_profile_section", &self.has_profile_section)
+            .field("exposed_secrets", &self.exposed_secrets)
             .field("values", &values)
             .finish()
     }
 }
 
-impl ManagerConfig {
-    /// One warning per key no woci reads, with the closest known key when there is one.
-    pub fn unknown_key_warnings(&self) -> Vec<String> {
-        let file = self.path.as_ref().map_or_else(|| "the manager config".to_owned(), |p| format!("`{}`", p.display()));
-        self.values
-            .keys()
-            .filter(|k| !KNOWN_KEYS.contains(&k.as_str()))
-            .map(|k| {
-                let best = KNOWN_KEYS
-                    .iter()
-                    .map(|known| (strsim::jaro_winkler(k, known), *known))
+impl IniFile {
+    /// Keys no woci reads, each with the closest known key when there is one.
+    pub fn near_misses(&self) -> Vec<(&str, &'static str)> {
+        self.unknown_keys()
+            .filter_map(|k| {
+                super::table::ini_keys()
+                    .map(|known| (strsim::jaro_winkler(k, known), known))
                     .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .filter(|(score, _)| *score > 0.8);
-                match best {
-                    Some((_, known)) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
-                    None => format!("unknown key `{k}` in {file} (ignored)"),
-                }
+                    .filter(|(score, _)| *score > 0.8)
+                    .map(|(_, known)| (k, known))
             })
             .collect()
+    }
+
+    fn unknown_keys(&self) -> impl Iterator<Item = &str> {
+        self.values.keys().map(String::as_str).filter(|k| !super::table::ini_keys().any(|known| known == *k))
+    }
+
+    /// One line per key no woci reads (with the closest known key), and one when the file holds
+    /// secrets others can read.
+    pub fn warnings(&self) -> Vec<String> {
+        let file = self.path.as_ref().map_or_else(|| "the manager config".to_owned(), |p| format!("`{}`", p.display()));
+        let near = self.near_misses();
+        let mut out: Vec<String> = self
+            .unknown_keys()
+            .map(|k| match near.iter().find(|(typo, _)| *typo == k) {
+                Some((_, known)) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
+                None => format!("unknown key `{k}` in {file} (ignored)"),
+            })
+            .collect();
+        if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
+            out.push(format!(
+                "{file} holds client secrets and other users can read it; run `chmod 600 {}`",
+                p.display()
+            ));
+        }
+        out
     }
 
     /// A key's value, if set and non-empty. `key` is matched case-insensitively.
@@ -181,7 +170,7 @@ pub fn locate(
 /// A file given by flag or environment that cannot be read is a configuration error; a discovered
 /// one that cannot be read yields an empty config. A file that can be read but is not valid INI is
 /// a configuration error whatever its source.
-pub fn load(path: &Path, source: Source, profile: &str) -> Result<ManagerConfig> {
+pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if source.explicit() => {
@@ -194,7 +183,7 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<ManagerConfig>
         }
         Err(e) => {
             tracing::debug!(path = %path.display(), error = %e, "ignoring unreadable manager config");
-            return Ok(ManagerConfig::default());
+            return Ok(IniFile::default());
         }
     };
     let text = String::from_utf8(bytes).map_err(|_| {
@@ -203,6 +192,17 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<ManagerConfig>
     let mut cfg = parse_str(&text, profile)
         .map_err(|reason| Error::Config(format!("invalid manager config `{}`: {reason}", path.display())))?;
     cfg.path = Some(path.to_owned());
+    // Like oci's warning about its own config: secrets in a file others can read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+        cfg.exposed_secrets &= !private;
+    }
+    #[cfg(not(unix))]
+    {
+        cfg.exposed_secrets = false;
+    }
     Ok(cfg)
 }
 
@@ -214,8 +214,19 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// Parses INI text and merges `[COMMON]` under `[profile]`. `path` is left `None`.
-pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig, String> {
+/// The profile sections of the manager INI at `path` (not `[COMMON]`); none when it cannot be read.
+pub fn section_names(path: Option<&Path>) -> Vec<String> {
+    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else { return Vec::new() };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    match ini::Ini::load_from_str(text) {
+        Ok(parsed) => parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Parses INI text and merges `[COMMON]` under `[profile]`. `path` is left `None`;
+/// `exposed_secrets` says whether any section sets a secret (mode not yet considered).
+pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let opt = ini::ParseOption {
         enabled_quote: false,
@@ -232,6 +243,9 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig
     let mut common: BTreeMap<String, String> = BTreeMap::new();
     let mut own: BTreeMap<String, String> = BTreeMap::new();
     let mut has_profile_section = false;
+    // Any section setting a secret (the file then deserves mode 0600; `load` checks the mode).
+    let sets_secrets =
+        parsed.iter().any(|(_, props)| props.iter().any(|(k, v)| is_secret(&k.trim().to_ascii_lowercase()) && !v.trim().is_empty()));
     for (name, props) in parsed.iter() {
         let Some(name) = name else { continue };
         let name = name.trim();
@@ -255,7 +269,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<ManagerConfig
     let own = interpolate(&own);
     let mut values = common;
     values.extend(own);
-    Ok(ManagerConfig { path: None, has_profile_section, values })
+    Ok(IniFile { path: None, has_profile_section, values, exposed_secrets: sets_secrets })
 }
 
 /// `configparser`'s basic interpolation within one section: `%%` → `%`, `%(key)s` → that key's
@@ -481,7 +495,7 @@ token_url = https://other.example/token
             assert!(msg.contains("missing.ini") && msg.contains("no such file"), "{msg}");
         }
         for source in [Source::BesideOciConfig, Source::Home] {
-            assert_eq!(load(&missing, source, "p").unwrap(), ManagerConfig::default());
+            assert_eq!(load(&missing, source, "p").unwrap(), IniFile::default());
         }
     }
 

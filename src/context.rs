@@ -1,0 +1,36 @@
+//! What one invocation works with: its resolved settings, the profile's session folder, the clock
+//! and the environment it started with. `app` builds it once and hands it to every mode (the
+//! renewer, status, the daemon, the OKE answer, the auto-refresh supervisor), so none of them
+//! reaches for these through another.
+
+use crate::clock::SharedClock;
+use crate::error::Result;
+use crate::settings::{Env, Settings};
+use crate::store::SessionStore;
+use std::sync::Arc;
+
+/// The invocation's context.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The resolved settings.
+    pub settings: Arc<Settings>,
+    /// The profile's session folder.
+    pub store: SessionStore,
+    /// The clock.
+    pub clock: SharedClock,
+    /// The environment woci started with.
+    pub env: Arc<Env>,
+}
+
+impl Context {
+    /// The context of `settings`' profile.
+    pub fn new(settings: Settings, clock: SharedClock, env: Env) -> Result<Context> {
+        let store = SessionStore::new(&settings.home, &settings.profile)?;
+        Ok(Context { settings: Arc::new(settings), store, clock, env: Arc::new(env) })
+    }
+
+    /// The current time, epoch seconds.
+    pub fn now(&self) -> i64 {
+        self.clock.unix()
+    }
+}

@@ -1,0 +1,166 @@
+//! Renewal of a login profile: the IdP's refresh grant (or an interactive login), then the token
+//! exchange bound to the profile's stable key. The grant is a critical section: from sending it
+//! until the rotated refresh token is durably stored, SIGINT/SIGTERM/SIGHUP are held.
+
+use super::facts::SessionFacts;
+use super::{failpoint, Action, Renewer, Session};
+use crate::critical;
+use crate::error::{Error, Result};
+use crate::exchange;
+use crate::http::Http;
+use crate::oidc::{self, IdpTokens, LoginOptions};
+use crate::secret::SecretString;
+use crate::settings::{LoginConfig, PassphraseSource};
+use std::time::Duration;
+
+/// Refresh grant (`login == false`, falling back to a login when the IdP refuses the refresh
+/// token and a person is there) or login, then exchange, token and config.
+pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'_>, login: bool) -> Result<Session> {
+    let (key, key_path) = r.store.load_or_create_key(facts.oci.key_file.as_deref())?;
+    let http = r.http().await?;
+    // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
+    let passphrase = passphrase(r, cfg).await?;
+    let (tokens, action) = if login {
+        (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
+    } else {
+        match r.store.read_refresh_token(passphrase.as_ref())? {
+            Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
+                Ok(t) => (t, Action::Refreshed),
+                Err(e) if e.needs_login() && r.allow_login && cfg.interactive => {
+                    tracing::warn!(
+                        "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
+                        r.settings.profile
+                    );
+                    (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
+                }
+                // No one to log in: one line that says both why and what to do.
+                Err(e) if e.needs_login() => return Err(login_impossible(r, Some(&e))),
+                Err(e) => return Err(e),
+            },
+            None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
+        }
+    };
+    let upst = exchange::exchange(http, &cfg.exchange, &tokens.access_token, &key.spki_b64()).await?;
+    failpoint("renew::after_exchange");
+    let claims = r.check_new_token(&upst, &key, "token exchange")?;
+    r.write_token(facts, &upst)?;
+    r.write_config(facts, &claims, &key, &key_path)?;
+    failpoint("renew::after_config_written");
+    Ok(Session { token: upst, claims, action })
+}
+
+async fn refresh_grant(
+    r: &Renewer,
+    http: &Http,
+    cfg: &LoginConfig,
+    rt: &SecretString,
+    passphrase: Option<&SecretString>,
+) -> Result<IdpTokens> {
+    // Spending the refresh token where its successor cannot be stored would lose the session.
+    r.store.check_writable()?;
+    let _held = critical::hold();
+    failpoint("renew::before_grant");
+    let tokens = oidc::refresh(http, &cfg.idp, rt).await?;
+    failpoint("renew::after_grant");
+    keep_refresh_token(r, &tokens, passphrase).await;
+    failpoint("renew::after_refresh_token_stored");
+    Ok(tokens)
+}
+
+/// Stores a new refresh token: retried, and as a last resort saved to the rescue file the store
+/// reads next time, with one line saying where. Never dropped.
+async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<&SecretString>) {
+    let Some(rt) = &tokens.refresh_token else { return };
+    let mut delay = Duration::from_millis(100);
+    let mut last = None;
+    for _ in 0..3 {
+        match r.store.write_refresh_token(rt, passphrase) {
+            Ok(()) => {
+                let expiry = tokens.refresh_expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
+                if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
+                    tracing::warn!("cannot record the refresh token's expiry: {e}");
+                }
+                return;
+            }
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 4;
+    }
+    let err = last.map(|e| e.to_string()).unwrap_or_default();
+    let profile = &r.settings.profile;
+    match r.store.write_rescue(rt, passphrase) {
+        Ok(path) => tracing::warn!(
+            "cannot store the new refresh token of profile `{profile}` ({err}); it is saved in `{}` and used from there until the session folder can be written",
+            path.display()
+        ),
+        Err(e) => tracing::error!(
+            "cannot store the new refresh token of profile `{profile}` ({err}) nor save it elsewhere ({e}); the next renewal will need a login"
+        ),
+    }
+}
+
+/// Why a needed login cannot happen here (a background renewal, or no terminal).
+fn login_impossible(r: &Renewer, cause: Option<&Error>) -> Error {
+    let p = &r.settings.profile;
+    let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
+    if !r.allow_login {
+        return Error::Login(format!(
+            "profile `{p}` needs a new login{cause}, which a background renewal cannot do; run `woci session authenticate --profile {p}`"
+        ));
+    }
+    Error::Login(format!(
+        "interactive login required for profile `{p}`{cause} but no terminal is attached; run `woci session authenticate --profile {p}` in a terminal"
+    ))
+}
+
+async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&SecretString>) -> Result<IdpTokens> {
+    if !r.allow_login {
+        return Err(login_impossible(r, None));
+    }
+    let opts = LoginOptions {
+        open_browser: cfg.open_browser,
+        browser_command: cfg.browser_command.clone(),
+        timeout: cfg.login_timeout,
+        interactive: cfg.interactive,
+        profile: r.settings.profile.clone(),
+        on_url: None,
+    };
+    r.store.check_writable()?;
+    let _held = critical::hold();
+    let tokens = if cfg.device_login {
+        oidc::device::login(http, &cfg.idp, &cfg.device, &opts).await?
+    } else {
+        oidc::login(http, &cfg.idp, &opts).await?
+    };
+    keep_refresh_token(r, &tokens, passphrase).await;
+    Ok(tokens)
+}
+
+/// The refresh token passphrase, asked at most once per process.
+async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretString>> {
+    r.passphrase
+        .get_or_try_init(|| async {
+            match &cfg.passphrase {
+                PassphraseSource::None => Ok(None),
+                PassphraseSource::Env { var, value } => match value {
+                    None => Err(Error::Config(format!("`{var}` (named by `refresh_token_passphrase_env`) is not set"))),
+                    Some(v) if v.expose().is_empty() => {
+                        tracing::warn!("`{var}` is empty; the refresh token is stored unencrypted");
+                        Ok(None)
+                    }
+                    Some(v) => Ok(Some(v.clone())),
+                },
+                PassphraseSource::Prompt => {
+                    let prompt = format!("woci: refresh token passphrase for profile `{}`: ", r.settings.profile);
+                    let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+                        .await
+                        .map_err(|e| Error::Other(e.to_string()))?
+                        .map_err(|e| Error::Login(format!("cannot ask for the refresh token passphrase: {e}")))?;
+                    Ok(if p.is_empty() { None } else { Some(SecretString::from(p)) })
+                }
+            }
+        })
+        .await
+        .cloned()
+}

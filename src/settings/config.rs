@@ -1,0 +1,352 @@
+//! The typed configurations resolution produces: how the profile renews ([`RenewMode`], one type
+//! per mode, consumed by the renewal plan and executor), the subject token source of federated
+//! profiles, container mode, and the operational settings.
+
+use super::Env;
+use crate::secret::SecretString;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// How the profile's session is renewed.
+#[derive(Debug, Clone)]
+pub enum RenewMode {
+    /// OIDC refresh grant (or an interactive login) at the IdP, then the token exchange.
+    Login(Box<LoginConfig>),
+    /// CI / workload federation: a fresh JWT from the source, exchanged at every renewal.
+    Federated(Box<FederatedConfig>),
+    /// No IdP: renew through the OCI auth service (`oci session authenticate` profiles).
+    SessionRefresh(SessionRefreshConfig),
+    /// The profile's woci settings are incomplete or invalid (why). Only commands that never renew
+    /// (`--status`, `--daemon-status`, `--stop-daemon`) get this far; `--status` reports it.
+    Unusable(String),
+}
+
+/// The IdP client: authorization code + PKCE login, refresh grant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdpConfig {
+    /// Full authorize endpoint URL (`authz_base_url`).
+    pub authorize_url: Url,
+    /// Token endpoint (`token_url`).
+    pub token_url: Url,
+    /// `auth_client_id`.
+    pub client_id: String,
+    /// `auth_client_secret` (public clients have none).
+    pub client_secret: Option<SecretString>,
+    /// Scopes (`scope`, space separated); must include `offline_access` for refresh tokens.
+    pub scopes: Vec<String>,
+    /// Loopback port for `http://127.0.0.1:<port>/callback`; `0` picks a free port (tests).
+    pub redirect_port: u16,
+    /// `refresh_token_reuse_grace`: how long after sending a refresh grant the IdP still accepts
+    /// the same refresh token (0: it must never be sent twice).
+    pub reuse_grace: Duration,
+}
+
+/// The identity domain's token exchange client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeConfig {
+    /// `token_exchange_url`.
+    pub url: Url,
+    /// `client_id`.
+    pub client_id: String,
+    /// `client_secret`.
+    pub client_secret: SecretString,
+}
+
+/// Which interactive login to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LoginFlow {
+    /// Browser when one can be opened here, else device code (when a terminal is attached).
+    #[default]
+    Auto,
+    /// Always the browser (Authorization Code + PKCE).
+    Browser,
+    /// Always the device code.
+    Device,
+}
+
+/// The device-login settings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// The flow asked for (`login_flow`, `--device-code`).
+    pub flow: LoginFlow,
+    /// `device_authorization_url`, when configured (else discovered).
+    pub authorization_url: Option<Url>,
+}
+
+/// Where the refresh token passphrase comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PassphraseSource {
+    /// Refresh tokens are stored in plain text (mode 0600).
+    None,
+    /// The named environment variable holds it.
+    Env {
+        /// The variable's name.
+        var: String,
+        /// Its value, when set.
+        value: Option<SecretString>,
+    },
+    /// Ask on the terminal.
+    Prompt,
+}
+
+/// A login/refresh profile.
+#[derive(Debug, Clone)]
+pub struct LoginConfig {
+    /// The IdP client.
+    pub idp: IdpConfig,
+    /// The exchange client.
+    pub exchange: ExchangeConfig,
+    /// Device-code login.
+    pub device: DeviceConfig,
+    /// A login uses a device code (asked for, or a terminal without a browser here).
+    pub device_login: bool,
+    /// Open a browser for the login (false with `--no-browser`).
+    pub open_browser: bool,
+    /// `BROWSER`, if set.
+    pub browser_command: Option<OsString>,
+    /// How long a login may take.
+    pub login_timeout: Duration,
+    /// A person can be asked to log in: stderr is a terminal, or a `BROWSER` command is set.
+    pub interactive: bool,
+    /// The refresh token passphrase.
+    pub passphrase: PassphraseSource,
+}
+
+/// A federated profile (`subject_token_source`).
+#[derive(Debug, Clone)]
+pub struct FederatedConfig {
+    /// Where the JWT comes from.
+    pub source: SubjectTokenSource,
+    /// The environment variables the source reads.
+    pub env: SourceEnv,
+    /// `subject_token_audience`, for the GitHub Actions ID-token service.
+    pub audience: String,
+    /// The exchange client.
+    pub exchange: ExchangeConfig,
+}
+
+/// A profile renewed through the OCI auth service.
+#[derive(Debug, Clone, Default)]
+pub struct SessionRefreshConfig {
+    /// `auth_endpoint` / `WOCI_AUTH_ENDPOINT`; else derived from the region.
+    pub auth_endpoint: Option<Url>,
+}
+
+/// The GitHub Actions ID-token service's URL variable.
+pub const GH_URL_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+/// The GitHub Actions ID-token service's bearer variable (a secret).
+pub const GH_TOKEN_VAR: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+
+/// Where the subject JWT comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SubjectTokenSource {
+    /// The GitHub Actions OIDC ID-token service.
+    GithubActions,
+    /// An environment variable.
+    Env(String),
+    /// A file, re-read at every renewal.
+    File(PathBuf),
+    /// A program run without a shell.
+    Command {
+        /// Program and arguments.
+        argv: Vec<String>,
+    },
+}
+
+/// The forms a source may take, for configuration errors.
+pub const VALID_FORMS: &str = "`github-actions`, `env:NAME`, `file:PATH` or `command:CMDLINE`";
+
+impl SubjectTokenSource {
+    /// Parses `github-actions`, `env:NAME`, `file:PATH` or `command:CMDLINE`. The reason on
+    /// failure never repeats a command line (its arguments may hold credentials).
+    pub fn parse(value: &str, home: &Path) -> Result<SubjectTokenSource, String> {
+        let v = value.trim();
+        if v == "github-actions" {
+            return Ok(SubjectTokenSource::GithubActions);
+        }
+        let (kind, rest) = v.split_once(':').unwrap_or((v, ""));
+        let rest = rest.trim();
+        let unknown = || {
+            let shown: String = kind.chars().take(40).collect();
+            format!("is not a subject token source (`{}:…`); valid forms are {VALID_FORMS}", shown.escape_debug())
+        };
+        if !v.contains(':') {
+            return Err(unknown());
+        }
+        let forms = |why: String| format!("{why}; valid forms are {VALID_FORMS}");
+        match kind.trim() {
+            "env" => super::rules::env_name(rest).map(SubjectTokenSource::Env).map_err(|why| forms(format!("`env:` {why}"))),
+            "file" if rest.is_empty() => Err(forms("names no file after `file:`".into())),
+            "file" => Ok(SubjectTokenSource::File(super::rules::path(rest, home))),
+            "command" => super::rules::command(rest)
+                .map(|argv| SubjectTokenSource::Command { argv })
+                .map_err(|why| format!("the command line after `command:` {why}")),
+            _ => Err(unknown()),
+        }
+    }
+
+    /// The source as shown in messages. A command shows only its program: its arguments may
+    /// carry credentials.
+    pub fn describe(&self) -> String {
+        match self {
+            SubjectTokenSource::GithubActions => "github-actions".into(),
+            SubjectTokenSource::Env(n) => format!("env:{n}"),
+            SubjectTokenSource::File(p) => format!("file:{}", p.display()),
+            SubjectTokenSource::Command { argv } => {
+                let more = if argv.len() > 1 { " …" } else { "" };
+                format!("command:{}{more}", argv[0])
+            }
+        }
+    }
+
+    /// The environment variables the source reads (secrets: kept from children and hooks).
+    pub fn env_names(&self) -> Vec<&str> {
+        match self {
+            SubjectTokenSource::GithubActions => vec![GH_URL_VAR, GH_TOKEN_VAR],
+            SubjectTokenSource::Env(name) => vec![name.as_str()],
+            SubjectTokenSource::File(_) | SubjectTokenSource::Command { .. } => Vec::new(),
+        }
+    }
+
+    /// Why the source cannot give a token now, judged from local facts only (a variable unset, a
+    /// file missing); `None` when it may (a command or the ID-token service are only known by
+    /// asking). The renewal plan and `--status` use it; the renewal itself still asks the source.
+    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
+        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
+        match self {
+            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
+                .into_iter()
+                .find(|v| unset(v))
+                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)")),
+            SubjectTokenSource::Env(name) => {
+                unset(name).then(|| format!("the environment variable `{name}` is not set"))
+            }
+            SubjectTokenSource::File(p) => match std::fs::metadata(p) {
+                Err(_) => Some(format!("cannot read `{}`: no such file", p.display())),
+                Ok(m) if m.is_dir() => Some(format!("`{}` is a folder, not a file", p.display())),
+                Ok(_) => None,
+            },
+            SubjectTokenSource::Command { .. } => None,
+        }
+    }
+}
+
+impl fmt::Debug for SubjectTokenSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.describe())
+    }
+}
+
+/// The environment variables a source reads, captured once with the settings. `Debug` shows the
+/// names, never the values.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SourceEnv(Env);
+
+impl fmt::Debug for SourceEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("SourceEnv").field(&names).finish()
+    }
+}
+
+impl SourceEnv {
+    /// The variables `source` reads, from `env`.
+    pub fn capture(source: &SubjectTokenSource, env: &Env) -> SourceEnv {
+        SourceEnv(source.env_names().into_iter().filter_map(|n| Some((n.to_owned(), env.get(n)?.clone()))).collect())
+    }
+
+    /// The captured variables.
+    pub fn vars(&self) -> &Env {
+        &self.0
+    }
+}
+
+/// Which runtime runs the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuntimeKind {
+    /// Docker (Engine or Desktop).
+    Docker,
+    /// Podman.
+    Podman,
+}
+
+impl RuntimeKind {
+    /// The kind of a runtime program (`docker`, `/usr/bin/podman`, `docker.exe`).
+    pub fn of_program(program: &OsStr) -> Option<RuntimeKind> {
+        let name = Path::new(program).file_name()?.to_str()?;
+        match name.strip_suffix(".exe").unwrap_or(name) {
+            "docker" => Some(RuntimeKind::Docker),
+            "podman" => Some(RuntimeKind::Podman),
+            _ => None,
+        }
+    }
+}
+
+/// The home the official image's user has; woci sets `HOME` to it in the container.
+pub const CONTAINER_HOME: &str = "/oracle";
+/// Where the OCI config folder is mounted in the container.
+pub const CONTAINER_OCI_DIR: &str = "/oracle/.oci";
+
+/// Container mode (`oci_container_image`): `oci` runs from this image.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerConfig {
+    /// The image.
+    pub image: String,
+    /// The runtime program (`docker`, `podman`, or a path to one).
+    pub runtime: OsString,
+    /// Its kind.
+    pub kind: RuntimeKind,
+    /// Extra `run` arguments (`oci_container_args`), split as a shell would.
+    pub extra_args: Vec<String>,
+}
+
+/// What woci does to help operate the session: metrics, hooks, warnings, fallback.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpsConfig {
+    /// `metrics_file`.
+    pub metrics_file: Option<PathBuf>,
+    /// `on_renewal_failure`, split.
+    pub on_renewal_failure: Option<Vec<String>>,
+    /// `on_expiring`, split.
+    pub on_expiring: Option<Vec<String>>,
+    /// `expiring_warning`.
+    pub expiring_warning: Duration,
+    /// `fallback_profile`.
+    pub fallback_profile: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<SubjectTokenSource, String> {
+        SubjectTokenSource::parse(s, Path::new("/home/u"))
+    }
+
+    #[test]
+    fn sources_parse_in_every_form_and_errors_list_the_forms() {
+        assert_eq!(parse("github-actions").unwrap(), SubjectTokenSource::GithubActions);
+        assert_eq!(parse("env:CI_JOB_JWT").unwrap(), SubjectTokenSource::Env("CI_JOB_JWT".into()));
+        assert_eq!(parse("file:~/tok").unwrap(), SubjectTokenSource::File("/home/u/tok".into()));
+        let SubjectTokenSource::Command { argv } = parse("command:my-idp --aud 'a b'").unwrap() else { panic!() };
+        assert_eq!(argv, ["my-idp", "--aud", "a b"]);
+        for bad in ["gitlab", "env:", "env:1X", "env:A-B", "file:", "s3:bucket"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("`env:NAME`"), "{bad}: {e}");
+        }
+        for bad in ["command:", "command:fetch --secret 's3cr3t", "comand:fetch --secret s3cr3t"] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains("command:") || e.contains("comand:"), "{e}");
+            assert!(!e.contains("s3cr3t"), "{e}");
+        }
+    }
+
+    #[test]
+    fn command_messages_show_only_the_program() {
+        assert_eq!(parse("command:fetch --secret s3cr3t").unwrap().describe(), "command:fetch …");
+    }
+}

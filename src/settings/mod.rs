@@ -1,0 +1,263 @@
+//! Settings: the command line's woci flags, the environment and the manager INI become one typed
+//! [`Settings`] value, validated once, so the rest of woci never looks at argv, env or INI. This
+//! layer imports only the leaf modules (errors, secrets, files, logging levels).
+//!
+//! - [`table`]: every setting once (flag, variable, INI key, default, type, secrecy, help);
+//! - [`rules`]: the one parsing rule per value type (URL, duration, path, …);
+//! - [`ini`]: `woci_manager.ini`; [`oci_cli_rc`]: oci's own settings file;
+//! - [`config`]: the typed per-mode configurations resolution produces ([`RenewMode`]);
+//! - [`resolve`]: precedence and validation.
+//!
+//! Precedence for every woci setting: flag > environment variable > manager INI (`[COMMON]` merged
+//! under the profile's section) > default. The profile is `--profile` > `OCI_CLI_PROFILE` >
+//! `oci_cli_rc`'s `default_profile` > `DEFAULT`; the OCI config file is `--config-file` >
+//! `OCI_CLI_CONFIG_FILE` > INI `config_file` > `~/.oci/config`. [`Settings::origins`] records
+//! where each setting came from, for messages and `--status`.
+
+pub mod config;
+pub mod ini;
+pub mod oci_cli_rc;
+mod resolve;
+pub mod rules;
+pub mod table;
+
+pub use config::*;
+pub use table::Key;
+
+use crate::realm::NoProxy;
+use crate::secret::SecretString;
+use std::collections::{BTreeMap, HashMap};
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// A snapshot of the environment, so resolution is a pure function in tests.
+pub type Env = HashMap<String, String>;
+
+/// The default safety window before `exp` for plain runs (the Python woci's reuse margin).
+pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);
+/// The default safety window while a child runs (`--auto-refresh`, daemon).
+pub const DEFAULT_AUTO_WINDOW: Duration = Duration::from_secs(600);
+
+/// woci's flags as the command line gave them, by setting; parsed by the settings' rules at
+/// resolution. Values are held as secrets (some are; a path may be any bytes the OS allows);
+/// `Debug` shows only the non-secret ones, and serde carries them only through the daemon's stdin.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Flags(BTreeMap<Key, crate::secret::Secret<Vec<u8>>>);
+
+impl Flags {
+    /// Sets `key`'s flag value.
+    pub fn set(&mut self, key: Key, value: impl Into<OsString>) {
+        self.0.insert(key, crate::secret::Secret::new(value.into().into_encoded_bytes()));
+    }
+
+    /// `key`'s flag value as text, when the flag was given (and is UTF-8, which the command line
+    /// splitter makes sure of for every flag but paths).
+    pub fn get(&self, key: Key) -> Option<&str> {
+        self.0.get(&key).and_then(|v| std::str::from_utf8(v.expose()).ok())
+    }
+
+    /// `key`'s flag value as the OS gave it (a path).
+    pub fn get_os(&self, key: Key) -> Option<OsString> {
+        // SAFETY: the bytes came from `OsString::into_encoded_bytes` in `set`, on this platform.
+        self.0.get(&key).map(|v| unsafe { OsString::from_encoded_bytes_unchecked(v.expose().clone()) })
+    }
+
+    /// Whether no flag was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Flags {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.0.iter().map(|(k, v)| {
+            let d = table::def(*k);
+            (d.name, if d.secret { "[redacted]".into() } else { String::from_utf8_lossy(v.expose()) })
+        });
+        f.debug_map().entries(shown).finish()
+    }
+}
+
+impl serde::Serialize for Flags {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(k, v)| (k, String::from_utf8_lossy(v.expose()))))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Flags {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let m = BTreeMap::<Key, String>::deserialize(d)?;
+        Ok(Flags(m.into_iter().map(|(k, v)| (k, crate::secret::Secret::new(v.into_bytes()))).collect()))
+    }
+}
+
+/// What the `oci` arguments say about the profile; read only, the arguments are never changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct OciView {
+    /// `--profile`.
+    pub profile: Option<String>,
+    /// `--config-file`.
+    pub config_file: Option<PathBuf>,
+    /// `--region`.
+    pub region: Option<String>,
+    /// `--auth`.
+    pub auth: Option<String>,
+    /// `--cert-bundle`.
+    pub cert_bundle: Option<PathBuf>,
+    /// `--endpoint`.
+    pub endpoint: Option<String>,
+    /// `--cli-rc-file` / `--defaults-file`: oci's `oci_cli_rc`.
+    pub cli_rc_file: Option<PathBuf>,
+    /// The oci command words (`os`, `object`, `put`), for `oci_cli_rc` keys such as
+    /// `os.object.put.endpoint`.
+    pub words: Vec<String>,
+    /// An option that looks like a mistyped `--profile`, `--config-file`, … (what was typed, what
+    /// was probably meant): errors then say so.
+    pub lookalike: Option<(String, String)>,
+}
+
+/// Where a setting's value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A command-line flag.
+    Flag(&'static str),
+    /// An environment variable.
+    Env(&'static str),
+    /// The manager INI (its path).
+    Ini(PathBuf),
+}
+
+impl Origin {
+    /// For messages: "the `--token-url` flag", "`/h/.oci/woci_manager.ini`".
+    pub fn describe(&self) -> String {
+        match self {
+            Origin::Flag(name) => format!("the `--{name}` flag"),
+            Origin::Env(var) => format!("the `{var}` environment variable"),
+            Origin::Ini(path) => format!("`{}`", path.display()),
+        }
+    }
+
+    /// For JSON: `flag --token-url`, `env WOCI_OCI_COMMAND`, `/h/.oci/woci_manager.ini`.
+    pub fn plain(&self) -> String {
+        match self {
+            Origin::Flag(name) => format!("flag --{name}"),
+            Origin::Env(var) => format!("env {var}"),
+            Origin::Ini(path) => path.display().to_string(),
+        }
+    }
+}
+
+/// Everything woci needs to know, resolved.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The OCI profile.
+    pub profile: String,
+    /// Whether `--profile` was on the command line (else woci adds it for `oci`).
+    pub profile_on_cli: bool,
+    /// The OCI config file.
+    pub oci_config_file: PathBuf,
+    /// Whether `oci` will find that config file by itself (flag, env or the default path).
+    pub oci_config_file_implicit: bool,
+    /// The region, if known from flag, env, `oci_cli_rc` or INI (the config's is read at renewal).
+    pub region: Option<String>,
+    /// `--auth` / `OCI_CLI_AUTH` / `oci_cli_rc`, if given.
+    pub auth: Option<String>,
+    /// The service endpoint `oci` will use (`--endpoint` > `OCI_CLI_ENDPOINT` > `oci_cli_rc`):
+    /// the re-signing proxy re-signs its host.
+    pub endpoint: Option<String>,
+    /// The user's home folder (`~/.oci/sessions` lives there).
+    pub home: PathBuf,
+    /// The manager INI that was read, and whether it has a section for the profile.
+    pub ini_file: Option<(PathBuf, bool)>,
+    /// How to renew.
+    pub mode: RenewMode,
+    /// Safety window before `exp`.
+    pub window: Duration,
+    /// `--auto-refresh` (flag or INI).
+    pub auto_refresh: bool,
+    /// Whether the re-signing proxy runs beside an auto-refreshed child.
+    pub resign_proxy: bool,
+    /// Extra `host[:port]` the proxy re-signs besides OCI realm hosts.
+    pub resign_hosts: Vec<String>,
+    /// The proxy's connection cap, when set.
+    pub proxy_max_connections: Option<usize>,
+    /// The `oci` program.
+    pub oci_command: OsString,
+    /// Which setting chose the `oci` program, for the not-found message.
+    pub oci_command_source: String,
+    /// Container mode: `oci` runs from this image instead of `oci_command`.
+    pub container: Option<ContainerConfig>,
+    /// Answer `ce cluster generate-token` natively.
+    pub native_oke: bool,
+    /// Metrics, hooks, warnings, fallback.
+    pub ops: OpsConfig,
+    /// Log level (`--log-level` / INI), before `RUST_LOG`.
+    pub log_level: Option<String>,
+    /// woci's debug logging.
+    pub debug: bool,
+    /// CA bundles to trust besides the system roots (`--cert-bundle`, `OCI_CLI_CERT_BUNDLE`,
+    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`).
+    pub extra_ca_files: Vec<PathBuf>,
+    /// The user's HTTPS proxy, for woci's own requests and the proxy's upstream connections.
+    pub upstream_proxy: Option<Url>,
+    /// The user's `NO_PROXY`.
+    pub no_proxy: NoProxy,
+    /// What the `oci` arguments said.
+    pub oci: OciView,
+    /// Environment variables that hold woci's secrets (the passphrase variable, `WOCI_*PASSPHRASE*`,
+    /// a subject token source's variables): never passed to a child or a hook.
+    pub secret_env: Vec<String>,
+    /// Where each setting not at its default came from (setting name → origin).
+    pub origins: BTreeMap<&'static str, Origin>,
+    /// Warnings found while resolving (unknown INI keys, a readable INI holding secrets).
+    pub warnings: Vec<String>,
+}
+
+impl Settings {
+    /// Whether the profile has woci IdP settings (else it is an `oci session authenticate` profile).
+    pub fn has_idp(&self) -> bool {
+        matches!(self.mode, RenewMode::Login(_) | RenewMode::Federated(_))
+    }
+
+    /// Whether woci manages the session at all: only for `security_token` auth (the default it adds).
+    pub fn manages_session(&self) -> bool {
+        self.auth.as_deref().is_none_or(|a| a == "security_token")
+    }
+
+    /// The client secrets of the profile's mode (for the `--debug` redactor).
+    pub fn client_secrets(&self) -> Vec<&SecretString> {
+        match &self.mode {
+            RenewMode::Login(c) => c.idp.client_secret.iter().chain([&c.exchange.client_secret]).collect(),
+            RenewMode::Federated(c) => vec![&c.exchange.client_secret],
+            RenewMode::SessionRefresh(_) | RenewMode::Unusable(_) => Vec::new(),
+        }
+    }
+
+    /// The `oci` arguments woci prepends: `--profile P` when the command line did not name one,
+    /// `--config-file F` when only the manager INI named it, `--auth security_token` when no auth
+    /// was given. The user's arguments follow untouched.
+    pub fn oci_prefix_args(&self) -> Vec<OsString> {
+        let mut v = Vec::new();
+        if !self.profile_on_cli {
+            v.push("--profile".into());
+            v.push(self.profile.clone().into());
+        }
+        if !self.oci_config_file_implicit {
+            v.push("--config-file".into());
+            v.push(self.oci_config_file.clone().into_os_string());
+        }
+        if self.auth.is_none() {
+            v.push("--auth".into());
+            v.push("security_token".into());
+        }
+        v
+    }
+}
+
+/// Refuses profile names that would escape `~/.oci/sessions` or break a message line.
+pub fn validate_profile(p: &str) -> crate::Result<()> {
+    rules::profile(p).map(drop).map_err(crate::Error::Config)
+}

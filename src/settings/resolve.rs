@@ -1,0 +1,438 @@
+//! Resolution: precedence (flag > environment > INI > default), the one rule per value type, and
+//! the typed per-mode configuration. Every value read from a flag, a variable or the INI records
+//! its [`Origin`]; every error names the setting, where its value came from, and what is wrong.
+
+use super::config::*;
+use super::ini::{self, IniFile};
+use super::table::{def, Key, Kind};
+use super::{rules, Env, Flags, OciView, Origin, Settings, DEFAULT_AUTO_WINDOW, DEFAULT_WINDOW};
+use crate::error::{Error, Result};
+use crate::realm::NoProxy;
+use crate::secret::SecretString;
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// Looks settings up by precedence and parses them by their type's rule, noting origins.
+struct Lookup<'a> {
+    flags: &'a Flags,
+    env: &'a Env,
+    ini: &'a IniFile,
+    home: &'a Path,
+    origins: RefCell<BTreeMap<&'static str, Origin>>,
+}
+
+impl Lookup<'_> {
+    /// The raw text of `key` (trimmed, non-empty) and where it came from.
+    fn raw(&self, key: Key) -> Option<(String, Origin)> {
+        let d = def(key);
+        let nonempty = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+        let found = d
+            .flag
+            .and_then(|f| Some((nonempty(self.flags.get(key)?)?, Origin::Flag(f.long))))
+            .or_else(|| d.env.and_then(|var| Some((nonempty(self.env.get(var)?)?, Origin::Env(var)))))
+            .or_else(|| {
+                let path = self.ini.path.clone()?;
+                d.ini.then(|| self.ini.get(d.name)).flatten().and_then(nonempty).map(|v| (v, Origin::Ini(path)))
+            });
+        if let Some((_, origin)) = &found {
+            self.origins.borrow_mut().insert(d.name, origin.clone());
+        }
+        found
+    }
+
+    fn present(&self, key: Key) -> bool {
+        self.raw(key).is_some()
+    }
+
+    /// `key` parsed by `rule`; the error names the setting, its origin and (unless secret) the value.
+    fn get<T>(&self, key: Key, rule: impl Fn(&str) -> std::result::Result<T, String>) -> Result<Option<T>> {
+        let Some((value, origin)) = self.raw(key) else { return Ok(None) };
+        rule(&value).map(Some).map_err(|why| {
+            let d = def(key);
+            // Secrets, and command lines (their arguments may hold credentials), are never echoed.
+            let echo = !d.secret && !matches!(d.kind, Kind::Source | Kind::Command);
+            let got = if echo { format!(", got `{}`", value.escape_debug()) } else { String::new() };
+            Error::Config(format!("`{}` from {} {why}{got}", d.name, origin.describe()))
+        })
+    }
+
+    /// `key` parsed by `rule`, else its table default parsed the same way.
+    fn or_default<T>(&self, key: Key, rule: impl Fn(&str) -> std::result::Result<T, String>) -> Result<T> {
+        match self.get(key, &rule)? {
+            Some(v) => Ok(v),
+            None => rule(def(key).default).map_err(|why| Error::Config(format!("default of `{}` {why}", def(key).name))),
+        }
+    }
+
+    fn text(&self, key: Key) -> Option<String> {
+        self.raw(key).map(|(v, _)| v)
+    }
+
+    fn secret(&self, key: Key) -> Option<SecretString> {
+        self.text(key).map(SecretString::from)
+    }
+
+    fn url(&self, key: Key) -> Result<Option<Url>> {
+        self.get(key, rules::url)
+    }
+
+    fn duration(&self, key: Key) -> Result<Option<Duration>> {
+        self.get(key, rules::duration)
+    }
+
+    fn boolean(&self, key: Key) -> Result<bool> {
+        self.or_default(key, rules::boolean)
+    }
+
+    fn path(&self, key: Key) -> Option<PathBuf> {
+        self.text(key).map(|p| rules::path(p, self.home))
+    }
+
+    fn command(&self, key: Key) -> Result<Option<Vec<String>>> {
+        self.get(key, rules::command)
+    }
+
+    fn choice(&self, key: Key) -> Result<&'static str> {
+        let Kind::Choice(words) = def(key).kind else {
+            return Err(Error::Config(format!("`{}` is not a choice", def(key).name)));
+        };
+        self.or_default(key, |v| rules::choice(v, words))
+    }
+}
+
+impl Settings {
+    /// Resolves the settings of one invocation: woci's `flags`, what the `oci` arguments say
+    /// (`oci`), and the environment. With `never_renews` (status and daemon controls) incomplete
+    /// woci settings become [`RenewMode::Unusable`] instead of an error.
+    pub fn resolve(flags: &Flags, oci: &OciView, env: &Env, never_renews: bool) -> Result<Settings> {
+        let home = env
+            .get("HOME")
+            .filter(|h| !h.is_empty())
+            .map(PathBuf::from)
+            .or_else(dirs::home_dir)
+            .ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
+        let nonempty = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
+
+        // oci's own choices: the profile, the config file, and `oci_cli_rc`'s defaults.
+        let rc = super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home)?;
+        let profile_on_cli = oci.profile.is_some();
+        let profile = oci
+            .profile
+            .clone()
+            .or_else(|| nonempty("OCI_CLI_PROFILE"))
+            .or_else(|| rc.default_profile())
+            .unwrap_or_else(|| "DEFAULT".to_owned());
+        let profile = rules::profile(&profile).map_err(Error::Config)?;
+        let rc_value = |key: &str| rc.value(&profile, &oci.words, key);
+        let explicit_config = oci
+            .config_file
+            .clone()
+            .or_else(|| nonempty("OCI_CLI_CONFIG_FILE").map(PathBuf::from))
+            .map(|p| rules::path(p, &home));
+        let default_config = home.join(".oci").join("config");
+
+        // The manager INI is found from the flag, the variable, or beside the OCI config.
+        let bootstrap = IniFile::default();
+        let pre = Lookup { flags, env, ini: &bootstrap, home: &home, origins: RefCell::default() };
+        // A path may be any bytes the OS allows: read the flag as given.
+        let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
+            Some(p) => Some((rules::path(p, &home), Origin::Flag("manager-config"))),
+            None => pre.raw(Key::ManagerConfig).map(|(p, o)| (rules::path(p, &home), o)),
+        };
+        let (by_flag, by_env) = match &given {
+            Some((p, Origin::Flag(_))) => (Some(p.as_path()), None),
+            Some((p, _)) => (None, Some(p.as_path())),
+            None => (None, None),
+        };
+        let ini = match ini::locate(by_flag, by_env, explicit_config.as_deref().unwrap_or(&default_config), &home) {
+            Some((path, source)) => ini::load(&path, source, &profile)?,
+            None => IniFile::default(),
+        };
+        let l = Lookup { flags, env, ini: &ini, home: &home, origins: pre.origins };
+        let warnings = ini.warnings();
+
+        let (oci_config_file, oci_config_file_implicit) = match explicit_config {
+            Some(p) => (p, true),
+            None => match l.path(Key::ConfigFile) {
+                Some(p) => (p, false),
+                None => (default_config, true),
+            },
+        };
+        let region = oci
+            .region
+            .clone()
+            .or_else(|| nonempty("OCI_CLI_REGION"))
+            .or_else(|| rc_value("region"))
+            .or_else(|| l.text(Key::Region));
+        let auth = oci.auth.clone().or_else(|| nonempty("OCI_CLI_AUTH")).or_else(|| rc_value("auth"));
+        let endpoint = oci.endpoint.clone().or_else(|| nonempty("OCI_CLI_ENDPOINT")).or_else(|| rc_value("endpoint"));
+
+        let auto_refresh = l.boolean(Key::AutoRefresh)?;
+        let window = l.duration(Key::RefreshSafetyWindow)?.unwrap_or(if auto_refresh {
+            DEFAULT_AUTO_WINDOW
+        } else {
+            DEFAULT_WINDOW
+        });
+
+        let mode = match resolve_mode(&l, env, &profile) {
+            Ok(mode) => mode,
+            // Commands that never renew still work (and `--status` says what is wrong).
+            Err(Error::Config(why)) if never_renews => RenewMode::Unusable(why),
+            Err(e) => return Err(e),
+        };
+
+        let (oci_command, oci_command_source) = match l.raw(Key::OciCommand) {
+            Some((c, origin)) => (OsString::from(c), format!("`oci_command` (from {})", origin.describe())),
+            None => ("oci".into(), "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".to_owned()),
+        };
+
+        let mut extra_ca_files = Vec::new();
+        for p in [
+            oci.cert_bundle.clone(),
+            nonempty("OCI_CLI_CERT_BUNDLE").map(PathBuf::from),
+            rc_value("cert-bundle").map(PathBuf::from),
+            nonempty("REQUESTS_CA_BUNDLE").map(PathBuf::from),
+            nonempty("SSL_CERT_FILE").map(PathBuf::from),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let p = rules::path(p, &home);
+            if !extra_ca_files.contains(&p) {
+                extra_ca_files.push(p);
+            }
+        }
+
+        let upstream_proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+            .iter()
+            .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()))
+            .map(|v| {
+                let v = v.trim();
+                let v = if v.contains("://") { v.to_owned() } else { format!("http://{v}") };
+                // The URL may carry credentials: the error names neither it nor the parse detail.
+                Url::parse(&v).map_err(|_| Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into()))
+            })
+            .transpose()?;
+        let no_proxy =
+            NoProxy::parse(&["NO_PROXY", "no_proxy"].iter().find_map(|k| env.get(*k)).cloned().unwrap_or_default());
+
+        let ops = OpsConfig {
+            metrics_file: l.path(Key::MetricsFile),
+            on_renewal_failure: l.command(Key::OnRenewalFailure)?,
+            on_expiring: l.command(Key::OnExpiring)?,
+            expiring_warning: l.or_default(Key::ExpiringWarning, rules::duration)?,
+            fallback_profile: l.get(Key::FallbackProfile, rules::profile)?.filter(|f| *f != profile),
+        };
+        let log_level = match l.raw(Key::LogLevel) {
+            Some(_) => Some(l.choice(Key::LogLevel)?.to_owned()),
+            None => None,
+        };
+        let mut secret_env: Vec<String> = env
+            .keys()
+            .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))
+            .cloned()
+            .collect();
+        match &mode {
+            RenewMode::Login(c) => {
+                if let PassphraseSource::Env { var, .. } = &c.passphrase {
+                    secret_env.push(var.clone());
+                }
+            }
+            RenewMode::Federated(c) => {
+                secret_env.extend(c.source.env_names().into_iter().filter(|n| *n != GH_URL_VAR).map(str::to_owned))
+            }
+            RenewMode::SessionRefresh(_) | RenewMode::Unusable(_) => {}
+        }
+        secret_env.sort();
+        secret_env.dedup();
+
+        Ok(Settings {
+            container: resolve_container(&l, env)?,
+            native_oke: l.boolean(Key::NativeOke)?,
+            resign_proxy: l.boolean(Key::ResignProxy)?,
+            resign_hosts: l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default(),
+            proxy_max_connections: l.get(Key::ProxyMaxConnections, rules::count)?,
+            debug: l.boolean(Key::Debug)?,
+            ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
+            origins: l.origins.take(),
+            profile,
+            profile_on_cli,
+            oci_config_file,
+            oci_config_file_implicit,
+            region,
+            auth,
+            endpoint,
+            home,
+            mode,
+            window,
+            auto_refresh,
+            oci_command,
+            oci_command_source,
+            ops,
+            log_level,
+            extra_ca_files,
+            upstream_proxy,
+            no_proxy,
+            oci: oci.clone(),
+            secret_env,
+            warnings,
+        })
+    }
+}
+
+/// The keys a login profile needs.
+const LOGIN_KEYS: [Key; 7] =
+    [Key::AuthzBaseUrl, Key::TokenUrl, Key::AuthClientId, Key::ClientId, Key::ClientSecret, Key::Scope, Key::RedirectPort];
+
+fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
+    let missing_error = |what: String, missing: &[Key]| {
+        let where_ = l.ini.path.as_ref().map_or_else(|| "woci_manager.ini".to_owned(), |p| format!("`{}`", p.display()));
+        let names: Vec<String> = missing.iter().map(|k| format!("`{}`", def(*k).name)).collect();
+        let typos: Vec<String> = l
+            .ini
+            .near_misses()
+            .into_iter()
+            .filter(|(_, known)| missing.iter().any(|k| def(*k).name == *known))
+            .map(|(typo, known)| format!("`{typo}` there is not a woci key: did you mean `{known}`?"))
+            .collect();
+        let hint = if typos.is_empty() { String::new() } else { format!("; {}", typos.join("; ")) };
+        Error::Config(format!("profile `{profile}` {what} {} (set them in {where_} or as flags){hint}", names.join(", ")))
+    };
+
+    if let Some(source) = l.get(Key::SubjectTokenSource, |v| SubjectTokenSource::parse(v, l.home))? {
+        let url_key = if l.present(Key::TokenExchangeUrl) { Key::TokenExchangeUrl } else { Key::TokenUrl };
+        let missing: Vec<Key> =
+            [url_key, Key::ClientId, Key::ClientSecret].into_iter().filter(|k| !l.present(*k)).collect();
+        if !missing.is_empty() {
+            let missing: Vec<Key> =
+                missing.into_iter().map(|k| if k == Key::TokenUrl { Key::TokenExchangeUrl } else { k }).collect();
+            return Err(missing_error("has `subject_token_source` but lacks".into(), &missing));
+        }
+        return Ok(RenewMode::Federated(Box::new(FederatedConfig {
+            env: SourceEnv::capture(&source, env),
+            source,
+            audience: l.or_default(Key::SubjectTokenAudience, |v| Ok(v.trim().to_owned()))?,
+            exchange: exchange(l, l.url(url_key)?.ok_or_else(|| missing_error("lacks".into(), &[url_key]))?),
+        })));
+    }
+
+    let present: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| l.present(*k)).collect();
+    if present.is_empty() {
+        return Ok(RenewMode::SessionRefresh(SessionRefreshConfig { auth_endpoint: l.url(Key::AuthEndpoint)? }));
+    }
+    let missing: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| !present.contains(k)).collect();
+    if !missing.is_empty() {
+        return Err(missing_error("lacks required settings".into(), &missing));
+    }
+    let need_url = |k: Key| l.url(k)?.ok_or_else(|| missing_error("lacks required settings".into(), &[k]));
+    let token_url = need_url(Key::TokenUrl)?;
+    let exchange_url = l.url(Key::TokenExchangeUrl)?.unwrap_or_else(|| token_url.clone());
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
+    let device = DeviceConfig {
+        flow: match l.choice(Key::LoginFlow)? {
+            "browser" => LoginFlow::Browser,
+            "device" | "device_code" => LoginFlow::Device,
+            _ => LoginFlow::Auto,
+        },
+        authorization_url: l.url(Key::DeviceAuthorizationUrl)?,
+    };
+    let passphrase = if l.boolean(Key::PassphrasePrompt)? {
+        PassphraseSource::Prompt
+    } else {
+        match l.get(Key::PassphraseEnv, rules::env_name)? {
+            // Set but empty means "store unencrypted" (a renewal warns); unset is an error when
+            // the refresh token is encrypted.
+            Some(var) => PassphraseSource::Env { value: env.get(&var).map(|v| SecretString::from(v.as_str())), var },
+            None => PassphraseSource::None,
+        }
+    };
+    Ok(RenewMode::Login(Box::new(LoginConfig {
+        idp: IdpConfig {
+            authorize_url: need_url(Key::AuthzBaseUrl)?,
+            client_id: l.text(Key::AuthClientId).unwrap_or_default(),
+            client_secret: l.secret(Key::AuthClientSecret),
+            scopes: l.text(Key::Scope).unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
+            redirect_port: l.get(Key::RedirectPort, rules::port)?.unwrap_or_default(),
+            reuse_grace: l.or_default(Key::RefreshTokenReuseGrace, rules::duration)?,
+            token_url,
+        },
+        exchange: exchange(l, exchange_url),
+        device_login: match device.flow {
+            LoginFlow::Device => true,
+            LoginFlow::Browser => false,
+            LoginFlow::Auto => terminal && !browser_possible(env, cfg!(target_os = "linux")),
+        },
+        device,
+        open_browser: l.boolean(Key::OpenBrowser)?,
+        interactive: terminal || browser_command.is_some(),
+        browser_command,
+        login_timeout: l.or_default(Key::LoginTimeout, rules::duration)?,
+        passphrase,
+    })))
+}
+
+/// The exchange client (its keys were checked to be present).
+fn exchange(l: &Lookup<'_>, url: Url) -> ExchangeConfig {
+    ExchangeConfig {
+        url,
+        client_id: l.text(Key::ClientId).unwrap_or_default(),
+        client_secret: l.secret(Key::ClientSecret).unwrap_or_else(|| SecretString::from("")),
+    }
+}
+
+/// Whether a browser can be opened here: `BROWSER` set, or not an SSH session and (on Linux) a
+/// display.
+fn browser_possible(env: &Env, linux: bool) -> bool {
+    let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        return true;
+    }
+    if set("SSH_CONNECTION") || set("SSH_TTY") {
+        return false;
+    }
+    !linux || set("DISPLAY") || set("WAYLAND_DISPLAY")
+}
+
+fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig>> {
+    let image = l.get(Key::OciContainerImage, |v| {
+        if v.starts_with('-') || v.contains(char::is_whitespace) {
+            Err("must be one image name".to_owned())
+        } else {
+            Ok(v.to_owned())
+        }
+    })?;
+    let Some(image) = image else { return Ok(None) };
+    let configured = l.get(Key::OciContainerRuntime, |v| {
+        let argv = rules::command(v)?;
+        let kind = RuntimeKind::of_program(argv[0].as_ref())
+            .ok_or_else(|| "must be `docker` or `podman` (or a path to one)".to_owned())?;
+        Ok((OsString::from(&argv[0]), kind))
+    })?;
+    let (runtime, kind) = configured.unwrap_or_else(|| {
+        let runtime = default_runtime(env.get("PATH").map(String::as_str));
+        let kind = RuntimeKind::of_program(&runtime).unwrap_or(RuntimeKind::Docker);
+        (runtime, kind)
+    });
+    let extra_args = l.command(Key::OciContainerArgs)?.unwrap_or_default();
+    Ok(Some(ContainerConfig { image, runtime, kind, extra_args }))
+}
+
+/// The first of `docker`, `podman` found on `path`; `docker` when neither is (running it then
+/// fails with "not found" naming `oci_container_runtime`).
+fn default_runtime(path: Option<&str>) -> OsString {
+    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
+    for name in ["docker", "podman"] {
+        if dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name))) {
+            return name.into();
+        }
+    }
+    "docker".into()
+}
+
+#[cfg(test)]
+mod tests;

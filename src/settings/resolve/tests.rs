@@ -1,0 +1,179 @@
+use super::*;
+
+/// Resolves for profile `P` with `ini` as `~/.oci/woci_manager.ini` and `flags`.
+fn resolve_with(ini: &str, flags: &[(Key, &str)], env: &[(&str, &str)], never_renews: bool) -> Result<Settings> {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    std::fs::write(home.path().join(".oci/woci_manager.ini"), format!("[P]\n{ini}")).unwrap();
+    let mut f = Flags::default();
+    for (k, v) in flags {
+        f.set(*k, *v);
+    }
+    let mut e: Env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    e.insert("HOME".into(), home.path().display().to_string());
+    let oci = OciView { profile: Some("P".into()), ..OciView::default() };
+    Settings::resolve(&f, &oci, &e, never_renews)
+}
+
+const LOGIN: &str = "authz_base_url = https://idp/authorize\ntoken_url = https://idp/token\nauth_client_id = a\n\
+client_id = c\nclient_secret = s\nscope = openid offline_access\nredirect_port = 8181\n";
+
+#[test]
+fn login_mode_needs_all_required_keys() {
+    let err = resolve_with("token_url = https://idp/token\n", &[], &[], false).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("`authz_base_url`") && msg.contains("`client_secret`"), "{msg}");
+    assert!(!msg.contains("`token_url`"), "{msg}");
+    assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
+    // Commands that never renew get an unusable mode instead.
+    let s = resolve_with("token_url = https://idp/token\n", &[], &[], true).unwrap();
+    assert!(matches!(s.mode, RenewMode::Unusable(ref why) if why.contains("`authz_base_url`")));
+}
+
+#[test]
+fn a_misspelled_key_is_named_in_the_missing_keys_error() {
+    let ini = LOGIN.replace("client_secret", "client_secert");
+    let msg = resolve_with(&ini, &[], &[], false).unwrap_err().to_string();
+    assert!(msg.contains("`client_secert`") && msg.contains("did you mean `client_secret`"), "{msg}");
+    let s = resolve_with(&format!("{LOGIN}token_uri = x\n"), &[], &[], false).unwrap();
+    assert!(s.warnings.iter().any(|w| w.contains("`token_uri`") && w.contains("`token_url`")), "{:?}", s.warnings);
+}
+
+#[test]
+fn no_idp_keys_means_session_refresh() {
+    let s = resolve_with("", &[], &[("WOCI_AUTH_ENDPOINT", "http://127.0.0.1:1")], false).unwrap();
+    let RenewMode::SessionRefresh(c) = s.mode else { panic!("expected session refresh") };
+    assert!(c.auth_endpoint.is_some());
+    assert_eq!(s.origins["auth_endpoint"], Origin::Env("WOCI_AUTH_ENDPOINT"));
+}
+
+#[test]
+fn exchange_url_defaults_to_token_url_and_ports_are_checked() {
+    let s = resolve_with(LOGIN, &[], &[], false).unwrap();
+    let RenewMode::Login(c) = &s.mode else { panic!("expected login mode") };
+    assert_eq!(c.exchange.url, c.idp.token_url);
+    assert_eq!(c.idp.scopes, ["openid", "offline_access"]);
+    let err = resolve_with(&LOGIN.replace("8181", "0"), &[], &[], false).unwrap_err().to_string();
+    assert!(err.contains("`redirect_port`") && err.contains("1-65535") && err.contains("woci_manager.ini"), "{err}");
+}
+
+#[test]
+fn every_url_setting_is_held_to_https_or_loopback() {
+    for key in ["token_url", "authz_base_url", "token_exchange_url", "device_authorization_url"] {
+        let ini = format!("{LOGIN}{key} = http://idp.example/x\n");
+        let err = resolve_with(&ini, &[], &[], false).unwrap_err().to_string();
+        assert!(err.contains(&format!("`{key}`")) && err.contains("https://"), "{key}: {err}");
+    }
+    let err = resolve_with(LOGIN, &[(Key::TokenUrl, "http://idp.example/t")], &[], false).unwrap_err().to_string();
+    assert!(err.contains("the `--token-url` flag"), "{err}");
+}
+
+#[test]
+fn flags_beat_the_environment_which_beats_the_ini() {
+    let ini = format!("{LOGIN}refresh_safety_window = 120\noci_command = /ini/oci\n");
+    let s = resolve_with(&ini, &[], &[("WOCI_OCI_COMMAND", "/env/oci")], false).unwrap();
+    assert_eq!(s.window, Duration::from_secs(120));
+    assert_eq!(s.oci_command, "/env/oci");
+    let s = resolve_with(&ini, &[(Key::RefreshSafetyWindow, "10m")], &[], false).unwrap();
+    assert_eq!(s.window, Duration::from_secs(600));
+    assert_eq!(s.origins["refresh_safety_window"], Origin::Flag("refresh-safety-window"));
+    assert!(matches!(s.origins["oci_command"], Origin::Ini(_)));
+    let s = resolve_with(LOGIN, &[(Key::AutoRefresh, "true")], &[], false).unwrap();
+    assert_eq!(s.window, DEFAULT_AUTO_WINDOW);
+}
+
+#[test]
+fn federation_needs_only_the_exchange_app() {
+    let ini = "subject_token_source = env:CI_JOB_JWT_V2\ntoken_exchange_url = https://idcs.example/oauth2/v1/token\n\
+client_id = c\nclient_secret = s\n";
+    let s = resolve_with(ini, &[], &[("CI_JOB_JWT_V2", "jwt")], false).unwrap();
+    let RenewMode::Federated(c) = &s.mode else { panic!("expected federation") };
+    assert_eq!(c.source, SubjectTokenSource::Env("CI_JOB_JWT_V2".into()));
+    assert_eq!(c.audience, "https://cloud.oracle.com");
+    assert_eq!(c.exchange.client_id, "c");
+    assert!(s.secret_env.contains(&"CI_JOB_JWT_V2".to_owned()));
+    let ini = "subject_token_source = env:A\nclient_id = c\nsubject_token_audience = aud\n";
+    let e = resolve_with(ini, &[(Key::SubjectTokenSource, "github-actions")], &[], false).unwrap_err().to_string();
+    assert!(e.contains("`token_exchange_url`") && e.contains("`client_secret`") && !e.contains("`client_id`"), "{e}");
+    let e = resolve_with("subject_token_source = comand:tool --secret hunter2\n", &[], &[], false).unwrap_err();
+    assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+    assert!(!e.to_string().contains("hunter2") && e.to_string().contains("`comand:…`"), "{e}");
+}
+
+#[test]
+fn device_login_settings() {
+    let s = resolve_with(&format!("{LOGIN}login_flow = device\n"), &[], &[], false).unwrap();
+    let RenewMode::Login(c) = &s.mode else { panic!() };
+    assert_eq!(c.device.flow, LoginFlow::Device);
+    assert!(c.device_login);
+    let s = resolve_with(&format!("{LOGIN}login_flow = browser\n"), &[(Key::LoginFlow, "device")], &[], false).unwrap();
+    let RenewMode::Login(c) = &s.mode else { panic!() };
+    assert_eq!(c.device.flow, LoginFlow::Device, "--device-code wins over the INI");
+    let e = resolve_with(&format!("{LOGIN}login_flow = carrier-pigeon\n"), &[], &[], false).unwrap_err();
+    assert!(e.to_string().contains("`login_flow`") && e.to_string().contains("`device`"), "{e}");
+}
+
+#[test]
+fn browser_possible_follows_the_environment() {
+    let env = |pairs: &[(&str, &str)]| -> Env { pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect() };
+    assert!(!browser_possible(&env(&[]), true), "Linux without a display");
+    assert!(browser_possible(&env(&[("DISPLAY", ":0")]), true));
+    assert!(browser_possible(&env(&[("WAYLAND_DISPLAY", "wayland-0")]), true));
+    assert!(!browser_possible(&env(&[("DISPLAY", ":0"), ("SSH_CONNECTION", "1 2 3 4")]), true), "X forwarding over SSH");
+    assert!(!browser_possible(&env(&[("SSH_TTY", "/dev/pts/1")]), false), "SSH to a Mac");
+    assert!(browser_possible(&env(&[("SSH_TTY", "/dev/pts/1"), ("BROWSER", "w3m")]), true));
+    assert!(browser_possible(&env(&[]), false), "macOS desktop");
+}
+
+#[test]
+fn operations_settings() {
+    let ini = format!(
+        "{LOGIN}metrics_file = ~/m/woci.prom\non_renewal_failure = notify-send 'woci failed'\nexpiring_warning = 90m\nfallback_profile = BACKUP\n"
+    );
+    let s = resolve_with(&ini, &[], &[], false).unwrap();
+    assert!(s.ops.metrics_file.unwrap().ends_with("m/woci.prom"));
+    assert_eq!(s.ops.on_renewal_failure.unwrap(), ["notify-send", "woci failed"]);
+    assert_eq!(s.ops.expiring_warning, Duration::from_secs(5400));
+    assert_eq!(s.ops.fallback_profile.as_deref(), Some("BACKUP"));
+    let s = resolve_with(LOGIN, &[], &[], false).unwrap();
+    assert_eq!(s.ops.expiring_warning, Duration::from_secs(86_400));
+    let e = resolve_with(&format!("{LOGIN}expiring_warning = soon\n"), &[], &[], false).unwrap_err().to_string();
+    assert!(e.contains("`expiring_warning`") && e.contains("`soon`"), "{e}");
+}
+
+#[test]
+fn secrets_are_never_echoed_in_errors() {
+    let e = resolve_with(LOGIN, &[(Key::AuthzBaseUrl, "http://idp.example/a?x=1")], &[], false).unwrap_err();
+    assert!(e.to_string().contains("http://idp.example"), "non-secrets are shown: {e}");
+    assert!(!format!("{:?}", resolve_with(LOGIN, &[], &[], false).unwrap()).contains("client_secret = s"));
+}
+
+#[test]
+fn container_settings_come_from_env_and_ini_and_bad_ones_are_named() {
+    let ini = "oci_container_image = ini/image\noci_container_runtime = /opt/bin/podman\n\
+oci_container_args = -v \"/my data:/backup\" --cpus 2\n";
+    assert!(resolve_with("", &[], &[], false).unwrap().container.is_none());
+    let s = resolve_with(ini, &[], &[("WOCI_OCI_CONTAINER_IMAGE", "env/image:1")], false).unwrap();
+    let c = s.container.unwrap();
+    assert_eq!((c.image.as_str(), c.kind), ("env/image:1", RuntimeKind::Podman));
+    assert_eq!(c.extra_args, ["-v", "/my data:/backup", "--cpus", "2"]);
+    let e = resolve_with(&ini.replace("--cpus 2", "-v '/unterminated"), &[], &[], false).unwrap_err();
+    assert!(e.to_string().contains("`oci_container_args`"), "{e}");
+    let e = resolve_with(&ini.replace("/opt/bin/podman", "nerdctl"), &[], &[], false).unwrap_err();
+    assert!(e.to_string().contains("`oci_container_runtime`") && e.exit_code() == 2, "{e}");
+}
+
+#[test]
+fn default_runtime_is_the_first_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_str().unwrap().to_owned();
+    assert_eq!(default_runtime(Some(&path)), "docker");
+    let podman = dir.path().join("podman");
+    std::fs::write(&podman, "").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&podman, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(default_runtime(Some(&path)), "podman");
+    }
+}

@@ -1,0 +1,182 @@
+//! The one parsing rule per value type ([`super::table::Kind`]). Each returns the reason on
+//! failure; the resolver adds the setting's name and where the value came from.
+
+use super::table::Kind;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use url::Url;
+
+/// Checks `value` by `kind`'s rule where the rule needs no context (the command line splitter
+/// refuses a bad flag value at once); URLs, paths and sources are checked at resolution.
+pub fn check(kind: Kind, value: &str) -> Result<(), String> {
+    match kind {
+        Kind::Duration => duration(value).map(drop),
+        Kind::Port => port(value).map(drop),
+        Kind::Count => count(value).map(drop),
+        Kind::Bool => boolean(value).map(drop),
+        Kind::Choice(words) => choice(value, words).map(drop),
+        Kind::EnvName => env_name(value).map(drop),
+        _ => Ok(()),
+    }
+}
+
+/// A service URL: `https://`, or `http://` to a loopback address (tests, local emulators). A token
+/// or secret must never cross a network in clear text, so every URL woci sends one to — settings,
+/// discovered endpoints, `ACTIONS_ID_TOKEN_REQUEST_URL` — goes through this rule.
+pub fn url(s: &str) -> Result<Url, String> {
+    let u = Url::parse(s.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
+    match u.scheme() {
+        "https" => Ok(u),
+        "http" if is_loopback(&u) => Ok(u),
+        "http" => Err("must use https:// (http:// is accepted only for 127.0.0.1, ::1 and localhost)".into()),
+        _ => Err("must start with https://".into()),
+    }
+}
+
+fn is_loopback(u: &Url) -> bool {
+    match u.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// `90` (seconds), `90s`, `10m`, `24h`, `2d`.
+pub fn duration(s: &str) -> Result<Duration, String> {
+    let t = s.trim();
+    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let factor = match unit.trim() {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => 0,
+    };
+    num.parse::<u64>()
+        .ok()
+        .filter(|_| factor > 0)
+        .and_then(|n| n.checked_mul(factor))
+        .map(Duration::from_secs)
+        .ok_or_else(|| "must be a duration: seconds, or a number with `s`, `m`, `h` or `d` (`90`, `10m`, `24h`)".into())
+}
+
+/// A path, `~` expanded (not `~user`), as `oci` and the shell do.
+pub fn path(s: impl AsRef<Path>, home: &Path) -> PathBuf {
+    crate::fsutil::expand_home(s, home)
+}
+
+/// `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0` (any case); empty is false.
+pub fn boolean(s: &str) -> Result<bool, String> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" | "" => Ok(false),
+        _ => Err("must be true or false".into()),
+    }
+}
+
+/// A TCP port 1–65535.
+pub fn port(s: &str) -> Result<u16, String> {
+    s.trim().parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| "must be a port number 1-65535".into())
+}
+
+/// A whole number ≥ 1.
+pub fn count(s: &str) -> Result<usize, String> {
+    s.trim().parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| "must be a whole number of at least 1".into())
+}
+
+/// One of `words` (any case); returns the word as listed.
+pub fn choice(s: &str, words: &'static [&'static str]) -> Result<&'static str, String> {
+    let t = s.trim().to_ascii_lowercase();
+    words.iter().find(|w| **w == t).copied().ok_or_else(|| {
+        format!("must be one of {}", words.iter().map(|w| format!("`{w}`")).collect::<Vec<_>>().join(", "))
+    })
+}
+
+/// A comma-separated list, items trimmed, empty items dropped.
+pub fn list(s: &str) -> Vec<String> {
+    s.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect()
+}
+
+/// A command line split as a POSIX shell would (`shlex`); never run through a shell.
+pub fn command(s: &str) -> Result<Vec<String>, String> {
+    match shlex::split(s) {
+        Some(argv) if !argv.is_empty() => Ok(argv),
+        Some(_) => Err("names no command".into()),
+        None => Err("has unbalanced quotes or a trailing backslash".into()),
+    }
+}
+
+/// An environment variable's name: letters, digits and `_`, not starting with a digit.
+pub fn env_name(s: &str) -> Result<String, String> {
+    let t = s.trim();
+    let ok = !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !t.as_bytes()[0].is_ascii_digit();
+    if ok {
+        Ok(t.to_owned())
+    } else {
+        Err("names no valid environment variable".into())
+    }
+}
+
+/// Profile names become folder names under `~/.oci/sessions` and appear in one-line messages:
+/// refuse ones that would escape the folder or break a line.
+pub fn profile(p: &str) -> Result<String, String> {
+    if p.is_empty() || p == "." || p == ".." || p.contains(['/', '\\', '\0']) || p.chars().any(char::is_control) {
+        return Err(format!("invalid profile name `{}`", p.escape_debug()));
+    }
+    Ok(p.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_https_or_loopback_http() {
+        assert!(url("https://idp.example/token").is_ok());
+        for ok in ["http://127.0.0.1:8080/t", "http://[::1]/t", "http://localhost/t"] {
+            assert!(url(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://idp.example/token", "ftp://x/", "javascript:alert(1)", "file:///etc/passwd", "nope"] {
+            assert!(url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(duration("600").unwrap(), Duration::from_secs(600));
+        assert_eq!(duration(" 90s ").unwrap(), Duration::from_secs(90));
+        assert_eq!(duration("90m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(duration("24h").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(duration("2d").unwrap(), Duration::from_secs(172_800));
+        for bad in ["", "m", "10x", "-5", "1.5h", "99999999999999999999d"] {
+            assert!(duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn bools_ports_counts_choices() {
+        assert!(boolean("True").unwrap() && !boolean("off").unwrap() && boolean("maybe").is_err());
+        assert_eq!(port("8181").unwrap(), 8181);
+        assert!(port("0").is_err() && port("65536").is_err());
+        assert!(count("0").is_err() && count("12").unwrap() == 12);
+        assert_eq!(choice("Device", &["auto", "device"]).unwrap(), "device");
+        assert!(choice("x", &["auto"]).unwrap_err().contains("`auto`"));
+        assert_eq!(list(" a, ,b:1 "), ["a", "b:1"]);
+        assert_eq!(command("tool --aud 'x y'").unwrap(), ["tool", "--aud", "x y"]);
+        assert!(command("tool 'x").is_err() && command("  ").is_err());
+        assert!(env_name("CI_JOB_JWT").is_ok() && env_name("1X").is_err() && env_name("A-B").is_err());
+    }
+
+    #[test]
+    fn profile_names_cannot_escape_the_sessions_folder() {
+        assert!(profile("DEFAULT").is_ok());
+        assert!(profile("my-profile_2").is_ok());
+        for bad in ["", "..", "a/b", "../x", "a\nb"] {
+            assert!(profile(bad).is_err(), "{bad}");
+        }
+    }
+}
