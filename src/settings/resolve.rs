@@ -300,7 +300,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             .map(|(typo, known)| format!("`{typo}` there is not a woci key: did you mean `{known}`?"))
             .collect();
         let hint = if typos.is_empty() { String::new() } else { format!("; {}", typos.join("; ")) };
-        Error::Config(format!("profile `{profile}` {what} {} (set them in {where_} or as flags){hint}", names.join(", ")))
+        Error::Config(format!("{what} {} (set them in {where_} or as flags){hint}", names.join(", ")))
     };
 
     if let Some(source) = l.get(Key::SubjectTokenSource, |v| SubjectTokenSource::parse(v, l.home))? {
@@ -310,13 +310,13 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         if !missing.is_empty() {
             let missing: Vec<Key> =
                 missing.into_iter().map(|k| if k == Key::TokenUrl { Key::TokenExchangeUrl } else { k }).collect();
-            return Err(missing_error("has `subject_token_source` but lacks".into(), &missing));
+            return Err(missing_error(format!("profile `{profile}` has `subject_token_source` but lacks"), &missing));
         }
         return Ok(RenewMode::Federated(Box::new(FederatedConfig {
             env: SourceEnv::capture(&source, env),
             source,
             audience: l.or_default(Key::SubjectTokenAudience, |v| Ok(v.trim().to_owned()))?,
-            exchange: exchange(l, l.url(url_key)?.ok_or_else(|| missing_error("lacks".into(), &[url_key]))?),
+            exchange: exchange(l, l.url(url_key)?.ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?),
         })));
     }
 
@@ -326,9 +326,10 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     }
     let missing: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| !present.contains(k)).collect();
     if !missing.is_empty() {
-        return Err(missing_error("lacks required settings".into(), &missing));
+        return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
-    let need_url = |k: Key| l.url(k)?.ok_or_else(|| missing_error("lacks required settings".into(), &[k]));
+    let need_url =
+        |k: Key| l.url(k)?.ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]));
     let token_url = need_url(Key::TokenUrl)?;
     let exchange_url = l.url(Key::TokenExchangeUrl)?.unwrap_or_else(|| token_url.clone());
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());

@@ -38,6 +38,15 @@ pub const SCRUBBED_ENV: &[&str] = &[
     "NODE_OPTIONS",
 ];
 
+/// Makes `path` 0600.
+pub fn set_private(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+}
+
 /// The system CA bundle, set explicitly for every child.
 pub const SYSTEM_CA: &str = "/etc/ssl/certs/ca-certificates.crt";
 
@@ -136,6 +145,8 @@ exit "${FAKE_OCI_EXIT:-0}"
         }
         std::fs::create_dir_all(self.oci_dir()).unwrap();
         std::fs::write(self.manager_ini_path(), ini).unwrap();
+        // It holds client secrets: private, as the README says (a readable one gets a warning).
+        set_private(&self.manager_ini_path());
     }
 
     /// A `woci` command with HOME, the stand-in `oci` and a clean environment.
