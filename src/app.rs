@@ -28,7 +28,7 @@ pub fn main() -> ExitCode {
     match run(args, env, as_oci) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            let _ = writeln!(std::io::stderr().lock(), "woci: error: {e}");
+            let _ = writeln!(std::io::stderr().lock(), "woci: error: {}", crate::terminal::safe(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

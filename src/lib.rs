@@ -56,6 +56,7 @@ pub mod signer;
 pub mod status;
 pub mod store;
 pub mod subject_token;
+pub mod terminal;
 pub mod token_endpoint;
 
 pub use error::{Error, Result};

@@ -389,7 +389,7 @@ impl Renewer {
     pub(crate) fn check_new_token(&self, upst: &SecretString, key: &KeyPair) -> Result<UpstClaims> {
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| Error::Protocol {
             service: "token exchange",
-            reason: format!("the new session token is not a JWT: {e}"),
+            reason: format!("the new session token is {e}"),
         })?;
         if claims.exp <= self.clock.unix() {
             return Err(Error::Protocol {

@@ -18,6 +18,10 @@
 //! - `9` ([`exit::SESSION_EXPIRED`]) — a profile without an IdP whose session cannot be refreshed
 //!   any more (token expired, `sess_exp` reached, or no token): run `command oci session authenticate`.
 //!
+//! Text and JSON are safe on a terminal ([`crate::terminal`]): in the text, control and format
+//! characters of a claim or an error are visible escapes; in the JSON they are `\uXXXX` escapes,
+//! so a parser still reads the exact value.
+//!
 //! JSON (`"schema": 1`; times are seconds since the Unix epoch, durations in seconds):
 //! `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `finish_config` | `refresh` |
 //! `login` | `session_refresh` | `impossible`), `reason`, `renewal` (`idp` | `session_refresh`),
@@ -40,6 +44,7 @@ use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
 use crate::settings::PassphraseSource;
 use crate::store::RefreshTokenState;
+use crate::terminal::safe;
 use serde::Serialize;
 use std::io::Write;
 
@@ -296,15 +301,16 @@ pub(crate) fn daemon_report(info: &DaemonInfo, now: i64) -> DaemonReport {
     }
 }
 
-/// The text form.
+/// The text form. Every value from a file or a token passes [`safe`]: a claim cannot move the
+/// cursor, reorder the text or start a line of its own.
 pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
-    let _ = writeln!(o, "profile: {}", r.profile);
+    let _ = writeln!(o, "profile: {}", safe(&r.profile));
     let t = &r.token;
-    let _ = writeln!(o, "session token: {} (`{}`)", t.state, t.path);
+    let _ = writeln!(o, "session token: {} (`{}`)", t.state, safe(&t.path));
     if let Some(e) = &t.error {
-        let _ = writeln!(o, "  error: {e}");
+        let _ = writeln!(o, "  error: {}", safe(e));
     }
     if let Some(iat) = t.issued_at {
         let _ = writeln!(o, "  issued:  {}", daemon::fmt_utc(iat));
@@ -321,10 +327,10 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         let _ = writeln!(o, "  session ends (sess_exp): {} (in {})", daemon::fmt_utc(s), daemon::fmt_secs(s - r.now));
     }
     if let Some(u) = &t.user {
-        let _ = writeln!(o, "  user:    {u}");
+        let _ = writeln!(o, "  user:    {}", safe(u));
     }
     if let Some(tn) = &t.tenancy {
-        let _ = writeln!(o, "  tenancy: {tn}");
+        let _ = writeln!(o, "  tenancy: {}", safe(tn));
     }
     match r.renewal {
         RenewalKind::Idp => {
@@ -355,7 +361,7 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     for (setting, origin) in &r.settings {
-        let _ = writeln!(o, "setting: `{setting}` from {origin}");
+        let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
     }
     let action = match r.next_action {
         NextAction::None => "nothing",
@@ -366,7 +372,7 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         NextAction::Exchange => "exchange a token from the subject token source",
         NextAction::Impossible => "impossible",
     };
-    let _ = writeln!(o, "next call: {action} — {}", r.reason);
+    let _ = writeln!(o, "next call: {action} — {}", safe(&r.reason));
     let _ = writeln!(o, "usable: {} (exit {})", if r.usable { "yes" } else { "no" }, r.exit_code);
     o
 }
@@ -415,7 +421,7 @@ pub fn run(renewer: &Renewer, json: bool) -> Result<u8> {
     let report = assess(&inputs, renewer.clock().unix());
     let out = if json {
         let mut s =
-            serde_json::to_string_pretty(&report).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
+            crate::terminal::to_json_pretty(&report).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
         s.push('\n');
         s
     } else {

@@ -67,6 +67,10 @@ pub struct DeviceConfig {
     pub auto_approve: bool,
     /// This many polls are answered `slow_down` before the normal answers.
     pub slow_down: u32,
+    /// Fields that replace the device authorization answer's own (a hostile or broken IdP:
+    /// `interval: u64::MAX`, a `javascript:` `verification_uri`, escape sequences in `user_code`).
+    /// The grant itself keeps the real codes and `interval`.
+    pub answer: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for DeviceConfig {
@@ -76,6 +80,7 @@ impl Default for DeviceConfig {
             code_ttl: Duration::from_secs(600),
             auto_approve: true,
             slow_down: 0,
+            answer: serde_json::Map::new(),
         }
     }
 }

@@ -375,7 +375,10 @@ async fn serve(
                 match tls {
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(s) => serve_conn(TokioIo::new(s), state, ctl).await,
-                        Err(e) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(e) => {
+                            state.recorder.count(|s| s.tls_handshakes_failed += 1);
+                            tracing::debug!("TLS handshake failed: {e}");
+                        }
                     },
                     None => serve_conn(TokioIo::new(stream), state, ctl).await,
                 }
