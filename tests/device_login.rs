@@ -1,7 +1,8 @@
 //! Device-code login (RFC 8628) with the real `woci` binary against the emulator's device
 //! authorization grant: approve, deny, expire, slow_down, the login timeout, discovery of the
-//! endpoint, and the non-interactive refusal. `BROWSER` stands in for the person on another
-//! device: woci hands it the `verification_uri_complete`.
+//! endpoint, and the non-interactive refusal; and a hostile IdP (escape sequences and bidi
+//! overrides in its answer, `javascript:` / `file:` URIs, `interval` 0 and u64::MAX). `BROWSER`
+//! stands in for the person on another device: woci hands it the `verification_uri_complete`.
 
 mod common;
 
