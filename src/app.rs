@@ -83,7 +83,7 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
             };
             let session = ensure_or_keep(&renewer)?;
             spec.redactor = crate::redact::for_child(&settings, &env, &[], Some(&session.token));
-            supervised(renewer, session, spec)
+            supervised(renewer, session, spec, &env)
         }
         // Profiles without woci IdP settings are `oci session authenticate` profiles: logging in
         // is oci's own; refreshing stays woci's (its lock, its `auth_endpoint`).
@@ -141,7 +141,7 @@ fn run_oci(renewer: &Arc<Renewer>, env: &Env, args: Vec<OsString>) -> Result<u8>
         }
     }
     if settings.auto_refresh {
-        return supervised(renewer.clone(), session, spec);
+        return supervised(renewer.clone(), session, spec, env);
     }
     child::exec(&spec)
 }
@@ -196,13 +196,13 @@ fn current_thread() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
-fn supervised(renewer: Arc<Renewer>, session: Session, spec: ChildSpec) -> Result<u8> {
+fn supervised(renewer: Arc<Renewer>, session: Session, spec: ChildSpec, env: &Env) -> Result<u8> {
     let resign = renewer.settings().resign_proxy;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(autorefresh::run_supervised(renewer, session, spec, resign))
+    runtime.block_on(autorefresh::run_supervised(renewer, session, spec, resign, env))
 }
 
 /// Environment for `--exec` children: the profile and auth, so scripts calling `oci` or the SDKs

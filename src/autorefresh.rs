@@ -109,7 +109,14 @@ pub async fn renewal_loop(
 }
 
 /// Runs `spec` under renewal (and the proxy when `resign`), returns the child's exit code.
-pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: ChildSpec, resign: bool) -> Result<u8> {
+/// `user_env` is the environment the child inherits (what the proxy's variables must respect).
+pub async fn run_supervised(
+    renewer: Arc<Renewer>,
+    session: Session,
+    mut spec: ChildSpec,
+    resign: bool,
+    user_env: &crate::settings::Env,
+) -> Result<u8> {
     warn_if_session_ends_soon(&renewer, &session);
     let (tx, rx) = watch::channel(session.token.clone());
     let proxy = if resign {
@@ -119,8 +126,12 @@ pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: C
         None
     };
     if let Some(p) = &proxy {
-        spec.set_env.extend(p.child_env());
-        spec.remove_env.extend(p.env_removals());
+        let env = p.exec_env(user_env)?;
+        for w in &env.warnings {
+            tracing::warn!("{w}");
+        }
+        spec.set_env.extend(env.set);
+        spec.remove_env.extend(env.remove);
         crate::container::attach_proxy(
             &mut spec,
             &p.child_env(),

@@ -130,7 +130,8 @@ pub struct Settings {
     /// woci's debug logging.
     pub debug: bool,
     /// CA bundles to trust besides the system roots (`REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`,
-    /// `--cert-bundle`), for woci's own requests and the proxy's upstream connections.
+    /// `NODE_EXTRA_CA_CERTS`, `--cert-bundle`), for woci's own requests and the proxy's upstream
+    /// connections.
     pub extra_ca_files: Vec<PathBuf>,
     /// Extra `host[:port]` the proxy re-signs besides OCI realm hosts.
     pub resign_hosts: Vec<String>,
@@ -314,6 +315,7 @@ impl Settings {
             rc_value("cert-bundle").map(PathBuf::from),
             env_nonempty(env, "REQUESTS_CA_BUNDLE").map(PathBuf::from),
             env_nonempty(env, "SSL_CERT_FILE").map(PathBuf::from),
+            env_nonempty(env, "NODE_EXTRA_CA_CERTS").map(PathBuf::from),
         ]
         .into_iter()
         .flatten()

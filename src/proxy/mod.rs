@@ -25,6 +25,7 @@
 //! never logged (debug logs name host, method, path without query, and counts).
 
 pub mod ca;
+pub mod child_env;
 pub mod forward;
 pub mod hosts;
 pub mod limits;
@@ -315,23 +316,28 @@ impl ProxyHandle {
     /// Variables to set for the child: `HTTPS_PROXY`/`https_proxy` (the proxy URL with the secret)
     /// and `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`,
     /// `OCI_CLI_CERT_BUNDLE` (the bundle file; the last one because the CLI prefers it over
-    /// `REQUESTS_CA_BUNDLE`).
+    /// `REQUESTS_CA_BUNDLE`). A supervised program gets more: [`ProxyHandle::exec_env`].
     pub fn child_env(&self) -> Vec<(OsString, OsString)> {
-        let url = self.proxy_url();
-        let bundle = self.bundle.path().as_os_str().to_owned();
-        let mut env: Vec<(OsString, OsString)> =
-            ["HTTPS_PROXY", "https_proxy"].iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
-        for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "OCI_CLI_CERT_BUNDLE"]
-        {
-            env.push((k.into(), bundle.clone()));
-        }
-        env
+        child_env::base_vars(&self.proxy_url(), self.bundle.path())
     }
 
     /// Variables to remove from the child's environment: `NO_PROXY`/`no_proxy` (a bypassed OCI host
     /// would miss the re-signing; the proxy honours the list itself for upstream connections).
     pub fn env_removals(&self) -> Vec<OsString> {
-        vec!["NO_PROXY".into(), "no_proxy".into()]
+        child_env::removals()
+    }
+
+    /// The whole environment change for a supervised child given the user's environment: the
+    /// above plus what Go and Node.js programs need ([`child_env`]; writes the Node preload into
+    /// the private folder).
+    pub fn exec_env(&self, user_env: &crate::settings::Env) -> Result<child_env::ChildEnv> {
+        let facts = child_env::ProxyFacts {
+            url: &self.proxy_url(),
+            ca_bundle: self.bundle.path(),
+            ca_pem: &self.shared.ca.cert_pem(),
+            private_dir: self.bundle.dir(),
+        };
+        child_env::ChildEnv::build(&facts, user_env)
     }
 
     /// The `host:port`s tunnelled without re-signing so far.
@@ -385,6 +391,8 @@ mod tests {
             let inv = crate::cli::parse(vec!["os".into(), "ns".into(), "get".into()]).unwrap();
             crate::settings::Settings::resolve(&inv, &env)
         };
+        let node_ca = dir.path().join("node-ca.pem");
+        std::fs::write(&node_ca, "y").unwrap();
         let missing = dir.path().join("missing.pem").display().to_string();
         let s = settings(&[
             ("https_proxy", "corp-proxy.example:3128"),
@@ -392,6 +400,7 @@ mod tests {
             ("WOCI_RESIGN_HOSTS", "localhost:8443"),
             ("REQUESTS_CA_BUNDLE", &ca.display().to_string()),
             ("SSL_CERT_FILE", &missing),
+            ("NODE_EXTRA_CA_CERTS", &node_ca.display().to_string()),
         ])
         .unwrap();
         let cfg = ProxyConfig::for_settings(key.clone(), &s, dir.path());
@@ -399,7 +408,7 @@ mod tests {
         assert!(cfg.resign_hosts.matches("localhost", 8443));
         assert!(!cfg.resign_hosts.matches("localhost", 443));
         assert!(!cfg.resign_hosts.matches("github.com", 443));
-        assert_eq!(cfg.upstream_ca_files, vec![ca]);
+        assert_eq!(cfg.upstream_ca_files, vec![ca, node_ca], "a CA the user gave Node is trusted upstream too");
         assert_eq!(cfg.upstream_proxy.as_ref().map(Url::as_str), Some("http://corp-proxy.example:3128/"));
         assert!(cfg.no_proxy.bypass("a.internal.example", 443));
         assert!(!cfg.no_proxy.bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));

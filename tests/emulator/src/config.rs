@@ -90,6 +90,9 @@ impl Default for DeviceConfig {
 pub struct Config {
     /// Serve HTTPS with a CA generated at start (`Emulator::ca_pem`).
     pub tls: bool,
+    /// More DNS names for the TLS certificate besides `127.0.0.1` and `localhost`, such as
+    /// `objectstorage.us-ashburn-1.oraclecloud.com` for clients led here by a CONNECT stand-in.
+    pub tls_names: Vec<String>,
     /// Port on 127.0.0.1; `0` picks a free one.
     pub port: u16,
     pub upst_ttl: Duration,
@@ -140,6 +143,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             tls: false,
+            tls_names: Vec::new(),
             port: 0,
             upst_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3600),

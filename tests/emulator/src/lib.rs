@@ -99,7 +99,7 @@ impl Emulator {
             .await
             .map_err(|e| StartError(format!("cannot bind 127.0.0.1:{}: {e}", cfg.port)))?;
         let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-        let tls = if cfg.tls { Some(tls::generate().map_err(StartError)?) } else { None };
+        let tls = if cfg.tls { Some(tls::generate(&cfg.tls_names).map_err(StartError)?) } else { None };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = Url::parse(&format!("{scheme}://127.0.0.1:{}/", addr.port())).expect("valid URL");
 
