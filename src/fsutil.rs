@@ -24,6 +24,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// Atomically replaces `path` with `contents`, mode 0600. Readers see the old or the new file,
 /// never a partial one; a crash leaves at most a stray `.tmp` file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_mode(path, contents, 0o600)
+}
+
+/// [`write_atomic`] with another mode, set explicitly so the umask cannot narrow it (the
+/// metrics file must be readable by node_exporter: 0644).
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
@@ -31,8 +37,15 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
-        opts.mode(0o600);
+        opts.mode(mode & 0o600);
         let mut f = opts.open(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        #[cfg(unix)]
+        if mode != 0o600 {
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("cannot set permissions on", &tmp, e))?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
         f.write_all(contents).map_err(|e| Error::io("cannot write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
@@ -206,6 +219,19 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn atomic_write_with_a_mode_ignores_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("woci.prom");
+        // SAFETY: umask(2) only swaps the process's file-creation mask.
+        let old = unsafe { libc::umask(0o077) };
+        let result = write_atomic_mode(&p, b"x 1\n", 0o644);
+        unsafe { libc::umask(old) };
+        result.unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
     }
 
     #[test]

@@ -48,6 +48,8 @@ use crate::terminal::safe;
 use serde::Serialize;
 use std::io::Write;
 
+pub mod overview;
+
 /// Everything [`assess`] looks at: the renewal facts (the same the next call reads) and the
 /// daemon. Derefs to the facts.
 #[derive(Debug, Clone)]
