@@ -1,11 +1,12 @@
 //! File-system primitives with the guarantees session files need: private permissions (files
 //! 0600, folders 0700), atomic replacement (temp file in the same folder, fsync, rename, fsync of
-//! the folder) and cross-process locks that never hang forever.
+//! the folder) and cross-process locks that never hang forever; and reads bounded in size
+//! ([`read_bounded`]), so a file woci does not own cannot make it hold more than a few MiB.
 
 use crate::error::{Error, Result};
 use fs4::fs_std::FileExt;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -120,9 +121,47 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Reads a file, mapping errors to [`Error::Io`]. `Ok(None)` when it does not exist.
+/// The most woci reads from a file, a program or a server it does not own (a JWT, a key, a
+/// config file are a few KiB): more is an error, so memory stays bounded.
+pub const MAX_INPUT: usize = 1024 * 1024;
+
+/// Reads `path`, at most `max` bytes: a longer file (or `/dev/zero`) is read no further and is an
+/// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound.
+pub fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    File::open(path)?.take(max as u64 + 1).read_to_end(&mut buf)?;
+    if buf.len() > max {
+        return Err(too_large(max));
+    }
+    Ok(buf)
+}
+
+/// [`read_bounded`] as text; not UTF-8 is an error of kind `InvalidData`, as with
+/// [`std::fs::read_to_string`].
+pub fn read_text_bounded(path: &Path, max: usize) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, max)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+/// The error of an input over `max` bytes: "larger than 1 MiB".
+pub fn too_large(max: usize) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than {}", fmt_size(max)))
+}
+
+/// `1 MiB`, `64 KiB`, `100 bytes`.
+pub fn fmt_size(n: usize) -> String {
+    const KIB: usize = 1024;
+    match n {
+        n if n >= KIB * KIB && n % (KIB * KIB) == 0 => format!("{} MiB", n / (KIB * KIB)),
+        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Reads a file (at most [`MAX_INPUT`] bytes), mapping errors to [`Error::Io`]. `Ok(None)` when
+/// it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
+    match read_bounded(path, MAX_INPUT) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("cannot read", path, e)),
@@ -207,6 +246,23 @@ impl Drop for FileLock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bounded_reads_stop_after_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"12345").unwrap();
+        assert_eq!(read_bounded(&p, 5).unwrap(), b"12345");
+        let e = read_bounded(&p, 4).unwrap_err();
+        assert_eq!((e.kind(), e.to_string()), (std::io::ErrorKind::FileTooLarge, "larger than 4 bytes".into()));
+        #[cfg(target_os = "linux")]
+        {
+            let e = read_bounded(Path::new("/dev/zero"), MAX_INPUT).unwrap_err();
+            assert_eq!(e.to_string(), "larger than 1 MiB");
+        }
+        assert!(matches!(read_optional(&dir.path().join("missing")), Ok(None)));
+        assert_eq!(fmt_size(64 * 1024), "64 KiB");
+    }
 
     #[test]
     fn atomic_write_is_private_and_replaces() {

@@ -48,8 +48,9 @@ pub const EXIT_CODES: &[Row] = &[
     r("10", "busy: a daemon already runs for the profile"),
     r(
         "11",
-        "`subject_token_source` gave no usable JWT: variable unset or empty, file missing, command failed or timed \
-         out, ID-token service refused, JWT expired (the message names which)",
+        "`subject_token_source` gave no usable JWT: variable unset or empty; file missing, empty, over 1 MiB, a \
+         folder or not a regular file; command failed, timed out or printed over 1 MiB; ID-token service refused \
+         or not https; JWT expired (the message names which)",
     ),
     r("126 / 127", "the `oci` program is not executable / not found (or only woci itself was found as `oci`)"),
 ];

@@ -291,7 +291,8 @@ pub fn redact_url(url: &Url) -> String {
 
 /// Parses all certificates of a PEM bundle.
 pub fn load_pem_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path).map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+    let pem = crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT)
+        .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| Error::Config(format!("invalid CA bundle `{}`: {e}", path.display())))?;
     if certs.is_empty() {

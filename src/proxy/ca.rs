@@ -118,7 +118,8 @@ pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
 pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
     let mut out = String::new();
     for path in user_bundles {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+        let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT)
+            .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
         out.push_str(text.trim_end());
         out.push('\n');
     }
