@@ -14,7 +14,12 @@ use tokio::sync::watch;
 
 /// Runs the child `builder` describes under renewal (and the proxy when the settings want it);
 /// returns the child's exit code.
-pub async fn run_supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: ChildBuilder) -> Result<u8> {
+pub async fn run_supervised(
+    ctx: &Context,
+    renewer: Arc<Renewer>,
+    session: Session,
+    builder: ChildBuilder,
+) -> Result<u8> {
     warn_if_session_ends_soon(ctx, &session);
     let (tx, rx) = watch::channel(session.token.clone());
     let proxy = if ctx.settings.resign_proxy {
@@ -24,7 +29,12 @@ pub async fn run_supervised(ctx: &Context, renewer: Arc<Renewer>, session: Sessi
         None
     };
     let spec = match &proxy {
-        Some(p) => builder.proxy(p.child_env()).build(),
+        Some(p) => p.exec_env(&ctx.env).and_then(|env| {
+            for w in &env.warnings {
+                tracing::warn!("{w}");
+            }
+            builder.proxy(env).build()
+        }),
         None => builder.build(),
     };
     // From here on a signal is the child's: woci forwards it and ends when the child does.

@@ -137,14 +137,16 @@ impl ChildBuilder {
             args = container::run_args(c, host, args)?;
         }
         if let Some(p) = proxy {
-            set_env.extend(p.set.iter().cloned());
+            let kind = container::is_container_run(&program, &args);
+            // A container sees only the proxy and CA variables (the rest name host files).
+            set_env.extend(if kind.is_some() { p.container_vars() } else { p.set.clone() });
             remove_env.extend(p.remove.iter().cloned());
             if let Some(r) = redactor.as_mut() {
                 for s in &p.secrets {
                     r.add_secret(s.expose());
                 }
             }
-            if let Some(kind) = container::is_container_run(&program, &args) {
+            if let Some(kind) = kind {
                 container::attach_proxy(kind, &mut args, &mut set_env, &p, ProxyRoute::for_this_host())?;
             }
         }

@@ -252,15 +252,15 @@ pub fn attach_proxy(
             }
         }
     }
-    let mut names: Vec<&OsString> = Vec::new();
-    for (k, _) in &proxy.set {
+    let mut names: Vec<OsString> = Vec::new();
+    for (k, _) in proxy.container_vars() {
         if !names.contains(&k) {
             names.push(k);
         }
     }
     for k in names {
         add.push("-e".into());
-        add.push(k.clone());
+        add.push(k);
     }
     add.push("-v".into());
     add.push(volume(&proxy.ca_bundle, &proxy.ca_bundle, true)?);
@@ -406,7 +406,7 @@ mod tests {
     }
 
     fn proxy(set: &[(OsString, OsString)], bundle: &str) -> ChildEnv {
-        ChildEnv { set: set.to_vec(), remove: vec![], ca_bundle: bundle.into(), secrets: vec![] }
+        ChildEnv { set: set.to_vec(), ca_bundle: bundle.into(), ..ChildEnv::default() }
     }
 
     /// Attaches the proxy when `run` is a container run, as the child builder does.

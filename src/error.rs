@@ -128,6 +128,8 @@ pub enum Error {
         source_name: String,
         /// What went wrong, naming the variable, file or command.
         reason: String,
+        /// Whether asking again may help.
+        failure: SourceFailure,
     },
 
     /// The token exchange rejected the JWT from a subject token source.
@@ -197,6 +199,18 @@ pub enum Error {
     },
 }
 
+/// Why a subject token source gave no token: decides whether a renewal loop asks it again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFailure {
+    /// It gave no usable token this time — a file being rotated (missing, empty, an expired JWT),
+    /// a helper that failed or timed out, an ID-token service without an answer — and may give
+    /// one when asked again.
+    NoTokenNow,
+    /// It is set up wrong — a variable unset, a program missing, a folder or a device as `file:`,
+    /// a bearer the ID-token service refuses, output over the size cap — and no retry fixes it.
+    Settings,
+}
+
 fn describe(description: &Option<String>) -> String {
     match description {
         Some(d) if !d.is_empty() => format!(" ({d})"),
@@ -253,9 +267,10 @@ impl Error {
         )
     }
 
-    /// True for failures worth retrying later (network, 5xx), as opposed to rejections.
+    /// True for failures worth retrying later (network, 5xx, a subject token source that gave
+    /// no token this time), as opposed to rejections and settings errors.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Network { .. })
+        matches!(self, Error::Network { .. } | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. })
     }
 
     /// Shorthand for an [`Error::Io`].
@@ -285,7 +300,7 @@ mod tests {
             Error::RefreshTokenLocked { path: "/p".into(), reason: "r".into() },
             Error::SessionExpired("x".into()),
             Error::Busy("x".into()),
-            Error::SubjectToken { source_name: "env:X".into(), reason: "r".into() },
+            Error::SubjectToken { source_name: "env:X".into(), reason: "r".into(), failure: SourceFailure::Settings },
             Error::ProgramNotFound { program: "oci".into(), hint: "h".into() },
             Error::Other("x".into()),
         ];
@@ -293,6 +308,14 @@ mod tests {
         codes.sort_unstable();
         codes.dedup();
         assert_eq!(codes.len(), errors.len());
+    }
+
+    #[test]
+    fn only_sources_that_may_give_a_token_later_are_transient() {
+        let source = |failure| Error::SubjectToken { source_name: "file:/t".into(), reason: "r".into(), failure };
+        assert!(source(SourceFailure::NoTokenNow).is_transient());
+        assert!(!source(SourceFailure::Settings).is_transient());
+        assert_eq!(source(SourceFailure::NoTokenNow).exit_code(), exit::SUBJECT_TOKEN, "a plain call still exits 11");
     }
 
     #[test]

@@ -56,7 +56,7 @@ fn parse(body: &[u8]) -> Result<SecretString> {
     let token = SecretString::new(token);
     crate::jwt::decode_upst(token.expose()).map_err(|e| Error::Protocol {
         service: SERVICE,
-        reason: format!("the returned token is not a UPST with `exp`: {e}"),
+        reason: format!("the returned token is {e}; a UPST with `exp` was expected"),
     })?;
     Ok(token)
 }
@@ -187,7 +187,8 @@ mod tests {
 
         let server = MockServer::start(|_, _| Reply::json(200, json!({"token": "opaque-token"}))).await;
         let err = run(&server).await.unwrap_err();
-        assert!(matches!(&err, Error::Protocol { reason, .. } if reason.contains("not a UPST")), "{err:?}");
+        assert!(matches!(&err, Error::Protocol { reason, .. } if reason.contains("UPST with `exp`")), "{err:?}");
+        assert_eq!(err.to_string().matches("not a JWT").count(), 1, "said once: {err}");
         assert!(!err.to_string().contains("opaque-token"));
 
         let no_exp = format!("a.{}.c", URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#));

@@ -1,11 +1,12 @@
 //! File-system primitives with the guarantees session files need: private permissions (files
 //! 0600, folders 0700), atomic replacement (temp file in the same folder, fsync, rename, fsync of
-//! the folder) and cross-process locks that never hang forever.
+//! the folder) and cross-process locks that never hang forever; and reads bounded in size
+//! ([`read_bounded`]), so a file woci does not own cannot make it hold more than a few MiB.
 
 use crate::error::{Error, Result};
 use fs4::fs_std::FileExt;
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,12 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 /// Atomically replaces `path` with `contents`, mode 0600. Readers see the old or the new file,
 /// never a partial one; a crash leaves at most a stray `.tmp` file.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_mode(path, contents, 0o600)
+}
+
+/// [`write_atomic`] with another mode, set explicitly so the umask cannot narrow it (the
+/// metrics file must be readable by node_exporter: 0644).
+pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let tmp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
@@ -31,8 +38,15 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
         #[cfg(unix)]
-        opts.mode(0o600);
+        opts.mode(mode & 0o600);
         let mut f = opts.open(&tmp).map_err(|e| Error::io("cannot create", &tmp, e))?;
+        #[cfg(unix)]
+        if mode != 0o600 {
+            f.set_permissions(fs::Permissions::from_mode(mode))
+                .map_err(|e| Error::io("cannot set permissions on", &tmp, e))?;
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
         f.write_all(contents).map_err(|e| Error::io("cannot write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
         fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
@@ -119,9 +133,47 @@ pub fn is_executable(p: &Path) -> bool {
     }
 }
 
-/// Reads a file, mapping errors to [`Error::Io`]. `Ok(None)` when it does not exist.
+/// The most woci reads from a file, a program or a server it does not own (a JWT, a key, a
+/// config file are a few KiB): more is an error, so memory stays bounded.
+pub const MAX_INPUT: usize = 1024 * 1024;
+
+/// Reads `path`, at most `max` bytes: a longer file (or `/dev/zero`) is read no further and is an
+/// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound.
+pub fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    let mut buf = Vec::new();
+    File::open(path)?.take(max as u64 + 1).read_to_end(&mut buf)?;
+    if buf.len() > max {
+        return Err(too_large(max));
+    }
+    Ok(buf)
+}
+
+/// [`read_bounded`] as text; not UTF-8 is an error of kind `InvalidData`, as with
+/// [`std::fs::read_to_string`].
+pub fn read_text_bounded(path: &Path, max: usize) -> std::io::Result<String> {
+    String::from_utf8(read_bounded(path, max)?)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
+}
+
+/// The error of an input over `max` bytes: "larger than 1 MiB".
+pub fn too_large(max: usize) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than {}", fmt_size(max)))
+}
+
+/// `1 MiB`, `64 KiB`, `100 bytes`.
+pub fn fmt_size(n: usize) -> String {
+    const KIB: usize = 1024;
+    match n {
+        n if n >= KIB * KIB && n % (KIB * KIB) == 0 => format!("{} MiB", n / (KIB * KIB)),
+        n if n >= KIB && n % KIB == 0 => format!("{} KiB", n / KIB),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// Reads a file (at most [`MAX_INPUT`] bytes), mapping errors to [`Error::Io`]. `Ok(None)` when
+/// it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
-    match fs::read(path) {
+    match read_bounded(path, MAX_INPUT) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io("cannot read", path, e)),
@@ -208,6 +260,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn bounded_reads_stop_after_the_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("f");
+        fs::write(&p, b"12345").unwrap();
+        assert_eq!(read_bounded(&p, 5).unwrap(), b"12345");
+        let e = read_bounded(&p, 4).unwrap_err();
+        assert_eq!((e.kind(), e.to_string()), (std::io::ErrorKind::FileTooLarge, "larger than 4 bytes".into()));
+        #[cfg(target_os = "linux")]
+        {
+            let e = read_bounded(Path::new("/dev/zero"), MAX_INPUT).unwrap_err();
+            assert_eq!(e.to_string(), "larger than 1 MiB");
+        }
+        assert!(matches!(read_optional(&dir.path().join("missing")), Ok(None)));
+        assert_eq!(fmt_size(64 * 1024), "64 KiB");
+    }
+
+    #[test]
     fn atomic_write_is_private_and_replaces() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("token");
@@ -218,6 +287,19 @@ mod tests {
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         let leftovers: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "no temp files left behind");
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn atomic_write_with_a_mode_ignores_the_umask() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("woci.prom");
+        // SAFETY: umask(2) only swaps the process's file-creation mask.
+        let old = unsafe { libc::umask(0o077) };
+        let result = write_atomic_mode(&p, b"x 1\n", 0o644);
+        unsafe { libc::umask(old) };
+        result.unwrap();
+        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
     }
 
     #[test]

@@ -10,17 +10,18 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Why a string is not a usable JWT. Never carries the token itself.
+/// Why a string is not a usable JWT. Never carries the token itself. Each message is a complete
+/// predicate ("not a JWT (…)"): callers write "`X` is {e}" and never say "not a JWT" themselves.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum JwtError {
     /// Not three dot-separated parts.
     #[error("not a JWT (expected 3 dot-separated parts, found {0})")]
     Segments(usize),
     /// The payload is not base64url.
-    #[error("JWT payload is not base64url")]
+    #[error("not a JWT (its payload is not base64url)")]
     Base64,
     /// The payload is not the expected JSON.
-    #[error("JWT payload is not valid JSON claims: {0}")]
+    #[error("not a JWT with the expected claims ({0})")]
     Json(String),
 }
 
@@ -175,6 +176,10 @@ mod tests {
     #[test]
     fn rejects_garbage_without_echoing_it() {
         assert_eq!(decode_upst("secret-token-value"), Err(JwtError::Segments(1)));
+        for e in [JwtError::Segments(1), JwtError::Base64, JwtError::Json("x".into())] {
+            let m = e.to_string();
+            assert!(m.starts_with("not a JWT") && m.matches("JWT").count() == 1, "one complete predicate: {m}");
+        }
         assert_eq!(decode_upst("a.!!!.c"), Err(JwtError::Base64));
         let e = decode_upst(&jwt(r#"{"no_exp":1}"#)).unwrap_err();
         assert!(matches!(e, JwtError::Json(_)));

@@ -142,7 +142,8 @@ impl KeyPair {
 
     /// Reads a key file; a damaged file is [`Error::CorruptFile`].
     pub fn load(path: &Path) -> Result<KeyPair> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read key", path, e))?;
+        let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT)
+            .map_err(|e| Error::io("cannot read key", path, e))?;
         Self::from_pem(&text).map_err(|reason| Error::corrupt(path, reason))
     }
 

@@ -20,6 +20,8 @@
 //!   or any program; [`redact`] filters its output under `--debug`), [`container`] (`oci` from a
 //!   container image), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
 //!   proxy), [`daemon`], [`status`]
+//! - operations: [`metrics`] (renewal counts, the Prometheus textfile), [`hooks`]
+//!   (`on_renewal_failure`, `on_expiring`), [`expiry`] (warning before the hard end)
 //! - plumbing: [`error`], [`secret`], [`clock`], [`fsutil`], [`logging`]
 
 pub mod app;
@@ -34,11 +36,14 @@ pub mod crypto;
 pub mod daemon;
 pub mod error;
 pub mod exchange;
+pub mod expiry;
 pub mod fsutil;
+pub mod hooks;
 pub mod http;
 pub mod jwt;
 pub mod keys;
 pub mod logging;
+pub mod metrics;
 pub mod oci_config;
 pub mod oci_program;
 pub mod oidc;

@@ -1,7 +1,7 @@
 //! Logging: human-readable lines on stderr only (stdout belongs to `oci`), filtered by `RUST_LOG`,
 //! else `--debug`, else `--log-level` / INI `log_level` (Python names like `WARNING` accepted),
 //! else warnings only. Secrets never reach a log call (they are `SecretString`, whose Debug is
-//! redacted), so no output filter is needed.
+//! redacted), so no output filter is needed; each line passes [`crate::terminal::safe`].
 
 use std::io::IsTerminal;
 use tracing::Level;
@@ -83,9 +83,10 @@ where
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
-        write!(w, "woci: {level}{}", fields.message)?;
+        // Messages and fields may quote a server, a token or a file: one line, nothing a terminal acts on.
+        write!(w, "woci: {level}{}", crate::terminal::safe(&fields.message))?;
         if !fields.rest.is_empty() {
-            write!(w, " ({})", fields.rest.join(", "))?;
+            write!(w, " ({})", crate::terminal::safe(&fields.rest.join(", ")))?;
         }
         let _ = ctx;
         writeln!(w)
@@ -126,6 +127,38 @@ mod tests {
         assert!(use_colour(true, false));
         assert!(!use_colour(false, false));
         assert!(!use_colour(true, true));
+    }
+
+    #[test]
+    fn log_lines_escape_what_a_terminal_acts_on() {
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+        let sink = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || Sink(sink.clone()))
+            .with_ansi(false)
+            .event_format(WociLine)
+            .finish();
+        tracing::subscriber::with_default(subscriber, || {
+            let server = "bad\u{1b}[2J\u{202e}x\nwoci: error: fake";
+            tracing::warn!(host = server, "the server said {server}");
+        });
+        let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        assert_eq!(
+            out,
+            "woci: warning: the server said bad\\x1b[2J\\u{202e}x\\nwoci: error: fake (host=bad\\x1b[2J\\u{202e}x\\nwoci: error: fake)\n"
+        );
+    }
+
+    struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Sink {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
     }
 
     #[test]

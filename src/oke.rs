@@ -236,14 +236,16 @@ pub fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Result<Op
         tracing::debug!("the profile has no key_file; generate-token goes to oci");
         return Ok(None);
     };
-    let key =
-        match std::fs::read_to_string(&key_file).map_err(|e| e.to_string()).and_then(|pem| TokenKey::from_pem(&pem)) {
-            Ok(k) => k,
-            Err(e) => {
-                tracing::debug!("cannot use `{}` natively ({e}); generate-token goes to oci", key_file.display());
-                return Ok(None);
-            }
-        };
+    let key = match crate::fsutil::read_text_bounded(&key_file, crate::fsutil::MAX_INPUT)
+        .map_err(|e| e.to_string())
+        .and_then(|pem| TokenKey::from_pem(&pem))
+    {
+        Ok(k) => k,
+        Err(e) => {
+            tracing::debug!("cannot use `{}` natively ({e}); generate-token goes to oci", key_file.display());
+            return Ok(None);
+        }
+    };
     let now = ctx.clock.now();
     let url = cluster_request_url(&region, &req.cluster_id);
     let credential = exec_credential(&token(&url, &key, &session.token, now)?, now);

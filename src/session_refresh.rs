@@ -108,7 +108,7 @@ fn describe_oci_error(text: &str) -> String {
         s.truncate(cut);
         s.push('…');
     }
-    format!(" ({s})")
+    format!(" ({})", crate::terminal::safe(&s))
 }
 
 #[cfg(test)]

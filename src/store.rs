@@ -26,6 +26,13 @@ pub fn require_configured_key(path: &Path, profile: &str) -> Result<()> {
     if path.is_file() {
         return Ok(());
     }
+    if path.is_dir() {
+        return Err(Error::Config(format!(
+            "the `key_file` of profile `{profile}` in the OCI config, `{}`, is a folder, not a key file; set \
+             `key_file` to the PEM file in it, or delete the `key_file` line so that woci creates a new key",
+            path.display()
+        )));
+    }
     Err(Error::Config(format!(
         "the `key_file` of profile `{profile}` in the OCI config, `{}`, does not exist; restore it, or delete the \
          `key_file` line so that woci creates a new key",
@@ -487,6 +494,15 @@ mod tests {
         let e = s.load_or_create_key(Some(&missing)).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
         assert!(e.to_string().contains("gone.pem") && e.to_string().contains("`key_file`"), "{e}");
+        assert!(!s.dir().exists(), "no key was created");
+    }
+
+    #[test]
+    fn a_configured_key_that_is_a_folder_is_named_as_one() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let e = s.load_or_create_key(Some(home.path())).unwrap_err().to_string();
+        assert!(e.contains("is a folder") && !e.contains("does not exist"), "{e}");
         assert!(!s.dir().exists(), "no key was created");
     }
 

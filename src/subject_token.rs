@@ -6,22 +6,36 @@
 //! - `env:NAME`: the variable's value (GitLab `id_tokens`, Bitbucket `BITBUCKET_STEP_OIDC_TOKEN`).
 //! - `file:PATH`: the file's contents, read again at every renewal (Kubernetes projected
 //!   service-account tokens and other files a platform rotates in place).
-//! - `command:CMDLINE`: split like a POSIX shell (`shlex`), run without a shell, bounded in time;
-//!   the JWT is its trimmed stdout.
+//! - `command:CMDLINE`: split like a POSIX shell (`shlex`), run without a shell in its own process
+//!   group, bounded in time; the JWT is its trimmed stdout. Once the helper has exited woci reads
+//!   what its pipes still hold (briefly: a background child may keep them open), then ends the
+//!   whole group, SIGTERM then SIGKILL, so nothing it started outlives it.
+//!
+//! Every input is bounded: a file, a helper's stdout and the ID-token service's answer to
+//! [`MAX_INPUT`] (1 MiB), a helper's stderr (only ever a one-line message) to [`MAX_STDERR`].
+//! The ID-token service gets the CI bearer only over https (or loopback http), the rule of
+//! [`crate::settings::parse_url`].
 //!
 //! Every failure is an [`Error::SubjectToken`] (exit 11) naming the source and the variable, file
-//! or command, never the token. A JWT whose `exp` has passed is refused before it is sent.
+//! or command, never the token, and classified ([`SourceFailure`]): a source that gave no token
+//! this time is asked again by the renewal loop of `--auto-refresh`, `--exec` and the daemon (with
+//! its backoff, like a network failure), one that is set up wrong is not. A JWT whose `exp` has
+//! passed is refused before it is sent.
 
 use crate::clock::Clock;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, SourceFailure};
+use crate::fsutil::{fmt_size, MAX_INPUT};
 use crate::http::Http;
 use crate::secret::SecretString;
-use crate::settings::{Env, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
+use crate::settings::{Env, SourceEnv, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
 use http::header::{HeaderValue, ACCEPT, AUTHORIZATION};
 use serde::Deserialize;
-use std::process::Stdio;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use url::Url;
+use zeroize::Zeroizing;
 
 /// The audience asked of the GitHub Actions ID-token service unless `subject_token_audience` says
 /// otherwise (what the identity domain's trust usually expects).
@@ -30,11 +44,107 @@ pub const DEFAULT_AUDIENCE: &str = "https://cloud.oracle.com";
 /// How long a `command:` source may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The most of a helper's stderr kept (the rest is read and dropped): only its first line is used.
+pub const MAX_STDERR: usize = 8 * 1024;
+
+/// After the helper has exited, how long its pipes may take to deliver what it wrote before woci
+/// stops reading (a background child it left may hold them open for good).
+const DRAIN_GRACE: Duration = Duration::from_millis(500);
+
+/// How long the helper's process group has between SIGTERM and SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(1);
+
 const GH_SERVICE: &str = "GitHub Actions ID-token service (`ACTIONS_ID_TOKEN_REQUEST_URL`)";
 
 impl SubjectTokenSource {
-    fn fail(&self, reason: impl Into<String>) -> Error {
-        Error::SubjectToken { source_name: self.describe(), reason: reason.into() }
+    /// Why the source cannot give a token, judged from local facts that no retry changes (a
+    /// variable unset, an `http://` ID-token URL, a folder or a device as `file:`); `None` when it
+    /// may. A missing or empty file is not judged here: a platform may be rotating it, so the
+    /// renewal asks the file and a renewal loop asks again. `--status` and the renewal plan use
+    /// it; the renewal itself still asks the source.
+    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
+        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
+        match self {
+            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
+                .into_iter()
+                .find(|v| unset(v))
+                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)"))
+                .or_else(|| gh_url(env.vars()).err()),
+            SubjectTokenSource::Env(name) => {
+                unset(name).then(|| format!("the environment variable `{name}` is not set"))
+            }
+            SubjectTokenSource::File(p) => {
+                std::fs::metadata(p).ok().and_then(|m| not_a_file(&m)).map(|why| format!("`{}` {why}", p.display()))
+            }
+            SubjectTokenSource::Command { .. } => None,
+        }
+    }
+}
+
+/// The configured ID-token URL, held to the rule of every URL woci sends a secret to
+/// (https, or http on loopback only). The error is its message.
+fn gh_url(env: &Env) -> std::result::Result<Url, String> {
+    let raw = env.get(GH_URL_VAR).map(String::as_str).unwrap_or_default();
+    crate::settings::parse_url(raw, GH_URL_VAR).map_err(|e| e.to_string())
+}
+
+/// Why `meta` is not something a token can be read from, if it is not a regular file.
+fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let kind = meta.file_type();
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("is a folder, not a file");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if kind.is_fifo() {
+            return Some("is a FIFO, not a regular file");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("is a device, not a regular file");
+        }
+        if kind.is_socket() {
+            return Some("is a socket, not a regular file");
+        }
+    }
+    Some("is not a regular file")
+}
+
+/// A world-writable token file lets any local user choose the identity woci exchanges: said
+/// once per process (a renewal loop reads the file many times).
+fn warn_if_world_writable(path: &Path, meta: &std::fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if meta.permissions().mode() & 0o002 != 0 && !WARNED.swap(true, Ordering::Relaxed) {
+            let p = path.display();
+            tracing::warn!(
+                "subject token file `{p}` is writable by every user, so any of them can choose the identity woci signs in as; run `chmod o-w {p}`"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta);
+}
+
+impl SubjectTokenSource {
+    fn fail(&self, failure: SourceFailure, reason: impl Into<String>) -> Error {
+        Error::SubjectToken { source_name: self.describe(), reason: reason.into(), failure }
+    }
+
+    /// The source gave no usable token this time; asking again may work.
+    fn no_token(&self, reason: impl Into<String>) -> Error {
+        self.fail(SourceFailure::NoTokenNow, reason)
+    }
+
+    /// The source is set up wrong; no retry fixes it.
+    fn misconfigured(&self, reason: impl Into<String>) -> Error {
+        self.fail(SourceFailure::Settings, reason)
     }
 
     /// A fresh JWT from the source, checked to be a JWT that has not expired at `clock`'s now.
@@ -44,103 +154,141 @@ impl SubjectTokenSource {
                 (self.github_actions(http, env, audience).await?, "the ID-token service's answer".to_owned())
             }
             SubjectTokenSource::Env(name) => match env.get(name).map(|v| v.trim()) {
-                None => return Err(self.fail(format!("the environment variable `{name}` is not set"))),
-                Some("") => return Err(self.fail(format!("the environment variable `{name}` is empty"))),
+                None => return Err(self.misconfigured(format!("the environment variable `{name}` is not set"))),
+                Some("") => return Err(self.misconfigured(format!("the environment variable `{name}` is empty"))),
                 Some(v) => (SecretString::from(v), format!("`{name}`")),
             },
             SubjectTokenSource::File(path) => (self.read_file(path).await?, format!("`{}`", path.display())),
             SubjectTokenSource::Command { argv, .. } => {
-                (self.run_command(argv).await?, format!("the output of `{}`", argv[0]))
+                (self.run_command(argv, COMMAND_TIMEOUT).await?, format!("the output of `{}`", argv[0]))
             }
         };
-        check_jwt(jwt.expose(), clock.unix()).map_err(|why| self.fail(format!("{origin} {why}")))?;
+        // A variable holds the same JWT for the whole process; a file, a helper or the service
+        // may hold a fresh one next time.
+        let failure = match self {
+            SubjectTokenSource::Env(_) => SourceFailure::Settings,
+            _ => SourceFailure::NoTokenNow,
+        };
+        check_jwt(jwt.expose(), clock.unix()).map_err(|why| self.fail(failure, format!("{origin} {why}")))?;
         Ok(jwt)
     }
 
-    async fn read_file(&self, path: &std::path::Path) -> Result<SecretString> {
-        let bytes = tokio::fs::read(path).await.map_err(|e| {
-            let why = match e.kind() {
-                std::io::ErrorKind::NotFound => "no such file".to_owned(),
-                std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-                _ => e.to_string(),
-            };
-            self.fail(format!("cannot read `{}`: {why}", path.display()))
-        })?;
-        let text =
-            String::from_utf8(bytes).map_err(|_| self.fail(format!("`{}` is not UTF-8 text", path.display())))?;
+    /// The file's trimmed contents. What the path is gets judged before it is opened (opening a
+    /// FIFO blocks, a device may never end), again on the opened file (the path may have changed
+    /// in between; the open is non-blocking), and the read stops after [`MAX_INPUT`].
+    async fn read_file(&self, path: &Path) -> Result<SecretString> {
+        let shown = path.display();
+        let cannot = |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::NotFound => self.no_token(format!("cannot read `{shown}`: no such file")),
+            std::io::ErrorKind::PermissionDenied => {
+                self.misconfigured(format!("cannot read `{shown}`: permission denied"))
+            }
+            _ => self.no_token(format!("cannot read `{shown}`: {e}")),
+        };
+        let too_large =
+            || self.misconfigured(format!("`{shown}` is larger than {}; a JWT is a few KiB", fmt_size(MAX_INPUT)));
+        let judge = |meta: &std::fs::Metadata| match not_a_file(meta) {
+            Some(why) => Err(self.misconfigured(format!("`{shown}` {why}"))),
+            None if meta.len() > MAX_INPUT as u64 => Err(too_large()),
+            None => Ok(()),
+        };
+        judge(&tokio::fs::metadata(path).await.map_err(cannot)?)?;
+        let mut open = tokio::fs::OpenOptions::new();
+        open.read(true);
+        #[cfg(unix)]
+        open.custom_flags(libc::O_NONBLOCK);
+        let file = open.open(path).await.map_err(cannot)?;
+        let meta = file.metadata().await.map_err(cannot)?;
+        judge(&meta)?;
+        warn_if_world_writable(path, &meta);
+        let mut bytes = Zeroizing::new(Vec::new());
+        file.take(MAX_INPUT as u64 + 1).read_to_end(&mut bytes).await.map_err(cannot)?;
+        if bytes.len() > MAX_INPUT {
+            return Err(too_large());
+        }
+        let text = std::str::from_utf8(&bytes).map_err(|_| self.no_token(format!("`{shown}` is not UTF-8 text")))?;
         let t = text.trim();
         if t.is_empty() {
-            return Err(self.fail(format!("`{}` is empty", path.display())));
+            return Err(self.no_token(format!("`{shown}` is empty")));
         }
         Ok(SecretString::from(t))
     }
 
-    async fn run_command(&self, argv: &[String]) -> Result<SecretString> {
+    /// Runs the helper (see the module doc) for at most `timeout`; its trimmed stdout.
+    async fn run_command(&self, argv: &[String], timeout: Duration) -> Result<SecretString> {
         let program = &argv[0];
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
-        let child = cmd.spawn().map_err(|e| {
+        // Its own process group: whatever it starts can be ended with it.
+        #[cfg(unix)]
+        cmd.process_group(0);
+        let mut child = cmd.spawn().map_err(|e| {
             let why = match e.kind() {
                 std::io::ErrorKind::NotFound => "not found".to_owned(),
                 std::io::ErrorKind::PermissionDenied => "not executable".to_owned(),
                 _ => e.to_string(),
             };
-            self.fail(format!("cannot run `{program}`: {why}"))
+            self.misconfigured(format!("cannot run `{program}`: {why}"))
         })?;
-        let out = match tokio::time::timeout(COMMAND_TIMEOUT, child.wait_with_output()).await {
-            Err(_) => {
-                return Err(self.fail(format!("`{program}` did not finish within {}s", COMMAND_TIMEOUT.as_secs())))
+        let group = HelperGroup::of(&child);
+        let (mut out, mut err) = (Zeroizing::new(Vec::new()), Vec::new());
+        let ended = collect(&mut child, &mut out, &mut err, timeout).await;
+        group.end(&mut child).await;
+        let status = match ended {
+            Ended::Exited(status) => status,
+            Ended::TimedOut => {
+                return Err(self.no_token(format!("`{program}` did not finish within {}s", timeout.as_secs())))
             }
-            Ok(Err(e)) => return Err(self.fail(format!("cannot read the output of `{program}`: {e}"))),
-            Ok(Ok(o)) => o,
+            Ended::TooMuch => {
+                return Err(self.misconfigured(format!(
+                    "`{program}` printed more than {}; a JWT is a few KiB",
+                    fmt_size(MAX_INPUT)
+                )))
+            }
+            Ended::Failed(e) => return Err(self.no_token(format!("cannot wait for `{program}`: {e}"))),
         };
-        if !out.status.success() {
-            let first =
-                String::from_utf8_lossy(&out.stderr).lines().map(str::trim).find(|l| !l.is_empty()).map(str::to_owned);
-            let status = match out.status.code() {
+        if !status.success() {
+            let status = match status.code() {
                 Some(c) => format!("exited with {c}"),
                 None => "was killed by a signal".to_owned(),
             };
-            return Err(self.fail(match first {
-                Some(line) => format!("`{program}` {status}: {}", crate::oidc::scrub(&line, &[])),
+            return Err(self.no_token(match first_stderr_line(&err, &out) {
+                Some(line) => format!("`{program}` {status}: {line}"),
                 None => format!("`{program}` {status}"),
             }));
         }
         let text =
-            String::from_utf8(out.stdout).map_err(|_| self.fail(format!("`{program}` printed no UTF-8 text")))?;
+            std::str::from_utf8(&out).map_err(|_| self.no_token(format!("`{program}` printed no UTF-8 text")))?;
         let t = text.trim();
         if t.is_empty() {
-            return Err(self.fail(format!("`{program}` printed nothing")));
+            return Err(self.no_token(format!("`{program}` printed nothing")));
         }
         Ok(SecretString::from(t))
     }
 
     async fn github_actions(&self, http: &Http, env: &Env, audience: &str) -> Result<SecretString> {
         let hint = "the job needs `permissions: id-token: write`";
-        let raw_url = env
-            .get(GH_URL_VAR)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| self.fail(format!("the environment variable `{GH_URL_VAR}` is not set ({hint})")))?;
-        let bearer = env
-            .get(GH_TOKEN_VAR)
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| self.fail(format!("the environment variable `{GH_TOKEN_VAR}` is not set ({hint})")))?;
-        let url = id_token_url(raw_url, audience)
-            .map_err(|e| self.fail(format!("`{GH_URL_VAR}` is not a valid URL ({e})")))?;
+        let unset = |v: &str| self.misconfigured(format!("the environment variable `{v}` is not set ({hint})"));
+        env.get(GH_URL_VAR).filter(|v| !v.is_empty()).ok_or_else(|| unset(GH_URL_VAR))?;
+        let bearer = env.get(GH_TOKEN_VAR).filter(|v| !v.is_empty()).ok_or_else(|| unset(GH_TOKEN_VAR))?;
+        // The bearer goes only where woci sends any secret: https, or http on loopback.
+        let url = id_token_url(gh_url(env).map_err(|e| self.misconfigured(e))?, audience);
         let mut auth = HeaderValue::from_str(&format!("Bearer {bearer}"))
-            .map_err(|_| self.fail(format!("`{GH_TOKEN_VAR}` cannot be sent in an HTTP header")))?;
+            .map_err(|_| self.misconfigured(format!("`{GH_TOKEN_VAR}` cannot be sent in an HTTP header")))?;
         auth.set_sensitive(true);
         let mut headers = http::HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        // Bounded like every answer woci reads (`HttpOptions::max_body`, 1 MiB).
         let resp = http.get(GH_SERVICE, &url, headers).await?;
         let (status, body) = (resp.status, resp.body);
         if !(200..300).contains(&status) {
-            let why = match status {
-                401 | 403 => format!("the ID-token service refused `{GH_TOKEN_VAR}` (HTTP {status}); {hint}"),
-                _ => format!("the ID-token service at `{GH_URL_VAR}` answered HTTP {status}"),
-            };
-            return Err(self.fail(why));
+            return Err(match status {
+                401 | 403 => {
+                    self.misconfigured(format!("the ID-token service refused `{GH_TOKEN_VAR}` (HTTP {status}); {hint}"))
+                }
+                _ => self.no_token(format!("the ID-token service at `{GH_URL_VAR}` answered HTTP {status}")),
+            });
         }
         #[derive(Deserialize)]
         struct Answer {
@@ -149,15 +297,193 @@ impl SubjectTokenSource {
         let value = serde_json::from_slice::<Answer>(&body).ok().and_then(|a| a.value).filter(|v| !v.trim().is_empty());
         value
             .map(|v| SecretString::from(v.trim()))
-            .ok_or_else(|| self.fail("the ID-token service answered without a `value`"))
+            .ok_or_else(|| self.no_token("the ID-token service answered without a `value`"))
     }
 }
 
+/// How waiting for a helper ended.
+enum Ended {
+    /// It exited (its output is read, or what its pipes delivered within [`DRAIN_GRACE`]).
+    Exited(ExitStatus),
+    /// It was still running after the timeout.
+    TimedOut,
+    /// Its stdout went past [`MAX_INPUT`].
+    TooMuch,
+    /// Waiting for it failed.
+    Failed(std::io::Error),
+}
+
+/// Waits for `child` while reading its stdout into `out` (up to [`MAX_INPUT`]: more ends the
+/// wait) and its stderr into `err` (the first [`MAX_STDERR`] bytes; the rest is read and
+/// dropped, so the helper never blocks on a full pipe), until it exits or `timeout` passes.
+/// Once it has exited, its pipes get [`DRAIN_GRACE`] to deliver the rest.
+async fn collect(child: &mut tokio::process::Child, out: &mut Vec<u8>, err: &mut Vec<u8>, timeout: Duration) -> Ended {
+    let reading_out = read_capped(child.stdout.take(), out, MAX_INPUT, PastCap::Stop);
+    let reading_err = read_capped(child.stderr.take(), err, MAX_STDERR, PastCap::Drop);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(reading_out, reading_err, deadline);
+    let (mut out_done, mut err_done) = (false, false);
+    let ended = loop {
+        tokio::select! {
+            status = child.wait() => break match status {
+                Ok(s) => Ended::Exited(s),
+                Err(e) => Ended::Failed(e),
+            },
+            over = &mut reading_out, if !out_done => {
+                out_done = true;
+                if over {
+                    return Ended::TooMuch;
+                }
+            }
+            _ = &mut reading_err, if !err_done => err_done = true,
+            _ = &mut deadline => return Ended::TimedOut,
+        }
+    };
+    // The helper is gone and what it wrote is in the pipes; a background child it left may hold
+    // them open for good, so read what is there and stop.
+    let grace = tokio::time::Instant::now() + DRAIN_GRACE;
+    if !out_done && matches!(tokio::time::timeout_at(grace, reading_out).await, Ok(true)) {
+        return Ended::TooMuch;
+    }
+    if !err_done {
+        let _ = tokio::time::timeout_at(grace, reading_err).await;
+    }
+    ended
+}
+
+/// What [`read_capped`] does with bytes past its cap.
+#[derive(Clone, Copy)]
+enum PastCap {
+    /// Stop reading and say so.
+    Stop,
+    /// Read on to the end, keeping nothing more.
+    Drop,
+}
+
+/// Reads `pipe` into `buf`, keeping at most `cap` bytes; `true` when it stopped at the cap
+/// ([`PastCap::Stop`]). A read error ends the reading like the end of the pipe.
+async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, cap: usize, past: PastCap) -> bool {
+    let Some(mut pipe) = pipe else { return false };
+    let mut chunk = Zeroizing::new(vec![0u8; 16 * 1024]);
+    loop {
+        let n = match pipe.read(&mut chunk).await {
+            Ok(0) | Err(_) => return false,
+            Ok(n) => n,
+        };
+        let room = cap.saturating_sub(buf.len());
+        buf.extend_from_slice(&chunk[..n.min(room)]);
+        if n > room && matches!(past, PastCap::Stop) {
+            return true;
+        }
+    }
+}
+
+/// A helper's process group (`process_group(0)` makes the helper its leader, so the group's id
+/// is the helper's pid). Ended whole when woci is done with the helper; killed at once if woci
+/// drops it unfinished (a cancelled renewal).
+struct HelperGroup(Option<i32>);
+
+impl HelperGroup {
+    fn of(child: &tokio::process::Child) -> HelperGroup {
+        HelperGroup(child.id().and_then(|p| i32::try_from(p).ok()).filter(|_| cfg!(unix)))
+    }
+
+    /// SIGTERM to the group, SIGKILL to what is left after [`TERM_GRACE`]; reaps the helper.
+    async fn end(mut self, child: &mut tokio::process::Child) {
+        if let Some(pgid) = self.0.take() {
+            if signal_group(pgid, Signal::Term) {
+                let deadline = tokio::time::Instant::now() + TERM_GRACE;
+                loop {
+                    // Once reaped, the helper itself no longer counts as a member.
+                    let _ = child.try_wait();
+                    if !signal_group(pgid, Signal::Probe) {
+                        break;
+                    }
+                    if tokio::time::Instant::now() >= deadline {
+                        signal_group(pgid, Signal::Kill);
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
+    }
+}
+
+impl Drop for HelperGroup {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0.take() {
+            signal_group(pgid, Signal::Kill);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Signal {
+    /// Signal 0: only checks that the group has members.
+    Probe,
+    Term,
+    Kill,
+}
+
+/// Sends `sig` to the process group `pgid`; `false` when the group has no member left.
+#[cfg(unix)]
+fn signal_group(pgid: i32, sig: Signal) -> bool {
+    let sig = match sig {
+        Signal::Probe => 0,
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe { libc::kill(-pgid, sig) == 0 }
+}
+
+#[cfg(not(unix))]
+fn signal_group(_: i32, _: Signal) -> bool {
+    false
+}
+
+/// The helper's first non-empty stderr line for the error message, with its stdout and anything
+/// shaped like a JWT taken out (a helper may quote the token it could not use) and scrubbed.
+fn first_stderr_line(stderr: &[u8], stdout: &[u8]) -> Option<String> {
+    let text = String::from_utf8_lossy(stderr);
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty())?;
+    let printed = std::str::from_utf8(stdout).unwrap_or_default().trim();
+    let line = crate::oidc::scrub(&without_jwts(line), &[printed]);
+    (!line.is_empty()).then_some(line)
+}
+
+/// `line` with every word shaped like a JWT (`eyJ…`, base64url parts joined by dots) replaced.
+fn without_jwts(line: &str) -> String {
+    let in_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let mut out = String::with_capacity(line.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        if word.starts_with("eyJ") && word.matches('.').count() >= 2 {
+            out.push_str("[redacted]");
+        } else {
+            out.push_str(word);
+        }
+        word.clear();
+    };
+    for c in line.chars() {
+        if in_word(c) {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+
 /// `$ACTIONS_ID_TOKEN_REQUEST_URL` with `audience=<aud>` appended (`&` when it has a query).
-pub fn id_token_url(raw: &str, audience: &str) -> std::result::Result<Url, url::ParseError> {
-    let mut url = Url::parse(raw.trim())?;
+pub fn id_token_url(mut url: Url, audience: &str) -> Url {
     url.query_pairs_mut().append_pair("audience", audience);
-    Ok(url)
+    url
 }
 
 /// A JWT that has not expired: three parts, a JSON payload, and `exp` (when present) after `now`.
@@ -166,7 +492,7 @@ fn check_jwt(token: &str, now: i64) -> std::result::Result<(), String> {
     struct Exp {
         exp: Option<i64>,
     }
-    let claims: Exp = crate::jwt::decode_claims(token).map_err(|e| format!("is not a JWT ({e})"))?;
+    let claims: Exp = crate::jwt::decode_claims(token).map_err(|e| format!("is {e}"))?;
     match claims.exp {
         Some(exp) if exp <= now => Err(format!("holds a JWT that expired {}s ago", now - exp)),
         _ => Ok(()),
@@ -191,9 +517,10 @@ mod tests {
 
     #[test]
     fn audience_is_appended_with_the_right_separator() {
-        assert_eq!(id_token_url("https://gh/t", "x y").unwrap().as_str(), "https://gh/t?audience=x+y");
+        let url = |s: &str| Url::parse(s).unwrap();
+        assert_eq!(id_token_url(url("https://gh/t"), "x y").as_str(), "https://gh/t?audience=x+y");
         assert_eq!(
-            id_token_url("https://gh/t?api-version=2.0", "a").unwrap().as_str(),
+            id_token_url(url("https://gh/t?api-version=2.0"), "a").as_str(),
             "https://gh/t?api-version=2.0&audience=a"
         );
     }
@@ -202,7 +529,8 @@ mod tests {
     fn expired_or_malformed_jwts_are_refused() {
         assert!(check_jwt(&jwt(100), 99).is_ok());
         assert!(check_jwt(&jwt(100), 100).unwrap_err().contains("expired"));
-        assert!(check_jwt("opaque", 0).unwrap_err().contains("not a JWT"));
+        let e = check_jwt("opaque", 0).unwrap_err();
+        assert_eq!(e.matches("not a JWT").count(), 1, "said once: {e}");
     }
 
     #[tokio::test]
@@ -238,5 +566,182 @@ mod tests {
         let e =
             parse("command:/nonexistent/woci-idp").unwrap().obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
         assert!(e.to_string().contains("not found"), "{e}");
+    }
+
+    fn cmd(line: &str) -> (SubjectTokenSource, Vec<String>) {
+        let src = parse(&format!("command:{line}")).unwrap();
+        let SubjectTokenSource::Command { argv, .. } = &src else { unreachable!() };
+        let argv = argv.clone();
+        (src, argv)
+    }
+
+    /// Whether `pid` runs nothing any more (gone, or a zombie no one has reaped yet).
+    fn ended(pid: &str) -> bool {
+        match std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+        }
+    }
+
+    /// Polls [`ended`] (a guard against a hang, not a timing assertion).
+    async fn wait_ended(pid_file: &Path) {
+        let pid = std::fs::read_to_string(pid_file).unwrap();
+        for _ in 0..500 {
+            if ended(&pid) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("process {} still runs", pid.trim());
+    }
+
+    #[tokio::test]
+    async fn sources_that_may_give_a_token_later_are_transient_and_settings_errors_are_not() {
+        let http = Http::new(Default::default()).unwrap();
+        let clock = ManualClock::at(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let get = |src: SubjectTokenSource, env: Env| {
+            let (http, clock) = (&http, &clock);
+            async move { src.obtain(http, &env, "a", clock).await.unwrap_err() }
+        };
+        let file = |name: &str, body: Option<&str>| {
+            let p = dir.path().join(name);
+            if let Some(b) = body {
+                std::fs::write(&p, b).unwrap();
+            }
+            SubjectTokenSource::File(p)
+        };
+        let expired = jwt(900);
+        let mut with_expired = Env::new();
+        with_expired.insert("TOK".into(), expired.clone());
+        let transient = [
+            (file("missing", None), Env::new(), "no such file"),
+            (file("empty", Some(" \n")), Env::new(), "is empty"),
+            (file("expired", Some(&expired)), Env::new(), "expired"),
+            (cmd("sh -c 'exit 3'").0, Env::new(), "exited with 3"),
+        ];
+        for (src, env, why) in transient {
+            let e = get(src, env).await;
+            assert!(e.is_transient() && e.to_string().contains(why), "{e}");
+            assert_eq!(e.exit_code(), crate::error::exit::SUBJECT_TOKEN);
+        }
+        let settings = [
+            (parse("env:TOK").unwrap(), Env::new(), "is not set"),
+            (parse("env:TOK").unwrap(), with_expired, "expired"),
+            (SubjectTokenSource::File(dir.path().to_owned()), Env::new(), "is a folder, not a file"),
+            (cmd("/nonexistent/woci-idp").0, Env::new(), "not found"),
+            (parse("github-actions").unwrap(), Env::new(), "`ACTIONS_ID_TOKEN_REQUEST_URL` is not set"),
+        ];
+        for (src, env, why) in settings {
+            let e = get(src, env).await;
+            assert!(!e.is_transient() && e.to_string().contains(why), "{e}");
+            assert_eq!(e.exit_code(), crate::error::exit::SUBJECT_TOKEN);
+        }
+    }
+
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn devices_fifos_and_folders_are_named_for_what_they_are_and_never_read() {
+        let http = Http::new(Default::default()).unwrap();
+        let clock = ManualClock::at(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        for (path, why) in [
+            (std::path::PathBuf::from("/dev/zero"), "is a device, not a regular file"),
+            (fifo, "is a FIFO, not a regular file"),
+            (dir.path().to_owned(), "is a folder, not a file"),
+        ] {
+            let src = SubjectTokenSource::File(path.clone());
+            assert_eq!(src.local_problem(&SourceEnv::default()).unwrap(), format!("`{}` {why}", path.display()));
+            // A FIFO without a writer would block an ordinary open: the guard only stops a hang.
+            let e = tokio::time::timeout(Duration::from_secs(60), src.obtain(&http, &Env::new(), "a", &clock))
+                .await
+                .expect("never blocks")
+                .unwrap_err();
+            assert!(e.to_string().contains(why) && !e.is_transient(), "{e}");
+        }
+        let missing = SubjectTokenSource::File(dir.path().join("rotating"));
+        assert_eq!(missing.local_problem(&SourceEnv::default()), None, "a missing file is the renewal's to retry");
+    }
+
+    #[tokio::test]
+    async fn a_large_file_or_output_is_refused_at_the_cap() {
+        let http = Http::new(Default::default()).unwrap();
+        let clock = ManualClock::at(1000);
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::File::create(&big).unwrap().set_len(MAX_INPUT as u64 + 1).unwrap();
+        let e = SubjectTokenSource::File(big).obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
+        assert!(e.to_string().contains("is larger than 1 MiB") && !e.is_transient(), "{e}");
+        let e = cmd("head -c 2097152 /dev/zero").0.obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
+        assert!(e.to_string().contains("`head` printed more than 1 MiB") && !e.is_transient(), "{e}");
+        // Stderr past its cap is read and dropped: the helper ends normally, its message is kept.
+        let (src, argv) = cmd("sh -c 'echo first line >&2; head -c 3000000 /dev/zero >&2; exit 2'");
+        let e = src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap_err();
+        assert!(e.to_string().ends_with("`sh` exited with 2: first line"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_helpers_stderr_never_shows_a_token() {
+        let tok = jwt(2000);
+        let (src, argv) = cmd(&format!("sh -c 'echo {tok}; echo \"refused {tok}\" >&2; exit 1'"));
+        let e = src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap_err().to_string();
+        assert!(e.contains("refused [redacted]") && !e.contains(&tok), "{e}");
+        let (src, argv) = cmd("sh -c 'echo s3cr3t-printed; echo \"cannot use s3cr3t-printed\" >&2; exit 1'");
+        let e = src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap_err().to_string();
+        assert!(e.contains("cannot use [redacted]") && !e.contains("s3cr3t-printed"), "{e}");
+    }
+
+    #[tokio::test]
+    async fn a_background_child_left_by_the_helper_is_not_waited_for_and_is_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let bg = dir.path().join("bg");
+        let tok = jwt(2000);
+        let (src, argv) = cmd(&format!("sh -c 'sleep 100 & echo $! > {}; echo {tok}'", bg.display()));
+        assert_eq!(src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap().expose(), &tok);
+        wait_ended(&bg).await;
+    }
+
+    #[tokio::test]
+    async fn a_helper_that_hangs_is_ended_with_its_group_at_the_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let (me, bg) = (dir.path().join("me"), dir.path().join("bg"));
+        let line = format!("sh -c 'echo $$ > {}; sleep 100 & echo $! > {}; wait'", me.display(), bg.display());
+        let (src, argv) = cmd(&line);
+        let e = src.run_command(&argv, Duration::from_secs(1)).await.unwrap_err();
+        assert!(e.to_string().contains("`sh` did not finish within 1s") && e.is_transient(), "{e}");
+        wait_ended(&me).await;
+        wait_ended(&bg).await;
+    }
+
+    #[tokio::test]
+    async fn the_ci_bearer_goes_only_to_https_or_loopback() {
+        use crate::http::fake::{options, FakeTransport};
+        let clock = ManualClock::at(1000);
+        let tok = jwt(2000);
+        let answer = format!(r#"{{"value":"{tok}"}}"#);
+        let t = FakeTransport::new(move |_, _| Ok((200, answer.clone())));
+        let http = Http::with_transport(t.clone(), options());
+        let src = parse("github-actions").unwrap();
+        let env = |url: &str| {
+            let mut e = Env::new();
+            e.insert(GH_URL_VAR.into(), url.into());
+            e.insert(GH_TOKEN_VAR.into(), "ci-bearer-secret".into());
+            e
+        };
+        let plain = env("http://token.actions.example/idtoken?api-version=2.0");
+        let e = src.obtain(&http, &plain, "a", &clock).await.unwrap_err();
+        assert!(e.to_string().contains("`ACTIONS_ID_TOKEN_REQUEST_URL` must use https://") && !e.is_transient(), "{e}");
+        assert!(t.seen().is_empty(), "the bearer was sent");
+        let problem = src.local_problem(&SourceEnv::capture(&src, &plain)).unwrap();
+        assert!(problem.contains("must use https://"), "{problem}");
+        for ok in ["https://token.actions.example/idtoken", "http://127.0.0.1:8080/idtoken"] {
+            assert_eq!(src.obtain(&http, &env(ok), "a", &clock).await.unwrap().expose(), &tok);
+            assert_eq!(src.local_problem(&SourceEnv::capture(&src, &env(ok))), None);
+        }
+        assert_eq!(t.seen().len(), 2);
     }
 }

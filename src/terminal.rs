@@ -1,22 +1,137 @@
-//! Text from servers, tokens and files made safe for a terminal: control characters (C0 but tab,
-//! C1, DEL) and Unicode format characters (bidi overrides, zero-width marks) are shown escaped
-//! (`\u{1b}`), so no escape sequence or reordering reaches the user's screen.
+//! Text from outside woci — a server's answer, a token's claims, a file, a helper's output — made
+//! safe for a terminal before woci prints it: the one rule for every such character.
+//!
+//! A terminal acts on control characters (ESC and CSI start sequences that clear the screen, set
+//! the window title or rewrite what was printed) and Unicode format characters reorder or hide
+//! text (U+202E RIGHT-TO-LEFT OVERRIDE makes `gnirts` read `string`). [`safe`] writes each such
+//! character as a visible escape (`\x1b`, `\u{202e}`) and keeps everything else, non-ASCII
+//! letters included. It is used by the error line (`app`), every log line (`logging`), the
+//! device-code prompt, `--status` and `--daemon-status`; [`crate::token_endpoint::scrub`] (a
+//! server's `error` / `error_description`) applies it after removing the secrets it sent.
+//!
+//! JSON output ([`to_json_pretty`]) stays valid and lossless: the same characters are written as
+//! `\uXXXX` escapes, which every JSON parser reads back as the original text.
 
+use serde::Serialize;
 use std::borrow::Cow;
+use std::io;
 
-/// `text` with every character a terminal would act on escaped; ordinary text (also non-ASCII
-/// letters) unchanged.
-pub fn safe(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(unsafe_char) {
-        return Cow::Borrowed(text);
+/// The Unicode format characters (general category Cf, Unicode 15.1): bidi marks, embeddings,
+/// overrides and isolates, zero-width characters, invisible operators, the BOM, interlinear
+/// annotation and tag characters. A short, stable list: no crate's tables are worth the size.
+const FORMAT: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+
+/// Whether a terminal may act on `c` or hide it: every C0 control (newline and tab included, so a
+/// one-line message stays one line), DEL, every C1 control, the format characters (Cf) and the
+/// line and paragraph separators.
+pub fn is_unsafe(c: char) -> bool {
+    if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
+        return true;
     }
-    Cow::Owned(text.chars().map(|c| if unsafe_char(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect())
+    let c = c as u32;
+    c >= 0xAD && FORMAT.iter().any(|&(lo, hi)| (lo..=hi).contains(&c))
 }
 
-fn unsafe_char(c: char) -> bool {
-    (c.is_control() && c != '\t')
-        || matches!(c, '\u{00ad}' | '\u{061c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-            | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+/// `text` with every [`is_unsafe`] character written as a visible escape: `\n`, `\r`, `\t`,
+/// `\xNN` for the other controls below U+0100 (ESC is `\x1b`, CSI `\x9b`), `\u{NNNN}` above.
+/// Idempotent (backslashes are kept), so text that already passed here may pass again.
+pub fn safe(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if is_unsafe(c) && (c as u32) < 0x100 => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if is_unsafe(c) => out.push_str(&format!("\\u{{{:04x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// Pretty JSON of `value` that is safe on a terminal and still exact: serde_json's own escaping
+/// (quotes, backslashes, C0) plus `\uXXXX` for DEL, C1 and the format characters, which serde_json
+/// writes raw.
+pub fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+    let mut out = Vec::with_capacity(1024);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, SafeJson(serde_json::ser::PrettyFormatter::new()));
+    value.serialize(&mut ser)?;
+    // serde_json writes only UTF-8; the escapes added here are ASCII.
+    Ok(String::from_utf8(out).unwrap_or_default())
+}
+
+/// serde_json's pretty formatter with string fragments escaped by [`is_unsafe`].
+struct SafeJson<'a>(serde_json::ser::PrettyFormatter<'a>);
+
+impl serde_json::ser::Formatter for SafeJson<'_> {
+    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
+        let mut start = 0;
+        for (i, c) in fragment.char_indices() {
+            if is_unsafe(c) {
+                w.write_all(&fragment.as_bytes()[start..i])?;
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
+                start = i + c.len_utf8();
+            }
+        }
+        w.write_all(&fragment.as_bytes()[start..])
+    }
+
+    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
 }
 
 #[cfg(test)]
@@ -24,11 +139,61 @@ mod tests {
     use super::*;
 
     #[test]
-    fn escapes_what_a_terminal_would_act_on_and_keeps_text() {
-        assert_eq!(safe("plain é 日本"), "plain é 日本");
-        assert_eq!(safe("a\u{1b}[2Jb"), "a\\u{1b}[2Jb");
-        assert_eq!(safe("x\u{9b}y\u{7f}"), "x\\u{9b}y\\u{7f}");
-        assert_eq!(safe("evil\u{202e}txt"), "evil\\u{202e}txt");
-        assert_eq!(safe("line\nbreak"), "line\\u{a}break");
+    fn every_control_is_escaped_visibly() {
+        assert_eq!(safe("a\u{1b}[2Jb"), "a\\x1b[2Jb", "ESC (C0)");
+        assert_eq!(safe("\u{1b}]0;title\u{7}"), "\\x1b]0;title\\x07", "OSC title, BEL");
+        assert_eq!(safe("x\u{0}y"), "x\\x00y", "NUL");
+        assert_eq!(safe("line\nnext\r\tend"), "line\\nnext\\r\\tend", "newline, CR and tab too");
+        assert_eq!(safe("del\u{7f}"), "del\\x7f", "DEL");
+        assert_eq!(safe("\u{9b}31m \u{85} \u{80}"), "\\x9b31m \\x85 \\x80", "C1: CSI, NEL, PAD");
+    }
+
+    #[test]
+    fn bidi_and_other_format_characters_are_escaped_visibly() {
+        assert_eq!(safe("abc\u{202e}fed"), "abc\\u{202e}fed", "RIGHT-TO-LEFT OVERRIDE");
+        for c in ['\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}'] {
+            assert!(is_unsafe(c), "bidi embedding/isolate U+{:04X}", c as u32);
+        }
+        for c in ['\u{200e}', '\u{200f}', '\u{061c}', '\u{200b}', '\u{200d}', '\u{2060}', '\u{feff}', '\u{00ad}'] {
+            assert!(is_unsafe(c), "mark / zero-width / BOM / soft hyphen U+{:04X}", c as u32);
+        }
+        assert!(is_unsafe('\u{e0041}'), "tag characters");
+        assert!(is_unsafe('\u{2028}') && is_unsafe('\u{2029}'), "line and paragraph separators");
+        assert_eq!(safe("\u{e0041}"), "\\u{e0041}");
+    }
+
+    #[test]
+    fn ordinary_text_is_kept_as_it_is() {
+        for text in ["café é", "日本語のテキスト", "Grüße, Ελληνικά, עברית, العربية", "emoji 🙂", "C:\\path\\x1b", ""]
+        {
+            assert_eq!(safe(text), text);
+            assert!(matches!(safe(text), Cow::Borrowed(_)), "no copy when nothing changes");
+        }
+        for c in ['\u{9f}', '\u{a0}', '\u{ac}', '\u{ae}', '\u{2070}', '\u{fff8}', '\u{fffc}'] {
+            assert_eq!(is_unsafe(c), c == '\u{9f}', "U+{:04X}", c as u32);
+        }
+    }
+
+    #[test]
+    fn safe_is_idempotent() {
+        let hostile = "\u{1b}[2J\u{9b}\u{202e}x\ny\u{7f}日本";
+        let once = safe(hostile).into_owned();
+        assert!(!once.chars().any(is_unsafe), "{once}");
+        assert_eq!(safe(&once), once);
+    }
+
+    #[test]
+    fn json_is_valid_exact_and_safe() {
+        let value = serde_json::json!({
+            "user": "ocid1\u{1b}[2J\u{9b}\u{7f}\u{202e}\u{e0041}\n日本 é \"q\" \\",
+            "list": ["\u{2066}", 1, null],
+        });
+        let text = to_json_pretty(&value).unwrap();
+        assert!(!text.chars().any(|c| is_unsafe(c) && c != '\n'), "{text}");
+        assert!(text.contains("\\u202e") && text.contains("\\udb40\\udc41"), "{text}");
+        assert!(text.contains("日本 é"), "ordinary text stays readable: {text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value, "a JSON parser reads back the exact text");
+        assert_eq!(to_json_pretty(&serde_json::json!({"a": [1]})).unwrap(), "{\n  \"a\": [\n    1\n  ]\n}");
     }
 }

@@ -174,20 +174,20 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
     })
 }
 
-/// Makes server-provided text safe for a one-line error: removes any secret we sent, control
-/// characters, and cuts it to 300 characters.
+/// Makes server-provided text fit for a one-line error: removes any secret we sent, cuts it to 300
+/// characters, and escapes what a terminal would act on ([`crate::terminal::safe`], the one rule
+/// for that).
 pub fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut s = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         s = s.replace(secret, "[redacted]");
     }
-    let s: String = s.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let s = s.trim();
     if s.chars().count() > 300 {
         let cut: String = s.chars().take(300).collect();
-        format!("{cut}…")
+        format!("{}…", crate::terminal::safe(&cut))
     } else {
-        s.to_owned()
+        crate::terminal::safe(s).into_owned()
     }
 }
 
@@ -271,7 +271,8 @@ mod tests {
 
     #[test]
     fn scrub_cuts_and_cleans() {
-        assert_eq!(scrub("a\nb secret1234", &["secret1234"]), "a b [redacted]");
+        assert_eq!(scrub("a\nb secret1234\n", &["secret1234"]), "a\\nb [redacted]");
+        assert_eq!(scrub("\u{1b}[2J\u{202e}x\u{9b}", &[]), "\\x1b[2J\\u{202e}x\\x9b", "the terminal rule");
         assert_eq!(scrub(&"x".repeat(400), &[]).chars().count(), 301);
     }
 }

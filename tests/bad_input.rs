@@ -148,3 +148,71 @@ async fn a_world_writable_oci_folder_is_refused_a_readable_key_is_warned_about()
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("chmod 600"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_that_is_a_folder_is_named_as_a_folder() {
+    let (w, key) = world_with_key(None).await;
+    std::fs::create_dir(&key).unwrap();
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("my_key.pem") && line.contains("is a folder"), "{line}");
+    assert!(!line.contains("does not exist"), "{line}");
+}
+
+/// A certificate from an issuer woci does not trust cannot fix itself: one attempt, and one line
+/// naming the host, the unknown issuer and every way to trust the CA.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_certificate_is_not_retried_and_names_the_fix() {
+    use woci_emulator::Config;
+    // The emulator serves HTTPS with its own CA, which this test does not give woci.
+    let w = World::with_config(Config { tls: true, ..Config::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("woci: error: ")).collect();
+    assert_eq!(errors.len(), 1, "{err}");
+    let line = errors[0];
+    assert!(!err.contains("retrying"), "{err}");
+    for needle in
+        ["`127.0.0.1`", "unknown issuer", "--cert-bundle", "OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE"]
+    {
+        assert!(line.contains(needle), "{needle} missing: {line}");
+    }
+    // The server counts the handshake a moment after woci has given up on it.
+    let started = std::time::Instant::now();
+    while w.emu.stats().tls_handshakes_failed == 0 && started.elapsed() < std::time::Duration::from_secs(5) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(w.emu.stats().tls_handshakes_failed, 1, "one attempt, no retries: {line}");
+}
+
+/// A server's `error` / `error_description` with escape sequences, a bidi override and a newline
+/// reaches the terminal escaped, on the one error line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_servers_error_text_is_escaped_in_the_error_line() {
+    use woci_emulator::{Endpoint, Fault, FaultAction};
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.set_fault(
+        Endpoint::IdpToken,
+        Fault::new(FaultAction::OAuthError {
+            status: 400,
+            error: "invalid_request\u{1b}[2J".into(),
+            description: "\u{1b}]0;owned\u{7}bad \u{202e}gnirts\u{9b}1m\u{7f}\nwoci: error: fake line".into(),
+        }),
+    );
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(4), "{}", err.escape_debug());
+    assert_terminal_safe(&out.stderr, "stderr");
+    let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("woci: error: ")).collect();
+    assert_eq!(errors.len(), 1, "one error line, no injected second one: {err}");
+    assert!(errors[0].contains("invalid_request") && errors[0].contains("gnirts"), "{err}");
+}

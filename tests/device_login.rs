@@ -1,7 +1,8 @@
 //! Device-code login (RFC 8628) with the real `woci` binary against the emulator's device
 //! authorization grant: approve, deny, expire, slow_down, the login timeout, discovery of the
-//! endpoint, and the non-interactive refusal. `BROWSER` stands in for the person on another
-//! device: woci hands it the `verification_uri_complete`.
+//! endpoint, and the non-interactive refusal; and a hostile IdP (escape sequences and bidi
+//! overrides in its answer, `javascript:` / `file:` URIs, `interval` 0 and u64::MAX). `BROWSER`
+//! stands in for the person on another device: woci hands it the `verification_uri_complete`.
 
 mod common;
 
@@ -172,4 +173,98 @@ async fn a_terminal_without_a_browser_gets_a_device_login_by_itself() {
     assert!(shown.contains(&code), "the user code is shown on the terminal: {shown}");
     assert_eq!(w.emu.stats().device_grants, 1);
     assert_eq!(w.emu.stats().auth_code_grants, 0, "no browser login was attempted");
+}
+
+/// A hostile IdP's device authorization answer, over the normal one.
+fn hostile(fields: serde_json::Value) -> DeviceConfig {
+    let answer = fields.as_object().cloned().expect("an object");
+    DeviceConfig { auto_approve: false, answer, ..fast() }
+}
+
+/// A `BROWSER` that records each URL it is given and then approves every pending code through
+/// the emulator's admin knob (the person on another device).
+fn recording_person(w: &World) -> (std::path::PathBuf, std::path::PathBuf) {
+    let record = w.home().join("browser-urls");
+    let p = w.home().join("bin").join("recording-person");
+    write_exec(
+        &p,
+        &format!(
+            "#!/bin/sh\nprintf '%s\\n' \"$1\" >> '{}'\nexec curl -s -o /dev/null -H 'content-type: application/json' -d '{{\"action\":\"approve\"}}' '{}_emulator/device'\n",
+            record.display(),
+            w.emu.base_url()
+        ),
+    );
+    (p, record)
+}
+
+/// Escape sequences (clear screen, window title, C1 CSI), DEL and bidi overrides in the user code
+/// and the verification URIs reach the terminal only as visible escapes; the login still works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_device_text_reaches_the_terminal_only_escaped() {
+    let w = world(hostile(serde_json::json!({
+        "user_code": "\u{1b}]0;pwned\u{7}\u{1b}[2J\u{9b}31mWDJB\u{202e}MJHT\u{7f}",
+        "verification_uri": "https://idp.example/device?\u{1b}[2J=\u{202e}",
+        "verification_uri_complete": "https://idp.example/device?user_code=\u{1b}]0;t\u{7}\u{2066}x\u{85}",
+    })))
+    .await;
+    let (person, record) = recording_person(&w);
+    let out = run(authenticate(&w, Some(&person), &["--device-code"])).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{}", err.escape_debug());
+    assert_terminal_safe(&out.stderr, "stderr");
+    assert!(err.contains("WDJB") && err.contains("MJHT"), "the code is still shown: {}", err.escape_debug());
+    let opened = std::fs::read(&record).expect("BROWSER got the verification URI");
+    assert_terminal_safe(&opened, "the URL given to BROWSER");
+    assert!(String::from_utf8_lossy(&opened).starts_with("https://idp.example/device?"));
+}
+
+/// A verification URI that is not https (or http to loopback) is neither printed as a link nor
+/// given to `BROWSER`: one error line naming the IdP's field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verification_uris_that_are_not_https_are_refused_and_never_opened() {
+    let cases = [
+        ("verification_uri_complete", "javascript:alert(document.cookie)"),
+        ("verification_uri_complete", "file:///etc/passwd"),
+        ("verification_uri", "file:///etc/passwd"),
+        ("verification_uri", "http://idp.example/device"),
+    ];
+    for (field, value) in cases {
+        let w = world(hostile(serde_json::json!({ field: value }))).await;
+        let (person, record) = recording_person(&w);
+        let out = run(authenticate(&w, Some(&person), &["--device-code", "--login-timeout", "2"])).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(6), "{field} = {value}: {err}");
+        let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("woci: error: ")).collect();
+        assert_eq!(errors.len(), 1, "{err}");
+        assert!(errors[0].contains(&format!("`{field}`")) && errors[0].contains("https://"), "{err}");
+        assert!(!err.contains("enter the code"), "no login prompt with a refused URI: {err}");
+        assert!(!record.exists(), "BROWSER was called: {}", w.read(&record));
+        assert_eq!(w.emu.stats().device_polls_pending, 0, "no poll for a login that cannot happen");
+    }
+}
+
+/// `interval` and `expires_in` of u64::MAX do not crash woci (they are clamped): the login
+/// completes at the login timeout's one poll.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_device_numbers_are_clamped_not_a_crash() {
+    let w = world(hostile(serde_json::json!({ "interval": u64::MAX, "expires_in": u64::MAX }))).await;
+    let (person, _) = recording_person(&w);
+    let out = run(authenticate(&w, Some(&person), &["--device-code", "--login-timeout", "3"])).await;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(w.emu.stats().device_grants, 1);
+}
+
+/// `interval: 0` is polled at most once a second, not as fast as the IdP answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_zero_interval_is_polled_once_a_second() {
+    let mut device = hostile(serde_json::json!({ "interval": 0 }));
+    // The emulator itself never answers `slow_down`, so only woci's own pace counts.
+    device.interval = Duration::ZERO;
+    let w = world(device).await;
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code", "--login-timeout", "3"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let polls = w.emu.stats().device_polls_pending;
+    assert!((1..=4).contains(&polls), "{polls} polls in 3 s");
 }

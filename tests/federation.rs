@@ -209,6 +209,12 @@ async fn every_failing_source_exits_at_once_naming_it() {
         ]
     };
     let missing: PathBuf = w.home().join("no-such-token");
+    let folder: PathBuf = w.home().join("token-folder");
+    std::fs::create_dir_all(&folder).unwrap();
+    let fifo: PathBuf = w.home().join("token-fifo");
+    let c_fifo = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
     let expired = w.emu.issue_actions_token(AUD, -30);
     let cases = vec![
         Failure {
@@ -272,6 +278,52 @@ async fn every_failing_source_exits_at_once_naming_it() {
             secret: None,
         },
         Failure {
+            // GitHub's variables point at a plain-http host: the CI bearer must not go out in clear.
+            source: "github-actions".into(),
+            extra: vec![],
+            env: vec![
+                ("ACTIONS_ID_TOKEN_REQUEST_URL", "http://192.0.2.10/_actions/idtoken?api-version=2.0".into()),
+                ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", w.emu.actions_request_token()),
+            ],
+            code: 11,
+            names: vec!["github-actions".into(), "`ACTIONS_ID_TOKEN_REQUEST_URL` must use https://".into()],
+            secret: None,
+        },
+        Failure {
+            source: "file:/dev/zero".into(),
+            extra: vec![],
+            env: vec![],
+            code: 11,
+            names: vec!["`/dev/zero`".into(), "not a regular file".into()],
+            secret: None,
+        },
+        Failure {
+            source: format!("file:{}", folder.display()),
+            extra: vec![],
+            env: vec![],
+            code: 11,
+            names: vec![folder.display().to_string(), "is a folder".into()],
+            secret: None,
+        },
+        Failure {
+            // A FIFO nobody writes to: opening or reading it must not block woci.
+            source: format!("file:{}", fifo.display()),
+            extra: vec![],
+            env: vec![],
+            code: 11,
+            names: vec![fifo.display().to_string(), "not a regular file".into()],
+            secret: None,
+        },
+        Failure {
+            // A typo in the kind: the message names the kind, never the command's arguments.
+            source: "comand:fetch-jwt --client-secret s3cr3t-typo-value".into(),
+            extra: vec![],
+            env: vec![],
+            code: 2,
+            names: vec!["subject_token_source".into(), "`comand:`".into(), "`command:CMDLINE`".into()],
+            secret: Some("s3cr3t-typo-value".into()),
+        },
+        Failure {
             source: "s3:bucket/token".into(),
             extra: vec![],
             env: vec![],
@@ -321,4 +373,354 @@ async fn exec_renews_from_the_source_while_the_program_runs() {
     let st = w.emu.stats();
     assert!(st.actions_id_tokens >= 3, "{} JWTs for a 7 s run with 4 s tokens", st.actions_id_tokens);
     assert_eq!(st.actions_id_tokens, st.exchanges);
+}
+
+/// Runs `cmd` to its end: exit code, stderr, and woci's peak resident memory in KiB, the highest
+/// `VmHWM` of `/proc/<pid>/status` sampled while it runs. (Not wait4's `ru_maxrss`: a child
+/// spawned with vfork inherits the test process's own high-water mark there at exec.) Samples are
+/// taken only once the process is woci (after exec; before, it shares the test's memory).
+fn run_measured(mut cmd: std::process::Command) -> (Option<i32>, String, i64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("woci starts");
+    let mut err = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let pid = child.id();
+    let hwm_kib = || -> Option<i64> {
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+        if comm.trim() != "woci" {
+            return None;
+        }
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    };
+    let (mut peak, mut samples) = (0, 0);
+    let status = loop {
+        if let Some(kib) = hwm_kib() {
+            peak = peak.max(kib);
+            samples += 1;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert!(samples > 0, "woci ended before its memory could be sampled");
+    (status.code(), reader.join().unwrap(), peak)
+}
+
+/// A source must not make woci hold more than its cap: far below 64 MiB whatever the source sends.
+const PEAK_RSS_LIMIT_KIB: i64 = 64 * 1024;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_printing_a_gibibyte_is_cut_at_1_mib_with_bounded_memory() {
+    let w = World::new().await;
+    for (source, names) in [
+        ("command:head -c 1073741824 /dev/zero", ["`head` printed more than 1 MiB", "command:head …"]),
+        // The same on stderr, which only ever feeds a one-line message.
+        ("command:sh -c 'head -c 1073741824 /dev/zero >&2; exit 3'", ["`sh` exited with 3", "command:sh …"]),
+    ] {
+        write_federated_ini(&w, source, &[]);
+        let mut c = w.woci_std();
+        c.args(["os", "ns", "get"]);
+        let (code, err, rss_kib) = tokio::task::spawn_blocking(move || run_measured(c)).await.unwrap();
+        eprintln!("{source}: exit {code:?}, peak RSS {rss_kib} KiB: {}", err.trim());
+        assert_eq!(code, Some(11), "{source}: {err}");
+        for n in names {
+            assert!(err.contains(n), "{source}: the error says `{n}`: {err}");
+        }
+        assert!(rss_kib < PEAK_RSS_LIMIT_KIB, "{source}: peak RSS {rss_kib} KiB");
+        assert!(!w.token_path().exists());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_300_mb_file_source_is_refused_with_bounded_memory() {
+    let w = World::new().await;
+    let file = w.home().join("huge-token");
+    // Sparse: 300 MB of zeros that take no disk.
+    std::fs::File::create(&file).unwrap().set_len(300_000_000).unwrap();
+    write_federated_ini(&w, &format!("file:{}", file.display()), &[]);
+    let mut c = w.woci_std();
+    c.args(["os", "ns", "get"]);
+    let (code, err, rss_kib) = tokio::task::spawn_blocking(move || run_measured(c)).await.unwrap();
+    eprintln!("300 MB file: exit {code:?}, peak RSS {rss_kib} KiB: {}", err.trim());
+    assert_eq!(code, Some(11), "{err}");
+    assert!(err.contains(&file.display().to_string()) && err.contains("larger than 1 MiB"), "{err}");
+    assert!(rss_kib < PEAK_RSS_LIMIT_KIB, "peak RSS {rss_kib} KiB");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_id_token_answer_is_cut_at_the_cap_with_bounded_memory() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    write_federated_ini(&w, "github-actions", &[]);
+    w.emu.set_fault(Endpoint::ActionsIdToken, Fault::endless_body());
+    let mut c = w.woci_std();
+    c.env("ACTIONS_ID_TOKEN_REQUEST_URL", w.emu.actions_id_token_url())
+        .env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", w.emu.actions_request_token())
+        .args(["os", "ns", "get"]);
+    let (code, err, rss_kib) = tokio::task::spawn_blocking(move || run_measured(c)).await.unwrap();
+    eprintln!("endless ID-token answer: exit {code:?}, peak RSS {rss_kib} KiB: {}", err.trim());
+    assert_eq!(code, Some(6), "{err}");
+    assert!(err.contains("larger than 1024 KiB"), "{err}");
+    assert!(rss_kib < PEAK_RSS_LIMIT_KIB, "peak RSS {rss_kib} KiB");
+    assert_no_secrets(&err, &[&w.emu.actions_request_token()]);
+}
+
+/// Whether `pid` is gone (a zombie no one has reaped yet counts as gone: it runs nothing).
+fn gone(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit_once(") ").is_some_and(|(_, rest)| rest.starts_with('Z')),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_helper_that_leaves_a_background_child_returns_at_once_and_the_child_is_ended() {
+    let w = World::new().await;
+    let jwt = w.emu.issue_actions_token(AUD, 300);
+    let bg = w.home().join("background-pid");
+    let helper = w.home().join("bin").join("mint-and-linger");
+    // The background `sleep` inherits the helper's stdout, so the pipe stays open after it exits.
+    write_exec(&helper, &format!("#!/bin/sh\nsleep 100 &\necho $! > '{}'\necho '{jwt}'\n", bg.display()));
+    write_federated_ini(&w, &format!("command:{}", helper.display()), &[]);
+    let started = Instant::now();
+    let out = run({
+        let mut c = woci(&w);
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let took = started.elapsed();
+    assert_minted_without_login(&w, &out, &[&jwt]);
+    assert!(took < Duration::from_secs(10), "woci waited {took:?} for a helper that had exited");
+    let pid: i32 = w.read(&bg).trim().parse().expect("the helper wrote its background pid");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone(pid) {
+        assert!(Instant::now() < deadline, "the helper's background child {pid} still runs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_world_writable_file_source_is_used_with_one_warning() {
+    let w = World::new().await;
+    w.emu.set_upst_ttl(Duration::from_secs(4));
+    let file = w.home().join("shared-token");
+    std::fs::write(&file, w.emu.issue_actions_token(AUD, 300)).unwrap();
+    std::fs::set_permissions(&file, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    write_federated_ini(&w, &format!("file:{}", file.display()), &[]);
+    // Several renewals in one run: the warning is still said once.
+    let out = run({
+        let mut c = woci(&w);
+        c.args(["--exec", "--", "sleep", "7"]);
+        c
+    })
+    .await;
+    assert_minted_without_login(&w, &out, &[]);
+    assert!(w.emu.stats().exchanges >= 3, "renewed while the program ran: {:?}", w.emu.stats());
+    let err = stderr(&out);
+    let warnings: Vec<&str> = err.lines().filter(|l| l.contains("writable by every user")).collect();
+    assert_eq!(warnings.len(), 1, "one warning: {err}");
+    let line = warnings[0];
+    assert!(line.starts_with("woci: warning: "), "{line}");
+    assert!(line.contains(&file.display().to_string()) && line.contains("chmod o-w"), "{line}");
+}
+
+/// Collects a child's stderr as it comes, so a test can wait for a line.
+struct LiveStderr(std::sync::Arc<std::sync::Mutex<String>>, std::thread::JoinHandle<()>);
+
+impl LiveStderr {
+    fn of(child: &mut std::process::Child) -> LiveStderr {
+        use std::io::BufRead;
+        let buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let pipe = child.stderr.take().unwrap();
+        let sink = buf.clone();
+        let t = std::thread::spawn(move || {
+            for line in std::io::BufReader::new(pipe).lines().map_while(Result::ok) {
+                sink.lock().unwrap().push_str(&format!("{line}\n"));
+            }
+        });
+        LiveStderr(buf, t)
+    }
+
+    fn text(&self) -> String {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Everything, once the child has closed its stderr.
+    fn finish(self) -> String {
+        let LiveStderr(buf, reader) = self;
+        reader.join().unwrap();
+        let text = buf.lock().unwrap().clone();
+        text
+    }
+}
+
+/// Kills a woci the test started when the test ends early.
+struct KillOnDrop(i32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of our own child; ESRCH when it is already gone.
+        unsafe { libc::kill(self.0, libc::SIGKILL) };
+    }
+}
+
+async fn wait_until(what: &str, log: &dyn Fn() -> String, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}; woci said:\n{}", log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A long job under `args` (`--auto-refresh` or `--exec`) with 5 s UPSTs: `break_source` makes
+/// the source give no token, the next renewal fails and must be retried; `mend_source` fixes
+/// it, and renewal must go on while the job still runs.
+async fn a_supervised_job_outlives_a_failed_fetch(
+    w: &World,
+    args: &[&str],
+    job_env: &[(&str, &std::path::Path)],
+    stop: &std::path::Path,
+    break_source: impl FnOnce(),
+    mend_source: impl FnOnce(),
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut c = w.woci_std();
+    c.env("TMPDIR", tmp.path()).args(args);
+    for (k, v) in job_env {
+        c.env(k, v);
+    }
+    c.stdin(std::process::Stdio::null()).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("woci starts");
+    let _kill = KillOnDrop(child.id() as i32);
+    let err = LiveStderr::of(&mut child);
+    let log = || err.text();
+    wait_until("the first session", &log, || w.emu.stats().exchanges >= 1).await;
+    break_source();
+    wait_until("a failed renewal that is retried", &log, || {
+        let t = err.text();
+        assert!(!t.contains("no longer possible"), "one failed fetch ended renewal:\n{t}");
+        t.contains("session renewal failed, retrying in")
+    })
+    .await;
+    let before = w.emu.stats().exchanges;
+    mend_source();
+    wait_until("a renewal after the source recovered", &log, || w.emu.stats().exchanges > before).await;
+    std::fs::write(stop, "").unwrap();
+    let status = tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap();
+    let text = err.finish();
+    assert_eq!(status.code(), Some(0), "the job's own exit code:\n{text}");
+    assert!(!text.contains("no longer possible"), "{text}");
+}
+
+/// A job that runs until `$STOP` exists.
+const JOB: &str = "#!/bin/sh\nwhile [ ! -e \"$STOP\" ]; do sleep 0.1; done\nexit 0\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_refresh_survives_a_file_source_emptied_for_one_renewal() {
+    let w = World::new().await;
+    w.emu.set_upst_ttl(Duration::from_secs(5));
+    let file = w.home().join("projected-token");
+    std::fs::write(&file, w.emu.issue_actions_token(AUD, 3600)).unwrap();
+    write_federated_ini(&w, &format!("file:{}", file.display()), &[]);
+    // `oci` here is a long job (an upload): it runs until the test says stop.
+    let job = w.home().join("bin").join("long-oci");
+    write_exec(&job, JOB);
+    let stop = w.home().join("stop");
+    let fresh = w.emu.issue_actions_token(AUD, 3600);
+    a_supervised_job_outlives_a_failed_fetch(
+        &w,
+        &["--auto-refresh", "os", "object", "put"],
+        &[("WOCI_OCI_COMMAND", &job), ("STOP", &stop)],
+        &stop,
+        || std::fs::write(&file, "").unwrap(),
+        || std::fs::write(&file, &fresh).unwrap(),
+    )
+    .await;
+}
+
+/// A helper that fails on its `n`th run (while `fail` exists) and prints `jwt_file` otherwise.
+fn flaky_helper(w: &World, jwt: &str) -> (PathBuf, PathBuf) {
+    let jwt_file = w.home().join("helper-jwt");
+    std::fs::write(&jwt_file, jwt).unwrap();
+    let fail = w.home().join("helper-fails");
+    let helper = w.home().join("bin").join("flaky-mint");
+    write_exec(
+        &helper,
+        &format!(
+            "#!/bin/sh\nif [ -e '{f}' ]; then rm -f '{f}'; echo 'idp hiccup' >&2; exit 4; fi\ncat '{j}'\n",
+            f = fail.display(),
+            j = jwt_file.display()
+        ),
+    );
+    (helper, fail)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_survives_a_command_source_that_fails_once() {
+    let w = World::new().await;
+    w.emu.set_upst_ttl(Duration::from_secs(5));
+    let (helper, fail) = flaky_helper(&w, &w.emu.issue_actions_token(AUD, 3600));
+    write_federated_ini(&w, &format!("command:{}", helper.display()), &[]);
+    let job = w.home().join("bin").join("long-job");
+    write_exec(&job, JOB);
+    let stop = w.home().join("stop");
+    let job_arg = job.display().to_string();
+    a_supervised_job_outlives_a_failed_fetch(
+        &w,
+        &["--exec", "--", &job_arg],
+        &[("STOP", &stop)],
+        &stop,
+        || std::fs::write(&fail, "").unwrap(),
+        || {},
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_survives_a_command_source_that_fails_once() {
+    let w = World::new().await;
+    w.emu.set_upst_ttl(Duration::from_secs(5));
+    let (helper, fail) = flaky_helper(&w, &w.emu.issue_actions_token(AUD, 3600));
+    write_federated_ini(&w, &format!("command:{}", helper.display()), &[]);
+    let out = run({
+        let mut c = woci(&w);
+        c.args(["--daemon", "--profile", "P"]);
+        c
+    })
+    .await;
+    let pid: i32 = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or_else(|_| panic!("{}", stderr(&out)));
+    let _kill = KillOnDrop(pid);
+    let state_file = w.session_dir().join("woci-daemon.json");
+    let state = || serde_json::from_str::<serde_json::Value>(&w.read(&state_file)).unwrap_or_default();
+    let log = || format!("state: {}\nlog:\n{}", state(), w.read(&w.session_dir().join("woci-daemon.log")));
+    wait_until("the daemon to run", &log, || state()["phase"] == "running").await;
+    std::fs::write(&fail, "").unwrap();
+    wait_until("a failed renewal that is retried", &log, || {
+        assert_ne!(state()["phase"], "exited", "one failed fetch ended the daemon: {}", log());
+        state()["last_error"].as_str().is_some_and(|e| e.contains("idp hiccup"))
+    })
+    .await;
+    let before = w.emu.stats().exchanges;
+    wait_until("a renewal after the failure", &log, || {
+        assert_ne!(state()["phase"], "exited", "the daemon ended: {}", log());
+        w.emu.stats().exchanges > before && state()["last_error"].is_null()
+    })
+    .await;
+    let out = run({
+        let mut c = woci(&w);
+        c.args(["--stop-daemon", "--profile", "P"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }

@@ -169,7 +169,7 @@ async fn the_oci_cli_gets_its_token_swapped_through_the_proxy() {
     // The CLI runs as a blocking child process while the proxy and the upstream keep running on
     // the other worker threads. (Not `oci raw-request`: it sets `trust_env = False` on its
     // session, so it ignores `HTTPS_PROXY` and cannot be re-signed.)
-    let proxied = handle.child_env().set;
+    let proxied = handle.child_env();
     let direct = direct_env(upstream.ca_file.path());
     tokio::task::block_in_place(|| {
         for op in ["get", "post", "put"] {

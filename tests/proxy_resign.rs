@@ -111,7 +111,7 @@ async fn setup_with(upstream_proxy: Option<Url>) -> Setup {
 /// The stand-in for `oci`: configured only from the proxy's child environment.
 fn child_client(handle: &proxy::ProxyHandle, with_secret: bool) -> reqwest::Client {
     let env: std::collections::HashMap<String, String> =
-        handle.child_env().set.into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
+        handle.child_env().into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
     let mut proxy_url = Url::parse(&env["HTTPS_PROXY"]).unwrap();
     if !with_secret {
         proxy_url.set_password(None).unwrap();
@@ -150,7 +150,7 @@ async fn signed_get(s: &Setup, host: &str, case: &str, key: &KeyPair, key_id: &s
 /// certificate the other end presented (reqwest does not expose it through a proxy tunnel).
 async fn peer_cert_via_proxy(s: &Setup, host: &str) -> Vec<u8> {
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
-    let env: Vec<_> = s.handle.child_env().set;
+    let env: Vec<_> = s.handle.child_env();
     let url = Url::parse(env[0].1.to_str().unwrap()).unwrap();
     let creds = base64_basic(url.username(), url.password().unwrap());
     let port = s.upstream.port;
@@ -404,7 +404,7 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
 
     // Non-CONNECT requests are refused.
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
-    let env: Vec<_> = s.handle.child_env().set;
+    let env: Vec<_> = s.handle.child_env();
     let url = Url::parse(env[0].1.to_str().unwrap()).unwrap();
     let creds = base64_basic(url.username(), url.password().unwrap());
     tcp.write_all(
@@ -433,7 +433,7 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
 
     // The child environment: proxy URL on loopback, every CA variable on the bundle file.
     let env: std::collections::HashMap<String, String> =
-        s.handle.child_env().set.into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
+        s.handle.child_env().into_iter().map(|(k, v)| (k.into_string().unwrap(), v.into_string().unwrap())).collect();
     assert!(
         env["https_proxy"].starts_with("http://woci:")
             && env["https_proxy"].ends_with(&format!("@{}", s.handle.addr()))
@@ -441,7 +441,7 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
     for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS"] {
         assert_eq!(env[k], s.handle.ca_bundle_path().to_str().unwrap());
     }
-    assert_eq!(s.handle.child_env().remove, vec!["NO_PROXY", "no_proxy"]);
+    assert_eq!(s.handle.env_removals(), vec!["NO_PROXY", "no_proxy"]);
     let handle_debug = format!("{:?}", s.handle);
     assert!(!handle_debug.contains(url.password().unwrap()), "Debug must not show the secret");
     s.handle.shutdown().await;

@@ -211,3 +211,31 @@ async fn refresh_token_expiry_from_the_idp_is_shown() {
     let ttl = w.cfg.refresh_token_ttl.as_secs() as i64;
     assert!((now + ttl - 120..=now + ttl).contains(&at), "expires_at {at}, expected about now + {ttl}");
 }
+
+/// Token claims with escape sequences, C1 controls, DEL, bidi overrides and a newline reach the
+/// terminal only escaped: the text cannot clear the screen or fake a line, and the JSON stays
+/// valid and gives back the claims exactly (as `\u` escapes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_claims_reach_the_terminal_only_escaped() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let user = "ocid1.user\u{1b}[2J\u{1b}]0;title\u{7}\u{9b}31m\u{202e}resu\u{7f}\nusable: yes (exit 0)";
+    let tenancy = "ocid1.tenancy\u{85}\u{2066}\u{200b}x";
+    let now = unix_now();
+    let claims = serde_json::json!({"sub": user, "tenant": tenancy, "iat": now - 10, "exp": now + 3600});
+    std::fs::write(w.token_path(), fake_jwt(&claims.to_string())).unwrap();
+
+    let text = status(&w, false, &[], &[]).await;
+    assert_eq!(text.status.code(), Some(0), "{}", stderr(&text));
+    assert_terminal_safe(&text.stdout, "--status");
+    let t = stdout(&text);
+    assert_eq!(t.lines().filter(|l| l.starts_with("usable:")).count(), 1, "no faked line: {t}");
+    assert!(t.contains("ocid1.user") && t.contains("resu"), "{t}");
+
+    let out = status(&w, true, &[], &[]).await;
+    assert_terminal_safe(&out.stdout, "--status --json");
+    let v = json(&out);
+    assert_eq!(v["token"]["user"], user, "the JSON keeps the claim exactly");
+    assert_eq!(v["token"]["tenancy"], tenancy);
+}

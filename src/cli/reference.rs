@@ -23,8 +23,8 @@ pub const EXIT_CODES: &[Row] = &[
     r(
         "2",
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
-         `--log-level LOUD`, a `key_file` the config names but that does not exist, a session folder that is a \
-         symlink, a world-writable `~/.oci`)",
+         `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
+         folder that is a symlink, a world-writable `~/.oci`)",
     ),
     r(
         "3",
@@ -33,7 +33,11 @@ pub const EXIT_CODES: &[Row] = &[
     ),
     r("4", "the IdP rejected the client or the grant (not `invalid_grant`, which falls back to a login)"),
     r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
-    r("6", "network or protocol failure (after retries)"),
+    r(
+        "6",
+        "network or protocol failure (after retries; a server certificate woci does not trust at once, naming \
+         `--cert-bundle`; a device-code answer whose verification URI is not https)",
+    ),
     r(
         "7",
         "a corrupt or unusable file: token, key (also: not RSA, or under 2048 bits — checked before any request), \
@@ -44,8 +48,9 @@ pub const EXIT_CODES: &[Row] = &[
     r("10", "busy: a daemon already runs for the profile"),
     r(
         "11",
-        "`subject_token_source` gave no usable JWT: variable unset or empty, file missing, command failed or timed \
-         out, ID-token service refused, JWT expired (the message names which)",
+        "`subject_token_source` gave no usable JWT: variable unset or empty; file missing, empty, over 1 MiB, a \
+         folder or not a regular file; command failed, timed out or printed over 1 MiB; ID-token service refused \
+         or not https; JWT expired (the message names which)",
     ),
     r("126 / 127", "the `oci` program is not executable / not found (or only woci itself was found as `oci`)"),
 ];

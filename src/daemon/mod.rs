@@ -48,7 +48,7 @@ pub use files::*;
 pub use spec::DaemonSpec;
 
 fn err_line(msg: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{msg}");
+    let _ = writeln!(std::io::stderr().lock(), "{}", crate::terminal::safe(msg));
 }
 
 /// `woci --daemon`: makes sure the session is valid (a login may happen here, on the terminal),
@@ -141,6 +141,7 @@ pub fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Result<u8> {
 
 /// Appends one timestamped daemon line to the log (stderr is the log file in the daemon).
 fn log_event(clock_now: i64, msg: &str) {
+    let msg = crate::terminal::safe(msg);
     let _ = writeln!(std::io::stderr().lock(), "{} woci-daemon[{}]: {msg}", fmt_utc(clock_now), std::process::id());
 }
 
@@ -377,7 +378,7 @@ pub fn status(ctx: &Context, json: bool) -> Result<u8> {
             "now": now,
             "daemon": report(&info, now),
         });
-        out = serde_json::to_string_pretty(&v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
+        out = crate::terminal::to_json_pretty(&v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
         out.push('\n');
     } else {
         describe(&mut out, store.profile(), &info, now);
@@ -386,8 +387,10 @@ pub fn status(ctx: &Context, json: bool) -> Result<u8> {
     Ok(if info.running() { 0 } else { exit::FAILURE })
 }
 
-/// The `--daemon-status` text (also used by `--status`).
+/// The `--daemon-status` text (also used by `--status`). The recorded errors quote servers:
+/// they pass [`crate::terminal::safe`].
 pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
+    use crate::terminal::safe;
     use std::fmt::Write as _;
     let state = info.state.as_ref();
     if info.running() {
@@ -406,10 +409,10 @@ pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
             }
             match (&s.last_error, s.last_error_at) {
                 (Some(e), Some(t)) => {
-                    let _ = writeln!(out, "  last error: {e} ({} ago)", fmt_secs(now - t));
+                    let _ = writeln!(out, "  last error: {} ({} ago)", safe(e), fmt_secs(now - t));
                 }
                 (Some(e), None) => {
-                    let _ = writeln!(out, "  last error: {e}");
+                    let _ = writeln!(out, "  last error: {}", safe(e));
                 }
                 _ => {
                     let _ = writeln!(out, "  last error: none");
@@ -424,7 +427,7 @@ pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
         if let Some(s) = state {
             if let (Some(t), Some(r)) = (s.exited, &s.exit_reason) {
                 let code = s.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
-                let _ = writeln!(out, "  last daemon (pid {}) exited {}: {r}{code}", s.pid, fmt_utc(t));
+                let _ = writeln!(out, "  last daemon (pid {}) exited {}: {}{code}", s.pid, fmt_utc(t), safe(r));
             } else if s.pid != 0 {
                 let _ =
                     writeln!(out, "  last daemon (pid {}) ended without recording a reason (killed or crashed)", s.pid);
@@ -432,7 +435,7 @@ pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
         }
     }
     if let Some(e) = &info.state_error {
-        let _ = writeln!(out, "  warning: {e}");
+        let _ = writeln!(out, "  warning: {}", safe(e));
     }
 }
 

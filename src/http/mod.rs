@@ -4,7 +4,8 @@
 //! user's proxy with woci's own `NO_PROXY` rules); and [`Http::execute`], the one retry policy.
 //!
 //! Retry rules ([`Retry`]): a request that provably never reached the server (refused, DNS, TLS
-//! handshake, connect timeout) may be sent again freely, up to the attempt limit. A request that
+//! handshake, connect timeout) may be sent again freely, up to the attempt limit, except when the
+//! server's certificate was refused ([`Failure::Untrusted`]), which no retry can change. A request that
 //! was sent — a timeout, a reset, a cut body or a 5xx — is resent only when it rotates nothing
 //! ([`Retry::Idempotent`]: token exchange, session refresh). A refresh grant
 //! ([`Retry::Rotating`]) spends the refresh token it carries, so once it was sent it is resent at
@@ -60,6 +61,9 @@ pub enum Failure {
     Lost(String),
     /// The answer was larger than [`HttpOptions::max_body`].
     TooLarge(usize),
+    /// The server's certificate was refused (unknown issuer, wrong name, expired): the request
+    /// never reached it, and sending it again cannot help. The text names the host and the fix.
+    Untrusted(String),
 }
 
 /// The future a [`Transport`] returns.
@@ -188,6 +192,8 @@ impl Http {
                 Ok(r) => (format!("HTTP {}", r.status), true),
                 Err(Failure::NotSent(r)) => (r, false),
                 Err(Failure::Lost(r)) => (r, true),
+                // A certificate does not fix itself between attempts: no retry.
+                Err(Failure::Untrusted(r)) => return Err(Error::Network { service, url, reason: r }),
                 Err(Failure::TooLarge(max)) => {
                     return Err(Error::Protocol {
                         service,
@@ -285,7 +291,8 @@ pub fn redact_url(url: &Url) -> String {
 
 /// Parses all certificates of a PEM bundle.
 pub fn load_pem_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path).map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+    let pem = crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT)
+        .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| Error::Config(format!("invalid CA bundle `{}`: {e}", path.display())))?;
     if certs.is_empty() {
@@ -456,6 +463,20 @@ mod tests {
         http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap();
         assert_eq!(t.count("/token"), 3);
         assert!(t.seen().iter().all(|s| s.timeout == options().rotating_timeout));
+    }
+
+    #[tokio::test]
+    async fn a_refused_certificate_is_not_retried() {
+        let t = FakeTransport::new(|_, _| {
+            Err(Failure::Untrusted("the certificate of `idp.example` is from an unknown issuer".into()))
+        });
+        for retry in [Retry::Idempotent, Retry::Rotating { grace: Duration::from_secs(60) }] {
+            let http = Http::with_transport(t.clone(), options());
+            let err = http.execute("identity provider", retry, get("https://idp.example/t")).await.unwrap_err();
+            assert_eq!(err.exit_code(), crate::error::exit::NETWORK);
+            assert!(err.to_string().contains("unknown issuer"), "{err}");
+        }
+        assert_eq!(t.count("/t"), 2, "one attempt per call");
     }
 
     #[tokio::test]

@@ -39,13 +39,14 @@ impl Transport for ReqwestTransport {
     fn send(&self, req: Request, max_body: usize) -> SendFuture<'_> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + req.timeout;
+            let host = req.url.host_str().unwrap_or("?").to_owned();
             let builder = self
                 .client
                 .request(req.method, req.url)
                 .headers(req.headers)
                 .timeout(req.timeout)
                 .body(req.body.to_vec());
-            let mut resp = builder.send().await.map_err(classify)?;
+            let mut resp = builder.send().await.map_err(|e| classify(e, &host))?;
             let status = resp.status().as_u16();
             let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));
             loop {
@@ -71,12 +72,50 @@ impl Transport for ReqwestTransport {
 }
 
 /// Connect-phase errors (refused, DNS, TLS handshake, connect timeout, proxy CONNECT refused) mean
-/// the request never reached the server; everything else may have.
-fn classify(e: reqwest::Error) -> Failure {
+/// the request never reached the server; everything else may have. A refused certificate is
+/// told apart: it is not retried, and its message says how to trust the CA.
+fn classify(e: reqwest::Error, host: &str) -> Failure {
+    if let Some(cert) = refused_certificate(&e) {
+        return Failure::Untrusted(certificate_problem(&cert, host));
+    }
     if e.is_connect() {
         Failure::NotSent(describe(&e))
     } else {
         Failure::Lost(describe(&e))
+    }
+}
+
+/// The rustls certificate error somewhere in `e`'s causes. rustls errors travel inside (nested)
+/// `io::Error`s, whose `source` skips what they wrap, so each of those is opened.
+fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(inner) = src {
+        let mut node = inner;
+        while let Some(wrapped) = node.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            node = wrapped;
+        }
+        if let Some(rustls::Error::InvalidCertificate(cert)) = node.downcast_ref::<rustls::Error>() {
+            return Some(cert.clone());
+        }
+        src = inner.source();
+    }
+    None
+}
+
+/// One clause naming the host, what is wrong with its certificate and the fix.
+fn certificate_problem(cert: &rustls::CertificateError, host: &str) -> String {
+    use rustls::CertificateError as C;
+    match cert {
+        C::UnknownIssuer => format!(
+            "the certificate of `{host}` is from an unknown issuer (not one of the system's CAs or the configured CA files); if it is your organization's CA, give its PEM file with `--cert-bundle FILE` or set `OCI_CLI_CERT_BUNDLE`, `REQUESTS_CA_BUNDLE` or `SSL_CERT_FILE` to it"
+        ),
+        C::Expired | C::ExpiredContext { .. } => {
+            format!("the certificate of `{host}` has expired (or this machine's clock is wrong)")
+        }
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            format!("the certificate of `{host}` is not valid for that name; check the URL")
+        }
+        other => format!("the certificate of `{host}` was refused ({})", rustls::Error::InvalidCertificate(other.clone())),
     }
 }
 
@@ -103,4 +142,26 @@ fn describe(e: &reqwest::Error) -> String {
         src = inner.source();
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_issuer_names_the_host_and_every_way_to_trust_the_ca() {
+        let m = certificate_problem(&rustls::CertificateError::UnknownIssuer, "idp.example");
+        for needle in [
+            "`idp.example`",
+            "unknown issuer",
+            "--cert-bundle",
+            "OCI_CLI_CERT_BUNDLE",
+            "REQUESTS_CA_BUNDLE",
+            "SSL_CERT_FILE",
+        ] {
+            assert!(m.contains(needle), "{needle}: {m}");
+        }
+        let m = certificate_problem(&rustls::CertificateError::NotValidForName, "idp.example");
+        assert!(m.contains("`idp.example`") && m.contains("not valid for that name"), "{m}");
+    }
 }

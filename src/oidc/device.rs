@@ -9,6 +9,14 @@
 //! the user code on stderr, and polls the token endpoint honouring `interval`, `slow_down` (+5 s),
 //! `authorization_pending`, `access_denied` and `expired_token`, bounded by the login timeout and
 //! the code's `expires_in`. The tokens then follow the normal path (refresh token stored, exchange).
+//!
+//! The IdP's answer is not trusted further than needed: every URL (the configured or discovered
+//! endpoint, which gets the client secret, and the verification URIs, which are shown and may be
+//! opened) must pass [`crate::settings::parse_url`] (https, or http to loopback); the user code is
+//! printed through [`crate::token_endpoint::scrub`]; `interval` is held to 1–60 s (5 s when
+//! absent), a `slow_down` adds 5 s up to that bound, and the wait ends at the login timeout or
+//! `expires_in` (at most 30 min), whichever comes first. No server number reaches arithmetic
+//! unbounded.
 
 use super::{token_request, IdpConfig, IdpTokens, LoginOptions};
 use crate::error::{Error, Result};
@@ -28,6 +36,12 @@ const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
 const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// How long past `expires_in` woci keeps polling.
 const EXPIRY_GRACE: Duration = Duration::from_secs(2);
+/// Bounds of the poll interval, whatever the IdP says: no busy loop at `interval: 0`, no
+/// hour-long sleep at `u64::MAX`.
+const MIN_INTERVAL: Duration = Duration::from_secs(1);
+const MAX_INTERVAL: Duration = Duration::from_secs(60);
+/// The longest a device code is waited for (IdPs give 5–30 min; RFC 8628's example is 30 min).
+const MAX_CODE_LIFETIME: Duration = Duration::from_secs(30 * 60);
 
 #[derive(Deserialize)]
 struct Authorization {
@@ -37,10 +51,52 @@ struct Authorization {
     verification_uri: String,
     #[serde(default)]
     verification_uri_complete: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "seconds")]
     interval: Option<u64>,
+}
+
+/// A number of seconds as IdPs send it: an integer (any size), a float, or a numeric string.
+/// Negative numbers are 0; anything else counts as absent. The bounds come later.
+fn seconds<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<u64>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Number(n) => n.as_u64().or_else(|| n.as_f64().map(|f| f.max(0.0) as u64)),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    })
+}
+
+/// The poll interval: the IdP's, held to [`MIN_INTERVAL`]..=[`MAX_INTERVAL`]; 5 s when absent.
+fn poll_interval(interval: Option<u64>) -> Duration {
+    interval.map_or(DEFAULT_INTERVAL, |s| Duration::from_secs(s).clamp(MIN_INTERVAL, MAX_INTERVAL))
+}
+
+/// The interval after a `slow_down`: 5 s more, still at most [`MAX_INTERVAL`].
+fn slowed_down(interval: Duration) -> Duration {
+    interval.saturating_add(SLOW_DOWN_STEP).min(MAX_INTERVAL)
+}
+
+/// How long to poll: the login timeout, or until the code expires (`expires_in` held to 1 s–30 min,
+/// plus one poll after, so the IdP's `expired_token` is what the user reads), whichever comes
+/// first; 30 min when the IdP names no `expires_in`.
+fn wait_limit(expires_in: Option<u64>, login_timeout: Duration) -> Duration {
+    let code = expires_in.map_or(MAX_CODE_LIFETIME, |s| {
+        Duration::from_secs(s).clamp(Duration::from_secs(1), MAX_CODE_LIFETIME) + EXPIRY_GRACE
+    });
+    login_timeout.min(code)
+}
+
+/// A verification URI from the IdP, held to [`crate::settings::parse_url`]'s rule before it is
+/// shown as a link or given to `BROWSER` (no `javascript:`, `file:` or clear-text `http:`).
+fn verification_url(field: &str, value: &str) -> Result<Url> {
+    crate::settings::parse_url(value, field).map_err(|_| Error::Protocol {
+        service: super::SERVICE,
+        reason: format!(
+            "the device authorization answer's `{field}` is `{}`, which is not an https:// URL (http:// only to 127.0.0.1, ::1 or localhost); woci neither shows nor opens it: check the identity provider's device flow settings",
+            token_endpoint::scrub(value, &[])
+        ),
+    })
 }
 
 /// The device login: authorization request, instructions on stderr, polling until tokens.
@@ -56,33 +112,36 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
         None => discover(http, &cfg.token_url).await?,
     };
     let auth = start(http, cfg, &endpoint).await?;
+    // Both URIs are checked before either is shown or opened.
+    let page = verification_url("verification_uri", &auth.verification_uri)?;
+    let complete = auth
+        .verification_uri_complete
+        .as_deref()
+        .map(|u| verification_url("verification_uri_complete", u))
+        .transpose()?;
     let secs = opts.timeout.as_secs().max(1);
+    // A parsed URL prints as ASCII (controls percent-encoded); the code is the IdP's own text.
     eprintln!(
-        "woci: login required for profile `{}`; on any device, open\n\n  {}\n\nand enter the code  {}\n",
-        opts.profile, auth.verification_uri, auth.user_code
+        "woci: login required for profile `{}`; on any device, open\n\n  {page}\n\nand enter the code  {}\n",
+        opts.profile,
+        token_endpoint::scrub(&auth.user_code, &[])
     );
-    if let Some(complete) = &auth.verification_uri_complete {
+    if let Some(complete) = &complete {
         eprintln!("  (or open {complete} , which carries the code)\n");
     }
     // A configured `BROWSER` (or the embedding hook) may open the page here; no platform default,
     // since the point of this flow is that no browser runs on this machine.
-    let page = auth.verification_uri_complete.as_deref().unwrap_or(&auth.verification_uri);
-    if let Ok(url) = Url::parse(page) {
-        if let Some(hook) = &opts.on_url {
-            hook(&url);
-        } else if let (true, Some(cmd)) = (opts.open_browser, opts.browser_command.as_deref()) {
-            if let Err(reason) = super::browser::launch(Some(cmd), &url) {
-                tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
-            }
+    let url = complete.as_ref().unwrap_or(&page);
+    if let Some(hook) = &opts.on_url {
+        hook(url);
+    } else if let (true, Some(cmd)) = (opts.open_browser, opts.browser_command.as_deref()) {
+        if let Err(reason) = super::browser::launch(Some(cmd), url) {
+            tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
         }
     }
-    // One poll after the code's end, so the IdP's `expired_token` is what the user reads.
-    let limit = match auth.expires_in {
-        Some(e) => opts.timeout.min(Duration::from_secs(e.max(1)) + EXPIRY_GRACE),
-        None => opts.timeout,
-    };
+    let limit = wait_limit(auth.expires_in, opts.timeout);
     eprintln!("woci: waiting up to {}s for the login to complete (login timeout {secs}s)", limit.as_secs().max(1));
-    let interval = auth.interval.map_or(DEFAULT_INTERVAL, Duration::from_secs);
+    let interval = poll_interval(auth.interval);
     let tokens = poll(http, cfg, &auth.device_code, interval, limit, &opts.profile).await?;
     if tokens.refresh_token.is_none() {
         return Err(Error::Config(format!(
@@ -128,7 +187,7 @@ async fn poll(
             Ok(t) => return Ok(t),
             Err(Error::IdpRejected { error, .. }) if error == "authorization_pending" => {}
             Err(Error::IdpRejected { error, .. }) if error == "slow_down" => {
-                interval += SLOW_DOWN_STEP;
+                interval = slowed_down(interval);
                 tracing::debug!(interval_s = interval.as_secs(), "the identity provider asked to poll more slowly");
             }
             Err(Error::IdpRejected { error, .. }) if error == "access_denied" => {
@@ -175,7 +234,16 @@ async fn discover(http: &Http, token_url: &Url) -> Result<Url> {
             continue;
         }
         let Ok(doc) = serde_json::from_slice::<Doc>(&resp.body) else { continue };
-        if let Some(u) = doc.device_authorization_endpoint.and_then(|u| Url::parse(&u).ok()) {
+        if let Some(raw) = doc.device_authorization_endpoint {
+            // The client secret goes there: the rule of every URL woci sends a secret to.
+            let u = crate::settings::parse_url(&raw, "device_authorization_endpoint").map_err(|_| Error::Protocol {
+                service: super::SERVICE,
+                reason: format!(
+                    "the discovery document `{}` names `device_authorization_endpoint` `{}`, which is not an https:// URL (http:// only to 127.0.0.1, ::1 or localhost); set `device_authorization_url` in the manager config",
+                    crate::http::redact_url(&candidate),
+                    token_endpoint::scrub(&raw, &[])
+                ),
+            })?;
             tracing::debug!(discovery = %candidate, endpoint = %u, "found the device authorization endpoint");
             return Ok(u);
         }
@@ -189,6 +257,69 @@ async fn discover(http: &Http, token_url: &Url) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_idps_numbers_are_clamped() {
+        let s = Duration::from_secs;
+        assert_eq!(poll_interval(None), s(5), "RFC 8628 default");
+        assert_eq!(poll_interval(Some(0)), s(1), "no busy loop");
+        assert_eq!(poll_interval(Some(7)), s(7));
+        assert_eq!(poll_interval(Some(u64::MAX)), s(60));
+        assert_eq!(slowed_down(s(5)), s(10));
+        assert_eq!(slowed_down(s(58)), s(60));
+        assert_eq!(slowed_down(Duration::MAX), s(60), "no overflow");
+        let mut i = poll_interval(Some(1));
+        for _ in 0..100 {
+            i = slowed_down(i);
+        }
+        assert_eq!(i, s(60), "repeated slow_down stays bounded");
+        assert_eq!(wait_limit(Some(u64::MAX), Duration::MAX), s(30 * 60 + 2), "no overflow, 30 min at most");
+        assert_eq!(wait_limit(Some(600), s(300)), s(300), "the login timeout first");
+        assert_eq!(wait_limit(Some(60), s(300)), s(62), "the code's end first, one poll after it");
+        assert_eq!(wait_limit(Some(0), s(300)), s(3));
+        assert_eq!(wait_limit(None, s(300)), s(300));
+        assert_eq!(wait_limit(None, Duration::MAX), s(30 * 60));
+    }
+
+    #[test]
+    fn numbers_of_any_json_shape_are_read() {
+        let read = |extra: &str| -> Authorization {
+            serde_json::from_str(&format!(
+                r#"{{"device_code":"d","user_code":"u","verification_uri":"https://i/d"{extra}}}"#
+            ))
+            .unwrap()
+        };
+        let a = read(&format!(r#","interval":{},"expires_in":1e30"#, u64::MAX));
+        assert_eq!((a.interval, a.expires_in), (Some(u64::MAX), Some(u64::MAX)));
+        let a = read(r#","interval":-5,"expires_in":"600""#);
+        assert_eq!((a.interval, a.expires_in), (Some(0), Some(600)));
+        let a = read(r#","interval":null,"expires_in":[1]"#);
+        assert_eq!((a.interval, a.expires_in), (None, None));
+        let a = read("");
+        assert_eq!(
+            (poll_interval(a.interval), wait_limit(a.expires_in, Duration::from_secs(9))),
+            (DEFAULT_INTERVAL, Duration::from_secs(9))
+        );
+    }
+
+    #[test]
+    fn verification_uris_must_be_https_or_loopback() {
+        for ok in ["https://idp.example/device", "http://127.0.0.1:8080/device", "http://localhost/d?user_code=A"] {
+            assert!(verification_url("verification_uri", ok).is_ok(), "{ok}");
+        }
+        for bad in
+            ["javascript:alert(1)", "file:///etc/passwd", "http://idp.example/device", "data:text/html,x", "not a url"]
+        {
+            let e = verification_url("verification_uri_complete", bad).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::NETWORK, "{e}");
+            let m = e.to_string();
+            assert!(m.contains("`verification_uri_complete`") && m.contains("https://"), "{m}");
+        }
+        let e = verification_url("verification_uri", "javascript:\u{1b}[2J").unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}'), "the IdP's value is quoted escaped: {e}");
+        let url = verification_url("verification_uri", "https://idp.example/d?x=\u{1b}[2J\u{202e}").unwrap();
+        assert!(url.as_str().is_ascii() && !url.as_str().chars().any(|c| c.is_ascii_control()), "{url}");
+    }
 
     #[test]
     fn discovery_walks_up_the_token_path() {

@@ -480,7 +480,9 @@ fn callback_handler_classifies_requests() {
     let h = callback::handle("/callback", Some("state=st"), "st");
     assert!(matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("no authorization code")));
     let h = callback::handle("/callback", Some("error=login_required%0Aevil&state=st"), "st");
-    assert!(matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("login_required evil") && !m.contains('\n')));
+    assert!(
+        matches!(h.outcome, Some(Err(Error::Login(m))) if m.contains("login_required\\nevil") && !m.contains('\n'))
+    );
 }
 
 #[test]

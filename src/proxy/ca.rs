@@ -118,7 +118,8 @@ pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
 pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
     let mut out = String::new();
     for path in user_bundles {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io("cannot read CA bundle", path, e))?;
+        let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT)
+            .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
         out.push_str(text.trim_end());
         out.push('\n');
     }
@@ -177,9 +178,12 @@ impl BundleFile {
         self.dir.path()
     }
 
-    /// Removes the file and its folder now (idempotent).
+    /// Removes the folder and every file in it (the bundle, the files [`super::child_env`] adds)
+    /// now (idempotent).
     pub fn remove(&self) {
-        for result in [std::fs::remove_file(&self.path), std::fs::remove_dir(self.dir.path())] {
+        let files = std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten();
+        let removed = files.map(|f| std::fs::remove_file(f.path())).find(Result::is_err).unwrap_or(Ok(()));
+        for result in [removed, std::fs::remove_dir(self.dir.path())] {
             match result {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -279,8 +283,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), ca.cert_pem());
         let second = BundleFile::create(parent.path(), "x").unwrap();
         assert_ne!(second.dir(), dir, "each run gets its own folder");
+        std::fs::write(dir.join("node-preload.cjs"), "x").unwrap();
         drop(file);
-        assert!(!path.exists() && !dir.exists());
+        assert!(!path.exists() && !dir.exists(), "the folder goes with every file in it");
         second.remove();
         second.remove();
         assert!(!second.dir().exists());

@@ -25,6 +25,7 @@
 //! never logged (debug logs name host, method, path without query, and counts).
 
 pub mod ca;
+pub mod child_env;
 pub mod forward;
 pub mod hosts;
 pub mod limits;
@@ -33,6 +34,7 @@ mod mitm;
 pub mod resign;
 pub mod tunnel;
 
+pub use child_env::ChildEnv;
 pub use hosts::{HostMatcher, NoProxy};
 pub use limits::Limits;
 
@@ -235,20 +237,6 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
 
 /// A running proxy. Dropping it stops the proxy and removes the CA bundle file too; prefer
 /// [`ProxyHandle::shutdown`], which also waits for the listener to stop.
-/// What a child needs to use the proxy: the variables to set and remove, the CA bundle it must
-/// trust (containers get it mounted), and the secrets its output must never show.
-#[derive(Debug, Clone)]
-pub struct ChildEnv {
-    /// Variables to set (they carry the proxy secret: the child's environment only, never argv).
-    pub set: Vec<(OsString, OsString)>,
-    /// Variables to remove.
-    pub remove: Vec<OsString>,
-    /// The per-run CA bundle.
-    pub ca_bundle: PathBuf,
-    /// The proxy's secret (the `--debug` redactor removes it, in every encoding).
-    pub secrets: Vec<SecretString>,
-}
-
 pub struct ProxyHandle {
     addr: SocketAddr,
     secret: SecretString,
@@ -326,26 +314,33 @@ impl ProxyHandle {
     /// Variables to set for the child: `HTTPS_PROXY`/`https_proxy` (the proxy URL with the secret)
     /// and `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`,
     /// `OCI_CLI_CERT_BUNDLE` (the bundle file; the last one because the CLI prefers it over
-    /// `REQUESTS_CA_BUNDLE`).
-    /// What a child needs to go through this proxy.
-    pub fn child_env(&self) -> ChildEnv {
-        let url = self.proxy_url();
-        let bundle = self.bundle.path().as_os_str().to_owned();
-        let mut set: Vec<(OsString, OsString)> =
-            ["HTTPS_PROXY", "https_proxy"].iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
-        for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "OCI_CLI_CERT_BUNDLE"]
-        {
-            set.push((k.into(), bundle.clone()));
-        }
-        ChildEnv {
-            set,
-            // The user's NO_PROXY must not let OCI hosts bypass the proxy.
-            remove: vec!["NO_PROXY".into(), "no_proxy".into()],
-            ca_bundle: self.bundle.path().to_owned(),
-            secrets: vec![self.secret.clone()],
-        }
+    /// `REQUESTS_CA_BUNDLE`). A supervised program gets more: [`ProxyHandle::exec_env`].
+    pub fn child_env(&self) -> Vec<(OsString, OsString)> {
+        child_env::base_vars(&self.proxy_url(), self.bundle.path())
     }
 
+    /// Variables to remove from the child's environment: `NO_PROXY`/`no_proxy` (a bypassed OCI host
+    /// would miss the re-signing; the proxy honours the list itself for upstream connections).
+    pub fn env_removals(&self) -> Vec<OsString> {
+        child_env::removals()
+    }
+
+    /// The whole environment change for a supervised child given the user's environment: the
+    /// above plus what Go and Node.js programs need ([`child_env`]; writes the Node preload into
+    /// the private folder).
+    pub fn exec_env(&self, user_env: &crate::settings::Env) -> Result<ChildEnv> {
+        let facts = child_env::ProxyFacts {
+            url: &self.proxy_url(),
+            ca_bundle: self.bundle.path(),
+            ca_pem: &self.shared.ca.cert_pem(),
+            private_dir: self.bundle.dir(),
+        };
+        let mut env = ChildEnv::build(&facts, user_env)?;
+        env.secrets.push(self.secret.clone());
+        Ok(env)
+    }
+
+    /// The `host:port`s tunnelled without re-signing so far.
     pub fn untouched_hosts(&self) -> Vec<String> {
         self.shared.upstream.untouched()
     }
@@ -395,6 +390,8 @@ mod tests {
             env.insert("HOME".into(), dir.path().display().to_string());
             crate::settings::Settings::resolve(&Default::default(), &Default::default(), &env, false)
         };
+        let node_ca = dir.path().join("node-ca.pem");
+        std::fs::write(&node_ca, "y").unwrap();
         let missing = dir.path().join("missing.pem").display().to_string();
         let s = settings(&[
             ("https_proxy", "corp-proxy.example:3128"),
@@ -402,6 +399,7 @@ mod tests {
             ("WOCI_RESIGN_HOSTS", "localhost:8443"),
             ("REQUESTS_CA_BUNDLE", &ca.display().to_string()),
             ("SSL_CERT_FILE", &missing),
+            ("NODE_EXTRA_CA_CERTS", &node_ca.display().to_string()),
         ])
         .unwrap();
         let cfg = ProxyConfig::for_settings(key.clone(), &s, dir.path());
@@ -409,7 +407,7 @@ mod tests {
         assert!(cfg.resign_hosts.matches("localhost", 8443));
         assert!(!cfg.resign_hosts.matches("localhost", 443));
         assert!(!cfg.resign_hosts.matches("github.com", 443));
-        assert_eq!(cfg.upstream_ca_files, vec![ca]);
+        assert_eq!(cfg.upstream_ca_files, vec![ca, node_ca], "a CA the user gave Node is trusted upstream too");
         assert_eq!(cfg.upstream_proxy.as_ref().map(Url::as_str), Some("http://corp-proxy.example:3128/"));
         assert!(cfg.no_proxy.bypass("a.internal.example", 443));
         assert!(!cfg.no_proxy.bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));

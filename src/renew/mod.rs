@@ -248,7 +248,7 @@ impl Renewer {
     /// A new UPST must decode, not be expired, and (when it says) be bound to our key.
     fn check_new_token(&self, upst: &SecretString, key: &KeyPair, service: &'static str) -> Result<UpstClaims> {
         let claims = jwt::decode_upst(upst.expose())
-            .map_err(|e| Error::Protocol { service, reason: format!("the new session token is not a JWT: {e}") })?;
+            .map_err(|e| Error::Protocol { service, reason: format!("the new session token is {e}") })?;
         if claims.exp <= self.clock.unix() {
             return Err(Error::Protocol {
                 service,

@@ -30,7 +30,7 @@ pub fn next_renewal_in(claims: &jwt::UpstClaims, now: i64, window: Duration) -> 
 
 /// Whether a renewal failure may go away by itself.
 pub fn is_retryable(e: &Error) -> bool {
-    matches!(e, Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) | Error::Io { .. })
+    matches!(e, Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) | Error::Io { .. }) || e.is_transient()
 }
 
 /// Something the loop reports (the daemon records these; auto-refresh only logs them).
@@ -126,6 +126,9 @@ mod tests {
     fn only_transient_failures_are_retried() {
         assert!(is_retryable(&Error::Network { service: "s", url: "u".into(), reason: "r".into() }));
         assert!(!is_retryable(&Error::SessionExpired("x".into())));
+        let source = |failure| Error::SubjectToken { source_name: "s".into(), reason: "r".into(), failure };
+        assert!(is_retryable(&source(crate::error::SourceFailure::NoTokenNow)));
+        assert!(!is_retryable(&source(crate::error::SourceFailure::Settings)));
         assert!(!is_retryable(&Error::IdpRejected {
             what: "refresh token",
             error: "invalid_grant".into(),

@@ -167,24 +167,23 @@ impl SubjectTokenSource {
         if v == "github-actions" {
             return Ok(SubjectTokenSource::GithubActions);
         }
-        let (kind, rest) = v.split_once(':').unwrap_or((v, ""));
-        let rest = rest.trim();
-        let unknown = || {
-            let shown: String = kind.chars().take(40).collect();
-            format!("is not a subject token source (`{}:…`); valid forms are {VALID_FORMS}", shown.escape_debug())
+        let forms = |why: &str| format!("{why}; valid forms are {VALID_FORMS}");
+        // An unknown kind (`comand:…`, a bare word) is named by its first word only.
+        let unknown = |kind: &str| {
+            let shown: String = kind.split_whitespace().next().unwrap_or_default().chars().take(24).collect();
+            let more = if v.len() > shown.len() { " …" } else { "" };
+            forms(&format!("is not a subject token source: `{}`{more}", shown.escape_debug()))
         };
-        if !v.contains(':') {
-            return Err(unknown());
-        }
-        let forms = |why: String| format!("{why}; valid forms are {VALID_FORMS}");
+        let Some((kind, rest)) = v.split_once(':') else { return Err(unknown(v)) };
+        let rest = rest.trim();
         match kind.trim() {
-            "env" => super::rules::env_name(rest).map(SubjectTokenSource::Env).map_err(|why| forms(format!("`env:` {why}"))),
-            "file" if rest.is_empty() => Err(forms("names no file after `file:`".into())),
+            "env" => super::rules::env_name(rest).map(SubjectTokenSource::Env).map_err(|why| forms(&why)),
+            "file" if rest.is_empty() => Err(forms("names no file")),
             "file" => Ok(SubjectTokenSource::File(super::rules::path(rest, home))),
             "command" => super::rules::command(rest)
                 .map(|argv| SubjectTokenSource::Command { argv })
                 .map_err(|why| format!("the command line after `command:` {why}")),
-            _ => Err(unknown()),
+            kind => Err(unknown(&format!("{}:", kind.trim()))),
         }
     }
 
@@ -208,28 +207,6 @@ impl SubjectTokenSource {
             SubjectTokenSource::GithubActions => vec![GH_URL_VAR, GH_TOKEN_VAR],
             SubjectTokenSource::Env(name) => vec![name.as_str()],
             SubjectTokenSource::File(_) | SubjectTokenSource::Command { .. } => Vec::new(),
-        }
-    }
-
-    /// Why the source cannot give a token now, judged from local facts only (a variable unset, a
-    /// file missing); `None` when it may (a command or the ID-token service are only known by
-    /// asking). The renewal plan and `--status` use it; the renewal itself still asks the source.
-    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
-        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
-        match self {
-            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
-                .into_iter()
-                .find(|v| unset(v))
-                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)")),
-            SubjectTokenSource::Env(name) => {
-                unset(name).then(|| format!("the environment variable `{name}` is not set"))
-            }
-            SubjectTokenSource::File(p) => match std::fs::metadata(p) {
-                Err(_) => Some(format!("cannot read `{}`: no such file", p.display())),
-                Ok(m) if m.is_dir() => Some(format!("`{}` is a folder, not a file", p.display())),
-                Ok(_) => None,
-            },
-            SubjectTokenSource::Command { .. } => None,
         }
     }
 }
@@ -338,10 +315,17 @@ mod tests {
             let e = parse(bad).unwrap_err();
             assert!(e.contains("`env:NAME`"), "{bad}: {e}");
         }
-        for bad in ["command:", "command:fetch --secret 's3cr3t", "comand:fetch --secret s3cr3t"] {
+        for bad in ["command:", "command:fetch --secret 's3cr3t"] {
             let e = parse(bad).unwrap_err();
-            assert!(e.contains("command:") || e.contains("comand:"), "{e}");
-            assert!(!e.contains("s3cr3t"), "{e}");
+            assert!(e.contains("command:") && !e.contains("s3cr3t"), "{e}");
+        }
+        for (bad, named) in [
+            ("comand:fetch --client-secret s3cr3t", "`comand:` …"),
+            ("fetch-jwt --client-secret s3cr3t", "`fetch-jwt` …"),
+            ("gitlab", "`gitlab`;"),
+        ] {
+            let e = parse(bad).unwrap_err();
+            assert!(e.contains(named) && e.contains(VALID_FORMS) && !e.contains("s3cr3t"), "{e}");
         }
     }
 

@@ -171,9 +171,10 @@ pub fn locate(
 /// one that cannot be read yields an empty config. A file that can be read but is not valid INI is
 /// a configuration error whatever its source.
 pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
-    let bytes = match std::fs::read(path) {
+    let bytes = match crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT) {
         Ok(b) => b,
-        Err(e) if source.explicit() => {
+        // A file that is there but too large is an error even when discovered: never ignored.
+        Err(e) if source.explicit() || e.kind() == std::io::ErrorKind::FileTooLarge => {
             return Err(Error::Config(format!(
                 "cannot read the manager config `{}` {}: {}",
                 path.display(),

@@ -199,7 +199,8 @@ pub struct Settings {
     /// woci's debug logging.
     pub debug: bool,
     /// CA bundles to trust besides the system roots (`--cert-bundle`, `OCI_CLI_CERT_BUNDLE`,
-    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`).
+    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`), for woci's own
+    /// requests, the proxy's upstream connections and the bundle a child trusts.
     pub extra_ca_files: Vec<PathBuf>,
     /// The user's HTTPS proxy, for woci's own requests and the proxy's upstream connections.
     pub upstream_proxy: Option<Url>,
@@ -255,6 +256,13 @@ impl Settings {
         }
         v
     }
+}
+
+/// A URL woci sends a secret to (or shows as a link) that does not come from a setting — a
+/// discovered endpoint, an IdP's verification URI, `ACTIONS_ID_TOKEN_REQUEST_URL` — held to the
+/// same rule as URL settings ([`rules::url`]); `what` names it in the error.
+pub fn parse_url(s: &str, what: &str) -> crate::Result<Url> {
+    rules::url(s).map_err(|why| crate::Error::Config(format!("`{what}` {why}, got `{}`", s.escape_debug())))
 }
 
 /// Refuses profile names that would escape `~/.oci/sessions` or break a message line.

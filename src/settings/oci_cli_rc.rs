@@ -71,7 +71,7 @@ pub fn load(flag: Option<&Path>, env: &Env, home: &Path) -> Result<CliRc> {
     let Some(path) = locate(flag, env, home, Path::is_file) else {
         return Ok(CliRc::default());
     };
-    let text = std::fs::read_to_string(&path)
+    let text = crate::fsutil::read_text_bounded(&path, crate::fsutil::MAX_INPUT)
         .map_err(|e| Error::Config(format!("cannot read oci's settings file `{}`: {e}", path.display())))?;
     let mut rc = parse(&text).map_err(|e| Error::Config(format!("oci's settings file `{}`: {e}", path.display())))?;
     rc.path = Some(path);

@@ -197,6 +197,7 @@ impl Settings {
             rc_value("cert-bundle").map(PathBuf::from),
             nonempty("REQUESTS_CA_BUNDLE").map(PathBuf::from),
             nonempty("SSL_CERT_FILE").map(PathBuf::from),
+            nonempty("NODE_EXTRA_CA_CERTS").map(PathBuf::from),
         ]
         .into_iter()
         .flatten()

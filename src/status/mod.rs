@@ -12,6 +12,10 @@
 //! file, `8` a locked refresh token, `9` a session that cannot be renewed, `11` a subject token
 //! source that cannot give a token).
 //!
+//! Text and JSON are safe on a terminal ([`crate::terminal`]): in the text, control and format
+//! characters of a claim or an error are visible escapes; in the JSON they are `\uXXXX` escapes,
+//! so a parser still reads the exact value.
+//!
 //! JSON (`"schema": 1`; times are seconds since the Unix epoch, durations in seconds, `null` when
 //! unknown): `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `finish_config` |
 //! `refresh` | `login` | `session_refresh` | `exchange` | `impossible`), `reason`, `renewal`
@@ -42,6 +46,7 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 mod all;
+pub mod overview;
 pub use all::{run_all, run_prompt};
 
 /// What status looks at.
@@ -171,13 +176,14 @@ fn token_report(f: &SessionFacts<'_>, now: i64) -> TokenReport {
     r
 }
 
-/// The report as text. Everything a token or a server said is made safe for the terminal.
+/// The text form. Every value from a file or a token passes [`safe`]: a claim cannot move the
+/// cursor, reorder the text or start a line of its own.
 pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
-    let _ = writeln!(o, "profile: {}", r.profile);
+    let _ = writeln!(o, "profile: {}", safe(&r.profile));
     let t = &r.token;
-    let _ = writeln!(o, "session token: {} (`{}`)", t.state, t.path);
+    let _ = writeln!(o, "session token: {} (`{}`)", t.state, safe(&t.path));
     if let Some(e) = &t.error {
         let _ = writeln!(o, "  error: {}", safe(e));
     }
@@ -226,7 +232,7 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     for (setting, origin) in &r.settings {
-        let _ = writeln!(o, "setting: `{setting}` from {origin}");
+        let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
     }
     if let Some(f) = &r.fallback_profile {
         let _ = writeln!(o, "fallback profile: `{f}`");
@@ -309,7 +315,8 @@ pub fn run(ctx: &Context, json: bool) -> Result<u8> {
 }
 
 fn to_json(v: &impl Serialize) -> Result<String> {
-    let mut s = serde_json::to_string_pretty(v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
+    let mut s =
+        crate::terminal::to_json_pretty(v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
     s.push('\n');
     Ok(s)
 }

@@ -328,3 +328,19 @@ pub fn assert_no_secrets(text: &str, secrets: &[&str]) {
 pub fn unix_now() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
 }
+
+/// Asserts that `bytes` (a process's stderr or stdout) holds nothing a terminal acts on: no C0
+/// control but newline, no DEL, no C1 control, no bidi or other invisible format character.
+/// Written independently of woci's own `terminal` module so that it checks it.
+pub fn assert_terminal_safe(bytes: &[u8], what: &str) {
+    let text = String::from_utf8_lossy(bytes);
+    let format_chars = [
+        '\u{00ad}', '\u{061c}', '\u{180e}', '\u{200b}', '\u{200c}', '\u{200d}', '\u{200e}', '\u{200f}', '\u{202a}',
+        '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}', '\u{2060}', '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}',
+        '\u{2028}', '\u{2029}', '\u{feff}',
+    ];
+    for (i, c) in text.char_indices() {
+        let bad = (c.is_control() && c != '\n') || format_chars.contains(&c);
+        assert!(!bad, "{what} holds U+{:04X} at byte {i}:\n{}", c as u32, text.escape_debug());
+    }
+}

@@ -296,3 +296,79 @@ pub fn oci_command(home: &Path) -> Command {
     cmd.env("HOME", home).env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True").stdin(Stdio::null());
     cmd
 }
+
+/// The OCI SDK programs under `tests/sdk` and what runs them, installed by `scripts/setup-e2e`:
+/// Go (the machine's `go`, modules from `tests/sdk/go/go.sum`), the npm packages of
+/// `tests/sdk/node` (package-lock.json), a newer Node.js from npm (`.e2e/node-env-proxy`, for
+/// `NODE_USE_ENV_PROXY`) and the OCI Python SDK in `.e2e/sdk-python` (requirements.txt).
+pub mod sdk {
+    use super::*;
+
+    /// `tests/sdk/<name>`.
+    pub fn dir(name: &str) -> PathBuf {
+        repo_root().join("tests").join("sdk").join(name)
+    }
+
+    /// Builds the Go program into `out` (module cache and build cache from setup-e2e make this
+    /// quick) and returns the binary.
+    #[allow(clippy::disallowed_methods, reason = "the test harness reads its own environment")]
+    pub fn go_program(out: &Path) -> PathBuf {
+        let go = std::env::var_os("GO").filter(|g| !g.is_empty()).unwrap_or_else(|| "go".into());
+        let bin = out.join("woci-sdk-go");
+        let built = Command::new(&go)
+            .current_dir(dir("go"))
+            .args(["build", "-mod=readonly", "-o"])
+            .arg(&bin)
+            .arg(".")
+            .env("GOFLAGS", "-mod=readonly")
+            .stdin(Stdio::null())
+            .output();
+        match built {
+            Ok(o) if o.status.success() => bin,
+            Ok(o) => panic!(
+                "{SETUP}: cannot build tests/sdk/go with `{}` (Go and the modules of tests/sdk/go/go.sum): {}",
+                go.to_string_lossy(),
+                String::from_utf8_lossy(&o.stderr).trim()
+            ),
+            Err(e) => panic!("{SETUP}: Go is missing: cannot run `{}`: {e}", go.to_string_lossy()),
+        }
+    }
+
+    /// `tests/sdk/node/main.js`, with its npm packages installed.
+    pub fn node_program() -> PathBuf {
+        let pkg = dir("node").join("node_modules").join("oci-objectstorage").join("package.json");
+        if !pkg.is_file() {
+            panic!(
+                "{SETUP}: the OCI TypeScript SDK is missing: {} does not exist (npm ci in tests/sdk/node)",
+                pkg.display()
+            );
+        }
+        let _ = node();
+        dir("node").join("main.js")
+    }
+
+    /// The Node.js from npm that honours `NODE_USE_ENV_PROXY` (`.e2e/node-env-proxy`).
+    pub fn node_with_env_proxy() -> PathBuf {
+        let p =
+            repo_root().join(".e2e").join("node-env-proxy").join("node_modules").join("node").join("bin").join("node");
+        if !p.is_file() {
+            panic!(
+                "{SETUP}: the newer Node.js (npm package `node`, for NODE_USE_ENV_PROXY) is missing: {} does not exist",
+                p.display()
+            );
+        }
+        p
+    }
+
+    /// The Python with the OCI Python SDK (`.e2e/sdk-python`).
+    pub fn python() -> PathBuf {
+        let p = repo_root().join(".e2e").join("sdk-python").join("bin").join("python");
+        if !p.is_file() {
+            panic!(
+                "{SETUP}: the OCI Python SDK is missing: {} does not exist (tests/sdk/python/requirements.txt)",
+                p.display()
+            );
+        }
+        p
+    }
+}

@@ -67,6 +67,10 @@ pub struct DeviceConfig {
     pub auto_approve: bool,
     /// This many polls are answered `slow_down` before the normal answers.
     pub slow_down: u32,
+    /// Fields that replace the device authorization answer's own (a hostile or broken IdP:
+    /// `interval: u64::MAX`, a `javascript:` `verification_uri`, escape sequences in `user_code`).
+    /// The grant itself keeps the real codes and `interval`.
+    pub answer: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Default for DeviceConfig {
@@ -76,6 +80,7 @@ impl Default for DeviceConfig {
             code_ttl: Duration::from_secs(600),
             auto_approve: true,
             slow_down: 0,
+            answer: serde_json::Map::new(),
         }
     }
 }
@@ -85,6 +90,9 @@ impl Default for DeviceConfig {
 pub struct Config {
     /// Serve HTTPS with a CA generated at start (`Emulator::ca_pem`).
     pub tls: bool,
+    /// More DNS names for the TLS certificate besides `127.0.0.1` and `localhost`, such as
+    /// `objectstorage.us-ashburn-1.oraclecloud.com` for clients led here by a CONNECT stand-in.
+    pub tls_names: Vec<String>,
     /// Port on 127.0.0.1; `0` picks a free one.
     pub port: u16,
     pub upst_ttl: Duration,
@@ -135,6 +143,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             tls: false,
+            tls_names: Vec::new(),
             port: 0,
             upst_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3600),

@@ -8,6 +8,7 @@
 //! - the token endpoint's `urn:ietf:params:oauth:grant-type:device_code` grant answers
 //!   `authorization_pending`, `slow_down` (polled faster than `interval`, which then grows by
 //!   5 s, or forced by `DeviceConfig::slow_down`), `access_denied`, `expired_token`, or tokens.
+//! - `DeviceConfig::answer` replaces fields of the authorization answer (hostile-IdP tests);
 //! - admin: `POST /_emulator/device {"action":"approve"|"deny"|"expire","user_code"?}`.
 
 use std::collections::HashMap;
@@ -152,7 +153,7 @@ pub fn authorize(state: &State, req: &Req) -> Response {
     drop(store);
     state.recorder.count(|s| s.device_authorizations += 1);
     let verify = format!("{}{VERIFY_PATH}", state.base);
-    let body = json!({
+    let mut body = json!({
         "device_code": dc,
         "user_code": uc,
         "verification_uri": verify,
@@ -160,6 +161,9 @@ pub fn authorize(state: &State, req: &Req) -> Response {
         "expires_in": d.code_ttl.as_secs(),
         "interval": d.interval.as_secs().max(1),
     });
+    if let Some(fields) = body.as_object_mut() {
+        fields.extend(d.answer.clone());
+    }
     annotate(axum::Json(body).into_response(), EventInfo::new(Endpoint::DeviceAuthorization))
 }
 

@@ -128,6 +128,9 @@ pub struct Stats {
     /// Polls answered `expired_token`.
     #[serde(default)]
     pub device_polls_expired: u64,
+    /// TLS handshakes that failed (a client that does not trust the emulator's CA).
+    #[serde(default)]
+    pub tls_handshakes_failed: u64,
 }
 
 impl Stats {

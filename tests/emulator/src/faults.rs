@@ -41,6 +41,9 @@ pub enum FaultAction {
     InvalidGrant,
     /// `/authorize` redirects back with `error=access_denied`.
     AccessDenied,
+    /// Answer with this status and an OAuth error body carrying these words (a hostile or broken
+    /// server: escape sequences, bidi overrides, secrets echoed back).
+    OAuthError { status: u16, error: String, description: String },
 }
 
 /// A fault for one endpoint. Build with the constructors and refine with [`Fault::times`] /

@@ -99,7 +99,7 @@ impl Emulator {
             .await
             .map_err(|e| StartError(format!("cannot bind 127.0.0.1:{}: {e}", cfg.port)))?;
         let addr = listener.local_addr().map_err(|e| StartError(e.to_string()))?;
-        let tls = if cfg.tls { Some(tls::generate().map_err(StartError)?) } else { None };
+        let tls = if cfg.tls { Some(tls::generate(&cfg.tls_names).map_err(StartError)?) } else { None };
         let scheme = if tls.is_some() { "https" } else { "http" };
         let base_url = Url::parse(&format!("{scheme}://127.0.0.1:{}/", addr.port())).expect("valid URL");
 
@@ -375,7 +375,10 @@ async fn serve(
                 match tls {
                     Some(acceptor) => match acceptor.accept(stream).await {
                         Ok(s) => serve_conn(TokioIo::new(s), state, ctl).await,
-                        Err(e) => tracing::debug!("TLS handshake failed: {e}"),
+                        Err(e) => {
+                            state.recorder.count(|s| s.tls_handshakes_failed += 1);
+                            tracing::debug!("TLS handshake failed: {e}");
+                        }
                     },
                     None => serve_conn(TokioIo::new(stream), state, ctl).await,
                 }

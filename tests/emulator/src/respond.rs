@@ -86,6 +86,12 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
             resp.extensions_mut().insert(info);
             resp
         }
+        FaultAction::OAuthError { status, error, description } => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_REQUEST);
+            let mut resp = oauth_error(endpoint, status, error, description);
+            resp.extensions_mut().insert(info);
+            resp
+        }
         FaultAction::MalformedJson => {
             let mut resp = (StatusCode::OK, "{\"token\": <<not json").into_response();
             resp.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));

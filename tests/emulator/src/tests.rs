@@ -40,6 +40,8 @@ struct Signed<'a> {
     /// and UploadPart).
     body_headers: bool,
     date: SystemTime,
+    /// `date` (Python, Go, Java SDKs) or `x-date` (the TypeScript SDK: fetch may not set `date`).
+    date_header: &'static str,
     extra: Vec<(&'a str, String)>,
 }
 
@@ -52,8 +54,16 @@ impl<'a> Signed<'a> {
             body: Vec::new(),
             content_type: "application/json",
             date: SystemTime::now(),
+            date_header: "date",
             extra: Vec::new(),
         }
+    }
+
+    /// Signed as the TypeScript SDK signs (`oci-common` `DefaultRequestSigner`): `x-date` in place
+    /// of `date`, and body headers unless the operation excludes the body (PutObject, UploadPart).
+    fn typescript(mut self) -> Self {
+        self.date_header = "x-date";
+        self
     }
 
     fn body(mut self, body: impl Into<Vec<u8>>, body_headers: bool) -> Self {
@@ -62,7 +72,8 @@ impl<'a> Signed<'a> {
         self
     }
 
-    /// Headers as the Python SDK signs them (`oci/signer.py`).
+    /// Headers as the Python SDK signs them (`oci/signer.py`), or the TypeScript SDK
+    /// ([`Signed::typescript`]).
     fn headers(&self, token: &str, key: &RsaPrivateKey) -> HeaderMap {
         let url = url::Url::parse(&self.url).unwrap();
         let host = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
@@ -71,7 +82,7 @@ impl<'a> Signed<'a> {
             None => url.path().to_string(),
         };
         let mut h: Vec<(String, String)> = vec![
-            ("date".into(), httpdate::fmt_http_date(self.date)),
+            (self.date_header.into(), httpdate::fmt_http_date(self.date)),
             ("(request-target)".into(), format!("{} {target}", self.method.as_str().to_lowercase())),
             ("host".into(), host),
         ];
@@ -247,6 +258,99 @@ async fn unsigned_request_is_rejected() {
     let resp = http().get(ns_url(&e)).send().await.unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(last_reason(&e).as_deref(), Some("missing_authorization"));
+}
+
+#[tokio::test]
+async fn x_date_signed_requests_are_accepted_as_the_typescript_sdk_sends_them() {
+    let e = emu().await;
+    let token = upst_for_client(&e);
+    let key = client_key();
+    let resp = Signed::new(Method::GET, ns_url(&e)).typescript().send(&token, &key).await;
+    assert_eq!(resp.status(), 200, "GetNamespace signed with x-date, no date header at all");
+    let base = format!("{}/n/emulatorns/b/b", e.os_endpoint());
+    let put = Signed::new(Method::PUT, format!("{base}/o/ts")).typescript().body("data", false);
+    assert!(!put.headers(&token, &key).contains_key("date"));
+    assert_eq!(put.send(&token, &key).await.status(), 200, "PutObject: x-date, body excluded");
+    let created = Signed::new(Method::POST, format!("{base}/u"))
+        .typescript()
+        .body(json!({"object": "ts-mp"}).to_string(), true)
+        .send(&token, &key)
+        .await;
+    assert_eq!(created.status(), 200, "CreateMultipartUpload: x-date with the body headers");
+    assert_eq!(e.stats().unauthorized_for("required_header_not_signed"), 0);
+}
+
+#[tokio::test]
+async fn x_date_is_held_to_the_rules_of_date() {
+    let e = emu().await;
+    let token = upst_for_client(&e);
+    let key = client_key();
+    // Changed after signing.
+    let mut headers = Signed::new(Method::GET, ns_url(&e)).typescript().headers(&token, &key);
+    headers.insert(
+        "x-date",
+        HeaderValue::from_str(&httpdate::fmt_http_date(SystemTime::now() + Duration::from_secs(2))).unwrap(),
+    );
+    assert_eq!(http().get(ns_url(&e)).headers(headers).send().await.unwrap().status(), 401);
+    assert_eq!(last_reason(&e).as_deref(), Some("bad_signature"));
+    // Stale.
+    let mut stale = Signed::new(Method::GET, ns_url(&e)).typescript();
+    stale.date = SystemTime::now() - Duration::from_secs(6 * 60);
+    assert_eq!(stale.send(&token, &key).await.status(), 401);
+    assert_eq!(last_reason(&e).as_deref(), Some("stale_date"));
+    // Signed but not sent.
+    let mut headers = Signed::new(Method::GET, ns_url(&e)).typescript().headers(&token, &key);
+    headers.remove("x-date");
+    assert_eq!(http().get(ns_url(&e)).headers(headers).send().await.unwrap().status(), 401);
+    assert_eq!(last_reason(&e).as_deref(), Some("signed_header_missing"));
+    // Neither `date` nor `x-date` signed: a request anyone could replay at any time.
+    let auth = Signed::new(Method::GET, ns_url(&e)).headers(&token, &key)["authorization"].to_str().unwrap().to_owned();
+    let undated = auth.replace("headers=\"date (request-target) host\"", "headers=\"(request-target) host\"");
+    assert_ne!(auth, undated);
+    let resp = http().get(ns_url(&e)).header("authorization", undated).send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(last_reason(&e).as_deref(), Some("required_header_not_signed"));
+}
+
+#[tokio::test]
+async fn only_put_object_and_upload_part_may_leave_the_body_unsigned() {
+    let e = emu().await;
+    let token = upst_for_client(&e);
+    let key = client_key();
+    let base = format!("{}/n/emulatorns/b/b", e.os_endpoint());
+    let created: Value = Signed::new(Method::POST, format!("{base}/u"))
+        .body(json!({"object": "mp"}).to_string(), true)
+        .send(&token, &key)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = created["uploadId"].as_str().unwrap();
+    let part = Signed::new(Method::PUT, format!("{base}/u/mp?uploadId={id}&uploadPartNum=1")).body("part", false);
+    let resp = part.send(&token, &key).await;
+    assert_eq!(resp.status(), 200, "UploadPart without body headers (Go and Python SDKs)");
+    let etag = resp.headers()["etag"].to_str().unwrap().to_owned();
+    let commit = json!({"partsToCommit": [{"partNum": 1, "etag": etag}]}).to_string();
+    for sdk in [
+        Signed::new(Method::POST, format!("{base}/u/mp?uploadId={id}")),
+        Signed::new(Method::POST, format!("{base}/u/mp?uploadId={id}")).typescript(),
+    ] {
+        assert_eq!(
+            sdk.body(commit.clone(), false).send(&token, &key).await.status(),
+            401,
+            "commit without body headers"
+        );
+        assert_eq!(last_reason(&e).as_deref(), Some("required_header_not_signed"));
+    }
+    // A PutObject that signs its body hash is held to it.
+    let url = format!("{base}/o/hashed");
+    let headers = Signed::new(Method::PUT, &url).body("signed body", true).headers(&token, &key);
+    let resp = http().put(&url).headers(headers).body("other body!").send().await.unwrap();
+    assert_eq!(resp.status(), 401);
+    assert_eq!(last_reason(&e).as_deref(), Some("body_hash_mismatch"));
+    let resp =
+        Signed::new(Method::POST, format!("{base}/u/mp?uploadId={id}")).body(commit, true).send(&token, &key).await;
+    assert_eq!(resp.status(), 200);
 }
 
 // ------------------------------------------------------------------ Object Storage

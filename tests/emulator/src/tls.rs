@@ -1,4 +1,5 @@
-//! A CA generated at start and a server certificate for `127.0.0.1` / `localhost` signed by it.
+//! A CA generated at start and a server certificate for `127.0.0.1` / `localhost` (and
+//! `Config::tls_names`) signed by it.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ pub struct Tls {
     pub acceptor: tokio_rustls::TlsAcceptor,
 }
 
-pub fn generate() -> Result<Tls, String> {
+pub fn generate(extra_names: &[String]) -> Result<Tls, String> {
     let err = |e: rcgen::Error| format!("certificate generation: {e}");
     let ca_key = KeyPair::generate().map_err(err)?;
     let mut ca = CertificateParams::new(Vec::<String>::new()).map_err(err)?;
@@ -20,7 +21,9 @@ pub fn generate() -> Result<Tls, String> {
     let ca_cert = ca.self_signed(&ca_key).map_err(err)?;
 
     let leaf_key = KeyPair::generate().map_err(err)?;
-    let mut leaf = CertificateParams::new(vec!["127.0.0.1".to_string(), "localhost".to_string()]).map_err(err)?;
+    let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
+    names.extend(extra_names.iter().cloned());
+    let mut leaf = CertificateParams::new(names).map_err(err)?;
     leaf.distinguished_name.push(DnType::CommonName, "127.0.0.1");
     leaf.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
     leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];

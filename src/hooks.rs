@@ -1,0 +1,595 @@
+//! The operator's hooks: `on_renewal_failure` after a failed renewal attempt, `on_expiring` (with
+//! the `woci: warning:` line) when the session's hard end or the refresh token's expiry is near.
+//!
+//! - A hook is a command line split like a `command:` subject-token source (`shlex`) and run
+//!   without a shell, in its own process group, stdin one JSON object (then a newline), stdout
+//!   sent to woci's stderr (woci's stdout belongs to `oci`), bounded to [`TIMEOUT`] after which
+//!   the whole group is killed.
+//! - It never gets a secret: the JSON holds an error's text (secret-free by construction), its
+//!   argv is the configured line, and its environment is woci's minus every variable that holds
+//!   a secret ([`HookEnv`]).
+//! - Its failure is one warning line; nothing here returns an error, so it cannot change woci's
+//!   exit code.
+//! - Rate limits persist in the session folder (`woci-hooks.json`, updated under `.hooks.lock`):
+//!   `renewal_failed` once per profile and class per [`FAILURE_PERIOD`], `expiring` (line and
+//!   hook) once per profile and `what` per [`EXPIRING_PERIOD`], across every woci process.
+//!
+//! Running a hook blocks for up to [`TIMEOUT`]: async callers use `spawn_blocking`.
+
+use crate::error::{Error, Result};
+use crate::expiry::{self, Expiring};
+use crate::fsutil::{self, FileLock};
+use crate::metrics::Class;
+use crate::settings::Env;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a hook may run before its process group is killed.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+/// `on_renewal_failure` runs at most once per profile and class in this period.
+pub const FAILURE_PERIOD: Duration = Duration::from_secs(600);
+/// The expiry warning and `on_expiring` happen at most once per profile and `what` in this period.
+pub const EXPIRING_PERIOD: Duration = Duration::from_secs(3600);
+
+/// The rate-limit record in the session folder.
+pub const STATE_FILE: &str = "woci-hooks.json";
+const LOCK_FILE: &str = ".hooks.lock";
+const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Variables that always hold a secret when set: the GitHub Actions ID-token bearer, and the
+/// `oci` CLI's key passphrase and key.
+const SECRET_VARS: &[&str] = &["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "OCI_CLI_PASSPHRASE", "OCI_CLI_KEY_CONTENT"];
+
+/// A configured hook command. `Debug` shows the setting and the program only: the arguments may
+/// hold credentials (a webhook URL with a token).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hook {
+    setting: String,
+    argv: Vec<String>,
+}
+
+impl fmt::Debug for Hook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Hook({}: {})", self.setting, self.program())
+    }
+}
+
+impl Hook {
+    /// Splits `line` like a POSIX shell (`shlex`) and expands a leading `~` of the program to
+    /// `home` (there is no shell to do it); `setting` names it in errors (which never quote the
+    /// line).
+    pub fn parse(line: &str, setting: &str, home: &Path) -> Result<Hook> {
+        match shlex::split(line.trim()) {
+            Some(mut argv) if !argv.is_empty() => {
+                if argv[0].starts_with('~') {
+                    argv[0] = fsutil::expand_home(&argv[0], home).to_string_lossy().into_owned();
+                }
+                Ok(Hook { setting: setting.to_owned(), argv })
+            }
+            Some(_) => Err(Error::Config(format!("`{setting}` names no command"))),
+            None => Err(Error::Config(format!("`{setting}`: the command line has unbalanced quotes"))),
+        }
+    }
+
+    /// The program.
+    pub fn program(&self) -> &str {
+        &self.argv[0]
+    }
+
+    /// The setting it came from.
+    pub fn setting(&self) -> &str {
+        &self.setting
+    }
+}
+
+/// The environment hooks run with: woci's own minus every variable that holds a secret. Built
+/// only by [`HookEnv::new`], so a hook cannot be run with the raw environment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct HookEnv(Env);
+
+impl fmt::Debug for HookEnv {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        f.debug_tuple("HookEnv").field(&names).finish()
+    }
+}
+
+impl HookEnv {
+    /// `env` without `secret_vars` (the caller's list: the refresh-token passphrase variable, an
+    /// `env:` subject-token source, …), every `WOCI_*PASSPHRASE*`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN`,
+    /// `OCI_CLI_PASSPHRASE`, `OCI_CLI_KEY_CONTENT`, and any `*_proxy` variable whose URL carries
+    /// credentials.
+    pub fn new(env: &Env, secret_vars: &[String]) -> HookEnv {
+        let secret = |k: &str, v: &str| {
+            let upper = k.to_ascii_uppercase();
+            secret_vars.iter().any(|s| s == k)
+                || SECRET_VARS.contains(&k)
+                || (k.starts_with("WOCI_") && upper.contains("PASSPHRASE"))
+                || (upper.ends_with("_PROXY") && upper != "NO_PROXY" && proxy_has_credentials(v))
+        };
+        HookEnv(env.iter().filter(|(k, v)| !secret(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+
+    /// The variables.
+    pub fn vars(&self) -> &Env {
+        &self.0
+    }
+}
+
+/// Whether a proxy URL (`http://user:pass@host:3128`, or without scheme) has a user part.
+fn proxy_has_credentials(v: &str) -> bool {
+    let rest = v.split_once("://").map_or(v, |(_, r)| r);
+    rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@'))
+}
+
+/// A failed renewal attempt, as the `on_renewal_failure` hook gets it.
+#[derive(Debug, Clone, Copy)]
+pub struct RenewalFailed<'a> {
+    /// The profile.
+    pub profile: &'a str,
+    /// The failure's class (never [`Class::Ok`]).
+    pub class: Class,
+    /// The error's one-line text (woci's errors never hold a secret).
+    pub message: &'a str,
+    /// woci's exit code for this failure.
+    pub exit_code: u8,
+    /// When it failed (epoch seconds).
+    pub at: i64,
+    /// The current token's `exp`, when there is one.
+    pub token_expires_at: Option<i64>,
+}
+
+#[derive(Serialize)]
+struct FailedJson<'a> {
+    event: &'static str,
+    profile: &'a str,
+    class: &'static str,
+    message: &'a str,
+    exit_code: u8,
+    at: String,
+    token_expires_at: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExpiringJson<'a> {
+    event: &'static str,
+    profile: &'a str,
+    what: &'static str,
+    expires_at: String,
+}
+
+/// After a failed renewal attempt: runs `hook` unless it already ran for this profile and class
+/// within [`FAILURE_PERIOD`]. Blocks up to [`TIMEOUT`].
+pub fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &RenewalFailed<'_>, env: &HookEnv) {
+    let key = format!("renewal_failed:{}", event.class.as_str());
+    if !claim(session_dir, &key, event.at, FAILURE_PERIOD) {
+        return;
+    }
+    let json = FailedJson {
+        event: "renewal_failed",
+        profile: event.profile,
+        class: event.class.as_str(),
+        message: event.message,
+        exit_code: event.exit_code,
+        at: crate::clock::fmt_utc(event.at),
+        token_expires_at: event.token_expires_at.map(crate::clock::fmt_utc),
+    };
+    run_and_warn(hook, &json, env, TIMEOUT);
+}
+
+/// For each deadline [`expiry::expiring`] found: unless done for this profile and `what` within
+/// [`EXPIRING_PERIOD`], prints the warning line and runs `hook` (when configured). Blocks up to
+/// [`TIMEOUT`] per hook run.
+pub fn warn_expiring(
+    session_dir: &Path,
+    profile: &str,
+    found: &[Expiring],
+    hook: Option<&Hook>,
+    env: &HookEnv,
+    now: i64,
+) {
+    for e in found {
+        if !claim(session_dir, &format!("expiring:{}", e.what.as_str()), now, EXPIRING_PERIOD) {
+            continue;
+        }
+        tracing::warn!("{}", expiry::warning_line(profile, e, now));
+        if let Some(hook) = hook {
+            let json = ExpiringJson {
+                event: "expiring",
+                profile,
+                what: e.what.as_str(),
+                expires_at: crate::clock::fmt_utc(e.at),
+            };
+            run_and_warn(hook, &json, env, TIMEOUT);
+        }
+    }
+}
+
+/// Records that `key` fires at `now` and says whether it may: not when it fired less than
+/// `period` before or after `now` (a clock set back by more than a period fires again). Any problem (no session folder, a lock
+/// held too long) means no: a hook that cannot be limited does not run.
+fn claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> bool {
+    match try_claim(session_dir, key, now, period) {
+        Ok(fire) => fire,
+        Err(e) => {
+            tracing::warn!("cannot rate-limit `{key}` hook: {e}");
+            false
+        }
+    }
+}
+
+fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Result<bool> {
+    if !session_dir.is_dir() {
+        tracing::debug!("no session folder `{}`: `{key}` not fired", session_dir.display());
+        return Ok(false);
+    }
+    let _lock = FileLock::acquire(&session_dir.join(LOCK_FILE), LOCK_TIMEOUT)?;
+    let path = session_dir.join(STATE_FILE);
+    // An unreadable record is replaced: at worst one hook runs again.
+    let mut fired: BTreeMap<String, i64> =
+        fsutil::read_optional(&path)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    // Within a period either way: concurrent callers' times may be a second out of order.
+    if fired.get(key).is_some_and(|&last| now.abs_diff(last) < period.as_secs()) {
+        return Ok(false);
+    }
+    fired.insert(key.to_owned(), now);
+    let json = serde_json::to_vec(&fired).map_err(|e| Error::Other(format!("cannot encode hook record: {e}")))?;
+    fsutil::write_atomic(&path, &json)?;
+    Ok(true)
+}
+
+fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv, timeout: Duration) {
+    let mut json = match serde_json::to_vec(event) {
+        Ok(j) => j,
+        Err(e) => return tracing::warn!("cannot encode the `{}` event: {e}", hook.setting),
+    };
+    json.push(b'\n');
+    if let Err(why) = run(hook, json, env, timeout) {
+        tracing::warn!("`{}` hook `{}` {why}", hook.setting, hook.program());
+    }
+}
+
+/// Runs `hook` with `stdin` and `env`, waits at most `timeout`, then kills its process group.
+/// `Err` says what went wrong, in words that follow the program's name.
+fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::result::Result<(), String> {
+    let mut cmd = Command::new(hook.program());
+    cmd.args(&hook.argv[1..]).env_clear().envs(env.vars()).stdin(Stdio::piped()).stdout(stderr_or_null());
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+    let mut child = cmd.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "cannot run: not found".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "cannot run: not executable".to_owned(),
+        _ => format!("cannot run: {e}"),
+    })?;
+    // A writer thread: a hook that never reads its stdin cannot block woci past the timeout.
+    if let Some(mut pipe) = child.stdin.take() {
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&stdin);
+        });
+    }
+    match wait(&mut child, timeout) {
+        Some(status) if status.success() => Ok(()),
+        Some(status) => Err(match status.code() {
+            Some(c) => format!("exited with {c}"),
+            None => "was killed by a signal".to_owned(),
+        }),
+        None => {
+            kill_group(&mut child);
+            Err(format!("did not finish within {}s and was stopped", timeout.as_secs()))
+        }
+    }
+}
+
+/// The child's exit status, or `None` when it still runs at `timeout`.
+fn wait(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => {}
+            // Still running at the deadline, or cannot be waited for: it is stopped.
+            _ => return None,
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    #[cfg(unix)]
+    if let Ok(pgid) = i32::try_from(child.id()) {
+        // SAFETY: killpg(2) only sends a signal; the group is the hook's own (process_group(0)).
+        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// The hook's stdout: woci's stderr (stdout carries `oci`'s output and `--status --json`).
+fn stderr_or_null() -> Stdio {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
+            return Stdio::from(fd);
+        }
+    }
+    Stdio::null()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+    use crate::expiry::What;
+    use std::path::PathBuf;
+
+    const T0: u64 = 1_700_000_000;
+
+    /// A session folder and a hook script that records its stdin, argv and environment, one
+    /// numbered set of files per run.
+    struct Rig {
+        _tmp: tempfile::TempDir,
+        session: PathBuf,
+        out: PathBuf,
+    }
+
+    impl Rig {
+        fn new() -> Rig {
+            let tmp = tempfile::tempdir().unwrap();
+            let session = tmp.path().join("sessions/prod");
+            let out = tmp.path().join("out");
+            std::fs::create_dir_all(&session).unwrap();
+            std::fs::create_dir_all(&out).unwrap();
+            Rig { _tmp: tmp, session, out }
+        }
+
+        /// `sh -c SCRIPT hook ARGS…` with `$OUT` the output folder.
+        fn hook(&self, setting: &str, script: &str) -> Hook {
+            let line = format!(
+                "sh -c {} hook 'arg one' two",
+                shlex::try_quote(&format!("OUT={}; {script}", self.out.display())).unwrap()
+            );
+            Hook::parse(&line, setting, Path::new("/home/u")).unwrap()
+        }
+
+        fn recorder(&self, setting: &str) -> Hook {
+            self.hook(
+                setting,
+                r#"n=$(ls "$OUT" | grep -c stdin); cat > "$OUT/stdin.$n"; env > "$OUT/env.$n"; printf '%s\n' "$@" > "$OUT/argv.$n""#,
+            )
+        }
+
+        fn runs(&self) -> usize {
+            std::fs::read_dir(&self.out)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("stdin"))
+                .count()
+        }
+
+        fn file(&self, name: &str) -> String {
+            std::fs::read_to_string(self.out.join(name)).unwrap()
+        }
+    }
+
+    fn env() -> Env {
+        [
+            ("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            ("HOME", "/home/u"),
+            ("WOCI_RT_PASSPHRASE", "s3cret-pass"),
+            ("MY_PASS_VAR", "s3cret-custom"),
+            ("CI_JOB_JWT", "s3cret-jwt"),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "s3cret-bearer"),
+            ("OCI_CLI_KEY_CONTENT", "s3cret-key"),
+            ("HTTPS_PROXY", "http://user:s3cret-proxy@proxy:3128"),
+            ("http_proxy", "http://proxy:3128"),
+            ("NO_PROXY", "localhost"),
+            ("LANG", "C.UTF-8"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    fn hook_env() -> HookEnv {
+        HookEnv::new(&env(), &["MY_PASS_VAR".to_owned(), "CI_JOB_JWT".to_owned()])
+    }
+
+    fn failed(class: Class, at: i64) -> RenewalFailed<'static> {
+        RenewalFailed {
+            profile: "prod",
+            class,
+            message: "identity provider unreachable at `https://idp/token`: timeout",
+            exit_code: 6,
+            at,
+            token_expires_at: Some(at + 90),
+        }
+    }
+
+    #[test]
+    fn parse_splits_like_a_shell_and_never_quotes_the_line() {
+        let home = Path::new("/home/u");
+        let h = Hook::parse("notify-send 'woci failed' --urgency=critical", "on_renewal_failure", home).unwrap();
+        assert_eq!(h.argv, ["notify-send", "woci failed", "--urgency=critical"]);
+        assert_eq!(format!("{h:?}"), "Hook(on_renewal_failure: notify-send)");
+        let h = Hook::parse("~/bin/notify ~/x", "on_expiring", home).unwrap();
+        assert_eq!(h.argv, ["/home/u/bin/notify", "~/x"], "only the program is expanded");
+        for (line, msg) in [
+            ("", "`on_expiring` names no command"),
+            ("  ", "`on_expiring` names no command"),
+            ("curl -H 'Authorization: s3cret", "`on_expiring`: the command line has unbalanced quotes"),
+        ] {
+            let e = Hook::parse(line, "on_expiring", home).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+            assert_eq!(e.to_string(), msg);
+        }
+    }
+
+    #[test]
+    fn the_environment_loses_every_secret() {
+        let e = hook_env();
+        let mut names: Vec<&str> = e.vars().keys().map(String::as_str).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["HOME", "LANG", "NO_PROXY", "PATH", "http_proxy"]);
+        assert!(proxy_has_credentials("user:pw@proxy:8080"));
+        assert!(!proxy_has_credentials("http://proxy:8080/a@b"));
+        assert!(!format!("{e:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn a_renewal_failure_hook_gets_the_event_and_nothing_secret() {
+        let r = Rig::new();
+        let clock = ManualClock::at(T0);
+        on_renewal_failure(
+            &r.session,
+            &r.recorder("on_renewal_failure"),
+            &failed(Class::Network, clock.unix()),
+            &hook_env(),
+        );
+        assert_eq!(r.runs(), 1);
+        assert_eq!(
+            r.file("stdin.0"),
+            "{\"event\":\"renewal_failed\",\"profile\":\"prod\",\"class\":\"network\",\
+             \"message\":\"identity provider unreachable at `https://idp/token`: timeout\",\"exit_code\":6,\
+             \"at\":\"2023-11-14T22:13:20Z\",\"token_expires_at\":\"2023-11-14T22:14:50Z\"}\n"
+        );
+        assert_eq!(r.file("argv.0"), "arg one\ntwo\n");
+        let seen = r.file("env.0");
+        assert!(!seen.contains("s3cret"), "{seen}");
+        assert!(seen.contains("PATH=/usr/local/bin:/usr/bin:/bin") && seen.contains("http_proxy=http://proxy:3128"));
+        // No token: `null`.
+        let mut no_token = failed(Class::Source, clock.unix());
+        no_token.token_expires_at = None;
+        on_renewal_failure(&r.session, &r.recorder("on_renewal_failure"), &no_token, &hook_env());
+        assert!(
+            r.file("stdin.1").contains("\"class\":\"source\"")
+                && r.file("stdin.1").contains("\"token_expires_at\":null")
+        );
+    }
+
+    #[test]
+    fn a_renewal_failure_hook_runs_once_per_class_and_ten_minutes() {
+        let r = Rig::new();
+        let clock = ManualClock::at(T0);
+        let hook = r.recorder("on_renewal_failure");
+        for _ in 0..5 {
+            on_renewal_failure(&r.session, &hook, &failed(Class::Network, clock.unix()), &hook_env());
+            clock.advance(Duration::from_secs(60));
+        }
+        assert_eq!(r.runs(), 1);
+        on_renewal_failure(&r.session, &hook, &failed(Class::Auth, clock.unix()), &hook_env());
+        assert_eq!(r.runs(), 2, "another class has its own limit");
+        clock.advance(Duration::from_secs(300));
+        // 10 minutes after the first network failure.
+        on_renewal_failure(&r.session, &hook, &failed(Class::Network, clock.unix()), &hook_env());
+        assert_eq!(r.runs(), 3);
+        // Another profile (another session folder) has its own limit.
+        let other = r.session.with_file_name("dev");
+        std::fs::create_dir_all(&other).unwrap();
+        on_renewal_failure(&other, &hook, &failed(Class::Network, clock.unix()), &hook_env());
+        assert_eq!(r.runs(), 4);
+    }
+
+    #[test]
+    fn concurrent_failures_run_the_hook_once() {
+        let r = Rig::new();
+        let hook = r.recorder("on_renewal_failure");
+        let env = hook_env();
+        std::thread::scope(|s| {
+            for i in 0..20 {
+                let (r, hook, env) = (&r, &hook, &env);
+                s.spawn(move || on_renewal_failure(&r.session, hook, &failed(Class::Auth, T0 as i64 + i), env));
+            }
+        });
+        assert_eq!(r.runs(), 1);
+    }
+
+    #[test]
+    fn expiry_warnings_run_once_per_what_and_hour() {
+        let r = Rig::new();
+        let clock = ManualClock::at(T0);
+        let hook = r.recorder("on_expiring");
+        let now = clock.unix();
+        let found =
+            [Expiring { what: What::Session, at: now + 7200 }, Expiring { what: What::RefreshToken, at: now + 600 }];
+        // 100 calls in a minute.
+        for _ in 0..100 {
+            warn_expiring(&r.session, "prod", &found, Some(&hook), &hook_env(), clock.unix());
+        }
+        assert_eq!(r.runs(), 2);
+        assert_eq!(r.file("stdin.0"), "{\"event\":\"expiring\",\"profile\":\"prod\",\"what\":\"session\",\"expires_at\":\"2023-11-15T00:13:20Z\"}\n");
+        assert_eq!(r.file("stdin.1"), "{\"event\":\"expiring\",\"profile\":\"prod\",\"what\":\"refresh_token\",\"expires_at\":\"2023-11-14T22:23:20Z\"}\n");
+        clock.advance(Duration::from_secs(3599));
+        warn_expiring(&r.session, "prod", &found, Some(&hook), &hook_env(), clock.unix());
+        assert_eq!(r.runs(), 2);
+        clock.advance(Duration::from_secs(1));
+        warn_expiring(&r.session, "prod", &found[..1], Some(&hook), &hook_env(), clock.unix());
+        assert_eq!(r.runs(), 3);
+    }
+
+    #[test]
+    fn without_a_hook_the_warning_is_still_limited() {
+        let r = Rig::new();
+        let now = T0 as i64;
+        let found = [Expiring { what: What::Session, at: now + 60 }];
+        assert!(claim(&r.session, "expiring:session", now, EXPIRING_PERIOD));
+        warn_expiring(&r.session, "prod", &found, None, &hook_env(), now + 10);
+        let fired: BTreeMap<String, i64> =
+            serde_json::from_slice(&std::fs::read(r.session.join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(fired["expiring:session"], now, "the second call did not fire");
+        // A clock set back is not a reason to stay silent for good.
+        assert!(claim(&r.session, "expiring:session", now - 86_400, EXPIRING_PERIOD));
+    }
+
+    #[test]
+    fn no_session_folder_means_no_run() {
+        let r = Rig::new();
+        let missing = r.session.with_file_name("typo");
+        on_renewal_failure(&missing, &r.recorder("on_renewal_failure"), &failed(Class::Config, T0 as i64), &hook_env());
+        assert_eq!(r.runs(), 0);
+        assert!(!missing.exists());
+    }
+
+    #[test]
+    fn failures_are_described_and_never_panic() {
+        let r = Rig::new();
+        let env = hook_env();
+        let missing = Hook::parse("/nonexistent/woci-hook --token s3cret", "on_expiring", Path::new("/")).unwrap();
+        assert_eq!(run(&missing, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "cannot run: not found");
+        let failing = r.hook("on_expiring", "exit 3");
+        assert_eq!(run(&failing, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "exited with 3");
+        let signalled = r.hook("on_expiring", "kill -9 $$");
+        assert_eq!(run(&signalled, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "was killed by a signal");
+        // A hook that ignores its stdin still succeeds.
+        assert_eq!(run(&r.hook("on_expiring", "true"), vec![b'x'; 1 << 20], &env, TIMEOUT), Ok(()));
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_hook_past_its_time_is_stopped_with_its_whole_group() {
+        let r = Rig::new();
+        // The hook starts a grandchild and waits; both must be gone afterwards.
+        let hook = r.hook("on_renewal_failure", r#"sleep 300 & echo $! > "$OUT/grandchild"; wait"#);
+        let err = run(&hook, b"{}\n".to_vec(), &hook_env(), Duration::from_secs(1)).unwrap_err();
+        assert_eq!(err, "did not finish within 1s and was stopped");
+        let pid: u32 = r.file("grandchild").trim().parse().unwrap();
+        // Killed, then reaped by whoever adopted it: gone, or a zombie until then.
+        let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            Err(_) => true,
+            Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+        };
+        let mut tries = 0;
+        while !gone() {
+            tries += 1;
+            assert!(tries < 500, "the hook's grandchild {pid} survived");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}

@@ -1,0 +1,676 @@
+//! Renewal accounting (`metrics_file`): per-profile counters that persist across processes, and
+//! the Prometheus textfile (node_exporter textfile-collector convention) holding the series of
+//! every profile that names the same file.
+//!
+//! - Each profile keeps its counts in `woci-metrics.json` in its session folder (0600, written
+//!   atomically): renewals and the time of the last one per result class, fallbacks per fallback
+//!   profile, the last known expiries, and the canonical path of the metrics file it names.
+//! - [`record`] updates that state and rewrites the metrics file(s) under one lock
+//!   (`~/.oci/sessions/.metrics.lock`), so concurrent woci processes never lose a count and the
+//!   file a writer renames into place reflects every update made before it took the lock.
+//! - The writer finds the other profiles of a file by scanning `~/.oci/sessions/*/woci-metrics.json`
+//!   for the same recorded path: it never reads another profile's settings.
+//! - Metrics never fail a call: every problem (a missing folder, a lock held too long, a full
+//!   disk) is one warning line.
+
+use crate::error::{exit, Error, Result};
+use crate::fsutil::{self, FileLock};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The per-profile state file in the session folder.
+pub const STATE_FILE: &str = "woci-metrics.json";
+/// The lock in the sessions root that serializes every update and write.
+const LOCK_FILE: &str = ".metrics.lock";
+/// How long a writer waits for another one.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// The metrics file's mode: node_exporter usually runs as another user.
+const METRICS_MODE: u32 = 0o644;
+
+/// The result of a renewal attempt, as counted (`result` label) and as reported to hooks (`class`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Class {
+    /// The session was renewed.
+    Ok,
+    /// The IdP or the token exchange refused (invalid_grant, invalid_client, 401/403), or a login
+    /// is needed.
+    Auth,
+    /// Unreachable, timeout, 5xx, a truncated or malformed reply.
+    Network,
+    /// woci's settings or local files made the renewal impossible.
+    Config,
+    /// The subject-token source gave no token.
+    Source,
+}
+
+impl Class {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Class::Ok => "ok",
+            Class::Auth => "auth",
+            Class::Network => "network",
+            Class::Config => "config",
+            Class::Source => "source",
+        }
+    }
+}
+
+/// The class of a failed renewal.
+pub fn class_of(e: &Error) -> Class {
+    match e {
+        Error::Login(_)
+        | Error::IdpRejected { .. }
+        | Error::ExchangeRejected { .. }
+        | Error::SubjectTokenRejected { .. }
+        | Error::SessionExpired(_) => Class::Auth,
+        // A lock held too long is a timeout like any other: transient, retried later.
+        Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) => Class::Network,
+        Error::SubjectToken { .. } => Class::Source,
+        Error::Blocked { code, .. } => class_of_exit_code(*code),
+        Error::Hinted { source, .. } => class_of(source),
+        Error::Config(_)
+        | Error::CorruptFile { .. }
+        | Error::RefreshTokenLocked { .. }
+        | Error::ProgramNotFound { .. }
+        | Error::ProgramNotExecutable { .. }
+        | Error::Io { .. }
+        | Error::Other(_) => Class::Config,
+    }
+}
+
+/// The class of a failure known only by its exit code (a failure another woci recorded, or a
+/// plan that could not be carried out).
+pub fn class_of_exit_code(code: u8) -> Class {
+    match code {
+        exit::LOGIN | exit::IDP_REJECTED | exit::EXCHANGE_REJECTED | exit::SESSION_EXPIRED => Class::Auth,
+        exit::NETWORK | exit::BUSY => Class::Network,
+        exit::SUBJECT_TOKEN => Class::Source,
+        _ => Class::Config,
+    }
+}
+
+/// One renewal attempt and what is known after it (epoch seconds). The expiries replace the
+/// recorded ones: `None` means unknown now, and the series is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The result.
+    pub result: Class,
+    /// When the attempt ended.
+    pub at: i64,
+    /// The UPST's `exp`.
+    pub token_exp: Option<i64>,
+    /// The UPST's `sess_exp`.
+    pub sess_exp: Option<i64>,
+    /// The refresh token's expiry, when known.
+    pub refresh_token_exp: Option<i64>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct Counter {
+    count: u64,
+    last: i64,
+}
+
+/// The contents of `woci-metrics.json`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+struct State {
+    profile: String,
+    /// The canonical path of the metrics file the profile named at its last renewal.
+    metrics_file: Option<PathBuf>,
+    #[serde(default)]
+    renewals: BTreeMap<Class, Counter>,
+    #[serde(default)]
+    fallbacks: BTreeMap<String, u64>,
+    token_exp: Option<i64>,
+    sess_exp: Option<i64>,
+    refresh_token_exp: Option<i64>,
+}
+
+/// Counts one renewal attempt of `profile` (and, with `fallback`, one use of that fallback
+/// profile) in the profile's session folder, then rewrites `metrics_path` (when set) with the
+/// series of every profile naming it, and the file the profile named before if that changed.
+/// Never fails: a problem is one warning line. Nothing is recorded for a profile without a
+/// session folder (the renewal's lock creates it; a mistyped profile gets none).
+pub fn record(
+    session_dir: &Path,
+    profile: &str,
+    metrics_path: Option<&Path>,
+    outcome: &Outcome,
+    fallback: Option<&str>,
+) {
+    if let Err(e) = update(session_dir, profile, metrics_path, outcome, fallback) {
+        tracing::warn!("renewal metrics of profile `{profile}` not recorded: {e}");
+    }
+}
+
+fn update(
+    session_dir: &Path,
+    profile: &str,
+    metrics_path: Option<&Path>,
+    outcome: &Outcome,
+    fallback: Option<&str>,
+) -> Result<()> {
+    if !session_dir.is_dir() {
+        tracing::debug!(profile, "no session folder: renewal metrics not recorded");
+        return Ok(());
+    }
+    let root = session_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    // A missing folder is reported, but the count is still kept.
+    let target = metrics_path.map(canonical_target).transpose();
+    let _lock = FileLock::acquire(&root.join(LOCK_FILE), LOCK_TIMEOUT)?;
+    let state_path = session_dir.join(STATE_FILE);
+    let mut state = match fsutil::read_optional(&state_path)? {
+        None => State::default(),
+        Some(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+            tracing::warn!(
+                "`{}` is not valid ({e}); renewal counts of profile `{profile}` start again",
+                state_path.display()
+            );
+            State::default()
+        }),
+    };
+    let before = state.metrics_file.clone();
+    state.profile = profile.to_owned();
+    let counter = state.renewals.entry(outcome.result).or_default();
+    counter.count += 1;
+    counter.last = outcome.at;
+    if let Some(f) = fallback {
+        *state.fallbacks.entry(f.to_owned()).or_default() += 1;
+    }
+    state.token_exp = outcome.token_exp;
+    state.sess_exp = outcome.sess_exp;
+    state.refresh_token_exp = outcome.refresh_token_exp;
+    // A metrics file whose folder is gone keeps the recorded path, so the profile stays in it.
+    let target = match target {
+        Ok(t) => {
+            state.metrics_file = t.clone();
+            t
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            None
+        }
+    };
+    let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(format!("cannot encode metrics: {e}")))?;
+    fsutil::write_atomic(&state_path, &json)?;
+    for file in [target, before.filter(|b| Some(b) != state.metrics_file.as_ref())].into_iter().flatten() {
+        if file.parent().is_some_and(Path::is_dir) {
+            fsutil::write_atomic_mode(&file, render(&states_naming(root, &file)).as_bytes(), METRICS_MODE)?;
+        }
+    }
+    Ok(())
+}
+
+/// `path` with its folder resolved (symbolic links, `..`), so two spellings of one file are one
+/// file; an error naming the setting when the folder does not exist.
+fn canonical_target(path: &Path) -> Result<PathBuf> {
+    let missing = || {
+        Error::Config(format!(
+            "the folder of `metrics_file` `{}` does not exist; create it or change `metrics_file`",
+            path.display()
+        ))
+    };
+    let name = path.file_name().ok_or_else(missing)?;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).map_err(|_| missing())?;
+    if !dir.is_dir() {
+        return Err(missing());
+    }
+    Ok(dir.join(name))
+}
+
+/// The states of every profile under `root` that names `file`, by profile name.
+fn states_naming(root: &Path, file: &Path) -> Vec<State> {
+    let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
+    let mut states: Vec<State> = entries
+        .flatten()
+        .filter_map(|e| std::fs::read(e.path().join(STATE_FILE)).ok())
+        .filter_map(|b| serde_json::from_slice::<State>(&b).ok())
+        .filter(|s| s.metrics_file.as_deref() == Some(file))
+        .collect();
+    states.sort_by(|a, b| a.profile.cmp(&b.profile));
+    states
+}
+
+/// A label value escaped as the exposition format asks (`\`, `"` and newline).
+fn escape_label(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The Prometheus text exposition of `states`: families in name order, each with HELP and TYPE,
+/// series sorted by their labels; families without series left out. Same states, same bytes.
+fn render(states: &[State]) -> String {
+    type Series = Vec<(String, i64)>;
+    let mut fallbacks: Series = Vec::new();
+    let mut last: Series = Vec::new();
+    let mut refresh_exp: Series = Vec::new();
+    let mut renewals: Series = Vec::new();
+    let mut sess_exp: Series = Vec::new();
+    let mut token_exp: Series = Vec::new();
+    for s in states {
+        let p = escape_label(&s.profile);
+        for (fb, n) in &s.fallbacks {
+            fallbacks.push((format!("{{profile=\"{p}\",fallback=\"{}\"}}", escape_label(fb)), clamp(*n)));
+        }
+        for (class, c) in &s.renewals {
+            let labels = format!("{{profile=\"{p}\",result=\"{}\"}}", class.as_str());
+            last.push((labels.clone(), c.last));
+            renewals.push((labels, clamp(c.count)));
+        }
+        let only = format!("{{profile=\"{p}\"}}");
+        refresh_exp.extend(s.refresh_token_exp.map(|v| (only.clone(), v)));
+        sess_exp.extend(s.sess_exp.map(|v| (only.clone(), v)));
+        token_exp.extend(s.token_exp.map(|v| (only.clone(), v)));
+    }
+    let families: [(&str, &str, &str, Series); 6] = [
+        (
+            "woci_fallbacks_total",
+            "counter",
+            "Calls that ran with the fallback profile because the profile's renewal failed.",
+            fallbacks,
+        ),
+        (
+            "woci_last_renewal_timestamp_seconds",
+            "gauge",
+            "Unix time of the last renewal attempt with this result.",
+            last,
+        ),
+        (
+            "woci_refresh_token_expiry_timestamp_seconds",
+            "gauge",
+            "Unix time the refresh token expires, when known.",
+            refresh_exp,
+        ),
+        ("woci_renewals_total", "counter", "Renewal attempts by result (ok, auth, network, config, source).", renewals),
+        (
+            "woci_session_expiry_timestamp_seconds",
+            "gauge",
+            "Unix time the OCI session ends (the token's sess_exp).",
+            sess_exp,
+        ),
+        (
+            "woci_session_token_expiry_timestamp_seconds",
+            "gauge",
+            "Unix time the session token (UPST) expires.",
+            token_exp,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, kind, help, mut series) in families {
+        if series.is_empty() {
+            continue;
+        }
+        series.sort();
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, v) in series {
+            let _ = writeln!(out, "{name}{labels} {v}");
+        }
+    }
+    out
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::{Clock, ManualClock};
+
+    const T0: u64 = 1_700_000_000;
+
+    struct Home {
+        _tmp: tempfile::TempDir,
+        sessions: PathBuf,
+        prom_dir: PathBuf,
+    }
+
+    impl Home {
+        fn new() -> Home {
+            let tmp = tempfile::tempdir().unwrap();
+            let sessions = tmp.path().join(".oci/sessions");
+            let prom_dir = tmp.path().join("textfile");
+            std::fs::create_dir_all(&sessions).unwrap();
+            std::fs::create_dir_all(&prom_dir).unwrap();
+            Home { _tmp: tmp, sessions, prom_dir }
+        }
+
+        fn profile(&self, p: &str) -> PathBuf {
+            let d = self.sessions.join(p);
+            std::fs::create_dir_all(&d).unwrap();
+            d
+        }
+
+        fn prom(&self, name: &str) -> PathBuf {
+            self.prom_dir.join(name)
+        }
+
+        fn read(&self, name: &str) -> String {
+            std::fs::read_to_string(self.prom(name)).unwrap()
+        }
+    }
+
+    fn outcome(result: Class, clock: &ManualClock) -> Outcome {
+        let at = clock.unix();
+        Outcome { result, at, token_exp: Some(at + 3600), sess_exp: Some(at + 86_400), refresh_token_exp: None }
+    }
+
+    #[test]
+    fn every_error_variant_has_its_class() {
+        let cases: Vec<(Error, Class)> = vec![
+            (Error::Config("x".into()), Class::Config),
+            (Error::Login("no terminal".into()), Class::Auth),
+            (
+                Error::IdpRejected { what: "refresh token", error: "invalid_grant".into(), description: None },
+                Class::Auth,
+            ),
+            (
+                Error::IdpRejected { what: "refresh token", error: "invalid_client".into(), description: None },
+                Class::Auth,
+            ),
+            (Error::IdpRejected { what: "refresh token", error: "HTTP 401".into(), description: None }, Class::Auth),
+            (Error::ExchangeRejected { status: 403, error: "HTTP 403".into(), description: None }, Class::Auth),
+            (
+                Error::Network { service: "identity provider", url: "u".into(), reason: "timeout".into() },
+                Class::Network,
+            ),
+            (
+                Error::Protocol { service: "token exchange", reason: "the token endpoint answered HTTP 503".into() },
+                Class::Network,
+            ),
+            (Error::corrupt("/t", "not a JWT"), Class::Config),
+            (Error::RefreshTokenLocked { path: "/r".into(), reason: "wrong passphrase".into() }, Class::Config),
+            (Error::SessionExpired("401".into()), Class::Auth),
+            (Error::Busy("lock".into()), Class::Network),
+            (Error::SubjectToken { source_name: "env:X".into(), reason: "unset".into(), failure: crate::error::SourceFailure::Settings }, Class::Source),
+            (
+                Error::SubjectTokenRejected {
+                    source_name: "env:X".into(),
+                    status: 401,
+                    error: "e".into(),
+                    description: None,
+                },
+                Class::Auth,
+            ),
+            (Error::ProgramNotFound { program: "oci".into(), hint: "h".into() }, Class::Config),
+            (Error::ProgramNotExecutable { program: "oci".into(), reason: "r".into() }, Class::Config),
+            (Error::io("cannot write", "/t", std::io::Error::other("disk full")), Class::Config),
+            (Error::Blocked { code: exit::NETWORK, message: "m".into() }, Class::Network),
+            (Error::Blocked { code: exit::IDP_REJECTED, message: "m".into() }, Class::Auth),
+            (Error::Blocked { code: exit::CORRUPT_FILE, message: "m".into() }, Class::Config),
+            (Error::Blocked { code: exit::SUBJECT_TOKEN, message: "m".into() }, Class::Source),
+            (Error::Other("internal".into()), Class::Config),
+        ];
+        for (e, class) in &cases {
+            assert_eq!(class_of(e), *class, "{e:?}");
+            // A failure repeated from another woci's record (same exit code) has the same class.
+            assert_eq!(class_of_exit_code(e.exit_code()), *class, "{e:?} via exit {}", e.exit_code());
+        }
+    }
+
+    #[test]
+    fn every_exit_code_has_a_class() {
+        let expected = [
+            (exit::FAILURE, Class::Config),
+            (exit::CONFIG, Class::Config),
+            (exit::LOGIN, Class::Auth),
+            (exit::IDP_REJECTED, Class::Auth),
+            (exit::EXCHANGE_REJECTED, Class::Auth),
+            (exit::NETWORK, Class::Network),
+            (exit::CORRUPT_FILE, Class::Config),
+            (exit::REFRESH_TOKEN_LOCKED, Class::Config),
+            (exit::SESSION_EXPIRED, Class::Auth),
+            (exit::BUSY, Class::Network),
+            (exit::SUBJECT_TOKEN, Class::Source),
+            (exit::NOT_EXECUTABLE, Class::Config),
+            (exit::NOT_FOUND, Class::Config),
+        ];
+        for (code, class) in expected {
+            assert_eq!(class_of_exit_code(code), class, "exit {code}");
+        }
+    }
+
+    #[test]
+    fn counts_persist_and_the_file_is_the_exposition_format() {
+        let h = Home::new();
+        let dir = h.profile("prod");
+        let prom = h.prom("woci.prom");
+        let clock = ManualClock::at(T0);
+        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock), None);
+        clock.advance(Duration::from_secs(60));
+        record(&dir, "prod", Some(&prom), &outcome(Class::Network, &clock), None);
+        clock.advance(Duration::from_secs(60));
+        // Each call is a separate process in real use: the counts come from the file.
+        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock), Some("backup"));
+        let t = T0 + 120;
+        let expected = format!(
+            "# HELP woci_fallbacks_total Calls that ran with the fallback profile because the profile's renewal failed.
+# TYPE woci_fallbacks_total counter
+woci_fallbacks_total{{profile=\"prod\",fallback=\"backup\"}} 1
+# HELP woci_last_renewal_timestamp_seconds Unix time of the last renewal attempt with this result.
+# TYPE woci_last_renewal_timestamp_seconds gauge
+woci_last_renewal_timestamp_seconds{{profile=\"prod\",result=\"network\"}} {}
+woci_last_renewal_timestamp_seconds{{profile=\"prod\",result=\"ok\"}} {t}
+# HELP woci_renewals_total Renewal attempts by result (ok, auth, network, config, source).
+# TYPE woci_renewals_total counter
+woci_renewals_total{{profile=\"prod\",result=\"network\"}} 1
+woci_renewals_total{{profile=\"prod\",result=\"ok\"}} 2
+# HELP woci_session_expiry_timestamp_seconds Unix time the OCI session ends (the token's sess_exp).
+# TYPE woci_session_expiry_timestamp_seconds gauge
+woci_session_expiry_timestamp_seconds{{profile=\"prod\"}} {}
+# HELP woci_session_token_expiry_timestamp_seconds Unix time the session token (UPST) expires.
+# TYPE woci_session_token_expiry_timestamp_seconds gauge
+woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
+",
+            T0 + 60,
+            t + 86_400,
+            t + 3600
+        );
+        assert_eq!(h.read("woci.prom"), expected);
+        // Rewriting the same state gives the same bytes.
+        let states = states_naming(&h.sessions, &canonical_target(&prom).unwrap());
+        assert_eq!(render(&states), expected);
+    }
+
+    #[test]
+    fn the_refresh_token_expiry_appears_when_known() {
+        let h = Home::new();
+        let dir = h.profile("p");
+        let clock = ManualClock::at(T0);
+        let mut o = outcome(Class::Ok, &clock);
+        o.refresh_token_exp = Some(T0 as i64 + 7 * 86_400);
+        record(&dir, "p", Some(&h.prom("w.prom")), &o, None);
+        let text = h.read("w.prom");
+        assert!(text.contains("# TYPE woci_refresh_token_expiry_timestamp_seconds gauge\n"), "{text}");
+        assert!(
+            text.contains(&format!("woci_refresh_token_expiry_timestamp_seconds{{profile=\"p\"}} {}\n", T0 + 604_800))
+        );
+        // Unknown after the next attempt: the series goes.
+        o.refresh_token_exp = None;
+        record(&dir, "p", Some(&h.prom("w.prom")), &o, None);
+        assert!(!h.read("w.prom").contains("refresh_token_expiry"));
+    }
+
+    #[test]
+    fn the_file_holds_every_profile_naming_it_and_only_those() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let shared = h.prom("shared.prom");
+        for p in ["b", "a"] {
+            record(&h.profile(p), p, Some(&shared), &outcome(Class::Ok, &clock), None);
+        }
+        record(&h.profile("c"), "c", Some(&h.prom("c.prom")), &outcome(Class::Auth, &clock), None);
+        record(&h.profile("d"), "d", None, &outcome(Class::Ok, &clock), None);
+        let text = h.read("shared.prom");
+        let renewals: Vec<&str> = text.lines().filter(|l| l.starts_with("woci_renewals_total")).collect();
+        assert_eq!(
+            renewals,
+            [
+                "woci_renewals_total{profile=\"a\",result=\"ok\"} 1",
+                "woci_renewals_total{profile=\"b\",result=\"ok\"} 1"
+            ]
+        );
+        assert!(!text.contains("\"c\"") && !text.contains("\"d\""), "{text}");
+        assert!(h.read("c.prom").contains("woci_renewals_total{profile=\"c\",result=\"auth\"} 1"));
+        // A profile without a metrics file is still counted, in its own folder.
+        let d: State = serde_json::from_slice(&std::fs::read(h.sessions.join("d").join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(d.renewals[&Class::Ok].count, 1);
+        assert_eq!(d.metrics_file, None);
+    }
+
+    #[test]
+    fn two_spellings_of_one_file_are_one_file() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let plain = h.prom("w.prom");
+        let dotted = h.prom_dir.join("../textfile/w.prom");
+        record(&h.profile("a"), "a", Some(&plain), &outcome(Class::Ok, &clock), None);
+        record(&h.profile("b"), "b", Some(&dotted), &outcome(Class::Ok, &clock), None);
+        let text = h.read("w.prom");
+        assert!(text.contains("profile=\"a\"") && text.contains("profile=\"b\""), "{text}");
+    }
+
+    #[test]
+    fn a_profile_moving_to_another_file_leaves_the_old_one() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let (old, new) = (h.prom("old.prom"), h.prom("new.prom"));
+        record(&h.profile("keep"), "keep", Some(&old), &outcome(Class::Ok, &clock), None);
+        record(&h.profile("move"), "move", Some(&old), &outcome(Class::Ok, &clock), None);
+        assert!(h.read("old.prom").contains("profile=\"move\""));
+        record(&h.profile("move"), "move", Some(&new), &outcome(Class::Ok, &clock), None);
+        assert!(!h.read("old.prom").contains("profile=\"move\""));
+        assert!(h.read("old.prom").contains("profile=\"keep\""));
+        assert!(h.read("new.prom").contains("woci_renewals_total{profile=\"move\",result=\"ok\"} 2"));
+    }
+
+    #[test]
+    fn a_missing_folder_is_a_warning_and_no_write_but_the_count_is_kept() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let dir = h.profile("p");
+        let prom = h.prom_dir.join("nope/w.prom");
+        let e = canonical_target(&prom).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "the folder of `metrics_file` `{}` does not exist; create it or change `metrics_file`",
+                prom.display()
+            )
+        );
+        update(&dir, "p", Some(&prom), &outcome(Class::Ok, &clock), None).unwrap();
+        assert!(!prom.parent().unwrap().exists());
+        let s: State = serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).unwrap()).unwrap();
+        assert_eq!(s.renewals[&Class::Ok].count, 1);
+    }
+
+    #[test]
+    fn no_session_folder_means_nothing_is_created() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let dir = h.sessions.join("typo");
+        record(&dir, "typo", Some(&h.prom("w.prom")), &outcome(Class::Config, &clock), None);
+        assert!(!dir.exists());
+        assert!(!h.prom("w.prom").exists());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn the_metrics_file_is_world_readable_and_the_state_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let h = Home::new();
+        let dir = h.profile("p");
+        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)), None);
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&h.prom("w.prom")), 0o644);
+        assert_eq!(mode(&dir.join(STATE_FILE)), 0o600);
+        let names: Vec<String> =
+            std::fs::read_dir(&h.prom_dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        assert_eq!(names, ["w.prom"], "no temp or lock file in the collector folder");
+    }
+
+    #[test]
+    fn a_corrupt_state_starts_again() {
+        let h = Home::new();
+        let dir = h.profile("p");
+        std::fs::write(dir.join(STATE_FILE), "{not json").unwrap();
+        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)), None);
+        assert!(h.read("w.prom").contains("woci_renewals_total{profile=\"p\",result=\"ok\"} 1"));
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+        let s = State {
+            profile: "we\"ird".into(),
+            renewals: [(Class::Ok, Counter { count: 1, last: 5 })].into(),
+            ..State::default()
+        };
+        assert!(render(&[s]).contains("woci_renewals_total{profile=\"we\\\"ird\",result=\"ok\"} 1\n"));
+    }
+
+    #[test]
+    fn fifty_concurrent_renewals_are_all_counted_and_readers_never_see_a_partial_file() {
+        let h = Home::new();
+        let prom = h.prom("w.prom");
+        let dirs: Vec<PathBuf> = ["a", "b"].iter().map(|p| h.profile(p)).collect();
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let mut reads = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    if let Ok(text) = std::fs::read_to_string(&prom) {
+                        assert!(text.ends_with('\n') && text.starts_with("# HELP "), "partial file: {text:?}");
+                        assert_eq!(text.matches("# TYPE ").count(), text.matches("# HELP ").count(), "{text}");
+                        reads += 1;
+                    }
+                }
+                reads
+            });
+            let writers: Vec<_> = (0..50)
+                .map(|i| {
+                    let (dir, prom) = (&dirs[i % 2], &prom);
+                    s.spawn(move || {
+                        let p = if i % 2 == 0 { "a" } else { "b" };
+                        let class = if i % 5 == 0 { Class::Network } else { Class::Ok };
+                        record(dir, p, Some(prom), &outcome(class, &ManualClock::at(T0 + i as u64)), None);
+                    })
+                })
+                .collect();
+            for w in writers {
+                w.join().unwrap();
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(reader.join().unwrap() > 0);
+        });
+        let text = h.read("w.prom");
+        let count = |p: &str, r: &str| -> u64 {
+            let prefix = format!("woci_renewals_total{{profile=\"{p}\",result=\"{r}\"}} ");
+            text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.parse().unwrap())
+        };
+        // i % 5 == 0 for i in 0..50: 10 network (5 even → a, 5 odd → b).
+        assert_eq!((count("a", "ok"), count("a", "network")), (20, 5), "{text}");
+        assert_eq!((count("b", "ok"), count("b", "network")), (20, 5), "{text}");
+        let last = text
+            .lines()
+            .find_map(|l| l.strip_prefix("woci_last_renewal_timestamp_seconds{profile=\"b\",result=\"ok\"} "))
+            .unwrap();
+        assert!(last.parse::<u64>().unwrap() >= T0, "{text}");
+    }
+}

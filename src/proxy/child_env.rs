@@ -1,0 +1,269 @@
+//! The environment of a child supervised under the re-signing proxy (`--auto-refresh`, `--exec`):
+//! what each runtime needs to send its OCI requests through the proxy and trust the per-run CA,
+//! without the program changing ([`ChildEnv::build`]).
+//!
+//! | runtime | through the proxy | trusts the per-run CA |
+//! |---|---|---|
+//! | Python (`oci`, the OCI Python SDK, `requests`) | `HTTPS_PROXY` | `REQUESTS_CA_BUNDLE`, `OCI_CLI_CERT_BUNDLE` |
+//! | Go (the OCI Go SDK, Terraform) | `HTTPS_PROXY` (never for loopback hosts) | `SSL_CERT_FILE` (Linux), `OCI_DEFAULT_CERTS_PATH` (replaces the SDK's root pool) |
+//! | Node.js (the OCI TypeScript SDK) | `NODE_USE_ENV_PROXY=1` (22.21+, 24.5+); older: the preload in `NODE_OPTIONS` | `NODE_EXTRA_CA_CERTS` |
+//! | curl | `HTTPS_PROXY` | `CURL_CA_BUNDLE` |
+//!
+//! The CA bundle holds the per-run CA, the user's own CA files (`REQUESTS_CA_BUNDLE`,
+//! `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `--cert-bundle`) and the system roots, so replacing a
+//! CA variable the user set keeps what it trusted. What the user set that woci cannot honour
+//! (`NODE_USE_ENV_PROXY=0`) stays and earns one warning naming the consequence. The preload file
+//! (and a Go bundle when the user has an `OCI_DEFAULT_CERTS_PATH`) go into the proxy's private
+//! per-run folder, removed with it; nothing here runs unless a child is supervised.
+
+use crate::error::{Error, Result};
+use crate::secret::SecretString;
+use crate::settings::Env;
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// The Node.js preload (built-ins only): routes `fetch` and `https` through `HTTPS_PROXY`.
+pub const NODE_PRELOAD: &str = include_str!("node_preload.cjs");
+/// Its file name in the private folder.
+pub const NODE_PRELOAD_FILE: &str = "node-preload.cjs";
+/// The Go SDK's root pool when the user had their own `OCI_DEFAULT_CERTS_PATH`.
+pub const GO_BUNDLE_FILE: &str = "oci-default-certs.pem";
+
+/// What a child needs to go through the proxy: variables to set and remove, warnings to print
+/// once, the CA bundle it must trust (a container gets it mounted), and the secrets its output
+/// must never show.
+#[derive(Debug, Default)]
+pub struct ChildEnv {
+    /// Variables to set (some hold the proxy secret: the child's environment only).
+    pub set: Vec<(OsString, OsString)>,
+    /// Variables to remove.
+    pub remove: Vec<OsString>,
+    /// One line each, for the user (no secrets).
+    pub warnings: Vec<String>,
+    /// The per-run CA bundle.
+    pub ca_bundle: PathBuf,
+    /// The proxy's secret (the `--debug` redactor removes it, in every encoding).
+    pub secrets: Vec<SecretString>,
+}
+
+impl ChildEnv {
+    /// The variables a container run gets (by name): the proxy and CA ones only, since the Node
+    /// preload and a Go bundle live in the host's private folder, which the container does not see.
+    pub fn container_vars(&self) -> Vec<(OsString, OsString)> {
+        self.set
+            .iter()
+            .filter(|(k, _)| k == "HTTPS_PROXY" || k == "https_proxy" || CA_VARS.iter().any(|c| k == c))
+            .cloned()
+            .collect()
+    }
+}
+
+/// What the running proxy provides.
+#[derive(Debug)]
+pub struct ProxyFacts<'a> {
+    /// `http://woci:<secret>@127.0.0.1:<port>`.
+    pub url: &'a SecretString,
+    /// The CA bundle (per-run CA, the user's CA files, system roots).
+    pub ca_bundle: &'a Path,
+    /// The per-run CA alone, PEM.
+    pub ca_pem: &'a str,
+    /// The proxy's private (0700) per-run folder, removed at shutdown.
+    pub private_dir: &'a Path,
+}
+
+/// The CA variables pointed at the bundle. `OCI_CLI_CERT_BUNDLE` because the CLI prefers it over
+/// `REQUESTS_CA_BUNDLE`; `OCI_DEFAULT_CERTS_PATH` is handled apart (it replaces a root pool).
+const CA_VARS: [&str; 5] =
+    ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "OCI_CLI_CERT_BUNDLE"];
+
+/// `HTTPS_PROXY`/`https_proxy` (the URL with the secret) and the CA variables (the bundle): what
+/// every child of the proxy gets, a container's too.
+pub fn base_vars(url: &SecretString, ca_bundle: &Path) -> Vec<(OsString, OsString)> {
+    let mut set: Vec<(OsString, OsString)> =
+        ["HTTPS_PROXY", "https_proxy"].iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
+    set.extend(CA_VARS.iter().map(|k| (OsString::from(k), ca_bundle.as_os_str().to_owned())));
+    set
+}
+
+/// `NO_PROXY`/`no_proxy`: a bypassed OCI host would miss the re-signing (the proxy applies the
+/// user's list to its upstream connections itself).
+pub fn removals() -> Vec<OsString> {
+    vec!["NO_PROXY".into(), "no_proxy".into()]
+}
+
+impl ChildEnv {
+    /// The proxy and CA variables for every runtime in the table above, given the user's
+    /// environment `user_env` (what the child would otherwise inherit). Writes the Node preload
+    /// (and a Go bundle, see [`go_default_certs`]) into `proxy.private_dir`.
+    pub fn build(proxy: &ProxyFacts<'_>, user_env: &Env) -> Result<ChildEnv> {
+        let mut env = ChildEnv {
+            set: base_vars(proxy.url, proxy.ca_bundle),
+            remove: removals(),
+            ca_bundle: proxy.ca_bundle.to_owned(),
+            ..ChildEnv::default()
+        };
+
+        let go = go_default_certs(proxy, user_env, &mut env.warnings)?;
+        env.set.push(("OCI_DEFAULT_CERTS_PATH".into(), go.into_os_string()));
+
+        match user_env.get("NODE_USE_ENV_PROXY").map(String::as_str) {
+            None => env.set.push(("NODE_USE_ENV_PROXY".into(), "1".into())),
+            Some("0") => env.warnings.push(
+                "`NODE_USE_ENV_PROXY=0` is set: Node.js programs will not go through the re-signing proxy and keep \
+                 the session token they started with; unset it to let woci route them"
+                    .into(),
+            ),
+            Some(_) => {}
+        }
+        let preload = proxy.private_dir.join(NODE_PRELOAD_FILE);
+        write_new_private(&preload, NODE_PRELOAD.as_bytes())?;
+        env.set.push(("NODE_OPTIONS".into(), node_options(user_env.get("NODE_OPTIONS").map(String::as_str), &preload)));
+        Ok(env)
+    }
+}
+
+/// `OCI_DEFAULT_CERTS_PATH` for the Go SDK, which trusts that file *instead of* the system roots:
+/// the bundle, or, when the user set their own, a copy of it plus the per-run CA (their narrower
+/// trust kept). An unreadable file of theirs is left in place with a warning.
+fn go_default_certs(proxy: &ProxyFacts<'_>, user_env: &Env, warnings: &mut Vec<String>) -> Result<PathBuf> {
+    let Some(own) = user_env.get("OCI_DEFAULT_CERTS_PATH").filter(|v| !v.trim().is_empty()) else {
+        return Ok(proxy.ca_bundle.to_owned());
+    };
+    match std::fs::read_to_string(own) {
+        Ok(text) => {
+            let path = proxy.private_dir.join(GO_BUNDLE_FILE);
+            write_new_private(&path, format!("{}{}\n", proxy.ca_pem, text.trim_end()).as_bytes())?;
+            Ok(path)
+        }
+        Err(e) => {
+            warnings.push(format!(
+                "cannot read `OCI_DEFAULT_CERTS_PATH` (`{own}`: {e}): Go OCI SDK programs will not trust the \
+                 re-signing proxy; fix or unset it"
+            ));
+            Ok(PathBuf::from(own))
+        }
+    }
+}
+
+/// The user's `NODE_OPTIONS` with `--require "<preload>"` appended (quoted the way Node splits
+/// `NODE_OPTIONS`).
+fn node_options(user: Option<&str>, preload: &Path) -> OsString {
+    let quoted = preload.to_string_lossy().replace('\\', "\\\\").replace('"', "\\\"");
+    let ours = format!("--require \"{quoted}\"");
+    match user.map(str::trim).filter(|u| !u.is_empty()) {
+        Some(u) => format!("{u} {ours}").into(),
+        None => ours.into(),
+    }
+}
+
+/// Creates `path` (never an existing file) with mode 0600. The folder is private and fresh and the
+/// child starts only afterwards, so no one sees a partial file and no rename is needed.
+fn write_new_private(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| Error::io("cannot create", path, e))?;
+    file.write_all(contents).map_err(|e| Error::io("cannot write", path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        url: SecretString,
+        bundle: PathBuf,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let bundle = dir.path().join("ca-bundle.pem");
+        std::fs::write(&bundle, "CA\nROOTS\n").unwrap();
+        Fixture { dir, url: SecretString::from("http://woci:s3cret@127.0.0.1:9"), bundle }
+    }
+
+    fn build(f: &Fixture, user: &[(&str, &str)]) -> ChildEnv {
+        let facts = ProxyFacts { url: &f.url, ca_bundle: &f.bundle, ca_pem: "CA\n", private_dir: f.dir.path() };
+        let env: Env = user.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        ChildEnv::build(&facts, &env).unwrap()
+    }
+
+    fn get<'a>(env: &'a ChildEnv, key: &str) -> Option<&'a str> {
+        env.set.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.to_str().unwrap())
+    }
+
+    #[test]
+    fn every_runtime_gets_the_proxy_and_the_bundle() {
+        let f = fixture();
+        let env = build(&f, &[]);
+        assert_eq!(get(&env, "HTTPS_PROXY"), Some("http://woci:s3cret@127.0.0.1:9"));
+        assert_eq!(get(&env, "https_proxy"), Some("http://woci:s3cret@127.0.0.1:9"));
+        let bundle = f.bundle.to_str().unwrap();
+        for k in CA_VARS.iter().chain(&["OCI_DEFAULT_CERTS_PATH"]) {
+            assert_eq!(get(&env, k), Some(bundle), "{k}");
+        }
+        assert_eq!(get(&env, "NODE_USE_ENV_PROXY"), Some("1"));
+        let preload = f.dir.path().join(NODE_PRELOAD_FILE);
+        assert_eq!(get(&env, "NODE_OPTIONS"), Some(format!("--require \"{}\"", preload.display()).as_str()));
+        assert_eq!(std::fs::read_to_string(&preload).unwrap(), NODE_PRELOAD);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&preload).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(env.remove, vec![OsString::from("NO_PROXY"), OsString::from("no_proxy")]);
+        assert!(env.warnings.is_empty(), "{:?}", env.warnings);
+        assert!(!f.dir.path().join(GO_BUNDLE_FILE).exists(), "no Go bundle without the user's own");
+    }
+
+    #[test]
+    fn the_users_node_options_are_kept_and_paths_quoted() {
+        let f = fixture();
+        let env = build(&f, &[("NODE_OPTIONS", " --max-old-space-size=512 --require ./mine.js ")]);
+        let preload = f.dir.path().join(NODE_PRELOAD_FILE);
+        assert_eq!(
+            get(&env, "NODE_OPTIONS").unwrap(),
+            format!("--max-old-space-size=512 --require ./mine.js --require \"{}\"", preload.display())
+        );
+        assert_eq!(
+            node_options(None, Path::new("/tmp/a b/\"q\\x.cjs")),
+            OsString::from(r#"--require "/tmp/a b/\"q\\x.cjs""#)
+        );
+    }
+
+    #[test]
+    fn an_explicit_node_use_env_proxy_is_the_users() {
+        let f = fixture();
+        let on = build(&f, &[("NODE_USE_ENV_PROXY", "1")]);
+        assert_eq!(on.set.iter().filter(|(k, _)| k == "NODE_USE_ENV_PROXY").count(), 0, "inherited as it is");
+        assert!(on.warnings.is_empty());
+        let f = fixture();
+        let off = build(&f, &[("NODE_USE_ENV_PROXY", "0")]);
+        assert_eq!(off.set.iter().filter(|(k, _)| k == "NODE_USE_ENV_PROXY").count(), 0);
+        assert_eq!(off.warnings.len(), 1);
+        assert!(off.warnings[0].contains("`NODE_USE_ENV_PROXY=0`") && off.warnings[0].contains("token"));
+        assert!(!off.warnings[0].contains("s3cret"));
+    }
+
+    #[test]
+    fn the_users_oci_default_certs_path_is_kept_plus_the_per_run_ca() {
+        let f = fixture();
+        let own = f.dir.path().join("corp.pem");
+        std::fs::write(&own, "CORP\n\n").unwrap();
+        let env = build(&f, &[("OCI_DEFAULT_CERTS_PATH", own.to_str().unwrap())]);
+        let go = f.dir.path().join(GO_BUNDLE_FILE);
+        assert_eq!(get(&env, "OCI_DEFAULT_CERTS_PATH"), Some(go.to_str().unwrap()));
+        assert_eq!(std::fs::read_to_string(&go).unwrap(), "CA\nCORP\n", "no system roots added to a narrowed pool");
+        assert!(env.warnings.is_empty());
+
+        let f = fixture();
+        let missing = f.dir.path().join("missing.pem");
+        let env = build(&f, &[("OCI_DEFAULT_CERTS_PATH", missing.to_str().unwrap())]);
+        assert_eq!(get(&env, "OCI_DEFAULT_CERTS_PATH"), Some(missing.to_str().unwrap()), "left as the user set it");
+        assert_eq!(env.warnings.len(), 1);
+        assert!(env.warnings[0].contains("`OCI_DEFAULT_CERTS_PATH`") && env.warnings[0].contains("Go"));
+    }
+}
