@@ -100,7 +100,9 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
         Command::SessionRefresh(_) => report_session(&ctx, ensure(&renewer, Force::Renew)?),
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
         Command::Status { .. } => crate::status::run(&ctx, inv.json),
-        Command::Daemon => crate::daemon::start(&ctx, &renewer, crate::daemon::DaemonSpec::new(&inv.flags, &inv.oci, s)),
+        Command::Daemon => {
+            crate::daemon::start(&ctx, &renewer, crate::daemon::DaemonSpec::new(&inv.flags, &inv.oci, s))
+        }
         Command::DaemonRun => crate::daemon::run_foreground(&ctx),
         Command::DaemonStatus => crate::daemon::status(&ctx, inv.json),
         Command::StopDaemon => crate::daemon::stop(&ctx),

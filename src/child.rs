@@ -68,14 +68,19 @@ impl ChildBuilder {
                     let proxied = s.manages_session() && s.auto_refresh && s.resign_proxy;
                     let host = HostContext::current(&s.oci_config_file, &s.home, env, proxied)?;
                     b.program = c.runtime.clone();
-                    b.program_source = "`oci_container_runtime` in woci_manager.ini (or install docker or podman)".into();
+                    b.program_source =
+                        "`oci_container_runtime` in woci_manager.ini (or install docker or podman)".into();
                     b.container = Some((c.clone(), host));
                 }
                 b
             }
             None => match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
                 Some(c) => ChildBuilder::program(c.into(), args, "the `WOCI_OCI_COMMAND` environment variable".into()),
-                None => ChildBuilder::program("oci".into(), args, "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".into()),
+                None => ChildBuilder::program(
+                    "oci".into(),
+                    args,
+                    "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".into(),
+                ),
             },
         };
         if b.container.is_none() {
@@ -131,8 +136,16 @@ impl ChildBuilder {
 
     /// The spec.
     pub fn build(self) -> Result<ChildSpec> {
-        let ChildBuilder { program, mut args, mut set_env, mut remove_env, program_source, mut redactor, container, proxy } =
-            self;
+        let ChildBuilder {
+            program,
+            mut args,
+            mut set_env,
+            mut remove_env,
+            program_source,
+            mut redactor,
+            container,
+            proxy,
+        } = self;
         if let Some((c, host)) = &container {
             args = container::run_args(c, host, args)?;
         }

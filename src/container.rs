@@ -165,7 +165,7 @@ pub fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<OsString>
     a.push(c.image.clone().into());
     a.extend(oci_args);
     Ok(a)
-    }
+}
 
 /// `-v SRC:DST[:ro]`; a path with `:` cannot be written that way.
 fn volume(src: &Path, dst: &Path, ro: bool) -> Result<OsString> {

@@ -1,13 +1,10 @@
 //! Warning before the hard end (`expiring_warning`): which of a profile's unrenewable deadlines —
 //! the OCI session's `sess_exp`, the refresh token's known expiry — fall within the warning
-//! window, the warning line that says so, and the setting's duration syntax. Pure: the caller
+//! window and the warning line that says so (the setting's duration syntax is the one rule of
+//! `crate::settings::rules::duration`). Pure: the caller
 //! rate-limits and runs the `on_expiring` hook ([`crate::hooks`]).
 
-use crate::error::{Error, Result};
 use std::time::Duration;
-
-/// `expiring_warning` when unset.
-pub const DEFAULT_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 /// What ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -90,37 +87,6 @@ pub fn write_short_duration(w: &mut impl std::fmt::Write, secs: i64) -> std::fmt
     }
 }
 
-/// Parses a duration setting: plain seconds (`3600`) or a number with a unit, `s`, `m`, `h` or
-/// `d` (`90m`, `24h`, `2d`), units may be combined (`1d12h`). `key` names the setting in the error.
-pub fn parse_duration(value: &str, key: &str) -> Result<Duration> {
-    let v = value.trim();
-    let bad = || Error::Config(format!("`{key}` must be a duration like `24h`, `90m`, `2d` or seconds, got `{v}`"));
-    if v.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(secs) = v.parse::<u64>() {
-        return Ok(Duration::from_secs(secs));
-    }
-    let mut total: u64 = 0;
-    let mut rest = v;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (n, after) = rest.split_at(digits);
-        let mut chars = after.chars();
-        let unit = match chars.next() {
-            Some('s') => 1,
-            Some('m') => 60,
-            Some('h') => 3600,
-            Some('d') => 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = n.parse().map_err(|_| bad())?;
-        total = n.checked_mul(unit).and_then(|x| total.checked_add(x)).ok_or_else(bad)?;
-        rest = chars.as_str();
-    }
-    Ok(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -132,7 +98,7 @@ mod tests {
     fn only_deadlines_ahead_and_inside_the_window_are_reported() {
         let clock = ManualClock::at(1_700_000_000);
         let now = clock.unix();
-        let day = DEFAULT_WINDOW;
+        let day = Duration::from_secs(24 * 3600);
         assert_eq!(expiring(now, None, None, day), []);
         assert_eq!(expiring(now, Some(now + 25 * H), Some(now + 30 * H), day), []);
         assert_eq!(
@@ -183,29 +149,6 @@ mod tests {
             (400 * 24 * H, "99d23h"),
         ] {
             assert_eq!(short_duration(secs), text, "{secs}");
-        }
-    }
-
-    #[test]
-    fn durations_parse_in_every_documented_form() {
-        for (v, secs) in [
-            ("24h", 86_400),
-            ("90m", 5400),
-            ("2d", 172_800),
-            ("3600", 3600),
-            (" 45s ", 45),
-            ("1d12h", 129_600),
-            ("0", 0),
-        ] {
-            assert_eq!(parse_duration(v, "expiring_warning").unwrap(), Duration::from_secs(secs), "{v}");
-        }
-        for v in ["", "h", "24x", "-1h", "1.5h", "24 h", "h24", "99999999999999999999d", "18446744073709551615d"] {
-            let e = parse_duration(v, "expiring_warning").unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
-            assert_eq!(
-                e.to_string(),
-                format!("`expiring_warning` must be a duration like `24h`, `90m`, `2d` or seconds, got `{}`", v.trim())
-            );
         }
     }
 }

@@ -398,7 +398,14 @@ mod tests {
             (Error::RefreshTokenLocked { path: "/r".into(), reason: "wrong passphrase".into() }, Class::Config),
             (Error::SessionExpired("401".into()), Class::Auth),
             (Error::Busy("lock".into()), Class::Network),
-            (Error::SubjectToken { source_name: "env:X".into(), reason: "unset".into(), failure: crate::error::SourceFailure::Settings }, Class::Source),
+            (
+                Error::SubjectToken {
+                    source_name: "env:X".into(),
+                    reason: "unset".into(),
+                    failure: crate::error::SourceFailure::Settings,
+                },
+                Class::Source,
+            ),
             (
                 Error::SubjectTokenRejected {
                     source_name: "env:X".into(),

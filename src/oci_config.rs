@@ -680,5 +680,4 @@ security_token_file=/other/token
         assert_eq!(host_path("/oracle/.ocix/t", home, cfg), Path::new("/oracle/.ocix/t"));
         assert_eq!(host_path("/opt/keys/k.pem", home, cfg), Path::new("/opt/keys/k.pem"));
     }
-
 }

@@ -14,10 +14,10 @@
 //!
 //! Where `oci` hardcodes `oraclecloud.com`, regions of other realms get their realm's domain.
 
+use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
 use crate::realm::{realm_domain, realm_for_region};
-use crate::context::Context;
 use crate::renew::facts::SessionFacts;
 use crate::renew::Session;
 use crate::secret::SecretString;

@@ -479,7 +479,6 @@ fn without_jwts(line: &str) -> String {
     out
 }
 
-
 /// `$ACTIONS_ID_TOKEN_REQUEST_URL` with `audience=<aud>` appended (`&` when it has a query).
 pub fn id_token_url(mut url: Url, audience: &str) -> Url {
     url.query_pairs_mut().append_pair("audience", audience);

@@ -169,7 +169,14 @@ pub enum What {
     Cmd(Cmd),
 }
 
-const fn cmd(c: Cmd, long: &'static str, value: Option<&'static str>, scope: Scope, heading: &'static str, help: &'static str) -> Opt {
+const fn cmd(
+    c: Cmd,
+    long: &'static str,
+    value: Option<&'static str>,
+    scope: Scope,
+    heading: &'static str,
+    help: &'static str,
+) -> Opt {
     Opt { what: What::Cmd(c), long, short: None, value, scope, heading, help, hidden: false }
 }
 
@@ -177,22 +184,66 @@ use Scope::{Anywhere, Leading};
 
 /// woci's command options (the settings' flags come from the settings table).
 const COMMANDS: &[Opt] = &[
-    cmd(Cmd::Exec, "exec", None, Leading, H_LONG,
-        "Run the program after `--` instead of oci, with the same session handling: woci --exec -- terraform plan"),
-    cmd(Cmd::Status, "status", None, Anywhere, H_DAEMON,
-        "Show the profile's session state; the exit code says whether it is usable"),
+    cmd(
+        Cmd::Exec,
+        "exec",
+        None,
+        Leading,
+        H_LONG,
+        "Run the program after `--` instead of oci, with the same session handling: woci --exec -- terraform plan",
+    ),
+    cmd(
+        Cmd::Status,
+        "status",
+        None,
+        Anywhere,
+        H_DAEMON,
+        "Show the profile's session state; the exit code says whether it is usable",
+    ),
     cmd(Cmd::All, "all", None, Leading, H_DAEMON, "With --status: every profile woci knows"),
     cmd(Cmd::Prompt, "prompt", None, Leading, H_DAEMON, "With --status: one short line for a shell prompt"),
     cmd(Cmd::Json, "json", None, Leading, H_DAEMON, "With --status / --daemon-status: print JSON"),
-    cmd(Cmd::Daemon, "daemon", None, Anywhere, H_DAEMON, "Start a background process that keeps the profile's session valid"),
-    cmd(Cmd::DaemonStatus, "daemon-status", None, Anywhere, H_DAEMON,
-        "Show whether the profile's daemon runs (exit 0) or not (exit 1)"),
-    cmd(Cmd::StopDaemon, "stop-daemon", None, Anywhere, H_DAEMON, "Stop the profile's daemon (exit 0 stopped, 1 none running)"),
-    Opt { hidden: true, ..cmd(Cmd::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)") },
-    cmd(Cmd::Completions, "completions", Some("SHELL"), Leading, H_INFO,
-        "Print shell completions: bash, zsh, fish, elvish, powershell"),
+    cmd(
+        Cmd::Daemon,
+        "daemon",
+        None,
+        Anywhere,
+        H_DAEMON,
+        "Start a background process that keeps the profile's session valid",
+    ),
+    cmd(
+        Cmd::DaemonStatus,
+        "daemon-status",
+        None,
+        Anywhere,
+        H_DAEMON,
+        "Show whether the profile's daemon runs (exit 0) or not (exit 1)",
+    ),
+    cmd(
+        Cmd::StopDaemon,
+        "stop-daemon",
+        None,
+        Anywhere,
+        H_DAEMON,
+        "Stop the profile's daemon (exit 0 stopped, 1 none running)",
+    ),
+    Opt {
+        hidden: true,
+        ..cmd(Cmd::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)")
+    },
+    cmd(
+        Cmd::Completions,
+        "completions",
+        Some("SHELL"),
+        Leading,
+        H_INFO,
+        "Print shell completions: bash, zsh, fish, elvish, powershell",
+    ),
     cmd(Cmd::Man, "man", None, Leading, H_INFO, "Print the man page (roff)"),
-    Opt { short: Some('h'), ..cmd(Cmd::Help, "help", None, Leading, H_INFO, "Print this help (oci's help: woci -- --help)") },
+    Opt {
+        short: Some('h'),
+        ..cmd(Cmd::Help, "help", None, Leading, H_INFO, "Print this help (oci's help: woci -- --help)")
+    },
     Opt { short: Some('v'), ..cmd(Cmd::Version, "version", None, Leading, H_INFO, "Print woci's version") },
 ];
 
@@ -208,7 +259,16 @@ fn setting_opt(d: &'static Def) -> Option<Opt> {
         FlagArg::Sets(v) => (None, Some(v)),
     };
     let help = f.help.unwrap_or(d.help);
-    Some(Opt { what: What::Setting(d.key, sets), long: f.long, short: None, value, scope: f.scope, heading: f.heading, help, hidden: false })
+    Some(Opt {
+        what: What::Setting(d.key, sets),
+        long: f.long,
+        short: None,
+        value,
+        scope: f.scope,
+        heading: f.heading,
+        help,
+        hidden: false,
+    })
 }
 
 const ABOUT: &str = "Drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the profile's OCI session token (UPST) valid, then runs `oci`";
@@ -257,7 +317,11 @@ fn build_command(with_hidden: bool) -> clap::Command {
             What::Setting(key, None) => {
                 let d = table::def(key);
                 let default = if d.default.is_empty() { d.default_doc } else { d.default };
-                if default.is_empty() { o.help.to_owned() } else { format!("{} [default: {}]", o.help, default.replace('`', "")) }
+                if default.is_empty() {
+                    o.help.to_owned()
+                } else {
+                    format!("{} [default: {}]", o.help, default.replace('`', ""))
+                }
             }
             _ => o.help.to_owned(),
         };
@@ -360,7 +424,9 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
                     (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(&o)))),
                     (None, None) => None,
                     (Some(_), Some(v)) => Some(v),
-                    (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(&o))))?),
+                    (Some(_), None) => {
+                        Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(&o))))?)
+                    }
                 };
                 st.apply(&o, value)?;
                 if o.what == What::Setting(Key::Debug, Some("true")) {
@@ -408,7 +474,11 @@ struct State {
 impl State {
     fn apply(&mut self, o: &Opt, value: Option<OsString>) -> Result<()> {
         let text = || -> Result<String> {
-            value.clone().unwrap_or_default().into_string().map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
+            value
+                .clone()
+                .unwrap_or_default()
+                .into_string()
+                .map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
         };
         match o.what {
             What::Setting(key, Some(sets)) => self.flags.set(key, sets),
@@ -498,7 +568,12 @@ impl State {
             check_exec_leftovers(&forwarded)?;
             let oci = read_oci_view(&forwarded)?;
             let program = rest.remove(0);
-            return Ok(Invocation { flags: self.flags, oci, command: Command::Exec { program, args: rest }, json: self.json });
+            return Ok(Invocation {
+                flags: self.flags,
+                oci,
+                command: Command::Exec { program, args: rest },
+                json: self.json,
+            });
         }
 
         if let Some(action) = actions.first() {

@@ -1,20 +1,61 @@
 //! The reference tables shown twice: exit codes, environment variables and files. The man page's
-//! EXIT STATUS, ENVIRONMENT and FILES sections are rendered from them ([`man_sections`]), and a
-//! test checks that the README holds the same tables ([`markdown`]), so the two cannot drift.
+//! SETTINGS, EXIT STATUS, ENVIRONMENT and FILES sections are rendered from them and from the
+//! settings table ([`man_sections`]), and a test checks that the README holds the same tables
+//! ([`markdown`]), so the two cannot drift. The variables of woci's settings come from the
+//! settings table ([`crate::settings::table`]); only the others are listed here.
 //!
 //! Text is Markdown-flavoured: `backticks` become bold in the man page.
 
+use crate::settings::table::SETTINGS;
+use std::borrow::Cow;
+
 /// One row: the key (exit code, variable, path) and what it means.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Row {
     /// Code, variable name(s) or path, as shown (variables and paths in backticks).
-    pub key: &'static str,
+    pub key: Cow<'static, str>,
     /// One line.
-    pub meaning: &'static str,
+    pub meaning: Cow<'static, str>,
 }
 
 const fn r(key: &'static str, meaning: &'static str) -> Row {
-    Row { key, meaning }
+    Row { key: Cow::Borrowed(key), meaning: Cow::Borrowed(meaning) }
+}
+
+/// Every environment variable woci reads: its settings' (from the settings table), then the rest.
+pub fn environment() -> Vec<Row> {
+    SETTINGS
+        .iter()
+        .filter_map(|d| {
+            let var = d.env?;
+            let ini = if d.ini { format!(" (INI `{}`)", d.name) } else { String::new() };
+            Some(Row { key: format!("`{var}`").into(), meaning: format!("{}{ini}", d.help).into() })
+        })
+        .chain(ENVIRONMENT.iter().cloned())
+        .collect()
+}
+
+/// The settings of `woci_manager.ini`, one row each (flag, variable, default), from the table.
+pub fn settings() -> Vec<Row> {
+    SETTINGS
+        .iter()
+        .filter(|d| d.ini)
+        .map(|d| {
+            let mut also = Vec::new();
+            if let Some(f) = d.flag {
+                also.push(format!("`--{}`", f.long));
+            }
+            if let Some(e) = d.env {
+                also.push(format!("`{e}`"));
+            }
+            let default = if d.default.is_empty() { d.default_doc.to_owned() } else { format!("`{}`", d.default) };
+            if !default.is_empty() {
+                also.push(format!("default {default}"));
+            }
+            let also = if also.is_empty() { String::new() } else { format!(" ({})", also.join(", ")) };
+            Row { key: format!("`{}`", d.name).into(), meaning: format!("{}{also}", d.help).into() }
+        })
+        .collect()
 }
 
 /// Exit codes of woci's own failures (when `oci` runs, its exit code is woci's).
@@ -55,16 +96,8 @@ pub const EXIT_CODES: &[Row] = &[
     r("126 / 127", "the `oci` program is not executable / not found (or only woci itself was found as `oci`)"),
 ];
 
-/// Environment variables woci reads or sets.
+/// Environment variables woci reads or sets besides its settings' (those are in the settings table).
 pub const ENVIRONMENT: &[Row] = &[
-    r("`WOCI_MANAGER_CONFIG`", "path of `woci_manager.ini`"),
-    r("`WOCI_OCI_COMMAND`", "the `oci` program to run (default `oci` on `PATH`, skipping woci itself)"),
-    r("`WOCI_OCI_CONTAINER_IMAGE`", "run `oci` from this container image (INI `oci_container_image`)"),
-    r("`WOCI_AUTH_ENDPOINT`", "OCI auth service base URL for session refresh (default from the region)"),
-    r(
-        "`WOCI_RESIGN_HOSTS`",
-        "extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host",
-    ),
     r(
         "`WOCI_ACTIVE`",
         "set by woci (to its pid) for each `oci` it runs; a woci started with it set refuses to run `oci` again, \
@@ -122,18 +155,23 @@ pub fn markdown(header: (&str, &str), rows: &[Row]) -> String {
 pub fn man_sections() -> roff::Roff {
     let mut roff = roff::Roff::new();
     for (title, intro, rows) in [
-        ("EXIT STATUS", "When oci runs, its exit code is woci's. woci's own failures:", EXIT_CODES),
-        ("ENVIRONMENT", "", ENVIRONMENT),
-        ("FILES", "", FILES),
+        (
+            "SETTINGS",
+            "Keys of woci_manager.ini, per profile section or [COMMON] (a flag wins over its variable, which wins over the INI):",
+            settings(),
+        ),
+        ("EXIT STATUS", "When oci runs, its exit code is woci's. woci's own failures:", EXIT_CODES.to_vec()),
+        ("ENVIRONMENT", "", environment()),
+        ("FILES", "", FILES.to_vec()),
     ] {
         roff.control("SH", [title]);
         if !intro.is_empty() {
             roff.text([roff::roman(intro)]);
         }
-        for row in rows {
+        for row in &rows {
             roff.control("TP", []);
-            roff.text(inlines(row.key));
-            roff.text(inlines(row.meaning));
+            roff.text(inlines(&row.key));
+            roff.text(inlines(&row.meaning));
         }
     }
     roff
@@ -155,12 +193,16 @@ mod tests {
     #[test]
     fn readme_tables_match() {
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let missing: Vec<String> =
-            [(("code", "meaning"), EXIT_CODES), (("variable", "meaning"), ENVIRONMENT), (("file", "meaning"), FILES)]
-                .into_iter()
-                .map(|(header, rows)| markdown(header, rows))
-                .filter(|table| !readme.contains(table))
-                .collect();
+        let missing: Vec<String> = [
+            (("setting", "meaning"), settings()),
+            (("code", "meaning"), EXIT_CODES.to_vec()),
+            (("variable", "meaning"), environment()),
+            (("file", "meaning"), FILES.to_vec()),
+        ]
+        .into_iter()
+        .map(|(header, rows)| markdown(header, &rows))
+        .filter(|table| !readme.contains(table))
+        .collect();
         assert!(
             missing.is_empty(),
             "README.md must hold these tables (from src/cli/reference.rs):\n{}",
@@ -171,7 +213,7 @@ mod tests {
     #[test]
     fn man_sections_render_every_row() {
         let text = man_sections().to_roff();
-        for title in ["EXIT STATUS", "ENVIRONMENT", "FILES"] {
+        for title in ["SETTINGS", "EXIT STATUS", "ENVIRONMENT", "FILES"] {
             assert!(text.contains(&format!(".SH \"{title}\"")) || text.contains(&format!(".SH {title}")), "{title}");
         }
         assert!(text.contains("WOCI_ACTIVE") && text.contains("oci_cli_rc") && text.contains("126 / 127"));

@@ -466,7 +466,10 @@ fn invoked_as_oci_help_and_version_are_ocis() {
     }
     assert_eq!(parse_as(vec![], true).unwrap().command, Command::Passthrough(vec![]));
     // woci's own options still work under the name `oci`.
-    assert_eq!(parse_as(os(&["--auto-refresh", "os", "ns", "get"]), true).unwrap().flags.get(Key::AutoRefresh), Some("true"));
+    assert_eq!(
+        parse_as(os(&["--auto-refresh", "os", "ns", "get"]), true).unwrap().flags.get(Key::AutoRefresh),
+        Some("true")
+    );
 }
 
 #[test]

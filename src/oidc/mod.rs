@@ -41,7 +41,6 @@ const REMINDER_EVERY: Duration = Duration::from_secs(30);
 
 pub use crate::settings::IdpConfig;
 
-
 /// Tokens from the IdP's token endpoint.
 #[derive(Debug)]
 pub struct IdpTokens {

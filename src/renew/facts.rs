@@ -207,9 +207,9 @@ impl<'s> SessionFacts<'s> {
         let key = match &oci.key_file {
             Some(p) => key_state(p, &settings.profile, &settings.oci_config_file, &fix_missing),
             None if session_refresh => KeyState::Missing,
-            None => store
-                .own_key_file()
-                .map_or(KeyState::Missing, |p| key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing)),
+            None => store.own_key_file().map_or(KeyState::Missing, |p| {
+                key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing)
+            }),
         };
         Ok(SessionFacts {
             profile: settings.profile.clone(),
@@ -225,9 +225,10 @@ impl<'s> SessionFacts<'s> {
             key,
             manager_ini: settings.ini_file.clone(),
             source_problem: match &settings.mode {
-                RenewMode::Federated(c) => {
-                    c.source.local_problem(&c.env).map(|p| format!("subject token source `{}`: {p}", c.source.describe()))
-                }
+                RenewMode::Federated(c) => c
+                    .source
+                    .local_problem(&c.env)
+                    .map(|p| format!("subject token source `{}`: {p}", c.source.describe())),
                 _ => None,
             },
             unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
@@ -277,14 +278,21 @@ fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) 
         _ => match std::fs::read_to_string(path) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unusable(
                 exit::CORRUPT_FILE,
-                format!("cannot read the key `{}`: permission denied; as its owner run `chmod 600 {}`", path.display(), path.display()),
+                format!(
+                    "cannot read the key `{}`: permission denied; as its owner run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                ),
             ),
             Err(e) => unusable(exit::CORRUPT_FILE, format!("cannot read the key `{}`: {e}", path.display())),
             Ok(pem) => match crate::keys::check_pem(&pem) {
                 Ok(()) => KeyState::Usable,
                 Err(why) => unusable(
                     exit::CORRUPT_FILE,
-                    format!("corrupt file `{}`: {why}; restore the key or point `key_file` at a good one", path.display()),
+                    format!(
+                        "corrupt file `{}`: {why}; restore the key or point `key_file` at a good one",
+                        path.display()
+                    ),
                 ),
             },
         },

@@ -279,7 +279,13 @@ impl Renewer {
 
     /// Upserts woci's entries of an IdP or federated profile (nothing is written when they are
     /// already there).
-    fn write_config(&self, facts: &SessionFacts<'_>, claims: &UpstClaims, key: &KeyPair, key_path: &Path) -> Result<()> {
+    fn write_config(
+        &self,
+        facts: &SessionFacts<'_>,
+        claims: &UpstClaims,
+        key: &KeyPair,
+        key_path: &Path,
+    ) -> Result<()> {
         let s = &self.settings;
         let mut entries: Vec<(&str, String)> = vec![
             ("fingerprint", key.fingerprint()),

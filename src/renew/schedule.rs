@@ -72,7 +72,7 @@ pub async fn renewal_loop(
         let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
         loop {
             match renewer.ensure(Force::No).await {
-                                Ok(s) => {
+                Ok(s) => {
                     if s.token != current.token {
                         tx.send_replace(s.token.clone());
                     }

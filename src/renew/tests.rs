@@ -2,11 +2,11 @@
 //! the IdP and the token exchange, no sockets.
 
 use super::*;
-use crate::settings::Env;
 use crate::clock::ManualClock;
 use crate::error::exit;
 use crate::http::fake::FakeTransport;
 use crate::http::Failure;
+use crate::settings::Env;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::json;

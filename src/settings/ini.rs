@@ -220,7 +220,9 @@ pub fn section_names(path: Option<&Path>) -> Vec<String> {
     let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else { return Vec::new() };
     let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
     match ini::Ini::load_from_str(text) {
-        Ok(parsed) => parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect(),
+        Ok(parsed) => {
+            parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -245,8 +247,9 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
     let mut own: BTreeMap<String, String> = BTreeMap::new();
     let mut has_profile_section = false;
     // Any section setting a secret (the file then deserves mode 0600; `load` checks the mode).
-    let sets_secrets =
-        parsed.iter().any(|(_, props)| props.iter().any(|(k, v)| is_secret(&k.trim().to_ascii_lowercase()) && !v.trim().is_empty()));
+    let sets_secrets = parsed
+        .iter()
+        .any(|(_, props)| props.iter().any(|(k, v)| is_secret(&k.trim().to_ascii_lowercase()) && !v.trim().is_empty()));
     for (name, props) in parsed.iter() {
         let Some(name) = name else { continue };
         let name = name.trim();

@@ -64,7 +64,9 @@ impl Lookup<'_> {
     fn or_default<T>(&self, key: Key, rule: impl Fn(&str) -> std::result::Result<T, String>) -> Result<T> {
         match self.get(key, &rule)? {
             Some(v) => Ok(v),
-            None => rule(def(key).default).map_err(|why| Error::Config(format!("default of `{}` {why}", def(key).name))),
+            None => {
+                rule(def(key).default).map_err(|why| Error::Config(format!("default of `{}` {why}", def(key).name)))
+            }
         }
     }
 
@@ -286,12 +288,20 @@ impl Settings {
 }
 
 /// The keys a login profile needs.
-const LOGIN_KEYS: [Key; 7] =
-    [Key::AuthzBaseUrl, Key::TokenUrl, Key::AuthClientId, Key::ClientId, Key::ClientSecret, Key::Scope, Key::RedirectPort];
+const LOGIN_KEYS: [Key; 7] = [
+    Key::AuthzBaseUrl,
+    Key::TokenUrl,
+    Key::AuthClientId,
+    Key::ClientId,
+    Key::ClientSecret,
+    Key::Scope,
+    Key::RedirectPort,
+];
 
 fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     let missing_error = |what: String, missing: &[Key]| {
-        let where_ = l.ini.path.as_ref().map_or_else(|| "woci_manager.ini".to_owned(), |p| format!("`{}`", p.display()));
+        let where_ =
+            l.ini.path.as_ref().map_or_else(|| "woci_manager.ini".to_owned(), |p| format!("`{}`", p.display()));
         let names: Vec<String> = missing.iter().map(|k| format!("`{}`", def(*k).name)).collect();
         let typos: Vec<String> = l
             .ini
@@ -317,7 +327,10 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             env: SourceEnv::capture(&source, env),
             source,
             audience: l.or_default(Key::SubjectTokenAudience, |v| Ok(v.trim().to_owned()))?,
-            exchange: exchange(l, l.url(url_key)?.ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?),
+            exchange: exchange(
+                l,
+                l.url(url_key)?.ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?,
+            ),
         })));
     }
 
@@ -329,8 +342,9 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     if !missing.is_empty() {
         return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
-    let need_url =
-        |k: Key| l.url(k)?.ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]));
+    let need_url = |k: Key| {
+        l.url(k)?.ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]))
+    };
     let token_url = need_url(Key::TokenUrl)?;
     let exchange_url = l.url(Key::TokenExchangeUrl)?.unwrap_or_else(|| token_url.clone());
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());

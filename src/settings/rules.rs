@@ -42,26 +42,33 @@ fn is_loopback(u: &Url) -> bool {
     }
 }
 
-/// `90` (seconds), `90s`, `10m`, `24h`, `2d`.
+/// `90` (seconds), or numbers with units `s`, `m`, `h`, `d`, combined as needed: `90s`, `10m`,
+/// `24h`, `2d`, `1d12h`.
 pub fn duration(s: &str) -> Result<Duration, String> {
-    let t = s.trim();
-    let (num, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
-        Some(i) => t.split_at(i),
-        None => (t, "s"),
-    };
-    let factor = match unit.trim() {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => 0,
-    };
-    num.parse::<u64>()
-        .ok()
-        .filter(|_| factor > 0)
-        .and_then(|n| n.checked_mul(factor))
-        .map(Duration::from_secs)
-        .ok_or_else(|| "must be a duration: seconds, or a number with `s`, `m`, `h` or `d` (`90`, `10m`, `24h`)".into())
+    let bad = || "must be a duration: seconds, or numbers with `s`, `m`, `h` or `d` (`90`, `10m`, `1d12h`)".to_owned();
+    let v = s.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(Duration::from_secs(secs));
+    }
+    let (mut total, mut rest) = (0u64, v);
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let (n, after) = rest.split_at(digits);
+        let unit = match after.chars().next() {
+            Some('s') => 1,
+            Some('m') => 60,
+            Some('h') => 3600,
+            Some('d') => 86_400,
+            _ => return Err(bad()),
+        };
+        let n: u64 = n.parse().map_err(|_| bad())?;
+        total = n.checked_mul(unit).and_then(|x| total.checked_add(x)).ok_or_else(bad)?;
+        rest = &after[1..];
+    }
+    Ok(Duration::from_secs(total))
 }
 
 /// A path, `~` expanded (not `~user`), as `oci` and the shell do.
@@ -113,7 +120,8 @@ pub fn command(s: &str) -> Result<Vec<String>, String> {
 /// An environment variable's name: letters, digits and `_`, not starting with a digit.
 pub fn env_name(s: &str) -> Result<String, String> {
     let t = s.trim();
-    let ok = !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !t.as_bytes()[0].is_ascii_digit();
+    let ok =
+        !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !t.as_bytes()[0].is_ascii_digit();
     if ok {
         Ok(t.to_owned())
     } else {
@@ -152,7 +160,10 @@ mod tests {
         assert_eq!(duration("90m").unwrap(), Duration::from_secs(5400));
         assert_eq!(duration("24h").unwrap(), Duration::from_secs(86_400));
         assert_eq!(duration("2d").unwrap(), Duration::from_secs(172_800));
-        for bad in ["", "m", "10x", "-5", "1.5h", "99999999999999999999d"] {
+        assert_eq!(duration("1d12h").unwrap(), Duration::from_secs(129_600));
+        assert_eq!(duration("1h30m15s").unwrap(), Duration::from_secs(5415));
+        assert_eq!(duration("0").unwrap(), Duration::ZERO);
+        for bad in ["", "m", "10x", "-5", "1.5h", "99999999999999999999d", "1h 30m", "h1"] {
             assert!(duration(bad).is_err(), "{bad}");
         }
     }

@@ -2,9 +2,10 @@
 //! type (which decides the one parsing rule it gets), secrecy and help text.
 //!
 //! Everything that lists settings derives from [`SETTINGS`]: the splitter's and clap's options
-//! (`cli`), `--help`, completions and the man page, the INI's known keys and their "did you mean"
-//! ([`super::ini`]), `--status` origins ([`super::Settings::origins`]) and the README's settings
-//! table (a test keeps it identical). Adding a setting is one row here plus its use.
+//! (`cli`), `--help`, completions and the man page's SETTINGS and ENVIRONMENT sections (with the
+//! README's tables, which a test keeps identical), the INI's known keys and their "did you mean"
+//! ([`super::ini`]), and `--status` origins ([`super::Settings::origins`]). Adding a setting is
+//! one row here plus its use.
 //!
 //! The `oci` CLI's own options (`--profile`, `--config-file`, `--region`, `--auth`,
 //! `--cert-bundle`, `--endpoint`) are not woci settings: woci reads them as `oci` does
@@ -181,28 +182,53 @@ pub const SETTINGS: &[Def] = &[
         flag: flag("manager-config", Value("PATH"), Anywhere, H_SESSION),
         env: Some("WOCI_MANAGER_CONFIG"),
         default_doc: "`woci_manager.ini` beside the OCI config file, else `~/.oci/woci_manager.ini`",
-        ..row(Key::ManagerConfig, "manager_config", Path, "woci_manager.ini to use")
+        ..row(Key::ManagerConfig, "manager_config", Path, "Woci_manager.ini to use")
     },
     Def {
         default_doc: "`--config-file`, `OCI_CLI_CONFIG_FILE`, else `~/.oci/config`",
-        ..row(Key::ConfigFile, "config_file", Path, "the OCI config file, when neither `--config-file` nor `OCI_CLI_CONFIG_FILE` names one")
+        ..row(
+            Key::ConfigFile,
+            "config_file",
+            Path,
+            "The OCI config file, when neither `--config-file` nor `OCI_CLI_CONFIG_FILE` names one",
+        )
     },
-    row(Key::Region, "region", Text, "the region, when neither `--region`, `OCI_CLI_REGION` nor the OCI config names one"),
+    row(
+        Key::Region,
+        "region",
+        Text,
+        "The region, when neither `--region`, `OCI_CLI_REGION` nor the OCI config names one",
+    ),
     Def {
         flag: flag("refresh-safety-window", Value("DURATION"), Anywhere, H_SESSION),
         default_doc: "60s, with --auto-refresh 10m",
-        ..row(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
+        ..row(
+            Key::RefreshSafetyWindow,
+            "refresh_safety_window",
+            Duration,
+            "Renew when the session token expires within this long",
+        )
     },
     Def {
         ini: false,
         flag: switch("no-browser", "false", H_SESSION, "Print the login URL instead of opening a browser"),
         default: "true",
-        ..row(Key::OpenBrowser, "open_browser", Bool, "open a browser for the login")
+        ..row(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login")
     },
     Def {
-        flag: switch("device-code", "device", H_SESSION, "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine"),
+        flag: switch(
+            "device-code",
+            "device",
+            H_SESSION,
+            "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine",
+        ),
         default: "auto",
-        ..row(Key::LoginFlow, "login_flow", Choice(&["auto", "browser", "device", "device_code"]), "interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)")
+        ..row(
+            Key::LoginFlow,
+            "login_flow",
+            Choice(&["auto", "Browser", "device", "device_code"]),
+            "interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)",
+        )
     },
     Def {
         flag: flag("login-timeout", Value("DURATION"), Anywhere, H_SESSION),
@@ -211,31 +237,64 @@ pub const SETTINGS: &[Def] = &[
     },
     Def {
         flag: flag("refresh-token-passphrase-env", Value("VAR"), Anywhere, H_SESSION),
-        ..row(Key::PassphraseEnv, "refresh_token_passphrase_env", EnvName, "Encrypt the stored refresh token with the passphrase in this environment variable")
+        ..row(
+            Key::PassphraseEnv,
+            "refresh_token_passphrase_env",
+            EnvName,
+            "Encrypt the stored refresh token with the passphrase in this environment variable",
+        )
     },
     Def {
-        flag: switch("refresh-token-passphrase-prompt", "true", H_SESSION, "Ask for the refresh token passphrase on the terminal"),
+        flag: switch(
+            "refresh-token-passphrase-prompt",
+            "true",
+            H_SESSION,
+            "Ask for the refresh token passphrase on the terminal",
+        ),
         default: "false",
-        ..row(Key::PassphrasePrompt, "refresh_token_passphrase_prompt", Bool, "ask for the refresh token passphrase on the terminal")
+        ..row(
+            Key::PassphrasePrompt,
+            "refresh_token_passphrase_prompt",
+            Bool,
+            "Ask for the refresh token passphrase on the terminal",
+        )
     },
     Def {
         flag: flag("authz-base-url", Value("URL"), Anywhere, H_IDP),
         ..row(Key::AuthzBaseUrl, "authz_base_url", Url, "The IdP's authorization endpoint (full URL)")
     },
-    Def { flag: flag("token-url", Value("URL"), Anywhere, H_IDP), ..row(Key::TokenUrl, "token_url", Url, "The IdP's token endpoint") },
+    Def {
+        flag: flag("token-url", Value("URL"), Anywhere, H_IDP),
+        ..row(Key::TokenUrl, "token_url", Url, "The IdP's token endpoint")
+    },
     Def {
         flag: flag("token-exchange-url", Value("URL"), Anywhere, H_IDP),
         default_doc: "`token_url`",
-        ..row(Key::TokenExchangeUrl, "token_exchange_url", Url, "The OCI identity domain's token endpoint for the exchange")
+        ..row(
+            Key::TokenExchangeUrl,
+            "token_exchange_url",
+            Url,
+            "The OCI identity domain's token endpoint for the exchange",
+        )
     },
     Def {
         flag: flag("auth-client-id", Value("ID"), Anywhere, H_IDP),
-        ..row(Key::AuthClientId, "auth_client_id", Text, "Client id of the login (authorization code + refresh) application")
+        ..row(
+            Key::AuthClientId,
+            "auth_client_id",
+            Text,
+            "Client id of the login (authorization code + refresh) application",
+        )
     },
     Def {
         flag: flag("auth-client-secret", Value("SECRET"), Anywhere, H_IDP),
         secret: true,
-        ..row(Key::AuthClientSecret, "auth_client_secret", Text, "Client secret of the login application, if it has one")
+        ..row(
+            Key::AuthClientSecret,
+            "auth_client_secret",
+            Text,
+            "Client secret of the login application, if it has one",
+        )
     },
     Def {
         flag: flag("client-id", Value("ID"), Leading, H_IDP),
@@ -252,23 +311,43 @@ pub const SETTINGS: &[Def] = &[
     },
     Def {
         flag: flag("redirect-port", Value("PORT"), Anywhere, H_IDP),
-        ..row(Key::RedirectPort, "redirect_port", Port, "Loopback port of the login callback http://127.0.0.1:PORT/callback")
+        ..row(
+            Key::RedirectPort,
+            "redirect_port",
+            Port,
+            "Loopback port of the login callback http://127.0.0.1:PORT/callback",
+        )
     },
     Def {
         default: "0",
-        ..row(Key::RefreshTokenReuseGrace, "refresh_token_reuse_grace", Duration, "how long the IdP still accepts a refresh token it rotated (a lost reply is then retried once)")
+        ..row(
+            Key::RefreshTokenReuseGrace,
+            "refresh_token_reuse_grace",
+            Duration,
+            "How long the IdP still accepts a refresh token it rotated (a lost reply is then retried once)",
+        )
     },
     Def {
         default_doc: "discovered from `token_url`",
-        ..row(Key::DeviceAuthorizationUrl, "device_authorization_url", Url, "the IdP's device authorization endpoint")
+        ..row(Key::DeviceAuthorizationUrl, "device_authorization_url", Url, "The IdP's device authorization endpoint")
     },
     Def {
         flag: flag("subject-token-source", Value("SOURCE"), Anywhere, H_IDP),
-        ..row(Key::SubjectTokenSource, "subject_token_source", Source, "Mint sessions from a CI/workload JWT, no login: github-actions, env:NAME, file:PATH or command:CMDLINE")
+        ..row(
+            Key::SubjectTokenSource,
+            "subject_token_source",
+            Source,
+            "Mint sessions from a CI/workload JWT, no login: github-actions, env:NAME, file:PATH or command:CMDLINE",
+        )
     },
     Def {
         default: "https://cloud.oracle.com",
-        ..row(Key::SubjectTokenAudience, "subject_token_audience", Text, "the `audience` asked of the GitHub Actions ID-token service")
+        ..row(
+            Key::SubjectTokenAudience,
+            "subject_token_audience",
+            Text,
+            "The `audience` asked of the GitHub Actions ID-token service",
+        )
     },
     Def {
         env: Some("WOCI_AUTH_ENDPOINT"),
@@ -276,55 +355,115 @@ pub const SETTINGS: &[Def] = &[
         ..row(Key::AuthEndpoint, "auth_endpoint", Url, "OCI auth service base URL for session refresh")
     },
     Def {
-        flag: switch("auto-refresh", "true", H_LONG, "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
+        flag: switch(
+            "auto-refresh",
+            "true",
+            H_LONG,
+            "Keep the session valid while oci runs, re-signing its requests with fresh tokens",
+        ),
         default: "false",
-        ..row(Key::AutoRefresh, "auto_refresh", Bool, "keep the session valid while `oci` runs")
+        ..row(Key::AutoRefresh, "auto_refresh", Bool, "Keep the session valid while `oci` runs")
     },
     Def {
         ini: false,
-        flag: switch("no-resign-proxy", "false", H_LONG, "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy"),
+        flag: switch(
+            "no-resign-proxy",
+            "false",
+            H_LONG,
+            "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy",
+        ),
         default: "true",
-        ..row(Key::ResignProxy, "resign_proxy", Bool, "run the re-signing proxy beside an auto-refreshed child")
+        ..row(Key::ResignProxy, "resign_proxy", Bool, "Run the re-signing proxy beside an auto-refreshed child")
     },
     Def {
         env: Some("WOCI_RESIGN_HOSTS"),
-        ..row(Key::ResignHosts, "resign_hosts", List, "extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host")
+        ..row(
+            Key::ResignHosts,
+            "resign_hosts",
+            List,
+            "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host",
+        )
     },
     Def {
         default_doc: "(open-files limit − 128) / 2, at most 4096",
-        ..row(Key::ProxyMaxConnections, "proxy_max_connections", Count, "how many connections the re-signing proxy keeps open at once")
+        ..row(
+            Key::ProxyMaxConnections,
+            "proxy_max_connections",
+            Count,
+            "How many connections the re-signing proxy keeps open at once",
+        )
     },
     Def {
-        flag: switch("no-native", "false", H_LONG, "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)"),
+        flag: switch(
+            "no-native",
+            "false",
+            H_LONG,
+            "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)",
+        ),
         default: "true",
-        ..row(Key::NativeOke, "native_oke", Bool, "answer `ce cluster generate-token` natively")
+        ..row(Key::NativeOke, "native_oke", Bool, "Answer `ce cluster generate-token` natively")
     },
     Def {
         env: Some("WOCI_OCI_COMMAND"),
         default_doc: "`oci` on `PATH`, skipping woci itself",
-        ..row(Key::OciCommand, "oci_command", Command, "the `oci` program to run")
+        ..row(Key::OciCommand, "oci_command", Command, "The `oci` program to run")
     },
     Def {
         env: Some("WOCI_OCI_CONTAINER_IMAGE"),
-        ..row(Key::OciContainerImage, "oci_container_image", Text, "run `oci` from this container image")
+        ..row(Key::OciContainerImage, "oci_container_image", Text, "Run `oci` from this container image")
     },
     Def {
         default_doc: "`docker`, else `podman`, whichever is on `PATH`",
-        ..row(Key::OciContainerRuntime, "oci_container_runtime", Command, "the container runtime: `docker` or `podman` (or a path to one)")
+        ..row(
+            Key::OciContainerRuntime,
+            "oci_container_runtime",
+            Command,
+            "The container runtime: `docker` or `podman` (or a path to one)",
+        )
     },
-    row(Key::OciContainerArgs, "oci_container_args", Command, "extra arguments for the runtime's `run`"),
-    row(Key::MetricsFile, "metrics_file", Path, "write renewal metrics here in the Prometheus text format (node_exporter textfile collector)"),
-    row(Key::OnRenewalFailure, "on_renewal_failure", Command, "run this command (JSON event on stdin) after a failed renewal"),
-    row(Key::OnExpiring, "on_expiring", Command, "run this command (JSON event on stdin) when the session or refresh token nears its hard end"),
+    row(Key::OciContainerArgs, "oci_container_args", Command, "Extra arguments for the runtime's `run`"),
+    row(
+        Key::MetricsFile,
+        "metrics_file",
+        Path,
+        "Write renewal metrics here in the Prometheus text format (node_exporter textfile collector)",
+    ),
+    row(
+        Key::OnRenewalFailure,
+        "on_renewal_failure",
+        Command,
+        "Run this command (JSON event on stdin) after a failed renewal",
+    ),
+    row(
+        Key::OnExpiring,
+        "on_expiring",
+        Command,
+        "Run this command (JSON event on stdin) when the session or refresh token nears its hard end",
+    ),
     Def {
         default: "24h",
-        ..row(Key::ExpiringWarning, "expiring_warning", Duration, "how long before the session's or refresh token's hard end to warn")
+        ..row(
+            Key::ExpiringWarning,
+            "expiring_warning",
+            Duration,
+            "How long before the session's or refresh token's hard end to warn",
+        )
     },
-    row(Key::FallbackProfile, "fallback_profile", Profile, "run the command with this profile when this one's session cannot be renewed"),
+    row(
+        Key::FallbackProfile,
+        "fallback_profile",
+        Profile,
+        "Run the command with this profile when this one's session cannot be renewed",
+    ),
     Def {
         flag: flag("log-level", Value("LEVEL"), Leading, H_INFO),
         default: "warn",
-        ..row(Key::LogLevel, "log_level", Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]), "woci's log level (RUST_LOG wins)")
+        ..row(
+            Key::LogLevel,
+            "log_level",
+            Choice(&["trace", "Debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
+            "woci's log level (RUST_LOG wins)",
+        )
     },
     Def {
         ini: false,
@@ -336,7 +475,7 @@ pub const SETTINGS: &[Def] = &[
             help: Some("Show woci's flow (secrets redacted); also passed on to oci"),
         }),
         default: "false",
-        ..row(Key::Debug, "debug", Bool, "woci's debug logging")
+        ..row(Key::Debug, "debug", Bool, "Woci's debug logging")
     },
 ];
 
@@ -348,22 +487,6 @@ pub fn def(key: Key) -> &'static Def {
 /// The INI keys woci reads.
 pub fn ini_keys() -> impl Iterator<Item = &'static str> {
     SETTINGS.iter().filter(|d| d.ini).map(|d| d.name)
-}
-
-/// The settings table as the README writes it.
-pub fn markdown() -> String {
-    let mut s = String::from("| INI key | flag | environment | default | meaning |\n|---|---|---|---|---|\n");
-    for d in SETTINGS.iter().filter(|d| d.ini) {
-        let flag = match d.flag {
-            Some(Flag { long, arg: Value(v), .. }) => format!("`--{long} {v}`"),
-            Some(Flag { long, .. }) => format!("`--{long}`"),
-            None => String::new(),
-        };
-        let env = d.env.map(|e| format!("`{e}`")).unwrap_or_default();
-        let default = if d.default.is_empty() { d.default_doc.to_owned() } else { format!("`{}`", d.default) };
-        s.push_str(&format!("| `{}` | {flag} | {env} | {default} | {} |\n", d.name, d.help));
-    }
-    s
 }
 
 #[cfg(test)]
@@ -397,12 +520,5 @@ mod tests {
             };
             assert!(ok, "default of `{}`", d.name);
         }
-    }
-
-    #[test]
-    fn readme_holds_the_settings_table() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
-        let table = markdown();
-        assert!(readme.contains(&table), "README.md must hold this table (from src/settings/table.rs):\n{table}");
     }
 }

@@ -315,8 +315,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<u8> {
 }
 
 fn to_json(v: &impl Serialize) -> Result<String> {
-    let mut s =
-        crate::terminal::to_json_pretty(v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
+    let mut s = crate::terminal::to_json_pretty(v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
     s.push('\n');
     Ok(s)
 }

@@ -280,7 +280,10 @@ mod tests {
     fn report(token: TokenInput, rt: RefreshTokenState) -> Report {
         let facts = SessionFacts::for_tests(token, testing::login(), rt);
         let daemon = DaemonInfo { probe: PidProbe::NotRunning { stale_pid: None }, state: None, state_error: None };
-        crate::status::assess(&crate::status::Inputs { facts, daemon, origins: Default::default(), fallback_profile: None }, NOW)
+        crate::status::assess(
+            &crate::status::Inputs { facts, daemon, origins: Default::default(), fallback_profile: None },
+            NOW,
+        )
     }
 
     fn token(exp: i64) -> TokenInput {

@@ -1,8 +1,8 @@
 use super::*;
+use crate::daemon::PidProbe;
 use crate::daemon::{DaemonState, Phase};
 use crate::error::exit;
 use crate::jwt::UpstClaims;
-use crate::daemon::PidProbe;
 use crate::renew::facts::{testing, SessionFacts};
 use crate::settings::RenewMode;
 
@@ -78,10 +78,7 @@ fn valid_token_needs_nothing_whatever_the_refresh_token() {
 #[test]
 fn idp_profile_with_a_stale_token() {
     for tok in [expiring(), expired(), TokenInput::Missing] {
-        assert_eq!(
-            decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Plain)),
-            ("refresh", 0)
-        );
+        assert_eq!(decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Plain)), ("refresh", 0));
         assert_eq!(
             decide_of(&inputs(tok.clone(), RenewalKind::Idp, RefreshTokenState::Absent)),
             ("login", exit::LOGIN)

@@ -97,17 +97,7 @@ fn decision_table() {
         row("expiring + refresh token", expiring(), Idp, Plain, none, No, "refresh", 0, "inside the safety window"),
         row("expired + refresh token", expired(), Idp, Plain, none, No, "refresh", 0, "expired 6m40s ago"),
         row("missing + refresh token", TokenInput::Missing, Idp, Plain, none, No, "refresh", 0, "no session token"),
-        row(
-            "no refresh token",
-            expired(),
-            Idp,
-            Absent,
-            none,
-            No,
-            "login",
-            exit::LOGIN,
-            "no refresh token is stored",
-        ),
+        row("no refresh token", expired(), Idp, Absent, none, No, "login", exit::LOGIN, "no refresh token is stored"),
         row(
             "refresh_token.expires passed",
             expired(),
@@ -213,17 +203,7 @@ fn decision_table() {
             exit::LOGIN,
             "login was asked for",
         ),
-        row(
-            "renewal asked, valid idp token",
-            valid(),
-            Idp,
-            Plain,
-            none,
-            Renew,
-            "refresh",
-            0,
-            "renewal was asked for",
-        ),
+        row("renewal asked, valid idp token", valid(), Idp, Plain, none, Renew, "refresh", 0, "renewal was asked for"),
         row("renewal asked, valid session token", valid(), Sr, Absent, none, Renew, "session_refresh", 0, ""),
         row("login asked", valid(), Idp, Plain, none, FLogin, "login", exit::LOGIN, ""),
         row(
@@ -282,17 +262,7 @@ fn decision_table() {
             exit::SESSION_EXPIRED,
             "command oci session authenticate --profile P",
         ),
-        row(
-            "sess_exp reached",
-            session_ended(),
-            Sr,
-            Absent,
-            none,
-            No,
-            "impossible",
-            exit::SESSION_EXPIRED,
-            "sess_exp",
-        ),
+        row("sess_exp reached", session_ended(), Sr, Absent, none, No, "impossible", exit::SESSION_EXPIRED, "sess_exp"),
         row(
             "OCI config missing",
             TokenInput::Missing,
@@ -365,17 +335,7 @@ fn decision_table() {
             exit::SUBJECT_TOKEN,
             "`TOK` is not set",
         ),
-        row(
-            "federated, login asked",
-            valid(),
-            Fed,
-            Absent,
-            none,
-            FLogin,
-            "impossible",
-            exit::CONFIG,
-            "never logs in",
-        ),
+        row("federated, login asked", valid(), Fed, Absent, none, FLogin, "impossible", exit::CONFIG, "never logs in"),
         row(
             "short token, capped window",
             testing::present(claims(NOW - 2, NOW + 8)),
@@ -401,7 +361,10 @@ fn decision_table() {
 #[test]
 fn impossible_plans_become_errors_with_their_exit_code() {
     for (tweak, code) in [
-        ((|f: &mut SessionFacts<'static>| f.mode = Box::leak(Box::new(RenewMode::Unusable("x".into())))) as Tweak, exit::CONFIG),
+        (
+            (|f: &mut SessionFacts<'static>| f.mode = Box::leak(Box::new(RenewMode::Unusable("x".into())))) as Tweak,
+            exit::CONFIG,
+        ),
         (|f: &mut SessionFacts<'static>| f.token = TokenInput::Corrupt("x".into()), exit::CORRUPT_FILE),
         (|f: &mut SessionFacts<'static>| f.refresh.state = RefreshTokenState::Encrypted, exit::REFRESH_TOKEN_LOCKED),
         (|f: &mut SessionFacts<'static>| f.mode = testing::session_refresh(), exit::SESSION_EXPIRED),

@@ -97,7 +97,7 @@ client_id = c\nclient_secret = s\n";
     assert!(e.contains("`token_exchange_url`") && e.contains("`client_secret`") && !e.contains("`client_id`"), "{e}");
     let e = resolve_with("subject_token_source = comand:tool --secret hunter2\n", &[], &[], false).unwrap_err();
     assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
-    assert!(!e.to_string().contains("hunter2") && e.to_string().contains("`comand:…`"), "{e}");
+    assert!(!e.to_string().contains("hunter2") && e.to_string().contains("`comand:` …"), "{e}");
 }
 
 #[test]
@@ -119,7 +119,10 @@ fn browser_possible_follows_the_environment() {
     assert!(!browser_possible(&env(&[]), true), "Linux without a display");
     assert!(browser_possible(&env(&[("DISPLAY", ":0")]), true));
     assert!(browser_possible(&env(&[("WAYLAND_DISPLAY", "wayland-0")]), true));
-    assert!(!browser_possible(&env(&[("DISPLAY", ":0"), ("SSH_CONNECTION", "1 2 3 4")]), true), "X forwarding over SSH");
+    assert!(
+        !browser_possible(&env(&[("DISPLAY", ":0"), ("SSH_CONNECTION", "1 2 3 4")]), true),
+        "X forwarding over SSH"
+    );
     assert!(!browser_possible(&env(&[("SSH_TTY", "/dev/pts/1")]), false), "SSH to a Mac");
     assert!(browser_possible(&env(&[("SSH_TTY", "/dev/pts/1"), ("BROWSER", "w3m")]), true));
     assert!(browser_possible(&env(&[]), false), "macOS desktop");
