@@ -239,3 +239,153 @@ async fn hostile_claims_reach_the_terminal_only_escaped() {
     assert_eq!(v["token"]["user"], user, "the JSON keeps the claim exactly");
     assert_eq!(v["token"]["tenancy"], tenancy);
 }
+
+/// `--status` never says usable when the call will fail: for each state, the exit code `--status`
+/// reports is the call's (0: the call runs `oci`), and the call's message names the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_the_call_agree_on_the_exit_code() {
+    type Setup = fn(&World);
+    let cases: [(&str, Setup, i32, &str); 8] = [
+        (
+            "valid token",
+            |w| {
+                w.seed_token(3600);
+            },
+            0,
+            "",
+        ),
+        (
+            "corrupt key",
+            |w| {
+                w.seed_token(3600);
+                std::fs::write(
+                    w.session_dir().join("oci_api_key.pem"),
+                    "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+                )
+                .unwrap();
+            },
+            7,
+            "restore the key",
+        ),
+        (
+            "key path is a folder",
+            |w| {
+                w.seed_token(3600);
+                let k = w.session_dir().join("oci_api_key.pem");
+                std::fs::remove_file(&k).unwrap();
+                std::fs::create_dir(&k).unwrap();
+            },
+            2,
+            "is a folder",
+        ),
+        (
+            "configured key missing",
+            |w| {
+                w.seed_token(3600);
+                std::fs::remove_file(w.session_dir().join("oci_api_key.pem")).unwrap();
+            },
+            2,
+            "does not exist",
+        ),
+        (
+            "world-writable ~/.oci with a valid token",
+            |w| {
+                w.seed_token(3600);
+                std::fs::set_permissions(w.oci_dir(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+            },
+            2,
+            "chmod o-w",
+        ),
+        (
+            "corrupt token",
+            |w| {
+                w.seed_token(3600);
+                std::fs::write(w.token_path(), "garbage").unwrap();
+            },
+            7,
+            "move it away",
+        ),
+        (
+            "expired, no refresh token, nobody to log in",
+            |w| {
+                w.seed_token(-60);
+            },
+            3,
+            "woci session authenticate",
+        ),
+        (
+            "profile missing from the OCI config, no IdP",
+            |w| {
+                w.drop_idp_settings();
+                std::fs::write(w.config_path(), "[DEFAULT]\nregion=r\n[OTHER]\nregion=r\n").unwrap();
+            },
+            2,
+            "it has `DEFAULT`, `OTHER`",
+        ),
+    ];
+    for (name, setup, code, fix) in cases {
+        let w = World::new().await;
+        setup(&w);
+        let st = status(&w, true, &[], &[]).await;
+        assert_eq!(st.status.code(), Some(code), "{name}: --status: {}{}", stdout(&st), stderr(&st));
+        assert_eq!(json(&st)["exit_code"], code, "{name}");
+        let call = run({
+            let mut c = w.woci();
+            c.args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        assert_eq!(call.status.code(), Some(code), "{name}: the call: {}", stderr(&call));
+        assert!(stderr(&call).contains(fix), "{name}: the message names the fix `{fix}`: {}", stderr(&call));
+        assert_eq!(stderr(&call).lines().filter(|l| l.starts_with("woci: error:")).count(), usize::from(code != 0));
+    }
+}
+
+/// A key the user cannot read: `--status` and the call both say so (exit 7) with the fix. Run as
+/// another user when the tests run as root (root reads everything).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_key_is_reported_the_same_by_status_and_the_call() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new().await;
+    w.seed_token(3600);
+    let key = w.session_dir().join("oci_api_key.pem");
+    // SAFETY: getuid(2) cannot fail.
+    let root = unsafe { libc::getuid() } == 0;
+    if root {
+        // Everything belongs to `nobody` but the key, which stays root's and 0600.
+        chown_tree(w.home(), 65534);
+        std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
+    } else {
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let woci = |args: &[&str]| {
+        let mut c = w.woci_std();
+        c.args(args);
+        if !root {
+            return assert_cmd::Command::from_std(c);
+        }
+        let mut n = std::process::Command::new("setpriv");
+        n.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(c.get_program()).args(c.get_args());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => n.env(k, v),
+                None => n.env_remove(k),
+            };
+        }
+        assert_cmd::Command::from_std(n)
+    };
+    let st = run(woci(&["--status", "--json"])).await;
+    let call = run(woci(&["os", "ns", "get"])).await;
+    assert_eq!(st.status.code(), Some(7), "{}{}", stdout(&st), stderr(&st));
+    assert_eq!(call.status.code(), Some(7), "{}", stderr(&call));
+    assert!(stderr(&call).contains("permission denied") && stderr(&call).contains("chmod 600"), "{}", stderr(&call));
+}
+
+fn chown_tree(p: &std::path::Path, uid: u32) {
+    std::os::unix::fs::chown(p, Some(uid), Some(uid)).unwrap();
+    if p.is_dir() && !p.is_symlink() {
+        for e in std::fs::read_dir(p).unwrap().flatten() {
+            chown_tree(&e.path(), uid);
+        }
+    }
+}

@@ -224,6 +224,11 @@ impl Renewer {
             Ok(s) => return Ok(s),
             Err(e) => e,
         };
+        // Only a failure on the way (an IdP outage, a refused refresh): a local file or setting
+        // that stops the renewal would stop the call too.
+        if !err.involved_the_network() {
+            return Err(err);
+        }
         let Ok(facts) = SessionFacts::read(&self.settings, &self.store) else { return Err(err) };
         let facts::TokenInput::Present(token) = &facts.token else { return Err(err) };
         let left = token.claims.exp - self.clock.unix();
