@@ -216,3 +216,41 @@ async fn a_servers_error_text_is_escaped_in_the_error_line() {
     assert_eq!(errors.len(), 1, "one error line, no injected second one: {err}");
     assert!(errors[0].contains("invalid_request") && errors[0].contains("gnirts"), "{err}");
 }
+
+/// A manager INI with client secrets that other users can read gets one warning naming the fix,
+/// on every call; a private one gets none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readable_manager_ini_with_secrets_is_warned_about() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new().await;
+    w.seed_token(3600);
+    let call = |w: &World| {
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    };
+    let quiet = run(call(&w)).await;
+    assert!(quiet.status.success() && !String::from_utf8_lossy(&quiet.stderr).contains("chmod 600"));
+    std::fs::set_permissions(w.manager_ini_path(), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let loud = run(call(&w)).await;
+    let err = String::from_utf8_lossy(&loud.stderr);
+    assert!(loud.status.success(), "a warning, not an error: {err}");
+    assert_eq!(err.lines().filter(|l| l.contains("holds client secrets")).count(), 1, "{err}");
+    assert!(err.contains(&format!("chmod 600 {}", w.manager_ini_path().display())), "{err}");
+}
+
+/// A misspelled profile option after the oci words: the error about the profile woci used says
+/// what was probably meant.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_profile_option_is_named_in_the_error() {
+    let w = World::new().await;
+    let out = run({
+        let mut c = w.woci();
+        c.env_remove("OCI_CLI_PROFILE").args(["os", "ns", "get", "--profle", "EMU"]);
+        c
+    })
+    .await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`DEFAULT`") && err.contains("did you mean `--profile`?"), "{err}");
+}

@@ -389,3 +389,25 @@ fn chown_tree(p: &std::path::Path, uid: u32) {
         }
     }
 }
+
+/// A damaged OCI config: `--status --json` still prints JSON (with the error) and exits 7; its
+/// strings carry no Markdown backticks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_comes_even_when_the_files_cannot_be_read() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    std::fs::write(w.config_path(), "[P]\nkey_file=a\n[P]\nkey_file=b\n").unwrap();
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(
+        (v["usable"].clone(), v["exit_code"].clone(), v["next_action"].clone()),
+        (false.into(), 7.into(), "impossible".into())
+    );
+    assert!(v["reason"].as_str().unwrap().contains("config"), "{v}");
+    assert!(!stdout(&out).contains('`'), "plain JSON strings: {}", stdout(&out));
+    let ok = World::new().await;
+    ok.seed_token(3600);
+    let o = status(&ok, true, &[], &["--token-url", "https://idp.example/token"]).await;
+    assert!(!stdout(&o).contains('`'), "plain JSON strings: {}", stdout(&o));
+}

@@ -226,8 +226,8 @@ pub const SETTINGS: &[Def] = &[
         ..row(
             Key::LoginFlow,
             "login_flow",
-            Choice(&["auto", "Browser", "device", "device_code"]),
-            "interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)",
+            Choice(&["auto", "browser", "device", "device_code"]),
+            "Interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)",
         )
     },
     Def {
@@ -461,7 +461,7 @@ pub const SETTINGS: &[Def] = &[
         ..row(
             Key::LogLevel,
             "log_level",
-            Choice(&["trace", "Debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
+            Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
             "woci's log level (RUST_LOG wins)",
         )
     },

@@ -73,6 +73,7 @@ pub struct TokenReport {
     pub session_expires_at: Option<i64>,
     pub user: Option<String>,
     pub tenancy: Option<String>,
+    #[serde(serialize_with = "plain_opt")]
     pub error: Option<String>,
 }
 
@@ -95,6 +96,8 @@ pub struct Report {
     pub usable: bool,
     pub exit_code: u8,
     pub next_action: &'static str,
+    /// Why, in words (the JSON drops the message's Markdown backticks).
+    #[serde(serialize_with = "plain")]
     pub reason: String,
     pub renewal: &'static str,
     pub token: TokenReport,
@@ -304,7 +307,7 @@ pub fn run(ctx: &Context, json: bool) -> Result<u8> {
         Err(e) if json => {
             let v = serde_json::json!({
                 "schema": 1, "profile": ctx.settings.profile, "now": now, "usable": false,
-                "exit_code": e.exit_code(), "next_action": "impossible", "reason": e.to_string(),
+                "exit_code": e.exit_code(), "next_action": "impossible", "reason": e.to_string().replace('`', ""),
             });
             (to_json(&v)?, e.exit_code())
         }
@@ -312,6 +315,18 @@ pub fn run(ctx: &Context, json: bool) -> Result<u8> {
     };
     print(&out)?;
     Ok(code)
+}
+
+/// A message as JSON text: without the backticks that mark values on a terminal.
+fn plain<S: serde::Serializer>(s: &str, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    ser.serialize_str(&s.replace('`', ""))
+}
+
+fn plain_opt<S: serde::Serializer>(s: &Option<String>, ser: S) -> std::result::Result<S::Ok, S::Error> {
+    match s {
+        Some(s) => plain(s, ser),
+        None => ser.serialize_none(),
+    }
 }
 
 fn to_json(v: &impl Serialize) -> Result<String> {
