@@ -148,3 +148,17 @@ async fn a_world_writable_oci_folder_is_refused_a_readable_key_is_warned_about()
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("chmod 600"), "{stderr}");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_lock_file_is_refused_and_not_followed() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("made-by-woci");
+    std::os::unix::fs::symlink(&target, w.session_dir().join(".lock")).unwrap();
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("/.lock` is a symbolic link") && line.contains("rm "), "{line}");
+    assert!(!target.exists(), "the link's target was not created");
+}
