@@ -99,6 +99,9 @@ pub struct Settings {
     pub auth: Option<String>,
     /// The user's home folder (`~/.oci/sessions` lives there).
     pub home: PathBuf,
+    /// `$XDG_RUNTIME_DIR` (absolute paths only): where a refresh token that cannot be stored in
+    /// the session folder is rescued, when that folder is private.
+    pub runtime_dir: Option<PathBuf>,
     /// The manager INI values.
     pub manager: ManagerConfig,
     /// How to renew.
@@ -355,6 +358,7 @@ impl Settings {
             region,
             auth,
             home,
+            runtime_dir: env_nonempty(env, "XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute()),
             mode,
             window,
             auto_refresh,

@@ -7,7 +7,7 @@ use crate::error::{Error, Result};
 use crate::jwt::UpstClaims;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode, Settings};
-use crate::store::{RefreshTokenState, SessionStore};
+use crate::store::{InterruptedRotation, RefreshTokenState, SessionStore};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -153,6 +153,8 @@ pub struct SessionFacts {
     /// A key pair the token can be bound to exists (the configured `key_file`, or the session
     /// folder's): without one, a token cannot be used whatever it says.
     pub key_present: bool,
+    /// A refresh-token rotation a killed woci left half done (IdP profiles), if any.
+    pub rotation: Option<InterruptedRotation>,
 }
 
 /// The token itself, kept beside the facts (never in them: facts are printed in tests).
@@ -184,7 +186,11 @@ impl SessionFacts {
             }
             PassphraseSource::Prompt => PassphraseInput::Prompt,
         };
-        let expires_at = (state != RefreshTokenState::Absent).then(|| store.refresh_token_expiry()).flatten();
+        let rotation = (renewal == RenewalKind::Idp).then(|| store.interrupted_rotation()).flatten();
+        // The recorded expiry belongs to the stored refresh token, not to a rotation's new one.
+        let completes_rotation = matches!(rotation, Some(InterruptedRotation::Complete(_)));
+        let expires_at =
+            (state != RefreshTokenState::Absent && !completes_rotation).then(|| store.refresh_token_expiry()).flatten();
         let config_current = renewal == RenewalKind::SessionRefresh
             || (oci.key_file.is_some() && oci.security_token_file.is_some() && oci.fingerprint.is_some());
         let key_present = match &oci.key_file {
@@ -204,6 +210,7 @@ impl SessionFacts {
             refresh: RefreshInput { state, passphrase, decryptable: None, expires_at },
             config_current,
             key_present,
+            rotation,
             manager_ini: settings.manager.path.clone().map(|p| (p, settings.manager.has_profile_section)),
             source_problem: match &settings.mode {
                 RenewMode::Federated { source, env, .. } => {
@@ -239,6 +246,7 @@ impl SessionFacts {
             refresh: RefreshInput { state: rt, passphrase: PassphraseInput::None, decryptable: None, expires_at: None },
             config_current: true,
             key_present: true,
+            rotation: None,
             source_problem: None,
             manager_ini: None,
         }

@@ -94,7 +94,8 @@ pub struct Renewer {
 impl Renewer {
     /// A renewer for the settings' profile.
     pub fn new(settings: Arc<Settings>, clock: SharedClock) -> Result<Renewer> {
-        let store = SessionStore::new(&settings.home, &settings.profile)?;
+        let store =
+            SessionStore::new(&settings.home, &settings.profile)?.with_runtime_dir(settings.runtime_dir.clone());
         Ok(Renewer {
             settings,
             store,

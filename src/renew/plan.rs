@@ -8,7 +8,7 @@ use super::Force;
 use crate::daemon::{fmt_secs, fmt_utc};
 use crate::error::{exit, Error};
 use crate::jwt::{self, Freshness};
-use crate::store::RefreshTokenState;
+use crate::store::{InterruptedRotation, RefreshTokenState};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What happens next.
@@ -103,7 +103,8 @@ pub fn plan(f: &SessionFacts, force: Force, now: i64) -> Decision {
         TokenInput::Present(c) => {
             if force == Force::No {
                 if let Freshness::Fresh { remaining } = freshness(c, f.window, now) {
-                    let valid = format!("the session token is valid for {}", fmt_secs(secs(remaining)));
+                    let valid =
+                        format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
                     if f.config_current {
                         return Decision::new(Plan::Reuse { remaining }, valid);
                     }
@@ -226,6 +227,13 @@ fn idp_plan(f: &SessionFacts, force: Force, why: String, now: i64) -> Decision {
     if force == Force::Login {
         return login(why);
     }
+    if let Some(InterruptedRotation::Incomplete(tmp)) = &f.rotation {
+        return login(format!(
+            "{why}, and a refresh-token rotation was interrupted while its new refresh token was written (`{}` is \
+             incomplete), so the identity provider has probably spent the stored one",
+            tmp.display()
+        ));
+    }
     if r.state == RefreshTokenState::Absent {
         return login(format!("{why} and no refresh token is stored"));
     }
@@ -261,7 +269,27 @@ fn idp_plan(f: &SessionFacts, force: Force, why: String, now: i64) -> Decision {
             PassphraseInput::Env { .. } => {}
         }
     }
+    if matches!(f.rotation, Some(InterruptedRotation::Complete(_))) {
+        return Decision::new(
+            Plan::Refresh,
+            format!("{why}; an interrupted refresh-token rotation will be completed by the next call, which then uses the new refresh token"),
+        );
+    }
     Decision::new(Plan::Refresh, format!("{why}; the next call uses the stored refresh token"))
+}
+
+/// What a valid token's reason adds about a refresh-token rotation a killed woci left half done.
+fn rotation_note(f: &SessionFacts) -> &'static str {
+    match f.rotation {
+        Some(InterruptedRotation::Complete(_)) => {
+            "; an interrupted refresh-token rotation will be completed by the next renewal"
+        }
+        Some(InterruptedRotation::Incomplete(_)) => {
+            "; a refresh-token rotation was interrupted while its new refresh token was written, so the next renewal \
+             will probably need a login"
+        }
+        None => "",
+    }
 }
 
 /// How fresh a token with these claims is at `now` (epoch seconds), with the safety window capped

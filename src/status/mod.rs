@@ -24,8 +24,9 @@
 //! `token` {`path`, `state` (`valid` | `expiring` | `expired` | `missing` | `corrupt`),
 //! `issued_at`, `expires_at`, `expires_in`, `session_expires_at`, `user`, `tenancy`, `error`},
 //! `refresh_token` {`stored`, `encrypted`, `passphrase` (`none` | `env` | `prompt`),
-//! `decryptable`, `expires_at`}, `daemon` {`running`, `pid`, `stale_pid`, `started`, `uptime`,
-//! `last_renewal`, `next_renewal`, `token_expires_at`, `last_error`, `exit_reason`, `exit_code`},
+//! `decryptable`, `expires_at`, `interrupted_rotation` (`complete` | `incomplete` | null)},
+//! `daemon` {`running`, `pid`, `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`,
+//! `token_expires_at`, `last_error`, `exit_reason`, `exit_code`},
 //! `settings` {setting: where it came from} for the woci settings not at their default.
 
 use crate::daemon::{self, DaemonInfo, PidProbe};
@@ -39,7 +40,7 @@ use crate::renew::plan::{freshness, plan, Plan};
 use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
 use crate::settings::PassphraseSource;
-use crate::store::RefreshTokenState;
+use crate::store::{InterruptedRotation, RefreshTokenState};
 use serde::Serialize;
 use std::io::Write;
 
@@ -124,6 +125,9 @@ pub struct RefreshReport {
     pub decryptable: Option<bool>,
     /// Expiry, when known.
     pub expires_at: Option<i64>,
+    /// A refresh-token rotation a killed woci left half done: `complete` (the next call finishes
+    /// it) or `incomplete` (the new refresh token is lost); `null` when there is none.
+    pub interrupted_rotation: Option<&'static str>,
 }
 
 /// Daemon section.
@@ -206,6 +210,10 @@ pub fn assess(inp: &Inputs, now: i64) -> Report {
             },
             decryptable: inp.refresh.decryptable,
             expires_at: inp.refresh.expires_at,
+            interrupted_rotation: inp.rotation.as_ref().map(|r| match r {
+                InterruptedRotation::Complete(_) => "complete",
+                InterruptedRotation::Incomplete(_) => "incomplete",
+            }),
         },
         daemon: daemon_report(&inp.daemon, now),
         settings: inp.origins.clone(),
@@ -384,9 +392,9 @@ pub fn gather(renewer: &Renewer) -> Result<Inputs> {
     };
     let (decryptable, jwt_expiry) = match facts.refresh.state {
         RefreshTokenState::Absent => (None, None),
-        RefreshTokenState::Plain => (None, store.read_refresh_token(None).ok().flatten().and_then(|rt| jwt_exp(&rt))),
+        RefreshTokenState::Plain => (None, store.peek_refresh_token(None).ok().flatten().and_then(|rt| jwt_exp(&rt))),
         RefreshTokenState::Encrypted => match &env_pass {
-            Some(p) => match store.read_refresh_token(Some(p)) {
+            Some(p) => match store.peek_refresh_token(Some(p)) {
                 Ok(rt) => (Some(true), rt.and_then(|rt| jwt_exp(&rt))),
                 Err(_) => (Some(false), None),
             },

@@ -435,3 +435,23 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
         }
     );
 }
+
+#[test]
+fn an_interrupted_rotation_is_completed_or_needs_a_login() {
+    use crate::store::InterruptedRotation::{Complete, Incomplete};
+    let tmp = std::path::PathBuf::from("/h/.oci/sessions/P/.refresh_token.7.ab.tmp");
+    let rows = [
+        (TokenInput::Missing, Some(Complete(tmp.clone())), Want::Refresh, 0, "will be completed by the next call"),
+        (expired(), Some(Incomplete(tmp.clone())), Want::Login, exit::LOGIN, "probably spent the stored one"),
+        (valid(), Some(Complete(tmp.clone())), Want::Reuse, 0, "will be completed by the next renewal"),
+        (valid(), Some(Incomplete(tmp.clone())), Want::Reuse, 0, "will probably need a login"),
+        (expired(), None, Want::Refresh, 0, "uses the stored refresh token"),
+    ];
+    for (token, rotation, want, code, says) in rows {
+        let mut f = SessionFacts::for_tests(token, RenewalKind::Idp, RefreshTokenState::Plain);
+        f.rotation = rotation.clone();
+        let d = plan(&f, Force::No, NOW);
+        assert_eq!((kind(d.plan), d.exit_code()), (want, code), "{rotation:?}: {}", d.reason);
+        assert!(d.reason.contains(says), "{rotation:?}: {:?} lacks {says:?}", d.reason);
+    }
+}
