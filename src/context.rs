@@ -25,7 +25,8 @@ pub struct Context {
 impl Context {
     /// The context of `settings`' profile.
     pub fn new(settings: Settings, clock: SharedClock, env: Env) -> Result<Context> {
-        let store = SessionStore::new(&settings.home, &settings.profile)?;
+        let store =
+            SessionStore::new(&settings.home, &settings.profile)?.with_runtime_dir(settings.runtime_dir.clone());
         Ok(Context { settings: Arc::new(settings), store, clock, env: Arc::new(env) })
     }
 

@@ -133,6 +133,13 @@ mod imp {
 
 #[cfg(feature = "failpoints")]
 pub use imp::failpoint_action;
+
+/// Test-only fault injection at a named step (`FAILPOINTS=name=return(SIGKILL)`), for steps
+/// whose names are built at run time (an atomic write's file name).
+#[cfg(feature = "failpoints")]
+pub fn failpoint(name: &str) {
+    fail::fail_point!(name, |arg| failpoint_action(arg.as_deref()));
+}
 pub use imp::{hold, supervise, Held};
 
 #[cfg(all(test, unix))]

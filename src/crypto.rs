@@ -82,6 +82,11 @@ fn seal_with(
     let mut key = derive_key(passphrase, salt, iter);
     let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
     key.zeroize();
+    envelope(&cipher, plaintext, salt, nonce, iter)
+}
+
+/// The envelope of `plaintext` encrypted with `cipher` (the key derived from `salt` and `iter`).
+fn envelope(cipher: &Aes256Gcm, plaintext: &SecretString, salt: &[u8], nonce: &[u8; NONCE_LEN], iter: u32) -> String {
     let ct = cipher
         .encrypt(Nonce::from_slice(nonce), plaintext.expose().as_bytes())
         .expect("AES-GCM encryption of an in-memory buffer cannot fail");
@@ -92,6 +97,47 @@ fn seal_with(
         STANDARD.encode(nonce),
         STANDARD.encode(ct)
     )
+}
+
+/// A passphrase's key derived ahead of time (fresh salt, [`ITERATIONS`]), so that
+/// [`Sealer::seal`] costs no PBKDF2 and can run in the instant after a refresh grant's reply,
+/// where a kill would lose the session. Every seal draws a fresh nonce; the envelope is the one
+/// [`seal`] writes.
+pub struct Sealer {
+    passphrase: SecretString,
+    salt: [u8; SALT_LEN],
+    cipher: Aes256Gcm,
+}
+
+impl Sealer {
+    /// Derives the key (the slow part, about as long as one [`open`]).
+    pub fn new(passphrase: &SecretString) -> Sealer {
+        let mut salt = [0u8; SALT_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut salt);
+        let mut key = derive_key(passphrase, &salt, ITERATIONS);
+        let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
+        key.zeroize();
+        Sealer { passphrase: passphrase.clone(), salt, cipher }
+    }
+
+    /// Whether it seals with `passphrase`.
+    pub fn is_for(&self, passphrase: &SecretString) -> bool {
+        use subtle::ConstantTimeEq;
+        self.passphrase.expose().as_bytes().ct_eq(passphrase.expose().as_bytes()).into()
+    }
+
+    /// Encrypts into the JSON envelope.
+    pub fn seal(&self, plaintext: &SecretString) -> String {
+        let mut nonce = [0u8; NONCE_LEN];
+        rand::rngs::OsRng.fill_bytes(&mut nonce);
+        envelope(&self.cipher, plaintext, &self.salt, &nonce, ITERATIONS)
+    }
+}
+
+impl std::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Sealer(..)")
+    }
 }
 
 /// Decrypts a JSON envelope.
@@ -358,5 +404,17 @@ mod tests {
             let msg = open(&content, &s(pass)).map(|_| ()).unwrap_err().to_string();
             assert!(!msg.contains("super-secret"), "{msg}");
         }
+    }
+
+    #[test]
+    fn a_sealer_derived_ahead_writes_envelopes_that_open() {
+        let pass = SecretString::from("correct horse");
+        let sealer = Sealer::new(&pass);
+        assert!(sealer.is_for(&pass) && !sealer.is_for(&SecretString::from("other")));
+        let (a, b) = (sealer.seal(&SecretString::from("rt-1")), sealer.seal(&SecretString::from("rt-1")));
+        assert_ne!(a, b, "a fresh nonce each time");
+        assert!(is_envelope(&a));
+        assert_eq!(open(&a, &pass).unwrap().expose(), "rt-1");
+        assert!(!format!("{sealer:?}").contains("correct"));
     }
 }

@@ -1,7 +1,10 @@
 //! File-system primitives with the guarantees session files need: private permissions (files
 //! 0600, folders 0700), atomic replacement (temp file in the same folder, fsync, rename, fsync of
-//! the folder) and cross-process locks that never hang forever; and reads bounded in size
-//! ([`read_bounded`]), so a file woci does not own cannot make it hold more than a few MiB.
+//! the folder), temp files whose completeness can be proven ([`write_atomic_proven`]), folders
+//! checked on their descriptor before use ([`PrivateDir`]), cross-process locks that never hang
+//! forever and never follow a symbolic link, process identity (pid + start time), and reads
+//! bounded in size ([`read_bounded`]), so a file woci does not own cannot make it hold more than
+//! a few MiB.
 
 use crate::error::{Error, Result};
 use fs4::fs_std::FileExt;
@@ -31,9 +34,21 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 /// [`write_atomic`] with another mode, set explicitly so the umask cannot narrow it (the
 /// metrics file must be readable by node_exporter: 0644).
 pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+    write_atomic_tagged(path, contents, &format!("{:08x}", rand::random::<u32>()), false, mode)
+}
+
+/// [`write_atomic`] for a file whose loss costs the session (the rotated refresh token). The temp
+/// file is `.<name>.<pid>.<SHA-256 of the contents>.tmp`, so one that a killed writer left can be
+/// proven complete ([`ProvenTemp::complete_contents`]) and rolled forward instead of swept. The
+/// file itself gets exactly `contents`, as with [`write_atomic`].
+pub fn write_atomic_proven(path: &Path, contents: &[u8]) -> Result<()> {
+    write_atomic_tagged(path, contents, &sha256_hex(contents), true, 0o600)
+}
+
+fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mode: u32) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>()));
+    let tmp = dir.join(format!(".{name}.{}.{tag}.tmp", std::process::id()));
     let result = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
@@ -47,9 +62,19 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> 
         }
         #[cfg(not(unix))]
         let _ = mode;
-        f.write_all(contents).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        if proven {
+            // Two writes, so that the crash tests can stop the process between them.
+            let (first, rest) = contents.split_at(contents.len() / 2);
+            f.write_all(first).map_err(|e| Error::io("cannot write", &tmp, e))?;
+            failpoint("half_written", name);
+            f.write_all(rest).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        } else {
+            f.write_all(contents).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        }
         f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
+        failpoint("synced", name);
         fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
+        failpoint("renamed", name);
         if let Ok(d) = File::open(dir) {
             let _ = d.sync_all();
         }
@@ -60,6 +85,85 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> 
     }
     result
 }
+
+/// Test-only fault injection at a step of an atomic write: `fsutil::<step>::<file name>`
+/// (`half_written` for proven writes only, `synced`, `renamed`).
+#[cfg(feature = "failpoints")]
+fn failpoint(step: &str, name: &str) {
+    crate::critical::failpoint(&format!("fsutil::{step}::{name}"));
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+fn failpoint(_step: &str, _name: &str) {}
+
+/// Lowercase hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A temp file of [`write_atomic_proven`] that is still there: its writer died (or was killed)
+/// between creating it and the rename, or is writing right now.
+#[derive(Debug, Clone)]
+pub struct ProvenTemp {
+    /// The temp file.
+    pub path: PathBuf,
+    /// Its writer's pid.
+    pub pid: u32,
+    /// When it was last written.
+    pub modified: std::time::SystemTime,
+    digest: String,
+}
+
+impl ProvenTemp {
+    /// The proven temp files of `dir/name` (a missing or unreadable folder has none).
+    pub fn find(dir: &Path, name: &str) -> Vec<ProvenTemp> {
+        let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+        let prefix = format!(".{name}.");
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let file = entry.file_name();
+                let rest = file.to_str()?.strip_prefix(&prefix)?.strip_suffix(".tmp")?;
+                let (pid, digest) = rest.split_once('.')?;
+                let pid = pid.parse::<u32>().ok().filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))?;
+                if digest.len() != 64 || !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                    return None;
+                }
+                let meta = entry.path().symlink_metadata().ok().filter(|m| m.is_file())?;
+                Some(ProvenTemp { path: entry.path(), pid, modified: meta.modified().ok()?, digest: digest.to_owned() })
+            })
+            .collect()
+    }
+
+    /// Whether `name` is a proven temp file's name of `target` (any pid).
+    pub fn is_name_of(name: &str, target: &str) -> bool {
+        name.strip_prefix(&format!(".{target}."))
+            .and_then(|r| r.strip_suffix(".tmp"))
+            .and_then(|r| r.split_once('.'))
+            .is_some_and(|(pid, digest)| pid.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64)
+    }
+
+    /// Its contents if they are complete: a regular file (not reached through a symbolic link)
+    /// of at most 1 MiB whose SHA-256 is the one in its name.
+    pub fn complete_contents(&self) -> Option<Vec<u8>> {
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        #[cfg(unix)]
+        opts.custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
+        let file = opts.open(&self.path).ok()?;
+        if !file.metadata().ok()?.is_file() {
+            return None;
+        }
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_SMALL_FILE + 1), &mut bytes).ok()?;
+        (bytes.len() as u64 <= MAX_SMALL_FILE && sha256_hex(&bytes) == self.digest).then_some(bytes)
+    }
+}
+
+/// The most woci reads of a small private file (a refresh token, a rescued one).
+pub const MAX_SMALL_FILE: u64 = 1024 * 1024;
 
 /// Expands a leading `~` path component (`~` or `~/…`, not `~user`) to `home`, as `oci` and the
 /// shell do. The one expander for every path woci reads from flags, variables and files.
@@ -170,6 +274,53 @@ pub fn fmt_size(n: usize) -> String {
     }
 }
 
+/// When the process `pid` started, as the kernel counts it (Linux: field 22 of
+/// `/proc/<pid>/stat`, clock ticks since boot). With the pid it names one process for good: a
+/// later process that reuses the pid has another start time. `None` when the process is gone
+/// or the system does not say (no `/proc`, not Linux).
+pub fn process_start_time(pid: u32) -> Option<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so count from the last `)`.
+        let after_comm = &stat[stat.rfind(')')? + 1..];
+        after_comm.split_whitespace().nth(19)?.parse().ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = pid;
+        None
+    }
+}
+
+/// Whether [`process_start_time`] works here (it does for this very process).
+pub fn start_times_known() -> bool {
+    process_start_time(std::process::id()).is_some()
+}
+
+/// The error for a file or folder woci does not follow because it is a symbolic link.
+pub fn symlink_refused(path: &Path) -> Error {
+    Error::Config(format!(
+        "`{}` is a symbolic link; woci does not follow it: remove it (`rm {}`) and try again",
+        path.display(),
+        path.display()
+    ))
+}
+
+/// Opens a lock or pid file without following a symbolic link (`O_NOFOLLOW`; std adds
+/// `O_CLOEXEC`, so helpers woci runs never inherit it). A symbolic link is [`symlink_refused`].
+pub fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static str) -> Result<File> {
+    #[cfg(unix)]
+    opts.custom_flags(libc::O_NOFOLLOW);
+    opts.open(path).map_err(|e| {
+        if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            symlink_refused(path)
+        } else {
+            Error::io(what, path, e)
+        }
+    })
+}
+
 /// Reads a file (at most [`MAX_INPUT`] bytes), mapping errors to [`Error::Io`]. `Ok(None)` when
 /// it does not exist.
 pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
@@ -234,7 +385,7 @@ impl FileLock {
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         opts.mode(0o600);
-        let file = opts.open(path).map_err(|e| Error::io("cannot open lock file", path, e))?;
+        let file = open_no_follow(path, opts, "cannot open lock file")?;
         Ok(FileLock { file, path: path.to_owned() })
     }
 
@@ -252,6 +403,187 @@ impl FileLock {
 impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = FileExt::unlock(&self.file);
+    }
+}
+
+/// A folder only this user can use, opened and checked on its descriptor before anything in it is
+/// read or written, as ssh-agent checks its socket folder: a real folder (not a symbolic link),
+/// owned by the user, no access for group or others. Files in it are opened relative to that
+/// descriptor without following symbolic links and checked the same way (a regular file of the
+/// user's, 0600 or stricter) before they are read, so nothing can be swapped in between the check
+/// and the use, even in a folder such as `/tmp` where every user can create names.
+#[cfg(unix)]
+#[derive(Debug)]
+pub struct PrivateDir {
+    fd: std::os::fd::OwnedFd,
+    path: PathBuf,
+}
+
+#[cfg(unix)]
+impl PrivateDir {
+    /// Opens `path` (creating it 0700 first when `create`); `Ok(None)` when it does not exist. A
+    /// folder that is not private is an [`Error::Config`] naming it and the fix.
+    pub fn open(path: &Path, create: bool) -> Result<Option<PrivateDir>> {
+        Self::open_as(path, create, user_id())
+    }
+
+    /// [`Self::open`] for the user `uid` (tests: another user's folder without a second account).
+    pub(crate) fn open_as(path: &Path, create: bool, uid: u32) -> Result<Option<PrivateDir>> {
+        use rustix::fs::{Mode, OFlags};
+        use rustix::io::Errno;
+        if create {
+            match rustix::fs::mkdir(path, Mode::from_raw_mode(0o700)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(Error::io("cannot create folder", path, e.into())),
+            }
+        }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let fd = match rustix::fs::open(path, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(e) => {
+                return Err(match fs::symlink_metadata(path) {
+                    Ok(m) if m.file_type().is_symlink() => symlink_refused(path),
+                    Ok(m) if !m.is_dir() => {
+                        Error::Config(format!("`{}` is not a folder: remove it and try again", path.display()))
+                    }
+                    _ => Error::io("cannot open", path, e.into()),
+                })
+            }
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot inspect", path, e.into()))?;
+        not_private(path, st.st_uid, raw_mode(st.st_mode), uid, 0o700)?;
+        Ok(Some(PrivateDir { fd, path: path.to_owned() }))
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads `name` (at most [`MAX_SMALL_FILE`] bytes) after checking it: a regular file, not a
+    /// symbolic link, the user's, 0600 or stricter. `Ok(None)` when it does not exist; anything
+    /// else that is wrong is an [`Error::Config`] naming it and the fix.
+    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+        self.read_as(name, user_id())
+    }
+
+    pub(crate) fn read_as(&self, name: &str, uid: u32) -> Result<Option<Vec<u8>>> {
+        use rustix::fs::{FileType, Mode, OFlags};
+        use rustix::io::Errno;
+        use std::io::Read;
+        let path = self.path.join(name);
+        // O_NONBLOCK: opening a FIFO planted under the name must not hang.
+        let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
+        let fd = match rustix::fs::openat(&self.fd, name, flags, Mode::empty()) {
+            Ok(fd) => fd,
+            Err(Errno::NOENT) => return Ok(None),
+            Err(Errno::LOOP) => return Err(symlink_refused(&path)),
+            Err(e) => return Err(Error::io("cannot open", &path, e.into())),
+        };
+        let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot inspect", &path, e.into()))?;
+        if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+            return Err(Error::Config(format!("`{}` is not a regular file: remove it", path.display())));
+        }
+        not_private(&path, st.st_uid, raw_mode(st.st_mode), uid, 0o600)?;
+        let mut bytes = Vec::new();
+        File::from(fd)
+            .take(MAX_SMALL_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| Error::io("cannot read", &path, e))?;
+        if bytes.len() as u64 > MAX_SMALL_FILE {
+            return Err(Error::Config(format!("`{}` is larger than 1 MiB: remove it", path.display())));
+        }
+        Ok(Some(bytes))
+    }
+
+    /// Atomically replaces `name` with `contents` (mode 0600), all relative to the checked
+    /// descriptor; returns the file's path.
+    pub fn write_atomic(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
+        use rustix::fs::{AtFlags, Mode, OFlags};
+        let path = self.path.join(name);
+        let tmp = format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>());
+        let result = (|| {
+            let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let fd = rustix::fs::openat(&self.fd, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
+                .map_err(|e| Error::io("cannot create", self.path.join(&tmp), e.into()))?;
+            let mut f = File::from(fd);
+            f.write_all(contents).map_err(|e| Error::io("cannot write", &path, e))?;
+            f.sync_all().map_err(|e| Error::io("cannot sync", &path, e))?;
+            rustix::fs::renameat(&self.fd, tmp.as_str(), &self.fd, name)
+                .map_err(|e| Error::io("cannot replace", &path, e.into()))?;
+            let _ = rustix::fs::fsync(&self.fd);
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = rustix::fs::unlinkat(&self.fd, tmp.as_str(), AtFlags::empty());
+        }
+        result.map(|()| path)
+    }
+
+    /// Removes `name` (nothing when it is not there).
+    pub fn remove(&self, name: &str) -> Result<()> {
+        match rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()) {
+            Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
+            Err(e) => Err(Error::io("cannot remove", self.path.join(name), e.into())),
+        }
+    }
+}
+
+/// The permission bits of an `st_mode` (a `u16` on some systems).
+#[cfg(unix)]
+#[allow(clippy::unnecessary_cast, reason = "`st_mode` is not a u32 everywhere")]
+fn raw_mode(mode: rustix::fs::RawMode) -> u32 {
+    mode as u32 & 0o7777
+}
+
+/// Fails unless the folder or file at `path` (owner `owner`, permission bits `mode`) belongs to
+/// `uid` and gives group and others nothing (`want`: 0700 for folders, 0600 for files), with the
+/// fix in the message.
+#[cfg(unix)]
+fn not_private(path: &Path, owner: u32, mode: u32, uid: u32, want: u32) -> Result<()> {
+    let p = path.display();
+    if owner != uid {
+        return Err(Error::Config(format!(
+            "`{p}` belongs to uid {owner}, not to you (uid {uid}), so another user may have put it there: have its \
+             owner or root remove it"
+        )));
+    }
+    if mode & 0o077 != 0 {
+        return Err(Error::Config(format!(
+            "`{p}` has mode {mode:04o}, so other users can reach it: run `chmod {want:o} {p}` if you trust its contents, \
+             else remove it"
+        )));
+    }
+    Ok(())
+}
+
+/// Private folders need a Unix system; elsewhere every use fails.
+#[cfg(not(unix))]
+#[derive(Debug)]
+pub struct PrivateDir {
+    path: PathBuf,
+}
+
+#[cfg(not(unix))]
+impl PrivateDir {
+    fn unsupported(path: &Path) -> Error {
+        Error::Other(format!("`{}`: private folders need a Unix system", path.display()))
+    }
+    pub fn open(path: &Path, _create: bool) -> Result<Option<PrivateDir>> {
+        Err(Self::unsupported(path))
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    pub fn read(&self, _name: &str) -> Result<Option<Vec<u8>>> {
+        Err(Self::unsupported(&self.path))
+    }
+    pub fn write_atomic(&self, _name: &str, _contents: &[u8]) -> Result<PathBuf> {
+        Err(Self::unsupported(&self.path))
+    }
+    pub fn remove(&self, _name: &str) -> Result<()> {
+        Err(Self::unsupported(&self.path))
     }
 }
 
@@ -321,5 +653,45 @@ mod tests {
         assert!(matches!(err, Error::Busy(_)));
         drop(held);
         assert!(FileLock::try_acquire(&p).unwrap().is_some());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_file_that_is_a_symbolic_link_is_refused_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("elsewhere");
+        let link = dir.path().join(".lock");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let e = FileLock::acquire(&link, Duration::from_millis(10)).unwrap_err();
+        assert!(matches!(e, Error::Config(_)), "{e}");
+        assert!(e.to_string().contains(".lock` is a symbolic link") && e.to_string().contains("rm "), "{e}");
+        assert!(!target.exists(), "a dangling link's target is not created");
+        fs::write(&target, "precious").unwrap();
+        assert!(FileLock::try_acquire(&link).is_err());
+        assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
+    }
+
+    #[test]
+    fn a_proven_write_names_its_temp_file_after_the_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("refresh_token");
+        write_atomic_proven(&p, b"rt-1").unwrap();
+        assert_eq!(fs::read(&p).unwrap(), b"rt-1");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp file left behind");
+        let name = format!(".refresh_token.{}.{}.tmp", std::process::id(), sha256_hex(b"rt-2"));
+        fs::write(dir.path().join(&name), "rt-2").unwrap();
+        fs::write(dir.path().join(format!(".refresh_token.1.{}.tmp", sha256_hex(b"rt-3"))), "rt-").unwrap();
+        fs::write(dir.path().join(".refresh_token.1.0badc0de.tmp"), "rt-4").unwrap();
+        let mut found = ProvenTemp::find(dir.path(), "refresh_token");
+        found.sort_by_key(|t| t.pid);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(found[0].complete_contents(), None, "incomplete");
+        assert_eq!(found[1].complete_contents().unwrap(), b"rt-2");
+    }
+
+    #[test]
+    fn this_process_has_a_start_time_on_linux() {
+        assert_eq!(start_times_known(), cfg!(target_os = "linux"));
+        assert_eq!(process_start_time(u32::MAX), None);
     }
 }

@@ -3,6 +3,13 @@
 //! `oci_api_key.pem` (PKCS#8) + `oci_api_key_public.pem`, `refresh_token` (plain, or the
 //! [`crate::crypto`] envelope), plus woci's `.lock` and daemon files. Folder 0700, files 0600,
 //! every write atomic.
+//!
+//! The rotated refresh token is written so that a kill cannot lose it once it is on disk: its
+//! temp file's name carries the SHA-256 of its contents ([`fsutil::write_atomic_proven`]), and
+//! under the renewal lock a complete one that a killed woci left is renamed into place (rolled
+//! forward) instead of swept ([`SessionStore::sweep_stray_temp_files`]). A refresh token that
+//! cannot be stored in the session folder is kept in a rescue file in a folder only this user
+//! can use ([`SessionStore::write_rescue`]), checked before any read or write.
 
 use crate::crypto;
 use crate::error::{Error, Result};
@@ -11,7 +18,10 @@ use crate::jwt::{self, UpstClaims};
 use crate::keys::KeyPair;
 use crate::secret::SecretString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
+
+/// File name of the refresh token.
+const REFRESH_TOKEN: &str = "refresh_token";
 
 /// File name of the key woci creates.
 pub const KEY_FILE: &str = "oci_api_key.pem";
@@ -67,6 +77,13 @@ pub fn warn_if_readable_by_others(path: &Path) {
 pub struct SessionStore {
     profile: String,
     dir: PathBuf,
+    /// `$XDG_RUNTIME_DIR`, the preferred place for rescued refresh tokens.
+    runtime_dir: Option<PathBuf>,
+    /// The system's temporary folder, the other place.
+    temp_dir: PathBuf,
+    /// The key of the refresh token passphrase, derived when a renewal reads the refresh token
+    /// so that sealing its successor after the grant's reply costs no PBKDF2.
+    sealer: std::sync::Arc<std::sync::Mutex<Option<crypto::Sealer>>>,
 }
 
 /// What the stored refresh token looks like, without decrypting it.
@@ -80,11 +97,41 @@ pub enum RefreshTokenState {
     Encrypted,
 }
 
+/// A rotated refresh token that a killed woci left in its temp file, newer than `refresh_token`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InterruptedRotation {
+    /// Complete (its SHA-256 is the one in its name): the next renewal puts it in place and uses it.
+    Complete(PathBuf),
+    /// Cut short while it was written: the new refresh token is lost, and the identity provider
+    /// has probably spent the stored one.
+    Incomplete(PathBuf),
+}
+
 impl SessionStore {
     /// The store of `profile` under `home/.oci/sessions`.
     pub fn new(home: &Path, profile: &str) -> Result<SessionStore> {
         crate::settings::validate_profile(profile)?;
-        Ok(SessionStore { profile: profile.to_owned(), dir: home.join(".oci").join("sessions").join(profile) })
+        Ok(SessionStore {
+            profile: profile.to_owned(),
+            dir: home.join(".oci").join("sessions").join(profile),
+            runtime_dir: None,
+            temp_dir: std::env::temp_dir(),
+            sealer: Default::default(),
+        })
+    }
+
+    /// Keeps rescued refresh tokens under `runtime_dir` (`$XDG_RUNTIME_DIR`) when that folder is
+    /// private, rather than under the system's temporary folder.
+    pub fn with_runtime_dir(mut self, runtime_dir: Option<PathBuf>) -> SessionStore {
+        self.runtime_dir = runtime_dir;
+        self
+    }
+
+    /// Uses `temp_dir` as the system's temporary folder (tests).
+    #[cfg(test)]
+    pub fn with_temp_dir(mut self, temp_dir: &Path) -> SessionStore {
+        self.temp_dir = temp_dir.to_owned();
+        self
     }
 
     /// The profile name.
@@ -104,7 +151,7 @@ impl SessionStore {
 
     /// `refresh_token`.
     pub fn refresh_token_path(&self) -> PathBuf {
-        self.dir.join("refresh_token")
+        self.dir.join(REFRESH_TOKEN)
     }
 
     /// When the IdP said the refresh token expires (unix seconds, not a secret). A file of its own
@@ -202,19 +249,88 @@ impl SessionStore {
         FileLock::acquire_noting_wait(&self.lock_path(), timeout)
     }
 
-    /// Removes the temp files of atomic writes that a killed woci left in the session folder
-    /// (`.<name>.<pid>.<rand>.tmp` whose pid is gone). Call with the renewal lock held.
+    /// Tidies up after a killed woci. Call with the renewal lock held. First rolls an interrupted
+    /// refresh-token rotation forward ([`Self::interrupted_rotation`]: a complete one is put in
+    /// place, an incomplete one is kept until a new refresh token is stored, since it tells that
+    /// the stored one was probably spent); then removes the other temp files of atomic writes
+    /// (`.<name>.<pid>.<rand>.tmp` whose pid is gone).
     pub fn sweep_stray_temp_files(&self) {
+        self.complete_interrupted_rotation();
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            if !(name.starts_with('.') && name.ends_with(".tmp")) {
+            if !(name.starts_with('.') && name.ends_with(".tmp")) || fsutil::ProvenTemp::is_name_of(name, REFRESH_TOKEN)
+            {
                 continue;
             }
             let pid = name.rsplitn(3, '.').nth(2).and_then(|rest| rest.rsplit('.').next()?.parse::<u32>().ok());
             if pid.is_some_and(|p| !fsutil::process_alive(p)) {
                 let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+
+    /// A rotated refresh token that a killed woci left in its temp file and that is newer than
+    /// `refresh_token` (temp files of running writers are not looked at). No file is changed.
+    pub fn interrupted_rotation(&self) -> Option<InterruptedRotation> {
+        self.pending_rotation(false).map(|(r, _)| r)
+    }
+
+    /// [`Self::interrupted_rotation`] with the complete token's bytes; `with_live`: also temp
+    /// files whose writer's pid exists (under the lock every other writer is gone, whatever
+    /// process has its pid now).
+    fn pending_rotation(&self, with_live: bool) -> Option<(InterruptedRotation, Option<Vec<u8>>)> {
+        let own = std::process::id();
+        let stored = modified(&self.refresh_token_path());
+        let mut temps: Vec<_> = fsutil::ProvenTemp::find(&self.dir, REFRESH_TOKEN)
+            .into_iter()
+            .filter(|t| t.pid != own && (with_live || !fsutil::process_alive(t.pid)))
+            .filter(|t| stored.is_none_or(|s| t.modified >= s))
+            .collect();
+        temps.sort_by_key(|t| std::cmp::Reverse(t.modified));
+        let mut incomplete = None;
+        for t in temps {
+            match t.complete_contents() {
+                Some(bytes) if !bytes.is_empty() => return Some((InterruptedRotation::Complete(t.path), Some(bytes))),
+                Some(_) => {}
+                None => incomplete = incomplete.or(Some(t.path)),
+            }
+        }
+        incomplete.map(|p| (InterruptedRotation::Incomplete(p), None))
+    }
+
+    /// Under the lock: renames a complete interrupted rotation into `refresh_token`, then removes
+    /// the rotation temp files that `refresh_token` supersedes.
+    fn complete_interrupted_rotation(&self) {
+        if let Some((InterruptedRotation::Complete(tmp), _)) = self.pending_rotation(true) {
+            match std::fs::rename(&tmp, self.refresh_token_path()) {
+                Ok(()) => {
+                    if let Ok(d) = std::fs::File::open(&self.dir) {
+                        let _ = d.sync_all();
+                    }
+                    // The recorded expiry was the spent refresh token's.
+                    let _ = self.write_refresh_token_expiry(None);
+                    tracing::info!(
+                        "completed the refresh-token rotation that an interrupted woci left in `{}`",
+                        tmp.display()
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("cannot complete the interrupted refresh-token rotation in `{}`: {e}", tmp.display())
+                }
+            }
+        }
+        self.drop_superseded_rotations();
+    }
+
+    /// Removes the rotation temp files of other processes that are not newer than `refresh_token`.
+    fn drop_superseded_rotations(&self) {
+        let Some(stored) = modified(&self.refresh_token_path()) else { return };
+        let own = std::process::id();
+        for t in fsutil::ProvenTemp::find(&self.dir, REFRESH_TOKEN) {
+            if t.pid != own && t.modified <= stored {
+                let _ = std::fs::remove_file(&t.path);
             }
         }
     }
@@ -253,22 +369,100 @@ impl SessionStore {
         fsutil::check_writable(&self.dir, 64 * 1024)
     }
 
-    /// Where a refresh token that could not be stored in the session folder is kept instead: a
-    /// private folder of this user under the system's temporary folder (usually another file
-    /// system).
-    pub fn rescue_path(&self) -> PathBuf {
-        let uid = fsutil::user_id();
-        std::env::temp_dir().join(format!("woci-rescue-{uid}")).join(format!("{}.refresh_token", self.profile))
+    /// The folders a refresh token that could not be stored in the session folder may be kept
+    /// in, in order: `$XDG_RUNTIME_DIR/woci-rescue` when the runtime folder is private (the
+    /// user's, no access for others, not a symbolic link), then `$TMPDIR/woci-rescue-<uid>`.
+    fn rescue_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(run) = &self.runtime_dir {
+            match fsutil::PrivateDir::open(run, false) {
+                Ok(Some(_)) => dirs.push(run.join("woci-rescue")),
+                Ok(None) => {}
+                Err(e) => tracing::debug!("rescued refresh tokens do not go to `$XDG_RUNTIME_DIR`: {e}"),
+            }
+        }
+        dirs.push(self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id())));
+        dirs
     }
 
-    /// Saves a refresh token to [`Self::rescue_path`] (encrypted like the stored one).
+    fn rescue_name(&self) -> String {
+        format!("{}.{REFRESH_TOKEN}", self.profile)
+    }
+
+    /// Where [`Self::write_rescue`] would keep a refresh token now.
+    pub fn rescue_path(&self) -> PathBuf {
+        let dirs = self.rescue_dirs();
+        dirs[0].join(self.rescue_name())
+    }
+
+    /// Saves a refresh token (sealed like the stored one) to a rescue file the next renewal reads:
+    /// in the first rescue folder that is private or can be made so (created 0700, then checked
+    /// on its descriptor: the user's, mode 0700 or stricter, not a symbolic link). Copies in
+    /// the other folders are removed, so the newest is the only one.
     pub fn write_rescue(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<PathBuf> {
-        let path = self.rescue_path();
-        if let Some(dir) = path.parent() {
-            fsutil::ensure_private_dir(dir)?;
+        let sealed = self.seal(token, passphrase);
+        let name = self.rescue_name();
+        let mut written = None;
+        let mut last_error = None;
+        let dirs = self.rescue_dirs();
+        for dir in &dirs {
+            let result = fsutil::PrivateDir::open(dir, true).and_then(|d| match d {
+                Some(d) => d.write_atomic(&name, sealed.expose().as_bytes()),
+                None => Err(Error::Other(format!("`{}` vanished", dir.display()))),
+            });
+            match result {
+                Ok(path) => {
+                    written = Some((dir, path));
+                    break;
+                }
+                Err(e) => last_error = Some(e),
+            }
         }
-        fsutil::write_atomic(&path, seal(token, passphrase).expose().as_bytes())?;
+        let Some((kept_in, path)) = written else {
+            return Err(last_error.unwrap_or_else(|| Error::Other("no rescue folder".into())));
+        };
+        for dir in dirs.iter().filter(|d| *d != kept_in) {
+            if let Ok(Some(d)) = fsutil::PrivateDir::open(dir, false) {
+                let _ = d.remove(&name);
+            }
+        }
         Ok(path)
+    }
+
+    /// The rescued refresh token, if a private rescue folder holds a non-empty one that passes
+    /// the checks: its path and bytes. A folder or file that fails them is ignored with one
+    /// warning naming it and the fix — never used, never fatal.
+    fn find_rescue(&self) -> Option<(PathBuf, Vec<u8>)> {
+        let name = self.rescue_name();
+        for dir in self.rescue_dirs() {
+            let found = fsutil::PrivateDir::open(&dir, false).and_then(|d| match d {
+                Some(d) => d.read(&name),
+                None => Ok(None),
+            });
+            let path = dir.join(&name);
+            match found {
+                Ok(Some(bytes)) if !String::from_utf8_lossy(&bytes).trim().is_empty() => {
+                    // A damaged one is not worth failing for: the stored refresh token may still work.
+                    match parse_refresh_token(&path, &bytes, None) {
+                        Ok(_) | Err(Error::RefreshTokenLocked { .. }) => return Some((path, bytes)),
+                        Err(e) => warn_rescue_ignored(&Error::Config(format!("{e}: remove it"))),
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => warn_rescue_ignored(&e),
+            }
+        }
+        None
+    }
+
+    /// Removes the rescued copies (the session folder holds a newer refresh token now).
+    fn remove_rescues(&self) {
+        let name = self.rescue_name();
+        for dir in self.rescue_dirs() {
+            if let Ok(Some(d)) = fsutil::PrivateDir::open(&dir, false) {
+                let _ = d.remove(&name);
+            }
+        }
     }
 
     /// Reads the UPST at `path` (the config's `security_token_file`, or [`Self::token_path`]).
@@ -329,81 +523,146 @@ impl SessionStore {
         [self.dir.join(PY_WOCI_KEY_FILE), self.dir.join(KEY_FILE)]
     }
 
+    /// The refresh token the next renewal reads, as bytes, and where from: a rescued one, else a
+    /// complete interrupted rotation (not yet put in place), else `refresh_token`.
+    fn refresh_token_source(&self) -> Result<Option<(RefreshTokenSource, PathBuf, Vec<u8>)>> {
+        if let Some((path, bytes)) = self.find_rescue() {
+            return Ok(Some((RefreshTokenSource::Rescue, path, bytes)));
+        }
+        if let Some((InterruptedRotation::Complete(path), Some(bytes))) = self.pending_rotation(false) {
+            return Ok(Some((RefreshTokenSource::Rotation, path, bytes)));
+        }
+        let path = self.refresh_token_path();
+        Ok(fsutil::read_optional(&path)?.map(|bytes| (RefreshTokenSource::Stored, path, bytes)))
+    }
+
     /// Whether a refresh token is stored, and how.
     pub fn refresh_token_state(&self) -> Result<RefreshTokenState> {
-        let rescue = self.rescue_path();
-        let path = if rescue.is_file() { rescue } else { self.refresh_token_path() };
-        match fsutil::read_optional(&path)? {
+        match self.refresh_token_source()? {
             None => Ok(RefreshTokenState::Absent),
-            Some(b) if String::from_utf8_lossy(&b).trim().is_empty() => Ok(RefreshTokenState::Absent),
-            Some(b) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => Ok(RefreshTokenState::Encrypted),
+            Some((_, _, b)) if String::from_utf8_lossy(&b).trim().is_empty() => Ok(RefreshTokenState::Absent),
+            Some((_, _, b)) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => Ok(RefreshTokenState::Encrypted),
             Some(_) => Ok(RefreshTokenState::Plain),
         }
     }
 
-    /// Reads the refresh token, decrypting it with `passphrase` when it is an envelope. A rescued
-    /// refresh token (see [`Self::write_rescue`]) is newer than the stored one: it is moved back
-    /// into the session folder when that works, and used either way.
+    /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
+    /// envelope. A rescued refresh token (see [`Self::write_rescue`]) is newer than the stored
+    /// one: it is moved back into the session folder when that works, and used either way. Also
+    /// derives the key its successor will be sealed with, before the grant is sent. Call with
+    /// the renewal lock.
     pub fn read_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
-        let rescue = self.rescue_path();
-        if rescue.is_file() {
-            let token = self.read_refresh_token_at(&rescue, passphrase)?;
-            if let Some(t) = &token {
-                if self.write_refresh_token(t, passphrase).is_ok() {
-                    let _ = std::fs::remove_file(&rescue);
-                    tracing::info!("moved the rescued refresh token back into `{}`", self.dir.display());
-                }
-                return Ok(token);
+        let token = self.read_refresh_token_moving(passphrase, true)?;
+        if let Some(p) = passphrase.filter(|p| !p.expose().is_empty()) {
+            let mut sealer = self.sealer.lock().unwrap_or_else(|e| e.into_inner());
+            if !sealer.as_ref().is_some_and(|s| s.is_for(p)) {
+                *sealer = Some(crypto::Sealer::new(p));
             }
         }
-        self.read_refresh_token_at(&self.refresh_token_path(), passphrase)
+        Ok(token)
     }
 
-    /// The refresh token as [`Self::read_refresh_token`] would return it, without moving a rescued
-    /// one back (for `--status`, which changes nothing).
+    /// [`Self::read_refresh_token`] without changing any file (`--status`).
     pub fn peek_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
-        let rescue = self.rescue_path();
-        let path = if rescue.is_file() { rescue } else { self.refresh_token_path() };
-        self.read_refresh_token_at(&path, passphrase)
+        self.read_refresh_token_moving(passphrase, false)
     }
 
-    fn read_refresh_token_at(&self, path: &Path, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
-        let path = path.to_owned();
-        let Some(bytes) = fsutil::read_optional(&path)? else { return Ok(None) };
-        let text = SecretString::from(String::from_utf8(bytes).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?);
-        let trimmed = text.expose().trim();
-        if trimmed.is_empty() {
-            return Ok(None);
+    fn read_refresh_token_moving(
+        &self,
+        passphrase: Option<&SecretString>,
+        move_back: bool,
+    ) -> Result<Option<SecretString>> {
+        let Some((source, path, bytes)) = self.refresh_token_source()? else { return Ok(None) };
+        let token = parse_refresh_token(&path, &bytes, passphrase)?;
+        if move_back
+            && source == RefreshTokenSource::Rescue
+            && token.is_some()
+            && self.ensure_dir().and_then(|()| self.store_refresh_token_bytes(&bytes)).is_ok()
+        {
+            tracing::info!("moved the rescued refresh token back into `{}`", self.dir.display());
         }
-        if !crypto::is_envelope(trimmed) {
-            if trimmed.starts_with('{') {
-                return Err(Error::corrupt(&path, "looks like JSON but is not a woci encryption envelope"));
-            }
-            return Ok(Some(SecretString::from(trimmed)));
-        }
-        let Some(pass) = passphrase else {
-            return Err(Error::RefreshTokenLocked {
-                path,
-                reason:
-                    "it is encrypted; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"
-                        .into(),
-            });
-        };
-        crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
+        Ok(token)
     }
 
     /// Stores a refresh token, encrypted when a non-empty passphrase is given.
     pub fn write_refresh_token(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<()> {
         self.ensure_dir()?;
-        fsutil::write_atomic(&self.refresh_token_path(), seal(token, passphrase).expose().as_bytes())
+        self.store_refresh_token_bytes(self.seal(token, passphrase).expose().as_bytes())
+    }
+
+    /// The refresh token as stored: encrypted when a non-empty passphrase is given (with the key
+    /// [`Self::read_refresh_token`] derived, when it is for this passphrase).
+    fn seal(&self, token: &SecretString, passphrase: Option<&SecretString>) -> SecretString {
+        match passphrase {
+            Some(p) if !p.expose().is_empty() => {
+                let sealer = self.sealer.lock().unwrap_or_else(|e| e.into_inner());
+                SecretString::from(match sealer.as_ref().filter(|s| s.is_for(p)) {
+                    Some(s) => s.seal(token),
+                    None => crypto::seal(token, p),
+                })
+            }
+            _ => token.clone(),
+        }
+    }
+
+    /// Writes `refresh_token` (a proven atomic write), then drops what it supersedes: older
+    /// rotation temp files and rescued copies.
+    fn store_refresh_token_bytes(&self, bytes: &[u8]) -> Result<()> {
+        fsutil::write_atomic_proven(&self.refresh_token_path(), bytes)?;
+        self.drop_superseded_rotations();
+        self.remove_rescues();
+        Ok(())
     }
 }
 
-/// The refresh token as stored: encrypted when a non-empty passphrase is given.
-fn seal(token: &SecretString, passphrase: Option<&SecretString>) -> SecretString {
-    match passphrase {
-        Some(p) if !p.expose().is_empty() => SecretString::from(crypto::seal(token, p)),
-        _ => token.clone(),
+/// Where the refresh token a renewal reads comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RefreshTokenSource {
+    /// A rescue file.
+    Rescue,
+    /// A complete interrupted rotation.
+    Rotation,
+    /// `refresh_token`.
+    Stored,
+}
+
+/// A refresh token file's contents: plain, or an envelope opened with `passphrase`.
+fn parse_refresh_token(path: &Path, bytes: &[u8], passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
+    let path = path.to_owned();
+    let text =
+        SecretString::from(String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?);
+    let trimmed = text.expose().trim();
+    if trimmed.is_empty() {
+        return Ok(None);
+    }
+    if !crypto::is_envelope(trimmed) {
+        if trimmed.starts_with('{') {
+            return Err(Error::corrupt(&path, "looks like JSON but is not a woci encryption envelope"));
+        }
+        return Ok(Some(SecretString::from(trimmed)));
+    }
+    let Some(pass) = passphrase else {
+        return Err(Error::RefreshTokenLocked {
+            path,
+            reason: "it is encrypted; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"
+                .into(),
+        });
+    };
+    crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
+}
+
+/// When `path` (not followed through a symbolic link) was last written.
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::symlink_metadata(path).ok()?.modified().ok()
+}
+
+/// One warning per place and process for a rescue folder or file that fails its checks.
+fn warn_rescue_ignored(e: &Error) {
+    static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    let text = e.to_string();
+    if WARNED.lock().unwrap_or_else(|p| p.into_inner()).insert(text.clone()) {
+        tracing::warn!("ignoring a rescued refresh token: {text}");
     }
 }
 
@@ -563,5 +822,241 @@ mod tests {
         s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
         assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Plain);
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-1");
+    }
+
+    /// A store whose rescue folders live in a private temporary folder, not the machine's `/tmp`.
+    fn store_with_tmp() -> (tempfile::TempDir, tempfile::TempDir, SessionStore) {
+        let home = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap().with_temp_dir(tmp.path());
+        (home, tmp, s)
+    }
+
+    /// A rotation temp file as a killed writer (pid `pid`) leaves it: `content` written, the
+    /// name carrying the SHA-256 of `full`.
+    fn leave_rotation(s: &SessionStore, pid: u32, full: &str, content: &str) -> PathBuf {
+        let p = s.dir().join(format!(".refresh_token.{pid}.{}.tmp", fsutil::sha256_hex(full.as_bytes())));
+        std::fs::write(&p, content).unwrap();
+        p
+    }
+
+    const DEAD: u32 = 2_147_483_646;
+
+    #[test]
+    fn the_refresh_token_temp_file_proves_its_content_and_the_file_keeps_the_python_format() {
+        let (_h, _t, s) = store_with_tmp();
+        s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+        assert_eq!(std::fs::read(s.refresh_token_path()).unwrap(), b"rt-1");
+        let temps = fsutil::ProvenTemp::find(s.dir(), REFRESH_TOKEN);
+        assert!(temps.is_empty(), "renamed into place");
+        // The name a killed writer would have left.
+        let p = leave_rotation(&s, DEAD, "rt-2", "rt-2");
+        let found = fsutil::ProvenTemp::find(s.dir(), REFRESH_TOKEN);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].complete_contents().unwrap(), b"rt-2");
+        assert!(fsutil::ProvenTemp::is_name_of(p.file_name().unwrap().to_str().unwrap(), REFRESH_TOKEN));
+        assert!(!fsutil::ProvenTemp::is_name_of(".refresh_token.expires.1.0badc0de.tmp", REFRESH_TOKEN));
+    }
+
+    #[test]
+    fn a_complete_rotation_left_by_a_killed_writer_is_rolled_forward_under_the_lock() {
+        let (_h, _t, s) = store_with_tmp();
+        s.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
+        s.write_refresh_token_expiry(Some(1_900_000_000)).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let tmp = leave_rotation(&s, DEAD, "rt-new", "rt-new");
+        assert_eq!(s.interrupted_rotation(), Some(InterruptedRotation::Complete(tmp.clone())));
+        // Read without the lock (`--status`): the token the next call will use.
+        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+        assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-old", "peeking changes nothing");
+        s.sweep_stray_temp_files();
+        assert!(!tmp.exists());
+        assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-new");
+        assert_eq!(s.refresh_token_expiry(), None, "the old token's expiry is forgotten");
+        assert_eq!(s.interrupted_rotation(), None);
+    }
+
+    #[test]
+    fn an_incomplete_rotation_is_reported_kept_and_dropped_once_a_new_refresh_token_is_stored() {
+        let (_h, _t, s) = store_with_tmp();
+        s.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        let tmp = leave_rotation(&s, DEAD, "rt-new-and-long", "rt-new");
+        assert_eq!(s.interrupted_rotation(), Some(InterruptedRotation::Incomplete(tmp.clone())));
+        s.sweep_stray_temp_files();
+        assert!(tmp.exists(), "kept: it tells that the stored refresh token was probably spent");
+        assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-old", "never adopted");
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-old");
+        s.write_refresh_token(&SecretString::from("rt-after-login"), None).unwrap();
+        assert!(!tmp.exists());
+        assert_eq!(s.interrupted_rotation(), None);
+    }
+
+    #[test]
+    fn rotations_older_than_the_stored_token_or_still_being_written_are_not_interrupted() {
+        let (_h, _t, s) = store_with_tmp();
+        s.ensure_dir().unwrap();
+        let older = leave_rotation(&s, DEAD, "rt-older", "rt-older");
+        std::thread::sleep(Duration::from_millis(20));
+        s.write_refresh_token(&SecretString::from("rt-stored"), None).unwrap();
+        assert!(!older.exists(), "superseded by the store");
+        let older = leave_rotation(&s, DEAD, "rt-older", "rt-older");
+        let past = std::fs::File::options().write(true).open(&older).unwrap();
+        past.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)).unwrap();
+        assert_eq!(s.interrupted_rotation(), None);
+        // A renewal writing right now (a live pid, not this process).
+        let live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let writing = leave_rotation(&s, live.id(), "rt-next", "rt-n");
+        assert_eq!(s.interrupted_rotation(), None);
+        s.sweep_stray_temp_files();
+        assert!(!older.exists(), "the superseded one is swept");
+        let mut live = live;
+        let _ = live.kill();
+        let _ = live.wait();
+        let _ = std::fs::remove_file(writing);
+    }
+
+    #[cfg(unix)]
+    fn chmod(p: &Path, mode: u32) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[cfg(unix)]
+    fn rescue_dir(tmp: &Path) -> PathBuf {
+        tmp.join(format!("woci-rescue-{}", fsutil::user_id()))
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescued_refresh_token_is_kept_in_a_checked_private_folder_and_moved_back() {
+        let (_h, tmp, s) = store_with_tmp();
+        s.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
+        let path = s.write_rescue(&SecretString::from("rt-new"), None).unwrap();
+        assert_eq!(path, rescue_dir(tmp.path()).join("P.refresh_token"));
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(rescue_dir(tmp.path())).unwrap().permissions().mode() & 0o777, 0o700);
+        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+        assert!(path.exists(), "peeking moves nothing");
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+        assert!(!path.exists(), "moved back");
+        assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-new");
+    }
+
+    /// Plants `P.refresh_token` = `planted` in the rescue folder, as another user could.
+    #[cfg(unix)]
+    fn plant(tmp: &Path, planted: &str) -> PathBuf {
+        let dir = rescue_dir(tmp);
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("P.refresh_token");
+        std::fs::write(&file, planted).unwrap();
+        chmod(&file, 0o600);
+        chmod(&dir, 0o700);
+        file
+    }
+
+    #[cfg(unix)]
+    fn assert_ignored(s: &SessionStore, planted: &Path, why: &str) {
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-mine", "{why}: never adopted");
+        assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-mine", "{why}: never moved in");
+        assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Plain, "{why}");
+        assert!(std::fs::symlink_metadata(planted).is_ok(), "{why}: left for the user to remove");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescue_folder_or_file_another_user_could_have_planted_is_ignored() {
+        // Folder open to others.
+        let (_h, tmp, s) = store_with_tmp();
+        s.write_refresh_token(&SecretString::from("rt-mine"), None).unwrap();
+        let f = plant(tmp.path(), "rt-planted");
+        chmod(&rescue_dir(tmp.path()), 0o777);
+        assert_ignored(&s, &f, "0777 folder");
+        // File readable by others.
+        chmod(&rescue_dir(tmp.path()), 0o700);
+        chmod(&f, 0o644);
+        assert_ignored(&s, &f, "0644 file");
+        // File that is a symbolic link (to a token the attacker controls).
+        std::fs::remove_file(&f).unwrap();
+        let theirs = tmp.path().join("theirs");
+        std::fs::write(&theirs, "rt-planted").unwrap();
+        chmod(&theirs, 0o600);
+        std::os::unix::fs::symlink(&theirs, &f).unwrap();
+        assert_ignored(&s, &f, "symlinked file");
+        // A FIFO does not hang the reader.
+        std::fs::remove_file(&f).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(&f).status().unwrap().success());
+        assert_ignored(&s, &f, "fifo");
+        // Garbage in our own folder is not fatal either.
+        std::fs::remove_file(&f).unwrap();
+        let f = plant(tmp.path(), "{\"not\": \"an envelope\"}");
+        assert_ignored(&s, &f, "garbage");
+        // The folder itself a symbolic link (to a folder the attacker controls).
+        let (_h2, tmp2, s2) = store_with_tmp();
+        s2.write_refresh_token(&SecretString::from("rt-mine"), None).unwrap();
+        let theirs = tmp2.path().join("theirs");
+        std::fs::create_dir(&theirs).unwrap();
+        std::fs::write(theirs.join("P.refresh_token"), "rt-planted").unwrap();
+        chmod(&theirs.join("P.refresh_token"), 0o600);
+        chmod(&theirs, 0o700);
+        std::os::unix::fs::symlink(&theirs, rescue_dir(tmp2.path())).unwrap();
+        assert_ignored(&s2, &rescue_dir(tmp2.path()), "symlinked folder");
+        // Nor is anything written through it.
+        let e = s2.write_rescue(&SecretString::from("rt-rescued"), None).unwrap_err();
+        assert!(e.to_string().contains("symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(theirs.join("P.refresh_token")).unwrap(), "rt-planted");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_rescue_folder_or_file_of_another_owner_is_refused() {
+        let (_h, tmp, _s) = store_with_tmp();
+        let f = plant(tmp.path(), "rt-planted");
+        let me = fsutil::user_id();
+        let other = me.wrapping_add(1);
+        // As seen by another user, our folder is "someone else's".
+        let e = fsutil::PrivateDir::open_as(&rescue_dir(tmp.path()), false, other).unwrap_err();
+        assert!(e.to_string().contains(&format!("belongs to uid {me}, not to you (uid {other})")), "{e}");
+        let dir = fsutil::PrivateDir::open(&rescue_dir(tmp.path()), false).unwrap().unwrap();
+        let e = dir.read_as("P.refresh_token", other).unwrap_err();
+        assert!(e.to_string().contains("not to you"), "{e}");
+        assert_eq!(dir.read("P.refresh_token").unwrap().unwrap(), b"rt-planted");
+        // For real, where this test may hand files to another user (root, as in CI).
+        if me == 0 {
+            let (_h, tmp, s) = store_with_tmp();
+            s.write_refresh_token(&SecretString::from("rt-mine"), None).unwrap();
+            let f = plant(tmp.path(), "rt-planted");
+            std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
+            assert_ignored(&s, &f, "file of uid 65534");
+            std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
+            std::os::unix::fs::chown(rescue_dir(tmp.path()), Some(65534), Some(65534)).unwrap();
+            assert_ignored(&s, &f, "folder of uid 65534");
+            assert!(s.write_rescue(&SecretString::from("rt-rescued"), None).is_err());
+            assert_eq!(std::fs::read_to_string(&f).unwrap(), "rt-planted");
+        }
+        let _ = f;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn rescues_go_to_a_private_runtime_folder_and_not_to_an_unsafe_one() {
+        let (_h, tmp, s) = store_with_tmp();
+        let run = tempfile::tempdir().unwrap();
+        chmod(run.path(), 0o700);
+        let s = s.with_runtime_dir(Some(run.path().to_owned()));
+        let p = s.write_rescue(&SecretString::from("rt-a"), None).unwrap();
+        assert_eq!(p, run.path().join("woci-rescue").join("P.refresh_token"));
+        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-a");
+        // `$XDG_RUNTIME_DIR` open to others: not used; the temporary folder's private one is.
+        chmod(run.path(), 0o755);
+        let p = s.write_rescue(&SecretString::from("rt-b"), None).unwrap();
+        assert_eq!(p, rescue_dir(tmp.path()).join("P.refresh_token"));
+        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-b");
+        // Stored in the session folder again: every rescued copy is gone.
+        chmod(run.path(), 0o700);
+        s.write_refresh_token(&SecretString::from("rt-c"), None).unwrap();
+        assert!(!p.exists());
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-c");
     }
 }

@@ -254,3 +254,17 @@ async fn a_mistyped_profile_option_is_named_in_the_error() {
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("`DEFAULT`") && err.contains("did you mean `--profile`?"), "{err}");
 }
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_lock_file_is_refused_and_not_followed() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("made-by-woci");
+    std::os::unix::fs::symlink(&target, w.session_dir().join(".lock")).unwrap();
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("/.lock` is a symbolic link") && line.contains("rm "), "{line}");
+    assert!(!target.exists(), "the link's target was not created");
+}

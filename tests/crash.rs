@@ -1,7 +1,8 @@
 //! Crash ordering (issue: never lose the session): a renewal stopped at each of its steps — by
 //! SIGINT, SIGTERM or SIGHUP (held while the refresh token rotates), or by SIGKILL (which nothing
-//! can hold) — leaves a state that the next call completes without a login. The steps are
-//! test-only failpoints (`--features failpoints`, set by `FAILPOINTS`); release builds have none.
+//! can hold) — leaves a state that the next call completes without a login, and `--status` says
+//! beforehand what that call will do. The steps are test-only failpoints (`--features
+//! failpoints`, set by `FAILPOINTS`); release builds have none.
 
 mod common;
 
@@ -17,6 +18,36 @@ const STEPS: &[&str] = &[
     "renew::after_token_written",
     "renew::after_config_written",
 ];
+
+/// Every write of a first renewal, in order, as the atomic writer's failpoints
+/// (`fsutil::synced::<file>`: the temp file is complete and fsynced, not yet renamed;
+/// `fsutil::renamed::<file>`: in place; `fsutil::half_written::refresh_token`: the rotated
+/// refresh token's temp file holds half of it), with the renewal's own steps between them.
+const WRITES: &[&str] = &[
+    "fsutil::synced::oci_api_key_public.pem",
+    "fsutil::renamed::oci_api_key_public.pem",
+    "fsutil::synced::oci_api_key.pem",
+    "fsutil::renamed::oci_api_key.pem",
+    "renew::before_grant",
+    "renew::after_grant",
+    "fsutil::half_written::refresh_token",
+    "fsutil::synced::refresh_token",
+    "fsutil::renamed::refresh_token",
+    "fsutil::synced::refresh_token.expires",
+    "fsutil::renamed::refresh_token.expires",
+    "renew::after_refresh_token_stored",
+    "renew::after_exchange",
+    "fsutil::synced::token",
+    "fsutil::renamed::token",
+    "fsutil::synced::config",
+    "fsutil::renamed::config",
+    "renew::after_config_written",
+];
+
+/// The points inside the window no process can close, from the IdP's reply until the rotated
+/// refresh token is written and fsynced: the IdP has spent the old one, the new one died with
+/// the process.
+const LOST: &[&str] = &["renew::after_grant", "fsutil::half_written::refresh_token"];
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -62,16 +93,54 @@ async fn held_signals_at_any_step_never_lose_the_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigkill_loses_the_session_only_between_the_idp_answer_and_the_stored_refresh_token() {
-    for step in STEPS {
-        let (stopped, next, _w) = stop_then_call(step, "SIGKILL").await;
-        assert_eq!(stopped.status.signal(), Some(9), "{step}");
-        if *step == "renew::after_grant" {
-            // The documented window: the IdP rotated the refresh token, the new one died with the
-            // process, and the old one is spent.
-            assert_eq!(next.status.code(), Some(3), "{step}: {}", stderr(&next));
+async fn sigkill_at_each_write_loses_the_session_only_before_the_new_refresh_token_is_on_disk() {
+    for point in WRITES {
+        let w = World::new().await;
+        w.seed_refresh_token();
+        let stopped = run({
+            let mut c = w.woci();
+            c.env("FAILPOINTS", format!("{point}=return(SIGKILL)")).args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        assert_eq!(stopped.status.signal(), Some(9), "{point}: the kill point was reached: {}", stderr(&stopped));
+        let status = run({
+            let mut c = w.woci();
+            c.args(["--status", "--json"]);
+            c
+        })
+        .await;
+        let report: serde_json::Value = serde_json::from_slice(&status.stdout)
+            .unwrap_or_else(|e| panic!("{point}: --status --json: {e}: {}", stderr(&status)));
+        let next = run({
+            let mut c = w.woci();
+            c.args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        if LOST.contains(point) {
+            assert_eq!(next.status.code(), Some(3), "{point}: {}", stderr(&next));
         } else {
-            assert!(next.status.success(), "{step}: the next call needs no login: {}", stderr(&next));
+            assert!(next.status.success(), "{point}: the next call needs no login: {}", stderr(&next));
+            assert!(w.read(&w.config_path()).contains("security_token_file"), "{point}: config completed");
         }
+        // Before the call, `--status` said what it would do. After the IdP's reply, nothing on disk
+        // can tell that the old refresh token was spent until its successor's temp file exists.
+        if *point != "renew::after_grant" {
+            assert_eq!(status.status.code(), next.status.code(), "{point}: --status said {report}");
+        }
+        if *point == "fsutil::half_written::refresh_token" {
+            assert_eq!(report["refresh_token"]["interrupted_rotation"], "incomplete", "{point}: {report}");
+            assert!(report["reason"].as_str().unwrap().contains("probably spent"), "{point}: {report}");
+        }
+        if *point == "fsutil::synced::refresh_token" {
+            assert_eq!(report["refresh_token"]["interrupted_rotation"], "complete", "{point}: {report}");
+            assert!(
+                report["reason"].as_str().unwrap().contains("an interrupted refresh-token rotation will be completed"),
+                "{point}: {report}"
+            );
+        }
+        let grants = w.emu.stats().refresh_grants_issued;
+        assert!(grants <= 2, "{point}: {grants} refresh grants");
     }
 }

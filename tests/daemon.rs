@@ -144,7 +144,7 @@ async fn stale_pid_file_is_ignored() {
     std::fs::write(w.session_dir().join("woci_refresh.pid"), "999999\n").unwrap();
     let out = woci(&w, &["--daemon-status"]).await;
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("stale pid file (pid 999999, not locked) ignored"), "{}", stdout(&out));
+    assert!(stdout(&out).contains("stale pid file (pid 999999) ignored"), "{}", stdout(&out));
 
     let (_guard, pid) = start(&w).await;
     assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")).trim(), pid.to_string());
@@ -271,4 +271,69 @@ async fn secrets_given_as_flags_never_reach_the_daemons_command_line_and_control
     let stop = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     assert_no_secrets(&format!("{}{}{}", stderr(&out), stderr(&st), stderr(&stop)), &[&secret]);
+}
+
+/// A process that is not a daemon, killed when the test ends.
+struct Bystander(std::process::Child);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_daemons_pid_reused_by_another_process_is_stale_and_never_signalled() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let mut bystander = Bystander(std::process::Command::new("sleep").arg("120").spawn().unwrap());
+    let pid = bystander.0.id();
+    // The dead daemon's files: its pid, now the bystander's, and its own start time (clock ticks
+    // since boot; the bystander started later).
+    std::fs::write(w.session_dir().join("woci_refresh.pid"), format!("{pid}\n")).unwrap();
+    std::fs::write(
+        state_path(&w),
+        serde_json::json!({"pid": pid, "pid_start": 1, "profile": "P", "phase": "running", "started": 1}).to_string(),
+    )
+    .unwrap();
+    // Someone holds the pid lock at that moment (a racing probe of an older woci).
+    let holder = std::fs::File::open(w.session_dir().join("woci_refresh.pid")).unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: flock(2) on a file this test opened.
+    assert_eq!(unsafe { libc::flock(holder.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) }, 0);
+
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains(&format!("stale pid file (pid {pid}) ignored")), "{}", stdout(&out));
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("pid {pid} is another process now")), "{}", stderr(&out));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(bystander.0.try_wait().unwrap().is_none(), "the bystander was signalled");
+    drop(holder);
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_pid_file_is_refused_and_its_target_untouched() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let target = elsewhere.path().join("precious");
+    std::fs::write(&target, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&target, w.session_dir().join("woci_refresh.pid")).unwrap();
+    for args in [&["--daemon"][..], &["--daemon-status"], &["--stop-daemon"]] {
+        let out = woci(&w, args).await;
+        // Should a daemon have started anyway, it is stopped by its pid.
+        let _guard = DaemonGuard(stdout(&out).trim().parse().ok());
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?}: one line: {err}");
+        assert!(err.contains("woci_refresh.pid` is a symbolic link"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
 }

@@ -166,3 +166,88 @@ async fn an_endless_idp_reply_is_cut_at_the_cap_with_bounded_memory() {
     };
     assert!(rss_kib < 64 * 1024, "peak RSS {rss_kib} KiB");
 }
+
+/// A rescue folder as another local user could make it first, in the `TMPDIR` woci is given.
+#[cfg(unix)]
+struct Planted {
+    tmp: tempfile::TempDir,
+}
+
+#[cfg(unix)]
+impl Planted {
+    fn new() -> Planted {
+        Planted { tmp: tempfile::tempdir().unwrap() }
+    }
+
+    fn dir(&self) -> std::path::PathBuf {
+        // SAFETY: getuid(2) cannot fail.
+        self.tmp.path().join(format!("woci-rescue-{}", unsafe { libc::getuid() }))
+    }
+
+    /// Writes `P.refresh_token` (mode 0600) in a folder of `mode`.
+    fn plant(&self, content: &str, mode: u32) -> std::path::PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::create_dir_all(self.dir()).unwrap();
+        let f = self.dir().join("P.refresh_token");
+        std::fs::write(&f, content).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(self.dir(), std::fs::Permissions::from_mode(mode)).unwrap();
+        f
+    }
+
+    /// A renewal with this `TMPDIR`: it must succeed with the user's own refresh token and warn
+    /// once about the planted place, naming it.
+    async fn renew_ignoring_it(&self, w: &World, names: &str) {
+        w.seed_token(-10);
+        let own = w.seed_refresh_token();
+        let out = run({
+            let mut c = w.woci();
+            c.env("TMPDIR", self.tmp.path()).env_remove("XDG_RUNTIME_DIR").args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        let err = stderr(&out);
+        assert!(out.status.success(), "the planted rescue file is not fatal: {err}");
+        let warnings: Vec<&str> = err.lines().filter(|l| l.contains("ignoring a rescued refresh token")).collect();
+        assert_eq!(warnings.len(), 1, "one warning: {err}");
+        assert!(warnings[0].contains(names), "{}", warnings[0]);
+        let stored = w.read(&w.session_dir().join("refresh_token"));
+        assert!(!stored.is_empty() && stored != own, "the user's own refresh token was used and rotated");
+    }
+}
+
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescue_file_planted_by_another_user_is_never_adopted() {
+    // Garbage in a folder others can write: before, every renewal failed on it.
+    let w = World::new().await;
+    let p = Planted::new();
+    let f = p.plant("{\"planted\": true}", 0o777);
+    p.renew_ignoring_it(&w, &format!("`{}` has mode 0777", p.dir().display())).await;
+    assert!(f.exists(), "left for the user to remove");
+
+    // A valid refresh token of another identity, in a folder that links to the planter's own.
+    let w = World::new().await;
+    let p = Planted::new();
+    let theirs = tempfile::tempdir().unwrap();
+    let planted = w.emu.issue_refresh_token();
+    std::fs::write(theirs.path().join("P.refresh_token"), &planted).unwrap();
+    std::os::unix::fs::symlink(theirs.path(), p.dir()).unwrap();
+    p.renew_ignoring_it(&w, "is a symbolic link").await;
+    assert_eq!(std::fs::read_to_string(theirs.path().join("P.refresh_token")).unwrap(), planted, "not taken");
+    assert_ne!(w.read(&w.session_dir().join("refresh_token")), planted);
+
+    // A folder of another owner (needs root to hand it over; unit tests cover it without).
+    // SAFETY: getuid(2) cannot fail.
+    if unsafe { libc::getuid() } == 0 {
+        let w = World::new().await;
+        let p = Planted::new();
+        p.plant(&w.emu.issue_refresh_token(), 0o700);
+        std::os::unix::fs::chown(p.dir(), Some(65534), Some(65534)).unwrap();
+        p.renew_ignoring_it(&w, "belongs to uid 65534").await;
+    } else {
+        eprintln!(
+            "not root: the other-owner case runs in store::tests (a_rescue_folder_or_file_of_another_owner_is_refused)"
+        );
+    }
+}

@@ -65,7 +65,7 @@ pub const EXIT_CODES: &[Row] = &[
         "2",
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
          `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
-         folder that is a symlink, a world-writable `~/.oci`)",
+         folder, lock file or pid file that is a symlink, a world-writable `~/.oci`)",
     ),
     r(
         "3",

@@ -31,6 +31,10 @@ pub enum Phase {
 pub struct DaemonState {
     /// The daemon's process id.
     pub pid: u32,
+    /// The daemon's start time as the kernel counts it ([`fsutil::process_start_time`]): with
+    /// `pid`, it tells the daemon from a later process that reuses its pid. `None` where the
+    /// system does not say, and in the files of woci versions before it was recorded.
+    pub pid_start: Option<u64>,
     /// The profile.
     pub profile: String,
     /// woci version of the daemon.
@@ -104,19 +108,24 @@ pub fn parse_pid(content: &str) -> Option<u32> {
     content.trim().parse::<u32>().ok().filter(|p| *p > 1)
 }
 
-/// Checks the pid file without creating it: locked means a daemon lives. Holds the lock for an
-/// instant only when it is free.
+/// Checks the pid file without creating it or following a symbolic link: locked means a daemon
+/// lives. Probes take the lock shared, for an instant and only when it is free, so that two
+/// probes at once never make each other look like a daemon (the daemon holds it exclusively).
 pub fn probe(pid_path: &Path) -> Result<PidProbe> {
-    let mut file = match OpenOptions::new().read(true).write(true).open(pid_path) {
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    let mut file = match fsutil::open_no_follow(pid_path, opts, "cannot open") {
         Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(PidProbe::NotRunning { stale_pid: None }),
-        Err(e) => return Err(Error::io("cannot open", pid_path, e)),
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(PidProbe::NotRunning { stale_pid: None })
+        }
+        Err(e) => return Err(e),
     };
     let mut content = String::new();
     // A pid file that is not text is as good as empty.
     let _ = file.read_to_string(&mut content);
     let pid = parse_pid(&content);
-    match FileExt::try_lock_exclusive(&file) {
+    match FileExt::try_lock_shared(&file) {
         Ok(true) => {
             let _ = FileExt::unlock(&file);
             Ok(PidProbe::NotRunning { stale_pid: pid })
@@ -124,6 +133,18 @@ pub fn probe(pid_path: &Path) -> Result<PidProbe> {
         Ok(false) => Ok(PidProbe::Running { pid }),
         Err(e) => Err(Error::io("cannot lock", pid_path, e)),
     }
+}
+
+/// Whether process `pid` is still the daemon `state` describes, by its recorded start time.
+/// `None` when that cannot be told: the state is of another pid (a daemon that has just started
+/// and not yet written it), it has no start time (an older woci's daemon), or this system gives
+/// no start times.
+pub fn same_process(state: Option<&DaemonState>, pid: u32) -> Option<bool> {
+    let recorded = state.filter(|s| s.pid == pid)?.pid_start?;
+    if !fsutil::start_times_known() {
+        return None;
+    }
+    Some(fsutil::process_start_time(pid) == Some(recorded))
 }
 
 /// Reads `woci-daemon.json`. `Ok(None)` when absent; a damaged file is [`Error::CorruptFile`].
@@ -139,13 +160,20 @@ pub fn write_state(path: &Path, state: &DaemonState) -> Result<()> {
     fsutil::write_atomic(path, &json)
 }
 
-/// The daemon of a session folder, as files say. Never fails on a damaged state file.
+/// The daemon of a session folder, as files say. Never fails on a damaged state file. A locked
+/// pid file whose pid is now another process (its start time differs from the recorded one) is
+/// stale: whoever holds the lock, that pid is not the daemon.
 pub fn inspect(store: &SessionStore) -> Result<DaemonInfo> {
-    let probe = probe(&store.pid_path())?;
+    let mut probe = probe(&store.pid_path())?;
     let (state, state_error) = match read_state(&store.daemon_state_path()) {
         Ok(s) => (s, None),
         Err(e) => (None, Some(e.to_string())),
     };
+    if let PidProbe::Running { pid: Some(p) } = probe {
+        if same_process(state.as_ref(), p) == Some(false) {
+            probe = PidProbe::NotRunning { stale_pid: Some(p) };
+        }
+    }
     Ok(DaemonInfo { probe, state, state_error })
 }
 
@@ -212,7 +240,7 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    opts.open(path).map_err(|e| Error::io("cannot open", path, e))
+    fsutil::open_no_follow(path, opts, "cannot open")
 }
 
 /// Daemon section.

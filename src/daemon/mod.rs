@@ -3,12 +3,17 @@
 //! it.
 //!
 //! Files in the session folder (see [`crate::store`]):
-//! - `woci_refresh.pid` — the daemon's pid, under an exclusive advisory lock held for the daemon's
-//!   whole life. "A daemon runs" means "someone holds that lock"; a pid file nobody locks is stale
-//!   (the daemon crashed or was killed) and is ignored. The file is never replaced (that would
-//!   break the lock), only rewritten in place, and emptied on a clean exit.
+//! - `woci_refresh.pid` — the daemon's pid (the bare number, as the Python woci writes it), under
+//!   an exclusive advisory lock held for the daemon's whole life. "A daemon runs" means "the lock
+//!   is held exclusively" (probes take it shared, for an instant); a pid file nobody locks is
+//!   stale (the daemon crashed or was killed) and is ignored. The file is never replaced (that
+//!   would break the lock), only rewritten in place, and emptied on a clean exit. It and the lock
+//!   files are never opened through a symbolic link.
 //! - `woci-daemon.json` — [`DaemonState`], written atomically at start, after every renewal or
-//!   failure, and at exit with the reason; what `--status` and `--daemon-status` show.
+//!   failure, and at exit with the reason; what `--status` and `--daemon-status` show. It records
+//!   the daemon's start time beside its pid: a pid whose process started at another time is a
+//!   later process that reused it, and is never signalled (Linux; `--stop-daemon` signals
+//!   through a pidfd opened before that check, so the process checked is the one signalled).
 //! - `woci-daemon.log` — the daemon's stderr (woci's log lines plus one timestamped line per
 //!   daemon event), rotated to `woci-daemon.log.1` beyond [`LOG_MAX_BYTES`]. No secrets: tokens
 //!   are `SecretString` and never logged.
@@ -161,6 +166,7 @@ pub fn run_foreground(ctx: &Context) -> Result<u8> {
     let now = move || clock.unix();
     let state = Arc::new(Mutex::new(DaemonState {
         pid,
+        pid_start: crate::fsutil::process_start_time(pid),
         profile: store.profile().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         phase: Phase::Starting,
@@ -422,7 +428,7 @@ pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
     } else {
         let _ = writeln!(out, "daemon: not running for profile `{profile}`");
         if let PidProbe::NotRunning { stale_pid: Some(p) } = info.probe {
-            let _ = writeln!(out, "  stale pid file (pid {p}, not locked) ignored");
+            let _ = writeln!(out, "  stale pid file (pid {p}) ignored: the daemon that wrote it is gone");
         }
         if let Some(s) = state {
             if let (Some(t), Some(r)) = (s.exited, &s.exit_reason) {
@@ -448,38 +454,48 @@ pub fn stop(ctx: &Context) -> Result<u8> {
 pub fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -> Result<u8> {
     let profile = store.profile();
     let pid_path = store.pid_path();
+    let none_running = || {
+        err_line(&format!("woci: no daemon running for profile `{profile}`"));
+        Ok(exit::FAILURE)
+    };
     let pid = match probe(&pid_path)? {
-        PidProbe::NotRunning { .. } => {
-            err_line(&format!("woci: no daemon running for profile `{profile}`"));
-            return Ok(exit::FAILURE);
-        }
+        PidProbe::NotRunning { .. } => return none_running(),
         PidProbe::Running { pid: Some(p) } => p,
         PidProbe::Running { pid: None } => {
             // Started an instant ago; its pid is about to be written.
             std::thread::sleep(Duration::from_millis(200));
             match probe(&pid_path)? {
                 PidProbe::Running { pid: Some(p) } => p,
-                PidProbe::NotRunning { .. } => {
-                    err_line(&format!("woci: no daemon running for profile `{profile}`"));
-                    return Ok(exit::FAILURE);
-                }
+                PidProbe::NotRunning { .. } => return none_running(),
                 PidProbe::Running { pid: None } => {
                     return Err(Error::corrupt(&pid_path, "locked by a daemon but holds no pid"));
                 }
             }
         }
     };
-    signal(pid, Signal::Term)?;
+    let state_path = store.daemon_state_path();
+    let mut state = read_state(&state_path).ok().flatten();
+    if state.as_ref().is_none_or(|s| s.pid != pid) {
+        // A daemon records its start time right after it takes the lock.
+        std::thread::sleep(Duration::from_millis(200));
+        state = read_state(&state_path).ok().flatten();
+    }
+    let Some(daemon) = Pinned::pin(pid, state.as_ref())? else {
+        err_line(&format!(
+            "woci: no daemon running for profile `{profile}` (stale pid file: pid {pid} is another process now)"
+        ));
+        return Ok(exit::FAILURE);
+    };
+    daemon.signal(Signal::Term)?;
     if wait_released(&pid_path, grace)? {
         err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
         return Ok(0);
     }
     err_line(&format!("woci: the daemon (pid {pid}) did not stop within {}s; killing it", grace.as_secs()));
-    signal(pid, Signal::Kill)?;
+    daemon.signal(Signal::Kill)?;
     if !wait_released(&pid_path, Duration::from_secs(5))? {
         return Err(Error::Other(format!("the daemon of profile `{profile}` (pid {pid}) survived SIGKILL")));
     }
-    let state_path = store.daemon_state_path();
     if let Ok(Some(mut s)) = read_state(&state_path) {
         if s.pid == pid && s.phase != Phase::Exited {
             s.phase = Phase::Exited;
@@ -500,29 +516,77 @@ enum Signal {
     Kill,
 }
 
-fn signal(pid: u32, sig: Signal) -> Result<()> {
-    #[cfg(unix)]
-    {
-        let num = match sig {
-            Signal::Term => libc::SIGTERM,
-            Signal::Kill => libc::SIGKILL,
-        };
-        let Ok(raw) = libc::pid_t::try_from(pid) else {
+/// The daemon's process, checked and held: on Linux a pidfd opened first, then the pid's start
+/// time compared with the recorded one, so every signal goes to the process that was checked,
+/// even if it ends and its pid is reused meanwhile.
+struct Pinned {
+    pid: u32,
+    #[cfg(target_os = "linux")]
+    pidfd: Option<std::os::fd::OwnedFd>,
+}
+
+impl Pinned {
+    /// `None` when `pid` is not the daemon `state` describes (gone, or another process now).
+    /// Without a recorded start time (a daemon of an older woci) the pid lock alone vouches.
+    fn pin(pid: u32, state: Option<&DaemonState>) -> Result<Option<Pinned>> {
+        if pid <= 1 || i32::try_from(pid).is_err() {
             return Err(Error::Other(format!("invalid daemon pid {pid}")));
-        };
-        // SAFETY: kill(2) on the pid of the process that holds the pid lock right now.
-        if unsafe { libc::kill(raw, num) } == -1 {
-            let e = std::io::Error::last_os_error();
-            if e.raw_os_error() != Some(libc::ESRCH) {
-                return Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}")));
-            }
         }
-        Ok(())
+        #[cfg(target_os = "linux")]
+        let pidfd = {
+            use rustix::process::{pidfd_open, Pid, PidfdFlags};
+            let raw = Pid::from_raw(i32::try_from(pid).unwrap_or(0));
+            match raw.map(|p| pidfd_open(p, PidfdFlags::empty())) {
+                Some(Ok(fd)) => Some(fd),
+                Some(Err(rustix::io::Errno::SRCH)) => return Ok(None),
+                // Kernels before 5.3: the start-time check right before `kill` has to do.
+                _ => None,
+            }
+        };
+        if same_process(state, pid) == Some(false) {
+            return Ok(None);
+        }
+        Ok(Some(Pinned {
+            pid,
+            #[cfg(target_os = "linux")]
+            pidfd,
+        }))
     }
-    #[cfg(not(unix))]
-    {
-        let _ = (pid, sig);
-        Err(Error::Other("`--stop-daemon` needs a Unix system".into()))
+
+    fn signal(&self, sig: Signal) -> Result<()> {
+        let pid = self.pid;
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = &self.pidfd {
+            let sig = match sig {
+                Signal::Term => rustix::process::Signal::TERM,
+                Signal::Kill => rustix::process::Signal::KILL,
+            };
+            return match rustix::process::pidfd_send_signal(fd, sig) {
+                Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
+                Err(e) => Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}"))),
+            };
+        }
+        #[cfg(unix)]
+        {
+            let num = match sig {
+                Signal::Term => libc::SIGTERM,
+                Signal::Kill => libc::SIGKILL,
+            };
+            let raw = libc::pid_t::try_from(pid).map_err(|_| Error::Other(format!("invalid daemon pid {pid}")))?;
+            // SAFETY: kill(2) on the pid that holds the pid lock and was checked just before.
+            if unsafe { libc::kill(raw, num) } == -1 {
+                let e = std::io::Error::last_os_error();
+                if e.raw_os_error() != Some(libc::ESRCH) {
+                    return Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}")));
+                }
+            }
+            Ok(())
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = sig;
+            Err(Error::Other(format!("`--stop-daemon` needs a Unix system (daemon pid {pid})")))
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 use super::*;
+use fs4::fs_std::FileExt;
 
 fn store() -> (tempfile::TempDir, SessionStore) {
     let home = tempfile::tempdir().unwrap();
@@ -46,6 +47,39 @@ fn unlocked_pid_file_is_stale_and_can_be_claimed() {
 }
 
 #[test]
+fn probes_at_once_never_take_each_other_for_a_daemon() {
+    // `--daemon-status` and `--stop-daemon` racing on a stale pid file: while one probes (holds
+    // the lock for an instant), the other must still see the file as stale.
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    std::fs::write(s.pid_path(), "31337\n").unwrap();
+    let other_probe = std::fs::File::open(s.pid_path()).unwrap();
+    assert!(FileExt::try_lock_shared(&other_probe).unwrap());
+    assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { stale_pid: Some(31337) });
+    assert_eq!(stop_with_grace(&s, Duration::from_secs(1), 0).unwrap(), exit::FAILURE);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_symlinked_pid_file_is_refused_and_its_target_untouched() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let target = s.dir().join("precious");
+    std::fs::write(&target, "keep me").unwrap();
+    std::os::unix::fs::symlink(&target, s.pid_path()).unwrap();
+    for e in [probe(&s.pid_path()).unwrap_err(), claim_pid_file(&s, 4242, Duration::from_millis(10)).unwrap_err()] {
+        assert_eq!(e.exit_code(), exit::CONFIG, "{e}");
+        assert!(e.to_string().contains("woci_refresh.pid` is a symbolic link"), "{e}");
+    }
+    assert!(inspect(&s).is_err());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me");
+    // A dangling link is not followed to create its target either.
+    std::fs::remove_file(&target).unwrap();
+    assert!(claim_pid_file(&s, 4242, Duration::from_millis(10)).is_err());
+    assert!(!target.exists());
+}
+
+#[test]
 fn pid_parsing_accepts_python_format_and_rejects_junk() {
     assert_eq!(parse_pid("1234"), Some(1234));
     assert_eq!(parse_pid(" 1234\n"), Some(1234));
@@ -61,6 +95,7 @@ fn state_file_round_trips_with_stable_field_names() {
     s.ensure_dir().unwrap();
     let st = DaemonState {
         pid: 10,
+        pid_start: Some(123_456),
         profile: "P".into(),
         version: "0.1.0".into(),
         phase: Phase::Running,
@@ -91,6 +126,7 @@ fn state_file_round_trips_with_stable_field_names() {
             "next_renewal",
             "phase",
             "pid",
+            "pid_start",
             "profile",
             "started",
             "token_exp",
@@ -208,7 +244,7 @@ fn describe_running_and_exited_daemons() {
     let mut out = String::new();
     describe(&mut out, "P", &exited, 2100);
     assert!(out.contains("daemon: not running for profile `P`"), "{out}");
-    assert!(out.contains("stale pid file (pid 10, not locked) ignored"), "{out}");
+    assert!(out.contains("stale pid file (pid 10) ignored: the daemon that wrote it is gone"), "{out}");
     assert!(out.contains("exited 1970-01-01T00:33:20Z: renewal is no longer possible: x, exit code 9"), "{out}");
 }
 
@@ -270,4 +306,58 @@ fn stop_kills_a_holder_that_ignores_sigterm_and_records_it() {
     assert_eq!(st.phase, Phase::Exited);
     assert_eq!(st.exited, Some(1234));
     assert!(st.exit_reason.unwrap().contains("killed by `--stop-daemon`"));
+}
+
+/// A live process that is not a daemon (the pid a dead daemon's pid file names, reused).
+#[cfg(target_os = "linux")]
+struct Bystander(std::process::Child);
+
+#[cfg(target_os = "linux")]
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_locked_pid_file_naming_a_reused_pid_is_stale_and_nothing_is_signalled() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let mut bystander = Bystander(std::process::Command::new("sleep").arg("60").spawn().unwrap());
+    let pid = bystander.0.id();
+    let started = crate::fsutil::process_start_time(pid).expect("/proc gives start times");
+    // The dead daemon's files: its pid (now the bystander's) and its own, earlier start time.
+    std::fs::write(s.pid_path(), format!("{pid}\n")).unwrap();
+    let st = DaemonState { pid, pid_start: Some(started - 1), phase: Phase::Running, ..Default::default() };
+    write_state(&s.daemon_state_path(), &st).unwrap();
+    // Someone holds the lock (an older woci's probe, at the worst moment).
+    let holder = std::fs::File::open(s.pid_path()).unwrap();
+    assert!(FileExt::try_lock_exclusive(&holder).unwrap());
+
+    let info = inspect(&s).unwrap();
+    assert_eq!(info.probe, PidProbe::NotRunning { stale_pid: Some(pid) });
+    let mut text = String::new();
+    describe(&mut text, "P", &info, 0);
+    assert!(text.contains(&format!("stale pid file (pid {pid}) ignored")), "{text}");
+    assert_eq!(stop_with_grace(&s, Duration::from_secs(1), 0).unwrap(), exit::FAILURE);
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(bystander.0.try_wait().unwrap().is_none(), "the bystander was signalled");
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn stop_signals_a_daemon_whose_start_time_matches() {
+    let (_h, s) = store();
+    s.ensure_dir().unwrap();
+    let mut child = lock_holder(&s, false);
+    let pid_start = crate::fsutil::process_start_time(child.id());
+    assert!(pid_start.is_some());
+    let st = DaemonState { pid: child.id(), pid_start, phase: Phase::Running, ..Default::default() };
+    write_state(&s.daemon_state_path(), &st).unwrap();
+    assert!(inspect(&s).unwrap().running());
+    assert_eq!(stop_with_grace(&s, Duration::from_secs(30), 0).unwrap(), 0);
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
 }

@@ -9,7 +9,7 @@ use crate::jwt::UpstClaims;
 use crate::keys::KeyPair;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode, Settings};
-use crate::store::{RefreshTokenState, SessionStore};
+use crate::store::{InterruptedRotation, RefreshTokenState, SessionStore};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -170,6 +170,8 @@ pub struct SessionFacts<'s> {
     pub key: KeyState,
     /// Why the session folder is not safe to use (a symlink, a world-writable `~/.oci`), if so.
     pub unsafe_folder: Option<String>,
+    /// A refresh-token rotation a killed woci left half done (login profiles), if any.
+    pub rotation: Option<InterruptedRotation>,
 }
 
 impl<'s> SessionFacts<'s> {
@@ -195,7 +197,11 @@ impl<'s> SessionFacts<'s> {
             },
             _ => PassphraseInput::None,
         };
-        let expires_at = (state != RefreshTokenState::Absent).then(|| store.refresh_token_expiry()).flatten();
+        let rotation = matches!(settings.mode, RenewMode::Login(_)).then(|| store.interrupted_rotation()).flatten();
+        // The recorded expiry belongs to the stored refresh token, not to a rotation's new one.
+        let completes_rotation = matches!(rotation, Some(InterruptedRotation::Complete(_)));
+        let expires_at =
+            (state != RefreshTokenState::Absent && !completes_rotation).then(|| store.refresh_token_expiry()).flatten();
         let session_refresh = matches!(settings.mode, RenewMode::SessionRefresh(_));
         let config_current = session_refresh
             || (oci.key_file.is_some() && oci.security_token_file.is_some() && oci.fingerprint.is_some());
@@ -232,6 +238,7 @@ impl<'s> SessionFacts<'s> {
                 _ => None,
             },
             unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
+            rotation,
         })
     }
 
@@ -379,6 +386,7 @@ pub mod testing {
                 source_problem: None,
                 manager_ini: None,
                 unsafe_folder: None,
+                rotation: None,
             }
         }
     }

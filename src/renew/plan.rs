@@ -9,7 +9,7 @@ use crate::clock::{fmt_secs, fmt_utc};
 use crate::error::{exit, Error};
 use crate::jwt::{self, Freshness};
 use crate::settings::{FederatedConfig, LoginConfig, RenewMode, SessionRefreshConfig};
-use crate::store::RefreshTokenState;
+use crate::store::{InterruptedRotation, RefreshTokenState};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What happens next.
@@ -126,7 +126,8 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
         TokenInput::Present(t) => {
             if force == Force::No {
                 if let Freshness::Fresh { remaining } = freshness(&t.claims, f.window, now) {
-                    let valid = format!("the session token is valid for {}", fmt_secs(secs(remaining)));
+                    let valid =
+                        format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
                     if f.config_current {
                         return Decision::new(Plan::Reuse { token: t, remaining }, valid);
                     }
@@ -266,6 +267,13 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     if force == Force::Login {
         return login(why);
     }
+    if let Some(InterruptedRotation::Incomplete(tmp)) = &f.rotation {
+        return login(format!(
+            "{why}, and a refresh-token rotation was interrupted while its new refresh token was written (`{}` is \
+             incomplete), so the identity provider has probably spent the stored one",
+            tmp.display()
+        ));
+    }
     if r.state == RefreshTokenState::Absent {
         return login(format!("{why} and no refresh token is stored"));
     }
@@ -301,7 +309,27 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
             PassphraseInput::Env { .. } => {}
         }
     }
+    if matches!(f.rotation, Some(InterruptedRotation::Complete(_))) {
+        return Decision::new(
+            Plan::Refresh(cfg),
+            format!("{why}; an interrupted refresh-token rotation will be completed by the next call, which then uses the new refresh token"),
+        );
+    }
     Decision::new(Plan::Refresh(cfg), format!("{why}; the next call uses the stored refresh token"))
+}
+
+/// What a valid token's reason adds about a refresh-token rotation a killed woci left half done.
+fn rotation_note(f: &SessionFacts<'_>) -> &'static str {
+    match f.rotation {
+        Some(InterruptedRotation::Complete(_)) => {
+            "; an interrupted refresh-token rotation will be completed by the next renewal"
+        }
+        Some(InterruptedRotation::Incomplete(_)) => {
+            "; a refresh-token rotation was interrupted while its new refresh token was written, so the next renewal \
+             will probably need a login"
+        }
+        None => "",
+    }
 }
 
 /// How fresh a token with these claims is at `now` (epoch seconds), with the safety window capped

@@ -286,7 +286,8 @@ async fn session_refresh_profiles_renew_through_the_auth_service() {
 #[test]
 fn a_rescued_refresh_token_is_used_and_moved_back() {
     let w = World::new("");
-    let store = w.store();
+    let tmp = tempfile::tempdir().unwrap();
+    let store = w.store().with_temp_dir(tmp.path());
     store.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
     let rescue = store.write_rescue(&SecretString::from("rt-new"), None).unwrap();
     assert_eq!(store.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");

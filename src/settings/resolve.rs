@@ -269,6 +269,7 @@ impl Settings {
             region,
             auth,
             endpoint,
+            runtime_dir: nonempty("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute()),
             home,
             mode,
             window,

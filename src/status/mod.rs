@@ -22,7 +22,8 @@
 //! (`idp` | `session_refresh` | `federated`), `token` {`path`, `state` (`valid` | `expiring` |
 //! `expired` | `missing` | `corrupt`), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
-//! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`}, `daemon` {`running`,
+//! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
+//! (`complete` | `incomplete` | `null`)}, `daemon` {`running`,
 //! `pid`, `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`. When the files cannot even be read (a
@@ -39,7 +40,7 @@ use crate::renew::plan::{freshness, plan};
 use crate::renew::Force;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode};
-use crate::store::RefreshTokenState;
+use crate::store::{InterruptedRotation, RefreshTokenState};
 use crate::terminal::safe;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -85,6 +86,9 @@ pub struct RefreshReport {
     pub passphrase: &'static str,
     pub decryptable: Option<bool>,
     pub expires_at: Option<i64>,
+    /// A refresh-token rotation a killed woci left half done: `complete` (the next call finishes
+    /// it) or `incomplete` (the new refresh token is lost); `null` when there is none.
+    pub interrupted_rotation: Option<&'static str>,
 }
 
 /// The whole report (`--status --json`).
@@ -136,6 +140,10 @@ pub fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             },
             decryptable: f.refresh.decryptable,
             expires_at: f.refresh.expires_at,
+            interrupted_rotation: f.rotation.as_ref().map(|r| match r {
+                InterruptedRotation::Complete(_) => "complete",
+                InterruptedRotation::Incomplete(_) => "incomplete",
+            }),
         },
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),

@@ -437,3 +437,23 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
         }
     );
 }
+
+#[test]
+fn an_interrupted_rotation_is_completed_or_needs_a_login() {
+    use crate::store::InterruptedRotation::{Complete, Incomplete};
+    let tmp = std::path::PathBuf::from("/h/.oci/sessions/P/.refresh_token.7.ab.tmp");
+    let rows = [
+        (TokenInput::Missing, Some(Complete(tmp.clone())), "refresh", 0, "will be completed by the next call"),
+        (expired(), Some(Incomplete(tmp.clone())), "login", exit::LOGIN, "probably spent the stored one"),
+        (valid(), Some(Complete(tmp.clone())), "none", 0, "will be completed by the next renewal"),
+        (valid(), Some(Incomplete(tmp.clone())), "none", 0, "will probably need a login"),
+        (expired(), None, "refresh", 0, "uses the stored refresh token"),
+    ];
+    for (token, rotation, want, code, says) in rows {
+        let mut f = SessionFacts::for_tests(token, mode(RenewalKind::Idp), RefreshTokenState::Plain);
+        f.rotation = rotation.clone();
+        let d = plan(&f, Force::No, NOW);
+        assert_eq!((d.plan.name(), d.exit_code()), (want, code), "{rotation:?}: {}", d.reason);
+        assert!(d.reason.contains(says), "{rotation:?}: {:?} lacks {says:?}", d.reason);
+    }
+}
