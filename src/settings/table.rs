@@ -163,320 +163,119 @@ use FlagArg::{Sets, Value};
 use Kind::*;
 use Scope::{Anywhere, Leading};
 
-const fn flag(long: &'static str, arg: FlagArg, scope: Scope, heading: &'static str) -> Option<Flag> {
-    Some(Flag { long, arg, scope, heading, help: None })
+impl Def {
+    const fn new(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
+        Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
+    }
+
+    /// A flag taking a value (`VALUE` is its name in help).
+    const fn flag(self, long: &'static str, value: &'static str, scope: Scope, heading: &'static str) -> Def {
+        Def { flag: Some(Flag { long, arg: Value(value), scope, heading, help: None }), ..self }
+    }
+
+    /// A switch standing for `value`, with its own help.
+    const fn switch(self, long: &'static str, value: &'static str, scope: Scope, heading: &'static str, help: &'static str) -> Def {
+        Def { flag: Some(Flag { long, arg: Sets(value), scope, heading, help: Some(help) }), ..self }
+    }
+
+    const fn env(self, var: &'static str) -> Def {
+        Def { env: Some(var), ..self }
+    }
+
+    const fn default(self, default: &'static str) -> Def {
+        Def { default, ..self }
+    }
+
+    const fn default_doc(self, default_doc: &'static str) -> Def {
+        Def { default_doc, ..self }
+    }
+
+    const fn secret(self) -> Def {
+        Def { secret: true, ..self }
+    }
+
+    /// Not a key of `woci_manager.ini` (a flag or variable only).
+    const fn no_ini(self) -> Def {
+        Def { ini: false, ..self }
+    }
 }
 
-const fn switch(long: &'static str, value: &'static str, heading: &'static str, help: &'static str) -> Option<Flag> {
-    Some(Flag { long, arg: Sets(value), scope: Anywhere, heading, help: Some(help) })
+const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
+    Def::new(key, name, kind, help)
 }
 
-const fn row(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
-    Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
-}
-
-/// Every setting, in help order.
+/// Every setting, in help order (and in [`Key`]'s order).
+#[rustfmt::skip]
 pub const SETTINGS: &[Def] = &[
-    Def {
-        ini: false,
-        flag: flag("manager-config", Value("PATH"), Anywhere, H_SESSION),
-        env: Some("WOCI_MANAGER_CONFIG"),
-        default_doc: "`woci_manager.ini` beside the OCI config file, else `~/.oci/woci_manager.ini`",
-        ..row(Key::ManagerConfig, "manager_config", Path, "Woci_manager.ini to use")
-    },
-    Def {
-        default_doc: "`--config-file`, `OCI_CLI_CONFIG_FILE`, else `~/.oci/config`",
-        ..row(
-            Key::ConfigFile,
-            "config_file",
-            Path,
-            "The OCI config file, when neither `--config-file` nor `OCI_CLI_CONFIG_FILE` names one",
-        )
-    },
-    row(
-        Key::Region,
-        "region",
-        Text,
-        "The region, when neither `--region`, `OCI_CLI_REGION` nor the OCI config names one",
-    ),
-    Def {
-        flag: flag("refresh-safety-window", Value("DURATION"), Anywhere, H_SESSION),
-        default_doc: "60s, with --auto-refresh 10m",
-        ..row(
-            Key::RefreshSafetyWindow,
-            "refresh_safety_window",
-            Duration,
-            "Renew when the session token expires within this long",
-        )
-    },
-    Def {
-        ini: false,
-        flag: switch("no-browser", "false", H_SESSION, "Print the login URL instead of opening a browser"),
-        default: "true",
-        ..row(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login")
-    },
-    Def {
-        flag: switch(
-            "device-code",
-            "device",
-            H_SESSION,
-            "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine",
-        ),
-        default: "auto",
-        ..row(
-            Key::LoginFlow,
-            "login_flow",
-            Choice(&["auto", "browser", "device", "device_code"]),
-            "Interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)",
-        )
-    },
-    Def {
-        flag: flag("login-timeout", Value("DURATION"), Anywhere, H_SESSION),
-        default: "300",
-        ..row(Key::LoginTimeout, "login_timeout", Duration, "How long to wait for the login")
-    },
-    Def {
-        flag: flag("refresh-token-passphrase-env", Value("VAR"), Anywhere, H_SESSION),
-        ..row(
-            Key::PassphraseEnv,
-            "refresh_token_passphrase_env",
-            EnvName,
-            "Encrypt the stored refresh token with the passphrase in this environment variable",
-        )
-    },
-    Def {
-        flag: switch(
-            "refresh-token-passphrase-prompt",
-            "true",
-            H_SESSION,
-            "Ask for the refresh token passphrase on the terminal",
-        ),
-        default: "false",
-        ..row(
-            Key::PassphrasePrompt,
-            "refresh_token_passphrase_prompt",
-            Bool,
-            "Ask for the refresh token passphrase on the terminal",
-        )
-    },
-    Def {
-        flag: flag("authz-base-url", Value("URL"), Anywhere, H_IDP),
-        ..row(Key::AuthzBaseUrl, "authz_base_url", Url, "The IdP's authorization endpoint (full URL)")
-    },
-    Def {
-        flag: flag("token-url", Value("URL"), Anywhere, H_IDP),
-        ..row(Key::TokenUrl, "token_url", Url, "The IdP's token endpoint")
-    },
-    Def {
-        flag: flag("token-exchange-url", Value("URL"), Anywhere, H_IDP),
-        default_doc: "`token_url`",
-        ..row(
-            Key::TokenExchangeUrl,
-            "token_exchange_url",
-            Url,
-            "The OCI identity domain's token endpoint for the exchange",
-        )
-    },
-    Def {
-        flag: flag("auth-client-id", Value("ID"), Anywhere, H_IDP),
-        ..row(
-            Key::AuthClientId,
-            "auth_client_id",
-            Text,
-            "Client id of the login (authorization code + refresh) application",
-        )
-    },
-    Def {
-        flag: flag("auth-client-secret", Value("SECRET"), Anywhere, H_IDP),
-        secret: true,
-        ..row(
-            Key::AuthClientSecret,
-            "auth_client_secret",
-            Text,
-            "Client secret of the login application, if it has one",
-        )
-    },
-    Def {
-        flag: flag("client-id", Value("ID"), Leading, H_IDP),
-        ..row(Key::ClientId, "client_id", Text, "Client id of the OCI token exchange application")
-    },
-    Def {
-        flag: flag("client-secret", Value("SECRET"), Leading, H_IDP),
-        secret: true,
-        ..row(Key::ClientSecret, "client_secret", Text, "Client secret of the token exchange application")
-    },
-    Def {
-        flag: flag("scope", Value("SCOPES"), Leading, H_IDP),
-        ..row(Key::Scope, "scope", Text, "Scopes to request, space separated; must include offline_access")
-    },
-    Def {
-        flag: flag("redirect-port", Value("PORT"), Anywhere, H_IDP),
-        ..row(
-            Key::RedirectPort,
-            "redirect_port",
-            Port,
-            "Loopback port of the login callback http://127.0.0.1:PORT/callback",
-        )
-    },
-    Def {
-        default: "0",
-        ..row(
-            Key::RefreshTokenReuseGrace,
-            "refresh_token_reuse_grace",
-            Duration,
-            "How long the IdP still accepts a refresh token it rotated (a lost reply is then retried once)",
-        )
-    },
-    Def {
-        default_doc: "discovered from `token_url`",
-        ..row(Key::DeviceAuthorizationUrl, "device_authorization_url", Url, "The IdP's device authorization endpoint")
-    },
-    Def {
-        flag: flag("subject-token-source", Value("SOURCE"), Anywhere, H_IDP),
-        ..row(
-            Key::SubjectTokenSource,
-            "subject_token_source",
-            Source,
-            "Mint sessions from a CI/workload JWT, no login: github-actions, env:NAME, file:PATH or command:CMDLINE",
-        )
-    },
-    Def {
-        default: "https://cloud.oracle.com",
-        ..row(
-            Key::SubjectTokenAudience,
-            "subject_token_audience",
-            Text,
-            "The `audience` asked of the GitHub Actions ID-token service",
-        )
-    },
-    Def {
-        env: Some("WOCI_AUTH_ENDPOINT"),
-        default_doc: "from the region",
-        ..row(Key::AuthEndpoint, "auth_endpoint", Url, "OCI auth service base URL for session refresh")
-    },
-    Def {
-        flag: switch(
-            "auto-refresh",
-            "true",
-            H_LONG,
-            "Keep the session valid while oci runs, re-signing its requests with fresh tokens",
-        ),
-        default: "false",
-        ..row(Key::AutoRefresh, "auto_refresh", Bool, "Keep the session valid while `oci` runs")
-    },
-    Def {
-        ini: false,
-        flag: switch(
-            "no-resign-proxy",
-            "false",
-            H_LONG,
-            "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy",
-        ),
-        default: "true",
-        ..row(Key::ResignProxy, "resign_proxy", Bool, "Run the re-signing proxy beside an auto-refreshed child")
-    },
-    Def {
-        env: Some("WOCI_RESIGN_HOSTS"),
-        ..row(
-            Key::ResignHosts,
-            "resign_hosts",
-            List,
-            "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host",
-        )
-    },
-    Def {
-        default_doc: "(open-files limit − 128) / 2, at most 4096",
-        ..row(
-            Key::ProxyMaxConnections,
-            "proxy_max_connections",
-            Count,
-            "How many connections the re-signing proxy keeps open at once",
-        )
-    },
-    Def {
-        flag: switch(
-            "no-native",
-            "false",
-            H_LONG,
-            "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)",
-        ),
-        default: "true",
-        ..row(Key::NativeOke, "native_oke", Bool, "Answer `ce cluster generate-token` natively")
-    },
-    Def {
-        env: Some("WOCI_OCI_COMMAND"),
-        default_doc: "`oci` on `PATH`, skipping woci itself",
-        ..row(Key::OciCommand, "oci_command", Command, "The `oci` program to run")
-    },
-    Def {
-        env: Some("WOCI_OCI_CONTAINER_IMAGE"),
-        ..row(Key::OciContainerImage, "oci_container_image", Text, "Run `oci` from this container image")
-    },
-    Def {
-        default_doc: "`docker`, else `podman`, whichever is on `PATH`",
-        ..row(
-            Key::OciContainerRuntime,
-            "oci_container_runtime",
-            Command,
-            "The container runtime: `docker` or `podman` (or a path to one)",
-        )
-    },
-    row(Key::OciContainerArgs, "oci_container_args", Command, "Extra arguments for the runtime's `run`"),
-    row(
-        Key::MetricsFile,
-        "metrics_file",
-        Path,
-        "Write renewal metrics here in the Prometheus text format (node_exporter textfile collector)",
-    ),
-    row(
-        Key::OnRenewalFailure,
-        "on_renewal_failure",
-        Command,
-        "Run this command (JSON event on stdin) after a failed renewal",
-    ),
-    row(
-        Key::OnExpiring,
-        "on_expiring",
-        Command,
-        "Run this command (JSON event on stdin) when the session or refresh token nears its hard end",
-    ),
-    Def {
-        default: "24h",
-        ..row(
-            Key::ExpiringWarning,
-            "expiring_warning",
-            Duration,
-            "How long before the session's or refresh token's hard end to warn",
-        )
-    },
-    row(
-        Key::FallbackProfile,
-        "fallback_profile",
-        Profile,
-        "Run the command with this profile when this one's session cannot be renewed",
-    ),
-    Def {
-        flag: flag("log-level", Value("LEVEL"), Leading, H_INFO),
-        default: "warn",
-        ..row(
-            Key::LogLevel,
-            "log_level",
-            Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
-            "woci's log level (RUST_LOG wins)",
-        )
-    },
-    Def {
-        ini: false,
-        flag: Some(Flag {
-            long: "debug",
-            arg: Sets("true"),
-            scope: Leading,
-            heading: H_INFO,
-            help: Some("Show woci's flow (secrets redacted); also passed on to oci"),
-        }),
-        default: "false",
-        ..row(Key::Debug, "debug", Bool, "Woci's debug logging")
-    },
+    d(Key::ManagerConfig, "manager_config", Path, "The woci_manager.ini to use").no_ini()
+        .flag("manager-config", "PATH", Anywhere, H_SESSION).env("WOCI_MANAGER_CONFIG")
+        .default_doc("`woci_manager.ini` beside the OCI config file, else `~/.oci/woci_manager.ini`"),
+    d(Key::ConfigFile, "config_file", Path, "The OCI config file, when neither `--config-file` nor `OCI_CLI_CONFIG_FILE` names one")
+        .default_doc("`~/.oci/config`"),
+    d(Key::Region, "region", Text, "The region, when neither `--region`, `OCI_CLI_REGION` nor the OCI config names one"),
+    d(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
+        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m"),
+    d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login").no_ini().default("true")
+        .switch("no-browser", "false", Anywhere, H_SESSION, "Print the login URL instead of opening a browser"),
+    d(Key::LoginFlow, "login_flow", Choice(&["auto", "browser", "device", "device_code"]),
+        "Interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)").default("auto")
+        .switch("device-code", "device", Anywhere, H_SESSION, "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine"),
+    d(Key::LoginTimeout, "login_timeout", Duration, "How long to wait for the login")
+        .flag("login-timeout", "DURATION", Anywhere, H_SESSION).default("300"),
+    d(Key::PassphraseEnv, "refresh_token_passphrase_env", EnvName, "Encrypt the stored refresh token with the passphrase in this environment variable")
+        .flag("refresh-token-passphrase-env", "VAR", Anywhere, H_SESSION),
+    d(Key::PassphrasePrompt, "refresh_token_passphrase_prompt", Bool, "Ask for the refresh token passphrase on the terminal").default("false")
+        .switch("refresh-token-passphrase-prompt", "true", Anywhere, H_SESSION, "Ask for the refresh token passphrase on the terminal"),
+    d(Key::AuthzBaseUrl, "authz_base_url", Url, "The IdP's authorization endpoint (full URL)").flag("authz-base-url", "URL", Anywhere, H_IDP),
+    d(Key::TokenUrl, "token_url", Url, "The IdP's token endpoint").flag("token-url", "URL", Anywhere, H_IDP),
+    d(Key::TokenExchangeUrl, "token_exchange_url", Url, "The OCI identity domain's token endpoint for the exchange")
+        .flag("token-exchange-url", "URL", Anywhere, H_IDP).default_doc("`token_url`"),
+    d(Key::AuthClientId, "auth_client_id", Text, "Client id of the login (authorization code + refresh) application")
+        .flag("auth-client-id", "ID", Anywhere, H_IDP),
+    d(Key::AuthClientSecret, "auth_client_secret", Text, "Client secret of the login application, if it has one")
+        .flag("auth-client-secret", "SECRET", Anywhere, H_IDP).secret(),
+    d(Key::ClientId, "client_id", Text, "Client id of the OCI token exchange application").flag("client-id", "ID", Leading, H_IDP),
+    d(Key::ClientSecret, "client_secret", Text, "Client secret of the token exchange application")
+        .flag("client-secret", "SECRET", Leading, H_IDP).secret(),
+    d(Key::Scope, "scope", Text, "Scopes to request, space separated; must include offline_access").flag("scope", "SCOPES", Leading, H_IDP),
+    d(Key::RedirectPort, "redirect_port", Port, "Loopback port of the login callback http://127.0.0.1:PORT/callback")
+        .flag("redirect-port", "PORT", Anywhere, H_IDP),
+    d(Key::RefreshTokenReuseGrace, "refresh_token_reuse_grace", Duration,
+        "How long the IdP still accepts a refresh token it rotated (a lost reply is then retried once)").default("0"),
+    d(Key::DeviceAuthorizationUrl, "device_authorization_url", Url, "The IdP's device authorization endpoint")
+        .default_doc("discovered from `token_url`"),
+    d(Key::SubjectTokenSource, "subject_token_source", Source,
+        "Mint sessions from a CI/workload JWT, no login: github-actions, env:NAME, file:PATH or command:CMDLINE")
+        .flag("subject-token-source", "SOURCE", Anywhere, H_IDP),
+    d(Key::SubjectTokenAudience, "subject_token_audience", Text, "The `audience` asked of the GitHub Actions ID-token service")
+        .default("https://cloud.oracle.com"),
+    d(Key::AuthEndpoint, "auth_endpoint", Url, "OCI auth service base URL for session refresh").env("WOCI_AUTH_ENDPOINT")
+        .default_doc("from the region"),
+    d(Key::AutoRefresh, "auto_refresh", Bool, "Keep the session valid while `oci` runs").default("false")
+        .switch("auto-refresh", "true", Anywhere, H_LONG, "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
+    d(Key::ResignProxy, "resign_proxy", Bool, "Run the re-signing proxy beside an auto-refreshed child").no_ini().default("true")
+        .switch("no-resign-proxy", "false", Anywhere, H_LONG, "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy"),
+    d(Key::ResignHosts, "resign_hosts", List, "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host")
+        .env("WOCI_RESIGN_HOSTS"),
+    d(Key::ProxyMaxConnections, "proxy_max_connections", Count, "How many connections the re-signing proxy keeps open at once")
+        .default_doc("(open-files limit − 128) / 2, at most 4096"),
+    d(Key::NativeOke, "native_oke", Bool, "Answer `ce cluster generate-token` natively").default("true")
+        .switch("no-native", "false", Anywhere, H_LONG, "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)"),
+    d(Key::OciCommand, "oci_command", Command, "The `oci` program to run").env("WOCI_OCI_COMMAND")
+        .default_doc("`oci` on `PATH`, skipping woci itself"),
+    d(Key::OciContainerImage, "oci_container_image", Text, "Run `oci` from this container image").env("WOCI_OCI_CONTAINER_IMAGE"),
+    d(Key::OciContainerRuntime, "oci_container_runtime", Command, "The container runtime: `docker` or `podman` (or a path to one)")
+        .default_doc("`docker`, else `podman`, whichever is on `PATH`"),
+    d(Key::OciContainerArgs, "oci_container_args", Command, "Extra arguments for the runtime's `run`"),
+    d(Key::MetricsFile, "metrics_file", Path, "Write renewal metrics here in the Prometheus text format (node_exporter textfile collector)"),
+    d(Key::OnRenewalFailure, "on_renewal_failure", Command, "Run this command (JSON event on stdin) after a failed renewal"),
+    d(Key::OnExpiring, "on_expiring", Command, "Run this command (JSON event on stdin) when the session or refresh token nears its hard end"),
+    d(Key::ExpiringWarning, "expiring_warning", Duration, "How long before the session's or refresh token's hard end to warn").default("24h"),
+    d(Key::FallbackProfile, "fallback_profile", Profile, "Run the command with this profile when this one's session cannot be renewed"),
+    d(Key::LogLevel, "log_level", Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
+        "woci's log level (RUST_LOG wins)").flag("log-level", "LEVEL", Leading, H_INFO).default("warn"),
+    d(Key::Debug, "debug", Bool, "woci's debug logging").no_ini().default("false")
+        .switch("debug", "true", Leading, H_INFO, "Show woci's flow (secrets redacted); also passed on to oci"),
 ];
 
 /// The row of `key` (the table is in [`Key`]'s order; a test checks it).
