@@ -131,6 +131,11 @@ pub async fn run_supervised(renewer: Arc<Renewer>, session: Session, mut spec: C
             p.add_secrets_to(r);
         }
     }
+    // The Java trust store and options file live until this function returns, after the child.
+    let _java_files = match &proxy {
+        Some(p) => crate::proxy::java::attach(p, &renewer.settings().java_options, &mut spec)?,
+        None => None,
+    };
     // From here on a signal is the child's: woci forwards it and ends when the child does.
     crate::critical::supervise();
     let running = match child::spawn(&spec) {

@@ -154,6 +154,8 @@ pub struct Settings {
     pub container: Option<crate::container::ContainerSpec>,
     /// Answer `ce cluster generate-token` natively (INI `native_oke`, default on; `--no-native`).
     pub native_oke: bool,
+    /// The user's JVM option variables, which the proxy's Java settings extend or respect.
+    pub java_options: crate::proxy::java::UserJavaOptions,
 }
 
 /// Where a setting's value came from.
@@ -385,6 +387,7 @@ impl Settings {
             no_proxy,
             origins,
             warnings,
+            java_options: crate::proxy::java::UserJavaOptions::from_env(env),
         })
     }
 
