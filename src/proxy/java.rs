@@ -120,10 +120,10 @@ pub fn attach(proxy: &super::ProxyHandle, user: &UserJavaOptions, spec: &mut Chi
         .and_then(|rest| rest.split_once('@'))
         .and_then(|(credentials, _)| credentials.split_once(':'))
         .ok_or_else(|| Error::Other("the proxy address has no credentials".into()))?;
-    crate::fsutil::write_atomic(&store, &pkcs12::trust_store(&certs))?;
-    crate::fsutil::write_atomic(&agent, &agent::jar())?;
+    write_new(&store, &pkcs12::trust_store(&certs))?;
+    write_new(&agent, &agent::jar())?;
     let text = zeroize::Zeroizing::new(argument_file(&agent, &store, proxy.addr(), username, secret));
-    crate::fsutil::write_atomic(&args, text.as_bytes())?;
+    write_new(&args, text.as_bytes())?;
     let reference = quote(&format!("@{}", args.display()));
     let value = match user.get(JDK_JAVA_OPTIONS) {
         Some(own) => format!("{own} {reference}"),
@@ -136,6 +136,18 @@ pub fn attach(proxy: &super::ProxyHandle, user: &UserJavaOptions, spec: &mut Chi
         "Java programs get a trust store and the proxy settings"
     );
     Ok(Some(files))
+}
+
+/// Creates `path` (0600, never an existing file) with `content`. No fsync: the files live in a
+/// fresh private folder, nobody reads them before the child starts, and a crash leaves them to
+/// the sweep.
+fn write_new(path: &Path, content: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).and_then(|mut f| f.write_all(content)).map_err(|e| Error::io("cannot write", path, e))
 }
 
 /// The first of woci's properties the user set, and where: an option variable or the program's
