@@ -28,11 +28,15 @@ pub async fn run_supervised(
     } else {
         None
     };
+    // The Java trust store and options file live until this function returns, after the child.
+    let mut java = None;
     let spec = match &proxy {
-        Some(p) => p.exec_env(&ctx.env).and_then(|env| {
+        Some(p) => p.exec_env(&ctx.env).and_then(|mut env| {
             for w in &env.warnings {
                 tracing::warn!("{w}");
             }
+            java = crate::proxy::java::prepare(p, &ctx.env, builder.args())?;
+            env.set.extend(java.iter().map(crate::proxy::java::JavaFiles::env));
             builder.proxy(env).build()
         }),
         None => builder.build(),

@@ -122,6 +122,11 @@ impl ChildBuilder {
         }
     }
 
+    /// The arguments (of `oci`, or of the `--exec` program).
+    pub fn args(&self) -> &[OsString] {
+        &self.args
+    }
+
     /// Relays stdout/stderr through `redactor` (under `--debug`).
     pub fn redactor(mut self, redactor: Option<Redactor>) -> ChildBuilder {
         self.redactor = redactor;

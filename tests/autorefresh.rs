@@ -143,6 +143,7 @@ async fn after_kill_9_the_child_goes_and_the_next_start_sweeps_the_folder() {
     let mut cmd = woci_std(&w, tmp.path());
     cmd.env("OUT", out.path()).env("SIG", "USR2").args(["--auto-refresh", "--exec", "--", "sh", "-c", CHILD]);
     let mut woci = cmd.spawn().unwrap();
+    let killed = woci.id();
     let ready = out.path().join("ready");
     tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
     let child_pid: i32 = std::fs::read_to_string(out.path().join("pid")).unwrap().trim().parse().unwrap();
@@ -158,11 +159,11 @@ async fn after_kill_9_the_child_goes_and_the_next_start_sweeps_the_folder() {
     assert!(!dir_is_empty(tmp.path()), "kill -9 leaves the folder (nothing could remove it)");
 
     let mut next = woci_std(&w, tmp.path());
-    next.args(["--auto-refresh", "--exec", "--", "sh", "-c", "ls \"$TMPDIR\" | grep -c woci-proxy-"]);
+    let list = format!("ls \"$TMPDIR\" | grep -v -c woci-proxy-$PPID-; ls \"$TMPDIR\" | grep -c woci-proxy-{killed}-");
+    next.args(["--auto-refresh", "--exec", "--", "sh", "-c", &list]);
     let o = tokio::task::spawn_blocking(move || next.output().unwrap()).await.unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "1", "only the running woci's own folder is left");
-    assert!(dir_is_empty(tmp.path()), "and that one is removed at exit");
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0\n", "only the running woci's own folders are left");
+    assert!(dir_is_empty(tmp.path()), "and those are removed at exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

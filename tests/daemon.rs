@@ -267,7 +267,10 @@ async fn secrets_given_as_flags_never_reach_the_daemons_command_line_and_control
     let status = woci(&w, &["--status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
     assert_eq!(v["daemon"]["running"], true);
-    assert!(v["reason"].as_str().unwrap_or_default().contains("missing required options for profile P: client_secret"), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap_or_default().contains("missing required options for profile P: client_secret"),
+        "{v}"
+    );
     let stop = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(stop.status.code(), Some(0), "{}", stderr(&stop));
     assert_no_secrets(&format!("{}{}{}", stderr(&out), stderr(&st), stderr(&stop)), &[&secret]);

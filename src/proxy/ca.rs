@@ -146,14 +146,7 @@ impl BundleFile {
     /// Creates a new, unpredictably named private folder in `parent` (never an existing one) and
     /// writes `pem` to `ca-bundle.pem` in it.
     pub fn create(parent: &Path, pem: &str) -> Result<BundleFile> {
-        // The pid tells a later woci whether the owner is gone (see `sweep_stale`); tempfile makes
-        // the folder 0700 under a random name and never reuses an existing one.
-        let prefix = format!("{STALE_PREFIX}{}-", std::process::id());
-        let mut builder = tempfile::Builder::new();
-        builder.prefix(&prefix).rand_bytes(16);
-        #[cfg(unix)]
-        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
-        let dir = builder.tempdir_in(parent).map_err(|e| Error::io("cannot create a private folder in", parent, e))?;
+        let dir = private_dir(parent)?;
         let path = dir.path().join("ca-bundle.pem");
         // From here on, drop cleans up whatever exists.
         let bundle = BundleFile { dir, path };
@@ -193,6 +186,18 @@ impl BundleFile {
             }
         }
     }
+}
+
+/// A new private (0700) per-run folder in `parent`, unpredictably named (never an existing one)
+/// and removed with its files on drop, or by [`sweep_stale`] once this process is gone.
+pub(crate) fn private_dir(parent: &Path) -> Result<tempfile::TempDir> {
+    // The pid tells a later woci whether the owner is gone (see `sweep_stale`).
+    let prefix = format!("{STALE_PREFIX}{}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&prefix).rand_bytes(16);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir_in(parent).map_err(|e| Error::io("cannot create a private folder in", parent, e))
 }
 
 /// Prefix of the per-run folders: `woci-proxy-<pid>-<random>`.

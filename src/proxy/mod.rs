@@ -12,7 +12,8 @@
 //! Submodules: [`hosts`] (what gets opened, `NO_PROXY`), [`ca`] (per-run CA, bundle file),
 //! [`listener`] (front door, proxy authentication), [`limits`] (timeouts, connection caps,
 //! warning rate), [`mitm`] (opened tunnels), [`resign`] (the
-//! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels).
+//! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels), [`java`] (what
+//! Java programs need to use the proxy).
 //!
 //! Limits: a child that ignores `HTTPS_PROXY` is not re-signed. `oci raw-request` is one: it
 //! builds its own session with `trust_env = False`, so it connects directly (verified with
@@ -28,6 +29,7 @@ pub mod ca;
 pub mod child_env;
 pub mod forward;
 pub mod hosts;
+pub mod java;
 pub mod limits;
 mod listener;
 mod mitm;

@@ -174,7 +174,14 @@ impl Def {
     }
 
     /// A switch standing for `value`, with its own help.
-    const fn switch(self, long: &'static str, value: &'static str, scope: Scope, heading: &'static str, help: &'static str) -> Def {
+    const fn switch(
+        self,
+        long: &'static str,
+        value: &'static str,
+        scope: Scope,
+        heading: &'static str,
+        help: &'static str,
+    ) -> Def {
         Def { flag: Some(Flag { long, arg: Sets(value), scope, heading, help: Some(help) }), ..self }
     }
 
