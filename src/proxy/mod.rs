@@ -338,7 +338,10 @@ impl ProxyHandle {
             private_dir: self.bundle.dir(),
         };
         let mut env = ChildEnv::build(&facts, user_env)?;
-        env.secrets.push(self.secret.clone());
+        // The secret, and the whole Basic credential a client sends (`woci:` and all).
+        use base64::Engine;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("woci:{}", self.secret.expose()));
+        env.secrets.extend([self.secret.clone(), SecretString::new(basic)]);
         Ok(env)
     }
 
