@@ -189,6 +189,18 @@ pub enum Error {
     #[error("{0}")]
     Other(String),
 
+    /// Another woci's renewal failed while this call waited for it: the same message and code,
+    /// and whether a retry may help (the renewal loop retries it like the original failure).
+    #[error("{message}")]
+    Shared {
+        /// The exit code.
+        code: u8,
+        /// The message.
+        message: String,
+        /// Whether the failure may go away by itself.
+        transient: bool,
+    },
+
     /// An error with a hint about its likely cause (a mistyped option), same exit code.
     #[error("{source}; {hint}")]
     Hinted {
@@ -237,6 +249,7 @@ impl Error {
             Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
             Error::Blocked { code, .. } => *code,
             Error::Hinted { source, .. } => source.exit_code(),
+            Error::Shared { code, .. } => *code,
             Error::Io { .. } | Error::Other(_) => exit::FAILURE,
         }
     }
@@ -264,13 +277,19 @@ impl Error {
                 | Error::SessionExpired(_)
                 | Error::SubjectToken { .. }
                 | Error::SubjectTokenRejected { .. }
+                | Error::Shared { .. }
         )
     }
 
     /// True for failures worth retrying later (network, 5xx, a subject token source that gave
     /// no token this time), as opposed to rejections and settings errors.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Error::Network { .. } | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. })
+        matches!(
+            self,
+            Error::Network { .. }
+                | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
+                | Error::Shared { transient: true, .. }
+        )
     }
 
     /// Shorthand for an [`Error::Io`].

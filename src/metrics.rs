@@ -71,7 +71,7 @@ pub fn class_of(e: &Error) -> Class {
         // A lock held too long is a timeout like any other: transient, retried later.
         Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) => Class::Network,
         Error::SubjectToken { .. } => Class::Source,
-        Error::Blocked { code, .. } => class_of_exit_code(*code),
+        Error::Blocked { code, .. } | Error::Shared { code, .. } => class_of_exit_code(*code),
         Error::Hinted { source, .. } => class_of(source),
         Error::Config(_)
         | Error::CorruptFile { .. }

@@ -675,12 +675,15 @@ pub struct FailureRecord {
     pub exit_code: u8,
     /// Its message.
     pub message: String,
+    /// Whether a retry may help (a waiting renewal loop retries it then).
+    #[serde(default)]
+    pub transient: bool,
 }
 
 impl FailureRecord {
     /// The error a waiting caller reports: the same message and exit code.
     pub fn into_error(self) -> Error {
-        Error::Blocked { code: self.exit_code, message: self.message }
+        Error::Shared { code: self.exit_code, message: self.message, transient: self.transient }
     }
 }
 

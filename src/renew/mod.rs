@@ -200,7 +200,13 @@ impl Renewer {
             // round of requests (or a login) that just failed.
             Err(e) if e.involved_the_network() => {
                 let at = crate::clock::unix_millis(self.clock.now());
-                self.store.record_failure(&FailureRecord { at, exit_code: e.exit_code(), message: e.to_string() });
+                let transient = schedule::is_retryable(e);
+                self.store.record_failure(&FailureRecord {
+                    at,
+                    exit_code: e.exit_code(),
+                    message: e.to_string(),
+                    transient,
+                });
             }
             Err(_) => {}
         }

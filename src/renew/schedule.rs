@@ -129,6 +129,9 @@ mod tests {
         let source = |failure| Error::SubjectToken { source_name: "s".into(), reason: "r".into(), failure };
         assert!(is_retryable(&source(crate::error::SourceFailure::NoTokenNow)));
         assert!(!is_retryable(&source(crate::error::SourceFailure::Settings)));
+        // Another woci's failure, shared with a waiting loop, is retried when the original was.
+        let shared = |transient| Error::Shared { code: 6, message: "m".into(), transient };
+        assert!(is_retryable(&shared(true)) && !is_retryable(&shared(false)));
         assert!(!is_retryable(&Error::IdpRejected {
             what: "refresh token",
             error: "invalid_grant".into(),
