@@ -400,5 +400,29 @@ async fn other_auth_modes_pass_straight_through() {
     assert_eq!(w.emu.stats().requests, 0);
 }
 
+/// What the Debian package installs besides the binary comes from the binary itself: the man page
+/// (with its EXIT STATUS section) and the bash, zsh and fish completions, which know woci's own
+/// options. Needs no HOME content and writes none.
+#[test]
+fn man_page_and_completions_come_from_the_binary() {
+    let home = tempfile::tempdir().unwrap();
+    let call = |args: &[&str]| {
+        let mut c = std::process::Command::new(woci_bin());
+        for k in SCRUBBED_ENV {
+            c.env_remove(k);
+        }
+        let out = c.env("HOME", home.path()).args(args).output().expect("woci runs");
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert!(!home.path().join(".oci").exists(), "{args:?} wrote to HOME");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let man = call(&["--man"]);
+    assert!(man.contains("\n.SH \"EXIT STATUS\"\n"), "{man}");
+    for shell in ["bash", "zsh", "fish"] {
+        let script = call(&["--completions", shell]);
+        assert!(script.contains("auto-refresh"), "{shell}: {script}");
+    }
+}
+
 #[allow(dead_code)]
 fn _config_is_used(_: Config) {}

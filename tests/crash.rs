@@ -54,18 +54,20 @@ fn stderr(o: &std::process::Output) -> String {
 }
 
 /// A first renewal (refresh token only: no token, no config yet) stopped by `signal` at `step`;
-/// returns how the stopped call ended and how the next, undisturbed call ended.
+/// returns how the stopped call ended and how the next, undisturbed call ended. Both calls run
+/// this `cargo test` build's binary, not `WOCI_BIN`: the failpoints exist only with the test-only
+/// `failpoints` feature, which the release binary never has.
 async fn stop_then_call(step: &str, signal: &str) -> (std::process::Output, std::process::Output, World) {
     let w = World::new().await;
     w.seed_refresh_token();
     let stopped = run({
-        let mut c = w.woci();
+        let mut c = w.woci_at(&test_build_woci_bin());
         c.env("FAILPOINTS", format!("{step}=return({signal})")).args(["os", "ns", "get"]);
         c
     })
     .await;
     let next = run({
-        let mut c = w.woci();
+        let mut c = w.woci_at(&test_build_woci_bin());
         c.args(["os", "ns", "get"]);
         c
     })

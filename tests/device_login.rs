@@ -142,7 +142,7 @@ async fn without_a_terminal_the_device_login_fails_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_without_a_browser_gets_a_device_login_by_itself() {
     let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
-    let woci = assert_cmd::cargo::cargo_bin("woci");
+    let woci = woci_bin();
     let mut c = std::process::Command::new("script");
     for k in SCRUBBED_ENV {
         c.env_remove(k);

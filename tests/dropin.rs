@@ -15,10 +15,6 @@ fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn woci_bin() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("woci")
-}
-
 /// A folder under HOME holding `oci` made by `make` from the woci binary.
 fn oci_dir(w: &World, name: &str, make: impl Fn(&Path, &Path)) -> PathBuf {
     let d = w.home().join(name);

@@ -62,7 +62,7 @@ impl Setup {
 
     /// `woci session authenticate` with `browser` as the person approving on another device.
     async fn authenticate(&self, browser: &Path, env: &[(&str, &str)]) -> Output {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_woci"));
+        let mut c = Command::new(common::woci_bin());
         peers::peer_env(&mut c);
         for k in ["WOCI_MANAGER_CONFIG", "WOCI_OCI_COMMAND", "RUST_LOG", "DISPLAY", "SSH_CONNECTION", "SSH_TTY"] {
             c.env_remove(k);

@@ -132,7 +132,7 @@ fn symlink_named_oci_runs_the_real_oci() {
     let home = tempfile::tempdir().unwrap();
     let bin = home.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    std::os::unix::fs::symlink(assert_cmd::cargo::cargo_bin("woci"), bin.join("oci")).unwrap();
+    std::os::unix::fs::symlink(woci_bin(), bin.join("oci")).unwrap();
     let path = path_of(&[&bin, &venv_bin()]);
 
     let out = clean(&bin.join("oci"), home.path(), &path).arg("--version").output().unwrap();
@@ -154,7 +154,7 @@ fn symlink_named_oci_runs_the_real_oci() {
 fn help_works_in_an_empty_home() {
     let home = tempfile::tempdir().unwrap();
     let path = path_of(&[&venv_bin()]);
-    let woci = assert_cmd::cargo::cargo_bin("woci");
+    let woci = woci_bin();
     for (args, expect) in [
         (&["--", "--help"][..], "Usage: oci"),
         (&["os", "ns", "get", "--help"], "oci os ns get"),

@@ -49,13 +49,31 @@ impl Upload {
     /// emulator is the auth service too (only used by profiles without an IdP, whose 5 s token
     /// may need a refresh again by the time the download starts).
     fn woci(&self) -> assert_cmd::Command {
-        let mut c = self.w.woci();
+        let mut c = assert_cmd::Command::from_std(self.woci_std());
+        c.timeout(Duration::from_secs(600));
+        c
+    }
+
+    fn woci_std(&self) -> std::process::Command {
+        let mut c = self.w.woci_std();
         c.env("WOCI_OCI_COMMAND", oci_cli())
             .env("WOCI_AUTH_ENDPOINT", self.w.emu.auth_endpoint())
             .env("REQUESTS_CA_BUNDLE", &self.ca_file)
             .env("SSL_CERT_FILE", &self.ca_file)
-            .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
-            .timeout(Duration::from_secs(600));
+            .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True");
+        c
+    }
+
+    /// The real `oci` run directly with the session woci keeps (what woci adds: the profile and
+    /// `--auth security_token`), trusting the emulator's CA.
+    fn oci_std(&self) -> std::process::Command {
+        let mut c = peers::oci_command(self.w.home());
+        c.env("REQUESTS_CA_BUNDLE", &self.ca_file).env("SSL_CERT_FILE", &self.ca_file).args([
+            "--profile",
+            &self.w.profile,
+            "--auth",
+            "security_token",
+        ]);
         c
     }
 
@@ -220,4 +238,121 @@ async fn session_authenticate_profile_upload_survives_through_session_refresh() 
     assert!(stderr(&out).contains("sess_exp"), "woci warns when the session ends: {}", stderr(&out));
     assert_eq!(u.download_hash("big").await, u.data_hash);
     assert_no_secrets(&stderr(&out), &[&token, &w.read(&w.token_path())]);
+}
+
+/// What a pipeline `cmd … | tee log` gave: the exit status of `cmd` (`pipefail`), what `tee`
+/// wrote to the log, and `cmd`'s stderr.
+struct Teed {
+    code: Option<i32>,
+    log: String,
+    stderr: String,
+}
+
+/// Runs `cmd` as `bash -c 'set -o pipefail; "$@" | tee LOG'`, with `cmd`'s environment: its
+/// stdout is a pipe, as for a user who keeps a log of a `--debug` run. Bounded by `timeout`
+/// (exit 124): an `oci` whose stdout breaks retries its request for minutes.
+async fn through_tee(cmd: std::process::Command, log: PathBuf) -> Teed {
+    let mut sh = std::process::Command::new("bash");
+    sh.args(["-c", r#"set -o pipefail; timeout -k 10 180 "$@" | tee "$0" >/dev/null"#])
+        .arg(&log)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh.stdin(std::process::Stdio::null());
+    let out = tokio::task::spawn_blocking(move || sh.output().expect("bash runs")).await.unwrap();
+    Teed {
+        code: out.status.code(),
+        log: std::fs::read_to_string(&log).unwrap_or_default(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The JSON document `oci` prints last on stdout (after the `--debug` HTTP trace), if any.
+fn json_result(stdout: &str) -> Option<serde_json::Value> {
+    let lines: Vec<&str> = stdout.lines().collect();
+    let start = lines.iter().rposition(|l| *l == "{")?;
+    Some(serde_json::from_str(&lines[start..].join("\n")).expect("oci's result is JSON"))
+}
+
+/// The Python loggers that wrote `LEVEL:logger:` lines (without the per-client number
+/// `oci.base_client.140680604581328`).
+fn loggers(stderr: &str) -> std::collections::BTreeSet<String> {
+    stderr
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, ':');
+            let (level, logger) = (parts.next()?, parts.next()?);
+            ["DEBUG", "INFO", "WARNING", "ERROR"].contains(&level).then(|| {
+                let logger = logger.trim_end_matches(|c: char| c.is_ascii_digit()).trim_end_matches('.');
+                format!("{level}:{logger}")
+            })
+        })
+        .collect()
+}
+
+/// The requests `oci` traced (`send: b'GET …`), without the proxy's `CONNECT`s.
+fn requests_sent(stdout: &str) -> usize {
+    stdout.lines().filter(|l| l.starts_with("send: b'") && !l.starts_with("send: b'CONNECT")).count()
+}
+
+/// `woci … --debug | tee log` and `woci --auto-refresh … --debug | tee log` behave like
+/// `oci … --debug | tee log` with the same session: the same exit status, the same JSON result,
+/// the HTTP trace of every request and every logger's lines, for a call that succeeds and one
+/// the service refuses (404); and neither the session token nor its `ST$` keyId is in woci's
+/// output. (The release build once panicked in the redacting relay here: nothing was printed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn debug_through_a_pipe_behaves_like_oci_debug() {
+    let u = upload_world(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    let endpoint = u.w.emu.os_endpoint();
+    // A first call renews the session, so that `oci` alone can use it too.
+    let out = run({
+        let mut c = u.woci();
+        c.args(["os", "ns", "get", "--endpoint", &endpoint]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = u.w.read(&u.w.token_path());
+
+    let mut missing = vec!["os".to_owned(), "object".into(), "head".into()];
+    missing.extend(u.os_args(&[]).into_iter().skip(2));
+    missing.extend(["--name".into(), "does-not-exist".into()]);
+    let ns_get = ["os", "ns", "get", "--endpoint", &endpoint].map(String::from).to_vec();
+    for (case, args, code) in [("ns get", ns_get, 0), ("head of a missing object", missing, 1)] {
+        let args: Vec<String> = args.into_iter().chain(["--debug".into()]).collect();
+        let mut oci = u.oci_std();
+        oci.args(&args);
+        let want = through_tee(oci, u.w.home().join("oci.log")).await;
+        assert_eq!(want.code, Some(code), "{case}: oci --debug itself: {}", want.stderr);
+        let refused = "oci.exceptions.ServiceError: {'target_service': 'object_storage', 'status': 404";
+        assert_eq!(want.stderr.contains(refused), code != 0, "{case}: {}", want.stderr);
+        assert!(requests_sent(&want.log) > 0 && !loggers(&want.stderr).is_empty(), "{case}: oci traced: {}", want.log);
+
+        for mode in [&[][..], &["--auto-refresh"]] {
+            let mut woci = u.woci_std();
+            woci.args(mode).args(&args);
+            let got = through_tee(woci, u.w.home().join("woci.log")).await;
+            let what = format!("{case}, woci {mode:?}:\n--- log\n{}\n--- stderr\n{}", got.log, got.stderr);
+            assert_eq!(got.code, want.code, "{what}");
+            assert_eq!(json_result(&got.log), json_result(&want.log), "{what}");
+            assert_eq!(requests_sent(&got.log), requests_sent(&want.log), "{what}");
+            assert!(got.log.contains("\nreply: 'HTTP/1.1 "), "{what}");
+            let (want_loggers, got_loggers) = (loggers(&want.stderr), loggers(&got.stderr));
+            assert!(
+                want_loggers.is_subset(&got_loggers),
+                "{what}\nmissing loggers: {:?}",
+                want_loggers.difference(&got_loggers)
+            );
+            // With `--debug`, oci ends a refused call with the exception's traceback.
+            assert_eq!(got.stderr.contains(refused), want.stderr.contains(refused), "{what}");
+            let all = format!("{}{}", got.log, got.stderr);
+            assert!(!all.contains("ST$"), "{what}");
+            assert_no_secrets(&all, &[&token]);
+        }
+    }
 }

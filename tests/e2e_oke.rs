@@ -446,7 +446,12 @@ users:
 /// gives `woci` (HOME, clean OCI/proxy variables), no terminal.
 #[allow(clippy::disallowed_methods, reason = "the child gets the test's PATH")]
 async fn kubectl_run(w: &World, kubeconfig: &Path, args: &[&str]) -> Output {
-    let woci_dir = assert_cmd::cargo::cargo_bin("woci").parent().unwrap().to_owned();
+    // The kubeconfig runs `woci` by name: a folder with `woci` linked to the binary under test.
+    let woci_dir = w.home().join("woci-on-path");
+    if !woci_dir.exists() {
+        std::fs::create_dir(&woci_dir).unwrap();
+        std::os::unix::fs::symlink(woci_bin(), woci_dir.join("woci")).unwrap();
+    }
     let path = format!("{}:{}", woci_dir.display(), std::env::var("PATH").unwrap_or_default());
     let mut c = std::process::Command::new(kubectl());
     for k in SCRUBBED_ENV {

@@ -111,7 +111,7 @@ impl Setup {
     /// `woci` with a clean environment: this HOME, the emulator's CA as the only extra trust, no
     /// proxies, the login driver as `BROWSER`.
     fn woci(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_woci"));
+        let mut c = Command::new(common::woci_bin());
         peers::peer_env(&mut c);
         for k in ["WOCI_MANAGER_CONFIG", "WOCI_OCI_COMMAND", "WOCI_AUTH_ENDPOINT", "WOCI_RESIGN_HOSTS", "RUST_LOG"] {
             c.env_remove(k);

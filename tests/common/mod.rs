@@ -1,11 +1,13 @@
 //! Shared harness for the integration tests: a temporary HOME, the emulator on 127.0.0.1, a
 //! manager INI pointing at it, a stand-in `oci` that records its argv and environment, and a
 //! `woci` command with a clean, explicit environment (this machine exports CA and proxy variables
-//! that must not leak into the tests).
+//! that must not leak into the tests). Every test that runs `woci` takes the binary from
+//! [`woci_bin`].
 #![allow(dead_code)]
 
 use assert_cmd::Command;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::Duration;
 use tempfile::TempDir;
 use woci_emulator::{Config, Emulator};
@@ -159,7 +161,18 @@ exit "${FAKE_OCI_EXIT:-0}"
     /// The same `woci` as a plain [`std::process::Command`], for tests that spawn it and signal
     /// it while it runs.
     pub fn woci_std(&self) -> std::process::Command {
-        let mut c = std::process::Command::new(assert_cmd::cargo::cargo_bin("woci"));
+        self.woci_std_at(&woci_bin())
+    }
+
+    /// [`World::woci`] running the binary at `bin` (see [`test_build_woci_bin`]).
+    pub fn woci_at(&self, bin: &Path) -> Command {
+        let mut c = Command::from_std(self.woci_std_at(bin));
+        c.timeout(Duration::from_secs(120));
+        c
+    }
+
+    fn woci_std_at(&self, bin: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(bin);
         for k in SCRUBBED_ENV {
             c.env_remove(k);
         }
@@ -276,6 +289,38 @@ exit "${FAKE_OCI_EXIT:-0}"
     pub fn read(&self, p: &Path) -> String {
         std::fs::read_to_string(p).unwrap_or_default()
     }
+}
+
+/// The `woci` binary the tests run: the file `WOCI_BIN` names when it is set (`scripts/test` sets
+/// it to the release binary, built as users get it: `cargo build --release --locked -p woci`,
+/// without the features the dev-dependencies turn on), else the binary of this `cargo test`
+/// build. A `WOCI_BIN` that is empty or not an executable file fails the test: it never falls
+/// back to another binary.
+#[allow(clippy::disallowed_methods, reason = "the test harness reads its own environment")]
+pub fn woci_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let Some(v) = std::env::var_os("WOCI_BIN") else {
+            return test_build_woci_bin();
+        };
+        assert!(!v.is_empty(), "WOCI_BIN is set but empty: name the woci binary to test, or unset it");
+        let p = PathBuf::from(&v);
+        let meta = std::fs::metadata(&p).unwrap_or_else(|e| panic!("WOCI_BIN=`{}` cannot be used: {e}", p.display()));
+        use std::os::unix::fs::PermissionsExt;
+        assert!(
+            meta.is_file() && meta.permissions().mode() & 0o111 != 0,
+            "WOCI_BIN=`{}` is not an executable file",
+            p.display()
+        );
+        std::path::absolute(&p).unwrap()
+    })
+    .clone()
+}
+
+/// The `woci` of this `cargo test` build, whatever `WOCI_BIN` says. Only for suites that need
+/// what release binaries never have: the test-only `failpoints` feature (`tests/crash.rs`).
+pub fn test_build_woci_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_woci"))
 }
 
 pub fn fake_jwt(payload: &str) -> String {
