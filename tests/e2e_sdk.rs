@@ -153,7 +153,7 @@ impl Setup {
     }
 
     fn woci(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(assert_cmd::cargo::cargo_bin("woci"));
+        let mut c = Command::new(woci_bin());
         self.user_env(&mut c, &Program { argv: Vec::new(), env: Vec::new(), control_env: Vec::new() }, 0);
         c.args(args);
         c
@@ -173,7 +173,7 @@ impl Setup {
 
     /// The program under `woci --auto-refresh --exec` (plus `extra` woci flags).
     async fn under_woci(&self, p: &Program, seconds: u64, extra: &[&str]) -> Run {
-        let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("woci"));
+        let mut cmd = Command::new(woci_bin());
         self.user_env(&mut cmd, p, seconds);
         cmd.args(["--log-level", "debug", "--auto-refresh"]).args(extra).args(["--exec", "--"]).args(&p.argv);
         self.run(cmd, Instant::now()).await
