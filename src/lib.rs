@@ -2,27 +2,26 @@
 //! (UPST) valid — before `oci` starts, and with `--auto-refresh` while it runs, through a local
 //! re-signing proxy that swaps the fresh token into each request's OCI signature.
 //!
-//! `main.rs` only calls [`app::main`]. The modules, by responsibility:
-//! - command line: [`cli`] (splitting woci options from `oci` arguments), [`oci_program`] (the real
-//!   `oci`, never woci itself), [`oci_cli_rc`] (oci's own settings file), [`settings`] (CLI + env +
-//!   manager INI → one plain struct), [`manager_config`] (`woci_manager.ini`), [`oci_config`]
-//!   (`~/.oci/config` read and upsert)
-//! - tokens: [`jwt`] (claims, freshness), [`keys`] (the stable RSA key pair), [`store`] (session
-//!   folder files), [`crypto`] (refresh token at rest)
-//! - protocols: [`http`] (the transport trait, the one retry policy), [`token_endpoint`] (the one
-//!   client for token-endpoint POSTs), [`oidc`] (refresh grant, Authorization Code + PKCE and
-//!   device-code login), [`exchange`] (a JWT → UPST), [`subject_token`] and [`federation`] (CI /
-//!   workload JWTs instead of a login), [`session_refresh`] (OCI auth service refresh), [`realm`]
-//!   (regions, realms, OCI hosts, `NO_PROXY`), [`signer`] (OCI HTTP signatures), [`oke`] (native
-//!   OKE `generate-token`)
-//! - orchestration: [`renew`] (the pure plan, and the locked executor that carries it out;
-//!   [`critical`] holds signals while a refresh token rotates), [`child`] (running `oci`
-//!   or any program; [`redact`] filters its output under `--debug`), [`container`] (`oci` from a
-//!   container image), [`autorefresh`] (renewal loop + proxy + child), [`proxy`] (the re-signing
-//!   proxy), [`daemon`], [`status`]
-//! - operations: [`metrics`] (renewal counts, the Prometheus textfile), [`hooks`]
-//!   (`on_renewal_failure`, `on_expiring`), [`expiry`] (warning before the hard end)
-//! - plumbing: [`error`], [`secret`], [`clock`], [`fsutil`], [`logging`]
+//! `main.rs` only calls [`app::main`]. The modules, by layer, lowest first; `tests/layers.rs`
+//! keeps every import pointing down (docs/ARCHITECTURE.md has the table):
+//! - base: [`error`], [`secret`], [`clock`], [`terminal`] (text from outside made safe to print),
+//!   [`fsutil`], [`logging`], [`critical`] (signals held while a refresh token rotates), [`jwt`],
+//!   [`keys`] (the stable RSA key pair), [`crypto`] (refresh token at rest), [`realm`] (regions,
+//!   realms, OCI hosts, `NO_PROXY`), [`signer`] (OCI HTTP signatures), [`expiry`]
+//! - settings: [`settings`] (the one table of settings, their rules, the INI files, the resolved
+//!   per-mode configs)
+//! - services: [`http`] (the transport trait, the one retry policy), [`token_endpoint`],
+//!   [`oci_config`] (`~/.oci/config`), [`store`] (session folder files), [`context`] (settings,
+//!   store, clock and environment of one call), [`oci_program`] (the real `oci`, never woci
+//!   itself), [`redact`] (`--debug` output filter), [`oidc`] (refresh grant, PKCE and device-code
+//!   login), [`exchange`] (a JWT → UPST), [`subject_token`] (CI / workload JWTs),
+//!   [`session_refresh`], [`proxy`] (the re-signing proxy), [`metrics`], [`hooks`]
+//! - renewal: [`renew`] (the facts, the pure plan, and the locked executor that carries it out)
+//! - modes: [`child`] (the one builder of child processes), [`container`], [`autorefresh`],
+//!   [`daemon`], [`status`], [`oke`] (native `generate-token`)
+//! - command line: [`cli`]
+//! - top: [`app`] (runs the mode a command line asks for; maps every error to its message and exit
+//!   code once)
 
 pub mod app;
 pub mod autorefresh;
