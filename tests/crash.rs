@@ -100,7 +100,7 @@ async fn sigkill_at_each_write_loses_the_session_only_before_the_new_refresh_tok
         let w = World::new().await;
         w.seed_refresh_token();
         let stopped = run({
-            let mut c = w.woci();
+            let mut c = w.woci_at(&test_build_woci_bin());
             c.env("FAILPOINTS", format!("{point}=return(SIGKILL)")).args(["os", "ns", "get"]);
             c
         })
