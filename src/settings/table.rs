@@ -461,7 +461,7 @@ pub const SETTINGS: &[Def] = &[
         ..row(
             Key::LogLevel,
             "log_level",
-            Choice(&["trace", "Debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
+            Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
             "woci's log level (RUST_LOG wins)",
         )
     },
