@@ -12,7 +12,7 @@ use crate::clock::{fmt_secs, SystemClock};
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::renew::{Force, Renewer, Session};
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, Flags, OciView, Settings};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -61,10 +61,12 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
     if matches!(inv.command, Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)) {
         crate::oci_program::check_guard(&env)?;
     }
+    let mut daemon_spec = None;
     if inv.command == Command::DaemonRun {
         // The daemon's settings come through its stdin, never its command line.
         let spec = crate::daemon::DaemonSpec::read_from(std::io::stdin().lock())?;
-        inv = Invocation { flags: spec.flags, oci: spec.oci, command: Command::DaemonRun, json: false };
+        inv = Invocation { flags: spec.flags.clone(), oci: spec.oci.clone(), command: Command::DaemonRun, json: false };
+        daemon_spec = Some(spec);
     }
     if let Command::Status { all: true, .. } = inv.command {
         return crate::status::run_all(&inv.flags, &inv.oci, &env, inv.json, Arc::new(SystemClock));
@@ -82,15 +84,11 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
     let ctx = Context::new(settings, Arc::new(SystemClock), env)?;
     let renewer = Arc::new(Renewer::new(&ctx));
     let s = &ctx.settings;
+    let call = Call { flags: &inv.flags, oci: &inv.oci };
 
     match inv.command {
-        Command::Oci(args) => run_oci(&ctx, &renewer, args),
-        Command::Exec { program, args } => {
-            let session = ensure_or_keep(&renewer)?;
-            let redactor = crate::redact::for_child(s, &[], Some(&session.token), &ctx.env);
-            let builder = ChildBuilder::exec(s, &ctx.env, program, args).redactor(redactor);
-            supervised(&ctx, renewer, session, builder)
-        }
+        Command::Oci(args) => run_oci(&ctx, &renewer, args, &call),
+        Command::Exec { program, args } => run_exec(&ctx, renewer, program, args, &call),
         // Profiles without woci IdP settings are `oci session authenticate` profiles: logging in
         // is oci's own; refreshing stays woci's (its lock, its `auth_endpoint`).
         Command::SessionAuthenticate(args) if !s.has_idp() => {
@@ -103,7 +101,10 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
         Command::Daemon => {
             crate::daemon::start(&ctx, &renewer, crate::daemon::DaemonSpec::new(&inv.flags, &inv.oci, s))
         }
-        Command::DaemonRun => crate::daemon::run_foreground(&ctx),
+        Command::DaemonRun => match daemon_spec {
+            Some(spec) => crate::daemon::run_foreground(&ctx, spec),
+            None => Err(Error::Other("the daemon has no settings".into())),
+        },
         Command::DaemonStatus => crate::daemon::status(&ctx, inv.json),
         Command::StopDaemon => crate::daemon::stop(&ctx),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
@@ -128,17 +129,30 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
     }
 }
 
-fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result<u8> {
+/// The invocation as given: what running it again as the profile's `fallback_profile` needs.
+struct Call<'a> {
+    flags: &'a Flags,
+    oci: &'a OciView,
+}
+
+fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Call<'_>) -> Result<u8> {
     let s = &ctx.settings;
     if !s.manages_session() {
         tracing::debug!(auth = ?s.auth, "not a security_token command; running oci as is");
         let redactor = crate::redact::for_child(s, &args, None, &ctx.env);
         return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
     }
+    let session = match ensure_or_keep(renewer) {
+        Ok(s) => s,
+        Err(e) => {
+            let fallback = fallback_context(ctx, call, e)?;
+            let args = cli::with_profile(&args, &fallback.settings.profile);
+            return run_oci(&fallback, &Arc::new(Renewer::new(&fallback)), args, call);
+        }
+    };
     let oke = if s.native_oke { crate::oke::recognize(&args, &ctx.env) } else { None };
     let mut full = s.oci_prefix_args();
     full.extend(args);
-    let session = ensure_or_keep(renewer)?;
     if let Some(req) = oke {
         if let Some(code) = crate::oke::answer(ctx, &session, &req)? {
             return Ok(code);
@@ -150,6 +164,67 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>) -> Result
         return supervised(ctx, renewer.clone(), session, builder);
     }
     child::exec(&builder.build()?)
+}
+
+/// `--exec`: the program under renewal (and the proxy), as the fallback profile when the
+/// profile's session cannot be renewed.
+fn run_exec(
+    ctx: &Context,
+    renewer: Arc<Renewer>,
+    program: OsString,
+    args: Vec<OsString>,
+    call: &Call<'_>,
+) -> Result<u8> {
+    let s = &ctx.settings;
+    let session = match ensure_or_keep(&renewer) {
+        Ok(s) => s,
+        Err(e) => {
+            let fallback = fallback_context(ctx, call, e)?;
+            let renewer = Arc::new(Renewer::new(&fallback));
+            return run_exec(&fallback, renewer, program, args, call);
+        }
+    };
+    let redactor = crate::redact::for_child(s, &[], Some(&session.token), &ctx.env);
+    let mut builder = ChildBuilder::exec(s, &ctx.env, program, args).redactor(redactor);
+    if s.oci.profile.as_deref() != call.oci.profile.as_deref() {
+        // A fallback: the program's `oci` and SDKs use its profile, whatever the user exported.
+        builder = builder.env_override("OCI_CLI_PROFILE", &s.profile);
+    }
+    supervised(ctx, renewer, session, builder)
+}
+
+/// After `err` ended the renewal of the context's profile: the context of its `fallback_profile`
+/// to run the command with instead — when one is set, the failure's class is not `config`, and
+/// the profile is not itself a fallback (never chained) — with one warning line naming both
+/// profiles and the class, counted in `woci_fallbacks_total`. Otherwise `err`.
+/// [`Renewer::ensure_or_keep`] fails only when the token is no longer usable (expired, missing,
+/// or valid for [`crate::renew::FALLBACK_MIN_LEFT`] or less), so a usable token is never
+/// replaced.
+fn fallback_context(ctx: &Context, call: &Call<'_>, err: Error) -> Result<Context> {
+    let s = &ctx.settings;
+    let Some(name) = s.ops.fallback_profile.clone() else { return Err(err) };
+    let class = crate::metrics::class_of(&err);
+    if class == crate::metrics::Class::Config {
+        return Err(err);
+    }
+    let view = OciView { profile: Some(name.clone()), ..call.oci.clone() };
+    let mut settings = match Settings::resolve(call.flags, &view, &ctx.env, false) {
+        Ok(f) => f,
+        Err(e) => {
+            tracing::warn!("fallback profile `{name}` of profile `{}` cannot be used: {e}", s.profile);
+            return Err(err);
+        }
+    };
+    // `oci` gets `--profile NAME` where the user's `--profile` was, else in front.
+    settings.profile_on_cli = s.profile_on_cli;
+    settings.ops.fallback_profile = None;
+    tracing::warn!(
+        "renewing the session of profile `{}` failed ({}: {err}); running the command with its fallback profile `{name}`",
+        s.profile,
+        class.as_str()
+    );
+    crate::metrics::record_fallback(ctx.store.dir(), &s.profile, s.ops.metrics_file.as_deref(), &name);
+    Context::new(settings, ctx.clock.clone(), (*ctx.env).clone())
 }
 
 /// The session for a forced renewal or login (`session refresh` / `session authenticate`).

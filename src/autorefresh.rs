@@ -53,9 +53,10 @@ pub async fn run_supervised(
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let window = ctx.settings.window;
     let renewal =
-        tokio::spawn(async move { schedule::renewal_loop(renewer, window, session, tx, stop_rx, |_| {}).await });
+        tokio::spawn(
+            async move { schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, |_| {}).await },
+        );
     let code = running.wait().await;
     let _ = stop_tx.send(());
     match renewal.await {

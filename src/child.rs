@@ -127,6 +127,14 @@ impl ChildBuilder {
         &self.args
     }
 
+    /// Sets `name` to `value` for the program whatever woci's environment says (the fallback
+    /// profile's `OCI_CLI_PROFILE` for an `--exec` program).
+    pub fn env_override(mut self, name: &str, value: impl Into<OsString>) -> ChildBuilder {
+        self.set_env.retain(|(k, _)| k != name);
+        self.set_env.push((name.into(), value.into()));
+        self
+    }
+
     /// Relays stdout/stderr through `redactor` (under `--debug`).
     pub fn redactor(mut self, redactor: Option<Redactor>) -> ChildBuilder {
         self.redactor = redactor;

@@ -65,15 +65,21 @@ impl Hook {
     /// line).
     pub fn parse(line: &str, setting: &str, home: &Path) -> Result<Hook> {
         match shlex::split(line.trim()) {
-            Some(mut argv) if !argv.is_empty() => {
-                if argv[0].starts_with('~') {
-                    argv[0] = fsutil::expand_home(&argv[0], home).to_string_lossy().into_owned();
-                }
-                Ok(Hook { setting: setting.to_owned(), argv })
-            }
-            Some(_) => Err(Error::Config(format!("`{setting}` names no command"))),
+            Some(argv) => Hook::from_argv(argv, setting, home),
             None => Err(Error::Config(format!("`{setting}`: the command line has unbalanced quotes"))),
         }
+    }
+
+    /// A hook from a command line the settings already split (their `Command` rule), with a
+    /// leading `~` of the program expanded to `home`.
+    pub fn from_argv(mut argv: Vec<String>, setting: &str, home: &Path) -> Result<Hook> {
+        let Some(program) = argv.first_mut() else {
+            return Err(Error::Config(format!("`{setting}` names no command")));
+        };
+        if program.starts_with('~') {
+            *program = fsutil::expand_home(&*program, home).to_string_lossy().into_owned();
+        }
+        Ok(Hook { setting: setting.to_owned(), argv })
     }
 
     /// The program.
@@ -225,7 +231,8 @@ fn claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> bool {
 }
 
 fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Result<bool> {
-    if !session_dir.is_dir() {
+    // A real folder only: never write where a symbolic link points.
+    if !std::fs::symlink_metadata(session_dir).is_ok_and(|m| m.is_dir()) {
         tracing::debug!("no session folder `{}`: `{key}` not fired", session_dir.display());
         return Ok(false);
     }
@@ -555,6 +562,19 @@ mod tests {
         on_renewal_failure(&missing, &r.recorder("on_renewal_failure"), &failed(Class::Config, T0 as i64), &hook_env());
         assert_eq!(r.runs(), 0);
         assert!(!missing.exists());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn no_hook_runs_through_a_symlinked_session_folder() {
+        let r = Rig::new();
+        let elsewhere = r.out.with_file_name("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let link = r.session.with_file_name("linked");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        on_renewal_failure(&link, &r.recorder("on_renewal_failure"), &failed(Class::Auth, T0 as i64), &hook_env());
+        assert_eq!(r.runs(), 0);
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
     #[test]

@@ -131,31 +131,37 @@ struct State {
     refresh_token_exp: Option<i64>,
 }
 
-/// Counts one renewal attempt of `profile` (and, with `fallback`, one use of that fallback
-/// profile) in the profile's session folder, then rewrites `metrics_path` (when set) with the
-/// series of every profile naming it, and the file the profile named before if that changed.
-/// Never fails: a problem is one warning line. Nothing is recorded for a profile without a
-/// session folder (the renewal's lock creates it; a mistyped profile gets none).
-pub fn record(
-    session_dir: &Path,
-    profile: &str,
-    metrics_path: Option<&Path>,
-    outcome: &Outcome,
-    fallback: Option<&str>,
-) {
-    if let Err(e) = update(session_dir, profile, metrics_path, outcome, fallback) {
+/// What one update counts.
+#[derive(Debug, Clone, Copy)]
+enum Change<'a> {
+    /// A renewal attempt.
+    Renewal(&'a Outcome),
+    /// A call that ran with this fallback profile.
+    Fallback(&'a str),
+}
+
+/// Counts one renewal attempt of `profile` in the profile's session folder, then rewrites
+/// `metrics_path` (when set) with the series of every profile naming it, and the file the
+/// profile named before if that changed. Never fails: a problem is one warning line. Nothing is
+/// recorded for a profile without a session folder (the renewal's lock creates it; a mistyped
+/// profile gets none), nor through a session folder that is a symbolic link.
+pub fn record(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, outcome: &Outcome) {
+    if let Err(e) = update(session_dir, profile, metrics_path, Change::Renewal(outcome)) {
         tracing::warn!("renewal metrics of profile `{profile}` not recorded: {e}");
     }
 }
 
-fn update(
-    session_dir: &Path,
-    profile: &str,
-    metrics_path: Option<&Path>,
-    outcome: &Outcome,
-    fallback: Option<&str>,
-) -> Result<()> {
-    if !session_dir.is_dir() {
+/// Counts one call of `profile` that ran with `fallback` instead (`woci_fallbacks_total`), and
+/// rewrites the metrics file as [`record`] does; the recorded expiries stay as they are.
+pub fn record_fallback(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, fallback: &str) {
+    if let Err(e) = update(session_dir, profile, metrics_path, Change::Fallback(fallback)) {
+        tracing::warn!("fallback metrics of profile `{profile}` not recorded: {e}");
+    }
+}
+
+fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change: Change<'_>) -> Result<()> {
+    // A real folder only: never write where a symbolic link points.
+    if !std::fs::symlink_metadata(session_dir).is_ok_and(|m| m.is_dir()) {
         tracing::debug!(profile, "no session folder: renewal metrics not recorded");
         return Ok(());
     }
@@ -176,15 +182,17 @@ fn update(
     };
     let before = state.metrics_file.clone();
     state.profile = profile.to_owned();
-    let counter = state.renewals.entry(outcome.result).or_default();
-    counter.count += 1;
-    counter.last = outcome.at;
-    if let Some(f) = fallback {
-        *state.fallbacks.entry(f.to_owned()).or_default() += 1;
+    match change {
+        Change::Renewal(outcome) => {
+            let counter = state.renewals.entry(outcome.result).or_default();
+            counter.count += 1;
+            counter.last = outcome.at;
+            state.token_exp = outcome.token_exp;
+            state.sess_exp = outcome.sess_exp;
+            state.refresh_token_exp = outcome.refresh_token_exp;
+        }
+        Change::Fallback(f) => *state.fallbacks.entry(f.to_owned()).or_default() += 1,
     }
-    state.token_exp = outcome.token_exp;
-    state.sess_exp = outcome.sess_exp;
-    state.refresh_token_exp = outcome.refresh_token_exp;
     // A metrics file whose folder is gone keeps the recorded path, so the profile stays in it.
     let target = match target {
         Ok(t) => {
@@ -459,12 +467,13 @@ mod tests {
         let dir = h.profile("prod");
         let prom = h.prom("woci.prom");
         let clock = ManualClock::at(T0);
-        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock), None);
+        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock));
         clock.advance(Duration::from_secs(60));
-        record(&dir, "prod", Some(&prom), &outcome(Class::Network, &clock), None);
+        record(&dir, "prod", Some(&prom), &outcome(Class::Network, &clock));
         clock.advance(Duration::from_secs(60));
         // Each call is a separate process in real use: the counts come from the file.
-        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock), Some("backup"));
+        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock));
+        record_fallback(&dir, "prod", Some(&prom), "backup");
         let t = T0 + 120;
         let expected = format!(
             "# HELP woci_fallbacks_total Calls that ran with the fallback profile because the profile's renewal failed.
@@ -502,7 +511,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let clock = ManualClock::at(T0);
         let mut o = outcome(Class::Ok, &clock);
         o.refresh_token_exp = Some(T0 as i64 + 7 * 86_400);
-        record(&dir, "p", Some(&h.prom("w.prom")), &o, None);
+        record(&dir, "p", Some(&h.prom("w.prom")), &o);
         let text = h.read("w.prom");
         assert!(text.contains("# TYPE woci_refresh_token_expiry_timestamp_seconds gauge\n"), "{text}");
         assert!(
@@ -510,7 +519,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         );
         // Unknown after the next attempt: the series goes.
         o.refresh_token_exp = None;
-        record(&dir, "p", Some(&h.prom("w.prom")), &o, None);
+        record(&dir, "p", Some(&h.prom("w.prom")), &o);
         assert!(!h.read("w.prom").contains("refresh_token_expiry"));
     }
 
@@ -520,10 +529,10 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let clock = ManualClock::at(T0);
         let shared = h.prom("shared.prom");
         for p in ["b", "a"] {
-            record(&h.profile(p), p, Some(&shared), &outcome(Class::Ok, &clock), None);
+            record(&h.profile(p), p, Some(&shared), &outcome(Class::Ok, &clock));
         }
-        record(&h.profile("c"), "c", Some(&h.prom("c.prom")), &outcome(Class::Auth, &clock), None);
-        record(&h.profile("d"), "d", None, &outcome(Class::Ok, &clock), None);
+        record(&h.profile("c"), "c", Some(&h.prom("c.prom")), &outcome(Class::Auth, &clock));
+        record(&h.profile("d"), "d", None, &outcome(Class::Ok, &clock));
         let text = h.read("shared.prom");
         let renewals: Vec<&str> = text.lines().filter(|l| l.starts_with("woci_renewals_total")).collect();
         assert_eq!(
@@ -547,8 +556,8 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let clock = ManualClock::at(T0);
         let plain = h.prom("w.prom");
         let dotted = h.prom_dir.join("../textfile/w.prom");
-        record(&h.profile("a"), "a", Some(&plain), &outcome(Class::Ok, &clock), None);
-        record(&h.profile("b"), "b", Some(&dotted), &outcome(Class::Ok, &clock), None);
+        record(&h.profile("a"), "a", Some(&plain), &outcome(Class::Ok, &clock));
+        record(&h.profile("b"), "b", Some(&dotted), &outcome(Class::Ok, &clock));
         let text = h.read("w.prom");
         assert!(text.contains("profile=\"a\"") && text.contains("profile=\"b\""), "{text}");
     }
@@ -558,10 +567,10 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let h = Home::new();
         let clock = ManualClock::at(T0);
         let (old, new) = (h.prom("old.prom"), h.prom("new.prom"));
-        record(&h.profile("keep"), "keep", Some(&old), &outcome(Class::Ok, &clock), None);
-        record(&h.profile("move"), "move", Some(&old), &outcome(Class::Ok, &clock), None);
+        record(&h.profile("keep"), "keep", Some(&old), &outcome(Class::Ok, &clock));
+        record(&h.profile("move"), "move", Some(&old), &outcome(Class::Ok, &clock));
         assert!(h.read("old.prom").contains("profile=\"move\""));
-        record(&h.profile("move"), "move", Some(&new), &outcome(Class::Ok, &clock), None);
+        record(&h.profile("move"), "move", Some(&new), &outcome(Class::Ok, &clock));
         assert!(!h.read("old.prom").contains("profile=\"move\""));
         assert!(h.read("old.prom").contains("profile=\"keep\""));
         assert!(h.read("new.prom").contains("woci_renewals_total{profile=\"move\",result=\"ok\"} 2"));
@@ -581,7 +590,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
                 prom.display()
             )
         );
-        update(&dir, "p", Some(&prom), &outcome(Class::Ok, &clock), None).unwrap();
+        update(&dir, "p", Some(&prom), Change::Renewal(&outcome(Class::Ok, &clock))).unwrap();
         assert!(!prom.parent().unwrap().exists());
         let s: State = serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).unwrap()).unwrap();
         assert_eq!(s.renewals[&Class::Ok].count, 1);
@@ -592,9 +601,22 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let h = Home::new();
         let clock = ManualClock::at(T0);
         let dir = h.sessions.join("typo");
-        record(&dir, "typo", Some(&h.prom("w.prom")), &outcome(Class::Config, &clock), None);
+        record(&dir, "typo", Some(&h.prom("w.prom")), &outcome(Class::Config, &clock));
         assert!(!dir.exists());
         assert!(!h.prom("w.prom").exists());
+    }
+
+    #[test]
+    #[cfg(unix)]
+    fn nothing_is_written_through_a_symlinked_session_folder() {
+        let h = Home::new();
+        let elsewhere = h.prom_dir.join("elsewhere");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        let dir = h.sessions.join("p");
+        std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
+        record(&dir, "p", None, &outcome(Class::Config, &ManualClock::at(T0)));
+        record_fallback(&dir, "p", None, "b");
+        assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
     #[test]
@@ -603,7 +625,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         use std::os::unix::fs::PermissionsExt;
         let h = Home::new();
         let dir = h.profile("p");
-        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)), None);
+        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)));
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&h.prom("w.prom")), 0o644);
         assert_eq!(mode(&dir.join(STATE_FILE)), 0o600);
@@ -617,7 +639,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let h = Home::new();
         let dir = h.profile("p");
         std::fs::write(dir.join(STATE_FILE), "{not json").unwrap();
-        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)), None);
+        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)));
         assert!(h.read("w.prom").contains("woci_renewals_total{profile=\"p\",result=\"ok\"} 1"));
     }
 
@@ -656,7 +678,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
                     s.spawn(move || {
                         let p = if i % 2 == 0 { "a" } else { "b" };
                         let class = if i % 5 == 0 { Class::Network } else { Class::Ok };
-                        record(dir, p, Some(prom), &outcome(class, &ManualClock::at(T0 + i as u64)), None);
+                        record(dir, p, Some(prom), &outcome(class, &ManualClock::at(T0 + i as u64)));
                     })
                 })
                 .collect();

@@ -7,7 +7,9 @@ use common::*;
 use std::path::{Path, PathBuf};
 
 /// Every file under `root` with its content (`None` for folders and links), to compare before/after.
-/// The renewal lock (an empty `.lock` taken before the inputs are checked) is not state.
+/// The renewal lock (an empty `.lock` taken before the inputs are checked) is not state, nor is
+/// the renewal accounting that counts the failed attempt (`woci-metrics.json` and its lock, checked
+/// in `tests/ops.rs`).
 fn snapshot(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
     let mut out = Vec::new();
     let mut stack = vec![root.to_owned()];
@@ -15,7 +17,7 @@ fn snapshot(root: &Path) -> Vec<(PathBuf, Option<Vec<u8>>)> {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
         for e in entries.flatten() {
             let p = e.path();
-            if p.file_name().is_some_and(|n| n == ".lock") {
+            if p.file_name().is_some_and(|n| [".lock", ".metrics.lock", "woci-metrics.json"].iter().any(|s| n == *s)) {
                 continue;
             }
             let meta = std::fs::symlink_metadata(&p).unwrap();

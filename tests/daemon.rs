@@ -340,3 +340,96 @@ async fn a_symlinked_pid_file_is_refused_and_its_target_untouched() {
     }
     assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep me\n");
 }
+
+/// The daemon's log lines that report a settings reload.
+fn reload_lines(w: &World) -> Vec<String> {
+    log(w)
+        .lines()
+        .filter(|l| l.contains("settings reloaded") || l.contains("settings not reloaded"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_and_an_ini_change_reload_the_settings_and_keep_the_pid() {
+    // 6 s tokens: once it renews, the daemon renews every few seconds.
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(6), ..Config::default() }).await;
+    let prom_dir = w.home().join("textfile");
+    std::fs::create_dir_all(&prom_dir).unwrap();
+    let prom = prom_dir.join("woci.prom");
+    // The daemon starts with a client secret the identity domain no longer takes (rotated
+    // there), and a token valid for 25 s that it renews 5 s before the end.
+    let base = w.read(&w.manager_ini_path()) + "refresh_safety_window = 5\n";
+    let right = w.cfg.exchange_client_secret.clone();
+    let wrong = "x".repeat(right.len());
+    let metrics_line = format!("metrics_file = {}\n", prom.display());
+    let start_ini = base.replace(&format!("\nclient_secret = {right}\n"), &format!("\nclient_secret = {wrong}\n"))
+        + &format!("#{}\n", " ".repeat(metrics_line.len() - 2));
+    assert_ne!(start_ini, base);
+    std::fs::write(w.manager_ini_path(), &start_ini).unwrap();
+    w.seed_token(25);
+    let rt = w.seed_refresh_token();
+    let (_guard, pid) = start(&w).await;
+
+    // SIGHUP: the right secret (named, never shown) and a metrics file. The file keeps its size
+    // and modification time, so only the signal can make the daemon read it.
+    let fixed_ini = base.clone() + &metrics_line;
+    assert_eq!(fixed_ini.len(), start_ini.len());
+    let mtime = std::fs::metadata(w.manager_ini_path()).unwrap().modified().unwrap();
+    std::fs::write(w.manager_ini_path(), &fixed_ini).unwrap();
+    std::fs::File::options().write(true).open(w.manager_ini_path()).unwrap().set_modified(mtime).unwrap();
+    // SAFETY: kill(2) on the daemon this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGHUP) }, 0);
+    wait_for(&w, "the SIGHUP reload line", || !reload_lines(&w).is_empty()).await;
+    let lines = reload_lines(&w);
+    assert_eq!(
+        lines[0].split_once(": ").unwrap().1,
+        format!("settings reloaded (SIGHUP): `client_secret` changed, `metrics_file` default → `{}`", prom.display()),
+        "{lines:#?}"
+    );
+    assert!(lines[0].contains(&format!("woci-daemon[{pid}]")), "{}", lines[0]);
+    assert!(alive(pid), "SIGHUP no longer stops the daemon");
+    // The renewal that comes due uses the reloaded secret, and is counted in the reloaded file.
+    wait_for(&w, "a renewal counted in the new metrics file", || {
+        w.read(&prom).contains("woci_renewals_total{profile=\"P\",result=\"ok\"}")
+    })
+    .await;
+    assert!(!w.read(&prom).contains("result=\"auth\""), "{}", w.read(&prom));
+
+    // The INI's modification time alone.
+    std::fs::write(w.manager_ini_path(), fixed_ini.clone() + "expiring_warning = 2h\n").unwrap();
+    wait_for(&w, "the reload after the INI changed", || reload_lines(&w).len() > 1).await;
+    let ini = w.manager_ini_path().display().to_string();
+    assert_eq!(
+        reload_lines(&w)[1].split_once(": ").unwrap().1,
+        format!("settings reloaded (`{ini}` changed): `expiring_warning` default → `2h`")
+    );
+    assert!(alive(pid));
+    assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")).trim(), pid.to_string());
+
+    // An INI that does not resolve: one line, and the daemon renews on with what it has.
+    std::fs::write(w.manager_ini_path(), fixed_ini.clone() + "expiring_warning = soon\n").unwrap();
+    wait_for(&w, "the refused reload", || reload_lines(&w).len() > 2).await;
+    let line = reload_lines(&w).pop().unwrap();
+    assert!(line.contains("settings not reloaded (`") && line.contains("`expiring_warning`"), "{line}");
+    let ok = |w: &World| {
+        w.read(&prom)
+            .lines()
+            .find_map(|l| l.strip_prefix("woci_renewals_total{profile=\"P\",result=\"ok\"} "))
+            .map_or(0, |v| v.parse::<u64>().unwrap())
+    };
+    let before = ok(&w);
+    wait_for(&w, "another renewal after the refused reload", || ok(&w) > before).await;
+    assert_eq!(reload_lines(&w).len(), 3, "one line per reload: {:#?}", reload_lines(&w));
+    // The control commands need settings that resolve.
+    std::fs::write(w.manager_ini_path(), fixed_ini).unwrap();
+    let out = woci(&w, &["--daemon-status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["daemon"]["pid"], pid, "the same daemon runs");
+
+    let log = log(&w);
+    assert!(!log.contains(&wrong) && !log.contains(&right), "{log}");
+    assert_no_secrets(&log, &[&rt, &w.read(&w.token_path())]);
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

@@ -47,6 +47,11 @@ impl Setup {
     /// The real IdP, the emulator (TLS, trusting the IdP) and a HOME whose manager INI points
     /// woci at both, with the real `oci` as `oci_command`.
     async fn start(cfg: Config) -> Setup {
+        Setup::start_with(cfg, "").await
+    }
+
+    /// [`Setup::start`] with `extra` lines in the profile's manager INI section.
+    async fn start_with(cfg: Config, extra: &str) -> Setup {
         let idp = NodeIdp::start(IdpOptions {
             // The provider's own default: `offline_access` needs `prompt=consent`, which woci sends.
             strict_offline_access: true,
@@ -94,6 +99,7 @@ impl Setup {
             free_port(),
             peers::oci_cli().display(),
         );
+        ini.push_str(extra);
         ini.push('\n');
         std::fs::write(oci_dir.join("woci_manager.ini"), ini).unwrap();
         std::fs::write(oci_dir.join("config"), format!("[{PROFILE}]\nregion = us-ashburn-1\n")).unwrap();
@@ -335,4 +341,60 @@ async fn unreachable_provider_fails_cleanly_and_keeps_the_session_files() {
     assert!(stderr.contains("identity provider"), "{stderr}");
     assert_eq!(s.read("refresh_token"), rt, "the refresh token is untouched");
     assert_eq!(s.read("token"), token, "the token is untouched");
+}
+
+/// Renewal accounting against the real provider: a login and a refresh count `ok`; a refresh
+/// token the provider refuses with no one to log in counts `auth` (exit 3), a provider that is
+/// down counts `network` (exit 6), and `on_renewal_failure` gets each class once with woci's
+/// exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_classes_and_the_failure_hook_against_the_real_provider() {
+    let dir = tempfile::tempdir().unwrap();
+    let prom = dir.path().join("woci.prom");
+    let runs = dir.path().join("runs");
+    std::fs::create_dir_all(&runs).unwrap();
+    let hook = dir.path().join("hook");
+    common::write_exec(&hook, &format!("#!/bin/sh\nn=$(ls '{0}' | wc -l)\ncat > '{0}/event.'$n\n", runs.display()));
+    let extra = format!("metrics_file = {}\non_renewal_failure = {}\n", prom.display(), hook.display());
+    let mut s = Setup::start_with(Config::default(), &extra).await;
+    let renewals = |result: &str| {
+        let text = std::fs::read_to_string(&prom).unwrap_or_default();
+        let prefix = format!("woci_renewals_total{{profile=\"{PROFILE}\",result=\"{result}\"}} ");
+        text.lines().find_map(|l| l.strip_prefix(&prefix)).map_or(0, |v| v.parse::<u64>().unwrap())
+    };
+    let event = |n: usize| -> Value {
+        serde_json::from_str(std::fs::read_to_string(runs.join(format!("event.{n}"))).unwrap().trim_end()).unwrap()
+    };
+
+    s.run_ok(&["session", "authenticate", "--profile", PROFILE]).await;
+    s.run_ok(&["session", "refresh", "--profile", PROFILE]).await;
+    assert_eq!(renewals("ok"), 2);
+
+    // The stored refresh token is spent elsewhere; no browser, no terminal: `auth`, exit 3.
+    let resp = s.refresh_grant_by_hand(&s.read("refresh_token")).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let mut cmd = s.woci(&["session", "refresh", "--profile", PROFILE]);
+    cmd.env_remove("BROWSER");
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stderr));
+    s.assert_no_secrets(&out);
+    assert_eq!((renewals("ok"), renewals("auth")), (2, 1));
+    let ev = event(0);
+    assert_eq!((ev["class"].as_str(), ev["exit_code"].as_u64()), (Some("auth"), Some(3)), "{ev}");
+
+    // The provider is down: `network`, exit 6.
+    s.idp.stop();
+    let mut cmd = s.woci(&["session", "refresh", "--profile", PROFILE]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!((renewals("ok"), renewals("auth"), renewals("network")), (2, 1, 1));
+    let ev = event(1);
+    assert_eq!((ev["class"].as_str(), ev["exit_code"].as_u64()), (Some("network"), Some(6)), "{ev}");
+    assert_eq!(std::fs::read_dir(&runs).unwrap().count(), 2, "once per class");
+    let seen = format!(
+        "{}{}",
+        std::fs::read_to_string(&prom).unwrap(),
+        std::fs::read_to_string(runs.join("event.0")).unwrap()
+    );
+    assert!(!seen.contains(&s.read("refresh_token")) && !seen.contains(&s.emu.config().exchange_client_secret));
 }

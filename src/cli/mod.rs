@@ -804,6 +804,33 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     Ok(view)
 }
 
+/// `args` (oci arguments) with the value of every `--profile P` / `--profile=P` replaced by
+/// `profile`, read as [`Invocation::oci`] reads them; everything else untouched and in order.
+pub fn with_profile(args: &[OsString], profile: &str) -> Vec<OsString> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match split_option(a) {
+            Some((name, inline)) if name == "--profile" => match inline {
+                Some(_) => out.push(OsString::from(format!("--profile={profile}"))),
+                None => {
+                    out.push(a.clone());
+                    if it.next().is_some() {
+                        out.push(profile.into());
+                    }
+                }
+            },
+            Some((name, None)) if VIEW_OPTIONS.contains(&name.as_str()) => {
+                // Another option's value is never read as an option.
+                out.push(a.clone());
+                out.extend(it.next().cloned());
+            }
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
 /// A hint for errors when the command line has an option that looks like a mistyped
 /// profile-selecting option (`woci os ns get --profle EMU` fails on profile `DEFAULT`).
 pub fn typo_hint(oci: &OciView) -> Option<String> {

@@ -138,7 +138,7 @@ pub const FILES: &[Row] = &[
     ),
     r(
         "`~/.oci/sessions/<profile>/`",
-        "the session (folder 0700, files 0600): `token`, the key pair, `refresh_token`, `.lock`, daemon pid, log and state",
+        "the session (folder 0700, files 0600): `token`, the key pair, `refresh_token`, `.lock`, daemon pid, log and state, renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`)",
     ),
 ];
 

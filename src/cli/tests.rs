@@ -507,3 +507,22 @@ fn a_lookalike_of_a_profile_option_is_noticed_for_the_error_hint() {
     assert_eq!(typo_hint(&p(&["os", "ns", "get", "--profile", "EMU"]).oci), None);
     assert_eq!(typo_hint(&p(&["os", "object", "put", "--bucket-name", "b"]).oci), None);
 }
+
+#[test]
+fn with_profile_replaces_every_profile_value_and_nothing_else() {
+    let strs = |v: Vec<OsString>| v.into_iter().map(|a| a.into_string().unwrap()).collect::<Vec<_>>();
+    assert_eq!(
+        strs(with_profile(&os(&["--profile", "P", "os", "ns", "get", "--profile=P"]), "B")),
+        ["--profile", "B", "os", "ns", "get", "--profile=B"]
+    );
+    // A value that looks like `--profile` belongs to the option before it.
+    assert_eq!(
+        strs(with_profile(&os(&["--region", "--profile", "os", "ns", "get"]), "B")),
+        ["--region", "--profile", "os", "ns", "get"]
+    );
+    assert_eq!(strs(with_profile(&os(&["os", "ns", "get"]), "B")), ["os", "ns", "get"]);
+    // What woci reads from the result is the new profile.
+    let inv = p(&["os", "ns", "get", "--profile", "P"]);
+    let Command::Oci(args) = inv.command else { panic!() };
+    assert_eq!(read_oci_view(&with_profile(&args, "B")).unwrap().profile.as_deref(), Some("B"));
+}

@@ -1,6 +1,7 @@
 //! Daemon mode: `woci --daemon` keeps one profile's session renewed in a detached process until it
-//! is stopped or renewal becomes impossible; `--daemon-status` and `--stop-daemon` inspect and end
-//! it.
+//! is stopped (SIGTERM, SIGINT) or renewal becomes impossible; `--daemon-status` and
+//! `--stop-daemon` inspect and end it. SIGHUP, and a change of the manager INI, reload its
+//! settings without a restart ([`reload`]).
 //!
 //! Files in the session folder (see [`crate::store`]):
 //! - `woci_refresh.pid` — the daemon's pid (the bare number, as the Python woci writes it), under
@@ -15,8 +16,9 @@
 //!   later process that reused it, and is never signalled (Linux; `--stop-daemon` signals
 //!   through a pidfd opened before that check, so the process checked is the one signalled).
 //! - `woci-daemon.log` — the daemon's stderr (woci's log lines plus one timestamped line per
-//!   daemon event), rotated to `woci-daemon.log.1` beyond [`LOG_MAX_BYTES`]. No secrets: tokens
-//!   are `SecretString` and never logged.
+//!   daemon event: start, each renewal with its result class, each reload naming what changed,
+//!   the end), rotated to `woci-daemon.log.1` beyond [`LOG_MAX_BYTES`]. No secrets: tokens are
+//!   `SecretString` and never logged, changed secrets are named, not shown.
 //!
 //! Exit codes: `--daemon` 0 started, 10 ([`exit::BUSY`]) already running, else the error's code;
 //! `--daemon-status` 0 running, 1 not running; `--stop-daemon` 0 stopped, 1 none running.
@@ -48,6 +50,7 @@ const PID_LOCK_WAIT: Duration = Duration::from_secs(2);
 const LOG_CHECK_EVERY: Duration = Duration::from_secs(60);
 
 mod files;
+mod reload;
 mod spec;
 pub use files::*;
 pub use spec::DaemonSpec;
@@ -150,9 +153,10 @@ fn log_event(clock_now: i64, msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{} woci-daemon[{}]: {msg}", fmt_utc(clock_now), std::process::id());
 }
 
-/// The detached daemon process (`--daemon-run`): holds the pid lock, renews until stopped
-/// (SIGTERM, SIGINT, SIGHUP) or until renewal becomes impossible, records why it ended.
-pub fn run_foreground(ctx: &Context) -> Result<u8> {
+/// The detached daemon process (`--daemon-run`, started with `spec`): holds the pid lock, renews
+/// until stopped (SIGTERM, SIGINT) or until renewal becomes impossible, reloads its settings on
+/// SIGHUP and INI changes, records why it ended.
+pub fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // A background process must never start an interactive login.
     let renewer = Arc::new(Renewer::new(ctx).without_login());
     let store = ctx.store.clone();
@@ -201,9 +205,10 @@ pub fn run_foreground(ctx: &Context) -> Result<u8> {
             // Handlers first: a stop signal that arrives once the state says "running" must be
             // caught, not end the daemon by its default action.
             let stop_signals = StopSignals::install()?;
+            let (renewers, renewers_rx) = tokio::sync::watch::channel(renewer.clone());
+            let reloader = reload::Reloader::install(spec, ctx.clone(), renewers)?;
             let session = renewer.ensure(Force::No).await?;
-            let window = ctx.settings.window;
-            let next = now() + secs(schedule::next_renewal_in(&session.claims, now(), window));
+            let next = now() + secs(schedule::next_renewal_in(&session.claims, now(), ctx.settings.window));
             save(&|s| {
                 s.phase = Phase::Running;
                 s.last_renewal = Some(now());
@@ -223,6 +228,10 @@ pub fn run_foreground(ctx: &Context) -> Result<u8> {
                     return Some(name);
                 }
                 None
+            });
+            let reloading = tokio::spawn({
+                let clock = ctx.clock.clone();
+                reloader.run(move |line| log_event(clock.unix(), line))
             });
             let rotation = tokio::spawn({
                 let log_path = log_path.clone();
@@ -251,24 +260,36 @@ pub fn run_foreground(ctx: &Context) -> Result<u8> {
                             });
                             log_event(
                                 t,
-                                &format!("session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next)),
+                                &format!(
+                                    "renewal ok: session valid until {}; next renewal {}",
+                                    fmt_utc(exp),
+                                    fmt_utc(next)
+                                ),
                             );
                         }
-                        LoopEvent::Failed { error, retry_in } => {
+                        LoopEvent::Failed { class, error, retry_in } => {
                             let next = t + secs(retry_in);
                             save(&|s| {
                                 s.last_error = Some(error.clone());
                                 s.last_error_at = Some(t);
                                 s.next_renewal = Some(next);
                             });
-                            log_event(t, &format!("renewal failed, retrying in {}: {error}", fmt_secs(secs(retry_in))));
+                            log_event(
+                                t,
+                                &format!(
+                                    "renewal failed ({}), retrying in {}: {error}",
+                                    class.as_str(),
+                                    fmt_secs(secs(retry_in))
+                                ),
+                            );
                         }
                     }
                     rotate_own_log(&log_path);
                 }
             };
-            let outcome = schedule::renewal_loop(renewer.clone(), window, session, tx, stop_rx, events).await;
+            let outcome = schedule::renewal_loop(renewers_rx, session, tx, stop_rx, events).await;
             rotation.abort();
+            reloading.abort();
             let signal = if outcome.is_ok() { signals.await.ok().flatten() } else { None };
             match outcome {
                 Ok(()) => {
@@ -288,7 +309,7 @@ pub fn run_foreground(ctx: &Context) -> Result<u8> {
     let code = match result {
         Ok(()) => 0,
         Err(e) => {
-            let reason = format!("renewal is no longer possible: {e}");
+            let reason = format!("renewal is no longer possible ({}): {e}", crate::metrics::class_of(&e).as_str());
             record_exit(&save, now(), &reason, e.exit_code());
             log_event(now(), &reason);
             e.exit_code()
@@ -312,11 +333,10 @@ fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// Waits for SIGTERM, SIGINT or SIGHUP; returns its name (`None` if no handler could be set).
-/// SIGTERM, SIGINT and SIGHUP, caught from the moment they are installed.
+/// SIGTERM and SIGINT, caught from the moment they are installed (SIGHUP reloads: [`reload`]).
 struct StopSignals {
     #[cfg(unix)]
-    streams: [tokio::signal::unix::Signal; 3],
+    streams: [tokio::signal::unix::Signal; 2],
 }
 
 impl StopSignals {
@@ -325,22 +345,20 @@ impl StopSignals {
         {
             use tokio::signal::unix::{signal, SignalKind};
             let make = |k| signal(k).map_err(|e| Error::Other(format!("cannot handle signals: {e}")));
-            Ok(StopSignals {
-                streams: [make(SignalKind::terminate())?, make(SignalKind::interrupt())?, make(SignalKind::hangup())?],
-            })
+            Ok(StopSignals { streams: [make(SignalKind::terminate())?, make(SignalKind::interrupt())?] })
         }
         #[cfg(not(unix))]
         Ok(StopSignals {})
     }
 
+    /// Waits for SIGTERM or SIGINT; returns its name (`None` if no handler could be set).
     async fn wait(self) -> Option<&'static str> {
         #[cfg(unix)]
         {
-            let [mut term, mut int, mut hup] = self.streams;
+            let [mut term, mut int] = self.streams;
             tokio::select! {
                 _ = term.recv() => Some("SIGTERM"),
                 _ = int.recv() => Some("SIGINT"),
-                _ = hup.recv() => Some("SIGHUP"),
             }
         }
         #[cfg(not(unix))]

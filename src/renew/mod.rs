@@ -20,6 +20,7 @@
 pub mod facts;
 mod federated;
 mod login;
+mod ops;
 pub mod plan;
 pub mod schedule;
 mod session;
@@ -31,7 +32,7 @@ use crate::http::{Http, HttpOptions, Transport};
 use crate::jwt::{self, UpstClaims};
 use crate::keys::{self, KeyPair};
 use crate::secret::SecretString;
-use crate::settings::Settings;
+use crate::settings::{Env, Settings};
 use crate::store::{FailureRecord, SessionStore};
 use facts::{SessionFacts, Token};
 use plan::{plan, Plan};
@@ -115,6 +116,8 @@ pub struct Renewer {
     http: OnceCell<Http>,
     passphrase: OnceCell<Option<SecretString>>,
     allow_login: bool,
+    /// The environment woci started with (hooks get it without the secrets).
+    env: Arc<Env>,
 }
 
 impl Renewer {
@@ -128,6 +131,7 @@ impl Renewer {
             http: OnceCell::new(),
             passphrase: OnceCell::new(),
             allow_login: true,
+            env: ctx.env.clone(),
         }
     }
 
@@ -144,39 +148,65 @@ impl Renewer {
         self
     }
 
-    /// Makes the session valid (see the module doc) and returns it.
+    /// Makes the session valid (see the module doc) and returns it. A renewal attempt is counted
+    /// and a failure announced ([`ops`]); a valid session whose hard end is near is warned of.
     pub async fn ensure(&self, force: Force) -> Result<Session> {
         let facts = SessionFacts::read(&self.settings, &self.store)?;
         let decision = plan(&facts, force, self.clock.unix());
         if let Plan::Reuse { token, remaining } = decision.plan {
             tracing::debug!(profile = %self.settings.profile, remaining_s = remaining.as_secs(), "session token is valid");
+            self.warn_expiring(&token.claims, facts.refresh.expires_at).await;
             return Ok(Session::of(token, Action::Reused));
         }
         tracing::debug!(profile = %self.settings.profile, "{}", decision.reason);
+        let (result, counted) = self.renew_locked(force).await;
+        if let Some(before) = counted {
+            self.account(&result, before).await;
+        }
+        if let Ok(s) = &result {
+            self.warn_expiring(&s.claims, self.refresh_token_expiry()).await;
+        }
+        result
+    }
 
+    /// The renewal under the profile's lock (released on return), and — when it is a renewal
+    /// attempt that counts ([`ops`]) — what was known before it.
+    async fn renew_locked(&self, force: Force) -> (Result<Session>, Option<ops::Before>) {
         let asked_at = crate::clock::unix_millis(self.clock.now());
         let lock_timeout = self.lock_timeout();
         let store = self.store.clone();
-        let (_lock, waited) = tokio::task::spawn_blocking(move || store.lock_noting_wait(lock_timeout))
+        let locked = tokio::task::spawn_blocking(move || store.lock_noting_wait(lock_timeout))
             .await
-            .map_err(|e| Error::Other(format!("lock task failed: {e}")))??;
+            .map_err(|e| Error::Other(format!("lock task failed: {e}")))
+            .and_then(|r| r);
+        // No lock in time: this call needed a renewal and got none.
+        let (_lock, waited) = match locked {
+            Ok(l) => l,
+            Err(e) => return (Err(e), Some(ops::Before::default())),
+        };
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
         self.store.sweep_stray_temp_files();
         if waited {
             // A renewal that failed while this call waited fails this call too, at once.
             if let Some(f) = self.store.failure_since(asked_at) {
                 tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
-                return Err(f.into_error());
+                return (Err(f.into_error()), None);
             }
         }
 
         // Read again under the lock: another woci may have renewed (or written the config).
-        let facts = SessionFacts::read(&self.settings, &self.store)?;
+        let facts = match SessionFacts::read(&self.settings, &self.store) {
+            Ok(f) => f,
+            Err(e) => return (Err(e), Some(ops::Before::default())),
+        };
+        let before = ops::Before::of(&facts);
         let decision = plan(&facts, force, self.clock.unix());
+        // Finishing the config of a valid token renews nothing: not counted.
+        let counted = !matches!(decision.plan, Plan::FinishConfig { .. });
         let result = match decision.plan {
             Plan::Reuse { token, .. } => {
                 tracing::info!(profile = %self.settings.profile, "the session was renewed by another woci");
-                return Ok(Session::of(token, Action::RenewedByOther));
+                return (Ok(Session::of(token, Action::RenewedByOther)), None);
             }
             Plan::FinishConfig { token, .. } => self.finish_config(&facts, token),
             Plan::Refresh(cfg) => login::renew(self, cfg, &facts, false).await,
@@ -210,7 +240,7 @@ impl Renewer {
             }
             Err(_) => {}
         }
-        result
+        (result, counted.then_some(before))
     }
 
     /// How long a renewal waits for another woci's: a login may take its whole timeout.

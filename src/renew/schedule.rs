@@ -2,12 +2,15 @@
 //! share. It sleeps until the token enters its safety window, renews through the same locked
 //! [`Renewer::ensure`] every woci uses (so several supervisors on one profile renew once),
 //! retries transient failures with backoff, and stops on failures no retry can fix (refresh token
-//! refused, session over).
+//! refused, session over). The renewer comes through a `watch` channel, so the daemon can hand
+//! the loop a renewer with reloaded settings; the loop takes it up between renewals, never during
+//! one.
 
 use super::{Force, Renewer, Session};
 use crate::error::{Error, Result};
 use crate::http::Backoff;
 use crate::jwt;
+use crate::metrics::{self, Class};
 use crate::secret::SecretString;
 use std::sync::Arc;
 use std::time::Duration;
@@ -45,6 +48,8 @@ pub enum LoopEvent {
     },
     /// A renewal failed and will be retried.
     Failed {
+        /// The failure's class.
+        class: Class,
         /// The error message (never holds secrets).
         error: String,
         /// Retry delay.
@@ -52,25 +57,43 @@ pub enum LoopEvent {
     },
 }
 
-/// Keeps the session fresh until `stop` resolves or renewal becomes impossible. Each new token is
-/// published on `tx`. Returns `Ok(())` when stopped, or the error that ended renewal.
+/// A renewer that never changes, for [`renewal_loop`] (`--auto-refresh`, `--exec`).
+pub fn fixed(renewer: Arc<Renewer>) -> watch::Receiver<Arc<Renewer>> {
+    watch::channel(renewer).1
+}
+
+/// Resolves when a new renewer is published; never when none can come any more.
+async fn replaced(renewers: &mut watch::Receiver<Arc<Renewer>>) {
+    if renewers.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Keeps the session fresh until `stop` resolves or renewal becomes impossible, with the latest
+/// renewer of `renewers` (its settings' safety window). Each new token is published on `tx`.
+/// Returns `Ok(())` when stopped, or the error that ended renewal.
 pub async fn renewal_loop(
-    renewer: Arc<Renewer>,
-    window: Duration,
+    mut renewers: watch::Receiver<Arc<Renewer>>,
     mut current: Session,
     tx: watch::Sender<SecretString>,
     mut stop: tokio::sync::oneshot::Receiver<()>,
     on_event: impl Fn(LoopEvent) + Send,
 ) -> Result<()> {
-    loop {
+    'schedule: loop {
+        let renewer = renewers.borrow_and_update().clone();
+        let window = renewer.settings.window;
         let wait = next_renewal_in(&current.claims, renewer.clock.unix(), window);
         tracing::debug!(wait_s = wait.as_secs(), "next renewal check scheduled");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = &mut stop => return Ok(()),
+            // New settings (a safety window, an endpoint): schedule again with them.
+            _ = replaced(&mut renewers) => continue 'schedule,
         }
         let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
         loop {
+            let renewer = renewers.borrow_and_update().clone();
+            let window = renewer.settings.window;
             match renewer.ensure(Force::No).await {
                 Ok(s) => {
                     if s.token != current.token {
@@ -86,10 +109,12 @@ pub async fn renewal_loop(
                 Err(e) if is_retryable(&e) => {
                     let retry = backoff.next_delay();
                     tracing::warn!("session renewal failed, retrying in {}s: {e}", retry.as_secs());
-                    on_event(LoopEvent::Failed { error: e.to_string(), retry_in: retry });
+                    on_event(LoopEvent::Failed { class: metrics::class_of(&e), error: e.to_string(), retry_in: retry });
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}
                         _ = &mut stop => return Ok(()),
+                        // New settings may be the fix: retry with them at once.
+                        _ = replaced(&mut renewers) => {}
                     }
                 }
                 Err(e) => {

@@ -294,3 +294,40 @@ fn a_rescued_refresh_token_is_used_and_moved_back() {
     assert!(!rescue.exists(), "moved back into the session folder");
     assert_eq!(store.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
 }
+
+/// The renewal counts in the session folder (`metrics`), by result.
+fn counted(w: &World) -> Vec<(String, u64)> {
+    let Ok(bytes) = std::fs::read(w.store().dir().join(crate::metrics::STATE_FILE)) else { return Vec::new() };
+    let v: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let mut out: Vec<(String, u64)> = v["renewals"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, c)| (k.clone(), c["count"].as_u64().unwrap())).collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn renewal_attempts_are_counted_once_and_nothing_else_is() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    w.renewer(working()).ensure(Force::No).await.unwrap();
+    assert_eq!(counted(&w), [("ok".to_owned(), 1)]);
+    // A valid token: no attempt.
+    assert_eq!(w.renewer(working()).ensure(Force::No).await.unwrap().action, Action::Reused);
+    assert_eq!(counted(&w), [("ok".to_owned(), 1)]);
+    // A refused refresh token with no one to log in: `auth`.
+    let refused = FakeTransport::new(|_, _| Ok((400, json!({"error": "invalid_grant"}).to_string())));
+    let e = w.renewer(refused).ensure(Force::Renew).await.unwrap_err();
+    assert_eq!(e.exit_code(), exit::LOGIN);
+    // An unreachable IdP: `network`.
+    let down = FakeTransport::new(|_, _| Err(Failure::NotSent("connection refused".into())));
+    assert_eq!(w.renewer(down).ensure(Force::Renew).await.unwrap_err().exit_code(), exit::NETWORK);
+    // An impossible plan (a refresh token no passphrase is configured for): `config`.
+    w.store().write_refresh_token(&SecretString::from("rt-9"), Some(&SecretString::from("pass"))).unwrap();
+    let e = w.renewer(working()).ensure(Force::Renew).await.unwrap_err();
+    assert_eq!(e.exit_code(), exit::REFRESH_TOKEN_LOCKED);
+    let expect: Vec<(String, u64)> =
+        [("auth", 1), ("config", 1), ("network", 1), ("ok", 1)].iter().map(|(k, n)| ((*k).to_owned(), *n)).collect();
+    assert_eq!(counted(&w), expect);
+}

@@ -216,6 +216,9 @@ pub struct Settings {
     pub secret_env: Vec<String>,
     /// Where each setting not at its default came from (setting name → origin).
     pub origins: BTreeMap<&'static str, Origin>,
+    /// The text each setting not at its default was given (setting name → value after
+    /// precedence; secrets stay secrets): what [`changes`] compares.
+    pub given: BTreeMap<&'static str, SecretString>,
     /// Warnings found while resolving (unknown INI keys, a readable INI holding secrets).
     pub warnings: Vec<String>,
 }
@@ -259,6 +262,32 @@ impl Settings {
         }
         v
     }
+}
+
+/// The settings whose text differs between `old` and `new` (a daemon's reload), in the table's
+/// order: `` `name` old → new `` (`default` for a setting not given), or `` `name` changed `` for
+/// a secret, a command line or a subject token source (their text may hold credentials).
+pub fn changes(old: &Settings, new: &Settings) -> Vec<String> {
+    table::SETTINGS
+        .iter()
+        .filter_map(|d| {
+            let (before, after) = (given(old, d.name), given(new, d.name));
+            if before == after {
+                return None;
+            }
+            let hidden = d.secret || matches!(d.kind, table::Kind::Command | table::Kind::Source);
+            let show = |v: Option<&str>| v.map_or_else(|| "default".to_owned(), |v| format!("`{v}`"));
+            Some(if hidden {
+                format!("`{}` changed", d.name)
+            } else {
+                format!("`{}` {} → {}", d.name, show(before), show(after))
+            })
+        })
+        .collect()
+}
+
+fn given<'s>(s: &'s Settings, name: &str) -> Option<&'s str> {
+    s.given.get(name).map(|v| v.expose().as_str())
 }
 
 /// A URL woci sends a secret to (or shows as a link) that does not come from a setting — a

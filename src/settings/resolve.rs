@@ -23,6 +23,8 @@ struct Lookup<'a> {
     ini: &'a IniFile,
     home: &'a Path,
     origins: RefCell<BTreeMap<&'static str, Origin>>,
+    /// The text of each setting found (secrets included, held as secrets).
+    given: RefCell<BTreeMap<&'static str, SecretString>>,
 }
 
 impl Lookup<'_> {
@@ -38,8 +40,9 @@ impl Lookup<'_> {
                 let path = self.ini.path.clone()?;
                 d.ini.then(|| self.ini.get(d.name)).flatten().and_then(nonempty).map(|v| (v, Origin::Ini(path)))
             });
-        if let Some((_, origin)) = &found {
+        if let Some((value, origin)) = &found {
             self.origins.borrow_mut().insert(d.name, origin.clone());
+            self.given.borrow_mut().insert(d.name, SecretString::from(value.as_str()));
         }
         found
     }
@@ -139,7 +142,8 @@ impl Settings {
 
         // The manager INI is found from the flag, the variable, or beside the OCI config.
         let bootstrap = IniFile::default();
-        let pre = Lookup { flags, env, ini: &bootstrap, home: &home, origins: RefCell::default() };
+        let pre =
+            Lookup { flags, env, ini: &bootstrap, home: &home, origins: RefCell::default(), given: RefCell::default() };
         // A path may be any bytes the OS allows: read the flag as given.
         let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
             Some(p) => Some((rules::path(p, &home), Origin::Flag("manager-config"))),
@@ -154,7 +158,7 @@ impl Settings {
             Some((path, source)) => ini::load(&path, source, &profile)?,
             None => IniFile::default(),
         };
-        let l = Lookup { flags, env, ini: &ini, home: &home, origins: pre.origins };
+        let l = Lookup { flags, env, ini: &ini, home: &home, origins: pre.origins, given: pre.given };
         let warnings = ini.warnings();
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
@@ -262,6 +266,7 @@ impl Settings {
             debug: l.boolean(Key::Debug)?,
             ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
             origins: l.origins.take(),
+            given: l.given.take(),
             profile,
             profile_on_cli,
             oci_config_file,

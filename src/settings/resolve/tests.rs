@@ -180,3 +180,31 @@ fn default_runtime_is_the_first_found() {
         assert_eq!(default_runtime(Some(&path)), "podman");
     }
 }
+
+#[test]
+fn changes_name_each_changed_setting_and_never_a_secret_or_a_command() {
+    let old = resolve_with(&format!("{LOGIN}on_renewal_failure = notify --token s3cret-a\n"), &[], &[], false).unwrap();
+    let new = resolve_with(
+        &format!(
+            "{}expiring_warning = 2h\nmetrics_file = /m/w.prom\non_renewal_failure = notify --token s3cret-b\n",
+            LOGIN
+                .replace("client_secret = s", "client_secret = s3cret-new")
+                .replace("scope = openid offline_access\n", "")
+        ),
+        &[],
+        &[],
+        true,
+    )
+    .unwrap();
+    assert_eq!(
+        crate::settings::changes(&old, &new),
+        [
+            "`client_secret` changed",
+            "`scope` `openid offline_access` → default",
+            "`metrics_file` default → `/m/w.prom`",
+            "`on_renewal_failure` changed",
+            "`expiring_warning` default → `2h`",
+        ]
+    );
+    assert!(crate::settings::changes(&old, &old).is_empty());
+}

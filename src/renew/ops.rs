@@ -1,0 +1,153 @@
+//! What a renewal leaves for the operator: every renewal attempt counted ([`crate::metrics`]),
+//! a failed one announced (`on_renewal_failure`), and the hard ends that come near warned of
+//! (`expiring_warning`, `on_expiring`). [`super::Renewer::ensure`] calls these for every caller
+//! (a call, `session refresh`, the auto-refresh loop, the daemon).
+//!
+//! What counts as a renewal attempt: a call that found the token in need of renewal and, holding
+//! the profile's lock, decided to renew (refresh, login, session refresh, exchange: `ok` or the
+//! error's class) or found it could not (an impossible plan: its exit code's class; unreadable
+//! files under the lock or a lock held too long by another woci: the error's class). Not counted:
+//! a reused token, a token another woci renewed while this one waited, a failure another woci
+//! recorded while this one waited (that woci counted it), config entries finished for a valid
+//! token, and files unreadable before any decision (the call fails as it is).
+//!
+//! The valid-token path costs nothing here: the expiry check is arithmetic on what the call read
+//! anyway, and files are touched only when a deadline is inside the window.
+
+use super::facts::SessionFacts;
+use super::{Renewer, Session};
+use crate::error::Error;
+use crate::expiry;
+use crate::hooks::{self, Hook, HookEnv, RenewalFailed};
+use crate::jwt::UpstClaims;
+use crate::metrics::{self, Class, Outcome};
+use crate::settings::RenewMode;
+use crate::store::RefreshTokenState;
+
+/// What was known of the session before a counted attempt (a failure leaves it as it was).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Before {
+    token_exp: Option<i64>,
+    sess_exp: Option<i64>,
+    refresh_token_exp: Option<i64>,
+}
+
+impl Before {
+    /// What `facts` say.
+    pub(super) fn of(facts: &SessionFacts<'_>) -> Before {
+        let claims = facts.claims();
+        Before {
+            token_exp: claims.map(|c| c.exp),
+            sess_exp: claims.and_then(UpstClaims::session_expiry),
+            refresh_token_exp: facts.refresh.expires_at,
+        }
+    }
+}
+
+impl Renewer {
+    /// Counts a renewal attempt and, when it failed, runs `on_renewal_failure` (rate-limited,
+    /// bounded). Never fails and never changes `result`.
+    pub(super) async fn account(&self, result: &crate::error::Result<Session>, before: Before) {
+        let at = self.clock.unix();
+        let (outcome, failure) = match result {
+            Ok(s) => (
+                Outcome {
+                    result: Class::Ok,
+                    at,
+                    token_exp: Some(s.claims.exp),
+                    sess_exp: s.claims.session_expiry(),
+                    refresh_token_exp: self.refresh_token_expiry(),
+                },
+                None,
+            ),
+            Err(e) => {
+                let class = metrics::class_of(e);
+                let outcome = Outcome {
+                    result: class,
+                    at,
+                    token_exp: before.token_exp,
+                    sess_exp: before.sess_exp,
+                    refresh_token_exp: before.refresh_token_exp,
+                };
+                (outcome, Some((class, e.to_string(), e.exit_code())))
+            }
+        };
+        // An unsafe session folder (a symbolic link, a world-writable `~/.oci`) gets nothing.
+        if let Err(e) = self.store.check_safe() {
+            tracing::debug!("renewal attempt not counted: {e}");
+            return;
+        }
+        tracing::debug!(profile = %self.settings.profile, result = outcome.result.as_str(), "renewal attempt counted");
+        let hook =
+            failure.as_ref().and_then(|_| self.hook("on_renewal_failure", &self.settings.ops.on_renewal_failure));
+        let env = hook.as_ref().map(|_| self.hook_env());
+        let dir = self.store.dir().to_owned();
+        let profile = self.settings.profile.clone();
+        let metrics_file = self.settings.ops.metrics_file.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            metrics::record(&dir, &profile, metrics_file.as_deref(), &outcome);
+            if let (Some((class, message, exit_code)), Some(hook), Some(env)) = (failure, hook, env) {
+                let event = RenewalFailed {
+                    profile: &profile,
+                    class,
+                    message: &message,
+                    exit_code,
+                    at,
+                    token_expires_at: outcome.token_exp,
+                };
+                hooks::on_renewal_failure(&dir, &hook, &event, &env);
+            }
+        });
+        if let Err(e) = task.await {
+            tracing::warn!("renewal accounting of profile `{}` failed: {e}", self.settings.profile);
+        }
+    }
+
+    /// Warns (once per profile, what and hour, across processes) when the session's hard end or
+    /// the refresh token's expiry is within `expiring_warning`, and runs `on_expiring`.
+    /// `refresh_token_exp` is what the caller knows of the refresh token's expiry.
+    pub(super) async fn warn_expiring(&self, claims: &UpstClaims, refresh_token_exp: Option<i64>) {
+        let now = self.clock.unix();
+        // Only a session renewed by OCI session refresh has a hard end; others start anew.
+        let sess_exp = match self.settings.mode {
+            RenewMode::SessionRefresh(_) => claims.session_expiry(),
+            _ => None,
+        };
+        let found = expiry::expiring(now, sess_exp, refresh_token_exp, self.settings.ops.expiring_warning);
+        if found.is_empty() || self.store.check_safe().is_err() {
+            return;
+        }
+        let hook = self.hook("on_expiring", &self.settings.ops.on_expiring);
+        let env = self.hook_env();
+        let dir = self.store.dir().to_owned();
+        let profile = self.settings.profile.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            hooks::warn_expiring(&dir, &profile, &found, hook.as_ref(), &env, now);
+        });
+        if let Err(e) = task.await {
+            tracing::warn!("the expiry warning of profile `{}` failed: {e}", self.settings.profile);
+        }
+    }
+
+    /// The refresh token's recorded expiry, for profiles that have a refresh token (read after a
+    /// renewal, which may have rotated it).
+    pub(super) fn refresh_token_expiry(&self) -> Option<i64> {
+        if !matches!(self.settings.mode, RenewMode::Login(_)) {
+            return None;
+        }
+        match self.store.refresh_token_state() {
+            Ok(RefreshTokenState::Absent) | Err(_) => None,
+            Ok(_) => self.store.refresh_token_expiry(),
+        }
+    }
+
+    fn hook(&self, setting: &str, argv: &Option<Vec<String>>) -> Option<Hook> {
+        let argv = argv.clone()?;
+        Hook::from_argv(argv, setting, &self.settings.home).map_err(|e: Error| tracing::warn!("{e}")).ok()
+    }
+
+    /// The environment hooks get: woci's minus every variable that holds a secret.
+    fn hook_env(&self) -> HookEnv {
+        HookEnv::new(&self.env, &self.settings.secret_env)
+    }
+}

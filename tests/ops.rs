@@ -1,0 +1,630 @@
+//! Operating sessions with the real binary against the emulator (issue 22): every renewal class
+//! counted exactly in the Prometheus textfile, across processes and under 50 concurrent renewals
+//! (a reader never sees a partial file); `on_renewal_failure` once per class and window, bounded,
+//! never given a secret, unable to change woci's exit code; the expiry warning and `on_expiring`
+//! once per window; `fallback_profile` only when the primary cannot be renewed and its token is
+//! unusable, counted; `--status --all` and `--status --prompt` without a request.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+use woci_emulator::{Config, Endpoint, Fault};
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// `woci ARGS` in the world, with `env` added.
+async fn woci(w: &World, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = w.woci();
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    run(c).await
+}
+
+/// The node_exporter collector folder and the metrics file in it.
+fn prom_path(w: &World) -> PathBuf {
+    let dir = w.home().join("textfile");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join("woci.prom")
+}
+
+/// The value of one series (`name{labels}`) in the metrics text, if present.
+fn series(text: &str, name_labels: &str) -> Option<i64> {
+    text.lines().find_map(|l| l.strip_prefix(&format!("{name_labels} "))).map(|v| v.parse().unwrap())
+}
+
+/// Every `woci_renewals_total` of `profile`, as (result, count), sorted by result.
+fn renewals(text: &str, profile: &str) -> Vec<(String, i64)> {
+    let prefix = format!("woci_renewals_total{{profile=\"{profile}\",result=\"");
+    let mut v: Vec<(String, i64)> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(&prefix))
+        .map(|rest| {
+            let (result, value) = rest.split_once("\"} ").unwrap();
+            (result.to_owned(), value.parse().unwrap())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn counts(pairs: &[(&str, i64)]) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = pairs.iter().map(|(r, n)| ((*r).to_owned(), *n)).collect();
+    v.sort();
+    v
+}
+
+/// A complete exposition: every line a comment or `name{labels} value`, each family announced by
+/// HELP and TYPE, a final newline.
+fn assert_complete(text: &str) {
+    assert!(text.starts_with("# HELP ") && text.ends_with('\n'), "partial metrics file: {text:?}");
+    for line in text.lines() {
+        let ok = line.starts_with("# HELP woci_")
+            || line.starts_with("# TYPE woci_")
+            || line.rsplit_once(' ').is_some_and(|(series, v)| {
+                series.starts_with("woci_") && series.ends_with('}') && v.parse::<i64>().is_ok()
+            });
+        assert!(ok, "malformed line {line:?} in:\n{text}");
+    }
+    assert_eq!(text.matches("# HELP ").count(), text.matches("# TYPE ").count(), "{text}");
+}
+
+/// A hook that records each run's stdin, argv and environment as `stdin.N`, `argv.N`, `env.N`
+/// in `out`, then exits with `exit`; returns its command line.
+fn recorder(w: &World, name: &str, exit: u8) -> (String, PathBuf) {
+    let out = w.home().join(format!("{name}-runs"));
+    std::fs::create_dir_all(&out).unwrap();
+    let script = w.home().join("bin").join(name);
+    write_exec(
+        &script,
+        &format!(
+            "#!/bin/sh\nout='{}'\nn=$(ls \"$out\" | grep -c '^stdin')\ncat > \"$out/stdin.$n\"\nenv > \"$out/env.$n\"\nprintf '%s\\n' \"$@\" > \"$out/argv.$n\"\nexit {exit}\n",
+            out.display()
+        ),
+    );
+    (format!("{} 'first arg' second", script.display()), out)
+}
+
+fn runs(out: &Path) -> usize {
+    std::fs::read_dir(out)
+        .map_or(0, |d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("stdin")).count())
+}
+
+fn run_file(out: &Path, what: &str, n: usize) -> String {
+    std::fs::read_to_string(out.join(format!("{what}.{n}"))).unwrap_or_default()
+}
+
+fn event(out: &Path, n: usize) -> serde_json::Value {
+    let text = run_file(out, "stdin", n);
+    serde_json::from_str(text.trim_end()).unwrap_or_else(|e| panic!("hook stdin {n} is not JSON ({e}): {text:?}"))
+}
+
+/// Writes the manager INI with one section per profile: the IdP settings the harness writes for
+/// `[P]`, plus the profile's `extra` lines.
+fn write_profiles(w: &World, profiles: &[(&str, &str)]) {
+    w.write_manager_ini(&[]);
+    let ini = w.read(&w.manager_ini_path());
+    let (head, body) = ini.split_once("[P]\n").expect("the harness writes `[P]`");
+    let mut ini = head.to_owned();
+    for (name, extra) in profiles {
+        ini.push_str(&format!("[{name}]\n{body}{extra}\n"));
+    }
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+}
+
+/// Profile `name`'s session: the test key, a UPST expiring `exp_in` seconds from now, and its
+/// entries in `~/.oci/config`.
+fn seed_profile(w: &World, name: &str, exp_in: i64) -> String {
+    let dir = w.oci_dir().join("sessions").join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let pem = include_str!("fixtures/test_key.pem");
+    let key_path = dir.join("oci_api_key.pem");
+    std::fs::write(&key_path, pem).unwrap();
+    set_private(&key_path);
+    let key = woci::keys::KeyPair::from_pem(pem).unwrap();
+    let token_path = dir.join("token");
+    let config = w.read(&w.config_path());
+    if !config.contains(&format!("[{name}]")) {
+        std::fs::write(
+            w.config_path(),
+            format!(
+                "{config}\n[{name}]\nkey_file={}\nsecurity_token_file={}\nfingerprint={}\n",
+                key_path.display(),
+                token_path.display(),
+                key.fingerprint()
+            ),
+        )
+        .unwrap();
+    }
+    let now = unix_now();
+    let token = fake_jwt(&format!(
+        r#"{{"sub":"ocid1.user.oc1..{name}","tenant":"ocid1.tenancy.oc1..seed","iat":{},"exp":{},"jti":"{name}"}}"#,
+        now - 3000,
+        now + exp_in
+    ));
+    std::fs::write(&token_path, &token).unwrap();
+    token
+}
+
+/// Encrypts the stored refresh token with a passphrase the profile does not have.
+fn lock_refresh_token(w: &World) {
+    let rt = w.read(&w.session_dir().join("refresh_token"));
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"not-the-passphrase".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_renewal_class_is_counted_exactly_across_processes() {
+    let w = World::new().await;
+    let prom = prom_path(&w);
+    let prom_s = prom.display().to_string();
+    write_profiles(
+        &w,
+        &[
+            ("P", &format!("metrics_file = {prom_s}\n")),
+            ("F", &format!("subject_token_source = env:CI_JOB_JWT\nmetrics_file = {prom_s}\n")),
+        ],
+    );
+    let rt = w.seed_refresh_token();
+    let refresh = ["session", "refresh", "--profile", "P"];
+
+    // ok: a renewal by refresh grant and exchange.
+    let out = woci(&w, &refresh, &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = w.read(&prom);
+    assert_complete(&text);
+    assert_eq!(renewals(&text, "P"), counts(&[("ok", 1)]), "{text}");
+    let token_exp = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().exp;
+    assert_eq!(series(&text, "woci_session_token_expiry_timestamp_seconds{profile=\"P\"}"), Some(token_exp));
+    let rt_exp = series(&text, "woci_refresh_token_expiry_timestamp_seconds{profile=\"P\"}").expect("known");
+    assert!((rt_exp - (unix_now() + 8 * 3600)).abs() < 60, "the emulator's 8 h refresh tokens: {text}");
+    let last_ok = series(&text, "woci_last_renewal_timestamp_seconds{profile=\"P\",result=\"ok\"}").unwrap();
+    assert!((last_ok - unix_now()).abs() < 60, "{text}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&prom).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    // A valid token is no renewal attempt.
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(renewals(&w.read(&prom), "P"), counts(&[("ok", 1)]));
+
+    // network: the IdP answers 503.
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    let out = woci(&w, &refresh, &[]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert_eq!(renewals(&w.read(&prom), "P"), counts(&[("ok", 1), ("network", 1)]));
+    w.emu.clear_faults();
+
+    // auth: the IdP refuses the refresh token and no one is there to log in.
+    w.emu.revoke_refresh_tokens();
+    let out = woci(&w, &refresh, &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(renewals(&w.read(&prom), "P"), counts(&[("ok", 1), ("network", 1), ("auth", 1)]));
+
+    // config: an encrypted refresh token the configured passphrase does not open.
+    let rt2 = w.seed_refresh_token();
+    lock_refresh_token(&w);
+    let out = woci(
+        &w,
+        &["--refresh-token-passphrase-env", "WOCI_RT_PASSPHRASE", "session", "refresh", "--profile", "P"],
+        &[("WOCI_RT_PASSPHRASE", "wrong-passphrase")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let text = w.read(&prom);
+    assert_eq!(renewals(&text, "P"), counts(&[("ok", 1), ("network", 1), ("auth", 1), ("config", 1)]), "{text}");
+    // A failure leaves the expiry series as they were.
+    assert_eq!(series(&text, "woci_session_token_expiry_timestamp_seconds{profile=\"P\"}"), Some(token_exp));
+
+    // source: profile F's subject token source gives no token.
+    let out = woci(&w, &["session", "refresh", "--profile", "F"], &[]).await;
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+    let text = w.read(&prom);
+    assert_complete(&text);
+    assert_eq!(renewals(&text, "F"), counts(&[("source", 1)]), "{text}");
+    assert_eq!(renewals(&text, "P"), counts(&[("ok", 1), ("network", 1), ("auth", 1), ("config", 1)]));
+    for class in ["ok", "network", "auth", "config"] {
+        assert!(
+            series(&text, &format!("woci_last_renewal_timestamp_seconds{{profile=\"P\",result=\"{class}\"}}"))
+                .is_some(),
+            "{text}"
+        );
+    }
+    assert_no_secrets(&text, &[&rt, &rt2, &w.cfg.exchange_client_secret]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_concurrent_renewals_are_all_counted_and_a_reader_never_sees_a_partial_file() {
+    let w = World::new().await;
+    let prom = prom_path(&w);
+    w.write_manager_ini(&[("metrics_file", &prom.display().to_string())]);
+    w.seed_refresh_token();
+    let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (prom, done) = (prom.clone(), done.clone());
+        std::thread::spawn(move || {
+            let mut reads = 0u64;
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let text = std::fs::read_to_string(&prom).expect("the file is always there");
+                assert_complete(&text);
+                reads += 1;
+            }
+            reads
+        })
+    };
+    let children: Vec<std::process::Child> = (0..50)
+        .map(|_| {
+            let mut c = w.woci_std();
+            c.args(["session", "refresh", "--profile", "P"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    }
+    let text = w.read(&prom);
+    assert_eq!(renewals(&text, "P"), counts(&[("ok", 51)]), "{text}");
+
+    // 20 concurrent calls on an expired token: one renews, the others find it renewed.
+    w.seed_token(-30);
+    let grants = w.emu.stats().refresh_grants;
+    let children: Vec<std::process::Child> = (0..20)
+        .map(|_| {
+            let mut c = w.woci_std();
+            c.args(["os", "ns", "get"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    }
+    done.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(reader.join().expect("the reader saw only complete files") > 0);
+    assert_eq!(w.emu.stats().refresh_grants - grants, 1);
+    assert_eq!(renewals(&w.read(&prom), "P"), counts(&[("ok", 52)]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failure_hook_runs_once_per_class_and_window_without_secrets_and_keeps_the_exit_code() {
+    let w = World::new().await;
+    let (hook, out_dir) = recorder(&w, "on-failure", 1);
+    w.write_manager_ini(&[("on_renewal_failure", &hook)]);
+    let rt = w.seed_refresh_token();
+    let token = w.seed_token(-30);
+    let env_secrets = [
+        ("WOCI_BACKUP_PASSPHRASE", "s3cret-woci-passphrase"),
+        ("OCI_CLI_PASSPHRASE", "s3cret-oci-passphrase"),
+        ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "s3cret-actions-bearer"),
+        ("http_proxy", "http://user:s3cret-proxy-pw@127.0.0.1:9"),
+        ("NO_PROXY", "127.0.0.1,localhost"),
+        ("HOOK_CAN_SEE", "plain-value"),
+    ];
+    let started = unix_now();
+
+    // Two network failures in a row: one hook run; woci's exit code is its own (the hook exits 1).
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    let mut error_lines = Vec::new();
+    for _ in 0..2 {
+        let out = woci(&w, &["os", "ns", "get"], &env_secrets).await;
+        assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+        error_lines.extend(stderr(&out).lines().filter_map(|l| l.strip_prefix("woci: error: ")).map(str::to_owned));
+    }
+    assert_eq!(runs(&out_dir), 1);
+    let ev = event(&out_dir, 0);
+    assert_eq!(ev["event"], "renewal_failed");
+    assert_eq!(ev["profile"], "P");
+    assert_eq!(ev["class"], "network");
+    assert_eq!(ev["exit_code"], 6);
+    assert_eq!(ev["message"].as_str(), error_lines.first().map(String::as_str), "the message is woci's error line");
+    let at = chrono_secs(ev["at"].as_str().unwrap());
+    assert!(at >= started - 1 && at <= unix_now() + 1, "{ev}");
+    let token_exp = woci::jwt::decode_upst(&token).unwrap().exp;
+    assert_eq!(chrono_secs(ev["token_expires_at"].as_str().unwrap()), token_exp, "{ev}");
+    assert_eq!(run_file(&out_dir, "argv", 0), "first arg\nsecond\n");
+
+    // Another class has its own window.
+    w.emu.clear_faults();
+    w.emu.revoke_refresh_tokens();
+    let out = woci(&w, &["os", "ns", "get"], &env_secrets).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert_eq!(runs(&out_dir), 2);
+    let ev = event(&out_dir, 1);
+    assert_eq!((ev["class"].as_str(), ev["exit_code"].as_u64()), (Some("auth"), Some(3)), "{ev}");
+
+    // Never a secret in the hook's stdin, argv or environment.
+    let mut seen = String::new();
+    for n in 0..2 {
+        for what in ["stdin", "argv", "env"] {
+            seen.push_str(&run_file(&out_dir, what, n));
+        }
+    }
+    let env_file = run_file(&out_dir, "env", 0);
+    assert!(env_file.contains("HOOK_CAN_SEE=plain-value") && env_file.contains("NO_PROXY="), "{env_file}");
+    for (k, _) in &env_secrets[..4] {
+        assert!(!env_file.contains(&format!("{k}=")), "{k} reached the hook:\n{env_file}");
+    }
+    let mut secrets = vec![rt.as_str(), token.as_str(), w.cfg.exchange_client_secret.as_str()];
+    secrets.extend(w.cfg.idp_client_secret.as_deref());
+    secrets.extend(env_secrets[..4].iter().map(|(_, v)| *v));
+    assert_no_secrets(&seen, &secrets);
+    assert!(!seen.contains("s3cret"), "{seen}");
+}
+
+/// RFC 3339 UTC (`2025-11-08T17:19:55Z`) → epoch seconds, written here so the test checks woci's
+/// formatting rather than reusing it.
+fn chrono_secs(s: &str) -> i64 {
+    let (date, time) = s.strip_suffix('Z').unwrap().split_once('T').unwrap();
+    let d: Vec<i64> = date.split('-').map(|x| x.parse().unwrap()).collect();
+    let t: Vec<i64> = time.split(':').map(|x| x.parse().unwrap()).collect();
+    // Days from civil (Howard Hinnant's algorithm).
+    let (y, m) = if d[1] <= 2 { (d[0] - 1, d[1] + 9) } else { (d[0], d[1] - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d[2] - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400 + t[0] * 3600 + t[1] * 60 + t[2]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hook_past_ten_seconds_is_stopped_and_woci_goes_on() {
+    let w = World::new().await;
+    let pid_file = w.home().join("hook.pid");
+    let script = w.home().join("bin").join("slow-hook");
+    write_exec(&script, &format!("#!/bin/sh\necho $$ > '{}'\nexec sleep 300\n", pid_file.display()));
+    w.write_manager_ini(&[("on_renewal_failure", &script.display().to_string())]);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    let t0 = Instant::now();
+    let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
+    let took = t0.elapsed();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("hook") && stderr(&out).contains("did not finish within 10s and was stopped"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(took >= Duration::from_secs(10) && took < Duration::from_secs(60), "{took:?}");
+    let pid: i32 = w.read(&pid_file).trim().parse().expect("the hook ran");
+    // Killed with its group (a zombie until its adopter reaps it counts as gone).
+    let gone = || match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Err(_) => true,
+        Ok(stat) => stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('Z')),
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !gone() {
+        assert!(Instant::now() < deadline, "the hook {pid} survived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_end_is_warned_of_once_for_a_hundred_calls() {
+    let w = World::with_config(Config { session_max: Duration::from_secs(2 * 3600), ..Config::default() }).await;
+    let (hook, out_dir) = recorder(&w, "on-expiring", 7);
+    w.seed_session_profile(Duration::from_secs(3600));
+    // seed_session_profile rewrote the INI without IdP keys; add the hook.
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}on_expiring = {hook}\n")).unwrap();
+    let sess_exp = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().session_expiry().unwrap();
+
+    let mut lines = Vec::new();
+    for _ in 0..100 {
+        let out = woci(&w, &["os", "ns", "get"], &[]).await;
+        // The hook exits 7; the call is `oci`'s.
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        lines.extend(stderr(&out).lines().filter(|l| l.contains("expires at")).map(str::to_owned));
+    }
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("woci: warning: the session of profile `P` expires at ")
+            && lines[0].contains("renew it with `woci session authenticate --profile P`"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(runs(&out_dir), 1);
+    let ev = event(&out_dir, 0);
+    assert_eq!(
+        (ev["event"].as_str(), ev["profile"].as_str(), ev["what"].as_str()),
+        (Some("expiring"), Some("P"), Some("session"))
+    );
+    assert_eq!(chrono_secs(ev["expires_at"].as_str().unwrap()), sess_exp);
+    assert_eq!(w.emu.stats().requests, 0, "a valid token: no renewal, no request");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_refresh_token_expiry_is_warned_of_once_and_nothing_is_written_outside_the_window() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    // Outside the window (the emulator's refresh tokens live 8 h): no line, no file.
+    w.write_manager_ini(&[("expiring_warning", "1h")]);
+    let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    for _ in 0..5 {
+        let out = woci(&w, &["os", "ns", "get"], &[]).await;
+        assert!(!stderr(&out).contains("expires at"), "{}", stderr(&out));
+    }
+    assert!(!w.session_dir().join("woci-hooks.json").exists(), "no file I/O outside the window");
+
+    // Inside it (`9h`): the renewal and the calls after it warn once, naming the refresh token.
+    w.write_manager_ini(&[("expiring_warning", "9h")]);
+    let mut lines = Vec::new();
+    let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    lines.extend(stderr(&out).lines().filter(|l| l.contains("expires at")).map(str::to_owned));
+    for _ in 0..20 {
+        let out = woci(&w, &["os", "ns", "get"], &[]).await;
+        lines.extend(stderr(&out).lines().filter(|l| l.contains("expires at")).map(str::to_owned));
+    }
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(lines[0].starts_with("woci: warning: the refresh token of profile `P` expires at "), "{}", lines[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fallback_runs_only_when_the_primary_cannot_be_renewed_and_its_token_is_unusable() {
+    let w = World::new().await;
+    let prom = prom_path(&w);
+    write_profiles(
+        &w,
+        &[
+            ("P", &format!("metrics_file = {}\nfallback_profile = B\n", prom.display())),
+            ("B", "fallback_profile = C\n"),
+            ("C", ""),
+        ],
+    );
+    w.seed_refresh_token();
+    w.seed_token(-30);
+    seed_profile(&w, "B", 3600);
+    seed_profile(&w, "C", 3600);
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+
+    // The primary's renewal fails (network) and its token is expired: the call runs as `B`.
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let argv = w.oci_argv();
+    assert_eq!(&argv[..2], ["--profile", "B"], "{argv:?}");
+    assert!(!argv.contains(&"P".to_owned()), "{argv:?}");
+    let err = stderr(&out);
+    assert_eq!(err.lines().filter(|l| l.contains("fallback")).count(), 1, "{err}");
+    assert!(
+        err.contains("woci: warning: renewing the session of profile `P` failed (network: ")
+            && err.contains("running the command with its fallback profile `B`"),
+        "{err}"
+    );
+    let fallbacks = |w: &World| series(&w.read(&prom), "woci_fallbacks_total{profile=\"P\",fallback=\"B\"}");
+    assert_eq!(fallbacks(&w), Some(1), "{}", w.read(&prom));
+
+    // The user's own `--profile P` is replaced, not joined.
+    let out = woci(&w, &["os", "ns", "get", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let argv = w.oci_argv();
+    assert!(argv.ends_with(&["--profile".to_owned(), "B".to_owned()]), "{argv:?}");
+    assert_eq!(argv.iter().filter(|a| *a == "--profile").count(), 1, "{argv:?}");
+    assert_eq!(fallbacks(&w), Some(2));
+
+    // `--exec`: the program's `OCI_CLI_PROFILE` is the fallback's, whatever the user exported.
+    let seen = w.home().join("exec-profile");
+    let script = format!("printf '%s' \"$OCI_CLI_PROFILE\" > '{}'", seen.display());
+    let out = woci(&w, &["--exec", "--", "sh", "-c", &script], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(w.read(&seen), "B");
+    assert_eq!(fallbacks(&w), Some(3));
+
+    // `--status` names the fallback.
+    let out = woci(&w, &["--status", "--json", "--profile", "P"], &[]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["fallback_profile"], "B");
+
+    // A usable primary token (10 minutes left; renewal is due inside the safety window, fails,
+    // and the token is kept): no fallback.
+    w.seed_token(600);
+    let out = woci(&w, &["--refresh-safety-window", "15m", "os", "ns", "get"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(&w.oci_argv()[..2], ["--profile", "P"]);
+    assert!(!stderr(&out).contains("fallback"), "{}", stderr(&out));
+    assert_eq!(fallbacks(&w), Some(3));
+
+    // A `config` failure (a refresh token the passphrase does not open): no fallback.
+    w.seed_token(-30);
+    lock_refresh_token(&w);
+    std::fs::remove_file(&w.oci_out).unwrap();
+    let out = woci(
+        &w,
+        &["--refresh-token-passphrase-env", "WOCI_RT_PASSPHRASE", "os", "ns", "get"],
+        &[("WOCI_RT_PASSPHRASE", "wrong")],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert!(!w.oci_out.exists(), "oci did not run");
+    assert_eq!(fallbacks(&w), Some(3));
+
+    // Never chained: `B` cannot be renewed either (no refresh token, no one to log in); its own
+    // fallback `C` is not used.
+    w.seed_refresh_token();
+    seed_profile(&w, "B", -30);
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(!w.oci_out.exists(), "oci did not run");
+    assert!(stderr(&out).contains("fallback profile `B`") && !stderr(&out).contains("`C`"), "{}", stderr(&out));
+    assert_eq!(fallbacks(&w), Some(4), "the use of `B` is counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_all_and_prompt_make_no_request_and_exit_as_status_does() {
+    let w = World::new().await;
+    write_profiles(&w, &[("P", "fallback_profile = B\n"), ("B", ""), ("C", "")]);
+    w.seed_refresh_token();
+    w.seed_token(3600);
+    seed_profile(&w, "B", -30);
+    std::fs::write(w.oci_dir().join("sessions/B/refresh_token"), w.emu.issue_refresh_token()).unwrap();
+    let before = w.emu.stats().requests;
+
+    let out = woci(&w, &["--status", "--all", "--json"], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "C needs a login: {}", stderr(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let entries = v["profiles"].as_array().unwrap();
+    let by = |p: &str| entries.iter().find(|e| e["profile"] == p).unwrap_or_else(|| panic!("{p} in {v}")).clone();
+    assert_eq!(entries.len(), 3, "{v}");
+    assert_eq!((by("P")["state"].as_str(), by("P")["exit_code"].as_u64()), (Some("usable"), Some(0)));
+    assert_eq!(by("P")["fallback_profile"], "B");
+    assert_eq!(by("P")["daemon"], "stopped");
+    assert!(by("P")["token_expires_at"].as_i64().unwrap() > unix_now() + 3500);
+    assert_eq!((by("B")["state"].as_str(), by("B")["exit_code"].as_u64()), (Some("renewable"), Some(0)));
+    assert_eq!(by("B")["fallback_profile"], serde_json::Value::Null);
+    assert_eq!((by("C")["state"].as_str(), by("C")["exit_code"].as_u64()), (Some("login_needed"), Some(3)));
+    for e in entries {
+        // Each entry's state and code are its own `--status`'s.
+        let own = woci(&w, &["--status", "--json", "--profile", e["profile"].as_str().unwrap()], &[]).await;
+        let s: serde_json::Value = serde_json::from_slice(&own.stdout).unwrap();
+        assert_eq!(own.status.code().map(i64::from), e["exit_code"].as_i64(), "{e}");
+        assert_eq!(s["exit_code"], e["exit_code"]);
+    }
+
+    let out = woci(&w, &["--status", "--all"], &[]).await;
+    assert_eq!(out.status.code(), Some(3));
+    let text = stdout(&out);
+    assert!(text.starts_with("PROFILE") && text.lines().count() == 4, "{text}");
+
+    for (p, line, code) in [("P", "P 59m", 0), ("B", "B expired", 0), ("C", "C login", 3)] {
+        let out = woci(&w, &["--status", "--prompt", "--profile", p], &[]).await;
+        assert_eq!(out.status.code(), Some(code), "{p}: {}", stderr(&out));
+        let got = stdout(&out);
+        let got = got.trim_end();
+        assert!(got == line || (p == "P" && got == "P 1h00m"), "{p}: {got:?}");
+        assert!(got.chars().count() <= 40);
+    }
+
+    // Without C, every profile is usable or renewable.
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), ini.split("\n[C]\n").next().unwrap()).unwrap();
+    let out = woci(&w, &["--status", "--all", "--json"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert_eq!(w.emu.stats().requests, before, "no network request");
+}
