@@ -181,21 +181,6 @@ impl ChildBuilder {
 }
 
 impl ChildSpec {
-    /// The program.
-    pub fn program(&self) -> &OsString {
-        &self.program
-    }
-
-    /// Its arguments.
-    pub fn args(&self) -> &[OsString] {
-        &self.args
-    }
-
-    /// Variables set for it.
-    pub fn set_env(&self) -> &[(OsString, OsString)] {
-        &self.set_env
-    }
-
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
         c.args(&self.args);
@@ -345,11 +330,6 @@ pub fn spawn(spec: &ChildSpec) -> Result<Running> {
 }
 
 impl Running {
-    /// The child's pid.
-    pub fn pid(&self) -> Option<u32> {
-        self.child.id()
-    }
-
     /// Waits for the child, forwarding signals to it; returns its exit code.
     pub async fn wait(mut self) -> Result<u8> {
         let code = self.wait_child().await;

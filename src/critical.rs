@@ -140,7 +140,7 @@ pub use imp::failpoint_action;
 pub fn failpoint(name: &str) {
     fail::fail_point!(name, |arg| failpoint_action(arg.as_deref()));
 }
-pub use imp::{hold, supervise, Held};
+pub use imp::{hold, supervise};
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -335,7 +335,6 @@ pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
 #[derive(Debug)]
 pub struct FileLock {
     file: File,
-    path: PathBuf,
 }
 
 impl FileLock {
@@ -386,17 +385,12 @@ impl FileLock {
         #[cfg(unix)]
         opts.mode(0o600);
         let file = open_no_follow(path, opts, "cannot open lock file")?;
-        Ok(FileLock { file, path: path.to_owned() })
+        Ok(FileLock { file })
     }
 
     /// The locked file (e.g. to write a pid into it).
     pub fn file(&self) -> &File {
         &self.file
-    }
-
-    /// The lock file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 }
 
@@ -454,11 +448,6 @@ impl PrivateDir {
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot inspect", path, e.into()))?;
         not_private(path, st.st_uid, raw_mode(st.st_mode), uid, 0o700)?;
         Ok(Some(PrivateDir { fd, path: path.to_owned() }))
-    }
-
-    /// The folder.
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Reads `name` (at most [`MAX_SMALL_FILE`] bytes) after checking it: a regular file, not a

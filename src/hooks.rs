@@ -60,16 +60,6 @@ impl fmt::Debug for Hook {
 }
 
 impl Hook {
-    /// Splits `line` like a POSIX shell (`shlex`) and expands a leading `~` of the program to
-    /// `home` (there is no shell to do it); `setting` names it in errors (which never quote the
-    /// line).
-    pub fn parse(line: &str, setting: &str, home: &Path) -> Result<Hook> {
-        match shlex::split(line.trim()) {
-            Some(argv) => Hook::from_argv(argv, setting, home),
-            None => Err(Error::Config(format!("`{setting}`: the command line has unbalanced quotes"))),
-        }
-    }
-
     /// A hook from a command line the settings already split (their `Command` rule), with a
     /// leading `~` of the program expanded to `home`.
     pub fn from_argv(mut argv: Vec<String>, setting: &str, home: &Path) -> Result<Hook> {
@@ -85,11 +75,6 @@ impl Hook {
     /// The program.
     pub fn program(&self) -> &str {
         &self.argv[0]
-    }
-
-    /// The setting it came from.
-    pub fn setting(&self) -> &str {
-        &self.setting
     }
 }
 
@@ -364,7 +349,7 @@ mod tests {
                 "sh -c {} hook 'arg one' two",
                 shlex::try_quote(&format!("OUT={}; {script}", self.out.display())).unwrap()
             );
-            Hook::parse(&line, setting, Path::new("/home/u")).unwrap()
+            parse(&line, setting, Path::new("/home/u"))
         }
 
         fn recorder(&self, setting: &str) -> Hook {
@@ -420,23 +405,22 @@ mod tests {
         }
     }
 
+    /// A hook from a command line split as the settings split it.
+    fn parse(line: &str, setting: &str, home: &Path) -> Hook {
+        Hook::from_argv(crate::settings::rules::command(line).unwrap(), setting, home).unwrap()
+    }
+
     #[test]
-    fn parse_splits_like_a_shell_and_never_quotes_the_line() {
+    fn the_program_is_expanded_and_debug_never_shows_the_arguments() {
         let home = Path::new("/home/u");
-        let h = Hook::parse("notify-send 'woci failed' --urgency=critical", "on_renewal_failure", home).unwrap();
+        let h = parse("notify-send 'woci failed' --urgency=critical", "on_renewal_failure", home);
         assert_eq!(h.argv, ["notify-send", "woci failed", "--urgency=critical"]);
         assert_eq!(format!("{h:?}"), "Hook(on_renewal_failure: notify-send)");
-        let h = Hook::parse("~/bin/notify ~/x", "on_expiring", home).unwrap();
+        let h = parse("~/bin/notify ~/x", "on_expiring", home);
         assert_eq!(h.argv, ["/home/u/bin/notify", "~/x"], "only the program is expanded");
-        for (line, msg) in [
-            ("", "`on_expiring` names no command"),
-            ("  ", "`on_expiring` names no command"),
-            ("curl -H 'Authorization: s3cret", "`on_expiring`: the command line has unbalanced quotes"),
-        ] {
-            let e = Hook::parse(line, "on_expiring", home).unwrap_err();
-            assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
-            assert_eq!(e.to_string(), msg);
-        }
+        let e = Hook::from_argv(Vec::new(), "on_expiring", home).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+        assert_eq!(e.to_string(), "`on_expiring` names no command");
     }
 
     #[test]
@@ -581,7 +565,7 @@ mod tests {
     fn failures_are_described_and_never_panic() {
         let r = Rig::new();
         let env = hook_env();
-        let missing = Hook::parse("/nonexistent/woci-hook --token s3cret", "on_expiring", Path::new("/")).unwrap();
+        let missing = parse("/nonexistent/woci-hook --token s3cret", "on_expiring", Path::new("/"));
         assert_eq!(run(&missing, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "cannot run: not found");
         let failing = r.hook("on_expiring", "exit 3");
         assert_eq!(run(&failing, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "exited with 3");

@@ -28,21 +28,6 @@ pub fn directive(level: &str) -> Option<String> {
     Some(format!("woci={l}"))
 }
 
-/// The level names `--log-level` and INI `log_level` accept, for the error message.
-pub const LEVELS: &str = "trace, debug, info, warn (warning), error (critical, fatal), off (none)";
-
-/// `level` if it is a known level name, else a configuration error naming `source` and the valid
-/// levels (exit 2).
-pub fn check_level(level: &str, source: &str) -> crate::Result<String> {
-    match directive(level) {
-        Some(_) => Ok(level.to_owned()),
-        None => Err(crate::Error::Config(format!(
-            "unknown log level `{}` in {source}; use one of: {LEVELS}",
-            level.escape_debug()
-        ))),
-    }
-}
-
 /// Installs the subscriber. Call once, early.
 pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool) {
     let filter = match rust_log.filter(|s| !s.is_empty()) {
@@ -167,15 +152,5 @@ mod tests {
         assert_eq!(directive("Info").as_deref(), Some("woci=info"));
         assert_eq!(directive("CRITICAL").as_deref(), Some("woci=error"));
         assert_eq!(directive("loud"), None);
-    }
-
-    #[test]
-    fn unknown_levels_are_a_configuration_error_listing_the_valid_ones() {
-        assert_eq!(check_level("WARNING", "`--log-level`").unwrap(), "WARNING");
-        let e = check_level("LOUD", "`--log-level`").unwrap_err();
-        assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
-        let m = e.to_string();
-        assert!(m.contains("`LOUD`") && m.contains("`--log-level`") && m.contains("warn (warning)"), "{m}");
-        assert!(!check_level("a\nb", "x").unwrap_err().to_string().contains('\n'));
     }
 }

@@ -48,27 +48,6 @@ impl From<&str> for Secret<String> {
 /// A secret string, the common case.
 pub type SecretString = Secret<String>;
 
-/// serde for an optional secret that must cross a process boundary (the daemon's settings travel
-/// through its stdin). Opt-in per field with `#[serde(with = "crate::secret::serde_option")]`:
-/// [`Secret`] itself implements neither `Serialize` nor `Deserialize`.
-pub mod serde_option {
-    use super::SecretString;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    /// Writes the value as a plain string (or null).
-    pub fn serialize<S: Serializer>(v: &Option<SecretString>, s: S) -> Result<S::Ok, S::Error> {
-        match v {
-            Some(v) => s.serialize_some(v.expose()),
-            None => s.serialize_none(),
-        }
-    }
-
-    /// Reads a string (or null).
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SecretString>, D::Error> {
-        Ok(Option::<String>::deserialize(d)?.map(SecretString::new))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

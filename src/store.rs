@@ -389,12 +389,6 @@ impl SessionStore {
         format!("{}.{REFRESH_TOKEN}", self.profile)
     }
 
-    /// Where [`Self::write_rescue`] would keep a refresh token now.
-    pub fn rescue_path(&self) -> PathBuf {
-        let dirs = self.rescue_dirs();
-        dirs[0].join(self.rescue_name())
-    }
-
     /// Saves a refresh token (sealed like the stored one) to a rescue file the next renewal reads:
     /// in the first rescue folder that is private or can be made so (created 0700, then checked
     /// on its descriptor: the user's, mode 0700 or stricter, not a symbolic link). Copies in

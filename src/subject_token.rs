@@ -37,10 +37,6 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use url::Url;
 use zeroize::Zeroizing;
 
-/// The audience asked of the GitHub Actions ID-token service unless `subject_token_audience` says
-/// otherwise (what the identity domain's trust usually expects).
-pub const DEFAULT_AUDIENCE: &str = "https://cloud.oracle.com";
-
 /// How long a `command:` source may run.
 pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -538,15 +534,15 @@ mod tests {
         let clock = ManualClock::at(1000);
         let mut env = Env::new();
         let src = parse("env:TOK").unwrap();
-        let e = src.obtain(&http, &env, DEFAULT_AUDIENCE, &clock).await.unwrap_err();
+        let e = src.obtain(&http, &env, "https://cloud.oracle.com", &clock).await.unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::SUBJECT_TOKEN);
         assert!(e.to_string().contains("`TOK` is not set"), "{e}");
         let expired = jwt(900);
         env.insert("TOK".into(), expired.clone());
-        let e = src.obtain(&http, &env, DEFAULT_AUDIENCE, &clock).await.unwrap_err();
+        let e = src.obtain(&http, &env, "https://cloud.oracle.com", &clock).await.unwrap_err();
         assert!(e.to_string().contains("expired") && !e.to_string().contains(&expired), "{e}");
         env.insert("TOK".into(), jwt(2000));
-        assert_eq!(src.obtain(&http, &env, DEFAULT_AUDIENCE, &clock).await.unwrap().expose(), &jwt(2000));
+        assert_eq!(src.obtain(&http, &env, "https://cloud.oracle.com", &clock).await.unwrap().expose(), &jwt(2000));
 
         let e = parse("file:/nonexistent/woci/tok").unwrap().obtain(&http, &env, "a", &clock).await.unwrap_err();
         assert!(e.to_string().contains("/nonexistent/woci/tok") && e.to_string().contains("no such file"), "{e}");

@@ -208,7 +208,7 @@ impl Renewer {
                 tracing::info!(profile = %self.settings.profile, "the session was renewed by another woci");
                 return (Ok(Session::of(token, Action::RenewedByOther)), None);
             }
-            Plan::FinishConfig { token, .. } => self.finish_config(&facts, token),
+            Plan::FinishConfig { token } => self.finish_config(&facts, token),
             Plan::Refresh(cfg) => login::renew(self, cfg, &facts, false).await,
             Plan::Login(cfg) => login::renew(self, cfg, &facts, true).await,
             Plan::SessionRefresh(cfg, token) => session::renew(self, cfg, &facts, token).await,

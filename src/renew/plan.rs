@@ -27,8 +27,6 @@ pub enum Plan<'s> {
     FinishConfig {
         /// The token.
         token: &'s Token,
-        /// Time left until `exp`.
-        remaining: Duration,
     },
     /// IdP refresh grant with the stored refresh token, then the token exchange (an interactive
     /// login follows if the IdP refuses the refresh token and a person is there).
@@ -133,7 +131,7 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
                     }
                     if f.key == KeyState::Usable {
                         return Decision::new(
-                            Plan::FinishConfig { token: t, remaining },
+                            Plan::FinishConfig { token: t },
                             format!(
                                 "{valid}, but `{}` lacks woci's entries for profile `{p}`; the next call writes them",
                                 f.config_file.display()

@@ -63,11 +63,6 @@ impl Flags {
         // SAFETY: the bytes came from `OsString::into_encoded_bytes` in `set`, on this platform.
         self.0.get(&key).map(|v| unsafe { OsString::from_encoded_bytes_unchecked(v.expose().clone()) })
     }
-
-    /// Whether no flag was given.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
 }
 
 impl std::fmt::Debug for Flags {
