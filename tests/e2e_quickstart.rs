@@ -126,7 +126,7 @@ fn woci_binary() -> PathBuf {
 }
 
 /// `target/<profile>/woci-emulator` of this build, built from the emulator's current sources
-/// (`cargo test --workspace` builds it; `cargo test --test quickstart` alone does not).
+/// (`cargo test --workspace` builds it; `cargo test --test e2e_quickstart` alone does not).
 fn emulator_bin() -> PathBuf {
     let bin = assert_cmd::cargo::cargo_bin("woci-emulator");
     let build = "cargo build --locked -p woci-emulator --bin woci-emulator (or run the tests with --workspace)";
