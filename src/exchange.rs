@@ -1,5 +1,5 @@
-//! Identity-domain token exchange (protocol.md §1): an IdP access token (JWT) becomes an OCI UPST
-//! bound to our public key.
+//! Identity-domain token exchange (OCI workload identity federation): an IdP access token (JWT)
+//! becomes an OCI UPST bound to our public key.
 //!
 //! `POST <token_exchange_url>` with HTTP Basic `base64(client_id:client_secret)` and the form
 //! `grant_type=urn:ietf:params:oauth:grant-type:token-exchange`,

@@ -1,5 +1,5 @@
 //! Native `ce cluster generate-token`: the kubeconfig `exec` plugin of OKE clusters, answered
-//! without starting Python (protocol.md §5, oci-cli 3.95.1 `containerengine_cli_extended.py`).
+//! without starting Python (what oci-cli 3.95.1's `containerengine_cli_extended.py` does).
 //!
 //! The token is a pre-signed `GET https://containerengine.{region}.{realm domain}/cluster_request/{cluster}`:
 //! the request is signed like any OCI GET (`date (request-target) host`, keyId `ST$<UPST>`), then

@@ -50,7 +50,8 @@ const REGION_SHORT_NAMES: &[(&str, &str)] = &[
     ("zrh", "eu-zurich-1"),
 ];
 
-/// The realm's second-level domain (protocol.md §3.3), for a realm key such as `oc1`.
+/// The realm's second-level domain (the `{realm domain}` of OCI service hosts, as oci-cli's
+/// realm table has it), for a realm key such as `oc1`.
 pub fn realm_domain(realm: &str) -> Option<String> {
     let realm = realm.to_ascii_lowercase();
     let n: u32 = realm.strip_prefix("oc")?.parse().ok()?;

@@ -1,7 +1,7 @@
 //! OCI auth service session refresh, for profiles made by `oci session authenticate` (no IdP):
 //! `POST {auth endpoint}/v1/authentication/refresh` with `{"currentToken": …}`, signed with the
 //! session itself (keyId `ST$<current token>`, the profile key, all six body headers), answered by
-//! `{"token": …}` bound to the same key (protocol.md §3.3).
+//! `{"token": …}` bound to the same key (what `oci session refresh` does).
 //!
 //! The default auth endpoint of a region comes from [`crate::realm::auth_endpoint_for_region`].
 

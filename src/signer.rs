@@ -1,5 +1,5 @@
 //! OCI HTTP request signatures: draft-cavage-http-signatures-08 as OCI uses it ("Signature
-//! version 1", `Authorization` scheme, RSA-SHA256; protocol.md §4).
+//! version 1", `Authorization` scheme, RSA-SHA256).
 //!
 //! Three users:
 //! - the proxy parses a child's `Authorization` header ([`SignatureHeader`]), rebuilds the signing
@@ -383,7 +383,7 @@ pub(crate) mod tests {
         let rebuilt = signing_string(&Method::POST, "/v1/authentication/refresh?x=1", &h, &auth.headers()).unwrap();
         assert_eq!(rebuilt, expected);
         assert!(verify(test_key().public(), &expected, auth.signature()));
-        // Empty-body digest from protocol.md §4.
+        // The empty body's digest: base64 SHA-256 of zero bytes.
         let e = sign_request(&Method::PUT, &url, b"", None, test_key(), &key_id, &clock).unwrap();
         assert_eq!(e["x-content-sha256"], "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     }

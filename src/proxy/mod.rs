@@ -1,4 +1,4 @@
-//! The local re-signing HTTPS proxy behind `--auto-refresh` (peers.md §0 and §4.3).
+//! The local re-signing HTTPS proxy behind `--auto-refresh`.
 //!
 //! The Python `oci` CLI reads its session token once and signs every request with it, so a long
 //! command outlives its token. woci runs `oci` with `HTTPS_PROXY` pointing here. For OCI hosts

@@ -1,4 +1,4 @@
-//! OCI auth service `POST /v1/authentication/refresh` (protocol.md §3.3): a request signed with
+//! OCI auth service `POST /v1/authentication/refresh` (`oci session refresh`): a request signed with
 //! the current UPST, body `{"currentToken": ...}`, answered with a new UPST bound to the same
 //! key until `sess_exp`, then 401.
 

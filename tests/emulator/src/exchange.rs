@@ -1,5 +1,5 @@
-//! The identity-domain token exchange (protocol.md §1): an IdP JWT and a public key in, a UPST
-//! bound to that key out.
+//! The identity-domain token exchange (OCI workload identity federation): an IdP JWT and a public
+//! key in, a UPST bound to that key out.
 
 use std::collections::HashMap;
 

@@ -1,5 +1,5 @@
 //! OKE token review: what an OKE cluster's API server does with the bearer token kubectl got
-//! from `oci ce cluster generate-token` (protocol.md §5). `POST /oke/v1/tokenreviews` takes a
+//! from `oci ce cluster generate-token` (oci-cli 3.95.1). `POST /oke/v1/tokenreviews` takes a
 //! Kubernetes `TokenReview` (`spec.token`) and answers it as a webhook token authenticator does:
 //! `200` with `status.authenticated` true (user = the UPST's `sub`) or false with the reason.
 //!

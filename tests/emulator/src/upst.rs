@@ -1,6 +1,6 @@
 //! UPSTs (OCI user principal session tokens): minting and verification.
 //!
-//! Claims follow protocol.md §2: `sub`, `tenant`, `iss` "authService.oracle.com", `iat`, `exp`,
+//! Claims as OCI's auth service issues them: `sub`, `tenant`, `iss` "authService.oracle.com", `iat`, `exp`,
 //! `jti`, `sess_exp` (string, "Sat, 08 Nov 2025 17:19:55 UTC"), `ptype` "user", and `jwk`, a
 //! JSON *string* holding the bound RSA public key.
 
