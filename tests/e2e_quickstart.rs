@@ -119,12 +119,6 @@ fn newest_mtime(dir: &Path) -> SystemTime {
     newest
 }
 
-/// The `woci` the other integration tests run (`World::woci` in tests/common): cargo's binary of
-/// this build.
-fn woci_binary() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("woci")
-}
-
 /// `target/<profile>/woci-emulator` of this build, built from the emulator's current sources
 /// (`cargo test --workspace` builds it; `cargo test --test e2e_quickstart` alone does not).
 fn emulator_bin() -> PathBuf {
@@ -196,7 +190,7 @@ fn quickstart_by_hand_path_runs_as_written() {
         std::fs::create_dir(d).unwrap();
     }
     let _leftovers = Leftovers(tmp.clone());
-    std::os::unix::fs::symlink(woci_binary(), bin.join("woci")).unwrap();
+    std::os::unix::fs::symlink(common::woci_bin(), bin.join("woci")).unwrap();
     std::os::unix::fs::symlink(emulator_bin(), bin.join("woci-emulator")).unwrap();
     let oci_dir = peers::oci_cli().parent().unwrap().to_path_buf();
 
