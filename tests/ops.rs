@@ -187,7 +187,7 @@ async fn every_renewal_class_is_counted_exactly_across_processes() {
     let token_exp = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().exp;
     assert_eq!(series(&text, "woci_session_token_expiry_timestamp_seconds{profile=\"P\"}"), Some(token_exp));
     let rt_exp = series(&text, "woci_refresh_token_expiry_timestamp_seconds{profile=\"P\"}").expect("known");
-    assert!((rt_exp - (unix_now() + 8 * 3600)).abs() < 60, "the emulator's 8 h refresh tokens: {text}");
+    assert!((rt_exp - (unix_now() + 7 * 24 * 3600)).abs() < 60, "the emulator's 7-day refresh tokens: {text}");
     let last_ok = series(&text, "woci_last_renewal_timestamp_seconds{profile=\"P\",result=\"ok\"}").unwrap();
     assert!((last_ok - unix_now()).abs() < 60, "{text}");
     #[cfg(unix)]
@@ -463,8 +463,9 @@ async fn the_session_end_is_warned_of_once_for_a_hundred_calls() {
 async fn the_refresh_token_expiry_is_warned_of_once_and_nothing_is_written_outside_the_window() {
     let w = World::new().await;
     w.seed_refresh_token();
-    // Outside the window (the emulator's refresh tokens live 8 h): no line, no file.
-    w.write_manager_ini(&[("expiring_warning", "1h")]);
+    // Outside the window (the emulator's refresh tokens live 7 days; the default window is 24 h):
+    // no line, no file.
+    w.write_manager_ini(&[]);
     let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     for _ in 0..5 {
@@ -473,8 +474,8 @@ async fn the_refresh_token_expiry_is_warned_of_once_and_nothing_is_written_outsi
     }
     assert!(!w.session_dir().join("woci-hooks.json").exists(), "no file I/O outside the window");
 
-    // Inside it (`9h`): the renewal and the calls after it warn once, naming the refresh token.
-    w.write_manager_ini(&[("expiring_warning", "9h")]);
+    // Inside it (`8d`): the renewal and the calls after it warn once, naming the refresh token.
+    w.write_manager_ini(&[("expiring_warning", "8d")]);
     let mut lines = Vec::new();
     let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

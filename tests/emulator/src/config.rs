@@ -147,7 +147,9 @@ impl Default for Config {
             port: 0,
             upst_ttl: Duration::from_secs(3600),
             access_token_ttl: Duration::from_secs(3600),
-            refresh_token_ttl: Duration::from_secs(8 * 3600),
+            // An identity domain's default refresh-token expiry (7 days): well outside woci's
+            // default `expiring_warning` (24 h), so a demo or test warns only when it asks to.
+            refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             refresh_reuse_grace: Duration::ZERO,
             session_max: Duration::from_secs(24 * 3600),
             auth_code_ttl: Duration::from_secs(120),
