@@ -62,7 +62,7 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
         }
         #[cfg(not(unix))]
         let _ = mode;
-        if proven {
+        if cfg!(feature = "failpoints") && proven {
             // Two writes, so that the crash tests can stop the process between them.
             let (first, rest) = contents.split_at(contents.len() / 2);
             f.write_all(first).map_err(|e| Error::io("cannot write", &tmp, e))?;

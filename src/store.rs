@@ -581,6 +581,17 @@ impl SessionStore {
     /// Stores a refresh token, encrypted when a non-empty passphrase is given.
     pub fn write_refresh_token(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<()> {
         self.ensure_dir()?;
+        self.write_refresh_token_into_checked_dir(token, passphrase)
+    }
+
+    /// [`Self::write_refresh_token`] right after [`Self::check_writable`] vouched for the folder:
+    /// between a refresh grant's reply and its successor on disk nothing runs but the write and
+    /// its fsync (a kill -9 there loses the session).
+    pub fn write_refresh_token_into_checked_dir(
+        &self,
+        token: &SecretString,
+        passphrase: Option<&SecretString>,
+    ) -> Result<()> {
         self.store_refresh_token_bytes(self.seal(token, passphrase).expose().as_bytes())
     }
 

@@ -73,8 +73,13 @@ async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<
     let Some(rt) = &tokens.refresh_token else { return };
     let mut delay = Duration::from_millis(100);
     let mut last = None;
-    for _ in 0..3 {
-        match r.store.write_refresh_token(rt, passphrase) {
+    for attempt in 0..3 {
+        // The first write follows `check_writable` before the grant; a retry checks the folder again.
+        let written = match attempt {
+            0 => r.store.write_refresh_token_into_checked_dir(rt, passphrase),
+            _ => r.store.write_refresh_token(rt, passphrase),
+        };
+        match written {
             Ok(()) => {
                 let expiry = tokens.refresh_expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
                 if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
