@@ -246,6 +246,25 @@ async fn every_renewal_class_is_counted_exactly_across_processes() {
     assert_no_secrets(&text, &[&rt, &rt2, &w.cfg.exchange_client_secret]);
 }
 
+/// Starts `n` woci processes with `args` at once and asserts that each succeeds.
+async fn all_succeed(w: &World, n: usize, args: &[&str]) {
+    let children: Vec<std::process::Child> = (0..n)
+        .map(|_| {
+            let mut c = w.woci_std();
+            c.args(args).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+            c.spawn().unwrap()
+        })
+        .collect();
+    let outputs = tokio::task::spawn_blocking(move || {
+        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
+    })
+    .await
+    .unwrap();
+    for o in &outputs {
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_renewals_are_all_counted_and_a_reader_never_sees_a_partial_file() {
     let w = World::new().await;
@@ -268,44 +287,14 @@ async fn fifty_concurrent_renewals_are_all_counted_and_a_reader_never_sees_a_par
             reads
         })
     };
-    let children: Vec<std::process::Child> = (0..50)
-        .map(|_| {
-            let mut c = w.woci_std();
-            c.args(["session", "refresh", "--profile", "P"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
-    let outputs = tokio::task::spawn_blocking(move || {
-        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    for o in &outputs {
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
-    }
+    all_succeed(&w, 50, &["session", "refresh", "--profile", "P"]).await;
     let text = w.read(&prom);
     assert_eq!(renewals(&text, "P"), counts(&[("ok", 51)]), "{text}");
 
     // 20 concurrent calls on an expired token: one renews, the others find it renewed.
     w.seed_token(-30);
     let grants = w.emu.stats().refresh_grants;
-    let children: Vec<std::process::Child> = (0..20)
-        .map(|_| {
-            let mut c = w.woci_std();
-            c.args(["os", "ns", "get"]).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
-            c.spawn().unwrap()
-        })
-        .collect();
-    let outputs = tokio::task::spawn_blocking(move || {
-        children.into_iter().map(|c| c.wait_with_output().unwrap()).collect::<Vec<_>>()
-    })
-    .await
-    .unwrap();
-    for o in &outputs {
-        assert_eq!(o.status.code(), Some(0), "{}", stderr(o));
-    }
+    all_succeed(&w, 20, &["os", "ns", "get"]).await;
     done.store(true, std::sync::atomic::Ordering::SeqCst);
     assert!(reader.join().expect("the reader saw only complete files") > 0);
     assert_eq!(w.emu.stats().refresh_grants - grants, 1);
