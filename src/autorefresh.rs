@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 /// Runs the child `builder` describes under renewal (and the proxy when the settings want it);
 /// returns the child's exit code.
-pub async fn run_supervised(
+pub(crate) async fn run_supervised(
     ctx: &Context,
     renewer: Arc<Renewer>,
     session: Session,

@@ -29,7 +29,7 @@ use std::process::{Command, ExitStatus};
 /// not changed after. The argv never holds secrets; the proxy credentials travel in the
 /// environment.
 #[derive(Debug, Clone)]
-pub struct ChildSpec {
+pub(crate) struct ChildSpec {
     program: OsString,
     args: Vec<OsString>,
     set_env: Vec<(OsString, OsString)>,
@@ -44,7 +44,7 @@ pub struct ChildSpec {
 /// container run (woci's own, or a `docker|podman run` given to `--exec`) host networking, the
 /// variables passed by name and the CA bundle mounted.
 #[derive(Debug)]
-pub struct ChildBuilder {
+pub(crate) struct ChildBuilder {
     program: OsString,
     args: Vec<OsString>,
     set_env: Vec<(OsString, OsString)>,
@@ -59,7 +59,7 @@ impl ChildBuilder {
     /// `oci` with `args` as the settings choose it: the container image in container mode, else
     /// `oci_command` as found on PATH (never woci itself); with the self-recursion guard. Without
     /// settings (no HOME, a broken INI: help and `setup` still work) `WOCI_OCI_COMMAND` or `oci`.
-    pub fn oci(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<ChildBuilder> {
+    pub(crate) fn oci(settings: Option<&Settings>, env: &Env, args: Vec<OsString>) -> Result<ChildBuilder> {
         let mut b = match settings {
             Some(s) => {
                 let mut b = ChildBuilder::program(s.oci_command.clone(), args, s.oci_command_source.clone());
@@ -93,7 +93,7 @@ impl ChildBuilder {
     /// An `--exec` program: it gets the profile and auth, so scripts calling `oci` or the SDKs
     /// pick the same session, unless the user set them; never woci's secret variables nor the
     /// recursion guard (it may call woci).
-    pub fn exec(settings: &Settings, env: &Env, program: OsString, args: Vec<OsString>) -> ChildBuilder {
+    pub(crate) fn exec(settings: &Settings, env: &Env, program: OsString, args: Vec<OsString>) -> ChildBuilder {
         let mut b = ChildBuilder::program(program, args, "the program after `--exec`".into());
         for (k, v) in [
             ("OCI_CLI_PROFILE", OsString::from(&settings.profile)),
@@ -123,32 +123,32 @@ impl ChildBuilder {
     }
 
     /// The arguments (of `oci`, or of the `--exec` program).
-    pub fn args(&self) -> &[OsString] {
+    pub(crate) fn args(&self) -> &[OsString] {
         &self.args
     }
 
     /// Sets `name` to `value` for the program whatever woci's environment says (the fallback
     /// profile's `OCI_CLI_PROFILE` for an `--exec` program).
-    pub fn env_override(mut self, name: &str, value: impl Into<OsString>) -> ChildBuilder {
+    pub(crate) fn env_override(mut self, name: &str, value: impl Into<OsString>) -> ChildBuilder {
         self.set_env.retain(|(k, _)| k != name);
         self.set_env.push((name.into(), value.into()));
         self
     }
 
     /// Relays stdout/stderr through `redactor` (under `--debug`).
-    pub fn redactor(mut self, redactor: Option<Redactor>) -> ChildBuilder {
+    pub(crate) fn redactor(mut self, redactor: Option<Redactor>) -> ChildBuilder {
         self.redactor = redactor;
         self
     }
 
     /// Sends the child through the re-signing proxy.
-    pub fn proxy(mut self, env: ChildEnv) -> ChildBuilder {
+    pub(crate) fn proxy(mut self, env: ChildEnv) -> ChildBuilder {
         self.proxy = Some(env);
         self
     }
 
     /// The spec.
-    pub fn build(self) -> Result<ChildSpec> {
+    pub(crate) fn build(self) -> Result<ChildSpec> {
         let ChildBuilder {
             program,
             mut args,
@@ -207,7 +207,7 @@ impl ChildSpec {
 /// Runs the program in woci's place and returns its exit code. On Unix without a redactor woci
 /// *replaces itself* with it (`execvp`) and this returns only on failure; otherwise the program is
 /// spawned and waited for.
-pub fn exec(spec: &ChildSpec) -> Result<u8> {
+pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
     #[cfg(unix)]
     if spec.redactor.is_none() {
         use std::os::unix::process::CommandExt;
@@ -223,7 +223,7 @@ pub fn exec(spec: &ChildSpec) -> Result<u8> {
 
 /// A running child.
 #[derive(Debug)]
-pub struct Running {
+pub(crate) struct Running {
     child: tokio::process::Child,
     #[cfg(unix)]
     signals: Signals,
@@ -280,7 +280,7 @@ impl Drop for Signals {
 
 /// Spawns the program: signal handlers first, then the child (stdio inherited, or relayed through
 /// the spec's redactor).
-pub fn spawn(spec: &ChildSpec) -> Result<Running> {
+pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
     #[cfg(unix)]
     let signals = Signals::install()?;
     let mut cmd = tokio::process::Command::from(spec.command());
@@ -331,7 +331,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<Running> {
 
 impl Running {
     /// Waits for the child, forwarding signals to it; returns its exit code.
-    pub async fn wait(mut self) -> Result<u8> {
+    pub(crate) async fn wait(mut self) -> Result<u8> {
         let code = self.wait_child().await;
         // The relays end at the child's EOF; a grandchild holding the pipes gets a moment only.
         for r in std::mem::take(&mut self.relays) {
@@ -369,12 +369,12 @@ impl Running {
 }
 
 /// Spawns and waits; see [`Running::wait`].
-pub async fn run(spec: &ChildSpec) -> Result<u8> {
+pub(crate) async fn run(spec: &ChildSpec) -> Result<u8> {
     spawn(spec)?.wait().await
 }
 
 /// The exit code a shell would report: the code, or 128+n for a child killed by signal n.
-pub fn exit_code(status: ExitStatus) -> u8 {
+pub(crate) fn exit_code(status: ExitStatus) -> u8 {
     if let Some(code) = status.code() {
         return u8::try_from(code & 0xff).unwrap_or(1);
     }

@@ -30,7 +30,7 @@ fn host_gateway(kind: RuntimeKind) -> &'static str {
 
 /// What a container command needs to know about the host.
 #[derive(Debug, Clone)]
-pub struct HostContext {
+pub(crate) struct HostContext {
     /// `--user UID:GID` (Unix; on Windows the image's user runs, as Docker Desktop does).
     pub user: Option<(u32, u32)>,
     /// Whether stdin is a terminal (`-t`).
@@ -51,7 +51,7 @@ pub struct HostContext {
 
 impl HostContext {
     /// The context of this process: uid/gid, stdin, current directory, `OCI_CLI_*` variables.
-    pub fn current(oci_config_file: &Path, home: &Path, env: &Env, proxied: bool) -> Result<HostContext> {
+    pub(crate) fn current(oci_config_file: &Path, home: &Path, env: &Env, proxied: bool) -> Result<HostContext> {
         let cwd = std::env::current_dir()
             .map_err(|e| Error::Other(format!("cannot read the current directory for the container: {e}")))?;
         let mut oci_env: Vec<String> = env.keys().filter(|k| k.starts_with("OCI_CLI_")).cloned().collect();
@@ -100,7 +100,7 @@ const PROXY_VARS: [&str; 9] = [
 ];
 
 /// The `RUNTIME run …` arguments that run `oci` with `oci_args` in the container.
-pub fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
+pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
     let mut a: Vec<OsString> = ["run", "--rm", "-i"].map(OsString::from).to_vec();
     if host.tty {
         a.push("-t".into());
@@ -197,14 +197,14 @@ fn env_option_name(arg: &str, next: Option<&String>) -> Option<String> {
 
 /// Whether `program args` runs a container: `docker run …` or `podman run …` (woci's own
 /// container mode, or a container command given to `--exec`).
-pub fn is_container_run(program: &OsStr, args: &[OsString]) -> Option<RuntimeKind> {
+pub(crate) fn is_container_run(program: &OsStr, args: &[OsString]) -> Option<RuntimeKind> {
     let kind = RuntimeKind::of_program(program)?;
     (args.first().map(OsString::as_os_str) == Some(OsStr::new("run"))).then_some(kind)
 }
 
 /// How a container reaches the proxy listening on the host's 127.0.0.1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProxyRoute {
+pub(crate) enum ProxyRoute {
     /// `--network host`: the container shares the host's loopback (Linux).
     HostNetwork,
     /// The runtime's host gateway name (Docker Desktop / Podman machine on macOS and Windows,
@@ -214,7 +214,7 @@ pub enum ProxyRoute {
 
 impl ProxyRoute {
     /// Host networking where the container runs on this kernel (Linux), the gateway elsewhere.
-    pub fn for_this_host() -> ProxyRoute {
+    pub(crate) fn for_this_host() -> ProxyRoute {
         if cfg!(target_os = "linux") {
             ProxyRoute::HostNetwork
         } else {
@@ -228,7 +228,7 @@ impl ProxyRoute {
 /// copies the values from its own environment, so the proxy secret never appears in an argv), the
 /// CA bundle is mounted read-only at the path the variables name, and the container gets a route
 /// to the proxy.
-pub fn attach_proxy(
+pub(crate) fn attach_proxy(
     kind: RuntimeKind,
     args: &mut Vec<OsString>,
     set_env: &mut [(OsString, OsString)],

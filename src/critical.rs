@@ -66,9 +66,9 @@ mod imp {
 
     /// See the module doc.
     #[must_use = "signals are held only while the guard lives"]
-    pub struct Held(());
+    pub(crate) struct Held(());
 
-    pub fn hold() -> Held {
+    pub(crate) fn hold() -> Held {
         let st = state().lock().unwrap_or_else(|p| p.into_inner());
         if DEPTH.fetch_add(1, Ordering::SeqCst) == 0 {
             st.pending.store(0, Ordering::SeqCst);
@@ -93,7 +93,7 @@ mod imp {
         }
     }
 
-    pub fn supervise() {
+    pub(crate) fn supervise() {
         SUPERVISED.store(true, Ordering::SeqCst);
         if let Some(st) = STATE.get() {
             let mut st = st.lock().unwrap_or_else(|p| p.into_inner());
@@ -105,7 +105,7 @@ mod imp {
 
     /// `FAILPOINTS` actions of the test build: a signal name raises it, `abort` aborts.
     #[cfg(feature = "failpoints")]
-    pub fn failpoint_action(arg: Option<&str>) {
+    pub(crate) fn failpoint_action(arg: Option<&str>) {
         let sig = match arg {
             Some("SIGINT") => SIGINT,
             Some("SIGTERM") => SIGTERM,
@@ -132,15 +132,15 @@ mod imp {
 }
 
 #[cfg(feature = "failpoints")]
-pub use imp::failpoint_action;
+pub(crate) use imp::failpoint_action;
 
 /// Test-only fault injection at a named step (`FAILPOINTS=name=return(SIGKILL)`), for steps
 /// whose names are built at run time (an atomic write's file name).
 #[cfg(feature = "failpoints")]
-pub fn failpoint(name: &str) {
+pub(crate) fn failpoint(name: &str) {
     fail::fail_point!(name, |arg| failpoint_action(arg.as_deref()));
 }
-pub use imp::{hold, supervise};
+pub(crate) use imp::{hold, supervise};
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -16,12 +16,12 @@ const SERVICE: &str = "token exchange";
 const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const REQUESTED_TOKEN_TYPE: &str = "urn:oci:token-type:oci-upst";
 
-pub use crate::settings::ExchangeConfig;
+pub(crate) use crate::settings::ExchangeConfig;
 
 /// Exchanges a JWT (an IdP access token, or a CI platform's OIDC token) for a UPST bound to
 /// `public_key_b64` (base64 DER SPKI). The exchange rotates nothing, so it is retried like any
 /// idempotent request.
-pub async fn exchange(
+pub(crate) async fn exchange(
     http: &Http,
     cfg: &ExchangeConfig,
     subject_token: &SecretString,

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 /// What ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum What {
+pub(crate) enum What {
     /// The OCI session (`sess_exp`): no renewal can extend it.
     Session,
     /// The refresh token: renewals stop working after it.
@@ -17,7 +17,7 @@ pub enum What {
 
 impl What {
     /// The name in the hook's JSON and in rate-limit keys: `session` | `refresh_token`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             What::Session => "session",
             What::RefreshToken => "refresh_token",
@@ -25,7 +25,7 @@ impl What {
     }
 
     /// The name in the warning line: `session` | `refresh token`.
-    pub fn words(self) -> &'static str {
+    pub(crate) fn words(self) -> &'static str {
         match self {
             What::Session => "session",
             What::RefreshToken => "refresh token",
@@ -35,7 +35,7 @@ impl What {
 
 /// A deadline inside the warning window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Expiring {
+pub(crate) struct Expiring {
     /// What ends.
     pub what: What,
     /// When (epoch seconds).
@@ -48,7 +48,12 @@ pub struct Expiring {
 /// Pass `sess_exp` only for a profile renewed by OCI session refresh: a profile with an IdP or a
 /// subject-token source starts a new session at every renewal, so its `sess_exp` is no hard end
 /// (and a 24 h session would warn all day).
-pub fn expiring(now: i64, sess_exp: Option<i64>, refresh_token_exp: Option<i64>, window: Duration) -> Vec<Expiring> {
+pub(crate) fn expiring(
+    now: i64,
+    sess_exp: Option<i64>,
+    refresh_token_exp: Option<i64>,
+    window: Duration,
+) -> Vec<Expiring> {
     let window = i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
     [(What::Session, sess_exp), (What::RefreshToken, refresh_token_exp)]
         .into_iter()
@@ -59,7 +64,7 @@ pub fn expiring(now: i64, sess_exp: Option<i64>, refresh_token_exp: Option<i64>,
 
 /// The warning line (after `woci: warning: `): the profile, what ends, when, and the command
 /// that starts a new session.
-pub fn warning_line(profile: &str, e: &Expiring, now: i64) -> String {
+pub(crate) fn warning_line(profile: &str, e: &Expiring, now: i64) -> String {
     format!(
         "the {} of profile `{profile}` expires at {} (in {}); renew it with `woci session authenticate --profile {profile}`",
         e.what.words(),
@@ -70,14 +75,14 @@ pub fn warning_line(profile: &str, e: &Expiring, now: i64) -> String {
 
 /// A duration for people, at most two units, rounded down: `45s`, `42m`, `3h05m`, `2d04h`; at
 /// most `99d23h` (6 characters).
-pub fn short_duration(secs: i64) -> String {
+pub(crate) fn short_duration(secs: i64) -> String {
     let mut s = String::new();
     let _ = write_short_duration(&mut s, secs);
     s
 }
 
 /// [`short_duration`] into `w` (the prompt line formats without allocating again).
-pub fn write_short_duration(w: &mut impl std::fmt::Write, secs: i64) -> std::fmt::Result {
+pub(crate) fn write_short_duration(w: &mut impl std::fmt::Write, secs: i64) -> std::fmt::Result {
     let s = secs.clamp(0, 100 * 86_400 - 1);
     match (s / 86_400, (s % 86_400) / 3600, (s % 3600) / 60) {
         (0, 0, 0) => write!(w, "{s}s"),

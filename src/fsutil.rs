@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 /// Creates `dir` (and parents) if needed and makes `dir` itself 0700.
-pub fn ensure_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
     #[cfg(unix)]
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
@@ -27,13 +27,13 @@ pub fn ensure_private_dir(dir: &Path) -> Result<()> {
 
 /// Atomically replaces `path` with `contents`, mode 0600. Readers see the old or the new file,
 /// never a partial one; a crash leaves at most a stray `.tmp` file.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic_mode(path, contents, 0o600)
 }
 
 /// [`write_atomic`] with another mode, set explicitly so the umask cannot narrow it (the
 /// metrics file must be readable by node_exporter: 0644).
-pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
+pub(crate) fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> {
     write_atomic_tagged(path, contents, &format!("{:08x}", rand::random::<u32>()), false, mode)
 }
 
@@ -41,7 +41,7 @@ pub fn write_atomic_mode(path: &Path, contents: &[u8], mode: u32) -> Result<()> 
 /// file is `.<name>.<pid>.<SHA-256 of the contents>.tmp`, so one that a killed writer left can be
 /// proven complete ([`ProvenTemp::complete_contents`]) and rolled forward instead of swept. The
 /// file itself gets exactly `contents`, as with [`write_atomic`].
-pub fn write_atomic_proven(path: &Path, contents: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic_proven(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic_tagged(path, contents, &sha256_hex(contents), true, 0o600)
 }
 
@@ -98,7 +98,7 @@ fn failpoint(step: &str, name: &str) {
 fn failpoint(_step: &str, _name: &str) {}
 
 /// Lowercase hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -106,7 +106,7 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 /// A temp file of [`write_atomic_proven`] that is still there: its writer died (or was killed)
 /// between creating it and the rename, or is writing right now.
 #[derive(Debug, Clone)]
-pub struct ProvenTemp {
+pub(crate) struct ProvenTemp {
     /// The temp file.
     pub path: PathBuf,
     /// Its writer's pid.
@@ -118,7 +118,7 @@ pub struct ProvenTemp {
 
 impl ProvenTemp {
     /// The proven temp files of `dir/name` (a missing or unreadable folder has none).
-    pub fn find(dir: &Path, name: &str) -> Vec<ProvenTemp> {
+    pub(crate) fn find(dir: &Path, name: &str) -> Vec<ProvenTemp> {
         let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
         let prefix = format!(".{name}.");
         entries
@@ -138,7 +138,7 @@ impl ProvenTemp {
     }
 
     /// Whether `name` is a proven temp file's name of `target` (any pid).
-    pub fn is_name_of(name: &str, target: &str) -> bool {
+    pub(crate) fn is_name_of(name: &str, target: &str) -> bool {
         name.strip_prefix(&format!(".{target}."))
             .and_then(|r| r.strip_suffix(".tmp"))
             .and_then(|r| r.split_once('.'))
@@ -147,7 +147,7 @@ impl ProvenTemp {
 
     /// Its contents if they are complete: a regular file (not reached through a symbolic link)
     /// of at most 1 MiB whose SHA-256 is the one in its name.
-    pub fn complete_contents(&self) -> Option<Vec<u8>> {
+    pub(crate) fn complete_contents(&self) -> Option<Vec<u8>> {
         let mut opts = OpenOptions::new();
         opts.read(true);
         #[cfg(unix)]
@@ -163,11 +163,11 @@ impl ProvenTemp {
 }
 
 /// The most woci reads of a small private file (a refresh token, a rescued one).
-pub const MAX_SMALL_FILE: u64 = 1024 * 1024;
+pub(crate) const MAX_SMALL_FILE: u64 = 1024 * 1024;
 
 /// Expands a leading `~` path component (`~` or `~/…`, not `~user`) to `home`, as `oci` and the
 /// shell do. The one expander for every path woci reads from flags, variables and files.
-pub fn expand_home(p: impl AsRef<Path>, home: &Path) -> PathBuf {
+pub(crate) fn expand_home(p: impl AsRef<Path>, home: &Path) -> PathBuf {
     let p = p.as_ref();
     match p.strip_prefix("~") {
         Ok(rest) => home.join(rest),
@@ -177,7 +177,7 @@ pub fn expand_home(p: impl AsRef<Path>, home: &Path) -> PathBuf {
 
 /// Whether `dir` can take a small write now: a probe file is created, synced and removed, and the
 /// file system has at least `room` bytes free.
-pub fn check_writable(dir: &Path, room: u64) -> Result<()> {
+pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
     let probe = dir.join(format!(".probe.{}", std::process::id()));
     let result = (|| {
         let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&probe)?;
@@ -197,7 +197,7 @@ pub fn check_writable(dir: &Path, room: u64) -> Result<()> {
 }
 
 /// The real user id (0 where there is none), for per-user folder names.
-pub fn user_id() -> u32 {
+pub(crate) fn user_id() -> u32 {
     #[cfg(unix)]
     // SAFETY: getuid(2) cannot fail and touches no memory.
     return unsafe { libc::getuid() };
@@ -206,7 +206,7 @@ pub fn user_id() -> u32 {
 }
 
 /// Whether a process with this pid exists (signal 0); `true` where that cannot be known.
-pub fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else { return false };
@@ -226,7 +226,7 @@ pub fn process_alive(pid: u32) -> bool {
 }
 
 /// Whether `p` is a file this user could execute (Unix: any execute bit).
-pub fn is_executable(p: &Path) -> bool {
+pub(crate) fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
     {
         std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -239,11 +239,11 @@ pub fn is_executable(p: &Path) -> bool {
 
 /// The most woci reads from a file, a program or a server it does not own (a JWT, a key, a
 /// config file are a few KiB): more is an error, so memory stays bounded.
-pub const MAX_INPUT: usize = 1024 * 1024;
+pub(crate) const MAX_INPUT: usize = 1024 * 1024;
 
 /// Reads `path`, at most `max` bytes: a longer file (or `/dev/zero`) is read no further and is an
 /// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound.
-pub fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+pub(crate) fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
     File::open(path)?.take(max as u64 + 1).read_to_end(&mut buf)?;
     if buf.len() > max {
@@ -254,18 +254,18 @@ pub fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
 
 /// [`read_bounded`] as text; not UTF-8 is an error of kind `InvalidData`, as with
 /// [`std::fs::read_to_string`].
-pub fn read_text_bounded(path: &Path, max: usize) -> std::io::Result<String> {
+pub(crate) fn read_text_bounded(path: &Path, max: usize) -> std::io::Result<String> {
     String::from_utf8(read_bounded(path, max)?)
         .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "stream did not contain valid UTF-8"))
 }
 
 /// The error of an input over `max` bytes: "larger than 1 MiB".
-pub fn too_large(max: usize) -> std::io::Error {
+pub(crate) fn too_large(max: usize) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than {}", fmt_size(max)))
 }
 
 /// `1 MiB`, `64 KiB`, `100 bytes`.
-pub fn fmt_size(n: usize) -> String {
+pub(crate) fn fmt_size(n: usize) -> String {
     const KIB: usize = 1024;
     match n {
         n if n >= KIB * KIB && n % (KIB * KIB) == 0 => format!("{} MiB", n / (KIB * KIB)),
@@ -278,7 +278,7 @@ pub fn fmt_size(n: usize) -> String {
 /// `/proc/<pid>/stat`, clock ticks since boot). With the pid it names one process for good: a
 /// later process that reuses the pid has another start time. `None` when the process is gone
 /// or the system does not say (no `/proc`, not Linux).
-pub fn process_start_time(pid: u32) -> Option<u64> {
+pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     #[cfg(target_os = "linux")]
     {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
@@ -294,12 +294,12 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
 }
 
 /// Whether [`process_start_time`] works here (it does for this very process).
-pub fn start_times_known() -> bool {
+pub(crate) fn start_times_known() -> bool {
     process_start_time(std::process::id()).is_some()
 }
 
 /// The error for a file or folder woci does not follow because it is a symbolic link.
-pub fn symlink_refused(path: &Path) -> Error {
+pub(crate) fn symlink_refused(path: &Path) -> Error {
     Error::Config(format!(
         "`{}` is a symbolic link; woci does not follow it: remove it (`rm {}`) and try again",
         path.display(),
@@ -309,7 +309,7 @@ pub fn symlink_refused(path: &Path) -> Error {
 
 /// Opens a lock or pid file without following a symbolic link (`O_NOFOLLOW`; std adds
 /// `O_CLOEXEC`, so helpers woci runs never inherit it). A symbolic link is [`symlink_refused`].
-pub fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static str) -> Result<File> {
+pub(crate) fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static str) -> Result<File> {
     #[cfg(unix)]
     opts.custom_flags(libc::O_NOFOLLOW);
     opts.open(path).map_err(|e| {
@@ -323,7 +323,7 @@ pub fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static str) ->
 
 /// Reads a file (at most [`MAX_INPUT`] bytes), mapping errors to [`Error::Io`]. `Ok(None)` when
 /// it does not exist.
-pub fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match read_bounded(path, MAX_INPUT) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -408,7 +408,7 @@ impl Drop for FileLock {
 /// and the use, even in a folder such as `/tmp` where every user can create names.
 #[cfg(unix)]
 #[derive(Debug)]
-pub struct PrivateDir {
+pub(crate) struct PrivateDir {
     fd: std::os::fd::OwnedFd,
     path: PathBuf,
 }
@@ -417,7 +417,7 @@ pub struct PrivateDir {
 impl PrivateDir {
     /// Opens `path` (creating it 0700 first when `create`); `Ok(None)` when it does not exist. A
     /// folder that is not private is an [`Error::Config`] naming it and the fix.
-    pub fn open(path: &Path, create: bool) -> Result<Option<PrivateDir>> {
+    pub(crate) fn open(path: &Path, create: bool) -> Result<Option<PrivateDir>> {
         Self::open_as(path, create, user_id())
     }
 
@@ -453,7 +453,7 @@ impl PrivateDir {
     /// Reads `name` (at most [`MAX_SMALL_FILE`] bytes) after checking it: a regular file, not a
     /// symbolic link, the user's, 0600 or stricter. `Ok(None)` when it does not exist; anything
     /// else that is wrong is an [`Error::Config`] naming it and the fix.
-    pub fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
+    pub(crate) fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
         self.read_as(name, user_id())
     }
 
@@ -488,7 +488,7 @@ impl PrivateDir {
 
     /// Atomically replaces `name` with `contents` (mode 0600), all relative to the checked
     /// descriptor; returns the file's path.
-    pub fn write_atomic(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
+    pub(crate) fn write_atomic(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
         use rustix::fs::{AtFlags, Mode, OFlags};
         let path = self.path.join(name);
         let tmp = format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>());
@@ -511,7 +511,7 @@ impl PrivateDir {
     }
 
     /// Removes `name` (nothing when it is not there).
-    pub fn remove(&self, name: &str) -> Result<()> {
+    pub(crate) fn remove(&self, name: &str) -> Result<()> {
         match rustix::fs::unlinkat(&self.fd, name, rustix::fs::AtFlags::empty()) {
             Ok(()) | Err(rustix::io::Errno::NOENT) => Ok(()),
             Err(e) => Err(Error::io("cannot remove", self.path.join(name), e.into())),

@@ -30,14 +30,14 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// How long a hook may run before its process group is killed.
-pub const TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
 /// `on_renewal_failure` runs at most once per profile and class in this period.
-pub const FAILURE_PERIOD: Duration = Duration::from_secs(600);
+pub(crate) const FAILURE_PERIOD: Duration = Duration::from_secs(600);
 /// The expiry warning and `on_expiring` happen at most once per profile and `what` in this period.
-pub const EXPIRING_PERIOD: Duration = Duration::from_secs(3600);
+pub(crate) const EXPIRING_PERIOD: Duration = Duration::from_secs(3600);
 
 /// The rate-limit record in the session folder.
-pub const STATE_FILE: &str = "woci-hooks.json";
+pub(crate) const STATE_FILE: &str = "woci-hooks.json";
 const LOCK_FILE: &str = ".hooks.lock";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -48,7 +48,7 @@ const SECRET_VARS: &[&str] = &["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "OCI_CLI_PASSPH
 /// A configured hook command. `Debug` shows the setting and the program only: the arguments may
 /// hold credentials (a webhook URL with a token).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Hook {
+pub(crate) struct Hook {
     setting: String,
     argv: Vec<String>,
 }
@@ -62,7 +62,7 @@ impl fmt::Debug for Hook {
 impl Hook {
     /// A hook from a command line the settings already split (their `Command` rule), with a
     /// leading `~` of the program expanded to `home`.
-    pub fn from_argv(mut argv: Vec<String>, setting: &str, home: &Path) -> Result<Hook> {
+    pub(crate) fn from_argv(mut argv: Vec<String>, setting: &str, home: &Path) -> Result<Hook> {
         let Some(program) = argv.first_mut() else {
             return Err(Error::Config(format!("`{setting}` names no command")));
         };
@@ -73,7 +73,7 @@ impl Hook {
     }
 
     /// The program.
-    pub fn program(&self) -> &str {
+    pub(crate) fn program(&self) -> &str {
         &self.argv[0]
     }
 }
@@ -81,7 +81,7 @@ impl Hook {
 /// The environment hooks run with: woci's own minus every variable that holds a secret. Built
 /// only by [`HookEnv::new`], so a hook cannot be run with the raw environment.
 #[derive(Clone, PartialEq, Eq)]
-pub struct HookEnv(Env);
+pub(crate) struct HookEnv(Env);
 
 impl fmt::Debug for HookEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -96,7 +96,7 @@ impl HookEnv {
     /// `env:` subject-token source, …), every `WOCI_*PASSPHRASE*`, `ACTIONS_ID_TOKEN_REQUEST_TOKEN`,
     /// `OCI_CLI_PASSPHRASE`, `OCI_CLI_KEY_CONTENT`, and any `*_proxy` variable whose URL carries
     /// credentials.
-    pub fn new(env: &Env, secret_vars: &[String]) -> HookEnv {
+    pub(crate) fn new(env: &Env, secret_vars: &[String]) -> HookEnv {
         let secret = |k: &str, v: &str| {
             let upper = k.to_ascii_uppercase();
             secret_vars.iter().any(|s| s == k)
@@ -108,7 +108,7 @@ impl HookEnv {
     }
 
     /// The variables.
-    pub fn vars(&self) -> &Env {
+    pub(crate) fn vars(&self) -> &Env {
         &self.0
     }
 }
@@ -121,7 +121,7 @@ fn proxy_has_credentials(v: &str) -> bool {
 
 /// A failed renewal attempt, as the `on_renewal_failure` hook gets it.
 #[derive(Debug, Clone, Copy)]
-pub struct RenewalFailed<'a> {
+pub(crate) struct RenewalFailed<'a> {
     /// The profile.
     pub profile: &'a str,
     /// The failure's class (never [`Class::Ok`]).
@@ -157,7 +157,7 @@ struct ExpiringJson<'a> {
 
 /// After a failed renewal attempt: runs `hook` unless it already ran for this profile and class
 /// within [`FAILURE_PERIOD`]. Blocks up to [`TIMEOUT`].
-pub fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &RenewalFailed<'_>, env: &HookEnv) {
+pub(crate) fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &RenewalFailed<'_>, env: &HookEnv) {
     let key = format!("renewal_failed:{}", event.class.as_str());
     if !claim(session_dir, &key, event.at, FAILURE_PERIOD) {
         return;
@@ -177,7 +177,7 @@ pub fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &RenewalFailed
 /// For each deadline [`expiry::expiring`] found: unless done for this profile and `what` within
 /// [`EXPIRING_PERIOD`], prints the warning line and runs `hook` (when configured). Blocks up to
 /// [`TIMEOUT`] per hook run.
-pub fn warn_expiring(
+pub(crate) fn warn_expiring(
     session_dir: &Path,
     profile: &str,
     found: &[Expiring],

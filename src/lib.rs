@@ -23,6 +23,10 @@
 //! - top: [`app`] (runs the mode a command line asks for; maps every error to its message and exit
 //!   code once)
 
+// Items are `pub` only where the crate exports them (tests, benches and main.rs use the `pub`
+// modules); everything else says `pub(crate)`.
+#![deny(unreachable_pub)]
+
 pub mod app;
 pub(crate) mod autorefresh;
 pub(crate) mod child;

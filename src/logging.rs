@@ -15,7 +15,7 @@ fn use_colour(stderr_is_terminal: bool, no_color: bool) -> bool {
 }
 
 /// Maps a Python-style or Rust-style level name to a tracing directive for woci's own crate.
-pub fn directive(level: &str) -> Option<String> {
+pub(crate) fn directive(level: &str) -> Option<String> {
     let l = match level.trim().to_ascii_lowercase().as_str() {
         "trace" => "trace",
         "debug" => "debug",
@@ -29,7 +29,7 @@ pub fn directive(level: &str) -> Option<String> {
 }
 
 /// Installs the subscriber. Call once, early.
-pub fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool) {
+pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool) {
     let filter = match rust_log.filter(|s| !s.is_empty()) {
         Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("woci=warn")),
         None if debug => EnvFilter::new("woci=debug"),

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The per-profile state file in the session folder.
-pub const STATE_FILE: &str = "woci-metrics.json";
+pub(crate) const STATE_FILE: &str = "woci-metrics.json";
 /// The lock in the sessions root that serializes every update and write.
 const LOCK_FILE: &str = ".metrics.lock";
 /// How long a writer waits for another one.
@@ -61,7 +61,7 @@ impl Class {
 }
 
 /// The class of a failed renewal.
-pub fn class_of(e: &Error) -> Class {
+pub(crate) fn class_of(e: &Error) -> Class {
     match e {
         Error::Login(_)
         | Error::IdpRejected { .. }
@@ -85,7 +85,7 @@ pub fn class_of(e: &Error) -> Class {
 
 /// The class of a failure known only by its exit code (a failure another woci recorded, or a
 /// plan that could not be carried out).
-pub fn class_of_exit_code(code: u8) -> Class {
+pub(crate) fn class_of_exit_code(code: u8) -> Class {
     match code {
         exit::LOGIN | exit::IDP_REJECTED | exit::EXCHANGE_REJECTED | exit::SESSION_EXPIRED => Class::Auth,
         exit::NETWORK | exit::BUSY => Class::Network,
@@ -97,7 +97,7 @@ pub fn class_of_exit_code(code: u8) -> Class {
 /// One renewal attempt and what is known after it (epoch seconds). The expiries replace the
 /// recorded ones: `None` means unknown now, and the series is left out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Outcome {
+pub(crate) struct Outcome {
     /// The result.
     pub result: Class,
     /// When the attempt ended.
@@ -145,7 +145,7 @@ enum Change<'a> {
 /// profile named before if that changed. Never fails: a problem is one warning line. Nothing is
 /// recorded for a profile without a session folder (the renewal's lock creates it; a mistyped
 /// profile gets none), nor through a session folder that is a symbolic link.
-pub fn record(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, outcome: &Outcome) {
+pub(crate) fn record(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, outcome: &Outcome) {
     if let Err(e) = update(session_dir, profile, metrics_path, Change::Renewal(outcome)) {
         tracing::warn!("renewal metrics of profile `{profile}` not recorded: {e}");
     }
@@ -153,7 +153,7 @@ pub fn record(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, ou
 
 /// Counts one call of `profile` that ran with `fallback` instead (`woci_fallbacks_total`), and
 /// rewrites the metrics file as [`record`] does; the recorded expiries stay as they are.
-pub fn record_fallback(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, fallback: &str) {
+pub(crate) fn record_fallback(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, fallback: &str) {
     if let Err(e) = update(session_dir, profile, metrics_path, Change::Fallback(fallback)) {
         tracing::warn!("fallback metrics of profile `{profile}` not recorded: {e}");
     }

@@ -17,15 +17,15 @@ use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
 /// Set for each `oci` woci runs (the value is woci's pid); see the module docs.
-pub const GUARD_VAR: &str = "WOCI_ACTIVE";
+pub(crate) const GUARD_VAR: &str = "WOCI_ACTIVE";
 
 /// The `(name, value)` to add to the environment of an `oci` child.
-pub fn guard_env() -> (OsString, OsString) {
+pub(crate) fn guard_env() -> (OsString, OsString) {
     (GUARD_VAR.into(), std::process::id().to_string().into())
 }
 
 /// Fails when this woci was itself started as the `oci` of another woci.
-pub fn check_guard(env: &Env) -> Result<()> {
+pub(crate) fn check_guard(env: &Env) -> Result<()> {
     match env.get(GUARD_VAR).filter(|v| !v.is_empty()) {
         Some(pid) => Err(self_error(&format!("the `oci` that woci (pid {pid}) started is woci again"))),
         None => Ok(()),
@@ -43,7 +43,7 @@ fn self_error(what: &str) -> Error {
 /// looked up on `PATH` (from `env`), skipping woci itself; a path is checked not to be woci.
 /// When nothing but woci is found, the error says so; when nothing is found at all, the name is
 /// returned unchanged and running it reports "not found" as usual.
-pub fn resolve(configured: &OsStr, env: &Env) -> Result<OsString> {
+pub(crate) fn resolve(configured: &OsStr, env: &Env) -> Result<OsString> {
     let Some(me) = SelfExe::current() else {
         return Ok(configured.to_owned());
     };

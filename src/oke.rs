@@ -31,7 +31,7 @@ use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How long kubectl may cache the token (oci-cli's `timedelta(minutes=4)`).
-pub const TOKEN_LIFETIME: Duration = Duration::from_secs(240);
+pub(crate) const TOKEN_LIFETIME: Duration = Duration::from_secs(240);
 
 /// Variables with which `oci` would sign with another key or token than the profile's
 /// (`cli_constants.OCI_CONFIG_ENV_VARS`); any of them set sends the command to `oci`.
@@ -45,7 +45,7 @@ const SIGNER_ENV: &[&str] = &[
 
 /// A recognized `ce cluster generate-token` call.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRequest {
+pub(crate) struct TokenRequest {
     /// `--cluster-id`.
     pub cluster_id: String,
     /// `--region` from the command line (else `OCI_CLI_REGION`, else the profile's `region`).
@@ -55,7 +55,7 @@ pub struct TokenRequest {
 /// Recognizes `ce cluster generate-token --cluster-id ID [--region R] [--profile P]
 /// [--config-file F] [--auth security_token]` in any order, each as `--opt value` or
 /// `--opt=value` (the last one wins, as with click). `None` for anything else.
-pub fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
+pub(crate) fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
     if SIGNER_ENV.iter().any(|k| env.get(*k).is_some_and(|v| !v.is_empty())) {
         return None;
     }
@@ -109,7 +109,7 @@ fn valid_region(r: &str) -> bool {
 
 /// `https://containerengine.{region}.{realm domain}/cluster_request/{cluster_id}`; `oc1`
 /// (`oraclecloud.com`) for regions the realm table does not know, as `oci` always does.
-pub fn cluster_request_url(region: &str, cluster_id: &str) -> String {
+pub(crate) fn cluster_request_url(region: &str, cluster_id: &str) -> String {
     let domain = realm_domain(realm_for_region(region)).unwrap_or_else(|| "oraclecloud.com".into());
     format!("https://containerengine.{region}.{domain}/cluster_request/{cluster_id}")
 }
@@ -118,7 +118,7 @@ pub fn cluster_request_url(region: &str, cluster_id: &str) -> String {
 /// than the `rsa` crate, and a kubectl call waits for it; keys ring refuses (small exponents,
 /// unusual sizes) are signed by the `rsa` crate. Both give the same bytes: the scheme is
 /// deterministic.
-pub enum TokenKey {
+pub(crate) enum TokenKey {
     /// A key ring accepts.
     Ring(ring::signature::RsaKeyPair),
     /// Any other RSA key.
@@ -127,7 +127,7 @@ pub enum TokenKey {
 
 impl TokenKey {
     /// Parses a PEM private key (PKCS#8 or PKCS#1, text around it ignored, as `oci` does).
-    pub fn from_pem(pem: &str) -> std::result::Result<TokenKey, String> {
+    pub(crate) fn from_pem(pem: &str) -> std::result::Result<TokenKey, String> {
         let der = rustls_pemfile::private_key(&mut pem.as_bytes()).ok().flatten();
         let ring_key = match &der {
             Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k)) => {
@@ -145,7 +145,7 @@ impl TokenKey {
     }
 
     /// Standard base64 of the RSASSA-PKCS1-v1_5 SHA-256 signature of `text`.
-    pub fn sign(&self, text: &str) -> std::result::Result<String, String> {
+    pub(crate) fn sign(&self, text: &str) -> std::result::Result<String, String> {
         match self {
             TokenKey::Rsa(k) => Ok(signer::sign_string(k.private(), text)),
             TokenKey::Ring(k) => {
@@ -165,7 +165,7 @@ impl TokenKey {
 
 /// The token: the cluster request URL signed at `now` by `key` for `upst`, with the signature's
 /// `authorization` and `date` as query parameters, base64url with padding.
-pub fn token(url: &str, key: &TokenKey, upst: &SecretString, now: SystemTime) -> Result<SecretString> {
+pub(crate) fn token(url: &str, key: &TokenKey, upst: &SecretString, now: SystemTime) -> Result<SecretString> {
     let parsed = url::Url::parse(url).map_err(|e| Error::Config(format!("invalid cluster URL `{url}`: {e}")))?;
     let host = signer::host_header(&parsed).ok_or_else(|| Error::Config(format!("cluster URL `{url}` has no host")))?;
     let date = httpdate::fmt_http_date(now);
@@ -191,7 +191,7 @@ fn quote_plus(s: &str) -> String {
 
 /// The ExecCredential exactly as oci-cli 3.95.1 prints it (its template, then `click.echo`'s
 /// newline), expiring [`TOKEN_LIFETIME`] after `now`.
-pub fn exec_credential(token: &SecretString, now: SystemTime) -> SecretString {
+pub(crate) fn exec_credential(token: &SecretString, now: SystemTime) -> SecretString {
     let expiration = python_utc_isoformat(now + TOKEN_LIFETIME);
     SecretString::new(format!(
         "\n{{\n    \"apiVersion\": \"client.authentication.k8s.io/v1beta1\",\n    \"kind\": \"ExecCredential\",\n    \"status\": {{\n        \"token\": \"{}\",\n        \"expirationTimestamp\": \"{expiration}\"\n    }}\n}}\n    \n",
@@ -216,7 +216,7 @@ fn python_utc_isoformat(t: SystemTime) -> String {
 /// exit code 0. `None` when woci cannot reproduce what `oci` would do (no region, no `key_file`,
 /// a key woci cannot read, e.g. one with a passphrase); the caller then runs `oci`, which reports
 /// any problem itself. The key is the profile's `key_file`, the one `oci` signs with.
-pub fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
+pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
     let env = &ctx.env;
     let profile = SessionFacts::read(&ctx.settings, &ctx.store)?.oci;
     if profile.raw.get("pass_phrase").is_some_and(|p| !p.is_empty()) {

@@ -52,7 +52,7 @@ const REGION_SHORT_NAMES: &[(&str, &str)] = &[
 
 /// The realm's second-level domain (the `{realm domain}` of OCI service hosts, as oci-cli's
 /// realm table has it), for a realm key such as `oc1`.
-pub fn realm_domain(realm: &str) -> Option<String> {
+pub(crate) fn realm_domain(realm: &str) -> Option<String> {
     let realm = realm.to_ascii_lowercase();
     let n: u32 = realm.strip_prefix("oc")?.parse().ok()?;
     Some(match n {
@@ -66,7 +66,7 @@ pub fn realm_domain(realm: &str) -> Option<String> {
 }
 
 /// The region a short code names (`iad` → `us-ashburn-1`); other input is returned lowercased.
-pub fn canonical_region(region: &str) -> String {
+pub(crate) fn canonical_region(region: &str) -> String {
     let region = region.trim().to_ascii_lowercase();
     REGION_SHORT_NAMES.iter().find(|(short, _)| *short == region).map_or(region, |(_, long)| (*long).to_owned())
 }
@@ -74,7 +74,7 @@ pub fn canonical_region(region: &str) -> String {
 /// The realm of a region identifier (or short code); `oc1` for regions the SDK does not place
 /// elsewhere (the SDK's default too, when no region metadata says otherwise). A new region of
 /// another realm needs `auth_endpoint` / `WOCI_AUTH_ENDPOINT`.
-pub fn realm_for_region(region: &str) -> &'static str {
+pub(crate) fn realm_for_region(region: &str) -> &'static str {
     let region = canonical_region(region);
     REGION_REALMS.iter().find(|(r, _)| *r == region).map_or("oc1", |(_, realm)| realm)
 }
@@ -82,7 +82,7 @@ pub fn realm_for_region(region: &str) -> &'static str {
 /// `https://auth.{region}.{realm domain}`, the OCI SDK's `endpoint_for("auth", region)`. Short
 /// codes are expanded; a region containing `.` is taken as a full domain (`https://auth.{region}`),
 /// as the SDK does.
-pub fn auth_endpoint_for_region(region: &str) -> Result<Url> {
+pub(crate) fn auth_endpoint_for_region(region: &str) -> Result<Url> {
     let region = region.trim().to_ascii_lowercase();
     let valid = !region.is_empty()
         && !region.starts_with(['.', '-'])
@@ -102,7 +102,7 @@ pub fn auth_endpoint_for_region(region: &str) -> Result<Url> {
 
 /// The realm number whose domain is `domain` (`oraclecloud.com` → 1, `oraclecloud8.com` → 8):
 /// the inverse of [`realm_domain`], so host matching and endpoint building share one list.
-pub fn realm_of_domain(domain: &str) -> Option<u32> {
+pub(crate) fn realm_of_domain(domain: &str) -> Option<u32> {
     let domain = domain.to_ascii_lowercase();
     let n = match domain.as_str() {
         "oraclecloud.com" => 1,

@@ -27,9 +27,9 @@ use std::sync::{Arc, OnceLock};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What replaces a secret.
-pub const REDACTED: &str = "<redacted>";
+pub(crate) const REDACTED: &str = "<redacted>";
 /// Longest keyId or header value held back whole.
-pub const MAX_HOLD: usize = 64 * 1024;
+pub(crate) const MAX_HOLD: usize = 64 * 1024;
 /// Secrets shorter than this are not searched for literally (too many false hits).
 const MIN_LITERAL: usize = 8;
 /// Bytes read from the child at a time.
@@ -205,7 +205,7 @@ fn percent_encoded(s: &[u8], hex: &[u8; 16]) -> Vec<u8> {
 
 /// The secrets to remove from a stream.
 #[derive(Clone, Default)]
-pub struct Redactor {
+pub(crate) struct Redactor {
     secrets: Vec<Vec<u8>>,
     forms: Arc<Forms>,
 }
@@ -218,13 +218,13 @@ impl std::fmt::Debug for Redactor {
 
 impl Redactor {
     /// A redactor for the patterns only.
-    pub fn new() -> Redactor {
+    pub(crate) fn new() -> Redactor {
         Redactor::default()
     }
 
     /// Also removes this exact value (a token, a client secret, the proxy URL's secret) and its
     /// encoded forms wherever they appear. Values shorter than 8 bytes are ignored.
-    pub fn add_secret(&mut self, secret: &str) {
+    pub(crate) fn add_secret(&mut self, secret: &str) {
         let s = secret.trim().as_bytes();
         if s.len() >= MIN_LITERAL && !self.secrets.iter().any(|l| l == s) {
             self.secrets.push(s.to_vec());
@@ -233,7 +233,7 @@ impl Redactor {
     }
 
     /// Copies `reader` to `writer`, redacted, until EOF (see the module doc for what is held back).
-    pub async fn relay<R, W>(&self, mut reader: R, mut writer: W) -> std::io::Result<()>
+    pub(crate) async fn relay<R, W>(&self, mut reader: R, mut writer: W) -> std::io::Result<()>
     where
         R: AsyncRead + Unpin,
         W: AsyncWrite + Unpin,
@@ -449,7 +449,7 @@ impl<'r> Stream<'r> {
 /// `--debug`, or `--debug`/`-d` among the `oci` arguments. It removes the patterns plus every
 /// secret woci knows here: the session token, the client secrets, the values of woci's secret
 /// variables (the child builder adds the proxy's secret when the proxy runs).
-pub fn for_child(
+pub(crate) fn for_child(
     settings: &crate::settings::Settings,
     oci_args: &[std::ffi::OsString],
     token: Option<&crate::secret::SecretString>,
@@ -471,7 +471,7 @@ pub fn for_child(
 }
 
 /// Whether `oci`'s own arguments ask for debug output (`--debug` or `-d` before any `--`).
-pub fn oci_args_want_debug(args: &[std::ffi::OsString]) -> bool {
+pub(crate) fn oci_args_want_debug(args: &[std::ffi::OsString]) -> bool {
     args.iter().take_while(|a| *a != "--").any(|a| a == "--debug" || a == "-d")
 }
 

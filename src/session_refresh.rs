@@ -26,7 +26,7 @@ const MAX_QUOTED: usize = 200;
 /// server-side limit or was terminated; only a new `session authenticate` helps). Any other 4xx →
 /// [`Error::Protocol`] naming the status and OCI's `code`. Network failures and 5xx are retried by
 /// [`Http::execute`] and end as [`Error::Network`].
-pub async fn refresh_session(
+pub(crate) async fn refresh_session(
     http: &Http,
     auth_endpoint: &Url,
     current: &SecretString,

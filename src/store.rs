@@ -24,15 +24,15 @@ use std::time::{Duration, SystemTime};
 const REFRESH_TOKEN: &str = "refresh_token";
 
 /// File name of the key woci creates.
-pub const KEY_FILE: &str = "oci_api_key.pem";
+pub(crate) const KEY_FILE: &str = "oci_api_key.pem";
 /// File name of the public key woci writes beside it.
-pub const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
+pub(crate) const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
 /// The Python woci's key file name, honoured when present.
-pub const PY_WOCI_KEY_FILE: &str = "private_key.pem";
+pub(crate) const PY_WOCI_KEY_FILE: &str = "private_key.pem";
 
 /// A `key_file` the OCI config names must exist: a missing one is an error, never silently
 /// replaced by a new key (which would also rewrite the config's `key_file` and `fingerprint`).
-pub fn require_configured_key(path: &Path, profile: &str) -> Result<()> {
+pub(crate) fn require_configured_key(path: &Path, profile: &str) -> Result<()> {
     if path.is_file() {
         return Ok(());
     }
@@ -53,7 +53,7 @@ pub fn require_configured_key(path: &Path, profile: &str) -> Result<()> {
 /// Warns (once per call, one line) about a private key that group or others can read. woci warns
 /// rather than refuses, like the `oci` CLI, because such keys are common and still work; the
 /// fix is in the message.
-pub fn warn_if_readable_by_others(path: &Path) {
+pub(crate) fn warn_if_readable_by_others(path: &Path) {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

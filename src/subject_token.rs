@@ -38,10 +38,10 @@ use url::Url;
 use zeroize::Zeroizing;
 
 /// How long a `command:` source may run.
-pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The most of a helper's stderr kept (the rest is read and dropped): only its first line is used.
-pub const MAX_STDERR: usize = 8 * 1024;
+pub(crate) const MAX_STDERR: usize = 8 * 1024;
 
 /// After the helper has exited, how long its pipes may take to deliver what it wrote before woci
 /// stops reading (a background child it left may hold them open for good).
@@ -476,7 +476,7 @@ fn without_jwts(line: &str) -> String {
 }
 
 /// `$ACTIONS_ID_TOKEN_REQUEST_URL` with `audience=<aud>` appended (`&` when it has a query).
-pub fn id_token_url(mut url: Url, audience: &str) -> Url {
+pub(crate) fn id_token_url(mut url: Url, audience: &str) -> Url {
     url.query_pairs_mut().append_pair("audience", audience);
     url
 }

@@ -46,7 +46,7 @@ const FORMAT: &[(u32, u32)] = &[
 /// Whether a terminal may act on `c` or hide it: every C0 control (newline and tab included, so a
 /// one-line message stays one line), DEL, every C1 control, the format characters (Cf) and the
 /// line and paragraph separators.
-pub fn is_unsafe(c: char) -> bool {
+pub(crate) fn is_unsafe(c: char) -> bool {
     if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') {
         return true;
     }
@@ -57,7 +57,7 @@ pub fn is_unsafe(c: char) -> bool {
 /// `text` with every [`is_unsafe`] character written as a visible escape: `\n`, `\r`, `\t`,
 /// `\xNN` for the other controls below U+0100 (ESC is `\x1b`, CSI `\x9b`), `\u{NNNN}` above.
 /// Idempotent (backslashes are kept), so text that already passed here may pass again.
-pub fn safe(text: &str) -> Cow<'_, str> {
+pub(crate) fn safe(text: &str) -> Cow<'_, str> {
     if !text.chars().any(is_unsafe) {
         return Cow::Borrowed(text);
     }
@@ -78,7 +78,7 @@ pub fn safe(text: &str) -> Cow<'_, str> {
 /// Pretty JSON of `value` that is safe on a terminal and still exact: serde_json's own escaping
 /// (quotes, backslashes, C0) plus `\uXXXX` for DEL, C1 and the format characters, which serde_json
 /// writes raw.
-pub fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
+pub(crate) fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
     let mut out = Vec::with_capacity(1024);
     let mut ser = serde_json::Serializer::with_formatter(&mut out, SafeJson(serde_json::ser::PrettyFormatter::new()));
     value.serialize(&mut ser)?;

@@ -28,7 +28,7 @@ const SECRET_FIELDS: &[&str] =
 
 /// Which endpoint is asked: decides the service name in errors and how rejections are classified.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
+pub(crate) enum Endpoint {
     /// The IdP's token endpoint; `what` names what was presented ("refresh token", …).
     Idp {
         /// "refresh token", "authorization code", "device code".
@@ -42,7 +42,7 @@ pub enum Endpoint {
 
 impl Endpoint {
     /// The service name used in errors.
-    pub fn service(self) -> &'static str {
+    pub(crate) fn service(self) -> &'static str {
         match self {
             Endpoint::Idp { .. } | Endpoint::DeviceAuthorization => "identity provider",
             Endpoint::Exchange => "token exchange",
@@ -69,7 +69,7 @@ impl Endpoint {
 
 /// The OAuth client making the request.
 #[derive(Debug, Clone, Copy)]
-pub struct Client<'a> {
+pub(crate) struct Client<'a> {
     /// `client_id`.
     pub id: &'a str,
     /// The client secret (confidential clients).
@@ -77,7 +77,7 @@ pub struct Client<'a> {
 }
 
 /// POSTs `form` to `url` and returns the 2xx body, or a classified, scrubbed error.
-pub async fn post(
+pub(crate) async fn post(
     http: &Http,
     endpoint: Endpoint,
     url: &Url,
@@ -177,7 +177,7 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
 /// Makes server-provided text fit for a one-line error: removes any secret we sent, cuts it to 300
 /// characters, and escapes what a terminal would act on ([`crate::terminal::safe`], the one rule
 /// for that).
-pub fn scrub(text: &str, secrets: &[&str]) -> String {
+pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
     let mut s = text.to_owned();
     for secret in secrets.iter().filter(|s| s.len() >= 4) {
         s = s.replace(secret, "[redacted]");
@@ -192,7 +192,7 @@ pub fn scrub(text: &str, secrets: &[&str]) -> String {
 }
 
 /// Parses a 2xx JSON body, or names the endpoint and what was wrong (never quoting the body).
-pub fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T> {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T> {
     serde_json::from_slice(body).map_err(|_| Error::Protocol {
         service: endpoint.service(),
         reason: match endpoint {

@@ -14,7 +14,7 @@ use std::time::Duration;
 /// Where the daemon is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
-pub enum Phase {
+pub(crate) enum Phase {
     /// Took the pid lock, making sure the session is valid.
     #[default]
     Starting,
@@ -28,7 +28,7 @@ pub enum Phase {
 /// stable: `--status --json` embeds them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
-pub struct DaemonState {
+pub(crate) struct DaemonState {
     /// The daemon's process id.
     pub pid: u32,
     /// The daemon's start time as the kernel counts it ([`fsutil::process_start_time`]): with
@@ -63,7 +63,7 @@ pub struct DaemonState {
 
 /// What the pid file says right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PidProbe {
+pub(crate) enum PidProbe {
     /// Nobody holds the lock. `stale_pid` is the pid a crashed or killed daemon left behind.
     NotRunning {
         /// The pid in an unlocked pid file, if any.
@@ -78,7 +78,7 @@ pub enum PidProbe {
 
 /// The daemon as `--status` and `--daemon-status` see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DaemonInfo {
+pub(crate) struct DaemonInfo {
     /// Lock probe.
     pub probe: PidProbe,
     /// The state file, if present and readable.
@@ -89,12 +89,12 @@ pub struct DaemonInfo {
 
 impl DaemonInfo {
     /// True when a daemon holds the pid lock.
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         matches!(self.probe, PidProbe::Running { .. })
     }
 
     /// The running daemon's pid (from the pid file, else from the state file).
-    pub fn pid(&self) -> Option<u32> {
+    pub(crate) fn pid(&self) -> Option<u32> {
         match self.probe {
             PidProbe::Running { pid: Some(p) } => Some(p),
             PidProbe::Running { pid: None } => self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0),
@@ -104,14 +104,14 @@ impl DaemonInfo {
 }
 
 /// Parses the pid file content (the Python woci writes the bare number, maybe with a newline).
-pub fn parse_pid(content: &str) -> Option<u32> {
+pub(crate) fn parse_pid(content: &str) -> Option<u32> {
     content.trim().parse::<u32>().ok().filter(|p| *p > 1)
 }
 
 /// Checks the pid file without creating it or following a symbolic link: locked means a daemon
 /// lives. Probes take the lock shared, for an instant and only when it is free, so that two
 /// probes at once never make each other look like a daemon (the daemon holds it exclusively).
-pub fn probe(pid_path: &Path) -> Result<PidProbe> {
+pub(crate) fn probe(pid_path: &Path) -> Result<PidProbe> {
     let mut opts = OpenOptions::new();
     opts.read(true);
     let mut file = match fsutil::open_no_follow(pid_path, opts, "cannot open") {
@@ -139,7 +139,7 @@ pub fn probe(pid_path: &Path) -> Result<PidProbe> {
 /// `None` when that cannot be told: the state is of another pid (a daemon that has just started
 /// and not yet written it), it has no start time (an older woci's daemon), or this system gives
 /// no start times.
-pub fn same_process(state: Option<&DaemonState>, pid: u32) -> Option<bool> {
+pub(crate) fn same_process(state: Option<&DaemonState>, pid: u32) -> Option<bool> {
     let recorded = state.filter(|s| s.pid == pid)?.pid_start?;
     if !fsutil::start_times_known() {
         return None;
@@ -148,13 +148,13 @@ pub fn same_process(state: Option<&DaemonState>, pid: u32) -> Option<bool> {
 }
 
 /// Reads `woci-daemon.json`. `Ok(None)` when absent; a damaged file is [`Error::CorruptFile`].
-pub fn read_state(path: &Path) -> Result<Option<DaemonState>> {
+pub(crate) fn read_state(path: &Path) -> Result<Option<DaemonState>> {
     let Some(bytes) = fsutil::read_optional(path)? else { return Ok(None) };
     serde_json::from_slice(&bytes).map(Some).map_err(|e| Error::corrupt(path, format!("not daemon state JSON: {e}")))
 }
 
 /// Writes `woci-daemon.json` atomically.
-pub fn write_state(path: &Path, state: &DaemonState) -> Result<()> {
+pub(crate) fn write_state(path: &Path, state: &DaemonState) -> Result<()> {
     let mut json = serde_json::to_vec_pretty(state).map_err(|e| Error::Other(format!("cannot encode state: {e}")))?;
     json.push(b'\n');
     fsutil::write_atomic(path, &json)
@@ -163,7 +163,7 @@ pub fn write_state(path: &Path, state: &DaemonState) -> Result<()> {
 /// The daemon of a session folder, as files say. Never fails on a damaged state file. A locked
 /// pid file whose pid is now another process (its start time differs from the recorded one) is
 /// stale: whoever holds the lock, that pid is not the daemon.
-pub fn inspect(store: &SessionStore) -> Result<DaemonInfo> {
+pub(crate) fn inspect(store: &SessionStore) -> Result<DaemonInfo> {
     let mut probe = probe(&store.pid_path())?;
     let (state, state_error) = match read_state(&store.daemon_state_path()) {
         Ok(s) => (s, None),
@@ -178,7 +178,7 @@ pub fn inspect(store: &SessionStore) -> Result<DaemonInfo> {
 }
 
 /// Takes the pid lock for the daemon's life and writes `pid` into the file (in place).
-pub fn claim_pid_file(store: &SessionStore, pid: u32, wait: Duration) -> Result<FileLock> {
+pub(crate) fn claim_pid_file(store: &SessionStore, pid: u32, wait: Duration) -> Result<FileLock> {
     store.ensure_dir()?;
     let path = store.pid_path();
     let lock = FileLock::acquire(&path, wait).map_err(|e| match e {
@@ -212,7 +212,7 @@ pub(super) fn already_running(store: &SessionStore, probe: Option<PidProbe>) -> 
 }
 
 /// Rotates `log` to `log.1` when it is larger than `max` bytes. Returns whether it rotated.
-pub fn rotate_log_if_needed(log: &Path, max: u64) -> Result<bool> {
+pub(crate) fn rotate_log_if_needed(log: &Path, max: u64) -> Result<bool> {
     match std::fs::metadata(log) {
         Ok(m) if m.len() > max => {
             let old = rotated_path(log);
@@ -226,7 +226,7 @@ pub fn rotate_log_if_needed(log: &Path, max: u64) -> Result<bool> {
 }
 
 /// `woci-daemon.log.1`.
-pub fn rotated_path(log: &Path) -> PathBuf {
+pub(crate) fn rotated_path(log: &Path) -> PathBuf {
     let mut s = log.as_os_str().to_owned();
     s.push(".1");
     PathBuf::from(s)
@@ -245,7 +245,7 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
 
 /// Daemon section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct DaemonReport {
+pub(crate) struct DaemonReport {
     /// Holds the pid lock.
     pub running: bool,
     /// Its pid.
@@ -271,7 +271,7 @@ pub struct DaemonReport {
 }
 
 /// The daemon section (also `--daemon-status --json`).
-pub fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
+pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
     let running = info.running();
     let pid = info.pid();
     // The state file describes the running daemon only if it is that daemon's.

@@ -37,13 +37,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The hidden flag that makes a woci process the daemon itself.
-pub const DAEMON_RUN_FLAG: &str = "--daemon-run";
+pub(crate) const DAEMON_RUN_FLAG: &str = "--daemon-run";
 /// The log is rotated when it grows past this size; one old file (`.1`) is kept.
-pub const LOG_MAX_BYTES: u64 = 1024 * 1024;
+pub(crate) const LOG_MAX_BYTES: u64 = 1024 * 1024;
 /// How long `--daemon` waits for the detached process to report that it runs.
-pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `--stop-daemon` waits after SIGTERM before SIGKILL (the Python woci waits 5 s).
-pub const STOP_GRACE: Duration = Duration::from_secs(10);
+pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
 /// How long the daemon waits for the pid lock a probing `--status` may hold for a moment.
 const PID_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How often the daemon checks its log size.
@@ -52,8 +52,8 @@ const LOG_CHECK_EVERY: Duration = Duration::from_secs(60);
 mod files;
 mod reload;
 mod spec;
-pub use files::*;
-pub use spec::DaemonSpec;
+pub(crate) use files::*;
+pub(crate) use spec::DaemonSpec;
 
 fn err_line(msg: &str) {
     let _ = writeln!(std::io::stderr().lock(), "{}", crate::terminal::safe(msg));
@@ -63,7 +63,7 @@ fn err_line(msg: &str) {
 /// then starts the detached daemon, hands it its [`DaemonSpec`] through its stdin, and waits
 /// until it reports that it runs. Prints nothing on stdout; one `woci:` line on stderr names the
 /// pid and the log.
-pub fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Result<u8> {
+pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Result<u8> {
     let store = &ctx.store;
     let profile = store.profile().to_owned();
     if matches!(&ctx.settings.mode, RenewMode::Login(c) if c.passphrase == PassphraseSource::Prompt) {
@@ -156,7 +156,7 @@ fn log_event(clock_now: i64, msg: &str) {
 /// The detached daemon process (`--daemon-run`, started with `spec`): holds the pid lock, renews
 /// until stopped (SIGTERM, SIGINT) or until renewal becomes impossible, reloads its settings on
 /// SIGHUP and INI changes, records why it ended.
-pub fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
+pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // A background process must never start an interactive login.
     let renewer = Arc::new(Renewer::new(ctx).without_login());
     let store = ctx.store.clone();
@@ -390,7 +390,7 @@ fn rotate_own_log(log_path: &Path) {
 /// `woci --daemon-status`: exit 0 when a daemon runs, 1 when not.
 /// `woci --daemon-status [--json]`: exit 0 when a daemon runs, 1 when none does. The JSON is
 /// `{"schema": 1, "profile", "now", "daemon": {…}}`, the `daemon` object of `--status --json`.
-pub fn status(ctx: &Context, json: bool) -> Result<u8> {
+pub(crate) fn status(ctx: &Context, json: bool) -> Result<u8> {
     let store = &ctx.store;
     let info = inspect(store)?;
     let now = ctx.now();
@@ -413,7 +413,7 @@ pub fn status(ctx: &Context, json: bool) -> Result<u8> {
 
 /// The `--daemon-status` text (also used by `--status`). The recorded errors quote servers:
 /// they pass [`crate::terminal::safe`].
-pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
+pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
     use crate::terminal::safe;
     use std::fmt::Write as _;
     let state = info.state.as_ref();
@@ -464,12 +464,12 @@ pub fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: i64) {
 }
 
 /// `woci --stop-daemon`: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Exit 0 stopped, 1 none.
-pub fn stop(ctx: &Context) -> Result<u8> {
+pub(crate) fn stop(ctx: &Context) -> Result<u8> {
     stop_with_grace(&ctx.store, STOP_GRACE, ctx.now())
 }
 
 /// [`stop`] with the grace period given.
-pub fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -> Result<u8> {
+pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -> Result<u8> {
     let profile = store.profile();
     let pid_path = store.pid_path();
     let none_running = || {

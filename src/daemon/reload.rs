@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 
 /// How often the daemon looks at the manager INI's modification time.
-pub const INI_CHECK_EVERY: Duration = Duration::from_secs(2);
+pub(super) const INI_CHECK_EVERY: Duration = Duration::from_secs(2);
 
 /// What says the file changed: its modification time and size.
 type Stamp = Option<(SystemTime, u64)>;
@@ -29,7 +29,7 @@ fn stamp(path: Option<&Path>) -> Stamp {
 }
 
 /// What a reload looks at and what it changes.
-pub struct Reloader {
+pub(super) struct Reloader {
     spec: DaemonSpec,
     ctx: Context,
     renewers: watch::Sender<Arc<Renewer>>,
@@ -42,7 +42,7 @@ pub struct Reloader {
 impl Reloader {
     /// Takes the INI's current stamp and catches SIGHUP from now on (so that a SIGHUP no longer
     /// ends the daemon by its default action). `renewers` feeds the renewal loop.
-    pub fn install(spec: DaemonSpec, ctx: Context, renewers: watch::Sender<Arc<Renewer>>) -> Result<Reloader> {
+    pub(super) fn install(spec: DaemonSpec, ctx: Context, renewers: watch::Sender<Arc<Renewer>>) -> Result<Reloader> {
         let ini = ctx.settings.ini_file.as_ref().map(|(p, _)| p.clone());
         let seen = stamp(ini.as_deref());
         Ok(Reloader {
@@ -59,7 +59,7 @@ impl Reloader {
 
     /// Reloads on each SIGHUP or INI change, forever (the daemon aborts it when it stops);
     /// `log` writes one daemon log line.
-    pub async fn run(mut self, log: impl Fn(&str)) {
+    pub(super) async fn run(mut self, log: impl Fn(&str)) {
         let mut tick = tokio::time::interval(INI_CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -13,7 +13,7 @@ const MAX_SPEC: u64 = 1024 * 1024;
 
 /// The daemon's view of the invocation that started it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DaemonSpec {
+pub(crate) struct DaemonSpec {
     /// woci's flags.
     pub flags: Flags,
     /// What the `oci` arguments said (profile, config file, region, …).
@@ -23,7 +23,7 @@ pub struct DaemonSpec {
 impl DaemonSpec {
     /// The spec for an invocation's `flags` and `oci` view. A daemon renews ahead of time like
     /// `--auto-refresh` does: without an explicit safety window it uses the auto-refresh default.
-    pub fn new(flags: &Flags, oci: &OciView, settings: &Settings) -> DaemonSpec {
+    pub(crate) fn new(flags: &Flags, oci: &OciView, settings: &Settings) -> DaemonSpec {
         let mut flags = flags.clone();
         if !settings.origins.contains_key("refresh_safety_window") && !settings.auto_refresh {
             flags.set(Key::RefreshSafetyWindow, DEFAULT_AUTO_WINDOW.as_secs().to_string());
@@ -32,13 +32,13 @@ impl DaemonSpec {
     }
 
     /// Writes the spec (the daemon's stdin).
-    pub fn write_to(&self, mut w: impl Write) -> Result<()> {
+    pub(crate) fn write_to(&self, mut w: impl Write) -> Result<()> {
         let json = Zeroizing::new(serde_json::to_vec(self).map_err(|e| Error::Other(format!("daemon spec: {e}")))?);
         w.write_all(&json).map_err(|e| Error::Other(format!("cannot hand the settings to the daemon: {e}")))
     }
 
     /// Reads a spec (at most 1 MiB).
-    pub fn read_from(r: impl Read) -> Result<DaemonSpec> {
+    pub(crate) fn read_from(r: impl Read) -> Result<DaemonSpec> {
         let mut buf = Zeroizing::new(Vec::new());
         r.take(MAX_SPEC)
             .read_to_end(&mut buf)

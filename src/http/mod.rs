@@ -320,7 +320,7 @@ pub(crate) mod fake {
     }
 
     impl Seen {
-        pub fn form_value(&self, key: &str) -> Option<String> {
+        pub(crate) fn form_value(&self, key: &str) -> Option<String> {
             url::form_urlencoded::parse(self.body.as_bytes()).into_owned().find(|(k, _)| k == key).map(|(_, v)| v)
         }
     }
@@ -340,15 +340,15 @@ pub(crate) mod fake {
     }
 
     impl FakeTransport {
-        pub fn new(handler: impl Fn(&Seen, usize) -> Outcome + Send + Sync + 'static) -> Arc<FakeTransport> {
+        pub(crate) fn new(handler: impl Fn(&Seen, usize) -> Outcome + Send + Sync + 'static) -> Arc<FakeTransport> {
             Arc::new(FakeTransport { handler: Box::new(handler), seen: Mutex::new(Vec::new()) })
         }
 
-        pub fn seen(&self) -> Vec<Seen> {
+        pub(crate) fn seen(&self) -> Vec<Seen> {
             self.seen.lock().unwrap().clone()
         }
 
-        pub fn count(&self, path: &str) -> usize {
+        pub(crate) fn count(&self, path: &str) -> usize {
             self.seen().iter().filter(|s| s.url.path() == path).count()
         }
     }

@@ -23,19 +23,19 @@ pub(crate) struct Recorded {
 }
 
 impl Recorded {
-    pub fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     }
 
-    pub fn form(&self) -> Vec<(String, String)> {
+    pub(crate) fn form(&self) -> Vec<(String, String)> {
         url::form_urlencoded::parse(self.body.as_bytes()).into_owned().collect()
     }
 
-    pub fn form_value(&self, key: &str) -> Option<String> {
+    pub(crate) fn form_value(&self, key: &str) -> Option<String> {
         self.form().into_iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
-    pub fn query_value(&self, key: &str) -> Option<String> {
+    pub(crate) fn query_value(&self, key: &str) -> Option<String> {
         url::form_urlencoded::parse(self.query.as_deref().unwrap_or("").as_bytes())
             .into_owned()
             .find(|(k, _)| k == key)
@@ -52,15 +52,15 @@ pub(crate) struct Reply {
 }
 
 impl Reply {
-    pub fn json(status: u16, value: serde_json::Value) -> Reply {
+    pub(crate) fn json(status: u16, value: serde_json::Value) -> Reply {
         Reply { status, headers: vec![("content-type".into(), "application/json".into())], body: value.to_string() }
     }
 
-    pub fn text(status: u16, body: &str) -> Reply {
+    pub(crate) fn text(status: u16, body: &str) -> Reply {
         Reply { status, headers: vec![("content-type".into(), "text/plain".into())], body: body.into() }
     }
 
-    pub fn redirect(location: &str) -> Reply {
+    pub(crate) fn redirect(location: &str) -> Reply {
         Reply { status: 302, headers: vec![("location".into(), location.into())], body: String::new() }
     }
 }
@@ -76,7 +76,7 @@ pub(crate) struct MockServer {
 
 impl MockServer {
     /// Starts on a free port. The handler gets the request and its 0-based index.
-    pub async fn start<F>(handler: F) -> MockServer
+    pub(crate) async fn start<F>(handler: F) -> MockServer
     where
         F: Fn(&Recorded, usize) -> Reply + Send + Sync + 'static,
     {
@@ -131,12 +131,12 @@ impl MockServer {
     }
 
     /// `http://127.0.0.1:<port><path>`.
-    pub fn url(&self, path: &str) -> Url {
+    pub(crate) fn url(&self, path: &str) -> Url {
         self.base.join(path).unwrap()
     }
 
     /// Everything received so far.
-    pub fn requests(&self) -> Vec<Recorded> {
+    pub(crate) fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().unwrap().clone()
     }
 }

@@ -14,7 +14,7 @@ use crate::settings::{Env, Flags, OciView, Settings};
 
 /// `woci --status --all [--json]`: exit 0 when every profile is usable or renewable, else the
 /// highest exit code of the others.
-pub fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock: SharedClock) -> Result<u8> {
+pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock: SharedClock) -> Result<u8> {
     let base = Settings::resolve(flags, oci, env, true)?;
     let sections = crate::settings::ini::section_names(base.ini_file.as_ref().map(|(p, _)| p.as_path()));
     let sections: Vec<&str> = sections.iter().map(String::as_str).collect();
@@ -47,7 +47,7 @@ pub fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock: Share
 }
 
 /// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters).
-pub fn run_prompt(ctx: &Context) -> Result<u8> {
+pub(crate) fn run_prompt(ctx: &Context) -> Result<u8> {
     let facts = SessionFacts::read(&ctx.settings, &ctx.store)?;
     let now = ctx.now();
     let d = plan::plan(&facts, Force::No, now);

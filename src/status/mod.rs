@@ -47,12 +47,12 @@ use std::collections::BTreeMap;
 use std::io::Write;
 
 mod all;
-pub mod overview;
-pub use all::{run_all, run_prompt};
+pub(crate) mod overview;
+pub(crate) use all::{run_all, run_prompt};
 
 /// What status looks at.
 #[derive(Debug, Clone)]
-pub struct Inputs<'s> {
+pub(crate) struct Inputs<'s> {
     /// The renewal facts.
     pub facts: SessionFacts<'s>,
     /// The daemon.
@@ -65,7 +65,7 @@ pub struct Inputs<'s> {
 
 /// The token part of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct TokenReport {
+pub(crate) struct TokenReport {
     pub path: String,
     pub state: &'static str,
     pub issued_at: Option<i64>,
@@ -80,7 +80,7 @@ pub struct TokenReport {
 
 /// The refresh token part of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct RefreshReport {
+pub(crate) struct RefreshReport {
     pub stored: bool,
     pub encrypted: bool,
     pub passphrase: &'static str,
@@ -93,7 +93,7 @@ pub struct RefreshReport {
 
 /// The whole report (`--status --json`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Report {
+pub(crate) struct Report {
     pub schema: u32,
     pub profile: String,
     pub now: i64,
@@ -112,7 +112,7 @@ pub struct Report {
 }
 
 /// The report of `inputs` at `now`.
-pub fn assess(inp: &Inputs<'_>, now: i64) -> Report {
+pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let f = &inp.facts;
     let d = plan(f, Force::No, now);
     let exit_code = d.exit_code();
@@ -189,7 +189,7 @@ fn token_report(f: &SessionFacts<'_>, now: i64) -> TokenReport {
 
 /// The text form. Every value from a file or a token passes [`safe`]: a claim cannot move the
 /// cursor, reorder the text or start a line of its own.
-pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
+pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     use std::fmt::Write as _;
     let mut o = String::new();
     let _ = writeln!(o, "profile: {}", safe(&r.profile));
@@ -261,7 +261,7 @@ pub fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 }
 
 /// Reads everything status looks at.
-pub fn gather(ctx: &Context) -> Result<Inputs<'_>> {
+pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
     let mut facts = SessionFacts::read(&ctx.settings, &ctx.store)?;
     let env_pass = match &ctx.settings.mode {
         RenewMode::Login(c) => match &c.passphrase {
@@ -303,7 +303,7 @@ fn jwt_exp(rt: &SecretString) -> Option<i64> {
 }
 
 /// `woci --status [--json]`.
-pub fn run(ctx: &Context, json: bool) -> Result<u8> {
+pub(crate) fn run(ctx: &Context, json: bool) -> Result<u8> {
     let now = ctx.now();
     let (out, code) = match gather(ctx) {
         Ok(inputs) => {

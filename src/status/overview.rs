@@ -12,7 +12,7 @@ use std::path::Path;
 /// A profile's state at a glance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum State {
+pub(crate) enum State {
     /// The token is valid; the next call reuses it.
     Usable,
     /// The next call renews it without a person.
@@ -25,12 +25,12 @@ pub enum State {
 
 impl State {
     /// The state of a profile's `--status` report.
-    pub fn of(report: &Report) -> State {
+    pub(crate) fn of(report: &Report) -> State {
         State::of_plan(report.exit_code, report.next_action)
     }
 
     /// The state of a plan's exit code and name ([`crate::renew::plan::Plan::name`]).
-    pub fn of_plan(exit_code: u8, next_action: &str) -> State {
+    pub(crate) fn of_plan(exit_code: u8, next_action: &str) -> State {
         match (exit_code, next_action) {
             (0, "none" | "finish_config") => State::Usable,
             (0, _) => State::Renewable,
@@ -52,7 +52,7 @@ impl State {
 /// Whether a daemon keeps the profile fresh.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Daemon {
+pub(crate) enum Daemon {
     /// One runs.
     Running,
     /// None runs.
@@ -62,7 +62,7 @@ pub enum Daemon {
 /// One profile of `--status --all`. Times are epoch seconds, `null` when unknown, as in
 /// `--status --json`; `exit_code` is the profile's own `--status` exit code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Entry {
+pub(crate) struct Entry {
     /// The profile.
     pub profile: String,
     /// Its state.
@@ -83,7 +83,7 @@ pub struct Entry {
 
 impl Entry {
     /// The entry of a profile's `--status` report.
-    pub fn from_report(report: &Report, fallback_profile: Option<String>) -> Entry {
+    pub(crate) fn from_report(report: &Report, fallback_profile: Option<String>) -> Entry {
         Entry {
             profile: report.profile.clone(),
             state: State::of(report),
@@ -99,7 +99,7 @@ impl Entry {
 
 /// The exit code of `--status --all`: 0 when every profile is usable or renewable, else the
 /// highest exit code of the others.
-pub fn exit_code(entries: &[Entry]) -> u8 {
+pub(crate) fn exit_code(entries: &[Entry]) -> u8 {
     entries
         .iter()
         .filter(|e| !matches!(e.state, State::Usable | State::Renewable))
@@ -109,7 +109,7 @@ pub fn exit_code(entries: &[Entry]) -> u8 {
 }
 
 /// `--status --all --json`: `{"profiles": [ … ]}`, pretty-printed, with a final newline.
-pub fn render_json(entries: &[Entry]) -> String {
+pub(crate) fn render_json(entries: &[Entry]) -> String {
     #[derive(Serialize)]
     struct All<'a> {
         profiles: &'a [Entry],
@@ -121,7 +121,7 @@ pub fn render_json(entries: &[Entry]) -> String {
 }
 
 /// `--status --all`: one aligned row per profile (times in UTC, `-` when unknown).
-pub fn render_text(entries: &[Entry]) -> String {
+pub(crate) fn render_text(entries: &[Entry]) -> String {
     let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::clock::fmt_utc);
     let rows: Vec<[String; 7]> = entries
         .iter()
@@ -160,13 +160,13 @@ pub fn render_text(entries: &[Entry]) -> String {
 }
 
 /// The longest prompt line.
-pub const PROMPT_MAX_CHARS: usize = 40;
+pub(crate) const PROMPT_MAX_CHARS: usize = 40;
 
 /// `--status --prompt`: `P 42m` while the token is valid (whatever comes next), else `P login`
 /// when a login is needed, `P error` when nothing woci can do helps, `P expired` when the next
 /// call renews it. At most [`PROMPT_MAX_CHARS`] characters: a long profile name is cut (`…`).
 /// One allocation.
-pub fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -> String {
+pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -> String {
     let mut out = String::with_capacity(PROMPT_MAX_CHARS * 4);
     match secs_left {
         Some(s) if s > 0 => {
@@ -195,7 +195,7 @@ pub fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -> Strin
 /// The profiles `--status --all` shows: every section of the manager INI (`ini_sections`, except
 /// `[COMMON]`) and every session folder under `sessions_root`, sorted, once each. A folder whose
 /// name is no valid profile name is skipped; a missing root is no folder.
-pub fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> Vec<String> {
+pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> Vec<String> {
     let folders = std::fs::read_dir(sessions_root)
         .into_iter()
         .flatten()

@@ -36,7 +36,7 @@
 const CLASS: &str = "woci.JerseyWarmup";
 
 /// The agent jar.
-pub fn jar() -> Vec<u8> {
+pub(super) fn jar() -> Vec<u8> {
     let manifest = format!("Manifest-Version: 1.0\r\nPremain-Class: {CLASS}\r\n\r\n");
     zip(&[
         ("META-INF/MANIFEST.MF", manifest.as_bytes()),

@@ -8,7 +8,7 @@ use rustls::pki_types::CertificateDer;
 
 /// A PKCS#12 trust store (RFC 7292) without password, MAC or encryption, which Java reads with
 /// no password (JDK 17 tested): one certificate bag per distinct certificate, named `woci-<n>`.
-pub fn trust_store(certs: &[CertificateDer<'_>]) -> Vec<u8> {
+pub(super) fn trust_store(certs: &[CertificateDer<'_>]) -> Vec<u8> {
     let mut entries: Vec<(String, &[u8])> = Vec::new();
     for cert in certs {
         if !entries.iter().any(|(_, seen)| *seen == cert.as_ref()) {
@@ -51,31 +51,31 @@ fn pkcs12(entries: &[(String, &[u8])]) -> Vec<u8> {
 /// Object identifiers, as arcs.
 mod oid {
     /// PKCS#7 `data`.
-    pub const DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 1];
+    pub(super) const DATA: &[u64] = &[1, 2, 840, 113549, 1, 7, 1];
     /// PKCS#12 `certBag`.
-    pub const CERT_BAG: &[u64] = &[1, 2, 840, 113549, 1, 12, 10, 1, 3];
+    pub(super) const CERT_BAG: &[u64] = &[1, 2, 840, 113549, 1, 12, 10, 1, 3];
     /// PKCS#9 `x509Certificate`.
-    pub const X509_CERTIFICATE: &[u64] = &[1, 2, 840, 113549, 1, 9, 22, 1];
+    pub(super) const X509_CERTIFICATE: &[u64] = &[1, 2, 840, 113549, 1, 9, 22, 1];
     /// PKCS#9 `friendlyName`.
-    pub const FRIENDLY_NAME: &[u64] = &[1, 2, 840, 113549, 1, 9, 20];
+    pub(super) const FRIENDLY_NAME: &[u64] = &[1, 2, 840, 113549, 1, 9, 20];
     /// Oracle's `trustedKeyUsage`: the JDK's mark of a trusted certificate entry.
-    pub const ORACLE_TRUSTED_KEY_USAGE: &[u64] = &[2, 16, 840, 1, 113894, 746875, 1, 1];
+    pub(super) const ORACLE_TRUSTED_KEY_USAGE: &[u64] = &[2, 16, 840, 1, 113894, 746875, 1, 1];
     /// `anyExtendedKeyUsage`: trusted for every purpose (what `keytool -importcert` records).
-    pub const ANY_EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37, 0];
+    pub(super) const ANY_EXTENDED_KEY_USAGE: &[u64] = &[2, 5, 29, 37, 0];
 }
 
 /// The few DER encodings the trust store needs.
 mod der {
-    pub const INTEGER: u8 = 0x02;
+    pub(super) const INTEGER: u8 = 0x02;
     const OCTET_STRING: u8 = 0x04;
     const OBJECT_IDENTIFIER: u8 = 0x06;
-    pub const BMP_STRING: u8 = 0x1e;
+    pub(super) const BMP_STRING: u8 = 0x1e;
     const SEQUENCE: u8 = 0x30;
     const SET: u8 = 0x31;
     const CONTEXT_0: u8 = 0xa0;
 
     /// Tag, definite length, content.
-    pub fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    pub(super) fn tlv(tag: u8, content: &[u8]) -> Vec<u8> {
         let mut out = vec![tag];
         let len = content.len();
         if len < 0x80 {
@@ -94,28 +94,28 @@ mod der {
         tlv(tag, &parts.concat())
     }
 
-    pub fn seq(parts: &[&[u8]]) -> Vec<u8> {
+    pub(super) fn seq(parts: &[&[u8]]) -> Vec<u8> {
         constructed(SEQUENCE, parts)
     }
 
-    pub fn set(parts: &[&[u8]]) -> Vec<u8> {
+    pub(super) fn set(parts: &[&[u8]]) -> Vec<u8> {
         constructed(SET, parts)
     }
 
-    pub fn explicit0(inner: &[u8]) -> Vec<u8> {
+    pub(super) fn explicit0(inner: &[u8]) -> Vec<u8> {
         tlv(CONTEXT_0, inner)
     }
 
-    pub fn octets(content: &[u8]) -> Vec<u8> {
+    pub(super) fn octets(content: &[u8]) -> Vec<u8> {
         tlv(OCTET_STRING, content)
     }
 
     /// `ContentInfo` of type `data` holding `content`.
-    pub fn data(content: &[u8]) -> Vec<u8> {
+    pub(super) fn data(content: &[u8]) -> Vec<u8> {
         seq(&[&oid(super::oid::DATA), &explicit0(&octets(content))])
     }
 
-    pub fn oid(arcs: &[u64]) -> Vec<u8> {
+    pub(super) fn oid(arcs: &[u64]) -> Vec<u8> {
         let mut body = Vec::new();
         let mut push = |mut v: u64| {
             let mut chunk = vec![(v & 0x7f) as u8];
