@@ -24,6 +24,7 @@ pub(crate) async fn run_supervised(
     let (tx, rx) = watch::channel(session.token.clone());
     let proxy = if ctx.settings.resign_proxy {
         let key = SessionFacts::read(&ctx.settings, &ctx.store)?.signing_key(&ctx.store)?;
+        warn_if_plain_http_endpoint(ctx.settings.endpoint.as_deref());
         Some(crate::proxy::start_for_profile(&ctx.settings, key.public().clone(), rx).await?)
     } else {
         None
@@ -73,6 +74,17 @@ pub(crate) async fn run_supervised(
         p.shutdown().await;
     }
     code
+}
+
+/// The child reaches an `http://` endpoint without the proxy (`HTTPS_PROXY` carries only HTTPS),
+/// so its requests keep the token it started with: say so before they start failing.
+fn warn_if_plain_http_endpoint(endpoint: Option<&str>) {
+    if let Some(e) = endpoint.filter(|e| e.get(..7).is_some_and(|s| s.eq_ignore_ascii_case("http://"))) {
+        tracing::warn!(
+            "the endpoint `{}` is plain HTTP, which the re-signing proxy does not carry: requests to it keep the token the program started with and fail once it expires; use an `https://` endpoint",
+            crate::terminal::safe(e)
+        );
+    }
 }
 
 /// Profiles renewed through the OCI auth service cannot outlive `sess_exp`: say so up front.

@@ -225,3 +225,32 @@ async fn tunnelled_host_is_named_when_the_child_fails_and_rc_endpoint_is_resigne
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(!stderr(&out).contains("without re-signing"), "the rc endpoint is re-signed: {}", stderr(&out));
 }
+
+/// `--auto-refresh` with an `http://` endpoint (`--endpoint http://…` to the stand-in `oci`): the
+/// proxy carries only HTTPS, so woci says before the child starts that those requests keep the
+/// first token; an `https://` endpoint gets no such line.
+#[tokio::test]
+async fn a_plain_http_endpoint_under_auto_refresh_is_warned_of() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let endpoint = w.emu.os_endpoint();
+    assert!(endpoint.starts_with("http://"), "{endpoint}");
+    let out = w.woci().args(["--auto-refresh", "os", "ns", "get", "--endpoint", &endpoint]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = stderr(&out);
+    let lines: Vec<&str> = e.lines().filter(|l| l.contains("is plain HTTP")).collect();
+    assert_eq!(lines.len(), 1, "{e}");
+    assert!(
+        lines[0].starts_with("woci: warning: the endpoint `http://") && lines[0].contains("use an `https://` endpoint"),
+        "{e}"
+    );
+
+    let out = w
+        .woci()
+        .args(["--auto-refresh", "os", "ns", "get", "--endpoint", "https://objectstorage.us-ashburn-1.oraclecloud.com"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("is plain HTTP"), "{}", stderr(&out));
+}
