@@ -60,27 +60,10 @@ impl Class {
     }
 }
 
-/// The class of a failed renewal.
+/// The class of a failed renewal: that of its exit code, so a failure another woci recorded (only
+/// its code is known) gets the same class as the original.
 pub(crate) fn class_of(e: &Error) -> Class {
-    match e {
-        Error::Login(_)
-        | Error::IdpRejected { .. }
-        | Error::ExchangeRejected { .. }
-        | Error::SubjectTokenRejected { .. }
-        | Error::SessionExpired(_) => Class::Auth,
-        // A lock held too long is a timeout like any other: transient, retried later.
-        Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) => Class::Network,
-        Error::SubjectToken { .. } => Class::Source,
-        Error::Blocked { code, .. } | Error::Shared { code, .. } => class_of_exit_code(*code),
-        Error::Hinted { source, .. } => class_of(source),
-        Error::Config(_)
-        | Error::CorruptFile { .. }
-        | Error::RefreshTokenLocked { .. }
-        | Error::ProgramNotFound { .. }
-        | Error::ProgramNotExecutable { .. }
-        | Error::Io { .. }
-        | Error::Other(_) => Class::Config,
-    }
+    class_of_exit_code(e.exit_code())
 }
 
 /// The class of a failure known only by its exit code (a failure another woci recorded, or a
