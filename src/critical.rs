@@ -131,15 +131,17 @@ mod imp {
     }
 }
 
-#[cfg(feature = "failpoints")]
-pub(crate) use imp::failpoint_action;
-
-/// Test-only fault injection at a named step (`FAILPOINTS=name=return(SIGKILL)`), for steps
-/// whose names are built at run time (an atomic write's file name).
+/// Test-only fault injection (`--features failpoints`, `FAILPOINTS=name=return(SIGKILL)`): raise
+/// a signal or abort at a named step (of a renewal, or of an atomic write). Compiled out of
+/// normal builds.
 #[cfg(feature = "failpoints")]
 pub(crate) fn failpoint(name: &str) {
-    fail::fail_point!(name, |arg| failpoint_action(arg.as_deref()));
+    fail::fail_point!(name, |arg| imp::failpoint_action(arg.as_deref()));
 }
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn failpoint(_name: &str) {}
 pub(crate) use imp::{hold, supervise};
 
 #[cfg(all(test, unix))]

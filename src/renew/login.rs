@@ -3,7 +3,8 @@
 //! until the rotated refresh token is durably stored, SIGINT/SIGTERM/SIGHUP are held.
 
 use super::facts::SessionFacts;
-use super::{failpoint, Action, Renewer, Session};
+use super::{Action, Renewer, Session};
+use crate::critical::failpoint;
 use crate::critical;
 use crate::error::{Error, Result};
 use crate::exchange;

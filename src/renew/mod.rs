@@ -27,6 +27,7 @@ mod session;
 
 use crate::clock::{fmt_secs, SharedClock};
 use crate::context::Context;
+use crate::critical::failpoint;
 use crate::error::{Error, Result};
 use crate::http::{Http, HttpOptions, Transport};
 use crate::jwt::{self, UpstClaims};
@@ -366,17 +367,6 @@ impl Renewer {
             .await
     }
 }
-
-/// Test-only fault injection (`--features failpoints`, `FAILPOINTS=name=return(SIGTERM)`):
-/// raise a signal or abort at a step of a renewal. Compiled out of normal builds.
-#[cfg(feature = "failpoints")]
-fn failpoint(name: &'static str) {
-    fail::fail_point!(name, |arg| crate::critical::failpoint_action(arg.as_deref()));
-}
-
-#[cfg(not(feature = "failpoints"))]
-#[inline(always)]
-fn failpoint(_name: &'static str) {}
 
 #[cfg(test)]
 mod tests;
