@@ -61,7 +61,7 @@ pub(crate) fn resolve(configured: &OsStr, env: &Env) -> Result<OsString> {
     for dir in std::env::split_paths(OsStr::new(path_var)) {
         let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
         let candidate = dir.join(configured);
-        if !is_executable_file(&candidate) {
+        if !crate::fsutil::is_executable(&candidate) {
             continue;
         }
         if me.is(&candidate) {
@@ -151,17 +151,6 @@ fn same_content(a: &Path, b: &Path) -> bool {
         }
         Ok(n)
     }
-}
-
-#[cfg(unix)]
-fn is_executable_file(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-}
-
-#[cfg(not(unix))]
-fn is_executable_file(p: &Path) -> bool {
-    p.is_file()
 }
 
 #[cfg(test)]
