@@ -195,10 +195,10 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     cfg.path = Some(path.to_owned());
     // Like oci's warning about its own config: secrets in a file others can read.
     #[cfg(unix)]
-    {
+    if cfg.exposed_secrets {
         use std::os::unix::fs::PermissionsExt;
         let private = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
-        cfg.exposed_secrets &= !private;
+        cfg.exposed_secrets = !private;
     }
     #[cfg(not(unix))]
     {
@@ -215,11 +215,13 @@ fn io_reason(e: &std::io::Error) -> String {
     }
 }
 
-/// The profile sections of the manager INI at `path` (not `[COMMON]`); none when it cannot be read.
+/// The profile sections of the manager INI at `path` (not `[COMMON]`), read as [`load`] reads it;
+/// none when it cannot be read or parsed.
 pub fn section_names(path: Option<&Path>) -> Vec<String> {
-    let Some(text) = path.and_then(|p| std::fs::read_to_string(p).ok()) else { return Vec::new() };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
-    match ini::Ini::load_from_str(text) {
+    let Some(text) = path.and_then(|p| crate::fsutil::read_text_bounded(p, crate::fsutil::MAX_INPUT).ok()) else {
+        return Vec::new();
+    };
+    match parse_ini(&text) {
         Ok(parsed) => {
             parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
         }
@@ -227,9 +229,9 @@ pub fn section_names(path: Option<&Path>) -> Vec<String> {
     }
 }
 
-/// Parses INI text and merges `[COMMON]` under `[profile]`. `path` is left `None`;
-/// `exposed_secrets` says whether any section sets a secret (mode not yet considered).
-pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
+/// The INI syntax of `woci_manager.ini` (as the Python woci's configparser reads it: no quotes or
+/// escapes, indented continuation lines, a BOM ignored, no key before the first section).
+fn parse_ini(text: &str) -> std::result::Result<ini::Ini, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let opt = ini::ParseOption {
         enabled_quote: false,
@@ -242,6 +244,13 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
     if let Some((key, _)) = parsed.general_section().iter().next() {
         return Err(format!("key `{key}` appears before any `[section]` header"));
     }
+    Ok(parsed)
+}
+
+/// Parses INI text and merges `[COMMON]` under `[profile]`. `path` is left `None`;
+/// `exposed_secrets` says whether any section sets a secret (mode not yet considered).
+pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
+    let parsed = parse_ini(text)?;
 
     let mut common: BTreeMap<String, String> = BTreeMap::new();
     let mut own: BTreeMap<String, String> = BTreeMap::new();
@@ -367,6 +376,19 @@ token_url = https://other.example/token
         let c = parse_str(SAMPLE, "MyProfile").unwrap();
         assert!(!c.has_profile_section);
         assert_eq!(c.get("authz_base_url"), None);
+    }
+
+    #[test]
+    fn every_file_load_accepts_lists_its_sections() {
+        // An indented continuation line (configparser's multi-line value) and a BOM, as `load` reads them.
+        let text = "\u{feff}[COMMON]\nregion = r\n[A]\nscope = openid\n  offline_access\n[B]\nclient_id = \"q\n";
+        assert!(parse_str(text, "A").is_ok());
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("woci_manager.ini");
+        std::fs::write(&path, text).unwrap();
+        assert_eq!(section_names(Some(&path)), ["A", "B"]);
+        std::fs::write(&path, "scope = x\n[A]\n").unwrap();
+        assert!(section_names(Some(&path)).is_empty(), "a file load refuses lists nothing");
     }
 
     #[test]
