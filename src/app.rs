@@ -10,6 +10,7 @@ use crate::child::{self, ChildBuilder};
 use crate::cli::{self, Command, Invocation};
 use crate::clock::{fmt_secs, SystemClock};
 use crate::context::Context;
+use crate::daemon::DaemonSpec;
 use crate::error::{Error, Result};
 use crate::renew::{Force, Renewer, Session};
 use crate::settings::{Env, Flags, OciView, Settings};
@@ -61,17 +62,18 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
     if matches!(inv.command, Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)) {
         crate::oci_program::check_guard(&env)?;
     }
-    let mut daemon_spec = None;
     if inv.command == Command::DaemonRun {
         // The daemon's settings come through its stdin, never its command line.
         let spec = crate::daemon::DaemonSpec::read_from(std::io::stdin().lock())?;
-        inv = Invocation { flags: spec.flags.clone(), oci: spec.oci.clone(), command: Command::DaemonRun, json: false };
-        daemon_spec = Some(spec);
+        inv = Invocation { flags: spec.flags, oci: spec.oci, command: Command::DaemonRun, json: false };
     }
     if let Command::Status { all: true, .. } = inv.command {
         return crate::status::run_all(&inv.flags, &inv.oci, &env, inv.json, Arc::new(SystemClock));
     }
-    let settings = Settings::resolve(&inv.flags, &inv.oci, &env, inv.command.never_renews())?;
+    let mut settings = Settings::resolve(&inv.flags, &inv.oci, &env, inv.command.never_renews())?;
+    if inv.command == Command::DaemonRun {
+        settings = crate::daemon::DaemonSpec::settings(settings)?;
+    }
     crate::logging::init(
         settings.log_level.as_deref(),
         settings.debug,
@@ -99,12 +101,11 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
         Command::Status { .. } => crate::status::run(&ctx, inv.json),
         Command::Daemon => {
-            crate::daemon::start(&ctx, &renewer, crate::daemon::DaemonSpec::new(&inv.flags, &inv.oci, s))
+            crate::daemon::start(&ctx, &renewer, DaemonSpec { flags: inv.flags.clone(), oci: inv.oci.clone() })
         }
-        Command::DaemonRun => match daemon_spec {
-            Some(spec) => crate::daemon::run_foreground(&ctx, spec),
-            None => Err(Error::Other("the daemon has no settings".into())),
-        },
+        Command::DaemonRun => {
+            crate::daemon::run_foreground(&ctx, DaemonSpec { flags: inv.flags.clone(), oci: inv.oci.clone() })
+        }
         Command::DaemonStatus => crate::daemon::status(&ctx, inv.json),
         Command::StopDaemon => crate::daemon::stop(&ctx),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
@@ -224,7 +225,7 @@ fn fallback_context(ctx: &Context, call: &Call<'_>, err: Error) -> Result<Contex
         class.as_str()
     );
     crate::metrics::record_fallback(ctx.store.dir(), &s.profile, s.ops.metrics_file.as_deref(), &name);
-    Context::new(settings, ctx.clock.clone(), (*ctx.env).clone())
+    ctx.with_settings(settings)
 }
 
 /// The session for a forced renewal or login (`session refresh` / `session authenticate`).

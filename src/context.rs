@@ -30,6 +30,14 @@ impl Context {
         Ok(Context { settings: Arc::new(settings), store, clock, env: Arc::new(env) })
     }
 
+    /// The context of another profile's (or re-read) `settings`, with this one's clock and
+    /// environment.
+    pub fn with_settings(&self, settings: Settings) -> Result<Context> {
+        let store =
+            SessionStore::new(&settings.home, &settings.profile)?.with_runtime_dir(settings.runtime_dir.clone());
+        Ok(Context { settings: Arc::new(settings), store, clock: self.clock.clone(), env: self.env.clone() })
+    }
+
     /// The current time, epoch seconds.
     pub fn now(&self) -> i64 {
         self.clock.unix()

@@ -29,7 +29,6 @@ use crate::error::{exit, Error, Result};
 use crate::renew::schedule::{self, LoopEvent};
 use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
-use crate::settings::{PassphraseSource, RenewMode};
 use crate::store::SessionStore;
 use std::io::Write;
 use std::path::Path;
@@ -66,11 +65,7 @@ fn err_line(msg: &str) {
 pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Result<u8> {
     let store = &ctx.store;
     let profile = store.profile().to_owned();
-    if matches!(&ctx.settings.mode, RenewMode::Login(c) if c.passphrase == PassphraseSource::Prompt) {
-        return Err(Error::Config(format!(
-            "the daemon cannot ask for the refresh token passphrase of profile `{profile}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt"
-        )));
-    }
+    DaemonSpec::check_passphrase(&ctx.settings)?;
     let info = inspect(store)?;
     if info.running() {
         return Err(already_running(store, Some(info.probe)));

@@ -11,8 +11,8 @@ use super::DaemonSpec;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::renew::Renewer;
-use crate::settings::{PassphraseSource, RenewMode, Settings};
-use std::path::{Path, PathBuf};
+use crate::settings::Settings;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
@@ -33,7 +33,6 @@ pub(super) struct Reloader {
     spec: DaemonSpec,
     ctx: Context,
     renewers: watch::Sender<Arc<Renewer>>,
-    ini: Option<PathBuf>,
     seen: Stamp,
     #[cfg(unix)]
     hup: tokio::signal::unix::Signal,
@@ -43,18 +42,21 @@ impl Reloader {
     /// Takes the INI's current stamp and catches SIGHUP from now on (so that a SIGHUP no longer
     /// ends the daemon by its default action). `renewers` feeds the renewal loop.
     pub(super) fn install(spec: DaemonSpec, ctx: Context, renewers: watch::Sender<Arc<Renewer>>) -> Result<Reloader> {
-        let ini = ctx.settings.ini_file.as_ref().map(|(p, _)| p.clone());
-        let seen = stamp(ini.as_deref());
+        let seen = stamp(ctx.settings.ini_file.as_ref().map(|(p, _)| p.as_path()));
         Ok(Reloader {
             spec,
             ctx,
             renewers,
             seen,
-            ini,
             #[cfg(unix)]
             hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
                 .map_err(|e| Error::Other(format!("cannot handle SIGHUP: {e}")))?,
         })
+    }
+
+    /// The manager INI the current settings came from.
+    fn ini(&self) -> Option<&Path> {
+        self.ctx.settings.ini_file.as_ref().map(|(p, _)| p.as_path())
     }
 
     /// Reloads on each SIGHUP or INI change, forever (the daemon aborts it when it stops);
@@ -66,11 +68,11 @@ impl Reloader {
             let why = tokio::select! {
                 _ = self.hangup() => "SIGHUP".to_owned(),
                 _ = tick.tick() => {
-                    let now = stamp(self.ini.as_deref());
+                    let now = stamp(self.ini());
                     if now.is_none() || now == self.seen {
                         continue;
                     }
-                    let shown = self.ini.as_deref().map(|p| p.display().to_string()).unwrap_or_default();
+                    let shown = self.ini().map(|p| p.display().to_string()).unwrap_or_default();
                     format!("`{shown}` changed")
                 }
             };
@@ -93,7 +95,7 @@ impl Reloader {
     /// One reload; returns the log line.
     fn reload(&mut self, why: &str) -> String {
         // Whatever this reload reads is what the next look compares with.
-        self.seen = stamp(self.ini.as_deref());
+        self.seen = stamp(self.ini());
         let new = match resolve(&self.spec, &self.ctx) {
             Ok(s) => s,
             Err(e) => return format!("settings not reloaded ({why}): {e}; keeping the current ones"),
@@ -102,12 +104,10 @@ impl Reloader {
         if changed.is_empty() {
             return format!("settings reloaded ({why}): no setting changed");
         }
-        let ini = new.ini_file.as_ref().map(|(p, _)| p.clone());
-        match Context::new(new, self.ctx.clock.clone(), (*self.ctx.env).clone()) {
+        match self.ctx.with_settings(new) {
             Ok(ctx) => {
                 self.renewers.send_replace(Arc::new(Renewer::new(&ctx).without_login()));
                 self.ctx = ctx;
-                self.ini = ini;
                 format!("settings reloaded ({why}): {}", changed.join(", "))
             }
             Err(e) => format!("settings not reloaded ({why}): {e}; keeping the current ones"),
@@ -117,12 +117,5 @@ impl Reloader {
 
 /// The daemon's settings from its spec and environment, as at its start.
 fn resolve(spec: &DaemonSpec, ctx: &Context) -> Result<Settings> {
-    let s = Settings::resolve(&spec.flags, &spec.oci, &ctx.env, false)?;
-    if matches!(&s.mode, RenewMode::Login(c) if c.passphrase == PassphraseSource::Prompt) {
-        return Err(Error::Config(format!(
-            "the daemon cannot ask for the refresh token passphrase of profile `{}`; use `refresh_token_passphrase_env`",
-            s.profile
-        )));
-    }
-    Ok(s)
+    DaemonSpec::settings(Settings::resolve(&spec.flags, &spec.oci, &ctx.env, false)?)
 }

@@ -3,7 +3,7 @@
 //! `ps` would show client secrets; the daemon builds its settings from it as any call does.
 
 use crate::error::{Error, Result};
-use crate::settings::{Flags, Key, OciView, Settings, DEFAULT_AUTO_WINDOW};
+use crate::settings::{Flags, OciView, PassphraseSource, RenewMode, Settings, DEFAULT_AUTO_WINDOW};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Write};
 use zeroize::Zeroizing;
@@ -21,14 +21,27 @@ pub(crate) struct DaemonSpec {
 }
 
 impl DaemonSpec {
-    /// The spec for an invocation's `flags` and `oci` view. A daemon renews ahead of time like
-    /// `--auto-refresh` does: without an explicit safety window it uses the auto-refresh default.
-    pub(crate) fn new(flags: &Flags, oci: &OciView, settings: &Settings) -> DaemonSpec {
-        let mut flags = flags.clone();
-        if !settings.origins.contains_key("refresh_safety_window") && !settings.auto_refresh {
-            flags.set(Key::RefreshSafetyWindow, DEFAULT_AUTO_WINDOW.as_secs().to_string());
+    /// The daemon's settings from those its spec resolved to, at its start and at each reload. A
+    /// daemon renews ahead of time like `--auto-refresh` does: unless a flag, variable or the INI
+    /// sets the safety window, it uses the auto-refresh default (decided after resolution, so a
+    /// window added to the INI later is seen by a reload). It cannot ask for a passphrase.
+    pub(crate) fn settings(mut s: Settings) -> Result<Settings> {
+        DaemonSpec::check_passphrase(&s)?;
+        if !s.origins.contains_key("refresh_safety_window") && !s.auto_refresh {
+            s.window = DEFAULT_AUTO_WINDOW;
         }
-        DaemonSpec { flags, oci: oci.clone() }
+        Ok(s)
+    }
+
+    /// Refuses settings that would make the daemon ask for the refresh token's passphrase.
+    pub(crate) fn check_passphrase(s: &Settings) -> Result<()> {
+        if matches!(&s.mode, RenewMode::Login(c) if c.passphrase == PassphraseSource::Prompt) {
+            return Err(Error::Config(format!(
+                "the daemon cannot ask for the refresh token passphrase of profile `{}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt",
+                s.profile
+            )));
+        }
+        Ok(())
     }
 
     /// Writes the spec (the daemon's stdin).

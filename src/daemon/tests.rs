@@ -361,3 +361,24 @@ fn stop_signals_a_daemon_whose_start_time_matches() {
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(child.wait().unwrap().signal(), Some(libc::SIGTERM));
 }
+
+/// The daemon renews ahead like `--auto-refresh` unless something sets the window; a window the
+/// INI gains later is what a reload then uses (the default is not frozen into the spec's flags).
+#[test]
+fn the_daemon_window_defaults_to_the_auto_refresh_one_until_something_sets_it() {
+    use crate::settings::{Flags, OciView, Settings, DEFAULT_AUTO_WINDOW};
+    let home = tempfile::tempdir().unwrap();
+    let ini = home.path().join(".oci/woci_manager.ini");
+    std::fs::create_dir_all(ini.parent().unwrap()).unwrap();
+    let env: crate::settings::Env = [
+        ("HOME".to_owned(), home.path().display().to_string()),
+        ("WOCI_AUTH_ENDPOINT".into(), "http://127.0.0.1:1".into()),
+    ]
+    .into();
+    let spec = DaemonSpec { flags: Flags::default(), oci: OciView { profile: Some("P".into()), ..OciView::default() } };
+    let resolve = || DaemonSpec::settings(Settings::resolve(&spec.flags, &spec.oci, &env, false).unwrap()).unwrap();
+    std::fs::write(&ini, "[P]\n").unwrap();
+    assert_eq!(resolve().window, DEFAULT_AUTO_WINDOW);
+    std::fs::write(&ini, "[P]\nrefresh_safety_window = 90\n").unwrap();
+    assert_eq!(resolve().window, Duration::from_secs(90), "the INI's window, as a reload reads it");
+}
