@@ -523,7 +523,15 @@ impl SessionStore {
         if let Some((path, bytes)) = self.find_rescue() {
             return Ok(Some((RefreshTokenSource::Rescue, path, bytes)));
         }
-        if let Some((InterruptedRotation::Complete(path), Some(bytes))) = self.pending_rotation(false) {
+        self.source_after(self.pending_rotation(false))
+    }
+
+    /// The refresh token in the session folder, given what [`Self::pending_rotation`] found.
+    fn source_after(
+        &self,
+        pending: Option<(InterruptedRotation, Option<Vec<u8>>)>,
+    ) -> Result<Option<(RefreshTokenSource, PathBuf, Vec<u8>)>> {
+        if let Some((InterruptedRotation::Complete(path), Some(bytes))) = pending {
             return Ok(Some((RefreshTokenSource::Rotation, path, bytes)));
         }
         let path = self.refresh_token_path();
@@ -532,12 +540,19 @@ impl SessionStore {
 
     /// Whether a refresh token is stored, and how.
     pub fn refresh_token_state(&self) -> Result<RefreshTokenState> {
-        match self.refresh_token_source()? {
-            None => Ok(RefreshTokenState::Absent),
-            Some((_, _, b)) if String::from_utf8_lossy(&b).trim().is_empty() => Ok(RefreshTokenState::Absent),
-            Some((_, _, b)) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => Ok(RefreshTokenState::Encrypted),
-            Some(_) => Ok(RefreshTokenState::Plain),
-        }
+        Ok(state_of(self.refresh_token_source()?))
+    }
+
+    /// [`Self::refresh_token_state`] and [`Self::interrupted_rotation`] from one look at the
+    /// folder (what every call's facts need).
+    pub fn refresh_token_state_and_rotation(&self) -> Result<(RefreshTokenState, Option<InterruptedRotation>)> {
+        let pending = self.pending_rotation(false);
+        let rotation = pending.as_ref().map(|(r, _)| r.clone());
+        let source = match self.find_rescue() {
+            Some((path, bytes)) => Some((RefreshTokenSource::Rescue, path, bytes)),
+            None => self.source_after(pending)?,
+        };
+        Ok((state_of(source), rotation))
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -689,6 +704,16 @@ impl FailureRecord {
     /// The error a waiting caller reports: the same message and exit code.
     pub fn into_error(self) -> Error {
         Error::Shared { code: self.exit_code, message: self.message, transient: self.transient }
+    }
+}
+
+/// How a refresh token found by `refresh_token_source` is stored.
+fn state_of(source: Option<(RefreshTokenSource, PathBuf, Vec<u8>)>) -> RefreshTokenState {
+    match source {
+        None => RefreshTokenState::Absent,
+        Some((_, _, b)) if String::from_utf8_lossy(&b).trim().is_empty() => RefreshTokenState::Absent,
+        Some((_, _, b)) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => RefreshTokenState::Encrypted,
+        Some(_) => RefreshTokenState::Plain,
     }
 }
 

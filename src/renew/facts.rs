@@ -185,7 +185,7 @@ impl<'s> SessionFacts<'s> {
             Err(Error::CorruptFile { reason, .. }) => TokenInput::Corrupt(reason),
             Err(e) => return Err(e),
         };
-        let state = store.refresh_token_state()?;
+        let (state, rotation) = store.refresh_token_state_and_rotation()?;
         let passphrase = match &settings.mode {
             RenewMode::Login(c) => match &c.passphrase {
                 PassphraseSource::None => PassphraseInput::None,
@@ -197,7 +197,7 @@ impl<'s> SessionFacts<'s> {
             },
             _ => PassphraseInput::None,
         };
-        let rotation = matches!(settings.mode, RenewMode::Login(_)).then(|| store.interrupted_rotation()).flatten();
+        let rotation = rotation.filter(|_| matches!(settings.mode, RenewMode::Login(_)));
         // The recorded expiry belongs to the stored refresh token, not to a rotation's new one.
         let completes_rotation = matches!(rotation, Some(InterruptedRotation::Complete(_)));
         let expires_at =
