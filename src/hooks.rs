@@ -186,7 +186,7 @@ pub(crate) fn warn_expiring(
     now: i64,
 ) {
     for e in found {
-        if !claim(session_dir, &format!("expiring:{}", e.what.as_str()), now, EXPIRING_PERIOD) {
+        if !claim(session_dir, &expiring_key(e), now, EXPIRING_PERIOD) {
             continue;
         }
         tracing::warn!("{}", expiry::warning_line(profile, e, now));
@@ -200,6 +200,29 @@ pub(crate) fn warn_expiring(
             run_and_warn(hook, &json, env, TIMEOUT);
         }
     }
+}
+
+fn expiring_key(e: &Expiring) -> String {
+    format!("expiring:{}", e.what.as_str())
+}
+
+/// The warnings of `found` that have not been given in the last [`EXPIRING_PERIOD`], by the
+/// record read without its lock: the common case (warned already this hour) then takes no lock
+/// and prepares no hook. [`warn_expiring`] still claims each under the lock.
+pub(crate) fn expiring_due(session_dir: &Path, found: Vec<Expiring>, now: i64) -> Vec<Expiring> {
+    let Ok(fired) = read_record(&session_dir.join(STATE_FILE)) else { return found };
+    found.into_iter().filter(|e| !fired_within(&fired, &expiring_key(e), now, EXPIRING_PERIOD)).collect()
+}
+
+/// The hook record: when each key last fired. An unreadable one counts as empty (it is replaced:
+/// at worst one hook runs again).
+fn read_record(path: &Path) -> Result<BTreeMap<String, i64>> {
+    Ok(fsutil::read_optional(path)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default())
+}
+
+/// Within a period either way: concurrent callers' times may be a second out of order.
+fn fired_within(fired: &BTreeMap<String, i64>, key: &str, now: i64, period: Duration) -> bool {
+    fired.get(key).is_some_and(|&last| now.abs_diff(last) < period.as_secs())
 }
 
 /// Records that `key` fires at `now` and says whether it may: not when it fired less than
@@ -223,11 +246,8 @@ fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Resul
     }
     let _lock = FileLock::acquire(&session_dir.join(LOCK_FILE), LOCK_TIMEOUT)?;
     let path = session_dir.join(STATE_FILE);
-    // An unreadable record is replaced: at worst one hook runs again.
-    let mut fired: BTreeMap<String, i64> =
-        fsutil::read_optional(&path)?.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-    // Within a period either way: concurrent callers' times may be a second out of order.
-    if fired.get(key).is_some_and(|&last| now.abs_diff(last) < period.as_secs()) {
+    let mut fired = read_record(&path)?;
+    if fired_within(&fired, key, now, period) {
         return Ok(false);
     }
     fired.insert(key.to_owned(), now);
@@ -520,9 +540,13 @@ mod tests {
         clock.advance(Duration::from_secs(3599));
         warn_expiring(&r.session, "prod", &found, Some(&hook), &hook_env(), clock.unix());
         assert_eq!(r.runs(), 2);
+        // What was warned of this hour is not due, read without the lock; the rest is.
+        assert_eq!(expiring_due(&r.session, found.to_vec(), clock.unix()), []);
         clock.advance(Duration::from_secs(1));
+        assert_eq!(expiring_due(&r.session, found.to_vec(), clock.unix()), found);
         warn_expiring(&r.session, "prod", &found[..1], Some(&hook), &hook_env(), clock.unix());
         assert_eq!(r.runs(), 3);
+        assert_eq!(expiring_due(&r.session, found.to_vec(), clock.unix()), found[1..]);
     }
 
     #[test]

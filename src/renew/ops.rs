@@ -117,6 +117,10 @@ impl Renewer {
         if found.is_empty() || self.store.check_safe().is_err() {
             return;
         }
+        let found = hooks::expiring_due(self.store.dir(), found, now);
+        if found.is_empty() {
+            return;
+        }
         let hook = self.hook("on_expiring", &self.settings.ops.on_expiring);
         let env = self.hook_env();
         let dir = self.store.dir().to_owned();
