@@ -142,6 +142,19 @@ pub struct BundleFile {
     path: PathBuf,
 }
 
+/// Creates `path` (0600, never an existing file: the per-run folders are fresh) with `contents`.
+/// Not synced: nobody reads these files before the child starts, and a crash leaves them to the
+/// sweep (the bundle syncs itself).
+pub(super) fn write_new_private(path: &Path, contents: &[u8]) -> Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| Error::io("cannot create", path, e))?;
+    file.write_all(contents).map_err(|e| Error::io("cannot write", path, e))?;
+    Ok(file)
+}
+
 impl BundleFile {
     /// Creates a new, unpredictably named private folder in `parent` (never an existing one) and
     /// writes `pem` to `ca-bundle.pem` in it.
@@ -150,14 +163,8 @@ impl BundleFile {
         let path = dir.path().join("ca-bundle.pem");
         // From here on, drop cleans up whatever exists.
         let bundle = BundleFile { dir, path };
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let mut file = options.open(&bundle.path).map_err(|e| Error::io("cannot create", &bundle.path, e))?;
-        file.write_all(pem.as_bytes())
-            .and_then(|_| file.sync_all())
-            .map_err(|e| Error::io("cannot write", &bundle.path, e))?;
+        let file = write_new_private(&bundle.path, pem.as_bytes())?;
+        file.sync_all().map_err(|e| Error::io("cannot write", &bundle.path, e))?;
         Ok(bundle)
     }
 

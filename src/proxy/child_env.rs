@@ -16,11 +16,11 @@
 //! (and a Go bundle when the user has an `OCI_DEFAULT_CERTS_PATH`) go into the proxy's private
 //! per-run folder, removed with it; nothing here runs unless a child is supervised.
 
-use crate::error::{Error, Result};
+use super::ca::write_new_private;
+use crate::error::Result;
 use crate::secret::SecretString;
 use crate::settings::Env;
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The Node.js preload (built-ins only): routes `fetch` and `https` through `HTTPS_PROXY`.
@@ -130,7 +130,7 @@ fn go_default_certs(proxy: &ProxyFacts<'_>, user_env: &Env, warnings: &mut Vec<S
     let Some(own) = user_env.get("OCI_DEFAULT_CERTS_PATH").filter(|v| !v.trim().is_empty()) else {
         return Ok(proxy.ca_bundle.to_owned());
     };
-    match std::fs::read_to_string(own) {
+    match crate::fsutil::read_text_bounded(Path::new(own), crate::fsutil::MAX_INPUT) {
         Ok(text) => {
             let path = proxy.private_dir.join(GO_BUNDLE_FILE);
             write_new_private(&path, format!("{}{}\n", proxy.ca_pem, text.trim_end()).as_bytes())?;
@@ -155,17 +155,6 @@ fn node_options(user: Option<&str>, preload: &Path) -> OsString {
         Some(u) => format!("{u} {ours}").into(),
         None => ours.into(),
     }
-}
-
-/// Creates `path` (never an existing file) with mode 0600. The folder is private and fresh and the
-/// child starts only afterwards, so no one sees a partial file and no rename is needed.
-fn write_new_private(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| Error::io("cannot create", path, e))?;
-    file.write_all(contents).map_err(|e| Error::io("cannot write", path, e))
 }
 
 #[cfg(test)]

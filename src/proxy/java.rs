@@ -24,6 +24,7 @@
 mod agent;
 mod pkcs12;
 
+use super::ca::write_new_private;
 use crate::error::{Error, Result};
 use crate::settings::Env;
 use rustls::pki_types::CertificateDer;
@@ -125,10 +126,10 @@ pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) ->
         .and_then(|rest| rest.split_once('@'))
         .and_then(|(credentials, _)| credentials.split_once(':'))
         .ok_or_else(|| Error::Other("the proxy address has no credentials".into()))?;
-    write_new(&store, &pkcs12::trust_store(&certs))?;
-    write_new(&agent, &agent::jar())?;
+    write_new_private(&store, &pkcs12::trust_store(&certs))?;
+    write_new_private(&agent, &agent::jar())?;
     let text = zeroize::Zeroizing::new(argument_file(&agent, &store, proxy.addr(), username, secret));
-    write_new(&args, text.as_bytes())?;
+    write_new_private(&args, text.as_bytes())?;
     let reference = quote(&format!("@{}", args.display()));
     let options = match user.get(JDK_JAVA_OPTIONS) {
         Some(own) => format!("{own} {reference}"),
@@ -136,18 +137,6 @@ pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) ->
     };
     tracing::debug!(dir = %dir.path().display(), certificates = certs.len(), "Java programs get a trust store and the proxy settings");
     Ok(Some(JavaFiles { dir, options: options.into() }))
-}
-
-/// Creates `path` (0600, never an existing file) with `content`. No fsync: the files live in a
-/// fresh private folder, nobody reads them before the child starts, and a crash leaves them to
-/// the sweep.
-fn write_new(path: &Path, content: &[u8]) -> Result<()> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(path).and_then(|mut f| f.write_all(content)).map_err(|e| Error::io("cannot write", path, e))
 }
 
 /// The first of woci's properties the user set, and where: an option variable or the program's
