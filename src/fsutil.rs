@@ -205,6 +205,32 @@ pub(crate) fn user_id() -> u32 {
     0
 }
 
+/// What [`signal_group`] sends.
+#[derive(Clone, Copy)]
+pub(crate) enum Signal {
+    /// Signal 0: only checks that the group has members.
+    Probe,
+    Term,
+    Kill,
+}
+
+/// Sends `sig` to the process group `pgid` (a helper or hook started as its group's leader); `false` when the group has no member left.
+#[cfg(unix)]
+pub(crate) fn signal_group(pgid: i32, sig: Signal) -> bool {
+    let sig = match sig {
+        Signal::Probe => 0,
+        Signal::Term => libc::SIGTERM,
+        Signal::Kill => libc::SIGKILL,
+    };
+    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
+    unsafe { libc::kill(-pgid, sig) == 0 }
+}
+
+#[cfg(not(unix))]
+pub(crate) fn signal_group(_: i32, _: Signal) -> bool {
+    false
+}
+
 /// Whether a process with this pid exists (signal 0); `true` where that cannot be known.
 pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]

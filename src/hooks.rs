@@ -315,10 +315,9 @@ fn wait(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus
 }
 
 fn kill_group(child: &mut Child) {
-    #[cfg(unix)]
     if let Ok(pgid) = i32::try_from(child.id()) {
-        // SAFETY: killpg(2) only sends a signal; the group is the hook's own (process_group(0)).
-        unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        // The group is the hook's own (process_group(0)).
+        fsutil::signal_group(pgid, fsutil::Signal::Kill);
     }
     let _ = child.kill();
     let _ = child.wait();

@@ -24,7 +24,7 @@
 
 use crate::clock::Clock;
 use crate::error::{Error, Result, SourceFailure};
-use crate::fsutil::{fmt_size, MAX_INPUT};
+use crate::fsutil::{fmt_size, signal_group, Signal, MAX_INPUT};
 use crate::http::Http;
 use crate::secret::SecretString;
 use crate::settings::{Env, SourceEnv, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
@@ -413,31 +413,6 @@ impl Drop for HelperGroup {
             signal_group(pgid, Signal::Kill);
         }
     }
-}
-
-#[derive(Clone, Copy)]
-enum Signal {
-    /// Signal 0: only checks that the group has members.
-    Probe,
-    Term,
-    Kill,
-}
-
-/// Sends `sig` to the process group `pgid`; `false` when the group has no member left.
-#[cfg(unix)]
-fn signal_group(pgid: i32, sig: Signal) -> bool {
-    let sig = match sig {
-        Signal::Probe => 0,
-        Signal::Term => libc::SIGTERM,
-        Signal::Kill => libc::SIGKILL,
-    };
-    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
-    unsafe { libc::kill(-pgid, sig) == 0 }
-}
-
-#[cfg(not(unix))]
-fn signal_group(_: i32, _: Signal) -> bool {
-    false
 }
 
 /// The helper's first non-empty stderr line for the error message, with its stdout and anything
