@@ -86,6 +86,23 @@ pub(crate) fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Re
     Ok(String::from_utf8(out).unwrap_or_default())
 }
 
+/// A report as [`to_json_pretty`] writes it, with a final newline.
+pub(crate) fn to_json(v: &impl Serialize) -> crate::Result<String> {
+    let mut s = to_json_pretty(v).map_err(|e| crate::Error::Other(format!("cannot encode status: {e}")))?;
+    s.push('\n');
+    Ok(s)
+}
+
+/// Writes a report to stdout; a reader that went away (`| head`) is no error.
+pub(crate) fn print(out: &str) -> crate::Result<()> {
+    use io::Write;
+    match io::stdout().lock().write_all(out.as_bytes()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(crate::Error::Other(format!("cannot write to stdout: {e}"))),
+    }
+}
+
 /// serde_json's pretty formatter with string fragments escaped by [`is_unsafe`].
 struct SafeJson<'a>(serde_json::ser::PrettyFormatter<'a>);
 

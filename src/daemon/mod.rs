@@ -382,7 +382,6 @@ fn rotate_own_log(log_path: &Path) {
     }
 }
 
-/// `woci --daemon-status`: exit 0 when a daemon runs, 1 when not.
 /// `woci --daemon-status [--json]`: exit 0 when a daemon runs, 1 when none does. The JSON is
 /// `{"schema": 1, "profile", "now", "daemon": {…}}`, the `daemon` object of `--status --json`.
 pub(crate) fn status(ctx: &Context, json: bool) -> Result<u8> {
@@ -397,12 +396,11 @@ pub(crate) fn status(ctx: &Context, json: bool) -> Result<u8> {
             "now": now,
             "daemon": report(&info, now),
         });
-        out = crate::terminal::to_json_pretty(&v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
-        out.push('\n');
+        out = crate::terminal::to_json(&v)?;
     } else {
         describe(&mut out, store.profile(), &info, now);
     }
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    crate::terminal::print(&out)?;
     Ok(if info.running() { 0 } else { exit::FAILURE })
 }
 

@@ -4,7 +4,8 @@
 //! the entry, the formats and the prompt line).
 
 use super::overview::{self, Daemon, Entry, State};
-use super::{assess, gather, print};
+use super::{assess, gather};
+use crate::terminal::print;
 use crate::clock::SharedClock;
 use crate::context::Context;
 use crate::error::Result;

@@ -33,7 +33,7 @@
 use crate::clock::{fmt_secs, fmt_utc};
 use crate::context::Context;
 use crate::daemon::{self, DaemonInfo, DaemonReport};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::jwt::{self, Freshness};
 use crate::renew::facts::{PassphraseInput, SessionFacts, TokenInput};
 use crate::renew::plan::{freshness, plan};
@@ -41,10 +41,9 @@ use crate::renew::Force;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode};
 use crate::store::{InterruptedRotation, RefreshTokenState};
-use crate::terminal::safe;
+use crate::terminal::{print, safe, to_json};
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::io::Write;
 
 mod all;
 pub(crate) mod overview;
@@ -334,20 +333,6 @@ fn plain_opt<S: serde::Serializer>(s: &Option<String>, ser: S) -> std::result::R
     match s {
         Some(s) => plain(s, ser),
         None => ser.serialize_none(),
-    }
-}
-
-fn to_json(v: &impl Serialize) -> Result<String> {
-    let mut s = crate::terminal::to_json_pretty(v).map_err(|e| Error::Other(format!("cannot encode status: {e}")))?;
-    s.push('\n');
-    Ok(s)
-}
-
-fn print(out: &str) -> Result<()> {
-    match std::io::stdout().lock().write_all(out.as_bytes()) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Error::Other(format!("cannot write to stdout: {e}"))),
     }
 }
 
