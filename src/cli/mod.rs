@@ -794,12 +794,8 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
         if VIEW_OPTIONS.contains(&name.as_str()) || oci_globals::find(&name).is_some() {
             return None;
         }
-        VIEW_OPTIONS
-            .iter()
-            .map(|v| (strsim::jaro_winkler(&name, v), *v))
-            .filter(|(score, _)| *score >= 0.9)
-            .max_by(|a, b| a.0.total_cmp(&b.0))
-            .map(|(_, v)| (name, v.to_owned()))
+        let (score, v) = crate::settings::rules::closest(&name, VIEW_OPTIONS.iter().copied())?;
+        (score >= 0.9).then(|| (name, v.to_owned()))
     });
     Ok(view)
 }

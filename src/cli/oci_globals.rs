@@ -64,12 +64,7 @@ pub fn takes_value(name: &str) -> bool {
 /// The closest known name to `unknown` among `candidates`, when close enough to be a typo
 /// (Jaro-Winkler ≥ 0.8, the threshold clap and cargo use).
 pub fn suggest<'a>(unknown: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::jaro_winkler(unknown, c), c))
-        .filter(|(score, _)| *score >= 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+    crate::settings::rules::closest(unknown, candidates).filter(|(score, _)| *score >= 0.8).map(|(_, c)| c)
 }
 
 #[cfg(test)]

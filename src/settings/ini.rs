@@ -86,18 +86,15 @@ impl std::fmt::Debug for IniFile {
     }
 }
 
+/// The known key an unknown one was probably meant to be.
+fn near_miss(key: &str) -> Option<&'static str> {
+    super::rules::closest(key, super::table::ini_keys()).filter(|(score, _)| *score > 0.8).map(|(_, known)| known)
+}
+
 impl IniFile {
     /// Keys no woci reads, each with the closest known key when there is one.
     pub fn near_misses(&self) -> Vec<(&str, &'static str)> {
-        self.unknown_keys()
-            .filter_map(|k| {
-                super::table::ini_keys()
-                    .map(|known| (strsim::jaro_winkler(k, known), known))
-                    .max_by(|a, b| a.0.total_cmp(&b.0))
-                    .filter(|(score, _)| *score > 0.8)
-                    .map(|(_, known)| (k, known))
-            })
-            .collect()
+        self.unknown_keys().filter_map(|k| Some((k, near_miss(k)?))).collect()
     }
 
     fn unknown_keys(&self) -> impl Iterator<Item = &str> {
@@ -108,11 +105,10 @@ impl IniFile {
     /// secrets others can read.
     pub fn warnings(&self) -> Vec<String> {
         let file = self.path.as_ref().map_or_else(|| "the manager config".to_owned(), |p| format!("`{}`", p.display()));
-        let near = self.near_misses();
         let mut out: Vec<String> = self
             .unknown_keys()
-            .map(|k| match near.iter().find(|(typo, _)| *typo == k) {
-                Some((_, known)) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
+            .map(|k| match near_miss(k) {
+                Some(known) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
                 None => format!("unknown key `{k}` in {file} (ignored)"),
             })
             .collect();

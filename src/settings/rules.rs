@@ -103,6 +103,12 @@ pub fn choice(s: &str, words: &'static [&'static str]) -> Result<&'static str, S
     })
 }
 
+/// The candidate closest to `unknown` (Jaro-Winkler) and its score, for "did you mean" hints;
+/// each caller decides how close is close enough.
+pub fn closest<'a>(unknown: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<(f64, &'a str)> {
+    candidates.into_iter().map(|c| (strsim::jaro_winkler(unknown, c), c)).max_by(|a, b| a.0.total_cmp(&b.0))
+}
+
 /// A comma-separated list, items trimmed, empty items dropped.
 pub fn list(s: &str) -> Vec<String> {
     s.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect()

@@ -5,13 +5,13 @@
 
 use super::overview::{self, Daemon, Entry, State};
 use super::{assess, gather};
-use crate::terminal::print;
 use crate::clock::SharedClock;
 use crate::context::Context;
 use crate::error::Result;
 use crate::renew::facts::SessionFacts;
 use crate::renew::{plan, Force};
 use crate::settings::{Env, Flags, OciView, Settings};
+use crate::terminal::print;
 
 /// `woci --status --all [--json]`: exit 0 when every profile is usable or renewable, else the
 /// highest exit code of the others.
