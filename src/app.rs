@@ -53,14 +53,16 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
 }
 
 fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
+    if matches!(
+        inv.command,
+        Command::Passthrough(_) | Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)
+    ) {
+        crate::oci_program::check_guard(&env)?;
+    }
     if let Command::Passthrough(args) = &inv.command {
         // Unresolvable settings (no HOME, a broken INI) must not block help or `setup`.
         let settings = Settings::resolve(&inv.flags, &inv.oci, &env, false).ok();
-        crate::oci_program::check_guard(&env)?;
         return child::exec(&ChildBuilder::oci(settings.as_ref(), &env, args.clone())?.build()?);
-    }
-    if matches!(inv.command, Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)) {
-        crate::oci_program::check_guard(&env)?;
     }
     if inv.command == Command::DaemonRun {
         // The daemon's settings come through its stdin, never its command line.
