@@ -69,7 +69,7 @@ impl std::fmt::Debug for Flags {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = self.0.iter().map(|(k, v)| {
             let d = table::def(*k);
-            (d.name, if d.secret { "[redacted]".into() } else { String::from_utf8_lossy(v.expose()) })
+            (d.name, if d.hides_value() { "[redacted]".into() } else { String::from_utf8_lossy(v.expose()) })
         });
         f.debug_map().entries(shown).finish()
     }
@@ -270,9 +270,8 @@ pub fn changes(old: &Settings, new: &Settings) -> Vec<String> {
             if before == after {
                 return None;
             }
-            let hidden = d.secret || matches!(d.kind, table::Kind::Command | table::Kind::Source);
             let show = |v: Option<&str>| v.map_or_else(|| "default".to_owned(), |v| format!("`{v}`"));
-            Some(if hidden {
+            Some(if d.hides_value() {
                 format!("`{}` changed", d.name)
             } else {
                 format!("`{}` {} → {}", d.name, show(before), show(after))

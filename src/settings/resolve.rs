@@ -56,9 +56,7 @@ impl Lookup<'_> {
         let Some((value, origin)) = self.raw(key) else { return Ok(None) };
         rule(&value).map(Some).map_err(|why| {
             let d = def(key);
-            // Secrets, and command lines (their arguments may hold credentials), are never echoed.
-            let echo = !d.secret && !matches!(d.kind, Kind::Source | Kind::Command);
-            let got = if echo { format!(", got `{}`", value.escape_debug()) } else { String::new() };
+            let got = if !d.hides_value() { format!(", got `{}`", value.escape_debug()) } else { String::new() };
             Error::Config(format!("`{}` from {} {why}{got}", d.name, origin.describe()))
         })
     }

@@ -285,6 +285,14 @@ pub const SETTINGS: &[Def] = &[
         .switch("debug", "true", Leading, H_INFO, "Show woci's flow (secrets redacted); also passed on to oci"),
 ];
 
+impl Def {
+    /// Whether its value is never echoed in messages or logs: secrets, and command lines and
+    /// subject-token sources (their arguments may hold credentials).
+    pub fn hides_value(&self) -> bool {
+        self.secret || matches!(self.kind, Kind::Command | Kind::Source)
+    }
+}
+
 /// The row of `key` (the table is in [`Key`]'s order; a test checks it).
 pub fn def(key: Key) -> &'static Def {
     &SETTINGS[key as usize]
