@@ -39,7 +39,6 @@ pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
-/// Milliseconds since the Unix epoch (0 before 1970).
 /// Formats epoch seconds as `2025-11-08T17:19:55Z`.
 pub fn fmt_utc(unix: i64) -> String {
     let secs = unix.rem_euclid(86_400);
@@ -61,7 +60,7 @@ pub fn fmt_secs(secs: i64) -> String {
     }
 }
 
-/// Milliseconds since the epoch.
+/// Milliseconds since the Unix epoch (0 before 1970).
 pub fn unix_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

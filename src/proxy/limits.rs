@@ -58,13 +58,13 @@ impl Limits {
         }
     }
 
-    /// [`Limits::for_fd_limit`] with this process's soft `RLIMIT_NOFILE`.
     /// These limits with at most `max` connections (`proxy_max_connections`), of which at most a
-    /// quarter unauthenticated (8–128).
+    /// quarter unauthenticated (1–128, never more than `max`).
     pub fn with_max_connections(self, max: usize) -> Limits {
         Limits { max_connections: max, max_unauthenticated: (max / 4).clamp(1, 128).min(max), ..self }
     }
 
+    /// [`Limits::for_fd_limit`] with this process's soft `RLIMIT_NOFILE`.
     pub fn for_this_process() -> Limits {
         #[cfg(unix)]
         {

@@ -307,7 +307,6 @@ impl ProxyHandle {
         SecretString::new(format!("http://woci:{}@{}", self.secret.expose(), self.addr))
     }
 
-    /// Makes `r` remove the per-run secret, alone and as the `Proxy-Authorization` value.
     /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).
     pub fn ca_bundle_path(&self) -> &Path {
         self.bundle.path()
