@@ -79,9 +79,7 @@ fn seal_with(
     nonce: &[u8; NONCE_LEN],
     iter: u32,
 ) -> String {
-    let mut key = derive_key(passphrase, salt, iter);
-    let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
-    key.zeroize();
+    let cipher = cipher_for(passphrase, salt, iter);
     envelope(&cipher, plaintext, salt, nonce, iter)
 }
 
@@ -114,9 +112,7 @@ impl Sealer {
     pub fn new(passphrase: &SecretString) -> Sealer {
         let mut salt = [0u8; SALT_LEN];
         rand::rngs::OsRng.fill_bytes(&mut salt);
-        let mut key = derive_key(passphrase, &salt, ITERATIONS);
-        let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
-        key.zeroize();
+        let cipher = cipher_for(passphrase, &salt, ITERATIONS);
         Sealer { passphrase: passphrase.clone(), salt, cipher }
     }
 
@@ -143,9 +139,7 @@ impl std::fmt::Debug for Sealer {
 /// Decrypts a JSON envelope.
 pub fn open(envelope: &str, passphrase: &SecretString) -> Result<SecretString, CryptoError> {
     let env = parse(envelope)?;
-    let mut key = derive_key(passphrase, &env.salt, env.iter);
-    let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
-    key.zeroize();
+    let cipher = cipher_for(passphrase, &env.salt, env.iter);
     let mut plain =
         cipher.decrypt(Nonce::from_slice(&env.nonce), env.ct.as_slice()).map_err(|_| CryptoError::Decrypt)?;
     match String::from_utf8(std::mem::take(&mut plain)) {
@@ -228,10 +222,13 @@ fn parse(envelope: &str) -> Result<Envelope, CryptoError> {
     Ok(Envelope { iter, salt, nonce, ct })
 }
 
-fn derive_key(passphrase: &SecretString, salt: &[u8], iter: u32) -> [u8; 32] {
+/// The AES-256-GCM cipher of the PBKDF2-HMAC-SHA256 key of `passphrase` (the key itself wiped).
+fn cipher_for(passphrase: &SecretString, salt: &[u8], iter: u32) -> Aes256Gcm {
     let mut key = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(passphrase.expose().as_bytes(), salt, iter, &mut key);
-    key
+    let cipher = Aes256Gcm::new_from_slice(&key).expect("32-byte key");
+    key.zeroize();
+    cipher
 }
 
 /// An unknown algorithm name, shortened so a damaged file cannot flood the error line.
