@@ -45,9 +45,10 @@ fn non_rsa_kind(pem: &str) -> Option<&'static str> {
     NOT_RSA.iter().find(|(oid, _)| head.windows(oid.len()).any(|w| w == *oid)).map(|(_, name)| *name)
 }
 
-/// Checks that `pem` holds an RSA private key OCI can use — PEM structure, algorithm, size —
-/// without loading it (no key validation or precomputation: cheap enough for every call).
-pub fn check_pem(pem: &str) -> std::result::Result<(), String> {
+/// The PEM block of the RSA private key in `pem` (text after its footer, such as the
+/// `OCI_API_KEY` marker `oci session authenticate` appends, left out) and whether it is PKCS#8;
+/// the checks [`check_pem`] and [`KeyPair::from_pem`] share.
+fn rsa_block(pem: &str) -> std::result::Result<(&str, bool), String> {
     if let Some(kind) = non_rsa_kind(pem) {
         return Err(format!("this is {kind}; OCI session keys must be RSA ({KEY_BITS} bits or more)"));
     }
@@ -59,26 +60,36 @@ pub fn check_pem(pem: &str) -> std::result::Result<(), String> {
         ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", false),
     ] {
         let Some(start) = pem.find(begin) else { continue };
-        let body = &pem[start + begin.len()..];
-        let Some(stop) = body.find(end) else { return Err("PEM footer missing".into()) };
-        let b64: String = body[..stop].chars().filter(|c| !c.is_whitespace()).collect();
-        let der = zeroize::Zeroizing::new(STANDARD.decode(b64).map_err(|_| "the PEM body is not base64".to_owned())?);
-        let info;
-        let rsa_der: &[u8] = if pkcs8 {
-            info = rsa::pkcs8::PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| e.to_string())?;
-            info.private_key
-        } else {
-            &der
-        };
-        let key = rsa::pkcs1::RsaPrivateKey::try_from(rsa_der).map_err(|e| e.to_string())?;
-        let m = key.modulus.as_bytes();
-        let bits = m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize);
-        if bits < KEY_BITS {
-            return Err(format!("the RSA key has {bits} bits; OCI needs at least {KEY_BITS}"));
-        }
-        return Ok(());
+        let Some(stop) = pem[start..].find(end) else { return Err("PEM footer missing".into()) };
+        return Ok((&pem[start..start + stop + end.len()], pkcs8));
     }
-    Err("no PEM private key found".into())
+    Err("no RSA private key PEM block found".into())
+}
+
+fn too_small(bits: usize) -> std::result::Result<(), String> {
+    if bits < KEY_BITS {
+        return Err(format!("the RSA key has {bits} bits; OCI needs at least {KEY_BITS}"));
+    }
+    Ok(())
+}
+
+/// Checks that `pem` holds an RSA private key OCI can use — PEM structure, algorithm, size —
+/// without loading it (no key validation or precomputation: cheap enough for every call).
+pub fn check_pem(pem: &str) -> std::result::Result<(), String> {
+    let (block, pkcs8) = rsa_block(pem)?;
+    let body = block.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
+    let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
+    let der = zeroize::Zeroizing::new(STANDARD.decode(b64).map_err(|_| "the PEM body is not base64".to_owned())?);
+    let info;
+    let rsa_der: &[u8] = if pkcs8 {
+        info = rsa::pkcs8::PrivateKeyInfo::try_from(der.as_slice()).map_err(|e| e.to_string())?;
+        info.private_key
+    } else {
+        &der
+    };
+    let key = rsa::pkcs1::RsaPrivateKey::try_from(rsa_der).map_err(|e| e.to_string())?;
+    let m = key.modulus.as_bytes();
+    too_small(m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize))
 }
 
 /// An RSA key pair.
@@ -111,33 +122,14 @@ impl KeyPair {
     /// Parses a PEM private key (PKCS#8 or PKCS#1), ignoring text after the PEM footer such as the
     /// `OCI_API_KEY` marker `oci session authenticate` appends.
     pub fn from_pem(pem: &str) -> std::result::Result<KeyPair, String> {
-        if let Some(kind) = non_rsa_kind(pem) {
-            return Err(format!("this is {kind}; OCI session keys must be RSA ({KEY_BITS} bits or more)"));
-        }
-        for (begin, end, pkcs8) in [
-            ("-----BEGIN PRIVATE KEY-----", "-----END PRIVATE KEY-----", true),
-            ("-----BEGIN RSA PRIVATE KEY-----", "-----END RSA PRIVATE KEY-----", false),
-        ] {
-            let Some(start) = pem.find(begin) else { continue };
-            let Some(stop) = pem[start..].find(end) else {
-                return Err("PEM footer missing".into());
-            };
-            let block = &pem[start..start + stop + end.len()];
-            let key = if pkcs8 {
-                RsaPrivateKey::from_pkcs8_pem(block).map_err(|e| e.to_string())?
-            } else {
-                RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| e.to_string())?
-            };
-            let bits = key.size() * 8;
-            if bits < KEY_BITS {
-                return Err(format!("the RSA key has {bits} bits; OCI needs at least {KEY_BITS}"));
-            }
-            return Ok(Self::from_private(key));
-        }
-        if pem.contains("ENCRYPTED PRIVATE KEY") {
-            return Err("the key is encrypted with a passphrase, which woci does not support".into());
-        }
-        Err("no RSA private key PEM block found".into())
+        let (block, pkcs8) = rsa_block(pem)?;
+        let key = if pkcs8 {
+            RsaPrivateKey::from_pkcs8_pem(block).map_err(|e| e.to_string())?
+        } else {
+            RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| e.to_string())?
+        };
+        too_small(key.size() * 8)?;
+        Ok(Self::from_private(key))
     }
 
     /// Reads a key file; a damaged file is [`Error::CorruptFile`].
