@@ -282,7 +282,7 @@ fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) 
             exit::CONFIG,
             format!("the `key_file` of profile `{profile}`, `{}`, is a folder, not a key file", path.display()),
         ),
-        _ => match std::fs::read_to_string(path) {
+        _ => match crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unusable(
                 exit::CORRUPT_FILE,
                 format!(
