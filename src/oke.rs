@@ -202,13 +202,10 @@ pub(crate) fn exec_credential(token: &SecretString, now: SystemTime) -> SecretSt
 /// `datetime.utcnow().isoformat('T') + "Z"`: microseconds, omitted when zero (as Python does).
 fn python_utc_isoformat(t: SystemTime) -> String {
     let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    let (y, m, day) = crate::clock::civil_from_days(days);
-    let base = format!("{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}", rem / 3600, rem / 60 % 60, rem % 60);
+    let whole = crate::clock::fmt_utc(i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     match d.subsec_micros() {
-        0 => format!("{base}Z"),
-        us => format!("{base}.{us:06}Z"),
+        0 => whole,
+        us => format!("{}.{us:06}Z", whole.trim_end_matches('Z')),
     }
 }
 
