@@ -156,14 +156,10 @@ impl ProvenTemp {
         if !file.metadata().ok()?.is_file() {
             return None;
         }
-        let mut bytes = Vec::new();
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_SMALL_FILE + 1), &mut bytes).ok()?;
-        (bytes.len() as u64 <= MAX_SMALL_FILE && sha256_hex(&bytes) == self.digest).then_some(bytes)
+        let bytes = read_bounded_from(file, MAX_INPUT).ok()?;
+        (sha256_hex(&bytes) == self.digest).then_some(bytes)
     }
 }
-
-/// The most woci reads of a small private file (a refresh token, a rescued one).
-pub(crate) const MAX_SMALL_FILE: u64 = 1024 * 1024;
 
 /// Expands a leading `~` path component (`~` or `~/…`, not `~user`) to `home`, as `oci` and the
 /// shell do. The one expander for every path woci reads from flags, variables and files.
@@ -270,8 +266,13 @@ pub(crate) const MAX_INPUT: usize = 1024 * 1024;
 /// Reads `path`, at most `max` bytes: a longer file (or `/dev/zero`) is read no further and is an
 /// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound.
 pub(crate) fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
+    read_bounded_from(File::open(path)?, max)
+}
+
+/// All of `r`, or an error of kind `FileTooLarge` when it holds more than `max` bytes.
+pub(crate) fn read_bounded_from(r: impl Read, max: usize) -> std::io::Result<Vec<u8>> {
     let mut buf = Vec::new();
-    File::open(path)?.take(max as u64 + 1).read_to_end(&mut buf)?;
+    r.take(max as u64 + 1).read_to_end(&mut buf)?;
     if buf.len() > max {
         return Err(too_large(max));
     }
@@ -476,7 +477,7 @@ impl PrivateDir {
         Ok(Some(PrivateDir { fd, path: path.to_owned() }))
     }
 
-    /// Reads `name` (at most [`MAX_SMALL_FILE`] bytes) after checking it: a regular file, not a
+    /// Reads `name` (at most [`MAX_INPUT`] bytes) after checking it: a regular file, not a
     /// symbolic link, the user's, 0600 or stricter. `Ok(None)` when it does not exist; anything
     /// else that is wrong is an [`Error::Config`] naming it and the fix.
     pub(crate) fn read(&self, name: &str) -> Result<Option<Vec<u8>>> {
@@ -486,7 +487,6 @@ impl PrivateDir {
     pub(crate) fn read_as(&self, name: &str, uid: u32) -> Result<Option<Vec<u8>>> {
         use rustix::fs::{FileType, Mode, OFlags};
         use rustix::io::Errno;
-        use std::io::Read;
         let path = self.path.join(name);
         // O_NONBLOCK: opening a FIFO planted under the name must not hang.
         let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK;
@@ -501,15 +501,13 @@ impl PrivateDir {
             return Err(Error::Config(format!("`{}` is not a regular file: remove it", path.display())));
         }
         not_private(&path, st.st_uid, raw_mode(st.st_mode), uid, 0o600)?;
-        let mut bytes = Vec::new();
-        File::from(fd)
-            .take(MAX_SMALL_FILE + 1)
-            .read_to_end(&mut bytes)
-            .map_err(|e| Error::io("cannot read", &path, e))?;
-        if bytes.len() as u64 > MAX_SMALL_FILE {
-            return Err(Error::Config(format!("`{}` is larger than 1 MiB: remove it", path.display())));
+        match read_bounded_from(File::from(fd), MAX_INPUT) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                Err(Error::Config(format!("`{}` is larger than 1 MiB: remove it", path.display())))
+            }
+            Err(e) => Err(Error::io("cannot read", &path, e)),
         }
-        Ok(Some(bytes))
     }
 
     /// Atomically replaces `name` with `contents` (mode 0600), all relative to the checked
