@@ -140,6 +140,7 @@ pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
 pub struct BundleFile {
     dir: tempfile::TempDir,
     path: PathBuf,
+    pem: String,
 }
 
 /// Creates `path` (0600, never an existing file: the per-run folders are fresh) with `contents`.
@@ -162,7 +163,7 @@ impl BundleFile {
         let dir = private_dir(parent)?;
         let path = dir.path().join("ca-bundle.pem");
         // From here on, drop cleans up whatever exists.
-        let bundle = BundleFile { dir, path };
+        let bundle = BundleFile { dir, path, pem: pem.to_owned() };
         let file = write_new_private(&bundle.path, pem.as_bytes())?;
         file.sync_all().map_err(|e| Error::io("cannot write", &bundle.path, e))?;
         Ok(bundle)
@@ -171,6 +172,11 @@ impl BundleFile {
     /// The file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// What it holds (PEM).
+    pub fn pem(&self) -> &str {
+        &self.pem
     }
 
     /// The private folder holding it.

@@ -111,21 +111,13 @@ pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) ->
         );
         return Ok(None);
     }
-    let pem = std::fs::read(bundle).map_err(|e| Error::io("cannot read", bundle, e))?;
-    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut pem.as_slice())
+    let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut proxy.bundle.pem().as_bytes())
         .collect::<std::result::Result<_, _>>()
         .map_err(|e| Error::Other(format!("cannot read the certificates of `{}`: {e}", bundle.display())))?;
     let dir = super::ca::private_dir(parent)?;
     let (store, agent, args) =
         (dir.path().join("truststore.p12"), dir.path().join("jersey-warmup.jar"), dir.path().join("java.args"));
-    // `http://woci:<secret>@127.0.0.1:<port>`: the credentials, without copying them elsewhere.
-    let url = proxy.proxy_url();
-    let (username, secret) = url
-        .expose()
-        .strip_prefix("http://")
-        .and_then(|rest| rest.split_once('@'))
-        .and_then(|(credentials, _)| credentials.split_once(':'))
-        .ok_or_else(|| Error::Other("the proxy address has no credentials".into()))?;
+    let (username, secret) = (super::PROXY_USER, proxy.secret.expose());
     write_new_private(&store, &pkcs12::trust_store(&certs))?;
     write_new_private(&agent, &agent::jar())?;
     let text = zeroize::Zeroizing::new(argument_file(&agent, &store, proxy.addr(), username, secret));

@@ -237,6 +237,9 @@ pub(crate) async fn stopped(shutdown: &mut watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// The user name of the proxy's Basic credential (the per-run secret is the password).
+const PROXY_USER: &str = "woci";
+
 /// A running proxy. Dropping it stops the proxy and removes the CA bundle file too; prefer
 /// [`ProxyHandle::shutdown`], which also waits for the listener to stop.
 pub struct ProxyHandle {
@@ -283,7 +286,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         forwarder,
         upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy, ..Default::default() },
         token,
-        expected_credentials: format!("woci:{}", secret.expose()).into_bytes(),
+        expected_credentials: format!("{PROXY_USER}:{}", secret.expose()).into_bytes(),
         stats: Counters::default(),
         shutdown: shutdown_rx,
         gate: limits::Gate::new(cfg.limits),
@@ -304,7 +307,7 @@ impl ProxyHandle {
     /// The proxy URL with credentials, `http://woci:<secret>@127.0.0.1:<port>`. Holds the per-run
     /// secret: pass it to the child's environment only.
     pub fn proxy_url(&self) -> SecretString {
-        SecretString::new(format!("http://woci:{}@{}", self.secret.expose(), self.addr))
+        SecretString::new(format!("http://{PROXY_USER}:{}@{}", self.secret.expose(), self.addr))
     }
 
     /// The CA bundle file the child must trust (per-run CA + the roots it would otherwise use).
@@ -339,7 +342,7 @@ impl ProxyHandle {
         let mut env = ChildEnv::build(&facts, user_env)?;
         // The secret, and the whole Basic credential a client sends (`woci:` and all).
         use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("woci:{}", self.secret.expose()));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{}", self.secret.expose()));
         env.secrets.extend([self.secret.clone(), SecretString::new(basic)]);
         Ok(env)
     }
