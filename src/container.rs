@@ -14,6 +14,7 @@
 //! at its own path so that absolute host paths already in the config keep working in the container.
 
 use crate::error::{Error, Result};
+use crate::proxy::child_env::{CONTAINER_VARS, REMOVED_VARS};
 use crate::proxy::ChildEnv;
 use crate::settings::{ContainerConfig, Env, RuntimeKind, CONTAINER_HOME, CONTAINER_OCI_DIR};
 use std::ffi::{OsStr, OsString};
@@ -86,18 +87,11 @@ fn current_user() -> Option<(u32, u32)> {
     None
 }
 
-/// The variables [`attach_proxy`] sets; the user's own `-e` for them would fight the proxy's.
-const PROXY_VARS: [&str; 9] = [
-    "HTTPS_PROXY",
-    "https_proxy",
-    "REQUESTS_CA_BUNDLE",
-    "SSL_CERT_FILE",
-    "CURL_CA_BUNDLE",
-    "NODE_EXTRA_CA_CERTS",
-    "OCI_CLI_CERT_BUNDLE",
-    "NO_PROXY",
-    "no_proxy",
-];
+/// The variables [`attach_proxy`] sets or removes; the user's own `-e` for them would fight the
+/// proxy's.
+fn is_proxy_var(name: &str) -> bool {
+    CONTAINER_VARS.contains(&name) || REMOVED_VARS.contains(&name)
+}
 
 /// The `RUNTIME run …` arguments that run `oci` with `oci_args` in the container.
 pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
@@ -136,7 +130,7 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     a.push("-e".into());
     a.push(format!("HOME={CONTAINER_HOME}").into());
     for k in &host.oci_env {
-        if !(host.proxied && PROXY_VARS.contains(&k.as_str())) {
+        if !(host.proxied && is_proxy_var(k)) {
             a.push("-e".into());
             a.push(k.into());
         }
@@ -149,7 +143,7 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     while let Some(arg) = user.next() {
         if host.proxied {
             if let Some(name) = env_option_name(arg, user.clone().next()) {
-                if PROXY_VARS.contains(&name.as_str()) {
+                if is_proxy_var(&name) {
                     tracing::warn!(
                         "`oci_container_args` sets `{name}`, which --auto-refresh sets for its proxy; ignoring it"
                     );
@@ -252,13 +246,7 @@ pub(crate) fn attach_proxy(
             }
         }
     }
-    let mut names: Vec<OsString> = Vec::new();
     for (k, _) in proxy.container_vars() {
-        if !names.contains(&k) {
-            names.push(k);
-        }
-    }
-    for k in names {
         add.push("-e".into());
         add.push(k);
     }

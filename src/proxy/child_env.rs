@@ -51,11 +51,7 @@ impl ChildEnv {
     /// The variables a container run gets (by name): the proxy and CA ones only, since the Node
     /// preload and a Go bundle live in the host's private folder, which the container does not see.
     pub fn container_vars(&self) -> Vec<(OsString, OsString)> {
-        self.set
-            .iter()
-            .filter(|(k, _)| k == "HTTPS_PROXY" || k == "https_proxy" || CA_VARS.iter().any(|c| k == c))
-            .cloned()
-            .collect()
+        self.set.iter().filter(|(k, _)| CONTAINER_VARS.iter().any(|c| k == c)).cloned().collect()
     }
 }
 
@@ -72,24 +68,36 @@ pub struct ProxyFacts<'a> {
     pub private_dir: &'a Path,
 }
 
-/// The CA variables pointed at the bundle. `OCI_CLI_CERT_BUNDLE` because the CLI prefers it over
-/// `REQUESTS_CA_BUNDLE`; `OCI_DEFAULT_CERTS_PATH` is handled apart (it replaces a root pool).
-const CA_VARS: [&str; 5] =
-    ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "CURL_CA_BUNDLE", "NODE_EXTRA_CA_CERTS", "OCI_CLI_CERT_BUNDLE"];
-
-/// `HTTPS_PROXY`/`https_proxy` (the URL with the secret) and the CA variables (the bundle): what
-/// every child of the proxy gets, a container's too.
-pub fn base_vars(url: &SecretString, ca_bundle: &Path) -> Vec<(OsString, OsString)> {
-    let mut set: Vec<(OsString, OsString)> =
-        ["HTTPS_PROXY", "https_proxy"].iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
-    set.extend(CA_VARS.iter().map(|k| (OsString::from(k), ca_bundle.as_os_str().to_owned())));
-    set
-}
+/// The proxy variables (the URL with the secret), then the CA variables pointed at the bundle:
+/// what every child of the proxy gets, a container's too. `OCI_CLI_CERT_BUNDLE` because the CLI
+/// prefers it over `REQUESTS_CA_BUNDLE`; `OCI_DEFAULT_CERTS_PATH` is handled apart (it replaces a
+/// root pool).
+pub(crate) const CONTAINER_VARS: [&str; 7] = [
+    "HTTPS_PROXY",
+    "https_proxy",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "OCI_CLI_CERT_BUNDLE",
+];
 
 /// `NO_PROXY`/`no_proxy`: a bypassed OCI host would miss the re-signing (the proxy applies the
 /// user's list to its upstream connections itself).
+pub(crate) const REMOVED_VARS: [&str; 2] = ["NO_PROXY", "no_proxy"];
+
+/// [`CONTAINER_VARS`] with their values.
+pub fn base_vars(url: &SecretString, ca_bundle: &Path) -> Vec<(OsString, OsString)> {
+    let (proxy, ca) = CONTAINER_VARS.split_at(2);
+    let mut set: Vec<(OsString, OsString)> =
+        proxy.iter().map(|k| (OsString::from(k), OsString::from(url.expose()))).collect();
+    set.extend(ca.iter().map(|k| (OsString::from(k), ca_bundle.as_os_str().to_owned())));
+    set
+}
+
+/// [`REMOVED_VARS`].
 pub fn removals() -> Vec<OsString> {
-    vec!["NO_PROXY".into(), "no_proxy".into()]
+    REMOVED_VARS.iter().map(OsString::from).collect()
 }
 
 impl ChildEnv {
@@ -191,7 +199,7 @@ mod tests {
         assert_eq!(get(&env, "HTTPS_PROXY"), Some("http://woci:s3cret@127.0.0.1:9"));
         assert_eq!(get(&env, "https_proxy"), Some("http://woci:s3cret@127.0.0.1:9"));
         let bundle = f.bundle.to_str().unwrap();
-        for k in CA_VARS.iter().chain(&["OCI_DEFAULT_CERTS_PATH"]) {
+        for k in CONTAINER_VARS[2..].iter().chain(&["OCI_DEFAULT_CERTS_PATH"]) {
             assert_eq!(get(&env, k), Some(bundle), "{k}");
         }
         assert_eq!(get(&env, "NODE_USE_ENV_PROXY"), Some("1"));
