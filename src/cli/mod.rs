@@ -277,8 +277,8 @@ const RULES: &str = "\
 How arguments are split:
   - woci's own options above are recognized anywhere before `--`, as `--opt value` or `--opt=value`.
   - Names that oci commands also use (--client-id, --client-secret, --scope, --log-level, --json,
-    --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only before the first
-    oci word (the first argument that is neither an option nor an option's value); after it they
+    --all, --prompt, --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only
+    before the first oci word (the first argument that is neither an option nor an option's value); after it they
     go to oci. `--debug` there is also passed on to oci.
   - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program
     and its arguments). A `--` after the first oci word is itself passed on to oci.

@@ -526,3 +526,13 @@ fn with_profile_replaces_every_profile_value_and_nothing_else() {
     let Command::Oci(args) = inv.command else { panic!() };
     assert_eq!(read_oci_view(&with_profile(&args, "B")).unwrap().profile.as_deref(), Some("B"));
 }
+
+/// The help's list of shared names is written by hand: it names every option that is woci's
+/// only before the first oci word.
+#[test]
+fn the_help_names_every_leading_option() {
+    let rules: String = RULES.split_whitespace().collect::<Vec<_>>().join(" ");
+    for o in options().filter(|o| o.scope == Scope::Leading) {
+        assert!(rules.contains(&format!("--{}", o.long)), "`--{}` is missing from RULES", o.long);
+    }
+}
