@@ -24,53 +24,11 @@ use std::time::{Duration, SystemTime};
 const REFRESH_TOKEN: &str = "refresh_token";
 
 /// File name of the key woci creates.
-pub(crate) const KEY_FILE: &str = "oci_api_key.pem";
+const KEY_FILE: &str = "oci_api_key.pem";
 /// File name of the public key woci writes beside it.
-pub(crate) const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
+const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
 /// The Python woci's key file name, honoured when present.
-pub(crate) const PY_WOCI_KEY_FILE: &str = "private_key.pem";
-
-/// A `key_file` the OCI config names must exist: a missing one is an error, never silently
-/// replaced by a new key (which would also rewrite the config's `key_file` and `fingerprint`).
-pub(crate) fn require_configured_key(path: &Path, profile: &str) -> Result<()> {
-    if path.is_file() {
-        return Ok(());
-    }
-    if path.is_dir() {
-        return Err(Error::Config(format!(
-            "the `key_file` of profile `{profile}` in the OCI config, `{}`, is a folder, not a key file; set \
-             `key_file` to the PEM file in it, or delete the `key_file` line so that woci creates a new key",
-            path.display()
-        )));
-    }
-    Err(Error::Config(format!(
-        "the `key_file` of profile `{profile}` in the OCI config, `{}`, does not exist; restore it, or delete the \
-         `key_file` line so that woci creates a new key",
-        path.display()
-    )))
-}
-
-/// Warns (once per call, one line) about a private key that group or others can read. woci warns
-/// rather than refuses, like the `oci` CLI, because such keys are common and still work; the
-/// fix is in the message.
-pub(crate) fn warn_if_readable_by_others(path: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = std::fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                tracing::warn!(
-                    "private key `{}` is readable by other users (mode {mode:o}); run `chmod 600 {}`",
-                    path.display(),
-                    path.display()
-                );
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = path;
-}
+const PY_WOCI_KEY_FILE: &str = "private_key.pem";
 
 /// The session folder of one profile.
 #[derive(Debug, Clone)]
@@ -106,6 +64,9 @@ pub enum InterruptedRotation {
     /// has probably spent the stored one.
     Incomplete(PathBuf),
 }
+
+/// The refresh token a renewal reads: where from, its bytes, and whether it is a rescued one.
+type Source = (PathBuf, Vec<u8>, bool);
 
 impl SessionStore {
     /// The store of `profile` under `home/.oci/sessions`.
@@ -154,35 +115,28 @@ impl SessionStore {
         self.dir.join(REFRESH_TOKEN)
     }
 
-    /// When the IdP said the refresh token expires (unix seconds, not a secret). A file of its own
-    /// so `refresh_token` keeps the Python woci's format.
-    pub fn refresh_token_expiry_path(&self) -> PathBuf {
+    /// `refresh_token.expires`: when the IdP said the refresh token expires (unix seconds, not a
+    /// secret). A file of its own so `refresh_token` keeps the Python woci's format.
+    fn refresh_token_expiry_path(&self) -> PathBuf {
         self.dir.join("refresh_token.expires")
     }
 
     /// Records (or, with `None`, forgets) the refresh token's expiry.
     pub fn write_refresh_token_expiry(&self, unix: Option<i64>) -> Result<()> {
         let path = self.refresh_token_expiry_path();
-        match unix {
-            Some(t) => {
-                self.ensure_dir()?;
-                fsutil::write_atomic(&path, t.to_string().as_bytes())
-            }
-            None => match std::fs::remove_file(&path) {
+        let Some(t) = unix else {
+            return match std::fs::remove_file(&path) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("cannot remove", path, e)),
                 _ => Ok(()),
-            },
-        }
+            };
+        };
+        self.ensure_dir()?;
+        fsutil::write_atomic(&path, t.to_string().as_bytes())
     }
 
     /// The recorded refresh token expiry, if any (an unreadable record counts as none).
     pub fn refresh_token_expiry(&self) -> Option<i64> {
         std::fs::read_to_string(self.refresh_token_expiry_path()).ok()?.trim().parse().ok()
-    }
-
-    /// `.lock`, the renewal lock.
-    pub fn lock_path(&self) -> PathBuf {
-        self.dir.join(".lock")
     }
 
     /// `woci_refresh.pid` (same name as the Python woci).
@@ -210,13 +164,11 @@ impl SessionStore {
     /// it points), and `~/.oci` or `~/.oci/sessions` writable by every user (they could swap the
     /// folder or the config), as ssh refuses such a `~/.ssh` (world-writable; see below). Both are [`Error::Config`] (exit 2).
     pub fn check_safe(&self) -> Result<()> {
-        if let Ok(meta) = std::fs::symlink_metadata(&self.dir) {
-            if meta.file_type().is_symlink() {
-                return Err(Error::Config(format!(
-                    "session folder `{}` is a symbolic link; woci does not follow it: replace it with a real folder",
-                    self.dir.display()
-                )));
-            }
+        if std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.file_type().is_symlink()) {
+            return Err(Error::Config(format!(
+                "session folder `{}` is a symbolic link; woci does not follow it: replace it with a real folder",
+                self.dir.display()
+            )));
         }
         #[cfg(unix)]
         for folder in self.dir.ancestors().skip(1).take(2) {
@@ -237,25 +189,38 @@ impl SessionStore {
         Ok(())
     }
 
-    /// Takes the per-profile renewal lock (waits at most `timeout`).
-    pub fn lock(&self, timeout: Duration) -> Result<FileLock> {
+    /// Takes the per-profile renewal lock `.lock` (waits at most `timeout`), also saying whether
+    /// another process held it first.
+    pub fn lock(&self, timeout: Duration) -> Result<(FileLock, bool)> {
         self.ensure_dir()?;
-        FileLock::acquire(&self.lock_path(), timeout)
-    }
-
-    /// [`Self::lock`], also saying whether another process held it first.
-    pub fn lock_noting_wait(&self, timeout: Duration) -> Result<(FileLock, bool)> {
-        self.ensure_dir()?;
-        FileLock::acquire_noting_wait(&self.lock_path(), timeout)
+        FileLock::acquire_noting_wait(&self.dir.join(".lock"), timeout)
     }
 
     /// Tidies up after a killed woci. Call with the renewal lock held. First rolls an interrupted
-    /// refresh-token rotation forward ([`Self::interrupted_rotation`]: a complete one is put in
+    /// refresh-token rotation forward ([`Self::refresh_token_state`]: a complete one is put in
     /// place, an incomplete one is kept until a new refresh token is stored, since it tells that
     /// the stored one was probably spent); then removes the other temp files of atomic writes
     /// (`.<name>.<pid>.<rand>.tmp` whose pid is gone).
     pub fn sweep_stray_temp_files(&self) {
-        self.complete_interrupted_rotation();
+        if let Some((InterruptedRotation::Complete(tmp), _)) = self.pending_rotation(true) {
+            match std::fs::rename(&tmp, self.refresh_token_path()) {
+                Ok(()) => {
+                    if let Ok(d) = std::fs::File::open(&self.dir) {
+                        let _ = d.sync_all();
+                    }
+                    // The recorded expiry was the spent refresh token's.
+                    let _ = self.write_refresh_token_expiry(None);
+                    tracing::info!(
+                        "completed the refresh-token rotation that an interrupted woci left in `{}`",
+                        tmp.display()
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!("cannot complete the interrupted refresh-token rotation in `{}`: {e}", tmp.display())
+                }
+            }
+        }
+        self.drop_superseded_rotations();
         let Ok(entries) = std::fs::read_dir(&self.dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name();
@@ -272,14 +237,9 @@ impl SessionStore {
     }
 
     /// A rotated refresh token that a killed woci left in its temp file and that is newer than
-    /// `refresh_token` (temp files of running writers are not looked at). No file is changed.
-    pub fn interrupted_rotation(&self) -> Option<InterruptedRotation> {
-        self.pending_rotation(false).map(|(r, _)| r)
-    }
-
-    /// [`Self::interrupted_rotation`] with the complete token's bytes; `with_live`: also temp
-    /// files whose writer's pid exists (under the lock every other writer is gone, whatever
-    /// process has its pid now).
+    /// `refresh_token` (temp files of running writers are not looked at), with the complete
+    /// token's bytes; `with_live`: also temp files whose writer's pid exists (under the lock every
+    /// other writer is gone, whatever process has its pid now). No file is changed.
     fn pending_rotation(&self, with_live: bool) -> Option<(InterruptedRotation, Option<Vec<u8>>)> {
         let own = std::process::id();
         let stored = modified(&self.refresh_token_path());
@@ -300,30 +260,6 @@ impl SessionStore {
         incomplete.map(|p| (InterruptedRotation::Incomplete(p), None))
     }
 
-    /// Under the lock: renames a complete interrupted rotation into `refresh_token`, then removes
-    /// the rotation temp files that `refresh_token` supersedes.
-    fn complete_interrupted_rotation(&self) {
-        if let Some((InterruptedRotation::Complete(tmp), _)) = self.pending_rotation(true) {
-            match std::fs::rename(&tmp, self.refresh_token_path()) {
-                Ok(()) => {
-                    if let Ok(d) = std::fs::File::open(&self.dir) {
-                        let _ = d.sync_all();
-                    }
-                    // The recorded expiry was the spent refresh token's.
-                    let _ = self.write_refresh_token_expiry(None);
-                    tracing::info!(
-                        "completed the refresh-token rotation that an interrupted woci left in `{}`",
-                        tmp.display()
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!("cannot complete the interrupted refresh-token rotation in `{}`: {e}", tmp.display())
-                }
-            }
-        }
-        self.drop_superseded_rotations();
-    }
-
     /// Removes the rotation temp files of other processes that are not newer than `refresh_token`.
     fn drop_superseded_rotations(&self) {
         let Some(stored) = modified(&self.refresh_token_path()) else { return };
@@ -336,17 +272,14 @@ impl SessionStore {
     }
 
     /// `.last_failure`, beside the lock: the last renewal failure, for callers that waited on it.
-    pub fn failure_path(&self) -> PathBuf {
+    fn failure_path(&self) -> PathBuf {
         self.dir.join(".last_failure")
     }
 
     /// Records a failed renewal (best effort: a failure to record is only logged).
     pub fn record_failure(&self, record: &FailureRecord) {
-        let write = || -> Result<()> {
-            let json = serde_json::to_vec(record).map_err(|e| Error::Other(e.to_string()))?;
-            fsutil::write_atomic(&self.failure_path(), &json)
-        };
-        if let Err(e) = write() {
+        let json = serde_json::to_vec(record).expect("a FailureRecord serializes");
+        if let Err(e) = fsutil::write_atomic(&self.failure_path(), &json) {
             tracing::debug!("cannot record the renewal failure: {e}");
         }
     }
@@ -395,32 +328,22 @@ impl SessionStore {
     /// the other folders are removed, so the newest is the only one.
     pub fn write_rescue(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<PathBuf> {
         let sealed = self.seal(token, passphrase);
-        let name = self.rescue_name();
-        let mut written = None;
-        let mut last_error = None;
         let dirs = self.rescue_dirs();
+        let mut last_error = Error::Other("no rescue folder".into());
         for dir in &dirs {
-            let result = fsutil::PrivateDir::open(dir, true).and_then(|d| match d {
-                Some(d) => d.write_atomic(&name, sealed.expose().as_bytes()),
+            let written = fsutil::PrivateDir::open(dir, true).and_then(|d| match d {
+                Some(d) => d.write_atomic(&self.rescue_name(), sealed.expose().as_bytes()),
                 None => Err(Error::Other(format!("`{}` vanished", dir.display()))),
             });
-            match result {
+            match written {
                 Ok(path) => {
-                    written = Some((dir, path));
-                    break;
+                    self.remove_rescues(&dirs, Some(dir));
+                    return Ok(path);
                 }
-                Err(e) => last_error = Some(e),
+                Err(e) => last_error = e,
             }
         }
-        let Some((kept_in, path)) = written else {
-            return Err(last_error.unwrap_or_else(|| Error::Other("no rescue folder".into())));
-        };
-        for dir in dirs.iter().filter(|d| *d != kept_in) {
-            if let Ok(Some(d)) = fsutil::PrivateDir::open(dir, false) {
-                let _ = d.remove(&name);
-            }
-        }
-        Ok(path)
+        Err(last_error)
     }
 
     /// The rescued refresh token, if a private rescue folder holds a non-empty one that passes
@@ -429,10 +352,7 @@ impl SessionStore {
     fn find_rescue(&self) -> Option<(PathBuf, Vec<u8>)> {
         let name = self.rescue_name();
         for dir in self.rescue_dirs() {
-            let found = fsutil::PrivateDir::open(&dir, false).and_then(|d| match d {
-                Some(d) => d.read(&name),
-                None => Ok(None),
-            });
+            let found = fsutil::PrivateDir::open(&dir, false).and_then(|d| d.map_or(Ok(None), |d| d.read(&name)));
             let path = dir.join(&name);
             match found {
                 Ok(Some(bytes)) if !String::from_utf8_lossy(&bytes).trim().is_empty() => {
@@ -449,12 +369,11 @@ impl SessionStore {
         None
     }
 
-    /// Removes the rescued copies (the session folder holds a newer refresh token now).
-    fn remove_rescues(&self) {
-        let name = self.rescue_name();
-        for dir in self.rescue_dirs() {
-            if let Ok(Some(d)) = fsutil::PrivateDir::open(&dir, false) {
-                let _ = d.remove(&name);
+    /// Removes the rescued copies in `dirs` but the one in `kept_in`.
+    fn remove_rescues(&self, dirs: &[PathBuf], kept_in: Option<&PathBuf>) {
+        for dir in dirs.iter().filter(|d| Some(*d) != kept_in) {
+            if let Ok(Some(d)) = fsutil::PrivateDir::open(dir, false) {
+                let _ = d.remove(&self.rescue_name());
             }
         }
     }
@@ -472,11 +391,6 @@ impl SessionStore {
         Ok(Some((SecretString::from(token), claims)))
     }
 
-    /// Reads this profile's `token`.
-    pub fn read_token(&self) -> Result<Option<(SecretString, UpstClaims)>> {
-        Self::read_token_at(&self.token_path())
-    }
-
     /// Writes `token` atomically, without a trailing newline (readers do not strip it).
     pub fn write_token(&self, token: &SecretString) -> Result<()> {
         self.ensure_dir()?;
@@ -485,18 +399,25 @@ impl SessionStore {
 
     /// The key pair to bind UPSTs to: the profile's configured `key_file` if it exists, else the
     /// Python woci's `private_key.pem`, else `oci_api_key.pem`, created on first use. Returns the
-    /// key and its path. A damaged key file is an error, never silently replaced.
+    /// key and its path. A damaged key file is an error, never silently replaced; nor is a missing
+    /// configured one (which would also rewrite the config's `key_file` and `fingerprint`).
     pub fn load_or_create_key(&self, configured: Option<&Path>) -> Result<(KeyPair, PathBuf)> {
-        if let Some(path) = configured {
-            require_configured_key(path, &self.profile)?;
+        if let Some(path) = configured.filter(|p| !p.is_file()) {
+            let (what, fix) = match path.is_dir() {
+                true => ("is a folder, not a key file", "set `key_file` to the PEM file in it"),
+                false => ("does not exist", "restore it"),
+            };
+            return Err(Error::Config(format!(
+                "the `key_file` of profile `{}` in the OCI config, `{}`, {what}; {fix}, or delete the `key_file` \
+                 line so that woci creates a new key",
+                self.profile,
+                path.display()
+            )));
         }
-        let candidates = configured.map(Path::to_path_buf).into_iter().chain(self.own_key_files());
-        for path in candidates {
-            if path.is_file() {
-                let key = KeyPair::load(&path)?;
-                warn_if_readable_by_others(&path);
-                return Ok((key, path));
-            }
+        if let Some(path) = configured.map(Path::to_path_buf).or_else(|| self.own_key_files().find(|f| f.is_file())) {
+            let key = KeyPair::load(&path)?;
+            warn_if_readable_by_others(&path);
+            return Ok((key, path));
         }
         self.ensure_dir()?;
         let key = KeyPair::generate()?;
@@ -509,50 +430,40 @@ impl SessionStore {
 
     /// The session folder's key file that [`Self::load_or_create_key`] would load, if any.
     pub fn own_key_file(&self) -> Option<PathBuf> {
-        self.own_key_files().into_iter().find(|f| f.exists())
+        self.own_key_files().find(|f| f.exists())
     }
 
     /// The session folder's key files, in the order they are used: the Python woci's, then woci's.
-    fn own_key_files(&self) -> [PathBuf; 2] {
-        [self.dir.join(PY_WOCI_KEY_FILE), self.dir.join(KEY_FILE)]
+    fn own_key_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
+        [PY_WOCI_KEY_FILE, KEY_FILE].into_iter().map(|f| self.dir.join(f))
     }
 
-    /// The refresh token the next renewal reads, as bytes, and where from: a rescued one, else a
-    /// complete interrupted rotation (not yet put in place), else `refresh_token`.
-    fn refresh_token_source(&self) -> Result<Option<(RefreshTokenSource, PathBuf, Vec<u8>)>> {
-        if let Some((path, bytes)) = self.find_rescue() {
-            return Ok(Some((RefreshTokenSource::Rescue, path, bytes)));
-        }
-        self.source_after(self.pending_rotation(false))
-    }
-
-    /// The refresh token in the session folder, given what [`Self::pending_rotation`] found.
-    fn source_after(
-        &self,
-        pending: Option<(InterruptedRotation, Option<Vec<u8>>)>,
-    ) -> Result<Option<(RefreshTokenSource, PathBuf, Vec<u8>)>> {
-        if let Some((InterruptedRotation::Complete(path), Some(bytes))) = pending {
-            return Ok(Some((RefreshTokenSource::Rotation, path, bytes)));
-        }
-        let path = self.refresh_token_path();
-        Ok(fsutil::read_optional(&path)?.map(|bytes| (RefreshTokenSource::Stored, path, bytes)))
-    }
-
-    /// Whether a refresh token is stored, and how.
-    pub fn refresh_token_state(&self) -> Result<RefreshTokenState> {
-        Ok(state_of(self.refresh_token_source()?))
-    }
-
-    /// [`Self::refresh_token_state`] and [`Self::interrupted_rotation`] from one look at the
-    /// folder (what every call's facts need).
-    pub fn refresh_token_state_and_rotation(&self) -> Result<(RefreshTokenState, Option<InterruptedRotation>)> {
-        let pending = self.pending_rotation(false);
-        let rotation = pending.as_ref().map(|(r, _)| r.clone());
-        let source = match self.find_rescue() {
-            Some((path, bytes)) => Some((RefreshTokenSource::Rescue, path, bytes)),
-            None => self.source_after(pending)?,
+    /// The refresh token the next renewal reads (a rescued one, else a complete interrupted
+    /// rotation not yet put in place, else `refresh_token`), and the interrupted rotation found.
+    fn refresh_token_source(&self) -> Result<(Option<Source>, Option<InterruptedRotation>)> {
+        let (rotation, rotated) = self.pending_rotation(false).unzip();
+        let source = match (self.find_rescue(), &rotation, rotated.flatten()) {
+            (Some((path, bytes)), ..) => Some((path, bytes, true)),
+            (None, Some(InterruptedRotation::Complete(path)), Some(bytes)) => Some((path.clone(), bytes, false)),
+            _ => {
+                let path = self.refresh_token_path();
+                fsutil::read_optional(&path)?.map(|bytes| (path, bytes, false))
+            }
         };
-        Ok((state_of(source), rotation))
+        Ok((source, rotation))
+    }
+
+    /// Whether a refresh token is stored, and how; and a refresh-token rotation a killed woci
+    /// left, newer than `refresh_token` (from one look at the folder).
+    pub fn refresh_token_state(&self) -> Result<(RefreshTokenState, Option<InterruptedRotation>)> {
+        let (source, rotation) = self.refresh_token_source()?;
+        let text = source.as_ref().map(|(_, b, _)| String::from_utf8_lossy(b));
+        let state = match text {
+            Some(t) if crypto::is_envelope(&t) => RefreshTokenState::Encrypted,
+            Some(t) if !t.trim().is_empty() => RefreshTokenState::Plain,
+            _ => RefreshTokenState::Absent,
+        };
+        Ok((state, rotation))
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -581,10 +492,10 @@ impl SessionStore {
         passphrase: Option<&SecretString>,
         move_back: bool,
     ) -> Result<Option<SecretString>> {
-        let Some((source, path, bytes)) = self.refresh_token_source()? else { return Ok(None) };
+        let (Some((path, bytes, rescued)), _) = self.refresh_token_source()? else { return Ok(None) };
         let token = parse_refresh_token(&path, &bytes, passphrase)?;
         if move_back
-            && source == RefreshTokenSource::Rescue
+            && rescued
             && token.is_some()
             && self.ensure_dir().and_then(|()| self.store_refresh_token_bytes(&bytes)).is_ok()
         {
@@ -613,16 +524,12 @@ impl SessionStore {
     /// The refresh token as stored: encrypted when a non-empty passphrase is given (with the key
     /// [`Self::read_refresh_token`] derived, when it is for this passphrase).
     fn seal(&self, token: &SecretString, passphrase: Option<&SecretString>) -> SecretString {
-        match passphrase {
-            Some(p) if !p.expose().is_empty() => {
-                let sealer = self.sealer.lock().unwrap_or_else(|e| e.into_inner());
-                SecretString::from(match sealer.as_ref().filter(|s| s.is_for(p)) {
-                    Some(s) => s.seal(token),
-                    None => crypto::seal(token, p),
-                })
-            }
-            _ => token.clone(),
-        }
+        let Some(p) = passphrase.filter(|p| !p.expose().is_empty()) else { return token.clone() };
+        let sealer = self.sealer.lock().unwrap_or_else(|e| e.into_inner());
+        SecretString::from(match sealer.as_ref().filter(|s| s.is_for(p)) {
+            Some(s) => s.seal(token),
+            None => crypto::seal(token, p),
+        })
     }
 
     /// Writes `refresh_token` (a proven atomic write), then drops what it supersedes: older
@@ -630,20 +537,9 @@ impl SessionStore {
     fn store_refresh_token_bytes(&self, bytes: &[u8]) -> Result<()> {
         fsutil::write_atomic_proven(&self.refresh_token_path(), bytes)?;
         self.drop_superseded_rotations();
-        self.remove_rescues();
+        self.remove_rescues(&self.rescue_dirs(), None);
         Ok(())
     }
-}
-
-/// Where the refresh token a renewal reads comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RefreshTokenSource {
-    /// A rescue file.
-    Rescue,
-    /// A complete interrupted rotation.
-    Rotation,
-    /// `refresh_token`.
-    Stored,
 }
 
 /// A refresh token file's contents: plain, or an envelope opened with `passphrase`.
@@ -669,6 +565,26 @@ fn parse_refresh_token(path: &Path, bytes: &[u8], passphrase: Option<&SecretStri
         });
     };
     crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
+}
+
+/// Warns (once per call, one line) about a private key that group or others can read. woci warns
+/// rather than refuses, like the `oci` CLI, because such keys are common and still work; the
+/// fix is in the message.
+fn warn_if_readable_by_others(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777);
+        if mode & 0o077 != 0 {
+            tracing::warn!(
+                "private key `{}` is readable by other users (mode {mode:o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
 }
 
 /// When `path` (not followed through a symbolic link) was last written.
@@ -707,16 +623,6 @@ impl FailureRecord {
     }
 }
 
-/// How a refresh token found by `refresh_token_source` is stored.
-fn state_of(source: Option<(RefreshTokenSource, PathBuf, Vec<u8>)>) -> RefreshTokenState {
-    match source {
-        None => RefreshTokenState::Absent,
-        Some((_, _, b)) if String::from_utf8_lossy(&b).trim().is_empty() => RefreshTokenState::Absent,
-        Some((_, _, b)) if crypto::is_envelope(&String::from_utf8_lossy(&b)) => RefreshTokenState::Encrypted,
-        Some(_) => RefreshTokenState::Plain,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -743,11 +649,11 @@ mod tests {
     fn token_round_trip_without_newline() {
         let home = tempfile::tempdir().unwrap();
         let s = SessionStore::new(home.path(), "P").unwrap();
-        assert!(s.read_token().unwrap().is_none());
+        assert!(SessionStore::read_token_at(&s.token_path()).unwrap().is_none());
         s.write_token(&SecretString::from(upst(5))).unwrap();
         let raw = std::fs::read(s.token_path()).unwrap();
         assert!(!raw.ends_with(b"\n"));
-        assert_eq!(s.read_token().unwrap().unwrap().1.exp, 5);
+        assert_eq!(SessionStore::read_token_at(&s.token_path()).unwrap().unwrap().1.exp, 5);
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -762,7 +668,7 @@ mod tests {
         let s = SessionStore::new(home.path(), "P").unwrap();
         s.ensure_dir().unwrap();
         std::fs::write(s.token_path(), "garbage").unwrap();
-        let e = s.read_token().unwrap_err();
+        let e = SessionStore::read_token_at(&s.token_path()).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::CORRUPT_FILE);
         assert_eq!(std::fs::read_to_string(s.token_path()).unwrap(), "garbage");
     }
@@ -851,9 +757,9 @@ mod tests {
     fn plain_refresh_token_round_trip() {
         let home = tempfile::tempdir().unwrap();
         let s = SessionStore::new(home.path(), "P").unwrap();
-        assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Absent);
+        assert_eq!(s.refresh_token_state().unwrap().0, RefreshTokenState::Absent);
         s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-        assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Plain);
+        assert_eq!(s.refresh_token_state().unwrap().0, RefreshTokenState::Plain);
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-1");
     }
 
@@ -898,7 +804,7 @@ mod tests {
         s.write_refresh_token_expiry(Some(1_900_000_000)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let tmp = leave_rotation(&s, DEAD, "rt-new", "rt-new");
-        assert_eq!(s.interrupted_rotation(), Some(InterruptedRotation::Complete(tmp.clone())));
+        assert_eq!(s.refresh_token_state().unwrap().1, Some(InterruptedRotation::Complete(tmp.clone())));
         // Read without the lock (`--status`): the token the next call will use.
         assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-old", "peeking changes nothing");
@@ -906,7 +812,7 @@ mod tests {
         assert!(!tmp.exists());
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-new");
         assert_eq!(s.refresh_token_expiry(), None, "the old token's expiry is forgotten");
-        assert_eq!(s.interrupted_rotation(), None);
+        assert_eq!(s.refresh_token_state().unwrap().1, None);
     }
 
     #[test]
@@ -915,14 +821,14 @@ mod tests {
         s.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let tmp = leave_rotation(&s, DEAD, "rt-new-and-long", "rt-new");
-        assert_eq!(s.interrupted_rotation(), Some(InterruptedRotation::Incomplete(tmp.clone())));
+        assert_eq!(s.refresh_token_state().unwrap().1, Some(InterruptedRotation::Incomplete(tmp.clone())));
         s.sweep_stray_temp_files();
         assert!(tmp.exists(), "kept: it tells that the stored refresh token was probably spent");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-old", "never adopted");
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-old");
         s.write_refresh_token(&SecretString::from("rt-after-login"), None).unwrap();
         assert!(!tmp.exists());
-        assert_eq!(s.interrupted_rotation(), None);
+        assert_eq!(s.refresh_token_state().unwrap().1, None);
     }
 
     #[test]
@@ -936,11 +842,11 @@ mod tests {
         let older = leave_rotation(&s, DEAD, "rt-older", "rt-older");
         let past = std::fs::File::options().write(true).open(&older).unwrap();
         past.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)).unwrap();
-        assert_eq!(s.interrupted_rotation(), None);
+        assert_eq!(s.refresh_token_state().unwrap().1, None);
         // A renewal writing right now (a live pid, not this process).
         let live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let writing = leave_rotation(&s, live.id(), "rt-next", "rt-n");
-        assert_eq!(s.interrupted_rotation(), None);
+        assert_eq!(s.refresh_token_state().unwrap().1, None);
         s.sweep_stray_temp_files();
         assert!(!older.exists(), "the superseded one is swept");
         let mut live = live;
@@ -993,7 +899,7 @@ mod tests {
     fn assert_ignored(s: &SessionStore, planted: &Path, why: &str) {
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-mine", "{why}: never adopted");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-mine", "{why}: never moved in");
-        assert_eq!(s.refresh_token_state().unwrap(), RefreshTokenState::Plain, "{why}");
+        assert_eq!(s.refresh_token_state().unwrap().0, RefreshTokenState::Plain, "{why}");
         assert!(std::fs::symlink_metadata(planted).is_ok(), "{why}: left for the user to remove");
     }
 

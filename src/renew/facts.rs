@@ -185,7 +185,7 @@ impl<'s> SessionFacts<'s> {
             Err(Error::CorruptFile { reason, .. }) => TokenInput::Corrupt(reason),
             Err(e) => return Err(e),
         };
-        let (state, rotation) = store.refresh_token_state_and_rotation()?;
+        let (state, rotation) = store.refresh_token_state()?;
         let passphrase = match &settings.mode {
             RenewMode::Login(c) => match &c.passphrase {
                 PassphraseSource::None => PassphraseInput::None,

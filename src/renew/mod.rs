@@ -176,7 +176,7 @@ impl Renewer {
         let asked_at = crate::clock::unix_millis(self.clock.now());
         let lock_timeout = self.lock_timeout();
         let store = self.store.clone();
-        let locked = tokio::task::spawn_blocking(move || store.lock_noting_wait(lock_timeout))
+        let locked = tokio::task::spawn_blocking(move || store.lock(lock_timeout))
             .await
             .map_err(|e| Error::Other(format!("lock task failed: {e}")))
             .and_then(|r| r);

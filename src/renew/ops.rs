@@ -140,7 +140,7 @@ impl Renewer {
             return None;
         }
         match self.store.refresh_token_state() {
-            Ok(RefreshTokenState::Absent) | Err(_) => None,
+            Ok((RefreshTokenState::Absent, _)) | Err(_) => None,
             Ok(_) => self.store.refresh_token_expiry(),
         }
     }
