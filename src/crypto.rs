@@ -51,27 +51,17 @@ pub enum CryptoError {
 /// by [`open`] as such rather than mistaken for a plain-text refresh token.
 pub fn is_envelope(content: &str) -> bool {
     let t = content.trim();
-    if !t.starts_with('{') {
-        return false;
-    }
-    match serde_json::from_str::<serde_json::Value>(t) {
-        Ok(serde_json::Value::Object(m)) => {
-            matches!(m.get("enc"), Some(serde_json::Value::String(_)))
-        }
-        _ => false,
-    }
+    t.starts_with('{')
+        && serde_json::from_str::<serde_json::Value>(t).is_ok_and(|v| v.get("enc").is_some_and(|e| e.is_string()))
 }
 
 /// Encrypts into the JSON envelope, with a fresh random salt and nonce and [`ITERATIONS`].
 pub fn seal(plaintext: &SecretString, passphrase: &SecretString) -> String {
-    let mut salt = [0u8; SALT_LEN];
-    let mut nonce = [0u8; NONCE_LEN];
-    rand::rngs::OsRng.fill_bytes(&mut salt);
-    rand::rngs::OsRng.fill_bytes(&mut nonce);
-    seal_with(plaintext, passphrase, &salt, &nonce, ITERATIONS)
+    Sealer::new(passphrase).seal(plaintext)
 }
 
 /// [`seal`] with the salt, nonce and iteration count given (known-answer tests).
+#[cfg(test)]
 fn seal_with(
     plaintext: &SecretString,
     passphrase: &SecretString,
@@ -79,8 +69,7 @@ fn seal_with(
     nonce: &[u8; NONCE_LEN],
     iter: u32,
 ) -> String {
-    let cipher = cipher_for(passphrase, salt, iter);
-    envelope(&cipher, plaintext, salt, nonce, iter)
+    envelope(&cipher_for(passphrase, salt, iter), plaintext, salt, nonce, iter)
 }
 
 /// The envelope of `plaintext` encrypted with `cipher` (the key derived from `salt` and `iter`).
@@ -138,88 +127,56 @@ impl std::fmt::Debug for Sealer {
 
 /// Decrypts a JSON envelope.
 pub fn open(envelope: &str, passphrase: &SecretString) -> Result<SecretString, CryptoError> {
-    let env = parse(envelope)?;
-    let cipher = cipher_for(passphrase, &env.salt, env.iter);
-    let mut plain =
-        cipher.decrypt(Nonce::from_slice(&env.nonce), env.ct.as_slice()).map_err(|_| CryptoError::Decrypt)?;
-    match String::from_utf8(std::mem::take(&mut plain)) {
-        Ok(s) => Ok(SecretString::from(s)),
-        Err(e) => {
-            let mut bytes = e.into_bytes();
-            bytes.zeroize();
-            Err(CryptoError::Envelope("the decrypted refresh token is not UTF-8 text".into()))
-        }
-    }
-}
-
-/// The decoded fields of an envelope.
-#[derive(Debug)]
-struct Envelope {
-    iter: u32,
-    salt: Vec<u8>,
-    nonce: Vec<u8>,
-    ct: Vec<u8>,
-}
-
-fn parse(envelope: &str) -> Result<Envelope, CryptoError> {
-    let bad = |m: &str| CryptoError::Envelope(m.to_owned());
-    let value: serde_json::Value = serde_json::from_str(envelope.trim())
-        .map_err(|e| CryptoError::Envelope(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
-    let serde_json::Value::Object(m) = value else {
-        return Err(bad("not a JSON object"));
+    use serde_json::Value;
+    let bad = |m: String| CryptoError::Envelope(m);
+    let value: Value = serde_json::from_str(envelope.trim())
+        .map_err(|e| bad(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
+    let Value::Object(m) = value else {
+        return Err(bad("not a JSON object".into()));
     };
-    match m.get("enc") {
-        Some(serde_json::Value::String(s)) if s == ENC => {}
-        Some(serde_json::Value::String(s)) => {
-            return Err(CryptoError::Envelope(format!("unsupported `enc` `{}` (woci supports `{ENC}`)", short(s))))
-        }
-        _ => return Err(bad("missing `enc`")),
-    }
+    // `enc` must name woci's algorithm; `kdf` may be absent (`absent_ok`).
+    let algorithm = |name: &str, want: &str, absent_ok: bool| match m.get(name) {
+        None if absent_ok => Ok(()),
+        Some(Value::String(s)) if s == want => Ok(()),
+        Some(Value::String(s)) => Err(bad(format!("unsupported `{name}` `{}` (woci supports `{want}`)", short(s)))),
+        Some(_) if absent_ok => Err(bad(format!("`{name}` is not a string"))),
+        _ => Err(bad(format!("missing `{name}`"))),
+    };
+    algorithm("enc", ENC, false)?;
     // The Python woci always writes `kdf` but does not check it on read; absent means PBKDF2.
-    match m.get("kdf") {
-        None => {}
-        Some(serde_json::Value::String(s)) if s == KDF => {}
-        Some(serde_json::Value::String(s)) => {
-            return Err(CryptoError::Envelope(format!("unsupported `kdf` `{}` (woci supports `{KDF}`)", short(s))))
-        }
-        Some(_) => return Err(bad("`kdf` is not a string")),
-    }
+    algorithm("kdf", KDF, true)?;
     // Python: int(obj.get("iter", 200_000)); accept an integer or an integer string.
+    let not_positive = || bad("`iter` is not a positive integer".into());
     let iter = match m.get("iter") {
         None => ITERATIONS,
-        Some(serde_json::Value::Number(n)) => {
-            n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(|| bad("`iter` is not a positive integer"))?
-        }
-        Some(serde_json::Value::String(s)) => {
-            s.trim().parse::<u32>().map_err(|_| bad("`iter` is not a positive integer"))?
-        }
-        Some(_) => return Err(bad("`iter` is not a positive integer")),
+        Some(Value::Number(n)) => n.as_u64().and_then(|v| u32::try_from(v).ok()).ok_or_else(not_positive)?,
+        Some(Value::String(s)) => s.trim().parse::<u32>().map_err(|_| not_positive())?,
+        Some(_) => return Err(not_positive()),
     };
     if iter == 0 || iter > MAX_ITERATIONS {
-        return Err(CryptoError::Envelope(format!("`iter` {iter} is out of range (1..={MAX_ITERATIONS})")));
+        return Err(bad(format!("`iter` {iter} is out of range (1..={MAX_ITERATIONS})")));
     }
-    let field = |name: &str| -> Result<Vec<u8>, CryptoError> {
-        match m.get(name) {
-            Some(serde_json::Value::String(s)) => {
-                STANDARD.decode(s.trim()).map_err(|_| CryptoError::Envelope(format!("`{name}` is not base64")))
-            }
-            Some(_) => Err(CryptoError::Envelope(format!("`{name}` is not a string"))),
-            None => Err(CryptoError::Envelope(format!("missing `{name}`"))),
-        }
+    let field = |name: &str| match m.get(name) {
+        Some(Value::String(s)) => STANDARD.decode(s.trim()).map_err(|_| bad(format!("`{name}` is not base64"))),
+        Some(_) => Err(bad(format!("`{name}` is not a string"))),
+        None => Err(bad(format!("missing `{name}`"))),
     };
-    let salt = field("salt")?;
-    let nonce = field("nonce")?;
-    let ct = field("ct")?;
+    let (salt, nonce, ct) = (field("salt")?, field("nonce")?, field("ct")?);
     if salt.is_empty() {
-        return Err(bad("`salt` is empty"));
+        return Err(bad("`salt` is empty".into()));
     }
     if nonce.len() != NONCE_LEN {
-        return Err(CryptoError::Envelope(format!("`nonce` is {} bytes, expected {NONCE_LEN}", nonce.len())));
+        return Err(bad(format!("`nonce` is {} bytes, expected {NONCE_LEN}", nonce.len())));
     }
     if ct.len() < TAG_LEN {
-        return Err(CryptoError::Envelope(format!("`ct` is {} bytes, shorter than the {TAG_LEN}-byte tag", ct.len())));
+        return Err(bad(format!("`ct` is {} bytes, shorter than the {TAG_LEN}-byte tag", ct.len())));
     }
-    Ok(Envelope { iter, salt, nonce, ct })
+    let cipher = cipher_for(passphrase, &salt, iter);
+    let plain = cipher.decrypt(Nonce::from_slice(&nonce), ct.as_slice()).map_err(|_| CryptoError::Decrypt)?;
+    String::from_utf8(plain).map(SecretString::from).map_err(|e| {
+        e.into_bytes().zeroize();
+        bad("the decrypted refresh token is not UTF-8 text".into())
+    })
 }
 
 /// The AES-256-GCM cipher of the PBKDF2-HMAC-SHA256 key of `passphrase` (the key itself wiped).

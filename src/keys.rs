@@ -27,14 +27,9 @@ const NOT_RSA: [(&[u8], &str); 4] = [
 
 /// What kind of non-RSA key a PEM holds, if it says so (its label or its PKCS#8 algorithm id).
 fn non_rsa_kind(pem: &str) -> Option<&'static str> {
-    if pem.contains("-----BEGIN EC PRIVATE KEY-----") {
-        return Some("an EC key");
-    }
-    if pem.contains("-----BEGIN DSA PRIVATE KEY-----") {
-        return Some("a DSA key");
-    }
-    if pem.contains("-----BEGIN OPENSSH PRIVATE KEY-----") {
-        return Some("an OpenSSH-format key");
+    let labelled = [("EC", "an EC key"), ("DSA", "a DSA key"), ("OPENSSH", "an OpenSSH-format key")];
+    if let Some((_, kind)) = labelled.iter().find(|(l, _)| pem.contains(&format!("-----BEGIN {l} PRIVATE KEY-----"))) {
+        return Some(kind);
     }
     let start = pem.find("-----BEGIN PRIVATE KEY-----")? + "-----BEGIN PRIVATE KEY-----".len();
     let end = start + pem[start..].find("-----END")?;
@@ -110,13 +105,7 @@ impl KeyPair {
     pub fn generate() -> Result<KeyPair> {
         let private = RsaPrivateKey::new(&mut rand::thread_rng(), KEY_BITS)
             .map_err(|e| Error::Other(format!("cannot generate RSA key: {e}")))?;
-        Ok(Self::from_private(private))
-    }
-
-    /// Wraps an existing private key.
-    pub fn from_private(private: RsaPrivateKey) -> KeyPair {
-        let public = private.to_public_key();
-        KeyPair { private, public }
+        Ok(KeyPair { public: private.to_public_key(), private })
     }
 
     /// Parses a PEM private key (PKCS#8 or PKCS#1), ignoring text after the PEM footer such as the
@@ -129,7 +118,7 @@ impl KeyPair {
             RsaPrivateKey::from_pkcs1_pem(block).map_err(|e| e.to_string())?
         };
         too_small(key.size() * 8)?;
-        Ok(Self::from_private(key))
+        Ok(KeyPair { public: key.to_public_key(), private: key })
     }
 
     /// Reads a key file; a damaged file is [`Error::CorruptFile`].
@@ -160,7 +149,7 @@ impl KeyPair {
     }
 
     /// DER SubjectPublicKeyInfo.
-    pub fn spki_der(&self) -> Vec<u8> {
+    fn spki_der(&self) -> Vec<u8> {
         self.public.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default()
     }
 
@@ -171,24 +160,8 @@ impl KeyPair {
 
     /// OCI fingerprint: MD5 of the DER SPKI, lowercase hex pairs joined by `:`.
     pub fn fingerprint(&self) -> String {
-        fingerprint_of(&self.public)
+        Md5::digest(self.spki_der()).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
     }
-
-    /// The public key's JWK modulus and exponent (base64url), for matching a UPST's `jwk` claim.
-    pub fn jwk_n_e(&self) -> (String, String) {
-        jwk_n_e(&self.public)
-    }
-}
-
-/// OCI fingerprint of a public key.
-pub fn fingerprint_of(public: &RsaPublicKey) -> String {
-    let der = public.to_public_key_der().map(|d| d.as_bytes().to_vec()).unwrap_or_default();
-    Md5::digest(der).iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
-}
-
-/// JWK `n` and `e` (base64url, no padding) of a public key.
-pub fn jwk_n_e(public: &RsaPublicKey) -> (String, String) {
-    (URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()))
 }
 
 /// Parses the public key from a UPST's `jwk` claim (a JSON string holding an RSA JWK).
@@ -243,11 +216,11 @@ mod tests {
 
     #[test]
     fn jwk_round_trip() {
-        let k = test_key();
-        let (n, e) = k.jwk_n_e();
+                let k = test_key();
+        let (n, e) = (URL_SAFE_NO_PAD.encode(k.public.n().to_bytes_be()), URL_SAFE_NO_PAD.encode(k.public.e().to_bytes_be()));
         let json = serde_json::json!({"kty":"RSA","n":n,"e":e}).to_string();
         let p = public_key_from_jwk_json(&json).unwrap();
-        assert_eq!(fingerprint_of(&p), k.fingerprint());
+        assert_eq!(&p, k.public());
     }
 
     #[test]

@@ -289,23 +289,14 @@ impl Renewer {
 
     /// A new UPST must decode, not be expired, and (when it says) be bound to our key.
     fn check_new_token(&self, upst: &SecretString, key: &KeyPair, service: &'static str) -> Result<UpstClaims> {
-        let claims = jwt::decode_upst(upst.expose())
-            .map_err(|e| Error::Protocol { service, reason: format!("the new session token is {e}") })?;
+        let bad = |why: String| Error::Protocol { service, reason: format!("the new session token is {why}") };
+        let claims = jwt::decode_upst(upst.expose()).map_err(|e| bad(e.to_string()))?;
         if claims.exp <= self.clock.unix() {
-            return Err(Error::Protocol {
-                service,
-                reason: "the new session token is already expired (check the clock)".into(),
-            });
+            return Err(bad("already expired (check the clock)".into()));
         }
-        if let Some(jwk) = &claims.jwk {
-            if let Ok(bound) = keys::public_key_from_jwk_json(jwk) {
-                if keys::fingerprint_of(&bound) != key.fingerprint() {
-                    return Err(Error::Protocol {
-                        service,
-                        reason: "the new session token is bound to a different public key".into(),
-                    });
-                }
-            }
+        let bound = claims.jwk.as_deref().and_then(|jwk| keys::public_key_from_jwk_json(jwk).ok());
+        if bound.is_some_and(|b| &b != key.public()) {
+            return Err(bad("bound to a different public key".into()));
         }
         Ok(claims)
     }
