@@ -216,8 +216,9 @@ mod tests {
 
     #[test]
     fn jwk_round_trip() {
-                let k = test_key();
-        let (n, e) = (URL_SAFE_NO_PAD.encode(k.public.n().to_bytes_be()), URL_SAFE_NO_PAD.encode(k.public.e().to_bytes_be()));
+        let k = test_key();
+        let (n, e) =
+            (URL_SAFE_NO_PAD.encode(k.public.n().to_bytes_be()), URL_SAFE_NO_PAD.encode(k.public.e().to_bytes_be()));
         let json = serde_json::json!({"kty":"RSA","n":n,"e":e}).to_string();
         let p = public_key_from_jwk_json(&json).unwrap();
         assert_eq!(&p, k.public());

@@ -23,8 +23,6 @@ pub struct OciProfile {
     pub security_token_file: Option<PathBuf>,
     /// `region`.
     pub region: Option<String>,
-    /// `tenancy`.
-    pub tenancy: Option<String>,
     /// `fingerprint`.
     pub fingerprint: Option<String>,
     /// Every key as written (for deciding whether an upsert changes anything).
@@ -63,7 +61,6 @@ impl OciProfile {
                 key_file: path("key_file"),
                 security_token_file: path("security_token_file"),
                 region: text("region"),
-                tenancy: text("tenancy"),
                 fingerprint: text("fingerprint"),
                 raw,
             },

@@ -43,11 +43,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     };
     let upst = exchange::exchange(http, &cfg.exchange, &tokens.access_token, &key.spki_b64()).await?;
     failpoint("renew::after_exchange");
-    let claims = r.check_new_token(&upst, &key, "token exchange")?;
-    r.write_token(facts, &upst)?;
-    r.write_config(facts, &claims, &key, &key_path)?;
-    failpoint("renew::after_config_written");
-    Ok(Session { token: upst, claims, action })
+    r.keep_new_token(facts, upst, &key, Some(&key_path), "token exchange", action)
 }
 
 async fn refresh_grant(

@@ -6,9 +6,10 @@
 //!   reports — and hands over the mode's typed configuration;
 //! - [`Renewer`] carries the plan out: without a lock when the token is good; otherwise under the
 //!   profile lock, after reading the facts again (another woci may have renewed meanwhile, so 30
-//!   concurrent calls on an expired token make one renewal). The steps of each mode live in
-//!   [`login`] (refresh grant, interactive login), [`federated`] and [`session`] (OCI session
-//!   refresh); [`schedule`] keeps renewing while a child or the daemon runs.
+//!   concurrent calls on an expired token make one renewal). The steps of a login profile live in
+//!   [`login`] (refresh grant, interactive login); a federated profile's and an OCI session
+//!   refresh are short enough to be [`Renewer`] methods; [`schedule`] keeps renewing while a child
+//!   or the daemon runs.
 //!
 //! Order of writes, so that a kill at any instant leaves a state the next call completes without
 //! a login: the rotated refresh token is stored (durably, signals held) before anything else; the
@@ -18,22 +19,21 @@
 //! that failure at once (a record beside the lock) instead of repeating the whole retry cycle.
 
 pub mod facts;
-mod federated;
 mod login;
 mod ops;
 pub mod plan;
 pub mod schedule;
-mod session;
 
 use crate::clock::{fmt_secs, SharedClock};
 use crate::context::Context;
 use crate::critical::failpoint;
 use crate::error::{Error, Result};
+use crate::exchange;
 use crate::http::{Http, HttpOptions, Transport};
 use crate::jwt::{self, UpstClaims};
 use crate::keys::{self, KeyPair};
 use crate::secret::SecretString;
-use crate::settings::{Env, Settings};
+use crate::settings::{Env, FederatedConfig, SessionRefreshConfig, Settings};
 use crate::store::{FailureRecord, SessionStore};
 use facts::{SessionFacts, Token};
 use plan::{plan, Plan};
@@ -200,7 +200,7 @@ impl Renewer {
             Ok(f) => f,
             Err(e) => return (Err(e), Some(ops::Before::default())),
         };
-        let before = ops::Before::of(&facts);
+        let before = ops::Before::of(facts.claims(), facts.refresh.expires_at);
         let decision = plan(&facts, force, self.clock.unix());
         // Finishing the config of a valid token renews nothing: not counted.
         let counted = !matches!(decision.plan, Plan::FinishConfig { .. });
@@ -212,8 +212,8 @@ impl Renewer {
             Plan::FinishConfig { token } => self.finish_config(&facts, token),
             Plan::Refresh(cfg) => login::renew(self, cfg, &facts, false).await,
             Plan::Login(cfg) => login::renew(self, cfg, &facts, true).await,
-            Plan::SessionRefresh(cfg, token) => session::renew(self, cfg, &facts, token).await,
-            Plan::Exchange(cfg) => federated::renew(self, cfg, &facts).await,
+            Plan::SessionRefresh(cfg, token) => self.session_refresh(cfg, &facts, token).await,
+            Plan::Exchange(cfg) => self.federated(cfg, &facts).await,
             Plan::Impossible { exit_code } => Err(plan::blocked(exit_code, decision.reason)),
         };
         match &result {
@@ -287,8 +287,64 @@ impl Renewer {
         Ok(Session::of(token, Action::Reused))
     }
 
-    /// A new UPST must decode, not be expired, and (when it says) be bound to our key.
-    fn check_new_token(&self, upst: &SecretString, key: &KeyPair, service: &'static str) -> Result<UpstClaims> {
+    /// Renewal of a federated profile (`subject_token_source`, CI / workload federation): a fresh
+    /// JWT from the source, exchanged at `token_exchange_url` for a session bound to the profile's
+    /// stable key, then the token file and config entries, written exactly as for login profiles.
+    /// Never logs in, never prompts.
+    async fn federated(&self, cfg: &FederatedConfig, facts: &SessionFacts<'_>) -> Result<Session> {
+        let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
+        let http = self.http().await?;
+        let jwt = cfg.source.obtain(http, cfg.env.vars(), &cfg.audience, self.clock.as_ref()).await?;
+        tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
+        let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
+            Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {
+                Error::SubjectTokenRejected { source_name: cfg.source.describe(), status, error, description }
+            }
+            e => e,
+        })?;
+        self.keep_new_token(facts, upst, &key, Some(&key_path), "token exchange", Action::Federated)
+    }
+
+    /// Renewal of a profile without an IdP (made by `oci session authenticate`): the OCI auth
+    /// service's `/v1/authentication/refresh` with the current token, until the session's `sess_exp`.
+    async fn session_refresh(
+        &self,
+        cfg: &SessionRefreshConfig,
+        facts: &SessionFacts<'_>,
+        current: &Token,
+    ) -> Result<Session> {
+        let key = facts.signing_key(&self.store)?;
+        let endpoint = match &cfg.auth_endpoint {
+            Some(u) => u.clone(),
+            None => {
+                let region = self.settings.region.clone().or_else(|| facts.oci.region.clone()).ok_or_else(|| {
+                    Error::Config(format!(
+                        "profile `{}` has no region; set `region` in `{}` or pass `--region`",
+                        facts.profile,
+                        facts.config_file.display()
+                    ))
+                })?;
+                crate::realm::auth_endpoint_for_region(&region)?
+            }
+        };
+        let http = self.http().await?;
+        let upst = crate::session_refresh::refresh_session(http, &endpoint, &current.secret, &key, self.clock.as_ref())
+            .await?;
+        self.keep_new_token(facts, upst, &key, None, "OCI auth service", Action::SessionRefreshed)
+    }
+
+    /// Checks a new UPST from `service` — it must decode, not be expired, and (when it says) be
+    /// bound to our key — and writes it; with `key_path` (an IdP or federated profile), the
+    /// config entries after it.
+    fn keep_new_token(
+        &self,
+        facts: &SessionFacts<'_>,
+        upst: SecretString,
+        key: &KeyPair,
+        key_path: Option<&Path>,
+        service: &'static str,
+        action: Action,
+    ) -> Result<Session> {
         let bad = |why: String| Error::Protocol { service, reason: format!("the new session token is {why}") };
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| bad(e.to_string()))?;
         if claims.exp <= self.clock.unix() {
@@ -298,16 +354,16 @@ impl Renewer {
         if bound.is_some_and(|b| &b != key.public()) {
             return Err(bad("bound to a different public key".into()));
         }
-        Ok(claims)
-    }
-
-    fn write_token(&self, facts: &SessionFacts<'_>, upst: &SecretString) -> Result<()> {
         if facts.token_path.parent() == Some(self.store.dir()) {
             self.store.ensure_dir()?;
         }
         crate::fsutil::write_atomic(&facts.token_path, upst.expose().as_bytes())?;
         failpoint("renew::after_token_written");
-        Ok(())
+        if let Some(key_path) = key_path {
+            self.write_config(facts, &claims, key, key_path)?;
+            failpoint("renew::after_config_written");
+        }
+        Ok(Session { token: upst, claims, action })
     }
 
     /// Upserts woci's entries of an IdP or federated profile (nothing is written when they are

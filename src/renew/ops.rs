@@ -14,7 +14,6 @@
 //! The valid-token path costs nothing here: the expiry check is arithmetic on what the call read
 //! anyway, and files are touched only when a deadline is inside the window.
 
-use super::facts::SessionFacts;
 use super::{Renewer, Session};
 use crate::error::Error;
 use crate::expiry;
@@ -33,13 +32,12 @@ pub(super) struct Before {
 }
 
 impl Before {
-    /// What `facts` say.
-    pub(super) fn of(facts: &SessionFacts<'_>) -> Before {
-        let claims = facts.claims();
+    /// What `claims` and the refresh token's expiry say.
+    pub(super) fn of(claims: Option<&UpstClaims>, refresh_token_exp: Option<i64>) -> Before {
         Before {
             token_exp: claims.map(|c| c.exp),
             sess_exp: claims.and_then(UpstClaims::session_expiry),
-            refresh_token_exp: facts.refresh.expires_at,
+            refresh_token_exp,
         }
     }
 }
@@ -49,51 +47,36 @@ impl Renewer {
     /// bounded). Never fails and never changes `result`.
     pub(super) async fn account(&self, result: &crate::error::Result<Session>, before: Before) {
         let at = self.clock.unix();
-        let (outcome, failure) = match result {
-            Ok(s) => (
-                Outcome {
-                    result: Class::Ok,
-                    at,
-                    token_exp: Some(s.claims.exp),
-                    sess_exp: s.claims.session_expiry(),
-                    refresh_token_exp: self.refresh_token_expiry(),
-                },
-                None,
-            ),
-            Err(e) => {
-                let class = metrics::class_of(e);
-                let outcome = Outcome {
-                    result: class,
-                    at,
-                    token_exp: before.token_exp,
-                    sess_exp: before.sess_exp,
-                    refresh_token_exp: before.refresh_token_exp,
-                };
-                (outcome, Some((class, e.to_string(), e.exit_code())))
-            }
+        let (class, known) = match result {
+            Ok(s) => (Class::Ok, Before::of(Some(&s.claims), self.refresh_token_expiry())),
+            Err(e) => (metrics::class_of(e), before),
         };
+        let Before { token_exp, sess_exp, refresh_token_exp } = known;
+        let outcome = Outcome { result: class, at, token_exp, sess_exp, refresh_token_exp };
         // An unsafe session folder (a symbolic link, a world-writable `~/.oci`) gets nothing.
         if let Err(e) = self.store.check_safe() {
             tracing::debug!("renewal attempt not counted: {e}");
             return;
         }
         tracing::debug!(profile = %self.settings.profile, result = outcome.result.as_str(), "renewal attempt counted");
-        let hook =
-            failure.as_ref().and_then(|_| self.hook("on_renewal_failure", &self.settings.ops.on_renewal_failure));
-        let env = hook.as_ref().map(|_| self.hook_env());
+        let failure = result.as_ref().err().map(|e| (e.to_string(), e.exit_code()));
+        let hook = failure
+            .as_ref()
+            .and_then(|_| self.hook("on_renewal_failure", &self.settings.ops.on_renewal_failure))
+            .map(|hook| (hook, self.hook_env()));
         let dir = self.store.dir().to_owned();
         let profile = self.settings.profile.clone();
         let metrics_file = self.settings.ops.metrics_file.clone();
         let task = tokio::task::spawn_blocking(move || {
             metrics::record(&dir, &profile, metrics_file.as_deref(), &outcome);
-            if let (Some((class, message, exit_code)), Some(hook), Some(env)) = (failure, hook, env) {
+            if let (Some((message, exit_code)), Some((hook, env))) = (failure, hook) {
                 let event = RenewalFailed {
                     profile: &profile,
                     class,
                     message: &message,
                     exit_code,
                     at,
-                    token_expires_at: outcome.token_exp,
+                    token_expires_at: token_exp,
                 };
                 hooks::on_renewal_failure(&dir, &hook, &event, &env);
             }

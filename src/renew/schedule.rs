@@ -26,7 +26,7 @@ const MAX_RETRY: Duration = Duration::from_secs(60);
 /// How long to sleep before the next renewal of a token with these claims.
 pub fn next_renewal_in(claims: &jwt::UpstClaims, now: i64, window: Duration) -> Duration {
     let window = jwt::effective_window(claims, window);
-    let due = claims.exp - i64::try_from(window.as_secs()).unwrap_or(i64::MAX);
+    let due = claims.exp - super::plan::secs(window);
     let secs = u64::try_from(due - now).unwrap_or(0);
     Duration::from_secs(secs).max(MIN_SLEEP)
 }
@@ -81,8 +81,7 @@ pub async fn renewal_loop(
 ) -> Result<()> {
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
-        let window = renewer.settings.window;
-        let wait = next_renewal_in(&current.claims, renewer.clock.unix(), window);
+        let wait = next_renewal_in(&current.claims, renewer.clock.unix(), renewer.settings.window);
         tracing::debug!(wait_s = wait.as_secs(), "next renewal check scheduled");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -93,15 +92,13 @@ pub async fn renewal_loop(
         let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
         loop {
             let renewer = renewers.borrow_and_update().clone();
-            let window = renewer.settings.window;
             match renewer.ensure(Force::No).await {
                 Ok(s) => {
                     if s.token != current.token {
                         tx.send_replace(s.token.clone());
                     }
-                    let next = renewer.clock.unix()
-                        + i64::try_from(next_renewal_in(&s.claims, renewer.clock.unix(), window).as_secs())
-                            .unwrap_or(0);
+                    let now = renewer.clock.unix();
+                    let next = now + super::plan::secs(next_renewal_in(&s.claims, now, renewer.settings.window));
                     on_event(LoopEvent::Renewed { exp: s.claims.exp, next });
                     current = s;
                     break;
