@@ -616,13 +616,6 @@ pub struct FailureRecord {
     pub transient: bool,
 }
 
-impl FailureRecord {
-    /// The error a waiting caller reports: the same message and exit code.
-    pub fn into_error(self) -> Error {
-        Error::Shared { code: self.exit_code, message: self.message, transient: self.transient }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,25 +21,22 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let http = r.http().await?;
     // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
     let passphrase = passphrase(r, cfg).await?;
-    let (tokens, action) = if login {
-        (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
-    } else {
-        match r.store.read_refresh_token(passphrase.as_ref())? {
-            Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
-                Ok(t) => (t, Action::Refreshed),
-                Err(e) if e.needs_login() && r.allow_login && cfg.interactive => {
-                    tracing::warn!(
-                        "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
-                        r.settings.profile
-                    );
-                    (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
-                }
-                // No one to log in: one line that says both why and what to do.
-                Err(e) if e.needs_login() => return Err(login_impossible(r, Some(&e))),
-                Err(e) => return Err(e),
-            },
-            None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
-        }
+    let stored = if login { None } else { r.store.read_refresh_token(passphrase.as_ref())? };
+    let (tokens, action) = match stored {
+        Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
+            Ok(t) => (t, Action::Refreshed),
+            Err(e) if e.needs_login() && r.allow_login && cfg.interactive => {
+                tracing::warn!(
+                    "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
+                    r.settings.profile
+                );
+                (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
+            }
+            // No one to log in: one line that says both why and what to do.
+            Err(e) if e.needs_login() => return Err(login_impossible(r, Some(&e))),
+            Err(e) => return Err(e),
+        },
+        None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
     };
     let upst = exchange::exchange(http, &cfg.exchange, &tokens.access_token, &key.spki_b64()).await?;
     failpoint("renew::after_exchange");
@@ -68,28 +65,23 @@ async fn refresh_grant(
 /// reads next time, with one line saying where. Never dropped.
 async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<&SecretString>) {
     let Some(rt) = &tokens.refresh_token else { return };
-    let mut delay = Duration::from_millis(100);
-    let mut last = None;
-    for attempt in 0..3 {
+    let mut err = String::new();
+    for (attempt, delay_ms) in [100, 400, 1600].into_iter().enumerate() {
         // The first write follows `check_writable` before the grant; a retry checks the folder again.
         let written = match attempt {
             0 => r.store.write_refresh_token_into_checked_dir(rt, passphrase),
             _ => r.store.write_refresh_token(rt, passphrase),
         };
-        match written {
-            Ok(()) => {
-                let expiry = tokens.refresh_expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
-                if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
-                    tracing::warn!("cannot record the refresh token's expiry: {e}");
-                }
-                return;
+        let Err(e) = written else {
+            let expiry = tokens.refresh_expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
+            if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
+                tracing::warn!("cannot record the refresh token's expiry: {e}");
             }
-            Err(e) => last = Some(e),
-        }
-        tokio::time::sleep(delay).await;
-        delay *= 4;
+            return;
+        };
+        err = e.to_string();
+        tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
-    let err = last.map(|e| e.to_string()).unwrap_or_default();
     let profile = &r.settings.profile;
     match r.store.write_rescue(rt, passphrase) {
         Ok(path) => tracing::warn!(

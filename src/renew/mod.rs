@@ -187,12 +187,10 @@ impl Renewer {
         };
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
         self.store.sweep_stray_temp_files();
-        if waited {
-            // A renewal that failed while this call waited fails this call too, at once.
-            if let Some(f) = self.store.failure_since(asked_at) {
-                tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
-                return (Err(f.into_error()), None);
-            }
+        // A renewal that failed while this call waited fails this call too, at once.
+        if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten() {
+            tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
+            return (Err(Error::Shared { code: f.exit_code, message: f.message, transient: f.transient }), None);
         }
 
         // Read again under the lock: another woci may have renewed (or written the config).
@@ -229,16 +227,12 @@ impl Renewer {
             }
             // Waiting callers repeat local checks in no time; what they must not repeat is a
             // round of requests (or a login) that just failed.
-            Err(e) if e.involved_the_network() => {
-                let at = crate::clock::unix_millis(self.clock.now());
-                let transient = schedule::is_retryable(e);
-                self.store.record_failure(&FailureRecord {
-                    at,
-                    exit_code: e.exit_code(),
-                    message: e.to_string(),
-                    transient,
-                });
-            }
+            Err(e) if e.involved_the_network() => self.store.record_failure(&FailureRecord {
+                at: crate::clock::unix_millis(self.clock.now()),
+                exit_code: e.exit_code(),
+                message: e.to_string(),
+                transient: schedule::is_retryable(e),
+            }),
             Err(_) => {}
         }
         (result, counted.then_some(before))
@@ -376,17 +370,17 @@ impl Renewer {
         key_path: &Path,
     ) -> Result<()> {
         let s = &self.settings;
-        let mut entries: Vec<(&str, String)> = vec![
+        let tenancy = claims.tenant.clone().map(|t| ("tenancy", t));
+        let region = s.region.clone().or_else(|| facts.oci.region.clone()).map(|r| ("region", r));
+        let entries: Vec<(&str, String)> = [
             ("fingerprint", key.fingerprint()),
             ("key_file", crate::oci_config::config_value(key_path, s)),
             ("security_token_file", crate::oci_config::config_value(&facts.token_path, s)),
-        ];
-        if let Some(t) = &claims.tenant {
-            entries.push(("tenancy", t.clone()));
-        }
-        if let Some(r) = s.region.clone().or_else(|| facts.oci.region.clone()) {
-            entries.push(("region", r));
-        }
+        ]
+        .into_iter()
+        .chain(tenancy)
+        .chain(region)
+        .collect();
         if entries.iter().any(|(k, v)| facts.oci.raw.get(*k) != Some(v)) {
             let refs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
             crate::oci_config::upsert_profile(&facts.config_file, &facts.profile, &refs)?;
