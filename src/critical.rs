@@ -38,7 +38,15 @@ mod imp {
             let outside = Arc::new(AtomicBool::new(true));
             let mut defaults = Vec::new();
             for sig in SIGNALS {
-                if let Err(e) = register_pending(sig, &pending) {
+                let (noted, value) = (pending.clone(), usize::try_from(sig).unwrap_or(0));
+                // SAFETY: the action only does an atomic compare-exchange (noting the first signal of
+                // a held section), which is async-signal-safe.
+                let watched = unsafe {
+                    signal_hook::low_level::register(sig, move || {
+                        let _ = noted.compare_exchange(0, value, Ordering::SeqCst, Ordering::SeqCst);
+                    })
+                };
+                if let Err(e) = watched {
                     tracing::debug!("cannot watch signal {sig}: {e}");
                 }
                 if !SUPERVISED.load(Ordering::SeqCst) {
@@ -50,18 +58,6 @@ mod imp {
             }
             Mutex::new(Installed { pending, outside, defaults })
         })
-    }
-
-    /// Notes the first signal of a held section (async-signal-safe: one compare-exchange).
-    fn register_pending(sig: i32, pending: &Arc<AtomicUsize>) -> std::io::Result<SigId> {
-        let pending = pending.clone();
-        let value = usize::try_from(sig).unwrap_or(0);
-        // SAFETY: the action only does an atomic compare-exchange, which is async-signal-safe.
-        unsafe {
-            signal_hook::low_level::register(sig, move || {
-                let _ = pending.compare_exchange(0, value, Ordering::SeqCst, Ordering::SeqCst);
-            })
-        }
     }
 
     /// See the module doc.

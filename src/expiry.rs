@@ -23,14 +23,6 @@ impl What {
             What::RefreshToken => "refresh_token",
         }
     }
-
-    /// The name in the warning line: `session` | `refresh token`.
-    pub(crate) fn words(self) -> &'static str {
-        match self {
-            What::Session => "session",
-            What::RefreshToken => "refresh token",
-        }
-    }
 }
 
 /// A deadline inside the warning window.
@@ -62,12 +54,12 @@ pub(crate) fn expiring(
         .collect()
 }
 
-/// The warning line (after `woci: warning: `): the profile, what ends, when, and the command
-/// that starts a new session.
+/// The warning line (after `woci: warning: `): the profile, what ends (`session` | `refresh
+/// token`), when, and the command that starts a new session.
 pub(crate) fn warning_line(profile: &str, e: &Expiring, now: i64) -> String {
     format!(
         "the {} of profile `{profile}` expires at {} (in {}); renew it with `woci session authenticate --profile {profile}`",
-        e.what.words(),
+        e.what.as_str().replace('_', " "),
         crate::clock::fmt_utc(e.at),
         short_duration(e.at - now)
     )

@@ -100,11 +100,9 @@ pub fn blocked(exit_code: u8, reason: String) -> Error {
 /// Decides what a call asking for `force` does at `now` (epoch seconds).
 pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s> {
     let p = &f.profile;
-    if let RenewMode::Unusable(why) = f.mode {
-        return Decision::impossible(exit::CONFIG, why.clone());
-    }
     // Like ssh, never use a session others could have swapped, whatever the token says.
-    if let Some(why) = &f.unsafe_folder {
+    let unusable = if let RenewMode::Unusable(why) = f.mode { Some(why) } else { f.unsafe_folder.as_ref() };
+    if let Some(why) = unusable {
         return Decision::impossible(exit::CONFIG, why.clone());
     }
     if let KeyState::Unusable { reason, exit_code } = &f.key {
@@ -121,29 +119,26 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
             )
         }
         TokenInput::Corrupt(_) | TokenInput::Missing => None,
-        TokenInput::Present(t) => {
-            if force == Force::No {
-                if let Freshness::Fresh { remaining } = freshness(&t.claims, f.window, now) {
-                    let valid =
-                        format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
-                    if f.config_current {
-                        return Decision::new(Plan::Reuse { token: t, remaining }, valid);
-                    }
-                    if f.key == KeyState::Usable {
-                        return Decision::new(
-                            Plan::FinishConfig { token: t },
-                            format!(
-                                "{valid}, but `{}` lacks woci's entries for profile `{p}`; the next call writes them",
-                                f.config_file.display()
-                            ),
-                        );
-                    }
-                    // A token without a key it can be bound to is no session at all.
-                    return renew(f, force, None, format!("{valid}, but no key pair for it exists"), now);
+        TokenInput::Present(t) => match freshness(&t.claims, f.window, now) {
+            Freshness::Fresh { remaining } if force == Force::No => {
+                let valid = format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
+                if f.config_current {
+                    return Decision::new(Plan::Reuse { token: t, remaining }, valid);
                 }
+                if f.key == KeyState::Usable {
+                    return Decision::new(
+                        Plan::FinishConfig { token: t },
+                        format!(
+                            "{valid}, but `{}` lacks woci's entries for profile `{p}`; the next call writes them",
+                            f.config_file.display()
+                        ),
+                    );
+                }
+                // A token without a key it can be bound to is no session at all.
+                return renew(f, force, None, format!("{valid}, but no key pair for it exists"), now);
             }
-            Some(t)
-        }
+            _ => Some(t),
+        },
     };
     let why = match (force, token) {
         (Force::Login, _) => "a new login was asked for".to_owned(),
@@ -278,42 +273,36 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     if let Some(exp) = r.expires_at.filter(|e| *e <= now) {
         return login(format!("{why} and the refresh token expired {}", fmt_utc(exp)));
     }
-    if r.state == RefreshTokenState::Encrypted {
-        match &r.passphrase {
-            PassphraseInput::None => {
-                return Decision::impossible(
-                    exit::REFRESH_TOKEN_LOCKED,
-                    format!("{why} and the refresh token is encrypted but no passphrase is configured; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"),
-                )
-            }
-            PassphraseInput::Env { var, set: false } => {
-                return Decision::impossible(
-                    exit::CONFIG,
-                    format!("{why} and the refresh token is encrypted, but `{var}` (the passphrase variable) is not set"),
-                )
-            }
-            PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => {
-                return Decision::impossible(
-                    exit::REFRESH_TOKEN_LOCKED,
-                    format!("{why} and the passphrase in `{var}` does not open the encrypted refresh token (wrong passphrase or damaged file)"),
-                )
-            }
-            PassphraseInput::Prompt => {
-                return Decision::new(
-                    Plan::Refresh(cfg),
-                    format!("{why}; the next call asks for the passphrase and uses the stored refresh token"),
-                )
-            }
-            PassphraseInput::Env { .. } => {}
+    let encrypted = r.state == RefreshTokenState::Encrypted;
+    let locked = match &r.passphrase {
+        _ if !encrypted => None,
+        PassphraseInput::None => Some((
+            exit::REFRESH_TOKEN_LOCKED,
+            "the refresh token is encrypted but no passphrase is configured; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`".to_owned(),
+        )),
+        PassphraseInput::Env { var, set: false } => Some((
+            exit::CONFIG,
+            format!("the refresh token is encrypted, but `{var}` (the passphrase variable) is not set"),
+        )),
+        PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => Some((
+            exit::REFRESH_TOKEN_LOCKED,
+            format!("the passphrase in `{var}` does not open the encrypted refresh token (wrong passphrase or damaged file)"),
+        )),
+        _ => None,
+    };
+    if let Some((exit_code, what)) = locked {
+        return Decision::impossible(exit_code, format!("{why} and {what}"));
+    }
+    let next = match (&r.passphrase, &f.rotation) {
+        (PassphraseInput::Prompt, _) if encrypted => {
+            "the next call asks for the passphrase and uses the stored refresh token"
         }
-    }
-    if matches!(f.rotation, Some(InterruptedRotation::Complete(_))) {
-        return Decision::new(
-            Plan::Refresh(cfg),
-            format!("{why}; an interrupted refresh-token rotation will be completed by the next call, which then uses the new refresh token"),
-        );
-    }
-    Decision::new(Plan::Refresh(cfg), format!("{why}; the next call uses the stored refresh token"))
+        (_, Some(InterruptedRotation::Complete(_))) => {
+            "an interrupted refresh-token rotation will be completed by the next call, which then uses the new refresh token"
+        }
+        _ => "the next call uses the stored refresh token",
+    };
+    Decision::new(Plan::Refresh(cfg), format!("{why}; {next}"))
 }
 
 /// What a valid token's reason adds about a refresh-token rotation a killed woci left half done.
