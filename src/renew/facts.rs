@@ -207,13 +207,10 @@ impl<'s> SessionFacts<'s> {
         } else {
             "restore it, or delete the `key_file` line so that woci creates a new key".to_owned()
         };
-        let key = match &oci.key_file {
-            Some(p) => key_state(p, &settings.profile, &settings.oci_config_file, &fix_missing),
-            None if session_refresh => KeyState::Missing,
-            None => store.own_key_file().map_or(KeyState::Missing, |p| {
-                key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing)
-            }),
-        };
+        // A session-refresh profile signs with the config's key only; others fall back to their own.
+        let key_file = oci.key_file.clone().or_else(|| store.own_key_file().filter(|_| !session_refresh));
+        let key = key_file
+            .map_or(KeyState::Missing, |p| key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing));
         Ok(SessionFacts {
             profile: settings.profile.clone(),
             mode: &settings.mode,

@@ -4,8 +4,7 @@
 
 use super::facts::SessionFacts;
 use super::{Action, Renewer, Session};
-use crate::critical;
-use crate::critical::failpoint;
+use crate::critical::{self, failpoint};
 use crate::error::{Error, Result};
 use crate::exchange;
 use crate::http::Http;
