@@ -28,7 +28,7 @@ use crate::fsutil::{fmt_size, signal_group, Signal, MAX_INPUT};
 use crate::http::Http;
 use crate::secret::SecretString;
 use crate::settings::{Env, SourceEnv, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use http::header::{HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -253,9 +253,8 @@ impl SubjectTokenSource {
         auth.set_sensitive(true);
         let mut headers = http::HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         // Bounded like every answer woci reads (`HttpOptions::max_body`, 1 MiB).
-        let resp = http.get(GH_SERVICE, &url, headers).await?;
+        let resp = http.get_json(GH_SERVICE, &url, headers).await?;
         let (status, body) = (resp.status, resp.body);
         if !(200..300).contains(&status) {
             return Err(match status {

@@ -227,11 +227,10 @@ impl Http {
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
-}
 
-impl Http {
-    /// A GET with `headers`, retried like any idempotent request.
-    pub async fn get(&self, service: &'static str, url: &Url, headers: HeaderMap) -> Result<Response> {
+    /// A GET asking for JSON with `headers` besides, retried like any idempotent request.
+    pub async fn get_json(&self, service: &'static str, url: &Url, mut headers: HeaderMap) -> Result<Response> {
+        headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("application/json"));
         self.execute(service, Retry::Idempotent, |timeout| {
             Ok(Request {
                 method: Method::GET,

@@ -75,31 +75,30 @@ impl Transport for ReqwestTransport {
 /// the request never reached the server; everything else may have. A refused certificate is
 /// told apart: it is not retried, and its message says how to trust the CA.
 fn classify(e: reqwest::Error, host: &str) -> Failure {
-    if let Some(cert) = refused_certificate(&e) {
-        return Failure::Untrusted(certificate_problem(&cert, host));
+    match refused_certificate(&e) {
+        Some(cert) => Failure::Untrusted(certificate_problem(&cert, host)),
+        None if e.is_connect() => Failure::NotSent(describe(&e)),
+        None => Failure::Lost(describe(&e)),
     }
-    if e.is_connect() {
-        Failure::NotSent(describe(&e))
-    } else {
-        Failure::Lost(describe(&e))
-    }
+}
+
+/// `e`'s causes, outermost first.
+fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |inner| inner.source())
 }
 
 /// The rustls certificate error somewhere in `e`'s causes. rustls errors travel inside (nested)
 /// `io::Error`s, whose `source` skips what they wrap, so each of those is opened.
 fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(inner) = src {
-        let mut node = inner;
+    causes(e).find_map(|mut node| {
         while let Some(wrapped) = node.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             node = wrapped;
         }
-        if let Some(rustls::Error::InvalidCertificate(cert)) = node.downcast_ref::<rustls::Error>() {
-            return Some(cert.clone());
+        match node.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(cert)) => Some(cert.clone()),
+            _ => None,
         }
-        src = inner.source();
-    }
-    None
+    })
 }
 
 /// One clause naming the host, what is wrong with its certificate and the fix.
@@ -123,25 +122,14 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }
-    if e.is_connect() {
-        // The source chain says "connection refused" / "dns error"; it never holds request data.
-        let mut s = String::from("cannot connect");
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(inner) = src {
-            s = format!("cannot connect: {inner}");
-            src = inner.source();
-        }
-        return s;
+    // The innermost cause ("connection refused", "dns error", "connection reset by peer"), never
+    // a URL: reqwest's own Display includes the URL, which may carry a query.
+    match (e.is_connect(), causes(e).last()) {
+        (true, Some(inner)) => format!("cannot connect: {inner}"),
+        (true, None) => "cannot connect".into(),
+        (false, Some(inner)) => inner.to_string(),
+        (false, None) => "connection dropped".into(),
     }
-    // The innermost cause (e.g. "connection reset by peer"), never a URL: reqwest's own Display
-    // includes the URL, which may carry a query.
-    let mut s = String::from("connection dropped");
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s = inner.to_string();
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]
