@@ -31,22 +31,16 @@ pub struct UpstClaims {
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     /// Issued at.
-    #[serde(default)]
     pub iat: Option<i64>,
     /// The user OCID.
-    #[serde(default)]
     pub sub: Option<String>,
     /// The tenancy OCID.
-    #[serde(default)]
     pub tenant: Option<String>,
     /// End of the server-side session (string like `Sat, 08 Nov 2025 17:19:55 UTC`, or a number).
-    #[serde(default)]
     pub sess_exp: Option<serde_json::Value>,
     /// Token id.
-    #[serde(default)]
     pub jti: Option<String>,
     /// JSON string of the bound public key (RSA JWK).
-    #[serde(default)]
     pub jwk: Option<String>,
 }
 
@@ -82,10 +76,7 @@ pub fn parse_sess_exp(s: &str) -> Option<i64> {
     if let Ok(n) = s.parse::<i64>() {
         return Some(n);
     }
-    let normalized = match s.strip_suffix(" UTC") {
-        Some(rest) => format!("{rest} GMT"),
-        None => s.to_owned(),
-    };
+    let normalized = s.strip_suffix(" UTC").map_or_else(|| s.to_owned(), |rest| format!("{rest} GMT"));
     let t = httpdate::parse_http_date(&normalized).ok()?;
     Some(crate::clock::unix_secs(t))
 }

@@ -17,7 +17,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
-use crate::realm::{realm_domain, realm_for_region};
+use crate::realm::region_domain;
 use crate::renew::facts::SessionFacts;
 use crate::renew::Session;
 use crate::secret::SecretString;
@@ -92,15 +92,12 @@ pub(crate) fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
     }
     // oci rejects an empty id with a usage error, and would percent-encode unusual characters in
     // the URL path: leave both to oci.
-    let cluster_id = cluster_id.filter(|c| !c.is_empty() && c.bytes().all(is_ocid_byte))?;
+    let ocid_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    let cluster_id = cluster_id.filter(|c| !c.is_empty() && c.bytes().all(ocid_byte))?;
     if region.is_some_and(|r| !valid_region(r)) {
         return None;
     }
     Some(TokenRequest { cluster_id: cluster_id.to_owned(), region: region.map(str::to_owned) })
-}
-
-fn is_ocid_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
 }
 
 fn valid_region(r: &str) -> bool {
@@ -110,8 +107,7 @@ fn valid_region(r: &str) -> bool {
 /// `https://containerengine.{region}.{realm domain}/cluster_request/{cluster_id}`; `oc1`
 /// (`oraclecloud.com`) for regions the realm table does not know, as `oci` always does.
 pub(crate) fn cluster_request_url(region: &str, cluster_id: &str) -> String {
-    let domain = realm_domain(realm_for_region(region)).unwrap_or_else(|| "oraclecloud.com".into());
-    format!("https://containerengine.{region}.{domain}/cluster_request/{cluster_id}")
+    format!("https://containerengine.{region}.{}/cluster_request/{cluster_id}", region_domain(region))
 }
 
 /// The key that signs the token. ring signs an RSA-2048 PKCS#1 v1.5 signature several times faster

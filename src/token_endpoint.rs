@@ -96,7 +96,6 @@ pub(crate) async fn post(
 #[derive(Deserialize)]
 struct OAuthError {
     error: String,
-    #[serde(default)]
     error_description: Option<String>,
 }
 

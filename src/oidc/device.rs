@@ -52,7 +52,6 @@ struct Authorization {
     user_code: String,
     #[serde(alias = "verification_url")]
     verification_uri: String,
-    #[serde(default)]
     verification_uri_complete: Option<String>,
     #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,

@@ -229,9 +229,7 @@ pub(crate) async fn token_request(
 #[derive(Deserialize)]
 struct TokenBody {
     access_token: Option<String>,
-    #[serde(default)]
     refresh_token: Option<String>,
-    #[serde(default)]
     refresh_expires_in: Option<serde_json::Value>,
 }
 
