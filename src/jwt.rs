@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Why a string is not a usable JWT. Never carries the token itself. Each message is a complete
 /// predicate ("not a JWT (…)"): callers write "`X` is {e}" and never say "not a JWT" themselves.
@@ -82,8 +82,9 @@ pub fn parse_sess_exp(s: &str) -> Option<i64> {
 }
 
 /// Formats epoch seconds the way OCI writes `sess_exp`.
+#[cfg(test)]
 pub fn format_sess_exp(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
     httpdate::fmt_http_date(t).replace(" GMT", " UTC")
 }
 
@@ -104,6 +105,7 @@ pub enum Freshness {
     Expired,
 }
 
+#[cfg(test)]
 impl Freshness {
     /// True only for [`Freshness::Fresh`].
     pub fn is_fresh(self) -> bool {
@@ -141,6 +143,7 @@ pub fn freshness(exp: i64, now: SystemTime, window: Duration) -> Freshness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn jwt(payload: &str) -> String {
         format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(payload))

@@ -69,10 +69,7 @@ pub(crate) fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
             words.push(arg);
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (arg, None),
-        };
+        let (name, inline) = arg.split_once('=').map_or((arg, None), |(n, v)| (n, Some(v)));
         if !matches!(name, "--cluster-id" | "--region" | "--profile" | "--config-file" | "--auth") {
             return None;
         }
@@ -124,20 +121,14 @@ pub(crate) enum TokenKey {
 impl TokenKey {
     /// Parses a PEM private key (PKCS#8 or PKCS#1, text around it ignored, as `oci` does).
     pub(crate) fn from_pem(pem: &str) -> std::result::Result<TokenKey, String> {
-        let der = rustls_pemfile::private_key(&mut pem.as_bytes()).ok().flatten();
-        let ring_key = match &der {
-            Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k)) => {
-                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).ok()
-            }
-            Some(rustls::pki_types::PrivateKeyDer::Pkcs1(k)) => {
-                ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()).ok()
-            }
+        use ring::signature::RsaKeyPair;
+        use rustls::pki_types::PrivateKeyDer;
+        let ring_key = match rustls_pemfile::private_key(&mut pem.as_bytes()) {
+            Ok(Some(PrivateKeyDer::Pkcs8(k))) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).ok(),
+            Ok(Some(PrivateKeyDer::Pkcs1(k))) => RsaKeyPair::from_der(k.secret_pkcs1_der()).ok(),
             _ => None,
         };
-        match ring_key {
-            Some(k) => Ok(TokenKey::Ring(k)),
-            None => KeyPair::from_pem(pem).map(TokenKey::Rsa),
-        }
+        ring_key.map_or_else(|| KeyPair::from_pem(pem).map(TokenKey::Rsa), |k| Ok(TokenKey::Ring(k)))
     }
 
     /// Standard base64 of the RSASSA-PKCS1-v1_5 SHA-256 signature of `text`.

@@ -163,14 +163,12 @@ impl NoProxy {
             if entry == "*" {
                 return true;
             }
-            let (name, entry_port) = match split_host_port(entry) {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (entry.trim_start_matches('[').trim_end_matches(']').to_owned(), None),
-            };
+            let unbracketed = || (entry.trim_start_matches('[').trim_end_matches(']'), None);
+            let (name, entry_port) = split_host_port(entry).map_or_else(unbracketed, |(h, p)| (h, Some(p)));
             if entry_port.is_some_and(|p| p != port) {
                 return false;
             }
-            if let (Some(ip), Some((net, bits))) = (ip, parse_cidr(&name)) {
+            if let (Some(ip), Some((net, bits))) = (ip, parse_cidr(name)) {
                 return in_cidr(ip, net, bits);
             }
             let name = name.trim_start_matches("*.").trim_start_matches('.');

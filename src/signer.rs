@@ -119,11 +119,10 @@ impl SignatureHeader {
             }
         }
         let header = SignatureHeader { raw: value.to_owned(), params };
-        if header.param("keyId").is_none() {
-            return Err(SignError::Malformed("no keyId"));
-        }
-        if header.param("signature").is_none() {
-            return Err(SignError::Malformed("no signature"));
+        for (required, missing) in [("keyId", "no keyId"), ("signature", "no signature")] {
+            if header.param(required).is_none() {
+                return Err(SignError::Malformed(missing));
+            }
         }
         Ok(header)
     }

@@ -52,31 +52,6 @@ const TERM_GRACE: Duration = Duration::from_secs(1);
 
 const GH_SERVICE: &str = "GitHub Actions ID-token service (`ACTIONS_ID_TOKEN_REQUEST_URL`)";
 
-impl SubjectTokenSource {
-    /// Why the source cannot give a token, judged from local facts that no retry changes (a
-    /// variable unset, an `http://` ID-token URL, a folder or a device as `file:`); `None` when it
-    /// may. A missing or empty file is not judged here: a platform may be rotating it, so the
-    /// renewal asks the file and a renewal loop asks again. `--status` and the renewal plan use
-    /// it; the renewal itself still asks the source.
-    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
-        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
-        match self {
-            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
-                .into_iter()
-                .find(|v| unset(v))
-                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)"))
-                .or_else(|| gh_url(env.vars()).err()),
-            SubjectTokenSource::Env(name) => {
-                unset(name).then(|| format!("the environment variable `{name}` is not set"))
-            }
-            SubjectTokenSource::File(p) => {
-                std::fs::metadata(p).ok().and_then(|m| not_a_file(&m)).map(|why| format!("`{}` {why}", p.display()))
-            }
-            SubjectTokenSource::Command { .. } => None,
-        }
-    }
-}
-
 /// The configured ID-token URL, held to the rule of every URL woci sends a secret to
 /// (https, or http on loopback only). The error is its message.
 fn gh_url(env: &Env) -> std::result::Result<Url, String> {
@@ -120,6 +95,29 @@ fn warn_if_world_writable(path: &Path, meta: &std::fs::Metadata) {
 }
 
 impl SubjectTokenSource {
+    /// Why the source cannot give a token, judged from local facts that no retry changes (a
+    /// variable unset, an `http://` ID-token URL, a folder or a device as `file:`); `None` when it
+    /// may. A missing or empty file is not judged here: a platform may be rotating it, so the
+    /// renewal asks the file and a renewal loop asks again. `--status` and the renewal plan use
+    /// it; the renewal itself still asks the source.
+    pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
+        let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
+        match self {
+            SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
+                .into_iter()
+                .find(|v| unset(v))
+                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)"))
+                .or_else(|| gh_url(env.vars()).err()),
+            SubjectTokenSource::Env(name) => {
+                unset(name).then(|| format!("the environment variable `{name}` is not set"))
+            }
+            SubjectTokenSource::File(p) => {
+                std::fs::metadata(p).ok().and_then(|m| not_a_file(&m)).map(|why| format!("`{}` {why}", p.display()))
+            }
+            SubjectTokenSource::Command { .. } => None,
+        }
+    }
+
     fn fail(&self, failure: SourceFailure, reason: impl Into<String>) -> Error {
         Error::SubjectToken { source_name: self.describe(), reason: reason.into(), failure }
     }
@@ -193,12 +191,11 @@ impl SubjectTokenSource {
         if bytes.len() > MAX_INPUT {
             return Err(too_large());
         }
-        let text = std::str::from_utf8(&bytes).map_err(|_| self.no_token(format!("`{shown}` is not UTF-8 text")))?;
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(self.no_token(format!("`{shown}` is empty")));
+        match std::str::from_utf8(&bytes).map(str::trim) {
+            Err(_) => Err(self.no_token(format!("`{shown}` is not UTF-8 text"))),
+            Ok("") => Err(self.no_token(format!("`{shown}` is empty"))),
+            Ok(t) => Ok(SecretString::from(t)),
         }
-        Ok(SecretString::from(t))
     }
 
     /// Runs the helper (see the module doc) for at most `timeout`; its trimmed stdout.
@@ -232,13 +229,11 @@ impl SubjectTokenSource {
                 None => format!("`{program}` {status}"),
             }));
         }
-        let text =
-            std::str::from_utf8(&out).map_err(|_| self.no_token(format!("`{program}` printed no UTF-8 text")))?;
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(self.no_token(format!("`{program}` printed nothing")));
+        match std::str::from_utf8(&out).map(str::trim) {
+            Err(_) => Err(self.no_token(format!("`{program}` printed no UTF-8 text"))),
+            Ok("") => Err(self.no_token(format!("`{program}` printed nothing"))),
+            Ok(t) => Ok(SecretString::from(t)),
         }
-        Ok(SecretString::from(t))
     }
 
     async fn github_actions(&self, http: &Http, env: &Env, audience: &str) -> Result<SecretString> {
@@ -352,21 +347,19 @@ impl HelperGroup {
 
     /// SIGTERM to the group, SIGKILL to what is left after [`TERM_GRACE`]; reaps the helper.
     async fn end(mut self, child: &mut tokio::process::Child) {
-        if let Some(pgid) = self.0.take() {
-            if signal_group(pgid, Signal::Term) {
-                let deadline = tokio::time::Instant::now() + TERM_GRACE;
-                loop {
-                    // Once reaped, the helper itself no longer counts as a member.
-                    let _ = child.try_wait();
-                    if !signal_group(pgid, Signal::Probe) {
-                        break;
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        signal_group(pgid, Signal::Kill);
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(pgid) = self.0.take().filter(|&pgid| signal_group(pgid, Signal::Term)) {
+            let deadline = tokio::time::Instant::now() + TERM_GRACE;
+            loop {
+                // Once reaped, the helper itself no longer counts as a member.
+                let _ = child.try_wait();
+                if !signal_group(pgid, Signal::Probe) {
+                    break;
                 }
+                if tokio::time::Instant::now() >= deadline {
+                    signal_group(pgid, Signal::Kill);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;

@@ -87,8 +87,9 @@ pub(crate) async fn post(
         v.set_sensitive(true);
         headers.insert(AUTHORIZATION, v);
     }
-    let make =
-        |timeout| Ok(Request { method: Method::POST, url: url.clone(), headers: headers.clone(), body: body.clone(), timeout });
+    let make = |timeout| {
+        Ok(Request { method: Method::POST, url: url.clone(), headers: headers.clone(), body: body.clone(), timeout })
+    };
     let resp = http.execute(endpoint.service(), retry, make).await?;
     classify(endpoint, resp.status, resp.body, &secrets)
 }

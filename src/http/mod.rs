@@ -1,6 +1,6 @@
 //! woci's own HTTP requests (IdP, token exchange, OCI auth service): a small [`Transport`] trait,
-//! so protocol code is unit-tested without sockets; its reqwest implementation ([`ReqwestTransport`]:
-//! rustls with the system roots plus configured CA files, no redirects, bounded bodies, the
+//! so protocol code is unit-tested without sockets; its implementation for `reqwest::Client`
+//! (rustls with the system roots plus configured CA files, no redirects, bounded bodies, the
 //! user's proxy with woci's own `NO_PROXY` rules); and [`Http::execute`], the one retry policy.
 //!
 //! Retry rules ([`Retry`]): a request that provably never reached the server (refused, DNS, TLS
@@ -13,8 +13,6 @@
 //! since a late answer beats a spent token.
 
 mod reqwest_transport;
-
-pub use reqwest_transport::ReqwestTransport;
 
 use crate::error::{Error, Result};
 use crate::realm::NoProxy;
@@ -128,6 +126,7 @@ impl Default for HttpOptions {
     }
 }
 
+#[cfg(test)]
 impl HttpOptions {
     /// The longest one [`Http::execute`] call can take with these options (for the README's bound
     /// and for tests): every attempt at its full timeout plus the backoffs between them.
@@ -155,8 +154,7 @@ pub struct Http {
 impl Http {
     /// The reqwest client. Unreadable or invalid CA files are configuration errors.
     pub fn new(options: HttpOptions) -> Result<Http> {
-        let transport = ReqwestTransport::new(&options)?;
-        Ok(Http { transport: Arc::new(transport), options })
+        Ok(Http { transport: Arc::new(reqwest_transport::client(&options)?), options })
     }
 
     /// Any transport (tests use canned answers).
@@ -278,14 +276,10 @@ pub fn user_proxy(proxy: &Url, no_proxy: &NoProxy) -> reqwest::Proxy {
     })
 }
 
-/// The URL without query string or user info, for messages.
+/// The URL without query string or user info, for messages: what comes before the user info,
+/// then host, port and path.
 pub fn redact_url(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.set_fragment(None);
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
+    format!("{}{}", &url[..url::Position::BeforeUsername], &url[url::Position::BeforeHost..url::Position::AfterPath])
 }
 
 /// Parses all certificates of a PEM bundle.

@@ -6,46 +6,34 @@ use super::{Failure, HttpOptions, Request, Response, SendFuture, Transport};
 use crate::error::{Error, Result};
 use zeroize::Zeroizing;
 
-/// reqwest behind [`Transport`].
-#[derive(Debug, Clone)]
-pub struct ReqwestTransport {
-    client: reqwest::Client,
-}
-
-impl ReqwestTransport {
-    /// Builds the client. Unreadable or invalid CA files are configuration errors.
-    pub fn new(options: &HttpOptions) -> Result<ReqwestTransport> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
-            // woci's settings carry the user's proxy; reqwest must not read the environment itself.
-            .no_proxy();
-        if let Some(proxy) = &options.proxy {
-            builder = builder.proxy(super::user_proxy(proxy, &options.no_proxy));
-        }
-        for path in &options.extra_ca_files {
-            for cert in super::load_pem_certs(path)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))?;
-        Ok(ReqwestTransport { client })
+/// The reqwest client behind [`Transport`]. Unreadable or invalid CA files are configuration
+/// errors.
+pub(super) fn client(options: &HttpOptions) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(options.connect_timeout)
+        .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
+        // woci's settings carry the user's proxy; reqwest must not read the environment itself.
+        .no_proxy();
+    if let Some(proxy) = &options.proxy {
+        builder = builder.proxy(super::user_proxy(proxy, &options.no_proxy));
     }
+    for path in &options.extra_ca_files {
+        for cert in super::load_pem_certs(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))
 }
 
-impl Transport for ReqwestTransport {
+impl Transport for reqwest::Client {
     fn send(&self, req: Request, max_body: usize) -> SendFuture<'_> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + req.timeout;
             let host = req.url.host_str().unwrap_or("?").to_owned();
-            let builder = self
-                .client
-                .request(req.method, req.url)
-                .headers(req.headers)
-                .timeout(req.timeout)
-                .body(req.body.to_vec());
+            let builder =
+                self.request(req.method, req.url).headers(req.headers).timeout(req.timeout).body(req.body.to_vec());
             let mut resp = builder.send().await.map_err(|e| classify(e, &host))?;
             let status = resp.status().as_u16();
             let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));

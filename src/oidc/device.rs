@@ -194,16 +194,15 @@ async fn poll(
 /// Candidate discovery documents for a token URL, most specific first.
 pub fn discovery_candidates(token_url: &Url) -> Vec<Url> {
     let segments: Vec<&str> = token_url.path().split('/').filter(|s| !s.is_empty()).collect();
-    let mut out = Vec::new();
-    for keep in (0..segments.len()).rev() {
+    let candidate = |keep: usize| {
         let prefix: String = segments[..keep].iter().map(|s| format!("/{s}")).collect();
         let mut u = token_url.clone();
         u.set_query(None);
         u.set_fragment(None);
         u.set_path(&format!("{prefix}/.well-known/openid-configuration"));
-        out.push(u);
-    }
-    out
+        u
+    };
+    (0..segments.len()).rev().map(candidate).collect()
 }
 
 /// Finds `device_authorization_endpoint` in the IdP's discovery document.

@@ -240,7 +240,8 @@ fn parse_tokens(body: &[u8]) -> Result<IdpTokens> {
         service: SERVICE,
         reason: "the token response has no `access_token`".into(),
     })?;
-    if !looks_like_jwt(&access) {
+    // A JWT: three non-empty dot-separated parts.
+    if !access.split('.').map(|part| !part.is_empty()).eq([true; 3]) {
         return Err(Error::Protocol {
             service: SERVICE,
             reason: "the access token is not a JWT; the IdP must issue JWT access tokens for the OCI token exchange (Okta org authorization servers issue opaque ones: use a custom authorization server)".into(),
@@ -256,10 +257,4 @@ fn parse_tokens(body: &[u8]) -> Result<IdpTokens> {
         refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
         refresh_expires_in: refresh_expires_in.map(Duration::from_secs),
     })
-}
-
-/// Three non-empty dot-separated parts.
-fn looks_like_jwt(token: &str) -> bool {
-    let parts: Vec<&str> = token.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty())
 }
