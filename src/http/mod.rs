@@ -177,7 +177,6 @@ impl Http {
         };
         let mut backoff = Backoff::new(opts.backoff, opts.backoff * 2u32.pow(attempts));
         let mut first_sent: Option<tokio::time::Instant> = None;
-        let mut sent = 0u32;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -199,16 +198,15 @@ impl Http {
                     })
                 }
             };
+            // Whether this attempt was the first to reach the server.
+            let first_send = was_sent && first_sent.is_none();
             if was_sent {
-                sent += 1;
                 first_sent.get_or_insert(started);
             }
             let again = attempt < attempts
                 && match retry {
                     Retry::Idempotent => true,
-                    Retry::Rotating { grace } => {
-                        !was_sent || (sent == 1 && first_sent.is_some_and(|t| t.elapsed() < grace))
-                    }
+                    Retry::Rotating { grace } => !was_sent || (first_send && started.elapsed() < grace),
                 };
             if !again {
                 let why = match retry {
