@@ -50,13 +50,10 @@ pub fn fmt_utc(unix: i64) -> String {
 pub fn fmt_secs(secs: i64) -> String {
     let sign = if secs < 0 { "-" } else { "" };
     let s = secs.unsigned_abs();
-    let (h, m, s) = (s / 3600, (s % 3600) / 60, s % 60);
-    if h > 0 {
-        format!("{sign}{h}h{m:02}m{s:02}s")
-    } else if m > 0 {
-        format!("{sign}{m}m{s:02}s")
-    } else {
-        format!("{sign}{s}s")
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{sign}{s}s"),
+        (0, m, s) => format!("{sign}{m}m{s:02}s"),
+        (h, m, s) => format!("{sign}{h}h{m:02}m{s:02}s"),
     }
 }
 

@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 /// Why a string is not a usable JWT. Never carries the token itself. Each message is a complete
 /// predicate ("not a JWT (…)"): callers write "`X` is {e}" and never say "not a JWT" themselves.
@@ -31,22 +31,16 @@ pub struct UpstClaims {
     /// Expiry, seconds since the epoch.
     pub exp: i64,
     /// Issued at.
-    #[serde(default)]
     pub iat: Option<i64>,
     /// The user OCID.
-    #[serde(default)]
     pub sub: Option<String>,
     /// The tenancy OCID.
-    #[serde(default)]
     pub tenant: Option<String>,
     /// End of the server-side session (string like `Sat, 08 Nov 2025 17:19:55 UTC`, or a number).
-    #[serde(default)]
     pub sess_exp: Option<serde_json::Value>,
     /// Token id.
-    #[serde(default)]
     pub jti: Option<String>,
     /// JSON string of the bound public key (RSA JWK).
-    #[serde(default)]
     pub jwk: Option<String>,
 }
 
@@ -82,17 +76,15 @@ pub fn parse_sess_exp(s: &str) -> Option<i64> {
     if let Ok(n) = s.parse::<i64>() {
         return Some(n);
     }
-    let normalized = match s.strip_suffix(" UTC") {
-        Some(rest) => format!("{rest} GMT"),
-        None => s.to_owned(),
-    };
+    let normalized = s.strip_suffix(" UTC").map_or_else(|| s.to_owned(), |rest| format!("{rest} GMT"));
     let t = httpdate::parse_http_date(&normalized).ok()?;
     Some(crate::clock::unix_secs(t))
 }
 
 /// Formats epoch seconds the way OCI writes `sess_exp`.
+#[cfg(test)]
 pub fn format_sess_exp(unix: i64) -> String {
-    let t = UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
+    let t = std::time::UNIX_EPOCH + Duration::from_secs(u64::try_from(unix).unwrap_or(0));
     httpdate::fmt_http_date(t).replace(" GMT", " UTC")
 }
 
@@ -113,6 +105,7 @@ pub enum Freshness {
     Expired,
 }
 
+#[cfg(test)]
 impl Freshness {
     /// True only for [`Freshness::Fresh`].
     pub fn is_fresh(self) -> bool {
@@ -150,6 +143,7 @@ pub fn freshness(exp: i64, now: SystemTime, window: Duration) -> Freshness {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     fn jwt(payload: &str) -> String {
         format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(payload))

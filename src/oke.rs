@@ -17,7 +17,7 @@
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
-use crate::realm::{realm_domain, realm_for_region};
+use crate::realm::region_domain;
 use crate::renew::facts::SessionFacts;
 use crate::renew::Session;
 use crate::secret::SecretString;
@@ -69,10 +69,7 @@ pub(crate) fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
             words.push(arg);
             continue;
         }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (arg, None),
-        };
+        let (name, inline) = arg.split_once('=').map_or((arg, None), |(n, v)| (n, Some(v)));
         if !matches!(name, "--cluster-id" | "--region" | "--profile" | "--config-file" | "--auth") {
             return None;
         }
@@ -92,15 +89,12 @@ pub(crate) fn recognize(args: &[OsString], env: &Env) -> Option<TokenRequest> {
     }
     // oci rejects an empty id with a usage error, and would percent-encode unusual characters in
     // the URL path: leave both to oci.
-    let cluster_id = cluster_id.filter(|c| !c.is_empty() && c.bytes().all(is_ocid_byte))?;
+    let ocid_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_');
+    let cluster_id = cluster_id.filter(|c| !c.is_empty() && c.bytes().all(ocid_byte))?;
     if region.is_some_and(|r| !valid_region(r)) {
         return None;
     }
     Some(TokenRequest { cluster_id: cluster_id.to_owned(), region: region.map(str::to_owned) })
-}
-
-fn is_ocid_byte(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')
 }
 
 fn valid_region(r: &str) -> bool {
@@ -110,8 +104,7 @@ fn valid_region(r: &str) -> bool {
 /// `https://containerengine.{region}.{realm domain}/cluster_request/{cluster_id}`; `oc1`
 /// (`oraclecloud.com`) for regions the realm table does not know, as `oci` always does.
 pub(crate) fn cluster_request_url(region: &str, cluster_id: &str) -> String {
-    let domain = realm_domain(realm_for_region(region)).unwrap_or_else(|| "oraclecloud.com".into());
-    format!("https://containerengine.{region}.{domain}/cluster_request/{cluster_id}")
+    format!("https://containerengine.{region}.{}/cluster_request/{cluster_id}", region_domain(region))
 }
 
 /// The key that signs the token. ring signs an RSA-2048 PKCS#1 v1.5 signature several times faster
@@ -128,20 +121,14 @@ pub(crate) enum TokenKey {
 impl TokenKey {
     /// Parses a PEM private key (PKCS#8 or PKCS#1, text around it ignored, as `oci` does).
     pub(crate) fn from_pem(pem: &str) -> std::result::Result<TokenKey, String> {
-        let der = rustls_pemfile::private_key(&mut pem.as_bytes()).ok().flatten();
-        let ring_key = match &der {
-            Some(rustls::pki_types::PrivateKeyDer::Pkcs8(k)) => {
-                ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).ok()
-            }
-            Some(rustls::pki_types::PrivateKeyDer::Pkcs1(k)) => {
-                ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()).ok()
-            }
+        use ring::signature::RsaKeyPair;
+        use rustls::pki_types::PrivateKeyDer;
+        let ring_key = match rustls_pemfile::private_key(&mut pem.as_bytes()) {
+            Ok(Some(PrivateKeyDer::Pkcs8(k))) => RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()).ok(),
+            Ok(Some(PrivateKeyDer::Pkcs1(k))) => RsaKeyPair::from_der(k.secret_pkcs1_der()).ok(),
             _ => None,
         };
-        match ring_key {
-            Some(k) => Ok(TokenKey::Ring(k)),
-            None => KeyPair::from_pem(pem).map(TokenKey::Rsa),
-        }
+        ring_key.map_or_else(|| KeyPair::from_pem(pem).map(TokenKey::Rsa), |k| Ok(TokenKey::Ring(k)))
     }
 
     /// Standard base64 of the RSASSA-PKCS1-v1_5 SHA-256 signature of `text`.

@@ -71,12 +71,13 @@ pub(crate) fn canonical_region(region: &str) -> String {
     REGION_SHORT_NAMES.iter().find(|(short, _)| *short == region).map_or(region, |(_, long)| (*long).to_owned())
 }
 
-/// The realm of a region identifier (or short code); `oc1` for regions the SDK does not place
-/// elsewhere (the SDK's default too, when no region metadata says otherwise). A new region of
+/// The domain of a region's realm (the region may be a short code): the realm the SDK places it
+/// in, else `oc1` (the SDK's default too, when no region metadata says otherwise). A new region of
 /// another realm needs `auth_endpoint` / `WOCI_AUTH_ENDPOINT`.
-pub(crate) fn realm_for_region(region: &str) -> &'static str {
+pub(crate) fn region_domain(region: &str) -> String {
     let region = canonical_region(region);
-    REGION_REALMS.iter().find(|(r, _)| *r == region).map_or("oc1", |(_, realm)| realm)
+    let realm = REGION_REALMS.iter().find(|(r, _)| *r == region).map_or("oc1", |(_, realm)| realm);
+    realm_domain(realm).unwrap_or_else(|| "oraclecloud.com".into())
 }
 
 /// `https://auth.{region}.{realm domain}`, the OCI SDK's `endpoint_for("auth", region)`. Short
@@ -93,9 +94,7 @@ pub(crate) fn auth_endpoint_for_region(region: &str) -> Result<Url> {
     let host = if region.contains('.') {
         format!("auth.{region}")
     } else {
-        let region = canonical_region(&region);
-        let domain = realm_domain(realm_for_region(&region)).unwrap_or_else(|| "oraclecloud.com".into());
-        format!("auth.{region}.{domain}")
+        format!("auth.{}.{}", canonical_region(&region), region_domain(&region))
     };
     Url::parse(&format!("https://{host}")).map_err(|e| Error::Config(format!("invalid region `{region}`: {e}")))
 }
@@ -109,13 +108,8 @@ pub(crate) fn realm_of_domain(domain: &str) -> Option<u32> {
         "oraclegovcloud.com" => 2,
         "oraclegovcloud.uk" => 4,
         "oraclecloud.eu" => 19,
-        d => {
-            let digits = d.strip_prefix("oraclecloud")?.strip_suffix(".com")?;
-            if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) || digits.starts_with('0') {
-                return None;
-            }
-            digits.parse().ok()?
-        }
+        // `oraclecloud08.com` or `oraclecloud+8.com` parse too, and fail the round trip below.
+        d => d.strip_prefix("oraclecloud")?.strip_suffix(".com")?.parse().ok()?,
     };
     (realm_domain(&format!("oc{n}")).as_deref() == Some(domain.as_str())).then_some(n)
 }
@@ -140,16 +134,10 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
 /// end-to-end TLS with the child, so other hosts are tunnelled.
 pub fn is_oci_realm_host(host: &str) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
-    let labels: Vec<&str> = host.split('.').collect();
-    if labels.len() < 3 {
-        return false;
-    }
+    let mut labels = host.rsplitn(3, '.');
+    let (Some(tld), Some(sld), Some(_)) = (labels.next(), labels.next(), labels.next()) else { return false };
     // Object Storage dedicated endpoints: `<ns>.objectstorage.<region>.oci.customer-oci.com`.
-    if host.ends_with(".customer-oci.com") {
-        return true;
-    }
-    let domain = format!("{}.{}", labels[labels.len() - 2], labels[labels.len() - 1]);
-    realm_of_domain(&domain).is_some()
+    host.ends_with(".customer-oci.com") || realm_of_domain(&format!("{sld}.{tld}")).is_some()
 }
 
 /// The user's `NO_PROXY` list: `*`, exact hosts, domain suffixes (`.example.com` or
@@ -175,14 +163,12 @@ impl NoProxy {
             if entry == "*" {
                 return true;
             }
-            let (name, entry_port) = match split_host_port(entry) {
-                Some((h, p)) => (h.to_owned(), Some(p)),
-                None => (entry.trim_start_matches('[').trim_end_matches(']').to_owned(), None),
-            };
+            let unbracketed = || (entry.trim_start_matches('[').trim_end_matches(']'), None);
+            let (name, entry_port) = split_host_port(entry).map_or_else(unbracketed, |(h, p)| (h, Some(p)));
             if entry_port.is_some_and(|p| p != port) {
                 return false;
             }
-            if let (Some(ip), Some((net, bits))) = (ip, parse_cidr(&name)) {
+            if let (Some(ip), Some((net, bits))) = (ip, parse_cidr(name)) {
                 return in_cidr(ip, net, bits);
             }
             let name = name.trim_start_matches("*.").trim_start_matches('.');
@@ -199,17 +185,13 @@ fn parse_cidr(s: &str) -> Option<(IpAddr, u8)> {
 }
 
 fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) if bits <= 32 => {
-            let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) if bits <= 128 => {
-            let mask = if bits == 0 { 0 } else { u128::MAX << (128 - bits) };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
+    let (a, n, width) = match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => (u128::from(u32::from(a)), u128::from(u32::from(n)), 32),
+        (IpAddr::V6(a), IpAddr::V6(n)) => (u128::from(a), u128::from(n), 128),
+        _ => return false,
+    };
+    // The bits past the prefix may differ; a shift by the whole width leaves nothing to compare.
+    bits <= width && (a ^ n).checked_shr(u32::from(width - bits)).is_none_or(|rest| rest == 0)
 }
 
 #[cfg(test)]

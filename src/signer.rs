@@ -83,54 +83,46 @@ impl SignatureHeader {
     /// Parameters may come in any order, separated by `,` with optional spaces; unknown ones are
     /// kept. `keyId` and `signature` are required.
     pub fn parse(value: &str) -> Result<SignatureHeader, SignError> {
-        let scheme_end = value.find(' ').ok_or(SignError::Malformed("no scheme"))?;
-        if !value[..scheme_end].eq_ignore_ascii_case("Signature") {
+        let (scheme, _) = value.split_once(' ').ok_or(SignError::Malformed("no scheme"))?;
+        if !scheme.eq_ignore_ascii_case("Signature") {
             return Err(SignError::Malformed("scheme is not `Signature`"));
         }
         let bytes = value.as_bytes();
         let mut params = Vec::new();
-        let mut i = scheme_end;
+        let mut i = scheme.len();
         loop {
-            while i < bytes.len() && (bytes[i] == b' ' || bytes[i] == b'\t' || bytes[i] == b',') {
-                i += 1;
-            }
-            if i == bytes.len() {
+            i = value.len() - value[i..].trim_start_matches([' ', '\t', ',']).len();
+            if i == value.len() {
                 break;
             }
-            let name_start = i;
-            while i < bytes.len() && bytes[i] != b'=' {
-                i += 1;
-            }
-            let name = value[name_start..i].trim();
-            if i == bytes.len() || name.is_empty() || name.contains([' ', ',', '"']) {
+            let eq = value[i..].find('=').map(|n| i + n);
+            let name = value[i..eq.unwrap_or(i)].trim();
+            let Some(eq) = eq.filter(|_| !name.is_empty() && !name.contains([' ', ',', '"'])) else {
                 return Err(SignError::Malformed("parameter without `=`"));
-            }
-            i += 1;
-            if bytes.get(i) != Some(&b'"') {
+            };
+            if bytes.get(eq + 1) != Some(&b'"') {
                 return Err(SignError::Malformed("parameter value is not quoted"));
             }
-            i += 1;
-            let value_start = i;
             // Values are quoted strings; OCI values (base64, OCIDs, JWTs, header names) never
             // contain quotes, but honour a backslash escape so that we never split inside one.
+            i = eq + 2;
             while i < bytes.len() && bytes[i] != b'"' {
                 i += if bytes[i] == b'\\' { 2 } else { 1 };
             }
             if i >= bytes.len() {
                 return Err(SignError::Malformed("unterminated quoted value"));
             }
-            params.push((name.to_owned(), value_start..i));
+            params.push((name.to_owned(), eq + 2..i));
             i += 1;
-            if i < bytes.len() && bytes[i] != b',' && bytes[i] != b' ' {
+            if !matches!(bytes.get(i), None | Some(b',' | b' ')) {
                 return Err(SignError::Malformed("garbage after a quoted value"));
             }
         }
         let header = SignatureHeader { raw: value.to_owned(), params };
-        if header.param("keyId").is_none() {
-            return Err(SignError::Malformed("no keyId"));
-        }
-        if header.param("signature").is_none() {
-            return Err(SignError::Malformed("no signature"));
+        for (required, missing) in [("keyId", "no keyId"), ("signature", "no signature")] {
+            if header.param(required).is_none() {
+                return Err(SignError::Malformed(missing));
+            }
         }
         Ok(header)
     }
@@ -178,11 +170,7 @@ impl SignatureHeader {
     /// (parameter order, spacing, the signature) is kept.
     pub fn with_key_id(&self, new_key_id: &str) -> String {
         let range = self.params.iter().find(|(n, _)| n == "keyId").map(|(_, r)| r.clone()).unwrap_or(0..0);
-        let mut out = String::with_capacity(self.raw.len() + new_key_id.len());
-        out.push_str(&self.raw[..range.start]);
-        out.push_str(new_key_id);
-        out.push_str(&self.raw[range.end..]);
-        out
+        format!("{}{new_key_id}{}", &self.raw[..range.start], &self.raw[range.end..])
     }
 }
 
@@ -206,24 +194,23 @@ pub fn signing_string<S: AsRef<str>>(
     headers: &HeaderMap,
     names: &[S],
 ) -> Result<String, SignError> {
-    let mut lines = Vec::with_capacity(names.len());
-    for name in names {
+    let lines = names.iter().map(|name| {
         let name = name.as_ref().to_ascii_lowercase();
         if name == REQUEST_TARGET {
-            lines.push(format!("{REQUEST_TARGET}: {} {target}", method.as_str().to_ascii_lowercase()));
-            continue;
+            return Ok(format!("{REQUEST_TARGET}: {} {target}", method.as_str().to_ascii_lowercase()));
         }
-        let mut values = headers.get_all(name.as_str()).iter().peekable();
-        if values.peek().is_none() {
+        let values: Vec<&str> = headers
+            .get_all(name.as_str())
+            .iter()
+            .map(|v| v.to_str().map(str::trim))
+            .collect::<Result<_, _>>()
+            .map_err(|_| SignError::InvalidHeader(name.clone()))?;
+        if values.is_empty() {
             return Err(SignError::MissingHeader(name));
         }
-        let mut joined = Vec::new();
-        for v in values {
-            joined.push(v.to_str().map_err(|_| SignError::InvalidHeader(name.clone()))?.trim());
-        }
-        lines.push(format!("{name}: {}", joined.join(", ")));
-    }
-    Ok(lines.join("\n"))
+        Ok(format!("{name}: {}", values.join(", ")))
+    });
+    Ok(lines.collect::<Result<Vec<_>, _>>()?.join("\n"))
 }
 
 /// Checks an RSASSA-PKCS1-v1_5 SHA-256 signature (base64) over `signing_string`.
@@ -244,11 +231,10 @@ pub fn sign_string(private_key: &RsaPrivateKey, signing_string: &str) -> String 
 }
 
 /// Formats an `Authorization` value with OCI's usual parameter order.
-pub fn authorization_value<S: AsRef<str>>(key_id: &str, headers: &[S], signature_b64: &str) -> String {
-    let names: Vec<&str> = headers.iter().map(AsRef::as_ref).collect();
+pub fn authorization_value(key_id: &str, headers: &[&str], signature_b64: &str) -> String {
     format!(
         "Signature version=\"1\",keyId=\"{key_id}\",algorithm=\"rsa-sha256\",headers=\"{}\",signature=\"{signature_b64}\"",
-        names.join(" ")
+        headers.join(" ")
     )
 }
 
@@ -288,11 +274,8 @@ pub fn sign_request(
     } else {
         &HEADERS_NO_BODY
     };
-    let target = match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    };
-    let text = signing_string(method, &target, &headers, names)?;
+    let target = &url[url::Position::BeforePath..url::Position::AfterQuery];
+    let text = signing_string(method, target, &headers, names)?;
     let signature = sign_string(key.private(), &text);
     let mut auth = HeaderValue::from_str(&authorization_value(key_id.expose(), names, &signature))
         .map_err(|_| SignError::InvalidHeader("authorization".into()))?;

@@ -28,7 +28,7 @@ use crate::fsutil::{fmt_size, signal_group, Signal, MAX_INPUT};
 use crate::http::Http;
 use crate::secret::SecretString;
 use crate::settings::{Env, SourceEnv, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
-use http::header::{HeaderValue, ACCEPT, AUTHORIZATION};
+use http::header::{HeaderValue, AUTHORIZATION};
 use serde::Deserialize;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -51,6 +51,48 @@ const DRAIN_GRACE: Duration = Duration::from_millis(500);
 const TERM_GRACE: Duration = Duration::from_secs(1);
 
 const GH_SERVICE: &str = "GitHub Actions ID-token service (`ACTIONS_ID_TOKEN_REQUEST_URL`)";
+
+/// The configured ID-token URL, held to the rule of every URL woci sends a secret to
+/// (https, or http on loopback only). The error is its message.
+fn gh_url(env: &Env) -> std::result::Result<Url, String> {
+    let raw = env.get(GH_URL_VAR).map(String::as_str).unwrap_or_default();
+    crate::settings::parse_url(raw, GH_URL_VAR).map_err(|e| e.to_string())
+}
+
+/// Why `meta` is not something a token can be read from, if it is not a regular file.
+fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
+    let kind = meta.file_type();
+    let mut kinds = vec![(kind.is_file(), None), (kind.is_dir(), Some("is a folder, not a file"))];
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        kinds.extend([
+            (kind.is_fifo(), Some("is a FIFO, not a regular file")),
+            (kind.is_char_device() || kind.is_block_device(), Some("is a device, not a regular file")),
+            (kind.is_socket(), Some("is a socket, not a regular file")),
+        ]);
+    }
+    kinds.into_iter().find(|(is, _)| *is).map_or(Some("is not a regular file"), |(_, why)| why)
+}
+
+/// A world-writable token file lets any local user choose the identity woci exchanges: said
+/// once per process (a renewal loop reads the file many times).
+fn warn_if_world_writable(path: &Path, meta: &std::fs::Metadata) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if meta.permissions().mode() & 0o002 != 0 && !WARNED.swap(true, Ordering::Relaxed) {
+            let p = path.display();
+            tracing::warn!(
+                "subject token file `{p}` is writable by every user, so any of them can choose the identity woci signs in as; run `chmod o-w {p}`"
+            );
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, meta);
+}
 
 impl SubjectTokenSource {
     /// Why the source cannot give a token, judged from local facts that no retry changes (a
@@ -75,60 +117,7 @@ impl SubjectTokenSource {
             SubjectTokenSource::Command { .. } => None,
         }
     }
-}
 
-/// The configured ID-token URL, held to the rule of every URL woci sends a secret to
-/// (https, or http on loopback only). The error is its message.
-fn gh_url(env: &Env) -> std::result::Result<Url, String> {
-    let raw = env.get(GH_URL_VAR).map(String::as_str).unwrap_or_default();
-    crate::settings::parse_url(raw, GH_URL_VAR).map_err(|e| e.to_string())
-}
-
-/// Why `meta` is not something a token can be read from, if it is not a regular file.
-fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
-    let kind = meta.file_type();
-    if kind.is_file() {
-        return None;
-    }
-    if kind.is_dir() {
-        return Some("is a folder, not a file");
-    }
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::FileTypeExt;
-        if kind.is_fifo() {
-            return Some("is a FIFO, not a regular file");
-        }
-        if kind.is_char_device() || kind.is_block_device() {
-            return Some("is a device, not a regular file");
-        }
-        if kind.is_socket() {
-            return Some("is a socket, not a regular file");
-        }
-    }
-    Some("is not a regular file")
-}
-
-/// A world-writable token file lets any local user choose the identity woci exchanges: said
-/// once per process (a renewal loop reads the file many times).
-fn warn_if_world_writable(path: &Path, meta: &std::fs::Metadata) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        use std::sync::atomic::{AtomicBool, Ordering};
-        static WARNED: AtomicBool = AtomicBool::new(false);
-        if meta.permissions().mode() & 0o002 != 0 && !WARNED.swap(true, Ordering::Relaxed) {
-            let p = path.display();
-            tracing::warn!(
-                "subject token file `{p}` is writable by every user, so any of them can choose the identity woci signs in as; run `chmod o-w {p}`"
-            );
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = (path, meta);
-}
-
-impl SubjectTokenSource {
     fn fail(&self, failure: SourceFailure, reason: impl Into<String>) -> Error {
         Error::SubjectToken { source_name: self.describe(), reason: reason.into(), failure }
     }
@@ -202,12 +191,11 @@ impl SubjectTokenSource {
         if bytes.len() > MAX_INPUT {
             return Err(too_large());
         }
-        let text = std::str::from_utf8(&bytes).map_err(|_| self.no_token(format!("`{shown}` is not UTF-8 text")))?;
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(self.no_token(format!("`{shown}` is empty")));
+        match std::str::from_utf8(&bytes).map(str::trim) {
+            Err(_) => Err(self.no_token(format!("`{shown}` is not UTF-8 text"))),
+            Ok("") => Err(self.no_token(format!("`{shown}` is empty"))),
+            Ok(t) => Ok(SecretString::from(t)),
         }
-        Ok(SecretString::from(t))
     }
 
     /// Runs the helper (see the module doc) for at most `timeout`; its trimmed stdout.
@@ -228,21 +216,9 @@ impl SubjectTokenSource {
         })?;
         let group = HelperGroup::of(&child);
         let (mut out, mut err) = (Zeroizing::new(Vec::new()), Vec::new());
-        let ended = collect(&mut child, &mut out, &mut err, timeout).await;
+        let ended = self.collect(program, &mut child, &mut out, &mut err, timeout).await;
         group.end(&mut child).await;
-        let status = match ended {
-            Ended::Exited(status) => status,
-            Ended::TimedOut => {
-                return Err(self.no_token(format!("`{program}` did not finish within {}s", timeout.as_secs())))
-            }
-            Ended::TooMuch => {
-                return Err(self.misconfigured(format!(
-                    "`{program}` printed more than {}; a JWT is a few KiB",
-                    fmt_size(MAX_INPUT)
-                )))
-            }
-            Ended::Failed(e) => return Err(self.no_token(format!("cannot wait for `{program}`: {e}"))),
-        };
+        let status = ended?;
         if !status.success() {
             let status = match status.code() {
                 Some(c) => format!("exited with {c}"),
@@ -253,13 +229,11 @@ impl SubjectTokenSource {
                 None => format!("`{program}` {status}"),
             }));
         }
-        let text =
-            std::str::from_utf8(&out).map_err(|_| self.no_token(format!("`{program}` printed no UTF-8 text")))?;
-        let t = text.trim();
-        if t.is_empty() {
-            return Err(self.no_token(format!("`{program}` printed nothing")));
+        match std::str::from_utf8(&out).map(str::trim) {
+            Err(_) => Err(self.no_token(format!("`{program}` printed no UTF-8 text"))),
+            Ok("") => Err(self.no_token(format!("`{program}` printed nothing"))),
+            Ok(t) => Ok(SecretString::from(t)),
         }
-        Ok(SecretString::from(t))
     }
 
     async fn github_actions(&self, http: &Http, env: &Env, audience: &str) -> Result<SecretString> {
@@ -274,9 +248,8 @@ impl SubjectTokenSource {
         auth.set_sensitive(true);
         let mut headers = http::HeaderMap::new();
         headers.insert(AUTHORIZATION, auth);
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         // Bounded like every answer woci reads (`HttpOptions::max_body`, 1 MiB).
-        let resp = http.get(GH_SERVICE, &url, headers).await?;
+        let resp = http.get_json(GH_SERVICE, &url, headers).await?;
         let (status, body) = (resp.status, resp.body);
         if !(200..300).contains(&status) {
             return Err(match status {
@@ -295,70 +268,58 @@ impl SubjectTokenSource {
             .map(|v| SecretString::from(v.trim()))
             .ok_or_else(|| self.no_token("the ID-token service answered without a `value`"))
     }
-}
 
-/// How waiting for a helper ended.
-enum Ended {
-    /// It exited (its output is read, or what its pipes delivered within [`DRAIN_GRACE`]).
-    Exited(ExitStatus),
-    /// It was still running after the timeout.
-    TimedOut,
-    /// Its stdout went past [`MAX_INPUT`].
-    TooMuch,
-    /// Waiting for it failed.
-    Failed(std::io::Error),
-}
-
-/// Waits for `child` while reading its stdout into `out` (up to [`MAX_INPUT`]: more ends the
-/// wait) and its stderr into `err` (the first [`MAX_STDERR`] bytes; the rest is read and
-/// dropped, so the helper never blocks on a full pipe), until it exits or `timeout` passes.
-/// Once it has exited, its pipes get [`DRAIN_GRACE`] to deliver the rest.
-async fn collect(child: &mut tokio::process::Child, out: &mut Vec<u8>, err: &mut Vec<u8>, timeout: Duration) -> Ended {
-    let reading_out = read_capped(child.stdout.take(), out, MAX_INPUT, PastCap::Stop);
-    let reading_err = read_capped(child.stderr.take(), err, MAX_STDERR, PastCap::Drop);
-    let deadline = tokio::time::sleep(timeout);
-    tokio::pin!(reading_out, reading_err, deadline);
-    let (mut out_done, mut err_done) = (false, false);
-    let ended = loop {
-        tokio::select! {
-            status = child.wait() => break match status {
-                Ok(s) => Ended::Exited(s),
-                Err(e) => Ended::Failed(e),
-            },
-            over = &mut reading_out, if !out_done => {
-                out_done = true;
-                if over {
-                    return Ended::TooMuch;
+    /// Waits for `child` while reading its stdout into `out` (up to [`MAX_INPUT`]: more ends the
+    /// wait) and its stderr into `err` (the first [`MAX_STDERR`] bytes; the rest is read and
+    /// dropped, so the helper never blocks on a full pipe), until it exits or `timeout` passes.
+    /// Once it has exited, its pipes get [`DRAIN_GRACE`] to deliver the rest.
+    async fn collect(
+        &self,
+        program: &str,
+        child: &mut tokio::process::Child,
+        out: &mut Vec<u8>,
+        err: &mut Vec<u8>,
+        timeout: Duration,
+    ) -> Result<ExitStatus> {
+        let too_much =
+            || self.misconfigured(format!("`{program}` printed more than {}; a JWT is a few KiB", fmt_size(MAX_INPUT)));
+        let reading_out = read_capped(child.stdout.take(), out, MAX_INPUT, true);
+        let reading_err = read_capped(child.stderr.take(), err, MAX_STDERR, false);
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(reading_out, reading_err, deadline);
+        let (mut out_done, mut err_done) = (false, false);
+        let status = loop {
+            tokio::select! {
+                status = child.wait() => break status,
+                over = &mut reading_out, if !out_done => {
+                    out_done = true;
+                    if over {
+                        return Err(too_much());
+                    }
+                }
+                _ = &mut reading_err, if !err_done => err_done = true,
+                _ = &mut deadline => {
+                    return Err(self.no_token(format!("`{program}` did not finish within {}s", timeout.as_secs())))
                 }
             }
-            _ = &mut reading_err, if !err_done => err_done = true,
-            _ = &mut deadline => return Ended::TimedOut,
+        };
+        // The helper is gone and what it wrote is in the pipes; a background child it left may hold
+        // them open for good, so read what is there and stop.
+        let grace = tokio::time::Instant::now() + DRAIN_GRACE;
+        if !out_done && matches!(tokio::time::timeout_at(grace, reading_out).await, Ok(true)) {
+            return Err(too_much());
         }
-    };
-    // The helper is gone and what it wrote is in the pipes; a background child it left may hold
-    // them open for good, so read what is there and stop.
-    let grace = tokio::time::Instant::now() + DRAIN_GRACE;
-    if !out_done && matches!(tokio::time::timeout_at(grace, reading_out).await, Ok(true)) {
-        return Ended::TooMuch;
+        if !err_done {
+            let _ = tokio::time::timeout_at(grace, reading_err).await;
+        }
+        status.map_err(|e| self.no_token(format!("cannot wait for `{program}`: {e}")))
     }
-    if !err_done {
-        let _ = tokio::time::timeout_at(grace, reading_err).await;
-    }
-    ended
 }
 
-/// What [`read_capped`] does with bytes past its cap.
-#[derive(Clone, Copy)]
-enum PastCap {
-    /// Stop reading and say so.
-    Stop,
-    /// Read on to the end, keeping nothing more.
-    Drop,
-}
-
-/// Reads `pipe` into `buf`, keeping at most `cap` bytes; `true` when it stopped at the cap
-/// ([`PastCap::Stop`]). A read error ends the reading like the end of the pipe.
-async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, cap: usize, past: PastCap) -> bool {
+/// Reads `pipe` into `buf`, keeping at most `cap` bytes. Past the cap it stops and returns `true`
+/// when `stop`, else reads on to the end keeping nothing more. A read error ends the reading like
+/// the end of the pipe.
+async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, cap: usize, stop: bool) -> bool {
     let Some(mut pipe) = pipe else { return false };
     let mut chunk = Zeroizing::new(vec![0u8; 16 * 1024]);
     loop {
@@ -368,7 +329,7 @@ async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, ca
         };
         let room = cap.saturating_sub(buf.len());
         buf.extend_from_slice(&chunk[..n.min(room)]);
-        if n > room && matches!(past, PastCap::Stop) {
+        if n > room && stop {
             return true;
         }
     }
@@ -386,21 +347,19 @@ impl HelperGroup {
 
     /// SIGTERM to the group, SIGKILL to what is left after [`TERM_GRACE`]; reaps the helper.
     async fn end(mut self, child: &mut tokio::process::Child) {
-        if let Some(pgid) = self.0.take() {
-            if signal_group(pgid, Signal::Term) {
-                let deadline = tokio::time::Instant::now() + TERM_GRACE;
-                loop {
-                    // Once reaped, the helper itself no longer counts as a member.
-                    let _ = child.try_wait();
-                    if !signal_group(pgid, Signal::Probe) {
-                        break;
-                    }
-                    if tokio::time::Instant::now() >= deadline {
-                        signal_group(pgid, Signal::Kill);
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Some(pgid) = self.0.take().filter(|&pgid| signal_group(pgid, Signal::Term)) {
+            let deadline = tokio::time::Instant::now() + TERM_GRACE;
+            loop {
+                // Once reaped, the helper itself no longer counts as a member.
+                let _ = child.try_wait();
+                if !signal_group(pgid, Signal::Probe) {
+                    break;
                 }
+                if tokio::time::Instant::now() >= deadline {
+                    signal_group(pgid, Signal::Kill);
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         }
         let _ = tokio::time::timeout(TERM_GRACE, child.wait()).await;
@@ -427,27 +386,13 @@ fn first_stderr_line(stderr: &[u8], stdout: &[u8]) -> Option<String> {
 
 /// `line` with every word shaped like a JWT (`eyJ…`, base64url parts joined by dots) replaced.
 fn without_jwts(line: &str) -> String {
-    let in_word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
-    let mut out = String::with_capacity(line.len());
-    let mut word = String::new();
-    let flush = |word: &mut String, out: &mut String| {
-        if word.starts_with("eyJ") && word.matches('.').count() >= 2 {
-            out.push_str("[redacted]");
-        } else {
-            out.push_str(word);
-        }
-        word.clear();
+    static WORD: std::sync::LazyLock<regex::Regex> =
+        std::sync::LazyLock::new(|| regex::Regex::new("[A-Za-z0-9_.-]+").expect("a valid pattern"));
+    let replace = |word: &regex::Captures<'_>| match &word[0] {
+        w if w.starts_with("eyJ") && w.matches('.').count() >= 2 => "[redacted]".to_owned(),
+        w => w.to_owned(),
     };
-    for c in line.chars() {
-        if in_word(c) {
-            word.push(c);
-        } else {
-            flush(&mut word, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut word, &mut out);
-    out
+    WORD.replace_all(line, replace).into_owned()
 }
 
 /// `$ACTIONS_ID_TOKEN_REQUEST_URL` with `audience=<aud>` appended (`&` when it has a query).

@@ -48,23 +48,6 @@ impl Endpoint {
             Endpoint::Exchange => "token exchange",
         }
     }
-
-    /// What was presented, for IdP rejections.
-    fn presented(self) -> &'static str {
-        match self {
-            Endpoint::Idp { what } => what,
-            Endpoint::DeviceAuthorization => "device authorization request",
-            Endpoint::Exchange => "subject token",
-        }
-    }
-
-    fn setting(self) -> &'static str {
-        match self {
-            Endpoint::Idp { .. } => "token_url",
-            Endpoint::Exchange => "token_exchange_url",
-            Endpoint::DeviceAuthorization => "device_authorization_url",
-        }
-    }
 }
 
 /// The OAuth client making the request.
@@ -85,47 +68,35 @@ pub(crate) async fn post(
     form: &[(&str, &str)],
     retry: Retry,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    let basic = client.secret.map(|s| basic_value(client.id, s));
-    let body = Zeroizing::new(url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish());
-    let mut secrets: Vec<&str> =
-        form.iter().filter(|(k, _)| SECRET_FIELDS.contains(k)).map(|(_, v)| *v).collect::<Vec<_>>();
-    if let Some(s) = client.secret {
-        secrets.push(s.expose());
-    }
+    // `base64(id:secret)`, the credentials of an HTTP Basic header.
+    let basic = client.secret.map(|s| SecretString::new(STANDARD.encode(format!("{}:{}", client.id, s.expose()))));
+    let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+    let body = Zeroizing::new(body.into_bytes());
+    let secrets: Vec<&str> = form
+        .iter()
+        .filter(|(k, _)| SECRET_FIELDS.contains(k))
+        .map(|(_, v)| *v)
+        .chain(client.secret.into_iter().chain(&basic).map(|s| s.expose().as_str()))
+        .collect();
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
     if let Some(b) = &basic {
-        secrets.push(b.expose());
+        let mut v = HeaderValue::from_str(&format!("Basic {}", b.expose()))
+            .map_err(|_| Error::Config("client credentials cannot be sent in an HTTP header".into()))?;
+        v.set_sensitive(true);
+        headers.insert(AUTHORIZATION, v);
     }
-    let make = |timeout| -> Result<Request> {
-        let mut headers = HeaderMap::new();
-        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        if let Some(b) = &basic {
-            let mut v = HeaderValue::from_str(&format!("Basic {}", b.expose()))
-                .map_err(|_| Error::Config("client credentials cannot be sent in an HTTP header".into()))?;
-            v.set_sensitive(true);
-            headers.insert(AUTHORIZATION, v);
-        }
-        Ok(Request {
-            method: Method::POST,
-            url: url.clone(),
-            headers,
-            body: Zeroizing::new(body.as_bytes().to_vec()),
-            timeout,
-        })
+    let make = |timeout| {
+        Ok(Request { method: Method::POST, url: url.clone(), headers: headers.clone(), body: body.clone(), timeout })
     };
     let resp = http.execute(endpoint.service(), retry, make).await?;
     classify(endpoint, resp.status, resp.body, &secrets)
 }
 
-/// `base64(id:secret)`, the credentials of an HTTP Basic header.
-fn basic_value(client_id: &str, secret: &SecretString) -> SecretString {
-    SecretString::new(STANDARD.encode(format!("{client_id}:{}", secret.expose())))
-}
-
 #[derive(Deserialize)]
 struct OAuthError {
     error: String,
-    #[serde(default)]
     error_description: Option<String>,
 }
 
@@ -133,45 +104,34 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
     if (200..300).contains(&status) {
         return Ok(body);
     }
+    let (what, setting) = match endpoint {
+        Endpoint::Idp { what } => (what, "token_url"),
+        Endpoint::Exchange => ("", "token_exchange_url"),
+        Endpoint::DeviceAuthorization => ("device authorization request", "device_authorization_url"),
+    };
     if !(400..500).contains(&status) {
         return Err(Error::Protocol {
             service: endpoint.service(),
-            reason: format!("the token endpoint answered HTTP {status}; check `{}`", endpoint.setting()),
+            reason: format!("the token endpoint answered HTTP {status}; check `{setting}`"),
         });
     }
     let oauth = serde_json::from_slice::<OAuthError>(&body).ok();
-    let what = endpoint.presented();
-    Err(match (endpoint, oauth) {
-        (Endpoint::Idp { .. } | Endpoint::DeviceAuthorization, Some(e)) => {
-            let mut description = e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty());
-            if description.is_none() {
-                description = match e.error.as_str() {
-                    "invalid_grant" if what == "refresh token" => {
-                        Some("the refresh token is expired or revoked; log in again".into())
-                    }
-                    "invalid_client" => Some("check `auth_client_id` and `auth_client_secret`".into()),
-                    _ => None,
-                };
-            }
-            Error::IdpRejected { what, error: scrub(&e.error, secrets), description }
+    let (error, description) = match &oauth {
+        Some(e) => {
+            let description = e.error_description.as_deref().map(|d| scrub(d, secrets)).filter(|d| !d.is_empty());
+            (scrub(&e.error, secrets), description)
         }
-        (Endpoint::Idp { .. } | Endpoint::DeviceAuthorization, None) => Error::IdpRejected {
-            what,
-            error: format!("HTTP {status}"),
-            description: Some(match endpoint {
-                Endpoint::DeviceAuthorization => "the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow".into(),
-                _ => "the token endpoint answered without an OAuth error; check `token_url`".into(),
-            }),
-        },
-        (Endpoint::Exchange, Some(e)) => Error::ExchangeRejected {
-            status,
-            error: scrub(&e.error, secrets),
-            description: e.error_description.map(|d| scrub(&d, secrets)).filter(|d| !d.is_empty()),
-        },
-        (Endpoint::Exchange, None) => {
-            Error::ExchangeRejected { status, error: format!("HTTP {status}"), description: None }
-        }
-    })
+        None => (format!("HTTP {status}"), None),
+    };
+    let hint = match oauth.as_ref().map(|e| e.error.as_str()) {
+        _ if endpoint == Endpoint::Exchange => return Err(Error::ExchangeRejected { status, error, description }),
+        Some("invalid_grant") if what == "refresh token" => "the refresh token is expired or revoked; log in again",
+        Some("invalid_client") => "check `auth_client_id` and `auth_client_secret`",
+        Some(_) => return Err(Error::IdpRejected { what, error, description }),
+        None if endpoint == Endpoint::DeviceAuthorization => "the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow",
+        None => "the token endpoint answered without an OAuth error; check `token_url`",
+    };
+    Err(Error::IdpRejected { what, error, description: description.or_else(|| Some(hint.into())) })
 }
 
 /// Makes server-provided text fit for a one-line error: removes any secret we sent, cuts it to 300

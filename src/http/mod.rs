@@ -1,6 +1,6 @@
 //! woci's own HTTP requests (IdP, token exchange, OCI auth service): a small [`Transport`] trait,
-//! so protocol code is unit-tested without sockets; its reqwest implementation ([`ReqwestTransport`]:
-//! rustls with the system roots plus configured CA files, no redirects, bounded bodies, the
+//! so protocol code is unit-tested without sockets; its implementation for `reqwest::Client`
+//! (rustls with the system roots plus configured CA files, no redirects, bounded bodies, the
 //! user's proxy with woci's own `NO_PROXY` rules); and [`Http::execute`], the one retry policy.
 //!
 //! Retry rules ([`Retry`]): a request that provably never reached the server (refused, DNS, TLS
@@ -13,8 +13,6 @@
 //! since a late answer beats a spent token.
 
 mod reqwest_transport;
-
-pub use reqwest_transport::ReqwestTransport;
 
 use crate::error::{Error, Result};
 use crate::realm::NoProxy;
@@ -128,6 +126,7 @@ impl Default for HttpOptions {
     }
 }
 
+#[cfg(test)]
 impl HttpOptions {
     /// The longest one [`Http::execute`] call can take with these options (for the README's bound
     /// and for tests): every attempt at its full timeout plus the backoffs between them.
@@ -155,8 +154,7 @@ pub struct Http {
 impl Http {
     /// The reqwest client. Unreadable or invalid CA files are configuration errors.
     pub fn new(options: HttpOptions) -> Result<Http> {
-        let transport = ReqwestTransport::new(&options)?;
-        Ok(Http { transport: Arc::new(transport), options })
+        Ok(Http { transport: Arc::new(reqwest_transport::client(&options)?), options })
     }
 
     /// Any transport (tests use canned answers).
@@ -179,7 +177,6 @@ impl Http {
         };
         let mut backoff = Backoff::new(opts.backoff, opts.backoff * 2u32.pow(attempts));
         let mut first_sent: Option<tokio::time::Instant> = None;
-        let mut sent = 0u32;
         let mut attempt = 0u32;
         loop {
             attempt += 1;
@@ -201,16 +198,15 @@ impl Http {
                     })
                 }
             };
+            // Whether this attempt was the first to reach the server.
+            let first_send = was_sent && first_sent.is_none();
             if was_sent {
-                sent += 1;
                 first_sent.get_or_insert(started);
             }
             let again = attempt < attempts
                 && match retry {
                     Retry::Idempotent => true,
-                    Retry::Rotating { grace } => {
-                        !was_sent || (sent == 1 && first_sent.is_some_and(|t| t.elapsed() < grace))
-                    }
+                    Retry::Rotating { grace } => !was_sent || (first_send && started.elapsed() < grace),
                 };
             if !again {
                 let why = match retry {
@@ -227,11 +223,10 @@ impl Http {
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
-}
 
-impl Http {
-    /// A GET with `headers`, retried like any idempotent request.
-    pub async fn get(&self, service: &'static str, url: &Url, headers: HeaderMap) -> Result<Response> {
+    /// A GET asking for JSON with `headers` besides, retried like any idempotent request.
+    pub async fn get_json(&self, service: &'static str, url: &Url, mut headers: HeaderMap) -> Result<Response> {
+        headers.insert(http::header::ACCEPT, http::HeaderValue::from_static("application/json"));
         self.execute(service, Retry::Idempotent, |timeout| {
             Ok(Request {
                 method: Method::GET,
@@ -279,14 +274,10 @@ pub fn user_proxy(proxy: &Url, no_proxy: &NoProxy) -> reqwest::Proxy {
     })
 }
 
-/// The URL without query string or user info, for messages.
+/// The URL without query string or user info, for messages: what comes before the user info,
+/// then host, port and path.
 pub fn redact_url(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.set_fragment(None);
-    let _ = u.set_username("");
-    let _ = u.set_password(None);
-    u.to_string()
+    format!("{}{}", &url[..url::Position::BeforeUsername], &url[url::Position::BeforeHost..url::Position::AfterPath])
 }
 
 /// Parses all certificates of a PEM bundle.

@@ -6,46 +6,34 @@ use super::{Failure, HttpOptions, Request, Response, SendFuture, Transport};
 use crate::error::{Error, Result};
 use zeroize::Zeroizing;
 
-/// reqwest behind [`Transport`].
-#[derive(Debug, Clone)]
-pub struct ReqwestTransport {
-    client: reqwest::Client,
-}
-
-impl ReqwestTransport {
-    /// Builds the client. Unreadable or invalid CA files are configuration errors.
-    pub fn new(options: &HttpOptions) -> Result<ReqwestTransport> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(options.connect_timeout)
-            .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
-            // woci's settings carry the user's proxy; reqwest must not read the environment itself.
-            .no_proxy();
-        if let Some(proxy) = &options.proxy {
-            builder = builder.proxy(super::user_proxy(proxy, &options.no_proxy));
-        }
-        for path in &options.extra_ca_files {
-            for cert in super::load_pem_certs(path)? {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        let client = builder.build().map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))?;
-        Ok(ReqwestTransport { client })
+/// The reqwest client behind [`Transport`]. Unreadable or invalid CA files are configuration
+/// errors.
+pub(super) fn client(options: &HttpOptions) -> Result<reqwest::Client> {
+    let mut builder = reqwest::Client::builder()
+        .use_rustls_tls()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(options.connect_timeout)
+        .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
+        // woci's settings carry the user's proxy; reqwest must not read the environment itself.
+        .no_proxy();
+    if let Some(proxy) = &options.proxy {
+        builder = builder.proxy(super::user_proxy(proxy, &options.no_proxy));
     }
+    for path in &options.extra_ca_files {
+        for cert in super::load_pem_certs(path)? {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    builder.build().map_err(|e| Error::Other(format!("cannot build HTTP client: {e}")))
 }
 
-impl Transport for ReqwestTransport {
+impl Transport for reqwest::Client {
     fn send(&self, req: Request, max_body: usize) -> SendFuture<'_> {
         Box::pin(async move {
             let deadline = tokio::time::Instant::now() + req.timeout;
             let host = req.url.host_str().unwrap_or("?").to_owned();
-            let builder = self
-                .client
-                .request(req.method, req.url)
-                .headers(req.headers)
-                .timeout(req.timeout)
-                .body(req.body.to_vec());
+            let builder =
+                self.request(req.method, req.url).headers(req.headers).timeout(req.timeout).body(req.body.to_vec());
             let mut resp = builder.send().await.map_err(|e| classify(e, &host))?;
             let status = resp.status().as_u16();
             let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));
@@ -75,31 +63,30 @@ impl Transport for ReqwestTransport {
 /// the request never reached the server; everything else may have. A refused certificate is
 /// told apart: it is not retried, and its message says how to trust the CA.
 fn classify(e: reqwest::Error, host: &str) -> Failure {
-    if let Some(cert) = refused_certificate(&e) {
-        return Failure::Untrusted(certificate_problem(&cert, host));
+    match refused_certificate(&e) {
+        Some(cert) => Failure::Untrusted(certificate_problem(&cert, host)),
+        None if e.is_connect() => Failure::NotSent(describe(&e)),
+        None => Failure::Lost(describe(&e)),
     }
-    if e.is_connect() {
-        Failure::NotSent(describe(&e))
-    } else {
-        Failure::Lost(describe(&e))
-    }
+}
+
+/// `e`'s causes, outermost first.
+fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    std::iter::successors(std::error::Error::source(e), |inner| inner.source())
 }
 
 /// The rustls certificate error somewhere in `e`'s causes. rustls errors travel inside (nested)
 /// `io::Error`s, whose `source` skips what they wrap, so each of those is opened.
 fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(inner) = src {
-        let mut node = inner;
+    causes(e).find_map(|mut node| {
         while let Some(wrapped) = node.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             node = wrapped;
         }
-        if let Some(rustls::Error::InvalidCertificate(cert)) = node.downcast_ref::<rustls::Error>() {
-            return Some(cert.clone());
+        match node.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(cert)) => Some(cert.clone()),
+            _ => None,
         }
-        src = inner.source();
-    }
-    None
+    })
 }
 
 /// One clause naming the host, what is wrong with its certificate and the fix.
@@ -123,25 +110,14 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         return "timed out".into();
     }
-    if e.is_connect() {
-        // The source chain says "connection refused" / "dns error"; it never holds request data.
-        let mut s = String::from("cannot connect");
-        let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-        while let Some(inner) = src {
-            s = format!("cannot connect: {inner}");
-            src = inner.source();
-        }
-        return s;
+    // The innermost cause ("connection refused", "dns error", "connection reset by peer"), never
+    // a URL: reqwest's own Display includes the URL, which may carry a query.
+    match (e.is_connect(), causes(e).last()) {
+        (true, Some(inner)) => format!("cannot connect: {inner}"),
+        (true, None) => "cannot connect".into(),
+        (false, Some(inner)) => inner.to_string(),
+        (false, None) => "connection dropped".into(),
     }
-    // The innermost cause (e.g. "connection reset by peer"), never a URL: reqwest's own Display
-    // includes the URL, which may carry a query.
-    let mut s = String::from("connection dropped");
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(inner) = src {
-        s = inner.to_string();
-        src = inner.source();
-    }
-    s
 }
 
 #[cfg(test)]

@@ -2,25 +2,18 @@
 //! platform opener. The command is run directly (no shell) with the URL as its only argument;
 //! its output is discarded (stdout belongs to `oci`).
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsStr;
 use std::process::{Command, Stdio};
 use url::Url;
-
-/// The platform's URL opener.
-fn default_opener() -> OsString {
-    if cfg!(target_os = "macos") {
-        "open".into()
-    } else {
-        "xdg-open".into()
-    }
-}
 
 /// Starts the browser without waiting for it; a background thread reaps it. Returns a short
 /// reason when it cannot even be started.
 pub(super) fn launch(command: Option<&OsStr>, url: &Url) -> Result<(), String> {
     let program = match command {
         Some(c) if !c.is_empty() => c.to_owned(),
-        _ => default_opener(),
+        // The platform's URL opener.
+        _ if cfg!(target_os = "macos") => "open".into(),
+        _ => "xdg-open".into(),
     };
     let shown = program.to_string_lossy().into_owned();
     let mut child = Command::new(&program)

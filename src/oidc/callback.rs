@@ -57,37 +57,26 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
     if path != "/callback" {
         return Handled { status: StatusCode::NOT_FOUND, page: NOT_FOUND_PAGE, outcome: None };
     }
-    let mut code = None;
-    let mut state = None;
-    let mut error = None;
-    let mut description = None;
-    for (k, v) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
-        match k.as_ref() {
-            "code" => code = Some(v.into_owned()),
-            "state" => state = Some(v.into_owned()),
-            "error" => error = Some(v.into_owned()),
-            "error_description" => description = Some(v.into_owned()),
-            _ => {}
-        }
-    }
+    let mut params: std::collections::HashMap<_, _> =
+        url::form_urlencoded::parse(query.unwrap_or("").as_bytes()).into_owned().collect();
     let fail = |msg: String| Handled {
         status: StatusCode::BAD_REQUEST,
         page: FAILED_PAGE,
         outcome: Some(Err(Error::Login(msg))),
     };
-    if state.as_deref() != Some(expected_state) {
+    if params.get("state").map(String::as_str) != Some(expected_state) {
         tracing::warn!("ignored a login callback with a missing or wrong `state` (an old tab?); still waiting");
         return Handled { status: StatusCode::BAD_REQUEST, page: WRONG_STATE_PAGE, outcome: None };
     }
-    if let Some(error) = error {
-        let error = super::scrub(&error, &[]);
-        let detail = description.map(|d| super::scrub(&d, &[])).filter(|d| !d.is_empty());
+    if let Some(error) = params.get("error") {
+        let error = super::scrub(error, &[]);
+        let detail = params.get("error_description").map(|d| super::scrub(d, &[])).filter(|d| !d.is_empty());
         return fail(match detail {
             Some(d) => format!("the identity provider refused the login: {error} ({d})"),
             None => format!("the identity provider refused the login: {error}"),
         });
     }
-    match code.filter(|c| !c.is_empty()) {
+    match params.remove("code").filter(|c| !c.is_empty()) {
         Some(code) => Handled { status: StatusCode::OK, page: DONE_PAGE, outcome: Some(Ok(SecretString::new(code))) },
         None => fail("login callback carried no authorization code".into()),
     }

@@ -23,10 +23,13 @@ use crate::error::{Error, Result};
 use crate::http::{Http, Retry};
 use crate::settings::DeviceConfig;
 use crate::token_endpoint::{self, Endpoint};
-use http::header::{HeaderMap, HeaderValue, ACCEPT};
+use http::header::HeaderMap;
 use serde::Deserialize;
 use std::time::Duration;
 use url::Url;
+
+/// The option of `woci session authenticate` that chooses this flow, for the messages.
+const FLAG: &str = " --device-code";
 
 /// RFC 8628 §3.4 grant type.
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -49,7 +52,6 @@ struct Authorization {
     user_code: String,
     #[serde(alias = "verification_url")]
     verification_uri: String,
-    #[serde(default)]
     verification_uri_complete: Option<String>,
     #[serde(default, deserialize_with = "seconds")]
     expires_in: Option<u64>,
@@ -101,12 +103,7 @@ fn verification_url(field: &str, value: &str) -> Result<Url> {
 
 /// The device login: authorization request, instructions on stderr, polling until tokens.
 pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &LoginOptions) -> Result<IdpTokens> {
-    if !opts.interactive {
-        return Err(Error::Login(format!(
-            "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate --device-code --profile {}` in a terminal",
-            opts.profile, opts.profile
-        )));
-    }
+    opts.require_interactive(FLAG)?;
     let endpoint = match &dev.authorization_url {
         Some(u) => u.clone(),
         None => discover(http, &cfg.token_url).await?,
@@ -119,7 +116,6 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
         .as_deref()
         .map(|u| verification_url("verification_uri_complete", u))
         .transpose()?;
-    let secs = opts.timeout.as_secs().max(1);
     // A parsed URL prints as ASCII (controls percent-encoded); the code is the IdP's own text.
     eprintln!(
         "woci: login required for profile `{}`; on any device, open\n\n  {page}\n\nand enter the code  {}\n",
@@ -131,25 +127,15 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
     }
     // A configured `BROWSER` (or the embedding hook) may open the page here; no platform default,
     // since the point of this flow is that no browser runs on this machine.
-    let url = complete.as_ref().unwrap_or(&page);
-    if let Some(hook) = &opts.on_url {
-        hook(url);
-    } else if let (true, Some(cmd)) = (opts.open_browser, opts.browser_command.as_deref()) {
-        if let Err(reason) = super::browser::launch(Some(cmd), url) {
-            tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
-        }
-    }
+    opts.open(complete.as_ref().unwrap_or(&page), false);
     let limit = wait_limit(auth.expires_in, opts.timeout);
-    eprintln!("woci: waiting up to {}s for the login to complete (login timeout {secs}s)", limit.as_secs().max(1));
-    let interval = poll_interval(auth.interval);
-    let tokens = poll(http, cfg, &auth.device_code, interval, limit, &opts.profile).await?;
-    if tokens.refresh_token.is_none() {
-        return Err(Error::Config(format!(
-            "the identity provider issued no refresh token for profile `{}`; add `offline_access` to `scope` and allow the refresh token grant for client `{}`",
-            opts.profile, cfg.client_id
-        )));
-    }
-    Ok(tokens)
+    eprintln!(
+        "woci: waiting up to {}s for the login to complete (login timeout {}s)",
+        limit.as_secs().max(1),
+        opts.timeout.as_secs().max(1)
+    );
+    let tokens = poll(http, cfg, &auth.device_code, poll_interval(auth.interval), limit, opts).await?;
+    opts.require_refresh_token(cfg, tokens)
 }
 
 async fn start(http: &Http, cfg: &IdpConfig, endpoint: &Url) -> Result<Authorization> {
@@ -169,38 +155,38 @@ async fn poll(
     device_code: &str,
     mut interval: Duration,
     limit: Duration,
-    profile: &str,
+    opts: &LoginOptions,
 ) -> Result<IdpTokens> {
     let deadline = tokio::time::Instant::now() + limit;
     let form = [("grant_type", GRANT_TYPE), ("device_code", device_code), ("client_id", cfg.client_id.as_str())];
     loop {
         if tokio::time::Instant::now() >= deadline {
-            return Err(Error::Login(format!(
-                "no login completed within {}s; run `woci session authenticate --device-code --profile {profile}` to try again",
-                limit.as_secs().max(1)
-            )));
+            return Err(opts.timed_out(FLAG, limit));
         }
         // The last poll happens at the deadline, never after it.
         tokio::time::sleep_until((tokio::time::Instant::now() + interval).min(deadline)).await;
         // A device code is not spent by a poll that got no answer: ordinary retries.
-        match token_request(http, cfg, "device code", &form, Retry::Idempotent).await {
-            Ok(t) => return Ok(t),
-            Err(Error::IdpRejected { error, .. }) if error == "authorization_pending" => {}
-            Err(Error::IdpRejected { error, .. }) if error == "slow_down" => {
+        let result = token_request(http, cfg, "device code", &form, Retry::Idempotent).await;
+        let profile = &opts.profile;
+        let rejection = match &result {
+            Err(Error::IdpRejected { error, .. }) => error.as_str(),
+            _ => "",
+        };
+        match rejection {
+            "authorization_pending" => {}
+            "slow_down" => {
                 interval = slowed_down(interval);
                 tracing::debug!(interval_s = interval.as_secs(), "the identity provider asked to poll more slowly");
             }
-            Err(Error::IdpRejected { error, .. }) if error == "access_denied" => {
-                return Err(Error::Login(format!(
-                    "the login for profile `{profile}` was denied at the identity provider"
-                )));
+            "access_denied" => {
+                return Err(Error::Login(format!("the login for profile `{profile}` was denied at the identity provider")))
             }
-            Err(Error::IdpRejected { error, .. }) if error == "expired_token" => {
+            "expired_token" => {
                 return Err(Error::Login(format!(
-                    "the device code expired before the login completed; run `woci session authenticate --device-code --profile {profile}` to try again"
-                )));
+                    "the device code expired before the login completed; run `woci session authenticate{FLAG} --profile {profile}` to try again"
+                )))
             }
-            Err(e) => return Err(e),
+            _ => return result,
         }
     }
 }
@@ -208,16 +194,15 @@ async fn poll(
 /// Candidate discovery documents for a token URL, most specific first.
 pub fn discovery_candidates(token_url: &Url) -> Vec<Url> {
     let segments: Vec<&str> = token_url.path().split('/').filter(|s| !s.is_empty()).collect();
-    let mut out = Vec::new();
-    for keep in (0..segments.len()).rev() {
+    let candidate = |keep: usize| {
         let prefix: String = segments[..keep].iter().map(|s| format!("/{s}")).collect();
         let mut u = token_url.clone();
         u.set_query(None);
         u.set_fragment(None);
         u.set_path(&format!("{prefix}/.well-known/openid-configuration"));
-        out.push(u);
-    }
-    out
+        u
+    };
+    (0..segments.len()).rev().map(candidate).collect()
 }
 
 /// Finds `device_authorization_endpoint` in the IdP's discovery document.
@@ -227,9 +212,7 @@ async fn discover(http: &Http, token_url: &Url) -> Result<Url> {
         device_authorization_endpoint: Option<String>,
     }
     for candidate in discovery_candidates(token_url) {
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        let Ok(resp) = http.get("identity provider", &candidate, headers).await else { continue };
+        let Ok(resp) = http.get_json(super::SERVICE, &candidate, HeaderMap::new()).await else { continue };
         if !(200..300).contains(&resp.status) {
             continue;
         }

@@ -73,20 +73,6 @@ pub struct LoginOptions {
     pub on_url: Option<UrlHook>,
 }
 
-impl Default for LoginOptions {
-    /// Browser on, platform default browser, 300 s, not interactive, profile `DEFAULT`, no hook.
-    fn default() -> Self {
-        LoginOptions {
-            open_browser: true,
-            browser_command: None,
-            timeout: Duration::from_secs(300),
-            interactive: false,
-            profile: "DEFAULT".into(),
-            on_url: None,
-        }
-    }
-}
-
 impl fmt::Debug for LoginOptions {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoginOptions")
@@ -112,6 +98,51 @@ pub async fn refresh(http: &Http, cfg: &IdpConfig, refresh_token: &SecretString)
     token_request(http, cfg, "refresh token", &form, Retry::Rotating { grace: cfg.reuse_grace }).await
 }
 
+impl LoginOptions {
+    /// An error unless a person can be asked; `flags` go into the suggested command.
+    fn require_interactive(&self, flags: &str) -> Result<()> {
+        if self.interactive {
+            return Ok(());
+        }
+        Err(Error::Login(format!(
+            "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate{flags} --profile {}` in a terminal",
+            self.profile, self.profile
+        )))
+    }
+
+    /// The error of a wait for the login that lasted `waited`.
+    fn timed_out(&self, flags: &str, waited: Duration) -> Error {
+        Error::Login(format!(
+            "no login completed within {}s; run `woci session authenticate{flags} --profile {}` to try again",
+            waited.as_secs().max(1),
+            self.profile
+        ))
+    }
+
+    /// Gives `url` to [`LoginOptions::on_url`], else to the browser when one may be opened
+    /// (`platform_default`: also the platform opener when no `BROWSER` is set).
+    fn open(&self, url: &Url, platform_default: bool) {
+        if let Some(hook) = &self.on_url {
+            hook(url);
+        } else if self.open_browser && (platform_default || self.browser_command.is_some()) {
+            if let Err(reason) = browser::launch(self.browser_command.as_deref(), url) {
+                tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
+            }
+        }
+    }
+
+    /// `tokens`, unless the IdP issued no refresh token.
+    fn require_refresh_token(&self, cfg: &IdpConfig, tokens: IdpTokens) -> Result<IdpTokens> {
+        if tokens.refresh_token.is_none() {
+            return Err(Error::Config(format!(
+                "the identity provider issued no refresh token for profile `{}`; add `offline_access` to `scope` and allow the refresh token grant for client `{}`",
+                self.profile, cfg.client_id
+            )));
+        }
+        Ok(tokens)
+    }
+}
+
 /// Authorization Code + PKCE (S256) login through a loopback listener.
 ///
 /// Binds `127.0.0.1:<redirect_port>` first, prints the authorization URL to stderr, opens a
@@ -119,12 +150,7 @@ pub async fn refresh(http: &Http, cfg: &IdpConfig, refresh_token: &SecretString)
 /// [`LoginOptions::timeout`], checks `state`, then redeems the code. Both an access token and a
 /// refresh token are required.
 pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<IdpTokens> {
-    if !opts.interactive {
-        return Err(Error::Login(format!(
-            "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate --profile {}` in a terminal",
-            opts.profile, opts.profile
-        )));
-    }
+    opts.require_interactive("")?;
     let listener = callback::bind(cfg.redirect_port).await?;
     let port =
         listener.local_addr().map_err(|e| Error::Login(format!("cannot read the login listener address: {e}")))?.port();
@@ -147,18 +173,11 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     }
     let (auth_url, state) = request.url();
 
-    let secs = opts.timeout.as_secs().max(1);
     eprintln!("woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n", opts.profile);
-    if let Some(hook) = &opts.on_url {
-        hook(&auth_url);
-    } else if opts.open_browser {
-        if let Err(reason) = browser::launch(opts.browser_command.as_deref(), &auth_url) {
-            tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
-        }
-    }
-    eprintln!("woci: waiting up to {secs}s for the login to complete at {redirect_uri}");
+    opts.open(&auth_url, true);
+    eprintln!("woci: waiting up to {}s for the login to complete at {redirect_uri}", opts.timeout.as_secs().max(1));
 
-    let code = wait_for_code(listener, state.secret().clone(), opts.timeout, &opts.profile).await?;
+    let code = wait_for_code(listener, state.secret().clone(), opts).await?;
 
     let form = [
         ("grant_type", "authorization_code"),
@@ -169,25 +188,14 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     ];
     // A code is single-use too: once sent, it is not sent again (no grace).
     let retry = Retry::Rotating { grace: Duration::ZERO };
-    let tokens = token_request(http, cfg, "authorization code", &form, retry).await?;
-    if tokens.refresh_token.is_none() {
-        return Err(Error::Config(format!(
-            "the identity provider issued no refresh token for profile `{}`; add `offline_access` to `scope` and allow the refresh token grant for client `{}`",
-            opts.profile, cfg.client_id
-        )));
-    }
-    Ok(tokens)
+    opts.require_refresh_token(cfg, token_request(http, cfg, "authorization code", &form, retry).await?)
 }
 
-/// Serves the callback until a code arrives, the callback reports an error, or `timeout` passes.
-async fn wait_for_code(
-    listener: tokio::net::TcpListener,
-    state: String,
-    timeout: Duration,
-    profile: &str,
-) -> Result<SecretString> {
+/// Serves the callback until a code arrives, the callback reports an error, or the login timeout
+/// passes.
+async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &LoginOptions) -> Result<SecretString> {
     let start = tokio::time::Instant::now();
-    let deadline = start + timeout;
+    let deadline = start + opts.timeout;
     let reminders = std::io::stderr().is_terminal();
     let mut tick = tokio::time::interval_at(start + REMINDER_EVERY, REMINDER_EVERY);
     let serve = callback::serve(listener, state);
@@ -195,12 +203,7 @@ async fn wait_for_code(
     loop {
         tokio::select! {
             outcome = &mut serve => return outcome,
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(Error::Login(format!(
-                    "no login completed within {}s; run `woci session authenticate --profile {profile}` to try again",
-                    timeout.as_secs().max(1)
-                )));
-            }
+            _ = tokio::time::sleep_until(deadline) => return Err(opts.timed_out("", opts.timeout)),
             _ = tick.tick(), if reminders => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
                 eprintln!("woci: still waiting for the login ({left}s left)");
@@ -226,9 +229,7 @@ pub(crate) async fn token_request(
 #[derive(Deserialize)]
 struct TokenBody {
     access_token: Option<String>,
-    #[serde(default)]
     refresh_token: Option<String>,
-    #[serde(default)]
     refresh_expires_in: Option<serde_json::Value>,
 }
 
@@ -239,7 +240,8 @@ fn parse_tokens(body: &[u8]) -> Result<IdpTokens> {
         service: SERVICE,
         reason: "the token response has no `access_token`".into(),
     })?;
-    if !looks_like_jwt(&access) {
+    // A JWT: three non-empty dot-separated parts.
+    if !access.split('.').map(|part| !part.is_empty()).eq([true; 3]) {
         return Err(Error::Protocol {
             service: SERVICE,
             reason: "the access token is not a JWT; the IdP must issue JWT access tokens for the OCI token exchange (Okta org authorization servers issue opaque ones: use a custom authorization server)".into(),
@@ -255,10 +257,4 @@ fn parse_tokens(body: &[u8]) -> Result<IdpTokens> {
         refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
         refresh_expires_in: refresh_expires_in.map(Duration::from_secs),
     })
-}
-
-/// Three non-empty dot-separated parts.
-fn looks_like_jwt(token: &str) -> bool {
-    let parts: Vec<&str> = token.split('.').collect();
-    parts.len() == 3 && parts.iter().all(|p| !p.is_empty())
 }
