@@ -31,7 +31,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// A program to run, with the environment changes woci makes: built once by [`ChildBuilder`] and
 /// not changed after. The argv never holds secrets; the proxy credentials travel in the
 /// environment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ChildSpec {
     program: OsString,
     args: Vec<OsString>,
@@ -72,14 +72,13 @@ impl ChildBuilder {
                 }
                 b
             }
-            None => match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
-                Some(c) => ChildBuilder::program(c.into(), args, "the `WOCI_OCI_COMMAND` environment variable".into()),
-                None => ChildBuilder::program(
-                    "oci".into(),
-                    args,
-                    "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".into(),
-                ),
-            },
+            None => {
+                let (program, source) = match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
+                    Some(c) => (c.as_str(), "the `WOCI_OCI_COMMAND` environment variable"),
+                    None => ("oci", "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`"),
+                };
+                ChildBuilder::program(program.into(), args, source.into())
+            }
         };
         if b.container.is_none() {
             b.spec.program = crate::oci_program::resolve(&b.spec.program, env)?;
@@ -108,8 +107,7 @@ impl ChildBuilder {
     }
 
     fn program(program: OsString, args: Vec<OsString>, program_source: String) -> ChildBuilder {
-        let spec =
-            ChildSpec { program, args, set_env: Vec::new(), remove_env: Vec::new(), program_source, redactor: None };
+        let spec = ChildSpec { program, args, program_source, ..ChildSpec::default() };
         ChildBuilder { spec, container: None, proxy: None }
     }
 
@@ -165,13 +163,10 @@ impl ChildBuilder {
 impl ChildSpec {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
-        c.args(&self.args);
         for k in &self.remove_env {
             c.env_remove(k);
         }
-        for (k, v) in &self.set_env {
-            c.env(k, v);
-        }
+        c.args(&self.args).envs(self.set_env.iter().map(|(k, v)| (k, v)));
         c
     }
 
