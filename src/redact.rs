@@ -239,15 +239,16 @@ impl Redactor {
         loop {
             let n = reader.read(&mut chunk).await?;
             out.clear();
-            if n == 0 {
-                stream.drain(&mut out, true);
-                writer.write_all(&out).await?;
-                return writer.flush().await;
+            match n {
+                0 => stream.drain(&mut out, true),
+                n => stream.push(&chunk[..n], &mut out),
             }
-            stream.push(&chunk[..n], &mut out);
-            if !out.is_empty() {
+            if !out.is_empty() || n == 0 {
                 writer.write_all(&out).await?;
                 writer.flush().await?;
+            }
+            if n == 0 {
+                return Ok(());
             }
         }
     }

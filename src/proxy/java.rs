@@ -60,11 +60,6 @@ pub struct JavaFiles {
 }
 
 impl JavaFiles {
-    /// The private folder holding the trust store and the argument file.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The variable to set for the child: `JDK_JAVA_OPTIONS`, the user's value then `@<file>`.
     pub fn env(&self) -> (OsString, OsString) {
         (JDK_JAVA_OPTIONS.into(), self.options.clone())
@@ -227,15 +222,15 @@ mod tests {
         let files = prepare(&p, &env(&[("JDK_JAVA_OPTIONS", "-Xmx1g")]), &args(&["-jar", "app.jar"]))
             .unwrap()
             .expect("prepared");
-        let args = files.dir().join("java.args");
+        let args = files.dir.path().join("java.args");
         assert_eq!(files.env(), ("JDK_JAVA_OPTIONS".into(), format!("-Xmx1g \"@{}\"", args.display()).into()));
         let text = std::fs::read_to_string(&args).unwrap();
         let url = url::Url::parse(p.proxy_url().expose()).unwrap();
         assert!(text.contains(&format!("-Djersey.config.client.proxy.uri=http://{}\n", p.addr())), "{text}");
         assert!(text.contains("-Djersey.config.client.proxy.username=woci\n"), "{text}");
         assert!(text.contains(&format!("-Djersey.config.client.proxy.password={}\n", url.password().unwrap())));
-        assert_eq!(std::fs::read(files.dir().join("jersey-warmup.jar")).unwrap(), agent::jar());
-        let store = std::fs::read(files.dir().join("truststore.p12")).unwrap();
+        assert_eq!(std::fs::read(files.dir.path().join("jersey-warmup.jar")).unwrap(), agent::jar());
+        let store = std::fs::read(files.dir.path().join("truststore.p12")).unwrap();
         let ca = std::fs::read(p.ca_bundle_path()).unwrap();
         let first = rustls_pemfile::certs(&mut ca.as_slice()).next().unwrap().unwrap();
         assert!(store.windows(first.len()).any(|w| w == first.as_ref()), "the per-run CA is in the trust store");
@@ -243,11 +238,11 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(files.dir()), 0o700);
-            assert_eq!((mode(&args), mode(&files.dir().join("truststore.p12"))), (0o600, 0o600));
+            assert_eq!(mode(files.dir.path()), 0o700);
+            assert_eq!((mode(&args), mode(&files.dir.path().join("truststore.p12"))), (0o600, 0o600));
         }
-        assert_eq!(files.dir().parent(), Some(tmp.path()));
-        let dir = files.dir().to_owned();
+        assert_eq!(files.dir.path().parent(), Some(tmp.path()));
+        let dir = files.dir.path().to_owned();
         drop(files);
         assert!(!dir.exists(), "removed with the handle");
         p.shutdown().await;

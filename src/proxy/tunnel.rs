@@ -31,24 +31,19 @@ pub struct Upstream {
 
 impl Upstream {
     /// Opens a TCP stream to `host:port`, through the user's proxy unless `NO_PROXY` says otherwise.
+    /// The first time a target is tunnelled, says why it is not re-signed.
     pub async fn connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {
-        self.note(host, port);
-        match &self.proxy {
-            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
-            _ => timed(TcpStream::connect((unbracket(host), port))).await,
-        }
-    }
-
-    /// Records a tunnelled target; the first time, says why it is not re-signed.
-    fn note(&self, host: &str, port: u16) {
         let target = format!("{host}:{port}");
-        let first = self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false);
-        if first {
+        if self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false) {
             tracing::info!(
                 "proxy: `{target}` is tunnelled untouched (not an OCI host, so its requests keep the token they \
                  were signed with); if it is an OCI endpoint, add it to `resign_hosts` in woci_manager.ini or \
                  `WOCI_RESIGN_HOSTS`"
             );
+        }
+        match &self.proxy {
+            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
+            _ => timed(TcpStream::connect((unbracket(host), port))).await,
         }
     }
 
