@@ -55,7 +55,7 @@ fn option_var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
 /// that names them; removed on drop (keep it until the child is gone).
 #[derive(Debug)]
 pub struct JavaFiles {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     options: OsString,
 }
 
@@ -105,7 +105,7 @@ pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) ->
         None => reference,
     };
     tracing::debug!(dir = %dir.path().display(), certificates = certs.len(), "Java programs get a trust store and the proxy settings");
-    Ok(Some(JavaFiles { dir, options: options.into() }))
+    Ok(Some(JavaFiles { _dir: dir, options: options.into() }))
 }
 
 /// The first of woci's properties the user set, and where: an option variable or the program's
@@ -222,15 +222,15 @@ mod tests {
         let files = prepare(&p, &env(&[("JDK_JAVA_OPTIONS", "-Xmx1g")]), &args(&["-jar", "app.jar"]))
             .unwrap()
             .expect("prepared");
-        let args = files.dir.path().join("java.args");
+        let args = files._dir.path().join("java.args");
         assert_eq!(files.env(), ("JDK_JAVA_OPTIONS".into(), format!("-Xmx1g \"@{}\"", args.display()).into()));
         let text = std::fs::read_to_string(&args).unwrap();
         let url = url::Url::parse(p.proxy_url().expose()).unwrap();
         assert!(text.contains(&format!("-Djersey.config.client.proxy.uri=http://{}\n", p.addr())), "{text}");
         assert!(text.contains("-Djersey.config.client.proxy.username=woci\n"), "{text}");
         assert!(text.contains(&format!("-Djersey.config.client.proxy.password={}\n", url.password().unwrap())));
-        assert_eq!(std::fs::read(files.dir.path().join("jersey-warmup.jar")).unwrap(), agent::jar());
-        let store = std::fs::read(files.dir.path().join("truststore.p12")).unwrap();
+        assert_eq!(std::fs::read(files._dir.path().join("jersey-warmup.jar")).unwrap(), agent::jar());
+        let store = std::fs::read(files._dir.path().join("truststore.p12")).unwrap();
         let ca = std::fs::read(p.ca_bundle_path()).unwrap();
         let first = rustls_pemfile::certs(&mut ca.as_slice()).next().unwrap().unwrap();
         assert!(store.windows(first.len()).any(|w| w == first.as_ref()), "the per-run CA is in the trust store");
@@ -238,11 +238,11 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(files.dir.path()), 0o700);
-            assert_eq!((mode(&args), mode(&files.dir.path().join("truststore.p12"))), (0o600, 0o600));
+            assert_eq!(mode(files._dir.path()), 0o700);
+            assert_eq!((mode(&args), mode(&files._dir.path().join("truststore.p12"))), (0o600, 0o600));
         }
-        assert_eq!(files.dir.path().parent(), Some(tmp.path()));
-        let dir = files.dir.path().to_owned();
+        assert_eq!(files._dir.path().parent(), Some(tmp.path()));
+        let dir = files._dir.path().to_owned();
         drop(files);
         assert!(!dir.exists(), "removed with the handle");
         p.shutdown().await;

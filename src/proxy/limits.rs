@@ -79,95 +79,78 @@ impl Limits {
 #[derive(Debug)]
 pub(crate) struct Admission {
     slot: Arc<Slot>,
-    gate: Arc<GateInner>,
+    gate: Arc<Gate>,
 }
 
+/// A connection's place: the request handler marks it authenticated, the gate kicks it out.
 #[derive(Debug, Default)]
-struct Slot {
+pub(crate) struct Slot {
     authenticated: AtomicBool,
     done: AtomicBool,
-    kicked: Notify,
+    kick: Notify,
 }
 
+/// Admission control for client connections.
 #[derive(Debug)]
-struct GateInner {
+pub(crate) struct Gate {
     limits: Limits,
     active: AtomicUsize,
     unauthenticated: Mutex<VecDeque<Arc<Slot>>>,
 }
 
-/// Admission control for client connections.
-#[derive(Debug, Clone)]
-pub(crate) struct Gate(Arc<GateInner>);
-
 impl Gate {
-    pub(crate) fn new(limits: Limits) -> Gate {
-        Gate(Arc::new(GateInner { limits, active: AtomicUsize::new(0), unauthenticated: Mutex::new(VecDeque::new()) }))
+    pub(crate) fn new(limits: Limits) -> Arc<Gate> {
+        Arc::new(Gate { limits, active: AtomicUsize::new(0), unauthenticated: Mutex::new(VecDeque::new()) })
     }
 
     /// Admits a new (unauthenticated) connection, closing the oldest unauthenticated ones when
     /// their cap or the connection cap is reached: the admission and how many were closed for it,
     /// or `None` when every place is held by an authenticated connection.
-    pub(crate) fn admit(&self) -> Option<(Admission, usize)> {
-        let limits = self.0.limits;
-        let mut queue = self.0.unauthenticated.lock().unwrap_or_else(|p| p.into_inner());
+    pub(crate) fn admit(self: &Arc<Gate>) -> Option<(Admission, usize)> {
+        let limits = self.limits;
+        let mut queue = self.unauthenticated.lock().unwrap_or_else(|p| p.into_inner());
         queue.retain(|s| !s.authenticated.load(Ordering::SeqCst) && !s.done.load(Ordering::SeqCst));
         let mut evicted = 0;
         while queue.len() >= limits.max_unauthenticated
-            || (self.0.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections
+            || (self.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections
                 && !queue.is_empty())
         {
             let Some(old) = queue.pop_front() else { break };
-            old.kicked.notify_one();
+            old.kick.notify_one();
             evicted += 1;
         }
-        if self.0.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections {
+        if self.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections {
             return None;
         }
         let slot = Arc::new(Slot::default());
         queue.push_back(slot.clone());
-        self.0.active.fetch_add(1, Ordering::SeqCst);
-        Some((Admission { slot, gate: self.0.clone() }, evicted))
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Some((Admission { slot, gate: self.clone() }, evicted))
     }
 
     /// Connections admitted and not yet closed.
     #[cfg(test)]
     pub(crate) fn active(&self) -> usize {
-        self.0.active.load(Ordering::SeqCst)
+        self.active.load(Ordering::SeqCst)
     }
 }
 
 impl Admission {
-    /// The client sent valid credentials: it is no longer a candidate for eviction.
-    #[cfg(test)]
-    pub(crate) fn authenticated(&self) {
-        self.slot.authenticated.store(true, Ordering::SeqCst);
-    }
-
-    /// A handle the request handler keeps to mark the connection authenticated.
-    pub(crate) fn marker(&self) -> AuthMarker {
-        AuthMarker(self.slot.clone())
-    }
-
-    /// Resolves when the connection was chosen for eviction.
-    #[cfg(test)]
-    pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
-        self.slot.kicked.notified()
+    /// Its place, which the request handler keeps to mark the connection authenticated.
+    pub(crate) fn slot(&self) -> Arc<Slot> {
+        self.slot.clone()
     }
 }
 
-/// Marks its connection authenticated (see [`Admission::authenticated`]).
-#[derive(Debug, Clone)]
-pub(crate) struct AuthMarker(Arc<Slot>);
-
-impl AuthMarker {
+impl Slot {
+    /// The client sent valid credentials: it is no longer a candidate for eviction.
     pub(crate) fn authenticated(&self) {
-        self.0.authenticated.store(true, Ordering::SeqCst);
+        self.authenticated.store(true, Ordering::SeqCst);
     }
 
     /// Resolves when the connection was chosen for eviction.
     pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
-        self.0.kicked.notified()
+        self.kick.notified()
     }
 }
 
@@ -327,13 +310,13 @@ mod tests {
         let gate = Gate::new(small(100, 2));
         let (a, _) = gate.admit().unwrap();
         let (b, _) = gate.admit().unwrap();
-        b.authenticated();
+        b.slot.authenticated();
         let (c, evicted) = gate.admit().unwrap();
         assert_eq!(evicted, 0, "b is authenticated, so only a counts");
         let (_d, evicted) = gate.admit().unwrap();
         assert_eq!(evicted, 1);
         // `a` was told to go (the permit is stored even though nobody waited yet).
-        tokio::time::timeout(Duration::from_secs(5), a.kicked()).await.expect("a is kicked");
+        tokio::time::timeout(Duration::from_secs(5), a.slot.kicked()).await.expect("a is kicked");
         drop(a);
         assert_eq!(gate.active(), 3);
         drop(c);
@@ -346,7 +329,7 @@ mod tests {
         let held: Vec<Admission> = (0..3)
             .map(|_| {
                 let (a, _) = gate.admit().unwrap();
-                a.marker().authenticated();
+                a.slot.authenticated();
                 a
             })
             .collect();
@@ -378,7 +361,7 @@ mod tests {
             }
             let waker = std::task::Waker::from(Arc::new(Noop));
             let mut cx = Context::from_waker(&waker);
-            let fut = self.kicked.notified();
+            let fut = self.kick.notified();
             let mut fut = std::pin::pin!(fut);
             fut.as_mut().poll(&mut cx).is_ready()
         }

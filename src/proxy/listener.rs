@@ -14,7 +14,7 @@
 
 use super::forward::text_response;
 use super::hosts::split_host_port;
-use super::limits::{Admission, AuthMarker, IdleIo};
+use super::limits::{Admission, IdleIo, Slot};
 use super::{spawn_until_shutdown, ProxyBody, Shared};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -73,8 +73,8 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: Admission) {
     let _ = stream.set_nodelay(true);
-    let marker = admission.marker();
-    let kicked = admission.marker();
+    let marker = admission.slot();
+    let kicked = admission.slot();
     // The stream owns the admission: an upgraded tunnel keeps its place until it closes.
     let io = IdleIo::new(stream, shared.limits.idle, Some(admission));
     let header_read = shared.limits.header_read;
@@ -96,7 +96,7 @@ async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: Admissi
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &AuthMarker) -> Response<ProxyBody> {
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &Slot) -> Response<ProxyBody> {
     if !authorized(req.headers().get(PROXY_AUTHORIZATION), &shared.expected_credentials) {
         shared.count(|s| &mut s.rejected_auth);
         tracing::debug!(method = %req.method(), "proxy request without valid credentials rejected");

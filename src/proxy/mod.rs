@@ -180,7 +180,7 @@ pub(crate) struct Shared {
     stats: Mutex<ProxyStats>,
     shutdown: watch::Receiver<bool>,
     limits: Limits,
-    gate: limits::Gate,
+    gate: Arc<limits::Gate>,
     warnings: limits::WarnLimiter,
 }
 
