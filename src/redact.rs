@@ -453,10 +453,8 @@ pub(crate) fn for_child(
     for s in token.into_iter().chain(settings.client_secrets()) {
         r.add_secret(s.expose());
     }
-    for name in &settings.secret_env {
-        if let Some(v) = env.get(name) {
-            r.add_secret(v);
-        }
+    for v in settings.secret_env.iter().filter_map(|name| env.get(name)) {
+        r.add_secret(v);
     }
     Some(r)
 }
