@@ -192,10 +192,7 @@ impl Shared {
 }
 
 /// Runs `fut` on its own task until it finishes or the proxy shuts down (or its handle is dropped).
-pub(crate) fn spawn_until_shutdown<F>(shutdown: &watch::Receiver<bool>, fut: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
+pub(crate) fn spawn_until_shutdown(shutdown: &watch::Receiver<bool>, fut: impl Future<Output = ()> + Send + 'static) {
     let mut shutdown = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
