@@ -253,7 +253,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 #[derive(Debug)]
 pub(crate) struct WarnLimiter {
     interval: Duration,
-    seen: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    /// Per kind: when its last line was written, and how many were left out since.
+    seen: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
 }
 
 impl WarnLimiter {
@@ -269,22 +270,13 @@ impl WarnLimiter {
 
     fn allow_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        match seen.get_mut(kind) {
-            Some((last, left_out)) if now.duration_since(*last) < self.interval => {
-                *left_out += 1;
-                None
-            }
-            Some((last, left_out)) => {
-                let n = *left_out;
-                *last = now;
-                *left_out = 0;
-                Some(n)
-            }
-            None => {
-                seen.insert(kind, (now, 0));
-                Some(0)
-            }
+        let (last, left_out) = seen.entry(kind).or_default();
+        if last.is_some_and(|last| now.duration_since(last) < self.interval) {
+            *left_out += 1;
+            return None;
         }
+        *last = Some(now);
+        Some(std::mem::take(left_out))
     }
 }
 

@@ -244,10 +244,9 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         .map_err(|e| Error::Other(format!("cannot start the re-signing proxy on 127.0.0.1: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Other(format!("cannot start the re-signing proxy: {e}")))?;
 
-    let mut raw = [0u8; 16];
+    let mut raw = Zeroizing::new([0u8; 16]);
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw[..]);
     let secret = SecretString::new(raw.iter().map(|b| format!("{b:02x}")).collect());
-    zeroize::Zeroize::zeroize(&mut raw);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
