@@ -66,10 +66,8 @@ pub(crate) async fn run_supervised(
         Ok(Ok(())) => {}
     }
     if let Some(p) = proxy {
-        if code.as_ref().is_ok_and(|c| *c != 0) {
-            if let Some(hint) = p.untouched_hint() {
-                eprintln!("woci: {hint}");
-            }
+        if let Some(hint) = p.untouched_hint().filter(|_| code.as_ref().is_ok_and(|c| *c != 0)) {
+            eprintln!("woci: {hint}");
         }
         p.shutdown().await;
     }
@@ -89,16 +87,14 @@ fn warn_if_plain_http_endpoint(endpoint: Option<&str>) {
 
 /// Profiles renewed through the OCI auth service cannot outlive `sess_exp`: say so up front.
 fn warn_if_session_ends_soon(ctx: &Context, session: &Session) {
-    if !matches!(ctx.settings.mode, RenewMode::SessionRefresh(_)) {
+    let (RenewMode::SessionRefresh(_), Some(end)) = (&ctx.settings.mode, session.claims.session_expiry()) else {
         return;
-    }
-    if let Some(end) = session.claims.session_expiry() {
-        let left = end - ctx.now();
-        tracing::warn!(
-            "the OCI session of profile `{}` ends in {}h{:02}m (`sess_exp`); a command running longer will fail then",
-            ctx.settings.profile,
-            left.max(0) / 3600,
-            (left.max(0) % 3600) / 60
-        );
-    }
+    };
+    let left = (end - ctx.now()).max(0);
+    tracing::warn!(
+        "the OCI session of profile `{}` ends in {}h{:02}m (`sess_exp`); a command running longer will fail then",
+        ctx.settings.profile,
+        left / 3600,
+        (left % 3600) / 60
+    );
 }

@@ -24,11 +24,14 @@ use crate::settings::{ContainerConfig, Env, Settings};
 use std::ffi::OsString;
 use std::io;
 use std::process::{Command, ExitStatus};
+#[cfg(unix)]
+use std::task::Poll;
+use tokio::io::{AsyncRead, AsyncWrite};
 
 /// A program to run, with the environment changes woci makes: built once by [`ChildBuilder`] and
 /// not changed after. The argv never holds secrets; the proxy credentials travel in the
 /// environment.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct ChildSpec {
     program: OsString,
     args: Vec<OsString>,
@@ -45,12 +48,7 @@ pub(crate) struct ChildSpec {
 /// variables passed by name and the CA bundle mounted.
 #[derive(Debug)]
 pub(crate) struct ChildBuilder {
-    program: OsString,
-    args: Vec<OsString>,
-    set_env: Vec<(OsString, OsString)>,
-    remove_env: Vec<OsString>,
-    program_source: String,
-    redactor: Option<Redactor>,
+    spec: ChildSpec,
     container: Option<(ContainerConfig, HostContext)>,
     proxy: Option<ChildEnv>,
 }
@@ -63,30 +61,29 @@ impl ChildBuilder {
         let mut b = match settings {
             Some(s) => {
                 let mut b = ChildBuilder::program(s.oci_command.clone(), args, s.oci_command_source.clone());
-                b.remove_env = s.secret_env.iter().map(OsString::from).collect();
+                b.spec.remove_env = s.secret_env.iter().map(OsString::from).collect();
                 if let Some(c) = &s.container {
                     let proxied = s.manages_session() && s.auto_refresh && s.resign_proxy;
                     let host = HostContext::current(&s.oci_config_file, &s.home, env, proxied)?;
-                    b.program = c.runtime.clone();
-                    b.program_source =
+                    b.spec.program = c.runtime.clone();
+                    b.spec.program_source =
                         "`oci_container_runtime` in woci_manager.ini (or install docker or podman)".into();
                     b.container = Some((c.clone(), host));
                 }
                 b
             }
-            None => match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
-                Some(c) => ChildBuilder::program(c.into(), args, "the `WOCI_OCI_COMMAND` environment variable".into()),
-                None => ChildBuilder::program(
-                    "oci".into(),
-                    args,
-                    "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".into(),
-                ),
-            },
+            None => {
+                let (program, source) = match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
+                    Some(c) => (c.as_str(), "the `WOCI_OCI_COMMAND` environment variable"),
+                    None => ("oci", "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`"),
+                };
+                ChildBuilder::program(program.into(), args, source.into())
+            }
         };
         if b.container.is_none() {
-            b.program = crate::oci_program::resolve(&b.program, env)?;
+            b.spec.program = crate::oci_program::resolve(&b.spec.program, env)?;
         }
-        b.set_env.push(crate::oci_program::guard_env());
+        b.spec.set_env.push(crate::oci_program::guard_env());
         Ok(b)
     }
 
@@ -101,43 +98,35 @@ impl ChildBuilder {
             ("OCI_CLI_CONFIG_FILE", settings.oci_config_file.clone().into_os_string()),
         ] {
             if !env.contains_key(k) {
-                b.set_env.push((k.into(), v));
+                b.spec.set_env.push((k.into(), v));
             }
         }
-        b.remove_env = settings.secret_env.iter().map(OsString::from).collect();
-        b.remove_env.push(crate::oci_program::GUARD_VAR.into());
+        b.spec.remove_env = settings.secret_env.iter().map(OsString::from).collect();
+        b.spec.remove_env.push(crate::oci_program::GUARD_VAR.into());
         b
     }
 
     fn program(program: OsString, args: Vec<OsString>, program_source: String) -> ChildBuilder {
-        ChildBuilder {
-            program,
-            args,
-            set_env: Vec::new(),
-            remove_env: Vec::new(),
-            program_source,
-            redactor: None,
-            container: None,
-            proxy: None,
-        }
+        let spec = ChildSpec { program, args, program_source, ..ChildSpec::default() };
+        ChildBuilder { spec, container: None, proxy: None }
     }
 
     /// The arguments (of `oci`, or of the `--exec` program).
     pub(crate) fn args(&self) -> &[OsString] {
-        &self.args
+        &self.spec.args
     }
 
     /// Sets `name` to `value` for the program whatever woci's environment says (the fallback
     /// profile's `OCI_CLI_PROFILE` for an `--exec` program).
     pub(crate) fn env_override(mut self, name: &str, value: impl Into<OsString>) -> ChildBuilder {
-        self.set_env.retain(|(k, _)| k != name);
-        self.set_env.push((name.into(), value.into()));
+        self.spec.set_env.retain(|(k, _)| k != name);
+        self.spec.set_env.push((name.into(), value.into()));
         self
     }
 
     /// Relays stdout/stderr through `redactor` (under `--debug`).
     pub(crate) fn redactor(mut self, redactor: Option<Redactor>) -> ChildBuilder {
-        self.redactor = redactor;
+        self.spec.redactor = redactor;
         self
     }
 
@@ -149,47 +138,35 @@ impl ChildBuilder {
 
     /// The spec.
     pub(crate) fn build(self) -> Result<ChildSpec> {
-        let ChildBuilder {
-            program,
-            mut args,
-            mut set_env,
-            mut remove_env,
-            program_source,
-            mut redactor,
-            container,
-            proxy,
-        } = self;
+        let ChildBuilder { mut spec, container, proxy } = self;
         if let Some((c, host)) = &container {
-            args = container::run_args(c, host, args)?;
+            spec.args = container::run_args(c, host, spec.args)?;
         }
         if let Some(p) = proxy {
-            let kind = container::is_container_run(&program, &args);
+            let kind = container::is_container_run(&spec.program, &spec.args);
             // A container sees only the proxy and CA variables (the rest name host files).
-            set_env.extend(if kind.is_some() { p.container_vars() } else { p.set.clone() });
-            remove_env.extend(p.remove.iter().cloned());
-            if let Some(r) = redactor.as_mut() {
+            spec.set_env.extend(if kind.is_some() { p.container_vars() } else { p.set.clone() });
+            spec.remove_env.extend(p.remove.iter().cloned());
+            if let Some(r) = spec.redactor.as_mut() {
                 for s in &p.secrets {
                     r.add_secret(s.expose());
                 }
             }
             if let Some(kind) = kind {
-                container::attach_proxy(kind, &mut args, &mut set_env, &p, ProxyRoute::for_this_host())?;
+                container::attach_proxy(kind, &mut spec.args, &mut spec.set_env, &p, ProxyRoute::for_this_host())?;
             }
         }
-        Ok(ChildSpec { program, args, set_env, remove_env, program_source, redactor })
+        Ok(spec)
     }
 }
 
 impl ChildSpec {
     fn command(&self) -> Command {
         let mut c = Command::new(&self.program);
-        c.args(&self.args);
         for k in &self.remove_env {
             c.env_remove(k);
         }
-        for (k, v) in &self.set_env {
-            c.env(k, v);
-        }
+        c.args(&self.args).envs(self.set_env.iter().map(|(k, v)| (k, v)));
         c
     }
 
@@ -225,64 +202,30 @@ pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
 #[derive(Debug)]
 pub(crate) struct Running {
     child: tokio::process::Child,
+    /// Signal listeners, installed before the child exists, with each signal's number and whether
+    /// it is forwarded.
     #[cfg(unix)]
-    signals: Signals,
+    signals: Vec<(tokio::signal::unix::Signal, i32, bool)>,
     relays: Vec<tokio::task::JoinHandle<()>>,
-}
-
-/// Signal listeners, installed before the child exists; each received signal is queued.
-#[cfg(unix)]
-#[derive(Debug)]
-struct Signals {
-    rx: tokio::sync::mpsc::UnboundedReceiver<(i32, bool)>,
-    listeners: Vec<tokio::task::JoinHandle<()>>,
-}
-
-#[cfg(unix)]
-impl Signals {
-    fn install() -> Result<Signals> {
-        use tokio::signal::unix::{signal, SignalKind};
-        let forward_int = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-        let kinds = [
-            (SignalKind::terminate(), libc::SIGTERM, true),
-            (SignalKind::hangup(), libc::SIGHUP, true),
-            (SignalKind::quit(), libc::SIGQUIT, true),
-            (SignalKind::user_defined1(), libc::SIGUSR1, true),
-            (SignalKind::user_defined2(), libc::SIGUSR2, true),
-            (SignalKind::window_change(), libc::SIGWINCH, true),
-            (SignalKind::interrupt(), libc::SIGINT, forward_int),
-        ];
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<(i32, bool)>();
-        let mut listeners = Vec::new();
-        for (kind, num, forward) in kinds {
-            let mut s = signal(kind).map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
-            let tx = tx.clone();
-            listeners.push(tokio::spawn(async move {
-                while s.recv().await.is_some() {
-                    if tx.send((num, forward)).is_err() {
-                        break;
-                    }
-                }
-            }));
-        }
-        Ok(Signals { rx, listeners })
-    }
-}
-
-#[cfg(unix)]
-impl Drop for Signals {
-    fn drop(&mut self) {
-        for l in &self.listeners {
-            l.abort();
-        }
-    }
 }
 
 /// Spawns the program: signal handlers first, then the child (stdio inherited, or relayed through
 /// the spec's redactor).
 pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
     #[cfg(unix)]
-    let signals = Signals::install()?;
+    let signals = {
+        use tokio::signal::unix::{signal, SignalKind};
+        let forward_int = !std::io::IsTerminal::is_terminal(&std::io::stdin());
+        let forwarded = [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
+        let kinds = forwarded.map(|num| (num, true)).into_iter().chain([(libc::SIGINT, forward_int)]);
+        kinds
+            .map(|(num, forward)| {
+                let s = signal(SignalKind::from_raw(num))
+                    .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
+                Ok((s, num, forward))
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
     let mut cmd = tokio::process::Command::from(spec.command());
     cmd.kill_on_drop(false);
     #[cfg(target_os = "linux")]
@@ -307,18 +250,14 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
     let mut child = cmd.spawn().map_err(|e| spec.spawn_error(e))?;
     let mut relays = Vec::new();
     if let Some(r) = &spec.redactor {
-        if let Some(out) = child.stdout.take() {
+        let relay = |from: Box<dyn AsyncRead + Unpin + Send>, to: Box<dyn AsyncWrite + Unpin + Send>| {
             let r = r.clone();
-            relays.push(tokio::spawn(async move {
-                let _ = r.relay(out, tokio::io::stdout()).await;
-            }));
-        }
-        if let Some(err) = child.stderr.take() {
-            let r = r.clone();
-            relays.push(tokio::spawn(async move {
-                let _ = r.relay(err, tokio::io::stderr()).await;
-            }));
-        }
+            tokio::spawn(async move {
+                let _ = r.relay(from, to).await;
+            })
+        };
+        relays.extend(child.stdout.take().map(|out| relay(Box::new(out), Box::new(tokio::io::stdout()))));
+        relays.extend(child.stderr.take().map(|err| relay(Box::new(err), Box::new(tokio::io::stderr()))));
     }
     tracing::debug!(pid = child.id(), program = %spec.program.to_string_lossy(), "started child");
     Ok(Running {
@@ -342,29 +281,28 @@ impl Running {
 
     async fn wait_child(&mut self) -> Result<u8> {
         #[cfg(unix)]
-        {
+        let status = loop {
             let pid = self.child.id().and_then(|p| i32::try_from(p).ok());
-            let status = loop {
-                tokio::select! {
-                    status = self.child.wait() => break status,
-                    Some((num, forward)) = self.signals.rx.recv() => {
-                        if let (true, Some(pid)) = (forward, pid) {
-                            tracing::debug!(signal = num, pid, "forwarding signal to child");
-                            // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-                            unsafe { libc::kill(pid, num) };
-                        }
+            let signalled = std::future::poll_fn(|cx| {
+                let mut received = self.signals.iter_mut().map(|(s, num, forward)| (s.poll_recv(cx), *num, *forward));
+                received
+                    .find(|(r, ..)| matches!(r, Poll::Ready(Some(()))))
+                    .map_or(Poll::Pending, |(_, num, forward)| Poll::Ready((num, forward)))
+            });
+            tokio::select! {
+                status = self.child.wait() => break status,
+                (num, forward) = signalled => {
+                    if let (true, Some(pid)) = (forward, pid) {
+                        tracing::debug!(signal = num, pid, "forwarding signal to child");
+                        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
+                        unsafe { libc::kill(pid, num) };
                     }
                 }
-            };
-            let status = status.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?;
-            Ok(exit_code(status))
-        }
+            }
+        };
         #[cfg(not(unix))]
-        {
-            let status =
-                self.child.wait().await.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?;
-            Ok(exit_code(status))
-        }
+        let status = self.child.wait().await;
+        Ok(exit_code(status.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?))
     }
 }
 

@@ -20,15 +20,6 @@ use crate::settings::{ContainerConfig, Env, RuntimeKind, CONTAINER_HOME, CONTAIN
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
 
-/// The name a container uses to reach the host where host networking is not available
-/// (Docker Desktop, Podman machine).
-fn host_gateway(kind: RuntimeKind) -> &'static str {
-    match kind {
-        RuntimeKind::Docker => "host.docker.internal",
-        RuntimeKind::Podman => "host.containers.internal",
-    }
-}
-
 /// What a container command needs to know about the host.
 #[derive(Debug, Clone)]
 pub(crate) struct HostContext {
@@ -64,8 +55,12 @@ impl HostContext {
         if oci_config_file.parent() != Some(oci_home.as_path()) && !oci_home.is_dir() {
             crate::fsutil::ensure_private_dir(&oci_home)?;
         }
+        #[cfg(unix)]
+        let user = Some((rustix::process::getuid().as_raw(), rustix::process::getgid().as_raw()));
+        #[cfg(not(unix))]
+        let user = None;
         Ok(HostContext {
-            user: current_user(),
+            user,
             tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             cwd,
             oci_config_file: oci_config_file.to_owned(),
@@ -74,17 +69,6 @@ impl HostContext {
             proxied,
         })
     }
-}
-
-#[cfg(unix)]
-fn current_user() -> Option<(u32, u32)> {
-    // SAFETY: getuid/getgid cannot fail and touch no memory.
-    Some(unsafe { (libc::getuid(), libc::getgid()) })
-}
-
-#[cfg(not(unix))]
-fn current_user() -> Option<(u32, u32)> {
-    None
 }
 
 /// The variables [`attach_proxy`] sets or removes; the user's own `-e` for them would fight the
@@ -105,8 +89,7 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
         if c.kind == RuntimeKind::Podman && uid != 0 {
             a.extend(["--userns", "keep-id"].map(OsString::from));
         }
-        a.push("--user".into());
-        a.push(format!("{uid}:{gid}").into());
+        a.extend(["--user".into(), format!("{uid}:{gid}").into()]);
     }
     let config_dir = host.oci_config_file.parent().unwrap_or(Path::new("/"));
     let mut mounts: Vec<(PathBuf, PathBuf)> = vec![(config_dir.to_owned(), PathBuf::from(CONTAINER_OCI_DIR))];
@@ -124,37 +107,26 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
         mounts.push((host.cwd.clone(), host.cwd.clone()));
     }
     for (src, dst) in &mounts {
-        a.push("-v".into());
-        a.push(volume(src, dst, false)?);
+        a.extend(["-v".into(), volume(src, dst, false)?]);
     }
-    a.push("-e".into());
-    a.push(format!("HOME={CONTAINER_HOME}").into());
-    for k in &host.oci_env {
-        if !(host.proxied && is_proxy_var(k)) {
-            a.push("-e".into());
-            a.push(k.into());
-        }
+    a.extend(["-e".into(), format!("HOME={CONTAINER_HOME}").into()]);
+    for k in host.oci_env.iter().filter(|k| !(host.proxied && is_proxy_var(k))) {
+        a.extend(["-e".into(), k.into()]);
     }
     if cwd_mounted {
-        a.push("-w".into());
-        a.push(host.cwd.clone().into_os_string());
+        a.extend(["-w".into(), host.cwd.clone().into_os_string()]);
     }
     let mut user = c.extra_args.iter();
     while let Some(arg) = user.next() {
-        if host.proxied {
-            if let Some(name) = env_option_name(arg, user.clone().next()) {
-                if is_proxy_var(&name) {
-                    tracing::warn!(
-                        "`oci_container_args` sets `{name}`, which --auto-refresh sets for its proxy; ignoring it"
-                    );
-                    if arg == "-e" || arg == "--env" {
-                        user.next();
-                    }
-                    continue;
-                }
+        let name = env_option_name(arg, user.clone().next()).filter(|name| host.proxied && is_proxy_var(name));
+        if let Some(name) = name {
+            tracing::warn!("`oci_container_args` sets `{name}`, which --auto-refresh sets for its proxy; ignoring it");
+            if arg == "-e" || arg == "--env" {
+                user.next();
             }
+        } else {
+            a.push(arg.into());
         }
-        a.push(arg.into());
     }
     a.push(c.image.clone().into());
     a.extend(oci_args);
@@ -238,7 +210,12 @@ pub(crate) fn attach_proxy(
         ),
         ProxyRoute::HostNetwork => add.extend(["--network", "host"].map(OsString::from)),
         ProxyRoute::Gateway => {
-            let gateway = host_gateway(kind);
+            // The name a container uses to reach the host where host networking is not available
+            // (Docker Desktop, Podman machine).
+            let gateway = match kind {
+                RuntimeKind::Docker => "host.docker.internal",
+                RuntimeKind::Podman => "host.containers.internal",
+            };
             for (k, v) in set_env.iter_mut() {
                 if k == "HTTPS_PROXY" || k == "https_proxy" {
                     *v = v.to_string_lossy().replace("@127.0.0.1:", &format!("@{gateway}:")).into();
@@ -247,11 +224,9 @@ pub(crate) fn attach_proxy(
         }
     }
     for (k, _) in proxy.container_vars() {
-        add.push("-e".into());
-        add.push(k);
+        add.extend(["-e".into(), k]);
     }
-    add.push("-v".into());
-    add.push(volume(&proxy.ca_bundle, &proxy.ca_bundle, true)?);
+    add.extend(["-v".into(), volume(&proxy.ca_bundle, &proxy.ca_bundle, true)?]);
     args.splice(1..1, add);
     Ok(())
 }

@@ -100,56 +100,38 @@ impl SelfExe {
 
     /// Same file (symlink, hard link) or a byte-identical copy.
     fn is(&self, other: &Path) -> bool {
-        let Ok(meta) = std::fs::metadata(other) else {
-            return false;
+        #[cfg(unix)]
+        let same_file = |meta: &std::fs::Metadata| {
+            use std::os::unix::fs::MetadataExt;
+            (meta.dev(), meta.ino()) == (self.meta.dev(), self.meta.ino())
         };
-        if same_file(&self.meta, &meta) {
-            return true;
-        }
+        #[cfg(not(unix))]
+        let same_file = |_: &std::fs::Metadata| false;
         // A copy: only worth reading when the sizes match (the real `oci` is a small script).
-        meta.len() == self.meta.len() && same_content(&self.path, other)
+        std::fs::metadata(other)
+            .is_ok_and(|meta| same_file(&meta) || (meta.len() == self.meta.len() && same_content(&self.path, other)))
     }
-}
-
-#[cfg(unix)]
-fn same_file(a: &std::fs::Metadata, b: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &std::fs::Metadata, _: &std::fs::Metadata) -> bool {
-    false
 }
 
 fn same_content(a: &Path, b: &Path) -> bool {
-    use std::io::Read;
-    let (Ok(fa), Ok(fb)) = (std::fs::File::open(a), std::fs::File::open(b)) else {
+    use std::io::BufRead;
+    let open = |p: &Path| std::fs::File::open(p).map(|f| std::io::BufReader::with_capacity(64 * 1024, f));
+    let (Ok(mut ra), Ok(mut rb)) = (open(a), open(b)) else {
         return false;
     };
-    let (mut ra, mut rb) = (std::io::BufReader::new(fa), std::io::BufReader::new(fb));
-    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     loop {
-        let (Ok(na), Ok(nb)) = (read_full(&mut ra, &mut ba), read_full(&mut rb, &mut bb)) else {
+        let (Ok(ba), Ok(bb)) = (ra.fill_buf(), rb.fill_buf()) else {
             return false;
         };
-        if na != nb || ba[..na] != bb[..nb] {
+        let n = ba.len().min(bb.len());
+        if ba[..n] != bb[..n] || (n == 0 && ba.len() != bb.len()) {
             return false;
         }
-        if na == 0 {
+        if n == 0 {
             return true;
         }
-    }
-
-    fn read_full(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < buf.len() {
-            match r.read(&mut buf[n..])? {
-                0 => break,
-                k => n += k,
-            }
-        }
-        Ok(n)
+        ra.consume(n);
+        rb.consume(n);
     }
 }
 

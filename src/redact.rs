@@ -203,7 +203,7 @@ fn percent_encoded(s: &[u8], hex: &[u8; 16]) -> Vec<u8> {
     out
 }
 
-/// The secrets to remove from a stream.
+/// The secrets to remove from a stream (by default none: the patterns only).
 #[derive(Clone, Default)]
 pub(crate) struct Redactor {
     secrets: Vec<Vec<u8>>,
@@ -217,11 +217,6 @@ impl std::fmt::Debug for Redactor {
 }
 
 impl Redactor {
-    /// A redactor for the patterns only.
-    pub(crate) fn new() -> Redactor {
-        Redactor::default()
-    }
-
     /// Also removes this exact value (a token, a client secret, the proxy URL's secret) and its
     /// encoded forms wherever they appear. Values shorter than 8 bytes are ignored.
     pub(crate) fn add_secret(&mut self, secret: &str) {
@@ -244,15 +239,16 @@ impl Redactor {
         loop {
             let n = reader.read(&mut chunk).await?;
             out.clear();
-            if n == 0 {
-                stream.finish(&mut out);
-                writer.write_all(&out).await?;
-                return writer.flush().await;
+            match n {
+                0 => stream.drain(&mut out, true),
+                n => stream.push(&chunk[..n], &mut out),
             }
-            stream.push(&chunk[..n], &mut out);
-            if !out.is_empty() {
+            if !out.is_empty() || n == 0 {
                 writer.write_all(&out).await?;
                 writer.flush().await?;
+            }
+            if n == 0 {
+                return Ok(());
             }
         }
     }
@@ -314,11 +310,6 @@ impl<'r> Stream<'r> {
         self.drain(out, false);
     }
 
-    /// At EOF: writes the rest.
-    fn finish(&mut self, out: &mut Vec<u8>) {
-        self.drain(out, true);
-    }
-
     fn mark(&mut self, out: &mut Vec<u8>) {
         if !self.in_secret {
             out.extend_from_slice(REDACTED.as_bytes());
@@ -327,7 +318,7 @@ impl<'r> Stream<'r> {
     }
 
     /// Writes the part of `pending` that is decided: up to the earliest place where a secret may
-    /// have begun (everything at EOF), with the secrets in it replaced.
+    /// have begun (everything at EOF: the rest), with the secrets in it replaced.
     fn drain(&mut self, out: &mut Vec<u8>, eof: bool) {
         let buf = &self.pending;
         let n = buf.len();
@@ -458,14 +449,12 @@ pub(crate) fn for_child(
     if !settings.debug && !oci_args_want_debug(oci_args) {
         return None;
     }
-    let mut r = Redactor::new();
+    let mut r = Redactor::default();
     for s in token.into_iter().chain(settings.client_secrets()) {
         r.add_secret(s.expose());
     }
-    for name in &settings.secret_env {
-        if let Some(v) = env.get(name) {
-            r.add_secret(v);
-        }
+    for v in settings.secret_env.iter().filter_map(|name| env.get(name)) {
+        r.add_secret(v);
     }
     Some(r)
 }
@@ -487,7 +476,7 @@ mod tests {
     const CLIENT_SECRET: &str = "s3cr/t+pa ss=w%rd";
 
     fn r() -> Redactor {
-        let mut r = Redactor::new();
+        let mut r = Redactor::default();
         r.add_secret(TOKEN);
         r.add_secret(PROXY_SECRET);
         r.add_secret(CLIENT_SECRET);
@@ -500,7 +489,7 @@ mod tests {
         let mut s = Stream::new(r);
         let mut out = Vec::new();
         s.push(text, &mut out);
-        s.finish(&mut out);
+        s.drain(&mut out, true);
         out
     }
 

@@ -83,12 +83,13 @@ impl Ca {
         params.use_authority_key_identifier_extension = true;
         let leaf = params.signed_by(&self.leaf_key, &self.cert, &self.key).map_err(cert_error)?;
         let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.leaf_key.serialize_der()));
+        let tls_error = |e: rustls::Error| Error::Other(format!("cannot configure TLS: {e}"));
         let mut cfg = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
             .with_safe_default_protocol_versions()
-            .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?
+            .map_err(tls_error)?
             .with_no_client_auth()
             .with_single_cert(vec![leaf.der().clone(), self.cert_der()], key)
-            .map_err(|e| Error::Other(format!("cannot configure TLS: {e}")))?;
+            .map_err(tls_error)?;
         // We serve HTTP/1.1 only inside the tunnel; announcing it keeps clients off HTTP/2.
         cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
         let cfg = Arc::new(cfg);
@@ -99,17 +100,12 @@ impl Ca {
 
 /// PEM text of DER certificates.
 pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
-    let mut out = String::new();
-    for cert in certs {
-        out.push_str("-----BEGIN CERTIFICATE-----\n");
-        let b64 = STANDARD.encode(cert.as_ref());
-        for chunk in b64.as_bytes().chunks(64) {
-            out.push_str(std::str::from_utf8(chunk).unwrap_or_default());
-            out.push('\n');
-        }
-        out.push_str("-----END CERTIFICATE-----\n");
-    }
-    out
+    let pem = |cert: &CertificateDer<'_>| {
+        let b64 = STANDARD.encode(cert);
+        let lines: Vec<&str> = b64.as_bytes().chunks(64).map(|l| std::str::from_utf8(l).unwrap_or_default()).collect();
+        format!("-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n", lines.join("\n"))
+    };
+    certs.iter().map(pem).collect()
 }
 
 /// The roots the child needs besides the per-run CA: the user's own bundles (`REQUESTS_CA_BUNDLE`,
@@ -187,16 +183,11 @@ impl BundleFile {
     /// Removes the folder and every file in it (the bundle, the files [`super::child_env`] adds)
     /// now (idempotent).
     pub fn remove(&self) {
-        let files = std::fs::read_dir(self.dir.path()).into_iter().flatten().flatten();
-        let removed = files.map(|f| std::fs::remove_file(f.path())).find(Result::is_err).unwrap_or(Ok(()));
-        for result in [removed, std::fs::remove_dir(self.dir.path())] {
-            match result {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    tracing::warn!(path = %self.dir.path().display(), error = %e, "cannot remove the proxy CA bundle")
-                }
+        match std::fs::remove_dir_all(self.dir.path()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                tracing::warn!(path = %self.dir.path().display(), error = %e, "cannot remove the proxy CA bundle")
             }
+            _ => {}
         }
     }
 }
@@ -234,31 +225,19 @@ pub fn sweep_stale(parent: &Path) -> usize {
         };
         let path = entry.path();
         let Ok(meta) = std::fs::symlink_metadata(&path) else { continue };
-        if !meta.is_dir() || !owned_by_me(&meta) || crate::fsutil::process_alive(pid) {
+        #[cfg(unix)]
+        let mine = std::os::unix::fs::MetadataExt::uid(&meta) == rustix::process::geteuid().as_raw();
+        #[cfg(not(unix))]
+        let mine = true;
+        if !meta.is_dir() || !mine || crate::fsutil::process_alive(pid) {
             continue;
         }
-        let files = std::fs::read_dir(&path).into_iter().flatten().flatten();
-        for f in files {
-            let _ = std::fs::remove_file(f.path());
-        }
-        if std::fs::remove_dir(&path).is_ok() {
+        if std::fs::remove_dir_all(&path).is_ok() {
             tracing::debug!(path = %path.display(), pid, "removed the folder of a proxy whose woci is gone");
             removed += 1;
         }
     }
     removed
-}
-
-#[cfg(unix)]
-fn owned_by_me(meta: &std::fs::Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    // SAFETY: geteuid has no preconditions.
-    meta.uid() == unsafe { libc::geteuid() }
-}
-
-#[cfg(not(unix))]
-fn owned_by_me(_meta: &std::fs::Metadata) -> bool {
-    true
 }
 
 impl Drop for BundleFile {

@@ -47,14 +47,6 @@ pub struct ChildEnv {
     pub secrets: Vec<SecretString>,
 }
 
-impl ChildEnv {
-    /// The variables a container run gets (by name): the proxy and CA ones only, since the Node
-    /// preload and a Go bundle live in the host's private folder, which the container does not see.
-    pub fn container_vars(&self) -> Vec<(OsString, OsString)> {
-        self.set.iter().filter(|(k, _)| CONTAINER_VARS.iter().any(|c| k == c)).cloned().collect()
-    }
-}
-
 /// What the running proxy provides.
 #[derive(Debug)]
 pub struct ProxyFacts<'a> {
@@ -101,6 +93,12 @@ pub fn removals() -> Vec<OsString> {
 }
 
 impl ChildEnv {
+    /// The variables a container run gets (by name): the proxy and CA ones only, since the Node
+    /// preload and a Go bundle live in the host's private folder, which the container does not see.
+    pub fn container_vars(&self) -> Vec<(OsString, OsString)> {
+        self.set.iter().filter(|(k, _)| CONTAINER_VARS.iter().any(|c| k == c)).cloned().collect()
+    }
+
     /// The proxy and CA variables for every runtime in the table above, given the user's
     /// environment `user_env` (what the child would otherwise inherit). Writes the Node preload
     /// (and a Go bundle, see [`go_default_certs`]) into `proxy.private_dir`.

@@ -78,9 +78,8 @@ impl Forwarder {
     ) -> std::result::Result<Response<ProxyBody>, String> {
         let (parts, body) = req.into_parts();
         let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let authority = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-        let url =
-            Url::parse(&format!("https://{authority}{target}")).map_err(|_| "invalid request target".to_owned())?;
+        let url = Url::parse(&format!("https://{}:{port}{target}", super::hosts::bracket_ipv6(host)))
+            .map_err(|_| "invalid request target".to_owned())?;
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);
         headers.remove(header::EXPECT);
@@ -119,19 +118,15 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 
 /// A short reason without the URL (its query could hold a pre-authenticated request token).
 fn describe(e: &reqwest::Error) -> String {
-    let mut reason = if e.is_connect() {
-        "cannot connect".to_owned()
+    let kind = if e.is_connect() {
+        "cannot connect"
     } else if e.is_timeout() {
-        "timed out".to_owned()
+        "timed out"
     } else {
-        "request failed".to_owned()
+        "request failed"
     };
-    let mut src = std::error::Error::source(e);
-    while let Some(inner) = src {
-        reason = format!("{reason}: {inner}");
-        src = inner.source();
-    }
-    reason
+    let causes = std::iter::successors(std::error::Error::source(e), |inner| inner.source());
+    causes.fold(kind.to_owned(), |reason, inner| format!("{reason}: {inner}"))
 }
 
 /// A small text response from the proxy itself.

@@ -16,21 +16,18 @@ pub struct HostMatcher {
 impl HostMatcher {
     /// OCI realm hosts plus `extra` entries such as `localhost:8443` or `objectstorage.internal`
     /// (port 443 implied). Entries are trimmed and lowercased; empty ones are ignored.
-    pub fn oci_and<I, S>(extra: I) -> HostMatcher
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        HostMatcher { oci_realms: true, extra: normalize_entries(extra) }
+    pub fn oci_and(extra: impl IntoIterator<Item = impl AsRef<str>>) -> HostMatcher {
+        HostMatcher { oci_realms: true, ..HostMatcher::only(extra) }
     }
 
     /// Only the given entries, no realm domains (tests, or a deliberately narrow setup).
-    pub fn only<I, S>(extra: I) -> HostMatcher
-    where
-        I: IntoIterator<Item = S>,
-        S: AsRef<str>,
-    {
-        HostMatcher { oci_realms: false, extra: normalize_entries(extra) }
+    pub fn only(extra: impl IntoIterator<Item = impl AsRef<str>>) -> HostMatcher {
+        let extra = extra.into_iter().map(|e| e.as_ref().trim().to_ascii_lowercase()).filter(|e| !e.is_empty());
+        let extra = extra.map(|e| match split_host_port(&e) {
+            Some((h, p)) => format!("{}:{p}", bracket_ipv6(h.trim_end_matches('.'))),
+            None => format!("{}:443", bracket_ipv6(e.trim_end_matches('.'))),
+        });
+        HostMatcher { oci_realms: false, extra: extra.collect() }
     }
 
     /// True when requests to `host:port` are opened and re-signed.
@@ -54,27 +51,8 @@ pub fn endpoint_authority(endpoint: &str) -> Option<String> {
     Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
 }
 
-fn normalize_entries<I, S>(extra: I) -> Vec<String>
-where
-    I: IntoIterator<Item = S>,
-    S: AsRef<str>,
-{
-    extra
-        .into_iter()
-        .filter_map(|e| {
-            let e = e.as_ref().trim().to_ascii_lowercase();
-            if e.is_empty() {
-                return None;
-            }
-            Some(match split_host_port(&e) {
-                Some((h, p)) => format!("{}:{p}", bracket_ipv6(h.trim_end_matches('.'))),
-                None => format!("{}:443", bracket_ipv6(e.trim_end_matches('.'))),
-            })
-        })
-        .collect()
-}
-
-fn bracket_ipv6(host: &str) -> String {
+/// `[host]` for an IPv6 address, for a `host:port`.
+pub(crate) fn bracket_ipv6(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {

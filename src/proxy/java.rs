@@ -45,42 +45,21 @@ const PROXY_PASSWORD: &str = "jersey.config.client.proxy.password";
 /// The system properties woci sets; any of them set by the user makes woci leave the JVM alone.
 const OUR_PROPERTIES: [&str; 5] = [TRUST_STORE, ALLOW_SYSTEM_PROPERTIES, PROXY_URI, PROXY_USERNAME, PROXY_PASSWORD];
 
-/// The user's JVM option variables (`JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS`, `_JAVA_OPTIONS`), as
-/// the settings read them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct UserJavaOptions {
-    vars: Vec<(&'static str, String)>,
-}
-
-impl UserJavaOptions {
-    /// The non-empty option variables in `env`.
-    pub fn from_env(env: &Env) -> UserJavaOptions {
-        let vars = OPTION_VARS
-            .iter()
-            .filter_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()).map(|v| (*k, v.clone())))
-            .collect();
-        UserJavaOptions { vars }
-    }
-
-    fn get(&self, name: &str) -> Option<&str> {
-        self.vars.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_str())
-    }
+/// The user's JVM option variable `name` (`JAVA_TOOL_OPTIONS`, `JDK_JAVA_OPTIONS`,
+/// `_JAVA_OPTIONS`), unless blank.
+fn option_var<'a>(env: &'a Env, name: &str) -> Option<&'a str> {
+    env.get(name).map(String::as_str).filter(|v| !v.trim().is_empty())
 }
 
 /// The files a Java child reads, in their own private folder, and the `JDK_JAVA_OPTIONS` value
 /// that names them; removed on drop (keep it until the child is gone).
 #[derive(Debug)]
 pub struct JavaFiles {
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     options: OsString,
 }
 
 impl JavaFiles {
-    /// The private folder holding the trust store and the argument file.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
-    }
-
     /// The variable to set for the child: `JDK_JAVA_OPTIONS`, the user's value then `@<file>`.
     pub fn env(&self) -> (OsString, OsString) {
         (JDK_JAVA_OPTIONS.into(), self.options.clone())
@@ -92,8 +71,7 @@ impl JavaFiles {
 /// Returns `None`, after one warning, when the user set one of woci's properties already or the
 /// temporary folder's path cannot be written in Java options.
 pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) -> Result<Option<JavaFiles>> {
-    let user = &UserJavaOptions::from_env(user_env);
-    if let Some((key, place)) = user_choice(user, args) {
+    if let Some((key, place)) = user_choice(user_env, args) {
         tracing::warn!(
             "{place} sets `{key}`, so woci leaves the proxy and trust settings of Java programs alone: the OCI Java \
              SDK then bypasses the re-signing proxy and gets one 401 after each renewal"
@@ -117,24 +95,23 @@ pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) ->
     let dir = super::ca::private_dir(parent)?;
     let (store, agent, args) =
         (dir.path().join("truststore.p12"), dir.path().join("jersey-warmup.jar"), dir.path().join("java.args"));
-    let (username, secret) = (super::PROXY_USER, proxy.secret.expose());
     write_new_private(&store, &pkcs12::trust_store(&certs))?;
     write_new_private(&agent, &agent::jar())?;
-    let text = zeroize::Zeroizing::new(argument_file(&agent, &store, proxy.addr(), username, secret));
+    let text = zeroize::Zeroizing::new(argument_file(&agent, &store, proxy.addr(), proxy.secret.expose()));
     write_new_private(&args, text.as_bytes())?;
     let reference = quote(&format!("@{}", args.display()));
-    let options = match user.get(JDK_JAVA_OPTIONS) {
+    let options = match option_var(user_env, JDK_JAVA_OPTIONS) {
         Some(own) => format!("{own} {reference}"),
         None => reference,
     };
     tracing::debug!(dir = %dir.path().display(), certificates = certs.len(), "Java programs get a trust store and the proxy settings");
-    Ok(Some(JavaFiles { dir, options: options.into() }))
+    Ok(Some(JavaFiles { _dir: dir, options: options.into() }))
 }
 
 /// The first of woci's properties the user set, and where: an option variable or the program's
 /// arguments (`java -D…`).
-fn user_choice(user: &UserJavaOptions, args: &[OsString]) -> Option<(&'static str, String)> {
-    for (var, value) in &user.vars {
+fn user_choice(env: &Env, args: &[OsString]) -> Option<(&'static str, String)> {
+    for (var, value) in OPTION_VARS.iter().filter_map(|var| Some((var, option_var(env, var)?))) {
         if let Some(key) = sets_ours(value.split_whitespace()) {
             return Some((key, format!("`{var}`")));
         }
@@ -152,12 +129,13 @@ fn sets_ours<S: AsRef<str>>(mut words: impl Iterator<Item = S>) -> Option<&'stat
 }
 
 /// The argument file: the agent, then one `-Dkey=value` per line; paths quoted.
-fn argument_file(agent: &Path, store: &Path, addr: std::net::SocketAddr, user: &str, secret: &str) -> String {
+fn argument_file(agent: &Path, store: &Path, addr: std::net::SocketAddr, secret: &str) -> String {
     format!(
-        "{}\n{}\n-D{ALLOW_SYSTEM_PROPERTIES}=true\n-D{PROXY_URI}=http://{addr}\n-D{PROXY_USERNAME}={user}\n\
+        "{}\n{}\n-D{ALLOW_SYSTEM_PROPERTIES}=true\n-D{PROXY_URI}=http://{addr}\n-D{PROXY_USERNAME}={}\n\
          -D{PROXY_PASSWORD}={secret}\n",
         quote(&format!("-javaagent:{}", agent.display())),
-        quote(&format!("-D{TRUST_STORE}={}", store.display()))
+        quote(&format!("-D{TRUST_STORE}={}", store.display())),
+        super::PROXY_USER
     )
 }
 
@@ -176,8 +154,8 @@ fn quote(text: &str) -> String {
 mod tests {
     use super::*;
 
-    fn user(pairs: &[(&str, &str)]) -> UserJavaOptions {
-        UserJavaOptions::from_env(&pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect())
+    fn user(pairs: &[(&str, &str)]) -> Env {
+        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
     }
 
     #[test]
@@ -199,7 +177,7 @@ mod tests {
             ("JDK_JAVA_OPTIONS", "  "),
         ]);
         assert_eq!(user_choice(&u, &["-Djavax.net.ssl.trustStoreType=JKS".into()]), None);
-        assert_eq!(u.get(JDK_JAVA_OPTIONS), None, "blank variables are not the user's choice");
+        assert_eq!(option_var(&u, JDK_JAVA_OPTIONS), None, "blank variables are not the user's choice");
     }
 
     #[test]
@@ -208,7 +186,6 @@ mod tests {
             Path::new("/tmp/a b/jersey-warmup.jar"),
             Path::new("/tmp/a b/truststore.p12"),
             "127.0.0.1:4242".parse().unwrap(),
-            "woci",
             "s3cr3t",
         );
         assert_eq!(
@@ -245,15 +222,15 @@ mod tests {
         let files = prepare(&p, &env(&[("JDK_JAVA_OPTIONS", "-Xmx1g")]), &args(&["-jar", "app.jar"]))
             .unwrap()
             .expect("prepared");
-        let args = files.dir().join("java.args");
+        let args = files._dir.path().join("java.args");
         assert_eq!(files.env(), ("JDK_JAVA_OPTIONS".into(), format!("-Xmx1g \"@{}\"", args.display()).into()));
         let text = std::fs::read_to_string(&args).unwrap();
         let url = url::Url::parse(p.proxy_url().expose()).unwrap();
         assert!(text.contains(&format!("-Djersey.config.client.proxy.uri=http://{}\n", p.addr())), "{text}");
         assert!(text.contains("-Djersey.config.client.proxy.username=woci\n"), "{text}");
         assert!(text.contains(&format!("-Djersey.config.client.proxy.password={}\n", url.password().unwrap())));
-        assert_eq!(std::fs::read(files.dir().join("jersey-warmup.jar")).unwrap(), agent::jar());
-        let store = std::fs::read(files.dir().join("truststore.p12")).unwrap();
+        assert_eq!(std::fs::read(files._dir.path().join("jersey-warmup.jar")).unwrap(), agent::jar());
+        let store = std::fs::read(files._dir.path().join("truststore.p12")).unwrap();
         let ca = std::fs::read(p.ca_bundle_path()).unwrap();
         let first = rustls_pemfile::certs(&mut ca.as_slice()).next().unwrap().unwrap();
         assert!(store.windows(first.len()).any(|w| w == first.as_ref()), "the per-run CA is in the trust store");
@@ -261,11 +238,11 @@ mod tests {
         {
             use std::os::unix::fs::PermissionsExt;
             let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
-            assert_eq!(mode(files.dir()), 0o700);
-            assert_eq!((mode(&args), mode(&files.dir().join("truststore.p12"))), (0o600, 0o600));
+            assert_eq!(mode(files._dir.path()), 0o700);
+            assert_eq!((mode(&args), mode(&files._dir.path().join("truststore.p12"))), (0o600, 0o600));
         }
-        assert_eq!(files.dir().parent(), Some(tmp.path()));
-        let dir = files.dir().to_owned();
+        assert_eq!(files._dir.path().parent(), Some(tmp.path()));
+        let dir = files._dir.path().to_owned();
         drop(files);
         assert!(!dir.exists(), "removed with the handle");
         p.shutdown().await;

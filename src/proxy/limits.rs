@@ -67,15 +67,10 @@ impl Limits {
     /// [`Limits::for_fd_limit`] with this process's soft `RLIMIT_NOFILE`.
     pub fn for_this_process() -> Limits {
         #[cfg(unix)]
-        {
-            let mut rl = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-            // SAFETY: getrlimit writes into the struct we pass.
-            if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) } == 0 {
-                // `rlim_t` is u64 on Linux and macOS but not on every Unix.
-                #[allow(clippy::useless_conversion)]
-                return Limits::for_fd_limit(u64::try_from(rl.rlim_cur).unwrap_or(u64::MAX));
-            }
-        }
+        return Limits::for_fd_limit(
+            rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(u64::MAX),
+        );
+        #[cfg(not(unix))]
         Limits::default()
     }
 }
@@ -84,103 +79,78 @@ impl Limits {
 #[derive(Debug)]
 pub(crate) struct Admission {
     slot: Arc<Slot>,
-    gate: Arc<GateInner>,
+    gate: Arc<Gate>,
 }
 
+/// A connection's place: the request handler marks it authenticated, the gate kicks it out.
 #[derive(Debug, Default)]
-struct Slot {
+pub(crate) struct Slot {
     authenticated: AtomicBool,
     done: AtomicBool,
-    kicked: Notify,
+    kick: Notify,
 }
 
+/// Admission control for client connections.
 #[derive(Debug)]
-struct GateInner {
+pub(crate) struct Gate {
     limits: Limits,
     active: AtomicUsize,
     unauthenticated: Mutex<VecDeque<Arc<Slot>>>,
 }
 
-/// Admission control for client connections.
-#[derive(Debug, Clone)]
-pub(crate) struct Gate(Arc<GateInner>);
-
-/// Why a connection was not admitted, or what admitting it cost.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum Admit {
-    /// Admitted; `evicted` older unauthenticated connections were closed for it.
-    Yes { evicted: usize },
-    /// Every place is held by an authenticated connection.
-    Full,
-}
-
 impl Gate {
-    pub(crate) fn new(limits: Limits) -> Gate {
-        Gate(Arc::new(GateInner { limits, active: AtomicUsize::new(0), unauthenticated: Mutex::new(VecDeque::new()) }))
+    pub(crate) fn new(limits: Limits) -> Arc<Gate> {
+        Arc::new(Gate { limits, active: AtomicUsize::new(0), unauthenticated: Mutex::new(VecDeque::new()) })
     }
 
     /// Admits a new (unauthenticated) connection, closing the oldest unauthenticated ones when
-    /// their cap or the connection cap is reached.
-    pub(crate) fn admit(&self) -> (Admit, Option<Admission>) {
-        let limits = self.0.limits;
-        let mut queue = self.0.unauthenticated.lock().unwrap_or_else(|p| p.into_inner());
+    /// their cap or the connection cap is reached: the admission and how many were closed for it,
+    /// or `None` when every place is held by an authenticated connection.
+    pub(crate) fn admit(self: &Arc<Gate>) -> Option<(Admission, usize)> {
+        let limits = self.limits;
+        let mut queue = self.unauthenticated.lock().unwrap_or_else(|p| p.into_inner());
         queue.retain(|s| !s.authenticated.load(Ordering::SeqCst) && !s.done.load(Ordering::SeqCst));
         let mut evicted = 0;
         while queue.len() >= limits.max_unauthenticated
-            || (self.0.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections
+            || (self.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections
                 && !queue.is_empty())
         {
             let Some(old) = queue.pop_front() else { break };
-            old.kicked.notify_one();
+            old.kick.notify_one();
             evicted += 1;
         }
-        if self.0.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections {
-            return (Admit::Full, None);
+        if self.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections {
+            return None;
         }
         let slot = Arc::new(Slot::default());
         queue.push_back(slot.clone());
-        self.0.active.fetch_add(1, Ordering::SeqCst);
-        (Admit::Yes { evicted }, Some(Admission { slot, gate: self.0.clone() }))
+        self.active.fetch_add(1, Ordering::SeqCst);
+        Some((Admission { slot, gate: self.clone() }, evicted))
     }
 
     /// Connections admitted and not yet closed.
     #[cfg(test)]
     pub(crate) fn active(&self) -> usize {
-        self.0.active.load(Ordering::SeqCst)
+        self.active.load(Ordering::SeqCst)
     }
 }
 
 impl Admission {
-    /// The client sent valid credentials: it is no longer a candidate for eviction.
-    #[cfg(test)]
-    pub(crate) fn authenticated(&self) {
-        self.slot.authenticated.store(true, Ordering::SeqCst);
-    }
-
-    /// A handle the request handler keeps to mark the connection authenticated.
-    pub(crate) fn marker(&self) -> AuthMarker {
-        AuthMarker(self.slot.clone())
-    }
-
-    /// Resolves when the connection was chosen for eviction.
-    #[cfg(test)]
-    pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
-        self.slot.kicked.notified()
+    /// Its place, which the request handler keeps to mark the connection authenticated.
+    pub(crate) fn slot(&self) -> Arc<Slot> {
+        self.slot.clone()
     }
 }
 
-/// Marks its connection authenticated (see [`Admission::authenticated`]).
-#[derive(Debug, Clone)]
-pub(crate) struct AuthMarker(Arc<Slot>);
-
-impl AuthMarker {
+impl Slot {
+    /// The client sent valid credentials: it is no longer a candidate for eviction.
     pub(crate) fn authenticated(&self) {
-        self.0.authenticated.store(true, Ordering::SeqCst);
+        self.authenticated.store(true, Ordering::SeqCst);
     }
 
     /// Resolves when the connection was chosen for eviction.
     pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
-        self.0.kicked.notified()
+        self.kick.notified()
     }
 }
 
@@ -221,14 +191,18 @@ impl<T> IdleIo<T> {
             self.timer.as_mut().reset(deadline);
         }
     }
-}
 
-impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+    /// `polled`, an I/O that moved `moved(result)` bytes, noted as traffic; while it is pending,
+    /// the idle check.
+    fn noting<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<io::Result<R>>,
+        moved: impl Fn(&R) -> bool,
+    ) -> Poll<io::Result<R>> {
+        match polled {
             Poll::Ready(r) => {
-                if buf.filled().len() > before {
+                if r.as_ref().is_ok_and(moved) {
                     self.last = Instant::now();
                 }
                 Poll::Ready(r)
@@ -238,17 +212,19 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
     }
 }
 
+impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
+        let after = buf.filled().len();
+        self.noting(cx, polled, |()| after > before)
+    }
+}
+
 impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.last = Instant::now();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => self.poll_idle(cx).map(Err),
-        }
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.noting(cx, polled, |n| *n > 0)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -264,15 +240,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(r) => {
-                if matches!(r, Ok(n) if n > 0) {
-                    self.last = Instant::now();
-                }
-                Poll::Ready(r)
-            }
-            Poll::Pending => self.poll_idle(cx).map(Err),
-        }
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.noting(cx, polled, |n| *n > 0)
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -284,7 +253,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 #[derive(Debug)]
 pub(crate) struct WarnLimiter {
     interval: Duration,
-    seen: Mutex<HashMap<&'static str, (Instant, u64)>>,
+    /// Per kind: when its last line was written, and how many were left out since.
+    seen: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
 }
 
 impl WarnLimiter {
@@ -300,22 +270,13 @@ impl WarnLimiter {
 
     fn allow_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        match seen.get_mut(kind) {
-            Some((last, left_out)) if now.duration_since(*last) < self.interval => {
-                *left_out += 1;
-                None
-            }
-            Some((last, left_out)) => {
-                let n = *left_out;
-                *last = now;
-                *left_out = 0;
-                Some(n)
-            }
-            None => {
-                seen.insert(kind, (now, 0));
-                Some(0)
-            }
+        let (last, left_out) = seen.entry(kind).or_default();
+        if last.is_some_and(|last| now.duration_since(last) < self.interval) {
+            *left_out += 1;
+            return None;
         }
+        *last = Some(now);
+        Some(std::mem::take(left_out))
     }
 }
 
@@ -339,17 +300,15 @@ mod tests {
     #[tokio::test]
     async fn the_oldest_unauthenticated_connection_makes_room() {
         let gate = Gate::new(small(100, 2));
-        let (_, a) = gate.admit();
-        let (_, b) = gate.admit();
-        let (a, b) = (a.unwrap(), b.unwrap());
-        b.authenticated();
-        let (how, c) = gate.admit();
-        assert_eq!(how, Admit::Yes { evicted: 0 }, "b is authenticated, so only a counts");
-        let (how, _d) = gate.admit();
-        assert_eq!(how, Admit::Yes { evicted: 1 });
+        let (a, _) = gate.admit().unwrap();
+        let (b, _) = gate.admit().unwrap();
+        b.slot.authenticated();
+        let (c, evicted) = gate.admit().unwrap();
+        assert_eq!(evicted, 0, "b is authenticated, so only a counts");
+        let (_d, evicted) = gate.admit().unwrap();
+        assert_eq!(evicted, 1);
         // `a` was told to go (the permit is stored even though nobody waited yet).
-        tokio::time::timeout(Duration::from_secs(5), a.kicked()).await.expect("a is kicked");
-        let c = c.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), a.slot.kicked()).await.expect("a is kicked");
         drop(a);
         assert_eq!(gate.active(), 3);
         drop(c);
@@ -361,15 +320,15 @@ mod tests {
         let gate = Gate::new(small(3, 3));
         let held: Vec<Admission> = (0..3)
             .map(|_| {
-                let a = gate.admit().1.unwrap();
-                a.marker().authenticated();
+                let (a, _) = gate.admit().unwrap();
+                a.slot.authenticated();
                 a
             })
             .collect();
-        assert_eq!(gate.admit().0, Admit::Full);
+        assert!(gate.admit().is_none(), "full");
         drop(held);
         assert_eq!(gate.active(), 0);
-        assert!(matches!(gate.admit().0, Admit::Yes { .. }));
+        assert!(gate.admit().is_some());
     }
 
     #[test]
@@ -377,9 +336,8 @@ mod tests {
         let gate = Gate::new(small(4, 4));
         let mut held: Vec<Admission> = Vec::new();
         for _ in 0..50 {
-            let (how, a) = gate.admit();
-            assert!(matches!(how, Admit::Yes { .. }), "{how:?}");
-            held.push(a.unwrap());
+            let (a, _) = gate.admit().expect("admitted");
+            held.push(a);
             // Evicted connections end when their task sees the kick; here: drop them now.
             held.retain(|a| !a.slot.kicked_for_test());
         }
@@ -395,7 +353,7 @@ mod tests {
             }
             let waker = std::task::Waker::from(Arc::new(Noop));
             let mut cx = Context::from_waker(&waker);
-            let fut = self.kicked.notified();
+            let fut = self.kick.notified();
             let mut fut = std::pin::pin!(fut);
             fut.as_mut().poll(&mut cx).is_ready()
         }

@@ -14,7 +14,7 @@
 
 use super::forward::text_response;
 use super::hosts::split_host_port;
-use super::limits::{Admit, AuthMarker, IdleIo};
+use super::limits::{Admission, IdleIo, Slot};
 use super::{spawn_until_shutdown, ProxyBody, Shared};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -23,9 +23,10 @@ use http::{Method, Request, Response, StatusCode};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
+use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
@@ -34,51 +35,46 @@ use tokio::net::{TcpListener, TcpStream};
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
     loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    let (how, admission) = shared.gate.admit();
-                    match (how, admission) {
-                        (Admit::Yes { evicted }, Some(admission)) => {
-                            if evicted > 0 {
-                                if let Some(n) = shared.warnings.allow("evict") {
-                                    tracing::warn!(
-                                        "proxy: too many connections without credentials, closing the oldest \
-                                         ({} in the last {}s)", n + 1, shared.limits.warn_interval.as_secs()
-                                    );
-                                }
-                            }
-                            let s = shared.clone();
-                            spawn_until_shutdown(&shared.shutdown, serve_client(stream, s, admission));
-                        }
-                        _ => {
-                            if let Some(n) = shared.warnings.allow("full") {
-                                tracing::warn!(
-                                    "proxy: {} connections open, refusing more ({} refused in the last {}s)",
-                                    shared.limits.max_connections, n + 1, shared.limits.warn_interval.as_secs()
-                                );
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    // EMFILE and friends: back off instead of spinning; the listener stays up.
-                    if let Some(n) = shared.warnings.allow("accept") {
-                        tracing::warn!(error = %e, left_out = n, "proxy cannot accept a connection");
-                    }
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            },
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             () = super::stopped(&mut shutdown) => break,
+        };
+        let interval = shared.limits.warn_interval.as_secs();
+        match accepted.map(|(stream, _)| (stream, shared.gate.admit())) {
+            Ok((stream, Some((admission, evicted)))) => {
+                if let Some(n) = (evicted > 0).then(|| shared.warnings.allow("evict")).flatten() {
+                    tracing::warn!(
+                        "proxy: too many connections without credentials, closing the oldest ({} in the last {interval}s)",
+                        n + 1
+                    );
+                }
+                spawn_until_shutdown(&shared.shutdown, serve_client(stream, shared.clone(), admission));
+            }
+            Ok((_, None)) => {
+                if let Some(n) = shared.warnings.allow("full") {
+                    tracing::warn!(
+                        "proxy: {} connections open, refusing more ({} refused in the last {interval}s)",
+                        shared.limits.max_connections,
+                        n + 1
+                    );
+                }
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning; the listener stays up.
+                if let Some(n) = shared.warnings.allow("accept") {
+                    tracing::warn!(error = %e, left_out = n, "proxy cannot accept a connection");
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
     }
     tracing::debug!("proxy listener stopped");
 }
 
-async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: super::limits::Admission) {
+async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: Admission) {
     let _ = stream.set_nodelay(true);
-    let marker = admission.marker();
-    let kicked = admission.marker();
+    let marker = admission.slot();
+    let kicked = admission.slot();
     // The stream owns the admission: an upgraded tunnel keeps its place until it closes.
     let io = IdleIo::new(stream, shared.limits.idle, Some(admission));
     let header_read = shared.limits.header_read;
@@ -100,9 +96,9 @@ async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: super::
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &AuthMarker) -> Response<ProxyBody> {
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &Slot) -> Response<ProxyBody> {
     if !authorized(req.headers().get(PROXY_AUTHORIZATION), &shared.expected_credentials) {
-        shared.stats.rejected_auth.fetch_add(1, Ordering::Relaxed);
+        shared.count(|s| &mut s.rejected_auth);
         tracing::debug!(method = %req.method(), "proxy request without valid credentials rejected");
         let mut resp = text_response(StatusCode::PROXY_AUTHENTICATION_REQUIRED, "woci proxy: authentication required");
         resp.headers_mut().insert(PROXY_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"woci\""));
@@ -118,69 +114,58 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &AuthMarker
         return text_response(StatusCode::BAD_REQUEST, "woci proxy: CONNECT needs host:port");
     };
     let host = host.to_ascii_lowercase();
-    shared.stats.connects.fetch_add(1, Ordering::Relaxed);
+    shared.count(|s| &mut s.connects);
 
     if shared.resign_hosts.matches(&host, port) {
         tracing::debug!(%host, port, "opening CONNECT for re-signing");
-        shared.stats.opened.fetch_add(1, Ordering::Relaxed);
+        shared.count(|s| &mut s.opened);
         let s = shared.clone();
-        spawn_until_shutdown(&shared.shutdown, async move {
-            match hyper::upgrade::on(req).await {
-                Ok(upgraded) => super::mitm::serve(upgraded, host, port, s).await,
-                Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
-            }
-        });
-        return text_response_empty(StatusCode::OK);
+        after_upgrade(req, &shared, move |upgraded| super::mitm::serve(upgraded, host, port, s));
+        return Response::new(super::empty_body());
     }
 
     // Tunnel: connect first so that an unreachable host is a 502 the child can report.
     tracing::debug!(%host, port, "tunnelling CONNECT");
-    let upstream = match shared.upstream.connect(&host, port).await {
+    let mut upstream = match shared.upstream.connect(&host, port).await {
         Ok(s) => s,
         Err(e) => {
-            shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            shared.count(|s| &mut s.upstream_errors);
             tracing::debug!(%host, port, error = %e, "tunnel upstream unreachable");
             return text_response(StatusCode::BAD_GATEWAY, &format!("woci proxy: cannot reach {host}:{port}: {e}"));
         }
     };
-    shared.stats.tunnels.fetch_add(1, Ordering::Relaxed);
+    shared.count(|s| &mut s.tunnels);
+    let _ = upstream.set_nodelay(true);
+    after_upgrade(req, &shared, |upgraded| async move {
+        if let Err(e) = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream).await {
+            tracing::debug!(error = %e, "tunnel ended with an error");
+        }
+    });
+    Response::new(super::empty_body())
+}
+
+/// Once the client's connection is upgraded (after the 200 answer to its CONNECT `req`), runs
+/// `then` on it until it ends or the proxy shuts down.
+fn after_upgrade<F>(req: Request<Incoming>, shared: &Shared, then: impl FnOnce(Upgraded) -> F + Send + 'static)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
     spawn_until_shutdown(&shared.shutdown, async move {
-        let mut upstream = upstream;
-        let _ = upstream.set_nodelay(true);
         match hyper::upgrade::on(req).await {
-            Ok(upgraded) => {
-                let mut client = TokioIo::new(upgraded);
-                if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-                    tracing::debug!(error = %e, "tunnel ended with an error");
-                }
-            }
+            Ok(upgraded) => then(upgraded).await,
             Err(e) => tracing::debug!(error = %e, "CONNECT upgrade failed"),
         }
     });
-    text_response_empty(StatusCode::OK)
-}
-
-fn text_response_empty(status: StatusCode) -> Response<ProxyBody> {
-    let mut resp = Response::new(super::empty_body());
-    *resp.status_mut() = status;
-    resp
 }
 
 /// Checks `Basic base64(user:secret)` against the expected `woci:<secret>` in constant time.
 fn authorized(value: Option<&HeaderValue>, expected: &[u8]) -> bool {
-    let Some(value) = value.and_then(|v| v.to_str().ok()) else {
-        return false;
-    };
-    let Some((scheme, b64)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
-    }
-    let Ok(given) = STANDARD.decode(b64.trim()) else {
-        return false;
-    };
-    constant_time_eq(&given, expected)
+    let given = value
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, b64)| STANDARD.decode(b64.trim()).ok());
+    given.is_some_and(|given| constant_time_eq(&given, expected))
 }
 
 /// Equality whose time does not depend on where the first difference is (the length is public).

@@ -12,28 +12,25 @@ use hyper::service::service_fn;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 /// Serves one opened tunnel until the child closes it.
 pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: Arc<Shared>) {
-    let config = match shared.ca.server_config(&host) {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::warn!(%host, error = %e, "cannot create a certificate for the opened host");
-            return;
-        }
+    let certified = shared.ca.server_config(&host);
+    let Ok(config) = certified.inspect_err(|e| {
+        tracing::warn!(%host, error = %e, "cannot create a certificate for the opened host");
+    }) else {
+        return;
     };
-    let tls = match TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await {
-        Ok(tls) => tls,
-        Err(e) => {
-            // Usually the child does not trust the per-run CA (its CA bundle was overridden).
-            if let Some(n) = shared.warnings.allow("tls") {
-                tracing::warn!(%host, error = %e, left_out = n, "TLS handshake with the child failed");
-            }
-            return;
+    let accepted = TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await;
+    let Ok(tls) = accepted.inspect_err(|e| {
+        // Usually the child does not trust the per-run CA (its CA bundle was overridden).
+        if let Some(n) = shared.warnings.allow("tls") {
+            tracing::warn!(%host, error = %e, left_out = n, "TLS handshake with the child failed");
         }
+    }) else {
+        return;
     };
     let host: Arc<str> = host.into();
     let header_read = shared.limits.tunnel_header_read;
@@ -52,7 +49,7 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
 }
 
 async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shared) -> Response<ProxyBody> {
-    shared.stats.requests.fetch_add(1, Ordering::Relaxed);
+    shared.count(|s| &mut s.requests);
     let target = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_owned();
     // The token is read per request so that a renewal applies to the very next request.
     // Cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal.
@@ -62,18 +59,18 @@ async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shar
     match outcome {
         Ok(value) => {
             req.headers_mut().insert(AUTHORIZATION, value);
-            shared.stats.swapped.fetch_add(1, Ordering::Relaxed);
+            shared.count(|s| &mut s.swapped);
             tracing::debug!(%host, method = %req.method(), path = req.uri().path(), "session token swapped");
         }
         Err(why) => {
-            shared.stats.untouched.fetch_add(1, Ordering::Relaxed);
+            shared.count(|s| &mut s.untouched);
             tracing::debug!(%host, method = %req.method(), path = req.uri().path(), reason = why.label(), "forwarded untouched");
         }
     }
     match shared.forwarder.forward(host, port, req).await {
         Ok(resp) => resp,
         Err(reason) => {
-            shared.stats.upstream_errors.fetch_add(1, Ordering::Relaxed);
+            shared.count(|s| &mut s.upstream_errors);
             tracing::debug!(%host, port, %reason, "upstream request failed");
             text_response(StatusCode::BAD_GATEWAY, &format!("woci proxy: upstream {host}:{port} failed: {reason}"))
         }

@@ -50,11 +50,11 @@ use std::ffi::OsString;
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use url::Url;
+use zeroize::Zeroizing;
 
 /// Boxed error of streamed bodies.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -113,16 +113,17 @@ impl ProxyConfig {
         temp_dir: impl Into<PathBuf>,
     ) -> ProxyConfig {
         // The service endpoint oci was told to use (`--endpoint`, `oci_cli_rc`) is re-signed too.
-        let mut resign_hosts = settings.resign_hosts.clone();
-        resign_hosts.extend(settings.endpoint.as_deref().and_then(hosts::endpoint_authority));
-        let mut cfg = ProxyConfig::new(public_key, &resign_hosts, temp_dir);
-        if let Some(max) = settings.proxy_max_connections {
-            cfg.limits = cfg.limits.with_max_connections(max);
+        let endpoint = settings.endpoint.as_deref().and_then(hosts::endpoint_authority);
+        let limits = Limits::for_this_process();
+        ProxyConfig {
+            public_key,
+            resign_hosts: HostMatcher::oci_and(settings.resign_hosts.iter().cloned().chain(endpoint)),
+            upstream_ca_files: settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect(),
+            upstream_proxy: settings.upstream_proxy.clone(),
+            no_proxy: settings.no_proxy.clone(),
+            temp_dir: temp_dir.into(),
+            limits: settings.proxy_max_connections.map_or(limits, |max| limits.with_max_connections(max)),
         }
-        cfg.upstream_ca_files = settings.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect();
-        cfg.upstream_proxy = settings.upstream_proxy.clone();
-        cfg.no_proxy = settings.no_proxy.clone();
-        cfg
     }
 }
 
@@ -166,34 +167,6 @@ pub struct ProxyStats {
     pub upstream_errors: u64,
 }
 
-#[derive(Debug, Default)]
-pub(crate) struct Counters {
-    connects: AtomicU64,
-    opened: AtomicU64,
-    tunnels: AtomicU64,
-    requests: AtomicU64,
-    swapped: AtomicU64,
-    untouched: AtomicU64,
-    rejected_auth: AtomicU64,
-    upstream_errors: AtomicU64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> ProxyStats {
-        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        ProxyStats {
-            connects: g(&self.connects),
-            opened: g(&self.opened),
-            tunnels: g(&self.tunnels),
-            requests: g(&self.requests),
-            swapped: g(&self.swapped),
-            untouched: g(&self.untouched),
-            rejected_auth: g(&self.rejected_auth),
-            upstream_errors: g(&self.upstream_errors),
-        }
-    }
-}
-
 /// State shared by all connection tasks.
 pub(crate) struct Shared {
     public_key: RsaPublicKey,
@@ -203,25 +176,23 @@ pub(crate) struct Shared {
     upstream: tunnel::Upstream,
     token: watch::Receiver<SecretString>,
     /// `woci:<secret>`, what `Proxy-Authorization: Basic` must decode to.
-    expected_credentials: Vec<u8>,
-    stats: Counters,
+    expected_credentials: Zeroizing<Vec<u8>>,
+    stats: Mutex<ProxyStats>,
     shutdown: watch::Receiver<bool>,
     limits: Limits,
-    gate: limits::Gate,
+    gate: Arc<limits::Gate>,
     warnings: limits::WarnLimiter,
 }
 
-impl Drop for Shared {
-    fn drop(&mut self) {
-        zeroize::Zeroize::zeroize(&mut self.expected_credentials);
+impl Shared {
+    /// Adds one to the counter `field` picks.
+    fn count(&self, field: fn(&mut ProxyStats) -> &mut u64) {
+        *field(&mut self.stats.lock().unwrap_or_else(PoisonError::into_inner)) += 1;
     }
 }
 
 /// Runs `fut` on its own task until it finishes or the proxy shuts down (or its handle is dropped).
-pub(crate) fn spawn_until_shutdown<F>(shutdown: &watch::Receiver<bool>, fut: F)
-where
-    F: Future<Output = ()> + Send + 'static,
-{
+pub(crate) fn spawn_until_shutdown(shutdown: &watch::Receiver<bool>, fut: impl Future<Output = ()> + Send + 'static) {
     let mut shutdown = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
@@ -273,10 +244,9 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         .map_err(|e| Error::Other(format!("cannot start the re-signing proxy on 127.0.0.1: {e}")))?;
     let addr = listener.local_addr().map_err(|e| Error::Other(format!("cannot start the re-signing proxy: {e}")))?;
 
-    let mut raw = [0u8; 16];
+    let mut raw = Zeroizing::new([0u8; 16]);
     rand::Rng::fill(&mut rand::rngs::OsRng, &mut raw[..]);
     let secret = SecretString::new(raw.iter().map(|b| format!("{b:02x}")).collect());
-    zeroize::Zeroize::zeroize(&mut raw);
 
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let shared = Arc::new(Shared {
@@ -286,8 +256,8 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         forwarder,
         upstream: tunnel::Upstream { proxy: cfg.upstream_proxy, no_proxy: cfg.no_proxy, ..Default::default() },
         token,
-        expected_credentials: format!("{PROXY_USER}:{}", secret.expose()).into_bytes(),
-        stats: Counters::default(),
+        expected_credentials: Zeroizing::new(format!("{PROXY_USER}:{}", secret.expose()).into_bytes()),
+        stats: Mutex::default(),
         shutdown: shutdown_rx,
         gate: limits::Gate::new(cfg.limits),
         warnings: limits::WarnLimiter::new(cfg.limits.warn_interval),
@@ -347,19 +317,14 @@ impl ProxyHandle {
         Ok(env)
     }
 
-    /// The `host:port`s tunnelled without re-signing so far.
-    pub fn untouched_hosts(&self) -> Vec<String> {
-        self.shared.upstream.untouched()
-    }
-
     /// One line for a child that failed after using tunnelled hosts ([`tunnel::untouched_hint`]).
     pub fn untouched_hint(&self) -> Option<String> {
-        tunnel::untouched_hint(&self.untouched_hosts())
+        tunnel::untouched_hint(&self.shared.upstream.untouched())
     }
 
     /// Counters since start.
     pub fn stats(&self) -> ProxyStats {
-        self.shared.stats.snapshot()
+        *self.shared.stats.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Stops the listener and every connection, and removes the CA bundle file.

@@ -3,7 +3,7 @@
 //! Each tunnelled `host:port` is logged once and remembered ([`Upstream::untouched`]), so that a
 //! child failing after talking to such a host can be told how to have it re-signed.
 
-use super::hosts::NoProxy;
+use super::hosts::{bracket_ipv6, NoProxy};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::collections::BTreeSet;
@@ -31,26 +31,19 @@ pub struct Upstream {
 
 impl Upstream {
     /// Opens a TCP stream to `host:port`, through the user's proxy unless `NO_PROXY` says otherwise.
+    /// The first time a target is tunnelled, says why it is not re-signed.
     pub async fn connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {
-        self.note(host, port);
-        match &self.proxy {
-            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
-            _ => timed(TcpStream::connect((host.trim_start_matches('[').trim_end_matches(']'), port))).await,
-        }
-    }
-}
-
-impl Upstream {
-    /// Records a tunnelled target; the first time, says why it is not re-signed.
-    fn note(&self, host: &str, port: u16) {
         let target = format!("{host}:{port}");
-        let first = self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false);
-        if first {
+        if self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false) {
             tracing::info!(
                 "proxy: `{target}` is tunnelled untouched (not an OCI host, so its requests keep the token they \
                  were signed with); if it is an OCI endpoint, add it to `resign_hosts` in woci_manager.ini or \
                  `WOCI_RESIGN_HOSTS`"
             );
+        }
+        match &self.proxy {
+            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
+            _ => timed(TcpStream::connect((unbracket(host), port))).await,
         }
     }
 
@@ -72,6 +65,11 @@ pub fn untouched_hint(hosts: &[String]) -> Option<String> {
     ))
 }
 
+/// An IPv6 address without the brackets of a URL or a `host:port`.
+fn unbracket(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 async fn timed<T>(fut: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
     tokio::time::timeout(CONNECT_TIMEOUT, fut)
         .await
@@ -88,13 +86,8 @@ async fn connect_via_proxy(proxy: &Url, host: &str, port: u16) -> io::Result<Tcp
     }
     let proxy_host = proxy.host_str().ok_or_else(|| io::Error::other("upstream proxy URL has no host"))?;
     let proxy_port = proxy.port_or_known_default().unwrap_or(80);
-    let mut stream =
-        timed(TcpStream::connect((proxy_host.trim_start_matches('[').trim_end_matches(']'), proxy_port))).await?;
-    let authority = if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    };
+    let mut stream = timed(TcpStream::connect((unbracket(proxy_host), proxy_port))).await?;
+    let authority = format!("{}:{port}", bracket_ipv6(host));
     let mut head = format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n");
     if !proxy.username().is_empty() {
         let user = percent_decode(proxy.username());

@@ -52,40 +52,49 @@ struct ConstantPool {
 }
 
 impl ConstantPool {
-    fn push(&mut self, entry: &[u8]) -> u16 {
-        self.bytes.extend_from_slice(entry);
+    /// An entry: its tag, then its two-byte indexes.
+    fn push(&mut self, tag: u8, indexes: &[u16]) -> u16 {
+        self.bytes.push(tag);
+        self.bytes.extend(be16(indexes));
         self.count += 1;
         self.count
     }
 
     fn utf8(&mut self, s: &str) -> u16 {
-        let mut e = vec![1];
-        e.extend_from_slice(&(s.len() as u16).to_be_bytes());
-        e.extend_from_slice(s.as_bytes());
-        self.push(&e)
-    }
-
-    fn indexed(&mut self, tag: u8, indexes: &[u16]) -> u16 {
-        let mut e = vec![tag];
-        indexes.iter().for_each(|i| e.extend_from_slice(&i.to_be_bytes()));
-        self.push(&e)
+        let index = self.push(1, &[s.len() as u16]);
+        self.bytes.extend_from_slice(s.as_bytes());
+        index
     }
 
     fn class(&mut self, internal_name: &str) -> u16 {
         let name = self.utf8(internal_name);
-        self.indexed(7, &[name])
+        self.push(7, &[name])
     }
 
     fn string(&mut self, s: &str) -> u16 {
         let value = self.utf8(s);
-        self.indexed(8, &[value])
+        self.push(8, &[value])
     }
 
     fn method(&mut self, class: u16, name: &str, descriptor: &str) -> u16 {
         let (name, descriptor) = (self.utf8(name), self.utf8(descriptor));
-        let name_and_type = self.indexed(12, &[name, descriptor]);
-        self.indexed(10, &[class, name_and_type])
+        let name_and_type = self.push(12, &[name, descriptor]);
+        self.push(10, &[class, name_and_type])
     }
+}
+
+/// The values, two bytes each, big-endian (class files).
+fn be16(values: &[u16]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_be_bytes()).collect()
+}
+
+/// The values, little-endian (zip).
+fn le16(values: &[u16]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
+fn le32(values: &[u32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
 
 /// `woci/JerseyWarmup.class` (see the module documentation for its Java source).
@@ -118,7 +127,7 @@ fn class_file() -> Vec<u8> {
     let code_name = cp.utf8("Code");
     // `ldc` takes a one-byte index: the pool is small.
     let ldc = |i: u16| vec![LDC, u8::try_from(i).expect("a small constant pool")];
-    let with_index = |opcode: u8, i: u16| [vec![opcode], i.to_be_bytes().to_vec()].concat();
+    let with_index = |opcode: u8, i: u16| [vec![opcode], be16(&[i])].concat();
     let code: Vec<u8> = [
         ldc(factory),                              // 0
         with_index(INVOKESTATIC, for_name),        // 2
@@ -137,77 +146,47 @@ fn class_file() -> Vec<u8> {
     .concat();
     const HANDLER: u16 = 29;
 
-    let mut attribute = Vec::new();
-    attribute.extend_from_slice(&3u16.to_be_bytes()); // max_stack
-    attribute.extend_from_slice(&1u16.to_be_bytes()); // max_locals: the argument
-    attribute.extend_from_slice(&(code.len() as u32).to_be_bytes());
-    attribute.extend_from_slice(&code);
-    attribute.extend_from_slice(&1u16.to_be_bytes()); // one exception handler:
-    for v in [0, HANDLER - 1, HANDLER, 0] {
-        attribute.extend_from_slice(&u16::to_be_bytes(v)); // [0, 28) → 29, any Throwable
-    }
-    attribute.extend_from_slice(&0u16.to_be_bytes()); // no attributes
-
-    let mut out = vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 49];
-    out.extend_from_slice(&(cp.count + 1).to_be_bytes());
-    out.extend_from_slice(&cp.bytes);
-    for v in [0x0021, this, object, 0, 0, 1] {
-        // public super, this, super, no interfaces, no fields, one method
-        out.extend_from_slice(&u16::to_be_bytes(v));
-    }
-    for v in [0x0009, premain, premain_descriptor, 1, code_name] {
+    let attribute = [
+        // max_stack, max_locals (the argument), the code
+        be16(&[3, 1]),
+        (code.len() as u32).to_be_bytes().to_vec(),
+        code,
+        // one exception handler: [0, 28) → 29, any Throwable; no attributes
+        be16(&[1, 0, HANDLER - 1, HANDLER, 0, 0]),
+    ]
+    .concat();
+    [
+        vec![0xca, 0xfe, 0xba, 0xbe, 0, 0, 0, 49],
+        be16(&[cp.count + 1]),
+        cp.bytes,
+        // public super, this, super, no interfaces, no fields, one method:
         // public static premain(String), one attribute: Code
-        out.extend_from_slice(&u16::to_be_bytes(v));
-    }
-    out.extend_from_slice(&(attribute.len() as u32).to_be_bytes());
-    out.extend_from_slice(&attribute);
-    out.extend_from_slice(&0u16.to_be_bytes()); // no class attributes
-    out
+        be16(&[0x0021, this, object, 0, 0, 1, 0x0009, premain, premain_descriptor, 1, code_name]),
+        (attribute.len() as u32).to_be_bytes().to_vec(),
+        attribute,
+        be16(&[0]), // no class attributes
+    ]
+    .concat()
 }
 
 /// A zip archive of `(name, content)` files, stored without compression.
 fn zip(files: &[(&str, &[u8])]) -> Vec<u8> {
     // 1980-01-01 00:00, the earliest date a zip can hold: the jar does not depend on the clock.
     const DATE: u16 = (1 << 5) | 1;
-    let mut out = Vec::new();
-    let mut central = Vec::new();
+    let (mut out, mut central) = (Vec::new(), Vec::new());
     for (name, content) in files {
-        let offset = out.len() as u32;
-        let mut common = Vec::new();
-        for v in [10u16, 0, 0, 0, DATE] {
-            // version needed 1.0, no flags, stored, time, date
-            common.extend_from_slice(&v.to_le_bytes());
-        }
-        common.extend_from_slice(&crc32(content).to_le_bytes());
-        common.extend_from_slice(&(content.len() as u32).to_le_bytes());
-        common.extend_from_slice(&(content.len() as u32).to_le_bytes());
-        common.extend_from_slice(&(name.len() as u16).to_le_bytes());
-        common.extend_from_slice(&0u16.to_le_bytes()); // no extra field
-        out.extend_from_slice(&0x0403_4b50u32.to_le_bytes());
-        out.extend_from_slice(&common);
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(content);
-        central.extend_from_slice(&0x0201_4b50u32.to_le_bytes());
-        central.extend_from_slice(&20u16.to_le_bytes()); // made by: version 2.0
-        central.extend_from_slice(&common);
-        for v in [0u16, 0, 0] {
-            // no comment, disk 0, no internal attributes
-            central.extend_from_slice(&v.to_le_bytes());
-        }
-        central.extend_from_slice(&0u32.to_le_bytes()); // no external attributes
-        central.extend_from_slice(&offset.to_le_bytes());
-        central.extend_from_slice(name.as_bytes());
+        let (offset, size) = (out.len() as u32, content.len() as u32);
+        // version needed 1.0, no flags, stored, time, date; CRC, sizes; name length, no extra field
+        let common = [le16(&[10, 0, 0, 0, DATE]), le32(&[crc32(content), size, size]), le16(&[name.len() as u16, 0])];
+        out.extend([le32(&[0x0403_4b50]), common.concat(), name.as_bytes().to_vec(), content.to_vec()].concat());
+        // made by: version 2.0; no comment, disk 0, no internal attributes; no external ones
+        let entry = [le32(&[0x0201_4b50]), le16(&[20]), common.concat(), le16(&[0, 0, 0]), le32(&[0, offset])];
+        central.extend([entry.concat(), name.as_bytes().to_vec()].concat());
     }
-    let central_offset = out.len() as u32;
-    out.extend_from_slice(&central);
-    out.extend_from_slice(&0x0605_4b50u32.to_le_bytes());
-    for v in [0u16, 0, files.len() as u16, files.len() as u16] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
-    out.extend_from_slice(&(central.len() as u32).to_le_bytes());
-    out.extend_from_slice(&central_offset.to_le_bytes());
-    out.extend_from_slice(&0u16.to_le_bytes()); // no comment
-    out
+    let count = files.len() as u16;
+    let end = [le32(&[0x0605_4b50]), le16(&[0, 0, count, count]), le32(&[central.len() as u32, out.len() as u32])];
+    // no comment
+    [out, central, end.concat(), le16(&[0])].concat()
 }
 
 /// CRC-32 (IEEE 802.3), as zip needs it.

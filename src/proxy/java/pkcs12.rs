@@ -90,16 +90,12 @@ mod der {
         out
     }
 
-    fn constructed(tag: u8, parts: &[&[u8]]) -> Vec<u8> {
-        tlv(tag, &parts.concat())
-    }
-
     pub(super) fn seq(parts: &[&[u8]]) -> Vec<u8> {
-        constructed(SEQUENCE, parts)
+        tlv(SEQUENCE, &parts.concat())
     }
 
     pub(super) fn set(parts: &[&[u8]]) -> Vec<u8> {
-        constructed(SET, parts)
+        tlv(SET, &parts.concat())
     }
 
     pub(super) fn explicit0(inner: &[u8]) -> Vec<u8> {
