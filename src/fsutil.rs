@@ -201,25 +201,34 @@ pub(crate) fn user_id() -> u32 {
     0
 }
 
-/// What [`signal_group`] sends.
+/// What [`kill`] sends.
 #[derive(Clone, Copy)]
 pub(crate) enum Signal {
-    /// Signal 0: only checks that the group has members.
+    /// Signal 0: only checks that the process (group) exists.
     Probe,
     Term,
     Kill,
 }
 
-/// Sends `sig` to the process group `pgid` (a helper or hook started as its group's leader); `false` when the group has no member left.
+/// kill(2): sends `sig` to process `pid`, or to the process group `-pid` when it is negative.
 #[cfg(unix)]
-pub(crate) fn signal_group(pgid: i32, sig: Signal) -> bool {
+pub(crate) fn kill(pid: i32, sig: Signal) -> std::io::Result<()> {
     let sig = match sig {
         Signal::Probe => 0,
         Signal::Term => libc::SIGTERM,
         Signal::Kill => libc::SIGKILL,
     };
-    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
-    unsafe { libc::kill(-pgid, sig) == 0 }
+    // SAFETY: kill(2) involves no memory.
+    match unsafe { libc::kill(pid, sig) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Sends `sig` to the process group `pgid` (a helper or hook started as its group's leader); `false` when the group has no member left.
+#[cfg(unix)]
+pub(crate) fn signal_group(pgid: i32, sig: Signal) -> bool {
+    kill(-pgid, sig).is_ok()
 }
 
 #[cfg(not(unix))]
@@ -232,13 +241,9 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else { return false };
-        if pid <= 0 {
-            return true; // not a single process: never treat it as gone
-        }
-        // SAFETY: kill(2) with signal 0 only checks for the process; it sends nothing. EPERM means
-        // it exists (another user's process).
-        let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        // Not a single process (pid 0): never treat it as gone. EPERM means it exists (another
+        // user's process).
+        pid <= 0 || kill(pid, Signal::Probe).map_or_else(|e| e.raw_os_error() == Some(libc::EPERM), |()| true)
     }
     #[cfg(not(unix))]
     {

@@ -61,6 +61,27 @@ pub(crate) struct DaemonState {
     pub exit_code: Option<u8>,
 }
 
+impl DaemonState {
+    /// Records a successful renewal check at `at`: the token expires at `exp`, the next check is
+    /// at `next`.
+    pub(crate) fn renewed(&mut self, at: i64, exp: i64, next: i64) {
+        self.last_renewal = Some(at);
+        self.token_exp = Some(exp);
+        self.next_renewal = Some(next);
+        self.last_error = None;
+        self.last_error_at = None;
+    }
+
+    /// Records the daemon's end.
+    pub(crate) fn exit(&mut self, at: i64, reason: String, code: Option<u8>) {
+        self.phase = Phase::Exited;
+        self.exited = Some(at);
+        self.exit_reason = Some(reason);
+        self.exit_code = code;
+        self.next_renewal = None;
+    }
+}
+
 /// What the pid file says right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PidProbe {
