@@ -120,15 +120,13 @@ impl ProvenTemp {
     /// The proven temp files of `dir/name` (a missing or unreadable folder has none).
     pub(crate) fn find(dir: &Path, name: &str) -> Vec<ProvenTemp> {
         let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-        let prefix = format!(".{name}.");
         entries
             .flatten()
             .filter_map(|entry| {
                 let file = entry.file_name();
-                let rest = file.to_str()?.strip_prefix(&prefix)?.strip_suffix(".tmp")?;
-                let (pid, digest) = rest.split_once('.')?;
-                let pid = pid.parse::<u32>().ok().filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))?;
-                if digest.len() != 64 || !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                let (pid, digest) = split_name(file.to_str()?, name)?;
+                let pid = pid.parse::<u32>().ok()?;
+                if !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
                     return None;
                 }
                 let meta = entry.path().symlink_metadata().ok().filter(|m| m.is_file())?;
@@ -139,10 +137,7 @@ impl ProvenTemp {
 
     /// Whether `name` is a proven temp file's name of `target` (any pid).
     pub(crate) fn is_name_of(name: &str, target: &str) -> bool {
-        name.strip_prefix(&format!(".{target}."))
-            .and_then(|r| r.strip_suffix(".tmp"))
-            .and_then(|r| r.split_once('.'))
-            .is_some_and(|(pid, digest)| pid.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64)
+        split_name(name, target).is_some()
     }
 
     /// Its contents if they are complete: a regular file (not reached through a symbolic link)
@@ -159,6 +154,13 @@ impl ProvenTemp {
         let bytes = read_bounded_from(file, MAX_INPUT).ok()?;
         (sha256_hex(&bytes) == self.digest).then_some(bytes)
     }
+}
+
+/// The pid and digest parts of `name` when it has the form of a proven temp file's name of
+/// `target`: `.<target>.<digits>.<64 characters>.tmp`.
+fn split_name<'a>(name: &'a str, target: &str) -> Option<(&'a str, &'a str)> {
+    let (pid, digest) = name.strip_prefix(&format!(".{target}."))?.strip_suffix(".tmp")?.split_once('.')?;
+    (pid.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64).then_some((pid, digest))
 }
 
 /// Expands a leading `~` path component (`~` or `~/…`, not `~user`) to `home`, as `oci` and the
@@ -372,12 +374,22 @@ pub struct FileLock {
 impl FileLock {
     /// Takes the lock, polling until `timeout`; [`Error::Busy`] if another process keeps it.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<FileLock> {
-        let lock = Self::open(path)?;
+        Ok(Self::acquire_noting_wait(path, timeout)?.0)
+    }
+
+    /// Takes the lock like [`Self::acquire`]; also says whether another process held it first.
+    pub fn acquire_noting_wait(path: &Path, timeout: Duration) -> Result<(FileLock, bool)> {
+        let mut opts = OpenOptions::new();
+        opts.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        opts.mode(0o600);
+        let lock = FileLock { file: open_no_follow(path, opts, "cannot open lock file")? };
         let deadline = Instant::now() + timeout;
         let mut pause = Duration::from_millis(5);
+        let mut waited = false;
         loop {
             match FileExt::try_lock_exclusive(&lock.file) {
-                Ok(true) => return Ok(lock),
+                Ok(true) => return Ok((lock, waited)),
                 Ok(false) => {}
                 Err(e) => return Err(Error::io("cannot lock", path, e)),
             }
@@ -388,36 +400,10 @@ impl FileLock {
                     timeout.as_secs()
                 )));
             }
+            waited = true;
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(100));
         }
-    }
-
-    /// Takes the lock like [`Self::acquire`]; also says whether another process held it first.
-    pub fn acquire_noting_wait(path: &Path, timeout: Duration) -> Result<(FileLock, bool)> {
-        match Self::try_acquire(path)? {
-            Some(lock) => Ok((lock, false)),
-            None => Ok((Self::acquire(path, timeout)?, true)),
-        }
-    }
-
-    /// Takes the lock only if it is free right now.
-    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
-        let lock = Self::open(path)?;
-        match FileExt::try_lock_exclusive(&lock.file) {
-            Ok(true) => Ok(Some(lock)),
-            Ok(false) => Ok(None),
-            Err(e) => Err(Error::io("cannot lock", path, e)),
-        }
-    }
-
-    fn open(path: &Path) -> Result<FileLock> {
-        let mut opts = OpenOptions::new();
-        opts.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        opts.mode(0o600);
-        let file = open_no_follow(path, opts, "cannot open lock file")?;
-        Ok(FileLock { file })
     }
 
     /// The locked file (e.g. to write a pid into it).
@@ -666,11 +652,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lock");
         let held = FileLock::acquire(&p, Duration::from_secs(1)).unwrap();
-        assert!(FileLock::try_acquire(&p).unwrap().is_none());
+        assert!(matches!(FileLock::acquire(&p, Duration::ZERO), Err(Error::Busy(_))));
         let err = FileLock::acquire(&p, Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, Error::Busy(_)));
         drop(held);
-        assert!(FileLock::try_acquire(&p).unwrap().is_some());
+        assert!(FileLock::acquire(&p, Duration::ZERO).is_ok());
     }
 
     #[cfg(unix)]
@@ -685,7 +671,7 @@ mod tests {
         assert!(e.to_string().contains(".lock` is a symbolic link") && e.to_string().contains("rm "), "{e}");
         assert!(!target.exists(), "a dangling link's target is not created");
         fs::write(&target, "precious").unwrap();
-        assert!(FileLock::try_acquire(&link).is_err());
+        assert!(FileLock::acquire(&link, Duration::ZERO).is_err());
         assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
     }
 

@@ -119,8 +119,10 @@ fn proxy_has_credentials(v: &str) -> bool {
     rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@'))
 }
 
-/// A failed renewal attempt, as the `on_renewal_failure` hook gets it.
-#[derive(Debug, Clone, Copy)]
+/// A failed renewal attempt, as the `on_renewal_failure` hook gets it (its stdin: this as JSON,
+/// times as RFC 3339).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "event", rename = "renewal_failed")]
 pub(crate) struct RenewalFailed<'a> {
     /// The profile.
     pub profile: &'a str,
@@ -131,28 +133,28 @@ pub(crate) struct RenewalFailed<'a> {
     /// woci's exit code for this failure.
     pub exit_code: u8,
     /// When it failed (epoch seconds).
+    #[serde(serialize_with = "utc")]
     pub at: i64,
     /// The current token's `exp`, when there is one.
+    #[serde(serialize_with = "utc_opt")]
     pub token_expires_at: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct FailedJson<'a> {
-    event: &'static str,
-    profile: &'a str,
-    class: &'static str,
-    message: &'a str,
-    exit_code: u8,
-    at: String,
-    token_expires_at: Option<String>,
+fn utc<S: serde::Serializer>(t: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::clock::fmt_utc(*t))
+}
+
+fn utc_opt<S: serde::Serializer>(t: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    t.map(crate::clock::fmt_utc).serialize(s)
 }
 
 #[derive(Serialize)]
+#[serde(tag = "event", rename = "expiring")]
 struct ExpiringJson<'a> {
-    event: &'static str,
     profile: &'a str,
     what: &'static str,
-    expires_at: String,
+    #[serde(serialize_with = "utc")]
+    expires_at: i64,
 }
 
 /// After a failed renewal attempt: runs `hook` unless it already ran for this profile and class
@@ -162,16 +164,7 @@ pub(crate) fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &Renewa
     if !claim(session_dir, &key, event.at, FAILURE_PERIOD) {
         return;
     }
-    let json = FailedJson {
-        event: "renewal_failed",
-        profile: event.profile,
-        class: event.class.as_str(),
-        message: event.message,
-        exit_code: event.exit_code,
-        at: crate::clock::fmt_utc(event.at),
-        token_expires_at: event.token_expires_at.map(crate::clock::fmt_utc),
-    };
-    run_and_warn(hook, &json, env, TIMEOUT);
+    run_and_warn(hook, event, env);
 }
 
 /// For each deadline [`expiry::expiring`] found: unless done for this profile and `what` within
@@ -191,13 +184,7 @@ pub(crate) fn warn_expiring(
         }
         tracing::warn!("{}", expiry::warning_line(profile, e, now));
         if let Some(hook) = hook {
-            let json = ExpiringJson {
-                event: "expiring",
-                profile,
-                what: e.what.as_str(),
-                expires_at: crate::clock::fmt_utc(e.at),
-            };
-            run_and_warn(hook, &json, env, TIMEOUT);
+            run_and_warn(hook, &ExpiringJson { profile, what: e.what.as_str(), expires_at: e.at }, env);
         }
     }
 }
@@ -256,13 +243,13 @@ fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Resul
     Ok(true)
 }
 
-fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv, timeout: Duration) {
+fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv) {
     let mut json = match serde_json::to_vec(event) {
         Ok(j) => j,
         Err(e) => return tracing::warn!("cannot encode the `{}` event: {e}", hook.setting),
     };
     json.push(b'\n');
-    if let Err(why) = run(hook, json, env, timeout) {
+    if let Err(why) = run(hook, json, env, TIMEOUT) {
         tracing::warn!("`{}` hook `{}` {why}", hook.setting, hook.program());
     }
 }

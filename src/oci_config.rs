@@ -86,27 +86,12 @@ impl Parsed<'_> {
     }
 }
 
-fn split_lines(text: &str) -> Vec<(&str, &str)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        match rest.find('\n') {
-            Some(i) => {
-                let (line, eol) = if i > 0 && rest.as_bytes()[i - 1] == b'\r' {
-                    (&rest[..i - 1], &rest[i - 1..=i])
-                } else {
-                    (&rest[..i], &rest[i..=i])
-                };
-                out.push((line, eol));
-                rest = &rest[i + 1..];
-            }
-            None => {
-                out.push((rest, ""));
-                rest = "";
-            }
-        }
-    }
-    out
+/// The lines of `text`, each without and with its line ending (`"\n"`, `"\r\n"` or `""`).
+fn split_lines(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split_inclusive('\n').map(|l| {
+        let line = l.strip_suffix('\n').map_or(l, |s| s.strip_suffix('\r').unwrap_or(s));
+        (line, &l[line.len()..])
+    })
 }
 
 fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
@@ -115,7 +100,7 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
     let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     // Indentation of the current key's line, while a key can take continuation lines.
     let mut key_indent: Option<usize> = None;
-    for (n, (raw, eol)) in split_lines(text).into_iter().enumerate() {
+    for (n, (raw, eol)) in split_lines(text).enumerate() {
         let body = if n == 0 { raw.strip_prefix('\u{feff}').unwrap_or(raw) } else { raw };
         let offset = raw.len() - body.len();
         let trimmed = body.trim();
@@ -279,17 +264,11 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
             }
         }
         if !found && !missing.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            missing.push((key, value));
+            // Later duplicates in `entries` win, as they would if applied one after the other.
+            let last = entries.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map_or(*value, |(_, v)| *v);
+            missing.push((key, last));
         }
     }
-    // Later duplicates in `entries` win, as they would if applied one after the other.
-    let missing: Vec<(&str, &str)> = missing
-        .iter()
-        .map(|(k, _)| {
-            let v = entries.iter().rev().find(|(ek, _)| ek.eq_ignore_ascii_case(k)).map_or("", |(_, v)| *v);
-            (*k, v)
-        })
-        .collect();
 
     // Where missing keys go: after the last key (or header) of the profile's last occurrence.
     let last_header = parsed.lines.iter().rposition(|l| l.kind == Kind::Section(profile.to_owned()));

@@ -63,7 +63,7 @@ pub(crate) struct Inputs<'s> {
 }
 
 /// The token part of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub(crate) struct TokenReport {
     pub path: String,
     pub state: &'static str,
@@ -151,17 +151,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
 }
 
 fn token_report(f: &SessionFacts<'_>, now: i64) -> TokenReport {
-    let mut r = TokenReport {
-        path: f.token_path.display().to_string(),
-        state: "missing",
-        issued_at: None,
-        expires_at: None,
-        expires_in: None,
-        session_expires_at: None,
-        user: None,
-        tenancy: None,
-        error: None,
-    };
+    let mut r = TokenReport { path: f.token_path.display().to_string(), state: "missing", ..Default::default() };
     match &f.token {
         TokenInput::Missing => {}
         TokenInput::Corrupt(e) => {
@@ -330,10 +320,7 @@ fn plain<S: serde::Serializer>(s: &str, ser: S) -> std::result::Result<S::Ok, S:
 }
 
 fn plain_opt<S: serde::Serializer>(s: &Option<String>, ser: S) -> std::result::Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => plain(s, ser),
-        None => ser.serialize_none(),
-    }
+    s.as_ref().map(|s| s.replace('`', "")).serialize(ser)
 }
 
 #[cfg(test)]
