@@ -365,6 +365,27 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Calls `attempt` until it gives an answer, for at most `timeout` (then `None`), sleeping between
+/// calls: `pauses.0` at first, doubling up to `pauses.1`.
+pub(crate) fn retry_until<T>(
+    timeout: Duration,
+    pauses: (Duration, Duration),
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = pauses.0;
+    loop {
+        if let Some(answer) = attempt() {
+            return Some(answer);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(pauses.1);
+    }
+}
+
 /// An exclusive advisory lock on a file, released on drop.
 #[derive(Debug)]
 pub struct FileLock {
@@ -384,25 +405,23 @@ impl FileLock {
         #[cfg(unix)]
         opts.mode(0o600);
         let lock = FileLock { file: open_no_follow(path, opts, "cannot open lock file")? };
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(5);
         let mut waited = false;
-        loop {
-            match FileExt::try_lock_exclusive(&lock.file) {
-                Ok(true) => return Ok((lock, waited)),
-                Ok(false) => {}
-                Err(e) => return Err(Error::io("cannot lock", path, e)),
+        let pauses = (Duration::from_millis(5), Duration::from_millis(100));
+        let locked = retry_until(timeout, pauses, || match FileExt::try_lock_exclusive(&lock.file) {
+            Ok(false) => {
+                waited = true;
+                None
             }
-            if Instant::now() >= deadline {
-                return Err(Error::Busy(format!(
-                    "another woci process has held `{}` for more than {}s",
-                    path.display(),
-                    timeout.as_secs()
-                )));
-            }
-            waited = true;
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
+            done => Some(done),
+        });
+        match locked {
+            Some(Ok(_)) => Ok((lock, waited)),
+            Some(Err(e)) => Err(Error::io("cannot lock", path, e)),
+            None => Err(Error::Busy(format!(
+                "another woci process has held `{}` for more than {}s",
+                path.display(),
+                timeout.as_secs()
+            ))),
         }
     }
 

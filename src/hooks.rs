@@ -27,7 +27,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a hook may run before its process group is killed.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
@@ -272,7 +272,10 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             let _ = pipe.write_all(&stdin);
         });
     }
-    match wait(&mut child, timeout) {
+    // Still running at the deadline, or cannot be waited for: it is stopped.
+    let pauses = (Duration::from_millis(1), Duration::from_millis(50));
+    let status = fsutil::retry_until(timeout, pauses, || child.try_wait().map_or(Some(None), |s| s.map(Some)));
+    match status.flatten() {
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(match status.code() {
             Some(c) => format!("exited with {c}"),
@@ -282,22 +285,6 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             kill_group(&mut child);
             Err(format!("did not finish within {}s and was stopped", timeout.as_secs()))
         }
-    }
-}
-
-/// The child's exit status, or `None` when it still runs at `timeout`.
-fn wait(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => {}
-            // Still running at the deadline, or cannot be waited for: it is stopped.
-            _ => return None,
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 

@@ -515,16 +515,12 @@ impl Pinned {
 
 /// Waits until nobody holds the pid lock; true if released within `timeout`.
 fn wait_released(pid_path: &Path, timeout: Duration) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let PidProbe::NotRunning { .. } = probe(pid_path)? {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pause = Duration::from_millis(50);
+    let released = fsutil::retry_until(timeout, (pause, pause), || match probe(pid_path) {
+        Ok(PidProbe::Running { .. }) => None,
+        other => Some(other),
+    });
+    released.map_or(Ok(false), |p| p.map(|_| true))
 }
 
 #[cfg(test)]
