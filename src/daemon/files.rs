@@ -264,6 +264,15 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
     fsutil::open_no_follow(path, opts, "cannot open")
 }
 
+/// Appends `line` and a newline, when there is a line (the optional lines of `--status` and
+/// `--daemon-status`).
+pub(crate) fn push_line(out: &mut String, line: Option<String>) {
+    if let Some(line) = line {
+        out.push_str(&line);
+        out.push('\n');
+    }
+}
+
 /// Daemon section.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct DaemonReport {

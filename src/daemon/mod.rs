@@ -359,15 +359,15 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         let _ = writeln!(out, "daemon: running for profile `{profile}` (pid {pid})");
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
             let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));
-            if let Some(t) = s.last_renewal {
-                let _ = writeln!(out, "  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t));
-            }
-            if let Some(t) = s.token_exp {
-                let _ = writeln!(out, "  token expires: {} (in {})", fmt_utc(t), fmt_secs(t - now));
-            }
-            if let Some(t) = s.next_renewal {
-                let _ = writeln!(out, "  next renewal: {} (in {})", fmt_utc(t), fmt_secs(t - now));
-            }
+            push_line(
+                out,
+                s.last_renewal.map(|t| format!("  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t))),
+            );
+            push_line(out, s.token_exp.map(|t| format!("  token expires: {} (in {})", fmt_utc(t), fmt_secs(t - now))));
+            push_line(
+                out,
+                s.next_renewal.map(|t| format!("  next renewal: {} (in {})", fmt_utc(t), fmt_secs(t - now))),
+            );
             let last_error = match (&s.last_error, s.last_error_at) {
                 (Some(e), Some(t)) => format!("{} ({} ago)", safe(e), fmt_secs(now - t)),
                 (Some(e), None) => safe(e).into_owned(),
