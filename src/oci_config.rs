@@ -242,34 +242,18 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
     let eol = parsed.lines.iter().map(|l| l.eol).find(|e| !e.is_empty()).unwrap_or("\n");
     let in_profile = |l: &Line<'_>| l.section.is_some_and(|s| parsed.sections[s] == profile);
 
-    // Replacement text per line (None = drop the line), and lines to insert after a line.
-    let mut replace: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    // Later duplicates in `entries` win, as they would if applied one after the other.
+    let value_of = |key: &str| entries.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v);
+    let present: Vec<&str> = (parsed.lines.iter().filter(|l| in_profile(l)))
+        .filter_map(|l| if let Kind::Key { key, .. } = &l.kind { Some(key.as_str()) } else { None })
+        .collect();
     let mut missing: Vec<(&str, &str)> = Vec::new();
     for (key, value) in entries {
-        let lkey = key.to_ascii_lowercase();
-        let mut found = false;
-        let mut in_match = false;
-        for (i, line) in parsed.lines.iter().enumerate() {
-            match &line.kind {
-                Kind::Key { key: k, value_at, .. } if in_profile(line) && *k == lkey => {
-                    found = true;
-                    in_match = true;
-                    replace.insert(i, Some(format!("{}{}", &line.text[..*value_at], value)));
-                }
-                Kind::Continuation if in_match => {
-                    replace.insert(i, None);
-                }
-                Kind::Blank | Kind::Comment => {}
-                _ => in_match = false,
-            }
-        }
-        if !found && !missing.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            // Later duplicates in `entries` win, as they would if applied one after the other.
-            let last = entries.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map_or(*value, |(_, v)| *v);
-            missing.push((key, last));
+        let known = present.iter().chain(missing.iter().map(|(k, _)| k)).any(|k| k.eq_ignore_ascii_case(key));
+        if !known {
+            missing.push((key, value_of(key).unwrap_or(value)));
         }
     }
-
     // Where missing keys go: after the last key (or header) of the profile's last occurrence.
     let last_header = parsed.lines.iter().rposition(|l| l.kind == Kind::Section(profile.to_owned()));
     let insert_after = last_header.map(|h| {
@@ -285,11 +269,25 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
     });
 
     let mut out = String::with_capacity(text.len() + 256);
+    // Whether the lines continue a key being rewritten (they are dropped).
+    let mut in_match = false;
     for (i, line) in parsed.lines.iter().enumerate() {
-        match replace.get(&i) {
-            Some(None) => continue,
-            Some(Some(new)) => out.push_str(new),
-            None => out.push_str(line.text),
+        let new_value = match &line.kind {
+            Kind::Key { key, value_at, .. } if in_profile(line) => value_of(key).map(|v| (&line.text[..*value_at], v)),
+            _ => None,
+        };
+        match (&line.kind, new_value) {
+            (_, Some((start, value))) => {
+                in_match = true;
+                out.push_str(start);
+                out.push_str(value);
+            }
+            (Kind::Continuation, _) if in_match => continue,
+            (Kind::Blank | Kind::Comment, _) => out.push_str(line.text),
+            _ => {
+                in_match = false;
+                out.push_str(line.text);
+            }
         }
         let inserting = insert_after == Some(i) && !missing.is_empty();
         out.push_str(if line.eol.is_empty() && inserting { eol } else { line.eol });
