@@ -141,15 +141,14 @@ fn log_event(clock_now: i64, msg: &str) {
 pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // A background process must never start an interactive login.
     let renewer = Arc::new(Renewer::new(ctx).without_login());
-    let store = ctx.store.clone();
+    let store = &ctx.store;
     let pid = std::process::id();
-    let lock = claim_pid_file(&store, pid, PID_LOCK_WAIT)?;
+    let lock = claim_pid_file(store, pid, PID_LOCK_WAIT)?;
     // Stop signals end the renewal loop between renewals, never inside one.
     crate::critical::supervise();
-    let log_path = store.daemon_log_path();
-    let clock = ctx.clock.clone();
-    let now = move || clock.unix();
-    let state = Arc::new(Mutex::new(DaemonState {
+    let (log_path, state_path) = (store.daemon_log_path(), store.daemon_state_path());
+    let now = || ctx.clock.unix();
+    let state = Mutex::new(DaemonState {
         pid,
         pid_start: crate::fsutil::process_start_time(pid),
         profile: store.profile().to_owned(),
@@ -157,16 +156,12 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         phase: Phase::Starting,
         started: now(),
         ..DaemonState::default()
-    }));
-    let save = {
-        let state = state.clone();
-        let path = store.daemon_state_path();
-        move |f: &dyn Fn(&mut DaemonState)| {
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut s);
-            if let Err(e) = write_state(&path, &s) {
-                tracing::warn!("cannot record the daemon state: {e}");
-            }
+    });
+    let save = |f: &dyn Fn(&mut DaemonState)| {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s);
+        if let Err(e) = write_state(&state_path, &s) {
+            tracing::warn!("cannot record the daemon state: {e}");
         }
     };
     save(&|_| {});
@@ -175,7 +170,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     let runtime = match runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
         Ok(r) => r,
         Err(e) => {
-            record_exit(&save, now(), &e.to_string(), e.exit_code());
+            save(&|s| s.exit(now(), e.to_string(), Some(e.exit_code())));
             release_pid_file(lock);
             return Err(e);
         }
@@ -219,41 +214,36 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                 }
             });
             let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
-            let events = {
-                let save = save.clone();
-                let clock = ctx.clock.clone();
-                let log_path = log_path.clone();
-                move |ev: LoopEvent| {
-                    let t = clock.unix();
-                    let msg = match ev {
-                        LoopEvent::Renewed { exp, next } => {
-                            save(&|s| s.renewed(t, exp, next));
-                            format!("renewal ok: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
-                        }
-                        LoopEvent::Failed { class, error, retry_in } => {
-                            let msg = format!(
-                                "renewal failed ({}), retrying in {}: {error}",
-                                class.as_str(),
-                                fmt_secs(secs(retry_in))
-                            );
-                            save(&|s| {
-                                s.last_error = Some(error.clone());
-                                s.last_error_at = Some(t);
-                                s.next_renewal = Some(t + secs(retry_in));
-                            });
-                            msg
-                        }
-                    };
-                    log_event(t, &msg);
-                    rotate_own_log(&log_path);
-                }
+            let events = |ev: LoopEvent| {
+                let t = now();
+                let msg = match ev {
+                    LoopEvent::Renewed { exp, next } => {
+                        save(&|s| s.renewed(t, exp, next));
+                        format!("renewal ok: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
+                    }
+                    LoopEvent::Failed { class, error, retry_in } => {
+                        let msg = format!(
+                            "renewal failed ({}), retrying in {}: {error}",
+                            class.as_str(),
+                            fmt_secs(secs(retry_in))
+                        );
+                        save(&|s| {
+                            s.last_error = Some(error.clone());
+                            s.last_error_at = Some(t);
+                            s.next_renewal = Some(t + secs(retry_in));
+                        });
+                        msg
+                    }
+                };
+                log_event(t, &msg);
+                rotate_own_log(&log_path);
             };
             let outcome = schedule::renewal_loop(renewers_rx, session, tx, stop_rx, events).await;
             rotation.abort();
             reloading.abort();
             outcome?;
             let reason = format!("stopped by {}", signals.await.ok().flatten().unwrap_or("request"));
-            record_exit(&save, now(), &reason, 0);
+            save(&|s| s.exit(now(), reason.clone(), Some(0)));
             log_event(now(), &reason);
             Ok(())
         })
@@ -266,17 +256,13 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         Ok(()) => 0,
         Err(e) => {
             let reason = format!("renewal is no longer possible ({}): {e}", crate::metrics::class_of(&e).as_str());
-            record_exit(&save, now(), &reason, e.exit_code());
+            save(&|s| s.exit(now(), reason.clone(), Some(e.exit_code())));
             log_event(now(), &reason);
             e.exit_code()
         }
     };
     release_pid_file(lock);
     Ok(code)
-}
-
-fn record_exit(save: &impl Fn(&dyn Fn(&mut DaemonState)), at: i64, reason: &str, code: u8) {
-    save(&|s| s.exit(at, reason.to_owned(), Some(code)));
 }
 
 fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
