@@ -177,16 +177,11 @@ fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change
         Change::Fallback(f) => *state.fallbacks.entry(f.to_owned()).or_default() += 1,
     }
     // A metrics file whose folder is gone keeps the recorded path, so the profile stays in it.
-    let target = match target {
-        Ok(t) => {
-            state.metrics_file = t.clone();
-            t
-        }
-        Err(e) => {
-            tracing::warn!("{e}");
-            None
-        }
-    };
+    let target = target.map_err(|e| tracing::warn!("{e}")).ok();
+    if let Some(t) = &target {
+        state.metrics_file = t.clone();
+    }
+    let target = target.flatten();
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(format!("cannot encode metrics: {e}")))?;
     fsutil::write_atomic(&state_path, &json)?;
     for file in [target, before.filter(|b| Some(b) != state.metrics_file.as_ref())].into_iter().flatten() {

@@ -97,7 +97,6 @@ fn split_lines(text: &str) -> impl Iterator<Item = (&str, &str)> {
 fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
     let mut lines = Vec::new();
     let mut sections: Vec<String> = Vec::new();
-    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     // Indentation of the current key's line, while a key can take continuation lines.
     let mut key_indent: Option<usize> = None;
     for (n, (raw, eol)) in split_lines(text).enumerate() {
@@ -105,7 +104,6 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
         let offset = raw.len() - body.len();
         let trimmed = body.trim();
         let indent = body.len() - body.trim_start().len();
-        let section = sections.len().checked_sub(1);
         let kind = if trimmed.is_empty() {
             Kind::Blank
         } else if trimmed.starts_with('#') || trimmed.starts_with(';') {
@@ -114,24 +112,19 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
             Kind::Continuation
         } else if trimmed.starts_with('[') && trimmed.rfind(']').is_some_and(|i| i > 1) {
             let name = &trimmed[1..trimmed.rfind(']').unwrap_or(1)];
-            if let Some(first) = first_line.insert(name.to_owned(), n + 1) {
+            if let Some(first) = lines.iter().position(|l: &Line<'_>| matches!(&l.kind, Kind::Section(s) if s == name))
+            {
                 return Err(format!(
-                    "section `[{}]` appears twice, at lines {first} and {}; merge them into one",
+                    "section `[{}]` appears twice, at lines {} and {}; merge them into one",
                     name.escape_debug(),
+                    first + 1,
                     n + 1
                 ));
             }
-            sections.push(name.to_owned());
             key_indent = None;
-            lines.push(Line {
-                text: raw,
-                eol,
-                kind: Kind::Section(name.to_owned()),
-                section: Some(sections.len() - 1),
-            });
-            continue;
+            Kind::Section(name.to_owned())
         } else {
-            if section.is_none() {
+            if sections.is_empty() {
                 return Err(format!("line {} is outside any `[profile]` section", n + 1));
             }
             let Some(d) = body.find(['=', ':']) else {
@@ -146,7 +139,10 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
             key_indent = Some(indent);
             Kind::Key { key: key.to_ascii_lowercase(), value: after.trim().to_owned(), value_at }
         };
-        lines.push(Line { text: raw, eol, kind, section });
+        if let Kind::Section(name) = &kind {
+            sections.push(name.clone());
+        }
+        lines.push(Line { text: raw, eol, kind, section: sections.len().checked_sub(1) });
     }
     Ok(Parsed { lines, sections })
 }
