@@ -181,7 +181,8 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             // caught, not end the daemon by its default action.
             let stop_signals = stop_signals()?;
             let (renewers, renewers_rx) = tokio::sync::watch::channel(renewer.clone());
-            let reloader = reload::Reloader::install(spec, ctx.clone(), renewers)?;
+            let clock = ctx.clock.clone();
+            let reloader = reload::install(spec, ctx.clone(), renewers, move |line| log_event(clock.unix(), line))?;
             let session = renewer.ensure(Force::No).await?;
             let next = now() + secs(schedule::next_renewal_in(&session.claims, now(), ctx.settings.window));
             save(&|s| {
@@ -200,10 +201,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                 let _ = stop_tx.send(());
                 Some(name)
             });
-            let reloading = tokio::spawn({
-                let clock = ctx.clock.clone();
-                reloader.run(move |line| log_event(clock.unix(), line))
-            });
+            let reloading = tokio::spawn(reloader);
             let rotation = tokio::spawn({
                 let log_path = log_path.clone();
                 async move {
