@@ -82,14 +82,11 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let mut cmd = std::process::Command::new(&exe);
     // NO_COLOR: the log is a file, not a terminal.
     cmd.arg(DAEMON_RUN_FLAG).env("NO_COLOR", "1").stdin(std::process::Stdio::piped()).stdout(log).stderr(log2);
+    // SAFETY: setsid(2) is async-signal-safe; it detaches the daemon from the terminal's session
+    // so closing the terminal does not send it SIGHUP.
     #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: setsid(2) is async-signal-safe; it detaches the daemon from the terminal's
-        // session so closing the terminal does not send it SIGHUP.
-        unsafe {
-            cmd.pre_exec(|| Ok(rustix::process::setsid().map(drop)?));
-        }
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || Ok(rustix::process::setsid().map(drop)?));
     }
     let mut child = cmd
         .spawn()
@@ -318,12 +315,7 @@ pub(crate) fn status(ctx: &Context, json: bool) -> Result<u8> {
     let now = ctx.now();
     let mut out = String::new();
     if json {
-        let v = serde_json::json!({
-            "schema": 1,
-            "profile": store.profile(),
-            "now": now,
-            "daemon": report(&info, now),
-        });
+        let v = serde_json::json!({"schema": 1, "profile": store.profile(), "now": now, "daemon": report(&info, now)});
         out = crate::terminal::to_json(&v)?;
     } else {
         describe(&mut out, store.profile(), &info, now);
