@@ -88,14 +88,13 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
 
 /// Test-only fault injection at a step of an atomic write: `fsutil::<step>::<file name>`
 /// (`half_written` for proven writes only, `synced`, `renamed`).
-#[cfg(feature = "failpoints")]
+#[cfg_attr(not(feature = "failpoints"), inline(always))]
 fn failpoint(step: &str, name: &str) {
+    #[cfg(feature = "failpoints")]
     crate::critical::failpoint(&format!("fsutil::{step}::{name}"));
+    #[cfg(not(feature = "failpoints"))]
+    let _ = (step, name);
 }
-
-#[cfg(not(feature = "failpoints"))]
-#[inline(always)]
-fn failpoint(_step: &str, _name: &str) {}
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {

@@ -97,9 +97,7 @@ pub(crate) fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Re
 
 /// A report as [`to_json_pretty`] writes it, with a final newline.
 pub(crate) fn to_json(v: &impl Serialize) -> crate::Result<String> {
-    let mut s = to_json_pretty(v).map_err(|e| crate::Error::Other(format!("cannot encode status: {e}")))?;
-    s.push('\n');
-    Ok(s)
+    Ok(to_json_pretty(v).map_err(|e| crate::Error::Other(format!("cannot encode status: {e}")))? + "\n")
 }
 
 /// Writes a report to stdout; a reader that went away (`| head`) is no error.

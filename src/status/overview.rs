@@ -117,9 +117,7 @@ pub(crate) fn render_json(entries: &[Entry]) -> String {
         profiles: &'a [Entry],
     }
     // Plain data: serialization cannot fail.
-    let mut s = serde_json::to_string_pretty(&All { profiles: entries }).unwrap_or_default();
-    s.push('\n');
-    s
+    serde_json::to_string_pretty(&All { profiles: entries }).unwrap_or_default() + "\n"
 }
 
 /// `--status --all`: one aligned row per profile (times in UTC, `-` when unknown).
