@@ -106,11 +106,6 @@ impl HookEnv {
         };
         HookEnv(env.iter().filter(|(k, v)| !secret(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
-
-    /// The variables.
-    pub(crate) fn vars(&self) -> &Env {
-        &self.0
-    }
 }
 
 /// Whether a proxy URL (`http://user:pass@host:3128`, or without scheme) has a user part.
@@ -258,7 +253,7 @@ fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv) {
 /// `Err` says what went wrong, in words that follow the program's name.
 fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.program());
-    cmd.args(&hook.argv[1..]).env_clear().envs(env.vars()).stdin(Stdio::piped()).stdout(stderr_or_null());
+    cmd.args(&hook.argv[1..]).env_clear().envs(&env.0).stdin(Stdio::piped()).stdout(stderr_or_null());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
@@ -419,7 +414,7 @@ mod tests {
     #[test]
     fn the_environment_loses_every_secret() {
         let e = hook_env();
-        let mut names: Vec<&str> = e.vars().keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = e.0.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, ["HOME", "LANG", "NO_PROXY", "PATH", "http_proxy"]);
         assert!(proxy_has_credentials("user:pw@proxy:8080"));

@@ -380,8 +380,8 @@ pub(crate) fn stop(ctx: &Context) -> Result<u8> {
 pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -> Result<u8> {
     let profile = store.profile();
     let pid_path = store.pid_path();
-    let none_running = || {
-        err_line(&format!("woci: no daemon running for profile `{profile}`"));
+    let none_running = |why: &str| {
+        err_line(&format!("woci: no daemon running for profile `{profile}`{why}"));
         Ok(exit::FAILURE)
     };
     let mut probed = probe(&pid_path)?;
@@ -391,7 +391,7 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
         probed = probe(&pid_path)?;
     }
     let pid = match probed {
-        PidProbe::NotRunning { .. } => return none_running(),
+        PidProbe::NotRunning { .. } => return none_running(""),
         PidProbe::Running { pid: Some(p) } => p,
         PidProbe::Running { pid: None } => {
             return Err(Error::corrupt(&pid_path, "locked by a daemon but holds no pid"));
@@ -405,10 +405,7 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
         state = read_state(&state_path).ok().flatten();
     }
     let Some(daemon) = Pinned::pin(pid, state.as_ref())? else {
-        err_line(&format!(
-            "woci: no daemon running for profile `{profile}` (stale pid file: pid {pid} is another process now)"
-        ));
-        return Ok(exit::FAILURE);
+        return none_running(&format!(" (stale pid file: pid {pid} is another process now)"));
     };
     daemon.signal(Signal::Term)?;
     if wait_released(&pid_path, grace)? {
