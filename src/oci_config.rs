@@ -51,38 +51,33 @@ struct Line<'a> {
 #[derive(Debug)]
 struct Parsed<'a> {
     lines: Vec<Line<'a>>,
-    /// Section names, in order of appearance (duplicates kept).
+    /// Section names, in order of appearance (a duplicate is an error).
     sections: Vec<String>,
 }
 
 impl Parsed<'_> {
-    /// Keys of every occurrence of `name`, in file order, continuation lines joined with `\n`.
+    /// Keys of section `name` (sections are unique), continuation lines joined with `\n`.
     fn section_values(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let mut found = false;
+        let index = self.sections.iter().position(|s| s == name)?;
         let mut out = BTreeMap::new();
-        let mut current: Option<String> = None;
-        for line in &self.lines {
-            let in_section = line.section.is_some_and(|s| self.sections[s] == name);
+        // The key a continuation line continues: the section's last key before it.
+        let mut current: Option<&String> = None;
+        for line in self.lines.iter().filter(|l| l.section == Some(index)) {
             match &line.kind {
-                Kind::Section(n) if n == name => found = true,
-                Kind::Key { key, value, .. } if in_section => {
+                Kind::Key { key, value, .. } => {
                     out.insert(key.clone(), value.clone());
-                    current = Some(key.clone());
-                    continue;
+                    current = Some(key);
                 }
-                Kind::Continuation if in_section => {
-                    if let Some(v) = current.as_ref().and_then(|k| out.get_mut(k)) {
+                Kind::Continuation => {
+                    if let Some(v) = current.and_then(|k| out.get_mut(k)) {
                         v.push('\n');
                         v.push_str(line.text.trim());
                     }
-                    continue;
                 }
-                Kind::Blank | Kind::Comment => continue,
                 _ => {}
             }
-            current = None;
         }
-        found.then_some(out)
+        Some(out)
     }
 }
 
