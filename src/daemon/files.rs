@@ -256,10 +256,7 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
     let mut opts = OpenOptions::new();
     opts.create(true).append(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     fsutil::open_no_follow(path, opts, "cannot open")
 }
 
