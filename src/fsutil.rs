@@ -88,14 +88,13 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
 
 /// Test-only fault injection at a step of an atomic write: `fsutil::<step>::<file name>`
 /// (`half_written` for proven writes only, `synced`, `renamed`).
-#[cfg(feature = "failpoints")]
+#[cfg_attr(not(feature = "failpoints"), inline(always))]
 fn failpoint(step: &str, name: &str) {
+    #[cfg(feature = "failpoints")]
     crate::critical::failpoint(&format!("fsutil::{step}::{name}"));
+    #[cfg(not(feature = "failpoints"))]
+    let _ = (step, name);
 }
-
-#[cfg(not(feature = "failpoints"))]
-#[inline(always)]
-fn failpoint(_step: &str, _name: &str) {}
 
 /// Lowercase hex SHA-256.
 pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
@@ -120,15 +119,13 @@ impl ProvenTemp {
     /// The proven temp files of `dir/name` (a missing or unreadable folder has none).
     pub(crate) fn find(dir: &Path, name: &str) -> Vec<ProvenTemp> {
         let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
-        let prefix = format!(".{name}.");
         entries
             .flatten()
             .filter_map(|entry| {
                 let file = entry.file_name();
-                let rest = file.to_str()?.strip_prefix(&prefix)?.strip_suffix(".tmp")?;
-                let (pid, digest) = rest.split_once('.')?;
-                let pid = pid.parse::<u32>().ok().filter(|_| pid.bytes().all(|b| b.is_ascii_digit()))?;
-                if digest.len() != 64 || !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
+                let (pid, digest) = split_name(file.to_str()?, name)?;
+                let pid = pid.parse::<u32>().ok()?;
+                if !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
                     return None;
                 }
                 let meta = entry.path().symlink_metadata().ok().filter(|m| m.is_file())?;
@@ -139,10 +136,7 @@ impl ProvenTemp {
 
     /// Whether `name` is a proven temp file's name of `target` (any pid).
     pub(crate) fn is_name_of(name: &str, target: &str) -> bool {
-        name.strip_prefix(&format!(".{target}."))
-            .and_then(|r| r.strip_suffix(".tmp"))
-            .and_then(|r| r.split_once('.'))
-            .is_some_and(|(pid, digest)| pid.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64)
+        split_name(name, target).is_some()
     }
 
     /// Its contents if they are complete: a regular file (not reached through a symbolic link)
@@ -159,6 +153,13 @@ impl ProvenTemp {
         let bytes = read_bounded_from(file, MAX_INPUT).ok()?;
         (sha256_hex(&bytes) == self.digest).then_some(bytes)
     }
+}
+
+/// The pid and digest parts of `name` when it has the form of a proven temp file's name of
+/// `target`: `.<target>.<digits>.<64 characters>.tmp`.
+fn split_name<'a>(name: &'a str, target: &str) -> Option<(&'a str, &'a str)> {
+    let (pid, digest) = name.strip_prefix(&format!(".{target}."))?.strip_suffix(".tmp")?.split_once('.')?;
+    (pid.bytes().all(|b| b.is_ascii_digit()) && digest.len() == 64).then_some((pid, digest))
 }
 
 /// Expands a leading `~` path component (`~` or `~/…`, not `~user`) to `home`, as `oci` and the
@@ -201,25 +202,34 @@ pub(crate) fn user_id() -> u32 {
     0
 }
 
-/// What [`signal_group`] sends.
+/// What [`kill`] sends.
 #[derive(Clone, Copy)]
 pub(crate) enum Signal {
-    /// Signal 0: only checks that the group has members.
+    /// Signal 0: only checks that the process (group) exists.
     Probe,
     Term,
     Kill,
 }
 
-/// Sends `sig` to the process group `pgid` (a helper or hook started as its group's leader); `false` when the group has no member left.
+/// kill(2): sends `sig` to process `pid`, or to the process group `-pid` when it is negative.
 #[cfg(unix)]
-pub(crate) fn signal_group(pgid: i32, sig: Signal) -> bool {
+pub(crate) fn kill(pid: i32, sig: Signal) -> std::io::Result<()> {
     let sig = match sig {
         Signal::Probe => 0,
         Signal::Term => libc::SIGTERM,
         Signal::Kill => libc::SIGKILL,
     };
-    // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
-    unsafe { libc::kill(-pgid, sig) == 0 }
+    // SAFETY: kill(2) involves no memory.
+    match unsafe { libc::kill(pid, sig) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
+}
+
+/// Sends `sig` to the process group `pgid` (a helper or hook started as its group's leader); `false` when the group has no member left.
+#[cfg(unix)]
+pub(crate) fn signal_group(pgid: i32, sig: Signal) -> bool {
+    kill(-pgid, sig).is_ok()
 }
 
 #[cfg(not(unix))]
@@ -232,13 +242,9 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
         let Ok(pid) = i32::try_from(pid) else { return false };
-        if pid <= 0 {
-            return true; // not a single process: never treat it as gone
-        }
-        // SAFETY: kill(2) with signal 0 only checks for the process; it sends nothing. EPERM means
-        // it exists (another user's process).
-        let r = unsafe { libc::kill(pid, 0) };
-        r == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+        // Not a single process (pid 0): never treat it as gone. EPERM means it exists (another
+        // user's process).
+        pid <= 0 || kill(pid, Signal::Probe).map_or_else(|e| e.raw_os_error() == Some(libc::EPERM), |()| true)
     }
     #[cfg(not(unix))]
     {
@@ -358,6 +364,27 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
+/// Calls `attempt` until it gives an answer, for at most `timeout` (then `None`), sleeping between
+/// calls: `pauses.0` at first, doubling up to `pauses.1`.
+pub(crate) fn retry_until<T>(
+    timeout: Duration,
+    pauses: (Duration, Duration),
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let deadline = Instant::now() + timeout;
+    let mut pause = pauses.0;
+    loop {
+        if let Some(answer) = attempt() {
+            return Some(answer);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(pauses.1);
+    }
+}
+
 /// An exclusive advisory lock on a file, released on drop.
 #[derive(Debug)]
 pub struct FileLock {
@@ -367,52 +394,34 @@ pub struct FileLock {
 impl FileLock {
     /// Takes the lock, polling until `timeout`; [`Error::Busy`] if another process keeps it.
     pub fn acquire(path: &Path, timeout: Duration) -> Result<FileLock> {
-        let lock = Self::open(path)?;
-        let deadline = Instant::now() + timeout;
-        let mut pause = Duration::from_millis(5);
-        loop {
-            match FileExt::try_lock_exclusive(&lock.file) {
-                Ok(true) => return Ok(lock),
-                Ok(false) => {}
-                Err(e) => return Err(Error::io("cannot lock", path, e)),
-            }
-            if Instant::now() >= deadline {
-                return Err(Error::Busy(format!(
-                    "another woci process has held `{}` for more than {}s",
-                    path.display(),
-                    timeout.as_secs()
-                )));
-            }
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(100));
-        }
+        Ok(Self::acquire_noting_wait(path, timeout)?.0)
     }
 
     /// Takes the lock like [`Self::acquire`]; also says whether another process held it first.
     pub fn acquire_noting_wait(path: &Path, timeout: Duration) -> Result<(FileLock, bool)> {
-        match Self::try_acquire(path)? {
-            Some(lock) => Ok((lock, false)),
-            None => Ok((Self::acquire(path, timeout)?, true)),
-        }
-    }
-
-    /// Takes the lock only if it is free right now.
-    pub fn try_acquire(path: &Path) -> Result<Option<FileLock>> {
-        let lock = Self::open(path)?;
-        match FileExt::try_lock_exclusive(&lock.file) {
-            Ok(true) => Ok(Some(lock)),
-            Ok(false) => Ok(None),
-            Err(e) => Err(Error::io("cannot lock", path, e)),
-        }
-    }
-
-    fn open(path: &Path) -> Result<FileLock> {
         let mut opts = OpenOptions::new();
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         opts.mode(0o600);
-        let file = open_no_follow(path, opts, "cannot open lock file")?;
-        Ok(FileLock { file })
+        let lock = FileLock { file: open_no_follow(path, opts, "cannot open lock file")? };
+        let mut waited = false;
+        let pauses = (Duration::from_millis(5), Duration::from_millis(100));
+        let locked = retry_until(timeout, pauses, || match FileExt::try_lock_exclusive(&lock.file) {
+            Ok(false) => {
+                waited = true;
+                None
+            }
+            done => Some(done),
+        });
+        match locked {
+            Some(Ok(_)) => Ok((lock, waited)),
+            Some(Err(e)) => Err(Error::io("cannot lock", path, e)),
+            None => Err(Error::Busy(format!(
+                "another woci process has held `{}` for more than {}s",
+                path.display(),
+                timeout.as_secs()
+            ))),
+        }
     }
 
     /// The locked file (e.g. to write a pid into it).
@@ -661,11 +670,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("lock");
         let held = FileLock::acquire(&p, Duration::from_secs(1)).unwrap();
-        assert!(FileLock::try_acquire(&p).unwrap().is_none());
+        assert!(matches!(FileLock::acquire(&p, Duration::ZERO), Err(Error::Busy(_))));
         let err = FileLock::acquire(&p, Duration::from_millis(50)).unwrap_err();
         assert!(matches!(err, Error::Busy(_)));
         drop(held);
-        assert!(FileLock::try_acquire(&p).unwrap().is_some());
+        assert!(FileLock::acquire(&p, Duration::ZERO).is_ok());
     }
 
     #[cfg(unix)]
@@ -680,7 +689,7 @@ mod tests {
         assert!(e.to_string().contains(".lock` is a symbolic link") && e.to_string().contains("rm "), "{e}");
         assert!(!target.exists(), "a dangling link's target is not created");
         fs::write(&target, "precious").unwrap();
-        assert!(FileLock::try_acquire(&link).is_err());
+        assert!(FileLock::acquire(&link, Duration::ZERO).is_err());
         assert_eq!(fs::read_to_string(&target).unwrap(), "precious");
     }
 

@@ -27,7 +27,7 @@ use std::fmt;
 use std::io::Write;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// How long a hook may run before its process group is killed.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
@@ -106,11 +106,6 @@ impl HookEnv {
         };
         HookEnv(env.iter().filter(|(k, v)| !secret(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect())
     }
-
-    /// The variables.
-    pub(crate) fn vars(&self) -> &Env {
-        &self.0
-    }
 }
 
 /// Whether a proxy URL (`http://user:pass@host:3128`, or without scheme) has a user part.
@@ -119,8 +114,10 @@ fn proxy_has_credentials(v: &str) -> bool {
     rest.split(['/', '?', '#']).next().is_some_and(|authority| authority.contains('@'))
 }
 
-/// A failed renewal attempt, as the `on_renewal_failure` hook gets it.
-#[derive(Debug, Clone, Copy)]
+/// A failed renewal attempt, as the `on_renewal_failure` hook gets it (its stdin: this as JSON,
+/// times as RFC 3339).
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(tag = "event", rename = "renewal_failed")]
 pub(crate) struct RenewalFailed<'a> {
     /// The profile.
     pub profile: &'a str,
@@ -131,28 +128,28 @@ pub(crate) struct RenewalFailed<'a> {
     /// woci's exit code for this failure.
     pub exit_code: u8,
     /// When it failed (epoch seconds).
+    #[serde(serialize_with = "utc")]
     pub at: i64,
     /// The current token's `exp`, when there is one.
+    #[serde(serialize_with = "utc_opt")]
     pub token_expires_at: Option<i64>,
 }
 
-#[derive(Serialize)]
-struct FailedJson<'a> {
-    event: &'static str,
-    profile: &'a str,
-    class: &'static str,
-    message: &'a str,
-    exit_code: u8,
-    at: String,
-    token_expires_at: Option<String>,
+fn utc<S: serde::Serializer>(t: &i64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&crate::clock::fmt_utc(*t))
+}
+
+fn utc_opt<S: serde::Serializer>(t: &Option<i64>, s: S) -> std::result::Result<S::Ok, S::Error> {
+    t.map(crate::clock::fmt_utc).serialize(s)
 }
 
 #[derive(Serialize)]
+#[serde(tag = "event", rename = "expiring")]
 struct ExpiringJson<'a> {
-    event: &'static str,
     profile: &'a str,
     what: &'static str,
-    expires_at: String,
+    #[serde(serialize_with = "utc")]
+    expires_at: i64,
 }
 
 /// After a failed renewal attempt: runs `hook` unless it already ran for this profile and class
@@ -162,16 +159,7 @@ pub(crate) fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &Renewa
     if !claim(session_dir, &key, event.at, FAILURE_PERIOD) {
         return;
     }
-    let json = FailedJson {
-        event: "renewal_failed",
-        profile: event.profile,
-        class: event.class.as_str(),
-        message: event.message,
-        exit_code: event.exit_code,
-        at: crate::clock::fmt_utc(event.at),
-        token_expires_at: event.token_expires_at.map(crate::clock::fmt_utc),
-    };
-    run_and_warn(hook, &json, env, TIMEOUT);
+    run_and_warn(hook, event, env);
 }
 
 /// For each deadline [`expiry::expiring`] found: unless done for this profile and `what` within
@@ -191,13 +179,7 @@ pub(crate) fn warn_expiring(
         }
         tracing::warn!("{}", expiry::warning_line(profile, e, now));
         if let Some(hook) = hook {
-            let json = ExpiringJson {
-                event: "expiring",
-                profile,
-                what: e.what.as_str(),
-                expires_at: crate::clock::fmt_utc(e.at),
-            };
-            run_and_warn(hook, &json, env, TIMEOUT);
+            run_and_warn(hook, &ExpiringJson { profile, what: e.what.as_str(), expires_at: e.at }, env);
         }
     }
 }
@@ -256,13 +238,13 @@ fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Resul
     Ok(true)
 }
 
-fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv, timeout: Duration) {
+fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv) {
     let mut json = match serde_json::to_vec(event) {
         Ok(j) => j,
         Err(e) => return tracing::warn!("cannot encode the `{}` event: {e}", hook.setting),
     };
     json.push(b'\n');
-    if let Err(why) = run(hook, json, env, timeout) {
+    if let Err(why) = run(hook, json, env, TIMEOUT) {
         tracing::warn!("`{}` hook `{}` {why}", hook.setting, hook.program());
     }
 }
@@ -271,7 +253,7 @@ fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv, timeout: Dur
 /// `Err` says what went wrong, in words that follow the program's name.
 fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.program());
-    cmd.args(&hook.argv[1..]).env_clear().envs(env.vars()).stdin(Stdio::piped()).stdout(stderr_or_null());
+    cmd.args(&hook.argv[1..]).env_clear().envs(&env.0).stdin(Stdio::piped()).stdout(stderr_or_null());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
@@ -285,7 +267,10 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             let _ = pipe.write_all(&stdin);
         });
     }
-    match wait(&mut child, timeout) {
+    // Still running at the deadline, or cannot be waited for: it is stopped.
+    let pauses = (Duration::from_millis(1), Duration::from_millis(50));
+    let status = fsutil::retry_until(timeout, pauses, || child.try_wait().map_or(Some(None), |s| s.map(Some)));
+    match status.flatten() {
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(match status.code() {
             Some(c) => format!("exited with {c}"),
@@ -295,22 +280,6 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             kill_group(&mut child);
             Err(format!("did not finish within {}s and was stopped", timeout.as_secs()))
         }
-    }
-}
-
-/// The child's exit status, or `None` when it still runs at `timeout`.
-fn wait(child: &mut Child, timeout: Duration) -> Option<std::process::ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    let mut pause = Duration::from_millis(1);
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => {}
-            // Still running at the deadline, or cannot be waited for: it is stopped.
-            _ => return None,
-        }
-        std::thread::sleep(pause);
-        pause = (pause * 2).min(Duration::from_millis(50));
     }
 }
 
@@ -445,7 +414,7 @@ mod tests {
     #[test]
     fn the_environment_loses_every_secret() {
         let e = hook_env();
-        let mut names: Vec<&str> = e.vars().keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = e.0.keys().map(String::as_str).collect();
         names.sort_unstable();
         assert_eq!(names, ["HOME", "LANG", "NO_PROXY", "PATH", "http_proxy"]);
         assert!(proxy_has_credentials("user:pw@proxy:8080"));

@@ -55,7 +55,7 @@ where
 {
     fn format_event(
         &self,
-        ctx: &FmtContext<'_, S, N>,
+        _: &FmtContext<'_, S, N>,
         mut w: Writer<'_>,
         event: &tracing::Event<'_>,
     ) -> std::fmt::Result {
@@ -73,7 +73,6 @@ where
         if !fields.rest.is_empty() {
             write!(w, " ({})", crate::terminal::safe(&fields.rest.join(", ")))?;
         }
-        let _ = ctx;
         writeln!(w)
     }
 }
@@ -85,21 +84,22 @@ struct Fields {
     rest: Vec<String>,
 }
 
+impl Fields {
+    fn record(&mut self, field: &tracing::field::Field, value: String) {
+        match field.name() {
+            "message" => self.message = value,
+            name => self.rest.push(format!("{name}={value}")),
+        }
+    }
+}
+
 impl tracing::field::Visit for Fields {
     fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
-        if field.name() == "message" {
-            self.message = value.to_owned();
-        } else {
-            self.rest.push(format!("{}={value}", field.name()));
-        }
+        self.record(field, value.to_owned());
     }
 
     fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.message = format!("{value:?}");
-        } else {
-            self.rest.push(format!("{}={value:?}", field.name()));
-        }
+        self.record(field, format!("{value:?}"));
     }
 }
 

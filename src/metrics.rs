@@ -177,16 +177,11 @@ fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change
         Change::Fallback(f) => *state.fallbacks.entry(f.to_owned()).or_default() += 1,
     }
     // A metrics file whose folder is gone keeps the recorded path, so the profile stays in it.
-    let target = match target {
-        Ok(t) => {
-            state.metrics_file = t.clone();
-            t
-        }
-        Err(e) => {
-            tracing::warn!("{e}");
-            None
-        }
-    };
+    let target = target.map_err(|e| tracing::warn!("{e}")).ok();
+    if let Some(t) = &target {
+        state.metrics_file = t.clone();
+    }
+    let target = target.flatten();
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(format!("cannot encode metrics: {e}")))?;
     fsutil::write_atomic(&state_path, &json)?;
     for file in [target, before.filter(|b| Some(b) != state.metrics_file.as_ref())].into_iter().flatten() {
@@ -230,78 +225,44 @@ fn states_naming(root: &Path, file: &Path) -> Vec<State> {
 
 /// A label value escaped as the exposition format asks (`\`, `"` and newline).
 fn escape_label(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
 }
+
+/// The families of the metrics file, in name order: name, type, help.
+const FAMILIES: [(&str, &str, &str); 6] = [
+    (
+        "woci_fallbacks_total",
+        "counter",
+        "Calls that ran with the fallback profile because the profile's renewal failed.",
+    ),
+    ("woci_last_renewal_timestamp_seconds", "gauge", "Unix time of the last renewal attempt with this result."),
+    ("woci_refresh_token_expiry_timestamp_seconds", "gauge", "Unix time the refresh token expires, when known."),
+    ("woci_renewals_total", "counter", "Renewal attempts by result (ok, auth, network, config, source)."),
+    ("woci_session_expiry_timestamp_seconds", "gauge", "Unix time the OCI session ends (the token's sess_exp)."),
+    ("woci_session_token_expiry_timestamp_seconds", "gauge", "Unix time the session token (UPST) expires."),
+];
 
 /// The Prometheus text exposition of `states`: families in name order, each with HELP and TYPE,
 /// series sorted by their labels; families without series left out. Same states, same bytes.
 fn render(states: &[State]) -> String {
-    type Series = Vec<(String, i64)>;
-    let mut fallbacks: Series = Vec::new();
-    let mut last: Series = Vec::new();
-    let mut refresh_exp: Series = Vec::new();
-    let mut renewals: Series = Vec::new();
-    let mut sess_exp: Series = Vec::new();
-    let mut token_exp: Series = Vec::new();
+    // The series (labels, value) of each of [`FAMILIES`], by index.
+    let mut series: [Vec<(String, i64)>; 6] = Default::default();
     for s in states {
         let p = escape_label(&s.profile);
         for (fb, n) in &s.fallbacks {
-            fallbacks.push((format!("{{profile=\"{p}\",fallback=\"{}\"}}", escape_label(fb)), clamp(*n)));
+            series[0].push((format!("{{profile=\"{p}\",fallback=\"{}\"}}", escape_label(fb)), clamp(*n)));
         }
         for (class, c) in &s.renewals {
             let labels = format!("{{profile=\"{p}\",result=\"{}\"}}", class.as_str());
-            last.push((labels.clone(), c.last));
-            renewals.push((labels, clamp(c.count)));
+            series[1].push((labels.clone(), c.last));
+            series[3].push((labels, clamp(c.count)));
         }
-        let only = format!("{{profile=\"{p}\"}}");
-        refresh_exp.extend(s.refresh_token_exp.map(|v| (only.clone(), v)));
-        sess_exp.extend(s.sess_exp.map(|v| (only.clone(), v)));
-        token_exp.extend(s.token_exp.map(|v| (only.clone(), v)));
+        for (i, v) in [(2, s.refresh_token_exp), (4, s.sess_exp), (5, s.token_exp)] {
+            series[i].extend(v.map(|v| (format!("{{profile=\"{p}\"}}"), v)));
+        }
     }
-    let families: [(&str, &str, &str, Series); 6] = [
-        (
-            "woci_fallbacks_total",
-            "counter",
-            "Calls that ran with the fallback profile because the profile's renewal failed.",
-            fallbacks,
-        ),
-        (
-            "woci_last_renewal_timestamp_seconds",
-            "gauge",
-            "Unix time of the last renewal attempt with this result.",
-            last,
-        ),
-        (
-            "woci_refresh_token_expiry_timestamp_seconds",
-            "gauge",
-            "Unix time the refresh token expires, when known.",
-            refresh_exp,
-        ),
-        ("woci_renewals_total", "counter", "Renewal attempts by result (ok, auth, network, config, source).", renewals),
-        (
-            "woci_session_expiry_timestamp_seconds",
-            "gauge",
-            "Unix time the OCI session ends (the token's sess_exp).",
-            sess_exp,
-        ),
-        (
-            "woci_session_token_expiry_timestamp_seconds",
-            "gauge",
-            "Unix time the session token (UPST) expires.",
-            token_exp,
-        ),
-    ];
     let mut out = String::new();
-    for (name, kind, help, mut series) in families {
+    for ((name, kind, help), mut series) in FAMILIES.into_iter().zip(series) {
         if series.is_empty() {
             continue;
         }

@@ -51,76 +51,54 @@ struct Line<'a> {
 #[derive(Debug)]
 struct Parsed<'a> {
     lines: Vec<Line<'a>>,
-    /// Section names, in order of appearance (duplicates kept).
+    /// Section names, in order of appearance (a duplicate is an error).
     sections: Vec<String>,
 }
 
 impl Parsed<'_> {
-    /// Keys of every occurrence of `name`, in file order, continuation lines joined with `\n`.
+    /// Keys of section `name` (sections are unique), continuation lines joined with `\n`.
     fn section_values(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let mut found = false;
+        let index = self.sections.iter().position(|s| s == name)?;
         let mut out = BTreeMap::new();
-        let mut current: Option<String> = None;
-        for line in &self.lines {
-            let in_section = line.section.is_some_and(|s| self.sections[s] == name);
+        // The key a continuation line continues: the section's last key before it.
+        let mut current: Option<&String> = None;
+        for line in self.lines.iter().filter(|l| l.section == Some(index)) {
             match &line.kind {
-                Kind::Section(n) if n == name => found = true,
-                Kind::Key { key, value, .. } if in_section => {
+                Kind::Key { key, value, .. } => {
                     out.insert(key.clone(), value.clone());
-                    current = Some(key.clone());
-                    continue;
+                    current = Some(key);
                 }
-                Kind::Continuation if in_section => {
-                    if let Some(v) = current.as_ref().and_then(|k| out.get_mut(k)) {
+                Kind::Continuation => {
+                    if let Some(v) = current.and_then(|k| out.get_mut(k)) {
                         v.push('\n');
                         v.push_str(line.text.trim());
                     }
-                    continue;
                 }
-                Kind::Blank | Kind::Comment => continue,
                 _ => {}
             }
-            current = None;
         }
-        found.then_some(out)
+        Some(out)
     }
 }
 
-fn split_lines(text: &str) -> Vec<(&str, &str)> {
-    let mut out = Vec::new();
-    let mut rest = text;
-    while !rest.is_empty() {
-        match rest.find('\n') {
-            Some(i) => {
-                let (line, eol) = if i > 0 && rest.as_bytes()[i - 1] == b'\r' {
-                    (&rest[..i - 1], &rest[i - 1..=i])
-                } else {
-                    (&rest[..i], &rest[i..=i])
-                };
-                out.push((line, eol));
-                rest = &rest[i + 1..];
-            }
-            None => {
-                out.push((rest, ""));
-                rest = "";
-            }
-        }
-    }
-    out
+/// The lines of `text`, each without and with its line ending (`"\n"`, `"\r\n"` or `""`).
+fn split_lines(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split_inclusive('\n').map(|l| {
+        let line = l.strip_suffix('\n').map_or(l, |s| s.strip_suffix('\r').unwrap_or(s));
+        (line, &l[line.len()..])
+    })
 }
 
 fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
     let mut lines = Vec::new();
     let mut sections: Vec<String> = Vec::new();
-    let mut first_line: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     // Indentation of the current key's line, while a key can take continuation lines.
     let mut key_indent: Option<usize> = None;
-    for (n, (raw, eol)) in split_lines(text).into_iter().enumerate() {
+    for (n, (raw, eol)) in split_lines(text).enumerate() {
         let body = if n == 0 { raw.strip_prefix('\u{feff}').unwrap_or(raw) } else { raw };
         let offset = raw.len() - body.len();
         let trimmed = body.trim();
         let indent = body.len() - body.trim_start().len();
-        let section = sections.len().checked_sub(1);
         let kind = if trimmed.is_empty() {
             Kind::Blank
         } else if trimmed.starts_with('#') || trimmed.starts_with(';') {
@@ -129,24 +107,19 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
             Kind::Continuation
         } else if trimmed.starts_with('[') && trimmed.rfind(']').is_some_and(|i| i > 1) {
             let name = &trimmed[1..trimmed.rfind(']').unwrap_or(1)];
-            if let Some(first) = first_line.insert(name.to_owned(), n + 1) {
+            if let Some(first) = lines.iter().position(|l: &Line<'_>| matches!(&l.kind, Kind::Section(s) if s == name))
+            {
                 return Err(format!(
-                    "section `[{}]` appears twice, at lines {first} and {}; merge them into one",
+                    "section `[{}]` appears twice, at lines {} and {}; merge them into one",
                     name.escape_debug(),
+                    first + 1,
                     n + 1
                 ));
             }
-            sections.push(name.to_owned());
             key_indent = None;
-            lines.push(Line {
-                text: raw,
-                eol,
-                kind: Kind::Section(name.to_owned()),
-                section: Some(sections.len() - 1),
-            });
-            continue;
+            Kind::Section(name.to_owned())
         } else {
-            if section.is_none() {
+            if sections.is_empty() {
                 return Err(format!("line {} is outside any `[profile]` section", n + 1));
             }
             let Some(d) = body.find(['=', ':']) else {
@@ -161,7 +134,10 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
             key_indent = Some(indent);
             Kind::Key { key: key.to_ascii_lowercase(), value: after.trim().to_owned(), value_at }
         };
-        lines.push(Line { text: raw, eol, kind, section });
+        if let Kind::Section(name) = &kind {
+            sections.push(name.clone());
+        }
+        lines.push(Line { text: raw, eol, kind, section: sections.len().checked_sub(1) });
     }
     Ok(Parsed { lines, sections })
 }
@@ -257,40 +233,18 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
     let eol = parsed.lines.iter().map(|l| l.eol).find(|e| !e.is_empty()).unwrap_or("\n");
     let in_profile = |l: &Line<'_>| l.section.is_some_and(|s| parsed.sections[s] == profile);
 
-    // Replacement text per line (None = drop the line), and lines to insert after a line.
-    let mut replace: BTreeMap<usize, Option<String>> = BTreeMap::new();
+    // Later duplicates in `entries` win, as they would if applied one after the other.
+    let value_of = |key: &str| entries.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| *v);
+    let present: Vec<&str> = (parsed.lines.iter().filter(|l| in_profile(l)))
+        .filter_map(|l| if let Kind::Key { key, .. } = &l.kind { Some(key.as_str()) } else { None })
+        .collect();
     let mut missing: Vec<(&str, &str)> = Vec::new();
     for (key, value) in entries {
-        let lkey = key.to_ascii_lowercase();
-        let mut found = false;
-        let mut in_match = false;
-        for (i, line) in parsed.lines.iter().enumerate() {
-            match &line.kind {
-                Kind::Key { key: k, value_at, .. } if in_profile(line) && *k == lkey => {
-                    found = true;
-                    in_match = true;
-                    replace.insert(i, Some(format!("{}{}", &line.text[..*value_at], value)));
-                }
-                Kind::Continuation if in_match => {
-                    replace.insert(i, None);
-                }
-                Kind::Blank | Kind::Comment => {}
-                _ => in_match = false,
-            }
-        }
-        if !found && !missing.iter().any(|(k, _)| k.eq_ignore_ascii_case(key)) {
-            missing.push((key, value));
+        let known = present.iter().chain(missing.iter().map(|(k, _)| k)).any(|k| k.eq_ignore_ascii_case(key));
+        if !known {
+            missing.push((key, value_of(key).unwrap_or(value)));
         }
     }
-    // Later duplicates in `entries` win, as they would if applied one after the other.
-    let missing: Vec<(&str, &str)> = missing
-        .iter()
-        .map(|(k, _)| {
-            let v = entries.iter().rev().find(|(ek, _)| ek.eq_ignore_ascii_case(k)).map_or("", |(_, v)| *v);
-            (*k, v)
-        })
-        .collect();
-
     // Where missing keys go: after the last key (or header) of the profile's last occurrence.
     let last_header = parsed.lines.iter().rposition(|l| l.kind == Kind::Section(profile.to_owned()));
     let insert_after = last_header.map(|h| {
@@ -306,11 +260,25 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
     });
 
     let mut out = String::with_capacity(text.len() + 256);
+    // Whether the lines continue a key being rewritten (they are dropped).
+    let mut in_match = false;
     for (i, line) in parsed.lines.iter().enumerate() {
-        match replace.get(&i) {
-            Some(None) => continue,
-            Some(Some(new)) => out.push_str(new),
-            None => out.push_str(line.text),
+        let new_value = match &line.kind {
+            Kind::Key { key, value_at, .. } if in_profile(line) => value_of(key).map(|v| (&line.text[..*value_at], v)),
+            _ => None,
+        };
+        match (&line.kind, new_value) {
+            (_, Some((start, value))) => {
+                in_match = true;
+                out.push_str(start);
+                out.push_str(value);
+            }
+            (Kind::Continuation, _) if in_match => continue,
+            (Kind::Blank | Kind::Comment, _) => out.push_str(line.text),
+            _ => {
+                in_match = false;
+                out.push_str(line.text);
+            }
         }
         let inserting = insert_after == Some(i) && !missing.is_empty();
         out.push_str(if line.eol.is_empty() && inserting { eol } else { line.eol });

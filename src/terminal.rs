@@ -77,20 +77,27 @@ pub(crate) fn safe(text: &str) -> Cow<'_, str> {
 
 /// Pretty JSON of `value` that is safe on a terminal and still exact: serde_json's own escaping
 /// (quotes, backslashes, C0) plus `\uXXXX` for DEL, C1 and the format characters, which serde_json
-/// writes raw.
+/// writes raw. Outside strings it writes only ASCII punctuation, spaces and newlines, so every such
+/// character is inside a string, where the escape reads back as the original.
 pub(crate) fn to_json_pretty<T: Serialize + ?Sized>(value: &T) -> serde_json::Result<String> {
-    let mut out = Vec::with_capacity(1024);
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, SafeJson(serde_json::ser::PrettyFormatter::new()));
-    value.serialize(&mut ser)?;
-    // serde_json writes only UTF-8; the escapes added here are ASCII.
-    Ok(String::from_utf8(out).unwrap_or_default())
+    use std::fmt::Write as _;
+    let text = serde_json::to_string_pretty(value)?;
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c >= '\u{7f}' && is_unsafe(c) {
+            for unit in c.encode_utf16(&mut [0u16; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    Ok(out)
 }
 
 /// A report as [`to_json_pretty`] writes it, with a final newline.
 pub(crate) fn to_json(v: &impl Serialize) -> crate::Result<String> {
-    let mut s = to_json_pretty(v).map_err(|e| crate::Error::Other(format!("cannot encode status: {e}")))?;
-    s.push('\n');
-    Ok(s)
+    Ok(to_json_pretty(v).map_err(|e| crate::Error::Other(format!("cannot encode status: {e}")))? + "\n")
 }
 
 /// Writes a report to stdout; a reader that went away (`| head`) is no error.
@@ -100,54 +107,6 @@ pub(crate) fn print(out: &str) -> crate::Result<()> {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(crate::Error::Other(format!("cannot write to stdout: {e}"))),
-    }
-}
-
-/// serde_json's pretty formatter with string fragments escaped by [`is_unsafe`].
-struct SafeJson<'a>(serde_json::ser::PrettyFormatter<'a>);
-
-impl serde_json::ser::Formatter for SafeJson<'_> {
-    fn write_string_fragment<W: ?Sized + io::Write>(&mut self, w: &mut W, fragment: &str) -> io::Result<()> {
-        let mut start = 0;
-        for (i, c) in fragment.char_indices() {
-            if is_unsafe(c) {
-                w.write_all(&fragment.as_bytes()[start..i])?;
-                let mut units = [0u16; 2];
-                for unit in c.encode_utf16(&mut units) {
-                    write!(w, "\\u{unit:04x}")?;
-                }
-                start = i + c.len_utf8();
-            }
-        }
-        w.write_all(&fragment.as_bytes()[start..])
-    }
-
-    fn begin_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_array(w)
-    }
-    fn end_array<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_array(w)
-    }
-    fn begin_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.0.begin_array_value(w, first)
-    }
-    fn end_array_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_array_value(w)
-    }
-    fn begin_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_object(w)
-    }
-    fn end_object<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_object(w)
-    }
-    fn begin_object_key<W: ?Sized + io::Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
-        self.0.begin_object_key(w, first)
-    }
-    fn begin_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.begin_object_value(w)
-    }
-    fn end_object_value<W: ?Sized + io::Write>(&mut self, w: &mut W) -> io::Result<()> {
-        self.0.end_object_value(w)
     }
 }
 

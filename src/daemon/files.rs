@@ -61,6 +61,27 @@ pub(crate) struct DaemonState {
     pub exit_code: Option<u8>,
 }
 
+impl DaemonState {
+    /// Records a successful renewal check at `at`: the token expires at `exp`, the next check is
+    /// at `next`.
+    pub(crate) fn renewed(&mut self, at: i64, exp: i64, next: i64) {
+        self.last_renewal = Some(at);
+        self.token_exp = Some(exp);
+        self.next_renewal = Some(next);
+        self.last_error = None;
+        self.last_error_at = None;
+    }
+
+    /// Records the daemon's end.
+    pub(crate) fn exit(&mut self, at: i64, reason: String, code: Option<u8>) {
+        self.phase = Phase::Exited;
+        self.exited = Some(at);
+        self.exit_reason = Some(reason);
+        self.exit_code = code;
+        self.next_renewal = None;
+    }
+}
+
 /// What the pid file says right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum PidProbe {
@@ -96,8 +117,7 @@ impl DaemonInfo {
     /// The running daemon's pid (from the pid file, else from the state file).
     pub(crate) fn pid(&self) -> Option<u32> {
         match self.probe {
-            PidProbe::Running { pid: Some(p) } => Some(p),
-            PidProbe::Running { pid: None } => self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0),
+            PidProbe::Running { pid } => pid.or_else(|| self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0)),
             PidProbe::NotRunning { .. } => None,
         }
     }
@@ -236,11 +256,17 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
     let mut opts = OpenOptions::new();
     opts.create(true).append(true);
     #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
     fsutil::open_no_follow(path, opts, "cannot open")
+}
+
+/// Appends `line` and a newline, when there is a line (the optional lines of `--status` and
+/// `--daemon-status`).
+pub(crate) fn push_line(out: &mut String, line: Option<String>) {
+    if let Some(line) = line {
+        out.push_str(&line);
+        out.push('\n');
+    }
 }
 
 /// Daemon section.

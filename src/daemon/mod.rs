@@ -26,6 +26,7 @@
 use crate::clock::{fmt_secs, fmt_utc};
 use crate::context::Context;
 use crate::error::{exit, Error, Result};
+use crate::fsutil::{self, Signal};
 use crate::renew::schedule::{self, LoopEvent};
 use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
@@ -70,12 +71,7 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(renewer.ensure(Force::No))?;
-    drop(runtime);
+    runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(renewer.ensure(Force::No))?;
 
     store.ensure_dir()?;
     let log_path = store.daemon_log_path();
@@ -86,19 +82,11 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let mut cmd = std::process::Command::new(&exe);
     // NO_COLOR: the log is a file, not a terminal.
     cmd.arg(DAEMON_RUN_FLAG).env("NO_COLOR", "1").stdin(std::process::Stdio::piped()).stdout(log).stderr(log2);
+    // SAFETY: setsid(2) is async-signal-safe; it detaches the daemon from the terminal's session
+    // so closing the terminal does not send it SIGHUP.
     #[cfg(unix)]
-    {
-        use std::os::unix::process::CommandExt;
-        // SAFETY: setsid(2) is async-signal-safe; it detaches the daemon from the terminal's
-        // session so closing the terminal does not send it SIGHUP.
-        unsafe {
-            cmd.pre_exec(|| {
-                if libc::setsid() == -1 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, || Ok(rustix::process::setsid().map(drop)?));
     }
     let mut child = cmd
         .spawn()
@@ -110,21 +98,17 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     }
     let deadline = Instant::now() + READY_TIMEOUT;
     loop {
-        if let Ok(Some(status)) = child.try_wait() {
+        let exited = child.try_wait().ok().flatten();
+        // Read after `try_wait`: a daemon that exited has recorded why.
+        let state = read_state(&store.daemon_state_path()).ok().flatten().filter(|s| s.pid == pid);
+        if let Some(status) = exited {
             let code = crate::child::exit_code(status);
-            let reason = read_state(&store.daemon_state_path())
-                .ok()
-                .flatten()
-                .filter(|s| s.pid == pid)
-                .and_then(|s| s.exit_reason)
-                .unwrap_or_else(|| format!("see `{}`", log_path.display()));
+            let reason = state.and_then(|s| s.exit_reason).unwrap_or_else(|| format!("see `{}`", log_path.display()));
             err_line(&format!("woci: error: the daemon for profile `{profile}` exited at once: {reason}"));
             return Ok(if code == 0 { exit::FAILURE } else { code });
         }
-        if let Ok(Some(s)) = read_state(&store.daemon_state_path()) {
-            if s.pid == pid && s.phase == Phase::Running {
-                break;
-            }
+        if state.is_some_and(|s| s.phase == Phase::Running) {
+            break;
         }
         if Instant::now() >= deadline {
             err_line(&format!(
@@ -154,16 +138,14 @@ fn log_event(clock_now: i64, msg: &str) {
 pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // A background process must never start an interactive login.
     let renewer = Arc::new(Renewer::new(ctx).without_login());
-    let store = ctx.store.clone();
+    let store = &ctx.store;
     let pid = std::process::id();
-    let lock = claim_pid_file(&store, pid, PID_LOCK_WAIT)?;
+    let lock = claim_pid_file(store, pid, PID_LOCK_WAIT)?;
     // Stop signals end the renewal loop between renewals, never inside one.
     crate::critical::supervise();
-    let state_path = store.daemon_state_path();
-    let log_path = store.daemon_log_path();
-    let clock = ctx.clock.clone();
-    let now = move || clock.unix();
-    let state = Arc::new(Mutex::new(DaemonState {
+    let (log_path, state_path) = (store.daemon_log_path(), store.daemon_state_path());
+    let now = || ctx.clock.unix();
+    let state = Mutex::new(DaemonState {
         pid,
         pid_start: crate::fsutil::process_start_time(pid),
         profile: store.profile().to_owned(),
@@ -171,26 +153,21 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         phase: Phase::Starting,
         started: now(),
         ..DaemonState::default()
-    }));
-    let save = {
-        let state = state.clone();
-        let path = state_path.clone();
-        move |f: &dyn Fn(&mut DaemonState)| {
-            let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut s);
-            if let Err(e) = write_state(&path, &s) {
-                tracing::warn!("cannot record the daemon state: {e}");
-            }
+    });
+    let save = |f: &dyn Fn(&mut DaemonState)| {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s);
+        if let Err(e) = write_state(&state_path, &s) {
+            tracing::warn!("cannot record the daemon state: {e}");
         }
     };
     save(&|_| {});
     log_event(now(), &format!("starting for profile `{}`", store.profile()));
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
         Ok(r) => r,
         Err(e) => {
-            let e = Error::Other(format!("cannot start the async runtime: {e}"));
-            record_exit(&save, now(), &e.to_string(), e.exit_code());
+            save(&|s| s.exit(now(), e.to_string(), Some(e.exit_code())));
             release_pid_file(lock);
             return Err(e);
         }
@@ -199,16 +176,15 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         runtime.block_on(async {
             // Handlers first: a stop signal that arrives once the state says "running" must be
             // caught, not end the daemon by its default action.
-            let stop_signals = StopSignals::install()?;
+            let stop_signals = stop_signals()?;
             let (renewers, renewers_rx) = tokio::sync::watch::channel(renewer.clone());
-            let reloader = reload::Reloader::install(spec, ctx.clone(), renewers)?;
+            let clock = ctx.clock.clone();
+            let reloader = reload::install(spec, ctx.clone(), renewers, move |line| log_event(clock.unix(), line))?;
             let session = renewer.ensure(Force::No).await?;
             let next = now() + secs(schedule::next_renewal_in(&session.claims, now(), ctx.settings.window));
             save(&|s| {
                 s.phase = Phase::Running;
-                s.last_renewal = Some(now());
-                s.token_exp = Some(session.claims.exp);
-                s.next_renewal = Some(next);
+                s.renewed(now(), session.claims.exp, next);
             });
             log_event(
                 now(),
@@ -217,17 +193,12 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
 
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let signals = tokio::spawn(async move {
-                if let Some(name) = stop_signals.wait().await {
-                    tracing::debug!(signal = name, "stop signal");
-                    let _ = stop_tx.send(());
-                    return Some(name);
-                }
-                None
+                let name = stop_signals.await?;
+                tracing::debug!(signal = name, "stop signal");
+                let _ = stop_tx.send(());
+                Some(name)
             });
-            let reloading = tokio::spawn({
-                let clock = ctx.clock.clone();
-                reloader.run(move |line| log_event(clock.unix(), line))
-            });
+            let reloading = tokio::spawn(reloader);
             let rotation = tokio::spawn({
                 let log_path = log_path.clone();
                 async move {
@@ -238,63 +209,38 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                 }
             });
             let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
-            let events = {
-                let save = save.clone();
-                let clock = ctx.clock.clone();
-                let log_path = log_path.clone();
-                move |ev: LoopEvent| {
-                    let t = clock.unix();
-                    match ev {
-                        LoopEvent::Renewed { exp, next } => {
-                            save(&|s| {
-                                s.last_renewal = Some(t);
-                                s.token_exp = Some(exp);
-                                s.next_renewal = Some(next);
-                                s.last_error = None;
-                                s.last_error_at = None;
-                            });
-                            log_event(
-                                t,
-                                &format!(
-                                    "renewal ok: session valid until {}; next renewal {}",
-                                    fmt_utc(exp),
-                                    fmt_utc(next)
-                                ),
-                            );
-                        }
-                        LoopEvent::Failed { class, error, retry_in } => {
-                            let next = t + secs(retry_in);
-                            save(&|s| {
-                                s.last_error = Some(error.clone());
-                                s.last_error_at = Some(t);
-                                s.next_renewal = Some(next);
-                            });
-                            log_event(
-                                t,
-                                &format!(
-                                    "renewal failed ({}), retrying in {}: {error}",
-                                    class.as_str(),
-                                    fmt_secs(secs(retry_in))
-                                ),
-                            );
-                        }
+            let events = |ev: LoopEvent| {
+                let t = now();
+                let msg = match ev {
+                    LoopEvent::Renewed { exp, next } => {
+                        save(&|s| s.renewed(t, exp, next));
+                        format!("renewal ok: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
                     }
-                    rotate_own_log(&log_path);
-                }
+                    LoopEvent::Failed { class, error, retry_in } => {
+                        let msg = format!(
+                            "renewal failed ({}), retrying in {}: {error}",
+                            class.as_str(),
+                            fmt_secs(secs(retry_in))
+                        );
+                        save(&|s| {
+                            s.last_error = Some(error.clone());
+                            s.last_error_at = Some(t);
+                            s.next_renewal = Some(t + secs(retry_in));
+                        });
+                        msg
+                    }
+                };
+                log_event(t, &msg);
+                rotate_own_log(&log_path);
             };
             let outcome = schedule::renewal_loop(renewers_rx, session, tx, stop_rx, events).await;
             rotation.abort();
             reloading.abort();
-            let signal = if outcome.is_ok() { signals.await.ok().flatten() } else { None };
-            match outcome {
-                Ok(()) => {
-                    let reason = format!("stopped by {}", signal.unwrap_or("request"));
-                    record_exit(&save, now(), &reason, 0);
-                    log_event(now(), &reason);
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
+            outcome?;
+            let reason = format!("stopped by {}", signals.await.ok().flatten().unwrap_or("request"));
+            save(&|s| s.exit(now(), reason.clone(), Some(0)));
+            log_event(now(), &reason);
+            Ok(())
         })
     });
     // A bug must not leave the state file saying "running".
@@ -305,7 +251,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         Ok(()) => 0,
         Err(e) => {
             let reason = format!("renewal is no longer possible ({}): {e}", crate::metrics::class_of(&e).as_str());
-            record_exit(&save, now(), &reason, e.exit_code());
+            save(&|s| s.exit(now(), reason.clone(), Some(e.exit_code())));
             log_event(now(), &reason);
             e.exit_code()
         }
@@ -314,53 +260,32 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     Ok(code)
 }
 
-fn record_exit(save: &impl Fn(&dyn Fn(&mut DaemonState)), at: i64, reason: &str, code: u8) {
-    save(&|s| {
-        s.phase = Phase::Exited;
-        s.exited = Some(at);
-        s.exit_reason = Some(reason.to_owned());
-        s.exit_code = Some(code);
-        s.next_renewal = None;
-    });
+fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
+    builder.enable_all().build().map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
 fn secs(d: Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
 }
 
-/// SIGTERM and SIGINT, caught from the moment they are installed (SIGHUP reloads: [`reload`]).
-struct StopSignals {
-    #[cfg(unix)]
-    streams: [tokio::signal::unix::Signal; 2],
+/// SIGTERM and SIGINT, caught from this call on (SIGHUP reloads: [`reload`]); the future gives
+/// the name of the first to arrive (`None` if no handler could be set).
+#[cfg(unix)]
+fn stop_signals() -> Result<impl std::future::Future<Output = Option<&'static str>>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let make = |k| signal(k).map_err(|e| Error::Other(format!("cannot handle signals: {e}")));
+    let (mut term, mut int) = (make(SignalKind::terminate())?, make(SignalKind::interrupt())?);
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => Some("SIGTERM"),
+            _ = int.recv() => Some("SIGINT"),
+        }
+    })
 }
 
-impl StopSignals {
-    fn install() -> Result<StopSignals> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            let make = |k| signal(k).map_err(|e| Error::Other(format!("cannot handle signals: {e}")));
-            Ok(StopSignals { streams: [make(SignalKind::terminate())?, make(SignalKind::interrupt())?] })
-        }
-        #[cfg(not(unix))]
-        Ok(StopSignals {})
-    }
-
-    /// Waits for SIGTERM or SIGINT; returns its name (`None` if no handler could be set).
-    async fn wait(self) -> Option<&'static str> {
-        #[cfg(unix)]
-        {
-            let [mut term, mut int] = self.streams;
-            tokio::select! {
-                _ = term.recv() => Some("SIGTERM"),
-                _ = int.recv() => Some("SIGINT"),
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            tokio::signal::ctrl_c().await.ok().map(|_| "Ctrl-C")
-        }
-    }
+#[cfg(not(unix))]
+fn stop_signals() -> Result<impl std::future::Future<Output = Option<&'static str>>> {
+    Ok(async { tokio::signal::ctrl_c().await.ok().map(|_| "Ctrl-C") })
 }
 
 /// In the daemon: rotates the log when it is too big and points stdout/stderr at the new file.
@@ -390,12 +315,7 @@ pub(crate) fn status(ctx: &Context, json: bool) -> Result<u8> {
     let now = ctx.now();
     let mut out = String::new();
     if json {
-        let v = serde_json::json!({
-            "schema": 1,
-            "profile": store.profile(),
-            "now": now,
-            "daemon": report(&info, now),
-        });
+        let v = serde_json::json!({"schema": 1, "profile": store.profile(), "now": now, "daemon": report(&info, now)});
         out = crate::terminal::to_json(&v)?;
     } else {
         describe(&mut out, store.profile(), &info, now);
@@ -415,26 +335,21 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         let _ = writeln!(out, "daemon: running for profile `{profile}` (pid {pid})");
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
             let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));
-            if let Some(t) = s.last_renewal {
-                let _ = writeln!(out, "  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t));
-            }
-            if let Some(t) = s.token_exp {
-                let _ = writeln!(out, "  token expires: {} (in {})", fmt_utc(t), fmt_secs(t - now));
-            }
-            if let Some(t) = s.next_renewal {
-                let _ = writeln!(out, "  next renewal: {} (in {})", fmt_utc(t), fmt_secs(t - now));
-            }
-            match (&s.last_error, s.last_error_at) {
-                (Some(e), Some(t)) => {
-                    let _ = writeln!(out, "  last error: {} ({} ago)", safe(e), fmt_secs(now - t));
-                }
-                (Some(e), None) => {
-                    let _ = writeln!(out, "  last error: {}", safe(e));
-                }
-                _ => {
-                    let _ = writeln!(out, "  last error: none");
-                }
-            }
+            push_line(
+                out,
+                s.last_renewal.map(|t| format!("  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t))),
+            );
+            push_line(out, s.token_exp.map(|t| format!("  token expires: {} (in {})", fmt_utc(t), fmt_secs(t - now))));
+            push_line(
+                out,
+                s.next_renewal.map(|t| format!("  next renewal: {} (in {})", fmt_utc(t), fmt_secs(t - now))),
+            );
+            let last_error = match (&s.last_error, s.last_error_at) {
+                (Some(e), Some(t)) => format!("{} ({} ago)", safe(e), fmt_secs(now - t)),
+                (Some(e), None) => safe(e).into_owned(),
+                _ => "none".to_owned(),
+            };
+            let _ = writeln!(out, "  last error: {last_error}");
         }
     } else {
         let _ = writeln!(out, "daemon: not running for profile `{profile}`");
@@ -465,23 +380,21 @@ pub(crate) fn stop(ctx: &Context) -> Result<u8> {
 pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -> Result<u8> {
     let profile = store.profile();
     let pid_path = store.pid_path();
-    let none_running = || {
-        err_line(&format!("woci: no daemon running for profile `{profile}`"));
+    let none_running = |why: &str| {
+        err_line(&format!("woci: no daemon running for profile `{profile}`{why}"));
         Ok(exit::FAILURE)
     };
-    let pid = match probe(&pid_path)? {
-        PidProbe::NotRunning { .. } => return none_running(),
+    let mut probed = probe(&pid_path)?;
+    if probed == (PidProbe::Running { pid: None }) {
+        // Started an instant ago; its pid is about to be written.
+        std::thread::sleep(Duration::from_millis(200));
+        probed = probe(&pid_path)?;
+    }
+    let pid = match probed {
+        PidProbe::NotRunning { .. } => return none_running(""),
         PidProbe::Running { pid: Some(p) } => p,
         PidProbe::Running { pid: None } => {
-            // Started an instant ago; its pid is about to be written.
-            std::thread::sleep(Duration::from_millis(200));
-            match probe(&pid_path)? {
-                PidProbe::Running { pid: Some(p) } => p,
-                PidProbe::NotRunning { .. } => return none_running(),
-                PidProbe::Running { pid: None } => {
-                    return Err(Error::corrupt(&pid_path, "locked by a daemon but holds no pid"));
-                }
-            }
+            return Err(Error::corrupt(&pid_path, "locked by a daemon but holds no pid"));
         }
     };
     let state_path = store.daemon_state_path();
@@ -492,10 +405,7 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
         state = read_state(&state_path).ok().flatten();
     }
     let Some(daemon) = Pinned::pin(pid, state.as_ref())? else {
-        err_line(&format!(
-            "woci: no daemon running for profile `{profile}` (stale pid file: pid {pid} is another process now)"
-        ));
-        return Ok(exit::FAILURE);
+        return none_running(&format!(" (stale pid file: pid {pid} is another process now)"));
     };
     daemon.signal(Signal::Term)?;
     if wait_released(&pid_path, grace)? {
@@ -509,11 +419,7 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
     }
     if let Ok(Some(mut s)) = read_state(&state_path) {
         if s.pid == pid && s.phase != Phase::Exited {
-            s.phase = Phase::Exited;
-            s.exited = Some(now);
-            s.exit_reason = Some(format!("killed by `--stop-daemon` after {}s without stopping", grace.as_secs()));
-            s.exit_code = None;
-            s.next_renewal = None;
+            s.exit(now, format!("killed by `--stop-daemon` after {}s without stopping", grace.as_secs()), None);
             let _ = write_state(&state_path, &s);
         }
     }
@@ -521,17 +427,11 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
     Ok(0)
 }
 
-#[derive(Debug, Clone, Copy)]
-enum Signal {
-    Term,
-    Kill,
-}
-
 /// The daemon's process, checked and held: on Linux a pidfd opened first, then the pid's start
 /// time compared with the recorded one, so every signal goes to the process that was checked,
 /// even if it ends and its pid is reused meanwhile.
 struct Pinned {
-    pid: u32,
+    pid: i32,
     #[cfg(target_os = "linux")]
     pidfd: Option<std::os::fd::OwnedFd>,
 }
@@ -540,14 +440,12 @@ impl Pinned {
     /// `None` when `pid` is not the daemon `state` describes (gone, or another process now).
     /// Without a recorded start time (a daemon of an older woci) the pid lock alone vouches.
     fn pin(pid: u32, state: Option<&DaemonState>) -> Result<Option<Pinned>> {
-        if pid <= 1 || i32::try_from(pid).is_err() {
-            return Err(Error::Other(format!("invalid daemon pid {pid}")));
-        }
+        let raw = i32::try_from(pid).ok().filter(|p| *p > 1);
+        let Some(raw) = raw else { return Err(Error::Other(format!("invalid daemon pid {pid}"))) };
         #[cfg(target_os = "linux")]
         let pidfd = {
             use rustix::process::{pidfd_open, Pid, PidfdFlags};
-            let raw = Pid::from_raw(i32::try_from(pid).unwrap_or(0));
-            match raw.map(|p| pidfd_open(p, PidfdFlags::empty())) {
+            match Pid::from_raw(raw).map(|p| pidfd_open(p, PidfdFlags::empty())) {
                 Some(Ok(fd)) => Some(fd),
                 Some(Err(rustix::io::Errno::SRCH)) => return Ok(None),
                 // Kernels before 5.3: the start-time check right before `kill` has to do.
@@ -558,7 +456,7 @@ impl Pinned {
             return Ok(None);
         }
         Ok(Some(Pinned {
-            pid,
+            pid: raw,
             #[cfg(target_os = "linux")]
             pidfd,
         }))
@@ -567,52 +465,35 @@ impl Pinned {
     fn signal(&self, sig: Signal) -> Result<()> {
         let pid = self.pid;
         #[cfg(target_os = "linux")]
-        if let Some(fd) = &self.pidfd {
-            let sig = match sig {
-                Signal::Term => rustix::process::Signal::TERM,
-                Signal::Kill => rustix::process::Signal::KILL,
-            };
-            return match rustix::process::pidfd_send_signal(fd, sig) {
-                Ok(()) | Err(rustix::io::Errno::SRCH) => Ok(()),
-                Err(e) => Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}"))),
-            };
-        }
-        #[cfg(unix)]
-        {
-            let num = match sig {
-                Signal::Term => libc::SIGTERM,
-                Signal::Kill => libc::SIGKILL,
-            };
-            let raw = libc::pid_t::try_from(pid).map_err(|_| Error::Other(format!("invalid daemon pid {pid}")))?;
-            // SAFETY: kill(2) on the pid that holds the pid lock and was checked just before.
-            if unsafe { libc::kill(raw, num) } == -1 {
-                let e = std::io::Error::last_os_error();
-                if e.raw_os_error() != Some(libc::ESRCH) {
-                    return Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}")));
-                }
+        let sent = match &self.pidfd {
+            Some(fd) => {
+                use rustix::process::{pidfd_send_signal, Signal as S};
+                pidfd_send_signal(fd, if matches!(sig, Signal::Kill) { S::KILL } else { S::TERM }).map_err(Into::into)
             }
-            Ok(())
-        }
+            None => fsutil::kill(pid, sig),
+        };
+        #[cfg(all(unix, not(target_os = "linux")))]
+        let sent = fsutil::kill(pid, sig);
+        #[cfg(unix)]
+        return match sent {
+            Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
+                Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}")))
+            }
+            _ => Ok(()),
+        };
         #[cfg(not(unix))]
-        {
-            let _ = sig;
-            Err(Error::Other(format!("`--stop-daemon` needs a Unix system (daemon pid {pid})")))
-        }
+        Err(Error::Other(format!("`--stop-daemon` needs a Unix system (daemon pid {pid})")))
     }
 }
 
 /// Waits until nobody holds the pid lock; true if released within `timeout`.
 fn wait_released(pid_path: &Path, timeout: Duration) -> Result<bool> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let PidProbe::NotRunning { .. } = probe(pid_path)? {
-            return Ok(true);
-        }
-        if Instant::now() >= deadline {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let pause = Duration::from_millis(50);
+    let released = fsutil::retry_until(timeout, (pause, pause), || match probe(pid_path) {
+        Ok(PidProbe::Running { .. }) => None,
+        other => Some(other),
+    });
+    released.map_or(Ok(false), |p| p.map(|_| true))
 }
 
 #[cfg(test)]

@@ -28,90 +28,68 @@ fn stamp(path: Option<&Path>) -> Stamp {
     Some((m.modified().ok()?, m.len()))
 }
 
-/// What a reload looks at and what it changes.
-pub(super) struct Reloader {
+/// Catches SIGHUP from now on (so that a SIGHUP no longer ends the daemon by its default action)
+/// and takes the manager INI's current stamp. The future reloads on each SIGHUP or INI change,
+/// forever (the daemon aborts it when it stops), hands each new renewer to `renewers` (the
+/// renewal loop takes it up), and writes one daemon log line per reload with `log`.
+pub(super) fn install(
     spec: DaemonSpec,
-    ctx: Context,
+    mut ctx: Context,
     renewers: watch::Sender<Arc<Renewer>>,
-    seen: Stamp,
+    log: impl Fn(&str) + Send + 'static,
+) -> Result<impl std::future::Future<Output = ()> + Send> {
     #[cfg(unix)]
-    hup: tokio::signal::unix::Signal,
-}
-
-impl Reloader {
-    /// Takes the INI's current stamp and catches SIGHUP from now on (so that a SIGHUP no longer
-    /// ends the daemon by its default action). `renewers` feeds the renewal loop.
-    pub(super) fn install(spec: DaemonSpec, ctx: Context, renewers: watch::Sender<Arc<Renewer>>) -> Result<Reloader> {
-        let seen = stamp(ctx.settings.ini_file.as_ref().map(|(p, _)| p.as_path()));
-        Ok(Reloader {
-            spec,
-            ctx,
-            renewers,
-            seen,
-            #[cfg(unix)]
-            hup: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|e| Error::Other(format!("cannot handle SIGHUP: {e}")))?,
-        })
-    }
-
-    /// The manager INI the current settings came from.
-    fn ini(&self) -> Option<&Path> {
-        self.ctx.settings.ini_file.as_ref().map(|(p, _)| p.as_path())
-    }
-
-    /// Reloads on each SIGHUP or INI change, forever (the daemon aborts it when it stops);
-    /// `log` writes one daemon log line.
-    pub(super) async fn run(mut self, log: impl Fn(&str)) {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| Error::Other(format!("cannot handle SIGHUP: {e}")))?;
+    // The manager INI the current settings came from.
+    let ini = |ctx: &Context| ctx.settings.ini_file.as_ref().map(|(p, _)| p.clone());
+    let mut seen = stamp(ini(&ctx).as_deref());
+    Ok(async move {
         let mut tick = tokio::time::interval(INI_CHECK_EVERY);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let why = tokio::select! {
-                _ = self.hangup() => "SIGHUP".to_owned(),
-                _ = tick.tick() => {
-                    let now = stamp(self.ini());
-                    if now.is_none() || now == self.seen {
-                        continue;
-                    }
-                    let shown = self.ini().map(|p| p.display().to_string()).unwrap_or_default();
-                    format!("`{shown}` changed")
+            #[cfg(unix)]
+            let hangup = async {
+                if hup.recv().await.is_none() {
+                    std::future::pending::<()>().await;
                 }
             };
-            log(&self.reload(&why));
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<()>();
+            let why = tokio::select! {
+                _ = hangup => "SIGHUP".to_owned(),
+                _ = tick.tick() => {
+                    let now = stamp(ini(&ctx).as_deref());
+                    if now.is_none() || now == seen {
+                        continue;
+                    }
+                    format!("`{}` changed", ini(&ctx).unwrap_or_default().display())
+                }
+            };
+            // Whatever this reload reads is what the next look compares with.
+            seen = stamp(ini(&ctx).as_deref());
+            log(&reload(&spec, &mut ctx, &renewers, &why));
         }
-    }
+    })
+}
 
-    #[cfg(unix)]
-    async fn hangup(&mut self) {
-        if self.hup.recv().await.is_none() {
-            std::future::pending::<()>().await;
-        }
+/// One reload; returns the log line.
+fn reload(spec: &DaemonSpec, ctx: &mut Context, renewers: &watch::Sender<Arc<Renewer>>, why: &str) -> String {
+    let new = match resolve(spec, ctx) {
+        Ok(s) => s,
+        Err(e) => return format!("settings not reloaded ({why}): {e}; keeping the current ones"),
+    };
+    let changed = crate::settings::changes(&ctx.settings, &new);
+    if changed.is_empty() {
+        return format!("settings reloaded ({why}): no setting changed");
     }
-
-    #[cfg(not(unix))]
-    async fn hangup(&mut self) {
-        std::future::pending::<()>().await;
-    }
-
-    /// One reload; returns the log line.
-    fn reload(&mut self, why: &str) -> String {
-        // Whatever this reload reads is what the next look compares with.
-        self.seen = stamp(self.ini());
-        let new = match resolve(&self.spec, &self.ctx) {
-            Ok(s) => s,
-            Err(e) => return format!("settings not reloaded ({why}): {e}; keeping the current ones"),
-        };
-        let changed = crate::settings::changes(&self.ctx.settings, &new);
-        if changed.is_empty() {
-            return format!("settings reloaded ({why}): no setting changed");
+    match ctx.with_settings(new) {
+        Ok(new_ctx) => {
+            renewers.send_replace(Arc::new(Renewer::new(&new_ctx).without_login()));
+            *ctx = new_ctx;
+            format!("settings reloaded ({why}): {}", changed.join(", "))
         }
-        match self.ctx.with_settings(new) {
-            Ok(ctx) => {
-                self.renewers.send_replace(Arc::new(Renewer::new(&ctx).without_login()));
-                self.ctx = ctx;
-                format!("settings reloaded ({why}): {}", changed.join(", "))
-            }
-            Err(e) => format!("settings not reloaded ({why}): {e}; keeping the current ones"),
-        }
+        Err(e) => format!("settings not reloaded ({why}): {e}; keeping the current ones"),
     }
 }
 

@@ -3,7 +3,7 @@
 //! profile's state and exit code are those its own `--status` gives ([`super::overview`] holds
 //! the entry, the formats and the prompt line).
 
-use super::overview::{self, Daemon, Entry, State};
+use super::overview::{self, Entry, State};
 use super::{assess, gather};
 use crate::clock::SharedClock;
 use crate::context::Context;
@@ -30,17 +30,9 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
                     let report = assess(&gather(&ctx)?, ctx.now());
                     Ok(Entry::from_report(&report, ctx.settings.ops.fallback_profile.clone()))
                 });
-            // A profile whose files cannot even be read is shown with the code its status gives.
-            entry.unwrap_or_else(|e| Entry {
-                profile: name,
-                state: State::Impossible,
-                token_expires_at: None,
-                session_expires_at: None,
-                refresh_token_expires_at: None,
-                daemon: Daemon::Stopped,
-                fallback_profile: None,
-                exit_code: e.exit_code(),
-            })
+            // A profile whose files cannot even be read is shown with the code its status gives
+            // (and as impossible, without a daemon).
+            entry.unwrap_or_else(|e| Entry { profile: name, exit_code: e.exit_code(), ..Entry::default() })
         })
         .collect();
     print(&if json { overview::render_json(&entries) } else { overview::render_text(&entries) })?;

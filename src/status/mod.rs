@@ -32,7 +32,7 @@
 
 use crate::clock::{fmt_secs, fmt_utc};
 use crate::context::Context;
-use crate::daemon::{self, DaemonInfo, DaemonReport};
+use crate::daemon::{self, push_line, DaemonInfo, DaemonReport};
 use crate::error::Result;
 use crate::jwt::{self, Freshness};
 use crate::renew::facts::{PassphraseInput, SessionFacts, TokenInput};
@@ -63,7 +63,7 @@ pub(crate) struct Inputs<'s> {
 }
 
 /// The token part of the report.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub(crate) struct TokenReport {
     pub path: String,
     pub state: &'static str,
@@ -151,17 +151,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
 }
 
 fn token_report(f: &SessionFacts<'_>, now: i64) -> TokenReport {
-    let mut r = TokenReport {
-        path: f.token_path.display().to_string(),
-        state: "missing",
-        issued_at: None,
-        expires_at: None,
-        expires_in: None,
-        session_expires_at: None,
-        user: None,
-        tenancy: None,
-        error: None,
-    };
+    let mut r = TokenReport { path: f.token_path.display().to_string(), state: "missing", ..Default::default() };
     match &f.token {
         TokenInput::Missing => {}
         TokenInput::Corrupt(e) => {
@@ -194,25 +184,16 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     let _ = writeln!(o, "profile: {}", safe(&r.profile));
     let t = &r.token;
     let _ = writeln!(o, "session token: {} (`{}`)", t.state, safe(&t.path));
-    if let Some(e) = &t.error {
-        let _ = writeln!(o, "  error: {}", safe(e));
-    }
-    if let Some(iat) = t.issued_at {
-        let _ = writeln!(o, "  issued:  {}", fmt_utc(iat));
-    }
+    push_line(&mut o, t.error.as_ref().map(|e| format!("  error: {}", safe(e))));
+    push_line(&mut o, t.issued_at.map(|iat| format!("  issued:  {}", fmt_utc(iat))));
     if let (Some(exp), Some(left)) = (t.expires_at, t.expires_in) {
         let when = if left >= 0 { format!("in {}", fmt_secs(left)) } else { format!("{} ago", fmt_secs(-left)) };
         let _ = writeln!(o, "  expires: {} ({when})", fmt_utc(exp));
     }
-    if let Some(s) = t.session_expires_at {
-        let _ = writeln!(o, "  session ends (sess_exp): {} (in {})", fmt_utc(s), fmt_secs(s - r.now));
-    }
-    if let Some(u) = &t.user {
-        let _ = writeln!(o, "  user:    {}", safe(u));
-    }
-    if let Some(tn) = &t.tenancy {
-        let _ = writeln!(o, "  tenancy: {}", safe(tn));
-    }
+    let sess = t.session_expires_at.map(|s| (fmt_utc(s), fmt_secs(s - r.now)));
+    push_line(&mut o, sess.map(|(at, left)| format!("  session ends (sess_exp): {at} (in {left})")));
+    push_line(&mut o, t.user.as_ref().map(|u| format!("  user:    {}", safe(u))));
+    push_line(&mut o, t.tenancy.as_ref().map(|tn| format!("  tenancy: {}", safe(tn))));
     match r.renewal {
         "session_refresh" => {
             let _ = writeln!(o, "renewal: OCI session refresh (no identity provider configured)");
@@ -235,18 +216,14 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
                 }
             };
             let _ = writeln!(o, "refresh token: {how}");
-            if let Some(e) = rt.expires_at {
-                let _ = writeln!(o, "  expires: {}", fmt_utc(e));
-            }
+            push_line(&mut o, rt.expires_at.map(|e| format!("  expires: {}", fmt_utc(e))));
         }
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     for (setting, origin) in &r.settings {
         let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
     }
-    if let Some(f) = &r.fallback_profile {
-        let _ = writeln!(o, "fallback profile: `{f}`");
-    }
+    push_line(&mut o, r.fallback_profile.as_ref().map(|f| format!("fallback profile: `{f}`")));
     let action = match r.next_action {
         "none" => "nothing",
         "finish_config" => "finish the OCI config",
@@ -264,7 +241,7 @@ pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
     let mut facts = SessionFacts::read(&ctx.settings, &ctx.store)?;
     let env_pass = match &ctx.settings.mode {
         RenewMode::Login(c) => match &c.passphrase {
-            PassphraseSource::Env { value: Some(v), .. } if !v.expose().is_empty() => Some(v.clone()),
+            PassphraseSource::Env { value: Some(v), .. } if !v.expose().is_empty() => Some(v),
             _ => None,
         },
         _ => None,
@@ -273,11 +250,9 @@ pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
     let (decryptable, jwt_expiry) = match facts.refresh.state {
         RefreshTokenState::Absent => (None, None),
         RefreshTokenState::Plain => (None, store.peek_refresh_token(None).ok().flatten().and_then(|rt| jwt_exp(&rt))),
-        RefreshTokenState::Encrypted => match &env_pass {
-            Some(p) => match store.peek_refresh_token(Some(p)) {
-                Ok(rt) => (Some(true), rt.and_then(|rt| jwt_exp(&rt))),
-                Err(_) => (Some(false), None),
-            },
+        RefreshTokenState::Encrypted => match env_pass.map(|p| store.peek_refresh_token(Some(p))) {
+            Some(Ok(rt)) => (Some(true), rt.and_then(|rt| jwt_exp(&rt))),
+            Some(Err(_)) => (Some(false), None),
             None => (None, None),
         },
     };
@@ -330,10 +305,7 @@ fn plain<S: serde::Serializer>(s: &str, ser: S) -> std::result::Result<S::Ok, S:
 }
 
 fn plain_opt<S: serde::Serializer>(s: &Option<String>, ser: S) -> std::result::Result<S::Ok, S::Error> {
-    match s {
-        Some(s) => plain(s, ser),
-        None => ser.serialize_none(),
-    }
+    s.as_ref().map(|s| s.replace('`', "")).serialize(ser)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use std::path::Path;
 
 /// A profile's state at a glance.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum State {
     /// The token is valid; the next call reuses it.
@@ -20,6 +20,7 @@ pub(crate) enum State {
     /// The next call needs an interactive login.
     LoginNeeded,
     /// Nothing woci can do by itself (settings, a damaged file, an ended session).
+    #[default]
     Impossible,
 }
 
@@ -50,18 +51,19 @@ impl State {
 }
 
 /// Whether a daemon keeps the profile fresh.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Daemon {
     /// One runs.
     Running,
     /// None runs.
+    #[default]
     Stopped,
 }
 
 /// One profile of `--status --all`. Times are epoch seconds, `null` when unknown, as in
 /// `--status --json`; `exit_code` is the profile's own `--status` exit code.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub(crate) struct Entry {
     /// The profile.
     pub profile: String,
@@ -115,9 +117,7 @@ pub(crate) fn render_json(entries: &[Entry]) -> String {
         profiles: &'a [Entry],
     }
     // Plain data: serialization cannot fail.
-    let mut s = serde_json::to_string_pretty(&All { profiles: entries }).unwrap_or_default();
-    s.push('\n');
-    s
+    serde_json::to_string_pretty(&All { profiles: entries }).unwrap_or_default() + "\n"
 }
 
 /// `--status --all`: one aligned row per profile (times in UTC, `-` when unknown).
@@ -132,10 +132,7 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
                 time(e.token_expires_at),
                 time(e.session_expires_at),
                 time(e.refresh_token_expires_at),
-                match e.daemon {
-                    Daemon::Running => "running".to_owned(),
-                    Daemon::Stopped => "stopped".to_owned(),
-                },
+                if e.daemon == Daemon::Running { "running" } else { "stopped" }.to_owned(),
                 e.fallback_profile.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
