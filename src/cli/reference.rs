@@ -48,7 +48,7 @@ pub fn settings() -> Vec<Row> {
             if let Some(e) = d.env {
                 also.push(format!("`{e}`"));
             }
-            let default = if d.default.is_empty() { d.default_doc.to_owned() } else { format!("`{}`", d.default) };
+            let default = d.shown_default();
             if !default.is_empty() {
                 also.push(format!("default {default}"));
             }

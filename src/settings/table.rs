@@ -291,6 +291,15 @@ impl Def {
     pub fn hides_value(&self) -> bool {
         self.secret || matches!(self.kind, Kind::Command | Kind::Source)
     }
+
+    /// The default as the documentation shows it: `` `300` ``, or the text of `default_doc`.
+    pub fn shown_default(&self) -> String {
+        if self.default.is_empty() {
+            self.default_doc.to_owned()
+        } else {
+            format!("`{}`", self.default)
+        }
+    }
 }
 
 /// The row of `key` (the table is in [`Key`]'s order; a test checks it).
