@@ -339,9 +339,8 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
             if let Some(o) = mine {
                 let value = match (o.value, inline) {
                     (None, Some(_)) => return Err(usage(format!("`--{}` takes no value", o.long))),
-                    (None, None) => None,
-                    (Some(_), Some(v)) => Some(v),
                     (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`--{}` needs a value", o.long)))?),
+                    (_, inline) => inline,
                 };
                 st.apply(&o, value)?;
                 if o.setting == Some((Key::Debug, Some("true"))) {
@@ -352,12 +351,9 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
             if !seen_word && oci_globals::find(&name).is_none() {
                 return Err(unknown_option(&name));
             }
-            let value_follows = !seen_word && inline.is_none() && oci_globals::takes_value(&name);
             forwarded.push(arg);
-            if value_follows {
-                if let Some(v) = it.next() {
-                    forwarded.push(v);
-                }
+            if !seen_word && inline.is_none() && oci_globals::takes_value(&name) {
+                forwarded.extend(it.next());
             }
             continue;
         }
@@ -508,15 +504,14 @@ fn session_free(args: &[OsString]) -> bool {
 
 /// An option before the first oci word that is neither woci's nor oci's.
 fn unknown_option(name: &str) -> Error {
-    let woci = options().filter(|o| !o.hidden).map(|o| o.long);
-    let known: Vec<String> = woci
-        .map(|l| format!("--{l}"))
+    let known: Vec<String> = options()
+        .filter(|o| !o.hidden)
+        .map(|o| format!("--{}", o.long))
         .chain(oci_globals::OCI_GLOBALS.iter().flat_map(|g| g.names.iter().map(|n| (*n).to_owned())))
         .collect();
-    let hint = match oci_globals::suggest(name, known.iter().map(String::as_str)) {
-        Some(s) => format!(" (did you mean `{s}`?)"),
-        None => String::new(),
-    };
+    let hint = oci_globals::suggest(name, known.iter().map(String::as_str))
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
     usage(format!(
         "unknown option `{name}`{hint}: it is neither a woci option (woci --help) nor a global oci option; \
          options of an oci command go after the command"
@@ -528,15 +523,7 @@ fn usage(msg: impl Into<String>) -> Error {
 }
 
 fn find(name: &str) -> Option<Opt> {
-    if let Some(long) = name.strip_prefix("--") {
-        options().find(|o| o.long == long)
-    } else {
-        let mut chars = name.strip_prefix('-')?.chars();
-        let (c, None) = (chars.next()?, chars.next()) else {
-            return None;
-        };
-        options().find(|o| o.short == Some(c))
-    }
+    options().find(|o| name.strip_prefix("--") == Some(o.long) || o.short.is_some_and(|c| name == format!("-{c}")))
 }
 
 /// `--name[=value]` → (`--name`, value); `-x…` → (`-x…`, None); anything else (words, `-`) → None.
@@ -552,21 +539,12 @@ fn split_option(arg: &OsStr) -> Option<(String, Option<OsString>)> {
     match bytes.iter().position(|&b| b == b'=') {
         Some(i) => {
             let name = std::str::from_utf8(&bytes[..i]).ok()?.to_owned();
-            Some((name, Some(os_from_bytes(&bytes[i + 1..]))))
+            // SAFETY: the bytes after an ASCII `=` of an `OsStr`'s encoded bytes are themselves valid
+            // encoded bytes (std's documented rule for splitting at ASCII).
+            Some((name, Some(unsafe { OsStr::from_encoded_bytes_unchecked(&bytes[i + 1..]) }.to_owned())))
         }
         None => Some((arg.to_string_lossy().into_owned(), None)),
     }
-}
-
-#[cfg(unix)]
-fn os_from_bytes(b: &[u8]) -> OsString {
-    use std::os::unix::ffi::OsStrExt;
-    OsStr::from_bytes(b).to_owned()
-}
-
-#[cfg(not(unix))]
-fn os_from_bytes(b: &[u8]) -> OsString {
-    OsString::from(String::from_utf8_lossy(b).into_owned())
 }
 
 /// `args` in order, one item per word or option: the option's name and value (inline, or the next
