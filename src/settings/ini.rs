@@ -131,34 +131,17 @@ impl IniFile {
     }
 }
 
-/// Finds the manager INI by precedence: flag > env > beside the OCI config > `~/.oci/`.
+/// Finds the manager INI by precedence: flag or env (`given`) > beside the OCI config > `~/.oci/`.
 ///
-/// Flag and environment paths are returned as given (whether or not they exist: [`load`] reports
-/// a missing one); the two discovered locations only when they are files.
-pub fn locate(
-    flag: Option<&Path>,
-    env: Option<&Path>,
-    oci_config_file: &Path,
-    home: &Path,
-) -> Option<(PathBuf, Source)> {
-    if let Some(p) = flag.filter(|p| !p.as_os_str().is_empty()) {
-        return Some((p.to_owned(), Source::Flag));
-    }
-    if let Some(p) = env.filter(|p| !p.as_os_str().is_empty()) {
-        return Some((p.to_owned(), Source::Env));
-    }
-    let beside = match oci_config_file.parent() {
-        Some(dir) => dir.join(FILE_NAME),
-        None => PathBuf::from(FILE_NAME),
-    };
-    if beside.is_file() {
-        return Some((beside, Source::BesideOciConfig));
-    }
-    let in_home = home.join(".oci").join(FILE_NAME);
-    if in_home.is_file() {
-        return Some((in_home, Source::Home));
-    }
-    None
+/// A given path is returned as it is (whether or not it exists: [`load`] reports a missing one);
+/// the two discovered locations only when they are files.
+pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &Path) -> Option<(PathBuf, Source)> {
+    let beside = oci_config_file.parent().unwrap_or(Path::new("")).join(FILE_NAME);
+    given.filter(|(p, _)| !p.as_os_str().is_empty()).or_else(|| {
+        [(beside, Source::BesideOciConfig), (home.join(".oci").join(FILE_NAME), Source::Home)]
+            .into_iter()
+            .find(|(p, _)| p.is_file())
+    })
 }
 
 /// Loads the merged section for `profile`.
@@ -479,22 +462,22 @@ token_url = https://other.example/token
         let env = dir.path().join("env.ini");
 
         // Nothing exists → None.
-        assert_eq!(locate(None, None, &oci_config, &home), None);
+        assert_eq!(locate(None, &oci_config, &home), None);
 
         let home_ini = home.join(".oci").join(FILE_NAME);
         fs::write(&home_ini, "[COMMON]\n").unwrap();
-        assert_eq!(locate(None, None, &oci_config, &home), Some((home_ini.clone(), Source::Home)));
+        assert_eq!(locate(None, &oci_config, &home), Some((home_ini.clone(), Source::Home)));
 
         let beside = cfgdir.join(FILE_NAME);
         fs::write(&beside, "[COMMON]\n").unwrap();
-        assert_eq!(locate(None, None, &oci_config, &home), Some((beside.clone(), Source::BesideOciConfig)));
+        assert_eq!(locate(None, &oci_config, &home), Some((beside.clone(), Source::BesideOciConfig)));
 
         // Explicit paths win even when they do not exist (load reports that).
-        assert_eq!(locate(None, Some(&env), &oci_config, &home), Some((env.clone(), Source::Env)));
-        assert_eq!(locate(Some(&flag), Some(&env), &oci_config, &home), Some((flag.clone(), Source::Flag)));
-        // An empty flag/env value counts as not given.
+        assert_eq!(locate(Some((env.clone(), Source::Env)), &oci_config, &home), Some((env.clone(), Source::Env)));
+        assert_eq!(locate(Some((flag.clone(), Source::Flag)), &oci_config, &home), Some((flag, Source::Flag)));
+        // An empty path counts as not given.
         assert_eq!(
-            locate(Some(Path::new("")), Some(Path::new("")), &oci_config, &home),
+            locate(Some((PathBuf::new(), Source::Flag)), &oci_config, &home),
             Some((beside, Source::BesideOciConfig))
         );
     }
@@ -503,7 +486,7 @@ token_url = https://other.example/token
     fn locate_ignores_a_folder_named_like_the_ini() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
-        assert_eq!(locate(None, None, &dir.path().join("config"), &dir.path().join("nohome")), None);
+        assert_eq!(locate(None, &dir.path().join("config"), &dir.path().join("nohome")), None);
     }
 
     #[test]

@@ -79,24 +79,12 @@ impl Lookup<'_> {
         self.text(key).map(SecretString::from)
     }
 
-    fn url(&self, key: Key) -> Result<Option<Url>> {
-        self.get(key, rules::url)
-    }
-
-    fn duration(&self, key: Key) -> Result<Option<Duration>> {
-        self.get(key, rules::duration)
-    }
-
     fn boolean(&self, key: Key) -> Result<bool> {
         self.or_default(key, rules::boolean)
     }
 
     fn path(&self, key: Key) -> Option<PathBuf> {
         self.text(key).map(|p| rules::path(p, self.home))
-    }
-
-    fn command(&self, key: Key) -> Result<Option<Vec<String>>> {
-        self.get(key, rules::command)
     }
 
     fn choice(&self, key: Key) -> Result<&'static str> {
@@ -139,24 +127,24 @@ impl Settings {
         let default_config = home.join(".oci").join("config");
 
         // The manager INI is found from the flag, the variable, or beside the OCI config.
-        let bootstrap = IniFile::default();
-        let pre =
-            Lookup { flags, env, ini: &bootstrap, home: &home, origins: RefCell::default(), given: RefCell::default() };
+        let mut l = Lookup {
+            flags,
+            env,
+            ini: &IniFile::default(),
+            home: &home,
+            origins: RefCell::default(),
+            given: RefCell::default(),
+        };
         // A path may be any bytes the OS allows: read the flag as given.
         let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
-            Some(p) => Some((rules::path(p, &home), Origin::Flag("manager-config"))),
-            None => pre.raw(Key::ManagerConfig).map(|(p, o)| (rules::path(p, &home), o)),
+            Some(p) => Some((rules::path(p, &home), ini::Source::Flag)),
+            None => l.raw(Key::ManagerConfig).map(|(p, _)| (rules::path(p, &home), ini::Source::Env)),
         };
-        let (by_flag, by_env) = match &given {
-            Some((p, Origin::Flag(_))) => (Some(p.as_path()), None),
-            Some((p, _)) => (None, Some(p.as_path())),
-            None => (None, None),
-        };
-        let ini = match ini::locate(by_flag, by_env, explicit_config.as_deref().unwrap_or(&default_config), &home) {
+        let ini = match ini::locate(given, explicit_config.as_deref().unwrap_or(&default_config), &home) {
             Some((path, source)) => ini::load(&path, source, &profile)?,
             None => IniFile::default(),
         };
-        let l = Lookup { flags, env, ini: &ini, home: &home, origins: pre.origins, given: pre.given };
+        l.ini = &ini;
         let warnings = ini.warnings();
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
@@ -176,7 +164,7 @@ impl Settings {
         let endpoint = oci.endpoint.clone().or_else(|| nonempty("OCI_CLI_ENDPOINT")).or_else(|| rc_value("endpoint"));
 
         let auto_refresh = l.boolean(Key::AutoRefresh)?;
-        let window = l.duration(Key::RefreshSafetyWindow)?.unwrap_or(if auto_refresh {
+        let window = l.get(Key::RefreshSafetyWindow, rules::duration)?.unwrap_or(if auto_refresh {
             DEFAULT_AUTO_WINDOW
         } else {
             DEFAULT_WINDOW
@@ -227,8 +215,8 @@ impl Settings {
 
         let ops = OpsConfig {
             metrics_file: l.path(Key::MetricsFile),
-            on_renewal_failure: l.command(Key::OnRenewalFailure)?,
-            on_expiring: l.command(Key::OnExpiring)?,
+            on_renewal_failure: l.get(Key::OnRenewalFailure, rules::command)?,
+            on_expiring: l.get(Key::OnExpiring, rules::command)?,
             expiring_warning: l.or_default(Key::ExpiringWarning, rules::duration)?,
             fallback_profile: l.get(Key::FallbackProfile, rules::profile)?.filter(|f| *f != profile),
         };
@@ -320,11 +308,13 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
 
     if let Some(source) = l.get(Key::SubjectTokenSource, |v| SubjectTokenSource::parse(v, l.home))? {
         let url_key = if l.present(Key::TokenExchangeUrl) { Key::TokenExchangeUrl } else { Key::TokenUrl };
-        let missing: Vec<Key> =
-            [url_key, Key::ClientId, Key::ClientSecret].into_iter().filter(|k| !l.present(*k)).collect();
+        // A missing URL is named as the exchange's.
+        let missing: Vec<Key> = [url_key, Key::ClientId, Key::ClientSecret]
+            .into_iter()
+            .filter(|k| !l.present(*k))
+            .map(|k| if k == Key::TokenUrl { Key::TokenExchangeUrl } else { k })
+            .collect();
         if !missing.is_empty() {
-            let missing: Vec<Key> =
-                missing.into_iter().map(|k| if k == Key::TokenUrl { Key::TokenExchangeUrl } else { k }).collect();
             return Err(missing_error(format!("profile `{profile}` has `subject_token_source` but lacks"), &missing));
         }
         return Ok(RenewMode::Federated(Box::new(FederatedConfig {
@@ -333,34 +323,37 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             audience: l.or_default(Key::SubjectTokenAudience, |v| Ok(v.trim().to_owned()))?,
             exchange: exchange(
                 l,
-                l.url(url_key)?.ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?,
+                l.get(url_key, rules::url)?
+                    .ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?,
             ),
         })));
     }
 
     let present: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| l.present(*k)).collect();
     if present.is_empty() {
-        return Ok(RenewMode::SessionRefresh(SessionRefreshConfig { auth_endpoint: l.url(Key::AuthEndpoint)? }));
+        return Ok(RenewMode::SessionRefresh(SessionRefreshConfig {
+            auth_endpoint: l.get(Key::AuthEndpoint, rules::url)?,
+        }));
     }
     let missing: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| !present.contains(k)).collect();
     if !missing.is_empty() {
         return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
     let need_url = |k: Key| {
-        l.url(k)?.ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]))
+        l.get(k, rules::url)?
+            .ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]))
     };
     let token_url = need_url(Key::TokenUrl)?;
-    let exchange_url = l.url(Key::TokenExchangeUrl)?.unwrap_or_else(|| token_url.clone());
+    let exchange_url = l.get(Key::TokenExchangeUrl, rules::url)?.unwrap_or_else(|| token_url.clone());
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
-    let device = DeviceConfig {
-        flow: match l.choice(Key::LoginFlow)? {
-            "browser" => LoginFlow::Browser,
-            "device" | "device_code" => LoginFlow::Device,
-            _ => LoginFlow::Auto,
-        },
-        authorization_url: l.url(Key::DeviceAuthorizationUrl)?,
+    // A device code when asked for, or with a terminal where no browser can be opened.
+    let device_login = match l.choice(Key::LoginFlow)? {
+        "browser" => false,
+        "device" | "device_code" => true,
+        _ => terminal && !browser_possible(env, cfg!(target_os = "linux")),
     };
+    let device = DeviceConfig { authorization_url: l.get(Key::DeviceAuthorizationUrl, rules::url)? };
     let passphrase = if l.boolean(Key::PassphrasePrompt)? {
         PassphraseSource::Prompt
     } else {
@@ -382,11 +375,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             token_url,
         },
         exchange: exchange(l, exchange_url),
-        device_login: match device.flow {
-            LoginFlow::Device => true,
-            LoginFlow::Browser => false,
-            LoginFlow::Auto => terminal && !browser_possible(env, cfg!(target_os = "linux")),
-        },
+        device_login,
         device,
         open_browser: l.boolean(Key::OpenBrowser)?,
         interactive: terminal || browser_command.is_some(),
@@ -438,7 +427,7 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
         let kind = RuntimeKind::of_program(&runtime).unwrap_or(RuntimeKind::Docker);
         (runtime, kind)
     });
-    let extra_args = l.command(Key::OciContainerArgs)?.unwrap_or_default();
+    let extra_args = l.get(Key::OciContainerArgs, rules::command)?.unwrap_or_default();
     Ok(Some(ContainerConfig { image, runtime, kind, extra_args }))
 }
 
