@@ -13,7 +13,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use url::Url;
 
 /// Looks settings up by precedence and parses them by their type's rule, noting origins.

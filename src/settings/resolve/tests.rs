@@ -1,4 +1,5 @@
 use super::*;
+use std::time::Duration;
 
 /// Resolves for profile `P` with `ini` as `~/.oci/woci_manager.ini` and `flags`.
 fn resolve_with(ini: &str, flags: &[(Key, &str)], env: &[(&str, &str)], never_renews: bool) -> Result<Settings> {
