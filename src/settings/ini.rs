@@ -51,10 +51,6 @@ impl Source {
             Source::Home => "found in `~/.oci`",
         }
     }
-
-    fn explicit(self) -> bool {
-        matches!(self, Source::Flag | Source::Env)
-    }
 }
 
 /// The selected profile's keys: `[COMMON]` with the profile's section merged over it.
@@ -107,9 +103,9 @@ impl IniFile {
         let file = self.path.as_ref().map_or_else(|| "the manager config".to_owned(), |p| format!("`{}`", p.display()));
         let mut out: Vec<String> = self
             .unknown_keys()
-            .map(|k| match near_miss(k) {
-                Some(known) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
-                None => format!("unknown key `{k}` in {file} (ignored)"),
+            .map(|k| {
+                let hint = near_miss(k).map(|known| format!("; did you mean `{known}`?")).unwrap_or_default();
+                format!("unknown key `{k}` in {file} (ignored){hint}")
             })
             .collect();
         if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
@@ -123,11 +119,7 @@ impl IniFile {
 
     /// A key's value, if set and non-empty. `key` is matched case-insensitively.
     pub fn get(&self, key: &str) -> Option<&str> {
-        let v = match self.values.get(key) {
-            Some(v) => Some(v),
-            None => self.values.get(&key.to_ascii_lowercase()),
-        };
-        v.map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.values.get(&key.to_ascii_lowercase()).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 }
 
@@ -153,7 +145,7 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     let bytes = match crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT) {
         Ok(b) => b,
         // A file that is there but too large is an error even when discovered: never ignored.
-        Err(e) if source.explicit() || e.kind() == std::io::ErrorKind::FileTooLarge => {
+        Err(e) if matches!(source, Source::Flag | Source::Env) || e.kind() == std::io::ErrorKind::FileTooLarge => {
             return Err(Error::Config(format!(
                 "cannot read the manager config `{}` {}: {}",
                 path.display(),
@@ -197,15 +189,9 @@ fn io_reason(e: &std::io::Error) -> String {
 /// The profile sections of the manager INI at `path` (not `[COMMON]`), read as [`load`] reads it;
 /// none when it cannot be read or parsed.
 pub fn section_names(path: Option<&Path>) -> Vec<String> {
-    let Some(text) = path.and_then(|p| crate::fsutil::read_text_bounded(p, crate::fsutil::MAX_INPUT).ok()) else {
-        return Vec::new();
-    };
-    match parse_ini(&text) {
-        Ok(parsed) => {
-            parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
-        }
-        Err(_) => Vec::new(),
-    }
+    let text = path.and_then(|p| crate::fsutil::read_text_bounded(p, crate::fsutil::MAX_INPUT).ok());
+    let Some(parsed) = text.and_then(|t| parse_ini(&t).ok()) else { return Vec::new() };
+    parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
 }
 
 /// The INI syntax of `woci_manager.ini` (as the Python woci's configparser reads it: no quotes or
@@ -257,10 +243,8 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         }
     }
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
-    let common = interpolate(&common);
-    let own = interpolate(&own);
-    let mut values = common;
-    values.extend(own);
+    let mut values = interpolate(&common);
+    values.extend(interpolate(&own));
     Ok(IniFile { path: None, has_profile_section, values, exposed_secrets: sets_secrets })
 }
 

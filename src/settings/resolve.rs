@@ -153,14 +153,13 @@ impl Settings {
                 None => (default_config, true),
             },
         };
-        let region = oci
-            .region
-            .clone()
-            .or_else(|| nonempty("OCI_CLI_REGION"))
-            .or_else(|| rc_value("region"))
-            .or_else(|| l.text(Key::Region));
-        let auth = oci.auth.clone().or_else(|| nonempty("OCI_CLI_AUTH")).or_else(|| rc_value("auth"));
-        let endpoint = oci.endpoint.clone().or_else(|| nonempty("OCI_CLI_ENDPOINT")).or_else(|| rc_value("endpoint"));
+        // As oci reads its own options: the command line, its variable, then `oci_cli_rc`.
+        let oci_option = |given: &Option<String>, var: &str, key: &str| {
+            given.clone().or_else(|| nonempty(var)).or_else(|| rc_value(key))
+        };
+        let region = oci_option(&oci.region, "OCI_CLI_REGION", "region").or_else(|| l.text(Key::Region));
+        let auth = oci_option(&oci.auth, "OCI_CLI_AUTH", "auth");
+        let endpoint = oci_option(&oci.endpoint, "OCI_CLI_ENDPOINT", "endpoint");
 
         let auto_refresh = l.boolean(Key::AutoRefresh)?;
         let window = l.get(Key::RefreshSafetyWindow, rules::duration)?.unwrap_or(if auto_refresh {
@@ -219,10 +218,7 @@ impl Settings {
             expiring_warning: l.or_default(Key::ExpiringWarning, rules::duration)?,
             fallback_profile: l.get(Key::FallbackProfile, rules::profile)?.filter(|f| *f != profile),
         };
-        let log_level = match l.raw(Key::LogLevel) {
-            Some(_) => Some(l.choice(Key::LogLevel)?.to_owned()),
-            None => None,
-        };
+        let log_level = l.present(Key::LogLevel).then(|| l.choice(Key::LogLevel)).transpose()?.map(str::to_owned);
         let mut secret_env: Vec<String> = env
             .keys()
             .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))
