@@ -163,11 +163,12 @@ use FlagArg::{Sets, Value};
 use Kind::*;
 use Scope::{Anywhere, Leading};
 
-impl Def {
-    const fn new(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
-        Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
-    }
+/// A setting of `woci_manager.ini` with no flag, variable or default; the builders below add them.
+const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
+    Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
+}
 
+impl Def {
     /// A flag taking a value (`VALUE` is its name in help).
     const fn flag(self, long: &'static str, value: &'static str, scope: Scope, heading: &'static str) -> Def {
         Def { flag: Some(Flag { long, arg: Value(value), scope, heading, help: None }), ..self }
@@ -205,10 +206,6 @@ impl Def {
     const fn no_ini(self) -> Def {
         Def { ini: false, ..self }
     }
-}
-
-const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
-    Def::new(key, name, kind, help)
 }
 
 /// Every setting, in help order (and in [`Key`]'s order).
