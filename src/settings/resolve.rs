@@ -21,9 +21,8 @@ struct Lookup<'a> {
     env: &'a Env,
     ini: &'a IniFile,
     home: &'a Path,
-    origins: RefCell<BTreeMap<&'static str, Origin>>,
-    /// The text of each setting found (secrets included, held as secrets).
-    given: RefCell<BTreeMap<&'static str, SecretString>>,
+    /// Each setting found: where from, and its text (secrets included, held as secrets).
+    found: RefCell<BTreeMap<&'static str, (Origin, SecretString)>>,
 }
 
 impl Lookup<'_> {
@@ -40,8 +39,7 @@ impl Lookup<'_> {
                 d.ini.then(|| self.ini.get(d.name)).flatten().and_then(nonempty).map(|v| (v, Origin::Ini(path)))
             });
         if let Some((value, origin)) = &found {
-            self.origins.borrow_mut().insert(d.name, origin.clone());
-            self.given.borrow_mut().insert(d.name, SecretString::from(value.as_str()));
+            self.found.borrow_mut().insert(d.name, (origin.clone(), SecretString::from(value.as_str())));
         }
         found
     }
@@ -126,14 +124,8 @@ impl Settings {
         let default_config = home.join(".oci").join("config");
 
         // The manager INI is found from the flag, the variable, or beside the OCI config.
-        let mut l = Lookup {
-            flags,
-            env,
-            ini: &IniFile::default(),
-            home: &home,
-            origins: RefCell::default(),
-            given: RefCell::default(),
-        };
+        let no_ini = IniFile::default();
+        let mut l = Lookup { flags, env, ini: &no_ini, home: &home, found: RefCell::default() };
         // A path may be any bytes the OS allows: read the flag as given.
         let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
             Some(p) => Some((rules::path(p, &home), ini::Source::Flag)),
@@ -148,10 +140,7 @@ impl Settings {
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
-            None => match l.path(Key::ConfigFile) {
-                Some(p) => (p, false),
-                None => (default_config, true),
-            },
+            None => l.path(Key::ConfigFile).map_or((default_config, true), |p| (p, false)),
         };
         // As oci reads its own options: the command line, its variable, then `oci_cli_rc`.
         let oci_option = |given: &Option<String>, var: &str, key: &str| {
@@ -181,18 +170,10 @@ impl Settings {
         };
 
         let mut extra_ca_files = Vec::new();
-        for p in [
-            oci.cert_bundle.clone(),
-            nonempty("OCI_CLI_CERT_BUNDLE").map(PathBuf::from),
-            rc_value("cert-bundle").map(PathBuf::from),
-            nonempty("REQUESTS_CA_BUNDLE").map(PathBuf::from),
-            nonempty("SSL_CERT_FILE").map(PathBuf::from),
-            nonempty("NODE_EXTRA_CA_CERTS").map(PathBuf::from),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let p = rules::path(p, &home);
+        let var = |k: &str| nonempty(k).map(PathBuf::from);
+        let ocis = [oci.cert_bundle.clone(), var("OCI_CLI_CERT_BUNDLE"), rc_value("cert-bundle").map(PathBuf::from)];
+        let others = ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"].map(var);
+        for p in ocis.into_iter().chain(others).flatten().map(|p| rules::path(p, &home)) {
             if !extra_ca_files.contains(&p) {
                 extra_ca_files.push(p);
             }
@@ -238,16 +219,22 @@ impl Settings {
         secret_env.sort();
         secret_env.dedup();
 
+        let container = resolve_container(&l, env)?;
+        let (native_oke, resign_proxy) = (l.boolean(Key::NativeOke)?, l.boolean(Key::ResignProxy)?);
+        let resign_hosts = l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default();
+        let proxy_max_connections = l.get(Key::ProxyMaxConnections, rules::count)?;
+        let debug = l.boolean(Key::Debug)?;
+        let found = l.found.take();
         Ok(Settings {
-            container: resolve_container(&l, env)?,
-            native_oke: l.boolean(Key::NativeOke)?,
-            resign_proxy: l.boolean(Key::ResignProxy)?,
-            resign_hosts: l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default(),
-            proxy_max_connections: l.get(Key::ProxyMaxConnections, rules::count)?,
-            debug: l.boolean(Key::Debug)?,
+            container,
+            native_oke,
+            resign_proxy,
+            resign_hosts,
+            proxy_max_connections,
+            debug,
             ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
-            origins: l.origins.take(),
-            given: l.given.take(),
+            origins: found.iter().map(|(name, (origin, _))| (*name, origin.clone())).collect(),
+            given: found.into_iter().map(|(name, (_, text))| (name, text)).collect(),
             profile,
             profile_on_cli,
             oci_config_file,
