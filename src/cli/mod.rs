@@ -526,9 +526,12 @@ fn find(name: &str) -> Option<Opt> {
     options().find(|o| name.strip_prefix("--") == Some(o.long) || o.short.is_some_and(|c| name == format!("-{c}")))
 }
 
+/// An option's name (with its dashes) and value.
+type NamedOption = (String, Option<OsString>);
+
 /// `--name[=value]` → (`--name`, value); `-x…` → (`-x…`, None); anything else (words, `-`) → None.
 /// The name must be UTF-8 (woci's and oci's names are); the value keeps its bytes.
-fn split_option(arg: &OsStr) -> Option<(String, Option<OsString>)> {
+fn split_option(arg: &OsStr) -> Option<NamedOption> {
     let bytes = arg.as_encoded_bytes();
     if bytes.len() < 2 || bytes[0] != b'-' {
         return None;
@@ -549,10 +552,7 @@ fn split_option(arg: &OsStr) -> Option<(String, Option<OsString>)> {
 
 /// `args` in order, one item per word or option: the option's name and value (inline, or the next
 /// argument when `takes_value(name)`; `None` for a word), and the arguments the item spans.
-fn scan(
-    args: &[OsString],
-    takes_value: impl Fn(&str) -> bool,
-) -> Vec<(Option<(String, Option<OsString>)>, &[OsString])> {
+fn scan(args: &[OsString], takes_value: impl Fn(&str) -> bool) -> Vec<(Option<NamedOption>, &[OsString])> {
     let mut items = Vec::new();
     let mut i = 0;
     while i < args.len() {
