@@ -177,16 +177,11 @@ const COMMANDS: &[Opt] = &[
 pub fn options() -> impl Iterator<Item = Opt> {
     let flags = table::SETTINGS.iter().filter_map(|d| {
         let f = d.flag?;
-        let (value, sets) = match f.arg {
-            FlagArg::Value(v) => (Some(v), None),
-            FlagArg::Sets(v) => (None, Some(v)),
+        let (value, sets, help) = match f.arg {
+            FlagArg::Value(v) => (Some(v), None, d.help),
+            FlagArg::Sets(v, help) => (None, Some(v), help),
         };
-        Some(Opt {
-            setting: Some((d.key, sets)),
-            value,
-            help: f.help.unwrap_or(d.help),
-            ..cmd(f.long, f.scope, f.heading, "")
-        })
+        Some(Opt { setting: Some((d.key, sets)), value, ..cmd(f.long, f.scope, f.heading, help) })
     });
     flags.chain(COMMANDS.iter().copied())
 }
@@ -233,20 +228,16 @@ fn build_command(with_hidden: bool) -> clap::Command {
         .after_long_help(RULES)
         .max_term_width(100);
     for o in options().filter(|o| with_hidden || !o.hidden) {
-        let default = o
-            .setting
-            .filter(|(_, sets)| sets.is_none())
-            .map_or(String::new(), |(key, _)| table::def(key).shown_default());
-        let help = if default.is_empty() {
-            o.help.to_owned()
-        } else {
-            format!("{} [default: {}]", o.help, default.replace('`', ""))
+        let default = match o.setting {
+            Some((key, None)) => table::def(key).shown_default().replace('`', ""),
+            _ => String::new(),
         };
-        let mut arg = Arg::new(o.long).long(o.long).help(help).help_heading(o.heading).hide(o.hidden);
-        if let Some(c) = o.short {
-            arg = arg.short(c);
-        }
-        arg = match (o.long, o.value) {
+        let help = match default.as_str() {
+            "" => o.help.to_owned(),
+            default => format!("{} [default: {default}]", o.help),
+        };
+        let arg = Arg::new(o.long).long(o.long).short(o.short).help(help).help_heading(o.heading).hide(o.hidden);
+        let arg = match (o.long, o.value) {
             ("help", _) => arg.action(ArgAction::Help),
             ("version", _) => arg.action(ArgAction::Version),
             ("completions", Some(v)) => arg

@@ -102,8 +102,9 @@ pub enum Scope {
 pub enum FlagArg {
     /// `--flag VALUE` / `--flag=VALUE`; the value's name in help.
     Value(&'static str),
-    /// A switch standing for this value of the setting (`--no-native` is `native_oke = false`).
-    Sets(&'static str),
+    /// A switch standing for this value of the setting (`--no-native` is `native_oke = false`),
+    /// and the switch's own help.
+    Sets(&'static str, &'static str),
 }
 
 /// A setting's command-line flag.
@@ -117,8 +118,6 @@ pub struct Flag {
     pub scope: Scope,
     /// Help heading.
     pub heading: &'static str,
-    /// The switch's own help when it differs from the setting's (negating switches).
-    pub help: Option<&'static str>,
 }
 
 /// One setting.
@@ -171,7 +170,7 @@ const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def 
 impl Def {
     /// A flag taking a value (`VALUE` is its name in help).
     const fn flag(self, long: &'static str, value: &'static str, scope: Scope, heading: &'static str) -> Def {
-        Def { flag: Some(Flag { long, arg: Value(value), scope, heading, help: None }), ..self }
+        Def { flag: Some(Flag { long, arg: Value(value), scope, heading }), ..self }
     }
 
     /// A switch standing for `value`, with its own help.
@@ -183,7 +182,7 @@ impl Def {
         heading: &'static str,
         help: &'static str,
     ) -> Def {
-        Def { flag: Some(Flag { long, arg: Sets(value), scope, heading, help: Some(help) }), ..self }
+        Def { flag: Some(Flag { long, arg: Sets(value, help), scope, heading }), ..self }
     }
 
     const fn env(self, var: &'static str) -> Def {
