@@ -380,22 +380,14 @@ fn exchange(l: &Lookup<'_>, url: Url) -> ExchangeConfig {
 /// display.
 fn browser_possible(env: &Env, linux: bool) -> bool {
     let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
-    if set("BROWSER") {
-        return true;
-    }
-    if set("SSH_CONNECTION") || set("SSH_TTY") {
-        return false;
-    }
-    !linux || set("DISPLAY") || set("WAYLAND_DISPLAY")
+    set("BROWSER")
+        || (!set("SSH_CONNECTION") && !set("SSH_TTY") && (!linux || set("DISPLAY") || set("WAYLAND_DISPLAY")))
 }
 
 fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig>> {
+    let one_image = |v: &str| !v.starts_with('-') && !v.contains(char::is_whitespace);
     let image = l.get(Key::OciContainerImage, |v| {
-        if v.starts_with('-') || v.contains(char::is_whitespace) {
-            Err("must be one image name".to_owned())
-        } else {
-            Ok(v.to_owned())
-        }
+        Some(v.to_owned()).filter(|v| one_image(v)).ok_or_else(|| "must be one image name".to_owned())
     })?;
     let Some(image) = image else { return Ok(None) };
     let configured = l.get(Key::OciContainerRuntime, |v| {
@@ -417,12 +409,8 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
 /// fails with "not found" naming `oci_container_runtime`).
 fn default_runtime(path: Option<&str>) -> OsString {
     let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
-    for name in ["docker", "podman"] {
-        if dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name))) {
-            return name.into();
-        }
-    }
-    "docker".into()
+    let on_path = |name: &&str| dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name)));
+    ["docker", "podman"].into_iter().find(on_path).unwrap_or("docker").into()
 }
 
 #[cfg(test)]
