@@ -217,8 +217,7 @@ fn parse_ini(text: &str) -> std::result::Result<ini::Ini, String> {
 pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
     let parsed = parse_ini(text)?;
 
-    let mut common: BTreeMap<String, String> = BTreeMap::new();
-    let mut own: BTreeMap<String, String> = BTreeMap::new();
+    let (mut common, mut own) = (BTreeMap::new(), BTreeMap::new());
     let mut has_profile_section = false;
     // Any section setting a secret (the file then deserves mode 0600; `load` checks the mode).
     let sets_secrets = parsed
@@ -230,17 +229,13 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         if let Some((junk, _)) = props.iter().find_map(|(k, _)| k.split_once('\n')) {
             return Err(format!("line `{}` in section `[{name}]` is not `key = value`", junk.trim()));
         }
-        let target = if name == profile {
-            has_profile_section = true;
-            &mut own
-        } else if name == COMMON_SECTION {
-            &mut common
-        } else {
-            continue;
+        has_profile_section |= name == profile;
+        let target = match name {
+            _ if name == profile => &mut own,
+            COMMON_SECTION => &mut common,
+            _ => continue,
         };
-        for (k, v) in props.iter() {
-            target.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
+        target.extend(props.iter().map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())));
     }
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
     let mut values = interpolate(&common);
@@ -263,21 +258,17 @@ fn expand(value: &str, raw: &BTreeMap<String, String>, depth: usize) -> String {
     while let Some(i) = rest.find('%') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
+        // `%(key)s` of a key the section has: that key's value, and what follows it.
+        let reference = after.strip_prefix('(').and_then(|inner| {
+            let end = inner.find(")s")?;
+            Some((raw.get(&inner[..end].to_ascii_lowercase())?, &inner[end + 2..]))
+        });
         if let Some(tail) = after.strip_prefix('%') {
             out.push('%');
             rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(') {
-            match inner.find(")s") {
-                Some(end) if raw.contains_key(&inner[..end].to_ascii_lowercase()) => {
-                    let referenced = &raw[&inner[..end].to_ascii_lowercase()];
-                    out.push_str(&expand(referenced, raw, depth + 1));
-                    rest = &inner[end + 2..];
-                }
-                _ => {
-                    out.push('%');
-                    rest = after;
-                }
-            }
+        } else if let Some((referenced, tail)) = reference {
+            out.push_str(&expand(referenced, raw, depth + 1));
+            rest = tail;
         } else {
             out.push('%');
             rest = after;
