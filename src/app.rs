@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::daemon::DaemonSpec;
 use crate::error::{Error, Result};
 use crate::renew::{Force, Renewer, Session};
-use crate::settings::{Env, Flags, OciView, Settings};
+use crate::settings::{Env, OciView, Settings};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -52,7 +52,7 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     })
 }
 
-fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
+fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     if matches!(
         inv.command,
         Command::Passthrough(_) | Command::Oci(_) | Command::SessionAuthenticate(_) | Command::SessionRefresh(_)
@@ -64,17 +64,18 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
         let settings = Settings::resolve(&inv.flags, &inv.oci, &env, false).ok();
         return child::exec(&ChildBuilder::oci(settings.as_ref(), &env, args.clone())?.build()?);
     }
-    if inv.command == Command::DaemonRun {
+    // The invocation as given: what the daemon and a re-run as the `fallback_profile` need.
+    let call = match inv.command {
         // The daemon's settings come through its stdin, never its command line.
-        let spec = crate::daemon::DaemonSpec::read_from(std::io::stdin().lock())?;
-        inv = Invocation { flags: spec.flags, oci: spec.oci, command: Command::DaemonRun, json: false };
-    }
+        Command::DaemonRun => DaemonSpec::read_from(std::io::stdin().lock())?,
+        _ => DaemonSpec { flags: inv.flags, oci: inv.oci },
+    };
     if let Command::Status { all: true, .. } = inv.command {
-        return crate::status::run_all(&inv.flags, &inv.oci, &env, inv.json, Arc::new(SystemClock));
+        return crate::status::run_all(&call.flags, &call.oci, &env, inv.json, Arc::new(SystemClock));
     }
-    let mut settings = Settings::resolve(&inv.flags, &inv.oci, &env, inv.command.never_renews())?;
+    let mut settings = Settings::resolve(&call.flags, &call.oci, &env, inv.command.never_renews())?;
     if inv.command == Command::DaemonRun {
-        settings = crate::daemon::DaemonSpec::settings(settings)?;
+        settings = DaemonSpec::settings(settings)?;
     }
     crate::logging::init(
         settings.log_level.as_deref(),
@@ -88,7 +89,6 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
     let ctx = Context::new(settings, Arc::new(SystemClock), env)?;
     let renewer = Arc::new(Renewer::new(&ctx));
     let s = &ctx.settings;
-    let call = Call { flags: &inv.flags, oci: &inv.oci };
 
     match inv.command {
         Command::Oci(args) => run_oci(&ctx, &renewer, args, &call),
@@ -98,16 +98,14 @@ fn dispatch(mut inv: Invocation, env: Env) -> Result<u8> {
         Command::SessionAuthenticate(args) if !s.has_idp() => {
             child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.build()?)
         }
-        Command::SessionAuthenticate(_) => report_session(&ctx, ensure(&renewer, Force::Login)?),
-        Command::SessionRefresh(_) => report_session(&ctx, ensure(&renewer, Force::Renew)?),
+        Command::SessionAuthenticate(_) => {
+            report_session(&ctx, runtime(false)?.block_on(renewer.ensure(Force::Login))?)
+        }
+        Command::SessionRefresh(_) => report_session(&ctx, runtime(false)?.block_on(renewer.ensure(Force::Renew))?),
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
         Command::Status { .. } => crate::status::run(&ctx, inv.json),
-        Command::Daemon => {
-            crate::daemon::start(&ctx, &renewer, DaemonSpec { flags: inv.flags.clone(), oci: inv.oci.clone() })
-        }
-        Command::DaemonRun => {
-            crate::daemon::run_foreground(&ctx, DaemonSpec { flags: inv.flags.clone(), oci: inv.oci.clone() })
-        }
+        Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
+        Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
         Command::DaemonStatus => crate::daemon::status(&ctx, inv.json),
         Command::StopDaemon => crate::daemon::stop(&ctx),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
@@ -132,13 +130,7 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
     }
 }
 
-/// The invocation as given: what running it again as the profile's `fallback_profile` needs.
-struct Call<'a> {
-    flags: &'a Flags,
-    oci: &'a OciView,
-}
-
-fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Call<'_>) -> Result<u8> {
+fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &DaemonSpec) -> Result<u8> {
     let s = &ctx.settings;
     if !s.manages_session() {
         tracing::debug!(auth = ?s.auth, "not a security_token command; running oci as is");
@@ -176,7 +168,7 @@ fn run_exec(
     renewer: Arc<Renewer>,
     program: OsString,
     args: Vec<OsString>,
-    call: &Call<'_>,
+    call: &DaemonSpec,
 ) -> Result<u8> {
     let s = &ctx.settings;
     let session = match ensure_or_keep(&renewer) {
@@ -203,7 +195,7 @@ fn run_exec(
 /// [`Renewer::ensure_or_keep`] fails only when the token is no longer usable (expired, missing,
 /// or valid for [`crate::renew::FALLBACK_MIN_LEFT`] or less), so a usable token is never
 /// replaced.
-fn fallback_context(ctx: &Context, call: &Call<'_>, err: Error) -> Result<Context> {
+fn fallback_context(ctx: &Context, call: &DaemonSpec, err: Error) -> Result<Context> {
     let s = &ctx.settings;
     let Some(name) = s.ops.fallback_profile.clone() else { return Err(err) };
     let class = crate::metrics::class_of(&err);
@@ -211,7 +203,7 @@ fn fallback_context(ctx: &Context, call: &Call<'_>, err: Error) -> Result<Contex
         return Err(err);
     }
     let view = OciView { profile: Some(name.clone()), ..call.oci.clone() };
-    let mut settings = match Settings::resolve(call.flags, &view, &ctx.env, false) {
+    let mut settings = match Settings::resolve(&call.flags, &view, &ctx.env, false) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!("fallback profile `{name}` of profile `{}` cannot be used: {e}", s.profile);
@@ -230,30 +222,24 @@ fn fallback_context(ctx: &Context, call: &Call<'_>, err: Error) -> Result<Contex
     ctx.with_settings(settings)
 }
 
-/// The session for a forced renewal or login (`session refresh` / `session authenticate`).
-fn ensure(renewer: &Renewer, force: Force) -> Result<Session> {
-    current_thread()?.block_on(renewer.ensure(force))
-}
-
 /// The session for a call that runs a command (keeps a still-valid token when renewal fails).
 fn ensure_or_keep(renewer: &Renewer) -> Result<Session> {
     // `ensure` returns before any await point when the token is fresh, so this is cheap.
-    current_thread()?.block_on(renewer.ensure_or_keep())
+    runtime(false)?.block_on(renewer.ensure_or_keep())
 }
 
-fn current_thread() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+/// An async runtime: on this thread only, or (`multi_thread`) for a supervised child.
+fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime> {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    builder.enable_all().build().map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
 fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: ChildBuilder) -> Result<u8> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(autorefresh::run_supervised(ctx, renewer.clone(), session, builder))
+    runtime(true)?.block_on(autorefresh::run_supervised(ctx, renewer, session, builder))
 }
 
 fn report_session(ctx: &Context, session: Session) -> Result<u8> {

@@ -48,7 +48,7 @@ pub mod oci_globals;
 pub mod reference;
 
 use crate::error::{Error, Result};
-use crate::settings::table::{self, Def, FlagArg, Scope, H_DAEMON, H_INFO, H_LONG};
+use crate::settings::table::{self, FlagArg, Scope, H_DAEMON, H_INFO, H_LONG};
 use crate::settings::{Flags, Key, OciView};
 use clap::{Arg, ArgAction};
 use std::ffi::{OsStr, OsString};
@@ -120,30 +120,12 @@ pub struct Invocation {
     pub json: bool,
 }
 
-/// woci's options that are commands, not settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub enum Cmd {
-    Exec,
-    Status,
-    All,
-    Prompt,
-    Json,
-    Daemon,
-    DaemonStatus,
-    StopDaemon,
-    DaemonRun,
-    Completions,
-    Man,
-    Help,
-    Version,
-}
-
-/// One woci option as the splitter and clap see it: a setting's flag, or a command.
+/// One woci option as the splitter and clap see it: a setting's flag, or a command (named by its
+/// long name).
 #[derive(Debug, Clone, Copy)]
 pub struct Opt {
-    /// The setting it sets, or the command it is.
-    pub what: What,
+    /// The setting it sets and, for a switch, the value it stands for; `None` for a command.
+    pub setting: Option<(Key, Option<&'static str>)>,
     /// Long name without `--`.
     pub long: &'static str,
     /// Short name, if any.
@@ -160,24 +142,8 @@ pub struct Opt {
     pub hidden: bool,
 }
 
-/// What an option does.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum What {
-    /// Sets a setting (the switch's value, or the given one).
-    Setting(Key, Option<&'static str>),
-    /// A command or command modifier.
-    Cmd(Cmd),
-}
-
-const fn cmd(
-    c: Cmd,
-    long: &'static str,
-    value: Option<&'static str>,
-    scope: Scope,
-    heading: &'static str,
-    help: &'static str,
-) -> Opt {
-    Opt { what: What::Cmd(c), long, short: None, value, scope, heading, help, hidden: false }
+const fn cmd(long: &'static str, scope: Scope, heading: &'static str, help: &'static str) -> Opt {
+    Opt { setting: None, long, short: None, value: None, scope, heading, help, hidden: false }
 }
 
 use Scope::{Anywhere, Leading};
@@ -185,90 +151,39 @@ use Scope::{Anywhere, Leading};
 /// woci's command options (the settings' flags come from the settings table).
 const COMMANDS: &[Opt] = &[
     cmd(
-        Cmd::Exec,
         "exec",
-        None,
         Leading,
         H_LONG,
         "Run the program after `--` instead of oci, with the same session handling: woci --exec -- terraform plan",
     ),
-    cmd(
-        Cmd::Status,
-        "status",
-        None,
-        Anywhere,
-        H_DAEMON,
-        "Show the profile's session state; the exit code says whether it is usable",
-    ),
-    cmd(Cmd::All, "all", None, Leading, H_DAEMON, "With --status: every profile woci knows"),
-    cmd(Cmd::Prompt, "prompt", None, Leading, H_DAEMON, "With --status: one short line for a shell prompt"),
-    cmd(Cmd::Json, "json", None, Leading, H_DAEMON, "With --status / --daemon-status: print JSON"),
-    cmd(
-        Cmd::Daemon,
-        "daemon",
-        None,
-        Anywhere,
-        H_DAEMON,
-        "Start a background process that keeps the profile's session valid",
-    ),
-    cmd(
-        Cmd::DaemonStatus,
-        "daemon-status",
-        None,
-        Anywhere,
-        H_DAEMON,
-        "Show whether the profile's daemon runs (exit 0) or not (exit 1)",
-    ),
-    cmd(
-        Cmd::StopDaemon,
-        "stop-daemon",
-        None,
-        Anywhere,
-        H_DAEMON,
-        "Stop the profile's daemon (exit 0 stopped, 1 none running)",
-    ),
+    cmd("status", Anywhere, H_DAEMON, "Show the profile's session state; the exit code says whether it is usable"),
+    cmd("all", Leading, H_DAEMON, "With --status: every profile woci knows"),
+    cmd("prompt", Leading, H_DAEMON, "With --status: one short line for a shell prompt"),
+    cmd("json", Leading, H_DAEMON, "With --status / --daemon-status: print JSON"),
+    cmd("daemon", Anywhere, H_DAEMON, "Start a background process that keeps the profile's session valid"),
+    cmd("daemon-status", Anywhere, H_DAEMON, "Show whether the profile's daemon runs (exit 0) or not (exit 1)"),
+    cmd("stop-daemon", Anywhere, H_DAEMON, "Stop the profile's daemon (exit 0 stopped, 1 none running)"),
+    Opt { hidden: true, ..cmd("daemon-run", Anywhere, H_DAEMON, "The daemon process itself (internal)") },
     Opt {
-        hidden: true,
-        ..cmd(Cmd::DaemonRun, "daemon-run", None, Anywhere, H_DAEMON, "The daemon process itself (internal)")
+        value: Some("SHELL"),
+        ..cmd("completions", Leading, H_INFO, "Print shell completions: bash, zsh, fish, elvish, powershell")
     },
-    cmd(
-        Cmd::Completions,
-        "completions",
-        Some("SHELL"),
-        Leading,
-        H_INFO,
-        "Print shell completions: bash, zsh, fish, elvish, powershell",
-    ),
-    cmd(Cmd::Man, "man", None, Leading, H_INFO, "Print the man page (roff)"),
-    Opt {
-        short: Some('h'),
-        ..cmd(Cmd::Help, "help", None, Leading, H_INFO, "Print this help (oci's help: woci -- --help)")
-    },
-    Opt { short: Some('v'), ..cmd(Cmd::Version, "version", None, Leading, H_INFO, "Print woci's version") },
+    cmd("man", Leading, H_INFO, "Print the man page (roff)"),
+    Opt { short: Some('h'), ..cmd("help", Leading, H_INFO, "Print this help (oci's help: woci -- --help)") },
+    Opt { short: Some('v'), ..cmd("version", Leading, H_INFO, "Print woci's version") },
 ];
 
 /// Every woci option, in help order: the settings' flags, then the commands.
 pub fn options() -> impl Iterator<Item = Opt> {
-    table::SETTINGS.iter().filter_map(setting_opt).chain(COMMANDS.iter().copied())
-}
-
-fn setting_opt(d: &'static Def) -> Option<Opt> {
-    let f = d.flag?;
-    let (value, sets) = match f.arg {
-        FlagArg::Value(v) => (Some(v), None),
-        FlagArg::Sets(v) => (None, Some(v)),
-    };
-    let help = f.help.unwrap_or(d.help);
-    Some(Opt {
-        what: What::Setting(d.key, sets),
-        long: f.long,
-        short: None,
-        value,
-        scope: f.scope,
-        heading: f.heading,
-        help,
-        hidden: false,
-    })
+    let flags = table::SETTINGS.iter().filter_map(|d| {
+        let f = d.flag?;
+        let (value, sets, help) = match f.arg {
+            FlagArg::Value(v) => (Some(v), None, d.help),
+            FlagArg::Sets(v, help) => (None, Some(v), help),
+        };
+        Some(Opt { setting: Some((d.key, sets)), value, ..cmd(f.long, f.scope, f.heading, help) })
+    });
+    flags.chain(COMMANDS.iter().copied())
 }
 
 const ABOUT: &str = "Drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the profile's OCI session token (UPST) valid, then runs `oci`";
@@ -313,26 +228,19 @@ fn build_command(with_hidden: bool) -> clap::Command {
         .after_long_help(RULES)
         .max_term_width(100);
     for o in options().filter(|o| with_hidden || !o.hidden) {
-        let help = match o.what {
-            What::Setting(key, None) => {
-                let d = table::def(key);
-                let default = if d.default.is_empty() { d.default_doc } else { d.default };
-                if default.is_empty() {
-                    o.help.to_owned()
-                } else {
-                    format!("{} [default: {}]", o.help, default.replace('`', ""))
-                }
-            }
-            _ => o.help.to_owned(),
+        let default = match o.setting {
+            Some((key, None)) => table::def(key).shown_default().replace('`', ""),
+            _ => String::new(),
         };
-        let mut arg = Arg::new(o.long).long(o.long).help(help).help_heading(o.heading).hide(o.hidden);
-        if let Some(c) = o.short {
-            arg = arg.short(c);
-        }
-        arg = match (o.what, o.value) {
-            (What::Cmd(Cmd::Help), _) => arg.action(ArgAction::Help),
-            (What::Cmd(Cmd::Version), _) => arg.action(ArgAction::Version),
-            (What::Cmd(Cmd::Completions), Some(v)) => arg
+        let help = match default.as_str() {
+            "" => o.help.to_owned(),
+            default => format!("{} [default: {default}]", o.help),
+        };
+        let arg = Arg::new(o.long).long(o.long).short(o.short).help(help).help_heading(o.heading).hide(o.hidden);
+        let arg = match (o.long, o.value) {
+            ("help", _) => arg.action(ArgAction::Help),
+            ("version", _) => arg.action(ArgAction::Version),
+            ("completions", Some(v)) => arg
                 .value_name(v)
                 .action(ArgAction::Set)
                 .value_parser(clap::value_parser!(clap_complete::Shell))
@@ -418,18 +326,15 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
         if let Some((name, inline)) = split_option(&arg) {
             let mine = find(&name)
                 .filter(|o| o.scope == Anywhere || !seen_word)
-                .filter(|o| !(as_oci && matches!(o.what, What::Cmd(Cmd::Help | Cmd::Version))));
+                .filter(|o| !(as_oci && matches!(o.long, "help" | "version")));
             if let Some(o) = mine {
                 let value = match (o.value, inline) {
-                    (None, Some(_)) => return Err(usage(format!("`{}` takes no value", display(&o)))),
-                    (None, None) => None,
-                    (Some(_), Some(v)) => Some(v),
-                    (Some(_), None) => {
-                        Some(it.next().ok_or_else(|| usage(format!("`{}` needs a value", display(&o))))?)
-                    }
+                    (None, Some(_)) => return Err(usage(format!("`--{}` takes no value", o.long))),
+                    (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`--{}` needs a value", o.long)))?),
+                    (_, inline) => inline,
                 };
                 st.apply(&o, value)?;
-                if o.what == What::Setting(Key::Debug, Some("true")) {
+                if o.setting == Some((Key::Debug, Some("true"))) {
                     forwarded.push(arg);
                 }
                 continue;
@@ -437,12 +342,9 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
             if !seen_word && oci_globals::find(&name).is_none() {
                 return Err(unknown_option(&name));
             }
-            let value_follows = !seen_word && inline.is_none() && oci_globals::takes_value(&name);
             forwarded.push(arg);
-            if value_follows {
-                if let Some(v) = it.next() {
-                    forwarded.push(v);
-                }
+            if !seen_word && inline.is_none() && oci_globals::takes_value(&name) {
+                forwarded.extend(it.next());
             }
             continue;
         }
@@ -452,146 +354,105 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
     st.finish(forwarded, after_dashdash)
 }
 
-/// Parse state: the setting flags plus the command flags.
+/// Parse state: the setting flags, the command options given (by long name) and the shell of
+/// `--completions`.
 #[derive(Default)]
 struct State {
     flags: Flags,
-    help: bool,
-    version: bool,
+    given: Vec<&'static str>,
     completions: Option<clap_complete::Shell>,
-    man: bool,
-    exec: bool,
-    status: bool,
-    all: bool,
-    prompt: bool,
-    json: bool,
-    daemon: bool,
-    daemon_run: bool,
-    daemon_status: bool,
-    stop_daemon: bool,
 }
 
 impl State {
     fn apply(&mut self, o: &Opt, value: Option<OsString>) -> Result<()> {
-        let text = || -> Result<String> {
-            value
-                .clone()
-                .unwrap_or_default()
-                .into_string()
-                .map_err(|_| usage(format!("the value of `{}` is not valid UTF-8", display(o))))
+        let value = value.unwrap_or_default();
+        let text = || {
+            value.clone().into_string().map_err(|_| usage(format!("the value of `--{}` is not valid UTF-8", o.long)))
         };
-        match o.what {
-            What::Setting(key, Some(sets)) => self.flags.set(key, sets),
+        match o.setting {
+            Some((key, Some(sets))) => self.flags.set(key, sets),
             // A path may be any bytes; everything else is text checked by its type's rule.
-            What::Setting(key, None) if table::def(key).kind == table::Kind::Path => {
-                self.flags.set(key, value.clone().unwrap_or_default())
-            }
-            What::Setting(key, None) => {
+            Some((key, None)) if table::def(key).kind == table::Kind::Path => self.flags.set(key, value),
+            Some((key, None)) => {
                 let v = text()?;
                 crate::settings::rules::check(table::def(key).kind, &v)
-                    .map_err(|why| usage(format!("`{}` {why}, got `{}`", display(o), v.escape_debug())))?;
+                    .map_err(|why| usage(format!("`--{}` {why}, got `{}`", o.long, v.escape_debug())))?;
                 self.flags.set(key, v);
             }
-            What::Cmd(c) => {
-                let on = match c {
-                    Cmd::Exec => &mut self.exec,
-                    Cmd::Status => &mut self.status,
-                    Cmd::All => &mut self.all,
-                    Cmd::Prompt => &mut self.prompt,
-                    Cmd::Json => &mut self.json,
-                    Cmd::Daemon => &mut self.daemon,
-                    Cmd::DaemonStatus => &mut self.daemon_status,
-                    Cmd::StopDaemon => &mut self.stop_daemon,
-                    Cmd::DaemonRun => &mut self.daemon_run,
-                    Cmd::Man => &mut self.man,
-                    Cmd::Help => &mut self.help,
-                    Cmd::Version => &mut self.version,
-                    Cmd::Completions => {
-                        let v = text()?;
-                        let shell = <clap_complete::Shell as clap::ValueEnum>::from_str(v.trim(), true).map_err(|_| {
-                            usage(format!(
-                                "`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"
-                            ))
-                        })?;
-                        self.completions = Some(shell);
-                        return Ok(());
-                    }
-                };
-                *on = true;
+            None if o.long == "completions" => {
+                let v = text()?;
+                let shell = <clap_complete::Shell as clap::ValueEnum>::from_str(v.trim(), true).map_err(|_| {
+                    usage(format!(
+                        "`--completions` does not know the shell `{v}` (use bash, zsh, fish, elvish or powershell)"
+                    ))
+                })?;
+                self.completions = Some(shell);
             }
+            None => self.given.push(o.long),
         }
         Ok(())
     }
 
+    fn on(&self, long: &str) -> bool {
+        self.given.contains(&long)
+    }
+
     fn finish(self, forwarded: Vec<OsString>, after: Option<Vec<OsString>>) -> Result<Invocation> {
-        let informational = if self.help {
-            Some(Command::Help)
-        } else if self.version {
-            Some(Command::Version)
-        } else if let Some(shell) = self.completions {
-            Some(Command::Completions(shell))
-        } else if self.man {
-            Some(Command::Man)
-        } else {
-            None
-        };
+        let (oci, command) = self.command(forwarded, after)?;
+        Ok(Invocation { json: self.on("json"), flags: self.flags, oci, command })
+    }
+
+    /// What the command line asks for, and what its `oci` arguments say.
+    fn command(&self, forwarded: Vec<OsString>, after: Option<Vec<OsString>>) -> Result<(OciView, Command)> {
+        let informational = [(self.on("help"), Command::Help), (self.on("version"), Command::Version)]
+            .into_iter()
+            .find_map(|(on, command)| on.then_some(command))
+            .or(self.completions.map(Command::Completions))
+            .or(self.on("man").then_some(Command::Man));
         if let Some(command) = informational {
-            return Ok(Invocation { flags: self.flags, oci: OciView::default(), command, json: self.json });
+            return Ok((OciView::default(), command));
         }
-        if (self.all || self.prompt) && !self.status {
-            return Err(usage(format!("`--{}` goes with `--status`", if self.all { "all" } else { "prompt" })));
+        let (all, prompt) = (self.on("all"), self.on("prompt"));
+        if (all || prompt) && !self.on("status") {
+            return Err(usage(format!("`--{}` goes with `--status`", if all { "all" } else { "prompt" })));
         }
-        if self.all && self.prompt {
+        if all && prompt {
             return Err(usage("`--all` and `--prompt` cannot be combined"));
         }
-
-        let actions: Vec<&str> = [
-            (self.exec, "--exec"),
-            (self.status, "--status"),
-            (self.daemon, "--daemon"),
-            (self.daemon_run, "--daemon-run"),
-            (self.daemon_status, "--daemon-status"),
-            (self.stop_daemon, "--stop-daemon"),
-        ]
-        .into_iter()
-        .filter_map(|(on, name)| on.then_some(name))
-        .collect();
+        let actions: Vec<&str> = ["exec", "status", "daemon", "daemon-run", "daemon-status", "stop-daemon"]
+            .into_iter()
+            .filter(|a| self.on(a))
+            .collect();
         if let [a, b, ..] = actions[..] {
-            return Err(usage(format!("`{a}` and `{b}` cannot be combined")));
+            return Err(usage(format!("`--{a}` and `--{b}` cannot be combined")));
         }
         let words = oci_words(&forwarded);
 
-        if self.exec {
+        if self.on("exec") {
             let Some(mut rest) = after.filter(|r| !r.is_empty()) else {
                 return Err(usage("`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]..."));
             };
             check_exec_leftovers(&forwarded)?;
             let oci = read_oci_view(&forwarded)?;
             let program = rest.remove(0);
-            return Ok(Invocation {
-                flags: self.flags,
-                oci,
-                command: Command::Exec { program, args: rest },
-                json: self.json,
-            });
+            return Ok((oci, Command::Exec { program, args: rest }));
         }
 
         if let Some(action) = actions.first() {
             if let Some(w) = words.first() {
-                return Err(usage(format!("`{action}` takes no oci command, got `{}`", w.to_string_lossy())));
+                return Err(usage(format!("`--{action}` takes no oci command, got `{}`", w.to_string_lossy())));
             }
             if after.as_ref().is_some_and(|a| !a.is_empty()) {
-                return Err(usage(format!("`{action}` takes no arguments after `--`")));
+                return Err(usage(format!("`--{action}` takes no arguments after `--`")));
             }
             let command = match *action {
-                "--status" => Command::Status { all: self.all, prompt: self.prompt },
-                "--daemon" => Command::Daemon,
-                "--daemon-run" => Command::DaemonRun,
-                "--daemon-status" => Command::DaemonStatus,
+                "status" => Command::Status { all, prompt },
+                "daemon" => Command::Daemon,
+                "daemon-run" => Command::DaemonRun,
+                "daemon-status" => Command::DaemonStatus,
                 _ => Command::StopDaemon,
             };
-            let oci = read_oci_view(&forwarded)?;
-            return Ok(Invocation { flags: self.flags, oci, command, json: self.json });
+            return Ok((read_oci_view(&forwarded)?, command));
         }
 
         let owned = match (words.first().and_then(|w| w.to_str()), words.get(1).and_then(|w| w.to_str())) {
@@ -607,7 +468,7 @@ impl State {
             None if session_free(&all) => Command::Passthrough(all),
             None => Command::Oci(all),
         };
-        Ok(Invocation { flags: self.flags, oci, command, json: self.json })
+        Ok((oci, command))
     }
 }
 
@@ -634,15 +495,14 @@ fn session_free(args: &[OsString]) -> bool {
 
 /// An option before the first oci word that is neither woci's nor oci's.
 fn unknown_option(name: &str) -> Error {
-    let woci = options().filter(|o| !o.hidden).map(|o| o.long);
-    let known: Vec<String> = woci
-        .map(|l| format!("--{l}"))
+    let known: Vec<String> = options()
+        .filter(|o| !o.hidden)
+        .map(|o| format!("--{}", o.long))
         .chain(oci_globals::OCI_GLOBALS.iter().flat_map(|g| g.names.iter().map(|n| (*n).to_owned())))
         .collect();
-    let hint = match oci_globals::suggest(name, known.iter().map(String::as_str)) {
-        Some(s) => format!(" (did you mean `{s}`?)"),
-        None => String::new(),
-    };
+    let hint = oci_globals::suggest(name, known.iter().map(String::as_str))
+        .map(|s| format!(" (did you mean `{s}`?)"))
+        .unwrap_or_default();
     usage(format!(
         "unknown option `{name}`{hint}: it is neither a woci option (woci --help) nor a global oci option; \
          options of an oci command go after the command"
@@ -653,25 +513,16 @@ fn usage(msg: impl Into<String>) -> Error {
     Error::Config(msg.into())
 }
 
-fn display(o: &Opt) -> String {
-    format!("--{}", o.long)
+fn find(name: &str) -> Option<Opt> {
+    options().find(|o| name.strip_prefix("--") == Some(o.long) || o.short.is_some_and(|c| name == format!("-{c}")))
 }
 
-fn find(name: &str) -> Option<Opt> {
-    if let Some(long) = name.strip_prefix("--") {
-        options().find(|o| o.long == long)
-    } else {
-        let mut chars = name.strip_prefix('-')?.chars();
-        let (c, None) = (chars.next()?, chars.next()) else {
-            return None;
-        };
-        options().find(|o| o.short == Some(c))
-    }
-}
+/// An option's name (with its dashes) and value.
+type NamedOption = (String, Option<OsString>);
 
 /// `--name[=value]` → (`--name`, value); `-x…` → (`-x…`, None); anything else (words, `-`) → None.
 /// The name must be UTF-8 (woci's and oci's names are); the value keeps its bytes.
-fn split_option(arg: &OsStr) -> Option<(String, Option<OsString>)> {
+fn split_option(arg: &OsStr) -> Option<NamedOption> {
     let bytes = arg.as_encoded_bytes();
     if bytes.len() < 2 || bytes[0] != b'-' {
         return None;
@@ -682,57 +533,52 @@ fn split_option(arg: &OsStr) -> Option<(String, Option<OsString>)> {
     match bytes.iter().position(|&b| b == b'=') {
         Some(i) => {
             let name = std::str::from_utf8(&bytes[..i]).ok()?.to_owned();
-            Some((name, Some(os_from_bytes(&bytes[i + 1..]))))
+            // SAFETY: the bytes after an ASCII `=` of an `OsStr`'s encoded bytes are themselves valid
+            // encoded bytes (std's documented rule for splitting at ASCII).
+            Some((name, Some(unsafe { OsStr::from_encoded_bytes_unchecked(&bytes[i + 1..]) }.to_owned())))
         }
         None => Some((arg.to_string_lossy().into_owned(), None)),
     }
 }
 
-#[cfg(unix)]
-fn os_from_bytes(b: &[u8]) -> OsString {
-    use std::os::unix::ffi::OsStrExt;
-    OsStr::from_bytes(b).to_owned()
+/// `args` in order, one item per word or option: the option's name and value (inline, or the next
+/// argument when `takes_value(name)`; `None` for a word), and the arguments the item spans.
+fn scan(args: &[OsString], takes_value: impl Fn(&str) -> bool) -> Vec<(Option<NamedOption>, &[OsString])> {
+    let mut items = Vec::new();
+    let mut i = 0;
+    while i < args.len() {
+        let opt = split_option(&args[i]);
+        let n = match &opt {
+            Some((name, None)) if takes_value(name) => 2.min(args.len() - i),
+            _ => 1,
+        };
+        let opt = opt.map(|(name, inline)| (name, inline.or_else(|| (n == 2).then(|| args[i + 1].clone()))));
+        items.push((opt, &args[i..i + n]));
+        i += n;
+    }
+    items
 }
 
-#[cfg(not(unix))]
-fn os_from_bytes(b: &[u8]) -> OsString {
-    OsString::from(String::from_utf8_lossy(b).into_owned())
+fn is_view_option(name: &str) -> bool {
+    VIEW_OPTIONS.contains(&name)
 }
 
 /// The positional words of the `oci` arguments (values of oci's value-taking global options and
 /// `--debug` skipped).
 fn oci_words(args: &[OsString]) -> Vec<&OsString> {
-    let mut words = Vec::new();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        match split_option(a) {
-            Some((name, None)) if oci_globals::takes_value(&name) => i += 1,
-            Some(_) => {}
-            None => words.push(a),
-        }
-    }
-    words
+    scan(args, oci_globals::takes_value).into_iter().filter(|(opt, _)| opt.is_none()).map(|(_, a)| &a[0]).collect()
 }
 
 /// With `--exec`, only the profile-selecting oci options (and `--debug`) may come before `--`.
 fn check_exec_leftovers(forwarded: &[OsString]) -> Result<()> {
-    let mut i = 0;
-    while i < forwarded.len() {
-        let a = &forwarded[i];
-        i += 1;
-        match split_option(a) {
-            Some((name, inline)) if VIEW_OPTIONS.contains(&name.as_str()) => {
-                if inline.is_none() {
-                    i += 1;
-                }
-            }
+    for (opt, span) in scan(forwarded, is_view_option) {
+        match opt {
+            Some((name, _)) if is_view_option(&name) => {}
             Some((name, None)) if name == "--debug" => {}
             _ => {
                 return Err(usage(format!(
                     "`{}` cannot come before `--` with `--exec`; put the program and its arguments after `--`",
-                    a.to_string_lossy()
+                    span[0].to_string_lossy()
                 )))
             }
         }
@@ -755,27 +601,9 @@ const VIEW_OPTIONS: &[&str] = &[
 /// (both forms; the last one wins, as in `oci`). The arguments are not changed.
 fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     let mut view = OciView::default();
-    let mut i = 0;
-    while i < args.len() {
-        let a = &args[i];
-        i += 1;
-        let Some((name, inline)) = split_option(a) else {
-            continue;
-        };
-        if !VIEW_OPTIONS.contains(&name.as_str()) {
-            continue;
-        }
-        let value = match inline {
-            Some(v) => v,
-            None => match args.get(i) {
-                Some(v) => {
-                    i += 1;
-                    v.clone()
-                }
-                // oci reports the missing value itself.
-                None => continue,
-            },
-        };
+    for (opt, _) in scan(args, is_view_option) {
+        // A missing value: oci reports it itself.
+        let Some((name, Some(value))) = opt.filter(|(name, _)| is_view_option(name)) else { continue };
         let text =
             || value.clone().into_string().map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")));
         match name.as_str() {
@@ -791,7 +619,7 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     view.words = oci_words(args).iter().map(|w| w.to_string_lossy().into_owned()).collect();
     view.lookalike = args.iter().find_map(|a| {
         let (name, _) = split_option(a)?;
-        if VIEW_OPTIONS.contains(&name.as_str()) || oci_globals::find(&name).is_some() {
+        if is_view_option(&name) || oci_globals::find(&name).is_some() {
             return None;
         }
         let (score, v) = crate::settings::rules::closest(&name, VIEW_OPTIONS.iter().copied())?;
@@ -804,24 +632,20 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
 /// `profile`, read as [`Invocation::oci`] reads them; everything else untouched and in order.
 pub fn with_profile(args: &[OsString], profile: &str) -> Vec<OsString> {
     let mut out = Vec::with_capacity(args.len());
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        match split_option(a) {
-            Some((name, inline)) if name == "--profile" => match inline {
-                Some(_) => out.push(OsString::from(format!("--profile={profile}"))),
-                None => {
-                    out.push(a.clone());
-                    if it.next().is_some() {
-                        out.push(profile.into());
-                    }
-                }
-            },
-            Some((name, None)) if VIEW_OPTIONS.contains(&name.as_str()) => {
-                // Another option's value is never read as an option.
-                out.push(a.clone());
-                out.extend(it.next().cloned());
+    for (opt, span) in scan(args, is_view_option) {
+        match opt {
+            // `--profile=P`.
+            Some((name, Some(_))) if name == "--profile" && span.len() == 1 => {
+                out.push(OsString::from(format!("--profile={profile}")))
             }
-            _ => out.push(a.clone()),
+            Some((name, _)) if name == "--profile" => {
+                out.push(span[0].clone());
+                if span.len() == 2 {
+                    out.push(profile.into());
+                }
+            }
+            // Another option's value is never read as an option.
+            _ => out.extend(span.iter().cloned()),
         }
     }
     out

@@ -41,17 +41,12 @@ pub fn settings() -> Vec<Row> {
         .iter()
         .filter(|d| d.ini)
         .map(|d| {
-            let mut also = Vec::new();
-            if let Some(f) = d.flag {
-                also.push(format!("`--{}`", f.long));
-            }
-            if let Some(e) = d.env {
-                also.push(format!("`{e}`"));
-            }
-            let default = if d.default.is_empty() { d.default_doc.to_owned() } else { format!("`{}`", d.default) };
-            if !default.is_empty() {
-                also.push(format!("default {default}"));
-            }
+            let default = Some(d.shown_default()).filter(|s| !s.is_empty()).map(|s| format!("default {s}"));
+            let also: Vec<String> =
+                [d.flag.map(|f| format!("`--{}`", f.long)), d.env.map(|e| format!("`{e}`")), default]
+                    .into_iter()
+                    .flatten()
+                    .collect();
             let also = if also.is_empty() { String::new() } else { format!(" ({})", also.join(", ")) };
             Row { key: format!("`{}`", d.name).into(), meaning: format!("{}{also}", d.help).into() }
         })

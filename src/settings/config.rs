@@ -55,23 +55,9 @@ pub struct ExchangeConfig {
     pub client_secret: SecretString,
 }
 
-/// Which interactive login to use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum LoginFlow {
-    /// Browser when one can be opened here, else device code (when a terminal is attached).
-    #[default]
-    Auto,
-    /// Always the browser (Authorization Code + PKCE).
-    Browser,
-    /// Always the device code.
-    Device,
-}
-
 /// The device-login settings.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeviceConfig {
-    /// The flow asked for (`login_flow`, `--device-code`).
-    pub flow: LoginFlow,
     /// `device_authorization_url`, when configured (else discovered).
     pub authorization_url: Option<Url>,
 }
@@ -101,7 +87,8 @@ pub struct LoginConfig {
     pub exchange: ExchangeConfig,
     /// Device-code login.
     pub device: DeviceConfig,
-    /// A login uses a device code (asked for, or a terminal without a browser here).
+    /// A login uses a device code (`login_flow`, `--device-code`; with `auto`, a terminal without
+    /// a browser here).
     pub device_login: bool,
     /// Open a browser for the login (false with `--no-browser`).
     pub open_browser: bool,

@@ -51,10 +51,6 @@ impl Source {
             Source::Home => "found in `~/.oci`",
         }
     }
-
-    fn explicit(self) -> bool {
-        matches!(self, Source::Flag | Source::Env)
-    }
 }
 
 /// The selected profile's keys: `[COMMON]` with the profile's section merged over it.
@@ -107,9 +103,9 @@ impl IniFile {
         let file = self.path.as_ref().map_or_else(|| "the manager config".to_owned(), |p| format!("`{}`", p.display()));
         let mut out: Vec<String> = self
             .unknown_keys()
-            .map(|k| match near_miss(k) {
-                Some(known) => format!("unknown key `{k}` in {file} (ignored); did you mean `{known}`?"),
-                None => format!("unknown key `{k}` in {file} (ignored)"),
+            .map(|k| {
+                let hint = near_miss(k).map(|known| format!("; did you mean `{known}`?")).unwrap_or_default();
+                format!("unknown key `{k}` in {file} (ignored){hint}")
             })
             .collect();
         if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
@@ -123,42 +119,21 @@ impl IniFile {
 
     /// A key's value, if set and non-empty. `key` is matched case-insensitively.
     pub fn get(&self, key: &str) -> Option<&str> {
-        let v = match self.values.get(key) {
-            Some(v) => Some(v),
-            None => self.values.get(&key.to_ascii_lowercase()),
-        };
-        v.map(String::as_str).filter(|v| !v.trim().is_empty())
+        self.values.get(&key.to_ascii_lowercase()).map(String::as_str).filter(|v| !v.trim().is_empty())
     }
 }
 
-/// Finds the manager INI by precedence: flag > env > beside the OCI config > `~/.oci/`.
+/// Finds the manager INI by precedence: flag or env (`given`) > beside the OCI config > `~/.oci/`.
 ///
-/// Flag and environment paths are returned as given (whether or not they exist: [`load`] reports
-/// a missing one); the two discovered locations only when they are files.
-pub fn locate(
-    flag: Option<&Path>,
-    env: Option<&Path>,
-    oci_config_file: &Path,
-    home: &Path,
-) -> Option<(PathBuf, Source)> {
-    if let Some(p) = flag.filter(|p| !p.as_os_str().is_empty()) {
-        return Some((p.to_owned(), Source::Flag));
-    }
-    if let Some(p) = env.filter(|p| !p.as_os_str().is_empty()) {
-        return Some((p.to_owned(), Source::Env));
-    }
-    let beside = match oci_config_file.parent() {
-        Some(dir) => dir.join(FILE_NAME),
-        None => PathBuf::from(FILE_NAME),
-    };
-    if beside.is_file() {
-        return Some((beside, Source::BesideOciConfig));
-    }
-    let in_home = home.join(".oci").join(FILE_NAME);
-    if in_home.is_file() {
-        return Some((in_home, Source::Home));
-    }
-    None
+/// A given path is returned as it is (whether or not it exists: [`load`] reports a missing one);
+/// the two discovered locations only when they are files.
+pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &Path) -> Option<(PathBuf, Source)> {
+    let beside = oci_config_file.parent().unwrap_or(Path::new("")).join(FILE_NAME);
+    given.filter(|(p, _)| !p.as_os_str().is_empty()).or_else(|| {
+        [(beside, Source::BesideOciConfig), (home.join(".oci").join(FILE_NAME), Source::Home)]
+            .into_iter()
+            .find(|(p, _)| p.is_file())
+    })
 }
 
 /// Loads the merged section for `profile`.
@@ -170,7 +145,7 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     let bytes = match crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT) {
         Ok(b) => b,
         // A file that is there but too large is an error even when discovered: never ignored.
-        Err(e) if source.explicit() || e.kind() == std::io::ErrorKind::FileTooLarge => {
+        Err(e) if matches!(source, Source::Flag | Source::Env) || e.kind() == std::io::ErrorKind::FileTooLarge => {
             return Err(Error::Config(format!(
                 "cannot read the manager config `{}` {}: {}",
                 path.display(),
@@ -214,15 +189,9 @@ fn io_reason(e: &std::io::Error) -> String {
 /// The profile sections of the manager INI at `path` (not `[COMMON]`), read as [`load`] reads it;
 /// none when it cannot be read or parsed.
 pub fn section_names(path: Option<&Path>) -> Vec<String> {
-    let Some(text) = path.and_then(|p| crate::fsutil::read_text_bounded(p, crate::fsutil::MAX_INPUT).ok()) else {
-        return Vec::new();
-    };
-    match parse_ini(&text) {
-        Ok(parsed) => {
-            parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
-        }
-        Err(_) => Vec::new(),
-    }
+    let text = path.and_then(|p| crate::fsutil::read_text_bounded(p, crate::fsutil::MAX_INPUT).ok());
+    let Some(parsed) = text.and_then(|t| parse_ini(&t).ok()) else { return Vec::new() };
+    parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
 }
 
 /// The INI syntax of `woci_manager.ini` (as the Python woci's configparser reads it: no quotes or
@@ -248,8 +217,7 @@ fn parse_ini(text: &str) -> std::result::Result<ini::Ini, String> {
 pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
     let parsed = parse_ini(text)?;
 
-    let mut common: BTreeMap<String, String> = BTreeMap::new();
-    let mut own: BTreeMap<String, String> = BTreeMap::new();
+    let (mut common, mut own) = (BTreeMap::new(), BTreeMap::new());
     let mut has_profile_section = false;
     // Any section setting a secret (the file then deserves mode 0600; `load` checks the mode).
     let sets_secrets = parsed
@@ -261,23 +229,17 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         if let Some((junk, _)) = props.iter().find_map(|(k, _)| k.split_once('\n')) {
             return Err(format!("line `{}` in section `[{name}]` is not `key = value`", junk.trim()));
         }
-        let target = if name == profile {
-            has_profile_section = true;
-            &mut own
-        } else if name == COMMON_SECTION {
-            &mut common
-        } else {
-            continue;
+        has_profile_section |= name == profile;
+        let target = match name {
+            _ if name == profile => &mut own,
+            COMMON_SECTION => &mut common,
+            _ => continue,
         };
-        for (k, v) in props.iter() {
-            target.insert(k.trim().to_ascii_lowercase(), v.trim().to_owned());
-        }
+        target.extend(props.iter().map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())));
     }
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
-    let common = interpolate(&common);
-    let own = interpolate(&own);
-    let mut values = common;
-    values.extend(own);
+    let mut values = interpolate(&common);
+    values.extend(interpolate(&own));
     Ok(IniFile { path: None, has_profile_section, values, exposed_secrets: sets_secrets })
 }
 
@@ -296,21 +258,17 @@ fn expand(value: &str, raw: &BTreeMap<String, String>, depth: usize) -> String {
     while let Some(i) = rest.find('%') {
         out.push_str(&rest[..i]);
         let after = &rest[i + 1..];
+        // `%(key)s` of a key the section has: that key's value, and what follows it.
+        let reference = after.strip_prefix('(').and_then(|inner| {
+            let end = inner.find(")s")?;
+            Some((raw.get(&inner[..end].to_ascii_lowercase())?, &inner[end + 2..]))
+        });
         if let Some(tail) = after.strip_prefix('%') {
             out.push('%');
             rest = tail;
-        } else if let Some(inner) = after.strip_prefix('(') {
-            match inner.find(")s") {
-                Some(end) if raw.contains_key(&inner[..end].to_ascii_lowercase()) => {
-                    let referenced = &raw[&inner[..end].to_ascii_lowercase()];
-                    out.push_str(&expand(referenced, raw, depth + 1));
-                    rest = &inner[end + 2..];
-                }
-                _ => {
-                    out.push('%');
-                    rest = after;
-                }
-            }
+        } else if let Some((referenced, tail)) = reference {
+            out.push_str(&expand(referenced, raw, depth + 1));
+            rest = tail;
         } else {
             out.push('%');
             rest = after;
@@ -479,22 +437,22 @@ token_url = https://other.example/token
         let env = dir.path().join("env.ini");
 
         // Nothing exists → None.
-        assert_eq!(locate(None, None, &oci_config, &home), None);
+        assert_eq!(locate(None, &oci_config, &home), None);
 
         let home_ini = home.join(".oci").join(FILE_NAME);
         fs::write(&home_ini, "[COMMON]\n").unwrap();
-        assert_eq!(locate(None, None, &oci_config, &home), Some((home_ini.clone(), Source::Home)));
+        assert_eq!(locate(None, &oci_config, &home), Some((home_ini.clone(), Source::Home)));
 
         let beside = cfgdir.join(FILE_NAME);
         fs::write(&beside, "[COMMON]\n").unwrap();
-        assert_eq!(locate(None, None, &oci_config, &home), Some((beside.clone(), Source::BesideOciConfig)));
+        assert_eq!(locate(None, &oci_config, &home), Some((beside.clone(), Source::BesideOciConfig)));
 
         // Explicit paths win even when they do not exist (load reports that).
-        assert_eq!(locate(None, Some(&env), &oci_config, &home), Some((env.clone(), Source::Env)));
-        assert_eq!(locate(Some(&flag), Some(&env), &oci_config, &home), Some((flag.clone(), Source::Flag)));
-        // An empty flag/env value counts as not given.
+        assert_eq!(locate(Some((env.clone(), Source::Env)), &oci_config, &home), Some((env.clone(), Source::Env)));
+        assert_eq!(locate(Some((flag.clone(), Source::Flag)), &oci_config, &home), Some((flag, Source::Flag)));
+        // An empty path counts as not given.
         assert_eq!(
-            locate(Some(Path::new("")), Some(Path::new("")), &oci_config, &home),
+            locate(Some((PathBuf::new(), Source::Flag)), &oci_config, &home),
             Some((beside, Source::BesideOciConfig))
         );
     }
@@ -503,7 +461,7 @@ token_url = https://other.example/token
     fn locate_ignores_a_folder_named_like_the_ini() {
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
-        assert_eq!(locate(None, None, &dir.path().join("config"), &dir.path().join("nohome")), None);
+        assert_eq!(locate(None, &dir.path().join("config"), &dir.path().join("nohome")), None);
     }
 
     #[test]

@@ -242,18 +242,15 @@ impl Settings {
     /// `--config-file F` when only the manager INI named it, `--auth security_token` when no auth
     /// was given. The user's arguments follow untouched.
     pub fn oci_prefix_args(&self) -> Vec<OsString> {
-        let mut v = Vec::new();
+        let mut v: Vec<OsString> = Vec::new();
         if !self.profile_on_cli {
-            v.push("--profile".into());
-            v.push(self.profile.clone().into());
+            v.extend(["--profile".into(), self.profile.clone().into()]);
         }
         if !self.oci_config_file_implicit {
-            v.push("--config-file".into());
-            v.push(self.oci_config_file.clone().into_os_string());
+            v.extend(["--config-file".into(), self.oci_config_file.clone().into_os_string()]);
         }
         if self.auth.is_none() {
-            v.push("--auth".into());
-            v.push("security_token".into());
+            v.extend(["--auth".into(), "security_token".into()]);
         }
         v
     }

@@ -88,18 +88,16 @@ pub fn parse(text: &str) -> std::result::Result<CliRc, String> {
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with('#') || trimmed.starts_with(';') {
+        if trimmed.is_empty() || trimmed.starts_with(['#', ';']) {
             continue;
         }
-        if raw.starts_with([' ', '\t']) {
-            if let (Some(s), Some(k)) = (&current, &last_key) {
-                let v = rc.sections.entry(s.clone()).or_default().entry(k.clone()).or_default();
-                if !v.is_empty() {
-                    v.push('\n');
-                }
-                v.push_str(trimmed);
-                continue;
+        if let (true, Some(s), Some(k)) = (raw.starts_with([' ', '\t']), &current, &last_key) {
+            let v = rc.sections.entry(s.clone()).or_default().entry(k.clone()).or_default();
+            if !v.is_empty() {
+                v.push('\n');
             }
+            v.push_str(trimmed);
+            continue;
         }
         if let Some(name) = trimmed.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
             current = Some(name.to_owned());
@@ -114,8 +112,7 @@ pub fn parse(text: &str) -> std::result::Result<CliRc, String> {
             return Err(format!("line {line_no}: expected `key = value`"));
         };
         let key = trimmed[..split].trim().to_lowercase();
-        let value = trimmed[split + 1..].trim().to_owned();
-        rc.sections.entry(section.clone()).or_default().insert(key.clone(), value);
+        rc.sections.entry(section.clone()).or_default().insert(key.clone(), trimmed[split + 1..].trim().to_owned());
         last_key = Some(key);
     }
     Ok(rc)

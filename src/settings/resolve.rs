@@ -13,7 +13,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use url::Url;
 
 /// Looks settings up by precedence and parses them by their type's rule, noting origins.
@@ -22,9 +21,8 @@ struct Lookup<'a> {
     env: &'a Env,
     ini: &'a IniFile,
     home: &'a Path,
-    origins: RefCell<BTreeMap<&'static str, Origin>>,
-    /// The text of each setting found (secrets included, held as secrets).
-    given: RefCell<BTreeMap<&'static str, SecretString>>,
+    /// Each setting found: where from, and its text (secrets included, held as secrets).
+    found: RefCell<BTreeMap<&'static str, (Origin, SecretString)>>,
 }
 
 impl Lookup<'_> {
@@ -41,8 +39,7 @@ impl Lookup<'_> {
                 d.ini.then(|| self.ini.get(d.name)).flatten().and_then(nonempty).map(|v| (v, Origin::Ini(path)))
             });
         if let Some((value, origin)) = &found {
-            self.origins.borrow_mut().insert(d.name, origin.clone());
-            self.given.borrow_mut().insert(d.name, SecretString::from(value.as_str()));
+            self.found.borrow_mut().insert(d.name, (origin.clone(), SecretString::from(value.as_str())));
         }
         found
     }
@@ -79,24 +76,12 @@ impl Lookup<'_> {
         self.text(key).map(SecretString::from)
     }
 
-    fn url(&self, key: Key) -> Result<Option<Url>> {
-        self.get(key, rules::url)
-    }
-
-    fn duration(&self, key: Key) -> Result<Option<Duration>> {
-        self.get(key, rules::duration)
-    }
-
     fn boolean(&self, key: Key) -> Result<bool> {
         self.or_default(key, rules::boolean)
     }
 
     fn path(&self, key: Key) -> Option<PathBuf> {
         self.text(key).map(|p| rules::path(p, self.home))
-    }
-
-    fn command(&self, key: Key) -> Result<Option<Vec<String>>> {
-        self.get(key, rules::command)
     }
 
     fn choice(&self, key: Key) -> Result<&'static str> {
@@ -139,44 +124,34 @@ impl Settings {
         let default_config = home.join(".oci").join("config");
 
         // The manager INI is found from the flag, the variable, or beside the OCI config.
-        let bootstrap = IniFile::default();
-        let pre =
-            Lookup { flags, env, ini: &bootstrap, home: &home, origins: RefCell::default(), given: RefCell::default() };
+        let no_ini = IniFile::default();
+        let mut l = Lookup { flags, env, ini: &no_ini, home: &home, found: RefCell::default() };
         // A path may be any bytes the OS allows: read the flag as given.
         let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
-            Some(p) => Some((rules::path(p, &home), Origin::Flag("manager-config"))),
-            None => pre.raw(Key::ManagerConfig).map(|(p, o)| (rules::path(p, &home), o)),
+            Some(p) => Some((rules::path(p, &home), ini::Source::Flag)),
+            None => l.raw(Key::ManagerConfig).map(|(p, _)| (rules::path(p, &home), ini::Source::Env)),
         };
-        let (by_flag, by_env) = match &given {
-            Some((p, Origin::Flag(_))) => (Some(p.as_path()), None),
-            Some((p, _)) => (None, Some(p.as_path())),
-            None => (None, None),
-        };
-        let ini = match ini::locate(by_flag, by_env, explicit_config.as_deref().unwrap_or(&default_config), &home) {
+        let ini = match ini::locate(given, explicit_config.as_deref().unwrap_or(&default_config), &home) {
             Some((path, source)) => ini::load(&path, source, &profile)?,
             None => IniFile::default(),
         };
-        let l = Lookup { flags, env, ini: &ini, home: &home, origins: pre.origins, given: pre.given };
+        l.ini = &ini;
         let warnings = ini.warnings();
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
-            None => match l.path(Key::ConfigFile) {
-                Some(p) => (p, false),
-                None => (default_config, true),
-            },
+            None => l.path(Key::ConfigFile).map_or((default_config, true), |p| (p, false)),
         };
-        let region = oci
-            .region
-            .clone()
-            .or_else(|| nonempty("OCI_CLI_REGION"))
-            .or_else(|| rc_value("region"))
-            .or_else(|| l.text(Key::Region));
-        let auth = oci.auth.clone().or_else(|| nonempty("OCI_CLI_AUTH")).or_else(|| rc_value("auth"));
-        let endpoint = oci.endpoint.clone().or_else(|| nonempty("OCI_CLI_ENDPOINT")).or_else(|| rc_value("endpoint"));
+        // As oci reads its own options: the command line, its variable, then `oci_cli_rc`.
+        let oci_option = |given: &Option<String>, var: &str, key: &str| {
+            given.clone().or_else(|| nonempty(var)).or_else(|| rc_value(key))
+        };
+        let region = oci_option(&oci.region, "OCI_CLI_REGION", "region").or_else(|| l.text(Key::Region));
+        let auth = oci_option(&oci.auth, "OCI_CLI_AUTH", "auth");
+        let endpoint = oci_option(&oci.endpoint, "OCI_CLI_ENDPOINT", "endpoint");
 
         let auto_refresh = l.boolean(Key::AutoRefresh)?;
-        let window = l.duration(Key::RefreshSafetyWindow)?.unwrap_or(if auto_refresh {
+        let window = l.get(Key::RefreshSafetyWindow, rules::duration)?.unwrap_or(if auto_refresh {
             DEFAULT_AUTO_WINDOW
         } else {
             DEFAULT_WINDOW
@@ -195,18 +170,10 @@ impl Settings {
         };
 
         let mut extra_ca_files = Vec::new();
-        for p in [
-            oci.cert_bundle.clone(),
-            nonempty("OCI_CLI_CERT_BUNDLE").map(PathBuf::from),
-            rc_value("cert-bundle").map(PathBuf::from),
-            nonempty("REQUESTS_CA_BUNDLE").map(PathBuf::from),
-            nonempty("SSL_CERT_FILE").map(PathBuf::from),
-            nonempty("NODE_EXTRA_CA_CERTS").map(PathBuf::from),
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let p = rules::path(p, &home);
+        let var = |k: &str| nonempty(k).map(PathBuf::from);
+        let ocis = [oci.cert_bundle.clone(), var("OCI_CLI_CERT_BUNDLE"), rc_value("cert-bundle").map(PathBuf::from)];
+        let others = ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"].map(var);
+        for p in ocis.into_iter().chain(others).flatten().map(|p| rules::path(p, &home)) {
             if !extra_ca_files.contains(&p) {
                 extra_ca_files.push(p);
             }
@@ -227,15 +194,12 @@ impl Settings {
 
         let ops = OpsConfig {
             metrics_file: l.path(Key::MetricsFile),
-            on_renewal_failure: l.command(Key::OnRenewalFailure)?,
-            on_expiring: l.command(Key::OnExpiring)?,
+            on_renewal_failure: l.get(Key::OnRenewalFailure, rules::command)?,
+            on_expiring: l.get(Key::OnExpiring, rules::command)?,
             expiring_warning: l.or_default(Key::ExpiringWarning, rules::duration)?,
             fallback_profile: l.get(Key::FallbackProfile, rules::profile)?.filter(|f| *f != profile),
         };
-        let log_level = match l.raw(Key::LogLevel) {
-            Some(_) => Some(l.choice(Key::LogLevel)?.to_owned()),
-            None => None,
-        };
+        let log_level = l.present(Key::LogLevel).then(|| l.choice(Key::LogLevel)).transpose()?.map(str::to_owned);
         let mut secret_env: Vec<String> = env
             .keys()
             .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))
@@ -255,16 +219,22 @@ impl Settings {
         secret_env.sort();
         secret_env.dedup();
 
+        let container = resolve_container(&l, env)?;
+        let (native_oke, resign_proxy) = (l.boolean(Key::NativeOke)?, l.boolean(Key::ResignProxy)?);
+        let resign_hosts = l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default();
+        let proxy_max_connections = l.get(Key::ProxyMaxConnections, rules::count)?;
+        let debug = l.boolean(Key::Debug)?;
+        let found = l.found.take();
         Ok(Settings {
-            container: resolve_container(&l, env)?,
-            native_oke: l.boolean(Key::NativeOke)?,
-            resign_proxy: l.boolean(Key::ResignProxy)?,
-            resign_hosts: l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default(),
-            proxy_max_connections: l.get(Key::ProxyMaxConnections, rules::count)?,
-            debug: l.boolean(Key::Debug)?,
+            container,
+            native_oke,
+            resign_proxy,
+            resign_hosts,
+            proxy_max_connections,
+            debug,
             ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
-            origins: l.origins.take(),
-            given: l.given.take(),
+            origins: found.iter().map(|(name, (origin, _))| (*name, origin.clone())).collect(),
+            given: found.into_iter().map(|(name, (_, text))| (name, text)).collect(),
             profile,
             profile_on_cli,
             oci_config_file,
@@ -320,11 +290,13 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
 
     if let Some(source) = l.get(Key::SubjectTokenSource, |v| SubjectTokenSource::parse(v, l.home))? {
         let url_key = if l.present(Key::TokenExchangeUrl) { Key::TokenExchangeUrl } else { Key::TokenUrl };
-        let missing: Vec<Key> =
-            [url_key, Key::ClientId, Key::ClientSecret].into_iter().filter(|k| !l.present(*k)).collect();
+        // A missing URL is named as the exchange's.
+        let missing: Vec<Key> = [url_key, Key::ClientId, Key::ClientSecret]
+            .into_iter()
+            .filter(|k| !l.present(*k))
+            .map(|k| if k == Key::TokenUrl { Key::TokenExchangeUrl } else { k })
+            .collect();
         if !missing.is_empty() {
-            let missing: Vec<Key> =
-                missing.into_iter().map(|k| if k == Key::TokenUrl { Key::TokenExchangeUrl } else { k }).collect();
             return Err(missing_error(format!("profile `{profile}` has `subject_token_source` but lacks"), &missing));
         }
         return Ok(RenewMode::Federated(Box::new(FederatedConfig {
@@ -333,34 +305,37 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             audience: l.or_default(Key::SubjectTokenAudience, |v| Ok(v.trim().to_owned()))?,
             exchange: exchange(
                 l,
-                l.url(url_key)?.ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?,
+                l.get(url_key, rules::url)?
+                    .ok_or_else(|| missing_error(format!("profile `{profile}` lacks"), &[url_key]))?,
             ),
         })));
     }
 
     let present: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| l.present(*k)).collect();
     if present.is_empty() {
-        return Ok(RenewMode::SessionRefresh(SessionRefreshConfig { auth_endpoint: l.url(Key::AuthEndpoint)? }));
+        return Ok(RenewMode::SessionRefresh(SessionRefreshConfig {
+            auth_endpoint: l.get(Key::AuthEndpoint, rules::url)?,
+        }));
     }
     let missing: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| !present.contains(k)).collect();
     if !missing.is_empty() {
         return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
     let need_url = |k: Key| {
-        l.url(k)?.ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]))
+        l.get(k, rules::url)?
+            .ok_or_else(|| missing_error(format!("missing required options for profile `{profile}`:"), &[k]))
     };
     let token_url = need_url(Key::TokenUrl)?;
-    let exchange_url = l.url(Key::TokenExchangeUrl)?.unwrap_or_else(|| token_url.clone());
+    let exchange_url = l.get(Key::TokenExchangeUrl, rules::url)?.unwrap_or_else(|| token_url.clone());
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
-    let device = DeviceConfig {
-        flow: match l.choice(Key::LoginFlow)? {
-            "browser" => LoginFlow::Browser,
-            "device" | "device_code" => LoginFlow::Device,
-            _ => LoginFlow::Auto,
-        },
-        authorization_url: l.url(Key::DeviceAuthorizationUrl)?,
+    // A device code when asked for, or with a terminal where no browser can be opened.
+    let device_login = match l.choice(Key::LoginFlow)? {
+        "browser" => false,
+        "device" | "device_code" => true,
+        _ => terminal && !browser_possible(env, cfg!(target_os = "linux")),
     };
+    let device = DeviceConfig { authorization_url: l.get(Key::DeviceAuthorizationUrl, rules::url)? };
     let passphrase = if l.boolean(Key::PassphrasePrompt)? {
         PassphraseSource::Prompt
     } else {
@@ -382,11 +357,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             token_url,
         },
         exchange: exchange(l, exchange_url),
-        device_login: match device.flow {
-            LoginFlow::Device => true,
-            LoginFlow::Browser => false,
-            LoginFlow::Auto => terminal && !browser_possible(env, cfg!(target_os = "linux")),
-        },
+        device_login,
         device,
         open_browser: l.boolean(Key::OpenBrowser)?,
         interactive: terminal || browser_command.is_some(),
@@ -409,22 +380,14 @@ fn exchange(l: &Lookup<'_>, url: Url) -> ExchangeConfig {
 /// display.
 fn browser_possible(env: &Env, linux: bool) -> bool {
     let set = |k: &str| env.get(k).is_some_and(|v| !v.is_empty());
-    if set("BROWSER") {
-        return true;
-    }
-    if set("SSH_CONNECTION") || set("SSH_TTY") {
-        return false;
-    }
-    !linux || set("DISPLAY") || set("WAYLAND_DISPLAY")
+    set("BROWSER")
+        || (!set("SSH_CONNECTION") && !set("SSH_TTY") && (!linux || set("DISPLAY") || set("WAYLAND_DISPLAY")))
 }
 
 fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig>> {
+    let one_image = |v: &str| !v.starts_with('-') && !v.contains(char::is_whitespace);
     let image = l.get(Key::OciContainerImage, |v| {
-        if v.starts_with('-') || v.contains(char::is_whitespace) {
-            Err("must be one image name".to_owned())
-        } else {
-            Ok(v.to_owned())
-        }
+        Some(v.to_owned()).filter(|v| one_image(v)).ok_or_else(|| "must be one image name".to_owned())
     })?;
     let Some(image) = image else { return Ok(None) };
     let configured = l.get(Key::OciContainerRuntime, |v| {
@@ -438,7 +401,7 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
         let kind = RuntimeKind::of_program(&runtime).unwrap_or(RuntimeKind::Docker);
         (runtime, kind)
     });
-    let extra_args = l.command(Key::OciContainerArgs)?.unwrap_or_default();
+    let extra_args = l.get(Key::OciContainerArgs, rules::command)?.unwrap_or_default();
     Ok(Some(ContainerConfig { image, runtime, kind, extra_args }))
 }
 
@@ -446,12 +409,8 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
 /// fails with "not found" naming `oci_container_runtime`).
 fn default_runtime(path: Option<&str>) -> OsString {
     let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
-    for name in ["docker", "podman"] {
-        if dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name))) {
-            return name.into();
-        }
-    }
-    "docker".into()
+    let on_path = |name: &&str| dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name)));
+    ["docker", "podman"].into_iter().find(on_path).unwrap_or("docker").into()
 }
 
 #[cfg(test)]

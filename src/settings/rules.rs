@@ -125,14 +125,14 @@ pub fn command(s: &str) -> Result<Vec<String>, String> {
 
 /// An environment variable's name: letters, digits and `_`, not starting with a digit.
 pub fn env_name(s: &str) -> Result<String, String> {
-    let t = s.trim();
-    let ok =
-        !t.is_empty() && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') && !t.as_bytes()[0].is_ascii_digit();
-    if ok {
-        Ok(t.to_owned())
-    } else {
-        Err("names no valid environment variable".into())
-    }
+    Some(s.trim())
+        .filter(|t| {
+            !t.is_empty()
+                && t.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !t.as_bytes()[0].is_ascii_digit()
+        })
+        .map(str::to_owned)
+        .ok_or_else(|| "names no valid environment variable".into())
 }
 
 /// Profile names become folder names under `~/.oci/sessions` and appear in one-line messages:

@@ -102,8 +102,9 @@ pub enum Scope {
 pub enum FlagArg {
     /// `--flag VALUE` / `--flag=VALUE`; the value's name in help.
     Value(&'static str),
-    /// A switch standing for this value of the setting (`--no-native` is `native_oke = false`).
-    Sets(&'static str),
+    /// A switch standing for this value of the setting (`--no-native` is `native_oke = false`),
+    /// and the switch's own help.
+    Sets(&'static str, &'static str),
 }
 
 /// A setting's command-line flag.
@@ -117,8 +118,6 @@ pub struct Flag {
     pub scope: Scope,
     /// Help heading.
     pub heading: &'static str,
-    /// The switch's own help when it differs from the setting's (negating switches).
-    pub help: Option<&'static str>,
 }
 
 /// One setting.
@@ -163,14 +162,15 @@ use FlagArg::{Sets, Value};
 use Kind::*;
 use Scope::{Anywhere, Leading};
 
-impl Def {
-    const fn new(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
-        Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
-    }
+/// A setting of `woci_manager.ini` with no flag, variable or default; the builders below add them.
+const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
+    Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
+}
 
+impl Def {
     /// A flag taking a value (`VALUE` is its name in help).
     const fn flag(self, long: &'static str, value: &'static str, scope: Scope, heading: &'static str) -> Def {
-        Def { flag: Some(Flag { long, arg: Value(value), scope, heading, help: None }), ..self }
+        Def { flag: Some(Flag { long, arg: Value(value), scope, heading }), ..self }
     }
 
     /// A switch standing for `value`, with its own help.
@@ -182,7 +182,7 @@ impl Def {
         heading: &'static str,
         help: &'static str,
     ) -> Def {
-        Def { flag: Some(Flag { long, arg: Sets(value), scope, heading, help: Some(help) }), ..self }
+        Def { flag: Some(Flag { long, arg: Sets(value, help), scope, heading }), ..self }
     }
 
     const fn env(self, var: &'static str) -> Def {
@@ -205,10 +205,6 @@ impl Def {
     const fn no_ini(self) -> Def {
         Def { ini: false, ..self }
     }
-}
-
-const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
-    Def::new(key, name, kind, help)
 }
 
 /// Every setting, in help order (and in [`Key`]'s order).
@@ -290,6 +286,15 @@ impl Def {
     /// subject-token sources (their arguments may hold credentials).
     pub fn hides_value(&self) -> bool {
         self.secret || matches!(self.kind, Kind::Command | Kind::Source)
+    }
+
+    /// The default as the documentation shows it: `` `300` ``, or the text of `default_doc`.
+    pub fn shown_default(&self) -> String {
+        if self.default.is_empty() {
+            self.default_doc.to_owned()
+        } else {
+            format!("`{}`", self.default)
+        }
     }
 }
 
