@@ -137,10 +137,9 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
         let redactor = crate::redact::for_child(s, &args, None, &ctx.env);
         return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
     }
-    let session = match ensure_or_keep(renewer) {
+    let session = match session_or_fallback(ctx, renewer, call)? {
         Ok(s) => s,
-        Err(e) => {
-            let fallback = fallback_context(ctx, call, e)?;
+        Err(fallback) => {
             let args = cli::with_profile(&args, &fallback.settings.profile);
             return run_oci(&fallback, &Arc::new(Renewer::new(&fallback)), args, call);
         }
@@ -171,13 +170,9 @@ fn run_exec(
     call: &DaemonSpec,
 ) -> Result<u8> {
     let s = &ctx.settings;
-    let session = match ensure_or_keep(&renewer) {
+    let session = match session_or_fallback(ctx, &renewer, call)? {
         Ok(s) => s,
-        Err(e) => {
-            let fallback = fallback_context(ctx, call, e)?;
-            let renewer = Arc::new(Renewer::new(&fallback));
-            return run_exec(&fallback, renewer, program, args, call);
-        }
+        Err(fallback) => return run_exec(&fallback, Arc::new(Renewer::new(&fallback)), program, args, call),
     };
     let redactor = crate::redact::for_child(s, &[], Some(&session.token), &ctx.env);
     let mut builder = ChildBuilder::exec(s, &ctx.env, program, args).redactor(redactor);
@@ -188,14 +183,24 @@ fn run_exec(
     supervised(ctx, renewer, session, builder)
 }
 
-/// After `err` ended the renewal of the context's profile: the context of its `fallback_profile`
-/// to run the command with instead — when one is set, the failure's class is not `config`, and
-/// the profile is not itself a fallback (never chained) — with one warning line naming both
-/// profiles and the class, counted in `woci_fallbacks_total`. Otherwise `err`.
+/// The session for a call that runs a command (keeps a still-valid token when renewal fails).
+/// When an error `err` ends the renewal of the context's profile: the context of its
+/// `fallback_profile` to run the command with instead — when one is set, the failure's class is
+/// not `config`, and the profile is not itself a fallback (never chained) — with one warning line
+/// naming both profiles and the class, counted in `woci_fallbacks_total`. Otherwise `err`.
 /// [`Renewer::ensure_or_keep`] fails only when the token is no longer usable (expired, missing,
 /// or valid for [`crate::renew::FALLBACK_MIN_LEFT`] or less), so a usable token is never
 /// replaced.
-fn fallback_context(ctx: &Context, call: &DaemonSpec, err: Error) -> Result<Context> {
+fn session_or_fallback(
+    ctx: &Context,
+    renewer: &Renewer,
+    call: &DaemonSpec,
+) -> Result<std::result::Result<Session, Context>> {
+    // `ensure` returns before any await point when the token is fresh, so this is cheap.
+    let err = match runtime(false)?.block_on(renewer.ensure_or_keep()) {
+        Ok(session) => return Ok(Ok(session)),
+        Err(e) => e,
+    };
     let s = &ctx.settings;
     let Some(name) = s.ops.fallback_profile.clone() else { return Err(err) };
     let class = crate::metrics::class_of(&err);
@@ -219,13 +224,7 @@ fn fallback_context(ctx: &Context, call: &DaemonSpec, err: Error) -> Result<Cont
         class.as_str()
     );
     crate::metrics::record_fallback(ctx.store.dir(), &s.profile, s.ops.metrics_file.as_deref(), &name);
-    ctx.with_settings(settings)
-}
-
-/// The session for a call that runs a command (keeps a still-valid token when renewal fails).
-fn ensure_or_keep(renewer: &Renewer) -> Result<Session> {
-    // `ensure` returns before any await point when the token is fresh, so this is cheap.
-    runtime(false)?.block_on(renewer.ensure_or_keep())
+    ctx.with_settings(settings).map(Err)
 }
 
 /// An async runtime: on this thread only, or (`multi_thread`) for a supervised child.

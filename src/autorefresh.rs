@@ -6,7 +6,7 @@
 use crate::child::{self, ChildBuilder};
 use crate::context::Context;
 use crate::error::Result;
-use crate::renew::facts::SessionFacts;
+use crate::renew::facts::OciProfile;
 use crate::renew::{schedule, Renewer, Session};
 use crate::settings::RenewMode;
 use std::sync::Arc;
@@ -23,7 +23,7 @@ pub(crate) async fn run_supervised(
     warn_if_session_ends_soon(ctx, &session);
     let (tx, rx) = watch::channel(session.token.clone());
     let proxy = if ctx.settings.resign_proxy {
-        let key = SessionFacts::read(&ctx.settings, &ctx.store)?.signing_key(&ctx.store)?;
+        let key = OciProfile::read(&ctx.settings)?.1.signing_key(&ctx.settings, &ctx.store)?;
         warn_if_plain_http_endpoint(ctx.settings.endpoint.as_deref());
         Some(crate::proxy::start_for_profile(&ctx.settings, key.public().clone(), rx).await?)
     } else {

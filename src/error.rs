@@ -175,31 +175,23 @@ pub enum Error {
         source: std::io::Error,
     },
 
-    /// A condition with its own exit code, found without trying (a plan that cannot be carried
-    /// out), or repeated from a renewal another woci just failed.
+    /// A condition with its own exit code: found without trying (a plan that cannot be carried
+    /// out), or (`shared`) another woci's renewal failed while this call waited for it — the same
+    /// message and code, and whether a retry may help (the renewal loop retries it like the
+    /// original failure).
     #[error("{message}")]
     Blocked {
         /// The exit code.
         code: u8,
         /// The message.
         message: String,
+        /// For another woci's failure: whether it may go away by itself.
+        shared: Option<bool>,
     },
 
     /// Anything else (internal).
     #[error("{0}")]
     Other(String),
-
-    /// Another woci's renewal failed while this call waited for it: the same message and code,
-    /// and whether a retry may help (the renewal loop retries it like the original failure).
-    #[error("{message}")]
-    Shared {
-        /// The exit code.
-        code: u8,
-        /// The message.
-        message: String,
-        /// Whether the failure may go away by itself.
-        transient: bool,
-    },
 
     /// An error with a hint about its likely cause (a mistyped option), same exit code.
     #[error("{source}; {hint}")]
@@ -246,7 +238,7 @@ impl Error {
             Error::SubjectToken { .. } => exit::SUBJECT_TOKEN,
             Error::ProgramNotFound { .. } => exit::NOT_FOUND,
             Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
-            Error::Blocked { code, .. } | Error::Shared { code, .. } => *code,
+            Error::Blocked { code, .. } => *code,
             Error::Hinted { source, .. } => source.exit_code(),
             Error::Io { .. } | Error::Other(_) => exit::FAILURE,
         }
@@ -275,7 +267,7 @@ impl Error {
                 | Error::SessionExpired(_)
                 | Error::SubjectToken { .. }
                 | Error::SubjectTokenRejected { .. }
-                | Error::Shared { .. }
+                | Error::Blocked { shared: Some(_), .. }
         )
     }
 
@@ -286,7 +278,7 @@ impl Error {
             self,
             Error::Network { .. }
                 | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
-                | Error::Shared { transient: true, .. }
+                | Error::Blocked { shared: Some(true), .. }
         )
     }
 

@@ -77,20 +77,39 @@ pub(crate) fn class_of_exit_code(code: u8) -> Class {
     }
 }
 
-/// One renewal attempt and what is known after it (epoch seconds). The expiries replace the
-/// recorded ones: `None` means unknown now, and the series is left out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Outcome {
-    /// The result.
-    pub result: Class,
-    /// When the attempt ended.
-    pub at: i64,
+/// What is known of a session's ends (epoch seconds; `None`: unknown). The names are those of
+/// the state file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Expiries {
     /// The UPST's `exp`.
     pub token_exp: Option<i64>,
     /// The UPST's `sess_exp`.
     pub sess_exp: Option<i64>,
     /// The refresh token's expiry, when known.
     pub refresh_token_exp: Option<i64>,
+}
+
+impl Expiries {
+    /// What `claims` and the refresh token's expiry say.
+    pub(crate) fn of(claims: Option<&crate::jwt::UpstClaims>, refresh_token_exp: Option<i64>) -> Expiries {
+        Expiries {
+            token_exp: claims.map(|c| c.exp),
+            sess_exp: claims.and_then(|c| c.session_expiry()),
+            refresh_token_exp,
+        }
+    }
+}
+
+/// One renewal attempt and what is known after it. The expiries replace the recorded ones:
+/// `None` means unknown now, and the series is left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Outcome {
+    /// The result.
+    pub result: Class,
+    /// When the attempt ended.
+    pub at: i64,
+    /// The session's ends.
+    pub ends: Expiries,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -109,9 +128,8 @@ struct State {
     renewals: BTreeMap<Class, Counter>,
     #[serde(default)]
     fallbacks: BTreeMap<String, u64>,
-    token_exp: Option<i64>,
-    sess_exp: Option<i64>,
-    refresh_token_exp: Option<i64>,
+    #[serde(flatten)]
+    ends: Expiries,
 }
 
 /// What one update counts.
@@ -170,9 +188,7 @@ fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change
             let counter = state.renewals.entry(outcome.result).or_default();
             counter.count += 1;
             counter.last = outcome.at;
-            state.token_exp = outcome.token_exp;
-            state.sess_exp = outcome.sess_exp;
-            state.refresh_token_exp = outcome.refresh_token_exp;
+            state.ends = outcome.ends;
         }
         Change::Fallback(f) => *state.fallbacks.entry(f.to_owned()).or_default() += 1,
     }
@@ -257,7 +273,7 @@ fn render(states: &[State]) -> String {
             series[1].push((labels.clone(), c.last));
             series[3].push((labels, clamp(c.count)));
         }
-        for (i, v) in [(2, s.refresh_token_exp), (4, s.sess_exp), (5, s.token_exp)] {
+        for (i, v) in [(2, s.ends.refresh_token_exp), (4, s.ends.sess_exp), (5, s.ends.token_exp)] {
             series[i].extend(v.map(|v| (format!("{{profile=\"{p}\"}}"), v)));
         }
     }
@@ -320,7 +336,8 @@ mod tests {
 
     fn outcome(result: Class, clock: &ManualClock) -> Outcome {
         let at = clock.unix();
-        Outcome { result, at, token_exp: Some(at + 3600), sess_exp: Some(at + 86_400), refresh_token_exp: None }
+        let ends = Expiries { token_exp: Some(at + 3600), sess_exp: Some(at + 86_400), refresh_token_exp: None };
+        Outcome { result, at, ends }
     }
 
     #[test]
@@ -370,10 +387,10 @@ mod tests {
             (Error::ProgramNotFound { program: "oci".into(), hint: "h".into() }, Class::Config),
             (Error::ProgramNotExecutable { program: "oci".into(), reason: "r".into() }, Class::Config),
             (Error::io("cannot write", "/t", std::io::Error::other("disk full")), Class::Config),
-            (Error::Blocked { code: exit::NETWORK, message: "m".into() }, Class::Network),
-            (Error::Blocked { code: exit::IDP_REJECTED, message: "m".into() }, Class::Auth),
-            (Error::Blocked { code: exit::CORRUPT_FILE, message: "m".into() }, Class::Config),
-            (Error::Blocked { code: exit::SUBJECT_TOKEN, message: "m".into() }, Class::Source),
+            (Error::Blocked { code: exit::NETWORK, message: "m".into(), shared: None }, Class::Network),
+            (Error::Blocked { code: exit::IDP_REJECTED, message: "m".into(), shared: None }, Class::Auth),
+            (Error::Blocked { code: exit::CORRUPT_FILE, message: "m".into(), shared: None }, Class::Config),
+            (Error::Blocked { code: exit::SUBJECT_TOKEN, message: "m".into(), shared: None }, Class::Source),
             (Error::Other("internal".into()), Class::Config),
         ];
         for (e, class) in &cases {
@@ -454,7 +471,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let dir = h.profile("p");
         let clock = ManualClock::at(T0);
         let mut o = outcome(Class::Ok, &clock);
-        o.refresh_token_exp = Some(T0 as i64 + 7 * 86_400);
+        o.ends.refresh_token_exp = Some(T0 as i64 + 7 * 86_400);
         record(&dir, "p", Some(&h.prom("w.prom")), &o);
         let text = h.read("w.prom");
         assert!(text.contains("# TYPE woci_refresh_token_expiry_timestamp_seconds gauge\n"), "{text}");
@@ -462,7 +479,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
             text.contains(&format!("woci_refresh_token_expiry_timestamp_seconds{{profile=\"p\"}} {}\n", T0 + 604_800))
         );
         // Unknown after the next attempt: the series goes.
-        o.refresh_token_exp = None;
+        o.ends.refresh_token_exp = None;
         record(&dir, "p", Some(&h.prom("w.prom")), &o);
         assert!(!h.read("w.prom").contains("refresh_token_expiry"));
     }

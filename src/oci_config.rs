@@ -149,30 +149,38 @@ fn read_text(path: &Path) -> Result<Option<String>> {
     String::from_utf8(bytes).map(Some).map_err(|_| Error::corrupt(path, "not valid UTF-8"))
 }
 
-/// A profile's keys as `oci` sees them (the `[DEFAULT]` section's keys under the profile's own).
-///
-/// `Ok(None)` when the file does not exist or has no such profile (for `DEFAULT`: no `[DEFAULT]`
+/// Whether the OCI config has a profile at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigState {
+    /// The file does not exist.
+    FileMissing,
+    /// The file exists but has no such profile; the profiles it has, in file order.
+    ProfileMissing(Vec<String>),
+    /// The profile is there.
+    Present,
+}
+
+/// A profile's keys as `oci` sees them (the `[DEFAULT]` section's keys under the profile's own),
+/// from one read of the file; none unless [`ConfigState::Present`] (for `DEFAULT`: a `[DEFAULT]`
 /// section). Keys are lowercase.
-pub fn read_profile(path: &Path, profile: &str) -> Result<Option<BTreeMap<String, String>>> {
+pub fn read_profile(path: &Path, profile: &str) -> Result<(ConfigState, BTreeMap<String, String>)> {
     let Some(text) = read_text(path)? else {
-        return Ok(None);
+        return Ok((ConfigState::FileMissing, BTreeMap::new()));
     };
     let parsed = parse(&text).map_err(|reason| Error::corrupt(path, reason))?;
     let defaults = parsed.section_values(DEFAULT_SECTION);
-    if profile == DEFAULT_SECTION {
-        return Ok(defaults);
-    }
-    Ok(parsed.section_values(profile).map(|own| {
-        let mut merged = defaults.unwrap_or_default();
-        merged.extend(own);
-        merged
-    }))
-}
-
-/// The profiles (section names) of the config, in file order; for messages.
-pub fn profile_names(path: &Path) -> Result<Vec<String>> {
-    let Some(text) = read_text(path)? else { return Ok(Vec::new()) };
-    Ok(parse(&text).map_err(|reason| Error::corrupt(path, reason))?.sections)
+    let values = match profile {
+        DEFAULT_SECTION => defaults,
+        _ => parsed.section_values(profile).map(|own| {
+            let mut merged = defaults.unwrap_or_default();
+            merged.extend(own);
+            merged
+        }),
+    };
+    Ok(match values {
+        Some(values) => (ConfigState::Present, values),
+        None => (ConfigState::ProfileMissing(parsed.sections), BTreeMap::new()),
+    })
 }
 
 /// Sets `entries` in `[profile]` (creating the file/section if needed), keeping every other line,
@@ -357,7 +365,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config");
         fs::write(&p, text).unwrap();
-        read_profile(&p, profile).unwrap()
+        let (state, values) = read_profile(&p, profile).unwrap();
+        (state == ConfigState::Present).then_some(values)
     }
 
     fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
@@ -405,7 +414,10 @@ security_token_file=/other/token
     #[test]
     fn read_missing_file_is_none() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_profile(&dir.path().join("nope"), "DEFAULT").unwrap(), None);
+        assert_eq!(
+            read_profile(&dir.path().join("nope"), "DEFAULT").unwrap(),
+            (ConfigState::FileMissing, BTreeMap::new())
+        );
     }
 
     #[test]
@@ -567,12 +579,12 @@ security_token_file=/other/token
         let p = dir.path().join("config");
         fs::write(&p, CONFIG).unwrap();
         upsert_profile(&p, "work", &[("key_file", "/k"), ("region", "r"), ("tenancy", "t")]).unwrap();
-        let work = read_profile(&p, "work").unwrap().unwrap();
+        let work = read_profile(&p, "work").unwrap().1;
         assert_eq!(work["key_file"], "/k");
         assert_eq!(work["region"], "r");
         assert_eq!(work["tenancy"], "t");
         assert_eq!(work["user"], "ocid1.user.default");
-        assert_eq!(read_profile(&p, "other").unwrap().unwrap()["key_file"], "/other/key.pem");
+        assert_eq!(read_profile(&p, "other").unwrap().1["key_file"], "/other/key.pem");
     }
 
     #[cfg(unix)]

@@ -18,7 +18,7 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
 use crate::realm::region_domain;
-use crate::renew::facts::SessionFacts;
+use crate::renew::facts::OciProfile;
 use crate::renew::Session;
 use crate::secret::SecretString;
 use crate::settings::Env;
@@ -202,7 +202,7 @@ fn python_utc_isoformat(t: SystemTime) -> String {
 /// any problem itself. The key is the profile's `key_file`, the one `oci` signs with.
 pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Result<Option<u8>> {
     let env = &ctx.env;
-    let profile = SessionFacts::read(&ctx.settings, &ctx.store)?.oci;
+    let profile = OciProfile::read(&ctx.settings)?.1;
     if profile.raw.get("pass_phrase").is_some_and(|p| !p.is_empty()) {
         tracing::debug!("the profile's key has a passphrase; generate-token goes to oci");
         return Ok(None);

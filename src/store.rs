@@ -68,6 +68,30 @@ pub enum InterruptedRotation {
 /// The refresh token a renewal reads: where from, its bytes, and whether it is a rescued one.
 type Source = (PathBuf, Vec<u8>, bool);
 
+/// The refresh token the next renewal reads, as found ([`SessionStore::stored_refresh_token`]).
+pub struct StoredRefreshToken {
+    source: Option<Source>,
+    /// A refresh-token rotation a killed woci left, newer than `refresh_token`.
+    pub rotation: Option<InterruptedRotation>,
+}
+
+impl StoredRefreshToken {
+    /// Whether a refresh token is stored, and how.
+    pub fn state(&self) -> RefreshTokenState {
+        match self.source.as_ref().map(|(_, b, _)| String::from_utf8_lossy(b)) {
+            Some(t) if crypto::is_envelope(&t) => RefreshTokenState::Encrypted,
+            Some(t) if !t.trim().is_empty() => RefreshTokenState::Plain,
+            _ => RefreshTokenState::Absent,
+        }
+    }
+
+    /// The token, decrypted with `passphrase` when it is an envelope; changes no file.
+    pub fn open(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
+        let Some((path, bytes, _)) = &self.source else { return Ok(None) };
+        parse_refresh_token(path, bytes, passphrase)
+    }
+}
+
 impl SessionStore {
     /// The store of `profile` under `home/.oci/sessions`.
     pub fn new(home: &Path, profile: &str) -> Result<SessionStore> {
@@ -197,7 +221,7 @@ impl SessionStore {
     }
 
     /// Tidies up after a killed woci. Call with the renewal lock held. First rolls an interrupted
-    /// refresh-token rotation forward ([`Self::refresh_token_state`]: a complete one is put in
+    /// refresh-token rotation forward ([`Self::stored_refresh_token`]: a complete one is put in
     /// place, an incomplete one is kept until a new refresh token is stored, since it tells that
     /// the stored one was probably spent); then removes the other temp files of atomic writes
     /// (`.<name>.<pid>.<rand>.tmp` whose pid is gone).
@@ -439,8 +463,9 @@ impl SessionStore {
     }
 
     /// The refresh token the next renewal reads (a rescued one, else a complete interrupted
-    /// rotation not yet put in place, else `refresh_token`), and the interrupted rotation found.
-    fn refresh_token_source(&self) -> Result<(Option<Source>, Option<InterruptedRotation>)> {
+    /// rotation not yet put in place, else `refresh_token`), and the interrupted rotation found,
+    /// from one look at the folder.
+    pub fn stored_refresh_token(&self) -> Result<StoredRefreshToken> {
         let (rotation, rotated) = self.pending_rotation(false).unzip();
         let source = match (self.find_rescue(), &rotation, rotated.flatten()) {
             (Some((path, bytes)), ..) => Some((path, bytes, true)),
@@ -450,20 +475,7 @@ impl SessionStore {
                 fsutil::read_optional(&path)?.map(|bytes| (path, bytes, false))
             }
         };
-        Ok((source, rotation))
-    }
-
-    /// Whether a refresh token is stored, and how; and a refresh-token rotation a killed woci
-    /// left, newer than `refresh_token` (from one look at the folder).
-    pub fn refresh_token_state(&self) -> Result<(RefreshTokenState, Option<InterruptedRotation>)> {
-        let (source, rotation) = self.refresh_token_source()?;
-        let text = source.as_ref().map(|(_, b, _)| String::from_utf8_lossy(b));
-        let state = match text {
-            Some(t) if crypto::is_envelope(&t) => RefreshTokenState::Encrypted,
-            Some(t) if !t.trim().is_empty() => RefreshTokenState::Plain,
-            _ => RefreshTokenState::Absent,
-        };
-        Ok((state, rotation))
+        Ok(StoredRefreshToken { source, rotation })
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -472,34 +484,18 @@ impl SessionStore {
     /// derives the key its successor will be sealed with, before the grant is sent. Call with
     /// the renewal lock.
     pub fn read_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
-        let token = self.read_refresh_token_moving(passphrase, true)?;
+        let stored = self.stored_refresh_token()?;
+        let token = stored.open(passphrase)?;
+        if let Some((_, bytes, true)) = stored.source.as_ref().filter(|_| token.is_some()) {
+            if self.ensure_dir().and_then(|()| self.store_refresh_token_bytes(bytes)).is_ok() {
+                tracing::info!("moved the rescued refresh token back into `{}`", self.dir.display());
+            }
+        }
         if let Some(p) = passphrase.filter(|p| !p.expose().is_empty()) {
             let mut sealer = self.sealer.lock().unwrap_or_else(|e| e.into_inner());
             if !sealer.as_ref().is_some_and(|s| s.is_for(p)) {
                 *sealer = Some(crypto::Sealer::new(p));
             }
-        }
-        Ok(token)
-    }
-
-    /// [`Self::read_refresh_token`] without changing any file (`--status`).
-    pub fn peek_refresh_token(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
-        self.read_refresh_token_moving(passphrase, false)
-    }
-
-    fn read_refresh_token_moving(
-        &self,
-        passphrase: Option<&SecretString>,
-        move_back: bool,
-    ) -> Result<Option<SecretString>> {
-        let (Some((path, bytes, rescued)), _) = self.refresh_token_source()? else { return Ok(None) };
-        let token = parse_refresh_token(&path, &bytes, passphrase)?;
-        if move_back
-            && rescued
-            && token.is_some()
-            && self.ensure_dir().and_then(|()| self.store_refresh_token_bytes(&bytes)).is_ok()
-        {
-            tracing::info!("moved the rescued refresh token back into `{}`", self.dir.display());
         }
         Ok(token)
     }
@@ -750,9 +746,9 @@ mod tests {
     fn plain_refresh_token_round_trip() {
         let home = tempfile::tempdir().unwrap();
         let s = SessionStore::new(home.path(), "P").unwrap();
-        assert_eq!(s.refresh_token_state().unwrap().0, RefreshTokenState::Absent);
+        assert_eq!(s.stored_refresh_token().unwrap().state(), RefreshTokenState::Absent);
         s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-        assert_eq!(s.refresh_token_state().unwrap().0, RefreshTokenState::Plain);
+        assert_eq!(s.stored_refresh_token().unwrap().state(), RefreshTokenState::Plain);
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-1");
     }
 
@@ -797,15 +793,15 @@ mod tests {
         s.write_refresh_token_expiry(Some(1_900_000_000)).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let tmp = leave_rotation(&s, DEAD, "rt-new", "rt-new");
-        assert_eq!(s.refresh_token_state().unwrap().1, Some(InterruptedRotation::Complete(tmp.clone())));
+        assert_eq!(s.stored_refresh_token().unwrap().rotation, Some(InterruptedRotation::Complete(tmp.clone())));
         // Read without the lock (`--status`): the token the next call will use.
-        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+        assert_eq!(s.stored_refresh_token().unwrap().open(None).unwrap().unwrap().expose(), "rt-new");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-old", "peeking changes nothing");
         s.sweep_stray_temp_files();
         assert!(!tmp.exists());
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-new");
         assert_eq!(s.refresh_token_expiry(), None, "the old token's expiry is forgotten");
-        assert_eq!(s.refresh_token_state().unwrap().1, None);
+        assert_eq!(s.stored_refresh_token().unwrap().rotation, None);
     }
 
     #[test]
@@ -814,14 +810,14 @@ mod tests {
         s.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
         std::thread::sleep(Duration::from_millis(20));
         let tmp = leave_rotation(&s, DEAD, "rt-new-and-long", "rt-new");
-        assert_eq!(s.refresh_token_state().unwrap().1, Some(InterruptedRotation::Incomplete(tmp.clone())));
+        assert_eq!(s.stored_refresh_token().unwrap().rotation, Some(InterruptedRotation::Incomplete(tmp.clone())));
         s.sweep_stray_temp_files();
         assert!(tmp.exists(), "kept: it tells that the stored refresh token was probably spent");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-old", "never adopted");
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-old");
         s.write_refresh_token(&SecretString::from("rt-after-login"), None).unwrap();
         assert!(!tmp.exists());
-        assert_eq!(s.refresh_token_state().unwrap().1, None);
+        assert_eq!(s.stored_refresh_token().unwrap().rotation, None);
     }
 
     #[test]
@@ -835,11 +831,11 @@ mod tests {
         let older = leave_rotation(&s, DEAD, "rt-older", "rt-older");
         let past = std::fs::File::options().write(true).open(&older).unwrap();
         past.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)).unwrap();
-        assert_eq!(s.refresh_token_state().unwrap().1, None);
+        assert_eq!(s.stored_refresh_token().unwrap().rotation, None);
         // A renewal writing right now (a live pid, not this process).
         let live = std::process::Command::new("sleep").arg("30").spawn().unwrap();
         let writing = leave_rotation(&s, live.id(), "rt-next", "rt-n");
-        assert_eq!(s.refresh_token_state().unwrap().1, None);
+        assert_eq!(s.stored_refresh_token().unwrap().rotation, None);
         s.sweep_stray_temp_files();
         assert!(!older.exists(), "the superseded one is swept");
         let mut live = live;
@@ -869,7 +865,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(rescue_dir(tmp.path())).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
-        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
+        assert_eq!(s.stored_refresh_token().unwrap().open(None).unwrap().unwrap().expose(), "rt-new");
         assert!(path.exists(), "peeking moves nothing");
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
         assert!(!path.exists(), "moved back");
@@ -892,7 +888,7 @@ mod tests {
     fn assert_ignored(s: &SessionStore, planted: &Path, why: &str) {
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-mine", "{why}: never adopted");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-mine", "{why}: never moved in");
-        assert_eq!(s.refresh_token_state().unwrap().0, RefreshTokenState::Plain, "{why}");
+        assert_eq!(s.stored_refresh_token().unwrap().state(), RefreshTokenState::Plain, "{why}");
         assert!(std::fs::symlink_metadata(planted).is_ok(), "{why}: left for the user to remove");
     }
 
@@ -979,12 +975,12 @@ mod tests {
         let s = s.with_runtime_dir(Some(run.path().to_owned()));
         let p = s.write_rescue(&SecretString::from("rt-a"), None).unwrap();
         assert_eq!(p, run.path().join("woci-rescue").join("P.refresh_token"));
-        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-a");
+        assert_eq!(s.stored_refresh_token().unwrap().open(None).unwrap().unwrap().expose(), "rt-a");
         // `$XDG_RUNTIME_DIR` open to others: not used; the temporary folder's private one is.
         chmod(run.path(), 0o755);
         let p = s.write_rescue(&SecretString::from("rt-b"), None).unwrap();
         assert_eq!(p, rescue_dir(tmp.path()).join("P.refresh_token"));
-        assert_eq!(s.peek_refresh_token(None).unwrap().unwrap().expose(), "rt-b");
+        assert_eq!(s.stored_refresh_token().unwrap().open(None).unwrap().unwrap().expose(), "rt-b");
         // Stored in the session folder again: every rescued copy is gone.
         chmod(run.path(), 0o700);
         s.write_refresh_token(&SecretString::from("rt-c"), None).unwrap();

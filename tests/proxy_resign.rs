@@ -484,8 +484,8 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     let settings = woci::settings::Settings::resolve(&inv.flags, &inv.oci, &env, false).unwrap();
     let ctx = woci::context::Context::new(settings, Arc::new(woci::clock::SystemClock), env.clone()).unwrap();
     let (_tx, rx) = watch::channel(SecretString::from(TOKEN_B));
-    let key =
-        woci::renew::facts::SessionFacts::read(&ctx.settings, &ctx.store).unwrap().signing_key(&ctx.store).unwrap();
+    let (_, oci) = woci::renew::facts::OciProfile::read(&ctx.settings).unwrap();
+    let key = oci.signing_key(&ctx.settings, &ctx.store).unwrap();
     let handle = proxy::start_for_profile(&ctx.settings, key.public().clone(), rx).await.unwrap();
     assert_eq!(handle.ca_bundle_path().parent().unwrap().parent(), Some(std::env::temp_dir().as_path()));
 

@@ -7,6 +7,7 @@
 use crate::error::{exit, Error, Result};
 use crate::jwt::UpstClaims;
 use crate::keys::KeyPair;
+pub use crate::oci_config::ConfigState;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode, Settings};
 use crate::store::{InterruptedRotation, RefreshTokenState, SessionStore};
@@ -29,42 +30,37 @@ pub struct OciProfile {
     pub raw: BTreeMap<String, String>,
 }
 
-/// Whether the OCI config has the profile at all.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigState {
-    /// The file does not exist.
-    FileMissing,
-    /// The file exists but has no such profile; the profiles it has.
-    ProfileMissing(Vec<String>),
-    /// The profile is there.
-    Present,
-}
-
 impl OciProfile {
-    /// Reads `profile` from `config_file`. A damaged config is an error; a missing file or
-    /// section is a [`ConfigState`].
-    pub fn read(config_file: &Path, profile: &str, home: &Path) -> Result<(ConfigState, OciProfile)> {
-        let Some(raw) = crate::oci_config::read_profile(config_file, profile)? else {
-            let state = if config_file.exists() {
-                ConfigState::ProfileMissing(crate::oci_config::profile_names(config_file).unwrap_or_default())
-            } else {
-                ConfigState::FileMissing
-            };
-            return Ok((state, OciProfile::default()));
-        };
+    /// Reads the settings' profile from their OCI config. A damaged config is an error; a
+    /// missing file or section is a [`ConfigState`].
+    pub fn read(settings: &Settings) -> Result<(ConfigState, OciProfile)> {
+        let config_file = &settings.oci_config_file;
+        let (state, raw) = crate::oci_config::read_profile(config_file, &settings.profile)?;
         let text = |k: &str| raw.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         // `~/…`, and `/oracle/.oci/…` written by `oci` inside the official container image.
-        let path = |k: &str| text(k).map(|v| crate::oci_config::host_path(&v, home, config_file));
-        Ok((
-            ConfigState::Present,
-            OciProfile {
-                key_file: path("key_file"),
-                security_token_file: path("security_token_file"),
-                region: text("region"),
-                fingerprint: text("fingerprint"),
-                raw,
-            },
-        ))
+        let path = |k: &str| text(k).map(|v| crate::oci_config::host_path(&v, &settings.home, config_file));
+        let profile = OciProfile {
+            key_file: path("key_file"),
+            security_token_file: path("security_token_file"),
+            region: text("region"),
+            fingerprint: text("fingerprint"),
+            raw,
+        };
+        Ok((state, profile))
+    }
+
+    /// The key pair the profile's requests are signed with: the config's `key_file` (what `oci`
+    /// signs with); for IdP profiles without one, the session folder's, created on first use.
+    pub fn signing_key(&self, settings: &Settings, store: &SessionStore) -> Result<KeyPair> {
+        match (&settings.mode, &self.key_file) {
+            (RenewMode::SessionRefresh(_), Some(p)) => KeyPair::load(p),
+            (RenewMode::SessionRefresh(_), None) => Err(Error::Config(format!(
+                "profile `{}` has no `key_file` in `{}`",
+                settings.profile,
+                settings.oci_config_file.display()
+            ))),
+            _ => Ok(store.load_or_create_key(self.key_file.as_deref())?.0),
+        }
     }
 }
 
@@ -130,8 +126,8 @@ pub struct RefreshInput {
     /// `Some(true/false)` when decryption was attempted with the environment's passphrase
     /// (`--status` tries; a renewal simply decrypts).
     pub decryptable: Option<bool>,
-    /// Its expiry: the refresh token's own `exp` when it is a readable JWT, else what the IdP
-    /// said when it issued it (`refresh_expires_in`).
+    /// Its expiry: the refresh token's own `exp` when it is a readable JWT (looked at by
+    /// `--status`), else what the IdP said when it issued it (`refresh_expires_in`).
     pub expires_at: Option<i64>,
 }
 
@@ -172,9 +168,10 @@ pub struct SessionFacts<'s> {
 }
 
 impl<'s> SessionFacts<'s> {
-    /// Reads the facts of the settings' profile.
-    pub fn read(settings: &'s Settings, store: &SessionStore) -> Result<SessionFacts<'s>> {
-        let (config, oci) = OciProfile::read(&settings.oci_config_file, &settings.profile, &settings.home)?;
+    /// Reads the facts of the settings' profile; with `peek` (`--status`), also whether the
+    /// environment's passphrase opens the refresh token and a JWT refresh token's own expiry.
+    pub fn read(settings: &'s Settings, store: &SessionStore, peek: bool) -> Result<SessionFacts<'s>> {
+        let (config, oci) = OciProfile::read(settings)?;
         let token_path = oci.security_token_file.clone().unwrap_or_else(|| store.token_path());
         let token = match SessionStore::read_token_at(&token_path) {
             Ok(None) => TokenInput::Missing,
@@ -182,23 +179,33 @@ impl<'s> SessionFacts<'s> {
             Err(Error::CorruptFile { reason, .. }) => TokenInput::Corrupt(reason),
             Err(e) => return Err(e),
         };
-        let (state, rotation) = store.refresh_token_state()?;
-        let passphrase = match &settings.mode {
+        let stored = store.stored_refresh_token()?;
+        let state = stored.state();
+        let (passphrase, env_pass) = match &settings.mode {
             RenewMode::Login(c) => match &c.passphrase {
-                PassphraseSource::None => PassphraseInput::None,
-                PassphraseSource::Env { var, value } => PassphraseInput::Env {
-                    var: var.clone(),
-                    set: value.as_ref().is_some_and(|v| !v.expose().is_empty()),
-                },
-                PassphraseSource::Prompt => PassphraseInput::Prompt,
+                PassphraseSource::None => (PassphraseInput::None, None),
+                PassphraseSource::Env { var, value } => {
+                    let value = value.as_ref().filter(|v| !v.expose().is_empty());
+                    (PassphraseInput::Env { var: var.clone(), set: value.is_some() }, value)
+                }
+                PassphraseSource::Prompt => (PassphraseInput::Prompt, None),
             },
-            _ => PassphraseInput::None,
+            _ => (PassphraseInput::None, None),
         };
-        let rotation = rotation.filter(|_| matches!(settings.mode, RenewMode::Login(_)));
+        let opened = match state {
+            _ if !peek => None,
+            RefreshTokenState::Encrypted => env_pass.map(|p| stored.open(Some(p))),
+            _ => Some(stored.open(None)),
+        };
+        let decryptable = opened.as_ref().filter(|_| state == RefreshTokenState::Encrypted).map(Result::is_ok);
+        let jwt_expiry = opened.and_then(|r| r.ok().flatten()).and_then(|rt| jwt_exp(&rt));
+        let rotation = stored.rotation.filter(|_| matches!(settings.mode, RenewMode::Login(_)));
         // The recorded expiry belongs to the stored refresh token, not to a rotation's new one.
         let completes_rotation = matches!(rotation, Some(InterruptedRotation::Complete(_)));
-        let expires_at =
+        let recorded =
             (state != RefreshTokenState::Absent && !completes_rotation).then(|| store.refresh_token_expiry()).flatten();
+        // A JWT refresh token says its own expiry; otherwise what the IdP said when it issued it.
+        let expires_at = jwt_expiry.or(recorded);
         let session_refresh = matches!(settings.mode, RenewMode::SessionRefresh(_));
         let config_current = session_refresh
             || (oci.key_file.is_some() && oci.security_token_file.is_some() && oci.fingerprint.is_some());
@@ -220,7 +227,7 @@ impl<'s> SessionFacts<'s> {
             token_path,
             token,
             window: settings.window,
-            refresh: RefreshInput { state, passphrase, decryptable: None, expires_at },
+            refresh: RefreshInput { state, passphrase, decryptable, expires_at },
             config_current,
             key,
             manager_ini: settings.ini_file.clone(),
@@ -243,20 +250,15 @@ impl<'s> SessionFacts<'s> {
             _ => None,
         }
     }
+}
 
-    /// The key pair the profile's requests are signed with: the config's `key_file` (what `oci`
-    /// signs with); for IdP profiles without one, the session folder's, created on first use.
-    pub fn signing_key(&self, store: &SessionStore) -> Result<KeyPair> {
-        match (self.mode, &self.oci.key_file) {
-            (RenewMode::SessionRefresh(_), Some(p)) => KeyPair::load(p),
-            (RenewMode::SessionRefresh(_), None) => Err(Error::Config(format!(
-                "profile `{}` has no `key_file` in `{}`",
-                self.profile,
-                self.config_file.display()
-            ))),
-            _ => Ok(store.load_or_create_key(self.oci.key_file.as_deref())?.0),
-        }
+/// A JWT refresh token's own `exp`.
+pub(super) fn jwt_exp(rt: &SecretString) -> Option<i64> {
+    #[derive(serde::Deserialize)]
+    struct Exp {
+        exp: i64,
     }
+    crate::jwt::decode_claims::<Exp>(rt.expose()).ok().map(|e| e.exp)
 }
 
 /// Whether the key at `path` can be used, checked cheaply (its PEM structure and size, not the

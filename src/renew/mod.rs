@@ -32,6 +32,7 @@ use crate::exchange;
 use crate::http::{Http, HttpOptions, Transport};
 use crate::jwt::{self, UpstClaims};
 use crate::keys::{self, KeyPair};
+use crate::metrics::Expiries;
 use crate::secret::SecretString;
 use crate::settings::{Env, FederatedConfig, SessionRefreshConfig, Settings};
 use crate::store::{FailureRecord, SessionStore};
@@ -152,7 +153,7 @@ impl Renewer {
     /// Makes the session valid (see the module doc) and returns it. A renewal attempt is counted
     /// and a failure announced ([`ops`]); a valid session whose hard end is near is warned of.
     pub async fn ensure(&self, force: Force) -> Result<Session> {
-        let facts = SessionFacts::read(&self.settings, &self.store)?;
+        let facts = SessionFacts::read(&self.settings, &self.store, false)?;
         let decision = plan(&facts, force, self.clock.unix());
         if let Plan::Reuse { token, remaining } = decision.plan {
             tracing::debug!(profile = %self.settings.profile, remaining_s = remaining.as_secs(), "session token is valid");
@@ -161,18 +162,20 @@ impl Renewer {
         }
         tracing::debug!(profile = %self.settings.profile, "{}", decision.reason);
         let (result, counted) = self.renew_locked(force).await;
+        // A renewal may have rotated the refresh token; a failure leaves the ends as they were.
+        let renewed = result.as_ref().ok().map(|s| (s, self.refresh_token_expiry()));
         if let Some(before) = counted {
-            self.account(&result, before).await;
+            self.account(&result, renewed.map_or(before, |(s, rt)| Expiries::of(Some(&s.claims), rt))).await;
         }
-        if let Ok(s) = &result {
-            self.warn_expiring(&s.claims, self.refresh_token_expiry()).await;
+        if let Some((s, rt)) = renewed {
+            self.warn_expiring(&s.claims, rt).await;
         }
         result
     }
 
     /// The renewal under the profile's lock (released on return), and — when it is a renewal
     /// attempt that counts ([`ops`]) — what was known before it.
-    async fn renew_locked(&self, force: Force) -> (Result<Session>, Option<ops::Before>) {
+    async fn renew_locked(&self, force: Force) -> (Result<Session>, Option<Expiries>) {
         let asked_at = crate::clock::unix_millis(self.clock.now());
         let lock_timeout = self.lock_timeout();
         let store = self.store.clone();
@@ -183,22 +186,22 @@ impl Renewer {
         // No lock in time: this call needed a renewal and got none.
         let (_lock, waited) = match locked {
             Ok(l) => l,
-            Err(e) => return (Err(e), Some(ops::Before::default())),
+            Err(e) => return (Err(e), Some(Expiries::default())),
         };
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
         self.store.sweep_stray_temp_files();
         // A renewal that failed while this call waited fails this call too, at once.
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten() {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
-            return (Err(Error::Shared { code: f.exit_code, message: f.message, transient: f.transient }), None);
+            return (Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }), None);
         }
 
         // Read again under the lock: another woci may have renewed (or written the config).
-        let facts = match SessionFacts::read(&self.settings, &self.store) {
+        let facts = match SessionFacts::read(&self.settings, &self.store, false) {
             Ok(f) => f,
-            Err(e) => return (Err(e), Some(ops::Before::default())),
+            Err(e) => return (Err(e), Some(Expiries::default())),
         };
-        let before = ops::Before::of(facts.claims(), facts.refresh.expires_at);
+        let before = Expiries::of(facts.claims(), facts.refresh.expires_at);
         let decision = plan(&facts, force, self.clock.unix());
         // Finishing the config of a valid token renews nothing: not counted.
         let counted = !matches!(decision.plan, Plan::FinishConfig { .. });
@@ -260,7 +263,7 @@ impl Renewer {
         if !err.involved_the_network() {
             return Err(err);
         }
-        let Ok(facts) = SessionFacts::read(&self.settings, &self.store) else { return Err(err) };
+        let Ok(facts) = SessionFacts::read(&self.settings, &self.store, false) else { return Err(err) };
         let facts::TokenInput::Present(token) = &facts.token else { return Err(err) };
         let left = token.claims.exp - self.clock.unix();
         if left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login {
@@ -307,7 +310,7 @@ impl Renewer {
         facts: &SessionFacts<'_>,
         current: &Token,
     ) -> Result<Session> {
-        let key = facts.signing_key(&self.store)?;
+        let key = facts.oci.signing_key(&self.settings, &self.store)?;
         let endpoint = match &cfg.auth_endpoint {
             Some(u) => u.clone(),
             None => {

@@ -19,40 +19,17 @@ use crate::error::Error;
 use crate::expiry;
 use crate::hooks::{self, Hook, HookEnv, RenewalFailed};
 use crate::jwt::UpstClaims;
-use crate::metrics::{self, Class, Outcome};
+use crate::metrics::{self, Class, Expiries, Outcome};
 use crate::settings::RenewMode;
 use crate::store::RefreshTokenState;
 
-/// What was known of the session before a counted attempt (a failure leaves it as it was).
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct Before {
-    token_exp: Option<i64>,
-    sess_exp: Option<i64>,
-    refresh_token_exp: Option<i64>,
-}
-
-impl Before {
-    /// What `claims` and the refresh token's expiry say.
-    pub(super) fn of(claims: Option<&UpstClaims>, refresh_token_exp: Option<i64>) -> Before {
-        Before {
-            token_exp: claims.map(|c| c.exp),
-            sess_exp: claims.and_then(UpstClaims::session_expiry),
-            refresh_token_exp,
-        }
-    }
-}
-
 impl Renewer {
-    /// Counts a renewal attempt and, when it failed, runs `on_renewal_failure` (rate-limited,
-    /// bounded). Never fails and never changes `result`.
-    pub(super) async fn account(&self, result: &crate::error::Result<Session>, before: Before) {
+    /// Counts a renewal attempt that left the session's ends at `ends` and, when it failed, runs
+    /// `on_renewal_failure` (rate-limited, bounded). Never fails and never changes `result`.
+    pub(super) async fn account(&self, result: &crate::error::Result<Session>, ends: Expiries) {
         let at = self.clock.unix();
-        let (class, known) = match result {
-            Ok(s) => (Class::Ok, Before::of(Some(&s.claims), self.refresh_token_expiry())),
-            Err(e) => (metrics::class_of(e), before),
-        };
-        let Before { token_exp, sess_exp, refresh_token_exp } = known;
-        let outcome = Outcome { result: class, at, token_exp, sess_exp, refresh_token_exp };
+        let class = result.as_ref().map_or_else(metrics::class_of, |_| Class::Ok);
+        let outcome = Outcome { result: class, at, ends };
         // An unsafe session folder (a symbolic link, a world-writable `~/.oci`) gets nothing.
         if let Err(e) = self.store.check_safe() {
             tracing::debug!("renewal attempt not counted: {e}");
@@ -76,7 +53,7 @@ impl Renewer {
                     message: &message,
                     exit_code,
                     at,
-                    token_expires_at: token_exp,
+                    token_expires_at: ends.token_exp,
                 };
                 hooks::on_renewal_failure(&dir, &hook, &event, &env);
             }
@@ -122,8 +99,8 @@ impl Renewer {
         if !matches!(self.settings.mode, RenewMode::Login(_)) {
             return None;
         }
-        match self.store.refresh_token_state() {
-            Ok((RefreshTokenState::Absent, _)) | Err(_) => None,
+        match self.store.stored_refresh_token().map(|s| s.state()) {
+            Ok(RefreshTokenState::Absent) | Err(_) => None,
             Ok(_) => self.store.refresh_token_expiry(),
         }
     }

@@ -93,7 +93,7 @@ pub fn blocked(exit_code: u8, reason: String) -> Error {
     match exit_code {
         exit::SESSION_EXPIRED => Error::SessionExpired(reason),
         exit::CONFIG => Error::Config(reason),
-        code => Error::Blocked { code, message: reason },
+        code => Error::Blocked { code, message: reason, shared: None },
     }
 }
 

@@ -152,7 +152,7 @@ mod tests {
         assert!(is_retryable(&source(crate::error::SourceFailure::NoTokenNow)));
         assert!(!is_retryable(&source(crate::error::SourceFailure::Settings)));
         // Another woci's failure, shared with a waiting loop, is retried when the original was.
-        let shared = |transient| Error::Shared { code: 6, message: "m".into(), transient };
+        let shared = |transient| Error::Blocked { code: 6, message: "m".into(), shared: Some(transient) };
         assert!(is_retryable(&shared(true)) && !is_retryable(&shared(false)));
         assert!(!is_retryable(&Error::IdpRejected {
             what: "refresh token",

@@ -154,7 +154,7 @@ async fn a_token_written_without_its_config_is_completed_by_the_next_call_withou
     assert!(t.seen().is_empty(), "no network to finish a config");
     assert!(w.config().contains(&format!("fingerprint={}", key.fingerprint())), "{}", w.config());
     let ctx = w.context(&[]);
-    assert!(SessionFacts::read(&ctx.settings, &ctx.store).unwrap().config_current);
+    assert!(SessionFacts::read(&ctx.settings, &ctx.store, false).unwrap().config_current);
 
     // A token with no key pair beside it is no session: it is renewed, not completed.
     let w = World::new("");
@@ -330,4 +330,12 @@ async fn renewal_attempts_are_counted_once_and_nothing_else_is() {
     let expect: Vec<(String, u64)> =
         [("auth", 1), ("config", 1), ("network", 1), ("ok", 1)].iter().map(|(k, n)| ((*k).to_owned(), *n)).collect();
     assert_eq!(counted(&w), expect);
+}
+
+/// A refresh token that is a JWT tells its expiry; an opaque one does not.
+#[test]
+fn jwt_refresh_token_expiry() {
+    let rt = SecretString::from(format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(r#"{"exp":1900000000}"#)));
+    assert_eq!(facts::jwt_exp(&rt), Some(1_900_000_000));
+    assert_eq!(facts::jwt_exp(&SecretString::from("opaque-refresh-token")), None);
 }

@@ -41,7 +41,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
 
 /// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters).
 pub(crate) fn run_prompt(ctx: &Context) -> Result<u8> {
-    let facts = SessionFacts::read(&ctx.settings, &ctx.store)?;
+    let facts = SessionFacts::read(&ctx.settings, &ctx.store, false)?;
     let now = ctx.now();
     let d = plan::plan(&facts, Force::No, now);
     let state = State::of_plan(d.exit_code(), d.plan.name());

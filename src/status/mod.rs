@@ -34,12 +34,11 @@ use crate::clock::{fmt_secs, fmt_utc};
 use crate::context::Context;
 use crate::daemon::{self, push_line, DaemonInfo, DaemonReport};
 use crate::error::Result;
-use crate::jwt::{self, Freshness};
+use crate::jwt::Freshness;
 use crate::renew::facts::{PassphraseInput, SessionFacts, TokenInput};
 use crate::renew::plan::{freshness, plan};
 use crate::renew::Force;
-use crate::secret::SecretString;
-use crate::settings::{PassphraseSource, RenewMode};
+use crate::settings::RenewMode;
 use crate::store::{InterruptedRotation, RefreshTokenState};
 use crate::terminal::{print, safe, to_json};
 use serde::Serialize;
@@ -238,42 +237,14 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 
 /// Reads everything status looks at.
 pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
-    let mut facts = SessionFacts::read(&ctx.settings, &ctx.store)?;
-    let env_pass = match &ctx.settings.mode {
-        RenewMode::Login(c) => match &c.passphrase {
-            PassphraseSource::Env { value: Some(v), .. } if !v.expose().is_empty() => Some(v),
-            _ => None,
-        },
-        _ => None,
-    };
-    let store = &ctx.store;
-    let (decryptable, jwt_expiry) = match facts.refresh.state {
-        RefreshTokenState::Absent => (None, None),
-        RefreshTokenState::Plain => (None, store.peek_refresh_token(None).ok().flatten().and_then(|rt| jwt_exp(&rt))),
-        RefreshTokenState::Encrypted => match env_pass.map(|p| store.peek_refresh_token(Some(p))) {
-            Some(Ok(rt)) => (Some(true), rt.and_then(|rt| jwt_exp(&rt))),
-            Some(Err(_)) => (Some(false), None),
-            None => (None, None),
-        },
-    };
-    facts.refresh.decryptable = decryptable;
-    // A JWT refresh token says its own expiry; otherwise what the IdP said when it issued it.
-    facts.refresh.expires_at = jwt_expiry.or(facts.refresh.expires_at);
+    let facts = SessionFacts::read(&ctx.settings, &ctx.store, true)?;
     let origins = ctx.settings.origins.iter().map(|(k, o)| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
         facts,
-        daemon: daemon::inspect(store)?,
+        daemon: daemon::inspect(&ctx.store)?,
         origins,
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
     })
-}
-
-fn jwt_exp(rt: &SecretString) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    struct Exp {
-        exp: i64,
-    }
-    jwt::decode_claims::<Exp>(rt.expose()).ok().map(|e| e.exp)
 }
 
 /// `woci --status [--json]`.

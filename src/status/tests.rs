@@ -2,7 +2,7 @@ use super::*;
 use crate::daemon::PidProbe;
 use crate::daemon::{DaemonState, Phase};
 use crate::error::exit;
-use crate::jwt::UpstClaims;
+use crate::jwt::{self, UpstClaims};
 use crate::renew::facts::{testing, SessionFacts};
 use crate::settings::RenewMode;
 
@@ -234,14 +234,4 @@ fn text_report_mentions_every_section() {
     ] {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }
-}
-
-/// A refresh token that is a JWT tells its expiry; an opaque one does not.
-#[test]
-fn jwt_refresh_token_expiry() {
-    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-    use base64::Engine;
-    let rt = SecretString::from(format!("e30.{}.c2ln", URL_SAFE_NO_PAD.encode(r#"{"exp":1900000000}"#)));
-    assert_eq!(jwt_exp(&rt), Some(1_900_000_000));
-    assert_eq!(jwt_exp(&SecretString::from("opaque-refresh-token")), None);
 }
