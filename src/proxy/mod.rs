@@ -312,7 +312,7 @@ impl ProxyHandle {
         let mut env = ChildEnv::build(&facts, user_env)?;
         // The secret, and the whole Basic credential a client sends (`woci:` and all).
         use base64::Engine;
-        let basic = base64::engine::general_purpose::STANDARD.encode(format!("{PROXY_USER}:{}", self.secret.expose()));
+        let basic = base64::engine::general_purpose::STANDARD.encode(&*self.shared.expected_credentials);
         env.secrets.extend([self.secret.clone(), SecretString::new(basic)]);
         Ok(env)
     }
