@@ -116,6 +116,18 @@ struct Form {
     edge_right: bool,
 }
 
+impl Form {
+    /// Where removing this form found at `at` in `buf` begins: at the base64 character before it
+    /// when that character carries bits of the secret too.
+    fn removal_start(&self, buf: &[u8], at: usize) -> usize {
+        if self.edge_left && at > 0 && is_base64(buf[at - 1]) {
+            at - 1
+        } else {
+            at
+        }
+    }
+}
+
 #[derive(Default)]
 struct Forms {
     list: Vec<Form>,
@@ -177,7 +189,7 @@ impl Forms {
             }
             for j in memchr::memchr_iter(f.bytes[0], &buf[lo..best]).map(|i| lo + i) {
                 if f.bytes.starts_with(&buf[j..]) {
-                    best = if f.edge_left && j > 0 && is_base64(buf[j - 1]) { j - 1 } else { j };
+                    best = f.removal_start(buf, j);
                     break;
                 }
             }
@@ -334,10 +346,7 @@ impl<'r> Stream<'r> {
             while let Some(m) = search.find(aho_corasick::Input::new(buf.as_slice()).range(at..)) {
                 at = m.start() + 1;
                 let f = &self.forms.list[m.pattern().as_usize()];
-                let (mut a, mut b) = (m.start(), m.end());
-                if f.edge_left && a > 0 && is_base64(buf[a - 1]) {
-                    a -= 1;
-                }
+                let (a, mut b) = (f.removal_start(buf, m.start()), m.end());
                 if f.edge_right && b < n && is_base64(buf[b]) {
                     b += 1;
                 } else if f.edge_right && b == n && !eof {
