@@ -122,8 +122,8 @@ fn user_choice(env: &Env, args: &[OsString]) -> Option<(&'static str, String)> {
 /// The first of woci's properties among JVM option words (`-Dkey=value`, `-Dkey`, quoted or not).
 fn sets_ours<S: AsRef<str>>(mut words: impl Iterator<Item = S>) -> Option<&'static str> {
     words.find_map(|w| {
-        let name = w.as_ref().trim_start_matches(['"', '\'']).strip_prefix("-D")?.to_owned();
-        let name = name.split_once('=').map_or(name.as_str(), |(k, _)| k);
+        let name = w.as_ref().trim_start_matches(['"', '\'']).strip_prefix("-D")?;
+        let name = name.split_once('=').map_or(name, |(k, _)| k);
         OUR_PROPERTIES.iter().copied().find(|p| *p == name)
     })
 }
@@ -168,8 +168,7 @@ mod tests {
         assert_eq!(user_choice(&u, none), Some((PROXY_URI, "`_JAVA_OPTIONS`".to_owned())));
         let u = user(&[("JDK_JAVA_OPTIONS", "-Djersey.config.allowSystemPropertiesProvider")]);
         assert_eq!(user_choice(&u, none).map(|c| c.0), Some(ALLOW_SYSTEM_PROPERTIES));
-        let args: Vec<OsString> =
-            ["-cp", "app.jar", "-Djavax.net.ssl.trustStore=x.p12", "Main"].map(Into::into).to_vec();
+        let args = args(&["-cp", "app.jar", "-Djavax.net.ssl.trustStore=x.p12", "Main"]);
         assert_eq!(user_choice(&user(&[]), &args), Some((TRUST_STORE, "the program's command line".to_owned())));
         // Other properties, even sharing a prefix, are not woci's.
         let u = user(&[
@@ -211,15 +210,11 @@ mod tests {
         a.iter().map(Into::into).collect()
     }
 
-    fn env(pairs: &[(&str, &str)]) -> Env {
-        pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect()
-    }
-
     #[tokio::test]
     async fn prepare_writes_private_files_and_extends_the_users_options() {
         let tmp = tempfile::tempdir().unwrap();
         let p = proxy(tmp.path()).await;
-        let files = prepare(&p, &env(&[("JDK_JAVA_OPTIONS", "-Xmx1g")]), &args(&["-jar", "app.jar"]))
+        let files = prepare(&p, &user(&[("JDK_JAVA_OPTIONS", "-Xmx1g")]), &args(&["-jar", "app.jar"]))
             .unwrap()
             .expect("prepared");
         let args = files._dir.path().join("java.args");
@@ -253,7 +248,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let p = proxy(tmp.path()).await;
         let a = args(&["-Djavax.net.ssl.trustStore=/etc/my.p12", "-jar", "app.jar"]);
-        assert!(prepare(&p, &env(&[]), &a).unwrap().is_none());
+        assert!(prepare(&p, &user(&[]), &a).unwrap().is_none());
         assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 1, "only the proxy's own folder");
         p.shutdown().await;
     }
