@@ -60,6 +60,11 @@ pub(crate) fn bracket_ipv6(host: &str) -> String {
     }
 }
 
+/// An IPv6 address without the brackets of a URL or a `host:port`.
+pub(crate) fn unbracket(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

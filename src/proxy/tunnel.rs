@@ -3,7 +3,7 @@
 //! Each tunnelled `host:port` is logged once and remembered ([`Upstream::untouched`]), so that a
 //! child failing after talking to such a host can be told how to have it re-signed.
 
-use super::hosts::{bracket_ipv6, NoProxy};
+use super::hosts::{bracket_ipv6, unbracket, NoProxy};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::collections::BTreeSet;
@@ -63,11 +63,6 @@ pub fn untouched_hint(hosts: &[String]) -> Option<String> {
         "the program talked to {list} without re-signing (not OCI hosts); if a 401 came from there, add the host \
          to `resign_hosts` in woci_manager.ini or `WOCI_RESIGN_HOSTS`"
     ))
-}
-
-/// An IPv6 address without the brackets of a URL or a `host:port`.
-fn unbracket(host: &str) -> &str {
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 async fn timed<T>(fut: impl std::future::Future<Output = io::Result<T>>) -> io::Result<T> {
