@@ -261,22 +261,26 @@ const FAMILIES: [(&str, &str, &str); 6] = [
 /// The Prometheus text exposition of `states`: families in name order, each with HELP and TYPE,
 /// series sorted by their labels; families without series left out. Same states, same bytes.
 fn render(states: &[State]) -> String {
-    // The series (labels, value) of each of [`FAMILIES`], by index.
-    let mut series: [Vec<(String, i64)>; 6] = Default::default();
+    // The series (labels, value) of each family.
+    let [mut fallbacks, mut last, mut refresh_exp, mut renewals, mut sess_exp, mut token_exp]: [Vec<(String, i64)>; 6] =
+        Default::default();
     for s in states {
         let p = escape_label(&s.profile);
         for (fb, n) in &s.fallbacks {
-            series[0].push((format!("{{profile=\"{p}\",fallback=\"{}\"}}", escape_label(fb)), clamp(*n)));
+            fallbacks.push((format!("{{profile=\"{p}\",fallback=\"{}\"}}", escape_label(fb)), clamp(*n)));
         }
         for (class, c) in &s.renewals {
             let labels = format!("{{profile=\"{p}\",result=\"{}\"}}", class.as_str());
-            series[1].push((labels.clone(), c.last));
-            series[3].push((labels, clamp(c.count)));
+            last.push((labels.clone(), c.last));
+            renewals.push((labels, clamp(c.count)));
         }
-        for (i, v) in [(2, s.ends.refresh_token_exp), (4, s.ends.sess_exp), (5, s.ends.token_exp)] {
-            series[i].extend(v.map(|v| (format!("{{profile=\"{p}\"}}"), v)));
-        }
+        let only = format!("{{profile=\"{p}\"}}");
+        refresh_exp.extend(s.ends.refresh_token_exp.map(|v| (only.clone(), v)));
+        sess_exp.extend(s.ends.sess_exp.map(|v| (only.clone(), v)));
+        token_exp.extend(s.ends.token_exp.map(|v| (only.clone(), v)));
     }
+    // In the order of [`FAMILIES`].
+    let series = [fallbacks, last, refresh_exp, renewals, sess_exp, token_exp];
     let mut out = String::new();
     for ((name, kind, help), mut series) in FAMILIES.into_iter().zip(series) {
         if series.is_empty() {

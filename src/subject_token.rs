@@ -62,17 +62,26 @@ fn gh_url(env: &Env) -> std::result::Result<Url, String> {
 /// Why `meta` is not something a token can be read from, if it is not a regular file.
 fn not_a_file(meta: &std::fs::Metadata) -> Option<&'static str> {
     let kind = meta.file_type();
-    let mut kinds = vec![(kind.is_file(), None), (kind.is_dir(), Some("is a folder, not a file"))];
+    if kind.is_file() {
+        return None;
+    }
+    if kind.is_dir() {
+        return Some("is a folder, not a file");
+    }
     #[cfg(unix)]
     {
         use std::os::unix::fs::FileTypeExt;
-        kinds.extend([
-            (kind.is_fifo(), Some("is a FIFO, not a regular file")),
-            (kind.is_char_device() || kind.is_block_device(), Some("is a device, not a regular file")),
-            (kind.is_socket(), Some("is a socket, not a regular file")),
-        ]);
+        if kind.is_fifo() {
+            return Some("is a FIFO, not a regular file");
+        }
+        if kind.is_char_device() || kind.is_block_device() {
+            return Some("is a device, not a regular file");
+        }
+        if kind.is_socket() {
+            return Some("is a socket, not a regular file");
+        }
     }
-    kinds.into_iter().find(|(is, _)| *is).map_or(Some("is not a regular file"), |(_, why)| why)
+    Some("is not a regular file")
 }
 
 /// A world-writable token file lets any local user choose the identity woci exchanges: said

@@ -123,15 +123,18 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         }
         None => (format!("HTTP {status}"), None),
     };
+    if endpoint == Endpoint::Exchange {
+        return Err(Error::ExchangeRejected { status, error, description });
+    }
+    // Said when the IdP gives no description of its own.
     let hint = match oauth.as_ref().map(|e| e.error.as_str()) {
-        _ if endpoint == Endpoint::Exchange => return Err(Error::ExchangeRejected { status, error, description }),
-        Some("invalid_grant") if what == "refresh token" => "the refresh token is expired or revoked; log in again",
-        Some("invalid_client") => "check `auth_client_id` and `auth_client_secret`",
-        Some(_) => return Err(Error::IdpRejected { what, error, description }),
-        None if endpoint == Endpoint::DeviceAuthorization => "the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow",
-        None => "the token endpoint answered without an OAuth error; check `token_url`",
+        Some("invalid_grant") if what == "refresh token" => Some("the refresh token is expired or revoked; log in again"),
+        Some("invalid_client") => Some("check `auth_client_id` and `auth_client_secret`"),
+        Some(_) => None,
+        None if endpoint == Endpoint::DeviceAuthorization => Some("the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow"),
+        None => Some("the token endpoint answered without an OAuth error; check `token_url`"),
     };
-    Err(Error::IdpRejected { what, error, description: description.or_else(|| Some(hint.into())) })
+    Err(Error::IdpRejected { what, error, description: description.or_else(|| hint.map(Into::into)) })
 }
 
 /// Makes server-provided text fit for a one-line error: removes any secret we sent, cuts it to 300
