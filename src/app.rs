@@ -114,20 +114,16 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
 
 /// Commands that need no settings: help, version, completions, man page.
 fn run_informational(command: &Command) -> Result<Option<u8>> {
-    let mut out = std::io::stdout().lock();
-    let written = match command {
-        Command::Help => out.write_all(cli::help_text().as_bytes()),
-        Command::Version => writeln!(out, "woci {}", env!("CARGO_PKG_VERSION")),
-        Command::Completions(shell) => out.write_all(cli::completions(*shell).as_bytes()),
-        Command::Man => out.write_all(&cli::man_page()),
+    let out = match command {
+        Command::Help => cli::help_text().into_bytes(),
+        Command::Version => format!("woci {}\n", env!("CARGO_PKG_VERSION")).into_bytes(),
+        Command::Completions(shell) => cli::completions(*shell).into_bytes(),
+        Command::Man => cli::man_page(),
         _ => return Ok(None),
     };
-    match written {
-        Ok(()) => Ok(Some(0)),
-        // `woci --help | head` is fine, like any Unix tool.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Some(0)),
-        Err(e) => Err(Error::Other(format!("cannot write to stdout: {e}"))),
-    }
+    // `woci --help | head` is fine, like any Unix tool.
+    crate::terminal::print(&out)?;
+    Ok(Some(0))
 }
 
 fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &DaemonSpec) -> Result<u8> {

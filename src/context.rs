@@ -25,17 +25,19 @@ pub struct Context {
 impl Context {
     /// The context of `settings`' profile.
     pub fn new(settings: Settings, clock: SharedClock, env: Env) -> Result<Context> {
-        let store =
-            SessionStore::new(&settings.home, &settings.profile)?.with_runtime_dir(settings.runtime_dir.clone());
-        Ok(Context { settings: Arc::new(settings), store, clock, env: Arc::new(env) })
+        Context::of(settings, clock, Arc::new(env))
     }
 
     /// The context of another profile's (or re-read) `settings`, with this one's clock and
     /// environment.
     pub fn with_settings(&self, settings: Settings) -> Result<Context> {
+        Context::of(settings, self.clock.clone(), self.env.clone())
+    }
+
+    fn of(settings: Settings, clock: SharedClock, env: Arc<Env>) -> Result<Context> {
         let store =
             SessionStore::new(&settings.home, &settings.profile)?.with_runtime_dir(settings.runtime_dir.clone());
-        Ok(Context { settings: Arc::new(settings), store, clock: self.clock.clone(), env: self.env.clone() })
+        Ok(Context { settings: Arc::new(settings), store, clock, env })
     }
 
     /// The current time, epoch seconds.

@@ -101,9 +101,9 @@ pub(crate) fn to_json(v: &impl Serialize) -> crate::Result<String> {
 }
 
 /// Writes a report to stdout; a reader that went away (`| head`) is no error.
-pub(crate) fn print(out: &str) -> crate::Result<()> {
+pub(crate) fn print(out: &(impl AsRef<[u8]> + ?Sized)) -> crate::Result<()> {
     use io::Write;
-    match io::stdout().lock().write_all(out.as_bytes()) {
+    match io::stdout().lock().write_all(out.as_ref()) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(crate::Error::Other(format!("cannot write to stdout: {e}"))),

@@ -209,11 +209,9 @@ pub struct Settings {
     /// Environment variables that hold woci's secrets (the passphrase variable, `WOCI_*PASSPHRASE*`,
     /// a subject token source's variables): never passed to a child or a hook.
     pub secret_env: Vec<String>,
-    /// Where each setting not at its default came from (setting name → origin).
-    pub origins: BTreeMap<&'static str, Origin>,
-    /// The text each setting not at its default was given (setting name → value after
-    /// precedence; secrets stay secrets): what [`changes`] compares.
-    pub given: BTreeMap<&'static str, SecretString>,
+    /// Each setting not at its default (setting name →): where it came from, and the text it was
+    /// given after precedence (secrets stay secrets), which [`changes`] compares.
+    pub origins: BTreeMap<&'static str, (Origin, SecretString)>,
     /// Warnings found while resolving (unknown INI keys, a readable INI holding secrets).
     pub warnings: Vec<String>,
 }
@@ -278,7 +276,7 @@ pub fn changes(old: &Settings, new: &Settings) -> Vec<String> {
 }
 
 fn given<'s>(s: &'s Settings, name: &str) -> Option<&'s str> {
-    s.given.get(name).map(|v| v.expose().as_str())
+    s.origins.get(name).map(|(_, v)| v.expose().as_str())
 }
 
 /// A URL woci sends a secret to (or shows as a link) that does not come from a setting — a

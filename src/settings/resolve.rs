@@ -224,7 +224,7 @@ impl Settings {
         let resign_hosts = l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default();
         let proxy_max_connections = l.get(Key::ProxyMaxConnections, rules::count)?;
         let debug = l.boolean(Key::Debug)?;
-        let found = l.found.take();
+        let origins = l.found.take();
         Ok(Settings {
             container,
             native_oke,
@@ -233,8 +233,7 @@ impl Settings {
             proxy_max_connections,
             debug,
             ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
-            origins: found.iter().map(|(name, (origin, _))| (*name, origin.clone())).collect(),
-            given: found.into_iter().map(|(name, (_, text))| (name, text)).collect(),
+            origins,
             profile,
             profile_on_cli,
             oci_config_file,

@@ -45,7 +45,7 @@ fn no_idp_keys_means_session_refresh() {
     let s = resolve_with("", &[], &[("WOCI_AUTH_ENDPOINT", "http://127.0.0.1:1")], false).unwrap();
     let RenewMode::SessionRefresh(c) = s.mode else { panic!("expected session refresh") };
     assert!(c.auth_endpoint.is_some());
-    assert_eq!(s.origins["auth_endpoint"], Origin::Env("WOCI_AUTH_ENDPOINT"));
+    assert_eq!(s.origins["auth_endpoint"].0, Origin::Env("WOCI_AUTH_ENDPOINT"));
 }
 
 #[test]
@@ -77,8 +77,8 @@ fn flags_beat_the_environment_which_beats_the_ini() {
     assert_eq!(s.oci_command, "/env/oci");
     let s = resolve_with(&ini, &[(Key::RefreshSafetyWindow, "10m")], &[], false).unwrap();
     assert_eq!(s.window, Duration::from_secs(600));
-    assert_eq!(s.origins["refresh_safety_window"], Origin::Flag("refresh-safety-window"));
-    assert!(matches!(s.origins["oci_command"], Origin::Ini(_)));
+    assert_eq!(s.origins["refresh_safety_window"].0, Origin::Flag("refresh-safety-window"));
+    assert!(matches!(s.origins["oci_command"].0, Origin::Ini(_)));
     let s = resolve_with(LOGIN, &[(Key::AutoRefresh, "true")], &[], false).unwrap();
     assert_eq!(s.window, DEFAULT_AUTO_WINDOW);
 }
