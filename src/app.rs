@@ -11,7 +11,7 @@ use crate::cli::{self, Command, Invocation};
 use crate::clock::{fmt_secs, SystemClock};
 use crate::context::Context;
 use crate::daemon::DaemonSpec;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::renew::{Force, Renewer, Session};
 use crate::settings::{Env, OciView, Settings};
 use std::ffi::OsString;
@@ -98,10 +98,8 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::SessionAuthenticate(args) if !s.has_idp() => {
             child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.build()?)
         }
-        Command::SessionAuthenticate(_) => {
-            report_session(&ctx, runtime(false)?.block_on(renewer.ensure(Force::Login))?)
-        }
-        Command::SessionRefresh(_) => report_session(&ctx, runtime(false)?.block_on(renewer.ensure(Force::Renew))?),
+        Command::SessionAuthenticate(_) => report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Login))?),
+        Command::SessionRefresh(_) => report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?),
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
         Command::Status { .. } => crate::status::run(&ctx, inv.json),
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
@@ -193,7 +191,7 @@ fn session_or_fallback(
     call: &DaemonSpec,
 ) -> Result<std::result::Result<Session, Context>> {
     // `ensure` returns before any await point when the token is fresh, so this is cheap.
-    let err = match runtime(false)?.block_on(renewer.ensure_or_keep()) {
+    let err = match runtime()?.block_on(renewer.ensure_or_keep()) {
         Ok(session) => return Ok(Ok(session)),
         Err(e) => e,
     };
@@ -223,18 +221,14 @@ fn session_or_fallback(
     ctx.with_settings(settings).map(Err)
 }
 
-/// An async runtime: on this thread only, or (`multi_thread`) for a supervised child.
-fn runtime(multi_thread: bool) -> Result<tokio::runtime::Runtime> {
-    let mut builder = if multi_thread {
-        tokio::runtime::Builder::new_multi_thread()
-    } else {
-        tokio::runtime::Builder::new_current_thread()
-    };
-    builder.enable_all().build().map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
+/// An async runtime on this thread only, for one renewal.
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    child::runtime(&mut tokio::runtime::Builder::new_current_thread())
 }
 
 fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: ChildBuilder) -> Result<u8> {
-    runtime(true)?.block_on(autorefresh::run_supervised(ctx, renewer, session, builder))
+    child::runtime(&mut tokio::runtime::Builder::new_multi_thread())?
+        .block_on(autorefresh::run_supervised(ctx, renewer, session, builder))
 }
 
 fn report_session(ctx: &Context, session: Session) -> Result<u8> {

@@ -191,11 +191,12 @@ pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
         let e = spec.command().exec();
         return Err(spec.spawn_error(e));
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))?;
-    runtime.block_on(run(spec))
+    runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(run(spec))
+}
+
+/// An async runtime from `builder` (I/O and timers on); the one place its failure is worded.
+pub(crate) fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
+    builder.enable_all().build().map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
 /// A running child.

@@ -71,7 +71,7 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
     }
-    runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(renewer.ensure(Force::No))?;
+    crate::child::runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(renewer.ensure(Force::No))?;
 
     store.ensure_dir()?;
     let log_path = store.daemon_log_path();
@@ -164,7 +164,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     save(&|_| {});
     log_event(now(), &format!("starting for profile `{}`", store.profile()));
 
-    let runtime = match runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
+    let runtime = match crate::child::runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
         Ok(r) => r,
         Err(e) => {
             save(&|s| s.exit(now(), e.to_string(), Some(e.exit_code())));
@@ -258,10 +258,6 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     };
     release_pid_file(lock);
     Ok(code)
-}
-
-fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::runtime::Runtime> {
-    builder.enable_all().build().map_err(|e| Error::Other(format!("cannot start the async runtime: {e}")))
 }
 
 fn secs(d: Duration) -> i64 {
