@@ -147,6 +147,20 @@ pub struct NoProxy {
     entries: Vec<String>,
 }
 
+/// `[host]` for an IPv6 address, for a `host:port`.
+pub(crate) fn bracket_ipv6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
+}
+
+/// An IPv6 address without the brackets of a URL or a `host:port`.
+pub(crate) fn unbracket(host: &str) -> &str {
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 impl NoProxy {
     /// Parses a comma (or space) separated list.
     pub fn parse(list: &str) -> NoProxy {
@@ -157,13 +171,13 @@ impl NoProxy {
 
     /// True when `host:port` must be reached directly, not through the upstream proxy.
     pub fn bypass(&self, host: &str, port: u16) -> bool {
-        let host = host.trim_start_matches('[').trim_end_matches(']').trim_end_matches('.').to_ascii_lowercase();
+        let host = unbracket(host).trim_end_matches('.').to_ascii_lowercase();
         let ip: Option<IpAddr> = host.parse().ok();
         self.entries.iter().any(|entry| {
             if entry == "*" {
                 return true;
             }
-            let unbracketed = || (entry.trim_start_matches('[').trim_end_matches(']'), None);
+            let unbracketed = || (unbracket(entry), None);
             let (name, entry_port) = split_host_port(entry).map_or_else(unbracketed, |(h, p)| (h, Some(p)));
             if entry_port.is_some_and(|p| p != port) {
                 return false;

@@ -70,7 +70,7 @@ impl Ca {
     /// The TLS server configuration presenting a leaf for `host` (a DNS name or an IP address,
     /// which becomes an IP SAN). Cached per host for the whole run.
     pub fn server_config(&self, host: &str) -> Result<Arc<ServerConfig>> {
-        let host = super::hosts::unbracket(host).to_ascii_lowercase();
+        let host = crate::realm::unbracket(host).to_ascii_lowercase();
         if let Some(cfg) = self.cache.lock().unwrap_or_else(|p| p.into_inner()).get(&host) {
             return Ok(cfg.clone());
         }

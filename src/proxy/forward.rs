@@ -78,7 +78,7 @@ impl Forwarder {
     ) -> std::result::Result<Response<ProxyBody>, String> {
         let (parts, body) = req.into_parts();
         let target = parts.uri.path_and_query().map(|pq| pq.as_str()).unwrap_or("/");
-        let url = Url::parse(&format!("https://{}:{port}{target}", super::hosts::bracket_ipv6(host)))
+        let url = Url::parse(&format!("https://{}:{port}{target}", crate::realm::bracket_ipv6(host)))
             .map_err(|_| "invalid request target".to_owned())?;
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers);

@@ -2,6 +2,7 @@
 //! `host[:port]` entries), and which upstream hosts bypass the user's own proxy ([`NoProxy`],
 //! the usual `NO_PROXY` rules, from [`crate::realm`]).
 
+use crate::realm::bracket_ipv6;
 pub use crate::realm::{is_oci_realm_host, split_host_port, NoProxy};
 
 /// Decides whether a CONNECT target is re-signed (opened) or tunnelled untouched.
@@ -49,20 +50,6 @@ pub fn endpoint_authority(endpoint: &str) -> Option<String> {
         return None;
     }
     Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
-}
-
-/// `[host]` for an IPv6 address, for a `host:port`.
-pub(crate) fn bracket_ipv6(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]")
-    } else {
-        host.to_owned()
-    }
-}
-
-/// An IPv6 address without the brackets of a URL or a `host:port`.
-pub(crate) fn unbracket(host: &str) -> &str {
-    host.trim_start_matches('[').trim_end_matches(']')
 }
 
 #[cfg(test)]

@@ -3,7 +3,8 @@
 //! Each tunnelled `host:port` is logged once and remembered ([`Upstream::untouched`]), so that a
 //! child failing after talking to such a host can be told how to have it re-signed.
 
-use super::hosts::{bracket_ipv6, unbracket, NoProxy};
+use super::hosts::NoProxy;
+use crate::realm::{bracket_ipv6, unbracket};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use std::collections::BTreeSet;
