@@ -116,8 +116,8 @@ pub(crate) fn render_json(entries: &[Entry]) -> String {
     struct All<'a> {
         profiles: &'a [Entry],
     }
-    // Plain data: serialization cannot fail.
-    serde_json::to_string_pretty(&All { profiles: entries }).unwrap_or_default() + "\n"
+    // Plain data: serialization cannot fail. Escaped as every report's JSON is (terminal-safe).
+    crate::terminal::to_json_pretty(&All { profiles: entries }).unwrap_or_default() + "\n"
 }
 
 /// `--status --all`: one aligned row per profile (times in UTC, `-` when unknown).
