@@ -75,15 +75,20 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
         failpoint("synced", name);
         fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
         failpoint("renamed", name);
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        sync_dir(dir);
         Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Makes a rename in `dir` durable: an fsync of the folder (best effort).
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Test-only fault injection at a step of an atomic write: `fsutil::<step>::<file name>`

@@ -229,9 +229,7 @@ impl SessionStore {
         if let Some((InterruptedRotation::Complete(tmp), _)) = self.pending_rotation(true) {
             match std::fs::rename(&tmp, self.refresh_token_path()) {
                 Ok(()) => {
-                    if let Ok(d) = std::fs::File::open(&self.dir) {
-                        let _ = d.sync_all();
-                    }
+                    fsutil::sync_dir(&self.dir);
                     // The recorded expiry was the spent refresh token's.
                     let _ = self.write_refresh_token_expiry(None);
                     tracing::info!(
