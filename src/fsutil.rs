@@ -600,9 +600,6 @@ impl PrivateDir {
     pub fn open(path: &Path, _create: bool) -> Result<Option<PrivateDir>> {
         Err(Self::unsupported(path))
     }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
     pub fn read(&self, _name: &str) -> Result<Option<Vec<u8>>> {
         Err(Self::unsupported(&self.path))
     }
