@@ -518,7 +518,7 @@ impl PrivateDir {
         match read_bounded_from(File::from(fd), MAX_INPUT) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                Err(Error::Config(format!("`{}` is larger than 1 MiB: remove it", path.display())))
+                Err(Error::Config(format!("`{}` is larger than {}: remove it", path.display(), fmt_size(MAX_INPUT))))
             }
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
