@@ -128,7 +128,7 @@ impl std::fmt::Debug for Sealer {
 /// Decrypts a JSON envelope.
 pub fn open(envelope: &str, passphrase: &SecretString) -> Result<SecretString, CryptoError> {
     use serde_json::Value;
-    let bad = |m: String| CryptoError::Envelope(m);
+    let bad = CryptoError::Envelope;
     let value: Value = serde_json::from_str(envelope.trim())
         .map_err(|e| bad(format!("not JSON (line {}, column {})", e.line(), e.column())))?;
     let Value::Object(m) = value else {

@@ -75,15 +75,20 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
         failpoint("synced", name);
         fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
         failpoint("renamed", name);
-        if let Ok(d) = File::open(dir) {
-            let _ = d.sync_all();
-        }
+        sync_dir(dir);
         Ok(())
     })();
     if result.is_err() {
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Makes a rename in `dir` durable: an fsync of the folder (best effort).
+pub(crate) fn sync_dir(dir: &Path) {
+    if let Ok(d) = File::open(dir) {
+        let _ = d.sync_all();
+    }
 }
 
 /// Test-only fault injection at a step of an atomic write: `fsutil::<step>::<file name>`
@@ -513,7 +518,7 @@ impl PrivateDir {
         match read_bounded_from(File::from(fd), MAX_INPUT) {
             Ok(bytes) => Ok(Some(bytes)),
             Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
-                Err(Error::Config(format!("`{}` is larger than 1 MiB: remove it", path.display())))
+                Err(Error::Config(format!("`{}` is larger than {}: remove it", path.display(), fmt_size(MAX_INPUT))))
             }
             Err(e) => Err(Error::io("cannot read", &path, e)),
         }
@@ -594,9 +599,6 @@ impl PrivateDir {
     }
     pub fn open(path: &Path, _create: bool) -> Result<Option<PrivateDir>> {
         Err(Self::unsupported(path))
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
     }
     pub fn read(&self, _name: &str) -> Result<Option<Vec<u8>>> {
         Err(Self::unsupported(&self.path))

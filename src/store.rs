@@ -229,9 +229,7 @@ impl SessionStore {
         if let Some((InterruptedRotation::Complete(tmp), _)) = self.pending_rotation(true) {
             match std::fs::rename(&tmp, self.refresh_token_path()) {
                 Ok(()) => {
-                    if let Ok(d) = std::fs::File::open(&self.dir) {
-                        let _ = d.sync_all();
-                    }
+                    fsutil::sync_dir(&self.dir);
                     // The recorded expiry was the spent refresh token's.
                     let _ = self.write_refresh_token_expiry(None);
                     tracing::info!(
@@ -379,14 +377,14 @@ impl SessionStore {
             let found = fsutil::PrivateDir::open(&dir, false).and_then(|d| d.map_or(Ok(None), |d| d.read(&name)));
             let path = dir.join(&name);
             match found {
-                Ok(Some(bytes)) if !String::from_utf8_lossy(&bytes).trim().is_empty() => {
-                    // A damaged one is not worth failing for: the stored refresh token may still work.
-                    match parse_refresh_token(&path, &bytes, None) {
-                        Ok(_) | Err(Error::RefreshTokenLocked { .. }) => return Some((path, bytes)),
-                        Err(e) => warn_rescue_ignored(&Error::Config(format!("{e}: remove it"))),
-                    }
-                }
-                Ok(_) => {}
+                // An empty one is none; a damaged one is not worth failing for: the stored refresh
+                // token may still work.
+                Ok(Some(bytes)) => match parse_refresh_token(&path, &bytes, None) {
+                    Ok(Some(_)) | Err(Error::RefreshTokenLocked { .. }) => return Some((path, bytes)),
+                    Ok(None) => {}
+                    Err(e) => warn_rescue_ignored(&Error::Config(format!("{e}: remove it"))),
+                },
+                Ok(None) => {}
                 Err(e) => warn_rescue_ignored(&e),
             }
         }
