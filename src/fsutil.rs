@@ -177,6 +177,12 @@ pub(crate) fn expand_home(p: impl AsRef<Path>, home: &Path) -> PathBuf {
     }
 }
 
+/// True for a real folder, not a symbolic link to one (nor a missing path): where hooks and metrics
+/// may keep state without ever writing where a link points.
+pub(crate) fn is_real_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
 /// Whether `dir` can take a small write now: a probe file is created, synced and removed, and the
 /// file system has at least `room` bytes free.
 pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {

@@ -221,8 +221,7 @@ fn claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> bool {
 }
 
 fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Result<bool> {
-    // A real folder only: never write where a symbolic link points.
-    if !std::fs::symlink_metadata(session_dir).is_ok_and(|m| m.is_dir()) {
+    if !crate::fsutil::is_real_dir(session_dir) {
         tracing::debug!("no session folder `{}`: `{key}` not fired", session_dir.display());
         return Ok(false);
     }

@@ -161,8 +161,7 @@ pub(crate) fn record_fallback(session_dir: &Path, profile: &str, metrics_path: O
 }
 
 fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change: Change<'_>) -> Result<()> {
-    // A real folder only: never write where a symbolic link points.
-    if !std::fs::symlink_metadata(session_dir).is_ok_and(|m| m.is_dir()) {
+    if !crate::fsutil::is_real_dir(session_dir) {
         tracing::debug!(profile, "no session folder: renewal metrics not recorded");
         return Ok(());
     }
