@@ -45,10 +45,16 @@ pub(crate) fn write_atomic_proven(path: &Path, contents: &[u8]) -> Result<()> {
     write_atomic_tagged(path, contents, &sha256_hex(contents), true, 0o600)
 }
 
+/// The temp file an atomic write of `name` goes through: `.<name>.<pid>.<tag>.tmp`, the shape
+/// `SessionStore::sweep_stray_temp_files` recognises (and removes once the pid is gone).
+fn temp_name(name: &str, tag: &str) -> String {
+    format!(".{name}.{}.{tag}.tmp", std::process::id())
+}
+
 fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mode: u32) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{name}.{}.{tag}.tmp", std::process::id()));
+    let tmp = dir.join(temp_name(name, tag));
     let result = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create_new(true);
@@ -535,7 +541,7 @@ impl PrivateDir {
     pub(crate) fn write_atomic(&self, name: &str, contents: &[u8]) -> Result<PathBuf> {
         use rustix::fs::{AtFlags, Mode, OFlags};
         let path = self.path.join(name);
-        let tmp = format!(".{name}.{}.{:08x}.tmp", std::process::id(), rand::random::<u32>());
+        let tmp = temp_name(name, &format!("{:08x}", rand::random::<u32>()));
         let result = (|| {
             let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
             let fd = rustix::fs::openat(&self.fd, tmp.as_str(), flags, Mode::from_raw_mode(0o600))
