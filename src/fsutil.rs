@@ -359,6 +359,20 @@ pub(crate) fn symlink_refused(path: &Path) -> Error {
 
 /// Opens a lock or pid file without following a symbolic link (`O_NOFOLLOW`; std adds
 /// `O_CLOEXEC`, so helpers woci runs never inherit it). A symbolic link is [`symlink_refused`].
+/// Refuses a path that exists but is no regular file (a symbolic link, a folder, a FIFO), with the
+/// fix; a missing one is fine.
+pub(crate) fn refuse_non_file(path: &Path) -> Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_symlink() => Err(symlink_refused(path)),
+        Ok(m) if !m.is_file() => Err(Error::Config(format!(
+            "`{}` is not a regular file; remove it (`rm -r {}`) and try again",
+            path.display(),
+            path.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
 pub(crate) fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static str) -> Result<File> {
     #[cfg(unix)]
     opts.custom_flags(libc::O_NOFOLLOW);
@@ -420,6 +434,7 @@ impl FileLock {
         opts.read(true).write(true).create(true).truncate(false);
         #[cfg(unix)]
         opts.mode(0o600);
+        refuse_non_file(path)?;
         let lock = FileLock { file: open_no_follow(path, opts, "cannot open lock file")? };
         let mut waited = false;
         let pauses = (Duration::from_millis(5), Duration::from_millis(100));
@@ -677,6 +692,16 @@ mod tests {
         ensure_private_dir(&d).unwrap();
         #[cfg(unix)]
         assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700);
+    }
+
+    #[test]
+    fn a_lock_path_that_is_no_file_is_refused_with_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(".lock");
+        std::fs::create_dir(&path).unwrap();
+        let e = FileLock::acquire(&path, Duration::from_millis(10)).unwrap_err();
+        assert!(matches!(e, Error::Config(_)) && e.to_string().contains("rm -r"), "{e}");
+        assert!(path.is_dir(), "left as it was");
     }
 
     #[test]

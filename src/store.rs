@@ -85,6 +85,15 @@ impl StoredRefreshToken {
         }
     }
 
+    /// Why the stored refresh token cannot be read whatever the passphrase (not text, JSON that is
+    /// no envelope), with the file's path: the renewal would fail on it.
+    pub fn damage(&self) -> Option<String> {
+        match self.open(None) {
+            Err(e @ Error::CorruptFile { .. }) => Some(e.to_string()),
+            _ => None,
+        }
+    }
+
     /// The token, decrypted with `passphrase` when it is an envelope; changes no file.
     pub fn open(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
         let Some((path, bytes, _)) = &self.source else { return Ok(None) };
@@ -217,7 +226,16 @@ impl SessionStore {
     /// another process held it first.
     pub fn lock(&self, timeout: Duration) -> Result<(FileLock, bool)> {
         self.ensure_dir()?;
-        FileLock::acquire_noting_wait(&self.dir.join(".lock"), timeout)
+        FileLock::acquire_noting_wait(&self.lock_path(), timeout)
+    }
+
+    fn lock_path(&self) -> PathBuf {
+        self.dir.join(".lock")
+    }
+
+    /// Why [`Self::lock`] would fail on what is at the lock's path (not a regular file), if so.
+    pub fn lock_problem(&self) -> Option<String> {
+        fsutil::refuse_non_file(&self.lock_path()).err().map(|e| e.to_string())
     }
 
     /// Tidies up after a killed woci. Call with the renewal lock held. First rolls an interrupted
@@ -748,6 +766,19 @@ mod tests {
         s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
         assert_eq!(s.stored_refresh_token().unwrap().state(), RefreshTokenState::Plain);
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-1");
+        assert_eq!(s.stored_refresh_token().unwrap().damage(), None);
+    }
+
+    #[test]
+    fn a_refresh_token_no_passphrase_can_read_is_damage_and_an_envelope_is_not() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        s.ensure_dir().unwrap();
+        std::fs::write(s.refresh_token_path(), [0xff, 0xfe, 0x00]).unwrap();
+        let damage = s.stored_refresh_token().unwrap().damage().unwrap();
+        assert!(damage.contains("not UTF-8") && damage.contains("refresh_token"), "{damage}");
+        s.write_refresh_token(&SecretString::from("rt-1"), Some(&SecretString::from("pw"))).unwrap();
+        assert_eq!(s.stored_refresh_token().unwrap().damage(), None, "locked, not damaged");
     }
 
     /// A store whose rescue folders live in a private temporary folder, not the machine's `/tmp`.

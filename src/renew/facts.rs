@@ -126,6 +126,8 @@ pub struct RefreshInput {
     /// `Some(true/false)` when decryption was attempted with the environment's passphrase
     /// (`--status` tries; a renewal simply decrypts).
     pub decryptable: Option<bool>,
+    /// Why the stored refresh token is unreadable whatever the passphrase, if it is.
+    pub damage: Option<String>,
     /// Its expiry: the refresh token's own `exp` when it is a readable JWT (looked at by
     /// `--status`), else what the IdP said when it issued it (`refresh_expires_in`).
     pub expires_at: Option<i64>,
@@ -163,6 +165,8 @@ pub struct SessionFacts<'s> {
     pub key: KeyState,
     /// Why the session folder is not safe to use (a symlink, a world-writable `~/.oci`), if so.
     pub unsafe_folder: Option<String>,
+    /// Why the renewal lock cannot be taken (something other than a file at its path), if so.
+    pub lock_problem: Option<String>,
     /// A refresh-token rotation a killed woci left half done (login profiles), if any.
     pub rotation: Option<InterruptedRotation>,
 }
@@ -181,6 +185,7 @@ impl<'s> SessionFacts<'s> {
         };
         let stored = store.stored_refresh_token()?;
         let state = stored.state();
+        let damage = stored.damage();
         let (passphrase, env_pass) = match &settings.mode {
             RenewMode::Login(c) => match &c.passphrase {
                 PassphraseSource::None => (PassphraseInput::None, None),
@@ -227,7 +232,7 @@ impl<'s> SessionFacts<'s> {
             token_path,
             token,
             window: settings.window,
-            refresh: RefreshInput { state, passphrase, decryptable, expires_at },
+            refresh: RefreshInput { state, passphrase, decryptable, damage, expires_at },
             config_current,
             key,
             manager_ini: settings.ini_file.clone(),
@@ -239,6 +244,7 @@ impl<'s> SessionFacts<'s> {
                 _ => None,
             },
             unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
+            lock_problem: store.lock_problem(),
             rotation,
         })
     }
@@ -375,6 +381,7 @@ pub mod testing {
                     state: rt,
                     passphrase: PassphraseInput::None,
                     decryptable: None,
+                    damage: None,
                     expires_at: None,
                 },
                 config_current: true,
@@ -382,6 +389,7 @@ pub mod testing {
                 source_problem: None,
                 manager_ini: None,
                 unsafe_folder: None,
+                lock_problem: None,
                 rotation: None,
             }
         }

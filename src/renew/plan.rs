@@ -156,6 +156,9 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
 
 /// The renewal the profile's mode makes.
 fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, why: String, now: i64) -> Decision<'s> {
+    if let Some(problem) = &f.lock_problem {
+        return Decision::impossible(exit::CONFIG, format!("{why}, but the renewal lock is unusable: {problem}"));
+    }
     match f.mode {
         RenewMode::Login(cfg) => login_plan(f, cfg, force, why, now),
         RenewMode::Federated(cfg) => federated_plan(f, cfg, force, why),
@@ -269,6 +272,12 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     }
     if r.state == RefreshTokenState::Absent {
         return login(format!("{why} and no refresh token is stored"));
+    }
+    if let Some(damage) = &r.damage {
+        return Decision::impossible(
+            exit::CORRUPT_FILE,
+            format!("{why} and the refresh token is unreadable: {damage}; move it away and run `woci session authenticate --profile {p}`"),
+        );
     }
     if let Some(exp) = r.expires_at.filter(|e| *e <= now) {
         return login(format!("{why} and the refresh token expired {}", fmt_utc(exp)));

@@ -433,9 +433,28 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
             state: RefreshTokenState::Plain,
             passphrase: PassphraseInput::None,
             decryptable: None,
+            damage: None,
             expires_at: None
         }
     );
+}
+
+#[test]
+fn a_damaged_refresh_token_or_lock_is_impossible_only_when_a_renewal_is_needed() {
+    let damaged = |f: &mut SessionFacts<'static>| f.refresh.damage = Some("corrupt file `rt`: not UTF-8 text".into());
+    let bad_lock = |f: &mut SessionFacts<'static>| f.lock_problem = Some("`.lock` is not a regular file".into());
+    for (change, exit_code, says) in
+        [(damaged as fn(&mut _), exit::CORRUPT_FILE, "move it away"), (bad_lock, exit::CONFIG, "renewal lock")]
+    {
+        let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
+        change(&mut f);
+        let d = plan(&f, Force::No, NOW);
+        assert_eq!(d.exit_code(), exit_code, "{}", d.reason);
+        assert!(d.reason.contains(says), "{}", d.reason);
+        let mut f = SessionFacts::for_tests(valid(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
+        change(&mut f);
+        assert_eq!(plan(&f, Force::No, NOW).exit_code(), 0, "a valid token needs neither");
+    }
 }
 
 #[test]
