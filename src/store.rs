@@ -73,6 +73,8 @@ pub struct StoredRefreshToken {
     source: Option<Source>,
     /// A refresh-token rotation a killed woci left, newer than `refresh_token`.
     pub rotation: Option<InterruptedRotation>,
+    /// The identity provider refused this very refresh token (`invalid_grant`) at a renewal.
+    pub rejected: bool,
 }
 
 impl StoredRefreshToken {
@@ -311,6 +313,21 @@ impl SessionStore {
         }
     }
 
+    /// `refresh_token.rejected`: the SHA-256 of the stored refresh token the identity provider
+    /// refused; a new refresh token does not match it.
+    fn rejected_path(&self) -> PathBuf {
+        self.dir.join("refresh_token.rejected")
+    }
+
+    /// Records that the identity provider refused the stored refresh token (`invalid_grant`), so
+    /// that `--status` and the next call know a login is needed without spending a request on it.
+    pub fn mark_refresh_token_rejected(&self) {
+        let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
+        if let Err(e) = fsutil::write_atomic(&self.rejected_path(), fsutil::sha256_hex(&bytes).as_bytes()) {
+            tracing::debug!("cannot record the refused refresh token: {e}");
+        }
+    }
+
     /// `.last_failure`, beside the lock: the last renewal failure, for callers that waited on it.
     fn failure_path(&self) -> PathBuf {
         self.dir.join(".last_failure")
@@ -491,7 +508,10 @@ impl SessionStore {
                 fsutil::read_optional(&path)?.map(|bytes| (path, bytes, false))
             }
         };
-        Ok(StoredRefreshToken { source, rotation })
+        let rejected = source.as_ref().is_some_and(|(_, bytes, _)| {
+            fsutil::read_bounded(&self.rejected_path(), 64).is_ok_and(|d| d == fsutil::sha256_hex(bytes).as_bytes())
+        });
+        Ok(StoredRefreshToken { source, rotation, rejected })
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -548,6 +568,7 @@ impl SessionStore {
     /// rotation temp files and rescued copies.
     fn store_refresh_token_bytes(&self, bytes: &[u8]) -> Result<()> {
         fsutil::write_atomic_proven(&self.refresh_token_path(), bytes)?;
+        let _ = std::fs::remove_file(self.rejected_path());
         self.drop_superseded_rotations();
         self.remove_rescues(&self.rescue_dirs(), None);
         Ok(())

@@ -141,6 +141,43 @@ async fn invalid_grant_falls_back_to_a_headless_login() {
     assert_ne!(w.read(&w.session_dir().join("refresh_token")), "revoked-or-unknown-refresh-token");
 }
 
+/// Without anyone to log in, a refused refresh token is remembered: `--status` says a login is
+/// needed (exit 3) and the next call does not spend another grant on it; a login clears it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_is_remembered_until_a_login() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.revoke_refresh_tokens();
+    let call = || {
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        run(c)
+    };
+    let status = || {
+        let mut c = w.woci();
+        c.arg("--status");
+        run(c)
+    };
+    let out = call().await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = status().await;
+    assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refused the stored refresh token"));
+    let out = call().await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refused the stored refresh token"), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants, 1, "the refused token is not sent again");
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(status().await.status.code(), Some(0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_authenticate_forces_a_login_and_is_not_forwarded() {
     let w = World::new().await;

@@ -24,17 +24,23 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let (tokens, action) = match stored {
         Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
             Ok(t) => (t, Action::Refreshed),
-            Err(e) if e.needs_login() && r.allow_login && cfg.interactive => {
+            Err(e) if e.needs_login() => {
+                r.store.mark_refresh_token_rejected();
+                // No one to log in: one line that says both why and what to do.
+                if !(r.allow_login && cfg.interactive) {
+                    return Err(login_impossible(r, Some(&e as &dyn std::fmt::Display)));
+                }
                 tracing::warn!(
                     "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
                     r.settings.profile
                 );
                 (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
             }
-            // No one to log in: one line that says both why and what to do.
-            Err(e) if e.needs_login() => return Err(login_impossible(r, Some(&e))),
             Err(e) => return Err(e),
         },
+        None if facts.refresh.rejected && !(r.allow_login && cfg.interactive) => {
+            return Err(login_impossible(r, Some(&"the identity provider refused the stored refresh token")))
+        }
         None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
     };
     let upst = exchange::exchange(http, &cfg.exchange, &tokens.access_token, &key.spki_b64()).await?;
@@ -94,7 +100,7 @@ async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<
 }
 
 /// Why a needed login cannot happen here (a background renewal, or no terminal).
-fn login_impossible(r: &Renewer, cause: Option<&Error>) -> Error {
+fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error {
     let p = &r.settings.profile;
     let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
     if !r.allow_login {

@@ -273,6 +273,9 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     if r.state == RefreshTokenState::Absent {
         return login(format!("{why} and no refresh token is stored"));
     }
+    if r.rejected {
+        return login(format!("{why} and the identity provider refused the stored refresh token"));
+    }
     if let Some(damage) = &r.damage {
         return Decision::impossible(
             exit::CORRUPT_FILE,

@@ -433,6 +433,7 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
             state: RefreshTokenState::Plain,
             passphrase: PassphraseInput::None,
             decryptable: None,
+            rejected: false,
             damage: None,
             expires_at: None
         }
