@@ -320,7 +320,9 @@ async fn renewal_attempts_are_counted_once_and_nothing_else_is() {
     let refused = FakeTransport::new(|_, _| Ok((400, json!({"error": "invalid_grant"}).to_string())));
     let e = w.renewer(refused).ensure(Force::Renew).await.unwrap_err();
     assert_eq!(e.exit_code(), exit::LOGIN);
-    // An unreachable IdP: `network`.
+    // The refused one is remembered (the next call would need a login); a new one meets an
+    // unreachable IdP: `network`.
+    w.store().write_refresh_token(&SecretString::from("rt-2"), None).unwrap();
     let down = FakeTransport::new(|_, _| Err(Failure::NotSent("connection refused".into())));
     assert_eq!(w.renewer(down).ensure(Force::Renew).await.unwrap_err().exit_code(), exit::NETWORK);
     // An impossible plan (a refresh token no passphrase is configured for): `config`.
