@@ -437,6 +437,34 @@ async fn other_auth_modes_pass_straight_through() {
     assert_eq!(w.emu.stats().requests, 0);
 }
 
+/// QUICKSTART's layout shares the exchange app in `[COMMON]`: profiles without IdP keys of their
+/// own stay oci's (another `--auth`, a new `session authenticate`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exchange_app_in_common_leaves_other_profiles_to_oci() {
+    let w = World::new().await;
+    let ini = w.read(&w.manager_ini_path());
+    let shared = |l: &&str| ["token_exchange_url", "client_id ", "client_secret"].iter().any(|k| l.starts_with(k));
+    let (common, own): (Vec<&str>, Vec<&str>) = ini.lines().partition(shared);
+    let ini = own.join("\n").replace("[COMMON]\n", &format!("[COMMON]\n{}\n", common.join("\n")));
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    let calls: [(&[&str], Option<&str>); 3] = [
+        (&["--profile", "OTHER", "--auth", "api_key", "os", "ns", "get"], None),
+        (&["--profile", "OTHER", "os", "ns", "get"], Some("api_key")),
+        (&["session", "authenticate", "--profile", "NEWP", "--region", "us-ashburn-1"], None),
+    ];
+    for (args, auth) in calls {
+        let mut c = w.woci();
+        c.args(args);
+        if let Some(a) = auth {
+            c.env("OCI_CLI_AUTH", a);
+        }
+        let out = run(c).await;
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(w.oci_argv(), args, "passed on unchanged");
+    }
+    assert_eq!(w.emu.stats().requests, 0);
+}
+
 /// What the Debian package installs besides the binary comes from the binary itself: the man page
 /// (with its EXIT STATUS section) and the bash, zsh and fish completions, which know woci's own
 /// options. Needs no HOME content and writes none.

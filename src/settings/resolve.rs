@@ -159,8 +159,11 @@ impl Settings {
 
         let mode = match resolve_mode(&l, env, &profile) {
             Ok(mode) => mode,
-            // Commands that never renew still work (and `--status` says what is wrong).
-            Err(Error::Config(why)) if never_renews => RenewMode::Unusable(why),
+            // Commands that never renew still work (and `--status` says what is wrong), and so
+            // does oci with an `--auth` other than session tokens: woci leaves its session alone.
+            Err(Error::Config(why)) if never_renews || auth.as_deref().is_some_and(|a| a != "security_token") => {
+                RenewMode::Unusable(why)
+            }
             Err(e) => return Err(e),
         };
 
@@ -311,7 +314,8 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     }
 
     let present: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| l.present(*k)).collect();
-    if present.is_empty() {
+    // The exchange app's keys alone (shared in `[COMMON]`) do not make a login profile.
+    if present.iter().all(|k| matches!(k, Key::ClientId | Key::ClientSecret)) {
         return Ok(RenewMode::SessionRefresh(SessionRefreshConfig {
             auth_endpoint: l.get(Key::AuthEndpoint, rules::url)?,
         }));

@@ -32,6 +32,19 @@ fn login_mode_needs_all_required_keys() {
 }
 
 #[test]
+fn the_exchange_app_alone_is_no_login_profile_and_other_auth_is_left_alone() {
+    // QUICKSTART's layout shares the exchange app in `[COMMON]`: other profiles stay oci's.
+    let exchange = "token_exchange_url = https://x/token\nclient_id = c\nclient_secret = s\n";
+    let s = resolve_with(exchange, &[], &[], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::SessionRefresh(_)), "{:?}", s.mode);
+    // Half an IdP setup fails a session call, not one with another `--auth`.
+    let half = "token_url = https://idp/token\n";
+    let s = resolve_with(half, &[], &[("OCI_CLI_AUTH", "api_key")], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::Unusable(_)) && !s.manages_session());
+    assert!(resolve_with(half, &[], &[("OCI_CLI_AUTH", "security_token")], false).is_err());
+}
+
+#[test]
 fn a_misspelled_key_is_named_in_the_missing_keys_error() {
     let ini = LOGIN.replace("client_secret", "client_secert");
     let msg = resolve_with(&ini, &[], &[], false).unwrap_err().to_string();
