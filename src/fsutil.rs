@@ -287,9 +287,15 @@ pub(crate) fn is_executable(p: &Path) -> bool {
 pub(crate) const MAX_INPUT: usize = 1024 * 1024;
 
 /// Reads `path`, at most `max` bytes: a longer file (or `/dev/zero`) is read no further and is an
-/// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound.
+/// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound. Opened non-blocking,
+/// so a FIFO put where a file belongs reads as empty (or `WouldBlock`) instead of hanging the call
+/// (or a shell prompt running `--status --prompt`).
 pub(crate) fn read_bounded(path: &Path, max: usize) -> std::io::Result<Vec<u8>> {
-    read_bounded_from(File::open(path)?, max)
+    let mut opts = OpenOptions::new();
+    opts.read(true);
+    #[cfg(unix)]
+    opts.custom_flags(libc::O_NONBLOCK);
+    read_bounded_from(opts.open(path)?, max)
 }
 
 /// All of `r`, or an error of kind `FileTooLarge` when it holds more than `max` bytes.
@@ -656,6 +662,12 @@ mod tests {
             assert_eq!(e.to_string(), "larger than 1 MiB");
         }
         assert!(matches!(read_optional(&dir.path().join("missing")), Ok(None)));
+        #[cfg(unix)]
+        {
+            let fifo = dir.path().join("fifo");
+            rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+            assert_eq!(read_bounded(&fifo, 16).unwrap(), b"", "a FIFO without a writer does not block");
+        }
         assert_eq!(fmt_size(64 * 1024), "64 KiB");
     }
 

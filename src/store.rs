@@ -171,7 +171,7 @@ impl SessionStore {
 
     /// The recorded refresh token expiry, if any (an unreadable record counts as none).
     pub fn refresh_token_expiry(&self) -> Option<i64> {
-        std::fs::read_to_string(self.refresh_token_expiry_path()).ok()?.trim().parse().ok()
+        fsutil::read_text_bounded(&self.refresh_token_expiry_path(), 64).ok()?.trim().parse().ok()
     }
 
     /// `woci_refresh.pid` (same name as the Python woci).
@@ -343,7 +343,7 @@ impl SessionStore {
 
     /// The recorded failure if it happened at or after `since_ms` (epoch milliseconds).
     pub fn failure_since(&self, since_ms: i64) -> Option<FailureRecord> {
-        let bytes = std::fs::read(self.failure_path()).ok()?;
+        let bytes = fsutil::read_bounded(&self.failure_path(), 64 * 1024).ok()?;
         serde_json::from_slice::<FailureRecord>(&bytes).ok().filter(|r| r.at >= since_ms)
     }
 
