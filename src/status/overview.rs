@@ -159,14 +159,14 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
 /// The longest prompt line.
 pub(crate) const PROMPT_MAX_CHARS: usize = 40;
 
-/// `--status --prompt`: `P 42m` while the token is valid (whatever comes next), else `P login`
-/// when a login is needed, `P error` when nothing woci can do helps, `P expired` when the next
-/// call renews it. At most [`PROMPT_MAX_CHARS`] characters: a long profile name is cut (`…`).
+/// `--status --prompt`: `P error` when the next call fails whatever the token says (settings, a
+/// damaged file), else `P 42m` while the token is valid (whatever comes after it), else `P login`
+/// when a login is needed, `P expired` when the next call renews it. At most [`PROMPT_MAX_CHARS`] characters: a long profile name is cut (`…`).
 /// One allocation.
 pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -> String {
     let mut out = String::with_capacity(PROMPT_MAX_CHARS * 4);
     match secs_left {
-        Some(s) if s > 0 => {
+        Some(s) if s > 0 && state != State::Impossible => {
             let _ = crate::expiry::write_short_duration(&mut out, s);
         }
         _ => out.push_str(match state {
@@ -250,6 +250,8 @@ mod tests {
         assert_eq!(prompt_line("prod", State::Renewable, None), "prod expired");
         assert_eq!(prompt_line("prod", State::LoginNeeded, Some(-5)), "prod login");
         assert_eq!(prompt_line("prod", State::Impossible, None), "prod error");
+        // A valid token does not help when the next call fails anyway (a damaged key, settings).
+        assert_eq!(prompt_line("prod", State::Impossible, Some(600)), "prod error");
     }
 
     #[test]
