@@ -69,8 +69,9 @@ fn too_small(bits: usize) -> std::result::Result<(), String> {
 }
 
 /// Checks that `pem` holds an RSA private key OCI can use — PEM structure, algorithm, size —
-/// without loading it (no key validation or precomputation: cheap enough for every call).
-pub fn check_pem(pem: &str) -> std::result::Result<(), String> {
+/// without loading it (no key validation or precomputation: cheap enough for every call). Gives
+/// the modulus (big-endian, no leading zeros), to compare with the key a token is bound to.
+pub fn check_pem(pem: &str) -> std::result::Result<Vec<u8>, String> {
     let (block, pkcs8) = rsa_block(pem)?;
     let body = block.lines().filter(|l| !l.starts_with("-----")).collect::<String>();
     let b64: String = body.chars().filter(|c| !c.is_whitespace()).collect();
@@ -84,7 +85,15 @@ pub fn check_pem(pem: &str) -> std::result::Result<(), String> {
     };
     let key = rsa::pkcs1::RsaPrivateKey::try_from(rsa_der).map_err(|e| e.to_string())?;
     let m = key.modulus.as_bytes();
-    too_small(m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize))
+    too_small(m.len() * 8 - m.first().map_or(8, |b| b.leading_zeros() as usize))?;
+    Ok(m.iter().skip_while(|b| **b == 0).copied().collect())
+}
+
+/// Whether a UPST's `jwk` claim names a key other than the one of `modulus` (a claim that is
+/// absent or unreadable names none).
+pub fn bound_elsewhere(jwk: Option<&str>, modulus: &[u8]) -> bool {
+    use rsa::traits::PublicKeyParts;
+    jwk.and_then(|j| public_key_from_jwk_json(j).ok()).is_some_and(|k| k.n().to_bytes_be() != modulus)
 }
 
 /// An RSA key pair.
@@ -212,6 +221,19 @@ mod tests {
         assert!(b.starts_with("MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA"));
         let pem_body: String = k.public_pem().lines().filter(|l| !l.starts_with("-----")).collect();
         assert_eq!(b, pem_body);
+    }
+
+    #[test]
+    fn a_token_bound_to_another_key_is_told_apart() {
+        let jwk = |k: &RsaPublicKey| {
+            let b64 = |n: rsa::BigUint| URL_SAFE_NO_PAD.encode(n.to_bytes_be());
+            serde_json::json!({"kty": "RSA", "n": b64(k.n().clone()), "e": b64(k.e().clone())}).to_string()
+        };
+        let (a, b) = (test_key(), KeyPair::generate().unwrap());
+        let modulus = check_pem(a.private_pem().unwrap().as_str()).unwrap();
+        assert!(!bound_elsewhere(Some(&jwk(a.public())), &modulus));
+        assert!(bound_elsewhere(Some(&jwk(b.public())), &modulus));
+        assert!(!bound_elsewhere(None, &modulus) && !bound_elsewhere(Some("not a jwk"), &modulus));
     }
 
     #[test]

@@ -437,6 +437,33 @@ async fn other_auth_modes_pass_straight_through() {
     assert_eq!(w.emu.stats().requests, 0);
 }
 
+/// A key file replaced under a valid token (`oci setup keys`, a restored backup): OCI would refuse
+/// every request, so the call renews the session for the key instead of using the token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_bound_to_a_replaced_key_is_renewed() {
+    let w = World::new().await;
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let first = w.read(&w.token_path());
+    let key = w.session_dir().join("oci_api_key.pem");
+    std::fs::write(&key, include_str!("fixtures/test_key.pem")).unwrap();
+    common::set_private(&key);
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants, 1);
+    assert_ne!(w.read(&w.token_path()), first, "a new token, bound to the key now there");
+}
+
 /// QUICKSTART's layout shares the exchange app in `[COMMON]`: profiles without IdP keys of their
 /// own stay oci's (another `--auth`, a new `session authenticate`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -165,6 +165,8 @@ pub struct SessionFacts<'s> {
     pub source_problem: Option<String>,
     /// The key the session is bound to.
     pub key: KeyState,
+    /// The token's `jwk` claim names another key than that one (the key file was replaced).
+    pub key_mismatch: bool,
     /// Why the session folder is not safe to use (a symlink, a world-writable `~/.oci`), if so.
     pub unsafe_folder: Option<String>,
     /// Why the renewal lock cannot be taken (something other than a file at its path), if so.
@@ -223,8 +225,13 @@ impl<'s> SessionFacts<'s> {
         };
         // A session-refresh profile signs with the config's key only; others fall back to their own.
         let key_file = oci.key_file.clone().or_else(|| store.own_key_file().filter(|_| !session_refresh));
-        let key = key_file
-            .map_or(KeyState::Missing, |p| key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing));
+        let (key, modulus) = key_file.map_or((KeyState::Missing, None), |p| {
+            key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing)
+        });
+        let key_mismatch = match (&token, modulus) {
+            (TokenInput::Present(t), Some(m)) => crate::keys::bound_elsewhere(t.claims.jwk.as_deref(), &m),
+            _ => false,
+        };
         Ok(SessionFacts {
             profile: settings.profile.clone(),
             mode: &settings.mode,
@@ -237,6 +244,7 @@ impl<'s> SessionFacts<'s> {
             refresh: RefreshInput { state, passphrase, decryptable, rejected: stored.rejected, damage, expires_at },
             config_current,
             key,
+            key_mismatch,
             manager_ini: settings.ini_file.clone(),
             source_problem: match &settings.mode {
                 RenewMode::Federated(c) => c
@@ -271,8 +279,8 @@ pub(super) fn jwt_exp(rt: &SecretString) -> Option<i64> {
 
 /// Whether the key at `path` can be used, checked cheaply (its PEM structure and size, not the
 /// full key validation a signature needs), with the message and exit code a call would give.
-fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) -> KeyState {
-    let unusable = |exit_code, reason: String| KeyState::Unusable { reason, exit_code };
+fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) -> (KeyState, Option<Vec<u8>>) {
+    let unusable = |exit_code, reason: String| (KeyState::Unusable { reason, exit_code }, None);
     match std::fs::metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => unusable(
             exit::CONFIG,
@@ -297,7 +305,7 @@ fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) 
             ),
             Err(e) => unusable(exit::CORRUPT_FILE, format!("cannot read the key `{}`: {e}", path.display())),
             Ok(pem) => match crate::keys::check_pem(&pem) {
-                Ok(()) => KeyState::Usable,
+                Ok(modulus) => (KeyState::Usable, Some(modulus)),
                 Err(why) => unusable(
                     exit::CORRUPT_FILE,
                     format!(
@@ -389,6 +397,7 @@ pub mod testing {
                 },
                 config_current: true,
                 key: KeyState::Usable,
+                key_mismatch: false,
                 source_problem: None,
                 manager_ini: None,
                 unsafe_folder: None,

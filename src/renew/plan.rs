@@ -122,6 +122,11 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
         TokenInput::Present(t) => match freshness(&t.claims, f.window, now) {
             Freshness::Fresh { remaining } if force == Force::No => {
                 let valid = format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
+                if f.key_mismatch {
+                    // OCI refuses every request it signs: a new session for the key is the way out.
+                    let bound = format!("{valid}, but it is bound to another key than the profile's key file");
+                    return renew(f, force, Some(t), bound, now);
+                }
                 if f.config_current {
                     return Decision::new(Plan::Reuse { token: t, remaining }, valid);
                 }
@@ -235,6 +240,9 @@ fn session_refresh_plan<'s>(
     };
     if t.claims.exp <= now {
         return cannot(format!("{why} and OCI cannot refresh an expired session"));
+    }
+    if f.key_mismatch {
+        return cannot(format!("{why}; only the key it was issued for can refresh it (restore that key)"));
     }
     if let Some(end) = t.claims.session_expiry().filter(|end| *end <= now) {
         return cannot(format!("the OCI session reached its end (`sess_exp` {})", fmt_utc(end)));

@@ -477,3 +477,18 @@ fn an_interrupted_rotation_is_completed_or_needs_a_login() {
         assert!(d.reason.contains(says), "{rotation:?}: {:?} lacks {says:?}", d.reason);
     }
 }
+
+#[test]
+fn a_token_bound_to_another_key_is_renewed_or_needs_the_key_back() {
+    for (kind, plan_name, exit_code) in [
+        (RenewalKind::Idp, "refresh", 0),
+        (RenewalKind::Federated, "exchange", 0),
+        (RenewalKind::SessionRefresh, "impossible", exit::SESSION_EXPIRED),
+    ] {
+        let mut f = SessionFacts::for_tests(valid(), mode(kind), RefreshTokenState::Plain);
+        f.key_mismatch = true;
+        let d = plan(&f, Force::No, NOW);
+        assert_eq!((d.plan.name(), d.exit_code()), (plan_name, exit_code), "{kind:?}: {}", d.reason);
+        assert!(d.reason.contains("bound to another key"), "{}", d.reason);
+    }
+}
