@@ -57,6 +57,15 @@ pub fn fmt_secs(secs: i64) -> String {
     }
 }
 
+/// `in 5m00s`, or `5m00s ago` for a moment not in the future (`secs` from now).
+pub fn fmt_relative(secs: i64) -> String {
+    if secs > 0 {
+        format!("in {}", fmt_secs(secs))
+    } else {
+        format!("{} ago", fmt_secs(-secs))
+    }
+}
+
 /// Milliseconds since the Unix epoch (0 before 1970).
 pub fn unix_millis(t: SystemTime) -> i64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -108,5 +117,12 @@ mod tests {
         assert_eq!(c.unix(), 1_000);
         c.advance(Duration::from_secs(61));
         assert_eq!(c.unix(), 1_061);
+    }
+
+    #[test]
+    fn relative_moments_never_read_as_negative() {
+        assert_eq!(fmt_relative(300), "in 5m00s");
+        assert_eq!(fmt_relative(0), "0s ago");
+        assert_eq!(fmt_relative(-4), "4s ago");
     }
 }

@@ -23,7 +23,7 @@
 //! Exit codes: `--daemon` 0 started, 10 ([`exit::BUSY`]) already running, else the error's code;
 //! `--daemon-status` 0 running, 1 not running; `--stop-daemon` 0 stopped, 1 none running.
 
-use crate::clock::{fmt_secs, fmt_utc};
+use crate::clock::{fmt_relative, fmt_secs, fmt_utc};
 use crate::context::Context;
 use crate::error::{exit, Error, Result};
 use crate::fsutil::{self, Signal};
@@ -335,10 +335,10 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
                 out,
                 s.last_renewal.map(|t| format!("  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t))),
             );
-            push_line(out, s.token_exp.map(|t| format!("  token expires: {} (in {})", fmt_utc(t), fmt_secs(t - now))));
+            push_line(out, s.token_exp.map(|t| format!("  token expires: {} ({})", fmt_utc(t), fmt_relative(t - now))));
             push_line(
                 out,
-                s.next_renewal.map(|t| format!("  next renewal: {} (in {})", fmt_utc(t), fmt_secs(t - now))),
+                s.next_renewal.map(|t| format!("  next renewal: {} ({})", fmt_utc(t), fmt_relative(t - now))),
             );
             let last_error = match (&s.last_error, s.last_error_at) {
                 (Some(e), Some(t)) => format!("{} ({} ago)", safe(e), fmt_secs(now - t)),

@@ -30,7 +30,7 @@
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
-use crate::clock::{fmt_secs, fmt_utc};
+use crate::clock::{fmt_relative, fmt_utc};
 use crate::context::Context;
 use crate::daemon::{self, push_line, DaemonInfo, DaemonReport};
 use crate::error::Result;
@@ -186,11 +186,10 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     push_line(&mut o, t.error.as_ref().map(|e| format!("  error: {}", safe(e))));
     push_line(&mut o, t.issued_at.map(|iat| format!("  issued:  {}", fmt_utc(iat))));
     if let (Some(exp), Some(left)) = (t.expires_at, t.expires_in) {
-        let when = if left >= 0 { format!("in {}", fmt_secs(left)) } else { format!("{} ago", fmt_secs(-left)) };
-        let _ = writeln!(o, "  expires: {} ({when})", fmt_utc(exp));
+        let _ = writeln!(o, "  expires: {} ({})", fmt_utc(exp), fmt_relative(left));
     }
-    let sess = t.session_expires_at.map(|s| (fmt_utc(s), fmt_secs(s - r.now)));
-    push_line(&mut o, sess.map(|(at, left)| format!("  session ends (sess_exp): {at} (in {left})")));
+    let sess = t.session_expires_at.map(|s| (fmt_utc(s), fmt_relative(s - r.now)));
+    push_line(&mut o, sess.map(|(at, when)| format!("  session ends (sess_exp): {at} ({when})")));
     push_line(&mut o, t.user.as_ref().map(|u| format!("  user:    {}", safe(u))));
     push_line(&mut o, t.tenancy.as_ref().map(|tn| format!("  tenancy: {}", safe(tn))));
     match r.renewal {
