@@ -102,6 +102,10 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
         // Read after `try_wait`: a daemon that exited has recorded why.
         let state = read_state(&store.daemon_state_path()).ok().flatten().filter(|s| s.pid == pid);
         if let Some(status) = exited {
+            // Another `woci --daemon` that started at the same time won: say what a later start says.
+            if let Some(winner) = inspect(store).ok().filter(|i| i.running()) {
+                return Err(already_running(store, Some(winner.probe)));
+            }
             let code = crate::child::exit_code(status);
             let reason = state.and_then(|s| s.exit_reason).unwrap_or_else(|| format!("see `{}`", log_path.display()));
             err_line(&format!("woci: error: the daemon for profile `{profile}` exited at once: {reason}"));

@@ -200,7 +200,9 @@ impl Settings {
             on_renewal_failure: l.get(Key::OnRenewalFailure, rules::command)?,
             on_expiring: l.get(Key::OnExpiring, rules::command)?,
             expiring_warning: l.or_default(Key::ExpiringWarning, rules::duration)?,
-            fallback_profile: l.get(Key::FallbackProfile, rules::profile)?.filter(|f| *f != profile),
+            fallback_profile: l
+                .get(Key::FallbackProfile, |v| rules::profile(v).map_err(|_| "is not a valid profile name".to_owned()))?
+                .filter(|f| *f != profile),
         };
         let log_level = l.present(Key::LogLevel).then(|| l.choice(Key::LogLevel)).transpose()?.map(str::to_owned);
         let mut secret_env: Vec<String> = env

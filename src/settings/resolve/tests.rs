@@ -221,3 +221,9 @@ fn changes_name_each_changed_setting_and_never_a_secret_or_a_command() {
     );
     assert!(crate::settings::changes(&old, &old).is_empty());
 }
+
+#[test]
+fn a_bad_fallback_profile_is_named_once() {
+    let msg = resolve_with("fallback_profile = a/b\n", &[], &[], false).unwrap_err().to_string();
+    assert!(msg.contains("is not a valid profile name") && msg.matches("a/b").count() == 1, "{msg}");
+}
