@@ -470,7 +470,9 @@ async fn a_token_bound_to_a_replaced_key_is_renewed() {
 async fn an_exchange_app_in_common_leaves_other_profiles_to_oci() {
     let w = World::new().await;
     let ini = w.read(&w.manager_ini_path());
-    let shared = |l: &&str| ["token_exchange_url", "client_id ", "client_secret"].iter().any(|k| l.starts_with(k));
+    let shared = |l: &&str| {
+        ["token_exchange_url", "client_id ", "client_secret", "scope", "redirect_port"].iter().any(|k| l.starts_with(k))
+    };
     let (common, own): (Vec<&str>, Vec<&str>) = ini.lines().partition(shared);
     let ini = own.join("\n").replace("[COMMON]\n", &format!("[COMMON]\n{}\n", common.join("\n")));
     std::fs::write(w.manager_ini_path(), ini).unwrap();

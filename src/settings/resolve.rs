@@ -316,8 +316,10 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     }
 
     let present: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| l.present(*k)).collect();
-    // The exchange app's keys alone (shared in `[COMMON]`) do not make a login profile.
-    if present.iter().all(|k| matches!(k, Key::ClientId | Key::ClientSecret)) {
+    // A login profile names its IdP (`authz_base_url`, `token_url`, `auth_client_id`); the keys
+    // `[COMMON]` shares between profiles (the exchange app, `scope`, `redirect_port`) alone do not
+    // make one, so API-key and `oci session authenticate` profiles beside it stay oci's.
+    if present.iter().all(|k| matches!(k, Key::ClientId | Key::ClientSecret | Key::Scope | Key::RedirectPort)) {
         return Ok(RenewMode::SessionRefresh(SessionRefreshConfig {
             auth_endpoint: l.get(Key::AuthEndpoint, rules::url)?,
         }));

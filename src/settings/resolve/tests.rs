@@ -34,7 +34,8 @@ fn login_mode_needs_all_required_keys() {
 #[test]
 fn the_exchange_app_alone_is_no_login_profile_and_other_auth_is_left_alone() {
     // QUICKSTART's layout shares the exchange app in `[COMMON]`: other profiles stay oci's.
-    let exchange = "token_exchange_url = https://x/token\nclient_id = c\nclient_secret = s\n";
+    let exchange = "token_exchange_url = https://x/token\nclient_id = c\nclient_secret = s\nscope = openid\n\
+                    redirect_port = 8181\n";
     let s = resolve_with(exchange, &[], &[], false).unwrap();
     assert!(matches!(s.mode, RenewMode::SessionRefresh(_)), "{:?}", s.mode);
     // Half an IdP setup fails a session call, not one with another `--auth`.
