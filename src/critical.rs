@@ -9,12 +9,15 @@
 //! Once a child runs ([`supervise`]), woci's own handlers forward signals to the child and woci
 //! ends when the child does, so nothing is re-raised. SIGKILL cannot be held: the remaining
 //! window is between the IdP's answer and the fsync of the new refresh token.
+//!
+//! Helpers woci runs in a process group of their own (a `command:` token source, hooks) are
+//! registered with [`own_group`]: a signal that reaches woci ends their group too.
 
 #[cfg(unix)]
 mod imp {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::SigId;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
     const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
@@ -29,6 +32,9 @@ mod imp {
     }
 
     static STATE: OnceLock<Mutex<Installed>> = OnceLock::new();
+    /// Process groups woci started (token helpers, hooks). A group of its own does not get the
+    /// terminal's Ctrl-C or a CI runner's group kill, so a signal that reaches woci ends them too.
+    static GROUPS: [AtomicI32; 4] = [const { AtomicI32::new(0) }; 4];
     static SUPERVISED: AtomicBool = AtomicBool::new(false);
     static DEPTH: AtomicUsize = AtomicUsize::new(0);
 
@@ -38,6 +44,17 @@ mod imp {
             let outside = Arc::new(AtomicBool::new(true));
             let mut defaults = Vec::new();
             for sig in SIGNALS {
+                // Before the default action below, which ends woci. kill(2) is async-signal-safe.
+                let ended = unsafe {
+                    signal_hook::low_level::register(sig, || {
+                        for pgid in GROUPS.iter().map(|g| g.load(Ordering::SeqCst)).filter(|p| *p > 0) {
+                            libc::kill(-pgid, libc::SIGTERM);
+                        }
+                    })
+                };
+                if let Err(e) = ended {
+                    tracing::debug!("cannot watch signal {sig} for helper groups: {e}");
+                }
                 let (noted, value) = (pending.clone(), usize::try_from(sig).unwrap_or(0));
                 // SAFETY: the action only does an atomic compare-exchange (noting the first signal of
                 // a held section), which is async-signal-safe.
@@ -89,6 +106,22 @@ mod imp {
         }
     }
 
+    /// A process group woci started, ended by a signal that reaches woci while the guard lives.
+    pub(crate) struct OwnedGroup(Option<usize>);
+
+    pub(crate) fn own_group(pgid: i32) -> OwnedGroup {
+        drop(state().lock());
+        OwnedGroup(GROUPS.iter().position(|g| g.compare_exchange(0, pgid, Ordering::SeqCst, Ordering::SeqCst).is_ok()))
+    }
+
+    impl Drop for OwnedGroup {
+        fn drop(&mut self) {
+            if let Some(i) = self.0 {
+                GROUPS[i].store(0, Ordering::SeqCst);
+            }
+        }
+    }
+
     pub(crate) fn supervise() {
         SUPERVISED.store(true, Ordering::SeqCst);
         if let Some(st) = STATE.get() {
@@ -121,6 +154,10 @@ mod imp {
         Held(())
     }
     pub fn supervise() {}
+    pub struct OwnedGroup;
+    pub fn own_group(_pgid: i32) -> OwnedGroup {
+        OwnedGroup
+    }
     #[cfg(feature = "failpoints")]
     pub fn failpoint_action(_arg: Option<&str>) {
         std::process::abort()
@@ -138,7 +175,7 @@ pub(crate) fn failpoint(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
-pub(crate) use imp::{hold, supervise};
+pub(crate) use imp::{hold, own_group, supervise, OwnedGroup};
 
 #[cfg(all(test, unix))]
 mod tests {

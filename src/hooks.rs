@@ -260,6 +260,8 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
         std::io::ErrorKind::PermissionDenied => "cannot run: not executable".to_owned(),
         _ => format!("cannot run: {e}"),
     })?;
+    // While woci waits for it, a signal that ends woci ends the hook's group too.
+    let _owned = i32::try_from(child.id()).ok().filter(|_| cfg!(unix)).map(crate::critical::own_group);
     // A writer thread: a hook that never reads its stdin cannot block woci past the timeout.
     if let Some(mut pipe) = child.stdin.take() {
         std::thread::spawn(move || {

@@ -347,16 +347,21 @@ async fn read_capped(pipe: Option<impl AsyncRead + Unpin>, buf: &mut Vec<u8>, ca
 /// A helper's process group (`process_group(0)` makes the helper its leader, so the group's id
 /// is the helper's pid). Ended whole when woci is done with the helper; killed at once if woci
 /// drops it unfinished (a cancelled renewal).
-struct HelperGroup(Option<i32>);
+struct HelperGroup {
+    pgid: Option<i32>,
+    /// A signal that ends woci ends the group too.
+    _owned: Option<crate::critical::OwnedGroup>,
+}
 
 impl HelperGroup {
     fn of(child: &tokio::process::Child) -> HelperGroup {
-        HelperGroup(child.id().and_then(|p| i32::try_from(p).ok()).filter(|_| cfg!(unix)))
+        let pgid = child.id().and_then(|p| i32::try_from(p).ok()).filter(|_| cfg!(unix));
+        HelperGroup { pgid, _owned: pgid.map(crate::critical::own_group) }
     }
 
     /// SIGTERM to the group, SIGKILL to what is left after [`TERM_GRACE`]; reaps the helper.
     async fn end(mut self, child: &mut tokio::process::Child) {
-        if let Some(pgid) = self.0.take().filter(|&pgid| signal_group(pgid, Signal::Term)) {
+        if let Some(pgid) = self.pgid.take().filter(|&pgid| signal_group(pgid, Signal::Term)) {
             let deadline = tokio::time::Instant::now() + TERM_GRACE;
             loop {
                 // Once reaped, the helper itself no longer counts as a member.
@@ -377,7 +382,7 @@ impl HelperGroup {
 
 impl Drop for HelperGroup {
     fn drop(&mut self) {
-        if let Some(pgid) = self.0.take() {
+        if let Some(pgid) = self.pgid.take() {
             signal_group(pgid, Signal::Kill);
         }
     }

@@ -464,6 +464,38 @@ async fn a_token_bound_to_a_replaced_key_is_renewed() {
     assert_ne!(w.read(&w.token_path()), first, "a new token, bound to the key now there");
 }
 
+/// Ctrl-C while woci waits for the person to log in ends woci at once (nothing is spent yet), not
+/// at the login timeout.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_ends_a_login_wait_at_once() {
+    let w = World::new().await;
+    let browser = w.home().join("bin").join("idle-browser");
+    write_exec(&browser, "#!/bin/sh
+exit 0
+");
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        let mut child = w
+            .woci_std()
+            .args(["session", "authenticate"])
+            .env("BROWSER", &browser)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut err = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("waiting up to") {
+            line.clear();
+            assert_ne!(std::io::BufRead::read_line(&mut err, &mut line).unwrap(), 0, "woci ended before waiting");
+        }
+        let sent = std::time::Instant::now();
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(sig));
+        assert!(sent.elapsed() < std::time::Duration::from_secs(5), "signal {sig} took {:?}", sent.elapsed());
+    }
+}
+
 /// QUICKSTART's layout shares the exchange app in `[COMMON]`: profiles without IdP keys of their
 /// own stay oci's (another `--auth`, a new `session authenticate`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -509,6 +509,39 @@ async fn a_helper_that_leaves_a_background_child_returns_at_once_and_the_child_i
     }
 }
 
+/// Ctrl-C, a CI cancel or a closed terminal ends woci while a `command:` helper runs: the helper's
+/// own process group (which the terminal's signal does not reach) ends with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_that_ends_woci_ends_the_helper_and_its_children() {
+    for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+        let w = World::new().await;
+        let pids = w.home().join("helper-pids");
+        let helper = w.home().join("bin").join("slow-helper");
+        write_exec(&helper, &format!("#!/bin/sh
+sleep 300 &
+echo $$ $! > '{}'
+wait
+", pids.display()));
+        write_federated_ini(&w, &format!("command:{}", helper.display()), &[]);
+        let mut child = w.woci_std().args(["os", "ns", "get"]).stderr(std::process::Stdio::null()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while w.read(&pids).split_whitespace().count() < 2 {
+            assert!(Instant::now() < deadline, "the helper did not start");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        unsafe { libc::kill(child.id() as i32, sig) };
+        let status = child.wait().unwrap();
+        assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(sig), "woci ends by the signal");
+        for pid in w.read(&pids).split_whitespace().map(|p| p.parse::<i32>().unwrap()) {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while !gone(pid) {
+                assert!(Instant::now() < deadline, "signal {sig}: helper process {pid} outlived woci");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_world_writable_file_source_is_used_with_one_warning() {
     let w = World::new().await;

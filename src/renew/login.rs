@@ -126,12 +126,14 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
         on_url: None,
     };
     r.store.check_writable()?;
-    let _held = critical::hold();
+    // Ctrl-C ends the wait for the person at once: a login spends nothing until its tokens
+    // arrive, and only storing them is held.
     let tokens = if cfg.device_login {
         oidc::device::login(http, &cfg.idp, &cfg.device, &opts).await?
     } else {
         oidc::login(http, &cfg.idp, &opts).await?
     };
+    let _held = critical::hold();
     keep_refresh_token(r, &tokens, passphrase).await;
     Ok(tokens)
 }
