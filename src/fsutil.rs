@@ -192,9 +192,14 @@ pub(crate) fn is_real_dir(path: &Path) -> bool {
 /// Whether `dir` can take a small write now: a probe file is created, synced and removed, and the
 /// file system has at least `room` bytes free.
 pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
-    let probe = dir.join(format!(".probe.{}", std::process::id()));
+    // Named like an atomic write's temp file: one a kill leaves behind is swept with them.
+    let probe = dir.join(temp_name("probe", "w"));
     let result = (|| {
-        let mut f = OpenOptions::new().write(true).create(true).truncate(true).open(&probe)?;
+        let mut opts = OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        opts.mode(0o600).custom_flags(libc::O_NOFOLLOW);
+        let mut f = opts.open(&probe)?;
         f.write_all(&[0u8; 512])?;
         f.sync_all()
     })();
@@ -397,6 +402,9 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match read_bounded(path, MAX_INPUT) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        // Unusable, not an I/O failure: exit 7 with the file named, like a damaged one.
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Err(Error::corrupt(path, e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(Error::corrupt(path, "a folder, not a file")),
         Err(e) => Err(Error::io("cannot read", path, e)),
     }
 }

@@ -230,7 +230,7 @@ fn states_naming(root: &Path, file: &Path) -> Vec<State> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut states: Vec<State> = entries
         .flatten()
-        .filter_map(|e| std::fs::read(e.path().join(STATE_FILE)).ok())
+        .filter_map(|e| crate::fsutil::read_bounded(&e.path().join(STATE_FILE), 64 * 1024).ok())
         .filter_map(|b| serde_json::from_slice::<State>(&b).ok())
         .filter(|s| s.metrics_file.as_deref() == Some(file))
         .collect();

@@ -770,13 +770,16 @@ mod tests {
         let s = SessionStore::new(home.path(), "P").unwrap();
         s.ensure_dir().unwrap();
         let dead = s.dir().join(".refresh_token.2147483646.0badc0de.tmp");
+        // What a kill inside `check_writable` leaves is swept like a temp file.
+        let probe = s.dir().join(".probe.2147483646.w.tmp");
+        std::fs::write(&probe, "x").unwrap();
         let live = s.dir().join(format!(".token.{}.0badc0de.tmp", std::process::id()));
         let other = s.dir().join("token");
         for f in [&dead, &live, &other] {
             std::fs::write(f, "x").unwrap();
         }
         s.sweep_stray_temp_files();
-        assert!(!dead.exists() && live.exists() && other.exists());
+        assert!(!dead.exists() && !probe.exists() && live.exists() && other.exists());
     }
 
     #[test]

@@ -154,7 +154,13 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
             )))
         }
         Err(e) => {
-            tracing::debug!(path = %path.display(), error = %e, "ignoring unreadable manager config");
+            // Ignored, as the Python woci does, but said: else the profile's IdP settings vanish
+            // without a word and `--status` blames a missing file.
+            tracing::warn!(
+                "ignoring the manager config `{}`, which cannot be read ({}); the profiles it configures have no woci settings",
+                path.display(),
+                io_reason(&e)
+            );
             return Ok(IniFile::default());
         }
     };
