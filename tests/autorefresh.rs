@@ -126,6 +126,25 @@ async fn no_resign_proxy_gives_the_child_no_proxy() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[]");
 }
 
+/// The user's bypass list still keeps intranet hosts and the metadata service away from their
+/// `HTTP_PROXY`; only entries that would skip the re-signing proxy go.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_child_keeps_the_users_no_proxy_but_for_re_signed_hosts() {
+    let (w, tmp) = world().await;
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("NO_PROXY", "169.254.169.254,.intranet.example,.oraclecloud.com").env_remove("no_proxy").args([
+        "--auto-refresh",
+        "--exec",
+        "--",
+        "sh",
+        "-c",
+        "printf '[%s][%s]' \"$NO_PROXY\" \"${no_proxy-unset}\"",
+    ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[169.254.169.254,.intranet.example][unset]");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_program_is_127_and_leaves_nothing_behind() {
     let (w, tmp) = world().await;

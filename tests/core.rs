@@ -471,9 +471,12 @@ async fn a_token_bound_to_a_replaced_key_is_renewed() {
 async fn ctrl_c_ends_a_login_wait_at_once() {
     let w = World::new().await;
     let browser = w.home().join("bin").join("idle-browser");
-    write_exec(&browser, "#!/bin/sh
+    write_exec(
+        &browser,
+        "#!/bin/sh
 exit 0
-");
+",
+    );
     for sig in [libc::SIGINT, libc::SIGTERM] {
         let mut child = w
             .woci_std()

@@ -517,11 +517,17 @@ async fn a_signal_that_ends_woci_ends_the_helper_and_its_children() {
         let w = World::new().await;
         let pids = w.home().join("helper-pids");
         let helper = w.home().join("bin").join("slow-helper");
-        write_exec(&helper, &format!("#!/bin/sh
+        write_exec(
+            &helper,
+            &format!(
+                "#!/bin/sh
 sleep 300 &
 echo $$ $! > '{}'
 wait
-", pids.display()));
+",
+                pids.display()
+            ),
+        );
         write_federated_ini(&w, &format!("command:{}", helper.display()), &[]);
         let mut child = w.woci_std().args(["os", "ns", "get"]).stderr(std::process::Stdio::null()).spawn().unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);

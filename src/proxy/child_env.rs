@@ -58,6 +58,8 @@ pub struct ProxyFacts<'a> {
     pub ca_pem: &'a str,
     /// The proxy's private (0700) per-run folder, removed at shutdown.
     pub private_dir: &'a Path,
+    /// The hosts the proxy re-signs.
+    pub resign: &'a super::hosts::HostMatcher,
 }
 
 /// The proxy variables (the URL with the secret), then the CA variables pointed at the bundle:
@@ -109,6 +111,14 @@ impl ChildEnv {
             ca_bundle: proxy.ca_bundle.to_owned(),
             ..ChildEnv::default()
         };
+        // The user's bypass list stays for the hosts woci does not re-sign (intranet hosts, the
+        // metadata service), so their plain-HTTP requests still skip the user's `HTTP_PROXY`.
+        for var in REMOVED_VARS {
+            if let Some(kept) = user_env.get(var).and_then(|list| no_proxy_for_child(list, proxy.resign)) {
+                env.remove.retain(|r| r != var);
+                env.set.push((var.into(), kept.into()));
+            }
+        }
 
         let go = go_default_certs(proxy, user_env, &mut env.warnings)?;
         env.set.push(("OCI_DEFAULT_CERTS_PATH".into(), go.into_os_string()));
@@ -132,6 +142,30 @@ impl ChildEnv {
 /// `OCI_DEFAULT_CERTS_PATH` for the Go SDK, which trusts that file *instead of* the system roots:
 /// the bundle, or, when the user set their own, a copy of it plus the per-run CA (their narrower
 /// trust kept). An unreadable file of theirs is left in place with a warning.
+/// `list` without the entries that would send a host the proxy re-signs around it (`*`, an OCI
+/// realm's domains or hosts, a `resign_hosts` or `--endpoint` host); `None` when none is left.
+fn no_proxy_for_child(list: &str, resign: &super::hosts::HostMatcher) -> Option<String> {
+    use super::hosts::{is_oci_realm_host, split_host_port, NoProxy};
+    let oci_samples = ["x.oraclecloud.com", "x.oraclegovcloud.com", "x.oraclegovcloud.uk", "x.oraclecloud.eu"];
+    let kept: Vec<&str> = list
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .filter(|entry| {
+            let bypass = NoProxy::parse(entry);
+            let name = entry.trim_start_matches("*.").trim_start_matches('.').to_ascii_lowercase();
+            let name = split_host_port(&name).map_or(name.as_str(), |(h, _)| h).to_owned();
+            let realm = resign.oci_realms
+                && (is_oci_realm_host(&name)
+                    || is_oci_realm_host(&format!("x.{name}"))
+                    || oci_samples.iter().any(|h| bypass.bypass(h, 443)));
+            let extra = resign.extra.iter().filter_map(|e| split_host_port(e)).any(|(h, p)| bypass.bypass(h, p));
+            !(realm || extra)
+        })
+        .collect();
+    (!kept.is_empty()).then(|| kept.join(","))
+}
+
 fn go_default_certs(proxy: &ProxyFacts<'_>, user_env: &Env, warnings: &mut Vec<String>) -> Result<PathBuf> {
     let Some(own) = user_env.get("OCI_DEFAULT_CERTS_PATH").filter(|v| !v.trim().is_empty()) else {
         return Ok(proxy.ca_bundle.to_owned());
@@ -181,7 +215,14 @@ mod tests {
     }
 
     fn build(f: &Fixture, user: &[(&str, &str)]) -> ChildEnv {
-        let facts = ProxyFacts { url: &f.url, ca_bundle: &f.bundle, ca_pem: "CA\n", private_dir: f.dir.path() };
+        let resign = super::super::hosts::HostMatcher::oci_and(["127.0.0.1:8443"]);
+        let facts = ProxyFacts {
+            url: &f.url,
+            ca_bundle: &f.bundle,
+            ca_pem: "CA\n",
+            private_dir: f.dir.path(),
+            resign: &resign,
+        };
         let env: Env = user.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         ChildEnv::build(&facts, &env).unwrap()
     }
@@ -212,6 +253,18 @@ mod tests {
         assert_eq!(env.remove, vec![OsString::from("NO_PROXY"), OsString::from("no_proxy")]);
         assert!(env.warnings.is_empty(), "{:?}", env.warnings);
         assert!(!f.dir.path().join(GO_BUNDLE_FILE).exists(), "no Go bundle without the user's own");
+    }
+
+    #[test]
+    fn the_users_no_proxy_is_kept_but_for_hosts_the_proxy_re_signs() {
+        let f = fixture();
+        let list = "localhost, 169.254.169.254,.intranet.example,*.oraclecloud.com,objectstorage.us-ashburn-1.oraclecloud.com,\
+                    com,oraclegovcloud.uk,127.0.0.0/8,10.0.0.0/8,*";
+        let env = build(&f, &[("no_proxy", list)]);
+        assert_eq!(get(&env, "no_proxy"), Some("localhost,169.254.169.254,.intranet.example,10.0.0.0/8"));
+        assert_eq!(env.remove, vec![OsString::from("NO_PROXY")], "the user set only no_proxy");
+        let env = build(&fixture(), &[("NO_PROXY", "*"), ("no_proxy", ".oraclecloud.com")]);
+        assert_eq!(env.remove, vec![OsString::from("NO_PROXY"), OsString::from("no_proxy")], "nothing left");
     }
 
     #[test]

@@ -308,6 +308,7 @@ impl ProxyHandle {
             ca_bundle: self.bundle.path(),
             ca_pem: &self.shared.ca.cert_pem(),
             private_dir: self.bundle.dir(),
+            resign: &self.shared.resign_hosts,
         };
         let mut env = ChildEnv::build(&facts, user_env)?;
         // The secret, and the whole Basic credential a client sends (`woci:` and all).
