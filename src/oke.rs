@@ -177,9 +177,12 @@ fn quote_plus(s: &str) -> String {
 }
 
 /// The ExecCredential exactly as oci-cli 3.95.1 prints it (its template, then `click.echo`'s
-/// newline), expiring [`TOKEN_LIFETIME`] after `now`.
-pub(crate) fn exec_credential(token: &SecretString, now: SystemTime) -> SecretString {
-    let expiration = python_utc_isoformat(now + TOKEN_LIFETIME);
+/// newline), expiring [`TOKEN_LIFETIME`] after `now`, or when the session token inside it does
+/// (`upst_exp`, unix seconds) if that is sooner: kubectl must not keep a credential whose token
+/// OCI already refuses.
+pub(crate) fn exec_credential(token: &SecretString, now: SystemTime, upst_exp: i64) -> SecretString {
+    let upst_end = UNIX_EPOCH + Duration::from_secs(u64::try_from(upst_exp).unwrap_or(0));
+    let expiration = python_utc_isoformat((now + TOKEN_LIFETIME).min(upst_end.max(now)));
     SecretString::new(format!(
         "\n{{\n    \"apiVersion\": \"client.authentication.k8s.io/v1beta1\",\n    \"kind\": \"ExecCredential\",\n    \"status\": {{\n        \"token\": \"{}\",\n        \"expirationTimestamp\": \"{expiration}\"\n    }}\n}}\n    \n",
         token.expose()
@@ -232,7 +235,7 @@ pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Re
     };
     let now = ctx.clock.now();
     let url = cluster_request_url(&region, &req.cluster_id);
-    let credential = exec_credential(&token(&url, &key, &session.token, now)?, now);
+    let credential = exec_credential(&token(&url, &key, &session.token, now)?, now, session.claims.exp);
     tracing::debug!(%url, "answered generate-token natively");
     let mut out = std::io::stdout().lock();
     out.write_all(credential.expose().as_bytes())

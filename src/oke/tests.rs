@@ -144,13 +144,25 @@ fn token_is_a_signed_presigned_url() {
 #[test]
 fn exec_credential_is_ocis_text() {
     let now = UNIX_EPOCH + Duration::from_secs(DOCS_DATE) + Duration::from_micros(250_000);
-    let text = exec_credential(&SecretString::from("dG9r"), now);
+    let text = exec_credential(&SecretString::from("dG9r"), now, DOCS_DATE as i64 + 3600);
     assert_eq!(
         text.expose(),
         "\n{\n    \"apiVersion\": \"client.authentication.k8s.io/v1beta1\",\n    \"kind\": \"ExecCredential\",\n    \"status\": {\n        \"token\": \"dG9r\",\n        \"expirationTimestamp\": \"2014-01-05T21:35:40.250000Z\"\n    }\n}\n    \n"
     );
     let v: serde_json::Value = serde_json::from_str(text.expose()).unwrap();
     assert_eq!(v["status"]["token"], "dG9r");
+}
+
+#[test]
+fn the_credential_never_outlives_the_session_token_inside_it() {
+    let now = UNIX_EPOCH + Duration::from_secs(DOCS_DATE);
+    let expiry = |upst_exp: i64| {
+        let text = exec_credential(&SecretString::from("dG9r"), now, upst_exp);
+        let v: serde_json::Value = serde_json::from_str(text.expose()).unwrap();
+        v["status"]["expirationTimestamp"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(expiry(DOCS_DATE as i64 + 3600), "2014-01-05T21:35:40Z", "4 minutes, as oci");
+    assert_eq!(expiry(DOCS_DATE as i64 + 119), "2014-01-05T21:33:39Z", "the token's end when sooner");
 }
 
 #[test]
