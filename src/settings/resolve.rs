@@ -324,7 +324,11 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             auth_endpoint: l.get(Key::AuthEndpoint, rules::url)?,
         }));
     }
-    let missing: Vec<Key> = LOGIN_KEYS.into_iter().filter(|k| !present.contains(k)).collect();
+    let flow = l.choice(Key::LoginFlow)?;
+    let device_only = matches!(flow, "device" | "device_code");
+    // Only the browser login listens on `redirect_port`.
+    let missing: Vec<Key> =
+        LOGIN_KEYS.into_iter().filter(|k| !present.contains(k) && !(device_only && *k == Key::RedirectPort)).collect();
     if !missing.is_empty() {
         return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
@@ -337,7 +341,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
     // A device code when asked for, or with a terminal where no browser can be opened.
-    let device_login = match l.choice(Key::LoginFlow)? {
+    let device_login = match flow {
         "browser" => false,
         "device" | "device_code" => true,
         _ => terminal && !browser_possible(env, cfg!(target_os = "linux")),

@@ -228,3 +228,11 @@ fn a_bad_fallback_profile_is_named_once() {
     let msg = resolve_with("fallback_profile = a/b\n", &[], &[], false).unwrap_err().to_string();
     assert!(msg.contains("is not a valid profile name") && msg.matches("a/b").count() == 1, "{msg}");
 }
+
+#[test]
+fn a_device_login_needs_no_redirect_port() {
+    let ini = LOGIN.replace("redirect_port = 8181\n", "");
+    assert!(resolve_with(&ini, &[], &[], false).unwrap_err().to_string().contains("`redirect_port`"));
+    let s = resolve_with(&format!("{ini}login_flow = device\n"), &[], &[], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::Login(ref c) if c.device_login));
+}
