@@ -123,13 +123,21 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         }
         None => (format!("HTTP {status}"), None),
     };
+    // A refused client is named with the settings that fix it, whatever the server said.
+    let client = oauth.as_ref().is_some_and(|e| e.error == "invalid_client");
+    let with =
+        |description: Option<String>, fix: &str| Some(description.map_or(fix.to_owned(), |d| format!("{d}; {fix}")));
     if endpoint == Endpoint::Exchange {
+        let description = if client { with(description, "check `client_id` and `client_secret`") } else { description };
         return Err(Error::ExchangeRejected { status, error, description });
+    }
+    if client {
+        let description = with(description, "check `auth_client_id` and `auth_client_secret`");
+        return Err(Error::IdpRejected { what: "client", error, description });
     }
     // Said when the IdP gives no description of its own.
     let hint = match oauth.as_ref().map(|e| e.error.as_str()) {
         Some("invalid_grant") if what == "refresh token" => Some("the refresh token is expired or revoked; log in again"),
-        Some("invalid_client") => Some("check `auth_client_id` and `auth_client_secret`"),
         Some(_) => None,
         None if endpoint == Endpoint::DeviceAuthorization => Some("the device authorization endpoint answered without an OAuth error; check `device_authorization_url` and that the client may use the device flow"),
         None => Some("the token endpoint answered without an OAuth error; check `token_url`"),
@@ -211,6 +219,14 @@ mod tests {
         let e = run(idp, 401, r#"{"error":"invalid_client"}"#.into()).await.unwrap_err();
         assert!(!e.needs_login());
         assert!(e.to_string().contains("auth_client_secret"), "{e}");
+        // The client is named as what was refused, and the settings even beside the IdP's words.
+        let e = run(idp, 401, r#"{"error":"invalid_client","error_description":"bad auth"}"#.into()).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "identity provider rejected the client: invalid_client (bad auth; check `auth_client_id` and `auth_client_secret`)"
+        );
+        let e = run(Endpoint::Exchange, 401, r#"{"error":"invalid_client"}"#.into()).await.unwrap_err();
+        assert!(e.to_string().contains("check `client_id` and `client_secret`"), "{e}");
         let e = run(Endpoint::Exchange, 400, r#"{"error":"invalid_request"}"#.into()).await.unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::EXCHANGE_REJECTED);
         let e = run(idp, 302, String::new()).await.unwrap_err();

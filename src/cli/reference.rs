@@ -60,7 +60,8 @@ pub const EXIT_CODES: &[Row] = &[
         "2",
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
          `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
-         folder, lock file or pid file that is a symlink, a world-writable `~/.oci`)",
+         folder, lock file, pid or daemon state file that is a symlink or not a regular file, a world-writable \
+         `~/.oci`, a `refresh_token_passphrase_env` variable that is not set)",
     ),
     r(
         "3",
@@ -77,9 +78,10 @@ pub const EXIT_CODES: &[Row] = &[
     r(
         "7",
         "a corrupt or unusable file: token, key (also: not RSA, or under 2048 bits — checked before any request), \
-         refresh token or `~/.oci/config` (also: a `[profile]` section twice) (left untouched)",
+         refresh token or `~/.oci/config` (also: a `[profile]` section twice, over 1 MiB, a folder where the \
+         file belongs) (left untouched)",
     ),
-    r("8", "the refresh token is encrypted and no passphrase was given, or the passphrase is wrong"),
+    r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong"),
     r("9", "the session cannot be renewed any more (`sess_exp` reached)"),
     r("10", "busy: a daemon already runs for the profile"),
     r(
