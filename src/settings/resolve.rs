@@ -328,7 +328,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     let device_only = matches!(flow, "device" | "device_code");
     // Only the browser login listens on `redirect_port`.
     let missing: Vec<Key> =
-        LOGIN_KEYS.into_iter().filter(|k| !present.contains(k) && !(device_only && *k == Key::RedirectPort)).collect();
+        LOGIN_KEYS.into_iter().filter(|k| !(present.contains(k) || device_only && *k == Key::RedirectPort)).collect();
     if !missing.is_empty() {
         return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
