@@ -18,7 +18,12 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
 /// Creates `dir` (and parents) if needed and makes `dir` itself 0700.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
-    fs::create_dir_all(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+    // Folders it creates on the way (`~/.oci`, `~/.oci/sessions`) are private too.
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
     #[cfg(unix)]
     fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io("cannot set permissions on", dir, e))?;
@@ -655,6 +660,17 @@ impl PrivateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(unix)]
+    #[test]
+    fn private_folders_are_private_on_the_way_down() {
+        let dir = tempfile::tempdir().unwrap();
+        let leaf = dir.path().join(".oci/sessions/P");
+        ensure_private_dir(&leaf).unwrap();
+        for d in [dir.path().join(".oci"), dir.path().join(".oci/sessions"), leaf] {
+            assert_eq!(fs::metadata(&d).unwrap().permissions().mode() & 0o777, 0o700, "{}", d.display());
+        }
+    }
 
     #[test]
     fn bounded_reads_stop_after_the_bound() {

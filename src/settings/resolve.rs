@@ -168,7 +168,11 @@ impl Settings {
         };
 
         let (oci_command, oci_command_source) = match l.raw(Key::OciCommand) {
-            Some((c, origin)) => (OsString::from(c), format!("`oci_command` (from {})", origin.describe())),
+            // `~/` as in every other path setting; a bare name is still looked up on PATH.
+            Some((c, origin)) => (
+                crate::fsutil::expand_home(&c, &home).into_os_string(),
+                format!("`oci_command` (from {})", origin.describe()),
+            ),
             None => ("oci".into(), "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".to_owned()),
         };
 

@@ -236,3 +236,12 @@ fn a_device_login_needs_no_redirect_port() {
     let s = resolve_with(&format!("{ini}login_flow = device\n"), &[], &[], false).unwrap();
     assert!(matches!(s.mode, RenewMode::Login(ref c) if c.device_login));
 }
+
+#[test]
+fn oci_command_expands_the_home_folder_like_other_paths() {
+    let s = resolve_with("oci_command = ~/bin/oci\n", &[], &[], false).unwrap();
+    let home = s.oci_config_file.parent().unwrap().parent().unwrap().to_owned();
+    assert_eq!(s.oci_command, home.join("bin/oci").into_os_string());
+    let s = resolve_with("oci_command = oci-3.95\n", &[], &[], false).unwrap();
+    assert_eq!(s.oci_command, "oci-3.95", "a bare name stays a PATH lookup");
+}
