@@ -115,10 +115,10 @@ impl SubjectTokenSource {
             SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
                 .into_iter()
                 .find(|v| unset(v))
-                .map(|v| format!("`{v}` is not set (the job needs `permissions: id-token: write`)"))
+                .map(|v| format!("`{v}` is not set or empty (the job needs `permissions: id-token: write`)"))
                 .or_else(|| gh_url(env.vars()).err()),
             SubjectTokenSource::Env(name) => {
-                unset(name).then(|| format!("the environment variable `{name}` is not set"))
+                unset(name).then(|| format!("the environment variable `{name}` is not set or empty"))
             }
             SubjectTokenSource::File(p) => {
                 std::fs::metadata(p).ok().and_then(|m| not_a_file(&m)).map(|why| format!("`{}` {why}", p.display()))
@@ -247,7 +247,8 @@ impl SubjectTokenSource {
 
     async fn github_actions(&self, http: &Http, env: &Env, audience: &str) -> Result<SecretString> {
         let hint = "the job needs `permissions: id-token: write`";
-        let unset = |v: &str| self.misconfigured(format!("the environment variable `{v}` is not set ({hint})"));
+        let unset =
+            |v: &str| self.misconfigured(format!("the environment variable `{v}` is not set or empty ({hint})"));
         env.get(GH_URL_VAR).filter(|v| !v.is_empty()).ok_or_else(|| unset(GH_URL_VAR))?;
         let bearer = env.get(GH_TOKEN_VAR).filter(|v| !v.is_empty()).ok_or_else(|| unset(GH_TOKEN_VAR))?;
         // The bearer goes only where woci sends any secret: https, or http on loopback.
