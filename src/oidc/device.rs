@@ -212,7 +212,9 @@ async fn discover(http: &Http, token_url: &Url) -> Result<Url> {
         device_authorization_endpoint: Option<String>,
     }
     for candidate in discovery_candidates(token_url) {
-        let Ok(resp) = http.get_json(super::SERVICE, &candidate, HeaderMap::new()).await else { continue };
+        // Every candidate is on the same host: one that cannot be reached ends the search (the
+        // wait stays one request's bound, not one per candidate).
+        let resp = http.get_json(super::SERVICE, &candidate, HeaderMap::new()).await?;
         if !(200..300).contains(&resp.status) {
             continue;
         }
@@ -240,6 +242,18 @@ async fn discover(http: &Http, token_url: &Url) -> Result<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn an_unreachable_idp_ends_discovery_at_the_first_candidate() {
+        use crate::http::fake::{options, FakeTransport};
+        let t = FakeTransport::new(|_, _| Err(crate::http::Failure::NotSent("connection refused".into())));
+        let http = Http::with_transport(t.clone(), options());
+        let token_url = Url::parse("https://idcs-1.identity.oraclecloud.com/oauth2/v1/token").unwrap();
+        let e = discover(&http, &token_url).await.unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::NETWORK, "{e}");
+        let urls: std::collections::HashSet<_> = t.seen().iter().map(|s| s.url.to_string()).collect();
+        assert_eq!(urls.len(), 1, "one candidate, not every one: {urls:?}");
+    }
 
     #[test]
     fn the_idps_numbers_are_clamped() {
