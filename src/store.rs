@@ -73,8 +73,9 @@ pub struct StoredRefreshToken {
     source: Option<Source>,
     /// A refresh-token rotation a killed woci left, newer than `refresh_token`.
     pub rotation: Option<InterruptedRotation>,
-    /// The identity provider refused this very refresh token (`invalid_grant`) at a renewal.
-    pub rejected: bool,
+    /// Why the identity provider refused this very refresh token (`invalid_grant`) at a renewal,
+    /// if it did.
+    pub rejected: Option<String>,
 }
 
 impl StoredRefreshToken {
@@ -314,16 +315,17 @@ impl SessionStore {
     }
 
     /// `refresh_token.rejected`: the SHA-256 of the stored refresh token the identity provider
-    /// refused; a new refresh token does not match it.
+    /// refused, then why; a new refresh token does not match it.
     fn rejected_path(&self) -> PathBuf {
         self.dir.join("refresh_token.rejected")
     }
 
     /// Records that the identity provider refused the stored refresh token (`invalid_grant`), so
     /// that `--status` and the next call know a login is needed without spending a request on it.
-    pub fn mark_refresh_token_rejected(&self) {
+    pub fn mark_refresh_token_rejected(&self, why: &str) {
         let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
-        if let Err(e) = fsutil::write_atomic(&self.rejected_path(), fsutil::sha256_hex(&bytes).as_bytes()) {
+        let record = format!("{}\n{why}", fsutil::sha256_hex(&bytes));
+        if let Err(e) = fsutil::write_atomic(&self.rejected_path(), record.as_bytes()) {
             tracing::debug!("cannot record the refused refresh token: {e}");
         }
     }
@@ -508,8 +510,10 @@ impl SessionStore {
                 fsutil::read_optional(&path)?.map(|bytes| (path, bytes, false))
             }
         };
-        let rejected = source.as_ref().is_some_and(|(_, bytes, _)| {
-            fsutil::read_bounded(&self.rejected_path(), 64).is_ok_and(|d| d == fsutil::sha256_hex(bytes).as_bytes())
+        let rejected = source.as_ref().and_then(|(_, bytes, _)| {
+            let record = fsutil::read_text_bounded(&self.rejected_path(), 4096).ok()?;
+            let (digest, why) = record.split_once('\n')?;
+            (digest == fsutil::sha256_hex(bytes)).then(|| why.to_owned())
         });
         Ok(StoredRefreshToken { source, rotation, rejected })
     }

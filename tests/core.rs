@@ -159,14 +159,14 @@ async fn a_refused_refresh_token_is_remembered_until_a_login() {
         c.arg("--status");
         run(c)
     };
-    let out = call().await;
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let first = call().await;
+    assert_eq!(first.status.code(), Some(3), "{}", stderr(&first));
     let out = status().await;
     assert_eq!(out.status.code(), Some(3), "{}", String::from_utf8_lossy(&out.stdout));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("refused the stored refresh token"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refresh token was refused earlier (identity provider"));
     let out = call().await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("refused the stored refresh token"), "{}", stderr(&out));
+    assert_eq!(stderr(&out), stderr(&first), "the same one line as the call that was refused");
     assert_eq!(w.emu.stats().refresh_grants, 1, "the refused token is not sent again");
     let out = run({
         let mut c = w.woci_with_browser();

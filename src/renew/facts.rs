@@ -126,8 +126,8 @@ pub struct RefreshInput {
     /// `Some(true/false)` when decryption was attempted with the environment's passphrase
     /// (`--status` tries; a renewal simply decrypts).
     pub decryptable: Option<bool>,
-    /// The identity provider refused the stored refresh token at an earlier renewal.
-    pub rejected: bool,
+    /// Why the identity provider refused the stored refresh token at an earlier renewal, if it did.
+    pub rejected: Option<String>,
     /// Why the stored refresh token is unreadable whatever the passphrase, if it is.
     pub damage: Option<String>,
     /// Its expiry: the refresh token's own `exp` when it is a readable JWT (looked at by
@@ -241,7 +241,14 @@ impl<'s> SessionFacts<'s> {
             token_path,
             token,
             window: settings.window,
-            refresh: RefreshInput { state, passphrase, decryptable, rejected: stored.rejected, damage, expires_at },
+            refresh: RefreshInput {
+                state,
+                passphrase,
+                decryptable,
+                rejected: stored.rejected.clone(),
+                damage,
+                expires_at,
+            },
             config_current,
             key,
             key_mismatch,
@@ -391,7 +398,7 @@ pub mod testing {
                     state: rt,
                     passphrase: PassphraseInput::None,
                     decryptable: None,
-                    rejected: false,
+                    rejected: None,
                     damage: None,
                     expires_at: None,
                 },

@@ -25,7 +25,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
         Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
             Ok(t) => (t, Action::Refreshed),
             Err(e) if e.needs_login() => {
-                r.store.mark_refresh_token_rejected();
+                r.store.mark_refresh_token_rejected(&e.to_string());
                 // No one to log in: one line that says both why and what to do.
                 if !(r.allow_login && cfg.interactive) {
                     return Err(login_impossible(r, Some(&e as &dyn std::fmt::Display)));
@@ -38,8 +38,11 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
             }
             Err(e) => return Err(e),
         },
-        None if facts.refresh.rejected && !(r.allow_login && cfg.interactive) => {
-            return Err(login_impossible(r, Some(&"the identity provider refused the stored refresh token")))
+        None if !(r.allow_login && cfg.interactive) => {
+            if let Some(refusal) = &facts.refresh.rejected {
+                return Err(login_impossible(r, Some(refusal as &dyn std::fmt::Display)));
+            }
+            (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
         }
         None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
     };

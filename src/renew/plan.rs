@@ -281,8 +281,9 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     if r.state == RefreshTokenState::Absent {
         return login(format!("{why} and no refresh token is stored"));
     }
-    if r.rejected {
-        return login(format!("{why} and the identity provider refused the stored refresh token"));
+    // Remembered for the calls that renew on their own; `session refresh` asks the IdP again.
+    if let Some(refusal) = r.rejected.as_ref().filter(|_| force == Force::No) {
+        return login(format!("{why} and the stored refresh token was refused earlier ({refusal})"));
     }
     if let Some(damage) = &r.damage {
         return Decision::impossible(

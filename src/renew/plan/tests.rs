@@ -433,7 +433,7 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
             state: RefreshTokenState::Plain,
             passphrase: PassphraseInput::None,
             decryptable: None,
-            rejected: false,
+            rejected: None,
             damage: None,
             expires_at: None
         }
@@ -491,4 +491,14 @@ fn a_token_bound_to_another_key_is_renewed_or_needs_the_key_back() {
         assert_eq!((d.plan.name(), d.exit_code()), (plan_name, exit_code), "{kind:?}: {}", d.reason);
         assert!(d.reason.contains("bound to another key"), "{}", d.reason);
     }
+}
+
+#[test]
+fn a_refused_refresh_token_needs_a_login_unless_a_renewal_is_asked_for() {
+    let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
+    f.refresh.rejected = Some("identity provider rejected the refresh token: invalid_grant".into());
+    let d = plan(&f, Force::No, NOW);
+    assert_eq!((d.plan.name(), d.exit_code()), ("login", exit::LOGIN), "{}", d.reason);
+    assert!(d.reason.contains("refused earlier (identity provider rejected"), "{}", d.reason);
+    assert_eq!(plan(&f, Force::Renew, NOW).plan.name(), "refresh", "`session refresh` asks again");
 }
