@@ -102,9 +102,11 @@ fn valid_region(r: &str) -> bool {
 }
 
 /// `https://containerengine.{region}.{realm domain}/cluster_request/{cluster_id}`; `oc1`
-/// (`oraclecloud.com`) for regions the realm table does not know, as `oci` always does.
+/// (`oraclecloud.com`) for regions the realm table does not know, as `oci` always does. The region
+/// lowercased, as `oci` signs it (`--region US-ASHBURN-1`).
 pub(crate) fn cluster_request_url(region: &str, cluster_id: &str) -> String {
-    format!("https://containerengine.{region}.{}/cluster_request/{cluster_id}", region_domain(region))
+    let domain = region_domain(region);
+    format!("https://containerengine.{}.{domain}/cluster_request/{cluster_id}", region.to_ascii_lowercase())
 }
 
 /// The key that signs the token. ring signs an RSA-2048 PKCS#1 v1.5 signature several times faster

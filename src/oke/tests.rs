@@ -98,6 +98,11 @@ fn url_uses_the_realm_domain() {
         cluster_request_url("xx-unknown-9", "c"),
         "https://containerengine.xx-unknown-9.oraclecloud.com/cluster_request/c"
     );
+    assert_eq!(
+        cluster_request_url("US-ASHBURN-1", "c"),
+        "https://containerengine.us-ashburn-1.oraclecloud.com/cluster_request/c",
+        "lowercased, as oci signs it"
+    );
 }
 
 #[test]
