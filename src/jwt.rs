@@ -25,12 +25,29 @@ pub enum JwtError {
     Json(String),
 }
 
+/// An RFC 7519 NumericDate: seconds since the epoch, a fraction (allowed) dropped.
+pub(crate) fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<i64, D::Error> {
+    let n = serde_json::Number::deserialize(d)?;
+    // Within ±2^53, where an f64 still counts whole seconds.
+    let whole = n.as_f64().filter(|f| f.is_finite() && f.abs() < 9e15).map(|f| f.floor() as i64);
+    n.as_i64().or(whole).ok_or_else(|| serde::de::Error::custom("a NumericDate is a number of seconds"))
+}
+
+/// [`numeric_date`] for an optional claim.
+pub(crate) fn numeric_date_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<i64>, D::Error> {
+    #[derive(Deserialize)]
+    struct N(#[serde(deserialize_with = "numeric_date")] i64);
+    Ok(Option::<N>::deserialize(d)?.map(|N(n)| n))
+}
+
 /// The claims woci reads from a UPST. Unknown claims are ignored.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct UpstClaims {
     /// Expiry, seconds since the epoch.
+    #[serde(deserialize_with = "numeric_date")]
     pub exp: i64,
     /// Issued at.
+    #[serde(default, deserialize_with = "numeric_date_opt")]
     pub iat: Option<i64>,
     /// The user OCID.
     pub sub: Option<String>,
@@ -147,6 +164,14 @@ mod tests {
 
     fn jwt(payload: &str) -> String {
         format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(payload))
+    }
+
+    #[test]
+    fn numeric_dates_may_have_a_fraction() {
+        let c = decode_upst(&jwt(r#"{"exp":1796450117.5,"iat":1796446517.25}"#)).unwrap();
+        assert_eq!((c.exp, c.iat), (1_796_450_117, Some(1_796_446_517)));
+        assert!(decode_upst(&jwt(r#"{"exp":"1796450117"}"#)).is_err(), "a string is no NumericDate");
+        assert!(decode_upst(&jwt(r#"{"exp":1e300}"#)).is_err());
     }
 
     #[test]

@@ -420,6 +420,7 @@ pub(crate) fn id_token_url(mut url: Url, audience: &str) -> Url {
 fn check_jwt(token: &str, now: i64) -> std::result::Result<(), String> {
     #[derive(Deserialize)]
     struct Exp {
+        #[serde(default, deserialize_with = "crate::jwt::numeric_date_opt")]
         exp: Option<i64>,
     }
     let claims: Exp = crate::jwt::decode_claims(token).map_err(|e| format!("is {e}"))?;

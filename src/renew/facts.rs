@@ -279,6 +279,7 @@ impl<'s> SessionFacts<'s> {
 pub(super) fn jwt_exp(rt: &SecretString) -> Option<i64> {
     #[derive(serde::Deserialize)]
     struct Exp {
+        #[serde(deserialize_with = "crate::jwt::numeric_date")]
         exp: i64,
     }
     crate::jwt::decode_claims::<Exp>(rt.expose()).ok().map(|e| e.exp)
