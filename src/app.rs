@@ -126,7 +126,7 @@ fn run_informational(command: &Command) -> Result<Option<u8>> {
 
 fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &DaemonSpec) -> Result<u8> {
     let s = &ctx.settings;
-    if !s.manages_session() {
+    if !s.manages_session() || api_key_profile(ctx) {
         tracing::debug!(auth = ?s.auth, "not a security_token command; running oci as is");
         let redactor = crate::redact::for_child(s, &args, None, &ctx.env);
         return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
@@ -156,6 +156,16 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
 
 /// `--exec`: the program under renewal (and the proxy), as the fallback profile when the
 /// profile's session cannot be renewed.
+/// A profile with `user` and no `security_token_file`, and no woci IdP or subject token settings,
+/// when no `--auth` was given: an API-key profile, signed the way `oci` signs by default. woci has
+/// no session to keep there, so the call goes to `oci` (or the program runs) as it is.
+fn api_key_profile(ctx: &Context) -> bool {
+    let s = &ctx.settings;
+    s.auth.is_none()
+        && matches!(s.mode, crate::settings::RenewMode::SessionRefresh(_))
+        && crate::renew::facts::OciProfile::read(s).is_ok_and(|(_, p)| p.is_api_key())
+}
+
 fn run_exec(
     ctx: &Context,
     renewer: Arc<Renewer>,
@@ -164,6 +174,10 @@ fn run_exec(
     call: &DaemonSpec,
 ) -> Result<u8> {
     let s = &ctx.settings;
+    if api_key_profile(ctx) {
+        tracing::debug!("an API-key profile; running the program as is");
+        return child::exec(&ChildBuilder::exec(s, &ctx.env, program, args).build()?);
+    }
     let session = match session_or_fallback(ctx, &renewer, call)? {
         Ok(s) => s,
         Err(fallback) => return run_exec(&fallback, Arc::new(Renewer::new(&fallback)), program, args, call),

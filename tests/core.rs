@@ -499,6 +499,43 @@ exit 0
     }
 }
 
+/// An API-key profile (`user`, no `security_token_file`) used the plain `oci` way, without
+/// `--auth`: oci's default auth, so woci passes the call on unchanged and runs `--exec` as is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_key_profile_without_auth_goes_to_oci_unchanged() {
+    let w = World::new().await;
+    std::fs::create_dir_all(w.oci_dir()).unwrap();
+    let mut config = std::fs::read_to_string(w.config_path()).unwrap_or_default();
+    config.push_str("\n[APIKEY]\nuser=ocid1.user.oc1..u\nfingerprint=aa:bb\nkey_file=/k.pem\ntenancy=ocid1.tenancy.oc1..t\nregion=us-ashburn-1\n");
+    std::fs::write(w.config_path(), config).unwrap();
+    let args = ["--profile", "APIKEY", "os", "ns", "get"];
+    let out = run({
+        let mut c = w.woci();
+        c.args(args);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.oci_argv(), args, "no --auth security_token added");
+    let out = run({
+        let mut c = w.woci();
+        c.env("OCI_CLI_PROFILE", "APIKEY").args(["--exec", "--", "sh", "-c", "printf '[%s]' \"$HTTPS_PROXY\""]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "[]", "run as is");
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--status", "--profile", "APIKEY"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("API-key profile"));
+    assert_eq!(w.emu.stats().requests, 0);
+}
+
 /// QUICKSTART's layout shares the exchange app in `[COMMON]`: profiles without IdP keys of their
 /// own stay oci's (another `--auth`, a new `session authenticate`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

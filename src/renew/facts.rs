@@ -31,6 +31,12 @@ pub struct OciProfile {
 }
 
 impl OciProfile {
+    /// `user` and no `security_token_file`: an API-key profile, signed the way `oci` signs by
+    /// default (woci keeps no session there unless the profile has woci IdP or source settings).
+    pub fn is_api_key(&self) -> bool {
+        self.security_token_file.is_none() && self.raw.get("user").is_some_and(|u| !u.trim().is_empty())
+    }
+
     /// Reads the settings' profile from their OCI config. A damaged config is an error; a
     /// missing file or section is a [`ConfigState`].
     pub fn read(settings: &Settings) -> Result<(ConfigState, OciProfile)> {

@@ -113,15 +113,26 @@ pub(crate) struct Report {
 pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let f = &inp.facts;
     let d = plan(f, Force::No, now);
-    let exit_code = d.exit_code();
+    // What a call does with an API-key profile (unless `--auth security_token` is given): `oci`
+    // as it is, no session needed.
+    let api_key = matches!(f.mode, RenewMode::SessionRefresh(_)) && f.oci.is_api_key();
+    let (exit_code, next_action, reason) = if api_key {
+        let why = format!(
+            "profile `{}` is an API-key profile (`user`, no `security_token_file`): calls go to oci unchanged",
+            f.profile
+        );
+        (0, "none", why)
+    } else {
+        (d.exit_code(), d.plan.name(), d.reason)
+    };
     Report {
         schema: 1,
         profile: f.profile.clone(),
         now,
         usable: exit_code == 0,
         exit_code,
-        next_action: d.plan.name(),
-        reason: d.reason,
+        next_action,
+        reason,
         renewal: match f.mode {
             RenewMode::SessionRefresh(_) => "session_refresh",
             RenewMode::Federated(_) => "federated",
