@@ -69,6 +69,7 @@ pub enum InterruptedRotation {
 type Source = (PathBuf, Vec<u8>, bool);
 
 /// The refresh token the next renewal reads, as found ([`SessionStore::stored_refresh_token`]).
+#[derive(Default)]
 pub struct StoredRefreshToken {
     source: Option<Source>,
     /// A refresh-token rotation a killed woci left, newer than `refresh_token`.

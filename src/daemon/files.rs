@@ -132,6 +132,8 @@ pub(crate) fn parse_pid(content: &str) -> Option<u32> {
 /// lives. Probes take the lock shared, for an instant and only when it is free, so that two
 /// probes at once never make each other look like a daemon (the daemon holds it exclusively).
 pub(crate) fn probe(pid_path: &Path) -> Result<PidProbe> {
+    // A FIFO there would block the open (and `--status` with it).
+    fsutil::refuse_non_file(pid_path)?;
     let mut opts = OpenOptions::new();
     opts.read(true);
     let mut file = match fsutil::open_no_follow(pid_path, opts, "cannot open") {
@@ -143,7 +145,7 @@ pub(crate) fn probe(pid_path: &Path) -> Result<PidProbe> {
     };
     let mut content = String::new();
     // A pid file that is not text is as good as empty.
-    let _ = file.read_to_string(&mut content);
+    let _ = (&mut file).take(64).read_to_string(&mut content);
     let pid = parse_pid(&content);
     match FileExt::try_lock_shared(&file) {
         Ok(true) => {

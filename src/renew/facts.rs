@@ -10,7 +10,7 @@ use crate::keys::KeyPair;
 pub use crate::oci_config::ConfigState;
 use crate::secret::SecretString;
 use crate::settings::{PassphraseSource, RenewMode, Settings};
-use crate::store::{InterruptedRotation, RefreshTokenState, SessionStore};
+use crate::store::{InterruptedRotation, RefreshTokenState, SessionStore, StoredRefreshToken};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -193,9 +193,14 @@ impl<'s> SessionFacts<'s> {
             Err(Error::CorruptFile { reason, .. }) => TokenInput::Corrupt(reason),
             Err(e) => return Err(e),
         };
-        let stored = store.stored_refresh_token()?;
-        let state = stored.state();
-        let damage = stored.damage();
+        // A refresh token that cannot be read at all (a folder, over 1 MiB) matters only when a
+        // renewal needs it: a valid token still serves the call.
+        let (stored, unreadable) = match store.stored_refresh_token() {
+            Ok(stored) => (stored, None),
+            Err(e) => (StoredRefreshToken::default(), Some(e.to_string())),
+        };
+        let state = if unreadable.is_some() { RefreshTokenState::Plain } else { stored.state() };
+        let damage = unreadable.or_else(|| stored.damage());
         let (passphrase, env_pass) = match &settings.mode {
             RenewMode::Login(c) => match &c.passphrase {
                 PassphraseSource::None => (PassphraseInput::None, None),

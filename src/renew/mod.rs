@@ -264,7 +264,11 @@ impl Renewer {
             return Err(err);
         }
         let Ok(facts) = SessionFacts::read(&self.settings, &self.store, false) else { return Err(err) };
+        // A token bound to another key than the profile's is refused by OCI, however long it lives.
         let facts::TokenInput::Present(token) = &facts.token else { return Err(err) };
+        if facts.key_mismatch {
+            return Err(err);
+        }
         let left = token.claims.exp - self.clock.unix();
         if left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login {
             return Err(err);

@@ -278,18 +278,18 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
             tmp.display()
         ));
     }
+    if let Some(damage) = &r.damage {
+        return Decision::impossible(
+            exit::CORRUPT_FILE,
+            format!("{why} and the refresh token is unreadable: {damage}; move it away and run `woci session authenticate --profile {p}`"),
+        );
+    }
     if r.state == RefreshTokenState::Absent {
         return login(format!("{why} and no refresh token is stored"));
     }
     // Remembered for the calls that renew on their own; `session refresh` asks the IdP again.
     if let Some(refusal) = r.rejected.as_ref().filter(|_| force == Force::No) {
         return login(format!("{why} and the stored refresh token was refused earlier ({refusal})"));
-    }
-    if let Some(damage) = &r.damage {
-        return Decision::impossible(
-            exit::CORRUPT_FILE,
-            format!("{why} and the refresh token is unreadable: {damage}; move it away and run `woci session authenticate --profile {p}`"),
-        );
     }
     if let Some(exp) = r.expires_at.filter(|e| *e <= now) {
         return login(format!("{why} and the refresh token expired {}", fmt_utc(exp)));

@@ -233,6 +233,19 @@ async fn a_failed_renewal_keeps_a_token_that_still_has_minutes_left() {
     // Less than a minute left: the failure stands.
     w.write_token(NOW + 50);
     assert_eq!(r.ensure_or_keep().await.unwrap_err().exit_code(), exit::NETWORK);
+    // Minutes left, but bound to another key than the profile's (it was replaced): OCI would
+    // refuse it, so the failure stands too.
+    let (key, _) = w.store().load_or_create_key(None).unwrap();
+    let other = crate::keys::KeyPair::generate().unwrap();
+    let jwk = |k: &crate::keys::KeyPair| {
+        use rsa::traits::PublicKeyParts;
+        let b64 = |n: rsa::BigUint| URL_SAFE_NO_PAD.encode(n.to_bytes_be());
+        json!({"kty": "RSA", "n": b64(k.public().n().clone()), "e": b64(k.public().e().clone())}).to_string()
+    };
+    assert_ne!(jwk(&key), jwk(&other));
+    let bound = jwt(json!({"exp": NOW + 300, "iat": NOW - 3300, "jwk": jwk(&other)}));
+    w.store().write_token(&SecretString::from(bound)).unwrap();
+    assert_eq!(r.ensure_or_keep().await.unwrap_err().exit_code(), exit::NETWORK);
 }
 
 #[tokio::test]
