@@ -325,7 +325,7 @@ impl SessionStore {
     /// that `--status` and the next call know a login is needed without spending a request on it.
     pub fn mark_refresh_token_rejected(&self, why: &str) {
         let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
-        let record = format!("{}\n{why}", fsutil::sha256_hex(&bytes));
+        let record = format!("{}\n{why}", refusal_digest(&bytes));
         if let Err(e) = fsutil::write_atomic(&self.rejected_path(), record.as_bytes()) {
             tracing::debug!("cannot record the refused refresh token: {e}");
         }
@@ -514,7 +514,7 @@ impl SessionStore {
         let rejected = source.as_ref().and_then(|(_, bytes, _)| {
             let record = fsutil::read_text_bounded(&self.rejected_path(), 4096).ok()?;
             let (digest, why) = record.split_once('\n')?;
-            (digest == fsutil::sha256_hex(bytes)).then(|| why.to_owned())
+            (digest == refusal_digest(bytes)).then(|| why.to_owned())
         });
         Ok(StoredRefreshToken { source, rotation, rejected })
     }
@@ -578,6 +578,12 @@ impl SessionStore {
         self.remove_rescues(&self.rescue_dirs(), None);
         Ok(())
     }
+}
+
+/// The digest a refused refresh token is remembered by: of the text a renewal sends (trimmed), so
+/// the same token put back with a newline is still known.
+fn refusal_digest(bytes: &[u8]) -> String {
+    fsutil::sha256_hex(bytes.trim_ascii())
 }
 
 /// A refresh token file's contents: plain, or an envelope opened with `passphrase`.
@@ -796,6 +802,18 @@ mod tests {
         assert_eq!(s.stored_refresh_token().unwrap().state(), RefreshTokenState::Plain);
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-1");
         assert_eq!(s.stored_refresh_token().unwrap().damage(), None);
+    }
+
+    #[test]
+    fn a_refused_refresh_token_is_known_by_its_text_until_another_is_stored() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        s.write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+        s.mark_refresh_token_rejected("invalid_grant");
+        std::fs::write(s.refresh_token_path(), "rt-1\n").unwrap();
+        assert_eq!(s.stored_refresh_token().unwrap().rejected.as_deref(), Some("invalid_grant"), "put back");
+        s.write_refresh_token(&SecretString::from("rt-2"), None).unwrap();
+        assert_eq!(s.stored_refresh_token().unwrap().rejected, None);
     }
 
     #[test]

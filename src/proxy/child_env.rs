@@ -160,10 +160,20 @@ fn no_proxy_for_child(list: &str, resign: &super::hosts::HostMatcher) -> Option<
                     || is_oci_realm_host(&format!("x.{name}"))
                     || oci_samples.iter().any(|h| bypass.bypass(h, 443)));
             let extra = resign.extra.iter().filter_map(|e| split_host_port(e)).any(|(h, p)| bypass.bypass(h, p));
-            !(realm || extra)
+            // Python's `requests` (in `oci`) bypasses on a plain string suffix: `cloud.com` covers
+            // `oraclecloud.com`, `calhost` covers `localhost`.
+            let suffix = !name.is_empty()
+                && (resign.oci_realms && realm_domains().any(|d| d.ends_with(&name))
+                    || resign.extra.iter().filter_map(|e| split_host_port(e)).any(|(h, _)| h.ends_with(&name)));
+            !(realm || extra || suffix)
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join(","))
+}
+
+/// The domains of the OCI realms woci knows, and `customer-oci.com`.
+fn realm_domains() -> impl Iterator<Item = String> {
+    (1..=40).filter_map(|n| crate::realm::realm_domain(&format!("oc{n}"))).chain(["customer-oci.com".to_owned()])
 }
 
 fn go_default_certs(proxy: &ProxyFacts<'_>, user_env: &Env, warnings: &mut Vec<String>) -> Result<PathBuf> {
@@ -262,6 +272,9 @@ mod tests {
                     com,oraclegovcloud.uk,127.0.0.0/8,10.0.0.0/8,*";
         let env = build(&f, &[("no_proxy", list)]);
         assert_eq!(get(&env, "no_proxy"), Some("localhost,169.254.169.254,.intranet.example,10.0.0.0/8"));
+        // A plain suffix of a re-signed host (Python's `requests` matches those) goes too.
+        let env = build(&fixture(), &[("no_proxy", "cloud.com,ud.com,r-oci.com,.0.0.1,example.com")]);
+        assert_eq!(get(&env, "no_proxy"), Some("example.com"));
         assert_eq!(env.remove, vec![OsString::from("NO_PROXY")], "the user set only no_proxy");
         let env = build(&fixture(), &[("NO_PROXY", "*"), ("no_proxy", ".oraclecloud.com")]);
         assert_eq!(env.remove, vec![OsString::from("NO_PROXY"), OsString::from("no_proxy")], "nothing left");

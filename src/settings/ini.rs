@@ -64,6 +64,8 @@ pub struct IniFile {
     pub values: BTreeMap<String, String>,
     /// Whether any section of the file sets a secret and the file is readable by group or others.
     pub exposed_secrets: bool,
+    /// Why a discovered file that is there was ignored (it cannot be read).
+    pub ignored: Option<String>,
 }
 
 impl std::fmt::Debug for IniFile {
@@ -77,6 +79,7 @@ impl std::fmt::Debug for IniFile {
             .field("path", &self.path)
             .field("has_profile_section", &self.has_profile_section)
             .field("exposed_secrets", &self.exposed_secrets)
+            .field("ignored", &self.ignored)
             .field("values", &values)
             .finish()
     }
@@ -108,6 +111,7 @@ impl IniFile {
                 format!("unknown key `{k}` in {file} (ignored){hint}")
             })
             .collect();
+        out.extend(self.ignored.clone());
         if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
             out.push(format!(
                 "{file} holds client secrets and other users can read it; run `chmod 600 {}`",
@@ -154,14 +158,16 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
             )))
         }
         Err(e) => {
-            // Ignored, as the Python woci does, but said: else the profile's IdP settings vanish
-            // without a word and `--status` blames a missing file.
-            tracing::warn!(
-                "ignoring the manager config `{}`, which cannot be read ({}); the profiles it configures have no woci settings",
-                path.display(),
-                io_reason(&e)
-            );
-            return Ok(IniFile::default());
+            // Ignored, as the Python woci does, but said (with the settings' warnings, printed
+            // once logging is set up): else the profile's IdP settings vanish without a word.
+            let ignored = (e.kind() != std::io::ErrorKind::NotFound).then(|| {
+                format!(
+                    "ignoring the manager config `{}`, which cannot be read ({}); the profiles it configures have no woci settings",
+                    path.display(),
+                    io_reason(&e)
+                )
+            });
+            return Ok(IniFile { ignored, ..IniFile::default() });
         }
     };
     let text = String::from_utf8(bytes).map_err(|_| {
@@ -246,7 +252,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
     let mut values = interpolate(&common);
     values.extend(interpolate(&own));
-    Ok(IniFile { path: None, has_profile_section, values, exposed_secrets: sets_secrets })
+    Ok(IniFile { path: None, has_profile_section, values, exposed_secrets: sets_secrets, ignored: None })
 }
 
 /// `configparser`'s basic interpolation within one section: `%%` → `%`, `%(key)s` → that key's
@@ -468,6 +474,15 @@ token_url = https://other.example/token
         let dir = tempfile::tempdir().unwrap();
         fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
         assert_eq!(locate(None, &dir.path().join("config"), &dir.path().join("nohome")), None);
+    }
+
+    #[test]
+    fn a_discovered_file_that_cannot_be_read_is_ignored_with_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = load(dir.path(), Source::Home, "p").unwrap();
+        assert_eq!(cfg.values, BTreeMap::new());
+        let warnings = cfg.warnings();
+        assert!(warnings.len() == 1 && warnings[0].contains("cannot be read"), "{warnings:?}");
     }
 
     #[test]
