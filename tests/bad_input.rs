@@ -192,6 +192,25 @@ async fn an_untrusted_certificate_is_not_retried_and_names_the_fix() {
     assert_eq!(w.emu.stats().tls_handshakes_failed, 1, "one attempt, no retries: {line}");
 }
 
+/// The same refusal met by the re-signing proxy on a child's behalf (the child only sees a 502,
+/// which it may retry for minutes): one `woci: warning:` line at once, naming the fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_untrusted_upstream_behind_the_proxy_is_named_at_once() {
+    use woci_emulator::Config;
+    let w = World::with_config(Config { tls: true, ..Config::default() }).await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let target = format!("127.0.0.1:{}", w.emu.port());
+    let mut c = w.woci();
+    c.env("WOCI_RESIGN_HOSTS", &target).args(["--auto-refresh", "--exec", "--", "curl", "-s", "-o", "/dev/null"]);
+    c.arg(format!("https://{target}/n/x"));
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let warnings: Vec<&str> = err.lines().filter(|l| l.starts_with("woci: warning: the re-signing proxy")).collect();
+    assert_eq!(warnings.len(), 1, "{err}");
+    assert!(warnings[0].contains("unknown issuer") && warnings[0].contains("--cert-bundle"), "{err}");
+}
+
 /// A server's `error` / `error_description` with escape sequences, a bidi override and a newline
 /// reaches the terminal escaped, on the one error line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

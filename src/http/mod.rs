@@ -13,6 +13,7 @@
 //! since a late answer beats a spent token.
 
 mod reqwest_transport;
+pub(crate) use reqwest_transport::{certificate_problem, refused_certificate};
 
 use crate::error::{Error, Result};
 use crate::realm::NoProxy;

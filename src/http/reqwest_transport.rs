@@ -77,7 +77,7 @@ fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 
 
 /// The rustls certificate error somewhere in `e`'s causes. rustls errors travel inside (nested)
 /// `io::Error`s, whose `source` skips what they wrap, so each of those is opened.
-fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
+pub(crate) fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
     causes(e).find_map(|mut node| {
         while let Some(wrapped) = node.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             node = wrapped;
@@ -90,7 +90,7 @@ fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
 }
 
 /// One clause naming the host, what is wrong with its certificate and the fix.
-fn certificate_problem(cert: &rustls::CertificateError, host: &str) -> String {
+pub(crate) fn certificate_problem(cert: &rustls::CertificateError, host: &str) -> String {
     use rustls::CertificateError as C;
     match cert {
         C::UnknownIssuer => format!(

@@ -38,6 +38,8 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     client: reqwest::Client,
+    /// Hosts whose refused certificate was already said on the terminal.
+    refused: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Forwarder {
@@ -65,7 +67,7 @@ impl Forwarder {
             builder = builder.proxy(crate::http::user_proxy(url, no_proxy));
         }
         let client = builder.build().map_err(|e| Error::Other(format!("cannot build the proxy's HTTP client: {e}")))?;
-        Ok(Forwarder { client })
+        Ok(Forwarder { client, refused: Default::default() })
     }
 
     /// Sends `req` (already re-signed or untouched) to `https://host:port` + its path and query, and
@@ -90,12 +92,29 @@ impl Forwarder {
             .body(reqwest::Body::wrap(body))
             .send()
             .await
-            .map_err(|e| describe(&e))?;
+            .map_err(|e| {
+                self.say_refused_certificate(&e, host);
+                describe(&e)
+            })?;
         let response: Response<reqwest::Body> = upstream.into();
         let (mut parts, body) = response.into_parts();
         strip_hop_by_hop(&mut parts.headers);
         let body: ProxyBody = body.map_err(|e| Box::new(e) as super::BoxError).boxed();
         Ok(Response::from_parts(parts, body))
+    }
+}
+
+impl Forwarder {
+    /// A certificate refusal will not go away by retrying (the child retries a 502 for minutes):
+    /// one `woci:` line per host, at once, with the fix, as for woci's own requests.
+    fn say_refused_certificate(&self, e: &reqwest::Error, host: &str) {
+        let Some(cert) = crate::http::refused_certificate(e) else { return };
+        if self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(host.to_owned()) {
+            tracing::warn!(
+                "the re-signing proxy cannot reach `{host}`: {}",
+                crate::http::certificate_problem(&cert, host)
+            );
+        }
     }
 }
 
