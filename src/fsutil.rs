@@ -686,6 +686,13 @@ mod tests {
             assert_eq!(e.to_string(), "larger than 1 MiB");
         }
         assert!(matches!(read_optional(&dir.path().join("missing")), Ok(None)));
+        // Unusable rather than unreadable: exit 7 naming the file.
+        let big = dir.path().join("big");
+        fs::write(&big, vec![b'x'; MAX_INPUT + 1]).unwrap();
+        for p in [&big, &dir.path().to_path_buf()] {
+            let e = read_optional(p).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::CORRUPT_FILE, "{e}");
+        }
         #[cfg(unix)]
         {
             let fifo = dir.path().join("fifo");

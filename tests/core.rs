@@ -536,6 +536,33 @@ async fn an_api_key_profile_without_auth_goes_to_oci_unchanged() {
     assert_eq!(w.emu.stats().requests, 0);
 }
 
+/// A refresh token that cannot be read at all (a folder, over 1 MiB) matters only when a renewal
+/// needs it: a valid token still serves the call, and `--status` says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_refresh_token_does_not_stop_a_valid_token() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    std::fs::create_dir_all(w.session_dir().join("refresh_token")).unwrap();
+    for args in [&["os", "ns", "get"][..], &["--status"], &["--status", "--prompt"]] {
+        let out = run({
+            let mut c = w.woci();
+            c.args(args);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    }
+    w.seed_token(-10);
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
+    assert!(stderr(&out).contains("refresh_token") && stderr(&out).contains("a folder"), "{}", stderr(&out));
+}
+
 /// QUICKSTART's layout shares the exchange app in `[COMMON]`: profiles without IdP keys of their
 /// own stay oci's (another `--auth`, a new `session authenticate`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

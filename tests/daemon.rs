@@ -433,3 +433,19 @@ async fn sighup_and_an_ini_change_reload_the_settings_and_keep_the_pid() {
     let out = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// A state file the daemon could not write (a folder in its place) would leave the start waiting
+/// for a report that never comes while the daemon runs: refused at once, nothing started.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_path_that_is_no_file_is_refused_before_anything_starts() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    std::fs::create_dir_all(state_path(&w)).unwrap();
+    let started = std::time::Instant::now();
+    let out = woci(&w, &["--daemon"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is not a regular file"), "{}", stderr(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert!(!w.session_dir().join("woci_refresh.pid").exists(), "no daemon was started");
+}
