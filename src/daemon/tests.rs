@@ -23,7 +23,7 @@ fn no_pid_file_means_not_running_and_probe_creates_nothing() {
 fn a_pid_file_that_is_a_fifo_is_refused_not_waited_on() {
     let (_d, s) = store();
     s.ensure_dir().unwrap();
-    rustix::fs::mkfifoat(rustix::fs::CWD, &s.pid_path(), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+    rustix::fs::mkfifoat(rustix::fs::CWD, s.pid_path(), rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
     let e = probe(&s.pid_path()).unwrap_err();
     assert_eq!(e.exit_code(), crate::error::exit::CONFIG, "{e}");
 }
