@@ -146,7 +146,6 @@ impl ChildEnv {
 /// realm's domains or hosts, a `resign_hosts` or `--endpoint` host); `None` when none is left.
 fn no_proxy_for_child(list: &str, resign: &super::hosts::HostMatcher) -> Option<String> {
     use super::hosts::{is_oci_realm_host, split_host_port, NoProxy};
-    let oci_samples = ["x.oraclecloud.com", "x.oraclegovcloud.com", "x.oraclegovcloud.uk", "x.oraclecloud.eu"];
     let kept: Vec<&str> = list
         .split([',', ' '])
         .map(str::trim)
@@ -155,17 +154,15 @@ fn no_proxy_for_child(list: &str, resign: &super::hosts::HostMatcher) -> Option<
             let bypass = NoProxy::parse(entry);
             let name = entry.trim_start_matches("*.").trim_start_matches('.').to_ascii_lowercase();
             let name = split_host_port(&name).map_or(name.as_str(), |(h, _)| h).to_owned();
+            // A realm host or domain, or a plain string suffix of one: Python's `requests` (in
+            // `oci`) bypasses on those (`cloud.com` covers `oraclecloud.com`).
+            let suffix = |host: &str| !name.is_empty() && host.ends_with(&name);
             let realm = resign.oci_realms
-                && (is_oci_realm_host(&name)
-                    || is_oci_realm_host(&format!("x.{name}"))
-                    || oci_samples.iter().any(|h| bypass.bypass(h, 443)));
-            let extra = resign.extra.iter().filter_map(|e| split_host_port(e)).any(|(h, p)| bypass.bypass(h, p));
-            // Python's `requests` (in `oci`) bypasses on a plain string suffix: `cloud.com` covers
-            // `oraclecloud.com`, `calhost` covers `localhost`.
-            let suffix = !name.is_empty()
-                && (resign.oci_realms && realm_domains().any(|d| d.ends_with(&name))
-                    || resign.extra.iter().filter_map(|e| split_host_port(e)).any(|(h, _)| h.ends_with(&name)));
-            !(realm || extra || suffix)
+                && (name == "*" || is_oci_realm_host(&format!("x.{name}")) || realm_domains().any(|d| suffix(&d)));
+            // A re-signed host by the list's rules (IPs, CIDR blocks, ports), or a suffix of it.
+            let extra =
+                resign.extra.iter().filter_map(|e| split_host_port(e)).any(|(h, p)| bypass.bypass(h, p) || suffix(h));
+            !(realm || extra)
         })
         .collect();
     (!kept.is_empty()).then(|| kept.join(","))
