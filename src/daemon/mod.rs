@@ -75,10 +75,9 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
 
     store.ensure_dir()?;
     // The daemon reports ready through its state file: one it cannot write would leave this start
-    // waiting for a report that never comes while the daemon runs.
-    for path in [store.daemon_state_path(), store.pid_path()] {
-        crate::fsutil::refuse_non_file(&path)?;
-    }
+    // waiting for a report that never comes while the daemon runs. (`inspect` refused a pid path
+    // that is no file already.)
+    crate::fsutil::refuse_non_file(&store.daemon_state_path())?;
     let log_path = store.daemon_log_path();
     rotate_log_if_needed(&log_path, LOG_MAX_BYTES)?;
     let log = open_log(&log_path)?;
