@@ -156,14 +156,11 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
 
 /// `--exec`: the program under renewal (and the proxy), as the fallback profile when the
 /// profile's session cannot be renewed.
-/// A profile with `user` and no `security_token_file`, and no woci IdP or subject token settings,
-/// when no `--auth` was given: an API-key profile, signed the way `oci` signs by default. woci has
-/// no session to keep there, so the call goes to `oci` (or the program runs) as it is.
+/// An API-key profile ([`crate::renew::facts::OciProfile::is_api_key`]) when no `--auth` was given:
+/// woci has no session to keep there, so the call goes to `oci` (or the program runs) as it is.
 fn api_key_profile(ctx: &Context) -> bool {
     let s = &ctx.settings;
-    s.auth.is_none()
-        && matches!(s.mode, crate::settings::RenewMode::SessionRefresh(_))
-        && crate::renew::facts::OciProfile::read(s).is_ok_and(|(_, p)| p.is_api_key())
+    s.auth.is_none() && crate::renew::facts::OciProfile::read(s).is_ok_and(|(_, p)| p.is_api_key(&s.mode))
 }
 
 fn run_exec(

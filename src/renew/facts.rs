@@ -31,10 +31,12 @@ pub struct OciProfile {
 }
 
 impl OciProfile {
-    /// `user` and no `security_token_file`: an API-key profile, signed the way `oci` signs by
-    /// default (woci keeps no session there unless the profile has woci IdP or source settings).
-    pub fn is_api_key(&self) -> bool {
-        self.security_token_file.is_none() && self.raw.get("user").is_some_and(|u| !u.trim().is_empty())
+    /// `user` and no `security_token_file`, and no woci IdP or source settings (`mode`): an
+    /// API-key profile, signed the way `oci` signs by default, where woci keeps no session.
+    pub fn is_api_key(&self, mode: &RenewMode) -> bool {
+        matches!(mode, RenewMode::SessionRefresh(_))
+            && self.security_token_file.is_none()
+            && self.raw.get("user").is_some_and(|u| !u.trim().is_empty())
     }
 
     /// Reads the settings' profile from their OCI config. A damaged config is an error; a

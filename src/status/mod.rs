@@ -115,8 +115,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let d = plan(f, Force::No, now);
     // What a call does with an API-key profile (unless `--auth security_token` is given): `oci`
     // as it is, no session needed.
-    let api_key = matches!(f.mode, RenewMode::SessionRefresh(_)) && f.oci.is_api_key();
-    let (exit_code, next_action, reason) = if api_key {
+    let (exit_code, next_action, reason) = if f.oci.is_api_key(f.mode) {
         let why = format!(
             "profile `{}` is an API-key profile (`user`, no `security_token_file`): calls go to oci unchanged",
             f.profile
