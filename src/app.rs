@@ -98,8 +98,14 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::SessionAuthenticate(args) if !s.has_idp() => {
             child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.build()?)
         }
-        Command::SessionAuthenticate(_) => report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Login))?),
-        Command::SessionRefresh(_) => report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?),
+        Command::SessionAuthenticate(args) => {
+            cli::check_session_args(&args)?;
+            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Login))?)
+        }
+        Command::SessionRefresh(args) => {
+            cli::check_session_args(&args)?;
+            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?)
+        }
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
         Command::Status { .. } => crate::status::run(&ctx, inv.json),
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),

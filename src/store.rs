@@ -474,16 +474,23 @@ impl SessionStore {
                 path.display()
             )));
         }
-        if let Some(path) = configured.map(Path::to_path_buf).or_else(|| self.own_key_files().find(|f| f.is_file())) {
+        if let Some(path) = configured.map(Path::to_path_buf) {
             let key = KeyPair::load(&path)?;
             warn_if_readable_by_others(&path);
+            return Ok((key, path));
+        }
+        if let Some(path) = self.own_key_files().find(|f| f.is_file()) {
+            let key = KeyPair::load(&path)?;
+            warn_if_readable_by_others(&path);
+            label_own_key(&path);
             return Ok((key, path));
         }
         self.ensure_dir()?;
         let key = KeyPair::generate()?;
         let path = self.dir.join(KEY_FILE);
         fsutil::write_atomic(&self.dir.join(PUBLIC_KEY_FILE), key.public_pem().as_bytes())?;
-        fsutil::write_atomic(&path, key.private_pem()?.as_bytes())?;
+        let pem = key.private_pem()?;
+        fsutil::write_atomic(&path, zeroize::Zeroizing::new(format!("{}{API_KEY_LABEL}\n", pem.as_str())).as_bytes())?;
         tracing::info!(profile = %self.profile, fingerprint = %key.fingerprint(), "created a new session key pair");
         Ok((key, path))
     }
@@ -614,6 +621,30 @@ fn parse_refresh_token(path: &Path, bytes: &[u8], passphrase: Option<&SecretStri
 /// Warns (once per call, one line) about a private key that group or others can read. woci warns
 /// rather than refuses, like the `oci` CLI, because such keys are common and still work; the
 /// fix is in the message.
+/// The line `oci session authenticate` ends its key files with; without it `oci` warns on every
+/// call ("To increase security of your API key … append an extra line with 'OCI_API_KEY'").
+const API_KEY_LABEL: &str = "OCI_API_KEY";
+
+/// Gives a key file woci made before it wrote [`API_KEY_LABEL`] the label; the key stays the same
+/// (text after the PEM footer is ignored by every reader). Best effort: the key works without it.
+fn label_own_key(path: &Path) {
+    // A link stays a link: what it points to is not woci's to rewrite.
+    if std::fs::symlink_metadata(path).map_or(true, |m| !m.is_file()) {
+        return;
+    }
+    let Ok(text) = fsutil::read_text_bounded(path, 64 * 1024).map(zeroize::Zeroizing::new) else { return };
+    if text.lines().any(|l| l.trim() == API_KEY_LABEL) {
+        return;
+    }
+    let sep = if text.ends_with('\n') { "" } else { "\n" };
+    if let Err(e) = fsutil::write_atomic(
+        path,
+        zeroize::Zeroizing::new(format!("{}{sep}{API_KEY_LABEL}\n", text.as_str())).as_bytes(),
+    ) {
+        tracing::debug!(path = %path.display(), "cannot label the key file: {e}");
+    }
+}
+
 fn warn_if_readable_by_others(path: &Path) {
     #[cfg(unix)]
     {
@@ -719,6 +750,28 @@ mod tests {
         assert_eq!(p1, p2);
         assert_eq!(k1.fingerprint(), k2.fingerprint());
         assert!(s.dir().join(PUBLIC_KEY_FILE).is_file());
+    }
+
+    /// oci warns on every call about a key file without the `OCI_API_KEY` line: woci's keys have
+    /// it, and a key from an earlier woci gets it (same key); a configured key is left alone.
+    #[test]
+    fn own_key_files_carry_the_oci_api_key_label() {
+        use std::os::unix::fs::PermissionsExt;
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let (k, p) = s.load_or_create_key(None).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert!(text.ends_with("-----END PRIVATE KEY-----\nOCI_API_KEY\n"), "{text}");
+        let unlabelled = text.replace("OCI_API_KEY\n", "");
+        std::fs::write(&p, &unlabelled).unwrap();
+        let (again, _) = s.load_or_create_key(None).unwrap();
+        assert_eq!(again.fingerprint(), k.fingerprint());
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), text);
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        let configured = home.path().join("mine.pem");
+        std::fs::write(&configured, &unlabelled).unwrap();
+        s.load_or_create_key(Some(&configured)).unwrap();
+        assert_eq!(std::fs::read_to_string(&configured).unwrap(), unlabelled);
     }
 
     #[test]

@@ -194,6 +194,36 @@ async fn session_authenticate_forces_a_login_and_is_not_forwarded() {
     assert!(!w.oci_out.exists(), "session authenticate must not run oci");
 }
 
+/// oci's own login options (or a typo) are refused before any login, never dropped while another
+/// profile logs in; `--help` is oci's help, not a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_commands_refuse_what_they_cannot_honour() {
+    let w = World::new().await;
+    for (args, expect) in [
+        (&["session", "authenticate", "--profile-name", "PROD"][..], "woci --profile NAME session authenticate"),
+        (&["session", "refresh", "--profle", "PROD"], "did you mean `--profile`?"),
+    ] {
+        let out = run({
+            let mut c = w.woci_with_browser();
+            c.args(args);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with("woci: ") && stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
+    }
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate", "--help"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(w.oci_out.exists(), "`session authenticate --help` is oci's");
+    let stats = w.emu.stats();
+    assert_eq!((stats.auth_code_grants, stats.refresh_grants_issued), (0, 0));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_refresh_forces_a_renewal_of_a_valid_token() {
     let w = World::new().await;

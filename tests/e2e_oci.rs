@@ -145,6 +145,8 @@ async fn real_oci_ns_get_after_a_renewal() {
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains(&u.w.cfg.namespace), "oci printed: {stdout}");
+    // woci's key file ends with the `OCI_API_KEY` line, so oci has nothing to warn about.
+    assert!(!stderr(&out).contains("OCI_API_KEY"), "oci warned about woci's key file: {}", stderr(&out));
     let st = u.w.emu.stats();
     assert_eq!((st.refresh_grants, st.exchanges), (1, 1));
     assert_eq!(file_mode(&u.w.token_path()), 0o600);

@@ -464,9 +464,10 @@ impl State {
         all.extend(after.unwrap_or_default());
         let oci = read_oci_view(&all)?;
         let command = match owned {
-            Some(session) => session(all),
-            None if session_free(&all) => Command::Passthrough(all),
-            None => Command::Oci(all),
+            // `woci session authenticate --help` is oci's help, never a login.
+            Some(session) if !asks_help(&all) => session(all),
+            _ if session_free(&all) => Command::Passthrough(all),
+            _ => Command::Oci(all),
         };
         Ok((oci, command))
     }
@@ -487,10 +488,46 @@ fn session_free(args: &[OsString]) -> bool {
             before_word &= words.first().is_none_or(|w| *w != a);
             return false;
         };
-        matches!(name.as_str(), "-h" | "--help" | "-?")
+        is_help(&name)
             || (name.starts_with("--generate-") && name.ends_with("-json-input"))
             || (before_word && matches!(name.as_str(), "-v" | "--version" | "--release-info" | "--latest-version"))
     })
+}
+
+fn is_help(name: &str) -> bool {
+    matches!(name, "-h" | "--help" | "-?")
+}
+
+fn asks_help(args: &[OsString]) -> bool {
+    args.iter().filter_map(|a| split_option(a)).any(|(name, _)| is_help(&name))
+}
+
+/// Refuses what a `session authenticate`/`session refresh` woci carries out itself cannot honour:
+/// another word, or an option that is not a global oci option (`--profile-name`, `--no-browser`
+/// and the other options of oci's own browser login, or a typo such as `--profle`), which would
+/// otherwise be dropped silently while woci renews another profile than the one meant.
+pub fn check_session_args(args: &[OsString]) -> Result<()> {
+    let what = oci_words(args).into_iter().take(2).map(|w| w.to_string_lossy()).collect::<Vec<_>>().join(" ");
+    let mut words = 0;
+    for (opt, span) in scan(args, oci_globals::takes_value) {
+        let name = match opt {
+            Some((name, _)) if oci_globals::find(&name).is_some() => continue,
+            Some((name, _)) => name,
+            None if words < 2 => {
+                words += 1;
+                continue;
+            }
+            None => return Err(usage(format!("`woci {what}` takes no `{}`", span[0].to_string_lossy()))),
+        };
+        // A typo of a global option gets its "did you mean" from the caller (`typo_hint`).
+        let hint = match name.as_str() {
+            "--profile-name" => "woci logs in the profile given by `--profile`: woci --profile NAME session authenticate",
+            "--no-browser" => "to log in without a browser here, add `--device-code`",
+            _ => "woci renews this profile with its own settings (woci_manager.ini), so oci's own session options do not apply",
+        };
+        return Err(usage(format!("`woci {what}` does not take `{name}`: {hint}")));
+    }
+    Ok(())
 }
 
 /// An option before the first oci word that is neither woci's nor oci's.

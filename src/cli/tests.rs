@@ -536,3 +536,27 @@ fn the_help_names_every_leading_option() {
         assert!(rules.contains(&format!("--{}", o.long)), "`--{}` is missing from RULES", o.long);
     }
 }
+
+#[test]
+fn session_help_is_oci_help_and_session_options_are_checked() {
+    for help in ["--help", "-h", "-?"] {
+        let inv = p(&["--profile", "P", "session", "authenticate", help]);
+        assert_eq!(inv.command, Command::Passthrough(os(&["--profile", "P", "session", "authenticate", help])));
+    }
+    let ok = |a: &[&str]| check_session_args(&os(a));
+    assert!(ok(&["--profile", "P", "session", "authenticate", "--region", "r", "--debug"]).is_ok());
+    assert!(ok(&["session", "refresh", "--config-file", "c", "--auth=security_token"]).is_ok());
+    for (args, expect) in [
+        (
+            &["session", "authenticate", "--profile-name", "X"][..],
+            "does not take `--profile-name`: woci logs in the profile given by `--profile`",
+        ),
+        (&["session", "authenticate", "--no-browser"], "add `--device-code`"),
+        (&["session", "refresh", "--profle", "X"], "`woci session refresh` does not take `--profle`"),
+        (&["session", "authenticate", "X"], "`woci session authenticate` takes no `X`"),
+    ] {
+        let e = ok(args).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+        assert!(e.to_string().contains(expect), "{args:?}: {e}");
+    }
+}
