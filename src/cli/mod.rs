@@ -503,7 +503,7 @@ fn asks_help(args: &[OsString]) -> bool {
 }
 
 /// Refuses what a `session authenticate`/`session refresh` woci carries out itself cannot honour:
-/// another word, or an option that is not a global oci option (`--profile-name`, `--no-browser`
+/// another word, or an option that is neither woci's nor a global oci option (`--profile-name`
 /// and the other options of oci's own browser login, or a typo such as `--profle`), which would
 /// otherwise be dropped silently while woci renews another profile than the one meant.
 pub fn check_session_args(args: &[OsString]) -> Result<()> {
@@ -522,7 +522,6 @@ pub fn check_session_args(args: &[OsString]) -> Result<()> {
         // A typo of a global option gets its "did you mean" from the caller (`typo_hint`).
         let hint = match name.as_str() {
             "--profile-name" => "woci logs in the profile given by `--profile`: woci --profile NAME session authenticate",
-            "--no-browser" => "to log in without a browser here, add `--device-code`",
             _ => "woci renews this profile with its own settings (woci_manager.ini), so oci's own session options do not apply",
         };
         return Err(usage(format!("`woci {what}` does not take `{name}`: {hint}")));

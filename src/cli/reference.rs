@@ -135,7 +135,7 @@ pub const FILES: &[Row] = &[
     ),
     r(
         "`~/.oci/sessions/<profile>/`",
-        "the session (folder 0700, files 0600): `token`, the key pair, `refresh_token`, `.lock`, daemon pid, log and state, renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`)",
+        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token`, `.lock`, daemon pid, log and state, renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`)",
     ),
 ];
 

@@ -545,13 +545,16 @@ fn session_help_is_oci_help_and_session_options_are_checked() {
     }
     let ok = |a: &[&str]| check_session_args(&os(a));
     assert!(ok(&["--profile", "P", "session", "authenticate", "--region", "r", "--debug"]).is_ok());
+    // woci's own `--no-browser` is taken by the parser, never left for the session command.
+    let inv = p(&["session", "authenticate", "--no-browser"]);
+    assert!(matches!(&inv.command, Command::SessionAuthenticate(a) if check_session_args(a).is_ok()));
     assert!(ok(&["session", "refresh", "--config-file", "c", "--auth=security_token"]).is_ok());
     for (args, expect) in [
         (
             &["session", "authenticate", "--profile-name", "X"][..],
             "does not take `--profile-name`: woci logs in the profile given by `--profile`",
         ),
-        (&["session", "authenticate", "--no-browser"], "add `--device-code`"),
+        (&["session", "authenticate", "--use-passphrase"], "oci's own session options do not apply"),
         (&["session", "refresh", "--profle", "X"], "`woci session refresh` does not take `--profle`"),
         (&["session", "authenticate", "X"], "`woci session authenticate` takes no `X`"),
     ] {

@@ -80,8 +80,15 @@ impl Lookup<'_> {
         self.or_default(key, rules::boolean)
     }
 
+    /// A path setting, `~` expanded; a relative one from the INI is relative to the INI's folder
+    /// (the same file whichever folder woci runs in, the daemon's included).
     fn path(&self, key: Key) -> Option<PathBuf> {
-        self.text(key).map(|p| rules::path(p, self.home))
+        let (value, origin) = self.raw(key)?;
+        let path = rules::path(value, self.home);
+        match origin {
+            Origin::Ini(ini) if path.is_relative() => Some(ini.parent().unwrap_or(Path::new("")).join(path)),
+            _ => Some(path),
+        }
     }
 
     fn choice(&self, key: Key) -> Result<&'static str> {

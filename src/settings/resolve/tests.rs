@@ -152,6 +152,10 @@ fn operations_settings() {
     assert_eq!(s.ops.on_renewal_failure.unwrap(), ["notify-send", "woci failed"]);
     assert_eq!(s.ops.expiring_warning, Duration::from_secs(5400));
     assert_eq!(s.ops.fallback_profile.as_deref(), Some("BACKUP"));
+    // Relative to the INI's folder, not to wherever woci (or the daemon) runs.
+    let m =
+        resolve_with(&format!("{LOGIN}metrics_file = m/w.prom\n"), &[], &[], false).unwrap().ops.metrics_file.unwrap();
+    assert!(m.is_absolute() && m.ends_with(".oci/m/w.prom"), "{}", m.display());
     let s = resolve_with(LOGIN, &[], &[], false).unwrap();
     assert_eq!(s.ops.expiring_warning, Duration::from_secs(86_400));
     let e = resolve_with(&format!("{LOGIN}expiring_warning = soon\n"), &[], &[], false).unwrap_err().to_string();
