@@ -593,6 +593,42 @@ async fn an_unreadable_refresh_token_does_not_stop_a_valid_token() {
     assert!(stderr(&out).contains("refresh_token") && stderr(&out).contains("a folder"), "{}", stderr(&out));
 }
 
+/// Only a browser login listens on `redirect_port`: without one, calls renew as before, and a
+/// login says what to set (or to use a device code) before anything is opened.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_browser_login_needs_the_redirect_port() {
+    let w = World::new().await;
+    let ini: String = w
+        .read(&w.manager_ini_path())
+        .lines()
+        .filter(|l| !l.starts_with("redirect_port"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants, 1);
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs `redirect_port`") && stderr(&out).contains("--device-code"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(w.emu.stats().auth_code_grants, 0);
+}
+
 /// QUICKSTART's layout shares the exchange app in `[COMMON]`: profiles without IdP keys of their
 /// own stay oci's (another `--auth`, a new `session authenticate`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -268,7 +268,7 @@ fn woci_idp_config(idp: &NodeIdp) -> IdpConfig {
         client_id: idp.client_id.clone(),
         client_secret: idp.client_secret.clone().map(SecretString::from),
         scopes: vec!["openid".into(), "offline_access".into()],
-        redirect_port: 0,
+        redirect_port: Some(0),
         reuse_grace: std::time::Duration::ZERO,
     }
 }

@@ -151,7 +151,14 @@ impl LoginOptions {
 /// refresh token are required.
 pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<IdpTokens> {
     opts.require_interactive("")?;
-    let listener = callback::bind(cfg.redirect_port).await?;
+    let Some(port) = cfg.redirect_port else {
+        return Err(Error::Config(format!(
+            "the browser login of profile `{}` needs `redirect_port` in woci_manager.ini: the port of the redirect URI \
+             http://127.0.0.1:PORT/callback registered for the login app; or log in with a device code (`--device-code`)",
+            opts.profile
+        )));
+    };
+    let listener = callback::bind(port).await?;
     let port =
         listener.local_addr().map_err(|e| Error::Login(format!("cannot read the login listener address: {e}")))?.port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");

@@ -23,7 +23,7 @@ fn cfg(server: &MockServer, secret: Option<&str>) -> IdpConfig {
         client_id: "woci-cli".into(),
         client_secret: secret.map(SecretString::from),
         scopes: vec!["openid".into(), "offline_access".into()],
-        redirect_port: 0,
+        redirect_port: Some(0),
         reuse_grace: std::time::Duration::ZERO,
     }
 }
@@ -408,12 +408,23 @@ async fn login_times_out() {
 }
 
 #[tokio::test]
+async fn a_browser_login_without_a_redirect_port_says_what_to_set() {
+    let idp = mock_idp(Idp::Good).await;
+    let mut c = cfg(&idp, None);
+    c.redirect_port = None;
+    let err = login(&http(), &c, &opts(None, Duration::from_secs(5))).await.unwrap_err();
+    assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
+    let msg = err.to_string();
+    assert!(msg.contains("`redirect_port`") && msg.contains("--device-code"), "{msg}");
+}
+
+#[tokio::test]
 async fn login_port_in_use_names_the_port_and_setting() {
     let idp = mock_idp(Idp::Good).await;
     let taken = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = taken.local_addr().unwrap().port();
     let mut c = cfg(&idp, None);
-    c.redirect_port = port;
+    c.redirect_port = Some(port);
     let called = Arc::new(Mutex::new(false));
     let flag = called.clone();
     let hook: UrlHook = Arc::new(move |_| *flag.lock().unwrap() = true);

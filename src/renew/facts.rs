@@ -362,7 +362,7 @@ pub mod testing {
                 client_id: "a".into(),
                 client_secret: None,
                 scopes: vec!["openid".into(), "offline_access".into()],
-                redirect_port: 8181,
+                redirect_port: Some(8181),
                 reuse_grace: Duration::ZERO,
             },
             exchange: exchange(),

@@ -37,8 +37,9 @@ pub struct IdpConfig {
     pub client_secret: Option<SecretString>,
     /// Scopes (`scope`, space separated); must include `offline_access` for refresh tokens.
     pub scopes: Vec<String>,
-    /// Loopback port for `http://127.0.0.1:<port>/callback`; `0` picks a free port (tests).
-    pub redirect_port: u16,
+    /// Loopback port for `http://127.0.0.1:<port>/callback`; `0` picks a free port (tests). Only
+    /// the browser login needs it: refreshes, the daemon and device-code logins work without.
+    pub redirect_port: Option<u16>,
     /// `refresh_token_reuse_grace`: how long after sending a refresh grant the IdP still accepts
     /// the same refresh token (0: it must never be sent twice).
     pub reuse_grace: Duration,

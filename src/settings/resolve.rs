@@ -336,10 +336,10 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         }));
     }
     let flow = l.choice(Key::LoginFlow)?;
-    let device_only = matches!(flow, "device" | "device_code");
-    // Only the browser login listens on `redirect_port`.
+    // Only the browser login listens on `redirect_port`, so only it asks for one (refreshes, the
+    // daemon and a headless device-code login need none).
     let missing: Vec<Key> =
-        LOGIN_KEYS.into_iter().filter(|k| !(present.contains(k) || device_only && *k == Key::RedirectPort)).collect();
+        LOGIN_KEYS.into_iter().filter(|k| !present.contains(k) && *k != Key::RedirectPort).collect();
     if !missing.is_empty() {
         return Err(missing_error(format!("missing required options for profile `{profile}`:"), &missing));
     }
@@ -374,7 +374,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             client_id: l.text(Key::AuthClientId).unwrap_or_default(),
             client_secret: l.secret(Key::AuthClientSecret),
             scopes: l.text(Key::Scope).unwrap_or_default().split_whitespace().map(str::to_owned).collect(),
-            redirect_port: l.get(Key::RedirectPort, rules::port)?.unwrap_or_default(),
+            redirect_port: l.get(Key::RedirectPort, rules::port)?,
             reuse_grace: l.or_default(Key::RefreshTokenReuseGrace, rules::duration)?,
             token_url,
         },

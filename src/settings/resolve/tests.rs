@@ -234,9 +234,10 @@ fn a_bad_fallback_profile_is_named_once() {
 }
 
 #[test]
-fn a_device_login_needs_no_redirect_port() {
+fn only_a_browser_login_needs_a_redirect_port() {
     let ini = LOGIN.replace("redirect_port = 8181\n", "");
-    assert!(resolve_with(&ini, &[], &[], false).unwrap_err().to_string().contains("`redirect_port`"));
+    let s = resolve_with(&ini, &[], &[], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::Login(ref c) if c.idp.redirect_port.is_none()));
     let s = resolve_with(&format!("{ini}login_flow = device\n"), &[], &[], false).unwrap();
     assert!(matches!(s.mode, RenewMode::Login(ref c) if c.device_login));
 }
