@@ -351,6 +351,13 @@ impl Renewer {
         if claims.exp <= self.clock.unix() {
             return Err(bad("already expired (check the clock)".into()));
         }
+        // Once per process: a long `--auto-refresh` run renews many times.
+        static SKEW_TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let Some(w) = claims.iat.and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service)) {
+            if !SKEW_TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::warn!("{w}");
+            }
+        }
         let bound = claims.jwk.as_deref().and_then(|jwk| keys::public_key_from_jwk_json(jwk).ok());
         if bound.is_some_and(|b| &b != key.public()) {
             return Err(bad("bound to a different public key".into()));
@@ -414,6 +421,22 @@ impl Renewer {
             })
             .await
     }
+}
+
+/// A freshly issued token's `iat` is the server's "now": more than a minute from this machine's
+/// means its clock is off, which woci times every renewal by (a clock behind lets a token look
+/// valid after it expired) and OCI holds each request's `Date` to (5 minutes).
+fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
+    let skew = now - iat;
+    (skew.abs() > 60).then(|| {
+        format!(
+            "this machine's clock is {} {} the {service}'s (the new session token was issued at {}): woci times \
+             renewals by it and OCI refuses requests more than 5 minutes off; set the clock right (timedatectl, chrony)",
+            crate::clock::fmt_secs(skew.abs()),
+            if skew > 0 { "ahead of" } else { "behind" },
+            crate::clock::fmt_utc(iat)
+        )
+    })
 }
 
 #[cfg(test)]

@@ -354,3 +354,12 @@ fn jwt_refresh_token_expiry() {
     assert_eq!(facts::jwt_exp(&rt), Some(1_900_000_000));
     assert_eq!(facts::jwt_exp(&SecretString::from("opaque-refresh-token")), None);
 }
+
+#[test]
+fn a_clock_more_than_a_minute_off_is_named_with_its_direction() {
+    assert_eq!(clock_skew_warning(1_000, 950, "token exchange"), None);
+    let ahead = clock_skew_warning(1_000 + 7 * 60, 1_000, "token exchange").unwrap();
+    assert!(ahead.contains("is 7m00s ahead of the token exchange's") && ahead.contains("timedatectl"), "{ahead}");
+    let behind = clock_skew_warning(1_000, 1_000 + 90, "session refresh").unwrap();
+    assert!(behind.contains("behind the session refresh's"), "{behind}");
+}
