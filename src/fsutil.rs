@@ -404,6 +404,10 @@ pub(crate) fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static 
 /// Reads a file (at most [`MAX_INPUT`] bytes), mapping errors to [`Error::Io`]. `Ok(None)` when
 /// it does not exist.
 pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    // A FIFO, socket or device where woci keeps a file is damage, not an empty (absent) file.
+    if fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        return Err(Error::corrupt(path, "not a regular file (a FIFO, socket or device)"));
+    }
     match read_bounded(path, MAX_INPUT) {
         Ok(b) => Ok(Some(b)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -698,6 +702,9 @@ mod tests {
             let fifo = dir.path().join("fifo");
             rustix::fs::mkfifoat(rustix::fs::CWD, &fifo, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
             assert_eq!(read_bounded(&fifo, 16).unwrap(), b"", "a FIFO without a writer does not block");
+            let e = read_optional(&fifo).unwrap_err();
+            assert_eq!(e.exit_code(), crate::error::exit::CORRUPT_FILE, "{e}");
+            assert!(e.to_string().contains("not a regular file"), "{e}");
         }
         assert_eq!(fmt_size(64 * 1024), "64 KiB");
     }
