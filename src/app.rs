@@ -73,7 +73,14 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     if let Command::Status { all: true, .. } = inv.command {
         return crate::status::run_all(&call.flags, &call.oci, &env, inv.json, Arc::new(SystemClock));
     }
-    let mut settings = Settings::resolve(&call.flags, &call.oci, &env, inv.command.never_renews())?;
+    let mut settings = match Settings::resolve(&call.flags, &call.oci, &env, inv.command.never_renews()) {
+        // A shell prompt still shows `P error`, a JSON reader still gets JSON.
+        Err(e) if matches!(inv.command, Command::Status { prompt, .. } if prompt || inv.json) => {
+            let now = crate::clock::Clock::unix(&SystemClock);
+            return crate::status::run_unresolved(&Settings::meant_profile(&call.oci, &env), e, inv.json, now);
+        }
+        settings => settings?,
+    };
     if inv.command == Command::DaemonRun {
         settings = DaemonSpec::settings(settings)?;
     }
@@ -96,6 +103,16 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         // Profiles without woci IdP settings are `oci session authenticate` profiles: logging in
         // is oci's own; refreshing stays woci's (its lock, its `auth_endpoint`).
         Command::SessionAuthenticate(args) if !s.has_idp() => {
+            // oci's login would write its own key and token over those of a woci IdP profile.
+            if let Some(named) = cli::profile_name_arg(&args).filter(|n| *n != s.profile) {
+                let view = crate::settings::OciView { profile: Some(named.clone()), ..call.oci.clone() };
+                if Settings::resolve(&call.flags, &view, &ctx.env, true).is_ok_and(|o| o.has_idp()) {
+                    return Err(crate::error::Error::Config(format!(
+                        "profile `{named}` logs in through its identity provider with woci: run `woci --profile {named} \
+                         session authenticate` (oci's own login would replace its key and session token)"
+                    )));
+                }
+            }
             child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.build()?)
         }
         Command::SessionAuthenticate(args) => {

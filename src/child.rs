@@ -176,7 +176,27 @@ impl ChildSpec {
             io::ErrorKind::NotFound => {
                 Error::ProgramNotFound { program, hint: format!("install it or set {}", self.program_source) }
             }
-            _ => Error::ProgramNotExecutable { program, reason: e.to_string() },
+            _ => Error::ProgramNotExecutable { program, reason: format!("{e}; check {}", self.program_source) },
+        }
+    }
+
+    /// Whether the program would start, without starting it (for `--status`): it exists (on
+    /// `PATH`, for a bare name) and is an executable file; the error is the one running it gives.
+    pub(crate) fn check_runnable(&self, env: &Env) -> Result<()> {
+        let p = std::path::Path::new(&self.program);
+        let found = if p.is_absolute() || p.components().count() > 1 {
+            Some(p.to_path_buf())
+        } else {
+            let Some(path) = env.get("PATH") else { return Ok(()) };
+            std::env::split_paths(path).map(|d| d.join(p)).find(|c| c.exists())
+        };
+        match found {
+            None => Err(self.spawn_error(io::ErrorKind::NotFound.into())),
+            Some(f) if !f.exists() => Err(self.spawn_error(io::ErrorKind::NotFound.into())),
+            Some(f) if !crate::fsutil::is_executable(&f) => {
+                Err(self.spawn_error(io::Error::new(io::ErrorKind::PermissionDenied, "not an executable file")))
+            }
+            Some(_) => Ok(()),
         }
     }
 }

@@ -147,6 +147,12 @@ impl SessionStore {
         self.dir.join("token")
     }
 
+    /// Whether the session folder `dir` holds a session (a token, a refresh token or a key), not
+    /// only bookkeeping a failed call left (the lock, metrics and hook state).
+    pub fn holds_session(dir: &Path) -> bool {
+        ["token", REFRESH_TOKEN, KEY_FILE, PY_WOCI_KEY_FILE].iter().any(|f| dir.join(f).exists())
+    }
+
     /// `refresh_token`.
     pub fn refresh_token_path(&self) -> PathBuf {
         self.dir.join(REFRESH_TOKEN)

@@ -202,6 +202,11 @@ async fn session_commands_refuse_what_they_cannot_honour() {
     for (args, expect) in [
         (&["session", "authenticate", "--profile-name", "PROD"][..], "woci --profile NAME session authenticate"),
         (&["session", "refresh", "--profle", "PROD"], "did you mean `--profile`?"),
+        // oci's own login for a profile that is woci's would replace its key and token.
+        (
+            &["--profile", "NEWP", "session", "authenticate", "--profile-name", "P"],
+            "woci --profile P session authenticate",
+        ),
     ] {
         let out = run({
             let mut c = w.woci_with_browser();
@@ -212,6 +217,7 @@ async fn session_commands_refuse_what_they_cannot_honour() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).starts_with("woci: ") && stderr(&out).contains(expect), "{args:?}: {}", stderr(&out));
     }
+    assert!(!w.oci_out.exists(), "oci was not run");
     let out = run({
         let mut c = w.woci_with_browser();
         c.args(["session", "authenticate", "--help"]);
@@ -591,6 +597,35 @@ async fn an_unreadable_refresh_token_does_not_stop_a_valid_token() {
     .await;
     assert_eq!(out.status.code(), Some(7), "{}", stderr(&out));
     assert!(stderr(&out).contains("refresh_token") && stderr(&out).contains("a folder"), "{}", stderr(&out));
+}
+
+/// A profile that exists nowhere (a typo in `--profile`) fails with exit 2 and leaves nothing
+/// behind: no session folder for `--status --all` to list, no renewal counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_profile_leaves_no_trace() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    let metrics = w.home().join("woci.prom");
+    let ini = w
+        .read(&w.manager_ini_path())
+        .replace("[COMMON]\n", &format!("[COMMON]\nmetrics_file = {}\n", metrics.display()));
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--profile", "PP", "os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(!w.home().join(".oci/sessions/PP").exists(), "a session folder was made for a typo");
+    assert!(!std::fs::read_to_string(&metrics).unwrap_or_default().contains("PP"), "the typo was counted");
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--status", "--all"]);
+        c
+    })
+    .await;
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("PP"), "{}", String::from_utf8_lossy(&out.stdout));
 }
 
 /// Only a browser login listens on `redirect_port`: without one, calls renew as before, and a

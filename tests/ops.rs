@@ -416,7 +416,8 @@ async fn a_hook_past_ten_seconds_is_stopped_and_woci_goes_on() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_end_is_warned_of_once_for_a_hundred_calls() {
-    let w = World::with_config(Config { session_max: Duration::from_secs(2 * 3600), ..Config::default() }).await;
+    // Inside the default notice of an hour.
+    let w = World::with_config(Config { session_max: Duration::from_secs(50 * 60), ..Config::default() }).await;
     let (hook, out_dir) = recorder(&w, "on-expiring", 7);
     w.seed_session_profile(Duration::from_secs(3600));
     // seed_session_profile rewrote the INI without IdP keys; add the hook.
@@ -446,6 +447,21 @@ async fn the_session_end_is_warned_of_once_for_a_hundred_calls() {
     );
     assert_eq!(chrono_secs(ev["expires_at"].as_str().unwrap()), sess_exp);
     assert_eq!(w.emu.stats().requests, 0, "a valid token: no renewal, no request");
+}
+
+/// A session lives 24 hours at most: by default its end is announced an hour ahead, not a day
+/// (which would warn from the login on); `expiring_warning` moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_session_end_is_announced_an_hour_ahead_unless_set() {
+    let w = World::with_config(Config { session_max: Duration::from_secs(2 * 3600), ..Config::default() }).await;
+    w.seed_session_profile(Duration::from_secs(3600));
+    let warned = |out: &std::process::Output| stderr(out).contains("expires at");
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert!(out.status.success() && !warned(&out), "{}", stderr(&out));
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}expiring_warning = 3h\n")).unwrap();
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert!(out.status.success() && warned(&out), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

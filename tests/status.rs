@@ -411,3 +411,35 @@ async fn json_comes_even_when_the_files_cannot_be_read() {
     let o = status(&ok, true, &[], &["--token-url", "https://idp.example/token"]).await;
     assert!(!stdout(&o).contains('`'), "plain JSON strings: {}", stdout(&o));
 }
+
+/// What stops the call besides its renewal is what `--status` says too — an `oci` that cannot
+/// run, another `--auth` — and when the settings cannot even be read, JSON readers still get JSON
+/// and the prompt still shows the profile with `error`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn what_stops_the_call_and_unreadable_settings() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = status(&w, true, &[("WOCI_OCI_COMMAND", "/nonexistent/oci")], &[]).await;
+    assert_eq!(out.status.code(), Some(127), "{}", stdout(&out));
+    assert!(json(&out)["reason"].as_str().unwrap().contains("/nonexistent/oci"), "{}", stdout(&out));
+    let out = status(&w, false, &[("WOCI_OCI_COMMAND", "/etc/passwd")], &[]).await;
+    assert_eq!(out.status.code(), Some(126), "{}", stdout(&out));
+    assert!(stdout(&out).contains("oci_command"), "{}", stdout(&out));
+    let out = status(&w, true, &[("OCI_CLI_AUTH", "api_key")], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(json(&out)["reason"].as_str().unwrap().contains("go to oci unchanged"), "{}", stdout(&out));
+
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}garbage line\n")).unwrap();
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!((v["profile"].as_str(), v["usable"].as_bool()), (Some("P"), Some(false)), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("garbage line"), "{v}");
+    let out = status(&w, false, &[], &["--prompt"]).await;
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(2), "P error\n"), "{}", stderr(&out));
+    let out = status(&w, true, &[], &["--all"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(json(&out)["error"].as_str().unwrap().contains("garbage line"), "{}", stdout(&out));
+}

@@ -198,7 +198,7 @@ How arguments are split:
   - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program
     and its arguments). A `--` after the first oci word is itself passed on to oci.
   - Everything else goes to oci unchanged and in order. woci reads, but never removes, --profile,
-    --config-file, --region, --auth, --cert-bundle and --endpoint.
+    --config-file, --region, --auth, --cert-bundle, --endpoint and --cli-rc-file.
   - Before the first oci word, an option that is neither woci's nor a global oci option is an
     error (exit 2) with a suggestion: `--auto-refesh` is a typo, not an oci option.
   - `woci session authenticate` forces a new login and `woci session refresh` a renewal now, for
@@ -527,6 +527,15 @@ pub fn check_session_args(args: &[OsString]) -> Result<()> {
         return Err(usage(format!("`woci {what}` does not take `{name}`: {hint}")));
     }
     Ok(())
+}
+
+/// The value of oci's `session authenticate --profile-name NAME` (the profile its login creates).
+pub fn profile_name_arg(args: &[OsString]) -> Option<String> {
+    let takes = |n: &str| n == "--profile-name" || oci_globals::takes_value(n);
+    scan(args, takes).into_iter().find_map(|(opt, _)| match opt? {
+        (name, Some(v)) if name == "--profile-name" => v.into_string().ok(),
+        _ => None,
+    })
 }
 
 /// An option before the first oci word that is neither woci's nor oci's.

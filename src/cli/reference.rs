@@ -82,7 +82,7 @@ pub const EXIT_CODES: &[Row] = &[
          file belongs) (left untouched)",
     ),
     r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong"),
-    r("9", "the session cannot be renewed any more (`sess_exp` reached)"),
+    r("9", "the session cannot be renewed any more: `sess_exp` reached, or (a profile without an IdP) its token expired, which OCI does not refresh; log in again"),
     r("10", "busy: a daemon already runs for the profile"),
     r(
         "11",

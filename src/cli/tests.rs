@@ -538,6 +538,13 @@ fn the_help_names_every_leading_option() {
 }
 
 #[test]
+fn the_profile_name_of_oci_session_authenticate() {
+    assert_eq!(profile_name_arg(&os(&["session", "authenticate", "--profile-name", "X"])).as_deref(), Some("X"));
+    assert_eq!(profile_name_arg(&os(&["--profile", "--profile-name", "session", "authenticate"])), None);
+    assert_eq!(profile_name_arg(&os(&["session", "authenticate", "--profile-name=Y"])).as_deref(), Some("Y"));
+}
+
+#[test]
 fn session_help_is_oci_help_and_session_options_are_checked() {
     for help in ["--help", "-h", "-?"] {
         let inv = p(&["--profile", "P", "session", "authenticate", help]);

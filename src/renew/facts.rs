@@ -169,6 +169,8 @@ pub struct SessionFacts<'s> {
     pub config_current: bool,
     /// The manager INI that was read, if any, and whether it has a section for the profile.
     pub manager_ini: Option<(PathBuf, bool)>,
+    /// Without a section for the profile: the section that was probably meant.
+    pub near_section: Option<String>,
     /// For federated profiles: why the subject token source cannot give a token now, if so.
     pub source_problem: Option<String>,
     /// The key the session is bound to.
@@ -184,6 +186,14 @@ pub struct SessionFacts<'s> {
 }
 
 impl<'s> SessionFacts<'s> {
+    /// Whether the profile exists nowhere: not in the OCI config, no section of its own in the
+    /// manager INI, no session folder (a typo in `--profile`).
+    pub fn profile_unknown(&self, store: &SessionStore) -> bool {
+        !matches!(self.config, ConfigState::Present)
+            && !self.manager_ini.as_ref().is_some_and(|(_, own)| *own)
+            && !store.dir().exists()
+    }
+
     /// Reads the facts of the settings' profile; with `peek` (`--status`), also whether the
     /// environment's passphrase opens the refresh token and a JWT refresh token's own expiry.
     pub fn read(settings: &'s Settings, store: &SessionStore, peek: bool) -> Result<SessionFacts<'s>> {
@@ -266,6 +276,7 @@ impl<'s> SessionFacts<'s> {
             key,
             key_mismatch,
             manager_ini: settings.ini_file.clone(),
+            near_section: settings.ini_near_section.clone(),
             source_problem: match &settings.mode {
                 RenewMode::Federated(c) => c
                     .source
@@ -421,6 +432,7 @@ pub mod testing {
                 key_mismatch: false,
                 source_problem: None,
                 manager_ini: None,
+                near_section: None,
                 unsafe_folder: None,
                 lock_problem: None,
                 rotation: None,

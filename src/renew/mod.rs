@@ -161,6 +161,13 @@ impl Renewer {
             return Ok(Session::of(token, Action::Reused));
         }
         tracing::debug!(profile = %self.settings.profile, "{}", decision.reason);
+        // A profile that never had a session (a typo in `--profile`): nothing to lock, count or
+        // report to hooks, and no folder left behind for `--status --all` to list.
+        if let Plan::Impossible { exit_code } = decision.plan {
+            if facts.profile_unknown(&self.store) {
+                return Err(plan::blocked(exit_code, decision.reason));
+            }
+        }
         let (result, counted) = self.renew_locked(force).await;
         // A renewal may have rotated the refresh token; a failure leaves the ends as they were.
         let renewed = result.as_ref().ok().map(|s| (s, self.refresh_token_expiry()));

@@ -73,7 +73,10 @@ impl Renewer {
             RenewMode::SessionRefresh(_) => claims.session_expiry(),
             _ => None,
         };
-        let found = expiry::expiring(now, sess_exp, refresh_token_exp, self.settings.ops.expiring_warning);
+        // A session lives 24 h at most: the refresh token's day of notice would warn all session long.
+        let window = self.settings.ops.expiring_warning;
+        let mut found = expiry::expiring(now, sess_exp, None, window.unwrap_or(expiry::SESSION_WARNING));
+        found.extend(expiry::expiring(now, None, refresh_token_exp, window.unwrap_or(expiry::REFRESH_TOKEN_WARNING)));
         if found.is_empty() || self.store.check_safe().is_err() {
             return;
         }

@@ -203,7 +203,8 @@ fn session_refresh_plan<'s>(
     let no_idp = match &f.manager_ini {
         None => format!("profile `{p}` has no identity provider (no `woci_manager.ini` was found)"),
         Some((ini, false)) => {
-            format!("profile `{p}` has no identity provider (`{}` has no `[{p}]` section)", ini.display())
+            let near = f.near_section.as_ref().map(|s| format!("; did you mean its `[{s}]`?")).unwrap_or_default();
+            format!("profile `{p}` has no identity provider (`{}` has no `[{p}]` section{near})", ini.display())
         }
         Some((ini, true)) => format!("profile `{p}` has no identity provider settings in `{}`", ini.display()),
     };
@@ -268,6 +269,14 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
             format!("{what}; the next call opens a browser login (or run `woci session authenticate --profile {p}`)"),
         )
     };
+    // Every renewal of this profile reads the variable (to open the stored refresh token or to
+    // seal the next one), a login included.
+    if let PassphraseInput::Env { var, set: false } = &r.passphrase {
+        return Decision::impossible(
+            exit::CONFIG,
+            format!("{why}, but `{var}` (named by `refresh_token_passphrase_env`) is not set; set it, or remove the setting"),
+        );
+    }
     if force == Force::Login {
         return login(why);
     }
@@ -300,10 +309,6 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
         PassphraseInput::None => Some((
             exit::REFRESH_TOKEN_LOCKED,
             "the refresh token is encrypted but no passphrase is configured; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`".to_owned(),
-        )),
-        PassphraseInput::Env { var, set: false } => Some((
-            exit::CONFIG,
-            format!("the refresh token is encrypted, but `{var}` (the passphrase variable) is not set"),
         )),
         PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => Some((
             exit::REFRESH_TOKEN_LOCKED,

@@ -278,8 +278,9 @@ pub struct OpsConfig {
     pub on_renewal_failure: Option<Vec<String>>,
     /// `on_expiring`, split.
     pub on_expiring: Option<Vec<String>>,
-    /// `expiring_warning`.
-    pub expiring_warning: Duration,
+    /// `expiring_warning`; unset, [`crate::expiry::SESSION_WARNING`] before the session's end and
+    /// [`crate::expiry::REFRESH_TOKEN_WARNING`] before the refresh token's.
+    pub expiring_warning: Option<Duration>,
     /// `fallback_profile`.
     pub fallback_profile: Option<String>,
 }

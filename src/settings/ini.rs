@@ -66,6 +66,10 @@ pub struct IniFile {
     pub exposed_secrets: bool,
     /// Why a discovered file that is there was ignored (it cannot be read).
     pub ignored: Option<String>,
+    /// Without a section for the profile: the section that was probably meant (`[EMu]` for `EMU`).
+    pub near_section: Option<String>,
+    /// A `[common]` (any case but `COMMON`): meant as the shared section, which is case-sensitive.
+    pub miscased_common: Option<String>,
 }
 
 impl std::fmt::Debug for IniFile {
@@ -80,6 +84,7 @@ impl std::fmt::Debug for IniFile {
             .field("has_profile_section", &self.has_profile_section)
             .field("exposed_secrets", &self.exposed_secrets)
             .field("ignored", &self.ignored)
+            .field("near_section", &self.near_section)
             .field("values", &values)
             .finish()
     }
@@ -112,6 +117,9 @@ impl IniFile {
             })
             .collect();
         out.extend(self.ignored.clone());
+        out.extend(self.miscased_common.as_ref().map(|s| {
+            format!("section `[{s}]` in {file} is not the shared `[COMMON]` (section names are case-sensitive); rename it `[COMMON]`")
+        }));
         if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
             out.push(format!(
                 "{file} holds client secrets and other users can read it; run `chmod 600 {}`",
@@ -210,16 +218,42 @@ pub fn section_names(path: Option<&Path>) -> Vec<String> {
 /// escapes, indented continuation lines, a BOM ignored, no key before the first section).
 fn parse_ini(text: &str) -> std::result::Result<ini::Ini, String> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    // `[COMMON]   # shared keys`: configparser reads the header and ignores what follows it.
+    let text: String = text
+        .lines()
+        .map(|line| {
+            let t = line.trim_start();
+            let header = t.strip_prefix('[').and_then(|_| {
+                let end = t.find(']')? + 1;
+                let rest = t[end..].trim_start();
+                (rest.starts_with('#') || rest.starts_with(';')).then_some(&t[..end])
+            });
+            header.unwrap_or(line).to_owned() + "\n"
+        })
+        .collect();
     let opt = ini::ParseOption {
         enabled_quote: false,
         enabled_escape: false,
         enabled_indented_mutiline_value: true,
         enabled_preserve_key_leading_whitespace: false,
     };
-    let parsed = ini::Ini::load_from_str_opt(text, opt)
-        .map_err(|e| format!("line {}: expected `key = value` or `[section]`", e.line))?;
+    let parsed = ini::Ini::load_from_str_opt(&text, opt).map_err(|e| {
+        // The parser reports where it gave up (a line without `=` runs on to the end of the
+        // file): name the last non-blank line up to there.
+        let lines: Vec<&str> = text.lines().take(e.line).collect();
+        let (n, line) = lines.iter().enumerate().rev().find(|(_, l)| !l.trim().is_empty()).unwrap_or((0, &""));
+        format!("line {} (`{}`): expected `key = value` or `[section]`", n + 1, line.trim().escape_debug())
+    })?;
     if let Some((key, _)) = parsed.general_section().iter().next() {
         return Err(format!("key `{key}` appears before any `[section]` header"));
+    }
+    // As configparser (so the Python woci) and oci's own config reader refuse it: one of the two
+    // was meant to be another profile, and silently merging them hides which.
+    // (The parser merges repeated sections, so the headers are counted here.)
+    let mut seen = std::collections::BTreeSet::new();
+    let headers = text.lines().filter_map(|l| l.trim_end().strip_prefix('[')?.strip_suffix(']')).map(str::trim);
+    if let Some(twice) = headers.into_iter().find(|n| !seen.insert(*n)) {
+        return Err(format!("section `[{twice}]` appears twice; merge the two or rename one"));
     }
     Ok(parsed)
 }
@@ -252,7 +286,28 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
     let mut values = interpolate(&common);
     values.extend(interpolate(&own));
-    Ok(IniFile { path: None, has_profile_section, values, exposed_secrets: sets_secrets, ignored: None })
+    let names: Vec<&str> = parsed.sections().flatten().map(str::trim).collect();
+    let near_section = (!has_profile_section)
+        .then(|| {
+            let same_but_case = names.iter().find(|n| n.eq_ignore_ascii_case(profile) && **n != COMMON_SECTION);
+            same_but_case.map(|n| (*n).to_owned()).or_else(|| {
+                super::rules::closest(profile, names.iter().copied().filter(|n| *n != COMMON_SECTION))
+                    .filter(|(score, _)| *score >= 0.9)
+                    .map(|(_, n)| n.to_owned())
+            })
+        })
+        .flatten();
+    let miscased_common =
+        names.iter().find(|n| n.eq_ignore_ascii_case(COMMON_SECTION) && **n != COMMON_SECTION).map(|n| (*n).to_owned());
+    Ok(IniFile {
+        path: None,
+        has_profile_section,
+        values,
+        exposed_secrets: sets_secrets,
+        ignored: None,
+        near_section,
+        miscased_common,
+    })
 }
 
 /// `configparser`'s basic interpolation within one section: `%%` → `%`, `%(key)s` → that key's
@@ -412,16 +467,36 @@ token_url = https://other.example/token
     }
 
     #[test]
-    fn duplicate_sections_merge_in_order() {
-        let c = parse_str("[p]\na = 1\nb = 1\n[q]\n[p]\nb = 2\n", "p").unwrap();
-        assert_eq!(c.get("a"), Some("1"));
-        assert_eq!(c.get("b"), Some("2"));
+    fn a_mistyped_section_is_noticed() {
+        let c = parse_str("[common]\na = 1\n[EMu]\nb = 2\n[other]\n", "EMU").unwrap();
+        assert_eq!(c.near_section.as_deref(), Some("EMu"));
+        assert_eq!(c.miscased_common.as_deref(), Some("common"));
+        assert!(c.warnings().iter().any(|w| w.contains("`[common]`") && w.contains("rename it `[COMMON]`")));
+        let c = parse_str("[COMMON]\n[prod]\n[EMU]\n", "EMU").unwrap();
+        assert_eq!((c.near_section, c.miscased_common), (None, None));
+        // Another profile's section is not taken for a typo of this one.
+        assert_eq!(parse_str("[prod]\n", "staging").unwrap().near_section, None);
+    }
+
+    #[test]
+    fn a_section_twice_is_invalid() {
+        let err = parse_str("[p]\na = 1\nb = 1\n[q]\n[p]\nb = 2\n", "p").unwrap_err();
+        assert!(err.contains("`[p]` appears twice"), "{err}");
+    }
+
+    #[test]
+    fn a_comment_after_a_section_header_is_ignored() {
+        let c = parse_str("[COMMON]   # shared\na = 1\n [p] ; mine\nb = 2\n", "p").unwrap();
+        assert_eq!((c.get("a"), c.get("b")), (Some("1"), Some("2")));
+        assert!(parse_str("[p] junk\n", "p").is_err());
     }
 
     #[test]
     fn a_line_without_a_delimiter_is_invalid() {
         let err = parse_str("[q]\njunk line\nk = v\n[p]\n", "p").unwrap_err();
         assert!(err.contains("`junk line`") && err.contains("[q]"), "{err}");
+        let err = parse_str("[q]\nk = v\n\n[p]\na = b\ngarbage line\n", "p").unwrap_err();
+        assert!(err.contains("line 6 (`garbage line`)"), "{err}");
     }
 
     #[test]

@@ -170,6 +170,8 @@ pub struct Settings {
     pub runtime_dir: Option<PathBuf>,
     /// The manager INI that was read, and whether it has a section for the profile.
     pub ini_file: Option<(PathBuf, bool)>,
+    /// Without a section for the profile: the section of the INI that was probably meant.
+    pub ini_near_section: Option<String>,
     /// How to renew.
     pub mode: RenewMode,
     /// Safety window before `exp`.

@@ -54,7 +54,14 @@ impl Lookup<'_> {
         rule(&value).map(Some).map_err(|why| {
             let d = def(key);
             let got = if !d.hides_value() { format!(", got `{}`", value.escape_debug()) } else { String::new() };
-            Error::Config(format!("`{}` from {} {why}{got}", d.name, origin.describe()))
+            // configparser (and so woci and the Python woci) keeps a `# …` after a value as part of it.
+            let comment = matches!(origin, Origin::Ini(_)) && value.contains([' ', '\t']) && value.contains(['#', ';']);
+            let hint = if comment {
+                "; woci_manager.ini has no comments after a value: put `# …` on a line of its own"
+            } else {
+                ""
+            };
+            Error::Config(format!("`{}` from {} {why}{got}{hint}", d.name, origin.describe()))
         })
     }
 
@@ -99,7 +106,25 @@ impl Lookup<'_> {
     }
 }
 
+/// The profile a call means: `--profile`, `OCI_CLI_PROFILE`, `oci_cli_rc`'s `default_profile`,
+/// `DEFAULT`.
+fn pick_profile(oci: &OciView, env: &Env, rc: Option<&super::oci_cli_rc::CliRc>) -> String {
+    oci.profile
+        .clone()
+        .or_else(|| env.get("OCI_CLI_PROFILE").filter(|v| !v.is_empty()).cloned())
+        .or_else(|| rc.and_then(|rc| rc.default_profile()))
+        .unwrap_or_else(|| "DEFAULT".to_owned())
+}
+
 impl Settings {
+    /// The profile a call means, as [`Settings::resolve`] picks it, for a report when the
+    /// settings themselves cannot be resolved (best effort: an unreadable `oci_cli_rc` is skipped).
+    pub fn meant_profile(oci: &OciView, env: &Env) -> String {
+        let home = env.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(dirs::home_dir);
+        let rc = home.and_then(|home| super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home).ok());
+        pick_profile(oci, env, rc.as_ref())
+    }
+
     /// Resolves the settings of one invocation: woci's `flags`, what the `oci` arguments say
     /// (`oci`), and the environment. With `never_renews` (status and daemon controls) incomplete
     /// woci settings become [`RenewMode::Unusable`] instead of an error.
@@ -115,13 +140,7 @@ impl Settings {
         // oci's own choices: the profile, the config file, and `oci_cli_rc`'s defaults.
         let rc = super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home)?;
         let profile_on_cli = oci.profile.is_some();
-        let profile = oci
-            .profile
-            .clone()
-            .or_else(|| nonempty("OCI_CLI_PROFILE"))
-            .or_else(|| rc.default_profile())
-            .unwrap_or_else(|| "DEFAULT".to_owned());
-        let profile = rules::profile(&profile).map_err(Error::Config)?;
+        let profile = rules::profile(&pick_profile(oci, env, Some(&rc))).map_err(Error::Config)?;
         let rc_value = |key: &str| rc.value(&profile, &oci.words, key);
         let explicit_config = oci
             .config_file
@@ -153,7 +172,11 @@ impl Settings {
         let oci_option = |given: &Option<String>, var: &str, key: &str| {
             given.clone().or_else(|| nonempty(var)).or_else(|| rc_value(key))
         };
-        let region = oci_option(&oci.region, "OCI_CLI_REGION", "region").or_else(|| l.text(Key::Region));
+        let region = match oci_option(&oci.region, "OCI_CLI_REGION", "region") {
+            Some(r) => Some(r),
+            // Written into the OCI config as it is: it must be a region, nothing more.
+            None => l.get(Key::Region, rules::region)?,
+        };
         let auth = oci_option(&oci.auth, "OCI_CLI_AUTH", "auth");
         let endpoint = oci_option(&oci.endpoint, "OCI_CLI_ENDPOINT", "endpoint");
 
@@ -210,7 +233,7 @@ impl Settings {
             metrics_file: l.path(Key::MetricsFile),
             on_renewal_failure: l.get(Key::OnRenewalFailure, rules::command)?,
             on_expiring: l.get(Key::OnExpiring, rules::command)?,
-            expiring_warning: l.or_default(Key::ExpiringWarning, rules::duration)?,
+            expiring_warning: l.get(Key::ExpiringWarning, rules::duration)?,
             fallback_profile: l
                 .get(Key::FallbackProfile, |v| rules::profile(v).map_err(|_| "is not a valid profile name".to_owned()))?
                 .filter(|f| *f != profile),
@@ -249,6 +272,7 @@ impl Settings {
             proxy_max_connections,
             debug,
             ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
+            ini_near_section: ini.near_section.clone(),
             origins,
             profile,
             profile_on_cli,

@@ -76,6 +76,15 @@ pub fn path(s: impl AsRef<Path>, home: &Path) -> PathBuf {
     crate::fsutil::expand_home(s, home)
 }
 
+/// An OCI region identifier (`us-ashburn-1`) or key (`iad`): letters, digits and dashes.
+pub fn region(s: &str) -> Result<String, String> {
+    let s = s.trim();
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        .then(|| s.to_owned())
+        .ok_or_else(|| "must be a region such as `us-ashburn-1` (letters, digits and dashes only)".into())
+}
+
 /// `true`/`false`, `yes`/`no`, `on`/`off`, `1`/`0` (any case); empty is false.
 pub fn boolean(s: &str) -> Result<bool, String> {
     match s.trim().to_ascii_lowercase().as_str() {

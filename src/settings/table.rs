@@ -217,7 +217,7 @@ pub const SETTINGS: &[Def] = &[
         .default_doc("`~/.oci/config`"),
     d(Key::Region, "region", Text, "The region, when neither `--region`, `OCI_CLI_REGION` nor the OCI config names one"),
     d(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
-        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m"),
+        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime"),
     d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login").no_ini().default("true")
         .switch("no-browser", "false", Anywhere, H_SESSION, "Print the login URL instead of opening a browser"),
     d(Key::LoginFlow, "login_flow", Choice(&["auto", "browser", "device", "device_code"]),
@@ -273,7 +273,8 @@ pub const SETTINGS: &[Def] = &[
     d(Key::MetricsFile, "metrics_file", Path, "Write renewal metrics here in the Prometheus text format (node_exporter textfile collector)"),
     d(Key::OnRenewalFailure, "on_renewal_failure", Command, "Run this command (JSON event on stdin) after a failed renewal"),
     d(Key::OnExpiring, "on_expiring", Command, "Run this command (JSON event on stdin) when the session or refresh token nears its hard end"),
-    d(Key::ExpiringWarning, "expiring_warning", Duration, "How long before the session's or refresh token's hard end to warn").default("24h"),
+    d(Key::ExpiringWarning, "expiring_warning", Duration, "How long before the session's or refresh token's hard end to warn")
+        .default_doc("1h before the session's end, 24h before the refresh token's"),
     d(Key::FallbackProfile, "fallback_profile", Profile, "Run the command with this profile when this one's session cannot be renewed"),
     d(Key::LogLevel, "log_level", Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
         "woci's log level (RUST_LOG wins)").flag("log-level", "LEVEL", Leading, H_INFO).default("warn"),

@@ -16,7 +16,16 @@ use crate::terminal::print;
 /// `woci --status --all [--json]`: exit 0 when every profile is usable or renewable, else the
 /// highest exit code of the others.
 pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock: SharedClock) -> Result<u8> {
-    let base = Settings::resolve(flags, oci, env, true)?;
+    let base = match Settings::resolve(flags, oci, env, true) {
+        Ok(base) => base,
+        // No profile list without readable settings; JSON readers still get JSON, with the error.
+        Err(e) if json => {
+            let v = serde_json::json!({"profiles": [], "error": e.to_string().replace('`', ""), "exit_code": e.exit_code()});
+            print(&crate::terminal::to_json(&v)?)?;
+            return Ok(e.exit_code());
+        }
+        Err(e) => return Err(e),
+    };
     let sections = crate::settings::ini::section_names(base.ini_file.as_ref().map(|(p, _)| p.as_path()));
     let sections: Vec<&str> = sections.iter().map(String::as_str).collect();
     let names = overview::profiles_to_show(&base.home.join(".oci").join("sessions"), &sections);
@@ -41,7 +50,10 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
 
 /// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters).
 pub(crate) fn run_prompt(ctx: &Context) -> Result<u8> {
-    let facts = SessionFacts::read(&ctx.settings, &ctx.store, false)?;
+    let facts = match SessionFacts::read(&ctx.settings, &ctx.store, false) {
+        Ok(facts) => facts,
+        Err(e) => return super::run_unresolved(&ctx.settings.profile, e, false, ctx.now()),
+    };
     let now = ctx.now();
     let d = plan::plan(&facts, Force::No, now);
     let state = State::of_plan(d.exit_code(), d.plan.name());

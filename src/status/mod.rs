@@ -59,6 +59,10 @@ pub(crate) struct Inputs<'s> {
     pub origins: BTreeMap<String, String>,
     /// `fallback_profile`.
     pub fallback_profile: Option<String>,
+    /// The `--auth` the call runs oci with (`--auth`, `OCI_CLI_AUTH`, `oci_cli_rc`), if any.
+    pub auth: Option<String>,
+    /// Why the `oci` program cannot be run (exit code, message), when it cannot.
+    pub program: Option<(u8, String)>,
 }
 
 /// The token part of the report.
@@ -115,14 +119,23 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let d = plan(f, Force::No, now);
     // What a call does with an API-key profile (unless `--auth security_token` is given): `oci`
     // as it is, no session needed.
-    let (exit_code, next_action, reason) = if f.oci.is_api_key(f.mode) {
-        let why = format!(
-            "profile `{}` is an API-key profile (`user`, no `security_token_file`): calls go to oci unchanged",
-            f.profile
-        );
-        (0, "none", why)
-    } else {
-        (d.exit_code(), d.plan.name(), d.reason)
+    let (exit_code, next_action, reason) = match inp.auth.as_deref() {
+        Some(a) if a != "security_token" => {
+            (0, "none", format!("the calls' auth is `{a}`: they go to oci unchanged, the session is left alone"))
+        }
+        None if f.oci.is_api_key(f.mode) => {
+            let why = format!(
+                "profile `{}` is an API-key profile (`user`, no `security_token_file`): calls go to oci unchanged",
+                f.profile
+            );
+            (0, "none", why)
+        }
+        _ => (d.exit_code(), d.plan.name(), d.reason),
+    };
+    // The call runs oci once the session is settled: an oci that cannot run fails it then.
+    let (exit_code, next_action, reason) = match &inp.program {
+        Some((code, why)) if exit_code == 0 => (*code, "impossible", why.clone()),
+        _ => (exit_code, next_action, reason),
     };
     Report {
         schema: 1,
@@ -253,6 +266,12 @@ pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
         daemon: daemon::inspect(&ctx.store)?,
         origins,
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
+        auth: ctx.settings.auth.clone(),
+        program: crate::child::ChildBuilder::oci(Some(&ctx.settings), &ctx.env, Vec::new())
+            .and_then(|b| b.build())
+            .and_then(|spec| spec.check_runnable(&ctx.env))
+            .err()
+            .map(|e| (e.exit_code(), e.to_string())),
     })
 }
 
@@ -266,17 +285,33 @@ pub(crate) fn run(ctx: &Context, json: bool) -> Result<u8> {
             (out, report.exit_code)
         }
         // The files cannot even be read: JSON readers still get JSON, with the error in it.
-        Err(e) if json => {
-            let v = serde_json::json!({
-                "schema": 1, "profile": ctx.settings.profile, "now": now, "usable": false,
-                "exit_code": e.exit_code(), "next_action": "impossible", "reason": e.to_string().replace('`', ""),
-            });
-            (to_json(&v)?, e.exit_code())
-        }
+        Err(e) if json => (error_json(&ctx.settings.profile, now, &e)?, e.exit_code()),
         Err(e) => return Err(e),
     };
     print(&out)?;
     Ok(code)
+}
+
+/// `--status --json` / `--status --prompt` when the settings themselves cannot be resolved (a
+/// broken INI, a bad value): JSON readers still get JSON with the error in it, and the prompt
+/// still shows `P error` (the message goes to stderr, the exit code is the error's).
+pub(crate) fn run_unresolved(profile: &str, e: crate::error::Error, json: bool, now: i64) -> Result<u8> {
+    if json {
+        print(&error_json(profile, now, &e)?)?;
+        return Ok(e.exit_code());
+    }
+    print(&format!("{}\n", overview::prompt_line(profile, overview::State::Impossible, None)))?;
+    Err(e)
+}
+
+/// The report of a profile whose files or settings cannot be read: `impossible`, the error as
+/// the reason.
+fn error_json(profile: &str, now: i64, e: &crate::error::Error) -> Result<String> {
+    let v = serde_json::json!({
+        "schema": 1, "profile": profile, "now": now, "usable": false,
+        "exit_code": e.exit_code(), "next_action": "impossible", "reason": e.to_string().replace('`', ""),
+    });
+    to_json(&v)
 }
 
 /// A message as JSON text: without the backticks that mark values on a terminal.

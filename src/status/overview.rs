@@ -17,7 +17,7 @@ pub(crate) enum State {
     Usable,
     /// The next call renews it without a person.
     Renewable,
-    /// The next call needs an interactive login.
+    /// The next call needs an interactive login (or the session ended: a new login is the way on).
     LoginNeeded,
     /// Nothing woci can do by itself (settings, a damaged file, an ended session).
     #[default]
@@ -35,7 +35,8 @@ impl State {
         match (exit_code, next_action) {
             (0, "none" | "finish_config") => State::Usable,
             (0, _) => State::Renewable,
-            (crate::error::exit::LOGIN, _) => State::LoginNeeded,
+            // A session OCI no longer refreshes ends in a login too.
+            (crate::error::exit::LOGIN | crate::error::exit::SESSION_EXPIRED, _) => State::LoginNeeded,
             _ => State::Impossible,
         }
     }
@@ -197,7 +198,7 @@ pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> V
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.path().is_dir())
+        .filter(|e| e.path().is_dir() && crate::store::SessionStore::holds_session(&e.path()))
         .filter_map(|e| e.file_name().into_string().ok());
     let mut names: Vec<String> = ini_sections
         .iter()
@@ -280,7 +281,14 @@ mod tests {
         let facts = SessionFacts::for_tests(token, testing::login(), rt);
         let daemon = DaemonInfo { probe: PidProbe::NotRunning { stale_pid: None }, state: None, state_error: None };
         crate::status::assess(
-            &crate::status::Inputs { facts, daemon, origins: Default::default(), fallback_profile: None },
+            &crate::status::Inputs {
+                facts,
+                daemon,
+                origins: Default::default(),
+                fallback_profile: None,
+                auth: None,
+                program: None,
+            },
             NOW,
         )
     }
@@ -328,7 +336,8 @@ mod tests {
             assert_eq!(State::of(&report(0, a)), State::Renewable);
         }
         assert_eq!(State::of(&report(exit::LOGIN, "login")), State::LoginNeeded);
-        for code in [exit::CONFIG, exit::CORRUPT_FILE, exit::REFRESH_TOKEN_LOCKED, exit::SESSION_EXPIRED] {
+        assert_eq!(State::of(&report(exit::SESSION_EXPIRED, "impossible")), State::LoginNeeded);
+        for code in [exit::CONFIG, exit::CORRUPT_FILE, exit::REFRESH_TOKEN_LOCKED] {
             assert_eq!(State::of(&report(code, "impossible")), State::Impossible);
         }
     }
@@ -386,9 +395,14 @@ mod tests {
     fn profiles_are_ini_sections_and_session_folders() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("sessions");
-        for d in ["prod", "ci", "shared"] {
+        for (d, f) in [("prod", "token"), ("ci", "refresh_token"), ("shared", "oci_api_key.pem")] {
             std::fs::create_dir_all(root.join(d)).unwrap();
+            std::fs::write(root.join(d).join(f), "").unwrap();
         }
+        // What a failed call for a profile without a session may leave: not a profile.
+        std::fs::create_dir_all(root.join("typo")).unwrap();
+        std::fs::write(root.join("typo/.lock"), "").unwrap();
+        std::fs::write(root.join("typo/woci-metrics.json"), "{}").unwrap();
         std::fs::write(root.join(".metrics.lock"), "").unwrap();
         std::fs::write(root.join("stray-file"), "").unwrap();
         assert_eq!(
@@ -398,6 +412,7 @@ mod tests {
         assert_eq!(profiles_to_show(&tmp.path().join("none"), &["dev"]), ["dev"]);
         // A session folder named COMMON is a profile of that name.
         std::fs::create_dir_all(root.join("COMMON")).unwrap();
+        std::fs::write(root.join("COMMON/token"), "").unwrap();
         assert!(profiles_to_show(&root, &["COMMON"]).contains(&"COMMON".to_owned()));
     }
 }

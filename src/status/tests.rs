@@ -43,6 +43,8 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         daemon: no_daemon(),
         origins: Default::default(),
         fallback_profile: None,
+        auth: None,
+        program: None,
     }
 }
 

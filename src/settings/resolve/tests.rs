@@ -72,6 +72,19 @@ fn exchange_url_defaults_to_token_url_and_ports_are_checked() {
     assert!(err.contains("`redirect_port`") && err.contains("1-65535") && err.contains("woci_manager.ini"), "{err}");
 }
 
+/// A `# comment` after a value is part of it (as in configparser): a region with one is refused
+/// (it would be written into the OCI config), and every refused value with one says why.
+#[test]
+fn a_comment_after_a_value_is_named() {
+    let e =
+        resolve_with(&format!("{LOGIN}region = us-ashburn-1   # Ashburn\n"), &[], &[], false).unwrap_err().to_string();
+    assert!(e.contains("`region`") && e.contains("must be a region") && e.contains("on a line of its own"), "{e}");
+    let e = resolve_with(&format!("{LOGIN}login_timeout = 5m # five\n"), &[], &[], false).unwrap_err().to_string();
+    assert!(e.contains("`login_timeout`") && e.contains("on a line of its own"), "{e}");
+    let s = resolve_with(&format!("{LOGIN}region = eu-frankfurt-1\n"), &[], &[], false).unwrap();
+    assert_eq!(s.region.as_deref(), Some("eu-frankfurt-1"));
+}
+
 #[test]
 fn every_url_setting_is_held_to_https_or_loopback() {
     for key in ["token_url", "authz_base_url", "token_exchange_url", "device_authorization_url"] {
@@ -150,14 +163,14 @@ fn operations_settings() {
     let s = resolve_with(&ini, &[], &[], false).unwrap();
     assert!(s.ops.metrics_file.unwrap().ends_with("m/woci.prom"));
     assert_eq!(s.ops.on_renewal_failure.unwrap(), ["notify-send", "woci failed"]);
-    assert_eq!(s.ops.expiring_warning, Duration::from_secs(5400));
+    assert_eq!(s.ops.expiring_warning, Some(Duration::from_secs(5400)));
     assert_eq!(s.ops.fallback_profile.as_deref(), Some("BACKUP"));
     // Relative to the INI's folder, not to wherever woci (or the daemon) runs.
     let m =
         resolve_with(&format!("{LOGIN}metrics_file = m/w.prom\n"), &[], &[], false).unwrap().ops.metrics_file.unwrap();
     assert!(m.is_absolute() && m.ends_with(".oci/m/w.prom"), "{}", m.display());
     let s = resolve_with(LOGIN, &[], &[], false).unwrap();
-    assert_eq!(s.ops.expiring_warning, Duration::from_secs(86_400));
+    assert_eq!(s.ops.expiring_warning, None);
     let e = resolve_with(&format!("{LOGIN}expiring_warning = soon\n"), &[], &[], false).unwrap_err().to_string();
     assert!(e.contains("`expiring_warning`") && e.contains("`soon`"), "{e}");
 }
