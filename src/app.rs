@@ -22,13 +22,20 @@ use std::sync::Arc;
 /// Entry point of the binary: the one place that reads the command line and the environment.
 #[allow(clippy::disallowed_methods, reason = "the process's inputs are read here once")]
 pub fn main() -> ExitCode {
+    // Before any handler exists: which signals the caller ignored (`nohup`).
+    crate::critical::note_ignored_at_start();
     let mut argv = std::env::args_os();
     let as_oci = argv.next().is_some_and(|a| cli::invoked_as_oci(&a));
     let args: Vec<OsString> = argv.collect();
     let env: Env =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
     match run(args, env, as_oci) {
-        Ok(code) => ExitCode::from(code),
+        Ok(code) => {
+            // Everything is cleaned up (the proxy's files, the relays): end as the child ended.
+            let _ = std::io::Write::flush(&mut std::io::stdout());
+            child::end_like_child();
+            ExitCode::from(code)
+        }
         Err(e) => {
             let _ = writeln!(std::io::stderr().lock(), "woci: error: {}", crate::terminal::safe(&e.to_string()));
             ExitCode::from(e.exit_code())
@@ -79,6 +86,23 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
             let now = crate::clock::Clock::unix(&SystemClock);
             return crate::status::run_unresolved(&Settings::meant_profile(&call.oci, &env), e, inv.json, now);
         }
+        // A running daemon keeps the settings it has when the INI breaks: it can still be seen
+        // and stopped (its folder depends only on the home folder and the profile).
+        Err(e) if matches!(inv.command, Command::DaemonStatus | Command::StopDaemon) => {
+            let home = env.get("HOME").filter(|h| !h.is_empty()).map(std::path::PathBuf::from).or_else(dirs::home_dir);
+            let Some(home) = home else { return Err(e) };
+            let store = crate::store::SessionStore::new(&home, &Settings::meant_profile(&call.oci, &env))?;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "woci: warning: {} (a running daemon keeps the settings it read)",
+                crate::terminal::safe(&e.to_string())
+            );
+            let now = crate::clock::Clock::unix(&SystemClock);
+            return match inv.command {
+                Command::DaemonStatus => crate::daemon::status(&store, now, inv.json),
+                _ => crate::daemon::stop(&store, now),
+            };
+        }
         settings => settings?,
     };
     if inv.command == Command::DaemonRun {
@@ -127,8 +151,8 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::Status { .. } => crate::status::run(&ctx, inv.json),
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
-        Command::DaemonStatus => crate::daemon::status(&ctx, inv.json),
-        Command::StopDaemon => crate::daemon::stop(&ctx),
+        Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.now(), inv.json),
+        Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.now()),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
     }
 }

@@ -239,7 +239,9 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         let forward_int = !std::io::IsTerminal::is_terminal(&std::io::stdin());
         let forwarded = [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
         let kinds = forwarded.map(|num| (num, true)).into_iter().chain([(libc::SIGINT, forward_int)]);
+        // A signal the caller ignored (`nohup`) stays ignored: no handler, so the child inherits it.
         kinds
+            .filter(|(num, _)| !crate::critical::ignored_at_start(*num))
             .map(|(num, forward)| {
                 let s = signal(SignalKind::from_raw(num))
                     .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
@@ -323,7 +325,25 @@ impl Running {
         };
         #[cfg(not(unix))]
         let status = self.child.wait().await;
-        Ok(exit_code(status.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?))
+        let status = status.map_err(|e| Error::Other(format!("cannot wait for the child: {e}")))?;
+        #[cfg(unix)]
+        if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(&status) {
+            CHILD_SIGNAL.store(sig, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(exit_code(status))
+    }
+}
+
+/// The signal that ended the last child woci waited for (0: none): once everything is cleaned up,
+/// woci ends by it too ([`end_like_child`]).
+static CHILD_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Ends woci by the signal that ended its child, if one did (see [`crate::critical::end_like`]);
+/// returns when it does not (no such child, or a signal that dumps core).
+pub(crate) fn end_like_child() {
+    let sig = CHILD_SIGNAL.load(std::sync::atomic::Ordering::SeqCst);
+    if sig != 0 {
+        crate::critical::end_like(sig);
     }
 }
 

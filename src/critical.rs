@@ -38,12 +38,52 @@ mod imp {
     static SUPERVISED: AtomicBool = AtomicBool::new(false);
     static DEPTH: AtomicUsize = AtomicUsize::new(0);
 
+    /// The signals among [`RESPECTED`] that were ignored when woci started, as a bit set.
+    static IGNORED_AT_START: OnceLock<u64> = OnceLock::new();
+
+    /// Signals a caller may have set to be ignored (`nohup`, `trap '' INT`, a script's `&` job):
+    /// woci installs no handler for them, so they stay ignored for woci and for what it runs.
+    const RESPECTED: [i32; 3] = [SIGHUP, SIGINT, SIGTERM];
+
+    pub(crate) fn note_ignored_at_start() {
+        IGNORED_AT_START.get_or_init(|| {
+            RESPECTED.iter().fold(0, |bits, &sig| {
+                // SAFETY: sigaction(2) with a null new action only reads the current one.
+                let ignored = unsafe {
+                    let mut old: libc::sigaction = std::mem::zeroed();
+                    libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+                };
+                if ignored {
+                    bits | 1 << sig
+                } else {
+                    bits
+                }
+            })
+        });
+    }
+
+    /// Whether `sig` was ignored when woci started ([`note_ignored_at_start`] ran first).
+    pub(crate) fn ignored_at_start(sig: i32) -> bool {
+        IGNORED_AT_START.get().is_some_and(|bits| (0..64).contains(&sig) && bits & (1 << sig) != 0)
+    }
+
+    /// Ends woci the way its child ended: by the same signal, when that signal's default action
+    /// only terminates (a parent then sees a signal death, and a shell loop stops at Ctrl-C); a
+    /// core-dumping signal (SIGQUIT, SIGSEGV, …) gives the shell's 128+n exit status instead.
+    pub(crate) fn end_like(sig: i32) {
+        if [SIGHUP, SIGINT, SIGTERM, libc::SIGPIPE, libc::SIGALRM, libc::SIGUSR1, libc::SIGUSR2, libc::SIGKILL]
+            .contains(&sig)
+        {
+            let _ = signal_hook::low_level::emulate_default_handler(sig);
+        }
+    }
+
     fn state() -> &'static Mutex<Installed> {
         STATE.get_or_init(|| {
             let pending = Arc::new(AtomicUsize::new(0));
             let outside = Arc::new(AtomicBool::new(true));
             let mut defaults = Vec::new();
-            for sig in SIGNALS {
+            for sig in SIGNALS.into_iter().filter(|s| !ignored_at_start(*s)) {
                 // Before the default action below, which ends woci. kill(2) is async-signal-safe.
                 let ended = unsafe {
                     signal_hook::low_level::register(sig, || {
@@ -154,6 +194,11 @@ mod imp {
         Held(())
     }
     pub fn supervise() {}
+    pub fn note_ignored_at_start() {}
+    pub fn ignored_at_start(_sig: i32) -> bool {
+        false
+    }
+    pub fn end_like(_sig: i32) {}
     pub struct OwnedGroup;
     pub fn own_group(_pgid: i32) -> OwnedGroup {
         OwnedGroup
@@ -175,7 +220,7 @@ pub(crate) fn failpoint(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
-pub(crate) use imp::{hold, own_group, supervise, OwnedGroup};
+pub(crate) use imp::{end_like, hold, ignored_at_start, note_ignored_at_start, own_group, supervise, OwnedGroup};
 
 #[cfg(all(test, unix))]
 mod tests {

@@ -63,8 +63,13 @@ pub(crate) fn expiring(
 /// The warning line (after `woci: warning: `): the profile, what ends (`session` | `refresh
 /// token`), when, and the command that starts a new session.
 pub(crate) fn warning_line(profile: &str, e: &Expiring, now: i64) -> String {
+    // A session's hard end is that of a profile without an IdP: its login is oci's.
+    let login = match e.what {
+        What::Session => "command oci session authenticate",
+        What::RefreshToken => "woci session authenticate",
+    };
     format!(
-        "the {} of profile `{profile}` expires at {} (in {}); renew it with `woci session authenticate --profile {profile}`",
+        "the {} of profile `{profile}` expires at {} (in {}); renew it with `{login} --profile {profile}`",
         e.what.as_str().replace('_', " "),
         crate::clock::fmt_utc(e.at),
         short_duration(e.at - now)
@@ -132,7 +137,7 @@ mod tests {
         let s = Expiring { what: What::Session, at: now + 90 };
         assert_eq!(
             warning_line("p", &s, now),
-            "the session of profile `p` expires at 2023-11-14T22:14:50Z (in 1m); renew it with `woci session authenticate --profile p`"
+            "the session of profile `p` expires at 2023-11-14T22:14:50Z (in 1m); renew it with `command oci session authenticate --profile p`"
         );
         assert_eq!((What::Session.as_str(), What::RefreshToken.as_str()), ("session", "refresh_token"));
     }

@@ -101,6 +101,35 @@ async fn sighup_reaches_the_child() {
     signal_reaches_child(libc::SIGHUP, "HUP").await;
 }
 
+/// `nohup woci --auto-refresh …`: a signal the caller ignored stays ignored by woci and by the
+/// child (a closed SSH session must not end the upload), and a child ended by a signal ends woci
+/// by the same signal (a parent sees a signal death; a shell loop stops at Ctrl-C).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ignored_signals_stay_ignored_and_a_signal_death_is_passed_on() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let (w, tmp) = world().await;
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.args(["--auto-refresh", "--exec", "--", "sh", "-c", "grep SigIgn /proc/self/status; kill -HUP $PPID; sleep 1"]);
+    // SAFETY: signal(2) in the child before exec, as nohup(1) does.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            Ok(())
+        });
+    }
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "woci survived the HUP: {}", String::from_utf8_lossy(&out.stderr));
+    let mask = String::from_utf8_lossy(&out.stdout);
+    let bits = u64::from_str_radix(mask.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    assert_ne!(bits & (1 << (libc::SIGHUP - 1)), 0, "the child ignores SIGHUP: {mask}");
+
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.args(["--exec", "--", "sh", "-c", "kill -TERM $$"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
+    assert!(dir_is_empty(tmp.path()), "cleaned up before ending by the signal");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_exit_code_and_argv_are_the_childs() {
     let (w, tmp) = world().await;

@@ -11,7 +11,7 @@ use common::*;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
-use woci_emulator::Config;
+use woci_emulator::{Config, Endpoint, Fault, FaultAction};
 
 const DEADLINE: Duration = Duration::from_secs(90);
 
@@ -448,4 +448,46 @@ async fn a_state_path_that_is_no_file_is_refused_before_anything_starts() {
     assert!(stderr(&out).contains("is not a regular file"), "{}", stderr(&out));
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert!(!w.session_dir().join("woci_refresh.pid").exists(), "no daemon was started");
+}
+
+/// The exchange refusing the client once (a transient 401, a secret being rotated) leaves the
+/// refresh token good: the daemon retries instead of ending for good. Settings that stop reading
+/// while it runs do not stop `--daemon-status` or `--stop-daemon`; a stop while a renewal waits
+/// for a late answer waits for that renewal instead of killing it, and the session survives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_broken_settings_and_a_stop_mid_renewal_keep_the_session() {
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(6), ..Config::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let (_guard, pid) = start(&w).await;
+    w.emu.set_fault(Endpoint::Exchange, Fault::status(401).times(1));
+    let before = w.emu.stats().exchanges;
+    wait_for(&w, "a renewal after the refused one", || w.emu.stats().exchanges >= before + 2).await;
+    assert!(alive(pid), "the daemon ended on one refusal:\n{}", log(&w));
+    assert!(log(&w).contains("renewal failed (auth), retrying in"), "{}", log(&w));
+
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}expiring_warning = soon\n")).unwrap();
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`expiring_warning`"), "{}", stderr(&out));
+    std::fs::write(w.manager_ini_path(), &ini).unwrap();
+
+    // The IdP rotates the refresh token, then answers 12 s late (past the stop's 10 s grace).
+    w.emu.set_fault(
+        Endpoint::IdpToken,
+        Fault::new(FaultAction::None).times(1).with_reply_delay(Duration::from_secs(12)),
+    );
+    let grants = w.emu.stats().refresh_grants;
+    wait_for(&w, "the daemon to send the slow refresh grant", || w.emu.stats().refresh_grants > grants).await;
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("finishing a renewal") && stderr(&out).contains("stopped the daemon"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("killing"), "{}", stderr(&out));
+    let out = woci(&w, &["os", "ns", "get"]).await;
+    assert_eq!(out.status.code(), Some(0), "the session survived the stop: {}", stderr(&out));
 }

@@ -435,7 +435,7 @@ async fn the_session_end_is_warned_of_once_for_a_hundred_calls() {
     assert_eq!(lines.len(), 1, "{lines:#?}");
     assert!(
         lines[0].starts_with("woci: warning: the session of profile `P` expires at ")
-            && lines[0].contains("renew it with `woci session authenticate --profile P`"),
+            && lines[0].contains("renew it with `command oci session authenticate --profile P`"),
         "{}",
         lines[0]
     );

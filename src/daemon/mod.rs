@@ -44,6 +44,10 @@ pub(crate) const LOG_MAX_BYTES: u64 = 1024 * 1024;
 pub(crate) const READY_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long `--stop-daemon` waits after SIGTERM before SIGKILL (the Python woci waits 5 s).
 pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// How much longer `--stop-daemon` waits for a daemon that is renewing: the longest a refresh
+/// grant's answer is waited for, and a margin for the exchange and the writes.
+const RENEWAL_GRACE: Duration = Duration::from_secs(120);
 /// How long the daemon waits for the pid lock a probing `--status` may hold for a moment.
 const PID_LOCK_WAIT: Duration = Duration::from_secs(2);
 /// How often the daemon checks its log size.
@@ -189,7 +193,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             let clock = ctx.clock.clone();
             let reloader = reload::install(spec, ctx.clone(), renewers, move |line| log_event(clock.unix(), line))?;
             let session = renewer.ensure(Force::No).await?;
-            let next = now() + secs(schedule::next_renewal_in(&session.claims, now(), ctx.settings.window));
+            let next = now() + secs(schedule::next_check_in(&ctx.settings, &session.claims, now()));
             save(&|s| {
                 s.phase = Phase::Running;
                 s.renewed(now(), session.claims.exp, next);
@@ -313,10 +317,8 @@ fn rotate_own_log(log_path: &Path) {
 
 /// `woci --daemon-status [--json]`: exit 0 when a daemon runs, 1 when none does. The JSON is
 /// `{"schema": 1, "profile", "now", "daemon": {…}}`, the `daemon` object of `--status --json`.
-pub(crate) fn status(ctx: &Context, json: bool) -> Result<u8> {
-    let store = &ctx.store;
+pub(crate) fn status(store: &SessionStore, now: i64, json: bool) -> Result<u8> {
     let info = inspect(store)?;
-    let now = ctx.now();
     let mut out = String::new();
     if json {
         let v = serde_json::json!({"schema": 1, "profile": store.profile(), "now": now, "daemon": report(&info, now)});
@@ -375,9 +377,10 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
     }
 }
 
-/// `woci --stop-daemon`: SIGTERM, then SIGKILL after [`STOP_GRACE`]. Exit 0 stopped, 1 none.
-pub(crate) fn stop(ctx: &Context) -> Result<u8> {
-    stop_with_grace(&ctx.store, STOP_GRACE, ctx.now())
+/// `woci --stop-daemon`: SIGTERM, then SIGKILL after [`STOP_GRACE`] (after [`RENEWAL_GRACE`] more
+/// while the daemon renews). Exit 0 stopped, 1 none.
+pub(crate) fn stop(store: &SessionStore, now: i64) -> Result<u8> {
+    stop_with_grace(store, STOP_GRACE, now)
 }
 
 /// [`stop`] with the grace period given.
@@ -412,9 +415,22 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
         return none_running(&format!(" (stale pid file: pid {pid} is another process now)"));
     };
     daemon.signal(Signal::Term)?;
+    let stopped = || err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
     if wait_released(&pid_path, grace)? {
-        err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
+        stopped();
         return Ok(0);
+    }
+    // A daemon inside a renewal holds the signal until the rotated refresh token is stored (a late
+    // answer may take the whole reply timeout): a kill there would spend the session.
+    if store.lock(Duration::ZERO).is_err() {
+        err_line(&format!(
+            "woci: the daemon (pid {pid}) is finishing a renewal; waiting up to {}s for it to store the new refresh token",
+            RENEWAL_GRACE.as_secs()
+        ));
+        if wait_released(&pid_path, RENEWAL_GRACE)? {
+            stopped();
+            return Ok(0);
+        }
     }
     err_line(&format!("woci: the daemon (pid {pid}) did not stop within {}s; killing it", grace.as_secs()));
     daemon.signal(Signal::Kill)?;

@@ -27,7 +27,12 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
     let Ok(tls) = accepted.inspect_err(|e| {
         // Usually the child does not trust the per-run CA (its CA bundle was overridden).
         if let Some(n) = shared.warnings.allow("tls") {
-            tracing::warn!(%host, error = %e, left_out = n, "TLS handshake with the child failed");
+            let more = if n > 0 { format!(" ({n} more like it not shown)") } else { String::new() };
+            tracing::warn!(
+                "a program refused the proxy's certificate for `{host}` ({e}): it trusts only its own CA bundle, \
+                 not the one woci gives it (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS); drop its own CA \
+                 option (curl's `--cacert`, for one), or run it with `--no-resign-proxy`{more}"
+            );
         }
     }) else {
         return;

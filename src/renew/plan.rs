@@ -239,14 +239,32 @@ fn session_refresh_plan<'s>(
             None => cannot(why),
         };
     };
+    // The session's end first: a token expires with it, and the end is what the user must know.
+    if let Some(end) = t.claims.session_expiry().filter(|end| *end <= now) {
+        return cannot(format!(
+            "the OCI session reached its end (`sess_exp` {}), past which OCI refreshes nothing",
+            fmt_utc(end)
+        ));
+    }
     if t.claims.exp <= now {
         return cannot(format!("{why} and OCI cannot refresh an expired session"));
     }
     if f.key_mismatch {
         return cannot(format!("{why}; only the key it was issued for can refresh it (restore that key)"));
     }
-    if let Some(end) = t.claims.session_expiry().filter(|end| *end <= now) {
-        return cannot(format!("the OCI session reached its end (`sess_exp` {})", fmt_utc(end)));
+    // A token that already runs to the session's end cannot be extended: used until then.
+    if let Some(end) = t.claims.session_expiry().filter(|end| t.claims.exp >= *end && force == Force::No) {
+        if f.config_current {
+            let left = Duration::from_secs(u64::try_from(t.claims.exp - now).unwrap_or(0));
+            return Decision::new(
+                Plan::Reuse { token: t, remaining: left },
+                format!(
+                    "the session token is valid for {}, to the session's end (`sess_exp` {}), which no refresh extends",
+                    fmt_secs(secs(left)),
+                    fmt_utc(end)
+                ),
+            );
+        }
     }
     if let Some(what) = not_configured {
         return setup(what);

@@ -23,12 +23,39 @@ const FIRST_RETRY: Duration = Duration::from_secs(2);
 /// Longest retry delay.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// The longest wait between retries of a refusal a settings change can fix (a rotated client
+/// secret: the daemon reloads its settings), so a wrong secret costs few requests.
+const MAX_REFUSED_RETRY: Duration = Duration::from_secs(600);
+
+/// A refusal that leaves the refresh token (or the subject token source) usable: the exchange
+/// or the IdP refused the client, not the session, so the loop keeps trying (a transient 401, a
+/// secret being rotated) instead of ending for good. A refused refresh token ends it: only a
+/// person can log in again.
+fn refused_but_renewable(e: &Error) -> bool {
+    match e {
+        Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => true,
+        Error::IdpRejected { .. } => !e.needs_login(),
+        _ => false,
+    }
+}
+
 /// How long to sleep before the next renewal of a token with these claims.
 pub fn next_renewal_in(claims: &jwt::UpstClaims, now: i64, window: Duration) -> Duration {
     let window = jwt::effective_window(claims, window);
     let due = claims.exp - super::plan::secs(window);
     let secs = u64::try_from(due - now).unwrap_or(0);
     Duration::from_secs(secs).max(MIN_SLEEP)
+}
+
+/// [`next_renewal_in`] for a profile renewed by `settings`' mode: a session-refresh token that
+/// already runs to the session's end (`sess_exp`) cannot be extended, so the next look is at its
+/// expiry (where the session ends), not a stream of refreshes that change nothing.
+pub fn next_check_in(settings: &crate::settings::Settings, claims: &jwt::UpstClaims, now: i64) -> Duration {
+    let at_the_end = claims.session_expiry().is_some_and(|end| claims.exp >= end);
+    if at_the_end && matches!(settings.mode, crate::settings::RenewMode::SessionRefresh(_)) {
+        return Duration::from_secs(u64::try_from(claims.exp - now).unwrap_or(0)).max(MIN_SLEEP);
+    }
+    next_renewal_in(claims, now, settings.window)
 }
 
 /// Whether a renewal failure may go away by itself.
@@ -81,7 +108,7 @@ pub async fn renewal_loop(
 ) -> Result<()> {
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
-        let wait = next_renewal_in(&current.claims, renewer.clock.unix(), renewer.settings.window);
+        let wait = next_check_in(&renewer.settings, &current.claims, renewer.clock.unix());
         tracing::debug!(wait_s = wait.as_secs(), "next renewal check scheduled");
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -90,6 +117,7 @@ pub async fn renewal_loop(
             _ = replaced(&mut renewers) => continue 'schedule,
         }
         let mut backoff = Backoff::new(FIRST_RETRY, MAX_RETRY);
+        let mut refused = Backoff::new(FIRST_RETRY, MAX_REFUSED_RETRY);
         loop {
             let renewer = renewers.borrow_and_update().clone();
             match renewer.ensure(Force::No).await {
@@ -98,13 +126,13 @@ pub async fn renewal_loop(
                         tx.send_replace(s.token.clone());
                     }
                     let now = renewer.clock.unix();
-                    let next = now + super::plan::secs(next_renewal_in(&s.claims, now, renewer.settings.window));
+                    let next = now + super::plan::secs(next_check_in(&renewer.settings, &s.claims, now));
                     on_event(LoopEvent::Renewed { exp: s.claims.exp, next });
                     current = s;
                     break;
                 }
-                Err(e) if is_retryable(&e) => {
-                    let retry = backoff.next_delay();
+                Err(e) if is_retryable(&e) || refused_but_renewable(&e) => {
+                    let retry = if is_retryable(&e) { backoff.next_delay() } else { refused.next_delay() };
                     tracing::warn!("session renewal failed, retrying in {}s: {e}", retry.as_secs());
                     on_event(LoopEvent::Failed { class: metrics::class_of(&e), error: e.to_string(), retry_in: retry });
                     tokio::select! {

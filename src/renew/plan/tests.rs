@@ -27,6 +27,13 @@ fn session_ended() -> TokenInput {
     testing::present(c)
 }
 
+/// Inside the safety window, but its expiry is the session's end: no refresh can extend it.
+fn at_session_end() -> TokenInput {
+    let mut c = claims(NOW - 3570, NOW + 30);
+    c.sess_exp = Some(serde_json::Value::String(jwt::format_sess_exp(NOW + 30)));
+    testing::present(c)
+}
+
 /// Which test mode a row uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RenewalKind {
@@ -286,6 +293,17 @@ fn decision_table() {
             "command oci session authenticate --profile P",
         ),
         row("sess_exp reached", session_ended(), Sr, Absent, none, No, "impossible", exit::SESSION_EXPIRED, "sess_exp"),
+        row(
+            "token to the session's end",
+            at_session_end(),
+            Sr,
+            Absent,
+            none,
+            No,
+            "none",
+            0,
+            "which no refresh extends",
+        ),
         row(
             "OCI config missing",
             TokenInput::Missing,
