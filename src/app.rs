@@ -74,7 +74,10 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     // The invocation as given: what the daemon and a re-run as the `fallback_profile` need.
     let call = match inv.command {
         // The daemon's settings come through its stdin, never its command line.
-        Command::DaemonRun => DaemonSpec::read_from(std::io::stdin().lock())?,
+        Command::DaemonRun => {
+            crate::daemon::close_inherited_fds();
+            DaemonSpec::read_from(std::io::stdin().lock())?
+        }
         _ => DaemonSpec { flags: inv.flags, oci: inv.oci },
     };
     if let Command::Status { all: true, .. } = inv.command {
@@ -148,7 +151,7 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
             report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?)
         }
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
-        Command::Status { .. } => crate::status::run(&ctx, inv.json),
+        Command::Status { .. } => crate::status::run(&ctx, inv.json, &call),
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
         Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.now(), inv.json),

@@ -86,6 +86,21 @@ pub enum Error {
         reason: String,
     },
 
+    /// A refresh grant reached the IdP but its answer was lost (a reset, a timeout): the IdP may
+    /// have rotated the refresh token, so the stored one is probably spent.
+    #[error(
+        "{service} at `{url}` got the request, but its answer was lost ({reason}); if it rotated the refresh token \
+         the request carried, the stored one is spent and the next renewal needs a login (`woci session authenticate`)"
+    )]
+    ReplyLost {
+        /// Which service.
+        service: &'static str,
+        /// The URL without query.
+        url: String,
+        /// What happened, and why it is not sent again.
+        reason: String,
+    },
+
     /// A server answered 2xx with a body that is not what the protocol says.
     #[error("{service} sent an invalid response: {reason}")]
     Protocol {
@@ -230,7 +245,7 @@ impl Error {
             Error::Login(_) => exit::LOGIN,
             Error::IdpRejected { .. } => exit::IDP_REJECTED,
             Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => exit::EXCHANGE_REJECTED,
-            Error::Network { .. } | Error::Protocol { .. } => exit::NETWORK,
+            Error::Network { .. } | Error::ReplyLost { .. } | Error::Protocol { .. } => exit::NETWORK,
             Error::CorruptFile { .. } => exit::CORRUPT_FILE,
             Error::RefreshTokenLocked { .. } => exit::REFRESH_TOKEN_LOCKED,
             Error::SessionExpired(_) => exit::SESSION_EXPIRED,
@@ -263,6 +278,7 @@ impl Error {
                 | Error::IdpRejected { .. }
                 | Error::ExchangeRejected { .. }
                 | Error::Network { .. }
+                | Error::ReplyLost { .. }
                 | Error::Protocol { .. }
                 | Error::SessionExpired(_)
                 | Error::SubjectToken { .. }
@@ -277,6 +293,7 @@ impl Error {
         matches!(
             self,
             Error::Network { .. }
+                | Error::ReplyLost { .. }
                 | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
                 | Error::Blocked { shared: Some(true), .. }
         )

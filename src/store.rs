@@ -23,6 +23,9 @@ use std::time::{Duration, SystemTime};
 /// File name of the refresh token.
 const REFRESH_TOKEN: &str = "refresh_token";
 
+/// How long a renewal waits for another's lock before it says so.
+const LOCK_QUIET: Duration = Duration::from_secs(3);
+
 /// File name of the key woci creates.
 const KEY_FILE: &str = "oci_api_key.pem";
 /// File name of the public key woci writes beside it.
@@ -234,9 +237,39 @@ impl SessionStore {
 
     /// Takes the per-profile renewal lock `.lock` (waits at most `timeout`), also saying whether
     /// another process held it first.
+    /// The holder writes its pid into the file: a caller that waits more than a few seconds says
+    /// for whom (a renewal suspended with Ctrl-Z would otherwise keep it silent for minutes).
     pub fn lock(&self, timeout: Duration) -> Result<(FileLock, bool)> {
         self.ensure_dir()?;
-        FileLock::acquire_noting_wait(&self.lock_path(), timeout)
+        let path = self.lock_path();
+        let first = timeout.min(LOCK_QUIET);
+        let (lock, waited) = match FileLock::acquire_noting_wait(&path, first) {
+            Err(Error::Busy(_)) if timeout > first => {
+                let holder = self.lock_holder().map(|p| format!(" (pid {p})")).unwrap_or_default();
+                tracing::warn!("waiting for another woci{holder}, which is renewing profile `{}`", self.profile);
+                let (lock, _) = FileLock::acquire_noting_wait(&path, timeout - first).map_err(|e| match e {
+                    Error::Busy(_) => Error::Busy(format!(
+                        "another woci{holder} has been renewing profile `{}` for more than {}s; if it is stopped \
+                         (Ctrl-Z) or stuck, resume or end it, then try again",
+                        self.profile,
+                        timeout.as_secs()
+                    )),
+                    e => e,
+                })?;
+                (lock, true)
+            }
+            other => other?,
+        };
+        let mut f = lock.file();
+        if f.set_len(0).is_ok() {
+            let _ = std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
+        }
+        Ok((lock, waited))
+    }
+
+    /// The pid the renewal lock's holder wrote, if any.
+    fn lock_holder(&self) -> Option<u32> {
+        fsutil::read_text_bounded(&self.lock_path(), 64).ok()?.trim().parse().ok()
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -695,6 +728,9 @@ pub struct FailureRecord {
     /// Whether a retry may help (a waiting renewal loop retries it then).
     #[serde(default)]
     pub transient: bool,
+    /// The refresh grant's answer was lost: the stored refresh token is probably spent.
+    #[serde(default)]
+    pub reply_lost: bool,
 }
 
 #[cfg(test)]
@@ -756,6 +792,21 @@ mod tests {
         assert_eq!(p1, p2);
         assert_eq!(k1.fingerprint(), k2.fingerprint());
         assert!(s.dir().join(PUBLIC_KEY_FILE).is_file());
+    }
+
+    /// A caller that waits for the renewal lock past a few seconds names the holder's pid, and so
+    /// does the error when the wait runs out.
+    #[test]
+    fn a_long_wait_for_the_lock_names_the_holder() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let (_held, waited) = s.lock(Duration::from_secs(1)).unwrap();
+        assert!(!waited);
+        assert_eq!(s.lock_holder(), Some(std::process::id()));
+        let e = s.lock(LOCK_QUIET + Duration::from_millis(300)).unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::exit::BUSY);
+        let msg = e.to_string();
+        assert!(msg.contains(&format!("(pid {})", std::process::id())) && msg.contains("Ctrl-Z"), "{msg}");
     }
 
     /// oci warns on every call about a key file without the `OCI_API_KEY` line: woci's keys have

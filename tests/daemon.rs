@@ -491,3 +491,33 @@ async fn refusals_broken_settings_and_a_stop_mid_renewal_keep_the_session() {
     let out = woci(&w, &["os", "ns", "get"]).await;
     assert_eq!(out.status.code(), Some(0), "the session survived the stop: {}", stderr(&out));
 }
+
+/// A descriptor the starting shell passed on (`woci --daemon 7>&1 | cat`) is not held for the
+/// daemon's life, which would keep the pipeline from ending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_keeps_no_inherited_descriptor() {
+    use std::os::unix::process::CommandExt;
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let mut c = w.woci_std();
+    c.args(["--daemon", "--profile", "P"]);
+    // SAFETY: dup2(2) in the child before exec, as a shell's `7>&1` does.
+    unsafe {
+        c.pre_exec(|| {
+            libc::dup2(1, 7);
+            Ok(())
+        });
+    }
+    // `output()` reads stdout to its end: a daemon holding fd 7 (a copy of that pipe) would keep
+    // it open for its whole life.
+    let out = tokio::time::timeout(Duration::from_secs(60), tokio::task::spawn_blocking(move || c.output().unwrap()))
+        .await
+        .expect("the pipeline ended")
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid: i32 = stdout(&out).trim().parse().unwrap();
+    let _guard = DaemonGuard(Some(pid));
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}

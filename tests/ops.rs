@@ -634,3 +634,20 @@ async fn status_all_and_prompt_make_no_request_and_exit_as_status_does() {
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert_eq!(w.emu.stats().requests, before, "no network request");
 }
+
+/// `--status` counts the fallback: a primary that needs a login, with a usable fallback profile,
+/// is usable (the call runs as the fallback), and says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_counts_a_usable_fallback() {
+    let w = World::new().await;
+    write_profiles(&w, &[("P", "fallback_profile = B\n"), ("B", "")]);
+    seed_profile(&w, "B", 3600);
+    w.seed_token(-30);
+    let out = woci(&w, &["--status", "--json", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!((v["usable"].as_bool(), v["next_action"].as_str()), (Some(true), Some("login")), "{v}");
+    assert!(v["reason"].as_str().unwrap().contains("runs as the fallback profile B"), "{v}");
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "the call agrees: {}", stderr(&out));
+}

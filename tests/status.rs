@@ -443,3 +443,42 @@ async fn what_stops_the_call_and_unreadable_settings() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(json(&out)["error"].as_str().unwrap().contains("garbage line"), "{}", stdout(&out));
 }
+
+/// The last renewal's failure counts for the next one: a refresh grant whose answer was lost has
+/// probably spent the refresh token (the call says so, `--status` predicts the login), and a
+/// refusal fails the next call the same way until the settings change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_failure_is_what_the_next_call_meets() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::reset_reply().times(1));
+    let mut c = w.woci();
+    c.args(["session", "refresh", "--profile", "P"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("its answer was lost") && !stderr(&out).contains("unreachable"), "{}", stderr(&out));
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stdout(&out));
+    let v = json(&out);
+    assert!(v["reason"].as_str().unwrap().contains("probably spent"), "{v}");
+    assert_eq!(v["last_failure"]["exit_code"], 6, "{v}");
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    assert_eq!(run(c).await.status.code(), Some(3), "the prediction holds");
+
+    let w = World::new().await;
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::Exchange, Fault::status(401));
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    assert_eq!(run(c).await.status.code(), Some(5));
+    let out = status(&w, false, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(5), "{}", stdout(&out));
+    assert!(stdout(&out).contains("fails the same way until that is fixed"), "{}", stdout(&out));
+    // Touching the manager INI (the fix, usually) makes the next call worth a try again.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0));
+}

@@ -138,6 +138,27 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     Ok(0)
 }
 
+/// Closes every descriptor above stderr the daemon inherited (a pipe of the shell that started
+/// `woci --daemon`, say): held for the daemon's life, it would keep that pipeline from ending.
+/// Called first thing in the daemon, before it opens anything of its own.
+pub(crate) fn close_inherited_fds() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: close_range(2) on descriptors this process opened nothing on yet.
+        if unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) } == 0 {
+            return;
+        }
+    }
+    #[cfg(unix)]
+    {
+        let max = rustix::process::getrlimit(rustix::process::Resource::Nofile).current.unwrap_or(1024).min(65_536);
+        for fd in 3..i32::try_from(max).unwrap_or(1024) {
+            // SAFETY: closing a descriptor number; EBADF for those not open.
+            unsafe { libc::close(fd) };
+        }
+    }
+}
+
 /// Appends one timestamped daemon line to the log (stderr is the log file in the daemon).
 fn log_event(clock_now: i64, msg: &str) {
     let msg = crate::terminal::safe(msg);

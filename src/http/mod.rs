@@ -185,11 +185,11 @@ impl Http {
             let url = redact_url(&req.url);
             let host = req.url.host_str().unwrap_or("?").to_owned();
             let started = tokio::time::Instant::now();
-            let (reason, was_sent) = match self.transport.send(req, opts.max_body).await {
+            let (reason, was_sent, lost) = match self.transport.send(req, opts.max_body).await {
                 Ok(r) if r.status < 500 => return Ok(r),
-                Ok(r) => (format!("HTTP {}", r.status), true),
-                Err(Failure::NotSent(r)) => (r, false),
-                Err(Failure::Lost(r)) => (r, true),
+                Ok(r) => (format!("HTTP {}", r.status), true, false),
+                Err(Failure::NotSent(r)) => (r, false, false),
+                Err(Failure::Lost(r)) => (r, true, true),
                 // A certificate does not fix itself between attempts: no retry.
                 Err(Failure::Untrusted(r)) => return Err(Error::Network { service, url, reason: r }),
                 Err(Failure::TooLarge(max)) => {
@@ -210,6 +210,14 @@ impl Http {
                     Retry::Rotating { grace } => !was_sent || (first_send && started.elapsed() < grace),
                 };
             if !again {
+                if let (Retry::Rotating { grace }, true) = (retry, lost) {
+                    let reason = format!(
+                        "{reason}; not sent again after {}s, `refresh_token_reuse_grace` being {}s",
+                        first_sent.map_or(0, |t| t.elapsed().as_secs()),
+                        grace.as_secs()
+                    );
+                    return Err(Error::ReplyLost { service, url, reason });
+                }
                 let why = match retry {
                     Retry::Rotating { grace } if was_sent && attempt < attempts => format!(
                         "{reason}; the refresh token was sent, so it is not sent again after {}s (`refresh_token_reuse_grace` = {}s)",

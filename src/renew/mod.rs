@@ -242,6 +242,7 @@ impl Renewer {
                 exit_code: e.exit_code(),
                 message: e.to_string(),
                 transient: schedule::is_retryable(e),
+                reply_lost: matches!(e, Error::ReplyLost { .. }),
             }),
             Err(_) => {}
         }

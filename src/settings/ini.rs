@@ -144,7 +144,9 @@ pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &P
     given.filter(|(p, _)| !p.as_os_str().is_empty()).or_else(|| {
         [(beside, Source::BesideOciConfig), (home.join(".oci").join(FILE_NAME), Source::Home)]
             .into_iter()
-            .find(|(p, _)| p.is_file())
+            // A folder or FIFO there is found too, and refused by `load`: else the profiles it
+            // was meant to configure would silently lose their IdP settings.
+            .find(|(p, _)| p.exists())
     })
 }
 
@@ -154,6 +156,14 @@ pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &P
 /// one that cannot be read yields an empty config. A file that can be read but is not valid INI is
 /// a configuration error whatever its source.
 pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(Error::Config(format!(
+            "the manager config `{}` ({}) is not a regular file (a folder, FIFO or device); remove it or put the \
+             INI file there",
+            path.display(),
+            source.describe()
+        )));
+    }
     let bytes = match crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT) {
         Ok(b) => b,
         // A file that is there but too large is an error even when discovered: never ignored.
@@ -545,16 +555,25 @@ token_url = https://other.example/token
     }
 
     #[test]
-    fn locate_ignores_a_folder_named_like_the_ini() {
+    fn a_folder_or_fifo_named_like_the_ini_is_an_error_not_an_absent_file() {
         let dir = tempfile::tempdir().unwrap();
-        fs::create_dir_all(dir.path().join(FILE_NAME)).unwrap();
-        assert_eq!(locate(None, &dir.path().join("config"), &dir.path().join("nohome")), None);
+        let path = dir.path().join(FILE_NAME);
+        fs::create_dir_all(&path).unwrap();
+        let found = locate(None, &dir.path().join("config"), &dir.path().join("nohome")).unwrap();
+        assert_eq!(found, (path.clone(), Source::BesideOciConfig));
+        let e = load(&path, Source::BesideOciConfig, "p").unwrap_err();
+        assert!(e.to_string().contains("is not a regular file"), "{e}");
+        fs::remove_dir(&path).unwrap();
+        rustix::fs::mkfifoat(rustix::fs::CWD, &path, rustix::fs::Mode::from_raw_mode(0o600)).unwrap();
+        assert!(load(&path, Source::Home, "p").unwrap_err().to_string().contains("is not a regular file"));
     }
 
     #[test]
     fn a_discovered_file_that_cannot_be_read_is_ignored_with_a_warning() {
         let dir = tempfile::tempdir().unwrap();
-        let cfg = load(dir.path(), Source::Home, "p").unwrap();
+        // Unreadable even for root: a path under a file (ENOTDIR).
+        fs::write(dir.path().join("file"), "").unwrap();
+        let cfg = load(&dir.path().join("file").join(FILE_NAME), Source::Home, "p").unwrap();
         assert_eq!(cfg.values, BTreeMap::new());
         let warnings = cfg.warnings();
         assert!(warnings.len() == 1 && warnings[0].contains("cannot be read"), "{warnings:?}");

@@ -26,7 +26,8 @@
 //! (`complete` | `incomplete` | `null`)}, `daemon` {`running`,
 //! `pid`, `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
-//! settings not at their default, `fallback_profile`. When the files cannot even be read (a
+//! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
+//! `transient`} (until a renewal succeeds; `null` when none). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
@@ -63,6 +64,8 @@ pub(crate) struct Inputs<'s> {
     pub auth: Option<String>,
     /// Why the `oci` program cannot be run (exit code, message), when it cannot.
     pub program: Option<(u8, String)>,
+    /// The last renewal's failure (none after a success), and whether the settings changed since.
+    pub last_failure: Option<(crate::store::FailureRecord, bool)>,
 }
 
 /// The token part of the report.
@@ -111,6 +114,19 @@ pub(crate) struct Report {
     pub daemon: DaemonReport,
     pub settings: BTreeMap<String, String>,
     pub fallback_profile: Option<String>,
+    /// The last renewal's failure, until a renewal succeeds: `at` (epoch seconds), `exit_code`,
+    /// `message`, `transient`.
+    pub last_failure: Option<LastFailure>,
+}
+
+/// The last failed renewal, as `--status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct LastFailure {
+    pub at: i64,
+    pub exit_code: u8,
+    #[serde(serialize_with = "plain")]
+    pub message: String,
+    pub transient: bool,
 }
 
 /// The report of `inputs` at `now`.
@@ -131,6 +147,31 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             (0, "none", why)
         }
         _ => (d.exit_code(), d.plan.name(), d.reason),
+    };
+    // A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
+    // (the refresh token is probably spent), or a refusal the settings have not been changed for.
+    let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
+    let (exit_code, reason) = match &inp.last_failure {
+        Some((f, changed)) if renews && exit_code == 0 => {
+            let ago = crate::clock::fmt_secs((now - f.at / 1000).max(0));
+            if f.reply_lost {
+                let why = format!(
+                    "{reason}; but the answer to the last refresh grant ({ago} ago) was lost, so the identity \
+                     provider has probably spent the stored refresh token and the next call will need a login"
+                );
+                (crate::error::exit::LOGIN, why)
+            } else if !f.transient && !changed {
+                let why = format!(
+                    "{reason}; but the last renewal, {ago} ago, failed: {}; the next call fails the same way until \
+                     that is fixed",
+                    f.message
+                );
+                (f.exit_code, why)
+            } else {
+                (exit_code, format!("{reason} (the last renewal, {ago} ago, failed: {})", f.message))
+            }
+        }
+        _ => (exit_code, reason),
     };
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match &inp.program {
@@ -169,6 +210,12 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),
         fallback_profile: inp.fallback_profile.clone(),
+        last_failure: inp.last_failure.as_ref().map(|(f, _)| LastFailure {
+            at: f.at / 1000,
+            exit_code: f.exit_code,
+            message: f.message.clone(),
+            transient: f.transient,
+        }),
     }
 }
 
@@ -245,6 +292,12 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
     }
     push_line(&mut o, r.fallback_profile.as_ref().map(|f| format!("fallback profile: `{f}`")));
+    push_line(
+        &mut o,
+        r.last_failure
+            .as_ref()
+            .map(|f| format!("last renewal failed: {} (exit {}): {}", fmt_utc(f.at), f.exit_code, safe(&f.message))),
+    );
     let action = match r.next_action {
         "none" => "nothing",
         "finish_config" => "finish the OCI config",
@@ -272,15 +325,25 @@ pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
             .and_then(|spec| spec.check_runnable(&ctx.env))
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
+        last_failure: ctx.store.failure_since(0).map(|f| {
+            // A changed manager INI or OCI config may be the fix.
+            let changed_ms = |p: &std::path::Path| {
+                std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
+            };
+            let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
+            let changed = ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at;
+            (f, changed)
+        }),
     })
 }
 
-/// `woci --status [--json]`.
-pub(crate) fn run(ctx: &Context, json: bool) -> Result<u8> {
+/// `woci --status [--json]`; `call` is the invocation, for its `fallback_profile`.
+pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -> Result<u8> {
     let now = ctx.now();
     let (out, code) = match gather(ctx) {
         Ok(inputs) => {
-            let report = assess(&inputs, now);
+            let mut report = assess(&inputs, now);
+            with_fallback(&mut report, ctx, call);
             let out = if json { to_json(&report)? } else { render_text(&report, &inputs.daemon) };
             (out, report.exit_code)
         }
@@ -290,6 +353,32 @@ pub(crate) fn run(ctx: &Context, json: bool) -> Result<u8> {
     };
     print(&out)?;
     Ok(code)
+}
+
+/// A call whose renewal fails (other than for its settings) runs as the `fallback_profile`: when
+/// that one is usable, so is the call.
+fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec) {
+    let Some(name) = report.fallback_profile.clone() else { return };
+    if report.exit_code == 0 || crate::metrics::class_of_exit_code(report.exit_code) == crate::metrics::Class::Config {
+        return;
+    }
+    let view = crate::settings::OciView { profile: Some(name.clone()), ..call.oci.clone() };
+    let fallback = crate::settings::Settings::resolve(&call.flags, &view, &ctx.env, true)
+        .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()))
+        .and_then(|fb| Ok(assess(&gather(&fb)?, fb.now())));
+    match fallback {
+        Ok(fb) if fb.exit_code == 0 => {
+            report.reason =
+                format!("{}; the call then runs as the fallback profile `{name}`, which is usable", report.reason);
+            report.exit_code = 0;
+            report.usable = true;
+        }
+        Ok(fb) => {
+            report.reason =
+                format!("{}; its fallback profile `{name}` is not usable either: {}", report.reason, fb.reason)
+        }
+        Err(e) => report.reason = format!("{}; its fallback profile `{name}` cannot be used: {e}", report.reason),
+    }
 }
 
 /// `--status --json` / `--status --prompt` when the settings themselves cannot be resolved (a

@@ -288,6 +288,7 @@ mod tests {
                 fallback_profile: None,
                 auth: None,
                 program: None,
+                last_failure: None,
             },
             NOW,
         )

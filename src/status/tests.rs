@@ -45,6 +45,7 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         fallback_profile: None,
         auth: None,
         program: None,
+        last_failure: None,
     }
 }
 
@@ -201,7 +202,7 @@ fn json_field_names_are_stable() {
     };
     assert_eq!(
         keys(&v),
-        "daemon,exit_code,fallback_profile,next_action,now,profile,reason,refresh_token,renewal,schema,settings,token,usable"
+        "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,schema,settings,token,usable"
     );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,interrupted_rotation,passphrase,stored");
@@ -236,4 +237,41 @@ fn text_report_mentions_every_section() {
     ] {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }
+}
+
+/// A renewal the next call makes meets what the last one met: a lost refresh-grant answer means a
+/// login, a refusal means the same failure until the settings change; a transient failure is
+/// only mentioned.
+#[test]
+fn the_last_failure_counts_for_the_next_renewal() {
+    let failure = |exit_code, transient, reply_lost| crate::store::FailureRecord {
+        at: (NOW - 120) * 1000,
+        exit_code,
+        message: "token exchange rejected (HTTP 401): invalid_client".into(),
+        transient,
+        reply_lost,
+    };
+    let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
+    let r = assess(&i, NOW);
+    assert_eq!((r.exit_code, r.usable), (exit::EXCHANGE_REJECTED, false));
+    assert!(
+        r.reason.contains("2m00s ago, failed: token exchange rejected") && r.reason.contains("until"),
+        "{}",
+        r.reason
+    );
+    assert_eq!(r.last_failure.as_ref().map(|f| f.at), Some(NOW - 120));
+    i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), true));
+    assert_eq!(decide_of(&i), ("refresh", 0), "the settings changed since: maybe fixed");
+    i.last_failure = Some((failure(exit::NETWORK, true, false), false));
+    assert_eq!(decide_of(&i), ("refresh", 0));
+    assert!(assess(&i, NOW).reason.contains("(the last renewal, 2m00s ago, failed"));
+    i.last_failure = Some((failure(exit::NETWORK, true, true), false));
+    let r = assess(&i, NOW);
+    assert_eq!(r.exit_code, exit::LOGIN);
+    assert!(r.reason.contains("probably spent the stored refresh token"), "{}", r.reason);
+    // A valid token is reused: the failure does not matter to the next call.
+    let mut i = inputs(valid(), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
+    assert_eq!(decide_of(&i), ("none", 0));
 }
