@@ -116,6 +116,7 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         settings.debug,
         env.get("RUST_LOG").map(String::as_str),
         env.contains_key("NO_COLOR"),
+        inv.command == Command::DaemonRun,
     );
     for w in &settings.warnings {
         tracing::warn!("{w}");

@@ -28,8 +28,9 @@ pub(crate) fn directive(level: &str) -> Option<String> {
     Some(format!("woci={l}"))
 }
 
-/// Installs the subscriber. Call once, early.
-pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool) {
+/// Installs the subscriber. Call once, early. `daemon`: every line starts with the time and
+/// `woci-daemon[pid]:`, as the daemon's own log lines do.
+pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool, daemon: bool) {
     let filter = match rust_log.filter(|s| !s.is_empty()) {
         Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("woci=warn")),
         None if debug => EnvFilter::new("woci=debug"),
@@ -40,13 +41,15 @@ pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>,
         .with_writer(std::io::stderr)
         // Colours only on a terminal and unless NO_COLOR (no-color.org): CI logs and files stay plain.
         .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
-        .event_format(WociLine)
+        .event_format(WociLine { daemon })
         .try_init();
 }
 
 /// One line per event, like every other line woci prints: `woci: warning: …`, `woci: error: …`,
 /// `woci: …` (info), `woci: debug: …`, then the event's fields as `(key=value, …)`.
-struct WociLine;
+struct WociLine {
+    daemon: bool,
+}
 
 impl<S, N> FormatEvent<S, N> for WociLine
 where
@@ -68,6 +71,10 @@ where
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
+        if self.daemon {
+            let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
+            write!(w, "{} woci-daemon[{}]: ", crate::clock::fmt_utc(now), std::process::id())?;
+        }
         // Messages and fields may quote a server, a token or a file: one line, nothing a terminal acts on.
         write!(w, "woci: {level}{}", crate::terminal::safe(&fields.message))?;
         if !fields.rest.is_empty() {
@@ -114,20 +121,34 @@ mod tests {
         assert!(!use_colour(true, true));
     }
 
-    #[test]
-    fn log_lines_escape_what_a_terminal_acts_on() {
+    /// What `event` prints through [`WociLine`].
+    fn line(daemon: bool, event: impl FnOnce()) -> String {
         let buf = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
         let sink = buf.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_writer(move || Sink(sink.clone()))
             .with_ansi(false)
-            .event_format(WociLine)
+            .event_format(WociLine { daemon })
             .finish();
-        tracing::subscriber::with_default(subscriber, || {
+        tracing::subscriber::with_default(subscriber, event);
+        let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
+        out
+    }
+
+    #[test]
+    fn daemon_lines_carry_the_time_and_pid_like_its_own() {
+        let out = line(true, || tracing::warn!("retrying"));
+        let (time, rest) = out.split_once(' ').unwrap();
+        assert!(time.len() == 20 && time.ends_with('Z'), "{out}");
+        assert_eq!(rest, format!("woci-daemon[{}]: woci: warning: retrying\n", std::process::id()));
+    }
+
+    #[test]
+    fn log_lines_escape_what_a_terminal_acts_on() {
+        let out = line(false, || {
             let server = "bad\u{1b}[2J\u{202e}x\nwoci: error: fake";
             tracing::warn!(host = server, "the server said {server}");
         });
-        let out = String::from_utf8(buf.lock().unwrap().clone()).unwrap();
         assert_eq!(
             out,
             "woci: warning: the server said bad\\x1b[2J\\u{202e}x\\nwoci: error: fake (host=bad\\x1b[2J\\u{202e}x\\nwoci: error: fake)\n"

@@ -379,7 +379,8 @@ async fn control_without_host_networking_the_upload_dies() {
 }
 
 /// TERM and INT reach `oci` in the container: woci forwards them to the runtime, whose process
-/// is `oci`'s. TERM kills it (143, as for a local `oci`); INT stops it the way Ctrl-C would.
+/// is `oci`'s. TERM kills it (and woci, by the same signal, as a local `oci` dies); INT stops it
+/// the way Ctrl-C would.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn term_and_int_reach_oci_in_the_container() {
     for (signal, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
@@ -398,13 +399,15 @@ async fn term_and_int_reach_oci_in_the_container() {
         unsafe { libc::kill(child.id() as i32, signal) };
         let out = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
         assert!(started.elapsed() < Duration::from_secs(20), "oci stopped on {name}");
-        let expected = if signal == libc::SIGTERM { vec![128 + 15] } else { vec![1, 128 + 2] };
-        assert!(
-            out.status.code().is_some_and(|c| expected.contains(&c)),
-            "{name}: exit {:?}: {}",
-            out.status.code(),
-            stderr(&out)
-        );
+        // Killed by TERM, woci ends by TERM too, as the local `oci` would; on INT, oci exits 1
+        // ("Aborted!") or dies of it.
+        use std::os::unix::process::ExitStatusExt;
+        let ok = if signal == libc::SIGTERM {
+            out.status.signal() == Some(libc::SIGTERM)
+        } else {
+            out.status.code() == Some(1) || out.status.signal() == Some(libc::SIGINT)
+        };
+        assert!(ok, "{name}: {:?}: {}", out.status, stderr(&out));
         // `oci` itself is gone, not orphaned: no part arrives after woci exited.
         let parts = s.w.emu.stats().parts_uploaded;
         tokio::time::sleep(Duration::from_secs(4)).await;

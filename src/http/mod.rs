@@ -184,6 +184,16 @@ impl Http {
             let req = make(timeout)?;
             let url = redact_url(&req.url);
             let host = req.url.host_str().unwrap_or("?").to_owned();
+            // A proxy in the way is named: "unreachable" may be the proxy's doing, not the server's.
+            let via = opts
+                .proxy
+                .as_ref()
+                .filter(|_| !opts.no_proxy.bypass(&host, req.url.port_or_known_default().unwrap_or(443)))
+                .map(|p| {
+                    let at = p.host_str().map(|h| format!("{h}:{}", p.port_or_known_default().unwrap_or(80)));
+                    format!(" (through the proxy `{}` of `HTTPS_PROXY`)", at.unwrap_or_default())
+                })
+                .unwrap_or_default();
             let started = tokio::time::Instant::now();
             let (reason, was_sent, lost) = match self.transport.send(req, opts.max_body).await {
                 Ok(r) if r.status < 500 => return Ok(r),
@@ -226,7 +236,7 @@ impl Http {
                     ),
                     _ => format!("{reason} after {attempt} attempt(s)"),
                 };
-                return Err(Error::Network { service, url, reason: why });
+                return Err(Error::Network { service, url, reason: format!("{why}{via}") });
             }
             tracing::warn!("retrying {host} ({}/{attempts}): {reason}", attempt + 1);
             tokio::time::sleep(backoff.next_delay()).await;
@@ -418,6 +428,23 @@ mod tests {
         assert!(err.to_string().contains("after 2 attempt(s)"), "{err}");
     }
 
+    /// "Unreachable" through a proxy names the proxy (without its credentials): it may be the one
+    /// that is down. A host `NO_PROXY` sends direct does not.
+    #[tokio::test]
+    async fn a_failure_through_the_proxy_names_it() {
+        let t = FakeTransport::new(|_, _| Err(Failure::NotSent("connection refused".into())));
+        let mut o = options();
+        o.proxy = Some(Url::parse("http://user:pw@proxy.corp:3128").unwrap());
+        o.no_proxy = NoProxy::parse("direct.example");
+        let http = Http::with_transport(t, o);
+        let err = http.execute("identity provider", Retry::Idempotent, get("https://idp.example/t")).await.unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("through the proxy `proxy.corp:3128`") && !msg.contains("pw"), "{msg}");
+        let err =
+            http.execute("identity provider", Retry::Idempotent, get("https://direct.example/t")).await.unwrap_err();
+        assert!(!err.to_string().contains("proxy"), "{err}");
+    }
+
     #[tokio::test]
     async fn idempotent_requests_retry_every_transient_failure() {
         let t = FakeTransport::new(|_, n| match n {
@@ -434,12 +461,15 @@ mod tests {
     #[tokio::test]
     async fn a_sent_refresh_grant_is_not_resent_without_grace() {
         for failure in [Err(Failure::Lost("connection reset".into())), Ok((502, String::new()))] {
+            let lost = failure.is_err();
             let t = FakeTransport::new(move |_, _| failure.clone());
             let http = Http::with_transport(t.clone(), options());
             let retry = Retry::Rotating { grace: Duration::ZERO };
             let err = http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap_err();
             assert_eq!(t.count("/token"), 1, "sent once, never again");
             assert!(err.to_string().contains("not sent again"), "{err}");
+            // An answer lost on the way is not "unreachable": the request arrived.
+            assert_eq!(matches!(err, Error::ReplyLost { .. }), lost, "{err}");
         }
     }
 
