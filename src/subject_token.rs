@@ -105,10 +105,11 @@ fn warn_if_world_writable(path: &Path, meta: &std::fs::Metadata) {
 
 impl SubjectTokenSource {
     /// Why the source cannot give a token, judged from local facts that no retry changes (a
-    /// variable unset, an `http://` ID-token URL, a folder or a device as `file:`); `None` when it
-    /// may. A missing or empty file is not judged here: a platform may be rotating it, so the
-    /// renewal asks the file and a renewal loop asks again. `--status` and the renewal plan use
-    /// it; the renewal itself still asks the source.
+    /// variable unset, or holding no JWT or an expired one, an `http://` ID-token URL, a folder,
+    /// a device or over 1 MiB as `file:`, a `command:` program that is not there); `None` when it
+    /// may. A missing or empty file, and a file's JWT, are not judged here: a platform may be
+    /// rotating it, so the renewal asks the file and a renewal loop asks again. `--status` and
+    /// the renewal plan use it; the renewal itself still asks the source.
     pub fn local_problem(&self, env: &SourceEnv) -> Option<String> {
         let unset = |v: &str| env.vars().get(v).is_none_or(|x| x.trim().is_empty());
         match self {
@@ -117,14 +118,42 @@ impl SubjectTokenSource {
                 .find(|v| unset(v))
                 .map(|v| format!("`{v}` is not set or empty (the job needs `permissions: id-token: write`)"))
                 .or_else(|| gh_url(env.vars()).err()),
+            SubjectTokenSource::Env(name) if unset(name) => {
+                Some(format!("the environment variable `{name}` is not set or empty"))
+            }
+            // The same value for the whole process: what it holds now is what every renewal gets
+            // (its expiry is judged by the plan, with the time: [`Self::env_jwt_expiry`]).
             SubjectTokenSource::Env(name) => {
-                unset(name).then(|| format!("the environment variable `{name}` is not set or empty"))
+                check_jwt(env.vars().get(name)?.trim(), i64::MIN).err().map(|why| format!("`{name}` {why}"))
             }
             SubjectTokenSource::File(p) => {
-                std::fs::metadata(p).ok().and_then(|m| not_a_file(&m)).map(|why| format!("`{}` {why}", p.display()))
+                let meta = std::fs::metadata(p).ok()?;
+                let too_large = (meta.len() > MAX_INPUT as u64)
+                    .then(|| format!("is larger than {}; a JWT is a few KiB", fmt_size(MAX_INPUT)));
+                not_a_file(&meta).map(str::to_owned).or(too_large).map(|why| format!("`{}` {why}", p.display()))
             }
-            SubjectTokenSource::Command { .. } => None,
+            SubjectTokenSource::Command { argv, .. } => {
+                let program = Path::new(&argv[0]);
+                let found = if program.components().count() > 1 {
+                    crate::fsutil::is_executable(program)
+                } else {
+                    let path = env.vars().get("PATH")?;
+                    std::env::split_paths(path).any(|d| crate::fsutil::is_executable(&d.join(program)))
+                };
+                (!found).then(|| format!("cannot run `{}`: not found or not executable", argv[0]))
+            }
         }
+    }
+
+    /// The `exp` of the JWT an `env:` source holds (the same for the whole process), if any.
+    pub fn env_jwt_expiry(&self, env: &SourceEnv) -> Option<i64> {
+        #[derive(Deserialize)]
+        struct Exp {
+            #[serde(default, deserialize_with = "crate::jwt::numeric_date_opt")]
+            exp: Option<i64>,
+        }
+        let SubjectTokenSource::Env(name) = self else { return None };
+        crate::jwt::decode_claims::<Exp>(env.vars().get(name)?.trim()).ok()?.exp
     }
 
     fn fail(&self, failure: SourceFailure, reason: impl Into<String>) -> Error {
@@ -634,6 +663,36 @@ mod tests {
         let (src, argv) = cmd(&format!("sh -c 'sleep 100 & echo $! > {}; echo {tok}'", bg.display()));
         assert_eq!(src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap().expose(), &tok);
         wait_ended(&bg).await;
+    }
+
+    /// What no retry changes is judged before any renewal (and by `--status`): a helper that is
+    /// not there, a file no JWT fits in, a variable that holds no JWT; a variable's expired JWT
+    /// is the plan's to judge with the time.
+    #[test]
+    fn local_problems_no_retry_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let with_path = |src: &SubjectTokenSource| {
+            let mut e = Env::new();
+            e.insert("PATH".into(), "/usr/bin:/bin".into());
+            e.insert("TOK".into(), "not-a-jwt".into());
+            SourceEnv::capture(src, &e)
+        };
+        let missing = parse("command:/no/such/helper --x").unwrap();
+        assert!(missing.local_problem(&with_path(&missing)).unwrap().contains("cannot run `/no/such/helper`"));
+        let bare = parse("command:no-such-helper-anywhere").unwrap();
+        assert!(bare.local_problem(&with_path(&bare)).is_some());
+        let sh = parse("command:sh -c 'echo x'").unwrap();
+        assert_eq!(sh.local_problem(&with_path(&sh)), None);
+        let big = dir.path().join("big.jwt");
+        std::fs::write(&big, vec![b'a'; MAX_INPUT + 1]).unwrap();
+        let file = parse(&format!("file:{}", big.display())).unwrap();
+        assert!(file.local_problem(&SourceEnv::default()).unwrap().contains("larger than 1 MiB"));
+        let env = parse("env:TOK").unwrap();
+        assert!(env.local_problem(&with_path(&env)).unwrap().contains("`TOK` is"), "not a JWT");
+        let mut e = Env::new();
+        e.insert("TOK".into(), jwt(900));
+        let held = SourceEnv::capture(&env, &e);
+        assert_eq!((env.local_problem(&held), env.env_jwt_expiry(&held)), (None, Some(900)));
     }
 
     #[tokio::test]

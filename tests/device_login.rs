@@ -82,8 +82,20 @@ async fn denied_device_login_exits_3() {
     let w = world(fast()).await;
     let out = run(authenticate(&w, Some(&person(&w, "&decision=deny")), &["--device-code"])).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("was denied"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("was denied") && stderr(&out).contains("to try again"), "{}", stderr(&out));
     assert!(!w.session_dir().join("refresh_token").exists());
+}
+
+/// A poll the IdP does not answer (an outage, 3 attempts of 503) leaves the code valid: woci says
+/// so once and polls on, and the approved login completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_outage_during_the_polls_does_not_end_the_login() {
+    let w = world(fast()).await;
+    w.emu.set_fault(woci_emulator::Endpoint::IdpToken, woci_emulator::Fault::status(503).times(3));
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code"])).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("did not answer a login poll").count(), 1, "{}", stderr(&out));
+    assert_eq!(w.emu.stats().device_grants, 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

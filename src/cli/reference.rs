@@ -100,7 +100,7 @@ pub const ENVIRONMENT: &[Row] = &[
         "set by woci (to its pid) for each `oci` it runs; a woci started with it set refuses to run `oci` again, \
          so an `oci_command` that leads back to woci fails at once instead of looping",
     ),
-    r("`BROWSER`", "command that opens the login URL (with a device code: the verification URL)"),
+    r("`BROWSER`", "command that opens the login URL (with a device code: the verification URL); as `oci` reads it: a `:`-separated list tried in order, `%s` in a command line for the URL"),
     r(
         "`SSH_CONNECTION`, `SSH_TTY`, `DISPLAY`, `WAYLAND_DISPLAY`",
         "read to decide whether a browser can be opened here (else a device-code login)",

@@ -159,6 +159,7 @@ async fn poll(
 ) -> Result<IdpTokens> {
     let deadline = tokio::time::Instant::now() + limit;
     let form = [("grant_type", GRANT_TYPE), ("device_code", device_code), ("client_id", cfg.client_id.as_str())];
+    let mut told = false;
     loop {
         if tokio::time::Instant::now() >= deadline {
             return Err(opts.timed_out(FLAG, limit));
@@ -168,6 +169,14 @@ async fn poll(
         // A device code is not spent by a poll that got no answer: ordinary retries.
         let result = token_request(http, cfg, "device code", &form, Retry::Idempotent).await;
         let profile = &opts.profile;
+        // A poll the IdP did not answer (an outage, a dropped connection) leaves the code valid:
+        // the person may be half-way through approving it, so polling goes on to the deadline.
+        if let Some(e) = result.as_ref().err().filter(|e| e.is_transient()) {
+            if !std::mem::replace(&mut told, true) {
+                tracing::warn!("the identity provider did not answer a login poll ({e}); polling on until the login completes or times out");
+            }
+            continue;
+        }
         let rejection = match &result {
             Err(Error::IdpRejected { error, .. }) => error.as_str(),
             _ => "",
@@ -179,7 +188,9 @@ async fn poll(
                 tracing::debug!(interval_s = interval.as_secs(), "the identity provider asked to poll more slowly");
             }
             "access_denied" => {
-                return Err(Error::Login(format!("the login for profile `{profile}` was denied at the identity provider")))
+                return Err(Error::Login(format!(
+                    "the login for profile `{profile}` was denied at the identity provider; run `woci session authenticate{FLAG} --profile {profile}` to try again"
+                )))
             }
             "expired_token" => {
                 return Err(Error::Login(format!(

@@ -525,6 +525,32 @@ fn browser_gets_the_url_as_its_only_argument() {
     assert_eq!(got, format!("1\n{}\n", url.as_str()));
 }
 
+/// `BROWSER` as Python's `webbrowser` reads it (what `oci session authenticate` honours): a
+/// `:`-separated list tried in order, `%s` in a command line replaced by the URL.
+#[test]
+fn browser_lists_and_placeholders_as_pythons_webbrowser_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("args");
+    let script = dir.path().join("br.sh");
+    std::fs::write(&script, format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{}'\n", out.display())).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let url = Url::parse("http://127.0.0.1:1/authorize?a=1").unwrap();
+    let browser = format!("/nonexistent/first:{} --new-window %s", script.display());
+    browser::launch(Some(std::ffi::OsStr::new(&browser)), &url).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !out.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("--new-window\n{}\n", url.as_str()));
+    let err = browser::launch(Some(std::ffi::OsStr::new("/nonexistent/a:/nonexistent/b %s")), &url).unwrap_err();
+    assert!(err.contains("/nonexistent/a") && err.contains("/nonexistent/b"), "{err}");
+}
+
 #[test]
 fn scrub_removes_secrets_and_control_characters() {
     assert_eq!(scrub("bad abcd1234 here\r\n", &["abcd1234"]), "bad [redacted] here");

@@ -171,6 +171,8 @@ pub struct SessionFacts<'s> {
     pub manager_ini: Option<(PathBuf, bool)>,
     /// Without a section for the profile: the section that was probably meant.
     pub near_section: Option<String>,
+    /// For federated profiles with an `env:` source: the `exp` of the JWT it holds.
+    pub source_expires_at: Option<i64>,
     /// For federated profiles: why the subject token source cannot give a token now, if so.
     pub source_problem: Option<String>,
     /// The key the session is bound to.
@@ -277,6 +279,10 @@ impl<'s> SessionFacts<'s> {
             key_mismatch,
             manager_ini: settings.ini_file.clone(),
             near_section: settings.ini_near_section.clone(),
+            source_expires_at: match &settings.mode {
+                RenewMode::Federated(c) => c.source.env_jwt_expiry(&c.env),
+                _ => None,
+            },
             source_problem: match &settings.mode {
                 RenewMode::Federated(c) => c
                     .source
@@ -431,6 +437,7 @@ pub mod testing {
                 key: KeyState::Usable,
                 key_mismatch: false,
                 source_problem: None,
+                source_expires_at: None,
                 manager_ini: None,
                 near_section: None,
                 unsafe_folder: None,

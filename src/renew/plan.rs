@@ -166,22 +166,42 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
     }
     match f.mode {
         RenewMode::Login(cfg) => login_plan(f, cfg, force, why, now),
-        RenewMode::Federated(cfg) => federated_plan(f, cfg, force, why),
+        RenewMode::Federated(cfg) => federated_plan(f, cfg, force, why, now),
         RenewMode::SessionRefresh(cfg) => session_refresh_plan(f, cfg, force, token, why, now),
         RenewMode::Unusable(why) => Decision::impossible(exit::CONFIG, why.clone()),
     }
 }
 
 /// A federated profile never logs in; it can renew when its source can give a token.
-fn federated_plan<'s>(f: &SessionFacts<'_>, cfg: &'s FederatedConfig, force: Force, why: String) -> Decision<'s> {
+fn federated_plan<'s>(
+    f: &SessionFacts<'_>,
+    cfg: &'s FederatedConfig,
+    force: Force,
+    why: String,
+    now: i64,
+) -> Decision<'s> {
     if force == Force::Login {
         return Decision::impossible(
             exit::CONFIG,
-            format!("profile `{}` mints its session from `subject_token_source` and never logs in", f.profile),
+            format!(
+                "profile `{0}` mints its session from `subject_token_source` and never logs in; every call (or \
+                 `woci session refresh --profile {0}`) mints a new one",
+                f.profile
+            ),
         );
     }
     if let Some(problem) = &f.source_problem {
         return Decision::impossible(exit::SUBJECT_TOKEN, format!("{why}, and {problem}"));
+    }
+    if let Some(exp) = f.source_expires_at.filter(|exp| *exp <= now) {
+        return Decision::impossible(
+            exit::SUBJECT_TOKEN,
+            format!(
+                "{why}, and subject token source `{}` holds a JWT that expired {}s ago",
+                cfg.source.describe(),
+                now - exp
+            ),
+        );
     }
     Decision::new(
         Plan::Exchange(cfg),

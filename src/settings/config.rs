@@ -194,7 +194,9 @@ impl SubjectTokenSource {
         match self {
             SubjectTokenSource::GithubActions => vec![GH_URL_VAR, GH_TOKEN_VAR],
             SubjectTokenSource::Env(name) => vec![name.as_str()],
-            SubjectTokenSource::File(_) | SubjectTokenSource::Command { .. } => Vec::new(),
+            // Where the helper is looked up, for the local check that it exists.
+            SubjectTokenSource::Command { .. } => vec!["PATH"],
+            SubjectTokenSource::File(_) => Vec::new(),
         }
     }
 }

@@ -327,7 +327,15 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         Error::Config(format!("{what} {} (set them in {where_} or as flags){hint}", names.join(", ")))
     };
 
-    if let Some(source) = l.get(Key::SubjectTokenSource, |v| SubjectTokenSource::parse(v, l.home))? {
+    if let Some(mut source) = l.get(Key::SubjectTokenSource, |v| SubjectTokenSource::parse(v, l.home))? {
+        // `file:` relative to the INI's folder, as every path of the INI is.
+        if let (SubjectTokenSource::File(p), Some((_, Origin::Ini(ini)))) =
+            (&mut source, l.raw(Key::SubjectTokenSource))
+        {
+            if p.is_relative() {
+                *p = ini.parent().unwrap_or(Path::new("")).join(&*p);
+            }
+        }
         let url_key = if l.present(Key::TokenExchangeUrl) { Key::TokenExchangeUrl } else { Key::TokenUrl };
         // A missing URL is named as the exchange's.
         let missing: Vec<Key> = [url_key, Key::ClientId, Key::ClientSecret]

@@ -378,6 +378,17 @@ fn decision_table() {
         ),
         row("federated, login asked", valid(), Fed, Absent, none, FLogin, "impossible", exit::CONFIG, "never logs in"),
         row(
+            "federated, the variable's JWT expired",
+            expired(),
+            Fed,
+            Absent,
+            |f| f.source_expires_at = Some(NOW - 50),
+            No,
+            "impossible",
+            exit::SUBJECT_TOKEN,
+            "holds a JWT that expired 50s ago",
+        ),
+        row(
             "valid token, corrupt key",
             valid(),
             Idp,

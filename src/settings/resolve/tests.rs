@@ -120,6 +120,14 @@ client_id = c\nclient_secret = s\n";
     assert_eq!(c.audience, "https://cloud.oracle.com");
     assert_eq!(c.exchange.client_id, "c");
     assert!(s.secret_env.contains(&"CI_JOB_JWT_V2".to_owned()));
+    // A relative `file:` of the INI is relative to the INI's folder; of a flag, to the caller's.
+    let ini = "subject_token_source = file:ci/token.jwt\ntoken_exchange_url = https://idcs.example/t\nclient_id = c\nclient_secret = s\n";
+    let s = resolve_with(ini, &[], &[], false).unwrap();
+    let RenewMode::Federated(c) = &s.mode else { panic!("expected federation") };
+    assert!(matches!(&c.source, SubjectTokenSource::File(p) if p.is_absolute() && p.ends_with(".oci/ci/token.jwt")));
+    let s = resolve_with(ini, &[(Key::SubjectTokenSource, "file:t.jwt")], &[], false).unwrap();
+    let RenewMode::Federated(c) = &s.mode else { panic!("expected federation") };
+    assert_eq!(c.source, SubjectTokenSource::File("t.jwt".into()));
     let ini = "subject_token_source = env:A\nclient_id = c\nsubject_token_audience = aud\n";
     let e = resolve_with(ini, &[(Key::SubjectTokenSource, "github-actions")], &[], false).unwrap_err().to_string();
     assert!(e.contains("`token_exchange_url`") && e.contains("`client_secret`") && !e.contains("`client_id`"), "{e}");
