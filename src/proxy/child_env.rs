@@ -119,6 +119,15 @@ impl ChildEnv {
                 env.set.push((var.into(), kept.into()));
             }
         }
+        // `NO_PROXY=*` sent everything direct, plain HTTP included: without the `*` (it would
+        // bypass the re-signing proxy), the user's `HTTP_PROXY` would start to apply; it goes too.
+        let everything_direct = REMOVED_VARS
+            .iter()
+            .filter_map(|v| user_env.get(*v))
+            .any(|list| list.split([',', ' ']).any(|e| e.trim() == "*"));
+        if everything_direct {
+            env.remove.extend(["HTTP_PROXY", "http_proxy"].map(OsString::from));
+        }
 
         let go = go_default_certs(proxy, user_env, &mut env.warnings)?;
         env.set.push(("OCI_DEFAULT_CERTS_PATH".into(), go.into_os_string()));
@@ -267,14 +276,20 @@ mod tests {
         let f = fixture();
         let list = "localhost, 169.254.169.254,.intranet.example,*.oraclecloud.com,objectstorage.us-ashburn-1.oraclecloud.com,\
                     com,oraclegovcloud.uk,127.0.0.0/8,10.0.0.0/8,*";
-        let env = build(&f, &[("no_proxy", list)]);
+        let env = build(&f, &[("no_proxy", list), ("HTTP_PROXY", "http://corp:3128")]);
         assert_eq!(get(&env, "no_proxy"), Some("localhost,169.254.169.254,.intranet.example,10.0.0.0/8"));
+        // The `*` sent plain HTTP direct too: without it, the user's HTTP proxy must not apply.
+        assert!(env.remove.iter().any(|v| v == "HTTP_PROXY") && env.remove.iter().any(|v| v == "http_proxy"));
         // A plain suffix of a re-signed host (Python's `requests` matches those) goes too.
         let env = build(&fixture(), &[("no_proxy", "cloud.com,ud.com,r-oci.com,.0.0.1,example.com")]);
         assert_eq!(get(&env, "no_proxy"), Some("example.com"));
         assert_eq!(env.remove, vec![OsString::from("NO_PROXY")], "the user set only no_proxy");
         let env = build(&fixture(), &[("NO_PROXY", "*"), ("no_proxy", ".oraclecloud.com")]);
-        assert_eq!(env.remove, vec![OsString::from("NO_PROXY"), OsString::from("no_proxy")], "nothing left");
+        assert_eq!(
+            env.remove,
+            ["NO_PROXY", "no_proxy", "HTTP_PROXY", "http_proxy"].map(OsString::from),
+            "nothing left"
+        );
     }
 
     #[test]
