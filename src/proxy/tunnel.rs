@@ -32,8 +32,13 @@ pub struct Upstream {
 
 impl Upstream {
     /// Opens a TCP stream to `host:port`, through the user's proxy unless `NO_PROXY` says otherwise.
-    /// The first time a target is tunnelled, says why it is not re-signed.
+    /// The first time a target is tunnelled, says why it is not re-signed. Only targets reached
+    /// count ([`Self::untouched`]): no 401 came from one that could not be reached.
     pub async fn connect(&self, host: &str, port: u16) -> io::Result<TcpStream> {
+        let stream = match &self.proxy {
+            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
+            _ => timed(TcpStream::connect((unbracket(host), port))).await,
+        }?;
         let target = format!("{host}:{port}");
         if self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false) {
             tracing::info!(
@@ -42,10 +47,7 @@ impl Upstream {
                  `WOCI_RESIGN_HOSTS`"
             );
         }
-        match &self.proxy {
-            Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
-            _ => timed(TcpStream::connect((unbracket(host), port))).await,
-        }
+        Ok(stream)
     }
 
     /// The `host:port`s tunnelled so far, sorted.
@@ -182,12 +184,13 @@ mod tests {
         // listener itself succeeds.
         let direct = Upstream { proxy, no_proxy: NoProxy::parse("127.0.0.1"), ..Upstream::default() };
         direct.connect("127.0.0.1", addr.port()).await.unwrap();
-        // Every target is remembered once, for the hint after a failed child.
+        // Every target reached is remembered once, for the hint after a failed child; one never
+        // reached (the refused CONNECT) cannot have answered 401.
         direct.connect("127.0.0.1", addr.port()).await.unwrap();
         assert_eq!(direct.untouched(), [format!("127.0.0.1:{}", addr.port())]);
-        assert_eq!(up.untouched(), ["example.test:443"]);
-        let hint = untouched_hint(&up.untouched()).unwrap();
-        assert!(hint.contains("`example.test:443`") && hint.contains("`resign_hosts`"), "{hint}");
+        assert!(up.untouched().is_empty());
+        let hint = untouched_hint(&direct.untouched()).unwrap();
+        assert!(hint.contains(&format!("`127.0.0.1:{}`", addr.port())) && hint.contains("`resign_hosts`"), "{hint}");
         assert_eq!(untouched_hint(&[]), None);
     }
 }
