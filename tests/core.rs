@@ -569,6 +569,7 @@ async fn an_api_key_profile_without_auth_goes_to_oci_unchanged() {
     .await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("API-key profile"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("renewal: none"), "not a session-refresh profile");
     assert_eq!(w.emu.stats().requests, 0);
 }
 

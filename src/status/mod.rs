@@ -19,7 +19,8 @@
 //! JSON (`"schema": 1`; times are seconds since the Unix epoch, durations in seconds, `null` when
 //! unknown): `profile`, `now`, `usable`, `exit_code`, `next_action` (`none` | `finish_config` |
 //! `refresh` | `login` | `session_refresh` | `exchange` | `impossible`), `reason`, `renewal`
-//! (`idp` | `session_refresh` | `federated`), `token` {`path`, `state` (`valid` | `expiring` |
+//! (`idp` | `session_refresh` | `federated` | `none`: calls go to oci unchanged, an API-key
+//! profile or another `--auth`), `token` {`path`, `state` (`valid` | `expiring` |
 //! `expired` | `missing` | `corrupt`), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
@@ -135,6 +136,8 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let d = plan(f, Force::No, now);
     // What a call does with an API-key profile (unless `--auth security_token` is given): `oci`
     // as it is, no session needed.
+    // Calls that go to oci unchanged renew nothing.
+    let passthrough = inp.auth.as_deref().map_or(f.oci.is_api_key(f.mode), |a| a != "security_token");
     let (exit_code, next_action, reason) = match inp.auth.as_deref() {
         Some(a) if a != "security_token" => {
             (0, "none", format!("the calls' auth is `{a}`: they go to oci unchanged, the session is left alone"))
@@ -187,6 +190,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         next_action,
         reason,
         renewal: match f.mode {
+            _ if passthrough => "none",
             RenewMode::SessionRefresh(_) => "session_refresh",
             RenewMode::Federated(_) => "federated",
             RenewMode::Login(_) | RenewMode::Unusable(_) => "idp",
@@ -263,6 +267,9 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     push_line(&mut o, t.user.as_ref().map(|u| format!("  user:    {}", safe(u))));
     push_line(&mut o, t.tenancy.as_ref().map(|tn| format!("  tenancy: {}", safe(tn))));
     match r.renewal {
+        "none" => {
+            let _ = writeln!(o, "renewal: none (woci leaves this profile's calls to oci)");
+        }
         "session_refresh" => {
             let _ = writeln!(o, "renewal: OCI session refresh (no identity provider configured)");
         }
