@@ -521,3 +521,24 @@ async fn the_daemon_keeps_no_inherited_descriptor() {
     let out = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
 }
+
+/// A FIFO where the daemon's log belongs is refused at once (exit 2), never waited on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_as_the_log_is_refused_not_waited_on() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let log = w.session_dir().join("woci-daemon.log");
+    let c = std::ffi::CString::new(log.to_str().unwrap()).unwrap();
+    // SAFETY: mkfifo(3) with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+    let mut cmd = w.woci();
+    cmd.args(["--daemon", "--profile", "P"]).timeout(Duration::from_secs(20));
+    let out = run(cmd).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("woci-daemon.log") && stderr(&out).contains("not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+}

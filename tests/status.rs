@@ -476,6 +476,8 @@ async fn the_last_failure_is_what_the_next_call_meets() {
     let out = status(&w, false, &[], &[]).await;
     assert_eq!(out.status.code(), Some(5), "{}", stdout(&out));
     assert!(stdout(&out).contains("fails the same way until that is fixed"), "{}", stdout(&out));
+    let out = status(&w, false, &[], &["--prompt"]).await;
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(5), "P error\n"), "the prompt agrees");
     // Touching the manager INI (the fix, usually) makes the next call worth a try again.
     std::thread::sleep(std::time::Duration::from_millis(20));
     let ini = w.read(&w.manager_ini_path());

@@ -83,6 +83,8 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     // that is no file already.)
     crate::fsutil::refuse_non_file(&store.daemon_state_path())?;
     let log_path = store.daemon_log_path();
+    // A FIFO there would block the open below (and the start with it).
+    crate::fsutil::refuse_non_file(&log_path)?;
     rotate_log_if_needed(&log_path, LOG_MAX_BYTES)?;
     let log = open_log(&log_path)?;
     let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_path, e))?;

@@ -30,18 +30,21 @@ pub(super) fn client(options: &HttpOptions) -> Result<reqwest::Client> {
 impl Transport for reqwest::Client {
     fn send(&self, req: Request, max_body: usize) -> SendFuture<'_> {
         Box::pin(async move {
-            let deadline = tokio::time::Instant::now() + req.timeout;
+            let mut deadline = Deadline::new(req.timeout);
             let host = req.url.host_str().unwrap_or("?").to_owned();
-            let builder =
-                self.request(req.method, req.url).headers(req.headers).timeout(req.timeout).body(req.body.to_vec());
-            let mut resp = builder.send().await.map_err(|e| classify(e, &host))?;
+            let builder = self.request(req.method, req.url).headers(req.headers).body(req.body.to_vec());
+            let mut resp = deadline
+                .run(builder.send())
+                .await
+                .ok_or_else(|| Failure::Lost("timed out".into()))?
+                .map_err(|e| classify(e, &host))?;
             let status = resp.status().as_u16();
             let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));
             loop {
-                // reqwest's timeout covers the body too; the deadline is belt and braces.
-                let chunk = tokio::time::timeout_at(deadline, resp.chunk())
+                let chunk = deadline
+                    .run(resp.chunk())
                     .await
-                    .map_err(|_| Failure::Lost("timed out while reading the answer".into()))?
+                    .ok_or_else(|| Failure::Lost("timed out while reading the answer".into()))?
                     .map_err(|e| {
                         Failure::Lost(format!(
                             "connection dropped while reading the HTTP {status} answer: {}",
@@ -56,6 +59,44 @@ impl Transport for reqwest::Client {
             }
             Ok(Response { status, body })
         })
+    }
+}
+
+/// A request's time limit that counts only time the process ran: a woci stopped with Ctrl-Z (or a
+/// machine asleep) past the limit still reads the answer that arrived meanwhile; a refresh
+/// grant's answer dropped then would leave the IdP's rotated refresh token unknown.
+struct Deadline {
+    at: tokio::time::Instant,
+}
+
+impl Deadline {
+    /// A tick later than this much says the process did not run in between.
+    const TICK: std::time::Duration = std::time::Duration::from_secs(1);
+
+    fn new(limit: std::time::Duration) -> Deadline {
+        Deadline { at: tokio::time::Instant::now() + limit }
+    }
+
+    /// `work`'s output, or `None` once the limit passed while the process ran. The work is
+    /// polled before the clock on every wake-up.
+    async fn run<F: std::future::Future>(&mut self, work: F) -> Option<F::Output> {
+        tokio::pin!(work);
+        loop {
+            let tick = tokio::time::Instant::now() + Self::TICK;
+            tokio::select! {
+                biased;
+                out = &mut work => return Some(out),
+                _ = tokio::time::sleep_until(tick.min(self.at)) => {
+                    let late = tokio::time::Instant::now().saturating_duration_since(tick);
+                    // Time the process was stopped does not count.
+                    if late > Self::TICK {
+                        self.at += late;
+                    } else if tokio::time::Instant::now() >= self.at {
+                        return None;
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -123,6 +164,24 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Ctrl-Z past a request's limit: the answer that came meanwhile is read after SIGCONT, not
+    /// dropped as a timeout; while the process runs, the limit holds.
+    #[tokio::test(start_paused = true)]
+    async fn time_stopped_does_not_count_against_the_limit() {
+        use std::time::Duration;
+        let (tx, rx) = tokio::sync::oneshot::channel::<u8>();
+        let waiting = tokio::spawn(async move { Deadline::new(Duration::from_secs(5)).run(rx).await });
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The whole process stood still for 100 s: every timer fires late at once.
+        tokio::time::advance(Duration::from_secs(100)).await;
+        tx.send(7).unwrap();
+        assert_eq!(waiting.await.unwrap().map(Result::unwrap), Some(7));
+        let (_tx, rx) = tokio::sync::oneshot::channel::<u8>();
+        let started = tokio::time::Instant::now();
+        assert!(Deadline::new(Duration::from_secs(5)).run(rx).await.is_none());
+        assert!(started.elapsed() >= Duration::from_secs(5) && started.elapsed() < Duration::from_secs(7));
+    }
 
     #[test]
     fn an_unknown_issuer_names_the_host_and_every_way_to_trust_the_ca() {

@@ -162,7 +162,7 @@ impl Settings {
             None => IniFile::default(),
         };
         l.ini = &ini;
-        let warnings = ini.warnings();
+        let mut warnings = ini.warnings();
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
@@ -264,6 +264,7 @@ impl Settings {
         let proxy_max_connections = l.get(Key::ProxyMaxConnections, rules::count)?;
         let debug = l.boolean(Key::Debug)?;
         let origins = l.found.take();
+        warnings.extend(trailing_comments(&origins));
         Ok(Settings {
             container,
             native_oke,
@@ -298,6 +299,35 @@ impl Settings {
             warnings,
         })
     }
+}
+
+/// One warning per INI value that ends in what looks like a comment (`client_secret = s3cret   #
+/// exchange`): configparser keeps it as part of the value, which a server then refuses with a
+/// message about the secret, not the comment. Command lines and sources are left alone (a `#`
+/// may be theirs); a secret's value is never shown.
+fn trailing_comments(found: &BTreeMap<&'static str, (Origin, SecretString)>) -> Vec<String> {
+    found
+        .iter()
+        .filter(|(_, (origin, _))| matches!(origin, Origin::Ini(_)))
+        .filter_map(|(name, (origin, value))| {
+            let d = super::table::SETTINGS.iter().find(|d| d.name == *name)?;
+            let v = value.expose();
+            let at = v
+                .char_indices()
+                .filter(|(_, c)| c.is_whitespace())
+                .map(|(i, _)| i)
+                .find(|i| v[*i..].trim_start().starts_with(['#', ';']))?;
+            (!matches!(d.kind, Kind::Command | Kind::Source)).then(|| {
+                let shown =
+                    if d.hides_value() { String::new() } else { format!(" (`{}`)", v[at..].trim().escape_debug()) };
+                format!(
+                    "`{name}` from {} ends in what looks like a comment{shown}; woci_manager.ini has no comments \
+                     after a value, so it is part of it: put `# …` on a line of its own",
+                    origin.describe()
+                )
+            })
+        })
+        .collect()
 }
 
 /// The keys a login profile needs.

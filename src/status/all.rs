@@ -56,8 +56,11 @@ pub(crate) fn run_prompt(ctx: &Context) -> Result<u8> {
     };
     let now = ctx.now();
     let d = plan::plan(&facts, Force::No, now);
-    let state = State::of_plan(d.exit_code(), d.plan.name());
+    // What the last renewal met counts as in `--status` (one small file; no daemon or PATH look).
+    let (code, _) =
+        super::after_last_failure(d.exit_code(), d.plan.name(), String::new(), super::last_failure(ctx).as_ref(), now);
+    let state = State::of_plan(code, d.plan.name());
     let line = overview::prompt_line(&ctx.settings.profile, state, facts.claims().map(|c| c.exp - now));
     print(&format!("{line}\n"))?;
-    Ok(d.exit_code())
+    Ok(code)
 }

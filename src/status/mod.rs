@@ -69,6 +69,50 @@ pub(crate) struct Inputs<'s> {
     pub last_failure: Option<(crate::store::FailureRecord, bool)>,
 }
 
+/// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
+/// (the refresh token is probably spent), or a refusal the settings have not been changed for
+/// since (`changed`); a transient failure is only mentioned. Shared by `--status` and its prompt.
+pub(crate) fn after_last_failure(
+    exit_code: u8,
+    next_action: &str,
+    reason: String,
+    last: Option<&(crate::store::FailureRecord, bool)>,
+    now: i64,
+) -> (u8, String) {
+    let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
+    let Some((f, changed)) = last.filter(|_| renews && exit_code == 0) else { return (exit_code, reason) };
+    let ago = crate::clock::fmt_secs((now - f.at / 1000).max(0));
+    if f.reply_lost {
+        let why = format!(
+            "{reason}; but the answer to the last refresh grant ({ago} ago) was lost, so the identity provider has \
+             probably spent the stored refresh token and the next call will need a login"
+        );
+        (crate::error::exit::LOGIN, why)
+    } else if !f.transient && !changed {
+        let why = format!(
+            "{reason}; but the last renewal, {ago} ago, failed: {}; the next call fails the same way until that is \
+             fixed",
+            f.message
+        );
+        (f.exit_code, why)
+    } else {
+        (exit_code, format!("{reason} (the last renewal, {ago} ago, failed: {})", f.message))
+    }
+}
+
+/// The last renewal's failure, and whether the manager INI or the OCI config changed since (the
+/// fix, usually).
+pub(crate) fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
+    ctx.store.failure_since(0).map(|f| {
+        let changed_ms = |p: &std::path::Path| {
+            std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
+        };
+        let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
+        let changed = ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at;
+        (f, changed)
+    })
+}
+
 /// The token part of the report.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 pub(crate) struct TokenReport {
@@ -151,31 +195,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         }
         _ => (d.exit_code(), d.plan.name(), d.reason),
     };
-    // A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
-    // (the refresh token is probably spent), or a refusal the settings have not been changed for.
-    let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
-    let (exit_code, reason) = match &inp.last_failure {
-        Some((f, changed)) if renews && exit_code == 0 => {
-            let ago = crate::clock::fmt_secs((now - f.at / 1000).max(0));
-            if f.reply_lost {
-                let why = format!(
-                    "{reason}; but the answer to the last refresh grant ({ago} ago) was lost, so the identity \
-                     provider has probably spent the stored refresh token and the next call will need a login"
-                );
-                (crate::error::exit::LOGIN, why)
-            } else if !f.transient && !changed {
-                let why = format!(
-                    "{reason}; but the last renewal, {ago} ago, failed: {}; the next call fails the same way until \
-                     that is fixed",
-                    f.message
-                );
-                (f.exit_code, why)
-            } else {
-                (exit_code, format!("{reason} (the last renewal, {ago} ago, failed: {})", f.message))
-            }
-        }
-        _ => (exit_code, reason),
-    };
+    let (exit_code, reason) = after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), now);
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match &inp.program {
         Some((code, why)) if exit_code == 0 => (*code, "impossible", why.clone()),
@@ -332,15 +352,7 @@ pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
             .and_then(|spec| spec.check_runnable(&ctx.env))
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
-        last_failure: ctx.store.failure_since(0).map(|f| {
-            // A changed manager INI or OCI config may be the fix.
-            let changed_ms = |p: &std::path::Path| {
-                std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
-            };
-            let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
-            let changed = ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at;
-            (f, changed)
-        }),
+        last_failure: last_failure(ctx),
     })
 }
 

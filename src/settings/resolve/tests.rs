@@ -83,6 +83,15 @@ fn a_comment_after_a_value_is_named() {
     assert!(e.contains("`login_timeout`") && e.contains("on a line of its own"), "{e}");
     let s = resolve_with(&format!("{LOGIN}region = eu-frankfurt-1\n"), &[], &[], false).unwrap();
     assert_eq!(s.region.as_deref(), Some("eu-frankfurt-1"));
+    assert!(!s.warnings.iter().any(|w| w.contains("comment")), "{:?}", s.warnings);
+    // Values no rule refuses (a secret, a text) get a warning; a secret's text is never shown.
+    let ini = LOGIN
+        .replace("client_secret = s\n", "client_secret = s   # exchange secret\n")
+        .replace("scope = openid offline_access\n", "scope = openid offline_access ; both\n");
+    let s = resolve_with(&ini, &[], &[], false).unwrap();
+    let w = s.warnings.join("\n");
+    assert!(w.contains("`client_secret` from") && !w.contains("exchange secret"), "{w}");
+    assert!(w.contains("`scope` from") && w.contains("(`; both`)"), "{w}");
 }
 
 #[test]
