@@ -130,10 +130,18 @@ impl KeyPair {
         Ok(KeyPair { public: key.to_public_key(), private: key })
     }
 
-    /// Reads a key file; a damaged file is [`Error::CorruptFile`].
+    /// Reads a key file; a damaged file is [`Error::CorruptFile`]; one encrypted with a passphrase
+    /// (which `oci` can use, with `pass_phrase`) is a settings error, not damage.
     pub fn load(path: &Path) -> Result<KeyPair> {
         let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT)
             .map_err(|e| Error::io("cannot read key", path, e))?;
+        if text.contains("ENCRYPTED") {
+            return Err(Error::Config(format!(
+                "the key `{}` is encrypted with a passphrase, which woci cannot sign or renew with (`oci` can); \
+                 use a key without one, or run this without `--auto-refresh`",
+                path.display()
+            )));
+        }
         Self::from_pem(&text).map_err(|reason| Error::corrupt(path, reason))
     }
 

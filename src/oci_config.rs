@@ -164,22 +164,33 @@ pub enum ConfigState {
 /// from one read of the file; none unless [`ConfigState::Present`] (for `DEFAULT`: a `[DEFAULT]`
 /// section). Keys are lowercase.
 pub fn read_profile(path: &Path, profile: &str) -> Result<(ConfigState, BTreeMap<String, String>)> {
+    read_profile_split(path, profile).map(|(state, values, _)| (state, values))
+}
+
+/// [`read_profile`], and which of the keys come from `[DEFAULT]` only (the profile does not set
+/// them itself).
+pub fn read_profile_split(
+    path: &Path,
+    profile: &str,
+) -> Result<(ConfigState, BTreeMap<String, String>, std::collections::BTreeSet<String>)> {
     let Some(text) = read_text(path)? else {
-        return Ok((ConfigState::FileMissing, BTreeMap::new()));
+        return Ok((ConfigState::FileMissing, BTreeMap::new(), Default::default()));
     };
     let parsed = parse(&text).map_err(|reason| Error::corrupt(path, reason))?;
     let defaults = parsed.section_values(DEFAULT_SECTION);
+    let mut inherited = std::collections::BTreeSet::new();
     let values = match profile {
         DEFAULT_SECTION => defaults,
         _ => parsed.section_values(profile).map(|own| {
             let mut merged = defaults.unwrap_or_default();
+            inherited.extend(merged.keys().filter(|k| !own.contains_key(*k)).cloned());
             merged.extend(own);
             merged
         }),
     };
     Ok(match values {
-        Some(values) => (ConfigState::Present, values),
-        None => (ConfigState::ProfileMissing(parsed.sections), BTreeMap::new()),
+        Some(values) => (ConfigState::Present, values, inherited),
+        None => (ConfigState::ProfileMissing(parsed.sections), BTreeMap::new(), inherited),
     })
 }
 

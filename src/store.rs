@@ -654,7 +654,13 @@ fn parse_refresh_token(path: &Path, bytes: &[u8], passphrase: Option<&SecretStri
                 .into(),
         });
     };
-    crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked { path, reason: e.to_string() })
+    crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked {
+        path,
+        reason: format!(
+            "{e}; give the passphrase it was encrypted with, or log in again (`woci session authenticate`) to store \
+             a new one"
+        ),
+    })
 }
 
 /// Warns (once per call, one line) about a private key that group or others can read. woci warns

@@ -124,6 +124,68 @@ async fn config_upsert_keeps_other_profiles_and_comments() {
     }
 }
 
+/// `oci session authenticate --profile DEFAULT` puts its key and token in `[DEFAULT]`, which every
+/// profile inherits: an IdP profile still keeps a session of its own and never renews into
+/// DEFAULT's files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idp_profile_never_renews_into_a_session_it_inherits_from_default() {
+    let w = World::new().await;
+    let theirs = w.home().join(".oci/sessions/DEFAULT");
+    std::fs::create_dir_all(&theirs).unwrap();
+    std::fs::write(theirs.join("token"), "their-token").unwrap();
+    std::fs::write(theirs.join("oci_api_key.pem"), "their-key").unwrap();
+    let config = format!(
+        "[DEFAULT]\nkey_file={0}/oci_api_key.pem\nsecurity_token_file={0}/token\nfingerprint=aa:bb\nregion=us-ashburn-1\n\n[P]\nregion=us-ashburn-1\n",
+        theirs.display()
+    );
+    std::fs::write(w.config_path(), &config).unwrap();
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.read(&theirs.join("token")), "their-token");
+    assert_eq!(w.read(&theirs.join("oci_api_key.pem")), "their-key");
+    assert!(w.token_path().exists(), "P has its own session token");
+    let written = w.read(&w.config_path());
+    assert!(written.starts_with(&config[..config.find("[P]").unwrap()]), "DEFAULT was changed:\n{written}");
+    let own = &written[written.find("[P]").unwrap()..];
+    assert!(own.contains(&format!("security_token_file={}", w.token_path().display())), "{own}");
+}
+
+/// A key encrypted with a passphrase (`oci session authenticate --use-passphrase`, `pass_phrase`
+/// in the config) is no damage: with a valid token the call runs `oci`, which can use the key;
+/// only a renewal, which woci cannot make with it, is refused, naming what can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_a_passphrase_is_used_by_oci_not_called_corrupt() {
+    let w = World::new().await;
+    w.seed_session_profile(std::time::Duration::from_secs(3600));
+    let key = w.session_dir().join("oci_api_key.pem");
+    std::fs::write(&key, "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIFHDBOBgkq\n-----END ENCRYPTED PRIVATE KEY-----\n")
+        .unwrap();
+    let config = w.read(&w.config_path());
+    std::fs::write(w.config_path(), format!("{config}pass_phrase=kp\n")).unwrap();
+    let call = |args: &'static [&'static str]| {
+        let mut c = w.woci();
+        c.args(args);
+        run(c)
+    };
+    let out = call(&["os", "ns", "get"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(call(&["--status"]).await.status.code(), Some(0));
+    let out = call(&["session", "refresh"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("encrypted with a passphrase") && stderr(&out).contains("command oci session refresh"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("corrupt"), "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_grant_falls_back_to_a_headless_login() {
     let w = World::new().await;

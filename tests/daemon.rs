@@ -542,3 +542,43 @@ async fn a_fifo_as_the_log_is_refused_not_waited_on() {
         stderr(&out)
     );
 }
+
+/// A long run that could not renew is refused at its start, not half an hour later: a daemon
+/// whose passphrase variable is unset (exit 2), one whose passphrase does not open the encrypted
+/// refresh token (exit 8), an `--exec` with the wrong passphrase (exit 8, the program never
+/// runs); and a reload that names a variable the daemon lacks keeps the current settings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let rt = w.seed_refresh_token();
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+    let with = |args: &[&str], pass: Option<&str>| {
+        let mut c = w.woci();
+        c.args(["--refresh-token-passphrase-env", "WOCI_RT_PASSPHRASE"]).args(args).args(["--profile", "P"]);
+        match pass {
+            Some(p) => c.env("WOCI_RT_PASSPHRASE", p),
+            None => c.env_remove("WOCI_RT_PASSPHRASE"),
+        };
+        run(c)
+    };
+    let out = with(&["--daemon"], None).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not set in the daemon's environment"), "{}", stderr(&out));
+    let out = with(&["--daemon"], Some("wrong")).await;
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    let ran = w.home().join("ran");
+    let script = format!("touch '{}'", ran.display());
+    let out = with(&["--exec", "--", "sh", "-c", &script], Some("wrong")).await;
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    assert!(!ran.exists(), "the program ran");
+
+    // Started right (plain settings); the INI then names a variable it does not have.
+    std::fs::write(w.session_dir().join("refresh_token"), &rt).unwrap();
+    let (_guard, pid) = start(&w).await;
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}refresh_token_passphrase_env = NOT_IN_ITS_ENV\n")).unwrap();
+    wait_for(&w, "the reload to be refused", || log(&w).contains("settings not reloaded")).await;
+    assert!(alive(pid) && log(&w).contains("NOT_IN_ITS_ENV"), "{}", log(&w));
+}

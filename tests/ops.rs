@@ -651,3 +651,47 @@ async fn status_counts_a_usable_fallback() {
     let out = woci(&w, &["os", "ns", "get"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "the call agrees: {}", stderr(&out));
 }
+
+/// A passphrase asked on the terminal that encrypts the refresh token for the first time is asked
+/// twice; two that differ change nothing (no grant sent, the refresh token as it was).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_prompted_passphrase_is_asked_twice() {
+    use std::io::Write;
+    let w = World::new().await;
+    w.seed_token(-30);
+    let rt = w.seed_refresh_token();
+    let woci = woci_bin();
+    let mut c = std::process::Command::new("script");
+    for k in SCRUBBED_ENV {
+        c.env_remove(k);
+    }
+    c.env("HOME", w.home())
+        .env("OCI_CLI_PROFILE", &w.profile)
+        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+        .env("SSL_CERT_FILE", SYSTEM_CA)
+        .args([
+            "-qefc",
+            &format!("'{}' --refresh-token-passphrase-prompt session refresh", woci.display()),
+            "/dev/null",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    let mut stdin = child.stdin.take().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        for line in ["first-typo\n", "intended\n"] {
+            std::thread::sleep(Duration::from_millis(700));
+            let _ = stdin.write_all(line.as_bytes());
+        }
+        std::thread::sleep(Duration::from_millis(700));
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("new refresh token passphrase") && text.contains("passphrases differ"), "{text}");
+    assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+}

@@ -71,6 +71,7 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let store = &ctx.store;
     let profile = store.profile().to_owned();
     DaemonSpec::check_passphrase(&ctx.settings)?;
+    renewer.check_passphrase_opens()?;
     let info = inspect(store)?;
     if info.running() {
         return Err(already_running(store, Some(info.probe)));

@@ -34,14 +34,23 @@ impl DaemonSpec {
     }
 
     /// Refuses settings that would make the daemon ask for the refresh token's passphrase.
+    /// Also refuses a passphrase variable the daemon's environment lacks: it never gains one, so
+    /// every renewal would fail (at a reload: the current settings stay).
     pub(crate) fn check_passphrase(s: &Settings) -> Result<()> {
-        if matches!(&s.mode, RenewMode::Login(c) if c.passphrase == PassphraseSource::Prompt) {
-            return Err(Error::Config(format!(
+        let RenewMode::Login(c) = &s.mode else { return Ok(()) };
+        match &c.passphrase {
+            PassphraseSource::Prompt => Err(Error::Config(format!(
                 "the daemon cannot ask for the refresh token passphrase of profile `{}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt",
                 s.profile
-            )));
+            ))),
+            PassphraseSource::Env { var, value: None } => Err(Error::Config(format!(
+                "`{var}` (named by `refresh_token_passphrase_env`) is not set in the daemon's environment, so no \
+                 renewal of profile `{}` could open or seal the refresh token; start the daemon with it set (systemd: \
+                 `EnvironmentFile=`)",
+                s.profile
+            ))),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     /// Writes the spec (the daemon's stdin).

@@ -43,13 +43,18 @@ impl OciProfile {
     /// missing file or section is a [`ConfigState`].
     pub fn read(settings: &Settings) -> Result<(ConfigState, OciProfile)> {
         let config_file = &settings.oci_config_file;
-        let (state, raw) = crate::oci_config::read_profile(config_file, &settings.profile)?;
+        let (state, raw, inherited) = crate::oci_config::read_profile_split(config_file, &settings.profile)?;
+        // A profile woci keeps a session for (IdP or federated) has a session of its own: a key
+        // or token file it only inherits from `[DEFAULT]` is another profile's (`oci session
+        // authenticate --profile DEFAULT`'s, or the user's API key), never renewed into.
+        let own_session = !matches!(settings.mode, RenewMode::SessionRefresh(_) | RenewMode::Unusable(_));
+        let session_key = |k: &str| !(own_session && inherited.contains(k));
         let text = |k: &str| raw.get(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
         // `~/…`, and `/oracle/.oci/…` written by `oci` inside the official container image.
         let path = |k: &str| text(k).map(|v| crate::oci_config::host_path(&v, &settings.home, config_file));
         let profile = OciProfile {
-            key_file: path("key_file"),
-            security_token_file: path("security_token_file"),
+            key_file: path("key_file").filter(|_| session_key("key_file")),
+            security_token_file: path("security_token_file").filter(|_| session_key("security_token_file")),
             region: text("region"),
             fingerprint: text("fingerprint"),
             raw,
@@ -99,6 +104,9 @@ pub enum KeyState {
     Missing,
     /// A readable RSA key of sufficient size.
     Usable,
+    /// A key encrypted with a passphrase (`pass_phrase` in the config): `oci` signs with it, so a
+    /// valid token is usable, but woci cannot renew with it.
+    Encrypted(PathBuf),
     /// A key that exists but cannot be used: why, and the exit code a call would have.
     Unusable {
         /// The message (names the file and the fix).
@@ -117,7 +125,7 @@ pub enum PassphraseInput {
     Env {
         /// Variable name.
         var: String,
-        /// Whether it has a non-empty value.
+        /// Whether it is set (empty means: store the refresh token unencrypted).
         set: bool,
     },
     /// Asked on the terminal at the next call.
@@ -219,8 +227,10 @@ impl<'s> SessionFacts<'s> {
             RenewMode::Login(c) => match &c.passphrase {
                 PassphraseSource::None => (PassphraseInput::None, None),
                 PassphraseSource::Env { var, value } => {
+                    // Set but empty stores the refresh token unencrypted (and opens no envelope).
+                    let set = value.is_some();
                     let value = value.as_ref().filter(|v| !v.expose().is_empty());
-                    (PassphraseInput::Env { var: var.clone(), set: value.is_some() }, value)
+                    (PassphraseInput::Env { var: var.clone(), set }, value)
                 }
                 PassphraseSource::Prompt => (PassphraseInput::Prompt, None),
             },
@@ -342,6 +352,7 @@ fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) 
                 ),
             ),
             Err(e) => unusable(exit::CORRUPT_FILE, format!("cannot read the key `{}`: {e}", path.display())),
+            Ok(pem) if pem.contains("ENCRYPTED") => (KeyState::Encrypted(path.to_owned()), None),
             Ok(pem) => match crate::keys::check_pem(&pem) {
                 Ok(modulus) => (KeyState::Usable, Some(modulus)),
                 Err(why) => unusable(

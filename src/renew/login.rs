@@ -141,6 +141,30 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
     Ok(tokens)
 }
 
+/// Asks for the passphrase on the terminal; a `new` one twice (they must match).
+fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
+    let ask = |prompt: String| {
+        rpassword::prompt_password(prompt).map(SecretString::from).map_err(|e| {
+            Error::Login(format!(
+                "cannot ask for the refresh token passphrase of profile `{profile}` ({e}: no terminal?); give it in \
+                 a variable instead, with `--refresh-token-passphrase-env VAR`"
+            ))
+        })
+    };
+    if !new {
+        return ask(format!("woci: refresh token passphrase for profile `{profile}`: "));
+    }
+    let first =
+        ask(format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "))?;
+    let again = ask("woci: the same passphrase again: ".to_owned())?;
+    if first.expose() != again.expose() {
+        return Err(Error::Config(
+            "the two passphrases differ; nothing was sent or stored: run the command again".to_owned(),
+        ));
+    }
+    Ok(first)
+}
+
 /// The refresh token passphrase, asked at most once per process.
 async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretString>> {
     r.passphrase
@@ -156,12 +180,17 @@ async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretStrin
                     Some(v) => Ok(Some(v.clone())),
                 },
                 PassphraseSource::Prompt => {
-                    let prompt = format!("woci: refresh token passphrase for profile `{}`: ", r.settings.profile);
-                    let p = tokio::task::spawn_blocking(move || rpassword::prompt_password(prompt))
+                    let profile = r.settings.profile.clone();
+                    // A passphrase that seals a refresh token for the first time is asked twice,
+                    // as ssh-keygen does: one typo would lock the session for good.
+                    let new = !matches!(
+                        r.store.stored_refresh_token().map(|s| s.state()),
+                        Ok(crate::store::RefreshTokenState::Encrypted)
+                    );
+                    let p = tokio::task::spawn_blocking(move || ask_passphrase(&profile, new))
                         .await
-                        .map_err(|e| Error::Other(e.to_string()))?
-                        .map_err(|e| Error::Login(format!("cannot ask for the refresh token passphrase: {e}")))?;
-                    Ok(if p.is_empty() { None } else { Some(SecretString::from(p)) })
+                        .map_err(|e| Error::Other(e.to_string()))??;
+                    Ok(if p.expose().is_empty() { None } else { Some(p) })
                 }
             }
         })

@@ -143,6 +143,24 @@ impl Renewer {
         self
     }
 
+    /// Fails when the stored refresh token is encrypted and the passphrase given does not open
+    /// it: a long run (the daemon, `--auto-refresh`, `--exec`) would start and then fail at its
+    /// first renewal, unattended.
+    pub fn check_passphrase_opens(&self) -> Result<()> {
+        let facts = SessionFacts::read(&self.settings, &self.store, true)?;
+        if facts.refresh.decryptable != Some(false) {
+            return Ok(());
+        }
+        let from = match &facts.refresh.passphrase {
+            facts::PassphraseInput::Env { var, .. } => format!("the passphrase in `{var}`"),
+            _ => "the passphrase given".to_owned(),
+        };
+        Err(Error::RefreshTokenLocked {
+            path: self.store.refresh_token_path(),
+            reason: format!("{from} does not open it, so the first renewal of this run would fail"),
+        })
+    }
+
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused
     /// refresh token then becomes an error telling the user how to log in.
     pub fn without_login(mut self) -> Renewer {

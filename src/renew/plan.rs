@@ -164,6 +164,23 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
     if let Some(problem) = &f.lock_problem {
         return Decision::impossible(exit::CONFIG, format!("{why}, but the renewal lock is unusable: {problem}"));
     }
+    if let KeyState::Encrypted(key) = &f.key {
+        let p = &f.profile;
+        let way = match f.mode {
+            RenewMode::SessionRefresh(_) => {
+                format!("renew with `command oci session refresh --profile {p}`, which can")
+            }
+            _ => "point `key_file` at a key without one, or delete the `key_file` line so that woci creates its own"
+                .to_owned(),
+        };
+        return Decision::impossible(
+            exit::CONFIG,
+            format!(
+                "{why}, but the key `{}` is encrypted with a passphrase, which woci cannot renew with; {way}",
+                key.display()
+            ),
+        );
+    }
     match f.mode {
         RenewMode::Login(cfg) => login_plan(f, cfg, force, why, now),
         RenewMode::Federated(cfg) => federated_plan(f, cfg, force, why, now),
@@ -310,9 +327,13 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     // Every renewal of this profile reads the variable (to open the stored refresh token or to
     // seal the next one), a login included.
     if let PassphraseInput::Env { var, set: false } = &r.passphrase {
+        let fix = match r.state {
+            RefreshTokenState::Encrypted => "set it to the passphrase the refresh token is encrypted with",
+            _ => "set it, or remove the setting to keep the refresh token unencrypted",
+        };
         return Decision::impossible(
             exit::CONFIG,
-            format!("{why}, but `{var}` (named by `refresh_token_passphrase_env`) is not set; set it, or remove the setting"),
+            format!("{why}, but `{var}` (named by `refresh_token_passphrase_env`) is not set; {fix}"),
         );
     }
     if force == Force::Login {
