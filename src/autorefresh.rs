@@ -55,10 +55,15 @@ pub(crate) async fn run_supervised(
         }
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
-    let renewal =
-        tokio::spawn(
-            async move { schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, |_| {}).await },
-        );
+    let renewal = tokio::spawn(async move {
+        // (The daemon writes its own timestamped line for each event instead.)
+        let warn = |event| {
+            if let schedule::LoopEvent::Failed { error, retry_in, .. } = event {
+                tracing::warn!("session renewal failed, retrying in {}s: {error}", retry_in.as_secs());
+            }
+        };
+        schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, warn).await
+    });
     let code = running.wait().await;
     let _ = stop_tx.send(());
     match renewal.await {

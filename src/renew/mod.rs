@@ -375,7 +375,12 @@ impl Renewer {
         let bad = |why: String| Error::Protocol { service, reason: format!("the new session token is {why}") };
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| bad(e.to_string()))?;
         if claims.exp <= self.clock.unix() {
-            return Err(bad("already expired (check the clock)".into()));
+            // Usually this machine's clock, ahead of the server's by more than the token's life.
+            let why = claims
+                .iat
+                .and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service))
+                .unwrap_or_else(|| "check this machine's clock".to_owned());
+            return Err(bad(format!("already expired by this machine's clock: {why}")));
         }
         // Once per process: a long `--auto-refresh` run renews many times.
         static SKEW_TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

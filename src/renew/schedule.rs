@@ -133,7 +133,6 @@ pub async fn renewal_loop(
                 }
                 Err(e) if is_retryable(&e) || refused_but_renewable(&e) => {
                     let retry = if is_retryable(&e) { backoff.next_delay() } else { refused.next_delay() };
-                    tracing::warn!("session renewal failed, retrying in {}s: {e}", retry.as_secs());
                     on_event(LoopEvent::Failed { class: metrics::class_of(&e), error: e.to_string(), retry_in: retry });
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}

@@ -68,6 +68,8 @@ pub struct IniFile {
     pub ignored: Option<String>,
     /// Without a section for the profile: the section that was probably meant (`[EMu]` for `EMU`).
     pub near_section: Option<String>,
+    /// The profile the file was read for.
+    pub profile: String,
     /// A `[common]` (any case but `COMMON`): meant as the shared section, which is case-sensitive.
     pub miscased_common: Option<String>,
 }
@@ -117,6 +119,13 @@ impl IniFile {
             })
             .collect();
         out.extend(self.ignored.clone());
+        // Only a difference of case: a typo, not another profile (`prod` beside `prod2` is not).
+        out.extend(self.near_section.as_ref().filter(|s| s.eq_ignore_ascii_case(&self.profile)).map(|s| {
+            format!(
+                "{file} has no `[{}]` section but has `[{s}]` (section names are case-sensitive); rename it if it is this profile's",
+                self.profile
+            )
+        }));
         out.extend(self.miscased_common.as_ref().map(|s| {
             format!("section `[{s}]` in {file} is not the shared `[COMMON]` (section names are case-sensitive); rename it `[COMMON]`")
         }));
@@ -157,9 +166,12 @@ pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &P
 /// a configuration error whatever its source.
 pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        let fix = match source {
+            Source::Flag | Source::Env => "name the INI file itself",
+            _ => "remove it or put the INI file there",
+        };
         return Err(Error::Config(format!(
-            "the manager config `{}` ({}) is not a regular file (a folder, FIFO or device); remove it or put the \
-             INI file there",
+            "the manager config `{}` ({}) is not a regular file (a folder, FIFO or device); {fix}",
             path.display(),
             source.describe()
         )));
@@ -316,6 +328,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         exposed_secrets: sets_secrets,
         ignored: None,
         near_section,
+        profile: profile.to_owned(),
         miscased_common,
     })
 }
@@ -482,6 +495,10 @@ token_url = https://other.example/token
         assert_eq!(c.near_section.as_deref(), Some("EMu"));
         assert_eq!(c.miscased_common.as_deref(), Some("common"));
         assert!(c.warnings().iter().any(|w| w.contains("`[common]`") && w.contains("rename it `[COMMON]`")));
+        assert!(c.warnings().iter().any(|w| w.contains("no `[EMU]` section but has `[EMu]`")), "{:?}", c.warnings());
+        // A name merely close to this one is another profile's: no warning on every call.
+        let c = parse_str("[EMU2]\n", "EMU").unwrap();
+        assert!(c.warnings().is_empty(), "{:?}", c.warnings());
         let c = parse_str("[COMMON]\n[prod]\n[EMU]\n", "EMU").unwrap();
         assert_eq!((c.near_section, c.miscased_common), (None, None));
         // Another profile's section is not taken for a typo of this one.
