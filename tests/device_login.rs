@@ -154,22 +154,11 @@ async fn without_a_terminal_the_device_login_fails_at_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_terminal_without_a_browser_gets_a_device_login_by_itself() {
     let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
-    let woci = woci_bin();
-    let mut c = std::process::Command::new("script");
-    for k in SCRUBBED_ENV {
-        c.env_remove(k);
-    }
-    c.env("HOME", w.home())
-        .env("OCI_CLI_PROFILE", &w.profile)
-        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
-        .env("SSL_CERT_FILE", SYSTEM_CA)
-        .env("SSH_CONNECTION", "10.0.0.2 50000 10.0.0.1 22")
+    let mut c = w.woci_in_a_terminal("session authenticate");
+    c.env("SSH_CONNECTION", "10.0.0.2 50000 10.0.0.1 22")
         .env_remove("DISPLAY")
         .env_remove("WAYLAND_DISPLAY")
-        .args(["-qefc", &format!("'{}' session authenticate", woci.display()), "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        .stdin(std::process::Stdio::null());
     let child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
     // The person on another device: approve the code once woci asked for one.
     let started = Instant::now();

@@ -660,23 +660,8 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
     let w = World::new().await;
     w.seed_token(-30);
     let rt = w.seed_refresh_token();
-    let woci = woci_bin();
-    let mut c = std::process::Command::new("script");
-    for k in SCRUBBED_ENV {
-        c.env_remove(k);
-    }
-    c.env("HOME", w.home())
-        .env("OCI_CLI_PROFILE", &w.profile)
-        .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
-        .env("SSL_CERT_FILE", SYSTEM_CA)
-        .args([
-            "-qefc",
-            &format!("'{}' --refresh-token-passphrase-prompt session refresh", woci.display()),
-            "/dev/null",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+    let mut c = w.woci_in_a_terminal("--refresh-token-passphrase-prompt session refresh");
+    c.stdin(std::process::Stdio::piped());
     let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
     let mut stdin = child.stdin.take().unwrap();
     let out = tokio::task::spawn_blocking(move || {

@@ -186,6 +186,23 @@ exit "${FAKE_OCI_EXIT:-0}"
     }
 
     /// Like [`World::woci`] with the headless browser enabled.
+    /// `woci ARGS` (a shell-quoted command line after the program) in a terminal: a pty from
+    /// util-linux `script`, stdout and stderr piped, the world's HOME and profile.
+    pub fn woci_in_a_terminal(&self, args: &str) -> std::process::Command {
+        let mut c = std::process::Command::new("script");
+        for k in SCRUBBED_ENV {
+            c.env_remove(k);
+        }
+        c.env("HOME", self.home())
+            .env("OCI_CLI_PROFILE", &self.profile)
+            .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
+            .env("SSL_CERT_FILE", SYSTEM_CA)
+            .args(["-qefc", &format!("'{}' {args}", woci_bin().display()), "/dev/null"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        c
+    }
+
     pub fn woci_with_browser(&self) -> Command {
         let mut c = self.woci();
         c.env("BROWSER", &self.browser);
