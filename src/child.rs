@@ -188,7 +188,7 @@ impl ChildSpec {
             Some(p.to_path_buf())
         } else {
             let Some(path) = env.get("PATH") else { return Ok(()) };
-            std::env::split_paths(path).map(|d| d.join(p)).find(|c| c.exists())
+            crate::fsutil::path_candidates(path, p).find(|c| c.exists())
         };
         match found {
             None => Err(self.spawn_error(io::ErrorKind::NotFound.into())),

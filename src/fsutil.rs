@@ -281,6 +281,13 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 }
 
 /// Whether `p` is a file this user could execute (Unix: any execute bit).
+/// Where `PATH` (its value `path_var`) would find the bare program `name`, in order; an empty
+/// entry is the current folder, as for `execvp`.
+pub(crate) fn path_candidates<'a>(path_var: &'a str, name: &'a Path) -> impl Iterator<Item = PathBuf> + 'a {
+    std::env::split_paths(path_var)
+        .map(move |dir| if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir }.join(name))
+}
+
 pub(crate) fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
     {

@@ -40,6 +40,17 @@ pub(crate) fn numeric_date_opt<'de, D: serde::Deserializer<'de>>(d: D) -> std::r
     Ok(Option::<N>::deserialize(d)?.map(|N(n)| n))
 }
 
+/// A JWT's `exp` claim (a NumericDate), `None` when it has none; an error when `token` is not a
+/// JWT with a JSON payload.
+pub(crate) fn expiry(token: &str) -> Result<Option<i64>, JwtError> {
+    #[derive(Deserialize)]
+    struct Exp {
+        #[serde(default, deserialize_with = "numeric_date_opt")]
+        exp: Option<i64>,
+    }
+    decode_claims::<Exp>(token).map(|c| c.exp)
+}
+
 /// The claims woci reads from a UPST. Unknown claims are ignored.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 pub struct UpstClaims {

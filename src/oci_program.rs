@@ -58,9 +58,7 @@ pub(crate) fn resolve(configured: &OsStr, env: &Env) -> Result<OsString> {
         return Ok(configured.to_owned());
     };
     let mut skipped: Vec<PathBuf> = Vec::new();
-    for dir in std::env::split_paths(OsStr::new(path_var)) {
-        let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-        let candidate = dir.join(configured);
+    for candidate in crate::fsutil::path_candidates(path_var, as_path) {
         if !crate::fsutil::is_executable(&candidate) {
             continue;
         }

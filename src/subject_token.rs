@@ -138,7 +138,7 @@ impl SubjectTokenSource {
                     crate::fsutil::is_executable(program)
                 } else {
                     let path = env.vars().get("PATH")?;
-                    std::env::split_paths(path).any(|d| crate::fsutil::is_executable(&d.join(program)))
+                    crate::fsutil::path_candidates(path, program).any(|c| crate::fsutil::is_executable(&c))
                 };
                 (!found).then(|| format!("cannot run `{}`: not found or not executable", argv[0]))
             }
@@ -147,13 +147,8 @@ impl SubjectTokenSource {
 
     /// The `exp` of the JWT an `env:` source holds (the same for the whole process), if any.
     pub fn env_jwt_expiry(&self, env: &SourceEnv) -> Option<i64> {
-        #[derive(Deserialize)]
-        struct Exp {
-            #[serde(default, deserialize_with = "crate::jwt::numeric_date_opt")]
-            exp: Option<i64>,
-        }
         let SubjectTokenSource::Env(name) = self else { return None };
-        crate::jwt::decode_claims::<Exp>(env.vars().get(name)?.trim()).ok()?.exp
+        crate::jwt::expiry(env.vars().get(name)?.trim()).ok()?
     }
 
     fn fail(&self, failure: SourceFailure, reason: impl Into<String>) -> Error {
@@ -447,13 +442,7 @@ pub(crate) fn id_token_url(mut url: Url, audience: &str) -> Url {
 
 /// A JWT that has not expired: three parts, a JSON payload, and `exp` (when present) after `now`.
 fn check_jwt(token: &str, now: i64) -> std::result::Result<(), String> {
-    #[derive(Deserialize)]
-    struct Exp {
-        #[serde(default, deserialize_with = "crate::jwt::numeric_date_opt")]
-        exp: Option<i64>,
-    }
-    let claims: Exp = crate::jwt::decode_claims(token).map_err(|e| format!("is {e}"))?;
-    match claims.exp {
+    match crate::jwt::expiry(token).map_err(|e| format!("is {e}"))? {
         Some(exp) if exp <= now => Err(format!("holds a JWT that expired {}s ago", now - exp)),
         _ => Ok(()),
     }

@@ -317,12 +317,7 @@ impl<'s> SessionFacts<'s> {
 
 /// A JWT refresh token's own `exp`.
 pub(super) fn jwt_exp(rt: &SecretString) -> Option<i64> {
-    #[derive(serde::Deserialize)]
-    struct Exp {
-        #[serde(deserialize_with = "crate::jwt::numeric_date")]
-        exp: i64,
-    }
-    crate::jwt::decode_claims::<Exp>(rt.expose()).ok().map(|e| e.exp)
+    crate::jwt::expiry(rt.expose()).ok().flatten()
 }
 
 /// Whether the key at `path` can be used, checked cheaply (its PEM structure and size, not the

@@ -55,7 +55,7 @@ impl Lookup<'_> {
             let d = def(key);
             let got = if !d.hides_value() { format!(", got `{}`", value.escape_debug()) } else { String::new() };
             // configparser (and so woci and the Python woci) keeps a `# …` after a value as part of it.
-            let comment = matches!(origin, Origin::Ini(_)) && value.contains([' ', '\t']) && value.contains(['#', ';']);
+            let comment = matches!(origin, Origin::Ini(_)) && trailing_comment(&value).is_some();
             let hint = if comment {
                 "; woci_manager.ini has no comments after a value: put `# …` on a line of its own"
             } else {
@@ -117,11 +117,16 @@ fn pick_profile(oci: &OciView, env: &Env, rc: Option<&super::oci_cli_rc::CliRc>)
 }
 
 impl Settings {
+    /// The home folder: `HOME`, else the system's record of the user (as `oci` finds it).
+    pub fn home_of(env: &Env) -> Option<PathBuf> {
+        env.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(dirs::home_dir)
+    }
+
     /// The profile a call means, as [`Settings::resolve`] picks it, for a report when the
     /// settings themselves cannot be resolved (best effort: an unreadable `oci_cli_rc` is skipped).
     pub fn meant_profile(oci: &OciView, env: &Env) -> String {
-        let home = env.get("HOME").filter(|h| !h.is_empty()).map(PathBuf::from).or_else(dirs::home_dir);
-        let rc = home.and_then(|home| super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home).ok());
+        let rc =
+            Self::home_of(env).and_then(|home| super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home).ok());
         pick_profile(oci, env, rc.as_ref())
     }
 
@@ -129,12 +134,7 @@ impl Settings {
     /// (`oci`), and the environment. With `never_renews` (status and daemon controls) incomplete
     /// woci settings become [`RenewMode::Unusable`] instead of an error.
     pub fn resolve(flags: &Flags, oci: &OciView, env: &Env, never_renews: bool) -> Result<Settings> {
-        let home = env
-            .get("HOME")
-            .filter(|h| !h.is_empty())
-            .map(PathBuf::from)
-            .or_else(dirs::home_dir)
-            .ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
+        let home = Self::home_of(env).ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
         let nonempty = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
 
         // oci's own choices: the profile, the config file, and `oci_cli_rc`'s defaults.
@@ -301,6 +301,14 @@ impl Settings {
     }
 }
 
+/// Where a value's trailing comment-like text starts (whitespace, then `#` or `;`), if it has one.
+fn trailing_comment(v: &str) -> Option<usize> {
+    v.char_indices()
+        .filter(|(_, c)| c.is_whitespace())
+        .map(|(i, _)| i)
+        .find(|i| v[*i..].trim_start().starts_with(['#', ';']))
+}
+
 /// One warning per INI value that ends in what looks like a comment (`client_secret = s3cret   #
 /// exchange`): configparser keeps it as part of the value, which a server then refuses with a
 /// message about the secret, not the comment. Command lines and sources are left alone (a `#`
@@ -312,11 +320,7 @@ fn trailing_comments(found: &BTreeMap<&'static str, (Origin, SecretString)>) -> 
         .filter_map(|(name, (origin, value))| {
             let d = super::table::SETTINGS.iter().find(|d| d.name == *name)?;
             let v = value.expose();
-            let at = v
-                .char_indices()
-                .filter(|(_, c)| c.is_whitespace())
-                .map(|(i, _)| i)
-                .find(|i| v[*i..].trim_start().starts_with(['#', ';']))?;
+            let at = trailing_comment(v)?;
             (!matches!(d.kind, Kind::Command | Kind::Source)).then(|| {
                 let shown =
                     if d.hides_value() { String::new() } else { format!(" (`{}`)", v[at..].trim().escape_debug()) };
