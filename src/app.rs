@@ -92,8 +92,7 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         // A running daemon keeps the settings it has when the INI breaks: it can still be seen
         // and stopped (its folder depends only on the home folder and the profile).
         Err(e) if matches!(inv.command, Command::DaemonStatus | Command::StopDaemon) => {
-            let home = env.get("HOME").filter(|h| !h.is_empty()).map(std::path::PathBuf::from).or_else(dirs::home_dir);
-            let Some(home) = home else { return Err(e) };
+            let Some(home) = Settings::home_of(&env) else { return Err(e) };
             let store = crate::store::SessionStore::new(&home, &Settings::meant_profile(&call.oci, &env))?;
             let _ = writeln!(
                 std::io::stderr().lock(),
@@ -211,7 +210,10 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
 /// woci has no session to keep there, so the call goes to `oci` (or the program runs) as it is.
 fn api_key_profile(ctx: &Context) -> bool {
     let s = &ctx.settings;
-    s.auth.is_none() && crate::renew::facts::OciProfile::read(s).is_ok_and(|(_, p)| p.is_api_key(&s.mode))
+    // Only a session-refresh profile can be one: IdP and federated ones skip the config read.
+    s.auth.is_none()
+        && matches!(s.mode, crate::settings::RenewMode::SessionRefresh(_))
+        && crate::renew::facts::OciProfile::read(s).is_ok_and(|(_, p)| p.is_api_key(&s.mode))
 }
 
 fn run_exec(

@@ -146,18 +146,22 @@ impl Renewer {
     /// Fails when the stored refresh token is encrypted and the passphrase given does not open
     /// it: a long run (the daemon, `--auto-refresh`, `--exec`) would start and then fail at its
     /// first renewal, unattended.
+    /// Only the refresh token is read (not the whole of [`SessionFacts`]), and only when a
+    /// variable's passphrase can be tried without asking anyone.
     pub fn check_passphrase_opens(&self) -> Result<()> {
-        let facts = SessionFacts::read(&self.settings, &self.store, true)?;
-        if facts.refresh.decryptable != Some(false) {
+        let crate::settings::RenewMode::Login(c) = &self.settings.mode else { return Ok(()) };
+        let crate::settings::PassphraseSource::Env { var, value: Some(pass) } = &c.passphrase else { return Ok(()) };
+        if pass.expose().is_empty() {
             return Ok(());
         }
-        let from = match &facts.refresh.passphrase {
-            facts::PassphraseInput::Env { var, .. } => format!("the passphrase in `{var}`"),
-            _ => "the passphrase given".to_owned(),
-        };
+        // An unreadable refresh token is the renewal's to report, as `SessionFacts` leaves it.
+        let Ok(stored) = self.store.stored_refresh_token() else { return Ok(()) };
+        if stored.state() != crate::store::RefreshTokenState::Encrypted || stored.open(Some(pass)).is_ok() {
+            return Ok(());
+        }
         Err(Error::RefreshTokenLocked {
             path: self.store.refresh_token_path(),
-            reason: format!("{from} does not open it, so the first renewal of this run would fail"),
+            reason: format!("the passphrase in `{var}` does not open it, so the first renewal of this run would fail"),
         })
     }
 
