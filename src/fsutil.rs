@@ -352,16 +352,27 @@ pub(crate) fn fmt_size(n: usize) -> String {
 /// later process that reuses the pid has another start time. `None` when the process is gone
 /// or the system does not say (no `/proc`, not Linux).
 pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
+    stat_field(pid, 19)?.parse().ok()
+}
+
+/// Whether the process `pid` is stopped (Ctrl-Z, SIGSTOP, a debugger): `T` or `t` in
+/// `/proc/<pid>/stat`. False when the system does not say.
+pub(crate) fn process_stopped(pid: u32) -> bool {
+    stat_field(pid, 0).is_some_and(|state| state == "T" || state == "t")
+}
+
+/// Field `n` after the command name of `/proc/<pid>/stat` (0 is the state), Linux only.
+fn stat_field(pid: u32, n: usize) -> Option<String> {
     #[cfg(target_os = "linux")]
     {
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         // `pid (comm) state ppid …`: comm may hold spaces and parentheses, so count from the last `)`.
         let after_comm = &stat[stat.rfind(')')? + 1..];
-        after_comm.split_whitespace().nth(19)?.parse().ok()
+        after_comm.split_whitespace().nth(n).map(str::to_owned)
     }
     #[cfg(not(target_os = "linux"))]
     {
-        let _ = pid;
+        let _ = (pid, n);
         None
     }
 }
@@ -484,6 +495,18 @@ impl FileLock {
                 timeout.as_secs()
             ))),
         }
+    }
+
+    /// Whether another process holds the lock at `path` now (tried without waiting, and let go).
+    pub fn held(path: &Path) -> bool {
+        let mut opts = OpenOptions::new();
+        opts.read(true);
+        let Ok(file) = open_no_follow(path, opts, "cannot open lock file") else { return false };
+        let free = FileExt::try_lock_exclusive(&file).unwrap_or(true);
+        if free {
+            let _ = FileExt::unlock(&file);
+        }
+        !free
     }
 
     /// The locked file (e.g. to write a pid into it).

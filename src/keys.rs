@@ -133,7 +133,13 @@ impl KeyPair {
     /// Reads a key file; a damaged file is [`Error::CorruptFile`]; one encrypted with a passphrase
     /// (which `oci` can use, with `pass_phrase`) is a settings error, not damage.
     pub fn load(path: &Path) -> Result<KeyPair> {
+        Ok(Self::load_with_text(path)?.0)
+    }
+
+    /// [`Self::load`], also giving the file's text (for a caller that looks at more than the key).
+    pub fn load_with_text(path: &Path) -> Result<(KeyPair, zeroize::Zeroizing<String>)> {
         let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT)
+            .map(zeroize::Zeroizing::new)
             .map_err(|e| Error::io("cannot read key", path, e))?;
         if text.contains("ENCRYPTED") {
             return Err(Error::Config(format!(
@@ -142,7 +148,8 @@ impl KeyPair {
                 path.display()
             )));
         }
-        Self::from_pem(&text).map_err(|reason| Error::corrupt(path, reason))
+        let key = Self::from_pem(&text).map_err(|reason| Error::corrupt(path, reason))?;
+        Ok((key, text))
     }
 
     /// The private key.

@@ -272,6 +272,16 @@ impl SessionStore {
         fsutil::read_text_bounded(&self.lock_path(), 64).ok()?.trim().parse().ok()
     }
 
+    /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: every
+    /// renewal of the profile waits for it until it resumes. The pid in the file outlives the
+    /// lock, so the lock itself is tried (and let go at once) first.
+    pub fn stopped_lock_holder(&self) -> Option<u32> {
+        if !FileLock::held(&self.lock_path()) {
+            return None;
+        }
+        self.lock_holder().filter(|pid| fsutil::process_stopped(*pid))
+    }
+
     fn lock_path(&self) -> PathBuf {
         self.dir.join(".lock")
     }
@@ -519,9 +529,9 @@ impl SessionStore {
             return Ok((key, path));
         }
         if let Some(path) = self.own_key_files().find(|f| f.is_file()) {
-            let key = KeyPair::load(&path)?;
+            let (key, text) = KeyPair::load_with_text(&path)?;
             warn_if_readable_by_others(&path);
-            label_own_key(&path);
+            label_own_key(&path, &text);
             return Ok((key, path));
         }
         self.ensure_dir()?;
@@ -672,20 +682,16 @@ const API_KEY_LABEL: &str = "OCI_API_KEY";
 
 /// Gives a key file woci made before it wrote [`API_KEY_LABEL`] the label; the key stays the same
 /// (text after the PEM footer is ignored by every reader). Best effort: the key works without it.
-fn label_own_key(path: &Path) {
+fn label_own_key(path: &Path, text: &str) {
     // A link stays a link: what it points to is not woci's to rewrite.
-    if std::fs::symlink_metadata(path).map_or(true, |m| !m.is_file()) {
-        return;
-    }
-    let Ok(text) = fsutil::read_text_bounded(path, 64 * 1024).map(zeroize::Zeroizing::new) else { return };
-    if text.lines().any(|l| l.trim() == API_KEY_LABEL) {
+    let link = std::fs::symlink_metadata(path).map_or(true, |m| !m.is_file());
+    if link || text.lines().any(|l| l.trim() == API_KEY_LABEL) {
         return;
     }
     let sep = if text.ends_with('\n') { "" } else { "\n" };
-    if let Err(e) = fsutil::write_atomic(
-        path,
-        zeroize::Zeroizing::new(format!("{}{sep}{API_KEY_LABEL}\n", text.as_str())).as_bytes(),
-    ) {
+    if let Err(e) =
+        fsutil::write_atomic(path, zeroize::Zeroizing::new(format!("{text}{sep}{API_KEY_LABEL}\n")).as_bytes())
+    {
         tracing::debug!(path = %path.display(), "cannot label the key file: {e}");
     }
 }

@@ -484,3 +484,53 @@ async fn the_last_failure_is_what_the_next_call_meets() {
     std::fs::write(w.manager_ini_path(), ini).unwrap();
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0));
 }
+
+/// A renewal stopped with Ctrl-Z keeps the renewal lock, so the next call would wait minutes for
+/// it: `--status` says so (exit 10, naming the pid), and says usable again once it resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_renewal_holding_the_lock_is_named() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    w.seed_token(-30);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::latency(std::time::Duration::from_secs(2)).times(1));
+    let call = w
+        .woci_std()
+        .args(["os", "ns", "get"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = call.id();
+    let lock = w.session_dir().join(".lock");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_to_string(&lock).unwrap_or_default() != pid.to_string() {
+        assert!(std::time::Instant::now() < deadline, "the call never took the renewal lock");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // While it runs, the call only waits a little: usable.
+    assert_eq!(status(&w, true, &[], &[]).await.status.code(), Some(0));
+    let signal = |sig: &str| std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(signal("-STOP").success());
+    // The stop takes effect a moment after `kill` returns.
+    let stopped = || {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        stat.rsplit(')').next().is_some_and(|rest| rest.trim_start().starts_with('T'))
+    };
+    while !stopped() {
+        assert!(std::time::Instant::now() < deadline, "the call never stopped");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    let v = json(&out);
+    assert_eq!(v["usable"], false);
+    let reason = v["reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("woci pid {pid}")) && reason.contains("kill -CONT"), "{reason}");
+    let text = status(&w, false, &[], &["--prompt"]).await;
+    assert_eq!(stdout(&text).trim(), "P error");
+    assert!(signal("-CONT").success());
+    let done = tokio::task::spawn_blocking(move || call.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert_eq!(status(&w, true, &[], &[]).await.status.code(), Some(0));
+}

@@ -191,6 +191,9 @@ pub struct SessionFacts<'s> {
     pub unsafe_folder: Option<String>,
     /// Why the renewal lock cannot be taken (something other than a file at its path), if so.
     pub lock_problem: Option<String>,
+    /// Read by `--status` only ([`Self::with_stopped_holder`]): a stopped process (Ctrl-Z)
+    /// holding the renewal lock, which every renewal waits for.
+    pub stopped_holder: Option<u32>,
     /// A refresh-token rotation a killed woci left half done (login profiles), if any.
     pub rotation: Option<InterruptedRotation>,
 }
@@ -302,8 +305,16 @@ impl<'s> SessionFacts<'s> {
             },
             unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
             lock_problem: store.lock_problem(),
+            stopped_holder: None,
             rotation,
         })
+    }
+
+    /// The facts with [`Self::stopped_holder`] read: what `--status` adds to what a call reads,
+    /// since a call waits for the holder (and names it) instead.
+    pub fn with_stopped_holder(mut self, store: &SessionStore) -> Self {
+        self.stopped_holder = store.stopped_lock_holder();
+        self
     }
 
     /// The token's claims, when there is a readable token.
@@ -448,6 +459,7 @@ pub mod testing {
                 near_section: None,
                 unsafe_folder: None,
                 lock_problem: None,
+                stopped_holder: None,
                 rotation: None,
             }
         }

@@ -397,6 +397,10 @@ impl Renewer {
         if bound.is_some_and(|b| &b != key.public()) {
             return Err(bad("bound to a different public key".into()));
         }
+        // It becomes the config's `tenancy`: a line break there would write other entries.
+        if claims.tenant.as_deref().is_some_and(|t| t.contains(['\n', '\r'])) {
+            return Err(bad("unusable: its `tenant` claim contains a line break".into()));
+        }
         if facts.token_path.parent() == Some(self.store.dir()) {
             self.store.ensure_dir()?;
         }

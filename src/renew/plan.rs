@@ -164,6 +164,16 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
     if let Some(problem) = &f.lock_problem {
         return Decision::impossible(exit::CONFIG, format!("{why}, but the renewal lock is unusable: {problem}"));
     }
+    if let Some(pid) = f.stopped_holder {
+        return Decision::impossible(
+            exit::BUSY,
+            format!(
+                "{why}, but woci pid {pid}, which holds the renewal lock of profile `{}`, is stopped (Ctrl-Z), and the \
+                 next call waits for it; resume it (`fg` in its shell, or `kill -CONT {pid}`) or end it",
+                f.profile
+            ),
+        );
+    }
     if let KeyState::Encrypted(key) = &f.key {
         let p = &f.profile;
         let way = match f.mode {

@@ -39,10 +39,16 @@ fn refused_but_renewable(e: &Error) -> bool {
     }
 }
 
-/// How long to sleep before the next renewal of a token with these claims.
+/// How far ahead of its safety window the loop renews, at most: calls with the same window (a
+/// short token caps every window at half its life) would race it, and a call that cannot renew
+/// by itself (a shell without the daemon's passphrase) would fail.
+const MAX_LEAD: Duration = Duration::from_secs(30);
+
+/// How long to sleep before the next renewal of a token with these claims: a quarter of the
+/// window (at most [`MAX_LEAD`]) before it opens.
 pub fn next_renewal_in(claims: &jwt::UpstClaims, now: i64, window: Duration) -> Duration {
     let window = jwt::effective_window(claims, window);
-    let due = claims.exp - super::plan::secs(window);
+    let due = claims.exp - super::plan::secs(window + (window / 4).min(MAX_LEAD));
     let secs = u64::try_from(due - now).unwrap_or(0);
     Duration::from_secs(secs).max(MIN_SLEEP)
 }
@@ -159,9 +165,14 @@ mod tests {
     }
 
     #[test]
-    fn renews_window_before_expiry() {
+    fn renews_a_little_before_the_window_opens() {
         let c = claims(0, 3600);
-        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(600)), Duration::from_secs(3000));
+        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(600)), Duration::from_secs(2970));
+        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(60)), Duration::from_secs(3525));
+        // A 10 s token caps a call's 60 s window and the daemon's 10 min one alike at 5 s: the
+        // loop still renews first.
+        let c = claims(0, 10);
+        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(600)), Duration::from_secs(4));
     }
 
     #[test]

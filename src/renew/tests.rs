@@ -363,3 +363,21 @@ fn a_clock_more_than_a_minute_off_is_named_with_its_direction() {
     let behind = clock_skew_warning(1_000, 1_000 + 90, "session refresh").unwrap();
     assert!(behind.contains("behind the session refresh's"), "{behind}");
 }
+
+/// A `tenant` claim with a line break would write other entries into the OCI config: the new
+/// token is refused as the service's fault, and the old token and config stay as they were.
+#[tokio::test]
+async fn a_tenant_claim_with_a_line_break_is_the_services_fault() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let bad = jwt(json!({"exp": NOW + 3600, "iat": NOW, "sub": "u", "tenant": "ocid1.tenancy.oc1..t\nkey_file=/x"}));
+    let t = FakeTransport::new(move |req, _| match req.url.path() {
+        "/token" => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
+        _ => Ok((200, json!({"token": bad}).to_string())),
+    });
+    let err = w.renewer(t).ensure(Force::No).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::NETWORK, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("token exchange") && msg.contains("`tenant` claim contains a line break"), "{msg}");
+    assert!(w.config().is_empty(), "{}", w.config());
+}

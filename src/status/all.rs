@@ -51,7 +51,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
 /// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters).
 pub(crate) fn run_prompt(ctx: &Context) -> Result<u8> {
     let facts = match SessionFacts::read(&ctx.settings, &ctx.store, false) {
-        Ok(facts) => facts,
+        Ok(facts) => facts.with_stopped_holder(&ctx.store),
         Err(e) => return super::run_unresolved(&ctx.settings.profile, e, false, ctx.now()),
     };
     let now = ctx.now();

@@ -339,7 +339,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 
 /// Reads everything status looks at.
 pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
-    let facts = SessionFacts::read(&ctx.settings, &ctx.store, true)?;
+    let facts = SessionFacts::read(&ctx.settings, &ctx.store, true)?.with_stopped_holder(&ctx.store);
     let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
         facts,
