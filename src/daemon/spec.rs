@@ -30,6 +30,7 @@ impl DaemonSpec {
         if !s.origins.contains_key("refresh_safety_window") && !s.auto_refresh {
             s.window = DEFAULT_AUTO_WINDOW;
         }
+        s.renews_ahead = true;
         Ok(s)
     }
 

@@ -170,6 +170,8 @@ pub struct SessionFacts<'s> {
     pub token: TokenInput,
     /// The configured safety window.
     pub window: Duration,
+    /// Whether this renewer renews ahead of the window ([`Settings::renews_ahead`]).
+    pub ahead: bool,
     /// The refresh token.
     pub refresh: RefreshInput,
     /// For IdP profiles: the config already names the key, the token file and the fingerprint
@@ -279,6 +281,7 @@ impl<'s> SessionFacts<'s> {
             token_path,
             token,
             window: settings.window,
+            ahead: settings.renews_ahead,
             refresh: RefreshInput {
                 state,
                 passphrase,
@@ -442,6 +445,7 @@ pub mod testing {
                 token_path: "/h/.oci/sessions/P/token".into(),
                 token,
                 window: Duration::from_secs(60),
+                ahead: false,
                 refresh: RefreshInput {
                     state: rt,
                     passphrase: PassphraseInput::None,

@@ -119,7 +119,7 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
             )
         }
         TokenInput::Corrupt(_) | TokenInput::Missing => None,
-        TokenInput::Present(t) => match freshness(&t.claims, f.window, now) {
+        TokenInput::Present(t) => match freshness(&t.claims, renewal_window(&t.claims, f.window, f.ahead), now) {
             Freshness::Fresh { remaining } if force == Force::No => {
                 let valid = format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
                 if f.key_mismatch {
@@ -414,11 +414,28 @@ fn rotation_note(f: &SessionFacts<'_>) -> &'static str {
     }
 }
 
-/// How fresh a token with these claims is at `now` (epoch seconds), with the safety window capped
-/// at half its lifetime.
+/// How far ahead of its window a supervisor renews, at most.
+const MAX_LEAD: Duration = Duration::from_secs(30);
+
+/// The window before `exp` in which a token with these claims is renewed: the safety `window`,
+/// capped at half the token's lifetime. A supervisor (`ahead`: the daemon, `--auto-refresh`)
+/// widens it by half (at most [`MAX_LEAD`]): a short token caps a call's window and the
+/// supervisor's alike, and the calls would race it (and fail when they cannot renew by
+/// themselves, in a shell without the daemon's passphrase).
+pub fn renewal_window(claims: &jwt::UpstClaims, window: Duration, ahead: bool) -> Duration {
+    let window = jwt::effective_window(claims, window);
+    if ahead {
+        window + (window / 2).min(MAX_LEAD)
+    } else {
+        window
+    }
+}
+
+/// How fresh a token with these claims is at `now` (epoch seconds), for a renewal `window` (see
+/// [`renewal_window`]).
 pub fn freshness(claims: &jwt::UpstClaims, window: Duration, now: i64) -> Freshness {
     let at = UNIX_EPOCH + Duration::from_secs(u64::try_from(now).unwrap_or(0));
-    jwt::freshness(claims.exp, at, jwt::effective_window(claims, window))
+    jwt::freshness(claims.exp, at, window)
 }
 
 /// Whole seconds of a duration, for messages.

@@ -39,16 +39,10 @@ fn refused_but_renewable(e: &Error) -> bool {
     }
 }
 
-/// How far ahead of its safety window the loop renews, at most: calls with the same window (a
-/// short token caps every window at half its life) would race it, and a call that cannot renew
-/// by itself (a shell without the daemon's passphrase) would fail.
-const MAX_LEAD: Duration = Duration::from_secs(30);
-
-/// How long to sleep before the next renewal of a token with these claims: a quarter of the
-/// window (at most [`MAX_LEAD`]) before it opens.
-pub fn next_renewal_in(claims: &jwt::UpstClaims, now: i64, window: Duration) -> Duration {
-    let window = jwt::effective_window(claims, window);
-    let due = claims.exp - super::plan::secs(window + (window / 4).min(MAX_LEAD));
+/// How long to sleep before the next renewal of a token with these claims: until its renewal
+/// window ([`super::plan::renewal_window`]) opens.
+pub fn next_renewal_in(claims: &jwt::UpstClaims, now: i64, window: Duration, ahead: bool) -> Duration {
+    let due = claims.exp - super::plan::secs(super::plan::renewal_window(claims, window, ahead));
     let secs = u64::try_from(due - now).unwrap_or(0);
     Duration::from_secs(secs).max(MIN_SLEEP)
 }
@@ -61,7 +55,7 @@ pub fn next_check_in(settings: &crate::settings::Settings, claims: &jwt::UpstCla
     if at_the_end && matches!(settings.mode, crate::settings::RenewMode::SessionRefresh(_)) {
         return Duration::from_secs(u64::try_from(claims.exp - now).unwrap_or(0)).max(MIN_SLEEP);
     }
-    next_renewal_in(claims, now, settings.window)
+    next_renewal_in(claims, now, settings.window, settings.renews_ahead)
 }
 
 /// Whether a renewal failure may go away by itself.
@@ -165,21 +159,24 @@ mod tests {
     }
 
     #[test]
-    fn renews_a_little_before_the_window_opens() {
+    fn renews_when_the_window_opens_and_a_supervisor_a_little_before() {
         let c = claims(0, 3600);
-        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(600)), Duration::from_secs(2970));
-        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(60)), Duration::from_secs(3525));
+        let d = Duration::from_secs;
+        assert_eq!(next_renewal_in(&c, 0, d(60), false), d(3540));
+        assert_eq!(next_renewal_in(&c, 0, d(600), true), d(2970));
+        assert_eq!(next_renewal_in(&c, 0, d(60), true), d(3510));
         // A 10 s token caps a call's 60 s window and the daemon's 10 min one alike at 5 s: the
-        // loop still renews first.
+        // supervisor still renews first.
         let c = claims(0, 10);
-        assert_eq!(next_renewal_in(&c, 0, Duration::from_secs(600)), Duration::from_secs(4));
+        assert_eq!(next_renewal_in(&c, 0, d(60), false), d(5));
+        assert_eq!(next_renewal_in(&c, 0, d(600), true), d(3));
     }
 
     #[test]
-    fn short_tokens_renew_at_half_life_never_in_a_hot_loop() {
+    fn short_tokens_never_renew_in_a_hot_loop() {
         let c = claims(100, 106);
-        assert_eq!(next_renewal_in(&c, 100, Duration::from_secs(600)), Duration::from_secs(3));
-        assert_eq!(next_renewal_in(&c, 200, Duration::from_secs(600)), MIN_SLEEP);
+        assert_eq!(next_renewal_in(&c, 100, Duration::from_secs(600), false), Duration::from_secs(3));
+        assert_eq!(next_renewal_in(&c, 200, Duration::from_secs(600), true), MIN_SLEEP);
     }
 
     #[test]

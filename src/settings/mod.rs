@@ -176,6 +176,9 @@ pub struct Settings {
     pub mode: RenewMode,
     /// Safety window before `exp`.
     pub window: Duration,
+    /// Renews a little before the window opens, as a supervisor (the daemon, `--auto-refresh`)
+    /// must, so that calls never need to ([`crate::renew::plan::renewal_window`]).
+    pub renews_ahead: bool,
     /// `--auto-refresh` (flag or INI).
     pub auto_refresh: bool,
     /// Whether the re-signing proxy runs beside an auto-refreshed child.

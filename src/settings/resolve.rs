@@ -286,6 +286,7 @@ impl Settings {
             home,
             mode,
             window,
+            renews_ahead: auto_refresh,
             auto_refresh,
             oci_command,
             oci_command_source,

@@ -38,7 +38,7 @@ use crate::daemon::{self, push_line, DaemonInfo, DaemonReport};
 use crate::error::Result;
 use crate::jwt::Freshness;
 use crate::renew::facts::{PassphraseInput, SessionFacts, TokenInput};
-use crate::renew::plan::{freshness, plan};
+use crate::renew::plan::{freshness, plan, renewal_window};
 use crate::renew::Force;
 use crate::settings::RenewMode;
 use crate::store::{InterruptedRotation, RefreshTokenState};
@@ -253,7 +253,7 @@ fn token_report(f: &SessionFacts<'_>, now: i64) -> TokenReport {
         }
         TokenInput::Present(t) => {
             let c = &t.claims;
-            r.state = match freshness(c, f.window, now) {
+            r.state = match freshness(c, renewal_window(c, f.window, f.ahead), now) {
                 Freshness::Fresh { .. } => "valid",
                 Freshness::ExpiringSoon { .. } => "expiring",
                 Freshness::Expired => "expired",
