@@ -24,6 +24,7 @@ use std::sync::Arc;
 pub fn main() -> ExitCode {
     // Before any handler exists: which signals the caller ignored (`nohup`).
     crate::critical::note_ignored_at_start();
+    crate::secret::keep_out_of_core_dumps();
     let mut argv = std::env::args_os();
     let as_oci = argv.next().is_some_and(|a| cli::invoked_as_oci(&a));
     let args: Vec<OsString> = argv.collect();
@@ -150,7 +151,7 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
             cli::check_session_args(&args)?;
             report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?)
         }
-        Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx),
+        Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx, &call),
         Command::Status { .. } => crate::status::run(&ctx, inv.json, &call),
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),

@@ -521,6 +521,38 @@ impl Drop for FileLock {
     }
 }
 
+/// Where files go that no other local user may ever plant or read, in order:
+/// `$XDG_RUNTIME_DIR/<name>` when the runtime folder is private (the user's, no access for
+/// others, not a symbolic link), then `<temp_dir>/<name>-<uid>`. Neither folder is removed after
+/// use, so a name in it never becomes free for another user to take (a process that outlives
+/// woci may still read a path in it).
+pub(crate) fn private_folders(runtime_dir: Option<&Path>, temp_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(run) = runtime_dir {
+        match PrivateDir::open(run, false) {
+            Ok(Some(_)) => dirs.push(run.join(name)),
+            Ok(None) => {}
+            Err(e) => tracing::debug!("`{name}` does not go to `$XDG_RUNTIME_DIR`: {e}"),
+        }
+    }
+    dirs.push(temp_dir.join(format!("{name}-{}", user_id())));
+    dirs
+}
+
+/// The first of [`private_folders`] that is private or can be made so (created 0700, then
+/// checked on its descriptor), or why none is.
+pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, name: &str) -> Result<PathBuf> {
+    let mut last = Error::Other(format!("no private folder for `{name}`"));
+    for dir in private_folders(runtime_dir, temp_dir, name) {
+        match PrivateDir::open(&dir, true) {
+            Ok(Some(_)) => return Ok(dir),
+            Ok(None) => {}
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
 /// A folder only this user can use, opened and checked on its descriptor before anything in it is
 /// read or written, as ssh-agent checks its socket folder: a real folder (not a symbolic link),
 /// owned by the user, no access for group or others. Files in it are opened relative to that

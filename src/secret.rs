@@ -1,9 +1,21 @@
 //! A wrapper for values that must never be printed: tokens, refresh tokens, client secrets,
 //! passphrases. `Debug` prints `Secret([redacted])`, there is no `Display`, and the value is reached
 //! only through [`Secret::expose`], which marks the boundary where it leaves woci's care.
+//! [`keep_out_of_core_dumps`] keeps them out of crash dumps, as ssh-agent and gpg-agent do.
 
 use std::fmt;
 use zeroize::Zeroize;
+
+/// Makes this process non-dumpable (Linux `PR_SET_DUMPABLE` 0): a crash writes no core file
+/// holding the decrypted refresh token, the passphrase, client secrets, the key or the token
+/// (for `systemd-coredump` or apport to keep), and other processes of the user cannot attach to
+/// it or read its memory. A program woci executes is dumpable again (the kernel resets it).
+pub(crate) fn keep_out_of_core_dumps() {
+    #[cfg(target_os = "linux")]
+    if let Err(e) = rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable) {
+        tracing::debug!("cannot make the process non-dumpable: {e}");
+    }
+}
 
 /// A secret value. The contents are zeroized on drop.
 #[derive(Clone, PartialEq, Eq)]

@@ -415,16 +415,7 @@ impl SessionStore {
     /// in, in order: `$XDG_RUNTIME_DIR/woci-rescue` when the runtime folder is private (the
     /// user's, no access for others, not a symbolic link), then `$TMPDIR/woci-rescue-<uid>`.
     fn rescue_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = Vec::new();
-        if let Some(run) = &self.runtime_dir {
-            match fsutil::PrivateDir::open(run, false) {
-                Ok(Some(_)) => dirs.push(run.join("woci-rescue")),
-                Ok(None) => {}
-                Err(e) => tracing::debug!("rescued refresh tokens do not go to `$XDG_RUNTIME_DIR`: {e}"),
-            }
-        }
-        dirs.push(self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id())));
-        dirs
+        fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue")
     }
 
     fn rescue_name(&self) -> String {

@@ -37,8 +37,8 @@ fn alive(pid: i32) -> bool {
     unsafe { libc::kill(pid, 0) == 0 }
 }
 
-fn dir_is_empty(p: &Path) -> bool {
-    std::fs::read_dir(p).unwrap().next().is_none()
+fn nothing_left(tmp: &Path) -> bool {
+    tmpdir_leftovers(tmp).is_empty()
 }
 
 const CHILD: &str = r#"
@@ -65,7 +65,10 @@ async fn signal_reaches_child(sig: i32, name: &str) {
     let proxy = std::fs::read_to_string(out.path().join("proxy")).unwrap();
     assert!(proxy.starts_with("http://") && proxy.contains("@127.0.0.1:"), "HTTPS_PROXY={proxy}");
     let bundle = std::fs::read_to_string(out.path().join("bundle")).unwrap();
-    assert!(bundle.trim().starts_with(tmp.path().to_str().unwrap()), "bundle {bundle} is under TMPDIR");
+    let parent = proxy_parent(tmp.path());
+    assert!(bundle.trim().starts_with(parent.to_str().unwrap()), "bundle {bundle} is in the private folder");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&parent).unwrap().permissions().mode() & 0o777, 0o700);
     assert_eq!(std::fs::read_to_string(out.path().join("bundle_mode")).unwrap().trim(), "600");
 
     unsafe { libc::kill(child.id() as i32, sig) };
@@ -78,11 +81,7 @@ async fn signal_reaches_child(sig: i32, name: &str) {
     );
     assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap().trim(), name, "the child got the signal");
     assert!(!alive(child_pid), "the child is gone");
-    assert!(
-        dir_is_empty(tmp.path()),
-        "temporary files were left behind: {:?}",
-        std::fs::read_dir(tmp.path()).unwrap().collect::<Vec<_>>()
-    );
+    assert!(nothing_left(tmp.path()), "temporary files were left behind: {:?}", tmpdir_leftovers(tmp.path()));
     assert!(!String::from_utf8_lossy(&status.stderr).contains(proxy.trim()), "the proxy secret is not logged");
 }
 
@@ -127,7 +126,7 @@ async fn ignored_signals_stay_ignored_and_a_signal_death_is_passed_on() {
     cmd.args(["--exec", "--", "sh", "-c", "kill -TERM $$"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{:?} {}", out.status, String::from_utf8_lossy(&out.stderr));
-    assert!(dir_is_empty(tmp.path()), "cleaned up before ending by the signal");
+    assert!(nothing_left(tmp.path()), "cleaned up before ending by the signal");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -142,7 +141,7 @@ async fn exec_exit_code_and_argv_are_the_childs() {
         "--profile|x y|--client-id|",
         "arguments after -- are the program's, untouched"
     );
-    assert!(dir_is_empty(tmp.path()));
+    assert!(nothing_left(tmp.path()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,7 +180,7 @@ async fn a_missing_program_is_127_and_leaves_nothing_behind() {
     cmd.args(["--auto-refresh", "--exec", "--", "/nonexistent/program"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert_eq!(out.status.code(), Some(127), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(dir_is_empty(tmp.path()));
+    assert!(nothing_left(tmp.path()));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -195,7 +194,7 @@ async fn after_kill_9_the_child_goes_and_the_next_start_sweeps_the_folder() {
     let ready = out.path().join("ready");
     tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
     let child_pid: i32 = std::fs::read_to_string(out.path().join("pid")).unwrap().trim().parse().unwrap();
-    assert!(!dir_is_empty(tmp.path()), "the proxy folder exists while woci runs");
+    assert!(!nothing_left(tmp.path()), "the proxy folder exists while woci runs");
 
     woci.kill().unwrap();
     woci.wait().unwrap();
@@ -204,14 +203,16 @@ async fn after_kill_9_the_child_goes_and_the_next_start_sweeps_the_folder() {
         assert!(Instant::now() < deadline, "the child outlived woci by 10 s");
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(!dir_is_empty(tmp.path()), "kill -9 leaves the folder (nothing could remove it)");
+    assert!(!nothing_left(tmp.path()), "kill -9 leaves the folder (nothing could remove it)");
 
     let mut next = woci_std(&w, tmp.path());
-    let list = format!("ls \"$TMPDIR\" | grep -v -c woci-proxy-$PPID-; ls \"$TMPDIR\" | grep -c woci-proxy-{killed}-");
+    let list = format!(
+        "d=\"$TMPDIR/woci-proxy-$(id -u)\"; ls \"$d\" | grep -v -c woci-proxy-$PPID-; ls \"$d\" | grep -c woci-proxy-{killed}-"
+    );
     next.args(["--auto-refresh", "--exec", "--", "sh", "-c", &list]);
     let o = tokio::task::spawn_blocking(move || next.output().unwrap()).await.unwrap();
     assert_eq!(String::from_utf8_lossy(&o.stdout), "0\n0\n", "only the running woci's own folders are left");
-    assert!(dir_is_empty(tmp.path()), "and those are removed at exit");
+    assert!(nothing_left(tmp.path()), "and those are removed at exit");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -239,4 +240,89 @@ async fn passphrase_variables_never_reach_the_child() {
     let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!String::from_utf8_lossy(&o.stdout).contains("pass-phrase"));
+}
+
+/// Another local user could make the proxy's folder under TMPDIR first (a link to theirs, or a
+/// folder others can reach) and plant the files a child's environment names: woci refuses to
+/// start the run (exit 2, naming the folder) and the program never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_folder_others_could_plant_in_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let (w, tmp) = world().await;
+    let parent = proxy_parent(tmp.path());
+    let theirs = tempfile::tempdir().unwrap();
+    let marker = tmp.path().join("ran");
+    let script = format!("touch {}", marker.display());
+    for (plant, says) in [
+        (Box::new(|p: &Path| std::fs::create_dir(p).unwrap()) as Box<dyn Fn(&Path)>, "mode 0755"),
+        (Box::new(|p: &Path| std::os::unix::fs::symlink(theirs.path(), p).unwrap()), "symbolic link"),
+    ] {
+        plant(&parent);
+        if says == "mode 0755" {
+            std::fs::set_permissions(&parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut cmd = woci_std(&w, tmp.path());
+        cmd.args(["--auto-refresh", "--exec", "--", "sh", "-c", &script]);
+        let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{err}");
+        assert!(err.contains(parent.to_str().unwrap()) && err.contains(says), "{err}");
+        assert!(!marker.exists(), "the program never ran");
+        assert_eq!(std::fs::read_dir(theirs.path()).unwrap().count(), 0, "nothing written into theirs");
+        let _ = std::fs::remove_dir(&parent).or_else(|_| std::fs::remove_file(&parent));
+    }
+}
+
+/// A crash of woci writes no core file: its memory holds the session's secrets (the token, the
+/// decrypted refresh token, the proxy secret). The program it runs keeps its own core dumps.
+/// The control (a plain program in the same place, with the same limit) proves that this
+/// machine writes core files there, so the check can fail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crashing_woci_dumps_no_core() {
+    use std::os::unix::process::CommandExt;
+    fn core_files(dir: &Path) -> Vec<std::path::PathBuf> {
+        let cores = std::fs::read_dir(dir).unwrap().flatten().map(|e| e.path());
+        cores.filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("core")).collect()
+    }
+    fn unlimited_cores(c: &mut Command, cwd: &Path) {
+        c.current_dir(cwd);
+        // SAFETY: setrlimit(2) is async-signal-safe.
+        unsafe {
+            c.pre_exec(|| {
+                let unlimited = libc::rlimit { rlim_cur: libc::RLIM_INFINITY, rlim_max: libc::RLIM_INFINITY };
+                libc::setrlimit(libc::RLIMIT_CORE, &unlimited);
+                Ok(())
+            });
+        }
+    }
+    let abort = |pid: u32| unsafe { libc::kill(pid as i32, libc::SIGABRT) };
+
+    let control_dir = tempfile::tempdir().unwrap();
+    let mut control = Command::new("sleep");
+    control.arg("30");
+    unlimited_cores(&mut control, control_dir.path());
+    let mut control = control.spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    abort(control.id());
+    control.wait().unwrap();
+    let pattern = std::fs::read_to_string("/proc/sys/kernel/core_pattern").unwrap_or_default();
+    assert_eq!(
+        core_files(control_dir.path()).len(),
+        1,
+        "this machine writes no core file here (core_pattern {pattern})"
+    );
+
+    let (w, tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    unlimited_cores(&mut cmd, cwd.path());
+    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", "touch \"$OUT/ready\"; sleep 30"]);
+    let mut woci = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    abort(woci.id());
+    let status = woci.wait().unwrap();
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGABRT));
+    assert!(core_files(cwd.path()).is_empty(), "woci dumped core: {:?}", core_files(cwd.path()));
 }

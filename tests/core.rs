@@ -783,3 +783,28 @@ fn man_page_and_completions_come_from_the_binary() {
 
 #[allow(dead_code)]
 fn _config_is_used(_: Config) {}
+
+/// Anyone on the machine can send the login listener requests: bogus callbacks (no or a wrong
+/// `state`) are refused, warned about once (not once each, which would flood the terminal), and
+/// the real callback still completes the login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bogus_login_callbacks_are_warned_about_once() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    let ini = w.read(&w.manager_ini_path());
+    let port = ini.lines().find_map(|l| l.strip_prefix("redirect_port = ")).expect("a redirect_port").trim().to_owned();
+    let browser = w.home().join("bin/noisy-browser");
+    write_exec(
+        &browser,
+        &format!(
+            "#!/bin/sh\nfor i in 1 2 3 4 5; do curl -s -o /dev/null \"http://127.0.0.1:{port}/callback?code=x&state=wrong$i\"; done\n\
+             exec curl -sfL -o /dev/null \"$1\"\n"
+        ),
+    );
+    let mut c = w.woci();
+    c.env("BROWSER", &browser).args(["os", "ns", "get"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stderr(&out).matches("ignored a login callback").count(), 1, "{}", stderr(&out));
+    assert_eq!(w.emu.stats().auth_code_grants, 1);
+}

@@ -283,7 +283,7 @@ fn token_exp(jwt: &str) -> u64 {
 }
 
 fn assert_tmpdir_empty(s: &Setup) {
-    let left: Vec<_> = std::fs::read_dir(s.tmp.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    let left = tmpdir_leftovers(s.tmp.path());
     assert!(left.is_empty(), "woci left files in TMPDIR: {left:?}");
 }
 

@@ -487,7 +487,9 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     let (_, oci) = woci::renew::facts::OciProfile::read(&ctx.settings).unwrap();
     let key = oci.signing_key(&ctx.settings, &ctx.store).unwrap();
     let handle = proxy::start_for_profile(&ctx.settings, key.public().clone(), rx).await.unwrap();
-    assert_eq!(handle.ca_bundle_path().parent().unwrap().parent(), Some(std::env::temp_dir().as_path()));
+    // The per-run folder sits in the user's private folder under TMPDIR, never in TMPDIR itself.
+    let parent = handle.ca_bundle_path().parent().unwrap().parent().unwrap();
+    assert_eq!(parent, std::env::temp_dir().join(format!("woci-proxy-{}", unsafe { libc::geteuid() })));
 
     let child = child_client(&handle, true);
     for (case, key) in [("profile-a", &profile), ("profile-b", &other)] {

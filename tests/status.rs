@@ -423,12 +423,19 @@ async fn what_stops_the_call_and_unreadable_settings() {
     let out = status(&w, true, &[("WOCI_OCI_COMMAND", "/nonexistent/oci")], &[]).await;
     assert_eq!(out.status.code(), Some(127), "{}", stdout(&out));
     assert!(json(&out)["reason"].as_str().unwrap().contains("/nonexistent/oci"), "{}", stdout(&out));
+    // The prompt is the same assessment: the valid token does not make it usable.
+    let out = status(&w, false, &[("WOCI_OCI_COMMAND", "/nonexistent/oci")], &["--prompt"]).await;
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(127), "P error\n"), "{}", stderr(&out));
     let out = status(&w, false, &[("WOCI_OCI_COMMAND", "/etc/passwd")], &[]).await;
     assert_eq!(out.status.code(), Some(126), "{}", stdout(&out));
     assert!(stdout(&out).contains("oci_command"), "{}", stdout(&out));
     let out = status(&w, true, &[("OCI_CLI_AUTH", "api_key")], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
     assert!(json(&out)["reason"].as_str().unwrap().contains("go to oci unchanged"), "{}", stdout(&out));
+    std::fs::remove_file(w.token_path()).unwrap();
+    let out = status(&w, false, &[("OCI_CLI_AUTH", "api_key")], &["--prompt"]).await;
+    assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(0), "P ok\n"), "no session needed");
+    w.seed_token(3600);
 
     let ini = w.read(&w.manager_ini_path());
     std::fs::write(w.manager_ini_path(), format!("{ini}garbage line\n")).unwrap();

@@ -191,7 +191,7 @@ impl Http {
                 .filter(|_| !opts.no_proxy.bypass(&host, req.url.port_or_known_default().unwrap_or(443)))
                 .map(|p| {
                     let at = p.host_str().map(|h| format!("{h}:{}", p.port_or_known_default().unwrap_or(80)));
-                    format!(" (through the proxy `{}` of `HTTPS_PROXY`)", at.unwrap_or_default())
+                    format!(" (through the proxy `{}` from `HTTPS_PROXY` or `ALL_PROXY`)", at.unwrap_or_default())
                 })
                 .unwrap_or_default();
             let started = tokio::time::Instant::now();

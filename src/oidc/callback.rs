@@ -65,7 +65,14 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
         outcome: Some(Err(Error::Login(msg))),
     };
     if params.get("state").map(String::as_str) != Some(expected_state) {
-        tracing::warn!("ignored a login callback with a missing or wrong `state` (an old tab?); still waiting");
+        // Any local user can send these: told once, so they cannot flood the terminal.
+        static TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if !TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+            tracing::warn!(
+                "ignored a login callback with a missing or wrong `state` (an old tab?), and will ignore any more \
+                 silently; still waiting"
+            );
+        }
         return Handled { status: StatusCode::BAD_REQUEST, page: WRONG_STATE_PAGE, outcome: None };
     }
     if let Some(error) = params.get("error") {

@@ -41,6 +41,7 @@ pub use hosts::{HostMatcher, NoProxy};
 pub use limits::Limits;
 
 use crate::error::{Error, Result};
+use crate::fsutil;
 use crate::secret::SecretString;
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -135,7 +136,11 @@ pub async fn start_for_profile(
     public_key: RsaPublicKey,
     token: watch::Receiver<SecretString>,
 ) -> Result<ProxyHandle> {
-    let cfg = ProxyConfig::for_settings(public_key, settings, std::env::temp_dir());
+    // Not `/tmp` itself: a program that outlives this run keeps the folder's paths in its
+    // environment (Node's preload, Java's options, the CA bundle), and another user could take a
+    // free name there.
+    let parent = fsutil::first_private_folder(settings.runtime_dir.as_deref(), &std::env::temp_dir(), "woci-proxy")?;
+    let cfg = ProxyConfig::for_settings(public_key, settings, parent);
     tracing::debug!(
         profile = %settings.profile,
         extra_hosts = cfg.resign_hosts.extra.len(),

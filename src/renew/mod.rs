@@ -257,6 +257,9 @@ impl Renewer {
                     fmt_secs(left.max(0))
                 );
             }
+            // A login asked for that did not happen (no terminal, cancelled) leaves the stored
+            // refresh token as it was: the next call does not meet that failure.
+            Err(Error::Login(_)) if force == Force::Login => {}
             // Waiting callers repeat local checks in no time; what they must not repeat is a
             // round of requests (or a login) that just failed.
             Err(e) if e.involved_the_network() => self.store.record_failure(&FailureRecord {

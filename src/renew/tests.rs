@@ -219,6 +219,20 @@ async fn a_refused_refresh_token_needs_a_login_which_a_non_interactive_call_refu
     assert_eq!(t.count("/token"), 1);
 }
 
+/// A login asked for (`session authenticate`) that cannot happen here is not what the next call
+/// meets: the stored refresh token is untouched, so no failure is recorded for it.
+#[tokio::test]
+async fn a_forced_login_without_a_terminal_records_no_failure() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working();
+    let err = w.renewer(t.clone()).ensure(Force::Login).await.unwrap_err();
+    assert_eq!(err.exit_code(), exit::LOGIN, "{err}");
+    assert!(t.seen().is_empty());
+    assert!(w.store().failure_since(0).is_none(), "no failure recorded");
+    assert_eq!(w.renewer(t).ensure(Force::No).await.unwrap().action, Action::Refreshed);
+}
+
 #[tokio::test]
 async fn a_failed_renewal_keeps_a_token_that_still_has_minutes_left() {
     let w = World::new("");

@@ -218,12 +218,20 @@ impl Settings {
 
         let upstream_proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
             .iter()
-            .find_map(|k| env.get(*k).filter(|v| !v.trim().is_empty()))
-            .map(|v| {
+            .find_map(|k| Some(*k).zip(env.get(*k).filter(|v| !v.trim().is_empty())))
+            .map(|(var, v)| {
                 let v = v.trim();
                 let v = if v.contains("://") { v.to_owned() } else { format!("http://{v}") };
                 // The URL may carry credentials: the error names neither it nor the parse detail.
-                Url::parse(&v).map_err(|_| Error::Config("`HTTPS_PROXY` in the environment is not a valid URL".into()))
+                let url = Url::parse(&v)
+                    .map_err(|_| Error::Config(format!("`{var}` in the environment is not a valid URL")))?;
+                match url.scheme() {
+                    "http" | "https" => Ok(url),
+                    other => Err(Error::Config(format!(
+                        "`{var}` in the environment names a `{other}` proxy; woci (like `oci`) needs an HTTP proxy \
+                         there (`http://host:port`)"
+                    ))),
+                }
             })
             .transpose()?;
         let no_proxy =

@@ -8,8 +8,7 @@ use super::{assess, gather};
 use crate::clock::SharedClock;
 use crate::context::Context;
 use crate::error::Result;
-use crate::renew::facts::SessionFacts;
-use crate::renew::{plan, Force};
+
 use crate::settings::{Env, Flags, OciView, Settings};
 use crate::terminal::print;
 
@@ -36,7 +35,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
             let entry = Settings::resolve(flags, &view, env, true)
                 .and_then(|s| Context::new(s, clock.clone(), env.clone()))
                 .and_then(|ctx| {
-                    let report = assess(&gather(&ctx)?, ctx.now());
+                    let report = assess(&gather(&ctx, true)?, ctx.now());
                     Ok(Entry::from_report(&report, ctx.settings.ops.fallback_profile.clone()))
                 });
             // A profile whose files cannot even be read is shown with the code its status gives
@@ -48,19 +47,19 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
     Ok(overview::exit_code(&entries))
 }
 
-/// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters).
-pub(crate) fn run_prompt(ctx: &Context) -> Result<u8> {
-    let facts = match SessionFacts::read(&ctx.settings, &ctx.store, false) {
-        Ok(facts) => facts.with_stopped_holder(&ctx.store),
+/// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters), with
+/// `--status`'s exit code: the same assessment (and fallback), without the passphrase check's
+/// key derivation.
+pub(crate) fn run_prompt(ctx: &Context, call: &crate::daemon::DaemonSpec) -> Result<u8> {
+    let inputs = match gather(ctx, false) {
+        Ok(inputs) => inputs,
         Err(e) => return super::run_unresolved(&ctx.settings.profile, e, false, ctx.now()),
     };
     let now = ctx.now();
-    let d = plan::plan(&facts, Force::No, now);
-    // What the last renewal met counts as in `--status` (one small file; no daemon or PATH look).
-    let (code, _) =
-        super::after_last_failure(d.exit_code(), d.plan.name(), String::new(), super::last_failure(ctx).as_ref(), now);
-    let state = State::of_plan(code, d.plan.name());
-    let line = overview::prompt_line(&ctx.settings.profile, state, facts.claims().map(|c| c.exp - now));
+    let mut report = assess(&inputs, now);
+    super::with_fallback(&mut report, ctx, call);
+    let state = State::of_plan(report.exit_code, report.next_action);
+    let line = overview::prompt_line(&ctx.settings.profile, state, inputs.facts.claims().map(|c| c.exp - now));
     print(&format!("{line}\n"))?;
-    Ok(code)
+    Ok(report.exit_code)
 }

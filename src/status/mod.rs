@@ -337,9 +337,10 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     o
 }
 
-/// Reads everything status looks at.
-pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
-    let facts = SessionFacts::read(&ctx.settings, &ctx.store, true)?.with_stopped_holder(&ctx.store);
+/// Reads everything status looks at; with `peek`, also whether the passphrase opens the refresh
+/// token (a key derivation the prompt skips).
+pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
+    let facts = SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store);
     let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
         facts,
@@ -359,7 +360,7 @@ pub(crate) fn gather(ctx: &Context) -> Result<Inputs<'_>> {
 /// `woci --status [--json]`; `call` is the invocation, for its `fallback_profile`.
 pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -> Result<u8> {
     let now = ctx.now();
-    let (out, code) = match gather(ctx) {
+    let (out, code) = match gather(ctx, true) {
         Ok(inputs) => {
             let mut report = assess(&inputs, now);
             with_fallback(&mut report, ctx, call);
@@ -376,7 +377,7 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
 
 /// A call whose renewal fails (other than for its settings) runs as the `fallback_profile`: when
 /// that one is usable, so is the call.
-fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec) {
+pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec) {
     let Some(name) = report.fallback_profile.clone() else { return };
     if report.exit_code == 0 || crate::metrics::class_of_exit_code(report.exit_code) == crate::metrics::Class::Config {
         return;
@@ -384,7 +385,7 @@ fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::Daemo
     let view = crate::settings::OciView { profile: Some(name.clone()), ..call.oci.clone() };
     let fallback = crate::settings::Settings::resolve(&call.flags, &view, &ctx.env, true)
         .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()))
-        .and_then(|fb| Ok(assess(&gather(&fb)?, fb.now())));
+        .and_then(|fb| Ok(assess(&gather(&fb, true)?, fb.now())));
     match fallback {
         Ok(fb) if fb.exit_code == 0 => {
             report.reason =

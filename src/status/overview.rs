@@ -165,6 +165,8 @@ pub(crate) const PROMPT_MAX_CHARS: usize = 40;
 /// when a login is needed, `P expired` when the next call renews it. At most [`PROMPT_MAX_CHARS`] characters: a long profile name is cut (`…`).
 /// One allocation.
 pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -> String {
+    // A profile name comes from the environment (`OCI_CLI_PROFILE` of a project's `.envrc`).
+    let profile = &*crate::terminal::safe(profile);
     let mut out = String::with_capacity(PROMPT_MAX_CHARS * 4);
     match secs_left {
         Some(s) if s > 0 && state != State::Impossible => {
@@ -173,6 +175,8 @@ pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -
         _ => out.push_str(match state {
             State::LoginNeeded => "login",
             State::Impossible => "error",
+            // Usable without a token: calls that go to oci unchanged (an API-key profile).
+            State::Usable if secs_left.is_none() => "ok",
             State::Usable | State::Renewable => "expired",
         }),
     }
@@ -253,6 +257,13 @@ mod tests {
         assert_eq!(prompt_line("prod", State::Impossible, None), "prod error");
         // A valid token does not help when the next call fails anyway (a damaged key, settings).
         assert_eq!(prompt_line("prod", State::Impossible, Some(600)), "prod error");
+    }
+
+    #[test]
+    fn a_hostile_profile_name_reaches_the_prompt_escaped() {
+        let line = prompt_line("X\u{1b}]0;HACKED\u{7}\u{1b}[31mRED", State::Impossible, None);
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        assert!(line.starts_with("X\\x1b]0;HACKED") && line.ends_with(" error"), "{line}");
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub const SCRUBBED_ENV: &[&str] = &[
     "WOCI_RESIGN_HOSTS",
     "BROWSER",
     "RUST_LOG",
+    // The proxy's folder goes there when set; tests give each run its own TMPDIR instead.
+    "XDG_RUNTIME_DIR",
     "HTTPS_PROXY",
     "https_proxy",
     "HTTP_PROXY",
@@ -405,4 +407,17 @@ pub fn assert_terminal_safe(bytes: &[u8], what: &str) {
         let bad = (c.is_control() && c != '\n') || format_chars.contains(&c);
         assert!(!bad, "{what} holds U+{:04X} at byte {i}:\n{}", c as u32, text.escape_debug());
     }
+}
+
+/// The private folder under a TMPDIR that woci's per-run proxy folders go in (kept after a run,
+/// so that no other user can take its name).
+pub fn proxy_parent(tmp: &Path) -> PathBuf {
+    tmp.join(format!("woci-proxy-{}", unsafe { libc::geteuid() }))
+}
+
+/// What woci left in a TMPDIR after its runs ended: everything but the empty [`proxy_parent`].
+pub fn tmpdir_leftovers(tmp: &Path) -> Vec<PathBuf> {
+    let parent = proxy_parent(tmp);
+    let inside = std::fs::read_dir(&parent).into_iter().flatten().flatten().map(|e| e.path());
+    std::fs::read_dir(tmp).unwrap().flatten().map(|e| e.path()).filter(|p| *p != parent).chain(inside).collect()
 }

@@ -280,3 +280,13 @@ fn oci_command_expands_the_home_folder_like_other_paths() {
     let s = resolve_with("oci_command = oci-3.95\n", &[], &[], false).unwrap();
     assert_eq!(s.oci_command, "oci-3.95", "a bare name stays a PATH lookup");
 }
+
+#[test]
+fn the_proxy_variable_that_is_wrong_is_named() {
+    let err = resolve_with(LOGIN, &[], &[("ALL_PROXY", "socks5://127.0.0.1:1080")], false).unwrap_err();
+    assert!(err.to_string().contains("`ALL_PROXY`") && err.to_string().contains("`socks5`"), "{err}");
+    let err = resolve_with(LOGIN, &[], &[("https_proxy", "http://[::1")], false).unwrap_err();
+    assert!(err.to_string().starts_with("`https_proxy`"), "{err}");
+    let s = resolve_with(LOGIN, &[], &[("ALL_PROXY", "proxy.corp:3128")], false).unwrap();
+    assert_eq!(s.upstream_proxy.unwrap().as_str(), "http://proxy.corp:3128/");
+}
