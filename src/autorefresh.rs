@@ -62,7 +62,11 @@ pub(crate) async fn run_supervised(
                 tracing::warn!("session renewal failed, retrying in {}s: {error}", retry_in.as_secs());
             }
         };
-        schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, warn).await
+        let ended = schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, warn).await;
+        if let Err(e) = &ended {
+            tracing::error!("session renewal is no longer possible: {e}");
+        }
+        ended
     });
     let code = running.wait().await;
     let _ = stop_tx.send(());

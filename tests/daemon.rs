@@ -180,6 +180,9 @@ async fn renews_short_lived_tokens_then_exits_when_the_refresh_token_is_revoked(
     let out = woci(&w, &["--daemon-status"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("renewal is no longer possible"), "{}", stdout(&out));
+    // Said once in the log: as the exit reason, not also as an error line before it.
+    let text = log(&w);
+    assert_eq!(text.matches("no longer possible").count(), 1, "{text}");
 
     let out = woci(&w, &["--status", "--json"]).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");

@@ -541,3 +541,15 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
     assert_eq!(status(&w, true, &[], &[]).await.status.code(), Some(0));
 }
+
+/// A first look on a new machine gets a sentence, not an empty table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_all_without_any_profile_says_so() {
+    let w = World::new().await;
+    std::fs::remove_file(w.manager_ini_path()).unwrap();
+    let out = status(&w, false, &[], &["--all"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("no profiles: no `woci_manager.ini` and no sessions in"), "{}", stdout(&out));
+    let out = status(&w, true, &[], &["--all"]).await;
+    assert_eq!(json(&out)["profiles"], serde_json::json!([]));
+}

@@ -141,10 +141,8 @@ pub async fn renewal_loop(
                         _ = replaced(&mut renewers) => {}
                     }
                 }
-                Err(e) => {
-                    tracing::error!("session renewal is no longer possible: {e}");
-                    return Err(e);
-                }
+                // The caller reports it (the daemon as its exit reason, in one line).
+                Err(e) => return Err(e),
             }
         }
     }

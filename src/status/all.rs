@@ -43,6 +43,16 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
             entry.unwrap_or_else(|e| Entry { profile: name, exit_code: e.exit_code(), ..Entry::default() })
         })
         .collect();
+    if entries.is_empty() && !json {
+        let ini = base.ini_file.as_ref().map_or_else(
+            || "no `woci_manager.ini`".to_owned(),
+            |(p, _)| format!("no profile sections in `{}`", p.display()),
+        );
+        let sessions = base.home.join(".oci").join("sessions");
+        let line = format!("no profiles: {ini} and no sessions in `{}`", sessions.display());
+        print(&format!("{}\n", crate::terminal::safe(&line)))?;
+        return Ok(0);
+    }
     print(&if json { overview::render_json(&entries) } else { overview::render_text(&entries) })?;
     Ok(overview::exit_code(&entries))
 }
