@@ -245,7 +245,7 @@ fn build_command(with_hidden: bool) -> clap::Command {
                 .action(ArgAction::Set)
                 .value_parser(clap::value_parser!(clap_complete::Shell))
                 .hide_possible_values(true),
-            (_, Some(v)) => arg.value_name(v).action(ArgAction::Set),
+            (_, Some(v)) => value_hint(arg.value_name(v).action(ArgAction::Set), o.setting.map(|(k, _)| k)),
             (_, None) => arg.action(ArgAction::SetTrue),
         };
         cmd = cmd.arg(arg);
@@ -261,6 +261,23 @@ fn build_command(with_hidden: bool) -> clap::Command {
     )
 }
 
+/// What completions offer for a setting's value: its words, or the kind of thing it is (parsing
+/// stays woci's own; help does not list the words).
+fn value_hint(arg: Arg, key: Option<Key>) -> Arg {
+    use clap::ValueHint;
+    use table::Kind;
+    match key.map(|k| table::def(k).kind) {
+        Some(Kind::Choice(words)) => {
+            arg.value_parser(clap::builder::PossibleValuesParser::new(words)).hide_possible_values(true)
+        }
+        Some(Kind::Path) => arg.value_hint(ValueHint::AnyPath),
+        Some(Kind::Url) => arg.value_hint(ValueHint::Url),
+        Some(Kind::Command) => arg.value_hint(ValueHint::CommandString),
+        Some(_) => arg.value_hint(ValueHint::Other),
+        None => arg,
+    }
+}
+
 /// Help text.
 pub fn help_text() -> String {
     command().render_help().to_string()
@@ -269,8 +286,18 @@ pub fn help_text() -> String {
 /// Completions for `shell`.
 pub fn completions(shell: clap_complete::Shell) -> String {
     let mut buf = Vec::new();
-    // Hidden options stay out (clap_complete's bash generator would list them).
-    clap_complete::generate(shell, &mut build_command(false), "woci", &mut buf);
+    // Hidden options stay out (clap_complete's bash generator would list them). oci's global
+    // options are offered too (`--profile` above all), though help lists only woci's.
+    let mut cmd = build_command(false);
+    for g in oci_globals::OCI_GLOBALS {
+        for name in g.names.iter().filter_map(|n| n.strip_prefix("--")) {
+            if cmd.get_arguments().all(|a| a.get_long() != Some(name)) {
+                let action = if g.value { ArgAction::Set } else { ArgAction::SetTrue };
+                cmd = cmd.arg(Arg::new(name).long(name).action(action));
+            }
+        }
+    }
+    clap_complete::generate(shell, &mut cmd, "woci", &mut buf);
     String::from_utf8_lossy(&buf).into_owned()
 }
 

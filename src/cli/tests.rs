@@ -402,7 +402,11 @@ fn completions_generate_for_each_shell() {
         assert!(c.contains("auto-refresh"), "{shell:?}");
         assert!(c.contains("manager-config"), "{shell:?}");
         assert!(!c.contains("daemon-run"), "{shell:?} shows the hidden option");
+        assert!(c.contains("profile") && c.contains("config-file"), "{shell:?} offers oci's global options");
+        assert!(c.contains("warning"), "{shell:?} offers --log-level's words");
     }
+    // Help lists no value words.
+    assert!(!help_text().contains("possible values"));
 }
 
 #[test]
