@@ -157,7 +157,12 @@ pub fn man_sections() -> roff::Roff {
             "Keys of woci_manager.ini, per profile section or [COMMON] (a flag wins over its variable, which wins over the INI):",
             settings(),
         ),
-        ("EXIT STATUS", "When oci runs, its exit code is woci's. woci's own failures:", EXIT_CODES.to_vec()),
+        (
+            "EXIT STATUS",
+            "0 on success. When oci (or the --exec program) runs, its exit code is woci's; killed by a signal, it \
+             ends woci by the same signal (a shell sees 128+n). woci's own failures:",
+            EXIT_CODES.to_vec(),
+        ),
         ("ENVIRONMENT", "", environment()),
         ("FILES", "", FILES.to_vec()),
     ] {
