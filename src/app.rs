@@ -277,13 +277,22 @@ fn session_or_fallback(
     // `oci` gets `--profile NAME` where the user's `--profile` was, else in front.
     settings.profile_on_cli = s.profile_on_cli;
     settings.ops.fallback_profile = None;
+    let fallback = ctx.with_settings(settings)?;
+    if crate::renew::facts::profile_unknown(&fallback.settings, &fallback.store) {
+        tracing::warn!(
+            "fallback profile `{name}` of profile `{}` exists nowhere (not in the OCI config, no section in \
+             `woci_manager.ini`, no session): not used",
+            s.profile
+        );
+        return Err(err);
+    }
     tracing::warn!(
         "renewing the session of profile `{}` failed ({}: {err}); running the command with its fallback profile `{name}`",
         s.profile,
         class.as_str()
     );
     crate::metrics::record_fallback(ctx.store.dir(), &s.profile, s.ops.metrics_file.as_deref(), &name);
-    ctx.with_settings(settings).map(Err)
+    Ok(Err(fallback))
 }
 
 /// An async runtime on this thread only, for one renewal.

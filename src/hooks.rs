@@ -275,7 +275,10 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(match status.code() {
             Some(c) => format!("exited with {c}"),
-            None => "was killed by a signal".to_owned(),
+            None => match std::os::unix::process::ExitStatusExt::signal(&status) {
+                Some(sig) => format!("was killed by signal {sig}"),
+                None => "was killed by a signal".to_owned(),
+            },
         }),
         None => {
             kill_group(&mut child);
@@ -563,7 +566,7 @@ mod tests {
         let failing = r.hook("on_expiring", "exit 3");
         assert_eq!(run(&failing, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "exited with 3");
         let signalled = r.hook("on_expiring", "kill -9 $$");
-        assert_eq!(run(&signalled, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "was killed by a signal");
+        assert_eq!(run(&signalled, b"{}\n".to_vec(), &env, TIMEOUT).unwrap_err(), "was killed by signal 9");
         // A hook that ignores its stdin still succeeds.
         assert_eq!(run(&r.hook("on_expiring", "true"), vec![b'x'; 1 << 20], &env, TIMEOUT), Ok(()));
     }

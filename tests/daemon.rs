@@ -424,6 +424,13 @@ async fn sighup_and_an_ini_change_reload_the_settings_and_keep_the_pid() {
     let before = ok(&w);
     wait_for(&w, "another renewal after the refused reload", || ok(&w) > before).await;
     assert_eq!(reload_lines(&w).len(), 3, "one line per reload: {:#?}", reload_lines(&w));
+    // An INI an editor emptied mid-save would take the IdP settings away for good: refused too.
+    std::fs::write(w.manager_ini_path(), "").unwrap();
+    wait_for(&w, "the refused reload of the empty INI", || reload_lines(&w).len() > 3).await;
+    let line = reload_lines(&w).pop().unwrap();
+    assert!(line.contains("settings not reloaded") && line.contains("idp → session_refresh"), "{line}");
+    let before = ok(&w);
+    wait_for(&w, "a renewal with the IdP settings kept", || ok(&w) > before).await;
     // The control commands need settings that resolve.
     std::fs::write(w.manager_ini_path(), fixed_ini).unwrap();
     let out = woci(&w, &["--daemon-status", "--json"]).await;

@@ -650,6 +650,35 @@ async fn status_counts_a_usable_fallback() {
     assert!(v["reason"].as_str().unwrap().contains("runs as the fallback profile B"), "{v}");
     let out = woci(&w, &["os", "ns", "get"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "the call agrees: {}", stderr(&out));
+    // So do the prompt and `--status --all`.
+    let out = woci(&w, &["--status", "--prompt", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = woci(&w, &["--status", "--all", "--json"], &[]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = v["profiles"].as_array().unwrap().iter().find(|p| p["profile"] == "P").unwrap().clone();
+    assert_eq!(p["exit_code"], 0, "{v}");
+}
+
+/// A `fallback_profile` that exists nowhere (a typo) is named by `--status` while the profile
+/// works, and is not used when it fails: the call gets the profile's own error, not one about
+/// the typo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_profile_that_exists_nowhere_is_named_and_not_used() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    write_profiles(&w, &[("P", "fallback_profile = NOPE\n")]);
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = woci(&w, &["--status", "--json", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["reason"].as_str().unwrap().contains("fallback profile NOPE exists nowhere"), "{v}");
+    w.seed_token(-30);
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    let out = woci(&w, &["os", "ns", "get"], &[]).await;
+    assert_eq!(out.status.code(), Some(6), "the profile's own network error: {}", stderr(&out));
+    assert!(stderr(&out).contains("`NOPE` of profile `P` exists nowhere"), "{}", stderr(&out));
+    assert!(!w.home().join(".oci/sessions/NOPE").exists());
 }
 
 /// A passphrase asked on the terminal that encrypts the refresh token for the first time is asked

@@ -79,6 +79,16 @@ fn reload(spec: &DaemonSpec, ctx: &mut Context, renewers: &watch::Sender<Arc<Ren
         Ok(s) => s,
         Err(e) => return format!("settings not reloaded ({why}): {e}; keeping the current ones"),
     };
+    // An editor that truncates the INI before writing it, or a section renamed, would take the
+    // profile's IdP settings away for good: a daemon changes how it renews only by a restart.
+    let (was, is) = (ctx.settings.mode.renewal_name(), new.mode.renewal_name());
+    if was != is {
+        return format!(
+            "settings not reloaded ({why}): they would change how profile `{}` renews ({was} → {is}: its section \
+             gone, or a save in progress?); keeping the current ones; to change it, restart the daemon",
+            new.profile
+        );
+    }
     let changed = crate::settings::changes(&ctx.settings, &new);
     if changed.is_empty() {
         return format!("settings reloaded ({why}): no setting changed");

@@ -221,16 +221,23 @@ impl Http {
                 };
             if !again {
                 if let (Retry::Rotating { grace }, true) = (retry, lost) {
-                    let reason = format!(
-                        "{reason}; not sent again after {}s, `refresh_token_reuse_grace` being {}s",
-                        first_sent.map_or(0, |t| t.elapsed().as_secs()),
-                        grace.as_secs()
-                    );
+                    let reason = match grace.is_zero() {
+                        true => format!("{reason}; not sent again, `refresh_token_reuse_grace` being 0"),
+                        false => format!(
+                            "{reason}; not sent again after {}s, past `refresh_token_reuse_grace` ({}s)",
+                            first_sent.map_or(0, |t| t.elapsed().as_secs()),
+                            grace.as_secs()
+                        ),
+                    };
                     return Err(Error::ReplyLost { service, url, reason });
                 }
                 let why = match retry {
+                    Retry::Rotating { grace } if was_sent && attempt < attempts && grace.is_zero() => format!(
+                        "{reason}; the refresh token was sent, so it is not sent again (`refresh_token_reuse_grace` is 0)"
+                    ),
                     Retry::Rotating { grace } if was_sent && attempt < attempts => format!(
-                        "{reason}; the refresh token was sent, so it is not sent again after {}s (`refresh_token_reuse_grace` = {}s)",
+                        "{reason}; the refresh token was sent {}s ago, past `refresh_token_reuse_grace` ({}s), so it is \
+                         not sent again",
                         first_sent.map_or(0, |t| t.elapsed().as_secs()),
                         grace.as_secs()
                     ),

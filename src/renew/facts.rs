@@ -204,11 +204,21 @@ impl<'s> SessionFacts<'s> {
     /// Whether the profile exists nowhere: not in the OCI config, no section of its own in the
     /// manager INI, no session folder (a typo in `--profile`).
     pub fn profile_unknown(&self, store: &SessionStore) -> bool {
-        !matches!(self.config, ConfigState::Present)
-            && !self.manager_ini.as_ref().is_some_and(|(_, own)| *own)
-            && !store.dir().exists()
+        unknown(&self.config, self.manager_ini.as_ref(), store)
     }
+}
 
+fn unknown(config: &ConfigState, manager_ini: Option<&(PathBuf, bool)>, store: &SessionStore) -> bool {
+    !matches!(config, ConfigState::Present) && !manager_ini.is_some_and(|(_, own)| *own) && !store.dir().exists()
+}
+
+/// [`SessionFacts::profile_unknown`] of a profile whose facts are not read (a `fallback_profile`);
+/// a damaged OCI config counts as known (the call reports it).
+pub fn profile_unknown(settings: &Settings, store: &SessionStore) -> bool {
+    OciProfile::read(settings).is_ok_and(|(config, _)| unknown(&config, settings.ini_file.as_ref(), store))
+}
+
+impl<'s> SessionFacts<'s> {
     /// Reads the facts of the settings' profile; with `peek` (`--status`), also whether the
     /// environment's passphrase opens the refresh token and a JWT refresh token's own expiry.
     pub fn read(settings: &'s Settings, store: &SessionStore, peek: bool) -> Result<SessionFacts<'s>> {

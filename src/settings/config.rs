@@ -24,6 +24,17 @@ pub enum RenewMode {
     Unusable(String),
 }
 
+impl RenewMode {
+    /// How the profile renews, as `--status` names it: `idp`, `federated` or `session_refresh`.
+    pub fn renewal_name(&self) -> &'static str {
+        match self {
+            RenewMode::SessionRefresh(_) => "session_refresh",
+            RenewMode::Federated(_) => "federated",
+            RenewMode::Login(_) | RenewMode::Unusable(_) => "idp",
+        }
+    }
+}
+
 /// The IdP client: authorization code + PKCE login, refresh grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdpConfig {

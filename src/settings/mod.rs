@@ -271,11 +271,13 @@ pub fn changes(old: &Settings, new: &Settings) -> Vec<String> {
                 return None;
             }
             let show = |v: Option<&str>| v.map_or_else(|| "default".to_owned(), |v| format!("`{v}`"));
-            Some(if d.hides_value() {
+            let line = if d.hides_value() {
                 format!("`{}` changed", d.name)
             } else {
                 format!("`{}` {} → {}", d.name, show(before), show(after))
-            })
+            };
+            // The log is set up once, at the start.
+            Some(if d.key == Key::LogLevel { format!("{line} (at the next start)") } else { line })
         })
         .collect()
 }

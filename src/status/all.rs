@@ -15,7 +15,9 @@ use crate::terminal::print;
 /// `woci --status --all [--json]`: exit 0 when every profile is usable or renewable, else the
 /// highest exit code of the others.
 pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock: SharedClock) -> Result<u8> {
-    let base = match Settings::resolve(flags, oci, env, true) {
+    // Only for the home and the INI: the current profile (a bad `OCI_CLI_PROFILE`) plays no part.
+    let any = OciView { profile: Some("DEFAULT".into()), ..oci.clone() };
+    let base = match Settings::resolve(flags, &any, env, true) {
         Ok(base) => base,
         // No profile list without readable settings; JSON readers still get JSON, with the error.
         Err(e) if json => {
@@ -35,7 +37,9 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
             let entry = Settings::resolve(flags, &view, env, true)
                 .and_then(|s| Context::new(s, clock.clone(), env.clone()))
                 .and_then(|ctx| {
-                    let report = assess(&gather(&ctx, true)?, ctx.now());
+                    let mut report = assess(&gather(&ctx, true)?, ctx.now());
+                    let call = crate::daemon::DaemonSpec { flags: flags.clone(), oci: view.clone() };
+                    super::with_fallback(&mut report, &ctx, &call);
                     Ok(Entry::from_report(&report, ctx.settings.ops.fallback_profile.clone()))
                 });
             // A profile whose files cannot even be read is shown with the code its status gives

@@ -40,7 +40,6 @@ use crate::jwt::Freshness;
 use crate::renew::facts::{PassphraseInput, SessionFacts, TokenInput};
 use crate::renew::plan::{freshness, plan, renewal_window};
 use crate::renew::Force;
-use crate::settings::RenewMode;
 use crate::store::{InterruptedRotation, RefreshTokenState};
 use crate::terminal::{print, safe, to_json};
 use serde::Serialize;
@@ -209,12 +208,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         exit_code,
         next_action,
         reason,
-        renewal: match f.mode {
-            _ if passthrough => "none",
-            RenewMode::SessionRefresh(_) => "session_refresh",
-            RenewMode::Federated(_) => "federated",
-            RenewMode::Login(_) | RenewMode::Unusable(_) => "idp",
-        },
+        renewal: if passthrough { "none" } else { f.mode.renewal_name() },
         token: token_report(f, now),
         refresh_token: RefreshReport {
             stored: f.refresh.state != RefreshTokenState::Absent,
@@ -379,13 +373,22 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
 /// that one is usable, so is the call.
 pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec) {
     let Some(name) = report.fallback_profile.clone() else { return };
+    let view = crate::settings::OciView { profile: Some(name.clone()), ..call.oci.clone() };
+    let fallback = crate::settings::Settings::resolve(&call.flags, &view, &ctx.env, true)
+        .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()));
+    // A typo there shows only on the day the profile itself fails: say it now.
+    if fallback.as_ref().is_ok_and(|fb| crate::renew::facts::profile_unknown(&fb.settings, &fb.store)) {
+        report.reason = format!(
+            "{}; its fallback profile `{name}` exists nowhere (not in the OCI config, no section in \
+             `woci_manager.ini`, no session), so it would not be used",
+            report.reason
+        );
+        return;
+    }
     if report.exit_code == 0 || crate::metrics::class_of_exit_code(report.exit_code) == crate::metrics::Class::Config {
         return;
     }
-    let view = crate::settings::OciView { profile: Some(name.clone()), ..call.oci.clone() };
-    let fallback = crate::settings::Settings::resolve(&call.flags, &view, &ctx.env, true)
-        .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()))
-        .and_then(|fb| Ok(assess(&gather(&fb, true)?, fb.now())));
+    let fallback = fallback.and_then(|fb| Ok(assess(&gather(&fb, true)?, fb.now())));
     match fallback {
         Ok(fb) if fb.exit_code == 0 => {
             report.reason =

@@ -234,7 +234,7 @@ fn changes_name_each_changed_setting_and_never_a_secret_or_a_command() {
     let old = resolve_with(&format!("{LOGIN}on_renewal_failure = notify --token s3cret-a\n"), &[], &[], false).unwrap();
     let new = resolve_with(
         &format!(
-            "{}expiring_warning = 2h\nmetrics_file = /m/w.prom\non_renewal_failure = notify --token s3cret-b\n",
+            "{}expiring_warning = 2h\nmetrics_file = /m/w.prom\non_renewal_failure = notify --token s3cret-b\nlog_level = debug\n",
             LOGIN
                 .replace("client_secret = s", "client_secret = s3cret-new")
                 .replace("scope = openid offline_access\n", "")
@@ -252,6 +252,7 @@ fn changes_name_each_changed_setting_and_never_a_secret_or_a_command() {
             "`metrics_file` default → `/m/w.prom`",
             "`on_renewal_failure` changed",
             "`expiring_warning` default → `2h`",
+            "`log_level` default → `debug` (at the next start)",
         ]
     );
     assert!(crate::settings::changes(&old, &old).is_empty());
