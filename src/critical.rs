@@ -41,9 +41,11 @@ mod imp {
     /// The signals among [`RESPECTED`] that were ignored when woci started, as a bit set.
     static IGNORED_AT_START: OnceLock<u64> = OnceLock::new();
 
-    /// Signals a caller may have set to be ignored (`nohup`, `trap '' INT`, a script's `&` job):
-    /// woci installs no handler for them, so they stay ignored for woci and for what it runs.
-    const RESPECTED: [i32; 3] = [SIGHUP, SIGINT, SIGTERM];
+    /// Signals a caller may have set to be ignored (`nohup`, `trap '' INT`, a script's `&` job,
+    /// which ignores INT and QUIT): woci installs no handler for them, so they stay ignored for
+    /// woci and for what it runs. (SIGPIPE cannot be among them: Rust's runtime sets it before
+    /// `main`, and a program woci starts gets the default.)
+    const RESPECTED: [i32; 6] = [SIGHUP, SIGINT, SIGTERM, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
 
     pub(crate) fn note_ignored_at_start() {
         IGNORED_AT_START.get_or_init(|| {
@@ -130,6 +132,11 @@ mod imp {
         Held(())
     }
 
+    /// Whether some task is inside a held section now (storing a rotated refresh token).
+    pub(crate) fn held() -> bool {
+        DEPTH.load(Ordering::SeqCst) > 0
+    }
+
     impl Drop for Held {
         fn drop(&mut self) {
             if DEPTH.fetch_sub(1, Ordering::SeqCst) != 1 {
@@ -194,6 +201,9 @@ mod imp {
         Held(())
     }
     pub fn supervise() {}
+    pub fn held() -> bool {
+        false
+    }
     pub fn note_ignored_at_start() {}
     pub fn ignored_at_start(_sig: i32) -> bool {
         false
@@ -220,7 +230,7 @@ pub(crate) fn failpoint(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
-pub(crate) use imp::{end_like, hold, ignored_at_start, note_ignored_at_start, own_group, supervise, OwnedGroup};
+pub(crate) use imp::{end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, supervise, OwnedGroup};
 
 #[cfg(all(test, unix))]
 mod tests {

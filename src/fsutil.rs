@@ -303,6 +303,9 @@ pub(crate) fn is_executable(p: &Path) -> bool {
 /// config file are a few KiB): more is an error, so memory stays bounded.
 pub(crate) const MAX_INPUT: usize = 1024 * 1024;
 
+/// The most a CA bundle may hold: corporate bundles run to a few MiB.
+pub(crate) const MAX_CA_BUNDLE: usize = 16 * MAX_INPUT;
+
 /// Reads `path`, at most `max` bytes: a longer file (or `/dev/zero`) is read no further and is an
 /// error of kind [`std::io::ErrorKind::FileTooLarge`] that says the bound. Opened non-blocking,
 /// so a FIFO put where a file belongs reads as empty (or `WouldBlock`) instead of hanging the call
@@ -519,6 +522,12 @@ impl Drop for FileLock {
     fn drop(&mut self) {
         let _ = FileExt::unlock(&self.file);
     }
+}
+
+/// `$TMPDIR` when it is an absolute path, else `/tmp`: an empty or relative one (as Go's and
+/// Python's temp-dir lookups also hold) would put private files in the working folder.
+pub(crate) fn temp_dir() -> PathBuf {
+    Some(std::env::temp_dir()).filter(|t| t.is_absolute()).unwrap_or_else(|| PathBuf::from("/tmp"))
 }
 
 /// Where files go that no other local user may ever plant or read, in order:

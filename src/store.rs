@@ -116,7 +116,7 @@ impl SessionStore {
             profile: profile.to_owned(),
             dir: home.join(".oci").join("sessions").join(profile),
             runtime_dir: None,
-            temp_dir: std::env::temp_dir(),
+            temp_dir: fsutil::temp_dir(),
             sealer: Default::default(),
         })
     }

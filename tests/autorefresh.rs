@@ -112,7 +112,10 @@ async fn ignored_signals_stay_ignored_and_a_signal_death_is_passed_on() {
     // SAFETY: signal(2) in the child before exec, as nohup(1) does.
     unsafe {
         cmd.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
+            // A script's `&` job ignores QUIT too; `trap '' USR1 USR2` the others.
+            for sig in [libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2] {
+                libc::signal(sig, libc::SIG_IGN);
+            }
             Ok(())
         });
     }
@@ -120,7 +123,11 @@ async fn ignored_signals_stay_ignored_and_a_signal_death_is_passed_on() {
     assert_eq!(out.status.code(), Some(0), "woci survived the HUP: {}", String::from_utf8_lossy(&out.stderr));
     let mask = String::from_utf8_lossy(&out.stdout);
     let bits = u64::from_str_radix(mask.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
-    assert_ne!(bits & (1 << (libc::SIGHUP - 1)), 0, "the child ignores SIGHUP: {mask}");
+    for (sig, name) in
+        [(libc::SIGHUP, "HUP"), (libc::SIGQUIT, "QUIT"), (libc::SIGUSR1, "USR1"), (libc::SIGUSR2, "USR2")]
+    {
+        assert_ne!(bits & (1 << (sig - 1)), 0, "the child ignores SIG{name}: {mask}");
+    }
 
     let mut cmd = woci_std(&w, tmp.path());
     cmd.args(["--exec", "--", "sh", "-c", "kill -TERM $$"]);
@@ -325,4 +332,75 @@ async fn a_crashing_woci_dumps_no_core() {
     let status = woci.wait().unwrap();
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(libc::SIGABRT));
     assert!(core_files(cwd.path()).is_empty(), "woci dumped core: {:?}", core_files(cwd.path()));
+}
+
+/// Once the program has ended, a renewal in flight does not keep woci alive: a token exchange
+/// stuck on a slow server is let go (the refresh token it follows is already stored).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_renewal_does_not_outlive_the_program() {
+    use woci_emulator::{Config, Endpoint, Fault};
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(4), ..Config::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", "touch \"$OUT/ready\"; sleep 4"]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    // The loop's next renewal (at about half the 4 s token's life) meets an exchange that hangs.
+    w.emu.set_fault(Endpoint::Exchange, Fault::latency(Duration::from_secs(120)));
+    let started = Instant::now();
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(w.emu.stats().refresh_grants >= 2, "a renewal was in flight when the program ended");
+    assert!(started.elapsed() < Duration::from_secs(15), "woci outlived its program by {:?}", started.elapsed());
+    assert!(nothing_left(tmp.path()));
+}
+
+/// The one part of a renewal that outlives the program: a refresh grant whose answer is on its
+/// way carries the rotated refresh token, which woci waits for and stores before it ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_grant_in_flight_is_finished_after_the_program_ends() {
+    use woci_emulator::{Config, Endpoint, Fault};
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(4), ..Config::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", "touch \"$OUT/ready\"; sleep 2"]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    let before = w.read(&w.session_dir().join("refresh_token"));
+    // The loop's grant (about 1 s in) is answered after the program ended (2 s in).
+    w.emu.set_fault(Endpoint::IdpToken, Fault::latency(Duration::from_secs(3)).times(1));
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(w.emu.stats().refresh_grants, 2, "the loop's grant was sent");
+    assert_ne!(w.read(&w.session_dir().join("refresh_token")), before, "its rotated refresh token was stored");
+    // And it works: the next renewal needs no login.
+    w.seed_token(-10);
+    let mut next = woci_std(&w, tmp.path());
+    next.args(["os", "ns", "get"]);
+    let o = tokio::task::spawn_blocking(move || next.output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(w.emu.stats().auth_code_grants, 0);
+}
+
+/// An empty `TMPDIR` is no temp folder: the proxy's private files go to `/tmp`, never into the
+/// working folder (a checkout).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_empty_tmpdir_does_not_put_files_in_the_working_folder() {
+    let (w, _tmp) = world().await;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut cmd = w.woci_std();
+    cmd.env("TMPDIR", "").current_dir(cwd.path()).args(["--exec", "--", "sh", "-c", "dirname \"$SSL_CERT_FILE\""]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = String::from_utf8_lossy(&out.stdout);
+    assert!(dir.starts_with(&format!("/tmp/woci-proxy-{}/", unsafe { libc::geteuid() })), "{dir}");
+    assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "nothing in the working folder");
 }

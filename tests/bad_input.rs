@@ -289,3 +289,21 @@ async fn a_symlinked_lock_file_is_refused_and_not_followed() {
     assert!(line.contains("/.lock` is a symbolic link") && line.contains("rm "), "{line}");
     assert!(!target.exists(), "the link's target was not created");
 }
+
+/// `SSL_CERT_FILE` is read by the TLS library too: a device or FIFO there would be read without
+/// end (all memory, or a hang). The call refuses it at once, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_variable_naming_a_device_is_refused_at_once() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut c = w.woci();
+    c.env("SSL_CERT_FILE", "/dev/zero").args(["os", "ns", "get"]);
+    let started = std::time::Instant::now();
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("`SSL_CERT_FILE` names `/dev/zero`"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+}

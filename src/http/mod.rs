@@ -13,7 +13,7 @@
 //! since a late answer beats a spent token.
 
 mod reqwest_transport;
-pub(crate) use reqwest_transport::{certificate_problem, refused_certificate};
+pub(crate) use reqwest_transport::{cause_text, certificate_problem, refused_certificate};
 
 use crate::error::{Error, Result};
 use crate::realm::NoProxy;
@@ -245,7 +245,7 @@ impl Http {
                 };
                 return Err(Error::Network { service, url, reason: format!("{why}{via}") });
             }
-            tracing::warn!("retrying {host} ({}/{attempts}): {reason}", attempt + 1);
+            tracing::warn!("retrying the {service} at {host} ({}/{attempts}): {reason}", attempt + 1);
             tokio::time::sleep(backoff.next_delay()).await;
         }
     }
@@ -308,7 +308,7 @@ pub fn redact_url(url: &Url) -> String {
 
 /// Parses all certificates of a PEM bundle.
 pub fn load_pem_certs(path: &std::path::Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT)
+    let pem = crate::fsutil::read_bounded(path, crate::fsutil::MAX_CA_BUNDLE)
         .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
     let certs = reqwest::Certificate::from_pem_bundle(&pem)
         .map_err(|e| Error::Config(format!("invalid CA bundle `{}`: {e}", path.display())))?;

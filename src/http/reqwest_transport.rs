@@ -153,17 +153,36 @@ fn describe(e: &reqwest::Error) -> String {
     }
     // The innermost cause ("connection refused", "dns error", "connection reset by peer"), never
     // a URL: reqwest's own Display includes the URL, which may carry a query.
-    match (e.is_connect(), causes(e).last()) {
+    match (e.is_connect(), causes(e).last().map(cause_text)) {
         (true, Some(inner)) => format!("cannot connect: {inner}"),
         (true, None) => "cannot connect".into(),
-        (false, Some(inner)) => inner.to_string(),
+        (false, Some(inner)) => inner,
         (false, None) => "connection dropped".into(),
+    }
+}
+
+/// A cause's text for people: without the link to a library's manual that rustls appends
+/// ("peer closed connection without sending TLS close_notify: https://docs.rs/rustls/…").
+pub(crate) fn cause_text(e: &(dyn std::error::Error + 'static)) -> String {
+    let text = e.to_string();
+    match text.find(": https://docs.rs/") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_library_manual_link_is_left_out_of_the_cause() {
+        let e = std::io::Error::other(
+            "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
+        );
+        assert_eq!(cause_text(&e), "peer closed connection without sending TLS close_notify");
+        assert_eq!(cause_text(&std::io::Error::other("connection reset by peer")), "connection reset by peer");
+    }
 
     /// Ctrl-Z past a request's limit: the answer that came meanwhile is read after SIGCONT, not
     /// dropped as a timeout; while the process runs, the limit holds.

@@ -114,7 +114,7 @@ pub fn der_to_pem(certs: &[CertificateDer<'_>]) -> String {
 pub fn child_roots_pem(user_bundles: &[PathBuf]) -> Result<String> {
     let mut out = String::new();
     for path in user_bundles {
-        let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT)
+        let text = crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_CA_BUNDLE)
             .map_err(|e| Error::io("cannot read CA bundle", path, e))?;
         out.push_str(text.trim_end());
         out.push('\n');

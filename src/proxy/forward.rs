@@ -145,7 +145,7 @@ fn describe(e: &reqwest::Error) -> String {
         "request failed"
     };
     let causes = std::iter::successors(std::error::Error::source(e), |inner| inner.source());
-    causes.fold(kind.to_owned(), |reason, inner| format!("{reason}: {inner}"))
+    causes.fold(kind.to_owned(), |reason, inner| format!("{reason}: {}", crate::http::cause_text(inner)))
 }
 
 /// A small text response from the proxy itself.

@@ -139,7 +139,7 @@ pub async fn start_for_profile(
     // Not `/tmp` itself: a program that outlives this run keeps the folder's paths in its
     // environment (Node's preload, Java's options, the CA bundle), and another user could take a
     // free name there.
-    let parent = fsutil::first_private_folder(settings.runtime_dir.as_deref(), &std::env::temp_dir(), "woci-proxy")?;
+    let parent = fsutil::first_private_folder(settings.runtime_dir.as_deref(), &fsutil::temp_dir(), "woci-proxy")?;
     let cfg = ProxyConfig::for_settings(public_key, settings, parent);
     tracing::debug!(
         profile = %settings.profile,

@@ -84,6 +84,19 @@ pub enum LoopEvent {
     },
 }
 
+/// Once the loop is stopped (the program ended, the daemon was told to stop), a renewal in
+/// flight is let go — a token exchange or a session refresh may take minutes against a slow
+/// server — except while it stores a rotated refresh token: the answer that carries it must
+/// not be lost, so that part ([`crate::critical::hold`]) runs to its end.
+async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future>) {
+    while crate::critical::held() {
+        tokio::select! {
+            _ = &mut renewal => return,
+            _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+    }
+}
+
 /// A renewer that never changes, for [`renewal_loop`] (`--auto-refresh`, `--exec`).
 pub fn fixed(renewer: Arc<Renewer>) -> watch::Receiver<Arc<Renewer>> {
     watch::channel(renewer).1
@@ -120,7 +133,16 @@ pub async fn renewal_loop(
         let mut refused = Backoff::new(FIRST_RETRY, MAX_REFUSED_RETRY);
         loop {
             let renewer = renewers.borrow_and_update().clone();
-            match renewer.ensure(Force::No).await {
+            let ensure = renewer.ensure(Force::No);
+            tokio::pin!(ensure);
+            let result = tokio::select! {
+                r = &mut ensure => r,
+                _ = &mut stop => {
+                    let_go(ensure).await;
+                    return Ok(());
+                }
+            };
+            match result {
                 Ok(s) => {
                     if s.token != current.token {
                         tx.send_replace(s.token.clone());

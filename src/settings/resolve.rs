@@ -207,10 +207,20 @@ impl Settings {
         };
 
         let mut extra_ca_files = Vec::new();
-        let var = |k: &str| nonempty(k).map(PathBuf::from);
-        let ocis = [oci.cert_bundle.clone(), var("OCI_CLI_CERT_BUNDLE"), rc_value("cert-bundle").map(PathBuf::from)];
-        let others = ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "NODE_EXTRA_CA_CERTS"].map(var);
-        for p in ocis.into_iter().chain(others).flatten().map(|p| rules::path(p, &home)) {
+        let var = |k: &'static str| (k, nonempty(k).map(PathBuf::from));
+        let named = [
+            ("`--cert-bundle`", oci.cert_bundle.clone()),
+            var("OCI_CLI_CERT_BUNDLE"),
+            ("`cert-bundle` in the oci_cli_rc file", rc_value("cert-bundle").map(PathBuf::from)),
+            var("REQUESTS_CA_BUNDLE"),
+            var("SSL_CERT_FILE"),
+            var("NODE_EXTRA_CA_CERTS"),
+        ];
+        for (source, p) in named.into_iter().filter_map(|(s, p)| Some((s, rules::path(p?, &home)))) {
+            rules::ca_bundle(&p).map_err(|why| {
+                let source = if source.starts_with('`') { source.to_owned() } else { format!("`{source}`") };
+                Error::Config(format!("{source} names `{}`, {why}; point it at a PEM bundle, or unset it", p.display()))
+            })?;
             if !extra_ca_files.contains(&p) {
                 extra_ca_files.push(p);
             }

@@ -2,6 +2,7 @@
 //! failure; the resolver adds the setting's name and where the value came from.
 
 use super::table::Kind;
+use crate::fsutil;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use url::Url;
@@ -151,6 +152,19 @@ pub fn profile(p: &str) -> Result<String, String> {
         return Err(format!("invalid profile name `{}`", p.escape_debug()));
     }
     Ok(p.to_owned())
+}
+
+/// A CA bundle woci (or the TLS library, for `SSL_CERT_FILE`) reads whole: a regular file of at
+/// most [`fsutil::MAX_CA_BUNDLE`], or a folder (`REQUESTS_CA_BUNDLE` may name one), or absent
+/// (skipped). A device or FIFO would be read without end.
+pub(crate) fn ca_bundle(p: &Path) -> Result<(), String> {
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() && m.len() > fsutil::MAX_CA_BUNDLE as u64 => {
+            Err(format!("which is over {}", fsutil::fmt_size(fsutil::MAX_CA_BUNDLE)))
+        }
+        Ok(m) if !m.is_file() && !m.is_dir() => Err("which is not a regular file (a device or FIFO?)".to_owned()),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]

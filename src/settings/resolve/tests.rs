@@ -291,3 +291,19 @@ fn the_proxy_variable_that_is_wrong_is_named() {
     let s = resolve_with(LOGIN, &[], &[("ALL_PROXY", "proxy.corp:3128")], false).unwrap();
     assert_eq!(s.upstream_proxy.unwrap().as_str(), "http://proxy.corp:3128/");
 }
+
+#[test]
+fn a_ca_bundle_variable_naming_a_device_or_fifo_is_refused() {
+    let err = resolve_with(LOGIN, &[], &[("SSL_CERT_FILE", "/dev/zero")], false).unwrap_err();
+    assert!(err.to_string().starts_with("`SSL_CERT_FILE` names `/dev/zero`, which is not a regular file"), "{err}");
+    assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("ca.fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let err = resolve_with(LOGIN, &[], &[("NODE_EXTRA_CA_CERTS", fifo.to_str().unwrap())], false).unwrap_err();
+    assert!(err.to_string().contains("`NODE_EXTRA_CA_CERTS`"), "{err}");
+    // A folder (requests takes one), or a file that is not there, is no error.
+    let dir_path = dir.path().to_str().unwrap();
+    resolve_with(LOGIN, &[], &[("REQUESTS_CA_BUNDLE", dir_path), ("SSL_CERT_FILE", "/nonexistent.pem")], false)
+        .unwrap();
+}
