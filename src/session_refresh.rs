@@ -50,8 +50,7 @@ pub(crate) async fn refresh_session(
     }
     if status == http::StatusCode::UNAUTHORIZED {
         return Err(Error::SessionExpired(
-            "the OCI session can no longer be refreshed (the auth service answered 401: it expired or was terminated); \
-             run `woci session authenticate` (or `command oci session authenticate`) for this profile"
+            "the OCI session can no longer be refreshed (the auth service answered 401: it expired or was terminated)"
                 .into(),
         ));
     }
@@ -226,12 +225,7 @@ mod tests {
         let current = SecretString::new(jwt("old"));
         let clock = ManualClock::at(1_700_000_000);
         let cases: Vec<(u16, &str, u8, &str)> = vec![
-            (
-                401,
-                r#"{"code":"NotAuthenticated","message":"x"}"#,
-                crate::error::exit::SESSION_EXPIRED,
-                "session authenticate",
-            ),
+            (401, r#"{"code":"NotAuthenticated","message":"x"}"#, crate::error::exit::SESSION_EXPIRED, "answered 401"),
             (
                 400,
                 r#"{"code":"InvalidParameter","message":"bad"}"#,

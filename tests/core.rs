@@ -808,3 +808,25 @@ async fn bogus_login_callbacks_are_warned_about_once() {
     assert_eq!(stderr(&out).matches("ignored a login callback").count(), 1, "{}", stderr(&out));
     assert_eq!(w.emu.stats().auth_code_grants, 1);
 }
+
+/// A profile without an IdP whose session OCI no longer refreshes (a 401 from the auth service)
+/// is told the login that works for it: oci's own, for that profile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_session_refresh_names_ocis_login_for_the_profile() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    w.seed_session_profile(std::time::Duration::from_secs(4));
+    w.emu.set_fault(Endpoint::SessionRefresh, Fault::status(401));
+    // Past half its life, the token is refreshed (not yet expired, which OCI would not refresh).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let mut c = w.woci();
+    c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint().to_string()).args(["os", "ns", "get"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("answered 401")
+            && stderr(&out).contains("`command oci session authenticate --profile P`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -363,7 +363,15 @@ impl Renewer {
         };
         let http = self.http().await?;
         let upst = crate::session_refresh::refresh_session(http, &endpoint, &current.secret, &key, self.clock.as_ref())
-            .await?;
+            .await
+            .map_err(|e| match e {
+                // Such a profile's login is oci's own.
+                Error::SessionExpired(why) => Error::SessionExpired(format!(
+                    "{why}; run `command oci session authenticate --profile {}`",
+                    self.settings.profile
+                )),
+                e => e,
+            })?;
         self.keep_new_token(facts, upst, &key, None, "OCI auth service", Action::SessionRefreshed)
     }
 
