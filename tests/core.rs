@@ -820,7 +820,7 @@ async fn a_refused_session_refresh_names_ocis_login_for_the_profile() {
     // Past half its life, the token is refreshed (not yet expired, which OCI would not refresh).
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let mut c = w.woci();
-    c.env("WOCI_AUTH_ENDPOINT", &w.emu.auth_endpoint()).args(["os", "ns", "get"]);
+    c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).args(["os", "ns", "get"]);
     let out = run(c).await;
     assert_eq!(out.status.code(), Some(9), "{}", stderr(&out));
     assert!(
