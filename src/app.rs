@@ -279,11 +279,7 @@ fn session_or_fallback(
     settings.ops.fallback_profile = None;
     let fallback = ctx.with_settings(settings)?;
     if crate::renew::facts::profile_unknown(&fallback.settings, &fallback.store) {
-        tracing::warn!(
-            "fallback profile `{name}` of profile `{}` exists nowhere (not in the OCI config, no section in \
-             `woci_manager.ini`, no session): not used",
-            s.profile
-        );
+        tracing::warn!("fallback profile {}: profile `{}` does not use it", crate::status::nowhere(&name), s.profile);
         return Err(err);
     }
     tracing::warn!(
@@ -301,8 +297,12 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: ChildBuilder) -> Result<u8> {
-    child::runtime(&mut tokio::runtime::Builder::new_multi_thread())?
-        .block_on(autorefresh::run_supervised(ctx, renewer, session, builder))
+    let runtime = child::runtime(&mut tokio::runtime::Builder::new_multi_thread())?;
+    let code = runtime.block_on(autorefresh::run_supervised(ctx, renewer, session, builder));
+    // A renewal let go when the program ended may still wait for another woci's lock on a
+    // blocking thread: that wait must not keep woci alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    code
 }
 
 fn report_session(ctx: &Context, session: Session) -> Result<u8> {

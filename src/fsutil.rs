@@ -549,17 +549,33 @@ pub(crate) fn private_folders(runtime_dir: Option<&Path>, temp_dir: &Path, name:
 }
 
 /// The first of [`private_folders`] that is private or can be made so (created 0700, then
-/// checked on its descriptor), or why none is.
+/// checked on its descriptor). When another user took those names first, one warning names the
+/// folder, and a new unpredictably named one (`<name>-<uid>.<random>`, kept) serves instead, so
+/// nobody can stop woci by taking a name.
 pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, name: &str) -> Result<PathBuf> {
-    let mut last = Error::Other(format!("no private folder for `{name}`"));
+    let mut last = None;
     for dir in private_folders(runtime_dir, temp_dir, name) {
         match PrivateDir::open(&dir, true) {
             Ok(Some(_)) => return Ok(dir),
             Ok(None) => {}
-            Err(e) => last = e,
+            Err(e) => last = Some(e),
         }
     }
-    Err(last)
+    let dir = new_private_dir(temp_dir, &format!("{name}-{}.", user_id()))?.keep();
+    if let Some(e) = last {
+        tracing::warn!("{e}; using `{}` instead", dir.display());
+    }
+    Ok(dir)
+}
+
+/// A new folder `<prefix><random>` in `parent`, mode 0700, never one that existed; removed on
+/// drop unless kept.
+pub(crate) fn new_private_dir(parent: &Path, prefix: &str) -> Result<tempfile::TempDir> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix).rand_bytes(16);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
+    builder.tempdir_in(parent).map_err(|e| Error::io("cannot create a private folder in", parent, e))
 }
 
 /// A folder only this user can use, opened and checked on its descriptor before anything in it is

@@ -275,10 +275,13 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(match status.code() {
             Some(c) => format!("exited with {c}"),
+            #[cfg(unix)]
             None => match std::os::unix::process::ExitStatusExt::signal(&status) {
                 Some(sig) => format!("was killed by signal {sig}"),
                 None => "was killed by a signal".to_owned(),
             },
+            #[cfg(not(unix))]
+            None => "was killed by a signal".to_owned(),
         }),
         None => {
             kill_group(&mut child);

@@ -276,10 +276,10 @@ impl SessionStore {
     /// renewal of the profile waits for it until it resumes. The pid in the file outlives the
     /// lock, so the lock itself is tried (and let go at once) first.
     pub fn stopped_lock_holder(&self) -> Option<u32> {
-        if !FileLock::held(&self.lock_path()) {
-            return None;
-        }
-        self.lock_holder().filter(|pid| fsutil::process_stopped(*pid))
+        // The lock is tried only when the pid in it is a stopped process: trying it, however
+        // briefly, makes a renewal that meets it wait.
+        let pid = self.lock_holder().filter(|pid| fsutil::process_stopped(*pid))?;
+        FileLock::held(&self.lock_path()).then_some(pid)
     }
 
     fn lock_path(&self) -> PathBuf {

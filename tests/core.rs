@@ -815,10 +815,12 @@ async fn bogus_login_callbacks_are_warned_about_once() {
 async fn a_refused_session_refresh_names_ocis_login_for_the_profile() {
     use woci_emulator::{Endpoint, Fault};
     let w = World::new().await;
-    w.seed_session_profile(std::time::Duration::from_secs(4));
+    w.seed_session_profile(std::time::Duration::from_secs(3600));
+    // A token inside its safety window (issued long ago, 20 s left), which a call refreshes.
+    let now = unix_now();
+    let claims = format!(r#"{{"sub":"u","tenant":"t","iat":{},"exp":{}}}"#, now - 3000, now + 20);
+    std::fs::write(w.token_path(), fake_jwt(&claims)).unwrap();
     w.emu.set_fault(Endpoint::SessionRefresh, Fault::status(401));
-    // Past half its life, the token is refreshed (not yet expired, which OCI would not refresh).
-    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     let mut c = w.woci();
     c.env("WOCI_AUTH_ENDPOINT", w.emu.auth_endpoint()).args(["os", "ns", "get"]);
     let out = run(c).await;

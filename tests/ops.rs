@@ -677,7 +677,7 @@ async fn a_fallback_profile_that_exists_nowhere_is_named_and_not_used() {
     w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
     let out = woci(&w, &["os", "ns", "get"], &[]).await;
     assert_eq!(out.status.code(), Some(6), "the profile's own network error: {}", stderr(&out));
-    assert!(stderr(&out).contains("`NOPE` of profile `P` exists nowhere"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("fallback profile `NOPE` exists nowhere"), "{}", stderr(&out));
     assert!(!w.home().join(".oci/sessions/NOPE").exists());
 }
 

@@ -500,7 +500,8 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
     let w = World::new().await;
     w.seed_token(-30);
     w.seed_refresh_token();
-    w.emu.set_fault(Endpoint::IdpToken, Fault::latency(std::time::Duration::from_secs(2)).times(1));
+    // Long enough for the checks below while it runs (stopped, it waits anyway).
+    w.emu.set_fault(Endpoint::IdpToken, Fault::latency(std::time::Duration::from_secs(10)).times(1));
     let call = w
         .woci_std()
         .args(["os", "ns", "get"])

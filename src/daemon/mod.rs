@@ -177,7 +177,8 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     let store = &ctx.store;
     let pid = std::process::id();
     let lock = claim_pid_file(store, pid, PID_LOCK_WAIT)?;
-    // Stop signals end the renewal loop between renewals, never inside one.
+    // Stop signals end the renewal loop; a renewal in flight is let go, except while it stores a
+    // rotated refresh token (`schedule::let_go`).
     crate::critical::supervise();
     let (log_path, state_path) = (store.daemon_log_path(), store.daemon_state_path());
     let now = || ctx.clock.unix();

@@ -196,12 +196,7 @@ impl BundleFile {
 /// and removed with its files on drop, or by [`sweep_stale`] once this process is gone.
 pub(crate) fn private_dir(parent: &Path) -> Result<tempfile::TempDir> {
     // The pid tells a later woci whether the owner is gone (see `sweep_stale`).
-    let prefix = format!("{STALE_PREFIX}{}-", std::process::id());
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).rand_bytes(16);
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700));
-    builder.tempdir_in(parent).map_err(|e| Error::io("cannot create a private folder in", parent, e))
+    crate::fsutil::new_private_dir(parent, &format!("{STALE_PREFIX}{}-", std::process::id()))
 }
 
 /// Prefix of the per-run folders: `woci-proxy-<pid>-<random>`.

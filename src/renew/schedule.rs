@@ -91,6 +91,7 @@ pub enum LoopEvent {
 async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future>) {
     while crate::critical::held() {
         tokio::select! {
+            biased;
             _ = &mut renewal => return,
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
@@ -136,6 +137,8 @@ pub async fn renewal_loop(
             let ensure = renewer.ensure(Force::No);
             tokio::pin!(ensure);
             let result = tokio::select! {
+                // A finished renewal wins over a stop that came with it.
+                biased;
                 r = &mut ensure => r,
                 _ = &mut stop => {
                     let_go(ensure).await;

@@ -207,18 +207,17 @@ impl Settings {
         };
 
         let mut extra_ca_files = Vec::new();
-        let var = |k: &'static str| (k, nonempty(k).map(PathBuf::from));
+        let var = |k: &str| (format!("`{k}`"), nonempty(k).map(PathBuf::from));
         let named = [
-            ("`--cert-bundle`", oci.cert_bundle.clone()),
+            ("`--cert-bundle`".to_owned(), oci.cert_bundle.clone()),
             var("OCI_CLI_CERT_BUNDLE"),
-            ("`cert-bundle` in the oci_cli_rc file", rc_value("cert-bundle").map(PathBuf::from)),
+            ("`cert-bundle` in the oci_cli_rc file".to_owned(), rc_value("cert-bundle").map(PathBuf::from)),
             var("REQUESTS_CA_BUNDLE"),
             var("SSL_CERT_FILE"),
             var("NODE_EXTRA_CA_CERTS"),
         ];
         for (source, p) in named.into_iter().filter_map(|(s, p)| Some((s, rules::path(p?, &home)))) {
             rules::ca_bundle(&p).map_err(|why| {
-                let source = if source.starts_with('`') { source.to_owned() } else { format!("`{source}`") };
                 Error::Config(format!("{source} names `{}`, {why}; point it at a PEM bundle, or unset it", p.display()))
             })?;
             if !extra_ca_files.contains(&p) {

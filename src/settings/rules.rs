@@ -156,8 +156,12 @@ pub fn profile(p: &str) -> Result<String, String> {
 
 /// A CA bundle woci (or the TLS library, for `SSL_CERT_FILE`) reads whole: a regular file of at
 /// most [`fsutil::MAX_CA_BUNDLE`], or a folder (`REQUESTS_CA_BUNDLE` may name one), or absent
-/// (skipped). A device or FIFO would be read without end.
+/// (skipped). A device or FIFO would be read without end, but `/dev/null` ("no extra CAs") and
+/// a shell's `<(…)` (`/dev/fd/N`) end.
 pub(crate) fn ca_bundle(p: &Path) -> Result<(), String> {
+    if p == Path::new("/dev/null") || p.starts_with("/dev/fd") || p.starts_with("/proc/self/fd") {
+        return Ok(());
+    }
     match std::fs::metadata(p) {
         Ok(m) if m.is_file() && m.len() > fsutil::MAX_CA_BUNDLE as u64 => {
             Err(format!("which is over {}", fsutil::fmt_size(fsutil::MAX_CA_BUNDLE)))

@@ -217,7 +217,7 @@ pub const SETTINGS: &[Def] = &[
         .default_doc("`~/.oci/config`"),
     d(Key::Region, "region", Text, "The profile's region, written into the OCI config with the session's entries (`--region` and `OCI_CLI_REGION` win over it; it wins over the OCI config's)"),
     d(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
-        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime"),
+        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime; the daemon and --auto-refresh renew up to 30s before it opens, ahead of calls"),
     d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login").no_ini().default("true")
         .switch("no-browser", "false", Anywhere, H_SESSION, "Print the login URL instead of opening a browser"),
     d(Key::LoginFlow, "login_flow", Choice(&["auto", "browser", "device", "device_code"]),

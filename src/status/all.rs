@@ -39,7 +39,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
                 .and_then(|ctx| {
                     let mut report = assess(&gather(&ctx, true)?, ctx.now());
                     let call = crate::daemon::DaemonSpec { flags: flags.clone(), oci: view.clone() };
-                    super::with_fallback(&mut report, &ctx, &call);
+                    super::with_fallback(&mut report, &ctx, &call, true);
                     Ok(Entry::from_report(&report, ctx.settings.ops.fallback_profile.clone()))
                 });
             // A profile whose files cannot even be read is shown with the code its status gives
@@ -71,9 +71,11 @@ pub(crate) fn run_prompt(ctx: &Context, call: &crate::daemon::DaemonSpec) -> Res
     };
     let now = ctx.now();
     let mut report = assess(&inputs, now);
-    super::with_fallback(&mut report, ctx, call);
+    super::with_fallback(&mut report, ctx, call, false);
     let state = State::of_plan(report.exit_code, report.next_action);
-    let line = overview::prompt_line(&ctx.settings.profile, state, inputs.facts.claims().map(|c| c.exp - now));
+    // Calls that go to oci unchanged have no session to count down.
+    let left = inputs.facts.claims().map(|c| c.exp - now).filter(|_| report.renewal != "none");
+    let line = overview::prompt_line(&ctx.settings.profile, state, left);
     print(&format!("{line}\n"))?;
     Ok(report.exit_code)
 }

@@ -357,7 +357,7 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
     let (out, code) = match gather(ctx, true) {
         Ok(inputs) => {
             let mut report = assess(&inputs, now);
-            with_fallback(&mut report, ctx, call);
+            with_fallback(&mut report, ctx, call, true);
             let out = if json { to_json(&report)? } else { render_text(&report, &inputs.daemon) };
             (out, report.exit_code)
         }
@@ -371,24 +371,22 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
 
 /// A call whose renewal fails (other than for its settings) runs as the `fallback_profile`: when
 /// that one is usable, so is the call.
-pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec) {
-    let Some(name) = report.fallback_profile.clone() else { return };
+/// `peek` as for [`gather`]: the prompt skips the passphrase check, and (its reason unseen) the
+/// fallback of a usable profile.
+pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec, peek: bool) {
+    let Some(name) = report.fallback_profile.clone().filter(|_| peek || report.exit_code != 0) else { return };
     let view = crate::settings::OciView { profile: Some(name.clone()), ..call.oci.clone() };
     let fallback = crate::settings::Settings::resolve(&call.flags, &view, &ctx.env, true)
         .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()));
     // A typo there shows only on the day the profile itself fails: say it now.
     if fallback.as_ref().is_ok_and(|fb| crate::renew::facts::profile_unknown(&fb.settings, &fb.store)) {
-        report.reason = format!(
-            "{}; its fallback profile `{name}` exists nowhere (not in the OCI config, no section in \
-             `woci_manager.ini`, no session), so it would not be used",
-            report.reason
-        );
+        report.reason = format!("{}; its fallback profile {}, so it would not be used", report.reason, nowhere(&name));
         return;
     }
     if report.exit_code == 0 || crate::metrics::class_of_exit_code(report.exit_code) == crate::metrics::Class::Config {
         return;
     }
-    let fallback = fallback.and_then(|fb| Ok(assess(&gather(&fb, true)?, fb.now())));
+    let fallback = fallback.and_then(|fb| Ok(assess(&gather(&fb, peek)?, fb.now())));
     match fallback {
         Ok(fb) if fb.exit_code == 0 => {
             report.reason =
@@ -433,6 +431,12 @@ fn plain<S: serde::Serializer>(s: &str, ser: S) -> std::result::Result<S::Ok, S:
 
 fn plain_opt<S: serde::Serializer>(s: &Option<String>, ser: S) -> std::result::Result<S::Ok, S::Error> {
     s.as_ref().map(|s| s.replace('`', "")).serialize(ser)
+}
+
+/// `` `NAME` exists nowhere (…)`` for a profile known neither to the OCI config, the manager INI
+/// nor the session folders: the words `--status` and a call use for a mistyped fallback profile.
+pub(crate) fn nowhere(name: &str) -> String {
+    format!("`{name}` exists nowhere (not in the OCI config, no section in `woci_manager.ini`, no session)")
 }
 
 #[cfg(test)]

@@ -554,3 +554,19 @@ fn a_refused_refresh_token_needs_a_login_unless_a_renewal_is_asked_for() {
     assert!(d.reason.contains("refused earlier (identity provider rejected"), "{}", d.reason);
     assert_eq!(plan(&f, Force::Renew, NOW).plan.name(), "refresh", "`session refresh` asks again");
 }
+
+/// A supervisor (`ahead`) renews a little before its window opens, and its plan agrees with the
+/// loop's schedule: the loop never wakes to a plan that only reuses the token.
+#[test]
+fn a_supervisor_renews_ahead_where_its_schedule_wakes_it() {
+    let token = || testing::present(claims(NOW - 600, NOW + 610));
+    for (ahead, want) in [(false, "none"), (true, "refresh")] {
+        let mut f = SessionFacts::for_tests(token(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
+        (f.window, f.ahead) = (Duration::from_secs(600), ahead);
+        assert_eq!(plan(&f, Force::No, NOW).plan.name(), want, "ahead: {ahead}");
+        let c = claims(NOW - 600, NOW + 610);
+        let wake = crate::renew::schedule::next_renewal_in(&c, NOW - 100, f.window, ahead);
+        let at = NOW - 100 + secs(wake);
+        assert_eq!(plan(&f, Force::No, at).plan.name(), "refresh", "due at its wake-up (ahead: {ahead})");
+    }
+}

@@ -306,4 +306,6 @@ fn a_ca_bundle_variable_naming_a_device_or_fifo_is_refused() {
     let dir_path = dir.path().to_str().unwrap();
     resolve_with(LOGIN, &[], &[("REQUESTS_CA_BUNDLE", dir_path), ("SSL_CERT_FILE", "/nonexistent.pem")], false)
         .unwrap();
+    // "No extra CAs", and a shell's `<(cat bundle.pem)`.
+    resolve_with(LOGIN, &[], &[("SSL_CERT_FILE", "/dev/null"), ("NODE_EXTRA_CA_CERTS", "/dev/fd/63")], false).unwrap();
 }
