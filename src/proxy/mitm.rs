@@ -4,6 +4,7 @@
 use super::forward::text_response;
 use super::resign::resign;
 use super::{ProxyBody, Shared};
+use crate::secret::SecretString;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
@@ -13,6 +14,7 @@ use hyper::upgrade::Upgraded;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
 /// Serves one opened tunnel until the child closes it.
@@ -53,12 +55,30 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
     }
 }
 
+/// How long a request waits for a renewal when the token it would carry has expired.
+const EXPIRED_WAIT: Duration = Duration::from_secs(10);
+
+/// The token for a request, read per request so that a renewal applies to the very next one
+/// (cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal).
+/// A token that expired with no renewal (a machine resumed from suspend: its timers stood still)
+/// waits a little for the loop's next one rather than be refused by OCI.
+async fn current_token(shared: &Shared) -> SecretString {
+    let mut tokens = shared.token.clone();
+    let token = tokens.borrow_and_update().clone();
+    let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
+    if crate::jwt::expiry(token.expose()).ok().flatten().is_none_or(|exp| exp > now) {
+        return token;
+    }
+    match tokio::time::timeout(EXPIRED_WAIT, tokens.changed()).await {
+        Ok(Ok(())) => tokens.borrow().clone(),
+        _ => token,
+    }
+}
+
 async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shared) -> Response<ProxyBody> {
     shared.count(|s| &mut s.requests);
     let target = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_owned();
-    // The token is read per request so that a renewal applies to the very next request.
-    // Cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal.
-    let token = shared.token.borrow().clone();
+    let token = current_token(shared).await;
     let outcome = resign(req.method(), &target, req.headers(), &shared.public_key, &token);
     drop(token);
     match outcome {

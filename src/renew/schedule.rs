@@ -23,6 +23,10 @@ const FIRST_RETRY: Duration = Duration::from_secs(2);
 /// Longest retry delay.
 const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// The longest sleep before the loop looks at the (wall) clock again: a machine's timers stand
+/// still while it is suspended, the token's expiry does not.
+const MAX_NAP: Duration = Duration::from_secs(5);
+
 /// The longest wait between retries of a refusal a settings change can fix (a rotated client
 /// secret: the daemon reloads its settings), so a wrong secret costs few requests.
 const MAX_REFUSED_RETRY: Duration = Duration::from_secs(600);
@@ -123,9 +127,9 @@ pub async fn renewal_loop(
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
         let wait = next_check_in(&renewer.settings, &current.claims, renewer.clock.unix());
-        tracing::debug!(wait_s = wait.as_secs(), "next renewal check scheduled");
         tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
+            // Not due yet: look again (after a resume from suspend, it may be overdue).
+            _ = tokio::time::sleep(wait.min(MAX_NAP)) => if wait > MAX_NAP { continue 'schedule },
             _ = &mut stop => return Ok(()),
             // New settings (a safety window, an endpoint): schedule again with them.
             _ = replaced(&mut renewers) => continue 'schedule,

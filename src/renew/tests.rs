@@ -395,3 +395,33 @@ async fn a_tenant_claim_with_a_line_break_is_the_services_fault() {
     assert!(msg.contains("token exchange") && msg.contains("`tenant` claim contains a line break"), "{msg}");
     assert!(w.config().is_empty(), "{}", w.config());
 }
+
+/// A machine resumed from suspend: its timers stood still while the wall clock (the token's) ran
+/// on. The renewal loop looks at the wall clock again within a few seconds and renews, instead
+/// of sleeping out the rest of the token's life on a timer that lost the suspend.
+#[tokio::test]
+async fn the_renewal_loop_notices_a_wall_clock_jump() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    w.write_token(NOW + 3600);
+    let clock = w.clock.clone();
+    let t = FakeTransport::new(move |req, n| match req.url.path() {
+        "/token" => {
+            Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": format!("rt-{}", n + 2)}).to_string()))
+        }
+        _ => Ok((200, json!({"token": upst(crate::clock::Clock::unix(&clock) as u64 + 3600)}).to_string())),
+    });
+    let renewer = Arc::new(w.renewer(t.clone()));
+    let session = renewer.ensure(Force::No).await.unwrap();
+    let grants = t.count("/token");
+    let (tx, mut rx) = tokio::sync::watch::channel(session.token.clone());
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel();
+    let running = tokio::spawn(schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, |_| {}));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The suspend: 59 minutes and 50 s pass on the wall clock, none on the timers.
+    w.clock.advance(Duration::from_secs(3590));
+    let renewed = tokio::time::timeout(Duration::from_secs(8), rx.changed()).await;
+    assert!(renewed.is_ok(), "no renewal within 8 s of the jump");
+    assert_eq!(t.count("/token"), grants + 1);
+    running.abort();
+}
