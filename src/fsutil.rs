@@ -214,7 +214,14 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
         Ok(free) if free < room => Err(Error::io(
             "not enough free space in",
             dir,
-            std::io::Error::new(std::io::ErrorKind::StorageFull, format!("{free} bytes free")),
+            std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                format!(
+                    "{} free, {} needed; nothing was sent yet (no refresh token spent): free some space there",
+                    fmt_size(usize::try_from(free).unwrap_or(usize::MAX)),
+                    fmt_size(usize::try_from(room).unwrap_or(usize::MAX))
+                ),
+            ),
         )),
         _ => Ok(()),
     }
