@@ -26,6 +26,9 @@ const REFRESH_TOKEN: &str = "refresh_token";
 /// How long a renewal waits for another's lock before it says so.
 const LOCK_QUIET: Duration = Duration::from_secs(3);
 
+/// How long a renewal waits for a lock holder that stays stopped (Ctrl-Z, SIGSTOP).
+const STOPPED_GRACE: Duration = Duration::from_secs(10);
+
 /// File name of the key woci creates.
 const KEY_FILE: &str = "oci_api_key.pem";
 /// File name of the public key woci writes beside it.
@@ -247,16 +250,7 @@ impl SessionStore {
             Err(Error::Busy(_)) if timeout > first => {
                 let holder = self.lock_holder().map(|p| format!(" (pid {p})")).unwrap_or_default();
                 tracing::warn!("waiting for another woci{holder}, which is renewing profile `{}`", self.profile);
-                let (lock, _) = FileLock::acquire_noting_wait(&path, timeout - first).map_err(|e| match e {
-                    Error::Busy(_) => Error::Busy(format!(
-                        "another woci{holder} has been renewing profile `{}` for more than {}s; if it is stopped \
-                         (Ctrl-Z) or stuck, resume or end it, then try again",
-                        self.profile,
-                        timeout.as_secs()
-                    )),
-                    e => e,
-                })?;
-                (lock, true)
+                (self.wait_for_lock(&path, timeout - first, &holder, timeout)?, true)
             }
             other => other?,
         };
@@ -265,6 +259,39 @@ impl SessionStore {
             let _ = std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
         }
         Ok((lock, waited))
+    }
+
+    /// The rest of [`Self::lock`]'s wait, a second at a time: a holder stopped (Ctrl-Z) for
+    /// [`STOPPED_GRACE`] ends it at once, since only a person can resume it.
+    fn wait_for_lock(&self, path: &Path, rest: Duration, holder: &str, timeout: Duration) -> Result<FileLock> {
+        let deadline = std::time::Instant::now() + rest;
+        let mut stopped_since = None;
+        loop {
+            let slice = deadline.saturating_duration_since(std::time::Instant::now()).min(Duration::from_secs(1));
+            match FileLock::acquire_noting_wait(path, slice) {
+                Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {}
+                Err(Error::Busy(_)) => {
+                    return Err(Error::Busy(format!(
+                        "another woci{holder} has been renewing profile `{}` for more than {}s; if it is stuck, end \
+                         it, then try again",
+                        self.profile,
+                        timeout.as_secs()
+                    )))
+                }
+                other => return other.map(|(lock, _)| lock),
+            }
+            match self.stopped_lock_holder() {
+                Some(pid) if stopped_since.get_or_insert_with(std::time::Instant::now).elapsed() >= STOPPED_GRACE => {
+                    return Err(Error::Busy(format!(
+                        "woci pid {pid}, which holds the renewal lock of profile `{}`, is stopped (Ctrl-Z); resume it \
+                         (`fg` in its shell, or `kill -CONT {pid}`) or end it, then try again",
+                        self.profile
+                    )))
+                }
+                Some(_) => {}
+                None => stopped_since = None,
+            }
+        }
     }
 
     /// The pid the renewal lock's holder wrote, if any.
@@ -809,7 +836,7 @@ mod tests {
         let e = s.lock(LOCK_QUIET + Duration::from_millis(300)).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::BUSY);
         let msg = e.to_string();
-        assert!(msg.contains(&format!("(pid {})", std::process::id())) && msg.contains("Ctrl-Z"), "{msg}");
+        assert!(msg.contains(&format!("(pid {})", std::process::id())) && msg.contains("stuck"), "{msg}");
     }
 
     /// oci warns on every call about a key file without the `OCI_API_KEY` line: woci's keys have

@@ -537,6 +537,19 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
     assert!(reason.contains(&format!("woci pid {pid}")) && reason.contains("kill -CONT"), "{reason}");
     let text = status(&w, false, &[], &["--prompt"]).await;
     assert_eq!(stdout(&text).trim(), "P error");
+    // A call that needs the lock gives up after a few seconds, naming the stopped woci, instead
+    // of waiting minutes for someone to resume it.
+    let mut call2 = w.woci();
+    call2.args(["os", "ns", "get"]);
+    let started = std::time::Instant::now();
+    let out = run(call2).await;
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("woci pid {pid}")) && stderr(&out).contains("is stopped"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
     assert!(signal("-CONT").success());
     let done = tokio::task::spawn_blocking(move || call.wait_with_output().unwrap()).await.unwrap();
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
@@ -553,4 +566,18 @@ async fn status_all_without_any_profile_says_so() {
     assert!(stdout(&out).starts_with("no profiles: no `woci_manager.ini` and no sessions in"), "{}", stdout(&out));
     let out = status(&w, true, &[], &["--all"]).await;
     assert_eq!(json(&out)["profiles"], serde_json::json!([]));
+}
+
+/// A login that cannot even start (a browser login without `redirect_port`) is what `--status`
+/// reports, as the call meets it: a setting to fix (exit 2), not a login to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_without_redirect_port_is_a_setting_to_fix() {
+    let w = World::new().await;
+    w.write_manager_ini(&[("redirect_port", "")]);
+    w.seed_token(-30);
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(json(&out)["reason"].as_str().unwrap().contains("redirect_port"), "{}", stdout(&out));
+    let out = status(&w, true, &[], &["--device-code"]).await;
+    assert_eq!(out.status.code(), Some(3), "a device-code login needs no port: {}", stdout(&out));
 }

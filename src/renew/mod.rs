@@ -24,7 +24,7 @@ mod ops;
 pub mod plan;
 pub mod schedule;
 
-use crate::clock::{fmt_secs, SharedClock};
+use crate::clock::{fmt_secs, fmt_utc, SharedClock};
 use crate::context::Context;
 use crate::critical::failpoint;
 use crate::error::{Error, Result};
@@ -120,6 +120,9 @@ pub struct Renewer {
     allow_login: bool,
     /// The environment woci started with (hooks get it without the secrets).
     env: Arc<Env>,
+    /// When the current renewal began (epoch seconds): a token issued after it that is already
+    /// expired means this woci was stopped or suspended meanwhile, not a wrong clock.
+    began: std::sync::atomic::AtomicI64,
 }
 
 impl Renewer {
@@ -134,6 +137,7 @@ impl Renewer {
             passphrase: OnceCell::new(),
             allow_login: true,
             env: ctx.env.clone(),
+            began: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
@@ -206,6 +210,7 @@ impl Renewer {
     /// attempt that counts ([`ops`]) — what was known before it.
     async fn renew_locked(&self, force: Force) -> (Result<Session>, Option<Expiries>) {
         let asked_at = crate::clock::unix_millis(self.clock.now());
+        self.began.store(asked_at / 1000, std::sync::atomic::Ordering::Relaxed);
         let lock_timeout = self.lock_timeout();
         let store = self.store.clone();
         let locked = tokio::task::spawn_blocking(move || store.lock(lock_timeout))
@@ -390,11 +395,19 @@ impl Renewer {
         let bad = |why: String| Error::Protocol { service, reason: format!("the new session token is {why}") };
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| bad(e.to_string()))?;
         if claims.exp <= self.clock.unix() {
-            // Usually this machine's clock, ahead of the server's by more than the token's life.
-            let why = claims
-                .iat
-                .and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service))
-                .unwrap_or_else(|| "check this machine's clock".to_owned());
+            // Issued after this renewal began by this machine's clock: time passed here (a stop,
+            // a suspend), the clock is right. Else usually the clock, ahead by the token's life.
+            let began = self.began.load(std::sync::atomic::Ordering::Relaxed);
+            let why = match claims.iat {
+                Some(iat) if began > 0 && iat + 60 >= began => format!(
+                    "it was issued at {}, and this woci was stopped or suspended past its expiry; the next renewal \
+                     gets a new one",
+                    fmt_utc(iat)
+                ),
+                iat => iat
+                    .and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service))
+                    .unwrap_or_else(|| "check this machine's clock".to_owned()),
+            };
             return Err(bad(format!("already expired by this machine's clock: {why}")));
         }
         // Once per process: a long `--auto-refresh` run renews many times.
@@ -484,7 +497,7 @@ fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
              renewals by it and OCI refuses requests more than 5 minutes off; set the clock right (timedatectl, chrony)",
             crate::clock::fmt_secs(skew.abs()),
             if skew > 0 { "ahead of" } else { "behind" },
-            crate::clock::fmt_utc(iat)
+            fmt_utc(iat)
         )
     })
 }

@@ -168,8 +168,8 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
         return Decision::impossible(
             exit::BUSY,
             format!(
-                "{why}, but woci pid {pid}, which holds the renewal lock of profile `{}`, is stopped (Ctrl-Z), and the \
-                 next call waits for it; resume it (`fg` in its shell, or `kill -CONT {pid}`) or end it",
+                "{why}, but woci pid {pid}, which holds the renewal lock of profile `{}`, is stopped (Ctrl-Z), so the \
+                 next call gives up after a few seconds; resume it (`fg` in its shell, or `kill -CONT {pid}`) or end it",
                 f.profile
             ),
         );
@@ -328,11 +328,19 @@ fn session_refresh_plan<'s>(
 fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why: String, now: i64) -> Decision<'s> {
     let p = &f.profile;
     let r = &f.refresh;
-    let login = |what: String| {
-        Decision::new(
+    let login = |what: String| match cfg.idp.redirect_port {
+        // The browser login could not even start: that is what to fix first.
+        None if !cfg.device_login => Decision::impossible(
+            exit::CONFIG,
+            format!(
+                "{what}, and a browser login needs `redirect_port` in woci_manager.ini (the port of the redirect URI \
+                 registered for the login app); or log in with a device code (`--device-code`)"
+            ),
+        ),
+        _ => Decision::new(
             Plan::Login(cfg),
             format!("{what}; the next call opens a browser login (or run `woci session authenticate --profile {p}`)"),
-        )
+        ),
     };
     // Every renewal of this profile reads the variable (to open the stored refresh token or to
     // seal the next one), a login included.

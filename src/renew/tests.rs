@@ -425,3 +425,25 @@ async fn the_renewal_loop_notices_a_wall_clock_jump() {
     assert_eq!(t.count("/token"), grants + 1);
     running.abort();
 }
+
+/// A token issued after the renewal began that is already expired when it arrives: this woci
+/// was stopped (Ctrl-Z) or suspended meanwhile. Said so, not blamed on the clock.
+#[tokio::test]
+async fn a_renewal_stopped_past_the_new_tokens_life_is_not_called_clock_skew() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let clock = w.clock.clone();
+    let t = FakeTransport::new(move |req, _| match req.url.path() {
+        "/token" => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
+        _ => {
+            // Issued now, then the process stands still for longer than its life.
+            let token = upst(NOW + 3600);
+            clock.advance(Duration::from_secs(4000));
+            Ok((200, json!({"token": token}).to_string()))
+        }
+    });
+    let err = w.renewer(t).ensure(Force::No).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("stopped or suspended") && !msg.contains("set the clock right"), "{msg}");
+    assert_eq!(w.refresh_token().as_deref(), Some("rt-2"), "the rotated refresh token is kept");
+}

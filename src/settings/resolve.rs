@@ -218,7 +218,7 @@ impl Settings {
         ];
         for (source, p) in named.into_iter().filter_map(|(s, p)| Some((s, rules::path(p?, &home)))) {
             rules::ca_bundle(&p).map_err(|why| {
-                Error::Config(format!("{source} names `{}`, {why}; point it at a PEM bundle, or unset it", p.display()))
+                Error::Config(format!("{source} names `{}`, {why}; point it at a PEM bundle, or drop it", p.display()))
             })?;
             if !extra_ca_files.contains(&p) {
                 extra_ca_files.push(p);
