@@ -560,18 +560,16 @@ pub(crate) fn private_folders(runtime_dir: Option<&Path>, temp_dir: &Path, name:
 /// folder, and a new unpredictably named one (`<name>-<uid>.<random>`, kept) serves instead, so
 /// nobody can stop woci by taking a name.
 pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, name: &str) -> Result<PathBuf> {
-    let mut last = None;
     for dir in private_folders(runtime_dir, temp_dir, name) {
         match PrivateDir::open(&dir, true) {
             Ok(Some(_)) => return Ok(dir),
             Ok(None) => {}
-            Err(e) => last = Some(e),
+            // Each is a name someone else took: said, whichever folder serves instead.
+            Err(e) => tracing::warn!("{e}; not used"),
         }
     }
     let dir = new_private_dir(temp_dir, &format!("{name}-{}.", user_id()))?.keep();
-    if let Some(e) = last {
-        tracing::warn!("{e}; using `{}` instead", dir.display());
-    }
+    tracing::info!("the private folder for `{name}` is `{}`", dir.display());
     Ok(dir)
 }
 
@@ -758,6 +756,27 @@ impl PrivateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A planted name in the runtime folder or the temp folder is passed over, never used: the
+    /// next private folder serves, and when none is left, a new unpredictably named one.
+    #[cfg(unix)]
+    #[test]
+    fn planted_private_folder_names_are_passed_over() {
+        let run = tempfile::tempdir().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let theirs = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(theirs.path(), run.path().join("woci-proxy")).unwrap();
+        let got = first_private_folder(Some(run.path()), tmp.path(), "woci-proxy").unwrap();
+        assert_eq!(got, tmp.path().join(format!("woci-proxy-{}", user_id())));
+        std::fs::set_permissions(&got, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+        let fresh = first_private_folder(Some(run.path()), tmp.path(), "woci-proxy").unwrap();
+        let name = fresh.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.starts_with(&format!("woci-proxy-{}.", user_id())) && fresh.parent() == Some(tmp.path()),
+            "{name}"
+        );
+        assert_eq!(std::fs::read_dir(theirs.path()).unwrap().count(), 0);
+    }
 
     #[cfg(unix)]
     #[test]

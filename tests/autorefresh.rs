@@ -271,7 +271,7 @@ async fn a_proxy_folder_others_could_plant_in_is_not_used() {
         let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{err}");
-        assert!(err.contains(parent.to_str().unwrap()) && err.contains(says) && err.contains("using"), "{err}");
+        assert!(err.contains(parent.to_str().unwrap()) && err.contains(says) && err.contains("not used"), "{err}");
         let used = String::from_utf8_lossy(&o.stdout);
         let fresh = format!("{}.", parent.display());
         assert!(used.starts_with(&fresh), "a new private folder: {used}");

@@ -83,7 +83,7 @@ pub const EXIT_CODES: &[Row] = &[
     ),
     r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong"),
     r("9", "the session cannot be renewed any more: `sess_exp` reached, or (a profile without an IdP) its token expired, which OCI does not refresh; log in again"),
-    r("10", "busy: a daemon already runs for the profile, or another woci kept renewing it past the wait (its pid is named), or (Linux) that woci is stopped with Ctrl-Z: a call gives up after 10 s, `--status` says so at once"),
+    r("10", "busy: a daemon already runs for the profile, or another woci kept renewing it past the wait (its pid is named), or (Linux) that woci is stopped with Ctrl-Z: a call gives up within about 15 s, `--status` says so at once"),
     r(
         "11",
         "`subject_token_source` gave no usable JWT: variable unset or empty; file missing, empty, over 1 MiB, a \
@@ -135,7 +135,7 @@ pub const FILES: &[Row] = &[
     ),
     r(
         "`~/.oci/sessions/<profile>/`",
-        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, so that calls do not send it again), `.lock`, `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
+        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, so that calls do not send it again), `.lock`, `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`, under `.hooks.lock`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
     ),
 ];
 

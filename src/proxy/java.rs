@@ -84,7 +84,8 @@ pub fn prepare(proxy: &super::ProxyHandle, user_env: &Env, args: &[OsString]) ->
     if !quotable(parent) {
         tracing::warn!(
             "the temporary folder `{}` has a quote or a backslash, which Java option files cannot hold: Java programs \
-             bypass the re-signing proxy (set `TMPDIR`, or `XDG_RUNTIME_DIR` when it is set, to a plain folder)",
+             bypass the re-signing proxy (the folder is `$XDG_RUNTIME_DIR/woci-proxy` when that is set and private, \
+             else under `TMPDIR`: point that variable at a plain folder)",
             parent.display()
         );
         return Ok(None);

@@ -339,7 +339,10 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
         ),
         _ => Decision::new(
             Plan::Login(cfg),
-            format!("{what}; the next call opens a browser login (or run `woci session authenticate --profile {p}`)"),
+            format!(
+                "{what}; the next call starts a {} login (or run `woci session authenticate --profile {p}`)",
+                if cfg.device_login { "device-code" } else { "browser" }
+            ),
         ),
     };
     // Every renewal of this profile reads the variable (to open the stored refresh token or to
