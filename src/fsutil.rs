@@ -287,7 +287,6 @@ pub(crate) fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Whether `p` is a file this user could execute (Unix: any execute bit).
 /// Where `PATH` (its value `path_var`) would find the bare program `name`, in order; an empty
 /// entry is the current folder, as for `execvp`.
 pub(crate) fn path_candidates<'a>(path_var: &'a str, name: &'a Path) -> impl Iterator<Item = PathBuf> + 'a {
@@ -295,6 +294,7 @@ pub(crate) fn path_candidates<'a>(path_var: &'a str, name: &'a Path) -> impl Ite
         .map(move |dir| if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir }.join(name))
 }
 
+/// Whether `p` is a file this user could execute (Unix: any execute bit).
 pub(crate) fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
     {
@@ -556,8 +556,8 @@ pub(crate) fn private_folders(runtime_dir: Option<&Path>, temp_dir: &Path, name:
 }
 
 /// The first of [`private_folders`] that is private or can be made so (created 0700, then
-/// checked on its descriptor). When another user took those names first, one warning names the
-/// folder, and a new unpredictably named one (`<name>-<uid>.<random>`, kept) serves instead, so
+/// checked on its descriptor). Each name another user took first is named in a warning; when
+/// none is left, a new unpredictably named folder (`<name>-<uid>.<random>`, kept) serves, so
 /// nobody can stop woci by taking a name.
 pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, name: &str) -> Result<PathBuf> {
     for dir in private_folders(runtime_dir, temp_dir, name) {

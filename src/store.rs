@@ -29,6 +29,14 @@ const LOCK_QUIET: Duration = Duration::from_secs(3);
 /// How long a renewal waits for a lock holder that stays stopped (Ctrl-Z, SIGSTOP).
 const STOPPED_GRACE: Duration = Duration::from_secs(10);
 
+/// What a renewal blocked by a stopped lock holder is told (`--status` and the call alike).
+pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {
+    format!(
+        "woci pid {pid}, which holds the renewal lock of profile `{profile}`, is stopped (Ctrl-Z); resume it (`fg` in \
+         its shell, or `kill -CONT {pid}`) or end it"
+    )
+}
+
 /// File name of the key woci creates.
 const KEY_FILE: &str = "oci_api_key.pem";
 /// File name of the public key woci writes beside it.
@@ -280,13 +288,10 @@ impl SessionStore {
                 }
                 other => return other.map(|(lock, _)| lock),
             }
-            match self.stopped_lock_holder() {
+            // The lock was just found held: only whether its holder is stopped is left to see.
+            match self.lock_holder().filter(|pid| fsutil::process_stopped(*pid)) {
                 Some(pid) if stopped_since.get_or_insert_with(std::time::Instant::now).elapsed() >= STOPPED_GRACE => {
-                    return Err(Error::Busy(format!(
-                        "woci pid {pid}, which holds the renewal lock of profile `{}`, is stopped (Ctrl-Z); resume it \
-                         (`fg` in its shell, or `kill -CONT {pid}`) or end it, then try again",
-                        self.profile
-                    )))
+                    return Err(Error::Busy(format!("{}, then try again", stopped_holder(pid, &self.profile))))
                 }
                 Some(_) => {}
                 None => stopped_since = None,
@@ -299,9 +304,10 @@ impl SessionStore {
         fsutil::read_text_bounded(&self.lock_path(), 64).ok()?.trim().parse().ok()
     }
 
-    /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: every
-    /// renewal of the profile waits for it until it resumes. The pid in the file outlives the
-    /// lock, so the lock itself is tried (and let go at once) first.
+    /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: no
+    /// renewal of the profile can happen until it resumes (a waiting one gives up after
+    /// [`STOPPED_GRACE`]). The pid in the file outlives the lock, so the lock itself is tried (and
+    /// let go at once) too.
     pub fn stopped_lock_holder(&self) -> Option<u32> {
         // The lock is tried only when the pid in it is a stopped process: trying it, however
         // briefly, makes a renewal that meets it wait.

@@ -168,9 +168,8 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
         return Decision::impossible(
             exit::BUSY,
             format!(
-                "{why}, but woci pid {pid}, which holds the renewal lock of profile `{}`, is stopped (Ctrl-Z), so the \
-                 next call gives up after a few seconds; resume it (`fg` in its shell, or `kill -CONT {pid}`) or end it",
-                f.profile
+                "{why}, but {}; until then a call gives up after a few seconds",
+                crate::store::stopped_holder(pid, &f.profile)
             ),
         );
     }

@@ -8,7 +8,6 @@ use super::{assess, gather};
 use crate::clock::SharedClock;
 use crate::context::Context;
 use crate::error::Result;
-
 use crate::settings::{Env, Flags, OciView, Settings};
 use crate::terminal::print;
 

@@ -70,8 +70,8 @@ pub(crate) struct Inputs<'s> {
 
 /// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
 /// (the refresh token is probably spent), or a refusal the settings have not been changed for
-/// since (`changed`); a transient failure is only mentioned. Shared by `--status` and its prompt.
-pub(crate) fn after_last_failure(
+/// since (`changed`); a transient failure is only mentioned.
+fn after_last_failure(
     exit_code: u8,
     next_action: &str,
     reason: String,
@@ -101,7 +101,7 @@ pub(crate) fn after_last_failure(
 
 /// The last renewal's failure, and whether the manager INI or the OCI config changed since (the
 /// fix, usually).
-pub(crate) fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
+fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
     ctx.store.failure_since(0).map(|f| {
         let changed_ms = |p: &std::path::Path| {
             std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
