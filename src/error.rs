@@ -86,6 +86,18 @@ pub enum Error {
         reason: String,
     },
 
+    /// The server's certificate was refused (unknown issuer, expired, wrong name). Only a CA
+    /// setting (or a clock) fixes it: the renewal loop retries it slowly, like a refused client.
+    #[error("{service} at `{url}` is not trusted: {reason}")]
+    Untrusted {
+        /// Which service.
+        service: &'static str,
+        /// The URL without query.
+        url: String,
+        /// The certificate's problem and the fix.
+        reason: String,
+    },
+
     /// A refresh grant reached the IdP but its answer was lost (a reset, a timeout): the IdP may
     /// have rotated the refresh token, so the stored one is probably spent.
     #[error(
@@ -193,7 +205,7 @@ pub enum Error {
     /// A condition with its own exit code: found without trying (a plan that cannot be carried
     /// out), or (`shared`) another woci's renewal failed while this call waited for it — the same
     /// message and code, and whether a retry may help (the renewal loop retries it like the
-    /// original failure).
+    /// original failure); also a new token that expired while this woci was stopped (transient).
     #[error("{message}")]
     Blocked {
         /// The exit code.
@@ -245,7 +257,9 @@ impl Error {
             Error::Login(_) => exit::LOGIN,
             Error::IdpRejected { .. } => exit::IDP_REJECTED,
             Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => exit::EXCHANGE_REJECTED,
-            Error::Network { .. } | Error::ReplyLost { .. } | Error::Protocol { .. } => exit::NETWORK,
+            Error::Network { .. } | Error::Untrusted { .. } | Error::ReplyLost { .. } | Error::Protocol { .. } => {
+                exit::NETWORK
+            }
             Error::CorruptFile { .. } => exit::CORRUPT_FILE,
             Error::RefreshTokenLocked { .. } => exit::REFRESH_TOKEN_LOCKED,
             Error::SessionExpired(_) => exit::SESSION_EXPIRED,
@@ -278,6 +292,7 @@ impl Error {
                 | Error::IdpRejected { .. }
                 | Error::ExchangeRejected { .. }
                 | Error::Network { .. }
+                | Error::Untrusted { .. }
                 | Error::ReplyLost { .. }
                 | Error::Protocol { .. }
                 | Error::SessionExpired(_)
@@ -293,6 +308,7 @@ impl Error {
         matches!(
             self,
             Error::Network { .. }
+                | Error::Untrusted { .. }
                 | Error::ReplyLost { .. }
                 | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
                 | Error::Blocked { shared: Some(true), .. }

@@ -278,6 +278,8 @@ pub(crate) struct DaemonReport {
     pub running: bool,
     /// Its pid.
     pub pid: Option<u32>,
+    /// Running but stopped (SIGSTOP): it renews nothing until continued.
+    pub stopped: bool,
     /// Pid left in an unlocked pid file.
     pub stale_pid: Option<u32>,
     /// Start time of the running daemon.
@@ -308,6 +310,7 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
     DaemonReport {
         running,
         pid,
+        stopped: pid.is_some_and(fsutil::process_stopped),
         stale_pid: match info.probe {
             PidProbe::NotRunning { stale_pid } => stale_pid,
             PidProbe::Running { .. } => None,

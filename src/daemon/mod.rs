@@ -364,6 +364,9 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
     if info.running() {
         let pid = info.pid().map(|p| p.to_string()).unwrap_or_else(|| "?".into());
         let _ = writeln!(out, "daemon: running for profile `{profile}` (pid {pid})");
+        if info.pid().is_some_and(fsutil::process_stopped) {
+            let _ = writeln!(out, "  stopped (SIGSTOP): it renews nothing until `kill -CONT {pid}`");
+        }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
             let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));
             push_line(

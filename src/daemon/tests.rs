@@ -258,6 +258,25 @@ fn describe_running_and_exited_daemons() {
     assert!(out.contains("exited 1970-01-01T00:33:20Z: renewal is no longer possible: x, exit code 9"), "{out}");
 }
 
+/// A daemon stopped with SIGSTOP holds its lock and renews nothing: both forms say so.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_stopped_daemon_is_named_as_such() {
+    let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = child.id();
+    assert!(std::process::Command::new("kill").args(["-STOP", &pid.to_string()]).status().unwrap().success());
+    while !fsutil::process_stopped(pid) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let info = DaemonInfo { probe: PidProbe::Running { pid: Some(pid) }, state: None, state_error: None };
+    let mut out = String::new();
+    describe(&mut out, "P", &info, 0);
+    let (report_stopped, _) = (report(&info, 0).stopped, child.kill());
+    child.wait().unwrap();
+    assert!(out.contains(&format!("stopped (SIGSTOP): it renews nothing until `kill -CONT {pid}`")), "{out}");
+    assert!(report_stopped);
+}
+
 #[test]
 fn stop_without_daemon_is_exit_1_and_touches_nothing() {
     let (_h, s) = store();

@@ -201,7 +201,7 @@ impl Http {
                 Err(Failure::NotSent(r)) => (r, false, false),
                 Err(Failure::Lost(r)) => (r, true, true),
                 // A certificate does not fix itself between attempts: no retry.
-                Err(Failure::Untrusted(r)) => return Err(Error::Network { service, url, reason: r }),
+                Err(Failure::Untrusted(r)) => return Err(Error::Untrusted { service, url, reason: r }),
                 Err(Failure::TooLarge(max)) => {
                     return Err(Error::Protocol {
                         service,
@@ -510,6 +510,7 @@ mod tests {
         for retry in [Retry::Idempotent, Retry::Rotating { grace: Duration::from_secs(60) }] {
             let http = Http::with_transport(t.clone(), options());
             let err = http.execute("identity provider", retry, get("https://idp.example/t")).await.unwrap_err();
+            assert!(matches!(err, Error::Untrusted { service: "identity provider", .. }), "{err:?}");
             assert_eq!(err.exit_code(), crate::error::exit::NETWORK);
             assert!(err.to_string().contains("unknown issuer"), "{err}");
         }

@@ -143,8 +143,34 @@ pub(crate) fn certificate_problem(cert: &rustls::CertificateError, host: &str) -
         C::NotValidForName | C::NotValidForNameContext { .. } => {
             format!("the certificate of `{host}` is not valid for that name; check the URL")
         }
-        other => format!("the certificate of `{host}` was refused ({})", rustls::Error::InvalidCertificate(other.clone())),
+        other => {
+            let why = match other {
+                C::Other(o) => o.to_string(),
+                _ => other.to_string(),
+            };
+            match why.as_str() {
+                "CaUsedAsEndEntity" => {
+                    format!("the server at `{host}` presents a CA certificate as its own; its TLS setup is wrong")
+                }
+                _ => format!("the certificate of `{host}` was refused ({})", words(&why)),
+            }
+        }
     }
+}
+
+/// rustls and webpki print many reasons as their Rust names (`BadSignature`): said as words.
+fn words(reason: &str) -> String {
+    if !reason.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return reason.to_owned();
+    }
+    let mut out = String::new();
+    for c in reason.chars() {
+        if c.is_ascii_uppercase() && !out.is_empty() {
+            out.push(' ');
+        }
+        out.push(c.to_ascii_lowercase());
+    }
+    out
 }
 
 fn describe(e: &reqwest::Error) -> String {
@@ -174,6 +200,16 @@ pub(crate) fn cause_text(e: &(dyn std::error::Error + 'static)) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn certificate_reasons_are_words() {
+        let m = certificate_problem(&rustls::CertificateError::BadSignature, "h");
+        assert_eq!(m, "the certificate of `h` was refused (bad signature)");
+        // webpki's error, as rustls carries it (its Display is the variant's name).
+        let ca = rustls::OtherError(std::sync::Arc::new(std::io::Error::other("CaUsedAsEndEntity")));
+        let m = certificate_problem(&rustls::CertificateError::Other(ca), "h");
+        assert_eq!(m, "the server at `h` presents a CA certificate as its own; its TLS setup is wrong");
+    }
 
     #[test]
     fn a_library_manual_link_is_left_out_of_the_cause() {

@@ -43,8 +43,8 @@ impl Upstream {
         if self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false) {
             tracing::info!(
                 "proxy: `{target}` is tunnelled untouched (not an OCI host, so its requests keep the token they \
-                 were signed with); if it is an OCI endpoint, add it to `resign_hosts` in woci_manager.ini or \
-                 `WOCI_RESIGN_HOSTS`"
+                 were signed with); if it is an OCI endpoint, add `{target}` (with its port) to `resign_hosts` in \
+                 woci_manager.ini or `WOCI_RESIGN_HOSTS`"
             );
         }
         Ok(stream)
@@ -63,8 +63,8 @@ pub fn untouched_hint(hosts: &[String]) -> Option<String> {
     }
     let list = hosts.iter().map(|h| format!("`{h}`")).collect::<Vec<_>>().join(", ");
     Some(format!(
-        "the program talked to {list} without re-signing (not OCI hosts); if a 401 came from there, add the host \
-         to `resign_hosts` in woci_manager.ini or `WOCI_RESIGN_HOSTS`"
+        "the program talked to {list} without re-signing (not OCI hosts); if a 401 came from there, add that \
+         `host:port` (with its port) to `resign_hosts` in woci_manager.ini or `WOCI_RESIGN_HOSTS`"
     ))
 }
 

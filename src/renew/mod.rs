@@ -398,16 +398,22 @@ impl Renewer {
             // Issued after this renewal began by this machine's clock: time passed here (a stop,
             // a suspend), the clock is right. Else usually the clock, ahead by the token's life.
             let began = self.began.load(std::sync::atomic::Ordering::Relaxed);
-            let why = match claims.iat {
-                Some(iat) if began > 0 && iat + 60 >= began => format!(
-                    "it was issued at {}, and this woci was stopped or suspended past its expiry; the next renewal \
-                     gets a new one",
-                    fmt_utc(iat)
-                ),
-                iat => iat
-                    .and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service))
-                    .unwrap_or_else(|| "check this machine's clock".to_owned()),
-            };
+            if let Some(iat) = claims.iat.filter(|iat| began > 0 && iat + 60 >= began) {
+                // Not the service's fault, and it goes away by itself: retried like a network error.
+                return Err(Error::Blocked {
+                    code: crate::error::exit::NETWORK,
+                    message: format!(
+                        "the new session token from {service}, issued at {}, expired while this woci was stopped or \
+                         suspended; the next renewal gets a new one",
+                        fmt_utc(iat)
+                    ),
+                    shared: Some(true),
+                });
+            }
+            let why = claims
+                .iat
+                .and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service))
+                .unwrap_or_else(|| "check this machine's clock".to_owned());
             return Err(bad(format!("already expired by this machine's clock: {why}")));
         }
         // Once per process: a long `--auto-refresh` run renews many times.

@@ -67,6 +67,12 @@ pub fn is_retryable(e: &Error) -> bool {
     matches!(e, Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) | Error::Io { .. }) || e.is_transient()
 }
 
+/// Whether a retry waits like one after a network failure; else like one after a refusal (an
+/// untrusted certificate, too: only a CA setting fixes it).
+fn retried_soon(e: &Error) -> bool {
+    is_retryable(e) && !matches!(e, Error::Untrusted { .. })
+}
+
 /// Something the loop reports (the daemon records these; auto-refresh only logs them).
 #[derive(Debug, Clone)]
 pub enum LoopEvent {
@@ -161,7 +167,7 @@ pub async fn renewal_loop(
                     break;
                 }
                 Err(e) if is_retryable(&e) || refused_but_renewable(&e) => {
-                    let retry = if is_retryable(&e) { backoff.next_delay() } else { refused.next_delay() };
+                    let retry = if retried_soon(&e) { backoff.next_delay() } else { refused.next_delay() };
                     on_event(LoopEvent::Failed { class: metrics::class_of(&e), error: e.to_string(), retry_in: retry });
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}
@@ -209,6 +215,8 @@ mod tests {
     #[test]
     fn only_transient_failures_are_retried() {
         assert!(is_retryable(&Error::Network { service: "s", url: "u".into(), reason: "r".into() }));
+        let untrusted = Error::Untrusted { service: "s", url: "u".into(), reason: "r".into() };
+        assert!(is_retryable(&untrusted) && !retried_soon(&untrusted), "retried, slowly");
         assert!(!is_retryable(&Error::SessionExpired("x".into())));
         let source = |failure| Error::SubjectToken { source_name: "s".into(), reason: "r".into(), failure };
         assert!(is_retryable(&source(crate::error::SourceFailure::NoTokenNow)));

@@ -25,7 +25,7 @@
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
 //! (`complete` | `incomplete` | `null`)}, `daemon` {`running`,
-//! `pid`, `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
+//! `pid`, `stopped` (SIGSTOP), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none). When the files cannot even be read (a

@@ -208,7 +208,7 @@ fn json_field_names_are_stable() {
     assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,interrupted_rotation,passphrase,stored");
     assert_eq!(
         keys(&v["daemon"]),
-        "exit_code,exit_reason,last_error,last_renewal,next_renewal,pid,running,stale_pid,started,token_expires_at,uptime"
+        "exit_code,exit_reason,last_error,last_renewal,next_renewal,pid,running,stale_pid,started,stopped,token_expires_at,uptime"
     );
     assert_eq!(v["next_action"], "none");
     assert_eq!(v["renewal"], "idp");
