@@ -191,7 +191,7 @@ pub enum Error {
     },
 
     /// I/O on a file or directory.
-    #[error("{action} `{}`: {source}", path.display())]
+    #[error("{action} `{}`: {source}{}", path.display(), io_fix(source, path))]
     Io {
         /// "cannot read", "cannot write", …
         action: &'static str,
@@ -240,6 +240,17 @@ pub enum SourceFailure {
     /// It is set up wrong — a variable unset, a program missing, a folder or a device as `file:`,
     /// a bearer the ID-token service refuses, output over the size cap — and no retry fixes it.
     Settings,
+}
+
+/// The fix for an I/O error a person can make: a file woci may not use.
+fn io_fix(e: &std::io::Error, path: &std::path::Path) -> String {
+    match e.kind() {
+        std::io::ErrorKind::PermissionDenied => {
+            let shown = path.to_string_lossy();
+            format!("; check its owner and mode (`ls -ld {}`)", shlex::try_quote(&shown).unwrap_or(shown.clone()))
+        }
+        _ => String::new(),
+    }
 }
 
 fn describe(description: &Option<String>) -> String {
@@ -358,6 +369,15 @@ mod tests {
         assert!(source(SourceFailure::NoTokenNow).is_transient());
         assert!(!source(SourceFailure::Settings).is_transient());
         assert_eq!(source(SourceFailure::NoTokenNow).exit_code(), exit::SUBJECT_TOKEN, "a plain call still exits 11");
+    }
+
+    #[test]
+    fn a_file_woci_may_not_use_names_the_check() {
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = Error::io("cannot read", "/h/my dir/config", denied);
+        assert!(e.to_string().ends_with("; check its owner and mode (`ls -ld '/h/my dir/config'`)"), "{e}");
+        let e = Error::io("cannot read", "/h/config", std::io::Error::from(std::io::ErrorKind::NotFound));
+        assert!(!e.to_string().contains("ls -ld"), "{e}");
     }
 
     #[test]

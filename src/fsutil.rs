@@ -347,6 +347,15 @@ pub(crate) fn too_large(max: usize) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::FileTooLarge, format!("larger than {}", fmt_size(max)))
 }
 
+/// An I/O error's reason in words, without the OS error number.
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_owned(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
+        _ => e.to_string(),
+    }
+}
+
 /// `1 MiB`, `64 KiB`, `100 bytes`.
 pub(crate) fn fmt_size(n: usize) -> String {
     const KIB: usize = 1024;

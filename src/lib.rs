@@ -7,7 +7,8 @@
 //! - base: [`error`], [`secret`], [`clock`], [`terminal`] (text from outside made safe to print),
 //!   [`fsutil`], [`logging`], [`critical`] (signals held while a refresh token rotates), [`jwt`],
 //!   [`keys`] (the stable RSA key pair), [`crypto`] (refresh token at rest), [`realm`] (regions,
-//!   realms, OCI hosts, `NO_PROXY`), [`signer`] (OCI HTTP signatures), [`expiry`]
+//!   realms, OCI hosts, `NO_PROXY`), [`signer`] (OCI HTTP signatures), [`expiry`], [`configparser`]
+//!   (the INI syntax of oci's files and the manager INI)
 //! - settings: [`settings`] (the one table of settings, their rules, the INI files, the resolved
 //!   per-mode configs)
 //! - services: [`http`] (the transport trait, the one retry policy), [`token_endpoint`],
@@ -32,6 +33,7 @@ pub(crate) mod autorefresh;
 pub(crate) mod child;
 pub mod cli;
 pub mod clock;
+pub(crate) mod configparser;
 pub(crate) mod container;
 pub mod context;
 pub(crate) mod critical;

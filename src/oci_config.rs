@@ -1,20 +1,18 @@
 //! `~/.oci/config`: read a profile the way `oci` does, and upsert keys in one profile while
 //! keeping every other byte of the file.
 //!
-//! The format is Python `configparser` as the OCI CLI and SDK use it (`interpolation=None`,
-//! `default_section="DEFAULT"`): `[section]` headers (case-sensitive), `key = value` or
-//! `key: value` (keys case-insensitive, values trimmed), whole-line `#`/`;` comments, indented
-//! continuation lines, and `[DEFAULT]` keys inherited by every profile. A later duplicate key
-//! wins; a duplicate section is an error naming both lines, as `configparser` (strict) raises
-//! `DuplicateSectionError` for it and `oci` would fail on the file.
-//!
-//! A file `configparser` would reject (a key before any section header, a line that is neither a
-//! header, a comment nor `key = value`, invalid UTF-8) is a [`Error::CorruptFile`] and is never
-//! rewritten. [`upsert_profile`] only rewrites the lines of the keys it sets (keeping each line's
-//! own `key = ` spelling and spacing), inserts missing keys after the profile's last key, or
-//! appends the section at the end; it keeps the file's line endings (LF or CRLF) and writes
-//! atomically with mode 0600, through a symlink to its target.
+//! The format is Python `configparser` as the OCI CLI and SDK use it ([`crate::configparser`],
+//! `default_section="DEFAULT"`): `[DEFAULT]` keys are inherited by every profile, and may come in
+//! several parts. A file `configparser` would reject (a section or a key given twice, a key
+//! before any section header, a line that is neither a header, a comment nor `key = value`, a
+//! byte order mark, invalid UTF-8) is a [`Error::CorruptFile`], as `oci` would fail on it, and is
+//! never rewritten. [`upsert_profile`] only rewrites the lines of the keys it sets (keeping each
+//! line's own `key = ` spelling and spacing), inserts missing keys after the profile's last key,
+//! or appends the section at the end; it keeps the file's line endings (LF or CRLF) and writes
+//! atomically with mode 0600, through a symlink to its target (a link whose target is gone is
+//! refused, not replaced).
 
+use crate::configparser::{Kind, Line, Parsed, Syntax};
 use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -22,124 +20,11 @@ use std::path::{Path, PathBuf};
 /// The section every profile inherits from.
 pub const DEFAULT_SECTION: &str = "DEFAULT";
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Kind {
-    /// Blank or whitespace-only.
-    Blank,
-    /// `#` or `;` comment.
-    Comment,
-    /// `[name]`.
-    Section(String),
-    /// `key = value`; `value_at` is the byte offset in the line where the value starts (after the
-    /// delimiter and the whitespace following it).
-    Key { key: String, value: String, value_at: usize },
-    /// An indented line continuing the value of the key above.
-    Continuation,
-}
-
-#[derive(Debug, Clone)]
-struct Line<'a> {
-    /// The line without its line ending.
-    text: &'a str,
-    /// `"\n"`, `"\r\n"` or `""` (last line without a newline).
-    eol: &'a str,
-    kind: Kind,
-    /// The section this line belongs to (index into `Parsed::sections`), if any.
-    section: Option<usize>,
-}
-
-#[derive(Debug)]
-struct Parsed<'a> {
-    lines: Vec<Line<'a>>,
-    /// Section names, in order of appearance (a duplicate is an error).
-    sections: Vec<String>,
-}
-
-impl Parsed<'_> {
-    /// Keys of section `name` (sections are unique), continuation lines joined with `\n`.
-    fn section_values(&self, name: &str) -> Option<BTreeMap<String, String>> {
-        let index = self.sections.iter().position(|s| s == name)?;
-        let mut out = BTreeMap::new();
-        // The key a continuation line continues: the section's last key before it.
-        let mut current: Option<&String> = None;
-        for line in self.lines.iter().filter(|l| l.section == Some(index)) {
-            match &line.kind {
-                Kind::Key { key, value, .. } => {
-                    out.insert(key.clone(), value.clone());
-                    current = Some(key);
-                }
-                Kind::Continuation => {
-                    if let Some(v) = current.and_then(|k| out.get_mut(k)) {
-                        v.push('\n');
-                        v.push_str(line.text.trim());
-                    }
-                }
-                _ => {}
-            }
-        }
-        Some(out)
-    }
-}
-
-/// The lines of `text`, each without and with its line ending (`"\n"`, `"\r\n"` or `""`).
-fn split_lines(text: &str) -> impl Iterator<Item = (&str, &str)> {
-    text.split_inclusive('\n').map(|l| {
-        let line = l.strip_suffix('\n').map_or(l, |s| s.strip_suffix('\r').unwrap_or(s));
-        (line, &l[line.len()..])
-    })
-}
+/// As `oci` reads its config: `[DEFAULT]` may come back, a byte order mark is an error.
+const SYNTAX: Syntax = Syntax { merged: Some(DEFAULT_SECTION), bom_ok: false };
 
 fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
-    let mut lines = Vec::new();
-    let mut sections: Vec<String> = Vec::new();
-    // Indentation of the current key's line, while a key can take continuation lines.
-    let mut key_indent: Option<usize> = None;
-    for (n, (raw, eol)) in split_lines(text).enumerate() {
-        let body = if n == 0 { raw.strip_prefix('\u{feff}').unwrap_or(raw) } else { raw };
-        let offset = raw.len() - body.len();
-        let trimmed = body.trim();
-        let indent = body.len() - body.trim_start().len();
-        let kind = if trimmed.is_empty() {
-            Kind::Blank
-        } else if trimmed.starts_with('#') || trimmed.starts_with(';') {
-            Kind::Comment
-        } else if key_indent.is_some_and(|k| indent > k) {
-            Kind::Continuation
-        } else if trimmed.starts_with('[') && trimmed.rfind(']').is_some_and(|i| i > 1) {
-            let name = &trimmed[1..trimmed.rfind(']').unwrap_or(1)];
-            if let Some(first) = lines.iter().position(|l: &Line<'_>| matches!(&l.kind, Kind::Section(s) if s == name))
-            {
-                return Err(format!(
-                    "section `[{}]` appears twice, at lines {} and {}; merge them into one",
-                    name.escape_debug(),
-                    first + 1,
-                    n + 1
-                ));
-            }
-            key_indent = None;
-            Kind::Section(name.to_owned())
-        } else {
-            if sections.is_empty() {
-                return Err(format!("line {} is outside any `[profile]` section", n + 1));
-            }
-            let Some(d) = body.find(['=', ':']) else {
-                return Err(format!("line {} is not `key = value`", n + 1));
-            };
-            let key = body[..d].trim();
-            if key.is_empty() {
-                return Err(format!("line {} has no key before `{}`", n + 1, &body[d..=d]));
-            }
-            let after = &body[d + 1..];
-            let value_at = offset + d + 1 + (after.len() - after.trim_start().len());
-            key_indent = Some(indent);
-            Kind::Key { key: key.to_ascii_lowercase(), value: after.trim().to_owned(), value_at }
-        };
-        if let Kind::Section(name) = &kind {
-            sections.push(name.clone());
-        }
-        lines.push(Line { text: raw, eol, kind, section: sections.len().checked_sub(1) });
-    }
-    Ok(Parsed { lines, sections })
+    crate::configparser::parse(text, SYNTAX)
 }
 
 fn read_text(path: &Path) -> Result<Option<String>> {
@@ -173,7 +58,7 @@ pub fn read_profile_split(
     path: &Path,
     profile: &str,
 ) -> Result<(ConfigState, BTreeMap<String, String>, std::collections::BTreeSet<String>)> {
-    let Some(text) = read_text(path)? else {
+    let Some(text) = read_text(&resolve_symlink(path)?)? else {
         return Ok((ConfigState::FileMissing, BTreeMap::new(), Default::default()));
     };
     let parsed = parse(&text).map_err(|reason| Error::corrupt(path, reason))?;
@@ -203,7 +88,7 @@ pub fn read_profile_split(
 /// file already says all of it.
 pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> Result<()> {
     validate(profile, entries)?;
-    let target = resolve_symlink(path);
+    let target = resolve_symlink(path)?;
     let existing = read_text(&target)?;
     let text = existing.as_deref().unwrap_or("");
     let parsed = parse(text).map_err(|reason| Error::corrupt(&target, reason))?;
@@ -240,11 +125,21 @@ fn validate(profile: &str, entries: &[(&str, &str)]) -> Result<()> {
     Ok(())
 }
 
-/// Writes go to a symlink's target, so a linked `~/.oci/config` stays a link.
-fn resolve_symlink(path: &Path) -> PathBuf {
+/// Writes go to a symlink's target, so a linked `~/.oci/config` stays a link. A link whose target
+/// is gone (a dotfiles folder not checked out, a volume not mounted) is refused: a new file there
+/// would replace the link, and `oci` would not find the config either.
+fn resolve_symlink(path: &Path) -> Result<PathBuf> {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned()),
-        _ => path.to_owned(),
+        Ok(m) if m.file_type().is_symlink() => std::fs::canonicalize(path).map_err(|e| {
+            let to = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default();
+            Error::Config(format!(
+                "the OCI config `{}` is a symbolic link to `{to}`, which cannot be followed ({}); restore its target, \
+                 or remove the link",
+                path.display(),
+                crate::fsutil::io_reason(&e)
+            ))
+        }),
+        _ => Ok(path.to_owned()),
     }
 }
 
@@ -432,9 +327,9 @@ security_token_file=/other/token
     }
 
     #[test]
-    fn read_profile_overrides_default_and_later_keys_win() {
-        let text = "[DEFAULT]\nregion=a\n[p]\nregion=b\nregion=c\nextra=1\n";
-        assert_eq!(read_str(text, "p").unwrap(), map(&[("region", "c"), ("extra", "1")]));
+    fn read_profile_overrides_default() {
+        let text = "[DEFAULT]\nregion=a\n[p]\nregion=b\nextra=1\n";
+        assert_eq!(read_str(text, "p").unwrap(), map(&[("region", "b"), ("extra", "1")]));
     }
 
     #[test]
@@ -444,8 +339,8 @@ security_token_file=/other/token
     }
 
     #[test]
-    fn read_values_trimmed_crlf_bom() {
-        let text = "\u{feff}[p]\r\n  key_file  =  /a b  \r\nregion:us\r\n";
+    fn read_values_trimmed_crlf() {
+        let text = "[p]\r\n  key_file  =  /a b  \r\n  region:us\r\n";
         assert_eq!(read_str(text, "p").unwrap(), map(&[("key_file", "/a b"), ("region", "us")]));
     }
 
@@ -453,7 +348,8 @@ security_token_file=/other/token
     fn corrupt_files() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config");
-        for bad in ["user=x\n[p]\n", "[p]\njust words\n", "[p]\n= value\n"] {
+        // As configparser (so oci) refuses them: a key twice, a byte order mark.
+        for bad in ["user=x\n[p]\n", "[p]\njust words\n", "[p]\n= value\n", "[p]\nk=1\nK=2\n", "\u{feff}[p]\n"] {
             fs::write(&p, bad).unwrap();
             let err = read_profile(&p, "p").unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CORRUPT_FILE, "{bad:?}: {err}");
@@ -547,10 +443,34 @@ security_token_file=/other/token
     }
 
     #[test]
-    fn upsert_replaces_duplicates_and_drops_continuations() {
-        let text = "[p]\nkey_file = /a\n   /continued\nKEY_FILE=/dup\nkey_file=/third\nz=1\n";
-        let out = upsert_str(text, "p", &[("key_file", "/new")]);
-        assert_eq!(out, "[p]\nkey_file = /new\nKEY_FILE=/new\nkey_file=/new\nz=1\n");
+    fn upsert_drops_continuations() {
+        let text = "[p]\nKEY_FILE = /a\n   /continued\nz=1\n";
+        assert_eq!(upsert_str(text, "p", &[("key_file", "/new")]), "[p]\nKEY_FILE = /new\nz=1\n");
+    }
+
+    /// `[DEFAULT]` in parts, as configparser merges it: read whole, and a key it lacks goes into
+    /// the last part.
+    #[test]
+    fn default_in_parts() {
+        let text = "[DEFAULT]\nregion=a\n[p]\nk=1\n[DEFAULT]\ntenancy=t\n";
+        assert_eq!(read_str(text, "p").unwrap(), map(&[("region", "a"), ("tenancy", "t"), ("k", "1")]));
+        let out = upsert_str(text, "DEFAULT", &[("region", "b"), ("user", "u")]);
+        assert_eq!(out, "[DEFAULT]\nregion=b\n[p]\nk=1\n[DEFAULT]\ntenancy=t\nuser=u\n");
+    }
+
+    /// A linked config whose target is gone (a dotfiles checkout away) is refused, the link kept:
+    /// a new file would replace it, and oci does not find the config either.
+    #[cfg(unix)]
+    #[test]
+    fn a_dangling_link_is_refused_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("config");
+        std::os::unix::fs::symlink(dir.path().join("dotfiles/oci-config"), &link).unwrap();
+        for e in [read_profile(&link, "p").unwrap_err(), upsert_profile(&link, "p", &[("k", "v")]).unwrap_err()] {
+            assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+            assert!(e.to_string().contains("dotfiles/oci-config`, which cannot be followed"), "{e}");
+        }
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
     }
 
     #[test]

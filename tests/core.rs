@@ -597,13 +597,18 @@ exit 0
     }
 }
 
-/// An API-key profile (`user`, no `security_token_file`) used the plain `oci` way, without
-/// `--auth`: oci's default auth, so woci passes the call on unchanged and runs `--exec` as is.
+/// An API-key profile (`user`, no `security_token_file` of its own: the one it inherits is the
+/// `[DEFAULT]` session's, as `oci setup config` and `oci session authenticate` leave them) used
+/// the plain `oci` way, without `--auth`: oci's default auth, so woci passes the call on
+/// unchanged and runs `--exec` as is.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_api_key_profile_without_auth_goes_to_oci_unchanged() {
     let w = World::new().await;
     std::fs::create_dir_all(w.oci_dir()).unwrap();
     let mut config = std::fs::read_to_string(w.config_path()).unwrap_or_default();
+    config.push_str(
+        "\n[DEFAULT]\nsecurity_token_file=~/.oci/sessions/DEFAULT/token\nkey_file=~/.oci/sessions/DEFAULT/key.pem\n",
+    );
     config.push_str("\n[APIKEY]\nuser=ocid1.user.oc1..u\nfingerprint=aa:bb\nkey_file=/k.pem\ntenancy=ocid1.tenancy.oc1..t\nregion=us-ashburn-1\n");
     std::fs::write(w.config_path(), config).unwrap();
     let args = ["--profile", "APIKEY", "os", "ns", "get"];

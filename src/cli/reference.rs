@@ -115,6 +115,11 @@ pub const ENVIRONMENT: &[Row] = &[
          `OCI_CLI_CERT_BUNDLE`, `OCI_CLI_RC_FILE`",
         "read as `oci` reads them, never changed",
     ),
+    r(
+        "`OCI_CONFIG_FILE`",
+        "the OCI config when `~/.oci/config` is not a file and neither `--config-file` nor `OCI_CLI_CONFIG_FILE` \
+         names one (then `~/.oraclebmc/config`), as the OCI SDK finds it",
+    ),
 ];
 
 /// Files woci reads or writes.

@@ -28,14 +28,18 @@ pub struct OciProfile {
     pub fingerprint: Option<String>,
     /// Every key as written (for deciding whether an upsert changes anything).
     pub raw: BTreeMap<String, String>,
+    /// `security_token_file` comes from `[DEFAULT]` only, while `user` is the profile's own.
+    pub token_file_from_default: bool,
 }
 
 impl OciProfile {
-    /// `user` and no `security_token_file`, and no woci IdP or source settings (`mode`): an
-    /// API-key profile, signed the way `oci` signs by default, where woci keeps no session.
+    /// `user` and no `security_token_file` of its own (one from `[DEFAULT]` is another profile's
+    /// session: `oci` signs with the API key and warns it is unused), and no woci IdP or source
+    /// settings (`mode`): an API-key profile, signed the way `oci` signs by default, where woci
+    /// keeps no session.
     pub fn is_api_key(&self, mode: &RenewMode) -> bool {
         matches!(mode, RenewMode::SessionRefresh(_))
-            && self.security_token_file.is_none()
+            && (self.security_token_file.is_none() || self.token_file_from_default)
             && self.raw.get("user").is_some_and(|u| !u.trim().is_empty())
     }
 
@@ -57,6 +61,7 @@ impl OciProfile {
             security_token_file: path("security_token_file").filter(|_| session_key("security_token_file")),
             region: text("region"),
             fingerprint: text("fingerprint"),
+            token_file_from_default: inherited.contains("security_token_file") && !inherited.contains("user"),
             raw,
         };
         Ok((state, profile))

@@ -184,7 +184,7 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
                 "cannot read the manager config `{}` {}: {}",
                 path.display(),
                 source.describe(),
-                io_reason(&e)
+                crate::fsutil::io_reason(&e)
             )))
         }
         Err(e) => {
@@ -194,7 +194,7 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
                 format!(
                     "ignoring the manager config `{}`, which cannot be read ({}); the profiles it configures have no woci settings",
                     path.display(),
-                    io_reason(&e)
+                    crate::fsutil::io_reason(&e)
                 )
             });
             return Ok(IniFile { ignored, ..IniFile::default() });
@@ -220,98 +220,38 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     Ok(cfg)
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_owned(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_owned(),
-        _ => e.to_string(),
-    }
-}
-
 /// The profile sections of the manager INI at `path` (not `[COMMON]`), read as [`load`] reads it;
 /// none when it cannot be read or parsed.
 pub fn section_names(path: Option<&Path>) -> Vec<String> {
     let text = path.and_then(|p| crate::fsutil::read_text_bounded(p, crate::fsutil::MAX_INPUT).ok());
-    let Some(parsed) = text.and_then(|t| parse_ini(&t).ok()) else { return Vec::new() };
-    parsed.sections().flatten().map(|n| n.trim().to_owned()).filter(|n| n != COMMON_SECTION).collect()
+    let Some(parsed) = text.as_deref().and_then(|t| parse_ini(t).ok()) else { return Vec::new() };
+    parsed.sections.into_iter().filter(|n| n != COMMON_SECTION).collect()
 }
 
-/// The INI syntax of `woci_manager.ini` (as the Python woci's configparser reads it: no quotes or
-/// escapes, indented continuation lines, a BOM ignored, no key before the first section).
-fn parse_ini(text: &str) -> std::result::Result<ini::Ini, String> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    // `[COMMON]   # shared keys`: configparser reads the header and ignores what follows it.
-    let text: String = text
-        .lines()
-        .map(|line| {
-            let t = line.trim_start();
-            let header = t.strip_prefix('[').and_then(|_| {
-                let end = t.find(']')? + 1;
-                let rest = t[end..].trim_start();
-                (rest.starts_with('#') || rest.starts_with(';')).then_some(&t[..end])
-            });
-            header.unwrap_or(line).to_owned() + "\n"
-        })
-        .collect();
-    let opt = ini::ParseOption {
-        enabled_quote: false,
-        enabled_escape: false,
-        enabled_indented_mutiline_value: true,
-        enabled_preserve_key_leading_whitespace: false,
-    };
-    let parsed = ini::Ini::load_from_str_opt(&text, opt).map_err(|e| {
-        // The parser reports where it gave up (a line without `=` runs on to the end of the
-        // file): name the last non-blank line up to there.
-        let lines: Vec<&str> = text.lines().take(e.line).collect();
-        let (n, line) = lines.iter().enumerate().rev().find(|(_, l)| !l.trim().is_empty()).unwrap_or((0, &""));
-        format!("line {} (`{}`): expected `key = value` or `[section]`", n + 1, line.trim().escape_debug())
-    })?;
-    if let Some((key, _)) = parsed.general_section().iter().next() {
-        return Err(format!("key `{key}` appears before any `[section]` header"));
-    }
-    // As configparser (so the Python woci) and oci's own config reader refuse it: one of the two
-    // was meant to be another profile, and silently merging them hides which.
-    // (The parser merges repeated sections, so the headers are counted here.)
-    let mut seen = std::collections::BTreeSet::new();
-    let headers = text.lines().filter_map(|l| l.trim_end().strip_prefix('[')?.strip_suffix(']')).map(str::trim);
-    if let Some(twice) = headers.into_iter().find(|n| !seen.insert(*n)) {
-        return Err(format!("section `[{twice}]` appears twice; merge the two or rename one"));
-    }
-    Ok(parsed)
+/// The INI syntax of `woci_manager.ini`, as the Python woci's configparser reads it
+/// ([`crate::configparser`]; `[DEFAULT]` is an ordinary section here, and a BOM is skipped).
+fn parse_ini(text: &str) -> std::result::Result<crate::configparser::Parsed<'_>, String> {
+    crate::configparser::parse(text, crate::configparser::Syntax { merged: None, bom_ok: true })
 }
 
 /// Parses INI text and merges `[COMMON]` under `[profile]`. `path` is left `None`;
 /// `exposed_secrets` says whether any section sets a secret (mode not yet considered).
 pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
     let parsed = parse_ini(text)?;
-
-    let (mut common, mut own) = (BTreeMap::new(), BTreeMap::new());
-    let mut has_profile_section = false;
+    let section = |name: &str| parsed.section_values(name).unwrap_or_default();
+    let has_profile_section = parsed.sections.iter().any(|n| n == profile);
     // Any section setting a secret (the file then deserves mode 0600; `load` checks the mode).
-    let sets_secrets = parsed
-        .iter()
-        .any(|(_, props)| props.iter().any(|(k, v)| is_secret(&k.trim().to_ascii_lowercase()) && !v.trim().is_empty()));
-    for (name, props) in parsed.iter() {
-        let Some(name) = name else { continue };
-        let name = name.trim();
-        if let Some((junk, _)) = props.iter().find_map(|(k, _)| k.split_once('\n')) {
-            return Err(format!("line `{}` in section `[{name}]` is not `key = value`", junk.trim()));
-        }
-        has_profile_section |= name == profile;
-        let target = match name {
-            _ if name == profile => &mut own,
-            COMMON_SECTION => &mut common,
-            _ => continue,
-        };
-        target.extend(props.iter().map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned())));
-    }
+    let sets_secrets = parsed.lines.iter().any(
+        |l| matches!(&l.kind, crate::configparser::Kind::Key { key, value, .. } if is_secret(key) && !value.is_empty()),
+    );
+    let (common, own) = (section(COMMON_SECTION), section(profile));
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
     let mut values = interpolate(&common);
     values.extend(interpolate(&own));
-    let names: Vec<&str> = parsed.sections().flatten().map(str::trim).collect();
+    let names: Vec<&str> = parsed.sections.iter().map(String::as_str).collect();
     let near_section = (!has_profile_section)
         .then(|| {
-            let same_but_case = names.iter().find(|n| n.eq_ignore_ascii_case(profile) && **n != COMMON_SECTION);
+            let same_but_case = names.iter().find(|n| n.trim().eq_ignore_ascii_case(profile) && **n != COMMON_SECTION);
             same_but_case.map(|n| (*n).to_owned()).or_else(|| {
                 super::rules::closest(profile, names.iter().copied().filter(|n| *n != COMMON_SECTION))
                     .filter(|(score, _)| *score >= 0.9)
@@ -513,17 +453,18 @@ token_url = https://other.example/token
 
     #[test]
     fn a_comment_after_a_section_header_is_ignored() {
-        let c = parse_str("[COMMON]   # shared\na = 1\n [p] ; mine\nb = 2\n", "p").unwrap();
+        let c = parse_str("[COMMON]   # shared\na = 1\n[p] ; mine\nb = 2\n", "p").unwrap();
         assert_eq!((c.get("a"), c.get("b")), (Some("1"), Some("2")));
-        assert!(parse_str("[p] junk\n", "p").is_err());
+        // configparser reads a header up to its last `]` and ignores the rest.
+        assert!(parse_str("[p] junk\n", "p").unwrap().has_profile_section);
     }
 
     #[test]
     fn a_line_without_a_delimiter_is_invalid() {
         let err = parse_str("[q]\njunk line\nk = v\n[p]\n", "p").unwrap_err();
-        assert!(err.contains("`junk line`") && err.contains("[q]"), "{err}");
+        assert!(err.contains("line 2 ") && !err.contains("junk"), "the line is not quoted: {err}");
         let err = parse_str("[q]\nk = v\n\n[p]\na = b\ngarbage line\n", "p").unwrap_err();
-        assert!(err.contains("line 6 (`garbage line`)"), "{err}");
+        assert!(err.contains("line 6 is not `key = value`"), "{err}");
     }
 
     #[test]

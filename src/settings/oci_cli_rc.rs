@@ -31,6 +31,8 @@ pub struct CliRc {
     pub path: Option<PathBuf>,
     /// Section name (case kept, as configparser does) → key (lowercased) → value.
     sections: HashMap<String, HashMap<String, String>>,
+    /// Why a file that is there was not read (a warning).
+    pub ignored: Option<String>,
 }
 
 impl CliRc {
@@ -57,13 +59,41 @@ impl CliRc {
 pub fn locate(flag: Option<&Path>, env: &Env, home: &Path, exists: impl Fn(&Path) -> bool) -> Option<PathBuf> {
     let oci_dir = home.join(".oci");
     let default = oci_dir.join("oci_cli_rc");
+    // As oci: `os.path.expandvars(os.path.expanduser(value))`.
+    let expand = |p: &Path| expand_vars(&crate::fsutil::expand_home(p, home), env);
     let candidates = [
-        Some(flag.map_or_else(|| default.clone(), |f| crate::fsutil::expand_home(f, home))),
-        env.get("OCI_CLI_RC_FILE").filter(|v| !v.is_empty()).map(|v| crate::fsutil::expand_home(Path::new(v), home)),
+        Some(flag.map_or_else(|| default.clone(), expand)),
+        env.get("OCI_CLI_RC_FILE").filter(|v| !v.is_empty()).map(|v| expand(Path::new(v))),
         Some(default.clone()),
         Some(oci_dir.join("cli-defaults")),
     ];
     candidates.into_iter().flatten().find(|p| exists(p))
+}
+
+/// Python's `os.path.expandvars`: `$name` and `${name}` of a set variable are replaced, anything
+/// else is kept as it is.
+fn expand_vars(path: &Path, env: &Env) -> PathBuf {
+    let Some(text) = path.to_str().filter(|t| t.contains('$')) else { return path.to_owned() };
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let (name, len) = match after.strip_prefix('{') {
+            Some(b) => b.find('}').map_or(("", 0), |end| (&b[..end], end + 2)),
+            None => {
+                let end = after.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap_or(after.len());
+                (&after[..end], end)
+            }
+        };
+        match env.get(name).filter(|_| !name.is_empty()) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[at..at + 1 + len]),
+        }
+        rest = &after[len..];
+    }
+    out.push_str(rest);
+    PathBuf::from(out)
 }
 
 /// Locates and parses the file; an unreadable or malformed file is an error naming it.
@@ -71,51 +101,35 @@ pub fn load(flag: Option<&Path>, env: &Env, home: &Path) -> Result<CliRc> {
     let Some(path) = locate(flag, env, home, Path::is_file) else {
         return Ok(CliRc::default());
     };
-    let text = crate::fsutil::read_text_bounded(&path, crate::fsutil::MAX_INPUT)
-        .map_err(|e| Error::Config(format!("cannot read oci's settings file `{}`: {e}", path.display())))?;
+    let text = match crate::fsutil::read_text_bounded(&path, crate::fsutil::MAX_INPUT) {
+        Ok(t) => t,
+        // configparser's `read` skips a file it cannot open, so oci goes on without it.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let ignored = format!(
+                "ignoring oci's settings file `{}`, which cannot be read (permission denied), as oci does",
+                path.display()
+            );
+            return Ok(CliRc { ignored: Some(ignored), ..CliRc::default() });
+        }
+        Err(e) => return Err(Error::Config(format!("cannot read oci's settings file `{}`: {e}", path.display()))),
+    };
     let mut rc = parse(&text).map_err(|e| Error::Config(format!("oci's settings file `{}`: {e}", path.display())))?;
     rc.path = Some(path);
     Ok(rc)
 }
 
-/// Parses INI text as Python's `configparser` does for oci: `[section]`, `key = value` or
-/// `key: value` (keys lowercased, values trimmed), `#`/`;` comment lines, indented continuation
-/// lines, keys before any section refused.
+/// Parses INI text as Python's `configparser` does for oci ([`crate::configparser`]: `[DEFAULT]`
+/// may come in parts, a repeated section or key and a byte order mark are errors, as oci fails
+/// on them).
 pub fn parse(text: &str) -> std::result::Result<CliRc, String> {
-    let mut rc = CliRc::default();
-    let mut current: Option<String> = None;
-    let mut last_key: Option<String> = None;
-    for (i, raw) in text.lines().enumerate() {
-        let line_no = i + 1;
-        let trimmed = raw.trim();
-        if trimmed.is_empty() || trimmed.starts_with(['#', ';']) {
-            continue;
-        }
-        if let (true, Some(s), Some(k)) = (raw.starts_with([' ', '\t']), &current, &last_key) {
-            let v = rc.sections.entry(s.clone()).or_default().entry(k.clone()).or_default();
-            if !v.is_empty() {
-                v.push('\n');
-            }
-            v.push_str(trimmed);
-            continue;
-        }
-        if let Some(name) = trimmed.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
-            current = Some(name.to_owned());
-            rc.sections.entry(name.to_owned()).or_default();
-            last_key = None;
-            continue;
-        }
-        let Some(section) = &current else {
-            return Err(format!("line {line_no}: expected a `[section]` header first"));
-        };
-        let Some(split) = trimmed.find(['=', ':']) else {
-            return Err(format!("line {line_no}: expected `key = value`"));
-        };
-        let key = trimmed[..split].trim().to_lowercase();
-        rc.sections.entry(section.clone()).or_default().insert(key.clone(), trimmed[split + 1..].trim().to_owned());
-        last_key = Some(key);
-    }
-    Ok(rc)
+    let syntax = crate::configparser::Syntax { merged: Some("DEFAULT"), bom_ok: false };
+    let parsed = crate::configparser::parse(text, syntax)?;
+    let sections = parsed
+        .sections
+        .iter()
+        .map(|name| (name.clone(), parsed.section_values(name).unwrap_or_default().into_iter().collect()))
+        .collect();
+    Ok(CliRc { path: None, sections, ignored: None })
 }
 
 #[cfg(test)]
@@ -161,15 +175,41 @@ query =
         assert_eq!(rc.value("prod", &[], "region").as_deref(), Some("us-phoenix-1"));
         assert_eq!(rc.value("DEFAULT", &[], "cert-bundle").as_deref(), Some("~/ca.pem"));
         assert_eq!(rc.value("other", &[], "region"), None);
-        assert_eq!(rc.value("prod", &[], "query").as_deref(), Some("data[0]"));
+        // As configparser reads it: the empty first line is part of the value.
+        assert_eq!(rc.value("prod", &[], "query").as_deref(), Some("\ndata[0]"));
         assert_eq!(parse("").unwrap(), CliRc::default());
         assert_eq!(CliRc::default().default_profile(), None);
     }
 
     #[test]
     fn malformed_lines_name_the_line() {
-        assert_eq!(parse("x = 1\n").unwrap_err(), "line 1: expected a `[section]` header first");
-        assert_eq!(parse("[a]\n\njunk\n").unwrap_err(), "line 3: expected `key = value`");
+        assert_eq!(parse("x = 1\n").unwrap_err(), "line 1: key `x` comes before any `[section]` header");
+        assert!(parse("[a]\n\njunk\n").unwrap_err().starts_with("line 3 is not `key = value`"));
+        assert!(parse("[a]\nx=1\n[a]\n").unwrap_err().contains("appears twice"));
+        assert!(parse("\u{feff}[a]\n").unwrap_err().contains("byte order mark"));
+    }
+
+    /// Indented keys of one depth are keys, as configparser reads them (not one key's lines).
+    #[test]
+    fn indented_keys_are_keys() {
+        let rc = parse("[OCI_CLI_SETTINGS]\n    use_pager = false\n    default_profile = EMU\n").unwrap();
+        assert_eq!(rc.default_profile().as_deref(), Some("EMU"));
+        let rc = parse("[P]\n  auth = security_token\n  endpoint = https://e\n").unwrap();
+        assert_eq!(rc.value("P", &[], "auth").as_deref(), Some("security_token"));
+    }
+
+    #[test]
+    fn variables_in_the_path_are_expanded_as_oci_does() {
+        let env = Env::from([("CFG".to_owned(), "/c".to_owned()), ("E".to_owned(), String::new())]);
+        let x = |p: &str| expand_vars(Path::new(p), &env).display().to_string();
+        assert_eq!(x("$CFG/rc"), "/c/rc");
+        assert_eq!(x("${CFG}rc"), "/crc");
+        assert_eq!(x("$NOPE/rc:$E.${"), "$NOPE/rc:.${");
+        assert_eq!(x("a$"), "a$");
+        let home = Path::new("/h");
+        let env =
+            Env::from([("OCI_CLI_RC_FILE".to_owned(), "$CFG/rc".to_owned()), ("CFG".to_owned(), "/c".to_owned())]);
+        assert_eq!(locate(None, &env, home, |p: &Path| p == Path::new("/c/rc")), Some("/c/rc".into()));
     }
 
     #[test]

@@ -142,12 +142,13 @@ impl Settings {
         let profile_on_cli = oci.profile.is_some();
         let profile = rules::profile(&pick_profile(oci, env, Some(&rc))).map_err(Error::Config)?;
         let rc_value = |key: &str| rc.value(&profile, &oci.words, key);
-        let explicit_config = oci
-            .config_file
-            .clone()
-            .or_else(|| nonempty("OCI_CLI_CONFIG_FILE").map(PathBuf::from))
+        // As oci: `~/.oci/config` written as it is counts as not given (click then takes the
+        // variable; the SDK then looks further).
+        let given = |p: PathBuf| Some(p).filter(|p| p != Path::new(OCI_DEFAULT_CONFIG));
+        let explicit_config = (oci.config_file.clone().and_then(given))
+            .or_else(|| nonempty("OCI_CLI_CONFIG_FILE").map(PathBuf::from).and_then(given))
             .map(|p| rules::path(p, &home));
-        let default_config = home.join(".oci").join("config");
+        let default_config = oci_default_config(&home, env);
 
         // The manager INI is found from the flag, the variable, or beside the OCI config.
         let no_ini = IniFile::default();
@@ -162,7 +163,9 @@ impl Settings {
             None => IniFile::default(),
         };
         l.ini = &ini;
+        one_line_values(&ini)?;
         let mut warnings = ini.warnings();
+        warnings.extend(rc.ignored.clone());
 
         let (oci_config_file, oci_config_file_implicit) = match explicit_config {
             Some(p) => (p, true),
@@ -325,6 +328,43 @@ fn trailing_comment(v: &str) -> Option<usize> {
         .filter(|(_, c)| c.is_whitespace())
         .map(|(i, _)| i)
         .find(|i| v[*i..].trim_start().starts_with(['#', ';']))
+}
+
+/// How oci writes its default config path; as a value, it means "not given".
+const OCI_DEFAULT_CONFIG: &str = "~/.oci/config";
+
+/// The OCI config when none is named, as the SDK finds it (`_get_config_path_with_fallback`):
+/// `~/.oci/config` when it is a file, else `OCI_CONFIG_FILE`, else `~/.oraclebmc/config` when it
+/// is a file, else `~/.oci/config` (created on first use).
+fn oci_default_config(home: &Path, env: &Env) -> PathBuf {
+    let default = home.join(".oci").join("config");
+    let legacy = home.join(".oraclebmc").join("config");
+    if default.is_file() {
+        return default;
+    }
+    match env.get("OCI_CONFIG_FILE").filter(|v| !v.is_empty()) {
+        Some(v) => rules::path(v, home),
+        None if legacy.is_file() => legacy,
+        None => default,
+    }
+}
+
+/// configparser joins a line indented deeper than a key's to that key's value: in a setting of one
+/// line that is usually the next key, indented by mistake, whose text (a secret, say) would go
+/// out as part of the value. Only scopes, lists and command lines may take more lines.
+fn one_line_values(ini: &IniFile) -> Result<()> {
+    let one_line =
+        |d: &&super::table::Def| d.ini && d.key != Key::Scope && !matches!(d.kind, Kind::List | Kind::Command);
+    match super::table::SETTINGS.iter().filter(one_line).find(|d| ini.get(d.name).is_some_and(|v| v.contains('\n'))) {
+        Some(d) => Err(Error::Config(format!(
+            "`{}` in `{}` goes on over the next line, which is indented deeper than its key (configparser reads that \
+             as part of the value); put the value on one line, and indent the next key as deep as `{}`",
+            d.name,
+            ini.path.as_deref().unwrap_or(Path::new("woci_manager.ini")).display(),
+            d.name
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// One warning per INI value that ends in what looks like a comment (`client_secret = s3cret   #

@@ -97,7 +97,8 @@ fn a_comment_after_a_value_is_named() {
 #[test]
 fn every_url_setting_is_held_to_https_or_loopback() {
     for key in ["token_url", "authz_base_url", "token_exchange_url", "device_authorization_url"] {
-        let ini = format!("{LOGIN}{key} = http://idp.example/x\n");
+        let others: String = LOGIN.lines().filter(|l| !l.starts_with(key)).map(|l| format!("{l}\n")).collect();
+        let ini = format!("{others}{key} = http://idp.example/x\n");
         let err = resolve_with(&ini, &[], &[], false).unwrap_err().to_string();
         assert!(err.contains(&format!("`{key}`")) && err.contains("https://"), "{key}: {err}");
     }
@@ -308,4 +309,49 @@ fn a_ca_bundle_variable_naming_a_device_or_fifo_is_refused() {
         .unwrap();
     // "No extra CAs", and a shell's `<(cat bundle.pem)`.
     resolve_with(LOGIN, &[], &[("SSL_CERT_FILE", "/dev/null"), ("NODE_EXTRA_CA_CERTS", "/dev/fd/63")], false).unwrap();
+}
+
+/// Keys indented as deep as each other are keys; a line indented deeper goes on with the value
+/// above, which a one-line setting refuses before anything is sent (a secret in a client id).
+#[test]
+fn indented_keys_and_values_that_go_on() {
+    let indented: String = LOGIN.lines().map(|l| format!("    {l}\n")).collect();
+    let s = resolve_with(&indented, &[], &[], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::Login(_)), "{:?}", s.mode);
+    let ini = LOGIN.replace("client_secret = s\n", "  client_secret = s\n");
+    let e = resolve_with(&ini, &[], &[], false).unwrap_err();
+    assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+    let m = e.to_string();
+    assert!(
+        m.contains("`client_id` in `") && m.contains("indent the next key as deep as") && !m.contains("= s"),
+        "{m}"
+    );
+    let scope = LOGIN.replace("scope = openid offline_access\n", "scope = openid\n  offline_access\n");
+    assert!(resolve_with(&scope, &[], &[], false).is_ok(), "scopes may go on");
+}
+
+/// The OCI config as oci finds it: `~/.oci/config` when it is a file, else `OCI_CONFIG_FILE`,
+/// else `~/.oraclebmc/config`; `~/.oci/config` written as it is counts as not given.
+#[test]
+fn the_oci_config_is_found_as_oci_finds_it() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    std::fs::create_dir_all(h.join(".oci")).unwrap();
+    let resolve = |env: &[(&str, &str)], config_flag: Option<&str>| {
+        let mut e: Env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        e.insert("HOME".into(), h.display().to_string());
+        let oci =
+            OciView { profile: Some("P".into()), config_file: config_flag.map(PathBuf::from), ..OciView::default() };
+        Settings::resolve(&Flags::default(), &oci, &e, true).unwrap().oci_config_file
+    };
+    assert_eq!(resolve(&[], None), h.join(".oci/config"), "none: the default, created on first use");
+    std::fs::create_dir_all(h.join(".oraclebmc")).unwrap();
+    std::fs::write(h.join(".oraclebmc/config"), "[P]\n").unwrap();
+    assert_eq!(resolve(&[], None), h.join(".oraclebmc/config"));
+    assert_eq!(resolve(&[("OCI_CONFIG_FILE", "~/mine")], None), h.join("mine"));
+    std::fs::write(h.join(".oci/config"), "[P]\n").unwrap();
+    assert_eq!(resolve(&[("OCI_CONFIG_FILE", "~/mine")], None), h.join(".oci/config"));
+    let cli = [("OCI_CLI_CONFIG_FILE", "~/alt")];
+    assert_eq!(resolve(&cli, Some("~/.oci/config")), h.join("alt"), "as written, the flag is oci's default");
+    assert_eq!(resolve(&cli, Some("~/other")), h.join("other"));
 }
