@@ -149,6 +149,16 @@ async fn signed_get(s: &Setup, host: &str, case: &str, key: &KeyPair, key_id: &s
 /// CONNECTs by hand and does a TLS handshake trusting only the proxy's CA bundle; returns the
 /// certificate the other end presented (reqwest does not expose it through a proxy tunnel).
 async fn peer_cert_via_proxy(s: &Setup, host: &str) -> Vec<u8> {
+    let tls = handshake_via_proxy(s, host, &[]).await.unwrap();
+    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// [`peer_cert_via_proxy`]'s handshake, offering the protocols `alpn` (none: no ALPN).
+async fn handshake_via_proxy(
+    s: &Setup,
+    host: &str,
+    alpn: &[&[u8]],
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
     let env: Vec<_> = s.handle.child_env();
     let url = Url::parse(env[0].1.to_str().unwrap()).unwrap();
@@ -172,14 +182,37 @@ async fn peer_cert_via_proxy(s: &Setup, host: &str) -> Vec<u8> {
     for cert in rustls_pemfile::certs(&mut bundle.as_slice()) {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let name = rustls::pki_types::ServerName::try_from(host.to_owned()).unwrap();
-    let tls = tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await.unwrap();
-    tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+    tokio_rustls::TlsConnector::from(Arc::new(config)).connect(name, tcp).await
+}
+
+/// HTTP/1.0 and HTTP/1.1 clients (`curl --http1.0`) are served whatever they offer by ALPN; an
+/// HTTP/2-only one cannot be, and the warning says that, not that the certificate was refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn alpn_offers_are_met_or_named() {
+    captured_logs();
+    let s = setup().await;
+    for offer in [&[b"http/1.0".as_slice()][..], &[b"h2", b"http/1.1"], &[]] {
+        let tls = handshake_via_proxy(&s, "localhost", offer).await.unwrap();
+        let agreed = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
+        assert_eq!(agreed.is_some(), !offer.is_empty(), "{offer:?}: {agreed:?}");
+    }
+    assert!(handshake_via_proxy(&s, "localhost", &[b"h2"]).await.is_err());
+    let started = std::time::Instant::now();
+    loop {
+        let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        if logs.contains("in a protocol other than HTTP/1.x (HTTP/2 only, by ALPN)") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "no ALPN warning:\n{logs}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

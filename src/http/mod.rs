@@ -105,8 +105,9 @@ pub struct HttpOptions {
     pub max_body: usize,
     /// Extra PEM CA bundles to trust besides the system roots (e.g. `REQUESTS_CA_BUNDLE`).
     pub extra_ca_files: Vec<PathBuf>,
-    /// The user's HTTPS proxy (`HTTPS_PROXY`), if any.
+    /// The user's HTTPS proxy (`HTTPS_PROXY`), if any, and the variable that named it.
     pub proxy: Option<Url>,
+    pub proxy_var: &'static str,
     /// Hosts reached directly despite `proxy` (`NO_PROXY`).
     pub no_proxy: NoProxy,
 }
@@ -122,6 +123,7 @@ impl Default for HttpOptions {
             max_body: 1024 * 1024,
             extra_ca_files: Vec::new(),
             proxy: None,
+            proxy_var: "HTTPS_PROXY",
             no_proxy: NoProxy::default(),
         }
     }
@@ -191,7 +193,7 @@ impl Http {
                 .filter(|_| !opts.no_proxy.bypass(&host, req.url.port_or_known_default().unwrap_or(443)))
                 .map(|p| {
                     let at = p.host_str().map(|h| format!("{h}:{}", p.port_or_known_default().unwrap_or(80)));
-                    format!(" (through the proxy `{}` from `HTTPS_PROXY` or `ALL_PROXY`)", at.unwrap_or_default())
+                    format!(" (through the proxy `{}` from `{}`)", at.unwrap_or_default(), opts.proxy_var)
                 })
                 .unwrap_or_default();
             let started = tokio::time::Instant::now();

@@ -90,8 +90,8 @@ impl Ca {
             .with_no_client_auth()
             .with_single_cert(vec![leaf.der().clone(), self.cert_der()], key)
             .map_err(tls_error)?;
-        // We serve HTTP/1.1 only inside the tunnel; announcing it keeps clients off HTTP/2.
-        cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+        // We serve HTTP/1.x only inside the tunnel; announcing it keeps clients off HTTP/2.
+        cfg.alpn_protocols = vec![b"http/1.1".to_vec(), b"http/1.0".to_vec()];
         let cfg = Arc::new(cfg);
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).insert(host, cfg.clone());
         Ok(cfg)

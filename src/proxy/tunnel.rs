@@ -39,7 +39,7 @@ impl Upstream {
             Some(proxy) if !self.no_proxy.bypass(host, port) => connect_via_proxy(proxy, host, port).await,
             _ => timed(TcpStream::connect((unbracket(host), port))).await,
         }?;
-        let target = format!("{host}:{port}");
+        let target = target_name(host, port);
         if self.seen.lock().map(|mut s| s.insert(target.clone())).unwrap_or(false) {
             tracing::info!(
                 "proxy: `{target}` is tunnelled untouched (not an OCI host, so its requests keep the token they \
@@ -54,6 +54,11 @@ impl Upstream {
     pub fn untouched(&self) -> Vec<String> {
         self.seen.lock().map(|s| s.iter().cloned().collect()).unwrap_or_default()
     }
+}
+
+/// `host:port` as `resign_hosts` takes it (an IPv6 address bracketed).
+fn target_name(host: &str, port: u16) -> String {
+    format!("{}:{port}", crate::realm::bracket_ipv6(host))
 }
 
 /// The one line said when a child fails after using hosts that were tunnelled, not re-signed.
@@ -131,6 +136,13 @@ mod tests {
         assert_eq!(percent_decode("a%40b%3a"), b"a@b:");
         assert_eq!(percent_decode("x%4"), b"x%4");
         assert_eq!(percent_decode("%zz"), b"%zz");
+    }
+
+    #[test]
+    fn targets_are_named_as_resign_hosts_takes_them() {
+        assert_eq!(target_name("::1", 18600), "[::1]:18600");
+        assert_eq!(target_name("[::1]", 9), "[::1]:9");
+        assert_eq!(target_name("files.example.com", 443), "files.example.com:443");
     }
 
     #[tokio::test]

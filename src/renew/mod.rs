@@ -480,6 +480,7 @@ impl Renewer {
                 let options = HttpOptions {
                     extra_ca_files: s.extra_ca_files.iter().filter(|p| p.is_file()).cloned().collect(),
                     proxy: s.upstream_proxy.clone(),
+                    proxy_var: s.upstream_proxy_var,
                     no_proxy: s.no_proxy.clone(),
                     ..HttpOptions::default()
                 };

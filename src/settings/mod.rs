@@ -207,6 +207,8 @@ pub struct Settings {
     pub extra_ca_files: Vec<PathBuf>,
     /// The user's HTTPS proxy, for woci's own requests and the proxy's upstream connections.
     pub upstream_proxy: Option<Url>,
+    /// The variable that named it (`https_proxy`, `HTTPS_PROXY`, `all_proxy` or `ALL_PROXY`).
+    pub upstream_proxy_var: &'static str,
     /// The user's `NO_PROXY`.
     pub no_proxy: NoProxy,
     /// What the `oci` arguments said.

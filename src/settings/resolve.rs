@@ -228,9 +228,14 @@ impl Settings {
             }
         }
 
-        let upstream_proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
-            .iter()
-            .find_map(|k| Some(*k).zip(env.get(*k).filter(|v| !v.trim().is_empty())))
+        // As `oci` (Python's urllib) and curl read them: the lower-case name first, and one set
+        // but empty turns that proxy off.
+        let var_of = |pair: [&'static str; 2]| pair.into_iter().find_map(|k| Some(k).zip(env.get(k)));
+        let chosen = [["https_proxy", "HTTPS_PROXY"], ["all_proxy", "ALL_PROXY"]]
+            .into_iter()
+            .find_map(|pair| var_of(pair).filter(|(_, v)| !v.trim().is_empty()));
+        let upstream_proxy_var = chosen.map_or("", |(var, _)| var);
+        let upstream_proxy = chosen
             .map(|(var, v)| {
                 let v = v.trim();
                 let v = if v.contains("://") { v.to_owned() } else { format!("http://{v}") };
@@ -246,8 +251,9 @@ impl Settings {
                 }
             })
             .transpose()?;
-        let no_proxy =
-            NoProxy::parse(&["NO_PROXY", "no_proxy"].iter().find_map(|k| env.get(*k)).cloned().unwrap_or_default());
+        let no_proxy = NoProxy::parse(
+            ["no_proxy", "NO_PROXY"].iter().find_map(|k| env.get(*k).filter(|v| !v.is_empty())).map_or("", |v| v),
+        );
 
         let ops = OpsConfig {
             metrics_file: l.path(Key::MetricsFile),
@@ -280,7 +286,7 @@ impl Settings {
 
         let container = resolve_container(&l, env)?;
         let (native_oke, resign_proxy) = (l.boolean(Key::NativeOke)?, l.boolean(Key::ResignProxy)?);
-        let resign_hosts = l.text(Key::ResignHosts).map(|s| rules::list(&s)).unwrap_or_default();
+        let resign_hosts = l.get(Key::ResignHosts, rules::resign_hosts)?.unwrap_or_default();
         let proxy_max_connections = l.get(Key::ProxyMaxConnections, rules::count)?;
         let debug = l.boolean(Key::Debug)?;
         let origins = l.found.take();
@@ -314,6 +320,7 @@ impl Settings {
             log_level,
             extra_ca_files,
             upstream_proxy,
+            upstream_proxy_var,
             no_proxy,
             oci: oci.clone(),
             secret_env,

@@ -124,6 +124,35 @@ pub fn list(s: &str) -> Vec<String> {
     s.split(',').map(|h| h.trim().to_owned()).filter(|h| !h.is_empty()).collect()
 }
 
+/// `resign_hosts`: each entry `host`, `host:port` or `[IPv6]:port` (an `https://` URL is taken
+/// for its `host:port`), as the proxy matches CONNECT targets; anything else would never match.
+pub fn resign_hosts(s: &str) -> Result<Vec<String>, String> {
+    let entry = |e: String| -> Result<String, String> {
+        if let Some(u) = e.strip_prefix("https://").and_then(|_| Url::parse(&e).ok()) {
+            return match (u.host_str(), u.port_or_known_default()) {
+                (Some(h), Some(p)) => Ok(format!("{h}:{p}")),
+                _ => Err(format!("has an entry `{e}` without a host")),
+            };
+        }
+        let (host, port) = match crate::realm::split_host_port(&e) {
+            Some((h, p)) => (h.to_owned(), Some(p)),
+            None if e.parse::<std::net::Ipv6Addr>().is_ok() => return Ok(e),
+            None => (e.clone(), None),
+        };
+        let name_ok = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
+        if port == Some(0) || !(name_ok(&host) || host.parse::<std::net::Ipv6Addr>().is_ok()) {
+            let hint = if e.matches(':').count() > 1 && !e.starts_with('[') {
+                "; bracket an IPv6 address, as in `[::1]:8443`"
+            } else {
+                ""
+            };
+            return Err(format!("has an entry `{e}` that is not `host` or `host:port`{hint}"));
+        }
+        Ok(e)
+    };
+    list(s).into_iter().map(entry).collect()
+}
+
 /// A command line split as a POSIX shell would (`shlex`); never run through a shell.
 pub fn command(s: &str) -> Result<Vec<String>, String> {
     match shlex::split(s) {
@@ -174,6 +203,23 @@ pub(crate) fn ca_bundle(p: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resign_hosts_entries_are_what_the_proxy_can_match() {
+        let ok =
+            resign_hosts("os.internal, localhost:8443, [::1]:9, ::1, https://LocalHost:8443/n/x, https://h").unwrap();
+        assert_eq!(ok, ["os.internal", "localhost:8443", "[::1]:9", "::1", "localhost:8443", "h:443"]);
+        for (bad, says) in [
+            ("127.0.0.1:18600/", "not `host` or `host:port`"),
+            ("host:notaport", "not `host` or `host:port`"),
+            ("h:0", "not `host` or `host:port`"),
+            ("::1:18600", "bracket an IPv6 address"),
+            ("http://h:80", "not `host` or `host:port`"),
+        ] {
+            let e = resign_hosts(&format!("a.example, {bad}")).unwrap_err();
+            assert!(e.contains(&format!("`{bad}`")) && e.contains(says), "{bad}: {e}");
+        }
+    }
 
     #[test]
     fn urls_are_https_or_loopback_http() {

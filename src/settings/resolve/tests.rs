@@ -293,6 +293,20 @@ fn the_proxy_variable_that_is_wrong_is_named() {
     assert_eq!(s.upstream_proxy.unwrap().as_str(), "http://proxy.corp:3128/");
 }
 
+/// As `oci` (Python's urllib) and curl: the lower-case variable wins over the upper-case one, and
+/// one set but empty turns that proxy off.
+#[test]
+fn lower_case_proxy_variables_win() {
+    let both = [("https_proxy", "http://good:1"), ("HTTPS_PROXY", "http://dead:2")];
+    let s = resolve_with(LOGIN, &[], &both, false).unwrap();
+    assert_eq!((s.upstream_proxy.unwrap().as_str(), s.upstream_proxy_var), ("http://good:1/", "https_proxy"));
+    let off = [("https_proxy", ""), ("HTTPS_PROXY", "http://dead:2"), ("ALL_PROXY", "http://all:3")];
+    assert_eq!(resolve_with(LOGIN, &[], &off, false).unwrap().upstream_proxy.unwrap().as_str(), "http://all:3/");
+    let lists = [("HTTPS_PROXY", "http://p:1"), ("no_proxy", "127.0.0.1"), ("NO_PROXY", "example.org")];
+    let s = resolve_with(LOGIN, &[], &lists, false).unwrap();
+    assert!(s.no_proxy.bypass("127.0.0.1", 443) && !s.no_proxy.bypass("example.org", 443));
+}
+
 #[test]
 fn a_ca_bundle_variable_naming_a_device_or_fifo_is_refused() {
     let err = resolve_with(LOGIN, &[], &[("SSL_CERT_FILE", "/dev/zero")], false).unwrap_err();
