@@ -101,10 +101,14 @@ fn warn_if_session_ends_soon(ctx: &Context, session: &Session) {
         return;
     };
     let left = (end - ctx.now()).max(0);
+    // Within `expiring_warning`, the expiry warning says it (with the fix).
+    let window = ctx.settings.ops.expiring_warning.unwrap_or(crate::expiry::SESSION_WARNING);
+    if left <= i64::try_from(window.as_secs()).unwrap_or(i64::MAX) {
+        return;
+    }
     tracing::warn!(
-        "the OCI session of profile `{}` ends in {}h{:02}m (`sess_exp`); a command running longer will fail then",
+        "the OCI session of profile `{}` ends in {} (`sess_exp`); a command running longer will fail then",
         ctx.settings.profile,
-        left / 3600,
-        (left % 3600) / 60
+        crate::clock::fmt_secs(left)
     );
 }

@@ -34,18 +34,18 @@ pub(crate) struct Expiring {
     pub at: i64,
 }
 
-/// The deadlines that fall within `window` after `now` (still ahead, at most `window` away),
-/// session first. A zero window warns of nothing.
-///
-/// Pass `sess_exp` only for a profile renewed by OCI session refresh: a profile with an IdP or a
-/// subject-token source starts a new session at every renewal, so its `sess_exp` is no hard end
-/// (and a 24 h session would warn all day).
 /// The default notice before an OCI session's hard end (`sess_exp`, at most 24 h after the login).
 pub(crate) const SESSION_WARNING: Duration = Duration::from_secs(3600);
 
 /// The default notice before the refresh token's expiry (IdPs give days or weeks).
 pub(crate) const REFRESH_TOKEN_WARNING: Duration = Duration::from_secs(24 * 3600);
 
+/// The deadlines that fall within `window` after `now` (still ahead, at most `window` away),
+/// session first. A zero window warns of nothing.
+///
+/// Pass `sess_exp` only for a profile renewed by OCI session refresh: a profile with an IdP or a
+/// subject-token source starts a new session at every renewal, so its `sess_exp` is no hard end
+/// (and a 24 h session would warn all day).
 pub(crate) fn expiring(
     now: i64,
     sess_exp: Option<i64>,

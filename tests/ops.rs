@@ -464,6 +464,33 @@ async fn the_session_end_is_announced_an_hour_ahead_unless_set() {
     assert!(out.status.success() && warned(&out), "{}", stderr(&out));
 }
 
+/// A command under renewal cannot outlive the session: its end is said once when the run starts,
+/// by the expiry warning inside its window, else by a line of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_is_told_the_session_end_once() {
+    let w = World::with_config(Config { session_max: Duration::from_secs(2 * 3600), ..Config::default() }).await;
+    w.seed_session_profile(Duration::from_secs(3600));
+    let run = ["--exec", "--", "true"];
+    let ends = |out: &std::process::Output| {
+        stderr(out)
+            .lines()
+            .filter(|l| l.contains("ends in") || l.contains("expires at"))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    let out = woci(&w, &run, &[]).await;
+    let lines = ends(&out);
+    assert_eq!(lines.len(), 1, "{}", stderr(&out));
+    let said = ["ends in 2h00m00s", "ends in 1h59m5"].iter().any(|t| lines[0].contains(t));
+    assert!(said && lines[0].contains("a command running longer will fail"), "{lines:?}");
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}expiring_warning = 3h\n")).unwrap();
+    let out = woci(&w, &run, &[]).await;
+    let lines = ends(&out);
+    assert_eq!(lines.len(), 1, "{}", stderr(&out));
+    assert!(lines[0].contains("expires at"), "{lines:?}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_refresh_token_expiry_is_warned_of_once_and_nothing_is_written_outside_the_window() {
     let w = World::new().await;

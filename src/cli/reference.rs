@@ -140,7 +140,7 @@ pub const FILES: &[Row] = &[
     ),
     r(
         "`~/.oci/sessions/<profile>/`",
-        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, so that calls do not send it again), `.lock`, `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`, under `.hooks.lock`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
+        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, so that calls do not send it again), `.lock`, `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`; past 1 MiB it becomes `woci-daemon.log.1`, replacing the one before) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`, under `.hooks.lock`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
     ),
 ];
 

@@ -235,11 +235,12 @@ impl Http {
                 }
                 let why = match retry {
                     Retry::Rotating { grace } if was_sent && attempt < attempts && grace.is_zero() => format!(
-                        "{reason}; the refresh token was sent, so it is not sent again (`refresh_token_reuse_grace` is 0)"
+                        "{reason}; the refresh token was sent, so this request is not repeated (`refresh_token_reuse_grace` \
+                         is 0)"
                     ),
                     Retry::Rotating { grace } if was_sent && attempt < attempts => format!(
-                        "{reason}; the refresh token was sent {}s ago, past `refresh_token_reuse_grace` ({}s), so it is \
-                         not sent again",
+                        "{reason}; the refresh token was sent {}s ago, past `refresh_token_reuse_grace` ({}s), so this \
+                         request is not repeated",
                         first_sent.map_or(0, |t| t.elapsed().as_secs()),
                         grace.as_secs()
                     ),
@@ -476,7 +477,8 @@ mod tests {
             let retry = Retry::Rotating { grace: Duration::ZERO };
             let err = http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap_err();
             assert_eq!(t.count("/token"), 1, "sent once, never again");
-            assert!(err.to_string().contains("not sent again"), "{err}");
+            let says = if lost { "not sent again" } else { "so this request is not repeated" };
+            assert!(err.to_string().contains(says), "{err}");
             // An answer lost on the way is not "unreachable": the request arrived.
             assert_eq!(matches!(err, Error::ReplyLost { .. }), lost, "{err}");
         }

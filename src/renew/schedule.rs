@@ -67,6 +67,15 @@ pub fn is_retryable(e: &Error) -> bool {
     matches!(e, Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) | Error::Io { .. }) || e.is_transient()
 }
 
+/// The longest wait between retries once the token has expired (within the proxy's hold of a
+/// request that meets an expired token, [`crate::proxy`]'s `EXPIRED_WAIT`).
+const EXPIRED_RETRY: Duration = Duration::from_secs(4);
+
+/// The time left until `session`'s token expires, at least [`EXPIRED_RETRY`].
+fn until_expired(session: &Session, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(session.claims.exp - now).unwrap_or(0)).max(EXPIRED_RETRY)
+}
+
 /// Whether a retry waits like one after a network failure; else like one after a refusal (an
 /// untrusted certificate, too: only a CA setting fixes it).
 fn retried_soon(e: &Error) -> bool {
@@ -167,7 +176,12 @@ pub async fn renewal_loop(
                     break;
                 }
                 Err(e) if is_retryable(&e) || refused_but_renewable(&e) => {
-                    let retry = if retried_soon(&e) { backoff.next_delay() } else { refused.next_delay() };
+                    let retry = match retried_soon(&e) {
+                        // Never past the token's expiry, and then often: each request the program
+                        // sends meanwhile fails, and the proxy holds it a while for a new token.
+                        true => backoff.next_delay().min(until_expired(&current, renewer.clock.unix())),
+                        false => refused.next_delay(),
+                    };
                     on_event(LoopEvent::Failed { class: metrics::class_of(&e), error: e.to_string(), retry_in: retry });
                     tokio::select! {
                         _ = tokio::time::sleep(retry) => {}

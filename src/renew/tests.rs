@@ -448,3 +448,31 @@ async fn a_renewal_stopped_past_the_new_tokens_life_is_not_called_clock_skew() {
     assert!(!msg.contains("invalid response") && err.is_transient(), "not the service's fault, and retried: {msg}");
     assert_eq!(w.refresh_token().as_deref(), Some("rt-2"), "the rotated refresh token is kept");
 }
+
+/// After an outage a program under the proxy meets an expired token on every request: once the
+/// token has expired the loop retries every few seconds (within the proxy's hold of such a
+/// request), not on a backoff grown to a minute.
+#[tokio::test(start_paused = true)]
+async fn an_expired_token_is_retried_often() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = FakeTransport::new(|_, _| Ok((503, String::new())));
+    let renewer = Arc::new(w.renewer(t));
+    let expired = upst(NOW - 10);
+    let claims = crate::jwt::decode_upst(&expired).unwrap();
+    let session = Session { token: SecretString::from(expired.as_str()), claims, action: Action::Reused };
+    let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel();
+    let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let running = tokio::spawn(schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, move |e| {
+        if let schedule::LoopEvent::Failed { retry_in, .. } = e {
+            let _ = events_tx.send(retry_in.as_secs());
+        }
+    }));
+    let mut delays = Vec::new();
+    while delays.len() < 4 {
+        delays.push(events.recv().await.unwrap());
+    }
+    running.abort();
+    assert_eq!(delays, [2, 4, 4, 4]);
+}
