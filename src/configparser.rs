@@ -105,6 +105,9 @@ pub(crate) fn parse(text: &str, syntax: Syntax) -> Result<Parsed<'_>, String> {
     let mut lines: Vec<Line<'_>> = Vec::new();
     let mut sections: Vec<String> = Vec::new();
     let mut current: Option<usize> = None;
+    // (section, key) → the line it first stood on: a repeat is found in one look, however long
+    // the file.
+    let mut keys: std::collections::HashMap<(usize, String), usize> = std::collections::HashMap::new();
     // Indentation of the current key's line, while a key can take continuation lines.
     let mut key_indent: Option<usize> = None;
     for (n, (raw, eol)) in split_lines(text).enumerate() {
@@ -154,14 +157,12 @@ pub(crate) fn parse(text: &str, syntax: Syntax) -> Result<Parsed<'_>, String> {
             if key.is_empty() {
                 return Err(format!("line {} has no key before `{}`", n + 1, &body[d..=d]));
             }
-            let twice = lines
-                .iter()
-                .position(|l| l.section == current && matches!(&l.kind, Kind::Key { key: k, .. } if *k == key));
-            if let Some(first) = twice {
+            let section = current.unwrap_or(0);
+            if let Some(first) = keys.insert((section, key.clone()), n) {
                 return Err(format!(
                     "key `{}` appears twice in section `[{}]`, at lines {} and {}; keep one",
                     key.escape_debug(),
-                    sections[current.unwrap_or(0)].escape_debug(),
+                    sections[section].escape_debug(),
                     first + 1,
                     n + 1
                 ));
