@@ -315,6 +315,15 @@ impl SessionStore {
         FileLock::held(&self.lock_path()).then_some(pid)
     }
 
+    /// A renewal under way in another live process, if so: its pid and when it took the lock
+    /// (the pid's write). For `--status`: the lock is tried (and let go at once) only when the
+    /// pid in it is alive, which costs a renewal meeting it one short pause.
+    pub fn renewal_under_way(&self) -> Option<(u32, SystemTime)> {
+        let pid = self.lock_holder().filter(|pid| *pid != std::process::id() && fsutil::process_alive(*pid))?;
+        let since = modified(&self.lock_path())?;
+        FileLock::held(&self.lock_path()).then_some((pid, since))
+    }
+
     fn lock_path(&self) -> PathBuf {
         self.dir.join(".lock")
     }

@@ -518,8 +518,12 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
         assert!(std::time::Instant::now() < deadline, "the call never took the renewal lock");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    // While it runs, the call only waits a little: usable.
-    assert_eq!(status(&w, true, &[], &[]).await.status.code(), Some(0));
+    // While it runs, the call only waits a little: usable, with the renewal under way named.
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(json(&out)["renewal_under_way"]["pid"], pid, "{}", stdout(&out));
+    let out = status(&w, false, &[], &[]).await;
+    assert!(stdout(&out).contains(&format!("renewal under way: by pid {pid} since ")), "{}", stdout(&out));
     let signal = |sig: &str| std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
     assert!(signal("-STOP").success());
     // The stop takes effect a moment after `kill` returns.
@@ -555,7 +559,9 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
     assert!(signal("-CONT").success());
     let done = tokio::task::spawn_blocking(move || call.wait_with_output().unwrap()).await.unwrap();
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
-    assert_eq!(status(&w, true, &[], &[]).await.status.code(), Some(0));
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    assert!(json(&out)["renewal_under_way"].is_null(), "the pid stays in the lock file, the lock does not");
 }
 
 /// A first look on a new machine gets a sentence, not an empty table.

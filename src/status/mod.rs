@@ -28,7 +28,8 @@
 //! `pid`, `stopped` (SIGSTOP), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
-//! `transient`} (until a renewal succeeds; `null` when none). When the files cannot even be read (a
+//! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
+//! (another process's renewal holds the lock; `null` when none). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
@@ -66,6 +67,9 @@ pub(crate) struct Inputs<'s> {
     pub program: Option<(u8, String)>,
     /// The last renewal's failure (none after a success), and whether the settings changed since.
     pub last_failure: Option<(crate::store::FailureRecord, bool)>,
+    /// Another process's renewal under way: its pid and since when (epoch seconds). Not looked
+    /// at by the prompt.
+    pub renewing: Option<(u32, i64)>,
 }
 
 /// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
@@ -161,6 +165,15 @@ pub(crate) struct Report {
     /// The last renewal's failure, until a renewal succeeds: `at` (epoch seconds), `exit_code`,
     /// `message`, `transient`.
     pub last_failure: Option<LastFailure>,
+    /// Another process's renewal under way (`pid`, `since`): the next call waits for it.
+    pub renewal_under_way: Option<UnderWay>,
+}
+
+/// A renewal in another process, as `--status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct UnderWay {
+    pub pid: u32,
+    pub since: i64,
 }
 
 /// The last failed renewal, as `--status` shows it.
@@ -234,6 +247,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             message: f.message.clone(),
             transient: f.transient,
         }),
+        renewal_under_way: inp.renewing.map(|(pid, since)| UnderWay { pid, since }),
     }
 }
 
@@ -326,6 +340,17 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         "exchange" => "exchange a token from the subject token source",
         other => other,
     };
+    push_line(
+        &mut o,
+        r.renewal_under_way.map(|u| {
+            format!(
+                "renewal under way: by pid {} since {} ({}); the next call waits for it",
+                u.pid,
+                fmt_utc(u.since),
+                crate::clock::fmt_secs(r.now - u.since)
+            )
+        }),
+    );
     let _ = writeln!(o, "next call: {action} — {}", safe(&r.reason));
     let _ = writeln!(o, "usable: {} (exit {})", if r.usable { "yes" } else { "no" }, r.exit_code);
     o
@@ -348,6 +373,11 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
         last_failure: last_failure(ctx),
+        renewing: ctx
+            .store
+            .renewal_under_way()
+            .filter(|_| peek)
+            .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
     })
 }
 

@@ -300,6 +300,7 @@ mod tests {
                 auth: None,
                 program: None,
                 last_failure: None,
+                renewing: None,
             },
             NOW,
         )

@@ -46,6 +46,7 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         auth: None,
         program: None,
         last_failure: None,
+        renewing: None,
     }
 }
 
@@ -202,7 +203,7 @@ fn json_field_names_are_stable() {
     };
     assert_eq!(
         keys(&v),
-        "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,schema,settings,token,usable"
+        "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,renewal_under_way,schema,settings,token,usable"
     );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,interrupted_rotation,passphrase,stored");
