@@ -181,21 +181,28 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
             Kind::Key { key, value_at, .. } if in_profile(line) => value_of(key).map(|v| (&line.text[..*value_at], v)),
             _ => None,
         };
-        match (&line.kind, new_value) {
+        let kept = match (&line.kind, new_value) {
             (_, Some((start, value))) => {
                 in_match = true;
                 out.push_str(start);
                 out.push_str(value);
+                true
             }
-            (Kind::Continuation, _) if in_match => continue,
-            (Kind::Blank | Kind::Comment, _) => out.push_str(line.text),
+            (Kind::Continuation, _) if in_match => false,
+            (Kind::Blank | Kind::Comment, _) => {
+                out.push_str(line.text);
+                true
+            }
             _ => {
                 in_match = false;
                 out.push_str(line.text);
+                true
             }
-        }
+        };
         let inserting = insert_after == Some(i) && !missing.is_empty();
-        out.push_str(if line.eol.is_empty() && inserting { eol } else { line.eol });
+        if kept {
+            out.push_str(if line.eol.is_empty() && inserting { eol } else { line.eol });
+        }
         if inserting {
             for (k, v) in &missing {
                 out.push_str(&format!("{k}={v}{eol}"));
@@ -446,6 +453,9 @@ security_token_file=/other/token
     fn upsert_drops_continuations() {
         let text = "[p]\nKEY_FILE = /a\n   /continued\nz=1\n";
         assert_eq!(upsert_str(text, "p", &[("key_file", "/new")]), "[p]\nKEY_FILE = /new\nz=1\n");
+        // The missing keys still go in after a dropped last line.
+        let text = "[p]\nregion = r\n    more\n";
+        assert_eq!(upsert_str(text, "p", &[("region", "r"), ("k", "v")]), "[p]\nregion = r\nk=v\n");
     }
 
     /// `[DEFAULT]` in parts, as configparser merges it: read whole, and a key it lacks goes into

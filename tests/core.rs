@@ -837,3 +837,55 @@ async fn a_refused_session_refresh_names_ocis_login_for_the_profile() {
         stderr(&out)
     );
 }
+
+/// A call's `--region` (or `OCI_CLI_REGION`) is that call's, as in `oci`: a renewal it happens to
+/// make writes the profile's own region (the manager INI's, else the config's) into the config;
+/// only a profile without one gets the call's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_calls_region_is_not_written_into_the_profile() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    let call = |args: &'static [&'static str], env: &'static [(&'static str, &'static str)]| {
+        let mut c = w.woci();
+        c.args(args).envs(env.iter().copied());
+        run(c)
+    };
+    let region = |w: &World| w.read(&w.config_path()).lines().find(|l| l.starts_with("region")).map(str::to_owned);
+    assert!(call(&["--region", "eu-frankfurt-1", "os", "ns", "get"], &[]).await.status.success());
+    assert_eq!(region(&w).as_deref(), Some("region=us-ashburn-1"), "the INI's");
+    w.seed_token(-10);
+    assert!(call(&["os", "ns", "get"], &[("OCI_CLI_REGION", "uk-london-1")]).await.status.success());
+    assert_eq!(region(&w).as_deref(), Some("region=us-ashburn-1"));
+    // No region in the INI or the config: the call's completes the profile.
+    w.write_manager_ini(&[("region", "")]);
+    std::fs::remove_file(w.config_path()).unwrap();
+    w.seed_token(-10);
+    assert!(call(&["--region", "eu-frankfurt-1", "os", "ns", "get"], &[]).await.status.success());
+    assert_eq!(region(&w).as_deref(), Some("region=eu-frankfurt-1"));
+}
+
+/// A line indented deeper than a key woci writes is part of that key's value (configparser):
+/// neither oci nor woci can use it, and rewriting the key would drop the line. Refused, the
+/// config left as it was, and `--status` says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_key_that_goes_on_over_an_indented_line_is_refused() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    std::fs::create_dir_all(w.oci_dir()).unwrap();
+    let config = "[P]\nregion = us-ashburn-1\n    key_file = ~/.oci/old_key.pem\n";
+    std::fs::write(w.config_path(), config).unwrap();
+    for args in [&["os", "ns", "get"][..], &["--status"]] {
+        let mut c = w.woci();
+        c.args(args);
+        let out = run(c).await;
+        assert_eq!(out.status.code(), Some(7), "{args:?}: {}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        let said = format!("{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+        assert!(
+            said.contains("`region` of profile `P` goes on over the next line")
+                && said.contains("indent every key alike"),
+            "{said}"
+        );
+    }
+    assert_eq!(w.read(&w.config_path()), config, "left as it was");
+    assert_eq!(w.emu.stats().requests, 0);
+}

@@ -127,7 +127,8 @@ pub const FILES: &[Row] = &[
     r(
         "`~/.oci/config`",
         "OCI config (or `--config-file`); woci sets only the profile's `key_file`, `security_token_file`, \
-         `fingerprint`, `tenancy` and `region`",
+         `fingerprint`, `tenancy` and `region`, keeping every other line, and writes the file (through a \
+         symbolic link, to its target) with mode 0600, as `oci setup config` does",
     ),
     r(
         "`~/.oci/woci_manager.ini`",

@@ -48,6 +48,20 @@ impl OciProfile {
     pub fn read(settings: &Settings) -> Result<(ConfigState, OciProfile)> {
         let config_file = &settings.oci_config_file;
         let (state, raw, inherited) = crate::oci_config::read_profile_split(config_file, &settings.profile)?;
+        // configparser joins a line indented deeper than a key's to its value: one of these keys
+        // then holds two lines, which neither `oci` nor woci can use, and rewriting it would drop
+        // the user's line. Said, never rewritten.
+        let managed = ["key_file", "security_token_file", "fingerprint", "tenancy", "region"];
+        if let Some(key) = managed.into_iter().find(|k| raw.get(*k).is_some_and(|v| v.contains('\n'))) {
+            return Err(Error::corrupt(
+                config_file,
+                format!(
+                    "`{key}` of profile `{}` goes on over the next line, which is indented deeper than it \
+                     (configparser, so oci, reads that as part of the value); indent every key alike",
+                    settings.profile
+                ),
+            ));
+        }
         // A profile woci keeps a session for (IdP or federated) has a session of its own: a key
         // or token file it only inherits from `[DEFAULT]` is another profile's (`oci session
         // authenticate --profile DEFAULT`'s, or the user's API key), never renewed into.

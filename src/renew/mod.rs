@@ -454,7 +454,9 @@ impl Renewer {
     ) -> Result<()> {
         let s = &self.settings;
         let tenancy = claims.tenant.clone().map(|t| ("tenancy", t));
-        let region = s.region.clone().or_else(|| facts.oci.region.clone()).map(|r| ("region", r));
+        // A call's `--region` is written only into a profile that has none.
+        let region = (s.config_region.clone().or_else(|| facts.oci.region.clone()).or_else(|| s.region.clone()))
+            .map(|r| ("region", r));
         let entries: Vec<(&str, String)> = [
             ("fingerprint", key.fingerprint()),
             ("key_file", crate::oci_config::config_value(key_path, s)),

@@ -156,8 +156,12 @@ pub struct Settings {
     pub oci_config_file: PathBuf,
     /// Whether `oci` will find that config file by itself (flag, env or the default path).
     pub oci_config_file_implicit: bool,
-    /// The region, if known from flag, env, `oci_cli_rc` or INI (the config's is read at renewal).
+    /// The call's region, if known from flag, env, `oci_cli_rc` or INI (the config's is read at
+    /// renewal).
     pub region: Option<String>,
+    /// The manager INI's `region`: the one written into the OCI config (a call's `--region` is
+    /// that call's, as in `oci`).
+    pub config_region: Option<String>,
     /// `--auth` / `OCI_CLI_AUTH` / `oci_cli_rc`, if given.
     pub auth: Option<String>,
     /// The service endpoint `oci` will use (`--endpoint` > `OCI_CLI_ENDPOINT` > `oci_cli_rc`):

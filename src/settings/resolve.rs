@@ -175,11 +175,9 @@ impl Settings {
         let oci_option = |given: &Option<String>, var: &str, key: &str| {
             given.clone().or_else(|| nonempty(var)).or_else(|| rc_value(key))
         };
-        let region = match oci_option(&oci.region, "OCI_CLI_REGION", "region") {
-            Some(r) => Some(r),
-            // Written into the OCI config as it is: it must be a region, nothing more.
-            None => l.get(Key::Region, rules::region)?,
-        };
+        // Written into the OCI config as it is: it must be a region, nothing more.
+        let config_region = l.get(Key::Region, rules::region)?;
+        let region = oci_option(&oci.region, "OCI_CLI_REGION", "region").or_else(|| config_region.clone());
         let auth = oci_option(&oci.auth, "OCI_CLI_AUTH", "auth");
         let endpoint = oci_option(&oci.endpoint, "OCI_CLI_ENDPOINT", "endpoint");
 
@@ -306,6 +304,7 @@ impl Settings {
             oci_config_file,
             oci_config_file_implicit,
             region,
+            config_region,
             auth,
             endpoint,
             runtime_dir: nonempty("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute()),

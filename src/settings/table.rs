@@ -215,7 +215,7 @@ pub const SETTINGS: &[Def] = &[
         .default_doc("`woci_manager.ini` beside the OCI config file, else `~/.oci/woci_manager.ini`"),
     d(Key::ConfigFile, "config_file", Path, "The OCI config file, when neither `--config-file` nor `OCI_CLI_CONFIG_FILE` names one")
         .default_doc("`~/.oci/config`"),
-    d(Key::Region, "region", Text, "The profile's region, written into the OCI config with the session's entries (`--region` and `OCI_CLI_REGION` win over it; it wins over the OCI config's)"),
+    d(Key::Region, "region", Text, "The profile's region, written into the OCI config with the session's entries (it wins over the OCI config's; a call's `--region` or `OCI_CLI_REGION` is that call's, written only into a profile without one)"),
     d(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
         .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime; the daemon and --auto-refresh renew up to 30s before it opens, ahead of calls"),
     d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login").no_ini().default("true")
