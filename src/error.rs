@@ -242,14 +242,33 @@ pub enum SourceFailure {
     Settings,
 }
 
-/// The fix for an I/O error a person can make: a file woci may not use.
+/// The fix for an I/O error a person can make: a file woci may not use, or (named instead) the
+/// first folder on its way that woci may not enter.
 fn io_fix(e: &std::io::Error, path: &std::path::Path) -> String {
-    match e.kind() {
-        std::io::ErrorKind::PermissionDenied => {
-            let shown = path.to_string_lossy();
-            format!("; check its owner and mode (`ls -ld {}`)", shlex::try_quote(&shown).unwrap_or(shown.clone()))
-        }
-        _ => String::new(),
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return String::new();
+    }
+    #[cfg(unix)]
+    let enters =
+        |dir: &std::path::Path| rustix::fs::access(dir, rustix::fs::Access::EXEC_OK) != Err(rustix::io::Errno::ACCESS);
+    #[cfg(not(unix))]
+    let enters = |_: &std::path::Path| true;
+    permission_fix(path, enters)
+}
+
+fn permission_fix(path: &std::path::Path, enters: impl Fn(&std::path::Path) -> bool) -> String {
+    let folders: Vec<_> = path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()).collect();
+    let quoted = |p: &std::path::Path| {
+        let shown = p.to_string_lossy().into_owned();
+        shlex::try_quote(&shown).map(|q| q.into_owned()).unwrap_or(shown)
+    };
+    match folders.into_iter().rev().find(|d| !enters(d)) {
+        Some(dir) => format!(
+            "; the folder `{}` cannot be entered: check its owner and mode (`ls -ld {}`)",
+            dir.display(),
+            quoted(dir)
+        ),
+        None => format!("; check its owner and mode (`ls -ld {}`)", quoted(path)),
     }
 }
 
@@ -378,6 +397,9 @@ mod tests {
         assert!(e.to_string().ends_with("; check its owner and mode (`ls -ld '/h/my dir/config'`)"), "{e}");
         let e = Error::io("cannot read", "/h/config", std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(!e.to_string().contains("ls -ld"), "{e}");
+        let closed = |d: &std::path::Path| d != std::path::Path::new("/h/.oci");
+        let fix = permission_fix(std::path::Path::new("/h/.oci/sessions/P/token"), closed);
+        assert_eq!(fix, "; the folder `/h/.oci` cannot be entered: check its owner and mode (`ls -ld /h/.oci`)");
     }
 
     #[test]

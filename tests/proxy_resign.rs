@@ -609,3 +609,26 @@ async fn resigned_requests_go_through_the_users_own_proxy() {
     // Basic corp-user:corp-pass
     assert!(heads[0].contains("Basic Y29ycC11c2VyOmNvcnAtcGFzcw=="), "the user's proxy credentials are sent");
 }
+
+/// A re-signed host the proxy cannot reach (here: the user's own proxy is down) gives the child
+/// a 502, which it may retry for minutes: woci says why at once, once per host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_resigned_host_is_named_at_once() {
+    captured_logs();
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead = Url::parse(&format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port())).unwrap();
+    drop(closed);
+    let s = setup_with(Some(dead)).await;
+    let url = Url::parse(&format!("https://localhost:{}/n/", s.upstream.port)).unwrap();
+    for _ in 0..2 {
+        let headers =
+            signer::sign_request(&Method::GET, &url, b"", None, &s.profile, &st(TOKEN_A).as_str().into(), &date())
+                .unwrap();
+        let resp = s.child.get(url.clone()).headers(headers).send().await.unwrap();
+        assert_eq!(resp.status(), 502);
+    }
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    let said = logs.matches("the re-signing proxy cannot reach `localhost`: cannot connect").count();
+    assert_eq!(said, 1, "{logs}");
+    assert!(logs.contains("the program gets HTTP 502"), "{logs}");
+}

@@ -38,7 +38,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
 #[derive(Debug, Clone)]
 pub struct Forwarder {
     client: reqwest::Client,
-    /// Hosts whose refused certificate was already said on the terminal.
+    /// Hosts whose failure (a refused certificate, no connection) was already said on the terminal.
     refused: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
@@ -93,7 +93,7 @@ impl Forwarder {
             .send()
             .await
             .map_err(|e| {
-                self.say_refused_certificate(&e, host);
+                self.say_unreachable(&e, host);
                 describe(&e)
             })?;
         let response: Response<reqwest::Body> = upstream.into();
@@ -105,14 +105,19 @@ impl Forwarder {
 }
 
 impl Forwarder {
-    /// A certificate refusal will not go away by retrying (the child retries a 502 for minutes):
-    /// one `woci:` line per host, at once, with the fix, as for woci's own requests.
-    fn say_refused_certificate(&self, e: &reqwest::Error, host: &str) {
-        let Some(cert) = crate::http::refused_certificate(e) else { return };
+    /// The child sees only a 502, which it may retry for minutes: a certificate refusal (with the
+    /// fix, as for woci's own requests) or a connection that cannot be made (a proxy down, a host
+    /// not listening) is said in one `woci:` line per host, at once.
+    fn say_unreachable(&self, e: &reqwest::Error, host: &str) {
+        let why = match crate::http::refused_certificate(e) {
+            Some(cert) => crate::http::certificate_problem(&cert, host),
+            None if e.is_connect() => describe(e),
+            None => return,
+        };
         if self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(host.to_owned()) {
             tracing::warn!(
-                "the re-signing proxy cannot reach `{host}`: {}",
-                crate::http::certificate_problem(&cert, host)
+                "the re-signing proxy cannot reach `{}`: {why}; the program gets HTTP 502",
+                crate::realm::bracket_ipv6(host)
             );
         }
     }

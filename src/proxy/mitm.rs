@@ -27,6 +27,7 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
     };
     let accepted = TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await;
     let Ok(tls) = accepted.inspect_err(|e| {
+        let target = format!("{}:{port}", crate::realm::bracket_ipv6(&host));
         let no_protocol = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
             == Some(&rustls::Error::NoApplicationProtocol);
         // Usually the child does not trust the per-run CA (its CA bundle was overridden).
@@ -34,13 +35,13 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
             let more = if n > 0 { format!(" ({n} more like it not shown)") } else { String::new() };
             if no_protocol {
                 tracing::warn!(
-                    "a program asked the proxy for `{host}` in a protocol other than HTTP/1.x (HTTP/2 only, by ALPN); \
+                    "a program asked the proxy for `{target}` in a protocol other than HTTP/1.x (HTTP/2 only, by ALPN); \
                      the proxy speaks HTTP/1.1: let the program use it, or run it with `--no-resign-proxy`{more}"
                 );
                 return;
             }
             tracing::warn!(
-                "a program refused the proxy's certificate for `{host}` ({e}): it trusts only its own CA bundle, \
+                "a program refused the proxy's certificate for `{target}` ({e}): it trusts only its own CA bundle, \
                  not the one woci gives it (REQUESTS_CA_BUNDLE, SSL_CERT_FILE, NODE_EXTRA_CA_CERTS); drop its own CA \
                  option (curl's `--cacert`, for one), or run it with `--no-resign-proxy`{more}"
             );

@@ -118,11 +118,11 @@ pub fn load(flag: Option<&Path>, env: &Env, home: &Path) -> Result<CliRc> {
     Ok(rc)
 }
 
-/// Parses INI text as Python's `configparser` does for oci ([`crate::configparser`]: `[DEFAULT]`
-/// may come in parts, a repeated section or key and a byte order mark are errors, as oci fails
-/// on them).
+/// Parses INI text as Python's `configparser` does for oci ([`crate::configparser`]: a repeated
+/// section — `[DEFAULT]` too, which oci's first read of the file takes as an ordinary section —
+/// or key and a byte order mark are errors, as oci fails on them).
 pub fn parse(text: &str) -> std::result::Result<CliRc, String> {
-    let syntax = crate::configparser::Syntax { merged: Some("DEFAULT"), bom_ok: false };
+    let syntax = crate::configparser::Syntax { merged: None, bom_ok: false };
     let parsed = crate::configparser::parse(text, syntax)?;
     let sections = parsed
         .sections
@@ -186,6 +186,7 @@ query =
         assert_eq!(parse("x = 1\n").unwrap_err(), "line 1: key `x` comes before any `[section]` header");
         assert!(parse("[a]\n\njunk\n").unwrap_err().starts_with("line 3 is not `key = value`"));
         assert!(parse("[a]\nx=1\n[a]\n").unwrap_err().contains("appears twice"));
+        assert!(parse("[DEFAULT]\nx=1\n[DEFAULT]\ny=2\n").unwrap_err().contains("`[DEFAULT]` appears twice"));
         assert!(parse("\u{feff}[a]\n").unwrap_err().contains("byte order mark"));
     }
 

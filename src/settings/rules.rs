@@ -137,6 +137,13 @@ pub fn resign_hosts(s: &str) -> Result<Vec<String>, String> {
         let (host, port) = match crate::realm::split_host_port(&e) {
             Some((h, p)) => (h.to_owned(), Some(p)),
             None if e.parse::<std::net::Ipv6Addr>().is_ok() => return Ok(e),
+            None if e
+                .strip_prefix('[')
+                .and_then(|r| r.strip_suffix(']'))
+                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()) =>
+            {
+                return Ok(e)
+            }
             None => (e.clone(), None),
         };
         let name_ok = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
@@ -207,8 +214,9 @@ mod tests {
     #[test]
     fn resign_hosts_entries_are_what_the_proxy_can_match() {
         let ok =
-            resign_hosts("os.internal, localhost:8443, [::1]:9, ::1, https://LocalHost:8443/n/x, https://h").unwrap();
-        assert_eq!(ok, ["os.internal", "localhost:8443", "[::1]:9", "::1", "localhost:8443", "h:443"]);
+            resign_hosts("os.internal, localhost:8443, [::1]:9, ::1, [::2], https://LocalHost:8443/n/x, https://h")
+                .unwrap();
+        assert_eq!(ok, ["os.internal", "localhost:8443", "[::1]:9", "::1", "[::2]", "localhost:8443", "h:443"]);
         for (bad, says) in [
             ("127.0.0.1:18600/", "not `host` or `host:port`"),
             ("host:notaport", "not `host` or `host:port`"),

@@ -57,6 +57,8 @@ impl State {
 pub(crate) enum Daemon {
     /// One runs.
     Running,
+    /// One runs but is stopped (SIGSTOP, Ctrl-Z): it renews nothing until continued.
+    Suspended,
     /// None runs.
     #[default]
     Stopped,
@@ -93,7 +95,11 @@ impl Entry {
             token_expires_at: report.token.expires_at,
             session_expires_at: report.token.session_expires_at,
             refresh_token_expires_at: report.refresh_token.expires_at,
-            daemon: if report.daemon.running { Daemon::Running } else { Daemon::Stopped },
+            daemon: match (report.daemon.running, report.daemon.stopped) {
+                (true, false) => Daemon::Running,
+                (true, true) => Daemon::Suspended,
+                (false, _) => Daemon::Stopped,
+            },
             fallback_profile,
             exit_code: report.exit_code,
         }
@@ -133,7 +139,12 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
                 time(e.token_expires_at),
                 time(e.session_expires_at),
                 time(e.refresh_token_expires_at),
-                if e.daemon == Daemon::Running { "running" } else { "stopped" }.to_owned(),
+                match e.daemon {
+                    Daemon::Running => "running",
+                    Daemon::Suspended => "suspended",
+                    Daemon::Stopped => "stopped",
+                }
+                .to_owned(),
                 e.fallback_profile.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
@@ -316,6 +327,21 @@ mod tests {
             jti: None,
             jwk: None,
         })
+    }
+
+    /// A daemon stopped with SIGSTOP is neither `running` nor `stopped` (none runs) at a glance.
+    #[test]
+    fn a_suspended_daemon_has_a_word_of_its_own() {
+        let mut r = report(token(NOW + 3000), RefreshTokenState::Plain);
+        let daemon_of = |r: &Report| Entry::from_report(r, None).daemon;
+        assert_eq!(daemon_of(&r), Daemon::Stopped);
+        r.daemon.running = true;
+        assert_eq!(daemon_of(&r), Daemon::Running);
+        r.daemon.stopped = true;
+        let e = Entry::from_report(&r, None);
+        assert_eq!(e.daemon, Daemon::Suspended);
+        assert!(render_text(std::slice::from_ref(&e)).contains("suspended"));
+        assert!(render_json(&[e]).contains("\"daemon\": \"suspended\""));
     }
 
     #[test]

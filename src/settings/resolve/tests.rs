@@ -369,3 +369,18 @@ fn the_oci_config_is_found_as_oci_finds_it() {
     assert_eq!(resolve(&cli, Some("~/.oci/config")), h.join("alt"), "as written, the flag is oci's default");
     assert_eq!(resolve(&cli, Some("~/other")), h.join("other"));
 }
+
+/// A profile name that cannot be one says where it came from.
+#[test]
+fn a_bad_profile_name_names_its_source() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    std::fs::write(home.path().join(".oci/oci_cli_rc"), "[OCI_CLI_SETTINGS]\ndefault_profile = EMU\n    EMU2\n")
+        .unwrap();
+    let env = Env::from([("HOME".to_owned(), home.path().display().to_string())]);
+    let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
+    assert!(e.starts_with("invalid profile name `EMU\\nEMU2`, from `default_profile` in `"), "{e}");
+    let oci = OciView { profile: Some("a/b".into()), ..OciView::default() };
+    let e = Settings::resolve(&Flags::default(), &oci, &env, true).unwrap_err().to_string();
+    assert!(e.ends_with("from `--profile`"), "{e}");
+}
