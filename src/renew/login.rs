@@ -20,6 +20,12 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let http = r.http().await?;
     // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
     let passphrase = passphrase(r, cfg).await?;
+    // An access token kept from a grant whose exchange failed, while it has a minute left.
+    let kept = r.access.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some((access, _)) = kept.filter(|(_, exp)| !login && *exp > r.clock.unix() + 60) {
+        tracing::debug!("exchanging the access token of the last refresh grant again");
+        return exchange_and_keep(r, cfg, facts, (&key, &key_path), access, Action::Refreshed).await;
+    }
     let stored = if login { None } else { r.store.read_refresh_token(passphrase.as_ref())? };
     let (tokens, action) = match stored {
         Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
@@ -46,9 +52,32 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
         }
         None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
     };
-    let upst = exchange::exchange(http, &cfg.exchange, &tokens.access_token, &key.spki_b64()).await?;
+    exchange_and_keep(r, cfg, facts, (&key, &key_path), tokens.access_token, action).await
+}
+
+/// The token exchange of `access`, and the new UPST kept. When the exchange fails for a reason
+/// other than the access token (a network failure, 5xx), the access token is kept for the next
+/// attempt.
+async fn exchange_and_keep(
+    r: &Renewer,
+    cfg: &LoginConfig,
+    facts: &SessionFacts<'_>,
+    (key, key_path): (&crate::keys::KeyPair, &std::path::Path),
+    access: SecretString,
+    action: Action,
+) -> Result<Session> {
+    let upst = match exchange::exchange(r.http().await?, &cfg.exchange, &access, &key.spki_b64()).await {
+        Ok(upst) => upst,
+        Err(e) => {
+            let exp = crate::jwt::expiry(access.expose()).ok().flatten();
+            if let Some(exp) = exp.filter(|_| e.is_transient()) {
+                *r.access.lock().unwrap_or_else(|p| p.into_inner()) = Some((access, exp));
+            }
+            return Err(e);
+        }
+    };
     failpoint("renew::after_exchange");
-    r.keep_new_token(facts, upst, &key, Some(&key_path), "token exchange", action)
+    r.keep_new_token(facts, upst, key, Some(key_path), "token exchange", action)
 }
 
 async fn refresh_grant(

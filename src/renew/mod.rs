@@ -123,6 +123,10 @@ pub struct Renewer {
     /// When the current renewal began (epoch seconds): a token issued after it that is already
     /// expired means this woci was stopped or suspended meanwhile, not a wrong clock.
     began: std::sync::atomic::AtomicI64,
+    /// The IdP's access token (and its expiry) from a refresh grant whose exchange then failed:
+    /// the loop's next attempt exchanges it again while it is valid, so an exchange outage does
+    /// not rotate the refresh token at every retry.
+    access: std::sync::Mutex<Option<(SecretString, i64)>>,
 }
 
 impl Renewer {
@@ -138,6 +142,7 @@ impl Renewer {
             allow_login: true,
             env: ctx.env.clone(),
             began: std::sync::atomic::AtomicI64::new(0),
+            access: std::sync::Mutex::new(None),
         }
     }
 

@@ -476,3 +476,28 @@ async fn an_expired_token_is_retried_often() {
     running.abort();
     assert_eq!(delays, [2, 4, 4, 4]);
 }
+
+/// An exchange outage after a good refresh grant: the loop's next attempts exchange the access
+/// token they already have (while it is valid), not a refresh grant each (a rotation each).
+#[tokio::test]
+async fn an_exchange_outage_costs_no_more_refresh_grants() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = FakeTransport::new(|req, n| match req.url.path() {
+        "/token" => Ok((
+            200,
+            json!({"access_token": jwt(json!({"exp": NOW + 3600})), "refresh_token": format!("rt-{}", n + 2)})
+                .to_string(),
+        )),
+        _ if n < 6 => Ok((503, String::new())),
+        _ => Ok((200, json!({"token": upst(NOW as u64 + 3600)}).to_string())),
+    });
+    let renewer = w.renewer(t.clone());
+    for _ in 0..2 {
+        assert!(renewer.ensure(Force::No).await.unwrap_err().is_transient());
+    }
+    renewer.ensure(Force::No).await.unwrap();
+    assert_eq!(t.count("/token"), 1, "one grant for three attempts");
+    // After a success the next renewal starts from the refresh token again.
+    assert!(renewer.access.lock().unwrap().is_none());
+}
