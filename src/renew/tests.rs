@@ -490,7 +490,7 @@ async fn an_exchange_outage_costs_no_more_refresh_grants() {
                 .to_string(),
         )),
         _ if n < 6 => Ok((503, String::new())),
-        _ => Ok((200, json!({"token": upst(NOW as u64 + 3600)}).to_string())),
+        _ => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
     });
     let renewer = w.renewer(t.clone());
     for _ in 0..2 {
