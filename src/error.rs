@@ -191,7 +191,7 @@ pub enum Error {
     },
 
     /// I/O on a file or directory.
-    #[error("{action} `{}`: {source}{}", path.display(), io_fix(source, path))]
+    #[error("{action} `{}`: {source}{}", path.display(), permission_hint(source, path))]
     Io {
         /// "cannot read", "cannot write", …
         action: &'static str,
@@ -242,9 +242,10 @@ pub enum SourceFailure {
     Settings,
 }
 
-/// The fix for an I/O error a person can make: a file woci may not use, or (named instead) the
-/// first folder on its way that woci may not enter.
-fn io_fix(e: &std::io::Error, path: &std::path::Path) -> String {
+/// The fix for an I/O error a person can make (`; check …`, else empty): a file woci may not
+/// use, or (named instead) the first folder on its way that woci may not enter, or the folder a
+/// file that is not there yet cannot be created in.
+pub(crate) fn permission_hint(e: &std::io::Error, path: &std::path::Path) -> String {
     if e.kind() != std::io::ErrorKind::PermissionDenied {
         return String::new();
     }
@@ -253,23 +254,23 @@ fn io_fix(e: &std::io::Error, path: &std::path::Path) -> String {
         |dir: &std::path::Path| rustix::fs::access(dir, rustix::fs::Access::EXEC_OK) != Err(rustix::io::Errno::ACCESS);
     #[cfg(not(unix))]
     let enters = |_: &std::path::Path| true;
-    permission_fix(path, enters)
+    permission_fix(path, std::fs::symlink_metadata(path).is_ok(), enters)
 }
 
-fn permission_fix(path: &std::path::Path, enters: impl Fn(&std::path::Path) -> bool) -> String {
+fn permission_fix(path: &std::path::Path, exists: bool, enters: impl Fn(&std::path::Path) -> bool) -> String {
     let folders: Vec<_> = path.ancestors().skip(1).filter(|d| !d.as_os_str().is_empty()).collect();
     let quoted = |p: &std::path::Path| {
         let shown = p.to_string_lossy().into_owned();
         shlex::try_quote(&shown).map(|q| q.into_owned()).unwrap_or(shown)
     };
-    match folders.into_iter().rev().find(|d| !enters(d)) {
-        Some(dir) => format!(
-            "; the folder `{}` cannot be entered: check its owner and mode (`ls -ld {}`)",
-            dir.display(),
-            quoted(dir)
-        ),
-        None => format!("; check its owner and mode (`ls -ld {}`)", quoted(path)),
-    }
+    let (what, at) = match folders.into_iter().rev().find(|d| !enters(d)) {
+        Some(dir) => ("cannot be entered", dir),
+        None => match path.parent().filter(|d| !exists && !d.as_os_str().is_empty()) {
+            Some(dir) => ("cannot be written into", dir),
+            None => return format!("; check its owner and mode (`ls -ld {}`)", quoted(path)),
+        },
+    };
+    format!("; the folder `{}` {what}: check its owner and mode (`ls -ld {}`)", at.display(), quoted(at))
 }
 
 fn describe(description: &Option<String>) -> String {
@@ -392,14 +393,19 @@ mod tests {
 
     #[test]
     fn a_file_woci_may_not_use_names_the_check() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("my config");
+        std::fs::write(&file, "").unwrap();
         let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let e = Error::io("cannot read", "/h/my dir/config", denied);
-        assert!(e.to_string().ends_with("; check its owner and mode (`ls -ld '/h/my dir/config'`)"), "{e}");
+        let e = Error::io("cannot read", &file, denied);
+        assert!(e.to_string().ends_with(&format!("; check its owner and mode (`ls -ld '{}'`)", file.display())), "{e}");
         let e = Error::io("cannot read", "/h/config", std::io::Error::from(std::io::ErrorKind::NotFound));
         assert!(!e.to_string().contains("ls -ld"), "{e}");
         let closed = |d: &std::path::Path| d != std::path::Path::new("/h/.oci");
-        let fix = permission_fix(std::path::Path::new("/h/.oci/sessions/P/token"), closed);
+        let fix = permission_fix(std::path::Path::new("/h/.oci/sessions/P/token"), true, closed);
         assert_eq!(fix, "; the folder `/h/.oci` cannot be entered: check its owner and mode (`ls -ld /h/.oci`)");
+        let fix = permission_fix(std::path::Path::new("/h/.oci/.config.1.tmp"), false, |_| true);
+        assert_eq!(fix, "; the folder `/h/.oci` cannot be written into: check its owner and mode (`ls -ld /h/.oci`)");
     }
 
     #[test]

@@ -319,7 +319,10 @@ impl SessionStore {
     /// (the pid's write). For `--status`: the lock is tried (and let go at once) only when the
     /// pid in it is alive, which costs a renewal meeting it one short pause.
     pub fn renewal_under_way(&self) -> Option<(u32, SystemTime)> {
-        let pid = self.lock_holder().filter(|pid| *pid != std::process::id() && fsutil::process_alive(*pid))?;
+        // A stopped holder is [`Self::stopped_lock_holder`]'s to name: nothing is under way.
+        let pid = self.lock_holder().filter(|pid| {
+            *pid != std::process::id() && fsutil::process_alive(*pid) && !fsutil::process_stopped(*pid)
+        })?;
         let since = modified(&self.lock_path())?;
         FileLock::held(&self.lock_path()).then_some((pid, since))
     }

@@ -40,6 +40,8 @@ pub struct Forwarder {
     client: reqwest::Client,
     /// Hosts whose failure (a refused certificate, no connection) was already said on the terminal.
     refused: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// The user's proxy (`host:port`, no credentials) and the hosts that bypass it, for messages.
+    via: Option<(String, NoProxy)>,
 }
 
 impl Forwarder {
@@ -67,7 +69,11 @@ impl Forwarder {
             builder = builder.proxy(crate::http::user_proxy(url, no_proxy));
         }
         let client = builder.build().map_err(|e| Error::Other(format!("cannot build the proxy's HTTP client: {e}")))?;
-        Ok(Forwarder { client, refused: Default::default() })
+        let via = proxy.and_then(|u| {
+            let at = format!("{}:{}", u.host_str()?, u.port_or_known_default().unwrap_or(80));
+            Some((at, no_proxy.clone()))
+        });
+        Ok(Forwarder { client, refused: Default::default(), via })
     }
 
     /// Sends `req` (already re-signed or untouched) to `https://host:port` + its path and query, and
@@ -93,7 +99,7 @@ impl Forwarder {
             .send()
             .await
             .map_err(|e| {
-                self.say_unreachable(&e, host);
+                self.say_unreachable(&e, host, port);
                 describe(&e)
             })?;
         let response: Response<reqwest::Body> = upstream.into();
@@ -108,17 +114,20 @@ impl Forwarder {
     /// The child sees only a 502, which it may retry for minutes: a certificate refusal (with the
     /// fix, as for woci's own requests) or a connection that cannot be made (a proxy down, a host
     /// not listening) is said in one `woci:` line per host, at once.
-    fn say_unreachable(&self, e: &reqwest::Error, host: &str) {
+    fn say_unreachable(&self, e: &reqwest::Error, host: &str, port: u16) {
         let why = match crate::http::refused_certificate(e) {
             Some(cert) => crate::http::certificate_problem(&cert, host),
             None if e.is_connect() => describe(e),
             None => return,
         };
-        if self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(host.to_owned()) {
-            tracing::warn!(
-                "the re-signing proxy cannot reach `{}`: {why}; the program gets HTTP 502",
-                crate::realm::bracket_ipv6(host)
-            );
+        let target = format!("{}:{port}", crate::realm::bracket_ipv6(host));
+        // "Cannot connect" may be the user's own proxy's doing: it is named.
+        let via = match &self.via {
+            Some((at, no_proxy)) if !no_proxy.bypass(host, port) => format!(" (through your proxy `{at}`)"),
+            _ => String::new(),
+        };
+        if self.refused.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert(target.clone()) {
+            tracing::warn!("the re-signing proxy cannot reach `{target}`{via}: {why}; the program gets HTTP 502");
         }
     }
 }

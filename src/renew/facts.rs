@@ -56,9 +56,10 @@ impl OciProfile {
             return Err(Error::corrupt(
                 config_file,
                 format!(
-                    "`{key}` of profile `{}` goes on over the next line, which is indented deeper than it \
+                    "`{key}` of profile `{}`{} goes on over the next line, which is indented deeper than it \
                      (configparser, so oci, reads that as part of the value); indent every key alike",
-                    settings.profile
+                    settings.profile,
+                    if inherited.contains(key) { " (in `[DEFAULT]`)" } else { "" }
                 ),
             ));
         }

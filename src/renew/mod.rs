@@ -408,8 +408,9 @@ impl Renewer {
                 return Err(Error::Blocked {
                     code: crate::error::exit::NETWORK,
                     message: format!(
-                        "the new session token from {service}, issued at {}, expired while this woci was stopped or \
-                         suspended; the next renewal gets a new one",
+                        "the new session token from {service}, issued at {}, expired before woci could keep it (this \
+                         woci was stopped or suspended, or the answer took longer than the token lives); the next \
+                         renewal gets a new one",
                         fmt_utc(iat)
                     ),
                     shared: Some(true),

@@ -181,10 +181,11 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
         // A file that is there but too large is an error even when discovered: never ignored.
         Err(e) if matches!(source, Source::Flag | Source::Env) || e.kind() == std::io::ErrorKind::FileTooLarge => {
             return Err(Error::Config(format!(
-                "cannot read the manager config `{}` {}: {}",
+                "cannot read the manager config `{}` {}: {}{}",
                 path.display(),
                 source.describe(),
-                crate::fsutil::io_reason(&e)
+                crate::fsutil::io_reason(&e),
+                crate::error::permission_hint(&e, path)
             )))
         }
         Err(e) => {

@@ -53,7 +53,11 @@ impl Lookup<'_> {
         let Some((value, origin)) = self.raw(key) else { return Ok(None) };
         rule(&value).map(Some).map_err(|why| {
             let d = def(key);
-            let got = if !d.hides_value() { format!(", got `{}`", value.escape_debug()) } else { String::new() };
+            // A list's rule names the entry at fault itself.
+            let got = match d.hides_value() || d.kind == Kind::List {
+                false => format!(", got `{}`", value.escape_debug()),
+                true => String::new(),
+            };
             // configparser (and so woci and the Python woci) keeps a `# …` after a value as part of it.
             let comment = matches!(origin, Origin::Ini(_)) && trailing_comment(&value).is_some();
             let hint = if comment {
@@ -111,7 +115,8 @@ impl Lookup<'_> {
 fn pick_profile(oci: &OciView, env: &Env, rc: Option<&super::oci_cli_rc::CliRc>) -> String {
     oci.profile
         .clone()
-        .or_else(|| env.get("OCI_CLI_PROFILE").filter(|v| !v.is_empty()).cloned())
+        // Set but empty is `''` to oci (which then finds no such profile), not "unset".
+        .or_else(|| env.get("OCI_CLI_PROFILE").cloned())
         .or_else(|| rc.and_then(|rc| rc.default_profile()))
         .unwrap_or_else(|| "DEFAULT".to_owned())
 }
@@ -141,7 +146,7 @@ impl Settings {
         let rc = super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home)?;
         let profile_on_cli = oci.profile.is_some();
         let profile = rules::profile(&pick_profile(oci, env, Some(&rc))).map_err(|why| {
-            let from = match (&oci.profile, nonempty("OCI_CLI_PROFILE"), &rc.path) {
+            let from = match (&oci.profile, env.get("OCI_CLI_PROFILE"), &rc.path) {
                 (Some(_), _, _) => "`--profile`".to_owned(),
                 (None, Some(_), _) => "`OCI_CLI_PROFILE`".to_owned(),
                 (None, None, Some(p)) => format!("`default_profile` in `{}`", p.display()),

@@ -43,7 +43,12 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
                 });
             // A profile whose files cannot even be read is shown with the code its status gives
             // (and as impossible, without a daemon).
-            entry.unwrap_or_else(|e| Entry { profile: name, exit_code: e.exit_code(), ..Entry::default() })
+            entry.unwrap_or_else(|e| Entry {
+                profile: name,
+                exit_code: e.exit_code(),
+                error: Some(e.to_string().replace('`', "")),
+                ..Entry::default()
+            })
         })
         .collect();
     if entries.is_empty() && !json {

@@ -84,6 +84,8 @@ pub(crate) struct Entry {
     pub fallback_profile: Option<String>,
     /// The exit code the profile's own `--status` gives.
     pub exit_code: u8,
+    /// Why the profile's files or settings cannot even be read (`null` when they can).
+    pub error: Option<String>,
 }
 
 impl Entry {
@@ -102,6 +104,7 @@ impl Entry {
             },
             fallback_profile,
             exit_code: report.exit_code,
+            error: None,
         }
     }
 }
@@ -164,6 +167,12 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
         }
         out.push_str(line.trim_end());
         out.push('\n');
+    }
+    // Why a profile cannot even be assessed, below the table (quotes files: made safe to print).
+    for e in entries {
+        if let Some(why) = &e.error {
+            let _ = writeln!(out, "{}: {}", crate::terminal::safe(&e.profile), crate::terminal::safe(why));
+        }
     }
     out
 }
@@ -247,6 +256,7 @@ mod tests {
             daemon: Daemon::Stopped,
             fallback_profile: None,
             exit_code,
+            error: None,
         }
     }
 
@@ -329,6 +339,19 @@ mod tests {
         })
     }
 
+    /// A profile that cannot even be assessed says why, below the table and in the JSON.
+    #[test]
+    fn why_a_profile_cannot_be_assessed_is_said() {
+        let e = Entry {
+            profile: "P".into(),
+            exit_code: 7,
+            error: Some("corrupt file x: line 3".into()),
+            ..Entry::default()
+        };
+        assert!(render_text(std::slice::from_ref(&e)).ends_with("\nP: corrupt file x: line 3\n"));
+        assert!(render_json(&[e]).contains("\"error\": \"corrupt file x: line 3\""));
+    }
+
     /// A daemon stopped with SIGSTOP is neither `running` nor `stopped` (none runs) at a glance.
     #[test]
     fn a_suspended_daemon_has_a_word_of_its_own() {
@@ -396,9 +419,10 @@ mod tests {
             serde_json::json!({"profiles": [
                 {"profile": r.profile, "state": "usable", "token_expires_at": 1_700_003_600,
                  "session_expires_at": 1_700_086_400, "refresh_token_expires_at": null, "daemon": "running",
-                 "fallback_profile": "backup", "exit_code": 0},
+                 "fallback_profile": "backup", "exit_code": 0, "error": null},
                 {"profile": "dev", "state": "login_needed", "token_expires_at": null, "session_expires_at": null,
-                 "refresh_token_expires_at": null, "daemon": "stopped", "fallback_profile": null, "exit_code": 3},
+                 "refresh_token_expires_at": null, "daemon": "stopped", "fallback_profile": null, "exit_code": 3,
+                 "error": null},
             ]})
         );
         assert!(render_json(&[]).ends_with("}\n"));

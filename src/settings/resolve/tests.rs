@@ -383,4 +383,9 @@ fn a_bad_profile_name_names_its_source() {
     let oci = OciView { profile: Some("a/b".into()), ..OciView::default() };
     let e = Settings::resolve(&Flags::default(), &oci, &env, true).unwrap_err().to_string();
     assert!(e.ends_with("from `--profile`"), "{e}");
+    // Set but empty, as oci takes it: no profile `` (not DEFAULT).
+    let mut env = env.clone();
+    env.insert("OCI_CLI_PROFILE".into(), String::new());
+    let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
+    assert_eq!(e, "invalid profile name ``, from `OCI_CLI_PROFILE`");
 }
