@@ -239,8 +239,8 @@ impl Settings {
             }
         }
 
-        // As `oci` (Python's urllib) and curl read them: the lower-case name first, and one set
-        // but empty turns that proxy off.
+        // As `oci` (Python's urllib) reads them: the lower-case name first, and one set but empty
+        // turns that proxy off (curl would take the upper-case one then).
         let var_of = |pair: [&'static str; 2]| pair.into_iter().find_map(|k| Some(k).zip(env.get(k)));
         let chosen = [["https_proxy", "HTTPS_PROXY"], ["all_proxy", "ALL_PROXY"]]
             .into_iter()
