@@ -373,10 +373,10 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
         last_failure: last_failure(ctx),
-        renewing: ctx
-            .store
-            .renewal_under_way()
-            .filter(|_| peek)
+        // Looked for only when asked for: the prompt runs on every shell prompt.
+        renewing: peek
+            .then(|| ctx.store.renewal_under_way())
+            .flatten()
             .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
     })
 }
