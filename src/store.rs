@@ -306,25 +306,25 @@ impl SessionStore {
 
     /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: no
     /// renewal of the profile can happen until it resumes (a waiting one gives up after
-    /// [`STOPPED_GRACE`]). The pid in the file outlives the lock, so the lock itself is tried (and
-    /// let go at once) too.
+    /// [`STOPPED_GRACE`]).
     pub fn stopped_lock_holder(&self) -> Option<u32> {
-        // The lock is tried only when the pid in it is a stopped process: trying it, however
-        // briefly, makes a renewal that meets it wait.
-        let pid = self.lock_holder().filter(|pid| fsutil::process_stopped(*pid))?;
-        FileLock::held(&self.lock_path()).then_some(pid)
+        self.holding(fsutil::process_stopped)
     }
 
     /// A renewal under way in another live process, if so: its pid and when it took the lock
-    /// (the pid's write). For `--status`: the lock is tried (and let go at once) only when the
-    /// pid in it is alive, which costs a renewal meeting it one short pause.
+    /// (the pid's write). A stopped holder is [`Self::stopped_lock_holder`]'s to name.
     pub fn renewal_under_way(&self) -> Option<(u32, SystemTime)> {
-        // A stopped holder is [`Self::stopped_lock_holder`]'s to name: nothing is under way.
-        let pid = self.lock_holder().filter(|pid| {
-            *pid != std::process::id() && fsutil::process_alive(*pid) && !fsutil::process_stopped(*pid)
-        })?;
-        let since = modified(&self.lock_path())?;
-        FileLock::held(&self.lock_path()).then_some((pid, since))
+        let other = |pid: u32| pid != std::process::id() && fsutil::process_alive(pid) && !fsutil::process_stopped(pid);
+        let pid = self.holding(other)?;
+        Some((pid, modified(&self.lock_path())?))
+    }
+
+    /// The pid in the lock file, when `wanted` and the lock is held now. The pid outlives the
+    /// lock, so the lock is tried (and let go at once) too, but only for a wanted pid: trying it,
+    /// however briefly, makes a renewal that meets it pause.
+    fn holding(&self, wanted: impl Fn(u32) -> bool) -> Option<u32> {
+        let pid = self.lock_holder().filter(|pid| wanted(*pid))?;
+        FileLock::held(&self.lock_path()).then_some(pid)
     }
 
     fn lock_path(&self) -> PathBuf {
