@@ -128,6 +128,16 @@ pub fn split_host_port(s: &str) -> Option<(&str, u16)> {
     Some((h, p.parse().ok()?))
 }
 
+/// The `host:port` of an `https://` service endpoint (`--endpoint`, `oci_cli_rc`), for the
+/// re-sign list; `None` for other schemes (the proxy only sees HTTPS) or an unparsable URL.
+pub fn endpoint_authority(endpoint: &str) -> Option<String> {
+    let url = url::Url::parse(endpoint.trim()).ok()?;
+    if url.scheme() != "https" {
+        return None;
+    }
+    Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
+}
+
 /// True for hosts in an OCI realm: `*.oraclecloud.com`, `*.oraclegovcloud.com`,
 /// `*.oraclegovcloud.uk`, `*.oraclecloud.eu`, `*.oraclecloudNN.com` and `*.customer-oci.com`
 /// (dual-stack `*.ds.oci.oraclecloud.com` included). Nothing broader: an opened host loses

@@ -3,7 +3,7 @@
 //! the usual `NO_PROXY` rules, from [`crate::realm`]).
 
 use crate::realm::bracket_ipv6;
-pub use crate::realm::{is_oci_realm_host, split_host_port, NoProxy};
+pub use crate::realm::{endpoint_authority, is_oci_realm_host, split_host_port, NoProxy};
 
 /// Decides whether a CONNECT target is re-signed (opened) or tunnelled untouched.
 #[derive(Debug, Clone, Default)]
@@ -40,16 +40,6 @@ impl HostMatcher {
         let wanted = format!("{}:{port}", bracket_ipv6(&host));
         self.extra.contains(&wanted)
     }
-}
-
-/// The `host:port` of an `https://` service endpoint (`--endpoint`, `oci_cli_rc`), for the
-/// re-sign list; `None` for other schemes (the proxy only sees HTTPS) or an unparsable URL.
-pub fn endpoint_authority(endpoint: &str) -> Option<String> {
-    let url = url::Url::parse(endpoint.trim()).ok()?;
-    if url.scheme() != "https" {
-        return None;
-    }
-    Some(format!("{}:{}", url.host_str()?, url.port_or_known_default()?))
 }
 
 #[cfg(test)]

@@ -128,22 +128,14 @@ pub fn list(s: &str) -> Vec<String> {
 /// for its `host:port`), as the proxy matches CONNECT targets; anything else would never match.
 pub fn resign_hosts(s: &str) -> Result<Vec<String>, String> {
     let entry = |e: String| -> Result<String, String> {
-        if let Some(u) = e.strip_prefix("https://").and_then(|_| Url::parse(&e).ok()) {
-            return match (u.host_str(), u.port_or_known_default()) {
-                (Some(h), Some(p)) => Ok(format!("{h}:{p}")),
-                _ => Err(format!("has an entry `{e}` without a host")),
-            };
+        if e.starts_with("https://") {
+            return crate::realm::endpoint_authority(&e).ok_or_else(|| format!("has an entry `{e}` without a host"));
         }
+        // An IPv6 address without a port, bracketed or not.
+        let bare = e.strip_prefix('[').and_then(|r| r.strip_suffix(']')).unwrap_or(&e);
         let (host, port) = match crate::realm::split_host_port(&e) {
             Some((h, p)) => (h.to_owned(), Some(p)),
-            None if e.parse::<std::net::Ipv6Addr>().is_ok() => return Ok(e),
-            None if e
-                .strip_prefix('[')
-                .and_then(|r| r.strip_suffix(']'))
-                .is_some_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok()) =>
-            {
-                return Ok(e)
-            }
+            None if bare.parse::<std::net::Ipv6Addr>().is_ok() => return Ok(e),
             None => (e.clone(), None),
         };
         let name_ok = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
