@@ -191,10 +191,7 @@ impl Http {
                 .proxy
                 .as_ref()
                 .filter(|_| !opts.no_proxy.bypass(&host, req.url.port_or_known_default().unwrap_or(443)))
-                .map(|p| {
-                    let at = p.host_str().map(|h| format!("{h}:{}", p.port_or_known_default().unwrap_or(80)));
-                    format!(" (through the proxy `{}` from `{}`)", at.unwrap_or_default(), opts.proxy_var)
-                })
+                .map(|p| format!(" (through the proxy `{}` from `{}`)", proxy_at(p), opts.proxy_var))
                 .unwrap_or_default();
             let started = tokio::time::Instant::now();
             let (reason, was_sent, lost) = match self.transport.send(req, opts.max_body).await {
@@ -289,6 +286,11 @@ impl Backoff {
         self.next = (self.next * 2).min(self.max);
         d
     }
+}
+
+/// The user's proxy as messages name it: `host:port`, never its credentials.
+pub fn proxy_at(proxy: &Url) -> String {
+    proxy.host_str().map(|h| format!("{h}:{}", proxy.port_or_known_default().unwrap_or(80))).unwrap_or_default()
 }
 
 /// The user's `HTTPS_PROXY` for a reqwest client, applied with woci's own `NO_PROXY` rules

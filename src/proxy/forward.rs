@@ -69,10 +69,7 @@ impl Forwarder {
             builder = builder.proxy(crate::http::user_proxy(url, no_proxy));
         }
         let client = builder.build().map_err(|e| Error::Other(format!("cannot build the proxy's HTTP client: {e}")))?;
-        let via = proxy.and_then(|u| {
-            let at = format!("{}:{}", u.host_str()?, u.port_or_known_default().unwrap_or(80));
-            Some((at, no_proxy.clone()))
-        });
+        let via = proxy.map(|u| (crate::http::proxy_at(u), no_proxy.clone()));
         Ok(Forwarder { client, refused: Default::default(), via })
     }
 
