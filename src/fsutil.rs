@@ -24,9 +24,13 @@ pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+    // Set only when needed: a read-only folder that is private already is left to the write
+    // that needs it to say so.
     #[cfg(unix)]
-    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
-        .map_err(|e| Error::io("cannot set permissions on", dir, e))?;
+    if fs::metadata(dir).map_or(true, |m| m.permissions().mode() & 0o777 != 0o700) {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| Error::io("cannot set permissions on", dir, e))?;
+    }
     Ok(())
 }
 
@@ -224,6 +228,21 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
             ),
         )),
         _ => Ok(()),
+    }
+}
+
+/// Why new files cannot be made in `dir` (or, while it does not exist, in the nearest folder
+/// above it that does), if so: looked at without writing (`access(2)`, which also knows a
+/// read-only mount), for `--status` to say what the call's [`check_writable`] would meet.
+pub(crate) fn cannot_write_in(dir: &Path) -> Option<String> {
+    let at = dir.ancestors().find(|d| fs::symlink_metadata(d).is_ok())?;
+    #[cfg(not(unix))]
+    return None;
+    #[cfg(unix)]
+    {
+        let refused = rustix::fs::access(at, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).err()?;
+        let e = std::io::Error::from_raw_os_error(refused.raw_os_error());
+        Some(Error::io("cannot write in", at, e).to_string())
     }
 }
 
@@ -566,8 +585,8 @@ pub(crate) fn private_folders(runtime_dir: Option<&Path>, temp_dir: &Path, name:
 
 /// The first of [`private_folders`] that is private or can be made so (created 0700, then
 /// checked on its descriptor). Each name another user took first is named in a warning; when
-/// none is left, a new unpredictably named folder (`<name>-<uid>.<random>`, kept) serves, so
-/// nobody can stop woci by taking a name.
+/// none is left, a new unpredictably named folder (`<name>-<uid>.<random>`, removed by
+/// [`release_private_folder`] once empty) serves, so nobody can stop woci by taking a name.
 pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, name: &str) -> Result<PathBuf> {
     for dir in private_folders(runtime_dir, temp_dir, name) {
         match PrivateDir::open(&dir, true) {
@@ -580,6 +599,15 @@ pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, 
     let dir = new_private_dir(temp_dir, &format!("{name}-{}.", user_id()))?.keep();
     tracing::info!("the private folder for `{name}` is `{}`", dir.display());
     Ok(dir)
+}
+
+/// Removes `dir` when it is a folder [`first_private_folder`] made up for `name` (another user
+/// held the usual names) and nothing is left in it: a random name frees nothing anyone can take.
+pub(crate) fn release_private_folder(dir: &Path, name: &str) {
+    let made_up = format!("{name}-{}.", user_id());
+    if dir.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&made_up)) {
+        let _ = fs::remove_dir(dir);
+    }
 }
 
 /// A new folder `<prefix><random>` in `parent`, mode 0700, never one that existed; removed on
@@ -855,6 +883,15 @@ mod tests {
         unsafe { libc::umask(old) };
         result.unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    /// A folder not made yet is judged by the nearest one above it that exists (a read-only
+    /// mount is said as `access(2)` says it: checked by hand with a read-only bind mount).
+    #[test]
+    fn a_writable_folder_or_its_writable_parent_is_no_problem() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(cannot_write_in(tmp.path()), None);
+        assert_eq!(cannot_write_in(&tmp.path().join("sessions/P")), None);
     }
 
     #[test]

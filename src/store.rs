@@ -32,8 +32,8 @@ const STOPPED_GRACE: Duration = Duration::from_secs(10);
 /// What a renewal blocked by a stopped lock holder is told (`--status` and the call alike).
 pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {
     format!(
-        "woci pid {pid}, which holds the renewal lock of profile `{profile}`, is stopped (Ctrl-Z); resume it (`fg` in \
-         its shell, or `kill -CONT {pid}`) or end it"
+        "woci pid {pid}, which holds the renewal lock of profile `{profile}`, is stopped (Ctrl-Z or SIGSTOP); resume \
+         it (`kill -CONT {pid}`, or `fg` in the shell that stopped it) or end it"
     )
 }
 

@@ -187,7 +187,7 @@ impl BundleFile {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
                 tracing::warn!(path = %self.dir.path().display(), error = %e, "cannot remove the proxy CA bundle")
             }
-            _ => {}
+            _ => release_parent(self.dir.path()),
         }
     }
 }
@@ -197,6 +197,13 @@ impl BundleFile {
 pub(crate) fn private_dir(parent: &Path) -> Result<tempfile::TempDir> {
     // The pid tells a later woci whether the owner is gone (see `sweep_stale`).
     crate::fsutil::new_private_dir(parent, &format!("{STALE_PREFIX}{}-", std::process::id()))
+}
+
+/// Removes the parent of the per-run folder `dir` when it is a made-up one left empty.
+pub(super) fn release_parent(dir: &Path) {
+    if let Some(parent) = dir.parent() {
+        crate::fsutil::release_private_folder(parent, "woci-proxy");
+    }
 }
 
 /// Prefix of the per-run folders: `woci-proxy-<pid>-<random>`.
@@ -254,6 +261,25 @@ mod tests {
         let ip = ca.server_config("127.0.0.1").unwrap();
         assert!(!Arc::ptr_eq(&a, &ip));
         assert!(ca.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+    }
+
+    /// A parent made up because another user held `woci-proxy-<uid>` goes with its last run;
+    /// the usual one stays.
+    #[test]
+    fn a_made_up_parent_is_removed_once_empty() {
+        let top = tempfile::tempdir().unwrap();
+        let uid = crate::fsutil::user_id();
+        let (made_up, usual) =
+            (top.path().join(format!("woci-proxy-{uid}.x1")), top.path().join(format!("woci-proxy-{uid}")));
+        for parent in [&made_up, &usual] {
+            std::fs::create_dir(parent).unwrap();
+            let (a, b) = (BundleFile::create(parent, "pem").unwrap(), BundleFile::create(parent, "pem").unwrap());
+            drop(a);
+            assert!(parent.exists(), "another run's folder is still in it");
+            drop(b);
+        }
+        assert!(!made_up.exists());
+        assert!(usual.exists());
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub struct JavaFiles {
     options: OsString,
 }
 
+impl Drop for JavaFiles {
+    fn drop(&mut self) {
+        // Before the folder's own drop, so that a made-up parent left empty goes too.
+        let _ = std::fs::remove_dir_all(self._dir.path());
+        super::ca::release_parent(self._dir.path());
+    }
+}
+
 impl JavaFiles {
     /// The variable to set for the child: `JDK_JAVA_OPTIONS`, the user's value then `@<file>`.
     pub fn env(&self) -> (OsString, OsString) {

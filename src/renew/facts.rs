@@ -5,6 +5,7 @@
 //! into a decision — the same one for the call and for `--status`, so the two cannot disagree.
 
 use crate::error::{exit, Error, Result};
+use crate::fsutil;
 use crate::jwt::UpstClaims;
 use crate::keys::KeyPair;
 pub use crate::oci_config::ConfigState;
@@ -213,6 +214,12 @@ pub struct SessionFacts<'s> {
     pub unsafe_folder: Option<String>,
     /// Why the renewal lock cannot be taken (something other than a file at its path), if so.
     pub lock_problem: Option<String>,
+    /// Why a renewal could not write its files (the session folder, the token file's folder:
+    /// read-only, not the user's), if so; found without writing.
+    pub unwritable: Option<String>,
+    /// Why woci's entries could not be written into the OCI config's folder, if they are due
+    /// (`config_current` false) and so.
+    pub config_unwritable: Option<String>,
     /// Read by `--status` only ([`Self::with_stopped_holder`]): a stopped process (Ctrl-Z)
     /// holding the renewal lock, which every renewal waits for.
     pub stopped_holder: Option<u32>,
@@ -302,6 +309,11 @@ impl<'s> SessionFacts<'s> {
             (TokenInput::Present(t), Some(m)) => crate::keys::bound_elsewhere(t.claims.jwk.as_deref(), &m),
             _ => false,
         };
+        // `oci session refresh` writes a session-refresh profile's files itself.
+        let unwritable = match session_refresh {
+            true => None,
+            false => [Some(store.dir()), token_path.parent()].into_iter().flatten().find_map(fsutil::cannot_write_in),
+        };
         Ok(SessionFacts {
             profile: settings.profile.clone(),
             mode: &settings.mode,
@@ -338,6 +350,10 @@ impl<'s> SessionFacts<'s> {
             },
             unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
             lock_problem: store.lock_problem(),
+            unwritable,
+            config_unwritable: (!config_current)
+                .then(|| settings.oci_config_file.parent().and_then(fsutil::cannot_write_in))
+                .flatten(),
             stopped_holder: None,
             rotation,
         })
@@ -493,6 +509,8 @@ pub mod testing {
                 near_section: None,
                 unsafe_folder: None,
                 lock_problem: None,
+                unwritable: None,
+                config_unwritable: None,
                 stopped_holder: None,
                 rotation: None,
             }

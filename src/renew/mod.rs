@@ -193,9 +193,10 @@ impl Renewer {
         }
         tracing::debug!(profile = %self.settings.profile, "{}", decision.reason);
         // A profile that never had a session (a typo in `--profile`): nothing to lock, count or
-        // report to hooks, and no folder left behind for `--status --all` to list.
+        // report to hooks, and no folder left behind for `--status --all` to list. A session
+        // folder nothing can be written into takes no lock or count either: said as the plan says it.
         if let Plan::Impossible { exit_code } = decision.plan {
-            if facts.profile_unknown(&self.store) {
+            if facts.profile_unknown(&self.store) || facts.unwritable.is_some() {
                 return Err(plan::blocked(exit_code, decision.reason));
             }
         }

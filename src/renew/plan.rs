@@ -130,6 +130,10 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
                 if f.config_current {
                     return Decision::new(Plan::Reuse { token: t, remaining }, valid);
                 }
+                if let Some(problem) = f.config_unwritable.as_ref().filter(|_| f.key == KeyState::Usable) {
+                    let why = format!("{valid}, but woci's entries for profile `{p}` cannot be written: {problem}");
+                    return Decision::impossible(exit::FAILURE, why);
+                }
                 if f.key == KeyState::Usable {
                     return Decision::new(
                         Plan::FinishConfig { token: t },
@@ -163,6 +167,9 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
 fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, why: String, now: i64) -> Decision<'s> {
     if let Some(problem) = &f.lock_problem {
         return Decision::impossible(exit::CONFIG, format!("{why}, but the renewal lock is unusable: {problem}"));
+    }
+    if let Some(problem) = f.unwritable.as_ref().or(f.config_unwritable.as_ref()) {
+        return Decision::impossible(exit::FAILURE, format!("{why}, but {problem}"));
     }
     if let Some(pid) = f.stopped_holder {
         return Decision::impossible(

@@ -7,7 +7,7 @@
 //! one.
 
 use super::{Force, Renewer, Session};
-use crate::error::{Error, Result};
+use crate::error::{exit, Error, Result};
 use crate::http::Backoff;
 use crate::jwt;
 use crate::metrics::{self, Class};
@@ -62,9 +62,12 @@ pub fn next_check_in(settings: &crate::settings::Settings, claims: &jwt::UpstCla
     next_renewal_in(claims, now, settings.window, settings.renews_ahead)
 }
 
-/// Whether a renewal failure may go away by itself.
+/// Whether a renewal failure may go away by itself (I/O too, also found before trying: a folder
+/// remounted read-only may be writable again).
 pub fn is_retryable(e: &Error) -> bool {
-    matches!(e, Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) | Error::Io { .. }) || e.is_transient()
+    matches!(e, Error::Network { .. } | Error::Protocol { .. } | Error::Busy(_) | Error::Io { .. })
+        || matches!(e, Error::Blocked { code: exit::FAILURE, .. })
+        || e.is_transient()
 }
 
 /// The longest wait between retries once the token has expired (within the proxy's hold of a

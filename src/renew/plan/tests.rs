@@ -496,9 +496,14 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
 fn a_damaged_refresh_token_or_lock_is_impossible_only_when_a_renewal_is_needed() {
     let damaged = |f: &mut SessionFacts<'static>| f.refresh.damage = Some("corrupt file `rt`: not UTF-8 text".into());
     let bad_lock = |f: &mut SessionFacts<'static>| f.lock_problem = Some("`.lock` is not a regular file".into());
-    for (change, exit_code, says) in
-        [(damaged as fn(&mut _), exit::CORRUPT_FILE, "move it away"), (bad_lock, exit::CONFIG, "renewal lock")]
-    {
+    let read_only = |f: &mut SessionFacts<'static>| {
+        f.unwritable = Some("cannot write in `/h/.oci/sessions/P`: Read-only file system (os error 30)".into())
+    };
+    for (change, exit_code, says) in [
+        (damaged as fn(&mut _), exit::CORRUPT_FILE, "move it away"),
+        (bad_lock, exit::CONFIG, "renewal lock"),
+        (read_only, exit::FAILURE, "but cannot write in `/h/.oci/sessions/P`"),
+    ] {
         let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
         change(&mut f);
         let d = plan(&f, Force::No, NOW);
@@ -569,4 +574,19 @@ fn a_supervisor_renews_ahead_where_its_schedule_wakes_it() {
         let at = NOW - 100 + secs(wake);
         assert_eq!(plan(&f, Force::No, at).plan.name(), "refresh", "due at its wake-up (ahead: {ahead})");
     }
+}
+
+/// `--status` says what the call would meet when woci's entries are due in a config folder it
+/// cannot write into (the call fails there, exit 1), and a renewal stays retryable for the loop.
+#[test]
+fn entries_due_in_an_unwritable_config_folder_are_a_failure_said_ahead() {
+    let mut f = SessionFacts::for_tests(valid(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
+    f.config_current = false;
+    assert_eq!(plan(&f, Force::No, NOW).plan.name(), "finish_config");
+    f.config_unwritable = Some("cannot write in `/h/.oci`: Permission denied (os error 13)".into());
+    let d = plan(&f, Force::No, NOW);
+    assert_eq!(d.exit_code(), exit::FAILURE, "{}", d.reason);
+    assert!(d.reason.contains("entries for profile `P` cannot be written: cannot write in `/h/.oci`"), "{}", d.reason);
+    let Plan::Impossible { exit_code } = d.plan else { unreachable!() };
+    assert!(crate::renew::schedule::is_retryable(&blocked(exit_code, d.reason)));
 }
