@@ -12,7 +12,7 @@ use crate::clock::{fmt_secs, SystemClock};
 use crate::context::Context;
 use crate::daemon::DaemonSpec;
 use crate::error::Result;
-use crate::renew::{Force, Renewer, Session};
+use crate::renew::{Action, Force, Renewer, Session};
 use crate::settings::{Env, OciView, Settings};
 use std::ffi::OsString;
 use std::io::Write;
@@ -306,6 +306,11 @@ fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: C
 }
 
 fn report_session(ctx: &Context, session: Session) -> Result<u8> {
+    // A renewal says the same in its own info line: once is enough.
+    let renewed = !matches!(session.action, Action::Reused | Action::KeptAfterFailure);
+    if renewed && tracing::enabled!(tracing::Level::INFO) {
+        return Ok(0);
+    }
     let left = (session.claims.exp - ctx.now()).max(0);
     let _ = writeln!(
         std::io::stderr().lock(),

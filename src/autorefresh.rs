@@ -20,7 +20,7 @@ pub(crate) async fn run_supervised(
     session: Session,
     builder: ChildBuilder,
 ) -> Result<u8> {
-    renewer.check_passphrase_opens()?;
+    renewer.ready_passphrase().await?;
     warn_if_session_ends_soon(ctx, &session);
     let (tx, rx) = watch::channel(session.token.clone());
     let proxy = if ctx.settings.resign_proxy {

@@ -16,14 +16,47 @@ use std::time::{Duration, Instant};
 #[cfg(unix)]
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 
+/// The owner of `dir` when this process is root and `dir` is another user's: what root gives
+/// the files and folders it makes there ([`adopt_owner`]).
+#[cfg(unix)]
+fn foreign_owner(dir: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::MetadataExt;
+    // SAFETY: geteuid(2) cannot fail and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    fs::metadata(dir).ok().filter(|m| m.uid() != 0).map(|m| (m.uid(), m.gid()))
+}
+
+/// Run as root with a user's HOME (`sudo -E`, `su -m`, a root job), woci gives what it creates
+/// in a folder of that user's the folder's owner, as `oci` keeps a file's owner by writing it in
+/// place: one root call never leaves a user's `~/.oci` with files the user cannot read.
+#[cfg(unix)]
+pub(crate) fn adopt_owner(file: &File, dir: &Path) {
+    if let Some((uid, gid)) = foreign_owner(dir) {
+        let _ = std::os::unix::fs::fchown(file, Some(uid), Some(gid));
+    }
+}
+
 /// Creates `dir` (and parents) if needed and makes `dir` itself 0700.
 pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
+    // Made by this call, top down: given their parent's owner when root makes them.
+    #[cfg(unix)]
+    let made: Vec<PathBuf> =
+        dir.ancestors().take_while(|d| fs::symlink_metadata(d).is_err()).map(Path::to_owned).collect();
     // Folders it creates on the way (`~/.oci`, `~/.oci/sessions`) are private too.
     let mut builder = fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
     builder.create(dir).map_err(|e| Error::io("cannot create folder", dir, e))?;
+    #[cfg(unix)]
+    for new in made.iter().rev() {
+        if let Some((uid, gid)) = new.parent().and_then(foreign_owner) {
+            // Not following a link another user may have put in its place meanwhile.
+            let _ = std::os::unix::fs::lchown(new, Some(uid), Some(gid));
+        }
+    }
     // Set only when needed: a read-only folder that is private already is left to the write
     // that needs it to say so.
     #[cfg(unix)]
@@ -77,6 +110,8 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
         }
         #[cfg(not(unix))]
         let _ = mode;
+        #[cfg(unix)]
+        adopt_owner(&f, dir);
         if cfg!(feature = "failpoints") && proven {
             // Two writes, so that the crash tests can stop the process between them.
             let (first, rest) = contents.split_at(contents.len() / 2);
@@ -214,6 +249,14 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
     })();
     let _ = fs::remove_file(&probe);
     result.map_err(|e| Error::io("cannot write in", dir, e))?;
+    check_room(dir, room)
+}
+
+/// Room a renewal needs in the session folder: its new files, with room to spare.
+pub(crate) const RENEWAL_ROOM: u64 = 64 * 1024;
+
+/// Whether the file system of `dir` has at least `room` bytes free.
+fn check_room(dir: &Path, room: u64) -> Result<()> {
     match fs4::available_space(dir) {
         Ok(free) if free < room => Err(Error::io(
             "not enough free space in",
@@ -231,19 +274,18 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
     }
 }
 
-/// Why new files cannot be made in `dir` (or, while it does not exist, in the nearest folder
-/// above it that does), if so: looked at without writing (`access(2)`, which also knows a
-/// read-only mount), for `--status` to say what the call's [`check_writable`] would meet.
+/// Why a renewal's files cannot be made in `dir` (or, while it does not exist, in the nearest
+/// folder above it that does), if so: looked at without writing (`access(2)`, which also knows a
+/// read-only mount, and the free space), for `--status` to say what the call's
+/// [`check_writable`] would meet.
 pub(crate) fn cannot_write_in(dir: &Path) -> Option<String> {
     let at = dir.ancestors().find(|d| fs::symlink_metadata(d).is_ok())?;
-    #[cfg(not(unix))]
-    return None;
     #[cfg(unix)]
-    {
-        let refused = rustix::fs::access(at, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).err()?;
+    if let Err(refused) = rustix::fs::access(at, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK) {
         let e = std::io::Error::from_raw_os_error(refused.raw_os_error());
-        Some(Error::io("cannot write in", at, e).to_string())
+        return Some(Error::io("cannot write in", at, e).to_string());
     }
+    check_room(at, RENEWAL_ROOM).err().map(|e| e.to_string())
 }
 
 /// The real user id (0 where there is none), for per-user folder names.
@@ -515,6 +557,8 @@ impl FileLock {
         opts.mode(0o600);
         refuse_non_file(path)?;
         let lock = FileLock { file: open_no_follow(path, opts, "cannot open lock file")? };
+        #[cfg(unix)]
+        adopt_owner(&lock.file, path.parent().unwrap_or(Path::new(".")));
         let mut waited = false;
         let pauses = (Duration::from_millis(5), Duration::from_millis(100));
         let locked = retry_until(timeout, pauses, || match FileExt::try_lock_exclusive(&lock.file) {
@@ -593,7 +637,15 @@ pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, 
             Ok(Some(_)) => return Ok(dir),
             Ok(None) => {}
             // Each is a name someone else took: said, whichever folder serves instead.
-            Err(e) => tracing::warn!("{e}; not used"),
+            Err(e @ Error::Config(_)) => tracing::warn!("{e}; not used"),
+            // The temporary folder itself takes nothing (missing, read-only, not the user's): no
+            // other name in it would do better.
+            Err(e) if dir.parent() == Some(temp_dir) => {
+                return Err(
+                    e.with_hint("the temporary folder (`TMPDIR`, else `/tmp`) must be one this user can write in")
+                );
+            }
+            Err(e) => tracing::debug!("`{name}` does not go to `{}`: {e}", dir.display()),
         }
     }
     let dir = new_private_dir(temp_dir, &format!("{name}-{}.", user_id()))?.keep();

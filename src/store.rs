@@ -94,6 +94,11 @@ pub struct StoredRefreshToken {
 }
 
 impl StoredRefreshToken {
+    /// Where the rescued copy the next renewal reads is, when it reads one.
+    pub fn rescued(&self) -> Option<&Path> {
+        self.source.as_ref().filter(|(_, _, rescued)| *rescued).map(|(p, _, _)| p.as_path())
+    }
+
     /// Whether a refresh token is stored, and how.
     pub fn state(&self) -> RefreshTokenState {
         match self.source.as_ref().map(|(_, b, _)| String::from_utf8_lossy(b)) {
@@ -453,7 +458,7 @@ impl SessionStore {
     /// full), before a refresh token is spent.
     pub fn check_writable(&self) -> Result<()> {
         self.ensure_dir()?;
-        fsutil::check_writable(&self.dir, 64 * 1024)
+        fsutil::check_writable(&self.dir, fsutil::RENEWAL_ROOM)
     }
 
     /// The folders a refresh token that could not be stored in the session folder may be kept

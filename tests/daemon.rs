@@ -555,8 +555,9 @@ async fn a_fifo_as_the_log_is_refused_not_waited_on() {
 
 /// A long run that could not renew is refused at its start, not half an hour later: a daemon
 /// whose passphrase variable is unset (exit 2), one whose passphrase does not open the encrypted
-/// refresh token (exit 8), an `--exec` with the wrong passphrase (exit 8, the program never
-/// runs); and a reload that names a variable the daemon lacks keeps the current settings.
+/// refresh token, an empty one's included (exit 8), an `--exec` with the wrong passphrase, an
+/// empty or an unset variable (exit 8, 8, 2: the program never runs); and a reload that names a
+/// variable the daemon lacks keeps the current settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     let w = World::new().await;
@@ -576,13 +577,23 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     let out = with(&["--daemon"], None).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("not set in the daemon's environment"), "{}", stderr(&out));
-    let out = with(&["--daemon"], Some("wrong")).await;
-    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
+    for pass in ["wrong", ""] {
+        let out = with(&["--daemon"], Some(pass)).await;
+        assert_eq!(out.status.code(), Some(8), "{pass:?}: {}", stderr(&out));
+    }
     let ran = w.home().join("ran");
     let script = format!("touch '{}'", ran.display());
-    let out = with(&["--exec", "--", "sh", "-c", &script], Some("wrong")).await;
-    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
-    assert!(!ran.exists(), "the program ran");
+    for (pass, code, says) in [
+        (Some("wrong"), 8, "does not open it"),
+        (Some(""), 8, "is empty, which opens no encrypted refresh token"),
+        (None, 2, "is not set, so the first renewal of this run would fail"),
+    ] {
+        let out = with(&["--exec", "--", "sh", "-c", &script], pass).await;
+        assert_eq!(out.status.code(), Some(code), "{pass:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(says), "{pass:?}: {}", stderr(&out));
+        assert!(!stderr(&out).contains("stored unencrypted"), "{pass:?}: {}", stderr(&out));
+        assert!(!ran.exists(), "the program ran with {pass:?}");
+    }
 
     // Started right (plain settings); the INI then names a variable it does not have.
     std::fs::write(w.session_dir().join("refresh_token"), &rt).unwrap();

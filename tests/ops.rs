@@ -736,3 +736,38 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
     assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }
+
+/// `--exec` with the prompt asks before the program starts (never while it has the terminal)
+/// and keeps the answer for the run; a passphrase that does not open the refresh token starts
+/// nothing (exit 8).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompted_passphrase_is_asked_before_the_program_starts() {
+    use std::io::Write;
+    let w = World::new().await;
+    w.seed_token(3600);
+    let rt = w.seed_refresh_token();
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+    for (typed, code) in [("right", 0), ("wrong", 8)] {
+        let mut c = w.woci_in_a_terminal("--refresh-token-passphrase-prompt --exec -- sh -c 'echo program-started'");
+        c.stdin(std::process::Stdio::piped());
+        let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+        let mut stdin = child.stdin.take().unwrap();
+        let out = tokio::task::spawn_blocking(move || {
+            std::thread::sleep(Duration::from_millis(700));
+            let _ = stdin.write_all(format!("{typed}\n").as_bytes());
+            std::thread::sleep(Duration::from_millis(700));
+            drop(stdin);
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+        let asked = text.find("refresh token passphrase for profile").unwrap_or_else(|| panic!("{text}"));
+        match code {
+            0 => assert!(text.find("program-started").is_some_and(|at| at > asked), "{text}"),
+            _ => assert!(!text.contains("program-started") && text.contains("does not open it"), "{text}"),
+        }
+        assert_eq!(out.status.code(), Some(code), "{typed}: {text}");
+    }
+}

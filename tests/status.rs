@@ -589,3 +589,38 @@ async fn a_login_without_redirect_port_is_a_setting_to_fix() {
     let out = status(&w, true, &[], &["--device-code"]).await;
     assert_eq!(out.status.code(), Some(3), "a device-code login needs no port: {}", stdout(&out));
 }
+
+/// Root with a user's HOME (`sudo -E woci …`): what the renewal writes into the user's `~/.oci`
+/// keeps the user as its owner, so that the user's own next call (and plain `oci`) still reads
+/// it. Only root can make files for another user: as a user, the files are simply the user's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn root_with_a_users_home_leaves_the_users_files_the_users() {
+    use std::os::unix::fs::MetadataExt;
+    let w = World::new().await;
+    w.seed_refresh_token();
+    // SAFETY: getuid(2) cannot fail.
+    let me = unsafe { libc::getuid() };
+    let (root, user) = (me == 0, if me == 0 { 65534 } else { me });
+    let oci = w.home().join(".oci");
+    if root {
+        chown_tree(&oci, user);
+    }
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let mut seen = 0;
+    let mut stack = vec![oci];
+    while let Some(p) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&p).unwrap();
+        assert_eq!((meta.uid(), meta.gid()), (user, if root { user } else { meta.gid() }), "{}", p.display());
+        if meta.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+        }
+        seen += 1;
+    }
+    assert!(seen >= 8, "the config, the session folder, its key, token, refresh token and lock: {seen}");
+}

@@ -694,8 +694,9 @@ fn read_oci_view(args: &[OsString]) -> Result<OciView> {
         if is_view_option(&name) || oci_globals::find(&name).is_some() {
             return None;
         }
-        let (score, v) = crate::settings::rules::closest(&name, VIEW_OPTIONS.iter().copied())?;
-        (score >= 0.9).then(|| (name, v.to_owned()))
+        // A letter off (two in a long name): `--file` of `oci os object put` is no `--profile`.
+        let near = |v: &&str| strsim::damerau_levenshtein(&name, v) <= if v.len() >= 10 { 2 } else { 1 };
+        VIEW_OPTIONS.iter().copied().find(near).map(|v| (name.clone(), v.to_owned()))
     });
     Ok(view)
 }

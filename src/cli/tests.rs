@@ -510,6 +510,18 @@ fn a_lookalike_of_a_profile_option_is_noticed_for_the_error_hint() {
     assert_eq!(typo_hint(&inv.oci).unwrap(), "the command line has `--profle`: did you mean `--profile`?");
     assert_eq!(typo_hint(&p(&["os", "ns", "get", "--profile", "EMU"]).oci), None);
     assert_eq!(typo_hint(&p(&["os", "object", "put", "--bucket-name", "b"]).oci), None);
+    // Options of oci's commands that only resemble one are no typo.
+    for real in ["--file", "--name", "--path", "--all", "--auth-type"] {
+        assert_eq!(typo_hint(&p(&["os", "object", "put", real, "x"]).oci), None, "{real}");
+    }
+    for (typo, meant) in
+        [("--regoin", "--region"), ("--confg-file", "--config-file"), ("--ceert-bundel", "--cert-bundle")]
+    {
+        assert_eq!(
+            typo_hint(&p(&["os", "ns", "get", typo, "x"]).oci).unwrap(),
+            format!("the command line has `{typo}`: did you mean `{meant}`?")
+        );
+    }
 }
 
 #[test]

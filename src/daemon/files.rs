@@ -259,7 +259,10 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
     opts.create(true).append(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    fsutil::open_no_follow(path, opts, "cannot open")
+    let log = fsutil::open_no_follow(path, opts, "cannot open")?;
+    #[cfg(unix)]
+    fsutil::adopt_owner(&log, path.parent().unwrap_or(Path::new(".")));
+    Ok(log)
 }
 
 /// Appends `line` and a newline, when there is a line (the optional lines of `--status` and

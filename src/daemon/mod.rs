@@ -71,12 +71,13 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let store = &ctx.store;
     let profile = store.profile().to_owned();
     DaemonSpec::check_passphrase(&ctx.settings)?;
-    renewer.check_passphrase_opens()?;
+    let runtime = crate::child::runtime(&mut tokio::runtime::Builder::new_current_thread())?;
+    runtime.block_on(renewer.ready_passphrase())?;
     let info = inspect(store)?;
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
     }
-    crate::child::runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(renewer.ensure(Force::No))?;
+    runtime.block_on(renewer.ensure(Force::No))?;
 
     store.ensure_dir()?;
     // The daemon reports ready through its state file: one it cannot write would leave this start

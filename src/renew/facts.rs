@@ -170,6 +170,8 @@ pub struct RefreshInput {
     /// Its expiry: the refresh token's own `exp` when it is a readable JWT (looked at by
     /// `--status`), else what the IdP said when it issued it (`refresh_expires_in`).
     pub expires_at: Option<i64>,
+    /// The rescued copy the next renewal reads (the session folder could not take it).
+    pub rescued: Option<PathBuf>,
 }
 
 /// Everything a renewal decision looks at.
@@ -283,8 +285,14 @@ impl<'s> SessionFacts<'s> {
             RefreshTokenState::Encrypted => env_pass.map(|p| stored.open(Some(p))),
             _ => Some(stored.open(None)),
         };
-        let decryptable = opened.as_ref().filter(|_| state == RefreshTokenState::Encrypted).map(Result::is_ok);
+        // An empty variable opens no envelope: known without trying, calls and `--status` alike.
+        let empty_var = matches!(passphrase, PassphraseInput::Env { set: true, .. }) && env_pass.is_none();
+        let decryptable = match opened.as_ref().filter(|_| state == RefreshTokenState::Encrypted) {
+            _ if empty_var && state == RefreshTokenState::Encrypted => Some(false),
+            opened => opened.map(Result::is_ok),
+        };
         let jwt_expiry = opened.and_then(|r| r.ok().flatten()).and_then(|rt| jwt_exp(&rt));
+        let rescued = stored.rescued().map(Path::to_owned);
         let rotation = stored.rotation.filter(|_| matches!(settings.mode, RenewMode::Login(_)));
         // The recorded expiry belongs to the stored refresh token, not to a rotation's new one.
         let completes_rotation = matches!(rotation, Some(InterruptedRotation::Complete(_)));
@@ -331,6 +339,7 @@ impl<'s> SessionFacts<'s> {
                 rejected: stored.rejected.clone(),
                 damage,
                 expires_at,
+                rescued,
             },
             config_current,
             key,
@@ -499,6 +508,7 @@ pub mod testing {
                     rejected: None,
                     damage: None,
                     expires_at: None,
+                    rescued: None,
                 },
                 config_current: true,
                 key: KeyState::Usable,

@@ -194,6 +194,42 @@ fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
     Ok(first)
 }
 
+/// Readies the passphrase of a long run (the daemon, `--auto-refresh`, `--exec`) before it starts,
+/// not at its first renewal, unattended or while the child owns the terminal: an unset variable
+/// is refused (exit 2); the prompt asks now and the run keeps the answer (no terminal: exit 3); a
+/// passphrase that does not open the stored refresh token, an empty variable's too, is refused
+/// (exit 8). Only the refresh token is read, and only when a passphrase is configured.
+pub(crate) async fn ready_for_run(r: &Renewer) -> Result<()> {
+    let crate::settings::RenewMode::Login(cfg) = &r.settings.mode else { return Ok(()) };
+    let pass = match &cfg.passphrase {
+        PassphraseSource::None => return Ok(()),
+        PassphraseSource::Env { var, value: None } => {
+            return Err(Error::Config(format!(
+                "`{var}` (named by `refresh_token_passphrase_env`) is not set, so the first renewal of this run would \
+                 fail; set it, or remove the setting to keep the refresh token unencrypted"
+            )))
+        }
+        PassphraseSource::Env { value: Some(v), .. } => Some(v.clone()).filter(|v| !v.expose().is_empty()),
+        PassphraseSource::Prompt => passphrase(r, cfg).await?,
+    };
+    // An unreadable refresh token is the renewal's to report, as `SessionFacts` leaves it.
+    let Ok(stored) = r.store.stored_refresh_token() else { return Ok(()) };
+    if stored.state() != crate::store::RefreshTokenState::Encrypted || stored.open(pass.as_ref()).is_ok() {
+        return Ok(());
+    }
+    let reason = match &cfg.passphrase {
+        PassphraseSource::Env { var, .. } if pass.is_none() => format!(
+            "`{var}` is empty, which opens no encrypted refresh token, so the first renewal of this run would fail; \
+             set it to the passphrase it was encrypted with"
+        ),
+        PassphraseSource::Env { var, .. } => {
+            format!("the passphrase in `{var}` does not open it, so the first renewal of this run would fail")
+        }
+        _ => "the passphrase given does not open it; nothing was started".to_owned(),
+    };
+    Err(Error::RefreshTokenLocked { path: r.store.refresh_token_path(), reason })
+}
+
 /// The refresh token passphrase, asked at most once per process.
 async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretString>> {
     r.passphrase

@@ -152,26 +152,9 @@ impl Renewer {
         self
     }
 
-    /// Fails when the stored refresh token is encrypted and the passphrase given does not open
-    /// it: a long run (the daemon, `--auto-refresh`, `--exec`) would start and then fail at its
-    /// first renewal, unattended.
-    /// Only the refresh token is read (not the whole of [`SessionFacts`]), and only when a
-    /// variable's passphrase can be tried without asking anyone.
-    pub fn check_passphrase_opens(&self) -> Result<()> {
-        let crate::settings::RenewMode::Login(c) = &self.settings.mode else { return Ok(()) };
-        let crate::settings::PassphraseSource::Env { var, value: Some(pass) } = &c.passphrase else { return Ok(()) };
-        if pass.expose().is_empty() {
-            return Ok(());
-        }
-        // An unreadable refresh token is the renewal's to report, as `SessionFacts` leaves it.
-        let Ok(stored) = self.store.stored_refresh_token() else { return Ok(()) };
-        if stored.state() != crate::store::RefreshTokenState::Encrypted || stored.open(Some(pass)).is_ok() {
-            return Ok(());
-        }
-        Err(Error::RefreshTokenLocked {
-            path: self.store.refresh_token_path(),
-            reason: format!("the passphrase in `{var}` does not open it, so the first renewal of this run would fail"),
-        })
+    /// Readies the refresh token's passphrase before a long run starts ([`login::ready_for_run`]).
+    pub async fn ready_passphrase(&self) -> Result<()> {
+        login::ready_for_run(self).await
     }
 
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused

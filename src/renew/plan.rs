@@ -355,8 +355,13 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     // seal the next one), a login included.
     if let PassphraseInput::Env { var, set: false } = &r.passphrase {
         let fix = match r.state {
-            RefreshTokenState::Encrypted => "set it to the passphrase the refresh token is encrypted with",
-            _ => "set it, or remove the setting to keep the refresh token unencrypted",
+            RefreshTokenState::Encrypted if force != Force::Login => {
+                "set it to the passphrase the refresh token is encrypted with"
+            }
+            _ => {
+                "set it (a new refresh token is encrypted with it), or remove the setting to keep the refresh token \
+                  unencrypted"
+            }
         };
         return Decision::impossible(
             exit::CONFIG,
@@ -398,7 +403,10 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
         )),
         PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => Some((
             exit::REFRESH_TOKEN_LOCKED,
-            format!("the passphrase in `{var}` does not open the encrypted refresh token (wrong passphrase or damaged file)"),
+            format!(
+                "the passphrase in `{var}` does not open the encrypted refresh token (a wrong passphrase, an empty \
+                 variable, or a damaged file)"
+            ),
         )),
         _ => None,
     };

@@ -3,9 +3,9 @@
 //!
 //! Compatible with the Python woci (gtrevorrow/OCI-CLI-Tools):
 //! - path precedence: `--manager-config` > `WOCI_MANAGER_CONFIG` > `woci_manager.ini` beside the
-//!   OCI config file > `~/.oci/woci_manager.ini`. A path given by flag or environment must be
-//!   readable (else a configuration error, exit 2); an auto-discovered one that cannot be read is
-//!   ignored.
+//!   OCI config file > `~/.oci/woci_manager.ini`. A path given by flag or environment must exist;
+//!   a file that is there must be readable, the user's (or root's) and not writable by every
+//!   user (else a configuration error, exit 2; the Python woci ignored an unreadable one).
 //! - `[COMMON]` holds shared keys; the profile's own section (`[<profile>]`, section names are
 //!   case-sensitive) is merged over it, so the profile wins. `[DEFAULT]` is an ordinary section:
 //!   it is the profile section of the `DEFAULT` profile and is not inherited by other profiles.
@@ -29,16 +29,16 @@ pub const FILE_NAME: &str = "woci_manager.ini";
 /// The section merged under every profile's section.
 pub const COMMON_SECTION: &str = "COMMON";
 
-/// Where the manager INI path came from; decides whether an unreadable file is an error.
+/// Where the manager INI path came from; decides whether a missing file is an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     /// `--manager-config`: unreadable → config error.
     Flag,
     /// `WOCI_MANAGER_CONFIG`: unreadable → config error.
     Env,
-    /// `woci_manager.ini` beside the OCI config file: unreadable → ignored.
+    /// `woci_manager.ini` beside the OCI config file: absent → none.
     BesideOciConfig,
-    /// `~/.oci/woci_manager.ini`: unreadable → ignored.
+    /// `~/.oci/woci_manager.ini`: absent → none.
     Home,
 }
 
@@ -64,8 +64,6 @@ pub struct IniFile {
     pub values: BTreeMap<String, String>,
     /// Whether any section of the file sets a secret and the file is readable by group or others.
     pub exposed_secrets: bool,
-    /// Why a discovered file that is there was ignored (it cannot be read).
-    pub ignored: Option<String>,
     /// Without a section for the profile: the section that was probably meant (`[EMu]` for `EMU`).
     pub near_section: Option<String>,
     /// The profile the file was read for.
@@ -85,7 +83,6 @@ impl std::fmt::Debug for IniFile {
             .field("path", &self.path)
             .field("has_profile_section", &self.has_profile_section)
             .field("exposed_secrets", &self.exposed_secrets)
-            .field("ignored", &self.ignored)
             .field("near_section", &self.near_section)
             .field("values", &values)
             .finish()
@@ -118,7 +115,6 @@ impl IniFile {
                 format!("unknown key `{k}` in {file} (ignored){hint}")
             })
             .collect();
-        out.extend(self.ignored.clone());
         // Only a difference of case: a typo, not another profile (`prod` beside `prod2` is not).
         out.extend(self.near_section.as_ref().filter(|s| s.eq_ignore_ascii_case(&self.profile)).map(|s| {
             format!(
@@ -161,9 +157,9 @@ pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &P
 
 /// Loads the merged section for `profile`.
 ///
-/// A file given by flag or environment that cannot be read is a configuration error; a discovered
-/// one that cannot be read yields an empty config. A file that can be read but is not valid INI is
-/// a configuration error whatever its source.
+/// A file given by flag or environment that is missing is a configuration error; a discovered one
+/// that is gone yields an empty config. A file that is there but cannot be read, is not valid INI
+/// or not safe ([`foreign_or_open`]) is a configuration error whatever its source.
 pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         let fix = match source {
@@ -176,31 +172,35 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
             source.describe()
         )));
     }
-    let bytes = match crate::fsutil::read_bounded(path, crate::fsutil::MAX_INPUT) {
-        Ok(b) => b,
-        // A file that is there but too large is an error even when discovered: never ignored.
-        Err(e) if matches!(source, Source::Flag | Source::Env) || e.kind() == std::io::ErrorKind::FileTooLarge => {
-            return Err(Error::Config(format!(
-                "cannot read the manager config `{}` {}: {}{}",
-                path.display(),
-                source.describe(),
-                crate::fsutil::io_reason(&e),
-                crate::error::permission_hint(&e, path)
-            )))
-        }
-        Err(e) => {
-            // Ignored, as the Python woci does, but said (with the settings' warnings, printed
-            // once logging is set up): else the profile's IdP settings vanish without a word.
-            let ignored = (e.kind() != std::io::ErrorKind::NotFound).then(|| {
-                format!(
-                    "ignoring the manager config `{}`, which cannot be read ({}); the profiles it configures have no woci settings",
-                    path.display(),
-                    crate::fsutil::io_reason(&e)
-                )
-            });
-            return Ok(IniFile { ignored, ..IniFile::default() });
-        }
+    let cannot_read = |e: std::io::Error| {
+        Error::Config(format!(
+            "cannot read the manager config `{}` {}: {}{}",
+            path.display(),
+            source.describe(),
+            crate::fsutil::io_reason(&e),
+            crate::error::permission_hint(&e, path)
+        ))
     };
+    let mut opts = std::fs::OpenOptions::new();
+    opts.read(true);
+    // A FIFO swapped in since the look above must not hang the call.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
+    let file = match opts.open(path) {
+        Ok(f) => f,
+        // Gone since it was found: as if it had never been there.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !matches!(source, Source::Flag | Source::Env) => {
+            return Ok(IniFile::default())
+        }
+        // A file that is there but cannot be read is never ignored: its profiles would lose their
+        // IdP settings, and the errors would point at `oci session authenticate`.
+        Err(e) => return Err(cannot_read(e)),
+    };
+    #[cfg(unix)]
+    if let Ok(meta) = file.metadata() {
+        foreign_or_open(path, &meta)?;
+    }
+    let bytes = crate::fsutil::read_bounded_from(file, crate::fsutil::MAX_INPUT).map_err(cannot_read)?;
     let text = String::from_utf8(bytes).map_err(|_| {
         Error::Config(format!("manager config `{}` ({}) is not valid UTF-8", path.display(), source.describe()))
     })?;
@@ -219,6 +219,30 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
         cfg.exposed_secrets = false;
     }
     Ok(cfg)
+}
+
+/// The manager INI names the program woci runs (`oci_command`, hooks) and where secrets go: like
+/// ssh with its config, one that another user owns or every user can write is refused (root
+/// may read a user's: `sudo -E` is root's choice of HOME).
+#[cfg(unix)]
+fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let me = crate::fsutil::user_id();
+    let shown = path.display();
+    if me != 0 && meta.uid() != me && meta.uid() != 0 {
+        return Err(Error::Config(format!(
+            "the manager config `{shown}` belongs to another user (uid {}), and woci runs the programs it names; \
+             make it yours (`chown`) or remove it",
+            meta.uid()
+        )));
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(Error::Config(format!(
+            "the manager config `{shown}` is writable by every user, and woci runs the programs it names; run `chmod o-w {}`",
+            shlex::try_quote(&path.to_string_lossy()).unwrap_or_default()
+        )));
+    }
+    Ok(())
 }
 
 /// The profile sections of the manager INI at `path` (not `[COMMON]`), read as [`load`] reads it;
@@ -267,7 +291,6 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         has_profile_section,
         values,
         exposed_secrets: sets_secrets,
-        ignored: None,
         near_section,
         profile: profile.to_owned(),
         miscased_common,
@@ -528,14 +551,22 @@ token_url = https://other.example/token
     }
 
     #[test]
-    fn a_discovered_file_that_cannot_be_read_is_ignored_with_a_warning() {
+    fn a_discovered_file_that_cannot_be_read_or_others_can_write_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         // Unreadable even for root: a path under a file (ENOTDIR).
         fs::write(dir.path().join("file"), "").unwrap();
-        let cfg = load(&dir.path().join("file").join(FILE_NAME), Source::Home, "p").unwrap();
-        assert_eq!(cfg.values, BTreeMap::new());
-        let warnings = cfg.warnings();
-        assert!(warnings.len() == 1 && warnings[0].contains("cannot be read"), "{warnings:?}");
+        let err = load(&dir.path().join("file").join(FILE_NAME), Source::Home, "p").unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::CONFIG);
+        assert!(err.to_string().starts_with("cannot read the manager config"), "{err}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let p = dir.path().join(FILE_NAME);
+            fs::write(&p, SAMPLE).unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+            let err = load(&p, Source::Home, "p").unwrap_err().to_string();
+            assert!(err.contains("is writable by every user") && err.contains("chmod o-w"), "{err}");
+        }
     }
 
     #[test]

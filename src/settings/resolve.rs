@@ -140,6 +140,15 @@ impl Settings {
     /// woci settings become [`RenewMode::Unusable`] instead of an error.
     pub fn resolve(flags: &Flags, oci: &OciView, env: &Env, never_renews: bool) -> Result<Settings> {
         let home = Self::home_of(env).ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
+        // woci writes paths under it into the OCI config, which every later call reads from
+        // wherever it runs, one line per key.
+        if !home.is_absolute() || home.to_string_lossy().contains(['\n', '\r']) {
+            return Err(Error::Config(format!(
+                "the home folder `{}` (`HOME`) {}; set `HOME` to the home folder's absolute path",
+                home.display(),
+                if home.is_absolute() { "holds a line break" } else { "is not an absolute path" }
+            )));
+        }
         let nonempty = |k: &str| env.get(k).filter(|v| !v.is_empty()).cloned();
 
         // oci's own choices: the profile, the config file, and `oci_cli_rc`'s defaults.
@@ -320,7 +329,12 @@ impl Settings {
             config_region,
             auth,
             endpoint,
-            runtime_dir: nonempty("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute()),
+            // Unset in cron jobs and `su` shells: systemd's folder for the user, so that a refresh
+            // token rescued in a desktop shell is found by the nightly job too.
+            runtime_dir: match nonempty("XDG_RUNTIME_DIR") {
+                Some(dir) => Some(PathBuf::from(dir)).filter(|p| p.is_absolute()),
+                None => Some(PathBuf::from(format!("/run/user/{}", crate::fsutil::user_id()))).filter(|p| p.is_dir()),
+            },
             home,
             mode,
             window,
@@ -501,15 +515,22 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         _ => terminal && !browser_possible(env, cfg!(target_os = "linux")),
     };
     let device = DeviceConfig { authorization_url: l.get(Key::DeviceAuthorizationUrl, rules::url)? };
-    let passphrase = if l.boolean(Key::PassphrasePrompt)? {
-        PassphraseSource::Prompt
-    } else {
-        match l.get(Key::PassphraseEnv, rules::env_name)? {
-            // Set but empty means "store unencrypted" (a renewal warns); unset is an error when
-            // the refresh token is encrypted.
-            Some(var) => PassphraseSource::Env { value: env.get(&var).map(|v| SecretString::from(v.as_str())), var },
-            None => PassphraseSource::None,
+    // Both ways set: the one given nearer this call wins (`--refresh-token-passphrase-env` over
+    // the INI's prompt, as the prompt's own error advises), the prompt when they are alike.
+    let rank = |key| match l.raw(key).map(|(_, o)| o) {
+        Some(Origin::Flag(_)) => 0,
+        Some(Origin::Env(_)) => 1,
+        _ => 2,
+    };
+    let prompt = l.boolean(Key::PassphrasePrompt)?;
+    let passphrase = match l.get(Key::PassphraseEnv, rules::env_name)? {
+        // Set but empty means "store unencrypted" (a renewal warns); unset is an error when
+        // the refresh token is encrypted.
+        Some(var) if !prompt || rank(Key::PassphraseEnv) < rank(Key::PassphrasePrompt) => {
+            PassphraseSource::Env { value: env.get(&var).map(|v| SecretString::from(v.as_str())), var }
         }
+        _ if prompt => PassphraseSource::Prompt,
+        _ => PassphraseSource::None,
     };
     Ok(RenewMode::Login(Box::new(LoginConfig {
         idp: IdpConfig {

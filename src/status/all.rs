@@ -16,9 +16,16 @@ use crate::terminal::print;
 pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock: SharedClock) -> Result<u8> {
     // Only for the home and the INI: the current profile (a bad `OCI_CLI_PROFILE`) plays no part.
     let any = OciView { profile: Some("DEFAULT".into()), ..oci.clone() };
-    let base = match Settings::resolve(flags, &any, env, true) {
-        Ok(base) => base,
-        // No profile list without readable settings; JSON readers still get JSON, with the error.
+    let listed = Settings::resolve(flags, &any, env, true).and_then(|base| {
+        let sections = crate::settings::ini::section_names(base.ini_file.as_ref().map(|(p, _)| p.as_path()));
+        let sections: Vec<&str> = sections.iter().map(String::as_str).collect();
+        let names = overview::profiles_to_show(&base.home.join(".oci").join("sessions"), &sections)?;
+        Ok((base, names))
+    });
+    let (base, names) = match listed {
+        Ok(listed) => listed,
+        // No profile list without readable settings and sessions; JSON readers still get JSON,
+        // with the error.
         Err(e) if json => {
             let v = serde_json::json!({"profiles": [], "error": e.to_string().replace('`', ""), "exit_code": e.exit_code()});
             print(&crate::terminal::to_json(&v)?)?;
@@ -26,9 +33,6 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
         }
         Err(e) => return Err(e),
     };
-    let sections = crate::settings::ini::section_names(base.ini_file.as_ref().map(|(p, _)| p.as_path()));
-    let sections: Vec<&str> = sections.iter().map(String::as_str).collect();
-    let names = overview::profiles_to_show(&base.home.join(".oci").join("sessions"), &sections);
     let entries: Vec<Entry> = names
         .into_iter()
         .map(|name| {

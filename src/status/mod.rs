@@ -24,7 +24,7 @@
 //! `expired` | `missing` | `corrupt`), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
-//! (`complete` | `incomplete` | `null`)}, `daemon` {`running`,
+//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
@@ -104,9 +104,15 @@ fn after_last_failure(
 }
 
 /// The last renewal's failure, and whether the manager INI or the OCI config changed since (the
-/// fix, usually).
+/// fix, usually; its owner or mode too, hence the inode's change time).
 fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
     ctx.store.failure_since(0).map(|f| {
+        #[cfg(unix)]
+        let changed_ms = |p: &std::path::Path| {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(p).map_or(0, |m| m.ctime() * 1000 + m.ctime_nsec() / 1_000_000)
+        };
+        #[cfg(not(unix))]
         let changed_ms = |p: &std::path::Path| {
             std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
         };
@@ -142,6 +148,8 @@ pub(crate) struct RefreshReport {
     /// A refresh-token rotation a killed woci left half done: `complete` (the next call finishes
     /// it) or `incomplete` (the new refresh token is lost); `null` when there is none.
     pub interrupted_rotation: Option<&'static str>,
+    /// The rescued copy the next renewal reads instead (the session folder could not take it).
+    pub rescued: Option<String>,
 }
 
 /// The whole report (`--status --json`).
@@ -237,6 +245,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
                 InterruptedRotation::Complete(_) => "complete",
                 InterruptedRotation::Incomplete(_) => "incomplete",
             }),
+            rescued: f.refresh.rescued.as_ref().map(|p| p.display().to_string()),
         },
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),
@@ -319,6 +328,10 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
                 }
             };
             let _ = writeln!(o, "refresh token: {how}");
+            push_line(
+                &mut o,
+                rt.rescued.as_ref().map(|p| format!("  rescued: `{}`, which the next renewal reads", safe(p))),
+            );
             push_line(&mut o, rt.expires_at.map(|e| format!("  expires: {}", fmt_utc(e))));
         }
     }

@@ -216,9 +216,16 @@ pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -
 
 /// The profiles `--status --all` shows: every section of the manager INI (`ini_sections`, except
 /// `[COMMON]`) and every session folder under `sessions_root`, sorted, once each. A folder whose
-/// name is no valid profile name is skipped; a missing root is no folder.
-pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> Vec<String> {
-    let folders = std::fs::read_dir(sessions_root)
+/// name is no valid profile name is skipped; a missing root is no folder, one that cannot be
+/// listed an error (else "no profiles" would hide them).
+pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> crate::error::Result<Vec<String>> {
+    let listed = match std::fs::read_dir(sessions_root) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(crate::error::Error::io("cannot list", sessions_root, e))
+        }
+        listed => listed,
+    };
+    let folders = listed
         .into_iter()
         .flatten()
         .flatten()
@@ -233,7 +240,7 @@ pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> V
         .collect();
     names.sort();
     names.dedup();
-    names
+    Ok(names)
 }
 
 #[cfg(test)]
@@ -469,13 +476,16 @@ mod tests {
         std::fs::write(root.join(".metrics.lock"), "").unwrap();
         std::fs::write(root.join("stray-file"), "").unwrap();
         assert_eq!(
-            profiles_to_show(&root, &["COMMON", "shared", "DEFAULT", "dev", "bad/name"]),
+            profiles_to_show(&root, &["COMMON", "shared", "DEFAULT", "dev", "bad/name"]).unwrap(),
             ["DEFAULT", "ci", "dev", "prod", "shared"]
         );
-        assert_eq!(profiles_to_show(&tmp.path().join("none"), &["dev"]), ["dev"]);
+        assert_eq!(profiles_to_show(&tmp.path().join("none"), &["dev"]).unwrap(), ["dev"]);
+        assert!(profiles_to_show(&tmp.path().join("none/x"), &[]).is_ok());
+        std::fs::write(tmp.path().join("file"), "").unwrap();
+        assert!(profiles_to_show(&tmp.path().join("file"), &[]).unwrap_err().to_string().starts_with("cannot list"));
         // A session folder named COMMON is a profile of that name.
         std::fs::create_dir_all(root.join("COMMON")).unwrap();
         std::fs::write(root.join("COMMON/token"), "").unwrap();
-        assert!(profiles_to_show(&root, &["COMMON"]).contains(&"COMMON".to_owned()));
+        assert!(profiles_to_show(&root, &["COMMON"]).unwrap().contains(&"COMMON".to_owned()));
     }
 }

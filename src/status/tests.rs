@@ -206,7 +206,10 @@ fn json_field_names_are_stable() {
         "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,renewal_under_way,schema,settings,token,usable"
     );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
-    assert_eq!(keys(&v["refresh_token"]), "decryptable,encrypted,expires_at,interrupted_rotation,passphrase,stored");
+    assert_eq!(
+        keys(&v["refresh_token"]),
+        "decryptable,encrypted,expires_at,interrupted_rotation,passphrase,rescued,stored"
+    );
     assert_eq!(
         keys(&v["daemon"]),
         "exit_code,exit_reason,last_error,last_renewal,next_renewal,pid,running,stale_pid,started,stopped,token_expires_at,uptime"

@@ -487,7 +487,8 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
             decryptable: None,
             rejected: None,
             damage: None,
-            expires_at: None
+            expires_at: None,
+            rescued: None
         }
     );
 }

@@ -120,6 +120,29 @@ fn flags_beat_the_environment_which_beats_the_ini() {
     assert_eq!(s.window, DEFAULT_AUTO_WINDOW);
 }
 
+/// The two ways to get the passphrase: the one given nearer the call wins (the prompt's own
+/// error advises `--refresh-token-passphrase-env`), the prompt when both are in the INI.
+#[test]
+fn the_passphrase_way_given_nearer_the_call_wins() {
+    let way = |ini: &str, flags: &[(Key, &str)]| match resolve_with(&format!("{LOGIN}{ini}"), flags, &[], false)
+        .unwrap()
+        .mode
+    {
+        RenewMode::Login(c) => match c.passphrase {
+            PassphraseSource::Prompt => "prompt",
+            PassphraseSource::Env { .. } => "env",
+            PassphraseSource::None => "none",
+        },
+        _ => unreachable!(),
+    };
+    let prompt_ini = "refresh_token_passphrase_prompt = true\n";
+    assert_eq!(way(prompt_ini, &[(Key::PassphraseEnv, "X")]), "env");
+    assert_eq!(way(&format!("{prompt_ini}refresh_token_passphrase_env = X\n"), &[]), "prompt");
+    assert_eq!(way("refresh_token_passphrase_env = X\n", &[(Key::PassphrasePrompt, "true")]), "prompt");
+    assert_eq!(way("refresh_token_passphrase_env = X\n", &[]), "env");
+    assert_eq!(way("", &[]), "none");
+}
+
 #[test]
 fn federation_needs_only_the_exchange_app() {
     let ini = "subject_token_source = env:CI_JOB_JWT_V2\ntoken_exchange_url = https://idcs.example/oauth2/v1/token\n\
