@@ -77,7 +77,7 @@ pub(crate) async fn run_supervised(
     }
     if let Some(p) = proxy {
         if let Some(hint) = p.untouched_hint().filter(|_| code.as_ref().is_ok_and(|c| *c != 0)) {
-            eprintln!("woci: {hint}");
+            crate::terminal::say(&format!("woci: {hint}"));
         }
         p.shutdown().await;
     }

@@ -208,6 +208,7 @@ pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
     #[cfg(unix)]
     if spec.redactor.is_none() {
         use std::os::unix::process::CommandExt;
+        crate::critical::restore_for_child();
         let e = spec.command().exec();
         return Err(spec.spawn_error(e));
     }
@@ -258,6 +259,7 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         let parent = unsafe { libc::getpid() };
         unsafe {
             cmd.pre_exec(move || {
+                crate::critical::restore_for_child();
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
                 // woci died between fork and prctl: the signal would never come.
                 if libc::getppid() != parent {

@@ -44,11 +44,13 @@ mod imp {
     /// Signals a caller may have set to be ignored (`nohup`, `trap '' INT`, a script's `&` job,
     /// which ignores INT and QUIT): woci installs no handler for them, so they stay ignored for
     /// woci and for what it runs. (SIGPIPE cannot be among them: Rust's runtime sets it before
-    /// `main`, and a program woci starts gets the default.)
-    const RESPECTED: [i32; 6] = [SIGHUP, SIGINT, SIGTERM, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
+    /// `main`, and a program woci starts gets the default.) SIGCHLD is the exception: ignored, the
+    /// kernel reaps woci's child before woci learns its exit code (`trap '' CHLD`), so woci takes
+    /// the default back and gives the child the ignored one ([`restore_for_child`]).
+    const RESPECTED: [i32; 7] = [SIGHUP, SIGINT, SIGTERM, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD];
 
     pub(crate) fn note_ignored_at_start() {
-        IGNORED_AT_START.get_or_init(|| {
+        let bits = IGNORED_AT_START.get_or_init(|| {
             RESPECTED.iter().fold(0, |bits, &sig| {
                 // SAFETY: sigaction(2) with a null new action only reads the current one.
                 let ignored = unsafe {
@@ -62,6 +64,19 @@ mod imp {
                 }
             })
         });
+        if bits & 1 << libc::SIGCHLD != 0 {
+            // SAFETY: signal(2) setting the default action, before any thread or child exists.
+            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+        }
+    }
+
+    /// In a child before `exec` (async-signal-safe): SIGCHLD ignored again when the caller had it
+    /// so, as the program would have it without woci in between.
+    pub(crate) fn restore_for_child() {
+        if ignored_at_start(libc::SIGCHLD) {
+            // SAFETY: signal(2) is async-signal-safe.
+            unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+        }
     }
 
     /// Whether `sig` was ignored when woci started ([`note_ignored_at_start`] ran first).
@@ -205,6 +220,7 @@ mod imp {
         false
     }
     pub fn note_ignored_at_start() {}
+    pub fn restore_for_child() {}
     pub fn ignored_at_start(_sig: i32) -> bool {
         false
     }
@@ -230,7 +246,9 @@ pub(crate) fn failpoint(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
-pub(crate) use imp::{end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, supervise, OwnedGroup};
+pub(crate) use imp::{
+    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, restore_for_child, supervise, OwnedGroup,
+};
 
 #[cfg(all(test, unix))]
 mod tests {

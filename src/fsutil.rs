@@ -252,6 +252,31 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
     check_room(dir, room)
 }
 
+/// File descriptors held while a refresh grant is out, so that storing its answer cannot fail for
+/// want of one (a low `ulimit -n`, a program's many connections): taken before the grant, given
+/// back just before the writes, which need fewer.
+#[cfg(unix)]
+pub(crate) struct FdReserve(#[allow(dead_code, reason = "held, never read")] Vec<std::os::fd::OwnedFd>);
+
+#[cfg(unix)]
+impl FdReserve {
+    const HELD: usize = 3;
+
+    /// Takes [`Self::HELD`] descriptors (copies of stdin's, which the runtime keeps open); too
+    /// few free is an error naming the fix, before anything is sent.
+    pub(crate) fn take(dir: &Path) -> Result<FdReserve> {
+        use std::os::fd::AsFd;
+        (0..Self::HELD)
+            .map(|_| std::io::stdin().as_fd().try_clone_to_owned())
+            .collect::<std::io::Result<Vec<_>>>()
+            .map(FdReserve)
+            .map_err(|e| {
+                Error::io("cannot keep the file descriptors that storing the new refresh token needs in", dir, e)
+                    .with_hint("nothing was sent yet (no refresh token spent): raise the limit (`ulimit -n`)")
+            })
+    }
+}
+
 /// Room a renewal needs in the session folder: its new files, with room to spare.
 pub(crate) const RENEWAL_ROOM: u64 = 64 * 1024;
 

@@ -39,6 +39,9 @@ pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>,
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A stderr nobody reads any more (a closed SSH session, `2>&1 | head`) must not end woci:
+        // tracing's own report of the failed write would panic in `eprintln!`.
+        .log_internal_errors(false)
         // Colours only on a terminal and unless NO_COLOR (no-color.org): CI logs and files stay plain.
         .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
         .event_format(WociLine { daemon })

@@ -765,7 +765,11 @@ fn warn_rescue_ignored(e: &Error) {
         std::sync::Mutex::new(std::collections::BTreeSet::new());
     let text = e.to_string();
     if WARNED.lock().unwrap_or_else(|p| p.into_inner()).insert(text.clone()) {
-        tracing::warn!("ignoring a rescued refresh token: {text}");
+        match e {
+            // Not a rescued token that failed its checks: none could be looked for.
+            Error::Io { .. } => tracing::warn!("cannot look for a rescued refresh token: {text}"),
+            _ => tracing::warn!("ignoring a rescued refresh token: {text}"),
+        }
     }
 }
 

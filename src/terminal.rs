@@ -110,6 +110,13 @@ pub(crate) fn print(out: &(impl AsRef<[u8]> + ?Sized)) -> crate::Result<()> {
     }
 }
 
+/// Writes `text` and a newline to stderr for the person at the terminal; a stderr nobody reads
+/// any more (a closed SSH session, `2>&1 | head`) is no error: `eprintln!` would panic.
+pub(crate) fn say(text: &str) {
+    use io::Write;
+    let _ = writeln!(io::stderr().lock(), "{text}");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -405,3 +405,50 @@ async fn an_empty_tmpdir_does_not_put_files_in_the_working_folder() {
     assert!(dir.starts_with(&format!("/tmp/woci-proxy-{}/", unsafe { libc::geteuid() })), "{dir}");
     assert_eq!(std::fs::read_dir(cwd.path()).unwrap().count(), 0, "nothing in the working folder");
 }
+
+/// A caller that ignores SIGCHLD (`trap '' CHLD`): the kernel would reap the child before woci
+/// learns its exit code. woci still passes the program's exit code on, and the program finds
+/// SIGCHLD ignored, as it would without woci.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_ignoring_sigchld_still_gets_the_programs_exit_code() {
+    let (w, tmp) = world().await;
+    let woci = w.woci_std().get_program().to_owned();
+    for (program, code) in [(&["sh", "-c", "exit 7"][..], 7), (&["grep", "SigIgn", "/proc/self/status"][..], 0)] {
+        let mut cmd = woci_std(&w, tmp.path());
+        // bash runs woci with SIGCHLD ignored (`exec` keeps an ignored signal ignored; dash's
+        // `trap ''` does not ignore SIGCHLD).
+        let mut sh = Command::new("bash");
+        sh.args(["-c", "trap '' CHLD; exec \"$0\" \"$@\"", &woci.to_string_lossy(), "--auto-refresh", "--exec", "--"])
+            .args(program);
+        for (k, v) in cmd.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        cmd.stdout(Stdio::piped());
+        let o = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+        assert_eq!(o.status.code(), Some(code), "{}", String::from_utf8_lossy(&o.stderr));
+        if code == 0 {
+            let out = String::from_utf8_lossy(&o.stdout).into_owned();
+            let mask = out.split_whitespace().nth(1).map(|m| u64::from_str_radix(m, 16).unwrap());
+            assert_eq!(mask.map(|m| m & 1 << (libc::SIGCHLD - 1) != 0), Some(true), "{out}");
+        }
+    }
+}
+
+/// A stderr nobody reads any more (a closed SSH session, `2>&1 | head`): woci's own lines are
+/// lost, but the program runs and renewals go on (a failed write once ended woci's threads).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stderr_nobody_reads_stops_nothing() {
+    let (w, tmp) = world().await;
+    let ran = tmp.path().join("ran");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.stderr(writer).args(["--log-level", "info", "--auto-refresh", "--exec", "--", "touch"]).arg(&ran);
+    let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert!(ran.exists(), "the program did not run");
+    assert_eq!(w.emu.stats().refresh_grants, 1, "the renewal at the start happened");
+}

@@ -145,3 +145,18 @@ fn the_checker_sees_edges_and_skips_comments_and_tests() {
     assert!(c.contains("crate::a") && c.contains("crate::d"));
     assert!(!c.contains("crate::c") && !c.contains("crate::e") && !c.contains("crate::h"), "{c}");
 }
+
+/// `eprintln!` panics when stderr is gone (a closed SSH session, `2>&1 | head`), which once left
+/// `--exec` running without renewals: woci's own code writes stderr through `terminal::say` or
+/// `tracing`, which take that as no error.
+#[test]
+fn no_stderr_write_can_panic() {
+    let mut files = Vec::new();
+    rust_files(&Path::new(ROOT).join("src"), &mut files);
+    let found: Vec<String> = files
+        .iter()
+        .filter(|p| ["eprintln!", "eprint!"].iter().any(|m| code(&std::fs::read_to_string(p).unwrap()).contains(m)))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert!(found.is_empty(), "use crate::terminal::say instead in {found:?}");
+}

@@ -149,16 +149,12 @@ async fn signed_get(s: &Setup, host: &str, case: &str, key: &KeyPair, key_id: &s
 /// CONNECTs by hand and does a TLS handshake trusting only the proxy's CA bundle; returns the
 /// certificate the other end presented (reqwest does not expose it through a proxy tunnel).
 async fn peer_cert_via_proxy(s: &Setup, host: &str) -> Vec<u8> {
-    let tls = handshake_via_proxy(s, host, &[]).await.unwrap();
+    let tls = handshake_via_proxy(s, host, &[], true).await.unwrap();
     tls.get_ref().1.peer_certificates().unwrap()[0].to_vec()
 }
 
-/// [`peer_cert_via_proxy`]'s handshake, offering the protocols `alpn` (none: no ALPN).
-async fn handshake_via_proxy(
-    s: &Setup,
-    host: &str,
-    alpn: &[&[u8]],
-) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+/// A tunnel opened by hand through the proxy (its CONNECT answered 200).
+async fn tunnel_via_proxy(s: &Setup, host: &str) -> tokio::net::TcpStream {
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();
     let env: Vec<_> = s.handle.child_env();
     let url = Url::parse(env[0].1.to_str().unwrap()).unwrap();
@@ -177,9 +173,21 @@ async fn handshake_via_proxy(
         head.push(byte[0]);
     }
     assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    tcp
+}
+
+/// [`peer_cert_via_proxy`]'s handshake, offering the protocols `alpn` (none: no ALPN), trusting
+/// the proxy's CA bundle or (a program with its own CA option) nothing.
+async fn handshake_via_proxy(
+    s: &Setup,
+    host: &str,
+    alpn: &[&[u8]],
+    trust_proxy_ca: bool,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    let tcp = tunnel_via_proxy(s, host).await;
     let mut roots = rustls::RootCertStore::empty();
     let bundle = std::fs::read(s.handle.ca_bundle_path()).unwrap();
-    for cert in rustls_pemfile::certs(&mut bundle.as_slice()) {
+    for cert in rustls_pemfile::certs(&mut bundle.as_slice()).filter(|_| trust_proxy_ca) {
         roots.add(cert.unwrap()).unwrap();
     }
     let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
@@ -199,11 +207,11 @@ async fn alpn_offers_are_met_or_named() {
     captured_logs();
     let s = setup().await;
     for offer in [&[b"http/1.0".as_slice()][..], &[b"h2", b"http/1.1"], &[]] {
-        let tls = handshake_via_proxy(&s, "localhost", offer).await.unwrap();
+        let tls = handshake_via_proxy(&s, "localhost", offer, true).await.unwrap();
         let agreed = tls.get_ref().1.alpn_protocol().map(<[u8]>::to_vec);
         assert_eq!(agreed.is_some(), !offer.is_empty(), "{offer:?}: {agreed:?}");
     }
-    assert!(handshake_via_proxy(&s, "localhost", &[b"h2"]).await.is_err());
+    assert!(handshake_via_proxy(&s, "localhost", &[b"h2"], true).await.is_err());
     let started = std::time::Instant::now();
     loop {
         let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
@@ -631,4 +639,31 @@ async fn an_unreachable_resigned_host_is_named_at_once() {
     let said = logs.matches("the re-signing proxy cannot reach `localhost:").count();
     assert_eq!(said, 1, "{logs}");
     assert!(logs.contains("(through your proxy `127.0.0.1:") && logs.contains("the program gets HTTP 502"), "{logs}");
+}
+
+/// A program that refuses the proxy's certificate (it trusts only its own CA) is told why; one
+/// that closes the tunnel before or during the handshake (it ended, it ran out of file
+/// descriptors) is not blamed on the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn only_a_refused_certificate_is_called_one() {
+    captured_logs();
+    let s = setup().await;
+    let refused = "refused the proxy's certificate for `localhost:";
+    drop(tunnel_via_proxy(&s, "localhost").await);
+    let mut half = tunnel_via_proxy(&s, "localhost").await;
+    half.write_all(&[0x16, 0x03, 0x01, 0x00, 0x40]).await.unwrap();
+    drop(half);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(!logs.contains(refused), "{logs}");
+    assert!(handshake_via_proxy(&s, "localhost", &[], false).await.is_err());
+    let started = std::time::Instant::now();
+    loop {
+        let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        if logs.matches(refused).count() == 1 {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "no certificate warning:\n{logs}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
 }

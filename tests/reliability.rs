@@ -251,3 +251,36 @@ async fn a_rescue_file_planted_by_another_user_is_never_adopted() {
         );
     }
 }
+
+/// Too few file descriptors (`ulimit -n`), at every limit from too few to run to enough: the call
+/// either renews (and stores the new refresh token) or sends no refresh grant at all, so the
+/// refresh token is never spent and lost (it once was, between these limits).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_file_descriptors_never_spend_the_refresh_token() {
+    let w = World::new().await;
+    let mut renewed = 0;
+    for limit in 8..=24 {
+        w.seed_token(-10);
+        let rt = w.seed_refresh_token();
+        let before = w.emu.stats().refresh_grants_attempted();
+        let c = w.woci_std();
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &format!("ulimit -n {limit}; exec \"$0\" os ns get")]).arg(c.get_program());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+        let sent = w.emu.stats().refresh_grants_attempted() - before;
+        let stored = w.read(&w.session_dir().join("refresh_token"));
+        if out.status.success() {
+            renewed += 1;
+            assert!(sent == 1 && stored != rt, "limit {limit}: renewed without storing: {}", stderr(&out));
+        } else {
+            assert!(sent == 0 && stored == rt, "limit {limit}: a grant was sent ({sent}) and lost: {}", stderr(&out));
+        }
+    }
+    assert!(renewed > 0, "no limit up to 24 was enough");
+}

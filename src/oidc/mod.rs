@@ -21,6 +21,7 @@ mod tests;
 use crate::error::{Error, Result};
 use crate::http::{Http, Retry};
 use crate::secret::SecretString;
+use crate::terminal::say;
 pub(crate) use crate::token_endpoint::scrub;
 use crate::token_endpoint::{self, Endpoint};
 use oauth2::basic::BasicClient;
@@ -180,9 +181,9 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     }
     let (auth_url, state) = request.url();
 
-    eprintln!("woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n", opts.profile);
+    say(&format!("woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n", opts.profile));
     opts.open(&auth_url, true);
-    eprintln!("woci: waiting up to {}s for the login to complete at {redirect_uri}", opts.timeout.as_secs().max(1));
+    say(&format!("woci: waiting up to {}s for the login to complete at {redirect_uri}", opts.timeout.as_secs().max(1)));
 
     let code = wait_for_code(listener, state.secret().clone(), opts).await?;
 
@@ -213,7 +214,7 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &
             _ = tokio::time::sleep_until(deadline) => return Err(opts.timed_out("", opts.timeout)),
             _ = tick.tick(), if reminders => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
-                eprintln!("woci: still waiting for the login ({left}s left)");
+                say(&format!("woci: still waiting for the login ({left}s left)"));
             }
         }
     }

@@ -28,8 +28,14 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
     let accepted = TlsAcceptor::from(config).accept(TokioIo::new(upgraded)).await;
     let Ok(tls) = accepted.inspect_err(|e| {
         let target = format!("{}:{port}", crate::realm::bracket_ipv6(&host));
-        let no_protocol = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
-            == Some(&rustls::Error::NoApplicationProtocol);
+        let reason = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+        let no_protocol = reason == Some(&rustls::Error::NoApplicationProtocol);
+        // A refused certificate comes with the program's alert; a tunnel closed without one (the
+        // program ended, ran out of file descriptors) says nothing about the certificate.
+        if !no_protocol && !matches!(reason, Some(rustls::Error::AlertReceived(_))) {
+            tracing::debug!(%target, error = %e, "the TLS handshake in an opened tunnel ended early");
+            return;
+        }
         // Usually the child does not trust the per-run CA (its CA bundle was overridden).
         if let Some(n) = shared.warnings.allow("tls") {
             let more = if n > 0 { format!(" ({n} more like it not shown)") } else { String::new() };

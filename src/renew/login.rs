@@ -87,12 +87,15 @@ async fn refresh_grant(
     rt: &SecretString,
     passphrase: Option<&SecretString>,
 ) -> Result<IdpTokens> {
-    // Spending the refresh token where its successor cannot be stored would lose the session.
+    // Spending the refresh token where its successor cannot be stored would lose the session:
+    // room in the folder, and file descriptors to write it with (`ulimit -n`), held meanwhile.
     r.store.check_writable()?;
+    let reserve = crate::fsutil::FdReserve::take(r.store.dir())?;
     let _held = critical::hold();
     failpoint("renew::before_grant");
     let tokens = oidc::refresh(http, &cfg.idp, rt).await?;
     failpoint("renew::after_grant");
+    drop(reserve);
     keep_refresh_token(r, &tokens, passphrase).await;
     failpoint("renew::after_refresh_token_stored");
     Ok(tokens)
