@@ -110,6 +110,33 @@ pub(crate) fn print(out: &(impl AsRef<[u8]> + ?Sized)) -> crate::Result<()> {
     }
 }
 
+/// The terminal's settings, saved before a prompt turns its echo off, so that a signal that ends
+/// woci during the prompt can put them back (a script going on after it would type blind).
+#[cfg(unix)]
+pub(crate) struct TtyState {
+    tty: std::fs::File,
+    saved: libc::termios,
+}
+
+#[cfg(unix)]
+impl TtyState {
+    /// The controlling terminal's settings now; `None` without one.
+    pub(crate) fn save() -> Option<TtyState> {
+        use std::os::fd::AsRawFd;
+        let tty = std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").ok()?;
+        // SAFETY: tcgetattr(3) fills the zeroed struct for an open descriptor.
+        let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+        (unsafe { libc::tcgetattr(tty.as_raw_fd(), &mut saved) } == 0).then_some(TtyState { tty, saved })
+    }
+
+    /// Puts the saved settings back.
+    pub(crate) fn restore(&self) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: tcsetattr(3) with the descriptor and settings tcgetattr gave.
+        unsafe { libc::tcsetattr(self.tty.as_raw_fd(), libc::TCSANOW, &self.saved) };
+    }
+}
+
 /// Writes `text` and a newline to stderr for the person at the terminal; a stderr nobody reads
 /// any more (a closed SSH session, `2>&1 | head`) is no error: `eprintln!` would panic.
 pub(crate) fn say(text: &str) {

@@ -771,3 +771,32 @@ async fn a_prompted_passphrase_is_asked_before_the_program_starts() {
         assert_eq!(out.status.code(), Some(code), "{typed}: {text}");
     }
 }
+
+/// Ctrl-C at the passphrase prompt ends woci as Ctrl-C does (130) and leaves the terminal as it
+/// was: the prompt turned echo off, and a script going on after woci would type blind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_the_passphrase_prompt_gives_the_terminal_back() {
+    use std::io::Write;
+    let w = World::new().await;
+    w.seed_token(-30);
+    w.seed_refresh_token();
+    let mut c = w.woci_in_a_terminal(
+        "--refresh-token-passphrase-prompt session refresh; echo \"rc=$?\"; stty -a | grep -o -- '-*echo ' | head -1",
+    );
+    c.stdin(std::process::Stdio::piped());
+    let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    let mut stdin = child.stdin.take().unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::thread::sleep(Duration::from_millis(1000));
+        let _ = stdin.write_all(b"\x03");
+        std::thread::sleep(Duration::from_millis(1000));
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    })
+    .await
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("new refresh token passphrase") && text.contains("rc=130"), "{text}");
+    assert!(text.contains("echo ") && !text.contains("-echo "), "echo is off after woci: {text}");
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+}

@@ -233,6 +233,39 @@ pub(crate) async fn ready_for_run(r: &Renewer) -> Result<()> {
     Err(Error::RefreshTokenLocked { path: r.store.refresh_token_path(), reason })
 }
 
+/// Runs the terminal prompt `ask` on a blocking thread. Ctrl-C (SIGTERM, SIGHUP) during it puts
+/// the terminal back as it was (the prompt turned its echo off), ends the line, and then ends
+/// woci as the signal says (a signal the caller ignored stays ignored).
+#[cfg(unix)]
+async fn ask_on_terminal<T: Send + 'static>(ask: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let tty = crate::terminal::TtyState::save();
+    let held = critical::hold();
+    let mut signals: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
+        .into_iter()
+        .filter(|s| !critical::ignored_at_start(*s))
+        .filter_map(|s| signal(SignalKind::from_raw(s)).ok())
+        .collect();
+    let interrupted = async {
+        if signals.is_empty() {
+            std::future::pending::<()>().await;
+        }
+        futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv()))).await;
+    };
+    tokio::select! {
+        asked = tokio::task::spawn_blocking(ask) => asked.map_err(|e| Error::Other(e.to_string()))?,
+        () = interrupted => {
+            if let Some(tty) = tty {
+                tty.restore();
+            }
+            crate::terminal::say("");
+            // The signal noted while held is acted on here: woci ends as it says.
+            drop(held);
+            Err(Error::Login("the passphrase prompt was interrupted".into()))
+        }
+    }
+}
+
 /// The refresh token passphrase, asked at most once per process.
 async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretString>> {
     r.passphrase
@@ -255,9 +288,7 @@ async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretStrin
                         r.store.stored_refresh_token().map(|s| s.state()),
                         Ok(crate::store::RefreshTokenState::Encrypted)
                     );
-                    let p = tokio::task::spawn_blocking(move || ask_passphrase(&profile, new))
-                        .await
-                        .map_err(|e| Error::Other(e.to_string()))??;
+                    let p = ask_on_terminal(move || ask_passphrase(&profile, new)).await?;
                     Ok(if p.expose().is_empty() { None } else { Some(p) })
                 }
             }
