@@ -466,6 +466,12 @@ pub(crate) fn process_stopped(pid: u32) -> bool {
     stat_field(pid, 0).is_some_and(|state| state == "T" || state == "t")
 }
 
+/// Whether the program process `pid` runs has been replaced on disk since it started (an upgrade
+/// renames a new binary over it), Linux only.
+pub(crate) fn binary_replaced(pid: u32) -> bool {
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.to_string_lossy().ends_with(" (deleted)"))
+}
+
 /// Field `n` after the command name of `/proc/<pid>/stat` (0 is the state), Linux only.
 fn stat_field(pid: u32, n: usize) -> Option<String> {
     #[cfg(target_os = "linux")]
@@ -960,6 +966,23 @@ mod tests {
         unsafe { libc::umask(old) };
         result.unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    /// An upgrade renames a new binary over the one a process runs: the process is told apart.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_binary_renamed_over_is_replaced() {
+        let tmp = tempfile::tempdir().unwrap();
+        let bin = tmp.path().join("sleeper");
+        fs::copy("/bin/sleep", &bin).unwrap();
+        let mut child = std::process::Command::new(&bin).arg("30").spawn().unwrap();
+        assert!(!binary_replaced(child.id()));
+        let new = tmp.path().join("sleeper.new");
+        fs::copy("/bin/sleep", &new).unwrap();
+        fs::rename(&new, &bin).unwrap();
+        assert!(binary_replaced(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
     }
 
     /// A folder not made yet is judged by the nearest one above it that exists (a read-only

@@ -464,8 +464,17 @@ impl SessionStore {
     /// The folders a refresh token that could not be stored in the session folder may be kept
     /// in, in order: `$XDG_RUNTIME_DIR/woci-rescue` when the runtime folder is private (the
     /// user's, no access for others, not a symbolic link), then `$TMPDIR/woci-rescue-<uid>`.
+    /// Without `$XDG_RUNTIME_DIR` (cron, `su`), systemd's folder for the user comes last: a
+    /// desktop shell's woci may have rescued one there, and new ones still go where every woci
+    /// looks.
     fn rescue_dirs(&self) -> Vec<PathBuf> {
-        fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue")
+        let mut dirs = fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue");
+        if self.runtime_dir.is_none() {
+            let run = PathBuf::from(format!("/run/user/{}", fsutil::user_id()));
+            let found = fsutil::private_folders(Some(&run), &self.temp_dir, "woci-rescue");
+            dirs.extend(found.into_iter().filter(|d| d.starts_with(&run)));
+        }
+        dirs
     }
 
     fn rescue_name(&self) -> String {

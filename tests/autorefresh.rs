@@ -452,3 +452,31 @@ async fn a_stderr_nobody_reads_stops_nothing() {
     assert!(ran.exists(), "the program did not run");
     assert_eq!(w.emu.stats().refresh_grants, 1, "the renewal at the start happened");
 }
+
+/// `woci --exec -- ./deploy.sh` whose script runs `woci --auto-refresh …` itself: the outer woci
+/// withholds its passphrase variable from what it runs and keeps the session fresh, so the inner
+/// one starts without it (and without the outer, it refuses to: its first renewal would fail).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woci_run_by_a_woci_needs_no_passphrase_of_its_own() {
+    let (w, tmp) = world().await;
+    w.write_manager_ini(&[("refresh_token_passphrase_env", "WOCI_RT_PASSPHRASE")]);
+    let rt = w.seed_refresh_token();
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+    let woci = w.woci_std().get_program().to_owned();
+    let ran = tmp.path().join("ran");
+    let mut outer = woci_std(&w, tmp.path());
+    outer
+        .env("WOCI_RT_PASSPHRASE", "right")
+        .args(["--exec", "--"])
+        .arg(&woci)
+        .args(["--exec", "--", "touch"])
+        .arg(&ran);
+    let o = tokio::task::spawn_blocking(move || outer.output().unwrap()).await.unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ran.exists(), "the inner program did not run");
+    let mut alone = woci_std(&w, tmp.path());
+    alone.env_remove("WOCI_RT_PASSPHRASE").args(["--exec", "--", "true"]);
+    let o = tokio::task::spawn_blocking(move || alone.output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
+}

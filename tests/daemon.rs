@@ -594,6 +594,13 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
         assert!(!stderr(&out).contains("stored unencrypted"), "{pass:?}: {}", stderr(&out));
         assert!(!ran.exists(), "the program ran with {pass:?}");
     }
+    // With a daemon keeping the session fresh, a shell without the variable runs its program.
+    let out = with(&["--daemon"], Some("right")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = with(&["--exec", "--", "sh", "-c", &script], None).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(ran.exists(), "the program did not run beside the daemon");
+    assert_eq!(with(&["--stop-daemon"], Some("right")).await.status.code(), Some(0));
 
     // Started right (plain settings); the INI then names a variable it does not have.
     std::fs::write(w.session_dir().join("refresh_token"), &rt).unwrap();

@@ -283,6 +283,8 @@ pub(crate) struct DaemonReport {
     pub pid: Option<u32>,
     /// Running but stopped (SIGSTOP): it renews nothing until continued.
     pub stopped: bool,
+    /// Running a woci binary replaced since it started (an upgrade): a reload keeps the old code.
+    pub binary_replaced: bool,
     /// Pid left in an unlocked pid file.
     pub stale_pid: Option<u32>,
     /// Start time of the running daemon.
@@ -314,6 +316,7 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         running,
         pid,
         stopped: pid.is_some_and(fsutil::process_stopped),
+        binary_replaced: running && pid.is_some_and(fsutil::binary_replaced),
         stale_pid: match info.probe {
             PidProbe::NotRunning { stale_pid } => stale_pid,
             PidProbe::Running { .. } => None,

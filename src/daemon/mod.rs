@@ -72,7 +72,7 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let profile = store.profile().to_owned();
     DaemonSpec::check_passphrase(&ctx.settings)?;
     let runtime = crate::child::runtime(&mut tokio::runtime::Builder::new_current_thread())?;
-    runtime.block_on(renewer.ready_passphrase())?;
+    runtime.block_on(renewer.ready_passphrase(false))?;
     let info = inspect(store)?;
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
@@ -367,6 +367,13 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         let _ = writeln!(out, "daemon: running for profile `{profile}` (pid {pid})");
         if info.pid().is_some_and(fsutil::process_stopped) {
             let _ = writeln!(out, "  stopped (SIGSTOP): it renews nothing until `kill -CONT {pid}`");
+        }
+        if info.pid().is_some_and(fsutil::binary_replaced) {
+            let _ = writeln!(
+                out,
+                "  its woci binary was replaced since it started (an upgrade); a reload keeps the old code: restart \
+                 it (`woci --stop-daemon`, then `woci --daemon`; under systemd `systemctl --user restart`)"
+            );
         }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
             let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));

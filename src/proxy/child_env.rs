@@ -47,6 +47,16 @@ pub struct ChildEnv {
     pub secrets: Vec<SecretString>,
 }
 
+/// Whether `env` is that of a program run under a woci's re-signing proxy (its `HTTPS_PROXY` is
+/// `http://woci:…@127.0.0.1:…`): that woci keeps its profile's session fresh, and withholds its
+/// passphrase variables from what it runs.
+pub fn under_a_woci_proxy(env: &crate::settings::Env) -> bool {
+    ["https_proxy", "HTTPS_PROXY"]
+        .iter()
+        .filter_map(|k| env.get(*k))
+        .any(|v| url::Url::parse(v).is_ok_and(|u| u.username() == "woci" && u.host_str() == Some("127.0.0.1")))
+}
+
 /// What the running proxy provides.
 #[derive(Debug)]
 pub struct ProxyFacts<'a> {

@@ -201,11 +201,17 @@ fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
 /// not at its first renewal, unattended or while the child owns the terminal: an unset variable
 /// is refused (exit 2); the prompt asks now and the run keeps the answer (no terminal: exit 3); a
 /// passphrase that does not open the stored refresh token, an empty variable's too, is refused
-/// (exit 8). Only the refresh token is read, and only when a passphrase is configured.
-pub(crate) async fn ready_for_run(r: &Renewer) -> Result<()> {
+/// (exit 8). Only the refresh token is read, and only when a passphrase is configured. An unset
+/// variable is no matter when `renewed_elsewhere` (a daemon, or the woci whose `--exec` runs this
+/// one and withholds the variable, keeps the session fresh ahead of this run).
+pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool) -> Result<()> {
     let crate::settings::RenewMode::Login(cfg) = &r.settings.mode else { return Ok(()) };
     let pass = match &cfg.passphrase {
         PassphraseSource::None => return Ok(()),
+        PassphraseSource::Env { var, value: None } if renewed_elsewhere => {
+            tracing::debug!("`{var}` is not set, but another woci keeps the session fresh");
+            return Ok(());
+        }
         PassphraseSource::Env { var, value: None } => {
             return Err(Error::Config(format!(
                 "`{var}` (named by `refresh_token_passphrase_env`) is not set, so the first renewal of this run would \

@@ -153,8 +153,8 @@ impl Renewer {
     }
 
     /// Readies the refresh token's passphrase before a long run starts ([`login::ready_for_run`]).
-    pub async fn ready_passphrase(&self) -> Result<()> {
-        login::ready_for_run(self).await
+    pub async fn ready_passphrase(&self, renewed_elsewhere: bool) -> Result<()> {
+        login::ready_for_run(self, renewed_elsewhere).await
     }
 
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused

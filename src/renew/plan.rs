@@ -420,6 +420,7 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
         (_, Some(InterruptedRotation::Complete(_))) => {
             "an interrupted refresh-token rotation will be completed by the next call, which then uses the new refresh token"
         }
+        _ if r.rescued.is_some() => "the next call uses the rescued refresh token and moves it back",
         _ => "the next call uses the stored refresh token",
     };
     Decision::new(Plan::Refresh(cfg), format!("{why}; {next}"))

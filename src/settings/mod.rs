@@ -169,9 +169,8 @@ pub struct Settings {
     pub endpoint: Option<String>,
     /// The user's home folder (`~/.oci/sessions` lives there).
     pub home: PathBuf,
-    /// `$XDG_RUNTIME_DIR` (absolute paths only; unset: `/run/user/<uid>` when it is there): where
-    /// a refresh token that cannot be stored in the session folder is rescued, when that folder
-    /// is private.
+    /// `$XDG_RUNTIME_DIR` (absolute paths only): where a refresh token that cannot be stored in
+    /// the session folder is rescued, when that folder is private.
     pub runtime_dir: Option<PathBuf>,
     /// The manager INI that was read, and whether it has a section for the profile.
     pub ini_file: Option<(PathBuf, bool)>,

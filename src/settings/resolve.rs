@@ -329,12 +329,7 @@ impl Settings {
             config_region,
             auth,
             endpoint,
-            // Unset in cron jobs and `su` shells: systemd's folder for the user, so that a refresh
-            // token rescued in a desktop shell is found by the nightly job too.
-            runtime_dir: match nonempty("XDG_RUNTIME_DIR") {
-                Some(dir) => Some(PathBuf::from(dir)).filter(|p| p.is_absolute()),
-                None => Some(PathBuf::from(format!("/run/user/{}", crate::fsutil::user_id()))).filter(|p| p.is_dir()),
-            },
+            runtime_dir: nonempty("XDG_RUNTIME_DIR").map(PathBuf::from).filter(|p| p.is_absolute()),
             home,
             mode,
             window,

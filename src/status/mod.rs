@@ -25,7 +25,7 @@
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
 //! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`)}, `daemon` {`running`,
-//! `pid`, `stopped` (SIGSTOP), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
+//! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}

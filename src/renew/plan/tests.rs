@@ -591,3 +591,12 @@ fn entries_due_in_an_unwritable_config_folder_are_a_failure_said_ahead() {
     let Plan::Impossible { exit_code } = d.plan else { unreachable!() };
     assert!(crate::renew::schedule::is_retryable(&blocked(exit_code, d.reason)));
 }
+
+#[test]
+fn a_rescued_refresh_token_is_named_as_the_one_used() {
+    let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
+    f.refresh.rescued = Some("/run/user/1000/woci-rescue/P.refresh_token".into());
+    let d = plan(&f, Force::No, NOW);
+    assert_eq!(d.plan.name(), "refresh");
+    assert!(d.reason.contains("uses the rescued refresh token"), "{}", d.reason);
+}
