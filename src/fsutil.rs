@@ -260,7 +260,7 @@ pub(crate) struct FdReserve(#[allow(dead_code, reason = "held, never read")] Vec
 
 #[cfg(unix)]
 impl FdReserve {
-    const HELD: usize = 3;
+    const HELD: usize = 2;
 
     /// Takes [`Self::HELD`] descriptors (copies of stdin's, which the runtime keeps open); too
     /// few free is an error naming the fix, before anything is sent.

@@ -224,13 +224,27 @@ impl SessionStore {
 
     /// Refuses a session folder that is a symbolic link (woci would write tokens and keys wherever
     /// it points), and `~/.oci` or `~/.oci/sessions` writable by every user (they could swap the
-    /// folder or the config), as ssh refuses such a `~/.ssh` (world-writable; see below). Both are [`Error::Config`] (exit 2).
+    /// folder or the config), as ssh refuses such a `~/.ssh` (world-writable; see below), and a
+    /// session folder another user owns (root may use a user's: `sudo -E`). All are
+    /// [`Error::Config`] (exit 2).
     pub fn check_safe(&self) -> Result<()> {
-        if std::fs::symlink_metadata(&self.dir).is_ok_and(|m| m.file_type().is_symlink()) {
+        let meta = std::fs::symlink_metadata(&self.dir);
+        if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(Error::Config(format!(
                 "session folder `{}` is a symbolic link; woci does not follow it: replace it with a real folder",
                 self.dir.display()
             )));
+        }
+        #[cfg(unix)]
+        if let Some(owner) = meta.ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m)) {
+            let me = fsutil::user_id();
+            if me != 0 && owner != me {
+                return Err(Error::Config(format!(
+                    "session folder `{}` belongs to another user (uid {owner}), who could read or swap the session; \
+                     move it away (woci makes a new one) or make it yours (`chown`)",
+                    self.dir.display()
+                )));
+            }
         }
         #[cfg(unix)]
         for folder in self.dir.ancestors().skip(1).take(2) {
@@ -477,8 +491,11 @@ impl SessionStore {
         dirs
     }
 
+    /// `<profile>.<digest of the session folder>.refresh_token`: the rescue folders are per user,
+    /// not per HOME, and another HOME's profile of the same name must never take this one's.
     fn rescue_name(&self) -> String {
-        format!("{}.{REFRESH_TOKEN}", self.profile)
+        let of_folder = fsutil::sha256_hex(self.dir.as_os_str().as_encoded_bytes());
+        format!("{}.{}.{REFRESH_TOKEN}", self.profile, &of_folder[..12])
     }
 
     /// Saves a refresh token (sealed like the stored one) to a rescue file the next renewal reads:
@@ -522,6 +539,8 @@ impl SessionStore {
                     Err(e) => warn_rescue_ignored(&Error::Config(format!("{e}: remove it"))),
                 },
                 Ok(None) => {}
+                // A temporary folder that is a file (a broken `TMPDIR`) holds no rescue.
+                Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => {}
                 Err(e) => warn_rescue_ignored(&e),
             }
         }
@@ -1113,7 +1132,8 @@ mod tests {
         let (_h, tmp, s) = store_with_tmp();
         s.write_refresh_token(&SecretString::from("rt-old"), None).unwrap();
         let path = s.write_rescue(&SecretString::from("rt-new"), None).unwrap();
-        assert_eq!(path, rescue_dir(tmp.path()).join("P.refresh_token"));
+        assert_eq!(path, rescue_dir(tmp.path()).join(s.rescue_name()));
+        assert!(s.rescue_name().starts_with("P.") && s.rescue_name().ends_with(".refresh_token"));
         use std::os::unix::fs::PermissionsExt;
         assert_eq!(std::fs::metadata(rescue_dir(tmp.path())).unwrap().permissions().mode() & 0o777, 0o700);
         assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
@@ -1124,12 +1144,12 @@ mod tests {
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-new");
     }
 
-    /// Plants `P.refresh_token` = `planted` in the rescue folder, as another user could.
+    /// Plants `s`'s rescue file = `planted` in the rescue folder, as another user could.
     #[cfg(unix)]
-    fn plant(tmp: &Path, planted: &str) -> PathBuf {
+    fn plant(tmp: &Path, s: &SessionStore, planted: &str) -> PathBuf {
         let dir = rescue_dir(tmp);
         std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("P.refresh_token");
+        let file = dir.join(s.rescue_name());
         std::fs::write(&file, planted).unwrap();
         chmod(&file, 0o600);
         chmod(&dir, 0o700);
@@ -1150,7 +1170,7 @@ mod tests {
         // Folder open to others.
         let (_h, tmp, s) = store_with_tmp();
         s.write_refresh_token(&SecretString::from("rt-mine"), None).unwrap();
-        let f = plant(tmp.path(), "rt-planted");
+        let f = plant(tmp.path(), &s, "rt-planted");
         chmod(&rescue_dir(tmp.path()), 0o777);
         assert_ignored(&s, &f, "0777 folder");
         // File readable by others.
@@ -1170,43 +1190,43 @@ mod tests {
         assert_ignored(&s, &f, "fifo");
         // Garbage in our own folder is not fatal either.
         std::fs::remove_file(&f).unwrap();
-        let f = plant(tmp.path(), "{\"not\": \"an envelope\"}");
+        let f = plant(tmp.path(), &s, "{\"not\": \"an envelope\"}");
         assert_ignored(&s, &f, "garbage");
         // The folder itself a symbolic link (to a folder the attacker controls).
         let (_h2, tmp2, s2) = store_with_tmp();
         s2.write_refresh_token(&SecretString::from("rt-mine"), None).unwrap();
         let theirs = tmp2.path().join("theirs");
         std::fs::create_dir(&theirs).unwrap();
-        std::fs::write(theirs.join("P.refresh_token"), "rt-planted").unwrap();
-        chmod(&theirs.join("P.refresh_token"), 0o600);
+        std::fs::write(theirs.join(s2.rescue_name()), "rt-planted").unwrap();
+        chmod(&theirs.join(s2.rescue_name()), 0o600);
         chmod(&theirs, 0o700);
         std::os::unix::fs::symlink(&theirs, rescue_dir(tmp2.path())).unwrap();
         assert_ignored(&s2, &rescue_dir(tmp2.path()), "symlinked folder");
         // Nor is anything written through it.
         let e = s2.write_rescue(&SecretString::from("rt-rescued"), None).unwrap_err();
         assert!(e.to_string().contains("symbolic link"), "{e}");
-        assert_eq!(std::fs::read_to_string(theirs.join("P.refresh_token")).unwrap(), "rt-planted");
+        assert_eq!(std::fs::read_to_string(theirs.join(s2.rescue_name())).unwrap(), "rt-planted");
     }
 
     #[cfg(unix)]
     #[test]
     fn a_rescue_folder_or_file_of_another_owner_is_refused() {
-        let (_h, tmp, _s) = store_with_tmp();
-        let f = plant(tmp.path(), "rt-planted");
+        let (_h, tmp, s0) = store_with_tmp();
+        let f = plant(tmp.path(), &s0, "rt-planted");
         let me = fsutil::user_id();
         let other = me.wrapping_add(1);
         // As seen by another user, our folder is "someone else's".
         let e = fsutil::PrivateDir::open_as(&rescue_dir(tmp.path()), false, other).unwrap_err();
         assert!(e.to_string().contains(&format!("belongs to uid {me}, not to you (uid {other})")), "{e}");
         let dir = fsutil::PrivateDir::open(&rescue_dir(tmp.path()), false).unwrap().unwrap();
-        let e = dir.read_as("P.refresh_token", other).unwrap_err();
+        let e = dir.read_as(&s0.rescue_name(), other).unwrap_err();
         assert!(e.to_string().contains("not to you"), "{e}");
-        assert_eq!(dir.read("P.refresh_token").unwrap().unwrap(), b"rt-planted");
+        assert_eq!(dir.read(&s0.rescue_name()).unwrap().unwrap(), b"rt-planted");
         // For real, where this test may hand files to another user (root, as in CI).
         if me == 0 {
             let (_h, tmp, s) = store_with_tmp();
             s.write_refresh_token(&SecretString::from("rt-mine"), None).unwrap();
-            let f = plant(tmp.path(), "rt-planted");
+            let f = plant(tmp.path(), &s, "rt-planted");
             std::os::unix::fs::chown(&f, Some(65534), Some(65534)).unwrap();
             assert_ignored(&s, &f, "file of uid 65534");
             std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
@@ -1218,6 +1238,21 @@ mod tests {
         let _ = f;
     }
 
+    /// The rescue folders are per user: a profile of the same name in another HOME never takes
+    /// this one's rescued refresh token (it spent it, and revoked both, before).
+    #[cfg(unix)]
+    #[test]
+    fn a_rescue_belongs_to_its_own_home() {
+        let (_h, tmp, s) = store_with_tmp();
+        let other_home = tempfile::tempdir().unwrap();
+        let other = SessionStore::new(other_home.path(), "P").unwrap().with_temp_dir(tmp.path());
+        other.write_refresh_token(&SecretString::from("rt-other"), None).unwrap();
+        s.write_rescue(&SecretString::from("rt-mine"), None).unwrap();
+        assert_eq!(other.read_refresh_token(None).unwrap().unwrap().expose(), "rt-other");
+        assert_eq!(other.stored_refresh_token().unwrap().rescued(), None);
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-mine");
+    }
+
     #[cfg(unix)]
     #[test]
     fn rescues_go_to_a_private_runtime_folder_and_not_to_an_unsafe_one() {
@@ -1226,12 +1261,12 @@ mod tests {
         chmod(run.path(), 0o700);
         let s = s.with_runtime_dir(Some(run.path().to_owned()));
         let p = s.write_rescue(&SecretString::from("rt-a"), None).unwrap();
-        assert_eq!(p, run.path().join("woci-rescue").join("P.refresh_token"));
+        assert_eq!(p, run.path().join("woci-rescue").join(s.rescue_name()));
         assert_eq!(s.stored_refresh_token().unwrap().open(None).unwrap().unwrap().expose(), "rt-a");
         // `$XDG_RUNTIME_DIR` open to others: not used; the temporary folder's private one is.
         chmod(run.path(), 0o755);
         let p = s.write_rescue(&SecretString::from("rt-b"), None).unwrap();
-        assert_eq!(p, rescue_dir(tmp.path()).join("P.refresh_token"));
+        assert_eq!(p, rescue_dir(tmp.path()).join(s.rescue_name()));
         assert_eq!(s.stored_refresh_token().unwrap().open(None).unwrap().unwrap().expose(), "rt-b");
         // Stored in the session folder again: every rescued copy is gone.
         chmod(run.path(), 0o700);

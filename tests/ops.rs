@@ -800,3 +800,30 @@ async fn ctrl_c_at_the_passphrase_prompt_gives_the_terminal_back() {
     assert!(text.contains("echo ") && !text.contains("-echo "), "echo is off after woci: {text}");
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }
+
+/// A passphrase prompt nobody answers (a forgotten terminal) holds no lock: another call, with
+/// the passphrase in a variable, renews at once instead of waiting minutes for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_passphrase_prompt_keeps_no_one_waiting() {
+    let w = World::new().await;
+    w.seed_token(-30);
+    let rt = w.seed_refresh_token();
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+    let mut prompting = w.woci_in_a_terminal("--refresh-token-passphrase-prompt os ns get");
+    prompting.stdin(std::process::Stdio::piped());
+    let mut prompting = prompting.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let out = run({
+        let mut c = w.woci();
+        c.env("PP", "right").args(["--refresh-token-passphrase-env", "PP", "os", "ns", "get"]);
+        c
+    })
+    .await;
+    let _ = prompting.kill();
+    let _ = prompting.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("waiting for another woci"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+}

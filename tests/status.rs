@@ -624,3 +624,42 @@ async fn root_with_a_users_home_leaves_the_users_files_the_users() {
     }
     assert!(seen >= 8, "the config, the session folder, its key, token, refresh token and lock: {seen}");
 }
+
+/// A session folder another user owns (writable by this one through its group) is refused by
+/// `--status` and the call alike (exit 2), as ssh refuses such a `~/.ssh`: it was "usable" for
+/// `--status` while the call failed. Only root can give a folder to another user: the user is
+/// `nobody` then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_folder_of_another_user_is_refused_by_status_and_the_call() {
+    let w = World::new().await;
+    w.seed_token(-30);
+    w.seed_refresh_token();
+    // SAFETY: getuid(2) cannot fail.
+    if unsafe { libc::getuid() } != 0 {
+        let out = status(&w, false, &[], &[]).await;
+        assert_eq!(out.status.code(), Some(0), "the user's own folder: {}", stdout(&out));
+        return;
+    }
+    chown_tree(w.home(), 65534);
+    std::os::unix::fs::chown(w.session_dir(), Some(0), Some(65534)).unwrap();
+    std::fs::set_permissions(w.session_dir(), std::os::unix::fs::PermissionsExt::from_mode(0o770)).unwrap();
+    let as_nobody = |args: &[&str]| {
+        let c = w.woci_std();
+        let mut n = std::process::Command::new("setpriv");
+        n.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(c.get_program()).args(args);
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => n.env(k, v),
+                None => n.env_remove(k),
+            };
+        }
+        assert_cmd::Command::from_std(n)
+    };
+    let st = run(as_nobody(&["--status"])).await;
+    let call = run(as_nobody(&["os", "ns", "get"])).await;
+    assert_eq!(st.status.code(), Some(2), "{}", stdout(&st));
+    assert!(stdout(&st).contains("belongs to another user (uid 0)"), "{}", stdout(&st));
+    assert_eq!(call.status.code(), Some(2), "{}", stderr(&call));
+    assert!(stderr(&call).contains("belongs to another user (uid 0)"), "{}", stderr(&call));
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+}

@@ -231,9 +231,11 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool) -> Resul
             "`{var}` is empty, which opens no encrypted refresh token, so the first renewal of this run would fail; \
              set it to the passphrase it was encrypted with"
         ),
-        PassphraseSource::Env { var, .. } => {
-            format!("the passphrase in `{var}` does not open it, so the first renewal of this run would fail")
-        }
+        PassphraseSource::Env { var, .. } => format!(
+            "the passphrase in `{var}` does not open it, so the first renewal of this run would fail; give the \
+             passphrase it was encrypted with, or log in again (`woci session authenticate --profile {}`)",
+            r.settings.profile
+        ),
         _ => "the passphrase given does not open it; nothing was started".to_owned(),
     };
     Err(Error::RefreshTokenLocked { path: r.store.refresh_token_path(), reason })
@@ -272,6 +274,18 @@ async fn ask_on_terminal<T: Send + 'static>(ask: impl FnOnce() -> Result<T> + Se
     }
 }
 
+/// Asks for a prompted passphrase a renewal will need before the renewal takes the profile's lock:
+/// a prompt nobody answers (a forgotten terminal) must not keep other calls waiting for the lock.
+/// A prompt that cannot be shown (no terminal) is then no renewal failure either.
+pub(super) async fn ask_before_locking(r: &Renewer) -> Result<()> {
+    match &r.settings.mode {
+        crate::settings::RenewMode::Login(cfg) if matches!(cfg.passphrase, PassphraseSource::Prompt) => {
+            passphrase(r, cfg).await.map(drop)
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The refresh token passphrase, asked at most once per process.
 async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretString>> {
     r.passphrase
@@ -295,7 +309,17 @@ async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretStrin
                         Ok(crate::store::RefreshTokenState::Encrypted)
                     );
                     let p = ask_on_terminal(move || ask_passphrase(&profile, new)).await?;
-                    Ok(if p.expose().is_empty() { None } else { Some(p) })
+                    match p.expose().is_empty() {
+                        false => Ok(Some(p)),
+                        true if new => {
+                            tracing::warn!("the passphrase given is empty; the refresh token is stored unencrypted");
+                            Ok(None)
+                        }
+                        true => Err(Error::RefreshTokenLocked {
+                            path: r.store.refresh_token_path(),
+                            reason: "no passphrase was given; enter the one it was encrypted with".into(),
+                        }),
+                    }
                 }
             }
         })

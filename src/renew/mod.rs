@@ -183,6 +183,9 @@ impl Renewer {
                 return Err(plan::blocked(exit_code, decision.reason));
             }
         }
+        if matches!(&decision.plan, Plan::Refresh(_) | Plan::Login(_)) {
+            login::ask_before_locking(self).await?;
+        }
         let (result, counted) = self.renew_locked(force).await;
         // A renewal may have rotated the refresh token; a failure leaves the ends as they were.
         let renewed = result.as_ref().ok().map(|s| (s, self.refresh_token_expiry()));

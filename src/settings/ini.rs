@@ -151,7 +151,7 @@ pub fn locate(given: Option<(PathBuf, Source)>, oci_config_file: &Path, home: &P
             .into_iter()
             // A folder or FIFO there is found too, and refused by `load`: else the profiles it
             // was meant to configure would silently lose their IdP settings.
-            .find(|(p, _)| p.exists())
+            .find(|(p, _)| p.symlink_metadata().is_ok())
     })
 }
 
@@ -188,7 +188,16 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     std::os::unix::fs::OpenOptionsExt::custom_flags(&mut opts, libc::O_NONBLOCK);
     let file = match opts.open(path) {
         Ok(f) => f,
-        // Gone since it was found: as if it had never been there.
+        // A link to nothing (a dotfiles folder that moved) is named; a file gone since it was
+        // found is as if it had never been there.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && path.is_symlink() => {
+            let to = std::fs::read_link(path).map(|t| t.display().to_string()).unwrap_or_default();
+            return Err(Error::Config(format!(
+                "the manager config `{}` {} is a symbolic link to `{to}`, which does not exist; fix or remove the link",
+                path.display(),
+                source.describe()
+            )));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !matches!(source, Source::Flag | Source::Env) => {
             return Ok(IniFile::default())
         }
@@ -222,14 +231,16 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
 }
 
 /// The manager INI names the program woci runs (`oci_command`, hooks) and where secrets go: like
-/// ssh with its config, one that another user owns or every user can write is refused (root
-/// may read a user's: `sudo -E` is root's choice of HOME).
+/// ssh with its config, one that another user owns or every user can write is refused. Its owner
+/// must be this user or root; for root (`sudo -E` with a user's HOME), also the owner of the
+/// folder it is in, whose HOME that is.
 #[cfg(unix)]
 fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let me = crate::fsutil::user_id();
     let shown = path.display();
-    if me != 0 && meta.uid() != me && meta.uid() != 0 {
+    let folder_owner = || path.parent().and_then(|d| std::fs::metadata(d).ok()).map(|d| d.uid());
+    if meta.uid() != me && meta.uid() != 0 && !(me == 0 && folder_owner() == Some(meta.uid())) {
         return Err(Error::Config(format!(
             "the manager config `{shown}` belongs to another user (uid {}), and woci runs the programs it names; \
              make it yours (`chown`) or remove it",
@@ -551,6 +562,17 @@ token_url = https://other.example/token
     }
 
     #[test]
+    fn a_link_to_nothing_is_named_not_taken_for_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let oci = dir.path().join(".oci");
+        fs::create_dir(&oci).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("moved.ini"), oci.join(FILE_NAME)).unwrap();
+        let (found, source) = locate(None, &oci.join("config"), dir.path()).unwrap();
+        let err = load(&found, source, "p").unwrap_err().to_string();
+        assert!(err.contains("is a symbolic link to") && err.contains("moved.ini"), "{err}");
+    }
+
+    #[test]
     fn a_discovered_file_that_cannot_be_read_or_others_can_write_is_an_error() {
         let dir = tempfile::tempdir().unwrap();
         // Unreadable even for root: a path under a file (ENOTDIR).
@@ -566,6 +588,16 @@ token_url = https://other.example/token
             fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
             let err = load(&p, Source::Home, "p").unwrap_err().to_string();
             assert!(err.contains("is writable by every user") && err.contains("chmod o-w"), "{err}");
+            // Root (`sudo -E`) reads the INI of the user whose folder it is in, no other user's.
+            if crate::fsutil::user_id() == 0 {
+                fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
+                std::os::unix::fs::chown(dir.path(), Some(1000), Some(1000)).unwrap();
+                std::os::unix::fs::chown(&p, Some(1000), Some(1000)).unwrap();
+                assert!(load(&p, Source::Home, "p").is_ok());
+                std::os::unix::fs::chown(&p, Some(1001), Some(1001)).unwrap();
+                let err = load(&p, Source::Home, "p").unwrap_err().to_string();
+                assert!(err.contains("belongs to another user (uid 1001)"), "{err}");
+            }
         }
     }
 
