@@ -708,30 +708,47 @@ async fn a_fallback_profile_that_exists_nowhere_is_named_and_not_used() {
     assert!(!w.home().join(".oci/sessions/NOPE").exists());
 }
 
-/// A passphrase asked on the terminal that encrypts the refresh token for the first time is asked
-/// twice; two that differ change nothing (no grant sent, the refresh token as it was).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_new_prompted_passphrase_is_asked_twice() {
+/// Runs woci with `args` in a terminal (`script`), typing each of `keys` after a pause, and
+/// returns its exit status and everything it wrote.
+async fn in_a_terminal(w: &World, args: &str, keys: &[&str]) -> (Option<i32>, String) {
     use std::io::Write;
-    let w = World::new().await;
-    w.seed_token(-30);
-    let rt = w.seed_refresh_token();
-    let mut c = w.woci_in_a_terminal("--refresh-token-passphrase-prompt session refresh");
+    let mut c = w.woci_in_a_terminal(args);
     c.stdin(std::process::Stdio::piped());
     let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
     let mut stdin = child.stdin.take().unwrap();
+    let keys: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
     let out = tokio::task::spawn_blocking(move || {
-        for line in ["first-typo\n", "intended\n"] {
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = stdin.write_all(line.as_bytes());
+        for k in keys {
+            std::thread::sleep(Duration::from_millis(800));
+            let _ = stdin.write_all(k.as_bytes());
         }
-        std::thread::sleep(Duration::from_millis(700));
+        std::thread::sleep(Duration::from_millis(800));
         drop(stdin);
         child.wait_with_output().unwrap()
     })
     .await
     .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code(), text)
+}
+
+/// An expired or valid (`exp_in`) session whose refresh token is encrypted with `right`.
+fn sealed_session(w: &World, exp_in: i64) {
+    w.seed_token(exp_in);
+    let rt = w.seed_refresh_token();
+    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+}
+
+/// A passphrase asked on the terminal that encrypts the refresh token for the first time is asked
+/// twice; two that differ change nothing (no grant sent, the refresh token as it was).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_prompted_passphrase_is_asked_twice() {
+    let w = World::new().await;
+    w.seed_token(-30);
+    let rt = w.seed_refresh_token();
+    let (_, text) =
+        in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &["first-typo\n", "intended\n"]).await;
     assert!(text.contains("new refresh token passphrase") && text.contains("passphrases differ"), "{text}");
     assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
     assert_eq!(w.emu.stats().refresh_grants, 0);
@@ -742,33 +759,17 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
 /// nothing (exit 8).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompted_passphrase_is_asked_before_the_program_starts() {
-    use std::io::Write;
     let w = World::new().await;
-    w.seed_token(3600);
-    let rt = w.seed_refresh_token();
-    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
-    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
-    for (typed, code) in [("right", 0), ("wrong", 8)] {
-        let mut c = w.woci_in_a_terminal("--refresh-token-passphrase-prompt --exec -- sh -c 'echo program-started'");
-        c.stdin(std::process::Stdio::piped());
-        let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
-        let mut stdin = child.stdin.take().unwrap();
-        let out = tokio::task::spawn_blocking(move || {
-            std::thread::sleep(Duration::from_millis(700));
-            let _ = stdin.write_all(format!("{typed}\n").as_bytes());
-            std::thread::sleep(Duration::from_millis(700));
-            drop(stdin);
-            child.wait_with_output().unwrap()
-        })
-        .await
-        .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    sealed_session(&w, 3600);
+    for (typed, code) in [("right\n", 0), ("wrong\n", 8)] {
+        let args = "--refresh-token-passphrase-prompt --exec -- sh -c 'echo program-started'";
+        let (status, text) = in_a_terminal(&w, args, &[typed]).await;
         let asked = text.find("refresh token passphrase for profile").unwrap_or_else(|| panic!("{text}"));
         match code {
             0 => assert!(text.find("program-started").is_some_and(|at| at > asked), "{text}"),
             _ => assert!(!text.contains("program-started") && text.contains("does not open it"), "{text}"),
         }
-        assert_eq!(out.status.code(), Some(code), "{typed}: {text}");
+        assert_eq!(status, Some(code), "{typed}: {text}");
     }
 }
 
@@ -776,26 +777,12 @@ async fn a_prompted_passphrase_is_asked_before_the_program_starts() {
 /// was: the prompt turned echo off, and a script going on after woci would type blind.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_at_the_passphrase_prompt_gives_the_terminal_back() {
-    use std::io::Write;
     let w = World::new().await;
     w.seed_token(-30);
     w.seed_refresh_token();
-    let mut c = w.woci_in_a_terminal(
-        "--refresh-token-passphrase-prompt session refresh; echo \"rc=$?\"; stty -a | grep -o -- '-*echo ' | head -1",
-    );
-    c.stdin(std::process::Stdio::piped());
-    let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
-    let mut stdin = child.stdin.take().unwrap();
-    let out = tokio::task::spawn_blocking(move || {
-        std::thread::sleep(Duration::from_millis(1000));
-        let _ = stdin.write_all(b"\x03");
-        std::thread::sleep(Duration::from_millis(1000));
-        drop(stdin);
-        child.wait_with_output().unwrap()
-    })
-    .await
-    .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let args =
+        "--refresh-token-passphrase-prompt session refresh; echo \"rc=$?\"; stty -a | grep -o -- '-*echo ' | head -1";
+    let (_, text) = in_a_terminal(&w, args, &["\x03"]).await;
     assert!(text.contains("new refresh token passphrase") && text.contains("rc=130"), "{text}");
     assert!(text.contains("echo ") && !text.contains("-echo "), "echo is off after woci: {text}");
     assert_eq!(w.emu.stats().refresh_grants, 0);
@@ -806,10 +793,7 @@ async fn ctrl_c_at_the_passphrase_prompt_gives_the_terminal_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unanswered_passphrase_prompt_keeps_no_one_waiting() {
     let w = World::new().await;
-    w.seed_token(-30);
-    let rt = w.seed_refresh_token();
-    let sealed = woci::crypto::seal(&woci::secret::SecretString::from(rt.as_str()), &"right".into());
-    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+    sealed_session(&w, -30);
     let mut prompting = w.woci_in_a_terminal("--refresh-token-passphrase-prompt os ns get");
     prompting.stdin(std::process::Stdio::piped());
     let mut prompting = prompting.spawn().expect("util-linux `script` runs (it provides the terminal)");
