@@ -7,6 +7,7 @@ use crate::clock::SharedClock;
 use crate::error::Result;
 use crate::settings::{Env, Settings};
 use crate::store::SessionStore;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// The invocation's context.
@@ -35,8 +36,13 @@ impl Context {
     }
 
     fn of(settings: Settings, clock: SharedClock, env: Arc<Env>) -> Result<Context> {
-        let store =
-            SessionStore::new(&settings.home, &settings.profile)?.with_runtime_dir(settings.runtime_dir.clone());
+        let store = SessionStore::new(&settings.home, &settings.profile)?
+            .with_runtime_dir(settings.runtime_dir.clone())
+            // A job without `$XDG_RUNTIME_DIR` (cron) also finds what a desktop shell rescued.
+            .with_desktop_runtime(match settings.runtime_dir {
+                None => Some(PathBuf::from(format!("/run/user/{}", crate::fsutil::user_id()))).filter(|d| d.is_dir()),
+                Some(_) => None,
+            });
         Ok(Context { settings: Arc::new(settings), store, clock, env })
     }
 

@@ -51,6 +51,8 @@ pub struct SessionStore {
     dir: PathBuf,
     /// `$XDG_RUNTIME_DIR`, the preferred place for rescued refresh tokens.
     runtime_dir: Option<PathBuf>,
+    /// With no `runtime_dir`: the user's runtime folder (`/run/user/<uid>`), looked in only.
+    desktop_runtime: Option<PathBuf>,
     /// The system's temporary folder, the other place.
     temp_dir: PathBuf,
     /// The key of the refresh token passphrase, derived when a renewal reads the refresh token
@@ -132,6 +134,7 @@ impl SessionStore {
             profile: profile.to_owned(),
             dir: home.join(".oci").join("sessions").join(profile),
             runtime_dir: None,
+            desktop_runtime: None,
             temp_dir: fsutil::temp_dir(),
             sealer: Default::default(),
         })
@@ -141,6 +144,13 @@ impl SessionStore {
     /// private, rather than under the system's temporary folder.
     pub fn with_runtime_dir(mut self, runtime_dir: Option<PathBuf>) -> SessionStore {
         self.runtime_dir = runtime_dir;
+        self
+    }
+
+    /// Also looks (never writes) in `<dir>/woci-rescue`: where a desktop shell's woci, which has
+    /// `$XDG_RUNTIME_DIR`, rescued a refresh token, for a job that has none (cron, `su`).
+    pub fn with_desktop_runtime(mut self, dir: Option<PathBuf>) -> SessionStore {
+        self.desktop_runtime = dir;
         self
     }
 
@@ -237,8 +247,13 @@ impl SessionStore {
         }
         #[cfg(unix)]
         if let Some(owner) = meta.ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m)) {
+            // Root (`sudo -E`) uses the folder of the user whose `~/.oci/sessions` it is in.
             let me = fsutil::user_id();
-            if me != 0 && owner != me {
+            let home_user = || {
+                let sessions = self.dir.parent().and_then(|p| std::fs::metadata(p).ok());
+                sessions.map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+            };
+            if owner != me && !(me == 0 && (owner == 0 || home_user() == Some(owner))) {
                 return Err(Error::Config(format!(
                     "session folder `{}` belongs to another user (uid {owner}), who could read or swap the session; \
                      move it away (woci makes a new one) or make it yours (`chown`)",
@@ -478,15 +493,17 @@ impl SessionStore {
     /// The folders a refresh token that could not be stored in the session folder may be kept
     /// in, in order: `$XDG_RUNTIME_DIR/woci-rescue` when the runtime folder is private (the
     /// user's, no access for others, not a symbolic link), then `$TMPDIR/woci-rescue-<uid>`.
-    /// Without `$XDG_RUNTIME_DIR` (cron, `su`), systemd's folder for the user comes last: a
-    /// desktop shell's woci may have rescued one there, and new ones still go where every woci
-    /// looks.
     fn rescue_dirs(&self) -> Vec<PathBuf> {
-        let mut dirs = fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue");
-        if self.runtime_dir.is_none() {
-            let run = PathBuf::from(format!("/run/user/{}", fsutil::user_id()));
-            let found = fsutil::private_folders(Some(&run), &self.temp_dir, "woci-rescue");
-            dirs.extend(found.into_iter().filter(|d| d.starts_with(&run)));
+        fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue")
+    }
+
+    /// [`Self::rescue_dirs`], then the desktop's runtime folder's, when private: where rescued
+    /// refresh tokens are looked for (and removed once stored).
+    fn rescue_dirs_to_read(&self) -> Vec<PathBuf> {
+        let mut dirs = self.rescue_dirs();
+        if let Some(run) = &self.desktop_runtime {
+            let found = fsutil::private_folders(Some(run), &self.temp_dir, "woci-rescue");
+            dirs.extend(found.into_iter().filter(|d| d.starts_with(run)));
         }
         dirs
     }
@@ -494,7 +511,9 @@ impl SessionStore {
     /// `<profile>.<digest of the session folder>.refresh_token`: the rescue folders are per user,
     /// not per HOME, and another HOME's profile of the same name must never take this one's.
     fn rescue_name(&self) -> String {
-        let of_folder = fsutil::sha256_hex(self.dir.as_os_str().as_encoded_bytes());
+        // The folder itself, however HOME spells it (a link, `//`): a cron job finds it too.
+        let dir = std::fs::canonicalize(&self.dir).unwrap_or_else(|_| self.dir.clone());
+        let of_folder = fsutil::sha256_hex(dir.as_os_str().as_encoded_bytes());
         format!("{}.{}.{REFRESH_TOKEN}", self.profile, &of_folder[..12])
     }
 
@@ -513,7 +532,7 @@ impl SessionStore {
             });
             match written {
                 Ok(path) => {
-                    self.remove_rescues(&dirs, Some(dir));
+                    self.remove_rescues(&self.rescue_dirs_to_read(), Some(dir));
                     return Ok(path);
                 }
                 Err(e) => last_error = e,
@@ -527,7 +546,7 @@ impl SessionStore {
     /// warning naming it and the fix — never used, never fatal.
     fn find_rescue(&self) -> Option<(PathBuf, Vec<u8>)> {
         let name = self.rescue_name();
-        for dir in self.rescue_dirs() {
+        for dir in self.rescue_dirs_to_read() {
             let found = fsutil::PrivateDir::open(&dir, false).and_then(|d| d.map_or(Ok(None), |d| d.read(&name)));
             let path = dir.join(&name);
             match found {
@@ -700,7 +719,7 @@ impl SessionStore {
         fsutil::write_atomic_proven(&self.refresh_token_path(), bytes)?;
         let _ = std::fs::remove_file(self.rejected_path());
         self.drop_superseded_rotations();
-        self.remove_rescues(&self.rescue_dirs(), None);
+        self.remove_rescues(&self.rescue_dirs_to_read(), None);
         Ok(())
     }
 }
@@ -1251,6 +1270,24 @@ mod tests {
         assert_eq!(other.read_refresh_token(None).unwrap().unwrap().expose(), "rt-other");
         assert_eq!(other.stored_refresh_token().unwrap().rescued(), None);
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-mine");
+    }
+
+    /// A job without `$XDG_RUNTIME_DIR` finds what a desktop shell's woci rescued in the user's
+    /// runtime folder, but saves its own rescues where every woci looks (the temporary folder).
+    #[cfg(unix)]
+    #[test]
+    fn the_desktop_runtime_folder_is_looked_in_not_written() {
+        let (_h, tmp, s) = store_with_tmp();
+        let run = tempfile::tempdir().unwrap();
+        chmod(run.path(), 0o700);
+        let desktop = s.clone().with_runtime_dir(Some(run.path().to_owned()));
+        let job = s.with_desktop_runtime(Some(run.path().to_owned()));
+        let p = desktop.write_rescue(&SecretString::from("rt-desktop"), None).unwrap();
+        assert!(p.starts_with(run.path()));
+        assert_eq!(job.stored_refresh_token().unwrap().rescued(), Some(p.as_path()));
+        assert_eq!(job.read_refresh_token(None).unwrap().unwrap().expose(), "rt-desktop");
+        let p = job.write_rescue(&SecretString::from("rt-job"), None).unwrap();
+        assert_eq!(p, rescue_dir(tmp.path()).join(job.rescue_name()));
     }
 
     #[cfg(unix)]

@@ -371,8 +371,8 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         if info.pid().is_some_and(fsutil::binary_replaced) {
             let _ = writeln!(
                 out,
-                "  its woci binary was replaced since it started (an upgrade); a reload keeps the old code: restart \
-                 it (`woci --stop-daemon`, then `woci --daemon`; under systemd `systemctl --user restart`)"
+                "  its woci binary was replaced or removed since it started (an upgrade?); a reload keeps the old code: \
+                 restart it (`woci --stop-daemon`, then `woci --daemon`; under systemd `systemctl --user restart`)"
             );
         }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
@@ -532,6 +532,10 @@ impl Pinned {
         let sent = fsutil::kill(pid, sig);
         #[cfg(unix)]
         return match sent {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => Err(Error::Other(format!(
+                "cannot signal the daemon (pid {pid}): {e}; it runs as another user (root, started with `sudo -E`?): \
+                 stop it as that user"
+            ))),
             Err(e) if e.raw_os_error() != Some(libc::ESRCH) => {
                 Err(Error::Other(format!("cannot signal the daemon (pid {pid}): {e}")))
             }

@@ -63,6 +63,9 @@ pub enum Failure {
     /// The server's certificate was refused (unknown issuer, wrong name, expired): the request
     /// never reached it, and sending it again cannot help. The text names the host and the fix.
     Untrusted(String),
+    /// This machine could not open a connection at all (no file descriptor left: the OS error's
+    /// number): no network failure, and nothing was sent.
+    Local(i32),
 }
 
 /// The future a [`Transport`] returns.
@@ -201,6 +204,14 @@ impl Http {
                 Err(Failure::Lost(r)) => (r, true, true),
                 // A certificate does not fix itself between attempts: no retry.
                 Err(Failure::Untrusted(r)) => return Err(Error::Untrusted { service, url, reason: r }),
+                Err(Failure::Local(code)) => {
+                    let e = Error::io(
+                        "cannot open a connection for",
+                        url.as_str(),
+                        std::io::Error::from_raw_os_error(code),
+                    );
+                    return Err(e.with_hint("nothing was sent: raise the limit (`ulimit -n`)"));
+                }
                 Err(Failure::TooLarge(max)) => {
                     return Err(Error::Protocol {
                         service,
@@ -438,6 +449,18 @@ mod tests {
             http.execute("identity provider", Retry::Idempotent, get("http://127.0.0.1:9/token")).await.unwrap_err();
         assert_eq!(err.exit_code(), crate::error::exit::NETWORK);
         assert!(err.to_string().contains("after 2 attempt(s)"), "{err}");
+    }
+
+    /// No file descriptor left for a connection (`ulimit -n`) is this machine's limit, said once
+    /// with the fix: no network failure (no retry, exit 1, not 6).
+    #[tokio::test]
+    async fn no_descriptor_for_a_connection_is_no_network_failure() {
+        let t = FakeTransport::new(|_, _| Err(Failure::Local(libc::EMFILE)));
+        let http = Http::with_transport(t.clone(), options());
+        let err = http.execute("identity provider", Retry::Idempotent, get("https://idp.example/t")).await.unwrap_err();
+        assert_eq!(err.exit_code(), crate::error::exit::FAILURE, "{err}");
+        assert!(err.to_string().contains("Too many open files") && err.to_string().contains("ulimit -n"), "{err}");
+        assert_eq!(t.count("/t"), 1);
     }
 
     /// "Unreachable" through a proxy names the proxy (without its credentials): it may be the one

@@ -104,6 +104,13 @@ impl Deadline {
 /// the request never reached the server; everything else may have. A refused certificate is
 /// told apart: it is not retried, and its message says how to trust the CA.
 fn classify(e: reqwest::Error, host: &str) -> Failure {
+    // No file descriptor left here (`ulimit -n`): this machine's limit, not the network.
+    let local = causes(&e)
+        .filter_map(|c| c.downcast_ref::<std::io::Error>()?.raw_os_error())
+        .find(|code| [libc::EMFILE, libc::ENFILE].contains(code));
+    if let Some(code) = local.filter(|_| e.is_connect()) {
+        return Failure::Local(code);
+    }
     match refused_certificate(&e) {
         Some(cert) => Failure::Untrusted(certificate_problem(&cert, host)),
         None if e.is_connect() => Failure::NotSent(describe(&e)),

@@ -331,7 +331,7 @@ fn session_refresh_plan<'s>(
     )
 }
 
-fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why: String, now: i64) -> Decision<'s> {
+fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why: String, now: i64) -> Decision<'s> {
     let p = &f.profile;
     let r = &f.refresh;
     let login = |what: String| match cfg.idp.redirect_port {
@@ -354,6 +354,22 @@ fn login_plan<'s>(f: &SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why:
     // Every renewal of this profile reads the variable (to open the stored refresh token or to
     // seal the next one), a login included.
     if let PassphraseInput::Env { var, set: false } = &r.passphrase {
+        // Inside the window but still valid: used as it is. Another woci that has the variable
+        // (the profile's daemon, the woci whose `--exec` runs this one and withholds it from what
+        // it runs) renews it ahead; one renewal this call cannot make must not fail it meanwhile.
+        if let TokenInput::Present(t) = &f.token {
+            let left = t.claims.exp - now;
+            if force == Force::No && left > 0 && f.config_current && !f.key_mismatch {
+                let why = format!(
+                    "{why}, but `{var}` (named by `refresh_token_passphrase_env`) is not set here: the token is \
+                     used as it is (valid for {}), as another woci with the variable (a daemon, an outer `--exec`) \
+                     renews it",
+                    fmt_secs(left)
+                );
+                let remaining = Duration::from_secs(u64::try_from(left).unwrap_or(0));
+                return Decision::new(Plan::Reuse { token: t, remaining }, why);
+            }
+        }
         let fix = match r.state {
             RefreshTokenState::Encrypted if force != Force::Login => {
                 "set it to the passphrase the refresh token is encrypted with"

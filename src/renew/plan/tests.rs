@@ -600,3 +600,17 @@ fn a_rescued_refresh_token_is_named_as_the_one_used() {
     assert_eq!(d.plan.name(), "refresh");
     assert!(d.reason.contains("uses the rescued refresh token"), "{}", d.reason);
 }
+
+/// A call without the passphrase variable (a woci run by another woci's `--exec`, a shell beside
+/// the daemon) uses a token inside its window as it is: the woci with the variable renews it.
+/// Once it has expired, the missing variable is the call's error.
+#[test]
+fn a_missing_passphrase_variable_leaves_a_valid_token_in_use() {
+    for (token, plan_name, code) in [(expiring(), "none", 0), (expired(), "impossible", exit::CONFIG)] {
+        let mut f = SessionFacts::for_tests(token, mode(RenewalKind::Idp), RefreshTokenState::Encrypted);
+        f.refresh.passphrase = PassphraseInput::Env { var: "V".into(), set: false };
+        let d = plan(&f, Force::No, NOW);
+        assert_eq!((d.plan.name(), d.exit_code()), (plan_name, code), "{}", d.reason);
+        assert!(d.reason.contains("`V`"), "{}", d.reason);
+    }
+}
