@@ -811,3 +811,16 @@ async fn an_unanswered_passphrase_prompt_keeps_no_one_waiting() {
     assert!(!stderr(&out).contains("waiting for another woci"), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
 }
+
+/// Ctrl-D at the passphrase prompt ends it, said on a line of its own (it was "no terminal?"):
+/// nothing is sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_d_at_the_passphrase_prompt_ends_it() {
+    let w = World::new().await;
+    sealed_session(&w, -30);
+    let (status, text) = in_a_terminal(&w, "--refresh-token-passphrase-prompt os ns get", &["\x04"]).await;
+    assert_eq!(status, Some(3), "{text}");
+    assert!(text.contains("was ended (Ctrl-D); nothing was sent") && !text.contains("no terminal?"), "{text}");
+    assert!(text.contains("\nwoci: error: the refresh token passphrase prompt"), "on a line of its own: {text:?}");
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+}

@@ -62,9 +62,16 @@ pub fn takes_value(name: &str) -> bool {
 }
 
 /// The closest known name to `unknown` among `candidates`, when close enough to be a typo
-/// (Jaro-Winkler ≥ 0.8, the threshold clap and cargo use).
+/// (Jaro-Winkler ≥ 0.8, the threshold clap and cargo use), scored without the dashes every
+/// option shares: `--file` is no `--profile`.
 pub fn suggest<'a>(unknown: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    crate::settings::rules::closest(unknown, candidates).filter(|(score, _)| *score >= 0.8).map(|(_, c)| c)
+    let bare = |s: &str| s.trim_start_matches('-').to_owned();
+    candidates
+        .into_iter()
+        .map(|c| (strsim::jaro_winkler(&bare(unknown), &bare(c)), c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
 }
 
 #[cfg(test)]
@@ -84,5 +91,7 @@ mod tests {
         assert_eq!(suggest("--auto-refesh", names), Some("--auto-refresh"));
         assert_eq!(suggest("--profle", names), Some("--profile"));
         assert_eq!(suggest("--zzz-qqq", names), None);
+        // An option of an oci command put before the command: not a typo of `--profile`.
+        assert_eq!(suggest("--file", names), None);
     }
 }

@@ -177,6 +177,13 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
 fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
     let ask = |prompt: String| {
         rpassword::prompt_password(prompt).map(SecretString::from).map_err(|e| {
+            // Ctrl-D: the person ended the prompt, on a terminal that is there.
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                crate::terminal::say("");
+                return Error::Login(format!(
+                    "the refresh token passphrase prompt of profile `{profile}` was ended (Ctrl-D); nothing was sent"
+                ));
+            }
             Error::Login(format!(
                 "cannot ask for the refresh token passphrase of profile `{profile}` ({e}: no terminal?); give it in \
                  a variable instead, with `--refresh-token-passphrase-env VAR`"
