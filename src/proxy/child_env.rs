@@ -51,10 +51,10 @@ pub struct ChildEnv {
 /// `http://woci:…@127.0.0.1:…`): that woci keeps its profile's session fresh, and withholds its
 /// passphrase variables from what it runs.
 pub fn under_a_woci_proxy(env: &crate::settings::Env) -> bool {
-    ["https_proxy", "HTTPS_PROXY"]
-        .iter()
-        .filter_map(|k| env.get(*k))
-        .any(|v| url::Url::parse(v).is_ok_and(|u| u.username() == "woci" && u.host_str() == Some("127.0.0.1")))
+    ["https_proxy", "HTTPS_PROXY"].iter().filter_map(|k| env.get(*k)).any(|v| {
+        let listener = url::Host::Ipv4(std::net::Ipv4Addr::LOCALHOST);
+        url::Url::parse(v).is_ok_and(|u| u.username() == super::PROXY_USER && u.host() == Some(listener))
+    })
 }
 
 /// What the running proxy provides.
