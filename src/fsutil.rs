@@ -28,6 +28,15 @@ fn foreign_owner(dir: &Path) -> Option<(u32, u32)> {
     fs::metadata(dir).ok().filter(|m| m.uid() != 0).map(|m| (m.uid(), m.gid()))
 }
 
+/// Whether a file or folder of `owner` in the folder `parent` is this user's to use: the user's
+/// own, or, for root with a user's HOME (`sudo -E`), the owner's of `parent`, whose HOME it is.
+#[cfg(unix)]
+pub(crate) fn own_or_home_users(owner: u32, parent: Option<&Path>) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let me = user_id();
+    owner == me || me == 0 && parent.and_then(|p| fs::metadata(p).ok()).is_some_and(|m| m.uid() == owner)
+}
+
 /// Run as root with a user's HOME (`sudo -E`, `su -m`, a root job), woci gives what it creates
 /// in a folder of that user's the folder's owner, as `oci` keeps a file's owner by writing it in
 /// place: one root call never leaves a user's `~/.oci` with files the user cannot read.

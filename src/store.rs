@@ -248,12 +248,7 @@ impl SessionStore {
         #[cfg(unix)]
         if let Some(owner) = meta.ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m)) {
             // Root (`sudo -E`) uses the folder of the user whose `~/.oci/sessions` it is in.
-            let me = fsutil::user_id();
-            let home_user = || {
-                let sessions = self.dir.parent().and_then(|p| std::fs::metadata(p).ok());
-                sessions.map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-            };
-            if owner != me && !(me == 0 && (owner == 0 || home_user() == Some(owner))) {
+            if !fsutil::own_or_home_users(owner, self.dir.parent()) {
                 return Err(Error::Config(format!(
                     "session folder `{}` belongs to another user (uid {owner}), who could read or swap the session; \
                      move it away (woci makes a new one) or make it yours (`chown`)",

@@ -237,10 +237,8 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
 #[cfg(unix)]
 fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let me = crate::fsutil::user_id();
     let shown = path.display();
-    let folder_owner = || path.parent().and_then(|d| std::fs::metadata(d).ok()).map(|d| d.uid());
-    if meta.uid() != me && meta.uid() != 0 && !(me == 0 && folder_owner() == Some(meta.uid())) {
+    if meta.uid() != 0 && !crate::fsutil::own_or_home_users(meta.uid(), path.parent()) {
         return Err(Error::Config(format!(
             "the manager config `{shown}` belongs to another user (uid {}), and woci runs the programs it names; \
              make it yours (`chown`) or remove it",
