@@ -711,8 +711,12 @@ async fn a_fallback_profile_that_exists_nowhere_is_named_and_not_used() {
 /// Runs woci with `args` in a terminal (`script`), typing each of `keys` after a pause, and
 /// returns its exit status and everything it wrote.
 async fn in_a_terminal(w: &World, args: &str, keys: &[&str]) -> (Option<i32>, String) {
+    typing_into(w.woci_in_a_terminal(args), keys).await
+}
+
+/// Runs `c` (from [`World::woci_in_a_terminal`]), typing each of `keys` after a pause.
+async fn typing_into(mut c: std::process::Command, keys: &[&str]) -> (Option<i32>, String) {
     use std::io::Write;
-    let mut c = w.woci_in_a_terminal(args);
     c.stdin(std::process::Stdio::piped());
     let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
     let mut stdin = child.stdin.take().unwrap();
@@ -752,6 +756,32 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
     assert!(text.contains("new refresh token passphrase") && text.contains("passphrases differ"), "{text}");
     assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
     assert_eq!(w.emu.stats().refresh_grants, 0);
+}
+
+/// A login asked for the passphrase of the encrypted refresh token it replaces: an answer that
+/// does not open that token would become the new one's passphrase, so it is asked again first;
+/// two that differ log nothing in, the same twice seal the new refresh token with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_confirms_a_passphrase_that_does_not_open_the_old_token() {
+    let w = World::new().await;
+    sealed_session(&w, -30);
+    let login = || {
+        let mut c = w.woci_in_a_terminal("--refresh-token-passphrase-prompt session authenticate");
+        c.env("BROWSER", &w.browser);
+        c
+    };
+    let (status, text) = typing_into(login(), &["rigth\n", "right\n"]).await;
+    assert!(text.contains("does not open the stored refresh token") && text.contains("differ"), "{text}");
+    assert_eq!(status, Some(2), "{text}");
+    assert_eq!(w.emu.stats().auth_code_grants, 0, "no login happened");
+    let (status, text) = typing_into(login(), &["fresh\n", "fresh\n"]).await;
+    assert_eq!(status, Some(0), "{text}");
+    let sealed = std::fs::read_to_string(w.session_dir().join("refresh_token")).unwrap();
+    assert!(woci::crypto::open(&sealed, &"fresh".into()).is_ok(), "sealed with the confirmed passphrase");
+    // The passphrase that opens the token is asked once, as before.
+    let (status, text) = typing_into(login(), &["fresh\n"]).await;
+    assert!(!text.contains("type it again"), "{text}");
+    assert_eq!(status, Some(0), "{text}");
 }
 
 /// `--exec` with the prompt asks before the program starts (never while it has the terminal)

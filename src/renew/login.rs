@@ -20,6 +20,9 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let http = r.http().await?;
     // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
     let passphrase = passphrase(r, cfg).await?;
+    if login {
+        confirm_replacing_passphrase(r, cfg, passphrase.as_ref()).await?;
+    }
     // An access token kept from a grant whose exchange failed, while it has a minute left.
     let kept = r.access.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some((access, _)) = kept.filter(|(_, exp)| !login && *exp > r.clock.unix() + 60) {
@@ -175,33 +178,61 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
 
 /// Asks for the passphrase on the terminal; a `new` one twice (they must match).
 fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
-    let ask = |prompt: String| {
-        rpassword::prompt_password(prompt).map(SecretString::from).map_err(|e| {
-            // Ctrl-D: the person ended the prompt, on a terminal that is there.
-            if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                crate::terminal::say("");
-                return Error::Login(format!(
-                    "the refresh token passphrase prompt of profile `{profile}` was ended (Ctrl-D); nothing was sent"
-                ));
-            }
-            Error::Login(format!(
-                "cannot ask for the refresh token passphrase of profile `{profile}` ({e}: no terminal?); give it in \
-                 a variable instead, with `--refresh-token-passphrase-env VAR`"
-            ))
-        })
-    };
     if !new {
-        return ask(format!("woci: refresh token passphrase for profile `{profile}`: "));
+        return prompt(profile, &format!("woci: refresh token passphrase for profile `{profile}`: "));
     }
-    let first =
-        ask(format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "))?;
-    let again = ask("woci: the same passphrase again: ".to_owned())?;
-    if first.expose() != again.expose() {
-        return Err(Error::Config(
-            "the two passphrases differ; nothing was sent or stored: run the command again".to_owned(),
-        ));
-    }
+    let first = prompt(
+        profile,
+        &format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "),
+    )?;
+    same(&first, &prompt(profile, "woci: the same passphrase again: ")?)?;
     Ok(first)
+}
+
+/// One answer read on the terminal without echo.
+fn prompt(profile: &str, text: &str) -> Result<SecretString> {
+    rpassword::prompt_password(text).map(SecretString::from).map_err(|e| {
+        // Ctrl-D: the person ended the prompt, on a terminal that is there.
+        if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            crate::terminal::say("");
+            return Error::Login(format!(
+                "the refresh token passphrase prompt of profile `{profile}` was ended (Ctrl-D); nothing was sent"
+            ));
+        }
+        Error::Login(format!(
+            "cannot ask for the refresh token passphrase of profile `{profile}` ({e}: no terminal?); give it in \
+             a variable instead, with `--refresh-token-passphrase-env VAR`"
+        ))
+    })
+}
+
+/// A login asked for the passphrase of the encrypted refresh token it replaces. An answer that
+/// does not open that token becomes the new token's passphrase, so it is asked again first, as a
+/// new one is: one typo would otherwise lock the new session for good.
+async fn confirm_replacing_passphrase(r: &Renewer, cfg: &LoginConfig, pass: Option<&SecretString>) -> Result<()> {
+    let (PassphraseSource::Prompt, Some(pass)) = (&cfg.passphrase, pass) else { return Ok(()) };
+    let Ok(stored) = r.store.stored_refresh_token() else { return Ok(()) };
+    if stored.state() != crate::store::RefreshTokenState::Encrypted || stored.open(Some(pass)).is_ok() {
+        return Ok(());
+    }
+    let (profile, first) = (r.settings.profile.clone(), pass.clone());
+    ask_on_terminal(move || {
+        let again = prompt(
+            &profile,
+            "woci: that passphrase does not open the stored refresh token; to encrypt the new one with it, type it again: ",
+        )?;
+        same(&first, &again)
+    })
+    .await
+}
+
+fn same(first: &SecretString, again: &SecretString) -> Result<()> {
+    match first.expose() == again.expose() {
+        true => Ok(()),
+        false => Err(Error::Config(
+            "the two passphrases differ; nothing was sent or stored: run the command again".to_owned(),
+        )),
+    }
 }
 
 /// Readies the passphrase of a long run (the daemon, `--auto-refresh`, `--exec`) before it starts,
