@@ -341,6 +341,10 @@ fn rotate_own_log(log_path: &Path) {
     }
 }
 
+/// How long past its due time a renewal the state file does not record makes `--daemon-status`
+/// doubt the state file (a renewal takes seconds; a slow IdP, a minute or two).
+const STATE_OVERDUE: i64 = 300;
+
 /// `woci --daemon-status [--json]`: exit 0 when a daemon runs, 1 when none does. The JSON is
 /// `{"schema": 1, "profile", "now", "daemon": {…}}`, the `daemon` object of `--status --json`.
 pub(crate) fn status(store: &SessionStore, now: i64, json: bool) -> Result<u8> {
@@ -389,7 +393,15 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
             let last_error = match (&s.last_error, s.last_error_at) {
                 (Some(e), Some(t)) => format!("{} ({} ago)", safe(e), fmt_secs(now - t)),
                 (Some(e), None) => safe(e).into_owned(),
-                _ => "none".to_owned(),
+                // A daemon that cannot write its state file records nothing, failures included.
+                _ => match s.next_renewal.filter(|t| now - t > STATE_OVERDUE) {
+                    Some(t) => format!(
+                        "none recorded, but the renewal due {} ago is not recorded either: the state file may not be \
+                         writable; see the daemon log in the session folder",
+                        fmt_secs(now - t)
+                    ),
+                    None => "none".to_owned(),
+                },
             };
             let _ = writeln!(out, "  last error: {last_error}");
         }

@@ -238,6 +238,16 @@ fn describe_running_and_exited_daemons() {
     assert!(out.contains("uptime 3m20s"), "{out}");
     assert!(out.contains("next renewal: 1970-01-01T00:26:40Z (in 6m40s)"), "{out}");
     assert!(out.contains("last error: oops (1m40s ago)"), "{out}");
+    // No error recorded, and a renewal long overdue: the state file is doubted, not trusted.
+    let mut quiet = running.clone();
+    let s = quiet.state.as_mut().unwrap();
+    (s.last_error, s.last_error_at) = (None, None);
+    let mut out = String::new();
+    describe(&mut out, "P", &quiet, 1700);
+    assert!(out.contains("last error: none\n"), "{out}");
+    let mut out = String::new();
+    describe(&mut out, "P", &quiet, 2000);
+    assert!(out.contains("last error: none recorded, but the renewal due 6m40s ago is not recorded"), "{out}");
 
     let exited = DaemonInfo {
         probe: PidProbe::NotRunning { stale_pid: Some(10) },
