@@ -11,7 +11,7 @@ use crate::cli::{self, Command, Invocation};
 use crate::clock::{fmt_secs, SystemClock};
 use crate::context::Context;
 use crate::daemon::DaemonSpec;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::renew::{Action, Force, Renewer, Session};
 use crate::settings::{Env, OciView, Settings};
 use std::ffi::OsString;
@@ -48,6 +48,8 @@ pub fn main() -> ExitCode {
 pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
+    #[cfg(unix)]
+    crate::fsutil::raise_open_file_limit()?;
     let inv = cli::parse_as(args, as_oci)?;
     if let Some(code) = run_informational(&inv.command)? {
         return Ok(code);
@@ -69,8 +71,15 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     }
     if let Command::Passthrough(args) = &inv.command {
         // Unresolvable settings (no HOME, a broken INI) must not block help or `setup`.
-        let settings = Settings::resolve(&inv.flags, &inv.oci, &env, false).ok();
-        return child::exec(&ChildBuilder::oci(settings.as_ref(), &env, args.clone())?.build()?);
+        let resolved = Settings::resolve(&inv.flags, &inv.oci, &env, false);
+        let spec = ChildBuilder::oci(resolved.as_ref().ok(), &env, args.clone())?.build()?;
+        return child::exec(&spec).map_err(|e| match (e, resolved) {
+            // The program named by settings that could not be read was not the one tried.
+            (e @ (Error::ProgramNotFound { .. } | Error::ProgramNotExecutable { .. }), Err(why)) => {
+                e.with_hint(&format!("woci's settings could not be read, so no `oci_command` was used: {why}"))
+            }
+            (e, _) => e,
+        });
     }
     // The invocation as given: what the daemon and a re-run as the `fallback_profile` need.
     let call = match inv.command {

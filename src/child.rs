@@ -209,6 +209,7 @@ pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
     if spec.redactor.is_none() {
         use std::os::unix::process::CommandExt;
         crate::critical::restore_for_child();
+        crate::fsutil::restore_open_file_limit();
         let e = spec.command().exec();
         return Err(spec.spawn_error(e));
     }
@@ -260,6 +261,7 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         unsafe {
             cmd.pre_exec(move || {
                 crate::critical::restore_for_child();
+                crate::fsutil::restore_open_file_limit();
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
                 // woci died between fork and prctl: the signal would never come.
                 if libc::getppid() != parent {

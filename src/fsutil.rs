@@ -286,6 +286,48 @@ impl FdReserve {
     }
 }
 
+/// The caller's open-file limit, kept when woci raised its own ([`raise_open_file_limit`]).
+#[cfg(unix)]
+static CALLER_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
+
+/// At start: a soft `ulimit -n` below what a renewal beside the re-signing proxy's connections
+/// needs is raised toward the hard limit, as Go's runtime does, and the program woci runs gets
+/// the caller's back ([`restore_open_file_limit`]). A hard limit too low to run at all is one
+/// error naming the fix, instead of a failure halfway (a panic in the async runtime, once).
+#[cfg(unix)]
+pub(crate) fn raise_open_file_limit() -> Result<()> {
+    const FLOOR: u64 = 64;
+    const NEEDED: u64 = 16;
+    let mut caller = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with valid pointers to owned structs.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut caller) } != 0 || caller.rlim_cur >= FLOOR {
+        return Ok(());
+    }
+    let raised = libc::rlimit { rlim_cur: FLOOR.min(caller.rlim_max), rlim_max: caller.rlim_max };
+    let now = match raised.rlim_cur > caller.rlim_cur && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        true => {
+            let _ = CALLER_NOFILE.set(caller);
+            raised.rlim_cur
+        }
+        false => caller.rlim_cur,
+    };
+    match now < NEEDED {
+        true => Err(Error::Other(format!(
+            "the open-file limit (`ulimit -n` {now}) is below the {NEEDED} woci needs; raise it, e.g. `ulimit -n 1024`"
+        ))),
+        false => Ok(()),
+    }
+}
+
+/// In a child before `exec` (async-signal-safe): the open-file limit the caller gave woci.
+#[cfg(unix)]
+pub(crate) fn restore_open_file_limit() {
+    if let Some(caller) = CALLER_NOFILE.get() {
+        // SAFETY: setrlimit(2) is a plain system call.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, caller) };
+    }
+}
+
 /// Room a renewal needs in the session folder: its new files, with room to spare.
 pub(crate) const RENEWAL_ROOM: u64 = 64 * 1024;
 

@@ -307,3 +307,17 @@ async fn a_ca_variable_naming_a_device_is_refused_at_once() {
     assert!(started.elapsed() < std::time::Duration::from_secs(10));
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }
+
+/// `oci`'s own help runs without woci's settings, but when the settings could not be read and
+/// the program then cannot be found, the error names why `oci_command` was not used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_with_broken_settings_names_them_when_oci_is_not_found() {
+    let w = World::new().await;
+    w.write_manager_ini(&[("oci_command", "/opt/oci/bin/oci"), ("log_level", "LOUD")]);
+    let mut cmd = w.woci();
+    cmd.env_remove("WOCI_OCI_COMMAND").env("PATH", "/nonexistent").args(["os", "ns", "get", "--help"]);
+    let out = run(cmd).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(127), "{stderr}");
+    assert!(stderr.contains("settings could not be read") && stderr.contains("`log_level`"), "{stderr}");
+}

@@ -252,6 +252,42 @@ async fn a_rescue_file_planted_by_another_user_is_never_adopted() {
     }
 }
 
+/// A low soft `ulimit -n` (the hard one higher) is raised for woci itself, which renews, and
+/// given back to the program it runs; a hard limit too low to run is one error naming the fix
+/// (it was a panic in the async runtime's signal setup at 6 and 7).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
+    let w = World::new().await;
+    let in_shell = |script: &str| {
+        let c = w.woci_std();
+        let mut sh = std::process::Command::new("sh");
+        sh.args(["-c", &format!("{script}; exec \"$0\" \"$@\"")]).arg(c.get_program());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => sh.env(k, v),
+                None => sh.env_remove(k),
+            };
+        }
+        sh
+    };
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut sh = in_shell("ulimit -Sn 8");
+    sh.args(["--exec", "--", "sh", "-c", "ulimit -Sn"]);
+    let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "8", "the program has the caller's limit");
+    assert_eq!(w.emu.stats().refresh_grants_issued, 1, "woci renewed with its raised limit");
+    for limit in 5..8 {
+        let mut sh = in_shell(&format!("ulimit -n {limit}"));
+        sh.args(["os", "ns", "get"]);
+        let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "limit {limit}: {err}");
+        assert!(err.starts_with("woci: error: ") && err.contains("ulimit -n"), "limit {limit}: {err}");
+    }
+}
+
 /// Too few file descriptors (`ulimit -n`), at every limit from too few to run to enough: the call
 /// either renews (and stores the new refresh token) or sends no refresh grant at all, so the
 /// refresh token is never spent and lost (it once was, between these limits).
