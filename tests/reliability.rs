@@ -252,34 +252,37 @@ async fn a_rescue_file_planted_by_another_user_is_never_adopted() {
     }
 }
 
+/// woci (as [`World::woci_std`] runs it) started by `sh` after `script`; its arguments are the
+/// command's.
+fn after_shell(w: &World, script: &str) -> std::process::Command {
+    let c = w.woci_std();
+    let mut sh = std::process::Command::new("sh");
+    sh.args(["-c", &format!("{script}; exec \"$0\" \"$@\"")]).arg(c.get_program());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => sh.env(k, v),
+            None => sh.env_remove(k),
+        };
+    }
+    sh
+}
+
 /// A low soft `ulimit -n` (the hard one higher) is raised for woci itself, which renews, and
 /// given back to the program it runs; a hard limit too low to run is one error naming the fix
 /// (it was a panic in the async runtime's signal setup at 6 and 7).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
     let w = World::new().await;
-    let in_shell = |script: &str| {
-        let c = w.woci_std();
-        let mut sh = std::process::Command::new("sh");
-        sh.args(["-c", &format!("{script}; exec \"$0\" \"$@\"")]).arg(c.get_program());
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => sh.env(k, v),
-                None => sh.env_remove(k),
-            };
-        }
-        sh
-    };
     w.seed_token(-10);
     w.seed_refresh_token();
-    let mut sh = in_shell("ulimit -Sn 8");
+    let mut sh = after_shell(&w, "ulimit -Sn 8");
     sh.args(["--exec", "--", "sh", "-c", "ulimit -Sn"]);
     let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "8", "the program has the caller's limit");
     assert_eq!(w.emu.stats().refresh_grants_issued, 1, "woci renewed with its raised limit");
     for limit in 5..8 {
-        let mut sh = in_shell(&format!("ulimit -n {limit}"));
+        let mut sh = after_shell(&w, &format!("ulimit -n {limit}"));
         sh.args(["os", "ns", "get"]);
         let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
         let err = stderr(&out);
@@ -299,15 +302,8 @@ async fn too_few_file_descriptors_never_spend_the_refresh_token() {
         w.seed_token(-10);
         let rt = w.seed_refresh_token();
         let before = w.emu.stats().refresh_grants_attempted();
-        let c = w.woci_std();
-        let mut sh = std::process::Command::new("sh");
-        sh.args(["-c", &format!("ulimit -n {limit}; exec \"$0\" os ns get")]).arg(c.get_program());
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => sh.env(k, v),
-                None => sh.env_remove(k),
-            };
-        }
+        let mut sh = after_shell(&w, &format!("ulimit -n {limit}"));
+        sh.args(["os", "ns", "get"]);
         let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
         let sent = w.emu.stats().refresh_grants_attempted() - before;
         let stored = w.read(&w.session_dir().join("refresh_token"));
