@@ -380,6 +380,8 @@ pub(crate) enum Signal {
     Probe,
     Term,
     Kill,
+    /// SIGCONT: resumes a stopped process.
+    Cont,
 }
 
 /// kill(2): sends `sig` to process `pid`, or to the process group `-pid` when it is negative.
@@ -389,6 +391,7 @@ pub(crate) fn kill(pid: i32, sig: Signal) -> std::io::Result<()> {
         Signal::Probe => 0,
         Signal::Term => libc::SIGTERM,
         Signal::Kill => libc::SIGKILL,
+        Signal::Cont => libc::SIGCONT,
     };
     // SAFETY: kill(2) involves no memory.
     match unsafe { libc::kill(pid, sig) } {

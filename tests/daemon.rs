@@ -135,6 +135,22 @@ async fn start_status_duplicate_stop() {
     assert_no_secrets(&log(&w), &[&token, &rt, &w.cfg.exchange_client_secret]);
 }
 
+/// A stopped daemon (SIGSTOP, Ctrl-Z) is resumed by `--stop-daemon` so that it stops as asked
+/// (storing what a renewal under way got), instead of being killed after the grace period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_daemon_is_resumed_to_stop_not_killed() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let (_guard, pid) = start(&w).await;
+    // SAFETY: SIGSTOP to the daemon this test started.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("resumed it") && !stderr(&out).contains("killing"), "{}", stderr(&out));
+    assert_eq!(state(&w)["exit_reason"], "stopped by SIGTERM");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_pid_file_is_ignored() {
     let w = World::new().await;

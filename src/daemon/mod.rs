@@ -462,7 +462,14 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
     let Some(daemon) = Pinned::pin(pid, state.as_ref())? else {
         return none_running(&format!(" (stale pid file: pid {pid} is another process now)"));
     };
+    let started = std::time::Instant::now();
+    let suspended = fsutil::process_stopped(pid);
     daemon.signal(Signal::Term)?;
+    // A stopped daemon (SIGSTOP, Ctrl-Z) acts on SIGTERM only once resumed, as systemd does it.
+    daemon.signal(Signal::Cont)?;
+    if suspended {
+        err_line(&format!("woci: the daemon (pid {pid}) was stopped (SIGSTOP); resumed it so that it can stop"));
+    }
     let stopped = || err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
     if wait_released(&pid_path, grace)? {
         stopped();
@@ -480,14 +487,15 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
             return Ok(0);
         }
     }
-    err_line(&format!("woci: the daemon (pid {pid}) did not stop within {}s; killing it", grace.as_secs()));
+    err_line(&format!("woci: the daemon (pid {pid}) did not stop within {}s; killing it", started.elapsed().as_secs()));
     daemon.signal(Signal::Kill)?;
     if !wait_released(&pid_path, Duration::from_secs(5))? {
         return Err(Error::Other(format!("the daemon of profile `{profile}` (pid {pid}) survived SIGKILL")));
     }
     if let Ok(Some(mut s)) = read_state(&state_path) {
         if s.pid == pid && s.phase != Phase::Exited {
-            s.exit(now, format!("killed by `--stop-daemon` after {}s without stopping", grace.as_secs()), None);
+            let waited = started.elapsed().as_secs();
+            s.exit(now + waited as i64, format!("killed by `--stop-daemon` after {waited}s without stopping"), None);
             let _ = write_state(&state_path, &s);
         }
     }
@@ -536,7 +544,12 @@ impl Pinned {
         let sent = match &self.pidfd {
             Some(fd) => {
                 use rustix::process::{pidfd_send_signal, Signal as S};
-                pidfd_send_signal(fd, if matches!(sig, Signal::Kill) { S::KILL } else { S::TERM }).map_err(Into::into)
+                let sig = match sig {
+                    Signal::Kill => S::KILL,
+                    Signal::Cont => S::CONT,
+                    _ => S::TERM,
+                };
+                pidfd_send_signal(fd, sig).map_err(Into::into)
             }
             None => fsutil::kill(pid, sig),
         };
