@@ -171,7 +171,26 @@ impl ChildSpec {
     }
 
     fn spawn_error(&self, e: io::Error) -> Error {
-        let program = self.program.to_string_lossy().into_owned();
+        self.error_for(&self.program, e)
+    }
+
+    /// The error of starting `program` (this spec's, or where it was found on `PATH`).
+    fn error_for(&self, program: &std::ffi::OsStr, e: io::Error) -> Error {
+        let as_path = std::path::Path::new(program);
+        let program = program.to_string_lossy().into_owned();
+        let interpreter = (matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied)
+            && as_path.components().count() > 1)
+            .then(|| missing_interpreter(as_path))
+            .flatten();
+        if let Some(why) = interpreter {
+            return Error::ProgramNotExecutable {
+                program,
+                reason: format!(
+                    "{why}; reinstall it (a virtualenv whose Python was upgraded or removed?) or check {}",
+                    self.program_source
+                ),
+            };
+        }
         match e.kind() {
             io::ErrorKind::NotFound => {
                 Error::ProgramNotFound { program, hint: format!("install it or set {}", self.program_source) }
@@ -196,9 +215,30 @@ impl ChildSpec {
             Some(f) if !crate::fsutil::is_executable(&f) => {
                 Err(self.spawn_error(io::Error::new(io::ErrorKind::PermissionDenied, "not an executable file")))
             }
+            Some(f) if missing_interpreter(&f).is_some() => {
+                Err(self.error_for(f.as_os_str(), io::ErrorKind::NotFound.into()))
+            }
             Some(_) => Ok(()),
         }
     }
+}
+
+/// What is wrong with the `#!` interpreter of the file `program`, if anything (a virtualenv whose
+/// Python was upgraded away, or one under another user's home): exec(2) then fails "not found"
+/// or "permission denied" although the file itself is there.
+fn missing_interpreter(program: &std::path::Path) -> Option<String> {
+    use std::io::Read;
+    let mut head = [0u8; 256];
+    let n = std::fs::File::open(program).and_then(|mut f| f.read(&mut head)).ok()?;
+    let line = head[..n].strip_prefix(b"#!")?.split(|b| *b == b'\n').next()?;
+    let interpreter = String::from_utf8_lossy(line).split_whitespace().next()?.to_owned();
+    let why = match std::fs::metadata(&interpreter) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => "does not exist",
+        Err(_) => "cannot be reached by this user",
+        Ok(_) if !crate::fsutil::is_executable(std::path::Path::new(&interpreter)) => "is not an executable file",
+        Ok(_) => return None,
+    };
+    Some(format!("its interpreter `{interpreter}` (its `#!` line) {why}"))
 }
 
 /// Runs the program in woci's place and returns its exit code. On Unix without a redactor woci
@@ -405,5 +445,27 @@ mod tests {
         let e = spawn(&spec).unwrap_err();
         assert_eq!(e.exit_code(), 127);
         assert!(e.to_string().contains("`WOCI_OCI_COMMAND`"), "{e}");
+    }
+
+    /// A script whose `#!` interpreter is gone (a virtualenv after a Python upgrade) exists: the
+    /// error names the interpreter, for the run and for `--status`'s look alike.
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_missing_interpreter_is_named_not_the_script() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("oci");
+        std::fs::write(&script, "#!/woci-gone/bin/python3 -s\nprint(1)\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let env: Env = [("PATH".to_owned(), dir.path().display().to_string())].into_iter().collect();
+        for spec in
+            [ChildSpec { program: script.clone().into(), ..sh("") }, ChildSpec { program: "oci".into(), ..sh("") }]
+        {
+            let e = spec.check_runnable(&env).unwrap_err();
+            assert_eq!(e.exit_code(), 126, "{e}");
+            assert!(e.to_string().contains("interpreter `/woci-gone/bin/python3`"), "{e}");
+        }
+        let e = spawn(&ChildSpec { program: script.into(), ..sh("") }).unwrap_err();
+        assert!(e.exit_code() == 126 && e.to_string().contains("`/woci-gone/bin/python3`"), "{e}");
     }
 }
