@@ -28,6 +28,15 @@ fn foreign_owner(dir: &Path) -> Option<(u32, u32)> {
     fs::metadata(dir).ok().filter(|m| m.uid() != 0).map(|m| (m.uid(), m.gid()))
 }
 
+/// A path's permission bits and owner (`None` when it cannot be looked at).
+pub(crate) fn mode_and_owner(path: &Path) -> Option<(u32, u32)> {
+    let m = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    return Some((m.permissions().mode() & 0o7777, std::os::unix::fs::MetadataExt::uid(&m)));
+    #[cfg(not(unix))]
+    Some((u32::from(m.permissions().readonly()), 0))
+}
+
 /// Whether a file or folder of `owner` in the folder `parent` is this user's to use: the user's
 /// own, or, for root with a user's HOME (`sudo -E`), the owner's of `parent`, whose HOME it is.
 #[cfg(unix)]

@@ -830,6 +830,10 @@ pub struct FailureRecord {
     /// The refresh grant's answer was lost: the stored refresh token is probably spent.
     #[serde(default)]
     pub reply_lost: bool,
+    /// A digest of the settings the failure was met with (`renew::failure_inputs`); absent in
+    /// records of older releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub inputs: Option<String>,
 }
 
 #[cfg(test)]

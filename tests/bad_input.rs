@@ -190,6 +190,13 @@ async fn an_untrusted_certificate_is_not_retried_and_names_the_fix() {
     }
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(w.emu.stats().tls_handshakes_failed, 1, "one attempt, no retries: {line}");
+    // `--status` predicts the same failure: only a CA setting fixes it.
+    let mut c = w.woci();
+    c.args(["--status", "--json"]);
+    let out = run(c).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(6), "{v}");
+    assert_eq!(v["last_failure"]["transient"], false, "{v}");
 }
 
 /// The same refusal met by the re-signing proxy on a child's behalf (the child only sees a 502,

@@ -455,7 +455,8 @@ async fn what_stops_the_call_and_unreadable_settings() {
 
 /// The last renewal's failure counts for the next one: a refresh grant whose answer was lost has
 /// probably spent the refresh token (the call says so, `--status` predicts the login), and a
-/// refusal fails the next call the same way until the settings change.
+/// refusal fails the next call the same way until what it met changes (the profile's settings,
+/// a CA or proxy variable; not another profile's part of the OCI config).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_last_failure_is_what_the_next_call_meets() {
     use woci_emulator::{Endpoint, Fault};
@@ -478,6 +479,7 @@ async fn the_last_failure_is_what_the_next_call_meets() {
 
     let w = World::new().await;
     w.seed_refresh_token();
+    std::fs::write(w.config_path(), "[P]\nregion = us-ashburn-1\n").unwrap();
     w.emu.set_fault(Endpoint::Exchange, Fault::status(401));
     let mut c = w.woci();
     c.args(["os", "ns", "get"]);
@@ -487,10 +489,14 @@ async fn the_last_failure_is_what_the_next_call_meets() {
     assert!(stdout(&out).contains("fails the same way until that is fixed"), "{}", stdout(&out));
     let out = status(&w, false, &[], &["--prompt"]).await;
     assert_eq!((out.status.code(), stdout(&out).as_str()), (Some(5), "P error\n"), "the prompt agrees");
-    // Touching the manager INI (the fix, usually) makes the next call worth a try again.
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // Another profile's renewal writing its section of the OCI config is no fix.
+    let config = w.read(&w.config_path());
+    std::fs::write(w.config_path(), format!("{config}\n[OTHER]\nregion = us-phoenix-1\n")).unwrap();
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(5), "another profile's write");
+    // A CA or proxy variable set differently may be; so is an edit of the manager INI.
+    assert_eq!(status(&w, false, &[("HTTPS_PROXY", "http://127.0.0.1:9")], &[]).await.status.code(), Some(0));
     let ini = w.read(&w.manager_ini_path());
-    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    std::fs::write(w.manager_ini_path(), format!("{ini}\n# client secret fixed\n")).unwrap();
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0));
 }
 

@@ -263,8 +263,10 @@ impl Renewer {
                 at: crate::clock::unix_millis(self.clock.now()),
                 exit_code: e.exit_code(),
                 message: e.to_string(),
-                transient: schedule::is_retryable(e),
+                // An untrusted certificate is retried slowly, but only a CA setting fixes it.
+                transient: schedule::retried_soon(e),
                 reply_lost: matches!(e, Error::ReplyLost { .. }),
+                inputs: Some(failure_inputs(&self.settings, &self.env)),
             }),
             Err(_) => {}
         }
@@ -502,6 +504,30 @@ fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
             fmt_utc(iat)
         )
     })
+}
+
+/// A digest of what a renewal failure was met with: the manager INI (its text, mode and owner),
+/// the profile's section of the OCI config, and every variable that chooses a setting, a CA or
+/// a proxy. `--status` predicts a refusal again only while this is unchanged: another
+/// profile's renewal writing `~/.oci/config` is no fix, exporting a CA bundle may be.
+pub(crate) fn failure_inputs(settings: &Settings, env: &Env) -> String {
+    use std::fmt::Write as _;
+    let mut text = String::new();
+    if let Some((ini, _)) = &settings.ini_file {
+        let bytes = crate::fsutil::read_bounded(ini, crate::fsutil::MAX_INPUT).unwrap_or_default();
+        let _ = write!(text, "{}\n{:?}", String::from_utf8_lossy(&bytes), crate::fsutil::mode_and_owner(ini));
+    }
+    let config = crate::oci_config::read_profile(&settings.oci_config_file, &settings.profile).ok();
+    let _ =
+        write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), crate::fsutil::mode_and_owner(&settings.oci_config_file));
+    let ca_and_proxy = ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "https_proxy", "HTTPS_PROXY"]
+        .into_iter()
+        .chain(["all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]);
+    for var in crate::settings::table::SETTINGS.iter().filter_map(|d| d.env).chain(ca_and_proxy) {
+        let _ = write!(text, "\n{var}={:?}", env.get(var));
+    }
+    let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);
+    crate::fsutil::sha256_hex(text.as_bytes())
 }
 
 #[cfg(test)]

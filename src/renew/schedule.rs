@@ -81,7 +81,7 @@ fn until_expired(session: &Session, now: i64) -> Duration {
 
 /// Whether a retry waits like one after a network failure; else like one after a refusal (an
 /// untrusted certificate, too: only a CA setting fixes it).
-fn retried_soon(e: &Error) -> bool {
+pub(crate) fn retried_soon(e: &Error) -> bool {
     is_retryable(e) && !matches!(e, Error::Untrusted { .. })
 }
 

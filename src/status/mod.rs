@@ -103,23 +103,31 @@ fn after_last_failure(
     }
 }
 
-/// The last renewal's failure, and whether the manager INI or the OCI config changed since (the
-/// fix, usually; its owner or mode too, hence the inode's change time).
+/// The last renewal's failure, and whether what it was met with changed since (the settings,
+/// the profile's OCI config section, a file's mode or owner, a CA or proxy variable: the fix,
+/// usually). A record of an older release, without that digest, goes by the files' change times.
 fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
     ctx.store.failure_since(0).map(|f| {
-        #[cfg(unix)]
-        let changed_ms = |p: &std::path::Path| {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(p).map_or(0, |m| m.ctime() * 1000 + m.ctime_nsec() / 1_000_000)
+        let changed = match &f.inputs {
+            Some(inputs) => *inputs != crate::renew::failure_inputs(&ctx.settings, &ctx.env),
+            None => {
+                let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
+                ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at
+            }
         };
-        #[cfg(not(unix))]
-        let changed_ms = |p: &std::path::Path| {
-            std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
-        };
-        let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
-        let changed = ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at;
         (f, changed)
     })
+}
+
+/// A file's change time (its inode's, which a chmod or chown moves too), epoch milliseconds.
+fn changed_ms(p: &std::path::Path) -> i64 {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(p).map_or(0, |m| m.ctime() * 1000 + m.ctime_nsec() / 1_000_000)
+    }
+    #[cfg(not(unix))]
+    std::fs::metadata(p).and_then(|m| m.modified()).map(crate::clock::unix_millis).unwrap_or(0)
 }
 
 /// The token part of the report.

@@ -254,6 +254,7 @@ fn the_last_failure_counts_for_the_next_renewal() {
         message: "token exchange rejected (HTTP 401): invalid_client".into(),
         transient,
         reply_lost,
+        inputs: None,
     };
     let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
     i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
