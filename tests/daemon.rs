@@ -617,6 +617,27 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(ran.exists(), "the program did not run beside the daemon");
     assert_eq!(with(&["--stop-daemon"], Some("right")).await.status.code(), Some(0));
+    std::fs::remove_file(&ran).unwrap();
+
+    // A refresh token that cannot be read, or none (no login in the background), starts nothing.
+    let rt_path = w.session_dir().join("refresh_token");
+    std::fs::remove_file(&rt_path).unwrap();
+    std::fs::create_dir(&rt_path).unwrap();
+    for args in [&["--daemon"][..], &["--exec", "--", "sh", "-c", &script]] {
+        let out = with(args, Some("right")).await;
+        assert_eq!(out.status.code(), Some(7), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("the first renewal of this run would fail"), "{}", stderr(&out));
+    }
+    assert!(!ran.exists(), "the program ran");
+    std::fs::remove_dir(&rt_path).unwrap();
+    let out = with(&["--daemon"], Some("right")).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no stored refresh token"), "{}", stderr(&out));
+    // A short run may not need a renewal: warned, and run.
+    let out = with(&["--exec", "--", "sh", "-c", &script], Some("right")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("this run cannot renew its session") && ran.exists(), "{}", stderr(&out));
+    std::fs::remove_file(&ran).unwrap();
 
     // Started right (plain settings); the INI then names a variable it does not have.
     std::fs::write(w.session_dir().join("refresh_token"), &rt).unwrap();

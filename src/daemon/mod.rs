@@ -72,12 +72,13 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let profile = store.profile().to_owned();
     DaemonSpec::check_passphrase(&ctx.settings)?;
     let runtime = crate::child::runtime(&mut tokio::runtime::Builder::new_current_thread())?;
-    runtime.block_on(renewer.ready_passphrase(false))?;
     let info = inspect(store)?;
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
     }
     runtime.block_on(renewer.ensure(Force::No))?;
+    // After `ensure`, which may have logged in on this terminal and stored a refresh token.
+    runtime.block_on(renewer.ready_for_run(false, true))?;
 
     store.ensure_dir()?;
     // The daemon reports ready through its state file: one it cannot write would leave this start

@@ -235,15 +235,60 @@ fn same(first: &SecretString, again: &SecretString) -> Result<()> {
     }
 }
 
+/// The refresh token a long run's renewals spend, looked at before the run starts: one that
+/// cannot be read or is damaged fails the first renewal (refused); none at all makes every
+/// renewal a login, which a daemon cannot do (refused) nor a run without a person (warned: the
+/// session may outlast it).
+fn refresh_token_ready(r: &Renewer, cfg: &LoginConfig, daemon: bool) -> Result<()> {
+    let p = &r.settings.profile;
+    let first_renewal = "so the first renewal of this run would fail";
+    let stored = r.store.stored_refresh_token().map_err(|e| {
+        e.with_hint(&format!(
+            "{first_renewal}: fix it, or move it away and run `woci session authenticate --profile {p}`"
+        ))
+    })?;
+    if let Some(damage) = stored.damage() {
+        return Err(Error::Blocked {
+            code: crate::error::exit::CORRUPT_FILE,
+            message: format!(
+                "{damage}; {first_renewal}: move it away and run `woci session authenticate --profile {p}`"
+            ),
+            shared: None,
+        });
+    }
+    if stored.state() != crate::store::RefreshTokenState::Absent {
+        return Ok(());
+    }
+    let fix = format!("run `woci session authenticate --profile {p}` first");
+    if daemon {
+        return Err(Error::Login(format!(
+            "profile `{p}` has no stored refresh token, so every renewal would need a login, which a daemon cannot \
+             do; {fix}"
+        )));
+    }
+    // The session may outlast a short run: said, not refused.
+    if !cfg.interactive {
+        tracing::warn!(
+            "profile `{p}` has no stored refresh token: this run cannot renew its session, which needs a login and \
+             no one is there to log in; {fix}"
+        );
+    }
+    Ok(())
+}
+
 /// Readies the passphrase of a long run (the daemon, `--auto-refresh`, `--exec`) before it starts,
 /// not at its first renewal, unattended or while the child owns the terminal: an unset variable
 /// is refused (exit 2); the prompt asks now and the run keeps the answer (no terminal: exit 3); a
 /// passphrase that does not open the stored refresh token, an empty variable's too, is refused
 /// (exit 8). Only the refresh token is read, and only when a passphrase is configured. An unset
 /// variable is no matter when `renewed_elsewhere` (a daemon, or the woci whose `--exec` runs this
-/// one and withholds the variable, keeps the session fresh ahead of this run).
-pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool) -> Result<()> {
+/// one and withholds the variable, keeps the session fresh ahead of this run). The refresh token
+/// itself is looked at first ([`refresh_token_ready`]).
+pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: bool) -> Result<()> {
     let crate::settings::RenewMode::Login(cfg) = &r.settings.mode else { return Ok(()) };
+    if !renewed_elsewhere {
+        refresh_token_ready(r, cfg, daemon)?;
+    }
     let pass = match &cfg.passphrase {
         PassphraseSource::None => return Ok(()),
         PassphraseSource::Env { var, value: None } if renewed_elsewhere => {

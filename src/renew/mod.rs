@@ -152,9 +152,10 @@ impl Renewer {
         self
     }
 
-    /// Readies the refresh token's passphrase before a long run starts ([`login::ready_for_run`]).
-    pub async fn ready_passphrase(&self, renewed_elsewhere: bool) -> Result<()> {
-        login::ready_for_run(self, renewed_elsewhere).await
+    /// Readies the refresh token and its passphrase before a long run (`daemon`, or
+    /// `--auto-refresh`/`--exec`) starts ([`login::ready_for_run`]).
+    pub async fn ready_for_run(&self, renewed_elsewhere: bool, daemon: bool) -> Result<()> {
+        login::ready_for_run(self, renewed_elsewhere, daemon).await
     }
 
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused

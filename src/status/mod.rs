@@ -24,7 +24,7 @@
 //! `expired` | `missing` | `corrupt`), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
-//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`)}, `daemon` {`running`,
+//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`), `error` (why it cannot be read or used, or `null`)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
@@ -158,6 +158,9 @@ pub(crate) struct RefreshReport {
     pub interrupted_rotation: Option<&'static str>,
     /// The rescued copy the next renewal reads instead (the session folder could not take it).
     pub rescued: Option<String>,
+    /// Why the stored refresh token cannot be read or used (a folder, no permission, damage).
+    #[serde(serialize_with = "plain_opt")]
+    pub error: Option<String>,
 }
 
 /// The whole report (`--status --json`).
@@ -254,6 +257,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
                 InterruptedRotation::Incomplete(_) => "incomplete",
             }),
             rescued: f.refresh.rescued.as_ref().map(|p| p.display().to_string()),
+            error: f.refresh.damage.clone(),
         },
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),
@@ -324,6 +328,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         _ => {
             let rt = &r.refresh_token;
             let how = match (rt.stored, rt.encrypted) {
+                _ if rt.error.is_some() => format!("unusable: {}", safe(rt.error.as_deref().unwrap_or_default())),
                 (false, _) => "not stored".to_owned(),
                 (true, false) => "stored, not encrypted".to_owned(),
                 (true, true) => {

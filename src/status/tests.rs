@@ -208,7 +208,7 @@ fn json_field_names_are_stable() {
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(
         keys(&v["refresh_token"]),
-        "decryptable,encrypted,expires_at,interrupted_rotation,passphrase,rescued,stored"
+        "decryptable,encrypted,error,expires_at,interrupted_rotation,passphrase,rescued,stored"
     );
     assert_eq!(
         keys(&v["daemon"]),
