@@ -66,11 +66,26 @@ pub(crate) async fn run_supervised(
                 tracing::warn!("session renewal failed, retrying in {}s: {error}", retry_in.as_secs());
             }
         };
-        let ended = schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, warn).await;
-        if let Err(e) = &ended {
-            tracing::error!("session renewal is no longer possible: {e}");
+        let (mut stop_rx, mut session) = (stop_rx, session);
+        loop {
+            let Err(e) =
+                schedule::renewal_loop(schedule::fixed(renewer.clone()), session, &tx, &mut stop_rx, warn).await
+            else {
+                return Ok(());
+            };
+            // The program goes on (its session may last), and so does this run: a login in
+            // another terminal, or a call after the fix, renews the session for it.
+            tracing::error!(
+                "session renewal is not possible: {e}; the program goes on and takes up the new session as soon as \
+                 another woci renews it"
+            );
+            let Some(renewed) = schedule::renewed_elsewhere(&renewer, &tx, &mut stop_rx).await else { return Err(e) };
+            tracing::warn!(
+                "a session renewed by another woci (valid until {}) is in place; renewal goes on",
+                crate::clock::fmt_utc(renewed.claims.exp)
+            );
+            session = renewed;
         }
-        ended
     });
     let code = running.wait().await;
     let _ = stop_tx.send(());

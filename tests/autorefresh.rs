@@ -480,3 +480,47 @@ async fn a_woci_run_by_a_woci_needs_no_passphrase_of_its_own() {
     let o = tokio::task::spawn_blocking(move || alone.output().unwrap()).await.unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// A renewal that becomes impossible mid-run (the IdP revoked the refresh token; no one to log
+/// in) does not end the run's renewal for good: once another woci stores a new session (a
+/// `session authenticate` in another terminal, here a renewal with a new refresh token), the run
+/// takes it up, its proxy hands the program the new token, and renewal goes on from there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_takes_up_a_session_renewed_elsewhere_once_its_renewal_became_impossible() {
+    use woci_emulator::Config;
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(4), ..Config::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    let script = "touch \"$OUT/ready\"; while [ ! -e \"$OUT/stop\" ]; do sleep 0.1; done";
+    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", script]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    w.emu.revoke_refresh_tokens();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.emu.stats().refresh_grants_rejected == 0 {
+        assert!(Instant::now() < deadline, "the run's renewal never met the revoked refresh token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Another woci renews with a new refresh token, as a login elsewhere would leave it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    w.seed_refresh_token();
+    let mut other = w.woci();
+    other.args(["session", "refresh"]);
+    let o = run(other).await;
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    // The run renews on its own again: grants beyond the other woci's one.
+    let issued = w.emu.stats().refresh_grants_issued;
+    while w.emu.stats().refresh_grants_issued < issued + 2 {
+        assert!(Instant::now() < deadline + Duration::from_secs(30), "the run did not renew again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    std::fs::write(out.path().join("stop"), "").unwrap();
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("renewal is not possible") && err.contains("is in place; renewal goes on"), "{err}");
+}

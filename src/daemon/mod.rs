@@ -272,7 +272,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                 log_event(t, &msg);
                 rotate_own_log(&log_path);
             };
-            let outcome = schedule::renewal_loop(renewers_rx, session, tx, stop_rx, events).await;
+            let outcome = schedule::renewal_loop(renewers_rx, session, &tx, stop_rx, events).await;
             rotation.abort();
             reloading.abort();
             outcome?;
@@ -415,6 +415,14 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
             if let (Some(t), Some(r)) = (s.exited, &s.exit_reason) {
                 let code = s.exit_code.map(|c| format!(", exit code {c}")).unwrap_or_default();
                 let _ = writeln!(out, "  last daemon (pid {}) exited {}: {}{code}", s.pid, fmt_utc(t), safe(r));
+                // systemd does not restart it after these (`RestartPreventExitStatus`).
+                if s.exit_code.is_some_and(|c| c != 0) {
+                    let _ = writeln!(
+                        out,
+                        "  once that is fixed, start it again: `woci --daemon` (under systemd `systemctl --user restart \
+                         woci-daemon@{profile}`)"
+                    );
+                }
             } else if s.pid != 0 {
                 let _ =
                     writeln!(out, "  last daemon (pid {}) ended without recording a reason (killed or crashed)", s.pid);

@@ -314,6 +314,15 @@ impl Renewer {
         Ok(Session::of(token, Action::KeptAfterFailure))
     }
 
+    /// The stored session when another woci replaced the one that expires at `exp` with a newer,
+    /// valid one bound to the profile's key (files only).
+    pub fn stored_session_newer_than(&self, exp: i64) -> Option<Session> {
+        let facts = SessionFacts::read(&self.settings, &self.store, false).ok()?;
+        let facts::TokenInput::Present(token) = &facts.token else { return None };
+        let newer = token.claims.exp > exp.max(self.clock.unix()) && !facts.key_mismatch;
+        newer.then(|| Session::of(token, Action::RenewedByOther))
+    }
+
     fn finish_config(&self, facts: &SessionFacts<'_>, token: &Token) -> Result<Session> {
         let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
         self.write_config(facts, &token.claims, &key, &key_path)?;

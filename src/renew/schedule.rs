@@ -138,8 +138,8 @@ async fn replaced(renewers: &mut watch::Receiver<Arc<Renewer>>) {
 pub async fn renewal_loop(
     mut renewers: watch::Receiver<Arc<Renewer>>,
     mut current: Session,
-    tx: watch::Sender<SecretString>,
-    mut stop: tokio::sync::oneshot::Receiver<()>,
+    tx: &watch::Sender<SecretString>,
+    mut stop: impl std::future::Future + Unpin,
     on_event: impl Fn(LoopEvent) + Send,
 ) -> Result<()> {
     'schedule: loop {
@@ -196,6 +196,31 @@ pub async fn renewal_loop(
                 // The caller reports it (the daemon as its exit reason, in one line).
                 Err(e) => return Err(e),
             }
+        }
+    }
+}
+
+/// How often a run whose renewal became impossible looks for a session renewed elsewhere.
+const LOOK_AGAIN: Duration = Duration::from_secs(2);
+
+/// After [`renewal_loop`] ended (a login needed, a setting to fix): waits until another woci (a
+/// `woci session authenticate` in another terminal, a call after the fix) stores a newer session
+/// for the profile, publishes it on `tx` and returns it; `None` when `stop` comes first. Reads
+/// files only: nothing is sent, counted or recorded meanwhile.
+pub async fn renewed_elsewhere(
+    renewer: &Renewer,
+    tx: &watch::Sender<SecretString>,
+    mut stop: impl std::future::Future + Unpin,
+) -> Option<Session> {
+    let current_exp = jwt::decode_upst(tx.borrow().expose()).map_or(0, |c| c.exp);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(LOOK_AGAIN) => {}
+            _ = &mut stop => return None,
+        }
+        if let Some(s) = renewer.stored_session_newer_than(current_exp) {
+            tx.send_replace(s.token.clone());
+            return Some(s);
         }
     }
 }

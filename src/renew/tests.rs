@@ -415,8 +415,11 @@ async fn the_renewal_loop_notices_a_wall_clock_jump() {
     let session = renewer.ensure(Force::No).await.unwrap();
     let grants = t.count("/token");
     let (tx, mut rx) = tokio::sync::watch::channel(session.token.clone());
-    let (_stop, stop_rx) = tokio::sync::oneshot::channel();
-    let running = tokio::spawn(schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, |_| {}));
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running =
+        tokio::spawn(
+            async move { schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, |_| {}).await },
+        );
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The suspend: 59 minutes and 50 s pass on the wall clock, none on the timers.
     w.clock.advance(Duration::from_secs(3590));
@@ -462,13 +465,16 @@ async fn an_expired_token_is_retried_often() {
     let claims = crate::jwt::decode_upst(&expired).unwrap();
     let session = Session { token: SecretString::from(expired.as_str()), claims, action: Action::Reused };
     let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
-    let (_stop, stop_rx) = tokio::sync::oneshot::channel();
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let running = tokio::spawn(schedule::renewal_loop(schedule::fixed(renewer), session, tx, stop_rx, move |e| {
-        if let schedule::LoopEvent::Failed { retry_in, .. } = e {
-            let _ = events_tx.send(retry_in.as_secs());
-        }
-    }));
+    let running = tokio::spawn(async move {
+        schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, move |e| {
+            if let schedule::LoopEvent::Failed { retry_in, .. } = e {
+                let _ = events_tx.send(retry_in.as_secs());
+            }
+        })
+        .await
+    });
     let mut delays = Vec::new();
     while delays.len() < 4 {
         delays.push(events.recv().await.unwrap());
