@@ -136,6 +136,7 @@ mod imp {
 
     /// See the module doc.
     #[must_use = "signals are held only while the guard lives"]
+    #[derive(Debug)]
     pub(crate) struct Held(());
 
     pub(crate) fn hold() -> Held {
@@ -211,6 +212,7 @@ mod imp {
 #[cfg(not(unix))]
 mod imp {
     /// No signals to hold on this platform.
+    #[derive(Debug)]
     pub struct Held(());
     pub fn hold() -> Held {
         Held(())
@@ -247,7 +249,8 @@ pub(crate) fn failpoint(name: &str) {
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
 pub(crate) use imp::{
-    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, restore_for_child, supervise, OwnedGroup,
+    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, restore_for_child, supervise, Held,
+    OwnedGroup,
 };
 
 #[cfg(all(test, unix))]

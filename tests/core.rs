@@ -889,3 +889,34 @@ async fn a_managed_key_that_goes_on_over_an_indented_line_is_refused() {
     assert_eq!(w.read(&w.config_path()), config, "left as it was");
     assert_eq!(w.emu.stats().requests, 0);
 }
+
+/// A login waiting for its person (a browser tab left open, a device code never entered) holds
+/// no lock: a call with a good refresh token renews meanwhile at once, instead of waiting out the
+/// login's `login_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pending_login_keeps_no_one_waiting() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut pending = w.woci_std();
+    pending
+        .env("BROWSER", "true")
+        .args(["session", "authenticate", "--login-timeout", "60"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut pending = pending.spawn().unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let started = std::time::Instant::now();
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let took = started.elapsed();
+    let _ = pending.kill();
+    let _ = pending.wait();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(took < std::time::Duration::from_secs(10), "the call waited {took:?} for the pending login");
+    assert_eq!(w.emu.stats().refresh_grants_issued, 1);
+}

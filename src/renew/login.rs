@@ -20,7 +20,8 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let http = r.http().await?;
     // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
     let passphrase = passphrase(r, cfg).await?;
-    if login {
+    // (A login done before the lock confirmed it there.)
+    if login && r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
         confirm_replacing_passphrase(r, cfg, passphrase.as_ref()).await?;
     }
     // An access token kept from a grant whose exchange failed, while it has a minute left.
@@ -151,7 +152,36 @@ fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error
     ))
 }
 
+/// A login: the person's part (unless [`log_in_before_locking`] did it already), then the new
+/// refresh token stored.
 async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&SecretString>) -> Result<IdpTokens> {
+    let done = r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let (tokens, _held) = match done {
+        Some(done) => done,
+        None => person_logs_in(r, http, cfg).await?,
+    };
+    keep_refresh_token(r, &tokens, passphrase).await;
+    Ok(tokens)
+}
+
+/// The person's part of a login a renewal plans, done before the renewal takes the profile's
+/// lock: a browser tab left open or a device code never entered must not keep other calls, a
+/// running job or the daemon from renewing with the refresh token they have for the whole
+/// `login_timeout`. The tokens wait (signals held) for the locked part to store them.
+pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig) -> Result<()> {
+    // No one to log in: the locked renewal says why, with what refused the refresh token.
+    if !(r.allow_login && cfg.interactive) {
+        return Ok(());
+    }
+    confirm_replacing_passphrase(r, cfg, passphrase(r, cfg).await?.as_ref()).await?;
+    let done = person_logs_in(r, r.http().await?, cfg).await?;
+    *r.logged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+    Ok(())
+}
+
+/// The browser or device-code login; from the moment its tokens arrive, signals are held until
+/// they are stored.
+async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(IdpTokens, critical::Held)> {
     if !r.allow_login {
         return Err(login_impossible(r, None));
     }
@@ -171,9 +201,7 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
     } else {
         oidc::login(http, &cfg.idp, &opts).await?
     };
-    let _held = critical::hold();
-    keep_refresh_token(r, &tokens, passphrase).await;
-    Ok(tokens)
+    Ok((tokens, critical::hold()))
 }
 
 /// Asks for the passphrase on the terminal; a `new` one twice (they must match).

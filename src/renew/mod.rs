@@ -127,6 +127,9 @@ pub struct Renewer {
     /// the loop's next attempt exchanges it again while it is valid, so an exchange outage does
     /// not rotate the refresh token at every retry.
     access: std::sync::Mutex<Option<(SecretString, i64)>>,
+    /// A login's tokens, got before the lock ([`login::log_in_before_locking`]), for the locked
+    /// renewal to store.
+    logged_in: std::sync::Mutex<Option<(crate::oidc::IdpTokens, crate::critical::Held)>>,
 }
 
 impl Renewer {
@@ -143,6 +146,7 @@ impl Renewer {
             env: ctx.env.clone(),
             began: std::sync::atomic::AtomicI64::new(0),
             access: std::sync::Mutex::new(None),
+            logged_in: std::sync::Mutex::new(None),
         }
     }
 
@@ -187,7 +191,20 @@ impl Renewer {
         if matches!(&decision.plan, Plan::Refresh(_) | Plan::Login(_)) {
             login::ask_before_locking(self).await?;
         }
-        let (result, counted) = self.renew_locked(force).await;
+        let logged_in = match decision.plan {
+            Plan::Login(cfg) => login::log_in_before_locking(self, cfg).await,
+            _ => Ok(()),
+        };
+        let (result, counted) = match logged_in {
+            Ok(()) => self.renew_locked(force).await,
+            Err(e) => {
+                let result = Err(e);
+                self.settle(force, &result);
+                (result, Some(Expiries::of(facts.claims(), facts.refresh.expires_at)))
+            }
+        };
+        // A login's tokens the locked renewal did not need (another woci renewed meanwhile).
+        drop(self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).take());
         // A renewal may have rotated the refresh token; a failure leaves the ends as they were.
         let renewed = result.as_ref().ok().map(|s| (s, self.refresh_token_expiry()));
         if let Some(before) = counted {
@@ -244,7 +261,14 @@ impl Renewer {
             Plan::Exchange(cfg) => self.federated(cfg, &facts).await,
             Plan::Impossible { exit_code } => Err(plan::blocked(exit_code, decision.reason)),
         };
-        match &result {
+        self.settle(force, &result);
+        (result, counted.then_some(before))
+    }
+
+    /// Records how a renewal attempt ended: a success clears the last failure, a failure on the
+    /// way (a network round, a login) is recorded for waiting callers and `--status`.
+    fn settle(&self, force: Force, result: &Result<Session>) {
+        match result {
             Ok(s) => {
                 self.store.clear_failure();
                 let left = s.claims.exp - self.clock.unix();
@@ -271,7 +295,6 @@ impl Renewer {
             }),
             Err(_) => {}
         }
-        (result, counted.then_some(before))
     }
 
     /// How long a renewal waits for another woci's: a login may take its whole timeout.
