@@ -68,30 +68,55 @@ pub(crate) async fn post(
     form: &[(&str, &str)],
     retry: Retry,
 ) -> Result<Zeroizing<Vec<u8>>> {
-    // `base64(id:secret)`, the credentials of an HTTP Basic header.
-    let basic = client.secret.map(|s| SecretString::new(STANDARD.encode(format!("{}:{}", client.id, s.expose()))));
+    // `base64(id:secret)`, the credentials of an HTTP Basic header: as given (as Python
+    // `requests` and OCI's own clients send them), and, when that differs, form-urlencoded first
+    // as RFC 6749 §2.3.1 says, which servers that follow it (`oidc-provider`) decode.
+    let basic = |id: &str, secret: &str| SecretString::new(STANDARD.encode(format!("{id}:{secret}")));
+    let encode = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    let raw = client.secret.map(|s| basic(client.id, s.expose()));
+    let encoded = client
+        .secret
+        .map(|s| basic(&encode(client.id), &encode(s.expose())))
+        .filter(|e| raw.as_ref().is_some_and(|r| r.expose() != e.expose()));
     let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
     let body = Zeroizing::new(body.into_bytes());
     let secrets: Vec<&str> = form
         .iter()
         .filter(|(k, _)| SECRET_FIELDS.contains(k))
         .map(|(_, v)| *v)
-        .chain(client.secret.into_iter().chain(&basic).map(|s| s.expose().as_str()))
+        .chain(client.secret.into_iter().chain(&raw).chain(&encoded).map(|s| s.expose().as_str()))
         .collect();
-    let mut headers = HeaderMap::new();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
-    headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-    if let Some(b) = &basic {
-        let mut v = HeaderValue::from_str(&format!("Basic {}", b.expose()))
-            .map_err(|_| Error::Config("client credentials cannot be sent in an HTTP header".into()))?;
-        v.set_sensitive(true);
-        headers.insert(AUTHORIZATION, v);
+    let mut result = Err(Error::Other("no client credentials tried".into()));
+    for (i, credentials) in [raw.as_ref(), encoded.as_ref()].into_iter().enumerate() {
+        // The encoded form only after the server refused the client (a refused client spends
+        // no refresh token or code).
+        let refused_client = matches!(&result, Err(Error::IdpRejected { what: "client", .. }))
+            || matches!(&result, Err(Error::ExchangeRejected { error, .. }) if error == "invalid_client");
+        if i > 0 && (credentials.is_none() || !refused_client) {
+            break;
+        }
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        if let Some(b) = credentials {
+            let mut v = HeaderValue::from_str(&format!("Basic {}", b.expose()))
+                .map_err(|_| Error::Config("client credentials cannot be sent in an HTTP header".into()))?;
+            v.set_sensitive(true);
+            headers.insert(AUTHORIZATION, v);
+        }
+        let make = |timeout| {
+            Ok(Request {
+                method: Method::POST,
+                url: url.clone(),
+                headers: headers.clone(),
+                body: body.clone(),
+                timeout,
+            })
+        };
+        let resp = http.execute(endpoint.service(), retry, make).await?;
+        result = classify(endpoint, resp.status, resp.body, &secrets);
     }
-    let make = |timeout| {
-        Ok(Request { method: Method::POST, url: url.clone(), headers: headers.clone(), body: body.clone(), timeout })
-    };
-    let resp = http.execute(endpoint.service(), retry, make).await?;
-    classify(endpoint, resp.status, resp.body, &secrets)
+    result
 }
 
 #[derive(Deserialize)]
@@ -208,6 +233,37 @@ mod tests {
         let auth = seen.headers.get(AUTHORIZATION).unwrap();
         assert!(auth.is_sensitive());
         assert_eq!(auth.to_str().unwrap(), format!("Basic {}", STANDARD.encode(format!("app:{SECRET}"))));
+    }
+
+    /// A secret with characters form-urlencoding changes (`+ / =`): sent as given first; after
+    /// `invalid_client`, once more form-urlencoded (RFC 6749 §2.3.1), which such servers decode.
+    #[tokio::test]
+    async fn a_refused_client_is_tried_once_more_with_rfc_6749_encoding() {
+        let raw = format!("Basic {}", STANDARD.encode("app:q3Zk+7vT/0aY="));
+        let encoded = format!("Basic {}", STANDARD.encode("app:q3Zk%2B7vT%2F0aY%3D"));
+        let expected = encoded.clone();
+        let t = FakeTransport::new(move |req, _| {
+            let auth = req.headers.get(AUTHORIZATION).unwrap().to_str().unwrap().to_owned();
+            Ok(if auth == expected { (200, "{}".into()) } else { (401, r#"{"error":"invalid_client"}"#.into()) })
+        });
+        let http = Http::with_transport(t.clone(), options());
+        let secret = SecretString::from("q3Zk+7vT/0aY=");
+        let url = Url::parse("https://idp.example/token").unwrap();
+        for endpoint in [Endpoint::Exchange, Endpoint::Idp { what: "refresh token" }] {
+            post(&http, endpoint, &url, Client { id: "app", secret: Some(&secret) }, &[], Retry::Idempotent)
+                .await
+                .unwrap();
+        }
+        let sent: Vec<String> =
+            t.seen().iter().map(|r| r.headers.get(AUTHORIZATION).unwrap().to_str().unwrap().to_owned()).collect();
+        assert_eq!(sent, [raw.clone(), encoded.clone(), raw, encoded]);
+        // A secret that encoding leaves alone is sent once.
+        let plain = SecretString::from("idcscs-0123_abc.def");
+        let e =
+            post(&http, Endpoint::Exchange, &url, Client { id: "app", secret: Some(&plain) }, &[], Retry::Idempotent)
+                .await
+                .unwrap_err();
+        assert!(e.to_string().contains("invalid_client") && t.seen().len() == 5, "{e}");
     }
 
     #[tokio::test]

@@ -275,8 +275,9 @@ fn woci_idp_config(idp: &NodeIdp) -> IdpConfig {
 
 /// woci's own Authorization Code + PKCE login (the login driver as `BROWSER`) and refresh grant
 /// against the real provider, for a confidential and a public client.
-async fn woci_login_then_refresh(auth: ClientAuth) {
-    let idp = NodeIdp::start(IdpOptions { client_auth: auth, ..Default::default() });
+async fn woci_login_then_refresh(auth: ClientAuth, client_secret: Option<&str>) {
+    let client_secret = client_secret.map(str::to_owned);
+    let idp = NodeIdp::start(IdpOptions { client_auth: auth, client_secret, ..Default::default() });
     assert_eq!(idp.client_secret.is_none(), auth == ClientAuth::None);
     let http = woci::http::Http::new(woci::http::HttpOptions::default()).unwrap();
     let cfg = woci_idp_config(&idp);
@@ -313,12 +314,20 @@ async fn woci_login_then_refresh(auth: ClientAuth) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn woci_logs_in_and_refreshes_against_the_real_idp_confidential_client() {
-    woci_login_then_refresh(ClientAuth::SecretBasic).await;
+    woci_login_then_refresh(ClientAuth::SecretBasic, None).await;
+}
+
+/// A base64-style secret (`+ / =`, as `openssl rand -base64` makes them): the provider decodes
+/// the Basic credentials as RFC 6749 §2.3.1 says, so woci's second try, form-urlencoded, is the
+/// one it takes.
+#[tokio::test(flavor = "multi_thread")]
+async fn woci_logs_in_with_a_secret_that_form_encoding_changes() {
+    woci_login_then_refresh(ClientAuth::SecretBasic, Some("q3Zk+7vT/0aYw2xL9mNbR1cE4dF6gH8j=")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn woci_logs_in_and_refreshes_against_the_real_idp_public_client() {
-    woci_login_then_refresh(ClientAuth::None).await;
+    woci_login_then_refresh(ClientAuth::None, None).await;
 }
 
 #[test]
