@@ -114,7 +114,21 @@ pub(crate) async fn post(
             })
         };
         let resp = http.execute(endpoint.service(), retry, make).await?;
-        result = classify(endpoint, resp.status, resp.body, &secrets);
+        result = classify(endpoint, resp.status, resp.body, &secrets).map_err(|e| match e {
+            // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, which passes.
+            Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }
+                if error == "temporarily_unavailable" =>
+            {
+                let mut at = url.clone();
+                at.set_query(None);
+                Error::Network {
+                    service: endpoint.service(),
+                    url: at.to_string(),
+                    reason: format!("it answered `temporarily_unavailable` (HTTP {})", resp.status),
+                }
+            }
+            e => e,
+        });
     }
     result
 }
@@ -264,6 +278,17 @@ mod tests {
                 .await
                 .unwrap_err();
         assert!(e.to_string().contains("invalid_client") && t.seen().len() == 5, "{e}");
+    }
+
+    /// A rate limit (429) or `temporarily_unavailable` passes: a network-class failure (exit 6),
+    /// retried, never a rejection of the refresh token or the client.
+    #[tokio::test]
+    async fn a_rate_limit_is_a_passing_failure_not_a_rejection() {
+        let idp = Endpoint::Idp { what: "refresh token" };
+        let e = run(idp, 429, r#"{"error":"server_error"}"#.into()).await.unwrap_err();
+        assert!(e.is_transient() && e.to_string().contains("HTTP 429 (too many requests)"), "{e}");
+        let e = run(Endpoint::Exchange, 400, r#"{"error":"temporarily_unavailable"}"#.into()).await.unwrap_err();
+        assert!(e.is_transient() && e.exit_code() == crate::error::exit::NETWORK, "{e}");
     }
 
     #[tokio::test]

@@ -72,8 +72,9 @@ pub const EXIT_CODES: &[Row] = &[
     r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
     r(
         "6",
-        "network or protocol failure (after retries; a server certificate woci does not trust at once, naming \
-         `--cert-bundle`; a device-code answer whose verification URI is not https)",
+        "network or protocol failure (after retries; also a rate limit, HTTP 429 or `temporarily_unavailable`; a \
+         server certificate woci does not trust at once, naming `--cert-bundle`; a device-code answer whose \
+         verification URI is not https)",
     ),
     r(
         "7",

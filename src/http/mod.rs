@@ -4,7 +4,7 @@
 //! user's proxy with woci's own `NO_PROXY` rules); and [`Http::execute`], the one retry policy.
 //!
 //! Retry rules ([`Retry`]): a request that provably never reached the server (refused, DNS, TLS
-//! handshake, connect timeout) may be sent again freely, up to the attempt limit, except when the
+//! handshake, connect timeout, a 429 rate limit) may be sent again freely, up to the attempt limit, except when the
 //! server's certificate was refused ([`Failure::Untrusted`]), which no retry can change. A request that
 //! was sent — a timeout, a reset, a cut body or a 5xx — is resent only when it rotates nothing
 //! ([`Retry::Idempotent`]: token exchange, session refresh). A refresh grant
@@ -198,6 +198,8 @@ impl Http {
                 .unwrap_or_default();
             let started = tokio::time::Instant::now();
             let (reason, was_sent, lost) = match self.transport.send(req, opts.max_body).await {
+                // Rate limited: refused before the request was looked at, like one never sent.
+                Ok(r) if r.status == 429 => ("HTTP 429 (too many requests)".to_owned(), false, false),
                 Ok(r) if r.status < 500 => return Ok(r),
                 Ok(r) => (format!("HTTP {}", r.status), true, false),
                 Err(Failure::NotSent(r)) => (r, false, false),
