@@ -181,6 +181,31 @@ async fn auto_refresh_upload_outlives_five_token_lifetimes() {
     assert_no_secrets(&stderr(&out), &[&u.w.read(&u.w.token_path()), &u.w.cfg.exchange_client_secret]);
 }
 
+/// `woci --exec -- oci … --profile P --endpoint X`: the profile and endpoint given to `oci`
+/// itself (none to woci, no `OCI_CLI_PROFILE`) choose the session woci keeps fresh and the host
+/// it re-signs, so an upload across token lifetimes gets no 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exec_of_oci_follows_ocis_own_profile_and_endpoint() {
+    let ttl = Duration::from_secs(5);
+    let u = upload_world(ttl, Duration::from_secs(3), 12 * MIB).await;
+    let out = run({
+        let mut c = u.woci();
+        c.env_remove("OCI_CLI_PROFILE").args(["--exec", "--"]).arg(oci_cli()).args(u.put_args("via-exec")).args([
+            "--auth",
+            "security_token",
+            "--profile",
+            &u.w.profile,
+        ]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "upload failed: {}", stderr(&out));
+    let st = u.w.emu.stats();
+    assert_eq!(st.unauthorized, 0, "no request may be refused: {:?}", st.unauthorized_by_reason);
+    assert!(st.os_jtis.len() >= 2, "requests were signed with {} tokens", st.os_jtis.len());
+    assert_eq!(u.download_hash("via-exec").await, u.data_hash);
+}
+
 /// The control experiment: the same upload without the proxy fails with 401 once the token it
 /// started with expires. Without this, the test above could pass for the wrong reason.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

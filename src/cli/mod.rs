@@ -460,8 +460,11 @@ impl State {
                 return Err(usage("`--exec` needs the program after `--`: woci --exec -- PROGRAM [ARGS]..."));
             };
             check_exec_leftovers(&forwarded)?;
-            let oci = read_oci_view(&forwarded)?;
             let program = rest.remove(0);
+            let mut oci = read_oci_view(&forwarded)?;
+            if std::path::Path::new(&program).file_name().is_some_and(|n| n == "oci") {
+                oci = with_the_programs_oci_view(oci, &rest)?;
+            }
             return Ok((oci, Command::Exec { program, args: rest }));
         }
 
@@ -671,6 +674,35 @@ const VIEW_OPTIONS: &[&str] = &[
 
 /// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
 /// (both forms; the last one wins, as in `oci`). The arguments are not changed.
+/// `woci --exec -- oci … --profile P --endpoint X`: the options `oci` itself will use choose the
+/// session woci keeps fresh and the hosts it re-signs, where woci's own (before `--`) say
+/// nothing; a profile or config file given both ways and differently is refused, since `oci`
+/// would use a session woci does not renew.
+fn with_the_programs_oci_view(woci: OciView, args: &[OsString]) -> Result<OciView> {
+    let own = read_oci_view(args).unwrap_or_default();
+    let differ = |name: &str, a: Option<String>, b: Option<String>| match (a, b) {
+        (Some(a), Some(b)) if a != b => Err(usage(format!(
+            "`{name} {a}` before `--exec` and the program's `{name} {b}` differ: oci would use a session woci does \
+             not keep fresh; give it once"
+        ))),
+        _ => Ok(()),
+    };
+    differ("--profile", woci.profile.clone(), own.profile.clone())?;
+    let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
+    differ("--config-file", path(&woci.config_file), path(&own.config_file))?;
+    Ok(OciView {
+        profile: woci.profile.or(own.profile),
+        config_file: woci.config_file.or(own.config_file),
+        region: woci.region.or(own.region),
+        auth: woci.auth.or(own.auth),
+        cert_bundle: woci.cert_bundle.or(own.cert_bundle),
+        endpoint: woci.endpoint.or(own.endpoint),
+        cli_rc_file: woci.cli_rc_file.or(own.cli_rc_file),
+        words: own.words,
+        lookalike: woci.lookalike,
+    })
+}
+
 fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     let mut view = OciView::default();
     for (opt, _) in scan(args, is_view_option) {

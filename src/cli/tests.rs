@@ -218,6 +218,22 @@ fn exec_takes_the_program_after_dashdash() {
     assert_eq!(inv.oci.region.as_deref(), Some("r"));
 }
 
+/// `woci --exec -- oci …`: oci's own `--profile`, `--endpoint`, … choose the session and the
+/// re-signed hosts where woci's options before `--` say nothing; a profile given both ways and
+/// differently is refused. Another program's arguments are its own.
+#[test]
+fn exec_of_oci_reads_ocis_own_options() {
+    let inv = p(&["--exec", "--", "/venv/bin/oci", "os", "ns", "get", "--profile", "EMU", "--endpoint=https://h:1"]);
+    assert_eq!(inv.oci.profile.as_deref(), Some("EMU"));
+    assert_eq!(inv.oci.endpoint.as_deref(), Some("https://h:1"));
+    assert_eq!(inv.oci.words, ["os", "ns", "get"]);
+    let inv = p(&["--profile", "EMU", "--region", "r", "--exec", "--", "oci", "os", "ns", "get", "--region", "q"]);
+    assert_eq!((inv.oci.profile.as_deref(), inv.oci.region.as_deref()), (Some("EMU"), Some("r")));
+    assert!(err(&["--profile", "A", "--exec", "--", "oci", "--profile", "B"]).contains("differ"));
+    let inv = p(&["--exec", "--", "terraform", "--profile", "X"]);
+    assert_eq!(inv.oci.profile, None);
+}
+
 #[test]
 fn exec_errors() {
     assert!(err(&["--exec"]).contains("`--exec`"));
