@@ -920,3 +920,28 @@ async fn a_pending_login_keeps_no_one_waiting() {
     assert!(took < std::time::Duration::from_secs(10), "the call waited {took:?} for the pending login");
     assert_eq!(w.emu.stats().refresh_grants_issued, 1);
 }
+
+/// A fix line names the command that finds the same settings: a `--config-file` (beside which
+/// the manager INI is found) given on the command line is in it, so running it logs in this
+/// profile instead of falling back to `oci`'s own login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_fix_line_keeps_the_config_file_given() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.revoke_refresh_tokens();
+    let elsewhere = w.home().join("cfg dir");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::rename(w.manager_ini_path(), elsewhere.join("woci_manager.ini")).unwrap();
+    std::fs::rename(w.config_path(), elsewhere.join("config")).unwrap();
+    let config = elsewhere.join("config");
+    let out = run({
+        let mut c = w.woci();
+        c.arg("--config-file").arg(&config).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let fix = format!("woci session authenticate --profile P --config-file '{}'", config.display());
+    assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
+}

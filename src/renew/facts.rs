@@ -179,6 +179,11 @@ pub struct RefreshInput {
 pub struct SessionFacts<'s> {
     /// Profile name.
     pub profile: String,
+    /// The options of a command that selects this profile's settings again (`--profile P`, a
+    /// `--config-file`/`--manager-config` given), for the fixes messages name.
+    pub woci_selection: String,
+    /// The same for `oci`'s own commands (no `--manager-config`).
+    pub oci_selection: String,
     /// How the profile renews (its typed configuration).
     pub mode: &'s RenewMode,
     /// The OCI config file.
@@ -304,7 +309,7 @@ impl<'s> SessionFacts<'s> {
         let config_current = session_refresh
             || (oci.key_file.is_some() && oci.security_token_file.is_some() && oci.fingerprint.is_some());
         let fix_missing = if session_refresh {
-            format!("restore it, or run `command oci session authenticate --profile {}`", settings.profile)
+            format!("restore it, or run `command oci session authenticate {}`", settings.oci_selection)
         } else {
             "restore it, or delete the `key_file` line so that woci creates a new key".to_owned()
         };
@@ -324,6 +329,8 @@ impl<'s> SessionFacts<'s> {
         };
         Ok(SessionFacts {
             profile: settings.profile.clone(),
+            woci_selection: settings.woci_selection(),
+            oci_selection: settings.oci_selection.clone(),
             mode: &settings.mode,
             config_file: settings.oci_config_file.clone(),
             config,
@@ -493,6 +500,8 @@ pub mod testing {
         pub fn for_tests(token: TokenInput, mode: &'static RenewMode, rt: RefreshTokenState) -> SessionFacts<'static> {
             SessionFacts {
                 profile: "P".into(),
+                woci_selection: "--profile P".into(),
+                oci_selection: "--profile P".into(),
                 mode,
                 config_file: "/h/.oci/config".into(),
                 config: ConfigState::Present,

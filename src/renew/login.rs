@@ -140,15 +140,15 @@ async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<
 
 /// Why a needed login cannot happen here (a background renewal, or no terminal).
 fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error {
-    let p = &r.settings.profile;
+    let (p, sel) = (&r.settings.profile, r.settings.woci_selection());
     let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
     if !r.allow_login {
         return Error::Login(format!(
-            "profile `{p}` needs a new login{cause}, which a background renewal cannot do; run `woci session authenticate --profile {p}`"
+            "profile `{p}` needs a new login{cause}, which a background renewal cannot do; run `woci session authenticate {sel}`"
         ));
     }
     Error::Login(format!(
-        "interactive login required for profile `{p}`{cause} but no terminal is attached; run `woci session authenticate --profile {p}` in a terminal"
+        "interactive login required for profile `{p}`{cause} but no terminal is attached; run `woci session authenticate {sel}` in a terminal"
     ))
 }
 
@@ -268,26 +268,22 @@ fn same(first: &SecretString, again: &SecretString) -> Result<()> {
 /// renewal a login, which a daemon cannot do (refused) nor a run without a person (warned: the
 /// session may outlast it).
 fn refresh_token_ready(r: &Renewer, cfg: &LoginConfig, daemon: bool) -> Result<()> {
-    let p = &r.settings.profile;
+    let (p, sel) = (&r.settings.profile, r.settings.woci_selection());
     let first_renewal = "so the first renewal of this run would fail";
     let stored = r.store.stored_refresh_token().map_err(|e| {
-        e.with_hint(&format!(
-            "{first_renewal}: fix it, or move it away and run `woci session authenticate --profile {p}`"
-        ))
+        e.with_hint(&format!("{first_renewal}: fix it, or move it away and run `woci session authenticate {sel}`"))
     })?;
     if let Some(damage) = stored.damage() {
         return Err(Error::Blocked {
             code: crate::error::exit::CORRUPT_FILE,
-            message: format!(
-                "{damage}; {first_renewal}: move it away and run `woci session authenticate --profile {p}`"
-            ),
+            message: format!("{damage}; {first_renewal}: move it away and run `woci session authenticate {sel}`"),
             shared: None,
         });
     }
     if stored.state() != crate::store::RefreshTokenState::Absent {
         return Ok(());
     }
-    let fix = format!("run `woci session authenticate --profile {p}` first");
+    let fix = format!("run `woci session authenticate {sel}` first");
     if daemon {
         return Err(Error::Login(format!(
             "profile `{p}` has no stored refresh token, so every renewal would need a login, which a daemon cannot \
@@ -344,8 +340,8 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
         ),
         PassphraseSource::Env { var, .. } => format!(
             "the passphrase in `{var}` does not open it, so the first renewal of this run would fail; give the \
-             passphrase it was encrypted with, or log in again (`woci session authenticate --profile {}`)",
-            r.settings.profile
+             passphrase it was encrypted with, or log in again (`woci session authenticate {}`)",
+            r.settings.woci_selection()
         ),
         _ => "the passphrase given does not open it; nothing was started".to_owned(),
     };

@@ -399,8 +399,8 @@ impl Renewer {
             .map_err(|e| match e {
                 // Such a profile's login is oci's own.
                 Error::SessionExpired(why) => Error::SessionExpired(format!(
-                    "{why}; run `command oci session authenticate --profile {}`",
-                    self.settings.profile
+                    "{why}; run `command oci session authenticate {}`",
+                    self.settings.oci_selection
                 )),
                 e => e,
             })?;

@@ -113,8 +113,9 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
             return Decision::impossible(
                 exit::CORRUPT_FILE,
                 format!(
-                    "corrupt file `{}`: {e}; move it away and run `woci session authenticate --profile {p}`",
-                    f.token_path.display()
+                    "corrupt file `{}`: {e}; move it away and run `woci session authenticate {}`",
+                    f.token_path.display(),
+                    f.woci_selection
                 ),
             )
         }
@@ -251,7 +252,7 @@ fn session_refresh_plan<'s>(
     now: i64,
 ) -> Decision<'s> {
     let p = &f.profile;
-    let authenticate = format!("run `command oci session authenticate --profile {p}`");
+    let authenticate = format!("run `command oci session authenticate {}`", f.oci_selection);
     let config = f.config_file.display();
     let no_idp = match &f.manager_ini {
         None => format!("profile `{p}` has no identity provider (no `woci_manager.ini` was found)"),
@@ -332,7 +333,6 @@ fn session_refresh_plan<'s>(
 }
 
 fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why: String, now: i64) -> Decision<'s> {
-    let p = &f.profile;
     let r = &f.refresh;
     let login = |what: String| match cfg.idp.redirect_port {
         // The browser login could not even start: that is what to fix first.
@@ -346,8 +346,9 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
         _ => Decision::new(
             Plan::Login(cfg),
             format!(
-                "{what}; the next call starts a {} login (or run `woci session authenticate --profile {p}`)",
-                if cfg.device_login { "device-code" } else { "browser" }
+                "{what}; the next call starts a {} login (or run `woci session authenticate {}`)",
+                if cfg.device_login { "device-code" } else { "browser" },
+                f.woci_selection
             ),
         ),
     };
@@ -397,7 +398,10 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
     if let Some(damage) = &r.damage {
         return Decision::impossible(
             exit::CORRUPT_FILE,
-            format!("{why} and the refresh token is unreadable: {damage}; move it away and run `woci session authenticate --profile {p}`"),
+            format!(
+                "{why} and the refresh token is unreadable: {damage}; move it away and run `woci session authenticate {}`",
+                f.woci_selection
+            ),
         );
     }
     if r.state == RefreshTokenState::Absent {

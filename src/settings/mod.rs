@@ -152,6 +152,12 @@ pub struct Settings {
     pub profile: String,
     /// Whether `--profile` was on the command line (else woci adds it for `oci`).
     pub profile_on_cli: bool,
+    /// The options that select this profile's settings again in a command a message tells the
+    /// user to run: `--profile P`, and `--config-file` given on the command line (a variable
+    /// stays set in the user's shell). [`Settings::woci_selection`] adds `--manager-config`.
+    pub oci_selection: String,
+    /// `--manager-config` as given on the command line, if it was.
+    manager_config_flag: Option<PathBuf>,
     /// The OCI config file.
     pub oci_config_file: PathBuf,
     /// Whether `oci` will find that config file by itself (flag, env or the default path).
@@ -302,4 +308,17 @@ pub fn parse_url(s: &str, what: &str) -> crate::Result<Url> {
 /// Refuses profile names that would escape `~/.oci/sessions` or break a message line.
 pub fn validate_profile(p: &str) -> crate::Result<()> {
     rules::profile(p).map(drop).map_err(crate::Error::Config)
+}
+
+impl Settings {
+    /// [`Settings::oci_selection`] for a woci command: with `--manager-config` when it was given.
+    pub fn woci_selection(&self) -> String {
+        let quoted = self.manager_config_flag.as_ref().map(|p| quote(&p.display().to_string()));
+        quoted.map_or_else(|| self.oci_selection.clone(), |m| format!("{} --manager-config {m}", self.oci_selection))
+    }
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+pub(crate) fn quote(s: &str) -> String {
+    shlex::try_quote(s).map_or_else(|_| s.to_owned(), |q| q.into_owned())
 }

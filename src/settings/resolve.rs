@@ -311,7 +311,16 @@ impl Settings {
         let debug = l.boolean(Key::Debug)?;
         let origins = l.found.take();
         warnings.extend(trailing_comments(&origins));
+        let given_config = oci.config_file.as_ref().map(|_| &oci_config_file);
+        let oci_selection = format!("--profile {}", super::quote(&profile))
+            + &given_config
+                .map(|c| format!(" --config-file {}", super::quote(&c.display().to_string())))
+                .unwrap_or_default();
+        let manager_config_flag =
+            flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()).map(|p| rules::path(p, &home));
         Ok(Settings {
+            oci_selection,
+            manager_config_flag,
             container,
             native_oke,
             resign_proxy,
