@@ -637,6 +637,22 @@ async fn an_api_key_profile_without_auth_goes_to_oci_unchanged() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     assert!(String::from_utf8_lossy(&out.stdout).contains("API-key profile"));
     assert!(String::from_utf8_lossy(&out.stdout).contains("renewal: none"), "not a session-refresh profile");
+    // The `[DEFAULT]` session it inherits is said to be another's, not shown as its token.
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("session token: unused"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("from `[DEFAULT]` is another profile's"));
+    // Nor does a daemon: nothing to renew.
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--daemon", "--profile", "APIKEY"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("API-key profile") && !stderr(&out).contains("authenticate"), "{}", stderr(&out));
     assert_eq!(w.emu.stats().requests, 0);
 }
 

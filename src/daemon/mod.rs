@@ -71,6 +71,11 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     let store = &ctx.store;
     let profile = store.profile().to_owned();
     DaemonSpec::check_passphrase(&ctx.settings)?;
+    if crate::renew::facts::OciProfile::read(&ctx.settings)?.1.is_api_key(&ctx.settings.mode) {
+        return Err(Error::Config(format!(
+            "profile `{profile}` is an API-key profile: its calls need no session, so a daemon has nothing to renew"
+        )));
+    }
     let runtime = crate::child::runtime(&mut tokio::runtime::Builder::new_current_thread())?;
     let info = inspect(store)?;
     if info.running() {

@@ -21,7 +21,7 @@
 //! `refresh` | `login` | `session_refresh` | `exchange` | `impossible`), `reason`, `renewal`
 //! (`idp` | `session_refresh` | `federated` | `none`: calls go to oci unchanged, an API-key
 //! profile or another `--auth`), `token` {`path`, `state` (`valid` | `expiring` |
-//! `expired` | `missing` | `corrupt`), `issued_at`, `expires_at`, `expires_in`,
+//! `expired` | `missing` | `corrupt` | `unused`: an API-key profile's inherited `[DEFAULT]` one), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
 //! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`), `error` (why it cannot be read or used, or `null`)}, `daemon` {`running`,
@@ -218,8 +218,12 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             (0, "none", format!("the calls' auth is `{a}`: they go to oci unchanged, the session is left alone"))
         }
         None if f.oci.is_api_key(f.mode) => {
+            let token_file = match f.oci.token_file_from_default {
+                true => "the `security_token_file` from `[DEFAULT]` is another profile's, unused",
+                false => "no `security_token_file`",
+            };
             let why = format!(
-                "profile `{}` is an API-key profile (`user`, no `security_token_file`): calls go to oci unchanged",
+                "profile `{}` is an API-key profile (`user`; {token_file}): calls go to oci unchanged",
                 f.profile
             );
             (0, "none", why)
@@ -241,7 +245,11 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         next_action,
         reason,
         renewal: if passthrough { "none" } else { f.mode.renewal_name() },
-        token: token_report(f, now),
+        // A `[DEFAULT]` session an API-key profile inherits is not its token.
+        token: match passthrough && f.oci.token_file_from_default {
+            true => TokenReport { path: f.token_path.display().to_string(), state: "unused", ..Default::default() },
+            false => token_report(f, now),
+        },
         refresh_token: RefreshReport {
             stored: f.refresh.state != RefreshTokenState::Absent,
             encrypted: f.refresh.state == RefreshTokenState::Encrypted,
