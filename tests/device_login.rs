@@ -140,6 +140,19 @@ async fn login_timeout_bounds_the_wait() {
     assert!(w.emu.stats().device_polls_pending >= 1);
 }
 
+/// An IdP that stops answering the polls (each held for a minute) ends the login at its timeout,
+/// a few seconds' grace for a poll in flight, not after that poll's attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_idp_does_not_stretch_the_login_timeout() {
+    let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
+    w.emu.set_fault(woci_emulator::Endpoint::IdpToken, woci_emulator::Fault::latency(Duration::from_secs(60)));
+    let started = Instant::now();
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code", "--login-timeout", "3"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no login completed within 3s"), "{}", stderr(&out));
+    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_terminal_the_device_login_fails_at_once() {
     let w = world(fast()).await;

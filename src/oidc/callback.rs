@@ -22,7 +22,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 const DONE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>woci</title></head>\
-<body><h1>Login complete</h1><p>You can close this window and return to the terminal.</p></body></html>";
+<body><h1>Login received</h1><p>woci is finishing it; the terminal says whether it worked. You can close this \
+window.</p></body></html>";
 const FAILED_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8\"><title>woci</title></head>\
 <body><h1>Login failed</h1><p>See the terminal for details. You can close this window.</p></body></html>";
 const NOT_FOUND_PAGE: &str = "not found";

@@ -149,6 +149,9 @@ async fn start(http: &Http, cfg: &IdpConfig, endpoint: &Url) -> Result<Authoriza
     token_endpoint::parse_json(Endpoint::DeviceAuthorization, &body)
 }
 
+/// How long the last poll's answer may come after the login's deadline.
+const POLL_GRACE: Duration = Duration::from_secs(5);
+
 /// Polls the token endpoint until tokens, a final error, or `limit`.
 async fn poll(
     http: &Http,
@@ -168,7 +171,11 @@ async fn poll(
         // The last poll happens at the deadline, never after it.
         tokio::time::sleep_until((tokio::time::Instant::now() + interval).min(deadline)).await;
         // A device code is not spent by a poll that got no answer: ordinary retries.
-        let result = token_request(http, cfg, "device code", &form, Retry::Idempotent).await;
+        // Nor does a poll an unanswering IdP holds (its retries) run far past the deadline.
+        let polled = token_request(http, cfg, "device code", &form, Retry::Idempotent);
+        let Ok(result) = tokio::time::timeout_at(deadline + POLL_GRACE, polled).await else {
+            return Err(opts.timed_out(FLAG, limit));
+        };
         let profile = &opts.profile;
         // A poll the IdP did not answer (an outage, a dropped connection) leaves the code valid:
         // the person may be half-way through approving it, so polling goes on to the deadline.

@@ -210,7 +210,16 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &
     tokio::pin!(serve);
     loop {
         tokio::select! {
-            outcome = &mut serve => return outcome,
+            outcome = &mut serve => {
+                return outcome.map_err(|e| match e {
+                    // Denied, or cut short at the IdP: said with the way to try again.
+                    Error::Login(why) => Error::Login(format!(
+                        "{why}; run `woci session authenticate --profile {}` to try again",
+                        opts.profile
+                    )),
+                    e => e,
+                })
+            }
             _ = tokio::time::sleep_until(deadline) => return Err(opts.timed_out("", opts.timeout)),
             _ = tick.tick(), if reminders => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();

@@ -384,6 +384,7 @@ async fn login_access_denied_is_reported() {
     let msg = err.to_string();
     assert!(matches!(err, Error::Login(_)));
     assert!(msg.contains("access_denied") && msg.contains("User denied the request"), "{msg}");
+    assert!(msg.ends_with("run `woci session authenticate --profile myprofile` to try again"), "{msg}");
 }
 
 #[tokio::test]
