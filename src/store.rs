@@ -285,8 +285,13 @@ impl SessionStore {
         let first = timeout.min(LOCK_QUIET);
         let (lock, waited) = match FileLock::acquire_noting_wait(&path, first) {
             Err(Error::Busy(_)) if timeout > first => {
-                let holder = self.lock_holder().map(|p| format!(" (pid {p})")).unwrap_or_default();
-                tracing::warn!("waiting for another woci{holder}, which is renewing profile `{}`", self.profile);
+                // A pid left in the file by a woci long gone (the lock taken by something else) is
+                // not named.
+                let holder = match self.lock_holder() {
+                    Some(p) => format!("another woci (pid {p}), which is renewing"),
+                    None => format!("another process holding the renewal lock `{}` of", path.display()),
+                };
+                tracing::warn!("waiting for {holder} profile `{}`", self.profile);
                 (self.wait_for_lock(&path, timeout - first, &holder, timeout)?, true)
             }
             other => other?,
@@ -309,8 +314,7 @@ impl SessionStore {
                 Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {}
                 Err(Error::Busy(_)) => {
                     return Err(Error::Busy(format!(
-                        "another woci{holder} has been renewing profile `{}` for more than {}s; if it is stuck, end \
-                         it, then try again",
+                        "{holder} profile `{}` for more than {}s; if it is stuck, end it, then try again",
                         self.profile,
                         timeout.as_secs()
                     )))
@@ -330,7 +334,8 @@ impl SessionStore {
 
     /// The pid the renewal lock's holder wrote, if any.
     fn lock_holder(&self) -> Option<u32> {
-        fsutil::read_text_bounded(&self.lock_path(), 64).ok()?.trim().parse().ok()
+        let pid = fsutil::read_text_bounded(&self.lock_path(), 64).ok()?.trim().parse().ok()?;
+        fsutil::process_alive(pid).then_some(pid)
     }
 
     /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: no
