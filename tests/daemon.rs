@@ -101,6 +101,7 @@ async fn start_status_duplicate_stop() {
     let text = stdout(&out);
     assert!(text.contains(&format!("daemon: running for profile `P` (pid {pid})")), "{text}");
     assert!(text.contains("uptime") && text.contains("next renewal:") && text.contains("last error: none"), "{text}");
+    assert!(!text.contains("last renewal"), "a start on a valid token renewed nothing: {text}");
     let out = woci(&w, &["--daemon-status", "--json"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("--daemon-status --json is JSON");

@@ -43,7 +43,8 @@ pub(crate) struct DaemonState {
     pub phase: Phase,
     /// Start time.
     pub started: i64,
-    /// Last successful renewal check (a new token, or the current one still good).
+    /// Last successful renewal (a new token, or one another woci renewed); not set by a start on
+    /// a still-valid token.
     pub last_renewal: Option<i64>,
     /// Expiry of the token the daemon last saw.
     pub token_exp: Option<i64>,

@@ -229,6 +229,10 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             save(&|s| {
                 s.phase = Phase::Running;
                 s.renewed(now(), session.claims.exp, next);
+                // A token still valid at the start is no renewal of the daemon's.
+                if session.action == crate::renew::Action::Reused {
+                    s.last_renewal = None;
+                }
             });
             log_event(
                 now(),
