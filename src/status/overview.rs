@@ -189,7 +189,9 @@ pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -
     let profile = &*crate::terminal::safe(profile);
     let mut out = String::with_capacity(PROMPT_MAX_CHARS * 4);
     match secs_left {
-        Some(s) if s > 0 && state != State::Impossible => {
+        // A valid token does not help when the next call fails anyway (a login it needs now, a
+        // damaged key, settings): the prompt says what the call meets.
+        Some(s) if s > 0 && !matches!(state, State::Impossible | State::LoginNeeded) => {
             let _ = crate::expiry::write_short_duration(&mut out, s);
         }
         _ => out.push_str(match state {
@@ -277,8 +279,8 @@ mod tests {
         assert_eq!(prompt_line("prod", State::Usable, Some(3 * 3600 + 5 * 60)), "prod 3h05m");
         assert_eq!(prompt_line("prod", State::Usable, Some(50 * 3600)), "prod 2d02h");
         assert_eq!(prompt_line("prod", State::Usable, Some(400 * 86_400)), "prod 99d23h");
-        // A valid token shows its time even when what comes after it needs a person.
-        assert_eq!(prompt_line("prod", State::LoginNeeded, Some(600)), "prod 10m");
+        // A valid token the next call cannot use (inside the window, the refresh token refused).
+        assert_eq!(prompt_line("prod", State::LoginNeeded, Some(28)), "prod login");
         assert_eq!(prompt_line("prod", State::Renewable, Some(0)), "prod expired");
         assert_eq!(prompt_line("prod", State::Renewable, None), "prod expired");
         assert_eq!(prompt_line("prod", State::LoginNeeded, Some(-5)), "prod login");
