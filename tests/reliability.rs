@@ -70,6 +70,26 @@ fn in_mount_namespace(w: &World, script: &str) -> std::process::Output {
     sh.output().expect("unshare (util-linux) runs")
 }
 
+/// A daemon started on a full disk says so at once, in one line naming the folder (before, it
+/// exited "at once" pointing at an empty log, or reported failure while it ran).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_on_a_full_disk_is_refused_naming_it() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = in_mount_namespace(
+        &w,
+        r#"woci="$1"; dir="$2"; tmp=$(mktemp -d); cp -a "$dir"/. "$tmp"/
+           mount -t tmpfs -o size=64k tmpfs "$dir"; cp -a "$tmp"/. "$dir"/
+           dd if=/dev/zero of="$dir/filler" bs=1k count=100 2>/dev/null || true
+           "$woci" --daemon; echo "unreachable: the daemon started" >&2"#,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough free space") && err.contains("the daemon could not keep"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_stops_the_renewal_before_the_refresh_token_is_spent() {
     let w = World::new().await;

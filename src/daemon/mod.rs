@@ -81,6 +81,14 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
     }
+    // Its log, state and every renewal write there: said here, not in a log that cannot be written.
+    if let Some(why) = fsutil::cannot_write_in(store.dir()) {
+        return Err(Error::Blocked {
+            code: exit::FAILURE,
+            message: format!("{why}; the daemon could not keep its log, state or the sessions it renews"),
+            shared: None,
+        });
+    }
     runtime.block_on(renewer.ensure(Force::No))?;
     // After `ensure`, which may have logged in on this terminal and stored a refresh token.
     runtime.block_on(renewer.ready_for_run(false, true))?;
