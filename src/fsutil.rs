@@ -606,6 +606,16 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         // Unusable, not an I/O failure: exit 7 with the file named, like a damaged one.
         Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Err(Error::corrupt(path, e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(Error::corrupt(path, "a folder, not a file")),
+        // Unusable too (exit 7, as for the key): only its owner (or root) can fix that.
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::Blocked {
+            code: crate::error::exit::CORRUPT_FILE,
+            message: format!(
+                "cannot read `{}`: permission denied; as its owner run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            ),
+            shared: None,
+        }),
         Err(e) => Err(Error::io("cannot read", path, e)),
     }
 }

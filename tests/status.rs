@@ -341,44 +341,55 @@ async fn status_and_the_call_agree_on_the_exit_code() {
     }
 }
 
-/// A key the user cannot read: `--status` and the call both say so (exit 7) with the fix. Run as
-/// another user when the tests run as root (root reads everything).
+/// A key, token or OCI config the user cannot read: `--status` and the call both say so (exit 7,
+/// an unusable file, whichever it is) with the fix. Run as another user when the tests run as
+/// root (root reads everything).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_unreadable_key_is_reported_the_same_by_status_and_the_call() {
+async fn an_unreadable_file_is_reported_the_same_by_status_and_the_call() {
     use std::os::unix::fs::PermissionsExt;
-    let w = World::new().await;
-    w.seed_token(3600);
-    let key = w.session_dir().join("oci_api_key.pem");
-    // SAFETY: getuid(2) cannot fail.
-    let root = unsafe { libc::getuid() } == 0;
-    if root {
-        // Everything belongs to `nobody` but the key, which stays root's and 0600.
-        chown_tree(w.home(), 65534);
-        std::os::unix::fs::chown(&key, Some(0), Some(0)).unwrap();
-    } else {
-        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let files: [fn(&World) -> std::path::PathBuf; 3] =
+        [|w| w.session_dir().join("oci_api_key.pem"), |w| w.token_path(), |w| w.config_path()];
+    for file in files {
+        let w = World::new().await;
+        w.seed_token(3600);
+        let unreadable = file(&w);
+        // SAFETY: getuid(2) cannot fail.
+        let root = unsafe { libc::getuid() } == 0;
+        if root {
+            // Everything belongs to `nobody` but the file, which stays root's and 0600.
+            chown_tree(w.home(), 65534);
+            std::os::unix::fs::chown(&unreadable, Some(0), Some(0)).unwrap();
+            std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o600)).unwrap();
+        } else {
+            std::fs::set_permissions(&unreadable, std::fs::Permissions::from_mode(0o000)).unwrap();
+        }
+        let woci = |args: &[&str]| {
+            let mut c = w.woci_std();
+            c.args(args);
+            if !root {
+                return assert_cmd::Command::from_std(c);
+            }
+            let mut n = std::process::Command::new("setpriv");
+            n.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(c.get_program()).args(c.get_args());
+            for (k, v) in c.get_envs() {
+                match v {
+                    Some(v) => n.env(k, v),
+                    None => n.env_remove(k),
+                };
+            }
+            assert_cmd::Command::from_std(n)
+        };
+        let name = unreadable.display();
+        let st = run(woci(&["--status", "--json"])).await;
+        let call = run(woci(&["os", "ns", "get"])).await;
+        assert_eq!(st.status.code(), Some(7), "{name}: {}{}", stdout(&st), stderr(&st));
+        assert_eq!(call.status.code(), Some(7), "{name}: {}", stderr(&call));
+        assert!(
+            stderr(&call).contains("permission denied") && stderr(&call).contains("chmod 600"),
+            "{}",
+            stderr(&call)
+        );
     }
-    let woci = |args: &[&str]| {
-        let mut c = w.woci_std();
-        c.args(args);
-        if !root {
-            return assert_cmd::Command::from_std(c);
-        }
-        let mut n = std::process::Command::new("setpriv");
-        n.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"]).arg(c.get_program()).args(c.get_args());
-        for (k, v) in c.get_envs() {
-            match v {
-                Some(v) => n.env(k, v),
-                None => n.env_remove(k),
-            };
-        }
-        assert_cmd::Command::from_std(n)
-    };
-    let st = run(woci(&["--status", "--json"])).await;
-    let call = run(woci(&["os", "ns", "get"])).await;
-    assert_eq!(st.status.code(), Some(7), "{}{}", stdout(&st), stderr(&st));
-    assert_eq!(call.status.code(), Some(7), "{}", stderr(&call));
-    assert!(stderr(&call).contains("permission denied") && stderr(&call).contains("chmod 600"), "{}", stderr(&call));
 }
 
 fn chown_tree(p: &std::path::Path, uid: u32) {

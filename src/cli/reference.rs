@@ -80,7 +80,7 @@ pub const EXIT_CODES: &[Row] = &[
         "7",
         "a corrupt or unusable file: token, key (also: not RSA, or under 2048 bits — checked before any request), \
          refresh token or `~/.oci/config` (also: a `[profile]` section twice, over 1 MiB, a folder where the \
-         file belongs) (left untouched)",
+         file belongs, one this user cannot read) (left untouched)",
     ),
     r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong"),
     r("9", "the session cannot be renewed any more: `sess_exp` reached, or (a profile without an IdP) its token expired, which OCI does not refresh; log in again"),
