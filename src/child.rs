@@ -178,8 +178,10 @@ impl ChildSpec {
     fn error_for(&self, program: &std::ffi::OsStr, e: io::Error) -> Error {
         let as_path = std::path::Path::new(program);
         let program = program.to_string_lossy().into_owned();
-        let interpreter = (matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied)
-            && as_path.components().count() > 1)
+        let interpreter = (matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::NotADirectory
+        ) && as_path.components().count() > 1)
             .then(|| missing_interpreter(as_path))
             .flatten();
         if let Some(why) = interpreter {
@@ -224,21 +226,39 @@ impl ChildSpec {
 }
 
 /// What is wrong with the `#!` interpreter of the file `program`, if anything (a virtualenv whose
-/// Python was upgraded away, or one under another user's home): exec(2) then fails "not found"
-/// or "permission denied" although the file itself is there.
+/// Python was upgraded away, one under another user's home, a `#!` line ending in CR): exec(2)
+/// then fails "not found" or "permission denied" although the file itself is there. An
+/// interpreter that is a script itself is looked at the same way, a few levels deep, as the
+/// kernel does. Only regular files are read (a FIFO would block).
 fn missing_interpreter(program: &std::path::Path) -> Option<String> {
     use std::io::Read;
-    let mut head = [0u8; 256];
-    let n = std::fs::File::open(program).and_then(|mut f| f.read(&mut head)).ok()?;
-    let line = head[..n].strip_prefix(b"#!")?.split(|b| *b == b'\n').next()?;
-    let interpreter = String::from_utf8_lossy(line).split_whitespace().next()?.to_owned();
-    let why = match std::fs::metadata(&interpreter) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => "does not exist",
-        Err(_) => "cannot be reached by this user",
-        Ok(_) if !crate::fsutil::is_executable(std::path::Path::new(&interpreter)) => "is not an executable file",
-        Ok(_) => return None,
-    };
-    Some(format!("its interpreter `{interpreter}` (its `#!` line) {why}"))
+    let mut program = program.to_path_buf();
+    for _ in 0..4 {
+        if !std::fs::metadata(&program).is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let mut head = [0u8; 256];
+        let n = std::fs::File::open(&program).and_then(|mut f| f.read(&mut head)).ok()?;
+        let line = head[..n].strip_prefix(b"#!")?.split(|b| *b == b'\n').next()?;
+        // As the kernel splits it: on spaces and tabs only, so a CR stays part of the name.
+        let line = String::from_utf8_lossy(line);
+        let interpreter = line.split([' ', '\t']).find(|w| !w.is_empty())?.to_owned();
+        let crlf = if interpreter.ends_with('\r') { " (the `#!` line ends in CR: Windows line endings?)" } else { "" };
+        let why = match std::fs::metadata(&interpreter) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => "does not exist".to_owned(),
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => "cannot be reached by this user".to_owned(),
+            Err(e) => format!("cannot be used ({e})"),
+            Ok(_) if !crate::fsutil::is_executable(std::path::Path::new(&interpreter)) => {
+                "is not an executable file".to_owned()
+            }
+            Ok(_) => {
+                program = interpreter.into();
+                continue;
+            }
+        };
+        return Some(format!("its interpreter `{interpreter}` (its `#!` line) {why}{crlf}"));
+    }
+    None
 }
 
 /// Runs the program in woci's place and returns its exit code. On Unix without a redactor woci
@@ -465,7 +485,21 @@ mod tests {
             assert_eq!(e.exit_code(), 126, "{e}");
             assert!(e.to_string().contains("interpreter `/woci-gone/bin/python3`"), "{e}");
         }
-        let e = spawn(&ChildSpec { program: script.into(), ..sh("") }).unwrap_err();
+        let e = spawn(&ChildSpec { program: script.clone().into(), ..sh("") }).unwrap_err();
         assert!(e.exit_code() == 126 && e.to_string().contains("`/woci-gone/bin/python3`"), "{e}");
+        // A CR at the end of the line is part of the name, as the kernel reads it; an interpreter
+        // that is a script is followed; a FIFO is not opened (it would block).
+        let crlf = dir.path().join("crlf");
+        std::fs::write(&crlf, "#!/bin/sh\r\necho\r\n").unwrap();
+        let nested = dir.path().join("nested");
+        std::fs::write(&nested, format!("#!{}\n", script.display())).unwrap();
+        for p in [&crlf, &nested] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        assert!(missing_interpreter(&crlf).is_some_and(|w| w.contains("ends in CR")));
+        assert!(missing_interpreter(&nested).is_some_and(|w| w.contains("`/woci-gone/bin/python3`")));
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert_eq!(missing_interpreter(&fifo), None);
     }
 }
