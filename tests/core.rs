@@ -960,4 +960,14 @@ async fn the_login_fix_line_keeps_the_config_file_given() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     let fix = format!("woci session authenticate --profile P --config-file '{}'", config.display());
     assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
+    // The first login's line too (no refresh token at all).
+    std::fs::remove_file(w.session_dir().join("refresh_token")).unwrap();
+    let out = run({
+        let mut c = w.woci();
+        c.arg("--config-file").arg(&config).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
 }

@@ -290,6 +290,7 @@ async fn woci_login_then_refresh(auth: ClientAuth, client_secret: Option<&str>) 
         timeout: Duration::from_secs(60),
         interactive: true,
         profile: "E2E".into(),
+        selection: "--profile E2E".into(),
         on_url: None,
     };
     let tokens = woci::oidc::login(&http, &cfg, &opts)

@@ -436,8 +436,8 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
                 if s.exit_code.is_some_and(|c| c != 0) {
                     let _ = writeln!(
                         out,
-                        "  once that is fixed, start it again: `woci --daemon` (under systemd `systemctl --user restart \
-                         woci-daemon@{profile}`)"
+                        "  once that is fixed, start it again: `woci --daemon --profile {profile}` (under systemd \
+                         `systemctl --user restart woci-daemon@{profile}`)"
                     );
                 }
             } else if s.pid != 0 {

@@ -176,7 +176,7 @@ async fn poll(
         let Ok(result) = tokio::time::timeout_at(deadline + POLL_GRACE, polled).await else {
             return Err(opts.timed_out(FLAG, limit));
         };
-        let profile = &opts.profile;
+        let (profile, sel) = (&opts.profile, &opts.selection);
         // A poll the IdP did not answer (an outage, a dropped connection) leaves the code valid:
         // the person may be half-way through approving it, so polling goes on to the deadline.
         if let Some(e) = result.as_ref().err().filter(|e| e.is_transient()) {
@@ -197,12 +197,12 @@ async fn poll(
             }
             "access_denied" => {
                 return Err(Error::Login(format!(
-                    "the login for profile `{profile}` was denied at the identity provider; run `woci session authenticate{FLAG} --profile {profile}` to try again"
+                    "the login for profile `{profile}` was denied at the identity provider; run `woci session authenticate{FLAG} {sel}` to try again"
                 )))
             }
             "expired_token" => {
                 return Err(Error::Login(format!(
-                    "the device code expired before the login completed; run `woci session authenticate{FLAG} --profile {profile}` to try again"
+                    "the device code expired before the login completed; run `woci session authenticate{FLAG} {sel}` to try again"
                 )))
             }
             _ => return result,

@@ -69,6 +69,9 @@ pub struct LoginOptions {
     pub interactive: bool,
     /// The profile the login is for (only used in messages).
     pub profile: String,
+    /// The options that select the same settings again (`--profile P`, a `--config-file` or
+    /// `--manager-config` given), for the command messages name.
+    pub selection: String,
     /// When set, called with the authorization URL instead of launching a browser (even when
     /// `open_browser` is true). The URL is printed either way.
     pub on_url: Option<UrlHook>,
@@ -106,17 +109,17 @@ impl LoginOptions {
             return Ok(());
         }
         Err(Error::Login(format!(
-            "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate{flags} --profile {}` in a terminal",
-            self.profile, self.profile
+            "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate{flags} {}` in a terminal",
+            self.profile, self.selection
         )))
     }
 
     /// The error of a wait for the login that lasted `waited`.
     fn timed_out(&self, flags: &str, waited: Duration) -> Error {
         Error::Login(format!(
-            "no login completed within {}s; run `woci session authenticate{flags} --profile {}` to try again",
+            "no login completed within {}s; run `woci session authenticate{flags} {}` to try again",
             waited.as_secs().max(1),
-            self.profile
+            self.selection
         ))
     }
 
@@ -214,8 +217,8 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &
                 return outcome.map_err(|e| match e {
                     // Denied, or cut short at the IdP: said with the way to try again.
                     Error::Login(why) => Error::Login(format!(
-                        "{why}; run `woci session authenticate --profile {}` to try again",
-                        opts.profile
+                        "{why}; run `woci session authenticate {}` to try again",
+                        opts.selection
                     )),
                     e => e,
                 })

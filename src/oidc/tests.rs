@@ -285,6 +285,7 @@ fn opts(hook: Option<UrlHook>, timeout: Duration) -> LoginOptions {
         timeout,
         interactive: true,
         profile: "myprofile".into(),
+        selection: "--profile myprofile".into(),
         on_url: hook,
     }
 }

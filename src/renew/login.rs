@@ -191,6 +191,7 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
         timeout: cfg.login_timeout,
         interactive: cfg.interactive,
         profile: r.settings.profile.clone(),
+        selection: r.settings.woci_selection(),
         on_url: None,
     };
     r.store.check_writable()?;
