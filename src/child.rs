@@ -88,16 +88,21 @@ impl ChildBuilder {
     }
 
     /// An `--exec` program: it gets the profile and auth, so scripts calling `oci` or the SDKs
-    /// pick the same session, unless the user set them; never woci's secret variables nor the
-    /// recursion guard (it may call woci).
+    /// pick the same session, unless the user set them — a `--profile` or `--config-file` given
+    /// on the command line beats an exported variable, as it does for woci; never woci's secret
+    /// variables nor the recursion guard (it may call woci).
     pub(crate) fn exec(settings: &Settings, env: &Env, program: OsString, args: Vec<OsString>) -> ChildBuilder {
         let mut b = ChildBuilder::program(program, args, "the program after `--exec`".into());
-        for (k, v) in [
-            ("OCI_CLI_PROFILE", OsString::from(&settings.profile)),
-            ("OCI_CLI_AUTH", "security_token".into()),
-            ("OCI_CLI_CONFIG_FILE", settings.oci_config_file.clone().into_os_string()),
+        for (k, v, given) in [
+            ("OCI_CLI_PROFILE", OsString::from(&settings.profile), settings.profile_on_cli),
+            ("OCI_CLI_AUTH", "security_token".into(), false),
+            (
+                "OCI_CLI_CONFIG_FILE",
+                settings.oci_config_file.clone().into_os_string(),
+                settings.oci.config_file.is_some(),
+            ),
         ] {
-            if !env.contains_key(k) {
+            if given || !env.contains_key(k) {
                 b.spec.set_env.push((k.into(), v));
             }
         }

@@ -971,3 +971,35 @@ async fn the_login_fix_line_keeps_the_config_file_given() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
 }
+
+/// `woci --profile P --exec -- program` with another profile exported: the program gets `P`, the
+/// profile woci keeps fresh (a flag beats a variable, for woci and its program alike); without
+/// the flag the exported one is the program's, and woci's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_profile_flag_beats_an_exported_one_for_the_exec_program() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let out = run({
+        let mut c = w.woci();
+        c.env("OCI_CLI_PROFILE", "ELSEWHERE").args([
+            "--profile",
+            "P",
+            "--exec",
+            "--",
+            "sh",
+            "-c",
+            "printf %s \"$OCI_CLI_PROFILE\"",
+        ]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "P");
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--exec", "--", "sh", "-c", "printf %s \"$OCI_CLI_PROFILE\""]);
+        c
+    })
+    .await;
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "P", "{}", stderr(&out));
+}
