@@ -680,16 +680,24 @@ const VIEW_OPTIONS: &[&str] = &[
 /// would use a session woci does not renew.
 fn with_the_programs_oci_view(woci: OciView, args: &[OsString]) -> Result<OciView> {
     let own = read_oci_view(args).unwrap_or_default();
-    let differ = |name: &str, a: Option<String>, b: Option<String>| match (a, b) {
-        (Some(a), Some(b)) if a != b => Err(usage(format!(
+    let differ = |name: &str, a: Option<String>, b: Option<String>, same: &dyn Fn(&str, &str) -> bool| match (a, b) {
+        (Some(a), Some(b)) if !same(&a, &b) => Err(usage(format!(
             "`{name} {a}` before `--exec` and the program's `{name} {b}` differ: oci would use a session woci does \
              not keep fresh; give it once"
         ))),
         _ => Ok(()),
     };
-    differ("--profile", woci.profile.clone(), own.profile.clone())?;
+    differ("--profile", woci.profile.clone(), own.profile.clone(), &|a, b| a == b)?;
     let path = |p: &Option<PathBuf>| p.as_ref().map(|p| p.display().to_string());
-    differ("--config-file", path(&woci.config_file), path(&own.config_file))?;
+    // The same file however it is spelled (`~/`, `..`, a link).
+    let real = |p: &str| {
+        let p = match p.strip_prefix("~/") {
+            Some(rest) => dirs::home_dir().map_or_else(|| PathBuf::from(p), |h| h.join(rest)),
+            None => PathBuf::from(p),
+        };
+        std::fs::canonicalize(&p).unwrap_or(p)
+    };
+    differ("--config-file", path(&woci.config_file), path(&own.config_file), &|a, b| real(a) == real(b))?;
     Ok(OciView {
         profile: woci.profile.or(own.profile),
         config_file: woci.config_file.or(own.config_file),

@@ -230,6 +230,16 @@ fn exec_of_oci_reads_ocis_own_options() {
     let inv = p(&["--profile", "EMU", "--region", "r", "--exec", "--", "oci", "os", "ns", "get", "--region", "q"]);
     assert_eq!((inv.oci.profile.as_deref(), inv.oci.region.as_deref()), (Some("EMU"), Some("r")));
     assert!(err(&["--profile", "A", "--exec", "--", "oci", "--profile", "B"]).contains("differ"));
+    // The same config file spelled two ways is the same.
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("config"), dir.path().join("x/../config"));
+    std::fs::create_dir(dir.path().join("x")).unwrap();
+    std::fs::write(&a, "").unwrap();
+    let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+    assert_eq!(
+        p(&["--config-file", a, "--exec", "--", "oci", "--config-file", b]).oci.config_file.as_deref(),
+        Some(std::path::Path::new(a))
+    );
     let inv = p(&["--exec", "--", "terraform", "--profile", "X"]);
     assert_eq!(inv.oci.profile, None);
 }
