@@ -28,6 +28,19 @@ fn foreign_owner(dir: &Path) -> Option<(u32, u32)> {
     fs::metadata(dir).ok().filter(|m| m.uid() != 0).map(|m| (m.uid(), m.gid()))
 }
 
+/// Which file a path is now (device, inode, change time, size): a file replaced or rewritten
+/// differs (`None` when there is none).
+pub(crate) fn identity(path: &Path) -> Option<(u64, u64, i64, i64, u64)> {
+    let m = fs::metadata(path).ok()?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        Some((m.dev(), m.ino(), m.ctime(), m.ctime_nsec(), m.len()))
+    }
+    #[cfg(not(unix))]
+    Some((0, 0, m.modified().map(crate::clock::unix_millis).unwrap_or(0), 0, m.len()))
+}
+
 /// A path's permission bits and owner (`None` when it cannot be looked at).
 pub(crate) fn mode_and_owner(path: &Path) -> Option<(u32, u32)> {
     let m = fs::metadata(path).ok()?;

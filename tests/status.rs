@@ -506,9 +506,22 @@ async fn the_last_failure_is_what_the_next_call_meets() {
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(5), "another profile's write");
     // A CA or proxy variable set differently may be; so is an edit of the manager INI.
     assert_eq!(status(&w, false, &[("HTTPS_PROXY", "http://127.0.0.1:9")], &[]).await.status.code(), Some(0));
+    // Another profile's section in the INI is no fix either; a change to this profile's values is.
     let ini = w.read(&w.manager_ini_path());
-    std::fs::write(w.manager_ini_path(), format!("{ini}\n# client secret fixed\n")).unwrap();
+    std::fs::write(w.manager_ini_path(), format!("{ini}\n[NEW]\nregion = us-phoenix-1\n")).unwrap();
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(5), "another profile's section");
+    assert!(ini.contains("scope = openid offline_access"), "{ini}");
+    std::fs::write(
+        w.manager_ini_path(),
+        ini.replace("scope = openid offline_access", "scope = openid  offline_access"),
+    )
+    .unwrap();
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0));
+    // So is a refresh token put in place (a login, one put back).
+    std::fs::write(w.manager_ini_path(), &ini).unwrap();
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(5), "as the failure met it");
+    w.seed_refresh_token();
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0), "a new refresh token");
 }
 
 /// A renewal stopped with Ctrl-Z keeps the renewal lock, so the next call would wait minutes for

@@ -291,7 +291,7 @@ impl Renewer {
                 // An untrusted certificate is retried slowly, but only a CA setting fixes it.
                 transient: schedule::retried_soon(e),
                 reply_lost: matches!(e, Error::ReplyLost { .. }),
-                inputs: Some(failure_inputs(&self.settings, &self.env)),
+                inputs: Some(failure_inputs(&self.settings, &self.store, &self.env)),
             }),
             Err(_) => {}
         }
@@ -543,20 +543,23 @@ fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
 /// the profile's section of the OCI config, and every variable that chooses a setting, a CA or
 /// a proxy. `--status` predicts a refusal again only while this is unchanged: another
 /// profile's renewal writing `~/.oci/config` is no fix, exporting a CA bundle may be.
-pub(crate) fn failure_inputs(settings: &Settings, env: &Env) -> String {
+pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
+    use crate::fsutil::{identity, mode_and_owner};
     use std::fmt::Write as _;
     let mut text = String::new();
     if let Some((ini, _)) = &settings.ini_file {
-        let bytes = crate::fsutil::read_bounded(ini, crate::fsutil::MAX_INPUT).unwrap_or_default();
-        let _ = write!(text, "{}\n{:?}", String::from_utf8_lossy(&bytes), crate::fsutil::mode_and_owner(ini));
+        // The profile's values (its section, `[COMMON]`): another profile's section is no fix.
+        let values = crate::settings::ini::load(ini, crate::settings::ini::Source::Flag, &settings.profile);
+        let _ = write!(text, "{:?}\n{:?}", values.map(|f| f.values).ok(), mode_and_owner(ini));
     }
     let config = crate::oci_config::read_profile(&settings.oci_config_file, &settings.profile).ok();
-    let _ =
-        write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), crate::fsutil::mode_and_owner(&settings.oci_config_file));
-    let ca_and_proxy = ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "https_proxy", "HTTPS_PROXY"]
-        .into_iter()
-        .chain(["all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"]);
-    for var in crate::settings::table::SETTINGS.iter().filter_map(|d| d.env).chain(ca_and_proxy) {
+    let _ = write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), mode_and_owner(&settings.oci_config_file));
+    // Which refresh token (a new one stored, one put back), known without reading it.
+    let _ = write!(text, "\n{:?}", identity(&store.refresh_token_path()));
+    let ca = ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "CURL_CA_BUNDLE"];
+    let proxy = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
+    let vars = crate::settings::table::SETTINGS.iter().filter_map(|d| d.env);
+    for var in vars.chain(ca).chain(["NODE_EXTRA_CA_CERTS"]).chain(proxy) {
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }
     let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);

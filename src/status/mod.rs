@@ -109,7 +109,7 @@ fn after_last_failure(
 fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
     ctx.store.failure_since(0).map(|f| {
         let changed = match &f.inputs {
-            Some(inputs) => *inputs != crate::renew::failure_inputs(&ctx.settings, &ctx.env),
+            Some(inputs) => *inputs != crate::renew::failure_inputs(&ctx.settings, &ctx.store, &ctx.env),
             None => {
                 let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
                 ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at
