@@ -1003,3 +1003,37 @@ async fn a_profile_flag_beats_an_exported_one_for_the_exec_program() {
     .await;
     assert_eq!(String::from_utf8_lossy(&out.stdout), "P", "{}", stderr(&out));
 }
+
+/// A login whose code redemption loses its answer spent the code, not the stored refresh token:
+/// it says so (exit 3, log in again), and `--status` does not then claim the refresh token is
+/// spent; the next call renews with it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_code_redemption_is_no_lost_refresh_token() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::drop_reply().times(1));
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains("code redemption") && stderr(&out).contains("stored refresh token was not used"));
+    let status = run({
+        let mut c = w.woci();
+        c.arg("--status");
+        c
+    })
+    .await;
+    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stdout));
+    let out = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}

@@ -199,7 +199,16 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     ];
     // A code is single-use too: once sent, it is not sent again (no grace).
     let retry = Retry::Rotating { grace: Duration::ZERO };
-    opts.require_refresh_token(cfg, token_request(http, cfg, "authorization code", &form, retry).await?)
+    let tokens = token_request(http, cfg, "authorization code", &form, retry).await.map_err(|e| match e {
+        // The code was spent, not the stored refresh token (a login sends none).
+        Error::ReplyLost { url, reason, .. } => Error::Login(format!(
+            "the answer to the login's code redemption at `{url}` was lost ({reason}); the stored refresh token was \
+             not used; run `woci session authenticate {}` to log in again",
+            opts.selection
+        )),
+        e => e,
+    })?;
+    opts.require_refresh_token(cfg, tokens)
 }
 
 /// Serves the callback until a code arrives, the callback reports an error, or the login timeout
