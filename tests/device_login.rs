@@ -145,12 +145,15 @@ async fn login_timeout_bounds_the_wait() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_idp_does_not_stretch_the_login_timeout() {
     let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
-    w.emu.set_fault(woci_emulator::Endpoint::IdpToken, woci_emulator::Fault::latency(Duration::from_secs(60)));
-    let started = Instant::now();
-    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code", "--login-timeout", "3"])).await;
-    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no login completed within 3s"), "{}", stderr(&out));
-    assert!(started.elapsed() < Duration::from_secs(15), "{:?}", started.elapsed());
+    for endpoint in [woci_emulator::Endpoint::IdpToken, woci_emulator::Endpoint::DeviceAuthorization] {
+        w.emu.set_fault(endpoint, woci_emulator::Fault::latency(Duration::from_secs(60)));
+        let started = Instant::now();
+        let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code", "--login-timeout", "3"])).await;
+        assert_eq!(out.status.code(), Some(3), "{endpoint:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("no login completed within 3s"), "{}", stderr(&out));
+        assert!(started.elapsed() < Duration::from_secs(15), "{endpoint:?}: {:?}", started.elapsed());
+        w.emu.clear_faults();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -105,11 +105,18 @@ fn verification_url(field: &str, value: &str) -> Result<Url> {
 /// The device login: authorization request, instructions on stderr, polling until tokens.
 pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &LoginOptions) -> Result<IdpTokens> {
     opts.require_interactive(FLAG)?;
-    let endpoint = match &dev.authorization_url {
-        Some(u) => u.clone(),
-        None => discover(http, &cfg.token_url).await?,
+    // The whole login, its first requests too, keeps to the login timeout.
+    let started = async {
+        let endpoint = match &dev.authorization_url {
+            Some(u) => u.clone(),
+            None => discover(http, &cfg.token_url).await?,
+        };
+        start(http, cfg, &endpoint).await
     };
-    let auth = start(http, cfg, &endpoint).await?;
+    let Ok(auth) = tokio::time::timeout(opts.timeout + POLL_GRACE, started).await else {
+        return Err(opts.timed_out(FLAG, opts.timeout));
+    };
+    let auth = auth?;
     // Both URIs are checked before either is shown or opened.
     let page = verification_url("verification_uri", &auth.verification_uri)?;
     let complete = auth
