@@ -88,10 +88,16 @@ pub(crate) async fn post(
         .collect();
     let mut result = Err(Error::Other("no client credentials tried".into()));
     for (i, credentials) in [raw.as_ref(), encoded.as_ref()].into_iter().enumerate() {
-        // The encoded form only after the server refused the client (a refused client spends
-        // no refresh token or code).
-        let refused_client = matches!(&result, Err(Error::IdpRejected { what: "client", .. }))
-            || matches!(&result, Err(Error::ExchangeRejected { error, .. }) if error == "invalid_client");
+        // The encoded form only after the server refused the client, or the request as badly
+        // encoded (`oidc-provider` on a secret with a bare `%`): neither spends a refresh token
+        // or code.
+        let refused_client = match &result {
+            Err(Error::IdpRejected { what: "client", .. }) => true,
+            Err(Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }) => {
+                error == "invalid_client" || error == "invalid_request"
+            }
+            _ => false,
+        };
         if i > 0 && (credentials.is_none() || !refused_client) {
             break;
         }

@@ -324,6 +324,8 @@ async fn woci_logs_in_and_refreshes_against_the_real_idp_confidential_client() {
 #[tokio::test(flavor = "multi_thread")]
 async fn woci_logs_in_with_a_secret_that_form_encoding_changes() {
     woci_login_then_refresh(ClientAuth::SecretBasic, Some("q3Zk+7vT/0aYw2xL9mNbR1cE4dF6gH8j=")).await;
+    // A bare `%`, which the provider refuses as badly encoded (`invalid_request`) when sent as is.
+    woci_login_then_refresh(ClientAuth::SecretBasic, Some("ab%zzc-5f0e")).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
