@@ -48,11 +48,22 @@ pub fn main() -> ExitCode {
 pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     #[cfg(feature = "failpoints")]
     let _failpoints = fail::FailScenario::setup();
-    #[cfg(unix)]
-    crate::fsutil::raise_open_file_limit()?;
     let inv = cli::parse_as(args, as_oci)?;
     if let Some(code) = run_informational(&inv.command)? {
         return Ok(code);
+    }
+    #[cfg(unix)]
+    {
+        use crate::fsutil::{CALL_OPEN_FILES, PROXY_OPEN_FILES};
+        let supervised = inv.flags.get(crate::settings::Key::AutoRefresh) == Some("true");
+        let needed = match &inv.command {
+            // Looking and stopping must work in any shell.
+            Command::Status { .. } | Command::DaemonStatus | Command::StopDaemon => 0,
+            Command::Exec { .. } | Command::Daemon | Command::DaemonRun => PROXY_OPEN_FILES,
+            _ if supervised => PROXY_OPEN_FILES,
+            _ => CALL_OPEN_FILES,
+        };
+        crate::fsutil::raise_open_file_limit(needed)?;
     }
     let hint = cli::typo_hint(&inv.oci);
     dispatch(inv, env).map_err(|e| match hint {

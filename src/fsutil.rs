@@ -312,14 +312,20 @@ impl FdReserve {
 #[cfg(unix)]
 static CALLER_NOFILE: std::sync::OnceLock<libc::rlimit> = std::sync::OnceLock::new();
 
+/// Open files a call needs (its runtime, renewal and child); a run with the re-signing proxy
+/// ([`PROXY_OPEN_FILES`]) needs room for the program's connections too.
+pub(crate) const CALL_OPEN_FILES: u64 = 16;
+/// See [`CALL_OPEN_FILES`].
+pub(crate) const PROXY_OPEN_FILES: u64 = 64;
+
 /// At start: a soft `ulimit -n` below what a renewal beside the re-signing proxy's connections
 /// needs is raised toward the hard limit, as Go's runtime does, and the program woci runs gets
-/// the caller's back ([`restore_open_file_limit`]). A hard limit too low to run at all is one
-/// error naming the fix, instead of a failure halfway (a panic in the async runtime, once).
+/// the caller's back ([`restore_open_file_limit`]). A hard limit below what the command `needs`
+/// is one error naming the fix, instead of a failure halfway (a panic in the async runtime,
+/// once; a proxy out of descriptors mid-upload).
 #[cfg(unix)]
-pub(crate) fn raise_open_file_limit() -> Result<()> {
-    const FLOOR: u64 = 64;
-    const NEEDED: u64 = 16;
+pub(crate) fn raise_open_file_limit(needed: u64) -> Result<()> {
+    const FLOOR: u64 = PROXY_OPEN_FILES;
     let mut caller = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit/setrlimit with valid pointers to owned structs.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut caller) } != 0 || caller.rlim_cur >= FLOOR {
@@ -333,9 +339,10 @@ pub(crate) fn raise_open_file_limit() -> Result<()> {
         }
         false => caller.rlim_cur,
     };
-    match now < NEEDED {
+    match now < needed {
         true => Err(Error::Other(format!(
-            "the open-file limit (`ulimit -n` {now}) is below the {NEEDED} woci needs; raise it, e.g. `ulimit -n 1024`"
+            "the open-file limit (`ulimit -n` {now}) is below the {needed} woci needs for this; raise it, e.g. \
+             `ulimit -n 1024`"
         ))),
         false => Ok(()),
     }

@@ -309,6 +309,18 @@ async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
         assert_eq!(out.status.code(), Some(1), "limit {limit}: {err}");
         assert!(err.starts_with("woci: error: ") && err.contains("ulimit -n"), "limit {limit}: {err}");
     }
+    // What needs no descriptors works in any shell; a run with the proxy needs room for the
+    // program's connections, and says so up front.
+    for (script, args, code) in [
+        ("ulimit -n 6", &["--version"][..], 0),
+        ("ulimit -n 6", &["--status"], 0),
+        ("ulimit -n 32", &["--exec", "--", "true"], 1),
+    ] {
+        let mut sh = after_shell(&w, script);
+        sh.args(args);
+        let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+        assert_eq!(out.status.code(), Some(code), "{script} {args:?}: {}", stderr(&out));
+    }
 }
 
 /// Too few file descriptors (`ulimit -n`), at every limit from too few to run to enough: the call
