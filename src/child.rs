@@ -190,12 +190,13 @@ impl ChildSpec {
             .then(|| missing_interpreter(as_path))
             .flatten();
         if let Some(why) = interpreter {
+            let fix = match why.contains("ends in CR") {
+                true => "convert its line endings (`dos2unix`)",
+                false => "reinstall it (a virtualenv whose Python was upgraded or removed?)",
+            };
             return Error::ProgramNotExecutable {
                 program,
-                reason: format!(
-                    "{why}; reinstall it (a virtualenv whose Python was upgraded or removed?) or check {}",
-                    self.program_source
-                ),
+                reason: format!("{why}; {fix} or check {}", self.program_source),
             };
         }
         match e.kind() {

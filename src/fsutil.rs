@@ -627,15 +627,24 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Err(Error::corrupt(path, e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(Error::corrupt(path, "a folder, not a file")),
         // Unusable too (exit 7, as for the key): only its owner (or root) can fix that.
-        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(Error::Blocked {
-            code: crate::error::exit::CORRUPT_FILE,
-            message: format!(
-                "cannot read `{}`: permission denied; as its owner run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            ),
-            shared: None,
-        }),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let fix = match mode_and_owner(path) {
+                // Another user's (root's, after `sudo`): only an owner change gives it back.
+                Some((_, owner)) if owner != user_id() => {
+                    format!(
+                        "it belongs to uid {owner}: give it back with `sudo chown {} {}`",
+                        user_id(),
+                        path.display()
+                    )
+                }
+                _ => format!("run `chmod 600 {}`", path.display()),
+            };
+            Err(Error::Blocked {
+                code: crate::error::exit::CORRUPT_FILE,
+                message: format!("cannot read `{}`: permission denied; {fix}", path.display()),
+                shared: None,
+            })
+        }
         Err(e) => Err(Error::io("cannot read", path, e)),
     }
 }

@@ -1021,7 +1021,8 @@ async fn a_lost_code_redemption_is_no_lost_refresh_token() {
     })
     .await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
-    assert!(stderr(&out).contains("code redemption") && stderr(&out).contains("stored refresh token was not used"));
+    assert!(stderr(&out).contains("code redemption") && stderr(&out).contains("the code is spent"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("refresh_token_reuse_grace"), "{}", stderr(&out));
     let status = run({
         let mut c = w.woci();
         c.arg("--status");

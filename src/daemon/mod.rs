@@ -394,7 +394,8 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
             let _ = writeln!(
                 out,
                 "  its woci binary was replaced or removed since it started (an upgrade?); a reload keeps the old code: \
-                 restart it (`woci --stop-daemon`, then `woci --daemon`; under systemd `systemctl --user restart`)"
+                 restart it (`woci --stop-daemon --profile {profile}`, then `woci --daemon --profile {profile}`; under \
+                 systemd `systemctl --user restart woci-daemon@{profile}`)"
             );
         }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {

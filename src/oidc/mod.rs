@@ -202,8 +202,9 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     let tokens = token_request(http, cfg, "authorization code", &form, retry).await.map_err(|e| match e {
         // The code was spent, not the stored refresh token (a login sends none).
         Error::ReplyLost { url, reason, .. } => Error::Login(format!(
-            "the answer to the login's code redemption at `{url}` was lost ({reason}); the stored refresh token was \
-             not used; run `woci session authenticate {}` to log in again",
+            "the answer to the login's code redemption at `{url}` was lost ({}); the code is spent (a code is used \
+             once), and no refresh token was sent; run `woci session authenticate {}` to log in again",
+            reason.split(';').next().unwrap_or_default(),
             opts.selection
         )),
         e => e,
