@@ -179,6 +179,15 @@ impl ChildSpec {
         self.error_for(&self.program, e)
     }
 
+    /// The error of a `program` whose `#!` interpreter cannot run ([`missing_interpreter`]).
+    fn interpreter_error(&self, program: String, bad: BadInterpreter) -> Error {
+        let fix = match bad.crlf {
+            true => "convert its line endings (`dos2unix`)",
+            false => "reinstall it (a virtualenv whose Python was upgraded or removed?)",
+        };
+        Error::ProgramNotExecutable { program, reason: format!("{}; {fix} or check {}", bad.why, self.program_source) }
+    }
+
     /// The error of starting `program` (this spec's, or where it was found on `PATH`).
     fn error_for(&self, program: &std::ffi::OsStr, e: io::Error) -> Error {
         let as_path = std::path::Path::new(program);
@@ -189,15 +198,8 @@ impl ChildSpec {
         ) && as_path.components().count() > 1)
             .then(|| missing_interpreter(as_path))
             .flatten();
-        if let Some(why) = interpreter {
-            let fix = match why.contains("ends in CR") {
-                true => "convert its line endings (`dos2unix`)",
-                false => "reinstall it (a virtualenv whose Python was upgraded or removed?)",
-            };
-            return Error::ProgramNotExecutable {
-                program,
-                reason: format!("{why}; {fix} or check {}", self.program_source),
-            };
+        if let Some(bad) = interpreter {
+            return self.interpreter_error(program, bad);
         }
         match e.kind() {
             io::ErrorKind::NotFound => {
@@ -223,10 +225,10 @@ impl ChildSpec {
             Some(f) if !crate::fsutil::is_executable(&f) => {
                 Err(self.spawn_error(io::Error::new(io::ErrorKind::PermissionDenied, "not an executable file")))
             }
-            Some(f) if missing_interpreter(&f).is_some() => {
-                Err(self.error_for(f.as_os_str(), io::ErrorKind::NotFound.into()))
-            }
-            Some(_) => Ok(()),
+            Some(f) => match missing_interpreter(&f) {
+                Some(bad) => Err(self.interpreter_error(f.to_string_lossy().into_owned(), bad)),
+                None => Ok(()),
+            },
         }
     }
 }
@@ -236,7 +238,7 @@ impl ChildSpec {
 /// then fails "not found" or "permission denied" although the file itself is there. An
 /// interpreter that is a script itself is looked at the same way, a few levels deep, as the
 /// kernel does. Only regular files are read (a FIFO would block).
-fn missing_interpreter(program: &std::path::Path) -> Option<String> {
+fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
     use std::io::Read;
     let mut program = program.to_path_buf();
     for _ in 0..4 {
@@ -249,7 +251,8 @@ fn missing_interpreter(program: &std::path::Path) -> Option<String> {
         // As the kernel splits it: on spaces and tabs only, so a CR stays part of the name.
         let line = String::from_utf8_lossy(line);
         let interpreter = line.split([' ', '\t']).find(|w| !w.is_empty())?.to_owned();
-        let crlf = if interpreter.ends_with('\r') { " (the `#!` line ends in CR: Windows line endings?)" } else { "" };
+        let crlf = interpreter.ends_with('\r');
+        let note = if crlf { " (the `#!` line ends in CR: Windows line endings?)" } else { "" };
         let why = match std::fs::metadata(&interpreter) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => "does not exist".to_owned(),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => "cannot be reached by this user".to_owned(),
@@ -262,9 +265,20 @@ fn missing_interpreter(program: &std::path::Path) -> Option<String> {
                 continue;
             }
         };
-        return Some(format!("its interpreter `{interpreter}` (its `#!` line) {why}{crlf}"));
+        return Some(BadInterpreter {
+            why: format!("its interpreter `{interpreter}` (its `#!` line) {why}{note}"),
+            crlf,
+        });
     }
     None
+}
+
+/// What [`missing_interpreter`] found: what is wrong, and whether the `#!` line ends in CR
+/// (then the fix is the line endings, not a reinstall).
+#[derive(Debug, PartialEq, Eq)]
+struct BadInterpreter {
+    why: String,
+    crlf: bool,
 }
 
 /// Runs the program in woci's place and returns its exit code. On Unix without a redactor woci
@@ -502,8 +516,8 @@ mod tests {
         for p in [&crlf, &nested] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        assert!(missing_interpreter(&crlf).is_some_and(|w| w.contains("ends in CR")));
-        assert!(missing_interpreter(&nested).is_some_and(|w| w.contains("`/woci-gone/bin/python3`")));
+        assert!(missing_interpreter(&crlf).is_some_and(|w| w.crlf && w.why.contains("ends in CR")));
+        assert!(missing_interpreter(&nested).is_some_and(|w| w.why.contains("`/woci-gone/bin/python3`")));
         let fifo = dir.path().join("fifo");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         assert_eq!(missing_interpreter(&fifo), None);
