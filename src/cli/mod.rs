@@ -672,8 +672,6 @@ const VIEW_OPTIONS: &[&str] = &[
     "--defaults-file",
 ];
 
-/// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
-/// (both forms; the last one wins, as in `oci`). The arguments are not changed.
 /// `woci --exec -- oci … --profile P --endpoint X`: the options `oci` itself will use choose the
 /// session woci keeps fresh and the hosts it re-signs, where woci's own (before `--`) say
 /// nothing; a profile or config file given both ways and differently is refused, since `oci`
@@ -711,6 +709,8 @@ fn with_the_programs_oci_view(woci: OciView, args: &[OsString]) -> Result<OciVie
     })
 }
 
+/// Reads `--profile`, `--config-file`, `--region`, `--auth`, `--cert-bundle`, `--endpoint`
+/// (both forms; the last one wins, as in `oci`). The arguments are not changed.
 fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     let mut view = OciView::default();
     for (opt, _) in scan(args, is_view_option) {

@@ -539,9 +539,9 @@ fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
     })
 }
 
-/// A digest of what a renewal failure was met with: the manager INI (its text, mode and owner),
-/// the profile's section of the OCI config, and every variable that chooses a setting, a CA or
-/// a proxy. `--status` predicts a refusal again only while this is unchanged: another
+/// A digest of what a renewal failure was met with: the profile's values in the manager INI, its
+/// section of the OCI config, both files' modes and owners, which refresh token is stored, and
+/// every variable that chooses a setting, a CA or a proxy. `--status` predicts a refusal again only while this is unchanged: another
 /// profile's renewal writing `~/.oci/config` is no fix, exporting a CA bundle may be.
 pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
     use crate::fsutil::{identity, mode_and_owner};
