@@ -334,21 +334,29 @@ async fn a_crashing_woci_dumps_no_core() {
     assert!(core_files(cwd.path()).is_empty(), "woci dumped core: {:?}", core_files(cwd.path()));
 }
 
+/// `woci --auto-refresh --exec -- sh -c SCRIPT` on 4-second tokens (an expired one to start, a
+/// refresh token stored), once the program has started (`$OUT/ready`): the world, woci's TMPDIR,
+/// the program's `$OUT` folder and woci's process.
+async fn short_token_run(script: &str) -> (World, tempfile::TempDir, tempfile::TempDir, std::process::Child) {
+    let w = World::with_config(woci_emulator::Config { upst_ttl: Duration::from_secs(4), ..Default::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let (tmp, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cmd = woci_std(&w, tmp.path());
+    let script = format!("touch \"$OUT/ready\"; {script}");
+    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", &script]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    (w, tmp, out, child)
+}
+
 /// Once the program has ended, a renewal in flight does not keep woci alive: a token exchange
 /// stuck on a slow server is let go (the refresh token it follows is already stored).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_renewal_does_not_outlive_the_program() {
-    use woci_emulator::{Config, Endpoint, Fault};
-    let w = World::with_config(Config { upst_ttl: Duration::from_secs(4), ..Config::default() }).await;
-    w.seed_token(-10);
-    w.seed_refresh_token();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut cmd = woci_std(&w, tmp.path());
-    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", "touch \"$OUT/ready\"; sleep 4"]);
-    let child = cmd.spawn().unwrap();
-    let ready = out.path().join("ready");
-    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    use woci_emulator::{Endpoint, Fault};
+    let (w, tmp, _out, child) = short_token_run("sleep 4").await;
     // The loop's next renewal (at about half the 4 s token's life) meets an exchange that hangs.
     w.emu.set_fault(Endpoint::Exchange, Fault::latency(Duration::from_secs(120)));
     let started = Instant::now();
@@ -487,18 +495,7 @@ async fn a_woci_run_by_a_woci_needs_no_passphrase_of_its_own() {
 /// takes it up, its proxy hands the program the new token, and renewal goes on from there.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_takes_up_a_session_renewed_elsewhere_once_its_renewal_became_impossible() {
-    use woci_emulator::Config;
-    let w = World::with_config(Config { upst_ttl: Duration::from_secs(4), ..Config::default() }).await;
-    w.seed_token(-10);
-    w.seed_refresh_token();
-    let tmp = tempfile::tempdir().unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let mut cmd = woci_std(&w, tmp.path());
-    let script = "touch \"$OUT/ready\"; while [ ! -e \"$OUT/stop\" ]; do sleep 0.1; done";
-    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", script]);
-    let child = cmd.spawn().unwrap();
-    let ready = out.path().join("ready");
-    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    let (w, _tmp, out, child) = short_token_run("while [ ! -e \"$OUT/stop\" ]; do sleep 0.1; done").await;
     w.emu.revoke_refresh_tokens();
     let deadline = Instant::now() + Duration::from_secs(30);
     while w.emu.stats().refresh_grants_rejected == 0 {
