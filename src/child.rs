@@ -181,6 +181,11 @@ impl ChildSpec {
 
     /// The error of a `program` whose `#!` interpreter cannot run ([`missing_interpreter`]).
     fn interpreter_error(&self, program: String, bad: BadInterpreter) -> Error {
+        if let Some(name) = bad.env_looks_for {
+            // `env` starts and exits 127 itself: the name it looks for is what is not found.
+            let hint = format!("{}; convert its line endings (`dos2unix`) or check {}", bad.why, self.program_source);
+            return Error::ProgramNotFound { program: name, hint };
+        }
         let fix = match bad.crlf {
             true => "convert its line endings (`dos2unix`)",
             false => "reinstall it (a virtualenv whose Python was upgraded or removed?)",
@@ -260,6 +265,17 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
             Ok(_) if !crate::fsutil::is_executable(std::path::Path::new(&interpreter)) => {
                 "is not an executable file".to_owned()
             }
+            Ok(_) if line.ends_with('\r') => {
+                // The interpreter runs, but its argument ends in CR: `#!/usr/bin/env python3\r`
+                // has `env` look for `python3\r` (exit 127); others get an option they reject.
+                let arg = line.trim_start_matches([' ', '\t'])[interpreter.len()..].trim_start_matches([' ', '\t']);
+                let is_env = std::path::Path::new(&interpreter).file_name().is_some_and(|n| n == "env");
+                let env_looks_for =
+                    (is_env && !arg.starts_with('-') && !arg.trim_end_matches('\r').contains([' ', '\t']))
+                        .then(|| arg.to_owned());
+                let why = format!("the `#!` line of `{}` ends in CR (Windows line endings?)", program.display());
+                return Some(BadInterpreter { why, crlf: true, env_looks_for });
+            }
             Ok(_) => {
                 program = interpreter.into();
                 continue;
@@ -268,6 +284,7 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
         return Some(BadInterpreter {
             why: format!("its interpreter `{interpreter}` (its `#!` line) {why}{note}"),
             crlf,
+            env_looks_for: None,
         });
     }
     None
@@ -279,6 +296,8 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
 struct BadInterpreter {
     why: String,
     crlf: bool,
+    /// The CR-ended name `#!/usr/bin/env name` has `env` look for (and exit 127).
+    env_looks_for: Option<String>,
 }
 
 /// Runs the program in woci's place and returns its exit code. On Unix without a redactor woci
@@ -518,6 +537,23 @@ mod tests {
         }
         assert!(missing_interpreter(&crlf).is_some_and(|w| w.crlf && w.why.contains("ends in CR")));
         assert!(missing_interpreter(&nested).is_some_and(|w| w.why.contains("`/woci-gone/bin/python3`")));
+        // `env` runs, then looks for `sh\r` and exits 127: predicted as that, with the cause.
+        let env_crlf = dir.path().join("env-crlf");
+        std::fs::write(&env_crlf, "#!/usr/bin/env sh\r\necho\r\n").unwrap();
+        let env_s = dir.path().join("env-s");
+        std::fs::write(&env_s, "#!/usr/bin/env -S sh -e\r\necho\r\n").unwrap();
+        for p in [&env_crlf, &env_s] {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let e = ChildSpec { program: env_crlf.clone().into(), ..sh("") }.check_runnable(&env).unwrap_err();
+        assert_eq!(e.exit_code(), 127, "{e}");
+        assert!(e.to_string().starts_with("`sh\r` not found: the `#!` line of"), "{e}");
+        assert!(e.to_string().contains("ends in CR") && e.to_string().contains("dos2unix"), "{e}");
+        let ran = std::process::Command::new(&env_crlf).stderr(std::process::Stdio::null()).status().unwrap();
+        assert_eq!(ran.code(), Some(127), "the prediction is what running it gives");
+        let e = ChildSpec { program: env_s.clone().into(), ..sh("") }.check_runnable(&env).unwrap_err();
+        assert_eq!(e.exit_code(), 126, "{e}");
+        assert!(e.to_string().contains("ends in CR"), "{e}");
         let fifo = dir.path().join("fifo");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         assert_eq!(missing_interpreter(&fifo), None);

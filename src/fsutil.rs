@@ -340,12 +340,26 @@ pub(crate) fn raise_open_file_limit(needed: u64) -> Result<()> {
         false => caller.rlim_cur,
     };
     match now < needed {
-        true => Err(Error::Other(format!(
-            "the open-file limit (`ulimit -n` {now}) is below the {needed} woci needs for this; raise it, e.g. \
-             `ulimit -n 1024`"
-        ))),
+        true => Err(open_file_limit_error(now, needed)),
         false => Ok(()),
     }
+}
+
+/// For `--status`: the error [`raise_open_file_limit`] gives a command that `needed` descriptors
+/// in this shell, whose hard limit is below that.
+#[cfg(unix)]
+pub(crate) fn open_file_limit_short(needed: u64) -> Option<Error> {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit with a valid pointer to an owned struct.
+    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+    (known && limit.rlim_max < needed).then(|| open_file_limit_error(limit.rlim_max, needed))
+}
+
+fn open_file_limit_error(now: u64, needed: u64) -> Error {
+    Error::Other(format!(
+        "the open-file limit (`ulimit -n` {now}) is below the {needed} woci needs for this; raise it, e.g. \
+         `ulimit -n 1024`"
+    ))
 }
 
 /// In a child before `exec` (async-signal-safe): the open-file limit the caller gave woci.

@@ -310,16 +310,21 @@ async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
         assert!(err.starts_with("woci: error: ") && err.contains("ulimit -n"), "limit {limit}: {err}");
     }
     // What needs no descriptors works in any shell; a run with the proxy needs room for the
-    // program's connections, and says so up front.
-    for (script, args, code) in [
-        ("ulimit -n 6", &["--version"][..], 0),
-        ("ulimit -n 6", &["--status"], 0),
-        ("ulimit -n 32", &["--exec", "--", "true"], 1),
+    // program's connections, and says so up front. `--status` runs in any shell too, and tells
+    // the call apart from a shell it cannot run in (a soft limit woci raises is no obstacle).
+    for (script, args, code, says) in [
+        ("ulimit -n 6", &["--version"][..], 0, ""),
+        ("ulimit -n 6", &["--status"], 1, "`ulimit -n` 6"),
+        ("ulimit -n 6", &["--status", "--json"], 1, "(ulimit -n 6)"),
+        ("ulimit -Sn 6", &["--status"], 0, "usable"),
+        ("ulimit -n 32", &["--exec", "--", "true"], 1, ""),
     ] {
         let mut sh = after_shell(&w, script);
         sh.args(args);
         let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
         assert_eq!(out.status.code(), Some(code), "{script} {args:?}: {}", stderr(&out));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.contains(says), "{script} {args:?}: {stdout}");
     }
 }
 

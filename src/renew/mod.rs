@@ -564,6 +564,12 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }
     let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);
+    // Settings given on the command line (`--status --client-secret …` with the fix in hand).
+    for (name, (origin, value)) in &settings.origins {
+        if let crate::settings::Origin::Flag(_) = origin {
+            let _ = write!(text, "\n--{name}={}", value.expose());
+        }
+    }
     crate::fsutil::sha256_hex(text.as_bytes())
 }
 

@@ -63,6 +63,8 @@ pub(crate) struct Inputs<'s> {
     pub fallback_profile: Option<String>,
     /// The `--auth` the call runs oci with (`--auth`, `OCI_CLI_AUTH`, `oci_cli_rc`), if any.
     pub auth: Option<String>,
+    /// What stops the call before anything else (exit code, message): the shell's open-file limit.
+    pub start: Option<(u8, String)>,
     /// Why the `oci` program cannot be run (exit code, message), when it cannot.
     pub program: Option<(u8, String)>,
     /// The last renewal's failure (none after a success), and whether the settings changed since.
@@ -232,8 +234,9 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     };
     let (exit_code, reason) = after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), now);
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
-    let (exit_code, next_action, reason) = match &inp.program {
-        Some((code, why)) if exit_code == 0 => (*code, "impossible", why.clone()),
+    let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {
+        (Some((code, why)), _) => (*code, "impossible", why.clone()),
+        (None, Some((code, why))) if exit_code == 0 => (*code, "impossible", why.clone()),
         _ => (exit_code, next_action, reason),
     };
     Report {
@@ -401,6 +404,11 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
         origins,
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
         auth: ctx.settings.auth.clone(),
+        #[cfg(unix)]
+        start: crate::fsutil::open_file_limit_short(crate::fsutil::CALL_OPEN_FILES)
+            .map(|e| (e.exit_code(), e.to_string())),
+        #[cfg(not(unix))]
+        start: None,
         program: crate::child::ChildBuilder::oci(Some(&ctx.settings), &ctx.env, Vec::new())
             .and_then(|b| b.build())
             .and_then(|spec| spec.check_runnable(&ctx.env))

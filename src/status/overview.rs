@@ -328,6 +328,7 @@ mod tests {
                 origins: Default::default(),
                 fallback_profile: None,
                 auth: None,
+                start: None,
                 program: None,
                 last_failure: None,
                 renewing: None,

@@ -44,6 +44,7 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         origins: Default::default(),
         fallback_profile: None,
         auth: None,
+        start: None,
         program: None,
         last_failure: None,
         renewing: None,
