@@ -1023,6 +1023,18 @@ async fn a_lost_code_redemption_is_no_lost_refresh_token() {
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(stderr(&out).contains("code redemption") && stderr(&out).contains("the code is spent"), "{}", stderr(&out));
     assert!(!stderr(&out).contains("refresh_token_reuse_grace"), "{}", stderr(&out));
+    // A code the IdP refuses (expired, used, another redirect URI) says how to go on, too.
+    w.emu.set_fault(Endpoint::IdpToken, Fault::invalid_grant().times(1));
+    let refused = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert_eq!(refused.status.code(), Some(4), "{}", stderr(&refused));
+    let err = stderr(&refused);
+    assert!(err.contains("rejected the authorization code: invalid_grant"), "{err}");
+    assert!(err.contains("run `woci session authenticate") && err.contains("redirect URI"), "{err}");
     let status = run({
         let mut c = w.woci();
         c.arg("--status");

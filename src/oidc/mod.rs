@@ -207,6 +207,13 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
             reason.split(';').next().unwrap_or_default(),
             opts.selection
         )),
+        // A code expired (they live minutes), already used, or redeemed with another redirect
+        // URI than it was issued for.
+        e if e.needs_login() => e.with_hint(&format!(
+            "the login's code is good once, for minutes, with the redirect URI `{redirect_uri}`; run `woci \
+             session authenticate {}` to log in again, and if it repeats, check the IdP client's redirect URIs",
+            opts.selection
+        )),
         e => e,
     })?;
     opts.require_refresh_token(cfg, tokens)
