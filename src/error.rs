@@ -76,7 +76,7 @@ pub enum Error {
     },
 
     /// The network failed, timed out or the server kept answering 5xx.
-    #[error("{service} unreachable at `{url}`: {reason}")]
+    #[error("{service} {} at `{url}`: {reason}", failed_how(.reason))]
     Network {
         /// Which service: "identity provider", "token exchange", "OCI auth service".
         service: &'static str,
@@ -271,6 +271,15 @@ fn permission_fix(path: &std::path::Path, exists: bool, enters: impl Fn(&std::pa
         },
     };
     format!("; the folder `{}` {what}: check its owner and mode (`ls -ld {}`)", at.display(), quoted(at))
+}
+
+/// How a [`Error::Network`] failed, from its reason: a server that answered is not "unreachable".
+fn failed_how(reason: &str) -> &'static str {
+    match reason {
+        r if r.starts_with("HTTP 429") => "is limiting requests (try again later)",
+        r if r.starts_with("HTTP ") => "kept failing",
+        _ => "unreachable",
+    }
 }
 
 fn describe(description: &Option<String>) -> String {

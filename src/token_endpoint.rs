@@ -293,6 +293,7 @@ mod tests {
         let idp = Endpoint::Idp { what: "refresh token" };
         let e = run(idp, 429, r#"{"error":"server_error"}"#.into()).await.unwrap_err();
         assert!(e.is_transient() && e.to_string().contains("HTTP 429 (too many requests)"), "{e}");
+        assert!(e.to_string().contains("is limiting requests (try again later) at"), "{e}");
         let e = run(Endpoint::Exchange, 400, r#"{"error":"temporarily_unavailable"}"#.into()).await.unwrap_err();
         assert!(e.is_transient() && e.exit_code() == crate::error::exit::NETWORK, "{e}");
     }

@@ -469,7 +469,9 @@ async fn login_code_rejected_by_token_endpoint() {
         login(&http(), &cfg(&server, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
             .await
             .unwrap_err();
-    assert!(matches!(&err, Error::IdpRejected { what: "authorization code", .. }), "{err:?}");
+    let Error::Hinted { source, hint } = &err else { panic!("{err:?}") };
+    assert!(matches!(**source, Error::IdpRejected { what: "authorization code", .. }), "{err:?}");
+    assert!(hint.contains("run `woci session authenticate"), "with the way on: {err}");
     assert!(!err.to_string().contains("stale"), "the code itself is scrubbed: {err}");
 }
 
