@@ -246,7 +246,7 @@ impl ChildSpec {
 fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
     use std::io::Read;
     let mut program = program.to_path_buf();
-    for _ in 0..4 {
+    for depth in 0..4 {
         if !std::fs::metadata(&program).is_ok_and(|m| m.is_file()) {
             return None;
         }
@@ -281,8 +281,13 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
                 continue;
             }
         };
+        // An interpreter that is a script itself: the line that names the missing one is its.
+        let line = match depth {
+            0 => "its `#!` line".to_owned(),
+            _ => format!("the `#!` line of `{}`", program.display()),
+        };
         return Some(BadInterpreter {
-            why: format!("its interpreter `{interpreter}` (its `#!` line) {why}{note}"),
+            why: format!("its interpreter `{interpreter}` ({line}) {why}{note}"),
             crlf,
             env_looks_for: None,
         });
@@ -536,7 +541,8 @@ mod tests {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         assert!(missing_interpreter(&crlf).is_some_and(|w| w.crlf && w.why.contains("ends in CR")));
-        assert!(missing_interpreter(&nested).is_some_and(|w| w.why.contains("`/woci-gone/bin/python3`")));
+        let inner = format!("`/woci-gone/bin/python3` (the `#!` line of `{}`)", script.display());
+        assert!(missing_interpreter(&nested).is_some_and(|w| w.why.contains(&inner)), "{inner}");
         // `env` runs, then looks for `sh\r` and exits 127: predicted as that, with the cause.
         let env_crlf = dir.path().join("env-crlf");
         std::fs::write(&env_crlf, "#!/usr/bin/env sh\r\necho\r\n").unwrap();
