@@ -745,17 +745,25 @@ fn sealed_session(w: &World, exp_in: i64) {
 }
 
 /// A passphrase asked on the terminal that encrypts the refresh token for the first time is asked
-/// twice; two that differ change nothing (no grant sent, the refresh token as it was).
+/// twice; two that differ are asked again, three times at most, and change nothing (no grant
+/// sent, the refresh token as it was); the same twice seals the new refresh token with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_prompted_passphrase_is_asked_twice() {
     let w = World::new().await;
     w.seed_token(-30);
     let rt = w.seed_refresh_token();
-    let (_, text) =
-        in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &["first-typo\n", "intended\n"]).await;
+    let differ = ["a\n", "b\n", "c\n", "d\n", "e\n", "f\n"];
+    let (status, text) = in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &differ).await;
     assert!(text.contains("new refresh token passphrase") && text.contains("passphrases differ"), "{text}");
+    assert_eq!(text.matches("try again").count(), 2, "{text}");
+    assert_eq!(status, Some(2), "{text}");
     assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
     assert_eq!(w.emu.stats().refresh_grants, 0);
+    let typo = ["first-typo\n", "intended\n", "intended\n", "intended\n"];
+    let (status, text) = in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &typo).await;
+    assert_eq!(status, Some(0), "{text}");
+    let sealed = std::fs::read_to_string(w.session_dir().join("refresh_token")).unwrap();
+    assert!(woci::crypto::open(&sealed, &"intended".into()).is_ok(), "sealed with the passphrase typed twice");
 }
 
 /// A login asked for the passphrase of the encrypted refresh token it replaces: an answer that

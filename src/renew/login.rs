@@ -205,17 +205,24 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
     Ok((tokens, critical::hold()))
 }
 
-/// Asks for the passphrase on the terminal; a `new` one twice (they must match).
+/// Asks for the passphrase on the terminal; a `new` one twice (they must match, within three tries).
 fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
     if !new {
         return prompt(profile, &format!("woci: refresh token passphrase for profile `{profile}`: "));
     }
-    let first = prompt(
-        profile,
-        &format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "),
-    )?;
-    same(&first, &prompt(profile, "woci: the same passphrase again: ")?)?;
-    Ok(first)
+    let mut tries = 1;
+    loop {
+        let first = prompt(
+            profile,
+            &format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "),
+        )?;
+        match same(&first, &prompt(profile, "woci: the same passphrase again: ")?) {
+            Ok(()) => return Ok(first),
+            Err(e) if tries == 3 => return Err(e),
+            Err(_) => crate::terminal::say("woci: the two passphrases differ; try again"),
+        }
+        tries += 1;
+    }
 }
 
 /// One answer read on the terminal without echo.
