@@ -193,8 +193,8 @@ How arguments are split:
   - woci's own options above are recognized anywhere before `--`, as `--opt value` or `--opt=value`.
   - Names that oci commands also use (--client-id, --client-secret, --scope, --log-level, --json,
     --all, --prompt, --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only
-    before the first oci word (the first argument that is neither an option nor an option's value); after it they
-    go to oci. `--debug` there is also passed on to oci.
+    before the first oci word (the first argument that is neither an option nor an option's value);
+    after it they go to oci. `--debug` there is also passed on to oci.
   - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program
     and its arguments). A `--` after the first oci word is itself passed on to oci.
   - Everything else goes to oci unchanged and in order. woci reads, but never removes, --profile,
@@ -575,13 +575,31 @@ fn unknown_option(name: &str) -> Error {
         .map(|o| format!("--{}", o.long))
         .chain(oci_globals::OCI_GLOBALS.iter().flat_map(|g| g.names.iter().map(|n| (*n).to_owned())))
         .collect();
-    let hint = oci_globals::suggest(name, known.iter().map(String::as_str))
-        .map(|s| format!(" (did you mean `{s}`?)"))
+    let hint = setting_spelled_as_flag(name)
+        .or_else(|| {
+            oci_globals::suggest(name, known.iter().map(String::as_str)).map(|s| format!("did you mean `{s}`?"))
+        })
+        .map(|s| format!(" ({s})"))
         .unwrap_or_default();
     usage(format!(
         "unknown option `{name}`{hint}: it is neither a woci option (woci --help) nor a global oci option; \
          options of an oci command go after the command"
     ))
+}
+
+/// `--login-flow` for the setting `login_flow`, whose flag is named otherwise (`--device-code`)
+/// or which has none: how that setting is given.
+fn setting_spelled_as_flag(name: &str) -> Option<String> {
+    let key = name.strip_prefix("--")?.replace('-', "_");
+    let def = table::SETTINGS.iter().find(|d| d.name == key)?;
+    let flag = def.flag.map(|f| match f.arg {
+        FlagArg::Sets(value, _) => format!("`--{}` (for `{value}`)", f.long),
+        FlagArg::Value(_) => format!("`--{}`", f.long),
+    });
+    let env = def.env.map(|v| format!("`{v}`"));
+    let ini = def.ini.then(|| format!("`{key} = …` in `woci_manager.ini`"));
+    let ways: Vec<String> = [flag, env, ini].into_iter().flatten().collect();
+    Some(format!("`{key}` is set with {}", ways.join(", ")))
 }
 
 fn usage(msg: impl Into<String>) -> Error {

@@ -114,7 +114,10 @@ pub const ENVIRONMENT: &[Row] = &[
     r(
         "`OCI_CLI_PROFILE`, `OCI_CLI_CONFIG_FILE`, `OCI_CLI_REGION`, `OCI_CLI_AUTH`, `OCI_CLI_ENDPOINT`, \
          `OCI_CLI_CERT_BUNDLE`, `OCI_CLI_RC_FILE`",
-        "read as `oci` reads them, never changed",
+        "read as `oci` reads them; what woci runs gets them unchanged, except: an `--exec` program gets \
+         `OCI_CLI_PROFILE`, `OCI_CLI_AUTH=security_token` and `OCI_CLI_CONFIG_FILE` where they are not set (a \
+         `--profile` or `--config-file` given to woci wins; a fallback profile replaces `OCI_CLI_PROFILE`), and a \
+         program behind the proxy gets `OCI_CLI_CERT_BUNDLE` naming a bundle of the proxy's CA and yours",
     ),
     r(
         "`OCI_CONFIG_FILE`",

@@ -506,6 +506,12 @@ fn invoked_as_oci_help_and_version_are_ocis() {
 fn unknown_option_before_the_first_word_is_an_error_with_a_suggestion() {
     let e = err(&["--auto-refesh", "os", "object", "put"]);
     assert!(e.contains("`--auto-refesh`") && e.contains("did you mean `--auto-refresh`?"), "{e}");
+    // A setting's INI name spelled as a flag: how that setting is given, not a look-alike flag.
+    let e = err(&["--login-flow", "device", "session", "authenticate"]);
+    assert!(e.contains("`login_flow` is set with `--device-code` (for `device`), `login_flow = …` in"), "{e}");
+    assert!(!e.contains("--login-timeout"), "{e}");
+    let e = err(&["--metrics-file", "m", "os", "ns", "get"]);
+    assert!(e.contains("`metrics_file` is set with `metrics_file = …` in `woci_manager.ini`"), "{e}");
     let e = err(&["--profle", "P", "os", "ns", "get"]);
     assert!(e.contains("did you mean `--profile`?"), "{e}");
     let e = err(&["--zzzz", "os"]);

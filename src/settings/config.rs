@@ -181,7 +181,7 @@ impl SubjectTokenSource {
             "file" => Ok(SubjectTokenSource::File(super::rules::path(rest, home))),
             "command" => super::rules::command(rest)
                 .map(|argv| SubjectTokenSource::Command { argv })
-                .map_err(|why| format!("the command line after `command:` {why}")),
+                .map_err(|why| format!("has a command line after `command:` that {why}")),
             kind => Err(unknown(&format!("{}:", kind.trim()))),
         }
     }

@@ -175,6 +175,14 @@ impl Settings {
         // The manager INI is found from the flag, the variable, or beside the OCI config.
         let no_ini = IniFile::default();
         let mut l = Lookup { flags, env, ini: &no_ini, home: &home, found: RefCell::default() };
+        // oci's own `--config-file` or variable chose the OCI config: `--status` says so.
+        if let Some(path) = &explicit_config {
+            let origin = match oci.config_file.clone().and_then(given) {
+                Some(_) => Origin::Flag("config-file"),
+                None => Origin::Env("OCI_CLI_CONFIG_FILE"),
+            };
+            l.found.borrow_mut().insert("config_file", (origin, SecretString::from(path.display().to_string())));
+        }
         // A path may be any bytes the OS allows: read the flag as given.
         let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
             Some(p) => Some((rules::path(p, &home), ini::Source::Flag)),

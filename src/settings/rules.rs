@@ -140,7 +140,9 @@ pub fn resign_hosts(s: &str) -> Result<Vec<String>, String> {
         };
         let name_ok = |h: &str| !h.is_empty() && h.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c));
         if port == Some(0) || !(name_ok(&host) || host.parse::<std::net::Ipv6Addr>().is_ok()) {
-            let hint = if e.matches(':').count() > 1 && !e.starts_with('[') {
+            let hint = if e.contains(|c: char| c.is_whitespace() || c == ';') {
+                "; separate entries with commas"
+            } else if e.matches(':').count() > 1 && !e.starts_with('[') {
                 "; bracket an IPv6 address, as in `[::1]:8443`"
             } else {
                 ""
@@ -215,6 +217,8 @@ mod tests {
             ("h:0", "not `host` or `host:port`"),
             ("::1:18600", "bracket an IPv6 address"),
             ("http://h:80", "not `host` or `host:port`"),
+            ("b.example c.example", "separate entries with commas"),
+            ("b.example;c.example:8443", "separate entries with commas"),
         ] {
             let e = resign_hosts(&format!("a.example, {bad}")).unwrap_err();
             assert!(e.contains(&format!("`{bad}`")) && e.contains(says), "{bad}: {e}");

@@ -258,7 +258,7 @@ pub const SETTINGS: &[Def] = &[
         .switch("auto-refresh", "true", Anywhere, H_LONG, "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
     d(Key::ResignProxy, "resign_proxy", Bool, "Run the re-signing proxy beside an auto-refreshed child").no_ini().default("true")
         .switch("no-resign-proxy", "false", Anywhere, H_LONG, "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy"),
-    d(Key::ResignHosts, "resign_hosts", List, "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host")
+    d(Key::ResignHosts, "resign_hosts", List, "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host, separated by commas (an `https://` URL stands for its host and port)")
         .env("WOCI_RESIGN_HOSTS"),
     d(Key::ProxyMaxConnections, "proxy_max_connections", Count, "How many connections the re-signing proxy keeps open at once")
         .default_doc("(open-files limit − 128) / 2, at most 4096"),

@@ -379,7 +379,15 @@ fn the_oci_config_is_found_as_oci_finds_it() {
         e.insert("HOME".into(), h.display().to_string());
         let oci =
             OciView { profile: Some("P".into()), config_file: config_flag.map(PathBuf::from), ..OciView::default() };
-        Settings::resolve(&Flags::default(), &oci, &e, true).unwrap().oci_config_file
+        let s = Settings::resolve(&Flags::default(), &oci, &e, true).unwrap();
+        // Where it came from, for `--status`: oci's flag or variable (else the INI, or none).
+        let origin = s.origins.get("config_file").map(|(o, _)| o.plain());
+        match (config_flag.filter(|f| *f != "~/.oci/config"), e.contains_key("OCI_CLI_CONFIG_FILE")) {
+            (Some(_), _) => assert_eq!(origin.as_deref(), Some("flag --config-file")),
+            (None, true) => assert_eq!(origin.as_deref(), Some("env OCI_CLI_CONFIG_FILE")),
+            (None, false) => assert_eq!(origin, None),
+        }
+        s.oci_config_file
     };
     assert_eq!(resolve(&[], None), h.join(".oci/config"), "none: the default, created on first use");
     std::fs::create_dir_all(h.join(".oraclebmc")).unwrap();
