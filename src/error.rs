@@ -277,6 +277,7 @@ fn permission_fix(path: &std::path::Path, exists: bool, enters: impl Fn(&std::pa
 fn failed_how(reason: &str) -> &'static str {
     match reason {
         r if r.starts_with("HTTP 429") => "is limiting requests (try again later)",
+        r if r.starts_with("the proxy refused") => "not reached",
         r if r.starts_with("HTTP ") => "kept failing",
         _ => "unreachable",
     }

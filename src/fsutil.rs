@@ -267,8 +267,11 @@ pub(crate) fn is_real_dir(path: &Path) -> bool {
 /// Whether `dir` can take a small write now: a probe file is created, synced and removed, and the
 /// file system has at least `room` bytes free.
 pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
-    // Named like an atomic write's temp file: one a kill leaves behind is swept with them.
-    let probe = dir.join(temp_name("probe", "w"));
+    // Named like an atomic write's temp file: one a kill leaves behind is swept with them. As
+    // long as the longest of them (the rotated refresh token's, `.refresh_token.<pid>.<64
+    // hex>.tmp`), so a folder whose path nears PATH_MAX fails here, before a grant is sent, not
+    // when its answer is stored.
+    let probe = dir.join(temp_name("probe", &"w".repeat(72)));
     let result = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -279,7 +282,16 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
         f.sync_all()
     })();
     let _ = fs::remove_file(&probe);
-    result.map_err(|e| Error::io("cannot write in", dir, e))?;
+    result.map_err(|e| {
+        let too_long = e.raw_os_error() == Some(libc::ENAMETOOLONG);
+        let e = Error::io("cannot write in", dir, e);
+        match too_long {
+            true => {
+                e.with_hint("its path is too long for the files woci writes there: use a shorter `HOME` or config path")
+            }
+            false => e,
+        }
+    })?;
     check_room(dir, room)
 }
 
@@ -996,6 +1008,34 @@ mod tests {
     /// A planted name in the runtime folder or the temp folder is passed over, never used: the
     /// next private folder serves, and when none is left, a new unpredictably named one.
     #[cfg(unix)]
+    /// A session folder whose path nears PATH_MAX: the look before a refresh grant fails where the
+    /// rotated refresh token could not be stored after it (it once passed with a short name, and
+    /// the new refresh token, spent for, went to the rescue folder on every renewal).
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_folder_the_probe_passes_takes_the_rotated_refresh_token() {
+        let base = tempfile::tempdir().unwrap();
+        let longest = format!(".refresh_token.{}.{}.tmp", std::process::id(), "0".repeat(64)).len();
+        for slack in [longest - 20, longest - 1, longest, longest + 1, longest + 20] {
+            // `dir/<slack characters>` is 4095 bytes long, the most PATH_MAX (4096, with the NUL) allows.
+            let dir_len = 4094 - slack;
+            let mut dir = base.path().to_path_buf();
+            while dir.as_os_str().len() + 201 < dir_len {
+                dir.push("d".repeat(200));
+            }
+            let rest = dir_len - dir.as_os_str().len() - 1;
+            dir.push("e".repeat(rest));
+            fs::create_dir_all(&dir).unwrap();
+            let probed = check_writable(&dir, 0);
+            let stored = write_atomic_proven(&dir.join("refresh_token"), b"rt");
+            assert_eq!(probed.is_ok(), stored.is_ok(), "slack {slack}: {probed:?} vs {stored:?}");
+            assert_eq!(probed.is_ok(), slack >= longest, "slack {slack}");
+            if let Err(e) = probed {
+                assert!(e.to_string().contains("use a shorter `HOME`"), "{e}");
+            }
+        }
+    }
+
     #[test]
     fn planted_private_folder_names_are_passed_over() {
         let run = tempfile::tempdir().unwrap();

@@ -420,6 +420,43 @@ async fn expect_failure_allowing_rt_rotation(w: &World, code: i32, needle: &str)
     err
 }
 
+/// The user's proxy refusing its credentials (407) is said as that, with the fix, and not sent
+/// again: retries only count toward a corporate proxy's lockout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_proxy_refusing_its_credentials_is_named_and_not_retried() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    // Only https goes through the proxy; the CONNECT is refused before the IdP would be reached.
+    w.write_manager_ini(&[("token_url", "https://127.0.0.1:9/oauth2/v1/token")]);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let connections = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let mut head = [0u8; 4096];
+            let _ = client.read(&mut head).await;
+            let refused = "HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"corp\"\r\n\
+                           Content-Length: 0\r\nConnection: close\r\n\r\n";
+            let _ = client.write_all(refused.as_bytes()).await;
+        }
+    });
+    let out = run({
+        let mut c = w.woci();
+        c.env("https_proxy", format!("http://user:wrong@127.0.0.1:{port}")).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(err.contains("not reached at") && err.contains("the proxy refused its credentials (HTTP 407)"), "{err}");
+    assert!(err.contains("check the user and password in `https_proxy`") && !err.contains("wrong"), "{err}");
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "sent once: {err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_idp_is_exit_6_and_bounded() {
     let w = World::new().await;

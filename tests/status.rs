@@ -609,6 +609,34 @@ async fn status_all_without_any_profile_says_so() {
     assert_eq!(json(&out)["profiles"], serde_json::json!([]));
 }
 
+/// A section whose name no profile can have (oci allows a backslash, woci's session folders do
+/// not) is a row saying why, with what it holds escaped, not left out without a word.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_all_shows_a_profile_name_woci_cannot_use_and_why() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}\n[q\"uo\\te]\nregion = us-ashburn-1\n[bell\u{7}]\n")).unwrap();
+    let out = status(&w, false, &[], &["--all"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("q\"uo\\te: invalid profile name q\"uo\\te: it holds \\, and woci"), "{text}");
+    assert!(text.contains("bell\\x07") && !text.contains('\u{7}'), "escaped: {text}");
+    assert!(text.lines().any(|l| l.starts_with("P ") && l.contains("usable")), "the others as before: {text}");
+    let out = status(&w, true, &[], &["--all"]).await;
+    let v = json(&out);
+    let names: Vec<&str> = v["profiles"].as_array().unwrap().iter().map(|p| p["profile"].as_str().unwrap()).collect();
+    assert!(names.contains(&"q\"uo\\te") && names.contains(&"bell\u{7}") && names.contains(&"P"), "{v}");
+    // The name given on the command line: why, and what to do.
+    let out = status(&w, false, &[], &["--profile", "q\"uo\\te"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("from `--profile`: it holds `\\`") && stderr(&out).contains("use another name"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// A login that cannot even start (a browser login without `redirect_port`) is what `--status`
 /// reports, as the call meets it: a setting to fix (exit 2), not a login to do.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

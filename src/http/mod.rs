@@ -66,6 +66,9 @@ pub enum Failure {
     /// This machine could not open a connection at all (no file descriptor left: the OS error's
     /// number): no network failure, and nothing was sent.
     Local(i32),
+    /// The user's HTTPS proxy refused its credentials (407): nothing reached the server, and
+    /// sending it again only counts toward the proxy's lockout.
+    ProxyAuth,
 }
 
 /// The future a [`Transport`] returns.
@@ -206,6 +209,15 @@ impl Http {
                 Err(Failure::Lost(r)) => (r, true, true),
                 // A certificate does not fix itself between attempts: no retry.
                 Err(Failure::Untrusted(r)) => return Err(Error::Untrusted { service, url, reason: r }),
+                // Nor do the proxy's credentials.
+                Err(Failure::ProxyAuth) => {
+                    let var = opts.proxy_var;
+                    let reason = format!(
+                        "the proxy refused its credentials (HTTP 407){via}; check the user and password in `{var}` \
+                         (percent-encoded: `%40` for `@`)"
+                    );
+                    return Err(Error::Network { service, url, reason });
+                }
                 Err(Failure::Local(code)) => {
                     let e = Error::io(
                         "cannot open a connection for",

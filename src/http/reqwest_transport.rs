@@ -111,6 +111,10 @@ fn classify(e: reqwest::Error, host: &str) -> Failure {
     if let Some(code) = local.filter(|_| e.is_connect()) {
         return Failure::Local(code);
     }
+    // hyper-util's tunnel says so in words only (its error type is private).
+    if e.is_connect() && causes(&e).any(|c| c.to_string().contains("proxy authorization required")) {
+        return Failure::ProxyAuth;
+    }
     match refused_certificate(&e) {
         Some(cert) => Failure::Untrusted(certificate_problem(&cert, host)),
         None if e.is_connect() => Failure::NotSent(describe(&e)),

@@ -147,9 +147,22 @@ pub(super) fn write_new_private(path: &Path, contents: &[u8]) -> Result<std::fs:
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(|e| Error::io("cannot create", path, e))?;
-    file.write_all(contents).map_err(|e| Error::io("cannot write", path, e))?;
+    let mut file = options.open(path).map_err(|e| per_run_error("cannot create", path, e))?;
+    file.write_all(contents).map_err(|e| per_run_error("cannot write", path, e))?;
     Ok(file)
+}
+
+/// A per-run file that cannot be written; a full temporary folder is said with its ways out.
+fn per_run_error(action: &'static str, path: &Path, e: std::io::Error) -> Error {
+    let full = matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT));
+    let e = Error::io(action, path, e);
+    match full {
+        true => e.with_hint(
+            "free space in the temporary folder (`TMPDIR`, else `/tmp`) or point `TMPDIR` at another; \
+             `--no-resign-proxy` needs none",
+        ),
+        false => e,
+    }
 }
 
 impl BundleFile {
@@ -161,7 +174,7 @@ impl BundleFile {
         // From here on, drop cleans up whatever exists.
         let bundle = BundleFile { dir, path, pem: pem.to_owned() };
         let file = write_new_private(&bundle.path, pem.as_bytes())?;
-        file.sync_all().map_err(|e| Error::io("cannot write", &bundle.path, e))?;
+        file.sync_all().map_err(|e| per_run_error("cannot write", &bundle.path, e))?;
         Ok(bundle)
     }
 
@@ -251,6 +264,19 @@ impl Drop for BundleFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A full temporary folder names its ways out; other failures stay as they are.
+    #[test]
+    fn a_full_temporary_folder_says_how_to_go_on() {
+        let full =
+            per_run_error("cannot write", Path::new("/t/b.pem"), std::io::Error::from_raw_os_error(libc::ENOSPC));
+        let text = full.to_string();
+        assert!(text.starts_with("cannot write `/t/b.pem`: ") && text.contains("point `TMPDIR` at another"), "{text}");
+        assert!(text.contains("`--no-resign-proxy` needs none"), "{text}");
+        let denied =
+            per_run_error("cannot write", Path::new("/t/b.pem"), std::io::Error::from_raw_os_error(libc::EACCES));
+        assert!(!denied.to_string().contains("TMPDIR"), "{denied}");
+    }
 
     #[test]
     fn leaf_configs_are_cached_per_host() {

@@ -307,7 +307,7 @@ pub fn parse_url(s: &str, what: &str) -> crate::Result<Url> {
 
 /// Refuses profile names that would escape `~/.oci/sessions` or break a message line.
 pub fn validate_profile(p: &str) -> crate::Result<()> {
-    rules::profile(p).map(drop).map_err(crate::Error::Config)
+    rules::profile(p).map(drop).map_err(|why| crate::Error::Config(rules::invalid_profile(p, "", &why)))
 }
 
 impl Settings {

@@ -154,14 +154,15 @@ impl Settings {
         // oci's own choices: the profile, the config file, and `oci_cli_rc`'s defaults.
         let rc = super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home)?;
         let profile_on_cli = oci.profile.is_some();
-        let profile = rules::profile(&pick_profile(oci, env, Some(&rc))).map_err(|why| {
+        let picked = pick_profile(oci, env, Some(&rc));
+        let profile = rules::profile(&picked).map_err(|why| {
             let from = match (&oci.profile, env.get("OCI_CLI_PROFILE"), &rc.path) {
                 (Some(_), _, _) => "`--profile`".to_owned(),
                 (None, Some(_), _) => "`OCI_CLI_PROFILE`".to_owned(),
                 (None, None, Some(p)) => format!("`default_profile` in `{}`", p.display()),
                 (None, None, None) => "the default".to_owned(),
             };
-            Error::Config(format!("{why}, from {from}"))
+            Error::Config(rules::invalid_profile(&picked, &format!(", from {from}"), &why))
         })?;
         let rc_value = |key: &str| rc.value(&profile, &oci.words, key);
         // As oci: `~/.oci/config` written as it is counts as not given (click then takes the

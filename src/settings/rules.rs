@@ -176,12 +176,25 @@ pub fn env_name(s: &str) -> Result<String, String> {
 }
 
 /// Profile names become folder names under `~/.oci/sessions` and appear in one-line messages:
-/// refuse ones that would escape the folder or break a line.
+/// refuse ones that would escape the folder or break a line, saying why ([`invalid_profile`]).
 pub fn profile(p: &str) -> Result<String, String> {
-    if p.is_empty() || p == "." || p == ".." || p.contains(['/', '\\', '\0']) || p.chars().any(char::is_control) {
-        return Err(format!("invalid profile name `{}`", p.escape_debug()));
-    }
-    Ok(p.to_owned())
+    let why = match p {
+        "" => "it is empty",
+        "." | ".." => "`.` and `..` name no folder of their own",
+        _ if p.contains('/') => "it holds `/`",
+        _ if p.contains('\\') => "it holds `\\`",
+        _ if p.chars().any(char::is_control) => "it holds a control character",
+        _ => return Ok(p.to_owned()),
+    };
+    Err(why.to_owned())
+}
+
+/// The message for a profile name [`profile`] refused for `why`, from `from` (`` `--profile` ``).
+pub fn invalid_profile(p: &str, from: &str, why: &str) -> String {
+    format!(
+        "invalid profile name `{p}`{from}: {why}, and woci keeps each profile's session in a folder named after \
+         it; use another name (rename its sections in the OCI config and `woci_manager.ini`)"
+    )
 }
 
 /// A CA bundle woci (or the TLS library, for `SSL_CERT_FILE`) reads whole: a regular file of at

@@ -37,7 +37,8 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
         .into_iter()
         .map(|name| {
             let view = OciView { profile: Some(name.clone()), ..oci.clone() };
-            let entry = Settings::resolve(flags, &view, env, true)
+            let entry = crate::settings::validate_profile(&name)
+                .and_then(|()| Settings::resolve(flags, &view, env, true))
                 .and_then(|s| Context::new(s, clock.clone(), env.clone()))
                 .and_then(|ctx| {
                     let mut report = assess(&gather(&ctx, true)?, ctx.now());

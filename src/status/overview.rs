@@ -137,7 +137,8 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
         .iter()
         .map(|e| {
             [
-                e.profile.clone(),
+                // A name woci refuses may hold anything a section header can.
+                crate::terminal::safe(&e.profile).into_owned(),
                 e.state.as_str().to_owned(),
                 time(e.token_expires_at),
                 time(e.session_expires_at),
@@ -217,9 +218,9 @@ pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -
 }
 
 /// The profiles `--status --all` shows: every section of the manager INI (`ini_sections`, except
-/// `[COMMON]`) and every session folder under `sessions_root`, sorted, once each. A folder whose
-/// name is no valid profile name is skipped; a missing root is no folder, one that cannot be
-/// listed an error (else "no profiles" would hide them).
+/// `[COMMON]`) and every session folder under `sessions_root`, sorted, once each; a name that
+/// cannot be a profile's is listed too, for its row to say so. A missing root is no folder, one
+/// that cannot be listed an error (else "no profiles" would hide them).
 pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> crate::error::Result<Vec<String>> {
     let listed = match std::fs::read_dir(sessions_root) {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -233,13 +234,8 @@ pub(crate) fn profiles_to_show(sessions_root: &Path, ini_sections: &[&str]) -> c
         .flatten()
         .filter(|e| e.path().is_dir() && crate::store::SessionStore::holds_session(&e.path()))
         .filter_map(|e| e.file_name().into_string().ok());
-    let mut names: Vec<String> = ini_sections
-        .iter()
-        .filter(|s| **s != COMMON_SECTION)
-        .map(|s| (*s).to_owned())
-        .chain(folders)
-        .filter(|p| crate::settings::validate_profile(p).is_ok())
-        .collect();
+    let mut names: Vec<String> =
+        ini_sections.iter().filter(|s| **s != COMMON_SECTION).map(|s| (*s).to_owned()).chain(folders).collect();
     names.sort();
     names.dedup();
     Ok(names)
@@ -480,7 +476,8 @@ mod tests {
         std::fs::write(root.join("stray-file"), "").unwrap();
         assert_eq!(
             profiles_to_show(&root, &["COMMON", "shared", "DEFAULT", "dev", "bad/name"]).unwrap(),
-            ["DEFAULT", "ci", "dev", "prod", "shared"]
+            ["DEFAULT", "bad/name", "ci", "dev", "prod", "shared"],
+            "a name no profile can have is listed, for its row to say why"
         );
         assert_eq!(profiles_to_show(&tmp.path().join("none"), &["dev"]).unwrap(), ["dev"]);
         assert!(profiles_to_show(&tmp.path().join("none/x"), &[]).is_ok());

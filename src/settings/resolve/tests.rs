@@ -410,13 +410,18 @@ fn a_bad_profile_name_names_its_source() {
         .unwrap();
     let env = Env::from([("HOME".to_owned(), home.path().display().to_string())]);
     let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
-    assert!(e.starts_with("invalid profile name `EMU\\nEMU2`, from `default_profile` in `"), "{e}");
+    assert!(e.starts_with("invalid profile name `EMU\nEMU2`, from `default_profile` in `"), "{e}");
+    assert!(e.contains(": it holds a control character, and woci keeps each profile's session"), "{e}");
     let oci = OciView { profile: Some("a/b".into()), ..OciView::default() };
     let e = Settings::resolve(&Flags::default(), &oci, &env, true).unwrap_err().to_string();
-    assert!(e.ends_with("from `--profile`"), "{e}");
+    assert!(e.starts_with("invalid profile name `a/b`, from `--profile`: it holds `/`"), "{e}");
+    assert!(e.ends_with("use another name (rename its sections in the OCI config and `woci_manager.ini`)"), "{e}");
+    let oci = OciView { profile: Some("q\"uo\\te".into()), ..OciView::default() };
+    let e = Settings::resolve(&Flags::default(), &oci, &env, true).unwrap_err().to_string();
+    assert!(e.starts_with("invalid profile name `q\"uo\\te`, from `--profile`: it holds `\\`"), "as typed: {e}");
     // Set but empty, as oci takes it: no profile `` (not DEFAULT).
     let mut env = env.clone();
     env.insert("OCI_CLI_PROFILE".into(), String::new());
     let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
-    assert_eq!(e, "invalid profile name ``, from `OCI_CLI_PROFILE`");
+    assert!(e.starts_with("invalid profile name ``, from `OCI_CLI_PROFILE`: it is empty"), "{e}");
 }
