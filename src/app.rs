@@ -202,6 +202,12 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
         let redactor = crate::redact::for_child(s, &args, None, &ctx.env);
         return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
     }
+    // `auto_refresh` from the INI or a variable: the proxy's room, as `--auto-refresh` has it
+    // checked at start, before anything is renewed.
+    #[cfg(unix)]
+    if s.auto_refresh {
+        crate::fsutil::raise_open_file_limit(crate::fsutil::PROXY_OPEN_FILES)?;
+    }
     let session = match session_or_fallback(ctx, renewer, call)? {
         Ok(s) => s,
         Err(fallback) => {

@@ -181,28 +181,25 @@ impl ChildSpec {
 
     /// The error of a `program` whose `#!` interpreter cannot run ([`missing_interpreter`]).
     fn interpreter_error(&self, program: String, bad: BadInterpreter) -> Error {
-        if let Some(name) = bad.env_looks_for {
+        let reason = format!("{}; {} or check {}", bad.why, bad.fix, self.program_source);
+        match bad.env_looks_for {
             // `env` starts and exits 127 itself: the name it looks for is what is not found.
-            let hint = format!("{}; convert its line endings (`dos2unix`) or check {}", bad.why, self.program_source);
-            return Error::ProgramNotFound { program: name, hint };
+            Some(name) => Error::ProgramNotFound { program: name, hint: reason },
+            None => Error::ProgramNotExecutable { program, reason },
         }
-        let fix = match bad.crlf {
-            true => "convert its line endings (`dos2unix`)",
-            false => "reinstall it (a virtualenv whose Python was upgraded or removed?)",
-        };
-        Error::ProgramNotExecutable { program, reason: format!("{}; {fix} or check {}", bad.why, self.program_source) }
     }
 
     /// The error of starting `program` (this spec's, or where it was found on `PATH`).
     fn error_for(&self, program: &std::ffi::OsStr, e: io::Error) -> Error {
         let as_path = std::path::Path::new(program);
         let program = program.to_string_lossy().into_owned();
-        let interpreter = (matches!(
+        // What exec(2) says of a script whose `#!` chain is broken (ELOOP: too deep).
+        let exec_failed = matches!(
             e.kind(),
             io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied | io::ErrorKind::NotADirectory
-        ) && as_path.components().count() > 1)
-            .then(|| missing_interpreter(as_path))
-            .flatten();
+        ) || e.raw_os_error() == Some(libc::ELOOP);
+        let interpreter =
+            (exec_failed && as_path.components().count() > 1).then(|| missing_interpreter(as_path)).flatten();
         if let Some(bad) = interpreter {
             return self.interpreter_error(program, bad);
         }
@@ -238,26 +235,46 @@ impl ChildSpec {
     }
 }
 
+/// How many scripts Linux runs in one `#!` chain (a script, its interpreter, …): one more is
+/// ELOOP, "Too many levels of symbolic links".
+const KERNEL_SCRIPT_DEPTH: usize = 5;
+
 /// What is wrong with the `#!` interpreter of the file `program`, if anything (a virtualenv whose
 /// Python was upgraded away, one under another user's home, a `#!` line ending in CR): exec(2)
 /// then fails "not found" or "permission denied" although the file itself is there. An
-/// interpreter that is a script itself is looked at the same way, a few levels deep, as the
-/// kernel does. Only regular files are read (a FIFO would block).
+/// interpreter that is a script itself is looked at the same way, as deep as the kernel follows.
+/// Only regular files are read (a FIFO would block).
 fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
     use std::io::Read;
+    const REINSTALL: &str = "reinstall it (a virtualenv whose Python was upgraded or removed?)";
+    const DOS2UNIX: &str = "convert its line endings (`dos2unix`)";
     let mut program = program.to_path_buf();
-    for depth in 0..4 {
+    for depth in 0..=KERNEL_SCRIPT_DEPTH {
         if !std::fs::metadata(&program).is_ok_and(|m| m.is_file()) {
             return None;
         }
         let mut head = [0u8; 256];
         let n = std::fs::File::open(&program).and_then(|mut f| f.read(&mut head)).ok()?;
         let line = head[..n].strip_prefix(b"#!")?.split(|b| *b == b'\n').next()?;
+        if depth == KERNEL_SCRIPT_DEPTH {
+            let why = format!(
+                "its `#!` interpreters are scripts {depth} deep down to `{}`, more than Linux follows",
+                program.display()
+            );
+            return Some(BadInterpreter {
+                why,
+                fix: "have it name a program, not a script, sooner",
+                env_looks_for: None,
+            });
+        }
         // As the kernel splits it: on spaces and tabs only, so a CR stays part of the name.
         let line = String::from_utf8_lossy(line);
         let interpreter = line.split([' ', '\t']).find(|w| !w.is_empty())?.to_owned();
         let crlf = interpreter.ends_with('\r');
         let note = if crlf { " (the `#!` line ends in CR: Windows line endings?)" } else { "" };
+        // `#!/usr/bin/env python3\r` has `env` look for `python3\r` (exit 127). Other CR-ended
+        // arguments are the interpreter's to take (`env -S` splits on the CR too) or refuse.
+        let env_cr = line.ends_with('\r').then(|| env_looks_for(&line, &interpreter)).flatten();
         let why = match std::fs::metadata(&interpreter) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => "does not exist".to_owned(),
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => "cannot be reached by this user".to_owned(),
@@ -265,16 +282,9 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
             Ok(_) if !crate::fsutil::is_executable(std::path::Path::new(&interpreter)) => {
                 "is not an executable file".to_owned()
             }
-            Ok(_) if line.ends_with('\r') => {
-                // The interpreter runs, but its argument ends in CR: `#!/usr/bin/env python3\r`
-                // has `env` look for `python3\r` (exit 127); others get an option they reject.
-                let arg = line.trim_start_matches([' ', '\t'])[interpreter.len()..].trim_start_matches([' ', '\t']);
-                let is_env = std::path::Path::new(&interpreter).file_name().is_some_and(|n| n == "env");
-                let env_looks_for =
-                    (is_env && !arg.starts_with('-') && !arg.trim_end_matches('\r').contains([' ', '\t']))
-                        .then(|| arg.to_owned());
+            Ok(_) if env_cr.is_some() => {
                 let why = format!("the `#!` line of `{}` ends in CR (Windows line endings?)", program.display());
-                return Some(BadInterpreter { why, crlf: true, env_looks_for });
+                return Some(BadInterpreter { why, fix: DOS2UNIX, env_looks_for: env_cr });
             }
             Ok(_) => {
                 program = interpreter.into();
@@ -288,19 +298,28 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
         };
         return Some(BadInterpreter {
             why: format!("its interpreter `{interpreter}` ({line}) {why}{note}"),
-            crlf,
+            fix: if crlf { DOS2UNIX } else { REINSTALL },
             env_looks_for: None,
         });
     }
     None
 }
 
-/// What [`missing_interpreter`] found: what is wrong, and whether the `#!` line ends in CR
-/// (then the fix is the line endings, not a reinstall).
+/// The one name `#!/usr/bin/env name` (no options) has `env` run, as the kernel passes it: the
+/// rest of the line, a CR at its end included.
+fn env_looks_for(line: &str, interpreter: &str) -> Option<String> {
+    let arg = line.trim_start_matches([' ', '\t'])[interpreter.len()..].trim_start_matches([' ', '\t']);
+    let is_env = std::path::Path::new(interpreter).file_name().is_some_and(|n| n == "env");
+    let one_name = !arg.is_empty() && !arg.starts_with('-') && !arg.trim_end_matches('\r').contains([' ', '\t']);
+    (is_env && one_name).then(|| arg.to_owned())
+}
+
+/// What [`missing_interpreter`] found: what is wrong, and the fix.
 #[derive(Debug, PartialEq, Eq)]
 struct BadInterpreter {
     why: String,
-    crlf: bool,
+    /// What to do about it.
+    fix: &'static str,
     /// The CR-ended name `#!/usr/bin/env name` has `env` look for (and exit 127).
     env_looks_for: Option<String>,
 }
@@ -502,6 +521,35 @@ mod tests {
         assert_eq!(run(&sh("kill -TERM $$")).await.unwrap(), 128 + 15);
     }
 
+    /// Runs a script just written (output dropped). A test forking in another thread may hold
+    /// the write's descriptor a moment longer (ETXTBSY): tried again then.
+    fn run_fresh_script(path: &std::path::Path) -> std::process::ExitStatus {
+        loop {
+            let run = std::process::Command::new(path)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+            match run {
+                Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) => sleep_a_little(),
+                run => return run.unwrap(),
+            };
+        }
+    }
+
+    fn sleep_a_little() {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+
+    /// The error of spawning a script just written ([`run_fresh_script`]'s ETXTBSY aside).
+    fn spawn_fresh_failing(spec: &ChildSpec) -> Error {
+        loop {
+            match spawn(spec).unwrap_err() {
+                e if e.to_string().contains("Text file busy") => sleep_a_little(),
+                e => return e,
+            }
+        }
+    }
+
     #[tokio::test]
     async fn missing_program_is_127_with_the_setting_named() {
         let spec =
@@ -529,7 +577,7 @@ mod tests {
             assert_eq!(e.exit_code(), 126, "{e}");
             assert!(e.to_string().contains("interpreter `/woci-gone/bin/python3`"), "{e}");
         }
-        let e = spawn(&ChildSpec { program: script.clone().into(), ..sh("") }).unwrap_err();
+        let e = spawn_fresh_failing(&ChildSpec { program: script.clone().into(), ..sh("") });
         assert!(e.exit_code() == 126 && e.to_string().contains("`/woci-gone/bin/python3`"), "{e}");
         // A CR at the end of the line is part of the name, as the kernel reads it; an interpreter
         // that is a script is followed; a FIFO is not opened (it would block).
@@ -540,7 +588,7 @@ mod tests {
         for p in [&crlf, &nested] {
             std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
-        assert!(missing_interpreter(&crlf).is_some_and(|w| w.crlf && w.why.contains("ends in CR")));
+        assert!(missing_interpreter(&crlf).is_some_and(|w| w.fix.contains("dos2unix") && w.why.contains("ends in CR")));
         let inner = format!("`/woci-gone/bin/python3` (the `#!` line of `{}`)", script.display());
         assert!(missing_interpreter(&nested).is_some_and(|w| w.why.contains(&inner)), "{inner}");
         // `env` runs, then looks for `sh\r` and exits 127: predicted as that, with the cause.
@@ -555,11 +603,30 @@ mod tests {
         assert_eq!(e.exit_code(), 127, "{e}");
         assert!(e.to_string().starts_with("`sh\r` not found: the `#!` line of"), "{e}");
         assert!(e.to_string().contains("ends in CR") && e.to_string().contains("dos2unix"), "{e}");
-        let ran = std::process::Command::new(&env_crlf).stderr(std::process::Stdio::null()).status().unwrap();
+        let ran = run_fresh_script(&env_crlf);
         assert_eq!(ran.code(), Some(127), "the prediction is what running it gives");
-        let e = ChildSpec { program: env_s.clone().into(), ..sh("") }.check_runnable(&env).unwrap_err();
-        assert_eq!(e.exit_code(), 126, "{e}");
-        assert!(e.to_string().contains("ends in CR"), "{e}");
+        // `env -S` splits on the CR as on a space: it runs, and is not foretold to fail.
+        assert!(ChildSpec { program: env_s.clone().into(), ..sh("") }.check_runnable(&env).is_ok());
+        // A chain of scripts as deep as the kernel follows runs; one more is ELOOP, foretold.
+        let mut chain = vec![dir.path().join("s0")];
+        std::fs::write(&chain[0], "#!/bin/sh\necho\n").unwrap();
+        for i in 1..=KERNEL_SCRIPT_DEPTH {
+            let next = dir.path().join(format!("s{i}"));
+            std::fs::write(&next, format!("#!{}\n", chain[i - 1].display())).unwrap();
+            chain.push(next);
+        }
+        for p in &chain {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let deepest_runnable = &chain[KERNEL_SCRIPT_DEPTH - 1];
+        assert_eq!(missing_interpreter(deepest_runnable), None);
+        let ran = run_fresh_script(deepest_runnable);
+        assert!(ran.success(), "the kernel runs {KERNEL_SCRIPT_DEPTH} scripts in a chain");
+        let too_deep = ChildSpec { program: chain[KERNEL_SCRIPT_DEPTH].clone().into(), ..sh("") };
+        let said = too_deep.check_runnable(&env).unwrap_err();
+        assert!(said.exit_code() == 126 && said.to_string().contains("more than Linux follows"), "{said}");
+        let e = spawn_fresh_failing(&too_deep);
+        assert_eq!(e.to_string(), said.to_string(), "the run says what --status foretold");
         let fifo = dir.path().join("fifo");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
         assert_eq!(missing_interpreter(&fifo), None);

@@ -86,6 +86,19 @@ pub enum Error {
         reason: String,
     },
 
+    /// The user's HTTPS proxy refused the connection for want of (the right) credentials (407).
+    /// Only the proxy setting fixes it: retried slowly, like an untrusted certificate, since each
+    /// try counts toward the proxy's lockout.
+    #[error("{service} not reached at `{url}`: {reason}")]
+    ProxyRefused {
+        /// Which service.
+        service: &'static str,
+        /// The URL without query.
+        url: String,
+        /// What the proxy said, and the fix.
+        reason: String,
+    },
+
     /// The server's certificate was refused (unknown issuer, expired, wrong name). Only a CA
     /// setting (or a clock) fixes it: the renewal loop retries it slowly, like a refused client.
     #[error("{service} at `{url}` is not trusted: {reason}")]
@@ -277,8 +290,7 @@ fn permission_fix(path: &std::path::Path, exists: bool, enters: impl Fn(&std::pa
 fn failed_how(reason: &str) -> &'static str {
     match reason {
         r if r.starts_with("HTTP 429") => "is limiting requests (try again later)",
-        r if r.starts_with("the proxy refused") => "not reached",
-        r if r.starts_with("HTTP ") => "kept failing",
+        r if r.starts_with("HTTP ") || r.starts_with("it answered") => "failed",
         _ => "unreachable",
     }
 }
@@ -298,9 +310,11 @@ impl Error {
             Error::Login(_) => exit::LOGIN,
             Error::IdpRejected { .. } => exit::IDP_REJECTED,
             Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => exit::EXCHANGE_REJECTED,
-            Error::Network { .. } | Error::Untrusted { .. } | Error::ReplyLost { .. } | Error::Protocol { .. } => {
-                exit::NETWORK
-            }
+            Error::Network { .. }
+            | Error::Untrusted { .. }
+            | Error::ProxyRefused { .. }
+            | Error::ReplyLost { .. }
+            | Error::Protocol { .. } => exit::NETWORK,
             Error::CorruptFile { .. } => exit::CORRUPT_FILE,
             Error::RefreshTokenLocked { .. } => exit::REFRESH_TOKEN_LOCKED,
             Error::SessionExpired(_) => exit::SESSION_EXPIRED,
@@ -334,6 +348,7 @@ impl Error {
                 | Error::ExchangeRejected { .. }
                 | Error::Network { .. }
                 | Error::Untrusted { .. }
+                | Error::ProxyRefused { .. }
                 | Error::ReplyLost { .. }
                 | Error::Protocol { .. }
                 | Error::SessionExpired(_)
@@ -350,6 +365,7 @@ impl Error {
             self,
             Error::Network { .. }
                 | Error::Untrusted { .. }
+                | Error::ProxyRefused { .. }
                 | Error::ReplyLost { .. }
                 | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
                 | Error::Blocked { shared: Some(true), .. }
@@ -370,6 +386,23 @@ impl Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A server that answered is not "unreachable": how a network-class failure is worded.
+    #[test]
+    fn a_server_that_answered_is_not_unreachable() {
+        let said = |reason: &str| Error::Network { service: "token exchange", url: "u".into(), reason: reason.into() };
+        for (reason, starts) in [
+            ("timed out after 3 attempt(s)", "token exchange unreachable at"),
+            ("HTTP 503 after 3 attempt(s)", "token exchange failed at"),
+            ("it answered `temporarily_unavailable` (HTTP 400)", "token exchange failed at"),
+            (
+                "HTTP 429 (too many requests) after 3 attempt(s)",
+                "token exchange is limiting requests (try again later) at",
+            ),
+        ] {
+            assert!(said(reason).to_string().starts_with(starts), "{}", said(reason));
+        }
+    }
 
     #[test]
     fn exit_codes_are_distinct_per_class() {

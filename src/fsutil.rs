@@ -267,11 +267,7 @@ pub(crate) fn is_real_dir(path: &Path) -> bool {
 /// Whether `dir` can take a small write now: a probe file is created, synced and removed, and the
 /// file system has at least `room` bytes free.
 pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
-    // Named like an atomic write's temp file: one a kill leaves behind is swept with them. As
-    // long as the longest of them (the rotated refresh token's, `.refresh_token.<pid>.<64
-    // hex>.tmp`), so a folder whose path nears PATH_MAX fails here, before a grant is sent, not
-    // when its answer is stored.
-    let probe = dir.join(temp_name("probe", &"w".repeat(72)));
+    let probe = dir.join(probe_name());
     let result = (|| {
         let mut opts = OpenOptions::new();
         opts.write(true).create(true).truncate(true);
@@ -282,17 +278,27 @@ pub(crate) fn check_writable(dir: &Path, room: u64) -> Result<()> {
         f.sync_all()
     })();
     let _ = fs::remove_file(&probe);
-    result.map_err(|e| {
-        let too_long = e.raw_os_error() == Some(libc::ENAMETOOLONG);
-        let e = Error::io("cannot write in", dir, e);
-        match too_long {
-            true => {
-                e.with_hint("its path is too long for the files woci writes there: use a shorter `HOME` or config path")
-            }
-            false => e,
-        }
-    })?;
+    result.map_err(|e| write_in_error(dir, e))?;
     check_room(dir, room)
+}
+
+/// The file [`check_writable`] writes. Named like an atomic write's temp file: one a kill leaves
+/// behind is swept with them. As long as the longest of them (the rotated refresh token's,
+/// `.refresh_token.<pid>.<64 hex>.tmp`), so a folder whose path nears PATH_MAX fails the look
+/// before a grant is sent, not the store of its answer.
+fn probe_name() -> String {
+    temp_name("probe", &"w".repeat(72))
+}
+
+fn write_in_error(dir: &Path, e: std::io::Error) -> Error {
+    let too_long = e.raw_os_error() == Some(libc::ENAMETOOLONG);
+    let e = Error::io("cannot write in", dir, e);
+    match too_long {
+        true => {
+            e.with_hint("its path is too long for the files woci writes there: use a shorter `HOME` or config path")
+        }
+        false => e,
+    }
 }
 
 /// File descriptors held while a refresh grant is out, so that storing its answer cannot fail for
@@ -368,9 +374,11 @@ pub(crate) fn open_file_limit_short(needed: u64) -> Option<Error> {
 }
 
 fn open_file_limit_error(now: u64, needed: u64) -> Error {
+    // The soft limit was raised to the hard one already: only the hard one can give more.
     Error::Other(format!(
-        "the open-file limit (`ulimit -n` {now}) is below the {needed} woci needs for this; raise it, e.g. \
-         `ulimit -n 1024`"
+        "the open-file limit (`ulimit -n` {now}, the hard limit) is below the {needed} woci needs for this; raise \
+         the hard limit (`ulimit -Hn`: as root, in /etc/security/limits.conf, or `LimitNOFILE=` for a systemd \
+         service)"
     ))
 }
 
@@ -410,6 +418,10 @@ fn check_room(dir: &Path, room: u64) -> Result<()> {
 /// read-only mount, and the free space), for `--status` to say what the call's
 /// [`check_writable`] would meet.
 pub(crate) fn cannot_write_in(dir: &Path) -> Option<String> {
+    #[cfg(unix)]
+    if dir.join(probe_name()).as_os_str().len() >= libc::PATH_MAX as usize {
+        return Some(write_in_error(dir, std::io::Error::from_raw_os_error(libc::ENAMETOOLONG)).to_string());
+    }
     let at = dir.ancestors().find(|d| fs::symlink_metadata(d).is_ok())?;
     #[cfg(unix)]
     if let Err(refused) = rustix::fs::access(at, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK) {
@@ -1029,6 +1041,8 @@ mod tests {
             let probed = check_writable(&dir, 0);
             let stored = write_atomic_proven(&dir.join("refresh_token"), b"rt");
             assert_eq!(probed.is_ok(), stored.is_ok(), "slack {slack}: {probed:?} vs {stored:?}");
+            // `--status`'s look, without writing, says the same.
+            assert_eq!(cannot_write_in(&dir), probed.as_ref().err().map(ToString::to_string), "slack {slack}");
             assert_eq!(probed.is_ok(), slack >= longest, "slack {slack}");
             if let Err(e) = probed {
                 assert!(e.to_string().contains("use a shorter `HOME`"), "{e}");

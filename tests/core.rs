@@ -455,6 +455,19 @@ async fn a_proxy_refusing_its_credentials_is_named_and_not_retried() {
     assert!(err.contains("not reached at") && err.contains("the proxy refused its credentials (HTTP 407)"), "{err}");
     assert!(err.contains("check the user and password in `https_proxy`") && !err.contains("wrong"), "{err}");
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "sent once: {err}");
+    // None given: say to give them.
+    let out = run({
+        let mut c = w.woci();
+        c.env("HTTPS_PROXY", format!("http://127.0.0.1:{port}")).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains("the proxy asks for credentials (HTTP 407)") && err.contains("give them in `HTTPS_PROXY`"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -315,7 +315,7 @@ async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
     for (script, args, code, says) in [
         ("ulimit -n 6", &["--version"][..], 0, ""),
         ("ulimit -n 6", &["--status"], 1, "`ulimit -n` 6"),
-        ("ulimit -n 6", &["--status", "--json"], 1, "(ulimit -n 6)"),
+        ("ulimit -n 6", &["--status", "--json"], 1, "(ulimit -n 6, the hard limit)"),
         ("ulimit -Sn 6", &["--status"], 0, "usable"),
         ("ulimit -n 32", &["--exec", "--", "true"], 1, ""),
     ] {
@@ -326,6 +326,19 @@ async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains(says), "{script} {args:?}: {stdout}");
     }
+    // `auto_refresh` in the INI needs the proxy's room as the flag does, before anything is
+    // renewed, and `--status` says so.
+    w.write_manager_ini(&[("auto_refresh", "true")]);
+    w.seed_token(-10);
+    let grants = w.emu.stats().refresh_grants;
+    for (args, says) in [(&["os", "ns", "get"][..], ""), (&["--status"], "below the 64 woci needs")] {
+        let mut sh = after_shell(&w, "ulimit -n 32");
+        sh.args(args);
+        let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(says), "{args:?}");
+    }
+    assert_eq!(w.emu.stats().refresh_grants, grants, "nothing renewed first");
 }
 
 /// Too few file descriptors (`ulimit -n`), at every limit from too few to run to enough: the call

@@ -507,8 +507,15 @@ async fn the_last_failure_is_what_the_next_call_meets() {
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(5), "another profile's write");
     // A CA or proxy variable set differently may be; so is an edit of the manager INI.
     assert_eq!(status(&w, false, &[("HTTPS_PROXY", "http://127.0.0.1:9")], &[]).await.status.code(), Some(0));
-    // So may a setting given on the command line, with the fix in hand.
+    // So may a setting given on the command line, with the fix in hand; the same value given
+    // again, or a flag that changes no request, is no fix.
     assert_eq!(status(&w, false, &[], &["--client-secret", "another"]).await.status.code(), Some(0));
+    let same = w.read(&w.manager_ini_path());
+    let secret = same.lines().find_map(|l| l.strip_prefix("client_secret = ")).unwrap().to_owned();
+    for flags in [&["--client-secret", secret.as_str()][..], &["--debug"], &["--no-browser"], &["--log-level", "info"]]
+    {
+        assert_eq!(status(&w, false, &[], flags).await.status.code(), Some(5), "{flags:?}");
+    }
     // Another profile's section in the INI is no fix either; a change to this profile's values is.
     let ini = w.read(&w.manager_ini_path());
     std::fs::write(w.manager_ini_path(), format!("{ini}\n[NEW]\nregion = us-phoenix-1\n")).unwrap();

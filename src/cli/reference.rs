@@ -68,13 +68,18 @@ pub const EXIT_CODES: &[Row] = &[
         "login needed but impossible (no terminal / timed out / the IdP returned `error=` / a device login was \
          denied or its code expired)",
     ),
-    r("4", "the IdP rejected the client or the grant (not `invalid_grant`, which falls back to a login)"),
+    r(
+        "4",
+        "the IdP rejected the client or the grant, a login's code too (a refresh token's `invalid_grant` falls back \
+         to a login instead: exit 3 where none can be made)",
+    ),
     r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
     r(
         "6",
         "network or protocol failure (after retries; also a rate limit, HTTP 429 or `temporarily_unavailable`; a \
-         server certificate woci does not trust at once, naming `--cert-bundle`; a device-code answer whose \
-         verification URI is not https)",
+         server certificate woci does not trust at once, naming `--cert-bundle`; your HTTPS proxy refusing its \
+         credentials (407) at once, naming the proxy variable; a device-code answer whose verification URI is not \
+         https)",
     ),
     r(
         "7",

@@ -212,11 +212,18 @@ impl Http {
                 // Nor do the proxy's credentials.
                 Err(Failure::ProxyAuth) => {
                     let var = opts.proxy_var;
-                    let reason = format!(
-                        "the proxy refused its credentials (HTTP 407){via}; check the user and password in `{var}` \
-                         (percent-encoded: `%40` for `@`)"
-                    );
-                    return Err(Error::Network { service, url, reason });
+                    let given = opts.proxy.as_ref().is_some_and(|p| !p.username().is_empty());
+                    let reason = match given {
+                        true => format!(
+                            "the proxy refused its credentials (HTTP 407){via}; check the user and password in \
+                             `{var}` (percent-encoded: `%40` for `@`)"
+                        ),
+                        false => format!(
+                            "the proxy asks for credentials (HTTP 407){via}; give them in `{var}` as \
+                             `http://USER:PASSWORD@host:port` (percent-encoded: `%40` for `@`)"
+                        ),
+                    };
+                    return Err(Error::ProxyRefused { service, url, reason });
                 }
                 Err(Failure::Local(code)) => {
                     let e = Error::io(

@@ -545,6 +545,7 @@ fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
 /// profile's renewal writing `~/.oci/config` is no fix, exporting a CA bundle may be.
 pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
     use crate::fsutil::{identity, mode_and_owner};
+    use crate::settings::table::H_IDP;
     use std::fmt::Write as _;
     let mut text = String::new();
     if let Some((ini, _)) = &settings.ini_file {
@@ -564,11 +565,12 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }
     let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);
-    // Settings given on the command line (`--status --client-secret …` with the fix in hand).
-    for (name, (origin, value)) in &settings.origins {
-        if let crate::settings::Origin::Flag(_) = origin {
-            let _ = write!(text, "\n--{name}={}", value.expose());
-        }
+    // What the requests are made with, wherever it came from: `--status --client-secret …`
+    // with the fix in hand counts, the same value given again or `--debug` does not.
+    let idp = crate::settings::table::SETTINGS.iter().filter(|d| d.flag.is_some_and(|f| f.heading == H_IDP));
+    for d in idp {
+        let value = settings.origins.get(d.name).map(|(_, v)| v.expose().as_str());
+        let _ = write!(text, "\n{}={value:?}", d.name);
     }
     crate::fsutil::sha256_hex(text.as_bytes())
 }

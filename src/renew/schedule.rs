@@ -82,7 +82,7 @@ fn until_expired(session: &Session, now: i64) -> Duration {
 /// Whether a retry waits like one after a network failure; else like one after a refusal (an
 /// untrusted certificate, too: only a CA setting fixes it).
 pub(crate) fn retried_soon(e: &Error) -> bool {
-    is_retryable(e) && !matches!(e, Error::Untrusted { .. })
+    is_retryable(e) && !matches!(e, Error::Untrusted { .. } | Error::ProxyRefused { .. })
 }
 
 /// Something the loop reports (the daemon records these; auto-refresh only logs them).
@@ -259,6 +259,8 @@ mod tests {
         assert!(is_retryable(&Error::Network { service: "s", url: "u".into(), reason: "r".into() }));
         let untrusted = Error::Untrusted { service: "s", url: "u".into(), reason: "r".into() };
         assert!(is_retryable(&untrusted) && !retried_soon(&untrusted), "retried, slowly");
+        let refused = Error::ProxyRefused { service: "s", url: "u".into(), reason: "r".into() };
+        assert!(is_retryable(&refused) && !retried_soon(&refused), "retried slowly: the proxy counts each try");
         assert!(!is_retryable(&Error::SessionExpired("x".into())));
         let source = |failure| Error::SubjectToken { source_name: "s".into(), reason: "r".into(), failure };
         assert!(is_retryable(&source(crate::error::SourceFailure::NoTokenNow)));

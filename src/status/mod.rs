@@ -405,8 +405,11 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
         auth: ctx.settings.auth.clone(),
         #[cfg(unix)]
-        start: crate::fsutil::open_file_limit_short(crate::fsutil::CALL_OPEN_FILES)
-            .map(|e| (e.exit_code(), e.to_string())),
+        start: crate::fsutil::open_file_limit_short(match ctx.settings.auto_refresh {
+            true => crate::fsutil::PROXY_OPEN_FILES,
+            false => crate::fsutil::CALL_OPEN_FILES,
+        })
+        .map(|e| (e.exit_code(), e.to_string())),
         #[cfg(not(unix))]
         start: None,
         program: crate::child::ChildBuilder::oci(Some(&ctx.settings), &ctx.env, Vec::new())
