@@ -55,11 +55,15 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     #[cfg(unix)]
     {
         use crate::fsutil::{CALL_OPEN_FILES, PROXY_OPEN_FILES};
-        let supervised = inv.flags.get(crate::settings::Key::AutoRefresh) == Some("true");
+        use crate::settings::Key;
+        // The proxy needs room for the program's connections; without it a run is a call.
+        let proxied = inv.flags.get(Key::ResignProxy) != Some("false");
+        let supervised = inv.flags.get(Key::AutoRefresh) == Some("true") && proxied;
         let needed = match &inv.command {
             // Looking and stopping must work in any shell.
             Command::Status { .. } | Command::DaemonStatus | Command::StopDaemon => 0,
-            Command::Exec { .. } | Command::Daemon | Command::DaemonRun => PROXY_OPEN_FILES,
+            Command::Exec { .. } if proxied => PROXY_OPEN_FILES,
+            Command::Daemon | Command::DaemonRun => PROXY_OPEN_FILES,
             _ if supervised => PROXY_OPEN_FILES,
             _ => CALL_OPEN_FILES,
         };
@@ -202,10 +206,11 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
         let redactor = crate::redact::for_child(s, &args, None, &ctx.env);
         return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
     }
-    // `auto_refresh` from the INI or a variable: the proxy's room, as `--auto-refresh` has it
-    // checked at start, before anything is renewed.
+    let oke = if s.native_oke { crate::oke::recognize(&args, &ctx.env) } else { None };
+    // `auto_refresh` from the INI: the proxy's room, as `--auto-refresh` has it checked at
+    // start, before anything is renewed (a native OKE token starts no proxy).
     #[cfg(unix)]
-    if s.auto_refresh {
+    if s.auto_refresh && s.resign_proxy && oke.is_none() {
         crate::fsutil::raise_open_file_limit(crate::fsutil::PROXY_OPEN_FILES)?;
     }
     let session = match session_or_fallback(ctx, renewer, call)? {
@@ -215,7 +220,6 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
             return run_oci(&fallback, &Arc::new(Renewer::new(&fallback)), args, call);
         }
     };
-    let oke = if s.native_oke { crate::oke::recognize(&args, &ctx.env) } else { None };
     let mut full = s.oci_prefix_args();
     full.extend(args);
     if let Some(req) = oke {

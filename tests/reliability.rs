@@ -339,6 +339,25 @@ async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
         assert!(String::from_utf8_lossy(&out.stdout).contains(says), "{args:?}");
     }
     assert_eq!(w.emu.stats().refresh_grants, grants, "nothing renewed first");
+    // Without the proxy (`--no-resign-proxy`) it is a call's room again.
+    let mut sh = after_shell(&w, "ulimit -n 32");
+    sh.args(["--no-resign-proxy", "os", "ns", "get"]);
+    let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Nor does a native OKE token start one.
+    let mut sh = after_shell(&w, "ulimit -n 32");
+    sh.args([
+        "ce",
+        "cluster",
+        "generate-token",
+        "--cluster-id",
+        "ocid1.cluster.oc1.iad.aaaa",
+        "--region",
+        "us-ashburn-1",
+    ]);
+    let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ExecCredential"), "the native token");
 }
 
 /// Too few file descriptors (`ulimit -n`), at every limit from too few to run to enough: the call
