@@ -263,7 +263,7 @@ fn missing_interpreter(program: &std::path::Path) -> Option<BadInterpreter> {
             );
             return Some(BadInterpreter {
                 why,
-                fix: "have it name a program, not a script, sooner",
+                fix: "have one of those scripts name a program, not a script, as its interpreter",
                 env_looks_for: None,
             });
         }
