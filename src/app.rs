@@ -210,7 +210,7 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
     // `auto_refresh` from the INI: the proxy's room, as `--auto-refresh` has it checked at
     // start, before anything is renewed (a native OKE token starts no proxy).
     #[cfg(unix)]
-    if s.auto_refresh && s.resign_proxy && oke.is_none() {
+    if s.call_runs_proxy() && oke.is_none() {
         crate::fsutil::raise_open_file_limit(crate::fsutil::PROXY_OPEN_FILES)?;
     }
     let session = match session_or_fallback(ctx, renewer, call)? {

@@ -344,12 +344,9 @@ pub(crate) const PROXY_OPEN_FILES: u64 = 64;
 #[cfg(unix)]
 pub(crate) fn raise_open_file_limit(needed: u64) -> Result<()> {
     const FLOOR: u64 = PROXY_OPEN_FILES;
-    let mut caller = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit/setrlimit with valid pointers to owned structs.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut caller) } != 0 || caller.rlim_cur >= FLOOR {
-        return Ok(());
-    }
+    let Some(caller) = open_file_limit().filter(|l| l.rlim_cur < FLOOR) else { return Ok(()) };
     let raised = libc::rlimit { rlim_cur: FLOOR.min(caller.rlim_max), rlim_max: caller.rlim_max };
+    // SAFETY: setrlimit with a valid pointer to an owned struct.
     let now = match raised.rlim_cur > caller.rlim_cur && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
         true => {
             let _ = CALLER_NOFILE.set(caller);
@@ -367,10 +364,16 @@ pub(crate) fn raise_open_file_limit(needed: u64) -> Result<()> {
 /// in this shell, whose hard limit is below that.
 #[cfg(unix)]
 pub(crate) fn open_file_limit_short(needed: u64) -> Option<Error> {
+    let hard = open_file_limit()?.rlim_max;
+    (hard < needed).then(|| open_file_limit_error(hard, needed))
+}
+
+/// This process's open-file limit (`None` when it cannot be read).
+#[cfg(unix)]
+fn open_file_limit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit with a valid pointer to an owned struct.
-    let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    (known && limit.rlim_max < needed).then(|| open_file_limit_error(limit.rlim_max, needed))
+    (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
 }
 
 fn open_file_limit_error(now: u64, needed: u64) -> Error {
@@ -1017,9 +1020,6 @@ impl PrivateDir {
 mod tests {
     use super::*;
 
-    /// A planted name in the runtime folder or the temp folder is passed over, never used: the
-    /// next private folder serves, and when none is left, a new unpredictably named one.
-    #[cfg(unix)]
     /// A session folder whose path nears PATH_MAX: the look before a refresh grant fails where the
     /// rotated refresh token could not be stored after it (it once passed with a short name, and
     /// the new refresh token, spent for, went to the rescue folder on every renewal).
@@ -1050,6 +1050,9 @@ mod tests {
         }
     }
 
+    /// A planted name in the runtime folder or the temp folder is passed over, never used: the
+    /// next private folder serves, and when none is left, a new unpredictably named one.
+    #[cfg(unix)]
     #[test]
     fn planted_private_folder_names_are_passed_over() {
         let run = tempfile::tempdir().unwrap();

@@ -234,6 +234,12 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Whether a call runs its program beside the re-signing proxy (`auto_refresh`, the proxy
+    /// not turned off), which needs room for the program's connections.
+    pub fn call_runs_proxy(&self) -> bool {
+        self.auto_refresh && self.resign_proxy
+    }
+
     /// Whether the profile has woci IdP settings (else it is an `oci session authenticate` profile).
     pub fn has_idp(&self) -> bool {
         matches!(self.mode, RenewMode::Login(_) | RenewMode::Federated(_))

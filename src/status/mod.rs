@@ -405,7 +405,7 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
         auth: ctx.settings.auth.clone(),
         #[cfg(unix)]
-        start: crate::fsutil::open_file_limit_short(match ctx.settings.auto_refresh && ctx.settings.resign_proxy {
+        start: crate::fsutil::open_file_limit_short(match ctx.settings.call_runs_proxy() {
             true => crate::fsutil::PROXY_OPEN_FILES,
             false => crate::fsutil::CALL_OPEN_FILES,
         })
