@@ -521,3 +521,32 @@ async fn a_run_takes_up_a_session_renewed_elsewhere_once_its_renewal_became_impo
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("renewal is not possible") && err.contains("is in place; renewal goes on"), "{err}");
 }
+
+/// `auto_refresh` in the INI needs the temporary folder for the proxy's per-run files: `--status`
+/// says the call will be refused when that folder cannot take them, with the call's own code and
+/// words, and usable again once it can.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_foretells_a_temporary_folder_the_proxy_cannot_use() {
+    let (w, tmp) = world().await;
+    w.write_manager_ini(&[("auto_refresh", "true")]);
+    let not_a_folder = tmp.path().join("file");
+    std::fs::write(&not_a_folder, "x").unwrap();
+    let run = |tmpdir: &Path, args: &[&str]| {
+        let mut c = woci_std(&w, tmpdir);
+        c.args(args);
+        c.output().unwrap()
+    };
+    let status = run(&not_a_folder, &["--status"]);
+    let call = run(&not_a_folder, &["os", "ns", "get"]);
+    let said = String::from_utf8_lossy(&status.stdout);
+    let err = String::from_utf8_lossy(&call.stderr);
+    assert_ne!(call.status.code(), Some(0), "{err}");
+    assert_eq!(status.status.code(), call.status.code(), "{said}\n{err}");
+    assert!(said.contains("usable: no") && said.contains("`TMPDIR`"), "{said}");
+    let first = err.lines().find_map(|l| l.strip_prefix("woci: error: ")).unwrap_or_else(|| panic!("{err}"));
+    assert!(said.contains(first), "status says what the call says:\n{said}\n{err}");
+    // Without the proxy, no temporary folder is needed; with a usable one, the call is usable.
+    assert_eq!(run(&not_a_folder, &["--status", "--no-resign-proxy"]).status.code(), Some(0));
+    let fine = run(tmp.path(), &["--status"]);
+    assert_eq!(fine.status.code(), Some(0), "{}", String::from_utf8_lossy(&fine.stdout));
+}

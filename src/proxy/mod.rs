@@ -136,10 +136,7 @@ pub async fn start_for_profile(
     public_key: RsaPublicKey,
     token: watch::Receiver<SecretString>,
 ) -> Result<ProxyHandle> {
-    // Not `/tmp` itself: a program that outlives this run keeps the folder's paths in its
-    // environment (Node's preload, Java's options, the CA bundle), and another user could take a
-    // free name there.
-    let parent = fsutil::first_private_folder(settings.runtime_dir.as_deref(), &fsutil::temp_dir(), "woci-proxy")?;
+    let parent = per_run_parent(settings)?;
     let cfg = ProxyConfig::for_settings(public_key, settings, parent);
     tracing::debug!(
         profile = %settings.profile,
@@ -149,6 +146,22 @@ pub async fn start_for_profile(
         "starting the re-signing proxy"
     );
     start(cfg, token).await
+}
+
+/// The private folder the per-run folders go in. Not `/tmp` itself: a program that outlives this
+/// run keeps the folder's paths in its environment (Node's preload, Java's options, the CA
+/// bundle), and another user could take a free name there.
+fn per_run_parent(settings: &crate::settings::Settings) -> Result<PathBuf> {
+    fsutil::first_private_folder(settings.runtime_dir.as_deref(), &fsutil::temp_dir(), "woci-proxy")
+}
+
+/// For `--status`: whether the proxy could make its per-run folder now (a missing, read-only or
+/// full temporary folder refuses it), made and removed again.
+pub(crate) fn temp_folder_usable(settings: &crate::settings::Settings) -> Result<()> {
+    let parent = per_run_parent(settings)?;
+    let made = ca::private_dir(&parent).map(drop);
+    fsutil::release_private_folder(&parent, "woci-proxy");
+    made
 }
 
 /// Counters since start. Values are counts only, never request data.

@@ -409,6 +409,10 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             true => crate::fsutil::PROXY_OPEN_FILES,
             false => crate::fsutil::CALL_OPEN_FILES,
         })
+        .or_else(|| {
+            let proxied = ctx.settings.manages_session() && ctx.settings.call_runs_proxy();
+            proxied.then(|| crate::proxy::temp_folder_usable(&ctx.settings).err()).flatten()
+        })
         .map(|e| (e.exit_code(), e.to_string())),
         #[cfg(not(unix))]
         start: None,
