@@ -767,8 +767,9 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
 }
 
 /// A login asked for the passphrase of the encrypted refresh token it replaces: an answer that
-/// does not open that token would become the new one's passphrase, so it is asked again first;
-/// two that differ log nothing in, the same twice seal the new refresh token with it.
+/// does not open that token would become the new one's passphrase, so it is asked again first,
+/// within three tries as a new one is; three pairs that differ log nothing in, the same twice
+/// seal the new refresh token with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_confirms_a_passphrase_that_does_not_open_the_old_token() {
     let w = World::new().await;
@@ -778,11 +779,13 @@ async fn a_login_confirms_a_passphrase_that_does_not_open_the_old_token() {
         c.env("BROWSER", &w.browser);
         c
     };
-    let (status, text) = typing_into(login(), &["rigth\n", "right\n"]).await;
-    assert!(text.contains("does not open the stored refresh token") && text.contains("differ"), "{text}");
+    let (status, text) = typing_into(login(), &["rigth\n", "right\n", "a\n", "b\n", "c\n", "d\n"]).await;
+    assert!(text.contains("does not open the stored refresh token") && text.contains("differ; try again"), "{text}");
+    assert_eq!(text.matches("type it again").count(), 3, "{text}");
     assert_eq!(status, Some(2), "{text}");
     assert_eq!(w.emu.stats().auth_code_grants, 0, "no login happened");
-    let (status, text) = typing_into(login(), &["fresh\n", "fresh\n"]).await;
+    let (status, text) = typing_into(login(), &["frseh\n", "fresh\n", "fresh\n", "fresh\n"]).await;
+    assert!(text.contains("differ; try again"), "{text}");
     assert_eq!(status, Some(0), "{text}");
     let sealed = std::fs::read_to_string(w.session_dir().join("refresh_token")).unwrap();
     assert!(woci::crypto::open(&sealed, &"fresh".into()).is_ok(), "sealed with the confirmed passphrase");

@@ -11,6 +11,7 @@ use crate::http::Http;
 use crate::oidc::{self, IdpTokens, LoginOptions};
 use crate::secret::SecretString;
 use crate::settings::{LoginConfig, PassphraseSource};
+use crate::store::{RefreshTokenState, StoredRefreshToken};
 use std::time::Duration;
 
 /// Refresh grant (`login == false`, falling back to a login when the IdP refuses the refresh
@@ -19,11 +20,9 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let (key, key_path) = r.store.load_or_create_key(facts.oci.key_file.as_deref())?;
     let http = r.http().await?;
     // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
-    let passphrase = passphrase(r, cfg).await?;
-    // (A login done before the lock confirmed it there.)
-    if login && r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_none() {
-        confirm_replacing_passphrase(r, cfg, passphrase.as_ref()).await?;
-    }
+    // (A login done before the lock asked for it there.)
+    let replacing = login && r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+    let passphrase = passphrase(r, cfg, replacing).await?;
     // An access token kept from a grant whose exchange failed, while it has a minute left.
     let kept = r.access.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some((access, _)) = kept.filter(|(_, exp)| !login && *exp > r.clock.unix() + 60) {
@@ -173,7 +172,7 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig) -> Res
     if !(r.allow_login && cfg.interactive) {
         return Ok(());
     }
-    confirm_replacing_passphrase(r, cfg, passphrase(r, cfg).await?.as_ref()).await?;
+    passphrase(r, cfg, true).await?;
     let done = person_logs_in(r, r.http().await?, cfg).await?;
     *r.logged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
     Ok(())
@@ -205,18 +204,30 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
     Ok((tokens, critical::hold()))
 }
 
-/// Asks for the passphrase on the terminal; a `new` one twice (they must match, within three tries).
-fn ask_passphrase(profile: &str, new: bool) -> Result<SecretString> {
-    if !new {
-        return prompt(profile, &format!("woci: refresh token passphrase for profile `{profile}`: "));
-    }
+/// Asks for the passphrase on the terminal. A `new` one is asked twice (they must match, within
+/// three tries), as ssh-keygen does: one typo would lock the session for good. So is an answer
+/// that does not open the encrypted refresh token a login `replaces`, as it becomes the new
+/// token's passphrase.
+fn ask_passphrase(profile: &str, new: bool, replaces: Option<StoredRefreshToken>) -> Result<SecretString> {
+    let (ask, again) = match new {
+        true => (
+            format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "),
+            "woci: the same passphrase again: ",
+        ),
+        false => (
+            format!("woci: refresh token passphrase for profile `{profile}`: "),
+            "woci: that passphrase does not open the stored refresh token; to encrypt the new one with it, type it \
+             again: ",
+        ),
+    };
     let mut tries = 1;
     loop {
-        let first = prompt(
-            profile,
-            &format!("woci: new refresh token passphrase for profile `{profile}` (it encrypts the refresh token): "),
-        )?;
-        match same(&first, &prompt(profile, "woci: the same passphrase again: ")?) {
+        let first = prompt(profile, &ask)?;
+        let sealing = !first.expose().is_empty() && replaces.as_ref().is_some_and(|s| s.open(Some(&first)).is_err());
+        if !(new || sealing) {
+            return Ok(first);
+        }
+        match same(&first, &prompt(profile, again)?) {
             Ok(()) => return Ok(first),
             Err(e) if tries == 3 => return Err(e),
             Err(_) => crate::terminal::say("woci: the two passphrases differ; try again"),
@@ -240,26 +251,6 @@ fn prompt(profile: &str, text: &str) -> Result<SecretString> {
              a variable instead, with `--refresh-token-passphrase-env VAR`"
         ))
     })
-}
-
-/// A login asked for the passphrase of the encrypted refresh token it replaces. An answer that
-/// does not open that token becomes the new token's passphrase, so it is asked again first, as a
-/// new one is: one typo would otherwise lock the new session for good.
-async fn confirm_replacing_passphrase(r: &Renewer, cfg: &LoginConfig, pass: Option<&SecretString>) -> Result<()> {
-    let (PassphraseSource::Prompt, Some(pass)) = (&cfg.passphrase, pass) else { return Ok(()) };
-    let Ok(stored) = r.store.stored_refresh_token() else { return Ok(()) };
-    if stored.state() != crate::store::RefreshTokenState::Encrypted || stored.open(Some(pass)).is_ok() {
-        return Ok(());
-    }
-    let (profile, first) = (r.settings.profile.clone(), pass.clone());
-    ask_on_terminal(move || {
-        let again = prompt(
-            &profile,
-            "woci: that passphrase does not open the stored refresh token; to encrypt the new one with it, type it again: ",
-        )?;
-        same(&first, &again)
-    })
-    .await
 }
 
 fn same(first: &SecretString, again: &SecretString) -> Result<()> {
@@ -334,7 +325,7 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
             )))
         }
         PassphraseSource::Env { value: Some(v), .. } => Some(v.clone()).filter(|v| !v.expose().is_empty()),
-        PassphraseSource::Prompt => passphrase(r, cfg).await?,
+        PassphraseSource::Prompt => passphrase(r, cfg, false).await?,
     };
     // An unreadable refresh token is the renewal's to report, as `SessionFacts` leaves it.
     let Ok(stored) = r.store.stored_refresh_token() else { return Ok(()) };
@@ -391,53 +382,72 @@ async fn ask_on_terminal<T: Send + 'static>(ask: impl FnOnce() -> Result<T> + Se
 
 /// Asks for a prompted passphrase a renewal will need before the renewal takes the profile's lock:
 /// a prompt nobody answers (a forgotten terminal) must not keep other calls waiting for the lock.
-/// A prompt that cannot be shown (no terminal) is then no renewal failure either.
-pub(super) async fn ask_before_locking(r: &Renewer) -> Result<()> {
+/// A prompt that cannot be shown (no terminal) is then no renewal failure either. `login`: the
+/// renewal is a login, which replaces the stored refresh token.
+pub(super) async fn ask_before_locking(r: &Renewer, login: bool) -> Result<()> {
     match &r.settings.mode {
         crate::settings::RenewMode::Login(cfg) if matches!(cfg.passphrase, PassphraseSource::Prompt) => {
-            passphrase(r, cfg).await.map(drop)
+            passphrase(r, cfg, login).await.map(drop)
         }
         _ => Ok(()),
     }
 }
 
-/// The refresh token passphrase, asked at most once per process.
-async fn passphrase(r: &Renewer, cfg: &LoginConfig) -> Result<Option<SecretString>> {
-    r.passphrase
-        .get_or_try_init(|| async {
-            match &cfg.passphrase {
-                PassphraseSource::None => Ok(None),
-                PassphraseSource::Env { var, value } => match value {
-                    None => Err(Error::Config(format!("`{var}` (named by `refresh_token_passphrase_env`) is not set"))),
-                    Some(v) if v.expose().is_empty() => {
-                        tracing::warn!("`{var}` is empty; the refresh token is stored unencrypted");
-                        Ok(None)
-                    }
-                    Some(v) => Ok(Some(v.clone())),
-                },
-                PassphraseSource::Prompt => {
-                    let profile = r.settings.profile.clone();
-                    // A passphrase that seals a refresh token for the first time is asked twice,
-                    // as ssh-keygen does: one typo would lock the session for good.
-                    let new = !matches!(
-                        r.store.stored_refresh_token().map(|s| s.state()),
-                        Ok(crate::store::RefreshTokenState::Encrypted)
-                    );
-                    let p = ask_on_terminal(move || ask_passphrase(&profile, new)).await?;
-                    match p.expose().is_empty() {
-                        false => Ok(Some(p)),
-                        true if new => {
-                            tracing::warn!("the passphrase given is empty; the refresh token is stored unencrypted");
-                            Ok(None)
-                        }
-                        true => Err(Error::RefreshTokenLocked {
-                            path: r.store.refresh_token_path(),
-                            reason: "no passphrase was given; enter the one it was encrypted with".into(),
-                        }),
-                    }
-                }
+/// The refresh token's passphrase, asked or read at most once per process; `replacing`: a login
+/// will replace the stored refresh token (see [`ask_passphrase`]).
+async fn passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool) -> Result<Option<SecretString>> {
+    let (pass, asked_replacing) = r
+        .passphrase
+        .get_or_try_init(|| async { Ok::<_, Error>((ask_or_read_passphrase(r, cfg, replacing).await?, replacing)) })
+        .await?;
+    // Asked for a refresh, then a login after all (another woci's grant was refused meanwhile):
+    // an answer that does not open the old token was typed once, so it seals nothing.
+    if replacing && !asked_replacing && matches!(cfg.passphrase, PassphraseSource::Prompt) {
+        if let (Some(p), Ok(stored)) = (pass, r.store.stored_refresh_token()) {
+            if stored.state() == RefreshTokenState::Encrypted && stored.open(Some(p)).is_err() {
+                return Err(Error::RefreshTokenLocked {
+                    path: r.store.refresh_token_path(),
+                    reason: "the passphrase given does not open it, and this login would replace it; run the \
+                             command again"
+                        .into(),
+                });
             }
-        })
-        .await
-        .cloned()
+        }
+    }
+    Ok(pass.clone())
+}
+
+/// The passphrase from its source: none, a variable, or the terminal.
+async fn ask_or_read_passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool) -> Result<Option<SecretString>> {
+    match &cfg.passphrase {
+        PassphraseSource::None => Ok(None),
+        PassphraseSource::Env { var, value } => match value {
+            None => Err(Error::Config(format!("`{var}` (named by `refresh_token_passphrase_env`) is not set"))),
+            Some(v) if v.expose().is_empty() => {
+                tracing::warn!("`{var}` is empty; the refresh token is stored unencrypted");
+                Ok(None)
+            }
+            Some(v) => Ok(Some(v.clone())),
+        },
+        PassphraseSource::Prompt => {
+            let profile = r.settings.profile.clone();
+            // A passphrase that seals a refresh token for the first time is asked twice,
+            // as ssh-keygen does: one typo would lock the session for good.
+            let sealed = r.store.stored_refresh_token().ok().filter(|s| s.state() == RefreshTokenState::Encrypted);
+            let new = sealed.is_none();
+            let replaces = sealed.filter(|_| replacing);
+            let p = ask_on_terminal(move || ask_passphrase(&profile, new, replaces)).await?;
+            match p.expose().is_empty() {
+                false => Ok(Some(p)),
+                true if new => {
+                    tracing::warn!("the passphrase given is empty; the refresh token is stored unencrypted");
+                    Ok(None)
+                }
+                true => Err(Error::RefreshTokenLocked {
+                    path: r.store.refresh_token_path(),
+                    reason: "no passphrase was given; enter the one it was encrypted with".into(),
+                }),
+            }
+        }
+    }
 }

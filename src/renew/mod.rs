@@ -116,7 +116,8 @@ pub struct Renewer {
     clock: SharedClock,
     transport: Option<Arc<dyn Transport>>,
     http: OnceCell<Http>,
-    passphrase: OnceCell<Option<SecretString>>,
+    /// The refresh token's passphrase, and whether it was asked for a login replacing the token.
+    passphrase: OnceCell<(Option<SecretString>, bool)>,
     allow_login: bool,
     /// The environment woci started with (hooks get it without the secrets).
     env: Arc<Env>,
@@ -189,7 +190,7 @@ impl Renewer {
             }
         }
         if matches!(&decision.plan, Plan::Refresh(_) | Plan::Login(_)) {
-            login::ask_before_locking(self).await?;
+            login::ask_before_locking(self, matches!(decision.plan, Plan::Login(_))).await?;
         }
         let logged_in = match decision.plan {
             Plan::Login(cfg) => login::log_in_before_locking(self, cfg).await,
