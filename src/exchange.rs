@@ -35,8 +35,8 @@ pub(crate) async fn exchange(
         ("public_key", public_key_b64),
     ];
     let client = token_endpoint::Client { id: &cfg.client_id, secret: Some(&cfg.client_secret) };
-    let body = token_endpoint::post(http, Endpoint::Exchange, &cfg.url, client, &form, Retry::Idempotent).await?;
-    parse(&body)
+    let answer = token_endpoint::post(http, Endpoint::Exchange, &cfg.url, client, &form, Retry::Idempotent).await?;
+    parse(&answer)
 }
 
 #[derive(Deserialize)]
@@ -45,8 +45,8 @@ struct ExchangeBody {
 }
 
 /// A 2xx answer must carry a UPST with `exp` in `token` (the body is never quoted).
-fn parse(body: &[u8]) -> Result<SecretString> {
-    let parsed: ExchangeBody = token_endpoint::parse_json(Endpoint::Exchange, body)?;
+fn parse(answer: &token_endpoint::Answer) -> Result<SecretString> {
+    let parsed: ExchangeBody = token_endpoint::parse_json(Endpoint::Exchange, answer)?;
     let token = parsed
         .token
         .filter(|t| !t.is_empty())
@@ -148,7 +148,7 @@ mod tests {
         let server = MockServer::start(|_, _| Reply::text(401, "<html>denied</html>")).await;
         let err = run(&server).await.unwrap_err();
         assert!(
-            matches!(&err, Error::ExchangeRejected { status: 401, error, description: None } if error == "HTTP 401"),
+            matches!(&err, Error::ExchangeRejected { status: 401, description: Some(d), .. } if d.contains("client_secret")),
             "{err:?}"
         );
         assert!(!err.to_string().contains("denied"));

@@ -59,7 +59,27 @@ pub(crate) struct Client<'a> {
     pub secret: Option<&'a SecretString>,
 }
 
-/// POSTs `form` to `url` and returns the 2xx body, or a classified, scrubbed error.
+/// A 2xx answer: its status and body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    pub(crate) body: Zeroizing<Vec<u8>>,
+}
+
+impl std::fmt::Debug for Answer {
+    /// Never the body: it carries tokens.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Answer {{ status: {}, body: {} bytes }}", self.status, self.body.len())
+    }
+}
+
+impl Answer {
+    /// The body, without a UTF-8 byte order mark (some servers write one; JSON has none).
+    pub(crate) fn json(&self) -> &[u8] {
+        self.body.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&self.body)
+    }
+}
+
+/// POSTs `form` to `url` and returns the 2xx answer, or a classified, scrubbed error.
 pub(crate) async fn post(
     http: &Http,
     endpoint: Endpoint,
@@ -67,7 +87,7 @@ pub(crate) async fn post(
     client: Client<'_>,
     form: &[(&str, &str)],
     retry: Retry,
-) -> Result<Zeroizing<Vec<u8>>> {
+) -> Result<Answer> {
     // `base64(id:secret)`, the credentials of an HTTP Basic header: as given (as Python
     // `requests` and OCI's own clients send them), and, when that differs, form-urlencoded first
     // as RFC 6749 §2.3.1 says, which servers that follow it (`oidc-provider`) decode.
@@ -120,21 +140,23 @@ pub(crate) async fn post(
             })
         };
         let resp = http.execute(endpoint.service(), retry, make).await?;
-        result = classify(endpoint, resp.status, resp.body, &secrets).map_err(|e| match e {
-            // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, which passes.
-            Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }
-                if error == "temporarily_unavailable" =>
-            {
-                let mut at = url.clone();
-                at.set_query(None);
-                Error::Network {
-                    service: endpoint.service(),
-                    url: at.to_string(),
-                    reason: format!("it answered `temporarily_unavailable` (HTTP {})", resp.status),
+        let status = resp.status;
+        result =
+            classify(endpoint, status, resp.body, &secrets).map(|body| Answer { status, body }).map_err(|e| match e {
+                // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, which passes.
+                Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }
+                    if error == "temporarily_unavailable" =>
+                {
+                    let mut at = url.clone();
+                    at.set_query(None);
+                    Error::Network {
+                        service: endpoint.service(),
+                        url: at.to_string(),
+                        reason: format!("it answered `temporarily_unavailable` (HTTP {status})"),
+                    }
                 }
-            }
-            e => e,
-        });
+                e => e,
+            });
     }
     result
 }
@@ -173,7 +195,17 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
     let with =
         |description: Option<String>, fix: &str| Some(description.map_or(fix.to_owned(), |d| format!("{d}; {fix}")));
     if endpoint == Endpoint::Exchange {
-        let description = if client { with(description, "check `client_id` and `client_secret`") } else { description };
+        let (error, description) = match (&oauth, client) {
+            (_, true) => (error, with(description, "check `client_id` and `client_secret`")),
+            (Some(_), false) => (error, description),
+            (None, false) => {
+                let fix = match status {
+                    401 | 403 => "check `client_id` and `client_secret`",
+                    _ => "check `token_exchange_url`",
+                };
+                ("no OAuth error in the answer".to_owned(), Some(fix.to_owned()))
+            }
+        };
         return Err(Error::ExchangeRejected { status, error, description });
     }
     if client {
@@ -208,17 +240,35 @@ pub(crate) fn scrub(text: &str, secrets: &[&str]) -> String {
 }
 
 /// Parses a 2xx JSON body, or names the endpoint and what was wrong (never quoting the body).
-pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, body: &[u8]) -> Result<T> {
-    serde_json::from_slice(body).map_err(|_| Error::Protocol {
+pub(crate) fn parse_json<T: serde::de::DeserializeOwned>(endpoint: Endpoint, answer: &Answer) -> Result<T> {
+    serde_json::from_slice(answer.json()).map_err(|e| Error::Protocol {
         service: endpoint.service(),
         reason: match endpoint {
-            Endpoint::Idp { .. } => "the token endpoint answered HTTP 200 without a JSON token response".into(),
-            Endpoint::Exchange => "HTTP 200 without a JSON body".into(),
+            Endpoint::Idp { .. } => format!(
+                "the token endpoint answered HTTP {} with {}, not a token response; check `token_url`",
+                answer.status,
+                body_kind(answer, &e)
+            ),
+            Endpoint::Exchange => format!(
+                "it answered HTTP {} with {}, not a token; check `token_exchange_url`",
+                answer.status,
+                body_kind(answer, &e)
+            ),
             Endpoint::DeviceAuthorization => {
                 "the device authorization answer lacks `device_code`, `user_code` or `verification_uri`".into()
             }
         },
     })
+}
+
+/// What a body that is not the expected JSON is, in words (never quoting it).
+fn body_kind(answer: &Answer, e: &serde_json::Error) -> &'static str {
+    match (answer.body.is_empty(), e.classify()) {
+        (true, _) => "no body",
+        // Well-formed JSON, but not a JSON object with fields of the expected types.
+        (false, serde_json::error::Category::Data) => "JSON of another shape",
+        _ => "a body that is not JSON",
+    }
 }
 
 #[cfg(test)]
@@ -228,7 +278,7 @@ mod tests {
 
     const SECRET: &str = "client-secret-XYZ";
 
-    async fn run(endpoint: Endpoint, status: u16, body: String) -> Result<Zeroizing<Vec<u8>>> {
+    async fn run(endpoint: Endpoint, status: u16, body: String) -> Result<Answer> {
         let t = FakeTransport::new(move |_, _| Ok((status, body.clone())));
         let http = Http::with_transport(t, options());
         let secret = SecretString::from(SECRET);
@@ -284,6 +334,38 @@ mod tests {
                 .await
                 .unwrap_err();
         assert!(e.to_string().contains("invalid_client") && t.seen().len() == 5, "{e}");
+    }
+
+    /// An exchange answering without an OAuth error (a mistyped path's 404, a gateway's HTML 401)
+    /// names the setting to fix; a 2xx body that is not the expected JSON says what it is and its
+    /// real status, never quoting it; a byte order mark before the JSON is no reason to fail.
+    #[tokio::test]
+    async fn answers_without_oauth_errors_or_json_name_the_setting() {
+        let e = run(Endpoint::Exchange, 404, "<html>not found</html>".into()).await.unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "token exchange rejected (HTTP 404): no OAuth error in the answer (check `token_exchange_url`)"
+        );
+        let e = run(Endpoint::Exchange, 401, "<html>no</html>".into()).await.unwrap_err();
+        assert!(e.to_string().ends_with("(check `client_id` and `client_secret`)"), "{e}");
+        #[derive(Debug, serde::Deserialize)]
+        struct Token {
+            #[allow(dead_code)]
+            token: Option<String>,
+        }
+        let idp = Endpoint::Idp { what: "refresh token" };
+        for (endpoint, status, body, says) in [
+            (idp, 204, "", "answered HTTP 204 with no body, not a token response; check `token_url`"),
+            (idp, 200, "<html>", "answered HTTP 200 with a body that is not JSON"),
+            (Endpoint::Exchange, 200, r#"{"token":12345}"#, "HTTP 200 with JSON of another shape, not a token"),
+            (Endpoint::Exchange, 202, "[[[1]]]", "HTTP 202 with JSON of another shape"),
+        ] {
+            let answer = Answer { status, body: Zeroizing::new(body.as_bytes().to_vec()) };
+            let e = parse_json::<Token>(endpoint, &answer).unwrap_err();
+            assert!(e.to_string().contains(says) && !e.to_string().contains(body.get(1..).unwrap_or("x")), "{e}");
+        }
+        let bom = Answer { status: 200, body: Zeroizing::new(b"\xEF\xBB\xBF{\"token\":\"t\"}".to_vec()) };
+        assert!(parse_json::<Token>(Endpoint::Exchange, &bom).is_ok());
     }
 
     /// A rate limit (429) or `temporarily_unavailable` passes: a network-class failure (exit 6),

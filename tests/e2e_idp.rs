@@ -300,14 +300,15 @@ async fn woci_login_then_refresh(auth: ClientAuth, client_secret: Option<&str>) 
     assert_eq!(claims["sub"], "user-alice");
     let rt1 = tokens.refresh_token.expect("a refresh token from the login");
 
-    let refreshed = woci::oidc::refresh(&http, &cfg, &rt1).await.expect("woci's refresh grant works");
+    let refreshed =
+        woci::oidc::refresh(&http, &cfg, &rt1).await.map_err(|f| f.error).expect("woci's refresh grant works");
     let rt2 = refreshed.refresh_token.expect("the provider rotated the refresh token");
     assert_ne!(rt1.expose(), rt2.expose());
     let c2 = verify_access_token(&idp, refreshed.access_token.expose()).await;
     assert_ne!(claims["jti"], c2["jti"]);
 
     // The spent token is refused as `invalid_grant`, which woci classifies as a rejection.
-    match woci::oidc::refresh(&http, &cfg, &rt1).await {
+    match woci::oidc::refresh(&http, &cfg, &rt1).await.map_err(|f| f.error) {
         Err(woci::Error::IdpRejected { error, .. }) => assert_eq!(error, "invalid_grant"),
         other => panic!("reusing a spent refresh token: expected IdpRejected(invalid_grant), got {other:?}"),
     }

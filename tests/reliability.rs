@@ -161,6 +161,40 @@ async fn a_lost_idp_reply_within_the_reuse_grace_loses_nothing() {
     assert_eq!(w.emu.stats().refresh_grants_attempted(), 1, "never resent without a grace");
 }
 
+/// An IdP answering a refresh grant with the rotated refresh token but an access token woci
+/// cannot use (an opaque one): the rotated token is kept, so the next call renews with it instead
+/// of sending the spent one, which a rotating IdP takes for a replay and revokes the session for.
+/// An answer too broken to tell counts as a lost one: `--status` says the next call needs a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unusable_grant_answer_keeps_the_rotated_refresh_token() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    let rt = w.seed_refresh_token();
+    let call = |args: &'static [&'static str]| {
+        let mut c = w.woci();
+        c.args(args);
+        run(c)
+    };
+    w.emu.set_fault(Endpoint::IdpToken, Fault::opaque_access_token().times(1));
+    let out = call(&["os", "ns", "get"]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("not a JWT"), "{}", stderr(&out));
+    assert_ne!(w.read(&w.session_dir().join("refresh_token")), rt, "the rotated refresh token is stored");
+    let out = call(&["os", "ns", "get"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.emu.stats().refresh_grants_rejected, 0, "the spent refresh token was never sent again");
+
+    w.seed_token(-10);
+    w.emu.set_fault(Endpoint::IdpToken, Fault::malformed_json().times(1));
+    let out = call(&["os", "ns", "get"]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("with a body that is not JSON"), "{}", stderr(&out));
+    let status = call(&["--status"]).await;
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{said}");
+    assert!(said.contains("probably spent the stored refresh token"), "{said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_endless_idp_reply_is_cut_at_the_cap_with_bounded_memory() {
     let w = World::new().await;

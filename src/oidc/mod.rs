@@ -93,13 +93,65 @@ impl fmt::Debug for LoginOptions {
 /// Refresh-token grant: `grant_type=refresh_token`, `refresh_token`, `client_id` (+ Basic auth
 /// when the client has a secret). A rotated refresh token comes back in
 /// [`IdpTokens::refresh_token`].
-pub async fn refresh(http: &Http, cfg: &IdpConfig, refresh_token: &SecretString) -> Result<IdpTokens> {
+pub async fn refresh(
+    http: &Http,
+    cfg: &IdpConfig,
+    refresh_token: &SecretString,
+) -> std::result::Result<IdpTokens, GrantFailure> {
     let form = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token.expose().as_str()),
         ("client_id", cfg.client_id.as_str()),
     ];
-    token_request(http, cfg, "refresh token", &form, Retry::Rotating { grace: cfg.reuse_grace }).await
+    let (endpoint, retry) = (Endpoint::Idp { what: "refresh token" }, Retry::Rotating { grace: cfg.reuse_grace });
+    let answer = token_endpoint::post(http, endpoint, &cfg.token_url, client_of(cfg), &form, retry).await?;
+    parse_tokens(&answer).map_err(|error| after_unusable_answer(&answer, &cfg.token_url, error))
+}
+
+/// A refresh grant that failed. `rotated`: the refresh token of a 2xx answer whose rest woci
+/// cannot use (an opaque access token, a field of another type): the IdP acted on the grant, so
+/// that token is the session's now and must be kept.
+#[derive(Debug)]
+pub struct GrantFailure {
+    /// What failed.
+    pub error: Error,
+    /// The refresh token the answer rotated to, if it carried one.
+    pub rotated: Option<SecretString>,
+}
+
+impl From<Error> for GrantFailure {
+    fn from(error: Error) -> Self {
+        GrantFailure { error, rotated: None }
+    }
+}
+
+/// A refresh grant's 2xx answer woci cannot use: a refresh token in it is the one to keep; an
+/// answer without one is a non-rotating IdP's, which leaves the stored token as it is; an answer
+/// too broken to tell (not a JSON object, a `refresh_token` that is no string) counts as a lost
+/// one, as the stored token is probably spent.
+fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Error) -> GrantFailure {
+    use serde_json::Value;
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(answer.json()) {
+        match fields.get("refresh_token") {
+            None | Some(Value::Null) => return error.into(),
+            Some(Value::String(rt)) => {
+                let rotated = Some(rt).filter(|t| !t.is_empty()).map(|t| SecretString::new(t.clone()));
+                return GrantFailure { error, rotated };
+            }
+            Some(_) => {}
+        }
+    }
+    let mut at = url.clone();
+    at.set_query(None);
+    let reason = match error {
+        Error::Protocol { reason, .. } => reason,
+        e => e.to_string(),
+    };
+    Error::ReplyLost { service: SERVICE, url: at.to_string(), reason }.into()
+}
+
+fn client_of(cfg: &IdpConfig) -> token_endpoint::Client<'_> {
+    token_endpoint::Client { id: &cfg.client_id, secret: cfg.client_secret.as_ref() }
 }
 
 impl LoginOptions {
@@ -257,10 +309,9 @@ pub(crate) async fn token_request(
     form: &[(&str, &str)],
     retry: Retry,
 ) -> Result<IdpTokens> {
-    let client = token_endpoint::Client { id: &cfg.client_id, secret: cfg.client_secret.as_ref() };
-    let endpoint = Endpoint::Idp { what };
-    let body = token_endpoint::post(http, endpoint, &cfg.token_url, client, form, retry).await?;
-    parse_tokens(&body)
+    let answer =
+        token_endpoint::post(http, Endpoint::Idp { what }, &cfg.token_url, client_of(cfg), form, retry).await?;
+    parse_tokens(&answer)
 }
 
 #[derive(Deserialize)]
@@ -271,8 +322,8 @@ struct TokenBody {
 }
 
 /// Reads a 2xx token response. Never puts the body itself into an error.
-fn parse_tokens(body: &[u8]) -> Result<IdpTokens> {
-    let parsed: TokenBody = token_endpoint::parse_json(Endpoint::Idp { what: "" }, body)?;
+fn parse_tokens(answer: &token_endpoint::Answer) -> Result<IdpTokens> {
+    let parsed: TokenBody = token_endpoint::parse_json(Endpoint::Idp { what: "" }, answer)?;
     let access = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
         service: SERVICE,
         reason: "the token response has no `access_token`".into(),

@@ -37,7 +37,7 @@ async fn refresh_with(
 ) -> (MockServer, Result<IdpTokens>) {
     let server = MockServer::start(reply).await;
     let r = refresh(&http(), &cfg(&server, Some(CLIENT_SECRET)), &SecretString::from(REFRESH)).await;
-    (server, r)
+    (server, r.map_err(|f| f.error))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -139,18 +139,43 @@ async fn persistent_server_error_is_a_network_error() {
     let server = MockServer::start(|_, _| Reply::text(502, "bad gateway")).await;
     let mut c = cfg(&server, Some(CLIENT_SECRET));
     c.reuse_grace = Duration::from_secs(60);
-    let err = refresh(&http(), &c, &SecretString::from(REFRESH)).await.unwrap_err();
+    let err = refresh(&http(), &c, &SecretString::from(REFRESH)).await.unwrap_err().error;
     assert!(err.is_transient(), "{err:?}");
     assert_eq!(server.requests().len(), 2, "one resend within the grace, never more");
 }
 
 #[tokio::test]
 async fn malformed_json_is_a_protocol_error() {
-    let (_s, r) = refresh_with(|_, _| Reply::text(200, "{\"access_token\": ")).await;
-    assert!(matches!(r.unwrap_err(), Error::Protocol { service: "identity provider", .. }));
     let (_s, r) = refresh_with(|_, _| Reply::json(200, json!({"token_type": "Bearer"}))).await;
     let err = r.unwrap_err();
+    assert!(matches!(err, Error::Protocol { service: "identity provider", .. }), "{err:?}");
     assert!(err.to_string().contains("`access_token`"), "{err}");
+}
+
+/// A refresh grant's 2xx answer woci cannot use still tells what became of the refresh token:
+/// one it carries is handed back to be kept (the IdP acted on the grant, so the one sent is
+/// spent); one without any is a non-rotating IdP's (the stored one stands); one too broken to
+/// tell counts as a lost answer, so `--status` and the next call know the stored one is
+/// probably spent.
+#[tokio::test]
+async fn an_unusable_grant_answer_keeps_or_accounts_for_the_rotated_refresh_token() {
+    let rotated = "rt-ROTATED-0123456789";
+    for (body, keeps, lost) in [
+        (json!({"access_token": "opaque", "refresh_token": rotated}).to_string(), true, false),
+        (json!({"access_token": null, "refresh_token": rotated}).to_string(), true, false),
+        (format!("\u{feff}{}", json!({"access_token": 5, "refresh_token": rotated})), true, false),
+        (json!({"access_token": "opaque"}).to_string(), false, false),
+        (json!({"access_token": "a.b.c", "refresh_token": 12345}).to_string(), false, true),
+        ("{\"access_token\": ".to_owned(), false, true),
+        (String::new(), false, true),
+    ] {
+        let server = MockServer::start(move |_, _| Reply::text(200, &body)).await;
+        let failure = refresh(&http(), &cfg(&server, Some(CLIENT_SECRET)), &SecretString::from(REFRESH)).await;
+        let failure = failure.unwrap_err();
+        assert_eq!(failure.rotated.as_ref().map(|t| t.expose().as_str()), keeps.then_some(rotated));
+        assert_eq!(matches!(failure.error, Error::ReplyLost { .. }), lost, "{}", failure.error);
+        assert!(!failure.error.to_string().contains(rotated), "{}", failure.error);
+    }
 }
 
 #[tokio::test]

@@ -96,18 +96,34 @@ async fn refresh_grant(
     let reserve = crate::fsutil::FdReserve::take(r.store.dir())?;
     let _held = critical::hold();
     failpoint("renew::before_grant");
-    let tokens = oidc::refresh(http, &cfg.idp, rt).await?;
-    failpoint("renew::after_grant");
+    let answer = oidc::refresh(http, &cfg.idp, rt).await;
     drop(reserve);
-    keep_refresh_token(r, &tokens, passphrase).await;
+    let tokens = match answer {
+        Ok(tokens) => tokens,
+        Err(oidc::GrantFailure { error, rotated }) => {
+            if let Some(rotated) = &rotated {
+                keep_refresh_token(r, rotated, None, passphrase).await;
+            }
+            return Err(error);
+        }
+    };
+    failpoint("renew::after_grant");
+    if let Some(rotated) = &tokens.refresh_token {
+        keep_refresh_token(r, rotated, tokens.refresh_expires_in, passphrase).await;
+    }
     failpoint("renew::after_refresh_token_stored");
     Ok(tokens)
 }
 
-/// Stores a new refresh token: retried, and as a last resort saved to the rescue file the store
-/// reads next time, with one line saying where. Never dropped.
-async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<&SecretString>) {
-    let Some(rt) = &tokens.refresh_token else { return };
+/// Stores a new refresh token (`expires_in`: `refresh_expires_in`, if the IdP said): retried,
+/// and as a last resort saved to the rescue file the store reads next time, with one line saying
+/// where. Never dropped.
+async fn keep_refresh_token(
+    r: &Renewer,
+    rt: &SecretString,
+    expires_in: Option<Duration>,
+    passphrase: Option<&SecretString>,
+) {
     let mut err = String::new();
     for (attempt, delay_ms) in [100, 400, 1600].into_iter().enumerate() {
         // The first write follows `check_writable` before the grant; a retry checks the folder again.
@@ -116,7 +132,7 @@ async fn keep_refresh_token(r: &Renewer, tokens: &IdpTokens, passphrase: Option<
             _ => r.store.write_refresh_token(rt, passphrase),
         };
         let Err(e) = written else {
-            let expiry = tokens.refresh_expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
+            let expiry = expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
             if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
                 tracing::warn!("cannot record the refresh token's expiry: {e}");
             }
@@ -159,7 +175,9 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
         Some(done) => done,
         None => person_logs_in(r, http, cfg).await?,
     };
-    keep_refresh_token(r, &tokens, passphrase).await;
+    if let Some(rotated) = &tokens.refresh_token {
+        keep_refresh_token(r, rotated, tokens.refresh_expires_in, passphrase).await;
+    }
     Ok(tokens)
 }
 

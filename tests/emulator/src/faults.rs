@@ -37,6 +37,9 @@ pub enum FaultAction {
     /// Process the request and send the reply one byte every `byte_interval_ms` (status line
     /// and headers included): a slow header.
     SlowReply { byte_interval_ms: u64 },
+    /// Process the request (a refresh grant rotates the token), then answer with the JSON body's
+    /// `access_token` replaced by an opaque one (an Okta org authorization server's kind).
+    OpaqueAccessToken,
     /// Answer `400 {"error":"invalid_grant"}` (token endpoints).
     InvalidGrant,
     /// `/authorize` redirects back with `error=access_denied`.
@@ -92,6 +95,10 @@ impl Fault {
     /// Process the request, then close the connection without answering.
     pub fn drop_reply() -> Self {
         Self::new(FaultAction::DropReply)
+    }
+
+    pub fn opaque_access_token() -> Self {
+        Self::new(FaultAction::OpaqueAccessToken)
     }
 
     /// Reset the connection without processing the request.

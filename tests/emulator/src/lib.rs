@@ -438,6 +438,10 @@ async fn handle(
                     let resp = dispatch(&state, endpoint, &req).await;
                     respond::after_processing(resp, endpoint, &fault.action)
                 }
+                FaultAction::OpaqueAccessToken => {
+                    let resp = dispatch(&state, endpoint, &req).await;
+                    respond::with_opaque_access_token(resp, endpoint, &fault.action).await
+                }
                 action => respond::fault_response(endpoint, &action),
             };
             match fault.action {

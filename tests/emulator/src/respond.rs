@@ -55,6 +55,19 @@ pub fn after_processing(mut resp: Response, endpoint: Endpoint, action: &FaultAc
     annotate(resp, info)
 }
 
+/// The handler's JSON answer with `access_token` made opaque (not a JWT), the rest as it was.
+pub async fn with_opaque_access_token(resp: Response, endpoint: Endpoint, action: &FaultAction) -> Response {
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let mut json: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    if let Some(at) = json.get_mut("access_token") {
+        *at = serde_json::Value::from("00Dxx0000001gPL!opaque");
+    }
+    let mut resp = Response::from_parts(parts, axum::body::Body::from(json.to_string()));
+    resp.headers_mut().remove("content-length");
+    after_processing(resp, endpoint, action)
+}
+
 /// A body that never ends: 64 KiB chunks of JSON-looking text, forever.
 struct Endless(bytes::Bytes);
 
@@ -121,6 +134,7 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
         // `/authorize` handles AccessDenied itself (it needs the redirect URI).
         FaultAction::None
         | FaultAction::AccessDenied
+        | FaultAction::OpaqueAccessToken
         | FaultAction::DropReply
         | FaultAction::ResetReply
         | FaultAction::SlowReply { .. } => {
