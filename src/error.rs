@@ -99,9 +99,10 @@ pub enum Error {
         reason: String,
     },
 
-    /// The server's certificate was refused (unknown issuer, expired, wrong name). Only a CA
-    /// setting (or a clock) fixes it: the renewal loop retries it slowly, like a refused client.
-    #[error("{service} at `{url}` is not trusted: {reason}")]
+    /// The TLS handshake was refused: the server's certificate (unknown issuer, expired, wrong
+    /// name), or no TLS version in common. Only a setting (a CA, a clock, the server's TLS) fixes
+    /// it: the renewal loop retries it slowly, like a refused client.
+    #[error("{service} at `{url}` cannot be used over TLS: {reason}")]
     Untrusted {
         /// Which service.
         service: &'static str,

@@ -160,6 +160,40 @@ async fn a_key_file_that_is_a_folder_is_named_as_a_folder() {
     assert!(!line.contains("does not exist"), "{line}");
 }
 
+/// A server speaking only TLS versions woci does not (TLS 1.0: it answers the hello with a
+/// `protocol_version` alert) cannot fix itself either: one attempt, one line saying so, not
+/// "unreachable" after three.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_a_tls_version_in_common_is_not_retried_and_says_so() {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hellos = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = hellos.clone();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().flatten() {
+            let mut hello = [0u8; 512];
+            if conn.read(&mut hello).is_ok_and(|n| n > 0) {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                // TLS 1.0 record: alert, fatal, protocol_version.
+                let _ = conn.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46]);
+            }
+        }
+    });
+    let w = World::new().await;
+    w.write_manager_ini(&[("token_url", &format!("https://127.0.0.1:{port}/oauth2/v1/token"))]);
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(!err.contains("retrying") && !err.contains("unreachable"), "{err}");
+    assert!(err.contains("`127.0.0.1` has no TLS version or cipher in common with woci"), "{err}");
+    assert_eq!(hellos.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt: {err}");
+}
+
 /// A certificate from an issuer woci does not trust cannot fix itself: one attempt, and one line
 /// naming the host, the unknown issuer and every way to trust the CA.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

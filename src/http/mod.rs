@@ -13,7 +13,7 @@
 //! since a late answer beats a spent token.
 
 mod reqwest_transport;
-pub(crate) use reqwest_transport::{cause_text, certificate_problem, refused_certificate};
+pub(crate) use reqwest_transport::{cause_text, tls_refusal};
 
 use crate::error::{Error, Result};
 use crate::realm::NoProxy;

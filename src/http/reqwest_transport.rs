@@ -101,8 +101,9 @@ impl Deadline {
 }
 
 /// Connect-phase errors (refused, DNS, TLS handshake, connect timeout, proxy CONNECT refused) mean
-/// the request never reached the server; everything else may have. A refused certificate is
-/// told apart: it is not retried, and its message says how to trust the CA.
+/// the request never reached the server; everything else may have. A refused handshake (the
+/// certificate, or no TLS version in common) is told apart: it is not retried, and its message
+/// says what to fix.
 fn classify(e: reqwest::Error, host: &str) -> Failure {
     // No file descriptor left here (`ulimit -n`): this machine's limit, not the network.
     let local = causes(&e)
@@ -115,8 +116,8 @@ fn classify(e: reqwest::Error, host: &str) -> Failure {
     if e.is_connect() && causes(&e).any(|c| c.to_string().contains("proxy authorization required")) {
         return Failure::ProxyAuth;
     }
-    match refused_certificate(&e) {
-        Some(cert) => Failure::Untrusted(certificate_problem(&cert, host)),
+    match tls_refusal(&e, host) {
+        Some(why) => Failure::Untrusted(why),
         None if e.is_connect() => Failure::NotSent(describe(&e)),
         None => Failure::Lost(describe(&e)),
     }
@@ -127,15 +128,25 @@ fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 
     std::iter::successors(std::error::Error::source(e), |inner| inner.source())
 }
 
-/// The rustls certificate error somewhere in `e`'s causes. rustls errors travel inside (nested)
-/// `io::Error`s, whose `source` skips what they wrap, so each of those is opened.
-pub(crate) fn refused_certificate(e: &reqwest::Error) -> Option<rustls::CertificateError> {
+/// Why the TLS handshake with `host` failed for good, with the fix, when a rustls error
+/// somewhere in `e`'s causes says so: a refused certificate, or a server with no TLS version or
+/// cipher in common with woci's. rustls errors travel inside (nested) `io::Error`s, whose
+/// `source` skips what they wrap, so each of those is opened.
+pub(crate) fn tls_refusal(e: &reqwest::Error, host: &str) -> Option<String> {
+    use rustls::AlertDescription as Alert;
     causes(e).find_map(|mut node| {
         while let Some(wrapped) = node.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             node = wrapped;
         }
-        match node.downcast_ref::<rustls::Error>() {
-            Some(rustls::Error::InvalidCertificate(cert)) => Some(cert.clone()),
+        match node.downcast_ref::<rustls::Error>()? {
+            rustls::Error::InvalidCertificate(cert) => Some(certificate_problem(cert, host)),
+            rustls::Error::PeerIncompatible(_)
+            | rustls::Error::AlertReceived(
+                Alert::ProtocolVersion | Alert::HandshakeFailure | Alert::InsufficientSecurity,
+            ) => Some(format!(
+                "the server at `{host}` has no TLS version or cipher in common with woci (TLS 1.2 or 1.3 with \
+                     current ciphers); it needs a newer TLS setup"
+            )),
             _ => None,
         }
     })

@@ -93,6 +93,17 @@ fn wait_limit(expires_in: Option<u64>, login_timeout: Duration) -> Duration {
 /// A verification URI from the IdP, held to [`crate::settings::parse_url`]'s rule before it is
 /// shown as a link or given to `BROWSER` (no `javascript:`, `file:` or clear-text `http:`).
 fn verification_url(field: &str, value: &str) -> Result<Url> {
+    // Typed or opened by a person: a page address, not a payload (RFC 8628 §3.3.1 wants it short).
+    if value.len() > MAX_URI_LEN {
+        return Err(Error::Protocol {
+            service: super::SERVICE,
+            reason: format!(
+                "the device authorization answer's `{field}` is {} bytes long, over the {MAX_URI_LEN} woci shows or \
+                 opens: check the identity provider's device flow settings",
+                value.len()
+            ),
+        });
+    }
     crate::settings::parse_url(value, field).map_err(|_| Error::Protocol {
         service: super::SERVICE,
         reason: format!(
@@ -101,6 +112,9 @@ fn verification_url(field: &str, value: &str) -> Result<Url> {
         ),
     })
 }
+
+/// The longest verification URI shown or opened (browsers take about this much).
+const MAX_URI_LEN: usize = 2048;
 
 /// The device login: authorization request, instructions on stderr, polling until tokens.
 pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &LoginOptions) -> Result<IdpTokens> {
@@ -338,6 +352,9 @@ mod tests {
             let m = e.to_string();
             assert!(m.contains("`verification_uri_complete`") && m.contains("https://"), "{m}");
         }
+        let long = format!("https://idp.example/{}", "A".repeat(300_000));
+        let e = verification_url("verification_uri_complete", &long).unwrap_err().to_string();
+        assert!(e.contains("300020 bytes long, over the 2048") && e.len() < 300, "{e}");
         let e = verification_url("verification_uri", "javascript:\u{1b}[2J").unwrap_err().to_string();
         assert!(!e.contains('\u{1b}'), "the IdP's value is quoted escaped: {e}");
         let url = verification_url("verification_uri", "https://idp.example/d?x=\u{1b}[2J\u{202e}").unwrap();

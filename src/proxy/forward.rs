@@ -112,8 +112,8 @@ impl Forwarder {
     /// fix, as for woci's own requests) or a connection that cannot be made (a proxy down, a host
     /// not listening) is said in one `woci:` line per host, at once.
     fn say_unreachable(&self, e: &reqwest::Error, host: &str, port: u16) {
-        let why = match crate::http::refused_certificate(e) {
-            Some(cert) => crate::http::certificate_problem(&cert, host),
+        let why = match crate::http::tls_refusal(e, host) {
+            Some(why) => why,
             None if e.is_connect() => describe(e),
             None => return,
         };

@@ -422,6 +422,9 @@ impl Renewer {
     ) -> Result<Session> {
         let bad = |why: String| Error::Protocol { service, reason: format!("the new session token is {why}") };
         let claims = jwt::decode_upst(upst.expose()).map_err(|e| bad(e.to_string()))?;
+        if claims.iat.is_some_and(|iat| claims.exp <= iat) {
+            return Err(bad("issued expired: its `exp` is not after its `iat`, whatever the clocks say".into()));
+        }
         if claims.exp <= self.clock.unix() {
             // Issued after this renewal began by this machine's clock: time passed here (a stop,
             // a suspend), the clock is right. Else usually the clock, ahead by the token's life.
@@ -456,9 +459,10 @@ impl Renewer {
         if bound.is_some_and(|b| &b != key.public()) {
             return Err(bad("bound to a different public key".into()));
         }
-        // It becomes the config's `tenancy`: a line break there would write other entries.
-        if claims.tenant.as_deref().is_some_and(|t| t.contains(['\n', '\r'])) {
-            return Err(bad("unusable: its `tenant` claim contains a line break".into()));
+        // It becomes the config's `tenancy`: a line break there would write other entries, and
+        // an escape sequence would act on the terminal of whoever reads the file.
+        if claims.tenant.as_deref().is_some_and(|t| crate::terminal::safe(t) != t) {
+            return Err(bad("unusable: its `tenant` claim contains a line break or control character".into()));
         }
         if facts.token_path.parent() == Some(self.store.dir()) {
             self.store.ensure_dir()?;

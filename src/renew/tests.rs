@@ -378,22 +378,25 @@ fn a_clock_more_than_a_minute_off_is_named_with_its_direction() {
     assert!(behind.contains("behind the session refresh's"), "{behind}");
 }
 
-/// A `tenant` claim with a line break would write other entries into the OCI config: the new
-/// token is refused as the service's fault, and the old token and config stay as they were.
+/// A `tenant` claim with a line break would write other entries into the OCI config, and an
+/// escape sequence would reach the terminal of whoever reads it: the new token is refused as the
+/// service's fault, and the old token and config stay as they were.
 #[tokio::test]
 async fn a_tenant_claim_with_a_line_break_is_the_services_fault() {
-    let w = World::new("");
-    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-    let bad = jwt(json!({"exp": NOW + 3600, "iat": NOW, "sub": "u", "tenant": "ocid1.tenancy.oc1..t\nkey_file=/x"}));
-    let t = FakeTransport::new(move |req, _| match req.url.path() {
-        "/token" => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
-        _ => Ok((200, json!({"token": bad}).to_string())),
-    });
-    let err = w.renewer(t).ensure(Force::No).await.unwrap_err();
-    assert_eq!(err.exit_code(), exit::NETWORK, "{err}");
-    let msg = err.to_string();
-    assert!(msg.contains("token exchange") && msg.contains("`tenant` claim contains a line break"), "{msg}");
-    assert!(w.config().is_empty(), "{}", w.config());
+    for tenant in ["ocid1.tenancy.oc1..t\nkey_file=/x", "\x1b[31mred", "t\u{2028}x", "t\u{b}x"] {
+        let w = World::new("");
+        w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+        let bad = jwt(json!({"exp": NOW + 3600, "iat": NOW, "sub": "u", "tenant": tenant}));
+        let t = FakeTransport::new(move |req, _| match req.url.path() {
+            "/token" => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
+            _ => Ok((200, json!({"token": bad}).to_string())),
+        });
+        let err = w.renewer(t).ensure(Force::No).await.unwrap_err();
+        assert_eq!(err.exit_code(), exit::NETWORK, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains("token exchange") && msg.contains("`tenant` claim contains a line break or"), "{msg}");
+        assert!(w.config().is_empty(), "{}", w.config());
+    }
 }
 
 /// A machine resumed from suspend: its timers stood still while the wall clock (the token's) ran
@@ -450,6 +453,22 @@ async fn a_renewal_stopped_past_the_new_tokens_life_is_not_called_clock_skew() {
     assert!(msg.contains("stopped or suspended") && !msg.contains("set the clock right"), "{msg}");
     assert!(!msg.contains("invalid response") && err.is_transient(), "not the service's fault, and retried: {msg}");
     assert_eq!(w.refresh_token().as_deref(), Some("rt-2"), "the rotated refresh token is kept");
+}
+
+/// A token whose `exp` is not after its `iat` was issued expired: the service's fault (an invalid
+/// response, not retried as if this woci had been suspended), whatever the clocks say.
+#[tokio::test]
+async fn a_token_issued_expired_is_the_services_fault() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = FakeTransport::new(move |req, _| match req.url.path() {
+        "/token" => Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": "rt-2"}).to_string())),
+        _ => Ok((200, json!({"token": jwt(json!({"exp": NOW - 100, "iat": NOW, "sub": "u"}))}).to_string())),
+    });
+    let err = w.renewer(t).ensure(Force::No).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("invalid response") && msg.contains("issued expired"), "{msg}");
+    assert!(!msg.contains("suspended") && !err.is_transient(), "{msg}");
 }
 
 /// After an outage a program under the proxy meets an expired token on every request: once the
