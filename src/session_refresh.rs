@@ -56,7 +56,13 @@ pub(crate) async fn refresh_session(
     }
     Err(Error::Protocol {
         service: SERVICE,
-        reason: format!("session refresh failed with HTTP {}{}", status.as_u16(), describe_oci_error(&text)),
+        reason: format!(
+            "session refresh at `{url}` failed with HTTP {}{}{}",
+            status.as_u16(),
+            describe_oci_error(&text),
+            // No such path: the endpoint is not an OCI auth service.
+            if matches!(status.as_u16(), 404 | 405) { "; check `auth_endpoint`" } else { "" }
+        ),
     })
 }
 
