@@ -205,7 +205,19 @@ pub(crate) fn claim_pid_file(store: &SessionStore, pid: u32, wait: Duration) -> 
     store.ensure_dir()?;
     let path = store.pid_path();
     let lock = FileLock::acquire(&path, wait).map_err(|e| match e {
-        Error::Busy(_) => already_running(store, probe(&path).ok()),
+        // A daemon starting at the same moment holds the lock a moment before its pid is in the
+        // file: looked at again for up to 200 ms, so the message names it.
+        Error::Busy(_) => {
+            let mut found = probe(&path).ok();
+            for _ in 0..10 {
+                if matches!(found, Some(PidProbe::Running { pid: Some(_) })) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+                found = probe(&path).ok();
+            }
+            already_running(store, found)
+        }
         other => other,
     })?;
     let mut f = lock.file();

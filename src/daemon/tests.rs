@@ -43,6 +43,24 @@ fn claimed_pid_file_is_running_with_pid_and_a_second_claim_is_busy() {
     assert_eq!(probe(&s.pid_path()).unwrap(), PidProbe::NotRunning { stale_pid: None });
 }
 
+/// Daemons started together: the one that lost sees the winner's lock a moment before its pid
+/// is written, and still names it.
+#[test]
+fn a_claim_losing_to_a_daemon_starting_at_once_names_its_pid() {
+    let (_h, s) = store();
+    let lock = claim_pid_file(&s, 4242, Duration::from_millis(10)).unwrap();
+    lock.file().set_len(0).unwrap();
+    let path = s.pid_path();
+    let writer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(60));
+        std::fs::write(path, "4242\n").unwrap();
+    });
+    let e = claim_pid_file(&s, 999, Duration::from_millis(10)).unwrap_err();
+    writer.join().unwrap();
+    assert!(e.to_string().contains("(pid 4242)"), "{e}");
+    drop(lock);
+}
+
 #[test]
 fn unlocked_pid_file_is_stale_and_can_be_claimed() {
     let (_h, s) = store();
