@@ -209,9 +209,10 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
     let oke = if s.native_oke { crate::oke::recognize(&args, &ctx.env) } else { None };
     // `auto_refresh` from the INI: the proxy's room, as `--auto-refresh` has it checked at
     // start, before anything is renewed (a native OKE token starts no proxy).
-    #[cfg(unix)]
     if s.call_runs_proxy() && oke.is_none() {
+        #[cfg(unix)]
         crate::fsutil::raise_open_file_limit(crate::fsutil::PROXY_OPEN_FILES)?;
+        crate::proxy::temp_folder_usable(s)?;
     }
     let session = match session_or_fallback(ctx, renewer, call)? {
         Ok(s) => s,
@@ -258,6 +259,10 @@ fn run_exec(
     if api_key_profile(ctx) {
         tracing::debug!("an API-key profile; running the program as is");
         return child::exec(&ChildBuilder::exec(s, &ctx.env, program, args).build()?);
+    }
+    // The proxy's folder, before anything is renewed for a run that cannot start.
+    if s.call_runs_proxy() {
+        crate::proxy::temp_folder_usable(s)?;
     }
     let session = match session_or_fallback(ctx, &renewer, call)? {
         Ok(s) => s,

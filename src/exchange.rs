@@ -47,10 +47,10 @@ struct ExchangeBody {
 /// A 2xx answer must carry a UPST with `exp` in `token` (the body is never quoted).
 fn parse(answer: &token_endpoint::Answer) -> Result<SecretString> {
     let parsed: ExchangeBody = token_endpoint::parse_json(Endpoint::Exchange, answer)?;
-    let token = parsed
-        .token
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| Error::Protocol { service: SERVICE, reason: "the response has no `token` field".into() })?;
+    let token = parsed.token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
+        service: SERVICE,
+        reason: format!("the response (HTTP {}) has no `token` field; check `token_exchange_url`", answer.status),
+    })?;
     let token = SecretString::new(token);
     crate::jwt::decode_upst(token.expose()).map_err(|e| Error::Protocol {
         service: SERVICE,

@@ -287,12 +287,18 @@ impl SessionStore {
             Err(Error::Busy(_)) if timeout > first => {
                 // A pid left in the file by a woci long gone (the lock taken by something else) is
                 // not named.
-                let holder = match self.lock_holder() {
-                    Some(p) => format!("another woci (pid {p}), which is renewing"),
-                    None => format!("another process holding the renewal lock `{}` of", path.display()),
+                let (holder, held) = match self.lock_holder() {
+                    Some(p) => (
+                        format!("another woci (pid {p}), which is renewing"),
+                        format!("another woci (pid {p}) has been renewing"),
+                    ),
+                    None => {
+                        let lock = format!("the renewal lock `{}` of", path.display());
+                        (format!("another process holding {lock}"), format!("another process has held {lock}"))
+                    }
                 };
                 tracing::warn!("waiting for {holder} profile `{}`", self.profile);
-                (self.wait_for_lock(&path, timeout - first, &holder, timeout)?, true)
+                (self.wait_for_lock(&path, timeout - first, &held, timeout)?, true)
             }
             other => other?,
         };
@@ -305,7 +311,7 @@ impl SessionStore {
 
     /// The rest of [`Self::lock`]'s wait, a second at a time: a holder stopped (Ctrl-Z) for
     /// [`STOPPED_GRACE`] ends it at once, since only a person can resume it.
-    fn wait_for_lock(&self, path: &Path, rest: Duration, holder: &str, timeout: Duration) -> Result<FileLock> {
+    fn wait_for_lock(&self, path: &Path, rest: Duration, held: &str, timeout: Duration) -> Result<FileLock> {
         let deadline = std::time::Instant::now() + rest;
         let mut stopped_since = None;
         loop {
@@ -314,7 +320,7 @@ impl SessionStore {
                 Err(Error::Busy(_)) if std::time::Instant::now() < deadline => {}
                 Err(Error::Busy(_)) => {
                     return Err(Error::Busy(format!(
-                        "{holder} profile `{}` for more than {}s; if it is stuck, end it, then try again",
+                        "{held} profile `{}` for more than {}s; if it is stuck, end it, then try again",
                         self.profile,
                         timeout.as_secs()
                     )))

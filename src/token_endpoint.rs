@@ -212,6 +212,12 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         let description = with(description, "check `auth_client_id` and `auth_client_secret`");
         return Err(Error::IdpRejected { what: "client", error, description });
     }
+    // A bare 401/403 judged no grant: the client's credentials (or a gateway) were refused.
+    if oauth.is_none() && matches!(status, 401 | 403) && matches!(endpoint, Endpoint::Idp { .. }) {
+        let description = "the token endpoint answered without an OAuth error; check `auth_client_id`, \
+                           `auth_client_secret` and `token_url`";
+        return Err(Error::IdpRejected { what: "client", error, description: Some(description.into()) });
+    }
     // Said when the IdP gives no description of its own.
     let hint = match oauth.as_ref().map(|e| e.error.as_str()) {
         Some("invalid_grant") if what == "refresh token" => Some("the refresh token is expired or revoked; log in again"),
@@ -348,6 +354,9 @@ mod tests {
         );
         let e = run(Endpoint::Exchange, 401, "<html>no</html>".into()).await.unwrap_err();
         assert!(e.to_string().ends_with("(check `client_id` and `client_secret`)"), "{e}");
+        let e = run(Endpoint::Idp { what: "refresh token" }, 401, "nope".into()).await.unwrap_err();
+        assert!(e.to_string().starts_with("identity provider rejected the client: HTTP 401"), "{e}");
+        assert!(e.to_string().contains("check `auth_client_id`") && !e.needs_login(), "{e}");
         #[derive(Debug, serde::Deserialize)]
         struct Token {
             #[allow(dead_code)]

@@ -522,9 +522,10 @@ async fn a_run_takes_up_a_session_renewed_elsewhere_once_its_renewal_became_impo
     assert!(err.contains("renewal is not possible") && err.contains("is in place; renewal goes on"), "{err}");
 }
 
-/// `auto_refresh` in the INI needs the temporary folder for the proxy's per-run files: `--status`
-/// says the call will be refused when that folder cannot take them, with the call's own code and
-/// words, and usable again once it can.
+/// `auto_refresh` in the INI (and `--exec`) needs the temporary folder for the proxy's per-run
+/// files: a call is refused before it renews anything when that folder cannot take them (a
+/// revoked refresh token does not make it a login first), and `--status` says so with the
+/// call's own code and words, and usable again once it can.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_foretells_a_temporary_folder_the_proxy_cannot_use() {
     let (w, tmp) = world().await;
@@ -536,8 +537,13 @@ async fn status_foretells_a_temporary_folder_the_proxy_cannot_use() {
         c.args(args);
         c.output().unwrap()
     };
+    w.emu.revoke_refresh_tokens();
+    let grants = w.emu.stats().refresh_grants;
     let status = run(&not_a_folder, &["--status"]);
     let call = run(&not_a_folder, &["os", "ns", "get"]);
+    let exec = run(&not_a_folder, &["--exec", "--", "true"]);
+    assert_eq!(w.emu.stats().refresh_grants, grants, "nothing renewed");
+    assert_eq!(exec.status.code(), call.status.code(), "{}", String::from_utf8_lossy(&exec.stderr));
     let said = String::from_utf8_lossy(&status.stdout);
     let err = String::from_utf8_lossy(&call.stderr);
     assert_ne!(call.status.code(), Some(0), "{err}");

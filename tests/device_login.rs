@@ -260,6 +260,25 @@ async fn verification_uris_that_are_not_https_are_refused_and_never_opened() {
     }
 }
 
+/// A user code no person can type, or a verification URI longer than a browser takes, is refused
+/// in one short line (not printed whole, and no wait for a login that cannot happen).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_device_codes_and_uris_are_refused_in_one_short_line() {
+    let long_uri = format!("https://idp.example/device?{}", "A".repeat(300_000));
+    for (field, value, says) in [
+        ("user_code", "B".repeat(300_000), "`user_code` is 300000 bytes long, over the 64"),
+        ("verification_uri_complete", long_uri, "bytes long, over the 2048"),
+    ] {
+        let w = world(hostile(serde_json::json!({ field: value }))).await;
+        let (person, record) = recording_person(&w);
+        let out = run(authenticate(&w, Some(&person), &["--device-code", "--login-timeout", "2"])).await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(6), "{field}: {}", &err[..err.len().min(500)]);
+        assert!(err.len() < 1000 && err.contains(says), "{field}: {}", &err[..err.len().min(500)]);
+        assert!(!record.exists(), "BROWSER was called");
+    }
+}
+
 /// `interval` and `expires_in` of u64::MAX do not crash woci (they are clamped): the login
 /// completes at the login timeout's one poll.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -793,6 +793,10 @@ async fn a_login_confirms_a_passphrase_that_does_not_open_the_old_token() {
     let (status, text) = typing_into(login(), &["fresh\n"]).await;
     assert!(!text.contains("type it again"), "{text}");
     assert_eq!(status, Some(0), "{text}");
+    // A stray Enter is asked again.
+    let (status, text) = typing_into(login(), &["\n", "fresh\n"]).await;
+    assert!(text.contains("no passphrase given") && !text.contains("type it again"), "{text}");
+    assert_eq!(status, Some(0), "{text}");
 }
 
 /// `--exec` with the prompt asks before the program starts (never while it has the terminal)

@@ -116,6 +116,9 @@ fn verification_url(field: &str, value: &str) -> Result<Url> {
 /// The longest verification URI shown or opened (browsers take about this much).
 const MAX_URI_LEN: usize = 2048;
 
+/// The longest user code shown (RFC 8628 §6.1 has them about 8 characters, for typing).
+const MAX_USER_CODE_LEN: usize = 64;
+
 /// The device login: authorization request, instructions on stderr, polling until tokens.
 pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &LoginOptions) -> Result<IdpTokens> {
     opts.require_interactive(FLAG)?;
@@ -131,7 +134,17 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
         return Err(opts.timed_out(FLAG, opts.timeout));
     };
     let auth = auth?;
-    // Both URIs are checked before either is shown or opened.
+    // Both URIs are checked before either is shown or opened, and the code is one a person can type.
+    if auth.user_code.len() > MAX_USER_CODE_LEN {
+        return Err(Error::Protocol {
+            service: super::SERVICE,
+            reason: format!(
+                "the device authorization answer's `user_code` is {} bytes long, over the {MAX_USER_CODE_LEN} a person \
+                 can type: check the identity provider's device flow settings",
+                auth.user_code.len()
+            ),
+        });
+    }
     let page = verification_url("verification_uri", &auth.verification_uri)?;
     let complete = auth
         .verification_uri_complete

@@ -326,7 +326,7 @@ fn parse_tokens(answer: &token_endpoint::Answer) -> Result<IdpTokens> {
     let parsed: TokenBody = token_endpoint::parse_json(Endpoint::Idp { what: "" }, answer)?;
     let access = parsed.access_token.filter(|t| !t.is_empty()).ok_or_else(|| Error::Protocol {
         service: SERVICE,
-        reason: "the token response has no `access_token`".into(),
+        reason: format!("the token response (HTTP {}) has no `access_token`; check `token_url`", answer.status),
     })?;
     // A JWT: three non-empty dot-separated parts.
     if !access.split('.').map(|part| !part.is_empty()).eq([true; 3]) {

@@ -155,8 +155,9 @@ fn per_run_parent(settings: &crate::settings::Settings) -> Result<PathBuf> {
     fsutil::first_private_folder(settings.runtime_dir.as_deref(), &fsutil::temp_dir(), "woci-proxy")
 }
 
-/// For `--status`: whether the proxy could make its per-run folder now (a missing, read-only or
-/// full temporary folder refuses it), made and removed again.
+/// Whether the proxy could make its per-run folder now (a missing, read-only or full temporary
+/// folder refuses it), made and removed again: looked at before a run renews anything, and by
+/// `--status`.
 pub(crate) fn temp_folder_usable(settings: &crate::settings::Settings) -> Result<()> {
     let parent = per_run_parent(settings)?;
     let made = ca::private_dir(&parent).map(drop);

@@ -241,6 +241,12 @@ fn ask_passphrase(profile: &str, new: bool, replaces: Option<StoredRefreshToken>
     let mut tries = 1;
     loop {
         let first = prompt(profile, &ask)?;
+        // A stray Enter at an encrypted token's prompt is asked again, as a typo is.
+        if !new && first.expose().is_empty() && tries < 3 {
+            crate::terminal::say("woci: no passphrase given; the refresh token is encrypted, try again");
+            tries += 1;
+            continue;
+        }
         let sealing = !first.expose().is_empty() && replaces.as_ref().is_some_and(|s| s.open(Some(&first)).is_err());
         if !(new || sealing) {
             return Ok(first);
