@@ -261,7 +261,7 @@ fn run_exec(
         return child::exec(&ChildBuilder::exec(s, &ctx.env, program, args).build()?);
     }
     // The proxy's folder, before anything is renewed for a run that cannot start.
-    if s.call_runs_proxy() {
+    if s.resign_proxy {
         crate::proxy::temp_folder_usable(s)?;
     }
     let session = match session_or_fallback(ctx, &renewer, call)? {
@@ -314,7 +314,11 @@ fn session_or_fallback(
     settings.ops.fallback_profile = None;
     let fallback = ctx.with_settings(settings)?;
     if crate::renew::facts::profile_unknown(&fallback.settings, &fallback.store) {
-        tracing::warn!("fallback profile {}: profile `{}` does not use it", crate::status::nowhere(&name), s.profile);
+        tracing::warn!(
+            "fallback profile {}: profile `{}` cannot fall back to it; fix `fallback_profile`",
+            crate::status::nowhere(&name),
+            s.profile
+        );
         return Err(err);
     }
     tracing::warn!(

@@ -149,7 +149,7 @@ pub(crate) fn parse(text: &str, syntax: Syntax) -> Result<Parsed<'_>, String> {
             let key = body[..d].trim().to_lowercase();
             if current.is_none() {
                 return Err(format!(
-                    "line {}: key `{}` comes before any `[section]` header",
+                    "line {}: key `{}` comes before any `[section]` header (put its section's `[NAME]` line above it)",
                     n + 1,
                     key.escape_debug()
                 ));
@@ -222,7 +222,10 @@ mod tests {
 
     #[test]
     fn malformed_lines() {
-        assert_eq!(parse("a=1\n", OCI).unwrap_err(), "line 1: key `a` comes before any `[section]` header");
+        assert_eq!(
+            parse("a=1\n", OCI).unwrap_err(),
+            "line 1: key `a` comes before any `[section]` header (put its section's `[NAME]` line above it)"
+        );
         let e = parse("[P]\nsecret-ish\n", OCI).unwrap_err();
         assert_eq!(e, "line 2 is not `key = value`, a `[section]` header or a comment");
         assert_eq!(parse("[p] junk\na=1\n", PLAIN).unwrap().sections, ["p"], "as configparser's header match");

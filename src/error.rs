@@ -115,8 +115,8 @@ pub enum Error {
     /// A refresh grant reached the IdP but its answer was lost (a reset, a timeout): the IdP may
     /// have rotated the refresh token, so the stored one is probably spent.
     #[error(
-        "{service} at `{url}` got the request, but its answer was lost ({reason}); if it rotated the refresh token \
-         the request carried, the stored one is spent and the next renewal needs a login (`woci session authenticate`)"
+        "{service} at `{url}` got the request, but its answer was lost or unreadable ({reason}); if it rotated the \
+         refresh token the request carried, the stored one is spent and the next renewal needs a login (`{login}`)"
     )]
     ReplyLost {
         /// Which service.
@@ -125,6 +125,8 @@ pub enum Error {
         url: String,
         /// What happened, and why it is not sent again.
         reason: String,
+        /// The login command (the renewal names the profile).
+        login: String,
     },
 
     /// A server answered 2xx with a body that is not what the protocol says.

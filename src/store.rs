@@ -88,6 +88,8 @@ type Source = (PathBuf, Vec<u8>, bool);
 #[derive(Default)]
 pub struct StoredRefreshToken {
     source: Option<Source>,
+    /// The profile (named in the login a wrong passphrase is told to run).
+    profile: String,
     /// A refresh-token rotation a killed woci left, newer than `refresh_token`.
     pub rotation: Option<InterruptedRotation>,
     /// Why the identity provider refused this very refresh token (`invalid_grant`) at a renewal,
@@ -122,7 +124,7 @@ impl StoredRefreshToken {
     /// The token, decrypted with `passphrase` when it is an envelope; changes no file.
     pub fn open(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
         let Some((path, bytes, _)) = &self.source else { return Ok(None) };
-        parse_refresh_token(path, bytes, passphrase)
+        parse_refresh_token(path, bytes, passphrase, &self.profile)
     }
 }
 
@@ -558,7 +560,7 @@ impl SessionStore {
             match found {
                 // An empty one is none; a damaged one is not worth failing for: the stored refresh
                 // token may still work.
-                Ok(Some(bytes)) => match parse_refresh_token(&path, &bytes, None) {
+                Ok(Some(bytes)) => match parse_refresh_token(&path, &bytes, None, &self.profile) {
                     Ok(Some(_)) | Err(Error::RefreshTokenLocked { .. }) => return Some((path, bytes)),
                     Ok(None) => {}
                     Err(e) => warn_rescue_ignored(&Error::Config(format!("{e}: remove it"))),
@@ -666,7 +668,7 @@ impl SessionStore {
             let (digest, why) = record.split_once('\n')?;
             (digest == refusal_digest(bytes)).then(|| why.to_owned())
         });
-        Ok(StoredRefreshToken { source, rotation, rejected })
+        Ok(StoredRefreshToken { source, profile: self.profile.clone(), rotation, rejected })
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -737,7 +739,12 @@ fn refusal_digest(bytes: &[u8]) -> String {
 }
 
 /// A refresh token file's contents: plain, or an envelope opened with `passphrase`.
-fn parse_refresh_token(path: &Path, bytes: &[u8], passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
+fn parse_refresh_token(
+    path: &Path,
+    bytes: &[u8],
+    passphrase: Option<&SecretString>,
+    profile: &str,
+) -> Result<Option<SecretString>> {
     let path = path.to_owned();
     let text =
         SecretString::from(String::from_utf8(bytes.to_vec()).map_err(|_| Error::corrupt(&path, "not UTF-8 text"))?);
@@ -754,15 +761,17 @@ fn parse_refresh_token(path: &Path, bytes: &[u8], passphrase: Option<&SecretStri
     let Some(pass) = passphrase else {
         return Err(Error::RefreshTokenLocked {
             path,
-            reason: "it is encrypted; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`"
+            reason: "it is encrypted; give its passphrase with `--refresh-token-passphrase-env VAR` or \
+                     `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, \
+                     `refresh_token_passphrase_prompt`)"
                 .into(),
         });
     };
     crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked {
         path,
         reason: format!(
-            "{e}; give the passphrase it was encrypted with, or log in again (`woci session authenticate`) to store \
-             a new one"
+            "{e}; give the passphrase it was encrypted with, or log in again (`woci session authenticate --profile \
+             {profile}`) to store a new one"
         ),
     })
 }

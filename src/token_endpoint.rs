@@ -197,7 +197,20 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
     if endpoint == Endpoint::Exchange {
         let (error, description) = match (&oauth, client) {
             (_, true) => (error, with(description, "check `client_id` and `client_secret`")),
-            (Some(_), false) => (error, description),
+            (Some(e), false) => {
+                let fix = match (e.error.as_str(), status) {
+                    (_, 401 | 403) => "check `client_id` and `client_secret`",
+                    ("unsupported_grant_type", _) => {
+                        "check `token_exchange_url`: the identity domain's token endpoint, not the identity provider's"
+                    }
+                    ("unauthorized_client", _) => {
+                        "the identity domain application of `client_id` must allow the token exchange grant"
+                    }
+                    ("invalid_grant", _) => "check that the identity domain trusts these tokens (its token exchange trust: issuer, audience)",
+                    _ => "check `token_exchange_url`, `client_id` and the identity domain's token exchange trust",
+                };
+                (error, with(description, fix))
+            }
             (None, false) => {
                 let fix = match status {
                     401 | 403 => "check `client_id` and `client_secret`",
@@ -217,6 +230,19 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         let description = "the token endpoint answered without an OAuth error; check `auth_client_id`, \
                            `auth_client_secret` and `token_url`";
         return Err(Error::IdpRejected { what: "client", error, description: Some(description.into()) });
+    }
+    // Refusals of the request or the client, not of what it presented: named so, with the fix.
+    let (what, fix) = match oauth.as_ref().map(|e| e.error.as_str()) {
+        Some("unauthorized_client") => {
+            ("client", Some("the identity provider's application of `auth_client_id` must allow this grant"))
+        }
+        Some("invalid_scope") => ("scope", Some("check `scope`")),
+        Some("unsupported_grant_type") => ("request", Some("check `token_url`")),
+        None if endpoint != Endpoint::DeviceAuthorization => ("request", None),
+        _ => (what, None),
+    };
+    if let Some(fix) = fix {
+        return Err(Error::IdpRejected { what, error, description: with(description, fix) });
     }
     // Said when the IdP gives no description of its own.
     let hint = match oauth.as_ref().map(|e| e.error.as_str()) {
@@ -354,6 +380,25 @@ mod tests {
         );
         let e = run(Endpoint::Exchange, 401, "<html>no</html>".into()).await.unwrap_err();
         assert!(e.to_string().ends_with("(check `client_id` and `client_secret`)"), "{e}");
+        let idp = Endpoint::Idp { what: "refresh token" };
+        for (status, body, says) in [
+            (400, r#"{"error":"unauthorized_client"}"#, "rejected the client: unauthorized_client (the identity provider's application of `auth_client_id` must allow this grant)"),
+            (400, r#"{"error":"invalid_scope","error_description":"bad"}"#, "rejected the scope: invalid_scope (bad; check `scope`)"),
+            (404, "<html>", "rejected the request: HTTP 404 (the token endpoint answered without an OAuth error; check `token_url`)"),
+        ] {
+            let e = run(idp, status, body.into()).await.unwrap_err();
+            assert!(e.to_string().ends_with(says) && !e.needs_login(), "{e}");
+        }
+        for (body, says) in [
+            (
+                r#"{"error":"unsupported_grant_type"}"#,
+                "check `token_exchange_url`: the identity domain's token endpoint",
+            ),
+            (r#"{"error":"invalid_grant"}"#, "trusts these tokens"),
+        ] {
+            let e = run(Endpoint::Exchange, 400, body.into()).await.unwrap_err();
+            assert!(e.to_string().contains(says), "{e}");
+        }
         let e = run(Endpoint::Idp { what: "refresh token" }, 401, "nope".into()).await.unwrap_err();
         assert!(e.to_string().starts_with("identity provider rejected the client: HTTP 401"), "{e}");
         assert!(e.to_string().contains("check `auth_client_id`") && !e.needs_login(), "{e}");

@@ -551,6 +551,12 @@ async fn status_foretells_a_temporary_folder_the_proxy_cannot_use() {
     assert!(said.contains("usable: no") && said.contains("`TMPDIR`"), "{said}");
     let first = err.lines().find_map(|l| l.strip_prefix("woci: error: ")).unwrap_or_else(|| panic!("{err}"));
     assert!(said.contains(first), "status says what the call says:\n{said}\n{err}");
+    // `--exec` alone runs the proxy too: refused before any renewal as well.
+    w.write_manager_ini(&[]);
+    let exec = run(&not_a_folder, &["--exec", "--", "true"]);
+    assert_eq!(exec.status.code(), Some(1), "{}", String::from_utf8_lossy(&exec.stderr));
+    assert_eq!(w.emu.stats().refresh_grants, grants, "nothing renewed");
+    w.write_manager_ini(&[("auto_refresh", "true")]);
     // Without the proxy, no temporary folder is needed; with a usable one, the call is usable.
     assert_eq!(run(&not_a_folder, &["--status", "--no-resign-proxy"]).status.code(), Some(0));
     let fine = run(tmp.path(), &["--status"]);

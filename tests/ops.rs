@@ -745,8 +745,8 @@ fn sealed_session(w: &World, exp_in: i64) {
 }
 
 /// A passphrase asked on the terminal that encrypts the refresh token for the first time is asked
-/// twice; two that differ are asked again, three times at most, and change nothing (no grant
-/// sent, the refresh token as it was); the same twice seals the new refresh token with it.
+/// twice; two that differ (or none given) are asked again, three times at most, and change nothing
+/// (no grant sent, the refresh token as it was); the same twice seals the new refresh token with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_prompted_passphrase_is_asked_twice() {
     let w = World::new().await;
@@ -759,7 +759,15 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
     assert_eq!(status, Some(2), "{text}");
     assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
     assert_eq!(w.emu.stats().refresh_grants, 0);
-    let typo = ["first-typo\n", "intended\n", "intended\n", "intended\n"];
+    // Stray Enters are asked again; three of them store nothing unencrypted behind the setting's back.
+    let blank = ["\n", "\n", "\n"];
+    let (status, text) = in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &blank).await;
+    assert_eq!(text.matches("no passphrase given; try again").count(), 2, "{text}");
+    assert!(text.contains("remove `refresh_token_passphrase_prompt`"), "{text}");
+    assert_eq!(status, Some(2), "{text}");
+    assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+    let typo = ["\n", "first-typo\n", "intended\n", "intended\n", "intended\n"];
     let (status, text) = in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &typo).await;
     assert_eq!(status, Some(0), "{text}");
     let sealed = std::fs::read_to_string(w.session_dir().join("refresh_token")).unwrap();

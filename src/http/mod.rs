@@ -260,16 +260,16 @@ impl Http {
                             grace.as_secs()
                         ),
                     };
-                    return Err(Error::ReplyLost { service, url, reason });
+                    return Err(Error::ReplyLost { service, url, reason, login: "woci session authenticate".into() });
                 }
                 let why = match retry {
                     Retry::Rotating { grace } if was_sent && attempt < attempts && grace.is_zero() => format!(
-                        "{reason}; the refresh token was sent, so this request is not repeated (`refresh_token_reuse_grace` \
-                         is 0)"
+                        "{reason}; the grant was sent, so it is not sent again now (`refresh_token_reuse_grace` is 0); \
+                         the stored refresh token is kept: try again later"
                     ),
                     Retry::Rotating { grace } if was_sent && attempt < attempts => format!(
-                        "{reason}; the refresh token was sent {}s ago, past `refresh_token_reuse_grace` ({}s), so this \
-                         request is not repeated",
+                        "{reason}; the grant was sent {}s ago, past `refresh_token_reuse_grace` ({}s), so it is not \
+                         sent again now; the stored refresh token is kept: try again later",
                         first_sent.map_or(0, |t| t.elapsed().as_secs()),
                         grace.as_secs()
                     ),
@@ -523,7 +523,7 @@ mod tests {
             let retry = Retry::Rotating { grace: Duration::ZERO };
             let err = http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap_err();
             assert_eq!(t.count("/token"), 1, "sent once, never again");
-            let says = if lost { "not sent again" } else { "so this request is not repeated" };
+            let says = if lost { "not sent again" } else { "so it is not sent again now" };
             assert!(err.to_string().contains(says), "{err}");
             // An answer lost on the way is not "unreachable": the request arrived.
             assert_eq!(matches!(err, Error::ReplyLost { .. }), lost, "{err}");

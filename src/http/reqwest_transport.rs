@@ -210,9 +210,13 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// A cause's text for people: without the link to a library's manual that rustls appends
-/// ("peer closed connection without sending TLS close_notify: https://docs.rs/rustls/…").
+/// ("…: https://docs.rs/rustls/…"), and its TLS words for a closed connection in plain ones.
 pub(crate) fn cause_text(e: &(dyn std::error::Error + 'static)) -> String {
     let text = e.to_string();
+    // rustls's words for a connection closed without an answer.
+    if text.starts_with("peer closed connection without sending TLS close_notify") {
+        return "the server closed the connection without answering".into();
+    }
     match text.find(": https://docs.rs/") {
         Some(cut) => text[..cut].to_owned(),
         None => text,
@@ -235,10 +239,12 @@ mod tests {
 
     #[test]
     fn a_library_manual_link_is_left_out_of_the_cause() {
+        let e = std::io::Error::other("the handshake failed: https://docs.rs/rustls/latest/rustls/manual/x.html");
+        assert_eq!(cause_text(&e), "the handshake failed");
         let e = std::io::Error::other(
             "peer closed connection without sending TLS close_notify: https://docs.rs/rustls/latest/rustls/manual/_03_howto/index.html#unexpected-eof",
         );
-        assert_eq!(cause_text(&e), "peer closed connection without sending TLS close_notify");
+        assert_eq!(cause_text(&e), "the server closed the connection without answering");
         assert_eq!(cause_text(&std::io::Error::other("connection reset by peer")), "connection reset by peer");
     }
 

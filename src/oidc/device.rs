@@ -135,13 +135,13 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
     };
     let auth = auth?;
     // Both URIs are checked before either is shown or opened, and the code is one a person can type.
-    if auth.user_code.len() > MAX_USER_CODE_LEN {
+    let typed = auth.user_code.trim().chars().count();
+    if typed == 0 || typed > MAX_USER_CODE_LEN {
         return Err(Error::Protocol {
             service: super::SERVICE,
             reason: format!(
-                "the device authorization answer's `user_code` is {} bytes long, over the {MAX_USER_CODE_LEN} a person \
-                 can type: check the identity provider's device flow settings",
-                auth.user_code.len()
+                "the device authorization answer's `user_code` is {typed} characters long, not the 1 to \
+                 {MAX_USER_CODE_LEN} a person can type: check the identity provider's device flow settings"
             ),
         });
     }

@@ -147,7 +147,7 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
         Error::Protocol { reason, .. } => reason,
         e => e.to_string(),
     };
-    Error::ReplyLost { service: SERVICE, url: at.to_string(), reason }.into()
+    Error::ReplyLost { service: SERVICE, url: at.to_string(), reason, login: "woci session authenticate".into() }.into()
 }
 
 fn client_of(cfg: &IdpConfig) -> token_endpoint::Client<'_> {
@@ -169,7 +169,8 @@ impl LoginOptions {
     /// The error of a wait for the login that lasted `waited`.
     fn timed_out(&self, flags: &str, waited: Duration) -> Error {
         Error::Login(format!(
-            "no login completed within {}s; run `woci session authenticate{flags} {}` to try again",
+            "no login completed within {}s; run `woci session authenticate{flags} {}` to try again (a longer wait: \
+             `--login-timeout SECONDS`, or `login_timeout` in the INI)",
             waited.as_secs().max(1),
             self.selection
         ))

@@ -104,7 +104,13 @@ async fn refresh_grant(
             if let Some(rotated) = &rotated {
                 keep_refresh_token(r, rotated, None, passphrase).await;
             }
-            return Err(error);
+            return Err(match error {
+                Error::ReplyLost { service, url, reason, .. } => {
+                    let login = format!("woci session authenticate {}", r.settings.woci_selection());
+                    Error::ReplyLost { service, url, reason, login }
+                }
+                e => e,
+            });
         }
     };
     failpoint("renew::after_grant");
@@ -241,13 +247,16 @@ fn ask_passphrase(profile: &str, new: bool, replaces: Option<StoredRefreshToken>
     let mut tries = 1;
     loop {
         let first = prompt(profile, &ask)?;
-        // A stray Enter at an encrypted token's prompt is asked again, as a typo is.
-        if !new && first.expose().is_empty() && tries < 3 {
-            crate::terminal::say("woci: no passphrase given; the refresh token is encrypted, try again");
+        // A stray Enter is asked again, as a typo is.
+        if first.expose().is_empty() {
+            if tries == 3 {
+                return Ok(first);
+            }
+            crate::terminal::say("woci: no passphrase given; try again");
             tries += 1;
             continue;
         }
-        let sealing = !first.expose().is_empty() && replaces.as_ref().is_some_and(|s| s.open(Some(&first)).is_err());
+        let sealing = replaces.as_ref().is_some_and(|s| s.open(Some(&first)).is_err());
         if !(new || sealing) {
             return Ok(first);
         }
@@ -460,16 +469,19 @@ async fn ask_or_read_passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool)
             let sealed = r.store.stored_refresh_token().ok().filter(|s| s.state() == RefreshTokenState::Encrypted);
             let new = sealed.is_none();
             let replaces = sealed.filter(|_| replacing);
+            let sealing = new || replaces.is_some();
             let p = ask_on_terminal(move || ask_passphrase(&profile, new, replaces)).await?;
-            match p.expose().is_empty() {
-                false => Ok(Some(p)),
-                true if new => {
-                    tracing::warn!("the passphrase given is empty; the refresh token is stored unencrypted");
-                    Ok(None)
-                }
-                true => Err(Error::RefreshTokenLocked {
+            // Three stray Enters: nothing was sent or stored. (To stop encrypting, the setting goes.)
+            let again = "no passphrase was given; nothing was sent or stored: run the command again and type";
+            match (p.expose().is_empty(), sealing) {
+                (false, _) => Ok(Some(p)),
+                (true, true) => Err(Error::Config(format!(
+                    "{again} the one to encrypt the new refresh token with, or remove `refresh_token_passphrase_prompt` \
+                     to keep it unencrypted"
+                ))),
+                (true, false) => Err(Error::RefreshTokenLocked {
                     path: r.store.refresh_token_path(),
-                    reason: "no passphrase was given; enter the one it was encrypted with".into(),
+                    reason: format!("{again} the one it was encrypted with"),
                 }),
             }
         }

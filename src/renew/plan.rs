@@ -419,7 +419,7 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
         _ if !encrypted => None,
         PassphraseInput::None => Some((
             exit::REFRESH_TOKEN_LOCKED,
-            "the refresh token is encrypted but no passphrase is configured; pass `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt`".to_owned(),
+            "the refresh token is encrypted but no passphrase is configured; give it with `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, `refresh_token_passphrase_prompt`)".to_owned(),
         )),
         PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => Some((
             exit::REFRESH_TOKEN_LOCKED,

@@ -183,7 +183,10 @@ query =
 
     #[test]
     fn malformed_lines_name_the_line() {
-        assert_eq!(parse("x = 1\n").unwrap_err(), "line 1: key `x` comes before any `[section]` header");
+        assert_eq!(
+            parse("x = 1\n").unwrap_err(),
+            "line 1: key `x` comes before any `[section]` header (put its section's `[NAME]` line above it)"
+        );
         assert!(parse("[a]\n\njunk\n").unwrap_err().starts_with("line 3 is not `key = value`"));
         assert!(parse("[a]\nx=1\n[a]\n").unwrap_err().contains("appears twice"));
         assert!(parse("[DEFAULT]\nx=1\n[DEFAULT]\ny=2\n").unwrap_err().contains("`[DEFAULT]` appears twice"));
