@@ -5,7 +5,7 @@
 //!   alphabet, as Python `requests` sends it) when the client has a secret;
 //! - the body cap, timeouts and retry rules of [`Http::execute`] ([`Retry::Rotating`] for grants
 //!   that spend a refresh token);
-//! - classification: 2xx → the JSON body; a 4xx OAuth error → [`Error::IdpRejected`] or
+//! - classification: 2xx → the answer (status and body); a 4xx OAuth error → [`Error::IdpRejected`] or
 //!   [`Error::ExchangeRejected`] (`invalid_grant` vs `invalid_client` vs the rest); 5xx and
 //!   network failures → [`Error::Network`] after the retries;
 //! - scrubbing: no error text ever carries a secret that was sent (form secrets, the client

@@ -70,7 +70,7 @@ pub const EXIT_CODES: &[Row] = &[
     ),
     r(
         "4",
-        "the IdP rejected the client or the grant, a login's code too (a refresh token's `invalid_grant` falls back \
+        "the IdP rejected the client, the scope, the request or the grant, a login's code too (a refresh token's `invalid_grant` falls back \
          to a login instead: exit 3 where none can be made)",
     ),
     r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
@@ -87,7 +87,7 @@ pub const EXIT_CODES: &[Row] = &[
          refresh token or `~/.oci/config` (also: a `[profile]` section twice, over 1 MiB, a folder where the \
          file belongs, one this user cannot read) (left untouched)",
     ),
-    r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong"),
+    r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong (or none was typed at its prompt)"),
     r("9", "the session cannot be renewed any more: `sess_exp` reached, or (a profile without an IdP) its token expired, which OCI does not refresh; log in again"),
     r("10", "busy: a daemon already runs for the profile; or another woci kept renewing it past the wait (`login_timeout` + 60 s, 6 minutes by default; its pid is named; a call waiting for a renewal that ends gets that renewal's result); or (Linux) that woci is stopped with Ctrl-Z, which a call sees within about 15 s and `--status` at once"),
     r(
