@@ -238,6 +238,7 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         }
         Some("invalid_scope") => ("scope", Some("check `scope`")),
         Some("unsupported_grant_type") => ("request", Some("check `token_url`")),
+        Some("invalid_request") => ("request", Some("check `token_url`, `auth_client_id` and `auth_client_secret`")),
         None if endpoint != Endpoint::DeviceAuthorization => ("request", None),
         _ => (what, None),
     };

@@ -267,7 +267,7 @@ async fn oversized_device_codes_and_uris_are_refused_in_one_short_line() {
     let long_uri = format!("https://idp.example/device?{}", "A".repeat(300_000));
     for (field, value, says) in [
         ("user_code", "B".repeat(300_000), "`user_code` is 300000 characters long, not the 1 to 64"),
-        ("user_code", " ".into(), "`user_code` is 0 characters long"),
+        ("user_code", " ".into(), "`user_code` is blank"),
         ("verification_uri_complete", long_uri, "bytes long, over the 2048"),
     ] {
         let w = world(hostile(serde_json::json!({ field: value }))).await;

@@ -61,7 +61,8 @@ pub const EXIT_CODES: &[Row] = &[
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
          `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
          folder, lock file, pid or daemon state file that is a symlink or not a regular file, a world-writable \
-         `~/.oci`, a `refresh_token_passphrase_env` variable that is not set)",
+         `~/.oci`, a `refresh_token_passphrase_env` variable that is not set, no new passphrase typed at its \
+         prompt)",
     ),
     r(
         "3",

@@ -273,6 +273,10 @@ impl Http {
                         first_sent.map_or(0, |t| t.elapsed().as_secs()),
                         grace.as_secs()
                     ),
+                    // The server answered, and failed: it may answer better later (nothing was spent).
+                    _ if reason.starts_with("HTTP 5") => {
+                        format!("{reason} after {attempt} attempt(s); try again later")
+                    }
                     _ => format!("{reason} after {attempt} attempt(s)"),
                 };
                 return Err(Error::Network { service, url, reason: format!("{why}{via}") });

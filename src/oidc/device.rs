@@ -135,13 +135,18 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
     };
     let auth = auth?;
     // Both URIs are checked before either is shown or opened, and the code is one a person can type.
-    let typed = auth.user_code.trim().chars().count();
-    if typed == 0 || typed > MAX_USER_CODE_LEN {
+    let typed = auth.user_code.chars().count();
+    if auth.user_code.trim().is_empty() || typed > MAX_USER_CODE_LEN {
+        let what = match typed {
+            0 => "empty".to_owned(),
+            n if n <= MAX_USER_CODE_LEN => "blank".to_owned(),
+            n => format!("{n} characters long"),
+        };
         return Err(Error::Protocol {
             service: super::SERVICE,
             reason: format!(
-                "the device authorization answer's `user_code` is {typed} characters long, not the 1 to \
-                 {MAX_USER_CODE_LEN} a person can type: check the identity provider's device flow settings"
+                "the device authorization answer's `user_code` is {what}, not the 1 to {MAX_USER_CODE_LEN} \
+                 characters a person can type: check the identity provider's device flow settings"
             ),
         });
     }
