@@ -232,14 +232,15 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         return Err(Error::IdpRejected { what: "client", error, description: Some(description.into()) });
     }
     // Refusals of the request or the client, not of what it presented: named so, with the fix.
-    let (what, fix) = match oauth.as_ref().map(|e| e.error.as_str()) {
+    let token_endpoint = matches!(endpoint, Endpoint::Idp { .. });
+    let (what, fix) = match oauth.as_ref().map(|e| e.error.as_str()).filter(|_| token_endpoint) {
         Some("unauthorized_client") => {
             ("client", Some("the identity provider's application of `auth_client_id` must allow this grant"))
         }
         Some("invalid_scope") => ("scope", Some("check `scope`")),
         Some("unsupported_grant_type") => ("request", Some("check `token_url`")),
         Some("invalid_request") => ("request", Some("check `token_url`, `auth_client_id` and `auth_client_secret`")),
-        None if endpoint != Endpoint::DeviceAuthorization => ("request", None),
+        None if token_endpoint && oauth.is_none() => ("request", None),
         _ => (what, None),
     };
     if let Some(fix) = fix {
