@@ -63,7 +63,7 @@ impl ChildBuilder {
                 let mut b = ChildBuilder::program(s.oci_command.clone(), args, s.oci_command_source.clone());
                 b.spec.remove_env = s.secret_env.iter().map(OsString::from).collect();
                 if let Some(c) = &s.container {
-                    let proxied = s.manages_session() && s.call_runs_proxy();
+                    let proxied = s.call_runs_proxy();
                     let host = HostContext::current(&s.oci_config_file, &s.home, env, proxied)?;
                     b.spec.program = c.runtime.clone();
                     b.spec.program_source =

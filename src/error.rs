@@ -375,6 +375,12 @@ impl Error {
         )
     }
 
+    /// An [`Error::ReplyLost`] naming the login without a profile (the renewal, which knows the
+    /// profile, names it).
+    pub fn reply_lost(service: &'static str, url: String, reason: String) -> Self {
+        Error::ReplyLost { service, url, reason, login: "woci session authenticate".into() }
+    }
+
     /// Shorthand for an [`Error::Io`].
     pub fn io(action: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { action, path: path.into(), source }

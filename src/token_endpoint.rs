@@ -147,11 +147,9 @@ pub(crate) async fn post(
                 Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }
                     if error == "temporarily_unavailable" =>
                 {
-                    let mut at = url.clone();
-                    at.set_query(None);
                     Error::Network {
                         service: endpoint.service(),
-                        url: at.to_string(),
+                        url: crate::http::redact_url(url),
                         reason: format!("it answered `temporarily_unavailable` (HTTP {status})"),
                     }
                 }

@@ -160,6 +160,18 @@ async fn a_key_file_that_is_a_folder_is_named_as_a_folder() {
     assert!(!line.contains("does not exist"), "{line}");
 }
 
+/// `woci os ns get` with an expired token and a stored refresh token, so it renews: its output
+/// and stderr.
+async fn renewing_call(w: &World) -> (std::process::Output, String) {
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    let out = run(c).await;
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, err)
+}
+
 /// A server speaking only TLS versions woci does not (TLS 1.0: it answers the hello with a
 /// `protocol_version` alert) cannot fix itself either: one attempt, one line saying so, not
 /// "unreachable" after three.
@@ -182,12 +194,7 @@ async fn a_server_without_a_tls_version_in_common_is_not_retried_and_says_so() {
     });
     let w = World::new().await;
     w.write_manager_ini(&[("token_url", &format!("https://127.0.0.1:{port}/oauth2/v1/token"))]);
-    w.seed_token(-10);
-    w.seed_refresh_token();
-    let mut c = w.woci();
-    c.args(["os", "ns", "get"]);
-    let out = run(c).await;
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (out, err) = renewing_call(&w).await;
     assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(!err.contains("retrying") && !err.contains("unreachable"), "{err}");
     assert!(err.contains("`127.0.0.1` has no TLS version or cipher in common with woci"), "{err}");
@@ -201,12 +208,7 @@ async fn an_untrusted_certificate_is_not_retried_and_names_the_fix() {
     use woci_emulator::Config;
     // The emulator serves HTTPS with its own CA, which this test does not give woci.
     let w = World::with_config(Config { tls: true, ..Config::default() }).await;
-    w.seed_token(-10);
-    w.seed_refresh_token();
-    let mut c = w.woci();
-    c.args(["os", "ns", "get"]);
-    let out = run(c).await;
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let (out, err) = renewing_call(&w).await;
     assert_eq!(out.status.code(), Some(6), "{err}");
     let errors: Vec<&str> = err.lines().filter(|l| l.starts_with("woci: error: ")).collect();
     assert_eq!(errors.len(), 1, "{err}");

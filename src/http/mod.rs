@@ -260,7 +260,7 @@ impl Http {
                             grace.as_secs()
                         ),
                     };
-                    return Err(Error::ReplyLost { service, url, reason, login: "woci session authenticate".into() });
+                    return Err(Error::reply_lost(service, url, reason));
                 }
                 let why = match retry {
                     Retry::Rotating { grace } if was_sent && attempt < attempts && grace.is_zero() => format!(

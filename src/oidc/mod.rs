@@ -103,8 +103,8 @@ pub async fn refresh(
         ("refresh_token", refresh_token.expose().as_str()),
         ("client_id", cfg.client_id.as_str()),
     ];
-    let (endpoint, retry) = (Endpoint::Idp { what: "refresh token" }, Retry::Rotating { grace: cfg.reuse_grace });
-    let answer = token_endpoint::post(http, endpoint, &cfg.token_url, client_of(cfg), &form, retry).await?;
+    let retry = Retry::Rotating { grace: cfg.reuse_grace };
+    let answer = post_to_token_url(http, cfg, "refresh token", &form, retry).await?;
     parse_tokens(&answer).map_err(|error| after_unusable_answer(&answer, &cfg.token_url, error))
 }
 
@@ -141,17 +141,11 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
             Some(_) => {}
         }
     }
-    let mut at = url.clone();
-    at.set_query(None);
     let reason = match error {
         Error::Protocol { reason, .. } => reason,
         e => e.to_string(),
     };
-    Error::ReplyLost { service: SERVICE, url: at.to_string(), reason, login: "woci session authenticate".into() }.into()
-}
-
-fn client_of(cfg: &IdpConfig) -> token_endpoint::Client<'_> {
-    token_endpoint::Client { id: &cfg.client_id, secret: cfg.client_secret.as_ref() }
+    Error::reply_lost(SERVICE, crate::http::redact_url(url), reason).into()
 }
 
 impl LoginOptions {
@@ -310,9 +304,20 @@ pub(crate) async fn token_request(
     form: &[(&str, &str)],
     retry: Retry,
 ) -> Result<IdpTokens> {
-    let answer =
-        token_endpoint::post(http, Endpoint::Idp { what }, &cfg.token_url, client_of(cfg), form, retry).await?;
-    parse_tokens(&answer)
+    parse_tokens(&post_to_token_url(http, cfg, what, form, retry).await?)
+}
+
+/// POSTs `form` to the IdP's token endpoint as the configured client; `what` names what it
+/// presents (for errors).
+async fn post_to_token_url(
+    http: &Http,
+    cfg: &IdpConfig,
+    what: &'static str,
+    form: &[(&str, &str)],
+    retry: Retry,
+) -> Result<token_endpoint::Answer> {
+    let client = token_endpoint::Client { id: &cfg.client_id, secret: cfg.client_secret.as_ref() };
+    token_endpoint::post(http, Endpoint::Idp { what }, &cfg.token_url, client, form, retry).await
 }
 
 #[derive(Deserialize)]

@@ -235,9 +235,10 @@ pub struct Settings {
 
 impl Settings {
     /// Whether a call runs its program beside the re-signing proxy (`auto_refresh`, the proxy
-    /// not turned off), which needs room for the program's connections.
+    /// not turned off, a session woci manages), which needs room for the program's connections
+    /// and a per-run folder.
     pub fn call_runs_proxy(&self) -> bool {
-        self.auto_refresh && self.resign_proxy
+        self.auto_refresh && self.resign_proxy && self.manages_session()
     }
 
     /// Whether the profile has woci IdP settings (else it is an `oci session authenticate` profile).

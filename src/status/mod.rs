@@ -404,18 +404,7 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
         origins,
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
         auth: ctx.settings.auth.clone(),
-        #[cfg(unix)]
-        start: crate::fsutil::open_file_limit_short(match ctx.settings.call_runs_proxy() {
-            true => crate::fsutil::PROXY_OPEN_FILES,
-            false => crate::fsutil::CALL_OPEN_FILES,
-        })
-        .or_else(|| {
-            let proxied = ctx.settings.manages_session() && ctx.settings.call_runs_proxy();
-            proxied.then(|| crate::proxy::temp_folder_usable(&ctx.settings).err()).flatten()
-        })
-        .map(|e| (e.exit_code(), e.to_string())),
-        #[cfg(not(unix))]
-        start: None,
+        start: start_refusal(&ctx.settings),
         program: crate::child::ChildBuilder::oci(Some(&ctx.settings), &ctx.env, Vec::new())
             .and_then(|b| b.build())
             .and_then(|spec| spec.check_runnable(&ctx.env))
@@ -428,6 +417,22 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .flatten()
             .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
     })
+}
+
+/// What refuses the call at its start in this shell, as the call checks it before renewing: the
+/// open-file limit, and the proxy's per-run folder when a proxy runs.
+fn start_refusal(s: &crate::settings::Settings) -> Option<(u8, String)> {
+    let proxied = s.call_runs_proxy();
+    #[cfg(unix)]
+    let short = crate::fsutil::open_file_limit_short(match proxied {
+        true => crate::fsutil::PROXY_OPEN_FILES,
+        false => crate::fsutil::CALL_OPEN_FILES,
+    });
+    #[cfg(not(unix))]
+    let short = None;
+    short
+        .or_else(|| proxied.then(|| crate::proxy::temp_folder_usable(s).err()).flatten())
+        .map(|e| (e.exit_code(), e.to_string()))
 }
 
 /// `woci --status [--json]`; `call` is the invocation, for its `fallback_profile`.
