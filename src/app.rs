@@ -55,16 +55,12 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
     #[cfg(unix)]
     {
         use crate::fsutil::{CALL_OPEN_FILES, PROXY_OPEN_FILES};
-        use crate::settings::Key;
-        // The proxy needs room for the program's connections; without it a run is a call.
-        let proxied = inv.flags.get(Key::ResignProxy) != Some("false");
-        let supervised = inv.flags.get(Key::AutoRefresh) == Some("true") && proxied;
+        // A run beside the re-signing proxy needs room for the program's connections too: the
+        // settings tell, so `run_oci` and `run_exec` look at that before renewing anything.
         let needed = match &inv.command {
             // Looking and stopping must work in any shell.
             Command::Status { .. } | Command::DaemonStatus | Command::StopDaemon => 0,
-            Command::Exec { .. } if proxied => PROXY_OPEN_FILES,
             Command::Daemon | Command::DaemonRun => PROXY_OPEN_FILES,
-            _ if supervised => PROXY_OPEN_FILES,
             _ => CALL_OPEN_FILES,
         };
         crate::fsutil::raise_open_file_limit(needed)?;
@@ -207,12 +203,10 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
         return child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.redactor(redactor).build()?);
     }
     let oke = if s.native_oke { crate::oke::recognize(&args, &ctx.env) } else { None };
-    // `auto_refresh` from the INI: the proxy's room, as `--auto-refresh` has it checked at
-    // start, before anything is renewed (a native OKE token starts no proxy).
+    // The proxy's room and folder, before anything is renewed for a run that cannot start (a
+    // native OKE token starts no proxy), as `--status` foretells.
     if s.call_runs_proxy() && oke.is_none() {
-        #[cfg(unix)]
-        crate::fsutil::raise_open_file_limit(crate::fsutil::PROXY_OPEN_FILES)?;
-        crate::proxy::temp_folder_usable(s)?;
+        crate::proxy::startable(s)?;
     }
     let session = match session_or_fallback(ctx, renewer, call)? {
         Ok(s) => s,
@@ -260,9 +254,9 @@ fn run_exec(
         tracing::debug!("an API-key profile; running the program as is");
         return child::exec(&ChildBuilder::exec(s, &ctx.env, program, args).build()?);
     }
-    // The proxy's folder, before anything is renewed for a run that cannot start.
+    // The proxy's room and folder, before anything is renewed for a run that cannot start.
     if s.resign_proxy {
-        crate::proxy::temp_folder_usable(s)?;
+        crate::proxy::startable(s)?;
     }
     let session = match session_or_fallback(ctx, &renewer, call)? {
         Ok(s) => s,

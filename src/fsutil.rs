@@ -360,14 +360,6 @@ pub(crate) fn raise_open_file_limit(needed: u64) -> Result<()> {
     }
 }
 
-/// For `--status`: the error [`raise_open_file_limit`] gives a command that `needed` descriptors
-/// in this shell, whose hard limit is below that.
-#[cfg(unix)]
-pub(crate) fn open_file_limit_short(needed: u64) -> Option<Error> {
-    let hard = open_file_limit()?.rlim_max;
-    (hard < needed).then(|| open_file_limit_error(hard, needed))
-}
-
 /// This process's open-file limit (`None` when it cannot be read).
 #[cfg(unix)]
 fn open_file_limit() -> Option<libc::rlimit> {

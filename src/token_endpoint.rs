@@ -143,14 +143,16 @@ pub(crate) async fn post(
         let status = resp.status;
         result =
             classify(endpoint, status, resp.body, &secrets).map(|body| Answer { status, body }).map_err(|e| match e {
-                // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, which passes.
+                // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, or failed
+                // itself (whatever the status it sends them with), which passes; nothing of the
+                // request was refused.
                 Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }
-                    if error == "temporarily_unavailable" =>
+                    if error == "temporarily_unavailable" || error == "server_error" =>
                 {
                     Error::Network {
                         service: endpoint.service(),
                         url: crate::http::redact_url(url),
-                        reason: format!("it answered `temporarily_unavailable` (HTTP {status})"),
+                        reason: format!("it answered `{error}` (HTTP {status}), a fault on its side; try again later"),
                     }
                 }
                 e => e,
@@ -432,6 +434,10 @@ mod tests {
         assert!(e.to_string().contains("is limiting requests (try again later) at"), "{e}");
         let e = run(Endpoint::Exchange, 400, r#"{"error":"temporarily_unavailable"}"#.into()).await.unwrap_err();
         assert!(e.is_transient() && e.exit_code() == crate::error::exit::NETWORK, "{e}");
+        // The server's own failure, with a 4xx: not a refusal of the refresh token either.
+        let e = run(idp, 400, r#"{"error":"server_error","error_description":"db down"}"#.into()).await.unwrap_err();
+        assert!(e.is_transient() && e.exit_code() == crate::error::exit::NETWORK, "{e}");
+        assert!(!e.to_string().contains("rejected") && e.to_string().contains("try again later"), "{e}");
     }
 
     #[tokio::test]

@@ -174,31 +174,38 @@ async fn renewing_call(w: &World) -> (std::process::Output, String) {
 
 /// A server speaking only TLS versions woci does not (TLS 1.0: it answers the hello with a
 /// `protocol_version` alert) cannot fix itself either: one attempt, one line saying so, not
-/// "unreachable" after three.
+/// "unreachable" after three. Nor can one that wants a client certificate: TLS 1.3 says so
+/// (`certificate_required`), TLS 1.2 only refuses the handshake, which may mean either.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_a_tls_version_in_common_is_not_retried_and_says_so() {
     use std::io::{Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let hellos = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = hellos.clone();
-    std::thread::spawn(move || {
-        for mut conn in listener.incoming().flatten() {
-            let mut hello = [0u8; 512];
-            if conn.read(&mut hello).is_ok_and(|n| n > 0) {
-                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                // TLS 1.0 record: alert, fatal, protocol_version.
-                let _ = conn.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46]);
-            }
-        }
-    });
     let w = World::new().await;
-    w.write_manager_ini(&[("token_url", &format!("https://127.0.0.1:{port}/oauth2/v1/token"))]);
-    let (out, err) = renewing_call(&w).await;
-    assert_eq!(out.status.code(), Some(6), "{err}");
-    assert!(!err.contains("retrying") && !err.contains("unreachable"), "{err}");
-    assert!(err.contains("`127.0.0.1` has no TLS version or cipher in common with woci"), "{err}");
-    assert_eq!(hellos.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt: {err}");
+    for (alert, says) in [
+        (0x46, "`127.0.0.1` has no TLS version or cipher in common with woci"),
+        (0x28, "refused the TLS handshake: it has no TLS version or cipher in common with woci (TLS 1.2 or 1.3 with current ciphers), or it asks for a client certificate"),
+        (0x74, "`127.0.0.1` asks for a client certificate (mutual TLS), which woci does not send"),
+    ] {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let hellos = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hellos.clone();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                let mut hello = [0u8; 512];
+                if conn.read(&mut hello).is_ok_and(|n| n > 0) {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    // A TLS record: alert, fatal, the alert's code.
+                    let _ = conn.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, alert]);
+                }
+            }
+        });
+        w.write_manager_ini(&[("token_url", &format!("https://127.0.0.1:{port}/oauth2/v1/token"))]);
+        let (out, err) = renewing_call(&w).await;
+        assert_eq!(out.status.code(), Some(6), "{err}");
+        assert!(!err.contains("retrying") && !err.contains("unreachable"), "{err}");
+        assert!(err.contains(says), "{alert}: {err}");
+        assert_eq!(hellos.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt: {err}");
+    }
 }
 
 /// A certificate from an issuer woci does not trust cannot fix itself: one attempt, and one line

@@ -763,7 +763,7 @@ async fn a_new_prompted_passphrase_is_asked_twice() {
     let blank = ["\n", "\n", "\n"];
     let (status, text) = in_a_terminal(&w, "--refresh-token-passphrase-prompt session refresh", &blank).await;
     assert_eq!(text.matches("no passphrase given; try again").count(), 2, "{text}");
-    assert!(text.contains("remove `refresh_token_passphrase_prompt`"), "{text}");
+    assert!(text.contains("remove the `--refresh-token-passphrase-prompt` flag"), "{text}");
     assert_eq!(status, Some(2), "{text}");
     assert_eq!(w.read(&w.session_dir().join("refresh_token")), rt, "the refresh token is as it was");
     assert_eq!(w.emu.stats().refresh_grants, 0);

@@ -392,6 +392,17 @@ async fn a_low_open_file_limit_is_raised_for_woci_and_kept_for_the_program() {
     let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("ExecCredential"), "the native token");
+    // The `--auto-refresh` flag is no different: a call woci leaves to oci (`--auth api_key`) or
+    // answers itself (a native OKE token) starts no proxy, and `--status` agrees with the call.
+    let oke =
+        ["ce", "cluster", "generate-token", "--cluster-id", "ocid1.cluster.oc1.iad.aaaa", "--region", "us-ashburn-1"];
+    let api_key = ["--auth", "api_key", "os", "ns", "get"];
+    for args in [&oke[..], &api_key, &["--auth", "api_key", "--status"]] {
+        let mut sh = after_shell(&w, "ulimit -n 32");
+        sh.arg("--auto-refresh").args(args);
+        let out = tokio::task::spawn_blocking(move || sh.output().unwrap()).await.unwrap();
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+    }
 }
 
 /// Too few file descriptors (`ulimit -n`), at every limit from too few to run to enough: the call

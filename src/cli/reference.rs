@@ -77,8 +77,9 @@ pub const EXIT_CODES: &[Row] = &[
     r("5", "the token exchange was rejected (also a subject token the identity domain refused)"),
     r(
         "6",
-        "network or protocol failure (after retries; also a rate limit, HTTP 429 or `temporarily_unavailable`; a \
-         server certificate woci does not trust at once, naming `--cert-bundle`; your HTTPS proxy refusing its \
+        "network or protocol failure (after retries; also a rate limit, HTTP 429, or `temporarily_unavailable` or \
+         `server_error` at any status; a server certificate woci does not trust, or a TLS setup it cannot use (no \
+         version in common, a client certificate asked for), at once, naming the fix; your HTTPS proxy refusing its \
          credentials (407) at once, naming the proxy variable; a device-code answer whose verification URI is not \
          https)",
     ),

@@ -41,14 +41,15 @@ impl DaemonSpec {
         let RenewMode::Login(c) = &s.mode else { return Ok(()) };
         match &c.passphrase {
             PassphraseSource::Prompt => Err(Error::Config(format!(
-                "the daemon cannot ask for the refresh token passphrase of profile `{}`; use `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) instead of the prompt",
-                s.profile
+                "the daemon cannot ask for the refresh token passphrase of profile `{}` ({} asks for it); use \
+                 `--refresh-token-passphrase-env VAR` (or `refresh_token_passphrase_env` in the manager config) \
+                 instead of the prompt",
+                s.profile, c.passphrase_setting
             ))),
             PassphraseSource::Env { var, value: None } => Err(Error::Config(format!(
-                "`{var}` (named by `refresh_token_passphrase_env`) is not set in the daemon's environment, so no \
-                 renewal of profile `{}` could open or seal the refresh token; start the daemon with it set (systemd: \
-                 `EnvironmentFile=`)",
-                s.profile
+                "`{var}` (named by {}) is not set in the daemon's environment, so no renewal of profile `{}` could \
+                 open or seal the refresh token; start the daemon with it set (systemd: `EnvironmentFile=`)",
+                c.passphrase_setting, s.profile
             ))),
             _ => Ok(()),
         }

@@ -138,15 +138,22 @@ pub(crate) fn tls_refusal(e: &reqwest::Error, host: &str) -> Option<String> {
         while let Some(wrapped) = node.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
             node = wrapped;
         }
+        let incompatible = "no TLS version or cipher in common with woci (TLS 1.2 or 1.3 with current ciphers)";
+        let mutual = "asks for a client certificate (mutual TLS), which woci does not send";
         match node.downcast_ref::<rustls::Error>()? {
             rustls::Error::InvalidCertificate(cert) => Some(certificate_problem(cert, host)),
             rustls::Error::PeerIncompatible(_)
-            | rustls::Error::AlertReceived(
-                Alert::ProtocolVersion | Alert::HandshakeFailure | Alert::InsufficientSecurity,
-            ) => Some(format!(
-                "the server at `{host}` has no TLS version or cipher in common with woci (TLS 1.2 or 1.3 with \
-                     current ciphers); it needs a newer TLS setup"
+            | rustls::Error::AlertReceived(Alert::ProtocolVersion | Alert::InsufficientSecurity) => {
+                Some(format!("the server at `{host}` has {incompatible}; it needs a newer TLS setup"))
+            }
+            // TLS 1.2 servers refuse a missing client certificate with this alert too.
+            rustls::Error::AlertReceived(Alert::HandshakeFailure) => Some(format!(
+                "the server at `{host}` refused the TLS handshake: it has {incompatible}, or it {mutual}; use an \
+                 endpoint that does not require one"
             )),
+            rustls::Error::AlertReceived(Alert::CertificateRequired) => {
+                Some(format!("the server at `{host}` {mutual}; use an endpoint that does not require one"))
+            }
             _ => None,
         }
     })

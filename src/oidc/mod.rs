@@ -115,8 +115,8 @@ pub async fn refresh(
 pub struct GrantFailure {
     /// What failed.
     pub error: Error,
-    /// The refresh token the answer rotated to, if it carried one.
-    pub rotated: Option<SecretString>,
+    /// The refresh token the answer rotated to, if it carried one, and its `refresh_expires_in`.
+    pub rotated: Option<(SecretString, Option<Duration>)>,
 }
 
 impl From<Error> for GrantFailure {
@@ -136,6 +136,7 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
             None | Some(Value::Null) => return error.into(),
             Some(Value::String(rt)) => {
                 let rotated = Some(rt).filter(|t| !t.is_empty()).map(|t| SecretString::new(t.clone()));
+                let rotated = rotated.map(|t| (t, lifetime(fields.get("refresh_expires_in"))));
                 return GrantFailure { error, rotated };
             }
             Some(_) => {}
@@ -341,14 +342,19 @@ fn parse_tokens(answer: &token_endpoint::Answer) -> Result<IdpTokens> {
             reason: "the access token is not a JWT; the IdP must issue JWT access tokens for the OCI token exchange (Okta org authorization servers issue opaque ones: use a custom authorization server)".into(),
         });
     }
-    let refresh_expires_in = parsed.refresh_expires_in.and_then(|v| match v {
-        serde_json::Value::Number(n) => n.as_u64(),
-        serde_json::Value::String(s) => s.trim().parse().ok(),
-        _ => None,
-    });
     Ok(IdpTokens {
         access_token: SecretString::new(access),
         refresh_token: parsed.refresh_token.filter(|t| !t.is_empty()).map(SecretString::new),
-        refresh_expires_in: refresh_expires_in.map(Duration::from_secs),
+        refresh_expires_in: lifetime(parsed.refresh_expires_in.as_ref()),
     })
+}
+
+/// `refresh_expires_in`: seconds as a number or a numeric string (some IdPs quote it).
+fn lifetime(v: Option<&serde_json::Value>) -> Option<Duration> {
+    match v? {
+        serde_json::Value::Number(n) => n.as_u64(),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .map(Duration::from_secs)
 }

@@ -161,7 +161,11 @@ async fn malformed_json_is_a_protocol_error() {
 async fn an_unusable_grant_answer_keeps_or_accounts_for_the_rotated_refresh_token() {
     let rotated = "rt-ROTATED-0123456789";
     for (body, keeps, lost) in [
-        (json!({"access_token": "opaque", "refresh_token": rotated}).to_string(), true, false),
+        (
+            json!({"access_token": "opaque", "refresh_token": rotated, "refresh_expires_in": 600}).to_string(),
+            true,
+            false,
+        ),
         (json!({"access_token": null, "refresh_token": rotated}).to_string(), true, false),
         (format!("\u{feff}{}", json!({"access_token": 5, "refresh_token": rotated})), true, false),
         (json!({"access_token": "opaque"}).to_string(), false, false),
@@ -169,10 +173,14 @@ async fn an_unusable_grant_answer_keeps_or_accounts_for_the_rotated_refresh_toke
         ("{\"access_token\": ".to_owned(), false, true),
         (String::new(), false, true),
     ] {
+        let gives_lifetime = body.contains("refresh_expires_in");
         let server = MockServer::start(move |_, _| Reply::text(200, &body)).await;
         let failure = refresh(&http(), &cfg(&server, Some(CLIENT_SECRET)), &SecretString::from(REFRESH)).await;
         let failure = failure.unwrap_err();
-        assert_eq!(failure.rotated.as_ref().map(|t| t.expose().as_str()), keeps.then_some(rotated));
+        assert_eq!(failure.rotated.as_ref().map(|(t, _)| t.expose().as_str()), keeps.then_some(rotated));
+        // The lifetime the same answer gave is kept with it (for `on_expiring` and `--status`).
+        let lifetime = failure.rotated.as_ref().and_then(|(_, l)| *l);
+        assert_eq!(lifetime, gives_lifetime.then_some(Duration::from_secs(600)));
         assert_eq!(matches!(failure.error, Error::ReplyLost { .. }), lost, "{}", failure.error);
         assert!(!failure.error.to_string().contains(rotated), "{}", failure.error);
     }

@@ -155,10 +155,13 @@ fn per_run_parent(settings: &crate::settings::Settings) -> Result<PathBuf> {
     fsutil::first_private_folder(settings.runtime_dir.as_deref(), &fsutil::temp_dir(), "woci-proxy")
 }
 
-/// Whether the proxy could make its per-run folder now (a missing, read-only or full temporary
-/// folder refuses it), made and removed again: looked at before a run renews anything, and by
-/// `--status`.
-pub(crate) fn temp_folder_usable(settings: &crate::settings::Settings) -> Result<()> {
+/// Whether the proxy could start now, looked at before a run renews anything, and by `--status`:
+/// room for the program's connections (a hard `ulimit -n` below [`fsutil::PROXY_OPEN_FILES`]
+/// refuses it), and its per-run folder (a missing, read-only or full temporary folder refuses
+/// it), made and removed again.
+pub(crate) fn startable(settings: &crate::settings::Settings) -> Result<()> {
+    #[cfg(unix)]
+    fsutil::raise_open_file_limit(fsutil::PROXY_OPEN_FILES)?;
     let parent = per_run_parent(settings)?;
     let made = ca::private_dir(&parent).map(drop);
     fsutil::release_private_folder(&parent, "woci-proxy");

@@ -472,6 +472,7 @@ pub mod testing {
             login_timeout: Duration::from_secs(300),
             interactive: false,
             passphrase: PassphraseSource::None,
+            passphrase_setting: "`refresh_token_passphrase_env` in `woci_manager.ini`".into(),
         }))))
     }
 

@@ -101,8 +101,8 @@ async fn refresh_grant(
     let tokens = match answer {
         Ok(tokens) => tokens,
         Err(oidc::GrantFailure { error, rotated }) => {
-            if let Some(rotated) = &rotated {
-                keep_refresh_token(r, rotated, None, passphrase).await;
+            if let Some((rotated, expires_in)) = &rotated {
+                keep_refresh_token(r, rotated, *expires_in, passphrase).await;
             }
             return Err(match error {
                 Error::ReplyLost { service, url, reason, .. } => {
@@ -353,8 +353,9 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
         }
         PassphraseSource::Env { var, value: None } => {
             return Err(Error::Config(format!(
-                "`{var}` (named by `refresh_token_passphrase_env`) is not set, so the first renewal of this run would \
-                 fail; set it, or remove the setting to keep the refresh token unencrypted"
+                "`{var}` (named by {}) is not set, so the first renewal of this run would fail; set it, or remove the \
+                 setting to keep the refresh token unencrypted",
+                cfg.passphrase_setting
             )))
         }
         PassphraseSource::Env { value: Some(v), .. } => Some(v.clone()).filter(|v| !v.expose().is_empty()),
@@ -455,7 +456,7 @@ async fn ask_or_read_passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool)
     match &cfg.passphrase {
         PassphraseSource::None => Ok(None),
         PassphraseSource::Env { var, value } => match value {
-            None => Err(Error::Config(format!("`{var}` (named by `refresh_token_passphrase_env`) is not set"))),
+            None => Err(Error::Config(format!("`{var}` (named by {}) is not set", cfg.passphrase_setting))),
             Some(v) if v.expose().is_empty() => {
                 tracing::warn!("`{var}` is empty; the refresh token is stored unencrypted");
                 Ok(None)
@@ -476,8 +477,8 @@ async fn ask_or_read_passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool)
             match (p.expose().is_empty(), sealing) {
                 (false, _) => Ok(Some(p)),
                 (true, true) => Err(Error::Config(format!(
-                    "{again} the one to encrypt the new refresh token with, or remove `refresh_token_passphrase_prompt` \
-                     to keep it unencrypted"
+                    "{again} the one to encrypt the new refresh token with, or remove {} to keep it unencrypted",
+                    cfg.passphrase_setting
                 ))),
                 (true, false) => Err(Error::RefreshTokenLocked {
                     path: r.store.refresh_token_path(),

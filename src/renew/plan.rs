@@ -362,9 +362,9 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
             let left = t.claims.exp - now;
             if force == Force::No && left > 0 && f.config_current && !f.key_mismatch {
                 let why = format!(
-                    "{why}, but `{var}` (named by `refresh_token_passphrase_env`) is not set here: the token is \
-                     used as it is (valid for {}), as another woci with the variable (a daemon, an outer `--exec`) \
-                     renews it",
+                    "{why}, but `{var}` (named by {}) is not set here: the token is used as it is (valid for {}), \
+                     as another woci with the variable (a daemon, an outer `--exec`) renews it",
+                    cfg.passphrase_setting,
                     fmt_secs(left)
                 );
                 let remaining = Duration::from_secs(u64::try_from(left).unwrap_or(0));
@@ -382,7 +382,7 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
         };
         return Decision::impossible(
             exit::CONFIG,
-            format!("{why}, but `{var}` (named by `refresh_token_passphrase_env`) is not set; {fix}"),
+            format!("{why}, but `{var}` (named by {}) is not set; {fix}", cfg.passphrase_setting),
         );
     }
     if force == Force::Login {

@@ -112,6 +112,9 @@ pub struct LoginConfig {
     pub interactive: bool,
     /// The refresh token passphrase.
     pub passphrase: PassphraseSource,
+    /// The setting that chose it, as the user gave it ([`crate::settings::Origin::setting`]),
+    /// for messages that tell how to change it.
+    pub passphrase_setting: String,
 }
 
 /// A federated profile (`subject_token_source`).

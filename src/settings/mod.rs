@@ -135,6 +135,16 @@ impl Origin {
         }
     }
 
+    /// A setting as the user gave it, for a message's fix: "the `--refresh-token-passphrase-env`
+    /// flag", "the `WOCI_…` variable", "`refresh_token_passphrase_env` in `/h/.oci/woci_manager.ini`".
+    pub fn setting(&self, ini_key: &str) -> String {
+        match self {
+            Origin::Flag(name) => format!("the `--{name}` flag"),
+            Origin::Env(var) => format!("the `{var}` variable"),
+            Origin::Ini(path) => format!("`{ini_key}` in `{}`", path.display()),
+        }
+    }
+
     /// For JSON: `flag --token-url`, `env WOCI_OCI_COMMAND`, `/h/.oci/woci_manager.ini`.
     pub fn plain(&self) -> String {
         match self {

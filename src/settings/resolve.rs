@@ -545,6 +545,12 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         _ if prompt => PassphraseSource::Prompt,
         _ => PassphraseSource::None,
     };
+    let chosen_by = match passphrase {
+        PassphraseSource::Env { .. } => Some(Key::PassphraseEnv),
+        PassphraseSource::Prompt => Some(Key::PassphrasePrompt),
+        PassphraseSource::None => None,
+    };
+    let passphrase_setting = chosen_by.and_then(|key| Some(l.raw(key)?.1.setting(def(key).name))).unwrap_or_default();
     Ok(RenewMode::Login(Box::new(LoginConfig {
         idp: IdpConfig {
             authorize_url: need_url(Key::AuthzBaseUrl)?,
@@ -563,6 +569,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         browser_command,
         login_timeout: l.or_default(Key::LoginTimeout, rules::duration)?,
         passphrase,
+        passphrase_setting,
     })))
 }
 

@@ -422,17 +422,14 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
 /// What refuses the call at its start in this shell, as the call checks it before renewing: the
 /// open-file limit, and the proxy's per-run folder when a proxy runs.
 fn start_refusal(s: &crate::settings::Settings) -> Option<(u8, String)> {
-    let proxied = s.call_runs_proxy();
-    #[cfg(unix)]
-    let short = crate::fsutil::open_file_limit_short(match proxied {
-        true => crate::fsutil::PROXY_OPEN_FILES,
-        false => crate::fsutil::CALL_OPEN_FILES,
-    });
-    #[cfg(not(unix))]
-    let short = None;
-    short
-        .or_else(|| proxied.then(|| crate::proxy::temp_folder_usable(s).err()).flatten())
-        .map(|e| (e.exit_code(), e.to_string()))
+    let refusal = match s.call_runs_proxy() {
+        true => crate::proxy::startable(s),
+        #[cfg(unix)]
+        false => crate::fsutil::raise_open_file_limit(crate::fsutil::CALL_OPEN_FILES),
+        #[cfg(not(unix))]
+        false => Ok(()),
+    };
+    refusal.err().map(|e| (e.exit_code(), e.to_string()))
 }
 
 /// `woci --status [--json]`; `call` is the invocation, for its `fallback_profile`.

@@ -159,7 +159,7 @@ fn decision_table() {
             No,
             "impossible",
             exit::CONFIG,
-            "`V` (named by `refresh_token_passphrase_env`) is not set",
+            "`V` (named by `refresh_token_passphrase_env` in `woci_manager.ini`) is not set",
         ),
         row(
             "no refresh token, variable unset",

@@ -141,6 +141,18 @@ fn the_passphrase_way_given_nearer_the_call_wins() {
     assert_eq!(way("refresh_token_passphrase_env = X\n", &[(Key::PassphrasePrompt, "true")]), "prompt");
     assert_eq!(way("refresh_token_passphrase_env = X\n", &[]), "env");
     assert_eq!(way("", &[]), "none");
+    // Messages name the winning way as it was given.
+    let named = |ini: &str, flags: &[(Key, &str)]| match resolve_with(&format!("{LOGIN}{ini}"), flags, &[], false)
+        .unwrap()
+        .mode
+    {
+        RenewMode::Login(c) => c.passphrase_setting,
+        _ => unreachable!(),
+    };
+    assert_eq!(named(prompt_ini, &[(Key::PassphraseEnv, "X")]), "the `--refresh-token-passphrase-env` flag");
+    let ini = named("refresh_token_passphrase_env = X\n", &[]);
+    assert!(ini.starts_with("`refresh_token_passphrase_env` in `") && ini.ends_with("woci_manager.ini`"), "{ini}");
+    assert_eq!(named("", &[]), "");
 }
 
 #[test]
