@@ -320,7 +320,7 @@ fn session_or_fallback(
         s.profile,
         class.as_str()
     );
-    crate::metrics::record_fallback(ctx.store.dir(), &s.profile, s.ops.metrics_file.as_deref(), &name);
+    crate::metrics::record_fallback(ctx.store.dir(), &s.profile, &crate::metrics::Target::of(s), &name);
     Ok(Err(fallback))
 }
 

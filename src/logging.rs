@@ -29,7 +29,7 @@ pub(crate) fn directive(level: &str) -> Option<String> {
 }
 
 /// Installs the subscriber. Call once, early. `daemon`: every line starts with the time and
-/// `woci-daemon[pid]:`, as the daemon's own log lines do.
+/// `woci-daemon[pid]:` instead of `woci:`, as the daemon's own log lines do.
 pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool, daemon: bool) {
     let filter = match rust_log.filter(|s| !s.is_empty()) {
         Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("woci=warn")),
@@ -74,12 +74,16 @@ where
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
-        if self.daemon {
-            let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
-            write!(w, "{} woci-daemon[{}]: ", crate::clock::fmt_utc(now), std::process::id())?;
+        // The daemon's prefix names woci already.
+        match self.daemon {
+            true => {
+                let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
+                write!(w, "{} woci-daemon[{}]: ", crate::clock::fmt_utc(now), std::process::id())?;
+            }
+            false => write!(w, "woci: ")?,
         }
         // Messages and fields may quote a server, a token or a file: one line, nothing a terminal acts on.
-        write!(w, "woci: {level}{}", crate::terminal::safe(&fields.message))?;
+        write!(w, "{level}{}", crate::terminal::safe(&fields.message))?;
         if !fields.rest.is_empty() {
             write!(w, " ({})", crate::terminal::safe(&fields.rest.join(", ")))?;
         }
@@ -143,7 +147,7 @@ mod tests {
         let out = line(true, || tracing::warn!("retrying"));
         let (time, rest) = out.split_once(' ').unwrap();
         assert!(time.len() == 20 && time.ends_with('Z'), "{out}");
-        assert_eq!(rest, format!("woci-daemon[{}]: woci: warning: retrying\n", std::process::id()));
+        assert_eq!(rest, format!("woci-daemon[{}]: warning: retrying\n", std::process::id()));
     }
 
     #[test]

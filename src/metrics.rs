@@ -9,7 +9,9 @@
 //!   (`~/.oci/sessions/.metrics.lock`), so concurrent woci processes never lose a count and the
 //!   file a writer renames into place reflects every update made before it took the lock.
 //! - The writer finds the other profiles of a file by scanning `~/.oci/sessions/*/woci-metrics.json`
-//!   for the same recorded path: it never reads another profile's settings.
+//!   for the same recorded path. Of another profile's settings it reads only the INI that named
+//!   the file, if one did: a profile removed from it (or pointed elsewhere) leaves the file,
+//!   though it never renews again.
 //! - Metrics never fail a call: every problem (a missing folder, a lock held too long, a full
 //!   disk) is one warning line.
 
@@ -124,6 +126,9 @@ struct State {
     profile: String,
     /// The canonical path of the metrics file the profile named at its last renewal.
     metrics_file: Option<PathBuf>,
+    /// The manager INI that named it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    named_in: Option<PathBuf>,
     #[serde(default)]
     renewals: BTreeMap<Class, Counter>,
     #[serde(default)]
@@ -141,33 +146,55 @@ enum Change<'a> {
     Fallback(&'a str),
 }
 
+/// The metrics file a profile's settings name, and what named it.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Target {
+    /// `metrics_file`.
+    pub file: Option<PathBuf>,
+    /// The manager INI `metrics_file` came from (it is an INI-only setting).
+    pub named_in: Option<PathBuf>,
+    /// The home folder `~` stands for.
+    pub home: PathBuf,
+}
+
+impl Target {
+    /// What `s` names.
+    pub(crate) fn of(s: &crate::settings::Settings) -> Target {
+        let named_in = match s.origins.get("metrics_file") {
+            Some((crate::settings::Origin::Ini(ini), _)) => Some(ini.clone()),
+            _ => None,
+        };
+        Target { file: s.ops.metrics_file.clone(), named_in, home: s.home.clone() }
+    }
+}
+
 /// Counts one renewal attempt of `profile` in the profile's session folder, then rewrites
-/// `metrics_path` (when set) with the series of every profile naming it, and the file the
+/// the target's file (when set) with the series of every profile naming it, and the file the
 /// profile named before if that changed. Never fails: a problem is one warning line. Nothing is
 /// recorded for a profile without a session folder (the renewal's lock creates it; a mistyped
 /// profile gets none), nor through a session folder that is a symbolic link.
-pub(crate) fn record(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, outcome: &Outcome) {
-    if let Err(e) = update(session_dir, profile, metrics_path, Change::Renewal(outcome)) {
+pub(crate) fn record(session_dir: &Path, profile: &str, target: &Target, outcome: &Outcome) {
+    if let Err(e) = update(session_dir, profile, target, Change::Renewal(outcome)) {
         tracing::warn!("renewal metrics of profile `{profile}` not recorded: {e}");
     }
 }
 
 /// Counts one call of `profile` that ran with `fallback` instead (`woci_fallbacks_total`), and
 /// rewrites the metrics file as [`record`] does; the recorded expiries stay as they are.
-pub(crate) fn record_fallback(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, fallback: &str) {
-    if let Err(e) = update(session_dir, profile, metrics_path, Change::Fallback(fallback)) {
+pub(crate) fn record_fallback(session_dir: &Path, profile: &str, target: &Target, fallback: &str) {
+    if let Err(e) = update(session_dir, profile, target, Change::Fallback(fallback)) {
         tracing::warn!("fallback metrics of profile `{profile}` not recorded: {e}");
     }
 }
 
-fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change: Change<'_>) -> Result<()> {
+fn update(session_dir: &Path, profile: &str, named: &Target, change: Change<'_>) -> Result<()> {
     if !crate::fsutil::is_real_dir(session_dir) {
         tracing::debug!(profile, "no session folder: renewal metrics not recorded");
         return Ok(());
     }
     let root = session_dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     // A missing folder is reported, but the count is still kept.
-    let target = metrics_path.map(canonical_target).transpose();
+    let target = named.file.as_deref().map(canonical_target).transpose();
     let _lock = FileLock::acquire(&root.join(LOCK_FILE), LOCK_TIMEOUT)?;
     let state_path = session_dir.join(STATE_FILE);
     let mut state = match fsutil::read_optional(&state_path)? {
@@ -195,13 +222,15 @@ fn update(session_dir: &Path, profile: &str, metrics_path: Option<&Path>, change
     let target = target.map_err(|e| tracing::warn!("{e}")).ok();
     if let Some(t) = &target {
         state.metrics_file = t.clone();
+        state.named_in = named.named_in.clone();
     }
     let target = target.flatten();
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(format!("cannot encode metrics: {e}")))?;
     fsutil::write_atomic(&state_path, &json)?;
     for file in [target, before.filter(|b| Some(b) != state.metrics_file.as_ref())].into_iter().flatten() {
         if file.parent().is_some_and(Path::is_dir) {
-            fsutil::write_atomic_mode(&file, render(&states_naming(root, &file)).as_bytes(), METRICS_MODE)?;
+            let states = states_naming(root, &file, &named.home, profile);
+            fsutil::write_atomic_mode(&file, render(&states).as_bytes(), METRICS_MODE)?;
         }
     }
     Ok(())
@@ -225,17 +254,34 @@ fn canonical_target(path: &Path) -> Result<PathBuf> {
     Ok(dir.join(name))
 }
 
-/// The states of every profile under `root` that names `file`, by profile name.
-fn states_naming(root: &Path, file: &Path) -> Vec<State> {
+/// The states of every profile under `root` that names `file`, by profile name. The writer's own
+/// (`writer`) is its settings' word, not the INI's now (a daemon keeps its settings through a
+/// broken or emptied INI).
+fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<State> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut states: Vec<State> = entries
         .flatten()
         .filter_map(|e| crate::fsutil::read_bounded(&e.path().join(STATE_FILE), 64 * 1024).ok())
         .filter_map(|b| serde_json::from_slice::<State>(&b).ok())
-        .filter(|s| s.metrics_file.as_deref() == Some(file))
+        .filter(|s| s.metrics_file.as_deref() == Some(file) && (s.profile == writer || still_named(s, file, home)))
         .collect();
     states.sort_by(|a, b| a.profile.cmp(&b.profile));
     states
+}
+
+/// Whether the INI that named `file` for `s`'s profile still does (its section, or `[COMMON]`):
+/// a profile removed from it (the INI too), or pointed elsewhere, renews no more to say so. An
+/// INI that cannot be read now, or a state of an older release (no INI recorded), stays.
+fn still_named(s: &State, file: &Path, home: &Path) -> bool {
+    use crate::settings::ini;
+    let Some(path) = &s.named_in else { return true };
+    let Ok(read) = ini::load(path, ini::Source::Home, &s.profile) else { return true };
+    let Some(value) = read.values.get("metrics_file").map(|v| v.trim()).filter(|v| !v.is_empty()) else {
+        return false;
+    };
+    // As the settings resolve it: `~` expanded, a relative path from the INI's folder.
+    let named = path.parent().unwrap_or(Path::new("")).join(crate::settings::rules::path(value, home));
+    canonical_target(&named).is_ok_and(|t| t == file)
 }
 
 /// A label value escaped as the exposition format asks (`\`, `"` and newline).
@@ -305,6 +351,11 @@ mod tests {
     use crate::clock::{Clock, ManualClock};
 
     const T0: u64 = 1_700_000_000;
+
+    /// A metrics file, with no INI recorded (as an older release wrote the state).
+    fn to<P: AsRef<Path>>(file: Option<P>) -> Target {
+        Target { file: file.map(|f| f.as_ref().to_owned()), named_in: None, home: PathBuf::from("/") }
+    }
 
     struct Home {
         _tmp: tempfile::TempDir,
@@ -431,13 +482,13 @@ mod tests {
         let dir = h.profile("prod");
         let prom = h.prom("woci.prom");
         let clock = ManualClock::at(T0);
-        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock));
+        record(&dir, "prod", &to(Some(&prom)), &outcome(Class::Ok, &clock));
         clock.advance(Duration::from_secs(60));
-        record(&dir, "prod", Some(&prom), &outcome(Class::Network, &clock));
+        record(&dir, "prod", &to(Some(&prom)), &outcome(Class::Network, &clock));
         clock.advance(Duration::from_secs(60));
         // Each call is a separate process in real use: the counts come from the file.
-        record(&dir, "prod", Some(&prom), &outcome(Class::Ok, &clock));
-        record_fallback(&dir, "prod", Some(&prom), "backup");
+        record(&dir, "prod", &to(Some(&prom)), &outcome(Class::Ok, &clock));
+        record_fallback(&dir, "prod", &to(Some(&prom)), "backup");
         let t = T0 + 120;
         let expected = format!(
             "# HELP woci_fallbacks_total Calls that ran with the fallback profile because the profile's renewal failed.
@@ -464,7 +515,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         );
         assert_eq!(h.read("woci.prom"), expected);
         // Rewriting the same state gives the same bytes.
-        let states = states_naming(&h.sessions, &canonical_target(&prom).unwrap());
+        let states = states_naming(&h.sessions, &canonical_target(&prom).unwrap(), Path::new("/"), "");
         assert_eq!(render(&states), expected);
     }
 
@@ -475,7 +526,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let clock = ManualClock::at(T0);
         let mut o = outcome(Class::Ok, &clock);
         o.ends.refresh_token_exp = Some(T0 as i64 + 7 * 86_400);
-        record(&dir, "p", Some(&h.prom("w.prom")), &o);
+        record(&dir, "p", &to(Some(&h.prom("w.prom"))), &o);
         let text = h.read("w.prom");
         assert!(text.contains("# TYPE woci_refresh_token_expiry_timestamp_seconds gauge\n"), "{text}");
         assert!(
@@ -483,7 +534,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         );
         // Unknown after the next attempt: the series goes.
         o.ends.refresh_token_exp = None;
-        record(&dir, "p", Some(&h.prom("w.prom")), &o);
+        record(&dir, "p", &to(Some(&h.prom("w.prom"))), &o);
         assert!(!h.read("w.prom").contains("refresh_token_expiry"));
     }
 
@@ -493,10 +544,10 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let clock = ManualClock::at(T0);
         let shared = h.prom("shared.prom");
         for p in ["b", "a"] {
-            record(&h.profile(p), p, Some(&shared), &outcome(Class::Ok, &clock));
+            record(&h.profile(p), p, &to(Some(&shared)), &outcome(Class::Ok, &clock));
         }
-        record(&h.profile("c"), "c", Some(&h.prom("c.prom")), &outcome(Class::Auth, &clock));
-        record(&h.profile("d"), "d", None, &outcome(Class::Ok, &clock));
+        record(&h.profile("c"), "c", &to(Some(&h.prom("c.prom"))), &outcome(Class::Auth, &clock));
+        record(&h.profile("d"), "d", &to(None::<&Path>), &outcome(Class::Ok, &clock));
         let text = h.read("shared.prom");
         let renewals: Vec<&str> = text.lines().filter(|l| l.starts_with("woci_renewals_total")).collect();
         assert_eq!(
@@ -520,8 +571,8 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let clock = ManualClock::at(T0);
         let plain = h.prom("w.prom");
         let dotted = h.prom_dir.join("../textfile/w.prom");
-        record(&h.profile("a"), "a", Some(&plain), &outcome(Class::Ok, &clock));
-        record(&h.profile("b"), "b", Some(&dotted), &outcome(Class::Ok, &clock));
+        record(&h.profile("a"), "a", &to(Some(&plain)), &outcome(Class::Ok, &clock));
+        record(&h.profile("b"), "b", &to(Some(&dotted)), &outcome(Class::Ok, &clock));
         let text = h.read("w.prom");
         assert!(text.contains("profile=\"a\"") && text.contains("profile=\"b\""), "{text}");
     }
@@ -531,13 +582,42 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let h = Home::new();
         let clock = ManualClock::at(T0);
         let (old, new) = (h.prom("old.prom"), h.prom("new.prom"));
-        record(&h.profile("keep"), "keep", Some(&old), &outcome(Class::Ok, &clock));
-        record(&h.profile("move"), "move", Some(&old), &outcome(Class::Ok, &clock));
+        record(&h.profile("keep"), "keep", &to(Some(&old)), &outcome(Class::Ok, &clock));
+        record(&h.profile("move"), "move", &to(Some(&old)), &outcome(Class::Ok, &clock));
         assert!(h.read("old.prom").contains("profile=\"move\""));
-        record(&h.profile("move"), "move", Some(&new), &outcome(Class::Ok, &clock));
+        record(&h.profile("move"), "move", &to(Some(&new)), &outcome(Class::Ok, &clock));
         assert!(!h.read("old.prom").contains("profile=\"move\""));
         assert!(h.read("old.prom").contains("profile=\"keep\""));
         assert!(h.read("new.prom").contains("woci_renewals_total{profile=\"move\",result=\"ok\"} 2"));
+    }
+
+    /// A profile whose INI named the file, removed from that INI (or pointed elsewhere there),
+    /// never renews again to leave the file: the next write by any profile leaves it out. A
+    /// state that names no INI (an older release's) stays.
+    #[test]
+    fn a_profile_removed_from_the_ini_that_named_the_file_leaves_it() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let ini = h.sessions.parent().unwrap().join("woci_manager.ini");
+        // Relative to the INI's folder, as the settings read it.
+        let section = |p: &str| format!("[{p}]\nmetrics_file = ../textfile/w.prom\n");
+        std::fs::write(&ini, format!("{}{}", section("keep"), section("gone"))).unwrap();
+        let by_ini = Target { file: Some(h.prom("w.prom")), named_in: Some(ini.clone()), home: PathBuf::from("/") };
+        for p in ["keep", "gone"] {
+            record(&h.profile(p), p, &by_ini, &outcome(Class::Ok, &clock));
+        }
+        record(&h.profile("older"), "older", &to(Some(h.prom("w.prom"))), &outcome(Class::Ok, &clock));
+        let text = h.read("w.prom");
+        assert!(["keep", "gone", "older"].iter().all(|p| text.contains(&format!("profile=\"{p}\""))), "{text}");
+        std::fs::write(&ini, section("keep")).unwrap();
+        record(&h.profile("keep"), "keep", &by_ini, &outcome(Class::Ok, &clock));
+        let text = h.read("w.prom");
+        assert!(!text.contains("profile=\"gone\""), "{text}");
+        assert!(text.contains("profile=\"keep\"") && text.contains("profile=\"older\""), "{text}");
+        // Pointed at another file in the INI: the same.
+        std::fs::write(&ini, "[keep]\nmetrics_file = ../textfile/other.prom\n").unwrap();
+        record(&h.profile("older"), "older", &to(Some(h.prom("w.prom"))), &outcome(Class::Ok, &clock));
+        assert!(!h.read("w.prom").contains("profile=\"keep\""), "{}", h.read("w.prom"));
     }
 
     #[test]
@@ -554,7 +634,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
                 prom.display()
             )
         );
-        update(&dir, "p", Some(&prom), Change::Renewal(&outcome(Class::Ok, &clock))).unwrap();
+        update(&dir, "p", &to(Some(&prom)), Change::Renewal(&outcome(Class::Ok, &clock))).unwrap();
         assert!(!prom.parent().unwrap().exists());
         let s: State = serde_json::from_slice(&std::fs::read(dir.join(STATE_FILE)).unwrap()).unwrap();
         assert_eq!(s.renewals[&Class::Ok].count, 1);
@@ -565,7 +645,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let h = Home::new();
         let clock = ManualClock::at(T0);
         let dir = h.sessions.join("typo");
-        record(&dir, "typo", Some(&h.prom("w.prom")), &outcome(Class::Config, &clock));
+        record(&dir, "typo", &to(Some(&h.prom("w.prom"))), &outcome(Class::Config, &clock));
         assert!(!dir.exists());
         assert!(!h.prom("w.prom").exists());
     }
@@ -578,8 +658,8 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         std::fs::create_dir_all(&elsewhere).unwrap();
         let dir = h.sessions.join("p");
         std::os::unix::fs::symlink(&elsewhere, &dir).unwrap();
-        record(&dir, "p", None, &outcome(Class::Config, &ManualClock::at(T0)));
-        record_fallback(&dir, "p", None, "b");
+        record(&dir, "p", &to(None::<&Path>), &outcome(Class::Config, &ManualClock::at(T0)));
+        record_fallback(&dir, "p", &to(None::<&Path>), "b");
         assert_eq!(std::fs::read_dir(&elsewhere).unwrap().count(), 0);
     }
 
@@ -589,7 +669,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         use std::os::unix::fs::PermissionsExt;
         let h = Home::new();
         let dir = h.profile("p");
-        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)));
+        record(&dir, "p", &to(Some(&h.prom("w.prom"))), &outcome(Class::Ok, &ManualClock::at(T0)));
         let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode(&h.prom("w.prom")), 0o644);
         assert_eq!(mode(&dir.join(STATE_FILE)), 0o600);
@@ -603,7 +683,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         let h = Home::new();
         let dir = h.profile("p");
         std::fs::write(dir.join(STATE_FILE), "{not json").unwrap();
-        record(&dir, "p", Some(&h.prom("w.prom")), &outcome(Class::Ok, &ManualClock::at(T0)));
+        record(&dir, "p", &to(Some(&h.prom("w.prom"))), &outcome(Class::Ok, &ManualClock::at(T0)));
         assert!(h.read("w.prom").contains("woci_renewals_total{profile=\"p\",result=\"ok\"} 1"));
     }
 
@@ -642,7 +722,7 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
                     s.spawn(move || {
                         let p = if i % 2 == 0 { "a" } else { "b" };
                         let class = if i % 5 == 0 { Class::Network } else { Class::Ok };
-                        record(dir, p, Some(prom), &outcome(class, &ManualClock::at(T0 + i as u64)));
+                        record(dir, p, &to(Some(prom)), &outcome(class, &ManualClock::at(T0 + i as u64)));
                     })
                 })
                 .collect();

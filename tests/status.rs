@@ -645,17 +645,29 @@ async fn status_all_shows_a_profile_name_woci_cannot_use_and_why() {
 }
 
 /// A login that cannot even start (a browser login without `redirect_port`) is what `--status`
-/// reports, as the call meets it: a setting to fix (exit 2), not a login to do.
+/// reports where a person could log in (a terminal, or a `BROWSER` command), as the call meets
+/// it: a setting to fix (exit 2), not a login to do. Without one, the login itself cannot happen
+/// (exit 3), which every call says alike: the first, whose refresh token is refused, and the
+/// next ones, which know it (they once said exit 2 and class `config`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_without_redirect_port_is_a_setting_to_fix() {
     let w = World::new().await;
     w.write_manager_ini(&[("redirect_port", "")]);
     w.seed_token(-30);
-    let out = status(&w, true, &[], &[]).await;
+    let out = status(&w, true, &[("BROWSER", "true")], &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(json(&out)["reason"].as_str().unwrap().contains("redirect_port"), "{}", stdout(&out));
-    let out = status(&w, true, &[], &["--device-code"]).await;
+    let out = status(&w, true, &[("BROWSER", "true")], &["--device-code"]).await;
     assert_eq!(out.status.code(), Some(3), "a device-code login needs no port: {}", stdout(&out));
+    std::fs::write(w.session_dir().join("refresh_token"), "refused-by-the-idp").unwrap();
+    for _ in 0..2 {
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        let out = run(c).await;
+        assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+        assert!(stderr(&out).contains("no terminal"), "{}", stderr(&out));
+        assert_eq!(status(&w, true, &[], &[]).await.status.code(), Some(3), "--status agrees");
+    }
 }
 
 /// Root with a user's HOME (`sudo -E woci …`): what the renewal writes into the user's `~/.oci`

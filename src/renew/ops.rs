@@ -43,9 +43,9 @@ impl Renewer {
             .map(|hook| (hook, self.hook_env()));
         let dir = self.store.dir().to_owned();
         let profile = self.settings.profile.clone();
-        let metrics_file = self.settings.ops.metrics_file.clone();
+        let target = metrics::Target::of(&self.settings);
         let task = tokio::task::spawn_blocking(move || {
-            metrics::record(&dir, &profile, metrics_file.as_deref(), &outcome);
+            metrics::record(&dir, &profile, &target, &outcome);
             if let (Some((message, exit_code)), Some((hook, env))) = (failure, hook) {
                 let event = RenewalFailed {
                     profile: &profile,

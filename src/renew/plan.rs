@@ -335,8 +335,9 @@ fn session_refresh_plan<'s>(
 fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, why: String, now: i64) -> Decision<'s> {
     let r = &f.refresh;
     let login = |what: String| match cfg.idp.redirect_port {
-        // The browser login could not even start: that is what to fix first.
-        None if !cfg.device_login => Decision::impossible(
+        // The browser login could not even start: that is what to fix first, where a person could
+        // log in (without one, the call says the login cannot happen here, as for any profile).
+        None if !cfg.device_login && cfg.interactive => Decision::impossible(
             exit::CONFIG,
             format!(
                 "{what}, and a browser login needs `redirect_port` in woci_manager.ini (the port of the redirect URI \

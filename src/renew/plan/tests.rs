@@ -66,6 +66,21 @@ struct Row {
 
 fn none(_: &mut SessionFacts<'static>) {}
 
+/// A login profile without `redirect_port`, run from a terminal or not.
+fn no_port(interactive: bool) -> Tweak {
+    fn with(f: &mut SessionFacts<'static>, interactive: bool) {
+        let RenewMode::Login(c) = testing::login() else { unreachable!() };
+        let mut c = (**c).clone();
+        c.idp.redirect_port = None;
+        c.interactive = interactive;
+        f.mode = Box::leak(Box::new(RenewMode::Login(Box::new(c))));
+    }
+    match interactive {
+        true => |f| with(f, true),
+        false => |f| with(f, false),
+    }
+}
+
 #[allow(clippy::too_many_arguments)]
 fn row(
     name: &'static str,
@@ -105,6 +120,31 @@ fn decision_table() {
         row("expired + refresh token", expired(), Idp, Plain, none, No, "refresh", 0, "expired 6m40s ago"),
         row("missing + refresh token", TokenInput::Missing, Idp, Plain, none, No, "refresh", 0, "no session token"),
         row("no refresh token", expired(), Idp, Absent, none, No, "login", exit::LOGIN, "no refresh token is stored"),
+        // A browser login without `redirect_port` cannot start: where a person could log in, that
+        // is the fix; without a terminal the call's answer is the login it cannot make (exit 3),
+        // as for every profile, not a settings error one call and a login the next.
+        row(
+            "no redirect_port, a terminal",
+            expired(),
+            Idp,
+            Absent,
+            no_port(true),
+            No,
+            "impossible",
+            exit::CONFIG,
+            "needs `redirect_port`",
+        ),
+        row(
+            "no redirect_port, no terminal",
+            expired(),
+            Idp,
+            Absent,
+            no_port(false),
+            No,
+            "login",
+            exit::LOGIN,
+            "no refresh token is stored",
+        ),
         row(
             "refresh_token.expires passed",
             expired(),

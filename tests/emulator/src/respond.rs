@@ -83,7 +83,7 @@ impl hyper::body::Body for Endless {
     }
 }
 
-/// Turns an injected fault into a response. `oauth` selects the OAuth error shape for 5xx.
+/// Turns an injected fault into a response. `oauth` selects the OAuth error shape.
 pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
     let oauth = matches!(endpoint, Endpoint::IdpToken | Endpoint::Exchange | Endpoint::Authorize);
     let mut info = EventInfo::new(endpoint);
@@ -92,7 +92,14 @@ pub fn fault_response(endpoint: Endpoint, action: &FaultAction) -> Response {
         FaultAction::Status { status } => {
             let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut resp = if oauth {
-                oauth_error(endpoint, status, "server_error", "injected fault")
+                // The OAuth error a server gives with that status: `server_error` means the
+                // server's own failure, whatever the status, so a 4xx says what it refuses.
+                let error = match status.as_u16() {
+                    401 | 403 => "invalid_client",
+                    400..=499 => "invalid_request",
+                    _ => "server_error",
+                };
+                oauth_error(endpoint, status, error, "injected fault")
             } else {
                 oci_error(status, "InternalServerError", "injected fault", EventInfo::new(endpoint))
             };
