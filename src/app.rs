@@ -131,6 +131,9 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     if inv.command == Command::DaemonRun {
         settings = DaemonSpec::settings(settings)?;
     }
+    if matches!(inv.command, Command::SessionAuthenticate(_)) && settings.has_idp() {
+        login_region(&mut settings, &call.oci)?;
+    }
     crate::logging::init(
         settings.log_level.as_deref(),
         settings.debug,
@@ -150,7 +153,11 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::Exec { program, args } => run_exec(&ctx, renewer, program, args, &call),
         // Profiles without woci IdP settings are `oci session authenticate` profiles: logging in
         // is oci's own; refreshing stays woci's (its lock, its `auth_endpoint`).
-        Command::SessionAuthenticate(args) if !s.has_idp() => {
+        Command::SessionAuthenticate(mut args) if !s.has_idp() => {
+            // woci took `--no-browser`, which oci's login has too: the login is oci's here.
+            if call.flags.get(crate::settings::Key::OpenBrowser) == Some("false") {
+                args.push("--no-browser".into());
+            }
             // oci's login would write its own key and token over those of a woci IdP profile.
             if let Some(named) = cli::profile_name_arg(&args).filter(|n| *n != s.profile) {
                 let view = crate::settings::OciView { profile: Some(named.clone()), ..call.oci.clone() };
@@ -178,6 +185,24 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.now(), inv.json),
         Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.now()),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
+    }
+}
+
+/// `session authenticate --region R` sets the profile's region, as oci's login does: woci writes
+/// it into the OCI config, unless woci_manager.ini's `region` (which every renewal writes) says
+/// otherwise, which is refused rather than dropped.
+fn login_region(s: &mut Settings, oci: &OciView) -> Result<()> {
+    let Some(region) = &oci.region else { return Ok(()) };
+    match &s.config_region {
+        Some(ini) if ini != region => Err(Error::Config(format!(
+            "`--region {region}` is not the region of profile `{}`: woci writes `region = {ini}` from woci_manager.ini \
+             into the OCI config at every renewal; change it there",
+            s.profile
+        ))),
+        _ => {
+            s.config_region = Some(region.clone());
+            Ok(())
+        }
     }
 }
 

@@ -172,6 +172,32 @@ async fn renewing_call(w: &World) -> (std::process::Output, String) {
     (out, err)
 }
 
+/// An OCI config named by `--config-file` or `OCI_CLI_CONFIG_FILE` in a folder that does not
+/// exist is a typo: refused (oci finds no file there either), no folder made, nothing renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_in_a_missing_folder_is_refused_not_made() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let typo = w.home().join("nodir/sub/config");
+    for (flag, var) in [(true, false), (false, true)] {
+        let mut c = w.woci();
+        if flag {
+            c.arg("--config-file").arg(&typo);
+        }
+        if var {
+            c.env("OCI_CLI_CONFIG_FILE", &typo);
+        }
+        c.args(["os", "ns", "get"]);
+        let out = run(c).await;
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("is in a folder that does not exist"), "{err}");
+        assert!(!w.home().join("nodir").exists(), "no folder made");
+    }
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+}
+
 /// A server speaking only TLS versions woci does not (TLS 1.0: it answers the hello with a
 /// `protocol_version` alert) cannot fix itself either: one attempt, one line saying so, not
 /// "unreachable" after three. Nor can one that wants a client certificate: TLS 1.3 says so

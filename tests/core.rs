@@ -928,6 +928,22 @@ async fn a_calls_region_is_not_written_into_the_profile() {
     w.seed_token(-10);
     assert!(call(&["--region", "eu-frankfurt-1", "os", "ns", "get"], &[]).await.status.success());
     assert_eq!(region(&w).as_deref(), Some("region=eu-frankfurt-1"));
+    // A login's `--region` sets the profile's, as oci's login does (it was once dropped unsaid)...
+    let login = |region: &'static str| {
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate", "--region", region]);
+        run(c)
+    };
+    let out = login("ap-tokyo-1").await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(region(&w).as_deref(), Some("region=ap-tokyo-1"));
+    // ...unless the INI's `region`, which every renewal writes, says otherwise: refused, not dropped.
+    w.write_manager_ini(&[]);
+    let out = login("ap-osaka-1").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`region = us-ashburn-1` from woci_manager.ini"), "{}", stderr(&out));
+    assert_eq!(region(&w).as_deref(), Some("region=ap-tokyo-1"), "nothing written");
+    assert!(login("us-ashburn-1").await.status.success(), "the INI's own region is fine");
 }
 
 /// A line indented deeper than a key woci writes is part of that key's value (configparser):

@@ -142,6 +142,8 @@ async fn session_free_commands_need_no_session() {
         &["session", "validate", "--profile", "p"],
         &["session", "authenticate", "--profile", "p", "--region", "r"],
         &["--", "session", "authenticate", "--profile", "p", "--region", "r"],
+        // woci's own `--no-browser` is oci's login option too.
+        &["session", "authenticate", "--profile", "p", "--region", "r", "--no-browser"],
         &["os", "object", "put", "--generate-full-command-json-input"],
     ] {
         let out = w.woci().args(args).output().unwrap();
@@ -149,6 +151,10 @@ async fn session_free_commands_need_no_session() {
         let want: Vec<&str> = args.iter().copied().filter(|a| *a != "--").collect();
         assert_eq!(w.oci_argv(), want, "{args:?} reaches oci as it is");
     }
+    // Given before the oci words, it is passed on after them.
+    let out = w.woci().args(["--no-browser", "session", "authenticate", "--profile", "p"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.oci_argv(), ["session", "authenticate", "--profile", "p", "--no-browser"]);
 }
 
 /// `[OCI_CLI_SETTINGS] default_profile` in `~/.oci/oci_cli_rc` picks the profile when neither

@@ -4,12 +4,13 @@
 //! (also printed by `woci --help`):
 //!
 //! 1. **woci-only options** — names no `oci` command uses: the flags of the settings table
-//!    ([`crate::settings::table`]) whose scope is `Anywhere`, and `--status`, `--daemon`,
-//!    `--daemon-status`, `--stop-daemon`, hidden `--daemon-run` — are recognized anywhere before
-//!    `--`, as `--opt value` or `--opt=value`.
+//!    ([`crate::settings::table`]) whose scope is `Anywhere`, and `--daemon`, `--daemon-status`,
+//!    `--stop-daemon`, hidden `--daemon-run` — are recognized anywhere before `--`, as
+//!    `--opt value` or `--opt=value`.
 //! 2. **Shared names** — options an `oci` command may also have (scope `Leading`: `--client-id`,
-//!    `--client-secret`, `--scope`, `--log-level`, `--debug`, `--json`, `--all`, `--prompt`,
-//!    `--exec`, `-h`/`--help`, `-v`/`--version`, `--completions`, `--man`) — are woci's only
+//!    `--client-secret`, `--scope`, `--log-level`, `--debug`, `--status` (80 oci services filter
+//!    by it), `--json`, `--all`, `--prompt`, `--exec`, `-h`/`--help`, `-v`/`--version`,
+//!    `--completions`, `--man`) — are woci's only
 //!    *before the first oci word*: the first argument
 //!    that does not start with `-` and is not the value of an option. (woci knows which of
 //!    `oci`'s global options take a value, e.g. `--profile P`, `--output table`.) After that word
@@ -156,7 +157,7 @@ const COMMANDS: &[Opt] = &[
         H_LONG,
         "Run the program after `--` instead of oci, with the same session handling: woci --exec -- terraform plan",
     ),
-    cmd("status", Anywhere, H_DAEMON, "Show the profile's session state; the exit code says whether it is usable"),
+    cmd("status", Leading, H_DAEMON, "Show the profile's session state; the exit code says whether it is usable"),
     cmd("all", Leading, H_DAEMON, "With --status: every profile woci knows"),
     cmd("prompt", Leading, H_DAEMON, "With --status: one short line for a shell prompt"),
     cmd("json", Leading, H_DAEMON, "With --status / --daemon-status: print JSON"),
@@ -191,8 +192,8 @@ const ABOUT: &str = "Drop-in wrapper for Oracle Cloud's `oci` CLI that keeps the
 const RULES: &str = "\
 How arguments are split:
   - woci's own options above are recognized anywhere before `--`, as `--opt value` or `--opt=value`.
-  - Names that oci commands also use (--client-id, --client-secret, --scope, --log-level, --json,
-    --all, --prompt, --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only
+  - Names that oci commands also use (--client-id, --client-secret, --scope, --log-level, --status,
+    --json, --all, --prompt, --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only
     before the first oci word (the first argument that is neither an option nor an option's value);
     after it they go to oci. `--debug` there is also passed on to oci.
   - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program

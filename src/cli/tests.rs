@@ -316,6 +316,14 @@ fn conflicting_commands() {
     assert!(err(&["--status", "--daemon-status"]).contains("cannot be combined"));
     assert!(err(&["--exec", "--status", "--", "x"]).contains("cannot be combined"));
     assert!(err(&["--status", "os", "ns", "get"]).contains("`os`"));
+    // After the first oci word `--status` is oci's: some 80 services filter lists by it.
+    let inv = p(&["ce", "work-request", "list", "--status", "SUCCEEDED", "--profile", "P"]);
+    assert_eq!(oci_args(&inv), ["ce", "work-request", "list", "--status", "SUCCEEDED", "--profile", "P"]);
+    assert!(matches!(inv.command, Command::Oci(_)), "{:?}", inv.command);
+    assert!(matches!(
+        p(&["monitoring", "alarm-status", "list-alarms-status", "--status=FIRING"]).command,
+        Command::Oci(_)
+    ));
     assert!(err(&["--daemon", "--", "x"]).contains("after `--`"));
 }
 

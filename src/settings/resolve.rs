@@ -182,6 +182,16 @@ impl Settings {
                 Some(_) => Origin::Flag("config-file"),
                 None => Origin::Env("OCI_CLI_CONFIG_FILE"),
             };
+            // A typo must not become a new folder with a config in it (oci finds no file there).
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+                return Err(Error::Config(format!(
+                    "the OCI config `{}` (from {}) is in a folder that does not exist, `{}`; check the path (woci \
+                     creates a missing config file, not its folders)",
+                    path.display(),
+                    origin.describe(),
+                    dir.display()
+                )));
+            }
             l.found.borrow_mut().insert("config_file", (origin, SecretString::from(path.display().to_string())));
         }
         // A path may be any bytes the OS allows: read the flag as given.
