@@ -733,8 +733,9 @@ fn with_the_programs_oci_view(woci: OciView, args: &[OsString]) -> Result<OciVie
 fn read_oci_view(args: &[OsString]) -> Result<OciView> {
     let mut view = OciView::default();
     for (opt, _) in scan(args, is_view_option) {
-        // A missing value: oci reports it itself.
-        let Some((name, Some(value))) = opt.filter(|(name, _)| is_view_option(name)) else { continue };
+        let Some((name, value)) = opt.filter(|(name, _)| is_view_option(name)) else { continue };
+        // As oci says it, before a profile woci would otherwise pick is looked for.
+        let Some(value) = value else { return Err(usage(format!("`{name}` needs a value"))) };
         let text =
             || value.clone().into_string().map_err(|_| usage(format!("the value of `{name}` is not valid UTF-8")));
         match name.as_str() {

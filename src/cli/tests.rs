@@ -329,6 +329,9 @@ fn conflicting_commands() {
 
 #[test]
 fn usage_errors_name_the_option() {
+    // oci's own options too: a trailing `--profile` is not the default profile.
+    assert!(err(&["os", "ns", "get", "--profile"]).contains("`--profile` needs a value"));
+    assert!(err(&["--region"]).contains("`--region` needs a value"));
     assert!(err(&["--token-url"]).contains("`--token-url` needs a value"));
     assert!(err(&["os", "ns", "get", "--manager-config"]).contains("`--manager-config`"));
     assert!(err(&["--redirect-port", "abc"]).contains("`--redirect-port`"));
