@@ -218,11 +218,16 @@ fn update(session_dir: &Path, profile: &str, named: &Target, change: Change<'_>)
         }
         Change::Fallback(f) => *state.fallbacks.entry(f.to_owned()).or_default() += 1,
     }
-    // A metrics file whose folder is gone keeps the recorded path, so the profile stays in it.
+    // A metrics file whose folder is gone (unmounted for a while) keeps the recorded path, so the
+    // profile stays in it; a setting that names another file, whose folder is missing, does not.
     let target = target.map_err(|e| tracing::warn!("{e}")).ok();
-    if let Some(t) = &target {
-        state.metrics_file = t.clone();
-        state.named_in = named.named_in.clone();
+    match &target {
+        Some(t) => {
+            state.metrics_file = t.clone();
+            state.named_in = named.named_in.clone();
+        }
+        None if named.file != state.metrics_file => state.metrics_file = None,
+        None => {}
     }
     let target = target.flatten();
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(format!("cannot encode metrics: {e}")))?;
@@ -589,6 +594,16 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         assert!(!h.read("old.prom").contains("profile=\"move\""));
         assert!(h.read("old.prom").contains("profile=\"keep\""));
         assert!(h.read("new.prom").contains("woci_renewals_total{profile=\"move\",result=\"ok\"} 2"));
+        // To a file whose folder is missing: the old file is left all the same.
+        record(&h.profile("keep"), "keep", &to(Some(h.prom("nope/w.prom"))), &outcome(Class::Ok, &clock));
+        assert!(!h.read("old.prom").contains("profile=\"keep\""), "{}", h.read("old.prom"));
+        // While its folder is gone for a while, the file named all along keeps the profile.
+        record(&h.profile("move"), "move", &to(Some(&new)), &outcome(Class::Ok, &clock));
+        std::fs::rename(&h.prom_dir, h.prom_dir.with_extension("away")).unwrap();
+        record(&h.profile("move"), "move", &to(Some(&new)), &outcome(Class::Ok, &clock));
+        std::fs::rename(h.prom_dir.with_extension("away"), &h.prom_dir).unwrap();
+        record(&h.profile("keep"), "keep", &to(Some(&new)), &outcome(Class::Ok, &clock));
+        assert!(h.read("new.prom").contains("profile=\"move\""), "{}", h.read("new.prom"));
     }
 
     /// A profile whose INI named the file, removed from that INI (or pointed elsewhere there),

@@ -201,15 +201,19 @@ async fn a_config_file_in_a_missing_folder_is_refused_not_made() {
 /// A server speaking only TLS versions woci does not (TLS 1.0: it answers the hello with a
 /// `protocol_version` alert) cannot fix itself either: one attempt, one line saying so, not
 /// "unreachable" after three. Nor can one that wants a client certificate: TLS 1.3 says so
-/// (`certificate_required`), TLS 1.2 only refuses the handshake, which may mean either.
+/// (`certificate_required`), TLS 1.2 only refuses the handshake, which may mean either. Nor a
+/// plain-HTTP server behind an `https://` URL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_without_a_tls_version_in_common_is_not_retried_and_says_so() {
     use std::io::{Read, Write};
     let w = World::new().await;
-    for (alert, says) in [
-        (0x46, "`127.0.0.1` has no TLS version or cipher in common with woci"),
-        (0x28, "refused the TLS handshake: it has no TLS version or cipher in common with woci (TLS 1.2 or 1.3 with current ciphers), or it asks for a client certificate"),
-        (0x74, "`127.0.0.1` asks for a client certificate (mutual TLS), which woci does not send"),
+    // A TLS record: alert, fatal, the alert's code; or plain HTTP behind an `https://` URL.
+    let alert = |code: u8| vec![0x15, 0x03, 0x01, 0x00, 0x02, 0x02, code];
+    for (answer, says) in [
+        (alert(0x46), "`127.0.0.1` has no TLS version or cipher in common with woci"),
+        (alert(0x28), "refused the TLS handshake: it has no TLS version or cipher in common with woci (TLS 1.2 or 1.3 with current ciphers), or it asks for a client certificate"),
+        (alert(0x74), "`127.0.0.1` asks for a client certificate (mutual TLS), which woci does not send"),
+        (b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec(), "`127.0.0.1` does not speak TLS (a plain-HTTP server behind an `https://` URL?)"),
     ] {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
@@ -220,8 +224,7 @@ async fn a_server_without_a_tls_version_in_common_is_not_retried_and_says_so() {
                 let mut hello = [0u8; 512];
                 if conn.read(&mut hello).is_ok_and(|n| n > 0) {
                     counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    // A TLS record: alert, fatal, the alert's code.
-                    let _ = conn.write_all(&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, alert]);
+                    let _ = conn.write_all(&answer);
                 }
             }
         });
@@ -229,7 +232,7 @@ async fn a_server_without_a_tls_version_in_common_is_not_retried_and_says_so() {
         let (out, err) = renewing_call(&w).await;
         assert_eq!(out.status.code(), Some(6), "{err}");
         assert!(!err.contains("retrying") && !err.contains("unreachable"), "{err}");
-        assert!(err.contains(says), "{alert}: {err}");
+        assert!(err.contains(says), "{says}: {err}");
         assert_eq!(hellos.load(std::sync::atomic::Ordering::SeqCst), 1, "one attempt: {err}");
     }
 }

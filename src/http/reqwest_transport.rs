@@ -154,6 +154,11 @@ pub(crate) fn tls_refusal(e: &reqwest::Error, host: &str) -> Option<String> {
             rustls::Error::AlertReceived(Alert::CertificateRequired) => {
                 Some(format!("the server at `{host}` {mutual}; use an endpoint that does not require one"))
             }
+            // What came back is no TLS record at all: plain HTTP, most likely.
+            rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType) => Some(format!(
+                "the server at `{host}` does not speak TLS (a plain-HTTP server behind an `https://` URL?); check \
+                 the URL's scheme and port"
+            )),
             _ => None,
         }
     })

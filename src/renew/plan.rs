@@ -344,6 +344,14 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
                  registered for the login app); or log in with a device code (`--device-code`)"
             ),
         ),
+        _ if !cfg.interactive => Decision::new(
+            Plan::Login(cfg),
+            format!(
+                "{what}; a login is needed, which cannot happen without a terminal (or a `BROWSER` command): run \
+                 `woci session authenticate {}` in one",
+                f.woci_selection
+            ),
+        ),
         _ => Decision::new(
             Plan::Login(cfg),
             format!(
