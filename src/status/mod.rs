@@ -24,7 +24,7 @@
 //! `expired` | `missing` | `corrupt` | `unused`: an API-key profile's inherited `[DEFAULT]` one), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
-//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`), `error` (why it cannot be read or used, or `null`)}, `daemon` {`running`,
+//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`), `error` (why it cannot be read or used, or `null`), `rejected` (the identity provider's refusal of it, or `null`)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
@@ -163,6 +163,9 @@ pub(crate) struct RefreshReport {
     /// Why the stored refresh token cannot be read or used (a folder, no permission, damage).
     #[serde(serialize_with = "plain_opt")]
     pub error: Option<String>,
+    /// The identity provider's refusal of the stored refresh token (a login replaces it).
+    #[serde(serialize_with = "plain_opt")]
+    pub rejected: Option<String>,
 }
 
 /// The whole report (`--status --json`).
@@ -269,6 +272,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             }),
             rescued: f.refresh.rescued.as_ref().map(|p| p.display().to_string()),
             error: f.refresh.damage.clone(),
+            rejected: f.refresh.rejected.clone(),
         },
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),
@@ -356,7 +360,13 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
                 &mut o,
                 rt.rescued.as_ref().map(|p| format!("  rescued: `{}`, which the next renewal reads", safe(p))),
             );
-            push_line(&mut o, rt.expires_at.map(|e| format!("  expires: {}", fmt_utc(e))));
+            // A refused one ends with its refusal, whatever its expiry said.
+            match &rt.rejected {
+                Some(why) => {
+                    let _ = writeln!(o, "  refused by the identity provider: {} (a login replaces it)", safe(why));
+                }
+                None => push_line(&mut o, rt.expires_at.map(|e| format!("  expires: {}", fmt_utc(e)))),
+            }
         }
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);

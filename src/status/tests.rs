@@ -209,7 +209,7 @@ fn json_field_names_are_stable() {
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(
         keys(&v["refresh_token"]),
-        "decryptable,encrypted,error,expires_at,interrupted_rotation,passphrase,rescued,stored"
+        "decryptable,encrypted,error,expires_at,interrupted_rotation,passphrase,rejected,rescued,stored"
     );
     assert_eq!(
         keys(&v["daemon"]),
@@ -242,6 +242,17 @@ fn text_report_mentions_every_section() {
     ] {
         assert!(t.contains(needle), "missing {needle:?} in:\n{t}");
     }
+    // A refresh token the identity provider refused says so, not when it would have expired.
+    i.facts.refresh.expires_at = Some(NOW + 86_400);
+    i.facts.refresh.rejected = Some("invalid_grant (refresh token revoked)".into());
+    let r = assess(&i, NOW);
+    let t = render_text(&r, &i.daemon);
+    assert!(
+        t.contains("  refused by the identity provider: invalid_grant (refresh token revoked) (a login replaces it)"),
+        "{t}"
+    );
+    assert!(!t.contains("  expires: 2027-01-16"), "{t}");
+    assert_eq!(r.refresh_token.rejected.as_deref(), Some("invalid_grant (refresh token revoked)"));
 }
 
 /// A renewal the next call makes meets what the last one met: a lost refresh-grant answer means a
