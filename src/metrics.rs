@@ -29,6 +29,8 @@ pub(crate) const STATE_FILE: &str = "woci-metrics.json";
 const LOCK_FILE: &str = ".metrics.lock";
 /// How long a writer waits for another one.
 const LOCK_TIMEOUT: Duration = Duration::from_secs(10);
+/// How many left files whose folder is gone a profile remembers.
+const MAX_LEFT: usize = 4;
 /// The metrics file's mode: node_exporter usually runs as another user.
 const METRICS_MODE: u32 = 0o644;
 
@@ -129,6 +131,10 @@ struct State {
     /// The manager INI that named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     named_in: Option<PathBuf>,
+    /// Files the profile named before whose folder was gone when it left them: rewritten without
+    /// it once the folder is back.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    left: Vec<PathBuf>,
     #[serde(default)]
     renewals: BTreeMap<Class, Counter>,
     #[serde(default)]
@@ -230,12 +236,19 @@ fn update(session_dir: &Path, profile: &str, named: &Target, change: Change<'_>)
         None => {}
     }
     let target = target.flatten();
+    // A file the profile left is rewritten without it; one whose folder is gone just now, once
+    // the folder is back (a few at most).
+    state.left.extend(before.filter(|b| Some(b) != state.metrics_file.as_ref() && !state.left.contains(b)));
+    state.left.retain(|f| Some(f) != state.metrics_file.as_ref());
+    let (leave, wait): (Vec<_>, Vec<_>) = state.left.drain(..).partition(|f| f.parent().is_some_and(Path::is_dir));
+    state.left = wait.into_iter().rev().take(MAX_LEFT).rev().collect();
     let json = serde_json::to_vec_pretty(&state).map_err(|e| Error::Other(format!("cannot encode metrics: {e}")))?;
     fsutil::write_atomic(&state_path, &json)?;
-    for file in [target, before.filter(|b| Some(b) != state.metrics_file.as_ref())].into_iter().flatten() {
-        if file.parent().is_some_and(Path::is_dir) {
-            let states = states_naming(root, &file, &named.home, profile);
-            fsutil::write_atomic_mode(&file, render(&states).as_bytes(), METRICS_MODE)?;
+    // Counted now: a file that cannot be written is one warning of its own.
+    for file in target.into_iter().filter(|t| t.parent().is_some_and(Path::is_dir)).chain(leave) {
+        let states = states_naming(root, &file, &named.home, profile);
+        if let Err(e) = fsutil::write_atomic_mode(&file, render(&states).as_bytes(), METRICS_MODE) {
+            tracing::warn!("the metrics file `{}` is not written: {e}", file.display());
         }
     }
     Ok(())
@@ -604,6 +617,16 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         std::fs::rename(h.prom_dir.with_extension("away"), &h.prom_dir).unwrap();
         record(&h.profile("keep"), "keep", &to(Some(&new)), &outcome(Class::Ok, &clock));
         assert!(h.read("new.prom").contains("profile=\"move\""), "{}", h.read("new.prom"));
+        // Left while its folder was gone: rewritten without the profile once the folder is back.
+        let elsewhere = h.prom_dir.with_extension("other");
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::fs::rename(&h.prom_dir, h.prom_dir.with_extension("away")).unwrap();
+        record(&h.profile("move"), "move", &to(Some(elsewhere.join("x.prom"))), &outcome(Class::Ok, &clock));
+        std::fs::rename(h.prom_dir.with_extension("away"), &h.prom_dir).unwrap();
+        assert!(h.read("new.prom").contains("profile=\"move\""), "not written while away");
+        record(&h.profile("move"), "move", &to(Some(elsewhere.join("x.prom"))), &outcome(Class::Ok, &clock));
+        assert!(!h.read("new.prom").contains("profile=\"move\""), "{}", h.read("new.prom"));
+        assert!(h.read("new.prom").contains("profile=\"keep\""), "{}", h.read("new.prom"));
     }
 
     /// A profile whose INI named the file, removed from that INI (or pointed elsewhere there),

@@ -96,7 +96,11 @@ impl Entry {
             state: State::of(report),
             token_expires_at: report.token.expires_at,
             session_expires_at: report.token.session_expires_at,
-            refresh_token_expires_at: report.refresh_token.expires_at,
+            // A refused one's expiry no longer matters (`--status` says so too).
+            refresh_token_expires_at: report
+                .refresh_token
+                .expires_at
+                .filter(|_| report.refresh_token.rejected.is_none()),
             daemon: match (report.daemon.running, report.daemon.stopped) {
                 (true, false) => Daemon::Running,
                 (true, true) => Daemon::Suspended,

@@ -253,6 +253,8 @@ fn text_report_mentions_every_section() {
     );
     assert!(!t.contains("  expires: 2027-01-16"), "{t}");
     assert_eq!(r.refresh_token.rejected.as_deref(), Some("invalid_grant (refresh token revoked)"));
+    // `--status --all` leaves its expiry out too.
+    assert_eq!(super::overview::Entry::from_report(&r, None).refresh_token_expires_at, None);
 }
 
 /// A renewal the next call makes meets what the last one met: a lost refresh-grant answer means a
