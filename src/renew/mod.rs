@@ -209,7 +209,12 @@ impl Renewer {
         // A renewal may have rotated the refresh token; a failure leaves the ends as they were.
         let renewed = result.as_ref().ok().map(|s| (s, self.refresh_token_expiry()));
         if let Some(before) = counted {
-            self.account(&result, renewed.map_or(before, |(s, rt)| Expiries::of(Some(&s.claims), rt))).await;
+            let mut ends = renewed.map_or(before, |(s, rt)| Expiries::of(Some(&s.claims), rt));
+            // A refresh token the IdP refused has no end that matters any more (`--status` says so).
+            if result.is_err() && self.store.stored_refresh_token().is_ok_and(|t| t.rejected.is_some()) {
+                ends.refresh_token_exp = None;
+            }
+            self.account(&result, ends).await;
         }
         if let Some((s, rt)) = renewed {
             self.warn_expiring(&s.claims, rt).await;

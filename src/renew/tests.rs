@@ -344,9 +344,17 @@ async fn renewal_attempts_are_counted_once_and_nothing_else_is() {
     assert_eq!(w.renewer(working()).ensure(Force::No).await.unwrap().action, Action::Reused);
     assert_eq!(counted(&w), [("ok".to_owned(), 1)]);
     // A refused refresh token with no one to log in: `auth`.
+    w.store().write_refresh_token_expiry(Some(4_102_444_800)).unwrap();
+    let ends = |w: &World| {
+        let v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(w.store().dir().join(crate::metrics::STATE_FILE)).unwrap()).unwrap();
+        v["refresh_token_exp"].as_i64()
+    };
     let refused = FakeTransport::new(|_, _| Ok((400, json!({"error": "invalid_grant"}).to_string())));
     let e = w.renewer(refused).ensure(Force::Renew).await.unwrap_err();
     assert_eq!(e.exit_code(), exit::LOGIN);
+    // Its expiry is no end of the session any more (the metrics series goes).
+    assert_eq!(ends(&w), None);
     // The refused one is remembered (the next call would need a login); a new one meets an
     // unreachable IdP: `network`.
     w.store().write_refresh_token(&SecretString::from("rt-2"), None).unwrap();
