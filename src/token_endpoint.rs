@@ -6,8 +6,9 @@
 //! - the body cap, timeouts and retry rules of [`Http::execute`] ([`Retry::Rotating`] for grants
 //!   that spend a refresh token);
 //! - classification: 2xx → the answer (status and body); a 4xx OAuth error → [`Error::IdpRejected`] or
-//!   [`Error::ExchangeRejected`] (`invalid_grant` vs `invalid_client` vs the rest); 5xx and
-//!   network failures → [`Error::Network`] after the retries;
+//!   [`Error::ExchangeRejected`] (`invalid_grant` vs `invalid_client` vs the rest), except
+//!   `temporarily_unavailable` and `server_error`, which pass like 5xx and network failures:
+//!   [`Error::Network`] (after the retries);
 //! - scrubbing: no error text ever carries a secret that was sent (form secrets, the client
 //!   secret, the Basic header value), whatever the server echoes.
 
@@ -141,22 +142,7 @@ pub(crate) async fn post(
         };
         let resp = http.execute(endpoint.service(), retry, make).await?;
         let status = resp.status;
-        result =
-            classify(endpoint, status, resp.body, &secrets).map(|body| Answer { status, body }).map_err(|e| match e {
-                // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, or failed
-                // itself (whatever the status it sends them with), which passes; nothing of the
-                // request was refused.
-                Error::IdpRejected { error, .. } | Error::ExchangeRejected { error, .. }
-                    if error == "temporarily_unavailable" || error == "server_error" =>
-                {
-                    Error::Network {
-                        service: endpoint.service(),
-                        url: crate::http::redact_url(url),
-                        reason: format!("it answered `{error}` (HTTP {status}), a fault on its side; try again later"),
-                    }
-                }
-                e => e,
-            });
+        result = classify(endpoint, url, status, resp.body, &secrets).map(|body| Answer { status, body });
     }
     result
 }
@@ -167,7 +153,13 @@ struct OAuthError {
     error_description: Option<String>,
 }
 
-fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: &[&str]) -> Result<Zeroizing<Vec<u8>>> {
+fn classify(
+    endpoint: Endpoint,
+    url: &Url,
+    status: u16,
+    body: Zeroizing<Vec<u8>>,
+    secrets: &[&str],
+) -> Result<Zeroizing<Vec<u8>>> {
     if (200..300).contains(&status) {
         return Ok(body);
     }
@@ -183,6 +175,15 @@ fn classify(endpoint: Endpoint, status: u16, body: Zeroizing<Vec<u8>>, secrets: 
         });
     }
     let oauth = serde_json::from_slice::<OAuthError>(&body).ok();
+    // RFC 6749 §4.1.2.1: the server is overloaded or down for maintenance, or failed itself
+    // (whatever the status it sends them with), which passes; nothing of the request was refused.
+    if let Some(e) = oauth.as_ref().filter(|e| matches!(e.error.as_str(), "temporarily_unavailable" | "server_error")) {
+        return Err(Error::Network {
+            service: endpoint.service(),
+            url: crate::http::redact_url(url),
+            reason: format!("it answered `{}` (HTTP {status}), a fault on its side; try again later", e.error),
+        });
+    }
     let (error, description) = match &oauth {
         Some(e) => {
             let description = e.error_description.as_deref().map(|d| scrub(d, secrets)).filter(|d| !d.is_empty());
