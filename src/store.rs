@@ -48,6 +48,9 @@ const PY_WOCI_KEY_FILE: &str = "private_key.pem";
 #[derive(Debug, Clone)]
 pub struct SessionStore {
     profile: String,
+    /// How a woci command names this profile (`--profile P`, plus `--config-file`/`--manager-config`
+    /// when given): the login a wrong passphrase is told to run.
+    selection: String,
     dir: PathBuf,
     /// `$XDG_RUNTIME_DIR`, the preferred place for rescued refresh tokens.
     runtime_dir: Option<PathBuf>,
@@ -88,8 +91,8 @@ type Source = (PathBuf, Vec<u8>, bool);
 #[derive(Default)]
 pub struct StoredRefreshToken {
     source: Option<Source>,
-    /// The profile (named in the login a wrong passphrase is told to run).
-    profile: String,
+    /// The profile's woci selection (named in the login a wrong passphrase is told to run).
+    selection: String,
     /// A refresh-token rotation a killed woci left, newer than `refresh_token`.
     pub rotation: Option<InterruptedRotation>,
     /// Why the identity provider refused this very refresh token (`invalid_grant`) at a renewal,
@@ -124,7 +127,7 @@ impl StoredRefreshToken {
     /// The token, decrypted with `passphrase` when it is an envelope; changes no file.
     pub fn open(&self, passphrase: Option<&SecretString>) -> Result<Option<SecretString>> {
         let Some((path, bytes, _)) = &self.source else { return Ok(None) };
-        parse_refresh_token(path, bytes, passphrase, &self.profile)
+        parse_refresh_token(path, bytes, passphrase, &self.selection)
     }
 }
 
@@ -134,12 +137,20 @@ impl SessionStore {
         crate::settings::validate_profile(profile)?;
         Ok(SessionStore {
             profile: profile.to_owned(),
+            selection: format!("--profile {}", crate::settings::quote(profile)),
             dir: home.join(".oci").join("sessions").join(profile),
             runtime_dir: None,
             desktop_runtime: None,
             temp_dir: fsutil::temp_dir(),
             sealer: Default::default(),
         })
+    }
+
+    /// Names the profile in the woci commands its messages suggest as `selection` does
+    /// ([`crate::settings::Settings::woci_selection`]; default `--profile P`).
+    pub fn with_selection(mut self, selection: String) -> SessionStore {
+        self.selection = selection;
+        self
     }
 
     /// Keeps rescued refresh tokens under `runtime_dir` (`$XDG_RUNTIME_DIR`) when that folder is
@@ -560,7 +571,7 @@ impl SessionStore {
             match found {
                 // An empty one is none; a damaged one is not worth failing for: the stored refresh
                 // token may still work.
-                Ok(Some(bytes)) => match parse_refresh_token(&path, &bytes, None, &self.profile) {
+                Ok(Some(bytes)) => match parse_refresh_token(&path, &bytes, None, &self.selection) {
                     Ok(Some(_)) | Err(Error::RefreshTokenLocked { .. }) => return Some((path, bytes)),
                     Ok(None) => {}
                     Err(e) => warn_rescue_ignored(&Error::Config(format!("{e}: remove it"))),
@@ -668,7 +679,7 @@ impl SessionStore {
             let (digest, why) = record.split_once('\n')?;
             (digest == refusal_digest(bytes)).then(|| why.to_owned())
         });
-        Ok(StoredRefreshToken { source, profile: self.profile.clone(), rotation, rejected })
+        Ok(StoredRefreshToken { source, selection: self.selection.clone(), rotation, rejected })
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -743,7 +754,7 @@ fn parse_refresh_token(
     path: &Path,
     bytes: &[u8],
     passphrase: Option<&SecretString>,
-    profile: &str,
+    selection: &str,
 ) -> Result<Option<SecretString>> {
     let path = path.to_owned();
     let text =
@@ -770,8 +781,8 @@ fn parse_refresh_token(
     crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked {
         path,
         reason: format!(
-            "{e}; give the passphrase it was encrypted with, or log in again (`woci session authenticate --profile \
-             {profile}`) to store a new one"
+            "{e}; give the passphrase it was encrypted with, or log in again (`woci session authenticate \
+             {selection}`) to store a new one"
         ),
     })
 }

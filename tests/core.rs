@@ -1005,7 +1005,8 @@ async fn a_pending_login_keeps_no_one_waiting() {
 
 /// A fix line names the command that finds the same settings: a `--config-file` (beside which
 /// the manager INI is found) given on the command line is in it, so running it logs in this
-/// profile instead of falling back to `oci`'s own login.
+/// profile instead of falling back to `oci`'s own login; so does the login a wrong passphrase is
+/// told to run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_login_fix_line_keeps_the_config_file_given() {
     let w = World::new().await;
@@ -1035,6 +1036,18 @@ async fn the_login_fix_line_keeps_the_config_file_given() {
     })
     .await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
+    // And a refresh token the passphrase given does not open.
+    let sealed = woci::crypto::seal(&"rt".into(), &"right".into());
+    std::fs::write(w.session_dir().join("refresh_token"), sealed).unwrap();
+    let out = run({
+        let mut c = w.woci();
+        c.arg("--config-file").arg(&config).args(["--refresh-token-passphrase-env", "PASS", "os", "ns", "get"]);
+        c.env("PASS", "wrong");
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(8), "{}", stderr(&out));
     assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
 }
 
