@@ -321,7 +321,7 @@ fn session_or_fallback(
         return Err(err);
     }
     let view = OciView { profile: Some(name.clone()), ..call.oci.clone() };
-    let mut settings = match Settings::resolve(&call.flags, &view, &ctx.env, false) {
+    let mut settings = match Settings::resolve(&call.flags.for_another_profile(), &view, &ctx.env, false) {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!("fallback profile `{name}` of profile `{}` cannot be used: {e}", s.profile);

@@ -575,6 +575,27 @@ async fn the_fallback_runs_only_when_the_primary_cannot_be_renewed_and_its_token
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["fallback_profile"], "B");
 
+    // Flags that set the primary's identity provider are not the fallback's: `D`, which has no
+    // IdP settings (an `oci session authenticate` profile), runs as it is, and `--status` says so.
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), ini.replace("fallback_profile = B", "fallback_profile = D")).unwrap();
+    seed_profile(&w, "D", 3600);
+    let to_d = |w: &World| series(&w.read(&prom), "woci_fallbacks_total{profile=\"P\",fallback=\"D\"}");
+    let flags = ["--token-url", "https://127.0.0.1:1/t", "--refresh-token-passphrase-env", "NONE"];
+    let out = woci(&w, &[&flags[..], &["os", "ns", "get"]].concat(), &[("NONE", "x")]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!((&w.oci_argv()[..2], to_d(&w)), (&["--profile".to_owned(), "D".to_owned()][..], Some(1)));
+    // `--status` too, for a failure it expects again (the IdP refusing the client).
+    w.emu.clear_faults();
+    let flags = ["--auth-client-id", "wrong"];
+    let out = woci(&w, &[&flags[..], &["os", "ns", "get"]].concat(), &[]).await;
+    assert_eq!((out.status.code(), to_d(&w)), (Some(0), Some(2)), "{}", stderr(&out));
+    let out = woci(&w, &[&flags[..], &["--status"]].concat(), &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(stdout(&out).contains("runs as the fallback profile `D`, which is usable"), "{}", stdout(&out));
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+
     // A usable primary token (10 minutes left; renewal is due inside the safety window, fails,
     // and the token is kept): no fallback.
     w.seed_token(600);

@@ -202,8 +202,9 @@ How arguments are split:
     --config-file, --region, --auth, --cert-bundle, --endpoint and --cli-rc-file.
   - Before the first oci word, an option that is neither woci's nor a global oci option is an
     error (exit 2) with a suggestion: `--auto-refesh` is a typo, not an oci option.
-  - `woci session authenticate` forces a new login and `woci session refresh` a renewal now, for
-    profiles with woci IdP settings; for other profiles both are oci's. Commands that need no
+  - `woci session authenticate` forces a new login (oci's own for profiles without woci IdP
+    settings); `woci session refresh` renews now (for those profiles through the OCI auth
+    service). Commands that need no
     session go to oci at once: help (-h/--help anywhere), `setup`, other `session` commands,
     --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
 
@@ -552,8 +553,10 @@ pub fn check_session_args(args: &[OsString]) -> Result<()> {
         };
         // A typo of a global option gets its "did you mean" from the caller (`typo_hint`).
         let hint = match name.as_str() {
-            "--profile-name" => "woci logs in the profile given by `--profile`: woci --profile NAME session authenticate",
-            _ => "woci renews this profile with its own settings (woci_manager.ini), so oci's own session options do not apply",
+            "--profile-name" => format!("woci takes the profile from `--profile`: woci --profile NAME {what}"),
+            _ => "woci renews this profile with its own settings (woci_manager.ini), so oci's own session options do \
+                  not apply"
+                .to_owned(),
         };
         return Err(usage(format!("`woci {what}` does not take `{name}`: {hint}")));
     }

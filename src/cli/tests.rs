@@ -618,8 +618,10 @@ fn session_help_is_oci_help_and_session_options_are_checked() {
     for (args, expect) in [
         (
             &["session", "authenticate", "--profile-name", "X"][..],
-            "does not take `--profile-name`: woci logs in the profile given by `--profile`",
+            "does not take `--profile-name`: woci takes the profile from `--profile`: woci --profile NAME session \
+             authenticate",
         ),
+        (&["session", "refresh", "--profile-name", "X"], "woci --profile NAME session refresh"),
         (&["session", "authenticate", "--use-passphrase"], "oci's own session options do not apply"),
         (&["session", "refresh", "--profle", "X"], "`woci session refresh` does not take `--profle`"),
         (&["session", "authenticate", "X"], "`woci session authenticate` takes no `X`"),

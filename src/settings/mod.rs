@@ -63,6 +63,16 @@ impl Flags {
         // SAFETY: the bytes came from `OsString::into_encoded_bytes` in `set`, on this platform.
         self.0.get(&key).map(|v| unsafe { OsString::from_encoded_bytes_unchecked(v.expose().clone()) })
     }
+
+    /// The flags that hold for another profile (a `fallback_profile`, which runs with its own
+    /// settings): all but those of the profile's identity provider and refresh-token passphrase.
+    pub fn for_another_profile(&self) -> Flags {
+        let own = |k: Key| {
+            table::def(k).flag.is_some_and(|f| f.heading == table::H_IDP)
+                || matches!(k, Key::PassphraseEnv | Key::PassphrasePrompt)
+        };
+        Flags(self.0.iter().filter(|(k, _)| !own(**k)).map(|(k, v)| (*k, v.clone())).collect())
+    }
 }
 
 impl std::fmt::Debug for Flags {

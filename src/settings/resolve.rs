@@ -196,7 +196,11 @@ impl Settings {
         }
         // A path may be any bytes the OS allows: read the flag as given.
         let given = match flags.get_os(Key::ManagerConfig).filter(|p| !p.is_empty()) {
-            Some(p) => Some((rules::path(p, &home), ini::Source::Flag)),
+            Some(p) => {
+                let text = SecretString::from(p.to_string_lossy().into_owned());
+                l.found.borrow_mut().insert("manager_config", (Origin::Flag("manager-config"), text));
+                Some((rules::path(p, &home), ini::Source::Flag))
+            }
             None => l.raw(Key::ManagerConfig).map(|(p, _)| (rules::path(p, &home), ini::Source::Env)),
         };
         let ini = match ini::locate(given, explicit_config.as_deref().unwrap_or(&default_config), &home) {
@@ -304,6 +308,10 @@ impl Settings {
                 .filter(|f| *f != profile),
         };
         let log_level = l.present(Key::LogLevel).then(|| l.choice(Key::LogLevel)).transpose()?.map(str::to_owned);
+        // `RUST_LOG` wins over the level (`logging::init`): the origin names what is in effect.
+        if let Some(filter) = env.get("RUST_LOG").filter(|f| !f.is_empty()) {
+            l.found.borrow_mut().insert("log_level", (Origin::Env("RUST_LOG"), SecretString::from(filter.as_str())));
+        }
         let mut secret_env: Vec<String> = env
             .keys()
             .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))

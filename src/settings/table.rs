@@ -218,7 +218,7 @@ pub const SETTINGS: &[Def] = &[
     d(Key::Region, "region", Text, "The profile's region, written into the OCI config with the session's entries (it wins over the OCI config's; a call's `--region` or `OCI_CLI_REGION` is that call's, written only into a profile without one)"),
     d(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
         .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime; the daemon and --auto-refresh renew up to 30s before it opens, ahead of calls"),
-    d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login").no_ini().default("true")
+    d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login (`false`: print the login URL only, as on a host reached over SSH with the redirect port forwarded)").default("true")
         .switch("no-browser", "false", Anywhere, H_SESSION, "Print the login URL instead of opening a browser"),
     d(Key::LoginFlow, "login_flow", Choice(&["auto", "browser", "device", "device_code"]),
         "Interactive login: `browser`, `device` code, or `auto` (device code where no browser can be opened)").default("auto")

@@ -467,7 +467,7 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
 pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::daemon::DaemonSpec, peek: bool) {
     let Some(name) = report.fallback_profile.clone().filter(|_| peek || report.exit_code != 0) else { return };
     let view = crate::settings::OciView { profile: Some(name.clone()), ..call.oci.clone() };
-    let fallback = crate::settings::Settings::resolve(&call.flags, &view, &ctx.env, true)
+    let fallback = crate::settings::Settings::resolve(&call.flags.for_another_profile(), &view, &ctx.env, true)
         .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()));
     // A typo there shows only on the day the profile itself fails: say it now.
     if fallback.as_ref().is_ok_and(|fb| crate::renew::facts::profile_unknown(&fb.settings, &fb.store)) {

@@ -120,6 +120,24 @@ fn flags_beat_the_environment_which_beats_the_ini() {
     assert_eq!(s.window, DEFAULT_AUTO_WINDOW);
 }
 
+/// Origins name what is in effect: `RUST_LOG` over `--log-level` (it wins in `logging::init`),
+/// `--manager-config` like its variable; `open_browser` is an INI key like any other.
+#[test]
+fn origins_name_the_source_in_effect() {
+    let ini = format!("{LOGIN}open_browser = false\n");
+    let s = resolve_with(&ini, &[(Key::LogLevel, "info")], &[("RUST_LOG", "debug")], false).unwrap();
+    assert_eq!(s.origins["log_level"].0, Origin::Env("RUST_LOG"));
+    assert!(matches!(s.origins["open_browser"].0, Origin::Ini(_)));
+    let RenewMode::Login(cfg) = &s.mode else { panic!("{:?}", s.mode) };
+    assert!(!cfg.open_browser);
+    let other = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(other.path(), format!("[P]\n{LOGIN}")).unwrap();
+    let given = other.path().to_str().unwrap();
+    let s = resolve_with("", &[(Key::LogLevel, "info"), (Key::ManagerConfig, given)], &[], false).unwrap();
+    assert_eq!(s.origins["log_level"].0, Origin::Flag("log-level"));
+    assert_eq!(s.origins["manager_config"].0, Origin::Flag("manager-config"));
+}
+
 /// The two ways to get the passphrase: the one given nearer the call wins (the prompt's own
 /// error advises `--refresh-token-passphrase-env`), the prompt when both are in the INI.
 #[test]
