@@ -95,7 +95,9 @@ pub(crate) async fn run_supervised(
         Ok(Ok(())) => {}
     }
     if let Some(p) = proxy {
-        if let Some(hint) = p.untouched_hint().filter(|_| code.as_ref().is_ok_and(|c| *c != 0)) {
+        // A program stopped by a signal failed for that, not for a 401.
+        let failed = code.as_ref().is_ok_and(|c| *c != 0) && !crate::child::signalled();
+        if let Some(hint) = p.untouched_hint().filter(|_| failed) {
             crate::terminal::say(&format!("woci: {hint}"));
         }
         p.shutdown().await;

@@ -443,6 +443,7 @@ impl Running {
                 status = self.child.wait() => break status,
                 (num, forward) = signalled => {
                     if let (true, Some(pid)) = (forward, pid) {
+                        FORWARDED.store(true, std::sync::atomic::Ordering::SeqCst);
                         tracing::debug!(signal = num, pid, "forwarding signal to child");
                         // SAFETY: kill(2) with a pid we spawned and a valid signal number.
                         unsafe { libc::kill(pid, num) };
@@ -464,6 +465,14 @@ impl Running {
 /// The signal that ended the last child woci waited for (0: none): once everything is cleaned up,
 /// woci ends by it too ([`end_like_child`]).
 static CHILD_SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Whether woci passed a signal on to its child (a Ctrl-C, a stop): its failure is no clue then.
+static FORWARDED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether the last child was ended by a signal, or woci passed one on to it.
+pub(crate) fn signalled() -> bool {
+    FORWARDED.load(std::sync::atomic::Ordering::SeqCst) || CHILD_SIGNAL.load(std::sync::atomic::Ordering::SeqCst) != 0
+}
 
 /// Ends woci by the signal that ended its child, if one did (see [`crate::critical::end_like`]);
 /// returns when it does not (no such child, or a signal that dumps core).

@@ -153,6 +153,14 @@ mod imp {
         DEPTH.load(Ordering::SeqCst) > 0
     }
 
+    /// Whether a signal was noted inside the held section now open: woci ends when it closes.
+    pub(crate) fn pending() -> bool {
+        held()
+            && STATE
+                .get()
+                .is_some_and(|st| st.lock().unwrap_or_else(|p| p.into_inner()).pending.load(Ordering::SeqCst) != 0)
+    }
+
     impl Drop for Held {
         fn drop(&mut self) {
             if DEPTH.fetch_sub(1, Ordering::SeqCst) != 1 {
@@ -221,6 +229,9 @@ mod imp {
     pub fn held() -> bool {
         false
     }
+    pub fn pending() -> bool {
+        false
+    }
     pub fn note_ignored_at_start() {}
     pub fn restore_for_child() {}
     pub fn ignored_at_start(_sig: i32) -> bool {
@@ -249,8 +260,8 @@ pub(crate) fn failpoint(name: &str) {
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
 pub(crate) use imp::{
-    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, restore_for_child, supervise, Held,
-    OwnedGroup,
+    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, pending, restore_for_child, supervise,
+    Held, OwnedGroup,
 };
 
 #[cfg(all(test, unix))]

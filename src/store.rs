@@ -98,6 +98,10 @@ pub struct StoredRefreshToken {
     /// Why the identity provider refused this very refresh token (`invalid_grant`) at a renewal,
     /// if it did.
     pub rejected: Option<String>,
+    /// A refresh grant sent with this very refresh token by a woci that ended before it knew the
+    /// outcome (killed: SIGKILL, a crash): its pid and when it was sent (epoch milliseconds).
+    /// The identity provider has probably spent the token.
+    pub unsettled: Option<(u32, i64)>,
 }
 
 impl StoredRefreshToken {
@@ -679,7 +683,49 @@ impl SessionStore {
             let (digest, why) = record.split_once('\n')?;
             (digest == refusal_digest(bytes)).then(|| why.to_owned())
         });
-        Ok(StoredRefreshToken { source, selection: self.selection.clone(), rotation, rejected })
+        let unsettled = source.as_ref().and_then(|(_, bytes, _)| self.unsettled_grant(bytes));
+        Ok(StoredRefreshToken { source, selection: self.selection.clone(), rotation, rejected, unsettled })
+    }
+
+    /// `.grant_sent`: written just before a refresh grant is sent and removed once its outcome is
+    /// known, so that a woci killed in between (its grant may have spent the refresh token, and
+    /// nothing else on disk says so) is known to `--status` and the next renewal.
+    fn grant_sent_path(&self) -> PathBuf {
+        self.dir.join(".grant_sent")
+    }
+
+    /// Notes that a refresh grant with the stored refresh token is about to be sent (best effort).
+    /// Call with the renewal lock; [`Self::grant_settled`] removes the note.
+    pub fn grant_sending(&self, at_ms: i64) {
+        let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
+        let me = std::process::id();
+        let started = fsutil::process_start_time(me).unwrap_or(0);
+        let note = format!("{me} {started} {at_ms} {}\n", refusal_digest(&bytes));
+        if let Err(e) = fsutil::write_atomic(&self.grant_sent_path(), note.as_bytes()) {
+            tracing::debug!("cannot note the refresh grant: {e}");
+        }
+    }
+
+    /// The refresh grant's outcome is known (and its new refresh token stored, if it gave one).
+    pub fn grant_settled(&self) {
+        let _ = std::fs::remove_file(self.grant_sent_path());
+    }
+
+    /// The pid and send time of a refresh grant sent with the refresh token `bytes` by a woci
+    /// that has ended without knowing the outcome (one still running is renewing: not this).
+    fn unsettled_grant(&self, bytes: &[u8]) -> Option<(u32, i64)> {
+        let note = fsutil::read_text_bounded(&self.grant_sent_path(), 256).ok()?;
+        let mut fields = note.split_whitespace();
+        let pid: u32 = fields.next()?.parse().ok()?;
+        let started: u64 = fields.next()?.parse().ok()?;
+        let at: i64 = fields.next()?.parse().ok()?;
+        if fields.next()? != refusal_digest(bytes) {
+            return None;
+        }
+        // The same process (not one that got its pid since), still at it.
+        let running =
+            fsutil::process_alive(pid) && fsutil::process_start_time(pid).is_none_or(|s| started == 0 || s == started);
+        (!running).then_some((pid, at))
     }
 
     /// Reads the refresh token for a renewal, decrypting it with `passphrase` when it is an
@@ -737,6 +783,7 @@ impl SessionStore {
     fn store_refresh_token_bytes(&self, bytes: &[u8]) -> Result<()> {
         fsutil::write_atomic_proven(&self.refresh_token_path(), bytes)?;
         let _ = std::fs::remove_file(self.rejected_path());
+        self.grant_settled();
         self.drop_superseded_rotations();
         self.remove_rescues(&self.rescue_dirs_to_read(), None);
         Ok(())

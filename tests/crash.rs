@@ -126,10 +126,12 @@ async fn sigkill_at_each_write_loses_the_session_only_before_the_new_refresh_tok
             assert!(next.status.success(), "{point}: the next call needs no login: {}", stderr(&next));
             assert!(w.read(&w.config_path()).contains("security_token_file"), "{point}: config completed");
         }
-        // Before the call, `--status` said what it would do. After the IdP's reply, nothing on disk
-        // can tell that the old refresh token was spent until its successor's temp file exists.
-        if *point != "renew::after_grant" {
-            assert_eq!(status.status.code(), next.status.code(), "{point}: --status said {report}");
+        // Before the call, `--status` said what it would do: after the grant was sent, from the
+        // note the killed woci left that its outcome was unknown.
+        assert_eq!(status.status.code(), next.status.code(), "{point}: --status said {report}");
+        if *point == "renew::after_grant" {
+            assert!(report["reason"].as_str().unwrap().contains("after it sent a refresh grant"), "{report}");
+            assert!(stderr(&next).contains("which probably spent it"), "{point}: {}", stderr(&next));
         }
         if *point == "fsutil::half_written::refresh_token" {
             assert_eq!(report["refresh_token"]["interrupted_rotation"], "incomplete", "{point}: {report}");
@@ -145,4 +147,46 @@ async fn sigkill_at_each_write_loses_the_session_only_before_the_new_refresh_tok
         let grants = w.emu.stats().refresh_grants_issued;
         assert!(grants <= 2, "{point}: {grants} refresh grants");
     }
+}
+
+/// A Ctrl-C while the IdP has the refresh grant is held until its outcome, and said so at once;
+/// when the outcome is a lost answer, it is recorded before woci ends, so `--status` tells that
+/// the next call needs a login (as it does after the same failure without a signal).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_held_during_a_grant_whose_answer_is_lost_leaves_the_failure_recorded() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    w.seed_refresh_token();
+    w.emu.set_fault(
+        Endpoint::IdpToken,
+        Fault::drop_reply().with_latency(std::time::Duration::from_millis(800)).times(1),
+    );
+    let stopped = run({
+        let mut c = w.woci_at(&test_build_woci_bin());
+        c.env("FAILPOINTS", "renew::before_grant=return(SIGINT)").args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(stopped.status.signal(), Some(2), "{}", stderr(&stopped));
+    assert!(
+        stderr(&stopped).contains("woci: warning: the identity provider has the refresh grant of profile `P`"),
+        "{}",
+        stderr(&stopped)
+    );
+    let status = run({
+        let mut c = w.woci();
+        c.args(["--status"]);
+        c
+    })
+    .await;
+    let text = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(3), "{text}");
+    assert!(text.contains("the answer to the last refresh grant") && text.contains("was lost"), "{text}");
+    let next = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(next.status.code(), Some(3), "{}", stderr(&next));
 }

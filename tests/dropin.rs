@@ -230,6 +230,28 @@ async fn tunnelled_host_is_named_when_the_child_fails_and_rc_endpoint_is_resigne
     let out = run(failing_fetch(&w)).await;
     assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(!stderr(&out).contains("without re-signing"), "the rc endpoint is re-signed: {}", stderr(&out));
+    std::fs::remove_file(w.oci_dir().join("oci_cli_rc")).unwrap();
+
+    // A program stopped by a signal (here woci's SIGTERM, passed on) failed for that: no hint.
+    let ca = w.home().join("emulator-ca.pem");
+    let started = w.home().join("fetched");
+    let script = format!("curl -s -o /dev/null \"$1\"; touch '{}'; exec sleep 30", started.display());
+    let child = w
+        .woci_std()
+        .env("REQUESTS_CA_BUNDLE", &ca)
+        .env("SSL_CERT_FILE", &ca)
+        .args(["--auto-refresh", "--exec", "--", "sh", "-c", &script, "fetch", &w.emu.os_endpoint()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while !started.exists() {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("without re-signing"), "{}", stderr(&out));
 }
 
 /// `--auto-refresh` with an `http://` endpoint (`--endpoint http://…` to the stand-in `oci`): the

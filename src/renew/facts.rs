@@ -172,6 +172,8 @@ pub struct RefreshInput {
     pub expires_at: Option<i64>,
     /// The rescued copy the next renewal reads (the session folder could not take it).
     pub rescued: Option<PathBuf>,
+    /// A refresh grant sent with it by a woci that ended before the outcome (pid, epoch ms).
+    pub unsettled: Option<(u32, i64)>,
 }
 
 /// Everything a renewal decision looks at.
@@ -347,6 +349,7 @@ impl<'s> SessionFacts<'s> {
                 damage,
                 expires_at,
                 rescued,
+                unsettled: stored.unsettled,
             },
             config_current,
             key,
@@ -519,6 +522,7 @@ pub mod testing {
                     damage: None,
                     expires_at: None,
                     rescued: None,
+                    unsettled: None,
                 },
                 config_current: true,
                 key: KeyState::Usable,

@@ -34,7 +34,8 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
         Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
             Ok(t) => (t, Action::Refreshed),
             Err(e) if e.needs_login() => {
-                r.store.mark_refresh_token_rejected(&e.to_string());
+                let e = with_unsettled_grant(e.to_string(), facts, r.clock.unix());
+                r.store.mark_refresh_token_rejected(&e);
                 // No one to log in: one line that says both why and what to do.
                 if !(r.allow_login && cfg.interactive) {
                     return Err(login_impossible(r, Some(&e as &dyn std::fmt::Display)));
@@ -96,7 +97,8 @@ async fn refresh_grant(
     let reserve = crate::fsutil::FdReserve::take(r.store.dir())?;
     let _held = critical::hold();
     failpoint("renew::before_grant");
-    let answer = oidc::refresh(http, &cfg.idp, rt).await;
+    r.store.grant_sending(crate::clock::unix_millis(r.clock.now()));
+    let answer = told_when_signalled(&r.settings.profile, oidc::refresh(http, &cfg.idp, rt)).await;
     drop(reserve);
     let tokens = match answer {
         Ok(tokens) => tokens,
@@ -104,21 +106,60 @@ async fn refresh_grant(
             if let Some((rotated, expires_in)) = &rotated {
                 keep_refresh_token(r, rotated, *expires_in, passphrase).await;
             }
-            return Err(match error {
+            r.store.grant_settled();
+            let error = match error {
                 Error::ReplyLost { service, url, reason, .. } => {
                     let login = format!("woci session authenticate {}", r.settings.woci_selection());
                     Error::ReplyLost { service, url, reason, login }
                 }
                 e => e,
-            });
+            };
+            // A held signal ends woci as `_held` drops, before the caller could record this.
+            if critical::pending() {
+                if error.needs_login() {
+                    r.store.mark_refresh_token_rejected(&error.to_string());
+                }
+                r.record_failure(&error);
+            }
+            return Err(error);
         }
     };
     failpoint("renew::after_grant");
     if let Some(rotated) = &tokens.refresh_token {
         keep_refresh_token(r, rotated, tokens.refresh_expires_in, passphrase).await;
     }
+    r.store.grant_settled();
     failpoint("renew::after_refresh_token_stored");
     Ok(tokens)
+}
+
+/// Why the identity provider refused the stored refresh token, with the likely cause when a woci
+/// ended (killed) after sending a grant with it: that grant spent it.
+fn with_unsettled_grant(why: String, facts: &SessionFacts<'_>, now: i64) -> String {
+    match facts.refresh.unsettled {
+        Some((pid, at)) => format!(
+            "{why}; woci pid {pid} ended {} ago after it sent a refresh grant with it, before it stored the answer, \
+             which probably spent it",
+            crate::clock::fmt_secs((now - at / 1000).max(0))
+        ),
+        None => why,
+    }
+}
+
+/// `grant`, saying once at a signal held meanwhile (Ctrl-C) why woci does not end yet.
+async fn told_when_signalled<T>(profile: &str, grant: impl std::future::Future<Output = T>) -> T {
+    tokio::pin!(grant);
+    loop {
+        tokio::select! {
+            answer = &mut grant => return answer,
+            () = tokio::time::sleep(Duration::from_millis(100)) => if critical::pending() { break }
+        }
+    }
+    tracing::warn!(
+        "the identity provider has the refresh grant of profile `{profile}`: woci ends once it answers (it is \
+         waited for up to 90s), so that the new refresh token is stored, not lost"
+    );
+    grant.await
 }
 
 /// Stores a new refresh token (`expires_in`: `refresh_expires_in`, if the IdP said): retried,

@@ -290,17 +290,24 @@ impl Renewer {
             Err(Error::Login(_)) if force == Force::Login => {}
             // Waiting callers repeat local checks in no time; what they must not repeat is a
             // round of requests (or a login) that just failed.
-            Err(e) if e.involved_the_network() => self.store.record_failure(&FailureRecord {
-                at: crate::clock::unix_millis(self.clock.now()),
-                exit_code: e.exit_code(),
-                message: e.to_string(),
-                // An untrusted certificate is retried slowly, but only a CA setting fixes it.
-                transient: schedule::retried_soon(e),
-                reply_lost: matches!(e, Error::ReplyLost { .. }),
-                inputs: Some(failure_inputs(&self.settings, &self.store, &self.env)),
-            }),
-            Err(_) => {}
+            Err(e) => self.record_failure(e),
         }
+    }
+
+    /// Records a failure that involved the network for waiting callers and `--status`.
+    pub(crate) fn record_failure(&self, e: &Error) {
+        if !e.involved_the_network() {
+            return;
+        }
+        self.store.record_failure(&FailureRecord {
+            at: crate::clock::unix_millis(self.clock.now()),
+            exit_code: e.exit_code(),
+            message: e.to_string(),
+            // An untrusted certificate is retried slowly, but only a CA setting fixes it.
+            transient: schedule::retried_soon(e),
+            reply_lost: matches!(e, Error::ReplyLost { .. }),
+            inputs: Some(failure_inputs(&self.settings, &self.store, &self.env)),
+        });
     }
 
     /// How long a renewal waits for another woci's: a login may take its whole timeout.

@@ -105,6 +105,31 @@ fn after_last_failure(
     }
 }
 
+/// A refresh next that sends the refresh token a killed woci sent a grant with: the identity
+/// provider has probably spent it, unless that was within `refresh_token_reuse_grace`.
+fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &SessionFacts, now: i64) -> (u8, String) {
+    let Some((pid, at)) = f.refresh.unsettled.filter(|_| next_action == "refresh" && exit_code == 0) else {
+        return (exit_code, reason);
+    };
+    let ago = (now - at / 1000).max(0);
+    let what = format!(
+        "woci pid {pid} ended {} ago after it sent a refresh grant with the stored refresh token, before it stored \
+         the answer",
+        crate::clock::fmt_secs(ago)
+    );
+    let grace = match f.mode {
+        crate::settings::RenewMode::Login(c) => c.idp.reuse_grace.as_secs(),
+        _ => 0,
+    };
+    match u64::try_from(ago).is_ok_and(|ago| ago < grace) {
+        true => (exit_code, format!("{reason} ({what}; within `refresh_token_reuse_grace` the identity provider takes it again)")),
+        false => (
+            crate::error::exit::LOGIN,
+            format!("{reason}; but {what}, so the identity provider has probably spent it and the next call will need a login"),
+        ),
+    }
+}
+
 /// The last renewal's failure, and whether what it was met with changed since (the settings,
 /// the profile's OCI config section, a file's mode or owner, a CA or proxy variable: the fix,
 /// usually). A record of an older release, without that digest, goes by the files' change times.
@@ -236,6 +261,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         _ => (d.exit_code(), d.plan.name(), d.reason),
     };
     let (exit_code, reason) = after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), now);
+    let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, now);
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {
         (Some((code, why)), _) => (*code, "impossible", why.clone()),

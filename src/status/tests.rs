@@ -294,3 +294,24 @@ fn the_last_failure_counts_for_the_next_renewal() {
     i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
     assert_eq!(decide_of(&i), ("none", 0));
 }
+
+/// A woci killed after sending a refresh grant with the stored refresh token: the next refresh
+/// probably meets a spent token (exit 3), unless the IdP's reuse grace still covers it.
+#[test]
+fn a_grant_a_killed_woci_sent_is_probably_spent_unless_within_the_reuse_grace() {
+    let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.facts.refresh.unsettled = Some((4242, (NOW - 20) * 1000));
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("refresh", exit::LOGIN));
+    assert!(r.reason.contains("woci pid 4242 ended 20s ago") && r.reason.contains("probably spent"), "{}", r.reason);
+    let RenewMode::Login(cfg) = mode(RenewalKind::Idp) else { unreachable!() };
+    let mut cfg = cfg.clone();
+    cfg.idp.reuse_grace = std::time::Duration::from_secs(60);
+    i.facts.mode = Box::leak(Box::new(RenewMode::Login(cfg)));
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("refresh", 0));
+    assert!(r.reason.contains("within `refresh_token_reuse_grace`"), "{}", r.reason);
+    // A valid token needs no refresh: nothing to say.
+    i.facts.token = valid();
+    assert_eq!(assess(&i, NOW).exit_code, 0);
+}

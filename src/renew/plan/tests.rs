@@ -528,7 +528,8 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
             rejected: None,
             damage: None,
             expires_at: None,
-            rescued: None
+            rescued: None,
+            unsettled: None
         }
     );
 }
