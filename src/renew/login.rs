@@ -114,12 +114,13 @@ async fn refresh_grant(
                 }
                 e => e,
             };
-            // A held signal ends woci as `_held` drops, before the caller could record this.
+            // A held signal ends woci as `_held` drops, before the caller could record or say this.
             if critical::pending() {
                 if error.needs_login() {
                     r.store.mark_refresh_token_rejected(&error.to_string());
                 }
                 r.record_failure(&error);
+                tracing::error!("{error}");
             }
             return Err(error);
         }
