@@ -282,3 +282,27 @@ async fn a_plain_http_endpoint_under_auto_refresh_is_warned_of() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stderr(&out).contains("is plain HTTP"), "{}", stderr(&out));
 }
+
+/// The shell function `examples/shell-alias.sh` defines starts woci under the name `oci`: a bare
+/// `--version` is oci's, and a call goes through woci (the example's profile is looked up).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_example_shell_function_starts_woci_as_oci() {
+    let w = World::new().await;
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shell-alias.sh");
+    let bin = woci_bin();
+    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let bash = |line: &str| {
+        let mut c = w.woci_std_at(Path::new("bash"));
+        c.args(["-c", &format!(". '{example}'; {line}")]).env("PATH", &path).output().unwrap()
+    };
+    let out = bash("oci --version");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(w.oci_argv(), ["--version"], "{}", String::from_utf8_lossy(&out.stdout));
+    let out = bash("oci os ns get");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("woci: error: ") && stderr(&out).contains("profile `myprofile`"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -31,7 +31,7 @@
 //!    No arguments at all show woci's help.
 //! 6. **Session-free commands** go to `oci` as they are, with no session check
 //!    ([`Command::Passthrough`]): `-h`/`--help`/`-?` anywhere, `setup …`, every other
-//!    `session …`, `--generate-*-json-input`, and `--version` before the first word after `--`.
+//!    `session …`, a command group alone (`os`, global options at most), `--generate-*-json-input`, and `--version` before the first word after `--`.
 //!    Started under the name `oci` ([`invoked_as_oci`]), `-h`/`--help`/`-v`/`--version` are oci's.
 //! 7. Before the first oci word, an option that is neither woci's nor one of oci's global options
 //!    ([`oci_globals::OCI_GLOBALS`]) is an error with a "did you mean" suggestion: a typo such as
@@ -68,8 +68,8 @@ pub enum Command {
         args: Vec<OsString>,
     },
     /// Run `oci` with these arguments as they are, with no session check and nothing added:
-    /// commands that need no session (help, `setup`, `session` commands woci does not own,
-    /// `--generate-*-json-input`).
+    /// commands that need no session (help, `setup`, `session` commands woci does not own, a
+    /// command group alone, `--generate-*-json-input`).
     Passthrough(Vec<OsString>),
     /// `session authenticate`: force a fresh interactive login for a profile with woci IdP
     /// settings; without them the arguments go to `oci` ([`Command::Passthrough`]).
@@ -205,8 +205,8 @@ How arguments are split:
   - `woci session authenticate` forces a new login (oci's own for profiles without woci IdP
     settings); `woci session refresh` renews now (for those profiles through the OCI auth
     service). Commands that need no
-    session go to oci at once: help (-h/--help anywhere), `setup`, other `session` commands,
-    --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
+    session go to oci at once: help (-h/--help anywhere), `setup`, other `session` commands, a
+    command group alone (`oci os`), --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
 
 oci's own help: `woci -- --help` or `oci --help`.";
 
@@ -506,12 +506,18 @@ impl State {
 }
 
 /// Whether `oci` needs no session for these arguments: help anywhere, `setup …`, `session …`
-/// commands woci does not own, `--generate-*-json-input`, or version/release info before the
-/// first word.
+/// commands woci does not own, a command group alone, `--generate-*-json-input`, or
+/// version/release info before the first word.
 fn session_free(args: &[OsString]) -> bool {
     let words = oci_words(args);
     let first = words.first().and_then(|w| w.to_str());
     if matches!(first, Some("setup" | "session")) {
+        return true;
+    }
+    // A command group alone (`oci os`), global options at most: oci prints its usage. (The one
+    // top-level command, `raw-request`, needs options of its own to call anything.)
+    let global = |opt: &Option<NamedOption>| opt.as_ref().is_none_or(|(name, _)| oci_globals::find(name).is_some());
+    if words.len() == 1 && scan(args, oci_globals::takes_value).iter().all(|(opt, _)| global(opt)) {
         return true;
     }
     let mut before_word = true;

@@ -484,10 +484,18 @@ fn session_free_commands_skip_the_session() {
         &["os", "object", "put", "--generate-full-command-json-input"],
         &["--generate-param-json-input", "x", "os", "object", "put"],
         &["--", "--version"],
+        &["os"],
+        &["--profile", "P", "ce", "--region=r", "--debug"],
     ] {
         assert!(passthrough(args), "{args:?}");
     }
-    for args in [&["os", "ns", "get"][..], &["os", "object", "get", "--name", "version"], &["session", "refresh"]] {
+    for args in [
+        &["os", "ns", "get"][..],
+        &["os", "object", "get", "--name", "version"],
+        &["session", "refresh"],
+        &["raw-request", "--target-uri", "https://x", "--http-method", "GET"],
+        &["os", "--namespace", "n"],
+    ] {
         assert!(!passthrough(args), "{args:?}");
     }
     assert_eq!(oci_args(&p(&["--", "--help"])), ["--help"]);

@@ -173,8 +173,10 @@ exit "${FAKE_OCI_EXIT:-0}"
         c
     }
 
-    fn woci_std_at(&self, bin: &Path) -> std::process::Command {
-        let mut c = std::process::Command::new(bin);
+    /// `program` (woci, or a shell that runs it) with the world's HOME, stand-in `oci` and a
+    /// clean environment.
+    pub fn woci_std_at(&self, program: &Path) -> std::process::Command {
+        let mut c = std::process::Command::new(program);
         for k in SCRUBBED_ENV {
             c.env_remove(k);
         }
