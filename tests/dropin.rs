@@ -290,7 +290,7 @@ async fn the_example_shell_function_starts_woci_as_oci() {
     let w = World::new().await;
     let example = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/shell-alias.sh");
     let bin = woci_bin();
-    let path = format!("{}:{}", bin.parent().unwrap().display(), std::env::var("PATH").unwrap_or_default());
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin.parent().unwrap().display());
     let bash = |line: &str| {
         let mut c = w.woci_std_at(Path::new("bash"));
         c.args(["-c", &format!(". '{example}'; {line}")]).env("PATH", &path).output().unwrap()
