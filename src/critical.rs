@@ -153,9 +153,11 @@ mod imp {
         DEPTH.load(Ordering::SeqCst) > 0
     }
 
-    /// Whether a signal was noted inside the held section now open: woci ends when it closes.
+    /// Whether a signal was noted inside the held section now open, so that woci ends when it
+    /// closes (not when supervising: the signal went to the child, or is the daemon's).
     pub(crate) fn pending() -> bool {
         held()
+            && !SUPERVISED.load(Ordering::SeqCst)
             && STATE
                 .get()
                 .is_some_and(|st| st.lock().unwrap_or_else(|p| p.into_inner()).pending.load(Ordering::SeqCst) != 0)

@@ -31,7 +31,8 @@
 //!    No arguments at all show woci's help.
 //! 6. **Session-free commands** go to `oci` as they are, with no session check
 //!    ([`Command::Passthrough`]): `-h`/`--help`/`-?` anywhere, `setup …`, every other
-//!    `session …`, a command group alone (`os`, global options at most), `--generate-*-json-input`, and `--version` before the first word after `--`.
+//!    `session …`, a command group alone (`os`, global options at most),
+//!    `--generate-*-json-input`, and `--version` before the first word after `--`.
 //!    Started under the name `oci` ([`invoked_as_oci`]), `-h`/`--help`/`-v`/`--version` are oci's.
 //! 7. Before the first oci word, an option that is neither woci's nor one of oci's global options
 //!    ([`oci_globals::OCI_GLOBALS`]) is an error with a "did you mean" suggestion: a typo such as
@@ -204,9 +205,9 @@ How arguments are split:
     error (exit 2) with a suggestion: `--auto-refesh` is a typo, not an oci option.
   - `woci session authenticate` forces a new login (oci's own for profiles without woci IdP
     settings); `woci session refresh` renews now (for those profiles through the OCI auth
-    service). Commands that need no
-    session go to oci at once: help (-h/--help anywhere), `setup`, other `session` commands, a
-    command group alone (`oci os`), --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
+    service). Commands that need no session go to oci at once: help (-h/--help anywhere),
+    `setup`, other `session` commands, a command group alone (`oci os`),
+    --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
 
 oci's own help: `woci -- --help` or `oci --help`.";
 
