@@ -473,14 +473,18 @@ pub(crate) fn signal_group(_: i32, _: Signal) -> bool {
     false
 }
 
-/// Whether a process with this pid exists (signal 0); `true` where that cannot be known.
+/// Whether a process with this pid exists (signal 0) and has not ended (a zombie, ended but not
+/// yet reaped by its parent, has: it holds no lock and renews nothing); `true` where that cannot
+/// be known.
 pub(crate) fn process_alive(pid: u32) -> bool {
     #[cfg(unix)]
     {
-        let Ok(pid) = i32::try_from(pid) else { return false };
+        let Ok(signed) = i32::try_from(pid) else { return false };
         // Not a single process (pid 0): never treat it as gone. EPERM means it exists (another
         // user's process).
-        pid <= 0 || kill(pid, Signal::Probe).map_or_else(|e| e.raw_os_error() == Some(libc::EPERM), |()| true)
+        signed <= 0
+            || (kill(signed, Signal::Probe).map_or_else(|e| e.raw_os_error() == Some(libc::EPERM), |()| true)
+                && stat_field(pid, 0).is_none_or(|state| state != "Z" && state != "X"))
     }
     #[cfg(not(unix))]
     {
@@ -1131,6 +1135,23 @@ mod tests {
         unsafe { libc::umask(old) };
         result.unwrap();
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o644);
+    }
+
+    /// A process that ended but was not reaped yet (a zombie: a SIGKILLed daemon whose parent is
+    /// slow to wait) is no longer alive; one running is.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        assert!(process_alive(child.id()));
+        kill(child.id() as i32, Signal::Kill).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while stat_field(child.id(), 0).as_deref() != Some("Z") {
+            assert!(std::time::Instant::now() < deadline, "never became a zombie");
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(!process_alive(child.id()), "a zombie");
+        child.wait().unwrap();
     }
 
     /// An upgrade renames a new binary over the one a process runs: the process is told apart.

@@ -105,12 +105,11 @@ fn after_last_failure(
     }
 }
 
-/// A refresh next that sends the refresh token a killed woci sent a grant with: the identity
-/// provider has probably spent it, unless that was within `refresh_token_reuse_grace`.
+/// A stored refresh token a killed woci sent a grant with: the identity provider has probably
+/// spent it, unless that was within `refresh_token_reuse_grace`. A refresh next fails (exit 3);
+/// with a session token still valid, the renewal after it will (said, exit 0).
 fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &SessionFacts, now: i64) -> (u8, String) {
-    let Some((pid, at)) = f.refresh.unsettled.filter(|_| next_action == "refresh" && exit_code == 0) else {
-        return (exit_code, reason);
-    };
+    let Some((pid, at)) = f.refresh.unsettled.filter(|_| exit_code == 0) else { return (exit_code, reason) };
     let ago = (now - at / 1000).max(0);
     let what = format!(
         "woci pid {pid} ended {} ago after it sent a refresh grant with the stored refresh token, before it stored \
@@ -121,11 +120,15 @@ fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &S
         crate::settings::RenewMode::Login(c) => c.idp.reuse_grace.as_secs(),
         _ => 0,
     };
-    match u64::try_from(ago).is_ok_and(|ago| ago < grace) {
-        true => (exit_code, format!("{reason} ({what}; within `refresh_token_reuse_grace` the identity provider takes it again)")),
-        false => (
+    match (u64::try_from(ago).is_ok_and(|ago| ago < grace), next_action == "refresh") {
+        (true, _) => (exit_code, format!("{reason} ({what}; within `refresh_token_reuse_grace` the identity provider takes it again)")),
+        (false, true) => (
             crate::error::exit::LOGIN,
             format!("{reason}; but {what}, so the identity provider has probably spent it and the next call will need a login"),
+        ),
+        (false, false) => (
+            exit_code,
+            format!("{reason}; but {what}, so the identity provider has probably spent it and the next renewal will need a login"),
         ),
     }
 }

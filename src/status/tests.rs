@@ -311,7 +311,10 @@ fn a_grant_a_killed_woci_sent_is_probably_spent_unless_within_the_reuse_grace() 
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("refresh", 0));
     assert!(r.reason.contains("within `refresh_token_reuse_grace`"), "{}", r.reason);
-    // A valid token needs no refresh: nothing to say.
+    // A valid token needs no refresh now: usable, and the renewal after it is foretold.
+    i.facts.mode = mode(RenewalKind::Idp);
     i.facts.token = valid();
-    assert_eq!(assess(&i, NOW).exit_code, 0);
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("none", 0));
+    assert!(r.reason.contains("the next renewal will need a login"), "{}", r.reason);
 }
