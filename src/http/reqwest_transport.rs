@@ -13,6 +13,10 @@ pub(super) fn client(options: &HttpOptions) -> Result<reqwest::Client> {
         .use_rustls_tls()
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(options.connect_timeout)
+        // A new connection per request: woci sends a few an hour, and a kept one the server closed
+        // meanwhile (its keep-alive timeout; a stall) races the next request. For a refresh grant
+        // a reset there reads like a lost answer: the token would be reported spent, unsent.
+        .pool_max_idle_per_host(0)
         .user_agent(concat!("woci/", env!("CARGO_PKG_VERSION")))
         // woci's settings carry the user's proxy; reqwest must not read the environment itself.
         .no_proxy();
@@ -276,6 +280,42 @@ mod tests {
         let started = tokio::time::Instant::now();
         assert!(Deadline::new(Duration::from_secs(5)).run(rx).await.is_none());
         assert!(started.elapsed() >= Duration::from_secs(5) && started.elapsed() < Duration::from_secs(7));
+    }
+
+    /// A server that answers one request per connection and resets a connection a second request
+    /// comes on (as a keep-alive timeout racing it does): every request gets its answer.
+    #[tokio::test]
+    async fn a_request_never_goes_out_on_a_kept_connection() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for mut conn in listener.incoming().flatten() {
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 4096];
+                    let mut got = Vec::new();
+                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let Ok(n @ 1..) = conn.read(&mut buf) else { return };
+                        got.extend_from_slice(&buf[..n]);
+                    }
+                    let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok");
+                    // A second request on it: closed unread, which sends a reset.
+                    let _ = conn.peek(&mut buf);
+                });
+            }
+        });
+        let client = client(&HttpOptions::default()).unwrap();
+        for _ in 0..3 {
+            let req = Request {
+                method: reqwest::Method::POST,
+                url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
+                headers: Default::default(),
+                body: Zeroizing::new(b"grant_type=refresh_token".to_vec()),
+                timeout: std::time::Duration::from_secs(10),
+            };
+            let answer = client.send(req, 1024).await.unwrap_or_else(|e| panic!("{e:?}"));
+            assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
+        }
     }
 
     #[test]

@@ -34,7 +34,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
         Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
             Ok(t) => (t, Action::Refreshed),
             Err(e) if e.needs_login() => {
-                let e = with_unsettled_grant(e.to_string(), facts, r.clock.unix());
+                let e = with_unsettled_grant(e.to_string(), facts);
                 r.store.mark_refresh_token_rejected(&e);
                 // No one to log in: one line that says both why and what to do.
                 if !(r.allow_login && cfg.interactive) {
@@ -136,12 +136,12 @@ async fn refresh_grant(
 
 /// Why the identity provider refused the stored refresh token, with the likely cause when a woci
 /// ended (killed) after sending a grant with it: that grant spent it.
-fn with_unsettled_grant(why: String, facts: &SessionFacts<'_>, now: i64) -> String {
+fn with_unsettled_grant(why: String, facts: &SessionFacts<'_>) -> String {
     match facts.refresh.unsettled {
         Some((pid, at)) => format!(
-            "{why}; woci pid {pid} ended {} ago after it sent a refresh grant with it, before it stored the answer, \
-             which probably spent it",
-            crate::clock::fmt_secs((now - at / 1000).max(0))
+            "{why}; woci pid {pid}, which sent a refresh grant with it at {} and ended before it stored the answer, \
+             probably spent it",
+            crate::clock::fmt_utc(at / 1000)
         ),
         None => why,
     }

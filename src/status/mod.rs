@@ -24,7 +24,9 @@
 //! `expired` | `missing` | `corrupt` | `unused`: an API-key profile's inherited `[DEFAULT]` one), `issued_at`, `expires_at`, `expires_in`,
 //! `session_expires_at`, `user`, `tenancy`, `error`}, `refresh_token` {`stored`, `encrypted`,
 //! `passphrase` (`none` | `env` | `prompt`), `decryptable`, `expires_at`, `interrupted_rotation`
-//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`), `error` (why it cannot be read or used, or `null`), `rejected` (the identity provider's refusal of it, or `null`)}, `daemon` {`running`,
+//! (`complete` | `incomplete` | `null`), `rescued` (the rescued copy's path, or `null`), `error` (why it cannot be read or used, or `null`), `rejected` (the identity provider's refusal of it, or `null`),
+//! `unsettled_grant` {`pid`, `sent_at`} (a grant with it whose sender ended before the answer was
+//! stored: probably spent; `null` when none)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
@@ -112,8 +114,8 @@ fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &S
     let Some((pid, at)) = f.refresh.unsettled.filter(|_| exit_code == 0) else { return (exit_code, reason) };
     let ago = (now - at / 1000).max(0);
     let what = format!(
-        "woci pid {pid} ended {} ago after it sent a refresh grant with the stored refresh token, before it stored \
-         the answer",
+        "woci pid {pid} sent a refresh grant with the stored refresh token {} ago and ended before it stored the \
+         answer",
         crate::clock::fmt_secs(ago)
     );
     let grace = match f.mode {
@@ -194,6 +196,16 @@ pub(crate) struct RefreshReport {
     /// The identity provider's refusal of the stored refresh token (a login replaces it).
     #[serde(serialize_with = "plain_opt")]
     pub rejected: Option<String>,
+    /// A refresh grant sent with it by a woci that ended before it stored the answer (the token
+    /// is probably spent): `pid` and `sent_at` (epoch seconds); `null` when there is none.
+    pub unsettled_grant: Option<UnsettledGrant>,
+}
+
+/// A refresh grant whose sender ended before its outcome, as `--status` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct UnsettledGrant {
+    pub pid: u32,
+    pub sent_at: i64,
 }
 
 /// The whole report (`--status --json`).
@@ -302,6 +314,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             rescued: f.refresh.rescued.as_ref().map(|p| p.display().to_string()),
             error: f.refresh.damage.clone(),
             rejected: f.refresh.rejected.clone(),
+            unsettled_grant: f.refresh.unsettled.map(|(pid, at)| UnsettledGrant { pid, sent_at: at / 1000 }),
         },
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),

@@ -209,7 +209,7 @@ fn json_field_names_are_stable() {
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(
         keys(&v["refresh_token"]),
-        "decryptable,encrypted,error,expires_at,interrupted_rotation,passphrase,rejected,rescued,stored"
+        "decryptable,encrypted,error,expires_at,interrupted_rotation,passphrase,rejected,rescued,stored,unsettled_grant"
     );
     assert_eq!(
         keys(&v["daemon"]),
@@ -303,7 +303,9 @@ fn a_grant_a_killed_woci_sent_is_probably_spent_unless_within_the_reuse_grace() 
     i.facts.refresh.unsettled = Some((4242, (NOW - 20) * 1000));
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("refresh", exit::LOGIN));
-    assert!(r.reason.contains("woci pid 4242 ended 20s ago") && r.reason.contains("probably spent"), "{}", r.reason);
+    assert!(r.reason.contains("woci pid 4242 sent a refresh grant") && r.reason.contains("20s ago"), "{}", r.reason);
+    assert!(r.reason.contains("probably spent"), "{}", r.reason);
+    assert_eq!(r.refresh_token.unsettled_grant, Some(UnsettledGrant { pid: 4242, sent_at: NOW - 20 }));
     let RenewMode::Login(cfg) = mode(RenewalKind::Idp) else { unreachable!() };
     let mut cfg = cfg.clone();
     cfg.idp.reuse_grace = std::time::Duration::from_secs(60);
