@@ -695,9 +695,12 @@ impl SessionStore {
     }
 
     /// Notes that a refresh grant with the stored refresh token is about to be sent (best effort).
-    /// Call with the renewal lock; [`Self::grant_settled`] removes the note.
+    /// Call with the renewal lock; [`Self::grant_settled`] removes the note. The token is in
+    /// `refresh_token` by then: [`Self::read_refresh_token`] moved a rescued one back (the grant
+    /// goes only where the folder is writable) and the sweep rolled a complete rotation forward,
+    /// so the file is read, not the whole lookup again.
     pub fn grant_sending(&self, at_ms: i64) {
-        let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
+        let Ok(Some(bytes)) = fsutil::read_optional(&self.refresh_token_path()) else { return };
         let me = std::process::id();
         let started = fsutil::process_start_time(me).unwrap_or(0);
         let note = format!("{me} {started} {at_ms} {}\n", refusal_digest(&bytes));
