@@ -30,7 +30,10 @@ pub fn main() -> ExitCode {
     let args: Vec<OsString> = argv.collect();
     let env: Env =
         std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
-    match run(args, env, as_oci) {
+    let result = run(args, env, as_oci);
+    // A hook still running ends before woci's last line (or the child's exit status) does.
+    crate::hooks::finish();
+    match result {
         Ok(code) => {
             // Everything is cleaned up (the proxy's files, the relays): end as the child ended.
             let _ = std::io::Write::flush(&mut std::io::stdout());

@@ -331,6 +331,7 @@ pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
     #[cfg(unix)]
     if spec.redactor.is_none() {
         use std::os::unix::process::CommandExt;
+        crate::hooks::finish();
         crate::critical::restore_for_child();
         crate::fsutil::restore_open_file_limit();
         let e = spec.command().exec();

@@ -2,9 +2,13 @@
 //! the `woci: warning:` line) when the session's hard end or the refresh token's expiry is near.
 //!
 //! - A hook is a command line split like a `command:` subject-token source (`shlex`) and run
-//!   without a shell, in its own process group, stdin one JSON object (then a newline), stdout
-//!   sent to woci's stderr (woci's stdout belongs to `oci`), bounded to [`TIMEOUT`] after which
-//!   the whole group is killed.
+//!   without a shell, in its own process group, stdin one JSON object (then a newline), bounded
+//!   to [`TIMEOUT`] after which the whole group is killed. Its stdout and stderr reach woci's
+//!   stderr (woci's stdout belongs to `oci`) as whole lines, each `woci: hook <setting>: …`, at
+//!   most [`OUTPUT_CAP`] of them: nothing it prints runs into woci's own lines, and a child it
+//!   leaves behind never writes there once the hook is done.
+//! - A hook runs beside woci, not in its way: a renewal loop (the daemon, `--exec`) goes on while
+//!   it runs, and [`finish`] waits for every hook still running before woci ends.
 //! - It never gets a secret: the JSON holds an error's text (secret-free by construction), its
 //!   argv is the configured line, and its environment is woci's minus every variable that holds
 //!   a secret ([`HookEnv`]).
@@ -14,7 +18,7 @@
 //!   `renewal_failed` once per profile and class per [`FAILURE_PERIOD`], `expiring` (line and
 //!   hook) once per profile and `what` per [`EXPIRING_PERIOD`], across every woci process.
 //!
-//! Running a hook blocks for up to [`TIMEOUT`]: async callers use `spawn_blocking`.
+//! Deciding whether a hook runs takes a lock: async callers use `spawn_blocking`.
 
 use crate::error::{Error, Result};
 use crate::expiry::{self, Expiring};
@@ -24,13 +28,22 @@ use crate::settings::Env;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 /// How long a hook may run before its process group is killed.
 pub(crate) const TIMEOUT: Duration = Duration::from_secs(10);
+/// How much of a hook's output (stdout and stderr together) reaches woci's stderr.
+pub(crate) const OUTPUT_CAP: usize = 64 * 1024;
+/// A line longer than this is shown in pieces of it.
+const LINE_MAX: usize = 4096;
+/// How long woci reads a finished hook's output still held open by a child it left running.
+const OUTPUT_GRACE: Duration = Duration::from_millis(200);
+
+/// The hook started last (it joins the one before it), joined by [`finish`].
+static LAST: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
 /// `on_renewal_failure` runs at most once per profile and class in this period.
 pub(crate) const FAILURE_PERIOD: Duration = Duration::from_secs(600);
 /// The expiry warning and `on_expiring` happen at most once per profile and `what` in this period.
@@ -152,8 +165,8 @@ struct ExpiringJson<'a> {
     expires_at: i64,
 }
 
-/// After a failed renewal attempt: runs `hook` unless it already ran for this profile and class
-/// within [`FAILURE_PERIOD`]. Blocks up to [`TIMEOUT`].
+/// After a failed renewal attempt: starts `hook` unless it already ran for this profile and class
+/// within [`FAILURE_PERIOD`].
 pub(crate) fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &RenewalFailed<'_>, env: &HookEnv) {
     let key = format!("renewal_failed:{}", event.class.as_str());
     if !claim(session_dir, &key, event.at, FAILURE_PERIOD) {
@@ -163,8 +176,7 @@ pub(crate) fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &Renewa
 }
 
 /// For each deadline [`expiry::expiring`] found: unless done for this profile and `what` within
-/// [`EXPIRING_PERIOD`], prints the warning line and runs `hook` (when configured). Blocks up to
-/// [`TIMEOUT`] per hook run.
+/// [`EXPIRING_PERIOD`], prints the warning line and starts `hook` (when configured).
 pub(crate) fn warn_expiring(
     session_dir: &Path,
     profile: &str,
@@ -237,14 +249,33 @@ fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Resul
     Ok(true)
 }
 
+/// Starts `hook` with `event` on a thread of its own, after the hooks started before it (one
+/// hook at a time, in order, as when woci waited for each); [`finish`] joins them.
 fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv) {
     let mut json = match serde_json::to_vec(event) {
         Ok(j) => j,
         Err(e) => return tracing::warn!("cannot encode the `{}` event: {e}", hook.setting),
     };
     json.push(b'\n');
-    if let Err(why) = run(hook, json, env, TIMEOUT) {
-        tracing::warn!("`{}` hook `{}` {why}", hook.setting, hook.program());
+    let (hook, env) = (hook.clone(), env.clone());
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    let before = last.take();
+    *last = Some(std::thread::spawn(move || {
+        if let Some(before) = before {
+            let _ = before.join();
+        }
+        if let Err(why) = run(&hook, json, &env, TIMEOUT) {
+            tracing::warn!("`{}` hook `{}` {why}", hook.setting, hook.program());
+        }
+    }));
+}
+
+/// Waits for every hook still running or waiting to run (each bounded by [`TIMEOUT`]); called
+/// before woci ends or replaces itself with `oci`.
+pub(crate) fn finish() {
+    let last = LAST.lock().unwrap_or_else(|e| e.into_inner()).take();
+    if let Some(last) = last {
+        let _ = last.join();
     }
 }
 
@@ -252,7 +283,8 @@ fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv) {
 /// `Err` says what went wrong, in words that follow the program's name.
 fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::result::Result<(), String> {
     let mut cmd = Command::new(hook.program());
-    cmd.args(&hook.argv[1..]).env_clear().envs(&env.0).stdin(Stdio::piped()).stdout(stderr_or_null());
+    cmd.args(&hook.argv[1..]).env_clear().envs(&env.0).stdin(Stdio::piped()).stdout(Stdio::piped());
+    cmd.stderr(Stdio::piped());
     #[cfg(unix)]
     std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
     let mut child = cmd.spawn().map_err(|e| match e.kind() {
@@ -268,10 +300,11 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             let _ = pipe.write_all(&stdin);
         });
     }
+    let output = Output::relay(&hook.setting, child.stdout.take(), child.stderr.take());
     // Still running at the deadline, or cannot be waited for: it is stopped.
     let pauses = (Duration::from_millis(1), Duration::from_millis(50));
     let status = fsutil::retry_until(timeout, pauses, || child.try_wait().map_or(Some(None), |s| s.map(Some)));
-    match status.flatten() {
+    let result = match status.flatten() {
         Some(status) if status.success() => Ok(()),
         Some(status) => Err(match status.code() {
             Some(c) => format!("exited with {c}"),
@@ -287,6 +320,95 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             kill_group(&mut child);
             Err(format!("did not finish within {}s and was stopped", timeout.as_secs()))
         }
+    };
+    output.finish();
+    result
+}
+
+/// A hook's stdout and stderr, relayed to woci's stderr line by line by one thread each.
+struct Output {
+    setting: String,
+    done: std::sync::mpsc::Receiver<()>,
+    readers: usize,
+    shown: std::sync::Arc<std::sync::Mutex<OutputState>>,
+}
+
+#[derive(Default)]
+struct OutputState {
+    bytes: usize,
+    cut: bool,
+}
+
+impl Output {
+    fn relay(
+        setting: &str,
+        stdout: Option<impl Read + Send + 'static>,
+        stderr: Option<impl Read + Send + 'static>,
+    ) -> Output {
+        let (tx, done) = std::sync::mpsc::channel();
+        let shown = std::sync::Arc::new(std::sync::Mutex::new(OutputState::default()));
+        let mut readers = 0;
+        let pipes: [Option<Box<dyn Read + Send>>; 2] =
+            [stdout.map(|p| Box::new(p) as Box<dyn Read + Send>), stderr.map(|p| Box::new(p) as _)];
+        for pipe in pipes.into_iter().flatten() {
+            let (tx, shown, prefix) = (tx.clone(), shown.clone(), format!("woci: hook {setting}: "));
+            readers += 1;
+            std::thread::spawn(move || {
+                relay_lines(pipe, &prefix, &shown);
+                let _ = tx.send(());
+            });
+        }
+        Output { setting: setting.to_owned(), done, readers, shown }
+    }
+
+    /// Waits a moment for the pipes to close (a child the hook left may hold them: its output is
+    /// not shown); says so when output was cut.
+    fn finish(self) {
+        let deadline = std::time::Instant::now() + OUTPUT_GRACE;
+        for _ in 0..self.readers {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            if self.done.recv_timeout(left).is_err() {
+                break;
+            }
+        }
+        let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
+        if shown.cut {
+            shown.cut = false;
+            crate::terminal::say(&format!(
+                "woci: hook {}: output past {} KiB not shown",
+                self.setting,
+                OUTPUT_CAP / 1024
+            ));
+        }
+        // Nothing more is shown, even if a reader is still blocked on a left child's pipe.
+        shown.bytes = usize::MAX;
+    }
+}
+
+/// Shows each line read from `pipe` (a piece of [`LINE_MAX`] bytes at most) with `prefix`, while
+/// the hook's output stays under [`OUTPUT_CAP`]; reads the rest and drops it, so the hook never
+/// blocks on a full pipe.
+fn relay_lines(pipe: impl Read, prefix: &str, shown: &std::sync::Mutex<OutputState>) {
+    let mut reader = std::io::BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        match std::io::BufRead::read_until(&mut (&mut reader).take(LINE_MAX as u64), b'\n', &mut line) {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+        let mut state = shown.lock().unwrap_or_else(|e| e.into_inner());
+        if state.bytes == usize::MAX {
+            continue;
+        }
+        if state.bytes + line.len() > OUTPUT_CAP {
+            state.cut = true;
+            continue;
+        }
+        state.bytes += line.len();
+        let text = String::from_utf8_lossy(&line);
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        crate::terminal::say(&format!("{prefix}{}", crate::terminal::safe(text)));
     }
 }
 
@@ -297,18 +419,6 @@ fn kill_group(child: &mut Child) {
     }
     let _ = child.kill();
     let _ = child.wait();
-}
-
-/// The hook's stdout: woci's stderr (stdout carries `oci`'s output and `--status --json`).
-fn stderr_or_null() -> Stdio {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsFd;
-        if let Ok(fd) = std::io::stderr().as_fd().try_clone_to_owned() {
-            return Stdio::from(fd);
-        }
-    }
-    Stdio::null()
 }
 
 #[cfg(test)]
@@ -355,6 +465,7 @@ mod tests {
         }
 
         fn runs(&self) -> usize {
+            finish();
             std::fs::read_dir(&self.out)
                 .unwrap()
                 .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("stdin"))
@@ -362,6 +473,7 @@ mod tests {
         }
 
         fn file(&self, name: &str) -> String {
+            finish();
             std::fs::read_to_string(self.out.join(name)).unwrap()
         }
     }

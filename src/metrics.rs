@@ -131,6 +131,10 @@ struct State {
     /// The manager INI that named it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     named_in: Option<PathBuf>,
+    /// Whether the profile had a section of its own there: one removed leaves the file, though
+    /// `[COMMON]` still names it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    own_section: bool,
     /// Files the profile named before whose folder was gone when it left them: rewritten without
     /// it once the folder is back.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -159,6 +163,8 @@ pub(crate) struct Target {
     pub file: Option<PathBuf>,
     /// The manager INI `metrics_file` came from (it is an INI-only setting).
     pub named_in: Option<PathBuf>,
+    /// Whether the profile has a section of its own in the manager INI.
+    pub own_section: bool,
     /// The home folder `~` stands for.
     pub home: PathBuf,
 }
@@ -170,7 +176,8 @@ impl Target {
             Some((crate::settings::Origin::Ini(ini), _)) => Some(ini.clone()),
             _ => None,
         };
-        Target { file: s.ops.metrics_file.clone(), named_in, home: s.home.clone() }
+        let own_section = s.ini_file.as_ref().is_some_and(|(_, own)| *own);
+        Target { file: s.ops.metrics_file.clone(), named_in, own_section, home: s.home.clone() }
     }
 }
 
@@ -231,6 +238,7 @@ fn update(session_dir: &Path, profile: &str, named: &Target, change: Change<'_>)
         Some(t) => {
             state.metrics_file = t.clone();
             state.named_in = named.named_in.clone();
+            state.own_section = named.own_section;
         }
         None if named.file != state.metrics_file => state.metrics_file = None,
         None => {}
@@ -281,19 +289,28 @@ fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<Sta
         .flatten()
         .filter_map(|e| crate::fsutil::read_bounded(&e.path().join(STATE_FILE), 64 * 1024).ok())
         .filter_map(|b| serde_json::from_slice::<State>(&b).ok())
-        .filter(|s| s.metrics_file.as_deref() == Some(file) && (s.profile == writer || still_named(s, file, home)))
+        .filter(|s| {
+            s.metrics_file.as_deref() == Some(file) && (s.profile == writer || still_named(s, root, file, home))
+        })
         .collect();
     states.sort_by(|a, b| a.profile.cmp(&b.profile));
     states
 }
 
 /// Whether the INI that named `file` for `s`'s profile still does (its section, or `[COMMON]`):
-/// a profile removed from it (the INI too), or pointed elsewhere, renews no more to say so. An
-/// INI that cannot be read now, or a state of an older release (no INI recorded), stays.
-fn still_named(s: &State, file: &Path, home: &Path) -> bool {
+/// a profile removed from it (its own section, the INI too), or pointed elsewhere, renews no more
+/// to say so. An INI that cannot be read now, or a state of an older release (no INI recorded),
+/// stays; so does a profile whose daemon still runs (it keeps its settings until a restart).
+fn still_named(s: &State, root: &Path, file: &Path, home: &Path) -> bool {
     use crate::settings::ini;
     let Some(path) = &s.named_in else { return true };
+    if FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE)) {
+        return true;
+    }
     let Ok(read) = ini::load(path, ini::Source::Home, &s.profile) else { return true };
+    if s.own_section && !read.has_profile_section {
+        return false;
+    }
     let Some(value) = read.values.get("metrics_file").map(|v| v.trim()).filter(|v| !v.is_empty()) else {
         return false;
     };
@@ -372,7 +389,12 @@ mod tests {
 
     /// A metrics file, with no INI recorded (as an older release wrote the state).
     fn to<P: AsRef<Path>>(file: Option<P>) -> Target {
-        Target { file: file.map(|f| f.as_ref().to_owned()), named_in: None, home: PathBuf::from("/") }
+        Target {
+            file: file.map(|f| f.as_ref().to_owned()),
+            named_in: None,
+            own_section: false,
+            home: PathBuf::from("/"),
+        }
     }
 
     struct Home {
@@ -640,7 +662,12 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         // Relative to the INI's folder, as the settings read it.
         let section = |p: &str| format!("[{p}]\nmetrics_file = ../textfile/w.prom\n");
         std::fs::write(&ini, format!("{}{}", section("keep"), section("gone"))).unwrap();
-        let by_ini = Target { file: Some(h.prom("w.prom")), named_in: Some(ini.clone()), home: PathBuf::from("/") };
+        let by_ini = Target {
+            file: Some(h.prom("w.prom")),
+            named_in: Some(ini.clone()),
+            own_section: true,
+            home: PathBuf::from("/"),
+        };
         for p in ["keep", "gone"] {
             record(&h.profile(p), p, &by_ini, &outcome(Class::Ok, &clock));
         }
@@ -656,6 +683,40 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         std::fs::write(&ini, "[keep]\nmetrics_file = ../textfile/other.prom\n").unwrap();
         record(&h.profile("older"), "older", &to(Some(h.prom("w.prom"))), &outcome(Class::Ok, &clock));
         assert!(!h.read("w.prom").contains("profile=\"keep\""), "{}", h.read("w.prom"));
+    }
+
+    /// `[COMMON]` names the file for every profile: one whose own section is removed leaves it
+    /// (its expired token would alert forever), one that never had a section stays, and so does
+    /// one whose daemon still runs with the settings it started with.
+    #[test]
+    fn a_profile_whose_section_is_removed_leaves_a_file_common_names() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let ini = h.sessions.parent().unwrap().join("woci_manager.ini");
+        let common = "[COMMON]\nmetrics_file = ../textfile/w.prom\n";
+        std::fs::write(&ini, format!("{common}[keep]\n[gone]\n[served]\n")).unwrap();
+        let named = |own_section| Target {
+            file: Some(h.prom("w.prom")),
+            named_in: Some(ini.clone()),
+            own_section,
+            home: PathBuf::from("/"),
+        };
+        for p in ["keep", "gone", "served"] {
+            record(&h.profile(p), p, &named(true), &outcome(Class::Ok, &clock));
+        }
+        record(&h.profile("sectionless"), "sectionless", &named(false), &outcome(Class::Ok, &clock));
+        let daemon = FileLock::acquire(&h.profile("served").join(crate::store::PID_FILE), LOCK_TIMEOUT).unwrap();
+        std::fs::write(&ini, format!("{common}[keep]\n")).unwrap();
+        record(&h.profile("keep"), "keep", &named(true), &outcome(Class::Ok, &clock));
+        let text = h.read("w.prom");
+        assert!(!text.contains("profile=\"gone\""), "{text}");
+        for p in ["keep", "sectionless", "served"] {
+            assert!(text.contains(&format!("profile=\"{p}\"")), "{p}: {text}");
+        }
+        // Its daemon stopped, the served profile leaves at the next write.
+        drop(daemon);
+        record(&h.profile("keep"), "keep", &named(true), &outcome(Class::Ok, &clock));
+        assert!(!h.read("w.prom").contains("profile=\"served\""), "{}", h.read("w.prom"));
     }
 
     #[test]

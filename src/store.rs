@@ -39,6 +39,8 @@ pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {
 
 /// File name of the key woci creates.
 const KEY_FILE: &str = "oci_api_key.pem";
+/// The daemon's pid file, locked while it runs (same name as the Python woci).
+pub(crate) const PID_FILE: &str = "woci_refresh.pid";
 /// File name of the public key woci writes beside it.
 const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
 /// The Python woci's key file name, honoured when present.
@@ -230,7 +232,7 @@ impl SessionStore {
 
     /// `woci_refresh.pid` (same name as the Python woci).
     pub fn pid_path(&self) -> PathBuf {
-        self.dir.join("woci_refresh.pid")
+        self.dir.join(PID_FILE)
     }
 
     /// `woci-daemon.log`.

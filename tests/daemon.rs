@@ -648,3 +648,37 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     wait_for(&w, "the reload to be refused", || log(&w).contains("settings not reloaded")).await;
     assert!(alive(pid) && log(&w).contains("NOT_IN_ITS_ENV"), "{}", log(&w));
 }
+
+/// A failure hook that hangs runs beside the daemon, not in its way: the retry comes on time
+/// (2 s), not after the hook's 10 s, and the hook is still stopped at its deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hanging_failure_hook_holds_up_no_retry() {
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(6), ..Config::default() }).await;
+    let pid_file = w.home().join("hook.pid");
+    let script = w.home().join("bin").join("hanging-hook");
+    write_exec(&script, &format!("#!/bin/sh\necho $$ > '{}'\nexec sleep 300\n", pid_file.display()));
+    w.write_manager_ini(&[("on_renewal_failure", &script.display().to_string())]);
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let (_guard, _pid) = start(&w).await;
+    // One renewal fails (a sent grant is not sent again within it); the retry succeeds.
+    let mut fault = Fault::status(503);
+    fault.count = Some(1);
+    w.emu.set_fault(Endpoint::IdpToken, fault);
+    let ok_after_failure =
+        |text: &str| text.find("renewal failed (network)").and_then(|f| text[f..].find("renewal ok").map(|o| f + o));
+    wait_for(&w, "a failed renewal, then a good one", || ok_after_failure(&log(&w)).is_some()).await;
+    let text = log(&w);
+    let retried = ok_after_failure(&text).unwrap();
+    assert!(
+        text.find("did not finish within 10s").is_none_or(|stopped| stopped > retried),
+        "the retry waited for the hook:\n{text}"
+    );
+    wait_for(&w, "the hook to be stopped at its deadline", || log(&w).contains("did not finish within 10s")).await;
+    let pid: i32 = w.read(&pid_file).trim().parse().expect("the hook ran");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z") {
+        assert!(Instant::now() < deadline, "the hook {pid} survived");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -414,6 +414,36 @@ async fn a_hook_past_ten_seconds_is_stopped_and_woci_goes_on() {
     }
 }
 
+/// What a hook prints reaches woci's stderr as whole `woci: hook …` lines, bounded, before
+/// woci's own last line; a child it leaves holding the pipe writes nothing there afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hooks_output_is_woci_lines_bounded_and_before_the_error() {
+    let w = World::new().await;
+    let script = w.home().join("bin").join("loud-hook");
+    write_exec(
+        &script,
+        "#!/bin/sh\n(sleep 3; echo late-child-line; echo late-child-err >&2) &\nprintf 'first\\n\\033[2Jsecond'\n\
+         echo to-stderr >&2\nhead -c 200000 /dev/zero | tr '\\0' x\nexit 1\n",
+    );
+    w.write_manager_ini(&[("on_renewal_failure", &script.display().to_string())]);
+    w.seed_refresh_token();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    let out = woci(&w, &["session", "refresh", "--profile", "P"], &[]).await;
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    let lines: Vec<&str> = err.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("woci: ")), "{err}");
+    assert!(lines.last().unwrap().starts_with("woci: error: identity provider"), "{err}");
+    assert!(lines.contains(&"woci: hook on_renewal_failure: first"), "{err}");
+    assert!(lines.contains(&"woci: hook on_renewal_failure: to-stderr"), "{err}");
+    // A terminal control is shown, not acted on.
+    assert!(lines.iter().any(|l| l.starts_with("woci: hook on_renewal_failure: \\x1b[2Jsecondxxx")), "{err}");
+    assert!(lines.contains(&"woci: hook on_renewal_failure: output past 64 KiB not shown"), "{err}");
+    assert!(err.len() < 80 * 1024, "{} bytes", err.len());
+    assert!(lines.iter().any(|l| l.contains("hook `") && l.contains("exited with 1")), "{err}");
+    assert!(!err.contains("late-child"), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_session_end_is_warned_of_once_for_a_hundred_calls() {
     // Inside the default notice of an hour.
