@@ -399,6 +399,28 @@ async fn a_refresh_grant_in_flight_is_finished_after_the_program_ends() {
     assert_eq!(w.emu.stats().auth_code_grants, 0);
 }
 
+/// A refresh grant the program's end waited for whose answer is lost spends the stored refresh
+/// token: woci says that it waits, and then what the next call will meet, before it ends with the
+/// program's exit code.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_lost_after_the_program_ended_is_said() {
+    use woci_emulator::{Endpoint, Fault};
+    let (w, tmp, _out, child) = short_token_run("sleep 2").await;
+    // The loop's renewal (1–2 s in) is answered never: processed 5 s later, the connection closed.
+    w.emu.set_fault(Endpoint::IdpToken, Fault::drop_reply().with_latency(Duration::from_secs(5)).times(1));
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("woci: warning: the identity provider has the refresh grant of profile `P`"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("woci: warning: the renewal in flight when the run ended failed: ")
+            && last.contains("answer was lost"),
+        "{err}"
+    );
+    assert!(nothing_left(tmp.path()));
+}
+
 /// An empty `TMPDIR` is no temp folder: the proxy's private files go to `/tmp`, never into the
 /// working folder (a checkout).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -109,16 +109,45 @@ pub enum LoopEvent {
 /// Once the loop is stopped (the program ended, the daemon was told to stop), a renewal in
 /// flight is let go — a token exchange or a session refresh may take minutes against a slow
 /// server — except while it stores a rotated refresh token: the answer that carries it must
-/// not be lost, so that part ([`crate::critical::hold`]) runs to its end.
-async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future>) {
+/// not be lost, so that part ([`crate::critical::hold`]) runs to its end. A wait past
+/// [`SAY_WAITING`] is said, and a failure of the renewal waited for is a warning: nothing else
+/// would tell that the next call needs a login.
+async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output = Result<Session>>>, profile: &str) {
+    let warn = |result: Result<Session>| {
+        if let Err(e) = result {
+            tracing::warn!("the renewal in flight when the run ended failed: {e}");
+        }
+    };
+    let waited = std::time::Instant::now();
+    let mut said = false;
+    let mut was_held = false;
     while crate::critical::held() {
+        was_held = true;
         tokio::select! {
             biased;
-            _ = &mut renewal => return,
+            result = &mut renewal => return warn(result),
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
+        }
+        if !said && waited.elapsed() >= SAY_WAITING {
+            said = true;
+            tracing::warn!(
+                "the identity provider has the refresh grant of profile `{profile}`: woci ends once it answers (it \
+                 is waited for up to 90s), so that the new refresh token is stored, not lost"
+            );
+        }
+    }
+    // The grant's outcome is known: a failure is recorded and returned a moment later.
+    if was_held {
+        if let Ok(result) = tokio::time::timeout(OUTCOME_GRACE, renewal).await {
+            warn(result);
         }
     }
 }
+
+/// How long a stopped loop waits for the result of a renewal whose grant it waited for.
+const OUTCOME_GRACE: Duration = Duration::from_millis(500);
+/// How long a stopped loop waits for a refresh grant's answer before saying so.
+const SAY_WAITING: Duration = Duration::from_secs(1);
 
 /// A renewer that never changes, for [`renewal_loop`] (`--auto-refresh`, `--exec`).
 pub fn fixed(renewer: Arc<Renewer>) -> watch::Receiver<Arc<Renewer>> {
@@ -163,7 +192,7 @@ pub async fn renewal_loop(
                 biased;
                 r = &mut ensure => r,
                 _ = &mut stop => {
-                    let_go(ensure).await;
+                    let_go(ensure, &renewer.settings.profile).await;
                     return Ok(());
                 }
             };
