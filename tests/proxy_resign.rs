@@ -461,6 +461,17 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
     });
     signed_get(&s, "localhost", "resumed", &s.profile, &st(TOKEN_A)).await;
     assert_eq!(key_id(&s.upstream.case("resumed")), st(&fresh));
+    // One with a second left would end on its way to OCI: it waits for the renewal too.
+    let (ending, next) = (jwt(now + 1), jwt(now + 3601));
+    s._token_tx.send(SecretString::from(ending.as_str())).unwrap();
+    let tx = s._token_tx.clone();
+    let renewal = next.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        tx.send(SecretString::from(renewal.as_str())).unwrap();
+    });
+    signed_get(&s, "localhost", "ending", &s.profile, &st(TOKEN_A)).await;
+    assert_eq!(key_id(&s.upstream.case("ending")), st(&next));
 
     // Non-CONNECT requests are refused.
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();

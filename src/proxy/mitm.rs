@@ -73,16 +73,21 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
 
 /// How long a request waits for a renewal when the token it would carry has expired.
 const EXPIRED_WAIT: Duration = Duration::from_secs(10);
+/// A token with less life than this left counts as expired: a request forwarded with it would
+/// reach OCI after its end (its expiry has whole seconds; the way there takes a while).
+const LAST_MOMENT_MS: i64 = 2_000;
 
 /// The token for a request, read per request so that a renewal applies to the very next one
 /// (cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal).
-/// A token that expired with no renewal (a machine resumed from suspend: its timers stood still)
-/// waits a little for the loop's next one rather than be refused by OCI.
+/// A token that expired, or is about to, with no renewal yet (a renewal late for an IdP that is
+/// slow, a machine resumed from suspend: its timers stood still) waits a little for the loop's
+/// next one rather than be refused by OCI.
 async fn current_token(shared: &Shared) -> SecretString {
     let mut tokens = shared.token.clone();
     let token = tokens.borrow_and_update().clone();
-    let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
-    if crate::jwt::expiry(token.expose()).ok().flatten().is_none_or(|exp| exp > now) {
+    let now_ms = crate::clock::unix_millis(crate::clock::Clock::now(&crate::clock::SystemClock));
+    let lasts = |exp: i64| exp.saturating_mul(1000) > now_ms.saturating_add(LAST_MOMENT_MS);
+    if crate::jwt::expiry(token.expose()).ok().flatten().is_none_or(lasts) {
         return token;
     }
     match tokio::time::timeout(EXPIRED_WAIT, tokens.changed()).await {
