@@ -904,6 +904,27 @@ async fn a_refused_session_refresh_names_ocis_login_for_the_profile() {
     );
 }
 
+/// A session a woci login made (a refresh token beside it) whose profile meets a manager INI
+/// without its section (an editor saving it, the section removed) is not sent to OCI's auth
+/// service as a guess: exit 2 naming both ways out, nothing requested, nothing changed; `--status`
+/// says the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_session_whose_section_is_gone_is_not_refreshed_as_a_guess() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    w.seed_token(-10);
+    std::fs::write(w.manager_ini_path(), "").unwrap();
+    let err = expect_failure(&w, 2, "its session came from a woci login").await;
+    assert!(err.contains("if the file is being saved, try again") && err.contains("delete `refresh_token`"), "{err}");
+    assert_eq!(w.emu.stats().requests, 0, "{err}");
+    let mut c = w.woci();
+    c.args(["--status"]);
+    let out = run(c).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("its session came from a woci login"), "{text}");
+}
+
 /// A call's `--region` (or `OCI_CLI_REGION`) is that call's, as in `oci`: a renewal it happens to
 /// make writes the profile's own region (the manager INI's, else the config's) into the config;
 /// only a profile without one gets the call's.

@@ -62,7 +62,8 @@ pub const EXIT_CODES: &[Row] = &[
          `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
          folder, lock file, pid or daemon state file that is a symlink or not a regular file, a world-writable \
          `~/.oci`, a `refresh_token_passphrase_env` variable that is not set, no new passphrase typed at its \
-         prompt)",
+         prompt, a session from a woci login whose profile has no IdP settings any more: its section removed, \
+         or met while an editor saves the file)",
     ),
     r(
         "3",

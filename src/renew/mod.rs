@@ -240,8 +240,13 @@ impl Renewer {
         };
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
         self.store.sweep_stray_temp_files();
-        // A renewal that failed while this call waited fails this call too, at once.
-        if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten() {
+        // A renewal that failed while this call waited fails this call too, at once: unless it
+        // was met with other settings (a call that read the manager INI while an editor saved
+        // it, a daemon's reloaded ones), which this call's own plan is for.
+        let same_inputs = |f: &crate::store::FailureRecord| {
+            f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env))
+        };
+        if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(same_inputs) {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
             return (Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }), None);
         }

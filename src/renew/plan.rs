@@ -285,6 +285,19 @@ fn session_refresh_plan<'s>(
             format!("{no_idp}, so woci cannot log in; {authenticate} or add the profile to `woci_manager.ini`"),
         );
     }
+    // A refresh token in the session folder: the session came from a woci login, whose settings
+    // are gone now (removed, or an editor is saving the file). Sending it to OCI's auth service
+    // instead would be a guess.
+    if f.refresh.state != RefreshTokenState::Absent {
+        return Decision::impossible(
+            exit::CONFIG,
+            format!(
+                "{no_idp}, but its session came from a woci login (its session folder holds a refresh token): \
+                 if the file is being saved, try again; else restore the profile's IdP settings, or delete \
+                 `refresh_token` in its session folder to renew it with OCI session refresh"
+            ),
+        );
+    }
     let cannot =
         |what: String| Decision::impossible(exit::SESSION_EXPIRED, format!("{what}; {no_idp}, so {authenticate}"));
     let Some(t) = token else {

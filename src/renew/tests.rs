@@ -534,3 +534,43 @@ async fn an_exchange_outage_costs_no_more_refresh_grants() {
     // After a success the next renewal starts from the refresh token again.
     assert!(renewer.access.lock().unwrap().is_none());
 }
+
+/// A failure another woci recorded while this one waited for the lock is this call's too (it is
+/// not repeated), unless it was met with other settings (a call that read the manager INI while
+/// an editor saved it, a daemon's reloaded ones): then this call renews with its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failure_met_with_other_settings_is_not_taken_over() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let own = failure_inputs(&w.settings(&[]), &w.store(), &Env::new());
+    for (inputs, taken_over) in [(None, true), (Some(own), true), (Some("other settings".to_owned()), false)] {
+        let _ = std::fs::remove_file(w.store().token_path());
+        let (lock, _) = w.store().lock(Duration::from_secs(1)).unwrap();
+        let t = working();
+        let renewer = Arc::new(w.renewer(t.clone()));
+        let call = tokio::spawn({
+            let renewer = renewer.clone();
+            async move { renewer.ensure(Force::No).await }
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.store().record_failure(&crate::store::FailureRecord {
+            at: (NOW * 1000 + 1) as i64,
+            exit_code: exit::NETWORK,
+            message: "identity provider unreachable".to_owned(),
+            transient: true,
+            reply_lost: false,
+            inputs: inputs.clone(),
+        });
+        drop(lock);
+        let result = call.await.unwrap();
+        match taken_over {
+            true => {
+                let e = result.unwrap_err();
+                assert_eq!((e.exit_code(), e.to_string()), (exit::NETWORK, "identity provider unreachable".into()));
+                assert!(t.seen().is_empty(), "{inputs:?}: repeated");
+            }
+            false => assert_eq!(result.unwrap().action, Action::Refreshed, "{inputs:?}"),
+        }
+        w.store().clear_failure();
+    }
+}
