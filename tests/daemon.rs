@@ -416,13 +416,16 @@ async fn sighup_and_an_ini_change_reload_the_settings_and_keep_the_pid() {
     .await;
     assert!(!w.read(&prom).contains("result=\"auth\""), "{}", w.read(&prom));
 
-    // The INI's modification time alone.
-    std::fs::write(w.manager_ini_path(), fixed_ini.clone() + "expiring_warning = 2h\n").unwrap();
+    // The INI's modification time alone; a mistyped key is warned of as a call would.
+    std::fs::write(w.manager_ini_path(), fixed_ini.clone() + "expiring_warning = 2h\nexpiring_warnin = 3h\n").unwrap();
     wait_for(&w, "the reload after the INI changed", || reload_lines(&w).len() > 1).await;
     let ini = w.manager_ini_path().display().to_string();
-    assert_eq!(
-        reload_lines(&w)[1].split_once(": ").unwrap().1,
-        format!("settings reloaded (`{ini}` changed): `expiring_warning` default → `2h`")
+    let line = reload_lines(&w)[1].split_once(": ").unwrap().1.to_owned();
+    assert!(
+        line.starts_with(&format!("settings reloaded (`{ini}` changed): `expiring_warning` default → `2h`; warning: "))
+            && line.contains("`expiring_warnin`")
+            && line.contains("did you mean `expiring_warning`"),
+        "{line}"
     );
     assert!(alive(pid));
     assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")).trim(), pid.to_string());

@@ -79,6 +79,13 @@ fn reload(spec: &DaemonSpec, ctx: &mut Context, renewers: &watch::Sender<Arc<Ren
         Ok(s) => s,
         Err(e) => return format!("settings not reloaded ({why}): {e}; keeping the current ones"),
     };
+    // What a call would warn of (an unknown key and the one probably meant): the log is where a
+    // reload is read.
+    let warnings: String = new.warnings.iter().map(|w| format!("; warning: {w}")).collect();
+    format!("{}{warnings}", take_up(ctx, renewers, new, why))
+}
+
+fn take_up(ctx: &mut Context, renewers: &watch::Sender<Arc<Renewer>>, new: Settings, why: &str) -> String {
     // An editor that truncates the INI before writing it, or a section renamed, would take the
     // profile's IdP settings away for good: a daemon changes how it renews only by a restart.
     let (was, is) = (ctx.settings.mode.renewal_name(), new.mode.renewal_name());

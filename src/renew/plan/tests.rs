@@ -503,7 +503,15 @@ fn impossible_plans_become_errors_with_their_exit_code() {
         ),
         (|f: &mut SessionFacts<'static>| f.token = TokenInput::Corrupt("x".into()), exit::CORRUPT_FILE),
         (|f: &mut SessionFacts<'static>| f.refresh.state = RefreshTokenState::Encrypted, exit::REFRESH_TOKEN_LOCKED),
-        (|f: &mut SessionFacts<'static>| f.mode = testing::session_refresh(), exit::SESSION_EXPIRED),
+        (
+            |f: &mut SessionFacts<'static>| {
+                f.mode = testing::session_refresh();
+                f.refresh.state = RefreshTokenState::Absent;
+            },
+            exit::SESSION_EXPIRED,
+        ),
+        // A woci login's session (its refresh token stored) whose IdP settings are gone.
+        (|f: &mut SessionFacts<'static>| f.mode = testing::session_refresh(), exit::CONFIG),
     ] {
         let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), RefreshTokenState::Plain);
         tweak(&mut f);
@@ -584,7 +592,11 @@ fn a_token_bound_to_another_key_is_renewed_or_needs_the_key_back() {
         (RenewalKind::Federated, "exchange", 0),
         (RenewalKind::SessionRefresh, "impossible", exit::SESSION_EXPIRED),
     ] {
-        let mut f = SessionFacts::for_tests(valid(), mode(kind), RefreshTokenState::Plain);
+        let rt = match kind {
+            RenewalKind::SessionRefresh => RefreshTokenState::Absent,
+            _ => RefreshTokenState::Plain,
+        };
+        let mut f = SessionFacts::for_tests(valid(), mode(kind), rt);
         f.key_mismatch = true;
         let d = plan(&f, Force::No, NOW);
         assert_eq!((d.plan.name(), d.exit_code()), (plan_name, exit_code), "{kind:?}: {}", d.reason);
