@@ -616,6 +616,26 @@ async fn status_all_without_any_profile_says_so() {
     assert_eq!(json(&out)["profiles"], serde_json::json!([]));
 }
 
+/// A manager INI with a syntax error (an edit half done) still lists the profiles of the session
+/// folders, each with the error its own `--status` gives, rather than an empty answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_all_with_a_broken_ini_lists_the_sessions_with_the_error() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let ini = w.read(&w.manager_ini_path());
+    std::fs::write(w.manager_ini_path(), format!("{ini}scope openid offline_access\n")).unwrap();
+    let out = status(&w, false, &[], &["--all"]).await;
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}{}", stderr(&out));
+    assert!(text.lines().any(|l| l.starts_with("P ") && l.contains("impossible")), "{text}");
+    assert!(text.contains("\nP: invalid manager config ") && text.contains(": line "), "{text}");
+    let out = status(&w, true, &[], &["--all"]).await;
+    let v = json(&out);
+    assert_eq!(v["profiles"][0]["profile"], "P", "{v}");
+    assert!(v["profiles"][0]["error"].as_str().is_some_and(|e| e.contains("line")), "{v}");
+    assert_eq!(v["profiles"][0]["exit_code"], 2, "{v}");
+}
+
 /// A section whose name no profile can have (oci allows a backslash, woci's session folders do
 /// not) is a row saying why, with what it holds escaped, not left out without a word.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,15 +23,20 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
         Ok((base, names))
     });
     let (base, names) = match listed {
-        Ok(listed) => listed,
-        // No profile list without readable settings and sessions; JSON readers still get JSON,
-        // with the error.
-        Err(e) if json => {
-            let v = serde_json::json!({"profiles": [], "error": e.to_string().replace('`', ""), "exit_code": e.exit_code()});
-            print(&crate::terminal::to_json(&v)?)?;
-            return Ok(e.exit_code());
-        }
-        Err(e) => return Err(e),
+        Ok((base, names)) => (Some(base), names),
+        Err(e) => match sessions_alone(env) {
+            // Settings that do not resolve (a syntax error in the INI): the session folders are
+            // still the profiles, each shown with the error its own `--status` gives.
+            Some(names) => (None, names),
+            // No profile list without readable settings and sessions; JSON readers still get
+            // JSON, with the error.
+            None if json => {
+                let v = serde_json::json!({"profiles": [], "error": e.to_string().replace('`', ""), "exit_code": e.exit_code()});
+                print(&crate::terminal::to_json(&v)?)?;
+                return Ok(e.exit_code());
+            }
+            None => return Err(e),
+        },
     };
     let entries: Vec<Entry> = names
         .into_iter()
@@ -56,7 +61,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
             })
         })
         .collect();
-    if entries.is_empty() && !json {
+    if let Some(base) = base.filter(|_| entries.is_empty() && !json) {
         let ini = base.ini_file.as_ref().map_or_else(
             || "no `woci_manager.ini`".to_owned(),
             |(p, _)| format!("no profile sections in `{}`", p.display()),
@@ -87,4 +92,10 @@ pub(crate) fn run_prompt(ctx: &Context, call: &crate::daemon::DaemonSpec) -> Res
     let line = overview::prompt_line(&ctx.settings.profile, state, left);
     print(&format!("{line}\n"))?;
     Ok(report.exit_code)
+}
+
+/// The profiles of the session folders alone (none when there are none, or they cannot be listed).
+fn sessions_alone(env: &Env) -> Option<Vec<String>> {
+    let sessions = Settings::home_of(env)?.join(".oci").join("sessions");
+    overview::profiles_to_show(&sessions, &[]).ok().filter(|names| !names.is_empty())
 }
