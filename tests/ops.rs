@@ -726,15 +726,21 @@ async fn status_counts_a_usable_fallback() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((v["usable"].as_bool(), v["next_action"].as_str()), (Some(true), Some("login")), "{v}");
     assert!(v["reason"].as_str().unwrap().contains("runs as the fallback profile B"), "{v}");
+    assert_eq!(v["runs_as"], "B", "{v}");
     let out = woci(&w, &["os", "ns", "get"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "the call agrees: {}", stderr(&out));
-    // So do the prompt and `--status --all`.
+    // So do the prompt and `--status --all`, which say that it is the fallback that works.
     let out = woci(&w, &["--status", "--prompt", "--profile", "P"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "P fallback\n");
     let out = woci(&w, &["--status", "--all", "--json"], &[]).await;
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let p = v["profiles"].as_array().unwrap().iter().find(|p| p["profile"] == "P").unwrap().clone();
-    assert_eq!(p["exit_code"], 0, "{v}");
+    assert_eq!((p["exit_code"].as_u64(), p["state"].as_str()), (Some(0), Some("fallback")), "{v}");
+    let out = woci(&w, &["--status", "--all"], &[]).await;
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.lines().any(|l| l.starts_with("P ") && l.contains(" fallback ") && l.ends_with(" B")), "{text}");
 }
 
 /// A `fallback_profile` that exists nowhere (a typo) is named by `--status` while the profile

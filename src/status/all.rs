@@ -75,7 +75,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
     Ok(overview::exit_code(&entries))
 }
 
-/// `woci --status --prompt`: `P 42m`, `P expired`, `P login` (at most 40 characters), with
+/// `woci --status --prompt`: `P 42m`, `P expired`, `P login`, `P fallback` (at most 40 characters), with
 /// `--status`'s exit code: the same assessment (and fallback), without the passphrase check's
 /// key derivation.
 pub(crate) fn run_prompt(ctx: &Context, call: &crate::daemon::DaemonSpec) -> Result<u8> {
@@ -86,7 +86,7 @@ pub(crate) fn run_prompt(ctx: &Context, call: &crate::daemon::DaemonSpec) -> Res
     let now = ctx.now();
     let mut report = assess(&inputs, now);
     super::with_fallback(&mut report, ctx, call, false);
-    let state = State::of_plan(report.exit_code, report.next_action);
+    let state = State::of(&report);
     // Calls that go to oci unchanged have no session to count down.
     let left = inputs.facts.claims().map(|c| c.exp - now).filter(|_| report.renewal != "none");
     let line = overview::prompt_line(&ctx.settings.profile, state, left);

@@ -29,7 +29,8 @@
 //! stored: probably spent; `null` when none)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
 //! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
-//! settings not at their default, `fallback_profile`, `last_failure` {`at`, `exit_code`, `message`,
+//! settings not at their default, `fallback_profile`, `runs_as` (the fallback profile the next call
+//! runs as, this profile's session being beyond renewal; `null` otherwise), `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
 //! (another process's renewal holds the lock; `null` when none). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
@@ -226,6 +227,8 @@ pub(crate) struct Report {
     pub daemon: DaemonReport,
     pub settings: BTreeMap<String, String>,
     pub fallback_profile: Option<String>,
+    /// The fallback profile the next call runs as (this one's renewal cannot succeed).
+    pub runs_as: Option<String>,
     /// The last renewal's failure, until a renewal succeeds: `at` (epoch seconds), `exit_code`,
     /// `message`, `transient`.
     pub last_failure: Option<LastFailure>,
@@ -319,6 +322,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         daemon: daemon::report(&inp.daemon, now),
         settings: inp.origins.clone(),
         fallback_profile: inp.fallback_profile.clone(),
+        runs_as: None,
         last_failure: inp.last_failure.as_ref().map(|(f, _)| LastFailure {
             at: f.at / 1000,
             exit_code: f.exit_code,
@@ -526,6 +530,7 @@ pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::da
                 format!("{}; the call then runs as the fallback profile `{name}`, which is usable", report.reason);
             report.exit_code = 0;
             report.usable = true;
+            report.runs_as = Some(name);
         }
         Ok(fb) => {
             report.reason =

@@ -19,6 +19,8 @@ pub(crate) enum State {
     Renewable,
     /// The next call needs an interactive login (or the session ended: a new login is the way on).
     LoginNeeded,
+    /// The session cannot be renewed now; the next call runs as the usable `fallback_profile`.
+    Fallback,
     /// Nothing woci can do by itself (settings, a damaged file, an ended session).
     #[default]
     Impossible,
@@ -27,6 +29,9 @@ pub(crate) enum State {
 impl State {
     /// The state of a profile's `--status` report.
     pub(crate) fn of(report: &Report) -> State {
+        if report.runs_as.is_some() {
+            return State::Fallback;
+        }
         State::of_plan(report.exit_code, report.next_action)
     }
 
@@ -46,6 +51,7 @@ impl State {
             State::Usable => "usable",
             State::Renewable => "renewable",
             State::LoginNeeded => "login_needed",
+            State::Fallback => "fallback",
             State::Impossible => "impossible",
         }
     }
@@ -118,7 +124,7 @@ impl Entry {
 pub(crate) fn exit_code(entries: &[Entry]) -> u8 {
     entries
         .iter()
-        .filter(|e| !matches!(e.state, State::Usable | State::Renewable))
+        .filter(|e| !matches!(e.state, State::Usable | State::Renewable | State::Fallback))
         .map(|e| e.exit_code)
         .max()
         .unwrap_or(0)
@@ -186,8 +192,9 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
 pub(crate) const PROMPT_MAX_CHARS: usize = 40;
 
 /// `--status --prompt`: `P error` when the next call fails whatever the token says (settings, a
-/// damaged file), else `P 42m` while the token is valid (whatever comes after it), else `P login`
-/// when a login is needed, `P expired` when the next call renews it. At most [`PROMPT_MAX_CHARS`] characters: a long profile name is cut (`…`).
+/// damaged file), `P fallback` when it runs as the fallback profile, else `P 42m` while the token
+/// is valid (whatever comes after it), else `P login` when a login is needed, `P expired` when the
+/// next call renews it. At most [`PROMPT_MAX_CHARS`] characters: a long profile name is cut (`…`).
 /// One allocation.
 pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -> String {
     // A profile name comes from the environment (`OCI_CLI_PROFILE` of a project's `.envrc`).
@@ -196,12 +203,13 @@ pub(crate) fn prompt_line(profile: &str, state: State, secs_left: Option<i64>) -
     match secs_left {
         // A valid token does not help when the next call fails anyway (a login it needs now, a
         // damaged key, settings): the prompt says what the call meets.
-        Some(s) if s > 0 && !matches!(state, State::Impossible | State::LoginNeeded) => {
+        Some(s) if s > 0 && !matches!(state, State::Impossible | State::LoginNeeded | State::Fallback) => {
             let _ = crate::expiry::write_short_duration(&mut out, s);
         }
         _ => out.push_str(match state {
             State::LoginNeeded => "login",
             State::Impossible => "error",
+            State::Fallback => "fallback",
             // Usable without a token: calls that go to oci unchanged (an API-key profile).
             State::Usable if secs_left.is_none() => "ok",
             State::Usable | State::Renewable => "expired",
@@ -284,6 +292,9 @@ mod tests {
         assert_eq!(prompt_line("prod", State::Renewable, Some(0)), "prod expired");
         assert_eq!(prompt_line("prod", State::Renewable, None), "prod expired");
         assert_eq!(prompt_line("prod", State::LoginNeeded, Some(-5)), "prod login");
+        // Calls run as the fallback profile, whatever this one's token says.
+        assert_eq!(prompt_line("prod", State::Fallback, Some(28)), "prod fallback");
+        assert_eq!(prompt_line("prod", State::Fallback, None), "prod fallback");
         assert_eq!(prompt_line("prod", State::Impossible, None), "prod error");
         // A valid token does not help when the next call fails anyway (a damaged key, settings).
         assert_eq!(prompt_line("prod", State::Impossible, Some(600)), "prod error");

@@ -204,7 +204,7 @@ fn json_field_names_are_stable() {
     };
     assert_eq!(
         keys(&v),
-        "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,renewal_under_way,schema,settings,token,usable"
+        "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,renewal_under_way,runs_as,schema,settings,token,usable"
     );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(
