@@ -41,9 +41,6 @@ pub(crate) const OUTPUT_CAP: usize = 64 * 1024;
 const LINE_MAX: usize = 4096;
 /// How long woci reads a finished hook's output still held open by a child it left running.
 const OUTPUT_GRACE: Duration = Duration::from_millis(200);
-
-/// The hook started last (it joins the one before it), joined by [`finish`].
-static LAST: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
 /// `on_renewal_failure` runs at most once per profile and class in this period.
 pub(crate) const FAILURE_PERIOD: Duration = Duration::from_secs(600);
 /// The expiry warning and `on_expiring` happen at most once per profile and `what` in this period.
@@ -53,6 +50,9 @@ pub(crate) const EXPIRING_PERIOD: Duration = Duration::from_secs(3600);
 pub(crate) const STATE_FILE: &str = "woci-hooks.json";
 const LOCK_FILE: &str = ".hooks.lock";
 const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The hook started last (it joins the one before it), joined by [`finish`].
+static LAST: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
 
 /// Variables that always hold a secret when set: the GitHub Actions ID-token bearer, and the
 /// `oci` CLI's key passphrase and key.
