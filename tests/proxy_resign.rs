@@ -443,35 +443,27 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
     signed_get(&s, "localhost", "renewed", &s.profile, &st(TOKEN_A)).await;
     assert_eq!(key_id(&s.upstream.case("renewed")), st(TOKEN_C));
 
-    // A token that expired with no renewal (a machine resumed from suspend, its timers late):
-    // the request waits for the renewal that follows rather than carry it to a 401.
+    // A token that expired with no renewal (a machine resumed from suspend, its timers late), or
+    // one with a second left (it would end on its way to OCI): the request waits for the renewal
+    // that follows rather than carry it to a 401.
     let jwt = |exp: i64| {
         use base64::Engine;
         let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#));
         format!("eyJhbGciOiJSUzI1NiJ9.{payload}.c2ln")
     };
     let now = woci::clock::Clock::unix(&woci::clock::SystemClock);
-    let (expired, fresh) = (jwt(now - 10), jwt(now + 3600));
-    s._token_tx.send(SecretString::from(expired.as_str())).unwrap();
-    let tx = s._token_tx.clone();
-    let renewal = fresh.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        tx.send(SecretString::from(renewal.as_str())).unwrap();
-    });
-    signed_get(&s, "localhost", "resumed", &s.profile, &st(TOKEN_A)).await;
-    assert_eq!(key_id(&s.upstream.case("resumed")), st(&fresh));
-    // One with a second left would end on its way to OCI: it waits for the renewal too.
-    let (ending, next) = (jwt(now + 1), jwt(now + 3601));
-    s._token_tx.send(SecretString::from(ending.as_str())).unwrap();
-    let tx = s._token_tx.clone();
-    let renewal = next.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        tx.send(SecretString::from(renewal.as_str())).unwrap();
-    });
-    signed_get(&s, "localhost", "ending", &s.profile, &st(TOKEN_A)).await;
-    assert_eq!(key_id(&s.upstream.case("ending")), st(&next));
+    for (case, old, renewed) in [("resumed", jwt(now - 10), jwt(now + 3600)), ("ending", jwt(now + 1), jwt(now + 3601))]
+    {
+        s._token_tx.send(SecretString::from(old.as_str())).unwrap();
+        let tx = s._token_tx.clone();
+        let renewal = renewed.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tx.send(SecretString::from(renewal.as_str())).unwrap();
+        });
+        signed_get(&s, "localhost", case, &s.profile, &st(TOKEN_A)).await;
+        assert_eq!(key_id(&s.upstream.case(case)), st(&renewed), "{case}");
+    }
 
     // Non-CONNECT requests are refused.
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();

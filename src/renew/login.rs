@@ -156,11 +156,16 @@ async fn told_when_signalled<T>(profile: &str, grant: impl std::future::Future<O
             () = tokio::time::sleep(Duration::from_millis(100)) => if critical::pending() { break }
         }
     }
+    say_grant_held(profile);
+    grant.await
+}
+
+/// Why woci does not end yet: the IdP has a refresh grant whose answer carries the rotated token.
+pub(super) fn say_grant_held(profile: &str) {
     tracing::warn!(
         "the identity provider has the refresh grant of profile `{profile}`: woci ends once it answers (it is \
          waited for up to 90s), so that the new refresh token is stored, not lost"
     );
-    grant.await
 }
 
 /// Stores a new refresh token (`expires_in`: `refresh_expires_in`, if the IdP said): retried,

@@ -130,10 +130,7 @@ async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output 
         }
         if !said && waited.elapsed() >= SAY_WAITING {
             said = true;
-            tracing::warn!(
-                "the identity provider has the refresh grant of profile `{profile}`: woci ends once it answers (it \
-                 is waited for up to 90s), so that the new refresh token is stored, not lost"
-            );
+            super::login::say_grant_held(profile);
         }
     }
     // The grant's outcome is known: a failure is recorded and returned a moment later.
