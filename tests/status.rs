@@ -634,6 +634,7 @@ async fn status_all_with_a_broken_ini_lists_the_sessions_with_the_error() {
     assert_eq!(v["profiles"][0]["profile"], "P", "{v}");
     assert!(v["profiles"][0]["error"].as_str().is_some_and(|e| e.contains("line")), "{v}");
     assert_eq!(v["profiles"][0]["exit_code"], 2, "{v}");
+    assert!(v["error"].as_str().is_some_and(|e| e.contains("line")) && v["exit_code"] == 2, "{v}");
 }
 
 /// A section whose name no profile can have (oci allows a backslash, woci's session folders do

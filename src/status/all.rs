@@ -22,12 +22,12 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
         let names = overview::profiles_to_show(&base.home.join(".oci").join("sessions"), &sections)?;
         Ok((base, names))
     });
-    let (base, names) = match listed {
-        Ok((base, names)) => (Some(base), names),
+    let (base, names, unresolved) = match listed {
+        Ok((base, names)) => (Some(base), names, None),
         Err(e) => match sessions_alone(env) {
             // Settings that do not resolve (a syntax error in the INI): the session folders are
             // still the profiles, each shown with the error its own `--status` gives.
-            Some(names) => (None, names),
+            Some(names) => (None, names, Some((e.to_string().replace('`', ""), e.exit_code()))),
             // No profile list without readable settings and sessions; JSON readers still get
             // JSON, with the error.
             None if json => {
@@ -71,7 +71,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
         print(&format!("{}\n", crate::terminal::safe(&line)))?;
         return Ok(0);
     }
-    print(&if json { overview::render_json(&entries) } else { overview::render_text(&entries) })?;
+    print(&if json { overview::render_json(&entries, unresolved) } else { overview::render_text(&entries) })?;
     Ok(overview::exit_code(&entries))
 }
 

@@ -131,13 +131,20 @@ pub(crate) fn exit_code(entries: &[Entry]) -> u8 {
 }
 
 /// `--status --all --json`: `{"profiles": [ … ]}`, pretty-printed, with a final newline.
-pub(crate) fn render_json(entries: &[Entry]) -> String {
+/// With `unresolved`, the `error` and `exit_code` of settings that do not resolve (the profiles
+/// then come from the session folders alone).
+pub(crate) fn render_json(entries: &[Entry], unresolved: Option<(String, u8)>) -> String {
     #[derive(Serialize)]
     struct All<'a> {
         profiles: &'a [Entry],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        error: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        exit_code: Option<u8>,
     }
+    let (error, exit_code) = unresolved.map_or((None, None), |(e, c)| (Some(e), Some(c)));
     // Plain data: serialization cannot fail. Escaped as every report's JSON is (terminal-safe).
-    crate::terminal::to_json_pretty(&All { profiles: entries }).unwrap_or_default() + "\n"
+    crate::terminal::to_json_pretty(&All { profiles: entries, error, exit_code }).unwrap_or_default() + "\n"
 }
 
 /// `--status --all`: one aligned row per profile (times in UTC, `-` when unknown).
@@ -370,7 +377,7 @@ mod tests {
             ..Entry::default()
         };
         assert!(render_text(std::slice::from_ref(&e)).ends_with("\nP: corrupt file x: line 3\n"));
-        assert!(render_json(&[e]).contains("\"error\": \"corrupt file x: line 3\""));
+        assert!(render_json(&[e], None).contains("\"error\": \"corrupt file x: line 3\""));
     }
 
     /// A daemon stopped with SIGSTOP is neither `running` nor `stopped` (none runs) at a glance.
@@ -385,7 +392,7 @@ mod tests {
         let e = Entry::from_report(&r, None);
         assert_eq!(e.daemon, Daemon::Suspended);
         assert!(render_text(std::slice::from_ref(&e)).contains("suspended"));
-        assert!(render_json(&[e]).contains("\"daemon\": \"suspended\""));
+        assert!(render_json(&[e], None).contains("\"daemon\": \"suspended\""));
     }
 
     #[test]
@@ -434,7 +441,7 @@ mod tests {
         r.daemon.running = true;
         let e = Entry::from_report(&r, Some("backup".into()));
         let json: serde_json::Value =
-            serde_json::from_str(&render_json(&[e.clone(), entry("dev", State::LoginNeeded, 3)])).unwrap();
+            serde_json::from_str(&render_json(&[e.clone(), entry("dev", State::LoginNeeded, 3)], None)).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"profiles": [
@@ -446,7 +453,7 @@ mod tests {
                  "error": null},
             ]})
         );
-        assert!(render_json(&[]).ends_with("}\n"));
+        assert!(render_json(&[], None).ends_with("}\n"));
         let text = render_text(&[e, entry("dev", State::LoginNeeded, 3)]);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
