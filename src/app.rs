@@ -377,7 +377,7 @@ fn report_session(ctx: &Context, session: Session) -> Result<u8> {
         std::io::stderr().lock(),
         "woci: session of profile `{}` {}; valid for {}",
         ctx.settings.profile,
-        session.action.describe(),
+        session.described(),
         fmt_secs(left)
     );
     Ok(0)

@@ -806,8 +806,16 @@ pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, 
         match PrivateDir::open(&dir, true) {
             Ok(Some(_)) => return Ok(dir),
             Ok(None) => {}
-            // Each is a name someone else took: said, whichever folder serves instead.
-            Err(e @ Error::Config(_)) => tracing::warn!("{e}; not used"),
+            // Each is a name someone else took: said (once: a run looks twice), whichever
+            // folder serves instead.
+            Err(e @ Error::Config(_)) => {
+                static SAID: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+                let mut said = SAID.lock().unwrap_or_else(|p| p.into_inner());
+                if !said.contains(&dir) {
+                    said.push(dir.clone());
+                    tracing::warn!("{e}; not used");
+                }
+            }
             // The temporary folder itself takes nothing (missing, read-only, not the user's): no
             // other name in it would do better.
             Err(e) if dir.parent() == Some(temp_dir) => {

@@ -28,6 +28,7 @@
 // modules); everything else says `pub(crate)`.
 #![deny(unreachable_pub)]
 
+pub(crate) mod access;
 pub mod app;
 pub(crate) mod autorefresh;
 pub(crate) mod child;

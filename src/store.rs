@@ -252,8 +252,9 @@ impl SessionStore {
     }
 
     /// Refuses a session folder that is a symbolic link (woci would write tokens and keys wherever
-    /// it points), and `~/.oci` or `~/.oci/sessions` writable by every user (they could swap the
-    /// folder or the config), as ssh refuses such a `~/.ssh` (world-writable; see below), and a
+    /// it points), and `~/.oci` or `~/.oci/sessions` writable by others (every user, or a group
+    /// with other members: they could swap the folder or the config), as ssh refuses such a
+    /// `~/.ssh`, and a
     /// session folder another user owns (root may use a user's: `sudo -E`). All are
     /// [`Error::Config`] (exit 2).
     pub fn check_safe(&self) -> Result<()> {
@@ -279,14 +280,13 @@ impl SessionStore {
         for folder in self.dir.ancestors().skip(1).take(2) {
             use std::os::unix::fs::PermissionsExt;
             let Ok(meta) = std::fs::metadata(folder) else { continue };
-            let mode = meta.permissions().mode();
-            // World-writable only: group-writable is the norm with per-user groups (umask 002), and
-            // a sticky folder (like /tmp) still keeps others from swapping entries.
-            if mode & 0o002 != 0 && mode & 0o1000 == 0 {
+            // A per-user group (umask 002) is the owner's own; a sticky folder (like /tmp) still
+            // keeps others from swapping entries.
+            if let Some(who) = crate::access::others_can_write(&meta) {
                 return Err(Error::Config(format!(
-                    "`{}` is writable by every user (mode {:o}); run `chmod o-w {}`",
+                    "`{}` is writable by {who} (mode {:o}), who could swap the session or the config; run `chmod go-w {}`",
                     folder.display(),
-                    mode & 0o7777,
+                    meta.permissions().mode() & 0o7777,
                     folder.display()
                 )));
             }
@@ -1065,7 +1065,7 @@ mod tests {
         std::fs::set_permissions(&oci, std::fs::Permissions::from_mode(0o777)).unwrap();
         let s = SessionStore::new(home.path(), "P").unwrap();
         let e = s.ensure_dir().unwrap_err();
-        assert!(e.to_string().contains("writable by every user") && e.to_string().contains("chmod o-w"), "{e}");
+        assert!(e.to_string().contains("writable by every user") && e.to_string().contains("chmod go-w"), "{e}");
         assert!(!oci.join("sessions").exists());
         std::fs::set_permissions(&oci, std::fs::Permissions::from_mode(0o755)).unwrap();
         s.ensure_dir().unwrap();

@@ -272,6 +272,7 @@ async fn a_proxy_folder_others_could_plant_in_is_not_used() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(0), "{err}");
         assert!(err.contains(parent.to_str().unwrap()) && err.contains(says) && err.contains("not used"), "{err}");
+        assert_eq!(err.matches("not used").count(), 1, "said once: {err}");
         let used = String::from_utf8_lossy(&o.stdout);
         let fresh = format!("{}.", parent.display());
         assert!(used.starts_with(&fresh), "a new private folder: {used}");

@@ -137,7 +137,7 @@ async fn a_world_writable_oci_folder_is_refused_a_readable_key_is_warned_about()
     let (w, key) = world_with_key(Some(include_str!("fixtures/test_key.pem"))).await;
     std::fs::set_permissions(w.oci_dir(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
-    assert!(line.contains("writable by every user") && line.contains("chmod o-w"), "{line}");
+    assert!(line.contains("writable by every user") && line.contains("chmod go-w"), "{line}");
 
     std::fs::set_permissions(w.oci_dir(), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -149,6 +149,35 @@ async fn a_world_writable_oci_folder_is_refused_a_readable_key_is_warned_about()
     let warnings: Vec<&str> = stderr.lines().filter(|l| l.contains("readable by other users")).collect();
     assert_eq!(warnings.len(), 1, "{stderr}");
     assert!(warnings[0].contains("chmod 600"), "{stderr}");
+}
+
+/// Writable by a group with others in it (here `nogroup`, gid 65534, whose members include the
+/// `nobody` user) is as open as writable by every user: `~/.oci` (they could swap the config or
+/// the session) and the manager INI (it names the programs woci runs) are refused, naming the
+/// group. The owner's own group (root's `root` here, a per-user group under umask 002) is fine.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_or_ini_a_shared_group_can_write_is_refused() {
+    use std::os::unix::fs::{chown, PermissionsExt};
+    let w = World::new().await;
+    w.seed_token(3600);
+    let me = std::fs::metadata(w.oci_dir()).map(|m| std::os::unix::fs::MetadataExt::gid(&m)).unwrap();
+    let mode = |p: &std::path::Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+    chown(w.oci_dir(), None, Some(65534)).expect("the tests run as root");
+    mode(&w.oci_dir(), 0o770);
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("writable by group `nogroup`") && line.contains("chmod go-w"), "{line}");
+    chown(w.oci_dir(), None, Some(me)).unwrap();
+    chown(w.manager_ini_path(), None, Some(65534)).unwrap();
+    mode(&w.manager_ini_path(), 0o660);
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(line.contains("manager config") && line.contains("writable by group `nogroup`"), "{line}");
+    // The owner's own group: both work.
+    chown(w.manager_ini_path(), None, Some(me)).unwrap();
+    let mut cmd = w.woci();
+    cmd.args(["os", "ns", "get"]);
+    let out = run(cmd).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

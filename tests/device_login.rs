@@ -46,6 +46,10 @@ async fn approved_device_login_stores_the_refresh_token_and_exchanges() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("{}oauth2/v1/device", w.emu.base_url())), "prints the verification URI: {err}");
     assert!(err.contains("enter the code"), "{err}");
+    // The login names the user the session is for: one another local user completed with
+    // their own account shows there.
+    let sub = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().sub.unwrap();
+    assert!(err.contains(&format!("was created by a new login for user `{sub}`")), "{err}");
     let rt = w.read(&w.session_dir().join("refresh_token"));
     assert!(!rt.is_empty(), "the refresh token is stored");
     let st = w.emu.stats();

@@ -294,7 +294,7 @@ async fn status_and_the_call_agree_on_the_exit_code() {
                 std::fs::set_permissions(w.oci_dir(), std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
             },
             2,
-            "chmod o-w",
+            "chmod go-w",
         ),
         (
             "corrupt token",

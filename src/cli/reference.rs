@@ -60,8 +60,8 @@ pub const EXIT_CODES: &[Row] = &[
         "2",
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
          `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
-         folder, lock file, pid or daemon state file that is a symlink or not a regular file, a world-writable \
-         `~/.oci`, a `refresh_token_passphrase_env` variable that is not set, no new passphrase typed at its \
+         folder, lock file, pid or daemon state file that is a symlink or not a regular file, a `~/.oci` or \
+         manager INI others can write (every user, or a group with other members), a `refresh_token_passphrase_env` variable that is not set, no new passphrase typed at its \
          prompt, a session from a woci login whose profile has no IdP settings any more: its section removed, \
          or met while an editor saves the file)",
     ),

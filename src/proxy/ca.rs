@@ -255,6 +255,36 @@ pub fn sweep_stale(parent: &Path) -> usize {
     removed
 }
 
+/// How old a made-up parent must be before a sweep may remove it: one a woci starting now made
+/// is still empty for a moment.
+const MADE_UP_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sweeps the made-up parents (`woci-proxy-<uid>.<random>`, used when another user took the usual
+/// name) a killed woci left in `temp_dir`: each is a new name, so no later run would look in it.
+/// Only real, private folders of this user's are looked into; one older than [`MADE_UP_AGE`] is
+/// removed once its stale per-run folders are (a live run's keeps it non-empty).
+#[cfg(unix)]
+pub fn sweep_made_up(temp_dir: &Path) {
+    let prefix = format!("{STALE_PREFIX}{}.", crate::fsutil::user_id());
+    let Ok(entries) = std::fs::read_dir(temp_dir) else { return };
+    for entry in entries.flatten() {
+        if !entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+            continue;
+        }
+        let path = entry.path();
+        if !matches!(crate::fsutil::PrivateDir::open(&path, false), Ok(Some(_))) {
+            continue;
+        }
+        let old = std::fs::symlink_metadata(&path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > MADE_UP_AGE));
+        sweep_stale(&path);
+        if old && std::fs::remove_dir(&path).is_ok() {
+            tracing::debug!(path = %path.display(), "removed a made-up proxy folder a killed woci left");
+        }
+    }
+}
+
 impl Drop for BundleFile {
     fn drop(&mut self) {
         self.remove();
@@ -357,6 +387,34 @@ mod tests {
         assert!(live.dir().exists() && unrelated.exists());
         let name = live.dir().file_name().unwrap().to_str().unwrap().to_owned();
         assert!(name.starts_with(&format!("woci-proxy-{}-", std::process::id())), "{name}");
+    }
+
+    /// A made-up parent a killed woci left (another user held the usual name) is swept and, once
+    /// old, removed; a new one (a woci starting now) and one a live run uses are kept.
+    #[cfg(unix)]
+    #[test]
+    fn made_up_parents_a_killed_woci_left_are_swept() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let made_up = |name: &str, inner: &str, age: u64| {
+            let dir = tmp.path().join(format!("woci-proxy-{}.{name}", crate::fsutil::user_id()));
+            std::fs::create_dir(&dir).unwrap();
+            std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+            std::fs::create_dir(dir.join(inner)).unwrap();
+            let when = crate::clock::Clock::now(&crate::clock::SystemClock) - std::time::Duration::from_secs(age);
+            std::fs::File::open(&dir).unwrap().set_modified(when).unwrap();
+            dir
+        };
+        let left = made_up("left", "woci-proxy-2147483646-a", 600);
+        let new = made_up("new", "woci-proxy-2147483646-b", 0);
+        let live = made_up("live", &format!("woci-proxy-{}-c", std::process::id()), 600);
+        let other = tmp.path().join("woci-proxy-4242.other");
+        std::fs::create_dir(&other).unwrap();
+        sweep_made_up(tmp.path());
+        assert!(!left.exists(), "left by a killed woci");
+        assert!(new.exists() && std::fs::read_dir(&new).unwrap().count() == 0, "swept, kept while new");
+        assert!(live.join(format!("woci-proxy-{}-c", std::process::id())).exists());
+        assert!(other.exists(), "another uid's name is not looked at");
     }
 
     #[test]

@@ -257,6 +257,8 @@ impl std::fmt::Debug for ProxyHandle {
 /// reads the latest value.
 pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Result<ProxyHandle> {
     ca::sweep_stale(&cfg.temp_dir);
+    #[cfg(unix)]
+    ca::sweep_made_up(&fsutil::temp_dir());
     let ca = ca::Ca::new()?;
     let roots = ca::child_roots_pem(&cfg.upstream_ca_files)?;
     let bundle = ca::BundleFile::create(&cfg.temp_dir, &format!("{}{roots}", ca.cert_pem()))?;

@@ -103,6 +103,18 @@ impl Session {
     fn of(t: &Token, action: Action) -> Session {
         Session { token: t.secret.clone(), claims: t.claims.clone(), action }
     }
+
+    /// How it was obtained, in words; a login names the user it is for (` for user `ocid1…``):
+    /// a login another local user completed first with their own account (the authorize URL
+    /// is in the browser's command line) shows there.
+    pub fn described(&self) -> String {
+        match (self.action, self.claims.sub.as_deref()) {
+            (Action::LoggedIn, Some(sub)) => {
+                format!("{} for user `{}`", self.action.describe(), crate::terminal::safe(sub))
+            }
+            _ => self.action.describe().to_owned(),
+        }
+    }
 }
 
 /// A renewal that fails while the token still has this much left runs with the token instead.
@@ -286,7 +298,7 @@ impl Renewer {
                 tracing::info!(
                     "session of profile `{}` {}; valid for {}",
                     self.settings.profile,
-                    s.action.describe(),
+                    s.described(),
                     fmt_secs(left.max(0))
                 );
             }

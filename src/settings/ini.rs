@@ -231,7 +231,7 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
 }
 
 /// The manager INI names the program woci runs (`oci_command`, hooks) and where secrets go: like
-/// ssh with its config, one that another user owns or every user can write is refused. Its owner
+/// ssh with its config, one that another user owns or others can write is refused. Its owner
 /// must be this user or root; for root (`sudo -E` with a user's HOME), also the owner of the
 /// folder it is in, whose HOME that is.
 #[cfg(unix)]
@@ -245,9 +245,9 @@ fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
             meta.uid()
         )));
     }
-    if meta.mode() & 0o002 != 0 {
+    if let Some(who) = crate::access::others_can_write(meta) {
         return Err(Error::Config(format!(
-            "the manager config `{shown}` is writable by every user, and woci runs the programs it names; run `chmod o-w {}`",
+            "the manager config `{shown}` is writable by {who}, and woci runs the programs it names; run `chmod go-w {}`",
             shlex::try_quote(&path.to_string_lossy()).unwrap_or_default()
         )));
     }
@@ -585,7 +585,7 @@ token_url = https://other.example/token
             fs::write(&p, SAMPLE).unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
             let err = load(&p, Source::Home, "p").unwrap_err().to_string();
-            assert!(err.contains("is writable by every user") && err.contains("chmod o-w"), "{err}");
+            assert!(err.contains("is writable by every user") && err.contains("chmod go-w"), "{err}");
             // Root (`sudo -E`) reads the INI of the user whose folder it is in, no other user's.
             if crate::fsutil::user_id() == 0 {
                 fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
