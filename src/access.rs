@@ -1,9 +1,10 @@
-//! Who besides its owner can write a file or folder: every user (the mode's `o+w`), or the
-//! members of its group (`g+w`). A group that is the owner's own — the per-user groups of
-//! systems with umask 002: the owner's primary group, named as the owner, with no other
-//! members — counts as the owner alone, as Debian's ssh judges `~/.ssh`. Users and groups come
-//! from the system's databases (`getpwuid_r`, `getgrgid_r`: NSS, so LDAP and the like too); an
-//! entry that cannot be found counts as shared.
+//! Who besides its owner can write (or read) a file or folder: every user (the mode's `o+w`),
+//! or the members of its group (`g+w`). A group that is the owner's own — the per-user groups of
+//! systems with umask 002: named as the owner, the owner's primary group and no one else's, no
+//! other member listed — counts as the owner alone, as Debian's ssh judges `~/.ssh`. Users and
+//! groups come from the system's databases (`getpwuid_r`, `getgrgid_r`, and the password
+//! database walked for other users of the group as their primary one); an entry that cannot be
+//! found counts as shared.
 
 #[cfg(unix)]
 use std::ffi::CStr;
@@ -13,42 +14,72 @@ use std::ffi::CStr;
 /// `/tmp`) keeps others from replacing what is in it, whoever can write it.
 #[cfg(unix)]
 pub(crate) fn others_can_write(meta: &std::fs::Metadata) -> Option<String> {
-    use std::os::unix::fs::MetadataExt;
-    let mode = meta.mode();
-    // Only a group-writable entry needs the databases.
-    let (owner, group) = match mode & 0o022 == 0o020 {
-        true => (user(meta.uid()), group(meta.gid())),
-        false => (None, None),
-    };
-    verdict(mode, meta.is_dir(), meta.gid(), owner, group)
+    let sticky = meta.is_dir() && std::os::unix::fs::MetadataExt::mode(meta) & 0o1000 != 0;
+    others_can(meta, 0o002).filter(|_| !sticky)
 }
 
-/// [`others_can_write`] from the mode, the group id, the owner's entry (name, primary group) and
-/// the group's (name, members).
-fn verdict(
-    mode: u32,
-    is_dir: bool,
-    gid: u32,
-    owner: Option<(String, u32)>,
-    group: Option<(String, Vec<String>)>,
-) -> Option<String> {
-    if is_dir && mode & 0o1000 != 0 {
+/// Who else can read an entry with these metadata (as [`others_can_write`] words it).
+#[cfg(unix)]
+pub(crate) fn others_can_read(meta: &std::fs::Metadata) -> Option<String> {
+    others_can(meta, 0o004)
+}
+
+/// [`others_can_write`] / [`others_can_read`] for the permission bit `other` (the group's is
+/// `other << 3`).
+#[cfg(unix)]
+fn others_can(meta: &std::fs::Metadata, other: u32) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let (mode, uid, gid) = (meta.mode(), meta.uid(), meta.gid());
+    let owners_own = || {
+        let (name, primary) = user(uid)?;
+        let (group_name, members) = group(gid)?;
+        let listed_alone = members.iter().all(|m| *m == name);
+        Some(primary == gid && group_name == name && listed_alone && !primary_group_of_another(gid, uid))
+    };
+    match verdict(mode, other, owners_own)? {
+        Some(every) => Some(every),
+        None => Some(group(gid).map_or_else(|| format!("group {gid}"), |(name, _)| format!("group `{name}`"))),
+    }
+}
+
+/// Who else has the permission bit `other` (or the group's) on an entry of `mode`: `Some(Some(
+/// "every user"))`, `Some(None)` for a group that is not the owner's own (`owners_own` says
+/// whether it is, `None` when it cannot tell), `None` for nobody.
+fn verdict(mode: u32, other: u32, owners_own: impl FnOnce() -> Option<bool>) -> Option<Option<String>> {
+    if mode & other != 0 {
+        return Some(Some("every user".to_owned()));
+    }
+    if mode & (other << 3) == 0 || owners_own() == Some(true) {
         return None;
     }
-    if mode & 0o002 != 0 {
-        return Some("every user".to_owned());
+    Some(None)
+}
+
+/// Whether a user other than `uid` has `gid` as their primary group (a member `gr_mem` does not
+/// list). The password database is walked (`getpwent`, which keeps one cursor per process: one
+/// walk at a time).
+#[cfg(unix)]
+fn primary_group_of_another(gid: u32, uid: u32) -> bool {
+    static WALK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = WALK.lock().unwrap_or_else(|e| e.into_inner());
+    let mut found = false;
+    // SAFETY: setpwent/getpwent/endpwent under our lock (nothing else here walks the database);
+    // each entry is read before the next call replaces it.
+    unsafe {
+        libc::setpwent();
+        loop {
+            let pw = libc::getpwent();
+            if pw.is_null() {
+                break;
+            }
+            if (*pw).pw_gid == gid && (*pw).pw_uid != uid {
+                found = true;
+                break;
+            }
+        }
+        libc::endpwent();
     }
-    if mode & 0o020 == 0 {
-        return None;
-    }
-    let own = owner.zip(group.as_ref()).is_some_and(|((name, primary), (group_name, members))| {
-        primary == gid && *group_name == name && members.iter().all(|m| *m == name)
-    });
-    match (own, group) {
-        (true, _) => None,
-        (false, Some((name, _))) => Some(format!("group `{name}`")),
-        (false, None) => Some(format!("group {gid}")),
-    }
+    found
 }
 
 /// A user's name and primary group.
@@ -108,49 +139,44 @@ fn group(gid: u32) -> Option<(String, Vec<String>)> {
 mod tests {
     use super::*;
 
-    fn entry(name: &str, id: u32) -> Option<(String, u32)> {
-        Some((name.to_owned(), id))
-    }
-
-    fn grp(name: &str, members: &[&str]) -> Option<(String, Vec<String>)> {
-        Some((name.to_owned(), members.iter().map(|m| (*m).to_owned()).collect()))
-    }
-
     #[test]
-    fn every_user_a_sticky_folder_and_the_owners_alone() {
-        assert_eq!(verdict(0o666, false, 0, None, None).as_deref(), Some("every user"));
-        assert_eq!(verdict(0o777, true, 0, None, None).as_deref(), Some("every user"));
-        assert_eq!(verdict(0o1777, true, 0, None, None), None, "sticky");
-        assert_eq!(verdict(0o644, false, 0, None, None), None);
-        assert_eq!(verdict(0o755, true, 0, None, None), None);
+    fn every_user_the_group_and_nobody() {
+        let own = || Some(true);
+        let shared = || Some(false);
+        let unknown = || None;
+        assert_eq!(verdict(0o666, 0o002, own), Some(Some("every user".into())));
+        assert_eq!(verdict(0o644, 0o004, own), Some(Some("every user".into())), "read");
+        assert_eq!(verdict(0o644, 0o002, shared), None);
+        assert_eq!(verdict(0o640, 0o004, own), None, "the owner's own group");
+        assert_eq!(verdict(0o660, 0o002, own), None);
+        assert_eq!(verdict(0o660, 0o002, shared), Some(None));
+        assert_eq!(verdict(0o660, 0o002, unknown), Some(None), "what cannot be looked up is shared");
+        // The databases are asked only for a group-writable entry.
+        assert_eq!(verdict(0o600, 0o002, || panic!("looked up")), None);
     }
 
-    /// Group-writable: the owner's own group (primary, named as the owner, no one else listed)
-    /// is the owner alone; any other group, or one that cannot be looked up, is shared.
-    #[test]
-    fn a_group_is_shared_unless_it_is_the_owners_own() {
-        let alice = entry("alice", 1000);
-        assert_eq!(verdict(0o660, false, 1000, alice.clone(), grp("alice", &[])), None);
-        assert_eq!(verdict(0o770, true, 1000, alice.clone(), grp("alice", &["alice"])), None);
-        let shared = [
-            (1000, grp("alice", &["alice", "bob"])),
-            (65534, grp("nogroup", &[])),
-            (100, grp("users", &["alice"])),
-            (1000, grp("staff", &[])),
-            (1000, None),
-        ];
-        for (gid, g) in shared {
-            let said = verdict(0o660, false, gid, alice.clone(), g.clone());
-            assert!(said.as_deref().is_some_and(|s| s.starts_with("group ")), "{g:?}: {said:?}");
-        }
-        assert_eq!(verdict(0o660, false, 65534, None, grp("nogroup", &[])).as_deref(), Some("group `nogroup`"));
-        assert_eq!(verdict(0o660, false, 4242, alice, None).as_deref(), Some("group 4242"));
+    fn with_mode(mode: u32, gid: Option<u32>) -> (tempfile::TempDir, std::fs::Metadata) {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("x");
+        std::fs::create_dir(&p).unwrap();
+        std::os::unix::fs::chown(&p, None, gid).expect("the tests run as root");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode)).unwrap();
+        let meta = std::fs::metadata(&p).unwrap();
+        (tmp, meta)
     }
 
-    /// The databases are read: root and its group exist on every Unix.
+    /// Root's own group `root` (gid 0, nobody else's primary group here) is root's alone;
+    /// `nogroup` (gid 65534) is `nobody`'s primary group, so shared; a sticky folder is nobody's
+    /// to swap entries in.
     #[test]
-    fn root_and_its_group_are_looked_up() {
-        assert_eq!(user(0).map(|(_, gid)| gid), Some(0));
-        assert!(group(0).is_some());
+    fn the_system_databases_decide_a_group() {
+        assert_eq!(others_can_write(&with_mode(0o770, Some(0)).1), None);
+        assert_eq!(others_can_write(&with_mode(0o770, Some(65534)).1).as_deref(), Some("group `nogroup`"));
+        assert!(primary_group_of_another(65534, 0), "nobody's primary group");
+        assert!(!primary_group_of_another(0, 0), "root's alone");
+        assert_eq!(others_can_write(&with_mode(0o1777, None).1), None, "sticky");
+        assert_eq!(others_can_read(&with_mode(0o1777, None).1).as_deref(), Some("every user"));
+        assert_eq!(others_can_write(&with_mode(0o770, Some(4242)).1).as_deref(), Some("group 4242"));
     }
 }

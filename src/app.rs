@@ -367,9 +367,9 @@ fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: C
 }
 
 fn report_session(ctx: &Context, session: Session) -> Result<u8> {
-    // A renewal says the same in its own info line: once is enough.
+    // A renewal says the same in its own info line (a login's at every level): once is enough.
     let renewed = !matches!(session.action, Action::Reused | Action::KeptAfterFailure);
-    if renewed && tracing::enabled!(tracing::Level::INFO) {
+    if (renewed && tracing::enabled!(tracing::Level::INFO)) || session.action == Action::LoggedIn {
         return Ok(0);
     }
     let left = (session.claims.exp - ctx.now()).max(0);

@@ -266,12 +266,24 @@ impl SessionStore {
             )));
         }
         #[cfg(unix)]
-        if let Some(owner) = meta.ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m)) {
+        if let Ok(meta) = meta {
+            let owner = std::os::unix::fs::MetadataExt::uid(&meta);
             // Root (`sudo -E`) uses the folder of the user whose `~/.oci/sessions` it is in.
             if !fsutil::own_or_home_users(owner, self.dir.parent()) {
                 return Err(Error::Config(format!(
                     "session folder `{}` belongs to another user (uid {owner}), who could read or swap the session; \
                      move it away (woci makes a new one) or make it yours (`chown`)",
+                    self.dir.display()
+                )));
+            }
+            // Whoever could write in it could have swapped the token or the key: checked by a
+            // person, then closed again.
+            if let Some(who) = crate::access::others_can_write(&meta) {
+                return Err(Error::Config(format!(
+                    "session folder `{}` is writable by {who} (mode {:o}), who could have swapped the token or the \
+                     key in it; check them, then run `chmod 700 {}`",
+                    self.dir.display(),
+                    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
                     self.dir.display()
                 )));
             }

@@ -172,8 +172,16 @@ async fn a_folder_or_ini_a_shared_group_can_write_is_refused() {
     mode(&w.manager_ini_path(), 0o660);
     let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
     assert!(line.contains("manager config") && line.contains("writable by group `nogroup`"), "{line}");
-    // The owner's own group: both work.
+    // A profile's own session folder too (its token or key could have been swapped).
     chown(w.manager_ini_path(), None, Some(me)).unwrap();
+    mode(&w.session_dir(), 0o777);
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 2).await;
+    assert!(
+        line.contains("session folder") && line.contains("writable by every user") && line.contains("chmod 700"),
+        "{line}"
+    );
+    mode(&w.session_dir(), 0o700);
+    // The owner's own group: both work.
     let mut cmd = w.woci();
     cmd.args(["os", "ns", "get"]);
     let out = run(cmd).await;

@@ -201,6 +201,10 @@ async fn invalid_grant_falls_back_to_a_headless_login() {
     let st = w.emu.stats();
     assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (1, 1, 1));
     assert_ne!(w.read(&w.session_dir().join("refresh_token")), "revoked-or-unknown-refresh-token");
+    // A login names its user at the default log level too, whichever command made it.
+    let sub = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().sub.unwrap();
+    let said = format!("woci: session of profile `P` was created by a new login for user `{sub}`");
+    assert_eq!(stderr(&out).matches(&said).count(), 1, "{}", stderr(&out));
 }
 
 /// Without anyone to log in, a refused refresh token is remembered: `--status` says a login is

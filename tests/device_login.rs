@@ -49,7 +49,7 @@ async fn approved_device_login_stores_the_refresh_token_and_exchanges() {
     // The login names the user the session is for: one another local user completed with
     // their own account shows there.
     let sub = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().sub.unwrap();
-    assert!(err.contains(&format!("was created by a new login for user `{sub}`")), "{err}");
+    assert_eq!(err.matches(&format!("was created by a new login for user `{sub}`")).count(), 1, "{err}");
     let rt = w.read(&w.session_dir().join("refresh_token"));
     assert!(!rt.is_empty(), "the refresh token is stored");
     let st = w.emu.stats();

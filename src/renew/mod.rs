@@ -295,12 +295,18 @@ impl Renewer {
             Ok(s) => {
                 self.store.clear_failure();
                 let left = s.claims.exp - self.clock.unix();
-                tracing::info!(
+                let line = format!(
                     "session of profile `{}` {}; valid for {}",
                     self.settings.profile,
                     s.described(),
                     fmt_secs(left.max(0))
                 );
+                match s.action {
+                    // Whichever call it was, a login names its user at every log level: one another
+                    // local user completed first shows there.
+                    Action::LoggedIn => crate::terminal::say(&format!("woci: {}", crate::terminal::safe(&line))),
+                    _ => tracing::info!("{line}"),
+                }
             }
             // A login asked for that did not happen (no terminal, cancelled) leaves the stored
             // refresh token as it was: the next call does not meet that failure.

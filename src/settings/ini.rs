@@ -219,8 +219,8 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     // Like oci's warning about its own config: secrets in a file others can read.
     #[cfg(unix)]
     if cfg.exposed_secrets {
-        use std::os::unix::fs::PermissionsExt;
-        let private = std::fs::metadata(path).is_ok_and(|m| m.permissions().mode() & 0o077 == 0);
+        // The owner's own per-user group reads as the owner does.
+        let private = std::fs::metadata(path).is_ok_and(|m| crate::access::others_can_read(&m).is_none());
         cfg.exposed_secrets = !private;
     }
     #[cfg(not(unix))]
