@@ -82,57 +82,62 @@ fn primary_group_of_another(gid: u32, uid: u32) -> bool {
     found
 }
 
-/// A user's name and primary group.
+/// One entry of a system database through its reentrant `get*_r` call (`get`), the buffer grown
+/// as the call asks; `read` takes what is needed from it. `None` when there is no entry.
 #[cfg(unix)]
-fn user(uid: u32) -> Option<(String, u32)> {
+fn lookup<T, R>(
+    get: impl Fn(*mut T, *mut libc::c_char, usize, *mut *mut T) -> libc::c_int,
+    read: impl FnOnce(&T) -> Option<R>,
+) -> Option<R> {
     let mut buf = vec![0u8; 4096];
     loop {
-        // SAFETY: `passwd` is plain data written by getpwuid_r into `pw` and `buf`, which outlive
-        // every read of it below; a null `found` means no entry.
-        let mut pw: libc::passwd = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::passwd = std::ptr::null_mut();
-        let rc = unsafe { libc::getpwuid_r(uid, &mut pw, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
+        // SAFETY: `T` is a C struct of the libc (`passwd`, `group`: all zeros is a valid value)
+        // that `get` fills, its strings pointing into `buf`; both live while `read` looks at them.
+        let mut entry: T = unsafe { std::mem::zeroed() };
+        let mut found: *mut T = std::ptr::null_mut();
+        let rc = get(&mut entry, buf.as_mut_ptr().cast(), buf.len(), &mut found);
         if rc == libc::ERANGE && buf.len() < 1 << 20 {
             buf.resize(buf.len() * 4, 0);
             continue;
         }
-        if rc != 0 || found.is_null() || pw.pw_name.is_null() {
-            return None;
-        }
-        // SAFETY: a NUL-terminated string inside `buf`.
-        let name = unsafe { CStr::from_ptr(pw.pw_name) }.to_string_lossy().into_owned();
-        return Some((name, pw.pw_gid));
+        return (rc == 0 && !found.is_null()).then(|| read(&entry)).flatten();
     }
+}
+
+/// A NUL-terminated string the libc filled in, if any.
+#[cfg(unix)]
+fn text(p: *const libc::c_char) -> Option<String> {
+    // SAFETY: a null pointer, or a NUL-terminated string inside the lookup's buffer.
+    (!p.is_null()).then(|| unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+/// A user's name and primary group.
+#[cfg(unix)]
+fn user(uid: u32) -> Option<(String, u32)> {
+    // SAFETY: getpwuid_r with the buffers `lookup` gives.
+    lookup(
+        |e, b, n, f| unsafe { libc::getpwuid_r(uid, e, b, n, f) },
+        |pw: &libc::passwd| Some((text(pw.pw_name)?, pw.pw_gid)),
+    )
 }
 
 /// A group's name and listed members.
 #[cfg(unix)]
 fn group(gid: u32) -> Option<(String, Vec<String>)> {
-    let mut buf = vec![0u8; 4096];
-    loop {
-        // SAFETY: as in `user`, with getgrgid_r; `gr_mem` is a null-terminated array of
-        // NUL-terminated strings inside `buf`.
-        let mut gr: libc::group = unsafe { std::mem::zeroed() };
-        let mut found: *mut libc::group = std::ptr::null_mut();
-        let rc = unsafe { libc::getgrgid_r(gid, &mut gr, buf.as_mut_ptr().cast(), buf.len(), &mut found) };
-        if rc == libc::ERANGE && buf.len() < 1 << 20 {
-            buf.resize(buf.len() * 4, 0);
-            continue;
-        }
-        if rc != 0 || found.is_null() || gr.gr_name.is_null() {
-            return None;
-        }
-        // SAFETY: see above.
-        let name = unsafe { CStr::from_ptr(gr.gr_name) }.to_string_lossy().into_owned();
-        let mut members = Vec::new();
-        let mut at = gr.gr_mem;
-        // SAFETY: walked up to its terminating null pointer.
-        while !at.is_null() && !unsafe { *at }.is_null() {
-            members.push(unsafe { CStr::from_ptr(*at) }.to_string_lossy().into_owned());
-            at = unsafe { at.add(1) };
-        }
-        return Some((name, members));
-    }
+    // SAFETY: getgrgid_r with the buffers `lookup` gives.
+    lookup(
+        |e, b, n, f| unsafe { libc::getgrgid_r(gid, e, b, n, f) },
+        |gr: &libc::group| {
+            let mut members = Vec::new();
+            let mut at = gr.gr_mem;
+            // SAFETY: a null-terminated array of strings inside the lookup's buffer.
+            while !at.is_null() && !unsafe { *at }.is_null() {
+                members.extend(text(unsafe { *at }));
+                at = unsafe { at.add(1) };
+            }
+            Some((text(gr.gr_name)?, members))
+        },
+    )
 }
 
 #[cfg(all(test, unix))]

@@ -64,6 +64,8 @@ pub struct IniFile {
     pub values: BTreeMap<String, String>,
     /// Whether any section of the file sets a secret and the file is readable by group or others.
     pub exposed_secrets: bool,
+    /// The file's owner when it is another user (root's, used by a user): the fix is theirs.
+    pub owner_elsewhere: Option<u32>,
     /// Without a section for the profile: the section that was probably meant (`[EMu]` for `EMU`).
     pub near_section: Option<String>,
     /// The profile the file was read for.
@@ -83,6 +85,7 @@ impl std::fmt::Debug for IniFile {
             .field("path", &self.path)
             .field("has_profile_section", &self.has_profile_section)
             .field("exposed_secrets", &self.exposed_secrets)
+            .field("owner_elsewhere", &self.owner_elsewhere)
             .field("near_section", &self.near_section)
             .field("values", &values)
             .finish()
@@ -126,10 +129,15 @@ impl IniFile {
             format!("section `[{s}]` in {file} is not the shared `[COMMON]` (section names are case-sensitive); rename it `[COMMON]`")
         }));
         if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
-            out.push(format!(
-                "{file} holds client secrets and other users can read it; run `chmod 600 {}`",
-                p.display()
-            ));
+            let fix = match self.owner_elsewhere {
+                // Not this user's to change: `chmod 600` by its owner would lock this user out.
+                Some(uid) => format!(
+                    "ask its owner (uid {uid}) to give it to you (`chown`), then run `chmod 600 {}`",
+                    p.display()
+                ),
+                None => format!("run `chmod 600 {}`", p.display()),
+            };
+            out.push(format!("{file} holds client secrets and other users can read it; {fix}"));
         }
         out
     }
@@ -220,8 +228,10 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
     #[cfg(unix)]
     if cfg.exposed_secrets {
         // The owner's own per-user group reads as the owner does.
-        let private = std::fs::metadata(path).is_ok_and(|m| crate::access::others_can_read(&m).is_none());
-        cfg.exposed_secrets = !private;
+        let meta = std::fs::metadata(path).ok();
+        cfg.exposed_secrets = meta.as_ref().is_none_or(|m| crate::access::others_can_read(m).is_some());
+        let owner = meta.map(|m| std::os::unix::fs::MetadataExt::uid(&m));
+        cfg.owner_elsewhere = owner.filter(|o| *o != crate::fsutil::user_id());
     }
     #[cfg(not(unix))]
     {
@@ -300,6 +310,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         has_profile_section,
         values,
         exposed_secrets: sets_secrets,
+        owner_elsewhere: None,
         near_section,
         profile: profile.to_owned(),
         miscased_common,
@@ -460,6 +471,22 @@ token_url = https://other.example/token
         assert_eq!(c.get("token_url"), Some("https://idp/token"));
         assert_eq!(c.get("odd"), Some("100% sure"));
         assert_eq!(c.get("missing"), Some("%(nope)s"));
+    }
+
+    /// Secrets others can read: the fix is `chmod 600`, or, for a file another user owns (root's
+    /// INI a user reads), theirs to give: `chmod 600` alone would lock this user out.
+    #[test]
+    fn the_readable_secrets_fix_is_one_its_reader_can_make() {
+        let mut c = parse_str("[EMU]\nclient_secret = s\n", "EMU").unwrap();
+        c.path = Some(PathBuf::from("/h/.oci/woci_manager.ini"));
+        assert!(
+            c.warnings().iter().any(|w| w.ends_with("run `chmod 600 /h/.oci/woci_manager.ini`")),
+            "{:?}",
+            c.warnings()
+        );
+        c.owner_elsewhere = Some(0);
+        let said = c.warnings().join("\n");
+        assert!(said.contains("ask its owner (uid 0) to give it to you (`chown`), then run `chmod 600"), "{said}");
     }
 
     #[test]
