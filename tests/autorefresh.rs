@@ -409,10 +409,16 @@ async fn a_grant_lost_after_the_program_ended_is_said() {
     let (w, tmp, _out, child) = short_token_run("sleep 2").await;
     // The loop's renewal (1–2 s in) is answered never: processed 5 s later, the connection closed.
     w.emu.set_fault(Endpoint::IdpToken, Fault::drop_reply().with_latency(Duration::from_secs(5)).times(1));
+    // A Ctrl-C while woci waits (the program has ended) is answered, not swallowed.
+    let pid = child.id() as i32;
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // SAFETY: kill(2) on the woci this test started.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
     let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
     assert!(err.contains("woci: warning: the identity provider has the refresh grant of profile `P`"), "{err}");
+    assert!(err.contains("woci: warning: the signal is held until the identity provider answers"), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
         last.starts_with("woci: warning: the renewal in flight when the run ended failed: ")

@@ -119,16 +119,39 @@ async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output 
         }
     };
     let waited = std::time::Instant::now();
-    let mut said = false;
+    let (mut said, mut told) = (false, false);
     let mut was_held = false;
+    // A Ctrl-C (SIGTERM) now has no program to go to: it is answered, not swallowed.
+    #[cfg(unix)]
+    let mut signals: Vec<_> =
+        [tokio::signal::unix::SignalKind::interrupt(), tokio::signal::unix::SignalKind::terminate()]
+            .into_iter()
+            .filter_map(|k| tokio::signal::unix::signal(k).ok())
+            .collect();
     while crate::critical::held() {
         was_held = true;
+        #[cfg(unix)]
+        let signalled = async {
+            if signals.is_empty() {
+                std::future::pending::<()>().await;
+            }
+            futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv()))).await;
+        };
+        #[cfg(not(unix))]
+        let signalled = std::future::pending::<()>();
         tokio::select! {
             biased;
             result = &mut renewal => return warn(result),
+            () = signalled => if !told {
+                told = true;
+                tracing::warn!(
+                    "the signal is held until the identity provider answers the refresh grant of profile \
+                     `{profile}` (it is waited for up to 90s), so that the new refresh token is stored, not lost"
+                );
+            },
             _ = tokio::time::sleep(Duration::from_millis(20)) => {}
         }
-        if !said && waited.elapsed() >= SAY_WAITING {
+        if !said && !told && waited.elapsed() >= SAY_WAITING {
             said = true;
             super::login::say_grant_held(profile);
         }
