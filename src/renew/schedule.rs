@@ -191,9 +191,15 @@ pub async fn renewal_loop(
     mut stop: impl std::future::Future + Unpin,
     on_event: impl Fn(LoopEvent) + Send,
 ) -> Result<()> {
+    // Not before this (local epoch seconds): a fifth of the life of the token the loop last got
+    // fresh from a server after it came, whatever this machine's clock makes of its `exp` (a
+    // clock ahead by nearly a token's life would have every new token look due at once). A
+    // right clock renews later anyway: a window is at most half the life, a lead half of that.
+    let mut not_before = i64::MIN;
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
-        let wait = next_check_in(&renewer.settings, &current.claims, renewer.clock.unix());
+        let now = renewer.clock.unix();
+        let wait = next_check_in(&renewer.settings, &current.claims, now).max(secs_until(not_before, now));
         tokio::select! {
             // Not due yet: look again (after a resume from suspend, it may be overdue).
             _ = tokio::time::sleep(wait.min(MAX_NAP)) => if wait > MAX_NAP { continue 'schedule },
@@ -222,7 +228,11 @@ pub async fn renewal_loop(
                         tx.send_replace(s.token.clone());
                     }
                     let now = renewer.clock.unix();
-                    let next = now + super::plan::secs(next_check_in(&renewer.settings, &s.claims, now));
+                    not_before = fresh_floor(&s).map_or(i64::MIN, |floor| now + floor);
+                    let next = now
+                        + super::plan::secs(
+                            next_check_in(&renewer.settings, &s.claims, now).max(secs_until(not_before, now)),
+                        );
                     on_event(LoopEvent::Renewed { exp: s.claims.exp, next });
                     current = s;
                     break;
@@ -247,6 +257,20 @@ pub async fn renewal_loop(
             }
         }
     }
+}
+
+/// A fifth of the life (`exp - iat`, both the server's times) of a token a server has just
+/// issued to this renewal; `None` for one found on disk (renewed by another woci, reused), whose
+/// age is not known.
+fn fresh_floor(s: &Session) -> Option<i64> {
+    use super::Action;
+    let fresh = matches!(s.action, Action::Refreshed | Action::LoggedIn | Action::SessionRefreshed | Action::Federated);
+    s.claims.iat.filter(|_| fresh).map(|iat| (s.claims.exp - iat) / 5).filter(|floor| *floor > 0)
+}
+
+/// The time from `now` until `at` (none when past).
+fn secs_until(at: i64, now: i64) -> Duration {
+    Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
 }
 
 /// How often a run whose renewal became impossible looks for a session renewed elsewhere.
@@ -301,6 +325,25 @@ mod tests {
         let c = claims(100, 106);
         assert_eq!(next_renewal_in(&c, 100, Duration::from_secs(600), false), Duration::from_secs(3));
         assert_eq!(next_renewal_in(&c, 200, Duration::from_secs(600), true), MIN_SLEEP);
+    }
+
+    /// A token fresh from a server is not renewed before a fifth of its life has passed, whatever
+    /// the clock says (a clock 55 minutes ahead renewed an hour's token twice a second); with a
+    /// right clock the schedule is never earlier than that floor, so it changes nothing there.
+    #[test]
+    fn a_fresh_token_is_kept_a_fifth_of_its_life_and_a_right_clock_waits_longer() {
+        let session =
+            |iat: i64, exp: i64, action| Session { token: SecretString::from("t"), claims: claims(iat, exp), action };
+        assert_eq!(fresh_floor(&session(0, 3600, super::super::Action::Refreshed)), Some(720));
+        assert_eq!(fresh_floor(&session(0, 3600, super::super::Action::RenewedByOther)), None, "its age is unknown");
+        assert_eq!(fresh_floor(&session(0, 4, super::super::Action::Refreshed)), None, "under a second");
+        for life in [5, 6, 10, 60, 300, 3600, 86_400] {
+            for (window, ahead) in [(60, false), (60, true), (600, true), (86_400, true)] {
+                let c = claims(0, life);
+                let due = next_renewal_in(&c, 0, Duration::from_secs(window), ahead);
+                assert!(super::super::plan::secs(due) >= life / 5, "life {life}, window {window}: due {due:?}");
+            }
+        }
     }
 
     #[test]
