@@ -29,30 +29,36 @@ pub(crate) fn others_can_read(meta: &std::fs::Metadata) -> Option<String> {
 #[cfg(unix)]
 fn others_can(meta: &std::fs::Metadata, other: u32) -> Option<String> {
     use std::os::unix::fs::MetadataExt;
-    let (mode, uid, gid) = (meta.mode(), meta.uid(), meta.gid());
-    let owners_own = || {
-        let (name, primary) = user(uid)?;
-        let (group_name, members) = group(gid)?;
-        let listed_alone = members.iter().all(|m| *m == name);
-        Some(primary == gid && group_name == name && listed_alone && !primary_group_of_another(gid, uid))
-    };
-    match verdict(mode, other, owners_own)? {
-        Some(every) => Some(every),
-        None => Some(group(gid).map_or_else(|| format!("group {gid}"), |(name, _)| format!("group `{name}`"))),
-    }
+    let (uid, gid) = (meta.uid(), meta.gid());
+    verdict(meta.mode(), other, gid, || (user(uid), group(gid)), || primary_group_of_another(gid, uid))
 }
 
-/// Who else has the permission bit `other` (or the group's) on an entry of `mode`: `Some(Some(
-/// "every user"))`, `Some(None)` for a group that is not the owner's own (`owners_own` says
-/// whether it is, `None` when it cannot tell), `None` for nobody.
-fn verdict(mode: u32, other: u32, owners_own: impl FnOnce() -> Option<bool>) -> Option<Option<String>> {
+/// Who else has the permission bit `other` (or the group's) on an entry of `mode` and group
+/// `gid`. Only for a group bit are the owner's and the group's entries looked up (`entries`:
+/// name and primary group; name and listed members), and only for a group that looks like the
+/// owner's own is the password database walked (`another_primary`: whether another user has
+/// it as their primary group).
+fn verdict(
+    mode: u32,
+    other: u32,
+    gid: u32,
+    entries: impl FnOnce() -> (Option<(String, u32)>, Option<(String, Vec<String>)>),
+    another_primary: impl FnOnce() -> bool,
+) -> Option<String> {
     if mode & other != 0 {
-        return Some(Some("every user".to_owned()));
+        return Some("every user".to_owned());
     }
-    if mode & (other << 3) == 0 || owners_own() == Some(true) {
+    if mode & (other << 3) == 0 {
         return None;
     }
-    Some(None)
+    let (owner, group) = entries();
+    let looks_own = owner.zip(group.as_ref()).is_some_and(|((name, primary), (group_name, members))| {
+        primary == gid && *group_name == name && members.iter().all(|m| *m == name)
+    });
+    if looks_own && !another_primary() {
+        return None;
+    }
+    Some(group.map_or_else(|| format!("group {gid}"), |(name, _)| format!("group `{name}`")))
 }
 
 /// Whether a user other than `uid` has `gid` as their primary group (a member `gr_mem` does not
@@ -144,20 +150,52 @@ fn group(gid: u32) -> Option<(String, Vec<String>)> {
 mod tests {
     use super::*;
 
+    type Entries = (Option<(String, u32)>, Option<(String, Vec<String>)>);
+    type Group<'a> = Option<(&'a str, &'a [&'a str])>;
+
+    fn entries(owner: &str, primary: u32, group: Group<'_>) -> impl FnOnce() -> Entries {
+        let owner = Some((owner.to_owned(), primary));
+        let group = group.map(|(n, m)| (n.to_owned(), m.iter().map(|s| (*s).to_owned()).collect()));
+        move || (owner, group)
+    }
+
     #[test]
     fn every_user_the_group_and_nobody() {
-        let own = || Some(true);
-        let shared = || Some(false);
-        let unknown = || None;
-        assert_eq!(verdict(0o666, 0o002, own), Some(Some("every user".into())));
-        assert_eq!(verdict(0o644, 0o004, own), Some(Some("every user".into())), "read");
-        assert_eq!(verdict(0o644, 0o002, shared), None);
-        assert_eq!(verdict(0o640, 0o004, own), None, "the owner's own group");
-        assert_eq!(verdict(0o660, 0o002, own), None);
-        assert_eq!(verdict(0o660, 0o002, shared), Some(None));
-        assert_eq!(verdict(0o660, 0o002, unknown), Some(None), "what cannot be looked up is shared");
-        // The databases are asked only for a group-writable entry.
-        assert_eq!(verdict(0o600, 0o002, || panic!("looked up")), None);
+        let never = || -> Entries { panic!("looked up") };
+        let alone = || false;
+        assert_eq!(verdict(0o666, 0o002, 0, never, alone).as_deref(), Some("every user"));
+        assert_eq!(verdict(0o644, 0o004, 0, never, alone).as_deref(), Some("every user"), "read");
+        // The databases are asked only for a group bit.
+        assert_eq!(verdict(0o644, 0o002, 0, never, alone), None);
+        assert_eq!(verdict(0o600, 0o004, 0, never, alone), None);
+    }
+
+    /// A group bit: the owner's own group (primary, named as the owner, no one else listed, no
+    /// one else's primary group) is the owner alone; any other group, or one that cannot be
+    /// looked up, is shared.
+    #[test]
+    fn a_group_is_shared_unless_it_is_the_owners_own() {
+        let own: &[&str] = &[];
+        assert_eq!(verdict(0o660, 0o002, 1000, entries("alice", 1000, Some(("alice", own))), || false), None);
+        assert_eq!(verdict(0o640, 0o004, 1000, entries("alice", 1000, Some(("alice", &["alice"]))), || false), None);
+        let shared: [(u32, Group<'_>, bool, &str); 6] = [
+            (1000, Some(("alice", &["alice", "bob"])), false, "group `alice`"),
+            (1000, Some(("alice", own)), true, "group `alice`"),
+            (65534, Some(("nogroup", own)), false, "group `nogroup`"),
+            (100, Some(("users", &["alice"])), false, "group `users`"),
+            (1000, Some(("staff", own)), false, "group `staff`"),
+            (1000, None, false, "group 1000"),
+        ];
+        for (gid, group, another, says) in shared {
+            let said = verdict(0o660, 0o002, gid, entries("alice", 1000, group), || another);
+            assert_eq!(said.as_deref(), Some(says), "{group:?}, another's primary: {another}");
+        }
+        // The password database is walked only for a group that looks like the owner's own.
+        let walked = || panic!("walked");
+        assert_eq!(
+            verdict(0o660, 0o002, 100, entries("alice", 1000, Some(("users", own))), walked).as_deref(),
+            Some("group `users`")
+        );
     }
 
     fn with_mode(mode: u32, gid: Option<u32>) -> (tempfile::TempDir, std::fs::Metadata) {

@@ -750,11 +750,13 @@ impl FileLock {
     }
 
     /// Whether another process holds the lock at `path` now (tried without waiting, and let go).
+    /// Tried shared, as the daemon's pid probe does: holders lock exclusively, and two lookers at
+    /// once (a metrics write, a `--status`) never make each other look like a holder.
     pub fn held(path: &Path) -> bool {
         let mut opts = OpenOptions::new();
         opts.read(true);
         let Ok(file) = open_no_follow(path, opts, "cannot open lock file") else { return false };
-        let free = FileExt::try_lock_exclusive(&file).unwrap_or(true);
+        let free = FileExt::try_lock_shared(&file).unwrap_or(true);
         if free {
             let _ = FileExt::unlock(&file);
         }

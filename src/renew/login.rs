@@ -428,25 +428,36 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
     Err(Error::RefreshTokenLocked { path: r.store.refresh_token_path(), reason })
 }
 
+/// Listeners for `signals`, but for those the caller ignored: a listener would catch them, and
+/// they stay ignored.
+#[cfg(unix)]
+pub(super) fn listen(signals: &[i32]) -> Vec<tokio::signal::unix::Signal> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signals
+        .iter()
+        .filter(|s| !critical::ignored_at_start(**s))
+        .filter_map(|s| signal(SignalKind::from_raw(*s)).ok())
+        .collect()
+}
+
+/// Resolves when any of `listeners` gets its signal; never when there are none.
+#[cfg(unix)]
+pub(super) async fn any_signal(listeners: &mut [tokio::signal::unix::Signal]) {
+    if listeners.is_empty() {
+        std::future::pending::<()>().await;
+    }
+    futures_util::future::select_all(listeners.iter_mut().map(|s| Box::pin(s.recv()))).await;
+}
+
 /// Runs the terminal prompt `ask` on a blocking thread. Ctrl-C (SIGTERM, SIGHUP) during it puts
 /// the terminal back as it was (the prompt turned its echo off), ends the line, and then ends
 /// woci as the signal says (a signal the caller ignored stays ignored).
 #[cfg(unix)]
 async fn ask_on_terminal<T: Send + 'static>(ask: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
-    use tokio::signal::unix::{signal, SignalKind};
     let tty = crate::terminal::TtyState::save();
     let held = critical::hold();
-    let mut signals: Vec<_> = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP]
-        .into_iter()
-        .filter(|s| !critical::ignored_at_start(*s))
-        .filter_map(|s| signal(SignalKind::from_raw(s)).ok())
-        .collect();
-    let interrupted = async {
-        if signals.is_empty() {
-            std::future::pending::<()>().await;
-        }
-        futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv()))).await;
-    };
+    let mut signals = listen(&[libc::SIGINT, libc::SIGTERM, libc::SIGHUP]);
+    let interrupted = any_signal(&mut signals);
     tokio::select! {
         asked = tokio::task::spawn_blocking(ask) => asked.map_err(|e| Error::Other(e.to_string()))?,
         () = interrupted => {

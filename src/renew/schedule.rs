@@ -121,22 +121,14 @@ async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output 
     let waited = std::time::Instant::now();
     let (mut said, mut told) = (false, false);
     let mut was_held = false;
-    // A Ctrl-C (SIGTERM) now has no program to go to: it is answered, not swallowed.
+    // A Ctrl-C (SIGTERM) now has no program to go to: it is answered, not swallowed (one the
+    // caller ignored stays ignored).
     #[cfg(unix)]
-    let mut signals: Vec<_> =
-        [tokio::signal::unix::SignalKind::interrupt(), tokio::signal::unix::SignalKind::terminate()]
-            .into_iter()
-            .filter_map(|k| tokio::signal::unix::signal(k).ok())
-            .collect();
+    let mut signals = super::login::listen(&[libc::SIGINT, libc::SIGTERM]);
     while crate::critical::held() {
         was_held = true;
         #[cfg(unix)]
-        let signalled = async {
-            if signals.is_empty() {
-                std::future::pending::<()>().await;
-            }
-            futures_util::future::select_all(signals.iter_mut().map(|s| Box::pin(s.recv()))).await;
-        };
+        let signalled = super::login::any_signal(&mut signals);
         #[cfg(not(unix))]
         let signalled = std::future::pending::<()>();
         tokio::select! {

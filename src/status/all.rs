@@ -24,19 +24,21 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
     });
     let (base, names, unresolved) = match listed {
         Ok((base, names)) => (Some(base), names, None),
-        Err(e) => match sessions_alone(env) {
-            // Settings that do not resolve (a syntax error in the INI): the session folders are
-            // still the profiles, each shown with the error its own `--status` gives.
-            Some(names) => (None, names, Some((e.to_string().replace('`', ""), e.exit_code()))),
-            // No profile list without readable settings and sessions; JSON readers still get
-            // JSON, with the error.
-            None if json => {
-                let v = serde_json::json!({"profiles": [], "error": e.to_string().replace('`', ""), "exit_code": e.exit_code()});
-                print(&crate::terminal::to_json(&v)?)?;
-                return Ok(e.exit_code());
+        Err(e) => {
+            let unresolved = (e.to_string().replace('`', ""), e.exit_code());
+            match sessions_alone(env) {
+                // Settings that do not resolve (a syntax error in the INI): the session folders
+                // are still the profiles, each shown with the error its own `--status` gives.
+                Some(names) => (None, names, Some(unresolved)),
+                // No profile list without readable settings and sessions; JSON readers still get
+                // JSON, with the error.
+                None if json => {
+                    print(&overview::render_json(&[], Some(unresolved)))?;
+                    return Ok(e.exit_code());
+                }
+                None => return Err(e),
             }
-            None => return Err(e),
-        },
+        }
     };
     let entries: Vec<Entry> = names
         .into_iter()
