@@ -250,6 +250,7 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
             return Ok(code);
         }
     }
+    renewer.warn_if_refused_clock();
     let redactor = crate::redact::for_child(s, &full, Some(&session.token), &ctx.env);
     let builder = ChildBuilder::oci(Some(s), &ctx.env, full)?.redactor(redactor);
     if s.auto_refresh {
@@ -290,6 +291,7 @@ fn run_exec(
         Ok(s) => s,
         Err(fallback) => return run_exec(&fallback, Arc::new(Renewer::new(&fallback)), program, args, call),
     };
+    renewer.warn_if_refused_clock();
     let redactor = crate::redact::for_child(s, &[], Some(&session.token), &ctx.env);
     let mut builder = ChildBuilder::exec(s, &ctx.env, program, args).redactor(redactor);
     if s.oci.profile.as_deref() != call.oci.profile.as_deref() {

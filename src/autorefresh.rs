@@ -30,7 +30,7 @@ pub(crate) async fn run_supervised(
     let proxy = if ctx.settings.resign_proxy {
         let key = OciProfile::read(&ctx.settings)?.1.signing_key(&ctx.settings, &ctx.store)?;
         warn_if_plain_http_endpoint(ctx.settings.endpoint.as_deref());
-        Some(crate::proxy::start_for_profile(&ctx.settings, key.public().clone(), rx).await?)
+        Some(crate::proxy::start_for_profile(&ctx.settings, key.public().clone(), rx, ctx.server.clone()).await?)
     } else {
         None
     };

@@ -2,7 +2,7 @@
 //!
 //! Protocol code never calls `SystemTime::now()` directly; it asks a [`Clock`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,6 +14,12 @@ pub trait Clock: Send + Sync + std::fmt::Debug {
     /// The current time as whole seconds since the Unix epoch.
     fn unix(&self) -> i64 {
         unix_secs(self.now())
+    }
+
+    /// This boot's identity and the time since it began, suspends included (a clock that a step
+    /// of the wall clock does not move); `None` where unknown.
+    fn since_boot(&self) -> Option<(String, Duration)> {
+        None
     }
 }
 
@@ -57,6 +63,12 @@ pub fn fmt_secs(secs: i64) -> String {
     }
 }
 
+/// `3m00s behind` / `1h02m00s ahead of`, for a clock skew (seconds, the servers' time minus
+/// this machine's).
+pub fn skew_words(skew: i64) -> String {
+    format!("{} {}", fmt_secs(skew.abs()), if skew < 0 { "ahead of" } else { "behind" })
+}
+
 /// `in 5m00s`, or `5m00s ago` for a moment not in the future (`secs` from now).
 pub fn fmt_relative(secs: i64) -> String {
     if secs > 0 {
@@ -80,27 +92,154 @@ impl Clock for SystemClock {
     fn now(&self) -> SystemTime {
         SystemTime::now()
     }
+
+    #[cfg(target_os = "linux")]
+    fn since_boot(&self) -> Option<(String, Duration)> {
+        static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        let id = BOOT_ID
+            .get_or_init(|| {
+                let id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+                Some(id.trim().to_owned()).filter(|id| !id.is_empty())
+            })
+            .clone()?;
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::Boottime);
+        let secs = u64::try_from(t.tv_sec).ok()?;
+        Some((id, Duration::new(secs, u32::try_from(t.tv_nsec).ok()?)))
+    }
 }
 
-/// A clock that stays where it is set; for tests.
+/// A clock that stays where it is set; for tests. Its boot began at its first time, and
+/// [`ManualClock::step`] moves the wall clock alone, as a user or NTP setting the clock does.
 #[derive(Debug, Clone, Default)]
-pub struct ManualClock(Arc<AtomicU64>);
+pub struct ManualClock(Arc<AtomicU64>, Arc<AtomicI64>);
 
 impl ManualClock {
     /// A clock at `unix` seconds.
     pub fn at(unix: u64) -> Self {
-        ManualClock(Arc::new(AtomicU64::new(unix)))
+        ManualClock(Arc::new(AtomicU64::new(unix)), Arc::new(AtomicI64::new(unix.try_into().unwrap_or(0))))
     }
 
-    /// Moves the clock forward.
+    /// Moves the clock forward, as time passing does.
     pub fn advance(&self, by: Duration) {
         self.0.fetch_add(by.as_secs(), Ordering::SeqCst);
+    }
+
+    /// Sets the wall clock `secs` forward (back when negative); time since boot stays.
+    pub fn step(&self, secs: i64) {
+        let now = i64::try_from(self.0.load(Ordering::SeqCst)).unwrap_or(0);
+        self.0.store(u64::try_from(now + secs).unwrap_or(0), Ordering::SeqCst);
+        self.1.fetch_add(secs, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(self.0.load(Ordering::SeqCst))
+    }
+
+    fn since_boot(&self) -> Option<(String, Duration)> {
+        let booted_at = self.1.load(Ordering::SeqCst);
+        let since = unix_secs(self.now()) - booted_at;
+        Some(("manual".to_owned(), Duration::from_secs(u64::try_from(since).unwrap_or(0))))
+    }
+}
+
+/// How far this machine's clock is from the servers', learned from a server's fresh token
+/// (its `iat` is the server's "now") and kept in the session folder. Tied to the boot and
+/// measured against the time since it, so a later step of the wall clock (NTP setting it right,
+/// a user) is followed, not applied twice; another boot forgets it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Skew {
+    /// The servers' time minus this machine's, milliseconds, when it was learned.
+    pub offset_ms: i64,
+    /// The boot it was learned in, and the wall clock minus the time since boot then.
+    pub boot: Option<(String, i64)>,
+}
+
+/// OCI refuses a signed request whose `date` is further than this from its clock.
+pub const OCI_DATE_LIMIT_SECS: i64 = 300;
+
+/// Offsets smaller than this are noise (`iat` has whole seconds, servers differ a little).
+const SKEW_NOISE_MS: i64 = 2_000;
+
+impl Skew {
+    /// What a token issued at `iat` (server seconds) and received by a request sent at `sent`
+    /// shows, both read from `local`: the server issued it between the two, so this machine is
+    /// off by no less than the nearest end of that span (none when the span explains it: a slow
+    /// answer, a suspend, a stop).
+    pub fn learn(local: &dyn Clock, iat: i64, sent: SystemTime) -> Skew {
+        let received = unix_millis(local.now());
+        let (least, most) = (iat * 1000 - received, (iat + 1) * 1000 - unix_millis(sent));
+        let offset_ms = if least > 0 { least } else { most.min(0) };
+        let offset_ms = if offset_ms.abs() < SKEW_NOISE_MS { 0 } else { offset_ms };
+        Skew { offset_ms, boot: wall_minus_boot(local) }
+    }
+
+    /// The offset to apply now: as learned, less any step of the wall clock since; none after a
+    /// reboot (nothing ties the clocks then).
+    pub fn offset_now_ms(&self, local: &dyn Clock) -> i64 {
+        match (&self.boot, wall_minus_boot(local)) {
+            (None, _) => self.offset_ms,
+            (Some((id, then)), Some((now_id, now))) if *id == now_id => self.offset_ms - (now - then),
+            _ => 0,
+        }
+    }
+}
+
+fn wall_minus_boot(local: &dyn Clock) -> Option<(String, i64)> {
+    let (id, since) = local.since_boot()?;
+    Some((id, unix_millis(local.now()) - i64::try_from(since.as_millis()).unwrap_or(0)))
+}
+
+/// The servers' time as this machine best knows it: its clock plus the last [`Skew`] learned.
+/// Every decision about a token's life (`exp`, `iat`: the servers' times) and every `date` woci
+/// signs uses it; woci's own records and logs keep the machine's clock.
+#[derive(Debug)]
+pub struct ServerClock {
+    local: SharedClock,
+    skew: std::sync::RwLock<Option<Skew>>,
+}
+
+impl ServerClock {
+    /// This machine's clock, corrected by `skew` when known.
+    pub fn new(local: SharedClock, skew: Option<Skew>) -> ServerClock {
+        ServerClock { local, skew: std::sync::RwLock::new(skew) }
+    }
+
+    /// The machine's own clock.
+    pub fn local(&self) -> &SharedClock {
+        &self.local
+    }
+
+    /// The correction applied now, milliseconds (servers minus this machine).
+    pub fn offset_ms(&self) -> i64 {
+        let skew = self.skew.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+        skew.as_ref().map_or(0, |s| s.offset_now_ms(self.local.as_ref()))
+    }
+
+    /// Learns the offset from a fresh token (see [`Skew::learn`]) and returns it, for the
+    /// session folder.
+    pub fn learn(&self, iat: i64, sent: SystemTime) -> Skew {
+        let skew = Skew::learn(self.local.as_ref(), iat, sent);
+        *self.skew.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(skew.clone());
+        skew
+    }
+}
+
+impl Clock for ServerClock {
+    fn now(&self) -> SystemTime {
+        let now = self.local.now();
+        let offset = self.offset_ms();
+        let by = Duration::from_millis(offset.unsigned_abs());
+        if offset >= 0 {
+            now + by
+        } else {
+            now.checked_sub(by).unwrap_or(UNIX_EPOCH)
+        }
+    }
+
+    fn since_boot(&self) -> Option<(String, Duration)> {
+        self.local.since_boot()
     }
 }
 
@@ -117,6 +256,43 @@ mod tests {
         assert_eq!(c.unix(), 1_000);
         c.advance(Duration::from_secs(61));
         assert_eq!(c.unix(), 1_061);
+    }
+
+    #[test]
+    fn the_skew_is_what_the_span_of_the_request_cannot_explain() {
+        let local = ManualClock::at(10_000);
+        let sent = local.now();
+        // A right clock: issued while the request was out.
+        local.advance(Duration::from_secs(1));
+        assert_eq!(Skew::learn(&local, 10_000, sent).offset_ms, 0);
+        // A stop or suspend of an hour after the server answered is no skew either.
+        local.advance(Duration::from_secs(3_600));
+        assert_eq!(Skew::learn(&local, 10_001, sent).offset_ms, 0);
+        // This clock 55 minutes ahead: the server issued 55 minutes before the request left.
+        let local = ManualClock::at(20_000);
+        let sent = local.now();
+        local.advance(Duration::from_secs(1));
+        assert_eq!(Skew::learn(&local, 20_000 - 3_300, sent).offset_ms, -3_299_000);
+        // Three minutes behind: issued after the answer arrived by this clock.
+        assert_eq!(Skew::learn(&local, 20_001 + 180, sent).offset_ms, 180_000);
+    }
+
+    #[test]
+    fn the_server_clock_follows_steps_of_the_wall_clock_and_forgets_other_boots() {
+        let local = ManualClock::at(50_000);
+        let sent = local.now();
+        let server = ServerClock::new(Arc::new(local.clone()), None);
+        assert_eq!(server.unix(), 50_000);
+        server.learn(50_000 + 240, sent);
+        assert_eq!(server.unix(), 50_240);
+        local.advance(Duration::from_secs(10));
+        assert_eq!(server.unix(), 50_250);
+        // NTP sets the clock right: the servers' time stays where it was.
+        local.step(240);
+        assert_eq!((local.unix(), server.unix()), (50_250, 50_250));
+        // Another boot: nothing ties this clock to the servers' any more.
+        let skew = Skew { offset_ms: 240_000, boot: Some(("another".into(), 0)) };
+        assert_eq!(ServerClock::new(Arc::new(local.clone()), Some(skew)).unix(), local.unix());
     }
 
     #[test]

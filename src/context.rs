@@ -1,9 +1,9 @@
-//! What one invocation works with: its resolved settings, the profile's session folder, the clock
-//! and the environment it started with. `app` builds it once and hands it to every mode (the
+//! What one invocation works with: its resolved settings, the profile's session folder, the clocks
+//! (this machine's, and the servers' as the last renewal showed it) and the environment it started with. `app` builds it once and hands it to every mode (the
 //! renewer, status, the daemon, the OKE answer, the auto-refresh supervisor), so none of them
 //! reaches for these through another.
 
-use crate::clock::SharedClock;
+use crate::clock::{ServerClock, SharedClock};
 use crate::error::Result;
 use crate::settings::{Env, Settings};
 use crate::store::SessionStore;
@@ -17,8 +17,11 @@ pub struct Context {
     pub settings: Arc<Settings>,
     /// The profile's session folder.
     pub store: SessionStore,
-    /// The clock.
+    /// This machine's clock: woci's own records and logs.
     pub clock: SharedClock,
+    /// The servers' time as the profile's last renewal showed it: every token's life and every
+    /// `date` woci signs.
+    pub server: Arc<ServerClock>,
     /// The environment woci started with.
     pub env: Arc<Env>,
 }
@@ -44,11 +47,12 @@ impl Context {
                 None => Some(PathBuf::from(format!("/run/user/{}", crate::fsutil::user_id()))).filter(|d| d.is_dir()),
                 Some(_) => None,
             });
-        Ok(Context { settings: Arc::new(settings), store, clock, env })
+        let server = Arc::new(ServerClock::new(clock.clone(), store.skew()));
+        Ok(Context { settings: Arc::new(settings), store, clock, server, env })
     }
 
-    /// The current time, epoch seconds.
+    /// The servers' time now, epoch seconds: what a token's `exp` is compared with.
     pub fn now(&self) -> i64 {
-        self.clock.unix()
+        crate::clock::Clock::unix(self.server.as_ref())
     }
 }

@@ -14,6 +14,7 @@
 //!
 //! Where `oci` hardcodes `oraclecloud.com`, regions of other realms get their realm's domain.
 
+use crate::clock::Clock;
 use crate::context::Context;
 use crate::error::{Error, Result};
 use crate::keys::KeyPair;
@@ -235,7 +236,7 @@ pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Re
             return Ok(None);
         }
     };
-    let now = ctx.clock.now();
+    let now = ctx.server.now();
     let url = cluster_request_url(&region, &req.cluster_id);
     let credential = exec_credential(&token(&url, &key, &session.token, now)?, now, session.claims.exp);
     tracing::debug!(%url, "answered generate-token natively");

@@ -520,6 +520,26 @@ impl SessionStore {
         let _ = std::fs::remove_file(self.failure_path());
     }
 
+    /// `.clock_skew`: how far this machine's clock was from the servers' at the last renewal.
+    fn skew_path(&self) -> PathBuf {
+        self.dir.join(".clock_skew")
+    }
+
+    /// Keeps the clock skew a renewal learned (best effort: without it the next woci starts from
+    /// this machine's clock, as before the first renewal).
+    pub fn write_skew(&self, skew: &crate::clock::Skew) {
+        let json = serde_json::to_vec(skew).expect("a Skew serializes");
+        if let Err(e) = fsutil::write_atomic(&self.skew_path(), &json) {
+            tracing::debug!("cannot keep the clock skew: {e}");
+        }
+    }
+
+    /// The clock skew the last renewal learned, if any.
+    pub fn skew(&self) -> Option<crate::clock::Skew> {
+        let bytes = fsutil::read_bounded(&self.skew_path(), 4 * 1024).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
     /// Fails when the session folder cannot take the new refresh token right now (read-only,
     /// full), before a refresh token is spent.
     pub fn check_writable(&self) -> Result<()> {

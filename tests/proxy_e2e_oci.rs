@@ -109,6 +109,7 @@ async fn start_proxy(
         no_proxy: NoProxy::default(),
         temp_dir: tmp.to_owned(),
         limits: proxy::Limits::default(),
+        clock: std::sync::Arc::new(woci::clock::SystemClock),
     };
     let (tx, rx) = watch::channel(SecretString::from(token));
     (proxy::start(cfg, rx).await.unwrap(), tx)

@@ -101,6 +101,7 @@ async fn setup_with(upstream_proxy: Option<Url>) -> Setup {
         no_proxy: NoProxy::default(),
         temp_dir: tmp.path().to_owned(),
         limits: proxy::Limits::default(),
+        clock: std::sync::Arc::new(woci::clock::SystemClock),
     };
     let (token_tx, token_rx) = watch::channel(SecretString::from(TOKEN_B));
     let handle = proxy::start(cfg, token_rx).await.unwrap();
@@ -549,7 +550,7 @@ async fn start_for_profile_takes_key_hosts_and_roots_from_the_profile() {
     let (_tx, rx) = watch::channel(SecretString::from(TOKEN_B));
     let (_, oci) = woci::renew::facts::OciProfile::read(&ctx.settings).unwrap();
     let key = oci.signing_key(&ctx.settings, &ctx.store).unwrap();
-    let handle = proxy::start_for_profile(&ctx.settings, key.public().clone(), rx).await.unwrap();
+    let handle = proxy::start_for_profile(&ctx.settings, key.public().clone(), rx, ctx.server.clone()).await.unwrap();
     // The per-run folder sits in the user's private folder under TMPDIR, never in TMPDIR itself.
     let parent = handle.ca_bundle_path().parent().unwrap().parent().unwrap();
     assert_eq!(parent, std::env::temp_dir().join(format!("woci-proxy-{}", unsafe { libc::geteuid() })));

@@ -23,7 +23,7 @@
 //! Exit codes: `--daemon` 0 started, 10 ([`exit::BUSY`]) already running, else the error's code;
 //! `--daemon-status` 0 running, 1 not running; `--stop-daemon` 0 stopped, 1 none running.
 
-use crate::clock::{fmt_relative, fmt_secs, fmt_utc};
+use crate::clock::{fmt_relative, fmt_secs, fmt_utc, Clock};
 use crate::context::Context;
 use crate::error::{exit, Error, Result};
 use crate::fsutil::{self, Signal};
@@ -196,7 +196,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // rotated refresh token (`schedule::let_go`).
     crate::critical::supervise();
     let (log_path, state_path) = (store.daemon_log_path(), store.daemon_state_path());
-    let now = || ctx.clock.unix();
+    let now = || ctx.now();
     let state = Mutex::new(DaemonState {
         pid,
         pid_start: crate::fsutil::process_start_time(pid),
@@ -230,7 +230,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             // caught, not end the daemon by its default action.
             let stop_signals = stop_signals()?;
             let (renewers, renewers_rx) = tokio::sync::watch::channel(renewer.clone());
-            let clock = ctx.clock.clone();
+            let clock = ctx.server.clone();
             let reloader = reload::install(spec, ctx.clone(), renewers, move |line| log_event(clock.unix(), line))?;
             let session = renewer.ensure(Force::No).await?;
             let next = now() + secs(schedule::next_check_in(&ctx.settings, &session.claims, now()));

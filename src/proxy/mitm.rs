@@ -85,7 +85,7 @@ const LAST_MOMENT_MS: i64 = 2_000;
 async fn current_token(shared: &Shared) -> SecretString {
     let mut tokens = shared.token.clone();
     let token = tokens.borrow_and_update().clone();
-    let now_ms = crate::clock::unix_millis(crate::clock::Clock::now(&crate::clock::SystemClock));
+    let now_ms = crate::clock::unix_millis(shared.clock.now());
     let lasts = |exp: i64| exp.saturating_mul(1000) > now_ms.saturating_add(LAST_MOMENT_MS);
     if crate::jwt::expiry(token.expose()).ok().flatten().is_none_or(lasts) {
         return token;

@@ -87,6 +87,9 @@ pub struct ProxyConfig {
     pub temp_dir: PathBuf,
     /// Timeouts and connection caps ([`Limits::for_this_process`] by default).
     pub limits: Limits,
+    /// The servers' time, which a token's `exp` is judged by (a request is held for a renewal
+    /// when its token is about to end).
+    pub clock: crate::clock::SharedClock,
 }
 
 impl ProxyConfig {
@@ -101,6 +104,7 @@ impl ProxyConfig {
             no_proxy: NoProxy::default(),
             temp_dir: temp_dir.into(),
             limits: Limits::for_this_process(),
+            clock: Arc::new(crate::clock::SystemClock),
         }
     }
 
@@ -112,6 +116,7 @@ impl ProxyConfig {
         public_key: RsaPublicKey,
         settings: &crate::settings::Settings,
         temp_dir: impl Into<PathBuf>,
+        clock: crate::clock::SharedClock,
     ) -> ProxyConfig {
         // The service endpoint oci was told to use (`--endpoint`, `oci_cli_rc`) is re-signed too.
         let endpoint = settings.endpoint.as_deref().and_then(hosts::endpoint_authority);
@@ -124,20 +129,22 @@ impl ProxyConfig {
             no_proxy: settings.no_proxy.clone(),
             temp_dir: temp_dir.into(),
             limits: settings.proxy_max_connections.map_or(limits, |max| limits.with_max_connections(max)),
+            clock,
         }
     }
 }
 
 /// Starts the proxy for a profile: its public key (the key `oci` signs with) and
 /// [`ProxyConfig::for_settings`]. `token` carries the current session token (the renewal loop
-/// publishes each new one).
+/// publishes each new one); `clock` is the servers' time.
 pub async fn start_for_profile(
     settings: &crate::settings::Settings,
     public_key: RsaPublicKey,
     token: watch::Receiver<SecretString>,
+    clock: crate::clock::SharedClock,
 ) -> Result<ProxyHandle> {
     let parent = per_run_parent(settings)?;
-    let cfg = ProxyConfig::for_settings(public_key, settings, parent);
+    let cfg = ProxyConfig::for_settings(public_key, settings, parent, clock);
     tracing::debug!(
         profile = %settings.profile,
         extra_hosts = cfg.resign_hosts.extra.len(),
@@ -204,6 +211,7 @@ pub(crate) struct Shared {
     limits: Limits,
     gate: Arc<limits::Gate>,
     warnings: limits::WarnLimiter,
+    clock: crate::clock::SharedClock,
 }
 
 impl Shared {
@@ -286,6 +294,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         gate: limits::Gate::new(cfg.limits),
         warnings: limits::WarnLimiter::new(cfg.limits.warn_interval),
         limits: cfg.limits,
+        clock: cfg.clock,
     });
     let join = tokio::spawn(listener::accept_loop(listener, shared.clone()));
     tracing::debug!(%addr, "re-signing proxy listening");
@@ -399,7 +408,7 @@ mod tests {
             ("NODE_EXTRA_CA_CERTS", &node_ca.display().to_string()),
         ])
         .unwrap();
-        let cfg = ProxyConfig::for_settings(key.clone(), &s, dir.path());
+        let cfg = ProxyConfig::for_settings(key.clone(), &s, dir.path(), Arc::new(crate::clock::SystemClock));
         assert!(cfg.resign_hosts.matches("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert!(cfg.resign_hosts.matches("localhost", 8443));
         assert!(!cfg.resign_hosts.matches("localhost", 443));
@@ -410,7 +419,8 @@ mod tests {
         assert!(!cfg.no_proxy.bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));
         assert_eq!(cfg.temp_dir, dir.path());
 
-        let none = ProxyConfig::for_settings(key, &settings(&[]).unwrap(), dir.path());
+        let none =
+            ProxyConfig::for_settings(key, &settings(&[]).unwrap(), dir.path(), Arc::new(crate::clock::SystemClock));
         assert!(none.upstream_proxy.is_none() && none.upstream_ca_files.is_empty());
         let err = settings(&[("HTTPS_PROXY", "http://us er:pw@[bad")]).unwrap_err().to_string();
         assert!(!err.contains("pw"), "{err}");

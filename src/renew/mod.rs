@@ -24,7 +24,7 @@ mod ops;
 pub mod plan;
 pub mod schedule;
 
-use crate::clock::{fmt_secs, fmt_utc, SharedClock};
+use crate::clock::{fmt_secs, fmt_utc, Clock, ServerClock, SharedClock};
 use crate::context::Context;
 use crate::critical::failpoint;
 use crate::error::{Error, Result};
@@ -125,7 +125,10 @@ pub const FALLBACK_MIN_LEFT: Duration = Duration::from_secs(60);
 pub struct Renewer {
     settings: Arc<Settings>,
     store: SessionStore,
+    /// This machine's clock: records (failures, grants).
     clock: SharedClock,
+    /// The servers' time: tokens' lives, and the skew each fresh token teaches.
+    server: Arc<ServerClock>,
     transport: Option<Arc<dyn Transport>>,
     http: OnceCell<Http>,
     /// The refresh token's passphrase, and whether it was asked for a login replacing the token.
@@ -133,8 +136,9 @@ pub struct Renewer {
     allow_login: bool,
     /// The environment woci started with (hooks get it without the secrets).
     env: Arc<Env>,
-    /// When the current renewal began (epoch seconds): a token issued after it that is already
-    /// expired means this woci was stopped or suspended meanwhile, not a wrong clock.
+    /// When the current renewal began (epoch milliseconds, this machine's clock): a fresh
+    /// token's `iat` against it and its arrival tells the clock skew; a token issued after it
+    /// that is already expired means this woci was stopped or suspended meanwhile.
     began: std::sync::atomic::AtomicI64,
     /// The IdP's access token (and its expiry) from a refresh grant whose exchange then failed:
     /// the loop's next attempt exchanges it again while it is valid, so an exchange outage does
@@ -152,6 +156,7 @@ impl Renewer {
             settings: ctx.settings.clone(),
             store: ctx.store.clone(),
             clock: ctx.clock.clone(),
+            server: ctx.server.clone(),
             transport: None,
             http: OnceCell::new(),
             passphrase: OnceCell::new(),
@@ -186,7 +191,7 @@ impl Renewer {
     /// and a failure announced ([`ops`]); a valid session whose hard end is near is warned of.
     pub async fn ensure(&self, force: Force) -> Result<Session> {
         let facts = SessionFacts::read(&self.settings, &self.store, false)?;
-        let decision = plan(&facts, force, self.clock.unix());
+        let decision = plan(&facts, force, self.server.unix());
         if let Plan::Reuse { token, remaining } = decision.plan {
             tracing::debug!(profile = %self.settings.profile, remaining_s = remaining.as_secs(), "session token is valid");
             self.warn_expiring(&token.claims, facts.refresh.expires_at).await;
@@ -238,7 +243,7 @@ impl Renewer {
     /// attempt that counts ([`ops`]) — what was known before it.
     async fn renew_locked(&self, force: Force) -> (Result<Session>, Option<Expiries>) {
         let asked_at = crate::clock::unix_millis(self.clock.now());
-        self.began.store(asked_at / 1000, std::sync::atomic::Ordering::Relaxed);
+        self.began.store(asked_at, std::sync::atomic::Ordering::Relaxed);
         let lock_timeout = self.lock_timeout();
         let store = self.store.clone();
         let locked = tokio::task::spawn_blocking(move || store.lock(lock_timeout))
@@ -269,7 +274,7 @@ impl Renewer {
             Err(e) => return (Err(e), Some(Expiries::default())),
         };
         let before = Expiries::of(facts.claims(), facts.refresh.expires_at);
-        let decision = plan(&facts, force, self.clock.unix());
+        let decision = plan(&facts, force, self.server.unix());
         // Finishing the config of a valid token renews nothing: not counted.
         let counted = !matches!(decision.plan, Plan::FinishConfig { .. });
         let result = match decision.plan {
@@ -294,7 +299,7 @@ impl Renewer {
         match result {
             Ok(s) => {
                 self.store.clear_failure();
-                let left = s.claims.exp - self.clock.unix();
+                let left = s.claims.exp - self.server.unix();
                 let line = format!(
                     "session of profile `{}` {}; valid for {}",
                     self.settings.profile,
@@ -361,7 +366,7 @@ impl Renewer {
         if facts.key_mismatch {
             return Err(err);
         }
-        let left = token.claims.exp - self.clock.unix();
+        let left = token.claims.exp - self.server.unix();
         if left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login {
             return Err(err);
         }
@@ -378,7 +383,7 @@ impl Renewer {
     pub fn stored_session_newer_than(&self, exp: i64) -> Option<Session> {
         let facts = SessionFacts::read(&self.settings, &self.store, false).ok()?;
         let facts::TokenInput::Present(token) = &facts.token else { return None };
-        let newer = token.claims.exp > exp.max(self.clock.unix()) && !facts.key_mismatch;
+        let newer = token.claims.exp > exp.max(self.server.unix()) && !facts.key_mismatch;
         newer.then(|| Session::of(token, Action::RenewedByOther))
     }
 
@@ -396,7 +401,7 @@ impl Renewer {
     async fn federated(&self, cfg: &FederatedConfig, facts: &SessionFacts<'_>) -> Result<Session> {
         let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
         let http = self.http().await?;
-        let jwt = cfg.source.obtain(http, cfg.env.vars(), &cfg.audience, self.clock.as_ref()).await?;
+        let jwt = cfg.source.obtain(http, cfg.env.vars(), &cfg.audience, self.server.as_ref()).await?;
         tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
         let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
             Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {
@@ -430,16 +435,17 @@ impl Renewer {
             }
         };
         let http = self.http().await?;
-        let upst = crate::session_refresh::refresh_session(http, &endpoint, &current.secret, &key, self.clock.as_ref())
-            .await
-            .map_err(|e| match e {
-                // Such a profile's login is oci's own.
-                Error::SessionExpired(why) => Error::SessionExpired(format!(
-                    "{why}; run `command oci session authenticate {}`",
-                    self.settings.oci_selection
-                )),
-                e => e,
-            })?;
+        let upst =
+            crate::session_refresh::refresh_session(http, &endpoint, &current.secret, &key, self.server.as_ref())
+                .await
+                .map_err(|e| match e {
+                    // Such a profile's login is oci's own.
+                    Error::SessionExpired(why) => Error::SessionExpired(format!(
+                        "{why}; run `command oci session authenticate {}`",
+                        self.settings.oci_selection
+                    )),
+                    e => e,
+                })?;
         self.keep_new_token(facts, upst, &key, None, "OCI auth service", Action::SessionRefreshed)
     }
 
@@ -460,35 +466,36 @@ impl Renewer {
         if claims.iat.is_some_and(|iat| claims.exp <= iat) {
             return Err(bad("issued expired: its `exp` is not after its `iat`, whatever the clocks say".into()));
         }
-        if claims.exp <= self.clock.unix() {
-            // Issued after this renewal began by this machine's clock: time passed here (a stop,
-            // a suspend), the clock is right. Else usually the clock, ahead by the token's life.
-            let began = self.began.load(std::sync::atomic::Ordering::Relaxed);
-            if let Some(iat) = claims.iat.filter(|iat| began > 0 && iat + 60 >= began) {
-                // Not the service's fault, and it goes away by itself: retried like a network error.
-                return Err(Error::Blocked {
-                    code: crate::error::exit::NETWORK,
-                    message: format!(
-                        "the new session token from {service}, issued at {}, expired before woci could keep it (this \
-                         woci was stopped or suspended, or the answer took longer than the token lives); the next \
-                         renewal gets a new one",
-                        fmt_utc(iat)
-                    ),
-                    shared: Some(true),
-                });
+        // The server's `iat` against this renewal's span tells how far this machine's clock is off;
+        // every later decision (this one first) corrects by it.
+        let began = self.began.load(std::sync::atomic::Ordering::Relaxed);
+        if let Some(iat) = claims.iat.filter(|_| began > 0) {
+            let sent = std::time::UNIX_EPOCH + Duration::from_millis(began.unsigned_abs());
+            let skew = self.server.learn(iat, sent);
+            self.store.write_skew(&skew);
+            if let Some(w) = clock_skew_warning(
+                skew.offset_ms,
+                &format!("the {service}'s (the new session token was issued at {})", fmt_utc(iat)),
+            ) {
+                warn_skew_once(&w);
             }
-            let why = claims
-                .iat
-                .and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service))
-                .unwrap_or_else(|| "check this machine's clock".to_owned());
-            return Err(bad(format!("already expired by this machine's clock: {why}")));
         }
-        // Once per process: a long `--auto-refresh` run renews many times.
-        static SKEW_TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if let Some(w) = claims.iat.and_then(|iat| clock_skew_warning(self.clock.unix(), iat, service)) {
-            if !SKEW_TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
-                tracing::warn!("{w}");
-            }
+        if claims.exp <= self.server.unix() {
+            // With an `iat`, the span explains it: time passed here, a stop or a suspend longer
+            // than the token lives. Without, nothing tells that from a clock ahead.
+            let Some(iat) = claims.iat.filter(|_| began > 0) else {
+                return Err(bad("already expired by this machine's clock (it has no `iat`): check the clock".into()));
+            };
+            return Err(Error::Blocked {
+                code: crate::error::exit::NETWORK,
+                message: format!(
+                    "the new session token from {service}, issued at {}, expired before woci could keep it (this woci \
+                     was stopped or suspended, or the answer took longer than the token lives); the next renewal gets \
+                     a new one",
+                    fmt_utc(iat)
+                ),
+                shared: Some(true),
+            });
         }
         let bound = claims.jwk.as_deref().and_then(|jwk| keys::public_key_from_jwk_json(jwk).ok());
         if bound.is_some_and(|b| &b != key.public()) {
@@ -563,20 +570,42 @@ impl Renewer {
     }
 }
 
-/// A freshly issued token's `iat` is the server's "now": more than a minute from this machine's
-/// means its clock is off, which woci times every renewal by (a clock behind lets a token look
-/// valid after it expired) and OCI holds each request's `Date` to (5 minutes).
-fn clock_skew_warning(now: i64, iat: i64, service: &str) -> Option<String> {
-    let skew = now - iat;
-    (skew.abs() > 60).then(|| {
+/// Says a clock skew over a minute (`offset_ms`: the servers' time minus this machine's) that
+/// `whose` clock showed. woci corrects its own token times and signed dates by it; `oci` and
+/// other programs sign with this machine's clock, and OCI refuses a `date` 5 minutes off.
+fn clock_skew_warning(offset_ms: i64, whose: &str) -> Option<String> {
+    let off = offset_ms / 1000;
+    let consequence = match off.abs() > crate::clock::OCI_DATE_LIMIT_SECS {
+        true => "OCI refuses requests whose date is more than 5 minutes off, so `oci`'s calls fail (401)",
+        false => "woci corrects its token times by that, but other programs use this clock as it is",
+    };
+    (off.abs() > 60).then(|| {
         format!(
-            "this machine's clock is {} {} the {service}'s (the new session token was issued at {}): woci times \
-             renewals by it and OCI refuses requests more than 5 minutes off; set the clock right (timedatectl, chrony)",
-            crate::clock::fmt_secs(skew.abs()),
-            if skew > 0 { "ahead of" } else { "behind" },
-            fmt_utc(iat)
+            "this machine's clock is {} {whose}: {consequence}; set the clock right (timedatectl, chrony)",
+            crate::clock::skew_words(off)
         )
     })
+}
+
+/// Once per process: a long `--auto-refresh` run renews many times.
+fn warn_skew_once(warning: &str) {
+    static SKEW_TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SKEW_TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!("{warning}");
+    }
+}
+
+impl Renewer {
+    /// Before a program that signs with this machine's clock runs (`oci`, an SDK): warns when
+    /// the last renewal showed that clock more than 5 minutes off, which OCI refuses.
+    pub fn warn_if_refused_clock(&self) {
+        let offset = self.server.offset_ms();
+        if offset.abs() / 1000 > crate::clock::OCI_DATE_LIMIT_SECS {
+            if let Some(w) = clock_skew_warning(offset, "the servers' (the last renewal showed it)") {
+                warn_skew_once(&w);
+            }
+        }
+    }
 }
 
 /// A digest of what a renewal failure was met with: the profile's values in the manager INI, its

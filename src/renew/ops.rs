@@ -15,6 +15,7 @@
 //! anyway, and files are touched only when a deadline is inside the window.
 
 use super::{Renewer, Session};
+use crate::clock::Clock;
 use crate::error::Error;
 use crate::expiry;
 use crate::hooks::{self, Hook, HookEnv, RenewalFailed};
@@ -67,7 +68,7 @@ impl Renewer {
     /// the refresh token's expiry is within `expiring_warning`, and runs `on_expiring`.
     /// `refresh_token_exp` is what the caller knows of the refresh token's expiry.
     pub(super) async fn warn_expiring(&self, claims: &UpstClaims, refresh_token_exp: Option<i64>) {
-        let now = self.clock.unix();
+        let now = self.server.unix();
         // Only a session renewed by OCI session refresh has a hard end; others start anew.
         let sess_exp = match self.settings.mode {
             RenewMode::SessionRefresh(_) => claims.session_expiry(),

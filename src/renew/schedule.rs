@@ -7,6 +7,7 @@
 //! one.
 
 use super::{Force, Renewer, Session};
+use crate::clock::Clock;
 use crate::error::{exit, Error, Result};
 use crate::http::Backoff;
 use crate::jwt;
@@ -183,14 +184,14 @@ pub async fn renewal_loop(
     mut stop: impl std::future::Future + Unpin,
     on_event: impl Fn(LoopEvent) + Send,
 ) -> Result<()> {
-    // Not before this (local epoch seconds): a fifth of the life of the token the loop last got
+    // Not before this (the servers' epoch seconds): a fifth of the life of the token the loop last got
     // fresh from a server after it came, whatever this machine's clock makes of its `exp` (a
     // clock ahead by nearly a token's life would have every new token look due at once). A
     // right clock renews later anyway: a window is at most half the life, a lead half of that.
     let mut not_before = i64::MIN;
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
-        let now = renewer.clock.unix();
+        let now = renewer.server.unix();
         let wait = next_check_in(&renewer.settings, &current.claims, now).max(secs_until(not_before, now));
         tokio::select! {
             // Not due yet: look again (after a resume from suspend, it may be overdue).
@@ -219,7 +220,7 @@ pub async fn renewal_loop(
                     if s.token != current.token {
                         tx.send_replace(s.token.clone());
                     }
-                    let now = renewer.clock.unix();
+                    let now = renewer.server.unix();
                     not_before = fresh_floor(&s).map_or(i64::MIN, |floor| now + floor);
                     let next = now
                         + super::plan::secs(
@@ -233,7 +234,7 @@ pub async fn renewal_loop(
                     let retry = match retried_soon(&e) {
                         // Never past the token's expiry, and then often: each request the program
                         // sends meanwhile fails, and the proxy holds it a while for a new token.
-                        true => backoff.next_delay().min(until_expired(&current, renewer.clock.unix())),
+                        true => backoff.next_delay().min(until_expired(&current, renewer.server.unix())),
                         false => refused.next_delay(),
                     };
                     on_event(LoopEvent::Failed { class: metrics::class_of(&e), error: e.to_string(), retry_in: retry });

@@ -379,11 +379,63 @@ fn jwt_refresh_token_expiry() {
 
 #[test]
 fn a_clock_more_than_a_minute_off_is_named_with_its_direction() {
-    assert_eq!(clock_skew_warning(1_000, 950, "token exchange"), None);
-    let ahead = clock_skew_warning(1_000 + 7 * 60, 1_000, "token exchange").unwrap();
+    assert_eq!(clock_skew_warning(-50_000, "the token exchange's"), None);
+    let ahead = clock_skew_warning(-7 * 60_000, "the token exchange's").unwrap();
     assert!(ahead.contains("is 7m00s ahead of the token exchange's") && ahead.contains("timedatectl"), "{ahead}");
-    let behind = clock_skew_warning(1_000, 1_000 + 90, "session refresh").unwrap();
-    assert!(behind.contains("behind the session refresh's"), "{behind}");
+    assert!(ahead.contains("OCI refuses requests whose date is more than 5 minutes off"), "{ahead}");
+    let behind = clock_skew_warning(90_000, "the session refresh's").unwrap();
+    assert!(behind.contains("1m30s behind the session refresh's") && behind.contains("corrects"), "{behind}");
+}
+
+/// A working IdP and exchange whose clock is `skew` seconds ahead of `clock` (this machine's).
+fn working_at(clock: &ManualClock, skew: i64) -> Arc<FakeTransport> {
+    let clock = clock.clone();
+    FakeTransport::new(move |req, n| match req.url.path() {
+        "/token" => {
+            Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": format!("rt-{}", n + 2)}).to_string()))
+        }
+        _ => {
+            let server_now = crate::clock::Clock::unix(&clock) + skew;
+            Ok((200, json!({"token": upst(u64::try_from(server_now + 3600).unwrap())}).to_string()))
+        }
+    })
+}
+
+/// A clock 55 minutes ahead: the fresh token looks nearly spent by it. Its `iat` against the
+/// renewal's span tells the skew, which every later decision corrects by, in this woci and the
+/// next (the session folder keeps it), and which follows NTP setting the clock right.
+#[tokio::test]
+async fn a_clock_ahead_is_learned_from_the_fresh_token_and_corrected_for() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working_at(&w.clock, -3300);
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!(s.action, Action::Refreshed);
+    assert_eq!(w.store().skew().map(|s| s.offset_ms), Some(-3_299_000), "a second of `iat` rounding spared");
+    // The next woci reuses it for most of its life, by the servers' time.
+    w.clock.advance(Duration::from_secs(2400));
+    let again = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!((again.action, t.count("/token")), (Action::Reused, 1));
+    // NTP sets the clock right: the servers' time, and the decision, stay.
+    w.clock.step(-3300);
+    assert!((w.context(&[]).now() - crate::clock::Clock::unix(&w.clock)).abs() <= 1);
+    let after_step = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!((after_step.action, t.count("/token")), (Action::Reused, 1));
+}
+
+/// A clock 4 minutes behind: by it the token has minutes left when OCI already refuses it.
+/// Corrected, the call renews in time.
+#[tokio::test]
+async fn a_clock_behind_renews_by_the_servers_time() {
+    let w = World::new("refresh_safety_window = 60s\n");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working_at(&w.clock, 240);
+    w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!(w.store().skew().map(|s| s.offset_ms), Some(240_000));
+    // 3m30s left by this clock, expired 30 s ago by the servers'.
+    w.clock.advance(Duration::from_secs(3630));
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
 }
 
 /// A `tenant` claim with a line break would write other entries into the OCI config, and an

@@ -32,7 +32,9 @@
 //! settings not at their default, `fallback_profile`, `runs_as` (the fallback profile the next call
 //! runs as, this profile's session being beyond renewal; `null` otherwise), `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
-//! (another process's renewal holds the lock; `null` when none). When the files cannot even be read (a
+//! (another process's renewal holds the lock; `null` when none), `clock_skew_s` (how far this
+//! machine's clock is behind the servers', negative when ahead, as the last renewal showed it; the
+//! times in the report are the servers'). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
@@ -75,6 +77,9 @@ pub(crate) struct Inputs<'s> {
     /// Another process's renewal under way: its pid and since when (epoch seconds). Not looked
     /// at by the prompt.
     pub renewing: Option<(u32, i64)>,
+    /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
+    /// last renewal showed it. Every time here is already the servers'.
+    pub clock_skew: i64,
 }
 
 /// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
@@ -234,6 +239,9 @@ pub(crate) struct Report {
     pub last_failure: Option<LastFailure>,
     /// Another process's renewal under way (`pid`, `since`): the next call waits for it.
     pub renewal_under_way: Option<UnderWay>,
+    /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
+    /// last renewal showed it; every time in the report is the servers'.
+    pub clock_skew_s: i64,
 }
 
 /// A renewal in another process, as `--status` shows it.
@@ -286,6 +294,18 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         (None, Some((code, why))) if exit_code == 0 => (*code, "impossible", why.clone()),
         _ => (exit_code, next_action, reason),
     };
+    // `oci` signs with this machine's clock: OCI refuses every call.
+    let (exit_code, reason) = match inp.clock_skew.abs() > crate::clock::OCI_DATE_LIMIT_SECS {
+        true if exit_code == 0 && !passthrough => (
+            crate::error::exit::FAILURE,
+            format!(
+                "{reason}; but this machine's clock is {} the servers' (the last renewal showed it), and OCI refuses \
+                 requests whose date is more than 5 minutes off: set the clock right (timedatectl, chrony)",
+                crate::clock::skew_words(inp.clock_skew)
+            ),
+        ),
+        _ => (exit_code, reason),
+    };
     Report {
         schema: 1,
         profile: f.profile.clone(),
@@ -330,6 +350,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             transient: f.transient,
         }),
         renewal_under_way: inp.renewing.map(|(pid, since)| UnderWay { pid, since }),
+        clock_skew_s: inp.clock_skew,
     }
 }
 
@@ -376,6 +397,10 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     push_line(&mut o, sess.map(|(at, when)| format!("  session ends (sess_exp): {at} ({when})")));
     push_line(&mut o, t.user.as_ref().map(|u| format!("  user:    {}", safe(u))));
     push_line(&mut o, t.tenancy.as_ref().map(|tn| format!("  tenancy: {}", safe(tn))));
+    if r.clock_skew_s.abs() > 60 {
+        let _ =
+            writeln!(o, "clock: {} the servers' (the times here are theirs)", crate::clock::skew_words(r.clock_skew_s));
+    }
     match r.renewal {
         "none" => {
             let _ = writeln!(o, "renewal: none (woci leaves this profile's calls to oci)");
@@ -452,7 +477,11 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 /// Reads everything status looks at; with `peek`, also whether the passphrase opens the refresh
 /// token (a key derivation the prompt skips).
 pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
-    let facts = SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store);
+    let skew = ctx.server.offset_ms();
+    let mut facts = SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store);
+    if let Some((_, at)) = &mut facts.refresh.unsettled {
+        *at += skew;
+    }
     let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
         facts,
@@ -466,12 +495,15 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .and_then(|spec| spec.check_runnable(&ctx.env))
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
-        last_failure: last_failure(ctx),
+        // woci's own records have this machine's times: the report's are the servers'.
+        last_failure: last_failure(ctx)
+            .map(|(f, changed)| (crate::store::FailureRecord { at: f.at + skew, ..f }, changed)),
         // Looked for only when asked for: the prompt runs on every shell prompt.
         renewing: peek
             .then(|| ctx.store.renewal_under_way())
             .flatten()
-            .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
+            .map(|(pid, since)| (pid, (crate::clock::unix_millis(since) + skew) / 1000)),
+        clock_skew: skew / 1000,
     })
 }
 

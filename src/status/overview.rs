@@ -350,6 +350,7 @@ mod tests {
                 program: None,
                 last_failure: None,
                 renewing: None,
+                clock_skew: 0,
             },
             NOW,
         )

@@ -48,6 +48,7 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         program: None,
         last_failure: None,
         renewing: None,
+        clock_skew: 0,
     }
 }
 
@@ -204,7 +205,7 @@ fn json_field_names_are_stable() {
     };
     assert_eq!(
         keys(&v),
-        "daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,renewal_under_way,runs_as,schema,settings,token,usable"
+        "clock_skew_s,daemon,exit_code,fallback_profile,last_failure,next_action,now,profile,reason,refresh_token,renewal,renewal_under_way,runs_as,schema,settings,token,usable"
     );
     assert_eq!(keys(&v["token"]), "error,expires_at,expires_in,issued_at,path,session_expires_at,state,tenancy,user");
     assert_eq!(

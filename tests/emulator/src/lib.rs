@@ -62,6 +62,7 @@ pub use config::{ActionsConfig, Config, DeviceConfig, LoginMode, TrustedIssuer};
 pub use device::Decision as DeviceDecision;
 pub use events::{Endpoint, Event, Stats};
 pub use faults::{Fault, FaultAction};
+pub use state::set_clock_offset;
 
 use events::EventInfo;
 use keys::SigningKeyPair;

@@ -49,6 +49,10 @@ struct Args {
     /// PEM CA to trust when fetching a trusted issuer's JWKS over HTTPS.
     #[arg(long)]
     trust_issuer_ca: Option<PathBuf>,
+    /// Run the servers' clock this many seconds ahead of this machine's (negative: behind), as a
+    /// client whose clock is off sees them: tokens' `iat`/`exp` and the `date` check follow it.
+    #[arg(long, default_value_t = 0, allow_negative_numbers = true)]
+    clock_offset: i64,
     /// Show a login form at /authorize instead of approving automatically.
     #[arg(long)]
     login_form: bool,
@@ -99,6 +103,7 @@ async fn main() {
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
     let args = Args::parse();
+    woci_emulator::set_clock_offset(args.clock_offset);
 
     let ca_for_jwks = args
         .trust_issuer_ca

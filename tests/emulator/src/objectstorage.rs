@@ -220,7 +220,7 @@ async fn put_object(state: &State, req: &Req, bucket: String, name: String) -> R
         }
     }
     let etag = uuid::Uuid::new_v4().to_string();
-    let now = SystemTime::now();
+    let now = crate::state::now();
     let discard = state.cfg.discard_bodies;
     store.objects.insert(
         key,
@@ -391,7 +391,7 @@ fn create_upload(state: &State, req: &Req, bucket: String) -> Response {
     let upload = Upload {
         bucket,
         object: object.to_string(),
-        created: SystemTime::now(),
+        created: crate::state::now(),
         content_type: body.get("contentType").and_then(Value::as_str).unwrap_or("application/octet-stream").to_string(),
         parts: BTreeMap::new(),
     };
@@ -466,7 +466,7 @@ async fn upload_part(state: &State, req: &Req, q: &HashMap<String, String>, buck
     }
     state.recorder.count(|s| s.parts_uploaded += 1);
     let mut resp = StatusCode::OK.into_response();
-    base_headers(&mut resp, &etag, SystemTime::now());
+    base_headers(&mut resp, &etag, crate::state::now());
     resp.headers_mut().remove(header::LAST_MODIFIED);
     resp.headers_mut().insert("opc-content-md5", hv(&md5_b64));
     annotate(resp, EventInfo::new(EP))
@@ -546,7 +546,7 @@ fn commit(state: &State, req: &Req, q: &HashMap<String, String>, bucket: &str, n
     let content_type = upload.content_type.clone();
     store.uploads.remove(&id);
     let etag = uuid::Uuid::new_v4().to_string();
-    let now = SystemTime::now();
+    let now = crate::state::now();
     store.objects.insert(
         (bucket.to_string(), name.to_string()),
         Object {

@@ -3,7 +3,7 @@
 //! in the UPST's `jwk` claim. Written independently of woci's signer on purpose.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use axum::http::{HeaderMap, Method};
 use base64::engine::general_purpose::STANDARD;
@@ -136,7 +136,7 @@ pub fn verify(
     // Only after the signature holds do we judge the (now authentic) date and body headers.
     let date = req.headers.get(date_name).and_then(|v| v.to_str().ok()).ok_or(reject("malformed_date"))?;
     let date = httpdate::parse_http_date(date).map_err(|_| reject("malformed_date"))?;
-    let now = SystemTime::now();
+    let now = crate::state::now();
     let skew = now.duration_since(date).or_else(|_| date.duration_since(now)).unwrap_or_default();
     if skew > max_skew {
         return Err(reject("stale_date"));

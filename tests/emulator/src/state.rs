@@ -1,7 +1,7 @@
 //! Shared server state.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -92,7 +92,28 @@ impl State {
     }
 }
 
-/// Seconds since the Unix epoch.
+/// How far the servers' clock is ahead of this machine's (negative: behind), seconds: a client
+/// whose clock is off, seen from the servers. Process-wide (the binary's `--clock-offset`), so
+/// in-process emulators leave it alone.
+static CLOCK_OFFSET: AtomicI64 = AtomicI64::new(0);
+
+/// Sets the servers' clock `secs` ahead of this machine's (process-wide).
+pub fn set_clock_offset(secs: i64) {
+    CLOCK_OFFSET.store(secs, Ordering::Relaxed);
+}
+
+/// The servers' time: every token's `iat`/`exp` and every `date` check.
+pub fn now() -> SystemTime {
+    let offset = CLOCK_OFFSET.load(Ordering::Relaxed);
+    let by = Duration::from_secs(offset.unsigned_abs());
+    if offset >= 0 {
+        SystemTime::now() + by
+    } else {
+        SystemTime::now() - by
+    }
+}
+
+/// Seconds since the Unix epoch, by the servers' clock.
 pub fn now_secs() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+    now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -1,0 +1,124 @@
+//! A machine whose clock is off, end to end with the real `oci` CLI: the emulator's servers run
+//! minutes ahead of the machine (`set_clock_offset`, process-wide, so the tests here take turns).
+//! woci learns the skew from its first fresh token and times every renewal, the proxy's hold and
+//! every `date` it signs by the servers' clock; what `oci` signs with the machine's own clock
+//! OCI refuses past 5 minutes, and woci says so.
+
+mod common;
+
+use common::peers;
+use common::*;
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+use woci_emulator::Config;
+
+const MIB: usize = 1024 * 1024;
+
+/// The servers' clock is process-wide: one test at a time sets it.
+static CLOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+struct Skewed {
+    w: World,
+    ca_file: PathBuf,
+    _turn: tokio::sync::MutexGuard<'static, ()>,
+}
+
+/// A TLS emulator whose clock runs `ahead` seconds ahead of this machine's, a refresh token, and
+/// nothing learned yet.
+async fn skewed(ahead: i64, cfg: Config) -> Skewed {
+    let turn = CLOCK.lock().await;
+    woci_emulator::set_clock_offset(ahead);
+    let w = World::with_config(Config { tls: true, ..cfg }).await;
+    w.seed_refresh_token();
+    let ca_file = w.home().join("emulator-ca.pem");
+    std::fs::write(&ca_file, w.emu.ca_pem().expect("TLS emulator has a CA")).unwrap();
+    Skewed { w, ca_file, _turn: turn }
+}
+
+impl Drop for Skewed {
+    fn drop(&mut self) {
+        woci_emulator::set_clock_offset(0);
+    }
+}
+
+impl Skewed {
+    fn woci(&self, args: &[&str]) -> assert_cmd::Command {
+        let mut c = self.w.woci();
+        c.env("WOCI_OCI_COMMAND", peers::oci_cli())
+            .env("REQUESTS_CA_BUNDLE", &self.ca_file)
+            .env("SSL_CERT_FILE", &self.ca_file)
+            .env("OCI_CLI_SUPPRESS_FILE_PERMISSIONS_WARNING", "True")
+            .args(args)
+            .timeout(Duration::from_secs(300));
+        c
+    }
+
+    async fn status(&self) -> (Output, serde_json::Value) {
+        let out = run(self.woci(&["--status", "--json"])).await;
+        let v = serde_json::from_slice(&out.stdout).expect("--status --json prints JSON");
+        (out, v)
+    }
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Four minutes behind, the date check still passes, but by this machine's clock every token
+/// lives four minutes longer than OCI lets it: a 5 s token would be used for minutes after its
+/// end. Corrected, an `--auto-refresh` upload across many token lives gets no 401.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clock_four_minutes_behind_loses_no_request() {
+    let cfg = Config { upst_ttl: Duration::from_secs(5), part_delay: Duration::from_secs(3), ..Config::default() };
+    let s = skewed(240, cfg).await;
+    let data = s.w.home().join("blob.bin");
+    std::fs::write(&data, vec![7u8; 24 * MIB]).unwrap();
+    let os = s.w.emu.os_endpoint();
+    let ns = s.w.cfg.namespace.clone();
+    let args = format!(
+        "--auto-refresh os object put --endpoint {os} --namespace {ns} --bucket-name b --name blob --file {} \
+         --part-size 1 --parallel-upload-count 3 --force",
+        data.display()
+    );
+    let args: Vec<&str> = args.split_whitespace().collect();
+    let out = run(s.woci(&args)).await;
+    assert!(out.status.success(), "upload failed: {}", stderr(&out));
+    let st = s.w.emu.stats();
+    assert_eq!(st.unauthorized, 0, "refused: {:?}", st.unauthorized_by_reason);
+    assert!(st.os_jtis.len() >= 3, "signed with {} tokens", st.os_jtis.len());
+    assert!(stderr(&out).contains("behind the token exchange's"), "the skew is named: {}", stderr(&out));
+
+    let (status, v) = s.status().await;
+    assert!(status.status.success(), "{}", stderr(&status));
+    let skew = v["clock_skew_s"].as_i64().unwrap();
+    assert!((238..=241).contains(&skew), "clock_skew_s {skew}");
+    assert!(String::from_utf8_lossy(&s.woci(&["--status"]).output().unwrap().stdout).contains("clock: "));
+}
+
+/// Six minutes behind: OCI refuses every `date` `oci` signs, which woci says before the call
+/// fails and `--status` counts as not usable; the OKE tokens woci signs itself carry the
+/// servers' time and pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clock_six_minutes_behind_is_said_and_woci_signs_by_the_servers_time() {
+    let s = skewed(360, Config::default()).await;
+    let os = s.w.emu.os_endpoint();
+    let out = run(s.woci(&["os", "ns", "get", "--endpoint", &os])).await;
+    assert!(!out.status.success(), "OCI refuses oci's dates");
+    let err = stderr(&out);
+    assert!(err.contains("6m00s behind") || err.contains("5m59s behind"), "{err}");
+    assert!(err.contains("OCI refuses requests whose date is more than 5 minutes off"), "{err}");
+    assert_eq!(s.w.emu.stats().unauthorized_for("stale_date"), 1);
+
+    let (status, v) = s.status().await;
+    assert_eq!(status.status.code(), Some(1), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(v["reason"].as_str().unwrap().contains("set the clock right"), "{v}");
+
+    let generate = "ce cluster generate-token --cluster-id ocid1.cluster.oc1.iad.aaaa --region us-ashburn-1 --auth \
+                    security_token";
+    let token = run(s.woci(&generate.split_whitespace().collect::<Vec<_>>())).await;
+    assert!(token.status.success(), "{}", stderr(&token));
+    let cred: serde_json::Value = serde_json::from_slice(&token.stdout).unwrap();
+    let checked = s.w.emu.check_oke_token(cred["status"]["token"].as_str().unwrap(), None);
+    assert_eq!(checked, Ok(s.w.cfg.user_ocid.clone()));
+}
