@@ -1,7 +1,7 @@
 //! What one invocation works with: its resolved settings, the profile's session folder, the clocks
-//! (this machine's, and the servers' as the last renewal showed it) and the environment it started with. `app` builds it once and hands it to every mode (the
-//! renewer, status, the daemon, the OKE answer, the auto-refresh supervisor), so none of them
-//! reaches for these through another.
+//! (this machine's, and the servers' as the last renewal showed it) and the environment it started
+//! with. `app` builds it once and hands it to every mode (the renewer, status, the daemon, the OKE
+//! answer, the auto-refresh supervisor), so none of them reaches for these through another.
 
 use crate::clock::{ServerClock, SharedClock};
 use crate::error::Result;

@@ -236,9 +236,11 @@ pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Re
             return Ok(None);
         }
     };
-    let now = ctx.server.now();
+    // Signed with the servers' time; its expiry is for kubectl, which reads it by this machine's.
     let url = cluster_request_url(&region, &req.cluster_id);
-    let credential = exec_credential(&token(&url, &key, &session.token, now)?, now, session.claims.exp);
+    let signed = token(&url, &key, &session.token, ctx.server.now())?;
+    let upst_end = session.claims.exp - ctx.server.offset_ms() / 1000;
+    let credential = exec_credential(&signed, ctx.clock.now(), upst_end);
     tracing::debug!(%url, "answered generate-token natively");
     let mut out = std::io::stdout().lock();
     out.write_all(credential.expose().as_bytes())

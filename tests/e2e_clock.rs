@@ -121,4 +121,8 @@ async fn a_clock_six_minutes_behind_is_said_and_woci_signs_by_the_servers_time()
     let cred: serde_json::Value = serde_json::from_slice(&token.stdout).unwrap();
     let checked = s.w.emu.check_oke_token(cred["status"]["token"].as_str().unwrap(), None);
     assert_eq!(checked, Ok(s.w.cfg.user_ocid.clone()));
+    // kubectl reads the expiry by this machine's clock: 4 minutes on it, not on the servers'.
+    let expires = cred["status"]["expirationTimestamp"].as_str().unwrap();
+    let latest = woci::clock::fmt_utc(unix_now() + 4 * 60 + 2);
+    assert!(expires[..19] <= latest[..19], "expires {expires}, later than {latest}");
 }
