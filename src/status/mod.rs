@@ -242,6 +242,9 @@ pub(crate) struct Report {
     /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
     /// last renewal showed it; every time in the report is the servers'.
     pub clock_skew_s: i64,
+    /// Usable but for this machine's clock, which OCI refuses.
+    #[serde(skip)]
+    pub clock_refused: bool,
 }
 
 /// A renewal in another process, as `--status` shows it.
@@ -294,9 +297,11 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         (None, Some((code, why))) if exit_code == 0 => (*code, "impossible", why.clone()),
         _ => (exit_code, next_action, reason),
     };
-    // `oci` signs with this machine's clock: OCI refuses every call.
-    let (exit_code, reason) = match inp.clock_skew.abs() > crate::clock::OCI_DATE_LIMIT_SECS {
-        true if exit_code == 0 && !passthrough => (
+    // `oci` signs with this machine's clock: OCI refuses every call (no fallback helps: the call
+    // does not fail over for it, and a fallback's calls are signed by the same clock).
+    let clock_refused = exit_code == 0 && !passthrough && inp.clock_skew.abs() > crate::clock::OCI_DATE_LIMIT_SECS;
+    let (exit_code, reason) = match clock_refused {
+        true => (
             crate::error::exit::FAILURE,
             format!(
                 "{reason}; but this machine's clock is {} the servers' (the last renewal showed it), and OCI refuses \
@@ -351,6 +356,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         }),
         renewal_under_way: inp.renewing.map(|(pid, since)| UnderWay { pid, since }),
         clock_skew_s: inp.clock_skew,
+        clock_refused,
     }
 }
 
@@ -552,7 +558,10 @@ pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::da
         report.reason = format!("{}; its fallback profile {}, so it would not be used", report.reason, nowhere(&name));
         return;
     }
-    if report.exit_code == 0 || crate::metrics::class_of_exit_code(report.exit_code) == crate::metrics::Class::Config {
+    if report.exit_code == 0
+        || report.clock_refused
+        || crate::metrics::class_of_exit_code(report.exit_code) == crate::metrics::Class::Config
+    {
         return;
     }
     let fallback = fallback.and_then(|fb| Ok(assess(&gather(&fb, peek)?, fb.now())));

@@ -321,3 +321,24 @@ fn a_grant_a_killed_woci_sent_is_probably_spent_unless_within_the_reuse_grace() 
     assert_eq!((r.next_action, r.exit_code), ("none", 0));
     assert!(r.reason.contains("the next renewal will need a login"), "{}", r.reason);
 }
+
+/// A clock more than 5 minutes off makes OCI refuse what `oci` signs: not usable, with the fix;
+/// less is corrected for and only shown; calls that go to oci unchanged are not judged.
+#[test]
+fn a_clock_oci_refuses_makes_the_profile_unusable() {
+    let mut i = inputs(valid(), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.clock_skew = 240;
+    let r = assess(&i, NOW);
+    assert_eq!((r.exit_code, r.clock_skew_s), (0, 240));
+    assert!(render_text(&r, &no_daemon()).contains("clock: 4m00s behind the servers'"));
+    i.clock_skew = -400;
+    let r = assess(&i, NOW);
+    assert_eq!((r.exit_code, r.next_action, r.clock_refused), (exit::FAILURE, "none", true));
+    assert!(
+        r.reason.contains("6m40s ahead of the servers'") && r.reason.contains("set the clock right"),
+        "{}",
+        r.reason
+    );
+    i.auth = Some("api_key".into());
+    assert_eq!(assess(&i, NOW).exit_code, 0);
+}
