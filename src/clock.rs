@@ -159,6 +159,9 @@ pub struct Skew {
 /// OCI refuses a signed request whose `date` is further than this from its clock.
 pub const OCI_DATE_LIMIT_SECS: i64 = 300;
 
+/// The largest skew applied: a century.
+const MAX_SKEW_MS: i64 = 100 * 366 * 86_400_000;
+
 /// Offsets smaller than this are noise (`iat` has whole seconds, servers differ a little).
 const SKEW_NOISE_MS: i64 = 2_000;
 
@@ -178,11 +181,15 @@ impl Skew {
     /// The offset to apply now: as learned, less any step of the wall clock since; none after a
     /// reboot (nothing ties the clocks then).
     pub fn offset_now_ms(&self, local: &dyn Clock) -> i64 {
-        match (&self.boot, wall_minus_boot(local)) {
+        let offset = match (&self.boot, wall_minus_boot(local)) {
             (None, _) => self.offset_ms,
-            (Some((id, then)), Some((now_id, now))) if *id == now_id => self.offset_ms - (now - then),
+            (Some((id, then)), Some((now_id, now))) if *id == now_id => {
+                self.offset_ms.saturating_sub(now.saturating_sub(*then))
+            }
             _ => 0,
-        }
+        };
+        // A file no renewal wrote (hand-made, damaged) must not overflow a time.
+        offset.clamp(-MAX_SKEW_MS, MAX_SKEW_MS)
     }
 }
 
@@ -191,9 +198,10 @@ fn wall_minus_boot(local: &dyn Clock) -> Option<(String, i64)> {
     Some((id, unix_millis(local.now()) - i64::try_from(since.as_millis()).unwrap_or(0)))
 }
 
-/// The servers' time as this machine best knows it: its clock plus the last [`Skew`] learned.
-/// Every decision about a token's life (`exp`, `iat`: the servers' times) and every `date` woci
-/// signs uses it; woci's own records and logs keep the machine's clock.
+/// Token time: this machine's clock, and the servers' as the last [`Skew`] learned showed it.
+/// Every decision about a token's life goes by the later of the two (see the `Clock` impl), every
+/// `date` woci signs by the servers' ([`ServerClock::servers`]); woci's own records and logs keep
+/// the machine's clock.
 #[derive(Debug)]
 pub struct ServerClock {
     local: SharedClock,
@@ -206,9 +214,9 @@ impl ServerClock {
         ServerClock { local, skew: std::sync::RwLock::new(skew) }
     }
 
-    /// The machine's own clock.
-    pub fn local(&self) -> &SharedClock {
-        &self.local
+    /// The servers' time alone (this clock's own time is the later of it and this machine's).
+    pub fn servers(&self) -> ServersTime<'_> {
+        ServersTime(self)
     }
 
     /// The correction applied now, milliseconds (servers minus this machine).
@@ -226,20 +234,34 @@ impl ServerClock {
     }
 }
 
+/// A token is used up when any of its judges says so: OCI by the servers' time, `oci` (which
+/// checks the token file's `exp` before it sends anything) and kubectl by this machine's. So a
+/// token's life goes by the later of the two.
 impl Clock for ServerClock {
     fn now(&self) -> SystemTime {
-        let now = self.local.now();
-        let offset = self.offset_ms();
+        self.local.now() + Duration::from_millis(self.offset_ms().max(0).unsigned_abs())
+    }
+
+    fn since_boot(&self) -> Option<(String, Duration)> {
+        self.local.since_boot()
+    }
+}
+
+/// The servers' time alone ([`ServerClock::servers`]): the `date` of what woci signs, and
+/// whether a fresh token is still good at OCI.
+#[derive(Debug)]
+pub struct ServersTime<'a>(&'a ServerClock);
+
+impl Clock for ServersTime<'_> {
+    fn now(&self) -> SystemTime {
+        let now = self.0.local.now();
+        let offset = self.0.offset_ms();
         let by = Duration::from_millis(offset.unsigned_abs());
         if offset >= 0 {
             now + by
         } else {
             now.checked_sub(by).unwrap_or(UNIX_EPOCH)
         }
-    }
-
-    fn since_boot(&self) -> Option<(String, Duration)> {
-        self.local.since_boot()
     }
 }
 
@@ -290,6 +312,9 @@ mod tests {
         // NTP sets the clock right: the servers' time stays where it was.
         local.step(240);
         assert_eq!((local.unix(), server.unix()), (50_250, 50_250));
+        // This clock ahead: a token's life goes by it (`oci` judges by it), dates by the servers'.
+        server.learn(local.unix() - 120, local.now());
+        assert_eq!((server.unix(), server.servers().unix()), (local.unix(), local.unix() - 119));
         // Another boot: nothing ties this clock to the servers' any more.
         let skew = Skew { offset_ms: 240_000, boot: Some(("another".into(), 0)) };
         assert_eq!(ServerClock::new(Arc::new(local.clone()), Some(skew)).unix(), local.unix());

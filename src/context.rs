@@ -19,8 +19,8 @@ pub struct Context {
     pub store: SessionStore,
     /// This machine's clock: woci's own records and logs.
     pub clock: SharedClock,
-    /// The servers' time as the profile's last renewal showed it: every token's life and every
-    /// `date` woci signs.
+    /// Token time: the later of this machine's clock and the servers' as the profile's last
+    /// renewal showed them (every token's life); `server.servers()`: every `date` woci signs.
     pub server: Arc<ServerClock>,
     /// The environment woci started with.
     pub env: Arc<Env>,
@@ -51,7 +51,7 @@ impl Context {
         Ok(Context { settings: Arc::new(settings), store, clock, server, env })
     }
 
-    /// The servers' time now, epoch seconds: what a token's `exp` is compared with.
+    /// Token time now, epoch seconds: what a token's `exp` is compared with.
     pub fn now(&self) -> i64 {
         crate::clock::Clock::unix(self.server.as_ref())
     }

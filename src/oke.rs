@@ -238,7 +238,7 @@ pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Re
     };
     // Signed with the servers' time; its expiry is for kubectl, which reads it by this machine's.
     let url = cluster_request_url(&region, &req.cluster_id);
-    let signed = token(&url, &key, &session.token, ctx.server.now())?;
+    let signed = token(&url, &key, &session.token, ctx.server.servers().now())?;
     let upst_end = session.claims.exp - ctx.server.offset_ms() / 1000;
     let credential = exec_credential(&signed, ctx.clock.now(), upst_end);
     tracing::debug!(%url, "answered generate-token natively");

@@ -126,3 +126,20 @@ async fn a_clock_six_minutes_behind_is_said_and_woci_signs_by_the_servers_time()
     let latest = woci::clock::fmt_utc(unix_now() + 4 * 60 + 2);
     assert!(expires[..19] <= latest[..19], "expires {expires}, later than {latest}");
 }
+
+/// Two and a half minutes ahead: OCI still takes the date, but `oci` checks the token file's
+/// `exp` by this machine's clock and calls the session expired ("This CLI session has expired")
+/// while OCI would still take it. A token's life goes by the later clock: woci renews first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_clock_ahead_renews_before_oci_calls_the_session_expired() {
+    let s = skewed(-150, Config { upst_ttl: Duration::from_secs(180), ..Config::default() }).await;
+    s.w.write_manager_ini(&[("refresh_safety_window", "20s")]);
+    let os = s.w.emu.os_endpoint();
+    let first = run(s.woci(&["os", "ns", "get", "--endpoint", &os])).await;
+    assert!(first.status.success(), "{}", stderr(&first));
+    // 30 s left by this clock at the start, 3 minutes by the servers': 5 s past it by this clock.
+    tokio::time::sleep(Duration::from_secs(35)).await;
+    let later = run(s.woci(&["os", "ns", "get", "--endpoint", &os])).await;
+    assert!(later.status.success(), "{}", stderr(&later));
+    assert_eq!(s.w.emu.stats().refresh_grants, 2);
+}

@@ -23,7 +23,7 @@
 //! Exit codes: `--daemon` 0 started, 10 ([`exit::BUSY`]) already running, else the error's code;
 //! `--daemon-status` 0 running, 1 not running; `--stop-daemon` 0 stopped, 1 none running.
 
-use crate::clock::{fmt_relative, fmt_secs, fmt_utc, Clock};
+use crate::clock::{fmt_relative, fmt_secs, fmt_utc};
 use crate::context::Context;
 use crate::error::{exit, Error, Result};
 use crate::fsutil::{self, Signal};
@@ -196,7 +196,9 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // rotated refresh token (`schedule::let_go`).
     crate::critical::supervise();
     let (log_path, state_path) = (store.daemon_log_path(), store.daemon_state_path());
-    let now = || ctx.now();
+    // Token times (the state) go by token time, the log's lines by this machine's clock, as every
+    // other line of the log does.
+    let (now, local) = (|| ctx.now(), || ctx.clock.unix());
     let state = Mutex::new(DaemonState {
         pid,
         pid_start: crate::fsutil::process_start_time(pid),
@@ -214,7 +216,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         }
     };
     save(&|_| {});
-    log_event(now(), &format!("starting for profile `{}`", store.profile()));
+    log_event(local(), &format!("starting for profile `{}`", store.profile()));
 
     let runtime = match crate::child::runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
         Ok(r) => r,
@@ -230,7 +232,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             // caught, not end the daemon by its default action.
             let stop_signals = stop_signals()?;
             let (renewers, renewers_rx) = tokio::sync::watch::channel(renewer.clone());
-            let clock = ctx.server.clone();
+            let clock = ctx.clock.clone();
             let reloader = reload::install(spec, ctx.clone(), renewers, move |line| log_event(clock.unix(), line))?;
             let session = renewer.ensure(Force::No).await?;
             let next = now() + secs(schedule::next_check_in(&ctx.settings, &session.claims, now()));
@@ -243,7 +245,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                 }
             });
             log_event(
-                now(),
+                local(),
                 &format!("running; token expires {}, next renewal {}", fmt_utc(session.claims.exp), fmt_utc(next)),
             );
 
@@ -286,7 +288,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                         msg
                     }
                 };
-                log_event(t, &msg);
+                log_event(local(), &msg);
                 rotate_own_log(&log_path);
             };
             let outcome = schedule::renewal_loop(renewers_rx, session, &tx, stop_rx, events).await;
@@ -295,7 +297,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             outcome?;
             let reason = format!("stopped by {}", signals.await.ok().flatten().unwrap_or("request"));
             save(&|s| s.exit(now(), reason.clone(), Some(0)));
-            log_event(now(), &reason);
+            log_event(local(), &reason);
             Ok(())
         })
     });
@@ -308,7 +310,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         Err(e) => {
             let reason = format!("renewal is no longer possible ({}): {e}", crate::metrics::class_of(&e).as_str());
             save(&|s| s.exit(now(), reason.clone(), Some(e.exit_code())));
-            log_event(now(), &reason);
+            log_event(local(), &reason);
             e.exit_code()
         }
     };

@@ -87,7 +87,7 @@ pub struct ProxyConfig {
     pub temp_dir: PathBuf,
     /// Timeouts and connection caps ([`Limits::for_this_process`] by default).
     pub limits: Limits,
-    /// The servers' time, which a token's `exp` is judged by (a request is held for a renewal
+    /// Token time, which a token's `exp` is judged by (a request is held for a renewal
     /// when its token is about to end).
     pub clock: crate::clock::SharedClock,
 }
@@ -136,7 +136,7 @@ impl ProxyConfig {
 
 /// Starts the proxy for a profile: its public key (the key `oci` signs with) and
 /// [`ProxyConfig::for_settings`]. `token` carries the current session token (the renewal loop
-/// publishes each new one); `clock` is the servers' time.
+/// publishes each new one); `clock` is token time.
 pub async fn start_for_profile(
     settings: &crate::settings::Settings,
     public_key: RsaPublicKey,

@@ -127,7 +127,8 @@ pub struct Renewer {
     store: SessionStore,
     /// This machine's clock: records (failures, grants).
     clock: SharedClock,
-    /// The servers' time: tokens' lives, and the skew each fresh token teaches.
+    /// Token time (tokens' lives; `servers()`: what OCI goes by), and the skew each fresh token
+    /// teaches.
     server: Arc<ServerClock>,
     transport: Option<Arc<dyn Transport>>,
     http: OnceCell<Http>,
@@ -401,7 +402,7 @@ impl Renewer {
     async fn federated(&self, cfg: &FederatedConfig, facts: &SessionFacts<'_>) -> Result<Session> {
         let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
         let http = self.http().await?;
-        let jwt = cfg.source.obtain(http, cfg.env.vars(), &cfg.audience, self.server.as_ref()).await?;
+        let jwt = cfg.source.obtain(http, cfg.env.vars(), &cfg.audience, &self.server.servers()).await?;
         tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
         let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
             Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {
@@ -436,7 +437,7 @@ impl Renewer {
         };
         let http = self.http().await?;
         let upst =
-            crate::session_refresh::refresh_session(http, &endpoint, &current.secret, &key, self.server.as_ref())
+            crate::session_refresh::refresh_session(http, &endpoint, &current.secret, &key, &self.server.servers())
                 .await
                 .map_err(|e| match e {
                     // Such a profile's login is oci's own.
@@ -480,7 +481,8 @@ impl Renewer {
                 warn_skew_once(&w);
             }
         }
-        if claims.exp <= self.server.unix() {
+        // Still good at OCI, by the servers' time (a clock ahead renews it early, said above).
+        if claims.exp <= self.server.servers().unix() {
             // With an `iat`, the span explains it: time passed here, a stop or a suspend longer
             // than the token lives. Without, nothing tells that from a clock ahead.
             let Some(iat) = claims.iat.filter(|_| began > 0) else {

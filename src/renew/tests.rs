@@ -401,26 +401,37 @@ fn working_at(clock: &ManualClock, skew: i64) -> Arc<FakeTransport> {
     })
 }
 
-/// A clock 55 minutes ahead: the fresh token looks nearly spent by it. Its `iat` against the
-/// renewal's span tells the skew, which every later decision corrects by, in this woci and the
-/// next (the session folder keeps it), and which follows NTP setting the clock right.
+/// A clock 55 minutes ahead: the fresh token looks nearly spent by it, but it is good at OCI:
+/// kept (it was refused as "already expired"), the skew learned and kept in the session folder.
 #[tokio::test]
-async fn a_clock_ahead_is_learned_from_the_fresh_token_and_corrected_for() {
+async fn a_clock_far_ahead_keeps_the_fresh_token_and_learns_the_skew() {
     let w = World::new("");
     w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
     let t = working_at(&w.clock, -3300);
     let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
     assert_eq!(s.action, Action::Refreshed);
     assert_eq!(w.store().skew().map(|s| s.offset_ms), Some(-3_299_000), "a second of `iat` rounding spared");
-    // The next woci reuses it for most of its life, by the servers' time.
-    w.clock.advance(Duration::from_secs(2400));
-    let again = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    assert_eq!((again.action, t.count("/token")), (Action::Reused, 1));
-    // NTP sets the clock right: the servers' time, and the decision, stay.
+    // NTP sets the clock right: the servers' time stays where it was, and the token good.
     w.clock.step(-3300);
-    assert!((w.context(&[]).now() - crate::clock::Clock::unix(&w.clock)).abs() <= 1);
+    let ctx = w.context(&[]);
+    assert!((crate::clock::Clock::unix(&ctx.server.servers()) - crate::clock::Clock::unix(&w.clock)).abs() <= 1);
     let after_step = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
     assert_eq!((after_step.action, t.count("/token")), (Action::Reused, 1));
+}
+
+/// A clock 2m30s ahead: `oci` calls the token expired (it checks `exp` by this machine's clock)
+/// while OCI would still take it. A token's life goes by the later clock: renewed before `oci`
+/// refuses it.
+#[tokio::test]
+async fn a_clock_ahead_renews_before_oci_calls_the_token_expired() {
+    let w = World::new("refresh_safety_window = 60s\n");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working_at(&w.clock, -150);
+    w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    // 30 s left by this clock, 3 minutes by the servers'.
+    w.clock.advance(Duration::from_secs(3420));
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
 }
 
 /// A clock 4 minutes behind: by it the token has minutes left when OCI already refuses it.

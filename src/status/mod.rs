@@ -34,7 +34,7 @@
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
 //! (another process's renewal holds the lock; `null` when none), `clock_skew_s` (how far this
 //! machine's clock is behind the servers', negative when ahead, as the last renewal showed it; the
-//! times in the report are the servers'). When the files cannot even be read (a
+//! report's times are token time, the later of the two). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
@@ -78,7 +78,7 @@ pub(crate) struct Inputs<'s> {
     /// at by the prompt.
     pub renewing: Option<(u32, i64)>,
     /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
-    /// last renewal showed it. Every time here is already the servers'.
+    /// last renewal showed it. Every time here is token time, the later of the two.
     pub clock_skew: i64,
 }
 
@@ -404,8 +404,11 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     push_line(&mut o, t.user.as_ref().map(|u| format!("  user:    {}", safe(u))));
     push_line(&mut o, t.tenancy.as_ref().map(|tn| format!("  tenancy: {}", safe(tn))));
     if r.clock_skew_s.abs() > 60 {
-        let _ =
-            writeln!(o, "clock: {} the servers' (the times here are theirs)", crate::clock::skew_words(r.clock_skew_s));
+        let _ = writeln!(
+            o,
+            "clock: {} the servers' (as the last renewal showed; a token's life goes by the later)",
+            crate::clock::skew_words(r.clock_skew_s)
+        );
     }
     match r.renewal {
         "none" => {
@@ -484,9 +487,11 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 /// token (a key derivation the prompt skips).
 pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
     let skew = ctx.server.offset_ms();
+    // woci's own records have this machine's times: the report's are token time.
+    let shift = skew.max(0);
     let mut facts = SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store);
     if let Some((_, at)) = &mut facts.refresh.unsettled {
-        *at += skew;
+        *at += shift;
     }
     let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
@@ -501,14 +506,13 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .and_then(|spec| spec.check_runnable(&ctx.env))
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
-        // woci's own records have this machine's times: the report's are the servers'.
         last_failure: last_failure(ctx)
-            .map(|(f, changed)| (crate::store::FailureRecord { at: f.at + skew, ..f }, changed)),
+            .map(|(f, changed)| (crate::store::FailureRecord { at: f.at + shift, ..f }, changed)),
         // Looked for only when asked for: the prompt runs on every shell prompt.
         renewing: peek
             .then(|| ctx.store.renewal_under_way())
             .flatten()
-            .map(|(pid, since)| (pid, (crate::clock::unix_millis(since) + skew) / 1000)),
+            .map(|(pid, since)| (pid, (crate::clock::unix_millis(since) + shift) / 1000)),
         clock_skew: skew / 1000,
     })
 }
