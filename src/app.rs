@@ -38,6 +38,7 @@ pub fn main() -> ExitCode {
             // Everything is cleaned up (the proxy's files, the relays): end as the child ended.
             let _ = std::io::Write::flush(&mut std::io::stdout());
             child::end_like_child();
+            crate::critical::end_like_noted();
             ExitCode::from(code)
         }
         Err(e) => {

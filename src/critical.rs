@@ -250,6 +250,26 @@ mod imp {
     }
 }
 
+/// A stop signal that came after a supervised program had ended, while woci waited for a refresh
+/// grant's answer (0: none). It is answered then, and acted on at the very end
+/// ([`end_like_noted`]), after the new refresh token is stored and everything is cleaned up.
+static AFTER_RUN: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// Notes `sig` for [`end_like_noted`] (the first one counts).
+pub(crate) fn note_after_run(sig: i32) {
+    use std::sync::atomic::Ordering::SeqCst;
+    let _ = AFTER_RUN.compare_exchange(0, sig, SeqCst, SeqCst);
+}
+
+/// Ends woci by the signal [`note_after_run`] noted, if any; returns when there is none (or it
+/// dumps core, see [`end_like`]).
+pub(crate) fn end_like_noted() {
+    match AFTER_RUN.load(std::sync::atomic::Ordering::SeqCst) {
+        0 => {}
+        sig => end_like(sig),
+    }
+}
+
 /// Test-only fault injection (`--features failpoints`, `FAILPOINTS=name=return(SIGKILL)`): raise
 /// a signal or abort at a named step (of a renewal, or of an atomic write). Compiled out of
 /// normal builds.

@@ -431,22 +431,23 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
 /// Listeners for `signals`, but for those the caller ignored: a listener would catch them, and
 /// they stay ignored.
 #[cfg(unix)]
-pub(super) fn listen(signals: &[i32]) -> Vec<tokio::signal::unix::Signal> {
+pub(super) fn listen(signals: &[i32]) -> Vec<(i32, tokio::signal::unix::Signal)> {
     use tokio::signal::unix::{signal, SignalKind};
     signals
         .iter()
         .filter(|s| !critical::ignored_at_start(**s))
-        .filter_map(|s| signal(SignalKind::from_raw(*s)).ok())
+        .filter_map(|s| Some((*s, signal(SignalKind::from_raw(*s)).ok()?)))
         .collect()
 }
 
-/// Resolves when any of `listeners` gets its signal; never when there are none.
+/// Resolves to the signal one of `listeners` got; never when there are none.
 #[cfg(unix)]
-pub(super) async fn any_signal(listeners: &mut [tokio::signal::unix::Signal]) {
+pub(super) async fn any_signal(listeners: &mut [(i32, tokio::signal::unix::Signal)]) -> i32 {
     if listeners.is_empty() {
         std::future::pending::<()>().await;
     }
-    futures_util::future::select_all(listeners.iter_mut().map(|s| Box::pin(s.recv()))).await;
+    let got = listeners.iter_mut().map(|(n, s)| Box::pin(async move { s.recv().await.map(|()| *n) }));
+    futures_util::future::select_all(got).await.0.unwrap_or(0)
 }
 
 /// Runs the terminal prompt `ask` on a blocking thread. Ctrl-C (SIGTERM, SIGHUP) during it puts
@@ -460,7 +461,7 @@ async fn ask_on_terminal<T: Send + 'static>(ask: impl FnOnce() -> Result<T> + Se
     let interrupted = any_signal(&mut signals);
     tokio::select! {
         asked = tokio::task::spawn_blocking(ask) => asked.map_err(|e| Error::Other(e.to_string()))?,
-        () = interrupted => {
+        _ = interrupted => {
             if let Some(tty) = tty {
                 tty.restore();
             }

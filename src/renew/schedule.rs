@@ -131,11 +131,13 @@ async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output 
         #[cfg(unix)]
         let signalled = super::login::any_signal(&mut signals);
         #[cfg(not(unix))]
-        let signalled = std::future::pending::<()>();
+        let signalled = std::future::pending::<i32>();
         tokio::select! {
             biased;
             result = &mut renewal => return warn(result),
-            () = signalled => if !told {
+            sig = signalled => if !told {
+                // Once everything is cleaned up, woci ends by it (a shell loop stops at Ctrl-C).
+                crate::critical::note_after_run(sig);
                 told = true;
                 tracing::warn!(
                     "the signal is held until the identity provider answers the refresh grant of profile \
