@@ -156,7 +156,8 @@ impl LoginOptions {
             return Ok(());
         }
         Err(Error::Login(format!(
-            "interactive login required for profile `{}` but no terminal is attached; run `woci session authenticate{flags} {}` in a terminal",
+            "interactive login required for profile `{}` but no terminal is attached (woci's standard error, where a login \
+             shows its URL and code, is not one); run `woci session authenticate{flags} {}` in a terminal",
             self.profile, self.selection
         )))
     }

@@ -216,7 +216,8 @@ fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error
         ));
     }
     Error::Login(format!(
-        "interactive login required for profile `{p}`{cause} but no terminal is attached; run `woci session authenticate {sel}` in a terminal"
+        "interactive login required for profile `{p}`{cause} but no terminal is attached (woci's standard error, where a \
+         login shows its URL and code, is not one); run `woci session authenticate {sel}` in a terminal"
     ))
 }
 
