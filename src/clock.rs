@@ -172,7 +172,10 @@ impl Skew {
     /// answer, a suspend, a stop).
     pub fn learn(local: &dyn Clock, iat: i64, sent: SystemTime) -> Skew {
         let received = unix_millis(local.now());
-        let (least, most) = (iat * 1000 - received, (iat + 1) * 1000 - unix_millis(sent));
+        // A server's `iat` may be anything: no overflow.
+        let iat_ms = iat.saturating_mul(1000);
+        let (least, most) =
+            (iat_ms.saturating_sub(received), iat_ms.saturating_add(1000).saturating_sub(unix_millis(sent)));
         let offset_ms = if least > 0 { least } else { most.min(0) };
         let offset_ms = if offset_ms.abs() < SKEW_NOISE_MS { 0 } else { offset_ms };
         Skew { offset_ms, boot: wall_minus_boot(local) }
