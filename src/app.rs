@@ -186,8 +186,9 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::Status { .. } => crate::status::run(&ctx, inv.json, &call),
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
-        Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.now(), inv.json),
-        Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.now()),
+        // The daemon's records carry this machine's time.
+        Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.clock.unix(), inv.json),
+        Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.clock.unix()),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
     }
 }

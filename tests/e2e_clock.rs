@@ -94,6 +94,23 @@ async fn a_clock_four_minutes_behind_loses_no_request() {
     let skew = v["clock_skew_s"].as_i64().unwrap();
     assert!((238..=241).contains(&skew), "clock_skew_s {skew}");
     assert!(String::from_utf8_lossy(&s.woci(&["--status"]).output().unwrap().stdout).contains("clock: "));
+
+    // The daemon's log and state carry this machine's time, token ends turned into it too.
+    let started = run(s.woci(&["--daemon"])).await;
+    assert!(started.status.success(), "{}", stderr(&started));
+    let log = s.w.session_dir().join("woci-daemon.log");
+    let line = (0..100)
+        .find_map(|_| {
+            std::thread::sleep(Duration::from_millis(100));
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            text.lines().find(|l| l.contains("running; token expires")).map(str::to_owned)
+        })
+        .expect("the daemon says it runs");
+    let stopped = run(s.woci(&["--stop-daemon"])).await;
+    assert!(stopped.status.success(), "{}", stderr(&stopped));
+    let (stamp, expires) = (&line[..19], line.split("token expires ").nth(1).unwrap());
+    assert!(&expires[..19] < woci::clock::fmt_utc(unix_now() + 10).as_str(), "{line}");
+    assert!(&expires[..19] >= stamp, "{line}");
 }
 
 /// Six minutes behind: OCI refuses every `date` `oci` signs, which woci says before the call

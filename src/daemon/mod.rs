@@ -196,16 +196,17 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // rotated refresh token (`schedule::let_go`).
     crate::critical::supervise();
     let (log_path, state_path) = (store.daemon_log_path(), store.daemon_state_path());
-    // Token times (the state) go by token time, the log's lines by this machine's clock, as every
-    // other line of the log does.
+    // The state and the log carry this machine's time, as every line of the log and `date` do:
+    // token times (token time, the later of it and the servers') are turned back into it.
     let (now, local) = (|| ctx.now(), || ctx.clock.unix());
+    let mine = |token_time: i64| token_time - (ctx.server.offset_ms().max(0) / 1000);
     let state = Mutex::new(DaemonState {
         pid,
         pid_start: crate::fsutil::process_start_time(pid),
         profile: store.profile().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         phase: Phase::Starting,
-        started: now(),
+        started: local(),
         ..DaemonState::default()
     });
     let save = |f: &dyn Fn(&mut DaemonState)| {
@@ -221,7 +222,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     let runtime = match crate::child::runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
         Ok(r) => r,
         Err(e) => {
-            save(&|s| s.exit(now(), e.to_string(), Some(e.exit_code())));
+            save(&|s| s.exit(local(), e.to_string(), Some(e.exit_code())));
             release_pid_file(lock);
             return Err(e);
         }
@@ -238,7 +239,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             let next = now() + secs(schedule::next_check_in(&ctx.settings, &session.claims, now()));
             save(&|s| {
                 s.phase = Phase::Running;
-                s.renewed(now(), session.claims.exp, next);
+                s.renewed(local(), mine(session.claims.exp), mine(next));
                 // A token still valid at the start is no renewal of the daemon's.
                 if session.action == crate::renew::Action::Reused {
                     s.last_renewal = None;
@@ -246,7 +247,11 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             });
             log_event(
                 local(),
-                &format!("running; token expires {}, next renewal {}", fmt_utc(session.claims.exp), fmt_utc(next)),
+                &format!(
+                    "running; token expires {}, next renewal {}",
+                    fmt_utc(mine(session.claims.exp)),
+                    fmt_utc(mine(next))
+                ),
             );
 
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -268,9 +273,10 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             });
             let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
             let events = |ev: LoopEvent| {
-                let t = now();
+                let t = local();
                 let msg = match ev {
                     LoopEvent::Renewed { exp, next } => {
+                        let (exp, next) = (mine(exp), mine(next));
                         save(&|s| s.renewed(t, exp, next));
                         format!("renewal ok: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
                     }
@@ -296,7 +302,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             reloading.abort();
             outcome?;
             let reason = format!("stopped by {}", signals.await.ok().flatten().unwrap_or("request"));
-            save(&|s| s.exit(now(), reason.clone(), Some(0)));
+            save(&|s| s.exit(local(), reason.clone(), Some(0)));
             log_event(local(), &reason);
             Ok(())
         })
@@ -309,7 +315,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         Ok(()) => 0,
         Err(e) => {
             let reason = format!("renewal is no longer possible ({}): {e}", crate::metrics::class_of(&e).as_str());
-            save(&|s| s.exit(now(), reason.clone(), Some(e.exit_code())));
+            save(&|s| s.exit(local(), reason.clone(), Some(e.exit_code())));
             log_event(local(), &reason);
             e.exit_code()
         }

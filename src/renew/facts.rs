@@ -170,6 +170,9 @@ pub struct RefreshInput {
     /// Its expiry: the refresh token's own `exp` when it is a readable JWT (looked at by
     /// `--status`), else what the IdP said when it issued it (`refresh_expires_in`).
     pub expires_at: Option<i64>,
+    /// Whether `expires_at` is what the IdP said (recorded by this machine's clock, as the token
+    /// arrived), not a JWT's own `exp` (the IdP's clock).
+    pub expiry_recorded: bool,
     /// The rescued copy the next renewal reads (the session folder could not take it).
     pub rescued: Option<PathBuf>,
     /// A refresh grant sent with it by a woci that ended before the outcome (pid, epoch ms).
@@ -348,6 +351,7 @@ impl<'s> SessionFacts<'s> {
                 rejected: stored.rejected.clone(),
                 damage,
                 expires_at,
+                expiry_recorded: jwt_expiry.is_none() && recorded.is_some(),
                 rescued,
                 unsettled: stored.unsettled,
             },
@@ -382,6 +386,17 @@ impl<'s> SessionFacts<'s> {
     /// since a call waits for the holder (and names it) instead.
     pub fn with_stopped_holder(mut self, store: &SessionStore) -> Self {
         self.stopped_holder = store.stopped_lock_holder();
+        self
+    }
+
+    /// These facts in token time ([`crate::clock::ServerClock`]), which every decision compares
+    /// them with: a refresh token's recorded expiry was taken by this machine's clock (its
+    /// `refresh_expires_in` from the moment it arrived), so it moves as token time is ahead of it.
+    pub fn in_token_time(mut self, clock: &crate::clock::ServerClock) -> Self {
+        if self.refresh.expiry_recorded {
+            let ahead = clock.offset_ms().max(0) / 1000;
+            self.refresh.expires_at = self.refresh.expires_at.map(|e| e.saturating_add(ahead));
+        }
         self
     }
 
@@ -521,6 +536,7 @@ pub mod testing {
                     rejected: None,
                     damage: None,
                     expires_at: None,
+                    expiry_recorded: false,
                     rescued: None,
                     unsettled: None,
                 },

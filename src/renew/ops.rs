@@ -97,15 +97,17 @@ impl Renewer {
         }
     }
 
-    /// The refresh token's recorded expiry, for profiles that have a refresh token (read after a
-    /// renewal, which may have rotated it).
+    /// The refresh token's recorded expiry in token time (see
+    /// [`super::facts::SessionFacts::in_token_time`]), for profiles that have a refresh token
+    /// (read after a renewal, which may have rotated it).
     pub(super) fn refresh_token_expiry(&self) -> Option<i64> {
         if !matches!(self.settings.mode, RenewMode::Login(_)) {
             return None;
         }
+        let ahead = self.server.offset_ms().max(0) / 1000;
         match self.store.stored_refresh_token().map(|s| s.state()) {
             Ok(RefreshTokenState::Absent) | Err(_) => None,
-            Ok(_) => self.store.refresh_token_expiry(),
+            Ok(_) => self.store.refresh_token_expiry().map(|e| e.saturating_add(ahead)),
         }
     }
 

@@ -186,11 +186,13 @@ pub async fn renewal_loop(
     mut stop: impl std::future::Future + Unpin,
     on_event: impl Fn(LoopEvent) + Send,
 ) -> Result<()> {
-    // Not before this (the servers' epoch seconds): a fifth of the life of the token the loop last got
-    // fresh from a server after it came, whatever this machine's clock makes of its `exp` (a
-    // clock ahead by nearly a token's life would have every new token look due at once). A
-    // right clock renews later anyway: a window is at most half the life, a lead half of that.
-    let mut not_before = i64::MIN;
+    // Not before this (token time): a fifth of the life of the token the loop last got fresh from
+    // a server after it came (the one the run started with too), whatever this machine's clock
+    // makes of its `exp` (a clock ahead by nearly a token's life would have every new token look
+    // due at once). A right clock renews later anyway: a window is at most half the life, a lead
+    // half of that.
+    let started = renewers.borrow().server.unix();
+    let mut not_before = fresh_floor(&current).map_or(i64::MIN, |floor| started + floor);
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
         let now = renewer.server.unix();

@@ -434,6 +434,33 @@ async fn a_clock_ahead_renews_before_oci_calls_the_token_expired() {
     assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
 }
 
+/// A clock days behind: the refresh token's recorded expiry (`refresh_expires_in` from its
+/// arrival, by this machine's clock) is judged in token time too, so a good refresh token is
+/// used, not a login asked for.
+#[tokio::test]
+async fn a_clock_days_behind_keeps_the_refresh_tokens_life() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let clock = w.clock.clone();
+    let t = FakeTransport::new(move |req, n| {
+        match req.url.path() {
+        "/token" => Ok((
+            200,
+            json!({"access_token": jwt(json!({})), "refresh_token": format!("rt-{}", n + 2), "refresh_expires_in": 7 * 86_400})
+                .to_string(),
+        )),
+        _ => {
+            let server_now = crate::clock::Clock::unix(&clock) + 8 * 86_400;
+            Ok((200, json!({"token": upst(u64::try_from(server_now + 3600).unwrap())}).to_string()))
+        }
+    }
+    });
+    w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    w.clock.advance(Duration::from_secs(3600));
+    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
+}
+
 /// A clock 4 minutes behind: by it the token has minutes left when OCI already refuses it.
 /// Corrected, the call renews in time.
 #[tokio::test]
@@ -500,6 +527,28 @@ async fn the_renewal_loop_notices_a_wall_clock_jump() {
     let renewed = tokio::time::timeout(Duration::from_secs(8), rx.changed()).await;
     assert!(renewed.is_ok(), "no renewal within 8 s of the jump");
     assert_eq!(t.count("/token"), grants + 1);
+    running.abort();
+}
+
+/// A run that starts with a token fresh from a server keeps it a fifth of its life, whatever the
+/// clock makes of it: a clock far ahead made the daemon and `--auto-refresh` renew again at once.
+#[tokio::test]
+async fn a_run_keeps_the_fresh_token_it_started_with() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    // 20 s left by this clock: due at once.
+    let t = working_at(&w.clock, -3580);
+    let renewer = Arc::new(w.renewer(t.clone()));
+    let session = renewer.ensure(Force::No).await.unwrap();
+    assert_eq!(session.action, Action::Refreshed);
+    let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running =
+        tokio::spawn(
+            async move { schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, |_| {}).await },
+        );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(t.count("/token"), 1, "renewed again at once");
     running.abort();
 }
 

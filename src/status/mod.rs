@@ -34,7 +34,8 @@
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
 //! (another process's renewal holds the lock; `null` when none), `clock_skew_s` (how far this
 //! machine's clock is behind the servers', negative when ahead, as the last renewal showed it; the
-//! report's times are token time, the later of the two). When the files cannot even be read (a
+//! report's times are token time, the later of the two, except the daemon's, which carry this
+//! machine's time as its log does). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
@@ -344,7 +345,8 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             rejected: f.refresh.rejected.clone(),
             unsettled_grant: f.refresh.unsettled.map(|(pid, at)| UnsettledGrant { pid, sent_at: at / 1000 }),
         },
-        daemon: daemon::report(&inp.daemon, now),
+        // The daemon's records carry this machine's time.
+        daemon: daemon::report(&inp.daemon, now - inp.clock_skew.max(0)),
         settings: inp.origins.clone(),
         fallback_profile: inp.fallback_profile.clone(),
         runs_as: None,
@@ -449,7 +451,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
             }
         }
     }
-    daemon::describe(&mut o, &r.profile, daemon_info, r.now);
+    daemon::describe(&mut o, &r.profile, daemon_info, r.now - r.clock_skew_s.max(0));
     for (setting, origin) in &r.settings {
         let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
     }
@@ -489,7 +491,8 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
     let skew = ctx.server.offset_ms();
     // woci's own records have this machine's times: the report's are token time.
     let shift = skew.max(0);
-    let mut facts = SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store);
+    let mut facts =
+        SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store).in_token_time(&ctx.server);
     if let Some((_, at)) = &mut facts.refresh.unsettled {
         *at += shift;
     }

@@ -536,6 +536,7 @@ fn refresh_input_defaults_say_nothing_about_decryption() {
             rejected: None,
             damage: None,
             expires_at: None,
+            expiry_recorded: false,
             rescued: None,
             unsettled: None
         }
