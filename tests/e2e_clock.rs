@@ -93,6 +93,10 @@ async fn a_clock_four_minutes_behind_loses_no_request() {
     assert!(status.status.success(), "{}", stderr(&status));
     let skew = v["clock_skew_s"].as_i64().unwrap();
     assert!((238..=241).contains(&skew), "clock_skew_s {skew}");
+    // One clock in the report, this machine's, as `date` has it.
+    let mine = unix_now();
+    assert!((v["now"].as_i64().unwrap() - mine).abs() <= 2, "{v}");
+    assert!(v["token"]["expires_at"].as_i64().unwrap() <= mine + 6, "{v}");
     assert!(String::from_utf8_lossy(&s.woci(&["--status"]).output().unwrap().stdout).contains("clock: "));
 
     // The daemon's log and state carry this machine's time, token ends turned into it too.

@@ -83,7 +83,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
 pub(crate) fn run_prompt(ctx: &Context, call: &crate::daemon::DaemonSpec) -> Result<u8> {
     let inputs = match gather(ctx, false) {
         Ok(inputs) => inputs,
-        Err(e) => return super::run_unresolved(&ctx.settings.profile, e, false, ctx.now()),
+        Err(e) => return super::run_unresolved(&ctx.settings.profile, e, false, ctx.clock.unix()),
     };
     let now = ctx.now();
     let mut report = assess(&inputs, now);

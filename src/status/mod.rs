@@ -34,8 +34,8 @@
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
 //! (another process's renewal holds the lock; `null` when none), `clock_skew_s` (how far this
 //! machine's clock is behind the servers', negative when ahead, as the last renewal showed it; the
-//! report's times are token time, the later of the two, except the daemon's, which carry this
-//! machine's time as its log does). When the files cannot even be read (a
+//! report's times are this machine's, as `date` and the daemon's log have them: a token's are the
+//! moments this machine's clock reads when it was issued and when it ends). When the files cannot even be read (a
 //! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
 //! `reason`.
 
@@ -79,7 +79,7 @@ pub(crate) struct Inputs<'s> {
     /// at by the prompt.
     pub renewing: Option<(u32, i64)>,
     /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
-    /// last renewal showed it. Every time here is token time, the later of the two.
+    /// last renewal showed it. Decisions here go by token time, the later of the two.
     pub clock_skew: i64,
 }
 
@@ -312,7 +312,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         ),
         _ => (exit_code, reason),
     };
-    Report {
+    let report = Report {
         schema: 1,
         profile: f.profile.clone(),
         now,
@@ -345,7 +345,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             rejected: f.refresh.rejected.clone(),
             unsettled_grant: f.refresh.unsettled.map(|(pid, at)| UnsettledGrant { pid, sent_at: at / 1000 }),
         },
-        // The daemon's records carry this machine's time.
+        // The daemon's records carry this machine's time already.
         daemon: daemon::report(&inp.daemon, now - inp.clock_skew.max(0)),
         settings: inp.origins.clone(),
         fallback_profile: inp.fallback_profile.clone(),
@@ -359,7 +359,30 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         renewal_under_way: inp.renewing.map(|(pid, since)| UnderWay { pid, since }),
         clock_skew_s: inp.clock_skew,
         clock_refused,
+    };
+    in_machine_time(report, inp.clock_skew.max(0))
+}
+
+/// The report with every time in this machine's clock, as `date` and the daemon's records have
+/// it: decided in token time, which is `ahead` seconds ahead of it (a clock behind the servers').
+/// A token's times become the moment this machine's clock reads when the token ends (issued).
+fn in_machine_time(mut r: Report, ahead: i64) -> Report {
+    let mine = |t: &mut Option<i64>| *t = t.map(|t| t - ahead);
+    r.now -= ahead;
+    mine(&mut r.token.issued_at);
+    mine(&mut r.token.expires_at);
+    mine(&mut r.token.session_expires_at);
+    mine(&mut r.refresh_token.expires_at);
+    if let Some(g) = &mut r.refresh_token.unsettled_grant {
+        g.sent_at -= ahead;
     }
+    if let Some(f) = &mut r.last_failure {
+        f.at -= ahead;
+    }
+    if let Some(u) = &mut r.renewal_under_way {
+        u.since -= ahead;
+    }
+    r
 }
 
 fn token_report(f: &SessionFacts<'_>, now: i64) -> TokenReport {
@@ -408,7 +431,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     if r.clock_skew_s.abs() > 60 {
         let _ = writeln!(
             o,
-            "clock: {} the servers' (as the last renewal showed; a token's life goes by the later)",
+            "clock: {} the servers' (as the last renewal showed; times here are this machine's)",
             crate::clock::skew_words(r.clock_skew_s)
         );
     }
@@ -451,7 +474,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
             }
         }
     }
-    daemon::describe(&mut o, &r.profile, daemon_info, r.now - r.clock_skew_s.max(0));
+    daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     for (setting, origin) in &r.settings {
         let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
     }
@@ -544,7 +567,7 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
             (out, report.exit_code)
         }
         // The files cannot even be read: JSON readers still get JSON, with the error in it.
-        Err(e) if json => (error_json(&ctx.settings.profile, now, &e)?, e.exit_code()),
+        Err(e) if json => (error_json(&ctx.settings.profile, ctx.clock.unix(), &e)?, e.exit_code()),
         Err(e) => return Err(e),
     };
     print(&out)?;

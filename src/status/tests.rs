@@ -330,6 +330,8 @@ fn a_clock_oci_refuses_makes_the_profile_unusable() {
     i.clock_skew = 240;
     let r = assess(&i, NOW);
     assert_eq!((r.exit_code, r.clock_skew_s), (0, 240));
+    // Decided in token time, shown in this machine's: one clock in the report.
+    assert_eq!((r.now, r.token.expires_at, r.token.expires_in), (NOW - 240, Some(NOW + 3000 - 240), Some(3000)));
     assert!(render_text(&r, &no_daemon()).contains("clock: 4m00s behind the servers'"));
     i.clock_skew = -400;
     let r = assess(&i, NOW);
