@@ -387,12 +387,17 @@ fn a_clock_more_than_a_minute_off_is_named_with_its_direction() {
     assert!(behind.contains("1m30s behind the session refresh's") && behind.contains("corrects"), "{behind}");
 }
 
-/// A working IdP and exchange whose clock is `skew` seconds ahead of `clock` (this machine's).
+/// A working IdP and exchange whose clock is `skew` seconds ahead of `clock` (this machine's);
+/// refresh tokens live a week.
 fn working_at(clock: &ManualClock, skew: i64) -> Arc<FakeTransport> {
     let clock = clock.clone();
     FakeTransport::new(move |req, n| match req.url.path() {
         "/token" => {
-            Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": format!("rt-{}", n + 2)}).to_string()))
+            let rt = format!("rt-{}", n + 2);
+            Ok((
+                200,
+                json!({"access_token": jwt(json!({})), "refresh_token": rt, "refresh_expires_in": 604_800}).to_string(),
+            ))
         }
         _ => {
             let server_now = crate::clock::Clock::unix(&clock) + skew;
@@ -419,61 +424,25 @@ async fn a_clock_far_ahead_keeps_the_fresh_token_and_learns_the_skew() {
     assert_eq!((after_step.action, t.count("/token")), (Action::Reused, 1));
 }
 
-/// A clock 2m30s ahead: `oci` calls the token expired (it checks `exp` by this machine's clock)
-/// while OCI would still take it. A token's life goes by the later clock: renewed before `oci`
-/// refuses it.
+/// The next call renews when OCI or `oci` would refuse the token, whichever comes first, and not
+/// for a refresh token's expiry this machine's clock took:
+/// - 2m30s ahead: `oci` calls the token expired (it checks `exp` by this clock) while OCI would
+///   still take it (30 s left by this clock, 3 minutes by the servers');
+/// - 4 minutes behind: by this clock the token has 3m30s left when OCI already refuses it;
+/// - days behind: the refresh token's recorded expiry (`refresh_expires_in` from its arrival, by
+///   this clock) is judged in token time too: a good refresh token is used, no login asked for.
 #[tokio::test]
-async fn a_clock_ahead_renews_before_oci_calls_the_token_expired() {
-    let w = World::new("refresh_safety_window = 60s\n");
-    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-    let t = working_at(&w.clock, -150);
-    w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    // 30 s left by this clock, 3 minutes by the servers'.
-    w.clock.advance(Duration::from_secs(3420));
-    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
-}
-
-/// A clock days behind: the refresh token's recorded expiry (`refresh_expires_in` from its
-/// arrival, by this machine's clock) is judged in token time too, so a good refresh token is
-/// used, not a login asked for.
-#[tokio::test]
-async fn a_clock_days_behind_keeps_the_refresh_tokens_life() {
-    let w = World::new("");
-    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-    let clock = w.clock.clone();
-    let t = FakeTransport::new(move |req, n| {
-        match req.url.path() {
-        "/token" => Ok((
-            200,
-            json!({"access_token": jwt(json!({})), "refresh_token": format!("rt-{}", n + 2), "refresh_expires_in": 7 * 86_400})
-                .to_string(),
-        )),
-        _ => {
-            let server_now = crate::clock::Clock::unix(&clock) + 8 * 86_400;
-            Ok((200, json!({"token": upst(u64::try_from(server_now + 3600).unwrap())}).to_string()))
-        }
+async fn a_wrong_clock_renews_when_the_first_judge_would_refuse() {
+    for (skew, later) in [(-150, 3420), (240, 3630), (8 * 86_400, 3600)] {
+        let w = World::new("refresh_safety_window = 60s\n");
+        w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+        let t = working_at(&w.clock, skew);
+        w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+        assert_eq!(w.store().skew().map(|s| s.offset_ms / 1000), Some(skew + i64::from(skew < 0)), "{skew}");
+        w.clock.advance(Duration::from_secs(later));
+        let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
+        assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2), "skew {skew}");
     }
-    });
-    w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    w.clock.advance(Duration::from_secs(3600));
-    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
-}
-
-/// A clock 4 minutes behind: by it the token has minutes left when OCI already refuses it.
-/// Corrected, the call renews in time.
-#[tokio::test]
-async fn a_clock_behind_renews_by_the_servers_time() {
-    let w = World::new("refresh_safety_window = 60s\n");
-    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-    let t = working_at(&w.clock, 240);
-    w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    assert_eq!(w.store().skew().map(|s| s.offset_ms), Some(240_000));
-    // 3m30s left by this clock, expired 30 s ago by the servers'.
-    w.clock.advance(Duration::from_secs(3630));
-    let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
-    assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2));
 }
 
 /// A `tenant` claim with a line break would write other entries into the OCI config, and an
@@ -508,7 +477,11 @@ async fn the_renewal_loop_notices_a_wall_clock_jump() {
     let clock = w.clock.clone();
     let t = FakeTransport::new(move |req, n| match req.url.path() {
         "/token" => {
-            Ok((200, json!({"access_token": jwt(json!({})), "refresh_token": format!("rt-{}", n + 2)}).to_string()))
+            let rt = format!("rt-{}", n + 2);
+            Ok((
+                200,
+                json!({"access_token": jwt(json!({})), "refresh_token": rt, "refresh_expires_in": 604_800}).to_string(),
+            ))
         }
         _ => Ok((200, json!({"token": upst(crate::clock::Clock::unix(&clock) as u64 + 3600)}).to_string())),
     });
