@@ -228,6 +228,12 @@ impl ServerClock {
         skew.as_ref().map_or(0, |s| s.offset_now_ms(self.local.as_ref()))
     }
 
+    /// How far token time is ahead of this machine's clock, seconds (0 unless this clock is
+    /// behind the servers'): what turns a time taken by this clock into token time, and back.
+    pub fn ahead_secs(&self) -> i64 {
+        self.offset_ms().max(0) / 1000
+    }
+
     /// Learns the offset from a fresh token (see [`Skew::learn`]) and returns it, for the
     /// session folder.
     pub fn learn(&self, iat: i64, sent: SystemTime) -> Skew {

@@ -199,7 +199,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     // The state and the log carry this machine's time, as every line of the log and `date` do:
     // token times (token time, the later of it and the servers') are turned back into it.
     let (now, local) = (|| ctx.now(), || ctx.clock.unix());
-    let mine = |token_time: i64| token_time - (ctx.server.offset_ms().max(0) / 1000);
+    let mine = |token_time: i64| token_time - ctx.server.ahead_secs();
     let state = Mutex::new(DaemonState {
         pid,
         pid_start: crate::fsutil::process_start_time(pid),

@@ -394,7 +394,7 @@ impl<'s> SessionFacts<'s> {
     /// `refresh_expires_in` from the moment it arrived), so it moves as token time is ahead of it.
     pub fn in_token_time(mut self, clock: &crate::clock::ServerClock) -> Self {
         if self.refresh.expiry_recorded {
-            let ahead = clock.offset_ms().max(0) / 1000;
+            let ahead = clock.ahead_secs();
             self.refresh.expires_at = self.refresh.expires_at.map(|e| e.saturating_add(ahead));
         }
         self

@@ -104,7 +104,7 @@ impl Renewer {
         if !matches!(self.settings.mode, RenewMode::Login(_)) {
             return None;
         }
-        let ahead = self.server.offset_ms().max(0) / 1000;
+        let ahead = self.server.ahead_secs();
         match self.store.stored_refresh_token().map(|s| s.state()) {
             Ok(RefreshTokenState::Absent) | Err(_) => None,
             Ok(_) => self.store.refresh_token_expiry().map(|e| e.saturating_add(ahead)),

@@ -33,11 +33,11 @@
 //! runs as, this profile's session being beyond renewal; `null` otherwise), `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
 //! (another process's renewal holds the lock; `null` when none), `clock_skew_s` (how far this
-//! machine's clock is behind the servers', negative when ahead, as the last renewal showed it; the
-//! report's times are this machine's, as `date` and the daemon's log have them: a token's are the
-//! moments this machine's clock reads when it was issued and when it ends). When the files cannot even be read (a
-//! damaged OCI config), the JSON still comes, with `next_action` `impossible` and the error as
-//! `reason`.
+//! machine's clock is behind the servers', negative when ahead, as the last renewal showed it).
+//! Every time in the report is this machine's, as `date` and the daemon's log have them: a token's
+//! are the moments this machine's clock reads when it was issued and when it ends. When the files
+//! cannot even be read (a damaged OCI config), the JSON still comes, with `next_action`
+//! `impossible` and the error as `reason`.
 
 use crate::clock::{fmt_relative, fmt_utc};
 use crate::context::Context;
@@ -241,7 +241,7 @@ pub(crate) struct Report {
     /// Another process's renewal under way (`pid`, `since`): the next call waits for it.
     pub renewal_under_way: Option<UnderWay>,
     /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
-    /// last renewal showed it; every time in the report is the servers'.
+    /// last renewal showed it; every time in the report is this machine's.
     pub clock_skew_s: i64,
     /// Usable but for this machine's clock, which OCI refuses.
     #[serde(skip)]
@@ -512,7 +512,8 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 /// token (a key derivation the prompt skips).
 pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
     let skew = ctx.server.offset_ms();
-    // woci's own records have this machine's times: the report's are token time.
+    // woci's own records have this machine's times; the assessment compares them with token time
+    // (and shows them in this machine's again).
     let shift = skew.max(0);
     let mut facts =
         SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store).in_token_time(&ctx.server);
