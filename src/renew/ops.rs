@@ -15,7 +15,6 @@
 //! anyway, and files are touched only when a deadline is inside the window.
 
 use super::{Renewer, Session};
-use crate::clock::Clock;
 use crate::error::Error;
 use crate::expiry;
 use crate::hooks::{self, Hook, HookEnv, RenewalFailed};
@@ -28,7 +27,8 @@ impl Renewer {
     /// Counts a renewal attempt that left the session's ends at `ends` and, when it failed, runs
     /// `on_renewal_failure` (rate-limited, bounded). Never fails and never changes `result`.
     pub(super) async fn account(&self, result: &crate::error::Result<Session>, ends: Expiries) {
-        let at = self.clock.unix();
+        // What the metrics file and the hook get carries this machine's time, as `date` does.
+        let (at, ends) = (self.clock.unix(), ends.earlier_by(self.server.ahead_secs()));
         let class = result.as_ref().map_or_else(metrics::class_of, |_| Class::Ok);
         let outcome = Outcome { result: class, at, ends };
         // An unsafe session folder (a symbolic link, a world-writable `~/.oci`) gets nothing.
@@ -68,10 +68,12 @@ impl Renewer {
     /// the refresh token's expiry is within `expiring_warning`, and runs `on_expiring`.
     /// `refresh_token_exp` is what the caller knows of the refresh token's expiry.
     pub(super) async fn warn_expiring(&self, claims: &UpstClaims, refresh_token_exp: Option<i64>) {
-        let now = self.server.unix();
+        // Judged and said in this machine's time (token time turned into it), as `date` has it.
+        let (now, ahead) = (self.clock.unix(), self.server.ahead_secs());
+        let refresh_token_exp = refresh_token_exp.map(|t| t - ahead);
         // Only a session renewed by OCI session refresh has a hard end; others start anew.
         let sess_exp = match self.settings.mode {
-            RenewMode::SessionRefresh(_) => claims.session_expiry(),
+            RenewMode::SessionRefresh(_) => claims.session_expiry().map(|t| t - ahead),
             _ => None,
         };
         // A session lives 24 h at most: the refresh token's day of notice would warn all session long.

@@ -442,6 +442,13 @@ async fn a_wrong_clock_renews_when_the_first_judge_would_refuse() {
         w.clock.advance(Duration::from_secs(later));
         let s = w.renewer(t.clone()).ensure(Force::No).await.unwrap();
         assert_eq!((s.action, t.count("/token")), (Action::Refreshed, 2), "skew {skew}");
+        // The metrics carry this machine's time: the token ends when the first judge says so.
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(w.store().dir().join("woci-metrics.json")).unwrap()).unwrap();
+        let mine = crate::clock::Clock::unix(&w.clock);
+        let (ends, rt_ends) =
+            (m["token_exp"].as_i64().unwrap() - mine, m["refresh_token_exp"].as_i64().unwrap() - mine);
+        assert!((3600 - 2 + skew.min(0)..=3600 + 2).contains(&ends) && (604_798..=604_802).contains(&rt_ends), "{m}");
     }
 }
 

@@ -360,16 +360,19 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         clock_skew_s: inp.clock_skew,
         clock_refused,
     };
-    in_machine_time(report, inp.clock_skew.max(0))
+    in_machine_time(report, inp.clock_skew)
 }
 
 /// The report with every time in this machine's clock, as `date` and the daemon's records have
-/// it: decided in token time, which is `ahead` seconds ahead of it (a clock behind the servers').
-/// A token's times become the moment this machine's clock reads when the token ends (issued).
-fn in_machine_time(mut r: Report, ahead: i64) -> Report {
+/// it. It was decided in token time, ahead of this clock by the part of `skew` (the servers' time
+/// minus this machine's, seconds) that is positive: its times, a token's end among them (when the
+/// first of OCI and `oci` refuses it), go back by that. A token's issue is the moment this clock
+/// read then.
+fn in_machine_time(mut r: Report, skew: i64) -> Report {
+    let ahead = skew.max(0);
     let mine = |t: &mut Option<i64>| *t = t.map(|t| t - ahead);
     r.now -= ahead;
-    mine(&mut r.token.issued_at);
+    r.token.issued_at = r.token.issued_at.map(|t| t - skew);
     mine(&mut r.token.expires_at);
     mine(&mut r.token.session_expires_at);
     mine(&mut r.refresh_token.expires_at);

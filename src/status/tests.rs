@@ -332,10 +332,13 @@ fn a_clock_oci_refuses_makes_the_profile_unusable() {
     assert_eq!((r.exit_code, r.clock_skew_s), (0, 240));
     // Decided in token time, shown in this machine's: one clock in the report.
     assert_eq!((r.now, r.token.expires_at, r.token.expires_in), (NOW - 240, Some(NOW + 3000 - 240), Some(3000)));
+    assert_eq!(r.token.issued_at, Some(NOW - 600 - 240));
     assert!(render_text(&r, &no_daemon()).contains("clock: 4m00s behind the servers'"));
     i.clock_skew = -400;
     let r = assess(&i, NOW);
     assert_eq!((r.exit_code, r.next_action, r.clock_refused), (exit::FAILURE, "none", true));
+    // Ahead: token time is this clock; the token was issued when this clock read 6m40s later.
+    assert_eq!((r.now, r.token.expires_at, r.token.issued_at), (NOW, Some(NOW + 3000), Some(NOW - 600 + 400)));
     assert!(
         r.reason.contains("6m40s ahead of the servers'") && r.reason.contains("set the clock right"),
         "{}",
