@@ -235,6 +235,9 @@ pub struct SessionFacts<'s> {
     /// Read by `--status` only ([`Self::with_stopped_holder`]): a stopped process (Ctrl-Z)
     /// holding the renewal lock, which every renewal waits for.
     pub stopped_holder: Option<u32>,
+    /// How far the servers' time is behind token time, seconds (0 unless this machine's clock is
+    /// ahead): what OCI's own judgements (a session refresh) go by ([`Self::in_token_time`]).
+    pub servers_behind: i64,
     /// A refresh-token rotation a killed woci left half done (login profiles), if any.
     pub rotation: Option<InterruptedRotation>,
 }
@@ -378,6 +381,7 @@ impl<'s> SessionFacts<'s> {
                 .then(|| settings.oci_config_file.parent().and_then(fsutil::cannot_write_in))
                 .flatten(),
             stopped_holder: None,
+            servers_behind: 0,
             rotation,
         })
     }
@@ -391,8 +395,10 @@ impl<'s> SessionFacts<'s> {
 
     /// These facts in token time ([`crate::clock::ServerClock`]), which every decision compares
     /// them with: a refresh token's recorded expiry was taken by this machine's clock (its
-    /// `refresh_expires_in` from the moment it arrived), so it moves as token time is ahead of it.
+    /// `refresh_expires_in` from the moment it arrived), so it moves as token time is ahead of it;
+    /// and how far the servers' time is behind it, for what OCI judges by its own.
     pub fn in_token_time(mut self, clock: &crate::clock::ServerClock) -> Self {
+        self.servers_behind = (-clock.offset_ms()).max(0) / 1000;
         if self.refresh.expiry_recorded {
             let ahead = clock.ahead_secs();
             self.refresh.expires_at = self.refresh.expires_at.map(|e| e.saturating_add(ahead));
@@ -552,6 +558,7 @@ pub mod testing {
                 unwritable: None,
                 config_unwritable: None,
                 stopped_holder: None,
+                servers_behind: 0,
                 rotation: None,
             }
         }

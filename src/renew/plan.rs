@@ -306,14 +306,17 @@ fn session_refresh_plan<'s>(
             None => cannot(why),
         };
     };
+    // OCI refreshes by its own clock: a token `oci` already calls expired (this machine's clock
+    // ahead) may still be refreshed.
+    let servers_now = now - f.servers_behind;
     // The session's end first: a token expires with it, and the end is what the user must know.
-    if let Some(end) = t.claims.session_expiry().filter(|end| *end <= now) {
+    if let Some(end) = t.claims.session_expiry().filter(|end| *end <= servers_now) {
         return cannot(format!(
             "the OCI session reached its end (`sess_exp` {}), past which OCI refreshes nothing",
             fmt_utc(end)
         ));
     }
-    if t.claims.exp <= now {
+    if t.claims.exp <= servers_now {
         return cannot(format!("{why} and OCI cannot refresh an expired session"));
     }
     if f.key_mismatch {

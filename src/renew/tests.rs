@@ -277,15 +277,14 @@ async fn a_named_but_missing_key_file_is_an_error_not_a_new_key() {
     assert_eq!(w.refresh_token().as_deref(), Some("rt-1"));
 }
 
-#[tokio::test]
-async fn session_refresh_profiles_renew_through_the_auth_service() {
-    let w = World::new("");
-    // No IdP section for profile S: it renews through the OCI auth service.
+/// Profile `S` of `w`, with no IdP section: it renews through the OCI auth service. Its token
+/// expires at `exp`; the auth service's answers come from `t`.
+fn session_refresh_renewer(w: &World, exp: u64, t: Arc<FakeTransport>) -> (Renewer, std::path::PathBuf) {
     let key = crate::signer::tests::test_key();
     let key_path = w.home.path().join(".oci/s_key.pem");
     std::fs::write(&key_path, key.private_pem().unwrap().as_bytes()).unwrap();
     let token_path = w.home.path().join(".oci/s_token");
-    std::fs::write(&token_path, upst(NOW + 30)).unwrap();
+    std::fs::write(&token_path, upst(exp)).unwrap();
     std::fs::write(
         w.home.path().join(".oci/config"),
         format!(
@@ -295,19 +294,39 @@ async fn session_refresh_profiles_renew_through_the_auth_service() {
         ),
     )
     .unwrap();
-    let t = FakeTransport::new(|req, _| {
-        assert_eq!(req.url.as_str(), "https://auth.us-ashburn-1.oraclecloud.com/v1/authentication/refresh");
-        Ok((200, json!({"token": upst(NOW + 3600)}).to_string()))
-    });
     let env: HashMap<String, String> = [("HOME".to_owned(), w.home.path().display().to_string())].into();
     let inv = crate::cli::parse(["--profile", "S", "os", "ns", "get"].iter().map(Into::into).collect()).unwrap();
     let settings = Settings::resolve(&inv.flags, &inv.oci, &env, false).unwrap();
     let ctx = Context::new(settings, Arc::new(w.clock.clone()), Env::new()).unwrap();
-    let r = Renewer::new(&ctx).with_transport(t.clone());
+    (Renewer::new(&ctx).with_transport(t), token_path)
+}
+
+#[tokio::test]
+async fn session_refresh_profiles_renew_through_the_auth_service() {
+    let w = World::new("");
+    let t = FakeTransport::new(|req, _| {
+        assert_eq!(req.url.as_str(), "https://auth.us-ashburn-1.oraclecloud.com/v1/authentication/refresh");
+        Ok((200, json!({"token": upst(NOW + 3600)}).to_string()))
+    });
+    let (r, token_path) = session_refresh_renewer(&w, NOW + 30, t.clone());
     let s = r.ensure(Force::No).await.unwrap();
     assert_eq!(s.action, Action::SessionRefreshed);
     assert_eq!(std::fs::read_to_string(&token_path).unwrap(), upst(NOW + 3600));
     assert_eq!(t.seen().len(), 1);
+}
+
+/// This machine's clock 2m30s ahead: a token it calls expired a minute ago still has 90 s by
+/// OCI's clock, which OCI refreshes it by: refreshed, not a login asked for.
+#[tokio::test]
+async fn a_session_oci_still_refreshes_is_refreshed_with_a_clock_ahead() {
+    let w = World::new("");
+    let store = SessionStore::new(w.home.path(), "S").unwrap();
+    store.ensure_dir().unwrap();
+    store.write_skew(&crate::clock::Skew { offset_ms: -150_000, boot: None });
+    let t = FakeTransport::new(|_, _| Ok((200, json!({"token": upst(NOW - 150 + 3600)}).to_string())));
+    let (r, _) = session_refresh_renewer(&w, NOW - 60, t.clone());
+    let s = r.ensure(Force::No).await.unwrap();
+    assert_eq!((s.action, t.seen().len()), (Action::SessionRefreshed, 1));
 }
 
 #[test]
