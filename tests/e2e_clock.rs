@@ -92,7 +92,7 @@ async fn a_clock_four_minutes_behind_loses_no_request() {
     let (status, v) = s.status().await;
     assert!(status.status.success(), "{}", stderr(&status));
     let skew = v["clock_skew_s"].as_i64().unwrap();
-    assert!((238..=241).contains(&skew), "clock_skew_s {skew}");
+    assert!((225..=241).contains(&skew), "clock_skew_s {skew} (240, less a slow answer's span)");
     // One clock in the report, this machine's, as `date` has it.
     let mine = unix_now();
     assert!((v["now"].as_i64().unwrap() - mine).abs() <= 2, "{v}");
@@ -127,7 +127,8 @@ async fn a_clock_six_minutes_behind_is_said_and_woci_signs_by_the_servers_time()
     let out = run(s.woci(&["os", "ns", "get", "--endpoint", &os])).await;
     assert!(!out.status.success(), "OCI refuses oci's dates");
     let err = stderr(&out);
-    assert!(err.contains("6m00s behind") || err.contains("5m59s behind"), "{err}");
+    // 6 minutes, less what a slow answer's span cannot tell apart from the skew.
+    assert!(err.contains("this machine's clock is 5m") && err.contains("behind the token exchange's"), "{err}");
     assert!(err.contains("OCI refuses requests whose date is more than 5 minutes off"), "{err}");
     assert_eq!(s.w.emu.stats().unauthorized_for("stale_date"), 1);
 
