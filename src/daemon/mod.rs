@@ -275,10 +275,18 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             let events = |ev: LoopEvent| {
                 let t = local();
                 let msg = match ev {
-                    LoopEvent::Renewed { exp, next } => {
+                    LoopEvent::Renewed { exp, next, by_other } => {
                         let (exp, next) = (mine(exp), mine(next));
-                        save(&|s| s.renewed(t, exp, next));
-                        format!("renewal ok: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
+                        save(&|s| {
+                            // Another woci's renewal is not the daemon's last one.
+                            let own = s.last_renewal;
+                            s.renewed(t, exp, next);
+                            if by_other {
+                                s.last_renewal = own;
+                            }
+                        });
+                        let what = if by_other { "session renewed by another woci" } else { "renewal ok" };
+                        format!("{what}: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
                     }
                     LoopEvent::Failed { class, error, retry_in } => {
                         let msg = format!(

@@ -95,6 +95,8 @@ pub enum LoopEvent {
         exp: i64,
         /// When the loop will renew next (epoch seconds).
         next: i64,
+        /// Whether another woci put it there (a call, a login), not this loop's renewal.
+        by_other: bool,
     },
     /// A renewal failed and will be retried.
     Failed {
@@ -230,7 +232,8 @@ pub async fn renewal_loop(
                         + super::plan::secs(
                             next_check_in(&renewer.settings, &s.claims, now).max(secs_until(not_before, now)),
                         );
-                    on_event(LoopEvent::Renewed { exp: s.claims.exp, next });
+                    let by_other = matches!(s.action, super::Action::RenewedByOther | super::Action::Reused);
+                    on_event(LoopEvent::Renewed { exp: s.claims.exp, next, by_other });
                     current = s;
                     break;
                 }

@@ -551,6 +551,36 @@ async fn a_run_keeps_the_fresh_token_it_started_with() {
     running.abort();
 }
 
+/// A token another woci stored (a call, a login) is taken up as that, not as the loop's own
+/// renewal: the daemon's log and state must not claim it.
+#[tokio::test]
+async fn the_loop_tells_a_token_another_woci_stored_from_its_own() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working();
+    let renewer = Arc::new(w.renewer(t.clone()));
+    let session = renewer.ensure(Force::No).await.unwrap();
+    let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
+    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
+    let running = tokio::spawn(async move {
+        let on_event = move |e| {
+            if let schedule::LoopEvent::Renewed { by_other, .. } = e {
+                let _ = seen_tx.send(by_other);
+            }
+        };
+        schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, on_event).await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Another woci renews; the loop's own renewal falls due later and finds it.
+    w.write_token(NOW + 7200);
+    w.clock.advance(Duration::from_secs(3590));
+    let by_other = tokio::time::timeout(Duration::from_secs(8), seen.recv()).await.unwrap().unwrap();
+    assert!(by_other, "taken up as the loop's own renewal");
+    assert_eq!(t.count("/token"), 1, "only the first renewal");
+    running.abort();
+}
+
 /// A token issued after the renewal began that is already expired when it arrives: this woci
 /// was stopped (Ctrl-Z) or suspended meanwhile. Said so, not blamed on the clock.
 #[tokio::test]
