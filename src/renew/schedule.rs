@@ -232,7 +232,9 @@ pub async fn renewal_loop(
                         + super::plan::secs(
                             next_check_in(&renewer.settings, &s.claims, now).max(secs_until(not_before, now)),
                         );
-                    let by_other = matches!(s.action, super::Action::RenewedByOther | super::Action::Reused);
+                    // A stored token other than the loop's own, found fresh: another woci's.
+                    let by_other = s.token != current.token
+                        && matches!(s.action, super::Action::RenewedByOther | super::Action::Reused);
                     on_event(LoopEvent::Renewed { exp: s.claims.exp, next, by_other });
                     current = s;
                     break;
