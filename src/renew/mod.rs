@@ -169,6 +169,11 @@ impl Renewer {
         }
     }
 
+    /// The profile's renewal facts as every decision here reads them: in token time.
+    fn facts(&self) -> Result<SessionFacts<'_>> {
+        Ok(SessionFacts::read(&self.settings, &self.store, false)?.in_token_time(&self.server))
+    }
+
     /// Sends woci's requests through `transport` instead of the network (tests).
     pub fn with_transport(mut self, transport: Arc<dyn Transport>) -> Renewer {
         self.transport = Some(transport);
@@ -191,7 +196,7 @@ impl Renewer {
     /// Makes the session valid (see the module doc) and returns it. A renewal attempt is counted
     /// and a failure announced ([`ops`]); a valid session whose hard end is near is warned of.
     pub async fn ensure(&self, force: Force) -> Result<Session> {
-        let facts = SessionFacts::read(&self.settings, &self.store, false)?.in_token_time(&self.server);
+        let facts = self.facts()?;
         let decision = plan(&facts, force, self.server.unix());
         if let Plan::Reuse { token, remaining } = decision.plan {
             tracing::debug!(profile = %self.settings.profile, remaining_s = remaining.as_secs(), "session token is valid");
@@ -270,8 +275,8 @@ impl Renewer {
         }
 
         // Read again under the lock: another woci may have renewed (or written the config).
-        let facts = match SessionFacts::read(&self.settings, &self.store, false) {
-            Ok(f) => f.in_token_time(&self.server),
+        let facts = match self.facts() {
+            Ok(f) => f,
             Err(e) => return (Err(e), Some(Expiries::default())),
         };
         let before = Expiries::of(facts.claims(), facts.refresh.expires_at);
@@ -361,10 +366,7 @@ impl Renewer {
         if !err.involved_the_network() {
             return Err(err);
         }
-        let Ok(facts) = SessionFacts::read(&self.settings, &self.store, false).map(|f| f.in_token_time(&self.server))
-        else {
-            return Err(err);
-        };
+        let Ok(facts) = self.facts() else { return Err(err) };
         // A token bound to another key than the profile's is refused by OCI, however long it lives.
         let facts::TokenInput::Present(token) = &facts.token else { return Err(err) };
         if facts.key_mismatch {
@@ -385,7 +387,7 @@ impl Renewer {
     /// The stored session when another woci replaced the one that expires at `exp` with a newer,
     /// valid one bound to the profile's key (files only).
     pub fn stored_session_newer_than(&self, exp: i64) -> Option<Session> {
-        let facts = SessionFacts::read(&self.settings, &self.store, false).ok()?.in_token_time(&self.server);
+        let facts = self.facts().ok()?;
         let facts::TokenInput::Present(token) = &facts.token else { return None };
         let newer = token.claims.exp > exp.max(self.server.unix()) && !facts.key_mismatch;
         newer.then(|| Session::of(token, Action::RenewedByOther))
