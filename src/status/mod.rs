@@ -79,7 +79,8 @@ pub(crate) struct Inputs<'s> {
     /// at by the prompt.
     pub renewing: Option<(u32, i64)>,
     /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
-    /// last renewal showed it. Decisions here go by token time, the later of the two.
+    /// last renewal showed it. Token decisions go by token time, the later of the two; woci's own
+    /// records here (a failure, a grant note, a renewal under way, the daemon's) by this machine's.
     pub clock_skew: i64,
 }
 
@@ -290,8 +291,11 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         }
         _ => (d.exit_code(), d.plan.name(), d.reason),
     };
-    let (exit_code, reason) = after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), now);
-    let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, now);
+    // woci's own records (a failure, a grant note, the daemon's) carry this machine's time.
+    let machine_now = now - inp.clock_skew.max(0);
+    let (exit_code, reason) =
+        after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now);
+    let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {
         (Some((code, why)), _) => (*code, "impossible", why.clone()),
@@ -345,8 +349,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             rejected: f.refresh.rejected.clone(),
             unsettled_grant: f.refresh.unsettled.map(|(pid, at)| UnsettledGrant { pid, sent_at: at / 1000 }),
         },
-        // The daemon's records carry this machine's time already.
-        daemon: daemon::report(&inp.daemon, now - inp.clock_skew.max(0)),
+        daemon: daemon::report(&inp.daemon, machine_now),
         settings: inp.origins.clone(),
         fallback_profile: inp.fallback_profile.clone(),
         runs_as: None,
@@ -363,11 +366,11 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     in_machine_time(report, inp.clock_skew)
 }
 
-/// The report with every time in this machine's clock, as `date` and the daemon's records have
-/// it. It was decided in token time, ahead of this clock by the part of `skew` (the servers' time
-/// minus this machine's, seconds) that is positive: its times, a token's end among them (when the
-/// first of OCI and `oci` refuses it), go back by that. A token's issue is the moment this clock
-/// read then.
+/// The report with every time in this machine's clock, as `date` and woci's records (already in
+/// it) have it. Its token times were decided in token time, ahead of this clock by the part of
+/// `skew` (the servers' time minus this machine's, seconds) that is positive: they go back by
+/// that, a token's end among them (when the first of OCI and `oci` refuses it). A token's issue
+/// is the moment this clock read then.
 fn in_machine_time(mut r: Report, skew: i64) -> Report {
     let ahead = skew.max(0);
     let mine = |t: &mut Option<i64>| *t = t.map(|t| t - ahead);
@@ -376,15 +379,6 @@ fn in_machine_time(mut r: Report, skew: i64) -> Report {
     mine(&mut r.token.expires_at);
     mine(&mut r.token.session_expires_at);
     mine(&mut r.refresh_token.expires_at);
-    if let Some(g) = &mut r.refresh_token.unsettled_grant {
-        g.sent_at -= ahead;
-    }
-    if let Some(f) = &mut r.last_failure {
-        f.at -= ahead;
-    }
-    if let Some(u) = &mut r.renewal_under_way {
-        u.since -= ahead;
-    }
     r
 }
 
@@ -514,15 +508,8 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 /// Reads everything status looks at; with `peek`, also whether the passphrase opens the refresh
 /// token (a key derivation the prompt skips).
 pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
-    let skew = ctx.server.offset_ms();
-    // woci's own records have this machine's times; the assessment compares them with token time
-    // (and shows them in this machine's again).
-    let shift = skew.max(0);
-    let mut facts =
+    let facts =
         SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store).in_token_time(&ctx.server);
-    if let Some((_, at)) = &mut facts.refresh.unsettled {
-        *at += shift;
-    }
     let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
         facts,
@@ -536,14 +523,13 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .and_then(|spec| spec.check_runnable(&ctx.env))
             .err()
             .map(|e| (e.exit_code(), e.to_string())),
-        last_failure: last_failure(ctx)
-            .map(|(f, changed)| (crate::store::FailureRecord { at: f.at + shift, ..f }, changed)),
+        last_failure: last_failure(ctx),
         // Looked for only when asked for: the prompt runs on every shell prompt.
         renewing: peek
             .then(|| ctx.store.renewal_under_way())
             .flatten()
-            .map(|(pid, since)| (pid, (crate::clock::unix_millis(since) + shift) / 1000)),
-        clock_skew: skew / 1000,
+            .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
+        clock_skew: ctx.server.offset_ms() / 1000,
     })
 }
 
