@@ -193,12 +193,11 @@ pub async fn renewal_loop(
     // makes of its `exp` (a clock ahead by nearly a token's life would have every new token look
     // due at once). A right clock renews later anyway: a window is at most half the life, a lead
     // half of that.
-    let started = renewers.borrow().server.unix();
-    let mut not_before = fresh_floor(&current).map_or(i64::MIN, |floor| started + floor);
+    let mut not_before = kept_until(&current, renewers.borrow().server.unix());
     'schedule: loop {
         let renewer = renewers.borrow_and_update().clone();
         let now = renewer.server.unix();
-        let wait = next_check_in(&renewer.settings, &current.claims, now).max(secs_until(not_before, now));
+        let wait = due_in(&renewer, &current, now, not_before);
         tokio::select! {
             // Not due yet: look again (after a resume from suspend, it may be overdue).
             _ = tokio::time::sleep(wait.min(MAX_NAP)) => if wait > MAX_NAP { continue 'schedule },
@@ -227,11 +226,8 @@ pub async fn renewal_loop(
                         tx.send_replace(s.token.clone());
                     }
                     let now = renewer.server.unix();
-                    not_before = fresh_floor(&s).map_or(i64::MIN, |floor| now + floor);
-                    let next = now
-                        + super::plan::secs(
-                            next_check_in(&renewer.settings, &s.claims, now).max(secs_until(not_before, now)),
-                        );
+                    not_before = kept_until(&s, now);
+                    let next = now + super::plan::secs(due_in(&renewer, &s, now, not_before));
                     // A stored token other than the loop's own, found fresh: another woci's.
                     let by_other = s.token != current.token
                         && matches!(s.action, super::Action::RenewedByOther | super::Action::Reused);
@@ -270,9 +266,15 @@ fn fresh_floor(s: &Session) -> Option<i64> {
     s.claims.iat.filter(|_| fresh).map(|iat| (s.claims.exp - iat) / 5).filter(|floor| *floor > 0)
 }
 
-/// The time from `now` until `at` (none when past).
-fn secs_until(at: i64, now: i64) -> Duration {
-    Duration::from_secs(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+/// Until when (token time) a session got at `now` is kept whatever the clock says ([`fresh_floor`]).
+fn kept_until(s: &Session, now: i64) -> i64 {
+    fresh_floor(s).map_or(i64::MIN, |floor| now + floor)
+}
+
+/// How long from `now` until the loop renews `s`: when its window opens, not before `not_before`.
+fn due_in(renewer: &Renewer, s: &Session, now: i64, not_before: i64) -> Duration {
+    let floor = Duration::from_secs(u64::try_from(not_before.saturating_sub(now)).unwrap_or(0));
+    next_check_in(&renewer.settings, &s.claims, now).max(floor)
 }
 
 /// How often a run whose renewal became impossible looks for a session renewed elsewhere.
