@@ -149,17 +149,25 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
     Error::reply_lost(SERVICE, crate::http::redact_url(url), reason).into()
 }
 
+/// A login is needed for `profile` (as said, in backticks) but no person can be asked: `command`
+/// is what to run in a terminal.
+pub(crate) fn no_terminal(profile: &str, command: &str) -> Error {
+    Error::Login(format!(
+        "interactive login required for profile {profile} but no terminal is attached (woci's standard error, where a \
+         login shows its URL and code, is not one); run `{command}` in a terminal"
+    ))
+}
+
 impl LoginOptions {
     /// An error unless a person can be asked; `flags` go into the suggested command.
     fn require_interactive(&self, flags: &str) -> Result<()> {
         if self.interactive {
             return Ok(());
         }
-        Err(Error::Login(format!(
-            "interactive login required for profile `{}` but no terminal is attached (woci's standard error, where a login \
-             shows its URL and code, is not one); run `woci session authenticate{flags} {}` in a terminal",
-            self.profile, self.selection
-        )))
+        Err(no_terminal(
+            &format!("`{}`", self.profile),
+            &format!("woci session authenticate{flags} {}", self.selection),
+        ))
     }
 
     /// The error of a wait for the login that lasted `waited`.

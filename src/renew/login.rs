@@ -215,10 +215,7 @@ fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error
             "profile `{p}` needs a new login{cause}, which a background renewal cannot do; run `woci session authenticate {sel}`"
         ));
     }
-    Error::Login(format!(
-        "interactive login required for profile `{p}`{cause} but no terminal is attached (woci's standard error, where a \
-         login shows its URL and code, is not one); run `woci session authenticate {sel}` in a terminal"
-    ))
+    crate::oidc::no_terminal(&format!("`{p}`{cause}"), &format!("woci session authenticate {sel}"))
 }
 
 /// A login: the person's part (unless [`log_in_before_locking`] did it already), then the new
