@@ -406,6 +406,24 @@ fn a_clock_more_than_a_minute_off_is_named_with_its_direction() {
     assert!(behind.contains("1m30s behind the session refresh's") && behind.contains("corrects"), "{behind}");
 }
 
+/// The renewal loop of `renewer` from `session`, running in a task that `on_event` hears: the
+/// task, the channel the loop publishes each new token on, and the stop (held: dropping it stops
+/// the loop).
+fn run_loop(
+    renewer: Arc<Renewer>,
+    session: Session,
+    on_event: impl Fn(schedule::LoopEvent) + Send + 'static,
+) -> (tokio::task::JoinHandle<Result<()>>, tokio::sync::watch::Receiver<SecretString>, tokio::sync::oneshot::Sender<()>)
+{
+    let (tx, rx) = tokio::sync::watch::channel(session.token.clone());
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let running =
+        tokio::spawn(
+            async move { schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, on_event).await },
+        );
+    (running, rx, stop)
+}
+
 /// A working IdP and exchange whose clock is `skew` seconds ahead of `clock` (this machine's);
 /// refresh tokens live a week.
 fn working_at(clock: &ManualClock, skew: i64) -> Arc<FakeTransport> {
@@ -514,12 +532,7 @@ async fn the_renewal_loop_notices_a_wall_clock_jump() {
     let renewer = Arc::new(w.renewer(t.clone()));
     let session = renewer.ensure(Force::No).await.unwrap();
     let grants = t.count("/token");
-    let (tx, mut rx) = tokio::sync::watch::channel(session.token.clone());
-    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running =
-        tokio::spawn(
-            async move { schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, |_| {}).await },
-        );
+    let (running, mut rx, _stop) = run_loop(renewer, session, |_| {});
     tokio::time::sleep(Duration::from_millis(200)).await;
     // The suspend: 59 minutes and 50 s pass on the wall clock, none on the timers.
     w.clock.advance(Duration::from_secs(3590));
@@ -540,12 +553,7 @@ async fn a_run_keeps_the_fresh_token_it_started_with() {
     let renewer = Arc::new(w.renewer(t.clone()));
     let session = renewer.ensure(Force::No).await.unwrap();
     assert_eq!(session.action, Action::Refreshed);
-    let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
-    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let running =
-        tokio::spawn(
-            async move { schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, |_| {}).await },
-        );
+    let (running, _rx, _stop) = run_loop(renewer, session, |_| {});
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(t.count("/token"), 1, "renewed again at once");
     running.abort();
@@ -560,16 +568,11 @@ async fn the_loop_tells_a_token_another_woci_stored_from_its_own() {
     let t = working();
     let renewer = Arc::new(w.renewer(t.clone()));
     let session = renewer.ensure(Force::No).await.unwrap();
-    let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
-    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel();
-    let running = tokio::spawn(async move {
-        let on_event = move |e| {
-            if let schedule::LoopEvent::Renewed { by_other, .. } = e {
-                let _ = seen_tx.send(by_other);
-            }
-        };
-        schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, on_event).await
+    let (running, _rx, _stop) = run_loop(renewer, session, move |e| {
+        if let schedule::LoopEvent::Renewed { by_other, .. } = e {
+            let _ = seen_tx.send(by_other);
+        }
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     // Another woci renews; the loop's own renewal falls due later and finds it.
@@ -632,16 +635,11 @@ async fn an_expired_token_is_retried_often() {
     let expired = upst(NOW - 10);
     let claims = crate::jwt::decode_upst(&expired).unwrap();
     let session = Session { token: SecretString::from(expired.as_str()), claims, action: Action::Reused };
-    let (tx, _rx) = tokio::sync::watch::channel(session.token.clone());
-    let (_stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (events_tx, mut events) = tokio::sync::mpsc::unbounded_channel();
-    let running = tokio::spawn(async move {
-        schedule::renewal_loop(schedule::fixed(renewer), session, &tx, stop_rx, move |e| {
-            if let schedule::LoopEvent::Failed { retry_in, .. } = e {
-                let _ = events_tx.send(retry_in.as_secs());
-            }
-        })
-        .await
+    let (running, _rx, _stop) = run_loop(renewer, session, move |e| {
+        if let schedule::LoopEvent::Failed { retry_in, .. } = e {
+            let _ = events_tx.send(retry_in.as_secs());
+        }
     });
     let mut delays = Vec::new();
     while delays.len() < 4 {
