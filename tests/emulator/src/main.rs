@@ -56,6 +56,10 @@ struct Args {
     /// Show a login form at /authorize instead of approving automatically.
     #[arg(long)]
     login_form: bool,
+    /// Another host name the TLS certificate names (repeatable), e.g.
+    /// `objectstorage.us-ashburn-1.oraclecloud.com` for programs led here by a CONNECT proxy.
+    #[arg(long = "tls-name", value_name = "HOST")]
+    tls_name: Vec<String>,
     /// Make the IdP client public (no client secret; PKCE only).
     #[arg(long)]
     public_client: bool,
@@ -120,6 +124,7 @@ async fn main() {
         login_mode: if args.login_form { LoginMode::LoginForm } else { LoginMode::AutoApprove },
         discard_bodies: args.discard_bodies,
         redirect_uris: args.redirect_uri.clone(),
+        tls_names: args.tls_name.clone(),
         ..Config::default()
     };
     if let Some(v) = args.idp_client_id {
