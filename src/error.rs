@@ -115,8 +115,9 @@ pub enum Error {
     /// A refresh grant reached the IdP but its answer was lost (a reset, a timeout): the IdP may
     /// have rotated the refresh token, so the stored one is probably spent.
     #[error(
-        "{service} at `{url}` got the request, but its answer was lost or unreadable ({reason}); if it rotated the \
-         refresh token the request carried, the stored one is spent and the next renewal needs a login (`{login}`)"
+        "the request to {service} at `{url}` went out, but its answer was lost or unreadable ({reason}), so woci \
+         cannot tell whether it was processed; if it was and rotated the refresh token the request carried, the \
+         stored one is spent and the next renewal needs a login (`{login}`)"
     )]
     ReplyLost {
         /// Which service.
