@@ -8,7 +8,7 @@
 use crate::autorefresh;
 use crate::child::{self, ChildBuilder};
 use crate::cli::{self, Command, Invocation};
-use crate::clock::{fmt_secs, SystemClock};
+use crate::clock::SystemClock;
 use crate::context::Context;
 use crate::daemon::DaemonSpec;
 use crate::error::{Error, Result};
@@ -376,13 +376,12 @@ fn report_session(ctx: &Context, session: Session) -> Result<u8> {
     if (renewed && tracing::enabled!(tracing::Level::INFO)) || session.action == Action::LoggedIn {
         return Ok(0);
     }
-    let left = (session.claims.exp - ctx.now()).max(0);
     let _ = writeln!(
         std::io::stderr().lock(),
-        "woci: session of profile `{}` {}; valid for {}",
+        "woci: session of profile `{}` {}; {}",
         ctx.settings.profile,
         session.described(),
-        fmt_secs(left)
+        ctx.server.validity(session.claims.exp)
     );
     Ok(0)
 }

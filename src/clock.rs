@@ -246,6 +246,23 @@ impl ServerClock {
         }
     }
 
+    /// `valid for 4m00s` for a token ending at `exp`, in token time. A token `oci` already calls
+    /// expired by this machine's clock while OCI still takes it (this clock far ahead) says so,
+    /// rather than "valid for 0s".
+    pub fn validity(&self, exp: i64) -> String {
+        let left = exp.saturating_sub(self.unix());
+        let at_oci = exp.saturating_sub(self.servers().unix());
+        if left > 0 || at_oci <= 0 {
+            return format!("valid for {}", fmt_secs(left.max(0)));
+        }
+        format!(
+            "valid for {} by the servers' clock, but this machine's clock is {} them, so `oci` calls it expired: set \
+             the clock right",
+            fmt_secs(at_oci),
+            skew_words(self.offset_ms() / 1000)
+        )
+    }
+
     /// Learns the offset from a fresh token (see [`Skew::learn`]) and returns it, for the
     /// session folder.
     pub fn learn(&self, iat: i64, sent: SystemTime) -> Skew {
@@ -347,6 +364,22 @@ mod tests {
         assert_eq!(rebooted.unix(), local.unix() + 200);
         rebooted.note_issued(local.unix() + 100);
         assert_eq!(rebooted.unix(), local.unix() + 200, "a token issued earlier says less");
+    }
+
+    #[test]
+    fn a_token_oci_calls_expired_but_oci_takes_says_so() {
+        let local = ManualClock::at(90_000);
+        let server = ServerClock::new(Arc::new(local.clone()), None);
+        assert_eq!(server.validity(90_300), "valid for 5m00s");
+        assert_eq!(server.validity(89_000), "valid for 0s");
+        // This clock two days ahead (learned to the second the `iat` allows): a fresh token is
+        // over for `oci`, not for OCI.
+        server.learn(90_000 - 2 * 86_400, local.now());
+        assert_eq!(
+            server.validity(90_000 - 2 * 86_400 + 3_600),
+            "valid for 59m59s by the servers' clock, but this machine's clock is 47h59m59s ahead of them, so `oci` \
+             calls it expired: set the clock right"
+        );
     }
 
     #[test]

@@ -305,12 +305,11 @@ impl Renewer {
         match result {
             Ok(s) => {
                 self.store.clear_failure();
-                let left = s.claims.exp - self.server.unix();
                 let line = format!(
-                    "session of profile `{}` {}; valid for {}",
+                    "session of profile `{}` {}; {}",
                     self.settings.profile,
                     s.described(),
-                    fmt_secs(left.max(0))
+                    self.server.validity(s.claims.exp)
                 );
                 match s.action {
                     // Whichever call it was, a login names its user at every log level: one another
