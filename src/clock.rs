@@ -234,18 +234,6 @@ impl ServerClock {
         self.offset_ms().max(0) / 1000
     }
 
-    /// A token issued at `iat` (server seconds) shows the servers' time is at least that now: a
-    /// token from this clock's future says it is behind by no less, whatever was learned before
-    /// (a reboot, a token `oci session authenticate` wrote). Kept in memory: the token says it
-    /// again at every read.
-    pub fn note_issued(&self, iat: i64) {
-        let least = iat.saturating_mul(1000).saturating_sub(unix_millis(self.local.now()));
-        if least >= SKEW_NOISE_MS && least > self.offset_ms() {
-            let skew = Skew { offset_ms: least.min(MAX_SKEW_MS), boot: wall_minus_boot(self.local.as_ref()) };
-            *self.skew.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(skew);
-        }
-    }
-
     /// `valid for 4m00s` for a token ending at `exp`, in token time. A token `oci` already calls
     /// expired by this machine's clock while OCI still takes it (this clock far ahead) says so,
     /// rather than "valid for 0s".
@@ -355,15 +343,7 @@ mod tests {
         assert_eq!((server.unix(), server.servers().unix()), (local.unix(), local.unix() - 119));
         // Another boot: nothing ties this clock to the servers' any more.
         let skew = Skew { offset_ms: 240_000, boot: Some(("another".into(), 0)) };
-        let rebooted = ServerClock::new(Arc::new(local.clone()), Some(skew));
-        assert_eq!(rebooted.unix(), local.unix());
-        // Until a token from this clock's future shows it is behind by no less than that.
-        rebooted.note_issued(local.unix() + 1);
-        assert_eq!(rebooted.unix(), local.unix(), "a second is noise");
-        rebooted.note_issued(local.unix() + 200);
-        assert_eq!(rebooted.unix(), local.unix() + 200);
-        rebooted.note_issued(local.unix() + 100);
-        assert_eq!(rebooted.unix(), local.unix() + 200, "a token issued earlier says less");
+        assert_eq!(ServerClock::new(Arc::new(local.clone()), Some(skew)).unix(), local.unix());
     }
 
     #[test]

@@ -98,14 +98,6 @@ async fn a_clock_four_minutes_behind_loses_no_request() {
     assert!((v["now"].as_i64().unwrap() - mine).abs() <= 2, "{v}");
     assert!(v["token"]["expires_at"].as_i64().unwrap() <= mine + 6, "{v}");
     assert!(String::from_utf8_lossy(&s.woci(&["--status"]).output().unwrap().stdout).contains("clock: "));
-    // After a reboot nothing learned is kept, as before woci's first renewal: the token in hand,
-    // issued in this clock's future, says the clock is behind by no less.
-    let skew_file = s.w.session_dir().join(".clock_skew");
-    std::fs::remove_file(&skew_file).unwrap();
-    let (_, v) = s.status().await;
-    let floor = v["clock_skew_s"].as_i64().unwrap();
-    assert!((200..=241).contains(&floor), "clock_skew_s {floor} from the token's iat alone: {v}");
-    assert!(!skew_file.exists(), "--status only reads");
 
     // The daemon's log and state carry this machine's time, token ends turned into it too.
     let started = run(s.woci(&["--daemon"])).await;

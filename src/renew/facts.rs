@@ -396,12 +396,8 @@ impl<'s> SessionFacts<'s> {
     /// These facts in token time ([`crate::clock::ServerClock`]), which every decision compares
     /// them with: a refresh token's recorded expiry was taken by this machine's clock (its
     /// `refresh_expires_in` from the moment it arrived), so it moves as token time is ahead of it;
-    /// and how far the servers' time is behind it, for what OCI judges by its own. A token issued
-    /// in this clock's future first tells token time how far behind this clock is at least.
+    /// and how far the servers' time is behind it, for what OCI judges by its own.
     pub fn in_token_time(mut self, clock: &crate::clock::ServerClock) -> Self {
-        if let Some(iat) = self.claims().and_then(|c| c.iat) {
-            clock.note_issued(iat);
-        }
         self.servers_behind = (-clock.offset_ms()).max(0) / 1000;
         if self.refresh.expiry_recorded {
             let ahead = clock.ahead_secs();
