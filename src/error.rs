@@ -49,6 +49,11 @@ pub enum Error {
     #[error("{0}")]
     Config(String),
 
+    /// A login the identity provider answered without a refresh token: a setting of its client or
+    /// the scope, met only at the IdP, so the next login meets it too (exit 2, as a setting).
+    #[error("{0}")]
+    NoRefreshToken(String),
+
     /// A login is required but cannot be performed here, or it failed.
     #[error("{0}")]
     Login(String),
@@ -310,7 +315,7 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Config(_) => exit::CONFIG,
+            Error::Config(_) | Error::NoRefreshToken(_) => exit::CONFIG,
             Error::Login(_) => exit::LOGIN,
             Error::IdpRejected { .. } => exit::IDP_REJECTED,
             Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => exit::EXCHANGE_REJECTED,
@@ -348,6 +353,7 @@ impl Error {
         matches!(
             self,
             Error::Login(_)
+                | Error::NoRefreshToken(_)
                 | Error::IdpRejected { .. }
                 | Error::ExchangeRejected { .. }
                 | Error::Network { .. }

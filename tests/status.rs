@@ -534,6 +534,43 @@ async fn the_last_failure_is_what_the_next_call_meets() {
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0), "a new refresh token");
 }
 
+/// Round 42: `--status` said usable while the identity provider could not be reached (every call
+/// failed with exit 6), and said "log in" after a login that a setting refused (the login failed
+/// again the same way). An outage of moments ago counts for the next call; a login meets the
+/// setting the last one met.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_what_the_next_call_meets_after_an_outage_or_a_refused_login() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    w.write_manager_ini(&[("token_url", "http://127.0.0.1:9/oauth2/v1/token")]);
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    assert_eq!(run(c).await.status.code(), Some(6));
+    let out = status(&w, true, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    assert!(json(&out)["reason"].as_str().unwrap().contains("fails the same way while that lasts"), "{}", stdout(&out));
+    let out = status(&w, false, &[], &["--prompt"]).await;
+    assert_eq!(stdout(&out), "P error\n");
+    w.write_manager_ini(&[]);
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(0), "the URL fixed");
+
+    let w = World::new().await;
+    w.write_manager_ini(&[("scope", "openid")]);
+    let mut c = w.woci_with_browser();
+    c.args(["session", "authenticate"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("issued no refresh token"), "{}", stderr(&out));
+    let out = status(&w, false, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
+    assert!(stdout(&out).contains("a login fails the same way until that is fixed"), "{}", stdout(&out));
+    let mut c = w.woci_with_browser();
+    c.args(["os", "ns", "get"]);
+    assert_eq!(run(c).await.status.code(), Some(2), "the prediction holds");
+    w.write_manager_ini(&[]);
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(3), "the scope fixed: a login");
+}
+
 /// A renewal stopped with Ctrl-Z keeps the renewal lock, so the next call would wait minutes for
 /// it: `--status` says so (exit 10, naming the pid), and says usable again once it resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -195,7 +195,7 @@ impl LoginOptions {
     /// `tokens`, unless the IdP issued no refresh token.
     fn require_refresh_token(&self, cfg: &IdpConfig, tokens: IdpTokens) -> Result<IdpTokens> {
         if tokens.refresh_token.is_none() {
-            return Err(Error::Config(format!(
+            return Err(Error::NoRefreshToken(format!(
                 "the identity provider issued no refresh token for profile `{}`; add `offline_access` to `scope` and allow the refresh token grant for client `{}`",
                 self.profile, cfg.client_id
             )));

@@ -84,9 +84,14 @@ pub(crate) struct Inputs<'s> {
     pub clock_skew: i64,
 }
 
+/// How long a transient failure (a server unreachable, a 5xx) counts for the next call: an
+/// outage that lasted until a few minutes ago most likely still does.
+pub(crate) const TRANSIENT_COUNTS_SECS: i64 = 300;
+
 /// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
-/// (the refresh token is probably spent), or a refusal the settings have not been changed for
-/// since (`changed`); a transient failure is only mentioned.
+/// (the refresh token is probably spent), a refusal the settings have not been changed for since
+/// (`changed`; a login it needs fails the same way too), or, for [`TRANSIENT_COUNTS_SECS`], a
+/// transient failure; an older one is only mentioned.
 fn after_last_failure(
     exit_code: u8,
     next_action: &str,
@@ -95,8 +100,21 @@ fn after_last_failure(
     now: i64,
 ) -> (u8, String) {
     let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
-    let Some((f, changed)) = last.filter(|_| renews && exit_code == 0) else { return (exit_code, reason) };
-    let ago = crate::clock::fmt_secs((now - f.at / 1000).max(0));
+    let login = exit_code == crate::error::exit::LOGIN && next_action == "login";
+    let Some((f, changed)) = last.filter(|_| renews && (exit_code == 0 || login)) else { return (exit_code, reason) };
+    let age = (now - f.at / 1000).max(0);
+    let ago = crate::clock::fmt_secs(age);
+    if login {
+        // A login meets the settings a refusal was met with, not a spent refresh token.
+        if f.transient || f.reply_lost || *changed || f.exit_code == crate::error::exit::LOGIN {
+            return (exit_code, reason);
+        }
+        let why = format!(
+            "{reason}; but the last renewal, {ago} ago, failed: {}; a login fails the same way until that is fixed",
+            f.message
+        );
+        return (f.exit_code, why);
+    }
     if f.reply_lost {
         let why = format!(
             "{reason}; but the answer to the last refresh grant ({ago} ago) was lost, so the identity provider has \
@@ -107,6 +125,13 @@ fn after_last_failure(
         let why = format!(
             "{reason}; but the last renewal, {ago} ago, failed: {}; the next call fails the same way until that is \
              fixed",
+            f.message
+        );
+        (f.exit_code, why)
+    } else if f.transient && !changed && age < TRANSIENT_COUNTS_SECS {
+        let why = format!(
+            "{reason}; but the last renewal, {ago} ago, failed: {}; the next call tries again, and fails the same way \
+             while that lasts",
             f.message
         );
         (f.exit_code, why)

@@ -283,9 +283,18 @@ fn the_last_failure_counts_for_the_next_renewal() {
     assert_eq!(r.last_failure.as_ref().map(|f| f.at), Some(NOW - 120));
     i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), true));
     assert_eq!(decide_of(&i), ("refresh", 0), "the settings changed since: maybe fixed");
+    // An outage of two minutes ago most likely lasts: the call would fail the same way.
     i.last_failure = Some((failure(exit::NETWORK, true, false), false));
+    assert_eq!(decide_of(&i), ("refresh", exit::NETWORK));
+    assert!(assess(&i, NOW).reason.contains("tries again, and fails the same way while that lasts"));
+    // Five minutes on, or after a change of settings, it is only mentioned.
+    let mut old = failure(exit::NETWORK, true, false);
+    old.at = (NOW - 301) * 1000;
+    i.last_failure = Some((old, false));
     assert_eq!(decide_of(&i), ("refresh", 0));
-    assert!(assess(&i, NOW).reason.contains("(the last renewal, 2m00s ago, failed"));
+    assert!(assess(&i, NOW).reason.contains("(the last renewal, 5m01s ago, failed"));
+    i.last_failure = Some((failure(exit::NETWORK, true, false), true));
+    assert_eq!(decide_of(&i), ("refresh", 0));
     i.last_failure = Some((failure(exit::NETWORK, true, true), false));
     let r = assess(&i, NOW);
     assert_eq!(r.exit_code, exit::LOGIN);
@@ -294,6 +303,22 @@ fn the_last_failure_counts_for_the_next_renewal() {
     let mut i = inputs(valid(), RenewalKind::Idp, RefreshTokenState::Plain);
     i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
     assert_eq!(decide_of(&i), ("none", 0));
+    // A login the call needs meets the settings a refused login met (a wrong client secret),
+    // but not an outage, a spent refresh token or a changed setting.
+    let mut i = inputs(TokenInput::Missing, RenewalKind::Idp, RefreshTokenState::Absent);
+    assert_eq!(decide_of(&i), ("login", exit::LOGIN));
+    i.last_failure = Some((failure(exit::IDP_REJECTED, false, false), false));
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("login", exit::IDP_REJECTED));
+    assert!(r.reason.contains("a login fails the same way until that is fixed"), "{}", r.reason);
+    for (f, changed) in [
+        (failure(exit::IDP_REJECTED, false, false), true),
+        (failure(exit::NETWORK, true, false), false),
+        (failure(exit::LOGIN, false, false), false),
+    ] {
+        i.last_failure = Some((f, changed));
+        assert_eq!(decide_of(&i), ("login", exit::LOGIN));
+    }
 }
 
 /// A woci killed after sending a refresh grant with the stored refresh token: the next refresh
