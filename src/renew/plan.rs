@@ -254,8 +254,15 @@ fn session_refresh_plan<'s>(
     let p = &f.profile;
     let authenticate = format!("run `command oci session authenticate {}`", f.oci_selection);
     let config = f.config_file.display();
+    let ini_file = match &f.manager_ini {
+        Some((ini, _)) => ini.clone(),
+        None => f.config_file.with_file_name(crate::settings::ini::FILE_NAME),
+    };
     let no_idp = match &f.manager_ini {
-        None => format!("profile `{p}` has no identity provider (no `woci_manager.ini` was found)"),
+        None => format!(
+            "profile `{p}` has no identity provider (no `woci_manager.ini` was found beside the OCI config or in \
+             `~/.oci`)"
+        ),
         Some((ini, false)) => {
             let near = f.near_section.as_ref().map(|s| format!("; did you mean its `[{s}]`?")).unwrap_or_default();
             format!("profile `{p}` has no identity provider (`{}` has no `[{p}]` section{near})", ini.display())
@@ -276,7 +283,10 @@ fn session_refresh_plan<'s>(
     let setup = |what: String| {
         Decision::impossible(
             exit::CONFIG,
-            format!("{what} and {no_idp}; {authenticate}, or add the profile's IdP settings to `woci_manager.ini`"),
+            format!(
+                "{what} and {no_idp}; {authenticate}, or add the profile's IdP settings to `{}` (a `[{p}]` section)",
+                ini_file.display()
+            ),
         )
     };
     if force == Force::Login {
