@@ -122,6 +122,10 @@ fn classify(e: reqwest::Error, host: &str) -> Failure {
     }
     match tls_refusal(&e, host) {
         Some(why) => Failure::Untrusted(why),
+        // A name that does not resolve is a setting to check (or this machine's DNS).
+        None if e.is_connect() && causes(&e).any(|c| c.to_string().starts_with("dns error")) => {
+            Failure::NotSent(format!("{}; check the host name `{host}` in the URL", describe(&e)))
+        }
         None if e.is_connect() => Failure::NotSent(describe(&e)),
         None => Failure::Lost(describe(&e)),
     }
@@ -315,6 +319,24 @@ mod tests {
             };
             let answer = client.send(req, 1024).await.unwrap_or_else(|e| panic!("{e:?}"));
             assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
+        }
+    }
+
+    /// A host name that does not resolve (`.invalid` never does, RFC 6761) names the host to check.
+    #[tokio::test]
+    async fn a_name_that_does_not_resolve_names_the_host_to_check() {
+        let req = Request {
+            method: reqwest::Method::POST,
+            url: "https://idp.nonexistent.invalid/oauth2/v1/token".parse().unwrap(),
+            headers: Default::default(),
+            body: Zeroizing::new(Vec::new()),
+            timeout: std::time::Duration::from_secs(10),
+        };
+        match client(&HttpOptions::default()).unwrap().send(req, 1024).await {
+            Err(Failure::NotSent(why)) => {
+                assert!(why.ends_with("check the host name `idp.nonexistent.invalid` in the URL"), "{why}")
+            }
+            other => panic!("{other:?}"),
         }
     }
 
