@@ -945,6 +945,10 @@ pub struct FailureRecord {
     /// The refresh grant's answer was lost: the stored refresh token is probably spent.
     #[serde(default)]
     pub reply_lost: bool,
+    /// The identity provider refused the refresh token (`invalid_grant`): a login is the fix,
+    /// not a setting.
+    #[serde(default)]
+    pub needs_login: bool,
     /// A digest of the settings the failure was met with (`renew::failure_inputs`); absent in
     /// records of older releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]

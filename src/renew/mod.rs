@@ -339,6 +339,7 @@ impl Renewer {
             // An untrusted certificate is retried slowly, but only a CA setting fixes it.
             transient: schedule::retried_soon(e),
             reply_lost: matches!(e, Error::ReplyLost { .. }),
+            needs_login: e.needs_login(),
             inputs: Some(failure_inputs(&self.settings, &self.store, &self.env)),
         });
     }

@@ -698,6 +698,7 @@ async fn a_failure_met_with_other_settings_is_not_taken_over() {
             message: "identity provider unreachable".to_owned(),
             transient: true,
             reply_lost: false,
+            needs_login: false,
             inputs: inputs.clone(),
         });
         drop(lock);

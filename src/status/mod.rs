@@ -105,8 +105,8 @@ fn after_last_failure(
     let age = (now - f.at / 1000).max(0);
     let ago = crate::clock::fmt_secs(age);
     if login {
-        // A login meets the settings a refusal was met with, not a spent refresh token.
-        if f.transient || f.reply_lost || *changed || f.exit_code == crate::error::exit::LOGIN {
+        // A login meets the settings a refusal was met with, not a spent or refused refresh token.
+        if f.transient || f.reply_lost || f.needs_login || *changed || f.exit_code == crate::error::exit::LOGIN {
             return (exit_code, reason);
         }
         let why = format!(

@@ -269,6 +269,7 @@ fn the_last_failure_counts_for_the_next_renewal() {
         message: "token exchange rejected (HTTP 401): invalid_client".into(),
         transient,
         reply_lost,
+        needs_login: false,
         inputs: None,
     };
     let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
@@ -304,17 +305,20 @@ fn the_last_failure_counts_for_the_next_renewal() {
     i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
     assert_eq!(decide_of(&i), ("none", 0));
     // A login the call needs meets the settings a refused login met (a wrong client secret),
-    // but not an outage, a spent refresh token or a changed setting.
+    // but not an outage, a spent or refused refresh token (the login's own fix) or a changed
+    // setting.
     let mut i = inputs(TokenInput::Missing, RenewalKind::Idp, RefreshTokenState::Absent);
     assert_eq!(decide_of(&i), ("login", exit::LOGIN));
     i.last_failure = Some((failure(exit::IDP_REJECTED, false, false), false));
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("login", exit::IDP_REJECTED));
     assert!(r.reason.contains("a login fails the same way until that is fixed"), "{}", r.reason);
+    let refused = crate::store::FailureRecord { needs_login: true, ..failure(exit::IDP_REJECTED, false, false) };
     for (f, changed) in [
         (failure(exit::IDP_REJECTED, false, false), true),
         (failure(exit::NETWORK, true, false), false),
         (failure(exit::LOGIN, false, false), false),
+        (refused, false),
     ] {
         i.last_failure = Some((f, changed));
         assert_eq!(decide_of(&i), ("login", exit::LOGIN));
