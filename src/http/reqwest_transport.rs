@@ -124,7 +124,7 @@ fn classify(e: reqwest::Error, host: &str) -> Failure {
         Some(why) => Failure::Untrusted(why),
         // A name that does not resolve is a setting to check (or this machine's DNS).
         None if e.is_connect() && causes(&e).any(|c| c.to_string().starts_with("dns error")) => {
-            Failure::NotSent(format!("{}; check the host name `{host}` in the URL", describe(&e)))
+            Failure::NotSent(format!("{} (check the host name `{host}` in the URL)", describe(&e)))
         }
         None if e.is_connect() => Failure::NotSent(describe(&e)),
         None => Failure::Lost(describe(&e)),
@@ -334,7 +334,7 @@ mod tests {
         };
         match client(&HttpOptions::default()).unwrap().send(req, 1024).await {
             Err(Failure::NotSent(why)) => {
-                assert!(why.ends_with("check the host name `idp.nonexistent.invalid` in the URL"), "{why}")
+                assert!(why.ends_with("(check the host name `idp.nonexistent.invalid` in the URL)"), "{why}")
             }
             other => panic!("{other:?}"),
         }
