@@ -280,19 +280,13 @@ fn session_refresh_plan<'s>(
         )),
         ConfigState::Present => None,
     };
-    let setup = |what: String| {
-        Decision::impossible(
-            exit::CONFIG,
-            format!(
-                "{what} and {no_idp}; {authenticate}, or add the profile's IdP settings to `{}` (a `[{p}]` section)",
-                ini_file.display()
-            ),
-        )
-    };
+    let add_idp = format!("add the profile's IdP settings to `{}` (a `[{p}]` section)", ini_file.display());
+    let setup =
+        |what: String| Decision::impossible(exit::CONFIG, format!("{what} and {no_idp}; {authenticate}, or {add_idp}"));
     if force == Force::Login {
         return Decision::impossible(
             exit::CONFIG,
-            format!("{no_idp}, so woci cannot log in; {authenticate} or add the profile to `woci_manager.ini`"),
+            format!("{no_idp}, so woci cannot log in; {authenticate}, or {add_idp}"),
         );
     }
     // A refresh token in the session folder: the session came from a woci login, whose settings
@@ -308,8 +302,9 @@ fn session_refresh_plan<'s>(
             ),
         );
     }
-    let cannot =
-        |what: String| Decision::impossible(exit::SESSION_EXPIRED, format!("{what}; {no_idp}, so {authenticate}"));
+    let cannot = |what: String| {
+        Decision::impossible(exit::SESSION_EXPIRED, format!("{what}; {no_idp}, so {authenticate}, or {add_idp}"))
+    };
     let Some(t) = token else {
         return match not_configured {
             Some(what) => setup(what),

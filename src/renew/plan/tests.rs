@@ -299,6 +299,17 @@ fn decision_table() {
             "`/h/.oci/woci_manager.ini` has no `[P]` section",
         ),
         row(
+            "no manager INI: the file to add",
+            TokenInput::Missing,
+            Sr,
+            Absent,
+            |f| f.config_file = "/h/cfg/config".into(),
+            No,
+            "impossible",
+            exit::SESSION_EXPIRED,
+            "or add the profile's IdP settings to `/h/cfg/woci_manager.ini` (a `[P]` section)",
+        ),
+        row(
             "login asked without an IdP",
             valid(),
             Sr,
