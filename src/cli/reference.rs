@@ -81,8 +81,8 @@ pub const EXIT_CODES: &[Row] = &[
         "network or protocol failure (after retries; also a rate limit, HTTP 429, or `temporarily_unavailable` or \
          `server_error` at any status; a server certificate woci does not trust, or a TLS setup it cannot use (no \
          version in common, a client certificate asked for), at once, naming the fix; your HTTPS proxy refusing its \
-         credentials (407) at once, naming the proxy variable; a device-code answer whose verification URI is not \
-         https)",
+         credentials (407) at once, naming the proxy variable; a device-code answer whose verification URI is \
+         neither https nor a loopback http one)",
     ),
     r(
         "7",
