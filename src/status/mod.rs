@@ -91,13 +91,15 @@ pub(crate) const TRANSIENT_COUNTS_SECS: i64 = 300;
 /// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
 /// (the refresh token is probably spent), a refusal the settings have not been changed for since
 /// (`changed`; a login it needs fails the same way too), or, for [`TRANSIENT_COUNTS_SECS`], a
-/// transient failure; an older one is only mentioned.
+/// transient failure; an older one is only mentioned, as is any failure while the token `keeps`
+/// (a call runs with it when its renewal fails).
 fn after_last_failure(
     exit_code: u8,
     next_action: &str,
     reason: String,
     last: Option<&(crate::store::FailureRecord, bool)>,
     now: i64,
+    keeps: bool,
 ) -> (u8, String) {
     let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
     let login = exit_code == crate::error::exit::LOGIN && next_action == "login";
@@ -114,6 +116,14 @@ fn after_last_failure(
             f.message
         );
         return (f.exit_code, why);
+    }
+    if keeps {
+        let why = format!(
+            "{reason} (the last renewal, {ago} ago, failed: {}; should the renewal fail again, the call runs with the \
+             current token)",
+            f.message
+        );
+        return (exit_code, why);
     }
     if f.reply_lost {
         let why = format!(
@@ -318,8 +328,12 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     };
     // woci's own records (a failure, a grant note, the daemon's) carry this machine's time.
     let machine_now = now - inp.clock_skew.max(0);
+    // A call whose renewal fails runs with a token that still has more than a minute left.
+    let keeps = f
+        .claims()
+        .is_some_and(|c| c.exp - now > i64::try_from(crate::renew::FALLBACK_MIN_LEFT.as_secs()).unwrap_or(i64::MAX));
     let (exit_code, reason) =
-        after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now);
+        after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps);
     let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {

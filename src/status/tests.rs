@@ -300,6 +300,16 @@ fn the_last_failure_counts_for_the_next_renewal() {
     let r = assess(&i, NOW);
     assert_eq!(r.exit_code, exit::LOGIN);
     assert!(r.reason.contains("probably spent the stored refresh token"), "{}", r.reason);
+    // Inside a wide safety window a call renews first, and runs with the token (more than a
+    // minute left) when the renewal fails again: usable, the failure mentioned.
+    let mut i = inputs(testing::present(claims(NOW - 600, NOW + 240)), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.facts.window = std::time::Duration::from_secs(600);
+    for f in [failure(exit::NETWORK, true, false), failure(exit::EXCHANGE_REJECTED, false, false)] {
+        i.last_failure = Some((f, false));
+        let r = assess(&i, NOW);
+        assert_eq!((r.next_action, r.exit_code), ("refresh", 0));
+        assert!(r.reason.contains("the call runs with the current token"), "{}", r.reason);
+    }
     // A valid token is reused: the failure does not matter to the next call.
     let mut i = inputs(valid(), RenewalKind::Idp, RefreshTokenState::Plain);
     i.last_failure = Some((failure(exit::EXCHANGE_REJECTED, false, false), false));
