@@ -91,7 +91,7 @@ pub(crate) const TRANSIENT_COUNTS_SECS: i64 = 300;
 /// A renewal the next call makes meets what the last one met: a lost answer to a refresh grant
 /// (the refresh token is probably spent), a refusal the settings have not been changed for since
 /// (`changed`; a login it needs fails the same way too), or, for [`TRANSIENT_COUNTS_SECS`], a
-/// transient failure; an older one is only mentioned, as is any failure while the token `keeps`
+/// transient failure; an older one is only mentioned, as are those two while the token `keeps`
 /// (a call runs with it when its renewal fails).
 fn after_last_failure(
     exit_code: u8,
@@ -117,20 +117,19 @@ fn after_last_failure(
         );
         return (f.exit_code, why);
     }
-    if keeps {
-        let why = format!(
-            "{reason} (the last renewal, {ago} ago, failed: {}; should the renewal fail again, the call runs with the \
-             current token)",
-            f.message
-        );
-        return (exit_code, why);
-    }
     if f.reply_lost {
         let why = format!(
             "{reason}; but the answer to the last refresh grant ({ago} ago) was lost, so the identity provider has \
              probably spent the stored refresh token and the next call will need a login"
         );
         (crate::error::exit::LOGIN, why)
+    } else if keeps {
+        let why = format!(
+            "{reason} (the last renewal, {ago} ago, failed: {}; should the renewal fail again, the call runs with the \
+             current token)",
+            f.message
+        );
+        (exit_code, why)
     } else if !f.transient && !changed {
         let why = format!(
             "{reason}; but the last renewal, {ago} ago, failed: {}; the next call fails the same way until that is \
