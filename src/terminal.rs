@@ -118,6 +118,12 @@ pub(crate) struct TtyState {
     saved: libc::termios,
 }
 
+/// Whether a prompt can be shown: this process has a controlling terminal (`/dev/tty`, where
+/// the passphrase prompt asks).
+pub(crate) fn has_controlling_terminal() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/tty").is_ok()
+}
+
 #[cfg(unix)]
 impl TtyState {
     /// The controlling terminal's settings now; `None` without one.

@@ -934,3 +934,28 @@ async fn ctrl_d_at_the_passphrase_prompt_ends_it() {
     assert!(text.contains("\nwoci: error: the refresh token passphrase prompt"), "on a line of its own: {text:?}");
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }
+
+/// Round 46: `--status` in a job without a terminal (cron, CI) said a prompted passphrase would be
+/// asked (usable, exit 0), while a call there fails with exit 3; in a terminal it is asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prompted_passphrase_without_a_terminal_makes_the_profile_unusable_there() {
+    let w = World::new().await;
+    sealed_session(&w, -30);
+    // `setsid` takes the controlling terminal away, as cron has none.
+    let job = |args: &[&str]| {
+        let mut c = w.woci_std_at(Path::new("/usr/bin/setsid"));
+        c.arg("-w").arg(woci_bin()).arg("--refresh-token-passphrase-prompt").args(args);
+        c.stdin(std::process::Stdio::null());
+        c.output().expect("util-linux `setsid` runs")
+    };
+    let status = job(&["--status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{text}");
+    assert!(text.contains("no terminal here") && text.contains("--refresh-token-passphrase-env"), "{text}");
+    assert_eq!(job(&["os", "ns", "get"]).status.code(), Some(3), "the prediction holds");
+    let mut terminal = w.woci_in_a_terminal("--refresh-token-passphrase-prompt --status");
+    terminal.env("WOCI_OCI_COMMAND", &w.fake_oci);
+    let (code, text) = typing_into(terminal, &[]).await;
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("the next call asks for the passphrase"), "{text}");
+}

@@ -82,6 +82,9 @@ pub(crate) struct Inputs<'s> {
     /// last renewal showed it. Token decisions go by token time, the later of the two; woci's own
     /// records here (a failure, a grant note, a renewal under way, the daemon's) by this machine's.
     pub clock_skew: i64,
+    /// Whether this process has a terminal to ask a prompted passphrase on, as the next call in
+    /// the same place would.
+    pub terminal: bool,
 }
 
 /// How long a transient failure (a server unreachable, a 5xx) counts for the next call: an
@@ -334,6 +337,18 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let (exit_code, reason) =
         after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps);
     let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
+    // A passphrase asked on the terminal cannot be asked in a job without one (cron, CI).
+    let prompted = f.refresh.state == RefreshTokenState::Encrypted && f.refresh.passphrase == PassphraseInput::Prompt;
+    let (exit_code, reason) = match exit_code == 0 && next_action == "refresh" && prompted && !inp.terminal {
+        true => (
+            crate::error::exit::LOGIN,
+            format!(
+                "{reason}; but there is no terminal here to ask for it on, so a call here fails: give the passphrase \
+                 in a variable instead, with `--refresh-token-passphrase-env VAR` (`refresh_token_passphrase_env`)"
+            ),
+        ),
+        false => (exit_code, reason),
+    };
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {
         (Some((code, why)), _) => (*code, "impossible", why.clone()),
@@ -568,6 +583,7 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .flatten()
             .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
         clock_skew: ctx.server.offset_ms() / 1000,
+        terminal: crate::terminal::has_controlling_terminal(),
     })
 }
 

@@ -351,6 +351,7 @@ mod tests {
                 last_failure: None,
                 renewing: None,
                 clock_skew: 0,
+                terminal: true,
             },
             NOW,
         )

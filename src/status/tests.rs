@@ -49,6 +49,7 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         last_failure: None,
         renewing: None,
         clock_skew: 0,
+        terminal: true,
     }
 }
 
@@ -117,6 +118,17 @@ fn encrypted_refresh_token_and_its_passphrase() {
     let r = assess(&i, NOW);
     assert!(r.refresh_token.stored && r.refresh_token.encrypted);
     assert_eq!(r.refresh_token.passphrase, "prompt");
+    // Round 46: a job without a terminal cannot be asked for it; a valid token needs no asking.
+    i.terminal = false;
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("refresh", exit::LOGIN));
+    assert!(
+        r.reason.contains("no terminal here") && r.reason.contains("--refresh-token-passphrase-env"),
+        "{}",
+        r.reason
+    );
+    i.facts.token = valid();
+    assert_eq!(decide_of(&i), ("none", 0));
 }
 
 #[test]
