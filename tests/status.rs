@@ -561,12 +561,18 @@ async fn status_says_what_the_next_call_meets_after_an_outage_or_a_refused_login
     let out = run(c).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("issued no refresh token"), "{}", stderr(&out));
-    let out = status(&w, false, &[], &[]).await;
+    let browser = w.browser.to_str().unwrap();
+    let out = status(&w, false, &[("BROWSER", browser)], &[]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stdout(&out));
     assert!(stdout(&out).contains("a login fails the same way until that is fixed"), "{}", stdout(&out));
     let mut c = w.woci_with_browser();
     c.args(["os", "ns", "get"]);
     assert_eq!(run(c).await.status.code(), Some(2), "the prediction holds");
+    // Where no login can happen (no terminal, no `BROWSER`), the call fails for that first.
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(3));
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    assert_eq!(run(c).await.status.code(), Some(3), "the prediction holds");
     w.write_manager_ini(&[]);
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(3), "the scope fixed: a login");
 }

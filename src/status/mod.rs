@@ -95,7 +95,8 @@ pub(crate) const TRANSIENT_COUNTS_SECS: i64 = 300;
 /// (the refresh token is probably spent), a refusal the settings have not been changed for since
 /// (`changed`; a login it needs fails the same way too), or, for [`TRANSIENT_COUNTS_SECS`], a
 /// transient failure; an older one is only mentioned, as are those two while the token `keeps`
-/// (a call runs with it when its renewal fails).
+/// (a call runs with it when its renewal fails). A login's refusal counts only where a login can
+/// happen (`can_log_in`).
 fn after_last_failure(
     exit_code: u8,
     next_action: &str,
@@ -103,6 +104,7 @@ fn after_last_failure(
     last: Option<&(crate::store::FailureRecord, bool)>,
     now: i64,
     keeps: bool,
+    can_log_in: bool,
 ) -> (u8, String) {
     let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
     let login = exit_code == crate::error::exit::LOGIN && next_action == "login";
@@ -111,7 +113,14 @@ fn after_last_failure(
     let ago = crate::clock::fmt_secs(age);
     if login {
         // A login meets the settings a refusal was met with, not a spent or refused refresh token.
-        if f.transient || f.reply_lost || f.needs_login || *changed || f.exit_code == crate::error::exit::LOGIN {
+        // Without a terminal or `BROWSER` the call fails for that first (exit 3).
+        if !can_log_in
+            || f.transient
+            || f.reply_lost
+            || f.needs_login
+            || *changed
+            || f.exit_code == crate::error::exit::LOGIN
+        {
             return (exit_code, reason);
         }
         let why = format!(
@@ -334,8 +343,21 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let keeps = f
         .claims()
         .is_some_and(|c| c.exp - now > i64::try_from(crate::renew::FALLBACK_MIN_LEFT.as_secs()).unwrap_or(i64::MAX));
+    // Whether a login can happen here (a terminal, or a `BROWSER` command), as the call's plan knows.
+    let can_log_in = matches!(f.mode, crate::settings::RenewMode::Login(c) if c.interactive);
     let (exit_code, reason) =
-        after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps);
+        after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps, can_log_in);
+    // A login that cannot happen here fails the renewal; the call then runs with that token.
+    let (exit_code, reason) = match keeps
+        && !can_log_in
+        && (exit_code, next_action) == (crate::error::exit::LOGIN, "login")
+    {
+        true => (
+            0,
+            format!("{reason}; until then a call here runs with the current token, which has more than a minute left"),
+        ),
+        false => (exit_code, reason),
+    };
     let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
     // A passphrase asked on the terminal cannot be asked in a job without one (cron, CI).
     let prompted = f.refresh.state == RefreshTokenState::Encrypted && f.refresh.passphrase == PassphraseInput::Prompt;

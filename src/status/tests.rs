@@ -328,10 +328,12 @@ fn the_last_failure_counts_for_the_next_renewal() {
     assert_eq!(decide_of(&i), ("none", 0));
     // A login the call needs meets the settings a refused login met (a wrong client secret),
     // but not an outage, a spent or refused refresh token (the login's own fix) or a changed
-    // setting.
+    // setting; and only where a login can happen (else the call fails for that, exit 3).
     let mut i = inputs(TokenInput::Missing, RenewalKind::Idp, RefreshTokenState::Absent);
     assert_eq!(decide_of(&i), ("login", exit::LOGIN));
     i.last_failure = Some((failure(exit::IDP_REJECTED, false, false), false));
+    assert_eq!(decide_of(&i), ("login", exit::LOGIN), "no terminal, no BROWSER");
+    i.facts.mode = interactive();
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("login", exit::IDP_REJECTED));
     assert!(r.reason.contains("a login fails the same way until that is fixed"), "{}", r.reason);
@@ -345,6 +347,24 @@ fn the_last_failure_counts_for_the_next_renewal() {
         i.last_failure = Some((f, changed));
         assert_eq!(decide_of(&i), ("login", exit::LOGIN));
     }
+    // Round 47: a refused refresh token inside a wide window, with more than a minute left: the
+    // login cannot happen here, so the call runs with the token; where it can, it is a login.
+    let mut i = inputs(testing::present(claims(NOW - 600, NOW + 240)), RenewalKind::Idp, RefreshTokenState::Plain);
+    i.facts.window = std::time::Duration::from_secs(600);
+    i.facts.refresh.rejected = Some("invalid_grant".into());
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("login", 0));
+    assert!(r.reason.contains("a call here runs with the current token"), "{}", r.reason);
+    i.facts.mode = interactive();
+    assert_eq!(decide_of(&i), ("login", exit::LOGIN));
+}
+
+/// The IdP profile of these tests where a login can happen (a terminal, or `BROWSER`).
+fn interactive() -> &'static RenewMode {
+    let RenewMode::Login(cfg) = mode(RenewalKind::Idp) else { unreachable!() };
+    let mut cfg = cfg.clone();
+    cfg.interactive = true;
+    Box::leak(Box::new(RenewMode::Login(cfg)))
 }
 
 /// A woci killed after sending a refresh grant with the stored refresh token: the next refresh
