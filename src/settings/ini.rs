@@ -257,7 +257,9 @@ fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     }
     if let Some(who) = crate::access::others_can_write(meta) {
         return Err(Error::Config(format!(
-            "the manager config `{shown}` is writable by {who}, and woci runs the programs it names; run `chmod go-w {}`",
+            "the manager config `{shown}` is writable by {who} (mode {:o}), and woci runs the programs it names; run \
+             `chmod go-w {}`",
+            meta.mode() & 0o7777,
             shlex::try_quote(&path.to_string_lossy()).unwrap_or_default()
         )));
     }
@@ -612,7 +614,7 @@ token_url = https://other.example/token
             fs::write(&p, SAMPLE).unwrap();
             fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
             let err = load(&p, Source::Home, "p").unwrap_err().to_string();
-            assert!(err.contains("is writable by every user") && err.contains("chmod go-w"), "{err}");
+            assert!(err.contains("is writable by every user (mode 666)") && err.contains("chmod go-w"), "{err}");
             // Root (`sudo -E`) reads the INI of the user whose folder it is in, no other user's.
             if crate::fsutil::user_id() == 0 {
                 fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
