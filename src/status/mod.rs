@@ -83,7 +83,7 @@ pub(crate) struct Inputs<'s> {
     /// records here (a failure, a grant note, a renewal under way, the daemon's) by this machine's.
     pub clock_skew: i64,
     /// Whether this process has a terminal to ask a prompted passphrase on, as the next call in
-    /// the same place would.
+    /// the same place would (looked for only when the passphrase is prompted).
     pub terminal: bool,
 }
 
@@ -340,9 +340,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     // woci's own records (a failure, a grant note, the daemon's) carry this machine's time.
     let machine_now = now - inp.clock_skew.max(0);
     // A call whose renewal fails runs with a token that still has more than a minute left.
-    let keeps = f
-        .claims()
-        .is_some_and(|c| c.exp - now > i64::try_from(crate::renew::FALLBACK_MIN_LEFT.as_secs()).unwrap_or(i64::MAX));
+    let keeps = f.claims().is_some_and(|c| c.exp - now > crate::renew::plan::secs(crate::renew::FALLBACK_MIN_LEFT));
     // Whether a login can happen here (a terminal, or a `BROWSER` command), as the call's plan knows.
     let can_log_in = matches!(f.mode, crate::settings::RenewMode::Login(c) if c.interactive);
     let (exit_code, reason) =
@@ -585,6 +583,8 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
     let facts =
         SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store).in_token_time(&ctx.server);
+    // Looked for only where a passphrase would be asked: the prompt runs on every shell prompt.
+    let terminal = facts.refresh.passphrase != PassphraseInput::Prompt || crate::terminal::has_controlling_terminal();
     let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
     Ok(Inputs {
         facts,
@@ -605,7 +605,7 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .flatten()
             .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
         clock_skew: ctx.server.offset_ms() / 1000,
-        terminal: crate::terminal::has_controlling_terminal(),
+        terminal,
     })
 }
 
