@@ -63,10 +63,13 @@ pub(crate) struct DaemonState {
 }
 
 impl DaemonState {
-    /// Records a successful renewal check at `at`: the token expires at `exp`, the next check is
-    /// at `next`.
-    pub(crate) fn renewed(&mut self, at: i64, exp: i64, next: i64) {
-        self.last_renewal = Some(at);
+    /// Records a successful renewal check: the token expires at `exp`, the next check is at
+    /// `next`; `own` is when the daemon renewed it itself (`None`: the token was still valid, or
+    /// another woci renewed it, and the daemon's last renewal stays what it was).
+    pub(crate) fn renewed(&mut self, own: Option<i64>, exp: i64, next: i64) {
+        if own.is_some() {
+            self.last_renewal = own;
+        }
         self.token_exp = Some(exp);
         self.next_renewal = Some(next);
         self.last_error = None;

@@ -239,11 +239,9 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             let next = now() + secs(schedule::next_check_in(&ctx.settings, &session.claims, now()));
             save(&|s| {
                 s.phase = Phase::Running;
-                s.renewed(local(), mine(session.claims.exp), mine(next));
                 // A token still valid at the start is no renewal of the daemon's.
-                if session.action == crate::renew::Action::Reused {
-                    s.last_renewal = None;
-                }
+                let own = (session.action != crate::renew::Action::Reused).then(local);
+                s.renewed(own, mine(session.claims.exp), mine(next));
             });
             log_event(
                 local(),
@@ -277,14 +275,8 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                 let msg = match ev {
                     LoopEvent::Renewed { exp, next, by_other } => {
                         let (exp, next) = (mine(exp), mine(next));
-                        save(&|s| {
-                            // Another woci's renewal is not the daemon's last one.
-                            let own = s.last_renewal;
-                            s.renewed(t, exp, next);
-                            if by_other {
-                                s.last_renewal = own;
-                            }
-                        });
+                        // Another woci's renewal is not the daemon's last one.
+                        save(&|s| s.renewed((!by_other).then_some(t), exp, next));
                         let what = if by_other { "session renewed by another woci" } else { "renewal ok" };
                         format!("{what}: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
                     }

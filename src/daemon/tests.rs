@@ -439,3 +439,16 @@ fn the_daemon_window_defaults_to_the_auto_refresh_one_until_something_sets_it() 
     std::fs::write(&ini, "[P]\nrefresh_safety_window = 90\n").unwrap();
     assert_eq!(resolve().window, Duration::from_secs(90), "the INI's window, as a reload reads it");
 }
+
+/// A token still valid at the start, or renewed by another woci, is no renewal of the daemon's:
+/// its last renewal stays, while the token's end and the next check move.
+#[test]
+fn only_the_daemons_own_renewal_is_its_last() {
+    let mut st = DaemonState::default();
+    st.renewed(None, 200, 150);
+    assert_eq!((st.last_renewal, st.token_exp, st.next_renewal), (None, Some(200), Some(150)));
+    st.renewed(Some(160), 400, 350);
+    assert_eq!(st.last_renewal, Some(160));
+    st.renewed(None, 600, 550);
+    assert_eq!((st.last_renewal, st.token_exp, st.next_renewal), (Some(160), Some(600), Some(550)));
+}
