@@ -361,9 +361,14 @@ fn the_last_failure_counts_for_the_next_renewal() {
 
 /// The IdP profile of these tests where a login can happen (a terminal, or `BROWSER`).
 fn interactive() -> &'static RenewMode {
+    login_with(|cfg| cfg.interactive = true)
+}
+
+/// The IdP profile of these tests, changed by `change`.
+fn login_with(change: impl FnOnce(&mut crate::settings::LoginConfig)) -> &'static RenewMode {
     let RenewMode::Login(cfg) = mode(RenewalKind::Idp) else { unreachable!() };
     let mut cfg = cfg.clone();
-    cfg.interactive = true;
+    change(&mut cfg);
     Box::leak(Box::new(RenewMode::Login(cfg)))
 }
 
@@ -378,10 +383,7 @@ fn a_grant_a_killed_woci_sent_is_probably_spent_unless_within_the_reuse_grace() 
     assert!(r.reason.contains("woci pid 4242 sent a refresh grant") && r.reason.contains("20s ago"), "{}", r.reason);
     assert!(r.reason.contains("probably spent"), "{}", r.reason);
     assert_eq!(r.refresh_token.unsettled_grant, Some(UnsettledGrant { pid: 4242, sent_at: NOW - 20 }));
-    let RenewMode::Login(cfg) = mode(RenewalKind::Idp) else { unreachable!() };
-    let mut cfg = cfg.clone();
-    cfg.idp.reuse_grace = std::time::Duration::from_secs(60);
-    i.facts.mode = Box::leak(Box::new(RenewMode::Login(cfg)));
+    i.facts.mode = login_with(|cfg| cfg.idp.reuse_grace = std::time::Duration::from_secs(60));
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("refresh", 0));
     assert!(r.reason.contains("within `refresh_token_reuse_grace`"), "{}", r.reason);
