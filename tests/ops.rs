@@ -936,7 +936,8 @@ async fn ctrl_d_at_the_passphrase_prompt_ends_it() {
 }
 
 /// Round 46: `--status` in a job without a terminal (cron, CI) said a prompted passphrase would be
-/// asked (usable, exit 0), while a call there fails with exit 3; in a terminal it is asked.
+/// asked (usable, exit 0), while a call there fails with exit 3; in a terminal it is asked. Inside
+/// a wide safety window the call runs with the token (minutes left) instead: usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_prompted_passphrase_without_a_terminal_makes_the_profile_unusable_there() {
     let w = World::new().await;
@@ -958,4 +959,14 @@ async fn a_prompted_passphrase_without_a_terminal_makes_the_profile_unusable_the
     let (code, text) = typing_into(terminal, &[]).await;
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("the next call asks for the passphrase"), "{text}");
+    // Inside a wide safety window the call runs with a token that has minutes left: usable.
+    w.seed_token(240);
+    let wide = ["--refresh-safety-window", "10m"];
+    let status = job(&[&wide[..], &["--status"]].concat());
+    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stdout));
+    assert!(String::from_utf8_lossy(&status.stdout).contains("until then a call here runs with the current token"));
+    let call = job(&[&wide[..], &["os", "ns", "get"]].concat());
+    assert_eq!(call.status.code(), Some(0), "the prediction holds: {}", String::from_utf8_lossy(&call.stderr));
+    assert!(String::from_utf8_lossy(&call.stderr).contains("running with the current token"));
+    assert_eq!(w.emu.stats().refresh_grants, 0);
 }

@@ -106,7 +106,7 @@ fn after_last_failure(
     keeps: bool,
     can_log_in: bool,
 ) -> (u8, String) {
-    let renews = matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange");
+    let renews = renews(next_action);
     let login = exit_code == crate::error::exit::LOGIN && next_action == "login";
     let Some((f, changed)) = last.filter(|_| renews && (exit_code == 0 || login)) else { return (exit_code, reason) };
     let age = (now - f.at / 1000).max(0);
@@ -132,7 +132,7 @@ fn after_last_failure(
     if f.reply_lost {
         let why = format!(
             "{reason}; but the answer to the last refresh grant ({ago} ago) was lost, so the identity provider has \
-             probably spent the stored refresh token and the next call will need a login"
+             probably spent the stored refresh token and the next renewal will need a login"
         );
         (crate::error::exit::LOGIN, why)
     } else if keeps {
@@ -161,6 +161,11 @@ fn after_last_failure(
     }
 }
 
+/// Whether a call with this next action renews the session.
+fn renews(next_action: &str) -> bool {
+    matches!(next_action, "refresh" | "login" | "session_refresh" | "exchange")
+}
+
 /// A stored refresh token a killed woci sent a grant with: the identity provider has probably
 /// spent it, unless that was within `refresh_token_reuse_grace`. A refresh next fails (exit 3);
 /// with a session token still valid, the renewal after it will (said, exit 0).
@@ -180,7 +185,7 @@ fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &S
         (true, _) => (exit_code, format!("{reason} ({what}; within `refresh_token_reuse_grace` the identity provider takes it again)")),
         (false, true) => (
             crate::error::exit::LOGIN,
-            format!("{reason}; but {what}, so the identity provider has probably spent it and the next call will need a login"),
+            format!("{reason}; but {what}, so the identity provider has probably spent it and the next renewal will need a login"),
         ),
         (false, false) => (
             exit_code,
@@ -339,36 +344,41 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     };
     // woci's own records (a failure, a grant note, the daemon's) carry this machine's time.
     let machine_now = now - inp.clock_skew.max(0);
-    // A call whose renewal fails runs with a token that still has more than a minute left.
-    let keeps = f.claims().is_some_and(|c| c.exp - now > crate::renew::plan::secs(crate::renew::FALLBACK_MIN_LEFT));
+    // A call whose renewal fails runs with a token that still has more than a minute left, when
+    // it is bound to the profile's key (OCI refuses one bound to another).
+    let keeps = !f.key_mismatch
+        && f.claims().is_some_and(|c| c.exp - now > crate::renew::plan::secs(crate::renew::FALLBACK_MIN_LEFT));
     // Whether a login can happen here (a terminal, or a `BROWSER` command), as the call's plan knows.
     let can_log_in = matches!(f.mode, crate::settings::RenewMode::Login(c) if c.interactive);
     let (exit_code, reason) =
         after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps, can_log_in);
-    // A login that cannot happen here fails the renewal; the call then runs with that token.
-    let (exit_code, reason) = match keeps
-        && !can_log_in
-        && (exit_code, next_action) == (crate::error::exit::LOGIN, "login")
-    {
-        true => (
-            0,
-            format!("{reason}; until then a call here runs with the current token, which has more than a minute left"),
-        ),
-        false => (exit_code, reason),
-    };
     let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
     // A passphrase asked on the terminal cannot be asked in a job without one (cron, CI).
-    let prompted = f.refresh.state == RefreshTokenState::Encrypted && f.refresh.passphrase == PassphraseInput::Prompt;
-    let (exit_code, reason) = match exit_code == 0 && next_action == "refresh" && prompted && !inp.terminal {
+    let unaskable = f.refresh.state == RefreshTokenState::Encrypted
+        && f.refresh.passphrase == PassphraseInput::Prompt
+        && !inp.terminal;
+    let (exit_code, reason) = match exit_code == 0 && next_action == "refresh" && unaskable {
         true => (
             crate::error::exit::LOGIN,
             format!(
-                "{reason}; but there is no terminal here to ask for it on, so a call here fails: give the passphrase \
+                "{reason}; but there is no terminal here to ask for it on, so the renewal fails: give the passphrase \
                  in a variable instead, with `--refresh-token-passphrase-env VAR` (`refresh_token_passphrase_env`)"
             ),
         ),
         false => (exit_code, reason),
     };
+    // A call whose renewal needs a login (or a passphrase) that cannot happen here fails that
+    // renewal, and runs with the token while it has more than a minute left (`ensure_or_keep`).
+    let (exit_code, reason) =
+        match keeps && renews(next_action) && exit_code == crate::error::exit::LOGIN && (!can_log_in || unaskable) {
+            true => (
+                0,
+                format!(
+                    "{reason}; until then a call here runs with the current token, which has more than a minute left"
+                ),
+            ),
+            false => (exit_code, reason),
+        };
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
     let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {
         (Some((code, why)), _) => (*code, "impossible", why.clone()),

@@ -359,6 +359,53 @@ fn the_last_failure_counts_for_the_next_renewal() {
     assert_eq!(decide_of(&i), ("login", exit::LOGIN));
 }
 
+/// Inside a wide safety window, a renewal that needs a login or passphrase that cannot happen
+/// here fails, and the call runs with the token while it has more than a minute left
+/// (`Renewer::ensure_or_keep`): usable; where the login can happen, it is one (exit 3). A token
+/// bound to another key is never kept.
+#[test]
+fn a_renewal_that_cannot_log_in_here_leaves_the_call_its_token() {
+    let widened = |rt| {
+        let mut i = inputs(testing::present(claims(NOW - 600, NOW + 240)), RenewalKind::Idp, rt);
+        i.facts.window = std::time::Duration::from_secs(600);
+        i
+    };
+    let lost = crate::store::FailureRecord {
+        at: (NOW - 120) * 1000,
+        exit_code: exit::NETWORK,
+        message: "the answer was lost".into(),
+        transient: true,
+        reply_lost: true,
+        needs_login: false,
+        inputs: None,
+    };
+    let mut spent = widened(RefreshTokenState::Plain);
+    spent.last_failure = Some((lost.clone(), false));
+    let mut unsettled = widened(RefreshTokenState::Plain);
+    unsettled.facts.refresh.unsettled = Some((4242, (NOW - 20) * 1000));
+    for mut i in [spent, unsettled] {
+        let r = assess(&i, NOW);
+        assert_eq!((r.next_action, r.exit_code), ("refresh", 0));
+        assert!(r.reason.contains("next renewal will need a login; until then a call here runs"), "{}", r.reason);
+        i.facts.mode = interactive();
+        assert_eq!(decide_of(&i), ("refresh", exit::LOGIN));
+    }
+    // A passphrase prompt without a terminal fails the renewal, even where `BROWSER` could log in.
+    let mut i = widened(RefreshTokenState::Encrypted);
+    i.facts.refresh.passphrase = PassphraseInput::Prompt;
+    i.terminal = false;
+    i.facts.mode = interactive();
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("refresh", 0));
+    assert!(r.reason.contains("no terminal here") && r.reason.contains("until then a call here runs"), "{}", r.reason);
+    // The same token bound to another key than the profile's: OCI refuses it, nothing is kept.
+    let mut i = widened(RefreshTokenState::Plain);
+    i.last_failure = Some((crate::store::FailureRecord { reply_lost: false, transient: false, ..lost }, false));
+    assert_eq!(decide_of(&i).1, 0, "kept");
+    i.facts.key_mismatch = true;
+    assert_eq!(decide_of(&i).1, exit::NETWORK);
+}
+
 /// The IdP profile of these tests where a login can happen (a terminal, or `BROWSER`).
 fn interactive() -> &'static RenewMode {
     login_with(|cfg| cfg.interactive = true)
