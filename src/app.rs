@@ -28,8 +28,16 @@ pub fn main() -> ExitCode {
     let mut argv = std::env::args_os();
     let as_oci = argv.next().is_some_and(|a| cli::invoked_as_oci(&a));
     let args: Vec<OsString> = argv.collect();
-    let env: Env =
-        std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?))).collect();
+    // woci reads only text; a variable it would read that is not is named, not taken as unset.
+    let mut env = Env::new();
+    let mut not_text = Vec::new();
+    for (k, v) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))) {
+        match v.into_string() {
+            Ok(v) => drop(env.insert(k, v)),
+            Err(_) => not_text.push(k),
+        }
+    }
+    crate::settings::note_not_text(not_text);
     let result = run(args, env, as_oci);
     // A hook still running ends before woci's last line (or the child's exit status) does.
     crate::hooks::finish();

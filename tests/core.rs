@@ -386,6 +386,39 @@ async fn missing_configuration_is_exit_2() {
     expect_failure(&w, 2, "missing required options").await;
 }
 
+/// A variable woci reads whose value is not UTF-8 text was taken as unset (a passphrase "not
+/// set", another profile, no proxy): now named, exit 2. One woci does not read is no matter.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_variable_woci_reads_that_is_not_text_is_named() {
+    use std::os::unix::ffi::OsStrExt;
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let not_text = std::ffi::OsStr::from_bytes(b"ab\xffcd");
+    for (var, extra, said) in [
+        ("PP", &["--refresh-token-passphrase-env", "PP"][..], "`PP` (the refresh token passphrase) is set, but not"),
+        ("OCI_CLI_PROFILE", &[], "`OCI_CLI_PROFILE` is set, but not to UTF-8 text"),
+        ("HTTPS_PROXY", &[], "`HTTPS_PROXY` is set, but not to UTF-8 text"),
+    ] {
+        let out = run({
+            let mut c = w.woci();
+            c.env(var, not_text).args(extra).args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        assert_eq!((out.status.code(), stderr(&out).lines().count()), (Some(2), 1), "{}", stderr(&out));
+        assert!(stderr(&out).contains(said), "{}", stderr(&out));
+    }
+    assert_eq!(w.emu.stats().requests, 0);
+    let out = run({
+        let mut c = w.woci();
+        c.env("UNRELATED", not_text).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn idp_rejecting_the_client_is_exit_4() {
     let w = World::new().await;

@@ -32,8 +32,30 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
-/// A snapshot of the environment, so resolution is a pure function in tests.
+/// A snapshot of the environment, so resolution is a pure function in tests. It holds the
+/// variables whose names and values are UTF-8 text, all woci reads; see [`note_not_text`].
 pub type Env = HashMap<String, String>;
+
+/// The variables left out of [`Env`] because their values are not UTF-8 text.
+static NOT_TEXT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Notes, once at start, the process's variables whose values are not UTF-8 text: one woci would
+/// read is then an error naming it ([`unreadable`]), not a variable taken as unset.
+pub fn note_not_text(names: Vec<String>) {
+    let _ = NOT_TEXT.set(names);
+}
+
+/// The error for the first of `vars` whose value is not UTF-8 text, if any; `what` says what the
+/// variable is for, when the name does not (a passphrase, a subject token).
+pub(crate) fn unreadable<'a>(vars: impl IntoIterator<Item = &'a str>, what: &str) -> Result<(), crate::error::Error> {
+    let Some(not_text) = NOT_TEXT.get() else { return Ok(()) };
+    match vars.into_iter().find(|v| not_text.iter().any(|n| n == v)) {
+        Some(var) => Err(crate::error::Error::Config(format!(
+            "`{var}`{what} is set, but not to UTF-8 text, and woci reads only text: set it again in UTF-8, or unset it"
+        ))),
+        None => Ok(()),
+    }
+}
 
 /// The default safety window before `exp` for plain runs (the Python woci's reuse margin).
 pub const DEFAULT_WINDOW: Duration = Duration::from_secs(60);

@@ -139,6 +139,11 @@ impl Settings {
     /// (`oci`), and the environment. With `never_renews` (status and daemon controls) incomplete
     /// woci settings become [`RenewMode::Unusable`] instead of an error.
     pub fn resolve(flags: &Flags, oci: &OciView, env: &Env, never_renews: bool) -> Result<Settings> {
+        // A variable woci reads that is not text would be taken as unset: another profile, no proxy.
+        let oci_vars = ["HOME", "OCI_CLI_PROFILE", "OCI_CLI_CONFIG_FILE", "OCI_CONFIG_FILE", "OCI_CLI_RC_FILE"];
+        let proxy_vars = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY", "BROWSER"];
+        let table_vars = super::table::SETTINGS.iter().filter_map(|d| d.env);
+        super::unreadable(oci_vars.into_iter().chain(proxy_vars).chain(table_vars), "")?;
         let home = Self::home_of(env).ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
         // woci writes paths under it into the OCI config, which every later call reads from
         // wherever it runs, one line per key.
@@ -502,6 +507,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         if !missing.is_empty() {
             return Err(missing_error(format!("profile `{profile}` has `subject_token_source` but lacks"), &missing));
         }
+        super::unreadable(source.env_names(), " (read by `subject_token_source`)")?;
         return Ok(RenewMode::Federated(Box::new(FederatedConfig {
             env: SourceEnv::capture(&source, env),
             source,
@@ -558,6 +564,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         // Set but empty means "store unencrypted" (a renewal warns); unset is an error when
         // the refresh token is encrypted.
         Some(var) if !prompt || rank(Key::PassphraseEnv) < rank(Key::PassphrasePrompt) => {
+            super::unreadable([var.as_str()], " (the refresh token passphrase)")?;
             PassphraseSource::Env { value: env.get(&var).map(|v| SecretString::from(v.as_str())), var }
         }
         _ if prompt => PassphraseSource::Prompt,
