@@ -615,19 +615,46 @@ impl Renewer {
     }
 }
 
+/// Settings no renewal reads: changing one fixes no renewal failure (a log level, a hook).
+const NOT_READ_BY_RENEWALS: &[crate::settings::Key] = {
+    use crate::settings::Key::*;
+    &[
+        RefreshSafetyWindow,
+        AutoRefresh,
+        ResignProxy,
+        ResignHosts,
+        ProxyMaxConnections,
+        NativeOke,
+        OciCommand,
+        OciContainerImage,
+        OciContainerRuntime,
+        OciContainerArgs,
+        MetricsFile,
+        OnRenewalFailure,
+        OnExpiring,
+        ExpiringWarning,
+        FallbackProfile,
+        LogLevel,
+        Debug,
+    ]
+};
+
 /// A digest of what a renewal failure was met with: the profile's values in the manager INI, its
 /// section of the OCI config, both files' modes and owners, which refresh token is stored, and
-/// every variable that chooses a setting, a CA or a proxy. `--status` predicts a refusal again only while this is unchanged: another
-/// profile's renewal writing `~/.oci/config` is no fix, exporting a CA bundle may be.
+/// every variable that chooses a setting, a CA or a proxy; settings no renewal reads left out.
+/// `--status` predicts a refusal again only while this is unchanged: another profile's renewal
+/// writing `~/.oci/config` or a new `log_level` is no fix, exporting a CA bundle may be.
 pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
     use crate::fsutil::{identity, mode_and_owner};
-    use crate::settings::table::H_IDP;
+    use crate::settings::table::{def, H_IDP, SETTINGS};
     use std::fmt::Write as _;
+    let read = |name: &str| !NOT_READ_BY_RENEWALS.iter().any(|k| def(*k).name == name);
     let mut text = String::new();
     if let Some((ini, _)) = &settings.ini_file {
         // The profile's values (its section, `[COMMON]`): another profile's section is no fix.
-        let values = crate::settings::ini::load(ini, crate::settings::ini::Source::Flag, &settings.profile);
-        let _ = write!(text, "{:?}\n{:?}", values.map(|f| f.values).ok(), mode_and_owner(ini));
+        let values = crate::settings::ini::load(ini, crate::settings::ini::Source::Flag, &settings.profile)
+            .map(|f| f.values.into_iter().filter(|(k, _)| read(k)).collect::<Vec<_>>());
+        let _ = write!(text, "{:?}\n{:?}", values.ok(), mode_and_owner(ini));
     }
     let config = crate::oci_config::read_profile(&settings.oci_config_file, &settings.profile).ok();
     let _ = write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), mode_and_owner(&settings.oci_config_file));
@@ -636,14 +663,14 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
     // The CA sources woci reads (not `CURL_CA_BUNDLE`, which only a child gets).
     let ca = ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"];
     let proxy = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
-    let vars = crate::settings::table::SETTINGS.iter().filter_map(|d| d.env);
+    let vars = SETTINGS.iter().filter(|d| read(d.name)).filter_map(|d| d.env);
     for var in vars.chain(ca).chain(["NODE_EXTRA_CA_CERTS"]).chain(proxy) {
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }
     let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);
     // What the requests are made with, wherever it came from: `--status --client-secret …`
     // with the fix in hand counts, the same value given again or `--debug` does not.
-    let idp = crate::settings::table::SETTINGS.iter().filter(|d| d.flag.is_some_and(|f| f.heading == H_IDP));
+    let idp = SETTINGS.iter().filter(|d| d.flag.is_some_and(|f| f.heading == H_IDP));
     for d in idp {
         let value = settings.origins.get(d.name).map(|(_, v)| v.expose().as_str());
         let _ = write!(text, "\n{}={value:?}", d.name);

@@ -674,6 +674,38 @@ async fn an_exchange_outage_costs_no_more_refresh_grants() {
     assert!(renewer.access.lock().unwrap().is_none());
 }
 
+/// Round 44: a change to a setting no renewal reads (a log level, a hook) made `--status` drop
+/// a refusal it predicted, and a waiting call repeat the refused renewal; a renewal's own
+/// setting, a CA variable or a proxy still count as a possible fix.
+#[test]
+fn only_what_a_renewal_reads_counts_as_a_fix() {
+    let w = World::new("");
+    let ini = w.home.path().join(".oci/woci_manager.ini");
+    let digest = |env: &Env| failure_inputs(&w.settings(&[]), &w.store(), env);
+    let before = digest(&Env::new());
+    let original = std::fs::read_to_string(&ini).unwrap();
+    let with = |line: &str| {
+        let key = line.split(' ').next().unwrap();
+        let kept: String = original.lines().filter(|l| !l.starts_with(key)).map(|l| format!("{l}\n")).collect();
+        std::fs::write(&ini, format!("{kept}{line}\n")).unwrap();
+        let d = digest(&Env::new());
+        std::fs::write(&ini, &original).unwrap();
+        d
+    };
+    for unread in ["log_level = debug", "metrics_file = ~/m.json", "on_renewal_failure = true", "fallback_profile = Q"]
+    {
+        assert_eq!(with(unread), before, "{unread}");
+    }
+    for read in ["client_secret = fixed", "refresh_token_reuse_grace = 30s", "token_exchange_url = https://x.example/t"]
+    {
+        assert_ne!(with(read), before, "{read}");
+    }
+    let var = |k: &str| Env::from([(k.to_owned(), "v".to_owned())]);
+    assert_eq!(digest(&var("WOCI_OCI_COMMAND")), before);
+    assert_ne!(digest(&var("REQUESTS_CA_BUNDLE")), before);
+    assert_ne!(digest(&var("HTTPS_PROXY")), before);
+}
+
 /// A failure another woci recorded while this one waited for the lock is this call's too (it is
 /// not repeated), unless it was met with other settings (a call that read the manager INI while
 /// an editor saved it, a daemon's reloaded ones): then this call renews with its own.
