@@ -615,30 +615,6 @@ impl Renewer {
     }
 }
 
-/// Settings no renewal reads: changing one fixes no renewal failure (a log level, a hook).
-const NOT_READ_BY_RENEWALS: &[crate::settings::Key] = {
-    use crate::settings::Key::*;
-    &[
-        RefreshSafetyWindow,
-        AutoRefresh,
-        ResignProxy,
-        ResignHosts,
-        ProxyMaxConnections,
-        NativeOke,
-        OciCommand,
-        OciContainerImage,
-        OciContainerRuntime,
-        OciContainerArgs,
-        MetricsFile,
-        OnRenewalFailure,
-        OnExpiring,
-        ExpiringWarning,
-        FallbackProfile,
-        LogLevel,
-        Debug,
-    ]
-};
-
 /// A digest of what a renewal failure was met with: the profile's values in the manager INI, its
 /// section of the OCI config, both files' modes and owners, which refresh token is stored, and
 /// every variable that chooses a setting, a CA or a proxy; settings no renewal reads left out.
@@ -646,9 +622,9 @@ const NOT_READ_BY_RENEWALS: &[crate::settings::Key] = {
 /// writing `~/.oci/config` or a new `log_level` is no fix, exporting a CA bundle may be.
 pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
     use crate::fsutil::{identity, mode_and_owner};
-    use crate::settings::table::{def, H_IDP, SETTINGS};
+    use crate::settings::table::{H_IDP, SETTINGS};
     use std::fmt::Write as _;
-    let read = |name: &str| !NOT_READ_BY_RENEWALS.iter().any(|k| def(*k).name == name);
+    let read = |name: &str| SETTINGS.iter().find(|d| d.name == name).is_none_or(|d| d.renewal);
     let mut text = String::new();
     if let Some((ini, _)) = &settings.ini_file {
         // The profile's values (its section, `[COMMON]`): another profile's section is no fix.
@@ -663,7 +639,7 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
     // The CA sources woci reads (not `CURL_CA_BUNDLE`, which only a child gets).
     let ca = ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"];
     let proxy = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
-    let vars = SETTINGS.iter().filter(|d| read(d.name)).filter_map(|d| d.env);
+    let vars = SETTINGS.iter().filter(|d| d.renewal).filter_map(|d| d.env);
     for var in vars.chain(ca).chain(["NODE_EXTRA_CA_CERTS"]).chain(proxy) {
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }

@@ -143,6 +143,9 @@ pub struct Def {
     pub default_doc: &'static str,
     /// Never shown, logged or passed on (client secrets).
     pub secret: bool,
+    /// Whether a renewal reads it: changing one it does not (a log level, a hook) fixes no
+    /// renewal failure (`--status`, a call waiting for another woci's renewal).
+    pub renewal: bool,
     /// One line.
     pub help: &'static str,
 }
@@ -164,7 +167,19 @@ use Scope::{Anywhere, Leading};
 
 /// A setting of `woci_manager.ini` with no flag, variable or default; the builders below add them.
 const fn d(key: Key, name: &'static str, kind: Kind, help: &'static str) -> Def {
-    Def { key, name, ini: true, flag: None, env: None, kind, default: "", default_doc: "", secret: false, help }
+    Def {
+        key,
+        name,
+        ini: true,
+        flag: None,
+        env: None,
+        kind,
+        default: "",
+        default_doc: "",
+        secret: false,
+        renewal: true,
+        help,
+    }
 }
 
 impl Def {
@@ -201,6 +216,11 @@ impl Def {
         Def { secret: true, ..self }
     }
 
+    /// Not read by a renewal: the call's or the run's own setting.
+    const fn call_only(self) -> Def {
+        Def { renewal: false, ..self }
+    }
+
     /// Not a key of `woci_manager.ini` (a flag or variable only).
     const fn no_ini(self) -> Def {
         Def { ini: false, ..self }
@@ -217,7 +237,7 @@ pub const SETTINGS: &[Def] = &[
         .default_doc("`~/.oci/config`"),
     d(Key::Region, "region", Text, "The profile's region, written into the OCI config with the session's entries (it wins over the OCI config's; a call's `--region` or `OCI_CLI_REGION` is that call's, written only into a profile without one)"),
     d(Key::RefreshSafetyWindow, "refresh_safety_window", Duration, "Renew when the session token expires within this long")
-        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime; the daemon and --auto-refresh renew up to 30s before it opens, ahead of calls"),
+        .flag("refresh-safety-window", "DURATION", Anywhere, H_SESSION).default_doc("60s, with --auto-refresh 10m; at most half the token's lifetime; the daemon and --auto-refresh renew up to 30s before it opens, ahead of calls").call_only(),
     d(Key::OpenBrowser, "open_browser", Bool, "Open a browser for the login (`false`: print the login URL only, as on a host reached over SSH with the redirect port forwarded)").default("true")
         .switch("no-browser", "false", Anywhere, H_SESSION, "Print the login URL instead of opening a browser"),
     d(Key::LoginFlow, "login_flow", Choice(&["auto", "browser", "device", "device_code"]),
@@ -255,31 +275,31 @@ pub const SETTINGS: &[Def] = &[
     d(Key::AuthEndpoint, "auth_endpoint", Url, "OCI auth service base URL for session refresh").env("WOCI_AUTH_ENDPOINT")
         .default_doc("from the region"),
     d(Key::AutoRefresh, "auto_refresh", Bool, "Keep the session valid while `oci` runs").default("false")
-        .switch("auto-refresh", "true", Anywhere, H_LONG, "Keep the session valid while oci runs, re-signing its requests with fresh tokens"),
+        .switch("auto-refresh", "true", Anywhere, H_LONG, "Keep the session valid while oci runs, re-signing its requests with fresh tokens").call_only(),
     d(Key::ResignProxy, "resign_proxy", Bool, "Run the re-signing proxy beside an auto-refreshed child").no_ini().default("true")
-        .switch("no-resign-proxy", "false", Anywhere, H_LONG, "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy"),
+        .switch("no-resign-proxy", "false", Anywhere, H_LONG, "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy").call_only(),
     d(Key::ResignHosts, "resign_hosts", List, "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host, separated by commas (an `https://` URL stands for its host and port)")
-        .env("WOCI_RESIGN_HOSTS"),
+        .env("WOCI_RESIGN_HOSTS").call_only(),
     d(Key::ProxyMaxConnections, "proxy_max_connections", Count, "How many connections the re-signing proxy keeps open at once")
-        .default_doc("(open-files limit − 128) / 2, at most 4096"),
+        .default_doc("(open-files limit − 128) / 2, at most 4096").call_only(),
     d(Key::NativeOke, "native_oke", Bool, "Answer `ce cluster generate-token` natively").default("true")
-        .switch("no-native", "false", Anywhere, H_LONG, "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)"),
+        .switch("no-native", "false", Anywhere, H_LONG, "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)").call_only(),
     d(Key::OciCommand, "oci_command", Command, "The `oci` program to run").env("WOCI_OCI_COMMAND")
-        .default_doc("`oci` on `PATH`, skipping woci itself"),
-    d(Key::OciContainerImage, "oci_container_image", Text, "Run `oci` from this container image").env("WOCI_OCI_CONTAINER_IMAGE"),
+        .default_doc("`oci` on `PATH`, skipping woci itself").call_only(),
+    d(Key::OciContainerImage, "oci_container_image", Text, "Run `oci` from this container image").env("WOCI_OCI_CONTAINER_IMAGE").call_only(),
     d(Key::OciContainerRuntime, "oci_container_runtime", Command, "The container runtime: `docker` or `podman` (or a path to one)")
-        .default_doc("`docker`, else `podman`, whichever is on `PATH`"),
-    d(Key::OciContainerArgs, "oci_container_args", Command, "Extra arguments for the runtime's `run`"),
-    d(Key::MetricsFile, "metrics_file", Path, "Write renewal metrics here in the Prometheus text format (node_exporter textfile collector)"),
-    d(Key::OnRenewalFailure, "on_renewal_failure", Command, "Run this command (JSON event on stdin) after a failed renewal"),
-    d(Key::OnExpiring, "on_expiring", Command, "Run this command (JSON event on stdin) when the session or refresh token nears its hard end"),
+        .default_doc("`docker`, else `podman`, whichever is on `PATH`").call_only(),
+    d(Key::OciContainerArgs, "oci_container_args", Command, "Extra arguments for the runtime's `run`").call_only(),
+    d(Key::MetricsFile, "metrics_file", Path, "Write renewal metrics here in the Prometheus text format (node_exporter textfile collector)").call_only(),
+    d(Key::OnRenewalFailure, "on_renewal_failure", Command, "Run this command (JSON event on stdin) after a failed renewal").call_only(),
+    d(Key::OnExpiring, "on_expiring", Command, "Run this command (JSON event on stdin) when the session or refresh token nears its hard end").call_only(),
     d(Key::ExpiringWarning, "expiring_warning", Duration, "How long before the session's or refresh token's hard end to warn")
-        .default_doc("1h before the session's end, 24h before the refresh token's"),
-    d(Key::FallbackProfile, "fallback_profile", Profile, "Run the command with this profile when this one's session cannot be renewed"),
+        .default_doc("1h before the session's end, 24h before the refresh token's").call_only(),
+    d(Key::FallbackProfile, "fallback_profile", Profile, "Run the command with this profile when this one's session cannot be renewed").call_only(),
     d(Key::LogLevel, "log_level", Choice(&["trace", "debug", "info", "warn", "warning", "error", "critical", "fatal", "off", "none"]),
-        "woci's log level (RUST_LOG wins)").flag("log-level", "LEVEL", Leading, H_INFO).default("warn"),
+        "woci's log level (RUST_LOG wins)").flag("log-level", "LEVEL", Leading, H_INFO).default("warn").call_only(),
     d(Key::Debug, "debug", Bool, "woci's debug logging").no_ini().default("false")
-        .switch("debug", "true", Leading, H_INFO, "Show woci's flow (secrets redacted); also passed on to oci"),
+        .switch("debug", "true", Leading, H_INFO, "Show woci's flow (secrets redacted); also passed on to oci").call_only(),
 ];
 
 impl Def {
