@@ -36,12 +36,13 @@ impl Transport for reqwest::Client {
         Box::pin(async move {
             let mut deadline = Deadline::new(req.timeout);
             let host = req.url.host_str().unwrap_or("?").to_owned();
+            let plain = req.url.scheme() == "http";
             let builder = self.request(req.method, req.url).headers(req.headers).body(req.body.to_vec());
             let mut resp = deadline
                 .run(builder.send())
                 .await
                 .ok_or_else(|| Failure::Lost("timed out".into()))?
-                .map_err(|e| classify(e, &host))?;
+                .map_err(|e| classify(e, &host, plain))?;
             let status = resp.status().as_u16();
             let mut body = Zeroizing::new(Vec::with_capacity(16 * 1024));
             loop {
@@ -105,10 +106,11 @@ impl Deadline {
 }
 
 /// Connect-phase errors (refused, DNS, TLS handshake, connect timeout, proxy CONNECT refused) mean
-/// the request never reached the server; everything else may have. A refused handshake (the
-/// certificate, or no TLS version in common) is told apart: it is not retried, and its message
-/// says what to fix.
-fn classify(e: reqwest::Error, host: &str) -> Failure {
+/// the request never reached the server; so does an answer that does not start as HTTP (the port
+/// of a TLS server asked in `plain` http://: no HTTP server processed the request); everything
+/// else may have. A refused handshake (the certificate, or no TLS version in common) is told apart: it is
+/// not retried, and its message says what to fix.
+fn classify(e: reqwest::Error, host: &str, plain: bool) -> Failure {
     // No file descriptor left here (`ulimit -n`): this machine's limit, not the network.
     let local = causes(&e)
         .filter_map(|c| c.downcast_ref::<std::io::Error>()?.raw_os_error())
@@ -127,8 +129,19 @@ fn classify(e: reqwest::Error, host: &str) -> Failure {
             Failure::NotSent(format!("{} (check the host name `{host}` in the URL)", describe(&e)))
         }
         None if e.is_connect() => Failure::NotSent(describe(&e)),
+        // Only an answer whose first bytes are not `HTTP/1.x`: a garbled header of an answer that
+        // is HTTP may come from a server that processed the request (a rotated refresh token).
+        None if causes(&e).any(|c| c.downcast_ref::<hyper::Error>().is_some_and(not_http)) => {
+            let hint = if plain { "; is it an https:// server?" } else { "" };
+            Failure::NotSent(format!("the server at `{host}` did not answer in HTTP ({}{hint})", describe(&e)))
+        }
         None => Failure::Lost(describe(&e)),
     }
+}
+
+/// hyper's parse error for an answer that does not start as HTTP/1 does (its kind is private).
+fn not_http(e: &hyper::Error) -> bool {
+    e.is_parse() && e.to_string() == "invalid HTTP version parsed"
 }
 
 /// `e`'s causes, outermost first.
@@ -320,6 +333,41 @@ mod tests {
             let answer = client.send(req, 1024).await.unwrap_or_else(|e| panic!("{e:?}"));
             assert_eq!((answer.status, answer.body.as_slice()), (200, &b"ok"[..]));
         }
+    }
+
+    /// An http:// URL to a TLS server's port gets a TLS alert, not HTTP: no HTTP server processed
+    /// the request (a refresh grant's refresh token is not spent), and the message says what to
+    /// check. It was taken as a lost answer, and `--status` then said a login was next.
+    #[tokio::test]
+    async fn an_answer_that_is_not_http_means_nothing_was_processed() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            // A TLS "protocol version" alert, as a TLS server answers bytes that are not TLS; then
+            // an HTTP answer with a broken header, which a server that processed it may send.
+            let answers: [&[u8]; 2] =
+                [&[0x15, 0x03, 0x01, 0x00, 0x02, 0x02, 0x46], b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n"];
+            for (mut conn, answer) in listener.incoming().flatten().zip(answers) {
+                let _ = conn.read(&mut [0u8; 4096]);
+                let _ = conn.write_all(answer);
+            }
+        });
+        let req = || Request {
+            method: reqwest::Method::POST,
+            url: format!("http://127.0.0.1:{port}/token").parse().unwrap(),
+            headers: Default::default(),
+            body: Zeroizing::new(b"grant_type=refresh_token".to_vec()),
+            timeout: std::time::Duration::from_secs(10),
+        };
+        let client = client(&HttpOptions::default()).unwrap();
+        match client.send(req(), 1024).await {
+            Err(Failure::NotSent(why)) => {
+                assert!(why.contains("did not answer in HTTP") && why.contains("is it an https:// server?"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(client.send(req(), 1024).await, Err(Failure::Lost(_))));
     }
 
     /// A host name that does not resolve (`.invalid` never does, RFC 6761) names the host to check.
