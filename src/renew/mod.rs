@@ -636,11 +636,9 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
     let _ = write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), mode_and_owner(&settings.oci_config_file));
     // Which refresh token (a new one stored, one put back), known without reading it.
     let _ = write!(text, "\n{:?}", identity(&store.refresh_token_path()));
-    // The CA sources woci reads (not `CURL_CA_BUNDLE`, which only a child gets).
-    let ca = ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR"];
-    let proxy = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
+    // The settings' variables, and the CA and proxy ones (not `CURL_CA_BUNDLE`, only a child's).
     let vars = SETTINGS.iter().filter(|d| d.renewal).filter_map(|d| d.env);
-    for var in vars.chain(ca).chain(["NODE_EXTRA_CA_CERTS"]).chain(proxy) {
+    for var in vars.chain(crate::settings::CA_VARS).chain(crate::settings::PROXY_VARS) {
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }
     let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);

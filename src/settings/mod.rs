@@ -36,6 +36,13 @@ use url::Url;
 /// variables whose names and values are UTF-8 text, all woci reads; see [`note_not_text`].
 pub type Env = HashMap<String, String>;
 
+/// The variables naming CA certificates woci trusts (`SSL_CERT_DIR` through the system's store).
+pub(crate) const CA_VARS: [&str; 5] =
+    ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS"];
+/// The proxy variables woci reads, as `oci` (Python's urllib) does.
+pub(crate) const PROXY_VARS: [&str; 6] =
+    ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
+
 /// The variables left out of [`Env`] because their values are not UTF-8 text.
 static NOT_TEXT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
 

@@ -140,10 +140,10 @@ impl Settings {
     /// woci settings become [`RenewMode::Unusable`] instead of an error.
     pub fn resolve(flags: &Flags, oci: &OciView, env: &Env, never_renews: bool) -> Result<Settings> {
         // A variable woci reads that is not text would be taken as unset: another profile, no proxy.
-        let oci_vars = ["HOME", "OCI_CLI_PROFILE", "OCI_CLI_CONFIG_FILE", "OCI_CONFIG_FILE", "OCI_CLI_RC_FILE"];
-        let proxy_vars = ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY", "BROWSER"];
+        let oci_vars =
+            ["HOME", "OCI_CLI_PROFILE", "OCI_CLI_CONFIG_FILE", "OCI_CONFIG_FILE", "OCI_CLI_RC_FILE", "BROWSER"];
         let table_vars = super::table::SETTINGS.iter().filter_map(|d| d.env);
-        super::unreadable(oci_vars.into_iter().chain(proxy_vars).chain(table_vars), "")?;
+        super::unreadable(oci_vars.into_iter().chain(super::CA_VARS).chain(super::PROXY_VARS).chain(table_vars), "")?;
         let home = Self::home_of(env).ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
         // woci writes paths under it into the OCI config, which every later call reads from
         // wherever it runs, one line per key.
