@@ -108,8 +108,8 @@ impl Deadline {
 /// Connect-phase errors (refused, DNS, TLS handshake, connect timeout, proxy CONNECT refused) mean
 /// the request never reached the server; so does an answer that does not start as HTTP (the port
 /// of a TLS server asked in `plain` http://: no HTTP server processed the request); everything
-/// else may have. A refused handshake (the certificate, or no TLS version in common) is told apart: it is
-/// not retried, and its message says what to fix.
+/// else may have. A refused handshake (the certificate, or no TLS version in common) is told
+/// apart: it is not retried, and its message says what to fix.
 fn classify(e: reqwest::Error, host: &str, plain: bool) -> Failure {
     // No file descriptor left here (`ulimit -n`): this machine's limit, not the network.
     let local = causes(&e)

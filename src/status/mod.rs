@@ -9,9 +9,9 @@
 //! Exit code (also `exit_code` in the JSON) — the code the next call would exit with, or 0 when
 //! it works without a person: `0` usable (valid, or renewable without a person); `3` an
 //! interactive login is needed (a call that can ask for one does so first, even where it would
-//! run with the current token when nobody logs in); otherwise the blocking error's code (`2` settings, `7` a damaged
-//! file, `8` a locked refresh token, `9` a session that cannot be renewed, `11` a subject token
-//! source that cannot give a token).
+//! run with the current token when nobody logs in); otherwise the blocking error's code (`2`
+//! settings, `7` a damaged file, `8` a locked refresh token, `9` a session that cannot be
+//! renewed, `11` a subject token source that cannot give a token).
 //!
 //! Text and JSON are safe on a terminal ([`crate::terminal`]): in the text, control and format
 //! characters of a claim or an error are visible escapes; in the JSON they are `\uXXXX` escapes,
