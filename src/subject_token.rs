@@ -116,11 +116,15 @@ impl SubjectTokenSource {
             SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
                 .into_iter()
                 .find(|v| unset(v))
-                .map(|v| format!("`{v}` is not set or empty (the job needs `permissions: id-token: write`)"))
+                .map(|v| match crate::settings::unset(v) {
+                    "is not set" => format!("`{v}` is not set or empty (the job needs `permissions: id-token: write`)"),
+                    not => format!("`{v}` {not}"),
+                })
                 .or_else(|| gh_url(env.vars()).err()),
-            SubjectTokenSource::Env(name) if unset(name) => {
-                Some(format!("the environment variable `{name}` is not set or empty"))
-            }
+            SubjectTokenSource::Env(name) if unset(name) => match crate::settings::unset(name) {
+                "is not set" => Some(format!("the environment variable `{name}` is not set or empty")),
+                not => Some(format!("the environment variable `{name}` {not}")),
+            },
             // The same value for the whole process: what it holds now is what every renewal gets
             // (its expiry is judged by the plan, with the time: [`Self::env_jwt_expiry`]).
             SubjectTokenSource::Env(name) => {
@@ -172,7 +176,10 @@ impl SubjectTokenSource {
                 (self.github_actions(http, env, audience).await?, "the ID-token service's answer".to_owned())
             }
             SubjectTokenSource::Env(name) => match env.get(name).map(|v| v.trim()) {
-                None => return Err(self.misconfigured(format!("the environment variable `{name}` is not set"))),
+                None => {
+                    let unset = crate::settings::unset(name);
+                    return Err(self.misconfigured(format!("the environment variable `{name}` {unset}")));
+                }
                 Some("") => return Err(self.misconfigured(format!("the environment variable `{name}` is empty"))),
                 Some(v) => (SecretString::from(v), format!("`{name}`")),
             },

@@ -386,8 +386,10 @@ async fn missing_configuration_is_exit_2() {
     expect_failure(&w, 2, "missing required options").await;
 }
 
-/// A variable woci reads whose value is not UTF-8 text was taken as unset (a passphrase "not
-/// set", another profile, no proxy): now named, exit 2. One woci does not read is no matter.
+/// A variable woci reads whose value is not UTF-8 text was taken as unset (another profile, no
+/// proxy, `OCI_CLI_AUTH` replaced in an `--exec` program's environment): now named, exit 2. One a
+/// flag overrides, or woci does not read, is no matter. A passphrase variable that is not text
+/// is as one that is not set (a valid token is used as it is), said so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_variable_woci_reads_that_is_not_text_is_named() {
     use std::os::unix::ffi::OsStrExt;
@@ -395,28 +397,28 @@ async fn a_variable_woci_reads_that_is_not_text_is_named() {
     w.seed_token(-10);
     w.seed_refresh_token();
     let not_text = std::ffi::OsStr::from_bytes(b"ab\xffcd");
-    for (var, extra, said) in [
-        ("PP", &["--refresh-token-passphrase-env", "PP"][..], "`PP` (the refresh token passphrase) is set, but not"),
-        ("OCI_CLI_PROFILE", &[], "`OCI_CLI_PROFILE` is set, but not to UTF-8 text"),
-        ("HTTPS_PROXY", &[], "`HTTPS_PROXY` is set, but not to UTF-8 text"),
+    let call = |var: &'static str, args: &'static [&'static str]| {
+        let mut c = w.woci();
+        c.env(var, not_text).args(args).args(["os", "ns", "get"]);
+        run(c)
+    };
+    for (var, said) in [
+        ("OCI_CLI_PROFILE", "`OCI_CLI_PROFILE` is set, but not to UTF-8 text"),
+        ("HTTPS_PROXY", "`HTTPS_PROXY` is set, but not to UTF-8 text"),
+        ("OCI_CLI_AUTH", "`OCI_CLI_AUTH` is set, but not to UTF-8 text"),
     ] {
-        let out = run({
-            let mut c = w.woci();
-            c.env(var, not_text).args(extra).args(["os", "ns", "get"]);
-            c
-        })
-        .await;
+        let out = call(var, &[]).await;
         assert_eq!((out.status.code(), stderr(&out).lines().count()), (Some(2), 1), "{}", stderr(&out));
         assert!(stderr(&out).contains(said), "{}", stderr(&out));
     }
+    let out = call("PP", &["--refresh-token-passphrase-env", "PP"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`PP` (named by the `--refresh-token-passphrase-env` flag) is not UTF-8 text;"));
     assert_eq!(w.emu.stats().requests, 0);
-    let out = run({
-        let mut c = w.woci();
-        c.env("UNRELATED", not_text).args(["os", "ns", "get"]);
-        c
-    })
-    .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(call("UNRELATED", &[]).await.status.success());
+    assert!(call("OCI_CLI_AUTH", &["--auth", "security_token"]).await.status.success(), "the flag wins");
+    let out = call("PP", &["--refresh-token-passphrase-env", "PP"]).await;
+    assert!(out.status.success(), "a valid token needs no passphrase: {}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

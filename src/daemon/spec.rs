@@ -47,9 +47,11 @@ impl DaemonSpec {
                 s.profile, c.passphrase_setting
             ))),
             PassphraseSource::Env { var, value: None } => Err(Error::Config(format!(
-                "`{var}` (named by {}) is not set in the daemon's environment, so no renewal of profile `{}` could \
+                "`{var}` (named by {}) {} in the daemon's environment, so no renewal of profile `{}` could \
                  open or seal the refresh token; start the daemon with it set (systemd: `EnvironmentFile=`)",
-                c.passphrase_setting, s.profile
+                c.passphrase_setting,
+                crate::settings::unset(var),
+                s.profile
             ))),
             _ => Ok(()),
         }

@@ -393,14 +393,15 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
     let pass = match &cfg.passphrase {
         PassphraseSource::None => return Ok(()),
         PassphraseSource::Env { var, value: None } if renewed_elsewhere => {
-            tracing::debug!("`{var}` is not set, but another woci keeps the session fresh");
+            tracing::debug!("`{var}` {}, but another woci keeps the session fresh", crate::settings::unset(var));
             return Ok(());
         }
         PassphraseSource::Env { var, value: None } => {
             return Err(Error::Config(format!(
-                "`{var}` (named by {}) is not set, so the first renewal of this run would fail; set it, or remove the \
+                "`{var}` (named by {}) {}, so the first renewal of this run would fail; set it, or remove the \
                  setting to keep the refresh token unencrypted",
-                cfg.passphrase_setting
+                cfg.passphrase_setting,
+                crate::settings::unset(var)
             )))
         }
         PassphraseSource::Env { value: Some(v), .. } => Some(v.clone()).filter(|v| !v.expose().is_empty()),
@@ -513,7 +514,11 @@ async fn ask_or_read_passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool)
     match &cfg.passphrase {
         PassphraseSource::None => Ok(None),
         PassphraseSource::Env { var, value } => match value {
-            None => Err(Error::Config(format!("`{var}` (named by {}) is not set", cfg.passphrase_setting))),
+            None => Err(Error::Config(format!(
+                "`{var}` (named by {}) {}",
+                cfg.passphrase_setting,
+                crate::settings::unset(var)
+            ))),
             Some(v) if v.expose().is_empty() => {
                 tracing::warn!("`{var}` is empty; the refresh token is stored unencrypted");
                 Ok(None)

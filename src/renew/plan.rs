@@ -392,9 +392,10 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
             let left = t.claims.exp - now;
             if force == Force::No && left > 0 && f.config_current && !f.key_mismatch {
                 let why = format!(
-                    "{why}, but `{var}` (named by {}) is not set here: the token is used as it is (valid for {}), \
-                     as another woci with the variable (a daemon, an outer `--exec`) renews it",
+                    "{why}, but `{var}` (named by {}) {} here: the token is used as it is (valid for {}), as \
+                     another woci with the variable (a daemon, an outer `--exec`) renews it",
                     cfg.passphrase_setting,
+                    crate::settings::unset(var),
                     fmt_secs(left)
                 );
                 let remaining = Duration::from_secs(u64::try_from(left).unwrap_or(0));
@@ -412,7 +413,7 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
         };
         return Decision::impossible(
             exit::CONFIG,
-            format!("{why}, but `{var}` (named by {}) is not set; {fix}", cfg.passphrase_setting),
+            format!("{why}, but `{var}` (named by {}) {}; {fix}", cfg.passphrase_setting, crate::settings::unset(var)),
         );
     }
     if force == Force::Login {

@@ -43,24 +43,43 @@ pub(crate) const CA_VARS: [&str; 5] =
 pub(crate) const PROXY_VARS: [&str; 6] =
     ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
 
-/// The variables left out of [`Env`] because their values are not UTF-8 text.
-static NOT_TEXT: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+/// The variables left out of [`Env`] because their values are not UTF-8 text, with the values
+/// made text (for reports only).
+static NOT_TEXT: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
 
-/// Notes, once at start, the process's variables whose values are not UTF-8 text: one woci would
-/// read is then an error naming it ([`unreadable`]), not a variable taken as unset.
-pub fn note_not_text(names: Vec<String>) {
-    let _ = NOT_TEXT.set(names);
+/// Notes, once at start, the process's variables whose values are not UTF-8 text (name, value
+/// made text): one woci would read is then an error naming it ([`unreadable`]), not a variable
+/// taken as unset.
+pub fn note_not_text(vars: Vec<(String, String)>) {
+    let _ = NOT_TEXT.set(vars);
 }
 
-/// The error for the first of `vars` whose value is not UTF-8 text, if any; `what` says what the
-/// variable is for, when the name does not (a passphrase, a subject token).
-pub(crate) fn unreadable<'a>(vars: impl IntoIterator<Item = &'a str>, what: &str) -> Result<(), crate::error::Error> {
-    let Some(not_text) = NOT_TEXT.get() else { return Ok(()) };
-    match vars.into_iter().find(|v| not_text.iter().any(|n| n == v)) {
+/// The value of `var` made text, when it is not.
+fn not_text_value(var: &str) -> Option<&'static str> {
+    NOT_TEXT.get()?.iter().find(|(n, _)| n == var).map(|(_, v)| v.as_str())
+}
+
+fn not_text(var: &str) -> bool {
+    not_text_value(var).is_some()
+}
+
+/// The error for the first of `vars` whose value is not UTF-8 text, if any.
+pub(crate) fn unreadable<'a>(vars: impl IntoIterator<Item = &'a str>) -> Result<(), crate::error::Error> {
+    match vars.into_iter().find(|v| not_text(v)) {
         Some(var) => Err(crate::error::Error::Config(format!(
-            "`{var}`{what} is set, but not to UTF-8 text, and woci reads only text: set it again in UTF-8, or unset it"
+            "`{var}` is set, but not to UTF-8 text, and woci reads only text: set it again in UTF-8, or unset it"
         ))),
         None => Ok(()),
+    }
+}
+
+/// Why a variable a setting names (a passphrase's, a subject token's) is missing from [`Env`]:
+/// "is not set", or "is not UTF-8 text" (woci reads only text).
+pub(crate) fn unset(var: &str) -> &'static str {
+    if not_text(var) {
+        "is not UTF-8 text"
+    } else {
+        "is not set"
     }
 }
 

@@ -130,6 +130,10 @@ impl Settings {
     /// The profile a call means, as [`Settings::resolve`] picks it, for a report when the
     /// settings themselves cannot be resolved (best effort: an unreadable `oci_cli_rc` is skipped).
     pub fn meant_profile(oci: &OciView, env: &Env) -> String {
+        // The report of an `OCI_CLI_PROFILE` that is not text names it as well as it can.
+        if let Some(v) = oci.profile.is_none().then(|| super::not_text_value("OCI_CLI_PROFILE")).flatten() {
+            return v.to_owned();
+        }
         let rc =
             Self::home_of(env).and_then(|home| super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home).ok());
         pick_profile(oci, env, rc.as_ref())
@@ -140,10 +144,19 @@ impl Settings {
     /// woci settings become [`RenewMode::Unusable`] instead of an error.
     pub fn resolve(flags: &Flags, oci: &OciView, env: &Env, never_renews: bool) -> Result<Settings> {
         // A variable woci reads that is not text would be taken as unset: another profile, no proxy.
-        let oci_vars =
-            ["HOME", "OCI_CLI_PROFILE", "OCI_CLI_CONFIG_FILE", "OCI_CONFIG_FILE", "OCI_CLI_RC_FILE", "BROWSER"];
-        let table_vars = super::table::SETTINGS.iter().filter_map(|d| d.env);
-        super::unreadable(oci_vars.into_iter().chain(super::CA_VARS).chain(super::PROXY_VARS).chain(table_vars), "")?;
+        // One a flag overrides is not read (as oci reads its own).
+        let oci_vars = [
+            ("OCI_CLI_PROFILE", oci.profile.is_some()),
+            ("OCI_CLI_CONFIG_FILE", oci.config_file.is_some()),
+            ("OCI_CLI_RC_FILE", oci.cli_rc_file.is_some()),
+            ("OCI_CLI_REGION", oci.region.is_some()),
+            ("OCI_CLI_AUTH", oci.auth.is_some()),
+            ("OCI_CLI_ENDPOINT", oci.endpoint.is_some()),
+        ];
+        let read = oci_vars.into_iter().filter(|(_, flag)| !flag).map(|(var, _)| var);
+        let table_vars = super::table::SETTINGS.iter().filter(|d| flags.get(d.key).is_none()).filter_map(|d| d.env);
+        let vars = ["HOME", "OCI_CONFIG_FILE"].into_iter().chain(read).chain(super::CA_VARS).chain(super::PROXY_VARS);
+        super::unreadable(vars.chain(table_vars))?;
         let home = Self::home_of(env).ok_or_else(|| Error::Config("cannot find the home folder; set `HOME`".into()))?;
         // woci writes paths under it into the OCI config, which every later call reads from
         // wherever it runs, one line per key.
@@ -507,7 +520,6 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         if !missing.is_empty() {
             return Err(missing_error(format!("profile `{profile}` has `subject_token_source` but lacks"), &missing));
         }
-        super::unreadable(source.env_names(), " (read by `subject_token_source`)")?;
         return Ok(RenewMode::Federated(Box::new(FederatedConfig {
             env: SourceEnv::capture(&source, env),
             source,
@@ -564,7 +576,6 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         // Set but empty means "store unencrypted" (a renewal warns); unset is an error when
         // the refresh token is encrypted.
         Some(var) if !prompt || rank(Key::PassphraseEnv) < rank(Key::PassphrasePrompt) => {
-            super::unreadable([var.as_str()], " (the refresh token passphrase)")?;
             PassphraseSource::Env { value: env.get(&var).map(|v| SecretString::from(v.as_str())), var }
         }
         _ if prompt => PassphraseSource::Prompt,
