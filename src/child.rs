@@ -102,7 +102,7 @@ impl ChildBuilder {
                 settings.oci.config_file.is_some(),
             ),
         ] {
-            if given || !env.contains_key(k) {
+            if given || !crate::settings::is_set(env, k) {
                 b.spec.set_env.push((k.into(), v));
             }
         }

@@ -419,6 +419,40 @@ async fn a_variable_woci_reads_that_is_not_text_is_named() {
     assert!(call("OCI_CLI_AUTH", &["--auth", "security_token"]).await.status.success(), "the flag wins");
     let out = call("PP", &["--refresh-token-passphrase-env", "PP"]).await;
     assert!(out.status.success(), "a valid token needs no passphrase: {}", stderr(&out));
+    // An `--exec` program gets the user's variable as it is, not woci's `security_token`.
+    let exec = |var: &'static str| {
+        let mut c = w.woci();
+        c.env(var, not_text).args(["--auth", "security_token", "--exec", "--", "sh", "-c"]);
+        c.arg(format!("printf %s \"${var}\" | od -An -tx1"));
+        run(c)
+    };
+    let out = exec("OCI_CLI_AUTH").await;
+    assert!(String::from_utf8_lossy(&out.stdout).contains("61 62 ff 63 64"), "{out:?}");
+    // What woci makes the program's variables from is named, not dropped.
+    let out = exec("NODE_OPTIONS").await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`NODE_OPTIONS` is set, but not to UTF-8 text"), "{}", stderr(&out));
+    // A `PATH` entry that is not text is a folder where nothing is found: the search for `oci`
+    // still skips woci installed as `oci` ahead of it (it ran itself, and stopped at its guard).
+    let (me, bin) = (w.home().join("path-woci"), w.home().join("path-bin"));
+    for (dir, target) in [(&me, woci_bin()), (&bin, w.fake_oci.clone())] {
+        std::fs::create_dir(dir).unwrap();
+        std::os::unix::fs::symlink(target, dir.join("oci")).unwrap();
+    }
+    let mut path = std::ffi::OsString::from("/nonexistent/");
+    path.push(not_text);
+    for dir in [&me, &bin] {
+        path.push(":");
+        path.push(dir);
+    }
+    path.push(":/usr/bin:/bin");
+    let out = run({
+        let mut c = w.woci();
+        c.env("PATH", path).env("WOCI_OCI_COMMAND", "oci").args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

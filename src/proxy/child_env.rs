@@ -115,6 +115,9 @@ impl ChildEnv {
     /// environment `user_env` (what the child would otherwise inherit). Writes the Node preload
     /// (and a Go bundle, see [`go_default_certs`]) into `proxy.private_dir`.
     pub fn build(proxy: &ProxyFacts<'_>, user_env: &Env) -> Result<ChildEnv> {
+        // The user's own values these are made from, which woci would otherwise take as unset.
+        let own = ["NODE_OPTIONS", "NODE_USE_ENV_PROXY", "OCI_DEFAULT_CERTS_PATH"];
+        crate::settings::unreadable(own.into_iter().chain(["JAVA_TOOL_OPTIONS", "JDK_JAVA_OPTIONS", "_JAVA_OPTIONS"]))?;
         let mut env = ChildEnv {
             set: base_vars(proxy.url, proxy.ca_bundle),
             remove: removals(),

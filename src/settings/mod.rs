@@ -63,6 +63,11 @@ fn not_text(var: &str) -> bool {
     not_text_value(var).is_some()
 }
 
+/// Whether `var` is set in the process, as text ([`Env`]) or not.
+pub(crate) fn is_set(env: &Env, var: &str) -> bool {
+    env.contains_key(var) || not_text(var)
+}
+
 /// The error for the first of `vars` whose value is not UTF-8 text, if any.
 pub(crate) fn unreadable<'a>(vars: impl IntoIterator<Item = &'a str>) -> Result<(), crate::error::Error> {
     match vars.into_iter().find(|v| not_text(v)) {
