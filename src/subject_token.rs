@@ -116,14 +116,14 @@ impl SubjectTokenSource {
             SubjectTokenSource::GithubActions => [GH_URL_VAR, GH_TOKEN_VAR]
                 .into_iter()
                 .find(|v| unset(v))
-                .map(|v| match crate::settings::unset(v) {
-                    "is not set" => format!("`{v}` is not set or empty (the job needs `permissions: id-token: write`)"),
-                    not => format!("`{v}` {not}"),
+                .map(|v| match crate::settings::not_text(v) {
+                    true => format!("`{v}` is not UTF-8 text"),
+                    false => format!("`{v}` is not set or empty (the job needs `permissions: id-token: write`)"),
                 })
                 .or_else(|| gh_url(env.vars()).err()),
-            SubjectTokenSource::Env(name) if unset(name) => match crate::settings::unset(name) {
-                "is not set" => Some(format!("the environment variable `{name}` is not set or empty")),
-                not => Some(format!("the environment variable `{name}` {not}")),
+            SubjectTokenSource::Env(name) if unset(name) => match crate::settings::not_text(name) {
+                true => Some(format!("the environment variable `{name}` is not UTF-8 text")),
+                false => Some(format!("the environment variable `{name}` is not set or empty")),
             },
             // The same value for the whole process: what it holds now is what every renewal gets
             // (its expiry is judged by the plan, with the time: [`Self::env_jwt_expiry`]).

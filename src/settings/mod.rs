@@ -59,7 +59,8 @@ fn not_text_value(var: &str) -> Option<&'static str> {
     NOT_TEXT.get()?.iter().find(|(n, _)| n == var).map(|(_, v)| v.as_str())
 }
 
-fn not_text(var: &str) -> bool {
+/// Whether `var` is set in the process, to a value that is not UTF-8 text.
+pub(crate) fn not_text(var: &str) -> bool {
     not_text_value(var).is_some()
 }
 
