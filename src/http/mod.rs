@@ -4,8 +4,9 @@
 //! user's proxy with woci's own `NO_PROXY` rules); and [`Http::execute`], the one retry policy.
 //!
 //! Retry rules ([`Retry`]): a request that provably never reached the server (refused, DNS, TLS
-//! handshake, connect timeout, a 429 rate limit) may be sent again freely, up to the attempt limit, except when the
-//! server's certificate was refused ([`Failure::Untrusted`]), which no retry can change. A request that
+//! handshake, connect timeout, a 429 rate limit) may be sent again freely, up to the attempt
+//! limit, except when the server's certificate was refused ([`Failure::Untrusted`]) or it does not
+//! answer in HTTP ([`Failure::NotHttp`]), which no retry can change. A request that
 //! was sent — a timeout, a reset, a cut body or a 5xx — is resent only when it rotates nothing
 //! ([`Retry::Idempotent`]: token exchange, session refresh). A refresh grant
 //! ([`Retry::Rotating`]) spends the refresh token it carries, so once it was sent it is resent at
@@ -66,6 +67,9 @@ pub enum Failure {
     /// This machine could not open a connection at all (no file descriptor left: the OS error's
     /// number): no network failure, and nothing was sent.
     Local(i32),
+    /// The answer did not start as HTTP (a TLS server's port asked in plain http://): no HTTP
+    /// server processed the request, and sending it again gets the same answer.
+    NotHttp(String),
     /// The user's HTTPS proxy refused its credentials (407): nothing reached the server, and
     /// sending it again only counts toward the proxy's lockout.
     ProxyAuth,
@@ -209,6 +213,8 @@ impl Http {
                 Err(Failure::Lost(r)) => (r, true, true),
                 // A certificate does not fix itself between attempts: no retry.
                 Err(Failure::Untrusted(r)) => return Err(Error::Untrusted { service, url, reason: r }),
+                // Nor does a server that does not speak HTTP.
+                Err(Failure::NotHttp(r)) => return Err(Error::Network { service, url, reason: format!("{r}{via}") }),
                 // Nor do the proxy's credentials.
                 Err(Failure::ProxyAuth) => {
                     let var = opts.proxy_var;
@@ -567,6 +573,20 @@ mod tests {
             assert!(matches!(err, Error::Untrusted { service: "identity provider", .. }), "{err:?}");
             assert_eq!(err.exit_code(), crate::error::exit::NETWORK);
             assert!(err.to_string().contains("unknown issuer"), "{err}");
+        }
+        assert_eq!(t.count("/t"), 2, "one attempt per call");
+    }
+
+    /// A server that does not answer in HTTP (a TLS port asked in http://) answers the same way
+    /// next time: one attempt, a network failure (exit 6), nothing counted as lost.
+    #[tokio::test]
+    async fn a_server_that_does_not_speak_http_is_not_retried() {
+        let t = FakeTransport::new(|_, _| Err(Failure::NotHttp("did not answer in HTTP".into())));
+        for retry in [Retry::Idempotent, Retry::Rotating { grace: Duration::ZERO }] {
+            let http = Http::with_transport(t.clone(), options());
+            let err = http.execute("identity provider", retry, get("http://127.0.0.1:9/t")).await.unwrap_err();
+            assert!(matches!(err, Error::Network { .. }), "{err:?}");
+            assert_eq!(err.exit_code(), crate::error::exit::NETWORK);
         }
         assert_eq!(t.count("/t"), 2, "one attempt per call");
     }

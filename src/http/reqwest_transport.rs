@@ -133,7 +133,7 @@ fn classify(e: reqwest::Error, host: &str, plain: bool) -> Failure {
         // is HTTP may come from a server that processed the request (a rotated refresh token).
         None if causes(&e).any(|c| c.downcast_ref::<hyper::Error>().is_some_and(not_http)) => {
             let hint = if plain { "; is it an https:// server?" } else { "" };
-            Failure::NotSent(format!("the server at `{host}` did not answer in HTTP ({}{hint})", describe(&e)))
+            Failure::NotHttp(format!("the server at `{host}` did not answer in HTTP ({}{hint})", describe(&e)))
         }
         None => Failure::Lost(describe(&e)),
     }
@@ -362,7 +362,7 @@ mod tests {
         };
         let client = client(&HttpOptions::default()).unwrap();
         match client.send(req(), 1024).await {
-            Err(Failure::NotSent(why)) => {
+            Err(Failure::NotHttp(why)) => {
                 assert!(why.contains("did not answer in HTTP") && why.contains("is it an https:// server?"), "{why}")
             }
             other => panic!("{other:?}"),
