@@ -34,9 +34,7 @@ pub fn main() -> ExitCode {
     for (k, v) in std::env::vars_os().filter_map(|(k, v)| Some((k.into_string().ok()?, v))) {
         match v.into_string() {
             Ok(v) => drop(env.insert(k, v)),
-            // A search path: an entry that is not text is a folder where nothing is found.
-            Err(v) if k == "PATH" => drop(env.insert(k, v.to_string_lossy().into_owned())),
-            Err(v) => not_text.push((k, v.to_string_lossy().into_owned())),
+            Err(v) => not_text.push((k, v)),
         }
     }
     crate::settings::note_not_text(not_text);

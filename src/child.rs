@@ -218,8 +218,9 @@ impl ChildSpec {
         let found = if p.is_absolute() || p.components().count() > 1 {
             Some(p.to_path_buf())
         } else {
-            let Some(path) = env.get("PATH") else { return Ok(()) };
-            crate::fsutil::path_candidates(path, p).find(|c| c.exists())
+            let Some(path) = crate::settings::path_var(env) else { return Ok(()) };
+            let found = crate::fsutil::path_candidates(&path, p).find(|c| c.exists());
+            found
         };
         match found {
             None => Err(self.spawn_error(io::ErrorKind::NotFound.into())),

@@ -495,7 +495,7 @@ pub(crate) fn process_alive(pid: u32) -> bool {
 
 /// Where `PATH` (its value `path_var`) would find the bare program `name`, in order; an empty
 /// entry is the current folder, as for `execvp`.
-pub(crate) fn path_candidates<'a>(path_var: &'a str, name: &'a Path) -> impl Iterator<Item = PathBuf> + 'a {
+pub(crate) fn path_candidates<'a>(path_var: &'a std::ffi::OsStr, name: &'a Path) -> impl Iterator<Item = PathBuf> + 'a {
     std::env::split_paths(path_var)
         .map(move |dir| if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir }.join(name))
 }

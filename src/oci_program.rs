@@ -54,11 +54,11 @@ pub(crate) fn resolve(configured: &OsStr, env: &Env) -> Result<OsString> {
         }
         return Ok(configured.to_owned());
     }
-    let Some(path_var) = env.get("PATH") else {
+    let Some(path_var) = crate::settings::path_var(env) else {
         return Ok(configured.to_owned());
     };
     let mut skipped: Vec<PathBuf> = Vec::new();
-    for candidate in crate::fsutil::path_candidates(path_var, as_path) {
+    for candidate in crate::fsutil::path_candidates(&path_var, as_path) {
         if !crate::fsutil::is_executable(&candidate) {
             continue;
         }

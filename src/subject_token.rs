@@ -142,7 +142,7 @@ impl SubjectTokenSource {
                     crate::fsutil::is_executable(program)
                 } else {
                     let path = env.vars().get("PATH")?;
-                    crate::fsutil::path_candidates(path, program).any(|c| crate::fsutil::is_executable(&c))
+                    crate::fsutil::path_candidates(path.as_ref(), program).any(|c| crate::fsutil::is_executable(&c))
                 };
                 (!found).then(|| format!("cannot run `{}`: not found or not executable", argv[0]))
             }

@@ -432,27 +432,26 @@ async fn a_variable_woci_reads_that_is_not_text_is_named() {
     let out = exec("NODE_OPTIONS").await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("`NODE_OPTIONS` is set, but not to UTF-8 text"), "{}", stderr(&out));
-    // A `PATH` entry that is not text is a folder where nothing is found: the search for `oci`
-    // still skips woci installed as `oci` ahead of it (it ran itself, and stopped at its guard).
-    let (me, bin) = (w.home().join("path-woci"), w.home().join("path-bin"));
-    for (dir, target) in [(&me, woci_bin()), (&bin, w.fake_oci.clone())] {
+    // A `PATH` entry that is not text is searched as any other: the search for `oci` skips woci
+    // installed as `oci` ahead of it (it took such a `PATH` as unset, and ran itself) and finds
+    // the real one in a folder whose name is not text.
+    let me = w.home().join("path-woci");
+    let mut bin = w.home().join("path-").into_os_string();
+    bin.push(not_text);
+    for (dir, target) in [(&me, woci_bin()), (&std::path::PathBuf::from(&bin), w.fake_oci.clone())] {
         std::fs::create_dir(dir).unwrap();
         std::os::unix::fs::symlink(target, dir.join("oci")).unwrap();
     }
-    let mut path = std::ffi::OsString::from("/nonexistent/");
-    path.push(not_text);
-    for dir in [&me, &bin] {
-        path.push(":");
-        path.push(dir);
-    }
+    let mut path = me.into_os_string();
+    path.push(":");
+    path.push(&bin);
     path.push(":/usr/bin:/bin");
-    let out = run({
+    for args in [&["os", "ns", "get"][..], &["--status"]] {
         let mut c = w.woci();
-        c.env("PATH", path).env("WOCI_OCI_COMMAND", "oci").args(["os", "ns", "get"]);
-        c
-    })
-    .await;
-    assert!(out.status.success(), "{}", stderr(&out));
+        c.env("PATH", &path).env("WOCI_OCI_COMMAND", "oci").args(args);
+        let out = run(c).await;
+        assert!(out.status.success(), "{args:?}: {}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

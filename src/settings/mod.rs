@@ -43,20 +43,24 @@ pub(crate) const CA_VARS: [&str; 5] =
 pub(crate) const PROXY_VARS: [&str; 6] =
     ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
 
-/// The variables left out of [`Env`] because their values are not UTF-8 text, with the values
-/// made text (for reports only).
-static NOT_TEXT: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+/// The variables left out of [`Env`] because their values are not UTF-8 text.
+static NOT_TEXT: std::sync::OnceLock<Vec<(String, OsString)>> = std::sync::OnceLock::new();
 
-/// Notes, once at start, the process's variables whose values are not UTF-8 text (name, value
-/// made text): one woci would read is then an error naming it ([`unreadable`]), not a variable
-/// taken as unset.
-pub fn note_not_text(vars: Vec<(String, String)>) {
+/// Notes, once at start, the process's variables whose values are not UTF-8 text: one woci would
+/// read is then an error naming it ([`unreadable`]), not a variable taken as unset.
+pub fn note_not_text(vars: Vec<(String, OsString)>) {
     let _ = NOT_TEXT.set(vars);
 }
 
-/// The value of `var` made text, when it is not.
-fn not_text_value(var: &str) -> Option<&'static str> {
-    NOT_TEXT.get()?.iter().find(|(n, _)| n == var).map(|(_, v)| v.as_str())
+/// The value of `var`, when it is not text.
+fn not_text_value(var: &str) -> Option<&'static std::ffi::OsStr> {
+    NOT_TEXT.get()?.iter().find(|(n, _)| n == var).map(|(_, v)| v.as_os_str())
+}
+
+/// `PATH` as the process has it, text or not: a search path, where an entry that is not text is
+/// searched as any other (as `oci` and the programs woci runs search it).
+pub(crate) fn path_var(env: &Env) -> Option<OsString> {
+    env.get("PATH").map(OsString::from).or_else(|| not_text_value("PATH").map(OsString::from))
 }
 
 /// Whether `var` is set in the process, to a value that is not UTF-8 text.

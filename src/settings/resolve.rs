@@ -132,7 +132,7 @@ impl Settings {
     pub fn meant_profile(oci: &OciView, env: &Env) -> String {
         // The report of an `OCI_CLI_PROFILE` that is not text names it as well as it can.
         if let Some(v) = oci.profile.is_none().then(|| super::not_text_value("OCI_CLI_PROFILE")).flatten() {
-            return v.to_owned();
+            return v.to_string_lossy().into_owned();
         }
         let rc =
             Self::home_of(env).and_then(|home| super::oci_cli_rc::load(oci.cli_rc_file.as_deref(), env, &home).ok());
@@ -639,7 +639,7 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
         Ok((OsString::from(&argv[0]), kind))
     })?;
     let (runtime, kind) = configured.unwrap_or_else(|| {
-        let runtime = default_runtime(env.get("PATH").map(String::as_str));
+        let runtime = default_runtime(super::path_var(env));
         let kind = RuntimeKind::of_program(&runtime).unwrap_or(RuntimeKind::Docker);
         (runtime, kind)
     });
@@ -649,8 +649,8 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
 
 /// The first of `docker`, `podman` found on `path`; `docker` when neither is (running it then
 /// fails with "not found" naming `oci_container_runtime`).
-fn default_runtime(path: Option<&str>) -> OsString {
-    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(p).collect()).unwrap_or_default();
+fn default_runtime(path: Option<OsString>) -> OsString {
+    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     let on_path = |name: &&str| dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name)));
     ["docker", "podman"].into_iter().find(on_path).unwrap_or("docker").into()
 }

@@ -271,15 +271,15 @@ oci_container_args = -v \"/my data:/backup\" --cpus 2\n";
 #[test]
 fn default_runtime_is_the_first_found() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().to_str().unwrap().to_owned();
-    assert_eq!(default_runtime(Some(&path)), "docker");
+    let path = dir.path().as_os_str().to_owned();
+    assert_eq!(default_runtime(Some(path.clone())), "docker");
     let podman = dir.path().join("podman");
     std::fs::write(&podman, "").unwrap();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&podman, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(default_runtime(Some(&path)), "podman");
+        assert_eq!(default_runtime(Some(path)), "podman");
     }
 }
 
