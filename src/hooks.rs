@@ -273,8 +273,10 @@ fn run_and_warn(hook: &Hook, event: &impl Serialize, env: &HookEnv) {
 /// Waits for every hook still running or waiting to run (each bounded by [`TIMEOUT`]); called
 /// before woci ends or replaces itself with `oci`.
 pub(crate) fn finish() {
-    let last = LAST.lock().unwrap_or_else(|e| e.into_inner()).take();
-    if let Some(last) = last {
+    // Held while joining: a second caller returns only once those hooks ended too, not at once
+    // because the first took them (the unit tests, each waiting for its own, raced so).
+    let mut last = LAST.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(last) = last.take() {
         let _ = last.join();
     }
 }
