@@ -129,6 +129,12 @@ fn encrypted_refresh_token_and_its_passphrase() {
     );
     i.facts.token = valid();
     assert_eq!(decide_of(&i), ("none", 0));
+    // A variable not set where `--status` runs (a cron job's environment) fails the renewal after
+    // the valid token: said, still usable.
+    i.facts.refresh.passphrase = PassphraseInput::Env { var: "WOCI_RT_PASSPHRASE".into(), set: false };
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("none", 0));
+    assert!(r.reason.contains("`WOCI_RT_PASSPHRASE` (named by") && r.reason.contains("the renewal after it fails"));
 }
 
 #[test]
