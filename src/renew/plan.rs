@@ -122,7 +122,12 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
         TokenInput::Corrupt(_) | TokenInput::Missing => None,
         TokenInput::Present(t) => match freshness(&t.claims, renewal_window(&t.claims, f.window, f.ahead), now) {
             Freshness::Fresh { remaining } if force == Force::No => {
-                let valid = format!("the session token is valid for {}{}", fmt_secs(secs(remaining)), rotation_note(f));
+                let valid = format!(
+                    "the session token is valid for {}{}{}",
+                    fmt_secs(secs(remaining)),
+                    rotation_note(f),
+                    passphrase_note(f)
+                );
                 if f.key_mismatch {
                     // OCI refuses every request it signs: a new session for the key is the way out.
                     let bound = format!("{valid}, but it is bound to another key than the profile's key file");
@@ -488,6 +493,20 @@ fn rotation_note(f: &SessionFacts<'_>) -> &'static str {
              will probably need a login"
         }
         None => "",
+    }
+}
+
+/// What a valid token's reason adds about a passphrase variable not set here (a cron job's
+/// environment): the token needs none now, the renewal after it does.
+fn passphrase_note(f: &SessionFacts<'_>) -> String {
+    match (f.mode, &f.refresh.passphrase) {
+        (RenewMode::Login(c), PassphraseInput::Env { var, set: false }) => format!(
+            "; but `{var}` (named by {}) {} here, so the renewal after it fails unless another woci with the \
+             variable (a daemon) makes it",
+            c.passphrase_setting,
+            crate::settings::unset(var)
+        ),
+        _ => String::new(),
     }
 }
 

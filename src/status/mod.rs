@@ -354,20 +354,6 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     let (exit_code, reason) =
         after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps, can_log_in);
     let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
-    // A valid token needs no passphrase now; the renewal after it does (a cron job's variable).
-    let reason = match (&f.mode, &f.refresh.passphrase) {
-        (crate::settings::RenewMode::Login(c), PassphraseInput::Env { var, set: false })
-            if next_action == "none" && !passthrough =>
-        {
-            format!(
-                "{reason}; but `{var}` (named by {}) {} here, so the renewal after it fails unless another woci \
-                 with the variable (a daemon) makes it",
-                c.passphrase_setting,
-                crate::settings::unset(var)
-            )
-        }
-        _ => reason,
-    };
     // A passphrase asked on the terminal cannot be asked in a job without one (cron, CI).
     let unaskable = f.refresh.state == RefreshTokenState::Encrypted
         && f.refresh.passphrase == PassphraseInput::Prompt

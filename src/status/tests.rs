@@ -135,6 +135,11 @@ fn encrypted_refresh_token_and_its_passphrase() {
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("none", 0));
     assert!(r.reason.contains("`WOCI_RT_PASSPHRASE` (named by") && r.reason.contains("the renewal after it fails"));
+    // Inside the window the plan says it once, its own way.
+    i.facts.token = expiring();
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("none", 0));
+    assert_eq!(r.reason.matches("`WOCI_RT_PASSPHRASE` (named by").count(), 1, "{}", r.reason);
 }
 
 #[test]
