@@ -106,6 +106,11 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     if cwd_mounted && !mounts.iter().any(|(_, c)| c == &host.cwd) {
         mounts.push((host.cwd.clone(), host.cwd.clone()));
     }
+    let mut visible: Vec<PathBuf> = mounts.iter().filter(|(s, c)| s == c).map(|(_, c)| c.clone()).collect();
+    visible.extend(volume_targets(&c.extra_args));
+    for p in path_mounts(&oci_args, &host.cwd, &visible)? {
+        mounts.push((p.clone(), p));
+    }
     for (src, dst) in &mounts {
         a.extend(["-v".into(), volume(src, dst, false)?]);
     }
@@ -120,7 +125,9 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     while let Some(arg) = user.next() {
         let name = env_option_name(arg, user.clone().next()).filter(|name| host.proxied && is_proxy_var(name));
         if let Some(name) = name {
-            tracing::warn!("`oci_container_args` sets `{name}`, which --auto-refresh sets for its proxy; ignoring it");
+            tracing::warn!(
+                "`oci_container_args` sets `{name}`, which --auto-refresh controls for its proxy; ignoring it"
+            );
             if arg == "-e" || arg == "--env" {
                 user.next();
             }
@@ -131,6 +138,117 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     a.push(c.image.clone().into());
     a.extend(oci_args);
     Ok(a)
+}
+
+/// Whether an option of `oci` names a local file or folder: `--file`, `--…-file`, the object
+/// storage folders, the session archive.
+fn is_path_option(name: &str) -> bool {
+    name.ends_with("-file")
+        || matches!(
+            name,
+            "--file"
+                | "--src-dir"
+                | "--dest-dir"
+                | "--download-dir"
+                | "--output-dir"
+                | "--tmp-dir"
+                | "--session-archive"
+                | "--public-key-file-path"
+        )
+}
+
+/// The host paths `oci_args` name that the container would not see, each to be mounted at its own
+/// path, as the current folder is: without them `oci` there cannot read an upload's file, and it
+/// writes a download inside the container, which `--rm` removes while the call exits 0. A path
+/// that exists is mounted itself (a file, or a folder); one still to be written, its folder.
+/// Paths inside a folder already `visible` need nothing; `-` is a standard stream.
+fn path_mounts(oci_args: &[OsString], cwd: &Path, visible: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut named: Vec<OsString> = Vec::new();
+    let mut it = oci_args.iter().peekable();
+    while let Some(arg) = it.next() {
+        let text = arg.to_string_lossy();
+        let (name, inline) = match text.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v)),
+            _ => (text.as_ref(), None),
+        };
+        if let Some(path) = inline.unwrap_or(&text).strip_prefix("file://") {
+            named.push(path.into());
+        } else if is_path_option(name) {
+            match inline {
+                Some(v) => named.push(v.into()),
+                None if it.peek().is_some_and(|v| !v.to_string_lossy().starts_with("--")) => {
+                    named.extend(it.next().cloned())
+                }
+                None => {}
+            }
+        }
+    }
+    let mut out: Vec<PathBuf> = Vec::new();
+    for p in named.into_iter().filter(|p| !p.is_empty() && p != "-") {
+        let path = normalize(&cwd.join(p));
+        let mount = if path.exists() {
+            path
+        } else {
+            match path.parent() {
+                Some(dir) if dir != Path::new("/") => dir.to_owned(),
+                _ => {
+                    return Err(Error::Config(format!(
+                    "container mode cannot write `{}`: a file directly in `/` cannot be mounted; name one in a folder",
+                    path.display()
+                )))
+                }
+            }
+        };
+        let seen = |d: &PathBuf| mount.starts_with(d);
+        if !mount.is_dir() && !mount.is_file() || visible.iter().chain(&out).any(seen) {
+            continue;
+        }
+        out.retain(|d| !d.starts_with(&mount));
+        out.push(mount);
+    }
+    Ok(out)
+}
+
+/// `path` with `.` and `..` taken away by name, as the container resolves it (no link is followed).
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The container paths the user's own `-v`/`--volume`/`--mount` options mount something at.
+fn volume_targets(args: &[String]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let (name, value) = match a.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n, Some(v.to_owned())),
+            _ if a.starts_with("-v") && a.len() > 2 => ("-v", Some(a[2..].to_owned())),
+            _ => (a.as_str(), None),
+        };
+        if !matches!(name, "-v" | "--volume" | "--mount") {
+            continue;
+        }
+        let Some(value) = value.or_else(|| it.next().cloned()) else { break };
+        let target = if name == "--mount" {
+            value.split(',').find_map(|kv| {
+                let (k, v) = kv.split_once('=')?;
+                matches!(k, "target" | "destination" | "dst").then(|| v.to_owned())
+            })
+        } else {
+            value.split(':').nth(1).map(str::to_owned)
+        };
+        out.extend(target.filter(|t| t.starts_with('/')).map(PathBuf::from));
+    }
+    out
 }
 
 /// `-v SRC:DST[:ro]`; a path with `:` cannot be written that way.
@@ -349,6 +467,46 @@ mod tests {
         assert!(!s.contains(&"-w".to_owned()), "no mount or workdir for `/`: {s:?}");
         h.cwd = "/a:b".into();
         assert_eq!(run_args(&spec(&[]), &h, vec![]).unwrap_err().exit_code(), crate::error::exit::CONFIG);
+    }
+
+    #[test]
+    fn local_paths_the_call_names_are_mounted_at_their_own_paths() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, work) = (d.path().to_owned(), d.path().join("work"));
+        for dir in ["work", "out", "dl"] {
+            std::fs::create_dir(root.join(dir)).unwrap();
+        }
+        std::fs::write(root.join("in.bin"), "x").unwrap();
+        let mounts = |args: &[String], visible: &Path| {
+            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+            path_mounts(&args, &work, &[visible.to_owned()])
+        };
+        let r = |p: &str| root.join(p).display().to_string();
+        let args =
+            ["os", "object", "put", "--file", "../in.bin", "--x-file", "./here.bin", "--name", "n"].map(String::from);
+        assert_eq!(mounts(&args, &work).unwrap(), [root.join("in.bin")], "an upload's file, not its folder");
+        let get =
+            ["--file=".to_owned() + &r("out/new.bin"), "--download-dir".into(), r("dl"), "--file".into(), "-".into()];
+        assert_eq!(mounts(&get, &work).unwrap(), [root.join("out"), root.join("dl")]);
+        let json = [format!("--from-json=file://{}", r("out/../missing.json")), "--src-dir".into(), r("dl")];
+        assert_eq!(mounts(&json, &work).unwrap(), [root.as_path()], "one folder covers the paths inside it");
+        assert!(mounts(&get, &root).unwrap().is_empty(), "already visible");
+        let e = mounts(&["--file".into(), "/woci-no-such-file.bin".into()], &work).unwrap_err();
+        assert!(
+            e.to_string().contains("`/woci-no-such-file.bin`") && e.exit_code() == crate::error::exit::CONFIG,
+            "{e}"
+        );
+        let user = [
+            "-v",
+            "/d:/backup",
+            "--volume=/e:/e2:ro",
+            "--mount",
+            "type=bind,source=/s,target=/t",
+            "-v/q:/q2",
+            "--cpus",
+            "2",
+        ];
+        assert_eq!(volume_targets(&user.map(String::from)), ["/backup", "/e2", "/t", "/q2"].map(PathBuf::from));
     }
 
     struct Run {

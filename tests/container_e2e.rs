@@ -258,6 +258,26 @@ async fn plain_call_in_the_container_after_a_renewal() {
     })
     .await;
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+
+    // Paths outside the current folder, as a user gives them to `oci`: an upload from `../` and a
+    // download to an absolute path in another folder (which, unmounted, was written inside the
+    // container and removed with it while the call exited 0).
+    let home = s.w.home().to_owned();
+    std::fs::write(home.join("outside.bin"), b"from outside the work folder").unwrap();
+    std::fs::create_dir(home.join("elsewhere")).unwrap();
+    let got = home.join("elsewhere/got.bin");
+    for (verb, file) in [("put", "../outside.bin".to_owned()), ("get", got.display().to_string())] {
+        let mut args = s.os_args(&[verb]);
+        args.extend(["--name".into(), "outside".into(), "--file".into(), file]);
+        let out = run({
+            let mut c = s.woci();
+            c.args(&args);
+            c
+        })
+        .await;
+        assert!(out.status.success(), "{verb}: {}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
+    }
+    assert_eq!(std::fs::read(&got).unwrap(), b"from outside the work folder");
 }
 
 /// A profile made by `oci session authenticate` inside the container (config entries under

@@ -264,8 +264,10 @@ oci_container_args = -v \"/my data:/backup\" --cpus 2\n";
     assert_eq!(c.extra_args, ["-v", "/my data:/backup", "--cpus", "2"]);
     let e = resolve_with(&ini.replace("--cpus 2", "-v '/unterminated"), &[], &[], false).unwrap_err();
     assert!(e.to_string().contains("`oci_container_args`"), "{e}");
-    let e = resolve_with(&ini.replace("/opt/bin/podman", "nerdctl"), &[], &[], false).unwrap_err();
-    assert!(e.to_string().contains("`oci_container_runtime`") && e.exit_code() == 2, "{e}");
+    for bad in ["nerdctl", "docker --debug"] {
+        let e = resolve_with(&ini.replace("/opt/bin/podman", bad), &[], &[], false).unwrap_err();
+        assert!(e.to_string().contains("`oci_container_runtime`") && e.exit_code() == 2, "{bad}: {e}");
+    }
 }
 
 #[test]
