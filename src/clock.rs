@@ -165,6 +165,10 @@ const MAX_SKEW_MS: i64 = 100 * 366 * 86_400_000;
 /// Offsets smaller than this are noise (`iat` has whole seconds, servers differ a little).
 const SKEW_NOISE_MS: i64 = 2_000;
 
+/// How much a learned offset may fall short of the real one: offsets under the noise floor count
+/// as none, and `iat`'s whole seconds hide up to one more.
+pub const SKEW_UNCERTAINTY_SECS: i64 = SKEW_NOISE_MS / 1000 + 1;
+
 impl Skew {
     /// What a token issued at `iat` (server seconds) and received by a request sent at `sent`
     /// shows, both read from `local`: the server issued it between the two, so this machine is

@@ -179,6 +179,14 @@ fn quote_plus(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
+/// When, by this machine's clock (which kubectl reads), OCI starts refusing a UPST that ends at
+/// `exp` by the servers' (`offset_ms` = servers minus this machine): the offset rounded up, less
+/// what it may fall short by, so a token kubectl keeps is never refused before it asks again.
+fn upst_end_here(exp: i64, offset_ms: i64) -> i64 {
+    let offset_secs = offset_ms.saturating_add(999).div_euclid(1000);
+    exp.saturating_sub(offset_secs).saturating_sub(crate::clock::SKEW_UNCERTAINTY_SECS)
+}
+
 /// The ExecCredential exactly as oci-cli 3.95.1 prints it (its template, then `click.echo`'s
 /// newline), expiring [`TOKEN_LIFETIME`] after `now`, or when the session token inside it does
 /// (`upst_exp`, unix seconds) if that is sooner: kubectl must not keep a credential whose token
@@ -239,8 +247,8 @@ pub(crate) fn answer(ctx: &Context, session: &Session, req: &TokenRequest) -> Re
     // Signed with the servers' time; its expiry is for kubectl, which reads it by this machine's.
     let url = cluster_request_url(&region, &req.cluster_id);
     let signed = token(&url, &key, &session.token, ctx.server.servers().now())?;
-    let upst_end = session.claims.exp - ctx.server.offset_ms() / 1000;
-    let credential = exec_credential(&signed, ctx.clock.now(), upst_end);
+    let credential =
+        exec_credential(&signed, ctx.clock.now(), upst_end_here(session.claims.exp, ctx.server.offset_ms()));
     tracing::debug!(%url, "answered generate-token natively");
     let mut out = std::io::stdout().lock();
     out.write_all(credential.expose().as_bytes())

@@ -196,6 +196,30 @@ async fn a_terminal_without_a_browser_gets_a_device_login_by_itself() {
     assert_eq!(w.emu.stats().auth_code_grants, 0, "no browser login was attempted");
 }
 
+/// The same terminal, but woci runs as kubectl's exec plugin with `interactiveMode: Never`:
+/// kubectl's `KUBERNETES_EXEC_INFO` says `"interactive": false`, so no code is asked for and
+/// nobody is waited for; the call fails at once with exit 3, as without a terminal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_saying_not_interactive_is_no_terminal() {
+    let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;
+    let info =
+        r#"{"kind":"ExecCredential","apiVersion":"client.authentication.k8s.io/v1beta1","spec":{"interactive":false}}"#;
+    // (A login timeout so that a woci that does wait ends, and fails the test.)
+    let mut c = w.woci_in_a_terminal("session authenticate --login-timeout 5");
+    c.env("SSH_CONNECTION", "10.0.0.2 50000 10.0.0.1 22")
+        .env("KUBERNETES_EXEC_INFO", info)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdin(std::process::Stdio::null());
+    let started = Instant::now();
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{shown}");
+    assert!(shown.contains("interactiveMode: Never"), "{shown}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert_eq!(w.emu.stats().requests, 0, "nothing is asked of the IdP");
+}
+
 /// A hostile IdP's device authorization answer, over the normal one.
 fn hostile(fields: serde_json::Value) -> DeviceConfig {
     let answer = fields.as_object().cloned().expect("an object");

@@ -154,7 +154,8 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
 pub(crate) fn no_terminal(profile: &str, command: &str) -> Error {
     Error::Login(format!(
         "interactive login required for profile {profile} but no terminal is attached (woci's standard error, where a \
-         login shows its URL and code, is not one); run `{command}` in a terminal"
+         login shows its URL and code, is not one, or kubectl forbids its use: `interactiveMode: Never`); run \
+         `{command}` in a terminal"
     ))
 }
 

@@ -171,6 +171,16 @@ fn the_credential_never_outlives_the_session_token_inside_it() {
 }
 
 #[test]
+fn a_capped_credential_ends_before_the_servers_refuse_it() {
+    // Servers 239.687 s ahead (as learned): the UPST ends 240 s earlier here, less the 3 s the
+    // offset may fall short by; an offset under the noise floor (learned as 0) is covered too.
+    assert_eq!(upst_end_here(10_000, 239_687), 10_000 - 240 - 3);
+    assert_eq!(upst_end_here(10_000, 0), 10_000 - 3);
+    assert_eq!(upst_end_here(10_000, -240_300), 10_000 + 240 - 3, "servers behind: later here");
+    assert_eq!(upst_end_here(i64::MIN, i64::MAX), i64::MIN, "no overflow");
+}
+
+#[test]
 fn timestamps_match_python_isoformat() {
     // Python: datetime.utcfromtimestamp(t).isoformat('T') + "Z"
     assert_eq!(python_utc_isoformat(UNIX_EPOCH + Duration::from_secs(DOCS_DATE)), "2014-01-05T21:31:40Z");

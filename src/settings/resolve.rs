@@ -555,7 +555,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     };
     let token_url = need_url(Key::TokenUrl)?;
     let exchange_url = l.get(Key::TokenExchangeUrl, rules::url)?.unwrap_or_else(|| token_url.clone());
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !kubectl_forbids_terminal(env);
     let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
     // A device code when asked for, or with a terminal where no browser can be opened.
     let device_login = match flow {
@@ -618,6 +618,14 @@ fn exchange(l: &Lookup<'_>, url: Url) -> ExchangeConfig {
     }
 }
 
+/// Whether kubectl runs woci as an exec plugin that must not use the terminal
+/// (`interactiveMode: Never`, or no terminal for `IfAvailable`): its `KUBERNETES_EXEC_INFO` says
+/// `"interactive": false`. A login through `BROWSER` needs no terminal and stays possible.
+fn kubectl_forbids_terminal(env: &Env) -> bool {
+    let info = env.get("KUBERNETES_EXEC_INFO").and_then(|v| serde_json::from_str::<serde_json::Value>(v).ok());
+    info.is_some_and(|v| v["spec"]["interactive"] == serde_json::Value::Bool(false))
+}
+
 /// Whether a browser can be opened here: `BROWSER` set, or not an SSH session and (on Linux) a
 /// display.
 fn browser_possible(env: &Env, linux: bool) -> bool {
@@ -634,6 +642,10 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
     let Some(image) = image else { return Ok(None) };
     let configured = l.get(Key::OciContainerRuntime, |v| {
         let argv = rules::command(v)?;
+        if argv.len() > 1 {
+            // Only the program is run: words after it would be dropped without a word.
+            return Err("must be one program, `docker` or `podman` (or a path to one); `run` options go in `oci_container_args`".into());
+        }
         let kind = RuntimeKind::of_program(argv[0].as_ref())
             .ok_or_else(|| "must be `docker` or `podman` (or a path to one)".to_owned())?;
         Ok((OsString::from(&argv[0]), kind))
