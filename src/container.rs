@@ -140,13 +140,14 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     Ok(a)
 }
 
-/// Whether an option of `oci` names a local file or folder: `--file`, `--…-file`, the object
-/// storage folders, the session archive.
+/// Whether an option of `oci` names a local file or folder: `--file`, `--…-file`, the CA bundle,
+/// the object storage folders, the session archive.
 fn is_path_option(name: &str) -> bool {
     name.ends_with("-file")
         || matches!(
             name,
             "--file"
+                | "--cert-bundle"
                 | "--src-dir"
                 | "--dest-dir"
                 | "--download-dir"
@@ -491,6 +492,7 @@ mod tests {
         let json = [format!("--from-json=file://{}", r("out/../missing.json")), "--src-dir".into(), r("dl")];
         assert_eq!(mounts(&json, &work).unwrap(), [root.as_path()], "one folder covers the paths inside it");
         assert!(mounts(&get, &root).unwrap().is_empty(), "already visible");
+        assert_eq!(mounts(&[format!("--cert-bundle={}", r("in.bin"))], &work).unwrap(), [root.join("in.bin")]);
         let e = mounts(&["--file".into(), "/woci-no-such-file.bin".into()], &work).unwrap_err();
         assert!(
             e.to_string().contains("`/woci-no-such-file.bin`") && e.exit_code() == crate::error::exit::CONFIG,
