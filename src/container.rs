@@ -29,6 +29,9 @@ pub(crate) struct HostContext {
     pub tty: bool,
     /// The working directory, mounted at the same path.
     pub cwd: PathBuf,
+    /// The user's home: `file://~/…` names a file there, which `oci` in the container looks for
+    /// under [`CONTAINER_HOME`].
+    pub home: PathBuf,
     /// The OCI config file (its folder is mounted at [`CONTAINER_OCI_DIR`]).
     pub oci_config_file: PathBuf,
     /// Other host folders woci keeps files in (`~/.oci`, the session folders' root), mounted at
@@ -63,6 +66,7 @@ impl HostContext {
             user,
             tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
             cwd,
+            home: home.to_owned(),
             oci_config_file: oci_config_file.to_owned(),
             extra_dirs: vec![oci_home],
             oci_env,
@@ -92,25 +96,27 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
         a.extend(["--user".into(), format!("{uid}:{gid}").into()]);
     }
     let config_dir = host.oci_config_file.parent().unwrap_or(Path::new("/"));
-    let mut mounts: Vec<(PathBuf, PathBuf)> = vec![(config_dir.to_owned(), PathBuf::from(CONTAINER_OCI_DIR))];
-    if config_dir != Path::new(CONTAINER_OCI_DIR) {
-        mounts.push((config_dir.to_owned(), config_dir.to_owned()));
-    }
-    for d in &host.extra_dirs {
-        if !d.starts_with(config_dir) && !mounts.iter().any(|(_, c)| c == d) {
-            mounts.push((d.clone(), d.clone()));
+    // A target the user's own `oci_container_args` mounts something at is theirs (the runtime
+    // refuses two mounts at one target).
+    let user_targets = volume_targets(&c.extra_args);
+    let mut mounts: Vec<(PathBuf, PathBuf)> = Vec::new();
+    let mut add = |src: &Path, dst: &Path| {
+        if !user_targets.iter().chain(mounts.iter().map(|(_, d)| d)).any(|t| t == dst) {
+            mounts.push((src.to_owned(), dst.to_owned()));
         }
+    };
+    add(config_dir, Path::new(CONTAINER_OCI_DIR));
+    add(config_dir, config_dir);
+    for d in host.extra_dirs.iter().filter(|d| !d.starts_with(config_dir)) {
+        add(d, d);
     }
-    // `/` cannot be a mount target; a command started there has no files of its own to reach.
-    let cwd_mounted = host.cwd != Path::new("/");
-    if cwd_mounted && !mounts.iter().any(|(_, c)| c == &host.cwd) {
-        mounts.push((host.cwd.clone(), host.cwd.clone()));
+    // A command started in `/` (or another of the image's folders) has no files of its own to reach.
+    let cwd_mounted = !hides_the_image(&host.cwd);
+    if cwd_mounted {
+        add(&host.cwd, &host.cwd);
     }
-    let mut visible: Vec<PathBuf> = mounts.iter().filter(|(s, c)| s == c).map(|(_, c)| c.clone()).collect();
-    visible.extend(volume_targets(&c.extra_args));
-    for p in path_mounts(&oci_args, &host.cwd, &visible)? {
-        mounts.push((p.clone(), p));
-    }
+    let same_path: Vec<PathBuf> = mounts.iter().filter(|(s, c)| s == c).map(|(_, c)| c.clone()).collect();
+    mounts.extend(path_mounts(&oci_args, host, &same_path, &user_targets)?);
     for (src, dst) in &mounts {
         a.extend(["-v".into(), volume(src, dst, false)?]);
     }
@@ -158,12 +164,21 @@ fn is_path_option(name: &str) -> bool {
         )
 }
 
-/// The host paths `oci_args` name that the container would not see, each to be mounted at its own
-/// path, as the current folder is: without them `oci` there cannot read an upload's file, and it
-/// writes a download inside the container, which `--rm` removes while the call exits 0. A path
-/// that exists is mounted itself (a file, or a folder); one still to be written, its folder.
-/// Paths inside a folder already `visible` need nothing; `-` is a standard stream.
-fn path_mounts(oci_args: &[OsString], cwd: &Path, visible: &[PathBuf]) -> Result<Vec<PathBuf>> {
+/// The host paths `oci_args` name that the container would not see, each a `(source, target)`
+/// mount, at its own path as the current folder is: without them `oci` there cannot read an
+/// upload's file, and it writes a download inside the container, which `--rm` removes while the
+/// call exits 0. A path that exists is mounted itself (a file, or a folder); one still to be
+/// written, the nearest folder above it that exists. A path inside a host folder already mounted
+/// at its own path (`same_path`) needs nothing unless a link leads out of it (then where the link
+/// leads is mounted); one inside a container path the user mounts something at (`user_targets`)
+/// is theirs; `file://~/…` is the host home's file at the container home's path; `-` is a
+/// standard stream.
+fn path_mounts(
+    oci_args: &[OsString],
+    host: &HostContext,
+    same_path: &[PathBuf],
+    user_targets: &[PathBuf],
+) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut named: Vec<OsString> = Vec::new();
     let mut it = oci_args.iter().peekable();
     while let Some(arg) = it.next() {
@@ -184,30 +199,64 @@ fn path_mounts(oci_args: &[OsString], cwd: &Path, visible: &[PathBuf]) -> Result
             }
         }
     }
-    let mut out: Vec<PathBuf> = Vec::new();
+    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
+    let real_same_path: Vec<PathBuf> = same_path.iter().map(|v| real(v)).collect();
+    let mut out: Vec<(PathBuf, PathBuf)> = Vec::new();
     for p in named.into_iter().filter(|p| !p.is_empty() && p != "-") {
-        let path = normalize(&cwd.join(p));
-        let mount = if path.exists() {
-            path
-        } else {
-            match path.parent() {
-                Some(dir) if dir != Path::new("/") => dir.to_owned(),
-                _ => {
-                    return Err(Error::Config(format!(
-                    "container mode cannot write `{}`: a file directly in `/` cannot be mounted; name one in a folder",
-                    path.display()
-                )))
-                }
+        // `oci` expands `~` in a `file://` value; in the container `~` is CONTAINER_HOME.
+        let home_file = Path::new(&p)
+            .strip_prefix("~")
+            .ok()
+            .map(|rest| (host.home.join(rest), Path::new(CONTAINER_HOME).join(rest)));
+        if let Some((src, dst)) = home_file {
+            if src.is_file() && !out.iter().any(|(_, d)| *d == dst) {
+                out.push((src, dst));
             }
-        };
-        let seen = |d: &PathBuf| mount.starts_with(d);
-        if !mount.is_dir() && !mount.is_file() || visible.iter().chain(&out).any(seen) {
             continue;
         }
-        out.retain(|d| !d.starts_with(&mount));
-        out.push(mount);
+        let path = normalize(&host.cwd.join(p));
+        if user_targets.iter().any(|t| path.starts_with(t)) {
+            continue;
+        }
+        let Some(existing) = path.ancestors().find(|a| a.exists()).map(Path::to_owned) else { continue };
+        if !existing.is_dir() && !existing.is_file() {
+            continue;
+        }
+        let target = if same_path.iter().any(|v| existing.starts_with(v)) {
+            // Seen through a mounted folder, unless a link inside it leads out of it.
+            let resolved = real(&existing);
+            if real_same_path.iter().any(|v| resolved.starts_with(v)) {
+                continue;
+            }
+            resolved
+        } else {
+            existing
+        };
+        if target.is_dir() && hides_the_image(&target) {
+            return Err(Error::Config(format!(
+                "container mode cannot make `{}` reachable: mounting `{}` would hide the image's own; name a path in \
+                 another folder",
+                path.display(),
+                target.display()
+            )));
+        }
+        if out.iter().any(|(_, d)| target.starts_with(d)) {
+            continue;
+        }
+        out.retain(|(_, d)| !d.starts_with(&target));
+        out.push((target.clone(), target));
     }
     Ok(out)
+}
+
+/// Whether `dir` is a folder of the image itself, which a mount at the same path would replace
+/// (`/` cannot be a mount target at all).
+fn hides_the_image(dir: &Path) -> bool {
+    const IMAGE: [&str; 16] = [
+        "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/oracle", "/proc", "/run", "/sbin",
+        "/sys", "/usr", "/var",
+    ];
+    IMAGE.iter().any(|s| dir == Path::new(s))
 }
 
 /// `path` with `.` and `..` taken away by name, as the container resolves it (no link is followed).
@@ -382,6 +431,7 @@ mod tests {
             user: Some((1000, 100)),
             tty,
             cwd: "/work/dir".into(),
+            home: "/home/u".into(),
             oci_config_file: "/home/u/.oci/config".into(),
             extra_dirs: vec!["/home/u/.oci".into()],
             oci_env: vec!["OCI_CLI_PROFILE".into(), "REQUESTS_CA_BUNDLE".into()],
@@ -446,6 +496,18 @@ mod tests {
     }
 
     #[test]
+    fn a_target_the_user_mounts_is_not_mounted_again() {
+        // The README's "before" script mounts `~/.oci` at `/oracle/.oci`; the user mounts the
+        // current folder themselves: one mount at each target, theirs.
+        let user = spec(&["-v", "/home/u/.oci:/oracle/.oci", "--volume=/work/dir:/work/dir"]);
+        let s = strs(&run_args(&user, &host(false, false), vec![]).unwrap());
+        for target in [":/oracle/.oci", ":/work/dir"] {
+            assert_eq!(s.iter().filter(|a| a.ends_with(target)).count(), 1, "{target} in {s:?}");
+        }
+        assert!(s.contains(&"/home/u/.oci:/home/u/.oci".to_owned()), "{s:?}");
+    }
+
+    #[test]
     fn rootless_podman_keeps_the_users_id() {
         let podman = ContainerConfig { runtime: "podman".into(), kind: RuntimeKind::Podman, ..spec(&[]) };
         let s = strs(&run_args(&podman, &host(false, false), vec![]).unwrap());
@@ -478,10 +540,24 @@ mod tests {
             std::fs::create_dir(root.join(dir)).unwrap();
         }
         std::fs::write(root.join("in.bin"), "x").unwrap();
-        let mounts = |args: &[String], visible: &Path| {
-            let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-            path_mounts(&args, &work, &[visible.to_owned()])
-        };
+        let mut h = host(false, false);
+        (h.cwd, h.home) = (work.clone(), root.join("home"));
+        let mounts =
+            |args: &[String], visible: &Path| {
+                let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+                let m = path_mounts(&args, &h, &[visible.to_owned()], &[PathBuf::from("/backup")])?;
+                Ok::<_, Error>(
+                    m.into_iter()
+                        .map(|(src, dst)| {
+                            if src == dst {
+                                dst
+                            } else {
+                                PathBuf::from(format!("{}=>{}", src.display(), dst.display()))
+                            }
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            };
         let r = |p: &str| root.join(p).display().to_string();
         let args =
             ["os", "object", "put", "--file", "../in.bin", "--x-file", "./here.bin", "--name", "n"].map(String::from);
@@ -493,11 +569,25 @@ mod tests {
         assert_eq!(mounts(&json, &work).unwrap(), [root.as_path()], "one folder covers the paths inside it");
         assert!(mounts(&get, &root).unwrap().is_empty(), "already visible");
         assert_eq!(mounts(&[format!("--cert-bundle={}", r("in.bin"))], &work).unwrap(), [root.join("in.bin")]);
-        let e = mounts(&["--file".into(), "/woci-no-such-file.bin".into()], &work).unwrap_err();
-        assert!(
-            e.to_string().contains("`/woci-no-such-file.bin`") && e.exit_code() == crate::error::exit::CONFIG,
-            "{e}"
-        );
+        let user_mounted = ["--file".to_owned(), "/backup/blob.bin".into(), "--src-dir".into(), "/backup".into()];
+        assert!(mounts(&user_mounted, &work).unwrap().is_empty(), "the user's mount, at a path the host may lack");
+        let deep = ["--download-dir".to_owned(), r("out/a/b")];
+        assert_eq!(mounts(&deep, &work).unwrap(), [root.join("out")], "the nearest folder that exists");
+        std::os::unix::fs::symlink(root.join("dl"), work.join("lnk")).unwrap();
+        let through_link = ["--file".to_owned(), "lnk/new.txt".into()];
+        assert_eq!(mounts(&through_link, &work).unwrap(), [root.join("dl")], "where a link leads out of a mount");
+        std::fs::create_dir(root.join("home")).unwrap();
+        std::fs::write(root.join("home/meta.json"), "{}").unwrap();
+        let tilde = ["--metadata".to_owned(), "file://~/meta.json".into()];
+        assert_eq!(mounts(&tilde, &work).unwrap(), [root.join("home/meta.json=>/oracle/meta.json")]);
+        for bad in [&["--file", "/woci-no-such-file.bin"][..], &["--download-dir", "/"], &["--src-dir", "/usr/lib/../"]]
+        {
+            let e = mounts(&bad.iter().map(|a| a.to_string()).collect::<Vec<_>>(), &work).unwrap_err();
+            assert!(
+                e.to_string().contains("would hide the image's own") && e.exit_code() == crate::error::exit::CONFIG,
+                "{e}"
+            );
+        }
         let user = [
             "-v",
             "/d:/backup",

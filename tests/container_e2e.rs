@@ -278,6 +278,25 @@ async fn plain_call_in_the_container_after_a_renewal() {
         assert!(out.status.success(), "{verb}: {}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
     }
     assert_eq!(std::fs::read(&got).unwrap(), b"from outside the work folder");
+
+    // A link in the current folder that leads out of it, and a `file://~/…` value (the host
+    // home's file, which `oci` in the container looks for in its own home).
+    std::os::unix::fs::symlink(home.join("elsewhere"), s.work.join("lnk")).unwrap();
+    std::fs::write(home.join("meta.json"), br#"{"origin": "host"}"#).unwrap();
+    let mut args = s.os_args(&["get"]);
+    args.extend(["--name", "outside", "--file", "lnk/via-link.bin"].map(String::from));
+    let mut put = s.os_args(&["put"]);
+    put.extend(["--name", "meta", "--file", "../outside.bin", "--metadata", "file://~/meta.json"].map(String::from));
+    for args in [args, put] {
+        let out = run({
+            let mut c = s.woci();
+            c.args(&args);
+            c
+        })
+        .await;
+        assert!(out.status.success(), "{args:?}: {}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
+    }
+    assert_eq!(std::fs::read(home.join("elsewhere/via-link.bin")).unwrap(), b"from outside the work folder");
 }
 
 /// A profile made by `oci session authenticate` inside the container (config entries under

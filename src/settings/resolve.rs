@@ -644,7 +644,8 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
         let argv = rules::command(v)?;
         if argv.len() > 1 {
             // Only the program is run: words after it would be dropped without a word.
-            return Err("must be one program, `docker` or `podman` (or a path to one); `run` options go in `oci_container_args`".into());
+            return Err("must be one program, `docker` or `podman` (or a path to one, in quotes if it has spaces); `run` options go in \
+                 `oci_container_args`".into());
         }
         let kind = RuntimeKind::of_program(argv[0].as_ref())
             .ok_or_else(|| "must be `docker` or `podman` (or a path to one)".to_owned())?;
