@@ -116,8 +116,14 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
         add(&host.cwd, &host.cwd);
     }
     let same_path: Vec<PathBuf> = mounts.iter().filter(|(s, c)| s == c).map(|(_, c)| c.clone()).collect();
-    mounts.extend(path_mounts(&oci_args, host, &same_path, &user_targets)?);
-    for (src, dst) in &mounts {
+    // Each before the first mount inside it: parents before children, as the runtime needs them
+    // (docker sorts so itself; not every runtime does).
+    let mut ordered: Vec<(PathBuf, PathBuf)> = Vec::new();
+    for m in mounts.into_iter().chain(path_mounts(&oci_args, host, &same_path, &user_targets)?) {
+        let at = ordered.iter().position(|(_, d)| d.starts_with(&m.1)).unwrap_or(ordered.len());
+        ordered.insert(at, m);
+    }
+    for (src, dst) in &ordered {
         a.extend(["-v".into(), volume(src, dst, false)?]);
     }
     a.extend(["-e".into(), format!("HOME={CONTAINER_HOME}").into()]);
@@ -214,7 +220,14 @@ fn path_mounts(
             }
             continue;
         }
-        let path = normalize(&host.cwd.join(p));
+        let mut path = normalize(&host.cwd.join(p));
+        // A link to a file still to be written (a download): where it leads.
+        for _ in 0..8 {
+            match std::fs::read_link(&path) {
+                Ok(to) if !path.exists() => path = normalize(&path.parent().unwrap_or(Path::new("/")).join(to)),
+                _ => break,
+            }
+        }
         if user_targets.iter().any(|t| path.starts_with(t)) {
             continue;
         }
@@ -249,14 +262,15 @@ fn path_mounts(
     Ok(out)
 }
 
-/// Whether `dir` is a folder of the image itself, which a mount at the same path would replace
-/// (`/` cannot be a mount target at all).
+/// Whether `dir` is, or is inside, a folder of the image itself, which a mount at the same path
+/// would replace (`/` cannot be a mount target at all). `/opt` and `/var` themselves are the
+/// image's, their subfolders (`/opt/backup`, `/var/tmp`) the places users keep their own files.
 fn hides_the_image(dir: &Path) -> bool {
-    const IMAGE: [&str; 16] = [
-        "/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/opt", "/oracle", "/proc", "/run", "/sbin",
-        "/sys", "/usr", "/var",
+    const SYSTEM: [&str; 13] = [
+        "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/oracle", "/proc", "/run", "/sbin", "/sys",
+        "/usr",
     ];
-    IMAGE.iter().any(|s| dir == Path::new(s))
+    ["/", "/opt", "/var"].iter().any(|s| dir == Path::new(s)) || SYSTEM.iter().any(|s| dir.starts_with(s))
 }
 
 /// `path` with `.` and `..` taken away by name, as the container resolves it (no link is followed).
@@ -580,8 +594,23 @@ mod tests {
         std::fs::write(root.join("home/meta.json"), "{}").unwrap();
         let tilde = ["--metadata".to_owned(), "file://~/meta.json".into()];
         assert_eq!(mounts(&tilde, &work).unwrap(), [root.join("home/meta.json=>/oracle/meta.json")]);
-        for bad in [&["--file", "/woci-no-such-file.bin"][..], &["--download-dir", "/"], &["--src-dir", "/usr/lib/../"]]
-        {
+        // The folder above the current one, mounted for a download: before the current folder's
+        // mount, which it would hide otherwise.
+        let mut above = h.clone();
+        above.oci_config_file = root.join("home/.oci/config");
+        let s = strs(&run_args(&spec(&[]), &above, vec!["--download-dir".into(), r("new/a").into()]).unwrap());
+        let at = |m: &Path| s.iter().position(|a| *a == format!("{}:{}", m.display(), m.display())).unwrap();
+        assert!(at(&root) < at(&work), "{s:?}");
+        std::os::unix::fs::symlink(root.join("out/later.txt"), work.join("dangling")).unwrap();
+        let dangling = ["--file".to_owned(), "dangling".into()];
+        assert_eq!(mounts(&dangling, &work).unwrap(), [root.join("out")], "a link to a download still to be written");
+        let bad: [&[&str]; 4] = [
+            &["--file", "/woci-no-such-file.bin"],
+            &["--download-dir", "/"],
+            &["--src-dir", "/usr/lib/../"],
+            &["--download-dir", "/usr/local/new/a"],
+        ];
+        for bad in bad {
             let e = mounts(&bad.iter().map(|a| a.to_string()).collect::<Vec<_>>(), &work).unwrap_err();
             assert!(
                 e.to_string().contains("would hide the image's own") && e.exit_code() == crate::error::exit::CONFIG,

@@ -282,12 +282,15 @@ async fn plain_call_in_the_container_after_a_renewal() {
     // A link in the current folder that leads out of it, and a `file://~/…` value (the host
     // home's file, which `oci` in the container looks for in its own home).
     std::os::unix::fs::symlink(home.join("elsewhere"), s.work.join("lnk")).unwrap();
+    std::os::unix::fs::symlink(home.join("elsewhere/by-dangling-link.bin"), s.work.join("dl")).unwrap();
     std::fs::write(home.join("meta.json"), br#"{"origin": "host"}"#).unwrap();
     let mut args = s.os_args(&["get"]);
     args.extend(["--name", "outside", "--file", "lnk/via-link.bin"].map(String::from));
     let mut put = s.os_args(&["put"]);
     put.extend(["--name", "meta", "--file", "../outside.bin", "--metadata", "file://~/meta.json"].map(String::from));
-    for args in [args, put] {
+    let mut dangling = s.os_args(&["get"]);
+    dangling.extend(["--name", "outside", "--file", "dl"].map(String::from));
+    for args in [args, put, dangling] {
         let out = run({
             let mut c = s.woci();
             c.args(&args);
@@ -296,7 +299,9 @@ async fn plain_call_in_the_container_after_a_renewal() {
         .await;
         assert!(out.status.success(), "{args:?}: {}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
     }
-    assert_eq!(std::fs::read(home.join("elsewhere/via-link.bin")).unwrap(), b"from outside the work folder");
+    for name in ["via-link.bin", "by-dangling-link.bin"] {
+        assert_eq!(std::fs::read(home.join("elsewhere").join(name)).unwrap(), b"from outside the work folder");
+    }
 }
 
 /// A profile made by `oci session authenticate` inside the container (config entries under
