@@ -82,7 +82,7 @@ fn is_proxy_var(name: &str) -> bool {
 }
 
 /// The `RUNTIME run …` arguments that run `oci` with `oci_args` in the container.
-pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
+pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, mut oci_args: Vec<OsString>) -> Result<Vec<OsString>> {
     let mut a: Vec<OsString> = ["run", "--rm", "-i"].map(OsString::from).to_vec();
     if host.tty {
         a.push("-t".into());
@@ -119,7 +119,7 @@ pub(crate) fn run_args(c: &ContainerConfig, host: &HostContext, oci_args: Vec<Os
     // Each before the first mount inside it: parents before children, as the runtime needs them
     // (docker sorts so itself; not every runtime does).
     let mut ordered: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for m in mounts.into_iter().chain(path_mounts(&oci_args, host, &same_path, &user_targets)?) {
+    for m in mounts.into_iter().chain(path_mounts(&mut oci_args, host, &same_path, &user_targets)?) {
         let at = ordered.iter().position(|(_, d)| d.starts_with(&m.1)).unwrap_or(ordered.len());
         ordered.insert(at, m);
     }
@@ -174,41 +174,46 @@ fn is_path_option(name: &str) -> bool {
 /// mount, at its own path as the current folder is: without them `oci` there cannot read an
 /// upload's file, and it writes a download inside the container, which `--rm` removes while the
 /// call exits 0. A path that exists is mounted itself (a file, or a folder); one still to be
-/// written, the nearest folder above it that exists. A path inside a host folder already mounted
-/// at its own path (`same_path`) needs nothing unless a link leads out of it (then where the link
-/// leads is mounted); one inside a container path the user mounts something at (`user_targets`)
-/// is theirs; `file://~/…` is the host home's file at the container home's path; `-` is a
-/// standard stream.
+/// written, the nearest folder above it that exists. A path through links is resolved as the
+/// host's kernel resolves it, and the argument is rewritten to where the links lead: the links
+/// themselves may lie in folders the container does not see. A path inside a host folder already
+/// mounted at its own path (`same_path`) needs no mount; one inside a container path the user
+/// mounts something at (`user_targets`) is theirs; `file://~/…` is the host home's file at the
+/// container home's path; `-` is a standard stream.
 fn path_mounts(
-    oci_args: &[OsString],
+    oci_args: &mut [OsString],
     host: &HostContext,
     same_path: &[PathBuf],
     user_targets: &[PathBuf],
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
-    let mut named: Vec<OsString> = Vec::new();
-    let mut it = oci_args.iter().peekable();
-    while let Some(arg) = it.next() {
-        let text = arg.to_string_lossy();
+    // (index of the argument, what goes before the path in it, the path)
+    let mut named: Vec<(usize, String, OsString)> = Vec::new();
+    let mut i = 0;
+    while i < oci_args.len() {
+        let text = oci_args[i].to_string_lossy().into_owned();
         let (name, inline) = match text.split_once('=') {
             Some((n, v)) if n.starts_with("--") => (n, Some(v)),
-            _ => (text.as_ref(), None),
+            _ => (text.as_str(), None),
         };
-        if let Some(path) = inline.unwrap_or(&text).strip_prefix("file://") {
-            named.push(path.into());
+        let value = inline.unwrap_or(&text);
+        let before = &text[..text.len() - value.len()];
+        if let Some(path) = value.strip_prefix("file://") {
+            named.push((i, format!("{before}file://"), path.into()));
         } else if is_path_option(name) {
             match inline {
-                Some(v) => named.push(v.into()),
-                None if it.peek().is_some_and(|v| !v.to_string_lossy().starts_with("--")) => {
-                    named.extend(it.next().cloned())
+                Some(v) => named.push((i, before.to_owned(), v.into())),
+                None if oci_args.get(i + 1).is_some_and(|v| !v.to_string_lossy().starts_with("--")) => {
+                    i += 1;
+                    named.push((i, String::new(), oci_args[i].clone()));
                 }
                 None => {}
             }
         }
+        i += 1;
     }
-    let real = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_owned());
-    let real_same_path: Vec<PathBuf> = same_path.iter().map(|v| real(v)).collect();
+    let real_same_path: Vec<PathBuf> = same_path.iter().map(|v| resolve(v)).collect();
     let mut out: Vec<(PathBuf, PathBuf)> = Vec::new();
-    for p in named.into_iter().filter(|p| !p.is_empty() && p != "-") {
+    for (at, before, p) in named.into_iter().filter(|(_, _, p)| !p.is_empty() && p != "-") {
         // `oci` expands `~` in a `file://` value; in the container `~` is CONTAINER_HOME.
         let home_file = Path::new(&p)
             .strip_prefix("~")
@@ -220,46 +225,72 @@ fn path_mounts(
             }
             continue;
         }
-        let mut path = normalize(&host.cwd.join(p));
-        // A link to a file still to be written (a download): where it leads.
-        for _ in 0..8 {
-            match std::fs::read_link(&path) {
-                Ok(to) if !path.exists() => path = normalize(&path.parent().unwrap_or(Path::new("/")).join(to)),
-                _ => break,
-            }
-        }
-        if user_targets.iter().any(|t| path.starts_with(t)) {
+        let given = host.cwd.join(&p);
+        if user_targets.iter().any(|t| normalize(&given).starts_with(t)) {
             continue;
+        }
+        let path = resolve(&given);
+        if path != normalize(&given) {
+            let mut arg = OsString::from(before);
+            arg.push(&path);
+            oci_args[at] = arg;
         }
         let Some(existing) = path.ancestors().find(|a| a.exists()).map(Path::to_owned) else { continue };
-        if !existing.is_dir() && !existing.is_file() {
+        if !existing.is_dir() && !existing.is_file() || real_same_path.iter().any(|v| existing.starts_with(v)) {
             continue;
         }
-        let target = if same_path.iter().any(|v| existing.starts_with(v)) {
-            // Seen through a mounted folder, unless a link inside it leads out of it.
-            let resolved = real(&existing);
-            if real_same_path.iter().any(|v| resolved.starts_with(v)) {
-                continue;
-            }
-            resolved
-        } else {
-            existing
-        };
-        if target.is_dir() && hides_the_image(&target) {
+        if existing.is_dir() && hides_the_image(&existing) {
             return Err(Error::Config(format!(
                 "container mode cannot make `{}` reachable: mounting `{}` would hide the image's own; name a path in \
                  another folder",
                 path.display(),
-                target.display()
+                existing.display()
             )));
         }
-        if out.iter().any(|(_, d)| target.starts_with(d)) {
+        if out.iter().any(|(_, d)| existing.starts_with(d)) {
             continue;
         }
-        out.retain(|(_, d)| !d.starts_with(&target));
-        out.push((target.clone(), target));
+        out.retain(|(_, d)| !d.starts_with(&existing));
+        out.push((existing.clone(), existing));
     }
     Ok(out)
+}
+
+/// `path` (absolute) as the host's kernel resolves it, like `realpath -m`: each link followed
+/// where it stands, so a `..` after one climbs from where it leads; the part that does not exist
+/// (yet) kept by name.
+fn resolve(path: &Path) -> PathBuf {
+    // The names still to walk, the next last.
+    let reversed = |p: &Path| {
+        let mut names: Vec<OsString> = p.iter().filter(|c| *c != "/").map(OsString::from).collect();
+        names.reverse();
+        names
+    };
+    let mut todo = reversed(path);
+    let mut out = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(name) = todo.pop() {
+        if name == "." {
+            continue;
+        }
+        if name == ".." {
+            out.pop();
+            continue;
+        }
+        let next = out.join(&name);
+        match std::fs::read_link(&next) {
+            // As the kernel's ELOOP: a longer chain is left as it is.
+            Ok(to) if links < 40 => {
+                links += 1;
+                if to.is_absolute() {
+                    out = PathBuf::from("/");
+                }
+                todo.extend(reversed(&to));
+            }
+            _ => out = next,
+        }
+    }
+    out
 }
 
 /// Whether `dir` is, or is inside, a folder of the image itself, which a mount at the same path
@@ -273,7 +304,7 @@ fn hides_the_image(dir: &Path) -> bool {
     ["/", "/opt", "/var"].iter().any(|s| dir == Path::new(s)) || SYSTEM.iter().any(|s| dir.starts_with(s))
 }
 
-/// `path` with `.` and `..` taken away by name, as the container resolves it (no link is followed).
+/// `path` with `.` and `..` taken away by name (no link followed).
 fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
@@ -510,6 +541,40 @@ mod tests {
     }
 
     #[test]
+    fn paths_through_links_are_given_to_oci_where_the_links_lead() {
+        let d = tempfile::tempdir().unwrap();
+        let (root, work) = (d.path().to_owned(), d.path().join("work"));
+        std::fs::create_dir_all(root.join("y/sub")).unwrap();
+        std::fs::create_dir(&work).unwrap();
+        // A chain: work/dl3 -> root/l4 -> root/y/n3.txt (a download still to be written); the link
+        // in the middle lies where the container sees nothing.
+        std::os::unix::fs::symlink(root.join("y/n3.txt"), root.join("l4")).unwrap();
+        std::os::unix::fs::symlink(root.join("l4"), work.join("dl3")).unwrap();
+        // `..` after a link climbs from where it leads: lnkdir/.. is root/y, not work.
+        std::os::unix::fs::symlink("../y/sub", work.join("lnkdir")).unwrap();
+        let mut h = host(false, false);
+        (h.cwd, h.home) = (work.clone(), root.join("home"));
+        let mut args: Vec<OsString> =
+            ["--file", "dl3", "--download-dir=lnkdir/../dd", "--from-json", "file://plain.json"]
+                .map(OsString::from)
+                .to_vec();
+        let m = path_mounts(&mut args, &h, std::slice::from_ref(&work), &[]).unwrap();
+        assert_eq!(m, [(root.join("y"), root.join("y"))]);
+        let y = root.join("y").display().to_string();
+        assert_eq!(
+            strs(&args),
+            [
+                "--file".to_owned(),
+                format!("{y}/n3.txt"),
+                format!("--download-dir={y}/dd"),
+                "--from-json".into(),
+                "file://plain.json".into()
+            ],
+            "a path with no link in it is left as given"
+        );
+    }
+
+    #[test]
     fn a_target_the_user_mounts_is_not_mounted_again() {
         // The README's "before" script mounts `~/.oci` at `/oracle/.oci`; the user mounts the
         // current folder themselves: one mount at each target, theirs.
@@ -558,8 +623,8 @@ mod tests {
         (h.cwd, h.home) = (work.clone(), root.join("home"));
         let mounts =
             |args: &[String], visible: &Path| {
-                let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-                let m = path_mounts(&args, &h, &[visible.to_owned()], &[PathBuf::from("/backup")])?;
+                let mut args: Vec<OsString> = args.iter().map(OsString::from).collect();
+                let m = path_mounts(&mut args, &h, &[visible.to_owned()], &[PathBuf::from("/backup")])?;
                 Ok::<_, Error>(
                     m.into_iter()
                         .map(|(src, dst)| {

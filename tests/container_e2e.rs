@@ -283,6 +283,9 @@ async fn plain_call_in_the_container_after_a_renewal() {
     // home's file, which `oci` in the container looks for in its own home).
     std::os::unix::fs::symlink(home.join("elsewhere"), s.work.join("lnk")).unwrap();
     std::os::unix::fs::symlink(home.join("elsewhere/by-dangling-link.bin"), s.work.join("dl")).unwrap();
+    // A chain whose middle link lies where the container sees nothing.
+    std::os::unix::fs::symlink(home.join("elsewhere/by-a-chain.bin"), home.join("middle")).unwrap();
+    std::os::unix::fs::symlink(home.join("middle"), s.work.join("chain")).unwrap();
     std::fs::write(home.join("meta.json"), br#"{"origin": "host"}"#).unwrap();
     let mut args = s.os_args(&["get"]);
     args.extend(["--name", "outside", "--file", "lnk/via-link.bin"].map(String::from));
@@ -290,7 +293,9 @@ async fn plain_call_in_the_container_after_a_renewal() {
     put.extend(["--name", "meta", "--file", "../outside.bin", "--metadata", "file://~/meta.json"].map(String::from));
     let mut dangling = s.os_args(&["get"]);
     dangling.extend(["--name", "outside", "--file", "dl"].map(String::from));
-    for args in [args, put, dangling] {
+    let mut chain = s.os_args(&["get"]);
+    chain.extend(["--name", "outside", "--file=chain"].map(String::from));
+    for args in [args, put, dangling, chain] {
         let out = run({
             let mut c = s.woci();
             c.args(&args);
@@ -299,7 +304,7 @@ async fn plain_call_in_the_container_after_a_renewal() {
         .await;
         assert!(out.status.success(), "{args:?}: {}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
     }
-    for name in ["via-link.bin", "by-dangling-link.bin"] {
+    for name in ["via-link.bin", "by-dangling-link.bin", "by-a-chain.bin"] {
         assert_eq!(std::fs::read(home.join("elsewhere").join(name)).unwrap(), b"from outside the work folder");
     }
 }
