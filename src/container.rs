@@ -175,8 +175,9 @@ fn is_path_option(name: &str) -> bool {
 /// upload's file, and it writes a download inside the container, which `--rm` removes while the
 /// call exits 0. A path that exists is mounted itself (a file, or a folder); one still to be
 /// written, the nearest folder above it that exists. A path through links is resolved as the
-/// host's kernel resolves it, and the argument is rewritten to where the links lead: the links
-/// themselves may lie in folders the container does not see. A path inside a host folder already
+/// host's kernel resolves it, and an option's path is rewritten to where the links lead: the links
+/// themselves may lie in folders the container does not see (a `file://` value is mounted only:
+/// it may be an object's name). `/dev` and `/proc` paths are the process's own streams. A path inside a host folder already
 /// mounted at its own path (`same_path`) needs no mount; one inside a container path the user
 /// mounts something at (`user_targets`) is theirs; `file://~/…` is the host home's file at the
 /// container home's path; `-` is a standard stream.
@@ -186,8 +187,8 @@ fn path_mounts(
     same_path: &[PathBuf],
     user_targets: &[PathBuf],
 ) -> Result<Vec<(PathBuf, PathBuf)>> {
-    // (index of the argument, what goes before the path in it, the path)
-    let mut named: Vec<(usize, String, OsString)> = Vec::new();
+    // (index of the argument, what goes before the path in it — None: not rewritten —, the path)
+    let mut named: Vec<(usize, Option<String>, OsString)> = Vec::new();
     let mut i = 0;
     while i < oci_args.len() {
         let text = oci_args[i].to_string_lossy().into_owned();
@@ -198,13 +199,15 @@ fn path_mounts(
         let value = inline.unwrap_or(&text);
         let before = &text[..text.len() - value.len()];
         if let Some(path) = value.strip_prefix("file://") {
-            named.push((i, format!("{before}file://"), path.into()));
+            // Only JSON parameters read `file://`; in any other (`--name file://x`) it is text,
+            // which a rewrite would change: mounted, never rewritten.
+            named.push((i, None, path.into()));
         } else if is_path_option(name) {
             match inline {
-                Some(v) => named.push((i, before.to_owned(), v.into())),
+                Some(v) => named.push((i, Some(before.to_owned()), v.into())),
                 None if oci_args.get(i + 1).is_some_and(|v| !v.to_string_lossy().starts_with("--")) => {
                     i += 1;
-                    named.push((i, String::new(), oci_args[i].clone()));
+                    named.push((i, Some(String::new()), oci_args[i].clone()));
                 }
                 None => {}
             }
@@ -226,11 +229,14 @@ fn path_mounts(
             continue;
         }
         let given = host.cwd.join(&p);
-        if user_targets.iter().any(|t| normalize(&given).starts_with(t)) {
+        // The process's own streams (`/dev/stdin`, `/proc/self/fd/1`) reach the container through
+        // the runtime's `-i` and its output, not through a mount.
+        let streams = ["/dev", "/proc"].iter().any(|d| normalize(&given).starts_with(d));
+        if streams || user_targets.iter().any(|t| normalize(&given).starts_with(t)) {
             continue;
         }
         let path = resolve(&given);
-        if path != normalize(&given) {
+        if let Some(before) = before.filter(|_| path != normalize(&given)) {
             let mut arg = OsString::from(before);
             arg.push(&path);
             oci_args[at] = arg;
@@ -555,7 +561,7 @@ mod tests {
         let mut h = host(false, false);
         (h.cwd, h.home) = (work.clone(), root.join("home"));
         let mut args: Vec<OsString> =
-            ["--file", "dl3", "--download-dir=lnkdir/../dd", "--from-json", "file://plain.json"]
+            ["--file", "dl3", "--download-dir=lnkdir/../dd", "--name", "file://dl3", "--file", "/dev/stdin"]
                 .map(OsString::from)
                 .to_vec();
         let m = path_mounts(&mut args, &h, std::slice::from_ref(&work), &[]).unwrap();
@@ -567,10 +573,12 @@ mod tests {
                 "--file".to_owned(),
                 format!("{y}/n3.txt"),
                 format!("--download-dir={y}/dd"),
-                "--from-json".into(),
-                "file://plain.json".into()
+                "--name".into(),
+                "file://dl3".into(),
+                "--file".into(),
+                "/dev/stdin".into()
             ],
-            "a path with no link in it is left as given"
+            "a `file://` value is text to all but JSON parameters: not rewritten; the process's streams neither"
         );
     }
 

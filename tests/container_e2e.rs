@@ -304,6 +304,16 @@ async fn plain_call_in_the_container_after_a_renewal() {
         .await;
         assert!(out.status.success(), "{args:?}: {}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
     }
+    // `/dev/stdin` is the runtime's `-i`: nothing to mount, nothing to rewrite.
+    let mut piped = s.os_args(&["put"]);
+    piped.extend(["--name", "piped", "--file", "/dev/stdin"].map(String::from));
+    let out = run({
+        let mut c = s.woci();
+        c.args(&piped).write_stdin("through a pipe");
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}\nruntime argv: {}", stderr(&out), s.runtime_argvs());
     for name in ["via-link.bin", "by-dangling-link.bin", "by-a-chain.bin"] {
         assert_eq!(std::fs::read(home.join("elsewhere").join(name)).unwrap(), b"from outside the work folder");
     }
