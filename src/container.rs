@@ -362,12 +362,23 @@ mod tests {
         std::os::unix::fs::symlink(root.join("l4"), work.join("dl3")).unwrap();
         // `..` after a link climbs from where it leads: lnkdir/.. is root/y, not work.
         std::os::unix::fs::symlink("../y/sub", work.join("lnkdir")).unwrap();
+        // A link to a stream is the stream (`/dev/stdin` leads on to this process's own fd).
+        std::os::unix::fs::symlink("/dev/stdin", work.join("in")).unwrap();
         let mut h = host(false, false);
         (h.cwd, h.home) = (work.clone(), root.join("home"));
-        let mut args: Vec<OsString> =
-            ["--file", "dl3", "--download-dir=lnkdir/../dd", "--name", "file://dl3", "--file", "/dev/stdin"]
-                .map(OsString::from)
-                .to_vec();
+        let mut args: Vec<OsString> = [
+            "--file",
+            "dl3",
+            "--download-dir=lnkdir/../dd",
+            "--name",
+            "file://dl3",
+            "--file",
+            "/dev/stdin",
+            "--file",
+            "in",
+        ]
+        .map(OsString::from)
+        .to_vec();
         let m = path_mounts(&mut args, &h, std::slice::from_ref(&work), &[]).unwrap();
         assert_eq!(m, [(root.join("y"), root.join("y"))]);
         let y = root.join("y").display().to_string();
@@ -380,7 +391,9 @@ mod tests {
                 "--name".into(),
                 "file://dl3".into(),
                 "--file".into(),
-                "/dev/stdin".into()
+                "/dev/stdin".into(),
+                "--file".into(),
+                "in".into()
             ],
             "a `file://` value is text to all but JSON parameters: not rewritten; the process's streams neither"
         );
@@ -481,11 +494,12 @@ mod tests {
         std::os::unix::fs::symlink(root.join("out/later.txt"), work.join("dangling")).unwrap();
         let dangling = ["--file".to_owned(), "dangling".into()];
         assert_eq!(mounts(&dangling, &work).unwrap(), [root.join("out")], "a link to a download still to be written");
-        let bad: [&[&str]; 4] = [
+        let bad: [&[&str]; 5] = [
             &["--file", "/woci-no-such-file.bin"],
             &["--download-dir", "/"],
             &["--src-dir", "/usr/lib/../"],
             &["--download-dir", "/usr/local/new/a"],
+            &["--file", "/dev/shm/woci-new"],
         ];
         for bad in bad {
             let e = mounts(&bad.iter().map(|a| a.to_string()).collect::<Vec<_>>(), &work).unwrap_err();

@@ -39,7 +39,7 @@ fn is_path_option(name: &str) -> bool {
 /// it may be an object's name). A path inside a host folder already mounted at its own path
 /// (`same_path`) needs no mount; one inside a container path the user mounts something at
 /// (`user_targets`) is theirs; `file://~/…` is the host home's file at the container home's
-/// path; `-`, `/dev` and `/proc` paths are the process's own streams.
+/// path; `-` and the process's own streams ([`is_stream`]) need nothing.
 pub(super) fn path_mounts(
     oci_args: &mut [OsString],
     host: &HostContext,
@@ -88,13 +88,14 @@ pub(super) fn path_mounts(
             continue;
         }
         let given = host.cwd.join(&p);
-        // The process's own streams (`/dev/stdin`, `/proc/self/fd/1`) reach the container through
-        // the runtime's `-i` and its output, not through a mount.
-        let streams = ["/dev", "/proc"].iter().any(|d| normalize(&given).starts_with(d));
-        if streams || user_targets.iter().any(|t| normalize(&given).starts_with(t)) {
+        if is_stream(&normalize(&given)) || user_targets.iter().any(|t| normalize(&given).starts_with(t)) {
             continue;
         }
         let path = resolve(&given);
+        if is_stream(&path) {
+            // A link to one (`in -> /dev/stdin`) leads to this process's own `pipe:[N]`.
+            continue;
+        }
         if let Some(before) = before.filter(|_| path != normalize(&given)) {
             let mut arg = OsString::from(before);
             arg.push(&path);
@@ -119,6 +120,15 @@ pub(super) fn path_mounts(
         out.push((existing.clone(), existing));
     }
     Ok(out)
+}
+
+/// Whether `path` is a device or one of the process's own streams (`/dev/stdin`, `/dev/null`,
+/// `/proc/self/fd/1`), which reach the container through the runtime's `-i` and its output, or as
+/// its own devices, not through a mount. `/dev/shm` holds files, which the container's own would
+/// keep: a folder of the image, refused like `/usr`.
+fn is_stream(path: &Path) -> bool {
+    (path.starts_with("/dev") && !path.starts_with("/dev/shm") && !path.starts_with("/dev/mqueue"))
+        || path.starts_with("/proc")
 }
 
 /// `path` (absolute) as the host's kernel resolves it, like `realpath -m`: each link followed
