@@ -182,8 +182,10 @@ mod tests {
         let (_, client, foreign) = keys();
         let now = SystemTime::now();
         let upst = upst_for(client, 600);
-        assert_eq!(check(&token(&upst, client, now - Duration::from_secs(301), CLUSTER), None), Err("stale_date"));
-        assert_eq!(check(&token(&upst, client, now + Duration::from_secs(301), CLUSTER), None), Err("stale_date"));
+        // 302 s, not 301: the `date` has whole seconds, and a second may turn between `now` and
+        // the check (floor(now + 301) is then only 300 s past the checker's clock).
+        assert_eq!(check(&token(&upst, client, now - Duration::from_secs(302), CLUSTER), None), Err("stale_date"));
+        assert_eq!(check(&token(&upst, client, now + Duration::from_secs(302), CLUSTER), None), Err("stale_date"));
         assert_eq!(check(&token(&upst_for(client, -1), client, now, CLUSTER), None), Err("upst_expired"));
         assert_eq!(check(&token(&upst, foreign, now, CLUSTER), None), Err("bad_signature"));
         assert_eq!(check(&token(&upst, client, now, CLUSTER), Some("ocid1.cluster.other")), Err("foreign_cluster"));
