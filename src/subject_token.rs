@@ -141,8 +141,10 @@ impl SubjectTokenSource {
                 let found = if program.components().count() > 1 {
                     crate::fsutil::is_executable(program)
                 } else {
-                    let path = env.vars().get("PATH")?;
-                    crate::fsutil::path_candidates(path.as_ref(), program).any(|c| crate::fsutil::is_executable(&c))
+                    let path = crate::settings::path_var(env.vars())?;
+                    let found =
+                        crate::fsutil::path_candidates(&path, program).any(|c| crate::fsutil::is_executable(&c));
+                    found
                 };
                 (!found).then(|| format!("cannot run `{}`: not found or not executable", argv[0]))
             }

@@ -88,7 +88,8 @@ pub(super) fn path_mounts(
             continue;
         }
         let given = host.cwd.join(&p);
-        if is_stream(&normalize(&given)) || user_targets.iter().any(|t| normalize(&given).starts_with(t)) {
+        let lexical = normalize(&given);
+        if is_stream(&lexical) || user_targets.iter().any(|t| lexical.starts_with(t)) {
             continue;
         }
         let path = resolve(&given);
@@ -96,7 +97,7 @@ pub(super) fn path_mounts(
             // A link to one (`in -> /dev/stdin`) leads to this process's own `pipe:[N]`.
             continue;
         }
-        if let Some(before) = before.filter(|_| path != normalize(&given)) {
+        if let Some(before) = before.filter(|_| path != lexical) {
             let mut arg = OsString::from(before);
             arg.push(&path);
             oci_args[at] = arg;

@@ -663,8 +663,11 @@ fn resolve_container(l: &Lookup<'_>, env: &Env) -> Result<Option<ContainerConfig
 /// The first of `docker`, `podman` found on `path`; `docker` when neither is (running it then
 /// fails with "not found" naming `oci_container_runtime`).
 fn default_runtime(path: Option<OsString>) -> OsString {
-    let dirs: Vec<PathBuf> = path.map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
-    let on_path = |name: &&str| dirs.iter().any(|d| crate::fsutil::is_executable(&d.join(name)));
+    let path = path.unwrap_or_default();
+    let on_path = |name: &&str| {
+        !path.is_empty()
+            && crate::fsutil::path_candidates(&path, Path::new(name)).any(|c| crate::fsutil::is_executable(&c))
+    };
     ["docker", "podman"].into_iter().find(on_path).unwrap_or("docker").into()
 }
 
