@@ -484,6 +484,19 @@ mod tests {
         std::fs::write(root.join("home/meta.json"), "{}").unwrap();
         let tilde = ["--metadata".to_owned(), "file://~/meta.json".into()];
         assert_eq!(mounts(&tilde, &work).unwrap(), [root.join("home/meta.json=>/oracle/meta.json")]);
+        // The paths a `--from-json` document names, in a file or inline, by any of the key forms
+        // `oci` takes; other keys and other values are not paths.
+        let doc = format!(
+            r#"{{"file": "{}", "srcDir": "../dl", "name": "{}", "metadata": "file://../in.bin"}}"#,
+            r("out/x"),
+            r("n")
+        );
+        std::fs::write(work.join("in.json"), &doc).unwrap();
+        let json_file = ["--from-json".to_owned(), "file://in.json".into()];
+        assert_eq!(mounts(&json_file, &work).unwrap(), [root.join("out"), root.join("in.bin"), root.join("dl")]);
+        let inline = [format!(r#"--from-json={{"download-dir": "{}", "cert_bundle": "../in.bin"}}"#, r("dl"))];
+        assert_eq!(mounts(&inline, &work).unwrap(), [root.join("in.bin"), root.join("dl")]);
+        assert!(mounts(&["--from-json".into(), "[1, {".into()], &work).unwrap().is_empty(), "oci says what is wrong");
         // The folder above the current one, mounted for a download: before the current folder's
         // mount, which it would hide otherwise.
         let mut above = h.clone();

@@ -295,7 +295,13 @@ async fn plain_call_in_the_container_after_a_renewal() {
     dangling.extend(["--name", "outside", "--file", "dl"].map(String::from));
     let mut chain = s.os_args(&["get"]);
     chain.extend(["--name", "outside", "--file=chain"].map(String::from));
-    for args in [args, put, dangling, chain] {
+    // A path inside a `--from-json` document, itself outside the current folder.
+    std::fs::create_dir(home.join("json-dir")).unwrap();
+    let doc = serde_json::json!({ "file": home.join("json-dir/by-json.bin"), "name": "outside" });
+    std::fs::write(home.join("get.json"), doc.to_string()).unwrap();
+    let mut from_json = s.os_args(&["get"]);
+    from_json.extend(["--from-json", "file://../get.json"].map(String::from));
+    for args in [args, put, dangling, chain, from_json] {
         let out = run({
             let mut c = s.woci();
             c.args(&args);
@@ -317,6 +323,7 @@ async fn plain_call_in_the_container_after_a_renewal() {
     for name in ["via-link.bin", "by-dangling-link.bin", "by-a-chain.bin"] {
         assert_eq!(std::fs::read(home.join("elsewhere").join(name)).unwrap(), b"from outside the work folder");
     }
+    assert_eq!(std::fs::read(home.join("json-dir/by-json.bin")).unwrap(), b"from outside the work folder");
 }
 
 /// A profile made by `oci session authenticate` inside the container (config entries under

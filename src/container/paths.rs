@@ -1,6 +1,6 @@
-//! The host paths a container call needs: the local files and folders `oci`'s options name
-//! ([`path_mounts`]: mounted at their own paths, resolved through links as the host resolves
-//! them), the targets the user's own `oci_container_args` mount ([`volume_targets`]), and the
+//! The host paths a container call needs: the local files and folders `oci`'s options and its
+//! `--from-json` document name ([`path_mounts`]: mounted at their own paths, resolved through
+//! links as the host resolves them), the targets the user's own `oci_container_args` mount ([`volume_targets`]), and the
 //! folders of the image a mount must not replace ([`hides_the_image`]). Without them `oci` in the
 //! container cannot read an upload's file, and writes a download inside the container, which
 //! `--rm` removes while the call exits 0.
@@ -57,6 +57,17 @@ pub(super) fn path_mounts(
         };
         let value = inline.unwrap_or(&text);
         let before = &text[..text.len() - value.len()];
+        if name == "--from-json" {
+            let doc = match inline {
+                Some(v) => v.to_owned(),
+                None => oci_args.get(i + 1).map(|v| v.to_string_lossy().into_owned()).unwrap_or_default(),
+            };
+            let text = match doc.strip_prefix("file://") {
+                Some(file) => read_json_file(file, host),
+                None => doc,
+            };
+            named.extend(json_paths(&text).into_iter().map(|p| (i, None, p)));
+        }
         if let Some(path) = value.strip_prefix("file://") {
             // Only JSON parameters read `file://`; in any other (`--name file://x`) it is text,
             // which a rewrite would change: mounted, never rewritten.
@@ -121,6 +132,42 @@ pub(super) fn path_mounts(
         out.push((existing.clone(), existing));
     }
     Ok(out)
+}
+
+/// The text of a `--from-json file://…` document on the host, as `oci` reads it; empty if it
+/// cannot be read (`oci` says why), or is larger than any command's options are.
+fn read_json_file(path: &str, host: &HostContext) -> String {
+    use std::io::Read;
+    let file = match Path::new(path).strip_prefix("~") {
+        Ok(rest) => host.home.join(rest),
+        Err(_) => host.cwd.join(path),
+    };
+    let mut text = String::new();
+    if let Ok(f) = std::fs::File::open(file) {
+        let _ = f.take(1 << 20).read_to_string(&mut text);
+    }
+    text
+}
+
+/// The paths a `--from-json` document names: the values of its keys that are path options
+/// (`file`, `srcDir`, `cert-bundle`, as `oci` maps camelCase and dashed keys to options), and its
+/// `file://` values. Mounted, never rewritten: the document is the user's.
+fn json_paths(text: &str) -> Vec<OsString> {
+    let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(text) else { return vec![] };
+    doc.iter()
+        .filter_map(|(key, value)| {
+            let value = value.as_str()?;
+            let mut option = String::from("--");
+            for c in key.chars() {
+                match c {
+                    '_' => option.push('-'),
+                    c if c.is_ascii_uppercase() => option.extend(['-', c.to_ascii_lowercase()]),
+                    c => option.push(c),
+                }
+            }
+            value.strip_prefix("file://").or_else(|| is_path_option(&option).then_some(value)).map(OsString::from)
+        })
+        .collect()
 }
 
 /// Whether `path` is a device or one of the process's own streams (`/dev/stdin`, `/dev/null`,
