@@ -177,7 +177,7 @@ fn oci_global_options_table_matches_oci_help() {
     assert!(out.status.success(), "{}", stderr(&out));
     let help = stdout(&out);
     let options = help.split("Options:\n").nth(1).expect("an Options section").split("\nCommands:").next().unwrap();
-    let mut from_help: Vec<(Vec<String>, bool)> = Vec::new();
+    let mut from_help: Vec<(Vec<String>, bool, Vec<String>)> = Vec::new();
     for line in options.lines() {
         // Option lines are indented by two spaces; descriptions continue deeper.
         let Some(rest) = line.strip_prefix("  ").filter(|r| r.starts_with('-')) else {
@@ -188,14 +188,19 @@ fn oci_global_options_table_matches_oci_help() {
         while let Some(t) = tokens.next_if(|t| t.starts_with('-')) {
             names.push(t.trim_end_matches(',').to_owned());
         }
-        let value = tokens
-            .next()
-            .is_some_and(|t| t.starts_with('[') || (t.len() > 1 && t.chars().all(|c| c.is_ascii_uppercase())));
-        from_help.push((names, value));
+        let value =
+            tokens.next().filter(|t| t.starts_with('[') || (t.len() > 1 && t.chars().all(|c| c.is_ascii_uppercase())));
+        let choices = value
+            .and_then(|v| v.strip_prefix('[')?.strip_suffix(']'))
+            .map(|v| v.split('|').map(str::to_owned).collect());
+        from_help.push((names, value.is_some(), choices.unwrap_or_default()));
     }
-    let table: Vec<(Vec<String>, bool)> = woci::cli::oci_globals::OCI_GLOBALS
+    let table: Vec<(Vec<String>, bool, Vec<String>)> = woci::cli::oci_globals::OCI_GLOBALS
         .iter()
-        .map(|g| (g.names.iter().map(|n| (*n).to_owned()).collect(), g.value))
+        .map(|g| {
+            let owned = |v: &[&str]| v.iter().map(|n| (*n).to_owned()).collect();
+            (owned(g.names), g.value, owned(g.choices))
+        })
         .collect();
     assert_eq!(table, from_help, "update src/cli/oci_globals.rs to oci {}'s --help", peers::OCI_CLI_VERSION);
 }

@@ -296,10 +296,22 @@ pub fn completions(shell: clap_complete::Shell) -> String {
         for name in g.names.iter().filter_map(|n| n.strip_prefix("--")) {
             if cmd.get_arguments().all(|a| a.get_long() != Some(name)) {
                 let action = if g.value { ArgAction::Set } else { ArgAction::SetTrue };
-                cmd = cmd.arg(Arg::new(name).long(name).action(action));
+                let arg = Arg::new(name).long(name).action(action);
+                cmd = cmd.arg(if g.choices.is_empty() { arg } else { arg.value_parser(g.choices.to_vec()) });
             }
         }
     }
+    // A value is a file name only where it is one: the shells offer file names for a value with
+    // no hint, which for `--profile`, `--region` or a URL is noise.
+    let mut cmd = cmd.mut_args(|a| {
+        let name = a.get_long().unwrap_or_default();
+        let file = name.ends_with("-file") || matches!(name, "manager-config" | "cert-bundle");
+        if a.get_action().takes_values() && a.get_possible_values().is_empty() && !file {
+            a.value_hint(clap::ValueHint::Other)
+        } else {
+            a
+        }
+    });
     clap_complete::generate(shell, &mut cmd, "woci", &mut buf);
     String::from_utf8_lossy(&buf).into_owned()
 }

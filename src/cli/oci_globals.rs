@@ -5,17 +5,24 @@
 //! (`oci_global_options_table_matches_oci_help`) checks it against the real CLI's output, so a
 //! new oci version that adds a global option fails that test instead of being refused here.
 
-/// One global option of `oci`: every spelling, and whether it takes a value.
+/// One global option of `oci`: every spelling, whether it takes a value, and the words it takes
+/// if `oci` lists them (`--output [json|table]`, for completions).
 #[derive(Debug, Clone, Copy)]
 pub struct OciGlobal {
     /// All names, with their dashes (`--cli-rc-file`, `--defaults-file`).
     pub names: &'static [&'static str],
     /// Takes a value (`--profile P`); flags do not.
     pub value: bool,
+    /// The values `oci --help` lists; empty for any value.
+    pub choices: &'static [&'static str],
 }
 
 const fn g(names: &'static [&'static str], value: bool) -> OciGlobal {
-    OciGlobal { names, value }
+    OciGlobal { names, value, choices: &[] }
+}
+
+const fn one_of(names: &'static [&'static str], choices: &'static [&'static str]) -> OciGlobal {
+    OciGlobal { names, value: true, choices }
 }
 
 /// `oci --help`'s "Options" section, in its order.
@@ -35,10 +42,21 @@ pub const OCI_GLOBALS: &[OciGlobal] = &[
     g(&["--federation-endpoint"], true),
     g(&["--read-timeout"], true),
     g(&["--cert-bundle"], true),
-    g(&["--output"], true),
+    one_of(&["--output"], &["json", "table"]),
     g(&["--query"], true),
     g(&["--raw-output"], false),
-    g(&["--auth"], true),
+    one_of(
+        &["--auth"],
+        &[
+            "api_key",
+            "instance_principal",
+            "security_token",
+            "instance_obo_user",
+            "resource_principal",
+            "oke_workload_identity",
+            "pkcs11",
+        ],
+    ),
     g(&["--auth-purpose"], true),
     g(&["--generate-full-command-json-input"], false),
     g(&["--generate-param-json-input"], true),
@@ -48,7 +66,7 @@ pub const OCI_GLOBALS: &[OciGlobal] = &[
     g(&["-d", "--debug"], false),
     g(&["-i", "--cli-auto-prompt"], false),
     g(&["-?", "-h", "--help"], false),
-    g(&["--enable-propagation"], true),
+    one_of(&["--enable-propagation"], &["True", "False"]),
 ];
 
 /// The global option named `name` (with dashes), if oci has one.

@@ -442,6 +442,17 @@ fn completions_generate_for_each_shell() {
         assert!(c.contains("profile") && c.contains("config-file"), "{shell:?} offers oci's global options");
         assert!(c.contains("warning"), "{shell:?} offers --log-level's words");
     }
+    // File names only where the value is one; oci's listed words where it lists them.
+    let bash = completions(clap_complete::Shell::Bash);
+    let offer = |option: &str| {
+        let at = bash.find(&format!("                {option})\n")).unwrap_or_else(|| panic!("{option}"));
+        bash[at..].lines().nth(1).unwrap().to_owned()
+    };
+    for option in ["--profile", "--region", "--token-url", "--endpoint"] {
+        assert!(!offer(option).contains("compgen -f"), "{option}: {}", offer(option));
+    }
+    assert!(offer("--manager-config").contains("compgen -f") && offer("--cert-bundle").contains("compgen -f"));
+    assert!(offer("--output").contains("\"json table\""), "{}", offer("--output"));
     // Help lists no value words.
     assert!(!help_text().contains("possible values"));
 }
