@@ -435,6 +435,11 @@ async fn sighup_and_an_ini_change_reload_the_settings_and_keep_the_pid() {
     wait_for(&w, "the refused reload", || reload_lines(&w).len() > 2).await;
     let line = reload_lines(&w).pop().unwrap();
     assert!(line.contains("settings not reloaded (`") && line.contains("`expiring_warning`"), "{line}");
+    // `--status --all` says so: the profile's settings are broken, its daemon runs.
+    let out = woci(&w, &["--status", "--all", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &v["profiles"][0];
+    assert_eq!((p["state"].as_str(), p["daemon"].as_str()), (Some("impossible"), Some("running")), "{v}");
     let ok = |w: &World| {
         w.read(&prom)
             .lines()

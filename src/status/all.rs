@@ -3,7 +3,7 @@
 //! profile's state and exit code are those its own `--status` gives ([`super::overview`] holds
 //! the entry, the formats and the prompt line).
 
-use super::overview::{self, Entry, State};
+use super::overview::{self, Daemon, Entry, State};
 use super::{assess, gather};
 use crate::clock::SharedClock;
 use crate::context::Context;
@@ -53,13 +53,22 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
                     super::with_fallback(&mut report, &ctx, &call, true);
                     Ok(Entry::from_report(&report, ctx.settings.ops.fallback_profile.clone()))
                 });
-            // A profile whose files cannot even be read is shown with the code its status gives
-            // (and as impossible, without a daemon).
-            entry.unwrap_or_else(|e| Entry {
-                profile: name,
-                exit_code: e.exit_code(),
-                error: Some(e.to_string().replace('`', "")),
-                ..Entry::default()
+            // A profile whose settings or files cannot be read is shown with the code its status
+            // gives, as impossible, with its daemon as the session folder says (one keeps
+            // running on the settings it has while the INI is broken).
+            entry.unwrap_or_else(|e| {
+                let info = Settings::home_of(env)
+                    .and_then(|home| crate::store::SessionStore::new(&home, &name).ok())
+                    .and_then(|store| crate::daemon::inspect(&store).ok());
+                let daemon =
+                    info.map_or(Daemon::Stopped, |info| Daemon::of(&crate::daemon::report(&info, clock.unix())));
+                Entry {
+                    profile: name,
+                    exit_code: e.exit_code(),
+                    error: Some(e.to_string().replace('`', "")),
+                    daemon,
+                    ..Entry::default()
+                }
             })
         })
         .collect();

@@ -70,6 +70,17 @@ pub(crate) enum Daemon {
     Stopped,
 }
 
+impl Daemon {
+    /// The word for what `--status` reports of the daemon.
+    pub(crate) fn of(report: &crate::daemon::DaemonReport) -> Daemon {
+        match (report.running, report.stopped) {
+            (true, false) => Daemon::Running,
+            (true, true) => Daemon::Suspended,
+            (false, _) => Daemon::Stopped,
+        }
+    }
+}
+
 /// One profile of `--status --all`. Times are epoch seconds, `null` when unknown, as in
 /// `--status --json`; `exit_code` is the profile's own `--status` exit code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
@@ -107,11 +118,7 @@ impl Entry {
                 .refresh_token
                 .expires_at
                 .filter(|_| report.refresh_token.rejected.is_none()),
-            daemon: match (report.daemon.running, report.daemon.stopped) {
-                (true, false) => Daemon::Running,
-                (true, true) => Daemon::Suspended,
-                (false, _) => Daemon::Stopped,
-            },
+            daemon: Daemon::of(&report.daemon),
             fallback_profile,
             exit_code: report.exit_code,
             error: None,
