@@ -8,10 +8,10 @@
 //! - [`record`] updates that state and rewrites the metrics file(s) under one lock
 //!   (`~/.oci/sessions/.metrics.lock`), so concurrent woci processes never lose a count and the
 //!   file a writer renames into place reflects every update made before it took the lock.
-//! - The writer finds the other profiles of a file by scanning `~/.oci/sessions/*/woci-metrics.json`
-//!   for the same recorded path. Of another profile's settings it reads only the INI that named
-//!   the file, if one did: a profile removed from it (or pointed elsewhere) leaves the file,
-//!   though it never renews again.
+//! - The writer finds the other profiles of a file by scanning `~/.oci/sessions/*/woci-metrics.json`.
+//!   Of another profile's settings it reads only the INI that named its file, if one did: a
+//!   profile is in the file that INI names now (removed from it, in none), though it never
+//!   renews again; else in the file it recorded.
 //! - Metrics never fail a call: every problem (a missing folder, a lock held too long, a full
 //!   disk) is one warning line.
 
@@ -293,7 +293,9 @@ fn canonical_target(path: &Path) -> Result<PathBuf> {
 
 /// The states of every profile under `root` that names `file`, by profile name. The writer's own
 /// (`writer`) is its settings' word, not the INI's now (a daemon keeps its settings through a
-/// broken or emptied INI).
+/// broken or emptied INI). Another profile is in the file its INI names now, though it recorded
+/// another at its last renewal (`[COMMON]`'s `metrics_file` changed while it was idle): in one
+/// file at a time, never in none.
 fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<State> {
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut states: Vec<State> = entries
@@ -301,33 +303,40 @@ fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<Sta
         .filter_map(|e| crate::fsutil::read_bounded(&e.path().join(STATE_FILE), 64 * 1024).ok())
         .filter_map(|b| serde_json::from_slice::<State>(&b).ok())
         .filter(|s| {
-            s.metrics_file.as_deref() == Some(file) && (s.profile == writer || still_named(s, root, file, home))
+            let recorded = s.metrics_file.as_deref() == Some(file);
+            if s.profile == writer {
+                return recorded;
+            }
+            // A running daemon has the file of its last renewal until its next one.
+            let daemon = FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE));
+            match ini_names(s, file, home) {
+                _ if daemon => recorded,
+                Some(named) => named,
+                // An INI that cannot be read now, or a state of an older release (no INI recorded).
+                None => recorded,
+            }
         })
         .collect();
     states.sort_by(|a, b| a.profile.cmp(&b.profile));
     states
 }
 
-/// Whether the INI that named `file` for `s`'s profile still does (its section, or `[COMMON]`):
-/// a profile removed from it (its own section, the INI too), or pointed elsewhere, renews no more
-/// to say so. An INI that cannot be read now, or a state of an older release (no INI recorded),
-/// stays; so does a profile whose daemon still runs (it keeps its settings until a restart).
-fn still_named(s: &State, root: &Path, file: &Path, home: &Path) -> bool {
+/// Whether the INI that named a metrics file for `s`'s profile names `file` now (its section, or
+/// `[COMMON]`): not when the profile was removed from it (its own section, the INI too), or it
+/// names another. `None` when that INI cannot be read, or is not known.
+fn ini_names(s: &State, file: &Path, home: &Path) -> Option<bool> {
     use crate::settings::ini;
-    let Some(path) = &s.named_in else { return true };
-    if FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE)) {
-        return true;
-    }
-    let Ok(read) = ini::load(path, ini::Source::Home, &s.profile) else { return true };
+    let path = s.named_in.as_ref()?;
+    let read = ini::load(path, ini::Source::Home, &s.profile).ok()?;
     if s.own_section && !read.has_profile_section {
-        return false;
+        return Some(false);
     }
     let Some(value) = read.values.get("metrics_file").map(|v| v.trim()).filter(|v| !v.is_empty()) else {
-        return false;
+        return Some(false);
     };
     // As the settings resolve it: `~` expanded, a relative path from the INI's folder.
     let named = path.parent().unwrap_or(Path::new("")).join(crate::settings::rules::path(value, home));
-    canonical_target(&named).is_ok_and(|t| t == file)
+    Some(canonical_target(&named).is_ok_and(|t| t == file))
 }
 
 /// A label value escaped as the exposition format asks (`\`, `"` and newline).
@@ -728,6 +737,31 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         drop(daemon);
         record(&h.profile("keep"), "keep", &named(true), &outcome(Class::Ok, &clock));
         assert!(!h.read("w.prom").contains("profile=\"served\""), "{}", h.read("w.prom"));
+    }
+
+    /// `[COMMON]`'s `metrics_file` changed while a profile is idle: the next write of the new
+    /// file holds it (it was in no file until its own next renewal), the old file no longer does.
+    #[test]
+    fn an_idle_profile_moves_with_the_file_common_names() {
+        let h = Home::new();
+        let clock = ManualClock::at(T0);
+        let ini = h.sessions.parent().unwrap().join("woci_manager.ini");
+        let common = |f: &str| format!("[COMMON]\nmetrics_file = ../textfile/{f}\n[busy]\n[idle]\n");
+        std::fs::write(&ini, common("old.prom")).unwrap();
+        let named = |f: &str| Target {
+            file: Some(h.prom(f)),
+            named_in: Some(ini.clone()),
+            own_section: true,
+            home: PathBuf::from("/"),
+        };
+        for p in ["busy", "idle"] {
+            record(&h.profile(p), p, &named("old.prom"), &outcome(Class::Ok, &clock));
+        }
+        std::fs::write(&ini, common("new.prom")).unwrap();
+        record(&h.profile("busy"), "busy", &named("new.prom"), &outcome(Class::Ok, &clock));
+        let new = h.read("new.prom");
+        assert!(new.contains("profile=\"busy\"") && new.contains("profile=\"idle\""), "{new}");
+        assert!(!h.read("old.prom").contains("profile="), "{}", h.read("old.prom"));
     }
 
     #[test]
