@@ -404,7 +404,8 @@ fn relay_lines(pipe: impl Read, prefix: &str, shown: &std::sync::Mutex<OutputSta
             continue;
         }
         if state.bytes + line.len() > OUTPUT_CAP {
-            state.cut = true;
+            // The first 64 KiB, not a shorter line after the cut.
+            (state.cut, state.bytes) = (true, OUTPUT_CAP + 1);
             continue;
         }
         state.bytes += line.len();

@@ -423,7 +423,7 @@ async fn a_hooks_output_is_woci_lines_bounded_and_before_the_error() {
     write_exec(
         &script,
         "#!/bin/sh\n(sleep 3; echo late-child-line; echo late-child-err >&2) &\nprintf 'first\\n\\033[2Jsecond'\n\
-         echo to-stderr >&2\nhead -c 200000 /dev/zero | tr '\\0' x\nexit 1\n",
+         echo to-stderr >&2\nhead -c 200000 /dev/zero | tr '\\0' x\nprintf '\\nshort-past-cap\\ntail-past-cap'\nexit 1\n",
     );
     w.write_manager_ini(&[("on_renewal_failure", &script.display().to_string())]);
     w.seed_refresh_token();
@@ -442,6 +442,8 @@ async fn a_hooks_output_is_woci_lines_bounded_and_before_the_error() {
     assert!(err.len() < 80 * 1024, "{} bytes", err.len());
     assert!(lines.iter().any(|l| l.contains("hook `") && l.contains("exited with 1")), "{err}");
     assert!(!err.contains("late-child"), "{err}");
+    // Nothing after the first 64 KiB, however short.
+    assert!(!err.contains("past-cap"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
