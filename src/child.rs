@@ -2,10 +2,15 @@
 //!
 //! When nothing has to run beside it, woci replaces itself with the program ([`exec`], Unix
 //! `execvp`): signals, the terminal, and the exit code are then the program's own. When woci must
-//! stay (auto-refresh, proxy), [`run`] spawns it, forwards SIGTERM/SIGHUP/SIGQUIT/SIGUSR1/SIGUSR2/
-//! SIGWINCH — and SIGINT when stdin is not a terminal, since a terminal's Ctrl-C already reaches the
-//! whole foreground process group — and returns its exit code (128+n when killed by signal n).
-//! The handlers are installed before the child is spawned, so no signal falls in between.
+//! stay (auto-refresh, proxy), [`run`] spawns it and returns its exit code (128+n when killed by
+//! signal n). Each signal reaches the program once ([`Terminal`]): without a controlling terminal
+//! (CI, systemd, cron) the program has a process group of its own, so a signal to woci's group (a
+//! CI runner cancelling a job) reaches woci alone, which passes SIGTERM/SIGINT/SIGHUP/SIGQUIT/
+//! SIGUSR1/SIGUSR2 on to the program's group. In a terminal the program shares woci's group (job
+//! control); what the terminal sends to that group (Ctrl-C, Ctrl-\, a hangup) is not passed on
+//! again, only what is sent to woci (SIGTERM, SIGUSR1/2; everything when woci runs in the
+//! background). The handlers are installed before the child is spawned, so no signal falls in
+//! between.
 //!
 //! A spawned child must not outlive woci for long: it talks to woci's proxy, which dies with
 //! woci. On Linux the child gets `PR_SET_PDEATHSIG` = SIGTERM (set in the forked child before
@@ -354,30 +359,71 @@ pub(crate) struct Running {
     /// it is forwarded.
     #[cfg(unix)]
     signals: Vec<(tokio::signal::unix::Signal, i32, bool)>,
+    /// Whether the child leads a process group of its own (forwarded signals go to that group).
+    #[cfg(unix)]
+    own_group: bool,
     relays: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// woci's place at a terminal, which decides how signals reach the program.
+#[cfg(unix)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Terminal {
+    /// No controlling terminal: every signal comes from a process, perhaps to woci's whole group.
+    None,
+    /// In the terminal's foreground group, which Ctrl-C, Ctrl-\ and a hangup signal whole.
+    Foreground,
+    /// A background job of a terminal.
+    Background,
+}
+
+#[cfg(unix)]
+impl Terminal {
+    fn of_this_process() -> Terminal {
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        // `/dev/tty` opens for a process with a controlling terminal only (else ENXIO).
+        match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOCTTY).open("/dev/tty") {
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Terminal::None,
+            Err(_) => Terminal::Background,
+            // SAFETY: tcgetpgrp on a descriptor we hold open; getpgrp cannot fail.
+            Ok(tty) if unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() } => Terminal::Foreground,
+            Ok(_) => Terminal::Background,
+        }
+    }
+
+    /// Whether woci passes `signal` on: not what the terminal already sent the program.
+    fn forwards(self, signal: i32) -> bool {
+        self != Terminal::Foreground || !matches!(signal, libc::SIGINT | libc::SIGQUIT | libc::SIGHUP)
+    }
 }
 
 /// Spawns the program: signal handlers first, then the child (stdio inherited, or relayed through
 /// the spec's redactor).
 pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
     #[cfg(unix)]
+    let terminal = Terminal::of_this_process();
+    #[cfg(unix)]
     let signals = {
         use tokio::signal::unix::{signal, SignalKind};
-        let forward_int = !std::io::IsTerminal::is_terminal(&std::io::stdin());
-        let forwarded = [libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGWINCH];
-        let kinds = forwarded.map(|num| (num, true)).into_iter().chain([(libc::SIGINT, forward_int)]);
+        let caught = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2];
         // A signal the caller ignored (`nohup`) stays ignored: no handler, so the child inherits it.
-        kinds
-            .filter(|(num, _)| !crate::critical::ignored_at_start(*num))
-            .map(|(num, forward)| {
+        caught
+            .into_iter()
+            .filter(|num| !crate::critical::ignored_at_start(*num))
+            .map(|num| {
                 let s = signal(SignalKind::from_raw(num))
                     .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
-                Ok((s, num, forward))
+                Ok((s, num, terminal.forwards(num)))
             })
             .collect::<Result<Vec<_>>>()?
     };
     let mut cmd = tokio::process::Command::from(spec.command());
     cmd.kill_on_drop(false);
+    #[cfg(unix)]
+    if terminal == Terminal::None {
+        cmd.process_group(0);
+    }
     #[cfg(target_os = "linux")]
     {
         // SAFETY: getpid before the fork; in the child only async-signal-safe calls (prctl,
@@ -416,6 +462,8 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         child,
         #[cfg(unix)]
         signals,
+        #[cfg(unix)]
+        own_group: terminal == Terminal::None,
         relays,
     })
 }
@@ -446,9 +494,11 @@ impl Running {
                 (num, forward) = signalled => {
                     if let (true, Some(pid)) = (forward, pid) {
                         FORWARDED.store(true, std::sync::atomic::Ordering::SeqCst);
-                        tracing::debug!(signal = num, pid, "forwarding signal to child");
-                        // SAFETY: kill(2) with a pid we spawned and a valid signal number.
-                        unsafe { libc::kill(pid, num) };
+                        tracing::debug!(signal = num, pid, own_group = self.own_group, "forwarding signal to child");
+                        // Its group, as a signal to woci's group would have reached it.
+                        let to = if self.own_group { -pid } else { pid };
+                        // SAFETY: kill(2) with a pid (group) we spawned and a valid signal number.
+                        unsafe { libc::kill(to, num) };
                     }
                 }
             }

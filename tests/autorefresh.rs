@@ -100,6 +100,77 @@ async fn sighup_reaches_the_child() {
     signal_reaches_child(libc::SIGHUP, "HUP").await;
 }
 
+/// A program that counts each delivery of `$SIG`, says its process and group, and exits 42 a
+/// second after the first (a second delivery, woci's, would come within it).
+const COUNTER: &str = r#"
+import os, signal, sys, time
+out, got = os.environ["OUT"], []
+signal.signal(getattr(signal, "SIG" + os.environ["SIG"]), lambda *_: got.append(1))
+with open(out + "/group", "w") as f:
+    f.write(f"{os.getpid()} {os.getpgrp()}")
+open(out + "/ready", "w").close()
+deadline = time.time() + 60
+while not got and time.time() < deadline:
+    time.sleep(0.01)
+time.sleep(1)
+with open(out + "/got", "w") as f:
+    f.write(str(len(got)))
+sys.exit(42)
+"#;
+
+/// A CI runner cancelling a job signals the job's process group (woci's): the program gets the
+/// signal once, not once from the runner and again from woci — a second SIGINT or SIGTERM is
+/// Terraform's "exiting immediately". Without a terminal the program leads a group of its own,
+/// which only woci's forward reaches.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signal_to_the_process_group_reaches_the_program_once() {
+    use std::os::unix::process::CommandExt;
+    for (sig, name) in [(libc::SIGTERM, "TERM"), (libc::SIGINT, "INT")] {
+        let (w, tmp) = world().await;
+        let out = tempfile::tempdir().unwrap();
+        let mut cmd = woci_std(&w, tmp.path());
+        cmd.env("OUT", out.path()).env("SIG", name).args(["--auto-refresh", "--exec", "--", "python3", "-c", COUNTER]);
+        // The job's group, woci leading it, as a runner starts a job.
+        cmd.process_group(0);
+        let child = cmd.spawn().unwrap();
+        let ready = out.path().join("ready");
+        tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+        // SAFETY: kill(2) on the process group of the woci this test started.
+        assert_eq!(unsafe { libc::kill(-(child.id() as i32), sig) }, 0);
+        let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+        assert_eq!(o.status.code(), Some(42), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap(), "1", "{name}: delivered once");
+        let group = std::fs::read_to_string(out.path().join("group")).unwrap();
+        let (pid, pgid) = group.split_once(' ').unwrap();
+        assert_eq!(pid, pgid, "{name}: the program leads its own group");
+    }
+}
+
+/// Ctrl-C at a terminal reaches the whole foreground group, the program's too: woci does not pass
+/// it on again, even when its stdin is no terminal (`woci … < file`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_a_terminal_reaches_the_program_once() {
+    use std::io::Write;
+    let (w, _tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut c = w.woci_in_a_terminal("--log-level debug --auto-refresh --exec -- python3 -c \"$COUNTER\" < /dev/null");
+    c.env("OUT", out.path()).env("SIG", "INT").env("COUNTER", COUNTER).stdin(Stdio::piped());
+    let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    // Typed at the terminal: its line discipline signals the foreground group.
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"\x03").unwrap();
+    keys.flush().unwrap();
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    drop(keys);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(42), "{shown}");
+    assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap(), "1", "delivered once: {shown}");
+    // (Two deliveries close together may count as one: woci's own word is what cannot miss.)
+    assert!(shown.contains("started child") && !shown.contains("forwarding signal"), "{shown}");
+}
+
 /// `nohup woci --auto-refresh …`: a signal the caller ignored stays ignored by woci and by the
 /// child (a closed SSH session must not end the upload), and a child ended by a signal ends woci
 /// by the same signal (a parent sees a signal death; a shell loop stops at Ctrl-C).
