@@ -465,6 +465,14 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
         signed_get(&s, "localhost", case, &s.profile, &st(TOKEN_A)).await;
         assert_eq!(key_id(&s.upstream.case(case)), st(&renewed), "{case}");
     }
+    // No renewal at all (an IdP outage): after the wait the request goes out as it is, and the
+    // log says so, so the program's 401 is no mystery.
+    let stale = jwt(now - 5);
+    s._token_tx.send(SecretString::from(stale.as_str())).unwrap();
+    signed_get(&s, "localhost", "outage", &s.profile, &st(TOKEN_A)).await;
+    assert_eq!(key_id(&s.upstream.case("outage")), st(&stale));
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(logs.contains("no renewal within 10s, so a request went out with the expired session token"), "{logs}");
 
     // Non-CONNECT requests are refused.
     let mut tcp = tokio::net::TcpStream::connect(s.handle.addr()).await.unwrap();

@@ -10,7 +10,7 @@
 //! | curl | `HTTPS_PROXY` | `CURL_CA_BUNDLE` |
 //!
 //! The CA bundle holds the per-run CA, the user's own CA files (`REQUESTS_CA_BUNDLE`,
-//! `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`, `--cert-bundle`) and the system roots, so replacing a
+//! `SSL_CERT_FILE`, `CURL_CA_BUNDLE`, `NODE_EXTRA_CA_CERTS`, `--cert-bundle`) and the system roots, so replacing a
 //! CA variable the user set keeps what it trusted. What the user set that woci cannot honour
 //! (`NODE_USE_ENV_PROXY=0`) stays and earns one warning naming the consequence. The preload file
 //! (and a Go bundle when the user has an `OCI_DEFAULT_CERTS_PATH`) go into the proxy's private

@@ -92,7 +92,19 @@ async fn current_token(shared: &Shared) -> SecretString {
     }
     match tokio::time::timeout(EXPIRED_WAIT, tokens.changed()).await {
         Ok(Ok(())) => tokens.borrow().clone(),
-        _ => token,
+        _ => {
+            // The program then meets a 401 with nothing of woci's said about it at that moment.
+            if let Some(n) = shared.warnings.allow("expired") {
+                let interval = shared.limits.warn_interval.as_secs();
+                tracing::warn!(
+                    "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI \
+                     refuses ({} in the last {interval}s; the renewal's own lines say why)",
+                    EXPIRED_WAIT.as_secs(),
+                    n + 1
+                );
+            }
+            token
+        }
     }
 }
 

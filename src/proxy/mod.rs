@@ -398,6 +398,8 @@ mod tests {
         };
         let node_ca = dir.path().join("node-ca.pem");
         std::fs::write(&node_ca, "y").unwrap();
+        let curl_ca = dir.path().join("curl-ca.pem");
+        std::fs::write(&curl_ca, "z").unwrap();
         let missing = dir.path().join("missing.pem").display().to_string();
         let s = settings(&[
             ("https_proxy", "corp-proxy.example:3128"),
@@ -406,6 +408,7 @@ mod tests {
             ("REQUESTS_CA_BUNDLE", &ca.display().to_string()),
             ("SSL_CERT_FILE", &missing),
             ("NODE_EXTRA_CA_CERTS", &node_ca.display().to_string()),
+            ("CURL_CA_BUNDLE", &curl_ca.display().to_string()),
         ])
         .unwrap();
         let cfg = ProxyConfig::for_settings(key.clone(), &s, dir.path(), Arc::new(crate::clock::SystemClock));
@@ -413,7 +416,7 @@ mod tests {
         assert!(cfg.resign_hosts.matches("localhost", 8443));
         assert!(!cfg.resign_hosts.matches("localhost", 443));
         assert!(!cfg.resign_hosts.matches("github.com", 443));
-        assert_eq!(cfg.upstream_ca_files, vec![ca, node_ca], "a CA the user gave Node is trusted upstream too");
+        assert_eq!(cfg.upstream_ca_files, vec![ca, curl_ca, node_ca], "a CA the user gave curl or Node is trusted too");
         assert_eq!(cfg.upstream_proxy.as_ref().map(Url::as_str), Some("http://corp-proxy.example:3128/"));
         assert!(cfg.no_proxy.bypass("a.internal.example", 443));
         assert!(!cfg.no_proxy.bypass("objectstorage.us-ashburn-1.oraclecloud.com", 443));

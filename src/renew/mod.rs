@@ -636,7 +636,7 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
     let _ = write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), mode_and_owner(&settings.oci_config_file));
     // Which refresh token (a new one stored, one put back), known without reading it.
     let _ = write!(text, "\n{:?}", identity(&store.refresh_token_path()));
-    // The settings' variables, and the CA and proxy ones (not `CURL_CA_BUNDLE`, only a child's).
+    // The settings' variables, and the CA and proxy ones.
     let vars = SETTINGS.iter().filter(|d| d.renewal).filter_map(|d| d.env);
     for var in vars.chain(crate::settings::CA_VARS).chain(crate::settings::PROXY_VARS) {
         let _ = write!(text, "\n{var}={:?}", env.get(var));

@@ -37,8 +37,14 @@ use url::Url;
 pub type Env = HashMap<String, String>;
 
 /// The variables naming CA certificates woci trusts (`SSL_CERT_DIR` through the system's store).
-pub(crate) const CA_VARS: [&str; 5] =
-    ["OCI_CLI_CERT_BUNDLE", "REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "SSL_CERT_DIR", "NODE_EXTRA_CA_CERTS"];
+pub(crate) const CA_VARS: [&str; 6] = [
+    "OCI_CLI_CERT_BUNDLE",
+    "REQUESTS_CA_BUNDLE",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+];
 /// The proxy variables woci reads, as `oci` (Python's urllib) does.
 pub(crate) const PROXY_VARS: [&str; 6] =
     ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
@@ -290,7 +296,8 @@ pub struct Settings {
     /// woci's debug logging.
     pub debug: bool,
     /// CA bundles to trust besides the system roots (`--cert-bundle`, `OCI_CLI_CERT_BUNDLE`,
-    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `NODE_EXTRA_CA_CERTS`), for woci's own
+    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE` — Python's `requests`
+    /// reads it too —, `NODE_EXTRA_CA_CERTS`), for woci's own
     /// requests, the proxy's upstream connections and the bundle a child trusts.
     pub extra_ca_files: Vec<PathBuf>,
     /// The user's HTTPS proxy, for woci's own requests and the proxy's upstream connections.

@@ -278,6 +278,7 @@ impl Settings {
             ("`cert-bundle` in the oci_cli_rc file".to_owned(), rc_value("cert-bundle").map(PathBuf::from)),
             var("REQUESTS_CA_BUNDLE"),
             var("SSL_CERT_FILE"),
+            var("CURL_CA_BUNDLE"),
             var("NODE_EXTRA_CA_CERTS"),
         ];
         for (source, p) in named.into_iter().filter_map(|(s, p)| Some((s, rules::path(p?, &home)))) {
