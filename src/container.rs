@@ -497,6 +497,11 @@ mod tests {
         let inline = [format!(r#"--from-json={{"download-dir": "{}", "cert_bundle": "../in.bin"}}"#, r("dl"))];
         assert_eq!(mounts(&inline, &work).unwrap(), [root.join("in.bin"), root.join("dl")]);
         assert!(mounts(&["--from-json".into(), "[1, {".into()], &work).unwrap().is_empty(), "oci says what is wrong");
+        // A FIFO (or `/dev/stdin`) is `oci`'s to read, not woci's: not opened, so nothing waits.
+        let fifo = std::ffi::CString::new(work.join("doc.fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: mkfifo(3) with a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert!(mounts(&["--from-json=file://doc.fifo".into()], &work).unwrap().is_empty());
         // The folder above the current one, mounted for a download: before the current folder's
         // mount, which it would hide otherwise.
         let mut above = h.clone();

@@ -1,7 +1,8 @@
 //! The host paths a container call needs: the local files and folders `oci`'s options and its
 //! `--from-json` document name ([`path_mounts`]: mounted at their own paths, resolved through
-//! links as the host resolves them), the targets the user's own `oci_container_args` mount ([`volume_targets`]), and the
-//! folders of the image a mount must not replace ([`hides_the_image`]). Without them `oci` in the
+//! links as the host resolves them), the targets the user's own `oci_container_args` mount
+//! ([`volume_targets`]), and the folders of the image a mount must not replace
+//! ([`hides_the_image`]). Without them `oci` in the
 //! container cannot read an upload's file, and writes a download inside the container, which
 //! `--rm` removes while the call exits 0.
 
@@ -135,18 +136,17 @@ pub(super) fn path_mounts(
 }
 
 /// The text of a `--from-json file://…` document on the host, as `oci` reads it; empty if it
-/// cannot be read (`oci` says why), or is larger than any command's options are.
+/// cannot be read (`oci` says why), is larger than any command's options are, or is no regular
+/// file (`/dev/stdin`, a FIFO: what woci read there `oci` would never get).
 fn read_json_file(path: &str, host: &HostContext) -> String {
-    use std::io::Read;
     let file = match Path::new(path).strip_prefix("~") {
         Ok(rest) => host.home.join(rest),
         Err(_) => host.cwd.join(path),
     };
-    let mut text = String::new();
-    if let Ok(f) = std::fs::File::open(file) {
-        let _ = f.take(1 << 20).read_to_string(&mut text);
+    if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
+        return String::new();
     }
-    text
+    crate::fsutil::read_text_bounded(&file, crate::fsutil::MAX_INPUT).unwrap_or_default()
 }
 
 /// The paths a `--from-json` document names: the values of its keys that are path options
