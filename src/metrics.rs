@@ -307,14 +307,12 @@ fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<Sta
             if s.profile == writer {
                 return recorded;
             }
-            // A running daemon has the file of its last renewal until its next one.
-            let daemon = FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE));
-            match ini_names(s, file, home) {
-                _ if daemon => recorded,
-                Some(named) => named,
-                // An INI that cannot be read now, or a state of an older release (no INI recorded).
-                None => recorded,
+            // A running daemon has the file of its last renewal until its next one; an INI that
+            // cannot be read now, or a state of an older release (no INI recorded), too.
+            if FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE)) {
+                return recorded;
             }
+            ini_names(s, file, home).unwrap_or(recorded)
         })
         .collect();
     states.sort_by(|a, b| a.profile.cmp(&b.profile));
