@@ -382,9 +382,10 @@ impl Terminal {
     fn of_this_process() -> Terminal {
         use std::os::unix::fs::OpenOptionsExt;
         use std::os::unix::io::AsRawFd;
-        // `/dev/tty` opens for a process with a controlling terminal only (else ENXIO).
+        // `/dev/tty` opens for a process with a controlling terminal only (else ENXIO; a sandbox
+        // may have no such node). Another failure: as before woci knew this, everything passed on.
         match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOCTTY).open("/dev/tty") {
-            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Terminal::None,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)) => Terminal::None,
             Err(_) => Terminal::Background,
             // SAFETY: tcgetpgrp on a descriptor we hold open; getpgrp cannot fail.
             Ok(tty) if unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() } => Terminal::Foreground,
