@@ -502,6 +502,14 @@ mod tests {
         // SAFETY: mkfifo(3) with a NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
         assert!(mounts(&["--from-json=file://doc.fifo".into()], &work).unwrap().is_empty());
+        // A key the command line gives too is the command line's (`oci` takes the option).
+        let overridden = [r#"--from-json={"file": "/usr/x.bin"}"#.to_owned(), "--file".into(), r("dl/x.bin")];
+        assert_eq!(mounts(&overridden, &work).unwrap(), [root.join("dl")]);
+        // Too large to read for its paths: refused, not run with a path left out.
+        let big = std::fs::File::create(root.join("big.json")).unwrap();
+        big.set_len(crate::fsutil::MAX_CA_BUNDLE as u64 + 1).unwrap();
+        let e = mounts(&[format!("--from-json=file://{}", r("big.json"))], &work).unwrap_err();
+        assert!(e.to_string().contains("is larger than 16 MiB") && e.exit_code() == crate::error::exit::CONFIG, "{e}");
         // The folder above the current one, mounted for a download: before the current folder's
         // mount, which it would hide otherwise.
         let mut above = h.clone();

@@ -922,6 +922,30 @@ fn man_page_and_completions_come_from_the_binary() {
         let script = call(&["--completions", shell]);
         assert!(script.contains("auto-refresh"), "{shell}: {script}");
     }
+
+    // What bash offers, asked as bash asks: the OCI config's profiles (one with a space is one
+    // word), oci's words, a file name with a space as one word.
+    let script = home.path().join("woci.bash");
+    std::fs::write(&script, call(&["--completions", "bash"])).unwrap();
+    let dir = home.path().join("w");
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::write(home.path().join(".oci/config"), "[DEFAULT]\nregion = r\n[EMU]\n[my prod]\n").unwrap();
+    std::fs::write(dir.join("sp ace.ini"), "").unwrap();
+    let asked = |words: &str| {
+        let probe = format!(
+            "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
+             _woci woci \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; printf '[%s]' \"${{COMPREPLY[@]}}\"",
+            script.display()
+        );
+        let mut bash = std::process::Command::new("bash");
+        bash.arg("-c").arg(probe).current_dir(&dir).env("HOME", home.path()).env_remove("OCI_CONFIG_FILE");
+        String::from_utf8(bash.output().expect("bash runs").stdout).unwrap()
+    };
+    assert_eq!(asked("woci --profile ''"), "[DEFAULT][EMU][my prod]");
+    assert_eq!(asked("woci --profile E"), "[EMU]");
+    assert_eq!(asked("woci --output ''"), "[json][table]");
+    assert_eq!(asked("woci --manager-config sp"), "[sp ace.ini]");
 }
 
 #[allow(dead_code)]

@@ -313,7 +313,25 @@ pub fn completions(shell: clap_complete::Shell) -> String {
         }
     });
     clap_complete::generate(shell, &mut cmd, "woci", &mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
+    let script = String::from_utf8_lossy(&buf).into_owned();
+    if shell != clap_complete::Shell::Bash {
+        return script;
+    }
+    // Bash: file names as bash's own completion gives them (a folder gets its `/`, a name with a
+    // space stays one word), and `--profile` offers the profiles of the OCI config file.
+    let files = "local IFS=$'\\n'; compopt -o filenames 2>/dev/null\n                    COMPREPLY=($(compgen -f -- \"${cur}\"))";
+    let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
+    let profiles = "local IFS=$'\\n'\n                    COMPREPLY=($(compgen -W \"$(sed -n \
+                    's/^[[:space:]]*\\[\\([^]]*\\)\\][[:space:]]*$/\\1/p' \"${OCI_CONFIG_FILE:-$HOME/.oci/config}\" \
+                    2>/dev/null)\" -- \"${cur}\"))\n                    return 0\n";
+    if let Some(at) = script.find("--profile)\n").map(|at| at + "--profile)\n".len()) {
+        let body = &script[at..];
+        let indent = body.len() - body.trim_start().len();
+        if let Some(end) = body.find("return 0\n") {
+            script.replace_range(at + indent..at + end + "return 0\n".len(), profiles);
+        }
+    }
+    script
 }
 
 /// The man page (roff): clap's sections, then EXIT STATUS, ENVIRONMENT and FILES from

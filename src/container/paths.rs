@@ -64,10 +64,15 @@ pub(super) fn path_mounts(
                 None => oci_args.get(i + 1).map(|v| v.to_string_lossy().into_owned()).unwrap_or_default(),
             };
             let text = match doc.strip_prefix("file://") {
-                Some(file) => read_json_file(file, host),
+                Some(file) => read_json_file(file, host)?,
                 None => doc,
             };
-            named.extend(json_paths(&text).into_iter().map(|p| (i, None, p)));
+            // An option given on the command line wins over the document's key, as in `oci`.
+            let given: Vec<String> = oci_args
+                .iter()
+                .filter_map(|a| a.to_str()?.strip_prefix("--").map(|o| o.split('=').next().unwrap_or(o).to_owned()))
+                .collect();
+            named.extend(json_paths(&text, &given).into_iter().map(|p| (i, None, p)));
         }
         if let Some(path) = value.strip_prefix("file://") {
             // Only JSON parameters read `file://`; in any other (`--name file://x`) it is text,
@@ -136,23 +141,34 @@ pub(super) fn path_mounts(
 }
 
 /// The text of a `--from-json file://…` document on the host, as `oci` reads it; empty if it
-/// cannot be read (`oci` says why), is larger than any command's options are, or is no regular
-/// file (`/dev/stdin`, a FIFO: what woci read there `oci` would never get).
-fn read_json_file(path: &str, host: &HostContext) -> String {
+/// cannot be read (`oci` says why) or is no regular file (`/dev/stdin`, a FIFO: what woci read
+/// there `oci` would never get). One too large to read for its paths is refused: a path in it
+/// left unmounted would be written inside the container and lost.
+fn read_json_file(path: &str, host: &HostContext) -> Result<String> {
     let file = match Path::new(path).strip_prefix("~") {
         Ok(rest) => host.home.join(rest),
         Err(_) => host.cwd.join(path),
     };
     if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
-        return String::new();
+        return Ok(String::new());
     }
-    crate::fsutil::read_text_bounded(&file, crate::fsutil::MAX_INPUT).unwrap_or_default()
+    let max = crate::fsutil::MAX_CA_BUNDLE;
+    match crate::fsutil::read_text_bounded(&file, max) {
+        Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => Err(Error::Config(format!(
+            "container mode reads a `--from-json` document for the local paths it names; `{}` is {}: name those \
+             paths as options, or run without container mode",
+            file.display(),
+            e
+        ))),
+        read => Ok(read.unwrap_or_default()),
+    }
 }
 
 /// The paths a `--from-json` document names: the values of its keys that are path options
 /// (`file`, `srcDir`, `cert-bundle`, as `oci` maps camelCase and dashed keys to options), and its
-/// `file://` values. Mounted, never rewritten: the document is the user's.
-fn json_paths(text: &str) -> Vec<OsString> {
+/// `file://` values, but not those of an option the command line gives (`given`, without
+/// dashes). Mounted, never rewritten: the document is the user's.
+fn json_paths(text: &str, given: &[String]) -> Vec<OsString> {
     let Ok(serde_json::Value::Object(doc)) = serde_json::from_str::<serde_json::Value>(text) else { return vec![] };
     doc.iter()
         .filter_map(|(key, value)| {
@@ -164,6 +180,9 @@ fn json_paths(text: &str) -> Vec<OsString> {
                     c if c.is_ascii_uppercase() => option.extend(['-', c.to_ascii_lowercase()]),
                     c => option.push(c),
                 }
+            }
+            if given.iter().any(|g| option[2..] == *g) {
+                return None;
             }
             value.strip_prefix("file://").or_else(|| is_path_option(&option).then_some(value)).map(OsString::from)
         })
