@@ -7,10 +7,10 @@
 //! (CI, systemd, cron) the program has a process group of its own, so a signal to woci's group (a
 //! CI runner cancelling a job) reaches woci alone, which passes SIGTERM/SIGINT/SIGHUP/SIGQUIT/
 //! SIGUSR1/SIGUSR2 on to the program's group. In a terminal the program shares woci's group (job
-//! control); what the terminal sends to that group (Ctrl-C, Ctrl-\, a hangup) is not passed on
-//! again, only what is sent to woci (SIGTERM, SIGUSR1/2; everything when woci runs in the
-//! background). The handlers are installed before the child is spawned, so no signal falls in
-//! between.
+//! control); what the terminal sends to that group (Ctrl-C, Ctrl-\, a hangup when woci does not
+//! lead the session) is not passed on again, only what is sent to woci (SIGTERM, SIGUSR1/2, the
+//! hangup of a session woci leads; everything when woci runs in the background). The handlers
+//! are installed before the child is spawned, so no signal falls in between.
 //!
 //! A spawned child must not outlive woci for long: it talks to woci's proxy, which dies with
 //! woci. On Linux the child gets `PR_SET_PDEATHSIG` = SIGTERM (set in the forked child before
@@ -371,8 +371,13 @@ pub(crate) struct Running {
 enum Terminal {
     /// No controlling terminal: every signal comes from a process, perhaps to woci's whole group.
     None,
-    /// In the terminal's foreground group, which Ctrl-C, Ctrl-\ and a hangup signal whole.
-    Foreground,
+    /// In the terminal's foreground group, which Ctrl-C and Ctrl-\ signal whole; a hangup
+    /// signals the session's leader, then the group when the leader is gone, so only woci when it
+    /// leads the session (`ssh -t host woci …`, `script -c`).
+    Foreground {
+        /// woci leads the session.
+        leader: bool,
+    },
     /// A background job of a terminal.
     Background,
 }
@@ -388,14 +393,24 @@ impl Terminal {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)) => Terminal::None,
             Err(_) => Terminal::Background,
             // SAFETY: tcgetpgrp on a descriptor we hold open; getpgrp cannot fail.
-            Ok(tty) if unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() } => Terminal::Foreground,
+            Ok(tty) if unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() } => {
+                // SAFETY: getsid(0) and getpid cannot fail for the calling process.
+                Terminal::Foreground { leader: unsafe { libc::getsid(0) == libc::getpid() } }
+            }
             Ok(_) => Terminal::Background,
         }
     }
 
     /// Whether woci passes `signal` on: not what the terminal already sent the program.
     fn forwards(self, signal: i32) -> bool {
-        self != Terminal::Foreground || !matches!(signal, libc::SIGINT | libc::SIGQUIT | libc::SIGHUP)
+        match self {
+            Terminal::Foreground { leader } => match signal {
+                libc::SIGINT | libc::SIGQUIT => false,
+                libc::SIGHUP => leader,
+                _ => true,
+            },
+            Terminal::None | Terminal::Background => true,
+        }
     }
 }
 

@@ -171,6 +171,26 @@ async fn ctrl_c_at_a_terminal_reaches_the_program_once() {
     assert!(shown.contains("started child") && !shown.contains("forwarding signal"), "{shown}");
 }
 
+/// A terminal that closes (`ssh -t host woci …` whose connection drops) hangs up its session's
+/// leader alone, woci when the shell exec'ed it: woci passes the SIGHUP on, so the program ends
+/// as without woci rather than run on unattended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_terminal_reaches_the_program_when_woci_leads_the_session() {
+    let (w, _tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut c = w.woci_in_a_terminal("--auto-refresh --exec -- python3 -c \"$COUNTER\"");
+    c.env("OUT", out.path()).env("SIG", "HUP").env("COUNTER", COUNTER).env("SHELL", "/bin/bash");
+    let mut child = c.stdin(Stdio::piped()).spawn().expect("util-linux `script` runs (it provides the terminal)");
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    // `script` gone, its end of the terminal closes: the kernel hangs the session up.
+    child.kill().unwrap();
+    let _ = child.wait();
+    let got = out.path().join("got");
+    tokio::task::spawn_blocking(move || wait_for(&got)).await.unwrap();
+    assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap(), "1", "delivered once");
+}
+
 /// `nohup woci --auto-refresh …`: a signal the caller ignored stays ignored by woci and by the
 /// child (a closed SSH session must not end the upload), and a child ended by a signal ends woci
 /// by the same signal (a parent sees a signal death; a shell loop stops at Ctrl-C).
