@@ -89,7 +89,13 @@ async fn github_actions_job_upload_outlives_five_tokens_and_a_later_plain_oci_st
     assert_eq!(st.unauthorized, 0, "no request may be refused: {:?}", st.unauthorized_by_reason);
     assert!(st.os_jtis.len() >= 5, "requests were signed with {} tokens", st.os_jtis.len());
     assert!(st.actions_id_tokens >= 2, "{} ID-token requests", st.actions_id_tokens);
-    assert_eq!(st.actions_id_tokens, st.exchanges, "one fresh JWT per renewal");
+    // One fresh JWT per renewal; the last may have been let go, its exchange not sent, when the
+    // upload ended (README: a renewal in flight when the program ends is let go).
+    let (jwts, exchanges) = (st.actions_id_tokens, st.exchanges);
+    assert!(
+        exchanges <= jwts && jwts <= exchanges + 1,
+        "one fresh JWT per renewal: {jwts} JWTs, {exchanges} exchanges"
+    );
     assert_eq!((st.refresh_grants, st.auth_code_grants), (0, 0));
     assert!(!w.session_dir().join("refresh_token").exists());
     assert_eq!(w.emu.object("ci", "build.tar").map(|b| sha256_hex(&b)), Some(sha256_hex(&bytes)));

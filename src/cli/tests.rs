@@ -446,7 +446,7 @@ fn completions_generate_for_each_shell() {
     let bash = completions(clap_complete::Shell::Bash);
     let offer = |option: &str| {
         let at = bash.find(&format!("                {option})\n")).unwrap_or_else(|| panic!("{option}"));
-        bash[at..].lines().nth(1).unwrap().to_owned()
+        bash[at..].split(";;").next().unwrap().to_owned()
     };
     for option in ["--profile", "--region", "--token-url", "--endpoint"] {
         assert!(!offer(option).contains("compgen -f"), "{option}: {}", offer(option));
