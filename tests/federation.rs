@@ -158,6 +158,17 @@ async fn command_source_runs_without_a_shell_and_uses_its_stdout() {
     })
     .await;
     assert_minted_without_login(&w, &out, &[&jwt]);
+    // The job's `PATH`, where the helper was looked up, is the job's programs' too: a script under
+    // `--exec` finds `oci` (it had none, and fell back to sh's default).
+    let path = format!("{}:{}", w.home().join("job-tools").display(), std::env::var("PATH").unwrap_or_default());
+    let out = run({
+        let mut c = woci(&w);
+        c.env("PATH", &path).args(["--exec", "--", "sh", "-c", "printf %s \"$PATH\""]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), path);
 }
 
 struct Failure {

@@ -203,14 +203,23 @@ impl SubjectTokenSource {
         }
     }
 
-    /// The environment variables the source reads (secrets: kept from children and hooks).
+    /// The environment variables the source reads.
     pub fn env_names(&self) -> Vec<&str> {
         match self {
             SubjectTokenSource::GithubActions => vec![GH_URL_VAR, GH_TOKEN_VAR],
-            SubjectTokenSource::Env(name) => vec![name.as_str()],
             // Where the helper is looked up, for the local check that it exists.
             SubjectTokenSource::Command { .. } => vec!["PATH"],
-            SubjectTokenSource::File(_) => Vec::new(),
+            SubjectTokenSource::Env(_) | SubjectTokenSource::File(_) => self.secret_env_names(),
+        }
+    }
+
+    /// The ones of [`Self::env_names`] that hold a secret (the JWT, or what fetches one): kept
+    /// from children and hooks. Not `PATH` or the ID-token URL, which a child may well need.
+    pub fn secret_env_names(&self) -> Vec<&str> {
+        match self {
+            SubjectTokenSource::GithubActions => vec![GH_TOKEN_VAR],
+            SubjectTokenSource::Env(name) => vec![name.as_str()],
+            SubjectTokenSource::Command { .. } | SubjectTokenSource::File(_) => Vec::new(),
         }
     }
 }

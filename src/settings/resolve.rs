@@ -342,9 +342,7 @@ impl Settings {
                     secret_env.push(var.clone());
                 }
             }
-            RenewMode::Federated(c) => {
-                secret_env.extend(c.source.env_names().into_iter().filter(|n| *n != GH_URL_VAR).map(str::to_owned))
-            }
+            RenewMode::Federated(c) => secret_env.extend(c.source.secret_env_names().into_iter().map(str::to_owned)),
             RenewMode::SessionRefresh(_) | RenewMode::Unusable(_) => {}
         }
         secret_env.sort();
