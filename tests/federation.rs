@@ -160,6 +160,7 @@ async fn command_source_runs_without_a_shell_and_uses_its_stdout() {
     assert_minted_without_login(&w, &out, &[&jwt]);
     // The job's `PATH`, where the helper was looked up, is the job's programs' too: a script under
     // `--exec` finds `oci` (it had none, and fell back to sh's default).
+    #[allow(clippy::disallowed_methods, reason = "the job's PATH is the test's, with a folder of its own")]
     let path = format!("{}:{}", w.home().join("job-tools").display(), std::env::var("PATH").unwrap_or_default());
     let out = run({
         let mut c = woci(&w);
