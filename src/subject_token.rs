@@ -449,8 +449,17 @@ pub(crate) fn id_token_url(mut url: Url, audience: &str) -> Url {
     url
 }
 
-/// A JWT that has not expired: three parts, a JSON payload, and `exp` (when present) after `now`.
+/// A JWT that has not expired: one line of base64url parts, a JSON payload, and `exp` (when
+/// present) after `now`. A helper's banner line before the token would otherwise go to the token
+/// exchange with it, and its refusal point at the trust set-up.
 fn check_jwt(token: &str, now: i64) -> std::result::Result<(), String> {
+    let lines = token.lines().filter(|l| !l.trim().is_empty()).count();
+    if lines > 1 {
+        return Err(format!("is not a JWT (it has {lines} lines: print the JWT alone)"));
+    }
+    if let Some(c) = token.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
+        return Err(format!("is not a JWT (it holds {c:?}, which no JWT has)"));
+    }
     match crate::jwt::expiry(token).map_err(|e| format!("is {e}"))? {
         Some(exp) if exp <= now => Err(format!("holds a JWT that expired {}s ago", now - exp)),
         _ => Ok(()),
@@ -489,6 +498,12 @@ mod tests {
         assert!(check_jwt(&jwt(100), 100).unwrap_err().contains("expired"));
         let e = check_jwt("opaque", 0).unwrap_err();
         assert_eq!(e.matches("not a JWT").count(), 1, "said once: {e}");
+        // A helper's banner (or colour) around a good JWT: not sent to the exchange as one.
+        let banner = format!("Using cached credentials\n{}", jwt(100));
+        assert!(check_jwt(&banner, 0).unwrap_err().contains("2 lines: print the JWT alone"));
+        assert!(check_jwt(&format!("{}\ndone", jwt(100)), 0).unwrap_err().contains("2 lines"));
+        let e = check_jwt(&format!("\u{1b}[32m{}\u{1b}[0m", jwt(100)), 0).unwrap_err();
+        assert!(e.contains(r"'\u{1b}', which no JWT has"), "{e}");
     }
 
     #[tokio::test]

@@ -228,6 +228,7 @@ async fn every_failing_source_exits_at_once_naming_it() {
     // SAFETY: mkfifo(3) with a valid NUL-terminated path.
     assert_eq!(unsafe { libc::mkfifo(c_fifo.as_ptr(), 0o600) }, 0, "mkfifo");
     let expired = w.emu.issue_actions_token(AUD, -30);
+    let good = w.emu.issue_actions_token(AUD, 300);
     let cases = vec![
         Failure {
             source: "github-actions".into(),
@@ -263,6 +264,15 @@ async fn every_failing_source_exits_at_once_naming_it() {
             code: 11,
             names: vec![missing.display().to_string(), "no such file".into()],
             secret: None,
+        },
+        Failure {
+            // A banner line before a good JWT: refused here, never sent to the exchange as one.
+            source: format!("command:sh -c 'echo Using cached credentials; echo {good}'"),
+            extra: vec![],
+            env: vec![],
+            code: 11,
+            names: vec!["command:sh".into(), "2 lines: print the JWT alone".into()],
+            secret: Some(good.clone()),
         },
         Failure {
             source: "command:sh -c 'echo idp unreachable >&2; exit 4'".into(),
