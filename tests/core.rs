@@ -942,8 +942,9 @@ fn man_page_and_completions_come_from_the_binary() {
         bash.arg("-c").arg(probe).current_dir(&dir).env("HOME", home.path()).env_remove("OCI_CONFIG_FILE");
         String::from_utf8(bash.output().expect("bash runs").stdout).unwrap()
     };
-    assert_eq!(asked("woci --profile ''"), "[DEFAULT][EMU][my prod]");
+    assert_eq!(asked("woci --profile ''"), r"[DEFAULT][EMU][my\ prod]");
     assert_eq!(asked("woci --profile E"), "[EMU]");
+    assert_eq!(asked("woci --profile my"), r"[my\ prod]", "quoted as the shell would");
     assert_eq!(asked("woci --output ''"), "[json][table]");
     assert_eq!(asked("woci --manager-config sp"), "[sp ace.ini]");
 }

@@ -323,7 +323,8 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
     let profiles = "local IFS=$'\\n'\n                    COMPREPLY=($(compgen -W \"$(sed -n \
                     's/^[[:space:]]*\\[\\([^]]*\\)\\][[:space:]]*$/\\1/p' \"${OCI_CONFIG_FILE:-$HOME/.oci/config}\" \
-                    2>/dev/null)\" -- \"${cur}\"))\n                    return 0\n";
+                    2>/dev/null)\" -- \"${cur}\"))\n                    [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\\n' \"${COMPREPLY[@]}\"))\n                    \
+                    return 0\n";
     if let Some(at) = script.find("--profile)\n").map(|at| at + "--profile)\n".len()) {
         let body = &script[at..];
         let indent = body.len() - body.trim_start().len();
