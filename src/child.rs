@@ -13,9 +13,11 @@
 //! are installed before the child is spawned, so no signal falls in between.
 //!
 //! A spawned child must not outlive woci for long: it talks to woci's proxy, which dies with
-//! woci. On Linux the child gets `PR_SET_PDEATHSIG` = SIGTERM (set in the forked child before
-//! `exec`; it fires when the spawning thread ends, and woci spawns from the thread that lives until
-//! exit). macOS has no parent-death signal; there the child finds the proxy gone at its next
+//! woci. On Linux the child gets `PR_SET_PDEATHSIG` (set in the forked child before `exec`; it
+//! fires when the spawning thread ends, and woci spawns from the thread that lives until exit):
+//! SIGTERM at a terminal; SIGKILL without one, where woci passes every other signal on and waits,
+//! so it dies first only by SIGKILL, a runner's last word to the job's group, which the program's
+//! own group would otherwise escape. macOS has no parent-death signal; there the child finds the proxy gone at its next
 //! request and fails, which is the documented limit.
 //!
 //! With a [`Redactor`] (`--debug`), stdout and stderr are piped and relayed through it, so the
@@ -445,14 +447,15 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         // SAFETY: getpid before the fork; in the child only async-signal-safe calls (prctl,
         // getppid, kill, getpid).
         let parent = unsafe { libc::getpid() };
+        let on_death = if terminal == Terminal::None { libc::SIGKILL } else { libc::SIGTERM };
         unsafe {
             cmd.pre_exec(move || {
                 crate::critical::restore_for_child();
                 crate::fsutil::restore_open_file_limit();
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0);
+                libc::prctl(libc::PR_SET_PDEATHSIG, on_death as libc::c_ulong, 0, 0, 0);
                 // woci died between fork and prctl: the signal would never come.
                 if libc::getppid() != parent {
-                    libc::kill(libc::getpid(), libc::SIGTERM);
+                    libc::kill(libc::getpid(), on_death);
                 }
                 Ok(())
             });

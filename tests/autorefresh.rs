@@ -146,6 +146,40 @@ async fn a_signal_to_the_process_group_reaches_the_program_once() {
     }
 }
 
+/// A runner's cancel ends with SIGKILL to the job's group, which reaches woci but not the
+/// program's own group: the program, which ignored the SIGTERM before it, dies with woci as it
+/// would in the group, rather than run on without the proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkill_to_the_group_ends_a_program_that_ignores_sigterm() {
+    use std::os::unix::process::CommandExt;
+    let (w, tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let mut cmd = woci_std(&w, tmp.path());
+    let script = "trap '' TERM; echo $$ > \"$OUT/pid\"; touch \"$OUT/ready\"; while :; do sleep 0.05; done";
+    cmd.env("OUT", out.path()).args(["--auto-refresh", "--exec", "--", "sh", "-c", script]).process_group(0);
+    let mut child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    let program: i32 = std::fs::read_to_string(out.path().join("pid")).unwrap().trim().parse().unwrap();
+    let group = -(child.id() as i32);
+    // SAFETY: kill(2) on the process group of the woci this test started.
+    assert_eq!(unsafe { libc::kill(group, libc::SIGTERM) }, 0);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(alive(program), "the program ignores SIGTERM");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(group, libc::SIGKILL) }, 0);
+    let _ = child.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while alive(program) {
+        if Instant::now() > deadline {
+            // SAFETY: kill(2) on the program this test started, so that a failure leaves nothing.
+            unsafe { libc::kill(program, libc::SIGKILL) };
+            panic!("the program outlived woci's SIGKILL");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Ctrl-C at a terminal reaches the whole foreground group, the program's too: woci does not pass
 /// it on again, even when its stdin is no terminal (`woci … < file`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
