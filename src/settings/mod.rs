@@ -296,9 +296,9 @@ pub struct Settings {
     /// woci's debug logging.
     pub debug: bool,
     /// CA bundles to trust besides the system roots (`--cert-bundle`, `OCI_CLI_CERT_BUNDLE`,
-    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE` — Python's `requests`
-    /// reads it too —, `NODE_EXTRA_CA_CERTS`), for woci's own
-    /// requests, the proxy's upstream connections and the bundle a child trusts.
+    /// `oci_cli_rc`, `REQUESTS_CA_BUNDLE`, `SSL_CERT_FILE`, `CURL_CA_BUNDLE` (which Python's
+    /// `requests` reads too), `NODE_EXTRA_CA_CERTS`), for woci's own requests, the proxy's
+    /// upstream connections and the bundle a child trusts.
     pub extra_ca_files: Vec<PathBuf>,
     /// The user's HTTPS proxy, for woci's own requests and the proxy's upstream connections.
     pub upstream_proxy: Option<Url>,
