@@ -114,7 +114,7 @@ impl HookEnv {
             let upper = k.to_ascii_uppercase();
             secret_vars.iter().any(|s| s == k)
                 || SECRET_VARS.contains(&k)
-                || (k.starts_with("WOCI_") && upper.contains("PASSPHRASE"))
+                || crate::settings::is_woci_passphrase_var(k)
                 || (upper.ends_with("_PROXY") && upper != "NO_PROXY" && proxy_has_credentials(v))
         };
         HookEnv(env.iter().filter(|(k, v)| !secret(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect())

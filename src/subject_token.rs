@@ -172,7 +172,14 @@ impl SubjectTokenSource {
     }
 
     /// A fresh JWT from the source, checked to be a JWT that has not expired at `clock`'s now.
-    pub async fn obtain(&self, http: &Http, env: &Env, audience: &str, clock: &dyn Clock) -> Result<SecretString> {
+    pub async fn obtain(
+        &self,
+        http: &Http,
+        source_env: &SourceEnv,
+        audience: &str,
+        clock: &dyn Clock,
+    ) -> Result<SecretString> {
+        let env = source_env.vars();
         let (jwt, origin) = match self {
             SubjectTokenSource::GithubActions => {
                 (self.github_actions(http, env, audience).await?, "the ID-token service's answer".to_owned())
@@ -187,7 +194,7 @@ impl SubjectTokenSource {
             },
             SubjectTokenSource::File(path) => (self.read_file(path).await?, format!("`{}`", path.display())),
             SubjectTokenSource::Command { argv, .. } => {
-                (self.run_command(argv, COMMAND_TIMEOUT).await?, format!("the output of `{}`", argv[0]))
+                (self.run_command(argv, source_env, COMMAND_TIMEOUT).await?, format!("the output of `{}`", argv[0]))
             }
         };
         // A variable holds the same JWT for the whole process; a file, a helper or the service
@@ -240,11 +247,16 @@ impl SubjectTokenSource {
         }
     }
 
-    /// Runs the helper (see the module doc) for at most `timeout`; its trimmed stdout.
-    async fn run_command(&self, argv: &[String], timeout: Duration) -> Result<SecretString> {
+    /// Runs the helper (see the module doc) for at most `timeout`; its trimmed stdout. It gets the
+    /// job's environment (it may need the Actions request token or a proxy), not woci's
+    /// passphrases or the OCI key.
+    async fn run_command(&self, argv: &[String], env: &SourceEnv, timeout: Duration) -> Result<SecretString> {
         let program = &argv[0];
         let mut cmd = tokio::process::Command::new(program);
         cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+        for k in env.withheld() {
+            cmd.env_remove(k);
+        }
         // Its own process group: whatever it starts can be ended with it.
         #[cfg(unix)]
         cmd.process_group(0);
@@ -512,17 +524,27 @@ mod tests {
         let clock = ManualClock::at(1000);
         let mut env = Env::new();
         let src = parse("env:TOK").unwrap();
-        let e = src.obtain(&http, &env, "https://cloud.oracle.com", &clock).await.unwrap_err();
+        let e = src.obtain(&http, &SourceEnv::from(env.clone()), "https://cloud.oracle.com", &clock).await.unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::SUBJECT_TOKEN);
         assert!(e.to_string().contains("`TOK` is not set"), "{e}");
         let expired = jwt(900);
         env.insert("TOK".into(), expired.clone());
-        let e = src.obtain(&http, &env, "https://cloud.oracle.com", &clock).await.unwrap_err();
+        let e = src.obtain(&http, &SourceEnv::from(env.clone()), "https://cloud.oracle.com", &clock).await.unwrap_err();
         assert!(e.to_string().contains("expired") && !e.to_string().contains(&expired), "{e}");
         env.insert("TOK".into(), jwt(2000));
-        assert_eq!(src.obtain(&http, &env, "https://cloud.oracle.com", &clock).await.unwrap().expose(), &jwt(2000));
+        assert_eq!(
+            src.obtain(&http, &SourceEnv::from(env.clone()), "https://cloud.oracle.com", &clock)
+                .await
+                .unwrap()
+                .expose(),
+            &jwt(2000)
+        );
 
-        let e = parse("file:/nonexistent/woci/tok").unwrap().obtain(&http, &env, "a", &clock).await.unwrap_err();
+        let e = parse("file:/nonexistent/woci/tok")
+            .unwrap()
+            .obtain(&http, &SourceEnv::from(env.clone()), "a", &clock)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("/nonexistent/woci/tok") && e.to_string().contains("no such file"), "{e}");
     }
 
@@ -531,13 +553,16 @@ mod tests {
         let http = Http::new(Default::default()).unwrap();
         let clock = ManualClock::at(1000);
         let src = parse("command:sh -c 'echo first >&2; echo second >&2; exit 3'").unwrap();
-        let e = src.obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
+        let e = src.obtain(&http, &SourceEnv::default(), "a", &clock).await.unwrap_err();
         assert!(e.to_string().contains("`sh` exited with 3: first"), "{e}");
         let tok = jwt(2000);
         let ok = parse(&format!("command:echo '  {tok}  '")).unwrap();
-        assert_eq!(ok.obtain(&http, &Env::new(), "a", &clock).await.unwrap().expose(), &tok);
-        let e =
-            parse("command:/nonexistent/woci-idp").unwrap().obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
+        assert_eq!(ok.obtain(&http, &SourceEnv::default(), "a", &clock).await.unwrap().expose(), &tok);
+        let e = parse("command:/nonexistent/woci-idp")
+            .unwrap()
+            .obtain(&http, &SourceEnv::default(), "a", &clock)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("not found"), "{e}");
     }
 
@@ -575,7 +600,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let get = |src: SubjectTokenSource, env: Env| {
             let (http, clock) = (&http, &clock);
-            async move { src.obtain(http, &env, "a", clock).await.unwrap_err() }
+            async move { src.obtain(http, &SourceEnv::from(env.clone()), "a", clock).await.unwrap_err() }
         };
         let file = |name: &str, body: Option<&str>| {
             let p = dir.path().join(name);
@@ -630,10 +655,11 @@ mod tests {
             let src = SubjectTokenSource::File(path.clone());
             assert_eq!(src.local_problem(&SourceEnv::default()).unwrap(), format!("`{}` {why}", path.display()));
             // A FIFO without a writer would block an ordinary open: the guard only stops a hang.
-            let e = tokio::time::timeout(Duration::from_secs(60), src.obtain(&http, &Env::new(), "a", &clock))
-                .await
-                .expect("never blocks")
-                .unwrap_err();
+            let e =
+                tokio::time::timeout(Duration::from_secs(60), src.obtain(&http, &SourceEnv::default(), "a", &clock))
+                    .await
+                    .expect("never blocks")
+                    .unwrap_err();
             assert!(e.to_string().contains(why) && !e.is_transient(), "{e}");
         }
         let missing = SubjectTokenSource::File(dir.path().join("rotating"));
@@ -647,13 +673,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let big = dir.path().join("big");
         std::fs::File::create(&big).unwrap().set_len(MAX_INPUT as u64 + 1).unwrap();
-        let e = SubjectTokenSource::File(big).obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
+        let e = SubjectTokenSource::File(big).obtain(&http, &SourceEnv::default(), "a", &clock).await.unwrap_err();
         assert!(e.to_string().contains("is larger than 1 MiB") && !e.is_transient(), "{e}");
-        let e = cmd("head -c 2097152 /dev/zero").0.obtain(&http, &Env::new(), "a", &clock).await.unwrap_err();
+        let e = cmd("head -c 2097152 /dev/zero").0.obtain(&http, &SourceEnv::default(), "a", &clock).await.unwrap_err();
         assert!(e.to_string().contains("`head` printed more than 1 MiB") && !e.is_transient(), "{e}");
         // Stderr past its cap is read and dropped: the helper ends normally, its message is kept.
         let (src, argv) = cmd("sh -c 'echo first line >&2; head -c 3000000 /dev/zero >&2; exit 2'");
-        let e = src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap_err();
+        let e = src.run_command(&argv, &SourceEnv::default(), COMMAND_TIMEOUT).await.unwrap_err();
         assert!(e.to_string().ends_with("`sh` exited with 2: first line"), "{e}");
     }
 
@@ -661,10 +687,10 @@ mod tests {
     async fn a_helpers_stderr_never_shows_a_token() {
         let tok = jwt(2000);
         let (src, argv) = cmd(&format!("sh -c 'echo {tok}; echo \"refused {tok}\" >&2; exit 1'"));
-        let e = src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap_err().to_string();
+        let e = src.run_command(&argv, &SourceEnv::default(), COMMAND_TIMEOUT).await.unwrap_err().to_string();
         assert!(e.contains("refused [redacted]") && !e.contains(&tok), "{e}");
         let (src, argv) = cmd("sh -c 'echo s3cr3t-printed; echo \"cannot use s3cr3t-printed\" >&2; exit 1'");
-        let e = src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap_err().to_string();
+        let e = src.run_command(&argv, &SourceEnv::default(), COMMAND_TIMEOUT).await.unwrap_err().to_string();
         assert!(e.contains("cannot use [redacted]") && !e.contains("s3cr3t-printed"), "{e}");
     }
 
@@ -674,7 +700,7 @@ mod tests {
         let bg = dir.path().join("bg");
         let tok = jwt(2000);
         let (src, argv) = cmd(&format!("sh -c 'sleep 100 & echo $! > {}; echo {tok}'", bg.display()));
-        assert_eq!(src.run_command(&argv, COMMAND_TIMEOUT).await.unwrap().expose(), &tok);
+        assert_eq!(src.run_command(&argv, &SourceEnv::default(), COMMAND_TIMEOUT).await.unwrap().expose(), &tok);
         wait_ended(&bg).await;
     }
 
@@ -714,7 +740,7 @@ mod tests {
         let (me, bg) = (dir.path().join("me"), dir.path().join("bg"));
         let line = format!("sh -c 'echo $$ > {}; sleep 100 & echo $! > {}; wait'", me.display(), bg.display());
         let (src, argv) = cmd(&line);
-        let e = src.run_command(&argv, Duration::from_secs(1)).await.unwrap_err();
+        let e = src.run_command(&argv, &SourceEnv::default(), Duration::from_secs(1)).await.unwrap_err();
         assert!(e.to_string().contains("`sh` did not finish within 1s") && e.is_transient(), "{e}");
         wait_ended(&me).await;
         wait_ended(&bg).await;
@@ -736,13 +762,13 @@ mod tests {
             e
         };
         let plain = env("http://token.actions.example/idtoken?api-version=2.0");
-        let e = src.obtain(&http, &plain, "a", &clock).await.unwrap_err();
+        let e = src.obtain(&http, &SourceEnv::from(plain.clone()), "a", &clock).await.unwrap_err();
         assert!(e.to_string().contains("`ACTIONS_ID_TOKEN_REQUEST_URL` must use https://") && !e.is_transient(), "{e}");
         assert!(t.seen().is_empty(), "the bearer was sent");
         let problem = src.local_problem(&SourceEnv::capture(&src, &plain)).unwrap();
         assert!(problem.contains("must use https://"), "{problem}");
         for ok in ["https://token.actions.example/idtoken", "http://127.0.0.1:8080/idtoken"] {
-            assert_eq!(src.obtain(&http, &env(ok), "a", &clock).await.unwrap().expose(), &tok);
+            assert_eq!(src.obtain(&http, &SourceEnv::from(env(ok)), "a", &clock).await.unwrap().expose(), &tok);
             assert_eq!(src.local_problem(&SourceEnv::capture(&src, &env(ok))), None);
         }
         assert_eq!(t.seen().len(), 2);

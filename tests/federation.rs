@@ -149,15 +149,22 @@ async fn command_source_runs_without_a_shell_and_uses_its_stdout() {
     let w = World::new().await;
     let jwt = w.emu.issue_actions_token(AUD, 300);
     let script = w.home().join("bin").join("mint token");
-    write_exec(&script, &format!("#!/bin/sh\n[ \"$1\" = 'two words' ] || exit 9\necho '  {jwt}  '\n"));
+    let seen = w.home().join("helper.env");
+    write_exec(
+        &script,
+        &format!("#!/bin/sh\n[ \"$1\" = 'two words' ] || exit 9\nenv > '{}'\necho '  {jwt}  '\n", seen.display()),
+    );
     write_federated_ini(&w, &format!("command:'{}' 'two words'", script.display()), &[]);
     let out = run({
         let mut c = woci(&w);
-        c.args(["os", "ns", "get"]);
+        c.env("WOCI_RT_PASSPHRASE", "pp-secret").env("OCI_CLI_KEY_CONTENT", "key-secret").args(["os", "ns", "get"]);
         c
     })
     .await;
     assert_minted_without_login(&w, &out, &[&jwt]);
+    // The helper gets the job's environment, not woci's passphrases or the OCI key.
+    let helper_env = w.read(&seen);
+    assert!(helper_env.contains("PATH=") && !helper_env.contains("-secret"), "{helper_env}");
     // The job's `PATH`, where the helper was looked up, is the job's programs' too: a script under
     // `--exec` finds `oci` (it had none, and fell back to sh's default).
     #[allow(clippy::disallowed_methods, reason = "the job's PATH is the test's, with a folder of its own")]

@@ -407,7 +407,7 @@ impl Renewer {
     async fn federated(&self, cfg: &FederatedConfig, facts: &SessionFacts<'_>) -> Result<Session> {
         let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
         let http = self.http().await?;
-        let jwt = cfg.source.obtain(http, cfg.env.vars(), &cfg.audience, &self.server.servers()).await?;
+        let jwt = cfg.source.obtain(http, &cfg.env, &cfg.audience, &self.server.servers()).await?;
         tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
         let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
             Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {

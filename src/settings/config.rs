@@ -230,28 +230,48 @@ impl fmt::Debug for SubjectTokenSource {
     }
 }
 
-/// The environment variables a source reads, captured once with the settings. `Debug` shows the
-/// names, never the values.
+/// The environment variables a source reads, captured once with the settings, and the names of
+/// those a `command:` helper must not get. `Debug` shows the names, never the values.
 #[derive(Clone, Default, PartialEq, Eq)]
-pub struct SourceEnv(Env);
+pub struct SourceEnv(Env, Vec<String>);
 
 impl fmt::Debug for SourceEnv {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut names: Vec<&String> = self.0.keys().collect();
         names.sort();
-        f.debug_tuple("SourceEnv").field(&names).finish()
+        f.debug_tuple("SourceEnv").field(&names).field(&self.1).finish()
+    }
+}
+
+impl From<Env> for SourceEnv {
+    fn from(vars: Env) -> SourceEnv {
+        SourceEnv(vars, Vec::new())
     }
 }
 
 impl SourceEnv {
-    /// The variables `source` reads, from `env`.
+    /// The variables `source` reads, from `env`; for a helper, what of `env` it must not get:
+    /// woci's passphrases and the OCI key (it gets the rest, the job's own environment).
     pub fn capture(source: &SubjectTokenSource, env: &Env) -> SourceEnv {
-        SourceEnv(source.env_names().into_iter().filter_map(|n| Some((n.to_owned(), env.get(n)?.clone()))).collect())
+        let vars = source.env_names().into_iter().filter_map(|n| Some((n.to_owned(), env.get(n)?.clone()))).collect();
+        let not_its = |k: &&String| {
+            super::is_woci_passphrase_var(k) || matches!(k.as_str(), "OCI_CLI_PASSPHRASE" | "OCI_CLI_KEY_CONTENT")
+        };
+        let withheld = match source {
+            SubjectTokenSource::Command { .. } => env.keys().filter(not_its).cloned().collect(),
+            _ => Vec::new(),
+        };
+        SourceEnv(vars, withheld)
     }
 
     /// The captured variables.
     pub fn vars(&self) -> &Env {
         &self.0
+    }
+
+    /// The variables a helper must not get.
+    pub fn withheld(&self) -> &[String] {
+        &self.1
     }
 }
 

@@ -45,6 +45,12 @@ pub(crate) const CA_VARS: [&str; 6] = [
     "CURL_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
 ];
+/// Whether `name` is one of woci's passphrase variables (`WOCI_*PASSPHRASE*`), which no child,
+/// hook or helper gets.
+pub(crate) fn is_woci_passphrase_var(name: &str) -> bool {
+    name.starts_with("WOCI_") && name.to_ascii_uppercase().contains("PASSPHRASE")
+}
+
 /// The proxy variables woci reads, as `oci` (Python's urllib) does.
 pub(crate) const PROXY_VARS: [&str; 6] =
     ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];

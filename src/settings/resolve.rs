@@ -331,11 +331,7 @@ impl Settings {
         if let Some(filter) = env.get("RUST_LOG").filter(|f| !f.is_empty()) {
             l.found.borrow_mut().insert("log_level", (Origin::Env("RUST_LOG"), SecretString::from(filter.as_str())));
         }
-        let mut secret_env: Vec<String> = env
-            .keys()
-            .filter(|k| k.starts_with("WOCI_") && k.to_ascii_uppercase().contains("PASSPHRASE"))
-            .cloned()
-            .collect();
+        let mut secret_env: Vec<String> = env.keys().filter(|k| super::is_woci_passphrase_var(k)).cloned().collect();
         match &mode {
             RenewMode::Login(c) => {
                 if let PassphraseSource::Env { var, .. } = &c.passphrase {
