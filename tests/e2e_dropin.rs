@@ -143,10 +143,30 @@ fn symlink_named_oci_runs_the_real_oci() {
         assert!(out.status.success() && stdout(&out).contains("Usage: oci"), "{args:?}: {}", stderr(&out));
     }
 
+    // A command group alone, at any depth: the real oci's usage (exit 2), no session asked for
+    // in this HOME that has none.
+    for args in [&["os"][..], &["os", "object"], &["iam", "user"]] {
+        let out = clean(&bin.join("oci"), home.path(), &path).args(args).output().unwrap();
+        let usage = format!("Usage: oci {} [OPTIONS] COMMAND [ARGS]...", args.join(" "));
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).starts_with(&usage) && !stderr(&out).contains("woci"), "{args:?}: {}", stderr(&out));
+    }
+
     let started = Instant::now();
     let out = clean(&bin.join("oci"), home.path(), &path).args(["os", "ns", "get"]).output().unwrap();
     assert!(started.elapsed() < Duration::from_secs(30), "took {:?}", started.elapsed());
     assert!(!out.status.success() && stderr(&out).starts_with("woci: error:"), "{}", stderr(&out));
+}
+
+/// woci's table of oci's command groups (a call naming one alone needs no session) is exactly
+/// the pinned oci's, as `scripts/oci-groups` lists them.
+#[test]
+fn oci_groups_table_matches_oci() {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/oci-groups");
+    let out = std::process::Command::new(venv_bin().join("python")).arg(&script).output().expect("python runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let table = include_str!("../src/cli/oci_groups.txt");
+    assert!(stdout(&out) == table, "run `.e2e/venv/bin/python scripts/oci-groups > src/cli/oci_groups.txt`");
 }
 
 /// Help in an empty HOME (no config, no session, no manager INI), `oci` found on PATH.

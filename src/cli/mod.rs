@@ -537,6 +537,9 @@ impl State {
     }
 }
 
+/// Every command group of the pinned `oci` (one path per line; `scripts/oci-groups` makes it).
+const OCI_GROUPS: &str = include_str!("oci_groups.txt");
+
 /// Whether `oci` needs no session for these arguments: help anywhere, `setup …`, `session …`
 /// commands woci does not own, a command group alone, `--generate-*-json-input`, or
 /// version/release info before the first word.
@@ -546,10 +549,15 @@ fn session_free(args: &[OsString]) -> bool {
     if matches!(first, Some("setup" | "session")) {
         return true;
     }
-    // A command group alone (`oci os`), global options at most: oci prints its usage. (The one
-    // top-level command, `raw-request`, needs options of its own to call anything.)
+    // A command group alone (`oci os`, `oci os object`: [`OCI_GROUPS`]), global options at most:
+    // oci prints its usage. (The one top-level command, `raw-request`, needs options of its own to
+    // call anything, so any one word is.)
     let global = |opt: &Option<NamedOption>| opt.as_ref().is_none_or(|(name, _)| oci_globals::find(name).is_some());
-    if words.len() == 1 && scan(args, oci_globals::takes_value).iter().all(|(opt, _)| global(opt)) {
+    let group = || {
+        let path: Vec<&str> = words.iter().map(|w| w.to_str().unwrap_or_default()).collect();
+        words.len() == 1 || OCI_GROUPS.lines().any(|g| g == path.join(" "))
+    };
+    if group() && scan(args, oci_globals::takes_value).iter().all(|(opt, _)| global(opt)) {
         return true;
     }
     let mut before_word = true;

@@ -497,6 +497,10 @@ fn session_free_commands_skip_the_session() {
         &["--", "--version"],
         &["os"],
         &["--profile", "P", "ce", "--region=r", "--debug"],
+        // A group below the top: oci's usage too.
+        &["os", "object"],
+        &["--profile", "P", "iam", "user", "--region", "r"],
+        &["osub-subscription", "commitment", "commitment"],
     ] {
         assert!(passthrough(args), "{args:?}");
     }
@@ -506,6 +510,8 @@ fn session_free_commands_skip_the_session() {
         &["session", "refresh"],
         &["raw-request", "--target-uri", "https://x", "--http-method", "GET"],
         &["os", "--namespace", "n"],
+        &["os", "object", "--bucket-name", "b"],
+        &["iam", "region", "list"],
     ] {
         assert!(!passthrough(args), "{args:?}");
     }
