@@ -469,6 +469,9 @@ fn check_jwt(token: &str, now: i64) -> std::result::Result<(), String> {
     if lines > 1 {
         return Err(format!("is not a JWT (it has {lines} lines: print the JWT alone)"));
     }
+    if token.starts_with('\u{feff}') {
+        return Err("is not a JWT (it starts with a byte-order mark: save it without one)".to_owned());
+    }
     if let Some(c) = token.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
         return Err(format!("is not a JWT (it holds {c:?}, which no JWT has)"));
     }
@@ -516,6 +519,7 @@ mod tests {
         assert!(check_jwt(&format!("{}\ndone", jwt(100)), 0).unwrap_err().contains("2 lines"));
         let e = check_jwt(&format!("\u{1b}[32m{}\u{1b}[0m", jwt(100)), 0).unwrap_err();
         assert!(e.contains(r"'\u{1b}', which no JWT has"), "{e}");
+        assert!(check_jwt(&format!("\u{feff}{}", jwt(100)), 0).unwrap_err().contains("byte-order mark"));
     }
 
     #[tokio::test]

@@ -96,8 +96,9 @@ pub const EXIT_CODES: &[Row] = &[
     r(
         "11",
         "`subject_token_source` gave no usable JWT: variable unset or empty; file missing, empty, over 1 MiB, a \
-         folder or not a regular file; command failed, timed out or printed over 1 MiB; ID-token service refused \
-         or not https; JWT expired (the message names which)",
+         folder or not a regular file; command failed, timed out or printed over 1 MiB; what it holds is not one \
+         JWT alone (a banner line, a byte-order mark, JSON, quotes), nothing sent; ID-token service refused or not \
+         https; JWT expired (the message names which)",
     ),
     r("126 / 127", "the `oci` program is not executable / not found (or only woci itself was found as `oci`)"),
 ];
