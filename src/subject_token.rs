@@ -241,7 +241,7 @@ impl SubjectTokenSource {
             return Err(too_large());
         }
         match std::str::from_utf8(&bytes).map(str::trim) {
-            Err(_) => Err(self.no_token(format!("`{shown}` is not UTF-8 text"))),
+            Err(_) => Err(self.no_token(format!("`{shown}` is not UTF-8 text{}", utf16_hint(&bytes)))),
             Ok("") => Err(self.no_token(format!("`{shown}` is empty"))),
             Ok(t) => Ok(SecretString::from(t)),
         }
@@ -284,7 +284,7 @@ impl SubjectTokenSource {
             }));
         }
         match std::str::from_utf8(&out).map(str::trim) {
-            Err(_) => Err(self.no_token(format!("`{program}` printed no UTF-8 text"))),
+            Err(_) => Err(self.no_token(format!("`{program}` printed no UTF-8 text{}", utf16_hint(&out)))),
             Ok("") => Err(self.no_token(format!("`{program}` printed nothing"))),
             Ok(t) => Ok(SecretString::from(t)),
         }
@@ -461,6 +461,14 @@ pub(crate) fn id_token_url(mut url: Url, audience: &str) -> Url {
     url
 }
 
+/// What to add to "not UTF-8 text" when the bytes are UTF-16 (PowerShell 5's `>` writes it).
+fn utf16_hint(bytes: &[u8]) -> &'static str {
+    match bytes {
+        [0xff, 0xfe, ..] | [0xfe, 0xff, ..] => " (it is UTF-16, as PowerShell 5's `>` writes: write UTF-8)",
+        _ => "",
+    }
+}
+
 /// A JWT that has not expired: one line of base64url parts, a JSON payload, and `exp` (when
 /// present) after `now`. A helper's banner line before the token would otherwise go to the token
 /// exchange with it, and its refusal point at the trust set-up.
@@ -470,7 +478,7 @@ fn check_jwt(token: &str, now: i64) -> std::result::Result<(), String> {
         return Err(format!("is not a JWT (it has {lines} lines: print the JWT alone)"));
     }
     if token.starts_with('\u{feff}') {
-        return Err("is not a JWT (it starts with a byte-order mark: save it without one)".to_owned());
+        return Err("is not a JWT (it starts with a byte-order mark: write the JWT without one)".to_owned());
     }
     if let Some(c) = token.chars().find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))) {
         return Err(format!("is not a JWT (it holds {c:?}, which no JWT has)"));
@@ -520,6 +528,7 @@ mod tests {
         let e = check_jwt(&format!("\u{1b}[32m{}\u{1b}[0m", jwt(100)), 0).unwrap_err();
         assert!(e.contains(r"'\u{1b}', which no JWT has"), "{e}");
         assert!(check_jwt(&format!("\u{feff}{}", jwt(100)), 0).unwrap_err().contains("byte-order mark"));
+        assert!(utf16_hint(&[0xff, 0xfe, b'e', 0]).contains("UTF-16") && utf16_hint(b"eyJ").is_empty());
     }
 
     #[tokio::test]

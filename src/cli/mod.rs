@@ -555,7 +555,8 @@ fn session_free(args: &[OsString]) -> bool {
     let global = |opt: &Option<NamedOption>| opt.as_ref().is_none_or(|(name, _)| oci_globals::find(name).is_some());
     let group = || {
         let path: Vec<&str> = words.iter().map(|w| w.to_str().unwrap_or_default()).collect();
-        words.len() == 1 || OCI_GROUPS.lines().any(|g| g == path.join(" "))
+        // No word at all (`oci --profile P`): oci's own top-level usage.
+        words.len() <= 1 || OCI_GROUPS.lines().any(|g| g == path.join(" "))
     };
     if group() && scan(args, oci_globals::takes_value).iter().all(|(opt, _)| global(opt)) {
         return true;

@@ -497,8 +497,9 @@ fn session_free_commands_skip_the_session() {
         &["--", "--version"],
         &["os"],
         &["--profile", "P", "ce", "--region=r", "--debug"],
-        // A group below the top: oci's usage too.
+        // A group below the top, or oci itself: oci's usage too.
         &["os", "object"],
+        &["--profile", "P", "--region", "r"],
         &["--profile", "P", "iam", "user", "--region", "r"],
         &["osub-subscription", "commitment", "commitment"],
     ] {
