@@ -894,6 +894,17 @@ fn label_own_key(path: &Path, text: &str) {
     }
 }
 
+impl SessionStore {
+    /// Says, as a renewal would, when the key the profile signs with (the config's `key_file`,
+    /// else woci's own) is readable by other users: `--status` reads no key, so it checks here.
+    pub(crate) fn warn_if_key_readable(&self, configured: Option<&Path>) {
+        let own = || self.own_key_files().find(|f| f.is_file());
+        if let Some(path) = configured.map(Path::to_path_buf).or_else(own) {
+            warn_if_readable_by_others(&path);
+        }
+    }
+}
+
 fn warn_if_readable_by_others(path: &Path) {
     #[cfg(unix)]
     {

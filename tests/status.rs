@@ -807,3 +807,20 @@ async fn a_session_folder_of_another_user_is_refused_by_status_and_the_call() {
     assert!(stderr(&call).contains("belongs to another user (uid 0)"), "{}", stderr(&call));
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }
+
+/// A session key other users can read is said by `--status` as a renewal says it (`--status`
+/// reads no key, and a newcomer's `chmod` mistake went unnoticed there).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_says_a_session_key_other_users_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new().await;
+    w.seed_token(3600);
+    let key = w.session_dir().join("oci_api_key.pem");
+    let out = status(&w, false, &[], &[]).await;
+    assert!(!stderr(&out).contains("readable by other users"), "{}", stderr(&out));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = status(&w, false, &[], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let fix = format!("is readable by other users (mode 644); run `chmod 600 {}`", key.display());
+    assert!(stderr(&out).contains(&fix), "{}", stderr(&out));
+}

@@ -638,6 +638,7 @@ pub(crate) fn run(ctx: &Context, json: bool, call: &crate::daemon::DaemonSpec) -
     let now = ctx.now();
     let (out, code) = match gather(ctx, true) {
         Ok(inputs) => {
+            ctx.store.warn_if_key_readable(inputs.facts.oci.key_file.as_deref());
             let mut report = assess(&inputs, now);
             with_fallback(&mut report, ctx, call, true);
             let out = if json { to_json(&report)? } else { render_text(&report, &inputs.daemon) };
