@@ -17,8 +17,8 @@
 //! fires when the spawning thread ends, and woci spawns from the thread that lives until exit):
 //! SIGTERM at a terminal; SIGKILL without one, where woci passes every other signal on and waits,
 //! so it dies first only by SIGKILL, a runner's last word to the job's group, which the program's
-//! own group would otherwise escape. macOS has no parent-death signal; there the child finds the proxy gone at its next
-//! request and fails, which is the documented limit.
+//! own group would otherwise escape. macOS has no parent-death signal; there the child finds the
+//! proxy gone at its next request and fails, which is the documented limit.
 //!
 //! With a [`Redactor`] (`--debug`), stdout and stderr are piped and relayed through it, so the
 //! program is spawned even where it would otherwise be exec'ed.

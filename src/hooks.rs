@@ -54,10 +54,6 @@ const LOCK_TIMEOUT: Duration = Duration::from_secs(5);
 /// The hook started last (it joins the one before it), joined by [`finish`].
 static LAST: std::sync::Mutex<Option<std::thread::JoinHandle<()>>> = std::sync::Mutex::new(None);
 
-/// Variables that always hold a secret when set: the GitHub Actions ID-token bearer, and the
-/// `oci` CLI's key passphrase and key.
-const SECRET_VARS: &[&str] = &["ACTIONS_ID_TOKEN_REQUEST_TOKEN", "OCI_CLI_PASSPHRASE", "OCI_CLI_KEY_CONTENT"];
-
 /// A configured hook command. `Debug` shows the setting and the program only: the arguments may
 /// hold credentials (a webhook URL with a token).
 #[derive(Clone, PartialEq, Eq)]
@@ -113,8 +109,8 @@ impl HookEnv {
         let secret = |k: &str, v: &str| {
             let upper = k.to_ascii_uppercase();
             secret_vars.iter().any(|s| s == k)
-                || SECRET_VARS.contains(&k)
-                || crate::settings::is_woci_passphrase_var(k)
+                || k == crate::settings::GH_TOKEN_VAR
+                || crate::settings::is_key_secret_var(k)
                 || (upper.ends_with("_PROXY") && upper != "NO_PROXY" && proxy_has_credentials(v))
         };
         HookEnv(env.iter().filter(|(k, v)| !secret(k, v)).map(|(k, v)| (k.clone(), v.clone())).collect())

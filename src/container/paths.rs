@@ -2,9 +2,8 @@
 //! `--from-json` document name ([`path_mounts`]: mounted at their own paths, resolved through
 //! links as the host resolves them), the targets the user's own `oci_container_args` mount
 //! ([`volume_targets`]), and the folders of the image a mount must not replace
-//! ([`hides_the_image`]). Without them `oci` in the
-//! container cannot read an upload's file, and writes a download inside the container, which
-//! `--rm` removes while the call exits 0.
+//! ([`hides_the_image`]). Without them `oci` in the container cannot read an upload's file, and
+//! writes a download inside the container, which `--rm` removes while the call exits 0.
 
 use super::HostContext;
 use crate::error::{Error, Result};
@@ -145,10 +144,7 @@ pub(super) fn path_mounts(
 /// there `oci` would never get). One too large to read for its paths is refused: a path in it
 /// left unmounted would be written inside the container and lost.
 fn read_json_file(path: &str, host: &HostContext) -> Result<String> {
-    let file = match Path::new(path).strip_prefix("~") {
-        Ok(rest) => host.home.join(rest),
-        Err(_) => host.cwd.join(path),
-    };
+    let file = host.cwd.join(crate::fsutil::expand_home(path, &host.home));
     if !std::fs::metadata(&file).is_ok_and(|m| m.is_file()) {
         return Ok(String::new());
     }

@@ -254,11 +254,8 @@ impl SourceEnv {
     /// woci's passphrases and the OCI key (it gets the rest, the job's own environment).
     pub fn capture(source: &SubjectTokenSource, env: &Env) -> SourceEnv {
         let vars = source.env_names().into_iter().filter_map(|n| Some((n.to_owned(), env.get(n)?.clone()))).collect();
-        let not_its = |k: &&String| {
-            super::is_woci_passphrase_var(k) || matches!(k.as_str(), "OCI_CLI_PASSPHRASE" | "OCI_CLI_KEY_CONTENT")
-        };
         let withheld = match source {
-            SubjectTokenSource::Command { .. } => env.keys().filter(not_its).cloned().collect(),
+            SubjectTokenSource::Command { .. } => env.keys().filter(|k| super::is_key_secret_var(k)).cloned().collect(),
             _ => Vec::new(),
         };
         SourceEnv(vars, withheld)

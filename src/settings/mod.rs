@@ -51,6 +51,12 @@ pub(crate) fn is_woci_passphrase_var(name: &str) -> bool {
     name.starts_with("WOCI_") && name.to_ascii_uppercase().contains("PASSPHRASE")
 }
 
+/// Whether `name` holds a passphrase or the OCI key, which neither a hook nor a subject-token
+/// helper gets: woci's passphrase variables, `OCI_CLI_PASSPHRASE`, `OCI_CLI_KEY_CONTENT`.
+pub(crate) fn is_key_secret_var(name: &str) -> bool {
+    is_woci_passphrase_var(name) || matches!(name, "OCI_CLI_PASSPHRASE" | "OCI_CLI_KEY_CONTENT")
+}
+
 /// The proxy variables woci reads, as `oci` (Python's urllib) does.
 pub(crate) const PROXY_VARS: [&str; 6] =
     ["https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"];
