@@ -213,7 +213,7 @@ async fn a_closed_terminal_reaches_the_program_when_woci_leads_the_session() {
     let (w, _tmp) = world().await;
     let out = tempfile::tempdir().unwrap();
     let mut c = w.woci_in_a_terminal("--auto-refresh --exec -- python3 -c \"$COUNTER\"");
-    c.env("OUT", out.path()).env("SIG", "HUP").env("COUNTER", COUNTER).env("SHELL", "/bin/bash");
+    c.env("OUT", out.path()).env("SIG", "HUP").env("COUNTER", COUNTER);
     let mut child = c.stdin(Stdio::piped()).spawn().expect("util-linux `script` runs (it provides the terminal)");
     let ready = out.path().join("ready");
     tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();

@@ -189,9 +189,11 @@ exit "${FAKE_OCI_EXIT:-0}"
         c
     }
 
-    /// Like [`World::woci`] with the headless browser enabled.
     /// `woci ARGS` (a shell-quoted command line after the program) in a terminal: a pty from
-    /// util-linux `script`, stdout and stderr piped, the world's HOME and profile.
+    /// util-linux `script`, stdout and stderr piped, the world's HOME and profile. `script` runs
+    /// `$SHELL -c`: bash, which execs the one command, so woci leads the session as under
+    /// `ssh -t host woci …`, whatever the runner's SHELL (unset, dash stays the leader and dies
+    /// of a Ctrl-C, hanging the group up).
     pub fn woci_in_a_terminal(&self, args: &str) -> std::process::Command {
         let mut c = std::process::Command::new("script");
         for k in SCRUBBED_ENV {
@@ -201,12 +203,14 @@ exit "${FAKE_OCI_EXIT:-0}"
             .env("OCI_CLI_PROFILE", &self.profile)
             .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
             .env("SSL_CERT_FILE", SYSTEM_CA)
+            .env("SHELL", "/bin/bash")
             .args(["-qefc", &format!("'{}' {args}", woci_bin().display()), "/dev/null"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c
     }
 
+    /// Like [`World::woci`] with the headless browser enabled.
     pub fn woci_with_browser(&self) -> Command {
         let mut c = self.woci();
         c.env("BROWSER", &self.browser);
