@@ -932,7 +932,7 @@ fn man_page_and_completions_come_from_the_binary() {
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(home.path().join(".oci/config"), "[DEFAULT]\nregion = r\n[EMU]\n[my prod]\n").unwrap();
     std::fs::write(dir.join("sp ace.ini"), "").unwrap();
-    let asked = |words: &str| {
+    let asked_in = |words: &str, env: &[(&str, &str)]| {
         let probe = format!(
             "source '{}'; COMP_WORDS=({words}); COMP_CWORD=$((${{#COMP_WORDS[@]}} - 1)); \
              _woci woci \"${{COMP_WORDS[-1]}}\" \"${{COMP_WORDS[-2]}}\"; printf '[%s]' \"${{COMPREPLY[@]}}\"",
@@ -940,11 +940,18 @@ fn man_page_and_completions_come_from_the_binary() {
         );
         let mut bash = std::process::Command::new("bash");
         bash.arg("-c").arg(probe).current_dir(&dir).env("HOME", home.path()).env_remove("OCI_CONFIG_FILE");
+        bash.env_remove("OCI_CLI_CONFIG_FILE").envs(env.iter().copied());
         String::from_utf8(bash.output().expect("bash runs").stdout).unwrap()
     };
+    let asked = |words: &str| asked_in(words, &[]);
     assert_eq!(asked("woci --profile ''"), r"[DEFAULT][EMU][my\ prod]");
     assert_eq!(asked("woci --profile E"), "[EMU]");
     assert_eq!(asked("woci --profile my"), r"[my\ prod]", "quoted as the shell would");
+    // The config the call would use: the line's --config-file (also as `=`), then OCI_CLI_CONFIG_FILE.
+    std::fs::write(home.path().join("other"), "[OTHER]\n[OTHER2]\n").unwrap();
+    assert_eq!(asked("woci --config-file ~/other --profile ''"), "[OTHER][OTHER2]");
+    assert_eq!(asked("woci --config-file = ~/other --profile OTHER2"), "[OTHER2]");
+    assert_eq!(asked_in("woci --profile ''", &[("OCI_CLI_CONFIG_FILE", "~/other")]), "[OTHER][OTHER2]");
     assert_eq!(asked("woci --output ''"), "[json][table]");
     assert_eq!(asked("woci --manager-config sp"), "[sp ace.ini]");
 }

@@ -318,13 +318,26 @@ pub fn completions(shell: clap_complete::Shell) -> String {
         return script;
     }
     // Bash: file names as bash's own completion gives them (a folder gets its `/`, a name with a
-    // space stays one word), and `--profile` offers the profiles of the OCI config file.
+    // space stays one word), and `--profile` offers the profiles of the OCI config file the call
+    // would use: the line's `--config-file`, `OCI_CLI_CONFIG_FILE`, else where oci looks.
     let files = "local IFS=$'\\n'; compopt -o filenames 2>/dev/null\n                    COMPREPLY=($(compgen -f -- \"${cur}\"))";
     let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
-    let profiles = "local IFS=$'\\n'\n                    COMPREPLY=($(compgen -W \"$(sed -n \
-                    's/^[[:space:]]*\\[\\([^]]*\\)\\][[:space:]]*$/\\1/p' \"${OCI_CONFIG_FILE:-$HOME/.oci/config}\" \
-                    2>/dev/null)\" -- \"${cur}\"))\n                    [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\\n' \"${COMPREPLY[@]}\"))\n                    \
-                    return 0\n";
+    let profiles = r#"local IFS=$'\n' cfg="${OCI_CLI_CONFIG_FILE:-}" i
+                    for ((i = 1; i < COMP_CWORD; i++)); do
+                        if [[ ${COMP_WORDS[i]} == --config-file ]]; then
+                            cfg="${COMP_WORDS[i+1]}"
+                            [[ $cfg == = ]] && cfg="${COMP_WORDS[i+2]}"
+                        fi
+                    done
+                    if [[ -z $cfg ]]; then
+                        cfg="$HOME/.oci/config"
+                        [[ -f $cfg ]] || cfg="${OCI_CONFIG_FILE:-$cfg}"
+                    fi
+                    [[ $cfg == "~/"* ]] && cfg="$HOME/${cfg#"~/"}"
+                    COMPREPLY=($(compgen -W "$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$cfg" 2>/dev/null)" -- "${cur}"))
+                    [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\n' "${COMPREPLY[@]}"))
+                    return 0
+"#;
     if let Some(at) = script.find("--profile)\n").map(|at| at + "--profile)\n".len()) {
         let body = &script[at..];
         let indent = body.len() - body.trim_start().len();
