@@ -886,16 +886,22 @@ async fn a_prompted_passphrase_is_asked_before_the_program_starts() {
 }
 
 /// Ctrl-C at the passphrase prompt ends woci as Ctrl-C does (130) and leaves the terminal as it
-/// was: the prompt turned echo off, and a script going on after woci would type blind.
+/// was: the prompt turned echo off, and a script going on after woci would type blind. It is the
+/// terminal's Ctrl-C, which reaches the whole foreground group: the shell (or kubectl) that ran
+/// woci gets it too, rather than go on or run woci again to ask once more.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_at_the_passphrase_prompt_gives_the_terminal_back() {
     let w = World::new().await;
     w.seed_token(-30);
     w.seed_refresh_token();
-    let args =
-        "--refresh-token-passphrase-prompt session refresh; echo \"rc=$?\"; stty -a | grep -o -- '-*echo ' | head -1";
-    let (_, text) = in_a_terminal(&w, args, &["\x03"]).await;
+    let line = format!(
+        "trap 'echo shell-got-ctrl-c' INT; '{}' --refresh-token-passphrase-prompt session refresh; echo \"rc=$?\"; \
+         stty -a | grep -o -- '-*echo ' | head -1",
+        woci_bin().display()
+    );
+    let (_, text) = typing_into(w.in_a_terminal(&line), &["\x03"]).await;
     assert!(text.contains("new refresh token passphrase") && text.contains("rc=130"), "{text}");
+    assert!(text.contains("shell-got-ctrl-c"), "the Ctrl-C reached woci alone: {text}");
     assert!(text.contains("echo ") && !text.contains("-echo "), "echo is off after woci: {text}");
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }

@@ -195,6 +195,11 @@ exit "${FAKE_OCI_EXIT:-0}"
     /// `ssh -t host woci …`, whatever the runner's SHELL (unset, dash stays the leader and dies
     /// of a Ctrl-C, hanging the group up).
     pub fn woci_in_a_terminal(&self, args: &str) -> std::process::Command {
+        self.in_a_terminal(&format!("'{}' {args}", woci_bin().display()))
+    }
+
+    /// The shell command `line` in a terminal, as [`World::woci_in_a_terminal`] runs woci.
+    pub fn in_a_terminal(&self, line: &str) -> std::process::Command {
         let mut c = std::process::Command::new("script");
         for k in SCRUBBED_ENV {
             c.env_remove(k);
@@ -204,7 +209,7 @@ exit "${FAKE_OCI_EXIT:-0}"
             .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
             .env("SSL_CERT_FILE", SYSTEM_CA)
             .env("SHELL", "/bin/bash")
-            .args(["-qefc", &format!("'{}' {args}", woci_bin().display()), "/dev/null"])
+            .args(["-qefc", line, "/dev/null"])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped());
         c
