@@ -384,10 +384,15 @@ impl SessionStore {
 
     /// A renewal under way in another live process, if so: its pid and when it took the lock
     /// (the pid's write). A stopped holder is [`Self::stopped_lock_holder`]'s to name.
+    /// A login in another woci ([`Self::try_login_lock`]) is one too: the next call waits for it.
     pub fn renewal_under_way(&self) -> Option<(u32, SystemTime)> {
         let other = |pid: u32| pid != std::process::id() && fsutil::process_alive(pid) && !fsutil::process_stopped(pid);
-        let pid = self.holding(other)?;
-        Some((pid, modified(&self.lock_path())?))
+        if let Some(pid) = self.holding(other) {
+            return Some((pid, modified(&self.lock_path())?));
+        }
+        let pid = self.login_holder().filter(|pid| other(*pid))?;
+        FileLock::held(&self.login_lock_path()).then_some(())?;
+        Some((pid, modified(&self.login_lock_path())?))
     }
 
     /// The pid in the lock file, when `wanted` and the lock is held now. The pid outlives the
@@ -400,6 +405,50 @@ impl SessionStore {
 
     fn lock_path(&self) -> PathBuf {
         self.dir.join(".lock")
+    }
+
+    /// `.login.lock`: held by the woci whose person is logging in, from before the login (which
+    /// takes no renewal lock: a forgotten browser tab must not stop renewals) until its refresh
+    /// token is stored, so that other calls needing a login wait for that one rather than open
+    /// a second browser or fight over the callback port. `None`: another process holds it.
+    pub fn try_login_lock(&self) -> Result<Option<FileLock>> {
+        self.ensure_dir()?;
+        match FileLock::acquire(&self.login_lock_path(), Duration::ZERO) {
+            Ok(lock) => {
+                let mut f = lock.file();
+                if f.set_len(0).is_ok() {
+                    let _ = std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
+                }
+                Ok(Some(lock))
+            }
+            Err(Error::Busy(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Waits at most `timeout` for the login another woci holds [`Self::try_login_lock`] for to
+    /// end (its lock is let go at once: the caller only needed to know it ended).
+    pub fn wait_for_login(&self, timeout: Duration) -> Result<()> {
+        let holder = self.login_holder();
+        FileLock::acquire(&self.login_lock_path(), timeout).map(drop).map_err(|e| match e {
+            Error::Busy(_) => Error::Busy(format!(
+                "the login {} for profile `{}` did not end within {}s; finish it or end that woci, then try again",
+                holder.map_or("under way".to_owned(), |pid| format!("of another woci (pid {pid})")),
+                self.profile,
+                timeout.as_secs()
+            )),
+            e => e,
+        })
+    }
+
+    /// The pid the login lock's holder wrote, while it lives.
+    pub fn login_holder(&self) -> Option<u32> {
+        let pid = fsutil::read_text_bounded(&self.login_lock_path(), 64).ok()?.trim().parse().ok()?;
+        fsutil::process_alive(pid).then_some(pid)
+    }
+
+    fn login_lock_path(&self) -> PathBuf {
+        self.dir.join(".login.lock")
     }
 
     /// Why [`Self::lock`] would fail on what is at the lock's path (not a regular file), if so.

@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use std::collections::HashSet;
+use std::path::Path;
+use std::time::{Duration, Instant};
 use woci_emulator::{Config, Endpoint, Fault};
 
 fn stderr(o: &std::process::Output) -> String {
@@ -982,6 +984,90 @@ async fn bogus_login_callbacks_are_warned_about_once() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stderr(&out).matches("ignored a login callback").count(), 1, "{}", stderr(&out));
     assert_eq!(w.emu.stats().auth_code_grants, 1);
+}
+
+/// Two calls that need a login at once (two kubectl calls, a second terminal): one logs in, the
+/// other waits for that login and takes its session (one browser, one code redemption, both
+/// succeed) rather than fail on the callback port with exit 2. `--status` meanwhile names the
+/// login under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_needing_a_login_waits_for_the_one_under_way() {
+    let w = World::new().await;
+    let opened = w.home().join("opened");
+    let browser = w.home().join("bin/slow-browser");
+    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 2\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
+    write_exec(&browser, &script);
+    let call = || {
+        let mut c = w.woci();
+        c.env("BROWSER", &browser).args(["os", "ns", "get"]);
+        c
+    };
+    let first = tokio::spawn(run(call()));
+    while !opened.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let status = run({
+        let mut c = w.woci();
+        c.arg("--status");
+        c
+    })
+    .await;
+    let second = run(call()).await;
+    let first = first.await.unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(stderr(&second).contains("waiting for the login under way in another woci (pid"), "{}", stderr(&second));
+    assert_eq!(w.emu.stats().auth_code_grants, 1);
+    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+    assert!(String::from_utf8_lossy(&status.stdout).contains("renewal under way: by pid"), "{}", stderr(&status));
+}
+
+/// kubectl killed on its own while its credential plugin waits for a login: woci, orphaned, ends
+/// at once, as a hangup would end it, instead of holding the callback port and the login for
+/// `login_timeout`; the login the README names as the fix then works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_wait_ends_when_the_program_that_ran_woci_does() {
+    let w = World::new().await;
+    let never = w.home().join("bin/never-browser");
+    write_exec(&never, "#!/bin/sh\nexit 0\n");
+    let (pid_file, err) = (w.home().join("woci.pid"), w.home().join("woci.err"));
+    let line = format!(
+        "'{}' os ns get 2>'{}' & echo $! > '{}'; wait",
+        woci_bin().display(),
+        err.display(),
+        pid_file.display()
+    );
+    let mut parent = std::process::Command::new("sh");
+    for (k, v) in w.woci().get_envs() {
+        match v {
+            Some(v) => parent.env(k, v),
+            None => parent.env_remove(k),
+        };
+    }
+    parent.arg("-c").arg(line).env("BROWSER", &never);
+    let mut parent = parent.spawn().unwrap();
+    let wait_for = |path: &Path, what: &str| {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !w.read(path).contains(what) {
+            assert!(Instant::now() < deadline, "{what}: {}", w.read(path));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for(&err, "waiting up to");
+    let woci: i32 = w.read(&pid_file).trim().parse().unwrap();
+    parent.kill().unwrap();
+    let _ = parent.wait();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    while unsafe { libc::kill(woci, 0) } == 0 {
+        assert!(Instant::now() < deadline, "woci waits on for a login nobody will use: {}", w.read(&err));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(w.read(&err).contains("has ended; the login is given up"), "{}", w.read(&err));
+    let mut login = w.woci_with_browser();
+    login.args(["session", "authenticate"]);
+    let out = run(login).await;
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 /// A profile without an IdP whose session OCI no longer refreshes (a 401 from the auth service)

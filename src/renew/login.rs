@@ -218,13 +218,22 @@ fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error
     crate::oidc::no_terminal(&format!("`{p}`{cause}"), &format!("woci session authenticate {sel}"))
 }
 
+/// A login's tokens got before the renewal lock ([`log_in_before_locking`]): signals are held and
+/// the profile's login lock kept until the locked renewal has stored them.
+#[derive(Debug)]
+pub(super) struct LoggedIn {
+    tokens: IdpTokens,
+    _held: critical::Held,
+    _login_lock: crate::fsutil::FileLock,
+}
+
 /// A login: the person's part (unless [`log_in_before_locking`] did it already), then the new
 /// refresh token stored.
 async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&SecretString>) -> Result<IdpTokens> {
     let done = r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let (tokens, _held) = match done {
-        Some(done) => done,
-        None => person_logs_in(r, http, cfg).await?,
+    let (tokens, _held, _login_lock) = match done {
+        Some(LoggedIn { tokens, _held, _login_lock }) => (tokens, _held, Some(_login_lock)),
+        None => person_logs_in(r, http, cfg).await.map(|(tokens, held)| (tokens, held, None))?,
     };
     if let Some(rotated) = &tokens.refresh_token {
         keep_refresh_token(r, rotated, tokens.refresh_expires_in, passphrase).await;
@@ -236,15 +245,62 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
 /// lock: a browser tab left open or a device code never entered must not keep other calls, a
 /// running job or the daemon from renewing with the refresh token they have for the whole
 /// `login_timeout`. The tokens wait (signals held) for the locked part to store them.
-pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig) -> Result<()> {
+///
+/// One login at a time per profile ([`crate::store::SessionStore::try_login_lock`]): a call
+/// that meets another woci's login (two kubectl calls, a second terminal) waits for it and
+/// takes its session, or its recorded failure, rather than open a second browser or fight over
+/// the callback port; one that can log in itself does so only when that login left none.
+pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force: super::Force) -> Result<()> {
+    if !r.allow_login {
+        return Ok(());
+    }
+    let lock = match r.store.try_login_lock()? {
+        Some(lock) => lock,
+        None => {
+            let since = crate::clock::unix_millis(r.clock.now());
+            wait_for_other_login(r, cfg).await?;
+            if force != super::Force::Login {
+                if let Some(f) = r.store.failure_since(since) {
+                    return Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) });
+                }
+                let facts = r.facts()?;
+                if !matches!(
+                    super::plan(&facts, force, crate::clock::Clock::unix(r.server.as_ref())).plan,
+                    super::Plan::Login(_)
+                ) {
+                    return Ok(());
+                }
+            }
+            match r.store.try_login_lock()? {
+                Some(lock) => lock,
+                // A third woci was quicker: the locked renewal meets what it did.
+                None => return Ok(()),
+            }
+        }
+    };
     // No one to log in: the locked renewal says why, with what refused the refresh token.
-    if !(r.allow_login && cfg.interactive) {
+    if !cfg.interactive {
         return Ok(());
     }
     passphrase(r, cfg, true).await?;
-    let done = person_logs_in(r, r.http().await?, cfg).await?;
-    *r.logged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(done);
+    let (tokens, held) = person_logs_in(r, r.http().await?, cfg).await?;
+    *r.logged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoggedIn { tokens, _held: held, _login_lock: lock });
     Ok(())
+}
+
+/// Waits for the login another woci is doing for the profile (as long as a login may last),
+/// saying so once; Ctrl-C ends the wait as it would the call.
+async fn wait_for_other_login(r: &Renewer, cfg: &LoginConfig) -> Result<()> {
+    let who = r.store.login_holder().map_or("another woci".to_owned(), |pid| format!("another woci (pid {pid})"));
+    tracing::warn!(
+        "waiting for the login under way in {who} for profile `{}`: finish it there, or end it to log in here",
+        r.settings.profile
+    );
+    let store = r.store.clone();
+    let timeout = cfg.login_timeout + Duration::from_secs(30);
+    tokio::task::spawn_blocking(move || store.wait_for_login(timeout))
+        .await
+        .map_err(|e| Error::Other(format!("login wait failed: {e}")))?
 }
 
 /// The browser or device-code login; from the moment its tokens arrive, signals are held until
@@ -265,12 +321,45 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
     r.store.check_writable()?;
     // Ctrl-C ends the wait for the person at once: a login spends nothing until its tokens
     // arrive, and only storing them is held.
-    let tokens = if cfg.device_login {
-        oidc::device::login(http, &cfg.idp, &cfg.device, &opts).await?
-    } else {
-        oidc::login(http, &cfg.idp, &opts).await?
+    let login = async {
+        match cfg.device_login {
+            true => oidc::device::login(http, &cfg.idp, &cfg.device, &opts).await,
+            false => oidc::login(http, &cfg.idp, &opts).await,
+        }
     };
+    let tokens = while_caller_lives(login).await?;
     Ok((tokens, critical::hold()))
+}
+
+/// Runs the wait for the person while the program that ran woci lives. kubectl killed on its own
+/// (a timeout, a supervisor) leaves its credential plugin orphaned, waiting minutes for a login
+/// nobody will use while it holds the callback port and the login lock: woci then ends as a
+/// hangup would end it (not under `nohup`, which asked to outlive the caller).
+async fn while_caller_lives<T>(login: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    #[cfg(unix)]
+    {
+        // SAFETY: getppid cannot fail.
+        let parent = unsafe { libc::getppid() };
+        if parent > 1 && !critical::ignored_at_start(libc::SIGHUP) {
+            let gone = async {
+                // SAFETY: as above.
+                while unsafe { libc::getppid() } == parent {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            };
+            tokio::select! {
+                done = login => return done,
+                () = gone => {
+                    crate::terminal::say(&format!(
+                        "woci: the program that ran woci (pid {parent}) has ended; the login is given up"
+                    ));
+                    critical::end_like(libc::SIGHUP);
+                    return Err(Error::Login("the program that ran woci has ended".into()));
+                }
+            }
+        }
+    }
+    login.await
 }
 
 /// Asks for the passphrase on the terminal. A `new` one is asked twice (they must match, within

@@ -147,7 +147,7 @@ pub struct Renewer {
     access: std::sync::Mutex<Option<(SecretString, i64)>>,
     /// A login's tokens, got before the lock ([`login::log_in_before_locking`]), for the locked
     /// renewal to store.
-    logged_in: std::sync::Mutex<Option<(crate::oidc::IdpTokens, crate::critical::Held)>>,
+    logged_in: std::sync::Mutex<Option<login::LoggedIn>>,
 }
 
 impl Renewer {
@@ -216,7 +216,7 @@ impl Renewer {
             login::ask_before_locking(self, matches!(decision.plan, Plan::Login(_))).await?;
         }
         let logged_in = match decision.plan {
-            Plan::Login(cfg) => login::log_in_before_locking(self, cfg).await,
+            Plan::Login(cfg) => login::log_in_before_locking(self, cfg, force).await,
             _ => Ok(()),
         };
         let (result, counted) = match logged_in {
