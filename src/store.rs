@@ -705,6 +705,14 @@ impl SessionStore {
     /// key and its path. A damaged key file is an error, never silently replaced; nor is a missing
     /// configured one (which would also rewrite the config's `key_file` and `fingerprint`).
     pub fn load_or_create_key(&self, configured: Option<&Path>) -> Result<(KeyPair, PathBuf)> {
+        let own_gone = configured.is_some_and(|p| self.own_key_gone(p));
+        if own_gone {
+            tracing::warn!(
+                "the key pair woci made for profile `{}` is gone from its session folder; making a new one",
+                self.profile
+            );
+        }
+        let configured = configured.filter(|_| !own_gone);
         if let Some(path) = configured.filter(|p| !p.is_file()) {
             let (what, fix) = match path.is_dir() {
                 true => ("is a folder, not a key file", "set `key_file` to the PEM file in it"),
@@ -736,6 +744,13 @@ impl SessionStore {
         fsutil::write_atomic(&path, zeroize::Zeroizing::new(format!("{}{API_KEY_LABEL}\n", pem.as_str())).as_bytes())?;
         tracing::info!(profile = %self.profile, fingerprint = %key.fingerprint(), "created a new session key pair");
         Ok((key, path))
+    }
+
+    /// Whether `configured` is woci's own key file and gone (with its session folder: a user
+    /// starting over). woci made it, and a renewal binds the new session to whatever key it signs
+    /// with, so [`Self::load_or_create_key`] makes another rather than ask for a config edit.
+    pub fn own_key_gone(&self, configured: &Path) -> bool {
+        !configured.exists() && self.own_key_files().any(|f| f == configured)
     }
 
     /// The session folder's key file that [`Self::load_or_create_key`] would load, if any.
@@ -1122,6 +1137,17 @@ mod tests {
         assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
         assert!(e.to_string().contains("gone.pem") && e.to_string().contains("`key_file`"), "{e}");
         assert!(!s.dir().exists(), "no key was created");
+    }
+
+    #[test]
+    fn wocis_own_key_gone_with_its_folder_is_made_again() {
+        let home = tempfile::tempdir().unwrap();
+        let s = SessionStore::new(home.path(), "P").unwrap();
+        let (old, path) = s.load_or_create_key(None).unwrap();
+        std::fs::remove_dir_all(s.dir()).unwrap();
+        let (new, again) = s.load_or_create_key(Some(&path)).unwrap();
+        assert_eq!(again, path);
+        assert!(path.is_file() && new.fingerprint() != old.fingerprint());
     }
 
     #[test]

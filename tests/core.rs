@@ -1022,6 +1022,37 @@ async fn a_call_needing_a_login_waits_for_the_one_under_way() {
     assert!(String::from_utf8_lossy(&status.stdout).contains("renewal under way: by pid"), "{}", stderr(&status));
 }
 
+/// A user starting over deletes the profile's session folder: `woci session authenticate` logs
+/// in again, with a new key pair in place of the one woci had made there (the config's
+/// `key_file` named it), instead of exit 2 until the config is edited by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_session_folder_is_logged_into_again() {
+    let w = World::new().await;
+    let mut first = w.woci_with_browser();
+    first.args(["os", "ns", "get"]);
+    let out = run(first).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let config = w.read(&w.home().join(".oci/config"));
+    let fingerprint = |c: &str| c.lines().find(|l| l.starts_with("fingerprint")).map(str::to_owned);
+    assert!(config.contains(&w.session_dir().join("oci_api_key.pem").display().to_string()), "{config}");
+    std::fs::remove_dir_all(w.session_dir()).unwrap();
+    let mut again = w.woci_with_browser();
+    again.args(["session", "authenticate"]);
+    let out = run(again).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("is gone from its session folder; making a new one"), "{}", stderr(&out));
+    assert!(w.session_dir().join("oci_api_key.pem").is_file());
+    assert_ne!(
+        fingerprint(&w.read(&w.home().join(".oci/config"))),
+        fingerprint(&config),
+        "the config names the new key"
+    );
+    let mut call = w.woci();
+    call.args(["os", "ns", "get"]);
+    let out = run(call).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// kubectl killed on its own while its credential plugin waits for a login: woci, orphaned, ends
 /// at once, as a hangup would end it, instead of holding the callback port and the login for
 /// `login_timeout`; the login the README names as the fix then works.

@@ -240,6 +240,33 @@ async fn hostile_claims_reach_the_terminal_only_escaped() {
     assert_eq!(v["token"]["tenancy"], tenancy);
 }
 
+/// woci's own key gone (a user emptied the session folder) under a valid token bound to it: no
+/// request can be signed, so `--status` and the call both plan a renewal with a new key (here a
+/// login nobody can do: exit 3), rather than exit 2 asking for the config to be edited.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_key_woci_made_gone_is_a_renewal_for_status_and_the_call() {
+    let w = World::new().await;
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::remove_file(w.session_dir().join("oci_api_key.pem")).unwrap();
+    std::fs::remove_file(w.session_dir().join("refresh_token")).unwrap();
+    let st = status(&w, true, &[], &[]).await;
+    assert_eq!(st.status.code(), Some(3), "{}", stdout(&st));
+    assert!(json(&st)["reason"].as_str().unwrap().contains("the key pair woci made for it is gone"), "{}", stdout(&st));
+    let call = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(call.status.code(), Some(3), "{}", stderr(&call));
+}
+
 /// `--status` never says usable when the call will fail: for each state, the exit code `--status`
 /// reports is the call's (0: the call runs `oci`), and the call's message names the fix.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -282,7 +309,9 @@ async fn status_and_the_call_agree_on_the_exit_code() {
             "configured key missing",
             |w| {
                 w.seed_token(3600);
-                std::fs::remove_file(w.session_dir().join("oci_api_key.pem")).unwrap();
+                let own = w.session_dir().join("oci_api_key.pem").display().to_string();
+                let gone = w.oci_dir().join("gone.pem").display().to_string();
+                std::fs::write(w.config_path(), w.read(&w.config_path()).replace(&own, &gone)).unwrap();
             },
             2,
             "does not exist",

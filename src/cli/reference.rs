@@ -59,8 +59,8 @@ pub const EXIT_CODES: &[Row] = &[
     r(
         "2",
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \
-         `--log-level LOUD`, a `key_file` the config names but that does not exist or is a folder, a session \
-         folder, lock file, pid or daemon state file that is a symlink or not a regular file, a `~/.oci` or \
+         `--log-level LOUD`, a `key_file` the config names but that does not exist (other than the key woci made in the \
+         session folder, which it makes again) or is a folder, a session folder, lock file, pid or daemon state file that is a symlink or not a regular file, a `~/.oci` or \
          manager INI others can write (every user, or a group with other members), a `refresh_token_passphrase_env` variable that is not set, a variable woci reads whose value is not UTF-8 text, no new passphrase typed at its \
          prompt, a session from a woci login whose profile has no IdP settings any more: its section removed, \
          or met while an editor saves the file)",
@@ -154,7 +154,7 @@ pub const FILES: &[Row] = &[
     ),
     r(
         "`~/.oci/sessions/<profile>/`",
-        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, so that calls do not send it again), `.lock`, `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), `.clock_skew` (how far this machine's clock was from the servers' at the last renewal, which every call corrects token times by), `.grant_sent` (while a refresh grant is at the IdP; left by a killed woci, it tells that the refresh token was probably spent), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`; past 1 MiB it becomes `woci-daemon.log.1`, replacing the one before) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`, under `.hooks.lock`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
+        "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, so that calls do not send it again), `.lock`, `.login.lock` (held by the woci whose login is under way, which other calls wait for), `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), `.clock_skew` (how far this machine's clock was from the servers' at the last renewal, which every call corrects token times by), `.grant_sent` (while a refresh grant is at the IdP; left by a killed woci, it tells that the refresh token was probably spent), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`; past 1 MiB it becomes `woci-daemon.log.1`, replacing the one before) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`, under `.hooks.lock`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
     ),
 ];
 

@@ -322,12 +322,17 @@ impl<'s> SessionFacts<'s> {
             "restore it, or delete the `key_file` line so that woci creates a new key".to_owned()
         };
         // A session-refresh profile signs with the config's key only; others fall back to their own.
-        let key_file = oci.key_file.clone().or_else(|| store.own_key_file().filter(|_| !session_refresh));
+        // woci's own key gone with its folder is made again, as if the config named none; a token
+        // bound to it is bound to a key no request can be signed with.
+        let own_gone = !session_refresh && oci.key_file.as_deref().is_some_and(|p| store.own_key_gone(p));
+        let configured = oci.key_file.clone().filter(|_| !own_gone);
+        let key_file = configured.or_else(|| store.own_key_file().filter(|_| !session_refresh));
         let (key, modulus) = key_file.map_or((KeyState::Missing, None), |p| {
             key_state(&p, &settings.profile, &settings.oci_config_file, &fix_missing)
         });
         let key_mismatch = match (&token, modulus) {
             (TokenInput::Present(t), Some(m)) => crate::keys::bound_elsewhere(t.claims.jwk.as_deref(), &m),
+            (TokenInput::Present(_), None) => own_gone,
             _ => false,
         };
         // `oci session refresh` writes a session-refresh profile's files itself.

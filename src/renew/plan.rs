@@ -130,7 +130,10 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
                 );
                 if f.key_mismatch {
                     // OCI refuses every request it signs: a new session for the key is the way out.
-                    let bound = format!("{valid}, but it is bound to another key than the profile's key file");
+                    let bound = match f.key {
+                        KeyState::Missing => format!("{valid}, but the key pair woci made for it is gone"),
+                        _ => format!("{valid}, but it is bound to another key than the profile's key file"),
+                    };
                     return renew(f, force, Some(t), bound, now);
                 }
                 if f.config_current {
