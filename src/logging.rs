@@ -28,6 +28,21 @@ pub(crate) fn directive(level: &str) -> Option<String> {
     Some(format!("woci={l}"))
 }
 
+/// Whether `text` is new to this process, for a warning given once per process (a daemon meets
+/// the same missing folder at every renewal).
+pub(crate) fn first_time(text: &str) -> bool {
+    static SEEN: std::sync::Mutex<std::collections::BTreeSet<String>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    SEEN.lock().unwrap_or_else(|p| p.into_inner()).insert(text.to_owned())
+}
+
+/// Warns `text` unless this process already did ([`first_time`]).
+pub(crate) fn warn_once(text: &str) {
+    if first_time(text) {
+        tracing::warn!("{text}");
+    }
+}
+
 /// Installs the subscriber. Call once, early. `daemon`: every line starts with the time and
 /// `woci-daemon[pid]:` instead of `woci:`, as the daemon's own log lines do.
 pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool, daemon: bool) {

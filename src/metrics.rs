@@ -244,7 +244,8 @@ fn update(session_dir: &Path, profile: &str, named: &Target, change: Change<'_>)
     }
     // A metrics file whose folder is gone (unmounted for a while) keeps the recorded path, so the
     // profile stays in it; a setting that names another file, whose folder is missing, does not.
-    let target = target.map_err(|e| tracing::warn!("{e}")).ok();
+    // (Said once per process: a daemon meets the missing folder at every renewal.)
+    let target = target.inspect_err(|e| crate::logging::warn_once(&e.to_string())).ok();
     match &target {
         Some(t) => {
             state.metrics_file = t.clone();

@@ -993,10 +993,8 @@ fn modified(path: &Path) -> Option<SystemTime> {
 
 /// One warning per place and process for a rescue folder or file that fails its checks.
 fn warn_rescue_ignored(e: &Error) {
-    static WARNED: std::sync::Mutex<std::collections::BTreeSet<String>> =
-        std::sync::Mutex::new(std::collections::BTreeSet::new());
     let text = e.to_string();
-    if WARNED.lock().unwrap_or_else(|p| p.into_inner()).insert(text.clone()) {
+    if crate::logging::first_time(&text) {
         match e {
             // Not a rescued token that failed its checks: none could be looked for.
             Error::Io { .. } => tracing::warn!("cannot look for a rescued refresh token: {text}"),

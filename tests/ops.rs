@@ -265,6 +265,21 @@ async fn all_succeed(w: &World, n: usize, args: &[&str]) {
     }
 }
 
+/// A missing metrics folder is said once per process, not at every renewal of a long run or a
+/// daemon, and the run goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_metrics_folder_is_warned_about_once_per_process() {
+    let w = World::with_config(Config { upst_ttl: Duration::from_secs(4), ..Config::default() }).await;
+    let prom = w.home().join("nope/woci.prom").display().to_string();
+    w.write_manager_ini(&[("metrics_file", &prom), ("refresh_safety_window", "2")]);
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let out = woci(&w, &["--auto-refresh", "--exec", "--", "sleep", "7"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(w.emu.stats().refresh_grants >= 3, "{} renewals", w.emu.stats().refresh_grants);
+    assert_eq!(stderr(&out).matches("the folder of `metrics_file`").count(), 1, "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_concurrent_renewals_are_all_counted_and_a_reader_never_sees_a_partial_file() {
     let w = World::new().await;
