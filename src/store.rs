@@ -333,10 +333,7 @@ impl SessionStore {
             }
             other => other?,
         };
-        let mut f = lock.file();
-        if f.set_len(0).is_ok() {
-            let _ = std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
-        }
+        note_holder(&lock);
         Ok((lock, waited))
     }
 
@@ -371,8 +368,7 @@ impl SessionStore {
 
     /// The pid the renewal lock's holder wrote, if any.
     fn lock_holder(&self) -> Option<u32> {
-        let pid = fsutil::read_text_bounded(&self.lock_path(), 64).ok()?.trim().parse().ok()?;
-        fsutil::process_alive(pid).then_some(pid)
+        holder_of(&self.lock_path())
     }
 
     /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: no
@@ -415,10 +411,7 @@ impl SessionStore {
         self.ensure_dir()?;
         match FileLock::acquire(&self.login_lock_path(), Duration::ZERO) {
             Ok(lock) => {
-                let mut f = lock.file();
-                if f.set_len(0).is_ok() {
-                    let _ = std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
-                }
+                note_holder(&lock);
                 Ok(Some(lock))
             }
             Err(Error::Busy(_)) => Ok(None),
@@ -443,8 +436,7 @@ impl SessionStore {
 
     /// The pid the login lock's holder wrote, while it lives.
     pub fn login_holder(&self) -> Option<u32> {
-        let pid = fsutil::read_text_bounded(&self.login_lock_path(), 64).ok()?.trim().parse().ok()?;
-        fsutil::process_alive(pid).then_some(pid)
+        holder_of(&self.login_lock_path())
     }
 
     fn login_lock_path(&self) -> PathBuf {
@@ -989,6 +981,20 @@ fn warn_if_readable_by_others(path: &Path) {
 /// When `path` (not followed through a symbolic link) was last written.
 fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::symlink_metadata(path).ok()?.modified().ok()
+}
+
+/// Writes this process's pid into the lock file it holds, for waiting callers to name.
+fn note_holder(lock: &FileLock) {
+    let mut f = lock.file();
+    if f.set_len(0).is_ok() {
+        let _ = std::io::Write::write_all(&mut f, std::process::id().to_string().as_bytes());
+    }
+}
+
+/// The live pid a lock file's holder wrote ([`note_holder`]), if any.
+fn holder_of(path: &Path) -> Option<u32> {
+    let pid = fsutil::read_text_bounded(path, 64).ok()?.trim().parse().ok()?;
+    fsutil::process_alive(pid).then_some(pid)
 }
 
 /// One warning per place and process for a rescue folder or file that fails its checks.
