@@ -493,6 +493,13 @@ impl State {
         if all && prompt {
             return Err(usage("`--all` and `--prompt` cannot be combined"));
         }
+        // One line of text is what a prompt takes; elsewhere `--json` would be dropped unsaid.
+        if self.on("json") && (prompt || !(self.on("status") || self.on("daemon-status"))) {
+            return Err(usage(match prompt {
+                true => "`--prompt` and `--json` cannot be combined",
+                false => "`--json` goes with `--status` or `--daemon-status`",
+            }));
+        }
         let actions: Vec<&str> = ["exec", "status", "daemon", "daemon-run", "daemon-status", "stop-daemon"]
             .into_iter()
             .filter(|a| self.on(a))

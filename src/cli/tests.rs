@@ -316,6 +316,12 @@ fn conflicting_commands() {
     assert!(err(&["--status", "--daemon-status"]).contains("cannot be combined"));
     assert!(err(&["--exec", "--status", "--", "x"]).contains("cannot be combined"));
     assert!(err(&["--status", "os", "ns", "get"]).contains("`os`"));
+    // `--json` shapes a report; elsewhere it would be dropped without a word.
+    assert!(err(&["--json"]).contains("`--json` goes with `--status` or `--daemon-status`"));
+    assert!(err(&["--stop-daemon", "--json"]).contains("`--json` goes with"));
+    assert!(err(&["--status", "--prompt", "--json"]).contains("`--prompt` and `--json` cannot be combined"));
+    assert!(p(&["--daemon-status", "--json"]).json);
+    assert_eq!(oci_args(&p(&["os", "ns", "get", "--json"])), ["os", "ns", "get", "--json"], "oci's after its words");
     // After the first oci word `--status` is oci's: some 80 services filter lists by it.
     let inv = p(&["ce", "work-request", "list", "--status", "SUCCEEDED", "--profile", "P"]);
     assert_eq!(oci_args(&inv), ["ce", "work-request", "list", "--status", "SUCCEEDED", "--profile", "P"]);
