@@ -4,7 +4,7 @@
 //! - A hook is a command line split like a `command:` subject-token source (`shlex`) and run
 //!   without a shell, in its own process group, stdin one JSON object (then a newline), bounded
 //!   to [`TIMEOUT`] after which the whole group is killed. Its stdout and stderr reach woci's
-//!   stderr (woci's stdout belongs to `oci`) as whole lines, each `woci: hook <setting>: …`, at
+//!   stderr (woci's stdout belongs to `oci`) as whole lines, each `woci: hook <setting>: …` (in the daemon's log with its time and pid), at
 //!   most [`OUTPUT_CAP`] of them: nothing it prints runs into woci's own lines, and a child it
 //!   leaves behind never writes there once the hook is done.
 //! - A hook runs beside woci, not in its way: a renewal loop (the daemon, `--exec`) goes on while
@@ -349,7 +349,7 @@ impl Output {
         let pipes: [Option<Box<dyn Read + Send>>; 2] =
             [stdout.map(|p| Box::new(p) as Box<dyn Read + Send>), stderr.map(|p| Box::new(p) as _)];
         for pipe in pipes.into_iter().flatten() {
-            let (tx, shown, prefix) = (tx.clone(), shown.clone(), format!("woci: hook {setting}: "));
+            let (tx, shown, prefix) = (tx.clone(), shown.clone(), format!("hook {setting}: "));
             readers += 1;
             std::thread::spawn(move || {
                 relay_lines(pipe, &prefix, &shown);
@@ -372,11 +372,7 @@ impl Output {
         let mut shown = self.shown.lock().unwrap_or_else(|e| e.into_inner());
         if shown.cut {
             shown.cut = false;
-            crate::terminal::say(&format!(
-                "woci: hook {}: output past {} KiB not shown",
-                self.setting,
-                OUTPUT_CAP / 1024
-            ));
+            crate::logging::say(&format!("hook {}: output past {} KiB not shown", self.setting, OUTPUT_CAP / 1024));
         }
         // Nothing more is shown, even if a reader is still blocked on a left child's pipe.
         shown.bytes = usize::MAX;
@@ -407,7 +403,7 @@ fn relay_lines(pipe: impl Read, prefix: &str, shown: &std::sync::Mutex<OutputSta
         state.bytes += line.len();
         let text = String::from_utf8_lossy(&line);
         let text = text.strip_suffix('\n').unwrap_or(&text);
-        crate::terminal::say(&format!("{prefix}{}", crate::terminal::safe(text)));
+        crate::logging::say(&format!("{prefix}{}", crate::terminal::safe(text)));
     }
 }
 

@@ -46,6 +46,7 @@ pub(crate) fn warn_once(text: &str) {
 /// Installs the subscriber. Call once, early. `daemon`: every line starts with the time and
 /// `woci-daemon[pid]:` instead of `woci:`, as the daemon's own log lines do.
 pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>, no_color: bool, daemon: bool) {
+    DAEMON.store(daemon, std::sync::atomic::Ordering::Relaxed);
     let filter = match rust_log.filter(|s| !s.is_empty()) {
         Some(f) => EnvFilter::try_new(f).unwrap_or_else(|_| EnvFilter::new("woci=warn")),
         None if debug => EnvFilter::new("woci=debug"),
@@ -61,6 +62,28 @@ pub(crate) fn init(log_level: Option<&str>, debug: bool, rust_log: Option<&str>,
         .with_ansi(use_colour(std::io::stderr().is_terminal(), no_color))
         .event_format(WociLine { daemon })
         .try_init();
+}
+
+/// Whether lines carry the daemon's prefix ([`init`]).
+static DAEMON: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Prints `text` (already safe for a terminal) as a line of woci's own at every log level, with
+/// the prefix log lines have: `woci: `, or the daemon's time and `woci-daemon[pid]: ` in its log.
+pub(crate) fn say(text: &str) {
+    let mut line = String::new();
+    let _ = write_prefix(&mut line, DAEMON.load(std::sync::atomic::Ordering::Relaxed));
+    crate::terminal::say(&(line + text));
+}
+
+fn write_prefix(w: &mut impl std::fmt::Write, daemon: bool) -> std::fmt::Result {
+    // The daemon's prefix names woci already.
+    match daemon {
+        true => {
+            let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
+            write!(w, "{} woci-daemon[{}]: ", crate::clock::fmt_utc(now), std::process::id())
+        }
+        false => write!(w, "woci: "),
+    }
 }
 
 /// One line per event, like every other line woci prints: `woci: warning: …`, `woci: error: …`,
@@ -89,14 +112,7 @@ where
         };
         let mut fields = Fields::default();
         event.record(&mut fields);
-        // The daemon's prefix names woci already.
-        match self.daemon {
-            true => {
-                let now = crate::clock::Clock::unix(&crate::clock::SystemClock);
-                write!(w, "{} woci-daemon[{}]: ", crate::clock::fmt_utc(now), std::process::id())?;
-            }
-            false => write!(w, "woci: ")?,
-        }
+        write_prefix(&mut w, self.daemon)?;
         // Messages and fields may quote a server, a token or a file: one line, nothing a terminal acts on.
         write!(w, "{level}{}", crate::terminal::safe(&fields.message))?;
         if !fields.rest.is_empty() {

@@ -658,13 +658,14 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
 }
 
 /// A failure hook that hangs runs beside the daemon, not in its way: the retry comes on time
-/// (2 s), not after the hook's 10 s, and the hook is still stopped at its deadline.
+/// (2 s), not after the hook's 10 s, and the hook is still stopped at its deadline. What it
+/// printed is in the daemon's log with the time and pid every line there has.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hanging_failure_hook_holds_up_no_retry() {
     let w = World::with_config(Config { upst_ttl: Duration::from_secs(6), ..Config::default() }).await;
     let pid_file = w.home().join("hook.pid");
     let script = w.home().join("bin").join("hanging-hook");
-    write_exec(&script, &format!("#!/bin/sh\necho $$ > '{}'\nexec sleep 300\n", pid_file.display()));
+    write_exec(&script, &format!("#!/bin/sh\necho $$ > '{}'\necho hook-says-hi\nexec sleep 300\n", pid_file.display()));
     w.write_manager_ini(&[("on_renewal_failure", &script.display().to_string())]);
     w.seed_token(-10);
     w.seed_refresh_token();
@@ -684,6 +685,10 @@ async fn a_hanging_failure_hook_holds_up_no_retry() {
     );
     wait_for(&w, "the hook to be stopped at its deadline", || log(&w).contains("did not finish within 10s")).await;
     let pid: i32 = w.read(&pid_file).trim().parse().expect("the hook ran");
+    let said = log(&w);
+    let line =
+        said.lines().find(|l| l.ends_with("hook on_renewal_failure: hook-says-hi")).unwrap_or_else(|| panic!("{said}"));
+    assert!(line.contains(" woci-daemon[") && !line.starts_with("woci:"), "{line}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while alive(pid) && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z") {
         assert!(Instant::now() < deadline, "the hook {pid} survived");
