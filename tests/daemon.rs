@@ -657,6 +657,35 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     assert!(alive(pid) && log(&w).contains("NOT_IN_ITS_ENV"), "{}", log(&w));
 }
 
+/// A user starting over deletes the session folder (pid file and all) and logs in again; the
+/// daemon renews on from the new login and writes its pid file again, so that `--daemon-status`
+/// finds it, a second `--daemon` is refused, and `--stop-daemon` stops it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_daemon_whose_session_folder_was_deleted_stays_visible_and_stoppable() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let (_guard, pid) = start(&w).await;
+    std::fs::remove_dir_all(w.session_dir()).unwrap();
+    // The new login: a new session folder with a refresh token in it.
+    w.seed_refresh_token();
+    let pid_file = w.session_dir().join("woci_refresh.pid");
+    wait_for(&w, "the pid file written again", || w.read(&pid_file).trim() == pid.to_string()).await;
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    assert!(stdout(&out).contains(&pid.to_string()), "{}", stdout(&out));
+    let out = woci(&w, &["--daemon"]).await;
+    assert_eq!(out.status.code(), Some(10), "a second daemon: {}", stderr(&out));
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while alive(pid) && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z") {
+        assert!(Instant::now() < deadline, "the daemon {pid} survived --stop-daemon");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(log(&w).contains("the pid file was gone"), "{}", log(&w));
+}
+
 /// A failure hook that hangs runs beside the daemon, not in its way: the retry comes on time
 /// (2 s), not after the hook's 10 s, and the hook is still stopped at its deadline. What it
 /// printed is in the daemon's log with the time and pid every line there has.

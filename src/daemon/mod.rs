@@ -191,7 +191,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     let renewer = Arc::new(Renewer::new(ctx).without_login());
     let store = &ctx.store;
     let pid = std::process::id();
-    let lock = claim_pid_file(store, pid, PID_LOCK_WAIT)?;
+    let lock = Arc::new(Mutex::new(Some(claim_pid_file(store, pid, PID_LOCK_WAIT)?)));
     // Stop signals end the renewal loop; a renewal in flight is let go, except while it stores a
     // rotated refresh token (`schedule::let_go`).
     crate::critical::supervise();
@@ -223,7 +223,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
         Ok(r) => r,
         Err(e) => {
             save(&|s| s.exit(local(), e.to_string(), Some(e.exit_code())));
-            release_pid_file(lock);
+            release_own_pid_file(&lock);
             return Err(e);
         }
     };
@@ -269,6 +269,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                     }
                 }
             });
+            let pid_watch = tokio::spawn(keep_pid_file(store.clone(), lock.clone(), ctx.clock.clone()));
             let (tx, _rx) = tokio::sync::watch::channel::<SecretString>(session.token.clone());
             let events = |ev: LoopEvent| {
                 let t = local();
@@ -299,6 +300,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             };
             let outcome = schedule::renewal_loop(renewers_rx, session, &tx, stop_rx, events).await;
             rotation.abort();
+            pid_watch.abort();
             reloading.abort();
             outcome?;
             let reason = format!("stopped by {}", signals.await.ok().flatten().unwrap_or("request"));
@@ -320,8 +322,45 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             e.exit_code()
         }
     };
-    release_pid_file(lock);
+    release_own_pid_file(&lock);
     Ok(code)
+}
+
+/// How often the daemon looks that its pid file is still there.
+const PID_CHECK_EVERY: Duration = Duration::from_secs(2);
+
+/// Writes the pid file again when it is gone: a user starting over deletes the session folder
+/// and logs in again, and the daemon, which renews on from the new login, must stay visible to
+/// `--daemon-status` and `--stop-daemon`, and keep a second daemon from starting.
+async fn keep_pid_file(
+    store: SessionStore,
+    lock: Arc<Mutex<Option<crate::fsutil::FileLock>>>,
+    clock: crate::clock::SharedClock,
+) {
+    let pid = std::process::id();
+    loop {
+        tokio::time::sleep(PID_CHECK_EVERY).await;
+        if std::fs::symlink_metadata(store.pid_path()).is_ok() || !store.dir().is_dir() {
+            continue;
+        }
+        let msg = match claim_pid_file(&store, pid, Duration::ZERO) {
+            Ok(new) => {
+                *lock.lock().unwrap_or_else(|p| p.into_inner()) = Some(new);
+                // The log went with the folder too.
+                log_into(&store.daemon_log_path());
+                "the pid file was gone (the session folder removed?); written again".to_owned()
+            }
+            Err(e) => format!("the pid file was gone and cannot be written again: {e}"),
+        };
+        log_event(clock.unix(), &msg);
+    }
+}
+
+/// [`release_pid_file`] of the lock the daemon holds now.
+fn release_own_pid_file(lock: &Mutex<Option<crate::fsutil::FileLock>>) {
+    if let Some(lock) = lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        release_pid_file(lock);
+    }
 }
 
 fn secs(d: Duration) -> i64 {
@@ -351,19 +390,22 @@ fn stop_signals() -> Result<impl std::future::Future<Output = Option<&'static st
 /// In the daemon: rotates the log when it is too big and points stdout/stderr at the new file.
 fn rotate_own_log(log_path: &Path) {
     match rotate_log_if_needed(log_path, LOG_MAX_BYTES) {
-        Ok(true) => {
-            #[cfg(unix)]
-            if let Ok(f) = open_log(log_path) {
-                use std::os::unix::io::AsRawFd;
-                // SAFETY: dup2 onto the process's own stdout/stderr descriptors with a valid fd.
-                unsafe {
-                    libc::dup2(f.as_raw_fd(), 1);
-                    libc::dup2(f.as_raw_fd(), 2);
-                }
-            }
-        }
+        Ok(true) => log_into(log_path),
         Ok(false) => {}
         Err(e) => tracing::warn!("cannot rotate the daemon log: {e}"),
+    }
+}
+
+/// Points the daemon's stdout and stderr at a (new) log file at `log_path`.
+fn log_into(log_path: &Path) {
+    #[cfg(unix)]
+    if let Ok(f) = open_log(log_path) {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: dup2 onto the process's own stdout/stderr descriptors with a valid fd.
+        unsafe {
+            libc::dup2(f.as_raw_fd(), 1);
+            libc::dup2(f.as_raw_fd(), 2);
+        }
     }
 }
 
