@@ -49,7 +49,20 @@ mod imp {
     /// the default back and gives the child the ignored one ([`restore_for_child`]).
     const RESPECTED: [i32; 7] = [SIGHUP, SIGINT, SIGTERM, libc::SIGQUIT, libc::SIGUSR1, libc::SIGUSR2, libc::SIGCHLD];
 
+    /// The parent process woci started under ([`parent_at_start`]).
+    static PARENT_AT_START: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+    /// The pid of the process that started woci (0 before [`note_ignored_at_start`]): a parent
+    /// that has ended since, and left woci to init, is no longer `getppid()`.
+    pub(crate) fn parent_at_start() -> i32 {
+        PARENT_AT_START.load(Ordering::Relaxed)
+    }
+
+    /// Notes what woci started with: the signals ignored ([`ignored_at_start`]) and the parent
+    /// ([`parent_at_start`]).
     pub(crate) fn note_ignored_at_start() {
+        // SAFETY: getppid cannot fail.
+        PARENT_AT_START.store(unsafe { libc::getppid() }, Ordering::Relaxed);
         let bits = IGNORED_AT_START.get_or_init(|| {
             RESPECTED.iter().fold(0, |bits, &sig| {
                 // SAFETY: sigaction(2) with a null new action only reads the current one.
@@ -239,6 +252,9 @@ mod imp {
     pub fn ignored_at_start(_sig: i32) -> bool {
         false
     }
+    pub fn parent_at_start() -> i32 {
+        0
+    }
     pub fn end_like(_sig: i32) {}
     pub struct OwnedGroup;
     pub fn own_group(_pgid: i32) -> OwnedGroup {
@@ -281,9 +297,27 @@ pub(crate) fn failpoint(name: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_name: &str) {}
+
+/// Test-only: whether the step `name` is to fail as on a full disk (`FAILPOINTS=name=return`,
+/// `name=3*return` for the first three times). Always false in normal builds.
+#[cfg(feature = "failpoints")]
+pub(crate) fn refused(name: &str) -> bool {
+    fail::eval(name, |_| ()).is_some()
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn refused(_name: &str) -> bool {
+    false
+}
+
+/// The error of a write [`refused`] (no space left on the device).
+pub(crate) fn refused_write(path: &std::path::Path) -> crate::error::Error {
+    crate::error::Error::io("cannot write", path, std::io::Error::from_raw_os_error(28))
+}
 pub(crate) use imp::{
-    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, pending, restore_for_child, supervise,
-    Held, OwnedGroup,
+    end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, parent_at_start, pending,
+    restore_for_child, supervise, Held, OwnedGroup,
 };
 
 #[cfg(all(test, unix))]

@@ -620,6 +620,9 @@ impl SessionStore {
     /// on its descriptor: the user's, mode 0700 or stricter, not a symbolic link). Copies in
     /// the other folders are removed, so the newest is the only one.
     pub fn write_rescue(&self, token: &SecretString, passphrase: Option<&SecretString>) -> Result<PathBuf> {
+        if crate::critical::refused("store::rescue") {
+            return Err(crate::critical::refused_write(Path::new(&self.rescue_name())));
+        }
         let sealed = self.seal(token, passphrase);
         let dirs = self.rescue_dirs();
         let mut last_error = Error::Other("no rescue folder".into());
@@ -874,6 +877,9 @@ impl SessionStore {
     /// Writes `refresh_token` (a proven atomic write), then drops what it supersedes: older
     /// rotation temp files and rescued copies.
     fn store_refresh_token_bytes(&self, bytes: &[u8]) -> Result<()> {
+        if crate::critical::refused("store::refresh_token") {
+            return Err(crate::critical::refused_write(&self.refresh_token_path()));
+        }
         fsutil::write_atomic_proven(&self.refresh_token_path(), bytes)?;
         let _ = std::fs::remove_file(self.rejected_path());
         self.grant_settled();

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use std::collections::HashSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use woci_emulator::{Config, Endpoint, Fault};
 
@@ -1061,7 +1061,84 @@ async fn a_login_wait_ends_when_the_program_that_ran_woci_does() {
     let w = World::new().await;
     let never = w.home().join("bin/never-browser");
     write_exec(&never, "#!/bin/sh\nexit 0\n");
-    let (pid_file, err) = (w.home().join("woci.pid"), w.home().join("woci.err"));
+    let (mut parent, woci, err) = woci_under_sh(&w, &never, "orphan");
+    parent.kill().unwrap();
+    let _ = parent.wait();
+    assert!(gone_within(woci, Duration::from_secs(5)), "woci waits on for a login nobody will use: {}", w.read(&err));
+    assert!(w.read(&err).contains("has ended; the login is given up"), "{}", w.read(&err));
+    let mut login = w.woci_with_browser();
+    login.args(["session", "authenticate"]);
+    let out = run(login).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A call waiting for another woci's login whose own caller ends (kubectl killed) ends too: it
+/// does not take the login over once that one ends, holding port and login for nobody.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_whose_caller_ended_does_not_take_the_login_over() {
+    let w = World::new().await;
+    let never = w.home().join("bin/never-browser");
+    write_exec(&never, "#!/bin/sh\nexit 0\n");
+    let holding = w.home().join("holder.err");
+    let mut holder = w.woci_std();
+    holder.env("BROWSER", &never).args(["os", "ns", "get"]).stderr(std::fs::File::create(&holding).unwrap());
+    let mut holder = holder.spawn().unwrap();
+    wait_until(|| w.read(&holding).contains("waiting up to"), &holding);
+    let (mut parent, waiter, err) = woci_under_sh(&w, &w.browser, "waiter");
+    parent.kill().unwrap();
+    let _ = parent.wait();
+    assert!(gone_within(waiter, Duration::from_secs(5)), "the waiter outlived its caller: {}", w.read(&err));
+    assert!(w.read(&err).contains("waiting for the login under way in another woci"), "{}", w.read(&err));
+    // SAFETY: kill(2) on the woci this test started.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGINT) };
+    let _ = holder.wait();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(w.emu.stats().auth_code_grants, 0, "nobody logged in for the ended caller");
+}
+
+/// When the login under way ends without a session (Ctrl-C), the calls that waited for it race
+/// for the next: one logs in, the others wait for that login in turn and take its session; none
+/// starts a second login (a busy callback port, exit 2; a second browser or device code).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_of_a_login_that_ended_without_a_session_share_the_next_one() {
+    let w = World::new().await;
+    let never = w.home().join("bin/never-browser");
+    write_exec(&never, "#!/bin/sh\nexit 0\n");
+    let opened = w.home().join("opened");
+    let slow = w.home().join("bin/slow-browser");
+    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 1\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
+    write_exec(&slow, &script);
+    let holding = w.home().join("holder.err");
+    let mut holder = w.woci_std();
+    holder.env("BROWSER", &never).args(["os", "ns", "get"]).stderr(std::fs::File::create(&holding).unwrap());
+    let mut holder = holder.spawn().unwrap();
+    wait_until(|| w.read(&holding).contains("waiting up to"), &holding);
+    let mut waiters = Vec::new();
+    for i in 0..8 {
+        let err = w.home().join(format!("waiter{i}.err"));
+        let mut c = w.woci_std();
+        c.env("BROWSER", &slow).args(["os", "ns", "get"]).stdout(std::process::Stdio::null());
+        c.stderr(std::fs::File::create(&err).unwrap());
+        waiters.push((c.spawn().unwrap(), err));
+    }
+    for (_, err) in &waiters {
+        wait_until(|| w.read(err).contains("waiting for the login under way"), err);
+    }
+    // SAFETY: kill(2) on the woci this test started.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGINT) };
+    let _ = holder.wait();
+    for (mut c, err) in waiters {
+        let status = tokio::task::spawn_blocking(move || c.wait().unwrap()).await.unwrap();
+        assert!(status.success(), "{status:?}: {}", w.read(&err));
+    }
+    assert_eq!(w.emu.stats().auth_code_grants, 1);
+    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+}
+
+/// `woci os ns get` started in the background by a `sh` that waits for it, as kubectl runs its
+/// plugin; returns the `sh`, woci's pid once it waits for a person, and woci's stderr file.
+fn woci_under_sh(w: &World, browser: &Path, tag: &str) -> (std::process::Child, i32, PathBuf) {
+    let (pid_file, err) = (w.home().join(format!("{tag}.pid")), w.home().join(format!("{tag}.err")));
     let line = format!(
         "'{}' os ns get 2>'{}' & echo $! > '{}'; wait",
         woci_bin().display(),
@@ -1075,30 +1152,31 @@ async fn a_login_wait_ends_when_the_program_that_ran_woci_does() {
             None => parent.env_remove(k),
         };
     }
-    parent.arg("-c").arg(line).env("BROWSER", &never);
-    let mut parent = parent.spawn().unwrap();
-    let wait_for = |path: &Path, what: &str| {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !w.read(path).contains(what) {
-            assert!(Instant::now() < deadline, "{what}: {}", w.read(path));
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    wait_for(&err, "waiting up to");
-    let woci: i32 = w.read(&pid_file).trim().parse().unwrap();
-    parent.kill().unwrap();
-    let _ = parent.wait();
-    let deadline = Instant::now() + Duration::from_secs(5);
-    // SAFETY: kill(2) with signal 0 only checks that the process exists.
-    while unsafe { libc::kill(woci, 0) } == 0 {
-        assert!(Instant::now() < deadline, "woci waits on for a login nobody will use: {}", w.read(&err));
+    let parent = parent.arg("-c").arg(line).env("BROWSER", browser).spawn().unwrap();
+    wait_until(|| w.read(&err).contains("waiting"), &err);
+    (parent, w.read(&pid_file).trim().parse().unwrap(), err)
+}
+
+/// Polls `cond` for up to 20 s; fails showing `shown`.
+fn wait_until(cond: impl Fn() -> bool, shown: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !cond() {
+        assert!(Instant::now() < deadline, "{}", std::fs::read_to_string(shown).unwrap_or_default());
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert!(w.read(&err).contains("has ended; the login is given up"), "{}", w.read(&err));
-    let mut login = w.woci_with_browser();
-    login.args(["session", "authenticate"]);
-    let out = run(login).await;
-    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Whether process `pid` is gone within `limit`.
+fn gone_within(pid: i32, limit: Duration) -> bool {
+    let deadline = Instant::now() + limit;
+    // SAFETY: kill(2) with signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
 }
 
 /// A profile without an IdP whose session OCI no longer refreshes (a 401 from the auth service)

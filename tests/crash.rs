@@ -8,6 +8,7 @@ mod common;
 
 use common::*;
 use std::os::unix::process::ExitStatusExt;
+use std::time::Duration;
 
 /// The renewal's steps, in order.
 const STEPS: &[&str] = &[
@@ -195,4 +196,71 @@ async fn a_signal_held_during_a_grant_whose_answer_is_lost_leaves_the_failure_re
     })
     .await;
     assert_eq!(next.status.code(), Some(3), "{}", stderr(&next));
+}
+
+/// A rotated refresh token that can be stored nowhere (the disk holding the session folder and
+/// the rescue folder is full) is no silent loss: the note of the grant stays, so `--status` and
+/// the next call say the stored refresh token was probably spent (exit 3), not "usable".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_token_stored_nowhere_is_said_by_status_and_the_next_call() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci_at(&test_build_woci_bin());
+        c.env("FAILPOINTS", "store::refresh_token=return;store::rescue=return").args(["session", "refresh"]);
+        c
+    })
+    .await;
+    assert!(stderr(&out).contains("nor save it elsewhere"), "{}", stderr(&out));
+    let status = run({
+        let mut c = w.woci_at(&test_build_woci_bin());
+        c.args(["--status", "--json"]);
+        c
+    })
+    .await;
+    let report: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert!(report["refresh_token"]["unsettled_grant"].is_object(), "{report}");
+    w.seed_token(-30);
+    let next = run({
+        let mut c = w.woci_at(&test_build_woci_bin());
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(next.status.code(), Some(3), "{}", stderr(&next));
+    assert!(stderr(&next).contains("probably spent"), "{}", stderr(&next));
+}
+
+/// A long run whose first renewal could store its rotated refresh token nowhere renews with that
+/// token, held in memory, rather than send the spent one on disk (which revokes the whole
+/// session); once the disk takes it again it is stored, and the next call needs no login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_renews_with_the_refresh_token_it_could_not_store() {
+    let w = World::with_config(woci_emulator::Config { upst_ttl: Duration::from_secs(4), ..Default::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci_at(&test_build_woci_bin());
+        // The first renewal's three tries and its rescue fail; later writes work.
+        c.env("FAILPOINTS", "store::refresh_token=3*return;store::rescue=1*return").args([
+            "--auto-refresh",
+            "--exec",
+            "--",
+            "sleep",
+            "6",
+        ]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("nor save it elsewhere"), "{}", stderr(&out));
+    assert!(w.emu.stats().refresh_grants >= 2, "{} grants", w.emu.stats().refresh_grants);
+    w.seed_token(-30);
+    let next = run({
+        let mut c = w.woci_at(&test_build_woci_bin());
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert!(next.status.success(), "{}", stderr(&next));
 }

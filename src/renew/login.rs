@@ -29,7 +29,12 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
         tracing::debug!("exchanging the access token of the last refresh grant again");
         return exchange_and_keep(r, cfg, facts, (&key, &key_path), access, Action::Refreshed).await;
     }
-    let stored = if login { None } else { r.store.read_refresh_token(passphrase.as_ref())? };
+    let unsaved = r.unsaved.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let stored = match (login, unsaved) {
+        (true, _) => None,
+        (false, Some(rt)) => Some(rt),
+        (false, None) => r.store.read_refresh_token(passphrase.as_ref())?,
+    };
     let (tokens, action) = match stored {
         Some(rt) => match refresh_grant(r, http, cfg, &rt, passphrase.as_ref()).await {
             Ok(t) => (t, Action::Refreshed),
@@ -103,10 +108,13 @@ async fn refresh_grant(
     let tokens = match answer {
         Ok(tokens) => tokens,
         Err(oidc::GrantFailure { error, rotated }) => {
-            if let Some((rotated, expires_in)) = &rotated {
-                keep_refresh_token(r, rotated, *expires_in, passphrase).await;
+            let kept = match &rotated {
+                Some((rotated, expires_in)) => keep_refresh_token(r, rotated, *expires_in, passphrase).await,
+                None => true,
+            };
+            if kept {
+                r.store.grant_settled();
             }
-            r.store.grant_settled();
             let error = match error {
                 Error::ReplyLost { service, url, reason, .. } => {
                     let login = format!("woci session authenticate {}", r.settings.woci_selection());
@@ -126,10 +134,18 @@ async fn refresh_grant(
         }
     };
     failpoint("renew::after_grant");
-    if let Some(rotated) = &tokens.refresh_token {
-        keep_refresh_token(r, rotated, tokens.refresh_expires_in, passphrase).await;
+    // The token to keep: the rotated one, else the unsaved one this grant used, which lives on.
+    let unsaved = r.unsaved.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let keep = tokens.refresh_token.as_ref().or(unsaved.as_ref().filter(|u| u.expose() == rt.expose()));
+    let kept = match keep {
+        Some(keep) => keep_refresh_token(r, keep, tokens.refresh_expires_in, passphrase).await,
+        None => true,
+    };
+    // Stored nowhere: the note of the grant stays, so that `--status` and the next woci know the
+    // stored refresh token is probably spent; this process renews with the new one.
+    if kept {
+        r.store.grant_settled();
     }
-    r.store.grant_settled();
     failpoint("renew::after_refresh_token_stored");
     Ok(tokens)
 }
@@ -171,12 +187,14 @@ pub(super) fn say_grant_held(profile: &str) {
 /// Stores a new refresh token (`expires_in`: `refresh_expires_in`, if the IdP said): retried,
 /// and as a last resort saved to the rescue file the store reads next time, with one line saying
 /// where. Never dropped.
+/// Stores `rt` (retrying, else in the rescue folder); false when it could be stored nowhere,
+/// and then it is kept in memory for this process's next grant ([`Renewer::unsaved`]).
 async fn keep_refresh_token(
     r: &Renewer,
     rt: &SecretString,
     expires_in: Option<Duration>,
     passphrase: Option<&SecretString>,
-) {
+) -> bool {
     let mut err = String::new();
     for (attempt, delay_ms) in [100, 400, 1600].into_iter().enumerate() {
         // The first write follows `check_writable` before the grant; a retry checks the folder again.
@@ -189,20 +207,29 @@ async fn keep_refresh_token(
             if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
                 tracing::warn!("cannot record the refresh token's expiry: {e}");
             }
-            return;
+            return true;
         };
         err = e.to_string();
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
     }
     let profile = &r.settings.profile;
     match r.store.write_rescue(rt, passphrase) {
-        Ok(path) => tracing::warn!(
-            "cannot store the new refresh token of profile `{profile}` ({err}); it is saved in `{}` and used from there until the session folder can be written",
-            path.display()
-        ),
-        Err(e) => tracing::error!(
-            "cannot store the new refresh token of profile `{profile}` ({err}) nor save it elsewhere ({e}); the next renewal will need a login"
-        ),
+        Ok(path) => {
+            tracing::warn!(
+                "cannot store the new refresh token of profile `{profile}` ({err}); it is saved in `{}` and used from there until the session folder can be written",
+                path.display()
+            );
+            true
+        }
+        Err(e) => {
+            tracing::error!(
+                "cannot store the new refresh token of profile `{profile}` ({err}) nor save it elsewhere ({e}); this \
+                 woci renews with it while it runs (and stores it once it can), but once it ends the next renewal \
+                 will need a login"
+            );
+            *r.unsaved.lock().unwrap_or_else(|p| p.into_inner()) = Some(rt.clone());
+            false
+        }
     }
 }
 
@@ -254,27 +281,22 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force:
     if !r.allow_login {
         return Ok(());
     }
-    let lock = match r.store.try_login_lock()? {
-        Some(lock) => lock,
-        None => {
-            let since = crate::clock::unix_millis(r.clock.now());
-            wait_for_other_login(r, cfg).await?;
-            if force != super::Force::Login {
-                if let Some(f) = r.store.failure_since(since) {
-                    return Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) });
-                }
-                let facts = r.facts()?;
-                if !matches!(
-                    super::plan(&facts, force, crate::clock::Clock::unix(r.server.as_ref())).plan,
-                    super::Plan::Login(_)
-                ) {
-                    return Ok(());
-                }
+    // Waiters race for the lock when a login ends without a session: the one that gets it logs
+    // in, the others wait for that login in turn.
+    let lock = loop {
+        if let Some(lock) = r.store.try_login_lock()? {
+            break lock;
+        }
+        let since = crate::clock::unix_millis(r.clock.now());
+        while_caller_lives(wait_for_other_login(r, cfg)).await?;
+        if force != super::Force::Login {
+            if let Some(f) = r.store.failure_since(since) {
+                return Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) });
             }
-            match r.store.try_login_lock()? {
-                Some(lock) => lock,
-                // A third woci was quicker: the locked renewal meets what it did.
-                None => return Ok(()),
+            let facts = r.facts()?;
+            let now = crate::clock::Clock::unix(r.server.as_ref());
+            if !matches!(super::plan(&facts, force, now).plan, super::Plan::Login(_)) {
+                return Ok(());
             }
         }
     };
@@ -292,10 +314,7 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force:
 /// saying so once; Ctrl-C ends the wait as it would the call.
 async fn wait_for_other_login(r: &Renewer, cfg: &LoginConfig) -> Result<()> {
     let who = r.store.login_holder().map_or("another woci".to_owned(), |pid| format!("another woci (pid {pid})"));
-    tracing::warn!(
-        "waiting for the login under way in {who} for profile `{}`: finish it there, or end it to log in here",
-        r.settings.profile
-    );
+    tracing::warn!("waiting for the login under way in {who} for profile `{}` (finish it there)", r.settings.profile);
     let store = r.store.clone();
     let timeout = cfg.login_timeout + Duration::from_secs(30);
     tokio::task::spawn_blocking(move || store.wait_for_login(timeout))
@@ -331,20 +350,20 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
     Ok((tokens, critical::hold()))
 }
 
-/// Runs the wait for the person while the program that ran woci lives. kubectl killed on its own
+/// Runs a wait for a person (a login, another woci's login) while the program that ran woci lives. kubectl killed on its own
 /// (a timeout, a supervisor) leaves its credential plugin orphaned, waiting minutes for a login
 /// nobody will use while it holds the callback port and the login lock: woci then ends as a
 /// hangup would end it (not under `nohup`, which asked to outlive the caller).
 async fn while_caller_lives<T>(login: impl std::future::Future<Output = Result<T>>) -> Result<T> {
     #[cfg(unix)]
     {
-        // SAFETY: getppid cannot fail.
-        let parent = unsafe { libc::getppid() };
+        // The parent woci started under: one already gone (a waiter whose kubectl died) counts.
+        let parent = critical::parent_at_start();
         if parent > 1 && !critical::ignored_at_start(libc::SIGHUP) {
             let gone = async {
-                // SAFETY: as above.
+                // SAFETY: getppid cannot fail.
                 while unsafe { libc::getppid() } == parent {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
                 }
             };
             tokio::select! {

@@ -148,6 +148,9 @@ pub struct Renewer {
     /// A login's tokens, got before the lock ([`login::log_in_before_locking`]), for the locked
     /// renewal to store.
     logged_in: std::sync::Mutex<Option<login::LoggedIn>>,
+    /// A rotated refresh token that could be stored nowhere (a full disk): the only one left,
+    /// spent by this process's next grant (and stored then, if it can be), not the one on disk.
+    unsaved: std::sync::Mutex<Option<SecretString>>,
 }
 
 impl Renewer {
@@ -166,6 +169,7 @@ impl Renewer {
             began: std::sync::atomic::AtomicI64::new(0),
             access: std::sync::Mutex::new(None),
             logged_in: std::sync::Mutex::new(None),
+            unsaved: std::sync::Mutex::new(None),
         }
     }
 
