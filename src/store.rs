@@ -33,7 +33,9 @@ const STOPPED_GRACE: Duration = Duration::from_secs(10);
 pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {
     format!(
         "woci pid {pid}, which holds the renewal lock of profile `{profile}`, is stopped (Ctrl-Z or SIGSTOP); resume \
-         it (`kill -CONT {pid}`, or `fg` in the shell that stopped it) or end it"
+         it (`kill -CONT {pid}`, or `fg` in the shell that stopped it), or end it with `kill -TERM {pid}; kill -CONT \
+         {pid}` (a stopped woci acts on SIGTERM once resumed; `kill -9` may lose the session while a refresh grant \
+         is under way)"
     )
 }
 

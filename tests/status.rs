@@ -653,6 +653,8 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
     assert_eq!(v["usable"], false);
     let reason = v["reason"].as_str().unwrap();
     assert!(reason.contains(&format!("woci pid {pid}")) && reason.contains("kill -CONT"), "{reason}");
+    // Ending it the way that keeps a refresh grant under way: TERM, held, acted on once resumed.
+    assert!(reason.contains(&format!("kill -TERM {pid}; kill -CONT {pid}")), "{reason}");
     let text = status(&w, false, &[], &["--prompt"]).await;
     assert_eq!(stdout(&text).trim(), "P error");
     // A call that needs the lock gives up after a few seconds, naming the stopped woci, instead

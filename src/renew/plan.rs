@@ -184,7 +184,7 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
         return Decision::impossible(
             exit::BUSY,
             format!(
-                "{why}, but {}; until then a call gives up after a few seconds",
+                "{why}, but {}; until then a call gives up after about 15 s",
                 crate::store::stopped_holder(pid, &f.profile)
             ),
         );
