@@ -186,9 +186,8 @@ pub(super) fn say_grant_held(profile: &str) {
 
 /// Stores a new refresh token (`expires_in`: `refresh_expires_in`, if the IdP said): retried,
 /// and as a last resort saved to the rescue file the store reads next time, with one line saying
-/// where. Never dropped.
-/// Stores `rt` (retrying, else in the rescue folder); false when it could be stored nowhere,
-/// and then it is kept in memory for this process's next grant ([`Renewer::unsaved`]).
+/// where. False when it could be stored nowhere: it is then kept in memory for this process's
+/// next grant (`Renewer::unsaved`), never dropped while woci runs.
 async fn keep_refresh_token(
     r: &Renewer,
     rt: &SecretString,
