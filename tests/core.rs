@@ -1059,9 +1059,7 @@ async fn a_deleted_session_folder_is_logged_into_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_wait_ends_when_the_program_that_ran_woci_does() {
     let w = World::new().await;
-    let never = w.home().join("bin/never-browser");
-    write_exec(&never, "#!/bin/sh\nexit 0\n");
-    let (mut parent, woci, err) = woci_under_sh(&w, &never, "orphan");
+    let (mut parent, woci, err) = woci_under_sh(&w, &never_browser(&w), "orphan");
     parent.kill().unwrap();
     let _ = parent.wait();
     assert!(gone_within(woci, Duration::from_secs(5)), "woci waits on for a login nobody will use: {}", w.read(&err));
@@ -1077,13 +1075,7 @@ async fn a_login_wait_ends_when_the_program_that_ran_woci_does() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_whose_caller_ended_does_not_take_the_login_over() {
     let w = World::new().await;
-    let never = w.home().join("bin/never-browser");
-    write_exec(&never, "#!/bin/sh\nexit 0\n");
-    let holding = w.home().join("holder.err");
-    let mut holder = w.woci_std();
-    holder.env("BROWSER", &never).args(["os", "ns", "get"]).stderr(std::fs::File::create(&holding).unwrap());
-    let mut holder = holder.spawn().unwrap();
-    wait_until(|| w.read(&holding).contains("waiting up to"), &holding);
+    let mut holder = hold_a_login(&w);
     let (mut parent, waiter, err) = woci_under_sh(&w, &w.browser, "waiter");
     parent.kill().unwrap();
     let _ = parent.wait();
@@ -1102,17 +1094,11 @@ async fn a_waiter_whose_caller_ended_does_not_take_the_login_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_of_a_login_that_ended_without_a_session_share_the_next_one() {
     let w = World::new().await;
-    let never = w.home().join("bin/never-browser");
-    write_exec(&never, "#!/bin/sh\nexit 0\n");
     let opened = w.home().join("opened");
     let slow = w.home().join("bin/slow-browser");
     let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 1\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
     write_exec(&slow, &script);
-    let holding = w.home().join("holder.err");
-    let mut holder = w.woci_std();
-    holder.env("BROWSER", &never).args(["os", "ns", "get"]).stderr(std::fs::File::create(&holding).unwrap());
-    let mut holder = holder.spawn().unwrap();
-    wait_until(|| w.read(&holding).contains("waiting up to"), &holding);
+    let mut holder = hold_a_login(&w);
     let mut waiters = Vec::new();
     for i in 0..8 {
         let err = w.home().join(format!("waiter{i}.err"));
@@ -1133,6 +1119,23 @@ async fn waiters_of_a_login_that_ended_without_a_session_share_the_next_one() {
     }
     assert_eq!(w.emu.stats().auth_code_grants, 1);
     assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+}
+
+/// A browser that opens nothing: the login waits for a person who never comes.
+fn never_browser(w: &World) -> PathBuf {
+    let never = w.home().join("bin/never-browser");
+    write_exec(&never, "#!/bin/sh\nexit 0\n");
+    never
+}
+
+/// A `woci os ns get` waiting for a login nobody completes (it holds the profile's login).
+fn hold_a_login(w: &World) -> std::process::Child {
+    let holding = w.home().join("holder.err");
+    let mut holder = w.woci_std();
+    holder.env("BROWSER", never_browser(w)).args(["os", "ns", "get"]);
+    let holder = holder.stderr(std::fs::File::create(&holding).unwrap()).spawn().unwrap();
+    wait_until(|| w.read(&holding).contains("waiting up to"), &holding);
+    holder
 }
 
 /// `woci os ns get` started in the background by a `sh` that waits for it, as kubectl runs its
