@@ -313,7 +313,7 @@ pub(crate) fn refused(_name: &str) -> bool {
 
 /// The error of a write [`refused`] (no space left on the device).
 pub(crate) fn refused_write(path: &std::path::Path) -> crate::error::Error {
-    crate::error::Error::io("cannot write", path, std::io::Error::from_raw_os_error(28))
+    crate::error::Error::io("cannot write", path, std::io::ErrorKind::StorageFull.into())
 }
 pub(crate) use imp::{
     end_like, held, hold, ignored_at_start, note_ignored_at_start, own_group, parent_at_start, pending,

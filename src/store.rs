@@ -377,7 +377,7 @@ impl SessionStore {
     /// renewal of the profile can happen until it resumes (a waiting one gives up after
     /// [`STOPPED_GRACE`]).
     pub fn stopped_lock_holder(&self) -> Option<u32> {
-        self.holding(fsutil::process_stopped)
+        holding(&self.lock_path(), fsutil::process_stopped)
     }
 
     /// A renewal under way in another live process, if so: its pid and when it took the lock
@@ -385,20 +385,9 @@ impl SessionStore {
     /// A login in another woci ([`Self::try_login_lock`]) is one too: the next call waits for it.
     pub fn renewal_under_way(&self) -> Option<(u32, SystemTime)> {
         let other = |pid: u32| pid != std::process::id() && fsutil::process_alive(pid) && !fsutil::process_stopped(pid);
-        if let Some(pid) = self.holding(other) {
-            return Some((pid, modified(&self.lock_path())?));
-        }
-        let pid = self.login_holder().filter(|pid| other(*pid))?;
-        FileLock::held(&self.login_lock_path()).then_some(())?;
-        Some((pid, modified(&self.login_lock_path())?))
-    }
-
-    /// The pid in the lock file, when `wanted` and the lock is held now. The pid outlives the
-    /// lock, so the lock is tried (and let go at once) too, but only for a wanted pid: trying it,
-    /// however briefly, makes a renewal that meets it pause.
-    fn holding(&self, wanted: impl Fn(u32) -> bool) -> Option<u32> {
-        let pid = self.lock_holder().filter(|pid| wanted(*pid))?;
-        FileLock::held(&self.lock_path()).then_some(pid)
+        [self.lock_path(), self.login_lock_path()]
+            .iter()
+            .find_map(|lock| Some((holding(lock, other)?, modified(lock)?)))
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -1003,6 +992,14 @@ fn note_holder(lock: &FileLock) {
 fn holder_of(path: &Path) -> Option<u32> {
     let pid = fsutil::read_text_bounded(path, 64).ok()?.trim().parse().ok()?;
     fsutil::process_alive(pid).then_some(pid)
+}
+
+/// The pid in the lock file `path`, when `wanted` and the lock is held now. The pid outlives the
+/// lock, so the lock is tried (and let go at once) too, but only for a wanted pid: trying it,
+/// however briefly, makes a renewal that meets it pause.
+fn holding(path: &Path, wanted: impl Fn(u32) -> bool) -> Option<u32> {
+    let pid = holder_of(path).filter(|pid| wanted(*pid))?;
+    FileLock::held(path).then_some(pid)
 }
 
 /// One warning per place and process for a rescue folder or file that fails its checks.
