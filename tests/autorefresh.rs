@@ -113,8 +113,10 @@ deadline = time.time() + 60
 while not got and time.time() < deadline:
     time.sleep(0.01)
 time.sleep(1)
-with open(out + "/got", "w") as f:
+# Whole or not at all: the test waits for the file, then reads it.
+with open(out + "/got.tmp", "w") as f:
     f.write(str(len(got)))
+os.rename(out + "/got.tmp", out + "/got")
 sys.exit(42)
 "#;
 
