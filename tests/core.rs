@@ -1019,7 +1019,49 @@ async fn a_call_needing_a_login_waits_for_the_one_under_way() {
     assert!(stderr(&second).contains("waiting for the login under way in another woci (pid"), "{}", stderr(&second));
     assert_eq!(w.emu.stats().auth_code_grants, 1);
     assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
-    assert!(String::from_utf8_lossy(&status.stdout).contains("renewal under way: by pid"), "{}", stderr(&status));
+    let said = String::from_utf8_lossy(&status.stdout);
+    assert!(said.contains("renewal under way: by pid"), "{said}");
+    assert!(said.contains("next call: wait for pid") && !said.contains("next call: login"), "{said}");
+}
+
+/// Two profiles sharing `redirect_port` (the README's `[COMMON]` example) log in at the same
+/// moment: the second waits for the first's callback listener to go, then logs in itself,
+/// rather than fail with exit 2 on a busy port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_profiles_sharing_a_redirect_port_log_in_one_after_the_other() {
+    let w = World::new().await;
+    let ini = w.read(&w.manager_ini_path());
+    let port = ini.lines().find_map(|l| l.strip_prefix("redirect_port = ")).unwrap().to_owned();
+    let section: String = ini
+        .split_once(&format!("[{}]\n", w.profile))
+        .unwrap()
+        .1
+        .lines()
+        .filter(|l| !l.starts_with("redirect_port"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let shared = format!("[COMMON]\nredirect_port = {port}\n\n[{}]\n{section}\n[OTHER]\n{section}", w.profile);
+    std::fs::write(w.manager_ini_path(), shared).unwrap();
+    let opened = w.home().join("opened");
+    let browser = w.home().join("bin/slow-browser");
+    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 2\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
+    write_exec(&browser, &script);
+    let call = |profile: &str| {
+        let mut c = w.woci();
+        c.env("BROWSER", &browser).args(["--profile", profile, "os", "ns", "get"]);
+        c
+    };
+    let first = tokio::spawn(run(call(&w.profile)));
+    while !opened.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = run(call("OTHER")).await;
+    let first = first.await.unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(stderr(&second).contains("is taken by another woci's login"), "{}", stderr(&second));
+    assert_eq!(w.emu.stats().auth_code_grants, 2);
+    assert_eq!(w.read(&opened).lines().count(), 2, "one browser each");
 }
 
 /// A user starting over deletes the profile's session folder: `woci session authenticate` logs

@@ -31,18 +31,57 @@ const WRONG_STATE_PAGE: &str = "<!doctype html><html><head><meta charset=\"utf-8
 <body><h1>Not this login</h1><p>This page does not belong to the login woci is waiting for (an old tab?). \
 The login goes on; finish it in the window woci opened.</p></body></html>";
 
-/// Binds the loopback listener; a taken port is a configuration error naming `redirect_port`.
-pub(super) async fn bind(port: u16) -> Result<TcpListener> {
-    TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
-        let why = if e.kind() == std::io::ErrorKind::AddrInUse {
-            "the port is already in use (another login running?)".to_owned()
-        } else {
-            e.to_string()
+/// What the listener answers at [`PROBE_PATH`]: how a woci that finds the port taken knows it is
+/// another woci's login (of another profile sharing `redirect_port`, e.g. from `[COMMON]`).
+const PROBE_PATH: &str = "/woci-login";
+const PROBE_PAGE: &str = "woci login callback";
+
+/// Binds the loopback listener. A port another woci's login holds is waited for (at most
+/// `wait`): that login ends within its own timeout and the port is free again. Any other taken
+/// port is a configuration error naming `redirect_port`.
+pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut told = false;
+    loop {
+        let e = match TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(listener) => return Ok(listener),
+            Err(e) => e,
         };
-        Error::Config(format!(
+        let in_use = e.kind() == std::io::ErrorKind::AddrInUse;
+        if in_use && tokio::time::Instant::now() < deadline && another_login(port).await {
+            if !std::mem::replace(&mut told, true) {
+                crate::terminal::say(&format!(
+                    "woci: 127.0.0.1:{port} (`redirect_port`) is taken by another woci's login (another profile); \
+                     waiting up to {}s for it to end",
+                    wait.as_secs()
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        let why = match in_use {
+            true if told => format!("another woci's login still held it after {}s", wait.as_secs()),
+            true => "the port is already in use by another program".to_owned(),
+            false => e.to_string(),
+        };
+        return Err(Error::Config(format!(
             "cannot listen on 127.0.0.1:{port} for the login callback: {why}; free the port or set another `redirect_port` (it must match a redirect URI registered at the IdP)"
-        ))
-    })
+        )));
+    }
+}
+
+/// Whether a woci login listener answers on `port` (one short request, at most about 2 s).
+async fn another_login(port: u16) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let probe = async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
+        let req = format!("GET {PROBE_PATH} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        s.take(4096).read_to_end(&mut answer).await.ok()?;
+        Some(String::from_utf8_lossy(&answer).contains(PROBE_PAGE))
+    };
+    tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten().unwrap_or(false)
 }
 
 /// What one request to the listener means.
@@ -55,6 +94,9 @@ pub(super) struct Handled {
 
 /// Decides the answer to a request for `path_and_query` (pure, so it is unit-tested directly).
 pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> Handled {
+    if path == PROBE_PATH {
+        return Handled { status: StatusCode::OK, page: PROBE_PAGE, outcome: None };
+    }
     if path != "/callback" {
         return Handled { status: StatusCode::NOT_FOUND, page: NOT_FOUND_PAGE, outcome: None };
     }

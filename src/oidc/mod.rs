@@ -220,7 +220,7 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
             opts.profile
         )));
     };
-    let listener = callback::bind(port).await?;
+    let listener = callback::bind(port, opts.timeout + Duration::from_secs(30)).await?;
     let port =
         listener.local_addr().map_err(|e| Error::Login(format!("cannot read the login listener address: {e}")))?.port();
     let redirect_uri = format!("http://127.0.0.1:{port}/callback");

@@ -467,7 +467,36 @@ async fn login_port_in_use_names_the_port_and_setting() {
     let msg = err.to_string();
     assert!(matches!(err, Error::Config(_)), "{err:?}");
     assert!(msg.contains(&format!("127.0.0.1:{port}")) && msg.contains("`redirect_port`"), "{msg}");
+    assert!(msg.contains("another program"), "{msg}");
     assert!(!*called.lock().unwrap(), "no URL is shown before the listener is bound");
+}
+
+/// Two profiles sharing `redirect_port` (from `[COMMON]`) log in at once: the second waits for the
+/// first's listener to go, then logs in itself.
+#[tokio::test]
+async fn a_login_waits_for_another_woci_login_on_its_port() {
+    let idp = mock_idp(Idp::Good).await;
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut c = cfg(&idp, None);
+    c.redirect_port = Some(port);
+    let seen: Seen = Arc::default();
+    let browser = test_browser(seen.clone(), false);
+    // The first person takes 1.5 s in the browser.
+    let slow: UrlHook = Arc::new(move |url: &Url| {
+        let (url, browser) = (url.clone(), browser.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1500)).await;
+            browser(&url);
+        });
+    });
+    let (c1, o1) = (c.clone(), opts(Some(slow), Duration::from_secs(20)));
+    let first = tokio::spawn(async move { login(&http(), &c1, &o1).await });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let second = login(&http(), &c, &opts(Some(test_browser(seen.clone(), false)), Duration::from_secs(20))).await;
+    assert!(started.elapsed() >= Duration::from_millis(900), "the second login waited for the port");
+    assert_eq!(second.unwrap().refresh_token.unwrap().expose(), REFRESH);
+    assert_eq!(first.await.unwrap().unwrap().refresh_token.unwrap().expose(), REFRESH);
 }
 
 #[tokio::test]

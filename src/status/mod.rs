@@ -29,7 +29,7 @@
 //! `unsettled_grant` {`pid`, `sent_at`} (a grant with it whose sender ended before the answer was
 //! stored: probably spent; `null` when none)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
-//! `last_error`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
+//! `last_error`, `last_error_at`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `runs_as` (the fallback profile the next call
 //! runs as, this profile's session being beyond renewal; `null` otherwise), `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
@@ -584,7 +584,20 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
             )
         }),
     );
-    let _ = writeln!(o, "next call: {action} — {}", safe(&r.reason));
+    match r.renewal_under_way {
+        // A call needing a login waits for the one under way and takes its session.
+        Some(u) if r.next_action == "login" => {
+            let _ = writeln!(
+                o,
+                "next call: wait for pid {}'s renewal and use its session; if it ends without one, login — {}",
+                u.pid,
+                safe(&r.reason)
+            );
+        }
+        _ => {
+            let _ = writeln!(o, "next call: {action} — {}", safe(&r.reason));
+        }
+    }
     let _ = writeln!(o, "usable: {} (exit {})", if r.usable { "yes" } else { "no" }, r.exit_code);
     o
 }
