@@ -1,6 +1,6 @@
 //! Signals around the refresh-token rotation. Between sending a refresh grant and durably storing
-//! the rotated refresh token, a Ctrl-C (SIGINT), a cancelled CI job (SIGTERM) or a closed
-//! terminal (SIGHUP) would spend the old refresh token and drop the new one, sending the user
+//! the rotated refresh token, a Ctrl-C (SIGINT), a Ctrl-\ (SIGQUIT), a cancelled CI job (SIGTERM)
+//! or a closed terminal (SIGHUP) would spend the old refresh token and drop the new one, sending the user
 //! back to the browser. [`hold`] returns a guard: while it lives those signals are only noted;
 //! when it drops, a noted signal is acted on at once with its default action (the process ends
 //! as the signal says, after the new refresh token is safe).
@@ -15,12 +15,12 @@
 
 #[cfg(unix)]
 mod imp {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGQUIT, SIGTERM};
     use signal_hook::SigId;
     use std::sync::atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex, OnceLock};
 
-    const SIGNALS: [i32; 3] = [SIGINT, SIGTERM, SIGHUP];
+    const SIGNALS: [i32; 4] = [SIGINT, SIGTERM, SIGHUP, SIGQUIT];
 
     struct Installed {
         /// The first signal noted inside a held section (0: none).
@@ -225,6 +225,7 @@ mod imp {
             Some("SIGINT") => SIGINT,
             Some("SIGTERM") => SIGTERM,
             Some("SIGHUP") => SIGHUP,
+            Some("SIGQUIT") => SIGQUIT,
             Some("SIGKILL") => signal_hook::consts::SIGKILL,
             _ => std::process::abort(),
         };

@@ -1,5 +1,5 @@
 //! Crash ordering (issue: never lose the session): a renewal stopped at each of its steps — by
-//! SIGINT, SIGTERM or SIGHUP (held while the refresh token rotates), or by SIGKILL (which nothing
+//! SIGINT, SIGTERM, SIGHUP or SIGQUIT (held while the refresh token rotates), or by SIGKILL (which nothing
 //! can hold) — leaves a state that the next call completes without a login, and `--status` says
 //! beforehand what that call will do. The steps are test-only failpoints (`--features
 //! failpoints`, set by `FAILPOINTS`); release builds have none.
@@ -62,9 +62,17 @@ async fn stop_then_call(step: &str, signal: &str) -> (std::process::Output, std:
     let w = World::new().await;
     w.seed_refresh_token();
     let stopped = run({
-        let mut c = w.woci_at(&test_build_woci_bin());
+        use std::os::unix::process::CommandExt;
+        let mut c = w.woci_std_at(&test_build_woci_bin());
         c.env("FAILPOINTS", format!("{step}=return({signal})")).args(["os", "ns", "get"]);
-        c
+        // SAFETY: setrlimit(2) is async-signal-safe. No core file from SIGQUIT's default action.
+        unsafe {
+            c.pre_exec(|| {
+                libc::setrlimit(libc::RLIMIT_CORE, &libc::rlimit { rlim_cur: 0, rlim_max: 0 });
+                Ok(())
+            })
+        };
+        assert_cmd::Command::from_std(c)
     })
     .await;
     let next = run({
@@ -79,7 +87,7 @@ async fn stop_then_call(step: &str, signal: &str) -> (std::process::Output, std:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn held_signals_at_any_step_never_lose_the_session() {
     for step in STEPS {
-        for (signal, number) in [("SIGINT", 2), ("SIGTERM", 15), ("SIGHUP", 1)] {
+        for (signal, number) in [("SIGINT", 2), ("SIGTERM", 15), ("SIGHUP", 1), ("SIGQUIT", 3)] {
             let (stopped, next, w) = stop_then_call(step, signal).await;
             assert_eq!(
                 stopped.status.signal(),
