@@ -195,10 +195,36 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
         // The daemon's records carry this machine's time.
-        Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.clock.unix(), inv.json),
-        Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.clock.unix()),
+        Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.clock.unix(), inv.json)
+            .inspect(|c| unknown_profile(&ctx.settings, *c)),
+        Command::StopDaemon => {
+            crate::daemon::stop(&ctx.store, ctx.clock.unix()).inspect(|c| unknown_profile(&ctx.settings, *c))
+        }
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
     }
+}
+
+/// No daemon for a profile configured nowhere: probably a typo, said with the profiles there are.
+fn unknown_profile(s: &Settings, code: u8) {
+    use crate::oci_config::ConfigState;
+    if code == 0 || s.has_idp() {
+        return;
+    }
+    let has = match crate::oci_config::read_profile_split(&s.oci_config_file, &s.profile) {
+        Ok((ConfigState::ProfileMissing(names), ..)) if !names.is_empty() => {
+            format!("it has {}", names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", "))
+        }
+        Ok((ConfigState::ProfileMissing(_), ..)) => "it has none".to_owned(),
+        Ok((ConfigState::FileMissing, ..)) => "which does not exist".to_owned(),
+        _ => return,
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "woci: profile `{}` is in neither woci_manager.ini nor the OCI config `{}` ({}); a typo?",
+        crate::terminal::safe(&s.profile),
+        s.oci_config_file.display(),
+        crate::terminal::safe(&has)
+    );
 }
 
 /// `session authenticate --region R` sets the profile's region, as oci's login does: woci writes

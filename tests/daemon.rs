@@ -132,6 +132,22 @@ async fn start_status_duplicate_stop() {
     assert!(stdout(&out).contains("not running") && stdout(&out).contains("stopped by SIGTERM"), "{}", stdout(&out));
     let out = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(out.status.code(), Some(1), "nothing left to stop");
+    assert!(!stderr(&out).contains("a typo?"), "{}", stderr(&out));
+    // A profile configured nowhere is named as a probable typo.
+    for ask in ["--daemon-status", "--stop-daemon"] {
+        let out = run({
+            let mut c = w.woci();
+            c.args([ask, "--profile", "PP"]);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("profile `PP` is in neither woci_manager.ini nor the OCI config"),
+            "{}",
+            stderr(&out)
+        );
+    }
 
     assert_no_secrets(&log(&w), &[&token, &rt, &w.cfg.exchange_client_secret]);
 }

@@ -507,6 +507,11 @@ impl State {
         if let [a, b, ..] = actions[..] {
             return Err(usage(format!("`--{a}` and `--{b}` cannot be combined")));
         }
+        // The daemon runs no program to keep alive: the option would be dropped unsaid.
+        let auto_refresh = self.flags.get(Key::AutoRefresh) == Some("true");
+        if let (true, Some(a)) = (auto_refresh, actions.iter().find(|a| a.contains("daemon"))) {
+            return Err(usage(format!("`--auto-refresh` and `--{a}` cannot be combined")));
+        }
         let words = oci_words(&forwarded);
 
         if self.on("exec") {

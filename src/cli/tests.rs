@@ -315,6 +315,8 @@ fn conflicting_commands() {
     assert!(err(&["--daemon", "--stop-daemon"]).contains("cannot be combined"));
     assert!(err(&["--status", "--daemon-status"]).contains("cannot be combined"));
     assert!(err(&["--exec", "--status", "--", "x"]).contains("cannot be combined"));
+    assert!(err(&["--daemon", "--auto-refresh"]).contains("`--auto-refresh` and `--daemon` cannot be combined"));
+    assert!(err(&["--auto-refresh", "--stop-daemon"]).contains("cannot be combined"));
     assert!(err(&["--status", "os", "ns", "get"]).contains("`os`"));
     // `--json` shapes a report; elsewhere it would be dropped without a word.
     assert!(err(&["--json"]).contains("`--json` goes with `--status` or `--daemon-status`"));

@@ -315,6 +315,8 @@ pub(crate) struct DaemonReport {
     pub token_expires_at: Option<i64>,
     /// Last failure.
     pub last_error: Option<String>,
+    /// When it happened.
+    pub last_error_at: Option<i64>,
     /// Why the last daemon exited (when none runs).
     pub exit_reason: Option<String>,
     /// Its exit code.
@@ -343,6 +345,7 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         next_renewal: live.and_then(|s| s.next_renewal),
         token_expires_at: live.and_then(|s| s.token_exp),
         last_error: info.state.as_ref().and_then(|s| s.last_error.clone()),
+        last_error_at: info.state.as_ref().and_then(|s| s.last_error.as_ref().and(s.last_error_at)),
         exit_reason: last.and_then(|s| s.exit_reason.clone()),
         exit_code: last.and_then(|s| s.exit_code),
     }
