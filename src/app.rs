@@ -184,11 +184,11 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         }
         Command::SessionAuthenticate(args) => {
             cli::check_session_args(&args)?;
-            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Login))?)
+            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Login))?, &renewer)
         }
         Command::SessionRefresh(args) => {
             cli::check_session_args(&args)?;
-            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?)
+            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?, &renewer)
         }
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx, &call),
         Command::Status { .. } => crate::status::run(&ctx, inv.json, &call),
@@ -404,7 +404,12 @@ fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: C
     code
 }
 
-fn report_session(ctx: &Context, session: Session) -> Result<u8> {
+fn report_session(ctx: &Context, session: Session, renewer: &Renewer) -> Result<u8> {
+    // The session works, but its new refresh token could be stored nowhere (said in an error
+    // line): the next renewal needs a login, which a script must learn from the exit code.
+    if renewer.refresh_token_unsaved() {
+        return Ok(crate::error::exit::FAILURE);
+    }
     // A renewal says the same in its own info line (a login's at every level): once is enough.
     let renewed = !matches!(session.action, Action::Reused | Action::KeptAfterFailure);
     if (renewed && tracing::enabled!(tracing::Level::INFO)) || session.action == Action::LoggedIn {

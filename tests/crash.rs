@@ -208,7 +208,8 @@ async fn a_signal_held_during_a_grant_whose_answer_is_lost_leaves_the_failure_re
 
 /// A rotated refresh token that can be stored nowhere (the disk holding the session folder and
 /// the rescue folder is full) is no silent loss: the note of the grant stays, so `--status` and
-/// the next call say the stored refresh token was probably spent (exit 3), not "usable".
+/// the next call say the stored refresh token was probably spent (exit 3), not "usable", and
+/// `woci session refresh` exits 1, not 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refresh_token_stored_nowhere_is_said_by_status_and_the_next_call() {
     let w = World::new().await;
@@ -220,6 +221,7 @@ async fn a_refresh_token_stored_nowhere_is_said_by_status_and_the_next_call() {
     })
     .await;
     assert!(stderr(&out).contains("nor save it elsewhere"), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "a script learns it from the exit code: {}", stderr(&out));
     let status = run({
         let mut c = w.woci_at(&test_build_woci_bin());
         c.args(["--status", "--json"]);

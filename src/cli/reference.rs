@@ -55,7 +55,7 @@ pub fn settings() -> Vec<Row> {
 
 /// Exit codes of woci's own failures (when `oci` runs, its exit code is woci's).
 pub const EXIT_CODES: &[Row] = &[
-    r("1", "other failure (I/O; a session folder that cannot be written into, `--status` says ahead)"),
+    r("1", "other failure (I/O; a session folder that cannot be written into, `--status` says ahead; `woci session refresh` or `authenticate` whose new refresh token could be stored nowhere: the session works until its token expires, then needs a login)"),
     r(
         "2",
         "bad command line or configuration (missing keys, bad URL, unknown option or option value such as \

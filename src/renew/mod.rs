@@ -190,6 +190,11 @@ impl Renewer {
         login::ready_for_run(self, renewed_elsewhere, daemon).await
     }
 
+    /// Whether a rotated refresh token could be stored nowhere: this process holds the only copy.
+    pub fn refresh_token_unsaved(&self) -> bool {
+        self.unsaved.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+    }
+
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused
     /// refresh token then becomes an error telling the user how to log in.
     pub fn without_login(mut self) -> Renewer {
