@@ -242,6 +242,12 @@ pub enum Error {
     #[error("{0}")]
     Other(String),
 
+    /// A renewal under the profile's lock found that a person must log in (the IdP refused the
+    /// refresh token): the renewal gives the lock back and the login is made before it, where
+    /// one login at a time per profile is kept ([`crate::renew::Renewer::ensure`]). Never shown.
+    #[error("a login is needed first")]
+    LoginFirst,
+
     /// An error with a hint about its likely cause (a mistyped option), same exit code.
     #[error("{source}; {hint}")]
     Hinted {
@@ -333,7 +339,7 @@ impl Error {
             Error::ProgramNotExecutable { .. } => exit::NOT_EXECUTABLE,
             Error::Blocked { code, .. } => *code,
             Error::Hinted { source, .. } => source.exit_code(),
-            Error::Io { .. } | Error::Other(_) => exit::FAILURE,
+            Error::Io { .. } | Error::Other(_) | Error::LoginFirst => exit::FAILURE,
         }
     }
 

@@ -1024,6 +1024,37 @@ async fn a_call_needing_a_login_waits_for_the_one_under_way() {
     assert!(said.contains("next call: wait for pid") && !said.contains("next call: login"), "{said}");
 }
 
+/// A refused refresh token and two calls (two kubectl calls): the login it needs is one login,
+/// made outside the renewal lock under the login lock like any other, which the second call
+/// waits for and takes the session of, rather than a second browser (round 77 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_refresh_token_needs_one_login_for_two_calls() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    std::fs::write(w.session_dir().join("refresh_token"), "revoked-or-unknown-refresh-token").unwrap();
+    let opened = w.home().join("opened");
+    let browser = w.home().join("bin/slow-browser");
+    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 2\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
+    write_exec(&browser, &script);
+    let call = || {
+        let mut c = w.woci();
+        c.env("BROWSER", &browser).args(["os", "ns", "get"]);
+        c
+    };
+    let first = tokio::spawn(run(call()));
+    while !opened.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = run(call()).await;
+    let first = first.await.unwrap();
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert!(stderr(&second).contains("waiting for the login under way in another woci (pid"), "{}", stderr(&second));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (1, 1, 1));
+    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+}
+
 /// Two profiles sharing `redirect_port` (the README's `[COMMON]` example) log in at the same
 /// moment: the second waits for the first's callback listener to go, then logs in itself,
 /// rather than fail with exit 2 on a busy port.

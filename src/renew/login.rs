@@ -259,6 +259,9 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
     let done = r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).take();
     let (tokens, _held, _login_lock) = match done {
         Some(LoggedIn { tokens, _held, _login_lock }) => (tokens, _held, Some(_login_lock)),
+        // Not under the renewal lock: a person's wait there would keep every renewal of the
+        // profile waiting, and bypass the login lock (a second browser for the same profile).
+        None if !r.login_under_lock.load(std::sync::atomic::Ordering::Relaxed) => return Err(Error::LoginFirst),
         None => person_logs_in(r, http, cfg).await.map(|(tokens, held)| (tokens, held, None))?,
     };
     if let Some(rotated) = &tokens.refresh_token {

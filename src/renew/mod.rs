@@ -151,6 +151,9 @@ pub struct Renewer {
     /// A rotated refresh token that could be stored nowhere (a full disk): the only one left,
     /// spent by this process's next grant (and stored then, if it can be), not the one on disk.
     unsaved: std::sync::Mutex<Option<SecretString>>,
+    /// Whether a login found needed under the renewal lock is made there ([`Error::LoginFirst`]
+    /// otherwise): only after that deferral has come back twice, so a renewal always ends.
+    login_under_lock: std::sync::atomic::AtomicBool,
 }
 
 impl Renewer {
@@ -170,6 +173,7 @@ impl Renewer {
             access: std::sync::Mutex::new(None),
             logged_in: std::sync::Mutex::new(None),
             unsaved: std::sync::Mutex::new(None),
+            login_under_lock: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -224,16 +228,34 @@ impl Renewer {
         if matches!(&decision.plan, Plan::Refresh(_) | Plan::Login(_)) {
             login::ask_before_locking(self, matches!(decision.plan, Plan::Login(_))).await?;
         }
-        let logged_in = match decision.plan {
-            Plan::Login(cfg) => login::log_in_before_locking(self, cfg, force).await,
-            _ => Ok(()),
+        let mut login_first = match decision.plan {
+            Plan::Login(cfg) => Some(cfg),
+            _ => None,
         };
-        let (result, counted) = match logged_in {
-            Ok(()) => self.renew_locked(force).await,
-            Err(e) => {
-                let result = Err(e);
-                self.settle(force, &result);
-                (result, Some(Expiries::of(facts.claims(), facts.refresh.expires_at)))
+        let (mut passes, mut first_counted) = (0, None);
+        let (result, counted) = loop {
+            let logged_in = match login_first {
+                Some(cfg) => login::log_in_before_locking(self, cfg, force).await,
+                None => Ok(()),
+            };
+            let (result, counted) = match logged_in {
+                Ok(()) => self.renew_locked(force).await,
+                Err(e) => {
+                    let result = Err(e);
+                    self.settle(force, &result);
+                    (result, Some(Expiries::of(facts.claims(), facts.refresh.expires_at)))
+                }
+            };
+            // The IdP refused the refresh token under the lock: the login is made before it,
+            // like any other (one at a time per profile), then the lock taken again.
+            match (&result, &self.settings.mode) {
+                (Err(Error::LoginFirst), crate::settings::RenewMode::Login(cfg)) => {
+                    passes += 1;
+                    first_counted = first_counted.or(counted);
+                    login_first = Some(cfg);
+                    self.login_under_lock.store(passes >= 2, std::sync::atomic::Ordering::Relaxed);
+                }
+                _ => break (result, first_counted.or(counted)),
             }
         };
         // A login's tokens the locked renewal did not need (another woci renewed meanwhile).
@@ -278,6 +300,9 @@ impl Renewer {
         let same_inputs = |f: &crate::store::FailureRecord| {
             f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env))
         };
+        // A login this process made (its tokens wait to be stored) is not given up for it.
+        let logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        let waited = waited && !logged_in;
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(same_inputs) {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
             return (Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }), None);
