@@ -436,6 +436,40 @@ async fn proxy_resigns_tunnels_rejects_and_streams() {
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
 }
 
+/// The OCI SDK for Java's own session refresh (at its start, then every 55 min) gets the session
+/// woci keeps fresh from the proxy, as the auth service would answer, instead of going out with
+/// its old `currentToken` signed with a newer token, which the service refuses (round 76 F1).
+/// One signed by another key is not this session's: forwarded untouched.
+#[tokio::test]
+async fn a_programs_own_session_refresh_gets_the_session_woci_keeps() {
+    let s = setup().await;
+    s._token_tx.send(SecretString::from(TOKEN_C)).unwrap();
+    let refresh = |case: &'static str, key: &KeyPair| {
+        let url = Url::parse(&format!("https://localhost:{}/v1/authentication/refresh", s.upstream.port)).unwrap();
+        let body = format!(r#"{{"currentToken":"{TOKEN_A}"}}"#).into_bytes();
+        let headers = signer::sign_request(
+            &Method::POST,
+            &url,
+            &body,
+            Some("application/json"),
+            key,
+            &st(TOKEN_A).into(),
+            &date(),
+        )
+        .unwrap();
+        s.child.post(url).headers(headers).header("x-test-case", case).body(body).send()
+    };
+    let resp = refresh("own", &s.profile).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: serde_json::Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(answer["token"], TOKEN_C);
+    assert_eq!(refresh("other", &s.other).await.unwrap().status(), 200);
+    let forwarded = s.upstream.case("other");
+    assert_eq!(key_id(&forwarded), st(TOKEN_A));
+    assert!(s.upstream.seen.lock().unwrap().iter().all(|r| r.headers.get("x-test-case").is_none_or(|c| c != "own")));
+    s.handle.shutdown().await;
+}
+
 #[tokio::test]
 async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
     captured_logs();
