@@ -986,6 +986,23 @@ async fn bogus_login_callbacks_are_warned_about_once() {
     assert_eq!(w.emu.stats().auth_code_grants, 1);
 }
 
+/// A `BROWSER` that notes each page it is given in the returned file, waits `secs` (a person
+/// typing a password), then completes the login.
+fn slow_browser(w: &World, secs: u32) -> (PathBuf, PathBuf) {
+    let (opened, browser) = (w.home().join("opened"), w.home().join("bin/slow-browser"));
+    let script =
+        format!("#!/bin/sh\necho x >> '{}'\nsleep {secs}\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
+    write_exec(&browser, &script);
+    (opened, browser)
+}
+
+/// Until [`slow_browser`] was given its first page.
+async fn until_opened(opened: &Path) {
+    while !opened.exists() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// Two calls that need a login at once (two kubectl calls, a second terminal): one logs in, the
 /// other waits for that login and takes its session (one browser, one code redemption, both
 /// succeed) rather than fail on the callback port with exit 2. `--status` meanwhile names the
@@ -993,19 +1010,14 @@ async fn bogus_login_callbacks_are_warned_about_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_needing_a_login_waits_for_the_one_under_way() {
     let w = World::new().await;
-    let opened = w.home().join("opened");
-    let browser = w.home().join("bin/slow-browser");
-    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 2\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
-    write_exec(&browser, &script);
+    let (opened, browser) = slow_browser(&w, 2);
     let call = || {
         let mut c = w.woci();
         c.env("BROWSER", &browser).args(["os", "ns", "get"]);
         c
     };
     let first = tokio::spawn(run(call()));
-    while !opened.exists() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_opened(&opened).await;
     let status = run({
         let mut c = w.woci();
         c.arg("--status");
@@ -1032,19 +1044,14 @@ async fn a_refused_refresh_token_needs_one_login_for_two_calls() {
     let w = World::new().await;
     w.seed_token(-10);
     std::fs::write(w.session_dir().join("refresh_token"), "revoked-or-unknown-refresh-token").unwrap();
-    let opened = w.home().join("opened");
-    let browser = w.home().join("bin/slow-browser");
-    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 2\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
-    write_exec(&browser, &script);
+    let (opened, browser) = slow_browser(&w, 2);
     let call = || {
         let mut c = w.woci();
         c.env("BROWSER", &browser).args(["os", "ns", "get"]);
         c
     };
     let first = tokio::spawn(run(call()));
-    while !opened.exists() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_opened(&opened).await;
     let second = run(call()).await;
     let first = first.await.unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -1073,19 +1080,14 @@ async fn two_profiles_sharing_a_redirect_port_log_in_one_after_the_other() {
         .collect();
     let shared = format!("[COMMON]\nredirect_port = {port}\n\n[{}]\n{section}\n[OTHER]\n{section}", w.profile);
     std::fs::write(w.manager_ini_path(), shared).unwrap();
-    let opened = w.home().join("opened");
-    let browser = w.home().join("bin/slow-browser");
-    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 2\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
-    write_exec(&browser, &script);
+    let (opened, browser) = slow_browser(&w, 2);
     let call = |profile: &str| {
         let mut c = w.woci();
         c.env("BROWSER", &browser).args(["--profile", profile, "os", "ns", "get"]);
         c
     };
     let first = tokio::spawn(run(call(&w.profile)));
-    while !opened.exists() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_opened(&opened).await;
     let second = run(call("OTHER")).await;
     let first = first.await.unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
@@ -1167,10 +1169,7 @@ async fn a_waiter_whose_caller_ended_does_not_take_the_login_over() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_of_a_login_that_ended_without_a_session_share_the_next_one() {
     let w = World::new().await;
-    let opened = w.home().join("opened");
-    let slow = w.home().join("bin/slow-browser");
-    let script = format!("#!/bin/sh\necho x >> '{}'\nsleep 1\nexec curl -sfL -o /dev/null \"$1\"\n", opened.display());
-    write_exec(&slow, &script);
+    let (opened, slow) = slow_browser(&w, 1);
     let mut holder = hold_a_login(&w);
     let mut waiters = Vec::new();
     for i in 0..8 {
