@@ -742,7 +742,10 @@ async fn status_counts_a_usable_fallback() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!((v["usable"].as_bool(), v["next_action"].as_str()), (Some(true), Some("login")), "{v}");
-    assert!(v["reason"].as_str().unwrap().contains("runs as the fallback profile B"), "{v}");
+    assert!(
+        v["reason"].as_str().unwrap().contains("if no login completes, the call then runs as the fallback profile B"),
+        "{v}"
+    );
     assert_eq!(v["runs_as"], "B", "{v}");
     let out = woci(&w, &["os", "ns", "get"], &[]).await;
     assert_eq!(out.status.code(), Some(0), "the call agrees: {}", stderr(&out));

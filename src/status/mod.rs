@@ -688,8 +688,12 @@ pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::da
     let fallback = fallback.and_then(|fb| Ok(assess(&gather(&fb, peek)?, fb.now())));
     match fallback {
         Ok(fb) if fb.exit_code == 0 => {
-            report.reason =
-                format!("{}; the call then runs as the fallback profile `{name}`, which is usable", report.reason);
+            // A login comes first: the fallback is for when none completes.
+            let when = if report.next_action == "login" { "if no login completes, " } else { "" };
+            report.reason = format!(
+                "{}; {when}the call then runs as the fallback profile `{name}`, which is usable",
+                report.reason
+            );
             report.exit_code = 0;
             report.usable = true;
             report.runs_as = Some(name);
