@@ -691,7 +691,8 @@ async fn status_all_without_any_profile_says_so() {
 }
 
 /// A manager INI with a syntax error (an edit half done) still lists the profiles of the session
-/// folders, each with the error its own `--status` gives, rather than an empty answer.
+/// folders, each with the error its own `--status` gives and its token's end, rather than an
+/// empty answer.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_all_with_a_broken_ini_lists_the_sessions_with_the_error() {
     let w = World::new().await;
@@ -709,6 +710,9 @@ async fn status_all_with_a_broken_ini_lists_the_sessions_with_the_error() {
     assert!(v["profiles"][0]["error"].as_str().is_some_and(|e| e.contains("line")), "{v}");
     assert_eq!(v["profiles"][0]["exit_code"], 2, "{v}");
     assert!(v["error"].as_str().is_some_and(|e| e.contains("line")) && v["exit_code"] == 2, "{v}");
+    // The token's end is still read from the session folder.
+    let exp = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().exp;
+    assert_eq!(v["profiles"][0]["token_expires_at"], exp, "{v}");
 }
 
 /// A section whose name no profile can have (oci allows a backslash, woci's session folders do

@@ -57,16 +57,21 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
             // gives, as impossible, with its daemon as the session folder says (one keeps
             // running on the settings it has while the INI is broken).
             entry.unwrap_or_else(|e| {
-                let info = Settings::home_of(env)
-                    .and_then(|home| crate::store::SessionStore::new(&home, &name).ok())
-                    .and_then(|store| crate::daemon::inspect(&store).ok());
+                let store = Settings::home_of(env).and_then(|home| crate::store::SessionStore::new(&home, &name).ok());
+                let info = store.as_ref().and_then(|store| crate::daemon::inspect(store).ok());
                 let daemon =
                     info.map_or(Daemon::Stopped, |info| Daemon::of(&crate::daemon::report(&info, clock.unix())));
+                // The token in the session folder still says when it ends (a daemon may keep it
+                // fresh on the settings it read before the INI broke).
+                let claims =
+                    store.and_then(|s| crate::store::SessionStore::read_token_at(&s.token_path()).ok().flatten());
                 Entry {
                     profile: name,
                     exit_code: e.exit_code(),
                     error: Some(e.to_string().replace('`', "")),
                     daemon,
+                    token_expires_at: claims.as_ref().map(|(_, c)| c.exp),
+                    session_expires_at: claims.as_ref().and_then(|(_, c)| c.session_expiry()),
                     ..Entry::default()
                 }
             })
