@@ -207,6 +207,18 @@ async fn invalid_grant_falls_back_to_a_headless_login() {
     let sub = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().sub.unwrap();
     let said = format!("woci: session of profile `P` was created by a new login for user `{sub}`");
     assert_eq!(stderr(&out).matches(&said).count(), 1, "{}", stderr(&out));
+    // `woci session refresh` too, with one refused grant: the login is what it stores, not a
+    // second grant with the token the IdP just refused.
+    std::fs::write(w.session_dir().join("refresh_token"), "revoked-or-unknown-refresh-token").unwrap();
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["session", "refresh"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (2, 2, 2));
 }
 
 /// Without anyone to log in, a refused refresh token is remembered: `--status` says a login is

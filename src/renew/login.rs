@@ -19,9 +19,13 @@ use std::time::Duration;
 pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'_>, login: bool) -> Result<Session> {
     let (key, key_path) = r.store.load_or_create_key(facts.oci.key_file.as_deref())?;
     let http = r.http().await?;
+    // A login made before the lock is what this renewal stores, even where the plan under the
+    // lock is a refresh (`session refresh`): never a grant with a token the IdP just refused.
+    let logged_in = r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+    let login = login || logged_in;
     // The passphrase is known before anything is spent: a prompt never interrupts a rotation.
     // (A login done before the lock asked for it there.)
-    let replacing = login && r.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_none();
+    let replacing = login && !logged_in;
     let passphrase = passphrase(r, cfg, replacing).await?;
     // An access token kept from a grant whose exchange failed, while it has a minute left.
     let kept = r.access.lock().unwrap_or_else(|p| p.into_inner()).take();
