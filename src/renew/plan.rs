@@ -271,10 +271,6 @@ fn session_refresh_plan<'s>(
             "profile `{p}` has no identity provider (no `woci_manager.ini` was found beside the OCI config or in \
              `~/.oci`)"
         ),
-        Some((ini, false)) if p == crate::settings::ini::COMMON_SECTION => format!(
-            "profile `{p}` has no identity provider (`[{p}]` in `{}` is the section every profile shares, not a profile)",
-            ini.display()
-        ),
         Some((ini, false)) => {
             let near = f.near_section.as_ref().map(|s| format!("; did you mean its `[{s}]`?")).unwrap_or_default();
             format!("profile `{p}` has no identity provider (`{}` has no `[{p}]` section{near})", ini.display())
@@ -292,10 +288,7 @@ fn session_refresh_plan<'s>(
         )),
         ConfigState::Present => None,
     };
-    let add_idp = match p == crate::settings::ini::COMMON_SECTION {
-        true => "give the profile another name (`COMMON` is the shared section's)".to_owned(),
-        false => format!("add the profile's IdP settings to `{}` (a `[{p}]` section)", ini_file.display()),
-    };
+    let add_idp = format!("add the profile's IdP settings to `{}` (a `[{p}]` section)", ini_file.display());
     let setup =
         |what: String| Decision::impossible(exit::CONFIG, format!("{what} and {no_idp}; {authenticate}, or {add_idp}"));
     if force == Force::Login {

@@ -72,6 +72,8 @@ pub struct IniFile {
     pub profile: String,
     /// A `[common]` (any case but `COMMON`): meant as the shared section, which is case-sensitive.
     pub miscased_common: Option<String>,
+    /// Whether the file has the shared `[COMMON]` section (then no profile may be named so).
+    pub has_common: bool,
 }
 
 impl std::fmt::Debug for IniFile {
@@ -285,8 +287,7 @@ fn parse_ini(text: &str) -> std::result::Result<crate::configparser::Parsed<'_>,
 pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, String> {
     let parsed = parse_ini(text)?;
     let section = |name: &str| parsed.section_values(name).unwrap_or_default();
-    // `[COMMON]` is what every profile shares, never a profile's own section.
-    let has_profile_section = profile != COMMON_SECTION && parsed.sections.iter().any(|n| n == profile);
+    let has_profile_section = parsed.sections.iter().any(|n| n == profile);
     // Any section setting a secret (the file then deserves mode 0600; `load` checks the mode).
     let sets_secrets = parsed.lines.iter().any(
         |l| matches!(&l.kind, crate::configparser::Kind::Key { key, value, .. } if is_secret(key) && !value.is_empty()),
@@ -317,6 +318,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         near_section,
         profile: profile.to_owned(),
         miscased_common,
+        has_common: parsed.sections.iter().any(|n| n == COMMON_SECTION),
     })
 }
 
@@ -439,13 +441,6 @@ token_url = https://other.example/token
         assert_eq!(c.get("client_secret"), None);
         assert_eq!(c.get("scope"), None);
         assert!(c.values.contains_key("client_secret"));
-    }
-
-    #[test]
-    fn common_is_no_profiles_own_section() {
-        let c = parse_str("[COMMON]\nscope = openid\n[p]\n", "COMMON").unwrap();
-        assert!(!c.has_profile_section, "a profile named COMMON is configured nowhere");
-        assert_eq!(c.get("scope"), Some("openid"));
     }
 
     #[test]

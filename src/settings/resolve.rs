@@ -225,6 +225,13 @@ impl Settings {
             Some((path, source)) => ini::load(&path, source, &profile)?,
             None => IniFile::default(),
         };
+        if let (true, ini::COMMON_SECTION, Some(path)) = (ini.has_common, profile.as_str(), &ini.path) {
+            return Err(Error::Config(format!(
+                "profile `{profile}` cannot be used: `[{profile}]` in `{}` is the section every profile shares; give \
+                 the profile another name",
+                path.display()
+            )));
+        }
         l.ini = &ini;
         one_line_values(&ini)?;
         let mut warnings = ini.warnings();

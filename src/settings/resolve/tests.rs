@@ -457,3 +457,24 @@ fn a_bad_profile_name_names_its_source() {
     let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
     assert!(e.starts_with("invalid profile name ``, from `OCI_CLI_PROFILE`: it is empty"), "{e}");
 }
+
+/// `--profile COMMON` where woci_manager.ini has the shared `[COMMON]`: refused, since whatever
+/// it holds is every profile's, not a profile's (a phantom session folder and metrics line
+/// otherwise; round 77 F2, round 78 F4). Without that section the name is an ordinary profile.
+#[test]
+fn the_shared_section_is_no_profile() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    let env: Env = [("HOME".to_owned(), home.path().display().to_string())].into_iter().collect();
+    let oci = OciView { profile: Some("COMMON".into()), ..OciView::default() };
+    for (ini, refused) in [(format!("[COMMON]\n{LOGIN}"), true), (format!("[P]\n{LOGIN}"), false)] {
+        std::fs::write(home.path().join(".oci/woci_manager.ini"), ini).unwrap();
+        match Settings::resolve(&Flags::default(), &oci, &env, true) {
+            Err(e) => {
+                assert!(refused && e.to_string().contains("is the section every profile shares"), "{e}");
+                assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
+            }
+            Ok(s) => assert!(!refused, "{:?}", s.mode),
+        }
+    }
+}
