@@ -41,26 +41,32 @@ const PROBE_PAGE: &str = "woci login callback";
 /// port is a configuration error naming `redirect_port`.
 pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
     let deadline = tokio::time::Instant::now() + wait;
-    let mut told = false;
+    let mut holder = None;
     loop {
         let e = match TcpListener::bind(("127.0.0.1", port)).await {
             Ok(listener) => return Ok(listener),
             Err(e) => e,
         };
         let in_use = e.kind() == std::io::ErrorKind::AddrInUse;
-        if in_use && tokio::time::Instant::now() < deadline && another_login(port).await {
-            if !std::mem::replace(&mut told, true) {
-                crate::terminal::say(&format!(
-                    "woci: 127.0.0.1:{port} (`redirect_port`) is taken by another woci's login (another profile); \
-                     waiting up to {}s for it to end",
+        if let (true, Some(who)) = (in_use, another_login(port).await) {
+            if tokio::time::Instant::now() >= deadline {
+                return Err(Error::Busy(format!(
+                    "the login of {who} still held 127.0.0.1:{port} (`redirect_port`) after {}s; finish it or end \
+                     that woci, then try again",
                     wait.as_secs()
-                ));
+                )));
+            }
+            if holder.as_ref() != Some(&who) {
+                tracing::warn!(
+                    "127.0.0.1:{port} (`redirect_port`) is taken by the login of {who}; waiting up to {}s for it to end",
+                    deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs()
+                );
+                holder = Some(who);
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
         }
         let why = match in_use {
-            true if told => format!("another woci's login still held it after {}s", wait.as_secs()),
             true => "the port is already in use by another program".to_owned(),
             false => e.to_string(),
         };
@@ -70,8 +76,9 @@ pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
     }
 }
 
-/// Whether a woci login listener answers on `port` (one short request, at most about 2 s).
-async fn another_login(port: u16) -> bool {
+/// Who answers on `port` as a woci login listener (`profile `P` (woci pid N)`), if one does (one
+/// short request, at most about 2 s).
+async fn another_login(port: u16) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let probe = async {
         let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok()?;
@@ -79,9 +86,11 @@ async fn another_login(port: u16) -> bool {
         s.write_all(req.as_bytes()).await.ok()?;
         let mut answer = Vec::new();
         s.take(4096).read_to_end(&mut answer).await.ok()?;
-        Some(String::from_utf8_lossy(&answer).contains(PROBE_PAGE))
+        let answer = String::from_utf8_lossy(&answer).into_owned();
+        let who = answer.split_once(PROBE_PAGE)?.1.lines().next()?.trim();
+        Some(crate::terminal::safe(who.strip_prefix("of ").unwrap_or(who)).into_owned())
     };
-    tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten().unwrap_or(false)
+    tokio::time::timeout(Duration::from_secs(2), probe).await.ok().flatten()
 }
 
 /// What one request to the listener means.
@@ -134,7 +143,9 @@ pub(super) fn handle(path: &str, query: Option<&str>, expected_state: &str) -> H
 
 /// Accepts connections until a request ends the wait, then lets in-flight answers finish (at
 /// most 2 s) and closes everything.
-pub(super) async fn serve(listener: TcpListener, expected_state: String) -> Result<SecretString> {
+pub(super) async fn serve(listener: TcpListener, expected_state: String, profile: &str) -> Result<SecretString> {
+    // What another woci's probe ([`another_login`]) learns: whose login holds the port.
+    let probe_page = Bytes::from(format!("{PROBE_PAGE} of profile `{profile}` (woci pid {})\n", std::process::id()));
     let (tx, mut rx) = mpsc::channel::<Result<SecretString>>(1);
     let mut conns = JoinSet::new();
     let state = std::sync::Arc::new(expected_state);
@@ -143,9 +154,13 @@ pub(super) async fn serve(listener: TcpListener, expected_state: String) -> Resu
             accepted = listener.accept() => {
                 let Ok((stream, _)) = accepted else { continue };
                 let tx = tx.clone();
-                let state = state.clone();
+                let (state, probe_page) = (state.clone(), probe_page.clone());
                 let svc = service_fn(move |req: Request<hyper::body::Incoming>| {
                     let handled = handle(req.uri().path(), req.uri().query(), &state);
+                    let page = match handled.page {
+                        PROBE_PAGE => probe_page.clone(),
+                        page => Bytes::from_static(page.as_bytes()),
+                    };
                     let tx = tx.clone();
                     async move {
                         if let Some(outcome) = handled.outcome {
@@ -156,7 +171,7 @@ pub(super) async fn serve(listener: TcpListener, expected_state: String) -> Resu
                             .header("content-type", "text/html; charset=utf-8")
                             .header("cache-control", "no-store")
                             .header("connection", "close")
-                            .body(Full::new(Bytes::from_static(handled.page.as_bytes())))
+                            .body(Full::new(page))
                             .expect("static response");
                         Ok::<_, Infallible>(resp)
                     }

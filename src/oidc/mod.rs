@@ -284,7 +284,7 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &
     let deadline = start + opts.timeout;
     let reminders = std::io::stderr().is_terminal();
     let mut tick = tokio::time::interval_at(start + REMINDER_EVERY, REMINDER_EVERY);
-    let serve = callback::serve(listener, state);
+    let serve = callback::serve(listener, state, &opts.profile);
     tokio::pin!(serve);
     loop {
         tokio::select! {
