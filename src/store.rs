@@ -32,7 +32,7 @@ const STOPPED_GRACE: Duration = Duration::from_secs(10);
 /// What a renewal blocked by a stopped lock holder is told (`--status` and the call alike).
 pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {
     format!(
-        "woci pid {pid}, which holds the renewal lock of profile `{profile}`, is stopped (Ctrl-Z or SIGSTOP); resume \
+        "woci pid {pid}, which holds the renewal or login lock of profile `{profile}`, is stopped (Ctrl-Z or SIGSTOP); resume \
          it (`kill -CONT {pid}`, or `fg` in the shell that stopped it), or end it with `kill -TERM {pid}; kill -CONT \
          {pid}` (a stopped woci acts on SIGTERM once resumed; `kill -9` may lose the session while a refresh grant \
          is under way)"
@@ -331,7 +331,7 @@ impl SessionStore {
                     }
                 };
                 tracing::warn!("waiting for {holder} profile `{}`", self.profile);
-                (self.wait_for_lock(&path, timeout - first, &held, timeout)?, true)
+                (self.wait_for_lock(&path, timeout - first, &held)?, true)
             }
             other => other?,
         };
@@ -341,7 +341,7 @@ impl SessionStore {
 
     /// The rest of [`Self::lock`]'s wait, a second at a time: a holder stopped (Ctrl-Z) for
     /// [`STOPPED_GRACE`] ends it at once, since only a person can resume it.
-    fn wait_for_lock(&self, path: &Path, rest: Duration, held: &str, timeout: Duration) -> Result<FileLock> {
+    fn wait_for_lock(&self, path: &Path, rest: Duration, held: &str) -> Result<FileLock> {
         let deadline = std::time::Instant::now() + rest;
         let mut stopped_since = None;
         loop {
@@ -352,13 +352,13 @@ impl SessionStore {
                     return Err(Error::Busy(format!(
                         "{held} profile `{}` for more than {}s; if it is stuck, end it, then try again",
                         self.profile,
-                        timeout.as_secs()
+                        rest.as_secs()
                     )))
                 }
                 other => return other.map(|(lock, _)| lock),
             }
             // The lock was just found held: only whether its holder is stopped is left to see.
-            match self.lock_holder().filter(|pid| fsutil::process_stopped(*pid)) {
+            match holder_of(path).filter(|pid| fsutil::process_stopped(*pid)) {
                 Some(pid) if stopped_since.get_or_insert_with(std::time::Instant::now).elapsed() >= STOPPED_GRACE => {
                     return Err(Error::Busy(format!("{}, then try again", stopped_holder(pid, &self.profile))))
                 }
@@ -377,17 +377,18 @@ impl SessionStore {
     /// renewal of the profile can happen until it resumes (a waiting one gives up after
     /// [`STOPPED_GRACE`]).
     pub fn stopped_lock_holder(&self) -> Option<u32> {
-        holding(&self.lock_path(), fsutil::process_stopped)
+        [self.lock_path(), self.login_lock_path()].iter().find_map(|lock| holding(lock, fsutil::process_stopped))
     }
 
     /// A renewal under way in another live process, if so: its pid and when it took the lock
     /// (the pid's write). A stopped holder is [`Self::stopped_lock_holder`]'s to name.
     /// A login in another woci ([`Self::try_login_lock`]) is one too: the next call waits for it.
-    pub fn renewal_under_way(&self) -> Option<(u32, SystemTime)> {
+    /// Whether it is a login is the third value.
+    pub fn renewal_under_way(&self) -> Option<(u32, SystemTime, bool)> {
         let other = |pid: u32| pid != std::process::id() && fsutil::process_alive(pid) && !fsutil::process_stopped(pid);
-        [self.lock_path(), self.login_lock_path()]
+        [(self.lock_path(), false), (self.login_lock_path(), true)]
             .iter()
-            .find_map(|lock| Some((holding(lock, other)?, modified(lock)?)))
+            .find_map(|(lock, login)| Some((holding(lock, other)?, modified(lock)?, *login)))
     }
 
     fn lock_path(&self) -> PathBuf {
@@ -412,17 +413,18 @@ impl SessionStore {
 
     /// Waits at most `timeout` for the login another woci holds [`Self::try_login_lock`] for to
     /// end (its lock is let go at once: the caller only needed to know it ended).
+    /// A stopped holder (Ctrl-Z) ends the wait after [`STOPPED_GRACE`], as for the renewal lock.
     pub fn wait_for_login(&self, timeout: Duration) -> Result<()> {
-        let holder = self.login_holder();
-        FileLock::acquire(&self.login_lock_path(), timeout).map(drop).map_err(|e| match e {
-            Error::Busy(_) => Error::Busy(format!(
-                "the login {} for profile `{}` did not end within {}s; finish it or end that woci, then try again",
-                holder.map_or("under way".to_owned(), |pid| format!("of another woci (pid {pid})")),
-                self.profile,
-                timeout.as_secs()
-            )),
-            e => e,
-        })
+        let held = match self.login_holder() {
+            Some(pid) => format!("the login of another woci (pid {pid}) has been under way for"),
+            None => "a login has been under way for".to_owned(),
+        };
+        self.wait_for_lock(&self.login_lock_path(), timeout, &held).map(drop)
+    }
+
+    /// Another live woci holding the login lock now, if so.
+    pub fn login_under_way(&self) -> Option<u32> {
+        holding(&self.login_lock_path(), |pid| pid != std::process::id() && fsutil::process_alive(pid))
     }
 
     /// The pid the login lock's holder wrote, while it lives.

@@ -7,7 +7,7 @@ use common::*;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use woci_emulator::{Config, Endpoint, Fault};
+use woci_emulator::{Config, Endpoint, Fault, FaultAction};
 
 fn stderr(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -1044,8 +1044,11 @@ async fn a_call_needing_a_login_waits_for_the_one_under_way() {
     assert_eq!(w.emu.stats().auth_code_grants, 1);
     assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
     let said = String::from_utf8_lossy(&status.stdout);
-    assert!(said.contains("renewal under way: by pid"), "{said}");
-    assert!(said.contains("next call: wait for pid") && !said.contains("next call: login"), "{said}");
+    assert!(said.contains("login under way: by pid"), "{said}");
+    assert!(
+        said.contains("next call: wait for pid") && said.contains("'s login") && !said.contains("next call: login"),
+        "{said}"
+    );
 }
 
 /// A refused refresh token and two calls (two kubectl calls): the login it needs is one login,
@@ -1072,6 +1075,102 @@ async fn a_refused_refresh_token_needs_one_login_for_two_calls() {
     let st = w.emu.stats();
     assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (1, 1, 1));
     assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+}
+
+/// A refused refresh token whose grant is slow, one call that can log in (V) and one that waits
+/// for V's renewal lock.
+async fn refused_slow_grant(w: &World) -> (PathBuf, PathBuf) {
+    w.seed_token(-10);
+    std::fs::write(w.session_dir().join("refresh_token"), "revoked-or-unknown-refresh-token").unwrap();
+    let delayed = Fault::new(FaultAction::None).times(1).with_reply_delay(Duration::from_millis(1500));
+    w.emu.set_fault(Endpoint::IdpToken, delayed);
+    slow_browser(w, 1)
+}
+
+/// A call that cannot log in (no terminal or `BROWSER`: cron, kubectl's `interactiveMode:
+/// Never`) waiting for another woci's renewal whose refresh token the IdP refuses waits for the
+/// login that woci then makes and takes its session, rather than exit 3 (round 78 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_cannot_log_in_waits_for_the_login_a_refused_grant_leads_to() {
+    let w = World::new().await;
+    let (opened, browser) = refused_slow_grant(&w).await;
+    let mut v = w.woci();
+    v.env("BROWSER", &browser).args(["os", "ns", "get"]);
+    let v = tokio::spawn(run(v));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiter = run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let v = v.await.unwrap();
+    assert!(v.status.success(), "{}", stderr(&v));
+    assert!(waiter.status.success(), "{}", stderr(&waiter));
+    assert!(stderr(&waiter).contains("waiting for the login under way in another woci (pid"), "{}", stderr(&waiter));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants, st.auth_code_grants), (1, 1));
+    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+}
+
+/// Ctrl-C to the woci whose refused grant is out: the calls that waited for its renewal log in
+/// (the refusal is marked), rather than repeat its "IdP rejected" failure, exit 4 (round 78 F2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_grant_cut_short_by_ctrl_c_leaves_the_waiters_to_log_in() {
+    let w = World::new().await;
+    let (_, browser) = refused_slow_grant(&w).await;
+    let mut v = w.woci_std();
+    v.env("BROWSER", &browser).args(["os", "ns", "get"]);
+    let mut v = v.spawn().unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let waiter = tokio::spawn(run({
+        let mut c = w.woci();
+        c.env("BROWSER", &browser).args(["os", "ns", "get"]);
+        c
+    }));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // SAFETY: kill(2) of a child this test started.
+    unsafe { libc::kill(v.id() as i32, libc::SIGINT) };
+    let v = tokio::task::spawn_blocking(move || v.wait().unwrap()).await.unwrap();
+    let waiter = waiter.await.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(v.signal(), Some(libc::SIGINT), "V ends by the signal once the IdP answered");
+    assert!(waiter.status.success(), "{}", stderr(&waiter));
+    assert_eq!(w.emu.stats().auth_code_grants, 1);
+}
+
+/// A login stopped with Ctrl-Z (SIGSTOP) holds the login lock but nothing happens: `--status`
+/// names it at once (exit 10) and a call waiting for it gives up after about 15 s with the same
+/// advice, as for a stopped renewal, instead of the whole `login_timeout` (round 78 F3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_login_is_named_and_not_waited_for() {
+    let w = World::new().await;
+    let mut holder = hold_a_login(&w);
+    // SAFETY: SIGSTOP to the woci this test started.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGSTOP) };
+    let status = run({
+        let mut c = w.woci();
+        c.arg("--status");
+        c
+    })
+    .await;
+    let said = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert_eq!(status.status.code(), Some(10), "{said}");
+    assert!(said.contains(&format!("woci pid {}", holder.id())) && said.contains("is stopped"), "{said}");
+    let started = Instant::now();
+    let call = run({
+        let mut c = w.woci();
+        c.env("BROWSER", never_browser(&w)).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(call.status.code(), Some(10), "{}", stderr(&call));
+    assert!(stderr(&call).contains("is stopped"), "{}", stderr(&call));
+    assert!(started.elapsed() < Duration::from_secs(40), "gave up on the stopped login: {:?}", started.elapsed());
+    // SAFETY: the same woci, resumed and ended.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGCONT) };
+    let _ = holder.kill();
+    let _ = holder.wait();
 }
 
 /// Two profiles sharing `redirect_port` (the README's `[COMMON]` example) log in at the same
@@ -1104,7 +1203,8 @@ async fn two_profiles_sharing_a_redirect_port_log_in_one_after_the_other() {
     let first = first.await.unwrap();
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stderr(&second).contains("is taken by another woci's login"), "{}", stderr(&second));
+    let taken = format!("is taken by the login of profile `{}` (woci pid", w.profile);
+    assert!(stderr(&second).contains(&taken), "{}", stderr(&second));
     assert_eq!(w.emu.stats().auth_code_grants, 2);
     assert_eq!(w.read(&opened).lines().count(), 2, "one browser each");
 }

@@ -634,6 +634,7 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
     let out = status(&w, true, &[], &[]).await;
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(json(&out)["renewal_under_way"]["pid"], pid, "{}", stdout(&out));
+    assert_eq!(json(&out)["renewal_under_way"]["login"], false, "{}", stdout(&out));
     let out = status(&w, false, &[], &[]).await;
     assert!(stdout(&out).contains(&format!("renewal under way: by pid {pid} since ")), "{}", stdout(&out));
     let signal = |sig: &str| std::process::Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();

@@ -45,9 +45,11 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
             Err(e) if e.needs_login() => {
                 let e = with_unsettled_grant(e.to_string(), facts);
                 r.store.mark_refresh_token_rejected(&e);
-                // No one to log in: one line that says both why and what to do.
+                // No one to log in: one line that says both why and what to do, unless another
+                // woci's login is under way, which this call waits for before the lock.
                 if !(r.allow_login && cfg.interactive) {
-                    return Err(login_impossible(r, Some(&e as &dyn std::fmt::Display)));
+                    return Err(waits_for_another_login(r)
+                        .unwrap_or_else(|| login_impossible(r, Some(&e as &dyn std::fmt::Display))));
                 }
                 tracing::warn!(
                     "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
@@ -58,6 +60,9 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
             Err(e) => return Err(e),
         },
         None if !(r.allow_login && cfg.interactive) => {
+            if let Some(wait) = waits_for_another_login(r) {
+                return Err(wait);
+            }
             if let Some(refusal) = &facts.refresh.rejected {
                 return Err(login_impossible(r, Some(refusal as &dyn std::fmt::Display)));
             }
@@ -66,6 +71,13 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
         None => (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn),
     };
     exchange_and_keep(r, cfg, facts, (&key, &key_path), tokens.access_token, action).await
+}
+
+/// [`Error::LoginFirst`] when a call that cannot log in itself meets another woci's login for
+/// the profile: it waits for that login before the lock ([`log_in_before_locking`]).
+fn waits_for_another_login(r: &Renewer) -> Option<Error> {
+    let deferring = !r.login_under_lock.load(std::sync::atomic::Ordering::Relaxed);
+    (r.allow_login && deferring && r.store.login_under_way().is_some()).then_some(Error::LoginFirst)
 }
 
 /// The token exchange of `access`, and the new UPST kept. When the exchange fails for a reason
@@ -265,7 +277,10 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
         Some(LoggedIn { tokens, _held, _login_lock }) => (tokens, _held, Some(_login_lock)),
         // Not under the renewal lock: a person's wait there would keep every renewal of the
         // profile waiting, and bypass the login lock (a second browser for the same profile).
-        None if !r.login_under_lock.load(std::sync::atomic::Ordering::Relaxed) => return Err(Error::LoginFirst),
+        None if !r.login_under_lock.load(std::sync::atomic::Ordering::Relaxed) => {
+            *r.login_lock.lock().unwrap_or_else(|p| p.into_inner()) = r.store.try_login_lock().ok().flatten();
+            return Err(Error::LoginFirst);
+        }
         None => person_logs_in(r, http, cfg).await.map(|(tokens, held)| (tokens, held, None))?,
     };
     if let Some(rotated) = &tokens.refresh_token {
@@ -289,8 +304,9 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force:
     }
     // Waiters race for the lock when a login ends without a session: the one that gets it logs
     // in, the others wait for that login in turn.
+    let mut deferred = r.login_lock.lock().unwrap_or_else(|p| p.into_inner()).take();
     let lock = loop {
-        if let Some(lock) = r.store.try_login_lock()? {
+        if let Some(lock) = deferred.take().map_or_else(|| r.store.try_login_lock(), |lock| Ok(Some(lock)))? {
             break lock;
         }
         let since = crate::clock::unix_millis(r.clock.now());

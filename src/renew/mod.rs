@@ -154,6 +154,9 @@ pub struct Renewer {
     /// Whether a login found needed under the renewal lock is made there ([`Error::LoginFirst`]
     /// otherwise): only after that deferral has come back twice, so a renewal always ends.
     login_under_lock: std::sync::atomic::AtomicBool,
+    /// The login lock taken when a login was deferred, before the renewal lock was let go: a
+    /// call that takes the renewal lock next sees the login under way and waits for it.
+    login_lock: std::sync::Mutex<Option<crate::fsutil::FileLock>>,
 }
 
 impl Renewer {
@@ -174,6 +177,7 @@ impl Renewer {
             logged_in: std::sync::Mutex::new(None),
             unsaved: std::sync::Mutex::new(None),
             login_under_lock: std::sync::atomic::AtomicBool::new(false),
+            login_lock: std::sync::Mutex::new(None),
         }
     }
 
@@ -303,7 +307,10 @@ impl Renewer {
         // A login this process made (its tokens wait to be stored) is not given up for it.
         let logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
         let waited = waited && !logged_in;
-        if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(same_inputs) {
+        // A refused refresh token is not repeated either way (it is marked refused): the plan
+        // below turns to a login, or waits for the one another woci makes.
+        let repeatable = |f: &crate::store::FailureRecord| same_inputs(f) && !f.needs_login;
+        if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(repeatable) {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
             return (Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }), None);
         }

@@ -32,7 +32,7 @@
 //! `last_error`, `last_error_at`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `runs_as` (the fallback profile the next call
 //! runs as, this profile's session being beyond renewal; `null` otherwise), `last_failure` {`at`, `exit_code`, `message`,
-//! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`}
+//! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`, `login` (a login, the person's part included)}
 //! (another process's renewal holds the lock; `null` when none), `clock_skew_s` (how far this
 //! machine's clock is behind the servers', negative when ahead, as the last renewal showed it).
 //! Every time in the report is this machine's, as `date` and the daemon's log have them: a token's
@@ -76,9 +76,8 @@ pub(crate) struct Inputs<'s> {
     pub program: Option<(u8, String)>,
     /// The last renewal's failure (none after a success), and whether the settings changed since.
     pub last_failure: Option<(crate::store::FailureRecord, bool)>,
-    /// Another process's renewal under way: its pid and since when (epoch seconds). Not looked
-    /// at by the prompt.
-    pub renewing: Option<(u32, i64)>,
+    /// Another process's renewal (or login) under way. Not looked at by the prompt.
+    pub renewing: Option<UnderWay>,
     /// How far this machine's clock is behind the servers' (negative: ahead), seconds, as the
     /// last renewal showed it. Token decisions go by token time, the later of the two; woci's own
     /// records here (a failure, a grant note, a renewal under way, the daemon's) by this machine's.
@@ -305,7 +304,10 @@ pub(crate) struct Report {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(crate) struct UnderWay {
     pub pid: u32,
+    /// Since when (epoch seconds).
     pub since: i64,
+    /// A login (a person's part included), not a renewal with a refresh token.
+    pub login: bool,
 }
 
 /// The last failed renewal, as `--status` shows it.
@@ -443,7 +445,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
             message: f.message.clone(),
             transient: f.transient,
         }),
-        renewal_under_way: inp.renewing.map(|(pid, since)| UnderWay { pid, since }),
+        renewal_under_way: inp.renewing,
         clock_skew_s: inp.clock_skew,
         clock_refused,
     };
@@ -577,7 +579,8 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         &mut o,
         r.renewal_under_way.map(|u| {
             format!(
-                "renewal under way: by pid {} since {} ({}); the next call waits for it",
+                "{} under way: by pid {} since {} ({}); the next call waits for it",
+                if u.login { "login" } else { "renewal" },
                 u.pid,
                 fmt_utc(u.since),
                 crate::clock::fmt_secs(r.now - u.since)
@@ -589,8 +592,9 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         Some(u) if r.next_action == "login" => {
             let _ = writeln!(
                 o,
-                "next call: wait for pid {}'s renewal and use its session; if it ends without one, login — {}",
+                "next call: wait for pid {}'s {} and use its session; if it ends without one, login — {}",
                 u.pid,
+                if u.login { "login" } else { "renewal" },
                 safe(&r.reason)
             );
         }
@@ -624,10 +628,11 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
             .map(|e| (e.exit_code(), e.to_string())),
         last_failure: last_failure(ctx),
         // Looked for only when asked for: the prompt runs on every shell prompt.
-        renewing: peek
-            .then(|| ctx.store.renewal_under_way())
-            .flatten()
-            .map(|(pid, since)| (pid, crate::clock::unix_millis(since) / 1000)),
+        renewing: peek.then(|| ctx.store.renewal_under_way()).flatten().map(|(pid, since, login)| UnderWay {
+            pid,
+            since: crate::clock::unix_millis(since) / 1000,
+            login,
+        }),
         clock_skew: ctx.server.offset_ms() / 1000,
         terminal,
     })
