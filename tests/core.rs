@@ -1113,6 +1113,31 @@ async fn a_call_that_cannot_log_in_waits_for_the_login_a_refused_grant_leads_to(
     assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
 }
 
+/// The other way round: the call in the refused grant cannot log in (no `BROWSER`), the one
+/// waiting for its lock can: that one logs in, rather than repeat the first call's "no terminal"
+/// failure, exit 3 (round 79 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_can_log_in_does_so_after_one_that_cannot() {
+    let w = World::new().await;
+    let (opened, browser) = refused_slow_grant(&w).await;
+    let first = tokio::spawn(run({
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        c
+    }));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = run({
+        let mut c = w.woci();
+        c.env("BROWSER", &browser).args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    let first = first.await.unwrap();
+    assert_eq!(first.status.code(), Some(3), "{}", stderr(&first));
+    assert!(second.status.success(), "{}", stderr(&second));
+    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+}
+
 /// Ctrl-C to the woci whose refused grant is out: the calls that waited for its renewal log in
 /// (the refusal is marked), rather than repeat its "IdP rejected" failure, exit 4 (round 78 F2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ use crate::jwt::{self, UpstClaims};
 use crate::keys::{self, KeyPair};
 use crate::metrics::Expiries;
 use crate::secret::SecretString;
-use crate::settings::{Env, FederatedConfig, SessionRefreshConfig, Settings};
+use crate::settings::{Env, FederatedConfig, RenewMode, SessionRefreshConfig, Settings};
 use crate::store::{FailureRecord, SessionStore};
 use facts::{SessionFacts, Token};
 use plan::{plan, Plan};
@@ -253,7 +253,7 @@ impl Renewer {
             // The IdP refused the refresh token under the lock: the login is made before it,
             // like any other (one at a time per profile), then the lock taken again.
             match (&result, &self.settings.mode) {
-                (Err(Error::LoginFirst), crate::settings::RenewMode::Login(cfg)) => {
+                (Err(Error::LoginFirst), RenewMode::Login(cfg)) => {
                     passes += 1;
                     first_counted = first_counted.or(counted);
                     login_first = Some(cfg);
@@ -308,8 +308,12 @@ impl Renewer {
         let logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
         let waited = waited && !logged_in;
         // A refused refresh token is not repeated either way (it is marked refused): the plan
-        // below turns to a login, or waits for the one another woci makes.
-        let repeatable = |f: &crate::store::FailureRecord| same_inputs(f) && !f.needs_login;
+        // below turns to a login, or waits for the one another woci makes. Nor is a login that
+        // could not happen in a call without a terminal, by one that can log in.
+        let can_log_in = self.allow_login && matches!(&self.settings.mode, RenewMode::Login(c) if c.interactive);
+        let repeatable = |f: &crate::store::FailureRecord| {
+            same_inputs(f) && !f.needs_login && !(can_log_in && f.exit_code == crate::error::exit::LOGIN)
+        };
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(repeatable) {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
             return (Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }), None);
@@ -324,7 +328,13 @@ impl Renewer {
         let decision = plan(&facts, force, self.server.unix());
         // Finishing the config of a valid token renews nothing: not counted.
         let counted = !matches!(decision.plan, Plan::FinishConfig { .. });
-        let result = match decision.plan {
+        // A login made before the lock holds a code already redeemed: its tokens are stored (the
+        // refresh token rescued if the folder filled meanwhile) whatever else now stands in the way.
+        let decision_plan = match (decision.plan, logged_in, &self.settings.mode) {
+            (Plan::Impossible { .. }, true, RenewMode::Login(cfg)) => Plan::Login(cfg),
+            (plan, ..) => plan,
+        };
+        let result = match decision_plan {
             Plan::Reuse { token, .. } => {
                 tracing::info!(profile = %self.settings.profile, "the session was renewed by another woci");
                 return (Ok(Session::of(token, Action::RenewedByOther)), None);
@@ -388,7 +398,7 @@ impl Renewer {
     /// How long a renewal waits for another woci's: a login may take its whole timeout.
     fn lock_timeout(&self) -> Duration {
         let login = match &self.settings.mode {
-            crate::settings::RenewMode::Login(c) => c.login_timeout,
+            RenewMode::Login(c) => c.login_timeout,
             _ => Duration::ZERO,
         };
         login + Duration::from_secs(60)
