@@ -59,7 +59,7 @@ pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
             if holder.as_ref() != Some(&who) {
                 tracing::warn!(
                     "127.0.0.1:{port} (`redirect_port`) is taken by the login of {who}; waiting up to {}s for it to end",
-                    deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs()
+                    wait.as_secs()
                 );
                 holder = Some(who);
             }

@@ -265,6 +265,18 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
             reason.split(';').next().unwrap_or_default(),
             opts.selection
         )),
+        // A failing IdP (HTTP 5xx) that got the code: not sent again, and nothing of a refresh
+        // token's to keep (a login sends none).
+        Error::Network { service, url, reason } if reason.contains("the grant was sent") => Error::Network {
+            service,
+            url,
+            reason: format!(
+                "{}; the login's code was sent, and a code is used once, so it is not sent again; run `woci session \
+                 authenticate {}` to log in again",
+                reason.split(';').next().unwrap_or_default(),
+                opts.selection
+            ),
+        },
         // A code expired (they live minutes), already used, or redeemed with another redirect
         // URI than it was issued for.
         e if e.needs_login() => e.with_hint(&format!(

@@ -537,6 +537,29 @@ async fn login_code_rejected_by_token_endpoint() {
     assert!(!err.to_string().contains("stale"), "the code itself is scrubbed: {err}");
 }
 
+/// A failing IdP (HTTP 503) at the code redemption: said as the login's code, not as a refresh
+/// token's grant (round 79 F4).
+#[tokio::test]
+async fn login_code_redemption_failing_names_the_code() {
+    let server = MockServer::start(|req, _| match req.path.as_str() {
+        "/oauth2/v1/authorize" => {
+            let redirect = req.query_value("redirect_uri").unwrap();
+            let state = req.query_value("state").unwrap();
+            Reply::redirect(&format!("{redirect}?code={CODE}&state={state}"))
+        }
+        _ => Reply::json(503, json!({"error": "temporarily_unavailable"})),
+    })
+    .await;
+    let err =
+        login(&http(), &cfg(&server, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
+            .await
+            .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.exit_code(), crate::error::exit::NETWORK, "{msg}");
+    assert!(msg.contains("the login's code was sent") && msg.contains("run `woci session authenticate"), "{msg}");
+    assert!(!msg.contains("refresh token"), "{msg}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // pieces
 
