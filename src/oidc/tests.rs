@@ -515,22 +515,27 @@ async fn login_refuses_when_not_interactive() {
     assert!(idp.requests().is_empty());
 }
 
-#[tokio::test]
-async fn login_code_rejected_by_token_endpoint() {
-    // The IdP redirects with a code the token endpoint does not accept.
-    let server = MockServer::start(|req, _| match req.path.as_str() {
+/// A login whose IdP redirects with `code` and answers its redemption with `redeemed`.
+async fn login_redeemed_with(code: &'static str, redeemed: Reply) -> Error {
+    let server = MockServer::start(move |req, _| match req.path.as_str() {
         "/oauth2/v1/authorize" => {
             let redirect = req.query_value("redirect_uri").unwrap();
             let state = req.query_value("state").unwrap();
-            Reply::redirect(&format!("{redirect}?code=stale&state={state}"))
+            Reply::redirect(&format!("{redirect}?code={code}&state={state}"))
         }
-        _ => Reply::json(400, json!({"error": "invalid_grant", "error_description": "code stale was used"})),
+        _ => redeemed.clone(),
     })
     .await;
-    let err =
-        login(&http(), &cfg(&server, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
-            .await
-            .unwrap_err();
+    login(&http(), &cfg(&server, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
+        .await
+        .unwrap_err()
+}
+
+#[tokio::test]
+async fn login_code_rejected_by_token_endpoint() {
+    // The IdP redirects with a code the token endpoint does not accept.
+    let refusal = json!({"error": "invalid_grant", "error_description": "code stale was used"});
+    let err = login_redeemed_with("stale", Reply::json(400, refusal)).await;
     let Error::Hinted { source, hint } = &err else { panic!("{err:?}") };
     assert!(matches!(**source, Error::IdpRejected { what: "authorization code", .. }), "{err:?}");
     assert!(hint.contains("run `woci session authenticate"), "with the way on: {err}");
@@ -541,19 +546,7 @@ async fn login_code_rejected_by_token_endpoint() {
 /// token's grant (round 79 F4).
 #[tokio::test]
 async fn login_code_redemption_failing_names_the_code() {
-    let server = MockServer::start(|req, _| match req.path.as_str() {
-        "/oauth2/v1/authorize" => {
-            let redirect = req.query_value("redirect_uri").unwrap();
-            let state = req.query_value("state").unwrap();
-            Reply::redirect(&format!("{redirect}?code={CODE}&state={state}"))
-        }
-        _ => Reply::json(503, json!({"error": "temporarily_unavailable"})),
-    })
-    .await;
-    let err =
-        login(&http(), &cfg(&server, None), &opts(Some(test_browser(Arc::default(), false)), Duration::from_secs(20)))
-            .await
-            .unwrap_err();
+    let err = login_redeemed_with(CODE, Reply::json(503, json!({"error": "temporarily_unavailable"}))).await;
     let msg = err.to_string();
     assert_eq!(err.exit_code(), crate::error::exit::NETWORK, "{msg}");
     assert!(msg.contains("the login's code was sent") && msg.contains("run `woci session authenticate"), "{msg}");
