@@ -1015,14 +1015,11 @@ async fn until_opened(opened: &Path) {
     }
 }
 
-/// Two calls that need a login at once (two kubectl calls, a second terminal): one logs in, the
-/// other waits for that login and takes its session (one browser, one code redemption, both
-/// succeed) rather than fail on the callback port with exit 2. `--status` meanwhile names the
-/// login under way.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_call_needing_a_login_waits_for_the_one_under_way() {
-    let w = World::new().await;
-    let (opened, browser) = slow_browser(&w, 2);
+/// Two calls that need a login, the second started while the first's person is in the browser:
+/// both succeed, the second having waited for the first's login (one browser). Returns what
+/// `--status` said at that moment.
+async fn two_calls_one_login(w: &World) -> std::process::Output {
+    let (opened, browser) = slow_browser(w, 2);
     let call = || {
         let mut c = w.woci();
         c.env("BROWSER", &browser).args(["os", "ns", "get"]);
@@ -1041,8 +1038,19 @@ async fn a_call_needing_a_login_waits_for_the_one_under_way() {
     assert!(first.status.success(), "{}", stderr(&first));
     assert!(second.status.success(), "{}", stderr(&second));
     assert!(stderr(&second).contains("waiting for the login under way in another woci (pid"), "{}", stderr(&second));
-    assert_eq!(w.emu.stats().auth_code_grants, 1);
     assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+    status
+}
+
+/// Two calls that need a login at once (two kubectl calls, a second terminal): one logs in, the
+/// other waits for that login and takes its session (one browser, one code redemption, both
+/// succeed) rather than fail on the callback port with exit 2. `--status` meanwhile names the
+/// login under way.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_needing_a_login_waits_for_the_one_under_way() {
+    let w = World::new().await;
+    let status = two_calls_one_login(&w).await;
+    assert_eq!(w.emu.stats().auth_code_grants, 1);
     let said = String::from_utf8_lossy(&status.stdout);
     assert!(said.contains("login under way: by pid"), "{said}");
     assert!(
@@ -1059,22 +1067,9 @@ async fn a_refused_refresh_token_needs_one_login_for_two_calls() {
     let w = World::new().await;
     w.seed_token(-10);
     std::fs::write(w.session_dir().join("refresh_token"), "revoked-or-unknown-refresh-token").unwrap();
-    let (opened, browser) = slow_browser(&w, 2);
-    let call = || {
-        let mut c = w.woci();
-        c.env("BROWSER", &browser).args(["os", "ns", "get"]);
-        c
-    };
-    let first = tokio::spawn(run(call()));
-    until_opened(&opened).await;
-    let second = run(call()).await;
-    let first = first.await.unwrap();
-    assert!(first.status.success(), "{}", stderr(&first));
-    assert!(second.status.success(), "{}", stderr(&second));
-    assert!(stderr(&second).contains("waiting for the login under way in another woci (pid"), "{}", stderr(&second));
+    two_calls_one_login(&w).await;
     let st = w.emu.stats();
     assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (1, 1, 1));
-    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
 }
 
 /// A refused refresh token whose grant is slow, one call that can log in (V) and one that waits
