@@ -309,10 +309,14 @@ impl Renewer {
         let waited = waited && !logged_in;
         // A refused refresh token is not repeated either way (it is marked refused): the plan
         // below turns to a login, or waits for the one another woci makes. Nor is a login that
-        // could not happen in a call without a terminal, by one that can log in.
+        // could not happen in a call without a terminal, by one that can log in, or while
+        // another woci's login is under way (which the plan below waits for).
         let can_log_in = self.allow_login && matches!(&self.settings.mode, RenewMode::Login(c) if c.interactive);
+        let login_failed = |f: &crate::store::FailureRecord| f.exit_code == crate::error::exit::LOGIN;
         let repeatable = |f: &crate::store::FailureRecord| {
-            same_inputs(f) && !f.needs_login && !(can_log_in && f.exit_code == crate::error::exit::LOGIN)
+            same_inputs(f)
+                && !f.needs_login
+                && !(login_failed(f) && (can_log_in || self.allow_login && self.store.login_under_way().is_some()))
         };
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(repeatable) {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
