@@ -116,21 +116,20 @@ async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shar
     let target = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_owned();
     let token = current_token(shared).await;
     let outcome = resign(req.method(), &target, req.headers(), &shared.public_key, &token);
+    // The OCI SDK for Java refreshes its session itself (at its start, then every 55 min) and
+    // keeps what it gets. Re-signed, its body's `currentToken` (the one it started with) would go
+    // out signed with a newer one, which the auth service refuses; answered here with the session
+    // woci keeps fresh, as that service would, it holds a valid token.
+    if outcome.is_ok() && req.method() == http::Method::POST && req.uri().path() == SESSION_REFRESH_PATH {
+        shared.count(|s| &mut s.swapped);
+        tracing::debug!(%host, "a session refresh answered with the session woci keeps");
+        let body = serde_json::json!({ "token": token.expose() }).to_string();
+        let mut resp = text_response(StatusCode::OK, &body);
+        resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        return resp;
+    }
     drop(token);
     match outcome {
-        // The OCI SDK for Java refreshes its session itself (at its start, then every 55 min)
-        // and keeps what it gets. Re-signed, its body's `currentToken` (the one it started with)
-        // would go out signed with a newer one, which the auth service refuses; answered here
-        // with the session woci keeps fresh, as that service would, it holds a valid token.
-        Ok(_) if req.method() == http::Method::POST && req.uri().path() == SESSION_REFRESH_PATH => {
-            shared.count(|s| &mut s.swapped);
-            tracing::debug!(%host, "a session refresh answered with the session woci keeps");
-            let token = current_token(shared).await;
-            let body = serde_json::json!({ "token": token.expose() }).to_string();
-            let mut resp = text_response(StatusCode::OK, &body);
-            resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-            return resp;
-        }
         Ok(value) => {
             req.headers_mut().insert(AUTHORIZATION, value);
             shared.count(|s| &mut s.swapped);
