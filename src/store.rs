@@ -331,7 +331,7 @@ impl SessionStore {
                     }
                 };
                 tracing::warn!("waiting for {holder} profile `{}`", self.profile);
-                (self.wait_for_lock(&path, timeout - first, &held)?, true)
+                (self.wait_for_lock(&path, timeout - first, &held, timeout)?, true)
             }
             other => other?,
         };
@@ -340,8 +340,9 @@ impl SessionStore {
     }
 
     /// The rest of [`Self::lock`]'s wait, a second at a time: a holder stopped (Ctrl-Z) for
-    /// [`STOPPED_GRACE`] ends it at once, since only a person can resume it.
-    fn wait_for_lock(&self, path: &Path, rest: Duration, held: &str) -> Result<FileLock> {
+    /// [`STOPPED_GRACE`] ends it at once, since only a person can resume it. `timeout`: the
+    /// whole wait, which the error names.
+    fn wait_for_lock(&self, path: &Path, rest: Duration, held: &str, timeout: Duration) -> Result<FileLock> {
         let deadline = std::time::Instant::now() + rest;
         let mut stopped_since = None;
         loop {
@@ -352,7 +353,7 @@ impl SessionStore {
                     return Err(Error::Busy(format!(
                         "{held} profile `{}` for more than {}s; if it is stuck, end it, then try again",
                         self.profile,
-                        rest.as_secs()
+                        timeout.as_secs()
                     )))
                 }
                 other => return other.map(|(lock, _)| lock),
@@ -419,12 +420,12 @@ impl SessionStore {
             Some(pid) => format!("the login of another woci (pid {pid}) has been under way for"),
             None => "a login has been under way for".to_owned(),
         };
-        self.wait_for_lock(&self.login_lock_path(), timeout, &held).map(drop)
+        self.wait_for_lock(&self.login_lock_path(), timeout, &held, timeout).map(drop)
     }
 
     /// Another live woci holding the login lock now, if so.
     pub fn login_under_way(&self) -> Option<u32> {
-        holding(&self.login_lock_path(), |pid| pid != std::process::id() && fsutil::process_alive(pid))
+        holding(&self.login_lock_path(), |pid| pid != std::process::id())
     }
 
     /// The pid the login lock's holder wrote, while it lives.
