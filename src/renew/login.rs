@@ -77,7 +77,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
 /// the profile: it waits for that login before the lock ([`log_in_before_locking`]).
 fn waits_for_another_login(r: &Renewer) -> Option<Error> {
     let deferring = !r.login_under_lock.load(std::sync::atomic::Ordering::Relaxed);
-    (r.allow_login && deferring && r.store.login_under_way().is_some()).then_some(Error::LoginFirst)
+    (deferring && r.login_elsewhere()).then_some(Error::LoginFirst)
 }
 
 /// The token exchange of `access`, and the new UPST kept. When the exchange fails for a reason

@@ -203,6 +203,12 @@ impl Renewer {
         self.unsaved.lock().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
+    /// Whether another woci's login for the profile is under way, which a call that may log in
+    /// (not a background renewal) waits for rather than fail.
+    fn login_elsewhere(&self) -> bool {
+        self.allow_login && self.store.login_under_way().is_some()
+    }
+
     /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused
     /// refresh token then becomes an error telling the user how to log in.
     pub fn without_login(mut self) -> Renewer {
@@ -314,9 +320,7 @@ impl Renewer {
         let can_log_in = self.allow_login && matches!(&self.settings.mode, RenewMode::Login(c) if c.interactive);
         let login_failed = |f: &crate::store::FailureRecord| f.exit_code == crate::error::exit::LOGIN;
         let repeatable = |f: &crate::store::FailureRecord| {
-            same_inputs(f)
-                && !f.needs_login
-                && !(login_failed(f) && (can_log_in || self.allow_login && self.store.login_under_way().is_some()))
+            same_inputs(f) && !f.needs_login && !(login_failed(f) && (can_log_in || self.login_elsewhere()))
         };
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(repeatable) {
             tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
