@@ -195,19 +195,20 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
         // The daemon's records carry this machine's time.
-        Command::DaemonStatus => crate::daemon::status(&ctx.store, ctx.clock.unix(), inv.json)
-            .inspect(|c| unknown_profile(&ctx.settings, *c)),
-        Command::StopDaemon => {
-            crate::daemon::stop(&ctx.store, ctx.clock.unix()).inspect(|c| unknown_profile(&ctx.settings, *c))
+        Command::DaemonStatus => {
+            crate::daemon::status(&ctx.store, ctx.clock.unix(), inv.json).inspect(|c| unknown_profile(&ctx, *c))
         }
+        Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.clock.unix()).inspect(|c| unknown_profile(&ctx, *c)),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
     }
 }
 
-/// No daemon for a profile configured nowhere: probably a typo, said with the profiles there are.
-fn unknown_profile(s: &Settings, code: u8) {
+/// No daemon for a profile that exists nowhere ([`crate::renew::facts::profile_unknown`]):
+/// probably a typo, said with the profiles there are.
+fn unknown_profile(ctx: &Context, code: u8) {
     use crate::oci_config::ConfigState;
-    if code == 0 || s.has_idp() {
+    let s = &ctx.settings;
+    if code == 0 || !crate::renew::facts::profile_unknown(s, &ctx.store) {
         return;
     }
     let has = match crate::oci_config::read_profile_split(&s.oci_config_file, &s.profile) {
