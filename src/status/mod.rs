@@ -310,6 +310,17 @@ pub(crate) struct UnderWay {
     pub login: bool,
 }
 
+impl UnderWay {
+    /// What is under way, as the text report says it.
+    fn what(&self) -> &'static str {
+        if self.login {
+            "login"
+        } else {
+            "renewal"
+        }
+    }
+}
+
 /// The last failed renewal, as `--status` shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct LastFailure {
@@ -580,7 +591,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         r.renewal_under_way.map(|u| {
             format!(
                 "{} under way: by pid {} since {} ({}); the next call waits for it",
-                if u.login { "login" } else { "renewal" },
+                u.what(),
                 u.pid,
                 fmt_utc(u.since),
                 crate::clock::fmt_secs(r.now - u.since)
@@ -594,7 +605,7 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
                 o,
                 "next call: wait for pid {}'s {} and use its session; if it ends without one, login — {}",
                 u.pid,
-                if u.login { "login" } else { "renewal" },
+                u.what(),
                 safe(&r.reason)
             );
         }
