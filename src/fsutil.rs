@@ -580,6 +580,36 @@ pub(crate) fn process_start_time(pid: u32) -> Option<u64> {
     stat_field(pid, 19)?.parse().ok()
 }
 
+/// How long a wait goes on for a process that stays stopped (Ctrl-Z, SIGSTOP) and holds what the
+/// waiter needs (a lock, the login callback port): only a person can resume it.
+pub(crate) const STOPPED_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The process listening on 127.0.0.1:`port` (TCP), found through `/proc` (Linux; only this
+/// user's processes show their sockets). `None` when it cannot be told.
+pub(crate) fn loopback_listener(port: u16) -> Option<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        // `/proc/net/tcp`: `sl local_address rem_address st … inode`, the address in host order.
+        let local = format!("{:08X}:{port:04X}", u32::from_ne_bytes([127, 0, 0, 1]));
+        let table = fs::read_to_string("/proc/net/tcp").ok()?;
+        let inode = table.lines().skip(1).find_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1) == Some(&local.as_str()) && f.get(3) == Some(&"0A")).then(|| f.get(9).copied()).flatten()
+        })?;
+        let socket = format!("socket:[{inode}]");
+        fs::read_dir("/proc").ok()?.flatten().find_map(|p| {
+            let pid = p.file_name().to_str()?.parse().ok()?;
+            let mut fds = fs::read_dir(p.path().join("fd")).ok()?.flatten();
+            fds.any(|fd| fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == socket.as_str())).then_some(pid)
+        })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = port;
+        None
+    }
+}
+
 /// Whether the process `pid` is stopped (Ctrl-Z, SIGSTOP, a debugger): `T` or `t` in
 /// `/proc/<pid>/stat`. False when the system does not say.
 pub(crate) fn process_stopped(pid: u32) -> bool {

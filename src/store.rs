@@ -13,7 +13,7 @@
 
 use crate::crypto;
 use crate::error::{Error, Result};
-use crate::fsutil::{self, FileLock};
+use crate::fsutil::{self, FileLock, STOPPED_GRACE};
 use crate::jwt::{self, UpstClaims};
 use crate::keys::KeyPair;
 use crate::secret::SecretString;
@@ -25,9 +25,6 @@ const REFRESH_TOKEN: &str = "refresh_token";
 
 /// How long a renewal waits for another's lock before it says so.
 const LOCK_QUIET: Duration = Duration::from_secs(3);
-
-/// How long a renewal waits for a lock holder that stays stopped (Ctrl-Z, SIGSTOP).
-const STOPPED_GRACE: Duration = Duration::from_secs(10);
 
 /// What a renewal blocked by a stopped lock holder is told (`--status` and the call alike).
 pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {

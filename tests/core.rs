@@ -1199,18 +1199,7 @@ async fn a_stopped_login_is_named_and_not_waited_for() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_profiles_sharing_a_redirect_port_log_in_one_after_the_other() {
     let w = World::new().await;
-    let ini = w.read(&w.manager_ini_path());
-    let port = ini.lines().find_map(|l| l.strip_prefix("redirect_port = ")).unwrap().to_owned();
-    let section: String = ini
-        .split_once(&format!("[{}]\n", w.profile))
-        .unwrap()
-        .1
-        .lines()
-        .filter(|l| !l.starts_with("redirect_port"))
-        .map(|l| format!("{l}\n"))
-        .collect();
-    let shared = format!("[COMMON]\nredirect_port = {port}\n\n[{}]\n{section}\n[OTHER]\n{section}", w.profile);
-    std::fs::write(w.manager_ini_path(), shared).unwrap();
+    share_redirect_port(&w);
     let (opened, browser) = slow_browser(&w, 2);
     let call = |profile: &str| {
         let mut c = w.woci();
@@ -1227,6 +1216,49 @@ async fn two_profiles_sharing_a_redirect_port_log_in_one_after_the_other() {
     assert!(stderr(&second).contains(&taken), "{}", stderr(&second));
     assert_eq!(w.emu.stats().auth_code_grants, 2);
     assert_eq!(w.read(&opened).lines().count(), 2, "one browser each");
+}
+
+/// The world's profile and a profile `OTHER` like it, sharing `redirect_port` from `[COMMON]`.
+fn share_redirect_port(w: &World) {
+    let ini = w.read(&w.manager_ini_path());
+    let port = ini.lines().find_map(|l| l.strip_prefix("redirect_port = ")).unwrap().to_owned();
+    let section: String = ini
+        .split_once(&format!("[{}]\n", w.profile))
+        .unwrap()
+        .1
+        .lines()
+        .filter(|l| !l.starts_with("redirect_port"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let shared = format!("[COMMON]\nredirect_port = {port}\n\n[{}]\n{section}\n[OTHER]\n{section}", w.profile);
+    std::fs::write(w.manager_ini_path(), shared).unwrap();
+}
+
+/// Another profile's login stopped with Ctrl-Z holds the shared `redirect_port` and cannot answer
+/// the probe: the login names that stopped process (exit 10) after a short wait, instead of
+/// calling the port "in use by another program" (exit 2; round 79 F3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_login_of_another_profile_holding_the_port_is_named() {
+    let w = World::new().await;
+    share_redirect_port(&w);
+    let mut holder = hold_a_login(&w);
+    // SAFETY: SIGSTOP to the woci this test started.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGSTOP) };
+    let started = Instant::now();
+    let call = run({
+        let mut c = w.woci();
+        c.env("BROWSER", never_browser(&w)).args(["--profile", "OTHER", "os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(call.status.code(), Some(10), "{}", stderr(&call));
+    let named = format!("is held by pid {}, which is stopped", holder.id());
+    assert!(stderr(&call).contains(&named) && stderr(&call).contains("kill -CONT"), "{}", stderr(&call));
+    assert!(started.elapsed() < Duration::from_secs(40), "gave up on the stopped login: {:?}", started.elapsed());
+    // SAFETY: the same woci, resumed and ended.
+    unsafe { libc::kill(holder.id() as i32, libc::SIGCONT) };
+    let _ = holder.kill();
+    let _ = holder.wait();
 }
 
 /// A user starting over deletes the profile's session folder: `woci session authenticate` logs

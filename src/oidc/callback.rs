@@ -8,6 +8,7 @@
 //! `/favicon.ico`).
 
 use crate::error::{Error, Result};
+use crate::fsutil::{self, STOPPED_GRACE};
 use crate::secret::SecretString;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -37,18 +38,26 @@ const PROBE_PATH: &str = "/woci-login";
 const PROBE_PAGE: &str = "woci login callback";
 
 /// Binds the loopback listener. A port another woci's login holds is waited for (at most
-/// `wait`): that login ends within its own timeout and the port is free again. Any other taken
-/// port is a configuration error naming `redirect_port`.
+/// `wait`): that login ends within its own timeout and the port is free again. A port held by a
+/// stopped process (a login of another profile stopped with Ctrl-Z does not answer) is waited for
+/// [`STOPPED_GRACE`], then named as a busy error. Any other taken port is a configuration error
+/// naming `redirect_port`.
 pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
     let deadline = tokio::time::Instant::now() + wait;
     let mut holder = None;
+    let mut stopped_since = None;
     loop {
         let e = match TcpListener::bind(("127.0.0.1", port)).await {
             Ok(listener) => return Ok(listener),
             Err(e) => e,
         };
         let in_use = e.kind() == std::io::ErrorKind::AddrInUse;
-        if let (true, Some(who)) = (in_use, another_login(port).await) {
+        let who = match in_use {
+            true => another_login(port).await,
+            false => None,
+        };
+        if let Some(who) = who {
+            stopped_since = None;
             if tokio::time::Instant::now() >= deadline {
                 return Err(Error::Busy(format!(
                     "the login of {who} still held 127.0.0.1:{port} (`redirect_port`) after {}s; finish it or end \
@@ -62,6 +71,27 @@ pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
                     wait.as_secs()
                 );
                 holder = Some(who);
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            continue;
+        }
+        if let Some(pid) =
+            in_use.then(|| fsutil::loopback_listener(port)).flatten().filter(|&p| fsutil::process_stopped(p))
+        {
+            let since = *stopped_since.get_or_insert_with(|| {
+                tracing::warn!(
+                    "127.0.0.1:{port} (`redirect_port`) is held by pid {pid}, which is stopped; waiting up to {}s for it \
+                     to be resumed",
+                    STOPPED_GRACE.as_secs()
+                );
+                std::time::Instant::now()
+            });
+            if since.elapsed() >= STOPPED_GRACE {
+                return Err(Error::Busy(format!(
+                    "127.0.0.1:{port} (`redirect_port`) is held by pid {pid}, which is stopped (Ctrl-Z or SIGSTOP; \
+                     another profile's login?); resume it (`fg` in the shell that stopped it, or `kill -CONT {pid}`) \
+                     or end it, then try again"
+                )));
             }
             tokio::time::sleep(Duration::from_millis(250)).await;
             continue;
