@@ -785,6 +785,26 @@ async fn a_fallback_profile_that_exists_nowhere_is_named_and_not_used() {
     assert!(!w.home().join(".oci/sessions/NOPE").exists());
 }
 
+/// `fallback_profile = COMMON` where the INI has `[COMMON]` can never be used (that section is
+/// every profile's): `--status` says so while the profile works (round 79 N3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fallback_profile_naming_the_common_section_is_named() {
+    let w = World::new().await;
+    write_profiles(&w, &[("P", "fallback_profile = COMMON\n")]);
+    let ini = w.read(&w.manager_ini_path()).replace("[COMMON]\n", "[COMMON]\nlogin_timeout = 300\n");
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = woci(&w, &["--status", "--json", "--profile", "P"], &[]).await;
+    assert_eq!(out.status.code(), Some(0), "{}{}", stderr(&out), String::from_utf8_lossy(&out.stdout));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let reason = v["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("its fallback profile COMMON cannot be used") && reason.contains("every profile shares"),
+        "{v}"
+    );
+}
+
 /// Runs woci with `args` in a terminal (`script`), typing each of `keys` after a pause, and
 /// returns its exit status and everything it wrote.
 async fn in_a_terminal(w: &World, args: &str, keys: &[&str]) -> (Option<i32>, String) {

@@ -691,9 +691,19 @@ pub(super) fn with_fallback(report: &mut Report, ctx: &Context, call: &crate::da
     let fallback = crate::settings::Settings::resolve(&call.flags.for_another_profile(), &view, &ctx.env, true)
         .and_then(|s| Context::new(s, ctx.clock.clone(), (*ctx.env).clone()));
     // A typo there shows only on the day the profile itself fails: say it now.
-    if fallback.as_ref().is_ok_and(|fb| crate::renew::facts::profile_unknown(&fb.settings, &fb.store)) {
-        report.reason = format!("{}; its fallback profile {}, so it would not be used", report.reason, nowhere(&name));
-        return;
+    match &fallback {
+        Ok(fb) if crate::renew::facts::profile_unknown(&fb.settings, &fb.store) => {
+            report.reason =
+                format!("{}; its fallback profile {}, so it would not be used", report.reason, nowhere(&name));
+            return;
+        }
+        // A fallback that cannot even be resolved (`COMMON`, a broken section) is said while the
+        // profile works, too.
+        Err(e) if report.exit_code == 0 => {
+            report.reason = format!("{}; its fallback profile `{name}` cannot be used: {e}", report.reason);
+            return;
+        }
+        _ => {}
     }
     if report.exit_code == 0
         || report.clock_refused
