@@ -785,10 +785,11 @@ async fn a_fallback_profile_that_exists_nowhere_is_named_and_not_used() {
     assert!(!w.home().join(".oci/sessions/NOPE").exists());
 }
 
-/// `fallback_profile = COMMON` where the INI has `[COMMON]` can never be used (that section is
-/// every profile's): `--status` says so while the profile works (round 79 N3).
+/// `--status` and `[COMMON]`: `fallback_profile = COMMON` can never be used (that section is every
+/// profile's), which is said while the profile works (round 79 N3); a setting whose value comes
+/// from `[COMMON]` says so (round 77 N4).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_fallback_profile_naming_the_common_section_is_named() {
+async fn status_names_what_comes_from_the_common_section() {
     let w = World::new().await;
     write_profiles(&w, &[("P", "fallback_profile = COMMON\n")]);
     let ini = w.read(&w.manager_ini_path()).replace("[COMMON]\n", "[COMMON]\nlogin_timeout = 300\n");
@@ -803,6 +804,13 @@ async fn a_fallback_profile_naming_the_common_section_is_named() {
         reason.contains("its fallback profile COMMON cannot be used") && reason.contains("every profile shares"),
         "{v}"
     );
+    // The text says which settings come from `[COMMON]` (round 77 N4).
+    let out = woci(&w, &["--status", "--profile", "P"], &[]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line =
+        |k: &str| text.lines().find(|l| l.starts_with(&format!("setting: `{k}`"))).unwrap_or_default().to_owned();
+    assert!(line("login_timeout").ends_with("woci_manager.ini [COMMON]"), "{text}");
+    assert!(line("token_url").ends_with("woci_manager.ini"), "{text}");
 }
 
 /// Runs woci with `args` in a terminal (`script`), typing each of `keys` after a pause, and

@@ -74,6 +74,8 @@ pub struct IniFile {
     pub miscased_common: Option<String>,
     /// Whether the file has the shared `[COMMON]` section (then no profile may be named so).
     pub has_common: bool,
+    /// The keys (lowercase) whose value comes from `[COMMON]`, the profile's section not setting them.
+    pub shared: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for IniFile {
@@ -294,6 +296,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
     );
     let (common, own) = (section(COMMON_SECTION), section(profile));
     // `[COMMON]` as the profile section of a profile named `COMMON` is the same map twice; fine.
+    let shared = common.keys().filter(|k| !own.contains_key(*k)).cloned().collect();
     let mut values = interpolate(&common);
     values.extend(interpolate(&own));
     let names: Vec<&str> = parsed.sections.iter().map(String::as_str).collect();
@@ -319,6 +322,7 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         profile: profile.to_owned(),
         miscased_common,
         has_common: parsed.sections.iter().any(|n| n == COMMON_SECTION),
+        shared,
     })
 }
 

@@ -276,6 +276,8 @@ pub struct Settings {
     pub runtime_dir: Option<PathBuf>,
     /// The manager INI that was read, and whether it has a section for the profile.
     pub ini_file: Option<(PathBuf, bool)>,
+    /// The INI keys whose value comes from its `[COMMON]` section (for `--status`).
+    pub ini_shared: std::collections::BTreeSet<String>,
     /// Without a section for the profile: the section of the INI that was probably meant.
     pub ini_near_section: Option<String>,
     /// How to renew.

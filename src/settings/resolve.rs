@@ -376,6 +376,7 @@ impl Settings {
             debug,
             ini_file: ini.path.clone().map(|p| (p, ini.has_profile_section)),
             ini_near_section: ini.near_section.clone(),
+            ini_shared: ini.shared.clone(),
             origins,
             profile,
             profile_on_cli,

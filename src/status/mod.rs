@@ -66,6 +66,8 @@ pub(crate) struct Inputs<'s> {
     pub daemon: DaemonInfo,
     /// Where each setting not at its default came from (plain text).
     pub origins: BTreeMap<String, String>,
+    /// The settings whose INI value comes from `[COMMON]`.
+    pub shared: std::collections::BTreeSet<String>,
     /// `fallback_profile`.
     pub fallback_profile: Option<String>,
     /// The `--auth` the call runs oci with (`--auth`, `OCI_CLI_AUTH`, `oci_cli_rc`), if any.
@@ -284,6 +286,9 @@ pub(crate) struct Report {
     pub refresh_token: RefreshReport,
     pub daemon: DaemonReport,
     pub settings: BTreeMap<String, String>,
+    /// The settings whose INI value comes from `[COMMON]` (said in the text).
+    #[serde(skip)]
+    pub shared_settings: std::collections::BTreeSet<String>,
     pub fallback_profile: Option<String>,
     /// The fallback profile the next call runs as (this one's renewal cannot succeed).
     pub runs_as: Option<String>,
@@ -448,6 +453,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         },
         daemon: daemon::report(&inp.daemon, machine_now),
         settings: inp.origins.clone(),
+        shared_settings: inp.shared.clone(),
         fallback_profile: inp.fallback_profile.clone(),
         runs_as: None,
         last_failure: inp.last_failure.as_ref().map(|(f, _)| LastFailure {
@@ -570,7 +576,8 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
     }
     daemon::describe(&mut o, &r.profile, daemon_info, r.now);
     for (setting, origin) in &r.settings {
-        let _ = writeln!(o, "setting: `{setting}` from {}", safe(origin));
+        let section = if r.shared_settings.contains(setting) { " [COMMON]" } else { "" };
+        let _ = writeln!(o, "setting: `{setting}` from {}{section}", safe(origin));
     }
     push_line(&mut o, r.fallback_profile.as_ref().map(|f| format!("fallback profile: `{f}`")));
     push_line(
@@ -629,6 +636,13 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
         facts,
         daemon: daemon::inspect(&ctx.store)?,
         origins,
+        shared: ctx
+            .settings
+            .origins
+            .iter()
+            .filter(|(k, (o, _))| matches!(o, crate::settings::Origin::Ini(_)) && ctx.settings.ini_shared.contains(**k))
+            .map(|(k, _)| (*k).to_owned())
+            .collect(),
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
         auth: ctx.settings.auth.clone(),
         start: start_refusal(&ctx.settings),

@@ -351,6 +351,7 @@ mod tests {
                 facts,
                 daemon,
                 origins: Default::default(),
+                shared: Default::default(),
                 fallback_profile: None,
                 auth: None,
                 start: None,

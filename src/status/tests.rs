@@ -42,6 +42,7 @@ fn inputs(token: TokenInput, renewal: RenewalKind, rt: RefreshTokenState) -> Inp
         facts: SessionFacts::for_tests(token, mode(renewal), rt),
         daemon: no_daemon(),
         origins: Default::default(),
+        shared: Default::default(),
         fallback_profile: None,
         auth: None,
         start: None,
