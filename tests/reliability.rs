@@ -24,15 +24,18 @@ async fn callers_waiting_on_a_failed_renewal_fail_fast_with_its_message() {
             tokio::spawn(run(c))
         })
         .collect();
-    let mut messages = Vec::new();
+    let (mut messages, mut told) = (Vec::new(), 0);
     for call in calls {
         let out = call.await.unwrap();
         assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
         messages.push(stderr(&out).lines().last().unwrap_or_default().to_owned());
+        told += usize::from(stderr(&out).contains("that another woci made while this call waited failed"));
     }
     let attempts = w.emu.stats().refresh_grants_attempted();
     assert!(attempts <= 2, "{attempts} refresh grants for 12 callers: the waiting ones must not repeat the renewal");
     assert!(messages.iter().all(|m| m.contains("HTTP 503")), "{messages:#?}");
+    // Each waiter says the failure was another woci's, not its own (round 80 N1).
+    assert!(told >= 12 - attempts as usize, "{told} waiters said whose failure it was");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -313,7 +313,7 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force:
         while_caller_lives(wait_for_other_login(r, cfg)).await?;
         if force != super::Force::Login {
             if let Some(f) = r.store.failure_since(since) {
-                return Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) });
+                return Err(r.failed_elsewhere(f));
             }
             let facts = r.facts()?;
             let now = crate::clock::Clock::unix(r.server.as_ref());

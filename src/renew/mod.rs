@@ -323,8 +323,7 @@ impl Renewer {
             same_inputs(f) && !f.needs_login && !(login_failed(f) && (can_log_in || self.login_elsewhere()))
         };
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(repeatable) {
-            tracing::debug!("another woci's renewal failed while this one waited; not repeating it");
-            return (Err(Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }), None);
+            return (Err(self.failed_elsewhere(f)), None);
         }
 
         // Read again under the lock: another woci may have renewed (or written the config).
@@ -384,6 +383,18 @@ impl Renewer {
             // round of requests (or a login) that just failed.
             Err(e) => self.record_failure(e),
         }
+    }
+
+    /// The failure another woci's renewal (or login) met while this call waited for it: this call
+    /// ends with it rather than repeat the round, saying whose it was, since its words (a code
+    /// sent, a grant refused) are that woci's.
+    pub(super) fn failed_elsewhere(&self, f: FailureRecord) -> Error {
+        tracing::warn!(
+            "the renewal of profile `{}` that another woci made while this call waited failed; this call ends \
+             with its error rather than repeat it",
+            self.settings.profile
+        );
+        Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }
     }
 
     /// Records a failure that involved the network for waiting callers and `--status`.
