@@ -41,6 +41,10 @@ impl Context {
     fn of(settings: Settings, clock: SharedClock, env: Arc<Env>) -> Result<Context> {
         let store = SessionStore::new(&settings.home, &settings.profile)?
             .with_selection(settings.woci_selection())
+            .with_idp(match &settings.mode {
+                crate::settings::RenewMode::Login(c) => format!("{} {}", c.idp.token_url, c.idp.client_id),
+                _ => String::new(),
+            })
             .with_runtime_dir(settings.runtime_dir.clone())
             // A job without `$XDG_RUNTIME_DIR` (cron) also finds what a desktop shell rescued.
             .with_desktop_runtime(match settings.runtime_dir {

@@ -62,6 +62,9 @@ pub struct SessionStore {
     /// The key of the refresh token passphrase, derived when a renewal reads the refresh token
     /// so that sealing its successor after the grant's reply costs no PBKDF2.
     sealer: std::sync::Arc<std::sync::Mutex<Option<crypto::Sealer>>>,
+    /// The identity provider the refresh token is sent to (`token_url`, `auth_client_id`): a
+    /// refusal recorded with another one (a wrong URL, since fixed) does not count.
+    idp: String,
 }
 
 /// What the stored refresh token looks like, without decrypting it.
@@ -148,6 +151,7 @@ impl SessionStore {
             desktop_runtime: None,
             temp_dir: fsutil::temp_dir(),
             sealer: Default::default(),
+            idp: String::new(),
         })
     }
 
@@ -155,6 +159,12 @@ impl SessionStore {
     /// ([`crate::settings::Settings::woci_selection`]; default `--profile P`).
     pub fn with_selection(mut self, selection: String) -> SessionStore {
         self.selection = selection;
+        self
+    }
+
+    /// Names the identity provider refresh grants go to (see the field).
+    pub fn with_idp(mut self, idp: String) -> SessionStore {
+        self.idp = idp;
         self
     }
 
@@ -513,7 +523,8 @@ impl SessionStore {
     }
 
     /// `refresh_token.rejected`: the SHA-256 of the stored refresh token the identity provider
-    /// refused, then why; a new refresh token does not match it.
+    /// refused (with that provider), then why; a new refresh token, or another provider, does
+    /// not match it.
     fn rejected_path(&self) -> PathBuf {
         self.dir.join("refresh_token.rejected")
     }
@@ -522,7 +533,7 @@ impl SessionStore {
     /// that `--status` and the next call know a login is needed without spending a request on it.
     pub fn mark_refresh_token_rejected(&self, why: &str) {
         let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
-        let record = format!("{}\n{why}", refusal_digest(&bytes));
+        let record = format!("{}\n{why}", self.rejection_digest(&bytes));
         if let Err(e) = fsutil::write_atomic(&self.rejected_path(), record.as_bytes()) {
             tracing::debug!("cannot record the refused refresh token: {e}");
         }
@@ -765,7 +776,7 @@ impl SessionStore {
         let rejected = source.as_ref().and_then(|(_, bytes, _)| {
             let record = fsutil::read_text_bounded(&self.rejected_path(), 4096).ok()?;
             let (digest, why) = record.split_once('\n')?;
-            (digest == refusal_digest(bytes)).then(|| why.to_owned())
+            (digest == self.rejection_digest(bytes)).then(|| why.to_owned())
         });
         let unsettled = source.as_ref().and_then(|(_, bytes, _)| self.unsettled_grant(bytes));
         Ok(StoredRefreshToken { source, selection: self.selection.clone(), rotation, rejected, unsettled })
@@ -882,6 +893,18 @@ impl SessionStore {
 
 /// The digest a refused refresh token is remembered by: of the text a renewal sends (trimmed), so
 /// the same token put back with a newline is still known.
+impl SessionStore {
+    /// What `refresh_token.rejected` records of a refused refresh token: its digest with the
+    /// identity provider's, so that fixing a wrong `token_url` or `auth_client_id` lets the token
+    /// be tried again.
+    fn rejection_digest(&self, bytes: &[u8]) -> String {
+        match self.idp.is_empty() {
+            true => refusal_digest(bytes),
+            false => fsutil::sha256_hex(format!("{}\n{}", refusal_digest(bytes), self.idp).as_bytes()),
+        }
+    }
+}
+
 fn refusal_digest(bytes: &[u8]) -> String {
     fsutil::sha256_hex(bytes.trim_ascii())
 }

@@ -258,6 +258,43 @@ async fn a_refused_refresh_token_is_remembered_until_a_login() {
     assert_eq!(status().await.status.code(), Some(0));
 }
 
+/// A refusal met at another identity provider (a wrong `token_url`, since fixed) is not held
+/// against the refresh token: the next call sends it to the right one and renews, without a
+/// login (round 83 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_at_a_since_corrected_token_url_is_forgotten() {
+    use woci_emulator::{Endpoint, Fault};
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let ini = w.read(&w.manager_ini_path());
+    let good = ini.lines().find(|l| l.starts_with("token_url = ")).unwrap().to_owned();
+    // The same endpoint under another URL stands for the wrong IdP, which refuses the token.
+    std::fs::write(w.manager_ini_path(), ini.replace(&good, &format!("{good}?wrong=1"))).unwrap();
+    w.emu.set_fault(Endpoint::IdpToken, Fault::invalid_grant().times(1));
+    let call = || {
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        run(c)
+    };
+    let out = call().await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let out = call().await;
+    assert_eq!(out.status.code(), Some(3), "refused at that URL, it is not sent there again: {}", stderr(&out));
+    std::fs::write(w.manager_ini_path(), &ini).unwrap();
+    let status = run({
+        let mut c = w.woci();
+        c.arg("--status");
+        c
+    })
+    .await;
+    assert_eq!(status.status.code(), Some(0), "{}", String::from_utf8_lossy(&status.stdout));
+    let out = call().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = w.emu.stats();
+    assert_eq!((st.refresh_grants_attempted(), st.auth_code_grants), (2, 0), "one refusal, one grant, no login");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn session_authenticate_forces_a_login_and_is_not_forwarded() {
     let w = World::new().await;
