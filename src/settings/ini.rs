@@ -76,6 +76,9 @@ pub struct IniFile {
     pub has_common: bool,
     /// The keys (lowercase) whose value comes from `[COMMON]`, the profile's section not setting them.
     pub shared: std::collections::BTreeSet<String>,
+    /// The keys a `[DEFAULT]` section sets, when the profile is another: that section is the
+    /// profile `DEFAULT`'s, not shared as in `~/.oci/config` (the Python woci reads it so too).
+    pub default_keys: std::collections::BTreeSet<String>,
 }
 
 impl std::fmt::Debug for IniFile {
@@ -323,6 +326,10 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
         miscased_common,
         has_common: parsed.sections.iter().any(|n| n == COMMON_SECTION),
         shared,
+        default_keys: match profile {
+            "DEFAULT" => Default::default(),
+            _ => section("DEFAULT").into_keys().collect(),
+        },
     })
 }
 

@@ -500,7 +500,17 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
             .filter(|(_, known)| missing.iter().any(|k| def(*k).name == *known))
             .map(|(typo, known)| format!("`{typo}` there is not a woci key: did you mean `{known}`?"))
             .collect();
-        let hint = if typos.is_empty() { String::new() } else { format!("; {}", typos.join("; ")) };
+        let mut hints = typos;
+        let in_default: Vec<&str> =
+            missing.iter().map(|k| def(*k).name).filter(|n| l.ini.default_keys.contains(*n)).collect();
+        if !in_default.is_empty() {
+            hints.push(format!(
+                "`[DEFAULT]` there sets `{}`, but in woci_manager.ini it is the profile `DEFAULT`'s own section, not \
+                 shared as in ~/.oci/config: move what profiles share to `[COMMON]`",
+                in_default.join("`, `")
+            ));
+        }
+        let hint = if hints.is_empty() { String::new() } else { format!("; {}", hints.join("; ")) };
         Error::Config(format!("{what} {} (set them in {where_} or as flags){hint}", names.join(", ")))
     };
 

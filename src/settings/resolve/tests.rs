@@ -55,6 +55,17 @@ fn a_misspelled_key_is_named_in_the_missing_keys_error() {
 }
 
 #[test]
+fn keys_in_a_default_section_are_named_as_not_shared() {
+    // `[P]` holds the IdP, `[DEFAULT]` (written after it) the exchange app, as in ~/.oci/config.
+    let (idp, app) = LOGIN.split_at(LOGIN.find("\nclient_id").unwrap() + 1);
+    let msg = resolve_with(&format!("{idp}\n[DEFAULT]\n{app}"), &[], &[], false).unwrap_err().to_string();
+    assert!(msg.contains("`[DEFAULT]` there sets `client_id`, `client_secret`, `scope`"), "{msg}");
+    assert!(msg.contains("move what profiles share to `[COMMON]`"), "{msg}");
+    let s = resolve_with(&format!("{idp}\n[COMMON]\n{app}"), &[], &[], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::Login(_)), "{:?}", s.mode);
+}
+
+#[test]
 fn no_idp_keys_means_session_refresh() {
     let s = resolve_with("", &[], &[("WOCI_AUTH_ENDPOINT", "http://127.0.0.1:1")], false).unwrap();
     let RenewMode::SessionRefresh(c) = s.mode else { panic!("expected session refresh") };
