@@ -289,8 +289,17 @@ fn session_refresh_plan<'s>(
         ConfigState::Present => None,
     };
     let add_idp = format!("add the profile's IdP settings to `{}` (a `[{p}]` section)", ini_file.display());
-    let setup =
-        |what: String| Decision::impossible(exit::CONFIG, format!("{what} and {no_idp}; {authenticate}, or {add_idp}"));
+    // `DEFAULT` is what a call that names no profile gets: most likely one of the others was meant.
+    let pick = match &f.config {
+        ConfigState::ProfileMissing(names) if p == crate::oci_config::DEFAULT_SECTION && !names.is_empty() => {
+            let n = crate::settings::quote(&names[0]);
+            format!("name one of its profiles (`--profile {n}` or `export OCI_CLI_PROFILE={n}`), ")
+        }
+        _ => String::new(),
+    };
+    let setup = |what: String| {
+        Decision::impossible(exit::CONFIG, format!("{what} and {no_idp}; {pick}{authenticate}, or {add_idp}"))
+    };
     if force == Force::Login {
         return Decision::impossible(
             exit::CONFIG,

@@ -484,6 +484,20 @@ fn decision_table() {
             "(it has `DEFAULT`, `EMU`)",
         ),
         row(
+            "no profile named, the config has others",
+            TokenInput::Missing,
+            Sr,
+            Absent,
+            |f| {
+                f.profile = "DEFAULT".into();
+                f.config = ConfigState::ProfileMissing(vec!["EMU".into()]);
+            },
+            No,
+            "impossible",
+            exit::CONFIG,
+            "name one of its profiles (`--profile EMU` or `export OCI_CLI_PROFILE=EMU`), run `command oci",
+        ),
+        row(
             "short token, capped window",
             testing::present(claims(NOW - 2, NOW + 8)),
             Idp,
