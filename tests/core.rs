@@ -969,6 +969,12 @@ fn man_page_and_completions_come_from_the_binary() {
     };
     let man = call(&["--man"]);
     assert!(man.contains("\n.SH \"EXIT STATUS\"\n"), "{man}");
+    // Each form of the command line, and the argument rules as paragraphs `man` fills.
+    assert!(man.contains("<PROGRAM> [ARGS]...") && man.contains("session authenticate|refresh"), "{man}");
+    assert!(
+        man.contains("\n.SH ARGUMENTS\n") && man.contains("\n.IP \\(bu 2\n") && man.contains(".SH \"SEE ALSO\""),
+        "{man}"
+    );
     for shell in ["bash", "zsh", "fish"] {
         let script = call(&["--completions", shell]);
         assert!(script.contains("auto-refresh"), "{shell}: {script}");

@@ -194,9 +194,9 @@ const RULES: &str = "\
 How arguments are split:
   - woci's own options above are recognized anywhere before `--`, as `--opt value` or `--opt=value`.
   - Names that oci commands also use (--client-id, --client-secret, --scope, --log-level, --status,
-    --json, --all, --prompt, --debug, --exec, -h/--help, -v/--version, --completions, --man) are woci's only
-    before the first oci word (the first argument that is neither an option nor an option's value);
-    after it they go to oci. `--debug` there is also passed on to oci.
+    --json, --all, --prompt, --debug, --exec, -h/--help, -v/--version, --completions, --man) are
+    woci's only before the first oci word (the first argument that is neither an option nor an
+    option's value); after it they go to oci. `--debug` there is also passed on to oci.
   - `--` ends woci's options: everything after it goes to oci unchanged (with --exec: the program
     and its arguments). A `--` after the first oci word is itself passed on to oci.
   - Everything else goes to oci unchanged and in order. woci reads, but never removes, --profile,
@@ -216,15 +216,18 @@ pub fn command() -> clap::Command {
     build_command(true)
 }
 
+/// The forms of a woci command line (`--help`'s Usage and the man page's SYNOPSIS).
+const USAGE: [&str; 3] = [
+    "woci [WOCI OPTIONS] [OCI ARGS]...",
+    "woci [WOCI OPTIONS] --exec -- <PROGRAM> [ARGS]...",
+    "woci [WOCI OPTIONS] session authenticate|refresh",
+];
+
 fn build_command(with_hidden: bool) -> clap::Command {
     let mut cmd = clap::Command::new("woci")
         .version(env!("CARGO_PKG_VERSION"))
         .about(ABOUT)
-        .override_usage(
-            "woci [WOCI OPTIONS] [OCI ARGS]...\n       \
-             woci [WOCI OPTIONS] --exec -- <PROGRAM> [ARGS]...\n       \
-             woci [WOCI OPTIONS] session authenticate|refresh",
-        )
+        .override_usage(USAGE.join("\n       "))
         .disable_help_flag(true)
         .disable_version_flag(true)
         .after_help(RULES)
@@ -348,18 +351,18 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     script
 }
 
-/// The man page (roff): clap's sections, then EXIT STATUS, ENVIRONMENT and FILES from
-/// [`reference`] (the README's tables).
+/// The man page (roff): clap's sections, ARGUMENTS (the `--help` rules) and SEE ALSO, then
+/// SETTINGS, EXIT STATUS, ENVIRONMENT and FILES from [`reference`] (the README's tables).
 pub fn man_page() -> Vec<u8> {
     let man = clap_mangen::Man::new(command());
     let mut buf = Vec::new();
     // Writing to a Vec cannot fail.
     let _ = man.render_title(&mut buf);
     let _ = man.render_name_section(&mut buf);
-    let _ = man.render_synopsis_section(&mut buf);
+    let _ = reference::man_synopsis(&USAGE).to_writer(&mut buf);
     let _ = man.render_description_section(&mut buf);
     let _ = man.render_options_section(&mut buf);
-    let _ = man.render_extra_section(&mut buf);
+    let _ = reference::man_rules(RULES).to_writer(&mut buf);
     let _ = reference::man_sections().to_writer(&mut buf);
     let _ = man.render_version_section(&mut buf);
     buf

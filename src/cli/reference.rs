@@ -200,6 +200,50 @@ pub fn man_sections() -> roff::Roff {
 }
 
 /// `text with `code`` → roman and bold pieces.
+/// The SYNOPSIS section: one line a form of the command line (`--help`'s Usage).
+pub fn man_synopsis(forms: &[&str]) -> roff::Roff {
+    let mut roff = roff::Roff::new();
+    roff.control("SH", ["SYNOPSIS"]);
+    for (i, form) in forms.iter().enumerate() {
+        if i > 0 {
+            roff.control("br", []);
+        }
+        let (name, rest) = form.split_once(' ').unwrap_or((form, ""));
+        roff.text([roff::bold(name), roff::roman(format!(" {rest}"))]);
+    }
+    roff
+}
+
+/// The ARGUMENTS section from `--help`'s rules text (a heading line, `  - ` bullets whose
+/// indented lines continue them, paragraphs), each bullet its own indented paragraph so that
+/// `man` fills it, and SEE ALSO.
+pub fn man_rules(text: &str) -> roff::Roff {
+    let mut roff = roff::Roff::new();
+    roff.control("SH", ["ARGUMENTS"]);
+    let mut paragraphs: Vec<(bool, String)> = Vec::new();
+    for line in text.lines() {
+        match (line.strip_prefix("  - "), paragraphs.last_mut()) {
+            (Some(bullet), _) => paragraphs.push((true, bullet.to_owned())),
+            (None, Some((_, p))) if line.starts_with("    ") => p.push_str(&format!(" {}", line.trim())),
+            _ if line.trim().is_empty() => {}
+            _ => paragraphs.push((false, line.to_owned())),
+        }
+    }
+    for (bullet, p) in paragraphs {
+        match bullet {
+            true => roff.control("IP", ["\\(bu", "2"]),
+            false => roff.control("PP", []),
+        };
+        roff.text(inlines(&p));
+    }
+    roff.control("SH", ["SEE ALSO"]);
+    roff.text(inlines(
+        "oci(1); README.md and QUICKSTART.md (in /usr/share/doc/woci from the Debian package, or the source \
+         repository)",
+    ));
+    roff
+}
+
 fn inlines(text: &str) -> Vec<roff::Inline> {
     text.split('`')
         .enumerate()
