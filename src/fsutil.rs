@@ -863,6 +863,19 @@ pub(crate) fn first_private_folder(runtime_dir: Option<&Path>, temp_dir: &Path, 
     Ok(dir)
 }
 
+/// The folders made up for `name` in `temp_dir` (`<name>-<uid>.<random>`, as
+/// [`first_private_folder`] makes them) that are this user's and private; others' are passed over.
+pub(crate) fn made_up_folders(temp_dir: &Path, name: &str) -> Vec<PathBuf> {
+    let prefix = format!("{name}-{}.", user_id());
+    let Ok(entries) = fs::read_dir(temp_dir) else { return Vec::new() };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)))
+        .map(|e| e.path())
+        .filter(|p| matches!(PrivateDir::open(p, false), Ok(Some(_))))
+        .collect()
+}
+
 /// Removes `dir` when it is a folder [`first_private_folder`] made up for `name` (another user
 /// held the usual names) and nothing is left in it: a random name frees nothing anyone can take.
 pub(crate) fn release_private_folder(dir: &Path, name: &str) {

@@ -592,9 +592,32 @@ impl SessionStore {
 
     /// The folders a refresh token that could not be stored in the session folder may be kept
     /// in, in order: `$XDG_RUNTIME_DIR/woci-rescue` when the runtime folder is private (the
-    /// user's, no access for others, not a symbolic link), then `$TMPDIR/woci-rescue-<uid>`.
+    /// user's, no access for others, not a symbolic link), then `$TMPDIR/woci-rescue-<uid>`, or,
+    /// when another user took that name, the folders of this user's own made up beside it
+    /// (`woci-rescue-<uid>.<random>`, see [`Self::write_rescue`]), so nobody can turn the rescue
+    /// off by taking a name.
     fn rescue_dirs(&self) -> Vec<PathBuf> {
-        fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue")
+        let mut dirs = fsutil::private_folders(self.runtime_dir.as_deref(), &self.temp_dir, "woci-rescue");
+        let usual = dirs.pop().expect("the temporary folder's is always there");
+        match fsutil::PrivateDir::open(&usual, false) {
+            Ok(_) => dirs.push(usual),
+            // A `TMPDIR` that is a file holds no rescue, made up or not.
+            Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => dirs.push(usual),
+            Err(e) => {
+                if crate::logging::first_time(&format!("rescue taken {}", usual.display())) {
+                    tracing::warn!(
+                        "{e}; a refresh token woci must rescue goes to a folder of this user's own beside it instead"
+                    );
+                }
+                dirs.extend(fsutil::made_up_folders(&self.temp_dir, "woci-rescue"));
+            }
+        }
+        dirs
+    }
+
+    /// Whether another user holds `$TMPDIR/woci-rescue-<uid>` (see [`Self::rescue_dirs`]).
+    fn usual_rescue_taken(&self, dirs: &[PathBuf]) -> bool {
+        !dirs.contains(&self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id())))
     }
 
     /// [`Self::rescue_dirs`], then the desktop's runtime folder's, when private: where rescued
@@ -626,7 +649,17 @@ impl SessionStore {
             return Err(crate::critical::refused_write(Path::new(&self.rescue_name())));
         }
         let sealed = self.seal(token, passphrase);
-        let dirs = self.rescue_dirs();
+        let mut dirs = self.rescue_dirs();
+        let prefix = format!("woci-rescue-{}.", fsutil::user_id());
+        let made_up = |d: &PathBuf| d.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix));
+        let mut fresh = None;
+        if self.usual_rescue_taken(&dirs) && !dirs.iter().any(made_up) {
+            match fsutil::new_private_dir(&self.temp_dir, &prefix) {
+                Ok(d) => fresh = Some(d.keep()),
+                Err(e) => tracing::warn!("{e}"),
+            }
+            dirs.extend(fresh.clone());
+        }
         let mut last_error = Error::Other("no rescue folder".into());
         for dir in &dirs {
             let written = fsutil::PrivateDir::open(dir, true).and_then(|d| match d {
@@ -640,6 +673,10 @@ impl SessionStore {
                 }
                 Err(e) => last_error = e,
             }
+        }
+        // A folder made up for nothing frees nothing anyone can take: removed.
+        if let Some(d) = fresh {
+            fsutil::release_private_folder(&d, "woci-rescue");
         }
         Err(last_error)
     }
@@ -669,11 +706,13 @@ impl SessionStore {
         None
     }
 
-    /// Removes the rescued copies in `dirs` but the one in `kept_in`.
+    /// Removes the rescued copies in `dirs` but the one in `kept_in`, and a made-up folder left
+    /// empty.
     fn remove_rescues(&self, dirs: &[PathBuf], kept_in: Option<&PathBuf>) {
         for dir in dirs.iter().filter(|d| Some(*d) != kept_in) {
             if let Ok(Some(d)) = fsutil::PrivateDir::open(dir, false) {
                 let _ = d.remove(&self.rescue_name());
+                fsutil::release_private_folder(dir, "woci-rescue");
             }
         }
     }
@@ -1457,10 +1496,24 @@ mod tests {
         chmod(&theirs, 0o700);
         std::os::unix::fs::symlink(&theirs, rescue_dir(tmp2.path())).unwrap();
         assert_ignored(&s2, &rescue_dir(tmp2.path()), "symlinked folder");
-        // Nor is anything written through it.
-        let e = s2.write_rescue(&SecretString::from("rt-rescued"), None).unwrap_err();
-        assert!(e.to_string().contains("symbolic link"), "{e}");
+        // Nor is anything written through it: a folder of this user's own beside it serves, so
+        // taking the name does not turn the rescue off (round 81 F2).
+        assert_rescued_beside(&s2, tmp2.path());
         assert_eq!(std::fs::read_to_string(theirs.join(s2.rescue_name())).unwrap(), "rt-planted");
+    }
+
+    /// A rescue with `$TMPDIR/woci-rescue-<uid>` taken: kept in a made-up folder of this user's
+    /// beside it, found and moved back from there, the folder then removed.
+    #[cfg(unix)]
+    fn assert_rescued_beside(s: &SessionStore, tmp: &Path) {
+        let path = s.write_rescue(&SecretString::from("rt-rescued"), None).unwrap();
+        let folder = path.parent().unwrap().to_owned();
+        let name = folder.file_name().unwrap().to_str().unwrap().to_owned();
+        assert!(name.starts_with(&format!("woci-rescue-{}.", fsutil::user_id())) && folder.parent() == Some(tmp));
+        assert!(fsutil::PrivateDir::open(&folder, false).unwrap().is_some(), "private");
+        assert_eq!(s.stored_refresh_token().unwrap().rescued(), Some(path.as_path()));
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-rescued");
+        assert!(!folder.exists(), "moved back, the made-up folder goes");
     }
 
     #[cfg(unix)]
@@ -1487,7 +1540,7 @@ mod tests {
             std::os::unix::fs::chown(&f, Some(0), Some(0)).unwrap();
             std::os::unix::fs::chown(rescue_dir(tmp.path()), Some(65534), Some(65534)).unwrap();
             assert_ignored(&s, &f, "folder of uid 65534");
-            assert!(s.write_rescue(&SecretString::from("rt-rescued"), None).is_err());
+            assert_rescued_beside(&s, tmp.path());
             assert_eq!(std::fs::read_to_string(&f).unwrap(), "rt-planted");
         }
         let _ = f;
