@@ -1261,6 +1261,29 @@ async fn two_profiles_sharing_a_redirect_port_log_in_one_after_the_other() {
     assert_eq!(w.read(&opened).lines().count(), 2, "one browser each");
 }
 
+/// The browser a login opens lives on and hands its environment to all it starts: it never gets
+/// woci's passphrase variables, as no other child does (round 81 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_login_browser_gets_no_passphrase_variable() {
+    let w = World::new().await;
+    w.write_manager_ini(&[("refresh_token_passphrase_env", "MY_RT_PASS")]);
+    let (seen, browser) = (w.home().join("browser.env"), w.home().join("bin/env-browser"));
+    write_exec(&browser, &format!("#!/bin/sh\nenv > '{}'\nexec '{}' \"$@\"\n", seen.display(), w.browser.display()));
+    let out = run({
+        let mut c = w.woci();
+        c.env("BROWSER", &browser)
+            .env("MY_RT_PASS", "pass-phrase-one")
+            .env("WOCI_OTHER_PASSPHRASE", "pass-phrase-two")
+            .env("WOCI_KEEP", "kept")
+            .args(["session", "authenticate"]);
+        c
+    })
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let env = w.read(&seen);
+    assert!(env.contains("WOCI_KEEP=kept") && !env.contains("pass-phrase"), "{env}");
+}
+
 /// The world's profile and a profile `OTHER` like it, sharing `redirect_port` from `[COMMON]`.
 fn share_redirect_port(w: &World) {
     let ini = w.read(&w.manager_ini_path());

@@ -292,6 +292,7 @@ async fn woci_login_then_refresh(auth: ClientAuth, client_secret: Option<&str>) 
         profile: "E2E".into(),
         selection: "--profile E2E".into(),
         on_url: None,
+        hide_env: Vec::new(),
     };
     let tokens = woci::oidc::login(&http, &cfg, &opts)
         .await

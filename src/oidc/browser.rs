@@ -33,17 +33,17 @@ fn candidates(command: Option<&OsStr>, url: &Url) -> Vec<Vec<OsString>> {
 }
 
 /// Starts the first browser that starts, without waiting for it; a background thread reaps it.
-/// Returns a short reason when none can even be started.
-pub(super) fn launch(command: Option<&OsStr>, url: &Url) -> Result<(), String> {
+/// `hide`: variables of woci's secrets the browser must not get (a browser lives on and passes
+/// its environment to all it starts). Returns a short reason when none can even be started.
+pub(super) fn launch(command: Option<&OsStr>, url: &Url, hide: &[OsString]) -> Result<(), String> {
     let mut failures = Vec::new();
     for argv in candidates(command, url) {
         let shown = argv[0].to_string_lossy().into_owned();
-        let started = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn();
+        let mut cmd = Command::new(&argv[0]);
+        for var in hide {
+            cmd.env_remove(var);
+        }
+        let started = cmd.args(&argv[1..]).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).spawn();
         match started {
             Ok(mut child) => {
                 std::thread::spawn(move || match child.wait() {

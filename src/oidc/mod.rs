@@ -75,6 +75,9 @@ pub struct LoginOptions {
     /// When set, called with the authorization URL instead of launching a browser (even when
     /// `open_browser` is true). The URL is printed either way.
     pub on_url: Option<UrlHook>,
+    /// Environment variables holding woci's secrets (the passphrase variables): removed from the
+    /// browser's environment.
+    pub hide_env: Vec<OsString>,
 }
 
 impl fmt::Debug for LoginOptions {
@@ -187,7 +190,7 @@ impl LoginOptions {
         if let Some(hook) = &self.on_url {
             hook(url);
         } else if self.open_browser && (platform_default || self.browser_command.is_some()) {
-            if let Err(reason) = browser::launch(self.browser_command.as_deref(), url) {
+            if let Err(reason) = browser::launch(self.browser_command.as_deref(), url, &self.hide_env) {
                 tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
             }
         }

@@ -320,6 +320,7 @@ fn opts(hook: Option<UrlHook>, timeout: Duration) -> LoginOptions {
         profile: "myprofile".into(),
         selection: "--profile myprofile".into(),
         on_url: hook,
+        hide_env: Vec::new(),
     }
 }
 
@@ -581,7 +582,7 @@ fn callback_handler_classifies_requests() {
 #[test]
 fn browser_launch_failure_is_reported_not_fatal() {
     let url = Url::parse("http://127.0.0.1:1/x").unwrap();
-    let err = browser::launch(Some(std::ffi::OsStr::new("/nonexistent/woci-browser")), &url).unwrap_err();
+    let err = browser::launch(Some(std::ffi::OsStr::new("/nonexistent/woci-browser")), &url, &[]).unwrap_err();
     assert!(err.contains("/nonexistent/woci-browser"), "{err}");
 }
 
@@ -597,7 +598,7 @@ fn browser_gets_the_url_as_its_only_argument() {
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     let url = Url::parse("http://127.0.0.1:1/authorize?a=1&b=two words;$(id)").unwrap();
-    browser::launch(Some(script.as_os_str()), &url).unwrap();
+    browser::launch(Some(script.as_os_str()), &url, &[]).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !out.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
@@ -622,14 +623,14 @@ fn browser_lists_and_placeholders_as_pythons_webbrowser_reads_them() {
     }
     let url = Url::parse("http://127.0.0.1:1/authorize?a=1").unwrap();
     let browser = format!("/nonexistent/first:{} --new-window %s", script.display());
-    browser::launch(Some(std::ffi::OsStr::new(&browser)), &url).unwrap();
+    browser::launch(Some(std::ffi::OsStr::new(&browser)), &url, &[]).unwrap();
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !out.exists() && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(50));
     assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("--new-window\n{}\n", url.as_str()));
-    let err = browser::launch(Some(std::ffi::OsStr::new("/nonexistent/a:/nonexistent/b %s")), &url).unwrap_err();
+    let err = browser::launch(Some(std::ffi::OsStr::new("/nonexistent/a:/nonexistent/b %s")), &url, &[]).unwrap_err();
     assert!(err.contains("/nonexistent/a") && err.contains("/nonexistent/b"), "{err}");
 }
 

@@ -358,6 +358,7 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
         profile: r.settings.profile.clone(),
         selection: r.settings.woci_selection(),
         on_url: None,
+        hide_env: r.settings.secret_env.iter().map(Into::into).collect(),
     };
     r.store.check_writable()?;
     // Ctrl-C ends the wait for the person at once: a login spends nothing until its tokens
