@@ -1284,6 +1284,44 @@ async fn the_login_browser_gets_no_passphrase_variable() {
     assert!(env.contains("WOCI_KEEP=kept") && !env.contains("pass-phrase"), "{env}");
 }
 
+/// An OCI config others can write, or another user's, names the key a session is bound to and
+/// where its token goes: woci renews into it no more than it runs a manager INI like it (round 81
+/// F3); the call fails (exit 2) naming the fix, and nothing is renewed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oci_config_others_control_is_not_renewed_into() {
+    use std::os::unix::fs::PermissionsExt;
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let config = w.home().join(".oci/config");
+    let call = || {
+        let mut c = w.woci();
+        c.args(["os", "ns", "get"]);
+        run(c)
+    };
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = call().await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is writable by every user") && stderr(&out).contains("chmod go-w"),
+        "{}",
+        stderr(&out)
+    );
+    // Another user's (a file planted in a shared folder), where the test can hand it over.
+    if unsafe { libc::geteuid() } == 0 {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::os::unix::fs::chown(&config, Some(65534), None).unwrap();
+        let out = call().await;
+        assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+        assert!(stderr(&out).contains("belongs to another user (uid 65534)"), "{}", stderr(&out));
+        std::os::unix::fs::chown(&config, Some(0), None).unwrap();
+    }
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), 0, "nothing renewed");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = call().await;
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
 /// The world's profile and a profile `OTHER` like it, sharing `redirect_port` from `[COMMON]`.
 fn share_redirect_port(w: &World) {
     let ini = w.read(&w.manager_ini_path());

@@ -62,7 +62,7 @@ pub const EXIT_CODES: &[Row] = &[
          `--log-level LOUD`, a `key_file` the config names but that does not exist (other than the key woci \
          made in the session folder, which it makes again) or is a folder, a session folder, lock file, pid \
          or daemon state file that is a symlink or not a regular file, a `~/.oci` or \
-         manager INI others can write (every user, or a group with other members), a `refresh_token_passphrase_env` variable that is not set, a variable woci reads whose value is not UTF-8 text, no new passphrase typed at its \
+         manager INI others can write (every user, or a group with other members), an OCI config of a session woci renews that is another user's or others can write, a `refresh_token_passphrase_env` variable that is not set, a variable woci reads whose value is not UTF-8 text, no new passphrase typed at its \
          prompt, a session from a woci login whose profile has no IdP settings any more: its section removed, \
          or met while an editor saves the file)",
     ),

@@ -33,6 +33,25 @@ pub struct OciProfile {
     pub token_file_from_default: bool,
 }
 
+/// Refuses an OCI config of another user's (root's is trusted) or one others can write, as the
+/// manager INI is refused.
+fn foreign_config(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    let why = if meta.uid() != 0 && !fsutil::own_or_home_users(meta.uid(), path.parent()) {
+        format!("belongs to another user (uid {})", meta.uid())
+    } else if let Some(who) = crate::access::others_can_write(meta) {
+        format!("is writable by {who} (mode {:o})", meta.mode() & 0o7777)
+    } else {
+        return Ok(());
+    };
+    Err(Error::Config(format!(
+        "the OCI config `{shown}` {why}, and it names the key a session is bound to and where its token goes; use a \
+         config of your own (`--config-file`, `OCI_CLI_CONFIG_FILE`), or make this one yours and not writable by \
+         others (`chown`, `chmod go-w`)"
+    )))
+}
+
 impl OciProfile {
     /// `user` and no `security_token_file` of its own (one from `[DEFAULT]` is another profile's
     /// session: `oci` signs with the API key and warns it is unused), and no woci IdP or source
@@ -80,6 +99,14 @@ impl OciProfile {
             token_file_from_default: inherited.contains("security_token_file") && !inherited.contains("user"),
             raw,
         };
+        // A session woci renews goes where the config says, bound to the key it names: a config
+        // another user owns or can write (a file planted in `/tmp`) would choose both for them.
+        // An API-key call goes to oci as it is, which reads any config.
+        if state == ConfigState::Present && !profile.is_api_key(&settings.mode) {
+            if let Ok(meta) = std::fs::metadata(config_file) {
+                foreign_config(config_file, &meta)?;
+            }
+        }
         Ok((state, profile))
     }
 
