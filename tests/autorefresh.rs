@@ -356,13 +356,14 @@ async fn passphrase_variables_never_reach_the_child() {
     let mut cmd = woci_std(&w, tmp.path());
     cmd.env("MY_RT_PASS", "pass-phrase-one")
         .env("WOCI_OTHER_PASSPHRASE", "pass-phrase-two")
+        .env("WOCI_CLIENT_SECRET", &w.cfg.exchange_client_secret)
         .env("WOCI_KEEP", "kept")
         .args(["--auto-refresh", "--exec", "--", "env"]);
     let o = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(stdout.contains("WOCI_KEEP=kept"), "other variables pass: {stdout}");
-    assert!(!stdout.contains("pass-phrase"), "{stdout}");
+    assert!(!stdout.contains("pass-phrase") && !stdout.contains("WOCI_CLIENT_SECRET"), "{stdout}");
     // The stand-in `oci` (plain exec path) sees none of them either.
     let mut cmd = woci_std(&w, tmp.path());
     let script = tmp.path().join("env-oci");

@@ -339,6 +339,8 @@ impl Settings {
             l.found.borrow_mut().insert("log_level", (Origin::Env("RUST_LOG"), SecretString::from(filter.as_str())));
         }
         let mut secret_env: Vec<String> = env.keys().filter(|k| super::is_woci_passphrase_var(k)).cloned().collect();
+        // A client secret given by its variable (`WOCI_CLIENT_SECRET`): woci's, not the child's.
+        secret_env.extend(super::table::SETTINGS.iter().filter(|d| d.secret).filter_map(|d| d.env).map(str::to_owned));
         match &mode {
             RenewMode::Login(c) => {
                 if let PassphraseSource::Env { var, .. } = &c.passphrase {

@@ -256,10 +256,10 @@ pub const SETTINGS: &[Def] = &[
     d(Key::AuthClientId, "auth_client_id", Text, "Client id of the login (authorization code + refresh) application")
         .flag("auth-client-id", "ID", Anywhere, H_IDP),
     d(Key::AuthClientSecret, "auth_client_secret", Text, "Client secret of the login application, if it has one")
-        .flag("auth-client-secret", "SECRET", Anywhere, H_IDP).secret(),
+        .flag("auth-client-secret", "SECRET", Anywhere, H_IDP).env("WOCI_AUTH_CLIENT_SECRET").secret(),
     d(Key::ClientId, "client_id", Text, "Client id of the OCI token exchange application").flag("client-id", "ID", Leading, H_IDP),
     d(Key::ClientSecret, "client_secret", Text, "Client secret of the token exchange application")
-        .flag("client-secret", "SECRET", Leading, H_IDP).secret(),
+        .flag("client-secret", "SECRET", Leading, H_IDP).env("WOCI_CLIENT_SECRET").secret(),
     d(Key::Scope, "scope", Text, "Scopes to request, space separated; must include offline_access").flag("scope", "SCOPES", Leading, H_IDP),
     d(Key::RedirectPort, "redirect_port", Port, "Loopback port of the login callback http://127.0.0.1:PORT/callback")
         .flag("redirect-port", "PORT", Anywhere, H_IDP),

@@ -55,6 +55,18 @@ fn a_misspelled_key_is_named_in_the_missing_keys_error() {
 }
 
 #[test]
+fn client_secrets_come_from_their_variables_and_stay_woci_s() {
+    let ini = LOGIN.replace("client_secret = s\n", "");
+    let env = [("WOCI_CLIENT_SECRET", "from-env"), ("WOCI_AUTH_CLIENT_SECRET", "auth-from-env")];
+    let s = resolve_with(&ini, &[], &env, false).unwrap();
+    let RenewMode::Login(c) = &s.mode else { panic!("expected a login profile") };
+    assert_eq!(c.exchange.client_secret.expose(), "from-env");
+    assert_eq!(c.idp.client_secret.as_ref().unwrap().expose(), "auth-from-env");
+    assert!(s.secret_env.iter().any(|v| v == "WOCI_CLIENT_SECRET"), "{:?}", s.secret_env);
+    assert!(s.secret_env.iter().any(|v| v == "WOCI_AUTH_CLIENT_SECRET"), "{:?}", s.secret_env);
+}
+
+#[test]
 fn keys_in_a_default_section_are_named_as_not_shared() {
     // `[P]` holds the IdP, `[DEFAULT]` (written after it) the exchange app, as in ~/.oci/config.
     let (idp, app) = LOGIN.split_at(LOGIN.find("\nclient_id").unwrap() + 1);
