@@ -1023,14 +1023,20 @@ impl SessionStore {
 fn warn_if_readable_by_others(path: &Path) {
     #[cfg(unix)]
     {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(path).map_or(0, |m| m.permissions().mode() & 0o777);
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        // A device or FIFO is no key at all (the key check says so), and `chmod` fixes only a
+        // file of this user's own.
+        let Ok(meta) = std::fs::metadata(path).map_err(drop).and_then(|m| if m.is_file() { Ok(m) } else { Err(()) })
+        else {
+            return;
+        };
+        let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
-            tracing::warn!(
-                "private key `{}` is readable by other users (mode {mode:o}); run `chmod 600 {}`",
-                path.display(),
-                path.display()
-            );
+            let fix = match meta.uid() == fsutil::user_id() {
+                true => format!("run `chmod 600 {}`", path.display()),
+                false => format!("it is uid {}'s: use a key file of your own", meta.uid()),
+            };
+            tracing::warn!("private key `{}` is readable by other users (mode {mode:o}); {fix}", path.display());
         }
     }
     #[cfg(not(unix))]

@@ -107,7 +107,7 @@ fn verification_url(field: &str, value: &str) -> Result<Url> {
     crate::settings::parse_url(value, field).map_err(|_| Error::Protocol {
         service: super::SERVICE,
         reason: format!(
-            "the device authorization answer's `{field}` is `{}`, which is not an https:// URL (http:// only to 127.0.0.1, ::1 or localhost); woci neither shows nor opens it: check the identity provider's device flow settings",
+            "the device authorization answer's `{field}` is `{}`, which is not an https:// URL (http:// only to 127.0.0.1, ::1 or localhost); woci does not open it or offer it as the page to visit: check the identity provider's device flow settings",
             token_endpoint::scrub(value, &[])
         ),
     })

@@ -472,11 +472,21 @@ fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) 
         _ => match crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unusable(
                 exit::CORRUPT_FILE,
-                format!(
-                    "cannot read the key `{}`: permission denied; as its owner run `chmod 600 {}`",
-                    path.display(),
-                    path.display()
-                ),
+                match fsutil::mode_and_owner(path) {
+                    // Another user's (root's, after `sudo`): only an owner change gives it back.
+                    Some((_, owner)) if owner != fsutil::user_id() => format!(
+                        "cannot read the key `{}`: permission denied; it belongs to uid {owner}: give it back with \
+                         `sudo chown {} {}`",
+                        path.display(),
+                        fsutil::user_id(),
+                        path.display()
+                    ),
+                    _ => format!(
+                        "cannot read the key `{}`: permission denied; run `chmod 600 {}`",
+                        path.display(),
+                        path.display()
+                    ),
+                },
             ),
             Err(e) => unusable(exit::CORRUPT_FILE, format!("cannot read the key `{}`: {e}", path.display())),
             Ok(pem) if pem.contains("ENCRYPTED") => (KeyState::Encrypted(path.to_owned()), None),
