@@ -137,8 +137,20 @@ async fn file_source_is_read_again_at_every_renewal() {
     assert!(stderr(&out).contains(&file.display().to_string()) && stderr(&out).contains("expired"), "{}", stderr(&out));
     assert_no_secrets(&stderr(&out), &[&expired]);
 
+    // Without a session token, `--status` counts that failure until the file is written again,
+    // then says what the next call does (round 82 F1).
+    std::fs::remove_file(w.session_dir().join("token")).unwrap();
+    let status = || {
+        let mut c = woci(&w);
+        c.arg("--status");
+        run(c)
+    };
+    assert_eq!(status().await.status.code(), Some(11));
+    std::thread::sleep(Duration::from_millis(20));
     let rotated = w.emu.issue_actions_token(AUD, 300);
     std::fs::write(&file, &rotated).unwrap();
+    let out = status().await;
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stdout));
     let out = refresh().await;
     assert_minted_without_login(&w, &out, &[&rotated, &first]);
     assert_eq!(w.emu.stats().exchanges, 2);

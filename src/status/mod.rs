@@ -208,7 +208,12 @@ fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
                 ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at
             }
         };
-        (f, changed)
+        // A source file written since its JWT failed (a kubelet's rewrite, the file back) is
+        // what the next call reads: that failure says nothing of it (round 82 F1).
+        let source_rewritten = f.exit_code == crate::error::exit::SUBJECT_TOKEN
+            && matches!(&ctx.settings.mode, crate::settings::RenewMode::Federated(c)
+                if matches!(&c.source, crate::settings::SubjectTokenSource::File(p) if changed_ms(p) > f.at));
+        (f, changed || source_rewritten)
     })
 }
 
