@@ -155,6 +155,14 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
 /// A login is needed for `profile` (as said, in backticks) but no person can be asked: `command`
 /// is what to run in a terminal.
 pub(crate) fn no_terminal(profile: &str, command: &str) -> Error {
+    // At a terminal with standard error sent elsewhere (`2>&1 | tee log`): that is the fix.
+    if crate::terminal::has_controlling_terminal() {
+        return Error::Login(format!(
+            "interactive login required for profile {profile}, but woci's standard error, where a login shows its URL \
+             and code, goes to a file or pipe (`2>&1 | tee …`?), not to this terminal; run `{command}` with standard \
+             error on the terminal"
+        ));
+    }
     Error::Login(format!(
         "interactive login required for profile {profile} but no terminal is attached (woci's standard error, where a \
          login shows its URL and code, is not one, or kubectl forbids its use: `interactiveMode: Never`); run \
