@@ -719,7 +719,27 @@ impl SessionStore {
 
     /// Reads the UPST at `path` (the config's `security_token_file`, or [`Self::token_path`]).
     /// `Ok(None)` when absent or empty; a token that does not decode is [`Error::CorruptFile`].
+    /// `oci session refresh` rewrites the file in place (emptied, then written): a file written
+    /// within the last seconds that reads empty or cut short is read again for up to a second
+    /// before it counts as such (round 82 F3).
     pub fn read_token_at(path: &Path) -> Result<Option<(SecretString, UpstClaims)>> {
+        let settle_until = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let read = Self::read_token_once(path);
+            let fresh = || {
+                std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .is_ok_and(|t| t.elapsed().is_ok_and(|age| age < Duration::from_secs(2)))
+            };
+            let partial = matches!(read, Ok(None) | Err(Error::CorruptFile { .. }));
+            if !partial || std::time::Instant::now() >= settle_until || !fresh() {
+                return read;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn read_token_once(path: &Path) -> Result<Option<(SecretString, UpstClaims)>> {
         let Some(bytes) = fsutil::read_optional(path)? else { return Ok(None) };
         let text = String::from_utf8(bytes).map_err(|_| Error::corrupt(path, "not UTF-8 text"))?;
         let token = text.trim();
@@ -1127,6 +1147,30 @@ mod tests {
 
     fn upst(exp: i64) -> String {
         format!("eyJhbGciOiJSUzI1NiJ9.{}.c2ln", URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp},"tenant":"t"}}"#)))
+    }
+
+    /// A token file another program rewrites in place (emptied, then written) is read again
+    /// while it settles, not taken for a missing session (round 82 F3).
+    #[test]
+    fn a_token_file_being_rewritten_in_place_is_read_once_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("token");
+        std::fs::write(&path, "").unwrap();
+        let (p, token) = (path.clone(), upst(4_000_000_000));
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::write(p, token).unwrap();
+        });
+        assert!(SessionStore::read_token_at(&path).unwrap().is_some(), "read once written");
+        writer.join().unwrap();
+        // An empty file nobody is writing is none, at once.
+        let old = dir.path().join("old");
+        std::fs::write(&old, "").unwrap();
+        let past = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(past).unwrap();
+        let started = std::time::Instant::now();
+        assert!(SessionStore::read_token_at(&old).unwrap().is_none());
+        assert!(started.elapsed() < Duration::from_millis(500));
     }
 
     #[test]
