@@ -1166,7 +1166,7 @@ mod tests {
         // An empty file nobody is writing is none, at once.
         let old = dir.path().join("old");
         std::fs::write(&old, "").unwrap();
-        let past = std::time::SystemTime::now() - Duration::from_secs(60);
+        let past = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
         std::fs::File::options().write(true).open(&old).unwrap().set_modified(past).unwrap();
         let started = std::time::Instant::now();
         assert!(SessionStore::read_token_at(&old).unwrap().is_none());
