@@ -40,6 +40,9 @@ use zeroize::Zeroizing;
 /// How long a `command:` source may run.
 pub(crate) const COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// When a helper still running is said to be slow (before the proxy's 10 s wait for a renewal).
+const SLOW_HELPER: Duration = Duration::from_secs(5);
+
 /// The most of a helper's stderr kept (the rest is read and dropped): only its first line is used.
 pub(crate) const MAX_STDERR: usize = 8 * 1024;
 
@@ -341,8 +344,12 @@ impl SubjectTokenSource {
         let reading_out = read_capped(child.stdout.take(), out, MAX_INPUT, true);
         let reading_err = read_capped(child.stderr.take(), err, MAX_STDERR, false);
         let deadline = tokio::time::sleep(timeout);
-        tokio::pin!(reading_out, reading_err, deadline);
-        let (mut out_done, mut err_done) = (false, false);
+        // A helper that hangs holds up the renewal, and a program under `--auto-refresh` meets
+        // the proxy's wait for it long before the timeout: said early, so the proxy's line has a
+        // cause to point to (round 82 F4).
+        let slow = tokio::time::sleep(SLOW_HELPER.min(timeout));
+        tokio::pin!(reading_out, reading_err, deadline, slow);
+        let (mut out_done, mut err_done, mut slow_said) = (false, false, false);
         let status = loop {
             tokio::select! {
                 status = child.wait() => break status,
@@ -353,6 +360,15 @@ impl SubjectTokenSource {
                     }
                 }
                 _ = &mut reading_err, if !err_done => err_done = true,
+                _ = &mut slow, if !slow_said => {
+                    slow_said = true;
+                    tracing::warn!(
+                        "subject token source `{}` has not finished after {}s (it is given {}s)",
+                        self.describe(),
+                        SLOW_HELPER.as_secs(),
+                        timeout.as_secs()
+                    );
+                }
                 _ = &mut deadline => {
                     return Err(self.no_token(format!("`{program}` did not finish within {}s", timeout.as_secs())))
                 }

@@ -191,6 +191,26 @@ async fn command_source_runs_without_a_shell_and_uses_its_stdout() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), path);
 }
 
+/// A helper slower than a few seconds is named while woci waits for it, so that a program under
+/// `--auto-refresh`, whose requests the proxy holds for a renewal at most 10 s, has a cause to
+/// read before its 401 (round 82 F4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_helper_is_named_while_it_runs() {
+    let w = World::new().await;
+    let jwt = w.emu.issue_actions_token(AUD, 300);
+    let script = w.home().join("bin").join("slow-mint");
+    write_exec(&script, &format!("#!/bin/sh\nsleep 6\necho '{jwt}'\n"));
+    write_federated_ini(&w, &format!("command:{}", script.display()), &[]);
+    let out = run({
+        let mut c = woci(&w);
+        c.args(["session", "refresh"]);
+        c
+    })
+    .await;
+    assert_minted_without_login(&w, &out, &[&jwt]);
+    assert!(stderr(&out).contains("slow-mint` has not finished after 5s (it is given 30s)"), "{}", stderr(&out));
+}
+
 struct Failure {
     source: String,
     extra: Vec<(&'static str, String)>,
