@@ -110,14 +110,15 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
     }
     let token = match &f.token {
         TokenInput::Corrupt(e) if force == Force::No => {
+            // A profile without an IdP logs in with oci's own login, as every message of its says.
+            let login = match f.mode {
+                RenewMode::SessionRefresh(_) => format!("command oci session authenticate {}", f.oci_selection),
+                _ => format!("woci session authenticate {}", f.woci_selection),
+            };
             return Decision::impossible(
                 exit::CORRUPT_FILE,
-                format!(
-                    "corrupt file `{}`: {e}; move it away and run `woci session authenticate {}`",
-                    f.token_path.display(),
-                    f.woci_selection
-                ),
-            )
+                format!("corrupt file `{}`: {e}; move it away and run `{login}`", f.token_path.display()),
+            );
         }
         TokenInput::Corrupt(_) | TokenInput::Missing => None,
         TokenInput::Present(t) => match freshness(&t.claims, renewal_window(&t.claims, f.window, f.ahead), now) {
