@@ -645,11 +645,18 @@ pub(crate) fn start_times_known() -> bool {
 
 /// The error for a file or folder woci does not follow because it is a symbolic link.
 pub(crate) fn symlink_refused(path: &Path) -> Error {
-    Error::Config(format!(
-        "`{}` is a symbolic link; woci does not follow it: remove it (`rm {}`) and try again",
-        path.display(),
-        path.display()
-    ))
+    let p = path.display();
+    // Another user's link (in `/tmp`, whose sticky bit lets only its owner remove it): their fix.
+    #[cfg(unix)]
+    if let Ok(owner) = fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::uid(&m)) {
+        if owner != user_id() {
+            return Error::Config(format!(
+                "`{p}` is a symbolic link of uid {owner}'s, so another user may have put it there; woci does not \
+                 follow it: have its owner or root remove it"
+            ));
+        }
+    }
+    Error::Config(format!("`{p}` is a symbolic link; woci does not follow it: remove it (`rm {p}`) and try again"))
 }
 
 /// Opens a lock or pid file without following a symbolic link (`O_NOFOLLOW`; std adds
@@ -1068,6 +1075,22 @@ impl PrivateDir {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A symbolic link woci refuses names the fix its user can carry out: `rm` of their own, the
+    /// owner or root for another user's (in a sticky `/tmp`, only they can remove it).
+    #[cfg(unix)]
+    #[test]
+    fn a_refused_symbolic_link_names_who_can_remove_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink("/nowhere", &link).unwrap();
+        assert!(symlink_refused(&link).to_string().contains(&format!("(`rm {}`)", link.display())));
+        if user_id() == 0 {
+            std::os::unix::fs::lchown(&link, Some(65534), None).unwrap();
+            let e = symlink_refused(&link).to_string();
+            assert!(e.contains("of uid 65534's") && e.contains("have its owner or root remove it"), "{e}");
+        }
+    }
 
     /// A session folder whose path nears PATH_MAX: the look before a refresh grant fails where the
     /// rotated refresh token could not be stored after it (it once passed with a short name, and
