@@ -199,7 +199,6 @@ pub fn man_sections() -> roff::Roff {
     roff
 }
 
-/// `text with `code`` → roman and bold pieces.
 /// The SYNOPSIS section: one line a form of the command line (`--help`'s Usage).
 pub fn man_synopsis(forms: &[&str]) -> roff::Roff {
     let mut roff = roff::Roff::new();
@@ -244,6 +243,7 @@ pub fn man_rules(text: &str) -> roff::Roff {
     roff
 }
 
+/// `text with `code`` → roman and bold pieces.
 fn inlines(text: &str) -> Vec<roff::Inline> {
     text.split('`')
         .enumerate()
