@@ -72,7 +72,7 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
         let needed = match &inv.command {
             // Looking and stopping must work in any shell.
             Command::Status { .. } | Command::DaemonStatus | Command::StopDaemon => 0,
-            Command::Daemon | Command::DaemonRun => PROXY_OPEN_FILES,
+            Command::Daemon { .. } | Command::DaemonRun => PROXY_OPEN_FILES,
             _ => CALL_OPEN_FILES,
         };
         crate::fsutil::raise_open_file_limit(needed)?;
@@ -192,7 +192,7 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         }
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx, &call),
         Command::Status { .. } => crate::status::run(&ctx, inv.json, &call),
-        Command::Daemon => crate::daemon::start(&ctx, &renewer, call),
+        Command::Daemon { login } => crate::daemon::start(&ctx, &renewer, call, login),
         Command::DaemonRun => crate::daemon::run_foreground(&ctx, call),
         // The daemon's records carry this machine's time.
         Command::DaemonStatus => {

@@ -322,6 +322,68 @@ impl Drop for Bystander {
     }
 }
 
+/// The Python woci's `woci --daemon session authenticate`: a login (a new session, even beside a
+/// valid one), then the daemon, instead of exit 2 (round 85 F2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn daemon_session_authenticate_logs_in_then_starts_the_daemon() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.args(["--daemon", "session", "authenticate", "--profile", "P"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let pid: i32 = stdout(&out).trim().parse().expect("the daemon's pid");
+    let _guard = DaemonGuard(Some(pid));
+    assert_eq!(w.emu.stats().auth_code_grants, 1, "logged in first");
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+/// A Python woci daemon still running (it writes its bare pid and never locks the file) is named
+/// by `--daemon-status`, keeps woci's own daemon from starting beside it (both would spend one
+/// refresh token), and `--stop-daemon` stops it as the Python woci's own would (round 85 F1).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_woci_daemon_still_running_is_named_refused_and_stopped() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    w.seed_refresh_token();
+    // What its daemon looks like: a Python process whose command line is the Python woci's.
+    let mut python = Bystander(
+        std::process::Command::new("python3")
+            .args(["-c", "import time; time.sleep(120)", "/home/u/.local/bin/woci", "--daemon"])
+            .spawn()
+            .unwrap(),
+    );
+    let pid = python.0.id();
+    // (`python3` may be a shim that runs the interpreter a moment later.)
+    let is_python =
+        || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e.to_string_lossy().contains("python"));
+    wait_for(&w, "python to run", is_python).await;
+    std::fs::write(w.session_dir().join("woci_refresh.pid"), pid.to_string()).unwrap();
+    let named = format!("a Python woci daemon (pid {pid}) still runs for profile `P`");
+    let out = woci(&w, &["--daemon-status"]).await;
+    assert!(stdout(&out).contains(&named), "{}", stdout(&out));
+    let out = woci(&w, &["--daemon"]).await;
+    assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&named), "{}", stderr(&out));
+    assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")), pid.to_string(), "its pid file kept");
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("stopped the Python woci daemon of profile `P` (pid {pid}")),
+        "{}",
+        stderr(&out)
+    );
+    let ended = tokio::task::spawn_blocking(move || python.0.wait().unwrap()).await.unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(ended.signal(), Some(libc::SIGTERM));
+}
+
 #[cfg(target_os = "linux")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_daemons_pid_reused_by_another_process_is_stale_and_never_signalled() {

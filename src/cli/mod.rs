@@ -92,8 +92,12 @@ pub enum Command {
         /// `--prompt`.
         prompt: bool,
     },
-    /// `--daemon`.
-    Daemon,
+    /// `--daemon`; `login`: `--daemon session authenticate`, the Python woci's way to log in and
+    /// then start the daemon.
+    Daemon {
+        /// Log in first (a new session), as `woci session authenticate` does.
+        login: bool,
+    },
     /// The detached daemon process itself (hidden `--daemon-run`).
     DaemonRun,
     /// `--daemon-status`.
@@ -531,7 +535,8 @@ impl State {
         }
 
         if let Some(action) = actions.first() {
-            if let Some(w) = words.first() {
+            let session_authenticate = words.len() == 2 && words[0] == "session" && words[1] == "authenticate";
+            if let Some(w) = words.first().filter(|_| !(*action == "daemon" && session_authenticate)) {
                 return Err(usage(format!("`--{action}` takes no oci command, got `{}`", w.to_string_lossy())));
             }
             if after.as_ref().is_some_and(|a| !a.is_empty()) {
@@ -539,7 +544,7 @@ impl State {
             }
             let command = match *action {
                 "status" => Command::Status { all, prompt },
-                "daemon" => Command::Daemon,
+                "daemon" => Command::Daemon { login: session_authenticate },
                 "daemon-run" => Command::DaemonRun,
                 "daemon-status" => Command::DaemonStatus,
                 _ => Command::StopDaemon,

@@ -304,7 +304,10 @@ fn status_and_daemon_commands() {
     let inv = p(&["--profile", "P", "--json", "--status"]);
     assert_eq!(inv.command, Command::Status { all: false, prompt: false });
     assert!(inv.json);
-    assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon);
+    assert_eq!(p(&["--daemon", "--profile=P"]).command, Command::Daemon { login: false });
+    // The Python woci's `woci --daemon session authenticate`: log in, then start the daemon.
+    assert_eq!(p(&["--daemon", "session", "authenticate"]).command, Command::Daemon { login: true });
+    assert!(err(&["--daemon", "session", "refresh"]).contains("takes no oci command"));
     assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
     assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
     assert_eq!(p(&["--daemon-run", "--profile", "P"]).command, Command::DaemonRun);

@@ -161,6 +161,28 @@ pub(crate) fn probe(pid_path: &Path) -> Result<PidProbe> {
     }
 }
 
+/// The pid of a Python woci daemon that still runs for the profile: the Python woci writes its
+/// bare pid and never locks the file, so a pid file nobody locks may name a live Python process
+/// whose command line is the Python woci's (Linux, this user's processes). Such a daemon renews
+/// the same refresh token as woci's would.
+pub(crate) fn python_daemon(probe: &PidProbe) -> Option<u32> {
+    let PidProbe::NotRunning { stale_pid: Some(pid) } = *probe else { return None };
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let python = exe.file_name()?.to_str()?.starts_with("python");
+    let cmdline = fsutil::read_bounded(Path::new(&format!("/proc/{pid}/cmdline")), 64 * 1024).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline);
+    (python && ["woci", "oci_upst_session_manager"].iter().any(|w| cmdline.contains(w))).then_some(pid)
+}
+
+/// The line that names a Python woci daemon still running.
+pub(crate) fn python_daemon_line(pid: u32, profile: &str) -> String {
+    format!(
+        "a Python woci daemon (pid {pid}) still runs for profile `{profile}` (its pid file has no lock) and renews \
+         the same refresh token; stop it (`woci --stop-daemon --profile {profile}` or `kill {pid}`) before woci's \
+         daemon takes over"
+    )
+}
+
 /// Whether process `pid` is still the daemon `state` describes, by its recorded start time.
 /// `None` when that cannot be told: the state is of another pid (a daemon that has just started
 /// and not yet written it), it has no start time (an older woci's daemon), or this system gives

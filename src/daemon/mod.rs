@@ -67,7 +67,7 @@ fn err_line(msg: &str) {
 /// then starts the detached daemon, hands it its [`DaemonSpec`] through its stdin, and waits
 /// until it reports that it runs. Prints nothing on stdout; one `woci:` line on stderr names the
 /// pid and the log.
-pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Result<u8> {
+pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec, login: bool) -> Result<u8> {
     let store = &ctx.store;
     let profile = store.profile().to_owned();
     DaemonSpec::check_passphrase(&ctx.settings)?;
@@ -81,6 +81,9 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
     if info.running() {
         return Err(already_running(store, Some(info.probe)));
     }
+    if let Some(pid) = python_daemon(&info.probe) {
+        return Err(Error::Busy(python_daemon_line(pid, &profile)));
+    }
     // Its log, state and every renewal write there: said here, not in a log that cannot be written.
     if let Some(why) = fsutil::cannot_write_in(store.dir()) {
         return Err(Error::Blocked {
@@ -89,7 +92,7 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec) -> Resul
             shared: None,
         });
     }
-    runtime.block_on(renewer.ensure(Force::No))?;
+    runtime.block_on(renewer.ensure(if login { Force::Login } else { Force::No }))?;
     // After `ensure`, which may have logged in on this terminal and stored a refresh token.
     runtime.block_on(renewer.ready_for_run(false, true))?;
 
@@ -476,8 +479,14 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         }
     } else {
         let _ = writeln!(out, "daemon: not running for profile `{profile}`");
-        if let PidProbe::NotRunning { stale_pid: Some(p) } = info.probe {
-            let _ = writeln!(out, "  stale pid file (pid {p}) ignored: the daemon that wrote it is gone");
+        match (&info.probe, python_daemon(&info.probe)) {
+            (_, Some(p)) => {
+                let _ = writeln!(out, "  warning: {}", python_daemon_line(p, profile));
+            }
+            (&PidProbe::NotRunning { stale_pid: Some(p) }, None) => {
+                let _ = writeln!(out, "  stale pid file (pid {p}) ignored: the daemon that wrote it is gone");
+            }
+            _ => {}
         }
         if let Some(s) = state {
             if let (Some(t), Some(r)) = (s.exited, &s.exit_reason) {
@@ -521,6 +530,12 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
         // Started an instant ago; its pid is about to be written.
         std::thread::sleep(Duration::from_millis(200));
         probed = probe(&pid_path)?;
+    }
+    // The Python woci's daemon stops as its own `--stop-daemon` stops it: SIGTERM.
+    if let Some(pid) = python_daemon(&probed) {
+        fsutil::kill(pid as i32, Signal::Term).map_err(|e| Error::Other(format!("cannot stop pid {pid}: {e}")))?;
+        err_line(&format!("woci: stopped the Python woci daemon of profile `{profile}` (pid {pid}, SIGTERM)"));
+        return Ok(0);
     }
     let pid = match probed {
         PidProbe::NotRunning { .. } => return none_running(""),
