@@ -603,12 +603,10 @@ impl SessionStore {
             Ok(_) => dirs.push(usual),
             // A `TMPDIR` that is a file holds no rescue, made up or not.
             Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotADirectory => dirs.push(usual),
+            // Said only when a rescue is written (see `write_rescue`): another user's folder must
+            // not put a warning on every call.
             Err(e) => {
-                if crate::logging::first_time(&format!("rescue taken {}", usual.display())) {
-                    tracing::warn!(
-                        "{e}; a refresh token woci must rescue goes to a folder of this user's own beside it instead"
-                    );
-                }
+                tracing::debug!("{e}; rescues go to a folder of this user's own beside it");
                 dirs.extend(fsutil::made_up_folders(&self.temp_dir, "woci-rescue"));
             }
         }
@@ -668,6 +666,13 @@ impl SessionStore {
             });
             match written {
                 Ok(path) => {
+                    if made_up(dir) {
+                        tracing::warn!(
+                            "`{}` is not usable (another user's, or open to others), so the refresh token is rescued \
+                             in a folder of this user's own beside it",
+                            self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id())).display()
+                        );
+                    }
                     self.remove_rescues(&self.rescue_dirs_to_read(), Some(dir));
                     return Ok(path);
                 }

@@ -93,7 +93,7 @@ pub const EXIT_CODES: &[Row] = &[
     ),
     r("8", "the refresh token is encrypted and no passphrase source is configured, or the passphrase is wrong (or none was typed at its prompt)"),
     r("9", "the session cannot be renewed any more: `sess_exp` reached, or (a profile without an IdP) its token expired, which OCI does not refresh; log in again"),
-    r("10", "busy: a daemon already runs for the profile; or another woci kept renewing it past the wait (`login_timeout` + 60 s, 6 minutes by default; its pid is named; a call waiting for a renewal that ends gets that renewal's result); or (Linux) that woci is stopped with Ctrl-Z, which a call sees within about 15 s and `--status` at once; or `redirect_port` stays held by another profile's login past `login_timeout` + 30 s, or (Linux) by a stopped process"),
+    r("10", "busy: a daemon already runs for the profile (or a Python woci daemon still does); or another woci kept renewing it past the wait (`login_timeout` + 60 s, 6 minutes by default; its pid is named; a call waiting for a renewal that ends gets that renewal's result); or (Linux) that woci is stopped with Ctrl-Z, which a call sees within about 15 s and `--status` at once; or `redirect_port` stays held by another profile's login past `login_timeout` + 30 s, or (Linux) by a stopped process"),
     r(
         "11",
         "`subject_token_source` gave no usable JWT: variable unset or empty; file missing, empty, over 1 MiB, a \
