@@ -75,6 +75,13 @@ fn keys_in_a_default_section_are_named_as_not_shared() {
     assert!(msg.contains("move what profiles share to `[COMMON]`"), "{msg}");
     let s = resolve_with(&format!("{idp}\n[COMMON]\n{app}"), &[], &[], false).unwrap();
     assert!(matches!(s.mode, RenewMode::Login(_)), "{:?}", s.mode);
+    // The IdP whole in `[DEFAULT]`, the exchange app in the profile's own section (round 84 F1):
+    // not an `oci session authenticate` profile, but one whose IdP keys are in the wrong section.
+    let msg = resolve_with(&format!("{app}\n[DEFAULT]\n{idp}"), &[], &[], false).unwrap_err().to_string();
+    assert!(msg.contains("`[DEFAULT]` there sets `authz_base_url`, `token_url`, `auth_client_id`"), "{msg}");
+    // A `[DEFAULT]` IdP profile beside profiles that only share the exchange app stays as it is.
+    let s = resolve_with(&format!("\n[COMMON]\n{app}\n[DEFAULT]\n{idp}"), &[], &[], false).unwrap();
+    assert!(matches!(s.mode, RenewMode::SessionRefresh(_)), "{:?}", s.mode);
 }
 
 #[test]
