@@ -355,8 +355,8 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     script
 }
 
-/// The man page (roff): clap's sections, ARGUMENTS (the `--help` rules) and SEE ALSO, then
-/// SETTINGS, EXIT STATUS, ENVIRONMENT and FILES from [`reference`] (the README's tables).
+/// The man page (roff): clap's sections, ARGUMENTS (the `--help` rules), then SETTINGS, EXIT
+/// STATUS, ENVIRONMENT and FILES from [`reference`] (the README's tables), VERSION and SEE ALSO.
 pub fn man_page() -> Vec<u8> {
     let man = clap_mangen::Man::new(command());
     let mut buf = Vec::new();
@@ -369,6 +369,7 @@ pub fn man_page() -> Vec<u8> {
     let _ = reference::man_rules(RULES).to_writer(&mut buf);
     let _ = reference::man_sections().to_writer(&mut buf);
     let _ = man.render_version_section(&mut buf);
+    let _ = reference::man_see_also().to_writer(&mut buf);
     buf
 }
 

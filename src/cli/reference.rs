@@ -215,7 +215,7 @@ pub fn man_synopsis(forms: &[&str]) -> roff::Roff {
 
 /// The ARGUMENTS section from `--help`'s rules text (a heading line, `  - ` bullets whose
 /// indented lines continue them, paragraphs), each bullet its own indented paragraph so that
-/// `man` fills it, and SEE ALSO.
+/// `man` fills it.
 pub fn man_rules(text: &str) -> roff::Roff {
     let mut roff = roff::Roff::new();
     roff.control("SH", ["ARGUMENTS"]);
@@ -235,10 +235,16 @@ pub fn man_rules(text: &str) -> roff::Roff {
         };
         roff.text(inlines(&p));
     }
+    roff
+}
+
+/// The SEE ALSO section, the page's last.
+pub fn man_see_also() -> roff::Roff {
+    let mut roff = roff::Roff::new();
     roff.control("SH", ["SEE ALSO"]);
     roff.text(inlines(
-        "oci(1); README.md and QUICKSTART.md (in /usr/share/doc/woci from the Debian package, or the source \
-         repository)",
+        "README.md and QUICKSTART.md (in /usr/share/doc/woci from the Debian package, or the source repository); \
+         the `oci` CLI's own help: `woci -- --help`",
     ));
     roff
 }

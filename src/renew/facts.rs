@@ -37,18 +37,27 @@ pub struct OciProfile {
 /// manager INI is refused.
 fn foreign_config(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
-    let shown = path.display();
-    let why = if meta.uid() != 0 && !fsutil::own_or_home_users(meta.uid(), path.parent()) {
-        format!("belongs to another user (uid {})", meta.uid())
+    // A link (dotfiles): the file it leads to is the one judged, and named.
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let shown = match real == path {
+        true => format!("`{}`", path.display()),
+        false => format!("`{}` (a link to `{}`)", path.display(), real.display()),
+    };
+    let (why, fix) = if meta.uid() != 0 && !fsutil::own_or_home_users(meta.uid(), real.parent()) {
+        (
+            format!("belongs to another user (uid {})", meta.uid()),
+            "use a config of your own (`--config-file`, `OCI_CLI_CONFIG_FILE`)".to_owned(),
+        )
     } else if let Some(who) = crate::access::others_can_write(meta) {
-        format!("is writable by {who} (mode {:o})", meta.mode() & 0o7777)
+        (
+            format!("is writable by {who} (mode {:o})", meta.mode() & 0o7777),
+            format!("run `chmod go-w {}`", real.display()),
+        )
     } else {
         return Ok(());
     };
     Err(Error::Config(format!(
-        "the OCI config `{shown}` {why}, and it names the key a session is bound to and where its token goes; use a \
-         config of your own (`--config-file`, `OCI_CLI_CONFIG_FILE`), or make this one yours and not writable by \
-         others (`chown`, `chmod go-w`)"
+        "the OCI config {shown} {why}, and it names the key a session is bound to and where its token goes; {fix}"
     )))
 }
 

@@ -258,7 +258,7 @@ fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
     if meta.uid() != 0 && !crate::fsutil::own_or_home_users(meta.uid(), path.parent()) {
         return Err(Error::Config(format!(
             "the manager config `{shown}` belongs to another user (uid {}), and woci runs the programs it names; \
-             use one of your own (`--manager-config`), or have its owner or root remove it",
+             use one of your own (`--manager-config`, `WOCI_MANAGER_CONFIG`), or have its owner or root remove it",
             meta.uid()
         )));
     }

@@ -227,8 +227,8 @@ impl Settings {
         };
         if let (true, ini::COMMON_SECTION, Some(path)) = (ini.has_common, profile.as_str(), &ini.path) {
             return Err(Error::Config(format!(
-                "profile `{profile}` cannot be used: `[{profile}]` in `{}` is the section every profile shares; give \
-                 the profile another name",
+                "`[{profile}]` in `{}` is the section every profile shares, not a profile: name another (with \
+                 `--profile`, `OCI_CLI_PROFILE` or `fallback_profile`)",
                 path.display()
             )));
         }
