@@ -99,6 +99,9 @@ impl std::fmt::Debug for IniFile {
     }
 }
 
+/// Keys the Python woci's INI may hold that it ignores too: not worth a warning on every call.
+const PYTHON_WOCI_IGNORED: [&str; 1] = ["profile_name"];
+
 /// The known key an unknown one was probably meant to be.
 fn near_miss(key: &str) -> Option<&'static str> {
     super::rules::closest(key, super::table::ini_keys()).filter(|(score, _)| *score > 0.8).map(|(_, known)| known)
@@ -111,7 +114,10 @@ impl IniFile {
     }
 
     fn unknown_keys(&self) -> impl Iterator<Item = &str> {
-        self.values.keys().map(String::as_str).filter(|k| !super::table::ini_keys().any(|known| known == *k))
+        self.values
+            .keys()
+            .map(String::as_str)
+            .filter(|k| !super::table::ini_keys().any(|known| known == *k) && !PYTHON_WOCI_IGNORED.contains(k))
     }
 
     /// One line per key no woci reads (with the closest known key), and one when the file holds
@@ -405,6 +411,14 @@ token_url = https://other.example/token
         assert_eq!(c.get("TOKEN_URL"), Some("https://idp.example/oauth2/v1/token"));
         // `%%` is a literal `%`, as with configparser's interpolation.
         assert_eq!(c.get("client_secret"), Some("a%b"));
+    }
+
+    #[test]
+    fn python_woci_leftover_keys_are_quiet_and_typos_are_not() {
+        let c = parse_str("[P]\nprofile_name = P\ntoken_ulr = x\n", "P").unwrap();
+        let w = c.warnings();
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(w[0].contains("`token_ulr`") && w[0].contains("did you mean `token_url`"), "{w:?}");
     }
 
     #[test]
