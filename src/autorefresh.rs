@@ -116,7 +116,9 @@ fn warn_if_plain_http_endpoint(endpoint: Option<&str>) {
     }
 }
 
-/// Profiles renewed through the OCI auth service cannot outlive `sess_exp`: say so up front.
+/// Profiles renewed through the OCI auth service cannot outlive `sess_exp`: say so up front, once
+/// a session (the first run of each says it; `.session_end_said` records which), so that short
+/// commands run all day are not told it each time (round 78 N5, round 84 N10).
 fn warn_if_session_ends_soon(ctx: &Context, session: &Session) {
     let (RenewMode::SessionRefresh(_), Some(end)) = (&ctx.settings.mode, session.claims.session_expiry()) else {
         return;
@@ -127,6 +129,11 @@ fn warn_if_session_ends_soon(ctx: &Context, session: &Session) {
     if left <= i64::try_from(window.as_secs()).unwrap_or(i64::MAX) {
         return;
     }
+    let said = ctx.store.dir().join(".session_end_said");
+    if crate::fsutil::read_text_bounded(&said, 64).is_ok_and(|s| s.trim() == end.to_string()) {
+        return;
+    }
+    let _ = ctx.store.ensure_dir().and_then(|()| crate::fsutil::write_atomic(&said, end.to_string().as_bytes()));
     tracing::warn!(
         "the OCI session of profile `{}` ends in {} (`sess_exp`); a command running longer will fail then",
         ctx.settings.profile,

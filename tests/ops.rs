@@ -512,7 +512,7 @@ async fn the_session_end_is_announced_an_hour_ahead_unless_set() {
 }
 
 /// A command under renewal cannot outlive the session: its end is said once when the run starts,
-/// by the expiry warning inside its window, else by a line of its own.
+/// by the expiry warning inside its window, else by a line of its own (once a session).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_is_told_the_session_end_once() {
     let w = World::with_config(Config { session_max: Duration::from_secs(2 * 3600), ..Config::default() }).await;
@@ -530,6 +530,9 @@ async fn a_run_is_told_the_session_end_once() {
     assert_eq!(lines.len(), 1, "{}", stderr(&out));
     let said = ["ends in 2h00m00s", "ends in 1h59m5"].iter().any(|t| lines[0].contains(t));
     assert!(said && lines[0].contains("a command running longer will fail"), "{lines:?}");
+    // Once a session: the next short run is not told again (round 84 N10).
+    let out = woci(&w, &run, &[]).await;
+    assert!(out.status.success() && ends(&out).is_empty(), "{}", stderr(&out));
     let ini = w.read(&w.manager_ini_path());
     std::fs::write(w.manager_ini_path(), format!("{ini}expiring_warning = 3h\n")).unwrap();
     let out = woci(&w, &run, &[]).await;
