@@ -197,6 +197,15 @@ async fn a_key_file_that_is_a_folder_is_named_as_a_folder() {
     assert!(!line.contains("does not exist"), "{line}");
 }
 
+/// A FIFO or device as `key_file` is named as such, as the config and INI are (round 84 N4).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_file_that_is_a_fifo_is_named_as_no_regular_file() {
+    let (w, key) = world_with_key(None).await;
+    assert!(std::process::Command::new("mkfifo").arg(&key).status().unwrap().success());
+    let line = fails_cleanly(&w, &["os", "ns", "get"], 7).await;
+    assert!(line.contains("my_key.pem") && line.contains("is not a regular file (a FIFO, socket or device)"), "{line}");
+}
+
 /// `woci os ns get` with an expired token and a stored refresh token, so it renews: its output
 /// and stderr.
 async fn renewing_call(w: &World) -> (std::process::Output, String) {

@@ -478,6 +478,15 @@ fn key_state(path: &Path, profile: &str, config_file: &Path, fix_missing: &str) 
             exit::CONFIG,
             format!("the `key_file` of profile `{profile}`, `{}`, is a folder, not a key file", path.display()),
         ),
+        // As the config and the manager INI say it (a device or FIFO holds no key).
+        Ok(m) if !m.is_file() => unusable(
+            exit::CORRUPT_FILE,
+            format!(
+                "the `key_file` of profile `{profile}`, `{}`, is not a regular file (a FIFO, socket or device); point \
+                 `key_file` at the key's PEM file",
+                path.display()
+            ),
+        ),
         _ => match crate::fsutil::read_text_bounded(path, crate::fsutil::MAX_INPUT) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => unusable(
                 exit::CORRUPT_FILE,
