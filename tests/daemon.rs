@@ -352,36 +352,49 @@ async fn a_python_woci_daemon_still_running_is_named_refused_and_stopped() {
     let w = World::new().await;
     w.seed_token(3600);
     w.seed_refresh_token();
-    // What its daemon looks like: a Python process whose command line is the Python woci's.
-    let mut python = Bystander(
-        std::process::Command::new("python3")
-            .args(["-c", "import time; time.sleep(120)", "/home/u/.local/bin/woci", "--daemon"])
-            .spawn()
-            .unwrap(),
-    );
+    let pid_file = w.session_dir().join("woci_refresh.pid");
+    // What its daemon looks like: Python running the `woci` script with `--daemon`. Beside it, a
+    // Python program that only has "woci" in its arguments (a reused pid): never signalled.
+    let script = w.home().join("bin/woci");
+    write_exec(&script, "import time\ntime.sleep(120)\n");
+    let notes = w.home().join("woci-notes");
+    let mut other =
+        python_running(&w, &["-c".as_ref(), "import time; time.sleep(120)".as_ref(), notes.as_os_str()]).await;
+    std::fs::write(&pid_file, other.0.id().to_string()).unwrap();
+    let out = woci(&w, &["--stop-daemon"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(other.0.try_wait().unwrap().is_none(), "a program that is not the Python woci was signalled");
+    let mut python = python_running(&w, &[script.as_os_str(), "--daemon".as_ref()]).await;
     let pid = python.0.id();
-    // (`python3` may be a shim that runs the interpreter a moment later.)
-    let is_python =
-        || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e.to_string_lossy().contains("python"));
-    wait_for(&w, "python to run", is_python).await;
-    std::fs::write(w.session_dir().join("woci_refresh.pid"), pid.to_string()).unwrap();
+    std::fs::write(&pid_file, pid.to_string()).unwrap();
     let named = format!("a Python woci daemon (pid {pid}) still runs for profile `P`");
     let out = woci(&w, &["--daemon-status"]).await;
     assert!(stdout(&out).contains(&named), "{}", stdout(&out));
+    let out = woci(&w, &["--daemon-status", "--json"]).await;
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()["daemon"]["python_daemon"], pid);
     let out = woci(&w, &["--daemon"]).await;
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
     assert!(stderr(&out).contains(&named), "{}", stderr(&out));
-    assert_eq!(w.read(&w.session_dir().join("woci_refresh.pid")), pid.to_string(), "its pid file kept");
+    assert_eq!(w.read(&pid_file), pid.to_string(), "its pid file kept");
     let out = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("stopped the Python woci daemon of profile `P` (pid {pid}")),
-        "{}",
-        stderr(&out)
-    );
+    let said = format!("stopped the Python woci daemon of profile `P` (pid {pid})");
+    assert!(stderr(&out).contains(&said), "{}", stderr(&out));
     let ended = tokio::task::spawn_blocking(move || python.0.wait().unwrap()).await.unwrap();
     use std::os::unix::process::ExitStatusExt;
     assert_eq!(ended.signal(), Some(libc::SIGTERM));
+    assert!(!pid_file.exists(), "its pid file removed, as the Python woci's own stop does");
+}
+
+/// `python3 ARGS` once the interpreter runs (`python3` may be a shim that starts it a moment later).
+#[cfg(target_os = "linux")]
+async fn python_running(w: &World, args: &[&std::ffi::OsStr]) -> Bystander {
+    let child = Bystander(std::process::Command::new("python3").args(args).spawn().unwrap());
+    let pid = child.0.id();
+    let python =
+        || std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| e.to_string_lossy().contains("python"));
+    wait_for(w, "python to run", python).await;
+    child
 }
 
 #[cfg(target_os = "linux")]

@@ -161,17 +161,27 @@ pub(crate) fn probe(pid_path: &Path) -> Result<PidProbe> {
     }
 }
 
+use std::os::unix::ffi::OsStrExt;
+
 /// The pid of a Python woci daemon that still runs for the profile: the Python woci writes its
-/// bare pid and never locks the file, so a pid file nobody locks may name a live Python process
-/// whose command line is the Python woci's (Linux, this user's processes). Such a daemon renews
-/// the same refresh token as woci's would.
+/// bare pid and never locks the file, so a pid file nobody locks may name a live process of this
+/// user's that is the Python woci's daemon: a Python interpreter running the `woci` script (or
+/// `oci_upst_session_manager.py`) with `--daemon` (Linux). Anything else there (a reused pid) is
+/// a stale pid file, never signalled. Such a daemon renews the same refresh token as woci's would.
 pub(crate) fn python_daemon(probe: &PidProbe) -> Option<u32> {
     let PidProbe::NotRunning { stale_pid: Some(pid) } = *probe else { return None };
-    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).ok()?;
+    let proc = format!("/proc/{pid}");
+    let owner = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&proc).ok()?);
+    let exe = std::fs::read_link(format!("{proc}/exe")).ok()?;
     let python = exe.file_name()?.to_str()?.starts_with("python");
-    let cmdline = fsutil::read_bounded(Path::new(&format!("/proc/{pid}/cmdline")), 64 * 1024).ok()?;
-    let cmdline = String::from_utf8_lossy(&cmdline);
-    (python && ["woci", "oci_upst_session_manager"].iter().any(|w| cmdline.contains(w))).then_some(pid)
+    let cmdline = fsutil::read_bounded(Path::new(&format!("{proc}/cmdline")), 64 * 1024).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let script = args.iter().skip(1).take(2).any(|a| {
+        let name = Path::new(std::ffi::OsStr::from_bytes(a)).file_name().map(|n| n.as_encoded_bytes());
+        matches!(name, Some(b"woci" | b"oci_upst_session_manager.py" | b"oci_upst_session_manager"))
+    });
+    let daemon = args.iter().any(|a| *a == b"--daemon");
+    (owner == fsutil::user_id() && python && script && daemon).then_some(pid)
 }
 
 /// The line that names a Python woci daemon still running.
@@ -343,6 +353,8 @@ pub(crate) struct DaemonReport {
     pub exit_reason: Option<String>,
     /// Its exit code.
     pub exit_code: Option<u8>,
+    /// A Python woci daemon that still runs for the profile (its pid), see [`python_daemon`].
+    pub python_daemon: Option<u32>,
 }
 
 /// The daemon section (also `--daemon-status --json`).
@@ -370,5 +382,6 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         last_error_at: info.state.as_ref().and_then(|s| s.last_error.as_ref().and(s.last_error_at)),
         exit_reason: last.and_then(|s| s.exit_reason.clone()),
         exit_code: last.and_then(|s| s.exit_code),
+        python_daemon: python_daemon(&info.probe),
     }
 }

@@ -531,10 +531,27 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
         std::thread::sleep(Duration::from_millis(200));
         probed = probe(&pid_path)?;
     }
-    // The Python woci's daemon stops as its own `--stop-daemon` stops it: SIGTERM.
+    // The Python woci's daemon stops as its own `--stop-daemon` stops it: SIGTERM, SIGKILL after
+    // 5 s, its pid file removed.
     if let Some(pid) = python_daemon(&probed) {
-        fsutil::kill(pid as i32, Signal::Term).map_err(|e| Error::Other(format!("cannot stop pid {pid}: {e}")))?;
-        err_line(&format!("woci: stopped the Python woci daemon of profile `{profile}` (pid {pid}, SIGTERM)"));
+        let gone = |within: Duration| {
+            let until = Instant::now() + within;
+            while fsutil::process_alive(pid) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            !fsutil::process_alive(pid)
+        };
+        let _ = fsutil::kill(pid as i32, Signal::Term);
+        let _ = fsutil::kill(pid as i32, Signal::Cont);
+        if !gone(Duration::from_secs(5)) {
+            let _ = fsutil::kill(pid as i32, Signal::Kill);
+            if !gone(Duration::from_secs(2)) {
+                err_line(&format!("woci: the Python woci daemon of profile `{profile}` (pid {pid}) did not stop"));
+                return Ok(exit::FAILURE);
+            }
+        }
+        let _ = std::fs::remove_file(&pid_path);
+        err_line(&format!("woci: stopped the Python woci daemon of profile `{profile}` (pid {pid})"));
         return Ok(0);
     }
     let pid = match probed {

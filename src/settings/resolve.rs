@@ -552,9 +552,11 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     // `[COMMON]` shares between profiles (the exchange app, `scope`, `redirect_port`) alone do not
     // make one, so API-key and `oci session authenticate` profiles beside it stay oci's.
     if present.iter().all(|k| matches!(k, Key::ClientId | Key::ClientSecret | Key::Scope | Key::RedirectPort)) {
-        // The profile's own keys (not `[COMMON]`'s) beside IdP keys in `[DEFAULT]`: the IdP was
-        // meant to be shared as `~/.oci/config` shares `[DEFAULT]`, which woci_manager.ini does not.
-        let own = present.iter().any(|k| !l.ini.shared.contains(def(*k).name));
+        // The profile's own keys (not `[COMMON]`'s) or a section of its own beside IdP keys in
+        // `[DEFAULT]`: the IdP was meant to be shared as `~/.oci/config` shares `[DEFAULT]`, which
+        // woci_manager.ini does not.
+        let own_section_keys = l.ini.values.len() > l.ini.shared.len();
+        let own = own_section_keys || present.iter().any(|k| !l.ini.shared.contains(def(*k).name));
         let idp_in_default: Vec<Key> = [Key::AuthzBaseUrl, Key::TokenUrl, Key::AuthClientId]
             .into_iter()
             .filter(|k| l.ini.default_keys.contains(def(*k).name))

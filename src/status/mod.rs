@@ -29,7 +29,8 @@
 //! `unsettled_grant` {`pid`, `sent_at`} (a grant with it whose sender ended before the answer was
 //! stored: probably spent; `null` when none)}, `daemon` {`running`,
 //! `pid`, `stopped` (SIGSTOP), `binary_replaced` (an upgrade since it started), `stale_pid`, `started`, `uptime`, `last_renewal`, `next_renewal`, `token_expires_at`,
-//! `last_error`, `last_error_at`, `exit_reason`, `exit_code`}, `settings` {setting: where it came from} for the
+//! `last_error`, `last_error_at`, `exit_reason`, `exit_code`, `python_daemon` (the pid of a Python
+//! woci daemon that still runs for the profile, or `null`)}, `settings` {setting: where it came from} for the
 //! settings not at their default, `fallback_profile`, `runs_as` (the fallback profile the next call
 //! runs as, this profile's session being beyond renewal; `null` otherwise), `last_failure` {`at`, `exit_code`, `message`,
 //! `transient`} (until a renewal succeeds; `null` when none), `renewal_under_way` {`pid`, `since`, `login` (a login, the person's part included)}

@@ -68,6 +68,8 @@ pub(crate) enum Daemon {
     /// None runs.
     #[default]
     Stopped,
+    /// The Python woci's daemon runs instead (it renews the same refresh token).
+    Python,
 }
 
 impl Daemon {
@@ -76,6 +78,7 @@ impl Daemon {
         match (report.running, report.stopped) {
             (true, false) => Daemon::Running,
             (true, true) => Daemon::Suspended,
+            (false, _) if report.python_daemon.is_some() => Daemon::Python,
             (false, _) => Daemon::Stopped,
         }
     }
@@ -171,6 +174,7 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
                     Daemon::Running => "running",
                     Daemon::Suspended => "suspended",
                     Daemon::Stopped => "stopped",
+                    Daemon::Python => "python",
                 }
                 .to_owned(),
                 e.fallback_profile.clone().unwrap_or_else(|| "-".to_owned()),

@@ -79,6 +79,15 @@ fn keys_in_a_default_section_are_named_as_not_shared() {
     // not an `oci session authenticate` profile, but one whose IdP keys are in the wrong section.
     let msg = resolve_with(&format!("{app}\n[DEFAULT]\n{idp}"), &[], &[], false).unwrap_err().to_string();
     assert!(msg.contains("`[DEFAULT]` there sets `authz_base_url`, `token_url`, `auth_client_id`"), "{msg}");
+    // Everything in `[DEFAULT]`, the profile's section holding only other keys (round 86 F2).
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    std::fs::write(home.path().join(".oci/woci_manager.ini"), format!("[DEFAULT]\n{LOGIN}\n[P]\nregion = r\n"))
+        .unwrap();
+    let e: Env = [("HOME".to_owned(), home.path().display().to_string())].into_iter().collect();
+    let oci = OciView { profile: Some("P".into()), ..OciView::default() };
+    let msg = Settings::resolve(&Flags::default(), &oci, &e, false).unwrap_err().to_string();
+    assert!(msg.contains("`[DEFAULT]` there sets `authz_base_url`"), "{msg}");
     // A `[DEFAULT]` IdP profile beside profiles that only share the exchange app stays as it is.
     let s = resolve_with(&format!("\n[COMMON]\n{app}\n[DEFAULT]\n{idp}"), &[], &[], false).unwrap();
     assert!(matches!(s.mode, RenewMode::SessionRefresh(_)), "{:?}", s.mode);
