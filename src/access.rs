@@ -9,6 +9,39 @@
 #[cfg(unix)]
 use std::ffi::CStr;
 
+/// Refuses a file woci trusts (the manager INI, the OCI config of a session it renews) that
+/// another user owns (root's is trusted; for root, also the owner of the folder it is in, whose
+/// HOME that is) or others can write, as ssh refuses such a config. `what` names it, `why` says
+/// what it decides, `elsewhere` how to use another one. A link is judged by, and named with, the
+/// file it leads to (`meta` is that file's).
+#[cfg(unix)]
+pub(crate) fn refuse_foreign(
+    path: &std::path::Path,
+    meta: &std::fs::Metadata,
+    what: &str,
+    why: &str,
+    elsewhere: &str,
+) -> crate::error::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+    let shown = match real == path {
+        true => format!("`{}`", path.display()),
+        false => format!("`{}` (a link to `{}`)", path.display(), real.display()),
+    };
+    let refused = if meta.uid() != 0 && !crate::fsutil::own_or_home_users(meta.uid(), real.parent()) {
+        format!(
+            "belongs to another user (uid {}), and {why}; {elsewhere}, or have its owner or root remove it",
+            meta.uid()
+        )
+    } else if let Some(who) = others_can_write(meta) {
+        let quoted = shlex::try_quote(&real.to_string_lossy()).map(|q| q.into_owned()).unwrap_or_default();
+        format!("is writable by {who} (mode {:o}), and {why}; run `chmod go-w {quoted}`", meta.mode() & 0o7777)
+    } else {
+        return Ok(());
+    };
+    Err(crate::error::Error::Config(format!("the {what} {shown} {refused}")))
+}
+
 /// Who else can write an entry with these metadata, in words for a message (`every user`,
 /// `group `devs``), or `None` when only its owner can. A folder with the sticky bit (like
 /// `/tmp`) keeps others from replacing what is in it, whoever can write it.

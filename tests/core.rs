@@ -1316,6 +1316,14 @@ async fn an_oci_config_others_control_is_not_renewed_into() {
         assert!(stderr(&out).contains("belongs to another user (uid 65534)"), "{}", stderr(&out));
         std::os::unix::fs::chown(&config, Some(0), None).unwrap();
     }
+    // A link (dotfiles) is judged by, and named with, the file it leads to (round 86 N1).
+    let real = w.home().join("dotfiles-config");
+    std::fs::rename(&config, &real).unwrap();
+    std::os::unix::fs::symlink(&real, &config).unwrap();
+    std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let out = call().await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("(a link to `{}`)", real.display())), "{}", stderr(&out));
     assert_eq!(w.emu.stats().refresh_grants_attempted(), 0, "nothing renewed");
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let out = call().await;

@@ -155,9 +155,16 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
 /// A login is needed for `profile` (as said, in backticks) but no person can be asked: `command`
 /// is what to run in a terminal.
 pub(crate) fn no_terminal(profile: &str, command: &str) -> Error {
-    // At a terminal with standard error sent elsewhere (`2>&1 | tee log`): that is the fix. (With
-    // standard error on the terminal, kubectl's `interactiveMode: Never` is what forbids it.)
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) && crate::terminal::has_controlling_terminal() {
+    // With standard error on the terminal, kubectl's `interactiveMode: Never` is what forbids it.
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return Error::Login(format!(
+            "interactive login required for profile {profile}, but kubectl runs woci with `interactiveMode: Never`, \
+             which forbids asking; run `{command}` in a terminal (or set `interactiveMode: IfAvailable` for this user \
+             in the kubeconfig)"
+        ));
+    }
+    // At a terminal with standard error sent elsewhere (`2>&1 | tee log`): that is the fix.
+    if crate::terminal::has_controlling_terminal() {
         return Error::Login(format!(
             "interactive login required for profile {profile}, but woci's standard error, where a login shows its URL \
              and code, goes to a file or pipe (`2>&1 | tee …`?), not to this terminal; run `{command}` with standard \

@@ -33,34 +33,6 @@ pub struct OciProfile {
     pub token_file_from_default: bool,
 }
 
-/// Refuses an OCI config of another user's (root's is trusted) or one others can write, as the
-/// manager INI is refused.
-fn foreign_config(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    // A link (dotfiles): the file it leads to is the one judged, and named.
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    let shown = match real == path {
-        true => format!("`{}`", path.display()),
-        false => format!("`{}` (a link to `{}`)", path.display(), real.display()),
-    };
-    let (why, fix) = if meta.uid() != 0 && !fsutil::own_or_home_users(meta.uid(), real.parent()) {
-        (
-            format!("belongs to another user (uid {})", meta.uid()),
-            "use a config of your own (`--config-file`, `OCI_CLI_CONFIG_FILE`)".to_owned(),
-        )
-    } else if let Some(who) = crate::access::others_can_write(meta) {
-        (
-            format!("is writable by {who} (mode {:o})", meta.mode() & 0o7777),
-            format!("run `chmod go-w {}`", real.display()),
-        )
-    } else {
-        return Ok(());
-    };
-    Err(Error::Config(format!(
-        "the OCI config {shown} {why}, and it names the key a session is bound to and where its token goes; {fix}"
-    )))
-}
-
 impl OciProfile {
     /// `user` and no `security_token_file` of its own (one from `[DEFAULT]` is another profile's
     /// session: `oci` signs with the API key and warns it is unused), and no woci IdP or source
@@ -113,7 +85,13 @@ impl OciProfile {
         // An API-key call goes to oci as it is, which reads any config.
         if state == ConfigState::Present && !profile.is_api_key(&settings.mode) {
             if let Ok(meta) = std::fs::metadata(config_file) {
-                foreign_config(config_file, &meta)?;
+                crate::access::refuse_foreign(
+                    config_file,
+                    &meta,
+                    "OCI config",
+                    "it names the key a session is bound to and where its token goes",
+                    "use a config of your own (`--config-file`, `OCI_CLI_CONFIG_FILE`)",
+                )?;
             }
         }
         Ok((state, profile))

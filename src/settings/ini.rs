@@ -259,24 +259,13 @@ pub fn load(path: &Path, source: Source, profile: &str) -> Result<IniFile> {
 /// folder it is in, whose HOME that is.
 #[cfg(unix)]
 fn foreign_or_open(path: &Path, meta: &std::fs::Metadata) -> Result<()> {
-    use std::os::unix::fs::MetadataExt;
-    let shown = path.display();
-    if meta.uid() != 0 && !crate::fsutil::own_or_home_users(meta.uid(), path.parent()) {
-        return Err(Error::Config(format!(
-            "the manager config `{shown}` belongs to another user (uid {}), and woci runs the programs it names; \
-             use one of your own (`--manager-config`, `WOCI_MANAGER_CONFIG`), or have its owner or root remove it",
-            meta.uid()
-        )));
-    }
-    if let Some(who) = crate::access::others_can_write(meta) {
-        return Err(Error::Config(format!(
-            "the manager config `{shown}` is writable by {who} (mode {:o}), and woci runs the programs it names; run \
-             `chmod go-w {}`",
-            meta.mode() & 0o7777,
-            shlex::try_quote(&path.to_string_lossy()).unwrap_or_default()
-        )));
-    }
-    Ok(())
+    crate::access::refuse_foreign(
+        path,
+        meta,
+        "manager config",
+        "woci runs the programs it names",
+        "use one of your own (`--manager-config`, `WOCI_MANAGER_CONFIG`)",
+    )
 }
 
 /// The profile sections of the manager INI at `path` (not `[COMMON]`), read as [`load`] reads it;
