@@ -537,6 +537,14 @@ impl State {
 
         if let Some(action) = actions.first() {
             let session_authenticate = words.len() == 2 && words[0] == "session" && words[1] == "authenticate";
+            if let (true, [s, a, more, ..]) = (*action == "daemon", &words[..]) {
+                if *s == "session" && *a == "authenticate" {
+                    return Err(usage(format!(
+                        "`--daemon session authenticate` takes nothing more, got `{}`",
+                        more.to_string_lossy()
+                    )));
+                }
+            }
             if let Some(w) = words.first().filter(|_| !(*action == "daemon" && session_authenticate)) {
                 return Err(usage(format!("`--{action}` takes no oci command, got `{}`", w.to_string_lossy())));
             }

@@ -308,6 +308,7 @@ fn status_and_daemon_commands() {
     // The Python woci's `woci --daemon session authenticate`: log in, then start the daemon.
     assert_eq!(p(&["--daemon", "session", "authenticate"]).command, Command::Daemon { login: true });
     assert!(err(&["--daemon", "session", "refresh"]).contains("takes no oci command"));
+    assert!(err(&["--daemon", "session", "authenticate", "foo"]).contains("takes nothing more, got `foo`"));
     assert_eq!(p(&["--daemon-status"]).command, Command::DaemonStatus);
     assert_eq!(p(&["--stop-daemon"]).command, Command::StopDaemon);
     assert_eq!(p(&["--daemon-run", "--profile", "P"]).command, Command::DaemonRun);
