@@ -124,6 +124,36 @@ async fn a_full_disk_stops_the_renewal_before_the_refresh_token_is_spent() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
+/// A renewal a nearly full session folder stops is counted (`config`) and announced to
+/// `on_renewal_failure`, as every failed attempt is: a full disk is what a backup host meets, and
+/// what its operator must hear of (round 87 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_renewal_a_full_disk_stops_is_counted_and_announced() {
+    let w = World::new().await;
+    let (prom, hooked) = (w.home().join("woci.prom"), w.home().join("hook.json"));
+    w.write_manager_ini(&[
+        ("metrics_file", &prom.display().to_string()),
+        ("on_renewal_failure", &format!("sh -c 'cat > {}'", hooked.display())),
+    ]);
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    // 32 KiB left: the records fit, a renewal's 64 KiB do not.
+    let out = in_mount_namespace(
+        &w,
+        r#"woci="$1"; dir="$2"; tmp=$(mktemp -d); cp -a "$dir"/. "$tmp"/
+           mount -t tmpfs -o size=256k tmpfs "$dir"; cp -a "$tmp"/. "$dir"/
+           dd if=/dev/zero of="$dir/filler" bs=1k count=$(( $(df -k --output=avail "$dir" | tail -1) - 32 )) 2>/dev/null
+           "$woci" os ns get; echo "unreachable: woci succeeded" >&2"#,
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("not enough free space"), "{err}");
+    assert!(w.read(&prom).contains("woci_renewals_total{profile=\"P\",result=\"config\"} 1"), "{}", w.read(&prom));
+    let event: serde_json::Value = serde_json::from_str(&w.read(&hooked)).unwrap();
+    assert_eq!((event["class"].as_str(), event["exit_code"].as_u64()), (Some("config"), Some(1)), "{event}");
+    assert_eq!(w.emu.stats().refresh_grants_attempted(), 0, "nothing was spent");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_idp_reply_within_the_reuse_grace_loses_nothing() {
     // The IdP rotates refresh tokens and accepts the spent one again for 30 s (Okta's default

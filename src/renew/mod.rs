@@ -229,10 +229,17 @@ impl Renewer {
         tracing::debug!(profile = %self.settings.profile, "{}", decision.reason);
         // A profile that never had a session (a typo in `--profile`): nothing to lock, count or
         // report to hooks, and no folder left behind for `--status --all` to list. A session
-        // folder nothing can be written into takes no lock or count either: said as the plan says it.
+        // folder nothing can be written into takes no lock: said as the plan says it, and counted
+        // and announced as far as its records can still be written (a full disk is what a backup
+        // host meets, and what the operator must hear of; round 87 F1).
         if let Plan::Impossible { exit_code } = decision.plan {
-            if facts.profile_unknown(&self.store) || facts.unwritable.is_some() {
+            if facts.profile_unknown(&self.store) {
                 return Err(plan::blocked(exit_code, decision.reason));
+            }
+            if facts.unwritable.is_some() {
+                let result = Err(plan::blocked(exit_code, decision.reason));
+                self.account(&result, Expiries::of(facts.claims(), facts.refresh.expires_at)).await;
+                return result;
             }
         }
         if matches!(&decision.plan, Plan::Refresh(_) | Plan::Login(_)) {

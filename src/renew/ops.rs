@@ -6,7 +6,9 @@
 //! What counts as a renewal attempt: a call that found the token in need of renewal and, holding
 //! the profile's lock, decided to renew (refresh, login, session refresh, exchange: `ok` or the
 //! error's class) or found it could not (an impossible plan: its exit code's class; unreadable
-//! files under the lock or a lock held too long by another woci: the error's class). Not counted:
+//! files under the lock or a lock held too long by another woci: the error's class); also one a
+//! session folder too full to renew into stops before the lock (`config`, as far as its records
+//! still fit). Not counted:
 //! a reused token, a token another woci renewed while this one waited, a failure another woci
 //! recorded while this one waited (that woci counted it), config entries finished for a valid
 //! token, and files unreadable before any decision (the call fails as it is).
