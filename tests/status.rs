@@ -612,6 +612,7 @@ async fn status_says_what_the_next_call_meets_after_an_outage_or_a_refused_login
 async fn a_stopped_renewal_holding_the_lock_is_named() {
     use woci_emulator::{Endpoint, Fault};
     let w = World::new().await;
+    w.write_manager_ini(&[("metrics_file", &w.home().join("woci.prom").display().to_string())]);
     w.seed_token(-30);
     w.seed_refresh_token();
     // Long enough for the checks below while it runs (stopped, it waits anyway).
@@ -671,6 +672,10 @@ async fn a_stopped_renewal_holding_the_lock_is_named() {
         stderr(&out)
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30), "{:?}", started.elapsed());
+    // Its failed attempt keeps the session's ends in the gauges: nothing changed them (round 87 F2).
+    let counted: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(w.session_dir().join("woci-metrics.json")).unwrap()).unwrap();
+    assert!(counted["token_exp"].is_i64(), "{counted}");
     assert!(signal("-CONT").success());
     let done = tokio::task::spawn_blocking(move || call.wait_with_output().unwrap()).await.unwrap();
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));

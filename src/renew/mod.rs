@@ -304,10 +304,14 @@ impl Renewer {
             .await
             .map_err(|e| Error::Other(format!("lock task failed: {e}")))
             .and_then(|r| r);
-        // No lock in time: this call needed a renewal and got none.
+        // No lock in time: this call needed a renewal and got none. The session's ends are what
+        // the files say (a stuck holder changed nothing): the gauges keep them (round 87 F2).
         let (_lock, waited) = match locked {
             Ok(l) => l,
-            Err(e) => return (Err(e), Some(Expiries::default())),
+            Err(e) => {
+                let ends = self.facts().map(|f| Expiries::of(f.claims(), f.refresh.expires_at)).unwrap_or_default();
+                return (Err(e), Some(ends));
+            }
         };
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
         self.store.sweep_stray_temp_files();
