@@ -301,8 +301,13 @@ fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<Sta
     let Ok(entries) = std::fs::read_dir(root) else { return Vec::new() };
     let mut states: Vec<State> = entries
         .flatten()
-        .filter_map(|e| crate::fsutil::read_bounded(&e.path().join(STATE_FILE), 64 * 1024).ok())
-        .filter_map(|b| serde_json::from_slice::<State>(&b).ok())
+        .filter_map(|e| {
+            let b = crate::fsutil::read_bounded(&e.path().join(STATE_FILE), 64 * 1024).ok()?;
+            let state = serde_json::from_slice::<State>(&b).ok()?;
+            // A copy of a session folder (`P.bak`) holds `P`'s old record: one series a profile
+            // (round 87 F3).
+            (e.file_name().to_str() == Some(state.profile.as_str())).then_some(state)
+        })
         .filter(|s| {
             let recorded = s.metrics_file.as_deref() == Some(file);
             if s.profile == writer {
@@ -576,6 +581,24 @@ woci_session_token_expiry_timestamp_seconds{{profile=\"prod\"}} {}
         // Rewriting the same state gives the same bytes.
         let states = states_naming(&h.sessions, &canonical_target(&prom).unwrap(), Path::new("/"), "");
         assert_eq!(render(&states), expected);
+    }
+
+    /// A copy of a session folder (`p.bak`, made before a risky change) holds `p`'s old record:
+    /// the file keeps one series per profile, the live one (round 87 F3).
+    #[test]
+    fn a_copied_session_folder_adds_no_series() {
+        let h = Home::new();
+        let dir = h.profile("p");
+        let clock = ManualClock::at(T0);
+        let prom = h.prom("w.prom");
+        record(&dir, "p", &to(Some(&prom)), &outcome(Class::Ok, &clock));
+        let copy = h.sessions.join("p.bak");
+        std::fs::create_dir(&copy).unwrap();
+        std::fs::copy(dir.join(STATE_FILE), copy.join(STATE_FILE)).unwrap();
+        record(&dir, "p", &to(Some(&prom)), &outcome(Class::Ok, &clock));
+        let text = h.read("w.prom");
+        assert_eq!(text.matches("woci_renewals_total{profile=\"p\",result=\"ok\"}").count(), 1, "{text}");
+        assert!(text.contains("woci_renewals_total{profile=\"p\",result=\"ok\"} 2\n"), "{text}");
     }
 
     #[test]
