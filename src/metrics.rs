@@ -358,7 +358,11 @@ const FAMILIES: [(&str, &str, &str); 6] = [
     ("woci_last_renewal_timestamp_seconds", "gauge", "Unix time of the last renewal attempt with this result."),
     ("woci_refresh_token_expiry_timestamp_seconds", "gauge", "Unix time the refresh token expires, when known."),
     ("woci_renewals_total", "counter", "Renewal attempts by result (ok, auth, network, config, source)."),
-    ("woci_session_expiry_timestamp_seconds", "gauge", "Unix time the OCI session ends (the token's sess_exp)."),
+    (
+        "woci_session_expiry_timestamp_seconds",
+        "gauge",
+        "Unix time the OCI session ends for good (sess_exp of a profile renewed by OCI session refresh).",
+    ),
     ("woci_session_token_expiry_timestamp_seconds", "gauge", "Unix time the session token (UPST) expires."),
 ];
 
@@ -566,7 +570,7 @@ woci_last_renewal_timestamp_seconds{{profile=\"prod\",result=\"ok\"}} {t}
 # TYPE woci_renewals_total counter
 woci_renewals_total{{profile=\"prod\",result=\"network\"}} 1
 woci_renewals_total{{profile=\"prod\",result=\"ok\"}} 2
-# HELP woci_session_expiry_timestamp_seconds Unix time the OCI session ends (the token's sess_exp).
+# HELP woci_session_expiry_timestamp_seconds Unix time the OCI session ends for good (sess_exp of a profile renewed by OCI session refresh).
 # TYPE woci_session_expiry_timestamp_seconds gauge
 woci_session_expiry_timestamp_seconds{{profile=\"prod\"}} {}
 # HELP woci_session_token_expiry_timestamp_seconds Unix time the session token (UPST) expires.

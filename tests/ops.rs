@@ -186,6 +186,8 @@ async fn every_renewal_class_is_counted_exactly_across_processes() {
     assert_eq!(renewals(&text, "P"), counts(&[("ok", 1)]), "{text}");
     let token_exp = woci::jwt::decode_upst(&w.read(&w.token_path())).unwrap().exp;
     assert_eq!(series(&text, "woci_session_token_expiry_timestamp_seconds{profile=\"P\"}"), Some(token_exp));
+    // An IdP profile's session has no hard end: no series a "login needed" alert would fire on.
+    assert_eq!(series(&text, "woci_session_expiry_timestamp_seconds{profile=\"P\"}"), None, "{text}");
     let rt_exp = series(&text, "woci_refresh_token_expiry_timestamp_seconds{profile=\"P\"}").expect("known");
     assert!((rt_exp - (unix_now() + 7 * 24 * 3600)).abs() < 60, "the emulator's 7-day refresh tokens: {text}");
     let last_ok = series(&text, "woci_last_renewal_timestamp_seconds{profile=\"P\",result=\"ok\"}").unwrap();

@@ -30,7 +30,12 @@ impl Renewer {
     /// `on_renewal_failure` (rate-limited, bounded). Never fails and never changes `result`.
     pub(super) async fn account(&self, result: &crate::error::Result<Session>, ends: Expiries) {
         // What the metrics file and the hook get carries this machine's time, as `date` does.
-        let (at, ends) = (self.clock.unix(), ends.earlier_by(self.server.ahead_secs()));
+        let (at, mut ends) = (self.clock.unix(), ends.earlier_by(self.server.ahead_secs()));
+        // Only a session renewed by OCI session refresh has a hard end; others start anew at each
+        // renewal (their `sess_exp`, always a day ahead, would keep a "login needed" alert on).
+        if !matches!(self.settings.mode, RenewMode::SessionRefresh(_)) {
+            ends.sess_exp = None;
+        }
         let class = result.as_ref().map_or_else(metrics::class_of, |_| Class::Ok);
         let outcome = Outcome { result: class, at, ends };
         // An unsafe session folder (a symbolic link, a world-writable `~/.oci`) gets nothing.
