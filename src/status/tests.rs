@@ -238,7 +238,7 @@ fn json_field_names_are_stable() {
     );
     assert_eq!(
         keys(&v["daemon"]),
-        "binary_replaced,exit_code,exit_reason,last_error,last_error_at,last_renewal,next_renewal,pid,running,stale_pid,started,stopped,token_expires_at,uptime"
+        "binary_replaced,exit_code,exit_reason,last_error,last_error_at,last_renewal,next_renewal,pid,python_daemon,running,stale_pid,started,stopped,token_expires_at,uptime"
     );
     assert_eq!(v["next_action"], "none");
     assert_eq!(v["renewal"], "idp");
