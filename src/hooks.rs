@@ -222,7 +222,7 @@ fn claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> bool {
     match try_claim(session_dir, key, now, period) {
         Ok(fire) => fire,
         Err(e) => {
-            tracing::warn!("cannot rate-limit `{key}` hook: {e}");
+            tracing::warn!("cannot rate-limit `{key}` hook, so it does not run (it could run on every call): {e}");
             false
         }
     }

@@ -358,13 +358,24 @@ async fn a_python_woci_daemon_still_running_is_named_refused_and_stopped() {
     let script = w.home().join("bin/woci");
     write_exec(&script, "import time\ntime.sleep(120)\n");
     let notes = w.home().join("woci-notes");
-    let mut other =
-        python_running(&w, &["-c".as_ref(), "import time; time.sleep(120)".as_ref(), notes.as_os_str()]).await;
-    std::fs::write(&pid_file, other.0.id().to_string()).unwrap();
-    let out = woci(&w, &["--stop-daemon"]).await;
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(other.0.try_wait().unwrap().is_none(), "a program that is not the Python woci was signalled");
-    let mut python = python_running(&w, &[script.as_os_str(), "--daemon".as_ref()]).await;
+    let webhook = w.home().join("bin/webhook.py");
+    write_exec(&webhook, "import time\ntime.sleep(120)\n");
+    // (`-c` with "woci" after it; another script given `woci --daemon` as its arguments.)
+    let decoys: [&[&std::ffi::OsStr]; 2] = [
+        &["-c".as_ref(), "import time; time.sleep(120)".as_ref(), notes.as_os_str(), "--daemon".as_ref()],
+        &[webhook.as_os_str(), "woci".as_ref(), "--daemon".as_ref()],
+    ];
+    for args in decoys {
+        let mut other = python_running(&w, args).await;
+        std::fs::write(&pid_file, other.0.id().to_string()).unwrap();
+        let out = woci(&w, &["--stop-daemon"]).await;
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert!(other.0.try_wait().unwrap().is_none(), "not the Python woci, yet signalled: {args:?}");
+    }
+    // Interpreter options before the script (`-W ignore` takes a value) do not hide it (round 88 F1).
+    let args: [&std::ffi::OsStr; 5] =
+        ["-W".as_ref(), "ignore".as_ref(), "-u".as_ref(), script.as_os_str(), "--daemon".as_ref()];
+    let mut python = python_running(&w, &args).await;
     let pid = python.0.id();
     std::fs::write(&pid_file, pid.to_string()).unwrap();
     let named = format!("a Python woci daemon (pid {pid}) still runs for profile `P`");

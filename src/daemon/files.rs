@@ -176,7 +176,24 @@ pub(crate) fn python_daemon(probe: &PidProbe) -> Option<u32> {
     let python = exe.file_name()?.to_str()?.starts_with("python");
     let cmdline = fsutil::read_bounded(Path::new(&format!("{proc}/cmdline")), 64 * 1024).ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let script = args.iter().skip(1).take(2).any(|a| {
+    // The script is the interpreter's first argument that is not an option (`-W ignore`, `-X
+    // utf8` take a value; `-c`/`-m` run no script file).
+    let mut rest = args.iter().skip(1);
+    let mut script = None;
+    while let Some(a) = rest.next() {
+        match *a {
+            b"-c" | b"-m" => break,
+            b"-W" | b"-X" | b"--check-hash-based-pycs" => {
+                rest.next();
+            }
+            a if a.starts_with(b"-") => {}
+            a => {
+                script = Some(a);
+                break;
+            }
+        }
+    }
+    let script = script.is_some_and(|a| {
         let name = Path::new(std::ffi::OsStr::from_bytes(a)).file_name().map(|n| n.as_encoded_bytes());
         matches!(name, Some(b"woci" | b"oci_upst_session_manager.py" | b"oci_upst_session_manager"))
     });
@@ -370,7 +387,8 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         stopped: pid.is_some_and(fsutil::process_stopped),
         binary_replaced: running && pid.is_some_and(fsutil::binary_replaced),
         stale_pid: match info.probe {
-            PidProbe::NotRunning { stale_pid } => stale_pid,
+            // A Python woci daemon's pid is its own field, not a stale one.
+            PidProbe::NotRunning { stale_pid } => stale_pid.filter(|_| python_daemon(&info.probe).is_none()),
             PidProbe::Running { .. } => None,
         },
         started: live.map(|s| s.started),

@@ -484,7 +484,10 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
                 let _ = writeln!(out, "  warning: {}", python_daemon_line(p, profile));
             }
             (&PidProbe::NotRunning { stale_pid: Some(p) }, None) => {
-                let _ = writeln!(out, "  stale pid file (pid {p}) ignored: the daemon that wrote it is gone");
+                let _ = writeln!(
+                    out,
+                    "  stale pid file (pid {p}) ignored: it names no woci daemon (gone, or another process now)"
+                );
             }
             _ => {}
         }

@@ -282,7 +282,7 @@ fn describe_running_and_exited_daemons() {
     let mut out = String::new();
     describe(&mut out, "P", &exited, 2100);
     assert!(out.contains("daemon: not running for profile `P`"), "{out}");
-    assert!(out.contains("stale pid file (pid 10) ignored: the daemon that wrote it is gone"), "{out}");
+    assert!(out.contains("stale pid file (pid 10) ignored: it names no woci daemon"), "{out}");
     assert!(out.contains("exited 1970-01-01T00:33:20Z: renewal is no longer possible: x, exit code 9"), "{out}");
 }
 
