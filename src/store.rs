@@ -539,6 +539,16 @@ impl SessionStore {
         }
     }
 
+    /// What `refresh_token.rejected` records of a refused refresh token: its digest with the
+    /// identity provider's, so that fixing a wrong `token_url` or `auth_client_id` lets the token
+    /// be tried again.
+    fn rejection_digest(&self, bytes: &[u8]) -> String {
+        match self.idp.is_empty() {
+            true => refusal_digest(bytes),
+            false => fsutil::sha256_hex(format!("{}\n{}", refusal_digest(bytes), self.idp).as_bytes()),
+        }
+    }
+
     /// `.last_failure`, beside the lock: the last renewal failure, for callers that waited on it.
     fn failure_path(&self) -> PathBuf {
         self.dir.join(".last_failure")
@@ -613,9 +623,14 @@ impl SessionStore {
         dirs
     }
 
-    /// Whether another user holds `$TMPDIR/woci-rescue-<uid>` (see [`Self::rescue_dirs`]).
+    /// `$TMPDIR/woci-rescue-<uid>`, the rescue folder where no private runtime folder serves.
+    fn usual_rescue_dir(&self) -> PathBuf {
+        self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id()))
+    }
+
+    /// Whether another user holds [`Self::usual_rescue_dir`] (see [`Self::rescue_dirs`]).
     fn usual_rescue_taken(&self, dirs: &[PathBuf]) -> bool {
-        !dirs.contains(&self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id())))
+        !dirs.contains(&self.usual_rescue_dir())
     }
 
     /// [`Self::rescue_dirs`], then the desktop's runtime folder's, when private: where rescued
@@ -670,7 +685,7 @@ impl SessionStore {
                         tracing::warn!(
                             "`{}` is not usable (another user's, or open to others), so the refresh token is rescued \
                              in a folder of this user's own beside it",
-                            self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id())).display()
+                            self.usual_rescue_dir().display()
                         );
                     }
                     self.remove_rescues(&self.rescue_dirs_to_read(), Some(dir));
@@ -957,18 +972,6 @@ impl SessionStore {
 
 /// The digest a refused refresh token is remembered by: of the text a renewal sends (trimmed), so
 /// the same token put back with a newline is still known.
-impl SessionStore {
-    /// What `refresh_token.rejected` records of a refused refresh token: its digest with the
-    /// identity provider's, so that fixing a wrong `token_url` or `auth_client_id` lets the token
-    /// be tried again.
-    fn rejection_digest(&self, bytes: &[u8]) -> String {
-        match self.idp.is_empty() {
-            true => refusal_digest(bytes),
-            false => fsutil::sha256_hex(format!("{}\n{}", refusal_digest(bytes), self.idp).as_bytes()),
-        }
-    }
-}
-
 fn refusal_digest(bytes: &[u8]) -> String {
     fsutil::sha256_hex(bytes.trim_ascii())
 }
@@ -1051,10 +1054,7 @@ fn warn_if_readable_by_others(path: &Path) {
         use std::os::unix::fs::{MetadataExt, PermissionsExt};
         // A device or FIFO is no key at all (the key check says so), and `chmod` fixes only a
         // file of this user's own.
-        let Ok(meta) = std::fs::metadata(path).map_err(drop).and_then(|m| if m.is_file() { Ok(m) } else { Err(()) })
-        else {
-            return;
-        };
+        let Some(meta) = std::fs::metadata(path).ok().filter(|m| m.is_file()) else { return };
         let mode = meta.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             let fix = match meta.uid() == fsutil::user_id() {

@@ -536,16 +536,16 @@ impl State {
         }
 
         if let Some(action) = actions.first() {
-            let session_authenticate = words.len() == 2 && words[0] == "session" && words[1] == "authenticate";
-            if let (true, [s, a, more, ..]) = (*action == "daemon", &words[..]) {
-                if *s == "session" && *a == "authenticate" {
-                    return Err(usage(format!(
-                        "`--daemon session authenticate` takes nothing more, got `{}`",
-                        more.to_string_lossy()
-                    )));
-                }
+            // The Python woci's `--daemon session authenticate`: a login, then the daemon.
+            let session_authenticate =
+                *action == "daemon" && matches!(&words[..], [s, a, ..] if *s == "session" && *a == "authenticate");
+            if let Some(more) = words.get(2).filter(|_| session_authenticate) {
+                return Err(usage(format!(
+                    "`--daemon session authenticate` takes nothing more, got `{}`",
+                    more.to_string_lossy()
+                )));
             }
-            if let Some(w) = words.first().filter(|_| !(*action == "daemon" && session_authenticate)) {
+            if let Some(w) = words.first().filter(|_| !session_authenticate) {
                 return Err(usage(format!("`--{action}` takes no oci command, got `{}`", w.to_string_lossy())));
             }
             if after.as_ref().is_some_and(|a| !a.is_empty()) {

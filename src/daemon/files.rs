@@ -381,6 +381,7 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
     // The state file describes the running daemon only if it is that daemon's.
     let live = info.state.as_ref().filter(|s| running && Some(s.pid) == pid);
     let last = info.state.as_ref().filter(|_| !running);
+    let python = python_daemon(&info.probe);
     DaemonReport {
         running,
         pid,
@@ -388,7 +389,7 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         binary_replaced: running && pid.is_some_and(fsutil::binary_replaced),
         stale_pid: match info.probe {
             // A Python woci daemon's pid is its own field, not a stale one.
-            PidProbe::NotRunning { stale_pid } => stale_pid.filter(|_| python_daemon(&info.probe).is_none()),
+            PidProbe::NotRunning { stale_pid } => stale_pid.filter(|_| python.is_none()),
             PidProbe::Running { .. } => None,
         },
         started: live.map(|s| s.started),
@@ -400,6 +401,6 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         last_error_at: info.state.as_ref().and_then(|s| s.last_error.as_ref().and(s.last_error_at)),
         exit_reason: last.and_then(|s| s.exit_reason.clone()),
         exit_code: last.and_then(|s| s.exit_code),
-        python_daemon: python_daemon(&info.probe),
+        python_daemon: python,
     }
 }

@@ -31,11 +31,8 @@ impl Renewer {
     pub(super) async fn account(&self, result: &crate::error::Result<Session>, ends: Expiries) {
         // What the metrics file and the hook get carries this machine's time, as `date` does.
         let (at, mut ends) = (self.clock.unix(), ends.earlier_by(self.server.ahead_secs()));
-        // Only a session renewed by OCI session refresh has a hard end; others start anew at each
-        // renewal (their `sess_exp`, always a day ahead, would keep a "login needed" alert on).
-        if !matches!(self.settings.mode, RenewMode::SessionRefresh(_)) {
-            ends.sess_exp = None;
-        }
+        // (Any other `sess_exp`, always a day ahead, would keep a "login needed" alert on.)
+        ends.sess_exp = self.hard_end(ends.sess_exp);
         let class = result.as_ref().map_or_else(metrics::class_of, |_| Class::Ok);
         let outcome = Outcome { result: class, at, ends };
         // An unsafe session folder (a symbolic link, a world-writable `~/.oci`) gets nothing.
@@ -71,6 +68,12 @@ impl Renewer {
         }
     }
 
+    /// `sess_exp` where it is a hard end: only a session renewed by OCI session refresh has one;
+    /// others start anew at each renewal.
+    fn hard_end(&self, sess_exp: Option<i64>) -> Option<i64> {
+        sess_exp.filter(|_| matches!(self.settings.mode, RenewMode::SessionRefresh(_)))
+    }
+
     /// Warns (once per profile, what and hour, across processes) when the session's hard end or
     /// the refresh token's expiry is within `expiring_warning`, and runs `on_expiring`.
     /// `refresh_token_exp` is what the caller knows of the refresh token's expiry.
@@ -78,11 +81,7 @@ impl Renewer {
         // Judged and said in this machine's time (token time turned into it), as `date` has it.
         let (now, ahead) = (self.clock.unix(), self.server.ahead_secs());
         let refresh_token_exp = refresh_token_exp.map(|t| t - ahead);
-        // Only a session renewed by OCI session refresh has a hard end; others start anew.
-        let sess_exp = match self.settings.mode {
-            RenewMode::SessionRefresh(_) => claims.session_expiry().map(|t| t - ahead),
-            _ => None,
-        };
+        let sess_exp = self.hard_end(claims.session_expiry().map(|t| t - ahead));
         // A session lives 24 h at most: the refresh token's day of notice would warn all session long.
         let window = self.settings.ops.expiring_warning;
         let mut found = expiry::expiring(now, sess_exp, None, window.unwrap_or(expiry::SESSION_WARNING));
