@@ -499,10 +499,18 @@ async fn token_updates_apply_to_the_next_request_and_upstream_errors_are_502() {
         signed_get(&s, "localhost", case, &s.profile, &st(TOKEN_A)).await;
         assert_eq!(key_id(&s.upstream.case(case)), st(&renewed), "{case}");
     }
-    // No renewal at all (an IdP outage): after the wait the request goes out as it is, and the
-    // log says so, so the program's 401 is no mystery.
+    // No renewal, and the program gives up meanwhile (Ctrl-C): nothing went out, so nothing says
+    // it did (the line is said once a response came back).
     let stale = jwt(now - 5);
     s._token_tx.send(SecretString::from(stale.as_str())).unwrap();
+    let first = st(TOKEN_A);
+    let gone = signed_get(&s, "localhost", "gone", &s.profile, &first);
+    assert!(tokio::time::timeout(std::time::Duration::from_secs(1), gone).await.is_err());
+    tokio::time::sleep(std::time::Duration::from_secs(11)).await;
+    let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+    assert!(!logs.contains("no renewal within"), "{logs}");
+    // No renewal at all (an IdP outage): after the wait the request goes out as it is, and the
+    // log says so, so the program's 401 is no mystery.
     signed_get(&s, "localhost", "outage", &s.profile, &st(TOKEN_A)).await;
     assert_eq!(key_id(&s.upstream.case("outage")), st(&stale));
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();

@@ -81,30 +81,33 @@ const LAST_MOMENT_MS: i64 = 2_000;
 /// (cloned, not borrowed: holding the watch lock during RSA verification would stall a renewal).
 /// A token that expired, or is about to, with no renewal yet (a renewal late for an IdP that is
 /// slow, a machine resumed from suspend: its timers stood still) waits a little for the loop's
-/// next one rather than be refused by OCI.
-async fn current_token(shared: &Shared) -> SecretString {
+/// next one rather than be refused by OCI. `true` with it: no renewal came, it is still expired.
+async fn current_token(shared: &Shared) -> (SecretString, bool) {
     let mut tokens = shared.token.clone();
     let token = tokens.borrow_and_update().clone();
     let now_ms = crate::clock::unix_millis(shared.clock.now());
     let lasts = |exp: i64| exp.saturating_mul(1000) > now_ms.saturating_add(LAST_MOMENT_MS);
     if crate::jwt::expiry(token.expose()).ok().flatten().is_none_or(lasts) {
-        return token;
+        return (token, false);
     }
     match tokio::time::timeout(EXPIRED_WAIT, tokens.changed()).await {
-        Ok(Ok(())) => tokens.borrow().clone(),
-        _ => {
-            // The program then meets a 401 with nothing of woci's said about it at that moment.
-            if let Some(n) = shared.warnings.allow("expired") {
-                let interval = shared.limits.warn_interval.as_secs();
-                tracing::warn!(
-                    "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI \
-                     refuses ({} in the last {interval}s; the renewal's own lines say why)",
-                    EXPIRED_WAIT.as_secs(),
-                    n + 1
-                );
-            }
-            token
-        }
+        Ok(Ok(())) => (tokens.borrow().clone(), false),
+        _ => (token, true),
+    }
+}
+
+/// Said once the request has gone out (a response came back), not when it was signed: a program
+/// stopped by Ctrl-C meanwhile sends nothing, and the line would then be false.
+fn warn_expired(shared: &Shared) {
+    // The program then meets a 401 with nothing of woci's said about it at that moment.
+    if let Some(n) = shared.warnings.allow("expired") {
+        let interval = shared.limits.warn_interval.as_secs();
+        tracing::warn!(
+            "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI \
+             refuses ({} in the last {interval}s; the renewal's own lines say why)",
+            EXPIRED_WAIT.as_secs(),
+            n + 1
+        );
     }
 }
 
@@ -114,7 +117,7 @@ const SESSION_REFRESH_PATH: &str = "/v1/authentication/refresh";
 async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shared) -> Response<ProxyBody> {
     shared.count(|s| &mut s.requests);
     let target = req.uri().path_and_query().map(|pq| pq.as_str()).unwrap_or("/").to_owned();
-    let token = current_token(shared).await;
+    let (token, expired) = current_token(shared).await;
     let outcome = resign(req.method(), &target, req.headers(), &shared.public_key, &token);
     // The OCI SDK for Java refreshes its session itself (at its start, then every 55 min) and
     // keeps what it gets. Re-signed, its body's `currentToken` (the one it started with) would go
@@ -126,6 +129,9 @@ async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shar
         let body = serde_json::json!({ "token": token.expose() }).to_string();
         let mut resp = text_response(StatusCode::OK, &body);
         resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        if expired {
+            warn_expired(shared);
+        }
         return resp;
     }
     drop(token);
@@ -141,7 +147,12 @@ async fn handle(mut req: Request<Incoming>, host: &str, port: u16, shared: &Shar
         }
     }
     match shared.forwarder.forward(host, port, req).await {
-        Ok(resp) => resp,
+        Ok(resp) => {
+            if expired {
+                warn_expired(shared);
+            }
+            resp
+        }
         Err(reason) => {
             shared.count(|s| &mut s.upstream_errors);
             tracing::debug!(%host, port, %reason, "upstream request failed");
