@@ -150,6 +150,25 @@ pub(crate) fn say(text: &str) {
     let _ = writeln!(io::stderr().lock(), "{text}");
 }
 
+/// Whether a person can be shown a login's URL and code: on standard error, or else on the
+/// controlling terminal (`oci … 2>&1 | tee log` at a prompt), where [`tell`] writes them.
+pub(crate) fn person_present() -> bool {
+    io::IsTerminal::is_terminal(&io::stderr()) || has_controlling_terminal()
+}
+
+/// [`say`] for what the person must see (a login's URL and code): to the controlling terminal when
+/// standard error goes elsewhere, so that a log file does not swallow it.
+pub(crate) fn tell(text: &str) {
+    use io::Write;
+    if !io::IsTerminal::is_terminal(&io::stderr()) {
+        if let Ok(mut tty) = std::fs::OpenOptions::new().write(true).open("/dev/tty") {
+            let _ = writeln!(tty, "{text}");
+            return;
+        }
+    }
+    say(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

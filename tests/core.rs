@@ -1330,27 +1330,6 @@ async fn an_oci_config_others_control_is_not_renewed_into() {
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
-/// At a terminal with standard error sent to a file or pipe (`2>&1 | tee log`), a login cannot
-/// show its URL and code: the error says that redirect is what to drop (round 82 F2).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_at_a_terminal_with_stderr_elsewhere_names_the_redirect() {
-    let w = World::new().await;
-    let err = w.home().join("login.err");
-    let c = w.woci_in_a_terminal(&format!("session authenticate 2>'{}'", err.display()));
-    let out = tokio::task::spawn_blocking(move || {
-        let mut c = c;
-        c.output().unwrap()
-    })
-    .await
-    .unwrap();
-    assert_eq!(out.status.code(), Some(3), "{}", w.read(&err));
-    assert!(
-        w.read(&err).contains("goes to a file or pipe (`2>&1 | tee …`?), not to this terminal"),
-        "{}",
-        w.read(&err)
-    );
-}
-
 /// The world's profile and a profile `OTHER` like it, sharing `redirect_port` from `[COMMON]`.
 fn share_redirect_port(w: &World) {
     let ini = w.read(&w.manager_ini_path());

@@ -22,7 +22,7 @@ use super::{token_request, IdpConfig, IdpTokens, LoginOptions};
 use crate::error::{Error, Result};
 use crate::http::{Http, Retry};
 use crate::settings::DeviceConfig;
-use crate::terminal::say;
+use crate::terminal::tell;
 use crate::token_endpoint::{self, Endpoint};
 use http::header::HeaderMap;
 use serde::Deserialize;
@@ -157,19 +157,19 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
         .map(|u| verification_url("verification_uri_complete", u))
         .transpose()?;
     // A parsed URL prints as ASCII (controls percent-encoded); the code is the IdP's own text.
-    say(&format!(
+    tell(&format!(
         "woci: login required for profile `{}`; on any device, open\n\n  {page}\n\nand enter the code  {}\n",
         opts.profile,
         token_endpoint::scrub(&auth.user_code, &[])
     ));
     if let Some(complete) = &complete {
-        say(&format!("  (or open {complete} , which carries the code)\n"));
+        tell(&format!("  (or open {complete} , which carries the code)\n"));
     }
     // A configured `BROWSER` (or the embedding hook) may open the page here; no platform default,
     // since the point of this flow is that no browser runs on this machine.
     opts.open(complete.as_ref().unwrap_or(&page), false);
     let limit = wait_limit(auth.expires_in, opts.timeout);
-    say(&format!(
+    tell(&format!(
         "woci: waiting up to {}s for the login to complete (login timeout {}s)",
         limit.as_secs().max(1),
         opts.timeout.as_secs().max(1)

@@ -21,7 +21,7 @@ mod tests;
 use crate::error::{Error, Result};
 use crate::http::{Http, Retry};
 use crate::secret::SecretString;
-use crate::terminal::say;
+use crate::terminal::tell;
 pub(crate) use crate::token_endpoint::scrub;
 use crate::token_endpoint::{self, Endpoint};
 use oauth2::basic::BasicClient;
@@ -29,7 +29,6 @@ use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope
 use serde::Deserialize;
 use std::ffi::OsString;
 use std::fmt;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 use url::Url;
@@ -155,26 +154,17 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
 /// A login is needed for `profile` (as said, in backticks) but no person can be asked: `command`
 /// is what to run in a terminal.
 pub(crate) fn no_terminal(profile: &str, command: &str) -> Error {
-    // With standard error on the terminal, kubectl's `interactiveMode: Never` is what forbids it.
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+    // With a terminal to show a login on, kubectl's `interactiveMode: Never` is what forbids it.
+    if crate::terminal::person_present() {
         return Error::Login(format!(
             "interactive login required for profile {profile}, but kubectl runs woci with `interactiveMode: Never`, \
              which forbids asking; run `{command}` in a terminal (or set `interactiveMode: IfAvailable` for this user \
              in the kubeconfig)"
         ));
     }
-    // At a terminal with standard error sent elsewhere (`2>&1 | tee log`): that is the fix.
-    if crate::terminal::has_controlling_terminal() {
-        return Error::Login(format!(
-            "interactive login required for profile {profile}, but woci's standard error, where a login shows its URL \
-             and code, goes to a file or pipe (`2>&1 | tee …`?), not to this terminal; run `{command}` with standard \
-             error on the terminal"
-        ));
-    }
     Error::Login(format!(
-        "interactive login required for profile {profile} but no terminal is attached (woci's standard error, where a \
-         login shows its URL and code, is not one, or kubectl forbids its use: `interactiveMode: Never`); run \
-         `{command}` in a terminal"
+        "interactive login required for profile {profile} but no terminal is attached (a login shows its URL and \
+         code on one; kubectl can forbid its use: `interactiveMode: Never`); run `{command}` in a terminal"
     ))
 }
 
@@ -261,9 +251,12 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
     }
     let (auth_url, state) = request.url();
 
-    say(&format!("woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n", opts.profile));
+    tell(&format!("woci: login required for profile `{}`; open this URL to log in:\n\n  {auth_url}\n", opts.profile));
     opts.open(&auth_url, true);
-    say(&format!("woci: waiting up to {}s for the login to complete at {redirect_uri}", opts.timeout.as_secs().max(1)));
+    tell(&format!(
+        "woci: waiting up to {}s for the login to complete at {redirect_uri}",
+        opts.timeout.as_secs().max(1)
+    ));
 
     let code = wait_for_code(listener, state.secret().clone(), opts).await?;
 
@@ -313,7 +306,7 @@ pub async fn login(http: &Http, cfg: &IdpConfig, opts: &LoginOptions) -> Result<
 async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &LoginOptions) -> Result<SecretString> {
     let start = tokio::time::Instant::now();
     let deadline = start + opts.timeout;
-    let reminders = std::io::stderr().is_terminal();
+    let reminders = crate::terminal::person_present();
     let mut tick = tokio::time::interval_at(start + REMINDER_EVERY, REMINDER_EVERY);
     let serve = callback::serve(listener, state, &opts.profile);
     tokio::pin!(serve);
@@ -332,7 +325,7 @@ async fn wait_for_code(listener: tokio::net::TcpListener, state: String, opts: &
             _ = tokio::time::sleep_until(deadline) => return Err(opts.timed_out("", opts.timeout)),
             _ = tick.tick(), if reminders => {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now()).as_secs();
-                say(&format!("woci: still waiting for the login ({left}s left)"));
+                tell(&format!("woci: still waiting for the login ({left}s left)"));
             }
         }
     }

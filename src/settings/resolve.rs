@@ -582,7 +582,7 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     };
     let token_url = need_url(Key::TokenUrl)?;
     let exchange_url = l.get(Key::TokenExchangeUrl, rules::url)?.unwrap_or_else(|| token_url.clone());
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr()) && !kubectl_forbids_terminal(env);
+    let terminal = crate::terminal::person_present() && !kubectl_forbids_terminal(env);
     let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
     // A device code when asked for, or with a terminal where no browser can be opened.
     let device_login = match flow {

@@ -186,6 +186,16 @@ exit "${FAKE_OCI_EXIT:-0}"
             .env("FAKE_OCI_OUT", &self.oci_out)
             .env("REQUESTS_CA_BUNDLE", SYSTEM_CA)
             .env("SSL_CERT_FILE", SYSTEM_CA);
+        // No controlling terminal, as in CI, even when the tests run at one: woci shows a login or
+        // a passphrase prompt on the terminal it finds. (A test that puts woci in a process group
+        // of its own keeps the terminal: setsid(2) then fails, harmlessly.)
+        // SAFETY: setsid(2) is async-signal-safe.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(&mut c, || {
+                libc::setsid();
+                Ok(())
+            });
+        }
         c
     }
 
