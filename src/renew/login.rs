@@ -48,8 +48,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
                 // No one to log in: one line that says both why and what to do, unless another
                 // woci's login is under way, which this call waits for before the lock.
                 if !(r.allow_login && cfg.interactive) {
-                    return Err(waits_for_another_login(r)
-                        .unwrap_or_else(|| login_impossible(r, Some(&e as &dyn std::fmt::Display))));
+                    return Err(waits_for_another_login(r).unwrap_or_else(|| login_impossible(r, Some(&e))));
                 }
                 tracing::warn!(
                     "the identity provider refused the stored refresh token of profile `{}` ({e}); a new login is needed",
@@ -60,11 +59,9 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
             Err(e) => return Err(e),
         },
         None if !(r.allow_login && cfg.interactive) => {
-            if let Some(wait) = waits_for_another_login(r) {
-                return Err(wait);
-            }
-            if let Some(refusal) = &facts.refresh.rejected {
-                return Err(login_impossible(r, Some(refusal as &dyn std::fmt::Display)));
+            let refused = || facts.refresh.rejected.as_ref().map(|refusal| login_impossible(r, Some(refusal)));
+            if let Some(e) = waits_for_another_login(r).or_else(refused) {
+                return Err(e);
             }
             (self::login(r, http, cfg, passphrase.as_ref()).await?, Action::LoggedIn)
         }
@@ -124,13 +121,7 @@ async fn refresh_grant(
     let tokens = match answer {
         Ok(tokens) => tokens,
         Err(oidc::GrantFailure { error, rotated }) => {
-            let kept = match &rotated {
-                Some((rotated, expires_in)) => keep_refresh_token(r, rotated, *expires_in, passphrase).await,
-                None => true,
-            };
-            if kept {
-                r.store.grant_settled();
-            }
+            settle_grant(r, rotated.as_ref().map(|(rt, expires_in)| (rt, *expires_in)), passphrase).await;
             let error = match error {
                 Error::ReplyLost { service, url, reason, .. } => {
                     let login = format!("woci session authenticate {}", r.settings.woci_selection());
@@ -153,17 +144,23 @@ async fn refresh_grant(
     // The token to keep: the rotated one, else the unsaved one this grant used, which lives on.
     let unsaved = r.unsaved.lock().unwrap_or_else(|p| p.into_inner()).take();
     let keep = tokens.refresh_token.as_ref().or(unsaved.as_ref().filter(|u| u.expose() == rt.expose()));
-    let kept = match keep {
-        Some(keep) => keep_refresh_token(r, keep, tokens.refresh_expires_in, passphrase).await,
+    settle_grant(r, keep.map(|keep| (keep, tokens.refresh_expires_in)), passphrase).await;
+    failpoint("renew::after_refresh_token_stored");
+    Ok(tokens)
+}
+
+/// Stores the refresh token a grant's answer left (`rt`, with its `refresh_expires_in`), if any,
+/// then settles the grant. Stored nowhere: the note of the grant stays, so that `--status` and
+/// the next woci know the stored refresh token is probably spent; this process renews with the
+/// new one.
+async fn settle_grant(r: &Renewer, rt: Option<(&SecretString, Option<Duration>)>, passphrase: Option<&SecretString>) {
+    let kept = match rt {
+        Some((rt, expires_in)) => keep_refresh_token(r, rt, expires_in, passphrase).await,
         None => true,
     };
-    // Stored nowhere: the note of the grant stays, so that `--status` and the next woci know the
-    // stored refresh token is probably spent; this process renews with the new one.
     if kept {
         r.store.grant_settled();
     }
-    failpoint("renew::after_refresh_token_stored");
-    Ok(tokens)
 }
 
 /// Why the identity provider refused the stored refresh token, with the likely cause when a woci
@@ -363,13 +360,10 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
     r.store.check_writable()?;
     // Ctrl-C ends the wait for the person at once: a login spends nothing until its tokens
     // arrive, and only storing them is held.
-    let login = async {
-        match cfg.device_login {
-            true => oidc::device::login(http, &cfg.idp, &cfg.device, &opts).await,
-            false => oidc::login(http, &cfg.idp, &opts).await,
-        }
+    let tokens = match cfg.device_login {
+        true => while_caller_lives(oidc::device::login(http, &cfg.idp, &cfg.device, &opts)).await?,
+        false => while_caller_lives(oidc::login(http, &cfg.idp, &opts)).await?,
     };
-    let tokens = while_caller_lives(login).await?;
     Ok((tokens, critical::hold()))
 }
 
@@ -436,11 +430,15 @@ fn ask_passphrase(profile: &str, new: bool, replaces: Option<StoredRefreshToken>
         if !(new || sealing) {
             return Ok(first);
         }
-        match same(&first, &prompt(profile, again)?) {
-            Ok(()) => return Ok(first),
-            Err(e) if tries == 3 => return Err(e),
-            Err(_) => crate::terminal::say("woci: the two passphrases differ; try again"),
+        if first.expose() == prompt(profile, again)?.expose() {
+            return Ok(first);
         }
+        if tries == 3 {
+            return Err(Error::Config(
+                "the two passphrases differ; nothing was sent or stored: run the command again".to_owned(),
+            ));
+        }
+        crate::terminal::say("woci: the two passphrases differ; try again");
         tries += 1;
     }
 }
@@ -460,15 +458,6 @@ fn prompt(profile: &str, text: &str) -> Result<SecretString> {
              a variable instead, with `--refresh-token-passphrase-env VAR`"
         ))
     })
-}
-
-fn same(first: &SecretString, again: &SecretString) -> Result<()> {
-    match first.expose() == again.expose() {
-        true => Ok(()),
-        false => Err(Error::Config(
-            "the two passphrases differ; nothing was sent or stored: run the command again".to_owned(),
-        )),
-    }
 }
 
 /// The refresh token a long run's renewals spend, looked at before the run starts: one that
@@ -625,17 +614,17 @@ async fn passphrase(r: &Renewer, cfg: &LoginConfig, replacing: bool) -> Result<O
         .await?;
     // Asked for a refresh, then a login after all (another woci's grant was refused meanwhile):
     // an answer that does not open the old token was typed once, so it seals nothing.
-    if replacing && !asked_replacing && matches!(cfg.passphrase, PassphraseSource::Prompt) {
-        if let (Some(p), Ok(stored)) = (pass, r.store.stored_refresh_token()) {
-            if stored.state() == RefreshTokenState::Encrypted && stored.open(Some(p)).is_err() {
-                return Err(Error::RefreshTokenLocked {
-                    path: r.store.refresh_token_path(),
-                    reason: "the passphrase given does not open it, and this login would replace it; run the \
-                             command again"
-                        .into(),
-                });
-            }
-        }
+    let unopened = |p| {
+        let stored = r.store.stored_refresh_token();
+        stored.is_ok_and(|s| s.state() == RefreshTokenState::Encrypted && s.open(Some(p)).is_err())
+    };
+    let typed_once = replacing && !asked_replacing && matches!(cfg.passphrase, PassphraseSource::Prompt);
+    if typed_once && pass.as_ref().is_some_and(unopened) {
+        return Err(Error::RefreshTokenLocked {
+            path: r.store.refresh_token_path(),
+            reason: "the passphrase given does not open it, and this login would replace it; run the command again"
+                .into(),
+        });
     }
     Ok(pass.clone())
 }
