@@ -245,10 +245,7 @@ impl Renewer {
         if matches!(&decision.plan, Plan::Refresh(_) | Plan::Login(_)) {
             login::ask_before_locking(self, matches!(decision.plan, Plan::Login(_))).await?;
         }
-        let mut login_first = match decision.plan {
-            Plan::Login(cfg) => Some(cfg),
-            _ => None,
-        };
+        let mut login_first = if let Plan::Login(cfg) = decision.plan { Some(cfg) } else { None };
         let (mut passes, mut first_counted) = (0, None);
         let (result, counted) = loop {
             let logged_in = match login_first {
@@ -427,10 +424,7 @@ impl Renewer {
 
     /// How long a renewal waits for another woci's: a login may take its whole timeout.
     fn lock_timeout(&self) -> Duration {
-        let login = match &self.settings.mode {
-            RenewMode::Login(c) => c.login_timeout,
-            _ => Duration::ZERO,
-        };
+        let login = if let RenewMode::Login(c) = &self.settings.mode { c.login_timeout } else { Duration::ZERO };
         login + Duration::from_secs(60)
     }
 
@@ -450,11 +444,8 @@ impl Renewer {
         let Ok(facts) = self.facts() else { return Err(err) };
         // A token bound to another key than the profile's is refused by OCI, however long it lives.
         let facts::TokenInput::Present(token) = &facts.token else { return Err(err) };
-        if facts.key_mismatch {
-            return Err(err);
-        }
         let left = token.claims.exp - self.server.unix();
-        if left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login {
+        if facts.key_mismatch || left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login {
             return Err(err);
         }
         tracing::warn!(
@@ -560,12 +551,8 @@ impl Renewer {
             let sent = std::time::UNIX_EPOCH + Duration::from_millis(began.unsigned_abs());
             let skew = self.server.learn(iat, sent);
             self.store.write_skew(&skew);
-            if let Some(w) = clock_skew_warning(
-                skew.offset_ms,
-                &format!("the {service}'s (the new session token was issued at {})", fmt_utc(iat)),
-            ) {
-                warn_skew_once(&w);
-            }
+            let whose = format!("the {service}'s (the new session token was issued at {})", fmt_utc(iat));
+            warn_skew_once(clock_skew_warning(skew.offset_ms, &whose));
         }
         // Still good at OCI, by the servers' time (a clock ahead renews it early, said above).
         if claims.exp <= self.server.servers().unix() {
@@ -656,6 +643,15 @@ impl Renewer {
             })
             .await
     }
+
+    /// Before a program that signs with this machine's clock runs (`oci`, an SDK): warns when
+    /// the last renewal showed that clock more than 5 minutes off, which OCI refuses.
+    pub fn warn_if_refused_clock(&self) {
+        let offset = self.server.offset_ms();
+        if offset.abs() / 1000 > crate::clock::OCI_DATE_LIMIT_SECS {
+            warn_skew_once(clock_skew_warning(offset, "the servers' (the last renewal showed it)"));
+        }
+    }
 }
 
 /// Says a clock skew over a minute (`offset_ms`: the servers' time minus this machine's) that
@@ -675,24 +671,11 @@ fn clock_skew_warning(offset_ms: i64, whose: &str) -> Option<String> {
     })
 }
 
-/// Once per process: a long `--auto-refresh` run renews many times.
-fn warn_skew_once(warning: &str) {
+/// Says `warning`, if any, once per process: a long `--auto-refresh` run renews many times.
+fn warn_skew_once(warning: Option<String>) {
     static SKEW_TOLD: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SKEW_TOLD.swap(true, std::sync::atomic::Ordering::Relaxed) {
+    if let Some(warning) = warning.filter(|_| !SKEW_TOLD.swap(true, std::sync::atomic::Ordering::Relaxed)) {
         tracing::warn!("{warning}");
-    }
-}
-
-impl Renewer {
-    /// Before a program that signs with this machine's clock runs (`oci`, an SDK): warns when
-    /// the last renewal showed that clock more than 5 minutes off, which OCI refuses.
-    pub fn warn_if_refused_clock(&self) {
-        let offset = self.server.offset_ms();
-        if offset.abs() / 1000 > crate::clock::OCI_DATE_LIMIT_SECS {
-            if let Some(w) = clock_skew_warning(offset, "the servers' (the last renewal showed it)") {
-                warn_skew_once(&w);
-            }
-        }
     }
 }
 
