@@ -256,14 +256,6 @@ pub struct SessionFacts<'s> {
     pub rotation: Option<InterruptedRotation>,
 }
 
-impl<'s> SessionFacts<'s> {
-    /// Whether the profile exists nowhere: not in the OCI config, no section of its own in the
-    /// manager INI, no session folder (a typo in `--profile`).
-    pub fn profile_unknown(&self, store: &SessionStore) -> bool {
-        unknown(&self.config, self.manager_ini.as_ref(), store)
-    }
-}
-
 fn unknown(config: &ConfigState, manager_ini: Option<&(PathBuf, bool)>, store: &SessionStore) -> bool {
     !matches!(config, ConfigState::Present) && !manager_ini.is_some_and(|(_, own)| *own) && !store.dir().exists()
 }
@@ -354,6 +346,7 @@ impl<'s> SessionFacts<'s> {
             true => None,
             false => [Some(store.dir()), token_path.parent()].into_iter().flatten().find_map(fsutil::cannot_write_in),
         };
+        let federated = if let RenewMode::Federated(c) = &settings.mode { Some(c) } else { None };
         Ok(SessionFacts {
             profile: settings.profile.clone(),
             woci_selection: settings.woci_selection(),
@@ -382,17 +375,11 @@ impl<'s> SessionFacts<'s> {
             key_mismatch,
             manager_ini: settings.ini_file.clone(),
             near_section: settings.ini_near_section.clone(),
-            source_expires_at: match &settings.mode {
-                RenewMode::Federated(c) => c.source.env_jwt_expiry(&c.env),
-                _ => None,
-            },
-            source_problem: match &settings.mode {
-                RenewMode::Federated(c) => c
-                    .source
-                    .local_problem(&c.env)
-                    .map(|p| format!("subject token source `{}`: {p}", c.source.describe())),
-                _ => None,
-            },
+            source_expires_at: federated.and_then(|c| c.source.env_jwt_expiry(&c.env)),
+            source_problem: federated.and_then(|c| {
+                let problem = c.source.local_problem(&c.env)?;
+                Some(format!("subject token source `{}`: {problem}", c.source.describe()))
+            }),
             unsafe_folder: store.check_safe().err().map(|e| e.to_string()),
             lock_problem: store.lock_problem(),
             unwritable,
@@ -403,6 +390,12 @@ impl<'s> SessionFacts<'s> {
             servers_behind: 0,
             rotation,
         })
+    }
+
+    /// Whether the profile exists nowhere: not in the OCI config, no section of its own in the
+    /// manager INI, no session folder (a typo in `--profile`).
+    pub fn profile_unknown(&self, store: &SessionStore) -> bool {
+        unknown(&self.config, self.manager_ini.as_ref(), store)
     }
 
     /// The facts with [`Self::stopped_holder`] read: what `--status` adds to what a call reads,

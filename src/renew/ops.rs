@@ -109,14 +109,11 @@ impl Renewer {
     /// [`super::facts::SessionFacts::in_token_time`]), for profiles that have a refresh token
     /// (read after a renewal, which may have rotated it).
     pub(super) fn refresh_token_expiry(&self) -> Option<i64> {
-        if !matches!(self.settings.mode, RenewMode::Login(_)) {
+        let login = matches!(self.settings.mode, RenewMode::Login(_));
+        if !login || !self.store.stored_refresh_token().is_ok_and(|s| s.state() != RefreshTokenState::Absent) {
             return None;
         }
-        let ahead = self.server.ahead_secs();
-        match self.store.stored_refresh_token().map(|s| s.state()) {
-            Ok(RefreshTokenState::Absent) | Err(_) => None,
-            Ok(_) => self.store.refresh_token_expiry().map(|e| e.saturating_add(ahead)),
-        }
+        self.store.refresh_token_expiry().map(|e| e.saturating_add(self.server.ahead_secs()))
     }
 
     fn hook(&self, setting: &str, argv: &Option<Vec<String>>) -> Option<Hook> {

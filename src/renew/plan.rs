@@ -346,18 +346,17 @@ fn session_refresh_plan<'s>(
         return cannot(format!("{why}; only the key it was issued for can refresh it (restore that key)"));
     }
     // A token that already runs to the session's end cannot be extended: used until then.
-    if let Some(end) = t.claims.session_expiry().filter(|end| t.claims.exp >= *end && force == Force::No) {
-        if f.config_current {
-            let left = Duration::from_secs(u64::try_from(t.claims.exp - now).unwrap_or(0));
-            return Decision::new(
-                Plan::Reuse { token: t, remaining: left },
-                format!(
-                    "the session token is valid for {}, to the session's end (`sess_exp` {}), which no refresh extends",
-                    fmt_secs(secs(left)),
-                    fmt_utc(end)
-                ),
-            );
-        }
+    let at_the_end = |end: &i64| t.claims.exp >= *end && force == Force::No && f.config_current;
+    if let Some(end) = t.claims.session_expiry().filter(at_the_end) {
+        let left = Duration::from_secs(u64::try_from(t.claims.exp - now).unwrap_or(0));
+        return Decision::new(
+            Plan::Reuse { token: t, remaining: left },
+            format!(
+                "the session token is valid for {}, to the session's end (`sess_exp` {}), which no refresh extends",
+                fmt_secs(secs(left)),
+                fmt_utc(end)
+            ),
+        );
     }
     if let Some(what) = not_configured {
         return setup(what);

@@ -122,8 +122,7 @@ async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output 
         }
     };
     let waited = std::time::Instant::now();
-    let (mut said, mut told) = (false, false);
-    let mut was_held = false;
+    let (mut said, mut told, mut was_held) = (false, false, false);
     // A Ctrl-C (SIGTERM) now has no program to go to: it is answered, not swallowed (one the
     // caller ignored stays ignored).
     #[cfg(unix)]
