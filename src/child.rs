@@ -182,10 +182,6 @@ impl ChildSpec {
         c
     }
 
-    fn spawn_error(&self, e: io::Error) -> Error {
-        self.error_for(&self.program, e)
-    }
-
     /// The error of a `program` whose `#!` interpreter cannot run ([`missing_interpreter`]).
     fn interpreter_error(&self, program: String, bad: BadInterpreter) -> Error {
         let reason = format!("{}; {} or check {}", bad.why, bad.fix, self.program_source);
@@ -196,10 +192,10 @@ impl ChildSpec {
         }
     }
 
-    /// The error of starting `program` (this spec's, or where it was found on `PATH`).
-    fn error_for(&self, program: &std::ffi::OsStr, e: io::Error) -> Error {
-        let as_path = std::path::Path::new(program);
-        let program = program.to_string_lossy().into_owned();
+    /// The error of starting the program.
+    fn spawn_error(&self, e: io::Error) -> Error {
+        let as_path = std::path::Path::new(&self.program);
+        let program = self.program.to_string_lossy().into_owned();
         // What exec(2) says of a script whose `#!` chain is broken (ELOOP: too deep).
         let exec_failed = matches!(
             e.kind(),
@@ -229,9 +225,8 @@ impl ChildSpec {
             let found = crate::fsutil::path_candidates(&path, p).find(|c| c.exists());
             found
         };
-        match found {
+        match found.filter(|f| f.exists()) {
             None => Err(self.spawn_error(io::ErrorKind::NotFound.into())),
-            Some(f) if !f.exists() => Err(self.spawn_error(io::ErrorKind::NotFound.into())),
             Some(f) if !crate::fsutil::is_executable(&f) => {
                 Err(self.spawn_error(io::Error::new(io::ErrorKind::PermissionDenied, "not an executable file")))
             }
