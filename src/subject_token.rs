@@ -277,14 +277,9 @@ impl SubjectTokenSource {
         group.end(&mut child).await;
         let status = ended?;
         if !status.success() {
-            let status = match status.code() {
-                Some(c) => format!("exited with {c}"),
-                None => "was killed by a signal".to_owned(),
-            };
-            return Err(self.no_token(match first_stderr_line(&err, &out) {
-                Some(line) => format!("`{program}` {status}: {line}"),
-                None => format!("`{program}` {status}"),
-            }));
+            let status = status.code().map_or("was killed by a signal".to_owned(), |c| format!("exited with {c}"));
+            let line = first_stderr_line(&err, &out).map(|line| format!(": {line}")).unwrap_or_default();
+            return Err(self.no_token(format!("`{program}` {status}{line}")));
         }
         match std::str::from_utf8(&out).map(str::trim) {
             Err(_) => Err(self.no_token(format!("`{program}` printed no UTF-8 text{}", utf16_hint(&out)))),
