@@ -28,10 +28,8 @@ fn parse(text: &str) -> std::result::Result<Parsed<'_>, String> {
 }
 
 fn read_text(path: &Path) -> Result<Option<String>> {
-    let Some(bytes) = crate::fsutil::read_optional(path)? else {
-        return Ok(None);
-    };
-    String::from_utf8(bytes).map(Some).map_err(|_| Error::corrupt(path, "not valid UTF-8"))
+    let bytes = crate::fsutil::read_optional(path)?;
+    bytes.map(|b| String::from_utf8(b).map_err(|_| Error::corrupt(path, "not valid UTF-8"))).transpose()
 }
 
 /// Whether the OCI config has a profile at all.
@@ -96,10 +94,8 @@ pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> R
     if existing.as_deref() == Some(updated.as_str()) {
         return Ok(());
     }
-    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.exists() {
-            crate::fsutil::ensure_private_dir(dir)?;
-        }
+    if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
+        crate::fsutil::ensure_private_dir(dir)?;
     }
     crate::fsutil::write_atomic(&target, updated.as_bytes())
 }
@@ -159,18 +155,13 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
             missing.push((key, value_of(key).unwrap_or(value)));
         }
     }
+    let missing_lines: String = missing.iter().map(|(k, v)| format!("{k}={v}{eol}")).collect();
     // Where missing keys go: after the last key (or header) of the profile's last occurrence.
     let last_header = parsed.lines.iter().rposition(|l| l.kind == Kind::Section(profile.to_owned()));
     let insert_after = last_header.map(|h| {
-        let mut at = h;
-        for (i, line) in parsed.lines.iter().enumerate().skip(h + 1) {
-            match line.kind {
-                Kind::Section(_) => break,
-                Kind::Key { .. } | Kind::Continuation => at = i,
-                Kind::Blank | Kind::Comment => {}
-            }
-        }
-        at
+        let section =
+            parsed.lines.iter().enumerate().skip(h + 1).take_while(|(_, l)| !matches!(l.kind, Kind::Section(_)));
+        section.filter(|(_, l)| matches!(l.kind, Kind::Key { .. } | Kind::Continuation)).last().map_or(h, |(i, _)| i)
     });
 
     let mut out = String::with_capacity(text.len() + 256);
@@ -189,12 +180,9 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
                 true
             }
             (Kind::Continuation, _) if in_match => false,
-            (Kind::Blank | Kind::Comment, _) => {
-                out.push_str(line.text);
-                true
-            }
-            _ => {
-                in_match = false;
+            // A blank or comment line does not end the value being rewritten.
+            (kind, _) => {
+                in_match &= matches!(kind, Kind::Blank | Kind::Comment);
                 out.push_str(line.text);
                 true
             }
@@ -204,9 +192,7 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
             out.push_str(if line.eol.is_empty() && inserting { eol } else { line.eol });
         }
         if inserting {
-            for (k, v) in &missing {
-                out.push_str(&format!("{k}={v}{eol}"));
-            }
+            out.push_str(&missing_lines);
         }
     }
     if last_header.is_none() && !missing.is_empty() {
@@ -218,10 +204,7 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
                 out.push_str(eol);
             }
         }
-        out.push_str(&format!("[{profile}]{eol}"));
-        for (k, v) in &missing {
-            out.push_str(&format!("{k}={v}{eol}"));
-        }
+        out.push_str(&format!("[{profile}]{eol}{missing_lines}"));
     }
     out
 }
