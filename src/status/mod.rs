@@ -114,6 +114,7 @@ fn after_last_failure(
     let Some((f, changed)) = last.filter(|_| renews && (exit_code == 0 || login)) else { return (exit_code, reason) };
     let age = (now - f.at / 1000).max(0);
     let ago = crate::clock::fmt_secs(age);
+    let failed = |then: &str| format!("{reason}; but the last renewal, {ago} ago, failed: {}; {then}", f.message);
     if login {
         // A login meets the settings a refusal was met with, not a spent or refused refresh token.
         // Without a terminal or `BROWSER` the call fails for that first (exit 3).
@@ -126,11 +127,7 @@ fn after_last_failure(
         {
             return (exit_code, reason);
         }
-        let why = format!(
-            "{reason}; but the last renewal, {ago} ago, failed: {}; a login fails the same way until that is fixed",
-            f.message
-        );
-        return (f.exit_code, why);
+        return (f.exit_code, failed("a login fails the same way until that is fixed"));
     }
     if f.reply_lost {
         let why = format!(
@@ -146,19 +143,9 @@ fn after_last_failure(
         );
         (exit_code, why)
     } else if !f.transient && !changed {
-        let why = format!(
-            "{reason}; but the last renewal, {ago} ago, failed: {}; the next call fails the same way until that is \
-             fixed",
-            f.message
-        );
-        (f.exit_code, why)
+        (f.exit_code, failed("the next call fails the same way until that is fixed"))
     } else if f.transient && !changed && age < TRANSIENT_COUNTS_SECS {
-        let why = format!(
-            "{reason}; but the last renewal, {ago} ago, failed: {}; the next call tries again, and fails the same way \
-             while that lasts",
-            f.message
-        );
-        (f.exit_code, why)
+        (f.exit_code, failed("the next call tries again, and fails the same way while that lasts"))
     } else {
         (exit_code, format!("{reason} (the last renewal, {ago} ago, failed: {})", f.message))
     }
@@ -184,17 +171,15 @@ fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &S
         crate::settings::RenewMode::Login(c) => c.idp.reuse_grace.as_secs(),
         _ => 0,
     };
-    match (u64::try_from(ago).is_ok_and(|ago| ago < grace), next_action == "refresh") {
-        (true, _) => (exit_code, format!("{reason} ({what}; within `refresh_token_reuse_grace` the identity provider takes it again)")),
-        (false, true) => (
-            crate::error::exit::LOGIN,
-            format!("{reason}; but {what}, so the identity provider has probably spent it and the next renewal will need a login"),
-        ),
-        (false, false) => (
-            exit_code,
-            format!("{reason}; but {what}, so the identity provider has probably spent it and the next renewal will need a login"),
-        ),
+    if u64::try_from(ago).is_ok_and(|ago| ago < grace) {
+        let why = "within `refresh_token_reuse_grace` the identity provider takes it again";
+        return (exit_code, format!("{reason} ({what}; {why})"));
     }
+    let code = if next_action == "refresh" { crate::error::exit::LOGIN } else { exit_code };
+    (
+        code,
+        format!("{reason}; but {what}, so the identity provider has probably spent it and the next renewal will need a login"),
+    )
 }
 
 /// The last renewal's failure, and whether what it was met with changed since (the settings,
@@ -542,15 +527,9 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
         );
     }
     match r.renewal {
-        "none" => {
-            let _ = writeln!(o, "renewal: none (woci leaves this profile's calls to oci)");
-        }
-        "session_refresh" => {
-            let _ = writeln!(o, "renewal: OCI session refresh (no identity provider configured)");
-        }
-        "federated" => {
-            let _ = writeln!(o, "renewal: token exchange of a JWT from `subject_token_source` (no refresh token)");
-        }
+        "none" => o.push_str("renewal: none (woci leaves this profile's calls to oci)\n"),
+        "session_refresh" => o.push_str("renewal: OCI session refresh (no identity provider configured)\n"),
+        "federated" => o.push_str("renewal: token exchange of a JWT from `subject_token_source` (no refresh token)\n"),
         _ => {
             let rt = &r.refresh_token;
             let how = match (rt.stored, rt.encrypted) {
@@ -592,13 +571,6 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
             .as_ref()
             .map(|f| format!("last renewal failed: {} (exit {}): {}", fmt_utc(f.at), f.exit_code, safe(&f.message))),
     );
-    let action = match r.next_action {
-        "none" => "nothing",
-        "finish_config" => "finish the OCI config",
-        "session_refresh" => "session refresh",
-        "exchange" => "exchange a token from the subject token source",
-        other => other,
-    };
     push_line(
         &mut o,
         r.renewal_under_way.map(|u| {
@@ -611,21 +583,18 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
             )
         }),
     );
-    match r.renewal_under_way {
+    let action = match (r.renewal_under_way, r.next_action) {
         // A call needing a login waits for the one under way and takes its session.
-        Some(u) if r.next_action == "login" => {
-            let _ = writeln!(
-                o,
-                "next call: wait for pid {}'s {} and use its session; if it ends without one, login — {}",
-                u.pid,
-                u.what(),
-                safe(&r.reason)
-            );
+        (Some(u), "login") => {
+            format!("wait for pid {}'s {} and use its session; if it ends without one, login", u.pid, u.what())
         }
-        _ => {
-            let _ = writeln!(o, "next call: {action} — {}", safe(&r.reason));
-        }
-    }
+        (_, "none") => "nothing".to_owned(),
+        (_, "finish_config") => "finish the OCI config".to_owned(),
+        (_, "session_refresh") => "session refresh".to_owned(),
+        (_, "exchange") => "exchange a token from the subject token source".to_owned(),
+        (_, other) => other.to_owned(),
+    };
+    let _ = writeln!(o, "next call: {action} — {}", safe(&r.reason));
     let _ = writeln!(o, "usable: {} (exit {})", if r.usable { "yes" } else { "no" }, r.exit_code);
     o
 }

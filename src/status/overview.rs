@@ -190,12 +190,8 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
     }
     let mut out = String::new();
     for cells in std::iter::once(header.map(str::to_owned)).chain(rows) {
-        let mut line = String::new();
-        for (cell, w) in cells.iter().zip(widths) {
-            let _ = write!(line, "{cell:<w$}  ");
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
+        let line: String = cells.iter().zip(widths).map(|(cell, w)| format!("{cell:<w$}  ")).collect();
+        let _ = writeln!(out, "{}", line.trim_end());
     }
     // Why a profile cannot even be assessed, below the table (quotes files: made safe to print).
     for e in entries {
