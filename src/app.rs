@@ -78,11 +78,8 @@ pub fn run(args: Vec<OsString>, env: Env, as_oci: bool) -> Result<u8> {
         crate::fsutil::raise_open_file_limit(needed)?;
     }
     let hint = cli::typo_hint(&inv.oci);
-    dispatch(inv, env).map_err(|e| match hint {
-        // `woci os ns get --profle EMU` fails on profile `DEFAULT`: say why.
-        Some(h) => e.with_hint(&h),
-        None => e,
-    })
+    // `woci os ns get --profle EMU` fails on profile `DEFAULT`: say why.
+    dispatch(inv, env).map_err(|e| if let Some(h) = &hint { e.with_hint(h) } else { e })
 }
 
 fn dispatch(inv: Invocation, env: Env) -> Result<u8> {

@@ -242,10 +242,7 @@ fn build_command(with_hidden: bool) -> clap::Command {
             Some((key, None)) => table::def(key).shown_default().replace('`', ""),
             _ => String::new(),
         };
-        let help = match default.as_str() {
-            "" => o.help.to_owned(),
-            default => format!("{} [default: {default}]", o.help),
-        };
+        let help = if default.is_empty() { o.help.to_owned() } else { format!("{} [default: {default}]", o.help) };
         let arg = Arg::new(o.long).long(o.long).short(o.short).help(help).help_heading(o.heading).hide(o.hidden);
         let arg = match (o.long, o.value) {
             ("help", _) => arg.action(ArgAction::Help),
@@ -713,18 +710,14 @@ fn split_option(arg: &OsStr) -> Option<NamedOption> {
     if bytes.len() < 2 || bytes[0] != b'-' {
         return None;
     }
-    if bytes[1] != b'-' {
+    // Only a long option has an inline value.
+    let Some(i) = bytes.iter().position(|&b| b == b'=').filter(|_| bytes[1] == b'-') else {
         return Some((arg.to_string_lossy().into_owned(), None));
-    }
-    match bytes.iter().position(|&b| b == b'=') {
-        Some(i) => {
-            let name = std::str::from_utf8(&bytes[..i]).ok()?.to_owned();
-            // SAFETY: the bytes after an ASCII `=` of an `OsStr`'s encoded bytes are themselves valid
-            // encoded bytes (std's documented rule for splitting at ASCII).
-            Some((name, Some(unsafe { OsStr::from_encoded_bytes_unchecked(&bytes[i + 1..]) }.to_owned())))
-        }
-        None => Some((arg.to_string_lossy().into_owned(), None)),
-    }
+    };
+    let name = std::str::from_utf8(&bytes[..i]).ok()?.to_owned();
+    // SAFETY: the bytes after an ASCII `=` of an `OsStr`'s encoded bytes are themselves valid
+    // encoded bytes (std's documented rule for splitting at ASCII).
+    Some((name, Some(unsafe { OsStr::from_encoded_bytes_unchecked(&bytes[i + 1..]) }.to_owned())))
 }
 
 /// `args` in order, one item per word or option: the option's name and value (inline, or the next
