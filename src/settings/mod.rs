@@ -375,6 +375,12 @@ impl Settings {
         }
         v
     }
+
+    /// [`Settings::oci_selection`] for a woci command: with `--manager-config` when it was given.
+    pub fn woci_selection(&self) -> String {
+        let quoted = self.manager_config_flag.as_ref().map(|p| quote(&p.display().to_string()));
+        quoted.map_or_else(|| self.oci_selection.clone(), |m| format!("{} --manager-config {m}", self.oci_selection))
+    }
 }
 
 /// The settings whose text differs between `old` and `new` (a daemon's reload), in the table's
@@ -414,14 +420,6 @@ pub fn parse_url(s: &str, what: &str) -> crate::Result<Url> {
 /// Refuses profile names that would escape `~/.oci/sessions` or break a message line.
 pub fn validate_profile(p: &str) -> crate::Result<()> {
     rules::profile(p).map(drop).map_err(|why| crate::Error::Config(rules::invalid_profile(p, "", &why)))
-}
-
-impl Settings {
-    /// [`Settings::oci_selection`] for a woci command: with `--manager-config` when it was given.
-    pub fn woci_selection(&self) -> String {
-        let quoted = self.manager_config_flag.as_ref().map(|p| quote(&p.display().to_string()));
-        quoted.map_or_else(|| self.oci_selection.clone(), |m| format!("{} --manager-config {m}", self.oci_selection))
-    }
 }
 
 /// `s` quoted for a POSIX shell when it needs it.

@@ -252,11 +252,8 @@ impl Settings {
         let endpoint = oci_option(&oci.endpoint, "OCI_CLI_ENDPOINT", "endpoint");
 
         let auto_refresh = l.boolean(Key::AutoRefresh)?;
-        let window = l.get(Key::RefreshSafetyWindow, rules::duration)?.unwrap_or(if auto_refresh {
-            DEFAULT_AUTO_WINDOW
-        } else {
-            DEFAULT_WINDOW
-        });
+        let default_window = if auto_refresh { DEFAULT_AUTO_WINDOW } else { DEFAULT_WINDOW };
+        let window = l.get(Key::RefreshSafetyWindow, rules::duration)?.unwrap_or(default_window);
 
         let mode = match resolve_mode(&l, env, &profile) {
             Ok(mode) => mode,
@@ -495,14 +492,13 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
         let where_ =
             l.ini.path.as_ref().map_or_else(|| "woci_manager.ini".to_owned(), |p| format!("`{}`", p.display()));
         let names: Vec<String> = missing.iter().map(|k| format!("`{}`", def(*k).name)).collect();
-        let typos: Vec<String> = l
+        let mut hints: Vec<String> = l
             .ini
             .near_misses()
             .into_iter()
             .filter(|(_, known)| missing.iter().any(|k| def(*k).name == *known))
             .map(|(typo, known)| format!("`{typo}` there is not a woci key: did you mean `{known}`?"))
             .collect();
-        let mut hints = typos;
         let in_default: Vec<&str> =
             missing.iter().map(|k| def(*k).name).filter(|n| l.ini.default_keys.contains(*n)).collect();
         if !in_default.is_empty() {
