@@ -335,7 +335,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
     // as it is, no session needed.
     // Calls that go to oci unchanged renew nothing.
     let passthrough = inp.auth.as_deref().map_or(f.oci.is_api_key(f.mode), |a| a != "security_token");
-    let (exit_code, next_action, reason) = match inp.auth.as_deref() {
+    let (mut exit_code, mut next_action, mut reason) = match inp.auth.as_deref() {
         Some(a) if a != "security_token" => {
             (0, "none", format!("the calls' auth is `{a}`: they go to oci unchanged, the session is left alone"))
         }
@@ -360,55 +360,42 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         && f.claims().is_some_and(|c| c.exp - now > crate::renew::plan::secs(crate::renew::FALLBACK_MIN_LEFT));
     // Whether a login can happen here (a terminal, or a `BROWSER` command), as the call's plan knows.
     let can_log_in = matches!(f.mode, crate::settings::RenewMode::Login(c) if c.interactive);
-    let (exit_code, reason) =
+    (exit_code, reason) =
         after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps, can_log_in);
-    let (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
+    (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
     // A passphrase asked on the terminal cannot be asked in a job without one (cron, CI).
     let unaskable = f.refresh.state == RefreshTokenState::Encrypted
         && f.refresh.passphrase == PassphraseInput::Prompt
         && !inp.terminal;
-    let (exit_code, reason) = match exit_code == 0 && next_action == "refresh" && unaskable {
-        true => (
-            crate::error::exit::LOGIN,
-            format!(
-                "{reason}; but there is no terminal here to ask for it on, so the renewal fails: give the passphrase \
-                 in a variable instead, with `--refresh-token-passphrase-env VAR` (`refresh_token_passphrase_env`)"
-            ),
-        ),
-        false => (exit_code, reason),
-    };
+    if exit_code == 0 && next_action == "refresh" && unaskable {
+        exit_code = crate::error::exit::LOGIN;
+        reason = format!(
+            "{reason}; but there is no terminal here to ask for it on, so the renewal fails: give the passphrase \
+             in a variable instead, with `--refresh-token-passphrase-env VAR` (`refresh_token_passphrase_env`)"
+        );
+    }
     // A call whose renewal needs a login (or a passphrase) that cannot happen here fails that
     // renewal, and runs with the token while it has more than a minute left (`ensure_or_keep`).
-    let (exit_code, reason) =
-        match keeps && renews(next_action) && exit_code == crate::error::exit::LOGIN && (!can_log_in || unaskable) {
-            true => (
-                0,
-                format!(
-                    "{reason}; until then a call here runs with the current token, which has more than a minute left"
-                ),
-            ),
-            false => (exit_code, reason),
-        };
+    if keeps && renews(next_action) && exit_code == crate::error::exit::LOGIN && (!can_log_in || unaskable) {
+        exit_code = 0;
+        reason =
+            format!("{reason}; until then a call here runs with the current token, which has more than a minute left");
+    }
     // The call runs oci once the session is settled: an oci that cannot run fails it then.
-    let (exit_code, next_action, reason) = match (&inp.start, &inp.program) {
-        (Some((code, why)), _) => (*code, "impossible", why.clone()),
-        (None, Some((code, why))) if exit_code == 0 => (*code, "impossible", why.clone()),
-        _ => (exit_code, next_action, reason),
-    };
+    if let Some((code, why)) = inp.start.as_ref().or(inp.program.as_ref().filter(|_| exit_code == 0)) {
+        (exit_code, next_action, reason) = (*code, "impossible", why.clone());
+    }
     // `oci` signs with this machine's clock: OCI refuses every call (no fallback helps: the call
     // does not fail over for it, and a fallback's calls are signed by the same clock).
     let clock_refused = exit_code == 0 && !passthrough && inp.clock_skew.abs() > crate::clock::OCI_DATE_LIMIT_SECS;
-    let (exit_code, reason) = match clock_refused {
-        true => (
-            crate::error::exit::FAILURE,
-            format!(
-                "{reason}; but this machine's clock is {} the servers' (the last renewal showed it), and OCI refuses \
-                 requests whose date is more than 5 minutes off: set the clock right (timedatectl, chrony)",
-                crate::clock::skew_words(inp.clock_skew)
-            ),
-        ),
-        _ => (exit_code, reason),
-    };
+    if clock_refused {
+        exit_code = crate::error::exit::FAILURE;
+        reason = format!(
+            "{reason}; but this machine's clock is {} the servers' (the last renewal showed it), and OCI refuses \
+             requests whose date is more than 5 minutes off: set the clock right (timedatectl, chrony)",
+            crate::clock::skew_words(inp.clock_skew)
+        );
+    }
     let report = Report {
         schema: 1,
         profile: f.profile.clone(),

@@ -45,16 +45,6 @@ impl State {
             _ => State::Impossible,
         }
     }
-
-    fn as_str(self) -> &'static str {
-        match self {
-            State::Usable => "usable",
-            State::Renewable => "renewable",
-            State::LoginNeeded => "login_needed",
-            State::Fallback => "fallback",
-            State::Impossible => "impossible",
-        }
-    }
 }
 
 /// Whether a daemon keeps the profile fresh.
@@ -157,6 +147,11 @@ pub(crate) fn render_json(entries: &[Entry], unresolved: Option<(String, u8)>) -
     crate::terminal::to_json_pretty(&All { profiles: entries, error, exit_code }).unwrap_or_default() + "\n"
 }
 
+/// The word the JSON has for a state or a daemon (`login_needed`), which the text shows too.
+fn word(v: impl Serialize) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
+}
+
 /// `--status --all`: one aligned row per profile (times in UTC, `-` when unknown).
 pub(crate) fn render_text(entries: &[Entry]) -> String {
     let time = |t: Option<i64>| t.map_or_else(|| "-".to_owned(), crate::clock::fmt_utc);
@@ -166,17 +161,11 @@ pub(crate) fn render_text(entries: &[Entry]) -> String {
             [
                 // A name woci refuses may hold anything a section header can.
                 crate::terminal::safe(&e.profile).into_owned(),
-                e.state.as_str().to_owned(),
+                word(e.state),
                 time(e.token_expires_at),
                 time(e.session_expires_at),
                 time(e.refresh_token_expires_at),
-                match e.daemon {
-                    Daemon::Running => "running",
-                    Daemon::Suspended => "suspended",
-                    Daemon::Stopped => "stopped",
-                    Daemon::Python => "python",
-                }
-                .to_owned(),
+                word(e.daemon),
                 e.fallback_profile.clone().unwrap_or_else(|| "-".to_owned()),
             ]
         })
