@@ -179,14 +179,8 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
             }
             child::exec(&ChildBuilder::oci(Some(s), &ctx.env, args)?.build()?)
         }
-        Command::SessionAuthenticate(args) => {
-            cli::check_session_args(&args)?;
-            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Login))?, &renewer)
-        }
-        Command::SessionRefresh(args) => {
-            cli::check_session_args(&args)?;
-            report_session(&ctx, runtime()?.block_on(renewer.ensure(Force::Renew))?, &renewer)
-        }
+        Command::SessionAuthenticate(args) => renew_now(&ctx, &renewer, &args, Force::Login),
+        Command::SessionRefresh(args) => renew_now(&ctx, &renewer, &args, Force::Renew),
         Command::Status { prompt: true, .. } => crate::status::run_prompt(&ctx, &call),
         Command::Status { .. } => crate::status::run(&ctx, inv.json, &call),
         Command::Daemon { login } => crate::daemon::start(&ctx, &renewer, call, login),
@@ -402,7 +396,11 @@ fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: C
     code
 }
 
-fn report_session(ctx: &Context, session: Session, renewer: &Renewer) -> Result<u8> {
+/// woci's own `session authenticate` (`Force::Login`) or `session refresh` (`Force::Renew`), and
+/// what came of it.
+fn renew_now(ctx: &Context, renewer: &Renewer, args: &[OsString], force: Force) -> Result<u8> {
+    cli::check_session_args(args)?;
+    let session = runtime()?.block_on(renewer.ensure(force))?;
     // The session works, but its new refresh token could be stored nowhere (said in an error
     // line): the next renewal needs a login, which a script must learn from the exit code.
     if renewer.refresh_token_unsaved() {

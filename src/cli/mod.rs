@@ -483,9 +483,8 @@ impl State {
 
     /// What the command line asks for, and what its `oci` arguments say.
     fn command(&self, forwarded: Vec<OsString>, after: Option<Vec<OsString>>) -> Result<(OciView, Command)> {
-        let informational = [(self.on("help"), Command::Help), (self.on("version"), Command::Version)]
-            .into_iter()
-            .find_map(|(on, command)| on.then_some(command))
+        let informational = (self.on("help").then_some(Command::Help))
+            .or(self.on("version").then_some(Command::Version))
             .or(self.completions.map(Command::Completions))
             .or(self.on("man").then_some(Command::Man));
         if let Some(command) = informational {

@@ -93,12 +93,10 @@ pub(crate) fn is_set(env: &Env, var: &str) -> bool {
 
 /// The error for the first of `vars` whose value is not UTF-8 text, if any.
 pub(crate) fn unreadable<'a>(vars: impl IntoIterator<Item = &'a str>) -> Result<(), crate::error::Error> {
-    match vars.into_iter().find(|v| not_text(v)) {
-        Some(var) => Err(crate::error::Error::Config(format!(
-            "`{var}` is set, but not to UTF-8 text, and woci reads only text: set it again in UTF-8, or unset it"
-        ))),
-        None => Ok(()),
-    }
+    let Some(var) = vars.into_iter().find(|v| not_text(v)) else { return Ok(()) };
+    Err(crate::error::Error::Config(format!(
+        "`{var}` is set, but not to UTF-8 text, and woci reads only text: set it again in UTF-8, or unset it"
+    )))
 }
 
 /// Why a variable a setting names (a passphrase's, a subject token's) is missing from [`Env`]:
