@@ -593,18 +593,14 @@ pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
         SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store).in_token_time(&ctx.server);
     // Looked for only where a passphrase would be asked: the prompt runs on every shell prompt.
     let terminal = facts.refresh.passphrase != PassphraseInput::Prompt || crate::terminal::has_controlling_terminal();
-    let origins = ctx.settings.origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect();
+    let origins = &ctx.settings.origins;
+    let from_common =
+        |k: &str, o: &_| matches!(o, crate::settings::Origin::Ini(_)) && ctx.settings.ini_shared.contains(k);
     Ok(Inputs {
         facts,
         daemon: daemon::inspect(&ctx.store)?,
-        origins,
-        shared: ctx
-            .settings
-            .origins
-            .iter()
-            .filter(|(k, (o, _))| matches!(o, crate::settings::Origin::Ini(_)) && ctx.settings.ini_shared.contains(**k))
-            .map(|(k, _)| (*k).to_owned())
-            .collect(),
+        origins: origins.iter().map(|(k, (o, _))| ((*k).to_owned(), o.plain())).collect(),
+        shared: origins.iter().filter(|(k, (o, _))| from_common(k, o)).map(|(k, _)| (*k).to_owned()).collect(),
         fallback_profile: ctx.settings.ops.fallback_profile.clone(),
         auth: ctx.settings.auth.clone(),
         start: start_refusal(&ctx.settings),
