@@ -214,12 +214,12 @@ fn render_upsert(parsed: &Parsed<'_>, text: &str, profile: &str, entries: &[(&st
 /// `/oracle` in the container, where `~/.oci` is mounted); any other path as it is.
 pub fn portable_path(p: &Path, home: &Path, oci_config_file: &Path) -> String {
     let oci_home = home.join(".oci");
-    if oci_config_file.parent() == Some(oci_home.as_path()) {
-        if let Ok(rest) = p.strip_prefix(&oci_home) {
-            return Path::new("~/.oci").join(rest).display().to_string();
+    match p.strip_prefix(&oci_home) {
+        Ok(rest) if oci_config_file.parent() == Some(oci_home.as_path()) => {
+            Path::new("~/.oci").join(rest).display().to_string()
         }
+        _ => p.display().to_string(),
     }
-    p.display().to_string()
 }
 
 /// The value woci records in the OCI config for a file it wrote: [`portable_path`] in container
@@ -239,12 +239,11 @@ pub fn host_path(p: &str, home: &Path, oci_config_file: &Path) -> PathBuf {
     if p.starts_with('~') {
         return crate::fsutil::expand_home(p, home);
     }
-    if let Some(rest) = p.strip_prefix(crate::settings::CONTAINER_OCI_DIR).and_then(|r| r.strip_prefix('/')) {
-        if let Some(dir) = oci_config_file.parent() {
-            return dir.join(rest);
-        }
+    let in_container = p.strip_prefix(crate::settings::CONTAINER_OCI_DIR).and_then(|r| r.strip_prefix('/'));
+    match in_container.zip(oci_config_file.parent()) {
+        Some((rest, dir)) => dir.join(rest),
+        None => PathBuf::from(p),
     }
-    PathBuf::from(p)
 }
 
 #[cfg(test)]

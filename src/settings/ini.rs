@@ -142,13 +142,11 @@ impl IniFile {
             format!("section `[{s}]` in {file} is not the shared `[COMMON]` (section names are case-sensitive); rename it `[COMMON]`")
         }));
         if let (true, Some(p)) = (self.exposed_secrets, &self.path) {
+            let chmod = format!("run `chmod 600 {}`", p.display());
             let fix = match self.owner_elsewhere {
                 // Not this user's to change: `chmod 600` by its owner would lock this user out.
-                Some(uid) => format!(
-                    "ask its owner (uid {uid}) to give it to you (`chown`), then run `chmod 600 {}`",
-                    p.display()
-                ),
-                None => format!("run `chmod 600 {}`", p.display()),
+                Some(uid) => format!("ask its owner (uid {uid}) to give it to you (`chown`), then {chmod}"),
+                None => chmod,
             };
             out.push(format!("{file} holds client secrets and other users can read it; {fix}"));
         }
