@@ -295,19 +295,14 @@ pub fn parse_str(text: &str, profile: &str) -> std::result::Result<IniFile, Stri
     let shared = common.keys().filter(|k| !own.contains_key(*k)).cloned().collect();
     let mut values = interpolate(&common);
     values.extend(interpolate(&own));
-    let names: Vec<&str> = parsed.sections.iter().map(String::as_str).collect();
+    // Without a section of its own: the one that differs only in case, else the closest.
+    let others = || parsed.sections.iter().map(String::as_str).filter(|n| *n != COMMON_SECTION);
+    let near = || super::rules::closest(profile, others()).filter(|(score, _)| *score >= 0.9).map(|(_, n)| n);
     let near_section = (!has_profile_section)
-        .then(|| {
-            let same_but_case = names.iter().find(|n| n.trim().eq_ignore_ascii_case(profile) && **n != COMMON_SECTION);
-            same_but_case.map(|n| (*n).to_owned()).or_else(|| {
-                super::rules::closest(profile, names.iter().copied().filter(|n| *n != COMMON_SECTION))
-                    .filter(|(score, _)| *score >= 0.9)
-                    .map(|(_, n)| n.to_owned())
-            })
-        })
+        .then(|| others().find(|n| n.trim().eq_ignore_ascii_case(profile)).or_else(near).map(str::to_owned))
         .flatten();
     let miscased_common =
-        names.iter().find(|n| n.eq_ignore_ascii_case(COMMON_SECTION) && **n != COMMON_SECTION).map(|n| (*n).to_owned());
+        parsed.sections.iter().find(|n| n.eq_ignore_ascii_case(COMMON_SECTION) && *n != COMMON_SECTION).cloned();
     Ok(IniFile {
         path: None,
         has_profile_section,
