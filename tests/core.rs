@@ -221,6 +221,21 @@ async fn invalid_grant_falls_back_to_a_headless_login() {
     assert_eq!((st.refresh_grants, st.auth_code_grants, st.exchanges), (2, 2, 2));
 }
 
+/// A refused exchange client whose secret came from `WOCI_CLIENT_SECRET` (not the INI, which looks
+/// right) is named with that variable (round 84 N5).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_client_secret_from_the_environment_is_named() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let mut c = w.woci();
+    c.env("WOCI_CLIENT_SECRET", "left-in-the-shell").args(["os", "ns", "get"]);
+    let out = run(c).await;
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
+    assert!(stderr(&out).contains("`client_secret` is set by the `WOCI_CLIENT_SECRET` variable"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("left-in-the-shell"), "{}", stderr(&out));
+}
+
 /// Without anyone to log in, a refused refresh token is remembered: `--status` says a login is
 /// needed (exit 3) and the next call does not spend another grant on it; a login clears it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -34,7 +34,7 @@ use crate::jwt::{self, UpstClaims};
 use crate::keys::{self, KeyPair};
 use crate::metrics::Expiries;
 use crate::secret::SecretString;
-use crate::settings::{Env, FederatedConfig, RenewMode, SessionRefreshConfig, Settings};
+use crate::settings::{Env, FederatedConfig, Origin, RenewMode, SessionRefreshConfig, Settings};
 use crate::store::{FailureRecord, SessionStore};
 use facts::{SessionFacts, Token};
 use plan::{plan, Plan};
@@ -287,7 +287,25 @@ impl Renewer {
         if let Some((s, rt)) = renewed {
             self.warn_expiring(&s.claims, rt).await;
         }
-        result
+        result.map_err(|e| self.name_secret_origin(e))
+    }
+
+    /// A refused client, named with where its secret came from when not the manager INI: a
+    /// `WOCI_CLIENT_SECRET` left in the shell is not what a look at the INI finds (round 84 N5).
+    fn name_secret_origin(&self, mut e: Error) -> Error {
+        let key = match &e {
+            Error::IdpRejected { what: "client", .. } => "auth_client_secret",
+            Error::ExchangeRejected { status, error, .. } if *status == 401 || error == "invalid_client" => {
+                "client_secret"
+            }
+            _ => return e,
+        };
+        let Some((origin @ (Origin::Flag(_) | Origin::Env(_)), _)) = self.settings.origins.get(key) else { return e };
+        let said = format!("`{key}` is set by {}", origin.setting(key));
+        if let Error::IdpRejected { description, .. } | Error::ExchangeRejected { description, .. } = &mut e {
+            *description = Some(description.take().map_or(said.clone(), |d| format!("{d}; {said}")));
+        }
+        e
     }
 
     /// The renewal under the profile's lock (released on return), and — when it is a renewal
