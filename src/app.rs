@@ -156,6 +156,10 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     let ctx = Context::new(settings, Arc::new(SystemClock), env)?;
     let renewer = Arc::new(Renewer::new(&ctx));
     let s = &ctx.settings;
+    let renews = matches!(inv.command, Command::Oci(_) | Command::Exec { .. } | Command::SessionRefresh(_));
+    if s.manages_session() && (renews || matches!(inv.command, Command::SessionAuthenticate(_))) {
+        warn_if_python_daemon(&ctx);
+    }
 
     match inv.command {
         Command::Oci(args) => run_oci(&ctx, &renewer, args, &call),
@@ -191,6 +195,15 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
         }
         Command::StopDaemon => crate::daemon::stop(&ctx.store, ctx.clock.unix()).inspect(|c| unknown_profile(&ctx, *c)),
         Command::Help | Command::Version | Command::Completions(_) | Command::Man | Command::Passthrough(_) => Ok(0),
+    }
+}
+
+/// A Python woci daemon left running renews the same refresh token as this call may: said on
+/// every such call until it is stopped, since two renewers spend each other's tokens (round 86 N4).
+fn warn_if_python_daemon(ctx: &Context) {
+    let info = crate::daemon::inspect(&ctx.store);
+    if let Some(pid) = info.ok().and_then(|i| crate::daemon::python_daemon(&i.probe)) {
+        tracing::warn!("{}", crate::daemon::python_daemon_line(pid, &ctx.settings.profile));
     }
 }
 

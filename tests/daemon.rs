@@ -387,6 +387,10 @@ async fn a_python_woci_daemon_still_running_is_named_refused_and_stopped() {
     assert_eq!(out.status.code(), Some(10), "{}", stderr(&out));
     assert!(stderr(&out).contains(&named), "{}", stderr(&out));
     assert_eq!(w.read(&pid_file), pid.to_string(), "its pid file kept");
+    // A call beside it runs, and says so: both would spend one refresh token (round 86 N4).
+    let out = woci(&w, &["os", "ns", "get"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains(&format!("woci: warning: {named}")), "{}", stderr(&out));
     let out = woci(&w, &["--stop-daemon"]).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let said = format!("stopped the Python woci daemon of profile `P` (pid {pid})");
