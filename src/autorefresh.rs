@@ -25,6 +25,7 @@ pub(crate) async fn run_supervised(
     let renewed_elsewhere = crate::proxy::child_env::under_a_woci_proxy(&ctx.env)
         || crate::daemon::inspect(&ctx.store).is_ok_and(|d| d.running());
     renewer.ready_for_run(renewed_elsewhere, false).await?;
+    renewer.forbid_login();
     warn_if_session_ends_soon(ctx, &session);
     let (tx, rx) = watch::channel(session.token.clone());
     let proxy = if ctx.settings.resign_proxy {

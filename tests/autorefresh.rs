@@ -679,6 +679,37 @@ async fn a_run_takes_up_a_session_renewed_elsewhere_once_its_renewal_became_impo
     assert!(err.contains("renewal is not possible") && err.contains("is in place; renewal goes on"), "{err}");
 }
 
+/// A run whose renewal meets a refused refresh token does not log in itself, though it could
+/// (`BROWSER`): that is one line, the program goes on, and a login elsewhere is taken up. A login
+/// of the run's own would mix with the program's output and hold the profile's login, which
+/// `woci session authenticate` in another terminal waits behind (round 89 F1).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_does_not_log_in_once_its_program_runs() {
+    let w = World::with_config(woci_emulator::Config { upst_ttl: Duration::from_secs(4), ..Default::default() }).await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let (tmp, out) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut cmd = woci_std(&w, tmp.path());
+    let script = "touch \"$OUT/ready\"; while [ ! -e \"$OUT/stop\" ]; do sleep 0.1; done";
+    cmd.env("OUT", out.path()).env("BROWSER", &w.browser).args(["--auto-refresh", "--exec", "--", "sh", "-c", script]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    w.emu.revoke_refresh_tokens();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while w.emu.stats().refresh_grants_rejected == 0 {
+        assert!(Instant::now() < deadline, "the run's renewal never met the revoked refresh token");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(w.emu.stats().auth_code_grants, 0, "the run logged in itself");
+    std::fs::write(out.path().join("stop"), "").unwrap();
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("renewal is not possible") && err.contains("woci session authenticate"), "{err}");
+}
+
 /// `auto_refresh` in the INI (and `--exec`) needs the temporary folder for the proxy's per-run
 /// files: a call is refused before it renews anything when that folder cannot take them (a
 /// revoked refresh token does not make it a login first), and `--status` says so with the

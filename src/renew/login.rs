@@ -47,7 +47,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
                 r.store.mark_refresh_token_rejected(&e);
                 // No one to log in: one line that says both why and what to do, unless another
                 // woci's login is under way, which this call waits for before the lock.
-                if !(r.allow_login && cfg.interactive) {
+                if !(r.allow_login() && cfg.interactive) {
                     return Err(waits_for_another_login(r).unwrap_or_else(|| login_impossible(r, Some(&e))));
                 }
                 tracing::warn!(
@@ -58,7 +58,7 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
             }
             Err(e) => return Err(e),
         },
-        None if !(r.allow_login && cfg.interactive) => {
+        None if !(r.allow_login() && cfg.interactive) => {
             let refused = || facts.refresh.rejected.as_ref().map(|refusal| login_impossible(r, Some(refusal)));
             if let Some(e) = waits_for_another_login(r).or_else(refused) {
                 return Err(e);
@@ -249,7 +249,7 @@ async fn keep_refresh_token(
 fn login_impossible(r: &Renewer, cause: Option<&dyn std::fmt::Display>) -> Error {
     let (p, sel) = (&r.settings.profile, r.settings.woci_selection());
     let cause = cause.map(|e| format!(" ({e})")).unwrap_or_default();
-    if !r.allow_login {
+    if !r.allow_login() {
         return Error::Login(format!(
             "profile `{p}` needs a new login{cause}, which a background renewal cannot do; run `woci session authenticate {sel}`"
         ));
@@ -296,7 +296,7 @@ async fn login(r: &Renewer, http: &Http, cfg: &LoginConfig, passphrase: Option<&
 /// takes its session, or its recorded failure, rather than open a second browser or fight over
 /// the callback port; one that can log in itself does so only when that login left none.
 pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force: super::Force) -> Result<()> {
-    if !r.allow_login {
+    if !r.allow_login() {
         return Ok(());
     }
     // Waiters race for the lock when a login ends without a session: the one that gets it logs
@@ -344,7 +344,7 @@ async fn wait_for_other_login(r: &Renewer, cfg: &LoginConfig) -> Result<()> {
 /// The browser or device-code login; from the moment its tokens arrive, signals are held until
 /// they are stored.
 async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(IdpTokens, critical::Held)> {
-    if !r.allow_login {
+    if !r.allow_login() {
         return Err(login_impossible(r, None));
     }
     let opts = LoginOptions {

@@ -134,7 +134,7 @@ pub struct Renewer {
     http: OnceCell<Http>,
     /// The refresh token's passphrase, and whether it was asked for a login replacing the token.
     passphrase: OnceCell<(Option<SecretString>, bool)>,
-    allow_login: bool,
+    allow_login: std::sync::atomic::AtomicBool,
     /// The environment woci started with (hooks get it without the secrets).
     env: Arc<Env>,
     /// When the current renewal began (epoch milliseconds, this machine's clock): a fresh
@@ -170,7 +170,7 @@ impl Renewer {
             transport: None,
             http: OnceCell::new(),
             passphrase: OnceCell::new(),
-            allow_login: true,
+            allow_login: true.into(),
             env: ctx.env.clone(),
             began: std::sync::atomic::AtomicI64::new(0),
             access: std::sync::Mutex::new(None),
@@ -206,14 +206,25 @@ impl Renewer {
     /// Whether another woci's login for the profile is under way, which a call that may log in
     /// (not a background renewal) waits for rather than fail.
     fn login_elsewhere(&self) -> bool {
-        self.allow_login && self.store.login_under_way().is_some()
+        self.allow_login() && self.store.login_under_way().is_some()
     }
 
-    /// Forbids interactive logins (background renewals: auto-refresh loop, daemon). A refused
-    /// refresh token then becomes an error telling the user how to log in.
-    pub fn without_login(mut self) -> Renewer {
-        self.allow_login = false;
+    /// Forbids interactive logins (background renewals: the daemon). A refused refresh token
+    /// then becomes an error telling the user how to log in.
+    pub fn without_login(self) -> Renewer {
+        self.forbid_login();
         self
+    }
+
+    /// [`Renewer::without_login`] from now on: a run's renewals once its program started (a
+    /// login there would mix with the program's output and hold the profile's login, which
+    /// `woci session authenticate` in another terminal then waits behind; round 89 F1).
+    pub fn forbid_login(&self) {
+        self.allow_login.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn allow_login(&self) -> bool {
+        self.allow_login.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Makes the session valid (see the module doc) and returns it. A renewal attempt is counted
@@ -343,7 +354,7 @@ impl Renewer {
         // below turns to a login, or waits for the one another woci makes. Nor is a login that
         // could not happen in a call without a terminal, by one that can log in, or while
         // another woci's login is under way (which the plan below waits for).
-        let can_log_in = self.allow_login && matches!(&self.settings.mode, RenewMode::Login(c) if c.interactive);
+        let can_log_in = self.allow_login() && matches!(&self.settings.mode, RenewMode::Login(c) if c.interactive);
         let login_failed = |f: &crate::store::FailureRecord| f.exit_code == crate::error::exit::LOGIN;
         let repeatable = |f: &crate::store::FailureRecord| {
             same_inputs(f) && !f.needs_login && !(login_failed(f) && (can_log_in || self.login_elsewhere()))
@@ -463,7 +474,7 @@ impl Renewer {
         // A token bound to another key than the profile's is refused by OCI, however long it lives.
         let facts::TokenInput::Present(token) = &facts.token else { return Err(err) };
         let left = token.claims.exp - self.server.unix();
-        if facts.key_mismatch || left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login {
+        if facts.key_mismatch || left <= plan::secs(FALLBACK_MIN_LEFT) || err.needs_login() && !self.allow_login() {
             return Err(err);
         }
         tracing::warn!(
