@@ -143,15 +143,14 @@ fn write_atomic_tagged(path: &Path, contents: &[u8], tag: &str, proven: bool, mo
         let _ = mode;
         #[cfg(unix)]
         adopt_owner(&f, dir);
-        if cfg!(feature = "failpoints") && proven {
-            // Two writes, so that the crash tests can stop the process between them.
-            let (first, rest) = contents.split_at(contents.len() / 2);
-            f.write_all(first).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        // Two writes in the crash tests' build, so that they can stop the process between them.
+        let half = if cfg!(feature = "failpoints") && proven { contents.len() / 2 } else { contents.len() };
+        let (first, rest) = contents.split_at(half);
+        f.write_all(first).map_err(|e| Error::io("cannot write", &tmp, e))?;
+        if proven {
             failpoint("half_written", name);
-            f.write_all(rest).map_err(|e| Error::io("cannot write", &tmp, e))?;
-        } else {
-            f.write_all(contents).map_err(|e| Error::io("cannot write", &tmp, e))?;
         }
+        f.write_all(rest).map_err(|e| Error::io("cannot write", &tmp, e))?;
         f.sync_all().map_err(|e| Error::io("cannot sync", &tmp, e))?;
         failpoint("synced", name);
         fs::rename(&tmp, path).map_err(|e| Error::io("cannot replace", path, e))?;
@@ -252,10 +251,7 @@ fn split_name<'a>(name: &'a str, target: &str) -> Option<(&'a str, &'a str)> {
 /// shell do. The one expander for every path woci reads from flags, variables and files.
 pub(crate) fn expand_home(p: impl AsRef<Path>, home: &Path) -> PathBuf {
     let p = p.as_ref();
-    match p.strip_prefix("~") {
-        Ok(rest) => home.join(rest),
-        Err(_) => p.to_owned(),
-    }
+    p.strip_prefix("~").map_or_else(|_| p.to_owned(), |rest| home.join(rest))
 }
 
 /// True for a real folder, not a symbolic link to one (nor a missing path): where hooks and metrics
@@ -291,14 +287,11 @@ fn probe_name() -> String {
 }
 
 fn write_in_error(dir: &Path, e: std::io::Error) -> Error {
-    let too_long = e.raw_os_error() == Some(libc::ENAMETOOLONG);
-    let e = Error::io("cannot write in", dir, e);
-    match too_long {
-        true => {
-            e.with_hint("its path is too long for the files woci writes there: use a shorter `HOME` or config path")
-        }
-        false => e,
+    if e.raw_os_error() != Some(libc::ENAMETOOLONG) {
+        return Error::io("cannot write in", dir, e);
     }
+    Error::io("cannot write in", dir, e)
+        .with_hint("its path is too long for the files woci writes there: use a shorter `HOME` or config path")
 }
 
 /// File descriptors held while a refresh grant is out, so that storing its answer cannot fail for
@@ -346,18 +339,21 @@ pub(crate) fn raise_open_file_limit(needed: u64) -> Result<()> {
     const FLOOR: u64 = PROXY_OPEN_FILES;
     let Some(caller) = open_file_limit().filter(|l| l.rlim_cur < FLOOR) else { return Ok(()) };
     let raised = libc::rlimit { rlim_cur: FLOOR.min(caller.rlim_max), rlim_max: caller.rlim_max };
+    let mut now = caller.rlim_cur;
     // SAFETY: setrlimit with a valid pointer to an owned struct.
-    let now = match raised.rlim_cur > caller.rlim_cur && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
-        true => {
-            let _ = CALLER_NOFILE.set(caller);
-            raised.rlim_cur
-        }
-        false => caller.rlim_cur,
-    };
-    match now < needed {
-        true => Err(open_file_limit_error(now, needed)),
-        false => Ok(()),
+    if raised.rlim_cur > caller.rlim_cur && unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+        let _ = CALLER_NOFILE.set(caller);
+        now = raised.rlim_cur;
     }
+    if now >= needed {
+        return Ok(());
+    }
+    // The soft limit was raised to the hard one already: only the hard one can give more.
+    Err(Error::Other(format!(
+        "the open-file limit (`ulimit -n` {now}, the hard limit) is below the {needed} woci needs for this; raise \
+         the hard limit (`ulimit -Hn`: as root, in /etc/security/limits.conf, or `LimitNOFILE=` for a systemd \
+         service)"
+    )))
 }
 
 /// This process's open-file limit (`None` when it cannot be read).
@@ -366,15 +362,6 @@ fn open_file_limit() -> Option<libc::rlimit> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
     // SAFETY: getrlimit with a valid pointer to an owned struct.
     (unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0).then_some(limit)
-}
-
-fn open_file_limit_error(now: u64, needed: u64) -> Error {
-    // The soft limit was raised to the hard one already: only the hard one can give more.
-    Error::Other(format!(
-        "the open-file limit (`ulimit -n` {now}, the hard limit) is below the {needed} woci needs for this; raise \
-         the hard limit (`ulimit -Hn`: as root, in /etc/security/limits.conf, or `LimitNOFILE=` for a systemd \
-         service)"
-    ))
 }
 
 /// In a child before `exec` (async-signal-safe): the open-file limit the caller gave woci.
@@ -503,13 +490,9 @@ pub(crate) fn path_candidates<'a>(path_var: &'a std::ffi::OsStr, name: &'a Path)
 /// Whether `p` is a file this user could execute (Unix: any execute bit).
 pub(crate) fn is_executable(p: &Path) -> bool {
     #[cfg(unix)]
-    {
-        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    }
+    return std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
     #[cfg(not(unix))]
-    {
-        p.is_file()
-    }
+    p.is_file()
 }
 
 /// The most woci reads from a file, a program or a server it does not own (a JWT, a key, a
@@ -648,13 +631,13 @@ pub(crate) fn symlink_refused(path: &Path) -> Error {
     let p = path.display();
     // Another user's link (in `/tmp`, whose sticky bit lets only its owner remove it): their fix.
     #[cfg(unix)]
-    if let Ok(owner) = fs::symlink_metadata(path).map(|m| std::os::unix::fs::MetadataExt::uid(&m)) {
-        if owner != user_id() {
-            return Error::Config(format!(
-                "`{p}` is a symbolic link of uid {owner}'s, so another user may have put it there; woci does not \
-                 follow it: have its owner or root remove it"
-            ));
-        }
+    if let Some(owner) =
+        fs::symlink_metadata(path).ok().map(|m| std::os::unix::fs::MetadataExt::uid(&m)).filter(|o| *o != user_id())
+    {
+        return Error::Config(format!(
+            "`{p}` is a symbolic link of uid {owner}'s, so another user may have put it there; woci does not \
+             follow it: have its owner or root remove it"
+        ));
     }
     Error::Config(format!("`{p}` is a symbolic link; woci does not follow it: remove it (`rm {p}`) and try again"))
 }
