@@ -126,10 +126,7 @@ impl StoredRefreshToken {
     /// Why the stored refresh token cannot be read whatever the passphrase (not text, JSON that is
     /// no envelope), with the file's path: the renewal would fail on it.
     pub fn damage(&self) -> Option<String> {
-        match self.open(None) {
-            Err(e @ Error::CorruptFile { .. }) => Some(e.to_string()),
-            _ => None,
-        }
+        self.open(None).err().filter(|e| matches!(e, Error::CorruptFile { .. })).map(|e| e.to_string())
     }
 
     /// The token, decrypted with `passphrase` when it is an envelope; changes no file.
@@ -409,11 +406,8 @@ impl SessionStore {
     /// a second browser or fight over the callback port. `None`: another process holds it.
     pub fn try_login_lock(&self) -> Result<Option<FileLock>> {
         self.ensure_dir()?;
-        match FileLock::acquire(&self.login_lock_path(), Duration::ZERO) {
-            Ok(lock) => {
-                note_holder(&lock);
-                Ok(Some(lock))
-            }
+        match FileLock::acquire(&self.login_lock_path(), Duration::ZERO).inspect(note_holder) {
+            Ok(lock) => Ok(Some(lock)),
             Err(Error::Busy(_)) => Ok(None),
             Err(e) => Err(e),
         }
@@ -628,11 +622,6 @@ impl SessionStore {
         self.temp_dir.join(format!("woci-rescue-{}", fsutil::user_id()))
     }
 
-    /// Whether another user holds [`Self::usual_rescue_dir`] (see [`Self::rescue_dirs`]).
-    fn usual_rescue_taken(&self, dirs: &[PathBuf]) -> bool {
-        !dirs.contains(&self.usual_rescue_dir())
-    }
-
     /// [`Self::rescue_dirs`], then the desktop's runtime folder's, when private: where rescued
     /// refresh tokens are looked for (and removed once stored).
     fn rescue_dirs_to_read(&self) -> Vec<PathBuf> {
@@ -666,11 +655,12 @@ impl SessionStore {
         let prefix = format!("woci-rescue-{}.", fsutil::user_id());
         let made_up = |d: &PathBuf| d.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix));
         let mut fresh = None;
-        if self.usual_rescue_taken(&dirs) && !dirs.iter().any(made_up) {
-            match fsutil::new_private_dir(&self.temp_dir, &prefix) {
-                Ok(d) => fresh = Some(d.keep()),
-                Err(e) => tracing::warn!("{e}"),
-            }
+        // Another user holds the usual folder (see `rescue_dirs`), and none of this user's is made up yet.
+        if !dirs.contains(&self.usual_rescue_dir()) && !dirs.iter().any(made_up) {
+            fresh = fsutil::new_private_dir(&self.temp_dir, &prefix)
+                .map(|d| d.keep())
+                .inspect_err(|e| tracing::warn!("{e}"))
+                .ok();
             dirs.extend(fresh.clone());
         }
         let mut last_error = Error::Other("no rescue folder".into());
@@ -837,6 +827,15 @@ impl SessionStore {
     /// The session folder's key files, in the order they are used: the Python woci's, then woci's.
     fn own_key_files(&self) -> impl Iterator<Item = PathBuf> + '_ {
         [PY_WOCI_KEY_FILE, KEY_FILE].into_iter().map(|f| self.dir.join(f))
+    }
+
+    /// Says, as a renewal would, when the key the profile signs with (the config's `key_file`,
+    /// else woci's own) is readable by other users: `--status` reads no key, so it checks here.
+    pub(crate) fn warn_if_key_readable(&self, configured: Option<&Path>) {
+        let own = || self.own_key_files().find(|f| f.is_file());
+        if let Some(path) = configured.map(Path::to_path_buf).or_else(own) {
+            warn_if_readable_by_others(&path);
+        }
     }
 
     /// The refresh token the next renewal reads (a rescued one, else a complete interrupted
@@ -1030,21 +1029,9 @@ fn label_own_key(path: &Path, text: &str) {
         return;
     }
     let sep = if text.ends_with('\n') { "" } else { "\n" };
-    if let Err(e) =
-        fsutil::write_atomic(path, zeroize::Zeroizing::new(format!("{text}{sep}{API_KEY_LABEL}\n")).as_bytes())
-    {
+    let labelled = zeroize::Zeroizing::new(format!("{text}{sep}{API_KEY_LABEL}\n"));
+    if let Err(e) = fsutil::write_atomic(path, labelled.as_bytes()) {
         tracing::debug!(path = %path.display(), "cannot label the key file: {e}");
-    }
-}
-
-impl SessionStore {
-    /// Says, as a renewal would, when the key the profile signs with (the config's `key_file`,
-    /// else woci's own) is readable by other users: `--status` reads no key, so it checks here.
-    pub(crate) fn warn_if_key_readable(&self, configured: Option<&Path>) {
-        let own = || self.own_key_files().find(|f| f.is_file());
-        if let Some(path) = configured.map(Path::to_path_buf).or_else(own) {
-            warn_if_readable_by_others(&path);
-        }
     }
 }
 
