@@ -67,9 +67,7 @@ impl DaemonState {
     /// `next`; `own` is when the daemon renewed it itself (`None`: the token was still valid, or
     /// another woci renewed it, and the daemon's last renewal stays what it was).
     pub(crate) fn renewed(&mut self, own: Option<i64>, exp: i64, next: i64) {
-        if own.is_some() {
-            self.last_renewal = own;
-        }
+        self.last_renewal = own.or(self.last_renewal);
         self.token_exp = Some(exp);
         self.next_renewal = Some(next);
         self.last_error = None;
@@ -216,10 +214,7 @@ pub(crate) fn python_daemon_line(pid: u32, profile: &str) -> String {
 /// no start times.
 pub(crate) fn same_process(state: Option<&DaemonState>, pid: u32) -> Option<bool> {
     let recorded = state.filter(|s| s.pid == pid)?.pid_start?;
-    if !fsutil::start_times_known() {
-        return None;
-    }
-    Some(fsutil::process_start_time(pid) == Some(recorded))
+    fsutil::start_times_known().then(|| fsutil::process_start_time(pid) == Some(recorded))
 }
 
 /// Reads `woci-daemon.json`. `Ok(None)` when absent; a damaged file is [`Error::CorruptFile`].
@@ -302,8 +297,7 @@ pub(super) fn already_running(store: &SessionStore, probe: Option<PidProbe>) -> 
 pub(crate) fn rotate_log_if_needed(log: &Path, max: u64) -> Result<bool> {
     match std::fs::metadata(log) {
         Ok(m) if m.len() > max => {
-            let old = rotated_path(log);
-            std::fs::rename(log, &old).map_err(|e| Error::io("cannot rotate", log, e))?;
+            std::fs::rename(log, rotated_path(log)).map_err(|e| Error::io("cannot rotate", log, e))?;
             Ok(true)
         }
         Ok(_) => Ok(false),

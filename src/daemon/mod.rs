@@ -222,14 +222,11 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     save(&|_| {});
     log_event(local(), &format!("starting for profile `{}`", store.profile()));
 
-    let runtime = match crate::child::runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)) {
-        Ok(r) => r,
-        Err(e) => {
+    let runtime =
+        crate::child::runtime(tokio::runtime::Builder::new_multi_thread().worker_threads(2)).inspect_err(|e| {
             save(&|s| s.exit(local(), e.to_string(), Some(e.exit_code())));
             release_own_pid_file(&lock);
-            return Err(e);
-        }
-    };
+        })?;
     let run = std::panic::AssertUnwindSafe(|| {
         runtime.block_on(async {
             // Handlers first: a stop signal that arrives once the state says "running" must be
@@ -285,17 +282,16 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
                         format!("{what}: session valid until {}; next renewal {}", fmt_utc(exp), fmt_utc(next))
                     }
                     LoopEvent::Failed { class, error, retry_in } => {
-                        let msg = format!(
-                            "renewal failed ({}), retrying in {}: {error}",
-                            class.as_str(),
-                            fmt_secs(secs(retry_in))
-                        );
                         save(&|s| {
                             s.last_error = Some(error.clone());
                             s.last_error_at = Some(t);
                             s.next_renewal = Some(t + secs(retry_in));
                         });
-                        msg
+                        format!(
+                            "renewal failed ({}), retrying in {}: {error}",
+                            class.as_str(),
+                            fmt_secs(secs(retry_in))
+                        )
                     }
                 };
                 log_event(local(), &msg);
@@ -453,15 +449,13 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
             let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));
-            push_line(
-                out,
+            for line in [
                 s.last_renewal.map(|t| format!("  last renewal: {} ({} ago)", fmt_utc(t), fmt_secs(now - t))),
-            );
-            push_line(out, s.token_exp.map(|t| format!("  token expires: {} ({})", fmt_utc(t), fmt_relative(t - now))));
-            push_line(
-                out,
+                s.token_exp.map(|t| format!("  token expires: {} ({})", fmt_utc(t), fmt_relative(t - now))),
                 s.next_renewal.map(|t| format!("  next renewal: {} ({})", fmt_utc(t), fmt_relative(t - now))),
-            );
+            ] {
+                push_line(out, line);
+            }
             let last_error = match (&s.last_error, s.last_error_at) {
                 (Some(e), Some(t)) => format!("{} ({} ago)", safe(e), fmt_secs(now - t)),
                 (Some(e), None) => safe(e).into_owned(),
@@ -582,22 +576,19 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
     if suspended {
         err_line(&format!("woci: the daemon (pid {pid}) was stopped (SIGSTOP); resumed it so that it can stop"));
     }
-    let stopped = || err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
-    if wait_released(&pid_path, grace)? {
-        stopped();
-        return Ok(0);
-    }
+    let mut released = wait_released(&pid_path, grace)?;
     // A daemon inside a renewal holds the signal until the rotated refresh token is stored (a late
     // answer may take the whole reply timeout): a kill there would spend the session.
-    if store.lock(Duration::ZERO).is_err() {
+    if !released && store.lock(Duration::ZERO).is_err() {
         err_line(&format!(
             "woci: the daemon (pid {pid}) is finishing a renewal; waiting up to {}s for it to store the new refresh token",
             RENEWAL_GRACE.as_secs()
         ));
-        if wait_released(&pid_path, RENEWAL_GRACE)? {
-            stopped();
-            return Ok(0);
-        }
+        released = wait_released(&pid_path, RENEWAL_GRACE)?;
+    }
+    if released {
+        err_line(&format!("woci: stopped the daemon of profile `{profile}` (pid {pid})"));
+        return Ok(0);
     }
     err_line(&format!("woci: the daemon (pid {pid}) did not stop within {}s; killing it", started.elapsed().as_secs()));
     daemon.signal(Signal::Kill)?;

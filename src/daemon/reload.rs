@@ -75,7 +75,8 @@ pub(super) fn install(
 
 /// One reload; returns the log line.
 fn reload(spec: &DaemonSpec, ctx: &mut Context, renewers: &watch::Sender<Arc<Renewer>>, why: &str) -> String {
-    let new = match resolve(spec, ctx) {
+    // The daemon's settings from its spec and environment, as at its start.
+    let new = match Settings::resolve(&spec.flags, &spec.oci, &ctx.env, false).and_then(DaemonSpec::settings) {
         Ok(s) => s,
         Err(e) => return format!("settings not reloaded ({why}): {e}; keeping the current ones"),
     };
@@ -108,9 +109,4 @@ fn take_up(ctx: &mut Context, renewers: &watch::Sender<Arc<Renewer>>, new: Setti
         }
         Err(e) => format!("settings not reloaded ({why}): {e}; keeping the current ones"),
     }
-}
-
-/// The daemon's settings from its spec and environment, as at its start.
-fn resolve(spec: &DaemonSpec, ctx: &Context) -> Result<Settings> {
-    DaemonSpec::settings(Settings::resolve(&spec.flags, &spec.oci, &ctx.env, false)?)
 }
