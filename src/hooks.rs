@@ -165,10 +165,9 @@ struct ExpiringJson<'a> {
 /// within [`FAILURE_PERIOD`].
 pub(crate) fn on_renewal_failure(session_dir: &Path, hook: &Hook, event: &RenewalFailed<'_>, env: &HookEnv) {
     let key = format!("renewal_failed:{}", event.class.as_str());
-    if !claim(session_dir, &key, event.at, FAILURE_PERIOD) {
-        return;
+    if claim(session_dir, &key, event.at, FAILURE_PERIOD) {
+        run_and_warn(hook, event, env);
     }
-    run_and_warn(hook, event, env);
 }
 
 /// For each deadline [`expiry::expiring`] found: unless done for this profile and `what` within
@@ -181,10 +180,7 @@ pub(crate) fn warn_expiring(
     env: &HookEnv,
     now: i64,
 ) {
-    for e in found {
-        if !claim(session_dir, &expiring_key(e), now, EXPIRING_PERIOD) {
-            continue;
-        }
+    for e in found.iter().filter(|e| claim(session_dir, &expiring_key(e), now, EXPIRING_PERIOD)) {
         tracing::warn!("{}", expiry::warning_line(profile, e, now));
         if let Some(hook) = hook {
             run_and_warn(hook, &ExpiringJson { profile, what: e.what.as_str(), expires_at: e.at }, env);
@@ -219,13 +215,10 @@ fn fired_within(fired: &BTreeMap<String, i64>, key: &str, now: i64, period: Dura
 /// `period` before or after `now` (a clock set back by more than a period fires again). Any problem (no session folder, a lock
 /// held too long) means no: a hook that cannot be limited does not run.
 fn claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> bool {
-    match try_claim(session_dir, key, now, period) {
-        Ok(fire) => fire,
-        Err(e) => {
-            tracing::warn!("cannot rate-limit `{key}` hook, so it does not run (it could run on every call): {e}");
-            false
-        }
-    }
+    try_claim(session_dir, key, now, period).unwrap_or_else(|e| {
+        tracing::warn!("cannot rate-limit `{key}` hook, so it does not run (it could run on every call): {e}");
+        false
+    })
 }
 
 fn try_claim(session_dir: &Path, key: &str, now: i64, period: Duration) -> Result<bool> {
