@@ -101,24 +101,22 @@ fn verdict(
 fn primary_group_of_another(gid: u32, uid: u32) -> bool {
     static WALK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = WALK.lock().unwrap_or_else(|e| e.into_inner());
-    let mut found = false;
     // SAFETY: setpwent/getpwent/endpwent under our lock (nothing else here walks the database);
     // each entry is read before the next call replaces it.
     unsafe {
         libc::setpwent();
-        loop {
+        let found = loop {
             let pw = libc::getpwent();
             if pw.is_null() {
-                break;
+                break false;
             }
             if (*pw).pw_gid == gid && (*pw).pw_uid != uid {
-                found = true;
-                break;
+                break true;
             }
-        }
+        };
         libc::endpwent();
+        found
     }
-    found
 }
 
 /// One entry of a system database through its reentrant `get*_r` call (`get`), the buffer grown

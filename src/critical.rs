@@ -70,11 +70,7 @@ mod imp {
                     let mut old: libc::sigaction = std::mem::zeroed();
                     libc::sigaction(sig, std::ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
                 };
-                if ignored {
-                    bits | 1 << sig
-                } else {
-                    bits
-                }
+                bits | u64::from(ignored) << sig
             })
         });
         if bits & 1 << libc::SIGCHLD != 0 {
