@@ -210,9 +210,7 @@ impl ProvenTemp {
                 let file = entry.file_name();
                 let (pid, digest) = split_name(file.to_str()?, name)?;
                 let pid = pid.parse::<u32>().ok()?;
-                if !digest.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-                    return None;
-                }
+                let digest = Some(digest).filter(|d| d.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))?;
                 let meta = entry.path().symlink_metadata().ok().filter(|m| m.is_file())?;
                 Some(ProvenTemp { path: entry.path(), pid, modified: meta.modified().ok()?, digest: digest.to_owned() })
             })
