@@ -30,7 +30,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// How long a hook may run before its process group is killed.
@@ -308,7 +308,12 @@ fn run(hook: &Hook, stdin: Vec<u8>, env: &HookEnv, timeout: Duration) -> std::re
             None => "was killed by a signal".to_owned(),
         }),
         None => {
-            kill_group(&mut child);
+            if let Ok(pgid) = i32::try_from(child.id()) {
+                // The group is the hook's own (process_group(0)).
+                fsutil::signal_group(pgid, fsutil::Signal::Kill);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
             Err(format!("did not finish within {}s and was stopped", timeout.as_secs()))
         }
     };
@@ -398,15 +403,6 @@ fn relay_lines(pipe: impl Read, prefix: &str, shown: &std::sync::Mutex<OutputSta
         let text = text.strip_suffix('\n').unwrap_or(&text);
         crate::logging::say(&format!("{prefix}{}", crate::terminal::safe(text)));
     }
-}
-
-fn kill_group(child: &mut Child) {
-    if let Ok(pgid) = i32::try_from(child.id()) {
-        // The group is the hook's own (process_group(0)).
-        fsutil::signal_group(pgid, fsutil::Signal::Kill);
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 #[cfg(test)]
