@@ -177,20 +177,14 @@ pub(crate) fn python_daemon(probe: &PidProbe) -> Option<u32> {
     // The script is the interpreter's first argument that is not an option (`-W ignore`, `-X
     // utf8` take a value; `-c`/`-m` run no script file).
     let mut rest = args.iter().skip(1);
-    let mut script = None;
-    while let Some(a) = rest.next() {
-        match *a {
-            b"-c" | b"-m" => break,
-            b"-W" | b"-X" | b"--check-hash-based-pycs" => {
-                rest.next();
-            }
-            a if a.starts_with(b"-") => {}
-            a => {
-                script = Some(a);
-                break;
-            }
+    let script = loop {
+        match rest.next().copied() {
+            None | Some(b"-c" | b"-m") => break None,
+            Some(b"-W" | b"-X" | b"--check-hash-based-pycs") => _ = rest.next(),
+            Some(a) if a.starts_with(b"-") => {}
+            Some(a) => break Some(a),
         }
-    }
+    };
     let script = script.is_some_and(|a| {
         let name = Path::new(std::ffi::OsStr::from_bytes(a)).file_name().map(|n| n.as_encoded_bytes());
         matches!(name, Some(b"woci" | b"oci_upst_session_manager.py" | b"oci_upst_session_manager"))

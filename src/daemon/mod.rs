@@ -531,18 +531,13 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
     // The Python woci's daemon stops as its own `--stop-daemon` stops it: SIGTERM, SIGKILL after
     // 5 s, its pid file removed.
     if let Some(pid) = python_daemon(&probed) {
-        let gone = |within: Duration| {
-            let until = Instant::now() + within;
-            while fsutil::process_alive(pid) && Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            !fsutil::process_alive(pid)
-        };
+        let pause = Duration::from_millis(50);
+        let gone = |within| fsutil::retry_until(within, (pause, pause), || (!fsutil::process_alive(pid)).then_some(()));
         let _ = fsutil::kill(pid as i32, Signal::Term);
         let _ = fsutil::kill(pid as i32, Signal::Cont);
-        if !gone(Duration::from_secs(5)) {
+        if gone(Duration::from_secs(5)).is_none() {
             let _ = fsutil::kill(pid as i32, Signal::Kill);
-            if !gone(Duration::from_secs(2)) {
+            if gone(Duration::from_secs(2)).is_none() {
                 err_line(&format!("woci: the Python woci daemon of profile `{profile}` (pid {pid}) did not stop"));
                 return Ok(exit::FAILURE);
             }
@@ -595,12 +590,10 @@ pub(crate) fn stop_with_grace(store: &SessionStore, grace: Duration, now: i64) -
     if !wait_released(&pid_path, Duration::from_secs(5))? {
         return Err(Error::Other(format!("the daemon of profile `{profile}` (pid {pid}) survived SIGKILL")));
     }
-    if let Ok(Some(mut s)) = read_state(&state_path) {
-        if s.pid == pid && s.phase != Phase::Exited {
-            let waited = started.elapsed().as_secs();
-            s.exit(now + waited as i64, format!("killed by `--stop-daemon` after {waited}s without stopping"), None);
-            let _ = write_state(&state_path, &s);
-        }
+    if let Some(mut s) = read_state(&state_path).ok().flatten().filter(|s| s.pid == pid && s.phase != Phase::Exited) {
+        let waited = started.elapsed().as_secs();
+        s.exit(now + waited as i64, format!("killed by `--stop-daemon` after {waited}s without stopping"), None);
+        let _ = write_state(&state_path, &s);
     }
     err_line(&format!("woci: killed the daemon of profile `{profile}` (pid {pid})"));
     Ok(0)
