@@ -528,9 +528,7 @@ impl SessionStore {
     pub fn mark_refresh_token_rejected(&self, why: &str) {
         let Ok(StoredRefreshToken { source: Some((_, bytes, _)), .. }) = self.stored_refresh_token() else { return };
         let record = format!("{}\n{why}", self.rejection_digest(&bytes));
-        if let Err(e) = fsutil::write_atomic(&self.rejected_path(), record.as_bytes()) {
-            tracing::debug!("cannot record the refused refresh token: {e}");
-        }
+        write_best_effort(&self.rejected_path(), record.as_bytes(), "record the refused refresh token");
     }
 
     /// What `refresh_token.rejected` records of a refused refresh token: its digest with the
@@ -551,9 +549,7 @@ impl SessionStore {
     /// Records a failed renewal (best effort: a failure to record is only logged).
     pub fn record_failure(&self, record: &FailureRecord) {
         let json = serde_json::to_vec(record).expect("a FailureRecord serializes");
-        if let Err(e) = fsutil::write_atomic(&self.failure_path(), &json) {
-            tracing::debug!("cannot record the renewal failure: {e}");
-        }
+        write_best_effort(&self.failure_path(), &json, "record the renewal failure");
     }
 
     /// The recorded failure if it happened at or after `since_ms` (epoch milliseconds).
@@ -576,9 +572,7 @@ impl SessionStore {
     /// this machine's clock, as before the first renewal).
     pub fn write_skew(&self, skew: &crate::clock::Skew) {
         let json = serde_json::to_vec(skew).expect("a Skew serializes");
-        if let Err(e) = fsutil::write_atomic(&self.skew_path(), &json) {
-            tracing::debug!("cannot keep the clock skew: {e}");
-        }
+        write_best_effort(&self.skew_path(), &json, "keep the clock skew");
     }
 
     /// The clock skew the last renewal learned, if any.
@@ -877,9 +871,7 @@ impl SessionStore {
         let me = std::process::id();
         let started = fsutil::process_start_time(me).unwrap_or(0);
         let note = format!("{me} {started} {at_ms} {}\n", refusal_digest(&bytes));
-        if let Err(e) = fsutil::write_atomic(&self.grant_sent_path(), note.as_bytes()) {
-            tracing::debug!("cannot note the refresh grant: {e}");
-        }
+        write_best_effort(&self.grant_sent_path(), note.as_bytes(), "note the refresh grant");
     }
 
     /// The refresh grant's outcome is known (and its new refresh token stored, if it gave one).
@@ -1053,6 +1045,13 @@ fn warn_if_readable_by_others(path: &Path) {
     }
     #[cfg(not(unix))]
     let _ = path;
+}
+
+/// Writes a bookkeeping file woci does without if need be: a failure is only logged ("cannot `what`").
+fn write_best_effort(path: &Path, contents: &[u8], what: &str) {
+    if let Err(e) = fsutil::write_atomic(path, contents) {
+        tracing::debug!("cannot {what}: {e}");
+    }
 }
 
 /// When `path` (not followed through a symbolic link) was last written.
