@@ -656,7 +656,7 @@ pub(crate) fn refuse_non_file(path: &Path) -> Result<()> {
     }
 }
 
-pub(crate) fn open_no_follow(path: &Path, mut opts: OpenOptions, what: &'static str) -> Result<File> {
+pub(crate) fn open_no_follow(path: &Path, opts: &mut OpenOptions, what: &'static str) -> Result<File> {
     #[cfg(unix)]
     opts.custom_flags(libc::O_NOFOLLOW);
     opts.open(path).map_err(|e| {
@@ -744,7 +744,7 @@ impl FileLock {
         #[cfg(unix)]
         opts.mode(0o600);
         refuse_non_file(path)?;
-        let lock = FileLock { file: open_no_follow(path, opts, "cannot open lock file")? };
+        let lock = FileLock { file: open_no_follow(path, &mut opts, "cannot open lock file")? };
         #[cfg(unix)]
         adopt_owner(&lock.file, path.parent().unwrap_or(Path::new(".")));
         let mut waited = false;
@@ -771,9 +771,9 @@ impl FileLock {
     /// Tried shared, as the daemon's pid probe does: holders lock exclusively, and two lookers at
     /// once (a metrics write, a `--status`) never make each other look like a holder.
     pub fn held(path: &Path) -> bool {
-        let mut opts = OpenOptions::new();
-        opts.read(true);
-        let Ok(file) = open_no_follow(path, opts, "cannot open lock file") else { return false };
+        let Ok(file) = open_no_follow(path, OpenOptions::new().read(true), "cannot open lock file") else {
+            return false;
+        };
         let free = FileExt::try_lock_shared(&file).unwrap_or(true);
         if free {
             let _ = FileExt::unlock(&file);

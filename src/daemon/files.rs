@@ -136,9 +136,7 @@ pub(crate) fn parse_pid(content: &str) -> Option<u32> {
 pub(crate) fn probe(pid_path: &Path) -> Result<PidProbe> {
     // A FIFO there would block the open (and `--status` with it).
     fsutil::refuse_non_file(pid_path)?;
-    let mut opts = OpenOptions::new();
-    opts.read(true);
-    let mut file = match fsutil::open_no_follow(pid_path, opts, "cannot open") {
+    let mut file = match fsutil::open_no_follow(pid_path, OpenOptions::new().read(true), "cannot open") {
         Ok(f) => f,
         Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {
             return Ok(PidProbe::NotRunning { stale_pid: None })
@@ -312,7 +310,7 @@ pub(super) fn open_log(path: &Path) -> Result<File> {
     opts.create(true).append(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let log = fsutil::open_no_follow(path, opts, "cannot open")?;
+    let log = fsutil::open_no_follow(path, &mut opts, "cannot open")?;
     #[cfg(unix)]
     fsutil::adopt_owner(&log, path.parent().unwrap_or(Path::new(".")));
     Ok(log)
