@@ -285,10 +285,7 @@ fn canonical_target(path: &Path) -> Result<PathBuf> {
     };
     let name = path.file_name().ok_or_else(missing)?;
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).map_err(|_| missing())?;
-    if !dir.is_dir() {
-        return Err(missing());
-    }
+    let dir = std::fs::canonicalize(dir).ok().filter(|d| d.is_dir()).ok_or_else(missing)?;
     Ok(dir.join(name))
 }
 
@@ -310,12 +307,10 @@ fn states_naming(root: &Path, file: &Path, home: &Path, writer: &str) -> Vec<Sta
         })
         .filter(|s| {
             let recorded = s.metrics_file.as_deref() == Some(file);
-            if s.profile == writer {
-                return recorded;
-            }
-            // A running daemon has the file of its last renewal until its next one; an INI that
-            // cannot be read now, or a state of an older release (no INI recorded), too.
-            if FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE)) {
+            // The writer's own, and a running daemon's, which has the file of its last renewal
+            // until its next one; an INI that cannot be read now, or a state of an older release
+            // (no INI recorded), too.
+            if s.profile == writer || FileLock::held(&root.join(&s.profile).join(crate::store::PID_FILE)) {
                 return recorded;
             }
             ini_names(s, file, home).unwrap_or(recorded)
