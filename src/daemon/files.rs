@@ -118,10 +118,8 @@ impl DaemonInfo {
 
     /// The running daemon's pid (from the pid file, else from the state file).
     pub(crate) fn pid(&self) -> Option<u32> {
-        match self.probe {
-            PidProbe::Running { pid } => pid.or_else(|| self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0)),
-            PidProbe::NotRunning { .. } => None,
-        }
+        let PidProbe::Running { pid } = self.probe else { return None };
+        pid.or_else(|| self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0))
     }
 }
 

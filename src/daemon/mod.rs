@@ -26,7 +26,7 @@
 use crate::clock::{fmt_relative, fmt_secs, fmt_utc};
 use crate::context::Context;
 use crate::error::{exit, Error, Result};
-use crate::fsutil::{self, Signal};
+use crate::fsutil::{self, FileLock, Signal};
 use crate::renew::schedule::{self, LoopEvent};
 use crate::renew::{Force, Renewer};
 use crate::secret::SecretString;
@@ -100,10 +100,10 @@ pub(crate) fn start(ctx: &Context, renewer: &Renewer, spec: DaemonSpec, login: b
     // The daemon reports ready through its state file: one it cannot write would leave this start
     // waiting for a report that never comes while the daemon runs. (`inspect` refused a pid path
     // that is no file already.)
-    crate::fsutil::refuse_non_file(&store.daemon_state_path())?;
+    fsutil::refuse_non_file(&store.daemon_state_path())?;
     let log_path = store.daemon_log_path();
     // A FIFO there would block the open below (and the start with it).
-    crate::fsutil::refuse_non_file(&log_path)?;
+    fsutil::refuse_non_file(&log_path)?;
     rotate_log_if_needed(&log_path, LOG_MAX_BYTES)?;
     let log = open_log(&log_path)?;
     let log2 = log.try_clone().map_err(|e| Error::io("cannot open", &log_path, e))?;
@@ -205,7 +205,7 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
     let mine = |token_time: i64| token_time - ctx.server.ahead_secs();
     let state = Mutex::new(DaemonState {
         pid,
-        pid_start: crate::fsutil::process_start_time(pid),
+        pid_start: fsutil::process_start_time(pid),
         profile: store.profile().to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         phase: Phase::Starting,
@@ -331,11 +331,7 @@ const PID_CHECK_EVERY: Duration = Duration::from_secs(2);
 /// Writes the pid file again when it is gone: a user starting over deletes the session folder
 /// and logs in again, and the daemon, which renews on from the new login, must stay visible to
 /// `--daemon-status` and `--stop-daemon`, and keep a second daemon from starting.
-async fn keep_pid_file(
-    store: SessionStore,
-    lock: Arc<Mutex<Option<crate::fsutil::FileLock>>>,
-    clock: crate::clock::SharedClock,
-) {
+async fn keep_pid_file(store: SessionStore, lock: Arc<Mutex<Option<FileLock>>>, clock: crate::clock::SharedClock) {
     let pid = std::process::id();
     loop {
         tokio::time::sleep(PID_CHECK_EVERY).await;
@@ -356,7 +352,7 @@ async fn keep_pid_file(
 }
 
 /// [`release_pid_file`] of the lock the daemon holds now.
-fn release_own_pid_file(lock: &Mutex<Option<crate::fsutil::FileLock>>) {
+fn release_own_pid_file(lock: &Mutex<Option<FileLock>>) {
     if let Some(lock) = lock.lock().unwrap_or_else(|p| p.into_inner()).take() {
         release_pid_file(lock);
     }
