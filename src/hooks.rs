@@ -385,10 +385,9 @@ fn relay_lines(pipe: impl Read, prefix: &str, shown: &std::sync::Mutex<OutputSta
     let mut line = Vec::new();
     loop {
         line.clear();
-        match std::io::BufRead::read_until(&mut (&mut reader).take(LINE_MAX as u64), b'\n', &mut line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        let Ok(1..) = std::io::BufRead::read_until(&mut (&mut reader).take(LINE_MAX as u64), b'\n', &mut line) else {
+            return;
+        };
         let mut state = shown.lock().unwrap_or_else(|e| e.into_inner());
         if state.bytes == usize::MAX {
             continue;
