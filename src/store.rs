@@ -264,11 +264,11 @@ impl SessionStore {
     /// session folder another user owns (root may use a user's: `sudo -E`). All are
     /// [`Error::Config`] (exit 2).
     pub fn check_safe(&self) -> Result<()> {
+        let d = self.dir.display();
         let meta = std::fs::symlink_metadata(&self.dir);
         if meta.as_ref().is_ok_and(|m| m.file_type().is_symlink()) {
             return Err(Error::Config(format!(
-                "session folder `{}` is a symbolic link; woci does not follow it: replace it with a real folder",
-                self.dir.display()
+                "session folder `{d}` is a symbolic link; woci does not follow it: replace it with a real folder"
             )));
         }
         #[cfg(unix)]
@@ -277,20 +277,17 @@ impl SessionStore {
             // Root (`sudo -E`) uses the folder of the user whose `~/.oci/sessions` it is in.
             if !fsutil::own_or_home_users(owner, self.dir.parent()) {
                 return Err(Error::Config(format!(
-                    "session folder `{}` belongs to another user (uid {owner}), who could read or swap the session; \
-                     move it away (woci makes a new one) or make it yours (`chown`)",
-                    self.dir.display()
+                    "session folder `{d}` belongs to another user (uid {owner}), who could read or swap the session; \
+                     move it away (woci makes a new one) or make it yours (`chown`)"
                 )));
             }
             // Whoever could write in it could have swapped the token or the key: checked by a
             // person, then closed again.
             if let Some(who) = crate::access::others_can_write(&meta) {
+                let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
                 return Err(Error::Config(format!(
-                    "session folder `{}` is writable by {who} (mode {:o}), who could have swapped the token or the \
-                     key in it; check them, then run `chmod 700 {}`",
-                    self.dir.display(),
-                    std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777,
-                    self.dir.display()
+                    "session folder `{d}` is writable by {who} (mode {mode:o}), who could have swapped the token \
+                     or the key in it; check them, then run `chmod 700 {d}`"
                 )));
             }
         }
@@ -301,11 +298,10 @@ impl SessionStore {
             // A per-user group (umask 002) is the owner's own; a sticky folder (like /tmp) still
             // keeps others from swapping entries.
             if let Some(who) = crate::access::others_can_write(&meta) {
+                let (f, mode) = (folder.display(), meta.permissions().mode() & 0o7777);
                 return Err(Error::Config(format!(
-                    "`{}` is writable by {who} (mode {:o}), who could swap the session or the config; run `chmod go-w {}`",
-                    folder.display(),
-                    meta.permissions().mode() & 0o7777,
-                    folder.display()
+                    "`{f}` is writable by {who} (mode {mode:o}), who could swap the session or the config; run \
+                     `chmod go-w {f}`"
                 )));
             }
         }
