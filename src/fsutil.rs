@@ -645,13 +645,12 @@ pub(crate) fn symlink_refused(path: &Path) -> Error {
 /// Refuses a path that exists but is no regular file (a symbolic link, a folder, a FIFO), with the
 /// fix; a missing one is fine.
 pub(crate) fn refuse_non_file(path: &Path) -> Result<()> {
+    let p = path.display();
     match fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_symlink() => Err(symlink_refused(path)),
-        Ok(m) if !m.is_file() => Err(Error::Config(format!(
-            "`{}` is not a regular file; remove it (`rm -r {}`) and try again",
-            path.display(),
-            path.display()
-        ))),
+        Ok(m) if !m.is_file() => {
+            Err(Error::Config(format!("`{p}` is not a regular file; remove it (`rm -r {p}`) and try again")))
+        }
         _ => Ok(()),
     }
 }
@@ -683,20 +682,17 @@ pub(crate) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
         Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => Err(Error::corrupt(path, "a folder, not a file")),
         // Unusable too (exit 7, as for the key): only its owner (or root) can fix that.
         Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let (me, p) = (user_id(), path.display());
             let fix = match mode_and_owner(path) {
                 // Another user's (root's, after `sudo`): only an owner change gives it back.
-                Some((_, owner)) if owner != user_id() => {
-                    format!(
-                        "it belongs to uid {owner}: give it back with `sudo chown {} {}`",
-                        user_id(),
-                        path.display()
-                    )
+                Some((_, owner)) if owner != me => {
+                    format!("it belongs to uid {owner}: give it back with `sudo chown {me} {p}`")
                 }
-                _ => format!("run `chmod 600 {}`", path.display()),
+                _ => format!("run `chmod 600 {p}`"),
             };
             Err(Error::Blocked {
                 code: crate::error::exit::CORRUPT_FILE,
-                message: format!("cannot read `{}`: permission denied; {fix}", path.display()),
+                message: format!("cannot read `{p}`: permission denied; {fix}"),
                 shared: None,
             })
         }
