@@ -237,20 +237,14 @@ pub(crate) fn run_foreground(ctx: &Context, spec: DaemonSpec) -> Result<u8> {
             let reloader = reload::install(spec, ctx.clone(), renewers, move |line| log_event(clock.unix(), line))?;
             let session = renewer.ensure(Force::No).await?;
             let next = now() + secs(schedule::next_check_in(&ctx.settings, &session.claims, now()));
+            let (exp, next) = (mine(session.claims.exp), mine(next));
             save(&|s| {
                 s.phase = Phase::Running;
                 // A token still valid at the start is no renewal of the daemon's.
                 let own = (session.action != crate::renew::Action::Reused).then(local);
-                s.renewed(own, mine(session.claims.exp), mine(next));
+                s.renewed(own, exp, next);
             });
-            log_event(
-                local(),
-                &format!(
-                    "running; token expires {}, next renewal {}",
-                    fmt_utc(mine(session.claims.exp)),
-                    fmt_utc(mine(next))
-                ),
-            );
+            log_event(local(), &format!("running; token expires {}, next renewal {}", fmt_utc(exp), fmt_utc(next)));
 
             let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
             let signals = tokio::spawn(async move {
