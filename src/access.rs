@@ -28,11 +28,9 @@ pub(crate) fn refuse_foreign(
         true => format!("`{}`", path.display()),
         false => format!("`{}` (a link to `{}`)", path.display(), real.display()),
     };
-    let refused = if meta.uid() != 0 && !crate::fsutil::own_or_home_users(meta.uid(), real.parent()) {
-        format!(
-            "belongs to another user (uid {}), and {why}; {elsewhere}, or have its owner or root remove it",
-            meta.uid()
-        )
+    let uid = meta.uid();
+    let refused = if uid != 0 && !crate::fsutil::own_or_home_users(uid, real.parent()) {
+        format!("belongs to another user (uid {uid}), and {why}; {elsewhere}, or have its owner or root remove it")
     } else if let Some(who) = others_can_write(meta) {
         let quoted = shlex::try_quote(&real.to_string_lossy()).map(|q| q.into_owned()).unwrap_or_default();
         format!("is writable by {who} (mode {:o}), and {why}; run `chmod go-w {quoted}`", meta.mode() & 0o7777)
