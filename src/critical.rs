@@ -263,6 +263,20 @@ mod imp {
     }
 }
 
+/// Set once nothing waits for a renewal any more (a run's program ended, a daemon told to stop).
+static ENDING: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes that woci is ending ([`ending`]).
+pub(crate) fn note_ending() {
+    ENDING.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Whether woci is ending: [`note_ending`], or a signal held during a refresh grant (a call's
+/// Ctrl-C). A grant not yet sent is then not tried again: nothing is on its way to be lost.
+pub(crate) fn ending() -> bool {
+    ENDING.load(std::sync::atomic::Ordering::SeqCst) || pending()
+}
+
 /// A stop signal that came after a supervised program had ended, while woci waited for a refresh
 /// grant's answer (0: none). It is answered then, and acted on at the very end
 /// ([`end_like_noted`]), after the new refresh token is stored and everything is cleaned up.

@@ -120,6 +120,9 @@ pub struct HttpOptions {
     pub proxy_var: &'static str,
     /// Hosts reached directly despite `proxy` (`NO_PROXY`).
     pub no_proxy: NoProxy,
+    /// Whether woci is ending ([`crate::critical::ending`]): a refresh grant that was not sent
+    /// is then not tried again.
+    pub ending: fn() -> bool,
 }
 
 impl Default for HttpOptions {
@@ -135,6 +138,7 @@ impl Default for HttpOptions {
             proxy: None,
             proxy_var: "HTTPS_PROXY",
             no_proxy: NoProxy::default(),
+            ending: crate::critical::ending,
         }
     }
 }
@@ -251,10 +255,11 @@ impl Http {
             if was_sent {
                 first_sent.get_or_insert(started);
             }
+            let ending = !was_sent && matches!(retry, Retry::Rotating { .. }) && (opts.ending)();
             let again = attempt < attempts
                 && match retry {
                     Retry::Idempotent => true,
-                    Retry::Rotating { grace } => !was_sent || (first_send && started.elapsed() < grace),
+                    Retry::Rotating { grace } => !was_sent && !ending || (first_send && started.elapsed() < grace),
                 };
             if !again {
                 if let (Retry::Rotating { grace }, true) = (retry, lost) {
@@ -278,6 +283,10 @@ impl Http {
                          sent again now; the stored refresh token is kept: try again later",
                         first_sent.map_or(0, |t| t.elapsed().as_secs()),
                         grace.as_secs()
+                    ),
+                    _ if ending && attempt < attempts => format!(
+                        "{reason}; not tried again, as woci is ending (the grant was not sent: the stored refresh \
+                         token is kept)"
                     ),
                     // The server answered, and failed: it may answer better later (nothing was spent).
                     _ if reason.starts_with("HTTP 5") => {
@@ -560,6 +569,21 @@ mod tests {
         http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap();
         assert_eq!(t.count("/token"), 3);
         assert!(t.seen().iter().all(|s| s.timeout == options().rotating_timeout));
+    }
+
+    /// Once woci is ending (the program ended, Ctrl-C), a grant that never reached the IdP is not
+    /// tried again: only a sent one has an answer on its way (round 89 F2).
+    #[tokio::test]
+    async fn an_unsent_refresh_grant_is_not_retried_once_woci_is_ending() {
+        let t = FakeTransport::new(|_, _| Err(Failure::NotSent("TLS handshake timed out".into())));
+        let http = Http::with_transport(t.clone(), HttpOptions { ending: || true, ..options() });
+        let retry = Retry::Rotating { grace: Duration::ZERO };
+        let e = http.execute("identity provider", retry, get("https://idp.example/token")).await.unwrap_err();
+        assert_eq!(t.count("/token"), 1);
+        assert!(e.to_string().contains("not tried again, as woci is ending"), "{e}");
+        // An idempotent request is no grant: it is let go with the renewal, not here.
+        http.execute("token exchange", Retry::Idempotent, get("https://idp.example/x")).await.unwrap_err();
+        assert_eq!(t.count("/x"), 3);
     }
 
     #[tokio::test]

@@ -121,6 +121,7 @@ async fn let_go(mut renewal: std::pin::Pin<&mut impl std::future::Future<Output 
             tracing::warn!("the renewal in flight when the run ended failed: {e}");
         }
     };
+    crate::critical::note_ending();
     let waited = std::time::Instant::now();
     let (mut said, mut told, mut was_held) = (false, false, false);
     // A Ctrl-C (SIGTERM) now has no program to go to: it is answered, not swallowed (one the
