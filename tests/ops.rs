@@ -1028,4 +1028,12 @@ async fn a_prompted_passphrase_without_a_terminal_makes_the_profile_unusable_the
     assert_eq!(call.status.code(), Some(0), "the prediction holds: {}", String::from_utf8_lossy(&call.stderr));
     assert!(String::from_utf8_lossy(&call.stderr).contains("running with the current token"));
     assert_eq!(w.emu.stats().refresh_grants, 0);
+    // A plain refresh token is sealed with a new passphrase, asked twice: not here either (round 89 F3).
+    w.seed_token(-30);
+    w.seed_refresh_token();
+    let status = job(&["--status"]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    assert_eq!(status.status.code(), Some(3), "{text}");
+    assert!(text.contains("asks for a new passphrase (twice)") && text.contains("no terminal here"), "{text}");
+    assert_eq!(job(&["os", "ns", "get"]).status.code(), Some(3), "the prediction holds");
 }

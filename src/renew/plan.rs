@@ -485,6 +485,10 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
         (PassphraseInput::Prompt, _) if encrypted => {
             "the next call asks for the passphrase and uses the stored refresh token"
         }
+        // A plain one is sealed with the new one the grant brings: a new passphrase, asked twice.
+        (PassphraseInput::Prompt, _) => {
+            "the next call uses the stored refresh token and asks for a new passphrase (twice) to encrypt the one it stores"
+        }
         (_, Some(InterruptedRotation::Complete(_))) => {
             "an interrupted refresh-token rotation will be completed by the next call, which then uses the new refresh token"
         }

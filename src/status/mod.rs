@@ -364,7 +364,7 @@ pub(crate) fn assess(inp: &Inputs<'_>, now: i64) -> Report {
         after_last_failure(exit_code, next_action, reason, inp.last_failure.as_ref(), machine_now, keeps, can_log_in);
     (exit_code, reason) = after_unsettled_grant(exit_code, next_action, reason, f, machine_now);
     // A passphrase asked on the terminal cannot be asked in a job without one (cron, CI).
-    let unaskable = f.refresh.state == RefreshTokenState::Encrypted
+    let unaskable = f.refresh.state != RefreshTokenState::Absent
         && f.refresh.passphrase == PassphraseInput::Prompt
         && !inp.terminal;
     if exit_code == 0 && next_action == "refresh" && unaskable {
