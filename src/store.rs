@@ -29,10 +29,10 @@ const LOCK_QUIET: Duration = Duration::from_secs(3);
 /// What a renewal blocked by a stopped lock holder is told (`--status` and the call alike).
 pub(crate) fn stopped_holder(pid: u32, profile: &str) -> String {
     format!(
-        "woci pid {pid}, which holds the renewal or login lock of profile `{profile}`, is stopped (Ctrl-Z or SIGSTOP); resume \
-         it (`kill -CONT {pid}`, or `fg` in the shell that stopped it), or end it with `kill -TERM {pid}; kill -CONT \
-         {pid}` (a stopped woci acts on SIGTERM once resumed; `kill -9` may lose the session while a refresh grant \
-         is under way)"
+        "woci pid {pid}, which holds the renewal or login lock of profile `{profile}`, is stopped (Ctrl-Z, SIGSTOP, or \
+         output to a terminal set to `stty tostop`); resume it (`kill -CONT {pid}`, or `fg` in the shell that stopped \
+         it), or end it with `kill -TERM {pid}; kill -CONT {pid}` (a stopped woci acts on SIGTERM once resumed; `kill \
+         -9` may lose the session while a refresh grant is under way)"
     )
 }
 

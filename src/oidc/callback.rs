@@ -88,8 +88,8 @@ pub(super) async fn bind(port: u16, wait: Duration) -> Result<TcpListener> {
             });
             if since.elapsed() >= STOPPED_GRACE {
                 return Err(Error::Busy(format!(
-                    "127.0.0.1:{port} (`redirect_port`) is held by pid {pid}, which is stopped (Ctrl-Z or SIGSTOP; \
-                     another profile's login?); resume it (`fg` in the shell that stopped it, or `kill -CONT {pid}`) \
+                    "127.0.0.1:{port} (`redirect_port`) is held by pid {pid}, which is stopped (Ctrl-Z, SIGSTOP, or \
+                     `stty tostop`; another profile's login?); resume it (`fg` in the shell that stopped it, or `kill -CONT {pid}`) \
                      or end it, then try again"
                 )));
             }

@@ -169,11 +169,11 @@ pub async fn login(http: &Http, cfg: &IdpConfig, dev: &DeviceConfig, opts: &Logi
     // since the point of this flow is that no browser runs on this machine.
     opts.open(complete.as_ref().unwrap_or(&page), false);
     let limit = wait_limit(auth.expires_in, opts.timeout);
-    tell(&format!(
-        "woci: waiting up to {}s for the login to complete (login timeout {}s)",
-        limit.as_secs().max(1),
-        opts.timeout.as_secs().max(1)
-    ));
+    // The code's own life may be the shorter bound.
+    let (limit_s, timeout_s) = (limit.as_secs().max(1), opts.timeout.as_secs().max(1));
+    let bound =
+        if limit_s < timeout_s { format!(" (the code's life; login timeout {timeout_s}s)") } else { String::new() };
+    tell(&format!("woci: waiting up to {limit_s}s for the login to complete{bound}"));
     let tokens = poll(http, cfg, &auth.device_code, poll_interval(auth.interval), limit, opts).await?;
     opts.require_refresh_token(cfg, tokens)
 }

@@ -154,17 +154,17 @@ fn after_unusable_answer(answer: &token_endpoint::Answer, url: &Url, error: Erro
 /// A login is needed for `profile` (as said, in backticks) but no person can be asked: `command`
 /// is what to run in a terminal.
 pub(crate) fn no_terminal(profile: &str, command: &str) -> Error {
-    // With a terminal to show a login on, kubectl's `interactiveMode: Never` is what forbids it.
+    // With a terminal to show a login on, kubectl's `KUBERNETES_EXEC_INFO` is what forbids it.
     if crate::terminal::person_present() {
         return Error::Login(format!(
-            "interactive login required for profile {profile}, but kubectl runs woci with `interactiveMode: Never`, \
-             which forbids asking; run `{command}` in a terminal (or set `interactiveMode: IfAvailable` for this user \
-             in the kubeconfig)"
+            "interactive login required for profile {profile}, but kubectl says this call is not interactive \
+             (`interactiveMode: Never`, or `IfAvailable` with kubectl's standard input not a terminal), which forbids \
+             asking; run `{command}` in a terminal"
         ));
     }
     Error::Login(format!(
         "interactive login required for profile {profile} but no terminal is attached (a login shows its URL and \
-         code on one; kubectl can forbid its use: `interactiveMode: Never`); run `{command}` in a terminal"
+         code on one); run `{command}` in a terminal"
     ))
 }
 
@@ -197,7 +197,10 @@ impl LoginOptions {
             hook(url);
         } else if self.open_browser && (platform_default || self.browser_command.is_some()) {
             if let Err(reason) = browser::launch(self.browser_command.as_deref(), url, &self.hide_env) {
-                tracing::warn!("cannot open a browser ({reason}); open the URL above by hand");
+                // Beside the URL, where the person looks (the terminal when standard error is a log).
+                tell(&crate::terminal::safe(&format!(
+                    "woci: warning: cannot open a browser ({reason}); open the URL above by hand"
+                )));
             }
         }
     }
