@@ -104,7 +104,7 @@ fn warn_expired(shared: &Shared) {
         let interval = shared.limits.warn_interval.as_secs();
         tracing::warn!(
             "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI \
-             refuses ({} in the last {interval}s; the renewal's own lines say why)",
+             refuses ({} in the last {interval}s; the renewal's own lines say why, once it ends)",
             EXPIRED_WAIT.as_secs(),
             n + 1
         );
