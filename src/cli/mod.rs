@@ -392,15 +392,21 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
     let mut forwarded: Vec<OsString> = Vec::new();
     let mut after_dashdash: Option<Vec<OsString>> = None;
     let mut seen_word = false;
-    let mut it = args.into_iter();
-    while let Some(arg) = it.next() {
+    let mut it = std::collections::VecDeque::from(args);
+    while let Some(arg) = it.pop_front() {
         if arg == "--" {
             if seen_word {
                 // oci's own `--`: passed on, and nothing after it is woci's.
                 forwarded.push(arg);
             }
-            after_dashdash = Some(it.by_ref().collect());
+            after_dashdash = Some(it.drain(..).collect());
             break;
+        }
+        // oci's one-letter flags grouped, as Click takes them (`-dv`): each on its own.
+        if let Some(flags) = arg.to_str().and_then(|a| a.strip_prefix('-')).filter(|f| !seen_word && is_short_group(f))
+        {
+            flags.chars().rev().for_each(|c| it.push_front(format!("-{c}").into()));
+            continue;
         }
         if let Some((name, inline)) = split_option(&arg) {
             let mine = find(&name)
@@ -409,7 +415,9 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
             if let Some(o) = mine {
                 let value = match (o.value, inline) {
                     (None, Some(_)) => return Err(usage(format!("`--{}` takes no value", o.long))),
-                    (Some(_), None) => Some(it.next().ok_or_else(|| usage(format!("`--{}` needs a value", o.long)))?),
+                    (Some(_), None) => {
+                        Some(it.pop_front().ok_or_else(|| usage(format!("`--{}` needs a value", o.long)))?)
+                    }
                     (_, inline) => inline,
                 };
                 st.apply(&o, value)?;
@@ -423,7 +431,7 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
             }
             forwarded.push(arg);
             if !seen_word && inline.is_none() && oci_globals::takes_value(&name) {
-                forwarded.extend(it.next());
+                forwarded.extend(it.pop_front());
             }
             continue;
         }
@@ -431,6 +439,11 @@ pub fn parse_as(args: Vec<OsString>, as_oci: bool) -> Result<Invocation> {
         forwarded.push(arg);
     }
     st.finish(forwarded, after_dashdash)
+}
+
+/// `dv` of `-dv`: two or more of oci's one-letter flags (none takes a value).
+fn is_short_group(flags: &str) -> bool {
+    flags.len() >= 2 && flags.chars().all(|c| oci_globals::find(&format!("-{c}")).is_some_and(|g| !g.value))
 }
 
 /// Parse state: the setting flags, the command options given (by long name) and the shell of
@@ -596,7 +609,11 @@ fn session_free(args: &[OsString]) -> bool {
         // No word at all (`oci --profile P`): oci's own top-level usage.
         words.len() <= 1 || OCI_GROUPS.lines().any(|g| g == path.join(" "))
     };
-    if group() && scan(args, oci_globals::takes_value).iter().all(|(opt, _)| global(opt)) {
+    // Interactive mode (`-i`) runs commands: it needs the session.
+    let prompts =
+        |opt: &Option<NamedOption>| opt.as_ref().is_some_and(|(n, _)| matches!(n.as_str(), "-i" | "--cli-auto-prompt"));
+    let items = scan(args, oci_globals::takes_value);
+    if group() && items.iter().all(|(opt, _)| global(opt)) && !items.iter().any(|(opt, _)| prompts(opt)) {
         return true;
     }
     let mut before_word = true;

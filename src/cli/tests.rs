@@ -525,6 +525,9 @@ fn session_free_commands_skip_the_session() {
         &["os", "--namespace", "n"],
         &["os", "object", "--bucket-name", "b"],
         &["iam", "region", "list"],
+        // Interactive mode runs commands (round 90 F1).
+        &["-i"],
+        &["--profile", "P", "--cli-auto-prompt", "os"],
     ] {
         assert!(!passthrough(args), "{args:?}");
     }
@@ -574,6 +577,20 @@ fn unknown_option_before_the_first_word_is_an_error_with_a_suggestion() {
     ] {
         p(args);
     }
+}
+
+/// oci's one-letter flags grouped, as Click takes them (round 90 F3): each is read on its own.
+#[test]
+fn grouped_one_letter_flags_are_read_one_by_one() {
+    let inv = parse_as(os(&["-dv"]), true).unwrap();
+    assert_eq!(inv.command, Command::Passthrough(os(&["-d", "-v"])));
+    let inv = p(&["-di", "os", "ns", "get"]);
+    assert_eq!(oci_args(&inv), ["-d", "-i", "os", "ns", "get"]);
+    assert!(matches!(inv.command, Command::Oci(_)));
+    assert_eq!(parse_as(os(&["-dh"]), true).unwrap().command, Command::Passthrough(os(&["-d", "-h"])));
+    // Not a group: an oci value flag among them, a word's own option, woci's long options.
+    assert!(err(&["-dp", "os"]).contains("unknown option `-dp`"));
+    assert_eq!(oci_args(&p(&["os", "object", "get", "-bn"])), ["os", "object", "get", "-bn"]);
 }
 
 #[test]
