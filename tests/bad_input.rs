@@ -244,6 +244,32 @@ async fn a_config_file_in_a_missing_folder_is_refused_not_made() {
     assert_eq!(w.emu.stats().refresh_grants, 0);
 }
 
+/// So is a config file named that does not exist, as for oci: a call (and `--status`) refuses it
+/// rather than make a stray file of a mistyped path; a login, which sets the profile up, makes
+/// it (round 90 F2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_config_file_named_is_refused_by_a_call_and_made_by_a_login() {
+    let w = World::new().await;
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    let typo = w.home().join(".oci/confg");
+    for args in [&["os", "ns", "get"][..], &["--status"]] {
+        let mut c = w.woci();
+        c.arg("--config-file").arg(&typo).args(args);
+        let out = run(c).await;
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(2), "{said}");
+        assert!(said.contains("confg` (from the `--config-file` flag) does not exist; check the path"), "{said}");
+        assert!(!typo.exists(), "no file made");
+    }
+    assert_eq!(w.emu.stats().refresh_grants, 0);
+    let mut c = w.woci_with_browser();
+    c.arg("--config-file").arg(&typo).args(["session", "authenticate"]);
+    let out = run(c).await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(std::fs::read_to_string(&typo).unwrap().contains("[P]"));
+}
+
 /// A server speaking only TLS versions woci does not (TLS 1.0: it answers the hello with a
 /// `protocol_version` alert) cannot fix itself either: one attempt, one line saying so, not
 /// "unreachable" after three. Nor can one that wants a client certificate: TLS 1.3 says so

@@ -209,6 +209,8 @@ pub struct SessionFacts<'s> {
     pub config_file: PathBuf,
     /// Whether it has the profile.
     pub config: ConfigState,
+    /// Where the OCI config's path was given (a flag, a variable, the INI), if not the default.
+    pub config_named: Option<String>,
     /// The profile's entries.
     pub oci: OciProfile,
     /// Token file path.
@@ -354,6 +356,7 @@ impl<'s> SessionFacts<'s> {
             mode: &settings.mode,
             config_file: settings.oci_config_file.clone(),
             config,
+            config_named: settings.origins.get("config_file").map(|(o, _)| o.describe()),
             oci,
             token_path,
             token,
@@ -561,6 +564,7 @@ pub mod testing {
                 mode,
                 config_file: "/h/.oci/config".into(),
                 config: ConfigState::Present,
+                config_named: None,
                 oci: OciProfile { key_file: Some("/h/.oci/key.pem".into()), ..OciProfile::default() },
                 token_path: "/h/.oci/sessions/P/token".into(),
                 token,

@@ -108,6 +108,19 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
     if let KeyState::Unusable { reason, exit_code } = &f.key {
         return Decision::impossible(*exit_code, reason.clone());
     }
+    // As oci, a call does not take a config path it was given that leads nowhere (a typo) for a
+    // new file; a login, which sets the profile up, makes it (round 90 F2).
+    if let (ConfigState::FileMissing, Some(from), Force::No) = (&f.config, &f.config_named, force) {
+        return Decision::impossible(
+            exit::CONFIG,
+            format!(
+                "the OCI config `{}` (from {from}) does not exist; check the path (`woci {} session authenticate` \
+                 creates it)",
+                f.config_file.display(),
+                f.woci_selection
+            ),
+        );
+    }
     let token = match &f.token {
         TokenInput::Corrupt(e) if force == Force::No => {
             // A profile without an IdP logs in with oci's own login, as every message of its says.
