@@ -90,7 +90,7 @@ impl ChildBuilder {
         if b.container.is_none() {
             b.spec.program = crate::oci_program::resolve(&b.spec.program, env)?;
         }
-        b.spec.set_env.push(crate::oci_program::guard_env());
+        b.spec.set_env.push(crate::oci_program::guard_env(&b.spec.program));
         Ok(b)
     }
 

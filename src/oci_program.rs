@@ -8,7 +8,7 @@
 //!
 //! Whatever slips through (a wrapper script in `oci_command` that calls woci again) is caught by
 //! a guard in the environment: every `oci` that woci runs gets [`GUARD_VAR`] set to woci's pid,
-//! and a woci that would run `oci` while that variable is set stops with one line naming
+//! and a woci that would run `oci` while that variable is set stops with one line naming the program and
 //! `oci_command` ([`check_guard`]). `--exec` programs do not get it (they may call woci).
 
 use crate::error::{Error, Result};
@@ -19,17 +19,23 @@ use std::path::{Path, PathBuf};
 /// Set for each `oci` woci runs (the value is woci's pid); see the module docs.
 pub(crate) const GUARD_VAR: &str = "WOCI_ACTIVE";
 
-/// The `(name, value)` to add to the environment of an `oci` child.
-pub(crate) fn guard_env() -> (OsString, OsString) {
-    (GUARD_VAR.into(), std::process::id().to_string().into())
+/// The `(name, value)` to add to the environment of an `oci` child `program`: woci's pid, and
+/// the program, which the woci it may turn out to be names (a wrapper script found on `PATH`).
+pub(crate) fn guard_env(program: &OsStr) -> (OsString, OsString) {
+    let mut value = OsString::from(format!("{} ", std::process::id()));
+    value.push(program);
+    (GUARD_VAR.into(), value)
 }
 
 /// Fails when this woci was itself started as the `oci` of another woci.
 pub(crate) fn check_guard(env: &Env) -> Result<()> {
-    match env.get(GUARD_VAR).filter(|v| !v.is_empty()) {
-        Some(pid) => Err(self_error(&format!("the `oci` that woci (pid {pid}) started is woci again"))),
-        None => Ok(()),
-    }
+    let Some(value) = env.get(GUARD_VAR).filter(|v| !v.is_empty()) else { return Ok(()) };
+    let (pid, program) = value.split_once(' ').unwrap_or((value, ""));
+    let program = match program {
+        "" => String::new(),
+        p => format!(" (`{}`: a link or a script that runs woci?)", crate::terminal::safe(p)),
+    };
+    Err(self_error(&format!("the `oci` that woci (pid {pid}) started{program} is woci again")))
 }
 
 fn self_error(what: &str) -> Error {

@@ -107,6 +107,16 @@ async fn wrapper_calling_woci_again_is_stopped_by_the_guard() {
     let e = stderr(&out);
     assert!(e.contains("`oci_command`") && e.contains("woci again"), "{e}");
     assert_eq!(e.lines().filter(|l| l.starts_with("woci: error:")).count(), 1, "{e}");
+    // The same wrapper found on PATH as `oci` is named: no `oci_command` is set (round 90 F4).
+    let dir = w.home().join("wrap");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::copy(&wrapper, dir.join("oci")).unwrap();
+    let out = w.woci().env_remove("WOCI_OCI_COMMAND").env("PATH", path_of(&[&dir])).args(["os", "ns", "get"]).output();
+    let e = stderr(&out.unwrap());
+    assert!(
+        e.contains(&format!("started (`{}`: a link or a script that runs woci?)", dir.join("oci").display())),
+        "{e}"
+    );
     // --exec programs may call woci: they do not inherit the guard.
     let out = w
         .woci()
