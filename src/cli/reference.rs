@@ -108,7 +108,7 @@ pub const EXIT_CODES: &[Row] = &[
 pub const ENVIRONMENT: &[Row] = &[
     r(
         "`WOCI_ACTIVE`",
-        "set by woci (to its pid) for each `oci` it runs; a woci started with it set refuses to run `oci` again, \
+        "set by woci (to its pid and the program) for each `oci` it runs; a woci started with it set refuses to run `oci` again, \
          so an `oci_command` that leads back to woci fails at once instead of looping",
     ),
     r("`BROWSER`", "command that opens the login URL (with a device code: the verification URL); as `oci` reads it: a `:`-separated list tried in order, `%s` in a command line for the URL"),

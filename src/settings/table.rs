@@ -284,7 +284,7 @@ pub const SETTINGS: &[Def] = &[
         .default_doc("(open-files limit − 128) / 2, at most 4096").call_only(),
     d(Key::NativeOke, "native_oke", Bool, "Answer `ce cluster generate-token` natively").default("true")
         .switch("no-native", "false", Anywhere, H_LONG, "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)").call_only(),
-    d(Key::OciCommand, "oci_command", Command, "The `oci` program to run").env("WOCI_OCI_COMMAND")
+    d(Key::OciCommand, "oci_command", Command, "The `oci` program to run: a name looked up on `PATH`, or a path (a relative one from the current folder); no arguments").env("WOCI_OCI_COMMAND")
         .default_doc("`oci` on `PATH`, skipping woci itself").call_only(),
     d(Key::OciContainerImage, "oci_container_image", Text, "Run `oci` from this container image").env("WOCI_OCI_CONTAINER_IMAGE").call_only(),
     d(Key::OciContainerRuntime, "oci_container_runtime", Command, "The container runtime: `docker` or `podman` (or a path to one)")
