@@ -753,6 +753,16 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stderr(&out).contains("this run cannot renew its session") && ran.exists(), "{}", stderr(&out));
     std::fs::remove_file(&ran).unwrap();
+    // So with someone who could log in (`BROWSER`): a run does not log in once its program runs.
+    let out = run({
+        let mut c = w.woci_with_browser();
+        c.env("WOCI_RT_PASSPHRASE", "right").args(["--refresh-token-passphrase-env", "WOCI_RT_PASSPHRASE"]);
+        c.args(["--exec", "--", "sh", "-c", &script]);
+        c
+    })
+    .await;
+    assert!(stderr(&out).contains("this run cannot renew its session") && ran.exists(), "{}", stderr(&out));
+    std::fs::remove_file(&ran).unwrap();
 
     // Started right (plain settings); the INI then names a variable it does not have.
     std::fs::write(w.session_dir().join("refresh_token"), &rt).unwrap();

@@ -462,9 +462,9 @@ fn prompt(profile: &str, text: &str) -> Result<SecretString> {
 
 /// The refresh token a long run's renewals spend, looked at before the run starts: one that
 /// cannot be read or is damaged fails the first renewal (refused); none at all makes every
-/// renewal a login, which a daemon cannot do (refused) nor a run without a person (warned: the
-/// session may outlast it).
-fn refresh_token_ready(r: &Renewer, cfg: &LoginConfig, daemon: bool) -> Result<()> {
+/// renewal a login, which a daemon cannot do (refused) nor a run once its program runs (warned:
+/// the session may outlast it).
+fn refresh_token_ready(r: &Renewer, daemon: bool) -> Result<()> {
     let (p, sel) = (&r.settings.profile, r.settings.woci_selection());
     let first_renewal = "so the first renewal of this run would fail";
     let stored = r.store.stored_refresh_token().map_err(|e| {
@@ -487,13 +487,12 @@ fn refresh_token_ready(r: &Renewer, cfg: &LoginConfig, daemon: bool) -> Result<(
              do; {fix}"
         )));
     }
-    // The session may outlast a short run: said, not refused.
-    if !cfg.interactive {
-        tracing::warn!(
-            "profile `{p}` has no stored refresh token: this run cannot renew its session, which needs a login and \
-             no one is there to log in; {fix}"
-        );
-    }
+    // The session may outlast a short run: said, not refused. (A run logs in before its program
+    // starts only: `Renewer::forbid_login`.)
+    tracing::warn!(
+        "profile `{p}` has no stored refresh token: this run cannot renew its session, which needs a login, and a \
+         run does not log in once its program runs; {fix}"
+    );
     Ok(())
 }
 
@@ -508,7 +507,7 @@ fn refresh_token_ready(r: &Renewer, cfg: &LoginConfig, daemon: bool) -> Result<(
 pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: bool) -> Result<()> {
     let crate::settings::RenewMode::Login(cfg) = &r.settings.mode else { return Ok(()) };
     if !renewed_elsewhere {
-        refresh_token_ready(r, cfg, daemon)?;
+        refresh_token_ready(r, daemon)?;
     }
     let pass = match &cfg.passphrase {
         PassphraseSource::None => return Ok(()),
