@@ -90,7 +90,9 @@ impl ChildBuilder {
         if b.container.is_none() {
             b.spec.program = crate::oci_program::resolve(&b.spec.program, env)?;
         }
-        b.spec.set_env.push(crate::oci_program::guard_env(&b.spec.program));
+        // (Grouped one-letter flags, `-di`, reach here one by one.)
+        let interactive = b.spec.args.iter().any(|a| a == "-i" || a == "--cli-auto-prompt");
+        b.spec.set_env.push(crate::oci_program::guard_env(&b.spec.program, interactive));
         Ok(b)
     }
 

@@ -21,15 +21,23 @@ pub(crate) const GUARD_VAR: &str = "WOCI_ACTIVE";
 
 /// The `(name, value)` to add to the environment of an `oci` child `program`: woci's pid, and
 /// the program, which the woci it may turn out to be names (a wrapper script found on `PATH`).
-pub(crate) fn guard_env(program: &OsStr) -> (OsString, OsString) {
-    let mut value = OsString::from(format!("{} ", std::process::id()));
+/// oci's interactive mode (`interactive`: `-i`) runs each command it is given as `oci …` from
+/// `PATH`, which is woci where woci is installed as `oci`: those wocis may run, once
+/// ([`INTERACTIVE`]), and guard their own `oci` again.
+pub(crate) fn guard_env(program: &OsStr, interactive: bool) -> (OsString, OsString) {
+    let mut value = OsString::from(format!("{}{} ", if interactive { INTERACTIVE } else { "" }, std::process::id()));
     value.push(program);
     (GUARD_VAR.into(), value)
 }
 
+/// The guard's mark of an interactive `oci`'s commands.
+const INTERACTIVE: &str = "interactive:";
+
 /// Fails when this woci was itself started as the `oci` of another woci.
 pub(crate) fn check_guard(env: &Env) -> Result<()> {
-    let Some(value) = env.get(GUARD_VAR).filter(|v| !v.is_empty()) else { return Ok(()) };
+    let Some(value) = env.get(GUARD_VAR).filter(|v| !v.is_empty() && !v.starts_with(INTERACTIVE)) else {
+        return Ok(());
+    };
     let (pid, program) = value.split_once(' ').unwrap_or((value, ""));
     let program = match program {
         "" => String::new(),

@@ -69,6 +69,40 @@ async fn symlink_named_oci_skips_itself() {
     }
 }
 
+/// oci's interactive mode (`oci -i`) runs each command typed as `oci …` from PATH: where woci is
+/// installed as `oci`, that is woci again, which runs it (once; its own `oci` is guarded again),
+/// rather than stop as a loop (round 91 F1).
+#[tokio::test]
+async fn commands_of_ocis_interactive_mode_run_through_woci() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let links = oci_dir(&w, "links", symlink);
+    // The real oci's interactive mode, as far as it matters here: `oci -i` runs `oci os ns get`.
+    let real = w.home().join("real");
+    std::fs::create_dir(&real).unwrap();
+    let fake = w.fake_oci.display();
+    write_exec(
+        &real.join("oci"),
+        &format!("#!/bin/sh\ncase \" $* \" in *\" -i \"*) exec oci os ns get;; esac\nexec '{fake}' \"$@\"\n"),
+    );
+    let mut c = assert_cmd::Command::new(links.join("oci"));
+    for k in SCRUBBED_ENV {
+        c.env_remove(k);
+    }
+    let out = c
+        .env("HOME", w.home())
+        .env("OCI_CLI_PROFILE", &w.profile)
+        .env("FAKE_OCI_OUT", &w.oci_out)
+        .env("PATH", path_of(&[&links, &real]))
+        .arg("-i")
+        .timeout(Duration::from_secs(30))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(&w.oci_argv()[w.oci_argv().len() - 3..], ["os", "ns", "get"]);
+    assert!(w.oci_argv().contains(&"--auth".to_owned()), "{:?}", w.oci_argv());
+}
+
 /// A byte-identical copy and a hard link named `oci` are skipped too.
 #[tokio::test]
 async fn copy_and_hard_link_named_oci_are_skipped() {
