@@ -545,7 +545,7 @@ async fn a_grant_lost_after_the_program_ended_is_said() {
     let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&o.status), Some(libc::SIGINT), "{err}");
-    assert!(err.contains("woci: warning: the identity provider has the refresh grant of profile `P`"), "{err}");
+    assert!(err.contains("woci: warning: the refresh grant of profile `P` is under way"), "{err}");
     assert!(err.contains("woci: warning: the signal is held until the identity provider answers"), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(

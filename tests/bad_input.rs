@@ -263,6 +263,17 @@ async fn a_missing_config_file_named_is_refused_by_a_call_and_made_by_a_login() 
         assert!(!typo.exists(), "no file made");
     }
     assert_eq!(w.emu.stats().refresh_grants, 0);
+    // An empty one is no path at all (round 91 N1).
+    let out = run({
+        let mut c = w.woci();
+        c.args(["--config-file", "", "session", "authenticate"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the OCI config path (from the `--config-file` flag) is empty")
+    );
     let mut c = w.woci_with_browser();
     c.arg("--config-file").arg(&typo).args(["session", "authenticate"]);
     let out = run(c).await;

@@ -183,7 +183,7 @@ async fn a_signal_held_during_a_grant_whose_answer_is_lost_leaves_the_failure_re
     .await;
     assert_eq!(stopped.status.signal(), Some(2), "{}", stderr(&stopped));
     assert!(
-        stderr(&stopped).contains("woci: warning: the identity provider has the refresh grant of profile `P`")
+        stderr(&stopped).contains("woci: warning: the refresh grant of profile `P` is under way")
             && stderr(&stopped).contains("woci: error: the request to identity provider at `"),
         "{}",
         stderr(&stopped)

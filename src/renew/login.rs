@@ -192,8 +192,9 @@ async fn told_when_signalled<T>(profile: &str, grant: impl std::future::Future<O
 /// Why woci does not end yet: the IdP has a refresh grant whose answer carries the rotated token.
 pub(super) fn say_grant_held(profile: &str) {
     tracing::warn!(
-        "the identity provider has the refresh grant of profile `{profile}`: woci ends once it answers (it is \
-         waited for up to 90s), so that the new refresh token is stored, not lost"
+        "the refresh grant of profile `{profile}` is under way: woci ends once the identity provider answers it (it \
+         is waited for up to 90s; one that never reached it ends sooner), so that the new refresh token is stored, \
+         not lost"
     );
 }
 
@@ -453,9 +454,14 @@ fn prompt(profile: &str, text: &str) -> Result<SecretString> {
                 "the refresh token passphrase prompt of profile `{profile}` was ended (Ctrl-D); nothing was sent"
             ));
         }
+        // ENXIO: no controlling terminal (cron, CI); anything else is named as it is.
+        let why = match e.raw_os_error() {
+            Some(libc::ENXIO) => "there is no terminal here".to_owned(),
+            _ => format!("{e}: no terminal?"),
+        };
         Error::Login(format!(
-            "cannot ask for the refresh token passphrase of profile `{profile}` ({e}: no terminal?); give it in \
-             a variable instead, with `--refresh-token-passphrase-env VAR`"
+            "cannot ask for the refresh token passphrase of profile `{profile}` ({why}); give it in a variable \
+             instead, with `--refresh-token-passphrase-env VAR`"
         ))
     })
 }

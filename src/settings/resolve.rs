@@ -200,6 +200,9 @@ impl Settings {
                 Some(_) => Origin::Flag("config-file"),
                 None => Origin::Env("OCI_CLI_CONFIG_FILE"),
             };
+            if path.as_os_str().is_empty() {
+                return Err(Error::Config(format!("the OCI config path (from {}) is empty", origin.describe())));
+            }
             // A typo must not become a new folder with a config in it (oci finds no file there).
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
                 return Err(Error::Config(format!(
