@@ -29,6 +29,20 @@ fn path_of(dirs: &[&Path]) -> std::ffi::OsString {
     std::env::join_paths(v).unwrap()
 }
 
+/// The `oci` link in `links` as a user runs it, with `dirs` as PATH.
+fn linked_oci(w: &World, links: &Path, dirs: &[&Path]) -> assert_cmd::Command {
+    let mut c = assert_cmd::Command::new(links.join("oci"));
+    for k in SCRUBBED_ENV {
+        c.env_remove(k);
+    }
+    c.env("HOME", w.home())
+        .env("OCI_CLI_PROFILE", &w.profile)
+        .env("FAKE_OCI_OUT", &w.oci_out)
+        .env("PATH", path_of(dirs))
+        .timeout(Duration::from_secs(30));
+    c
+}
+
 fn symlink(from: &Path, to: &Path) {
     std::os::unix::fs::symlink(from, to).unwrap();
 }
@@ -43,19 +57,7 @@ async fn symlink_named_oci_skips_itself() {
     let fake_dir = w.fake_oci.parent().unwrap().to_path_buf();
     for (dirs, want_stand_in) in [(vec![links.as_path(), fake_dir.as_path()], true), (vec![links.as_path()], false)] {
         let started = Instant::now();
-        let mut c = assert_cmd::Command::new(links.join("oci"));
-        for k in SCRUBBED_ENV {
-            c.env_remove(k);
-        }
-        let out = c
-            .env("HOME", w.home())
-            .env("OCI_CLI_PROFILE", &w.profile)
-            .env("FAKE_OCI_OUT", &w.oci_out)
-            .env("PATH", path_of(&dirs))
-            .args(["os", "ns", "get"])
-            .timeout(Duration::from_secs(30))
-            .output()
-            .unwrap();
+        let out = linked_oci(&w, &links, &dirs).args(["os", "ns", "get"]).output().unwrap();
         assert!(started.elapsed() < Duration::from_secs(20), "took {:?}", started.elapsed());
         if want_stand_in {
             assert!(out.status.success(), "{}", stderr(&out));
@@ -85,19 +87,7 @@ async fn commands_of_ocis_interactive_mode_run_through_woci() {
         &real.join("oci"),
         &format!("#!/bin/sh\ncase \" $* \" in *\" -i \"*) exec oci os ns get;; esac\nexec '{fake}' \"$@\"\n"),
     );
-    let mut c = assert_cmd::Command::new(links.join("oci"));
-    for k in SCRUBBED_ENV {
-        c.env_remove(k);
-    }
-    let out = c
-        .env("HOME", w.home())
-        .env("OCI_CLI_PROFILE", &w.profile)
-        .env("FAKE_OCI_OUT", &w.oci_out)
-        .env("PATH", path_of(&[&links, &real]))
-        .arg("-i")
-        .timeout(Duration::from_secs(30))
-        .output()
-        .unwrap();
+    let out = linked_oci(&w, &links, &[&links, &real]).arg("-i").output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(&w.oci_argv()[w.oci_argv().len() - 3..], ["os", "ns", "get"]);
     assert!(w.oci_argv().contains(&"--auth".to_owned()), "{:?}", w.oci_argv());
