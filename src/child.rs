@@ -92,7 +92,7 @@ impl ChildBuilder {
         }
         // (Grouped one-letter flags, `-di`, reach here one by one.)
         let interactive = b.spec.args.iter().any(|a| a == "-i" || a == "--cli-auto-prompt");
-        b.spec.set_env.push(crate::oci_program::guard_env(&b.spec.program, interactive));
+        b.spec.set_env.push(crate::oci_program::guard_env(&b.spec.program, interactive, env));
         Ok(b)
     }
 

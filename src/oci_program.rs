@@ -23,9 +23,12 @@ pub(crate) const GUARD_VAR: &str = "WOCI_ACTIVE";
 /// the program, which the woci it may turn out to be names (a wrapper script found on `PATH`).
 /// oci's interactive mode (`interactive`: `-i`) runs each command it is given as `oci …` from
 /// `PATH`, which is woci where woci is installed as `oci`: those wocis may run, once
-/// ([`INTERACTIVE`]), and guard their own `oci` again.
-pub(crate) fn guard_env(program: &OsStr, interactive: bool) -> (OsString, OsString) {
-    let mut value = OsString::from(format!("{}{} ", if interactive { INTERACTIVE } else { "" }, std::process::id()));
+/// ([`INTERACTIVE`]), and guard their own `oci` again. Never twice in a row: a wrapper that
+/// runs woci with `-i` again would otherwise loop.
+pub(crate) fn guard_env(program: &OsStr, interactive: bool, env: &Env) -> (OsString, OsString) {
+    let again = env.get(GUARD_VAR).is_some_and(|v| v.starts_with(INTERACTIVE));
+    let mark = if interactive && !again { INTERACTIVE } else { "" };
+    let mut value = OsString::from(format!("{mark}{} ", std::process::id()));
     value.push(program);
     (GUARD_VAR.into(), value)
 }

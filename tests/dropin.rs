@@ -131,6 +131,11 @@ async fn wrapper_calling_woci_again_is_stopped_by_the_guard() {
     let e = stderr(&out);
     assert!(e.contains("`oci_command`") && e.contains("woci again"), "{e}");
     assert_eq!(e.lines().filter(|l| l.starts_with("woci: error:")).count(), 1, "{e}");
+    // With oci's `-i`, whose commands may run through woci once, the wrapper still ends.
+    let out = w.woci().env("WOCI_OCI_COMMAND", &wrapper).arg("-i").timeout(Duration::from_secs(30)).output();
+    let out = out.unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("woci again"), "{}", stderr(&out));
     // The same wrapper found on PATH as `oci` is named: no `oci_command` is set (round 90 F4).
     let dir = w.home().join("wrap");
     std::fs::create_dir(&dir).unwrap();
