@@ -492,6 +492,11 @@ async fn what_stops_the_call_and_unreadable_settings() {
     let out = status(&w, true, &[], &["--all"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(json(&out)["error"].as_str().unwrap().contains("is not key = value"), "{}", stdout(&out));
+    let entry = &json(&out)["profiles"][0]["error"];
+    assert!(entry.as_str().is_some_and(|e| e.contains("is not key = value")), "the JSON is plain: {entry}");
+    // The table's line keeps the backticks `--status` has (round 92 N3).
+    let out = status(&w, false, &[], &["--all"]).await;
+    assert!(stdout(&out).contains("is not `key = value`"), "{}", stdout(&out));
 }
 
 /// The last renewal's failure counts for the next one: a refresh grant whose answer was lost has
@@ -732,7 +737,7 @@ async fn status_all_shows_a_profile_name_woci_cannot_use_and_why() {
     let out = status(&w, false, &[], &["--all"]).await;
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(2), "{text}");
-    assert!(text.contains("q\"uo\\te: invalid profile name q\"uo\\te: it holds \\, and woci"), "{text}");
+    assert!(text.contains("q\"uo\\te: invalid profile name `q\"uo\\te`: it holds `\\`, and woci"), "{text}");
     assert!(text.contains("bell\\x07") && !text.contains('\u{7}'), "escaped: {text}");
     assert!(text.lines().any(|l| l.starts_with("P ") && l.contains("usable")), "the others as before: {text}");
     let out = status(&w, true, &[], &["--all"]).await;

@@ -68,7 +68,7 @@ pub(crate) fn run_all(flags: &Flags, oci: &OciView, env: &Env, json: bool, clock
                 Entry {
                     profile: name,
                     exit_code: e.exit_code(),
-                    error: Some(e.to_string().replace('`', "")),
+                    error: Some(e.to_string()),
                     daemon,
                     token_expires_at: claims.as_ref().map(|(_, c)| c.exp),
                     session_expires_at: claims.as_ref().and_then(|(_, c)| c.session_expiry()),

@@ -95,6 +95,7 @@ pub(crate) struct Entry {
     /// The exit code the profile's own `--status` gives.
     pub exit_code: u8,
     /// Why the profile's files or settings cannot even be read (`null` when they can).
+    #[serde(serialize_with = "super::plain_opt")]
     pub error: Option<String>,
 }
 
