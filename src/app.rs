@@ -156,8 +156,11 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
     let ctx = Context::new(settings, Arc::new(SystemClock), env)?;
     let renewer = Arc::new(Renewer::new(&ctx));
     let s = &ctx.settings;
-    let renews = matches!(inv.command, Command::Oci(_) | Command::Exec { .. } | Command::SessionRefresh(_));
-    if s.manages_session() && (renews || matches!(inv.command, Command::SessionAuthenticate(_))) {
+    let renews = matches!(
+        inv.command,
+        Command::Oci(_) | Command::Exec { .. } | Command::SessionRefresh(_) | Command::SessionAuthenticate(_)
+    );
+    if s.manages_session() && renews {
         warn_if_python_daemon(&ctx);
     }
 
@@ -201,8 +204,9 @@ fn dispatch(inv: Invocation, env: Env) -> Result<u8> {
 /// A Python woci daemon left running renews the same refresh token as this call may: said on
 /// every such call until it is stopped, since two renewers spend each other's tokens (round 86 N4).
 fn warn_if_python_daemon(ctx: &Context) {
-    let info = crate::daemon::inspect(&ctx.store);
-    if let Some(pid) = info.ok().and_then(|i| crate::daemon::python_daemon(&i.probe)) {
+    // The pid file alone (the Python woci never locks it): no state file read on every call.
+    let probe = crate::daemon::probe(&ctx.store.pid_path());
+    if let Some(pid) = probe.ok().and_then(|p| crate::daemon::python_daemon(&p)) {
         tracing::warn!("{}", crate::daemon::python_daemon_line(pid, &ctx.settings.profile));
     }
 }

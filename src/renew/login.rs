@@ -361,10 +361,13 @@ async fn person_logs_in(r: &Renewer, http: &Http, cfg: &LoginConfig) -> Result<(
     r.store.check_writable()?;
     // Ctrl-C ends the wait for the person at once: a login spends nothing until its tokens
     // arrive, and only storing them is held.
-    let tokens = match cfg.device_login {
-        true => while_caller_lives(oidc::device::login(http, &cfg.idp, &cfg.device, &opts)).await?,
-        false => while_caller_lives(oidc::login(http, &cfg.idp, &opts)).await?,
+    let login = async {
+        match cfg.device_login {
+            true => oidc::device::login(http, &cfg.idp, &cfg.device, &opts).await,
+            false => oidc::login(http, &cfg.idp, &opts).await,
+        }
     };
+    let tokens = while_caller_lives(login).await?;
     Ok((tokens, critical::hold()))
 }
 
