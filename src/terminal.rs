@@ -169,6 +169,12 @@ pub(crate) fn tell(text: &str) {
     say(text)
 }
 
+/// A `woci: warning:` line through [`tell`], its text made [`safe`]: for warnings that belong
+/// beside a login's URL (a browser that could not be opened), where the person looks.
+pub(crate) fn tell_warning(text: &str) {
+    tell(&safe(&format!("woci: warning: {text}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

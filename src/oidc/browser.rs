@@ -48,9 +48,9 @@ pub(super) fn launch(command: Option<&OsStr>, url: &Url, hide: &[OsString]) -> R
             Ok(mut child) => {
                 std::thread::spawn(move || match child.wait() {
                     Ok(status) if !status.success() => {
-                        crate::terminal::tell(&crate::terminal::safe(&format!(
-                            "woci: warning: browser command `{shown}` exited with {status}; open the URL above by hand"
-                        )));
+                        crate::terminal::tell_warning(&format!(
+                            "browser command `{shown}` exited with {status}; open the URL above by hand"
+                        ));
                     }
                     _ => {}
                 });

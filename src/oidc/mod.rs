@@ -198,9 +198,7 @@ impl LoginOptions {
         } else if self.open_browser && (platform_default || self.browser_command.is_some()) {
             if let Err(reason) = browser::launch(self.browser_command.as_deref(), url, &self.hide_env) {
                 // Beside the URL, where the person looks (the terminal when standard error is a log).
-                tell(&crate::terminal::safe(&format!(
-                    "woci: warning: cannot open a browser ({reason}); open the URL above by hand"
-                )));
+                crate::terminal::tell_warning(&format!("cannot open a browser ({reason}); open the URL above by hand"));
             }
         }
     }
