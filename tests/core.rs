@@ -1815,3 +1815,26 @@ async fn a_lost_code_redemption_is_no_lost_refresh_token() {
     .await;
     assert!(out.status.success(), "{}", stderr(&out));
 }
+
+/// A browser that cannot be started, or exits with a failure, is one `woci: warning:` line beside
+/// the login's URL telling the person to open it by hand; the login still waits for them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_browser_is_a_warning_to_open_the_url_by_hand() {
+    let w = World::new().await;
+    for (browser, want) in [
+        ("false", "woci: warning: browser command `false` exited with exit status: 1; open the URL above by hand"),
+        ("/nonexistent/browser", "woci: warning: cannot open a browser (`/nonexistent/browser`: "),
+    ] {
+        let out = run({
+            let mut c = w.woci();
+            c.env("BROWSER", browser).args(["session", "authenticate", "--login-timeout", "2"]);
+            c
+        })
+        .await;
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(3), "the login timed out: {err}");
+        let line = err.lines().find(|l| l.starts_with("woci: warning:")).unwrap_or_else(|| panic!("{err}"));
+        assert!(line.starts_with(want) && line.ends_with("; open the URL above by hand"), "{err}");
+        assert!(err.find("open this URL").unwrap() < err.find(want).unwrap(), "beside the URL, after it: {err}");
+    }
+}
