@@ -82,7 +82,7 @@ impl ChildBuilder {
             None => {
                 let (program, source) = match env.get("WOCI_OCI_COMMAND").filter(|c| !c.is_empty()) {
                     Some(c) => (c.as_str(), "the `WOCI_OCI_COMMAND` environment variable"),
-                    None => ("oci", "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`"),
+                    None => ("oci", crate::settings::OCI_COMMAND_UNSET),
                 };
                 ChildBuilder::program(program.into(), args, source.into())
             }
@@ -210,7 +210,9 @@ impl ChildSpec {
         }
         match e.kind() {
             io::ErrorKind::NotFound => {
-                Error::ProgramNotFound { program, hint: format!("install it or set {}", self.program_source) }
+                // A program someone named (a setting, `--exec`) is corrected; the default `oci`, set.
+                let verb = if self.program_source == crate::settings::OCI_COMMAND_UNSET { "set" } else { "correct" };
+                Error::ProgramNotFound { program, hint: format!("install it or {verb} {}", self.program_source) }
             }
             _ => Error::ProgramNotExecutable { program, reason: format!("{e}; check {}", self.program_source) },
         }

@@ -673,6 +673,32 @@ async fn encrypted_refresh_token_without_passphrase_is_exit_8() {
     expect_failure(&w, 8, "refresh-token-passphrase").await;
 }
 
+/// A login given the passphrase by a flag alone says that every later call needs the same
+/// setting and where to put it (round 93 F2: the next renewal failed with exit 8); with the
+/// setting in the INI it says nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_sealing_with_a_flag_alone_names_the_ini_setting() {
+    let w = World::new().await;
+    let login = || {
+        let mut c = w.woci_with_browser();
+        c.env("RTP", "right").args(["session", "authenticate", "--refresh-token-passphrase-env", "RTP"]);
+        c
+    };
+    let out = run(login()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let want = format!(
+        "woci: warning: the refresh token of profile `P` is stored encrypted: every later call (and the daemon) needs \
+         the passphrase setting the flag gave, or its renewal fails; put `refresh_token_passphrase_env = RTP` in `[P]` \
+         of `{}`",
+        w.manager_ini_path().display()
+    );
+    assert!(stderr(&out).lines().any(|l| l == want), "{}", stderr(&out));
+    w.write_manager_ini(&[("refresh_token_passphrase_env", "RTP")]);
+    let out = run(login()).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("stored encrypted"), "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_refresh_token_and_no_terminal_is_exit_3_without_hanging() {
     let w = World::new().await;
@@ -692,7 +718,12 @@ async fn missing_oci_is_exit_127_naming_the_setting() {
     })
     .await;
     assert_eq!(out.status.code(), Some(127));
-    assert!(stderr(&out).contains("WOCI_OCI_COMMAND"), "{}", stderr(&out));
+    // The variable is set, wrongly: corrected, not set (round 93 N5).
+    assert!(
+        stderr(&out).contains("install it or correct `oci_command` (from the `WOCI_OCI_COMMAND` environment variable)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

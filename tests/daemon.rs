@@ -687,7 +687,8 @@ async fn a_fifo_as_the_log_is_refused_not_waited_on() {
 /// A long run that could not renew is refused at its start, not half an hour later: a daemon
 /// whose passphrase variable is unset (exit 2), one whose passphrase does not open the encrypted
 /// refresh token, an empty one's included (exit 8), an `--exec` with the wrong passphrase, an
-/// empty or an unset variable (exit 8, 8, 2: the program never runs); and a reload that names a
+/// empty or an unset variable (exit 8, 8, 2: the program never runs), or no passphrase setting
+/// for an encrypted refresh token (exit 8, both); and a reload that names a
 /// variable the daemon lacks keeps the current settings.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
@@ -724,6 +725,18 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
         assert!(stderr(&out).contains(says), "{pass:?}: {}", stderr(&out));
         assert!(!stderr(&out).contains("stored unencrypted"), "{pass:?}: {}", stderr(&out));
         assert!(!ran.exists(), "the program ran with {pass:?}");
+    }
+    // No passphrase setting at all (a login given the flag sealed it; round 93 F1): exit 8 too.
+    for args in [&["--daemon"][..], &["--exec", "--", "sh", "-c", &script]] {
+        let out = run({
+            let mut c = w.woci();
+            c.env("WOCI_RT_PASSPHRASE", "right").args(args).args(["--profile", "P"]);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(8), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains("it is encrypted and no passphrase is configured, so the first renewal of this run would fail; give it with `--refresh-token-passphrase-env VAR`"), "{}", stderr(&out));
+        assert!(!ran.exists(), "the program ran without a passphrase setting");
     }
     // With a daemon keeping the session fresh, a shell without the variable runs its program.
     let out = with(&["--daemon"], Some("right")).await;

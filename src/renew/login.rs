@@ -486,8 +486,19 @@ fn refresh_token_ready(r: &Renewer, daemon: bool) -> Result<()> {
             shared: None,
         });
     }
-    if stored.state() != crate::store::RefreshTokenState::Absent {
-        return Ok(());
+    let no_passphrase = matches!(&r.settings.mode, crate::settings::RenewMode::Login(c) if matches!(c.passphrase, PassphraseSource::None));
+    match stored.state() {
+        RefreshTokenState::Encrypted if no_passphrase => {
+            return Err(Error::RefreshTokenLocked {
+                path: r.store.refresh_token_path(),
+                reason: format!(
+                    "it is encrypted and no passphrase is configured, {first_renewal}; {}",
+                    super::plan::NO_PASSPHRASE_FIX
+                ),
+            })
+        }
+        RefreshTokenState::Absent => {}
+        _ => return Ok(()),
     }
     let fix = format!("run `woci session authenticate {sel}` first");
     if daemon {

@@ -123,14 +123,21 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
     }
     let token = match &f.token {
         TokenInput::Corrupt(e) if force == Force::No => {
-            // A profile without an IdP logs in with oci's own login, as every message of its says.
-            let login = match f.mode {
-                RenewMode::SessionRefresh(_) => format!("command oci session authenticate {}", f.oci_selection),
-                _ => format!("woci session authenticate {}", f.woci_selection),
+            // A profile without an IdP logs in with oci's own login, as every message of its says;
+            // one that renews without a person (a stored refresh token, federation) needs no login.
+            let fix = match f.mode {
+                RenewMode::SessionRefresh(_) => {
+                    format!("and run `command oci session authenticate {}`", f.oci_selection)
+                }
+                RenewMode::Federated(_) => "(the next call renews the session)".into(),
+                RenewMode::Login(_) if f.refresh.state != RefreshTokenState::Absent => {
+                    "(the next call renews the session with the stored refresh token)".into()
+                }
+                _ => format!("and run `woci session authenticate {}`", f.woci_selection),
             };
             return Decision::impossible(
                 exit::CORRUPT_FILE,
-                format!("corrupt file `{}`: {e}; move it away and run `{login}`", f.token_path.display()),
+                format!("corrupt file `{}`: {e}; move it away {fix}", f.token_path.display()),
             );
         }
         TokenInput::Corrupt(_) | TokenInput::Missing => None,
@@ -480,7 +487,7 @@ fn login_plan<'s>(f: &'s SessionFacts<'_>, cfg: &'s LoginConfig, force: Force, w
         _ if !encrypted => None,
         PassphraseInput::None => Some((
             exit::REFRESH_TOKEN_LOCKED,
-            "the refresh token is encrypted but no passphrase is configured; give it with `--refresh-token-passphrase-env VAR` or `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, `refresh_token_passphrase_prompt`)".to_owned(),
+            format!("the refresh token is encrypted but no passphrase is configured; {NO_PASSPHRASE_FIX}"),
         )),
         PassphraseInput::Env { var, .. } if r.decryptable == Some(false) => Some((
             exit::REFRESH_TOKEN_LOCKED,
@@ -525,19 +532,34 @@ fn rotation_note(f: &SessionFacts<'_>) -> &'static str {
     }
 }
 
-/// What a valid token's reason adds about a passphrase variable not set here (a cron job's
-/// environment): the token needs none now, the renewal after it does.
+/// What a valid token's reason adds about a passphrase the renewal after it lacks: a variable
+/// not set here (a cron job's environment), none configured for an encrypted refresh token (it
+/// was sealed by a login given the flag), or one that does not open it. The token needs none now.
 fn passphrase_note(f: &SessionFacts<'_>) -> String {
-    match (f.mode, &f.refresh.passphrase) {
-        (RenewMode::Login(c), PassphraseInput::Env { var, set: false }) => format!(
-            "; but `{var}` (named by {}) {} here, so the renewal after it fails unless another woci with the \
-             variable (a daemon) makes it",
-            c.passphrase_setting,
-            crate::settings::unset(var)
-        ),
-        _ => String::new(),
-    }
+    let RenewMode::Login(c) = f.mode else { return String::new() };
+    let encrypted = f.refresh.state == RefreshTokenState::Encrypted;
+    let (lacking, fix) = match &f.refresh.passphrase {
+        PassphraseInput::Env { var, set: false } => {
+            (format!("`{var}` (named by {}) {} here", c.passphrase_setting, crate::settings::unset(var)), "")
+        }
+        PassphraseInput::None if encrypted => {
+            ("the stored refresh token is encrypted and no passphrase is configured".into(), NO_PASSPHRASE_FIX)
+        }
+        PassphraseInput::Env { var, .. } if f.refresh.decryptable == Some(false) => {
+            (format!("the passphrase in `{var}` does not open the encrypted refresh token"), "")
+        }
+        _ => return String::new(),
+    };
+    let fix = if fix.is_empty() { String::new() } else { format!("; {fix}") };
+    format!(
+        "; but {lacking}, so the renewal after it fails unless another woci with the passphrase (a daemon) makes it{fix}"
+    )
 }
+
+/// How to configure the passphrase of an encrypted refresh token.
+pub(crate) const NO_PASSPHRASE_FIX: &str = "give it with `--refresh-token-passphrase-env VAR` or \
+     `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, \
+     `refresh_token_passphrase_prompt`)";
 
 /// How far ahead of its window a supervisor renews, at most.
 const MAX_LEAD: Duration = Duration::from_secs(30);

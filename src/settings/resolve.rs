@@ -274,7 +274,7 @@ impl Settings {
                 crate::fsutil::expand_home(&c, &home).into_os_string(),
                 format!("`oci_command` (from {})", origin.describe()),
             ),
-            None => ("oci".into(), "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`".to_owned()),
+            None => ("oci".into(), super::OCI_COMMAND_UNSET.to_owned()),
         };
 
         let mut extra_ca_files = Vec::new();

@@ -141,6 +141,21 @@ fn encrypted_refresh_token_and_its_passphrase() {
     let r = assess(&i, NOW);
     assert_eq!((r.next_action, r.exit_code), ("none", 0));
     assert_eq!(r.reason.matches("`WOCI_RT_PASSPHRASE` (named by").count(), 1, "{}", r.reason);
+    // No passphrase setting for the encrypted token (a login given the flag sealed it), or one
+    // that does not open it: said beside the valid token too (round 93 F2), still usable.
+    i.facts.token = valid();
+    for (passphrase, says) in [
+        (PassphraseInput::None, "encrypted and no passphrase is configured"),
+        (PassphraseInput::Env { var: "V".into(), set: true }, "the passphrase in `V` does not open"),
+    ] {
+        i.facts.refresh.passphrase = passphrase;
+        i.facts.refresh.decryptable = Some(false);
+        let r = assess(&i, NOW);
+        assert_eq!((r.next_action, r.exit_code), ("none", 0));
+        assert!(r.reason.contains(says) && r.reason.contains("the renewal after it fails"), "{}", r.reason);
+    }
+    i.facts.refresh.decryptable = Some(true);
+    assert!(!assess(&i, NOW).reason.contains("renewal after it fails"), "the passphrase opens it");
 }
 
 #[test]
