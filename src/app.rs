@@ -423,10 +423,12 @@ fn warn_if_passphrase_by_flag(ctx: &Context) {
     else {
         return;
     };
+    // Given in the INI as well: every call has it.
     let in_ini = |path| {
-        crate::settings::ini::load(path, crate::settings::ini::Source::Home, &s.profile).ok()?.get(key).map(drop)
+        crate::settings::ini::load(path, crate::settings::ini::Source::Home, &s.profile)
+            .is_ok_and(|ini| ini.get(key).is_some())
     };
-    if s.ini_file.as_ref().is_some_and(|(path, _)| in_ini(path).is_some())
+    if s.ini_file.as_ref().is_some_and(|(path, _)| in_ini(path))
         || !ctx.store.stored_refresh_token().is_ok_and(|t| t.state() == crate::store::RefreshTokenState::Encrypted)
     {
         return;

@@ -45,6 +45,7 @@ pub(crate) const CA_VARS: [&str; 6] = [
     "CURL_CA_BUNDLE",
     "NODE_EXTRA_CA_CERTS",
 ];
+
 /// Where `oci_command` is set, for a message about an `oci` found nowhere when nobody set it.
 pub(crate) const OCI_COMMAND_UNSET: &str = "`oci_command` in woci_manager.ini or `WOCI_OCI_COMMAND`";
 
