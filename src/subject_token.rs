@@ -29,7 +29,6 @@ use crate::http::Http;
 use crate::secret::SecretString;
 use crate::settings::{Env, SourceEnv, SubjectTokenSource, GH_TOKEN_VAR, GH_URL_VAR};
 use http::header::{HeaderValue, AUTHORIZATION};
-use serde::Deserialize;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
@@ -306,20 +305,24 @@ impl SubjectTokenSource {
         let (status, body) = (resp.status, resp.body);
         if !(200..300).contains(&status) {
             return Err(match status {
-                401 | 403 => {
-                    self.misconfigured(format!("the ID-token service refused `{GH_TOKEN_VAR}` (HTTP {status}); {hint}"))
-                }
+                // A job without `id-token: write` has no URL at all: a refusal is of the bearer.
+                401 | 403 => self.misconfigured(format!(
+                    "the ID-token service refused `{GH_TOKEN_VAR}` (HTTP {status}): it is wrong or has expired; use \
+                     the one the running job was given"
+                )),
                 _ => self.no_token(format!("the ID-token service at `{GH_URL_VAR}` answered HTTP {status}")),
             });
         }
-        #[derive(Deserialize)]
-        struct Answer {
-            value: Option<String>,
+        let answer = serde_json::from_slice::<serde_json::Value>(&body);
+        match answer.as_ref().map(|a| a.get("value")) {
+            Ok(Some(serde_json::Value::String(v))) if !v.trim().is_empty() => Ok(SecretString::from(v.trim())),
+            Ok(Some(serde_json::Value::String(_))) => {
+                Err(self.no_token("the ID-token service answered an empty `value`"))
+            }
+            Ok(Some(_)) => Err(self.no_token("the ID-token service answered a `value` that is not a string")),
+            Ok(None) => Err(self.no_token("the ID-token service answered without a `value`")),
+            Err(_) => Err(self.no_token("the ID-token service answered something that is not JSON")),
         }
-        let value = serde_json::from_slice::<Answer>(&body).ok().and_then(|a| a.value).filter(|v| !v.trim().is_empty());
-        value
-            .map(|v| SecretString::from(v.trim()))
-            .ok_or_else(|| self.no_token("the ID-token service answered without a `value`"))
     }
 
     /// Waits for `child` while reading its stdout into `out` (up to [`MAX_INPUT`]: more ends the
@@ -796,5 +799,29 @@ mod tests {
             assert_eq!(src.local_problem(&SourceEnv::capture(&src, &env(ok))), None);
         }
         assert_eq!(t.seen().len(), 2);
+    }
+
+    /// Each answer of the ID-token service is named for what it is (round 96 N2, N3).
+    #[tokio::test]
+    async fn the_id_token_services_answers_are_named_for_what_they_are() {
+        use crate::http::fake::{options, FakeTransport};
+        let clock = ManualClock::at(1000);
+        let mut env = Env::new();
+        env.insert(GH_URL_VAR.into(), "https://token.actions.example/idtoken".into());
+        env.insert(GH_TOKEN_VAR.into(), "ci-bearer-secret".into());
+        for (status, body, says, transient) in [
+            (200, "<html>maintenance</html>", "answered something that is not JSON", true),
+            (200, r#"{"value": 42}"#, "answered a `value` that is not a string", true),
+            (200, r#"{"value": " "}"#, "answered an empty `value`", true),
+            (200, r#"{"count": 1}"#, "answered without a `value`", true),
+            (401, "{}", "refused `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (HTTP 401): it is wrong or has expired", false),
+        ] {
+            let t = FakeTransport::new(move |_, _| Ok((status, body.to_owned())));
+            let http = Http::with_transport(t, options());
+            let e = parse("github-actions").unwrap().obtain(&http, &SourceEnv::from(env.clone()), "a", &clock).await;
+            let e = e.unwrap_err();
+            assert!(e.to_string().contains(says) && e.is_transient() == transient, "{body}: {e}");
+            assert!(!e.to_string().contains("id-token: write"), "{e}");
+        }
     }
 }

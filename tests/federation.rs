@@ -112,6 +112,52 @@ async fn flag_overrides_the_ini_and_env_source_works_and_debug_shows_no_token() 
     assert_eq!(w.emu.stats().exchanges, 1);
 }
 
+/// A `file:` source caught mid-rewrite (missing, empty or cut: a writer that truncates and writes
+/// in place) is read again for about a second before the renewal fails: a call, or the start of
+/// an `--auto-refresh` run, that met the moment goes on (round 96 F2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_source_caught_mid_rewrite_is_read_again() {
+    let w = World::new().await;
+    let file = w.home().join("projected").join("token");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    write_federated_ini(&w, &format!("file:{}", file.display()), &[]);
+    let jwt = w.emu.issue_actions_token(AUD, 300);
+    for caught in [None, Some(""), Some(&jwt[..jwt.len() / 2])] {
+        let _ = std::fs::remove_file(w.session_dir().join("token"));
+        match caught {
+            None => {
+                let _ = std::fs::remove_file(&file);
+            }
+            Some(part) => std::fs::write(&file, part).unwrap(),
+        }
+        let writer = std::thread::spawn({
+            let (file, jwt) = (file.clone(), jwt.clone());
+            move || {
+                std::thread::sleep(Duration::from_millis(150));
+                std::fs::write(&file, jwt).unwrap();
+            }
+        });
+        let out = run({
+            let mut c = woci(&w);
+            c.args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        writer.join().unwrap();
+        assert!(out.status.success(), "{caught:?}: {}", stderr(&out));
+    }
+    // A file that stays empty still fails, after the second.
+    std::fs::write(&file, "").unwrap();
+    let _ = std::fs::remove_file(w.session_dir().join("token"));
+    let out = run({
+        let mut c = woci(&w);
+        c.args(["os", "ns", "get"]);
+        c
+    })
+    .await;
+    assert_eq!(out.status.code(), Some(11), "{}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_source_is_read_again_at_every_renewal() {
     let w = World::new().await;

@@ -508,7 +508,21 @@ impl Renewer {
     async fn federated(&self, cfg: &FederatedConfig, facts: &SessionFacts<'_>) -> Result<Session> {
         let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
         let http = self.http().await?;
-        let jwt = cfg.source.obtain(http, &cfg.env, &cfg.audience, &self.server.servers()).await?;
+        let servers = self.server.servers();
+        let obtain = || cfg.source.obtain(http, &cfg.env, &cfg.audience, &servers);
+        let mut jwt = obtain().await;
+        // A file rewritten in place reads missing, empty or cut for a moment: read it again
+        // shortly before giving up (round 96 F2). The other sources wait in their own ways.
+        for pause in [300, 700] {
+            let rotating = matches!(cfg.source, crate::settings::SubjectTokenSource::File(_))
+                && matches!(jwt, Err(Error::SubjectToken { failure: crate::error::SourceFailure::NoTokenNow, .. }));
+            if !rotating {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            jwt = obtain().await;
+        }
+        let jwt = jwt?;
         tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
         let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
             Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {
@@ -709,8 +723,9 @@ fn warn_skew_once(warning: Option<String>) {
 }
 
 /// A digest of what a renewal failure was met with: the profile's values in the manager INI, its
-/// section of the OCI config, both files' modes and owners, which refresh token is stored, and
-/// every variable that chooses a setting, a CA or a proxy; settings no renewal reads left out.
+/// section of the OCI config, both files' modes and owners, which refresh token is stored, every
+/// variable that chooses a setting, a CA or a proxy, and what a federated source reads; settings
+/// no renewal reads left out.
 /// `--status` predicts a refusal again only while this is unchanged: another profile's renewal
 /// writing `~/.oci/config` or a new `log_level` is no fix, exporting a CA bundle may be.
 pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
@@ -735,6 +750,16 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
         let _ = write!(text, "\n{var}={:?}", env.get(var));
     }
     let _ = write!(text, "\n{:?}", settings.oci.cert_bundle);
+    // What a federated source reads: each CI job brings its own bearer or JWT (round 96 F1), a
+    // platform rotates the file.
+    if let crate::settings::RenewMode::Federated(c) = &settings.mode {
+        for var in c.source.env_names() {
+            let _ = write!(text, "\n{var}={:?}", env.get(var));
+        }
+        if let crate::settings::SubjectTokenSource::File(path) = &c.source {
+            let _ = write!(text, "\n{:?}", identity(path));
+        }
+    }
     // What the requests are made with, wherever it came from: `--status --client-secret …`
     // with the fix in hand counts, the same value given again or `--debug` does not.
     let idp = SETTINGS.iter().filter(|d| d.flag.is_some_and(|f| f.heading == H_IDP));

@@ -704,6 +704,11 @@ fn only_what_a_renewal_reads_counts_as_a_fix() {
     assert_eq!(digest(&var("WOCI_OCI_COMMAND")), before);
     assert_ne!(digest(&var("REQUESTS_CA_BUNDLE")), before);
     assert_ne!(digest(&var("HTTPS_PROXY")), before);
+    // What a federated source reads: each CI job brings its own bearer (round 96 F1).
+    assert_eq!(digest(&var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")), before, "a login profile reads no bearer");
+    let federated =
+        |env: &Env| failure_inputs(&w.settings(&["--subject-token-source", "github-actions"]), &w.store(), env);
+    assert_ne!(federated(&var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")), federated(&Env::new()));
 }
 
 /// A failure another woci recorded while this one waited for the lock is this call's too (it is
