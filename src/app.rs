@@ -13,7 +13,7 @@ use crate::context::Context;
 use crate::daemon::DaemonSpec;
 use crate::error::{Error, Result};
 use crate::renew::{Action, Force, Renewer, Session};
-use crate::settings::{Env, OciView, Origin, Settings};
+use crate::settings::{Env, OciView, Settings};
 use std::ffi::OsString;
 use std::io::Write;
 use std::process::ExitCode;
@@ -413,37 +413,6 @@ fn supervised(ctx: &Context, renewer: Arc<Renewer>, session: Session, builder: C
     code
 }
 
-/// A refresh token sealed with a passphrase a flag alone named: every later call needs the same
-/// setting, or its first renewal fails (exit 8), so it is said where the person sees it.
-fn warn_if_passphrase_by_flag(ctx: &Context) {
-    let s = &ctx.settings;
-    let Some((key, (_, value))) = ["refresh_token_passphrase_env", "refresh_token_passphrase_prompt"]
-        .into_iter()
-        .find_map(|k| s.origins.get(k).filter(|(o, _)| matches!(o, Origin::Flag(_))).map(|v| (k, v)))
-    else {
-        return;
-    };
-    // Given in the INI as well: every call has it.
-    let in_ini = |path| {
-        crate::settings::ini::load(path, crate::settings::ini::Source::Home, &s.profile)
-            .is_ok_and(|ini| ini.get(key).is_some())
-    };
-    if s.ini_file.as_ref().is_some_and(|(path, _)| in_ini(path))
-        || !ctx.store.stored_refresh_token().is_ok_and(|t| t.state() == crate::store::RefreshTokenState::Encrypted)
-    {
-        return;
-    }
-    let ini = s.ini_file.as_ref().map_or(s.home.join(".oci/woci_manager.ini"), |(p, _)| p.clone());
-    tracing::warn!(
-        "the refresh token of profile `{}` is stored encrypted: every later call (and the daemon) needs the \
-         passphrase setting the flag gave, or its renewal fails; put `{key} = {}` in `[{}]` of `{}`",
-        s.profile,
-        value.expose(),
-        s.profile,
-        ini.display()
-    );
-}
-
 /// woci's own `session authenticate` (`Force::Login`) or `session refresh` (`Force::Renew`), and
 /// what came of it.
 fn renew_now(ctx: &Context, renewer: &Renewer, args: &[OsString], force: Force) -> Result<u8> {
@@ -454,7 +423,6 @@ fn renew_now(ctx: &Context, renewer: &Renewer, args: &[OsString], force: Force) 
     if renewer.refresh_token_unsaved() {
         return Ok(crate::error::exit::FAILURE);
     }
-    warn_if_passphrase_by_flag(ctx);
     // A renewal says the same in its own info line (a login's at every level): once is enough.
     let renewed = !matches!(session.action, Action::Reused | Action::KeptAfterFailure);
     if (renewed && tracing::enabled!(tracing::Level::INFO)) || session.action == Action::LoggedIn {

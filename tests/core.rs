@@ -673,30 +673,47 @@ async fn encrypted_refresh_token_without_passphrase_is_exit_8() {
     expect_failure(&w, 8, "refresh-token-passphrase").await;
 }
 
-/// A login given the passphrase by a flag alone says that every later call needs the same
-/// setting and where to put it (round 93 F2: the next renewal failed with exit 8); with the
-/// setting in the INI it says nothing.
+/// A refresh token sealed with a passphrase a flag alone gave says that the calls without the
+/// flag cannot renew and names the INI line: at a login (round 93 F2), at an ordinary call's
+/// rotation of a plain one (round 95 F1), and whenever the INI names another passphrase (F2).
+/// With the same setting in the INI, or at a rotation of a token sealed already, nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_login_sealing_with_a_flag_alone_names_the_ini_setting() {
+async fn a_refresh_token_sealed_by_a_flag_alone_names_the_ini_setting() {
     let w = World::new().await;
-    let login = || {
+    let with_flag = |args: &[&str]| {
         let mut c = w.woci_with_browser();
-        c.env("RTP", "right").args(["session", "authenticate", "--refresh-token-passphrase-env", "RTP"]);
+        c.env("RTP", "right").env("TEAM", "team").args(["--refresh-token-passphrase-env", "RTP"]).args(args);
         c
     };
-    let out = run(login()).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    let want = format!(
-        "woci: warning: the refresh token of profile `P` is stored encrypted: every later call (and the daemon) needs \
-         the passphrase setting the flag gave, or its renewal fails; put `refresh_token_passphrase_env = RTP` in `[P]` \
-         of `{}`",
-        w.manager_ini_path().display()
+    let said = |out: &std::process::Output, lack: &str| {
+        let want = format!(
+            "woci: warning: the refresh token of profile `P` is now stored encrypted with the passphrase the \
+             `--refresh-token-passphrase-env` flag gave; calls without that flag {lack}, so their renewals fail (exit \
+             8): put `refresh_token_passphrase_env = RTP` in `[P]` of `{}`",
+            w.manager_ini_path().display()
+        );
+        assert!(out.status.success(), "{}", stderr(out));
+        assert!(stderr(out).lines().any(|l| l == want), "{}", stderr(out));
+    };
+    let silent = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", stderr(out));
+        assert!(!stderr(out).contains("now stored encrypted"), "{}", stderr(out));
+    };
+    said(&run(with_flag(&["session", "authenticate"])).await, "have no passphrase");
+    // Its rotations, with the flag each time: told once is enough.
+    silent(&run(with_flag(&["session", "refresh"])).await);
+    // An ordinary call that seals a plain refresh token.
+    w.seed_token(-10);
+    w.seed_refresh_token();
+    said(&run(with_flag(&["os", "ns", "get"])).await, "have no passphrase");
+    // The INI names another passphrase: every rotation says so.
+    w.write_manager_ini(&[("refresh_token_passphrase_env", "TEAM")]);
+    said(
+        &run(with_flag(&["session", "refresh"])).await,
+        "use `refresh_token_passphrase_env = TEAM` from the INI instead",
     );
-    assert!(stderr(&out).lines().any(|l| l == want), "{}", stderr(&out));
     w.write_manager_ini(&[("refresh_token_passphrase_env", "RTP")]);
-    let out = run(login()).await;
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(!stderr(&out).contains("stored encrypted"), "{}", stderr(&out));
+    silent(&run(with_flag(&["session", "authenticate"])).await);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -718,12 +735,8 @@ async fn missing_oci_is_exit_127_naming_the_setting() {
     })
     .await;
     assert_eq!(out.status.code(), Some(127));
-    // The variable is set, wrongly: corrected, not set (round 93 N5).
-    assert!(
-        stderr(&out).contains("install it or correct `oci_command` (from the `WOCI_OCI_COMMAND` environment variable)"),
-        "{}",
-        stderr(&out)
-    );
+    // The variable is set, wrongly: corrected, not set (round 93 N5), and named (round 95 N6).
+    assert!(stderr(&out).contains("install it or correct the `WOCI_OCI_COMMAND` variable"), "{}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -744,6 +744,12 @@ async fn long_runs_that_could_not_renew_are_refused_at_their_start() {
     let out = with(&["--exec", "--", "sh", "-c", &script], None).await;
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(ran.exists(), "the program did not run beside the daemon");
+    std::fs::remove_file(&ran).unwrap();
+    // So with a wrong passphrase: warned, and run (round 95 N5).
+    let out = with(&["--exec", "--", "sh", "-c", &script], Some("wrong")).await;
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stderr(&out).contains("the run goes on, as another woci (the profile's daemon)"), "{}", stderr(&out));
+    assert!(ran.exists(), "the program did not run beside the daemon");
     assert_eq!(with(&["--stop-daemon"], Some("right")).await.status.code(), Some(0));
     std::fs::remove_file(&ran).unwrap();
 

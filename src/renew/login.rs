@@ -208,6 +208,7 @@ async fn keep_refresh_token(
     expires_in: Option<Duration>,
     passphrase: Option<&SecretString>,
 ) -> bool {
+    let was_encrypted = r.store.stored_refresh_token().is_ok_and(|t| t.state() == RefreshTokenState::Encrypted);
     let mut err = String::new();
     for (attempt, delay_ms) in [100, 400, 1600].into_iter().enumerate() {
         // The first write follows `check_writable` before the grant; a retry checks the folder again.
@@ -219,6 +220,9 @@ async fn keep_refresh_token(
             let expiry = expires_in.map(|d| r.clock.unix() + super::plan::secs(d));
             if let Err(e) = r.store.write_refresh_token_expiry(expiry) {
                 tracing::warn!("cannot record the refresh token's expiry: {e}");
+            }
+            if passphrase.is_some() {
+                warn_if_sealed_for_this_call_alone(&r.settings, was_encrypted);
             }
             return true;
         };
@@ -244,6 +248,41 @@ async fn keep_refresh_token(
             false
         }
     }
+}
+
+/// A refresh token now sealed with a passphrase a flag alone gave, which the calls without the
+/// flag will not have (round 93 F2, round 95 F1, F2): said, with the INI line that gives every
+/// call the same setting. Not again at each rotation of a token that was sealed already, unless
+/// the INI names another passphrase.
+fn warn_if_sealed_for_this_call_alone(s: &crate::settings::Settings, was_encrypted: bool) {
+    use crate::settings::{ini, Origin};
+    let given = ["refresh_token_passphrase_env", "refresh_token_passphrase_prompt"].into_iter().find_map(|key| match s
+        .origins
+        .get(key)
+    {
+        Some((Origin::Flag(flag), value)) => Some((key, flag, value.expose())),
+        _ => None,
+    });
+    let Some((key, flag, value)) = given else { return };
+    let in_ini = |path| ini::load(path, ini::Source::Home, &s.profile).ok()?.get(key).map(str::to_owned);
+    let lack = match s.ini_file.as_ref().and_then(|(path, _)| in_ini(path)) {
+        Some(v) if v.trim() == value.trim() => return,
+        Some(v) => format!("use `{key} = {}` from the INI instead", v.trim()),
+        None if was_encrypted => return,
+        None => "have no passphrase".to_owned(),
+    };
+    let ini = s.ini_file.as_ref().map_or(s.home.join(".oci/woci_manager.ini"), |(p, _)| p.clone());
+    let daemon = match key {
+        "refresh_token_passphrase_prompt" => " (a daemon cannot ask: it needs `refresh_token_passphrase_env`)",
+        _ => "",
+    };
+    tracing::warn!(
+        "the refresh token of profile `{p}` is now stored encrypted with the passphrase the `--{flag}` flag gave; \
+         calls without that flag {lack}, so their renewals fail (exit 8): put `{key} = {value}` in `[{p}]` of \
+         `{}`{daemon}",
+        ini.display(),
+        p = s.profile
+    );
 }
 
 /// Why a needed login cannot happen here (a background renewal, or no terminal).
@@ -549,6 +588,15 @@ pub(crate) async fn ready_for_run(r: &Renewer, renewed_elsewhere: bool, daemon: 
     // An unreadable refresh token is the renewal's to report, as `SessionFacts` leaves it.
     let Ok(stored) = r.store.stored_refresh_token() else { return Ok(()) };
     if stored.state() != crate::store::RefreshTokenState::Encrypted || stored.open(pass.as_ref()).is_ok() {
+        return Ok(());
+    }
+    // Beside the profile's daemon (or under an outer woci) the run renews nothing itself (round 95 N5).
+    if renewed_elsewhere {
+        tracing::warn!(
+            "the passphrase given does not open the stored refresh token of profile `{}`; the run goes on, as \
+             another woci (the profile's daemon) keeps its session fresh",
+            r.settings.profile
+        );
         return Ok(());
     }
     let reason = match &cfg.passphrase {

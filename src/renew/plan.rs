@@ -147,7 +147,7 @@ pub fn plan<'s>(f: &'s SessionFacts<'_>, force: Force, now: i64) -> Decision<'s>
                     "the session token is valid for {}{}{}",
                     fmt_secs(secs(remaining)),
                     rotation_note(f),
-                    passphrase_note(f)
+                    renewal_note(f)
                 );
                 if f.key_mismatch {
                     // OCI refuses every request it signs: a new session for the key is the way out.
@@ -532,11 +532,19 @@ fn rotation_note(f: &SessionFacts<'_>) -> &'static str {
     }
 }
 
-/// What a valid token's reason adds about a passphrase the renewal after it lacks: a variable
+/// What a valid token's reason adds about a renewal after it that fails: an unreadable refresh
+/// token (round 95 N7), or a passphrase the renewal lacks: a variable
 /// not set here (a cron job's environment), none configured for an encrypted refresh token (it
 /// was sealed by a login given the flag), or one that does not open it. The token needs none now.
-fn passphrase_note(f: &SessionFacts<'_>) -> String {
+fn renewal_note(f: &SessionFacts<'_>) -> String {
     let RenewMode::Login(c) = f.mode else { return String::new() };
+    if let Some(damage) = &f.refresh.damage {
+        return format!(
+            "; but the stored refresh token is unreadable ({damage}), so the renewal after it needs a login: move it \
+             away and run `woci session authenticate {}`",
+            f.woci_selection
+        );
+    }
     let encrypted = f.refresh.state == RefreshTokenState::Encrypted;
     let (lacking, fix) = match &f.refresh.passphrase {
         PassphraseInput::Env { var, set: false } => {

@@ -270,10 +270,9 @@ impl Settings {
 
         let (oci_command, oci_command_source) = match l.raw(Key::OciCommand) {
             // `~/` as in every other path setting; a bare name is still looked up on PATH.
-            Some((c, origin)) => (
-                crate::fsutil::expand_home(&c, &home).into_os_string(),
-                format!("`oci_command` (from {})", origin.describe()),
-            ),
+            Some((c, origin)) => {
+                (crate::fsutil::expand_home(&c, &home).into_os_string(), origin.setting("oci_command"))
+            }
             None => ("oci".into(), super::OCI_COMMAND_UNSET.to_owned()),
         };
 

@@ -245,7 +245,7 @@ pub const SETTINGS: &[Def] = &[
         .switch("device-code", "device", Anywhere, H_SESSION, "Log in with a device code shown on the terminal (RFC 8628) instead of a browser on this machine"),
     d(Key::LoginTimeout, "login_timeout", Duration, "How long to wait for the login")
         .flag("login-timeout", "DURATION", Anywhere, H_SESSION).default("300"),
-    d(Key::PassphraseEnv, "refresh_token_passphrase_env", EnvName, "Encrypt the stored refresh token with the passphrase in this environment variable")
+    d(Key::PassphraseEnv, "refresh_token_passphrase_env", EnvName, "Encrypt the stored refresh token with the passphrase in this environment variable; every call needs the same setting to open it, so give it in the INI")
         .flag("refresh-token-passphrase-env", "VAR", Anywhere, H_SESSION),
     d(Key::PassphrasePrompt, "refresh_token_passphrase_prompt", Bool, "Ask for the refresh token passphrase on the terminal").default("false")
         .switch("refresh-token-passphrase-prompt", "true", Anywhere, H_SESSION, "Ask for the refresh token passphrase on the terminal"),

@@ -156,6 +156,11 @@ fn encrypted_refresh_token_and_its_passphrase() {
     }
     i.facts.refresh.decryptable = Some(true);
     assert!(!assess(&i, NOW).reason.contains("renewal after it fails"), "the passphrase opens it");
+    // An unreadable refresh token too (round 95 N7).
+    i.facts.refresh.damage = Some("not valid JSON".into());
+    let r = assess(&i, NOW);
+    assert_eq!((r.next_action, r.exit_code), ("none", 0));
+    assert!(r.reason.contains("unreadable (not valid JSON), so the renewal after it needs a login"), "{}", r.reason);
 }
 
 #[test]
