@@ -101,11 +101,9 @@ pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> R
 }
 
 fn validate(profile: &str, entries: &[(&str, &str)]) -> Result<()> {
-    let bad_profile = profile.trim() != profile
-        || profile.is_empty()
-        || profile.contains(['\n', '\r', '[', ']'])
-        || profile.starts_with(['#', ';']);
-    if bad_profile {
+    // configparser takes a header's name whole, brackets and outer spaces included (`[x[1]]` is
+    // `x[1]`, `[ a ]` is ` a `), as `oci` and woci's reader do: only a line break cannot be written.
+    if profile.is_empty() || profile.contains(['\n', '\r']) {
         return Err(Error::Config(format!("invalid profile name `{}` for the OCI config", profile.escape_debug())));
     }
     for (k, v) in entries {
@@ -556,12 +554,27 @@ security_token_file=/other/token
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config");
         for (profile, k, v) in
-            [("a]b", "k", "v"), ("", "k", "v"), ("p", "a=b", "v"), ("p", "", "v"), ("p", "k", "x\ny")]
+            [("a\nb", "k", "v"), ("", "k", "v"), ("p", "a=b", "v"), ("p", "", "v"), ("p", "k", "x\ny")]
         {
             let err = upsert_profile(&p, profile, &[(k, v)]).unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CONFIG, "{profile:?} {k:?} {v:?}");
         }
         assert!(!p.exists());
+    }
+
+    /// Names `oci` takes (configparser keeps a header whole) are written and read back as they
+    /// are, beside each other (round 97 F1: `team[prod]` logged in, then every call failed).
+    #[test]
+    fn bracketed_and_spaced_profile_names_round_trip() {
+        let names = ["x[1]", "y]z", " sp ", "[a", "b]", "#h", "a b"];
+        let mut text = String::from("[x]\nk=0\n");
+        for (i, name) in names.iter().enumerate() {
+            text = upsert_str(&text, name, &[("k", &i.to_string())]);
+        }
+        for (i, name) in names.iter().enumerate() {
+            assert_eq!(read_str(&text, name), Some(map(&[("k", &i.to_string())])), "{name:?} in {text}");
+        }
+        assert_eq!(read_str(&text, "x"), Some(map(&[("k", "0")])), "{text}");
     }
 
     #[test]

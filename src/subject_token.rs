@@ -310,6 +310,10 @@ impl SubjectTokenSource {
                     "the ID-token service refused `{GH_TOKEN_VAR}` (HTTP {status}): it is wrong or has expired; use \
                      the one the running job was given"
                 )),
+                // A URL that names no ID-token service (a page of some other server).
+                404 => self.no_token(format!(
+                    "the ID-token service at `{GH_URL_VAR}` answered HTTP 404: check that it is the URL the job was given"
+                )),
                 _ => self.no_token(format!("the ID-token service at `{GH_URL_VAR}` answered HTTP {status}")),
             });
         }
@@ -321,7 +325,10 @@ impl SubjectTokenSource {
             }
             Ok(Some(_)) => Err(self.no_token("the ID-token service answered a `value` that is not a string")),
             Ok(None) => Err(self.no_token("the ID-token service answered without a `value`")),
-            Err(_) => Err(self.no_token("the ID-token service answered something that is not JSON")),
+            Err(_) => Err(self.no_token(format!(
+                "the ID-token service answered something that is not JSON: check that `{GH_URL_VAR}` is the URL the \
+                 job was given"
+            ))),
         }
     }
 
@@ -810,11 +817,12 @@ mod tests {
         env.insert(GH_URL_VAR.into(), "https://token.actions.example/idtoken".into());
         env.insert(GH_TOKEN_VAR.into(), "ci-bearer-secret".into());
         for (status, body, says, transient) in [
-            (200, "<html>maintenance</html>", "answered something that is not JSON", true),
+            (200, "<html>maintenance</html>", "not JSON: check that `ACTIONS_ID_TOKEN_REQUEST_URL` is the URL", true),
             (200, r#"{"value": 42}"#, "answered a `value` that is not a string", true),
             (200, r#"{"value": " "}"#, "answered an empty `value`", true),
             (200, r#"{"count": 1}"#, "answered without a `value`", true),
             (401, "{}", "refused `ACTIONS_ID_TOKEN_REQUEST_TOKEN` (HTTP 401): it is wrong or has expired", false),
+            (404, "{}", "answered HTTP 404: check that it is the URL the job was given", true),
         ] {
             let t = FakeTransport::new(move |_, _| Ok((status, body.to_owned())));
             let http = Http::with_transport(t, options());

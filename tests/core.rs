@@ -472,6 +472,8 @@ async fn a_variable_woci_reads_that_is_not_text_is_named() {
         ("OCI_CLI_PROFILE", "`OCI_CLI_PROFILE` is set, but not to UTF-8 text"),
         ("HTTPS_PROXY", "`HTTPS_PROXY` is set, but not to UTF-8 text"),
         ("OCI_CLI_AUTH", "`OCI_CLI_AUTH` is set, but not to UTF-8 text"),
+        // An IdP profile's login command: it read as "no `BROWSER`" (round 97 F2).
+        ("BROWSER", "`BROWSER` is set, but not to UTF-8 text"),
     ] {
         let out = call(var, &[]).await;
         assert_eq!((out.status.code(), stderr(&out).lines().count()), (Some(2), 1), "{}", stderr(&out));
@@ -1880,5 +1882,39 @@ async fn a_failing_browser_is_a_warning_to_open_the_url_by_hand() {
         let line = err.lines().find(|l| l.starts_with("woci: warning:")).unwrap_or_else(|| panic!("{err}"));
         assert!(line.starts_with(want) && line.ends_with("; open the URL above by hand"), "{err}");
         assert!(err.find("open this URL").unwrap() < err.find(want).unwrap(), "beside the URL, after it: {err}");
+    }
+}
+
+/// Profile names `oci` takes with brackets or outer spaces (configparser keeps a header whole)
+/// are sessions like any other: the call renews and runs, the OCI config gets the section as
+/// named, and `--status` agrees (round 97 F1: the login ran, then every call failed with exit 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bracketed_and_spaced_profile_names_are_sessions_like_any_other() {
+    for name in ["team[prod]", " sp ", "y]z"] {
+        let mut w = World::new().await;
+        w.profile = name.into();
+        w.write_manager_ini(&[]);
+        w.seed_token(-10);
+        w.seed_refresh_token();
+        let out = run({
+            let mut c = w.woci();
+            c.args(["os", "ns", "get"]);
+            c
+        })
+        .await;
+        assert!(out.status.success(), "{name:?}: {}", stderr(&out));
+        let config = std::fs::read_to_string(w.config_path()).unwrap();
+        assert_eq!(
+            config.matches(&format!("\n[{name}]\n")).count() + config.starts_with(&format!("[{name}]\n")) as usize,
+            1,
+            "{config}"
+        );
+        let status = run({
+            let mut c = w.woci();
+            c.arg("--status");
+            c
+        })
+        .await;
+        assert_eq!(status.status.code(), Some(0), "{name:?}: {}", String::from_utf8_lossy(&status.stdout));
     }
 }

@@ -581,6 +581,8 @@ fn resolve_mode(l: &Lookup<'_>, env: &Env, profile: &str) -> Result<RenewMode> {
     let token_url = need_url(Key::TokenUrl)?;
     let exchange_url = l.get(Key::TokenExchangeUrl, rules::url)?.unwrap_or_else(|| token_url.clone());
     let terminal = crate::terminal::person_present() && !kubectl_forbids_terminal(env);
+    // Not text, it would read as unset: "no terminal and no `BROWSER`" (round 97 F2).
+    super::unreadable(["BROWSER"])?;
     let browser_command = env.get("BROWSER").filter(|b| !b.is_empty()).map(OsString::from);
     // A device code when asked for, or with a terminal where no browser can be opened.
     let device_login = match flow {
