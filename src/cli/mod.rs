@@ -323,7 +323,8 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     }
     // Bash: file names as bash's own completion gives them (a folder gets its `/`, a name with a
     // space stays one word), and `--profile` offers the profiles of the OCI config file the call
-    // would use: the line's `--config-file`, `OCI_CLI_CONFIG_FILE`, else where oci looks.
+    // would use: the line's `--config-file`, `OCI_CLI_CONFIG_FILE`, else where oci looks; a
+    // section's name up to its line's last `]`, as configparser reads it (`[team[prod]]`).
     let files = "local IFS=$'\\n'; compopt -o filenames 2>/dev/null\n                    COMPREPLY=($(compgen -f -- \"${cur}\"))";
     let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
     let profiles = r#"local IFS=$'\n' cfg="${OCI_CLI_CONFIG_FILE:-}" i
@@ -338,7 +339,7 @@ pub fn completions(shell: clap_complete::Shell) -> String {
                         [[ -f $cfg ]] || cfg="${OCI_CONFIG_FILE:-$cfg}"
                     fi
                     [[ $cfg == "~/"* ]] && cfg="$HOME/${cfg#"~/"}"
-                    COMPREPLY=($(compgen -W "$(sed -n 's/^[[:space:]]*\[\([^]]*\)\][[:space:]]*$/\1/p' "$cfg" 2>/dev/null)" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "$(sed -n 's/^[[:space:]]*\[\(.*\)\].*$/\1/p' "$cfg" 2>/dev/null)" -- "${cur}"))
                     [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\n' "${COMPREPLY[@]}"))
                     return 0
 "#;

@@ -272,12 +272,17 @@ pub(super) fn release_pid_file(lock: FileLock) {
 }
 
 pub(super) fn already_running(store: &SessionStore, probe: Option<PidProbe>) -> Error {
-    let pid = match probe {
-        Some(PidProbe::Running { pid: Some(p) }) => format!(" (pid {p})"),
-        _ => String::new(),
+    let (pid, old) = match probe {
+        // One that runs a replaced binary (an upgrade) keeps the old code until restarted.
+        Some(PidProbe::Running { pid: Some(p) }) if crate::fsutil::binary_replaced(p) => (
+            format!(" (pid {p}), with the woci binary it started from since replaced or removed (an upgrade?)"),
+            ", then start it again",
+        ),
+        Some(PidProbe::Running { pid: Some(p) }) => (format!(" (pid {p})"), ""),
+        _ => (String::new(), ""),
     };
     Error::Busy(format!(
-        "a woci daemon is already running for profile `{}`{pid}; stop it with `woci --stop-daemon --profile {}`",
+        "a woci daemon is already running for profile `{}`{pid}; stop it with `woci --stop-daemon --profile {}`{old}",
         store.profile(),
         store.profile()
     ))

@@ -55,6 +55,8 @@ pub(crate) enum Daemon {
     Running,
     /// One runs but is stopped (SIGSTOP, Ctrl-Z): it renews nothing until continued.
     Suspended,
+    /// One runs the code of a woci binary since replaced or removed (an upgrade): restart it.
+    Outdated,
     /// None runs.
     #[default]
     Stopped,
@@ -66,6 +68,7 @@ impl Daemon {
     /// The word for what `--status` reports of the daemon.
     pub(crate) fn of(report: &crate::daemon::DaemonReport) -> Daemon {
         match (report.running, report.stopped) {
+            (true, false) if report.binary_replaced => Daemon::Outdated,
             (true, false) => Daemon::Running,
             (true, true) => Daemon::Suspended,
             (false, _) if report.python_daemon.is_some() => Daemon::Python,
@@ -380,7 +383,8 @@ mod tests {
         assert!(render_json(&[e], None).contains("\"error\": \"corrupt file x: line 3\""));
     }
 
-    /// A daemon stopped with SIGSTOP is neither `running` nor `stopped` (none runs) at a glance.
+    /// A daemon stopped with SIGSTOP is neither `running` nor `stopped` (none runs) at a glance,
+    /// nor is one running a replaced binary.
     #[test]
     fn a_suspended_daemon_has_a_word_of_its_own() {
         let mut r = report(token(NOW + 3000), RefreshTokenState::Plain);
@@ -393,6 +397,12 @@ mod tests {
         assert_eq!(e.daemon, Daemon::Suspended);
         assert!(render_text(std::slice::from_ref(&e)).contains("suspended"));
         assert!(render_json(&[e], None).contains("\"daemon\": \"suspended\""));
+        // One whose binary was replaced (an upgrade) runs old code (round 98 N3).
+        r.daemon.stopped = false;
+        r.daemon.binary_replaced = true;
+        let e = Entry::from_report(&r, None);
+        assert_eq!(e.daemon, Daemon::Outdated);
+        assert!(render_json(&[e], None).contains("\"daemon\": \"outdated\""));
     }
 
     #[test]
