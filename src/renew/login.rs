@@ -256,14 +256,12 @@ async fn keep_refresh_token(
 /// the INI names another passphrase.
 fn warn_if_sealed_for_this_call_alone(s: &crate::settings::Settings, was_encrypted: bool) {
     use crate::settings::{ini, Origin};
-    let given = ["refresh_token_passphrase_env", "refresh_token_passphrase_prompt"].into_iter().find_map(|key| match s
-        .origins
-        .get(key)
-    {
+    let by_flag = |key| match s.origins.get(key) {
         Some((Origin::Flag(flag), value)) => Some((key, flag, value.expose())),
         _ => None,
-    });
-    let Some((key, flag, value)) = given else { return };
+    };
+    let keys = ["refresh_token_passphrase_env", "refresh_token_passphrase_prompt"];
+    let Some((key, flag, value)) = keys.into_iter().find_map(by_flag) else { return };
     let in_ini = |path| ini::load(path, ini::Source::Home, &s.profile).ok()?.get(key).map(str::to_owned);
     let lack = match s.ini_file.as_ref().and_then(|(path, _)| in_ini(path)) {
         Some(v) if v.trim() == value.trim() => return,
@@ -525,7 +523,10 @@ fn refresh_token_ready(r: &Renewer, daemon: bool) -> Result<()> {
             shared: None,
         });
     }
-    let no_passphrase = matches!(&r.settings.mode, crate::settings::RenewMode::Login(c) if matches!(c.passphrase, PassphraseSource::None));
+    let no_passphrase = match &r.settings.mode {
+        crate::settings::RenewMode::Login(c) => matches!(c.passphrase, PassphraseSource::None),
+        _ => false,
+    };
     match stored.state() {
         RefreshTokenState::Encrypted if no_passphrase => {
             return Err(Error::RefreshTokenLocked {

@@ -532,10 +532,10 @@ fn rotation_note(f: &SessionFacts<'_>) -> &'static str {
     }
 }
 
-/// What a valid token's reason adds about a renewal after it that fails: an unreadable refresh
-/// token (round 95 N7), or a passphrase the renewal lacks: a variable
-/// not set here (a cron job's environment), none configured for an encrypted refresh token (it
-/// was sealed by a login given the flag), or one that does not open it. The token needs none now.
+/// What a valid token's reason adds about the renewal after it, when that fails: an unreadable
+/// refresh token (round 95 N7), or a passphrase the renewal lacks: a variable not set here (a cron
+/// job's environment), none configured for an encrypted refresh token (a call given the flag
+/// sealed it), or one that does not open it. The token needs none now.
 fn renewal_note(f: &SessionFacts<'_>) -> String {
     let RenewMode::Login(c) = f.mode else { return String::new() };
     if let Some(damage) = &f.refresh.damage {
