@@ -1048,8 +1048,11 @@ fn man_page_and_completions_come_from_the_binary() {
     let dir = home.path().join("w");
     std::fs::create_dir_all(home.path().join(".oci")).unwrap();
     std::fs::create_dir(&dir).unwrap();
-    std::fs::write(home.path().join(".oci/config"), "[DEFAULT]\nregion = r\n[EMU]\n[my prod]\n[team[prod]]\n[y]z]\n")
-        .unwrap();
+    std::fs::write(
+        home.path().join(".oci/config"),
+        "[DEFAULT]\nregion = r\n[EMU]\n[my prod]\n[team[prod]]\n[y]z]\n[bob's]\n[x$HOME]\n[*]\n[zed]\n",
+    )
+    .unwrap();
     std::fs::write(dir.join("sp ace.ini"), "").unwrap();
     let asked_in = |words: &str, env: &[(&str, &str)]| {
         let probe = format!(
@@ -1063,8 +1066,12 @@ fn man_page_and_completions_come_from_the_binary() {
         String::from_utf8(bash.output().expect("bash runs").stdout).unwrap()
     };
     let asked = |words: &str| asked_in(words, &[]);
-    assert_eq!(asked("woci --profile ''"), r"[DEFAULT][EMU][my\ prod][team\[prod\]][y\]z]");
+    assert_eq!(asked("woci --profile ''"), r"[DEFAULT][EMU][my\ prod][team\[prod\]][y\]z][bob\'s][x\$HOME][\*][zed]");
     assert_eq!(asked("woci --profile te"), r"[team\[prod\]]", "round 98 F1: a name with brackets");
+    // Names as plain text (round 99 F3): an apostrophe hid the names after it, `$` and `*` expanded.
+    assert_eq!(asked("woci --profile z"), "[zed]");
+    assert_eq!(asked("woci --profile x"), r"[x\$HOME]");
+    assert_eq!(asked("woci --profile b"), r"[bob\'s]");
     assert_eq!(asked("woci --profile E"), "[EMU]");
     assert_eq!(asked("woci --profile my"), r"[my\ prod]", "quoted as the shell would");
     // The config the call would use: the line's --config-file (also as `=`), then OCI_CLI_CONFIG_FILE.

@@ -324,7 +324,8 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     // Bash: file names as bash's own completion gives them (a folder gets its `/`, a name with a
     // space stays one word), and `--profile` offers the profiles of the OCI config file the call
     // would use: the line's `--config-file`, `OCI_CLI_CONFIG_FILE`, else where oci looks; a
-    // section's name up to its line's last `]`, as configparser reads it (`[team[prod]]`).
+    // section's name up to its line's last `]`, as configparser reads it (`[team[prod]]`), matched
+    // as plain text (`compgen -W` would expand `$`, `*` and quotes in a name).
     let files = "local IFS=$'\\n'; compopt -o filenames 2>/dev/null\n                    COMPREPLY=($(compgen -f -- \"${cur}\"))";
     let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
     let profiles = r#"local IFS=$'\n' cfg="${OCI_CLI_CONFIG_FILE:-}" i
@@ -339,7 +340,10 @@ pub fn completions(shell: clap_complete::Shell) -> String {
                         [[ -f $cfg ]] || cfg="${OCI_CONFIG_FILE:-$cfg}"
                     fi
                     [[ $cfg == "~/"* ]] && cfg="$HOME/${cfg#"~/"}"
-                    COMPREPLY=($(compgen -W "$(sed -n 's/^[[:space:]]*\[\(.*\)\].*$/\1/p' "$cfg" 2>/dev/null)" -- "${cur}"))
+                    COMPREPLY=()
+                    while IFS= read -r i; do
+                        [[ $i == "$cur"* ]] && COMPREPLY+=("$i")
+                    done < <(sed -n 's/^[[:space:]]*\[\(.*\)\].*$/\1/p' "$cfg" 2>/dev/null)
                     [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\n' "${COMPREPLY[@]}"))
                     return 0
 "#;

@@ -278,6 +278,22 @@ impl WarnLimiter {
         *last = Some(now);
         Some(std::mem::take(left_out))
     }
+
+    /// How many lines of `kind` were left out in an interval that has ended, if any: said then,
+    /// so a burst's count is not lost when nothing of its kind follows (round 99 F1).
+    pub(crate) fn overdue(&self, kind: &'static str) -> Option<u64> {
+        self.overdue_at(kind, Instant::now())
+    }
+
+    fn overdue_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let (last, left_out) = seen.get_mut(kind)?;
+        let ended = last.is_some_and(|last| now.duration_since(last) >= self.interval);
+        (ended && *left_out > 0).then(|| {
+            *last = Some(now);
+            std::mem::take(left_out)
+        })
+    }
 }
 
 #[cfg(test)]
@@ -370,6 +386,16 @@ mod tests {
         assert_eq!(w.allow_at("tls", t0 + Duration::from_secs(1)), Some(0), "kinds are separate");
         assert_eq!(w.allow_at("accept", t0 + Duration::from_secs(10)), Some(335));
         assert_eq!(w.allow_at("accept", t0 + Duration::from_secs(21)), Some(0));
+        // A burst with nothing after it: its count is said once its interval ends, once.
+        let t1 = t0 + Duration::from_secs(40);
+        assert_eq!(w.allow_at("full", t1), Some(0));
+        for i in 1..=138u64 {
+            assert_eq!(w.allow_at("full", t1 + Duration::from_millis(i)), None);
+        }
+        assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(9)), None, "the interval has not ended");
+        assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(10)), Some(138));
+        assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(30)), None, "said once");
+        assert_eq!(w.overdue_at("never", t1), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -34,31 +34,23 @@ use tokio::net::{TcpListener, TcpStream};
 /// Accepts clients until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let mut shutdown = shared.shutdown.clone();
+    let mut tick = tokio::time::interval(shared.limits.warn_interval);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
+            _ = tick.tick() => {
+                say_connection_lines(&shared, None, None);
+                continue;
+            }
             () = super::stopped(&mut shutdown) => break,
         };
-        let interval = shared.limits.warn_interval.as_secs();
         match accepted.map(|(stream, _)| (stream, shared.gate.admit())) {
             Ok((stream, Some((admission, evicted)))) => {
-                if let Some(n) = (evicted > 0).then(|| shared.warnings.allow("evict")).flatten() {
-                    tracing::warn!(
-                        "proxy: too many connections without credentials, closing the oldest ({} in the last {interval}s)",
-                        n + 1
-                    );
-                }
+                let said = (evicted > 0).then(|| shared.warnings.allow("evict")).flatten();
+                say_connection_lines(&shared, said.map(|n| n + 1), None);
                 spawn_until_shutdown(&shared.shutdown, serve_client(stream, shared.clone(), admission));
             }
-            Ok((_, None)) => {
-                if let Some(n) = shared.warnings.allow("full") {
-                    tracing::warn!(
-                        "proxy: {} connections open, refusing more ({} refused in the last {interval}s)",
-                        shared.limits.max_connections,
-                        n + 1
-                    );
-                }
-            }
+            Ok((_, None)) => say_connection_lines(&shared, None, shared.warnings.allow("full").map(|n| n + 1)),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the listener stays up.
                 if let Some(n) = shared.warnings.allow("accept") {
@@ -68,7 +60,28 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
+    say_connection_lines(&shared, None, None);
     tracing::debug!("proxy listener stopped");
+}
+
+/// The rate-limited lines about connections the proxy closed (`evicted`) or refused (`refused`)
+/// in the last interval, with those left out of an interval that ended since (no burst goes
+/// uncounted).
+fn say_connection_lines(shared: &Shared, evicted: Option<u64>, refused: Option<u64>) {
+    let interval = shared.limits.warn_interval.as_secs();
+    if let Some(n) = evicted.or_else(|| shared.warnings.overdue("evict")) {
+        tracing::warn!(
+            "proxy: too many connections that have not given the proxy's credentials yet, closing the oldest ({n} \
+             in the last {interval}s)"
+        );
+    }
+    if let Some(n) = refused.or_else(|| shared.warnings.overdue("full")) {
+        tracing::warn!(
+            "proxy: {} connections open, refusing more ({n} refused in the last {interval}s): a program that keeps \
+             many connections open needs a higher open-file limit (`ulimit -n`) or `proxy_max_connections`",
+            shared.limits.max_connections
+        );
+    }
 }
 
 async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: Admission) {
