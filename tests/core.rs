@@ -1913,11 +1913,7 @@ async fn bracketed_and_spaced_profile_names_are_sessions_like_any_other() {
         .await;
         assert!(out.status.success(), "{name:?}: {}", stderr(&out));
         let config = std::fs::read_to_string(w.config_path()).unwrap();
-        assert_eq!(
-            config.matches(&format!("\n[{name}]\n")).count() + config.starts_with(&format!("[{name}]\n")) as usize,
-            1,
-            "{config}"
-        );
+        assert_eq!(config.lines().filter(|l| *l == format!("[{name}]")).count(), 1, "{config}");
         let status = run({
             let mut c = w.woci();
             c.arg("--status");
