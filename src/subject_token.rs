@@ -5,7 +5,8 @@
 //!   `Authorization: Bearer $ACTIONS_ID_TOKEN_REQUEST_TOKEN`; the answer is `{"value": "<JWT>"}`.
 //! - `env:NAME`: the variable's value (GitLab `id_tokens`, Bitbucket `BITBUCKET_STEP_OIDC_TOKEN`).
 //! - `file:PATH`: the file's contents, read again at every renewal (Kubernetes projected
-//!   service-account tokens and other files a platform rotates in place).
+//!   service-account tokens and other files a platform rotates in place); one caught missing,
+//!   empty or cut is read again for about a second first.
 //! - `command:CMDLINE`: split like a POSIX shell (`shlex`), run without a shell in its own process
 //!   group, bounded in time; the JWT is its trimmed stdout. Once the helper has exited woci reads
 //!   what its pipes still hold (briefly: a background child may keep them open), then ends the
@@ -173,8 +174,31 @@ impl SubjectTokenSource {
         self.fail(SourceFailure::Settings, reason)
     }
 
-    /// A fresh JWT from the source, checked to be a JWT that has not expired at `clock`'s now.
+    /// A fresh JWT from the source, checked to be a JWT that has not expired at `clock`'s now. A
+    /// `file:` caught mid-rewrite (missing, empty or cut: a writer that truncates and writes in
+    /// place) is read again for about a second before that counts (round 96 F2); the other sources
+    /// wait in their own ways.
     pub async fn obtain(
+        &self,
+        http: &Http,
+        source_env: &SourceEnv,
+        audience: &str,
+        clock: &dyn Clock,
+    ) -> Result<SecretString> {
+        let mut got = self.obtain_once(http, source_env, audience, clock).await;
+        for pause in [300, 700] {
+            let rotating = matches!(self, SubjectTokenSource::File(_))
+                && matches!(got, Err(Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }));
+            if !rotating {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            got = self.obtain_once(http, source_env, audience, clock).await;
+        }
+        got
+    }
+
+    async fn obtain_once(
         &self,
         http: &Http,
         source_env: &SourceEnv,

@@ -39,18 +39,23 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = tick.tick() => {
-                say_connection_lines(&shared, None, None);
+                say_overdue_lines(&shared);
                 continue;
             }
             () = super::stopped(&mut shutdown) => break,
         };
         match accepted.map(|(stream, _)| (stream, shared.gate.admit())) {
             Ok((stream, Some((admission, evicted)))) => {
-                let said = (evicted > 0).then(|| shared.warnings.allow("evict")).flatten();
-                say_connection_lines(&shared, said.map(|n| n + 1), None);
+                if let Some(n) = (evicted > 0).then(|| shared.warnings.allow("evict")).flatten() {
+                    say_evicted(&shared, n + 1);
+                }
                 spawn_until_shutdown(&shared.shutdown, serve_client(stream, shared.clone(), admission));
             }
-            Ok((_, None)) => say_connection_lines(&shared, None, shared.warnings.allow("full").map(|n| n + 1)),
+            Ok((_, None)) => {
+                if let Some(n) = shared.warnings.allow("full") {
+                    say_refused(&shared, n + 1);
+                }
+            }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the listener stays up.
                 if let Some(n) = shared.warnings.allow("accept") {
@@ -60,28 +65,38 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
-    say_connection_lines(&shared, None, None);
+    say_overdue_lines(&shared);
     tracing::debug!("proxy listener stopped");
 }
 
-/// The rate-limited lines about connections the proxy closed (`evicted`) or refused (`refused`)
-/// in the last interval, with those left out of an interval that ended since (no burst goes
-/// uncounted).
-fn say_connection_lines(shared: &Shared, evicted: Option<u64>, refused: Option<u64>) {
-    let interval = shared.limits.warn_interval.as_secs();
-    if let Some(n) = evicted.or_else(|| shared.warnings.overdue("evict")) {
-        tracing::warn!(
-            "proxy: too many connections that have not given the proxy's credentials yet, closing the oldest ({n} \
-             in the last {interval}s)"
-        );
+/// The connection lines left out of an interval that has ended (at each tick and at the end), so
+/// no burst goes uncounted; the accept path itself says only the first line of an interval.
+fn say_overdue_lines(shared: &Shared) {
+    if let Some(n) = shared.warnings.overdue("evict") {
+        say_evicted(shared, n);
     }
-    if let Some(n) = refused.or_else(|| shared.warnings.overdue("full")) {
-        tracing::warn!(
-            "proxy: {} connections open, refusing more ({n} refused in the last {interval}s): a program that keeps \
-             many connections open needs a higher open-file limit (`ulimit -n`) or `proxy_max_connections`",
-            shared.limits.max_connections
-        );
+    if let Some(n) = shared.warnings.overdue("full") {
+        say_refused(shared, n);
     }
+}
+
+/// `n` connections that had not sent the proxy's credentials were closed for new ones.
+fn say_evicted(shared: &Shared, n: u64) {
+    tracing::warn!(
+        "proxy: too many connections that have not given the proxy's credentials yet, closing the oldest ({n} in the \
+         last {}s)",
+        shared.limits.warn_interval.as_secs()
+    );
+}
+
+/// `n` connections were refused at the connection cap.
+fn say_refused(shared: &Shared, n: u64) {
+    tracing::warn!(
+        "proxy: {} connections open, refusing more ({n} refused in the last {}s): a program that keeps many \
+         connections open needs a higher open-file limit (`ulimit -n`) or `proxy_max_connections`",
+        shared.limits.max_connections,
+        shared.limits.warn_interval.as_secs()
+    );
 }
 
 async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: Admission) {

@@ -208,7 +208,9 @@ async fn keep_refresh_token(
     expires_in: Option<Duration>,
     passphrase: Option<&SecretString>,
 ) -> bool {
-    let was_encrypted = r.store.stored_refresh_token().is_ok_and(|t| t.state() == RefreshTokenState::Encrypted);
+    // Read only when this write seals (for the warning below): not on every renewal.
+    let was_encrypted =
+        passphrase.is_some() && r.store.stored_refresh_token().is_ok_and(|t| t.state() == RefreshTokenState::Encrypted);
     let mut err = String::new();
     for (attempt, delay_ms) in [100, 400, 1600].into_iter().enumerate() {
         // The first write follows `check_writable` before the grant; a retry checks the folder again.

@@ -508,21 +508,7 @@ impl Renewer {
     async fn federated(&self, cfg: &FederatedConfig, facts: &SessionFacts<'_>) -> Result<Session> {
         let (key, key_path) = self.store.load_or_create_key(facts.oci.key_file.as_deref())?;
         let http = self.http().await?;
-        let servers = self.server.servers();
-        let obtain = || cfg.source.obtain(http, &cfg.env, &cfg.audience, &servers);
-        let mut jwt = obtain().await;
-        // A file rewritten in place reads missing, empty or cut for a moment: read it again
-        // shortly before giving up (round 96 F2). The other sources wait in their own ways.
-        for pause in [300, 700] {
-            let rotating = matches!(cfg.source, crate::settings::SubjectTokenSource::File(_))
-                && matches!(jwt, Err(Error::SubjectToken { failure: crate::error::SourceFailure::NoTokenNow, .. }));
-            if !rotating {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
-            jwt = obtain().await;
-        }
-        let jwt = jwt?;
+        let jwt = cfg.source.obtain(http, &cfg.env, &cfg.audience, &self.server.servers()).await?;
         tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
         let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
             Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {
