@@ -85,10 +85,10 @@ struct Setup {
 }
 
 async fn setup() -> Setup {
-    setup_with(None).await
+    setup_with(None, proxy::Limits::default()).await
 }
 
-async fn setup_with(upstream_proxy: Option<Url>) -> Setup {
+async fn setup_with(upstream_proxy: Option<Url>, limits: proxy::Limits) -> Setup {
     let upstream = start_upstream().await;
     let profile = KeyPair::from_pem(PROFILE_KEY_PEM).unwrap();
     let other = KeyPair::from_pem(OTHER_KEY_PEM).unwrap();
@@ -100,7 +100,7 @@ async fn setup_with(upstream_proxy: Option<Url>) -> Setup {
         upstream_proxy,
         no_proxy: NoProxy::default(),
         temp_dir: tmp.path().to_owned(),
-        limits: proxy::Limits::default(),
+        limits,
         clock: std::sync::Arc::new(woci::clock::SystemClock),
     };
     let (token_tx, token_rx) = watch::channel(SecretString::from(TOKEN_B));
@@ -136,13 +136,30 @@ fn date() -> ManualClock {
 
 /// Sends a GET signed by `key` with `key_id` through the child client.
 async fn signed_get(s: &Setup, host: &str, case: &str, key: &KeyPair, key_id: &str) {
+    signed_get_by(s, &s.child, host, case, key, key_id, 0).await;
+}
+
+/// [`signed_get`] by `child` with `extra` more header fields.
+async fn signed_get_by(
+    s: &Setup,
+    child: &reqwest::Client,
+    host: &str,
+    case: &str,
+    key: &KeyPair,
+    key_id: &str,
+    extra: usize,
+) {
     let url = Url::parse(&format!(
         "https://{host}:{}/20160918/instances?compartmentId=ocid1.compartment.oc1..a%2Cb",
         s.upstream.port
     ))
     .unwrap();
     let headers = signer::sign_request(&Method::GET, &url, b"", None, key, &key_id.into(), &date()).unwrap();
-    let resp = s.child.get(url).headers(headers).header("x-test-case", case).send().await.unwrap();
+    let mut request = child.get(url).headers(headers).header("x-test-case", case);
+    for i in 0..extra {
+        request = request.header(format!("opc-meta-k{i}"), "v");
+    }
+    let resp = request.send().await.unwrap();
     assert_eq!(resp.status(), 200, "case {case}");
     resp.bytes().await.unwrap();
 }
@@ -660,7 +677,7 @@ async fn start_corporate_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
 async fn resigned_requests_go_through_the_users_own_proxy() {
     let (port, seen) = start_corporate_proxy().await;
     let corporate = Url::parse(&format!("http://corp-user:corp-pass@127.0.0.1:{port}")).unwrap();
-    let s = setup_with(Some(corporate)).await;
+    let s = setup_with(Some(corporate), proxy::Limits::default()).await;
     signed_get(&s, "localhost", "via-corp", &s.profile, &st(TOKEN_A)).await;
     let got = s.upstream.case("via-corp");
     assert_eq!(key_id(&got), st(TOKEN_B), "re-signed on the way");
@@ -680,7 +697,7 @@ async fn an_unreachable_resigned_host_is_named_at_once() {
     let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let dead = Url::parse(&format!("http://127.0.0.1:{}", closed.local_addr().unwrap().port())).unwrap();
     drop(closed);
-    let s = setup_with(Some(dead)).await;
+    let s = setup_with(Some(dead), proxy::Limits::default()).await;
     let url = Url::parse(&format!("https://localhost:{}/n/", s.upstream.port)).unwrap();
     for _ in 0..2 {
         let headers =
@@ -720,4 +737,26 @@ async fn only_a_refused_certificate_is_called_one() {
         assert!(started.elapsed() < std::time::Duration::from_secs(5), "no certificate warning:\n{logs}");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
+}
+
+/// A program that makes a client per task keeps each connection alive after its request: at the
+/// connection cap the one idle longest is closed for the next, as a busy server does, instead of
+/// the next being refused (round 99 F1). Requests with many header fields are re-signed too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn at_the_cap_an_idle_kept_alive_connection_makes_room() {
+    let s = setup_with(None, proxy::Limits::default().with_max_connections(4)).await;
+    let clients: Vec<reqwest::Client> = (0..7).map(|_| child_client(&s.handle, true)).collect();
+    for (i, child) in clients.iter().enumerate() {
+        signed_get_by(&s, child, "localhost", &format!("cap-{i}"), &s.profile, &st(TOKEN_A), 0).await;
+    }
+    // The first clients' connections were closed meanwhile: their next requests connect again.
+    for (i, child) in clients.iter().enumerate().take(3) {
+        signed_get_by(&s, child, "localhost", &format!("again-{i}"), &s.profile, &st(TOKEN_A), 0).await;
+    }
+    for case in (0..7).map(|i| format!("cap-{i}")).chain((0..3).map(|i| format!("again-{i}"))) {
+        assert_eq!(key_id(&s.upstream.case(&case)), st(TOKEN_B), "{case} was re-signed");
+    }
+    signed_get_by(&s, &s.child, "localhost", "many-headers", &s.profile, &st(TOKEN_A), 300).await;
+    let seen = s.upstream.case("many-headers");
+    assert!(seen.headers.contains_key("opc-meta-k299") && verifies(&seen, &s.profile));
 }

@@ -2,18 +2,19 @@
 //! can stall it or exhaust woci's file descriptors: a header-read timeout, an idle timeout on every
 //! client connection (tunnels included), a cap on connections, a smaller cap on connections that
 //! have not authenticated yet (the oldest is closed to make room), and warnings limited to one
-//! line per kind per interval.
+//! line per kind per interval. At the cap, an opened tunnel kept alive between requests is closed
+//! for a new connection (the longest idle first), as a busy web server drops its idle keep-alive
+//! connections: a program that makes a client per task is served instead of refused.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::sync::Notify;
 use tokio::time::{Instant, Sleep};
 
 /// The proxy's resource limits.
@@ -79,107 +80,190 @@ impl Limits {
 #[derive(Debug)]
 pub(crate) struct Admission {
     slot: Arc<Slot>,
-    gate: Arc<Gate>,
 }
 
-/// A connection's place: the request handler marks it authenticated, the gate kicks it out.
+/// A connection's place: the request handlers mark it authenticated and count an opened tunnel's
+/// requests; the gate tells it to close.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
     authenticated: AtomicBool,
     done: AtomicBool,
-    kick: Notify,
+    /// Told to close: at once without credentials, an opened tunnel when it has no request.
+    evicted: AtomicBool,
+    /// The connection's task, woken when it is told to close.
+    waker: Mutex<Option<Waker>>,
+    requests: Mutex<Requests>,
+}
+
+/// An opened tunnel's requests in flight, and since when it has had none (`None` before it
+/// is opened, and while one is in flight).
+#[derive(Debug, Default)]
+struct Requests {
+    in_flight: usize,
+    idle_since: Option<Instant>,
+}
+
+/// What [`Gate::admit`] closed to make room.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Closed {
+    /// Connections that had not authenticated.
+    pub(crate) unauthenticated: usize,
+    /// An opened tunnel between requests (the one idle longest).
+    pub(crate) idle: bool,
 }
 
 /// Admission control for client connections.
 #[derive(Debug)]
 pub(crate) struct Gate {
     limits: Limits,
-    active: AtomicUsize,
-    unauthenticated: Mutex<VecDeque<Arc<Slot>>>,
+    /// Every admitted connection not yet dropped, oldest first.
+    slots: Mutex<Vec<Arc<Slot>>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Gate {
     pub(crate) fn new(limits: Limits) -> Arc<Gate> {
-        Arc::new(Gate { limits, active: AtomicUsize::new(0), unauthenticated: Mutex::new(VecDeque::new()) })
+        Arc::new(Gate { limits, slots: Mutex::new(Vec::new()) })
     }
 
     /// Admits a new (unauthenticated) connection, closing the oldest unauthenticated ones when
-    /// their cap or the connection cap is reached: the admission and how many were closed for it,
-    /// or `None` when every place is held by an authenticated connection.
-    pub(crate) fn admit(self: &Arc<Gate>) -> Option<(Admission, usize)> {
+    /// their cap or the connection cap is reached, and at the connection cap the opened tunnel
+    /// idle longest between requests: the admission and what was closed for it, or `None` when
+    /// every place is held by an authenticated connection that is busy (or a plain tunnel).
+    pub(crate) fn admit(self: &Arc<Gate>) -> Option<(Admission, Closed)> {
         let limits = self.limits;
-        let mut queue = self.unauthenticated.lock().unwrap_or_else(|p| p.into_inner());
-        queue.retain(|s| !s.authenticated.load(Ordering::SeqCst) && !s.done.load(Ordering::SeqCst));
-        let mut evicted = 0;
-        while queue.len() >= limits.max_unauthenticated
-            || (self.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections
-                && !queue.is_empty())
-        {
-            let Some(old) = queue.pop_front() else { break };
-            old.kick.notify_one();
-            evicted += 1;
+        let mut slots = lock(&self.slots);
+        slots.retain(|s| !s.done.load(Ordering::SeqCst));
+        let staying = |s: &&Arc<Slot>| !s.evicted.load(Ordering::SeqCst);
+        let mut open = slots.iter().filter(staying).count();
+        let unauthenticated: Vec<&Arc<Slot>> =
+            slots.iter().filter(staying).filter(|s| !s.authenticated.load(Ordering::SeqCst)).collect();
+        let mut closed = Closed::default();
+        for old in &unauthenticated {
+            if unauthenticated.len() - closed.unauthenticated < limits.max_unauthenticated
+                && open < limits.max_connections
+            {
+                break;
+            }
+            old.evict();
+            open -= 1;
+            closed.unauthenticated += 1;
         }
-        if self.active.load(Ordering::SeqCst).saturating_sub(evicted) >= limits.max_connections {
-            return None;
+        if open >= limits.max_connections {
+            let idle = slots.iter().filter(staying).filter_map(|s| lock(&s.requests).idle_since.map(|t| (t, s)));
+            let (_, longest) = idle.min_by_key(|(since, _)| *since)?;
+            longest.evict();
+            closed.idle = true;
         }
         let slot = Arc::new(Slot::default());
-        queue.push_back(slot.clone());
-        self.active.fetch_add(1, Ordering::SeqCst);
-        Some((Admission { slot, gate: self.clone() }, evicted))
+        slots.push(slot.clone());
+        Some((Admission { slot }, closed))
     }
 
     /// Connections admitted and not yet closed.
     #[cfg(test)]
     pub(crate) fn active(&self) -> usize {
-        self.active.load(Ordering::SeqCst)
+        lock(&self.slots).iter().filter(|s| !s.done.load(Ordering::SeqCst)).count()
     }
 }
 
 impl Admission {
-    /// Its place, which the request handler keeps to mark the connection authenticated.
+    /// Its place, which the request handlers keep to mark the connection authenticated and count
+    /// an opened tunnel's requests.
     pub(crate) fn slot(&self) -> Arc<Slot> {
         self.slot.clone()
     }
 }
 
 impl Slot {
-    /// The client sent valid credentials: it is no longer a candidate for eviction.
+    /// The client sent valid credentials: it is no longer closed for a new connection unless it
+    /// becomes an opened tunnel idle between requests.
     pub(crate) fn authenticated(&self) {
         self.authenticated.store(true, Ordering::SeqCst);
     }
 
-    /// Resolves when the connection was chosen for eviction.
-    pub(crate) fn kicked(&self) -> impl Future<Output = ()> + '_ {
-        self.kick.notified()
+    /// The connection became an opened (re-signed) tunnel, idle until its first request.
+    pub(crate) fn opened(&self) {
+        let mut r = lock(&self.requests);
+        if r.in_flight == 0 {
+            r.idle_since = Some(Instant::now());
+        }
+    }
+
+    /// A request of an opened tunnel begins; it ends when the guard is dropped (with its response).
+    pub(crate) fn request(self: &Arc<Self>) -> InFlight {
+        let mut r = lock(&self.requests);
+        r.in_flight += 1;
+        r.idle_since = None;
+        InFlight(self.clone())
+    }
+
+    fn evict(&self) {
+        self.evicted.store(true, Ordering::SeqCst);
+        if let Some(waker) = lock(&self.waker).take() {
+            waker.wake();
+        }
+    }
+
+    /// Whether the connection is to close now (told to, and no request in flight); `waker` is
+    /// woken when that may change.
+    fn must_close(&self, waker: &Waker) -> bool {
+        {
+            let mut slot = lock(&self.waker);
+            if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                *slot = Some(waker.clone());
+            }
+        }
+        self.evicted.load(Ordering::SeqCst) && lock(&self.requests).in_flight == 0
+    }
+}
+
+/// One request in flight on an opened tunnel.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<Slot>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut r = lock(&self.0.requests);
+        r.in_flight -= 1;
+        if r.in_flight == 0 {
+            r.idle_since = Some(Instant::now());
+        }
     }
 }
 
 impl Drop for Admission {
     fn drop(&mut self) {
         self.slot.done.store(true, Ordering::SeqCst);
-        self.gate.active.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
 /// A client stream that fails with `TimedOut` after [`Limits::idle`] without a byte either way,
-/// and holds the connection's [`Admission`] for as long as the stream lives (upgraded tunnels
-/// included).
+/// or with `ConnectionAborted` once the gate told it to close, and holds the connection's
+/// [`Admission`] for as long as the stream lives (upgraded tunnels included).
 pub(crate) struct IdleIo<T> {
     inner: T,
     idle: Duration,
     last: Instant,
     timer: Pin<Box<Sleep>>,
-    _admission: Option<Admission>,
+    admission: Option<Admission>,
 }
 
 impl<T> IdleIo<T> {
     pub(crate) fn new(inner: T, idle: Duration, admission: Option<Admission>) -> IdleIo<T> {
         let now = Instant::now();
-        IdleIo { inner, idle, last: now, timer: Box::pin(tokio::time::sleep_until(now + idle)), _admission: admission }
+        IdleIo { inner, idle, last: now, timer: Box::pin(tokio::time::sleep_until(now + idle)), admission }
     }
 
-    /// `Ready(Err)` once the connection has been idle for too long; re-arms the timer otherwise.
+    /// `Ready(Err)` once the connection has been idle for too long or was told to close; re-arms
+    /// the timer otherwise.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if self.admission.as_ref().is_some_and(|a| a.slot.must_close(cx.waker())) {
+            return Poll::Ready(io::Error::new(io::ErrorKind::ConnectionAborted, "closed to make room"));
+        }
         loop {
             if self.timer.as_mut().poll(cx).is_pending() {
                 return Poll::Pending;
@@ -313,18 +397,23 @@ mod tests {
         assert_eq!(Limits::for_fd_limit(1 << 40).max_connections, 4096);
     }
 
-    #[tokio::test]
-    async fn the_oldest_unauthenticated_connection_makes_room() {
+    impl Slot {
+        fn told_to_close(&self) -> bool {
+            self.evicted.load(Ordering::SeqCst)
+        }
+    }
+
+    #[test]
+    fn the_oldest_unauthenticated_connection_makes_room() {
         let gate = Gate::new(small(100, 2));
         let (a, _) = gate.admit().unwrap();
         let (b, _) = gate.admit().unwrap();
         b.slot.authenticated();
-        let (c, evicted) = gate.admit().unwrap();
-        assert_eq!(evicted, 0, "b is authenticated, so only a counts");
-        let (_d, evicted) = gate.admit().unwrap();
-        assert_eq!(evicted, 1);
-        // `a` was told to go (the permit is stored even though nobody waited yet).
-        tokio::time::timeout(Duration::from_secs(5), a.slot.kicked()).await.expect("a is kicked");
+        let (c, closed) = gate.admit().unwrap();
+        assert_eq!(closed, Closed::default(), "b is authenticated, so only a counts");
+        let (_d, closed) = gate.admit().unwrap();
+        assert_eq!(closed, Closed { unauthenticated: 1, idle: false });
+        assert!(a.slot.told_to_close() && !c.slot.told_to_close());
         drop(a);
         assert_eq!(gate.active(), 3);
         drop(c);
@@ -332,19 +421,62 @@ mod tests {
     }
 
     #[test]
-    fn authenticated_connections_are_never_evicted_and_fill_the_cap() {
+    fn busy_authenticated_connections_are_never_closed_and_fill_the_cap() {
         let gate = Gate::new(small(3, 3));
-        let held: Vec<Admission> = (0..3)
+        let held: Vec<(Admission, InFlight)> = (0..3)
             .map(|_| {
                 let (a, _) = gate.admit().unwrap();
                 a.slot.authenticated();
-                a
+                a.slot.opened();
+                let request = a.slot.request();
+                (a, request)
             })
             .collect();
         assert!(gate.admit().is_none(), "full");
         drop(held);
         assert_eq!(gate.active(), 0);
         assert!(gate.admit().is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_the_cap_the_tunnel_idle_longest_makes_room() {
+        let gate = Gate::new(small(3, 3));
+        let slots: Vec<Admission> = (0..3).map(|_| gate.admit().unwrap().0).collect();
+        for (i, a) in slots.iter().enumerate() {
+            a.slot.authenticated();
+            a.slot.opened();
+            drop(a.slot.request());
+            if i == 0 {
+                // The first one's request ends last: it is idle the shortest time.
+                tokio::time::advance(Duration::from_secs(1)).await;
+            }
+        }
+        let busy = slots[0].slot.request();
+        tokio::time::advance(Duration::from_secs(1)).await;
+        drop(busy);
+        let (_new, closed) = gate.admit().expect("an idle tunnel makes room");
+        assert_eq!(closed, Closed { unauthenticated: 0, idle: true });
+        let told: Vec<bool> = slots.iter().map(|a| a.slot.told_to_close()).collect();
+        assert_eq!(told, [false, true, false], "the one idle longest");
+
+        assert!(slots[1].slot.must_close(Waker::noop()), "no request in flight: at once");
+
+        // Busy tunnels and plain ones are not closed: full.
+        _new.slot.authenticated();
+        let request = slots[2].slot.request();
+        let (_newer, closed) = gate.admit().expect("slot 0 is still idle");
+        assert!(closed.idle && slots[0].slot.told_to_close());
+        _newer.slot.authenticated();
+        assert!(gate.admit().is_none(), "slot 2 is busy, the others are not opened tunnels");
+
+        // A request that came in as it was told to close keeps it open until the request ends.
+        drop(request);
+        let (_last, closed) = gate.admit().expect("slot 2 is idle now");
+        assert!(closed.idle);
+        let late = slots[2].slot.request();
+        assert!(!slots[2].slot.must_close(Waker::noop()), "a request in flight");
+        drop(late);
+        assert!(slots[2].slot.must_close(Waker::noop()));
     }
 
     #[test]
@@ -354,25 +486,10 @@ mod tests {
         for _ in 0..50 {
             let (a, _) = gate.admit().expect("admitted");
             held.push(a);
-            // Evicted connections end when their task sees the kick; here: drop them now.
-            held.retain(|a| !a.slot.kicked_for_test());
+            // Closed connections end when their task sees it; here: drop them now.
+            held.retain(|a| !a.slot.told_to_close());
         }
         assert!(gate.active() <= 4, "{}", gate.active());
-    }
-
-    impl Slot {
-        fn kicked_for_test(&self) -> bool {
-            use std::task::Wake;
-            struct Noop;
-            impl Wake for Noop {
-                fn wake(self: Arc<Self>) {}
-            }
-            let waker = std::task::Waker::from(Arc::new(Noop));
-            let mut cx = Context::from_waker(&waker);
-            let fut = self.kick.notified();
-            let mut fut = std::pin::pin!(fut);
-            fut.as_mut().poll(&mut cx).is_ready()
-        }
     }
 
     #[test]

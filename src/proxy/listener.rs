@@ -3,7 +3,7 @@
 //! (hosts to re-sign) or a plain tunnel (everything else).
 //!
 //! Resources ([`super::limits`]): each connection is admitted by the gate (unauthenticated ones
-//! are the first to go when it is full), must send its request head within
+//! are the first to go when it is full, then an opened tunnel idle between requests), must send its request head within
 //! [`Limits::header_read`](super::Limits), and is closed after [`Limits::idle`](super::Limits)
 //! without traffic. A request without valid credentials gets 407 and the connection is closed at
 //! once: nothing is kept for a client that does not know the secret. Warnings are rate-limited.
@@ -45,9 +45,14 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             () = super::stopped(&mut shutdown) => break,
         };
         match accepted.map(|(stream, _)| (stream, shared.gate.admit())) {
-            Ok((stream, Some((admission, evicted)))) => {
-                if let Some(n) = (evicted > 0).then(|| shared.warnings.allow("evict")).flatten() {
+            Ok((stream, Some((admission, closed)))) => {
+                let unauthenticated = closed.unauthenticated > 0;
+                if let Some(n) = unauthenticated.then(|| shared.warnings.allow("evict")).flatten() {
                     say_evicted(&shared, n + 1);
+                }
+                if closed.idle {
+                    // What a busy server does with kept-alive connections: nothing failed.
+                    tracing::debug!("proxy: at its connection cap, an opened connection idle between requests closed");
                 }
                 spawn_until_shutdown(&shared.shutdown, serve_client(stream, shared.clone(), admission));
             }
@@ -102,29 +107,25 @@ fn say_refused(shared: &Shared, n: u64) {
 async fn serve_client(stream: TcpStream, shared: Arc<Shared>, admission: Admission) {
     let _ = stream.set_nodelay(true);
     let marker = admission.slot();
-    let kicked = admission.slot();
     // The stream owns the admission: an upgraded tunnel keeps its place until it closes.
     let io = IdleIo::new(stream, shared.limits.idle, Some(admission));
     let header_read = shared.limits.header_read;
     let svc = service_fn(move |req| {
         let shared = shared.clone();
         let marker = marker.clone();
-        async move { Ok::<_, Infallible>(handle(req, shared, &marker).await) }
+        async move { Ok::<_, Infallible>(handle(req, shared, marker).await) }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read)
         .serve_connection(TokioIo::new(io), svc)
         .with_upgrades();
-    tokio::select! {
-        r = conn => if let Err(e) = r {
-            tracing::debug!(error = %e, "proxy client connection ended with an error");
-        },
-        () = kicked.kicked() => tracing::debug!("unauthenticated proxy connection closed to make room"),
+    if let Err(e) = conn.await {
+        tracing::debug!(error = %e, "proxy client connection ended with an error");
     }
 }
 
-async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &Slot) -> Response<ProxyBody> {
+async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: Arc<Slot>) -> Response<ProxyBody> {
     if !authorized(req.headers().get(PROXY_AUTHORIZATION), &shared.expected_credentials) {
         shared.count(|s| &mut s.rejected_auth);
         tracing::debug!(method = %req.method(), "proxy request without valid credentials rejected");
@@ -148,7 +149,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: &Slot) -> R
         tracing::debug!(%host, port, "opening CONNECT for re-signing");
         shared.count(|s| &mut s.opened);
         let s = shared.clone();
-        after_upgrade(req, &shared, move |upgraded| super::mitm::serve(upgraded, host, port, s));
+        after_upgrade(req, &shared, move |upgraded| super::mitm::serve(upgraded, host, port, s, marker));
         return Response::new(super::empty_body());
     }
 

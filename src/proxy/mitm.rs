@@ -2,11 +2,13 @@
 //! on it, each request re-signed when it qualifies ([`super::resign`]) and forwarded upstream.
 
 use super::forward::text_response;
+use super::limits::Slot;
 use super::resign::resign;
 use super::{ProxyBody, Shared};
 use crate::secret::SecretString;
 use http::header::AUTHORIZATION;
 use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -17,8 +19,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_rustls::TlsAcceptor;
 
-/// Serves one opened tunnel until the child closes it.
-pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: Arc<Shared>) {
+/// Serves one opened tunnel until the child closes it (or the gate closes it between requests,
+/// for a new connection, through `slot`).
+pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: Arc<Shared>, slot: Arc<Slot>) {
     let certified = shared.ca.server_config(&host);
     let Ok(config) = certified.inspect_err(|e| {
         tracing::warn!(%host, error = %e, "cannot create a certificate for the opened host");
@@ -57,19 +60,47 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
     };
     let host: Arc<str> = host.into();
     let header_read = shared.limits.tunnel_header_read;
+    slot.opened();
+    let served = shared.clone();
     let svc = service_fn(move |req| {
-        let shared = shared.clone();
+        let shared = served.clone();
         let host = host.clone();
-        async move { Ok::<_, Infallible>(handle(req, &host, port, &shared).await) }
+        let request = slot.request();
+        async move {
+            let resp = handle(req, &host, port, &shared).await;
+            // The request is in flight until its response has been sent (or dropped).
+            Ok::<_, Infallible>(resp.map(|body| {
+                body.map_frame(move |frame| {
+                    let _in_flight = &request;
+                    frame
+                })
+                .boxed()
+            }))
+        }
     });
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
         .header_read_timeout(header_read)
+        .max_headers(MAX_HEADERS)
         .serve_connection(TokioIo::new(tls), svc);
     if let Err(e) = conn.await {
+        if e.is_parse_too_large() {
+            if let Some(n) = shared.warnings.allow("too-large") {
+                tracing::warn!(
+                    "proxy: a request with more than {MAX_HEADERS} header fields or a request head over 400 KiB was \
+                     refused (431) ({} in the last {}s)",
+                    n + 1,
+                    shared.limits.warn_interval.as_secs()
+                );
+            }
+        }
         tracing::debug!(error = %e, "opened connection ended with an error");
     }
 }
+
+/// Header fields a re-signed request may carry (hyper's default is 100; a plain tunnel has no
+/// limit, and OCI's own object metadata can exceed 100 small `opc-meta-*` fields).
+const MAX_HEADERS: usize = 1000;
 
 /// How long a request waits for a renewal when the token it would carry has expired.
 const EXPIRED_WAIT: Duration = Duration::from_secs(10);

@@ -188,7 +188,7 @@ pub async fn start_upstream() -> Upstream {
                     return;
                 };
                 let svc = service_fn(move |req| upstream_handle(req, seen.clone(), barrier.clone(), progress.clone()));
-                let _ = http1::Builder::new().serve_connection(TokioIo::new(tls), svc).await;
+                let _ = http1::Builder::new().max_headers(1000).serve_connection(TokioIo::new(tls), svc).await;
             });
         }
     });
