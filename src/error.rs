@@ -318,6 +318,12 @@ fn describe(description: &Option<String>) -> String {
 }
 
 impl Error {
+    /// A server's own fault (a 5xx, a 429, `temporarily_unavailable`), which it answers whoever
+    /// asks: not a network path, CA or proxy of the caller's.
+    pub fn server_answered(&self) -> bool {
+        matches!(self, Error::Network { reason, .. } if failed_how(reason) != "unreachable")
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -423,6 +429,7 @@ mod tests {
             ),
         ] {
             assert!(said(reason).to_string().starts_with(starts), "{}", said(reason));
+            assert_eq!(said(reason).server_answered(), !starts.contains("unreachable"), "{reason}");
         }
     }
 

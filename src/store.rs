@@ -1108,6 +1108,10 @@ pub struct FailureRecord {
     /// not a setting.
     #[serde(default)]
     pub needs_login: bool,
+    /// The server answered with its own fault (an outage whoever asks): the digest then holds
+    /// only what chooses the server and the request, not the caller's environment.
+    #[serde(default)]
+    pub answered: bool,
     /// A digest of the settings the failure was met with (`renew::failure_inputs`); absent in
     /// records of older releases.
     #[serde(default, skip_serializing_if = "Option::is_none")]

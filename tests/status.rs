@@ -611,6 +611,29 @@ async fn status_says_what_the_next_call_meets_after_an_outage_or_a_refused_login
     assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(3), "the scope fixed: a login");
 }
 
+/// An outage of the token exchange (HTTP 503) met by a daemon started the systemd way (`env -i`:
+/// no CA or proxy variable of the shell's) is the shell's next call's too: `--status` and the
+/// prompt say so (round 100 F1: they said renewable, exit 0, while calls failed with exit 6). An
+/// unreachable server is still judged by the variables that may reach it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_met_by_a_daemon_with_another_environment_is_the_next_calls_too() {
+    let w = World::new().await;
+    w.seed_refresh_token();
+    w.emu.set_fault(woci_emulator::Endpoint::Exchange, woci_emulator::Fault::status(503));
+    let mut c = w.woci();
+    c.args(["session", "refresh"]).env_remove("REQUESTS_CA_BUNDLE").env("CURL_CA_BUNDLE", common::SYSTEM_CA);
+    assert_eq!(run(c).await.status.code(), Some(6));
+    let out = status(&w, false, &[("HTTPS_PROXY", "http://127.0.0.1:9")], &[]).await;
+    assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
+    let out = status(&w, false, &[], &["--prompt"]).await;
+    assert_eq!(stdout(&out), "P error\n");
+    let mut c = w.woci();
+    c.args(["os", "ns", "get"]);
+    assert_eq!(run(c).await.status.code(), Some(6), "the prediction holds");
+    // A renewal setting the shell gives differently may be the fix.
+    assert_eq!(status(&w, false, &[("WOCI_CLIENT_SECRET", "another")], &[]).await.status.code(), Some(0));
+}
+
 /// A renewal stopped with Ctrl-Z keeps the renewal lock, so the next call would wait minutes for
 /// it: `--status` says so (exit 10, naming the pid), and says usable again once it resumes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -323,27 +323,36 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     }
     // Bash: file names as bash's own completion gives them (a folder gets its `/`, a name with a
     // space stays one word), and `--profile` offers the profiles of the OCI config file the call
-    // would use: the line's `--config-file`, `OCI_CLI_CONFIG_FILE`, else where oci looks; a
-    // section's name up to its line's last `]`, as configparser reads it (`[team[prod]]`), matched
-    // as plain text (`compgen -W` would expand `$`, `*` and quotes in a name).
+    // would use (the line's `--config-file`, `OCI_CLI_CONFIG_FILE`, else where oci looks) and of
+    // its woci_manager.ini (the line's `--manager-config`, `WOCI_MANAGER_CONFIG`, beside the
+    // config, `~/.oci`; not `[COMMON]`), each once; a section's name up to its line's last `]`, as
+    // configparser reads it (`[team[prod]]`), matched as plain text (`compgen -W` would expand
+    // `$`, `*` and quotes in a name).
     let files = "local IFS=$'\\n'; compopt -o filenames 2>/dev/null\n                    COMPREPLY=($(compgen -f -- \"${cur}\"))";
     let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
-    let profiles = r#"local IFS=$'\n' cfg="${OCI_CLI_CONFIG_FILE:-}" i
+    let profiles = r#"local IFS=$'\n' cfg="${OCI_CLI_CONFIG_FILE:-}" mgr="${WOCI_MANAGER_CONFIG:-}" i
                     for ((i = 1; i < COMP_CWORD; i++)); do
-                        if [[ ${COMP_WORDS[i]} == --config-file ]]; then
-                            cfg="${COMP_WORDS[i+1]}"
-                            [[ $cfg == = ]] && cfg="${COMP_WORDS[i+2]}"
-                        fi
+                        case ${COMP_WORDS[i]} in
+                            --config-file) cfg="${COMP_WORDS[i+1]}"; [[ $cfg == = ]] && cfg="${COMP_WORDS[i+2]}" ;;
+                            --manager-config) mgr="${COMP_WORDS[i+1]}"; [[ $mgr == = ]] && mgr="${COMP_WORDS[i+2]}" ;;
+                        esac
                     done
                     if [[ -z $cfg ]]; then
                         cfg="$HOME/.oci/config"
                         [[ -f $cfg ]] || cfg="${OCI_CONFIG_FILE:-$cfg}"
                     fi
                     [[ $cfg == "~/"* ]] && cfg="$HOME/${cfg#"~/"}"
+                    if [[ -z $mgr ]]; then
+                        mgr="$(dirname -- "$cfg")/woci_manager.ini"
+                        [[ -f $mgr ]] || mgr="$HOME/.oci/woci_manager.ini"
+                    fi
+                    [[ $mgr == "~/"* ]] && mgr="$HOME/${mgr#"~/"}"
+                    local sections='s/^[[:space:]]*\[\(.*\)\].*$/\1/p'
                     COMPREPLY=()
                     while IFS= read -r i; do
                         [[ $i == "$cur"* ]] && COMPREPLY+=("$i")
-                    done < <(sed -n 's/^[[:space:]]*\[\(.*\)\].*$/\1/p' "$cfg" 2>/dev/null)
+                    done < <({ sed -n "$sections" "$cfg"; sed -n "$sections" "$mgr" | grep -vx COMMON; } 2>/dev/null |
+                             awk 'length && !seen[$0]++')
                     [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\n' "${COMPREPLY[@]}"))
                     return 0
 "#;

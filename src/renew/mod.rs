@@ -345,7 +345,7 @@ impl Renewer {
         // was met with other settings (a call that read the manager INI while an editor saved
         // it, a daemon's reloaded ones), which this call's own plan is for.
         let same_inputs = |f: &crate::store::FailureRecord| {
-            f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env))
+            f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env, f.answered))
         };
         // A login this process made (its tokens wait to be stored) is not given up for it.
         let logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
@@ -447,7 +447,8 @@ impl Renewer {
             transient: schedule::retried_soon(e),
             reply_lost: matches!(e, Error::ReplyLost { .. }),
             needs_login: e.needs_login(),
-            inputs: Some(failure_inputs(&self.settings, &self.store, &self.env)),
+            answered: e.server_answered(),
+            inputs: Some(failure_inputs(&self.settings, &self.store, &self.env, e.server_answered())),
         });
     }
 
@@ -714,12 +715,23 @@ fn warn_skew_once(warning: Option<String>) {
 /// no renewal reads left out.
 /// `--status` predicts a refusal again only while this is unchanged: another profile's renewal
 /// writing `~/.oci/config` or a new `log_level` is no fix, exporting a CA bundle may be.
-pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env) -> String {
+/// A server's own fault (`answered`) is met by whoever asks it the same: then only the renewal
+/// settings as resolved and the refresh token count, so a daemon's `env -i` and a shell's
+/// variables meet the same outage (round 100 F1).
+pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env, answered: bool) -> String {
     use crate::fsutil::{identity, mode_and_owner};
     use crate::settings::table::{H_IDP, SETTINGS};
     use std::fmt::Write as _;
     let read = |name: &str| SETTINGS.iter().find(|d| d.name == name).is_none_or(|d| d.renewal);
     let mut text = String::new();
+    if answered {
+        for d in SETTINGS.iter().filter(|d| d.renewal) {
+            let value = settings.origins.get(d.name).map(|(_, v)| v.expose().as_str());
+            let _ = writeln!(text, "{}={value:?}", d.name);
+        }
+        let _ = write!(text, "{:?}", identity(&store.refresh_token_path()));
+        return crate::fsutil::sha256_hex(text.as_bytes());
+    }
     if let Some((ini, _)) = &settings.ini_file {
         // The profile's values (its section, `[COMMON]`): another profile's section is no fix.
         let values = crate::settings::ini::load(ini, crate::settings::ini::Source::Flag, &settings.profile)

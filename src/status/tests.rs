@@ -314,6 +314,7 @@ fn the_last_failure_counts_for_the_next_renewal() {
         transient,
         reply_lost,
         needs_login: false,
+        answered: false,
         inputs: None,
     };
     let mut i = inputs(expired(), RenewalKind::Idp, RefreshTokenState::Plain);
@@ -409,6 +410,7 @@ fn a_renewal_that_cannot_log_in_here_leaves_the_call_its_token() {
         transient: true,
         reply_lost: true,
         needs_login: false,
+        answered: false,
         inputs: None,
     };
     let mut spent = widened(RefreshTokenState::Plain);
