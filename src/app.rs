@@ -283,9 +283,10 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
     }
     let session = match session_or_fallback(ctx, renewer, call)? {
         Ok(s) => s,
-        Err(fallback) => {
+        Err((fallback, first)) => {
             let args = cli::with_profile(&args, &fallback.settings.profile);
-            return run_oci(&fallback, &Arc::new(Renewer::new(&fallback)), args, call);
+            let ran = run_oci(&fallback, &Arc::new(Renewer::new(&fallback)), args, call);
+            return ran.map_err(|e| fallback_failed(e, &s.profile, &first));
         }
     };
     let mut full = s.oci_prefix_args();
@@ -334,7 +335,10 @@ fn run_exec(
     }
     let session = match session_or_fallback(ctx, &renewer, call)? {
         Ok(s) => s,
-        Err(fallback) => return run_exec(&fallback, Arc::new(Renewer::new(&fallback)), program, args, call),
+        Err((fallback, first)) => {
+            let ran = run_exec(&fallback, Arc::new(Renewer::new(&fallback)), program, args, call);
+            return ran.map_err(|e| fallback_failed(e, &s.profile, &first));
+        }
     };
     renewer.warn_if_refused_clock();
     let redactor = crate::redact::for_child(s, &[], Some(&session.token), &ctx.env);
@@ -350,7 +354,8 @@ fn run_exec(
 /// When an error `err` ends the renewal of the context's profile: the context of its
 /// `fallback_profile` to run the command with instead — when one is set, the failure's class is
 /// not `config`, and the profile is not itself a fallback (never chained) — with one warning line
-/// naming both profiles and the class, counted in `woci_fallbacks_total`. Otherwise `err`.
+/// naming both profiles and the class, counted in `woci_fallbacks_total`, and `err` for
+/// [`fallback_failed`]. Otherwise `err`.
 /// [`Renewer::ensure_or_keep`] fails only when the token is no longer usable (expired, missing,
 /// or valid for [`crate::renew::FALLBACK_MIN_LEFT`] or less), so a usable token is never
 /// replaced.
@@ -358,7 +363,7 @@ fn session_or_fallback(
     ctx: &Context,
     renewer: &Renewer,
     call: &DaemonSpec,
-) -> Result<std::result::Result<Session, Context>> {
+) -> Result<std::result::Result<Session, (Context, Error)>> {
     // `ensure` returns before any await point when the token is fresh, so this is cheap.
     let err = match runtime()?.block_on(renewer.ensure_or_keep()) {
         Ok(session) => return Ok(Ok(session)),
@@ -396,7 +401,13 @@ fn session_or_fallback(
         class.as_str()
     );
     crate::metrics::record_fallback(ctx.store.dir(), &s.profile, &crate::metrics::Target::of(s), &name);
-    Ok(Err(fallback))
+    Ok(Err((fallback, err)))
+}
+
+/// The fallback profile's error `e` with the first profile's own, `first`: the last line a cron
+/// mail shows names both fixes (round 100 N2: it named only the fallback's login).
+fn fallback_failed(e: Error, profile: &str, first: &Error) -> Error {
+    e.with_hint(&format!("profile `{profile}`, which fell back to it, failed first: {first}"))
 }
 
 /// An async runtime on this thread only, for one renewal.

@@ -680,6 +680,13 @@ async fn the_fallback_runs_only_when_the_primary_cannot_be_renewed_and_its_token
     assert!(!w.oci_out.exists(), "oci did not run");
     assert!(stderr(&out).contains("fallback profile `B`") && !stderr(&out).contains("`C`"), "{}", stderr(&out));
     assert_eq!(fallbacks(&w), Some(4), "the use of `B` is counted");
+    // The error, the last line a cron mail shows, names both profiles' failures (round 100 N2).
+    let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
+    assert!(
+        last.starts_with("woci: error:") && last.contains("profile `P`, which fell back to it, failed first"),
+        "{last}"
+    );
+    assert!(last.contains("--profile B") && last.contains("HTTP 503"), "each profile's cause: {last}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
