@@ -1030,6 +1030,9 @@ fn man_page_and_completions_come_from_the_binary() {
     };
     let man = call(&["--man"]);
     assert!(man.contains("\n.SH \"EXIT STATUS\"\n"), "{man}");
+    // Its own DESCRIPTION, not NAME's line again (round 98).
+    let description = man.split(".SH DESCRIPTION\n").nth(1).and_then(|d| d.split("\n.SH ").next()).unwrap_or_default();
+    assert!(description.contains("re\\-signing proxy") && description.matches(".PP").count() == 3, "{description}");
     // Each form of the command line, and the argument rules as paragraphs `man` fills.
     assert!(man.contains("<PROGRAM> [ARGS]...") && man.contains("session authenticate|refresh"), "{man}");
     assert!(

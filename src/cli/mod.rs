@@ -375,7 +375,7 @@ pub fn man_page() -> Vec<u8> {
     let _ = man.render_title(&mut buf);
     let _ = man.render_name_section(&mut buf);
     let _ = reference::man_synopsis(&USAGE).to_writer(&mut buf);
-    let _ = man.render_description_section(&mut buf);
+    let _ = reference::man_description().to_writer(&mut buf);
     let _ = man.render_options_section(&mut buf);
     let _ = reference::man_rules(RULES).to_writer(&mut buf);
     let _ = reference::man_sections().to_writer(&mut buf);

@@ -215,6 +215,29 @@ pub fn man_synopsis(forms: &[&str]) -> roff::Roff {
     roff
 }
 
+/// The DESCRIPTION section: what woci does, and how its options are laid out below.
+pub fn man_description() -> roff::Roff {
+    let mut roff = roff::Roff::new();
+    roff.control("SH", ["DESCRIPTION"]);
+    for paragraph in [
+        "`woci` is a drop-in wrapper for Oracle Cloud's `oci` CLI: use it where you would type `oci`. It makes \
+         sure the profile's OCI session token (UPST) is valid, renewing it through the identity provider and the \
+         OCI identity domain's token exchange, a CI job's own ID token, or OCI's session refresh, then runs the \
+         real `oci` with `--auth security_token` and every argument it was given.",
+        "With `--auto-refresh` (or `--exec` for any program, an OCI SDK's included) it keeps renewing while the \
+         command runs, and a local re-signing proxy puts each new token into the running command's signed \
+         requests, so a long upload outlives its tokens. `--daemon` keeps a profile's session fresh in the \
+         background; `--status` says what the next call meets, reading local files only.",
+        "woci's own options are below, in sections by what they set (SESSION, IDENTITY PROVIDER, …); they go \
+         before oci's arguments or anywhere as the ARGUMENTS section says, and each has its woci_manager.ini key \
+         and environment variable (SETTINGS, ENVIRONMENT). Every other argument is oci's (`woci -- --help`).",
+    ] {
+        roff.control("PP", []);
+        roff.text(inlines(paragraph));
+    }
+    roff
+}
+
 /// The ARGUMENTS section from `--help`'s rules text (a heading line, `  - ` bullets whose
 /// indented lines continue them, paragraphs), each bullet its own indented paragraph so that
 /// `man` fills it.
