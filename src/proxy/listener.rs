@@ -74,14 +74,18 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     tracing::debug!("proxy listener stopped");
 }
 
-/// The connection lines left out of an interval that has ended (at each tick and at the end), so
-/// no burst goes uncounted; the accept path itself says only the first line of an interval.
+/// The connection and expired-token lines left out of an interval that has ended (at each tick
+/// and at the end), so no burst goes uncounted; the paths themselves say only the first line of
+/// an interval.
 fn say_overdue_lines(shared: &Shared) {
     if let Some(n) = shared.warnings.overdue("evict") {
         say_evicted(shared, n);
     }
     if let Some(n) = shared.warnings.overdue("full") {
         say_refused(shared, n);
+    }
+    if let Some(n) = shared.warnings.overdue("expired") {
+        super::mitm::say_expired(shared, n);
     }
 }
 

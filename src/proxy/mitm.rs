@@ -132,14 +132,19 @@ async fn current_token(shared: &Shared) -> (SecretString, bool) {
 fn warn_expired(shared: &Shared) {
     // The program then meets a 401 with nothing of woci's said about it at that moment.
     if let Some(n) = shared.warnings.allow("expired") {
-        let interval = shared.limits.warn_interval.as_secs();
-        tracing::warn!(
-            "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI \
-             refuses ({} in the last {interval}s; the renewal's own lines say why, once it ends)",
-            EXPIRED_WAIT.as_secs(),
-            n + 1
-        );
+        say_expired(shared, n + 1);
     }
+}
+
+/// `n` requests went out with the expired token (the listener says a burst's rest when its
+/// interval ends).
+pub(super) fn say_expired(shared: &Shared, n: u64) {
+    tracing::warn!(
+        "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI refuses \
+         ({n} in the last {}s; the renewal's own lines say why, once it ends)",
+        EXPIRED_WAIT.as_secs(),
+        shared.limits.warn_interval.as_secs()
+    );
 }
 
 /// The OCI auth service's session refresh (`POST`, body `{"currentToken": …}`).
