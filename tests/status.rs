@@ -627,6 +627,11 @@ async fn an_outage_met_by_a_daemon_with_another_environment_is_the_next_calls_to
     assert_eq!(out.status.code(), Some(6), "{}", stdout(&out));
     let out = status(&w, false, &[], &["--prompt"]).await;
     assert_eq!(stdout(&out), "P error\n");
+    // A renewal under way has rotated the refresh token (its grant went through) and meets the
+    // outage again: still the outage (round 101 F1: usable, exit 0, meanwhile).
+    std::fs::remove_file(w.session_dir().join("refresh_token")).unwrap();
+    w.seed_refresh_token();
+    assert_eq!(status(&w, false, &[], &[]).await.status.code(), Some(6));
     let mut c = w.woci();
     c.args(["os", "ns", "get"]);
     assert_eq!(run(c).await.status.code(), Some(6), "the prediction holds");

@@ -142,21 +142,29 @@ impl Gate {
         let unauthenticated: Vec<&Arc<Slot>> =
             slots.iter().filter(staying).filter(|s| !s.authenticated.load(Ordering::SeqCst)).collect();
         let mut closed = Closed::default();
-        for old in &unauthenticated {
-            if unauthenticated.len() - closed.unauthenticated < limits.max_unauthenticated
-                && open < limits.max_connections
-            {
-                break;
-            }
+        // Past their own cap, the oldest connections without credentials go (a local flood).
+        let mut oldest = unauthenticated.iter();
+        while unauthenticated.len() - closed.unauthenticated >= limits.max_unauthenticated {
+            let Some(old) = oldest.next() else { break };
             old.evict();
             open -= 1;
             closed.unauthenticated += 1;
         }
         if open >= limits.max_connections {
+            // At the cap, a kept-alive tunnel between requests first (its client connects again
+            // when it needs it), not a new client still on its way in (round 101 F2); else the
+            // oldest connection without credentials.
             let idle = slots.iter().filter(staying).filter_map(|s| lock(&s.requests).idle_since.map(|t| (t, s)));
-            let (_, longest) = idle.min_by_key(|(since, _)| *since)?;
-            longest.evict();
-            closed.idle = true;
+            match idle.min_by_key(|(since, _)| *since) {
+                Some((_, longest)) => {
+                    longest.evict();
+                    closed.idle = true;
+                }
+                None => {
+                    oldest.next()?.evict();
+                    closed.unauthenticated += 1;
+                }
+            }
         }
         let slot = Arc::new(Slot::default());
         slots.push(slot.clone());
@@ -461,12 +469,17 @@ mod tests {
 
         assert!(slots[1].slot.must_close(Waker::noop()), "no request in flight: at once");
 
-        // Busy tunnels and plain ones are not closed: full.
-        _new.slot.authenticated();
+        // At the cap an idle tunnel goes before a new client still on its way in (round 101 F2).
         let request = slots[2].slot.request();
         let (_newer, closed) = gate.admit().expect("slot 0 is still idle");
-        assert!(closed.idle && slots[0].slot.told_to_close());
+        assert_eq!(closed, Closed { unauthenticated: 0, idle: true });
+        assert!(slots[0].slot.told_to_close() && !_new.slot.told_to_close());
+        // With none idle, the oldest without credentials; busy tunnels and plain ones never.
         _newer.slot.authenticated();
+        let (_third, closed) = gate.admit().expect("`_new` has not authenticated");
+        assert_eq!(closed, Closed { unauthenticated: 1, idle: false });
+        assert!(_new.slot.told_to_close());
+        _third.slot.authenticated();
         assert!(gate.admit().is_none(), "slot 2 is busy, the others are not opened tunnels");
 
         // A request that came in as it was told to close keeps it open until the request ends.

@@ -345,7 +345,7 @@ impl Renewer {
         // was met with other settings (a call that read the manager INI while an editor saved
         // it, a daemon's reloaded ones), which this call's own plan is for.
         let same_inputs = |f: &crate::store::FailureRecord| {
-            f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env, f.answered))
+            f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env, Met::of(f)))
         };
         // A login this process made (its tokens wait to be stored) is not given up for it.
         let logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
@@ -439,7 +439,7 @@ impl Renewer {
         if !e.involved_the_network() {
             return;
         }
-        self.store.record_failure(&FailureRecord {
+        let mut record = FailureRecord {
             at: crate::clock::unix_millis(self.clock.now()),
             exit_code: e.exit_code(),
             message: e.to_string(),
@@ -448,8 +448,10 @@ impl Renewer {
             reply_lost: matches!(e, Error::ReplyLost { .. }),
             needs_login: e.needs_login(),
             answered: e.server_answered(),
-            inputs: Some(failure_inputs(&self.settings, &self.store, &self.env, e.server_answered())),
-        });
+            inputs: None,
+        };
+        record.inputs = Some(failure_inputs(&self.settings, &self.store, &self.env, Met::of(&record)));
+        self.store.record_failure(&record);
     }
 
     /// How long a renewal waits for another woci's: a login may take its whole timeout.
@@ -709,27 +711,49 @@ fn warn_skew_once(warning: Option<String>) {
     }
 }
 
+/// What a failure's digest ([`failure_inputs`]) holds, by the failure's kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Met {
+    /// A refusal or a local fault: whatever may fix it, the stored refresh token included.
+    Refusal,
+    /// The network failed on the way: what chooses the server and the way there, not which
+    /// refresh token is stored (a renewal under way rotates it; round 101 F1).
+    Unreachable,
+    /// The server answered with its own fault: only what chooses the server and the request.
+    ServerFault,
+}
+
+impl Met {
+    /// The kind of a recorded failure.
+    pub(crate) fn of(f: &FailureRecord) -> Met {
+        match (f.transient, f.answered) {
+            (_, true) => Met::ServerFault,
+            (true, false) => Met::Unreachable,
+            (false, false) => Met::Refusal,
+        }
+    }
+}
+
 /// A digest of what a renewal failure was met with: the profile's values in the manager INI, its
-/// section of the OCI config, both files' modes and owners, which refresh token is stored, every
-/// variable that chooses a setting, a CA or a proxy, and what a federated source reads; settings
-/// no renewal reads left out.
+/// section of the OCI config, both files' modes and owners, which refresh token is stored (for a
+/// refusal), every variable that chooses a setting, a CA or a proxy, and what a federated source
+/// reads; settings no renewal reads left out.
 /// `--status` predicts a refusal again only while this is unchanged: another profile's renewal
 /// writing `~/.oci/config` or a new `log_level` is no fix, exporting a CA bundle may be.
-/// A server's own fault (`answered`) is met by whoever asks it the same: then only the renewal
-/// settings as resolved and the refresh token count, so a daemon's `env -i` and a shell's
-/// variables meet the same outage (round 100 F1).
-pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env, answered: bool) -> String {
+/// A server's own fault is met by whoever asks it the same: then only the renewal settings as
+/// resolved count, so a daemon's `env -i` and a shell's variables meet the same outage (round
+/// 100 F1).
+pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &Env, met: Met) -> String {
     use crate::fsutil::{identity, mode_and_owner};
     use crate::settings::table::{H_IDP, SETTINGS};
     use std::fmt::Write as _;
     let read = |name: &str| SETTINGS.iter().find(|d| d.name == name).is_none_or(|d| d.renewal);
     let mut text = String::new();
-    if answered {
+    if met == Met::ServerFault {
         for d in SETTINGS.iter().filter(|d| d.renewal) {
             let value = settings.origins.get(d.name).map(|(_, v)| v.expose().as_str());
             let _ = writeln!(text, "{}={value:?}", d.name);
         }
-        let _ = write!(text, "{:?}", identity(&store.refresh_token_path()));
         return crate::fsutil::sha256_hex(text.as_bytes());
     }
     if let Some((ini, _)) = &settings.ini_file {
@@ -741,7 +765,9 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
     let config = crate::oci_config::read_profile(&settings.oci_config_file, &settings.profile).ok();
     let _ = write!(text, "\n{:?}\n{:?}", config.map(|(_, v)| v), mode_and_owner(&settings.oci_config_file));
     // Which refresh token (a new one stored, one put back), known without reading it.
-    let _ = write!(text, "\n{:?}", identity(&store.refresh_token_path()));
+    if met == Met::Refusal {
+        let _ = write!(text, "\n{:?}", identity(&store.refresh_token_path()));
+    }
     // The settings' variables, and the CA and proxy ones.
     let vars = SETTINGS.iter().filter(|d| d.renewal).filter_map(|d| d.env);
     for var in vars.chain(crate::settings::CA_VARS).chain(crate::settings::PROXY_VARS) {

@@ -687,7 +687,7 @@ async fn an_exchange_outage_costs_no_more_refresh_grants() {
 fn only_what_a_renewal_reads_counts_as_a_fix() {
     let w = World::new("");
     let ini = w.home.path().join(".oci/woci_manager.ini");
-    let digest = |env: &Env| failure_inputs(&w.settings(&[]), &w.store(), env, false);
+    let digest = |env: &Env| failure_inputs(&w.settings(&[]), &w.store(), env, Met::Refusal);
     let before = digest(&Env::new());
     let original = std::fs::read_to_string(&ini).unwrap();
     let with = |line: &str| {
@@ -712,20 +712,32 @@ fn only_what_a_renewal_reads_counts_as_a_fix() {
     assert_ne!(digest(&var("HTTPS_PROXY")), before);
     // What a federated source reads: each CI job brings its own bearer (round 96 F1).
     assert_eq!(digest(&var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")), before, "a login profile reads no bearer");
-    let federated =
-        |env: &Env| failure_inputs(&w.settings(&["--subject-token-source", "github-actions"]), &w.store(), env, false);
+    let federated = |env: &Env| {
+        failure_inputs(&w.settings(&["--subject-token-source", "github-actions"]), &w.store(), env, Met::Refusal)
+    };
     assert_ne!(federated(&var("ACTIONS_ID_TOKEN_REQUEST_TOKEN")), federated(&Env::new()));
 
     // A server's own fault (a 5xx) is met whatever CA, proxy or bearer the caller has: a daemon
     // started with `env -i` and a shell meet the same outage (round 100 F1); a renewal setting
     // given by a variable still counts.
-    let outage = |args: &[&str], env: &Env| failure_inputs(&w.settings_in(args, env), &w.store(), env, true);
+    let outage =
+        |args: &[&str], env: &Env| failure_inputs(&w.settings_in(args, env), &w.store(), env, Met::ServerFault);
     let quiet = outage(&[], &Env::new());
     for k in ["REQUESTS_CA_BUNDLE", "SSL_CERT_FILE", "HTTPS_PROXY", "ACTIONS_ID_TOKEN_REQUEST_TOKEN"] {
         assert_eq!(outage(&[], &var(k)), quiet, "{k}");
     }
     assert_ne!(outage(&["--client-secret", "fixed"], &Env::new()), quiet);
     assert_ne!(outage(&[], &var("WOCI_CLIENT_SECRET")), quiet);
+
+    // Which refresh token is stored counts for a refusal only: a renewal under way rotates it
+    // while an outage lasts (round 101 F1).
+    let store = w.store();
+    let met = |met: Met| failure_inputs(&w.settings(&[]), &store, &Env::new(), met);
+    let before: Vec<String> = [Met::Refusal, Met::Unreachable, Met::ServerFault].map(met).into();
+    store.write_refresh_token(&SecretString::from("rotated"), None).unwrap();
+    let after: Vec<String> = [Met::Refusal, Met::Unreachable, Met::ServerFault].map(met).into();
+    assert_ne!(before[0], after[0]);
+    assert_eq!(before[1..], after[1..]);
 }
 
 /// A failure another woci recorded while this one waited for the lock is this call's too (it is
@@ -735,7 +747,7 @@ fn only_what_a_renewal_reads_counts_as_a_fix() {
 async fn a_failure_met_with_other_settings_is_not_taken_over() {
     let w = World::new("");
     w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-    let own = failure_inputs(&w.settings(&[]), &w.store(), &Env::new(), false);
+    let own = failure_inputs(&w.settings(&[]), &w.store(), &Env::new(), Met::Unreachable);
     for (inputs, taken_over) in [(None, true), (Some(own), true), (Some("other settings".to_owned()), false)] {
         let _ = std::fs::remove_file(w.store().token_path());
         let (lock, _) = w.store().lock(Duration::from_secs(1)).unwrap();

@@ -188,7 +188,9 @@ fn after_unsettled_grant(exit_code: u8, next_action: &str, reason: String, f: &S
 fn last_failure(ctx: &Context) -> Option<(crate::store::FailureRecord, bool)> {
     ctx.store.failure_since(0).map(|f| {
         let changed = match &f.inputs {
-            Some(inputs) => *inputs != crate::renew::failure_inputs(&ctx.settings, &ctx.store, &ctx.env, f.answered),
+            Some(inputs) => {
+                *inputs != crate::renew::failure_inputs(&ctx.settings, &ctx.store, &ctx.env, crate::renew::Met::of(&f))
+            }
             None => {
                 let ini = ctx.settings.ini_file.as_ref().map_or(0, |(p, _)| changed_ms(p));
                 ini.max(changed_ms(&ctx.settings.oci_config_file)) > f.at
