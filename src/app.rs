@@ -286,7 +286,7 @@ fn run_oci(ctx: &Context, renewer: &Arc<Renewer>, args: Vec<OsString>, call: &Da
         Err((fallback, first)) => {
             let args = cli::with_profile(&args, &fallback.settings.profile);
             let ran = run_oci(&fallback, &Arc::new(Renewer::new(&fallback)), args, call);
-            return ran.map_err(|e| fallback_failed(e, &s.profile, &first));
+            return ran.map_err(|e| fallback_failed(e, s, &first));
         }
     };
     let mut full = s.oci_prefix_args();
@@ -337,7 +337,7 @@ fn run_exec(
         Ok(s) => s,
         Err((fallback, first)) => {
             let ran = run_exec(&fallback, Arc::new(Renewer::new(&fallback)), program, args, call);
-            return ran.map_err(|e| fallback_failed(e, &s.profile, &first));
+            return ran.map_err(|e| fallback_failed(e, s, &first));
         }
     };
     renewer.warn_if_refused_clock();
@@ -405,9 +405,10 @@ fn session_or_fallback(
 }
 
 /// The fallback profile's error `e` with the first profile's own, `first`: the last line a cron
-/// mail shows names both fixes (round 100 N2: it named only the fallback's login).
-fn fallback_failed(e: Error, profile: &str, first: &Error) -> Error {
-    e.with_hint(&format!("profile `{profile}`, which fell back to it, failed first: {first}"))
+/// mail shows names both profiles and both fixes (round 100 N2: it named only the fallback's).
+fn fallback_failed(e: Error, s: &Settings, first: &Error) -> Error {
+    let fallback = s.ops.fallback_profile.as_deref().unwrap_or_default();
+    e.with_hint(&format!("profile `{}` fell back to `{fallback}` after its own renewal failed: {first}", s.profile))
 }
 
 /// An async runtime on this thread only, for one renewal.

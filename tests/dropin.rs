@@ -183,7 +183,6 @@ async fn session_free_commands_need_no_session() {
         &["--", "session", "authenticate", "--profile", "p", "--region", "r"],
         // woci's own `--no-browser` is oci's login option too.
         &["session", "authenticate", "--profile", "p", "--region", "r", "--no-browser"],
-        &["os", "object", "put", "--generate-full-command-json-input"],
     ] {
         let out = w.woci().args(args).output().unwrap();
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));

@@ -122,6 +122,17 @@ async fn upload_to_an_endpoint_named_only_by_endpoint_is_resigned() {
     .await;
     assert!(out.status.success(), "download failed: {}", stderr(&out));
     assert_eq!(sha256_file(&dest), sha256_hex(&bytes));
+
+    // oci loads the session even to write a JSON skeleton: once the token has expired, woci
+    // renews it first (round 101 F3: sent on as it was, oci refused the expired session).
+    std::thread::sleep(ttl + Duration::from_secs(1));
+    let out = run({
+        let mut c = woci();
+        c.args(["os", "object", "put", "--generate-full-command-json-input"]);
+        c
+    })
+    .await;
+    assert!(out.status.success() && stdout(&out).starts_with('{'), "{}\n{}", stdout(&out), stderr(&out));
 }
 
 /// `ln -s woci ~/bin/oci` first on PATH, the real `oci` further down: `oci --version`,

@@ -683,7 +683,7 @@ async fn the_fallback_runs_only_when_the_primary_cannot_be_renewed_and_its_token
     // The error, the last line a cron mail shows, names both profiles' failures (round 100 N2).
     let last = stderr(&out).lines().last().unwrap_or_default().to_owned();
     assert!(
-        last.starts_with("woci: error:") && last.contains("profile `P`, which fell back to it, failed first"),
+        last.starts_with("woci: error:") && last.contains("profile `P` fell back to `B` after its own renewal failed"),
         "{last}"
     );
     assert!(last.contains("--profile B") && last.contains("HTTP 503"), "each profile's cause: {last}");

@@ -31,8 +31,8 @@
 //!    No arguments at all show woci's help.
 //! 6. **Session-free commands** go to `oci` as they are, with no session check
 //!    ([`Command::Passthrough`]): `-h`/`--help`/`-?` anywhere, `setup …`, every other
-//!    `session …`, a command group alone (`os`, global options at most),
-//!    `--generate-*-json-input`, and `--version` before the first word after `--`.
+//!    `session …`, a command group alone (`os`, global options at most), and `--version`
+//!    before the first word after `--`.
 //!    Started under the name `oci` ([`invoked_as_oci`]), `-h`/`--help`/`-v`/`--version` are oci's.
 //! 7. Before the first oci word, an option that is neither woci's nor one of oci's global options
 //!    ([`oci_globals::OCI_GLOBALS`]) is an error with a "did you mean" suggestion: a typo such as
@@ -70,7 +70,7 @@ pub enum Command {
     },
     /// Run `oci` with these arguments as they are, with no session check and nothing added:
     /// commands that need no session (help, `setup`, `session` commands woci does not own, a
-    /// command group alone, `--generate-*-json-input`).
+    /// command group alone).
     Passthrough(Vec<OsString>),
     /// `session authenticate`: force a fresh interactive login for a profile with woci IdP
     /// settings; without them the arguments go to `oci` ([`Command::Passthrough`]).
@@ -210,8 +210,8 @@ How arguments are split:
   - `woci session authenticate` forces a new login (oci's own for profiles without woci IdP
     settings); `woci session refresh` renews now (for those profiles through the OCI auth
     service). Commands that need no session go to oci at once: help (-h/--help anywhere),
-    `setup`, other `session` commands, a command group alone (`oci os`),
-    --generate-*-json-input. Started under the name `oci`, --help and --version are oci's.
+    `setup`, other `session` commands, a command group alone (`oci os`). Started under the
+    name `oci`, --help and --version are oci's.
 
 oci's own help: `woci -- --help` or `oci --help`.";
 
@@ -606,8 +606,8 @@ impl State {
 const OCI_GROUPS: &str = include_str!("oci_groups.txt");
 
 /// Whether `oci` needs no session for these arguments: help anywhere, `setup …`, `session …`
-/// commands woci does not own, a command group alone, `--generate-*-json-input`, or
-/// version/release info before the first word.
+/// commands woci does not own, a command group alone, or version/release info before the first
+/// word. (`--generate-*-json-input` does: oci loads the profile's session for it; round 101 F3.)
 fn session_free(args: &[OsString]) -> bool {
     let words = oci_words(args);
     let first = words.first().and_then(|w| w.to_str());
@@ -637,7 +637,6 @@ fn session_free(args: &[OsString]) -> bool {
             return false;
         };
         is_help(&name)
-            || (name.starts_with("--generate-") && name.ends_with("-json-input"))
             || (before_word && matches!(name.as_str(), "-v" | "--version" | "--release-info" | "--latest-version"))
     })
 }
@@ -665,16 +664,17 @@ pub fn check_session_args(args: &[OsString]) -> Result<()> {
                 words += 1;
                 continue;
             }
-            None => return Err(usage(format!("`woci {what}` takes no `{}`", span[0].to_string_lossy()))),
+            None => return Err(usage(format!("`{what}` (woci's own) takes no `{}`", span[0].to_string_lossy()))),
         };
-        // A typo of a global option gets its "did you mean" from the caller (`typo_hint`).
+        // A typo of a global option gets its "did you mean" from the caller (`typo_hint`). Named
+        // without the program: the user may have typed `oci` (round 101 N1).
         let hint = match name.as_str() {
-            "--profile-name" => format!("woci takes the profile from `--profile`: woci --profile NAME {what}"),
+            "--profile-name" => format!("the profile is given with `--profile`: `--profile NAME {what}`"),
             _ => "woci renews this profile with its own settings (woci_manager.ini), so oci's own session options do \
                   not apply"
                 .to_owned(),
         };
-        return Err(usage(format!("`woci {what}` does not take `{name}`: {hint}")));
+        return Err(usage(format!("`{what}` (woci's own) does not take `{name}`: {hint}")));
     }
     Ok(())
 }

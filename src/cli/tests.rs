@@ -504,8 +504,6 @@ fn session_free_commands_skip_the_session() {
         &["session", "export", "--profile", "P", "--output-file", "x"],
         &["session"],
         &["--", "session", "authenticate", "--profile", "p", "--region", "r"],
-        &["os", "object", "put", "--generate-full-command-json-input"],
-        &["--generate-param-json-input", "x", "os", "object", "put"],
         &["--", "--version"],
         &["os"],
         &["--profile", "P", "ce", "--region=r", "--debug"],
@@ -525,6 +523,9 @@ fn session_free_commands_skip_the_session() {
         &["os", "--namespace", "n"],
         &["os", "object", "--bucket-name", "b"],
         &["iam", "region", "list"],
+        // oci loads the session to write a JSON skeleton (round 101 F3).
+        &["os", "object", "put", "--generate-full-command-json-input"],
+        &["--generate-param-json-input", "x", "os", "object", "put"],
         // Interactive mode runs commands (round 90 F1).
         &["-i"],
         &["--profile", "P", "--cli-auto-prompt", "os"],
@@ -673,13 +674,13 @@ fn session_help_is_oci_help_and_session_options_are_checked() {
     for (args, expect) in [
         (
             &["session", "authenticate", "--profile-name", "X"][..],
-            "does not take `--profile-name`: woci takes the profile from `--profile`: woci --profile NAME session \
-             authenticate",
+            "`session authenticate` (woci's own) does not take `--profile-name`: the profile is given with \
+             `--profile`: `--profile NAME session authenticate`",
         ),
-        (&["session", "refresh", "--profile-name", "X"], "woci --profile NAME session refresh"),
+        (&["session", "refresh", "--profile-name", "X"], "`--profile NAME session refresh`"),
         (&["session", "authenticate", "--use-passphrase"], "oci's own session options do not apply"),
-        (&["session", "refresh", "--profle", "X"], "`woci session refresh` does not take `--profle`"),
-        (&["session", "authenticate", "X"], "`woci session authenticate` takes no `X`"),
+        (&["session", "refresh", "--profle", "X"], "`session refresh` (woci's own) does not take `--profle`"),
+        (&["session", "authenticate", "X"], "`session authenticate` (woci's own) takes no `X`"),
     ] {
         let e = ok(args).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
