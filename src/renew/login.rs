@@ -531,20 +531,19 @@ fn refresh_token_ready(r: &Renewer, daemon: bool) -> Result<()> {
     };
     match stored.state() {
         RefreshTokenState::Encrypted if no_passphrase => {
+            // The prompt only where someone can answer it (round 95 N2).
+            let fix = if daemon {
+                "give it in a variable the daemon's environment has: `refresh_token_passphrase_env = VAR` in the \
+                 INI (systemd: `EnvironmentFile=`); a daemon cannot ask for it"
+            } else if !crate::terminal::has_controlling_terminal() {
+                "give it in a variable: `refresh_token_passphrase_env = VAR` in the INI (or \
+                 `--refresh-token-passphrase-env VAR`); there is no terminal here to ask on"
+            } else {
+                super::plan::NO_PASSPHRASE_FIX
+            };
             return Err(Error::RefreshTokenLocked {
                 path: r.store.refresh_token_path(),
-                reason: format!("it is encrypted and no passphrase is configured, {first_renewal}; {}", {
-                    // The prompt only where someone can answer it (round 95 N2).
-                    if daemon {
-                        "give it in a variable the daemon's environment has: `refresh_token_passphrase_env = VAR` \
-                         in the INI (systemd: `EnvironmentFile=`); a daemon cannot ask for it"
-                    } else if !crate::terminal::has_controlling_terminal() {
-                        "give it in a variable: `refresh_token_passphrase_env = VAR` in the INI (or \
-                         `--refresh-token-passphrase-env VAR`); there is no terminal here to ask on"
-                    } else {
-                        super::plan::NO_PASSPHRASE_FIX
-                    }
-                }),
+                reason: format!("it is encrypted and no passphrase is configured, {first_renewal}; {fix}"),
             });
         }
         RefreshTokenState::Absent => {}
