@@ -2,11 +2,12 @@
 //! `Proxy-Authorization` checked on every request, then CONNECT dispatched to [`super::mitm`]
 //! (hosts to re-sign) or a plain tunnel (everything else).
 //!
-//! Resources ([`super::limits`]): each connection is admitted by the gate (unauthenticated ones
-//! are the first to go when it is full, then an opened tunnel idle between requests), must send its request head within
-//! [`Limits::header_read`](super::Limits), and is closed after [`Limits::idle`](super::Limits)
-//! without traffic. A request without valid credentials gets 407 and the connection is closed at
-//! once: nothing is kept for a client that does not know the secret. Warnings are rate-limited.
+//! Resources ([`super::limits`]): each connection is admitted by the gate (when it is full, an
+//! opened tunnel idle between requests goes first, then the oldest unauthenticated one), must send
+//! its request head within [`Limits::header_read`](super::Limits), and is closed after
+//! [`Limits::idle`](super::Limits) without traffic. A request without valid credentials gets 407
+//! and the connection is closed at once: nothing is kept for a client that does not know the
+//! secret. Warnings are rate-limited.
 //!
 //! Plain (non-CONNECT) proxy requests get 405: woci only sets `HTTPS_PROXY` for the child, so a
 //! plain request means some other program picked the proxy up; forwarding cleartext HTTP would
