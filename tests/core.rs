@@ -332,7 +332,7 @@ async fn session_authenticate_forces_a_login_and_is_not_forwarded() {
 async fn session_commands_refuse_what_they_cannot_honour() {
     let w = World::new().await;
     for (args, expect) in [
-        (&["session", "authenticate", "--profile-name", "PROD"][..], "woci --profile NAME session authenticate"),
+        (&["session", "authenticate", "--profile-name", "PROD"][..], "`--profile NAME session authenticate`"),
         (&["session", "refresh", "--profle", "PROD"], "did you mean `--profile`?"),
         // oci's own login for a profile that is woci's would replace its key and token.
         (
