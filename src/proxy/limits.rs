@@ -86,6 +86,8 @@ pub(crate) struct Admission {
 /// requests; the gate tells it to close.
 #[derive(Debug, Default)]
 pub(crate) struct Slot {
+    /// Another local user's connection ([`super::peer`]): closed before this user's own.
+    foreign: bool,
     authenticated: AtomicBool,
     done: AtomicBool,
     /// Told to close: at once without credentials, an opened tunnel when it has no request.
@@ -108,6 +110,8 @@ struct Requests {
 pub(crate) struct Closed {
     /// Connections that had not authenticated.
     pub(crate) unauthenticated: usize,
+    /// Of those, another local user's.
+    pub(crate) foreign: usize,
     /// An opened tunnel between requests (the one idle longest).
     pub(crate) idle: bool,
 }
@@ -129,26 +133,34 @@ impl Gate {
         Arc::new(Gate { limits, slots: Mutex::new(Vec::new()) })
     }
 
-    /// Admits a new (unauthenticated) connection, closing the oldest unauthenticated ones when
-    /// their cap or the connection cap is reached, and at the connection cap the opened tunnel
-    /// idle longest between requests: the admission and what was closed for it, or `None` when
-    /// every place is held by an authenticated connection that is busy (or a plain tunnel).
-    pub(crate) fn admit(self: &Arc<Gate>) -> Option<(Admission, Closed)> {
+    /// Admits a new (unauthenticated) connection, `foreign` when another local user's, closing the
+    /// oldest unauthenticated ones (another user's first) when their cap is reached, and at the
+    /// connection cap the opened tunnel idle longest between requests, else the next of those:
+    /// the admission and what was closed for it, or `None` when every place is held by an
+    /// authenticated connection that is busy (or a plain tunnel).
+    pub(crate) fn admit(self: &Arc<Gate>, foreign: bool) -> Option<(Admission, Closed)> {
         let limits = self.limits;
         let mut slots = lock(&self.slots);
         slots.retain(|s| !s.done.load(Ordering::SeqCst));
         let staying = |s: &&Arc<Slot>| !s.evicted.load(Ordering::SeqCst);
         let mut open = slots.iter().filter(staying).count();
-        let unauthenticated: Vec<&Arc<Slot>> =
-            slots.iter().filter(staying).filter(|s| !s.authenticated.load(Ordering::SeqCst)).collect();
+        let waiting = |of: bool| {
+            slots.iter().filter(staying).filter(move |s| s.foreign == of && !s.authenticated.load(Ordering::SeqCst))
+        };
+        // Another local user's first: their flood closes their own, not the program's new ones.
+        let unauthenticated: Vec<&Arc<Slot>> = waiting(true).chain(waiting(false)).collect();
         let mut closed = Closed::default();
-        // Past their own cap, the oldest connections without credentials go (a local flood).
         let mut oldest = unauthenticated.iter();
+        let close = |closed: &mut Closed, s: &Arc<Slot>| {
+            s.evict();
+            closed.unauthenticated += 1;
+            closed.foreign += usize::from(s.foreign);
+        };
+        // Past their own cap, the oldest connections without credentials go (a local flood).
         while unauthenticated.len() - closed.unauthenticated >= limits.max_unauthenticated {
             let Some(old) = oldest.next() else { break };
-            old.evict();
+            close(&mut closed, old);
             open -= 1;
-            closed.unauthenticated += 1;
         }
         if open >= limits.max_connections {
             // At the cap, a kept-alive tunnel between requests first (its client connects again
@@ -160,13 +172,10 @@ impl Gate {
                     longest.evict();
                     closed.idle = true;
                 }
-                None => {
-                    oldest.next()?.evict();
-                    closed.unauthenticated += 1;
-                }
+                None => close(&mut closed, oldest.next()?),
             }
         }
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot { foreign, ..Slot::default() });
         slots.push(slot.clone());
         Some((Admission { slot }, closed))
     }
@@ -414,13 +423,13 @@ mod tests {
     #[test]
     fn the_oldest_unauthenticated_connection_makes_room() {
         let gate = Gate::new(small(100, 2));
-        let (a, _) = gate.admit().unwrap();
-        let (b, _) = gate.admit().unwrap();
+        let (a, _) = gate.admit(false).unwrap();
+        let (b, _) = gate.admit(false).unwrap();
         b.slot.authenticated();
-        let (c, closed) = gate.admit().unwrap();
+        let (c, closed) = gate.admit(false).unwrap();
         assert_eq!(closed, Closed::default(), "b is authenticated, so only a counts");
-        let (_d, closed) = gate.admit().unwrap();
-        assert_eq!(closed, Closed { unauthenticated: 1, idle: false });
+        let (_d, closed) = gate.admit(false).unwrap();
+        assert_eq!(closed, Closed { unauthenticated: 1, foreign: 0, idle: false });
         assert!(a.slot.told_to_close() && !c.slot.told_to_close());
         drop(a);
         assert_eq!(gate.active(), 3);
@@ -433,23 +442,23 @@ mod tests {
         let gate = Gate::new(small(3, 3));
         let held: Vec<(Admission, InFlight)> = (0..3)
             .map(|_| {
-                let (a, _) = gate.admit().unwrap();
+                let (a, _) = gate.admit(false).unwrap();
                 a.slot.authenticated();
                 a.slot.opened();
                 let request = a.slot.request();
                 (a, request)
             })
             .collect();
-        assert!(gate.admit().is_none(), "full");
+        assert!(gate.admit(false).is_none(), "full");
         drop(held);
         assert_eq!(gate.active(), 0);
-        assert!(gate.admit().is_some());
+        assert!(gate.admit(false).is_some());
     }
 
     #[tokio::test(start_paused = true)]
     async fn at_the_cap_the_tunnel_idle_longest_makes_room() {
         let gate = Gate::new(small(3, 3));
-        let slots: Vec<Admission> = (0..3).map(|_| gate.admit().unwrap().0).collect();
+        let slots: Vec<Admission> = (0..3).map(|_| gate.admit(false).unwrap().0).collect();
         for (i, a) in slots.iter().enumerate() {
             a.slot.authenticated();
             a.slot.opened();
@@ -462,8 +471,8 @@ mod tests {
         let busy = slots[0].slot.request();
         tokio::time::advance(Duration::from_secs(1)).await;
         drop(busy);
-        let (_new, closed) = gate.admit().expect("an idle tunnel makes room");
-        assert_eq!(closed, Closed { unauthenticated: 0, idle: true });
+        let (_new, closed) = gate.admit(false).expect("an idle tunnel makes room");
+        assert_eq!(closed, Closed { unauthenticated: 0, foreign: 0, idle: true });
         let told: Vec<bool> = slots.iter().map(|a| a.slot.told_to_close()).collect();
         assert_eq!(told, [false, true, false], "the one idle longest");
 
@@ -471,20 +480,20 @@ mod tests {
 
         // At the cap an idle tunnel goes before a new client still on its way in (round 101 F2).
         let request = slots[2].slot.request();
-        let (_newer, closed) = gate.admit().expect("slot 0 is still idle");
-        assert_eq!(closed, Closed { unauthenticated: 0, idle: true });
+        let (_newer, closed) = gate.admit(false).expect("slot 0 is still idle");
+        assert_eq!(closed, Closed { unauthenticated: 0, foreign: 0, idle: true });
         assert!(slots[0].slot.told_to_close() && !_new.slot.told_to_close());
         // With none idle, the oldest without credentials; busy tunnels and plain ones never.
         _newer.slot.authenticated();
-        let (_third, closed) = gate.admit().expect("`_new` has not authenticated");
-        assert_eq!(closed, Closed { unauthenticated: 1, idle: false });
+        let (_third, closed) = gate.admit(false).expect("`_new` has not authenticated");
+        assert_eq!(closed, Closed { unauthenticated: 1, foreign: 0, idle: false });
         assert!(_new.slot.told_to_close());
         _third.slot.authenticated();
-        assert!(gate.admit().is_none(), "slot 2 is busy, the others are not opened tunnels");
+        assert!(gate.admit(false).is_none(), "slot 2 is busy, the others are not opened tunnels");
 
         // A request that came in as it was told to close keeps it open until the request ends.
         drop(request);
-        let (_last, closed) = gate.admit().expect("slot 2 is idle now");
+        let (_last, closed) = gate.admit(false).expect("slot 2 is idle now");
         assert!(closed.idle);
         let late = slots[2].slot.request();
         assert!(!slots[2].slot.must_close(Waker::noop()), "a request in flight");
@@ -492,12 +501,31 @@ mod tests {
         assert!(slots[2].slot.must_close(Waker::noop()));
     }
 
+    /// Another local user's flood of silent connections closes its own, not the program's new
+    /// ones (round 102 F1).
+    #[test]
+    fn another_users_connections_go_first() {
+        let gate = Gate::new(small(100, 4));
+        let (own, _) = gate.admit(false).unwrap();
+        let flood: Vec<Admission> = (0..3).map(|_| gate.admit(true).unwrap().0).collect();
+        let (_next, closed) = gate.admit(true).unwrap();
+        assert_eq!(closed, Closed { unauthenticated: 1, foreign: 1, idle: false });
+        assert!(!own.slot.told_to_close() && flood[0].slot.told_to_close());
+        // Once none of theirs is left, the oldest of the program's own.
+        let gate = Gate::new(small(100, 2));
+        let (own, _) = gate.admit(false).unwrap();
+        let (_own2, _) = gate.admit(false).unwrap();
+        let (_third, closed) = gate.admit(true).unwrap();
+        assert_eq!(closed, Closed { unauthenticated: 1, foreign: 0, idle: false });
+        assert!(own.slot.told_to_close());
+    }
+
     #[test]
     fn unauthenticated_connections_cannot_fill_the_cap() {
         let gate = Gate::new(small(4, 4));
         let mut held: Vec<Admission> = Vec::new();
         for _ in 0..50 {
-            let (a, _) = gate.admit().expect("admitted");
+            let (a, _) = gate.admit(false).expect("admitted");
             held.push(a);
             // Closed connections end when their task sees it; here: drop them now.
             held.retain(|a| !a.slot.told_to_close());

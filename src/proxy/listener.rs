@@ -34,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 /// Accepts clients until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+    let me = rustix::process::getuid().as_raw();
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(shared.limits.warn_interval);
     loop {
@@ -45,11 +46,21 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
             () = super::stopped(&mut shutdown) => break,
         };
-        match accepted.map(|(stream, _)| (stream, shared.gate.admit())) {
+        let foreign = |stream: &TcpStream, peer| {
+            let owner = stream.local_addr().ok().and_then(|local| super::peer::owner(local, peer));
+            owner.is_some_and(|uid| uid != me)
+        };
+        match accepted.map(|(stream, peer)| {
+            let admitted = shared.gate.admit(foreign(&stream, peer));
+            (stream, admitted)
+        }) {
             Ok((stream, Some((admission, closed)))) => {
-                let unauthenticated = closed.unauthenticated > 0;
-                if let Some(n) = unauthenticated.then(|| shared.warnings.allow("evict")).flatten() {
+                let own = closed.unauthenticated > closed.foreign;
+                if let Some(n) = own.then(|| shared.warnings.allow("evict")).flatten() {
                     say_evicted(&shared, n + 1);
+                }
+                if let Some(n) = (closed.foreign > 0).then(|| shared.warnings.allow("evict-foreign")).flatten() {
+                    say_foreign(&shared, n + 1);
                 }
                 if closed.idle {
                     // What a busy server does with kept-alive connections: nothing failed.
@@ -82,6 +93,9 @@ fn say_overdue_lines(shared: &Shared) {
     if let Some(n) = shared.warnings.overdue("evict") {
         say_evicted(shared, n);
     }
+    if let Some(n) = shared.warnings.overdue("evict-foreign") {
+        say_foreign(shared, n);
+    }
     if let Some(n) = shared.warnings.overdue("full") {
         say_refused(shared, n);
     }
@@ -90,11 +104,21 @@ fn say_overdue_lines(shared: &Shared) {
     }
 }
 
-/// `n` connections that had not sent the proxy's credentials were closed for new ones.
+/// `n` of this user's connections that had not sent the proxy's credentials were closed for new
+/// ones: the program's own new connections may be among them.
 fn say_evicted(shared: &Shared, n: u64) {
     tracing::warn!(
         "proxy: too many connections that have not given the proxy's credentials yet, closing the oldest ({n} in the \
-         last {}s)",
+         last {}s); a new connection of the program's among them fails",
+        shared.limits.warn_interval.as_secs()
+    );
+}
+
+/// `n` connections of another local user without the proxy's credentials were closed.
+fn say_foreign(shared: &Shared, n: u64) {
+    tracing::warn!(
+        "proxy: another local user keeps connections open to this proxy without its credentials; closing them ({n} \
+         in the last {}s), before any of the program's",
         shared.limits.warn_interval.as_secs()
     );
 }

@@ -11,7 +11,7 @@
 //!
 //! Submodules: [`hosts`] (what gets opened, `NO_PROXY`), [`ca`] (per-run CA, bundle file),
 //! [`listener`] (front door, proxy authentication), [`limits`] (timeouts, connection caps,
-//! warning rate), [`mitm`] (opened tunnels), [`resign`] (the
+//! warning rate), [`peer`] (whose a connection is), [`mitm`] (opened tunnels), [`resign`] (the
 //! keyId swap decision), [`forward`] (upstream client), [`tunnel`] (plain tunnels), [`java`] (what
 //! Java programs need to use the proxy).
 //!
@@ -33,6 +33,7 @@ pub mod java;
 pub mod limits;
 mod listener;
 mod mitm;
+mod peer;
 pub mod resign;
 pub mod tunnel;
 
