@@ -1083,12 +1083,18 @@ fn man_page_and_completions_come_from_the_binary() {
     assert_eq!(asked("woci --config-file = ~/other --profile OTHER2"), "[OTHER2]");
     assert_eq!(asked_in("woci --profile ''", &[("OCI_CLI_CONFIG_FILE", "~/other")]), "[OTHER][OTHER2]");
     // Round 99 N3: profiles so far only in woci_manager.ini (beside the config, or named), each once.
-    std::fs::write(home.path().join(".oci/woci_manager.ini"), "[COMMON]\n[EMU]\n[ini only]\n[]\n").unwrap();
+    std::fs::write(
+        home.path().join(".oci/woci_manager.ini"),
+        "[COMMON]\n[EMU]\n[ini only]\n[]\n[h\u{202e}evil]\n[c\x1b]0;x\x07]\n",
+    )
+    .unwrap();
     assert_eq!(
         asked("woci --profile ''"),
         r"[DEFAULT][EMU][my\ prod][team\[prod\]][y\]z][bob\'s][x\$HOME][\*][zed][ini\ only]"
     );
     assert_eq!(asked("woci --profile C"), "[]", "[COMMON] is not a profile");
+    assert_eq!(asked("woci --profile h"), "[]", "a bidi control is not offered (round 102 N1)");
+    assert_eq!(asked("woci --profile c"), "[]", "nor an escape");
     std::fs::write(home.path().join("mgr.ini"), "[M1]\n").unwrap();
     assert_eq!(asked("woci --manager-config ~/mgr.ini --profile M"), "[M1]");
     assert_eq!(asked_in("woci --profile M", &[("WOCI_MANAGER_CONFIG", "~/mgr.ini")]), "[M1]");

@@ -159,6 +159,18 @@ pub const FILES: &[Row] = &[
         "`~/.oci/sessions/<profile>/`",
         "the session (folder 0700, files 0600): `token`, the key pair (`oci_api_key.pem` ends with the `OCI_API_KEY` line, as `oci session authenticate` writes it, so `oci` does not warn), `refresh_token` (with `refresh_token.expires`, its expiry as the IdP said, and `refresh_token.rejected`, the digest of one the IdP refused, with that IdP's `token_url` and `auth_client_id`, so that calls do not send it there again), `.lock`, `.login.lock` (held by the woci whose login is under way, which other calls wait for), `.last_failure` (the last renewal's failure, which `--status` and waiting calls read), `.clock_skew` (how far this machine's clock was from the servers' at the last renewal, which every call corrects token times by), `.session_end_said` (the session end an `--auto-refresh`/`--exec` run of a session-refresh profile announced, once a session), `.grant_sent` (while a refresh grant is at the IdP; left by a killed woci, it tells that the refresh token was probably spent), daemon pid (`woci_refresh.pid`), log (`woci-daemon.log`; past 1 MiB it becomes `woci-daemon.log.1`, replacing the one before) and state (`woci-daemon.json`), renewal counts (`woci-metrics.json`), hook rate limits (`woci-hooks.json`, under `.hooks.lock`); `.<name>.<pid>.<random>.tmp` files only while a write is under way (a killed woci's are swept by the next renewal)",
     ),
+    r(
+        "`$XDG_RUNTIME_DIR/woci-proxy/`, else `$TMPDIR/woci-proxy-<uid>/`",
+        "a run's re-signing proxy files (0700, kept): each `--auto-refresh`/`--exec` run's folder \
+         `woci-proxy-<pid>-*` (the per-run CA bundle, Node's preload, Java's options), removed when the run \
+         ends; `woci-proxy-<uid>.<random>` instead when another user made the first name",
+    ),
+    r(
+        "`$XDG_RUNTIME_DIR/woci-rescue/`, else `$TMPDIR/woci-rescue-<uid>/`",
+        "a refresh token that could not be stored in a full session folder, \
+         `<profile>.<digest of the session folder>.refresh_token`, until the next call moves it back \
+         (`woci-rescue-<uid>.<random>` when another user made the first name)",
+    ),
 ];
 
 /// The table as the README writes it: a header row, then one row per entry.
