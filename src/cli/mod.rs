@@ -327,8 +327,8 @@ pub fn completions(shell: clap_complete::Shell) -> String {
     // its woci_manager.ini (the line's `--manager-config`, `WOCI_MANAGER_CONFIG`, beside the
     // config, `~/.oci`; not `[COMMON]`), each once; a section's name up to its line's last `]`, as
     // configparser reads it (`[team[prod]]`), matched as plain text (`compgen -W` would expand
-    // `$`, `*` and quotes in a name); a name with a control or bidi character is not offered
-    // (`printf %q` passes bidi controls to the terminal raw; round 102 N1).
+    // `$`, `*` and quotes in a name); a name with a control, bidi or invisible format character
+    // is not offered (`printf %q` passes them to the terminal raw; round 102 N1, 103 N2).
     let files = "local IFS=$'\\n'; compopt -o filenames 2>/dev/null\n                    COMPREPLY=($(compgen -f -- \"${cur}\"))";
     let mut script = script.replace("COMPREPLY=($(compgen -f \"${cur}\"))", files);
     let profiles = r#"local IFS=$'\n' cfg="${OCI_CLI_CONFIG_FILE:-}" mgr="${WOCI_MANAGER_CONFIG:-}" i
@@ -353,7 +353,7 @@ pub fn completions(shell: clap_complete::Shell) -> String {
                     while IFS= read -r i; do
                         [[ $i == "$cur"* ]] && COMPREPLY+=("$i")
                     done < <({ sed -n "$sections" "$cfg"; sed -n "$sections" "$mgr" | grep -vx COMMON; } 2>/dev/null |
-                             LC_ALL=C awk 'length && !seen[$0]++ && !/[\001-\037\177]|\342\200[\216\217\252-\256]|\342\201[\246-\251]|\330\234/')
+                             LC_ALL=C awk 'length && !seen[$0]++ && !/[\001-\037\177]|\342\200[\213-\217\250-\256]|\342\201[\240-\244\246-\251]|\357\273\277|\363\240[\200\201]|\330\234/')
                     [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\n' "${COMPREPLY[@]}"))
                     return 0
 "#;

@@ -135,9 +135,9 @@ impl Gate {
 
     /// Admits a new (unauthenticated) connection, `foreign` when another local user's, closing the
     /// oldest unauthenticated ones (another user's first) when their cap is reached, and at the
-    /// connection cap the opened tunnel idle longest between requests, else the next of those:
-    /// the admission and what was closed for it, or `None` when every place is held by an
-    /// authenticated connection that is busy (or a plain tunnel).
+    /// connection cap another user's unauthenticated one, else (for this user's new one only) the
+    /// opened tunnel idle longest between requests, else the oldest unauthenticated one: the
+    /// admission and what was closed for it, or `None` when nothing may be closed for it.
     pub(crate) fn admit(self: &Arc<Gate>, foreign: bool) -> Option<(Admission, Closed)> {
         let limits = self.limits;
         let mut slots = lock(&self.slots);
@@ -150,7 +150,7 @@ impl Gate {
         // Another local user's first: their flood closes their own, not the program's new ones.
         let unauthenticated: Vec<&Arc<Slot>> = waiting(true).chain(waiting(false)).collect();
         let mut closed = Closed::default();
-        let mut oldest = unauthenticated.iter();
+        let mut oldest = unauthenticated.iter().peekable();
         let close = |closed: &mut Closed, s: &Arc<Slot>| {
             s.evict();
             closed.unauthenticated += 1;
@@ -163,16 +163,23 @@ impl Gate {
             open -= 1;
         }
         if open >= limits.max_connections {
-            // At the cap, a kept-alive tunnel between requests first (its client connects again
-            // when it needs it), not a new client still on its way in (round 101 F2); else the
-            // oldest connection without credentials.
-            let idle = slots.iter().filter(staying).filter_map(|s| lock(&s.requests).idle_since.map(|t| (t, s)));
-            match idle.min_by_key(|(since, _)| *since) {
-                Some((_, longest)) => {
-                    longest.evict();
-                    closed.idle = true;
+            // At the cap: another user's connection without credentials first; another user's
+            // new one never displaces one of this user's (round 103 F1); then a kept-alive tunnel
+            // between requests (its client connects again when it needs it), not a new client
+            // still on its way in (round 101 F2); else the oldest connection without credentials.
+            if let Some(theirs) = oldest.next_if(|s| s.foreign) {
+                close(&mut closed, theirs);
+            } else if foreign {
+                return None;
+            } else {
+                let idle = slots.iter().filter(staying).filter_map(|s| lock(&s.requests).idle_since.map(|t| (t, s)));
+                match idle.min_by_key(|(since, _)| *since) {
+                    Some((_, longest)) => {
+                        longest.evict();
+                        closed.idle = true;
+                    }
+                    None => close(&mut closed, oldest.next()?),
                 }
-                None => close(&mut closed, oldest.next()?),
             }
         }
         let slot = Arc::new(Slot { foreign, ..Slot::default() });
@@ -386,6 +393,13 @@ impl WarnLimiter {
         self.overdue_at(kind, Instant::now())
     }
 
+    /// How many lines of `kind` were left out since the last one, whatever the interval: said when
+    /// the proxy stops, so the last burst of a run is counted too (round 103 N4).
+    pub(crate) fn rest(&self, kind: &'static str) -> Option<u64> {
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.get_mut(kind).map(|(_, left_out)| std::mem::take(left_out)).filter(|n| *n > 0)
+    }
+
     fn overdue_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let (last, left_out) = seen.get_mut(kind)?;
@@ -520,6 +534,28 @@ mod tests {
         assert!(own.slot.told_to_close());
     }
 
+    /// At the connection cap another user's silent connections close their own, never one of the
+    /// program's kept-alive tunnels (round 103 F1).
+    #[test]
+    fn another_user_never_displaces_the_programs_connections() {
+        let gate = Gate::new(small(3, 3));
+        let tunnels: Vec<Admission> = (0..2).map(|_| gate.admit(false).unwrap().0).collect();
+        for t in &tunnels {
+            t.slot.authenticated();
+            t.slot.opened();
+        }
+        let (theirs, _) = gate.admit(true).unwrap();
+        let (_next, closed) = gate.admit(true).expect("their older one makes room");
+        assert_eq!(closed, Closed { unauthenticated: 1, foreign: 1, idle: false });
+        assert!(theirs.slot.told_to_close() && tunnels.iter().all(|t| !t.slot.told_to_close()));
+        drop(theirs);
+        _next.slot.authenticated();
+        assert!(gate.admit(true).is_none(), "nothing of theirs left to close: refused");
+        assert!(tunnels.iter().all(|t| !t.slot.told_to_close()));
+        let (_own, closed) = gate.admit(false).expect("the program's own new one: an idle tunnel makes room");
+        assert!(closed.idle);
+    }
+
     #[test]
     fn unauthenticated_connections_cannot_fill_the_cap() {
         let gate = Gate::new(small(4, 4));
@@ -554,6 +590,11 @@ mod tests {
         assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(10)), Some(138));
         assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(30)), None, "said once");
         assert_eq!(w.overdue_at("never", t1), None);
+        // When the proxy stops, the rest is said whatever the interval.
+        assert_eq!(w.allow_at("full", t1 + Duration::from_secs(40)), Some(0));
+        assert_eq!(w.allow_at("full", t1 + Duration::from_secs(41)), None);
+        assert_eq!(w.rest("full"), Some(1));
+        assert_eq!(w.rest("full"), None);
     }
 
     #[tokio::test(start_paused = true)]

@@ -35,19 +35,26 @@ use tokio::net::{TcpListener, TcpStream};
 /// Accepts clients until shutdown.
 pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     let me = rustix::process::getuid().as_raw();
+    let owner_unknown_said = std::sync::atomic::AtomicBool::new(false);
     let mut shutdown = shared.shutdown.clone();
     let mut tick = tokio::time::interval(shared.limits.warn_interval);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = tick.tick() => {
-                say_overdue_lines(&shared);
+                say_overdue_lines(&shared, false);
                 continue;
             }
             () = super::stopped(&mut shutdown) => break,
         };
         let foreign = |stream: &TcpStream, peer| {
             let owner = stream.local_addr().ok().and_then(|local| super::peer::owner(local, peer));
+            if owner.is_none() && !owner_unknown_said.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                tracing::debug!(
+                    "proxy: the kernel did not name a connection's owner (sock_diag), so another local user's \
+                     connections are not told apart"
+                );
+            }
             owner.is_some_and(|uid| uid != me)
         };
         match accepted.map(|(stream, peer)| {
@@ -82,24 +89,25 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
-    say_overdue_lines(&shared);
+    say_overdue_lines(&shared, true);
     tracing::debug!("proxy listener stopped");
 }
 
-/// The connection and expired-token lines left out of an interval that has ended (at each tick
-/// and at the end), so no burst goes uncounted; the paths themselves say only the first line of
-/// an interval.
-fn say_overdue_lines(shared: &Shared) {
-    if let Some(n) = shared.warnings.overdue("evict") {
+/// The connection and expired-token lines left out of an interval that has ended (at each tick),
+/// or all left out (`at_end`, when the proxy stops), so no burst goes uncounted; the paths
+/// themselves say only the first line of an interval.
+fn say_overdue_lines(shared: &Shared, at_end: bool) {
+    let due = |kind| if at_end { shared.warnings.rest(kind) } else { shared.warnings.overdue(kind) };
+    if let Some(n) = due("evict") {
         say_evicted(shared, n);
     }
-    if let Some(n) = shared.warnings.overdue("evict-foreign") {
+    if let Some(n) = due("evict-foreign") {
         say_foreign(shared, n);
     }
-    if let Some(n) = shared.warnings.overdue("full") {
+    if let Some(n) = due("full") {
         say_refused(shared, n);
     }
-    if let Some(n) = shared.warnings.overdue("expired") {
+    if let Some(n) = due("expired") {
         super::mitm::say_expired(shared, n);
     }
 }
@@ -118,7 +126,7 @@ fn say_evicted(shared: &Shared, n: u64) {
 fn say_foreign(shared: &Shared, n: u64) {
     tracing::warn!(
         "proxy: another local user keeps connections open to this proxy without its credentials; closing them ({n} \
-         in the last {}s), before any of the program's",
+         in the last {}s); none of the program's is closed for them",
         shared.limits.warn_interval.as_secs()
     );
 }
