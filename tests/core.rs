@@ -1085,7 +1085,7 @@ fn man_page_and_completions_come_from_the_binary() {
     // Round 99 N3: profiles so far only in woci_manager.ini (beside the config, or named), each once.
     std::fs::write(
         home.path().join(".oci/woci_manager.ini"),
-        "[COMMON]\n[EMU]\n[ini only]\n[]\n[h\u{202e}evil]\n[c\x1b]0;x\x07]\n[ZED\u{200b}]\n[zed\u{feff}]\n[zed\u{e0041}]\n[caf\u{e9}]\n",
+        "[COMMON]\n[EMU]\n[ini only]\n[]\n[h\u{202e}evil]\n[c\x1b]0;x\x07]\n[ZED\u{200b}]\n[zed\u{feff}]\n[zed\u{e0041}]\n[caf\u{e9}]\n[csi\u{9b}2J]\n",
     )
     .unwrap();
     assert_eq!(
@@ -1094,7 +1094,7 @@ fn man_page_and_completions_come_from_the_binary() {
     );
     assert_eq!(asked("woci --profile C"), "[]", "[COMMON] is not a profile");
     assert_eq!(asked("woci --profile h"), "[]", "a bidi control is not offered (round 102 N1)");
-    assert_eq!(asked("woci --profile c"), "[caf\u{e9}]", "nor an escape; other non-ASCII names are");
+    assert_eq!(asked("woci --profile c"), "[caf\u{e9}]", "nor an escape, a C1 one too; other non-ASCII names are");
     assert_eq!(asked("woci --profile z"), "[zed]", "nor an invisible character (round 103 N2)");
     assert_eq!(asked("woci --profile ZED"), "[]");
     std::fs::write(home.path().join("mgr.ini"), "[M1]\n").unwrap();

@@ -353,7 +353,7 @@ pub fn completions(shell: clap_complete::Shell) -> String {
                     while IFS= read -r i; do
                         [[ $i == "$cur"* ]] && COMPREPLY+=("$i")
                     done < <({ sed -n "$sections" "$cfg"; sed -n "$sections" "$mgr" | grep -vx COMMON; } 2>/dev/null |
-                             LC_ALL=C awk 'length && !seen[$0]++ && !/[\001-\037\177]|\342\200[\213-\217\250-\256]|\342\201[\240-\244\246-\251]|\357\273\277|\363\240[\200\201]|\330\234/')
+                             LC_ALL=C awk 'length && !seen[$0]++ && !/[\001-\037\177]|\302[\200-\237]|\342\200[\213-\217\250-\256]|\342\201[\240-\244\246-\251]|\357\273\277|\363\240[\200\201]|\330\234/')
                     [[ ${#COMPREPLY[@]} -gt 0 ]] && COMPREPLY=($(printf '%q\n' "${COMPREPLY[@]}"))
                     return 0
 "#;

@@ -58,10 +58,10 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             owner.is_some_and(|uid| uid != me)
         };
         match accepted.map(|(stream, peer)| {
-            let admitted = shared.gate.admit(foreign(&stream, peer));
-            (stream, admitted)
+            let theirs = foreign(&stream, peer);
+            (stream, theirs, shared.gate.admit(theirs))
         }) {
-            Ok((stream, Some((admission, closed)))) => {
+            Ok((stream, _, Some((admission, closed)))) => {
                 let own = closed.unauthenticated > closed.foreign;
                 if let Some(n) = own.then(|| shared.warnings.allow("evict")).flatten() {
                     say_evicted(&shared, n + 1);
@@ -75,7 +75,13 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 }
                 spawn_until_shutdown(&shared.shutdown, serve_client(stream, shared.clone(), admission));
             }
-            Ok((_, None)) => {
+            // Another user's, refused at the cap: said as theirs, not as the program's (round 104 N1).
+            Ok((_, true, None)) => {
+                if let Some(n) = shared.warnings.allow("evict-foreign") {
+                    say_foreign(&shared, n + 1);
+                }
+            }
+            Ok((_, false, None)) => {
                 if let Some(n) = shared.warnings.allow("full") {
                     say_refused(&shared, n + 1);
                 }
@@ -122,11 +128,11 @@ fn say_evicted(shared: &Shared, n: u64) {
     );
 }
 
-/// `n` connections of another local user without the proxy's credentials were closed.
+/// `n` connections of another local user without the proxy's credentials were closed or refused.
 fn say_foreign(shared: &Shared, n: u64) {
     tracing::warn!(
-        "proxy: another local user keeps connections open to this proxy without its credentials; closing them ({n} \
-         in the last {}s); none of the program's is closed for them",
+        "proxy: another local user keeps connections open to this proxy without its credentials; closing or \
+         refusing them ({n} in the last {}s); none of the program's is closed for them",
         shared.limits.warn_interval.as_secs()
     );
 }
