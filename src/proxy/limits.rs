@@ -377,7 +377,7 @@ impl WarnLimiter {
     }
 
     fn allow_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = lock(&self.seen);
         let (last, left_out) = seen.entry(kind).or_default();
         if last.is_some_and(|last| now.duration_since(last) < self.interval) {
             *left_out += 1;
@@ -396,12 +396,12 @@ impl WarnLimiter {
     /// How many lines of `kind` were left out since the last one, whatever the interval: said when
     /// the proxy stops, so the last burst of a run is counted too (round 103 N4).
     pub(crate) fn rest(&self, kind: &'static str) -> Option<u64> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = lock(&self.seen);
         seen.get_mut(kind).map(|(_, left_out)| std::mem::take(left_out)).filter(|n| *n > 0)
     }
 
     fn overdue_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        let mut seen = lock(&self.seen);
         let (last, left_out) = seen.get_mut(kind)?;
         let ended = last.is_some_and(|last| now.duration_since(last) >= self.interval);
         (ended && *left_out > 0).then(|| {
