@@ -6,7 +6,7 @@
 //! for a new connection (the longest idle first), as a busy web server drops its idle keep-alive
 //! connections: a program that makes a client per task is served instead of refused.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -358,56 +358,74 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
 }
 
 /// At most one warning line per kind per interval; the next line says how many were left out.
+/// A kind warned through [`WarnLimiter::warn`] also has its line said by [`WarnLimiter::flush`]
+/// for a burst with nothing of its kind after it, so no count is lost (rounds 99 F1, 103 N4).
 #[derive(Debug)]
 pub(crate) struct WarnLimiter {
-    interval: Duration,
-    /// Per kind: when its last line was written, and how many were left out since.
-    seen: Mutex<HashMap<&'static str, (Option<Instant>, u64)>>,
+    limits: Limits,
+    seen: Mutex<BTreeMap<&'static str, Kind>>,
+}
+
+/// Writes a kind's line: `n` events in the last `warn_interval`.
+pub(crate) type Say = fn(&Limits, u64);
+
+#[derive(Debug, Default)]
+struct Kind {
+    /// When its last line was written, and how many were left out since.
+    last: Option<Instant>,
+    left_out: u64,
+    say: Option<Say>,
 }
 
 impl WarnLimiter {
-    pub(crate) fn new(interval: Duration) -> WarnLimiter {
-        WarnLimiter { interval, seen: Mutex::new(HashMap::new()) }
+    pub(crate) fn new(limits: Limits) -> WarnLimiter {
+        WarnLimiter { limits, seen: Mutex::new(BTreeMap::new()) }
     }
 
     /// `Some(n)` when a line of this kind may be written now (`n` were left out since the last
-    /// one), `None` when it is to be left out.
+    /// one), `None` when it is to be left out: for lines that carry one event's detail.
     pub(crate) fn allow(&self, kind: &'static str) -> Option<u64> {
-        self.allow_at(kind, Instant::now())
+        self.allow_at(kind, None, Instant::now())
     }
 
-    fn allow_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
+    /// Says this kind's line now if its interval allows, else counts it for the next one.
+    pub(crate) fn warn(&self, kind: &'static str, say: Say) {
+        if let Some(n) = self.allow_at(kind, Some(say), Instant::now()) {
+            say(&self.limits, n + 1);
+        }
+    }
+
+    fn allow_at(&self, kind: &'static str, say: Option<Say>, now: Instant) -> Option<u64> {
         let mut seen = lock(&self.seen);
-        let (last, left_out) = seen.entry(kind).or_default();
-        if last.is_some_and(|last| now.duration_since(last) < self.interval) {
-            *left_out += 1;
+        let k = seen.entry(kind).or_default();
+        k.say = say.or(k.say);
+        if k.last.is_some_and(|last| now.duration_since(last) < self.limits.warn_interval) {
+            k.left_out += 1;
             return None;
         }
-        *last = Some(now);
-        Some(std::mem::take(left_out))
+        k.last = Some(now);
+        Some(std::mem::take(&mut k.left_out))
     }
 
-    /// How many lines of `kind` were left out in an interval that has ended, if any: said then,
-    /// so a burst's count is not lost when nothing of its kind follows (round 99 F1).
-    pub(crate) fn overdue(&self, kind: &'static str) -> Option<u64> {
-        self.overdue_at(kind, Instant::now())
+    /// Says the count of every warned kind whose interval has ended with lines left out (at each
+    /// tick), or of every kind with lines left out (`at_end`, when the proxy stops).
+    pub(crate) fn flush(&self, at_end: bool) {
+        for (say, n) in self.due_at(at_end, Instant::now()) {
+            say(&self.limits, n);
+        }
     }
 
-    /// How many lines of `kind` were left out since the last one, whatever the interval: said when
-    /// the proxy stops, so the last burst of a run is counted too (round 103 N4).
-    pub(crate) fn rest(&self, kind: &'static str) -> Option<u64> {
+    fn due_at(&self, at_end: bool, now: Instant) -> Vec<(Say, u64)> {
         let mut seen = lock(&self.seen);
-        seen.get_mut(kind).map(|(_, left_out)| std::mem::take(left_out)).filter(|n| *n > 0)
-    }
-
-    fn overdue_at(&self, kind: &'static str, now: Instant) -> Option<u64> {
-        let mut seen = lock(&self.seen);
-        let (last, left_out) = seen.get_mut(kind)?;
-        let ended = last.is_some_and(|last| now.duration_since(last) >= self.interval);
-        (ended && *left_out > 0).then(|| {
-            *last = Some(now);
-            std::mem::take(left_out)
+        let interval = self.limits.warn_interval;
+        let ended = |last: Option<Instant>| at_end || last.is_some_and(|last| now.duration_since(last) >= interval);
+        let due = seen.values_mut().filter(|k| k.left_out > 0 && ended(k.last));
+        due.filter_map(|k| {
+            let say = k.say?;
+            k.last = Some(now);
+            Some((say, std::mem::take(&mut k.left_out)))
         })
+        .collect()
     }
 }
 
@@ -571,30 +589,40 @@ mod tests {
 
     #[test]
     fn warnings_are_limited_per_kind_with_a_count() {
-        let w = WarnLimiter::new(Duration::from_secs(10));
+        let w = WarnLimiter::new(Limits { warn_interval: Duration::from_secs(10), ..Limits::default() });
         let t0 = Instant::now();
-        assert_eq!(w.allow_at("accept", t0), Some(0));
+        assert_eq!(w.allow_at("accept", None, t0), Some(0));
         for i in 1..=335u64 {
-            assert_eq!(w.allow_at("accept", t0 + Duration::from_millis(i * 20)), None);
+            assert_eq!(w.allow_at("accept", None, t0 + Duration::from_millis(i * 20)), None);
         }
-        assert_eq!(w.allow_at("tls", t0 + Duration::from_secs(1)), Some(0), "kinds are separate");
-        assert_eq!(w.allow_at("accept", t0 + Duration::from_secs(10)), Some(335));
-        assert_eq!(w.allow_at("accept", t0 + Duration::from_secs(21)), Some(0));
-        // A burst with nothing after it: its count is said once its interval ends, once.
+        assert_eq!(w.allow_at("tls", None, t0 + Duration::from_secs(1)), Some(0), "kinds are separate");
+        assert_eq!(w.allow_at("accept", None, t0 + Duration::from_secs(10)), Some(335));
+        assert_eq!(w.allow_at("accept", None, t0 + Duration::from_secs(21)), Some(0));
+        assert_eq!(w.allow_at("accept", None, t0 + Duration::from_secs(22)), None);
+        // A burst with nothing after it: its count is said once its interval ends, once, for
+        // every kind that has a line of its own to say it with (any kind, any count).
+        fn full(_: &Limits, _: u64) {}
+        fn too_large(_: &Limits, _: u64) {}
         let t1 = t0 + Duration::from_secs(40);
-        assert_eq!(w.allow_at("full", t1), Some(0));
+        assert_eq!(w.allow_at("full", Some(full), t1), Some(0));
+        assert_eq!(w.allow_at("too-large", Some(too_large), t1), Some(0));
         for i in 1..=138u64 {
-            assert_eq!(w.allow_at("full", t1 + Duration::from_millis(i)), None);
+            assert_eq!(w.allow_at("full", Some(full), t1 + Duration::from_millis(i)), None);
         }
-        assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(9)), None, "the interval has not ended");
-        assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(10)), Some(138));
-        assert_eq!(w.overdue_at("full", t1 + Duration::from_secs(30)), None, "said once");
-        assert_eq!(w.overdue_at("never", t1), None);
+        assert_eq!(w.allow_at("too-large", Some(too_large), t1 + Duration::from_secs(1)), None);
+        let counts = |due: Vec<(Say, u64)>| due.into_iter().map(|(say, n)| (say as usize, n)).collect::<Vec<_>>();
+        assert_eq!(counts(w.due_at(false, t1 + Duration::from_secs(9))), vec![], "the interval has not ended");
+        assert_eq!(
+            counts(w.due_at(false, t1 + Duration::from_secs(10))),
+            vec![(full as Say as usize, 138), (too_large as Say as usize, 1)],
+            "`accept` (left out once) has no line of its own to say its count with"
+        );
+        assert_eq!(counts(w.due_at(false, t1 + Duration::from_secs(30))), vec![], "said once");
         // When the proxy stops, the rest is said whatever the interval.
-        assert_eq!(w.allow_at("full", t1 + Duration::from_secs(40)), Some(0));
-        assert_eq!(w.allow_at("full", t1 + Duration::from_secs(41)), None);
-        assert_eq!(w.rest("full"), Some(1));
-        assert_eq!(w.rest("full"), None);
+        assert_eq!(w.allow_at("full", Some(full), t1 + Duration::from_secs(40)), Some(0));
+        assert_eq!(w.allow_at("full", Some(full), t1 + Duration::from_secs(41)), None);
+        assert_eq!(counts(w.due_at(true, t1 + Duration::from_secs(41))), vec![(full as Say as usize, 1)]);
+        assert_eq!(counts(w.due_at(true, t1 + Duration::from_secs(41))), vec![]);
     }
 
     #[tokio::test(start_paused = true)]

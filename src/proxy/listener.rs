@@ -15,7 +15,7 @@
 
 use super::forward::text_response;
 use super::hosts::split_host_port;
-use super::limits::{Admission, IdleIo, Slot};
+use super::limits::{Admission, IdleIo, Limits, Slot};
 use super::{spawn_until_shutdown, ProxyBody, Shared};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -42,7 +42,7 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
             _ = tick.tick() => {
-                say_overdue_lines(&shared, false);
+                shared.warnings.flush(false);
                 continue;
             }
             () = super::stopped(&mut shutdown) => break,
@@ -63,11 +63,11 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         }) {
             Ok((stream, _, Some((admission, closed)))) => {
                 let own = closed.unauthenticated > closed.foreign;
-                if let Some(n) = own.then(|| shared.warnings.allow("evict")).flatten() {
-                    say_evicted(&shared, n + 1);
+                if own {
+                    shared.warnings.warn("evict", say_evicted);
                 }
-                if let Some(n) = (closed.foreign > 0).then(|| shared.warnings.allow("evict-foreign")).flatten() {
-                    say_foreign(&shared, n + 1);
+                if closed.foreign > 0 {
+                    shared.warnings.warn("evict-foreign", say_foreign);
                 }
                 if closed.idle {
                     // What a busy server does with kept-alive connections: nothing failed.
@@ -76,16 +76,8 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
                 spawn_until_shutdown(&shared.shutdown, serve_client(stream, shared.clone(), admission));
             }
             // Another user's, refused at the cap: said as theirs, not as the program's (round 104 N1).
-            Ok((_, true, None)) => {
-                if let Some(n) = shared.warnings.allow("evict-foreign") {
-                    say_foreign(&shared, n + 1);
-                }
-            }
-            Ok((_, false, None)) => {
-                if let Some(n) = shared.warnings.allow("full") {
-                    say_refused(&shared, n + 1);
-                }
-            }
+            Ok((_, true, None)) => shared.warnings.warn("evict-foreign", say_foreign),
+            Ok((_, false, None)) => shared.warnings.warn("full", say_refused),
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning; the listener stays up.
                 if let Some(n) = shared.warnings.allow("accept") {
@@ -95,55 +87,36 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         }
     }
-    say_overdue_lines(&shared, true);
+    shared.warnings.flush(true);
     tracing::debug!("proxy listener stopped");
-}
-
-/// The connection and expired-token lines left out of an interval that has ended (at each tick),
-/// or all left out (`at_end`, when the proxy stops), so no burst goes uncounted; the paths
-/// themselves say only the first line of an interval.
-fn say_overdue_lines(shared: &Shared, at_end: bool) {
-    let due = |kind| if at_end { shared.warnings.rest(kind) } else { shared.warnings.overdue(kind) };
-    if let Some(n) = due("evict") {
-        say_evicted(shared, n);
-    }
-    if let Some(n) = due("evict-foreign") {
-        say_foreign(shared, n);
-    }
-    if let Some(n) = due("full") {
-        say_refused(shared, n);
-    }
-    if let Some(n) = due("expired") {
-        super::mitm::say_expired(shared, n);
-    }
 }
 
 /// `n` of this user's connections that had not sent the proxy's credentials were closed for new
 /// ones: the program's own new connections may be among them.
-fn say_evicted(shared: &Shared, n: u64) {
+fn say_evicted(limits: &Limits, n: u64) {
     tracing::warn!(
         "proxy: too many connections that have not given the proxy's credentials yet, closing the oldest ({n} in the \
          last {}s); a new connection of the program's among them fails",
-        shared.limits.warn_interval.as_secs()
+        limits.warn_interval.as_secs()
     );
 }
 
 /// `n` connections of another local user without the proxy's credentials were closed or refused.
-fn say_foreign(shared: &Shared, n: u64) {
+fn say_foreign(limits: &Limits, n: u64) {
     tracing::warn!(
         "proxy: another local user keeps connections open to this proxy without its credentials; closing or \
          refusing them ({n} in the last {}s); none of the program's is closed for them",
-        shared.limits.warn_interval.as_secs()
+        limits.warn_interval.as_secs()
     );
 }
 
 /// `n` connections were refused at the connection cap.
-fn say_refused(shared: &Shared, n: u64) {
+fn say_refused(limits: &Limits, n: u64) {
     tracing::warn!(
         "proxy: {} connections open, refusing more ({n} refused in the last {}s): a program that keeps many \
          connections open needs a higher open-file limit (`ulimit -n`) or `proxy_max_connections`",
-        shared.limits.max_connections,
-        shared.limits.warn_interval.as_secs()
+        limits.max_connections,
+        limits.warn_interval.as_secs()
     );
 }
 

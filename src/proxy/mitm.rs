@@ -2,7 +2,7 @@
 //! on it, each request re-signed when it qualifies ([`super::resign`]) and forwarded upstream.
 
 use super::forward::text_response;
-use super::limits::Slot;
+use super::limits::{Limits, Slot};
 use super::resign::resign;
 use super::{ProxyBody, Shared};
 use crate::secret::SecretString;
@@ -85,14 +85,7 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
         .serve_connection(TokioIo::new(tls), svc);
     if let Err(e) = conn.await {
         if e.is_parse_too_large() {
-            if let Some(n) = shared.warnings.allow("too-large") {
-                tracing::warn!(
-                    "proxy: a request with more than {MAX_HEADERS} header fields or a request head over 400 KiB was \
-                     refused (431) ({} in the last {}s)",
-                    n + 1,
-                    shared.limits.warn_interval.as_secs()
-                );
-            }
+            shared.warnings.warn("too-large", say_too_large);
         }
         tracing::debug!(error = %e, "opened connection ended with an error");
     }
@@ -131,19 +124,25 @@ async fn current_token(shared: &Shared) -> (SecretString, bool) {
 /// stopped by Ctrl-C meanwhile sends nothing, and the line would then be false.
 fn warn_expired(shared: &Shared) {
     // The program then meets a 401 with nothing of woci's said about it at that moment.
-    if let Some(n) = shared.warnings.allow("expired") {
-        say_expired(shared, n + 1);
-    }
+    shared.warnings.warn("expired", say_expired);
 }
 
-/// `n` requests went out with the expired token (the listener says a burst's rest when its
-/// interval ends).
-pub(super) fn say_expired(shared: &Shared, n: u64) {
+/// `n` requests went out with the expired token.
+fn say_expired(limits: &Limits, n: u64) {
     tracing::warn!(
         "proxy: no renewal within {}s, so a request went out with the expired session token, which OCI refuses \
          ({n} in the last {}s; the renewal's own lines say why, once it ends)",
         EXPIRED_WAIT.as_secs(),
-        shared.limits.warn_interval.as_secs()
+        limits.warn_interval.as_secs()
+    );
+}
+
+/// `n` requests in opened tunnels were refused for their heads' size.
+fn say_too_large(limits: &Limits, n: u64) {
+    tracing::warn!(
+        "proxy: a request with more than {MAX_HEADERS} header fields or a request head over 400 KiB was refused \
+         (431) ({n} in the last {}s)",
+        limits.warn_interval.as_secs()
     );
 }
 

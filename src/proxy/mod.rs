@@ -293,7 +293,7 @@ pub async fn start(cfg: ProxyConfig, token: watch::Receiver<SecretString>) -> Re
         stats: Mutex::default(),
         shutdown: shutdown_rx,
         gate: limits::Gate::new(cfg.limits),
-        warnings: limits::WarnLimiter::new(cfg.limits.warn_interval),
+        warnings: limits::WarnLimiter::new(cfg.limits),
         limits: cfg.limits,
         clock: cfg.clock,
     });
