@@ -45,6 +45,11 @@ const PUBLIC_KEY_FILE: &str = "oci_api_key_public.pem";
 /// The Python woci's key file name, honoured when present.
 const PY_WOCI_KEY_FILE: &str = "private_key.pem";
 
+/// How to configure the passphrase of an encrypted refresh token.
+pub(crate) const NO_PASSPHRASE_FIX: &str = "give its passphrase with `--refresh-token-passphrase-env VAR` or \
+     `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, \
+     `refresh_token_passphrase_prompt`)";
+
 /// The session folder of one profile.
 #[derive(Debug, Clone)]
 pub struct SessionStore {
@@ -986,10 +991,7 @@ fn parse_refresh_token(
     let Some(pass) = passphrase else {
         return Err(Error::RefreshTokenLocked {
             path,
-            reason: "it is encrypted; give its passphrase with `--refresh-token-passphrase-env VAR` or \
-                     `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, \
-                     `refresh_token_passphrase_prompt`)"
-                .into(),
+            reason: format!("it is encrypted; {NO_PASSPHRASE_FIX}"),
         });
     };
     crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked {

@@ -539,7 +539,7 @@ fn refresh_token_ready(r: &Renewer, daemon: bool) -> Result<()> {
                 "give it in a variable: `refresh_token_passphrase_env = VAR` in the INI (or \
                  `--refresh-token-passphrase-env VAR`); there is no terminal here to ask on"
             } else {
-                super::plan::NO_PASSPHRASE_FIX
+                crate::store::NO_PASSPHRASE_FIX
             };
             return Err(Error::RefreshTokenLocked {
                 path: r.store.refresh_token_path(),

@@ -9,7 +9,7 @@ use crate::clock::{fmt_secs, fmt_utc};
 use crate::error::{exit, Error};
 use crate::jwt::{self, Freshness};
 use crate::settings::{FederatedConfig, LoginConfig, RenewMode, SessionRefreshConfig};
-use crate::store::{InterruptedRotation, RefreshTokenState};
+use crate::store::{InterruptedRotation, RefreshTokenState, NO_PASSPHRASE_FIX};
 use std::time::{Duration, UNIX_EPOCH};
 
 /// What happens next.
@@ -563,11 +563,6 @@ fn renewal_note(f: &SessionFacts<'_>) -> String {
         "; but {lacking}, so the renewal after it fails unless another woci with the passphrase (a daemon) makes it{fix}"
     )
 }
-
-/// How to configure the passphrase of an encrypted refresh token.
-pub(crate) const NO_PASSPHRASE_FIX: &str = "give it with `--refresh-token-passphrase-env VAR` or \
-     `--refresh-token-passphrase-prompt` (in the INI: `refresh_token_passphrase_env`, \
-     `refresh_token_passphrase_prompt`)";
 
 /// How far ahead of its window a supervisor renews, at most.
 const MAX_LEAD: Duration = Duration::from_secs(30);
