@@ -989,10 +989,7 @@ fn parse_refresh_token(
         return Ok(Some(SecretString::from(trimmed)));
     }
     let Some(pass) = passphrase else {
-        return Err(Error::RefreshTokenLocked {
-            path,
-            reason: format!("it is encrypted; {NO_PASSPHRASE_FIX}"),
-        });
+        return Err(Error::RefreshTokenLocked { path, reason: format!("it is encrypted; {NO_PASSPHRASE_FIX}") });
     };
     crypto::open(trimmed, pass).map(Some).map_err(|e| Error::RefreshTokenLocked {
         path,

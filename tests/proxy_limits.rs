@@ -88,10 +88,25 @@ async fn half_sent_heads_and_idle_tunnels_are_closed() {
             .unwrap();
         let text = read_to_close(&mut tunnel);
         assert!(text.starts_with("HTTP/1.1 200"), "the tunnel opened, then closed when idle: {text}");
+
+        // A client that closed its half of a tunnel to a server that never answers nor closes: the
+        // proxy reads only the upstream then, and still closes the tunnel when idle.
+        let mut tunnel = TcpStream::connect(addr).unwrap();
+        write!(tunnel, "CONNECT {up_addr} HTTP/1.1\r\nhost: {up_addr}\r\nproxy-authorization: Basic {creds}\r\n\r\n")
+            .unwrap();
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            tunnel.read_exact(&mut byte).unwrap();
+            head.push(byte[0]);
+        }
+        assert!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+        tunnel.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(read_to_close(&mut tunnel), "", "closed when idle, with nothing more");
     })
     .await
     .unwrap();
-    assert_eq!(p.stats().tunnels, 1);
+    assert_eq!(p.stats().tunnels, 2);
 }
 
 /// The child raises its own descriptor limit, opens 1,100 idle connections to the proxy, then

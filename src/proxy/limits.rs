@@ -97,8 +97,8 @@ pub(crate) struct Slot {
     requests: Mutex<Requests>,
 }
 
-/// An opened tunnel's requests in flight, and since when it has had none (`None` before it
-/// is opened, and while one is in flight).
+/// An opened tunnel's requests in flight, and since when it has had none (`None` before its
+/// first request has ended: a client on its way in, and while one is in flight).
 #[derive(Debug, Default)]
 struct Requests {
     in_flight: usize,
@@ -156,9 +156,15 @@ impl Gate {
             closed.unauthenticated += 1;
             closed.foreign += usize::from(s.foreign);
         };
-        // Past their own cap, the oldest connections without credentials go (a local flood).
+        // Past their own cap, the oldest connections without credentials go (a local flood); another
+        // user's new one never displaces one of this user's.
         while unauthenticated.len() - closed.unauthenticated >= limits.max_unauthenticated {
-            let Some(old) = oldest.next() else { break };
+            let Some(old) = oldest.next_if(|s| s.foreign || !foreign) else {
+                if oldest.peek().is_some() {
+                    return None;
+                }
+                break;
+            };
             close(&mut closed, old);
             open -= 1;
         }
@@ -207,14 +213,6 @@ impl Slot {
     /// becomes an opened tunnel idle between requests.
     pub(crate) fn authenticated(&self) {
         self.authenticated.store(true, Ordering::SeqCst);
-    }
-
-    /// The connection became an opened (re-signed) tunnel, idle until its first request.
-    pub(crate) fn opened(&self) {
-        let mut r = lock(&self.requests);
-        if r.in_flight == 0 {
-            r.idle_since = Some(Instant::now());
-        }
     }
 
     /// A request of an opened tunnel begins; it ends when the guard is dropped (with its response).
@@ -274,18 +272,23 @@ pub(crate) struct IdleIo<T> {
     last: Instant,
     timer: Pin<Box<Sleep>>,
     admission: Option<Admission>,
+    /// The last write or flush was pending: a response's tail is still on its way to a slow
+    /// reader (its request no longer counts as in flight once hyper holds all of it), so the
+    /// connection is busy, not idle, until it has gone out.
+    sending: bool,
 }
 
 impl<T> IdleIo<T> {
     pub(crate) fn new(inner: T, idle: Duration, admission: Option<Admission>) -> IdleIo<T> {
         let now = Instant::now();
-        IdleIo { inner, idle, last: now, timer: Box::pin(tokio::time::sleep_until(now + idle)), admission }
+        let timer = Box::pin(tokio::time::sleep_until(now + idle));
+        IdleIo { inner, idle, last: now, timer, admission, sending: false }
     }
 
     /// `Ready(Err)` once the connection has been idle for too long or was told to close; re-arms
     /// the timer otherwise.
     fn poll_idle(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
-        if self.admission.as_ref().is_some_and(|a| a.slot.must_close(cx.waker())) {
+        if !self.sending && self.admission.as_ref().is_some_and(|a| a.slot.must_close(cx.waker())) {
             return Poll::Ready(io::Error::new(io::ErrorKind::ConnectionAborted, "closed to make room"));
         }
         loop {
@@ -332,11 +335,14 @@ impl<T: AsyncRead + Unpin> AsyncRead for IdleIo<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.sending = polled.is_pending();
         self.noting(cx, polled, |n| *n > 0)
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.sending = polled.is_pending();
+        polled
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -349,6 +355,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.sending = polled.is_pending();
         self.noting(cx, polled, |n| *n > 0)
     }
 
@@ -476,7 +483,6 @@ mod tests {
             .map(|_| {
                 let (a, _) = gate.admit(false).unwrap();
                 a.slot.authenticated();
-                a.slot.opened();
                 let request = a.slot.request();
                 (a, request)
             })
@@ -493,7 +499,6 @@ mod tests {
         let slots: Vec<Admission> = (0..3).map(|_| gate.admit(false).unwrap().0).collect();
         for (i, a) in slots.iter().enumerate() {
             a.slot.authenticated();
-            a.slot.opened();
             drop(a.slot.request());
             if i == 0 {
                 // The first one's request ends last: it is idle the shortest time.
@@ -543,11 +548,14 @@ mod tests {
         let (_next, closed) = gate.admit(true).unwrap();
         assert_eq!(closed, Closed { unauthenticated: 1, foreign: 1, idle: false });
         assert!(!own.slot.told_to_close() && flood[0].slot.told_to_close());
-        // Once none of theirs is left, the oldest of the program's own.
+        // Once none of theirs is left, theirs is refused; the program's own new one closes the
+        // oldest of the program's.
         let gate = Gate::new(small(100, 2));
         let (own, _) = gate.admit(false).unwrap();
         let (_own2, _) = gate.admit(false).unwrap();
-        let (_third, closed) = gate.admit(true).unwrap();
+        assert!(gate.admit(true).is_none(), "another user's never displaces the program's");
+        assert!(!own.slot.told_to_close());
+        let (_third, closed) = gate.admit(false).unwrap();
         assert_eq!(closed, Closed { unauthenticated: 1, foreign: 0, idle: false });
         assert!(own.slot.told_to_close());
     }
@@ -560,7 +568,7 @@ mod tests {
         let tunnels: Vec<Admission> = (0..2).map(|_| gate.admit(false).unwrap().0).collect();
         for t in &tunnels {
             t.slot.authenticated();
-            t.slot.opened();
+            drop(t.slot.request());
         }
         let (theirs, _) = gate.admit(true).unwrap();
         let (_next, closed) = gate.admit(true).expect("their older one makes room");
@@ -623,6 +631,47 @@ mod tests {
         assert_eq!(w.allow_at("full", Some(full), t1 + Duration::from_secs(41)), None);
         assert_eq!(counts(w.due_at(true, t1 + Duration::from_secs(41))), vec![(full as Say as usize, 1)]);
         assert_eq!(counts(w.due_at(true, t1 + Duration::from_secs(41))), vec![]);
+    }
+
+    /// A response's tail still on its way to a slow reader keeps the connection open when it is
+    /// told to close, though its request no longer counts as in flight (hyper holds all of it).
+    #[tokio::test]
+    async fn a_connection_told_to_close_sends_its_response_first() {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let gate = Gate::new(small(1, 1));
+        let (admission, _) = gate.admit(false).unwrap();
+        let slot = admission.slot();
+        slot.authenticated();
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut io = IdleIo::new(a, Duration::from_secs(600), Some(admission));
+        let request = slot.request();
+        let body = [7u8; 256];
+        let sent = io.write(&body).await.unwrap();
+        let mut cx = Context::from_waker(Waker::noop());
+        assert!(Pin::new(&mut io).poll_write(&mut cx, &body[sent..]).is_pending(), "the reader is slow");
+        drop(request);
+        let (_new, closed) = gate.admit(false).expect("an idle opened tunnel makes room");
+        assert!(closed.idle && slot.told_to_close());
+        let mut buf = [0u8; 8];
+        let mut read = ReadBuf::new(&mut buf);
+        assert!(Pin::new(&mut io).poll_read(&mut cx, &mut read).is_pending(), "still sending");
+        b.read_exact(&mut [0u8; 64]).await.unwrap();
+        io.write_all(&body[sent..sent + 64]).await.unwrap();
+        let err = io.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionAborted, "sent: closed now");
+    }
+
+    /// A tunnel opened for re-signing is on its way in until its first request has ended: not
+    /// closed as idle for another.
+    #[test]
+    fn a_tunnel_before_its_first_request_is_not_idle() {
+        let gate = Gate::new(small(2, 2));
+        let fresh: Vec<Admission> = (0..2).map(|_| gate.admit(false).unwrap().0).collect();
+        fresh.iter().for_each(|a| a.slot.authenticated());
+        assert!(gate.admit(false).is_none(), "none idle yet");
+        drop(fresh[1].slot.request());
+        let (_new, closed) = gate.admit(false).unwrap();
+        assert!(closed.idle && fresh[1].slot.told_to_close() && !fresh[0].slot.told_to_close());
     }
 
     #[tokio::test(start_paused = true)]

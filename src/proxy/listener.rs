@@ -171,7 +171,7 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: Arc<Slot>) 
 
     // Tunnel: connect first so that an unreachable host is a 502 the child can report.
     tracing::debug!(%host, port, "tunnelling CONNECT");
-    let mut upstream = match shared.upstream.connect(&host, port).await {
+    let upstream = match shared.upstream.connect(&host, port).await {
         Ok(s) => s,
         Err(e) => {
             shared.count(|s| &mut s.upstream_errors);
@@ -181,7 +181,11 @@ async fn handle(req: Request<Incoming>, shared: Arc<Shared>, marker: Arc<Slot>) 
     };
     shared.count(|s| &mut s.tunnels);
     let _ = upstream.set_nodelay(true);
-    after_upgrade(req, &shared, |upgraded| async move {
+    // The upstream side keeps its own idle clock: once the client has closed its half, only the
+    // upstream is read, and a server that never answers nor closes would hold the tunnel forever.
+    let idle = shared.limits.idle;
+    after_upgrade(req, &shared, move |upgraded| async move {
+        let mut upstream = IdleIo::new(upstream, idle, None);
         if let Err(e) = tokio::io::copy_bidirectional(&mut TokioIo::new(upgraded), &mut upstream).await {
             tracing::debug!(error = %e, "tunnel ended with an error");
         }

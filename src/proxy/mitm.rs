@@ -60,7 +60,6 @@ pub(crate) async fn serve(upgraded: Upgraded, host: String, port: u16, shared: A
     };
     let host: Arc<str> = host.into();
     let header_read = shared.limits.tunnel_header_read;
-    slot.opened();
     let served = shared.clone();
     let svc = service_fn(move |req| {
         let shared = served.clone();
