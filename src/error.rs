@@ -234,8 +234,8 @@ pub enum Error {
         code: u8,
         /// The message.
         message: String,
-        /// For another woci's failure: whether it may go away by itself.
-        shared: Option<bool>,
+        /// For another woci's failure: how a renewal loop meets it, as that woci's loop did.
+        shared: Option<Retry>,
     },
 
     /// Anything else (internal).
@@ -317,6 +317,17 @@ fn describe(description: &Option<String>) -> String {
     }
 }
 
+/// How a renewal loop meets a failure another woci recorded: as it would have met it itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retry {
+    /// It may go away by itself (the network, a server's fault): retried soon.
+    Soon,
+    /// A refusal a settings change can fix (a client refused, a CA not trusted): retried slowly.
+    Slowly,
+    /// Retrying cannot help (a refused refresh token, bad settings).
+    Never,
+}
+
 impl Error {
     /// A server's own fault (a 5xx, a 429, `temporarily_unavailable`), which it answers whoever
     /// asks: not a network path, CA or proxy of the caller's.
@@ -390,7 +401,7 @@ impl Error {
                 | Error::ProxyRefused { .. }
                 | Error::ReplyLost { .. }
                 | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
-                | Error::Blocked { shared: Some(true), .. }
+                | Error::Blocked { shared: Some(Retry::Soon), .. }
         )
     }
 

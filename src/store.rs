@@ -379,11 +379,13 @@ impl SessionStore {
         holder_of(&self.lock_path())
     }
 
-    /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, if so: no
-    /// renewal of the profile can happen until it resumes (a waiting one gives up after
-    /// [`STOPPED_GRACE`]).
-    pub fn stopped_lock_holder(&self) -> Option<u32> {
-        [self.lock_path(), self.login_lock_path()].iter().find_map(|lock| holding(lock, fsutil::process_stopped))
+    /// The pid of a stopped process (Ctrl-Z, SIGSTOP) that holds the renewal lock, or else the
+    /// login lock (`true`), if so: no renewal (or login) of the profile can happen until it
+    /// resumes (a waiting one gives up after [`STOPPED_GRACE`]).
+    pub fn stopped_lock_holder(&self) -> Option<(u32, bool)> {
+        [(self.lock_path(), false), (self.login_lock_path(), true)]
+            .into_iter()
+            .find_map(|(lock, login)| holding(&lock, fsutil::process_stopped).map(|pid| (pid, login)))
     }
 
     /// A renewal under way in another live process, if so: its pid and when it took the lock
@@ -1097,9 +1099,13 @@ pub struct FailureRecord {
     pub exit_code: u8,
     /// Its message.
     pub message: String,
-    /// Whether a retry may help (a waiting renewal loop retries it then).
+    /// Whether a retry soon may help (a waiting renewal loop retries it then).
     #[serde(default)]
     pub transient: bool,
+    /// Whether a renewal loop keeps trying after it (soon, or slowly after a refusal a settings
+    /// change can fix); else the loop ends, as the loop that met it did.
+    #[serde(default)]
+    pub renewable: bool,
     /// The refresh grant's answer was lost: the stored refresh token is probably spent.
     #[serde(default)]
     pub reply_lost: bool,

@@ -890,6 +890,30 @@ async fn an_api_key_profile_without_auth_goes_to_oci_unchanged() {
     assert_eq!(w.emu.stats().requests, 0);
 }
 
+/// A plain JWT refresh token whose own `exp` has passed (an IdP that sent no
+/// `refresh_expires_in`): `--status` and the prompt both say a login is needed, with exit 3, as
+/// the call finds (round 105's review: the prompt said `P expired`, exit 0).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_prompt_reads_a_plain_refresh_tokens_own_expiry_as_status_does() {
+    use base64::Engine;
+    let w = World::new().await;
+    w.seed_token(-10);
+    let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    let exp = unix_now() - 60;
+    let rt = format!("{}.{}.c2ln", b64(r#"{"alg":"none"}"#), b64(&format!(r#"{{"exp":{exp}}}"#)));
+    std::fs::write(w.session_dir().join("refresh_token"), rt).unwrap();
+    for (args, says) in [(&["--status"][..], "login"), (&["--status", "--prompt"], "P login")] {
+        let out = run({
+            let mut c = w.woci();
+            c.args(args);
+            c
+        })
+        .await;
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(String::from_utf8_lossy(&out.stdout).contains(says), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+}
+
 /// A refresh token that cannot be read at all (a folder, over 1 MiB) matters only when a renewal
 /// needs it: a valid token still serves the call, and `--status` says so.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1192,6 +1216,41 @@ async fn a_call_needing_a_login_waits_for_the_one_under_way() {
         said.contains("next call: wait for pid") && said.contains("'s login") && !said.contains("next call: login"),
         "{said}"
     );
+}
+
+/// Two calls that need a login, the first's declined by its person: the second, which waited for
+/// that login, ends with its failure rather than open a second browser (recorded before the login
+/// lock was let go), and counts it once, not again as its own (round 105's review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_declined_login_fails_the_call_that_waited_for_it_once() {
+    let w = World::new().await;
+    let metrics = w.home().join("woci.prom");
+    let ini = w
+        .read(&w.manager_ini_path())
+        .replace("[COMMON]\n", &format!("[COMMON]\nmetrics_file = {}\n", metrics.display()));
+    std::fs::write(w.manager_ini_path(), ini).unwrap();
+    w.emu.set_fault(Endpoint::Authorize, Fault::access_denied().times(1));
+    let (opened, browser) = slow_browser(&w, 2);
+    let call = || {
+        let mut c = w.woci();
+        c.env("BROWSER", &browser).args(["os", "ns", "get"]);
+        c
+    };
+    let first = tokio::spawn(run(call()));
+    until_opened(&opened).await;
+    let second = run(call()).await;
+    let first = first.await.unwrap();
+    assert_eq!(first.status.code(), Some(3), "{}", stderr(&first));
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    assert!(stderr(&second).contains("that another woci made while this call waited failed"), "{}", stderr(&second));
+    assert_eq!(w.read(&opened).lines().count(), 1, "one browser");
+    let failed: u64 = w
+        .read(&metrics)
+        .lines()
+        .filter(|l| l.starts_with("woci_renewals_total{") && !l.contains("result=\"ok\""))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(failed, 1, "{}", w.read(&metrics));
 }
 
 /// A refused refresh token and two calls (two kubectl calls): the login it needs is one login,

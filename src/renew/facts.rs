@@ -249,8 +249,9 @@ pub struct SessionFacts<'s> {
     /// (`config_current` false) and so.
     pub config_unwritable: Option<String>,
     /// Read by `--status` only ([`Self::with_stopped_holder`]): a stopped process (Ctrl-Z)
-    /// holding the renewal lock, which every renewal waits for.
-    pub stopped_holder: Option<u32>,
+    /// holding the renewal lock, which every renewal waits for, or the login lock (`true`),
+    /// which only a login waits for.
+    pub stopped_holder: Option<(u32, bool)>,
     /// How far the servers' time is behind token time, seconds (0 unless this machine's clock is
     /// ahead): what OCI's own judgements (a session refresh) go by ([`Self::in_token_time`]).
     pub servers_behind: i64,
@@ -268,10 +269,22 @@ pub fn profile_unknown(settings: &Settings, store: &SessionStore) -> bool {
     OciProfile::read(settings).is_ok_and(|(config, _)| unknown(&config, settings.ini_file.as_ref(), store))
 }
 
+/// How far [`SessionFacts::read`] looks into the stored refresh token beyond what a call needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peek {
+    /// Not at all (a call, which sends it anyway).
+    No,
+    /// A plain JWT refresh token's own expiry (the prompt).
+    Plain,
+    /// That, and whether the environment's passphrase opens an encrypted one (`--status`).
+    Passphrase,
+}
+
 impl<'s> SessionFacts<'s> {
-    /// Reads the facts of the settings' profile; with `peek` (`--status`), also whether the
-    /// environment's passphrase opens the refresh token and a JWT refresh token's own expiry.
-    pub fn read(settings: &'s Settings, store: &SessionStore, peek: bool) -> Result<SessionFacts<'s>> {
+    /// Reads the facts of the settings' profile; with `peek` other than [`Peek::No`] (`--status`,
+    /// the prompt), also a JWT refresh token's own expiry, and with [`Peek::Passphrase`]
+    /// (`--status`) whether the environment's passphrase opens it (a key derivation).
+    pub fn read(settings: &'s Settings, store: &SessionStore, peek: Peek) -> Result<SessionFacts<'s>> {
         let (config, oci) = OciProfile::read(settings)?;
         let token_path = oci.security_token_file.clone().unwrap_or_else(|| store.token_path());
         let token = match SessionStore::read_token_at(&token_path) {
@@ -302,8 +315,9 @@ impl<'s> SessionFacts<'s> {
             _ => (PassphraseInput::None, None),
         };
         let opened = match state {
-            _ if !peek => None,
-            RefreshTokenState::Encrypted => env_pass.map(|p| stored.open(Some(p))),
+            _ if peek == Peek::No => None,
+            RefreshTokenState::Encrypted if peek == Peek::Passphrase => env_pass.map(|p| stored.open(Some(p))),
+            RefreshTokenState::Encrypted => None,
             _ => Some(stored.open(None)),
         };
         // An empty variable opens no envelope: known without trying, calls and `--status` alike.

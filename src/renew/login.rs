@@ -349,7 +349,7 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force:
         let since = crate::clock::unix_millis(r.clock.now());
         while_caller_lives(wait_for_other_login(r, cfg)).await?;
         if force != super::Force::Login {
-            if let Some(f) = r.store.failure_since(since) {
+            if let Some(f) = r.store.failure_since(since).filter(|f| r.same_inputs(f)) {
                 return Err(r.failed_elsewhere(f));
             }
             let facts = r.facts()?;
@@ -363,8 +363,13 @@ pub(super) async fn log_in_before_locking(r: &Renewer, cfg: &LoginConfig, force:
     if !cfg.interactive {
         return Ok(());
     }
-    passphrase(r, cfg, true).await?;
-    let (tokens, held) = person_logs_in(r, r.http().await?, cfg).await?;
+    // Its failure is recorded while the login lock is held: a call waiting for this login takes
+    // it then, rather than open a second browser (round 105's review).
+    let logged_in = async {
+        passphrase(r, cfg, true).await?;
+        person_logs_in(r, r.http().await?, cfg).await
+    };
+    let (tokens, held) = logged_in.await.inspect_err(|e| r.settle_failure(force, e))?;
     *r.logged_in.lock().unwrap_or_else(|p| p.into_inner()) = Some(LoggedIn { tokens, _held: held, _login_lock: lock });
     Ok(())
 }

@@ -27,7 +27,7 @@ pub mod schedule;
 use crate::clock::{fmt_secs, fmt_utc, Clock, ServerClock, SharedClock};
 use crate::context::Context;
 use crate::critical::failpoint;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, Retry};
 use crate::exchange;
 use crate::http::{Http, HttpOptions, Transport};
 use crate::jwt::{self, UpstClaims};
@@ -183,7 +183,7 @@ impl Renewer {
 
     /// The profile's renewal facts as every decision here reads them: in token time.
     fn facts(&self) -> Result<SessionFacts<'_>> {
-        Ok(SessionFacts::read(&self.settings, &self.store, false)?.in_token_time(&self.server))
+        Ok(SessionFacts::read(&self.settings, &self.store, facts::Peek::No)?.in_token_time(&self.server))
     }
 
     /// Sends woci's requests through `transport` instead of the network (tests).
@@ -265,10 +265,12 @@ impl Renewer {
             };
             let (result, counted) = match logged_in {
                 Ok(()) => self.renew_locked(force).await,
+                // Recorded before its login lock was let go; another woci's failure, taken over
+                // while this call waited for its login, is that woci's to count (round 105's review).
                 Err(e) => {
-                    let result = Err(e);
-                    self.settle(force, &result);
-                    (result, Some(Expiries::of(facts.claims(), facts.refresh.expires_at)))
+                    let elsewhere = matches!(e, Error::Blocked { shared: Some(_), .. });
+                    let counted = (!elsewhere).then(|| Expiries::of(facts.claims(), facts.refresh.expires_at));
+                    (Err(e), counted)
                 }
             };
             // The IdP refused the refresh token under the lock: the login is made before it,
@@ -342,11 +344,7 @@ impl Renewer {
         tracing::debug!(profile = %self.settings.profile, waited, "holding the renewal lock");
         self.store.sweep_stray_temp_files();
         // A renewal that failed while this call waited fails this call too, at once: unless it
-        // was met with other settings (a call that read the manager INI while an editor saved
-        // it, a daemon's reloaded ones), which this call's own plan is for.
-        let same_inputs = |f: &crate::store::FailureRecord| {
-            f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env, Met::of(f)))
-        };
+        // was met with other settings ([`Renewer::same_inputs`]).
         // A login this process made (its tokens wait to be stored) is not given up for it.
         let logged_in = self.logged_in.lock().unwrap_or_else(|p| p.into_inner()).is_some();
         let waited = waited && !logged_in;
@@ -357,7 +355,7 @@ impl Renewer {
         let can_log_in = self.allow_login() && matches!(&self.settings.mode, RenewMode::Login(c) if c.interactive);
         let login_failed = |f: &crate::store::FailureRecord| f.exit_code == crate::error::exit::LOGIN;
         let repeatable = |f: &crate::store::FailureRecord| {
-            same_inputs(f) && !f.needs_login && !(login_failed(f) && (can_log_in || self.login_elsewhere()))
+            self.same_inputs(f) && !f.needs_login && !(login_failed(f) && (can_log_in || self.login_elsewhere()))
         };
         if let Some(f) = waited.then(|| self.store.failure_since(asked_at)).flatten().filter(repeatable) {
             return (Err(self.failed_elsewhere(f)), None);
@@ -413,12 +411,24 @@ impl Renewer {
                     _ => tracing::info!("{line}"),
                 }
             }
-            // A login asked for that did not happen (no terminal, cancelled) leaves the stored
-            // refresh token as it was: the next call does not meet that failure.
-            Err(Error::Login(_)) if force == Force::Login => {}
-            // Waiting callers repeat local checks in no time; what they must not repeat is a
-            // round of requests (or a login) that just failed.
-            Err(e) => self.record_failure(e),
+            Err(e) => self.settle_failure(force, e),
+        }
+    }
+
+    /// Whether `f` was met with this call's settings: not by a call that read the manager INI while
+    /// an editor saved it, nor with a daemon's reloaded ones, which this call's own plan is for.
+    pub(super) fn same_inputs(&self, f: &FailureRecord) -> bool {
+        f.inputs.as_ref().is_none_or(|i| *i == failure_inputs(&self.settings, &self.store, &self.env, Met::of(f)))
+    }
+
+    /// Records a failed renewal (or login) for waiting callers and `--status`.
+    pub(super) fn settle_failure(&self, force: Force, e: &Error) {
+        // A login asked for that did not happen (no terminal, cancelled) leaves the stored
+        // refresh token as it was: the next call does not meet that failure. Waiting callers
+        // repeat local checks in no time; what they must not repeat is a round of requests (or a
+        // login) that just failed.
+        if !(matches!(e, Error::Login(_)) && force == Force::Login) {
+            self.record_failure(e);
         }
     }
 
@@ -431,7 +441,12 @@ impl Renewer {
              with its error rather than repeat it",
             self.settings.profile
         );
-        Error::Blocked { code: f.exit_code, message: f.message, shared: Some(f.transient) }
+        let retry = match (f.transient, f.renewable) {
+            (true, _) => Retry::Soon,
+            (false, true) => Retry::Slowly,
+            (false, false) => Retry::Never,
+        };
+        Error::Blocked { code: f.exit_code, message: f.message, shared: Some(retry) }
     }
 
     /// Records a failure that involved the network for waiting callers and `--status`.
@@ -445,6 +460,7 @@ impl Renewer {
             message: e.to_string(),
             // An untrusted certificate is retried slowly, but only a CA setting fixes it.
             transient: schedule::retried_soon(e),
+            renewable: schedule::keeps_trying(e),
             reply_lost: matches!(e, Error::ReplyLost { .. }),
             needs_login: e.needs_login(),
             answered: e.server_answered(),
@@ -601,7 +617,7 @@ impl Renewer {
                      a new one",
                     fmt_utc(iat)
                 ),
-                shared: Some(true),
+                shared: Some(Retry::Soon),
             });
         }
         let bound = claims.jwk.as_deref().and_then(|jwk| keys::public_key_from_jwk_json(jwk).ok());

@@ -201,14 +201,12 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
     if let Some(problem) = f.unwritable.as_ref().or(f.config_unwritable.as_ref()) {
         return Decision::impossible(exit::FAILURE, format!("{why}, but {problem}"));
     }
-    if let Some(pid) = f.stopped_holder {
-        return Decision::impossible(
-            exit::BUSY,
-            format!(
-                "{why}, but {}; until then a call gives up after about 15 s",
-                crate::store::stopped_holder(pid, &f.profile)
-            ),
-        );
+    let stopped = f.stopped_holder.map(|(pid, login)| {
+        let holder = crate::store::stopped_holder(pid, &f.profile);
+        (login, format!("{why}, but {holder}; until then a call gives up after about 15 s"))
+    });
+    if let Some((false, reason)) = stopped {
+        return Decision::impossible(exit::BUSY, reason);
     }
     if let KeyState::Encrypted(key) = &f.key {
         let p = &f.profile;
@@ -227,11 +225,17 @@ fn renew<'s>(f: &'s SessionFacts<'_>, force: Force, token: Option<&'s Token>, wh
             ),
         );
     }
-    match f.mode {
+    let decision = match f.mode {
         RenewMode::Login(cfg) => login_plan(f, cfg, force, why, now),
         RenewMode::Federated(cfg) => federated_plan(f, cfg, force, why, now),
         RenewMode::SessionRefresh(cfg) => session_refresh_plan(f, cfg, force, token, why, now),
         RenewMode::Unusable(why) => Decision::impossible(exit::CONFIG, why.clone()),
+    };
+    // A stopped login (Ctrl-Z in `woci session authenticate`) holds the login lock only: only a
+    // login waits for it, a refresh does not (round 105's review).
+    match stopped {
+        Some((true, reason)) if matches!(decision.plan, Plan::Login(_)) => Decision::impossible(exit::BUSY, reason),
+        _ => decision,
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::{Force, Renewer, Session};
 use crate::clock::Clock;
-use crate::error::{exit, Error, Result};
+use crate::error::{exit, Error, Result, Retry};
 use crate::http::Backoff;
 use crate::jwt;
 use crate::metrics::{self, Class};
@@ -39,6 +39,7 @@ const MAX_REFUSED_RETRY: Duration = Duration::from_secs(600);
 fn refused_but_renewable(e: &Error) -> bool {
     match e {
         Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => true,
+        Error::Blocked { shared: Some(Retry::Slowly), .. } => true,
         Error::IdpRejected { .. } => !e.needs_login(),
         _ => false,
     }
@@ -78,6 +79,11 @@ const EXPIRED_RETRY: Duration = Duration::from_secs(4);
 /// The time left until `session`'s token expires, at least [`EXPIRED_RETRY`].
 fn until_expired(session: &Session, now: i64) -> Duration {
     Duration::from_secs(u64::try_from(session.claims.exp - now).unwrap_or(0)).max(EXPIRED_RETRY)
+}
+
+/// Whether a renewal loop keeps trying after this failure (soon or slowly), not ending.
+pub(crate) fn keeps_trying(e: &Error) -> bool {
+    is_retryable(e) || refused_but_renewable(e)
 }
 
 /// Whether a retry waits like one after a network failure; else like one after a refusal (an
@@ -235,7 +241,7 @@ pub async fn renewal_loop(
                     current = s;
                     break;
                 }
-                Err(e) if is_retryable(&e) || refused_but_renewable(&e) => {
+                Err(e) if keeps_trying(&e) => {
                     let retry = match retried_soon(&e) {
                         // Never past the token's expiry, and then often: each request the program
                         // sends meanwhile fails, and the proxy holds it a while for a new token.
@@ -362,8 +368,10 @@ mod tests {
         assert!(is_retryable(&source(crate::error::SourceFailure::NoTokenNow)));
         assert!(!is_retryable(&source(crate::error::SourceFailure::Settings)));
         // Another woci's failure, shared with a waiting loop, is retried when the original was.
-        let shared = |transient| Error::Blocked { code: 6, message: "m".into(), shared: Some(transient) };
-        assert!(is_retryable(&shared(true)) && !is_retryable(&shared(false)));
+        let shared = |retry| Error::Blocked { code: 6, message: "m".into(), shared: Some(retry) };
+        assert!(retried_soon(&shared(Retry::Soon)));
+        assert!(keeps_trying(&shared(Retry::Slowly)) && !retried_soon(&shared(Retry::Slowly)), "round 105 review");
+        assert!(!keeps_trying(&shared(Retry::Never)));
         assert!(!is_retryable(&Error::IdpRejected {
             what: "refresh token",
             error: "invalid_grant".into(),

@@ -160,7 +160,7 @@ async fn a_token_written_without_its_config_is_completed_by_the_next_call_withou
     assert!(t.seen().is_empty(), "no network to finish a config");
     assert!(w.config().contains(&format!("fingerprint={}", key.fingerprint())), "{}", w.config());
     let ctx = w.context(&[]);
-    assert!(SessionFacts::read(&ctx.settings, &ctx.store, false).unwrap().config_current);
+    assert!(SessionFacts::read(&ctx.settings, &ctx.store, facts::Peek::No).unwrap().config_current);
 
     // A token with no key pair beside it is no session: it is renewed, not completed.
     let w = World::new("");
@@ -763,6 +763,7 @@ async fn a_failure_met_with_other_settings_is_not_taken_over() {
             exit_code: exit::NETWORK,
             message: "identity provider unreachable".to_owned(),
             transient: true,
+            renewable: true,
             reply_lost: false,
             needs_login: false,
             answered: false,
@@ -780,4 +781,45 @@ async fn a_failure_met_with_other_settings_is_not_taken_over() {
         }
         w.store().clear_failure();
     }
+}
+
+/// A loop that waited for the lock while another woci's renewal met a refusal a settings change
+/// can fix (the exchange refused the client: a secret being rotated) keeps trying, slowly, as it
+/// does after meeting that refusal itself: the daemon ended for good (round 105's review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loop_that_takes_over_a_refusal_keeps_trying_as_its_own() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    let t = working();
+    let renewer = Arc::new(w.renewer(t.clone()));
+    // A token found on disk (not fresh from a server, which a run keeps a while whatever the clock).
+    let session = Session { action: Action::Reused, ..renewer.ensure(Force::No).await.unwrap() };
+    let grants = t.count("/token");
+    // Due at once; another woci holds the lock and meets the refusal.
+    w.clock.advance(Duration::from_secs(3590));
+    let (lock, _) = w.store().lock(Duration::from_secs(1)).unwrap();
+    let (failed_tx, mut failed) = tokio::sync::mpsc::unbounded_channel();
+    let (running, _rx, _stop) = run_loop(renewer, session, move |e| {
+        if let schedule::LoopEvent::Failed { retry_in, .. } = e {
+            let _ = failed_tx.send(retry_in);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    w.store().record_failure(&crate::store::FailureRecord {
+        at: crate::clock::unix_millis(crate::clock::Clock::now(&w.clock)),
+        exit_code: exit::EXCHANGE_REJECTED,
+        message: "token exchange rejected (HTTP 401): invalid_client".to_owned(),
+        transient: false,
+        renewable: true,
+        reply_lost: false,
+        needs_login: false,
+        answered: false,
+        inputs: None,
+    });
+    drop(lock);
+    let retry_in = tokio::time::timeout(Duration::from_secs(5), failed.recv()).await;
+    assert!(!running.is_finished(), "the loop ended: {:?}", running.await);
+    assert!(retry_in.unwrap().is_some(), "the loop took the failure over");
+    assert_eq!(t.count("/token"), grants, "the refusal was not repeated at once");
+    running.abort();
 }

@@ -46,7 +46,7 @@ use crate::context::Context;
 use crate::daemon::{self, push_line, DaemonInfo, DaemonReport};
 use crate::error::Result;
 use crate::jwt::Freshness;
-use crate::renew::facts::{PassphraseInput, SessionFacts, TokenInput};
+use crate::renew::facts::{PassphraseInput, Peek, SessionFacts, TokenInput};
 use crate::renew::plan::{freshness, plan, renewal_window};
 use crate::renew::Force;
 use crate::store::{InterruptedRotation, RefreshTokenState};
@@ -591,8 +591,9 @@ pub(crate) fn render_text(r: &Report, daemon_info: &DaemonInfo) -> String {
 /// Reads everything status looks at; with `peek`, also whether the passphrase opens the refresh
 /// token (a key derivation the prompt skips).
 pub(crate) fn gather(ctx: &Context, peek: bool) -> Result<Inputs<'_>> {
-    let facts =
-        SessionFacts::read(&ctx.settings, &ctx.store, peek)?.with_stopped_holder(&ctx.store).in_token_time(&ctx.server);
+    let facts = SessionFacts::read(&ctx.settings, &ctx.store, if peek { Peek::Passphrase } else { Peek::Plain })?
+        .with_stopped_holder(&ctx.store)
+        .in_token_time(&ctx.server);
     // Looked for only where a passphrase would be asked: the prompt runs on every shell prompt.
     let terminal = facts.refresh.passphrase != PassphraseInput::Prompt || crate::terminal::has_controlling_terminal();
     let origins = &ctx.settings.origins;

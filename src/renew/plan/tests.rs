@@ -614,6 +614,24 @@ fn a_damaged_refresh_token_or_lock_is_impossible_only_when_a_renewal_is_needed()
     }
 }
 
+/// A stopped process holding the renewal lock blocks every renewal; one holding the login lock
+/// (Ctrl-Z in `woci session authenticate`) only a login: a refresh takes no login lock (round
+/// 105's review: `--status` said exit 10 while the call refreshed).
+#[test]
+fn a_stopped_login_blocks_only_a_login() {
+    for (holder, rt, want, code) in [
+        ((7, false), RefreshTokenState::Plain, "impossible", exit::BUSY),
+        ((7, true), RefreshTokenState::Plain, "refresh", 0),
+        ((7, true), RefreshTokenState::Absent, "impossible", exit::BUSY),
+    ] {
+        let mut f = SessionFacts::for_tests(expired(), mode(RenewalKind::Idp), rt);
+        f.stopped_holder = Some(holder);
+        let d = plan(&f, Force::No, NOW);
+        assert_eq!((d.plan.name(), d.exit_code()), (want, code), "{holder:?} {rt:?}: {}", d.reason);
+        assert!(code == 0 || d.reason.contains("pid 7"), "{}", d.reason);
+    }
+}
+
 #[test]
 fn an_interrupted_rotation_is_completed_or_needs_a_login() {
     use crate::store::InterruptedRotation::{Complete, Incomplete};
