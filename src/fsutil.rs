@@ -603,6 +603,15 @@ pub(crate) fn binary_replaced(pid: u32) -> bool {
     fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe.to_string_lossy().ends_with(" (deleted)"))
 }
 
+/// Whether the binary process `pid` runs is gone from disk with nothing in its place (woci
+/// uninstalled, not upgraded), Linux only.
+pub(crate) fn binary_removed(pid: u32) -> bool {
+    fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| {
+        let exe = exe.to_string_lossy();
+        exe.strip_suffix(" (deleted)").is_some_and(|path| !Path::new(path).exists())
+    })
+}
+
 /// Field `n` after the command name of `/proc/<pid>/stat` (0 is the state), Linux only.
 fn stat_field(pid: u32, n: usize) -> Option<String> {
     #[cfg(target_os = "linux")]

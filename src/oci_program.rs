@@ -42,6 +42,20 @@ pub(crate) fn check_guard(env: &Env) -> Result<()> {
         return Ok(());
     };
     let (pid, program) = value.split_once(' ').unwrap_or((value, ""));
+    // Two woci installs side by side (the `.deb`'s and `cargo install`'s), the `oci` link naming
+    // the other one: a woci skips its own file and copies, so this one is another build (round
+    // 105 F4). (The woci that started it may have `exec`ed into it: its pid is this one's now.)
+    let me = std::env::current_exe().ok();
+    if me.is_some() && std::fs::canonicalize(program).ok() == me {
+        let me = me.unwrap_or_default();
+        return Err(Error::Config(format!(
+            "the `oci` that woci (pid {pid}) started, `{}`, is another woci install, `{}` (two side by side?); \
+             point that `oci` at the woci you run, or set `oci_command` in woci_manager.ini (or `WOCI_OCI_COMMAND`) \
+             to the real oci",
+            crate::terminal::safe(program),
+            crate::terminal::safe(&me.to_string_lossy())
+        )));
+    }
     let program = match program {
         "" => String::new(),
         p => format!(" (`{}`: a link or a script that runs woci?)", crate::terminal::safe(p)),

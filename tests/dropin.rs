@@ -118,6 +118,33 @@ async fn copy_and_hard_link_named_oci_are_skipped() {
     assert!(w.oci_argv().ends_with(&["os".to_owned(), "ns".to_owned(), "get".to_owned()]), "{:?}", w.oci_argv());
 }
 
+/// Two woci installs side by side (the `.deb`'s and `cargo install`'s) with the `oci` link at the
+/// other one: one line naming both wocis and the link, not only `oci_command` (round 105 F4).
+#[tokio::test]
+async fn an_oci_link_to_another_woci_install_is_named() {
+    let w = World::new().await;
+    w.seed_token(3600);
+    let other = w.home().join("other/woci");
+    std::fs::create_dir_all(other.parent().unwrap()).unwrap();
+    // Another build: not a byte-identical copy, which woci would skip as itself.
+    let mut bytes = std::fs::read(woci_bin()).unwrap();
+    bytes.push(0);
+    std::fs::write(&other, bytes).unwrap();
+    std::fs::set_permissions(&other, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let links = w.home().join("links");
+    std::fs::create_dir(&links).unwrap();
+    symlink(&other, &links.join("oci"));
+    let fake_dir = w.fake_oci.parent().unwrap().to_path_buf();
+    let mut call = w.woci();
+    call.env_remove("WOCI_OCI_COMMAND").env("PATH", path_of(&[&links, &fake_dir]));
+    let out = call.args(["os", "ns", "get"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(e.contains("is another woci install") && e.contains(&other.display().to_string()), "{e}");
+    assert!(e.contains("point that `oci` at the woci you run"), "{e}");
+    assert_eq!(e.lines().filter(|l| l.starts_with("woci: error:")).count(), 1, "{e}");
+}
+
 /// `oci_command` pointing at a wrapper that starts woci again: one line naming `oci_command`,
 /// not an endless chain of processes.
 #[tokio::test]

@@ -121,6 +121,23 @@ impl DaemonInfo {
         let PidProbe::Running { pid } = self.probe else { return None };
         pid.or_else(|| self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0))
     }
+
+    /// Why the running daemon does not run this woci's code, if so: its binary replaced or
+    /// removed on disk since it started, or its state naming another version (an upgrade that
+    /// switched a symbolic link to another install leaves the old file in place; round 105 F3).
+    pub(crate) fn outdated(&self) -> Option<String> {
+        let pid = self.pid()?;
+        let version = self.state.as_ref().filter(|s| s.pid == pid).map(|s| s.version.as_str());
+        let ours = env!("CARGO_PKG_VERSION");
+        if fsutil::binary_removed(pid) {
+            Some("its woci binary was removed since it started (woci uninstalled?)".into())
+        } else if fsutil::binary_replaced(pid) {
+            Some("its woci binary was replaced since it started (an upgrade?)".into())
+        } else {
+            let other = version.filter(|v| !v.is_empty() && *v != ours)?;
+            Some(format!("it runs woci {}, this is woci {ours}", crate::terminal::safe(other)))
+        }
+    }
 }
 
 /// Parses the pid file content (the Python woci writes the bare number, maybe with a newline).
@@ -273,12 +290,14 @@ pub(super) fn release_pid_file(lock: FileLock) {
 
 pub(super) fn already_running(store: &SessionStore, probe: Option<PidProbe>) -> Error {
     let (pid, old) = match probe {
-        // One that runs a replaced binary (an upgrade) keeps the old code until restarted.
-        Some(PidProbe::Running { pid: Some(p) }) if crate::fsutil::binary_replaced(p) => (
-            format!(" (pid {p}), with the woci binary it started from since replaced or removed (an upgrade?)"),
-            ", then start it again",
-        ),
-        Some(PidProbe::Running { pid: Some(p) }) => (format!(" (pid {p})"), ""),
+        Some(probe @ PidProbe::Running { pid: Some(p) }) => {
+            let state = read_state(&store.daemon_state_path()).ok().flatten();
+            // One that runs an old binary (an upgrade) keeps the old code until restarted.
+            match (DaemonInfo { probe, state, state_error: None }).outdated() {
+                Some(why) => (format!(" (pid {p}); {why}"), ", then start it again"),
+                None => (format!(" (pid {p})"), ""),
+            }
+        }
         _ => (String::new(), ""),
     };
     Error::Busy(format!(
@@ -337,7 +356,8 @@ pub(crate) struct DaemonReport {
     pub pid: Option<u32>,
     /// Running but stopped (SIGSTOP): it renews nothing until continued.
     pub stopped: bool,
-    /// Running a woci binary replaced since it started (an upgrade): a reload keeps the old code.
+    /// Running a woci binary replaced or removed since it started, or another woci version (an
+    /// upgrade): a reload keeps the old code ([`DaemonInfo::outdated`]).
     pub binary_replaced: bool,
     /// Pid left in an unlocked pid file.
     pub stale_pid: Option<u32>,
@@ -375,7 +395,7 @@ pub(crate) fn report(info: &DaemonInfo, now: i64) -> DaemonReport {
         running,
         pid,
         stopped: pid.is_some_and(fsutil::process_stopped),
-        binary_replaced: running && pid.is_some_and(fsutil::binary_replaced),
+        binary_replaced: info.outdated().is_some(),
         stale_pid: match info.probe {
             // A Python woci daemon's pid is its own field, not a stale one.
             PidProbe::NotRunning { stale_pid } => stale_pid.filter(|_| python.is_none()),

@@ -429,12 +429,12 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         if info.pid().is_some_and(fsutil::process_stopped) {
             let _ = writeln!(out, "  stopped (SIGSTOP): it renews nothing until `kill -CONT {pid}`");
         }
-        if info.pid().is_some_and(fsutil::binary_replaced) {
+        if let Some(why) = info.outdated() {
             let _ = writeln!(
                 out,
-                "  its woci binary was replaced or removed since it started (an upgrade?); a reload keeps the old code: \
-                 restart it (`woci --stop-daemon --profile {profile}`, then `woci --daemon --profile {profile}`; under \
-                 systemd `systemctl --user restart woci-daemon@{profile}`)"
+                "  {why}: a reload keeps the code it runs; restart it (`woci --stop-daemon --profile {profile}`, then \
+                 `woci --daemon --profile {profile}`; under systemd `systemctl --user restart woci-daemon@{profile}`), or \
+                 only stop it if woci was uninstalled"
             );
         }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {

@@ -305,6 +305,45 @@ fn a_stopped_daemon_is_named_as_such() {
     assert!(report_stopped);
 }
 
+/// A daemon whose binary was replaced, removed, or that runs another woci version (an upgrade
+/// that switched a symbolic link leaves its old file in place: round 105 F3) is outdated, and
+/// told to restart, not to reload.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_daemon_of_another_version_or_binary_is_outdated() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = tmp.path().join("sleeper");
+    std::fs::copy("/bin/sleep", &bin).unwrap();
+    let mut child = std::process::Command::new(&bin).arg("30").spawn().unwrap();
+    let pid = child.id();
+    let info = |version: &str| DaemonInfo {
+        probe: PidProbe::Running { pid: Some(pid) },
+        state: Some(DaemonState { pid, version: version.into(), ..DaemonState::default() }),
+        state_error: None,
+    };
+    let said = |info: &DaemonInfo| {
+        let mut out = String::new();
+        describe(&mut out, "P", info, 0);
+        (report(info, 0).binary_replaced, out)
+    };
+    let (outdated, out) = said(&info(env!("CARGO_PKG_VERSION")));
+    assert!(!outdated && !out.contains("restart"), "{out}");
+    assert!(!said(&info("")).0, "a state file of a woci before versions were recorded");
+    let (outdated, out) = said(&info("0.0.1"));
+    assert!(outdated, "{out}");
+    assert!(out.contains(&format!("it runs woci 0.0.1, this is woci {}", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(out.contains("a reload keeps the code it runs; restart it"), "{out}");
+    let new = tmp.path().join("sleeper.new");
+    std::fs::copy("/bin/sleep", &new).unwrap();
+    std::fs::rename(&new, &bin).unwrap();
+    assert!(said(&info(env!("CARGO_PKG_VERSION"))).1.contains("its woci binary was replaced since it started"));
+    std::fs::remove_file(&bin).unwrap();
+    let (outdated, out) = said(&info(env!("CARGO_PKG_VERSION")));
+    assert!(outdated && out.contains("its woci binary was removed since it started (woci uninstalled?)"), "{out}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[test]
 fn stop_without_daemon_is_exit_1_and_touches_nothing() {
     let (_h, s) = store();
