@@ -87,18 +87,31 @@ pub fn read_profile_split(
 pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> Result<()> {
     validate(profile, entries)?;
     let target = resolve_symlink(path)?;
-    let existing = read_text(&target)?;
-    let text = existing.as_deref().unwrap_or("");
-    let parsed = parse(text).map_err(|reason| Error::corrupt(&target, reason))?;
-    let updated = render_upsert(&parsed, text, profile, entries);
-    if existing.as_deref() == Some(updated.as_str()) {
+    let render = || -> Result<Option<String>> {
+        let existing = read_text(&target)?;
+        let text = existing.as_deref().unwrap_or("");
+        let parsed = parse(text).map_err(|reason| Error::corrupt(&target, reason))?;
+        let updated = render_upsert(&parsed, text, profile, entries);
+        Ok((existing.as_deref() != Some(updated.as_str())).then_some(updated))
+    };
+    if render()?.is_none() {
         return Ok(());
     }
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         crate::fsutil::ensure_private_dir(dir)?;
     }
-    crate::fsutil::write_atomic(&target, updated.as_bytes())
+    // Profiles of one config renew under locks of their own: two first renewals at once would
+    // each write back the file as it was before the other's entries (round 105's review).
+    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let _lock = crate::fsutil::FileLock::acquire(&target.with_file_name(format!(".{name}.woci-lock")), LOCK_WAIT)?;
+    match render()? {
+        Some(updated) => crate::fsutil::write_atomic(&target, updated.as_bytes()),
+        None => Ok(()),
+    }
 }
+
+/// How long a config write waits for another woci's (a write takes milliseconds).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 fn validate(profile: &str, entries: &[(&str, &str)]) -> Result<()> {
     // configparser takes a header's name whole, brackets and outer spaces included (`[x[1]]` is
@@ -282,6 +295,27 @@ tenancy=ocid1.tenancy.work
 key_file=/other/key.pem
 security_token_file=/other/token
 ";
+
+    /// Two profiles' first renewals at once write one config: neither loses the other's entries.
+    #[test]
+    fn concurrent_upserts_of_two_profiles_keep_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("config");
+        std::thread::scope(|s| {
+            for profile in ["A", "B"] {
+                let p = &p;
+                s.spawn(move || {
+                    for i in 0..40 {
+                        upsert_profile(p, profile, &[(&format!("k{i}"), "v")]).unwrap();
+                    }
+                });
+            }
+        });
+        for profile in ["A", "B"] {
+            let (_, values) = read_profile(&p, profile).unwrap();
+            assert_eq!(values.len(), 40, "{profile}: {}", fs::read_to_string(&p).unwrap());
+        }
+    }
 
     #[test]
     fn read_inherits_default() {
