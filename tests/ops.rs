@@ -572,6 +572,26 @@ async fn the_refresh_token_expiry_is_warned_of_once_and_nothing_is_written_outsi
     assert!(lines[0].starts_with("woci: warning: the refresh token of profile `P` expires at "), "{}", lines[0]);
 }
 
+/// The fallback's calls are signed by the same clock: a clock OCI refuses (as the primary's last
+/// renewal showed it) is not escaped by falling back, and `--status` does not say it is (round
+/// 105's review).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_oci_refuses_is_not_escaped_by_the_fallback() {
+    let w = World::new().await;
+    write_profiles(&w, &[("P", "fallback_profile = B\n"), ("B", "")]);
+    w.seed_refresh_token();
+    w.seed_token(-30);
+    seed_profile(&w, "B", 3600);
+    w.emu.set_fault(Endpoint::IdpToken, Fault::status(503));
+    std::fs::write(w.session_dir().join(".clock_skew"), r#"{"offset_ms": 600000, "boot": null}"#).unwrap();
+    // A call meets the outage (recorded), so `--status` expects it again.
+    woci(&w, &["os", "ns", "get"], &[]).await;
+    let out = woci(&w, &["--status", "--profile", "P"], &[]).await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("runs as the fallback profile"), "{said}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_fallback_runs_only_when_the_primary_cannot_be_renewed_and_its_token_is_unusable() {
     let w = World::new().await;

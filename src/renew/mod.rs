@@ -770,6 +770,11 @@ pub(crate) fn failure_inputs(settings: &Settings, store: &SessionStore, env: &En
             let value = settings.origins.get(d.name).map(|(_, v)| v.expose().as_str());
             let _ = writeln!(text, "{}={value:?}", d.name);
         }
+        // A session refresh's server is its region's auth service (round 105's review).
+        if let crate::settings::RenewMode::SessionRefresh(_) = &settings.mode {
+            let config = crate::oci_config::read_profile(&settings.oci_config_file, &settings.profile).ok();
+            let _ = write!(text, "region={:?} {:?}", settings.region, config.map(|(_, v)| v.get("region").cloned()));
+        }
         return crate::fsutil::sha256_hex(text.as_bytes());
     }
     if let Some((ini, _)) = &settings.ini_file {

@@ -307,6 +307,20 @@ fn session_refresh_renewer(w: &World, exp: u64, t: Arc<FakeTransport>) -> (Renew
     (Renewer::new(&ctx).with_transport(t), token_path)
 }
 
+/// A server's fault met by a session refresh is its region's auth service's: another region is
+/// another server, so the record no longer holds for it (round 105's review).
+#[test]
+fn a_session_refresh_outage_is_its_regions() {
+    let w = World::new("");
+    let (r, _) = session_refresh_renewer(&w, NOW + 30, working());
+    let digest = || failure_inputs(&r.settings, &r.store, &Env::new(), Met::ServerFault);
+    let before = digest();
+    let config = w.home.path().join(".oci/config");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("us-ashburn-1", "us-phoenix-1")).unwrap();
+    assert_ne!(digest(), before);
+}
+
 #[tokio::test]
 async fn session_refresh_profiles_renew_through_the_auth_service() {
     let w = World::new("");
