@@ -344,6 +344,9 @@ pub(crate) fn exec(spec: &ChildSpec) -> Result<u8> {
         let e = spec.command().exec();
         return Err(spec.spawn_error(e));
     }
+    // From here on a signal is the child's: woci passes it on and ends when the child does (a
+    // renewal before held signals with their default action kept, which would end woci at once).
+    crate::critical::supervise();
     runtime(&mut tokio::runtime::Builder::new_current_thread())?.block_on(run(spec))
 }
 
@@ -356,10 +359,12 @@ pub(crate) fn runtime(builder: &mut tokio::runtime::Builder) -> Result<tokio::ru
 #[derive(Debug)]
 pub(crate) struct Running {
     child: tokio::process::Child,
-    /// Signal listeners, installed before the child exists, with each signal's number and whether
-    /// it is forwarded.
+    /// Signal listeners, installed before the child exists, with each signal's number.
     #[cfg(unix)]
-    signals: Vec<(tokio::signal::unix::Signal, i32, bool)>,
+    signals: Vec<(tokio::signal::unix::Signal, i32)>,
+    /// woci's terminal, which decides which signals are passed on.
+    #[cfg(unix)]
+    terminal: Terminal,
     /// Whether the child leads a process group of its own (forwarded signals go to that group).
     #[cfg(unix)]
     own_group: bool,
@@ -368,49 +373,52 @@ pub(crate) struct Running {
 
 /// woci's place at a terminal, which decides how signals reach the program.
 #[cfg(unix)]
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 enum Terminal {
     /// No controlling terminal: every signal comes from a process, perhaps to woci's whole group.
     None,
-    /// In the terminal's foreground group, which Ctrl-C and Ctrl-\ signal whole; a hangup
-    /// signals the session's leader, then the group when the leader is gone, so only woci when it
-    /// leads the session (`ssh -t host woci …`, `script -c`).
-    Foreground {
+    /// A controlling terminal whose foreground group is not known (it could not be opened):
+    /// everything is passed on, as before woci looked.
+    Unknown,
+    /// A controlling terminal, held open: whether woci is in its foreground group is looked at
+    /// when a signal comes, since a job moves (`&` then `fg`, Ctrl-Z then `bg`; review of
+    /// round 105). In the foreground group Ctrl-C and Ctrl-\ signal the group whole; a hangup
+    /// signals the session's leader, then the group when the leader is gone, so only woci when
+    /// it leads the session (`ssh -t host woci …`, `script -c`).
+    Tty {
+        tty: std::fs::File,
         /// woci leads the session.
         leader: bool,
     },
-    /// A background job of a terminal.
-    Background,
 }
 
 #[cfg(unix)]
 impl Terminal {
     fn of_this_process() -> Terminal {
         use std::os::unix::fs::OpenOptionsExt;
-        use std::os::unix::io::AsRawFd;
         // `/dev/tty` opens for a process with a controlling terminal only (else ENXIO; a sandbox
         // may have no such node). Another failure: as before woci knew this, everything passed on.
-        match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOCTTY).open("/dev/tty") {
+        match std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOCTTY | libc::O_CLOEXEC).open("/dev/tty") {
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENXIO | libc::ENOENT)) => Terminal::None,
-            Err(_) => Terminal::Background,
-            // SAFETY: tcgetpgrp on a descriptor we hold open; getpgrp cannot fail.
-            Ok(tty) if unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() } => {
-                // SAFETY: getsid(0) and getpid cannot fail for the calling process.
-                Terminal::Foreground { leader: unsafe { libc::getsid(0) == libc::getpid() } }
-            }
-            Ok(_) => Terminal::Background,
+            Err(_) => Terminal::Unknown,
+            // SAFETY: getsid(0) and getpid cannot fail for the calling process.
+            Ok(tty) => Terminal::Tty { tty, leader: unsafe { libc::getsid(0) == libc::getpid() } },
         }
     }
 
     /// Whether woci passes `signal` on: not what the terminal already sent the program.
-    fn forwards(self, signal: i32) -> bool {
+    fn forwards(&self, signal: i32) -> bool {
+        use std::os::unix::io::AsRawFd;
         match self {
-            Terminal::Foreground { leader } => match signal {
-                libc::SIGINT | libc::SIGQUIT => false,
-                libc::SIGHUP => leader,
-                _ => true,
-            },
-            Terminal::None | Terminal::Background => true,
+            // SAFETY: tcgetpgrp on a descriptor we hold open; getpgrp cannot fail.
+            Terminal::Tty { tty, leader } if unsafe { libc::tcgetpgrp(tty.as_raw_fd()) == libc::getpgrp() } => {
+                match signal {
+                    libc::SIGINT | libc::SIGQUIT => false,
+                    libc::SIGHUP => *leader,
+                    _ => true,
+                }
+            }
+            _ => true,
         }
     }
 }
@@ -431,14 +439,16 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
             .map(|num| {
                 let s = signal(SignalKind::from_raw(num))
                     .map_err(|e| Error::Other(format!("cannot install signal handler: {e}")))?;
-                Ok((s, num, terminal.forwards(num)))
+                Ok((s, num))
             })
             .collect::<Result<Vec<_>>>()?
     };
     let mut cmd = tokio::process::Command::from(spec.command());
     cmd.kill_on_drop(false);
     #[cfg(unix)]
-    if terminal == Terminal::None {
+    let own_group = matches!(terminal, Terminal::None);
+    #[cfg(unix)]
+    if own_group {
         cmd.process_group(0);
     }
     #[cfg(target_os = "linux")]
@@ -446,7 +456,7 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         // SAFETY: getpid before the fork; in the child only async-signal-safe calls (prctl,
         // getppid, kill, getpid).
         let parent = unsafe { libc::getpid() };
-        let on_death = if terminal == Terminal::None { libc::SIGKILL } else { libc::SIGTERM };
+        let on_death = if own_group { libc::SIGKILL } else { libc::SIGTERM };
         unsafe {
             cmd.pre_exec(move || {
                 crate::critical::restore_for_child();
@@ -481,7 +491,9 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<Running> {
         #[cfg(unix)]
         signals,
         #[cfg(unix)]
-        own_group: terminal == Terminal::None,
+        own_group,
+        #[cfg(unix)]
+        terminal,
         relays,
     })
 }
@@ -502,15 +514,15 @@ impl Running {
         let status = loop {
             let pid = self.child.id().and_then(|p| i32::try_from(p).ok());
             let signalled = std::future::poll_fn(|cx| {
-                let mut received = self.signals.iter_mut().map(|(s, num, forward)| (s.poll_recv(cx), *num, *forward));
+                let mut received = self.signals.iter_mut().map(|(s, num)| (s.poll_recv(cx), *num));
                 received
-                    .find(|(r, ..)| matches!(r, Poll::Ready(Some(()))))
-                    .map_or(Poll::Pending, |(_, num, forward)| Poll::Ready((num, forward)))
+                    .find(|(r, _)| matches!(r, Poll::Ready(Some(()))))
+                    .map_or(Poll::Pending, |(_, num)| Poll::Ready(num))
             });
             tokio::select! {
                 status = self.child.wait() => break status,
-                (num, forward) = signalled => {
-                    if let (true, Some(pid)) = (forward, pid) {
+                num = signalled => {
+                    if let (true, Some(pid)) = (self.terminal.forwards(num), pid) {
                         FORWARDED.store(true, std::sync::atomic::Ordering::SeqCst);
                         tracing::debug!(signal = num, pid, own_group = self.own_group, "forwarding signal to child");
                         // Its group, as a signal to woci's group would have reached it.

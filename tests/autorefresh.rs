@@ -207,6 +207,62 @@ async fn ctrl_c_at_a_terminal_reaches_the_program_once() {
     assert!(shown.contains("started child") && !shown.contains("forwarding signal"), "{shown}");
 }
 
+/// `woci … --debug` (oci's output relayed through the redactor) after a renewal in the same call:
+/// a CI cancel's SIGTERM is passed on and woci ends with oci's code, rather than ending at once by
+/// the default action the renewal kept for its held signals, oci killed without its cleanup
+/// (review of round 105).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_reaches_oci_relayed_for_debug_after_a_renewal() {
+    let (w, tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let oci = tmp.path().join("trapping-oci");
+    write_exec(
+        &oci,
+        "#!/bin/sh\ntrap 'echo TERM > \"$OUT/got\"; exit 7' TERM\ntouch \"$OUT/ready\"\nwhile :; do sleep 0.05; done\n",
+    );
+    let mut cmd = woci_std(&w, tmp.path());
+    cmd.env("OUT", out.path()).env("WOCI_OCI_COMMAND", &oci).args(["os", "ns", "get", "--debug"]);
+    let child = cmd.spawn().unwrap();
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    assert_eq!(w.emu.stats().exchanges, 1, "the call renewed first");
+    // SAFETY: kill(2) on the woci this test started.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    assert_eq!(o.status.code(), Some(7), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap().trim(), "TERM");
+}
+
+/// A job started in the background (`&`) and brought to the foreground (`fg`): Ctrl-C then
+/// reaches its whole group, the program's too, so woci does not pass it on again (it looked at
+/// its place once, at the start; review of round 105: Terraform took the second as "exit now").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_after_fg_reaches_the_program_once() {
+    use std::io::Write;
+    let (w, _tmp) = world().await;
+    let out = tempfile::tempdir().unwrap();
+    let line = format!(
+        "set -m; '{}' --log-level debug --auto-refresh --exec -- python3 -c \"$COUNTER\" < /dev/null & \
+         while [ ! -e \"$OUT/ready\" ]; do sleep 0.1; done; fg %1",
+        woci_bin().display()
+    );
+    let mut c = w.in_a_terminal(&line);
+    c.env("OUT", out.path()).env("SIG", "INT").env("COUNTER", COUNTER).stdin(Stdio::piped());
+    let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
+    let ready = out.path().join("ready");
+    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    // `fg` gives the job the terminal a moment after the program is ready.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut keys = child.stdin.take().unwrap();
+    keys.write_all(b"\x03").unwrap();
+    keys.flush().unwrap();
+    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
+    drop(keys);
+    let shown = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap(), "1", "delivered once: {shown}");
+    assert!(shown.contains("started child") && !shown.contains("forwarding signal"), "{shown}");
+}
+
 /// A terminal that closes (`ssh -t host woci …` whose connection drops) hangs up its session's
 /// leader alone, woci when the shell exec'ed it: woci passes the SIGHUP on, so the program ends
 /// as without woci rather than run on unattended.
