@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 pub(crate) struct HostContext {
     /// `--user UID:GID` (Unix; on Windows the image's user runs, as Docker Desktop does).
     pub user: Option<(u32, u32)>,
-    /// Whether stdin is a terminal (`-t`).
+    /// Whether stdin, stdout and stderr are terminals (`-t`): a pseudo-terminal merges the
+    /// container's stderr into its stdout and ends lines with `\r\n`, which would corrupt
+    /// `woci … > ns.json` or `| jq` (review of round 105).
     pub tty: bool,
     /// The working directory, mounted at the same path.
     pub cwd: PathBuf,
@@ -67,7 +69,10 @@ impl HostContext {
         let user = None;
         Ok(HostContext {
             user,
-            tty: std::io::IsTerminal::is_terminal(&std::io::stdin()),
+            tty: {
+                use std::io::IsTerminal;
+                std::io::stdin().is_terminal() && std::io::stdout().is_terminal() && std::io::stderr().is_terminal()
+            },
             cwd,
             home: home.to_owned(),
             oci_config_file: oci_config_file.to_owned(),

@@ -224,6 +224,38 @@ async fn container_upload_outlives_five_tokens_through_auto_refresh() {
     assert_no_secrets(&stderr(&out), &[&s.w.read(&s.w.token_path()), &s.w.cfg.exchange_client_secret]);
 }
 
+/// At a terminal with stdout redirected (`woci os ns get > ns.json`): no `-t`, whose
+/// pseudo-terminal would mix the container's stderr into the file and end its lines with `\r\n`
+/// (review of round 105).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_redirected_stdout_at_a_terminal_gets_no_tty() {
+    let s = stand(Duration::from_secs(3600), Duration::ZERO, MIB).await;
+    s.w.seed_refresh_token();
+    s.write_ini(&[("oci_container_args", &format!("--network host {}", s.user_args()))]);
+    let woci = s.woci_std();
+    let mut c = std::process::Command::new("script");
+    for (k, v) in woci.get_envs() {
+        match v {
+            Some(v) => c.env(k, v),
+            None => c.env_remove(k),
+        };
+    }
+    let file = s.work.join("ns.json");
+    let line = format!(
+        "'{}' os ns get --endpoint '{}' > '{}'",
+        woci.get_program().to_string_lossy(),
+        s.w.emu.os_endpoint(),
+        file.display()
+    );
+    c.env("SHELL", "/bin/sh").current_dir(&s.work).args(["-qefc", &line, "/dev/null"]);
+    let out = tokio::task::spawn_blocking(move || c.output().unwrap()).await.unwrap();
+    assert!(out.status.success(), "{}\nruntime argv: {}", String::from_utf8_lossy(&out.stdout), s.runtime_argvs());
+    let argv = s.runtime_argvs();
+    assert!(!argv.contains("'-t'"), "{argv}");
+    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(json["data"], s.w.cfg.namespace.as_str());
+}
+
 /// A plain call (no `--auto-refresh`) after a renewal: woci renews on the host, then `oci` in the
 /// container reads the new token through the `~/.oci/…` paths.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
