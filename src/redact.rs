@@ -468,9 +468,13 @@ pub(crate) fn for_child(
     Some(r)
 }
 
-/// Whether `oci`'s own arguments ask for debug output (`--debug` or `-d` before any `--`).
+/// Whether `oci`'s own arguments ask for debug output before any `--`: `--debug`, or `-d` alone
+/// or among other short flags (`-dd`, which oci's click reads as `-d -d`; a review of round 105).
+/// Any one-dash word of letters with a `d` counts: a relay more than needed, never one missed.
 pub(crate) fn oci_args_want_debug(args: &[std::ffi::OsString]) -> bool {
-    args.iter().take_while(|a| *a != "--").any(|a| a == "--debug" || a == "-d")
+    let short_d =
+        |a: &str| a.strip_prefix('-').is_some_and(|s| s.contains('d') && s.chars().all(|c| c.is_ascii_alphabetic()));
+    args.iter().take_while(|a| *a != "--").any(|a| a == "--debug" || a.to_str().is_some_and(short_d))
 }
 
 #[cfg(test)]
@@ -767,6 +771,8 @@ mod tests {
         let a = |v: &[&str]| v.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
         assert!(oci_args_want_debug(&a(&["os", "ns", "get", "--debug"])));
         assert!(oci_args_want_debug(&a(&["-d", "os", "ns", "get"])));
+        assert!(oci_args_want_debug(&a(&["os", "ns", "get", "-dd", "--endpoint", "https://x"])));
+        assert!(oci_args_want_debug(&a(&["-dd", "os", "ns", "get"])));
         assert!(!oci_args_want_debug(&a(&["os", "object", "put", "--", "--debug"])));
         assert!(!oci_args_want_debug(&a(&["os", "ns", "get"])));
     }

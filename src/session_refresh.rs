@@ -108,6 +108,19 @@ fn describe_oci_error(text: &str) -> String {
     if s.is_empty() {
         return s;
     }
+    // A server that quotes what it was sent quotes the session token (a review of round 105):
+    // every JWT-like run (`eyJ…`, the token whole or cut) is left out before the cut.
+    let jwt_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '=');
+    let mut rest = s.as_str();
+    let mut scrubbed = String::with_capacity(s.len());
+    while let Some(at) = rest.find("eyJ") {
+        let run = rest[at..].find(|c: char| !jwt_char(c)).unwrap_or(rest.len() - at);
+        scrubbed.push_str(&rest[..at]);
+        scrubbed.push_str("[redacted]");
+        rest = &rest[at + run..];
+    }
+    scrubbed.push_str(rest);
+    s = scrubbed;
     if s.len() > MAX_QUOTED {
         let cut = (0..=MAX_QUOTED).rev().find(|&i| s.is_char_boundary(i)).unwrap_or(0);
         s.truncate(cut);
@@ -265,6 +278,18 @@ mod tests {
         let (url, _server) = canned_server(vec![(503, "{}".into()), (502, "{}".into())]).await;
         let err = refresh_session(&http(), &url, &"t".into(), test_key(), &ManualClock::at(1)).await.unwrap_err();
         assert!(matches!(err, Error::Network { .. }), "{err}");
+    }
+
+    /// An error that quotes what was sent never quotes the session token, whole or cut.
+    #[test]
+    fn a_quoted_token_is_left_out_of_the_error() {
+        let t = jwt("me");
+        let body = serde_json::json!({
+            "code": "InvalidParameter",
+            "message": format!("bad {t}; keyId=\"ST${}\", then {}", &t[..40], &t[..12]),
+        });
+        let said = describe_oci_error(&body.to_string());
+        assert_eq!(said, " (InvalidParameter: bad [redacted]; keyId=\"ST$[redacted]\", then [redacted])");
     }
 
     #[test]
