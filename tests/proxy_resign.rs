@@ -749,7 +749,7 @@ async fn only_a_refused_certificate_is_called_one() {
 /// the next being refused (round 99 F1). Requests with many header fields are re-signed too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn at_the_cap_an_idle_kept_alive_connection_makes_room() {
-    // 8 connections, of which 2 without credentials yet.
+    // 8 connections, any of them without credentials yet.
     let s = setup_with(None, proxy::Limits::default().with_max_connections(8)).await;
     let clients: Vec<reqwest::Client> = (0..11).map(|_| child_client(&s.handle, true)).collect();
     for (i, child) in clients.iter().enumerate() {

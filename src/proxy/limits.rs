@@ -60,9 +60,11 @@ impl Limits {
     }
 
     /// These limits with at most `max` connections (`proxy_max_connections`), of which at most a
-    /// quarter unauthenticated (1–128, never more than `max`).
+    /// quarter unauthenticated, but 8 at least (never more than `max`): a small cap must still let
+    /// a few of the program's new connections open at once (round 106 F1: at 4, the second of two
+    /// closed the first).
     pub fn with_max_connections(self, max: usize) -> Limits {
-        Limits { max_connections: max, max_unauthenticated: (max / 4).clamp(1, 128).min(max), ..self }
+        Limits { max_connections: max, max_unauthenticated: (max / 4).clamp(8, 128).min(max), ..self }
     }
 
     /// [`Limits::for_fd_limit`] with this process's soft `RLIMIT_NOFILE`.
@@ -451,6 +453,9 @@ mod tests {
         assert!(l.max_connections * 2 + 128 <= 1024);
         assert_eq!(Limits::for_fd_limit(64).max_connections, 16);
         assert_eq!(Limits::for_fd_limit(1 << 40).max_connections, 4096);
+        // A cap set small still lets a few new connections open at once (round 106 F1).
+        let unauthenticated = |max| Limits::default().with_max_connections(max).max_unauthenticated;
+        assert_eq!([1, 4, 8, 40, 1000].map(unauthenticated), [1, 4, 8, 10, 128]);
     }
 
     impl Slot {

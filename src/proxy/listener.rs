@@ -96,8 +96,10 @@ pub(crate) async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 fn say_evicted(limits: &Limits, n: u64) {
     tracing::warn!(
         "proxy: too many connections that have not given the proxy's credentials yet, closing the oldest ({n} in the \
-         last {}s); a new connection of the program's among them fails",
-        limits.warn_interval.as_secs()
+         last {}s); a new connection of the program's among them fails: one that opens more than {} at once needs a \
+         higher `proxy_max_connections`",
+        limits.warn_interval.as_secs(),
+        limits.max_unauthenticated
     );
 }
 
