@@ -122,20 +122,41 @@ impl DaemonInfo {
         pid.or_else(|| self.state.as_ref().map(|s| s.pid).filter(|p| *p != 0))
     }
 
-    /// Why the running daemon does not run this woci's code, if so: its binary replaced or
-    /// removed on disk since it started, or its state naming another version (an upgrade that
-    /// switched a symbolic link to another install leaves the old file in place; round 105 F3).
-    pub(crate) fn outdated(&self) -> Option<String> {
+    /// Why the running daemon does not run this woci's code, if so ([`Outdated`]).
+    pub(crate) fn outdated(&self) -> Option<Outdated> {
         let pid = self.pid()?;
         let version = self.state.as_ref().filter(|s| s.pid == pid).map(|s| s.version.as_str());
-        let ours = env!("CARGO_PKG_VERSION");
+        let other = version.filter(|v| !v.is_empty() && *v != env!("CARGO_PKG_VERSION"));
         if fsutil::binary_removed(pid) {
-            Some("its woci binary was removed since it started (woci uninstalled?)".into())
-        } else if fsutil::binary_replaced(pid) {
-            Some("its woci binary was replaced since it started (an upgrade?)".into())
+            Some(Outdated::Removed)
+        } else if let Some(v) = other {
+            Some(Outdated::Version(v.to_owned()))
         } else {
-            let other = version.filter(|v| !v.is_empty() && *v != ours)?;
-            Some(format!("it runs woci {}, this is woci {ours}", crate::terminal::safe(other)))
+            fsutil::binary_replaced(pid).then_some(Outdated::Replaced)
+        }
+    }
+}
+
+/// How a running daemon's code differs from this woci's: its binary removed or replaced on disk
+/// since it started, or its state naming another version (an upgrade that switched a symbolic
+/// link to another install leaves the old file in place; round 105 F3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outdated {
+    Removed,
+    /// Another version (said before a replaced binary: what a reload does depends on it).
+    Version(String),
+    Replaced,
+}
+
+impl Outdated {
+    /// What happened, in words.
+    pub(crate) fn why(&self) -> String {
+        match self {
+            Outdated::Removed => "its woci binary was removed since it started (woci uninstalled?)".into(),
+            Outdated::Version(v) => {
+                format!("it runs woci {}, this is woci {}", crate::terminal::safe(v), env!("CARGO_PKG_VERSION"))
+            }
+            Outdated::Replaced => "its woci binary was replaced since it started (an upgrade?)".into(),
         }
     }
 }
@@ -294,7 +315,7 @@ pub(super) fn already_running(store: &SessionStore, probe: Option<PidProbe>) -> 
             let state = read_state(&store.daemon_state_path()).ok().flatten();
             // One that runs an old binary (an upgrade) keeps the old code until restarted.
             match (DaemonInfo { probe, state, state_error: None }).outdated() {
-                Some(why) => (format!(" (pid {p}); {why}"), ", then start it again"),
+                Some(o) => (format!(" (pid {p}); {}", o.why()), ", then start it again"),
                 None => (format!(" (pid {p})"), ""),
             }
         }

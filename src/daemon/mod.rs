@@ -429,13 +429,18 @@ pub(crate) fn describe(out: &mut String, profile: &str, info: &DaemonInfo, now: 
         if info.pid().is_some_and(fsutil::process_stopped) {
             let _ = writeln!(out, "  stopped (SIGSTOP): it renews nothing until `kill -CONT {pid}`");
         }
-        if let Some(why) = info.outdated() {
-            let _ = writeln!(
-                out,
-                "  {why}: a reload keeps the code it runs; restart it (`woci --stop-daemon --profile {profile}`, then \
-                 `woci --daemon --profile {profile}`; under systemd `systemctl --user restart woci-daemon@{profile}`), or \
-                 only stop it if woci was uninstalled"
+        if let Some(o) = info.outdated() {
+            let restart = format!(
+                "restart it (`woci --stop-daemon --profile {profile}`, then `woci --daemon --profile {profile}`; under \
+                 systemd `systemctl --user restart woci-daemon@{profile}`)"
             );
+            let fix = match o {
+                Outdated::Removed => format!("stop it (`woci --stop-daemon --profile {profile}`), or {restart}"),
+                // A daemon of woci 0.1.0 stops on a reload (round 106 N1).
+                Outdated::Version(_) => restart,
+                Outdated::Replaced => format!("a reload keeps the code it runs; {restart}"),
+            };
+            let _ = writeln!(out, "  {}: {fix}", o.why());
         }
         if let Some(s) = state.filter(|s| Some(s.pid) == info.pid()) {
             let _ = writeln!(out, "  started: {} (uptime {})", fmt_utc(s.started), fmt_secs(now - s.started));

@@ -332,14 +332,19 @@ fn a_daemon_of_another_version_or_binary_is_outdated() {
     let (outdated, out) = said(&info("0.0.1"));
     assert!(outdated, "{out}");
     assert!(out.contains(&format!("it runs woci 0.0.1, this is woci {}", env!("CARGO_PKG_VERSION"))), "{out}");
-    assert!(out.contains("a reload keeps the code it runs; restart it"), "{out}");
+    assert!(out.contains("this is woci") && !out.contains("reload"), "a 0.1.0 daemon stops on a reload: {out}");
     let new = tmp.path().join("sleeper.new");
     std::fs::copy("/bin/sleep", &new).unwrap();
     std::fs::rename(&new, &bin).unwrap();
-    assert!(said(&info(env!("CARGO_PKG_VERSION"))).1.contains("its woci binary was replaced since it started"));
+    let (_, out) = said(&info(env!("CARGO_PKG_VERSION")));
+    assert!(out.contains("its woci binary was replaced since it started (an upgrade?): a reload keeps"), "{out}");
+    assert!(!out.contains("stop it ("), "{out}");
     std::fs::remove_file(&bin).unwrap();
     let (outdated, out) = said(&info(env!("CARGO_PKG_VERSION")));
-    assert!(outdated && out.contains("its woci binary was removed since it started (woci uninstalled?)"), "{out}");
+    assert!(
+        outdated && out.contains("its woci binary was removed since it started (woci uninstalled?): stop it"),
+        "{out}"
+    );
     child.kill().unwrap();
     child.wait().unwrap();
 }
