@@ -61,7 +61,7 @@ fn config_upsert(c: &mut Criterion) {
                 // Alternate the value so every iteration really writes.
                 flip = !flip;
                 let fp = if flip { "11:22" } else { "33:44" };
-                woci::oci_config::upsert_profile(&path, &target, &[("fingerprint", fp)]).unwrap()
+                woci::oci_config::upsert_profile(&path, &target, &[("fingerprint", fp)], None).unwrap()
             })
         });
         g.bench_function(BenchmarkId::new("read", n), |b| {

@@ -929,8 +929,16 @@ impl PrivateDir {
                     Ok(m) if !m.is_dir() => {
                         Error::Config(format!("`{}` is not a folder: remove it and try again", path.display()))
                     }
+                    // Another user's 0700 folder cannot even be opened: named as theirs (a review
+                    // of round 105: it stopped every run instead of a made-up folder serving).
+                    Ok(m) if e == Errno::ACCESS => {
+                        use std::os::unix::fs::MetadataExt;
+                        not_private(path, m.uid(), m.mode(), uid, 0o700)
+                            .err()
+                            .unwrap_or_else(|| Error::io("cannot open", path, e.into()))
+                    }
                     _ => Error::io("cannot open", path, e.into()),
-                })
+                });
             }
         };
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::io("cannot inspect", path, e.into()))?;

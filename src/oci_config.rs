@@ -84,7 +84,12 @@ pub fn read_profile_split(
 /// old value are dropped); a missing key is inserted after the profile's last key. A key set only
 /// in `[DEFAULT]` is added to the profile, leaving `[DEFAULT]` alone. Nothing is written when the
 /// file already says all of it.
-pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> Result<()> {
+///
+/// With `lock` (a lock file in the user's own session root: one beside a config in a shared
+/// folder could be another user's), the write is serialized with other wocis': profiles of one
+/// config renew under locks of their own, and two first renewals at once would each write back
+/// the file as it was before the other's entries (a review of round 105).
+pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)], lock: Option<&Path>) -> Result<()> {
     validate(profile, entries)?;
     let target = resolve_symlink(path)?;
     let render = || -> Result<Option<String>> {
@@ -100,10 +105,7 @@ pub fn upsert_profile(path: &Path, profile: &str, entries: &[(&str, &str)]) -> R
     if let Some(dir) = target.parent().filter(|d| !d.as_os_str().is_empty() && !d.exists()) {
         crate::fsutil::ensure_private_dir(dir)?;
     }
-    // Profiles of one config renew under locks of their own: two first renewals at once would
-    // each write back the file as it was before the other's entries (round 105's review).
-    let name = target.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let _lock = crate::fsutil::FileLock::acquire(&target.with_file_name(format!(".{name}.woci-lock")), LOCK_WAIT)?;
+    let _lock = lock.map(|lock| crate::fsutil::FileLock::acquire(lock, LOCK_WAIT)).transpose()?;
     match render()? {
         Some(updated) => crate::fsutil::write_atomic(&target, updated.as_bytes()),
         None => Ok(()),
@@ -300,13 +302,13 @@ security_token_file=/other/token
     #[test]
     fn concurrent_upserts_of_two_profiles_keep_both() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("config");
+        let (p, lock) = (dir.path().join("config"), dir.path().join(".config.lock"));
         std::thread::scope(|s| {
             for profile in ["A", "B"] {
-                let p = &p;
+                let (p, lock) = (&p, &lock);
                 s.spawn(move || {
                     for i in 0..40 {
-                        upsert_profile(p, profile, &[(&format!("k{i}"), "v")]).unwrap();
+                        upsert_profile(p, profile, &[(&format!("k{i}"), "v")], Some(lock)).unwrap();
                     }
                 });
             }
@@ -374,7 +376,7 @@ security_token_file=/other/token
             fs::write(&p, bad).unwrap();
             let err = read_profile(&p, "p").unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CORRUPT_FILE, "{bad:?}: {err}");
-            let err = upsert_profile(&p, "p", &[("k", "v")]).unwrap_err();
+            let err = upsert_profile(&p, "p", &[("k", "v")], None).unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CORRUPT_FILE);
             assert_eq!(fs::read_to_string(&p).unwrap(), bad, "left untouched");
         }
@@ -490,7 +492,7 @@ security_token_file=/other/token
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("config");
         std::os::unix::fs::symlink(dir.path().join("dotfiles/oci-config"), &link).unwrap();
-        for e in [read_profile(&link, "p").unwrap_err(), upsert_profile(&link, "p", &[("k", "v")]).unwrap_err()] {
+        for e in [read_profile(&link, "p").unwrap_err(), upsert_profile(&link, "p", &[("k", "v")], None).unwrap_err()] {
             assert_eq!(e.exit_code(), crate::error::exit::CONFIG);
             assert!(e.to_string().contains("dotfiles/oci-config`, which cannot be followed"), "{e}");
         }
@@ -507,7 +509,7 @@ security_token_file=/other/token
         assert_eq!(e.exit_code(), crate::error::exit::CORRUPT_FILE);
         let m = e.to_string();
         assert!(m.contains("`[P]`") && m.contains("lines 4 and 7"), "{m}");
-        assert!(upsert_profile(&path, "P", &[("key_file", "/k")]).is_err());
+        assert!(upsert_profile(&path, "P", &[("key_file", "/k")], None).is_err());
         assert_eq!(std::fs::read_to_string(&path).unwrap(), text, "nothing changed on disk");
         assert!(read_str("[P]\na=1\n[Q]\nb=2\n", "Q").is_some(), "distinct sections are fine");
     }
@@ -533,7 +535,7 @@ security_token_file=/other/token
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("config");
         fs::write(&p, CONFIG).unwrap();
-        upsert_profile(&p, "work", &[("key_file", "/k"), ("region", "r"), ("tenancy", "t")]).unwrap();
+        upsert_profile(&p, "work", &[("key_file", "/k"), ("region", "r"), ("tenancy", "t")], None).unwrap();
         let work = read_profile(&p, "work").unwrap().1;
         assert_eq!(work["key_file"], "/k");
         assert_eq!(work["region"], "r");
@@ -548,7 +550,7 @@ security_token_file=/other/token
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("new").join("config");
-        upsert_profile(&p, "DEFAULT", &[("key_file", "/k")]).unwrap();
+        upsert_profile(&p, "DEFAULT", &[("key_file", "/k")], None).unwrap();
         assert_eq!(fs::read_to_string(&p).unwrap(), "[DEFAULT]\nkey_file=/k\n");
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
         assert_eq!(fs::metadata(p.parent().unwrap()).unwrap().permissions().mode() & 0o777, 0o700);
@@ -564,7 +566,7 @@ security_token_file=/other/token
         fs::set_permissions(&real, fs::Permissions::from_mode(0o644)).unwrap();
         let link = dir.path().join("config");
         std::os::unix::fs::symlink(&real, &link).unwrap();
-        upsert_profile(&link, "p", &[("a", "2")]).unwrap();
+        upsert_profile(&link, "p", &[("a", "2")], None).unwrap();
         assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
         assert_eq!(fs::read_to_string(&real).unwrap(), "[p]\na=2\n");
         assert_eq!(fs::metadata(&real).unwrap().permissions().mode() & 0o777, 0o600);
@@ -578,7 +580,7 @@ security_token_file=/other/token
         let p = dir.path().join("config");
         fs::write(&p, "[p]\na = 1\n").unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
-        upsert_profile(&p, "p", &[("a", "1")]).unwrap();
+        upsert_profile(&p, "p", &[("a", "1")], None).unwrap();
         // Not rewritten: the mode is still the user's.
         assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o640);
     }
@@ -590,7 +592,7 @@ security_token_file=/other/token
         for (profile, k, v) in
             [("a\nb", "k", "v"), ("", "k", "v"), ("p", "a=b", "v"), ("p", "", "v"), ("p", "k", "x\ny")]
         {
-            let err = upsert_profile(&p, profile, &[(k, v)]).unwrap_err();
+            let err = upsert_profile(&p, profile, &[(k, v)], None).unwrap_err();
             assert_eq!(err.exit_code(), crate::error::exit::CONFIG, "{profile:?} {k:?} {v:?}");
         }
         assert!(!p.exists());

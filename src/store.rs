@@ -441,6 +441,12 @@ impl SessionStore {
         self.dir.join(".login.lock")
     }
 
+    /// The lock every woci of this user writes an OCI config under: in the sessions' root, which
+    /// is the user's own (a lock beside a config in a shared folder could be planted).
+    pub fn config_lock_path(&self) -> PathBuf {
+        self.dir.parent().unwrap_or(&self.dir).join(".config.lock")
+    }
+
     /// Why [`Self::lock`] would fail on what is at the lock's path (not a regular file), if so.
     pub fn lock_problem(&self) -> Option<String> {
         fsutil::refuse_non_file(&self.lock_path()).err().map(|e| e.to_string())

@@ -151,6 +151,32 @@ async fn a_world_writable_oci_folder_is_refused_a_readable_key_is_warned_about()
     assert!(warnings[0].contains("chmod 600"), "{stderr}");
 }
 
+/// Another local user took the proxy folder's name in the temporary folder as a 0700 folder of
+/// theirs, which this user cannot even open: it is named as theirs and a made-up folder serves,
+/// rather than every `--exec` failing (a review of round 105). This user is `nobody` (uid 65534),
+/// the other root, who made the folder.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_users_closed_proxy_folder_does_not_stop_a_run() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let w = World::new().await;
+    w.seed_token(3600);
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let taken = tmp.path().join("woci-proxy-65534");
+    std::fs::create_dir(&taken).unwrap();
+    std::fs::set_permissions(&taken, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let chown = std::process::Command::new("chown").args(["-R", "65534:65534"]).arg(w.home()).status();
+    assert!(chown.expect("the tests run as root").success());
+    let mut c = w.woci_std();
+    c.uid(65534).gid(65534).env("TMPDIR", tmp.path()).env_remove("XDG_RUNTIME_DIR");
+    let out = c.args(["--exec", "--", "true"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("belongs to uid 0, not to you (uid 65534)") && err.contains("not used"), "{err}");
+}
+
 /// Writable by a group with others in it (here `nogroup`, gid 65534, whose members include the
 /// `nobody` user) is as open as writable by every user: `~/.oci` (they could swap the config or
 /// the session) and the manager INI (it names the programs woci runs) are refused, naming the

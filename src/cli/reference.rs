@@ -142,8 +142,8 @@ pub const FILES: &[Row] = &[
         "`~/.oci/config`",
         "OCI config (or `--config-file`); woci sets only the profile's `key_file`, `security_token_file`, \
          `fingerprint`, `tenancy` and `region`, keeping every other line, and writes the file (through a \
-         symbolic link, to its target) with mode 0600, as `oci setup config` does, under `.config.woci-lock` \
-         beside it (two profiles renewing at once); a file named by \
+         symbolic link, to its target) with mode 0600, as `oci setup config` does, under \
+         `~/.oci/sessions/.config.lock` (two profiles renewing at once); a file named by \
          `--config-file`, `OCI_CLI_CONFIG_FILE` or `config_file` that does not exist is made by a login only \
          (a call refuses it, exit 2, as oci does)",
     ),

@@ -666,7 +666,8 @@ impl Renewer {
         .collect();
         if entries.iter().any(|(k, v)| facts.oci.raw.get(*k) != Some(v)) {
             let refs: Vec<(&str, &str)> = entries.iter().map(|(k, v)| (*k, v.as_str())).collect();
-            crate::oci_config::upsert_profile(&facts.config_file, &facts.profile, &refs)?;
+            let lock = self.store.config_lock_path();
+            crate::oci_config::upsert_profile(&facts.config_file, &facts.profile, &refs, Some(&lock))?;
             tracing::debug!(profile = %facts.profile, config = %facts.config_file.display(), "updated the OCI config");
         }
         Ok(())
