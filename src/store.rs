@@ -459,6 +459,8 @@ impl SessionStore {
     /// (`.<name>.<pid>.<rand>.tmp` whose pid is gone).
     pub fn sweep_stray_temp_files(&self) {
         if let Some((InterruptedRotation::Complete(tmp), _)) = self.pending_rotation(true) {
+            // Its writer may have died before its own fsync: the content first, then the name.
+            let _ = std::fs::File::open(&tmp).and_then(|f| f.sync_all());
             match std::fs::rename(&tmp, self.refresh_token_path()) {
                 Ok(()) => {
                     fsutil::sync_dir(&self.dir);

@@ -103,7 +103,8 @@ fn take_up(ctx: &mut Context, renewers: &watch::Sender<Arc<Renewer>>, new: Setti
     }
     match ctx.with_settings(new) {
         Ok(new_ctx) => {
-            renewers.send_replace(Arc::new(Renewer::new(&new_ctx).without_login()));
+            let renewer = Renewer::new(&new_ctx).without_login().carrying(&renewers.borrow());
+            renewers.send_replace(Arc::new(renewer));
             *ctx = new_ctx;
             format!("settings reloaded ({why}): {}", changed.join(", "))
         }

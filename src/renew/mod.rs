@@ -144,13 +144,13 @@ pub struct Renewer {
     /// The IdP's access token (and its expiry) from a refresh grant whose exchange then failed:
     /// the loop's next attempt exchanges it again while it is valid, so an exchange outage does
     /// not rotate the refresh token at every retry.
-    access: std::sync::Mutex<Option<(SecretString, i64)>>,
+    access: Arc<std::sync::Mutex<Option<(SecretString, i64)>>>,
     /// A login's tokens, got before the lock ([`login::log_in_before_locking`]), for the locked
     /// renewal to store.
     logged_in: std::sync::Mutex<Option<login::LoggedIn>>,
     /// A rotated refresh token that could be stored nowhere (a full disk): the only one left,
     /// spent by this process's next grant (and stored then, if it can be), not the one on disk.
-    unsaved: std::sync::Mutex<Option<SecretString>>,
+    unsaved: Arc<std::sync::Mutex<Option<SecretString>>>,
     /// Whether a login found needed under the renewal lock is made there ([`Error::LoginFirst`]
     /// otherwise): only after that deferral has come back twice, so a renewal always ends.
     login_under_lock: std::sync::atomic::AtomicBool,
@@ -173,9 +173,9 @@ impl Renewer {
             allow_login: true.into(),
             env: ctx.env.clone(),
             began: std::sync::atomic::AtomicI64::new(0),
-            access: std::sync::Mutex::new(None),
+            access: Arc::default(),
             logged_in: std::sync::Mutex::new(None),
-            unsaved: std::sync::Mutex::new(None),
+            unsaved: Arc::default(),
             login_under_lock: std::sync::atomic::AtomicBool::new(false),
             login_lock: std::sync::Mutex::new(None),
         }
@@ -213,6 +213,15 @@ impl Renewer {
     /// then becomes an error telling the user how to log in.
     pub fn without_login(self) -> Renewer {
         self.forbid_login();
+        self
+    }
+
+    /// This renewer with `old`'s tokens in memory (a daemon's reloaded settings): a rotated refresh
+    /// token stored nowhere is the only one left, and the slot is shared, so one `old` keeps in a
+    /// renewal still under way is this one's too (a review of round 105: a reload dropped it).
+    pub fn carrying(mut self, old: &Renewer) -> Renewer {
+        self.unsaved = old.unsaved.clone();
+        self.access = old.access.clone();
         self
     }
 

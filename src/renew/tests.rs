@@ -837,3 +837,17 @@ async fn a_loop_that_takes_over_a_refusal_keeps_trying_as_its_own() {
     assert_eq!(t.count("/token"), grants, "the refusal was not repeated at once");
     running.abort();
 }
+
+/// A daemon's reload makes a renewer with the new settings: a rotated refresh token stored
+/// nowhere (a full disk) is carried over, also one the old renewer keeps after the reload, in a
+/// renewal under way then (a review of round 105: the reload dropped the only copy).
+#[test]
+fn a_reloaded_renewer_carries_the_refresh_token_stored_nowhere() {
+    let w = World::new("");
+    let old = w.renewer(working());
+    *old.unsaved.lock().unwrap() = Some(SecretString::from("rt-2"));
+    let new = w.renewer(working()).carrying(&old);
+    assert!(new.refresh_token_unsaved());
+    *old.unsaved.lock().unwrap() = Some(SecretString::from("rt-3"));
+    assert_eq!(new.unsaved.lock().unwrap().as_ref().map(|t| t.expose().to_owned()).as_deref(), Some("rt-3"));
+}
