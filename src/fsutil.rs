@@ -776,6 +776,10 @@ impl FileLock {
     /// Tried shared, as the daemon's pid probe does: holders lock exclusively, and two lookers at
     /// once (a metrics write, a `--status`) never make each other look like a holder.
     pub fn held(path: &Path) -> bool {
+        // A FIFO there would block the open, and whoever looks (a metrics write) with it.
+        if refuse_non_file(path).is_err() {
+            return false;
+        }
         let Ok(file) = open_no_follow(path, OpenOptions::new().read(true), "cannot open lock file") else {
             return false;
         };
@@ -1222,6 +1226,18 @@ mod tests {
         }
         assert!(!process_alive(child.id()), "a zombie");
         child.wait().unwrap();
+    }
+
+    /// A FIFO where a lock file should be is no holder, said at once (its open would block).
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_for_a_lock_file_is_not_held() {
+        let tmp = tempfile::tempdir().unwrap();
+        let fifo = tmp.path().join("woci_refresh.pid");
+        let c = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo with a valid C string.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(!FileLock::held(&fifo));
     }
 
     /// An upgrade renames a new binary over the one a process runs: the process is told apart.
