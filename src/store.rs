@@ -848,7 +848,12 @@ impl SessionStore {
     /// from one look at the folder.
     pub fn stored_refresh_token(&self) -> Result<StoredRefreshToken> {
         let (rotation, rotated) = self.pending_rotation(false).unzip();
-        let source = match (self.find_rescue(), &rotation, rotated.flatten()) {
+        // A rescue older than `refresh_token` was left where another woci (another `TMPDIR`)
+        // could not see it, and a login stored a newer one since (a review of round 105).
+        let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+        let stored_at = modified(&self.refresh_token_path());
+        let rescue = self.find_rescue().filter(|(path, _)| stored_at.is_none_or(|at| modified(path) >= Some(at)));
+        let source = match (rescue, &rotation, rotated.flatten()) {
             (Some((path, bytes)), ..) => Some((path, bytes, true)),
             (None, Some(InterruptedRotation::Complete(path)), Some(bytes)) => Some((path.clone(), bytes, false)),
             _ => {
@@ -1490,6 +1495,23 @@ mod tests {
         assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-new");
         assert!(!path.exists(), "moved back");
         assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-new");
+    }
+
+    /// A rescue older than the stored refresh token (a login stored a newer one where the rescue
+    /// was out of sight, another `TMPDIR`) is passed over, not put back over the newer one.
+    #[cfg(unix)]
+    #[test]
+    fn a_rescue_older_than_the_stored_refresh_token_is_passed_over() {
+        let (_h, _tmp, s) = store_with_tmp();
+        let path = s.write_rescue(&SecretString::from("rt-rescued"), None).unwrap();
+        let long_ago = std::time::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        std::fs::File::options().write(true).open(&path).unwrap().set_modified(long_ago).unwrap();
+        // Stored by a woci that did not see the rescue (it removes only those it sees).
+        s.ensure_dir().unwrap();
+        std::fs::write(s.refresh_token_path(), "rt-login").unwrap();
+        chmod(&s.refresh_token_path(), 0o600);
+        assert_eq!(s.read_refresh_token(None).unwrap().unwrap().expose(), "rt-login");
+        assert_eq!(std::fs::read_to_string(s.refresh_token_path()).unwrap(), "rt-login");
     }
 
     /// Plants `s`'s rescue file = `planted` in the rescue folder, as another user could.
