@@ -102,6 +102,19 @@ async fn an_idp_outage_during_the_polls_does_not_end_the_login() {
     assert_eq!(w.emu.stats().device_grants, 1);
 }
 
+/// A poll the IdP does not answer is not sent again at once, and the next comes later, not
+/// sooner (RFC 8628 §3.5: twice the interval): three polls in 8 s at a 1 s interval, not the
+/// three attempts a poll each that an ordinary retry made (a review of round 105).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polls_slow_down_while_the_idp_does_not_answer() {
+    let w = world(fast()).await;
+    w.emu.set_fault(woci_emulator::Endpoint::IdpToken, woci_emulator::Fault::status(503));
+    let out = run(authenticate(&w, Some(&person(&w, "")), &["--device-code", "--login-timeout", "8"])).await;
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
+    let polls: u64 = w.emu.stats().faults_injected.values().sum();
+    assert!((2..=4).contains(&polls), "{polls} polls in 8 s: {}", stderr(&out));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn expired_device_code_exits_3() {
     let w = world(DeviceConfig { auto_approve: false, ..fast() }).await;

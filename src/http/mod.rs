@@ -89,6 +89,9 @@ pub trait Transport: Send + Sync + fmt::Debug {
 pub enum Retry {
     /// Rotates nothing: bounded attempts with backoff for every transient failure.
     Idempotent,
+    /// One attempt: the caller asks again on its own schedule (a device-code poll, which must
+    /// slow down after a failure, RFC 8628 §3.5).
+    Once,
     /// Spends a refresh token: once sent, at most one resend, only while the first send is less
     /// than `grace` old (the IdP's refresh-token reuse grace).
     Rotating {
@@ -152,6 +155,7 @@ impl HttpOptions {
         let backoffs: Duration = (0..attempts.saturating_sub(1)).map(|i| self.backoff * 2u32.pow(i)).sum();
         match retry {
             Retry::Idempotent => self.timeout * attempts + backoffs,
+            Retry::Once => self.timeout,
             // Unsent attempts end by the connect timeout; at most two are sent.
             Retry::Rotating { .. } => {
                 self.connect_timeout * attempts.saturating_sub(1) + self.rotating_timeout * 2 + backoffs
@@ -189,7 +193,7 @@ impl Http {
         let opts = &self.options;
         let attempts = opts.attempts.max(1);
         let timeout = match retry {
-            Retry::Idempotent => opts.timeout,
+            Retry::Idempotent | Retry::Once => opts.timeout,
             Retry::Rotating { .. } => opts.rotating_timeout,
         };
         let mut backoff = Backoff::new(opts.backoff, opts.backoff * 2u32.pow(attempts));
@@ -259,6 +263,7 @@ impl Http {
             let again = attempt < attempts
                 && match retry {
                     Retry::Idempotent => true,
+                    Retry::Once => false,
                     Retry::Rotating { grace } => !was_sent && !ending || (first_send && started.elapsed() < grace),
                 };
             if !again {

@@ -209,19 +209,21 @@ async fn poll(
         }
         // The last poll happens at the deadline, never after it.
         tokio::time::sleep_until((tokio::time::Instant::now() + interval).min(deadline)).await;
-        // A device code is not spent by a poll that got no answer: ordinary retries.
-        // Nor does a poll an unanswering IdP holds (its retries) run far past the deadline.
-        let polled = token_request(http, cfg, "device code", &form, Retry::Idempotent);
+        // One attempt a poll: after a failure the next comes later, not sooner (RFC 8628 §3.5).
+        // Nor does a poll an unanswering IdP holds run far past the deadline.
+        let polled = token_request(http, cfg, "device code", &form, Retry::Once);
         let Ok(result) = tokio::time::timeout_at(deadline + POLL_GRACE, polled).await else {
             return Err(opts.timed_out(FLAG, limit));
         };
         let (profile, sel) = (&opts.profile, &opts.selection);
         // A poll the IdP did not answer (an outage, a dropped connection) leaves the code valid:
         // the person may be half-way through approving it, so polling goes on to the deadline.
+        // It slows down then: twice the interval, as RFC 8628 §3.5 recommends (a review of round 105).
         if let Some(e) = result.as_ref().err().filter(|e| e.is_transient()) {
             if !std::mem::replace(&mut told, true) {
                 tracing::warn!("the identity provider did not answer a login poll ({e}); polling on until the login completes or times out");
             }
+            interval = interval.saturating_mul(2).min(MAX_INTERVAL);
             continue;
         }
         let rejection = match &result {

@@ -29,7 +29,9 @@ pub(super) async fn renew(r: &Renewer, cfg: &LoginConfig, facts: &SessionFacts<'
     let passphrase = passphrase(r, cfg, replacing).await?;
     // An access token kept from a grant whose exchange failed, while it has a minute left.
     let kept = r.access.lock().unwrap_or_else(|p| p.into_inner()).take();
-    if let Some((access, _)) = kept.filter(|(_, exp)| !login && *exp > r.clock.unix() + 60) {
+    if let Some((access, _)) =
+        kept.filter(|(_, exp)| !login && *exp > crate::clock::Clock::unix(r.server.as_ref()) + 60)
+    {
         tracing::debug!("exchanging the access token of the last refresh grant again");
         return exchange_and_keep(r, cfg, facts, (&key, &key_path), access, Action::Refreshed).await;
     }

@@ -851,3 +851,26 @@ fn a_reloaded_renewer_carries_the_refresh_token_stored_nowhere() {
     *old.unsaved.lock().unwrap() = Some(SecretString::from("rt-3"));
     assert_eq!(new.unsaved.lock().unwrap().as_ref().map(|t| t.expose().to_owned()).as_deref(), Some("rt-3"));
 }
+
+/// The access token kept over an exchange outage is judged by the servers' time: with this
+/// machine 2 minutes behind them, one with 100 s left by this clock has expired at the IdP, so
+/// the next attempt makes a new grant rather than send it (a review of round 105).
+#[tokio::test]
+async fn a_kept_access_token_is_judged_by_the_servers_time() {
+    let w = World::new("");
+    w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+    w.store().write_skew(&crate::clock::Skew { offset_ms: 120_000, boot: None });
+    let t = FakeTransport::new(|req, n| match req.url.path() {
+        "/token" => Ok((
+            200,
+            json!({"access_token": jwt(json!({"exp": NOW + 100})), "refresh_token": format!("rt-{}", n + 2)})
+                .to_string(),
+        )),
+        _ if n < 4 => Ok((503, String::new())),
+        _ => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
+    });
+    let renewer = w.renewer(t.clone());
+    assert!(renewer.ensure(Force::No).await.unwrap_err().is_transient());
+    renewer.ensure(Force::No).await.unwrap();
+    assert_eq!(t.count("/token"), 2, "the expired access token was sent again");
+}
