@@ -661,9 +661,11 @@ impl Renewer {
     ) -> Result<()> {
         let s = &self.settings;
         let tenancy = claims.tenant.clone().map(|t| ("tenancy", t));
-        // A call's `--region` is written only into a profile that has none.
-        let region = (s.config_region.clone().or_else(|| facts.oci.region.clone()).or_else(|| s.region.clone()))
-            .map(|r| ("region", r));
+        // A call's `--region` is written only into a profile that has none, and only a region
+        // (the INI's is checked as it is read; a typo'd flag must not stay in the config).
+        let call_region = s.region.as_deref().and_then(|r| crate::settings::rules::region(r).ok());
+        let region =
+            (s.config_region.clone().or_else(|| facts.oci.region.clone()).or(call_region)).map(|r| ("region", r));
         let entries: Vec<(&str, String)> = [
             ("fingerprint", key.fingerprint()),
             ("key_file", crate::oci_config::config_value(key_path, s)),

@@ -874,3 +874,17 @@ async fn a_kept_access_token_is_judged_by_the_servers_time() {
     renewer.ensure(Force::No).await.unwrap();
     assert_eq!(t.count("/token"), 2, "the expired access token was sent again");
 }
+
+/// A call's region goes into a profile that has none only when it is a region: a typo'd
+/// `--region` (or `OCI_CLI_REGION`) must not stay in the OCI config for every later call (a
+/// review of round 105).
+#[tokio::test]
+async fn only_a_region_from_the_call_is_written_into_the_config() {
+    for (region, written) in [("us ashburn 1", false), ("us-ashburn-1#x", false), ("us-phoenix-1", true)] {
+        let w = World::new("");
+        w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
+        w.renewer_with(&["--region", region], working()).ensure(Force::No).await.unwrap();
+        let config = std::fs::read_to_string(w.home.path().join(".oci/config")).unwrap();
+        assert_eq!(config.contains("region"), written, "{region}: {config}");
+    }
+}

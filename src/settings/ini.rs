@@ -131,10 +131,12 @@ impl IniFile {
                 format!("unknown key `{k}` in {file} (ignored){hint}")
             })
             .collect();
-        // Only a difference of case: a typo, not another profile (`prod` beside `prod2` is not).
-        out.extend(self.near_section.as_ref().filter(|s| s.eq_ignore_ascii_case(&self.profile)).map(|s| {
+        // Only a difference of case or of spaces: a typo, not another profile (`prod` beside
+        // `prod2` is not).
+        out.extend(self.near_section.as_ref().filter(|s| s.trim().eq_ignore_ascii_case(&self.profile)).map(|s| {
             format!(
-                "{file} has no `[{}]` section but has `[{s}]` (section names are case-sensitive); rename it if it is this profile's",
+                "{file} has no `[{}]` section but has `[{s}]` (section names are case-sensitive and keep their \
+                 spaces); rename it if it is this profile's",
                 self.profile
             )
         }));
@@ -508,6 +510,9 @@ token_url = https://other.example/token
         assert_eq!(c.miscased_common.as_deref(), Some("common"));
         assert!(c.warnings().iter().any(|w| w.contains("`[common]`") && w.contains("rename it `[COMMON]`")));
         assert!(c.warnings().iter().any(|w| w.contains("no `[EMU]` section but has `[EMu]`")), "{:?}", c.warnings());
+        // Spaces inside the brackets are part of the name too (a review of round 105).
+        let c = parse_str("[ EMU ]\nb = 2\n", "EMU").unwrap();
+        assert!(c.warnings().iter().any(|w| w.contains("no `[EMU]` section but has `[ EMU ]`")), "{:?}", c.warnings());
         // A name merely close to this one is another profile's: no warning on every call.
         let c = parse_str("[EMU2]\n", "EMU").unwrap();
         assert!(c.warnings().is_empty(), "{:?}", c.warnings());

@@ -38,7 +38,8 @@ pub struct CliRc {
 impl CliRc {
     /// `[OCI_CLI_SETTINGS] default_profile`.
     pub fn default_profile(&self) -> Option<String> {
-        self.sections.get(SETTINGS_SECTION)?.get("default_profile").filter(|v| !v.is_empty()).cloned()
+        // Set but empty is profile `` to oci, which then finds none (a review of round 105).
+        self.sections.get(SETTINGS_SECTION)?.get("default_profile").cloned()
     }
 
     /// The default for global option `key` (`endpoint`, `region`, `auth`, `cert-bundle`) for
@@ -60,7 +61,10 @@ pub fn locate(flag: Option<&Path>, env: &Env, home: &Path, exists: impl Fn(&Path
     let oci_dir = home.join(".oci");
     let default = oci_dir.join("oci_cli_rc");
     // As oci: `os.path.expandvars(os.path.expanduser(value))`.
-    let expand = |p: &Path| expand_vars(&crate::fsutil::expand_home(p, home), env);
+    let expand = |p: &Path| {
+        let p = crate::fsutil::expand_home(p, home);
+        p.to_str().map_or_else(|| p.clone(), |t| PathBuf::from(expand_vars(t, env)))
+    };
     let candidates = [
         Some(flag.map_or_else(|| default.clone(), expand)),
         env.get("OCI_CLI_RC_FILE").filter(|v| !v.is_empty()).map(|v| expand(Path::new(v))),
@@ -71,9 +75,12 @@ pub fn locate(flag: Option<&Path>, env: &Env, home: &Path, exists: impl Fn(&Path
 }
 
 /// Python's `os.path.expandvars`: `$name` and `${name}` of a set variable are replaced, anything
-/// else is kept as it is.
-fn expand_vars(path: &Path, env: &Env) -> PathBuf {
-    let Some(text) = path.to_str().filter(|t| t.contains('$')) else { return path.to_owned() };
+/// else is kept as it is. oci applies it to the rc file's path and to every value it takes from
+/// the file (a review of round 105: a `region = $MYREGION` went into the OCI config as it was).
+pub(crate) fn expand_vars(text: &str, env: &Env) -> String {
+    if !text.contains('$') {
+        return text.to_owned();
+    }
     let mut out = String::new();
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -93,7 +100,7 @@ fn expand_vars(path: &Path, env: &Env) -> PathBuf {
         rest = &after[len..];
     }
     out.push_str(rest);
-    PathBuf::from(out)
+    out
 }
 
 /// Locates and parses the file; an unreadable or malformed file is an error naming it.
@@ -205,7 +212,7 @@ query =
     #[test]
     fn variables_in_the_path_are_expanded_as_oci_does() {
         let env = Env::from([("CFG".to_owned(), "/c".to_owned()), ("E".to_owned(), String::new())]);
-        let x = |p: &str| expand_vars(Path::new(p), &env).display().to_string();
+        let x = |p: &str| expand_vars(p, &env);
         assert_eq!(x("$CFG/rc"), "/c/rc");
         assert_eq!(x("${CFG}rc"), "/crc");
         assert_eq!(x("$NOPE/rc:$E.${"), "$NOPE/rc:.${");

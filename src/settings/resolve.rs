@@ -182,7 +182,7 @@ impl Settings {
             };
             Error::Config(rules::invalid_profile(&picked, &format!(", from {from}"), &why))
         })?;
-        let rc_value = |key: &str| rc.value(&profile, &oci.words, key);
+        let rc_value = |key: &str| rc.value(&profile, &oci.words, key).map(|v| super::oci_cli_rc::expand_vars(&v, env));
         // As oci: `~/.oci/config` written as it is counts as not given (click then takes the
         // variable; the SDK then looks further).
         let given = |p: PathBuf| Some(p).filter(|p| p != Path::new(OCI_DEFAULT_CONFIG));

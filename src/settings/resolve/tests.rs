@@ -472,6 +472,23 @@ fn the_oci_config_is_found_as_oci_finds_it() {
     assert_eq!(resolve(&cli, Some("~/other")), h.join("other"));
 }
 
+/// oci expands `$VAR`s in what it takes from oci_cli_rc (`os.path.expandvars`); so does woci, so a
+/// `region = $MYREGION` never goes into the OCI config as it is, nor a CA path unexpanded (a
+/// review of round 105).
+#[test]
+fn variables_in_oci_cli_rc_values_are_expanded_as_oci_does() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    std::fs::write(home.path().join(".oci/oci_cli_rc"), "[P]\nregion = $MYREGION\ncert-bundle = ${HOME}/ca.pem\n")
+        .unwrap();
+    let h = home.path().display().to_string();
+    let env = Env::from([("HOME".to_owned(), h.clone()), ("MYREGION".to_owned(), "us-ashburn-1".to_owned())]);
+    let oci = OciView { profile: Some("P".into()), ..OciView::default() };
+    let s = Settings::resolve(&Flags::default(), &oci, &env, true).unwrap();
+    assert_eq!(s.region.as_deref(), Some("us-ashburn-1"));
+    assert_eq!(s.extra_ca_files, [PathBuf::from(format!("{h}/ca.pem"))]);
+}
+
 /// A profile name that cannot be one says where it came from.
 #[test]
 fn a_bad_profile_name_names_its_source() {
@@ -495,6 +512,11 @@ fn a_bad_profile_name_names_its_source() {
     env.insert("OCI_CLI_PROFILE".into(), String::new());
     let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
     assert!(e.starts_with("invalid profile name ``, from `OCI_CLI_PROFILE`: it is empty"), "{e}");
+    // The same from oci_cli_rc's `default_profile =` (oci: "Profile '' not found").
+    std::fs::write(home.path().join(".oci/oci_cli_rc"), "[OCI_CLI_SETTINGS]\ndefault_profile =\n").unwrap();
+    env.remove("OCI_CLI_PROFILE");
+    let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
+    assert!(e.starts_with("invalid profile name ``, from `default_profile` in `"), "{e}");
 }
 
 /// `--profile COMMON` where woci_manager.ini has the shared `[COMMON]`: refused, since whatever
