@@ -34,6 +34,8 @@ pub struct Limits {
     pub max_unauthenticated: usize,
     /// One warning line per kind per this interval (with the count of the ones left out).
     pub warn_interval: Duration,
+    /// The cap is `proxy_max_connections`'s, not the open-file limit's.
+    pub cap_set: bool,
 }
 
 impl Default for Limits {
@@ -56,6 +58,7 @@ impl Limits {
             max_connections,
             max_unauthenticated: (max_connections / 4).clamp(8, 128),
             warn_interval: Duration::from_secs(10),
+            cap_set: false,
         }
     }
 
@@ -64,7 +67,7 @@ impl Limits {
     /// a few of the program's new connections open at once (round 106 F1: at 4, the second of two
     /// closed the first).
     pub fn with_max_connections(self, max: usize) -> Limits {
-        Limits { max_connections: max, max_unauthenticated: (max / 4).clamp(8, 128).min(max), ..self }
+        Limits { max_connections: max, max_unauthenticated: (max / 4).clamp(8, 128).min(max), cap_set: true, ..self }
     }
 
     /// [`Limits::for_fd_limit`] with this process's soft `RLIMIT_NOFILE`.

@@ -114,9 +114,14 @@ fn say_foreign(limits: &Limits, n: u64) {
 
 /// `n` connections were refused at the connection cap.
 fn say_refused(limits: &Limits, n: u64) {
+    // A cap set by hand is what to raise; the open-file limit is then no fix (round 107 N2).
+    let fix = match limits.cap_set {
+        true => "a higher `proxy_max_connections`",
+        false => "a higher open-file limit (`ulimit -n`) or `proxy_max_connections`",
+    };
     tracing::warn!(
         "proxy: {} connections open, refusing more ({n} refused in the last {}s): a program that keeps many \
-         connections open needs a higher open-file limit (`ulimit -n`) or `proxy_max_connections`",
+         connections open needs {fix}",
         limits.max_connections,
         limits.warn_interval.as_secs()
     );

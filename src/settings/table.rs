@@ -280,7 +280,7 @@ pub const SETTINGS: &[Def] = &[
         .switch("no-resign-proxy", "false", Anywhere, H_LONG, "With --auto-refresh or --exec: only renew the token file, without the re-signing proxy").call_only(),
     d(Key::ResignHosts, "resign_hosts", List, "Extra `host[:port]`s the proxy re-signs besides OCI's own domains and the `--endpoint` host, separated by commas (an `https://` URL stands for its host and port)")
         .env("WOCI_RESIGN_HOSTS").call_only(),
-    d(Key::ProxyMaxConnections, "proxy_max_connections", Count, "How many connections the re-signing proxy keeps open at once (a quarter of them, at least 8, may be still opening)")
+    d(Key::ProxyMaxConnections, "proxy_max_connections", Count, "How many connections the re-signing proxy keeps open at once (a quarter of them, at least 8 but never more than all, may be still opening)")
         .default_doc("(open-files limit − 128) / 2, at most 4096").call_only(),
     d(Key::NativeOke, "native_oke", Bool, "Answer `ce cluster generate-token` natively").default("true")
         .switch("no-native", "false", Anywhere, H_LONG, "Run oci for `ce cluster generate-token` instead of answering it natively (INI native_oke = false)").call_only(),
