@@ -235,7 +235,7 @@ pub enum Error {
         /// The message.
         message: String,
         /// For another woci's failure: how a renewal loop meets it, as that woci's loop did.
-        shared: Option<Retry>,
+        shared: Option<Recovery>,
     },
 
     /// Anything else (internal).
@@ -319,7 +319,7 @@ fn describe(description: &Option<String>) -> String {
 
 /// How a renewal loop meets a failure another woci recorded: as it would have met it itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
+pub enum Recovery {
     /// It may go away by itself (the network, a server's fault): retried soon.
     Soon,
     /// A refusal a settings change can fix (a client refused, a CA not trusted): retried slowly.
@@ -401,7 +401,7 @@ impl Error {
                 | Error::ProxyRefused { .. }
                 | Error::ReplyLost { .. }
                 | Error::SubjectToken { failure: SourceFailure::NoTokenNow, .. }
-                | Error::Blocked { shared: Some(Retry::Soon), .. }
+                | Error::Blocked { shared: Some(Recovery::Soon), .. }
         )
     }
 

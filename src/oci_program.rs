@@ -45,9 +45,8 @@ pub(crate) fn check_guard(env: &Env) -> Result<()> {
     // Two woci installs side by side (the `.deb`'s and `cargo install`'s), the `oci` link naming
     // the other one: a woci skips its own file and copies, so this one is another build (round
     // 105 F4). (The woci that started it may have `exec`ed into it: its pid is this one's now.)
-    let me = std::env::current_exe().ok();
-    if me.is_some() && std::fs::canonicalize(program).ok() == me {
-        let me = me.unwrap_or_default();
+    let linked = std::fs::canonicalize(program).ok();
+    if let Some(me) = std::env::current_exe().ok().filter(|me| linked.as_ref() == Some(me)) {
         return Err(Error::Config(format!(
             "the `oci` that woci (pid {pid}) started, `{}`, is another woci install, `{}` (two side by side?); \
              point that `oci` at the woci you run, or set `oci_command` in woci_manager.ini (or `WOCI_OCI_COMMAND`) \

@@ -27,7 +27,7 @@ pub mod schedule;
 use crate::clock::{fmt_secs, fmt_utc, Clock, ServerClock, SharedClock};
 use crate::context::Context;
 use crate::critical::failpoint;
-use crate::error::{Error, Result, Retry};
+use crate::error::{Error, Recovery, Result};
 use crate::exchange;
 use crate::http::{Http, HttpOptions, Transport};
 use crate::jwt::{self, UpstClaims};
@@ -451,9 +451,9 @@ impl Renewer {
             self.settings.profile
         );
         let retry = match (f.transient, f.renewable) {
-            (true, _) => Retry::Soon,
-            (false, true) => Retry::Slowly,
-            (false, false) => Retry::Never,
+            (true, _) => Recovery::Soon,
+            (false, true) => Recovery::Slowly,
+            (false, false) => Recovery::Never,
         };
         Error::Blocked { code: f.exit_code, message: f.message, shared: Some(retry) }
     }
@@ -626,7 +626,7 @@ impl Renewer {
                      a new one",
                     fmt_utc(iat)
                 ),
-                shared: Some(Retry::Soon),
+                shared: Some(Recovery::Soon),
             });
         }
         let bound = claims.jwk.as_deref().and_then(|jwk| keys::public_key_from_jwk_json(jwk).ok());

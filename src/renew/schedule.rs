@@ -8,7 +8,7 @@
 
 use super::{Force, Renewer, Session};
 use crate::clock::Clock;
-use crate::error::{exit, Error, Result, Retry};
+use crate::error::{exit, Error, Recovery, Result};
 use crate::http::Backoff;
 use crate::jwt;
 use crate::metrics::{self, Class};
@@ -39,7 +39,7 @@ const MAX_REFUSED_RETRY: Duration = Duration::from_secs(600);
 fn refused_but_renewable(e: &Error) -> bool {
     match e {
         Error::ExchangeRejected { .. } | Error::SubjectTokenRejected { .. } => true,
-        Error::Blocked { shared: Some(Retry::Slowly), .. } => true,
+        Error::Blocked { shared: Some(Recovery::Slowly), .. } => true,
         Error::IdpRejected { .. } => !e.needs_login(),
         _ => false,
     }
@@ -369,9 +369,12 @@ mod tests {
         assert!(!is_retryable(&source(crate::error::SourceFailure::Settings)));
         // Another woci's failure, shared with a waiting loop, is retried when the original was.
         let shared = |retry| Error::Blocked { code: 6, message: "m".into(), shared: Some(retry) };
-        assert!(retried_soon(&shared(Retry::Soon)));
-        assert!(keeps_trying(&shared(Retry::Slowly)) && !retried_soon(&shared(Retry::Slowly)), "round 105 review");
-        assert!(!keeps_trying(&shared(Retry::Never)));
+        assert!(retried_soon(&shared(Recovery::Soon)));
+        assert!(
+            keeps_trying(&shared(Recovery::Slowly)) && !retried_soon(&shared(Recovery::Slowly)),
+            "round 105 review"
+        );
+        assert!(!keeps_trying(&shared(Recovery::Never)));
         assert!(!is_retryable(&Error::IdpRejected {
             what: "refresh token",
             error: "invalid_grant".into(),
