@@ -538,12 +538,9 @@ impl Renewer {
         let http = self.http().await?;
         let jwt = cfg.source.obtain(http, &cfg.env, &cfg.audience, &self.server.servers()).await?;
         tracing::debug!(profile = %self.settings.profile, source = %cfg.source.describe(), "obtained a subject token");
-        let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64()).await.map_err(|e| match e {
-            Error::ExchangeRejected { status, error, description } if status != 401 && error != "invalid_client" => {
-                Error::SubjectTokenRejected { source_name: cfg.source.describe(), status, error, description }
-            }
-            e => e,
-        })?;
+        let upst = exchange::exchange(http, &cfg.exchange, &jwt, &key.spki_b64())
+            .await
+            .map_err(|e| refused_jwt(e, cfg.source.describe()))?;
         self.keep_new_token(facts, upst, &key, Some(&key_path), "token exchange", Action::Federated)
     }
 
@@ -759,6 +756,20 @@ impl Met {
             (true, false) => Met::Unreachable,
             (false, false) => Met::Refusal,
         }
+    }
+}
+
+/// The exchange's refusal of a federated profile's JWT said as that (`invalid_grant`,
+/// `invalid_request` with 400), not a wrong URL (404) or a refused client (401, 403) worded as a
+/// refused JWT (a review of round 105).
+fn refused_jwt(e: Error, source_name: String) -> Error {
+    match e {
+        Error::ExchangeRejected { status: 400, error, description }
+            if matches!(error.as_str(), "invalid_grant" | "invalid_request") =>
+        {
+            Error::SubjectTokenRejected { source_name, status: 400, error, description }
+        }
+        e => e,
     }
 }
 

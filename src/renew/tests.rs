@@ -888,3 +888,18 @@ async fn only_a_region_from_the_call_is_written_into_the_config() {
         assert_eq!(config.contains("region"), written, "{region}: {config}");
     }
 }
+
+/// Only the exchange's refusal of the JWT itself is worded as that; a wrong URL or a refused
+/// client keeps the exchange's own words (a review of round 105).
+#[test]
+fn only_a_refused_jwt_is_said_as_one() {
+    let rejected = |status, error: &str| Error::ExchangeRejected { status, error: error.into(), description: None };
+    for (status, error, jwt) in [(400, "invalid_grant", true), (400, "invalid_request", true), (404, "", false)] {
+        let said = refused_jwt(rejected(status, error), "env:CI_JWT".into());
+        assert_eq!(matches!(said, Error::SubjectTokenRejected { .. }), jwt, "{status} {error}: {said}");
+    }
+    assert!(!matches!(
+        refused_jwt(rejected(403, "unauthorized_client"), "x".into()),
+        Error::SubjectTokenRejected { .. }
+    ));
+}
