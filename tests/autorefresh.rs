@@ -182,18 +182,18 @@ async fn a_sigkill_to_the_group_ends_a_program_that_ignores_sigterm() {
     }
 }
 
-/// Ctrl-C at a terminal reaches the whole foreground group, the program's too: woci does not pass
-/// it on again, even when its stdin is no terminal (`woci … < file`).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ctrl_c_at_a_terminal_reaches_the_program_once() {
+/// Runs shell `line` in a terminal with [`COUNTER`] as `$COUNTER` counting SIGINTs, types Ctrl-C
+/// `pause` after the program is ready, and checks that the program got it once and woci did not
+/// pass it on again; returns what `script` ended with.
+async fn ctrl_c_typed_reaches_the_program_once(w: &World, line: &str, pause: Duration) -> std::process::Output {
     use std::io::Write;
-    let (w, _tmp) = world().await;
     let out = tempfile::tempdir().unwrap();
-    let mut c = w.woci_in_a_terminal("--log-level debug --auto-refresh --exec -- python3 -c \"$COUNTER\" < /dev/null");
+    let mut c = w.in_a_terminal(line);
     c.env("OUT", out.path()).env("SIG", "INT").env("COUNTER", COUNTER).stdin(Stdio::piped());
     let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
     let ready = out.path().join("ready");
     tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    tokio::time::sleep(pause).await;
     // Typed at the terminal: its line discipline signals the foreground group.
     let mut keys = child.stdin.take().unwrap();
     keys.write_all(b"\x03").unwrap();
@@ -201,10 +201,24 @@ async fn ctrl_c_at_a_terminal_reaches_the_program_once() {
     let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
     drop(keys);
     let shown = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(42), "{shown}");
     assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap(), "1", "delivered once: {shown}");
     // (Two deliveries close together may count as one: woci's own word is what cannot miss.)
     assert!(shown.contains("started child") && !shown.contains("forwarding signal"), "{shown}");
+    o
+}
+
+/// The program as the terminal tests run it, woci saying what it passes on.
+fn counter_under_woci() -> String {
+    format!("'{}' --log-level debug --auto-refresh --exec -- python3 -c \"$COUNTER\" < /dev/null", woci_bin().display())
+}
+
+/// Ctrl-C at a terminal reaches the whole foreground group, the program's too: woci does not pass
+/// it on again, even when its stdin is no terminal (`woci … < file`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_at_a_terminal_reaches_the_program_once() {
+    let (w, _tmp) = world().await;
+    let o = ctrl_c_typed_reaches_the_program_once(&w, &counter_under_woci(), Duration::ZERO).await;
+    assert_eq!(o.status.code(), Some(42), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
 /// `woci … --debug` (oci's output relayed through the redactor) after a renewal in the same call:
@@ -238,29 +252,10 @@ async fn sigterm_reaches_oci_relayed_for_debug_after_a_renewal() {
 /// its place once, at the start; review of round 105: Terraform took the second as "exit now").
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ctrl_c_after_fg_reaches_the_program_once() {
-    use std::io::Write;
     let (w, _tmp) = world().await;
-    let out = tempfile::tempdir().unwrap();
-    let line = format!(
-        "set -m; '{}' --log-level debug --auto-refresh --exec -- python3 -c \"$COUNTER\" < /dev/null & \
-         while [ ! -e \"$OUT/ready\" ]; do sleep 0.1; done; fg %1",
-        woci_bin().display()
-    );
-    let mut c = w.in_a_terminal(&line);
-    c.env("OUT", out.path()).env("SIG", "INT").env("COUNTER", COUNTER).stdin(Stdio::piped());
-    let mut child = c.spawn().expect("util-linux `script` runs (it provides the terminal)");
-    let ready = out.path().join("ready");
-    tokio::task::spawn_blocking(move || wait_for(&ready)).await.unwrap();
+    let line = format!("set -m; {} & while [ ! -e \"$OUT/ready\" ]; do sleep 0.1; done; fg %1", counter_under_woci());
     // `fg` gives the job the terminal a moment after the program is ready.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let mut keys = child.stdin.take().unwrap();
-    keys.write_all(b"\x03").unwrap();
-    keys.flush().unwrap();
-    let o = tokio::task::spawn_blocking(move || child.wait_with_output().unwrap()).await.unwrap();
-    drop(keys);
-    let shown = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(std::fs::read_to_string(out.path().join("got")).unwrap(), "1", "delivered once: {shown}");
-    assert!(shown.contains("started child") && !shown.contains("forwarding signal"), "{shown}");
+    ctrl_c_typed_reaches_the_program_once(&w, &line, Duration::from_millis(1500)).await;
 }
 
 /// A terminal that closes (`ssh -t host woci …` whose connection drops) hangs up its session's

@@ -139,10 +139,11 @@ impl Gate {
     }
 
     /// Admits a new (unauthenticated) connection, `foreign` when another local user's, closing the
-    /// oldest unauthenticated ones (another user's first) when their cap is reached, and at the
-    /// connection cap another user's unauthenticated one, else (for this user's new one only) the
-    /// opened tunnel idle longest between requests, else the oldest unauthenticated one: the
-    /// admission and what was closed for it, or `None` when nothing may be closed for it.
+    /// oldest unauthenticated ones (another user's first; only theirs for their new one) when
+    /// their cap is reached, and at the connection cap another user's unauthenticated one, else
+    /// (for this user's new one only) the opened tunnel idle longest between requests, else the
+    /// oldest unauthenticated one: the admission and what was closed for it, or `None` when
+    /// nothing may be closed for it.
     pub(crate) fn admit(self: &Arc<Gate>, foreign: bool) -> Option<(Admission, Closed)> {
         let limits = self.limits;
         let mut slots = lock(&self.slots);

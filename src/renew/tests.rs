@@ -669,21 +669,27 @@ async fn an_expired_token_is_retried_often() {
     assert_eq!(delays, [2, 4, 4, 4]);
 }
 
+/// An IdP whose grants give access tokens expiring at `access_exp` and an exchange that answers
+/// 503 to the first `failing` requests of the transport's.
+fn exchange_outage(access_exp: u64, failing: usize) -> Arc<FakeTransport> {
+    FakeTransport::new(move |req, n| match req.url.path() {
+        "/token" => Ok((
+            200,
+            json!({"access_token": jwt(json!({"exp": access_exp})), "refresh_token": format!("rt-{}", n + 2)})
+                .to_string(),
+        )),
+        _ if n < failing => Ok((503, String::new())),
+        _ => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
+    })
+}
+
 /// An exchange outage after a good refresh grant: the loop's next attempts exchange the access
 /// token they already have (while it is valid), not a refresh grant each (a rotation each).
 #[tokio::test]
 async fn an_exchange_outage_costs_no_more_refresh_grants() {
     let w = World::new("");
     w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
-    let t = FakeTransport::new(|req, n| match req.url.path() {
-        "/token" => Ok((
-            200,
-            json!({"access_token": jwt(json!({"exp": NOW + 3600})), "refresh_token": format!("rt-{}", n + 2)})
-                .to_string(),
-        )),
-        _ if n < 6 => Ok((503, String::new())),
-        _ => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
-    });
+    let t = exchange_outage(NOW + 3600, 6);
     let renewer = w.renewer(t.clone());
     for _ in 0..2 {
         assert!(renewer.ensure(Force::No).await.unwrap_err().is_transient());
@@ -860,15 +866,7 @@ async fn a_kept_access_token_is_judged_by_the_servers_time() {
     let w = World::new("");
     w.store().write_refresh_token(&SecretString::from("rt-1"), None).unwrap();
     w.store().write_skew(&crate::clock::Skew { offset_ms: 120_000, boot: None });
-    let t = FakeTransport::new(|req, n| match req.url.path() {
-        "/token" => Ok((
-            200,
-            json!({"access_token": jwt(json!({"exp": NOW + 100})), "refresh_token": format!("rt-{}", n + 2)})
-                .to_string(),
-        )),
-        _ if n < 4 => Ok((503, String::new())),
-        _ => Ok((200, json!({"token": upst(NOW + 3600)}).to_string())),
-    });
+    let t = exchange_outage(NOW + 100, 4);
     let renewer = w.renewer(t.clone());
     assert!(renewer.ensure(Force::No).await.unwrap_err().is_transient());
     renewer.ensure(Force::No).await.unwrap();

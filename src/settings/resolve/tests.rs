@@ -472,17 +472,23 @@ fn the_oci_config_is_found_as_oci_finds_it() {
     assert_eq!(resolve(&cli, Some("~/other")), h.join("other"));
 }
 
+/// A home whose `~/.oci/oci_cli_rc` says `rc`, and an environment naming it as `HOME`.
+fn home_with_cli_rc(rc: &str) -> (tempfile::TempDir, Env) {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
+    std::fs::write(home.path().join(".oci/oci_cli_rc"), rc).unwrap();
+    let env = Env::from([("HOME".to_owned(), home.path().display().to_string())]);
+    (home, env)
+}
+
 /// oci expands `$VAR`s in what it takes from oci_cli_rc (`os.path.expandvars`); so does woci, so a
 /// `region = $MYREGION` never goes into the OCI config as it is, nor a CA path unexpanded (a
 /// review of round 105).
 #[test]
 fn variables_in_oci_cli_rc_values_are_expanded_as_oci_does() {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
-    std::fs::write(home.path().join(".oci/oci_cli_rc"), "[P]\nregion = $MYREGION\ncert-bundle = ${HOME}/ca.pem\n")
-        .unwrap();
+    let (home, mut env) = home_with_cli_rc("[P]\nregion = $MYREGION\ncert-bundle = ${HOME}/ca.pem\n");
     let h = home.path().display().to_string();
-    let env = Env::from([("HOME".to_owned(), h.clone()), ("MYREGION".to_owned(), "us-ashburn-1".to_owned())]);
+    env.insert("MYREGION".to_owned(), "us-ashburn-1".to_owned());
     let oci = OciView { profile: Some("P".into()), ..OciView::default() };
     let s = Settings::resolve(&Flags::default(), &oci, &env, true).unwrap();
     assert_eq!(s.region.as_deref(), Some("us-ashburn-1"));
@@ -492,11 +498,7 @@ fn variables_in_oci_cli_rc_values_are_expanded_as_oci_does() {
 /// A profile name that cannot be one says where it came from.
 #[test]
 fn a_bad_profile_name_names_its_source() {
-    let home = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(home.path().join(".oci")).unwrap();
-    std::fs::write(home.path().join(".oci/oci_cli_rc"), "[OCI_CLI_SETTINGS]\ndefault_profile = EMU\n    EMU2\n")
-        .unwrap();
-    let env = Env::from([("HOME".to_owned(), home.path().display().to_string())]);
+    let (home, env) = home_with_cli_rc("[OCI_CLI_SETTINGS]\ndefault_profile = EMU\n    EMU2\n");
     let e = Settings::resolve(&Flags::default(), &OciView::default(), &env, true).unwrap_err().to_string();
     assert!(e.starts_with("invalid profile name `EMU\nEMU2`, from `default_profile` in `"), "{e}");
     assert!(e.contains(": it holds a control character, and woci keeps each profile's session"), "{e}");
